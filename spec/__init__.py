@@ -1,0 +1,167 @@
+"""The API contract: the OpenAPI document, the error-code catalogue, and the code that reads them.
+
+Everything that knows a limit of the API gets it from here: the mock validates requests with `Spec.validate`, the
+client runs the same check before it spends money, and the contract tests generate cases from the same document.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .validation import RequestValidator, Violation, reference
+
+__all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load"]
+
+SPEC_DIR = Path(__file__).resolve().parent
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One API operation, named by its operationId everywhere in the project."""
+
+    operation_id: str
+    method: str
+    path: str
+    request_schema: str  # JSON pointer into the document
+    response_schema: str
+    query_parameters: tuple[tuple[str, bool, str], ...]  # (name, required, pointer to its schema)
+
+    def query_schema(self) -> dict[str, Any]:
+        """Return one object schema for the operation's query parameters."""
+        return {
+            "type": "object",
+            "required": [name for name, required, _ in self.query_parameters if required],
+            "properties": {name: reference(pointer) for name, _, pointer in self.query_parameters},
+        }
+
+
+class ErrorCatalogue:
+    """The documented Header.Code and FailCode values, and which JSON Schema keyword maps to which code."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.header = {entry["code"]: entry for entry in data["header"]}
+        self.fail = {entry["code"]: entry for entry in data["fail"]}
+        self.by_keyword = {
+            keyword: entry["code"] for entry in data["header"] for keyword in entry.get("keywords", ())
+        }
+        self.by_name = {entry["name"]: entry["code"] for entry in data["header"] if "name" in entry}
+
+    def code_for_keyword(self, keyword: str) -> int:
+        """Return the Header.Code the API gives when a value breaks `keyword`."""
+        return self.by_keyword.get(keyword, self.by_name["ParameterValueError"])
+
+
+class Spec:
+    """The loaded contract; build it with `load()` or `Spec.from_dir()`."""
+
+    def __init__(self, document: dict[str, Any], catalogue: dict[str, Any], directory: Path | None = None):
+        self.document = document
+        self.directory = directory
+        self.errors = ErrorCatalogue(catalogue)
+        self.operations = dict(_operations(document))
+        self._validators = {
+            op.operation_id: RequestValidator(self, reference(op.request_schema)) for op in self.operations.values()
+        }
+        self._query_validators = {
+            op.operation_id: RequestValidator(self, op.query_schema(), root="query")
+            for op in self.operations.values()
+        }
+        self._schema_validators: dict[str, RequestValidator] = {}
+
+    @classmethod
+    def from_dir(cls, directory: str | Path) -> Spec:
+        """Load `openapi.yaml` and `error-codes.yaml` from `directory`."""
+        directory = Path(directory)
+        document = _read_yaml(directory / "openapi.yaml")
+        catalogue = _read_yaml(directory / "error-codes.yaml")
+        return cls(document, catalogue, directory)
+
+    # -- named parts of the document -------------------------------------------------------------------------
+    @property
+    def signature_rules(self) -> dict[str, Any]:
+        return self.document["components"]["securitySchemes"]["signedQuery"]["x-ivh-signature"]
+
+    @property
+    def profile_names(self) -> list[str]:
+        return [name for name in self.document["x-ivh-profiles"] if name not in ("default",)]
+
+    @property
+    def default_profile(self) -> str:
+        return self.document["x-ivh-profiles"]["default"]
+
+    def profile(self, name: str | None = None) -> dict[str, Any]:
+        """Return the limits of profile `name` (the spec's default when None)."""
+        name = name or self.default_profile
+        if name not in self.profile_names:
+            raise KeyError(f"unknown profile {name!r}; the spec defines {', '.join(self.profile_names)}")
+        return self.document["x-ivh-profiles"][name]
+
+    @property
+    def ssml_rules(self) -> dict[str, Any]:
+        return self.document["x-ivh-ssml"]
+
+    @property
+    def builtin_timbres(self) -> list[dict[str, Any]]:
+        return self.document["x-ivh-builtin-timbres"]["families"]
+
+    def resolve(self, pointer: str) -> Any:
+        """Return the node at a JSON pointer such as `#/components/schemas/TaskId`."""
+        return _resolve(self.document, pointer)
+
+    # -- validation ------------------------------------------------------------------------------------------
+    def validate(self, operation_id: str, body: Any) -> list[Violation]:
+        """Return every rule of `operation_id`'s request that `body` breaks, most important first."""
+        return self._validators[operation_id].violations(body)
+
+    def validate_query(self, operation_id: str, params: dict[str, str]) -> list[Violation]:
+        """Return every rule of `operation_id`'s query parameters that `params` breaks."""
+        return self._query_validators[operation_id].violations(params)
+
+    def check(self, pointer: str, instance: Any, root: str = "body") -> list[Violation]:
+        """Validate any JSON value against the schema at `pointer` (responses, callback bodies)."""
+        key = f"{pointer} {root}"
+        if key not in self._schema_validators:
+            self._schema_validators[key] = RequestValidator(self, reference(pointer), root=root)
+        return self._schema_validators[key].violations(instance)
+
+
+def _operations(document: dict[str, Any]):
+    for path, item in document["paths"].items():
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            request = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            response = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            query = tuple(_query_parameter(document, parameter) for parameter in op.get("parameters", ()))
+            yield op["operationId"], Operation(op["operationId"], method.upper(), path, request, response, query)
+
+
+def _query_parameter(document: dict[str, Any], parameter: dict[str, Any]) -> tuple[str, bool, str]:
+    pointer = parameter["$ref"]
+    node = _resolve(document, pointer)
+    return node["name"], bool(node.get("required")), f"{pointer}/schema"
+
+
+def _resolve(document: dict[str, Any], pointer: str) -> Any:
+    node: Any = document
+    for part in pointer.lstrip("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _read_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@functools.lru_cache(maxsize=8)
+def load(directory: str | None = None) -> Spec:
+    """Return the contract shipped with this package, or the one in `directory`, loaded once per directory."""
+    return Spec.from_dir(directory or SPEC_DIR)

@@ -1,0 +1,150 @@
+"""Parse InputSsml as the vendor's SSML dialect, with the tag rules taken from the spec's `x-ivh-ssml`.
+
+The text is parsed by defusedxml: no DTDs, no entity expansion, no external references, so hostile markup costs
+nothing. Plain text without tags is valid SSML.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import defusedxml.ElementTree as SafeElementTree
+import jsonschema
+from defusedxml import DefusedXmlException
+
+WRAPPER = "ivh-ssml-text"
+HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN_PHRASE = re.compile(r"^[A-Za-z][A-Za-z' .\-]*$")
+HANZI_PHRASE = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
+
+
+class SsmlError(ValueError):
+    """InputSsml is not valid SSML; the message names the tag or position and the rule."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the spoken result: text to speak, or a pause (`pause` holds the break element's attributes)."""
+
+    text: str = ""
+    pause: dict[str, str] | None = None
+
+
+class SsmlChecker:
+    """Check and read InputSsml under one set of tag rules."""
+
+    def __init__(self, rules: dict[str, Any]):
+        self.tags: dict[str, dict[str, Any]] = rules["tags"]
+        self._attribute_checks = {
+            (tag, name): jsonschema.Draft202012Validator(attribute["schema"])
+            for tag, spec in self.tags.items()
+            for name, attribute in spec.get("attributes", {}).items()
+        }
+
+    # -- public ------------------------------------------------------------------------------------------------
+    def problems(self, text: str) -> list[str]:
+        """Return every rule the markup breaks, each naming the tag; empty when the SSML is valid."""
+        try:
+            root = self._parse(text)
+        except SsmlError as error:
+            return [str(error)]
+        problems = list(dict.fromkeys(self._check_children(root, parent=None)))
+        if not problems and not "".join(s.text for s in self._segments(root)).strip():
+            problems.append("has no text to speak")
+        return problems
+
+    def segments(self, text: str) -> list[Segment]:
+        """Return the spoken text and pauses of valid SSML, in order (sub aliases replace their content)."""
+        return list(self._segments(self._parse(text)))
+
+    # -- parsing -----------------------------------------------------------------------------------------------
+    def _parse(self, text: str) -> ElementTree.Element:
+        source = f"<{WRAPPER}>{text}</{WRAPPER}>"
+        try:
+            return SafeElementTree.fromstring(source, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        except DefusedXmlException as error:
+            raise SsmlError(f"must not declare DTDs or entities ({type(error).__name__})") from None
+        except ElementTree.ParseError as error:
+            line, column = error.position
+            if line == 1:
+                column -= len(WRAPPER) + 2
+            reason = str(error).split(":")[0]
+            raise SsmlError(
+                f"is not well-formed SSML: {reason} at character {column + 1}"
+                " (escape & < > as &amp; &lt; &gt;, close every tag)"
+            ) from None
+
+    # -- rules ------------------------------------------------------------------------------------------------
+    def _check_children(self, element: ElementTree.Element, parent: str | None) -> Iterator[str]:
+        for child in element:
+            yield from self._check_element(child, parent, top_level=element.tag == WRAPPER, container=element)
+
+    def _check_element(self, element, parent, top_level, container) -> Iterator[str]:
+        tag = element.tag
+        rules = self.tags.get(tag) if isinstance(tag, str) else None
+        if rules is None:
+            yield f"uses unsupported tag <{tag}>; supported tags are " + ", ".join(f"<{t}>" for t in self.tags)
+            return
+        if rules.get("root"):
+            outside = (container.text or "").strip() or any((c.tail or "").strip() for c in container)
+            if not top_level or len(container) != 1 or outside:
+                yield f"<{tag}> may only wrap the whole text, once"
+        if parent is not None and self.tags[parent].get("content") == "text":
+            yield f"<{parent}> may contain only text, found <{tag}>"
+        yield from self._check_attributes(tag, rules, element.attrib)
+        content = rules.get("content", "mixed")
+        inner = "".join(element.itertext())
+        if content == "empty" and (inner or len(element)):
+            yield f"<{tag}> must be empty, as <{tag}/>"
+        if content == "text":
+            if not inner.strip():
+                yield f"<{tag}> must contain text"
+            elif rules.get("script") == "uniform" and not (HANZI_PHRASE.match(inner.strip())
+                                                          or LATIN_PHRASE.match(inner.strip())):
+                yield f"<{tag}> must hold one word or phrase, all Chinese or all English, got {inner!r}"
+        ph = element.attrib.get("ph")
+        if ph is not None and rules["attributes"].get("ph", {}).get("syllablesPerHanzi"):
+            hanzi = len(HANZI.findall(inner))
+            syllables = len(ph.split())
+            if hanzi and syllables != hanzi:
+                yield (f"<{tag}> ph has {syllables} pinyin syllable(s) for {hanzi} Chinese character(s);"
+                       " give one syllable per character")
+        for child in element:
+            yield from self._check_element(child, tag, top_level=False, container=element)
+
+    def _check_attributes(self, tag: str, rules: dict[str, Any], given: dict[str, str]) -> Iterator[str]:
+        declared = rules.get("attributes", {})
+        for name in given:
+            if name not in declared:
+                allowed = ", ".join(declared) or "none"
+                yield f"<{tag}> has unsupported attribute {name!r} (allowed: {allowed})"
+        for name, attribute in declared.items():
+            if name not in given:
+                if attribute.get("required"):
+                    yield f"<{tag}> needs attribute {name!r}"
+                continue
+            check = self._attribute_checks[(tag, name)]
+            if not check.is_valid(given[name]):
+                schema = attribute["schema"]
+                rule = attribute.get("rule") or (
+                    "must be one of " + ", ".join(schema["enum"]) if "enum" in schema
+                    else next(check.iter_errors(given[name])).message
+                )
+                yield f"<{tag}> attribute {name}={given[name]!r} {rule}"
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    def _segments(self, element: ElementTree.Element) -> Iterator[Segment]:
+        if element.tag == "break":
+            yield Segment(pause=dict(element.attrib))
+        elif element.tag == "sub" and "alias" in element.attrib:
+            yield Segment(text=element.attrib["alias"])
+        else:
+            if element.text:
+                yield Segment(text=element.text)
+            for child in element:
+                yield from self._segments(child)
+                if child.tail:
+                    yield Segment(text=child.tail)

@@ -1,0 +1,178 @@
+"""Check a JSON document against a schema of the spec and say, for each broken rule, which field and which rule.
+
+The checks are plain JSON Schema 2020-12 plus one keyword of the spec's own, `x-ivh-ssml`, so that SSML markup is
+judged in the same pass and reported in the same form as a range or a length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import referencing
+import referencing.jsonschema
+from jsonschema.exceptions import ValidationError
+
+from .ssml import SsmlChecker
+
+if TYPE_CHECKING:
+    from . import Spec
+
+DOCUMENT_URI = "urn:ivh:openapi"
+BASE = jsonschema.Draft202012Validator
+RECEIVED_MAX_CHARS = 40
+MAX_REPORTED = 5
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: the field (as `Payload.SpeechParam.Speed`), the rule in words, and what was received."""
+
+    field: str
+    rule: str
+    code: int
+    keyword: str
+    received: str | None = None
+
+    @property
+    def message(self) -> str:
+        text = f"{self.field} {self.rule}"
+        return f"{text}, got {self.received}" if self.received is not None else text
+
+
+def summarize(violations: list[Violation]) -> str:
+    """Join the most important violations into one Header.Message."""
+    shown = "; ".join(v.message for v in violations[:MAX_REPORTED])
+    hidden = len(violations) - MAX_REPORTED
+    return f"{shown}; and {hidden} more" if hidden > 0 else shown
+
+
+class RequestValidator:
+    """A compiled validator for one schema of the spec (compiled once; thread-safe to use)."""
+
+    def __init__(self, spec: Spec, schema: dict[str, Any], root: str = "body"):
+        self.spec = spec
+        ssml = SsmlChecker(spec.ssml_rules)
+        resource = referencing.jsonschema.DRAFT202012.create_resource(spec.document)
+        registry = referencing.Registry().with_resource(DOCUMENT_URI, resource)
+        validator_class = jsonschema.validators.extend(
+            BASE, {"x-ivh-ssml": _ssml_keyword(ssml), "if": _if_with_condition}
+        )
+        self._validator = validator_class(schema, registry=registry)
+        self.root = root
+
+    def violations(self, instance: Any) -> list[Violation]:
+        """Return every rule `instance` breaks, most important (shallowest) first."""
+        errors = sorted(self._validator.iter_errors(instance), key=_importance)
+        return [_describe(error, self.root, self.spec.errors.code_for_keyword) for error in errors]
+
+
+def reference(pointer: str) -> dict[str, str]:
+    """Return a schema that stands for the spec's node at `pointer` (`#/components/...`)."""
+    return {"$ref": f"{DOCUMENT_URI}{pointer}"}
+
+
+# -- the spec's own keywords ----------------------------------------------------------------------------------
+def _ssml_keyword(checker: SsmlChecker):
+    def check(validator, enabled, instance, schema):
+        if enabled and isinstance(instance, str):
+            for problem in checker.problems(instance):
+                yield ValidationError(problem)
+
+    return check
+
+
+_plain_if = BASE.VALIDATORS["if"]
+
+
+def _if_with_condition(validator, if_schema, instance, schema):
+    """Run `if`/`then` as usual, but remember the condition so a message can say when a rule applies."""
+    for error in _plain_if(validator, if_schema, instance, schema):
+        error.condition = _condition_text(if_schema)
+        yield error
+
+
+def _condition_text(if_schema: dict[str, Any]) -> str:
+    parts = [
+        f"{name} is {sub['const']}"
+        for name, sub in if_schema.get("properties", {}).items()
+        if isinstance(sub, dict) and "const" in sub
+    ]
+    return " and ".join(parts)
+
+
+# -- turning a jsonschema error into field + rule ---------------------------------------------------------------
+def _importance(error: ValidationError):
+    return (len(error.absolute_path), [str(part) for part in error.absolute_path], error.validator)
+
+
+def _field(root: str, path) -> str:
+    text = root if not path or root != "body" else ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _received(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= RECEIVED_MAX_CHARS else text[: RECEIVED_MAX_CHARS - 3] + "..."
+
+
+def _json_type(value: Any) -> str:
+    for name, kind in (("null", type(None)), ("boolean", bool), ("integer", int), ("number", float),
+                       ("string", str), ("array", list), ("object", dict)):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _describe(error: ValidationError, root: str, code_for) -> Violation:
+    keyword, expected, instance = error.validator, error.validator_value, error.instance
+    path = list(error.absolute_path)
+    received: str | None = None
+    condition = getattr(error, "condition", "")
+
+    if keyword == "required":
+        missing = next(name for name in expected if name not in instance)
+        path.append(missing)
+        rule = f"is required when {condition}" if condition else "is required"
+    elif keyword == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        extra = sorted(name for name in instance if name not in known)
+        path.append(extra[0])
+        rule = "is not a documented field"
+    elif keyword == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        rule = f"must be of type {' or '.join(kinds)}"
+        received = f"{_json_type(instance)} {_received(instance)}"
+    elif keyword == "enum":
+        rule = "must be one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in expected)
+        received = _received(instance)
+    elif keyword == "const":
+        rule = f"must be {json.dumps(expected, ensure_ascii=False)}"
+        received = _received(instance)
+    elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {"minimum": "at least", "maximum": "at most",
+                 "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[keyword]
+        rule = f"must be {words} {expected}"
+        received = _received(instance)
+    elif keyword in ("minLength", "maxLength"):
+        words = "at least" if keyword == "minLength" else "at most"
+        rule = f"must be {words} {expected} characters long (Unicode code points)"
+        received = f"{len(instance)} characters"
+    elif keyword == "pattern":
+        rule = error.schema.get("x-ivh-rule") or f"must match the pattern {expected}"
+        received = _received(instance)
+    elif keyword in ("minItems", "maxItems"):
+        words = "at least" if keyword == "minItems" else "at most"
+        rule = f"must have {words} {expected} items"
+        received = f"{len(instance)} items"
+    elif keyword == "maxProperties" and expected == 0:
+        rule = "must be empty"
+    elif keyword == "x-ivh-ssml":
+        rule = error.message
+    else:
+        rule = error.message
+    return Violation(_field(root, path), rule, code_for(keyword), keyword, received)
