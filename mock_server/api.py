@@ -1,0 +1,85 @@
+"""The public API routes: one per operation of the spec. Routes parse and serialise; services do the work."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import envelope
+from .auth import authenticate
+from .errors import ApiError, ParameterFormatError, from_violations
+from .operations import OPERATIONS
+from .store import JournalEntry
+
+if TYPE_CHECKING:
+    from .app import MockContext
+
+
+def register(app: Flask, ctx: MockContext) -> None:
+    """Add one route per operation of the spec."""
+    for operation in ctx.spec.operations.values():
+        app.add_url_rule(
+            operation.path,
+            endpoint=operation.operation_id,
+            view_func=_view(operation.operation_id, ctx),
+            methods=[operation.method],
+        )
+
+
+def _view(operation_id: str, ctx: MockContext):
+    service = OPERATIONS[operation_id]
+
+    def view():
+        body = _read_body(ctx)
+        request_id = envelope.request_id_of(body.value) or envelope.new_id()
+        appkey = request.args.get("appkey", "")
+        code, message, payload = 0, "", {}
+        try:
+            account = authenticate(operation_id, request.args, ctx)
+            if body.error is not None:
+                raise body.error
+            violations = ctx.spec.validate(operation_id, body.value)
+            if violations:
+                raise from_violations(violations)
+            payload = service(ctx, account, body.value["Payload"], request_id)
+            status = 200
+        except ApiError as error:
+            code, message, status = error.code, error.message, error.http_status
+        ctx.store.record(JournalEntry(
+            at=ctx.clock.now(), appkey=appkey, operation=operation_id, request_id=request_id, code=code,
+            message=message, body=body.value, task_id=payload.get("TaskId"),
+        ))
+        return jsonify(envelope.envelope(code, message, request_id, payload)), status
+
+    view.__name__ = operation_id
+    return view
+
+
+def _read_body(ctx: MockContext) -> envelope.Body:
+    limit = ctx.config.max_body_bytes
+    too_large = envelope.Body(error=ParameterFormatError(f"request body is larger than {limit} bytes"))
+    try:
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            # A chunked body has no length to check up front: read one byte past the cap to see if it is over.
+            data = _read_at_most(request.environ["wsgi.input"], limit + 1)
+            if len(data) > limit:
+                return too_large
+        else:
+            data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return too_large
+    return envelope.read_body(request.mimetype, request.mimetype_params.get("charset"), data,
+                              ctx.config.max_json_depth)
+
+
+def _read_at_most(stream, size: int) -> bytes:
+    parts, total = [], 0
+    while total < size:
+        part = stream.read(min(65536, size - total))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)

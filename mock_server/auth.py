@@ -1,0 +1,45 @@
+"""Check the query-string signature exactly as the vendor documents it, against the mock's own clock."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+from spec import signing
+
+from .accounts import Account
+from .errors import ParameterError, Unauthorized, from_violations
+
+if TYPE_CHECKING:
+    from .app import MockContext
+
+
+def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) -> Account:
+    """Return the calling account, or raise the documented error for the first thing wrong with the query."""
+    rules = ctx.spec.signature_rules
+    params = {name: query[name] for name in rules["signedParameters"] if name in query}
+    violations = ctx.spec.validate_query(operation_id, params)
+    if violations:
+        raise from_violations(violations)
+    signature = query.get("signature")
+    if not signature:
+        raise ParameterError("query.signature is required (see the signedQuery security scheme)")
+
+    account = ctx.accounts.get(params["appkey"])
+    if account is None:
+        raise Unauthorized(f"query.appkey {params['appkey']!r} is not a known account")
+
+    tolerance = rules["timestampToleranceSeconds"]
+    skew = int(params["timestamp"]) - int(ctx.clock.now())  # whole seconds, as the timestamp is
+    if abs(skew) > tolerance:
+        direction = "ahead of" if skew > 0 else "behind"
+        raise Unauthorized(
+            f"query.timestamp is {abs(skew)} s {direction} the server's clock; it must be within {tolerance} s"
+        )
+
+    if not signing.verify(params, signature, account.accesstoken):
+        hint = " (it contains a space: a '+' was sent without URL-encoding)" if " " in signature else ""
+        raise Unauthorized(
+            f"query.signature does not match{hint}; sign {signing.string_to_sign(params)!r} with HMAC-SHA256 keyed"
+            " by the accesstoken, Base64 the digest, then URL-encode it"
+        )
+    return account

@@ -1,0 +1,62 @@
+"""Typed errors of the mock: each class carries one documented Header.Code, and one handler renders them all.
+
+`spec/error-codes.yaml` names the class of every code the mock raises; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from spec import Violation
+from spec.validation import summarize
+
+
+class ApiError(Exception):
+    """An answer in the API's error envelope: `code` goes to Header.Code, the message to Header.Message."""
+
+    code: int = -101000
+    http_status: int = 200
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InternalError(ApiError):
+    code = -101000
+    http_status = 500
+
+
+class ParameterError(ApiError):
+    code = 100001
+
+
+class ParameterValueError(ApiError):
+    code = 100002
+
+
+class ParameterFormatError(ApiError):
+    code = 100003
+
+
+class Unauthorized(ApiError):
+    code = 100005
+
+
+class NoSuchRoute(ApiError):
+    code = 100009
+    http_status = 404
+
+
+class RecordNotFound(ApiError):
+    code = 110006
+
+
+ERROR_CLASSES: dict[int, type[ApiError]] = {
+    cls.code: cls
+    for cls in (InternalError, ParameterError, ParameterValueError, ParameterFormatError, Unauthorized,
+                NoSuchRoute, RecordNotFound)
+}
+
+
+def from_violations(violations: list[Violation]) -> ApiError:
+    """Return the error for a failed validation: the first violation's code, every violation in the message."""
+    return ERROR_CLASSES[violations[0].code](summarize(violations))

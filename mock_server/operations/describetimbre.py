@@ -1,0 +1,27 @@
+"""Page through the timbre catalogue, with the China page's optional filters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..accounts import Account
+
+if TYPE_CHECKING:
+    from ..app import MockContext
+
+
+def run(ctx: MockContext, account: Account, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+    found = [timbre for timbre in ctx.timbres.values() if _matches(timbre, payload)]
+    start = (payload["PageIndex"] - 1) * payload["PageSize"]
+    return {"TimbreAssets": found[start:start + payload["PageSize"]], "Total": len(found)}
+
+
+def _matches(timbre: dict[str, Any], payload: dict[str, Any]) -> bool:
+    if "TimbreKeyList" in payload:  # wins over TimbreKey, as the China page says
+        if timbre["TimbreKey"] not in payload["TimbreKeyList"]:
+            return False
+    elif "TimbreKey" in payload and timbre["TimbreKey"] != payload["TimbreKey"]:
+        return False
+    if "TimbreName" in payload and payload["TimbreName"].lower() not in timbre["TimbreName"].lower():
+        return False
+    return "PurchaseType" not in payload or timbre["PurchaseType"] == payload["PurchaseType"]
