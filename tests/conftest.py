@@ -1,0 +1,127 @@
+"""Fixtures: a fresh mock per test (in-process and over real HTTP), a virtual clock, and a signed caller."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+import spec as spec_module
+from mock_server import VirtualClock, create_app
+from spec.signing import signed_query
+
+T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
+DEFAULT_TOKEN = "mock-accesstoken"
+
+PATHS = {op.operation_id: op.path for op in spec_module.load().operations.values()}
+
+TEXT_PAYLOAD = {
+    "RefPhotoUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/ref_photo.jpg",
+    "DriverType": "Text",
+    "InputSsml": 'Hello, I am the virtual <phoneme alphabet="py" ph="fu4">anchor</phoneme>',
+    "SpeechParam": {"TimbreKey": "female_1", "Volume": 1, "Speed": 1.0},
+}
+AUDIO_PAYLOAD = {
+    "RefPhotoUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/ref_photo.jpg",
+    "DriverType": "OriginalVoice",
+    "InputAudioUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/audio.mp3",
+}
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def code(self) -> int:
+        return self.body["Header"]["Code"]
+
+    @property
+    def message(self) -> str:
+        return self.body["Header"]["Message"]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.body["Payload"]
+
+
+@dataclass
+class Caller:
+    """Signs and sends API calls, in-process (Flask test client) or over HTTP (requests)."""
+
+    send: Any  # (path_and_query, data: bytes, headers) -> (status, json)
+    clock: VirtualClock
+    appkey: str = "test-app"
+    accesstoken: str = DEFAULT_TOKEN
+    sent: list = field(default_factory=list)
+
+    def query(self, appkey: str | None = None, accesstoken: str | None = None, skew: float = 0) -> str:
+        return signed_query(appkey or self.appkey, accesstoken or self.accesstoken, int(self.clock.now() + skew))
+
+    def raw(self, operation_id: str, data: bytes, *, query: str | None = None,
+            content_type: str = "application/json;charset=utf-8") -> Answer:
+        headers = {"Content-Type": content_type} if content_type else {}
+        status, body = self.send(f"{PATHS[operation_id]}?{query if query is not None else self.query()}",
+                                 data, headers)
+        return Answer(status, body)
+
+    def call(self, operation_id: str, payload: Any = None, *, header: Any = None, body: Any = None,
+             **kwargs: Any) -> Answer:
+        import json
+
+        if body is None:
+            body = {"Header": header if header is not None else {}, "Payload": payload}
+        return self.raw(operation_id, json.dumps(body, ensure_ascii=False).encode(), **kwargs)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(start=T0)
+
+
+@pytest.fixture
+def app(clock):
+    return create_app({}, clock=clock)
+
+
+def in_process(app, clock: VirtualClock, **identity: str) -> Caller:
+    """Return a Caller that sends through Flask's test client (no sockets)."""
+    client = app.test_client()
+
+    def send(url, data, headers):
+        response = client.post(url, data=data, headers=headers)
+        return response.status_code, response.get_json()
+
+    return Caller(send, clock, **identity)
+
+
+@pytest.fixture
+def api(app, clock) -> Caller:
+    return in_process(app, clock)
+
+
+@pytest.fixture
+def served(app):
+    """Serve `app` over real HTTP on a free loopback port; yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def http_api(served, clock) -> Caller:
+    session = requests.Session()
+
+    def send(url, data, headers):
+        response = session.post(served + url, data=data, headers=headers, timeout=10)
+        return response.status_code, response.json()
+
+    return Caller(send, clock)

@@ -1,0 +1,114 @@
+"""Malformed, oversized and hostile requests over real HTTP: always the API's envelope with a named rule, never a
+500 or a stack trace, and the server keeps serving."""
+
+import json
+
+import pytest
+import requests
+
+import spec as spec_module
+
+from .conftest import PATHS, TEXT_PAYLOAD
+
+ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
+VALID = json.dumps({"Header": {}, "Payload": TEXT_PAYLOAD}).encode()
+JSON = "application/json;charset=utf-8"
+
+CASES = [
+    ("empty body", b"", JSON, 100001, "request body is empty"),
+    ("only whitespace", b"  \n ", JSON, 100001, "request body is empty"),
+    ("not json", b"Header=1&Payload=2", JSON, 100003, "request body is not valid JSON"),
+    ("truncated json", VALID[:-5], JSON, 100003, "request body is not valid JSON"),
+    ("trailing garbage", VALID + b"}", JSON, 100003, "request body is not valid JSON: Extra data"),
+    ("invalid utf-8", b'{"Header": {}, "Payload": {"TaskId": "\xff\xfe"}}', JSON, 100003, "not valid UTF-8"),
+    ("utf-16 body", json.dumps({"Header": {}}).encode("utf-16"), JSON, 100003, "not valid UTF-8"),
+    ("text/plain", VALID, "text/plain", 100003, "Content-Type must be application/json"),
+    ("form encoded", b"a=b", "application/x-www-form-urlencoded", 100003, "Content-Type must be application/json"),
+    ("no content type", VALID, "", 100003, "Content-Type must be application/json"),
+    ("gbk charset", VALID, "application/json;charset=gbk", 100003, "charset must be utf-8"),
+    ("NaN", b'{"Header": {}, "Payload": {"RefPhotoUrl": NaN}}', JSON, 100003, "NaN is not a JSON number"),
+    ("Infinity", b'{"Header": {}, "Payload": {"Speed": Infinity}}', JSON, 100003, "Infinity is not a JSON number"),
+    ("huge integer", b'{"Header": {}, "Payload": {"TaskId": ' + b"9" * 5000 + b"}}", JSON, 100003,
+     "not valid JSON"),
+    ("huge exponent", b'{"Header": {}, "Payload": {"TaskId": 1e5000}}', JSON, 100003,
+     "Payload.TaskId must be of type string"),
+    ("nested 33 deep", b'{"Header": {}, "Payload": ' + b"[" * 32 + b"]" * 32 + b"}", JSON, 100003,
+     "nests deeper than 32 levels"),
+    ("nested 100k deep", b"[" * 100_000, JSON, 100003, "nests deeper than 32 levels"),
+    ("over the body cap", b'{"Header": {}, "Payload": {"TaskId": "' + b"a" * 1_100_000 + b'"}}', JSON, 100003,
+     "request body is larger than 1048576 bytes"),
+    ("huge string under the cap", json.dumps({"Header": {}, "Payload": {"TaskId": "é" * 400_000}},
+                                                ensure_ascii=False).encode(), JSON,
+     100002, "Payload.TaskId must be at most 128 characters long (Unicode code points), got 400000 characters"),
+    ("null body", b"null", JSON, 100003, "body must be of type object"),
+    ("number body", b"42", JSON, 100003, "body must be of type object"),
+    ("duplicate keys", b'{"Header": {}, "Payload": {"TaskId": 1, "TaskId": "abc"}}', JSON, 110006, "does not exist"),
+    ("nul bytes", b'{"Header": {}, "Payload": {"TaskId": "a\\u0000b"}}', JSON, 110006, "does not exist"),
+]
+
+
+@pytest.mark.parametrize("data, content_type, code, named", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gets_the_envelope(http_api, data, content_type, code, named):
+    answer = http_api.raw("getprogress", data, content_type=content_type)
+    assert answer.status == 200
+    assert spec_module.load().check(ERROR_SCHEMA, answer.body) == []
+    assert answer.code == code, answer.message
+    assert named in answer.message
+    assert "Traceback" not in answer.message
+    assert len(answer.message) < 500  # never an echo of the huge input
+
+
+def test_the_server_keeps_serving_after_the_whole_table(http_api):
+    for _, data, content_type, _, _ in CASES:
+        http_api.raw("getprogress", data, content_type=content_type)
+    assert http_api.raw("phototovideonotrain", VALID).code == 0
+
+
+def test_a_chunked_body_over_the_cap_is_refused(served, http_api):
+    def chunks():
+        yield b'{"Header": {}, "Payload": {"TaskId": "'
+        for _ in range(40):
+            yield b"a" * 32_768
+        yield b'"}}'
+
+    response = requests.post(f"{served}{PATHS['getprogress']}?{http_api.query()}", data=chunks(),
+                             headers={"Content-Type": JSON}, timeout=10)
+    assert response.status_code == 200
+    assert response.json()["Header"]["Code"] == 100003
+    assert "larger than 1048576 bytes" in response.json()["Header"]["Message"]
+    assert http_api.raw("phototovideonotrain", VALID).code == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_get_405_in_the_envelope(served, method):
+    response = requests.request(method, served + PATHS["getprogress"], timeout=10)
+    assert response.status_code == 405
+    assert response.json()["Header"]["Code"] == 100009
+    assert "no API operation" in response.json()["Header"]["Message"]
+
+
+@pytest.mark.parametrize("path", ["/", "/v2/ivh/videomaker/broadcastservice/videomake", "/v2/../etc/passwd",
+                                  "/%ff%fe", "/v2/ivh/videomaker/broadcastservice/getprogress/extra"])
+def test_unknown_paths_get_404_in_the_envelope(served, path):
+    response = requests.post(served + path, json={}, timeout=10)
+    assert response.status_code == 404
+    body = response.json()
+    assert body["Header"]["Code"] == 100009
+    assert spec_module.load().check(ERROR_SCHEMA, body) == []
+
+
+def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(app, clock, monkeypatch):
+    from mock_server.operations import OPERATIONS
+
+    from .conftest import in_process
+
+    def explode(*args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(OPERATIONS, "describetimbre", explode)
+    api = in_process(__import__("mock_server").create_app({}, clock=clock), clock)
+    answer = api.call("describetimbre", {"PageIndex": 1, "PageSize": 1})
+    assert answer.status == 500
+    assert answer.code == -101000
+    assert "secret internals" not in answer.message and "Traceback" not in answer.message
+    assert api.call("getprogress", {"TaskId": "x"}).code == 110006  # still serving

@@ -1,0 +1,130 @@
+"""The three operations end to end: the seed flow, task isolation between appkeys, timbre paging and filters."""
+
+import re
+
+import pytest
+
+import spec as spec_module
+from mock_server import create_app
+
+from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, in_process
+
+SPEC = spec_module.load()
+
+
+def conforms(operation_id, answer):
+    assert SPEC.check(SPEC.operations[operation_id].response_schema, answer.body) == []
+    return answer
+
+
+def test_the_seed_text_sample_is_accepted_and_queued(api):
+    answer = conforms("phototovideonotrain", api.call("phototovideonotrain", TEXT_PAYLOAD))
+    assert answer.code == 0 and answer.message == ""
+    task_id = answer.payload["TaskId"]
+    assert re.fullmatch(r"[0-9a-f]{32}", task_id)
+
+    progress = conforms("getprogress", api.call("getprogress", {"TaskId": task_id}))
+    assert progress.code == 0
+    assert progress.payload["Status"] == "COMMIT"
+    assert set(progress.payload) >= {"Progress", "MediaUrl", "SubtitlesUrl", "Status", "ArrayCount", "FailCode",
+                                     "FailMessage", "TextTimestampResult", "Duration"}
+
+
+def test_the_seed_audio_sample_is_accepted(api):
+    assert conforms("phototovideonotrain", api.call("phototovideonotrain", AUDIO_PAYLOAD)).code == 0
+
+
+def test_task_ids_are_unique(api):
+    ids = {api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"] for _ in range(20)}
+    assert len(ids) == 20
+
+
+def test_the_request_id_is_echoed_or_generated(api):
+    assert api.call("getprogress", {"TaskId": "x"}, header={"RequestID": "mine-1"}).body["Header"]["RequestID"] \
+        == "mine-1"
+    generated = api.call("getprogress", {"TaskId": "x"}).body["Header"]["RequestID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+
+
+def test_the_envelope_has_the_sample_response_fields(api):
+    header = api.call("phototovideonotrain", TEXT_PAYLOAD).body["Header"]
+    assert list(header) == ["Code", "DialogID", "Message", "RequestID", "SessionID"]
+
+
+def test_two_appkeys_never_see_each_others_tasks(app, clock):
+    alice = in_process(app, clock, appkey="alice")
+    bob = in_process(app, clock, appkey="bob")
+    task_id = alice.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
+    answer = bob.call("getprogress", {"TaskId": task_id})
+    assert answer.code == 110006
+    assert f"Payload.TaskId '{task_id}' does not exist for this appkey" == answer.message
+    assert alice.call("getprogress", {"TaskId": task_id}).code == 0
+
+
+def test_the_journal_records_each_verdict_per_appkey(app, clock):
+    api = in_process(app, clock, appkey="journaled")
+    task_id = api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
+    api.call("phototovideonotrain", {**TEXT_PAYLOAD, "DriverType": "Txt"})
+    store = app.extensions["ivh_mock"].store
+    entries = store.journal("journaled")
+    assert [(e.operation, e.verdict, e.code) for e in entries] == [
+        ("phototovideonotrain", "accepted", 0), ("phototovideonotrain", "rejected", 100002)]
+    assert entries[0].task_id == task_id
+    assert "Payload.DriverType" in entries[1].message
+    assert store.journal("someone-else") == []
+
+
+def test_journal_keeps_a_bounded_number_of_entries(clock):
+    app = create_app({"journal_limit": 3}, clock=clock)
+    api = in_process(app, clock)
+    for _ in range(5):
+        api.call("getprogress", {"TaskId": "x"})
+    assert len(app.extensions["ivh_mock"].store.journal("test-app")) == 3
+
+
+class TestDescribeTimbre:
+    def page(self, api, **payload):
+        answer = conforms("describetimbre", api.call("describetimbre", {"PageIndex": 1, "PageSize": 100,
+                                                                        **payload}))
+        assert answer.code == 0, answer.message
+        return answer.payload
+
+    def test_the_catalogue_has_every_built_in_timbre(self, api):
+        keys = [t["TimbreKey"] for t in self.page(api)["TimbreAssets"]]
+        assert {f"male_{n}" for n in range(1, 21)} | {f"female_{n}" for n in range(1, 24)} <= set(keys)
+        assert "male_21" not in keys and "female_24" not in keys and "male_0" not in keys
+
+    def test_pages_cover_the_catalogue_exactly_once(self, api):
+        total = self.page(api)["Total"]
+        seen = []
+        for index in range(1, total // 7 + 2):
+            seen += [t["TimbreKey"] for t in self.page(api, PageIndex=index, PageSize=7)["TimbreAssets"]]
+        assert len(seen) == len(set(seen)) == total
+
+    def test_a_page_past_the_end_is_empty(self, api):
+        payload = self.page(api, PageIndex=99, PageSize=10)
+        assert payload["TimbreAssets"] == [] and payload["Total"] > 0
+
+    def test_filters(self, api):
+        assert [t["TimbreKey"] for t in self.page(api, TimbreKey="male_3")["TimbreAssets"]] == ["male_3"]
+        listed = self.page(api, TimbreKey="male_3", TimbreKeyList=["female_1", "female_2"])["TimbreAssets"]
+        assert sorted(t["TimbreKey"] for t in listed) == ["female_1", "female_2"]  # the list wins
+        assert self.page(api, TimbreName="emotional")["Total"] == 1
+        assert self.page(api, PurchaseType="Custom")["Total"] == 0
+
+    def test_built_in_genders(self, api):
+        by_key = {t["TimbreKey"]: t for t in self.page(api)["TimbreAssets"]}
+        assert by_key["male_1"]["TimbreGender"] == 1 and by_key["female_1"]["TimbreGender"] == 2
+
+
+def test_the_profile_is_chosen_at_start(clock):
+    assert create_app({"profile": "cn"}, clock=clock).extensions["ivh_mock"].profile["photo"]["maxBytes"] \
+        == 6 * 1024 * 1024
+    assert create_app({}, clock=clock).extensions["ivh_mock"].profile["photo"]["maxBytes"] == 10 * 1024 * 1024
+    with pytest.raises(KeyError, match="unknown profile"):
+        create_app({"profile": "mars"})
+
+
+def test_unknown_settings_are_refused_by_name():
+    with pytest.raises(TypeError, match="unknown mock setting.*colour"):
+        create_app({"colour": "red"})
