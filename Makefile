@@ -1,0 +1,27 @@
+# The two commands of the README. Each creates or refreshes .venv from pyproject.toml by itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha256(open('pyproject.toml','rb').read()).hexdigest()[:16])")
+
+ARGS ?=
+
+.PHONY: serve test venv clean
+
+serve: $(STAMP)
+	$(BIN)/ivh-mock serve $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+venv: $(STAMP)
+
+$(STAMP):
+	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 'ivh-mock needs Python 3.11 or newer: set PYTHON=python3.11')"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .hypothesis
