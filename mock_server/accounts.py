@@ -1,14 +1,21 @@
-"""Who may call the mock: by default any appkey with one shared accesstoken; in strict mode only listed accounts."""
+"""Who may call the mock, and with what quotas.
+
+By default any appkey is accepted with one shared accesstoken; `--accounts FILE` switches to strict mode. Settings
+changed through the control API live in the store, so every worker sees them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).with_name("accounts.schema.yaml")
+SCHEMA = yaml.safe_load(Path(__file__).with_name("accounts.schema.yaml").read_text(encoding="utf-8"))
+SETTINGS_SCHEMA = {**SCHEMA["$defs"]["settings"], "$defs": SCHEMA["$defs"]}
 
 
 class AccountsFileError(ValueError):
@@ -19,44 +26,69 @@ class AccountsFileError(ValueError):
 class Account:
     appkey: str
     accesstoken: str
+    concurrency: int
+    exclusive_concurrency: int
+    hourly_package_seconds: float | None
+    max_pending: int
+    scenario: str
+
+    @property
+    def slots(self) -> int:
+        """Tasks rendered at once: the default concurrency plus what was bought."""
+        return self.concurrency + self.exclusive_concurrency
+
+    def view(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def settings_problem(settings: Any, where: str = "body") -> str | None:
+    """Return why `settings` is not a valid account-settings object, or None."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SETTINGS_SCHEMA).iter_errors(settings))
+    if error is None:
+        return None
+    path = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}{'/' + path if path else ''}: {error.message}"
 
 
 class Accounts:
-    """The account table. Every piece of state the mock keeps is keyed by appkey, so appkeys isolate tests."""
+    """The account table: defaults, then the accounts file, then overrides kept in the store."""
 
-    def __init__(self, default_accesstoken: str, listed: list[Account] | None = None):
-        self.default_accesstoken = default_accesstoken
+    def __init__(self, defaults: dict[str, Any], listed: list[dict[str, Any]] | None = None):
+        self.defaults = defaults
         self.strict = listed is not None
-        self._listed = {account.appkey: account for account in listed or []}
+        self._listed = {entry["appkey"]: entry for entry in listed or []}
 
     @classmethod
-    def from_file(cls, path: str | Path, default_accesstoken: str) -> Accounts:
+    def from_file(cls, path: str | Path, defaults: dict[str, Any]) -> Accounts:
         """Read a YAML or JSON accounts file (format: accounts.schema.yaml) and switch to strict mode."""
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise AccountsFileError(f"cannot read accounts file {path}: {error}") from None
-        schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-        problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+        problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
         if problem is not None:
             where = "/".join(str(part) for part in problem.absolute_path) or "top level"
             raise AccountsFileError(f"accounts file {path}, at {where}: {problem.message}")
-        entries = [Account(item["appkey"], item["accesstoken"]) for item in data["accounts"]]
         seen: set[str] = set()
-        for account in entries:
-            if account.appkey in seen:
-                raise AccountsFileError(f"accounts file {path}: appkey {account.appkey!r} is listed twice")
-            seen.add(account.appkey)
-        return cls(default_accesstoken, entries)
+        for entry in data["accounts"]:
+            if entry["appkey"] in seen:
+                raise AccountsFileError(f"accounts file {path}: appkey {entry['appkey']!r} is listed twice")
+            seen.add(entry["appkey"])
+        return cls(defaults, data["accounts"])
 
-    def get(self, appkey: str) -> Account | None:
-        """Return the account of `appkey`, or None when strict mode does not know it."""
-        if self.strict:
-            return self._listed.get(appkey)
-        return Account(appkey, self.default_accesstoken)
+    def get(self, appkey: str, overrides: dict[str, Any] | None = None) -> Account | None:
+        """Return the account of `appkey` with `overrides` (from the store) applied, or None when strict mode
+        knows neither."""
+        if self.strict and appkey not in self._listed and not overrides:
+            return None
+        merged = {**self.defaults, **self._listed.get(appkey, {}), **(overrides or {}), "appkey": appkey}
+        return Account(**merged)
+
+    def listed(self) -> list[str]:
+        return sorted(self._listed)
 
     def describe(self) -> str:
         """Say in one line which credentials work, for the start-up banner."""
         if self.strict:
-            return f"{len(self._listed)} account(s) from the accounts file: " + ", ".join(sorted(self._listed))
-        return f"any appkey, accesstoken {self.default_accesstoken!r}"
+            return f"{len(self._listed)} account(s) from the accounts file: " + ", ".join(self.listed())
+        return f"any appkey, accesstoken {self.defaults['accesstoken']!r}"

@@ -9,8 +9,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import envelope
 from .auth import authenticate
-from .errors import ApiError, ParameterFormatError, from_violations
-from .operations import OPERATIONS
+from .errors import ERROR_CLASSES, ApiError, ParameterFormatError, ParameterValueError, from_violations
+from .operations import OPERATIONS, Call
+from .scenarios import HEADER, ScenarioError
 from .store import JournalEntry
 
 if TYPE_CHECKING:
@@ -35,26 +36,37 @@ def _view(operation_id: str, ctx: MockContext):
         body = _read_body(ctx)
         request_id = envelope.request_id_of(body.value) or envelope.new_id()
         appkey = request.args.get("appkey", "")
-        code, message, payload = 0, "", {}
+        code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         try:
             account = authenticate(operation_id, request.args, ctx)
             if body.error is not None:
                 raise body.error
+            scenario_text = scenario_text or account.scenario
+            scenario = _scenario(ctx, scenario_text)
+            if scenario.reject is not None and scenario.scope == "all":
+                raise ERROR_CLASSES[scenario.reject](ctx.spec.errors.header[scenario.reject]["meaning"])
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)
-            payload = service(ctx, account, body.value["Payload"], request_id)
+            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, request.host_url[:-1]))
             status = 200
         except ApiError as error:
             code, message, status = error.code, error.message, error.http_status
         ctx.store.record(JournalEntry(
             at=ctx.clock.now(), appkey=appkey, operation=operation_id, request_id=request_id, code=code,
-            message=message, body=body.value, task_id=payload.get("TaskId"),
+            message=message, body=body.value, task_id=payload.get("TaskId"), scenario=scenario_text,
         ))
         return jsonify(envelope.envelope(code, message, request_id, payload)), status
 
     view.__name__ = operation_id
     return view
+
+
+def _scenario(ctx: MockContext, text: str):
+    try:
+        return ctx.scenario(text)
+    except ScenarioError as error:
+        raise ParameterValueError(str(error)) from None
 
 
 def _read_body(ctx: MockContext) -> envelope.Body:

@@ -13,10 +13,14 @@ import spec as spec_module
 from spec import Spec
 
 from . import api, envelope
-from .accounts import Accounts
-from .clock import Clock, SystemClock
+from . import control, media
+from .accounts import Account, Accounts
+from .callbacks import CallbackDispatcher
+from .clock import Clock, VirtualClock
 from .config import Config
 from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError
+from .scenarios import Scenario, parse
+from .speech import Rates, Speech, speak
 from .store import MemoryStore, Store
 from .timbres import catalogue
 
@@ -35,25 +39,52 @@ class MockContext:
     accounts: Accounts
     timbres: dict[str, dict[str, Any]]
 
+    def account(self, appkey: str) -> Account | None:
+        """Return the account of `appkey` with its control-API settings, or None when strict mode lacks it."""
+        return self.accounts.get(appkey, self.store.account_settings(appkey))
+
+    def scenario(self, text: str) -> Scenario:
+        """Parse a scenario name with parameters; raises ScenarioError naming what is allowed."""
+        return parse(text, set(self.spec.errors.fail), self.spec.service["progressWhileMakingMax"])
+
+    def speech_of(self, payload: dict[str, Any]) -> Speech | None:
+        """Return the estimated speech of a Text task's payload (None for audio-driven tasks)."""
+        if payload.get("DriverType") != "Text":
+            return None
+        rates = Rates(self.config.cjk_chars_per_second, self.config.latin_words_per_second)
+        segments = self.spec.ssml_checker.segments(payload["InputSsml"])
+        return speak(segments, payload["SpeechParam"]["Speed"], rates)
+
 
 def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | None = None,
                clock: Clock | None = None) -> Flask:
     """Build a mock: `config` (a Config or a mapping of its fields), a store (default: in memory) and a clock
-    (default: the system clock)."""
+    (default: a VirtualClock running in step with real time, which the control API can freeze, set and advance).
+
+    With `config.background` (the default) a callback dispatcher thread runs; stop it with
+    `app.extensions["ivh_mock_dispatcher"].stop()`."""
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
     contract = spec_module.load(config.spec_dir)
-    accounts = (Accounts.from_file(config.accounts_file, config.default_accesstoken) if config.accounts_file
-                else Accounts(config.default_accesstoken))
+    defaults = {
+        "accesstoken": config.default_accesstoken,
+        "concurrency": contract.service["defaultConcurrency"],
+        "exclusive_concurrency": config.exclusive_concurrency,
+        "hourly_package_seconds": config.hourly_package_seconds,
+        "max_pending": config.max_pending,
+        "scenario": config.default_scenario,
+    }
+    accounts = Accounts.from_file(config.accounts_file, defaults) if config.accounts_file else Accounts(defaults)
     ctx = MockContext(
         spec=contract,
         config=config,
         profile=contract.profile(config.profile),
         store=store if store is not None else MemoryStore(config.journal_limit),
-        clock=clock if clock is not None else SystemClock(),
+        clock=clock if clock is not None else VirtualClock(frozen=False),
         accounts=accounts,
         timbres={timbre["TimbreKey"]: timbre for timbre in catalogue(contract)},
     )
+    ctx.scenario(config.default_scenario)  # refuse a bad default at start, not on the first request
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -61,7 +92,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     app.json.ensure_ascii = False
     app.extensions["ivh_mock"] = ctx
     api.register(app, ctx)
+    media.register(app, ctx)
+    dispatcher = CallbackDispatcher(ctx)
+    app.extensions["ivh_mock_dispatcher"] = dispatcher
+    control.register(app, ctx, dispatcher)
     _register_error_handlers(app, ctx)
+    if config.background:
+        dispatcher.start()
     return app
 
 

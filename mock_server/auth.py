@@ -24,7 +24,7 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
     if not signature:
         raise ParameterError("query.signature is required (see the signedQuery security scheme)")
 
-    account = ctx.accounts.get(params["appkey"])
+    account = ctx.account(params["appkey"])
     if account is None:
         raise Unauthorized(f"query.appkey {params['appkey']!r} is not a known account")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import secrets
 import signal
 import sys
 
@@ -28,7 +30,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="strict mode: only the accounts in this YAML/JSON file, each with its own accesstoken")
     serve.add_argument("--default-accesstoken", default=DEFAULT_ACCESSTOKEN,
                        help="the accesstoken of every appkey when not strict (default: %(default)s)")
+    timing = serve.add_argument_group("task timing")
+    timing.add_argument("--queue-seconds", type=_seconds, default=Config.queue_seconds,
+                        help="least time a task waits in COMMIT (default: %(default)s)")
+    timing.add_argument("--render-speed", type=_seconds, default=Config.render_speed,
+                        help="render time per second of output video (default: %(default)s)")
+    timing.add_argument("--render-startup", type=_seconds, default=Config.render_startup_seconds,
+                        help="fixed render start-up in seconds (default: %(default)s)")
+    serve.add_argument("--public-url", default=None,
+                       help="scheme://host[:port] media URLs point to (default: the host each request was sent to)")
+    serve.add_argument("--control-token", default=None,
+                       help="token the control API (/__mock__/) demands; generated when listening beyond loopback")
     return parser
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _interrupt(signum, frame):
@@ -37,8 +64,12 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = Config(profile=args.profile, accounts_file=args.accounts,
-                    default_accesstoken=args.default_accesstoken)
+    token = args.control_token
+    if token is None and not _is_loopback(args.host):
+        token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
+    config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
+                    queue_seconds=args.queue_seconds, render_speed=args.render_speed,
+                    render_startup_seconds=args.render_startup, public_url=args.public_url, control_token=token)
     try:
         app = create_app(config)
     except AccountsFileError as error:
@@ -55,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ivh-mock listening on http://{host}:{server.server_port}", flush=True)
     print(f"  profile:     {config.profile or ctx.spec.default_profile}", flush=True)
     print(f"  credentials: {ctx.accounts.describe()}", flush=True)
+    control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
+    print(f"  control API: http://{host}:{server.server_port}/__mock__/ {control}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C
     try:
         server.serve_forever()

@@ -20,6 +20,27 @@ class Config:
     max_json_depth: int = 32  # deeper JSON nesting is refused with 100003
     journal_limit: int = 1000  # request-journal entries kept per appkey
     spec_dir: str | None = None  # another copy of spec/ (for mutation tests); None means the packaged one
+    # task timing: a task waits in COMMIT at least queue_seconds (capacity is shared by all customers), then
+    # render time = (render_startup_seconds + render_speed * output seconds) * scenario factor
+    queue_seconds: float = 1.0
+    render_speed: float = 0.2
+    render_startup_seconds: float = 2.0
+    # the spoken-duration estimate of Text tasks (see DECISIONS.md D33)
+    cjk_chars_per_second: float = 4.0
+    latin_words_per_second: float = 2.5
+    audio_stand_in_seconds: float = 10.0  # OriginalVoice output duration until audio files are measured
+    # account defaults (each account may override them)
+    hourly_package_seconds: float | None = 360_000.0  # 100 hours; None means no package bought
+    exclusive_concurrency: int = 0
+    max_pending: int = 1000  # unfinished tasks an account may have before 100008
+    default_scenario: str = "success"
+    # callbacks
+    callback_timeout_seconds: float = 5.0
+    callback_workers: int = 8
+    background: bool = True  # run the callback dispatcher thread
+    # where media URLs point; None means the host the submission was sent to
+    public_url: str | None = None
+    control_token: str | None = None  # required on the control API when set
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:

@@ -50,10 +50,27 @@ class RecordNotFound(ApiError):
     code = 110006
 
 
+class QuotaExceeded(ApiError):
+    code = 100008
+
+
+class BalanceInsufficient(ApiError):
+    code = 100013
+
+
+class ConcurrencyNotPurchased(ApiError):
+    code = 100014
+
+
+class RateLimited(ApiError):
+    code = 801004
+
+
 ERROR_CLASSES: dict[int, type[ApiError]] = {
     cls.code: cls
     for cls in (InternalError, ParameterError, ParameterValueError, ParameterFormatError, Unauthorized,
-                NoSuchRoute, RecordNotFound)
+                NoSuchRoute, RecordNotFound, QuotaExceeded, BalanceInsufficient, ConcurrencyNotPurchased,
+                RateLimited)
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .ssml import SsmlChecker
 from .validation import RequestValidator, Violation, reference
 
 __all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load"]
@@ -65,6 +66,7 @@ class Spec:
         self.directory = directory
         self.errors = ErrorCatalogue(catalogue)
         self.operations = dict(_operations(document))
+        self.ssml_checker = SsmlChecker(document["x-ivh-ssml"])
         self._validators = {
             op.operation_id: RequestValidator(self, reference(op.request_schema)) for op in self.operations.values()
         }
@@ -101,6 +103,10 @@ class Spec:
         if name not in self.profile_names:
             raise KeyError(f"unknown profile {name!r}; the spec defines {', '.join(self.profile_names)}")
         return self.document["x-ivh-profiles"][name]
+
+    @property
+    def service(self) -> dict[str, Any]:
+        return self.document["x-ivh-service"]
 
     @property
     def ssml_rules(self) -> dict[str, Any]:

@@ -15,8 +15,6 @@ import referencing
 import referencing.jsonschema
 from jsonschema.exceptions import ValidationError
 
-from .ssml import SsmlChecker
-
 if TYPE_CHECKING:
     from . import Spec
 
@@ -54,7 +52,7 @@ class RequestValidator:
 
     def __init__(self, spec: Spec, schema: dict[str, Any], root: str = "body"):
         self.spec = spec
-        ssml = SsmlChecker(spec.ssml_rules)
+        ssml = spec.ssml_checker
         resource = referencing.jsonschema.DRAFT202012.create_resource(spec.document)
         registry = referencing.Registry().with_resource(DOCUMENT_URI, resource)
         validator_class = jsonschema.validators.extend(
@@ -75,7 +73,7 @@ def reference(pointer: str) -> dict[str, str]:
 
 
 # -- the spec's own keywords ----------------------------------------------------------------------------------
-def _ssml_keyword(checker: SsmlChecker):
+def _ssml_keyword(checker):
     def check(validator, enabled, instance, schema):
         if enabled and isinstance(instance, str):
             for problem in checker.problems(instance):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,10 @@ class Caller:
         return signed_query(appkey or self.appkey, accesstoken or self.accesstoken, int(self.clock.now() + skew))
 
     def raw(self, operation_id: str, data: bytes, *, query: str | None = None,
-            content_type: str = "application/json;charset=utf-8") -> Answer:
+            content_type: str = "application/json;charset=utf-8", scenario: str | None = None) -> Answer:
         headers = {"Content-Type": content_type} if content_type else {}
+        if scenario is not None:
+            headers["X-Mock-Scenario"] = scenario
         status, body = self.send(f"{PATHS[operation_id]}?{query if query is not None else self.query()}",
                                  data, headers)
         return Answer(status, body)
@@ -86,7 +89,9 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def app(clock):
-    return create_app({}, clock=clock)
+    app = create_app({}, clock=clock)
+    yield app
+    app.extensions["ivh_mock_dispatcher"].stop()
 
 
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:
@@ -105,15 +110,23 @@ def api(app, clock) -> Caller:
     return in_process(app, clock)
 
 
-@pytest.fixture
-def served(app):
+@contextlib.contextmanager
+def serving(app):
     """Serve `app` over real HTTP on a free loopback port; yield its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(app):
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

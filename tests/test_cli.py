@@ -19,9 +19,9 @@ SCRIPT = Path(sys.executable).with_name("ivh-mock")
 
 
 def start(*args):
-    process = subprocess.Popen([str(SCRIPT), "serve", "--port", "0", *args], stdout=subprocess.PIPE,
+    process = subprocess.Popen([str(SCRIPT), "serve", "--port", "0", "--queue-seconds", "600", *args], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    banner = [process.stdout.readline() for _ in range(3)]
+    banner = [process.stdout.readline() for _ in range(4)]
     match = re.search(r"listening on (http://\S+)", banner[0])
     assert match, (banner, process.stderr.read() if process.poll() is not None else "")
     return process, match.group(1), "".join(banner)

@@ -104,7 +104,8 @@ CASES = [
     ("level 4", text(VideoParam__EmotionLevel=4), 100002, "Payload.VideoParam.EmotionLevel"),
     ("empty video param", text(VideoParam={}), OK, None),
     # ConcurrencyType Exclusive | Shared
-    ("concurrency exclusive", text(ConcurrencyType="Exclusive"), OK, None),
+    ("concurrency exclusive unbought", text(ConcurrencyType="Exclusive"), 100014,
+     "Payload.ConcurrencyType Exclusive needs purchased concurrency"),
     ("concurrency shared", text(ConcurrencyType="Shared"), OK, None),
     ("concurrency lower", text(ConcurrencyType="shared"), 100002, "Payload.ConcurrencyType must be one of"),
     ("concurrency empty", text(ConcurrencyType=""), 100002, "Payload.ConcurrencyType"),

@@ -8,9 +8,10 @@ from ..accounts import Account
 
 if TYPE_CHECKING:
     from ..app import MockContext
+    from . import Call
 
 
-def run(ctx: MockContext, account: Account, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
     found = [timbre for timbre in ctx.timbres.values() if _matches(timbre, payload)]
     start = (payload["PageIndex"] - 1) * payload["PageSize"]
     return {"TimbreAssets": found[start:start + payload["PageSize"]], "Total": len(found)}

@@ -10,11 +10,12 @@ from ..errors import RecordNotFound
 
 if TYPE_CHECKING:
     from ..app import MockContext
+    from . import Call
 
 
-def run(ctx: MockContext, account: Account, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
     task_id = payload["TaskId"]
     task = ctx.store.get_task(task_id)
     if task is None or task.appkey != account.appkey:
         raise RecordNotFound(f"Payload.TaskId {task_id!r} does not exist for this appkey")
-    return lifecycle.progress(task)
+    return lifecycle.report(ctx, task, ctx.clock.now())

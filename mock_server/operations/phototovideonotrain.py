@@ -1,24 +1,107 @@
-"""Accept a photo-to-video task: the request has already passed the spec; check what depends on the account."""
+"""Accept a photo-to-video task and plan its whole trajectory: queue, render, outcome.
+
+The request has already passed the spec; this checks what depends on the account (timbre, quota, balance) and the
+scenario, atomically per account so that concurrent submissions queue in a consistent FIFO order.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import lifecycle
 from ..accounts import Account
 from ..envelope import new_id
-from ..errors import ParameterValueError
-from ..store import Task
+from ..errors import ERROR_CLASSES, BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded
+from ..store import NEVER, Task
 
 if TYPE_CHECKING:
     from ..app import MockContext
+    from . import Call
+
+TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md D34)
 
 
-def run(ctx: MockContext, account: Account, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
+    scenario = call.scenario
+    if scenario.reject is not None:
+        raise ERROR_CLASSES[scenario.reject](_reject_message(ctx, scenario.reject, account))
     if payload["DriverType"] == "Text":
         _check_timbre(ctx, payload["SpeechParam"])
-    task = Task(new_id(), account.appkey, payload, ctx.clock.now(), request_id)
-    ctx.store.add_task(task)
+    speech = ctx.speech_of(payload)
+    seconds = speech.seconds if speech else ctx.config.audio_stand_in_seconds
+    duration_ms = speech.duration_ms if speech else round(seconds * 1000)
+    render = (ctx.config.render_startup_seconds + ctx.config.render_speed * seconds) * scenario.factor
+    max_progress = ctx.spec.service["progressWhileMakingMax"]
+    outcome, code, message, at = "SUCCESS", 0, "", max_progress
+    limit = ctx.profile["speech"]["maxSeconds"]
+    if speech and seconds > limit:
+        outcome, code, at = "FAIL", TOO_LONG_FAIL_CODE, 0
+        message = f"InputSsml speaks for {seconds:.1f} s; the limit is {limit} s"
+    elif scenario.outcome == "FAIL":
+        outcome, code, at = "FAIL", scenario.code, scenario.at
+        message = f"{ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
+
+    def build(earlier: list[Task]) -> Task:
+        now = ctx.clock.now()
+        unfinished = [task for task in earlier if now < task.finish_at]
+        if len(unfinished) >= account.max_pending:
+            raise QuotaExceeded(_reject_message(ctx, QuotaExceeded.code, account))
+        concurrency_type = _concurrency_type(payload, account, earlier, now, duration_ms)
+        start = NEVER if scenario.stuck else lifecycle.start_time(earlier, now, account.slots, ctx.config.queue_seconds)
+        finish = start + render * at / max_progress if outcome == "FAIL" else start + render
+        return Task(
+            task_id=new_id(), appkey=account.appkey, seq=earlier[-1].seq + 1 if earlier else 0, payload=payload,
+            request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
+            duration_ms=duration_ms, outcome=outcome, fail_code=code, fail_message=message,
+            concurrency_type=concurrency_type, scenario=scenario.spec, media_base=ctx.config.public_url or call.base_url,
+        )
+
+    task = ctx.store.add_task(account.appkey, build)
     return {"TaskId": task.task_id}
+
+
+def _reject_message(ctx: MockContext, code: int, account: Account) -> str:
+    template = ctx.spec.errors.header[code].get("message")
+    if template:
+        return template.format(limit=account.max_pending)
+    return ctx.spec.errors.header[code]["meaning"]
+
+
+def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[Task], now: float,
+                      duration_ms: int) -> str:
+    """Resolve ConcurrencyType as the seed describes, refusing what the account has not bought."""
+    has_package = account.hourly_package_seconds is not None
+    requested = payload.get("ConcurrencyType")
+    if requested is None:
+        if account.exclusive_concurrency:
+            requested = "Exclusive"
+        elif has_package:
+            requested = "Shared"
+        else:
+            raise BalanceInsufficient(
+                "Payload.ConcurrencyType is unspecified and the account has bought neither concurrency nor an hourly"
+                " package: the submission fails"
+            )
+    if requested == "Exclusive":
+        if not account.exclusive_concurrency:
+            raise ConcurrencyNotPurchased(
+                "Payload.ConcurrencyType Exclusive needs purchased concurrency; this account has none"
+            )
+        return requested
+    if not has_package:
+        raise BalanceInsufficient("Payload.ConcurrencyType Shared needs an hourly package; this account has none")
+    left = account.hourly_package_seconds - balance_used(earlier, now)
+    if left * 1000 < duration_ms:
+        raise BalanceInsufficient(
+            f"hourly package balance insufficient: {max(left, 0):.1f} s left, the task needs {duration_ms / 1000:.1f} s"
+        )
+    return requested
+
+
+def balance_used(tasks: list[Task], now: float) -> float:
+    """Seconds of the hourly package taken by Shared tasks; a task that has failed gives its seconds back."""
+    return sum(task.duration_ms for task in tasks
+               if task.concurrency_type == "Shared" and not (task.outcome == "FAIL" and task.finish_at <= now)) / 1000
 
 
 def _check_timbre(ctx: MockContext, speech: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Where the mock keeps its state. One interface (`Store`), several backends; every test runs against each."""
 
-from .base import JournalEntry, Store, Task
+from .base import NEVER, CallbackAttempt, JournalEntry, Store, Task
 from .memory import MemoryStore
 
-__all__ = ["JournalEntry", "MemoryStore", "Store", "Task"]
+__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task"]

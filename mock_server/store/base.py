@@ -1,20 +1,37 @@
-"""The store interface and the records it holds. Records are plain data; state is derived from them and a clock."""
+"""The store interface and the records it holds.
+
+Records are plain data written once; a task's state at any moment is derived from its record and a clock
+(`lifecycle.py`), so it stays right across processes and restarts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
+
+NEVER = float("inf")
 
 
 @dataclass(frozen=True)
 class Task:
-    """A submitted phototovideonotrain task, as accepted: who, what, and when."""
+    """An accepted phototovideonotrain task and its whole planned trajectory, fixed when it was accepted."""
 
     task_id: str
     appkey: str
+    seq: int  # submission order within the account (FIFO)
     payload: dict[str, Any]
-    submitted_at: float
     request_id: str
+    submitted_at: float
+    start_at: float  # rendering starts (NEVER when stuck in the queue)
+    finish_at: float  # SUCCESS or FAIL is reached (NEVER when stuck); a FAIL may come before the render ends
+    render_seconds: float  # the whole render; Progress = 99 * elapsed / render_seconds while MAKING
+    duration_ms: int  # output video duration
+    outcome: str  # SUCCESS or FAIL
+    fail_code: int = 0
+    fail_message: str = ""
+    concurrency_type: str = "Shared"
+    scenario: str = "success"
+    media_base: str = ""  # scheme://host of the media URLs
 
 
 @dataclass(frozen=True)
@@ -29,22 +46,38 @@ class JournalEntry:
     message: str
     body: Any = None
     task_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    scenario: str | None = None
 
     @property
     def verdict(self) -> str:
         return "accepted" if self.code == 0 else "rejected"
 
 
+@dataclass(frozen=True)
+class CallbackAttempt:
+    """The one delivery of a task's callback: where, when, what was sent and what came back."""
+
+    task_id: str
+    appkey: str
+    url: str
+    at: float  # on the mock's clock
+    body: dict[str, Any]
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    response_body: str = ""
+
+
 class Store(Protocol):
-    def add_task(self, task: Task) -> None:
-        """Keep a newly accepted task."""
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
+        """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns.
+        `build` may raise to refuse the submission; nothing is kept then."""
 
     def get_task(self, task_id: str) -> Task | None:
         """Return the task with this id, whoever owns it, or None."""
 
     def tasks(self, appkey: str | None = None) -> list[Task]:
-        """Return the tasks of one appkey (or of all), oldest first."""
+        """Return the tasks of one appkey (or of all), in submission order."""
 
     def record(self, entry: JournalEntry) -> None:
         """Append to the request journal, keeping at most the configured number of entries per appkey."""
@@ -52,5 +85,26 @@ class Store(Protocol):
     def journal(self, appkey: str | None = None) -> list[JournalEntry]:
         """Return the journal of one appkey (or of all), oldest first."""
 
+    def due_callbacks(self, now: float) -> list[Task]:
+        """Return tasks with a CallbackUrl that have finished by `now` and whose callback is not yet claimed."""
+
+    def claim_callback(self, task_id: str) -> bool:
+        """Claim a task's single callback; True for exactly one caller, ever."""
+
+    def record_callback(self, attempt: CallbackAttempt) -> None:
+        """Keep the outcome of a callback delivery."""
+
+    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+        """Return the delivery log of one appkey (or of all), oldest first."""
+
+    def account_settings(self, appkey: str) -> dict[str, Any]:
+        """Return the settings changed for an account through the control API (empty when none)."""
+
+    def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
+        """Merge `settings` into the account's changed settings."""
+
+    def appkeys(self) -> list[str]:
+        """Return every appkey the store knows anything about."""
+
     def reset(self, appkey: str | None = None) -> None:
-        """Forget everything about one appkey, or about all of them."""
+        """Forget everything about one appkey (tasks, journal, callbacks, settings), or about all of them."""

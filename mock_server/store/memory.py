@@ -4,47 +4,91 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Any, Callable
 
-from .base import JournalEntry, Task
+from .base import CallbackAttempt, JournalEntry, Task
 
 
 class MemoryStore:
     def __init__(self, journal_limit: int = 1000):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._journal_limit = journal_limit
-        self._tasks: dict[str, Task] = {}
-        self._journal: dict[str, deque[JournalEntry]] = {}
+        self.reset()
 
-    def add_task(self, task: Task) -> None:
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
         with self._lock:
+            mine = self._by_account.setdefault(appkey, [])
+            task = build(list(mine))
+            mine.append(task)
             self._tasks[task.task_id] = task
+            if task.payload.get("CallbackUrl"):
+                self._unclaimed.add(task.task_id)
+            return task
 
     def get_task(self, task_id: str) -> Task | None:
-        with self._lock:
-            return self._tasks.get(task_id)
+        return self._tasks.get(task_id)
 
     def tasks(self, appkey: str | None = None) -> list[Task]:
         with self._lock:
-            found = [t for t in self._tasks.values() if appkey is None or t.appkey == appkey]
-        return sorted(found, key=lambda task: task.submitted_at)
+            if appkey is not None:
+                return list(self._by_account.get(appkey, ()))
+            return list(self._tasks.values())
 
     def record(self, entry: JournalEntry) -> None:
         with self._lock:
-            entries = self._journal.setdefault(entry.appkey, deque(maxlen=self._journal_limit))
-            entries.append(entry)
+            self._journal.setdefault(entry.appkey, deque(maxlen=self._journal_limit)).append(entry)
 
     def journal(self, appkey: str | None = None) -> list[JournalEntry]:
         with self._lock:
             if appkey is not None:
                 return list(self._journal.get(appkey, ()))
-            found = [entry for entries in self._journal.values() for entry in entries]
-        return sorted(found, key=lambda entry: entry.at)
+            return sorted((e for entries in self._journal.values() for e in entries), key=lambda e: e.at)
+
+    def due_callbacks(self, now: float) -> list[Task]:
+        with self._lock:
+            return [self._tasks[i] for i in self._unclaimed if self._tasks[i].finish_at <= now]
+
+    def claim_callback(self, task_id: str) -> bool:
+        with self._lock:
+            if task_id not in self._unclaimed:
+                return False
+            self._unclaimed.discard(task_id)
+            return True
+
+    def record_callback(self, attempt: CallbackAttempt) -> None:
+        with self._lock:
+            self._callbacks.setdefault(attempt.appkey, []).append(attempt)
+
+    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+        with self._lock:
+            if appkey is not None:
+                return list(self._callbacks.get(appkey, ()))
+            return sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
+
+    def account_settings(self, appkey: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._settings.get(appkey, {}))
+
+    def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
+        with self._lock:
+            self._settings.setdefault(appkey, {}).update(settings)
+
+    def appkeys(self) -> list[str]:
+        with self._lock:
+            return sorted(set(self._by_account) | set(self._journal) | set(self._settings) | set(self._callbacks))
 
     def reset(self, appkey: str | None = None) -> None:
         with self._lock:
             if appkey is None:
-                self._tasks.clear()
-                self._journal.clear()
+                self._tasks: dict[str, Task] = {}
+                self._by_account: dict[str, list[Task]] = {}
+                self._journal: dict[str, deque[JournalEntry]] = {}
+                self._callbacks: dict[str, list[CallbackAttempt]] = {}
+                self._settings: dict[str, dict[str, Any]] = {}
+                self._unclaimed: set[str] = set()
                 return
-            self._tasks = {k: t for k, t in self._tasks.items() if t.appkey != appkey}
-            self._journal.pop(appkey, None)
+            for task in self._by_account.pop(appkey, []):
+                self._tasks.pop(task.task_id, None)
+                self._unclaimed.discard(task.task_id)
+            for table in (self._journal, self._callbacks, self._settings):
+                table.pop(appkey, None)

@@ -1,0 +1,106 @@
+"""Deliver each finished task's callback exactly once, in the background, and log what happened.
+
+A dispatcher thread wakes every `interval` seconds (and at once when the clock is moved), claims due callbacks in the
+store (so only one worker ever sends one), and posts them from a small thread pool with a timeout. Nothing here can
+block or break the API: a target that is down, slow, redirecting or answering garbage only shows up in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import requests
+
+from . import lifecycle
+from .store import CallbackAttempt, Task
+
+if TYPE_CHECKING:
+    from .app import MockContext
+
+log = logging.getLogger("ivh_mock.callbacks")
+RESPONSE_KEPT_BYTES = 2048
+
+
+class CallbackDispatcher:
+    def __init__(self, ctx: MockContext, interval: float = 0.05):
+        self.ctx = ctx
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=ctx.config.callback_workers, thread_name_prefix="ivh-callback")
+        self._session = requests.Session()
+        self._session.trust_env = False  # a mock's callbacks never go through the machine's proxy settings
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ivh-callback-dispatcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop dispatching and wait for deliveries under way (each bounded by the callback timeout)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._pool.shutdown(wait=True)
+
+    def wake(self) -> None:
+        """Look for due callbacks now (the clock was moved)."""
+        self._wake.set()
+
+    def dispatch_due(self) -> int:
+        """Claim every due callback and hand it to the pool; return how many were claimed."""
+        now = self.ctx.clock.now()
+        claimed = [task for task in self.ctx.store.due_callbacks(now) if self.ctx.store.claim_callback(task.task_id)]
+        for task in claimed:
+            self._pool.submit(self.deliver, task)
+        return len(claimed)
+
+    def deliver(self, task: Task) -> CallbackAttempt:
+        """POST the task's callback once and record the attempt, whatever happens."""
+        ctx = self.ctx
+        at = ctx.clock.now()
+        body = lifecycle.callback_body(lifecycle.report(ctx, task, max(at, task.finish_at)), task)
+        url = task.payload["CallbackUrl"]
+        status, error, reply = None, None, ""
+        started = time.monotonic()
+        try:
+            timeout = ctx.config.callback_timeout_seconds
+            with self._session.post(url, json=body, timeout=timeout, allow_redirects=False, stream=True) as response:
+                status = response.status_code
+                reply = _read_some(response, started + timeout)
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:  # a delivery must never take the dispatcher down
+            log.exception("callback to %s failed unexpectedly", url)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        attempt = CallbackAttempt(task_id=task.task_id, appkey=task.appkey, url=url, at=at, body=body,
+                                  status=status, error=error, latency_ms=round((time.monotonic() - started) * 1000, 1),
+                                  response_body=reply)
+        ctx.store.record_callback(attempt)
+        return attempt
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch_due()
+            except Exception:  # keep dispatching whatever one pass met
+                log.exception("callback dispatch pass failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+def _read_some(response: requests.Response, deadline: float) -> str:
+    """Read at most RESPONSE_KEPT_BYTES of the reply, giving up at the deadline (a target may drip bytes)."""
+    kept = b""
+    for chunk in response.iter_content(chunk_size=512):
+        kept += chunk
+        if len(kept) >= RESPONSE_KEPT_BYTES or time.monotonic() > deadline:
+            break
+    return kept[:RESPONSE_KEPT_BYTES].decode("utf-8", "replace")

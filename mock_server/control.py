@@ -1,0 +1,216 @@
+"""The control API under /__mock__/: steer the clock, inspect tasks, callbacks and requests, configure accounts.
+
+JSON in and out; errors are `{"error": {"message": ...}}` with an HTTP status. When the mock runs with a control
+token, every route demands it (`Authorization: Bearer <token>` or `X-Mock-Token`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import yaml
+from flask import Flask, jsonify, request
+
+from . import lifecycle
+from .accounts import settings_problem
+from .clock import VirtualClock
+from .scenarios import CATALOGUE, ScenarioError
+
+if TYPE_CHECKING:
+    from .app import MockContext
+    from .callbacks import CallbackDispatcher
+    from .store import Task
+
+PREFIX = "/__mock__"
+SCHEMAS = yaml.safe_load(Path(__file__).with_name("control.schema.yaml").read_text(encoding="utf-8"))["$defs"]
+DEFAULT_LIMIT = 500
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> None:
+    routes = _Routes(ctx, dispatcher)
+    for rule, name, methods in [
+        ("/reset", "reset", ["POST"]),
+        ("/clock", "get_clock", ["GET"]),
+        ("/clock", "set_clock", ["POST"]),
+        ("/tasks", "tasks", ["GET"]),
+        ("/tasks/<task_id>", "task", ["GET"]),
+        ("/callbacks", "callbacks", ["GET"]),
+        ("/requests", "requests", ["GET"]),
+        ("/accounts", "accounts", ["GET"]),
+        ("/accounts/<appkey>", "account", ["GET"]),
+        ("/accounts/<appkey>", "put_account", ["PUT"]),
+        ("/scenarios", "scenarios", ["GET"]),
+    ]:
+        app.add_url_rule(PREFIX + rule, f"control_{name}", routes.guarded(getattr(routes, name)), methods=methods)
+
+
+class _Routes:
+    def __init__(self, ctx: MockContext, dispatcher: CallbackDispatcher):
+        self.ctx, self.dispatcher = ctx, dispatcher
+
+    def guarded(self, handler):
+        token = self.ctx.config.control_token
+
+        def view(**kwargs):
+            try:
+                if token is not None and not _token_ok(token):
+                    raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
+                return handler(**kwargs)
+            except ControlError as error:
+                return jsonify({"error": {"message": error.message}}), error.status
+
+        view.__name__ = handler.__name__
+        return view
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def reset(self):
+        body = _body("reset", optional=True)
+        self.ctx.store.reset(body.get("appkey"))
+        return jsonify({"reset": body.get("appkey", "all")})
+
+    def get_clock(self):
+        return jsonify(self._clock_view())
+
+    def set_clock(self):
+        body = _body("clock")
+        clock = self.ctx.clock
+        if not isinstance(clock, VirtualClock):
+            raise ControlError(409, "this mock runs on a clock that cannot be moved")
+        if "set" in body:
+            clock.set(body["set"])
+        if "advance" in body:
+            clock.advance(body["advance"])
+        if "frozen" in body:
+            clock.freeze(body["frozen"])
+        self.dispatcher.wake()
+        return jsonify(self._clock_view())
+
+    def _clock_view(self) -> dict[str, Any]:
+        now = self.ctx.clock.now()
+        return {"now": now, "iso": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+                "frozen": getattr(self.ctx.clock, "frozen", False)}
+
+    # -- inspection -------------------------------------------------------------------------------------------
+    def tasks(self):
+        now = self.ctx.clock.now()
+        found = self.ctx.store.tasks(request.args.get("appkey"))[-_limit():]
+        return jsonify({"tasks": [self._summary(task, now) for task in found]})
+
+    def task(self, task_id: str):
+        task = self.ctx.store.get_task(task_id)
+        if task is None:
+            raise ControlError(404, f"no task {task_id!r}")
+        now = self.ctx.clock.now()
+        return jsonify({
+            **self._summary(task, now),
+            "request": task.payload,
+            "request_id": task.request_id,
+            "concurrency_type": task.concurrency_type,
+            "plan": {"start_at": _time(task.start_at), "finish_at": _time(task.finish_at),
+                     "render_seconds": task.render_seconds, "outcome": task.outcome, "fail_code": task.fail_code},
+            "timeline": lifecycle.timeline(task, now),
+            "progress": lifecycle.report(self.ctx, task, now),
+            "callbacks": [dataclasses.asdict(a) for a in self.ctx.store.callbacks(task.appkey)
+                          if a.task_id == task_id],
+        })
+
+    def _summary(self, task: Task, now: float) -> dict[str, Any]:
+        report = lifecycle.report(self.ctx, task, now)
+        return {"task_id": task.task_id, "appkey": task.appkey, "status": report["Status"],
+                "progress": report["Progress"], "array_count": report["ArrayCount"],
+                "duration_ms": task.duration_ms, "driver_type": task.payload["DriverType"],
+                "scenario": task.scenario, "submitted_at": task.submitted_at}
+
+    def callbacks(self):
+        attempts = self.ctx.store.callbacks(request.args.get("appkey"))[-_limit():]
+        return jsonify({"callbacks": [dataclasses.asdict(a) for a in attempts]})
+
+    def requests(self):
+        entries = self.ctx.store.journal(request.args.get("appkey"))[-_limit():]
+        return jsonify({"requests": [{**dataclasses.asdict(e), "verdict": e.verdict} for e in entries]})
+
+    # -- accounts ---------------------------------------------------------------------------------------------
+    def accounts(self):
+        keys = sorted(set(self.ctx.accounts.listed()) | set(self.ctx.store.appkeys()))
+        views = [self._account_view(key) for key in keys]
+        return jsonify({"strict": self.ctx.accounts.strict, "accounts": [v for v in views if v]})
+
+    def account(self, appkey: str):
+        view = self._account_view(appkey)
+        if view is None:
+            raise ControlError(404, f"no account {appkey!r} (strict accounts mode)")
+        return jsonify(view)
+
+    def put_account(self, appkey: str):
+        body = request.get_json(silent=True)
+        problem = settings_problem(body)
+        if problem:
+            raise ControlError(400, problem)
+        if body.get("appkey", appkey) != appkey:
+            raise ControlError(400, f"body appkey {body['appkey']!r} differs from the URL's {appkey!r}")
+        if "scenario" in body:
+            try:
+                self.ctx.scenario(body["scenario"])
+            except ScenarioError as error:
+                raise ControlError(400, str(error)) from None
+        if self.ctx.account(appkey) is None and "accesstoken" not in body:
+            raise ControlError(400, f"a new account {appkey!r} needs an accesstoken (strict accounts mode)")
+        self.ctx.store.put_account_settings(appkey, {k: v for k, v in body.items() if k != "appkey"})
+        return jsonify(self._account_view(appkey))
+
+    def _account_view(self, appkey: str) -> dict[str, Any] | None:
+        account = self.ctx.account(appkey)
+        if account is None:
+            return None
+        from .operations.phototovideonotrain import balance_used
+
+        now = self.ctx.clock.now()
+        tasks = self.ctx.store.tasks(appkey)
+        states = [lifecycle.status(task, now) for task in tasks]
+        left = (None if account.hourly_package_seconds is None
+                else account.hourly_package_seconds - balance_used(tasks, now))
+        return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
+                "tasks": {state: states.count(state) for state in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}}
+
+    def scenarios(self):
+        return jsonify({"header": "X-Mock-Scenario", "scenarios": CATALOGUE})
+
+
+def _token_ok(token: str) -> bool:
+    given = request.headers.get("X-Mock-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _body(schema: str, optional: bool = False) -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and optional and not request.get_data():
+        return {}
+    if body is None:
+        raise ControlError(400, "the body must be a JSON object")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMAS[schema]).iter_errors(body))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path)
+        raise ControlError(400, f"body{'/' + where if where else ''}: {error.message}")
+    return body
+
+
+def _limit() -> int:
+    try:
+        return max(1, int(request.args.get("limit", DEFAULT_LIMIT)))
+    except ValueError:
+        raise ControlError(400, "limit must be a whole number") from None
+
+
+def _time(value: float) -> float | None:
+    return None if value == float("inf") else value

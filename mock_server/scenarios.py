@@ -1,0 +1,59 @@
+"""The scenario catalogue (scenarios.yaml): named whole-task trajectories, chosen per request or per account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATALOGUE: dict[str, dict[str, Any]] = yaml.safe_load(
+    Path(__file__).with_name("scenarios.yaml").read_text(encoding="utf-8")
+)
+HEADER = "X-Mock-Scenario"
+NUMERIC_KEYS = ("code", "at", "factor")
+
+
+class ScenarioError(ValueError):
+    """A scenario name or parameter the catalogue does not have; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    spec: str  # as written, with its parameters
+    reject: int | None = None
+    scope: str = "submit"
+    stuck: bool = False
+    factor: float = 1.0
+    outcome: str = "SUCCESS"
+    code: int = 0
+    at: int = 0
+
+
+def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
+    """Parse `name` or `name:key=value,...` into a Scenario, refusing anything the catalogue does not allow."""
+    name, _, params = text.strip().partition(":")
+    if name not in CATALOGUE:
+        raise ScenarioError(f"{HEADER} {name!r} is not a scenario; known: {', '.join(CATALOGUE)}")
+    entry = {key: value for key, value in CATALOGUE[name].items() if key != "description"}
+    for item in filter(None, (part.strip() for part in params.split(","))):
+        key, _, value = item.partition("=")
+        if key not in entry or key not in NUMERIC_KEYS:
+            settable = [k for k in entry if k in NUMERIC_KEYS]
+            raise ScenarioError(f"{HEADER} {name!r} has no parameter {key!r}; it takes: {', '.join(settable) or 'none'}")
+        try:
+            entry[key] = float(value) if key == "factor" else int(value)
+        except ValueError:
+            raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be a number") from None
+    scenario = Scenario(name=name, spec=text.strip(), reject=entry.get("reject"), scope=entry.get("scope", "submit"),
+                        stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
+                        outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0))
+    if scenario.outcome == "FAIL" and scenario.code not in fail_codes - {0}:
+        raise ScenarioError(f"{HEADER} code={scenario.code} is not a documented FailCode")
+    if not 0 <= scenario.at <= max_progress:
+        raise ScenarioError(f"{HEADER} at={scenario.at} must be a Progress from 0 to {max_progress}")
+    if not 0 < scenario.factor <= 1000:
+        raise ScenarioError(f"{HEADER} factor={scenario.factor} must be above 0 and at most 1000")
+    return scenario

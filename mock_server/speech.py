@@ -1,0 +1,102 @@
+"""The mock's stand-in for text-to-speech timing: how long InputSsml takes to speak, and when each unit is spoken.
+
+Deterministic and documented (DECISIONS.md D33): Chinese characters at `cjk_chars_per_second`, words of other
+scripts at `latin_words_per_second`, both divided by Speed; `<break>` adds its pause; `<sub>` speaks its alias.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spec.ssml import Segment
+
+TICKS_PER_SECOND = 10_000_000  # TextTimestampResult counts in units of 100 ns
+CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+TOKEN = re.compile(
+    rf"(?P<cjk>[{CJK}])|(?P<word>[^\W_{CJK}]+(?:['\u2019\-][^\W_{CJK}]+)*)|(?P<end>[。！？；.!?;…])|(?P<other>.)",
+    re.S,
+)
+# Pause of a <break> given by strength only (the SSML page names the strengths, not their lengths).
+STRENGTH_SECONDS = {"x-weak": 0.1, "weak": 0.25, "medium": 0.5, "strong": 0.75, "x-strong": 1.0}
+DEFAULT_STRENGTH = "medium"
+
+
+@dataclass(frozen=True)
+class Rates:
+    cjk_chars_per_second: float
+    latin_words_per_second: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """The estimated result of speaking a text: sentences with per-unit timestamps, and the total in ticks."""
+
+    sentences: list[dict[str, Any]]
+    ticks: int
+
+    @property
+    def duration_ms(self) -> int:
+        return max(1, math.ceil(self.ticks / (TICKS_PER_SECOND // 1000)))
+
+    @property
+    def seconds(self) -> float:
+        return self.ticks / TICKS_PER_SECOND
+
+
+def pause_seconds(attributes: dict[str, str]) -> float:
+    """Return the pause of a `<break>` with these attributes."""
+    time = attributes.get("time")
+    if time is not None:
+        return int(time[:-2]) / 1000 if time.endswith("ms") else float(time[:-1])
+    return STRENGTH_SECONDS[attributes.get("strength", DEFAULT_STRENGTH)]
+
+
+def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
+    """Lay out `segments` on a timeline: one Word per Chinese character or per word of other scripts, sentences
+    split after sentence-ending punctuation."""
+    unit_ticks = {
+        "cjk": round(TICKS_PER_SECOND / (rates.cjk_chars_per_second * speed)),
+        "word": round(TICKS_PER_SECOND / (rates.latin_words_per_second * speed)),
+    }
+    now, sentences, text, words = 0, [], "", []
+
+    def close():
+        nonlocal text, words
+        if words:
+            sentences.append({"Sentence": text.strip(), "Words": words})
+            text, words = "", []
+
+    for segment in segments:
+        if segment.pause is not None:
+            now += round(pause_seconds(segment.pause) * TICKS_PER_SECOND)
+            continue
+        for match in TOKEN.finditer(segment.text):
+            kind, value = match.lastgroup, match.group()
+            text += value
+            if kind in unit_ticks:
+                words.append({"Word": value, "StartTimestamp": now, "EndTimestamp": now + unit_ticks[kind]})
+                now += unit_ticks[kind]
+            elif kind == "end":
+                close()
+    close()
+    return Speech(sentences, now)
+
+
+def srt(sentences: list[dict[str, Any]]) -> str:
+    """Return SubRip subtitles with one cue per sentence, timed by its first and last word."""
+    cues = []
+    for number, sentence in enumerate(sentences, start=1):
+        start, end = sentence["Words"][0]["StartTimestamp"], sentence["Words"][-1]["EndTimestamp"]
+        cues.append(f"{number}\n{_srt_time(start)} --> {_srt_time(end)}\n{sentence['Sentence']}\n")
+    return "\n".join(cues)
+
+
+def _srt_time(ticks: int) -> str:
+    ms = ticks // 10_000
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02}:{minutes:02}:{seconds:02},{millis:03}"

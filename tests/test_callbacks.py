@@ -1,0 +1,131 @@
+"""Each finished task's callback arrives exactly once with the documented body; bad targets never hurt the API."""
+
+import socket
+import time
+
+import pytest
+import requests
+
+import spec as spec_module
+from mock_server import create_app
+
+from .conftest import in_process, serving
+from .receiver import Receiver
+from .test_lifecycle import CONFIG, poll, submit, text
+
+SPEC = spec_module.load()
+
+
+@pytest.fixture
+def mock(clock):
+    app = create_app({**CONFIG, "background": True, "callback_timeout_seconds": 0.5}, clock=clock)
+    yield app
+    app.extensions["ivh_mock_dispatcher"].stop()
+
+
+@pytest.fixture
+def api(mock, clock):
+    return in_process(mock, clock)
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+def test_one_callback_per_finished_task_with_the_documented_body(api, clock, receiver):
+    plain = [submit(api, text(CallbackUrl=receiver.url)) for _ in range(6)]
+    failing = submit(api, text(CallbackUrl=receiver.url), scenario="internal_error")
+    silent = submit(api, text())  # no CallbackUrl: no callback
+    assert receiver.received == []
+    clock.advance(1.5)  # rendering, not finished
+    time.sleep(0.2)
+    assert receiver.received == []
+
+    clock.advance(60)
+    got = receiver.wait_for(7)
+    time.sleep(0.3)  # anything extra would have arrived by now
+    assert len(receiver.received) == 7
+    by_task = {entry["body"]["Payload"]["TaskId"]: entry for entry in got}
+    assert set(by_task) == {*plain, failing} and silent not in by_task
+    for task_id, entry in by_task.items():
+        body = entry["body"]
+        assert SPEC.check("#/components/schemas/CallbackBody", body) == []
+        assert set(body) == {"Payload"}
+        final = poll(api, task_id)
+        assert body["Payload"] == {"Progress": final["Progress"], "MediaUrl": final["MediaUrl"],
+                                   "SubtitlesUrl": final["SubtitlesUrl"], "Status": final["Status"],
+                                   "FailMessage": final["FailMessage"], "TaskId": task_id}
+        assert entry["headers"]["Content-Type"] == "application/json"
+    assert by_task[failing]["body"]["Payload"]["Status"] == "FAIL"
+    assert by_task[failing]["body"]["Payload"]["Progress"] == -1
+
+
+def test_the_delivery_log_records_each_attempt(mock, api, clock, receiver):
+    task_id = submit(api, text(CallbackUrl=receiver.url))
+    clock.advance(60)
+    receiver.wait_for(1)
+    log = _wait_for_log(mock, 1)
+    assert log[0].task_id == task_id and log[0].url == receiver.url and log[0].status == 200
+    assert log[0].error is None and log[0].latency_ms >= 0 and log[0].response_body == "ok"
+    assert log[0].body["Payload"]["TaskId"] == task_id
+
+
+def _wait_for_log(app, count, timeout=5.0):
+    store = app.extensions["ivh_mock"].store
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(store.callbacks()) >= count:
+            return store.callbacks()
+        time.sleep(0.01)
+    raise AssertionError(f"expected {count} logged deliveries, got {len(store.callbacks())}")
+
+
+def _dead_url():
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+
+
+@pytest.mark.parametrize("mode", ["dead", "slow", "redirect", "garbage"])
+def test_a_bad_target_never_blocks_or_breaks_the_api(mock, clock, mode):
+    receiver = Receiver(mode if mode != "dead" else "ok", delay=3.0)
+    url = _dead_url() if mode == "dead" else receiver.url
+    try:
+        with serving(mock) as base:
+            api = in_process(mock, clock)
+            ids = [submit(api, text(CallbackUrl=url)) for _ in range(3)]
+            clock.advance(60)
+            # while the deliveries are failing or hanging, the API answers over real HTTP at once
+            from .conftest import Caller
+
+            http = Caller(lambda u, d, h: _post(base + u, d, h), clock)
+            for task_id in ids:
+                assert http.call("getprogress", {"TaskId": task_id}).payload["Status"] == "SUCCESS"
+            assert http.call("phototovideonotrain", text()).code == 0
+            log = _wait_for_log(mock, 3)
+            assert len(log) == 3 and {entry.task_id for entry in log} == set(ids)
+            if mode == "redirect":
+                assert {entry.status for entry in log} == {302}  # recorded, not followed
+            else:
+                assert all(entry.error for entry in log), log
+            time.sleep(0.2)
+            assert len(mock.extensions["ivh_mock"].store.callbacks()) == 3  # never retried
+    finally:
+        receiver.close()
+
+
+def _post(url, data, headers):
+    response = requests.post(url, data=data, headers=headers, timeout=2)
+    return response.status_code, response.json()
+
+
+def test_a_callback_is_claimed_only_once(mock, api, clock, receiver):
+    task_id = submit(api, text(CallbackUrl=receiver.url))
+    clock.advance(60)
+    store = mock.extensions["ivh_mock"].store
+    receiver.wait_for(1)
+    assert store.claim_callback(task_id) is False
+    assert store.due_callbacks(clock.now()) == []

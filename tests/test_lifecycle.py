@@ -1,0 +1,202 @@
+"""Tasks walk COMMIT -> MAKING -> SUCCESS|FAIL on the virtual clock: queueing, progress, duration, retention."""
+
+import copy
+
+import pytest
+import requests
+
+from mock_server import create_app
+
+from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, in_process, serving
+
+CONFIG = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0,
+          "cjk_chars_per_second": 4.0, "latin_words_per_second": 2.5, "background": False}
+SENTENCE = "你好，我是虚拟主播。"  # 8 Chinese characters: 2.0 s at 4 per second
+
+
+@pytest.fixture
+def mock(clock):
+    return create_app(CONFIG, clock=clock)
+
+
+@pytest.fixture
+def api(mock, clock):
+    return in_process(mock, clock)
+
+
+def text(ssml=SENTENCE, speed=1.0, **extra):
+    payload = copy.deepcopy(TEXT_PAYLOAD)
+    payload["InputSsml"] = ssml
+    payload["SpeechParam"]["Speed"] = speed
+    return {**payload, **extra}
+
+
+def submit(api, payload, scenario=None):
+    answer = api.call("phototovideonotrain", payload, **({"scenario": scenario} if scenario else {}))
+    assert answer.code == 0, answer.message
+    return answer.payload["TaskId"]
+
+
+def poll(api, task_id):
+    answer = api.call("getprogress", {"TaskId": task_id})
+    assert answer.code == 0, answer.message
+    return answer.payload
+
+
+def test_seven_tasks_under_concurrency_five_queue_fifo_and_finish(api, clock):
+    ids = [submit(api, text()) for _ in range(7)]
+    # every task spends the queue time in COMMIT; ArrayCount counts the account's queued tasks ahead of it
+    assert [poll(api, i)["Status"] for i in ids] == ["COMMIT"] * 7
+    assert [poll(api, i)["ArrayCount"] for i in ids] == [0, 1, 2, 3, 4, 5, 6]
+
+    # render time = 2.0 + 0.25 * 2.0 s = 2.5 s; five start at t+1, two wait for a free slot
+    clock.advance(1.0)
+    states = [poll(api, i) for i in ids]
+    assert [s["Status"] for s in states] == ["MAKING"] * 5 + ["COMMIT"] * 2
+    assert [s["ArrayCount"] for s in states] == [0, 0, 0, 0, 0, 0, 1]
+    assert all(s["Progress"] == 0 for s in states)
+
+    history = {i: [] for i in ids}
+    for _ in range(30):
+        clock.advance(0.25)  # a power of two: the steps add up exactly
+        for i in ids:
+            history[i].append(poll(api, i))
+    for i in ids:
+        statuses = [s["Status"] for s in history[i]]
+        order = ["COMMIT", "MAKING", "SUCCESS"]
+        assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
+        progress = [s["Progress"] for s in history[i]]
+        assert progress == sorted(progress), progress
+        assert all(0 <= p <= 99 for p, s in zip(progress, statuses) if s == "MAKING")
+        counts = [s["ArrayCount"] for s in history[i]]
+        assert counts == sorted(counts, reverse=True)
+        final = history[i][-1]
+        assert final["Status"] == "SUCCESS" and final["Progress"] == 100
+        assert final["Duration"] == 2000
+    # the sixth and seventh started when the first five finished, 2.5 s after they started (step 10)
+    assert [s["Status"] for s in history[ids[5]]].index("MAKING") == 9
+    assert [s["Status"] for s in history[ids[6]]].index("MAKING") == 9
+    assert [s["Status"] for s in history[ids[0]]].index("SUCCESS") == 9
+
+
+def test_making_progress_rises_steadily_below_100(api, clock):
+    task_id = submit(api, text())
+    clock.advance(1.0)
+    seen = []
+    for _ in range(20):
+        seen.append(poll(api, task_id)["Progress"])
+        clock.advance(0.125)
+    assert seen[0] == 0 and max(seen) <= 99 and seen == sorted(seen) and len(set(seen)) > 10
+    assert poll(api, task_id)["Progress"] == 100
+
+
+def test_success_report_has_media_subtitles_and_timestamps(api, clock):
+    task_id = submit(api, text("你好。<break time=\"500ms\"/>世界好！"))
+    clock.advance(60)
+    report = poll(api, task_id)
+    assert report["Status"] == "SUCCESS" and report["Progress"] == 100 and report["FailCode"] == 0
+    assert report["MediaUrl"].endswith(f"/broadcast/Basic/video/{task_id}.mp4")
+    assert report["SubtitlesUrl"].endswith(f"/broadcast/Basic/subtitle/{task_id}.srt")
+    sentences = report["TextTimestampResult"]
+    assert [s["Sentence"] for s in sentences] == ["你好。", "世界好！"]
+    words = [w for s in sentences for w in s["Words"]]
+    assert [w["Word"] for w in words] == list("你好世界好")
+    # 0.25 s per character (2.5 M ticks), and a 0.5 s break between the sentences
+    assert [(w["StartTimestamp"], w["EndTimestamp"]) for w in words[:3]] == [
+        (0, 2_500_000), (2_500_000, 5_000_000), (10_000_000, 12_500_000)]
+    assert report["Duration"] == words[-1]["EndTimestamp"] // 10_000 == 1750  # 5 x 0.25 s + 0.5 s
+
+
+def test_audio_task_has_no_subtitles(api, clock):
+    task_id = submit(api, AUDIO_PAYLOAD)
+    clock.advance(60)
+    report = poll(api, task_id)
+    assert report["Status"] == "SUCCESS"
+    assert report["SubtitlesUrl"] == "" and report["TextTimestampResult"] == []
+    assert report["Duration"] == 10_000  # the stand-in until audio files are measured
+
+
+@pytest.mark.parametrize("ssml, speed, expected_ms", [
+    ("你好世界", 1.0, 1000),  # 4 characters at 4 per second
+    ("你好世界", 0.5, 2000),  # half speed, twice as long
+    ("你好世界", 1.5, 667),
+    ("Hello there my friend", 1.0, 1600),  # 4 words at 2.5 per second
+    ("你好<break time=\"2s\"/>世界", 1.0, 3000),
+    ("你好<break strength=\"strong\"/>世界", 1.0, 1750),
+    ("<sub alias=\"语音合成\">TTS</sub>好", 1.0, 1250),  # the alias is spoken, not the content
+    ("Hello, 世界!", 1.0, 900),  # one word and two characters
+])
+def test_duration_follows_the_documented_estimate(api, clock, ssml, speed, expected_ms):
+    task_id = submit(api, text(ssml, speed=speed))
+    clock.advance(600)
+    assert poll(api, task_id)["Duration"] == expected_ms
+
+
+def test_text_longer_than_60_seconds_fails_with_801009(api, clock):
+    task_id = submit(api, text("好" * 245))  # 61.25 s at 4 characters per second
+    assert poll(api, task_id)["Status"] == "COMMIT"
+    clock.advance(1.0)
+    report = poll(api, task_id)
+    assert report["Status"] == "FAIL" and report["Progress"] == -1
+    assert report["FailCode"] == 801009
+    assert "61.2 s; the limit is 60 s" in report["FailMessage"]
+    ok = submit(api, text("好" * 240))  # exactly 60 s is allowed
+    clock.advance(600)
+    assert poll(api, ok)["Status"] == "SUCCESS"
+
+
+def test_result_urls_serve_until_retention_ends(mock, api, clock):
+    task_id = submit(api, text())
+    client = mock.test_client()
+    report = poll(api, task_id)
+    video_path = f"/broadcast/Basic/video/{task_id}.mp4"
+    assert client.get(video_path).status_code == 404  # not finished yet
+    clock.advance(60)
+    report = poll(api, task_id)
+    assert report["MediaUrl"].endswith(video_path)
+    video = client.get(video_path)
+    assert video.status_code == 200 and video.mimetype == "video/mp4" and len(video.data) > 1000
+    subtitles = client.get(report["SubtitlesUrl"].split("localhost", 1)[1])
+    assert subtitles.status_code == 200
+    assert subtitles.data.decode() == "1\n00:00:00,000 --> 00:00:02,000\n你好，我是虚拟主播。\n"
+
+    finished = 1.0 + 2.5
+    clock.advance(7 * 86400 - 60 + finished - 0.5)  # half a second before the 7 days run out
+    assert client.get(video_path).status_code == 200
+    clock.advance(1.0)
+    expired = client.get(video_path)
+    assert expired.status_code == 404 and expired.mimetype == "application/xml"
+    assert b"<Code>NoSuchKey</Code>" in expired.data
+    assert client.get(f"/broadcast/Basic/subtitle/{task_id}.srt").status_code == 404
+    assert poll(api, task_id)["Status"] == "SUCCESS"  # getprogress still reports the task
+
+
+def test_the_video_is_a_real_mp4_of_the_reported_duration(mock, api, clock):
+    import io
+
+    import av
+
+    task_id = submit(api, text())
+    clock.advance(60)
+    data = mock.test_client().get(f"/broadcast/Basic/video/{task_id}.mp4").data
+    with av.open(io.BytesIO(data)) as container:
+        kinds = sorted(stream.type for stream in container.streams)
+        seconds = container.duration / 1_000_000
+    assert kinds == ["audio", "video"]
+    assert abs(seconds - poll(api, task_id)["Duration"] / 1000) <= 0.05
+
+
+def test_byte_ranges_are_served(mock, api, clock):
+    task_id = submit(api, text())
+    clock.advance(60)
+    with serving(mock) as served:
+        url = f"{served}/broadcast/Basic/video/{task_id}.mp4"
+        whole = requests.get(url, timeout=10).content
+        part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
+    assert part.status_code == 206 and part.content == whole[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
+
+
+def test_unknown_media_is_no_such_key(mock):
+    response = mock.test_client().get("/broadcast/Basic/video/" + "0" * 32 + ".mp4")
+    assert response.status_code == 404 and b"NoSuchKey" in response.data

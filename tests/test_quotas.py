@@ -1,0 +1,87 @@
+"""Concurrency, the submission limit (100008) and the hourly-package balance (100013), per account."""
+
+from dataclasses import replace
+
+import pytest
+
+from mock_server import create_app
+
+from .conftest import in_process
+from .test_lifecycle import CONFIG, poll, submit, text
+
+
+@pytest.fixture
+def make(clock):
+    apps = []
+
+    def build(**settings):
+        app = create_app({**CONFIG, **settings}, clock=clock)
+        apps.append(app)
+        return in_process(app, clock), app.extensions["ivh_mock"]
+
+    return build
+
+
+def test_the_submission_limit_answers_100008_with_the_faq_message(make, clock):
+    api, _ = make(max_pending=3)
+    ids = [submit(api, text()) for _ in range(3)]
+    answer = api.call("phototovideonotrain", text())
+    assert answer.code == 100008
+    assert answer.message == "超过配额限制: 提交视频制作数量超过限制:3"
+    clock.advance(60)  # all three finish
+    assert [poll(api, i)["Status"] for i in ids] == ["SUCCESS"] * 3
+    assert api.call("phototovideonotrain", text()).code == 0
+
+
+def test_shared_tasks_use_up_the_hourly_package(make, clock):
+    api, _ = make(hourly_package_seconds=5.0)  # 2 s per task
+    submit(api, text(ConcurrencyType="Shared"))
+    submit(api, text())  # unspecified: Shared, as the account bought a package but no concurrency
+    answer = api.call("phototovideonotrain", text())
+    assert answer.code == 100013
+    assert "1.0 s left, the task needs 2.0 s" in answer.message
+
+
+def test_a_failed_task_gives_its_seconds_back(make, clock):
+    api, _ = make(hourly_package_seconds=2.0)
+    failed = submit(api, text(), scenario="content_safety")
+    assert api.call("phototovideonotrain", text()).code == 100013  # reserved while it runs
+    clock.advance(60)
+    assert poll(api, failed)["Status"] == "FAIL"
+    assert api.call("phototovideonotrain", text()).code == 0
+
+
+def test_no_package_and_no_concurrency_means_no_submission(make):
+    api, _ = make(hourly_package_seconds=None)
+    unspecified = api.call("phototovideonotrain", text())
+    assert unspecified.code == 100013 and "bought neither concurrency nor an hourly package" in unspecified.message
+    assert api.call("phototovideonotrain", text(ConcurrencyType="Shared")).code == 100013
+    assert api.call("phototovideonotrain", text(ConcurrencyType="Exclusive")).code == 100014
+
+
+def test_purchased_concurrency_allows_exclusive_and_adds_slots(make, clock):
+    api, ctx = make(exclusive_concurrency=1, hourly_package_seconds=None)
+    ids = [submit(api, text()) for _ in range(7)]  # unspecified: Exclusive, as concurrency was bought
+    assert {ctx.store.get_task(i).concurrency_type for i in ids} == {"Exclusive"}
+    clock.advance(1.0)
+    assert [poll(api, i)["Status"] for i in ids] == ["MAKING"] * 6 + ["COMMIT"]  # 5 + 1 bought
+
+
+def test_accounts_are_independent(make, clock):
+    api, ctx = make(max_pending=1)
+    other = replace(api, appkey="other-app")
+    submit(api, text())
+    assert api.call("phototovideonotrain", text()).code == 100008
+    assert other.call("phototovideonotrain", text()).code == 0
+
+
+def test_stuck_tasks_count_against_the_limit_but_hold_no_slot(make, clock):
+    api, _ = make(max_pending=10)
+    stuck = [submit(api, text(), scenario="stuck_in_queue") for _ in range(5)]
+    moving = submit(api, text())
+    assert poll(api, moving)["ArrayCount"] == 5  # the stuck ones are queued ahead
+    clock.advance(1.0)
+    assert poll(api, moving)["Status"] == "MAKING"  # but they hold no slot
+    clock.advance(30 * 86400)
+    assert {poll(api, i)["Status"] for i in stuck} == {"COMMIT"}
+    assert [poll(api, i)["ArrayCount"] for i in stuck] == [0, 1, 2, 3, 4]  # stuck behind each other

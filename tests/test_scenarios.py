@@ -1,0 +1,107 @@
+"""Each scenario of the catalogue produces its documented trajectory, chosen per request or per account."""
+
+from pathlib import Path
+
+import pytest
+
+from mock_server.scenarios import CATALOGUE
+
+from .test_lifecycle import api, mock, poll, submit, text  # noqa: F401 (fixtures)
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def trajectory(api, clock, task_id, seconds=60.0, step=0.125):
+    """Poll every `step` virtual seconds; return the reports in order."""
+    reports = [poll(api, task_id)]
+    for _ in range(int(seconds / step)):
+        clock.advance(step)
+        reports.append(poll(api, task_id))
+    return reports
+
+
+def statuses(reports):
+    seen = []
+    for report in reports:
+        if not seen or seen[-1] != report["Status"]:
+            seen.append(report["Status"])
+    return seen
+
+
+# (scenario, statuses walked, final FailCode, highest Progress while MAKING, seconds from MAKING to the end)
+TRAJECTORIES = [
+    ("success", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 2.5),
+    ("fail", ["COMMIT", "MAKING", "FAIL"], 801000, 49, 1.25),
+    ("internal_error", ["COMMIT", "MAKING", "FAIL"], 801000, 49, 1.25),
+    ("content_safety", ["COMMIT", "FAIL"], 801005, None, 0),
+    ("download_failure", ["COMMIT", "FAIL"], 801010, None, 0),
+    ("timeout", ["COMMIT", "MAKING", "FAIL"], 801007, 98, 7.5),
+    ("slow_render", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 25.0),
+    ("stuck_in_queue", ["COMMIT"], 0, None, None),
+    ("fail:code=801014,at=20", ["COMMIT", "MAKING", "FAIL"], 801014, 19, 0.5),
+    ("slow_render:factor=2", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 5.0),
+]
+
+
+@pytest.mark.parametrize("scenario, walked, fail_code, top, making_seconds", TRAJECTORIES,
+                         ids=[t[0] for t in TRAJECTORIES])
+def test_scenario_trajectory(api, clock, scenario, walked, fail_code, top, making_seconds):
+    task_id = submit(api, text(), scenario=scenario)
+    reports = trajectory(api, clock, task_id)
+    assert statuses(reports) == walked
+    final = reports[-1]
+    assert final["FailCode"] == fail_code
+    assert final["Progress"] == {"SUCCESS": 100, "FAIL": -1, "COMMIT": 0}[final["Status"]]
+    if final["Status"] == "FAIL":
+        assert final["FailMessage"] and final["MediaUrl"] == "" and final["Duration"] == 0
+    making = [r["Progress"] for r in reports if r["Status"] == "MAKING"]
+    if top is not None:
+        assert making == sorted(making) and top - 5 <= max(making) <= top  # sampled every 0.125 s
+    if making_seconds is not None:
+        assert len(making) * 0.125 == pytest.approx(making_seconds, abs=0.125)
+
+
+@pytest.mark.parametrize("scenario, code, message", [
+    ("quota_exceeded", 100008, "超过配额限制: 提交视频制作数量超过限制:1000"),
+    ("balance_exhausted", 100013, "balance"),
+    ("rate_limited", 801004, "too frequent"),
+])
+def test_rejecting_scenarios_refuse_the_submission(api, scenario, code, message):
+    answer = api.call("phototovideonotrain", text(), scenario=scenario)
+    assert answer.code == code and message in answer.message
+    assert api.call("getprogress", {"TaskId": "x"}).code == 110006  # without the header: served as usual
+
+
+def test_rate_limited_applies_to_every_operation(api):
+    answer = api.call("getprogress", {"TaskId": "x"}, scenario="rate_limited")
+    assert answer.code == 801004
+    assert api.call("describetimbre", {"PageIndex": 1, "PageSize": 1}, scenario="rate_limited").code == 801004
+
+
+@pytest.mark.parametrize("header, named", [
+    ("explode", "X-Mock-Scenario 'explode' is not a scenario; known: success"),
+    ("fail:colour=red", "X-Mock-Scenario 'fail' has no parameter 'colour'; it takes: code, at"),
+    ("fail:code=abc", "X-Mock-Scenario parameter code='abc' must be a number"),
+    ("fail:code=123456", "code=123456 is not a documented FailCode"),
+    ("fail:at=100", "at=100 must be a Progress from 0 to 99"),
+    ("success:factor=2", "X-Mock-Scenario 'success' has no parameter 'factor'"),
+    ("slow_render:factor=0", "factor=0.0 must be above 0"),
+])
+def test_a_bad_scenario_is_refused_by_name(api, header, named):
+    answer = api.call("phototovideonotrain", text(), scenario=header)
+    assert answer.code == 100002 and named in answer.message
+
+
+def test_same_inputs_same_trajectory(api, clock):
+    first = submit(api, text(), scenario="fail:at=70")
+    second = submit(api, text(), scenario="fail:at=70")
+    one, two = trajectory(api, clock, first, 10), []
+    assert [(r["Status"], r["Progress"], r["ArrayCount"]) for r in one][-1] == ("FAIL", -1, 0)
+    clock.set(clock.now() - 10)
+    two = trajectory(api, clock, second, 10)
+    assert [(r["Status"], r["Progress"]) for r in one] == [(r["Status"], r["Progress"]) for r in two]
+
+
+def test_every_scenario_is_documented_in_the_readme():
+    for name in CATALOGUE:
+        assert f"`{name}`" in README, f"README does not describe scenario {name}"
