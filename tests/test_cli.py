@@ -118,3 +118,28 @@ def test_python_dash_m_runs_the_same_cli():
     assert result.returncode == 0
     for option in ("--host", "--port", "--profile", "--accounts", "--default-accesstoken"):
         assert option in result.stdout
+
+
+def test_beyond_loopback_the_control_api_gets_a_generated_token():
+    process, url, banner = start("--host", "0.0.0.0")
+    try:
+        token = re.search(r"control API: \S+ token '([^']+)'", banner).group(1)
+        port = url.rsplit(":", 1)[1]
+        control = f"http://127.0.0.1:{port}/__mock__/clock"
+        assert requests.get(control, timeout=10).status_code == 401
+        assert requests.get(control, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_on_loopback_the_control_api_is_open(server):
+    url, banner, _ = server
+    assert "control API: " in banner and "open (loopback only)" in banner
+    assert requests.get(f"{url}/__mock__/clock", timeout=10).status_code == 200
+
+
+def test_timing_options_are_offered():
+    result = subprocess.run([str(SCRIPT), "serve", "--help"], capture_output=True, text=True, timeout=30)
+    for option in ("--queue-seconds", "--render-speed", "--render-startup", "--public-url", "--control-token"):
+        assert option in result.stdout

@@ -1,0 +1,170 @@
+"""The control API under /__mock__/: clock, reset, inspection, accounts, and its token."""
+
+import pytest
+
+from mock_server import create_app
+
+from .conftest import in_process
+from .test_lifecycle import CONFIG, poll, submit, text
+
+
+@pytest.fixture
+def mock(clock):
+    return create_app(CONFIG, clock=clock)
+
+
+@pytest.fixture
+def control(mock):
+    return mock.test_client()
+
+
+@pytest.fixture
+def api(mock, clock):
+    return in_process(mock, clock)
+
+
+def test_the_clock_can_be_read_set_advanced_and_frozen(control, clock):
+    assert control.get("/__mock__/clock").json == {"now": clock.now(), "iso": "2025-11-24T16:00:00+00:00",
+                                                   "frozen": True}
+    assert control.post("/__mock__/clock", json={"advance": 90}).json["now"] == clock.now()
+    assert control.post("/__mock__/clock", json={"set": 1_800_000_000}).json["now"] == 1_800_000_000
+    running = control.post("/__mock__/clock", json={"frozen": False}).json
+    assert running["frozen"] is False and clock.frozen is False
+    assert control.post("/__mock__/clock", json={"frozen": True}).json["frozen"] is True
+
+
+@pytest.mark.parametrize("body, named", [
+    ({}, "body: {} should be non-empty"),
+    ({"advance": -5}, "body/advance: -5 is less than the minimum of 0"),
+    ({"advance": "5"}, "body/advance: '5' is not of type 'number'"),
+    ({"rewind": 5}, "'rewind' was unexpected"),
+    (None, "the body must be a JSON object"),
+])
+def test_bad_clock_bodies_are_refused_by_name(control, body, named):
+    response = control.post("/__mock__/clock", json=body) if body is not None else control.post("/__mock__/clock")
+    assert response.status_code == 400
+    assert named in response.json["error"]["message"]
+
+
+def test_advancing_the_clock_moves_tasks_along(api, control):
+    task_id = submit(api, text())
+    control.post("/__mock__/clock", json={"advance": 60})
+    assert poll(api, task_id)["Status"] == "SUCCESS"
+
+
+def test_tasks_list_and_detail(api, control, clock):
+    mine = submit(api, text(CallbackUrl="http://127.0.0.1:9/hook"), scenario="fail:at=60")
+    other = submit(api.__class__(api.send, clock, appkey="other-app"), text())
+    listed = control.get("/__mock__/tasks?appkey=test-app").json["tasks"]
+    assert [t["task_id"] for t in listed] == [mine]
+    assert listed[0]["status"] == "COMMIT" and listed[0]["scenario"] == "fail:at=60"
+    assert {t["task_id"] for t in control.get("/__mock__/tasks").json["tasks"]} == {mine, other}
+
+    clock.advance(60)
+    detail = control.get(f"/__mock__/tasks/{mine}").json
+    assert detail["request"]["InputSsml"] == "你好，我是虚拟主播。"
+    assert [step["Status"] for step in detail["timeline"]] == ["COMMIT", "MAKING", "FAIL"]
+    assert detail["plan"]["outcome"] == "FAIL" and detail["plan"]["fail_code"] == 801000
+    assert detail["progress"] == poll(api, mine)
+    assert control.get("/__mock__/tasks/" + "0" * 32).status_code == 404
+
+
+def test_the_request_journal_shows_each_verdict(api, control):
+    submit(api, text())
+    api.call("phototovideonotrain", text(DriverType="Txt"))
+    entries = control.get("/__mock__/requests?appkey=test-app").json["requests"]
+    assert [(e["operation"], e["verdict"], e["code"]) for e in entries] == [
+        ("phototovideonotrain", "accepted", 0), ("phototovideonotrain", "rejected", 100002)]
+    assert "Payload.DriverType must be one of" in entries[1]["message"]
+    assert entries[0]["body"]["Payload"]["DriverType"] == "Text"
+
+
+def test_reset_one_account_or_all(api, control, clock):
+    other = api.__class__(api.send, clock, appkey="other-app")
+    mine, theirs = submit(api, text()), submit(other, text())
+    assert control.post("/__mock__/reset", json={"appkey": "test-app"}).json == {"reset": "test-app"}
+    assert api.call("getprogress", {"TaskId": mine}).code == 110006
+    assert poll(other, theirs)["Status"] == "COMMIT"
+    assert control.get("/__mock__/requests?appkey=test-app").json["requests"][-1]["code"] == 110006
+    control.post("/__mock__/reset")
+    assert other.call("getprogress", {"TaskId": theirs}).code == 110006
+
+
+def test_account_settings_change_behaviour(api, control, clock):
+    view = control.put("/__mock__/accounts/test-app", json={"concurrency": 1, "scenario": "content_safety"}).json
+    assert view["concurrency"] == 1 and view["slots"] == 1 and view["scenario"] == "content_safety"
+    first, second = submit(api, text()), submit(api, text(), scenario="success")
+    clock.advance(60)
+    assert poll(api, first)["FailCode"] == 801005  # the account's default scenario
+    assert poll(api, second)["Status"] == "SUCCESS"  # the header wins
+    account = control.get("/__mock__/accounts/test-app").json
+    assert account["tasks"] == {"COMMIT": 0, "MAKING": 0, "SUCCESS": 1, "FAIL": 1}
+    assert account["balance_left_seconds"] == 360_000 - 2.0  # the failed task gave its 2 s back
+
+
+def test_an_accounts_token_can_be_changed(api, control):
+    control.put("/__mock__/accounts/test-app", json={"accesstoken": "rotated"})
+    assert api.call("getprogress", {"TaskId": "x"}).code == 100005
+    assert api.call("getprogress", {"TaskId": "x"}, query=api.query(accesstoken="rotated")).code == 110006
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"concurrency": 0}, "body/concurrency: 0 is less than the minimum of 1"),
+    ({"hourly_package_seconds": -1}, "hourly_package_seconds"),
+    ({"colour": "red"}, "'colour' was unexpected"),
+    ({"scenario": "explode"}, "'explode' is not a scenario"),
+    ({"appkey": "someone-else"}, "differs from the URL's"),
+    ([], "is not of type 'object'"),
+])
+def test_bad_account_settings_are_refused_by_name(control, body, named):
+    response = control.put("/__mock__/accounts/test-app", json=body)
+    assert response.status_code == 400 and named in response.json["error"]["message"]
+
+
+def test_accounts_are_listed(api, control):
+    submit(api, text())
+    listing = control.get("/__mock__/accounts").json
+    assert listing["strict"] is False
+    assert [a["appkey"] for a in listing["accounts"]] == ["test-app"]
+    assert listing["accounts"][0]["concurrency"] == 5  # the documented default
+
+
+def test_strict_mode_accounts_need_a_token_to_be_created(tmp_path, clock):
+    path = tmp_path / "accounts.yaml"
+    path.write_text("accounts:\n  - {appkey: team-a, accesstoken: a}\n")
+    control = create_app({**CONFIG, "accounts_file": str(path)}, clock=clock).test_client()
+    assert control.get("/__mock__/accounts/stranger").status_code == 404
+    refused = control.put("/__mock__/accounts/newbie", json={"concurrency": 2})
+    assert refused.status_code == 400 and "needs an accesstoken" in refused.json["error"]["message"]
+    assert control.put("/__mock__/accounts/newbie", json={"accesstoken": "n"}).status_code == 200
+    assert [a["appkey"] for a in control.get("/__mock__/accounts").json["accounts"]] == ["newbie", "team-a"]
+
+
+def test_scenarios_are_listed(control):
+    listing = control.get("/__mock__/scenarios").json
+    assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]
+
+
+class TestToken:
+    @pytest.fixture
+    def guarded(self, clock):
+        app = create_app({**CONFIG, "control_token": "s3cret"}, clock=clock)
+        return app, app.test_client()
+
+    def test_the_control_api_demands_the_token(self, guarded):
+        _, client = guarded
+        assert client.get("/__mock__/clock").status_code == 401
+        assert client.get("/__mock__/clock", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/__mock__/clock", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/__mock__/clock", headers={"X-Mock-Token": "s3cret"}).status_code == 200
+        assert client.post("/__mock__/reset").status_code == 401
+
+    def test_the_public_api_needs_no_control_token(self, guarded, clock):
+        app, _ = guarded
+        assert in_process(app, clock).call("phototovideonotrain", text()).code == 0
+
+
+def test_the_control_api_never_collides_with_the_public_api(mock):
+    control_rules = [r.rule for r in mock.url_map.iter_rules() if r.rule.startswith("/__mock__")]
+    public_rules = [r.rule for r in mock.url_map.iter_rules() if r.rule.startswith("/v2/")]
+    assert control_rules and public_rules and not set(control_rules) & set(public_rules)
