@@ -173,13 +173,11 @@ class _Routes:
         account = self.ctx.account(appkey)
         if account is None:
             return None
-        from .operations.phototovideonotrain import balance_used
-
         now = self.ctx.clock.now()
         tasks = self.ctx.store.tasks(appkey)
         states = [lifecycle.status(task, now) for task in tasks]
         left = (None if account.hourly_package_seconds is None
-                else account.hourly_package_seconds - balance_used(tasks, now))
+                else account.hourly_package_seconds - lifecycle.balance_used(tasks, now))
         return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
                 "tasks": {state: states.count(state) for state in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}}
 

@@ -46,6 +46,12 @@ def progress_value(task: Task, now: float, max_progress: int) -> int:
     return min(max_progress, int(max_progress * (now - task.start_at) / task.render_seconds))
 
 
+def balance_used(tasks: list[Task], now: float) -> float:
+    """Seconds of the hourly package taken by Shared tasks; a task that has failed gives its seconds back."""
+    return sum(task.duration_ms for task in tasks
+               if task.concurrency_type == "Shared" and not (task.outcome == "FAIL" and task.finish_at <= now)) / 1000
+
+
 def queued_ahead(task: Task, account_tasks: list[Task], now: float) -> int:
     """Return ArrayCount: the account's tasks submitted before this one that are still queued."""
     if now >= task.start_at:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -59,7 +59,6 @@ class Caller:
     clock: VirtualClock
     appkey: str = "test-app"
     accesstoken: str = DEFAULT_TOKEN
-    sent: list = field(default_factory=list)
 
     def query(self, appkey: str | None = None, accesstoken: str | None = None, skew: float = 0) -> str:
         return signed_query(appkey or self.appkey, accesstoken or self.accesstoken, int(self.clock.now() + skew))

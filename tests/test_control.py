@@ -1,5 +1,7 @@
 """The control API under /__mock__/: clock, reset, inspection, accounts, and its token."""
 
+from dataclasses import replace
+
 import pytest
 
 from mock_server import create_app
@@ -54,7 +56,7 @@ def test_advancing_the_clock_moves_tasks_along(api, control):
 
 def test_tasks_list_and_detail(api, control, clock):
     mine = submit(api, text(CallbackUrl="http://127.0.0.1:9/hook"), scenario="fail:at=60")
-    other = submit(api.__class__(api.send, clock, appkey="other-app"), text())
+    other = submit(replace(api, appkey="other-app"), text())
     listed = control.get("/__mock__/tasks?appkey=test-app").json["tasks"]
     assert [t["task_id"] for t in listed] == [mine]
     assert listed[0]["status"] == "COMMIT" and listed[0]["scenario"] == "fail:at=60"
@@ -80,7 +82,7 @@ def test_the_request_journal_shows_each_verdict(api, control):
 
 
 def test_reset_one_account_or_all(api, control, clock):
-    other = api.__class__(api.send, clock, appkey="other-app")
+    other = replace(api, appkey="other-app")
     mine, theirs = submit(api, text()), submit(other, text())
     assert control.post("/__mock__/reset", json={"appkey": "test-app"}).json == {"reset": "test-app"}
     assert api.call("getprogress", {"TaskId": mine}).code == 110006

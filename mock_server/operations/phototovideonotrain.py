@@ -90,18 +90,12 @@ def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[T
         return requested
     if not has_package:
         raise BalanceInsufficient("Payload.ConcurrencyType Shared needs an hourly package; this account has none")
-    left = account.hourly_package_seconds - balance_used(earlier, now)
+    left = account.hourly_package_seconds - lifecycle.balance_used(earlier, now)
     if left * 1000 < duration_ms:
         raise BalanceInsufficient(
             f"hourly package balance insufficient: {max(left, 0):.1f} s left, the task needs {duration_ms / 1000:.1f} s"
         )
     return requested
-
-
-def balance_used(tasks: list[Task], now: float) -> float:
-    """Seconds of the hourly package taken by Shared tasks; a task that has failed gives its seconds back."""
-    return sum(task.duration_ms for task in tasks
-               if task.concurrency_type == "Shared" and not (task.outcome == "FAIL" and task.finish_at <= now)) / 1000
 
 
 def _check_timbre(ctx: MockContext, speech: dict[str, Any]) -> None:
