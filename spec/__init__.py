@@ -53,6 +53,10 @@ class ErrorCatalogue:
         }
         self.by_name = {entry["name"]: entry["code"] for entry in data["header"] if "name" in entry}
 
+    def family(self, code: int) -> str | None:
+        """Return the family of a Header.Code (authentication, parameter, quota, ...), or None if undocumented."""
+        return self.header.get(code, {}).get("family")
+
     def code_for_keyword(self, keyword: str) -> int:
         """Return the Header.Code the API gives when a value breaks `keyword`."""
         return self.by_keyword.get(keyword, self.by_name["ParameterValueError"])

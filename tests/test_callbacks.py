@@ -10,7 +10,7 @@ import spec as spec_module
 from mock_server import create_app
 
 from .conftest import in_process, serving
-from .receiver import Receiver
+from mock_server.testing import CallbackReceiver as Receiver
 from .test_lifecycle import CONFIG, poll, submit, text
 
 SPEC = spec_module.load()

@@ -1,20 +1,44 @@
-"""An installed wheel carries the spec and everything the mock reads at run time."""
+"""An installed wheel carries the spec and everything read at run time, and its pytest plugin works by itself."""
 
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_wheel_carries_the_spec_files(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
-    wheel = next(tmp_path.glob("ivh_mock-*.whl"))
+    return next(out.glob("ivh_mock-*.whl"))
+
+
+def test_the_wheel_carries_the_spec_and_data_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("spec/openapi.yaml", "spec/error-codes.yaml", "spec/DECISIONS.md", "spec/__init__.py",
-                   "mock_server/accounts.schema.yaml", "mock_server/app.py", "client/__init__.py"):
+                   "mock_server/accounts.schema.yaml", "mock_server/control.schema.yaml",
+                   "mock_server/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py"):
         assert needed in names, f"{needed} missing from {wheel.name}"
-    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "ivh-mock = mock_server.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    for line in ("ivh-mock = mock_server.cli:main", "ivh = client.cli:main", "ivh_mock = mock_server.pytest_plugin"):
+        assert line in entry_points
+
+
+def test_the_sample_app_test_passes_in_a_fresh_virtualenv(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel), "pytest"],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    sample = tmp_path / "test_my_app.py"
+    sample.write_text((ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8"), encoding="utf-8")
+    run = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(sample)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "2 passed" in run.stdout

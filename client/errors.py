@@ -1,0 +1,91 @@
+"""Typed errors of the client. API errors are grouped by the family `spec/error-codes.yaml` gives each Header.Code,
+and carry the code, the message and the request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IvhError(Exception):
+    """Base of every error the client raises."""
+
+
+class APIError(IvhError):
+    """The API answered with a non-zero Header.Code (or pre-flight validation refused the request)."""
+
+    family: str | None = None
+
+    def __init__(self, code: int, message: str, request_id: str | None = None, *, http_status: int | None = None,
+                 body: Any = None, preflight: bool = False):
+        self.code, self.message, self.request_id = code, message, request_id
+        self.http_status, self.body, self.preflight = http_status, body, preflight
+        where = "refused before sending" if preflight else f"request {request_id}"
+        super().__init__(f"{code}: {message} ({where})")
+
+
+class AuthenticationError(APIError):
+    family = "authentication"
+
+
+class ParameterError(APIError):
+    family = "parameter"
+
+
+class QuotaExceededError(APIError):
+    family = "quota"
+
+
+class BalanceError(APIError):
+    family = "balance"
+
+
+class NotFoundError(APIError):
+    family = "not_found"
+
+
+class RateLimitedError(APIError):
+    family = "rate_limited"
+
+
+class ServerError(APIError):
+    family = "server"
+
+
+FAMILIES: dict[str, type[APIError]] = {
+    cls.family: cls
+    for cls in (AuthenticationError, ParameterError, QuotaExceededError, BalanceError, NotFoundError,
+                RateLimitedError, ServerError)
+}
+
+
+class APIConnectionError(IvhError):
+    """The server could not be reached, or the answer was not the API's envelope."""
+
+
+class TaskFailedError(IvhError):
+    """The task ended in FAIL."""
+
+    def __init__(self, task_id: str, fail_code: int, fail_message: str, progress: Any = None):
+        self.task_id, self.fail_code, self.fail_message, self.progress = task_id, fail_code, fail_message, progress
+        super().__init__(f"task {task_id} failed: {fail_code} {fail_message}")
+
+
+class WaitTimeoutError(IvhError):
+    """The task was not finished by the deadline."""
+
+    def __init__(self, task_id: str, waited: float, last: Any = None):
+        self.task_id, self.waited, self.last = task_id, waited, last
+        status = f"; last status {last.status} at {last.progress}%" if last is not None else ""
+        super().__init__(f"task {task_id} not finished after {waited:.1f} s{status}")
+
+
+class CallbackError(IvhError, ValueError):
+    """A callback body is not what the API documents; the message names the field and the rule."""
+
+
+class DownloadError(IvhError):
+    """A result file could not be downloaded (for example, retention ran out: 404)."""
+
+    def __init__(self, url: str, status: int | None, reason: str):
+        self.url, self.status = url, status
+        super().__init__(f"cannot download {url}: {reason}")

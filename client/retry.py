@@ -1,0 +1,44 @@
+"""The client's retry policy, in two small functions: whether to retry, and how long to wait first."""
+
+from __future__ import annotations
+
+import random
+
+import requests
+
+from .errors import APIError, RateLimitedError, ServerError
+
+BASE_DELAY = 0.5
+MAX_DELAY = 8.0
+
+
+def should_retry(error: Exception, *, idempotent: bool) -> bool:
+    """Tell whether a failed call may be sent again.
+
+    A call that is not idempotent (a submission: a duplicate is a second paid video) is retried only when the
+    request certainly never reached the server. Idempotent calls are retried on connection errors, 5xx answers,
+    server-side codes and rate limits."""
+    if isinstance(error, requests.ConnectionError) and not _may_have_reached_server(error):
+        return True
+    if not idempotent:
+        return False
+    if isinstance(error, (requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(error, APIError):
+        return isinstance(error, (ServerError, RateLimitedError)) or (error.http_status or 0) >= 500
+    return False
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...): 0.5 s doubling to at most 8 s, with up to 25 %
+    jitter so that many clients do not retry in step."""
+    delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
+    return delay * (1 + 0.25 * (rng or random).random())
+
+
+def _may_have_reached_server(error: requests.ConnectionError) -> bool:
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    reason = error.args[0] if error.args else None
+    cause = getattr(reason, "reason", reason)
+    return type(cause).__name__ != "NewConnectionError"  # refused or unresolvable: nothing was sent

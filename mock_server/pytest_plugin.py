@@ -1,0 +1,41 @@
+"""pytest fixtures that put the mock one fixture away (registered by the `pytest11` entry point `ivh_mock`).
+
+- `ivh_mock`: a fresh mock on a loopback port, in-memory store, frozen virtual clock (a `MockServer`).
+- `ivh_client`: a `client.Client` bound to it, with an appkey unique to the test; its `wait()` advances the mock's
+  clock instead of sleeping.
+- `ivh_callback_receiver`: a local endpoint that records callbacks (a `CallbackReceiver`).
+
+Each test gets its own server, so the fixtures work under pytest-xdist as they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.fixture
+def ivh_mock():
+    from .testing import MockServer  # imported on use, so installing the plugin costs other test runs nothing
+
+    with MockServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ivh_client(ivh_mock, request):
+    from client import Client  # the one place the mock's package uses the client
+
+    name = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:60]
+    return Client(appkey=f"{name}-{uuid.uuid4().hex[:8]}", accesstoken=ivh_mock.ctx.config.default_accesstoken,
+                  base_url=ivh_mock.base_url, clock=ivh_mock.now, sleep=ivh_mock.advance, monotonic=ivh_mock.now)
+
+
+@pytest.fixture
+def ivh_callback_receiver():
+    from .testing import CallbackReceiver
+
+    receiver = CallbackReceiver()
+    yield receiver
+    receiver.close()

@@ -1,0 +1,188 @@
+"""Run the mock inside a test: on a loopback port in a thread, or in-process behind a requests adapter; and a
+local endpoint that records callbacks. The pytest plugin (`pytest_plugin.py`) is built from these."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from werkzeug.serving import make_server
+
+from .app import create_app
+from .clock import VirtualClock
+from .store import MemoryStore
+
+
+class MockServer:
+    """A mock served on a free loopback port in a background thread, with a frozen virtual clock.
+
+    Use as a context manager, or call `stop()`. The inspection methods return what the control API returns."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, *, clock: VirtualClock | None = None,
+                 host: str = "127.0.0.1"):
+        self.clock = clock or VirtualClock(frozen=True)
+        self.app = create_app(dict(config or {}), store=MemoryStore(), clock=self.clock)
+        self.ctx = self.app.extensions["ivh_mock"]
+        self._control = self.app.test_client()
+        self._server = make_server(host, 0, self.app, threaded=True)
+        self.base_url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="ivh-mock-server", daemon=True)
+        self._thread.start()
+
+    # -- time -----------------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move the mock's clock forward (tasks progress, callbacks fall due) and return the new time."""
+        now = self.clock.advance(seconds)
+        self.app.extensions["ivh_mock_dispatcher"].wake()
+        return now
+
+    # -- inspection and control (the control API's answers) -------------------------------------------------------
+    def tasks(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/__mock__/tasks", appkey)["tasks"]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self._control.get(f"/__mock__/tasks/{task_id}").get_json()
+
+    def callbacks(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/__mock__/callbacks", appkey)["callbacks"]
+
+    def requests(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/__mock__/requests", appkey)["requests"]
+
+    def set_scenario(self, appkey: str, scenario: str) -> dict[str, Any]:
+        """Make `scenario` the default of every task `appkey` submits."""
+        return self.configure(appkey, scenario=scenario)
+
+    def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
+        """Change an account's settings (concurrency, hourly_package_seconds, max_pending, scenario, ...)."""
+        response = self._control.put(f"/__mock__/accounts/{appkey}", json=settings)
+        if response.status_code != 200:
+            raise ValueError(response.get_json()["error"]["message"])
+        return response.get_json()
+
+    def reset(self, appkey: str | None = None) -> None:
+        self._control.post("/__mock__/reset", json={"appkey": appkey} if appkey else {})
+
+    def _get(self, path: str, appkey: str | None) -> dict[str, Any]:
+        return self._control.get(path, query_string={"appkey": appkey} if appkey else {}).get_json()
+
+    # -- lifetime -------------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.app.extensions["ivh_mock_dispatcher"].stop()
+
+    def __enter__(self) -> MockServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class WSGIAdapter(BaseAdapter):
+    """A requests transport that hands each request to a WSGI app in-process: no sockets, same bytes."""
+
+    def __init__(self, app):
+        super().__init__()
+        self.client = app.test_client()
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        url = urlsplit(request.url)
+        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
+        answer = self.client.open(url.path, method=request.method, query_string=url.query, data=body,
+                                  headers=dict(request.headers), base_url=f"{url.scheme}://{url.netloc}")
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response.raw = io.BytesIO(answer.get_data())
+        response.url, response.request, response.reason = request.url, request, answer.status
+        response.encoding = answer.mimetype_params.get("charset")
+        return response
+
+    def close(self):
+        pass
+
+
+def in_process_session(app, base_url: str = "http://ivh-mock.local") -> requests.Session:
+    """Return a requests session whose calls to `base_url` go straight into `app`."""
+    session = requests.Session()
+    session.mount(base_url, WSGIAdapter(app))
+    return session
+
+
+class CallbackReceiver:
+    """A local HTTP endpoint that records the callbacks POSTed to `url`.
+
+    `mode` makes it misbehave on purpose, to see how a sender copes: `ok` (200), `slow` (answers after `delay`
+    seconds), `redirect` (302), `garbage` (not HTTP at all)."""
+
+    def __init__(self, mode: str = "ok", delay: float = 3.0, host: str = "127.0.0.1"):
+        self.mode, self.delay = mode, delay
+        self._received: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer((host, 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_port}/callback"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Every callback so far: `{"path", "headers", "body"}` (body parsed as JSON when it is JSON)."""
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Wait (in real time, briefly polling) until `count` callbacks have arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.received) >= count:
+                return self.received
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} callback(s) within {timeout} s, got {len(self.received)}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _record(self, path: str, headers: dict[str, str], raw: bytes) -> None:
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        with self._lock:
+            self._received.append({"path": path, "headers": headers, "body": body})
+
+
+def _handler(receiver: CallbackReceiver):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            receiver._record(self.path, dict(self.headers), raw)
+            if receiver.mode == "slow":
+                time.sleep(receiver.delay)
+            if receiver.mode == "garbage":
+                self.wfile.write(b"\x00\xffthis is not HTTP\r\n\r\n")
+                return
+            self.send_response(302 if receiver.mode == "redirect" else 200)
+            if receiver.mode == "redirect":
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    return Handler

@@ -1,0 +1,252 @@
+"""The client against the mock, in-process (a requests adapter, no sockets) and over real HTTP."""
+
+import random
+
+import pytest
+import requests
+
+import spec as spec_module
+from client import (APIConnectionError, AuthenticationError, BalanceError, CallbackError, Client, DownloadError,
+                    NotFoundError, ParameterError, QuotaExceededError, RateLimitedError, TaskFailedError,
+                    WaitTimeoutError, parse_callback)
+from client.errors import FAMILIES
+from client.retry import backoff, should_retry
+from mock_server import VirtualClock, create_app
+from mock_server.testing import MockServer, WSGIAdapter, in_process_session
+
+from .conftest import T0, TEXT_PAYLOAD
+
+FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
+
+
+class Target:
+    """A mock plus a client bound to it; `advance` moves the mock's clock."""
+
+    def __init__(self, app, clock, base_url, session=None):
+        self.app, self.clock, self.base_url, self.session = app, clock, base_url, session
+        self.store = app.extensions["ivh_mock"].store
+
+    def client(self, appkey="client-test", accesstoken="mock-accesstoken", **options):
+        return Client(appkey, accesstoken, self.base_url, session=self.session or requests.Session(),
+                      clock=self.clock.now, sleep=self.advance, monotonic=self.clock.now, rng=random.Random(1),
+                      **options)
+
+    def advance(self, seconds):
+        self.clock.advance(seconds)
+
+
+@pytest.fixture(params=["in-process", "http"])
+def target(request):
+    if request.param == "in-process":
+        clock = VirtualClock(start=T0)
+        app = create_app({**FAST, "background": False}, clock=clock)
+        yield Target(app, clock, "http://ivh-mock.local", in_process_session(app))
+    else:
+        with MockServer(FAST, clock=VirtualClock(start=T0)) as server:
+            yield Target(server.app, server.clock, server.base_url)
+
+
+@pytest.fixture
+def ivh(target):
+    return target.client()
+
+
+def test_submit_and_poll(ivh):
+    submitted = ivh.phototovideonotrain(TEXT_PAYLOAD)
+    assert len(submitted.task_id) == 32 and len(submitted.request_id) == 32
+    progress = ivh.getprogress(submitted.task_id)
+    assert (progress.status, progress.progress, progress.array_count, progress.done) == ("COMMIT", 0, 0, False)
+
+
+def test_fields_may_be_given_as_keywords(ivh):
+    submitted = ivh.phototovideonotrain(**TEXT_PAYLOAD, request_id="my-request")
+    assert submitted.request_id == "my-request"
+
+
+def test_wait_returns_the_finished_task_without_sleeping(ivh, target):
+    task = ivh.phototovideonotrain(TEXT_PAYLOAD)
+    seen = []
+    done = ivh.wait(task.task_id, interval=0.5, on_progress=seen.append)
+    assert done.succeeded and done.progress == 100 and done.duration_ms > 0
+    assert done.media_url.endswith(f"{task.task_id}.mp4") and done.sentences
+    assert [p.status for p in seen][0] == "COMMIT" and "MAKING" in [p.status for p in seen]
+    assert [p.progress for p in seen] == sorted(p.progress for p in seen)
+
+
+def test_wait_raises_a_typed_failure(ivh):
+    task = ivh.phototovideonotrain(TEXT_PAYLOAD, scenario="fail:code=801007,at=40")
+    with pytest.raises(TaskFailedError) as failure:
+        ivh.wait(task.task_id, interval=0.5)
+    assert failure.value.fail_code == 801007 and failure.value.task_id == task.task_id
+    assert "timed out" in failure.value.fail_message
+
+
+def test_wait_times_out_with_a_typed_error(ivh):
+    task = ivh.phototovideonotrain(TEXT_PAYLOAD, scenario="stuck_in_queue")
+    with pytest.raises(WaitTimeoutError) as timeout:
+        ivh.wait(task.task_id, timeout=120, interval=5, max_interval=20)
+    assert timeout.value.waited >= 120 and timeout.value.last.status == "COMMIT"
+
+
+def test_preflight_refuses_with_the_mocks_own_message_and_sends_nothing(target):
+    bad = {**TEXT_PAYLOAD, "SpeechParam": {"TimbreKey": "female_1", "Speed": 2.0}, "Extra": 1}
+    with pytest.raises(ParameterError) as preflight:
+        target.client().phototovideonotrain(bad)
+    assert preflight.value.preflight and preflight.value.request_id is None
+    assert target.store.journal("client-test") == []
+    with pytest.raises(ParameterError) as server:
+        target.client(validate=False).phototovideonotrain(bad)
+    assert not server.value.preflight and server.value.request_id
+    assert (preflight.value.code, preflight.value.message) == (server.value.code, server.value.message)
+
+
+@pytest.mark.parametrize("scenario, error", [
+    ("quota_exceeded", QuotaExceededError), ("balance_exhausted", BalanceError), ("rate_limited", RateLimitedError),
+])
+def test_refusals_raise_their_family_and_submissions_are_never_retried(ivh, target, scenario, error):
+    with pytest.raises(error) as refused:
+        ivh.phototovideonotrain(TEXT_PAYLOAD, scenario=scenario)
+    assert refused.value.request_id and refused.value.code in (100008, 100013, 801004)
+    assert len(target.store.journal("client-test")) == 1
+
+
+def test_bad_credentials_raise_authentication_error(target):
+    with pytest.raises(AuthenticationError) as refused:
+        target.client(accesstoken="wrong").getprogress("x")
+    assert refused.value.code == 100005 and "signature does not match" in refused.value.message
+    assert len(target.store.journal("client-test")) == 1  # an authentication failure is not retried
+
+
+def test_an_unknown_task_is_not_found(ivh):
+    with pytest.raises(NotFoundError) as missing:
+        ivh.getprogress("0" * 32)
+    assert missing.value.code == 110006
+
+
+def test_getprogress_retries_rate_limits_with_backoff(ivh, target):
+    target.app.test_client().put("/__mock__/accounts/client-test", json={"scenario": "rate_limited"})
+    before = target.clock.now()
+    with pytest.raises(RateLimitedError):
+        ivh.getprogress("x")
+    assert len(target.store.journal("client-test")) == 1 + ivh.max_retries
+    assert target.clock.now() - before >= 0.5 + 1.0 + 2.0  # backed off between attempts
+
+
+def test_iter_timbres_pages_through_everything(ivh):
+    keys = [t.key for t in ivh.iter_timbres(page_size=10)]
+    assert len(keys) == len(set(keys)) == ivh.describetimbre(1, 1).total
+    assert "male_20" in keys and "female_23" in keys
+
+
+def test_download_streams_the_video_and_reports_expiry(ivh, target, tmp_path):
+    done = ivh.wait(ivh.phototovideonotrain(TEXT_PAYLOAD).task_id, interval=0.5)
+    path = ivh.download(done.media_url, tmp_path / "video.mp4")
+    assert path.read_bytes()[4:8] == b"ftyp"
+    target.advance(8 * 86400)
+    with pytest.raises(DownloadError) as expired:
+        ivh.download(done.media_url, tmp_path / "late.mp4")
+    assert expired.value.status == 404 and not (tmp_path / "late.mp4").exists()
+
+
+def test_parse_callback():
+    body = {"Payload": {"Progress": 100, "MediaUrl": "https://x/v.mp4", "SubtitlesUrl": "https://x/s.srt",
+                        "Status": "SUCCESS", "FailMessage": "", "TaskId": "25215772ab424ad38858f6b692426989"}}
+    result = parse_callback(body)
+    assert result.succeeded and result.task_id == "25215772ab424ad38858f6b692426989"
+    assert parse_callback(__import__("json").dumps(body).encode()) == result
+    with pytest.raises(CallbackError, match="Payload.TaskId is required"):
+        parse_callback({"Payload": {k: v for k, v in body["Payload"].items() if k != "TaskId"}})
+    with pytest.raises(CallbackError, match="Payload.Status must be one of"):
+        parse_callback({"Payload": {**body["Payload"], "Status": "MAKING"}})
+    with pytest.raises(CallbackError, match="not JSON"):
+        parse_callback(b"<html>")
+
+
+def test_credentials_fall_back_to_the_environment(monkeypatch):
+    monkeypatch.setenv("IVH_APPKEY", "env-app")
+    monkeypatch.setenv("IVH_ACCESSTOKEN", "env-token")
+    monkeypatch.delenv("IVH_BASE_URL", raising=False)
+    client = Client()
+    assert (client.appkey, client.accesstoken, client.base_url) == ("env-app", "env-token", "https://gw-sg.tvs.qq.com")
+    monkeypatch.setenv("IVH_BASE_URL", "http://127.0.0.1:8080/")
+    assert Client().base_url == "http://127.0.0.1:8080"
+    monkeypatch.delenv("IVH_APPKEY")
+    with pytest.raises(ValueError, match="IVH_APPKEY"):
+        Client()
+
+
+def test_every_documented_code_has_an_exception_family():
+    catalogue = spec_module.load().errors
+    for code in catalogue.header:
+        if code != 0:
+            assert catalogue.family(code) in FAMILIES, f"code {code} has no client exception family"
+
+
+# -- the retry policy, as tables -------------------------------------------------------------------------------------
+def _connection_error(reason_type):
+    reason = type(reason_type, (Exception,), {})()
+    return requests.ConnectionError(type("Wrapped", (), {"reason": reason})())
+
+
+@pytest.mark.parametrize("error, idempotent, retried", [
+    (requests.ConnectTimeout(), False, True),  # never reached the server: safe even for a submission
+    (_connection_error("NewConnectionError"), False, True),
+    (_connection_error("ProtocolError"), False, False),  # the request may have arrived
+    (requests.ReadTimeout(), False, False),
+    (requests.ReadTimeout(), True, True),
+    (_connection_error("ProtocolError"), True, True),
+    (RateLimitedError(801004, "too frequent"), True, True),
+    (RateLimitedError(801004, "too frequent"), False, False),
+    (FAMILIES["server"](-101000, "internal"), True, True),
+    (ParameterError(100002, "bad"), True, False),
+    (AuthenticationError(100005, "no"), True, False),
+    (NotFoundError(110006, "gone"), True, False),
+])
+def test_should_retry(error, idempotent, retried):
+    assert should_retry(error, idempotent=idempotent) is retried
+
+
+@pytest.mark.parametrize("attempt, low, high", [(1, 0.5, 0.625), (2, 1.0, 1.25), (3, 2.0, 2.5), (4, 4.0, 5.0),
+                                                (5, 8.0, 10.0), (9, 8.0, 10.0)])
+def test_backoff_doubles_up_to_a_cap_with_jitter(attempt, low, high):
+    for seed in range(20):
+        assert low <= backoff(attempt, random.Random(seed)) <= high
+
+
+class FlakyAdapter(WSGIAdapter):
+    """Fails the first `failures` sends with `error`, then passes requests through to the app."""
+
+    def __init__(self, app, error, failures):
+        super().__init__(app)
+        self.error, self.failures, self.sent = error, failures, 0
+
+    def send(self, request, **kwargs):
+        self.sent += 1
+        if self.sent <= self.failures:
+            raise self.error
+        return super().send(request, **kwargs)
+
+
+@pytest.mark.parametrize("error, submit_retried", [
+    (requests.ConnectTimeout("connect timed out"), True),
+    (requests.ReadTimeout("read timed out"), False),
+])
+def test_connection_errors_and_retries(error, submit_retried):
+    clock = VirtualClock(start=T0)
+    app = create_app({**FAST, "background": False}, clock=clock)
+    session = requests.Session()
+    adapter = FlakyAdapter(app, error, failures=2)
+    session.mount("http://ivh-mock.local", adapter)
+    ivh = Client("retry-test", "mock-accesstoken", "http://ivh-mock.local", session=session, clock=clock.now,
+                 sleep=clock.advance, monotonic=clock.now, rng=random.Random(1))
+    if submit_retried:
+        assert ivh.phototovideonotrain(TEXT_PAYLOAD).task_id
+        assert adapter.sent == 3
+    else:
+        with pytest.raises(APIConnectionError):
+            ivh.phototovideonotrain(TEXT_PAYLOAD)
+        assert adapter.sent == 1
+        adapter.sent = 0
+        with pytest.raises(NotFoundError):  # getprogress is retried through both failures, then answered
+            ivh.getprogress("x")
+        assert adapter.sent == 3

@@ -1,0 +1,93 @@
+"""`ivh` in a subprocess against a running mock: submit, wait with progress, download, refusals, exit codes."""
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+IVH = str(Path(sys.executable).with_name("ivh"))
+MOCK = str(Path(sys.executable).with_name("ivh-mock"))
+PHOTO = "https://example.com/me.jpg"
+
+
+@pytest.fixture(scope="module")
+def mock_url():
+    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.2", "--render-startup", "0.3",
+                                "--render-speed", "0.05"], stdout=subprocess.PIPE, text=True)
+    url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def ivh(*args, env=None, url=None, timeout=60):
+    environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken", **(env or {})}
+    command = [IVH, *(["--base-url", url] if url else []), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+
+
+def test_submit_wait_and_download(mock_url, tmp_path):
+    target = tmp_path / "video.mp4"
+    result = ivh("submit", "--photo", PHOTO, "--text", "你好，我是虚拟主播。", "--timbre", "female_1",
+                 "--interval", "0.1", "--download", str(target), url=mock_url)
+    assert result.returncode == 0, result.stderr
+    task_id = result.stdout.splitlines()[0]
+    assert re.fullmatch(r"[0-9a-f]{32}", task_id)
+    assert f"{task_id}  SUCCESS  100%" in result.stdout
+    assert "COMMIT" in result.stderr and "MAKING" in result.stderr and "100%" in result.stderr  # the progress bar
+    with av.open(io.BytesIO(target.read_bytes())) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "video"]
+
+
+def test_progress_and_wait_commands(mock_url):
+    task_id = ivh("submit", "--photo", PHOTO, "--audio", "https://example.com/a.mp3", url=mock_url).stdout.strip()
+    shown = ivh("progress", task_id, url=mock_url)
+    assert shown.returncode == 0 and task_id in shown.stdout
+    waited = ivh("--json", "wait", task_id, "--interval", "0.1", url=mock_url)
+    assert waited.returncode == 0 and '"Status": "SUCCESS"' in waited.stdout
+
+
+def test_a_refused_request_prints_its_code_and_exits_1(mock_url):
+    result = ivh("submit", "--photo", PHOTO, "--text", "hi", "--timbre", "female_1", url=mock_url)
+    assert result.returncode == 1
+    assert "error 100002: Payload.InputSsml must be at least 4 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+    server_side = ivh("submit", "--photo", PHOTO, "--text", "hello there", "--timbre", "nobody", url=mock_url)
+    assert server_side.returncode == 1 and "error 100002: Payload.SpeechParam.TimbreKey 'nobody'" in server_side.stderr
+
+
+def test_a_failed_task_exits_3(mock_url):
+    result = ivh("submit", "--photo", PHOTO, "--text", "hello there", "--timbre", "female_1", "--scenario",
+                 "content_safety", "--wait", "--interval", "0.1", url=mock_url)
+    assert result.returncode == 3 and "failed: 801005" in result.stderr
+
+
+def test_a_timeout_exits_4(mock_url):
+    result = ivh("submit", "--photo", PHOTO, "--text", "hello there", "--timbre", "female_1", "--scenario",
+                 "stuck_in_queue", "--wait", "--timeout", "0.5", "--interval", "0.1", url=mock_url)
+    assert result.returncode == 4 and "not finished after" in result.stderr
+
+
+def test_timbres(mock_url):
+    result = ivh("timbres", url=mock_url)
+    assert result.returncode == 0 and result.stdout.count("\n") >= 43 and "female_23" in result.stdout
+
+
+def test_bad_credentials_and_missing_credentials(mock_url):
+    assert ivh("progress", "x", url=mock_url, env={"IVH_ACCESSTOKEN": "wrong"}).returncode == 1
+    missing = ivh("progress", "x", url=mock_url, env={"IVH_APPKEY": ""})
+    assert missing.returncode == 2 and "IVH_APPKEY" in missing.stderr
+
+
+def test_an_unreachable_server_exits_5():
+    result = ivh("progress", "x", url="http://127.0.0.1:9")
+    assert result.returncode == 5 and "Traceback" not in result.stderr
+
+
+def test_base_url_from_the_environment(mock_url):
+    assert ivh("timbres", env={"IVH_BASE_URL": mock_url}).returncode == 0

@@ -1,0 +1,26 @@
+"""The README's examples run as written."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def python_block_after(heading: str) -> str:
+    section = README.split(heading, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_fixture_example_passes(tmp_path):
+    test_file = tmp_path / "test_readme_example.py"
+    test_file.write_text(python_block_after("## Testing an app with the fixtures"), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "2 passed" in run.stdout
+
+
+def test_the_fixture_example_is_short():
+    assert len(python_block_after("## Testing an app with the fixtures").strip().splitlines()) < 20
