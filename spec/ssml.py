@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import defusedxml.ElementTree as SafeElementTree
-import jsonschema
 from defusedxml import DefusedXmlException
+
+from .validation import BASE
 
 WRAPPER = "ivh-ssml-text"
 HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -39,7 +40,7 @@ class SsmlChecker:
     def __init__(self, rules: dict[str, Any]):
         self.tags: dict[str, dict[str, Any]] = rules["tags"]
         self._attribute_checks = {
-            (tag, name): jsonschema.Draft202012Validator(attribute["schema"])
+            (tag, name): BASE(attribute["schema"])
             for tag, spec in self.tags.items()
             for name, attribute in spec.get("attributes", {}).items()
         }

@@ -6,7 +6,9 @@ judged in the same pass and reported in the same form as a range or a length.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from . import Spec
 
 DOCUMENT_URI = "urn:ivh:openapi"
-BASE = jsonschema.Draft202012Validator
+PLAIN = jsonschema.Draft202012Validator
 RECEIVED_MAX_CHARS = 40
 MAX_REPORTED = 5
 
@@ -72,6 +74,23 @@ def reference(pointer: str) -> dict[str, str]:
     return {"$ref": f"{DOCUMENT_URI}{pointer}"}
 
 
+# -- keywords ---------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _ecma(pattern: str) -> re.Pattern[str]:
+    # In JSON Schema (ECMA-262) an unescaped `$` is the very end of the string; in Python it also matches before a
+    # final newline, which would let "text\n" through "^[^\r\n]*$". `\Z` is Python's very end.
+    return re.compile(re.sub(r"(?<!\\)\$(?=\)|$)", r"\\Z", pattern))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# JSON Schema 2020-12 with ECMA-262 `$` semantics; every validator of the project is built on it.
+BASE = jsonschema.validators.extend(PLAIN, {"pattern": _pattern})
+
+
 # -- the spec's own keywords ----------------------------------------------------------------------------------
 def _ssml_keyword(checker):
     def check(validator, enabled, instance, schema):
@@ -82,7 +101,7 @@ def _ssml_keyword(checker):
     return check
 
 
-_plain_if = BASE.VALIDATORS["if"]
+_plain_if = PLAIN.VALIDATORS["if"]
 
 
 def _if_with_condition(validator, if_schema, instance, schema):

@@ -50,6 +50,7 @@ INVALID = [
     ('你好<break time="9001ms"/>世界', "time='9001ms'"),
     ('你好<break time="1.5s"/>世界', "time='1.5s'"),
     ('你好<break time="100"/>世界', "time='100'"),
+    ('你好<break time="9s&#10;"/>世界', "time='9s\\n'"),
     ('你好<break strength="loud"/>世界', "strength='loud' must be one of x-weak, weak, medium, strong, x-strong"),
     ("你好<break>停</break>世界", "<break> must be empty"),
     ('你好<break pause="1s"/>世界', "<break> has unsupported attribute 'pause'"),

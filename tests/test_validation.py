@@ -76,6 +76,9 @@ CASES = [
     ("ssml 3 astral code points", text(InputSsml="\U0001f600" * 3), 100002, "Payload.InputSsml"),
     ("ssml line feed", text(InputSsml="hello\nworld"), 100002, "Payload.InputSsml must not contain line breaks"),
     ("ssml carriage return", text(InputSsml="hello\rworld"), 100002, "must not contain line breaks"),
+    ("ssml trailing line feed", text(InputSsml="hello world\n"), 100002, "must not contain line breaks"),
+    ("photo url trailing line feed", text(RefPhotoUrl="https://example.com/p.png\n"), 100002,
+     "Payload.RefPhotoUrl must be an http"),
     ("ssml tags count", text(InputSsml="<speak>" + "a" * 290 + "</speak>"), 100002, "at most 300"),
     ("ssml number", text(InputSsml=1234), 100003, "Payload.InputSsml must be of type string"),
     # Speed 0.5..1.5
