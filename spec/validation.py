@@ -87,8 +87,14 @@ def _pattern(validator, pattern, instance, schema):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-# JSON Schema 2020-12 with ECMA-262 `$` semantics; every validator of the project is built on it.
-BASE = jsonschema.validators.extend(PLAIN, {"pattern": _pattern})
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 1.0 as an integer; the API's integer fields take only JSON integers (DECISIONS.md D42).
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema 2020-12 with ECMA-262 `$` semantics and strict integers; every validator of the project is built on it.
+BASE = jsonschema.validators.extend(PLAIN, {"pattern": _pattern},
+                                    type_checker=PLAIN.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 # -- the spec's own keywords ----------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ CASES = [
     ("volume -1", text(SpeechParam__Volume=-1), 100002, "Payload.SpeechParam.Volume must be at least 0"),
     ("volume 11", text(SpeechParam__Volume=11), 100002, "Payload.SpeechParam.Volume must be at most 10"),
     ("volume fraction", text(SpeechParam__Volume=1.5), 100003, "Payload.SpeechParam.Volume must be of type integer"),
+    ("volume integral float", text(SpeechParam__Volume=1.0), 100003, "Payload.SpeechParam.Volume must be of type "
+                                                                     "integer, got number 1.0"),
     # EmotionIntensity 50..200
     ("intensity 50", text(SpeechParam__EmotionIntensity=50), OK, None),
     ("intensity 200", text(SpeechParam__EmotionIntensity=200), OK, None),
@@ -206,6 +208,7 @@ def test_getprogress_constraint(api, payload, code, named):
     ({"PageIndex": 1}, 100001, "Payload.PageSize is required"),
     ({"PageSize": 10}, 100001, "Payload.PageIndex is required"),
     ({"PageIndex": "1", "PageSize": 10}, 100003, "Payload.PageIndex must be of type integer"),
+    ({"PageIndex": 1, "PageSize": 1.0}, 100003, "Payload.PageSize must be of type integer, got number 1.0"),
     ({"PageIndex": 1, "PageSize": 10, "PurchaseType": "Rent"}, 100002, "Payload.PurchaseType must be one of"),
 ])
 def test_describetimbre_constraint(api, payload, code, named):
