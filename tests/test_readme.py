@@ -24,3 +24,12 @@ def test_the_fixture_example_passes(tmp_path):
 
 def test_the_fixture_example_is_short():
     assert len(python_block_after("## Testing an app with the fixtures").strip().splitlines()) < 20
+
+
+def test_the_constraint_table_names_real_tests():
+    import contract_tests.test_constraints as constraints
+
+    named = re.findall(r"\| `(test_[a-z0-9_]+)`", README)
+    assert len(named) >= 15
+    for name in named:
+        assert hasattr(constraints, name), f"README names {name}, which contract_tests/test_constraints.py lacks"

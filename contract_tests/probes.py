@@ -1,0 +1,94 @@
+"""Drift probes: for each decision of spec/DECISIONS.md that can be checked without spending, ask the target and
+record its answer next to the mock's choice.
+
+Every probe sends a request the documented contract refuses, so nothing is rendered or billed; submissions also
+carry a photo URL that cannot resolve, should a live API accept one anyway (the spend guard counts it then).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from spec.signing import sign, signed_query
+
+from .target import SUBMIT, UNREACHABLE_PHOTO, Answer, Target
+
+UNKNOWN_TASK = "0" * 32
+PROBE_TEXT = {"RefPhotoUrl": UNREACHABLE_PHOTO, "DriverType": "Text", "InputSsml": "drift probe",
+              "SpeechParam": {"TimbreKey": "female_1", "Speed": 1.0}}
+
+
+@dataclass(frozen=True)
+class Probe:
+    decision: str
+    question: str
+    expected: str  # the mock's choice, in the form `observe` reports
+    run: Callable[[Target], Answer]
+    observe: Callable[[Answer], str] = lambda answer: str(answer.code)
+
+
+def _progress(target: Target, **kwargs) -> Answer:
+    return target.send("getprogress", {"Header": {}, "Payload": {"TaskId": UNKNOWN_TASK}}, **kwargs)
+
+
+def _query(target: Target, *, timestamp_offset: int = 0, token: str | None = None, drop: str | None = None,
+           unencoded: bool = False) -> str:
+    appkey, timestamp = target.default_appkey, str(int(target.now()) + timestamp_offset)
+    if unencoded:
+        for step in range(400):  # a timestamp whose signature has a '+', sent raw as a careless client would
+            timestamp = str(int(target.now()) - step)
+            signature = sign({"appkey": appkey, "timestamp": timestamp}, target.accesstoken)
+            if "+" in signature:
+                return f"appkey={appkey}&timestamp={timestamp}&signature={signature}"
+    query = signed_query(appkey, token or target.accesstoken, timestamp)
+    return "&".join(part for part in query.split("&") if not (drop and part.startswith(f"{drop}=")))
+
+
+def _submit(target: Target, **changes) -> Answer:
+    return target.send(SUBMIT, {"Header": {}, "Payload": {**PROBE_TEXT, **changes}})
+
+
+PROBES = [
+    Probe("D01", "HTTP status of an error answer", "HTTP 200", lambda t: _progress(t),
+          lambda a: f"HTTP {a.status}"),
+    Probe("D02", "Payload of an error answer", "{}", lambda t: _progress(t), lambda a: json.dumps(a.payload)),
+    Probe("D03", "Header.RequestID of an error answer", "echoed",
+          lambda t: t.send("getprogress", {"Header": {"RequestID": "drift-probe-1"}, "Payload": {"TaskId": UNKNOWN_TASK}}),
+          lambda a: "echoed" if isinstance(a.body, dict) and a.body["Header"].get("RequestID") == "drift-probe-1"
+          else "not echoed"),
+    Probe("D05", "code for a body without Payload", "100001",
+          lambda t: t.send("getprogress", {"Header": {}})),
+    Probe("D05", "code for a Payload of the wrong type", "100003",
+          lambda t: t.send("getprogress", {"Header": {}, "Payload": "TaskId"})),
+    Probe("D06", "code for a body that is not JSON", "100003", lambda t: t.send("getprogress", b"TaskId=1")),
+    Probe("D07", "code for Content-Type text/plain", "100003",
+          lambda t: t.send("getprogress", {"Header": {}, "Payload": {"TaskId": UNKNOWN_TASK}},
+                           content_type="text/plain")),
+    Probe("D08", "code for an undocumented Payload field", "100001", lambda t: _submit(t, CallbackURL="http://x/")),
+    Probe("D11", "code for a request without signature", "100001",
+          lambda t: _progress(t, query=_query(t, drop="signature"))),
+    Probe("D11", "code for a request without timestamp", "100001",
+          lambda t: _progress(t, query=_query(t, drop="timestamp"))),
+    Probe("D12", "code for a signature made with another token", "100005",
+          lambda t: _progress(t, query=_query(t, token="not-the-token"))),
+    Probe("D12", "code for a signature whose '+' was not URL-encoded", "100005",
+          lambda t: _progress(t, query=_query(t, unencoded=True))),
+    Probe("D13", "timestamp 299 s behind", "110006", lambda t: _progress(t, query=_query(t, timestamp_offset=-299))),
+    Probe("D13", "timestamp 301 s behind", "100005", lambda t: _progress(t, query=_query(t, timestamp_offset=-301))),
+    Probe("D13", "timestamp 299 s ahead", "110006", lambda t: _progress(t, query=_query(t, timestamp_offset=299))),
+    Probe("D13", "timestamp 301 s ahead", "100005", lambda t: _progress(t, query=_query(t, timestamp_offset=301))),
+    Probe("D16", "code for an empty DriverType", "100002", lambda t: _submit(t, DriverType="")),
+    Probe("D17", "SSML tags count toward the 300 characters", "100002",
+          lambda t: _submit(t, InputSsml="<speak>" + "字" * 290 + "</speak>")),
+    Probe("D20", "code for <break time=\"10s\"/>", "100002",
+          lambda t: _submit(t, InputSsml='你好<break time="10s"/>世界')),
+    Probe("D25", "code for a numeric TaskId", "100003",
+          lambda t: t.send("getprogress", {"Header": {}, "Payload": {"TaskId": 123}})),
+    Probe("D26", "code for an unknown TaskId", "110006", lambda t: _progress(t)),
+    Probe("D28", "code for PageSize 101", "100002",
+          lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 101}})),
+    Probe("D42", "code for PageSize 1.0", "100003",
+          lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1.0}})),
+]

@@ -1,0 +1,199 @@
+"""The target of the contract suite: the mock in-process, or any server given its URL.
+
+Both are reached through a requests session, so every test runs the same code against either. A target that
+answers the control API (`/__mock__/`) is a mock whose clock and scenarios the suite may steer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+import spec as spec_module
+from client import Client
+from spec.signing import signed_query
+
+SUBMIT = "phototovideonotrain"
+# A photo URL on a reserved, never-resolving domain: should a live API accept a probe the docs say it refuses, the
+# task fails on download instead of rendering a video.
+UNREACHABLE_PHOTO = "https://ivh-contract-probe.invalid/photo.jpg"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+
+    @property
+    def code(self) -> int | None:
+        try:
+            return self.body["Header"]["Code"]
+        except (TypeError, KeyError):
+            return None
+
+    @property
+    def message(self) -> str:
+        try:
+            return self.body["Header"]["Message"]
+        except (TypeError, KeyError):
+            return ""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return (self.body or {}).get("Payload") or {}
+
+
+class SpendGuard:
+    """Counts accepted submissions and refuses to send one that could be accepted beyond the allowance.
+
+    `allowance` None means no limit (the in-process mock). A submission "could be accepted" when the spec finds
+    nothing wrong with it; once the count reaches the allowance (accidental acceptances included), nothing more is
+    submitted at all."""
+
+    def __init__(self, allowance: int | None):
+        self.allowance = allowance
+        self.accepted = 0
+        self.spec = spec_module.load()
+
+    def could_be_accepted(self, body: Any) -> bool:
+        return isinstance(body, dict) and not self.spec.validate(SUBMIT, body)
+
+    def allows(self, body: Any) -> bool:
+        """Tell whether `body` may be submitted under the allowance."""
+        if self.allowance is None or self.accepted < self.allowance:
+            return True
+        return not self.accepted and not self.could_be_accepted(body)
+
+    def check(self, body: Any) -> None:
+        """Skip the test rather than send a submission the allowance does not cover."""
+        if not self.allows(body):
+            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
+                        "this submission could be billed")
+
+    def record(self, answer: Answer) -> None:
+        if answer.code == 0:
+            self.accepted += 1
+
+
+class GuardedClient(Client):
+    """A Client whose submissions are counted, and refused beyond the allowance, by a SpendGuard."""
+
+    def __init__(self, guard: SpendGuard, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+
+    def phototovideonotrain(self, payload=None, **kwargs: Any):
+        fields = {key: value for key, value in kwargs.items() if key not in ("request_id", "scenario")}
+        self.guard.check({"Header": {}, "Payload": {**(payload or {}), **fields}})
+        submitted = super().phototovideonotrain(payload, **kwargs)
+        self.guard.record(Answer(200, {"Header": {"Code": 0}}))
+        return submitted
+
+
+class Target:
+    def __init__(self, base_url: str, session: requests.Session, *, label: str, guard: SpendGuard,
+                 appkey: str, accesstoken: str, control_token: str | None = None):
+        self.base_url, self.session, self.label, self.guard = base_url.rstrip("/"), session, label, guard
+        self.default_appkey, self.accesstoken, self.control_token = appkey, accesstoken, control_token
+        self.spec = spec_module.load()
+        self.has_control = self._control("GET", "clock") is not None
+        self._frozen_at: float | None = None
+
+    # -- time and identity ---------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The target's time: the frozen mock clock when the suite froze it, else this machine's."""
+        return self._frozen_at if self._frozen_at is not None else time.time()
+
+    def appkey(self, hint: str = "") -> str:
+        """An appkey for one test: unique on a mock (isolation by appkey), the given one on any other server."""
+        if not self.has_control:
+            return self.default_appkey
+        name = "".join(ch if ch.isalnum() else "-" for ch in hint)[:40]
+        return f"ct-{name}-{uuid.uuid4().hex[:8]}"
+
+    def client(self, appkey: str | None = None, *, validate: bool = True, **options: Any) -> Client:
+        """A client of the target whose submissions pass the spend guard; on a mock it waits by moving the clock."""
+        return GuardedClient(self.guard, appkey or self.default_appkey, self.accesstoken, self.base_url,
+                             session=self.session, validate=validate, clock=self.now,
+                             sleep=self.advance if self.has_control else time.sleep,
+                             monotonic=self.now if self.has_control else time.monotonic, **options)
+
+    # -- raw calls ---------------------------------------------------------------------------------------------
+    def send(self, operation_id: str, body: Any, *, appkey: str | None = None, query: str | None = None,
+             scenario: str | None = None, content_type: str = "application/json;charset=utf-8",
+             headers: dict[str, str] | None = None) -> Answer:
+        """Sign and send one request as given (body: JSON value, or raw bytes); submissions pass the spend guard."""
+        if operation_id == SUBMIT:
+            self.guard.check(body)
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        query = query if query is not None else signed_query(appkey or self.default_appkey, self.accesstoken,
+                                                             int(self.now()))
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        if scenario:
+            all_headers["X-Mock-Scenario"] = scenario
+        path = self.spec.operations[operation_id].path
+        response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers, timeout=30)
+        try:
+            parsed = response.json()
+        except ValueError:
+            parsed = response.text
+        answer = Answer(response.status_code, parsed)
+        if operation_id == SUBMIT:
+            self.guard.record(answer)
+        return answer
+
+    def get(self, url: str) -> requests.Response:
+        return self.session.get(url, timeout=30)
+
+    # -- the control API (mock targets only) ----------------------------------------------------------------------
+    def require_control(self) -> None:
+        if not self.has_control:
+            pytest.skip(f"{self.label} has no control API (/__mock__/): clock and scenarios cannot be steered")
+
+    def freeze(self) -> None:
+        self._frozen_at = self._control("POST", "clock", {"frozen": True})["now"]
+
+    def unfreeze(self) -> None:
+        self._control("POST", "clock", {"frozen": False})
+        self._frozen_at = None
+
+    def advance(self, seconds: float) -> None:
+        answer = self._control("POST", "clock", {"advance": seconds})
+        if self._frozen_at is not None:
+            self._frozen_at = answer["now"]
+
+    def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
+        return self._control("PUT", f"accounts/{appkey}", settings)
+
+    def reset(self, appkey: str) -> None:
+        self._control("POST", "reset", {"appkey": appkey})
+
+    def callbacks(self, appkey: str) -> list[dict[str, Any]]:
+        return self._control("GET", f"callbacks?appkey={appkey}")["callbacks"]
+
+    def _control(self, method: str, route: str, body: Any = None) -> Any:
+        headers = {"X-Mock-Token": self.control_token} if self.control_token else {}
+        try:
+            response = self.session.request(method, f"{self.base_url}/__mock__/{route}", json=body, headers=headers,
+                                            timeout=30)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            if route == "clock" and method == "GET":
+                return None
+            raise AssertionError(f"control API {method} {route}: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+
+def remote_credentials() -> tuple[str, str]:
+    appkey, token = os.environ.get("IVH_APPKEY"), os.environ.get("IVH_ACCESSTOKEN")
+    if not appkey or not token:
+        raise pytest.UsageError("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment")
+    return appkey, token

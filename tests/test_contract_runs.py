@@ -1,0 +1,61 @@
+"""The contract suite's other modes: against a mock over HTTP (as against any server), with and without a spend
+allowance, and against mutated copies of the spec."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+MOCK = str(Path(sys.executable).with_name("ivh-mock"))
+
+
+@pytest.fixture
+def remote_mock():
+    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.5", "--render-startup", "1"],
+                               stdout=subprocess.PIPE, text=True)
+    url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def run_suite(url, report_dir, *extra):
+    env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+    return subprocess.run([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider", "-rs",
+                           "--ivh-base-url", url, "--ivh-report-dir", str(report_dir), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_suite_passes_against_a_mock_over_http(remote_mock, tmp_path):
+    result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "100000")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]
+    report = json.loads((tmp_path / "drift-report.json").read_text())
+    assert report["target"] == remote_mock and report["is_mock"]
+    assert {row["verdict"] for row in report["probes"]} == {"agree"}
+    assert (tmp_path / "drift-report.md").read_text().count("| agree |") == len(report["probes"])
+
+
+def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, tmp_path):
+    result = run_suite(remote_mock, tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "spend guard" in result.stdout  # the tests that would be billed were skipped, and say why
+    journal = requests.get(f"{remote_mock}/__mock__/requests?limit=100000", timeout=10).json()["requests"]
+    submissions = [entry for entry in journal if entry["operation"] == "phototovideonotrain"]
+    assert submissions, "the suite should still send the submissions the API refuses"
+    accepted = [entry for entry in submissions if entry["code"] == 0]
+    assert accepted == [], f"{len(accepted)} submission(s) were accepted without an allowance"
+
+
+def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
+    result = subprocess.run([sys.executable, "-m", "contract_tests.mutation"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout
+    assert "SURVIVED" not in result.stdout
+    assert re.search(r"(\d+) of \1 mutations caught", result.stdout), result.stdout
