@@ -39,6 +39,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # Also declared in pyproject.toml; here for runs of the installed suite (`pytest --pyargs contract_tests`).
     config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios)")
     config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API)")
     if not config.getoption("hypothesis_profile", default=None):
