@@ -42,3 +42,13 @@ def test_the_sample_app_test_passes_in_a_fresh_virtualenv(wheel, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
+
+
+def test_the_fixtures_work_under_xdist(tmp_path):
+    sample = (ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8")
+    for copy in range(3):  # several files, so that both workers start their own servers at the same time
+        (tmp_path / f"test_app_{copy}.py").write_text(sample, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "6 passed" in run.stdout
