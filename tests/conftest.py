@@ -16,6 +16,9 @@ from mock_server import VirtualClock, create_app
 from spec.signing import signed_query
 
 T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
+# Timing every test can compute with: 1 s in the queue, render 2 s + 0.25 x the video, 4 characters a second.
+TIMING = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0,
+          "cjk_chars_per_second": 4.0, "latin_words_per_second": 2.5}
 DEFAULT_TOKEN = "mock-accesstoken"
 
 PATHS = {op.operation_id: op.path for op in spec_module.load().operations.values()}
@@ -88,9 +91,8 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def app(clock):
-    app = create_app({}, clock=clock)
-    yield app
-    app.extensions["ivh_mock_dispatcher"].stop()
+    """A fresh mock with TIMING, on the virtual clock; no callback dispatcher (the callback tests run their own)."""
+    return create_app({**TIMING, "background": False}, clock=clock)
 
 
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:

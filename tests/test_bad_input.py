@@ -7,8 +7,10 @@ import pytest
 import requests
 
 import spec as spec_module
+from mock_server import create_app
+from mock_server.operations import OPERATIONS
 
-from .conftest import PATHS, TEXT_PAYLOAD
+from .conftest import PATHS, TEXT_PAYLOAD, in_process
 
 ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
 VALID = json.dumps({"Header": {}, "Payload": TEXT_PAYLOAD}).encode()
@@ -97,16 +99,12 @@ def test_unknown_paths_get_404_in_the_envelope(served, path):
     assert spec_module.load().check(ERROR_SCHEMA, body) == []
 
 
-def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(app, clock, monkeypatch):
-    from mock_server.operations import OPERATIONS
-
-    from .conftest import in_process
-
+def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(clock, monkeypatch):
     def explode(*args):
         raise RuntimeError("secret internals")
 
     monkeypatch.setitem(OPERATIONS, "describetimbre", explode)
-    api = in_process(__import__("mock_server").create_app({}, clock=clock), clock)
+    api = in_process(create_app({"background": False}, clock=clock), clock)
     answer = api.call("describetimbre", {"PageIndex": 1, "PageSize": 1})
     assert answer.status == 500
     assert answer.code == -101000

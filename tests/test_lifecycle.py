@@ -5,23 +5,11 @@ import copy
 import pytest
 import requests
 
-from mock_server import create_app
 
-from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, in_process, serving
+from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, TIMING, serving
 
-CONFIG = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0,
-          "cjk_chars_per_second": 4.0, "latin_words_per_second": 2.5, "background": False}
+CONFIG = {**TIMING, "background": False}
 SENTENCE = "你好，我是虚拟主播。"  # 8 Chinese characters: 2.0 s at 4 per second
-
-
-@pytest.fixture
-def mock(clock):
-    return create_app(CONFIG, clock=clock)
-
-
-@pytest.fixture
-def api(mock, clock):
-    return in_process(mock, clock)
 
 
 def text(ssml=SENTENCE, speed=1.0, **extra):
@@ -67,7 +55,7 @@ def test_seven_tasks_under_concurrency_five_queue_fifo_and_finish(api, clock):
         assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
         progress = [s["Progress"] for s in history[i]]
         assert progress == sorted(progress), progress
-        assert all(0 <= p <= 99 for p, s in zip(progress, statuses) if s == "MAKING")
+        assert all(0 <= p <= 99 for p, s in zip(progress, statuses, strict=True) if s == "MAKING")
         counts = [s["ArrayCount"] for s in history[i]]
         assert counts == sorted(counts, reverse=True)
         final = history[i][-1]
@@ -145,9 +133,9 @@ def test_text_longer_than_60_seconds_fails_with_801009(api, clock):
     assert poll(api, ok)["Status"] == "SUCCESS"
 
 
-def test_result_urls_serve_until_retention_ends(mock, api, clock):
+def test_result_urls_serve_until_retention_ends(app, api, clock):
     task_id = submit(api, text())
-    client = mock.test_client()
+    client = app.test_client()
     report = poll(api, task_id)
     video_path = f"/broadcast/Basic/video/{task_id}.mp4"
     assert client.get(video_path).status_code == 404  # not finished yet
@@ -171,14 +159,14 @@ def test_result_urls_serve_until_retention_ends(mock, api, clock):
     assert poll(api, task_id)["Status"] == "SUCCESS"  # getprogress still reports the task
 
 
-def test_the_video_is_a_real_mp4_of_the_reported_duration(mock, api, clock):
+def test_the_video_is_a_real_mp4_of_the_reported_duration(app, api, clock):
     import io
 
     import av
 
     task_id = submit(api, text())
     clock.advance(60)
-    data = mock.test_client().get(f"/broadcast/Basic/video/{task_id}.mp4").data
+    data = app.test_client().get(f"/broadcast/Basic/video/{task_id}.mp4").data
     with av.open(io.BytesIO(data)) as container:
         kinds = sorted(stream.type for stream in container.streams)
         seconds = container.duration / 1_000_000
@@ -186,10 +174,10 @@ def test_the_video_is_a_real_mp4_of_the_reported_duration(mock, api, clock):
     assert abs(seconds - poll(api, task_id)["Duration"] / 1000) <= 0.05
 
 
-def test_byte_ranges_are_served(mock, api, clock):
+def test_byte_ranges_are_served(app, api, clock):
     task_id = submit(api, text())
     clock.advance(60)
-    with serving(mock) as served:
+    with serving(app) as served:
         url = f"{served}/broadcast/Basic/video/{task_id}.mp4"
         whole = requests.get(url, timeout=10).content
         part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=10)
@@ -197,6 +185,6 @@ def test_byte_ranges_are_served(mock, api, clock):
     assert part.headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
 
 
-def test_unknown_media_is_no_such_key(mock):
-    response = mock.test_client().get("/broadcast/Basic/video/" + "0" * 32 + ".mp4")
+def test_unknown_media_is_no_such_key(app):
+    response = app.test_client().get("/broadcast/Basic/video/" + "0" * 32 + ".mp4")
     assert response.status_code == 404 and b"NoSuchKey" in response.data

@@ -6,7 +6,7 @@ import pytest
 
 from mock_server.scenarios import CATALOGUE
 
-from .test_lifecycle import api, mock, poll, submit, text  # noqa: F401 (fixtures)
+from .test_lifecycle import poll, submit, text
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -6,7 +6,7 @@ Records are plain data written once; a task's state at any moment is derived fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 NEVER = float("inf")
