@@ -12,8 +12,7 @@ from werkzeug.exceptions import HTTPException
 import spec as spec_module
 from spec import Spec
 
-from . import api, envelope
-from . import control, media
+from . import api, control, envelope, media
 from .accounts import Account, Accounts
 from .callbacks import CallbackDispatcher
 from .clock import Clock, VirtualClock
