@@ -1,4 +1,5 @@
-"""The control API under /__mock__/: steer the clock, inspect tasks, callbacks and requests, configure accounts.
+"""The control API under /__mock__/: steer the clock, inspect tasks, callbacks and requests, configure accounts;
+and the dashboard at /__mock__/ui, which uses nothing but these routes and the public result URLs.
 
 JSON in and out; errors are `{"error": {"message": ...}}` with an HTTP status. When the mock runs with a control
 token, every route demands it (`Authorization: Bearer <token>` or `X-Mock-Token`).
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, redirect, request, send_from_directory
 
 from . import lifecycle
 from .accounts import settings_problem
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .store import Task
 
 PREFIX = "/__mock__"
+UI_DIR = Path(__file__).with_name("ui")
+UI_FILES = {"dashboard.js", "dashboard.css"}
 SCHEMAS = yaml.safe_load(Path(__file__).with_name("control.schema.yaml").read_text(encoding="utf-8"))["$defs"]
 DEFAULT_LIMIT = 500
 
@@ -53,18 +56,23 @@ def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> No
         ("/scenarios", "scenarios", ["GET"]),
     ]:
         app.add_url_rule(PREFIX + rule, f"control_{name}", routes.guarded(getattr(routes, name)), methods=methods)
+    # The dashboard: its page demands the token like every control route (a browser may pass it as ?token=);
+    # its script and style hold no data and are served to anyone.
+    app.add_url_rule(PREFIX + "/ui", "control_ui", routes.guarded(routes.ui, query_token=True), methods=["GET"])
+    app.add_url_rule(PREFIX + "/ui/<name>", "control_ui_file", routes.ui_file, methods=["GET"])
+    app.add_url_rule("/", "root", lambda: redirect(PREFIX + "/ui" + _query_suffix()), methods=["GET"])
 
 
 class _Routes:
     def __init__(self, ctx: MockContext, dispatcher: CallbackDispatcher):
         self.ctx, self.dispatcher = ctx, dispatcher
 
-    def guarded(self, handler):
+    def guarded(self, handler, query_token: bool = False):
         token = self.ctx.config.control_token
 
         def view(**kwargs):
             try:
-                if token is not None and not _token_ok(token):
+                if token is not None and not _token_ok(token, query_token):
                     raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
                 return handler(**kwargs)
             except ControlError as error:
@@ -184,10 +192,25 @@ class _Routes:
     def scenarios(self):
         return jsonify({"header": "X-Mock-Scenario", "scenarios": CATALOGUE})
 
+    def ui(self):
+        return send_from_directory(UI_DIR, "index.html", max_age=0)
 
-def _token_ok(token: str) -> bool:
+    def ui_file(self, name: str):
+        if name not in UI_FILES:
+            return jsonify({"error": {"message": f"no dashboard file {name!r}"}}), 404
+        return send_from_directory(UI_DIR, name, max_age=0)
+
+
+def _token_ok(token: str, query_token: bool = False) -> bool:
     given = request.headers.get("X-Mock-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not given and query_token:
+        given = request.args.get("token", "")
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _query_suffix() -> str:
+    query = request.query_string.decode("latin-1")
+    return f"?{query}" if query else ""
 
 
 def _body(schema: str, optional: bool = False) -> dict[str, Any]:

@@ -170,3 +170,13 @@ def test_the_control_api_never_collides_with_the_public_api(mock):
     control_rules = [r.rule for r in mock.url_map.iter_rules() if r.rule.startswith("/__mock__")]
     public_rules = [r.rule for r in mock.url_map.iter_rules() if r.rule.startswith("/v2/")]
     assert control_rules and public_rules and not set(control_rules) & set(public_rules)
+
+
+def test_the_dashboard_is_served_and_root_redirects_to_it(control):
+    page = control.get("/__mock__/ui")
+    assert page.status_code == 200 and b"dashboard.js" in page.data
+    assert control.get("/__mock__/ui/dashboard.js").mimetype in ("text/javascript", "application/javascript")
+    assert control.get("/__mock__/ui/../control.py").status_code == 404
+    assert control.get("/__mock__/ui/openapi.yaml").status_code == 404
+    redirect = control.get("/?token=abc")
+    assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/__mock__/ui?token=abc")

@@ -22,7 +22,8 @@ def test_the_wheel_carries_the_spec_and_data_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("spec/openapi.yaml", "spec/error-codes.yaml", "spec/DECISIONS.md", "spec/__init__.py",
                    "mock_server/accounts.schema.yaml", "mock_server/control.schema.yaml",
-                   "mock_server/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py"):
+                   "mock_server/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py",
+                   "mock_server/ui/index.html", "mock_server/ui/dashboard.js", "mock_server/ui/dashboard.css"):
         assert needed in names, f"{needed} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for line in ("ivh-mock = mock_server.cli:main", "ivh = client.cli:main", "ivh_mock = mock_server.pytest_plugin"):

@@ -1,0 +1,167 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright (no browser download).
+
+The test setup installs the `chromium` Debian package when it is missing. Each test saves a screenshot under
+reports/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from client import Client, ParameterError
+from mock_server.testing import CallbackReceiver, MockServer
+
+from .conftest import TEXT_PAYLOAD, TIMING
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+SCREENSHOTS = Path("reports/screenshots")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update", "--mute-audio"]
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("the dashboard tests need Debian's chromium; install it with: apt-get install chromium")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=900, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, timeout=1800, env=env,
+                   capture_output=True)
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def mock():
+    with MockServer(TIMING) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser, request):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+
+
+def client_of(mock, appkey="studio-app"):
+    return Client(appkey, "mock-accesstoken", mock.base_url, clock=mock.now)
+
+
+def text(**extra):
+    return {**TEXT_PAYLOAD, "InputSsml": "你好，我是虚拟主播。欢迎来到直播间！", **extra}
+
+
+def test_rows_move_from_commit_to_success_with_the_dashboards_own_clock(mock, page):
+    studio, shop = client_of(mock), client_of(mock, "shop-app")
+    ids = [studio.phototovideonotrain(text()).task_id for _ in range(2)]
+    shop.phototovideonotrain(text(), scenario="stuck_in_queue")
+    with pytest.raises(ParameterError):
+        client_of(mock, "shop-app").phototovideonotrain(text(DriverType="Txt"))
+    page.goto(mock.base_url + "/")  # redirects to the dashboard
+    assert page.url.endswith("/__mock__/ui")
+    status = page.locator(f'tr[data-task-id="{ids[0]}"] .status')
+    expect(status).to_have_text("COMMIT")
+    expect(page.locator(f'tr[data-task-id="{ids[1]}"] .queue')).to_have_text("1 ahead")
+    expect(page.locator("#clock-state")).to_have_text("frozen")
+
+    page.fill("#advance-seconds", "1.5")
+    page.click("#advance-button")
+    expect(status).to_have_text("MAKING")
+    page.fill("#advance-seconds", "60")
+    page.click("#advance-button")
+    expect(status).to_have_text("SUCCESS")
+    expect(page.locator(f'tr[data-task-id="{ids[1]}"] .status')).to_have_text("SUCCESS")
+    assert mock.now() > 60  # the dashboard moved the mock's own clock
+
+
+def test_the_task_page_plays_the_video_and_shows_the_callback(mock, page):
+    receiver = CallbackReceiver()
+    try:
+        task_id = client_of(mock).phototovideonotrain(text(CallbackUrl=receiver.url)).task_id
+        mock.advance(60)
+        receiver.wait_for(1)
+        page.goto(f"{mock.base_url}/__mock__/ui")
+        page.click(f'tr[data-task-id="{task_id}"] a')
+        expect(page.locator("#task-request")).to_contain_text('"InputSsml": "你好，我是虚拟主播。欢迎来到直播间！"')
+        expect(page.locator("#task-timeline")).to_contain_text("SUCCESS")
+        expect(page.locator("#task-subtitles")).to_contain_text("欢迎来到直播间！")
+        expect(page.locator(".callback-status")).to_have_text("HTTP 200")
+        page.wait_for_function("document.getElementById('task-video').readyState >= 2", timeout=10_000)
+        duration = page.evaluate("document.getElementById('task-video').duration")
+        assert abs(duration - 3.75) < 0.1  # 15 spoken characters at 4 a second
+        page.evaluate("const v = document.getElementById('task-video'); v.muted = true; v.play()")
+        page.wait_for_function("document.getElementById('task-video').currentTime > 0.3", timeout=10_000)
+        assert page.evaluate("document.getElementById('task-video').error") is None
+    finally:
+        receiver.close()
+
+
+def test_the_journal_shows_why_a_request_was_rejected(mock, page):
+    studio = Client("studio-app", "mock-accesstoken", mock.base_url, clock=mock.now, validate=False)
+    with pytest.raises(ParameterError):
+        studio.phototovideonotrain(text(InputSsml="hi"))
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    rejected = page.locator(".journal-row.verdict-rejected").first
+    expect(rejected.locator(".code")).to_have_text("100002")
+    expect(rejected.locator(".message")).to_contain_text("Payload.InputSsml must be at least 4 characters")
+
+
+def test_choosing_a_scenario_in_the_dashboard_changes_the_next_task(mock, page):
+    studio = client_of(mock)
+    studio.phototovideonotrain(text())  # makes the account appear
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    page.select_option('.account[data-appkey="studio-app"] .scenario-select', "content_safety")
+    expect(page.locator('.account[data-appkey="studio-app"] .scenario-select')).to_have_value("content_safety")
+    failing = studio.phototovideonotrain(text()).task_id
+    page.fill("#advance-seconds", "60")
+    page.click("#advance-button")
+    expect(page.locator(f'tr[data-task-id="{failing}"] .status')).to_have_text("FAIL")
+    assert studio.getprogress(failing).fail_code == 801005
+
+
+def test_with_a_control_token_the_dashboard_demands_it(page):
+    with MockServer({**TIMING, "control_token": "s3cret"}) as guarded:
+        task_id = client_of(guarded).phototovideonotrain(text()).task_id
+        assert page.goto(f"{guarded.base_url}/__mock__/ui").status == 401
+        page.goto(f"{guarded.base_url}/?token=s3cret")
+        expect(page.locator(f'tr[data-task-id="{task_id}"] .status')).to_have_text("COMMIT")
+
+
+def test_a_busy_dashboard(mock, page):
+    studio, shop = client_of(mock), client_of(mock, "shop-app")
+    studio_ids = [studio.phototovideonotrain(text()).task_id for _ in range(7)]
+    shop.phototovideonotrain(text(), scenario="content_safety")
+    shop.phototovideonotrain(text(), scenario="slow_render")
+    with pytest.raises(ParameterError):
+        Client("shop-app", "mock-accesstoken", mock.base_url, clock=mock.now, validate=False).phototovideonotrain(
+            text(SpeechParam={"TimbreKey": "female_1", "Speed": 2.0}))
+    mock.advance(2.0)
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    statuses = [page.locator(f'tr[data-task-id="{task_id}"] .status') for task_id in studio_ids]
+    for status in statuses[:5]:
+        expect(status).to_have_text("MAKING")
+    for status in statuses[5:]:
+        expect(status).to_have_text("COMMIT")
+    expect(page.locator(f'tr[data-task-id="{studio_ids[6]}"] .queue')).to_have_text("1 ahead")
+    expect(page.locator(".status-FAIL").first).to_have_text("FAIL")
+    expect(page.locator(".journal-row.verdict-rejected .message").first).to_contain_text(
+        "Payload.SpeechParam.Speed must be at most 1.5")
