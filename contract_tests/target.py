@@ -169,14 +169,8 @@ class Target:
         if self._frozen_at is not None:
             self._frozen_at = answer["now"]
 
-    def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
-        return self._control("PUT", f"accounts/{appkey}", settings)
-
     def reset(self, appkey: str) -> None:
         self._control("POST", "reset", {"appkey": appkey})
-
-    def callbacks(self, appkey: str) -> list[dict[str, Any]]:
-        return self._control("GET", f"callbacks?appkey={appkey}")["callbacks"]
 
     def _control(self, method: str, route: str, body: Any = None) -> Any:
         headers = {"X-Mock-Token": self.control_token} if self.control_token else {}
