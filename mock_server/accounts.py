@@ -41,13 +41,22 @@ class Account:
         return dataclasses.asdict(self)
 
 
-def settings_problem(settings: Any, where: str = "body") -> str | None:
-    """Return why `settings` is not a valid account-settings object, or None."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SETTINGS_SCHEMA).iter_errors(settings))
+def schema_problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | None:
+    """Return the most relevant way `instance` breaks one of the mock's own formats (accounts file, control API
+    bodies) as (path, message), the path '/'-joined and empty at the top; None when it conforms."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
     if error is None:
         return None
-    path = "/".join(str(part) for part in error.absolute_path)
-    return f"{where}{'/' + path if path else ''}: {error.message}"
+    return "/".join(str(part) for part in error.absolute_path), error.message
+
+
+def settings_problem(settings: Any, where: str = "body") -> str | None:
+    """Return why `settings` is not a valid account-settings object, or None."""
+    problem = schema_problem(SETTINGS_SCHEMA, settings)
+    if problem is None:
+        return None
+    path, message = problem
+    return f"{where}{'/' + path if path else ''}: {message}"
 
 
 class Accounts:
@@ -65,10 +74,10 @@ class Accounts:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise AccountsFileError(f"cannot read accounts file {path}: {error}") from None
-        problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
+        problem = schema_problem(SCHEMA, data)
         if problem is not None:
-            where = "/".join(str(part) for part in problem.absolute_path) or "top level"
-            raise AccountsFileError(f"accounts file {path}, at {where}: {problem.message}")
+            where, message = problem
+            raise AccountsFileError(f"accounts file {path}, at {where or 'top level'}: {message}")
         seen: set[str] = set()
         for entry in data["accounts"]:
             if entry["appkey"] in seen:

@@ -13,12 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
 
 from . import lifecycle
-from .accounts import settings_problem
+from .accounts import schema_problem, settings_problem
 from .clock import VirtualClock
 from .scenarios import CATALOGUE, ScenarioError
 
@@ -219,10 +218,10 @@ def _body(schema: str, optional: bool = False) -> dict[str, Any]:
         return {}
     if body is None:
         raise ControlError(400, "the body must be a JSON object")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMAS[schema]).iter_errors(body))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path)
-        raise ControlError(400, f"body{'/' + where if where else ''}: {error.message}")
+    problem = schema_problem(SCHEMAS[schema], body)
+    if problem is not None:
+        where, message = problem
+        raise ControlError(400, f"body{'/' + where if where else ''}: {message}")
     return body
 
 
