@@ -9,7 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import envelope
 from .auth import authenticate
-from .errors import ERROR_CLASSES, ApiError, ParameterFormatError, ParameterValueError, from_violations
+from .errors import ApiError, ParameterFormatError, ParameterValueError, from_violations
 from .operations import OPERATIONS, Call
 from .scenarios import HEADER, ScenarioError
 from .store import JournalEntry
@@ -44,7 +44,7 @@ def _view(operation_id: str, ctx: MockContext):
             scenario_text = scenario_text or account.scenario
             scenario = _scenario(ctx, scenario_text)
             if scenario.reject is not None and scenario.scope == "all":
-                raise ERROR_CLASSES[scenario.reject](ctx.spec.errors.header[scenario.reject]["meaning"])
+                raise ctx.refusal(scenario.reject, account)
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)

@@ -17,7 +17,7 @@ from .accounts import Account, Accounts
 from .callbacks import CallbackDispatcher
 from .clock import Clock, VirtualClock
 from .config import Config
-from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError
+from .errors import ERROR_CLASSES, ApiError, InternalError, NoSuchRoute, ParameterFormatError
 from .scenarios import Scenario, parse
 from .speech import Rates, Speech, speak
 from .store import MemoryStore, Store
@@ -45,6 +45,13 @@ class MockContext:
     def scenario(self, text: str) -> Scenario:
         """Parse a scenario name with parameters; raises ScenarioError naming what is allowed."""
         return parse(text, set(self.spec.errors.fail), self.spec.service["progressWhileMakingMax"])
+
+    def refusal(self, code: int, account: Account) -> ApiError:
+        """Return the error answering a request refused with `code`, worded as the catalogue documents it (the
+        FAQ's text where one is published)."""
+        entry = self.spec.errors.header[code]
+        message = entry["message"].format(limit=account.max_pending) if "message" in entry else entry["meaning"]
+        return ERROR_CLASSES[code](message)
 
     def speech_of(self, payload: dict[str, Any]) -> Speech | None:
         """Return the estimated speech of a Text task's payload (None for audio-driven tasks)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import lifecycle
 from ..accounts import Account
 from ..envelope import new_id
-from ..errors import ERROR_CLASSES, BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded
+from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded
 from ..store import NEVER, Task
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md 
 def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
     scenario = call.scenario
     if scenario.reject is not None:
-        raise ERROR_CLASSES[scenario.reject](_reject_message(ctx, scenario.reject, account))
+        raise ctx.refusal(scenario.reject, account)
     if payload["DriverType"] == "Text":
         _check_timbre(ctx, payload["SpeechParam"])
     speech = ctx.speech_of(payload)
@@ -45,7 +45,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         now = ctx.clock.now()
         unfinished = [task for task in earlier if now < task.finish_at]
         if len(unfinished) >= account.max_pending:
-            raise QuotaExceeded(_reject_message(ctx, QuotaExceeded.code, account))
+            raise ctx.refusal(QuotaExceeded.code, account)
         concurrency_type = _concurrency_type(payload, account, earlier, now, duration_ms)
         start = NEVER if scenario.stuck else lifecycle.start_time(earlier, now, account.slots, ctx.config.queue_seconds)
         finish = start + render * at / max_progress if outcome == "FAIL" else start + render
@@ -58,13 +58,6 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
 
     task = ctx.store.add_task(account.appkey, build)
     return {"TaskId": task.task_id}
-
-
-def _reject_message(ctx: MockContext, code: int, account: Account) -> str:
-    template = ctx.spec.errors.header[code].get("message")
-    if template:
-        return template.format(limit=account.max_pending)
-    return ctx.spec.errors.header[code]["meaning"]
 
 
 def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[Task], now: float,
