@@ -7,7 +7,6 @@ that drifts from the page fails here.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 import spec as spec_module
 from client import ParameterError
 
+from .payloads import patched
 from .target import SUBMIT
 
 CATALOGUE = spec_module.load().errors.header
@@ -63,37 +63,23 @@ def verdict(target, request):
     return check
 
 
-def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(base)
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        node = payload
-        for name in parents:
-            node = node.setdefault(name, {})
-        if value is ...:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return payload
-
-
 @given(st.one_of(st.just(...), st.sampled_from(["https://example.com/p.jpg", "http://x/y.png", "", "ftp://x/p.jpg",
                                                 "https://has space/p.jpg", 42, None])))
 def test_ref_photo_url_is_required_and_an_http_url(verdict, value):
     valid = isinstance(value, str) and value.startswith(("http://", "https://")) and " " not in value and len(value) > 8
-    verdict(with_(TEXT, RefPhotoUrl=value), valid, "Payload.RefPhotoUrl")
+    verdict(patched(TEXT, RefPhotoUrl=value), valid, "Payload.RefPhotoUrl")
 
 
 @given(st.one_of(st.sampled_from(["Text", "OriginalVoice", "", "text", "ORIGINALVOICE", "ModulatedVoice", ...]),
                  st.text(max_size=12)))
 def test_driver_type_is_text_or_original_voice(verdict, value):
-    payload = with_(TEXT, InputAudioUrl=AUDIO, DriverType=value)  # both drives' fields, so only the type decides
+    payload = patched(TEXT, InputAudioUrl=AUDIO, DriverType=value)  # both drives' fields, so only the type decides
     verdict(payload, value in ("Text", "OriginalVoice"), "Payload.DriverType")
 
 
 @given(ssml=st.booleans(), speech=st.booleans(), speed=st.booleans(), timbre=st.booleans())
 def test_text_needs_ssml_and_speech_param_with_speed_and_timbre(verdict, ssml, speech, speed, timbre):
-    payload = with_(TEXT, InputSsml=TEXT["InputSsml"] if ssml else ...,
+    payload = patched(TEXT, InputSsml=TEXT["InputSsml"] if ssml else ...,
                     SpeechParam={**({"Speed": 1.0} if speed else {}), **({"TimbreKey": "female_1"} if timbre else {})}
                     if speech else ...)
     missing = next((f for f, present in (("Payload.InputSsml", ssml), ("Payload.SpeechParam", speech),
@@ -104,7 +90,7 @@ def test_text_needs_ssml_and_speech_param_with_speed_and_timbre(verdict, ssml, s
 
 @given(st.booleans())
 def test_original_voice_needs_input_audio_url(verdict, present):
-    verdict(with_(AUDIO_DRIVEN, InputAudioUrl=AUDIO if present else ...), present, "Payload.InputAudioUrl")
+    verdict(patched(AUDIO_DRIVEN, InputAudioUrl=AUDIO if present else ...), present, "Payload.InputAudioUrl")
 
 
 @given(st.lists(SPEAKABLE, min_size=0, max_size=310))
@@ -116,13 +102,13 @@ def test_original_voice_needs_input_audio_url(verdict, present):
 @example(["\U00020000"] * 300)
 def test_input_ssml_is_4_to_300_unicode_code_points(verdict, characters):
     text = "".join(characters)
-    verdict(with_(TEXT, InputSsml=text), 4 <= len(text) <= 300, "Payload.InputSsml")
+    verdict(patched(TEXT, InputSsml=text), 4 <= len(text) <= 300, "Payload.InputSsml")
 
 
 @given(st.text(alphabet="abc好", min_size=4, max_size=40), st.sampled_from(["", "\n", "\r", "\r\n"]), st.data())
 def test_input_ssml_has_no_line_breaks(verdict, text, line_break, data):
     at = data.draw(st.integers(0, len(text)))
-    verdict(with_(TEXT, InputSsml=text[:at] + line_break + text[at:]), not line_break, "Payload.InputSsml")
+    verdict(patched(TEXT, InputSsml=text[:at] + line_break + text[at:]), not line_break, "Payload.InputSsml")
 
 
 SSML_CASES = [
@@ -154,7 +140,7 @@ SSML_CASES = [
 @example(SSML_CASES[8])  # tags count toward 300
 def test_input_ssml_markup_follows_the_ssml_rules(verdict, case):
     text, valid = case
-    verdict(with_(TEXT, InputSsml=text), valid, "Payload.InputSsml")
+    verdict(patched(TEXT, InputSsml=text), valid, "Payload.InputSsml")
 
 
 def _edges(low: float, high: float, step: float, strategy: st.SearchStrategy) -> st.SearchStrategy:
@@ -167,7 +153,7 @@ def _edges(low: float, high: float, step: float, strategy: st.SearchStrategy) ->
 @example(0.49)
 @example(1.51)
 def test_speed_is_between_0_5_and_1_5(verdict, speed):
-    verdict(with_(TEXT, SpeechParam__Speed=speed), 0.5 <= speed <= 1.5, "Payload.SpeechParam.Speed")
+    verdict(patched(TEXT, SpeechParam__Speed=speed), 0.5 <= speed <= 1.5, "Payload.SpeechParam.Speed")
 
 
 @given(_edges(0, 10, 1, st.integers(-20, 30)))
@@ -176,7 +162,7 @@ def test_speed_is_between_0_5_and_1_5(verdict, speed):
 @example(-1)
 @example(11)
 def test_volume_is_between_0_and_10(verdict, volume):
-    verdict(with_(TEXT, SpeechParam__Volume=volume), 0 <= volume <= 10, "Payload.SpeechParam.Volume")
+    verdict(patched(TEXT, SpeechParam__Volume=volume), 0 <= volume <= 10, "Payload.SpeechParam.Volume")
 
 
 @given(_edges(50, 200, 1, st.integers(-10, 400)))
@@ -185,7 +171,7 @@ def test_volume_is_between_0_and_10(verdict, volume):
 @example(49)
 @example(201)
 def test_emotion_intensity_is_between_50_and_200(verdict, intensity):
-    verdict(with_(TEXT, SpeechParam__EmotionIntensity=intensity), 50 <= intensity <= 200,
+    verdict(patched(TEXT, SpeechParam__EmotionIntensity=intensity), 50 <= intensity <= 200,
             "Payload.SpeechParam.EmotionIntensity")
 
 
@@ -195,13 +181,13 @@ def test_emotion_intensity_is_between_50_and_200(verdict, intensity):
 @example(3)
 @example(4)
 def test_video_emotion_level_is_1_2_or_3(verdict, level):
-    verdict(with_(TEXT, VideoParam__EmotionLevel=level), level in (1, 2, 3), "Payload.VideoParam.EmotionLevel")
+    verdict(patched(TEXT, VideoParam__EmotionLevel=level), level in (1, 2, 3), "Payload.VideoParam.EmotionLevel")
 
 
 @given(st.one_of(st.sampled_from(["Exclusive", "Shared", "", "shared", "EXCLUSIVE", "Both"]), st.text(max_size=10)))
 def test_concurrency_type_is_exclusive_or_shared(verdict, value):
     # Whether an account may use Exclusive depends on what it bought: 100014 is the documented refusal.
-    verdict(with_(TEXT, ConcurrencyType=value), value in ("Exclusive", "Shared"), "Payload.ConcurrencyType",
+    verdict(patched(TEXT, ConcurrencyType=value), value in ("Exclusive", "Shared"), "Payload.ConcurrencyType",
             also_ok=(100014,) if value == "Exclusive" else ())
 
 
@@ -210,7 +196,7 @@ def test_concurrency_type_is_exclusive_or_shared(verdict, value):
 @example(1000)
 def test_callback_url_is_shorter_than_1000_characters(verdict, length):
     url = "http://127.0.0.1:9/" + "c" * (length - len("http://127.0.0.1:9/"))
-    verdict(with_(TEXT, CallbackUrl=url), length < 1000, "Payload.CallbackUrl")
+    verdict(patched(TEXT, CallbackUrl=url), length < 1000, "Payload.CallbackUrl")
 
 
 @given(st.one_of(st.sampled_from(sorted(BUILT_IN_TIMBRES | {"male_0", "male_21", "female_0", "female_24",
@@ -224,7 +210,7 @@ def test_callback_url_is_shorter_than_1000_characters(verdict, length):
 @example("male_0")
 def test_timbre_key_is_one_the_account_has(verdict, key):
     # Only the target knows the account's timbres: pre-flight lets every key through.
-    verdict(with_(TEXT, SpeechParam__TimbreKey=key), key in BUILT_IN_TIMBRES, "Payload.SpeechParam.TimbreKey",
+    verdict(patched(TEXT, SpeechParam__TimbreKey=key), key in BUILT_IN_TIMBRES, "Payload.SpeechParam.TimbreKey",
             schema_rule=False)
 
 
@@ -235,7 +221,7 @@ def test_timbre_key_is_one_the_account_has(verdict, key):
 def test_spoken_text_longer_than_60_seconds_fails(frozen, request, characters):
     # The mock speaks 4 Chinese characters a second (DECISIONS.md D33), so 240 is exactly 60 s.
     client = frozen.client(frozen.appkey(request.node.name))
-    task = client.phototovideonotrain(with_(TEXT, InputSsml="好" * characters))
+    task = client.phototovideonotrain(patched(TEXT, InputSsml="好" * characters))
     frozen.advance(600)
     final = client.getprogress(task.task_id)
     if characters <= 240:

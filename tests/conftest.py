@@ -12,6 +12,7 @@ import requests
 from werkzeug.serving import make_server
 
 import spec as spec_module
+from contract_tests.target import Answer
 from mock_server import VirtualClock, create_app
 from spec.signing import signed_query
 
@@ -34,24 +35,6 @@ AUDIO_PAYLOAD = {
     "DriverType": "OriginalVoice",
     "InputAudioUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/audio.mp3",
 }
-
-
-@dataclass
-class Answer:
-    status: int
-    body: dict[str, Any]
-
-    @property
-    def code(self) -> int:
-        return self.body["Header"]["Code"]
-
-    @property
-    def message(self) -> str:
-        return self.body["Header"]["Message"]
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return self.body["Payload"]
 
 
 @dataclass

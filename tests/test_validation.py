@@ -3,29 +3,13 @@
 The limits are written here as the seed page states them, independently of the spec, so that a wrong spec fails.
 """
 
-import copy
-
 import pytest
+
+from contract_tests.payloads import patched
 
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD
 
-DELETE = object()
 OK = 0
-
-
-def patched(base, **changes):
-    """Return a copy of `base` with dotted paths (SpeechParam__Speed) set, or removed with DELETE."""
-    payload = copy.deepcopy(base)
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        node = payload
-        for name in parents:
-            node = node.setdefault(name, {})
-        if value is DELETE:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return payload
 
 
 def text(**changes):
@@ -39,27 +23,27 @@ def audio(**changes):
 CASES = [
     # RefPhotoUrl: required, an http(s) URL
     ("photo url https", text(RefPhotoUrl="https://example.com/p.png"), OK, None),
-    ("photo url missing", text(RefPhotoUrl=DELETE), 100001, "Payload.RefPhotoUrl is required"),
+    ("photo url missing", text(RefPhotoUrl=...), 100001, "Payload.RefPhotoUrl is required"),
     ("photo url empty", text(RefPhotoUrl=""), 100002, "Payload.RefPhotoUrl"),
     ("photo url ftp", text(RefPhotoUrl="ftp://example.com/p.png"), 100002, "Payload.RefPhotoUrl must be an http"),
     ("photo url number", text(RefPhotoUrl=42), 100003, "Payload.RefPhotoUrl must be of type string"),
     # DriverType: required, Text | OriginalVoice
-    ("driver missing", text(DriverType=DELETE), 100001, "Payload.DriverType is required"),
+    ("driver missing", text(DriverType=...), 100001, "Payload.DriverType is required"),
     ("driver empty", text(DriverType=""), 100002, "Payload.DriverType must be one of"),
     ("driver lower case", text(DriverType="text"), 100002, "Payload.DriverType must be one of"),
     ("driver ModulatedVoice", text(DriverType="ModulatedVoice"), 100002, "Payload.DriverType"),
     ("driver original voice", AUDIO_PAYLOAD, OK, None),
     # Text needs InputSsml and SpeechParam with Speed and TimbreKey
-    ("text without ssml", text(InputSsml=DELETE), 100001, "Payload.InputSsml is required when DriverType is Text"),
-    ("text without speech", text(SpeechParam=DELETE), 100001,
+    ("text without ssml", text(InputSsml=...), 100001, "Payload.InputSsml is required when DriverType is Text"),
+    ("text without speech", text(SpeechParam=...), 100001,
      "Payload.SpeechParam is required when DriverType is Text"),
-    ("text without speed", text(SpeechParam__Speed=DELETE), 100001,
+    ("text without speed", text(SpeechParam__Speed=...), 100001,
      "Payload.SpeechParam.Speed is required when DriverType is Text"),
-    ("text without timbre", text(SpeechParam__TimbreKey=DELETE), 100001,
+    ("text without timbre", text(SpeechParam__TimbreKey=...), 100001,
      "Payload.SpeechParam.TimbreKey is required when DriverType is Text"),
-    ("text without volume", text(SpeechParam__Volume=DELETE), OK, None),
+    ("text without volume", text(SpeechParam__Volume=...), OK, None),
     # OriginalVoice needs InputAudioUrl
-    ("audio without url", audio(InputAudioUrl=DELETE), 100001,
+    ("audio without url", audio(InputAudioUrl=...), 100001,
      "Payload.InputAudioUrl is required when DriverType is OriginalVoice"),
     ("audio url not http", audio(InputAudioUrl="file:///etc/passwd"), 100002, "Payload.InputAudioUrl"),
     ("audio with ssml ignored", audio(InputSsml="hello there"), OK, None),
