@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,10 +15,14 @@ from spec import Spec
 
 from . import api, control, envelope, media
 from .accounts import Account, Accounts
+from .assets import AssetHost
+from .blobs import Blobs
 from .callbacks import CallbackDispatcher
 from .clock import Clock, VirtualClock
 from .config import Config
 from .errors import ERROR_CLASSES, ApiError, InternalError, NoSuchRoute, ParameterFormatError
+from .fetch import Fetcher, Limits
+from .render import Renderer
 from .scenarios import Scenario, parse
 from .speech import Rates, Speech, speak
 from .store import MemoryStore, Store
@@ -37,6 +42,10 @@ class MockContext:
     clock: Clock
     accounts: Accounts
     timbres: dict[str, dict[str, Any]]
+    blobs: Blobs
+    fetcher: Fetcher
+    assets: AssetHost
+    renderer: Renderer
 
     def account(self, appkey: str) -> Account | None:
         """Return the account of `appkey` with its control-API settings, or None when strict mode lacks it."""
@@ -81,14 +90,22 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         "scenario": config.default_scenario,
     }
     accounts = Accounts.from_file(config.accounts_file, defaults) if config.accounts_file else Accounts(defaults)
+    scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
+    blobs = Blobs(config.data_dir or scratch.name)
+    profile = contract.profile(config.profile)
     ctx = MockContext(
         spec=contract,
         config=config,
-        profile=contract.profile(config.profile),
+        profile=profile,
         store=store if store is not None else MemoryStore(config.journal_limit),
         clock=clock if clock is not None else VirtualClock(frozen=False),
         accounts=accounts,
         timbres={timbre["TimbreKey"]: timbre for timbre in catalogue(contract)},
+        blobs=blobs,
+        fetcher=Fetcher(Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds,
+                               config.fetch_redirects)),
+        assets=AssetHost(blobs, config, profile),
+        renderer=Renderer(blobs),
     )
     ctx.scenario(config.default_scenario)  # refuse a bad default at start, not on the first request
 
@@ -97,6 +114,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["ivh_mock"] = ctx
+    app.extensions["ivh_mock_scratch"] = scratch  # the temporary data directory lives as long as the app
     api.register(app, ctx)
     media.register(app, ctx)
     dispatcher = CallbackDispatcher(ctx)

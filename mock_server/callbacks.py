@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from . import lifecycle
+from . import lifecycle, media
 from .store import CallbackAttempt, Task
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivh_mock.callbacks")
 RESPONSE_KEPT_BYTES = 2048
+SWEEP_EVERY_SECONDS = 30.0  # how often the background thread deletes files past retention
 
 
 class CallbackDispatcher:
@@ -87,9 +88,13 @@ class CallbackDispatcher:
         return attempt
 
     def _run(self) -> None:
+        swept = time.monotonic()
         while not self._stop.is_set():
             try:
                 self.dispatch_due()
+                if time.monotonic() - swept > SWEEP_EVERY_SECONDS:
+                    swept = time.monotonic()
+                    media.sweep(self.ctx)
             except Exception:  # keep dispatching whatever one pass met
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)

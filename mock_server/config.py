@@ -28,7 +28,6 @@ class Config:
     # the spoken-duration estimate of Text tasks (see DECISIONS.md D33)
     cjk_chars_per_second: float = 4.0
     latin_words_per_second: float = 2.5
-    audio_stand_in_seconds: float = 10.0  # OriginalVoice output duration until audio files are measured
     # account defaults (each account may override them)
     hourly_package_seconds: float | None = 360_000.0  # 100 hours; None means no package bought
     exclusive_concurrency: int = 0
@@ -40,6 +39,14 @@ class Config:
     background: bool = True  # run the callback dispatcher thread
     # where media URLs point; None means the host the submission was sent to
     public_url: str | None = None
+    # files: fetched media, uploads, rendered videos; None means a temporary directory removed when the mock ends
+    data_dir: str | None = None
+    asset_max_bytes: int = 64 * 1_048_576  # largest upload to the asset host
+    # downloading RefPhotoUrl and InputAudioUrl
+    fetch_connect_timeout_seconds: float = 3.0
+    fetch_total_timeout_seconds: float = 15.0
+    fetch_redirects: int = 3
+    render_wait_seconds: float = 60.0  # longest a download waits for its video to finish rendering
     control_token: str | None = None  # required on the control API when set
 
     @classmethod

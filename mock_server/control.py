@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
 
-from . import lifecycle
+from . import assets, lifecycle, media
 from .accounts import schema_problem, settings_problem
 from .clock import VirtualClock
 from .scenarios import CATALOGUE, ScenarioError
@@ -59,6 +59,7 @@ def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> No
     # its script and style hold no data and are served to anyone.
     app.add_url_rule(PREFIX + "/ui", "control_ui", routes.guarded(routes.ui, query_token=True), methods=["GET"])
     app.add_url_rule(PREFIX + "/ui/<name>", "control_ui_file", routes.ui_file, methods=["GET"])
+    assets.register(app, ctx, routes.guarded, ControlError)
     app.add_url_rule("/", "root", lambda: redirect(PREFIX + "/ui" + _query_suffix()), methods=["GET"])
 
 
@@ -66,12 +67,13 @@ class _Routes:
     def __init__(self, ctx: MockContext, dispatcher: CallbackDispatcher):
         self.ctx, self.dispatcher = ctx, dispatcher
 
-    def guarded(self, handler, query_token: bool = False):
+    def guarded(self, handler, query_token: bool = False, open_to_all: bool = False):
+        """Wrap a view: demand the control token (unless `open_to_all`), answer ControlError in JSON."""
         token = self.ctx.config.control_token
 
         def view(**kwargs):
             try:
-                if token is not None and not _token_ok(token, query_token):
+                if token is not None and not open_to_all and not _token_ok(token, query_token):
                     raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
                 return handler(**kwargs)
             except ControlError as error:
@@ -83,7 +85,9 @@ class _Routes:
     # -- state ------------------------------------------------------------------------------------------------
     def reset(self):
         body = _body("reset", optional=True)
+        removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
+        media.sweep(self.ctx, removed)
         return jsonify({"reset": body.get("appkey", "all")})
 
     def get_clock(self):
@@ -101,6 +105,7 @@ class _Routes:
         if "frozen" in body:
             clock.freeze(body["frozen"])
         self.dispatcher.wake()
+        media.sweep(self.ctx)
         return jsonify(self._clock_view())
 
     def _clock_view(self) -> dict[str, Any]:

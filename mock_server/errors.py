@@ -25,6 +25,10 @@ class InternalError(ApiError):
     http_status = 500
 
 
+class ImageDownloadFailed(ApiError):
+    code = -101002
+
+
 class ParameterError(ApiError):
     code = 100001
 
@@ -68,7 +72,7 @@ class RateLimited(ApiError):
 
 ERROR_CLASSES: dict[int, type[ApiError]] = {
     cls.code: cls
-    for cls in (InternalError, ParameterError, ParameterValueError, ParameterFormatError, Unauthorized,
+    for cls in (InternalError, ImageDownloadFailed, ParameterError, ParameterValueError, ParameterFormatError, Unauthorized,
                 NoSuchRoute, RecordNotFound, QuotaExceeded, BalanceInsufficient, ConcurrencyNotPurchased,
                 RateLimited)
 }

@@ -1,34 +1,65 @@
-"""Serve finished tasks' results where the service keeps them, and stop serving them when retention ends.
+"""Serve finished tasks' results where the service keeps them, and delete them when retention ends.
 
 Paths follow the vendor's result URLs (`/broadcast/Basic/video/<TaskId>.mp4`, `/broadcast/Basic/subtitle/<TaskId>.srt`).
-After the retention period the URLs answer as an object store does for a deleted key (DECISIONS.md D36).
+The video is rendered in the background from the task's inputs (render.py); a download that comes before the render
+has finished waits for it. Downloads honour Range requests. After the retention period the files are deleted and
+the URLs answer as an object store does for a deleted key (DECISIONS.md D36).
 """
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+import logging
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from flask import Flask, Response, request, send_file
+from PIL import Image
 
-from . import lifecycle, render
+from . import lifecycle
 from .envelope import new_id
+from .mediacheck import displayed_size
+from .render import Job, output_size
 from .speech import srt
 
 if TYPE_CHECKING:
     from .app import MockContext
     from .store import Task
 
+log = logging.getLogger("ivh_mock.media")
+
+
+def job(ctx: MockContext, payload: dict[str, Any], photo: str, photo_size: tuple[int, int], audio: str,
+        duration_ms: int) -> Job:
+    """Return the render job of a task: every input its video depends on."""
+    speech = ctx.speech_of(payload)
+    words = tuple((word["StartTimestamp"], word["EndTimestamp"], word["Word"])
+                  for sentence in (speech.sentences if speech else []) for word in sentence["Words"])
+    width, height = output_size(*photo_size, payload.get("VideoParam", {}).get("Resolution", 0))
+    return Job(photo=photo, width=width, height=height, duration_ms=duration_ms, audio=audio or None, words=words)
+
+
+def job_of(ctx: MockContext, task: Task) -> Job:
+    """Return the render job of an accepted task (its photo must still be kept)."""
+    with Image.open(ctx.blobs.path("media", task.photo)) as image:
+        size = displayed_size(image)
+    return job(ctx, task.payload, task.photo, size, task.audio, task.duration_ms)
+
 
 def register(app: Flask, ctx: MockContext) -> None:
     def video(task_id: str):
         task = _available(ctx, task_id)
-        if task is None:
+        if task is None or not ctx.blobs.exists("media", task.photo):
             return _no_such_key()
-        data = render.still_video(task.duration_ms)
-        return send_file(io.BytesIO(data), mimetype="video/mp4", conditional=True, etag=f"{task_id}-v",
-                         download_name=f"{task_id}.mp4", max_age=0)
+        try:
+            path = ctx.renderer.video(job_of(ctx, task), ctx.config.render_wait_seconds)
+        except FutureTimeout:
+            return _error(503, "SlowDown", "the video is still rendering; retry shortly")
+        except FileNotFoundError:
+            return _no_such_key()
+        return send_file(path, mimetype="video/mp4", conditional=True, etag=path.name, download_name=f"{task_id}.mp4",
+                         max_age=0)
 
     def subtitles(task_id: str):
         task = _available(ctx, task_id)
@@ -45,21 +76,45 @@ def register(app: Flask, ctx: MockContext) -> None:
                      methods=["GET", "HEAD"])
 
 
+def expired(ctx: MockContext, task: Task, now: float) -> bool:
+    return now >= task.finish_at + ctx.spec.service["retentionSeconds"]
+
+
 def _available(ctx: MockContext, task_id: str) -> Task | None:
     """Return the task when its result exists now: it succeeded, and retention has not run out."""
     task = ctx.store.get_task(task_id)
     now = ctx.clock.now()
-    if task is None or lifecycle.status(task, now) != "SUCCESS":
-        return None
-    if now >= task.finish_at + ctx.spec.service["retentionSeconds"]:
+    if task is None or lifecycle.status(task, now) != "SUCCESS" or expired(ctx, task, now):
         return None
     return task
 
 
+def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> int:
+    """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
+    longer in the store, refer to; return how many files were deleted."""
+    now = ctx.clock.now()
+    kept: set[tuple[str, str]] = set()
+    gone: set[tuple[str, str]] = {name for task in removed for name in _files(task)}
+    for task in ctx.store.tasks():
+        (gone if expired(ctx, task, now) else kept).update(_files(task))
+    deleted = sum(ctx.blobs.delete(kind, name) for kind, name in gone - kept)
+    if deleted:
+        log.info("retention: deleted %d files", deleted)
+    return deleted
+
+
+def _files(task: Task) -> set[tuple[str, str]]:
+    return {(kind, name) for kind, name in (("media", task.photo), ("media", task.audio), ("videos", task.video))
+            if name}
+
+
 def _no_such_key() -> Response:
+    return _error(404, "NoSuchKey", "The specified key does not exist.")
+
+
+def _error(status: int, code: str, message: str) -> Response:
     body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
-        "<Message>The specified key does not exist.</Message>"
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
         f"<Resource>{escape(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"
     )
-    return Response(body, status=404, mimetype="application/xml")
+    return Response(body, status=status, mimetype="application/xml")

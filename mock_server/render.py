@@ -1,48 +1,160 @@
-"""Encode the result video: a real MP4 (H.264 + AAC) of exactly the task's duration.
+"""Render the result video of a task: the reference photo at the output resolution, with the voice track, as a real
+MP4 (H.264 + AAC) lasting the task's Duration.
 
-For now the picture is a still neutral frame and the sound is silence; both streams are real, so players, browsers
-and media libraries treat the file as the service's result.
+The picture keeps the photo's aspect ratio at about the pixel count of 1280x720 (720P) or 1920x1080 (1080P), each
+side rounded up to a multiple of 32, as the live service was seen to do (DECISIONS.md D47). The sound is the driving audio for
+OriginalVoice tasks and the placeholder voice (`synth.voice`) for Text tasks. Rendering runs on a background thread,
+never on the request path, and the result is kept under a key derived from every input, so equal inputs render once.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import io
+import json
+import logging
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import av
+from PIL import Image, ImageOps
 
+from . import synth
+from .blobs import Blobs
+
+log = logging.getLogger("ivh_mock.render")
+VERSION = 1  # part of every key: a change to the output format renders anew
 FPS = 25
-WIDTH, HEIGHT = 320, 320
+STILL_EVERY = FPS  # the picture does not move, so one frame a second is encoded (variable frame rate)
 SAMPLE_RATE = 24_000
-AUDIO_FRAME = 1024
+PIXELS = {0: 1280 * 720, 1: 1920 * 1080}  # VideoParam.Resolution 0 = 720P, 1 = 1080P
+TICKS_PER_SECOND = 10_000_000
 
 
-@functools.lru_cache(maxsize=32)
-def still_video(duration_ms: int) -> bytes:
-    """Return MP4 bytes of `duration_ms` milliseconds (cached per duration: the content depends on nothing else)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
+def output_size(width: int, height: int, resolution: int = 0) -> tuple[int, int]:
+    """Return the video size for a photo: its aspect ratio at about PIXELS[resolution] pixels, each side rounded
+    up to a multiple of 32 (within 32..4096)."""
+    scale = math.sqrt(PIXELS[resolution] / (width * height))
+
+    def side(value: int) -> int:
+        return min(4096, max(32, math.ceil(value * scale / 32) * 32))
+
+    return side(width), side(height)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the video depends on; its key names the result."""
+
+    photo: str  # SHA-256 of the photo in the blob store
+    width: int
+    height: int
+    duration_ms: int
+    audio: str | None = None  # SHA-256 of the driving audio (OriginalVoice)
+    words: tuple[tuple[int, int, str], ...] = ()  # (start, end, text) in 100 ns ticks (Text)
+
+    @property
+    def key(self) -> str:
+        text = json.dumps([VERSION, asdict(self)], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
+    """Write the MP4 of `job` to `target` (a file: the index moves to the front, so players start at once)."""
+    with Image.open(io.BytesIO(photo)) as image:
+        picture = ImageOps.exif_transpose(image).convert("RGB").resize((job.width, job.height), Image.LANCZOS)
+    frame_count = max(1, round(job.duration_ms * FPS / 1000))
+    samples = round(job.duration_ms * SAMPLE_RATE / 1000)
+    pcm = _driving_pcm(audio, samples) if audio is not None else synth.voice(
+        ((start / TICKS_PER_SECOND, end / TICKS_PER_SECOND, text) for start, end, text in job.words),
+        samples / SAMPLE_RATE, SAMPLE_RATE)
+    with av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        video.options = {"preset": "ultrafast", "tune": "stillimage"}
-        audio = container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "mono"
+        video.width, video.height, video.pix_fmt = job.width, job.height, "yuv420p"
+        video.options = {"preset": "ultrafast", "tune": "stillimage", "x264-params": f"keyint={2 * FPS}"}
+        sound = container.add_stream("aac", rate=SAMPLE_RATE)
+        sound.layout = "mono"
+        sound.options = {"aac_coder": "fast"}
+        frame = av.VideoFrame.from_image(picture).reformat(format="yuv420p")
+        stills = sorted({*range(0, frame_count, STILL_EVERY), frame_count - 1})
+        for index, pts in enumerate(stills):
+            frame.pts = pts
+            for packet in video.encode(frame):
+                _mux(container, packet, stills, index)
+        for packet in video.encode(None):
+            _mux(container, packet, stills, len(stills) - 1)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE, frame_size=1024)
+        for chunk in [*synth.frames(pcm, SAMPLE_RATE), None]:
+            for out in resampler.resample(chunk):
+                container.mux(sound.encode(out))
+        container.mux(sound.encode(None))
 
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes([128]) * plane.buffer_size)
-        for index in range(max(1, round(duration_ms * FPS / 1000))):
-            frame.pts = index
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
 
-        silence = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME)
-        silence.sample_rate = SAMPLE_RATE
-        for plane in silence.planes:
-            plane.update(bytes(plane.buffer_size))
-        total = duration_ms * SAMPLE_RATE // 1000
-        for start in range(0, total, AUDIO_FRAME):
-            silence.pts = start
-            container.mux(audio.encode(silence))
-        container.mux(audio.encode())
-    return buffer.getvalue()
+def _mux(container: av.container.OutputContainer, packet: av.Packet, stills: list[int], index: int) -> None:
+    """Mux a still's packet with its duration: until the next still, one frame for the last."""
+    if packet.pts is not None:
+        position = stills.index(packet.pts) if packet.pts in stills else index
+        following = stills[position + 1] if position + 1 < len(stills) else stills[position] + 1
+        packet.duration = following - stills[position]
+    container.mux(packet)
+
+
+def _driving_pcm(audio: bytes, samples: int) -> bytes:
+    """Decode the driving audio to 16-bit mono PCM at SAMPLE_RATE, cut or padded to `samples`."""
+    pcm = bytearray()
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    with av.open(io.BytesIO(audio)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                pcm += bytes(out.planes[0])[:2 * out.samples]
+            if len(pcm) >= 2 * samples:
+                break
+    return bytes(pcm[:2 * samples].ljust(2 * samples, b"\0"))
+
+
+class Renderer:
+    """Renders jobs one at a time on a background thread; results land in the blob store under `videos/<key>`."""
+
+    def __init__(self, blobs: Blobs):
+        self.blobs = blobs
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivh-render")
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Path]] = {}
+
+    def submit(self, job: Job) -> Future[Path]:
+        """Queue `job` unless its video exists or is being rendered; return its future path."""
+        with self._lock:
+            future = self._pending.get(job.key)
+            if future is None:
+                path = self.blobs.path("videos", job.key)
+                if path.exists():
+                    future = Future()
+                    future.set_result(path)
+                    return future
+                future = self._pool.submit(self._render, job)
+                self._pending[job.key] = future
+                future.add_done_callback(lambda _: self._forget(job.key))
+            return future
+
+    def video(self, job: Job, timeout: float) -> Path:
+        """Return the path of the job's video, waiting for the render thread when it is not ready yet."""
+        return self.submit(job).result(timeout)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+
+    def _render(self, job: Job) -> Path:
+        photo = self.blobs.get("media", job.photo)
+        audio = self.blobs.get("media", job.audio) if job.audio else None
+        if photo is None or (job.audio and audio is None):
+            raise FileNotFoundError("an input of this video is no longer kept")
+        with self.blobs.writing("videos", job.key) as target:
+            encode(job, photo, audio, target)
+        return self.blobs.path("videos", job.key)

@@ -48,6 +48,21 @@ class MockServer:
         self.app.extensions["ivh_mock_dispatcher"].wake()
         return now
 
+    # -- media ----------------------------------------------------------------------------------------------------
+    def sample(self, name: str) -> str:
+        """Return the URL of a generated sample (photo.jpg, audio-5s.wav, ...: GET /__mock__/assets/samples)."""
+        if self._control.head(f"/__mock__/assets/samples/{name}").status_code != 200:
+            raise ValueError(f"no sample {name!r}; the mock lists them at {self.base_url}/__mock__/assets/samples")
+        return f"{self.base_url}/__mock__/assets/samples/{name}"
+
+    def upload(self, data: bytes, name: str) -> str:
+        """Keep `data` on the mock's asset host and return its URL (for a photo or audio of the test's own)."""
+        response = self._control.post("/__mock__/assets", query_string={"name": name}, data=data,
+                                      headers={"Content-Type": "application/octet-stream"})
+        if response.status_code != 201:
+            raise ValueError(response.get_json()["error"]["message"])
+        return self.base_url + urlsplit(response.get_json()["Url"]).path
+
     # -- inspection and control (the control API's answers) -------------------------------------------------------
     def tasks(self, appkey: str | None = None) -> list[dict[str, Any]]:
         return self._get("/__mock__/tasks", appkey)["tasks"]

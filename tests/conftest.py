@@ -22,18 +22,20 @@ TIMING = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 
           "cjk_chars_per_second": 4.0, "latin_words_per_second": 2.5}
 DEFAULT_TOKEN = "mock-accesstoken"
 
+# The mock's generated samples (GET /__mock__/assets/samples); it reads its own asset URLs on any loopback port.
+SAMPLES = "http://localhost/__mock__/assets/samples/"
 PATHS = {op.operation_id: op.path for op in spec_module.load().operations.values()}
 
 TEXT_PAYLOAD = {
-    "RefPhotoUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/ref_photo.jpg",
+    "RefPhotoUrl": SAMPLES + "photo.jpg",
     "DriverType": "Text",
     "InputSsml": 'Hello, I am the virtual <phoneme alphabet="py" ph="fu4">anchor</phoneme>',
     "SpeechParam": {"TimbreKey": "female_1", "Volume": 1, "Speed": 1.0},
 }
 AUDIO_PAYLOAD = {
-    "RefPhotoUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/ref_photo.jpg",
+    "RefPhotoUrl": SAMPLES + "photo.jpg",
     "DriverType": "OriginalVoice",
-    "InputAudioUrl": "http://virtualhuman-cos-test-1251316161.cos.ap-nanjing.myqcloud.com/audio.mp3",
+    "InputAudioUrl": SAMPLES + "audio-10s.mp3",
 }
 
 

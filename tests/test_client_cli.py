@@ -12,7 +12,8 @@ import pytest
 
 IVH = str(Path(sys.executable).with_name("ivh"))
 MOCK = str(Path(sys.executable).with_name("ivh-mock"))
-PHOTO = "https://example.com/me.jpg"
+PHOTO = "http://localhost/__mock__/assets/samples/photo.jpg"  # the mock's own sample, on any loopback port
+AUDIO = "http://localhost/__mock__/assets/samples/audio-5s.wav"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_submit_wait_and_download(mock_url, tmp_path):
 
 
 def test_progress_and_wait_commands(mock_url):
-    task_id = ivh("submit", "--photo", PHOTO, "--audio", "https://example.com/a.mp3", url=mock_url).stdout.strip()
+    task_id = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, url=mock_url).stdout.strip()
     shown = ivh("progress", task_id, url=mock_url)
     assert shown.returncode == 0 and task_id in shown.stdout
     waited = ivh("--json", "wait", task_id, "--interval", "0.1", url=mock_url)

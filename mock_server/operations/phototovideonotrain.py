@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import lifecycle
+from .. import intake, lifecycle, media
 from ..accounts import Account
 from ..envelope import new_id
 from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded
@@ -27,19 +27,24 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         raise ctx.refusal(scenario.reject, account)
     if payload["DriverType"] == "Text":
         _check_timbre(ctx, payload["SpeechParam"])
+    inputs = intake.take(ctx, payload, call.base_url)
     speech = ctx.speech_of(payload)
-    seconds = speech.seconds if speech else ctx.config.audio_stand_in_seconds
-    duration_ms = speech.duration_ms if speech else round(seconds * 1000)
+    duration_ms = speech.duration_ms if speech else inputs.audio_ms
+    seconds = duration_ms / 1000
     render = (ctx.config.render_startup_seconds + ctx.config.render_speed * seconds) * scenario.factor
     max_progress = ctx.spec.service["progressWhileMakingMax"]
     outcome, code, message, at = "SUCCESS", 0, "", max_progress
     limit = ctx.profile["speech"]["maxSeconds"]
-    if speech and seconds > limit:
+    if inputs.fail_code:
+        outcome, code, message, at = "FAIL", inputs.fail_code, inputs.fail_message, 0
+    elif speech and speech.seconds > limit:
         outcome, code, at = "FAIL", TOO_LONG_FAIL_CODE, 0
         message = f"InputSsml speaks for {seconds:.1f} s; the limit is {limit} s"
     elif scenario.outcome == "FAIL":
         outcome, code, at = "FAIL", scenario.code, scenario.at
         message = f"{ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
+    video = (media.job(ctx, payload, inputs.photo, (inputs.width, inputs.height), inputs.audio, duration_ms)
+             if outcome == "SUCCESS" else None)
 
     def build(earlier: list[Task]) -> Task:
         now = ctx.clock.now()
@@ -54,9 +59,12 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
             request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
             duration_ms=duration_ms, outcome=outcome, fail_code=code, fail_message=message,
             concurrency_type=concurrency_type, scenario=scenario.spec, media_base=ctx.config.public_url or call.base_url,
+            photo=inputs.photo, audio=inputs.audio, video=video.key if video else "",
         )
 
     task = ctx.store.add_task(account.appkey, build)
+    if video is not None:
+        ctx.renderer.submit(video)  # in the background: the answer does not wait for it
     return {"TaskId": task.task_id}
 
 

@@ -32,6 +32,9 @@ class Task:
     concurrency_type: str = "Shared"
     scenario: str = "success"
     media_base: str = ""  # scheme://host of the media URLs
+    photo: str = ""  # SHA-256 of the fetched photo in the blob store
+    audio: str = ""  # SHA-256 of the fetched driving audio (OriginalVoice tasks whose audio passed)
+    video: str = ""  # key of the rendered video in the blob store (tasks that end in SUCCESS)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""Files the mock keeps on disk: fetched and uploaded media, render jobs and rendered videos.
+
+Everything lives under one data directory, named by content (SHA-256), written atomically (a temporary file renamed
+into place), so several threads or processes sharing the directory never see half a file and never write one twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Blobs:
+    """A content-addressed file store in `root`, with folders per kind (`media`, `jobs`, `videos`, `assets`)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, kind: str, name: str) -> Path:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"bad file name {name!r}")
+        return self.root / kind / name
+
+    def put(self, kind: str, data: bytes, name: str | None = None) -> str:
+        """Keep `data` (named by its SHA-256 unless `name` is given) and return the name."""
+        name = name or digest(data)
+        if not self.path(kind, name).exists():
+            with self.writing(kind, name) as temporary:
+                temporary.write_bytes(data)
+        return name
+
+    @contextlib.contextmanager
+    def writing(self, kind: str, name: str) -> Iterator[Path]:
+        """Yield a temporary path to write; it becomes `kind/name` when the block ends without an error."""
+        target = self.path(kind, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        os.close(handle)
+        try:
+            yield Path(temporary)
+            os.replace(temporary, target)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+
+    def get(self, kind: str, name: str) -> bytes | None:
+        try:
+            return self.path(kind, name).read_bytes()
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def put_json(self, kind: str, name: str, value: Any) -> None:
+        self.put(kind, json.dumps(value, sort_keys=True, ensure_ascii=False).encode(), name)
+
+    def get_json(self, kind: str, name: str) -> Any:
+        data = self.get(kind, name)
+        return None if data is None else json.loads(data)
+
+    def exists(self, kind: str, name: str) -> bool:
+        try:
+            return self.path(kind, name).exists()
+        except ValueError:
+            return False
+
+    def delete(self, kind: str, name: str) -> bool:
+        try:
+            self.path(kind, name).unlink()
+            return True
+        except (FileNotFoundError, ValueError):
+            return False

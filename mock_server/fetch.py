@@ -1,0 +1,81 @@
+"""Download the files behind RefPhotoUrl and InputAudioUrl, as the service would, with hard limits.
+
+http and https only, on every hop; at most `redirects` redirects; a connect timeout and a deadline for the whole
+download; the body is streamed and reading stops just past the profile's byte limit. Files on the mock's own asset
+host are read from disk instead of over HTTP (DECISIONS.md D46), so a mock with one worker never waits on itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+CHUNK = 65_536
+
+
+class FetchFailed(Exception):
+    """The URL gave no file; the message says why (unreachable, HTTP status, too many redirects, too slow)."""
+
+
+class TooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_timeout: float = 3.0
+    total_timeout: float = 15.0
+    redirects: int = 3
+
+
+class Fetcher:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.session = requests.Session()
+        self.session.trust_env = False  # loopback media never goes through the machine's proxy settings
+
+    def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None) -> bytes:
+        """Return the file at `url`; raise TooLarge past `max_bytes`, FetchFailed when there is no file.
+        `local(url)` returns the bytes of a URL the mock itself serves, or None to fetch it over HTTP."""
+        own = local(url)
+        if own is not None:
+            if len(own) > max_bytes:
+                raise TooLarge(max_bytes)
+            return own
+        deadline = time.monotonic() + self.limits.total_timeout
+        for _ in range(self.limits.redirects + 1):
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise FetchFailed(f"{url} is not an http or https URL")
+            left = deadline - time.monotonic()
+            try:
+                with self.session.get(url, stream=True, allow_redirects=False,
+                                      timeout=(min(self.limits.connect_timeout, left), left)) as response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    if response.status_code != 200:
+                        raise FetchFailed(f"{url} answered HTTP {response.status_code}")
+                    return _read(response, max_bytes, deadline)
+            except requests.RequestException as exc:
+                raise FetchFailed(f"{url} could not be downloaded ({type(exc).__name__})") from None
+        raise FetchFailed(f"more than {self.limits.redirects} redirects")
+
+
+def _read(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(max_bytes)
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(max_bytes)
+        if time.monotonic() > deadline:
+            raise FetchFailed(f"{response.url} took longer than the download limit")
+    return bytes(body)

@@ -1,0 +1,71 @@
+"""Take in a submission's media: download the photo and the driving audio, judge them by the profile, keep them.
+
+A photo that cannot be downloaded is refused at once with -101002 (image download failed), and one that breaks a
+rule with 100002, naming the rule. Audio is part of the task's work: a download failure makes the task FAIL with
+801010 and a rule broken with 801009, as rendering starts (DECISIONS.md D44, D45).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import ImageDownloadFailed, ParameterValueError
+from .fetch import FetchFailed, TooLarge
+from .mediacheck import check_audio, check_photo, too_large
+
+if TYPE_CHECKING:
+    from .app import MockContext
+
+AUDIO_DOWNLOAD_FAIL_CODE = 801010  # fetching a URL resource failed
+AUDIO_RULE_FAIL_CODE = 801009  # parameter error; see FailMessage
+
+
+@dataclass(frozen=True)
+class Inputs:
+    photo: str  # SHA-256 of the kept photo
+    width: int
+    height: int
+    audio: str = ""  # SHA-256 of the kept audio (OriginalVoice, when it passed)
+    audio_ms: int = 0  # its measured duration
+    fail_code: int = 0  # the audio's FailCode when it did not pass
+    fail_message: str = ""
+    notes: tuple[str, ...] = ()  # rules the profile only recommends and the photo misses
+
+
+def take(ctx: MockContext, payload: dict[str, Any], base_url: str) -> Inputs:
+    """Download and judge the payload's photo (raising the refusal) and audio (reporting the FailCode)."""
+    rules = ctx.profile
+
+    def local(url: str) -> bytes | None:
+        return ctx.assets.lookup(url, base_url)
+
+    field_name = "Payload.RefPhotoUrl"
+    try:
+        data = ctx.fetcher.fetch(payload["RefPhotoUrl"], rules["photo"]["maxBytes"], local)
+    except TooLarge as exc:
+        raise ParameterValueError(too_large("photo", field_name, "more bytes", exc.limit).message) from None
+    except FetchFailed as exc:
+        raise ImageDownloadFailed(f"{field_name}: image download failed: {exc}") from None
+    verdict = check_photo(data, rules["photo"], field_name)
+    if not verdict.ok:
+        raise ParameterValueError("; ".join(problem.message for problem in verdict.problems))
+    inputs = Inputs(photo=ctx.blobs.put("media", data), width=verdict.width, height=verdict.height,
+                    notes=tuple(note.message for note in verdict.notes))
+    if payload.get("DriverType") != "OriginalVoice":
+        return inputs
+    field_name = "Payload.InputAudioUrl"
+    try:
+        data = ctx.fetcher.fetch(payload["InputAudioUrl"], rules["audio"]["maxBytes"], local)
+    except TooLarge as exc:
+        return _failed(inputs, AUDIO_RULE_FAIL_CODE, too_large("audio", field_name, "more bytes", exc.limit).message)
+    except FetchFailed as exc:
+        return _failed(inputs, AUDIO_DOWNLOAD_FAIL_CODE, f"{field_name}: audio download failed: {exc}")
+    audio = check_audio(data, rules["audio"], field_name)
+    if not audio.ok:
+        return _failed(inputs, AUDIO_RULE_FAIL_CODE, "; ".join(problem.message for problem in audio.problems))
+    return replace(inputs, audio=ctx.blobs.put("media", data), audio_ms=audio.duration_ms)
+
+
+def _failed(inputs: Inputs, code: int, message: str) -> Inputs:
+    return replace(inputs, fail_code=code, fail_message=message)

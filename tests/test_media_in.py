@@ -1,0 +1,252 @@
+"""Media in: the asset host, downloading RefPhotoUrl and InputAudioUrl over real HTTP, and the profile's file rules,
+checked by property tests whose oracle is the rule as the vendor's page states it."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from werkzeug.wrappers import Request, Response
+
+from mock_server import create_app, synth
+from mock_server.samples import SAMPLES, portrait
+
+from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving
+
+SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+PHOTO_FORMATS = {"JPEG": True, "PNG": True, "BMP": True, "WEBP": True, "GIF": False, "TIFF": False}
+MB = 1_048_576
+# Page rules (intl): at most 10 MB; each side 192..4096 px; width:height from 1:2 to 2:1, both inclusive.
+INTL = {"max_bytes": 10 * MB, "sides": (192, 4096), "aspect": (Fraction(1, 2), Fraction(2))}
+
+
+def upload(app, data: bytes, name: str) -> str:
+    response = app.test_client().post("/__mock__/assets", query_string={"name": name}, data=data,
+                                      content_type="application/octet-stream")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["Url"]
+
+
+def submit_photo(api, url: str):
+    return api.call("phototovideonotrain", {**TEXT_PAYLOAD, "RefPhotoUrl": url})
+
+
+def audio_task(api, clock, url: str) -> dict:
+    answer = api.call("phototovideonotrain", {"RefPhotoUrl": TEXT_PAYLOAD["RefPhotoUrl"],
+                                              "DriverType": "OriginalVoice", "InputAudioUrl": url})
+    assert answer.code == 0, answer.message  # audio is judged as the task runs: the submission is accepted
+    clock.advance(3600)
+    return api.call("getprogress", {"TaskId": answer.payload["TaskId"]}).payload
+
+
+# -- the asset host -------------------------------------------------------------------------------------------------
+def test_an_upload_is_served_back_with_what_the_file_is(app):
+    data = portrait(300, 400, "PNG")
+    client = app.test_client()
+    answer = client.post("/__mock__/assets?name=me.png", data=data, content_type="image/png").get_json()
+    assert (answer["Kind"], answer["Format"], answer["Width"], answer["Height"], answer["Problems"]) == (
+        "photo", "png", 300, 400, [])
+    served = client.get(answer["Url"].removeprefix("http://localhost"))
+    assert served.data == data and served.mimetype == "image/png"
+    multipart = client.post("/__mock__/assets", data={"file": (io.BytesIO(b"not media"), "x.txt")}).get_json()
+    assert multipart["Kind"] is None and "neither a photo nor audio" in multipart["Problems"][0]["message"]
+    empty = client.post("/__mock__/assets", data=b"")
+    assert empty.status_code == 400 and "empty" in empty.get_json()["error"]["message"]
+
+
+def test_uploads_above_the_limit_are_refused_and_the_server_keeps_serving(clock):
+    app = create_app({**TIMING, "background": False, "asset_max_bytes": 1000}, clock=clock)
+    client = app.test_client()
+    refused = client.post("/__mock__/assets?name=big.bin", data=b"x" * 1001, content_type="application/octet-stream")
+    assert refused.status_code == 413 and "at most 1000 bytes" in refused.get_json()["error"]["message"]
+    assert client.post("/__mock__/assets?name=ok.bin", data=b"x" * 1000).status_code == 201
+
+
+@pytest.mark.parametrize("profile", ["intl", "cn"])
+def test_every_sample_gets_the_verdict_the_listing_promises(profile, clock):
+    app = create_app({**TIMING, "background": False, "profile": profile}, clock=clock)
+    api = in_process(app, clock)
+    listing = app.test_client().get("/__mock__/assets/samples").get_json()["samples"]
+    assert {item["Name"] for item in listing} == set(SAMPLES)
+    rules = {item["Breaks"] for item in listing} - {None}
+    assert rules == {"photo.formats", "photo.maxBytes", "photo.sidePixels", "photo.aspectRatio", "photo.readable",
+                     "photo.pixels", "audio.formats", "audio.maxBytes", "audio.durationSeconds", "audio.readable"}
+    for item in listing:
+        if item["Kind"] == "photo":
+            answer = submit_photo(api, item["Url"])
+            refused = answer.code != 0
+            if refused:
+                assert answer.code == 100002 and "Payload.RefPhotoUrl" in answer.message, (item, answer.message)
+        else:
+            report = audio_task(api, clock, item["Url"])
+            refused = report["Status"] == "FAIL"
+            if refused:
+                assert report["FailCode"] == 801009 and "Payload.InputAudioUrl" in report["FailMessage"], item
+        assert refused == (item["Expected"] == "refused"), (item, answer.message if item["Kind"] == "photo" else report)
+
+
+def test_the_cn_profile_only_recommends_sides_and_aspect_but_caps_bytes_at_6_mb(clock):
+    app = create_app({**TIMING, "background": False, "profile": "cn"}, clock=clock)
+    api = in_process(app, clock)
+    assert submit_photo(api, upload(app, portrait(4097, 2100), "wide.jpg")).code == 0
+    assert submit_photo(api, upload(app, portrait(200, 700, "PNG"), "narrow.png")).code == 0
+    over = portrait(512, 512, "PNG")
+    over += bytes(6 * MB + 1 - len(over))
+    answer = submit_photo(api, upload(app, over, "big.png"))
+    assert answer.code == 100002 and "at most 6 MB" in answer.message
+
+
+# -- property tests: photos -----------------------------------------------------------------------------------------
+EDGES = st.sampled_from([191, 192, 193, 384, 385, 4095, 4096, 4097])
+
+
+@st.composite
+def photos(draw):
+    fmt = draw(st.sampled_from(sorted(PHOTO_FORMATS)))
+    width = draw(st.one_of(EDGES, st.integers(150, 4200)))
+    height = draw(st.one_of(
+        EDGES, st.integers(150, 4200),
+        st.sampled_from([2 * width - 1, 2 * width, 2 * width + 1, width // 2, (width + 1) // 2, width // 2 - 1])))
+    return fmt, width, max(1, height)
+
+
+@SLOW
+@given(photo=photos())
+def test_the_photo_verdict_follows_the_page_rules(app, api, photo):
+    fmt, width, height = photo
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 150, 120)).save(buffer, fmt)
+    data = buffer.getvalue()
+    low, high = INTL["sides"]
+    valid = (PHOTO_FORMATS[fmt] and len(data) <= INTL["max_bytes"] and low <= width <= high and low <= height <= high
+             and INTL["aspect"][0] <= Fraction(width, height) <= INTL["aspect"][1])
+    answer = submit_photo(api, upload(app, data, f"p.{fmt.lower()}"))
+    assert (answer.code == 0) == valid, (fmt, width, height, len(data), answer.message)
+    if not valid:
+        assert answer.code == 100002 and answer.message.startswith("Payload.RefPhotoUrl")
+
+
+def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):
+    whole = portrait(720, 960)
+    for data, rule in [(whole[: len(whole) // 2], "truncated or corrupt"), (SAMPLES["photo-bomb.png"].make(),
+                       "decompression bomb"), (b"GIF89a" + bytes(100), "not an image in a supported format")]:
+        answer = submit_photo(api, upload(app, data, "x.jpg"))
+        assert answer.code == 100002 and rule in answer.message, answer.message
+    assert submit_photo(api, upload(app, whole, "ok.jpg")).code == 0  # and the server keeps serving
+
+
+# -- property tests: audio ------------------------------------------------------------------------------------------
+EXACT = ["wav", "mp3", "ogg"]  # formats that keep an exact sample count
+FRAMED = ["m4a", "aac", "wma"]  # formats that round to whole codec frames (about 21..85 ms)
+
+
+@st.composite
+def recordings(draw):
+    fmt = draw(st.sampled_from(EXACT + FRAMED + ["flac"]))
+    edge = draw(st.sampled_from([2.0, 60.0]))
+    if fmt in FRAMED:
+        seconds = edge + draw(st.sampled_from([-1, 1])) * draw(st.floats(0.3, 1.0))
+    else:
+        seconds = edge + draw(st.sampled_from([-0.05, -0.01, 0.0, 0.01, 0.05, 0.5, -0.5]))
+    return fmt, round(seconds, 3)
+
+
+@SLOW
+@given(recording=recordings())
+def test_the_audio_verdict_and_duration_follow_the_page_rules(app, api, clock, recording):
+    fmt, seconds = recording
+    data = synth.encode(synth.babble(seconds), fmt)
+    report = audio_task(api, clock, upload(app, data, f"a.{fmt}"))
+    valid = fmt != "flac" and 2 <= seconds <= 60
+    assert (report["Status"] == "SUCCESS") == valid, (fmt, seconds, report)
+    if valid:
+        tolerance = 1 if fmt in EXACT else 150
+        assert abs(report["Duration"] - seconds * 1000) <= tolerance, (fmt, seconds, report["Duration"])
+    else:
+        assert report["FailCode"] == 801009 and report["FailMessage"].startswith("Payload.InputAudioUrl")
+
+
+# -- fetching over real HTTP ----------------------------------------------------------------------------------------
+@pytest.fixture
+def media_server():
+    """A separate HTTP server holding media, with the ways a download can go wrong."""
+    photo = portrait(480, 640)
+    audio = synth.encode(synth.babble(3), "wav")
+
+    def endless():
+        while True:
+            yield bytes(65536)
+
+    @Request.application
+    def app(request):
+        path = request.path
+        if path == "/photo.jpg":
+            return Response(photo, mimetype="image/jpeg")
+        if path == "/audio.wav":
+            return Response(audio, mimetype="audio/wav")
+        if path.startswith("/hop/"):
+            hops = int(path.rsplit("/", 1)[1])
+            return Response(status=302, headers={"Location": f"/hop/{hops - 1}" if hops else "/photo.jpg"})
+        if path == "/to-ftp":
+            return Response(status=302, headers={"Location": "ftp://127.0.0.1/photo.jpg"})
+        if path == "/endless.jpg":
+            return Response(endless(), mimetype="image/jpeg")
+        if path == "/slow.jpg":
+            time.sleep(3)
+            return Response(photo, mimetype="image/jpeg")
+        return Response("gone", status=404)
+
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+def fetching(clock):
+    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 1.0, "fetch_redirects": 3},
+                     clock=clock)
+    return app, in_process(app, clock)
+
+
+def test_photos_download_over_http_following_a_few_redirects(fetching, media_server):
+    _, api = fetching
+    assert submit_photo(api, f"{media_server}/photo.jpg").code == 0
+    assert submit_photo(api, f"{media_server}/hop/2").code == 0  # three redirects: the limit
+    for path, reason in [("/hop/3", "more than 3 redirects"), ("/missing.jpg", "HTTP 404"),
+                         ("/to-ftp", "not an http or https URL"), ("/slow.jpg", "could not be downloaded")]:
+        answer = submit_photo(api, media_server + path)
+        assert answer.code == -101002 and reason in answer.message, (path, answer.message)
+    started = time.monotonic()
+    answer = submit_photo(api, f"{media_server}/endless.jpg")
+    assert answer.code == 100002 and "at most 10 MB" in answer.message
+    assert time.monotonic() - started < 5  # the stream was cut at the limit, not read to the end
+
+
+def test_an_unreachable_photo_is_image_download_failed(api):
+    answer = submit_photo(api, "http://127.0.0.1:9/photo.jpg")
+    assert answer.code == -101002 and "Payload.RefPhotoUrl: image download failed" in answer.message
+
+
+def test_audio_that_cannot_be_downloaded_fails_the_task_with_801010(fetching, media_server, clock):
+    _, api = fetching
+    assert audio_task(api, clock, f"{media_server}/audio.wav")["Duration"] == 3000
+    report = audio_task(api, clock, f"{media_server}/missing.wav")
+    assert (report["Status"], report["FailCode"]) == ("FAIL", 801010)
+    assert "Payload.InputAudioUrl: audio download failed" in report["FailMessage"]
+
+
+def test_a_slow_media_server_does_not_stop_other_requests(fetching, media_server):
+    app, api = fetching
+    slow = threading.Thread(target=submit_photo, args=(api, f"{media_server}/slow.jpg"))
+    slow.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert app.test_client().get("/__mock__/clock").status_code == 200
+    assert time.monotonic() - started < 0.5
+    slow.join()
