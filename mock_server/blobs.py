@@ -23,7 +23,7 @@ class Blobs:
     """A content-addressed file store in `root`, with folders per kind (`media`, `jobs`, `videos`, `assets`)."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # absolute: Flask reads relative paths against the app package
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, kind: str, name: str) -> Path:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fixed render start-up in seconds (default: %(default)s)")
     serve.add_argument("--public-url", default=None,
                        help="scheme://host[:port] media URLs point to (default: the host each request was sent to)")
+    serve.add_argument("--data-dir", default="data",
+                       help="where fetched media, uploads and rendered videos are kept (default: %(default)s)")
     serve.add_argument("--control-token", default=None,
                        help="token the control API (/__mock__/) demands; generated when listening beyond loopback")
     return parser
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
                     queue_seconds=args.queue_seconds, render_speed=args.render_speed,
-                    render_startup_seconds=args.render_startup, public_url=args.public_url, control_token=token)
+                    render_startup_seconds=args.render_startup, public_url=args.public_url, control_token=token,
+                    data_dir=args.data_dir)
     try:
         app = create_app(config)
     except AccountsFileError as error:
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = getattr(error, "strerror", None) or "address in use or not available"
         print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C, from the first banner line
     ctx = app.extensions["ivh_mock"]
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ivh-mock listening on http://{host}:{server.server_port}", flush=True)
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  credentials: {ctx.accounts.describe()}", flush=True)
     control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
     print(f"  control API: http://{host}:{server.server_port}/__mock__/ {control}", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C
+    print(f"  data:        {args.data_dir}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ class Scenario:
     outcome: str = "SUCCESS"
     code: int = 0
     at: int = 0
+    message: str | None = None
 
 
 def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
@@ -49,7 +50,8 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
             raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be a number") from None
     scenario = Scenario(name=name, spec=text.strip(), reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
-                        outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0))
+                        outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0),
+                        message=entry.get("message"))
     if scenario.outcome == "FAIL" and scenario.code not in fail_codes - {0}:
         raise ScenarioError(f"{HEADER} code={scenario.code} is not a documented FailCode")
     if not 0 <= scenario.at <= max_progress:

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +20,10 @@ SCRIPT = Path(sys.executable).with_name("ivh-mock")
 
 
 def start(*args):
-    process = subprocess.Popen([str(SCRIPT), "serve", "--port", "0", "--queue-seconds", "600", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    banner = [process.stdout.readline() for _ in range(4)]
+    data = tempfile.mkdtemp(prefix="ivh-cli-test-")
+    process = subprocess.Popen([str(SCRIPT), "serve", "--port", "0", "--queue-seconds", "600", "--data-dir", data,
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = [process.stdout.readline() for _ in range(5)]
     match = re.search(r"listening on (http://\S+)", banner[0])
     assert match, (banner, process.stderr.read() if process.poll() is not None else "")
     return process, match.group(1), "".join(banner)

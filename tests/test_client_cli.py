@@ -17,9 +17,10 @@ AUDIO = "http://localhost/__mock__/assets/samples/audio-5s.wav"
 
 
 @pytest.fixture(scope="module")
-def mock_url():
+def mock_url(tmp_path_factory):
     process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.2", "--render-startup", "0.3",
-                                "--render-speed", "0.05"], stdout=subprocess.PIPE, text=True)
+                                "--render-speed", "0.05", "--data-dir", str(tmp_path_factory.mktemp("data"))],
+                               stdout=subprocess.PIPE, text=True)
     url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
     yield url
     process.terminate()

@@ -16,9 +16,9 @@ MOCK = str(Path(sys.executable).with_name("ivh-mock"))
 
 
 @pytest.fixture
-def remote_mock():
-    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.5", "--render-startup", "1"],
-                               stdout=subprocess.PIPE, text=True)
+def remote_mock(tmp_path):
+    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.5", "--render-startup", "1",
+                                "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
     url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
     yield url
     process.terminate()

@@ -35,6 +35,8 @@ TRAJECTORIES = [
     ("internal_error", ["COMMIT", "MAKING", "FAIL"], 801000, 49, 1.25),
     ("content_safety", ["COMMIT", "FAIL"], 801005, None, 0),
     ("download_failure", ["COMMIT", "FAIL"], 801010, None, 0),
+    ("no_face", ["COMMIT", "FAIL"], 801009, None, 0),
+    ("face_unclear", ["COMMIT", "FAIL"], 801009, None, 0),
     ("timeout", ["COMMIT", "MAKING", "FAIL"], 801007, 98, 7.5),
     ("slow_render", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 25.0),
     ("stuck_in_queue", ["COMMIT"], 0, None, None),
@@ -59,6 +61,12 @@ def test_scenario_trajectory(api, clock, scenario, walked, fail_code, top, makin
         assert making == sorted(making) and top - 5 <= max(making) <= top  # sampled every 0.125 s
     if making_seconds is not None:
         assert len(making) * 0.125 == pytest.approx(making_seconds, abs=0.125)
+
+
+@pytest.mark.parametrize("scenario, says", [("no_face", "no face was found"), ("face_unclear", "the face is unclear")])
+def test_face_scenarios_say_what_is_wrong_with_the_photo(api, clock, scenario, says):
+    final = trajectory(api, clock, submit(api, text(), scenario=scenario))[-1]
+    assert final["FailMessage"].startswith(f"Payload.RefPhotoUrl: {says}") and scenario in final["FailMessage"]
 
 
 @pytest.mark.parametrize("scenario, code, message", [

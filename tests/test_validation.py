@@ -22,7 +22,7 @@ def audio(**changes):
 
 CASES = [
     # RefPhotoUrl: required, an http(s) URL
-    ("photo url https", text(RefPhotoUrl="https://example.com/p.png"), OK, None),
+    ("photo url https", text(RefPhotoUrl="https://localhost/__mock__/assets/samples/photo.png"), OK, None),
     ("photo url missing", text(RefPhotoUrl=...), 100001, "Payload.RefPhotoUrl is required"),
     ("photo url empty", text(RefPhotoUrl=""), 100002, "Payload.RefPhotoUrl"),
     ("photo url ftp", text(RefPhotoUrl="ftp://example.com/p.png"), 100002, "Payload.RefPhotoUrl must be an http"),

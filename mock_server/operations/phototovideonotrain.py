@@ -42,7 +42,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         message = f"InputSsml speaks for {seconds:.1f} s; the limit is {limit} s"
     elif scenario.outcome == "FAIL":
         outcome, code, at = "FAIL", scenario.code, scenario.at
-        message = f"{ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
+        message = f"{scenario.message or ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
     video = (media.job(ctx, payload, inputs.photo, (inputs.width, inputs.height), inputs.audio, duration_ms)
              if outcome == "SUCCESS" else None)
 

@@ -1,0 +1,181 @@
+"""Media out: the rendered MP4 (photo at 720P, the voice track, the task's Duration), the SRT, Range requests,
+rendering in the background and once per input, and deletion when retention ends."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import time
+from array import array
+
+import av
+import pytest
+
+from mock_server import render
+from mock_server.samples import portrait
+
+from .conftest import AUDIO_PAYLOAD, SAMPLES, TEXT_PAYLOAD
+from .test_media_in import upload
+
+FRAME_MS = 1000 / render.FPS
+RETENTION = 7 * 24 * 3600
+SSML = 'Hello there. <break time="1500ms"/>Good morning to you.'
+
+
+def finished(api, clock, payload):
+    answer = api.call("phototovideonotrain", payload)
+    assert answer.code == 0, answer.message
+    clock.advance(600)
+    report = api.call("getprogress", {"TaskId": answer.payload["TaskId"]}).payload
+    assert report["Status"] == "SUCCESS", report
+    return answer.payload["TaskId"], report
+
+
+def path_of(url: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", url)
+
+
+def rms(samples: list[float]) -> float:
+    return math.sqrt(sum(value * value for value in samples) / max(1, len(samples)))
+
+
+def decoded(data: bytes):
+    """Return (video streams info, container seconds, mono audio samples as floats, sample rate)."""
+    with av.open(io.BytesIO(data)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        info = (video.codec_context.name, video.width, video.height, audio.codec_context.name)
+        seconds = container.duration / 1_000_000
+        samples: list[float] = []
+        for frame in container.decode(audio=0):
+            samples.extend(array("f", bytes(frame.planes[0]))[: frame.samples])
+        return info, seconds, samples, audio.sample_rate
+
+
+def test_a_text_task_renders_the_photo_at_720p_with_a_voice_where_the_words_are(app, api, clock):
+    photo = upload(app, portrait(1080, 1600), "me.jpg")
+    task_id, report = finished(api, clock, {**TEXT_PAYLOAD, "RefPhotoUrl": photo, "InputSsml": SSML})
+    response = app.test_client().get(path_of(report["MediaUrl"]))
+    assert response.status_code == 200 and response.mimetype == "video/mp4"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    (video_codec, width, height, audio_codec), seconds, samples, rate = decoded(response.data)
+    assert (video_codec, audio_codec) == ("h264", "aac")
+    assert (width, height) == (800, 1184)  # what the live service made of a portrait photo at 720P
+    assert abs(seconds * 1000 - report["Duration"]) <= FRAME_MS
+
+    words = [word for sentence in report["TextTimestampResult"] for word in sentence["Words"]]
+    for word in words:  # every word is voiced in the middle of its time
+        middle = (word["StartTimestamp"] + word["EndTimestamp"]) // 2 / 10_000_000
+        window = samples[int((middle - 0.05) * rate):int((middle + 0.05) * rate)]
+        assert rms(window) > 0.05, word
+    pause_start = words[1]["EndTimestamp"] / 10_000_000  # the 1.5 s break after "Hello there."
+    assert rms(samples[int((pause_start + 0.2) * rate):int((pause_start + 1.2) * rate)]) < 0.005
+
+
+def test_an_audio_task_lasts_as_long_as_its_audio_and_carries_it(app, api, clock):
+    task_id, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": SAMPLES + "audio-5s.wav"})
+    assert report["Duration"] == 5000 and report["SubtitlesUrl"] == ""
+    (_, width, height, _), seconds, samples, rate = decoded(app.test_client().get(path_of(report["MediaUrl"])).data)
+    assert (width, height) == render.output_size(720, 960)
+    assert abs(seconds - 5.0) <= FRAME_MS / 1000
+    assert rms(samples[: rate]) > 0.05  # the sample's babble, not silence
+
+
+def test_1080p_keeps_the_aspect_ratio_at_about_1920x1080_pixels(app, api, clock):
+    photo = upload(app, portrait(1080, 1600), "me.jpg")
+    _, report = finished(api, clock, {**TEXT_PAYLOAD, "RefPhotoUrl": photo, "VideoParam": {"Resolution": 1}})
+    (_, width, height, _), _, _, _ = decoded(app.test_client().get(path_of(report["MediaUrl"])).data)
+    assert (width, height) == (1184, 1760)
+
+
+def test_the_srt_agrees_with_text_timestamp_result(app, api, clock):
+    _, report = finished(api, clock, {**TEXT_PAYLOAD, "InputSsml": SSML})
+    response = app.test_client().get(path_of(report["SubtitlesUrl"]))
+    assert response.status_code == 200 and response.mimetype == "application/x-subrip"
+    cues = [block.splitlines() for block in response.get_data(as_text=True).strip().split("\n\n")]
+
+    def ticks(stamp: str) -> int:
+        hours, minutes, rest = stamp.split(":")
+        seconds, millis = rest.split(",")
+        return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 10_000_000 + int(millis) * 10_000
+
+    sentences = report["TextTimestampResult"]
+    assert len(cues) == len(sentences) == 2
+    for number, (cue, sentence) in enumerate(zip(cues, sentences), start=1):
+        start, end = cue[1].split(" --> ")
+        assert cue[0] == str(number) and cue[2] == sentence["Sentence"]
+        assert abs(ticks(start) - sentence["Words"][0]["StartTimestamp"]) < 10_000  # within the SRT's 1 ms
+        assert abs(ticks(end) - sentence["Words"][-1]["EndTimestamp"]) < 10_000
+
+
+def test_a_byte_range_request_gets_206_and_exactly_those_bytes(app, api, clock):
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    client = app.test_client()
+    whole = client.get(path_of(report["MediaUrl"])).data
+    part = client.get(path_of(report["MediaUrl"]), headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206 and part.data == whole[100:1100]
+    assert part.headers["Content-Range"] == f"bytes 100-1099/{len(whole)}"
+    assert part.headers["Content-Length"] == "1000" and part.headers["Accept-Ranges"] == "bytes"
+    tail = client.get(path_of(report["MediaUrl"]), headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.data == whole[-10:]
+    beyond = client.get(path_of(report["MediaUrl"]), headers={"Range": f"bytes={len(whole) + 5}-"})
+    assert beyond.status_code == 416
+    head = client.head(path_of(report["MediaUrl"]))
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(whole)) and not head.data
+
+
+def test_rendering_runs_in_the_background_once_per_input(app, api, clock, monkeypatch):
+    calls = []
+    original = render.encode
+
+    def counting(job, photo, audio, target):
+        calls.append(job.key)
+        original(job, photo, audio, target)
+
+    monkeypatch.setattr(render, "encode", counting)
+    ctx = app.extensions["ivh_mock"]
+    first = api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
+    key = ctx.store.get_task(first).video
+    deadline = time.monotonic() + 20
+    while not ctx.blobs.exists("videos", key):  # no one has asked for the video: it renders anyway
+        assert time.monotonic() < deadline, "the video was not rendered in the background"
+        time.sleep(0.05)
+    second = api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
+    assert ctx.store.get_task(second).video == key
+    clock.advance(600)
+    for task_id in (first, second):
+        url = api.call("getprogress", {"TaskId": task_id}).payload["MediaUrl"]
+        assert app.test_client().get(path_of(url)).status_code == 200
+    assert calls == [key]  # the same inputs rendered once
+
+
+def test_expired_results_are_deleted_from_disk(app, api, clock):
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    ctx = app.extensions["ivh_mock"]
+    client = app.test_client()
+    assert client.get(path_of(report["MediaUrl"])).status_code == 200
+    task = ctx.store.tasks()[0]
+    files = [ctx.blobs.path("videos", task.video), ctx.blobs.path("media", task.photo)]
+    assert all(path.exists() for path in files)
+    client.post("/__mock__/clock", json={"advance": RETENTION - 700})
+    assert all(path.exists() for path in files)  # not yet
+    client.post("/__mock__/clock", json={"advance": 200})
+    assert not any(path.exists() for path in files)
+    assert client.get(path_of(report["MediaUrl"])).status_code == 404
+
+
+def test_a_reset_deletes_the_files_of_the_forgotten_tasks(app, api, clock):
+    finished(api, clock, TEXT_PAYLOAD)
+    ctx = app.extensions["ivh_mock"]
+    task = ctx.store.tasks()[0]
+    path = ctx.blobs.path("media", task.photo)
+    assert path.exists()
+    app.test_client().post("/__mock__/reset", json={})
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("seconds", [60])
+def test_a_sixty_second_video_has_the_right_duration(app, api, clock, seconds):
+    _, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": SAMPLES + "audio-60s.wav"})
+    _, container_seconds, _, _ = decoded(app.test_client().get(path_of(report["MediaUrl"])).data)
+    assert report["Duration"] == seconds * 1000 and abs(container_seconds - seconds) <= FRAME_MS / 1000
