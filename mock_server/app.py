@@ -18,14 +18,14 @@ from .accounts import Account, Accounts
 from .assets import AssetHost
 from .blobs import Blobs
 from .callbacks import CallbackDispatcher
-from .clock import Clock, VirtualClock
+from .clock import Clock, StoredClock
 from .config import Config
 from .errors import ERROR_CLASSES, ApiError, InternalError, NoSuchRoute, ParameterFormatError
 from .fetch import Fetcher, Limits
 from .render import Renderer
 from .scenarios import Scenario, parse
 from .speech import Rates, Speech, speak
-from .store import MemoryStore, Store
+from .store import Store, open_store
 from .timbres import catalogue
 
 log = logging.getLogger("ivh_mock")
@@ -73,8 +73,9 @@ class MockContext:
 
 def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | None = None,
                clock: Clock | None = None) -> Flask:
-    """Build a mock: `config` (a Config or a mapping of its fields), a store (default: in memory) and a clock
-    (default: a VirtualClock running in step with real time, which the control API can freeze, set and advance).
+    """Build a mock: `config` (a Config or a mapping of its fields), a store (default: `config.store`) and a clock
+    (default: a StoredClock, kept in the store and running in step with real time, which the control API can freeze,
+    set and advance for every worker sharing the store).
 
     With `config.background` (the default) a callback dispatcher thread runs; stop it with
     `app.extensions["ivh_mock_dispatcher"].stop()`."""
@@ -93,12 +94,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     blobs = Blobs(config.data_dir or scratch.name)
     profile = contract.profile(config.profile)
+    store = store if store is not None else open_store(config.store, config.journal_limit)
     ctx = MockContext(
         spec=contract,
         config=config,
         profile=profile,
-        store=store if store is not None else MemoryStore(config.journal_limit),
-        clock=clock if clock is not None else VirtualClock(frozen=False),
+        store=store,
+        clock=clock if clock is not None else StoredClock(store),
         accounts=accounts,
         timbres={timbre["TimbreKey"]: timbre for timbre in catalogue(contract)},
         blobs=blobs,

@@ -1,7 +1,9 @@
 """Deliver each finished task's callback exactly once, in the background, and log what happened.
 
 A dispatcher thread wakes every `interval` seconds (and at once when the clock is moved), claims due callbacks in the
-store (so only one worker ever sends one), and posts them from a small thread pool with a timeout. Nothing here can
+store (so only one worker sends each), and posts them from a small thread pool with a timeout. A claim is a lease
+longer than any delivery can take: should the process die before it records the delivery, the lease lapses and
+another worker, or this one restarted, sends the callback instead of it being lost. Nothing here can
 block or break the API: a target that is down, slow, redirecting or answering garbage only shows up in the log.
 """
 
@@ -37,6 +39,11 @@ class CallbackDispatcher:
         self._session = requests.Session()
         self._session.trust_env = False  # a mock's callbacks never go through the machine's proxy settings
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim holds: more than a delivery can take (connect and read are each bounded by the timeout)."""
+        return 2 * self.ctx.config.callback_timeout_seconds + 5
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ivh-callback-dispatcher", daemon=True)
@@ -58,7 +65,8 @@ class CallbackDispatcher:
     def dispatch_due(self) -> int:
         """Claim every due callback and hand it to the pool; return how many were claimed."""
         now = self.ctx.clock.now()
-        claimed = [task for task in self.ctx.store.due_callbacks(now) if self.ctx.store.claim_callback(task.task_id)]
+        store, lease = self.ctx.store, self.lease_seconds
+        claimed = [task for task in store.due_callbacks(now) if store.claim_callback(task.task_id, lease)]
         for task in claimed:
             self._pool.submit(self.deliver, task)
         return len(claimed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -19,41 +19,82 @@ class SystemClock:
         return time.time()
 
 
-class VirtualClock:
-    """A clock tests control: frozen, set and advanced at will; when running it ticks with real time."""
+class MovableClock:
+    """A clock that can be frozen, set and advanced: its state is a base time, the source's time when the base was
+    taken (the anchor), and whether it is frozen. Subclasses say where the state is kept."""
 
-    def __init__(self, start: float | None = None, frozen: bool = True, source=time.time):
+    def __init__(self, source=time.time):
         self._source = source
         self._lock = threading.Lock()
-        self._base = start if start is not None else source()
-        self._anchor = source()
-        self._frozen = frozen
+
+    def _load(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _save(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _current(self, state: dict[str, Any]) -> float:
+        return state["base"] if state["frozen"] else state["base"] + (self._source() - state["anchor"])
 
     @property
     def frozen(self) -> bool:
-        return self._frozen
+        return self._load()["frozen"]
 
     def now(self) -> float:
-        with self._lock:
-            return self._current()
-
-    def _current(self) -> float:
-        return self._base if self._frozen else self._base + (self._source() - self._anchor)
+        return self._current(self._load())
 
     def set(self, when: float) -> None:
         """Jump to `when` (Unix seconds); time may go backwards only by an explicit set."""
         with self._lock:
-            self._base, self._anchor = float(when), self._source()
+            self._save({**self._load(), "base": float(when), "anchor": self._source()})
 
     def advance(self, seconds: float) -> float:
         """Move forward by `seconds` and return the new time."""
         if seconds < 0:
             raise ValueError("a clock only advances forward; use set() to go back")
         with self._lock:
-            self._base, self._anchor = self._current() + seconds, self._source()
-            return self._base
+            state = self._load()
+            base = self._current(state) + seconds
+            self._save({**state, "base": base, "anchor": self._source()})
+            return base
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the clock at the current time."""
         with self._lock:
-            self._base, self._anchor, self._frozen = self._current(), self._source(), frozen
+            self._save({"base": self._current(self._load()), "anchor": self._source(), "frozen": frozen})
+
+
+class VirtualClock(MovableClock):
+    """A clock tests control, kept in this process: frozen, set and advanced at will; when running it ticks with
+    real time."""
+
+    def __init__(self, start: float | None = None, frozen: bool = True, source=time.time):
+        super().__init__(source)
+        anchor = source()
+        self._state = {"base": start if start is not None else anchor, "anchor": anchor, "frozen": frozen}
+
+    def _load(self) -> dict[str, Any]:
+        return self._state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+
+class StoredClock(MovableClock):
+    """A virtual clock kept in the store, so every worker and host sharing the store sees one time; it starts
+    running in step with the wall clock. Hosts need their wall clocks in step (NTP), as for the signature check."""
+
+    def __init__(self, store, source=time.time):
+        super().__init__(source)
+        self._store = store
+
+    def _load(self) -> dict[str, Any]:
+        state = self._store.clock_state()
+        if state is None:
+            now = self._source()
+            state = {"base": now, "anchor": now, "frozen": False}
+            self._store.put_clock_state(state)
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self._store.put_clock_state(state)

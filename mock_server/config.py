@@ -39,6 +39,8 @@ class Config:
     background: bool = True  # run the callback dispatcher thread
     # where media URLs point; None means the host the submission was sent to
     public_url: str | None = None
+    # where state is kept: memory, sqlite:PATH or redis://HOST:PORT/DB (create_app's `store` argument overrides it)
+    store: str = "memory"
     # files: fetched media, uploads, rendered videos; None means a temporary directory removed when the mock ends
     data_dir: str | None = None
     asset_max_bytes: int = 64 * 1_048_576  # largest upload to the asset host

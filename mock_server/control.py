@@ -18,7 +18,7 @@ from flask import Flask, jsonify, redirect, request, send_from_directory
 
 from . import assets, lifecycle, media
 from .accounts import schema_problem, settings_problem
-from .clock import VirtualClock
+from .clock import MovableClock
 from .scenarios import CATALOGUE, ScenarioError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class _Routes:
     def set_clock(self):
         body = _body("clock")
         clock = self.ctx.clock
-        if not isinstance(clock, VirtualClock):
+        if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
         if "set" in body:
             clock.set(body["set"])

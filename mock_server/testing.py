@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +23,7 @@ from werkzeug.serving import make_server
 
 from .app import create_app
 from .clock import VirtualClock
-from .store import MemoryStore
+from .store import MemoryStore, Store
 
 
 class MockServer:
@@ -27,9 +32,9 @@ class MockServer:
     Use as a context manager, or call `stop()`. The inspection methods return what the control API returns."""
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, clock: VirtualClock | None = None,
-                 host: str = "127.0.0.1"):
+                 store: Store | None = None, host: str = "127.0.0.1"):
         self.clock = clock or VirtualClock(frozen=True)
-        self.app = create_app(dict(config or {}), store=MemoryStore(), clock=self.clock)
+        self.app = create_app(dict(config or {}), store=store or MemoryStore(), clock=self.clock)
         self.ctx = self.app.extensions["ivh_mock"]
         self._control = self.app.test_client()
         self._server = make_server(host, 0, self.app, threaded=True)
@@ -201,3 +206,63 @@ def _handler(receiver: CallbackReceiver):
             pass
 
     return Handler
+
+
+def debian_command(command: str, package: str | None = None) -> str | None:
+    """Return the path of `command`, installing its Debian package first when it is missing and this process may
+    (root with apt-get); None when it is missing and cannot be installed."""
+    found = shutil.which(command)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=900, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package or command], check=True, timeout=1800, env=env,
+                   capture_output=True)
+    return shutil.which(command)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, without persistence; `url` is its redis:// URL.
+
+    Installs Debian's redis-server first when it is missing (see `debian_command`)."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        binary = debian_command("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed and cannot be installed here: apt-get install redis-server")
+        self.port = free_port(host)
+        self._dir = tempfile.TemporaryDirectory(prefix="ivh-redis-")
+        self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",
+                                         "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "no"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"redis://{host}:{self.port}/0"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((host, self.port), timeout=1) as connection:
+                    connection.sendall(b"PING\r\n")
+                    if connection.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

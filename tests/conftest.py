@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from werkzeug.serving import make_server
 import spec as spec_module
 from contract_tests.target import Answer
 from mock_server import VirtualClock, create_app
+from mock_server.store import open_store
+from mock_server.testing import RedisServer, debian_command
 from spec.signing import signed_query
 
 T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
@@ -69,15 +72,47 @@ class Caller:
         return self.raw(operation_id, json.dumps(body, ensure_ascii=False).encode(), **kwargs)
 
 
+STORES = ("memory", "sqlite", "redis")
+
+
+def pytest_generate_tests(metafunc):
+    """Run the tests of modules marked `all_stores` once per store backend."""
+    if "store_spec" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
+        metafunc.parametrize("store_spec", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One redis-server per test process, on loopback; each test keeps its keys under a prefix of its own."""
+    if debian_command("redis-server") is None:
+        pytest.skip("the Redis store tests need Debian's redis-server; install it with: apt-get install redis-server")
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def store_spec(request, tmp_path) -> str:
+    """The `store` setting of the mocks a test builds: memory unless the module runs over all stores."""
+    kind = getattr(request, "param", "memory")
+    if kind == "memory":
+        yield "memory"
+    elif kind == "sqlite":
+        yield f"sqlite:{tmp_path / 'ivh-mock.sqlite3'}"
+    else:
+        spec = f"{request.getfixturevalue('redis_server').url}?prefix=t{uuid.uuid4().hex[:12]}"
+        yield spec
+        open_store(spec).reset()
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock(start=T0)
 
 
 @pytest.fixture
-def app(clock):
+def app(clock, store_spec):
     """A fresh mock with TIMING, on the virtual clock; no callback dispatcher (the callback tests run their own)."""
-    return create_app({**TIMING, "background": False}, clock=clock)
+    return create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
 
 
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:

@@ -14,11 +14,13 @@ from mock_server.testing import CallbackReceiver as Receiver
 from .test_lifecycle import CONFIG, poll, submit, text
 
 SPEC = spec_module.load()
+pytestmark = pytest.mark.all_stores
 
 
 @pytest.fixture
-def mock(clock):
-    app = create_app({**CONFIG, "background": True, "callback_timeout_seconds": 0.5}, clock=clock)
+def mock(clock, store_spec):
+    app = create_app({**CONFIG, "background": True, "callback_timeout_seconds": 0.5, "store": store_spec},
+                     clock=clock)
     yield app
     app.extensions["ivh_mock_dispatcher"].stop()
 
@@ -127,5 +129,5 @@ def test_a_callback_is_claimed_only_once(mock, api, clock, receiver):
     clock.advance(60)
     store = mock.extensions["ivh_mock"].store
     receiver.wait_for(1)
-    assert store.claim_callback(task_id) is False
+    assert store.claim_callback(task_id, 60) is False
     assert store.due_callbacks(clock.now()) == []

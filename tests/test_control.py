@@ -10,9 +10,12 @@ from .conftest import in_process
 from .test_lifecycle import CONFIG, poll, submit, text
 
 
+pytestmark = pytest.mark.all_stores
+
+
 @pytest.fixture
-def mock(clock):
-    return create_app(CONFIG, clock=clock)
+def mock(clock, store_spec):
+    return create_app({**CONFIG, "store": store_spec}, clock=clock)
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ reports/screenshots/.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from client import Client, ParameterError
-from mock_server.testing import CallbackReceiver, MockServer
+from mock_server.testing import CallbackReceiver, MockServer, debian_command
 
 from .conftest import TEXT_PAYLOAD, TIMING
 
@@ -26,16 +23,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 
 def chromium_path() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
+    found = debian_command("chromium")
+    if found is None:
         pytest.skip("the dashboard tests need Debian's chromium; install it with: apt-get install chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=900, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, timeout=1800, env=env,
-                   capture_output=True)
-    return shutil.which("chromium")
+    return found
 
 
 @pytest.fixture(scope="module")

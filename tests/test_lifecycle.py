@@ -9,6 +9,7 @@ import requests
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, TIMING, serving
 
 CONFIG = {**TIMING, "background": False}
+pytestmark = pytest.mark.all_stores
 SENTENCE = "你好，我是虚拟主播。"  # 8 Chinese characters: 2.0 s at 4 per second
 
 

@@ -10,6 +10,7 @@ from mock_server import create_app
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, in_process
 
 SPEC = spec_module.load()
+pytestmark = pytest.mark.all_stores
 
 
 def conforms(operation_id, answer):
@@ -74,8 +75,8 @@ def test_the_journal_records_each_verdict_per_appkey(app, clock):
     assert store.journal("someone-else") == []
 
 
-def test_journal_keeps_a_bounded_number_of_entries(clock):
-    app = create_app({"journal_limit": 3}, clock=clock)
+def test_journal_keeps_a_bounded_number_of_entries(clock, store_spec):
+    app = create_app({"journal_limit": 3, "store": store_spec, "background": False}, clock=clock)
     api = in_process(app, clock)
     for _ in range(5):
         api.call("getprogress", {"TaskId": "x"})

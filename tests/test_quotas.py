@@ -10,12 +10,15 @@ from .conftest import in_process
 from .test_lifecycle import CONFIG, poll, submit, text
 
 
+pytestmark = pytest.mark.all_stores
+
+
 @pytest.fixture
-def make(clock):
+def make(clock, store_spec):
     apps = []
 
     def build(**settings):
-        app = create_app({**CONFIG, **settings}, clock=clock)
+        app = create_app({**CONFIG, "store": store_spec, **settings}, clock=clock)
         apps.append(app)
         return in_process(app, clock), app.extensions["ivh_mock"]
 

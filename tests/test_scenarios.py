@@ -8,6 +8,7 @@ from mock_server.scenarios import CATALOGUE
 
 from .test_lifecycle import poll, submit, text
 
+pytestmark = pytest.mark.all_stores
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 

@@ -1,6 +1,24 @@
-"""Where the mock keeps its state. One interface (`Store`), several backends; every test runs against each."""
+"""Where the mock keeps its state. One interface (`Store`), three backends: memory, SQLite and Redis."""
+
+from __future__ import annotations
 
 from .base import NEVER, CallbackAttempt, JournalEntry, Store, Task
 from .memory import MemoryStore
 
-__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task"]
+
+def open_store(spec: str, journal_limit: int = 1000) -> Store:
+    """Open the store `spec` names: `memory`, `sqlite:PATH` or `redis://HOST:PORT/DB[?prefix=NAME]`."""
+    if spec == "memory":
+        return MemoryStore(journal_limit)
+    if spec.startswith("sqlite:"):
+        from .sqlite import SqliteStore
+
+        return SqliteStore(spec.removeprefix("sqlite:"), journal_limit)
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore
+
+        return RedisStore(spec, journal_limit)
+    raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
+
+
+__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task", "open_store"]

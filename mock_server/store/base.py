@@ -6,10 +6,13 @@ Records are plain data written once; a task's state at any moment is derived fro
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 NEVER = float("inf")
+Record = TypeVar("Record")
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,16 @@ class Store(Protocol):
         """Return the journal of one appkey (or of all), oldest first."""
 
     def due_callbacks(self, now: float) -> list[Task]:
-        """Return tasks with a CallbackUrl that have finished by `now` and whose callback is not yet claimed."""
+        """Return tasks with a CallbackUrl that have finished by `now` (the mock's clock), whose callback is not yet
+        sent and not claimed by a live lease."""
 
-    def claim_callback(self, task_id: str) -> bool:
-        """Claim a task's single callback; True for exactly one caller, ever."""
+    def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        """Claim a task's callback for `lease_seconds` of wall-clock time: True for one caller at a time. Once the
+        callback is recorded (`record_callback`) nobody can claim it again; a claim whose holder died before recording
+        lapses with its lease, so the callback is sent after a crash rather than lost."""
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
-        """Keep the outcome of a callback delivery."""
+        """Keep the outcome of a callback delivery and mark the task's callback sent, for good."""
 
     def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
         """Return the delivery log of one appkey (or of all), oldest first."""
@@ -111,3 +117,19 @@ class Store(Protocol):
 
     def reset(self, appkey: str | None = None) -> None:
         """Forget everything about one appkey (tasks, journal, callbacks, settings), or about all of them."""
+
+    def clock_state(self) -> dict[str, Any] | None:
+        """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""
+
+    def put_clock_state(self, state: dict[str, Any]) -> None:
+        """Keep the shared virtual clock's state."""
+
+
+def dumps(record: Any) -> str:
+    """Serialise a record (Task, JournalEntry, CallbackAttempt) for a store that keeps text."""
+    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(kind: type[Record], text: str | bytes) -> Record:
+    """Rebuild a record serialised by `dumps` (NEVER survives as Infinity)."""
+    return kind(**json.loads(text))

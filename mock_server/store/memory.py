@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -12,6 +13,7 @@ from .base import CallbackAttempt, JournalEntry, Task
 class MemoryStore:
     def __init__(self, journal_limit: int = 1000):
         self._lock = threading.RLock()
+        self._clock: dict[str, Any] | None = None
         self._journal_limit = journal_limit
         self.reset()
 
@@ -22,7 +24,7 @@ class MemoryStore:
             mine.append(task)
             self._tasks[task.task_id] = task
             if task.payload.get("CallbackUrl"):
-                self._unclaimed.add(task.task_id)
+                self._unsent.add(task.task_id)
             return task
 
     def get_task(self, task_id: str) -> Task | None:
@@ -45,19 +47,24 @@ class MemoryStore:
             return sorted((e for entries in self._journal.values() for e in entries), key=lambda e: e.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
+        wall = time.time()
         with self._lock:
-            return [self._tasks[i] for i in self._unclaimed if self._tasks[i].finish_at <= now]
+            return [self._tasks[i] for i in self._unsent
+                    if self._tasks[i].finish_at <= now and self._leases.get(i, 0.0) <= wall]
 
-    def claim_callback(self, task_id: str) -> bool:
+    def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        wall = time.time()
         with self._lock:
-            if task_id not in self._unclaimed:
+            if task_id not in self._unsent or self._leases.get(task_id, 0.0) > wall:
                 return False
-            self._unclaimed.discard(task_id)
+            self._leases[task_id] = wall + lease_seconds
             return True
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
         with self._lock:
             self._callbacks.setdefault(attempt.appkey, []).append(attempt)
+            self._unsent.discard(attempt.task_id)
+            self._leases.pop(attempt.task_id, None)
 
     def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
         with self._lock:
@@ -77,6 +84,12 @@ class MemoryStore:
         with self._lock:
             return sorted(set(self._by_account) | set(self._journal) | set(self._settings) | set(self._callbacks))
 
+    def clock_state(self) -> dict[str, Any] | None:
+        return self._clock
+
+    def put_clock_state(self, state: dict[str, Any]) -> None:
+        self._clock = dict(state)
+
     def reset(self, appkey: str | None = None) -> None:
         with self._lock:
             if appkey is None:
@@ -85,10 +98,12 @@ class MemoryStore:
                 self._journal: dict[str, deque[JournalEntry]] = {}
                 self._callbacks: dict[str, list[CallbackAttempt]] = {}
                 self._settings: dict[str, dict[str, Any]] = {}
-                self._unclaimed: set[str] = set()
+                self._unsent: set[str] = set()  # tasks whose callback is still to be sent
+                self._leases: dict[str, float] = {}  # task -> wall-clock time its callback's claim lapses
                 return
             for task in self._by_account.pop(appkey, []):
                 self._tasks.pop(task.task_id, None)
-                self._unclaimed.discard(task.task_id)
+                self._unsent.discard(task.task_id)
+                self._leases.pop(task.task_id, None)
             for table in (self._journal, self._callbacks, self._settings):
                 table.pop(appkey, None)

@@ -1,0 +1,139 @@
+"""The Redis store: one state shared by mocks on several hosts.
+
+Keys live under a prefix (`ivh:` unless the URL says `?prefix=`), so several mocks or test runs can share one Redis
+database. A submission holds a per-account lock while it plans the task against the account's earlier tasks; a
+callback is claimed with a lease (SET NX with an expiry), so one worker on any host sends it, and a claim whose
+holder died lapses so that another sends it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import redis
+
+from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
+
+LOCK_SECONDS = 30  # a submission's account lock expires by itself should its holder die
+
+
+class RedisStore:
+    def __init__(self, url: str, journal_limit: int = 1000):
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.prefix = query.pop("prefix", ["ivh"])[0] + ":"
+        self.url = urlunsplit(parts._replace(query=""))
+        self.redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self.redis.ping()  # fail at start, with the URL, rather than on the first request
+        self._journal_limit = journal_limit
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
+        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
+            task = build(self.tasks(appkey))
+            pipe = self.redis.pipeline()
+            pipe.set(self._key("task", task.task_id), dumps(task))
+            pipe.rpush(self._key("account", appkey), task.task_id)
+            pipe.rpush(self._key("all"), task.task_id)
+            pipe.sadd(self._key("appkeys"), appkey)
+            if task.payload.get("CallbackUrl") and task.finish_at != NEVER:
+                pipe.zadd(self._key("due"), {task.task_id: task.finish_at})
+            pipe.execute()
+        return task
+
+    def get_task(self, task_id: str) -> Task | None:
+        text = self.redis.get(self._key("task", task_id))
+        return loads(Task, text) if text else None
+
+    def _load(self, ids: list[str]) -> list[Task]:
+        if not ids:
+            return []
+        return [loads(Task, text) for text in self.redis.mget([self._key("task", i) for i in ids]) if text]
+
+    def tasks(self, appkey: str | None = None) -> list[Task]:
+        ids = self.redis.lrange(self._key("account", appkey) if appkey else self._key("all"), 0, -1)
+        return self._load(ids)
+
+    def record(self, entry: JournalEntry) -> None:
+        key = self._key("journal", entry.appkey)
+        pipe = self.redis.pipeline()
+        pipe.rpush(key, dumps(entry))
+        pipe.ltrim(key, -self._journal_limit, -1)
+        pipe.sadd(self._key("appkeys"), entry.appkey)
+        pipe.execute()
+
+    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
+        keys = [appkey] if appkey else self.appkeys()
+        entries = [loads(JournalEntry, text) for key in keys for text in self.redis.lrange(self._key("journal", key), 0, -1)]
+        return entries if appkey else sorted(entries, key=lambda entry: entry.at)
+
+    def due_callbacks(self, now: float) -> list[Task]:
+        ids = self.redis.zrangebyscore(self._key("due"), "-inf", now)
+        if not ids:
+            return []
+        leased = self.redis.mget([self._key("lease", i) for i in ids])
+        return self._load([i for i, lease in zip(ids, leased) if lease is None])
+
+    def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        # the lease is a key that expires by itself; the callback stays in `due` until it is recorded as sent
+        if not self.redis.set(self._key("lease", task_id), "1", nx=True, px=max(1, int(lease_seconds * 1000))):
+            return False
+        if self.redis.zscore(self._key("due"), task_id) is None:  # sent while our lease was being taken
+            self.redis.delete(self._key("lease", task_id))
+            return False
+        return True
+
+    def record_callback(self, attempt: CallbackAttempt) -> None:
+        pipe = self.redis.pipeline()  # MULTI/EXEC: the log entry and "sent" land together
+        pipe.rpush(self._key("callbacks", attempt.appkey), dumps(attempt))
+        pipe.zrem(self._key("due"), attempt.task_id)
+        pipe.execute()
+
+    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+        keys = [appkey] if appkey else self.appkeys()
+        attempts = [loads(CallbackAttempt, text) for key in keys
+                    for text in self.redis.lrange(self._key("callbacks", key), 0, -1)]
+        return attempts if appkey else sorted(attempts, key=lambda attempt: attempt.at)
+
+    def account_settings(self, appkey: str) -> dict[str, Any]:
+        text = self.redis.get(self._key("settings", appkey))
+        return json.loads(text) if text else {}
+
+    def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
+        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
+            merged = {**self.account_settings(appkey), **settings}
+            pipe = self.redis.pipeline()
+            pipe.set(self._key("settings", appkey), json.dumps(merged))
+            pipe.sadd(self._key("appkeys"), appkey)
+            pipe.execute()
+
+    def appkeys(self) -> list[str]:
+        return sorted(self.redis.smembers(self._key("appkeys")))
+
+    def reset(self, appkey: str | None = None) -> None:
+        if appkey is None:
+            keys = list(self.redis.scan_iter(self.prefix + "*", count=1000))
+            for start in range(0, len(keys), 1000):
+                self.redis.delete(*keys[start:start + 1000])
+            return
+        ids = self.redis.lrange(self._key("account", appkey), 0, -1)
+        pipe = self.redis.pipeline()
+        for task_id in ids:
+            pipe.delete(self._key("task", task_id), self._key("lease", task_id))
+            pipe.lrem(self._key("all"), 1, task_id)
+            pipe.zrem(self._key("due"), task_id)
+        for kind in ("account", "journal", "callbacks", "settings"):
+            pipe.delete(self._key(kind, appkey))
+        pipe.srem(self._key("appkeys"), appkey)
+        pipe.execute()
+
+    def clock_state(self) -> dict[str, Any] | None:
+        text = self.redis.get(self._key("clock"))
+        return json.loads(text) if text else None
+
+    def put_clock_state(self, state: dict[str, Any]) -> None:
+        self.redis.set(self._key("clock"), json.dumps(state))

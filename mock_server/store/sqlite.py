@@ -1,0 +1,168 @@
+"""The SQLite store: one file on disk, shared safely by the threads and worker processes of one host.
+
+The default of `ivh-mock serve`. WAL mode lets readers go on while one writer writes; a submission takes the write
+lock (`BEGIN IMMEDIATE`) so that planning a task against the account's earlier tasks is atomic across processes.
+Each record is kept as JSON next to the columns the store searches by.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, seq INTEGER NOT NULL, finish_at REAL,
+    callback INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0, lease_until REAL NOT NULL DEFAULT 0,
+    record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_by_account ON tasks (appkey, seq);
+CREATE INDEX IF NOT EXISTS tasks_callback_due ON tasks (finish_at) WHERE callback = 1 AND sent = 0;
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_by_account ON journal (appkey, id);
+CREATE TABLE IF NOT EXISTS callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, at REAL NOT NULL,
+    record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS callbacks_by_account ON callbacks (appkey, id);
+CREATE TABLE IF NOT EXISTS settings (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str, journal_limit: int = 1000):
+        self.path = str(Path(path).resolve()) if path != ":memory:" else path
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._journal_limit = journal_limit
+        self._local = threading.local()
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (sqlite3 connections must not be shared between threads)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
+            self._local.db = db
+        return db
+
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            earlier = [loads(Task, row[0]) for row in
+                       db.execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))]
+            task = build(earlier)
+            db.execute("INSERT INTO tasks (task_id, appkey, seq, finish_at, callback, record) VALUES (?, ?, ?, ?, ?, ?)",
+                       (task.task_id, appkey, task.seq, _real(task.finish_at), int(bool(task.payload.get("CallbackUrl"))),
+                        dumps(task)))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return task
+
+    def get_task(self, task_id: str) -> Task | None:
+        row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        return loads(Task, row[0]) if row else None
+
+    def tasks(self, appkey: str | None = None) -> list[Task]:
+        if appkey is None:
+            rows = self._db().execute("SELECT record FROM tasks ORDER BY rowid")
+        else:
+            rows = self._db().execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))
+        return [loads(Task, row[0]) for row in rows]
+
+    def record(self, entry: JournalEntry) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO journal (appkey, record) VALUES (?, ?)", (entry.appkey, dumps(entry)))
+            db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
+                       "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, self._journal_limit - 1))
+        finally:
+            db.execute("COMMIT")
+
+    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
+        db = self._db()
+        if appkey is None:  # every account's entries, merged by time as the other stores do
+            entries = [loads(JournalEntry, row[0]) for row in db.execute("SELECT record FROM journal ORDER BY id")]
+            return sorted(entries, key=lambda entry: entry.at)
+        rows = db.execute("SELECT record FROM journal WHERE appkey = ? ORDER BY id", (appkey,))
+        return [loads(JournalEntry, row[0]) for row in rows]
+
+    def due_callbacks(self, now: float) -> list[Task]:
+        rows = self._db().execute("SELECT record FROM tasks WHERE callback = 1 AND sent = 0 AND finish_at <= ? "
+                                  "AND lease_until <= ?", (now, time.time()))
+        return [loads(Task, row[0]) for row in rows]
+
+    def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        wall = time.time()
+        cursor = self._db().execute("UPDATE tasks SET lease_until = ? WHERE task_id = ? AND callback = 1 AND sent = 0 "
+                                    "AND lease_until <= ?", (wall + lease_seconds, task_id, wall))
+        return cursor.rowcount == 1
+
+    def record_callback(self, attempt: CallbackAttempt) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO callbacks (appkey, at, record) VALUES (?, ?, ?)",
+                       (attempt.appkey, attempt.at, dumps(attempt)))
+            db.execute("UPDATE tasks SET sent = 1 WHERE task_id = ?", (attempt.task_id,))
+        finally:
+            db.execute("COMMIT")
+
+    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+        if appkey is None:
+            rows = self._db().execute("SELECT record FROM callbacks ORDER BY at, id")
+        else:
+            rows = self._db().execute("SELECT record FROM callbacks WHERE appkey = ? ORDER BY id", (appkey,))
+        return [loads(CallbackAttempt, row[0]) for row in rows]
+
+    def account_settings(self, appkey: str) -> dict[str, Any]:
+        row = self._db().execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            merged = {**self.account_settings(appkey), **settings}
+            db.execute("INSERT OR REPLACE INTO settings (appkey, record) VALUES (?, ?)", (appkey, json.dumps(merged)))
+        finally:
+            db.execute("COMMIT")
+
+    def appkeys(self) -> list[str]:
+        rows = self._db().execute("SELECT appkey FROM tasks UNION SELECT appkey FROM journal UNION "
+                                  "SELECT appkey FROM callbacks UNION SELECT appkey FROM settings ORDER BY 1")
+        return [row[0] for row in rows]
+
+    def reset(self, appkey: str | None = None) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("tasks", "journal", "callbacks", "settings"):
+                if appkey is None:
+                    db.execute(f"DELETE FROM {table}")
+                else:
+                    db.execute(f"DELETE FROM {table} WHERE appkey = ?", (appkey,))
+        finally:
+            db.execute("COMMIT")
+
+    def clock_state(self) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_clock_state(self, state: dict[str, Any]) -> None:
+        self._db().execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)", (json.dumps(state),))
+
+
+def _real(value: float) -> float | None:
+    return None if value == NEVER else value

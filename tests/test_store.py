@@ -1,0 +1,155 @@
+"""The store interface, held to the same rules by each backend: atomic submissions and callback claims across
+processes, leases that lapse, records that survive a reopen, and a clock every worker shares."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from mock_server.clock import StoredClock
+from mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, open_store
+
+pytestmark = pytest.mark.all_stores
+
+
+def make_task(task_id: str, appkey: str = "app", seq: int = 1, finish_at: float = 100.0, callback: bool = True,
+              **extra) -> Task:
+    payload = {"DriverType": "Text", **({"CallbackUrl": "http://127.0.0.1:9/cb"} if callback else {})}
+    return Task(task_id=task_id, appkey=appkey, seq=seq, payload=payload, request_id="r-" + task_id,
+                submitted_at=0.0, start_at=1.0, finish_at=finish_at, render_seconds=5.0, duration_ms=2000,
+                outcome="SUCCESS", **extra)
+
+
+def attempt(task: Task) -> CallbackAttempt:
+    return CallbackAttempt(task_id=task.task_id, appkey=task.appkey, url="http://127.0.0.1:9/cb", at=task.finish_at,
+                           body={"TaskId": task.task_id}, status=200)
+
+
+@pytest.fixture
+def store(store_spec):
+    return open_store(store_spec, journal_limit=5)
+
+
+def test_a_record_round_trips_whole(store):
+    stuck = make_task("t-stuck", finish_at=NEVER, scenario="stuck_in_queue", photo="ab" * 32)
+    store.add_task("app", lambda earlier: stuck)
+    assert store.get_task("t-stuck") == stuck  # NEVER (infinity) included
+    assert store.get_task("nope") is None
+    assert store.tasks("app") == [stuck] and store.tasks() == [stuck] and store.tasks("other") == []
+
+
+def test_a_refused_submission_keeps_nothing(store):
+    def refuse(earlier):
+        raise ValueError("over quota")
+
+    with pytest.raises(ValueError):
+        store.add_task("app", refuse)
+    assert store.tasks() == []
+
+
+def test_build_sees_the_accounts_earlier_tasks_in_order(store):
+    seen = []
+    for n in range(1, 4):
+        store.add_task("app", lambda earlier, n=n: seen.append([t.seq for t in earlier]) or make_task(f"t{n}", seq=n))
+    store.add_task("other", lambda earlier: seen.append([t.seq for t in earlier]) or make_task("o1", "other"))
+    assert seen == [[], [1], [1, 2], []]
+    assert [t.task_id for t in store.tasks("app")] == ["t1", "t2", "t3"]
+
+
+def test_the_journal_keeps_the_newest_entries_per_appkey(store):
+    for n in range(8):
+        store.record(JournalEntry(at=float(n), appkey="app", operation="getprogress", request_id=f"r{n}", code=0,
+                                  message=""))
+    store.record(JournalEntry(at=3.5, appkey="b", operation="getprogress", request_id="b", code=1, message="no"))
+    assert [e.request_id for e in store.journal("app")] == ["r3", "r4", "r5", "r6", "r7"]
+    assert [e.request_id for e in store.journal()] == ["r3", "b", "r4", "r5", "r6", "r7"]
+
+
+def test_a_callback_is_due_once_finished_and_gone_once_sent(store):
+    task = store.add_task("app", lambda earlier: make_task("t1", finish_at=100.0))
+    store.add_task("app", lambda earlier: make_task("t2", seq=2, finish_at=50.0, callback=False))
+    store.add_task("app", lambda earlier: make_task("t3", seq=3, finish_at=NEVER))
+    assert store.due_callbacks(99.9) == []
+    assert store.due_callbacks(1e12) == [task]
+    assert store.claim_callback("t1", 60) is True
+    assert store.claim_callback("t1", 60) is False  # held by a live lease
+    assert store.due_callbacks(1e12) == []
+    store.record_callback(attempt(task))
+    assert store.callbacks("app") == [attempt(task)]
+    assert store.claim_callback("t2", 60) is False  # no CallbackUrl: nothing to claim
+
+
+def test_a_lapsed_claim_is_claimed_again_but_a_sent_callback_never(store):
+    task = store.add_task("app", lambda earlier: make_task("t1"))
+    assert store.claim_callback("t1", 0.2) is True
+    time.sleep(0.3)  # its holder "died": the lease lapses
+    assert store.due_callbacks(1e12) == [task]
+    assert store.claim_callback("t1", 0.2) is True
+    store.record_callback(attempt(task))
+    time.sleep(0.3)
+    assert store.due_callbacks(1e12) == [] and store.claim_callback("t1", 0.2) is False
+
+
+def test_reset_of_one_appkey_leaves_the_others(store):
+    store.add_task("a", lambda earlier: make_task("ta", "a"))
+    store.add_task("b", lambda earlier: make_task("tb", "b"))
+    store.put_account_settings("a", {"scenario": "slow"})
+    store.put_account_settings("a", {"max_pending": 3})
+    assert store.account_settings("a") == {"scenario": "slow", "max_pending": 3}
+    assert store.appkeys() == ["a", "b"]
+    store.reset("a")
+    assert store.get_task("ta") is None and store.account_settings("a") == {} and store.due_callbacks(1e12) == \
+        [store.get_task("tb")]
+    assert store.appkeys() == ["b"]
+    store.reset()
+    assert store.tasks() == [] and store.appkeys() == []
+
+
+def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):
+    if store_spec == "memory":
+        pytest.skip("a memory store lives in one process")
+    first, second = StoredClock(store), StoredClock(open_store(store_spec))
+    first.freeze()
+    first.set(1_000.0)
+    first.advance(30)
+    assert second.frozen and second.now() == 1_030.0
+    second.freeze(False)
+    time.sleep(0.05)
+    assert 1_030.04 < first.now() < 1_031
+
+
+def test_records_survive_a_reopen(store_spec, store):
+    if store_spec == "memory":
+        pytest.skip("a memory store lives in one process")
+    task = store.add_task("app", lambda earlier: make_task("t1"))
+    store.claim_callback("t1", 60)
+    reopened = open_store(store_spec)
+    assert reopened.get_task("t1") == task
+    assert reopened.claim_callback("t1", 60) is False  # the claim is in the store, not in the process
+
+
+def _submit_then_claim(spec: str, worker: int, count: int, barrier, queue) -> None:
+    store = open_store(spec)
+    for n in range(count):
+        store.add_task("shared", lambda earlier: make_task(f"w{worker}-{n}", "shared", seq=len(earlier) + 1))
+    barrier.wait(timeout=60)  # every task exists; now all four race for every claim
+    queue.put([store.claim_callback(f"w{w}-{n}", 60) for w in range(4) for n in range(count)])
+
+
+def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_spec, store):
+    """Four processes submit at once: every task sees all earlier ones (seq has no gaps or repeats), and each
+    callback is claimed by exactly one process."""
+    if store_spec == "memory":
+        pytest.skip("a memory store lives in one process")
+    context = multiprocessing.get_context("spawn")
+    queue, barrier = context.Queue(), context.Barrier(4)
+    workers = [context.Process(target=_submit_then_claim, args=(store_spec, w, 25, barrier, queue)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    claims = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sorted(t.seq for t in store.tasks("shared")) == list(range(1, 101))
+    assert [sum(column) for column in zip(*claims)] == [1] * 100
