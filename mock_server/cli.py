@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
+import os
 import secrets
-import signal
+import socket
+import sqlite3
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
-from werkzeug.serving import make_server
+import redis
 
 import spec as spec_module
 
 from .accounts import AccountsFileError
 from .app import create_app
 from .config import DEFAULT_ACCESSTOKEN, Config
+from .serving import MockApplication
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scheme://host[:port] media URLs point to (default: the host each request was sent to)")
     serve.add_argument("--data-dir", default="data",
                        help="where fetched media, uploads and rendered videos are kept (default: %(default)s)")
+    serve.add_argument("--store", default=None,
+                       help="where tasks, journal and callbacks are kept: memory, sqlite:PATH or "
+                            "redis://HOST:PORT/DB[?prefix=NAME] (default: sqlite:DATA_DIR/ivh-mock.sqlite3)")
+    serve.add_argument("--workers", type=_count, default=1,
+                       help="worker processes sharing the store; more than 1 needs sqlite or redis (default: 1)")
+    serve.add_argument("--threads", type=_count, default=8,
+                       help="threads per worker, each answering one request at a time (default: %(default)s)")
+    serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
+                       help="seconds a callback delivery may take (default: %(default)s)")
     serve.add_argument("--control-token", default=None,
                        help="token the control API (/__mock__/) demands; generated when listening beyond loopback")
     return parser
@@ -53,6 +67,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text} is not between 1 and 256")
+    return value
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -60,8 +81,18 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _check_port(host: str, port: int) -> str | None:
+    """Return why `host:port` cannot be listened on, or None (gunicorn would retry a busy port for seconds)."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or "address in use or not available"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,34 +100,46 @@ def main(argv: list[str] | None = None) -> int:
     token = args.control_token
     if token is None and not _is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
+    store = args.store or f"sqlite:{os.path.join(args.data_dir, 'ivh-mock.sqlite3')}"
+    if store == "memory" and args.workers > 1:
+        print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
+              file=sys.stderr)
+        return 2
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
                     queue_seconds=args.queue_seconds, render_speed=args.render_speed,
                     render_startup_seconds=args.render_startup, public_url=args.public_url, control_token=token,
-                    data_dir=args.data_dir)
-    try:
-        app = create_app(config)
-    except AccountsFileError as error:
+                    data_dir=args.data_dir, store=store, callback_timeout_seconds=args.callback_timeout)
+    try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
+        ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
+    except (AccountsFileError, ValueError, OSError, sqlite3.Error, redis.RedisError) as error:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except (OSError, SystemExit) as error:  # werkzeug exits by itself when the port is taken
-        reason = getattr(error, "strerror", None) or "address in use or not available"
-        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+    problem = _check_port(args.host, args.port)
+    if problem:
+        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly on SIGTERM as on Ctrl-C, from the first banner line
-    ctx = app.extensions["ivh_mock"]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"ivh-mock listening on http://{host}:{server.server_port}", flush=True)
-    print(f"  profile:     {config.profile or ctx.spec.default_profile}", flush=True)
-    print(f"  credentials: {ctx.accounts.describe()}", flush=True)
-    control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
-    print(f"  control API: http://{host}:{server.server_port}/__mock__/ {control}", flush=True)
-    print(f"  data:        {args.data_dir}", flush=True)
+
+    def banner(port: int) -> None:
+        control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
+        print(f"ivh-mock listening on http://{host}:{port}", flush=True)
+        print(f"  profile:     {config.profile or ctx.spec.default_profile}", flush=True)
+        print(f"  credentials: {ctx.accounts.describe()}", flush=True)
+        print(f"  control API: http://{host}:{port}/__mock__/ {control}", flush=True)
+        print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
+        print(f"  data:        {args.data_dir}", flush=True)
+
+    server = MockApplication(config, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        server.run()
+    except SystemExit as exit_:  # gunicorn leaves by sys.exit, 0 after a clean stop (SIGTERM, SIGINT)
+        return exit_.code if isinstance(exit_.code, int) else 1
     return 0
+
+
+def _shown(store: str) -> str:
+    """The store setting without the password a Redis URL may carry."""
+    parts = urlsplit(store)
+    if not parts.password:
+        return store
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,3 +165,40 @@ def http_api(served, clock) -> Caller:
         return response.status_code, response.json()
 
     return Caller(send, clock)
+
+
+MOCK = str(Path(sys.executable).with_name("ivh-mock"))
+BANNER_LINES = 6
+
+
+class ServeProcess:
+    """`ivh-mock serve` in a process group of its own (gunicorn's master and workers), on a free port."""
+
+    def __init__(self, data_dir, *args: str):
+        self.process = subprocess.Popen([MOCK, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)
+        self.banner = "".join(self.process.stdout.readline() for _ in range(BANNER_LINES))
+        match = re.search(r"listening on (http://\S+)", self.banner)
+        if not match:
+            self.kill()
+            raise AssertionError(f"ivh-mock serve did not start: {self.banner!r} {self.process.stderr.read()}")
+        self.url = match.group(1)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the master and every worker at once, as a crash or an OOM killer would."""
+        with contextlib.suppress(ProcessLookupError):  # the group outlives its master should a worker linger
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=15)
+
+    def stop(self) -> int:
+        """Stop as an operator would (SIGTERM to the master) and return the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=15)
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()

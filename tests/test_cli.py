@@ -14,19 +14,14 @@ import requests
 
 from spec.signing import signed_query
 
-from .conftest import PATHS, TEXT_PAYLOAD
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
 
-SCRIPT = Path(sys.executable).with_name("ivh-mock")
+SCRIPT = Path(MOCK)
 
 
 def start(*args):
-    data = tempfile.mkdtemp(prefix="ivh-cli-test-")
-    process = subprocess.Popen([str(SCRIPT), "serve", "--port", "0", "--queue-seconds", "600", "--data-dir", data,
-                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    banner = [process.stdout.readline() for _ in range(5)]
-    match = re.search(r"listening on (http://\S+)", banner[0])
-    assert match, (banner, process.stderr.read() if process.poll() is not None else "")
-    return process, match.group(1), "".join(banner)
+    served = ServeProcess(tempfile.mkdtemp(prefix="ivh-cli-test-"), "--queue-seconds", "600", *args)
+    return served.process, served.url, served.banner
 
 
 @pytest.fixture

@@ -10,21 +10,18 @@ from pathlib import Path
 import av
 import pytest
 
+from .conftest import ServeProcess
+
 IVH = str(Path(sys.executable).with_name("ivh"))
-MOCK = str(Path(sys.executable).with_name("ivh-mock"))
 PHOTO = "http://localhost/__mock__/assets/samples/photo.jpg"  # the mock's own sample, on any loopback port
 AUDIO = "http://localhost/__mock__/assets/samples/audio-5s.wav"
 
 
 @pytest.fixture(scope="module")
 def mock_url(tmp_path_factory):
-    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.2", "--render-startup", "0.3",
-                                "--render-speed", "0.05", "--data-dir", str(tmp_path_factory.mktemp("data"))],
-                               stdout=subprocess.PIPE, text=True)
-    url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with ServeProcess(tmp_path_factory.mktemp("data"), "--queue-seconds", "0.2", "--render-startup", "0.3",
+                      "--render-speed", "0.05") as served:
+        yield served.url
 
 
 def ivh(*args, env=None, url=None, timeout=60):

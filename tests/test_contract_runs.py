@@ -6,23 +6,25 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
+from .conftest import STORES, ServeProcess
+
 ROOT = Path(__file__).resolve().parents[1]
-MOCK = str(Path(sys.executable).with_name("ivh-mock"))
 
 
-@pytest.fixture
-def remote_mock(tmp_path):
-    process = subprocess.Popen([MOCK, "serve", "--port", "0", "--queue-seconds", "0.5", "--render-startup", "1",
-                                "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
-    url = re.search(r"listening on (\S+)", process.stdout.readline()).group(1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+@pytest.fixture(params=STORES)
+def remote_mock(request, tmp_path):
+    """A mock over HTTP on each store backend (the suite runs once per store)."""
+    store = {"memory": "memory", "sqlite": f"sqlite:{tmp_path / 'store.sqlite3'}"}.get(request.param)
+    if store is None:
+        store = f"{request.getfixturevalue('redis_server').url}?prefix=c{uuid.uuid4().hex[:12]}"
+    with ServeProcess(tmp_path / "data", "--queue-seconds", "0.5", "--render-startup", "1", "--store", store) as served:
+        yield served.url
 
 
 def run_suite(url, report_dir, *extra):

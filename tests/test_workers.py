@@ -1,0 +1,150 @@
+"""`ivh-mock serve --workers N` on a shared store: every worker gives the same answers, each callback is sent
+exactly once, and a SIGKILL of the whole server under load loses no task whose TaskId was returned."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from mock_server.testing import CallbackReceiver
+from spec.signing import signed_query
+
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
+
+FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'shared.sqlite3'}"
+    return f"{request.getfixturevalue('redis_server').url}?prefix=w{uuid.uuid4().hex[:12]}"
+
+
+def call(url: str, operation_id: str, payload, appkey: str = "workers", session=requests, at: float | None = None):
+    """A signed call (at `at` on the mock's clock, default now) on a new connection, so that successive calls land
+    on different workers."""
+    query = signed_query(appkey, "mock-accesstoken", int(time.time() if at is None else at))
+    response = session.post(f"{url}{PATHS[operation_id]}?{query}", timeout=30,
+                            data=json.dumps({"Header": {}, "Payload": payload}, ensure_ascii=False).encode(),
+                            headers={"Content-Type": "application/json;charset=utf-8", "Connection": "close"})
+    return response.json()
+
+
+def control(url: str, path: str, body) -> dict:
+    response = requests.post(f"{url}/__mock__/{path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def submit_all(url: str, count: int, callback_url: str, appkeys: int = 8) -> list[str]:
+    def one(n: int) -> str:
+        answer = call(url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": callback_url},
+                      appkey=f"team-{n % appkeys}")
+        assert answer["Header"]["Code"] == 0, answer
+        return answer["Payload"]["TaskId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_four_workers_send_each_of_hundreds_of_callbacks_exactly_once(store, tmp_path):
+    receiver = CallbackReceiver()
+    try:
+        with ServeProcess(tmp_path / "data", "--workers", "4", "--store", store, *FAST) as served:
+            control(served.url, "clock", {"frozen": True})
+            ids = submit_all(served.url, 300, receiver.url)
+            assert len(set(ids)) == 300
+            control(served.url, "clock", {"advance": 3600})  # all due at once, raced for by four dispatchers
+            received = receiver.wait_for(300, timeout=60)
+            time.sleep(1.0)  # let any second delivery arrive: there must be none
+            got = [entry["body"]["Payload"]["TaskId"] for entry in receiver.received]
+            assert sorted(got) == sorted(ids), f"{len(received)} deliveries for {len(ids)} tasks"
+            log = requests.get(f"{served.url}/__mock__/callbacks?limit=100000", timeout=30).json()["callbacks"]
+            assert sorted(entry["task_id"] for entry in log) == sorted(ids)
+    finally:
+        receiver.close()
+
+
+def test_whichever_worker_answers_the_lifecycle_and_quotas_agree(store, tmp_path):
+    with ServeProcess(tmp_path / "data", "--workers", "4", "--store", store, *FAST) as served:
+        control(served.url, "clock", {"frozen": True})
+        task_id = call(served.url, "phototovideonotrain", TEXT_PAYLOAD)["Payload"]["TaskId"]
+        reports = {json.dumps(call(served.url, "getprogress", {"TaskId": task_id})["Payload"], sort_keys=True)
+                   for _ in range(24)}
+        assert len(reports) == 1 and json.loads(reports.pop())["Status"] == "COMMIT"
+        control(served.url, "clock", {"advance": 1.5})  # moved through one worker, seen by all
+        statuses = {call(served.url, "getprogress", {"TaskId": task_id})["Payload"]["Status"] for _ in range(24)}
+        assert statuses == {"MAKING"}
+        assert requests.put(f"{served.url}/__mock__/accounts/quota-team", json={"max_pending": 3},
+                            timeout=30).status_code == 200
+        codes = [call(served.url, "phototovideonotrain", TEXT_PAYLOAD, appkey="quota-team")["Header"]["Code"]
+                 for _ in range(6)]
+        assert codes == [0, 0, 0, 100008, 100008, 100008]
+
+
+def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restart(store, tmp_path):
+    receiver = CallbackReceiver()
+    returned: list[tuple[str, str]] = []  # (TaskId, appkey)
+    stop = threading.Event()
+
+    def load(url: str, worker: int) -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                answer = call(url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url},
+                              appkey=f"crash-{worker}", session=session)
+            except (requests.RequestException, ValueError):
+                continue  # the server died under this request: its TaskId was never returned
+            if answer["Header"]["Code"] == 0:
+                returned.append((answer["Payload"]["TaskId"], f"crash-{worker}"))
+
+    try:
+        served = ServeProcess(tmp_path / "data", "--workers", "2", "--store", store, *FAST)
+        control(served.url, "clock", {"frozen": True})
+        threads = [threading.Thread(target=load, args=(served.url, n)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        while len(returned) < 150:
+            time.sleep(0.05)
+        served.kill()  # SIGKILL to master and workers, mid-request
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(returned) >= 150
+        with ServeProcess(tmp_path / "data", "--workers", "2", "--store", store, *FAST) as again:
+            for task_id, appkey in returned:
+                answer = call(again.url, "getprogress", {"TaskId": task_id}, appkey=appkey)
+                assert answer["Header"]["Code"] == 0, answer
+            now = control(again.url, "clock", {"advance": 3600})["now"]
+            receiver.wait_for(len(returned), timeout=60)
+            time.sleep(1.0)
+            got = [entry["body"]["Payload"]["TaskId"] for entry in receiver.received]
+            assert len(got) == len(set(got)), "a callback was sent twice"
+            assert {task_id for task_id, _ in returned} <= set(got)  # every returned task called back
+            statuses = {call(again.url, "getprogress", {"TaskId": task_id}, appkey=appkey, at=now)["Payload"]["Status"]
+                        for task_id, appkey in returned}
+            assert statuses == {"SUCCESS"}
+    finally:
+        stop.set()
+        receiver.close()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--store", "memory", "--workers", "2"], "the memory store lives in one process"),
+    (["--store", "postgres://x"], "unknown store 'postgres://x'"),
+    (["--store", "redis://127.0.0.1:1/0"], "Error 111 connecting to 127.0.0.1:1"),
+    (["--workers", "0"], "0 is not between 1 and 256"),
+])
+def test_bad_store_or_worker_options_exit_2_with_a_message(args, message, tmp_path):
+    result = subprocess.run([MOCK, "serve", "--port", "0", "--data-dir", str(tmp_path), *args], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
