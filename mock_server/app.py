@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from flask import Flask, jsonify, request
@@ -22,6 +22,7 @@ from .clock import Clock, StoredClock
 from .config import Config
 from .errors import ERROR_CLASSES, ApiError, InternalError, NoSuchRoute, ParameterFormatError
 from .fetch import Fetcher, Limits
+from .intake import Verdicts
 from .render import Renderer
 from .scenarios import Scenario, parse
 from .speech import Rates, Speech, speak
@@ -46,6 +47,7 @@ class MockContext:
     fetcher: Fetcher
     assets: AssetHost
     renderer: Renderer
+    verdicts: Verdicts = field(default_factory=Verdicts)  # recent media verdicts, by content
 
     def account(self, appkey: str) -> Account | None:
         """Return the account of `appkey` with its control-API settings, or None when strict mode lacks it."""

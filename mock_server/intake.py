@@ -7,9 +7,12 @@ rule with 100002, naming the rule. Audio is part of the task's work: a download 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from .blobs import digest
 from .errors import ImageDownloadFailed, ParameterValueError
 from .fetch import FetchFailed, TooLarge
 from .mediacheck import check_audio, check_photo, too_large
@@ -33,6 +36,30 @@ class Inputs:
     notes: tuple[str, ...] = ()  # rules the profile only recommends and the photo misses
 
 
+class Verdicts:
+    """The verdicts on recent files, by content: the same bytes under the same rules always get the same verdict,
+    so a photo every submission shares is decoded once, not once per request."""
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def judge(self, check: Callable[..., Any], data: bytes, rules: dict[str, Any], field_name: str) -> tuple[str, Any]:
+        """Return the SHA-256 of `data` and `check(data, rules, field_name)`, remembered for these bytes."""
+        key = (check.__name__, digest(data), field_name)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return key[1], self._cache[key]
+        verdict = check(data, rules, field_name)
+        with self._lock:
+            self._cache[key] = verdict
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return key[1], verdict
+
+
 def take(ctx: MockContext, payload: dict[str, Any], base_url: str) -> Inputs:
     """Download and judge the payload's photo (raising the refusal) and audio (reporting the FailCode)."""
     rules = ctx.profile
@@ -47,10 +74,10 @@ def take(ctx: MockContext, payload: dict[str, Any], base_url: str) -> Inputs:
         raise ParameterValueError(too_large("photo", field_name, "more bytes", exc.limit).message) from None
     except FetchFailed as exc:
         raise ImageDownloadFailed(f"{field_name}: image download failed: {exc}") from None
-    verdict = check_photo(data, rules["photo"], field_name)
+    sha, verdict = ctx.verdicts.judge(check_photo, data, rules["photo"], field_name)
     if not verdict.ok:
         raise ParameterValueError("; ".join(problem.message for problem in verdict.problems))
-    inputs = Inputs(photo=ctx.blobs.put("media", data), width=verdict.width, height=verdict.height,
+    inputs = Inputs(photo=ctx.blobs.put("media", data, sha), width=verdict.width, height=verdict.height,
                     notes=tuple(note.message for note in verdict.notes))
     if payload.get("DriverType") != "OriginalVoice":
         return inputs
@@ -61,10 +88,10 @@ def take(ctx: MockContext, payload: dict[str, Any], base_url: str) -> Inputs:
         return _failed(inputs, AUDIO_RULE_FAIL_CODE, too_large("audio", field_name, "more bytes", exc.limit).message)
     except FetchFailed as exc:
         return _failed(inputs, AUDIO_DOWNLOAD_FAIL_CODE, f"{field_name}: audio download failed: {exc}")
-    audio = check_audio(data, rules["audio"], field_name)
+    sha, audio = ctx.verdicts.judge(check_audio, data, rules["audio"], field_name)
     if not audio.ok:
         return _failed(inputs, AUDIO_RULE_FAIL_CODE, "; ".join(problem.message for problem in audio.problems))
-    return replace(inputs, audio=ctx.blobs.put("media", data), audio_ms=audio.duration_ms)
+    return replace(inputs, audio=ctx.blobs.put("media", data, sha), audio_ms=audio.duration_ms)
 
 
 def _failed(inputs: Inputs, code: int, message: str) -> Inputs:

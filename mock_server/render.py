@@ -9,6 +9,7 @@ never on the request path, and the result is kept under a key derived from every
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -56,7 +57,7 @@ class Job:
     audio: str | None = None  # SHA-256 of the driving audio (OriginalVoice)
     words: tuple[tuple[int, int, str], ...] = ()  # (start, end, text) in 100 ns ticks (Text)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         text = json.dumps([VERSION, asdict(self)], ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
