@@ -19,7 +19,7 @@ import spec as spec_module
 from .accounts import AccountsFileError
 from .app import create_app
 from .config import DEFAULT_ACCESSTOKEN, Config
-from .serving import MockApplication
+from .serving import Server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
         print(f"  data:        {args.data_dir}", flush=True)
 
-    server = MockApplication(config, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner)
+    server = Server(lambda: create_app(config), f"{host}:{args.port}", workers=args.workers, threads=args.threads,
+                    ready=banner)
     try:
         server.run()
     except SystemExit as exit_:  # gunicorn leaves by sys.exit, 0 after a clean stop (SIGTERM, SIGINT)

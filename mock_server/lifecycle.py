@@ -52,13 +52,6 @@ def balance_used(tasks: list[Task], now: float) -> float:
                if task.concurrency_type == "Shared" and not (task.outcome == "FAIL" and task.finish_at <= now)) / 1000
 
 
-def queued_ahead(task: Task, account_tasks: list[Task], now: float) -> int:
-    """Return ArrayCount: the account's tasks submitted before this one that are still queued."""
-    if now >= task.start_at:
-        return 0
-    return sum(1 for other in account_tasks if other.seq < task.seq and now < other.start_at)
-
-
 def media_urls(task: Task) -> tuple[str, str]:
     """Return the task's video URL and (Text tasks only) its subtitles URL."""
     video = task.media_base + VIDEO_PATH.format(task_id=task.task_id)
@@ -75,7 +68,8 @@ def report(ctx: MockContext, task: Task, now: float) -> dict[str, Any]:
         "MediaUrl": "",
         "SubtitlesUrl": "",
         "Status": state,
-        "ArrayCount": queued_ahead(task, ctx.store.tasks(task.appkey), now) if state == "COMMIT" else 0,
+        # ArrayCount: the account's tasks submitted before this one that are still queued
+        "ArrayCount": ctx.store.count_waiting(task.appkey, task.seq, now) if state == "COMMIT" else 0,
         "FailCode": 0,
         "FailMessage": "",
         "TextTimestampResult": [],

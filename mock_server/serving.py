@@ -10,14 +10,14 @@ from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 
-from .app import create_app
-from .config import Config
 
+class Server(BaseApplication):
+    """Serve the WSGI app `load()` builds (called once in each worker) on `bind`; `ready(port)` runs in the master
+    once it listens."""
 
-class MockApplication(BaseApplication):
-    def __init__(self, config: Config, bind: str, *, workers: int = 1, threads: int = 8,
+    def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
                  ready: Callable[[int], None] | None = None):
-        self.config_of_mock = config
+        self._load = load
         self.options = {
             "bind": bind,
             "workers": workers,
@@ -38,4 +38,4 @@ class MockApplication(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app(self.config_of_mock)
+        return self._load()

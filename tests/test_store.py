@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -56,6 +57,19 @@ def test_build_sees_the_accounts_earlier_tasks_in_order(store):
     store.add_task("other", lambda earlier: seen.append([t.seq for t in earlier]) or make_task("o1", "other"))
     assert seen == [[], [1], [1, 2], []]
     assert [t.task_id for t in store.tasks("app")] == ["t1", "t2", "t3"]
+
+
+def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store):
+    starts = [5.0, 10.0, NEVER, 20.0]
+    for seq, start in enumerate(starts):
+        store.add_task("app", lambda earlier, seq=seq, start=start: replace(make_task(f"t{seq}", seq=seq), start_at=start))
+    store.add_task("other", lambda earlier: replace(make_task("o", "other", seq=0), start_at=99.0))
+    assert store.count_waiting("app", 3, now=0.0) == 3
+    assert store.count_waiting("app", 3, now=7.0) == 2  # t0 started
+    assert store.count_waiting("app", 4, now=15.0) == 2  # the stuck one and t3, not yet started
+    assert store.count_waiting("app", 3, now=15.0) == 1  # only the stuck one is before t3
+    assert store.count_waiting("app", 0, now=0.0) == 0
+    assert store.count_waiting("nobody", 5, now=0.0) == 0
 
 
 def test_the_journal_keeps_the_newest_entries_per_appkey(store):

@@ -79,6 +79,9 @@ class Store(Protocol):
         """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns.
         `build` may raise to refuse the submission; nothing is kept then."""
 
+    def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
+        """Count the account's tasks submitted before `before_seq` that have not started by `now`."""
+
     def get_task(self, task_id: str) -> Task | None:
         """Return the task with this id, whoever owns it, or None."""
 

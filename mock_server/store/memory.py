@@ -27,6 +27,10 @@ class MemoryStore:
                 self._unsent.add(task.task_id)
             return task
 
+    def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
+        with self._lock:
+            return sum(1 for task in self._by_account.get(appkey, ()) if task.seq < before_seq and now < task.start_at)
+
     def get_task(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 

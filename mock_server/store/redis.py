@@ -45,6 +45,13 @@ class RedisStore:
             pipe.execute()
         return task
 
+    def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
+        if before_seq <= 0:
+            return 0
+        # the account's list is in submission order (seq counts from 0), so only the tasks before this one are read
+        earlier = self._load(self.redis.lrange(self._key("account", appkey), 0, before_seq - 1))
+        return sum(1 for task in earlier if task.seq < before_seq and now < task.start_at)
+
     def get_task(self, task_id: str) -> Task | None:
         text = self.redis.get(self._key("task", task_id))
         return loads(Task, text) if text else None

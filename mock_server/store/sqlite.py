@@ -18,7 +18,7 @@ from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, seq INTEGER NOT NULL, finish_at REAL,
+    task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, seq INTEGER NOT NULL, start_at REAL, finish_at REAL,
     callback INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0, lease_until REAL NOT NULL DEFAULT 0,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_account ON tasks (appkey, seq);
@@ -60,14 +60,19 @@ class SqliteStore:
             earlier = [loads(Task, row[0]) for row in
                        db.execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))]
             task = build(earlier)
-            db.execute("INSERT INTO tasks (task_id, appkey, seq, finish_at, callback, record) VALUES (?, ?, ?, ?, ?, ?)",
-                       (task.task_id, appkey, task.seq, _real(task.finish_at), int(bool(task.payload.get("CallbackUrl"))),
-                        dumps(task)))
+            db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, callback, record) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at),
+                        int(bool(task.payload.get("CallbackUrl"))), dumps(task)))
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return task
+
+    def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
+        return self._db().execute("SELECT COUNT(*) FROM tasks WHERE appkey = ? AND seq < ? "
+                                  "AND (start_at IS NULL OR start_at > ?)", (appkey, before_seq, now)).fetchone()[0]
 
     def get_task(self, task_id: str) -> Task | None:
         row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
