@@ -87,13 +87,15 @@ class StoredClock(MovableClock):
     def __init__(self, store, source=time.time):
         super().__init__(source)
         self._store = store
+        if store.clock_state() is None:  # the first process on a new store starts the clock (a race is harmless:
+            now = source()              # every contender writes "now, running")
+            store.put_clock_state({"base": now, "anchor": now, "frozen": False})
 
     def _load(self) -> dict[str, Any]:
         state = self._store.clock_state()
-        if state is None:
+        if state is None:  # the store was emptied under us
             now = self._source()
             state = {"base": now, "anchor": now, "frozen": False}
-            self._store.put_clock_state(state)
         return state
 
     def _save(self, state: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from . import synth
 from .blobs import Blobs
+from .store.base import fields_of
 
 log = logging.getLogger("ivh_mock.render")
 VERSION = 1  # part of every key: a change to the output format renders anew
@@ -59,7 +60,7 @@ class Job:
 
     @functools.cached_property
     def key(self) -> str:
-        text = json.dumps([VERSION, asdict(self)], ensure_ascii=False, sort_keys=True)
+        text = json.dumps([VERSION, fields_of(self)], ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -6,6 +6,7 @@ nothing. Plain text without tags is valid SSML.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -44,22 +45,28 @@ class SsmlChecker:
             for tag, spec in self.tags.items()
             for name, attribute in spec.get("attributes", {}).items()
         }
+        # a request's SSML is read three times (validation, planning, the report): parse each text once
+        self._problems = functools.lru_cache(maxsize=256)(self._find_problems)
+        self._segments_of = functools.lru_cache(maxsize=256)(lambda text: tuple(self._segments(self._parse(text))))
 
     # -- public ------------------------------------------------------------------------------------------------
     def problems(self, text: str) -> list[str]:
         """Return every rule the markup breaks, each naming the tag; empty when the SSML is valid."""
-        try:
-            root = self._parse(text)
-        except SsmlError as error:
-            return [str(error)]
-        problems = list(dict.fromkeys(self._check_children(root, parent=None)))
-        if not problems and not "".join(s.text for s in self._segments(root)).strip():
-            problems.append("has no text to speak")
-        return problems
+        return list(self._problems(text))
 
     def segments(self, text: str) -> list[Segment]:
         """Return the spoken text and pauses of valid SSML, in order (sub aliases replace their content)."""
-        return list(self._segments(self._parse(text)))
+        return list(self._segments_of(text))
+
+    def _find_problems(self, text: str) -> tuple[str, ...]:
+        try:
+            root = self._parse(text)
+        except SsmlError as error:
+            return (str(error),)
+        problems = list(dict.fromkeys(self._check_children(root, parent=None)))
+        if not problems and not "".join(s.text for s in self._segments(root)).strip():
+            problems.append("has no text to speak")
+        return tuple(problems)
 
     # -- parsing -----------------------------------------------------------------------------------------------
     def _parse(self, text: str) -> ElementTree.Element:

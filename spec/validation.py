@@ -60,13 +60,33 @@ class RequestValidator:
         validator_class = jsonschema.validators.extend(
             BASE, {"x-ivh-ssml": _ssml_keyword(ssml), "if": _if_with_condition}
         )
-        self._validator = validator_class(schema, registry=registry)
+        self._validator = validator_class(_inline(schema, spec.document), registry=registry)
         self.root = root
 
     def violations(self, instance: Any) -> list[Violation]:
         """Return every rule `instance` breaks, most important (shallowest) first."""
         errors = sorted(self._validator.iter_errors(instance), key=_importance)
         return [_describe(error, self.root, self.spec.errors.code_for_keyword) for error in errors]
+
+
+def _inline(node: Any, document: dict[str, Any], trail: tuple[str, ...] = ()) -> Any:
+    """Return `node` with the spec's own `$ref`s replaced by what they point to (a recursive one stays a `$ref`).
+
+    The verdicts are the same; the validator no longer resolves a reference on every call, which was a third of
+    the time of a request."""
+    if isinstance(node, list):
+        return [_inline(item, document, trail) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    pointer = ref.removeprefix(DOCUMENT_URI) if isinstance(ref, str) else None
+    if pointer is None or not pointer.startswith("#/") or pointer in trail:
+        return {key: _inline(value, document, trail) for key, value in node.items()}
+    from . import _resolve
+
+    target = _inline(_resolve(document, pointer), document, (*trail, pointer))
+    siblings = {key: _inline(value, document, trail) for key, value in node.items() if key != "$ref"}
+    return {"allOf": [target], **siblings} if siblings else target
 
 
 def reference(pointer: str) -> dict[str, str]:

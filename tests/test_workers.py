@@ -107,17 +107,18 @@ def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restar
                 returned.append((answer["Payload"]["TaskId"], f"crash-{worker}"))
 
     try:
-        served = ServeProcess(tmp_path / "data", "--workers", "2", "--store", store, *FAST)
-        control(served.url, "clock", {"frozen": True})
-        threads = [threading.Thread(target=load, args=(served.url, n)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        while len(returned) < 150:
-            time.sleep(0.05)
-        served.kill()  # SIGKILL to master and workers, mid-request
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        with ServeProcess(tmp_path / "data", "--workers", "2", "--store", store, *FAST) as served:
+            control(served.url, "clock", {"frozen": True})
+            threads = [threading.Thread(target=load, args=(served.url, n)) for n in range(6)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 60
+            while len(returned) < 150 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            served.kill()  # SIGKILL to master and workers, mid-request
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
         assert len(returned) >= 150
         with ServeProcess(tmp_path / "data", "--workers", "2", "--store", store, *FAST) as again:
             for task_id, appkey in returned:

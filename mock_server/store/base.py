@@ -130,7 +130,12 @@ class Store(Protocol):
 
 def dumps(record: Any) -> str:
     """Serialise a record (Task, JournalEntry, CallbackAttempt) for a store that keeps text."""
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(fields_of(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def fields_of(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without the deep copy `dataclasses.asdict` makes of every nested value."""
+    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
 
 
 def loads(kind: type[Record], text: str | bytes) -> Record:

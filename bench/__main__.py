@@ -1,0 +1,202 @@
+"""The HTTP benchmark, one command: `make bench` (or `python -m bench`).
+
+Everything runs on loopback on this machine: wrk (Debian's package, installed when missing) loads each server in
+turn; Prism is installed from npm into bench/.prism on first use. Prints each result as it comes and writes the
+tables, the goals and the machine's description to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+from mock_server.testing import RedisServer, debian_command, free_port
+
+from . import load, peers
+from .fill import fill
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "benchmarks.md"
+SCALE = 100_000
+
+
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+
+    def version(command: list[str]) -> str:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "not found"
+
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "Memory": f"{memory / 1_048_576:.1f} GiB",
+        "OS": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "Python": platform.python_version(),
+        "wrk": version(["wrk", "--version"]),
+        "Redis": version(["redis-server", "--version"]),
+        "Node.js": version(["node", "--version"]),
+        "Prism": peers.prism_version(),
+    }
+
+
+@contextmanager
+def target(kind: str, workers: int, store: str = "") -> Iterator[str]:
+    port = free_port()
+    if kind == "ivh-mock":
+        with peers.ivh_mock(workers, store, port) as url:
+            yield url
+    elif kind == "flask":
+        with peers.started(peers.ceiling_command(port, workers), port):
+            yield f"http://127.0.0.1:{port}"
+    else:
+        with peers.started(peers.prism_command(port), port):
+            yield f"http://127.0.0.1:{port}"
+
+
+def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
+    """Submit one task for each of `count` accounts over HTTP; return their (TaskId, appkey) pairs."""
+    tasks = []
+    for n in range(count):
+        path, body = load.submission(f"{prefix}-{n}")
+        answer = requests.post(url + path, data=body.encode(), timeout=30,
+                               headers={"Content-Type": "application/json;charset=utf-8"}).json()
+        tasks.append((answer["Payload"]["TaskId"], f"{prefix}-{n}"))
+    return tasks
+
+
+def throughput(wrk: str, name: str, kind: str, workers: int, store: str, seconds: float) -> dict:
+    with target(kind, workers, store) as url:
+        load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
+        submit = load.run(wrk, url, load.submit_requests(), seconds=seconds)
+        tasks = submit_some(url, 10, "probe") if kind == "ivh-mock" else [("0" * 32, "probe-0")]
+        progress = load.run(wrk, url, load.progress_requests(tasks), seconds=seconds)
+    row = {"server": name, "workers": workers, "submit": submit, "progress": progress}
+    print(f"{name:<28} {workers}w  submit {submit.rate:8.0f}/s p50 {submit.p50:6.2f} p99 {submit.p99:7.2f} ms "
+          f"bad {submit.bad:<6} getprogress {progress.rate:8.0f}/s p50 {progress.p50:6.2f} p99 {progress.p99:7.2f} ms "
+          f"bad {progress.bad}", flush=True)
+    return row
+
+
+def scale(wrk: str, name: str, store: str, seconds: float) -> dict:
+    """getprogress latency of the same ten tasks with 10 and with SCALE tasks in the store."""
+    with tempfile.TemporaryDirectory(prefix="ivh-bench-scale-") as data:
+        store = store.format(data=data)
+        port = free_port()
+        with peers.started(peers.ivh_mock_command(port, 1, store, data), port):
+            url = f"http://127.0.0.1:{port}"
+            probes = submit_some(url, 10, "probe")
+            requests.post(f"{url}/__mock__/clock", json={"advance": 60, "frozen": True}, timeout=30)
+            now = requests.get(f"{url}/__mock__/clock", timeout=30).json()["now"]
+            calls = load.progress_requests(probes, now)
+            load.run(wrk, url, calls, seconds=2)
+            small = load.run(wrk, url, calls, seconds=seconds)
+            started = time.monotonic()
+            fill(store, SCALE - 10, data)
+            filled_in = time.monotonic() - started
+            load.run(wrk, url, calls, seconds=2)
+            large = load.run(wrk, url, calls, seconds=seconds)
+    print(f"{name:<28} getprogress p99 at 10 tasks {small.p99:6.2f} ms, at {SCALE:,} {large.p99:6.2f} ms "
+          f"(filled in {filled_in:.0f} s)", flush=True)
+    return {"store": name, "small": small, "large": large, "fill_seconds": filled_in}
+
+
+def cold_start(name: str, command_of, repeats: int = 3) -> float:
+    """Median seconds from process start to the first answered getprogress."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="ivh-bench-cold-") as data:
+            port = free_port()
+            started = time.monotonic()
+            process = subprocess.Popen(command_of(port, data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       cwd=ROOT, start_new_session=True)
+            try:
+                path, body = load.progress_requests([("0" * 32, "cold")])[0]
+                while True:
+                    try:
+                        requests.post(f"http://127.0.0.1:{port}{path}", data=body, timeout=5,
+                                      headers={"Content-Type": "application/json;charset=utf-8"})
+                        break
+                    except requests.ConnectionError:
+                        if process.poll() is not None:
+                            raise RuntimeError(f"{name} exited during start") from None
+                        time.sleep(0.002)
+                times.append(time.monotonic() - started)
+            finally:
+                os.killpg(process.pid, 9)
+                process.wait()
+    print(f"{name:<28} cold start {statistics.median(times):.2f} s", flush=True)
+    return statistics.median(times)
+
+
+def memory_per_scale() -> dict:
+    completed = subprocess.run([sys.executable, "-m", "bench.fill", "--memory", "--count", str(SCALE)],
+                               capture_output=True, text=True, cwd=ROOT, check=True, timeout=1800)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    print(f"{'memory store':<28} {result['tasks']:,} tasks and {result['journal']:,} journal entries: "
+          f"{result['mb']:.0f} MB resident", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured load run")
+    parser.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    wrk = debian_command("wrk")
+    if wrk is None:
+        sys.exit("bench: wrk is missing and cannot be installed here: apt-get install wrk")
+    prism = peers.prism_binary() is not None
+    workers = os.cpu_count() or 2
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(RedisServer()).url
+        about = machine()
+        print("# " + ", ".join(f"{key}: {value}" for key, value in about.items()), flush=True)
+        stores = {"memory": "memory", "sqlite": "sqlite:{data}/ivh-mock.sqlite3"}
+        plan = [("ivh-mock, memory", "ivh-mock", 1, stores["memory"])]
+        for count in (1, workers):
+            plan += [(f"ivh-mock, sqlite", "ivh-mock", count, stores["sqlite"]),
+                     (f"ivh-mock, redis", "ivh-mock", count, f"{redis_url}?prefix=b{count}"),
+                     ("bare Flask (ceiling)", "flask", count, "")]
+        if prism:
+            plan.append(("Prism", "prism", 1, ""))
+        rows = [throughput(wrk, *step, args.seconds) for step in plan]
+        scales = [scale(wrk, "sqlite", stores["sqlite"], args.seconds),
+                  scale(wrk, "redis", f"{redis_url}?prefix=scale", args.seconds)]
+        colds = {
+            "ivh-mock, sqlite, 1 worker": cold_start("ivh-mock 1 worker", lambda port, data: peers.ivh_mock_command(
+                port, 1, f"sqlite:{data}/s.sqlite3", data)),
+            f"ivh-mock, sqlite, {workers} workers": cold_start(f"ivh-mock {workers} workers",
+                                                               lambda port, data: peers.ivh_mock_command(
+                                                                   port, workers, f"sqlite:{data}/s.sqlite3", data)),
+            "bare Flask, 1 worker": cold_start("bare Flask", lambda port, data: peers.ceiling_command(port, 1)),
+        }
+        if prism:
+            colds["Prism"] = cold_start("Prism", lambda port, data: peers.prism_command(port))
+        memory = memory_per_scale()
+    if not args.no_report:
+        from .report import write
+
+        write(REPORT, about, workers, rows, scales, colds, memory, args.seconds)
+        print(f"written to {REPORT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
