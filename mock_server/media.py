@@ -77,7 +77,7 @@ def register(app: Flask, ctx: MockContext) -> None:
 
 
 def expired(ctx: MockContext, task: Task, now: float) -> bool:
-    return now >= task.finish_at + ctx.spec.service["retentionSeconds"]
+    return now >= task.finish_at + ctx.spec.service["retentionSeconds"]  # the sweep's test too, on media_refs()
 
 
 def _available(ctx: MockContext, task_id: str) -> Task | None:
@@ -92,20 +92,19 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
 def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> int:
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
     longer in the store, refer to; return how many files were deleted."""
-    now = ctx.clock.now()
+    now, retention = ctx.clock.now(), ctx.spec.service["retentionSeconds"]
     kept: set[tuple[str, str]] = set()
-    gone: set[tuple[str, str]] = {name for task in removed for name in _files(task)}
-    for task in ctx.store.tasks():
-        (gone if expired(ctx, task, now) else kept).update(_files(task))
+    gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
+    for finish_at, photo, audio, video in ctx.store.media_refs():
+        (gone if now >= finish_at + retention else kept).update(_files(photo, audio, video))
     deleted = sum(ctx.blobs.delete(kind, name) for kind, name in gone - kept)
     if deleted:
         log.info("retention: deleted %d files", deleted)
     return deleted
 
 
-def _files(task: Task) -> set[tuple[str, str]]:
-    return {(kind, name) for kind, name in (("media", task.photo), ("media", task.audio), ("videos", task.video))
-            if name}
+def _files(photo: str, audio: str, video: str) -> set[tuple[str, str]]:
+    return {(kind, name) for kind, name in (("media", photo), ("media", audio), ("videos", video)) if name}
 
 
 def _no_such_key() -> Response:

@@ -41,6 +41,14 @@ def test_a_record_round_trips_whole(store):
     assert store.tasks("app") == [stuck] and store.tasks() == [stuck] and store.tasks("other") == []
 
 
+def test_media_refs_name_each_tasks_files_and_when_it_finishes(store):
+    store.add_task("a", lambda earlier: make_task("t1", "a", finish_at=50.0, photo="p1", video="v1"))
+    store.add_task("b", lambda earlier: make_task("t2", "b", finish_at=NEVER, photo="p1", audio="a2"))
+    assert sorted(store.media_refs()) == [(50.0, "p1", "", "v1"), (NEVER, "p1", "a2", "")]
+    store.reset("a")
+    assert store.media_refs() == [(NEVER, "p1", "a2", "")]
+
+
 def test_a_refused_submission_keeps_nothing(store):
     def refuse(earlier):
         raise ValueError("over quota")

@@ -79,6 +79,10 @@ class Store(Protocol):
         """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns.
         `build` may raise to refuse the submission; nothing is kept then."""
 
+    def media_refs(self) -> list[tuple[float, str, str, str]]:
+        """Return (finish_at, photo, audio, video) of every task: the files each keeps until its retention ends.
+        Cheaper than `tasks()`, which the retention sweep would otherwise read in full every pass."""
+
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         """Count the account's tasks submitted before `before_seq` that have not started by `now`."""
 

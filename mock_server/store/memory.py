@@ -27,6 +27,10 @@ class MemoryStore:
                 self._unsent.add(task.task_id)
             return task
 
+    def media_refs(self) -> list[tuple[float, str, str, str]]:
+        with self._lock:
+            return [(task.finish_at, task.photo, task.audio, task.video) for task in self._tasks.values()]
+
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         with self._lock:
             return sum(1 for task in self._by_account.get(appkey, ()) if task.seq < before_seq and now < task.start_at)

@@ -40,10 +40,14 @@ class RedisStore:
             pipe.rpush(self._key("account", appkey), task.task_id)
             pipe.rpush(self._key("all"), task.task_id)
             pipe.sadd(self._key("appkeys"), appkey)
+            pipe.hset(self._key("media"), task.task_id, json.dumps([task.finish_at, task.photo, task.audio, task.video]))
             if task.payload.get("CallbackUrl") and task.finish_at != NEVER:
                 pipe.zadd(self._key("due"), {task.task_id: task.finish_at})
             pipe.execute()
         return task
+
+    def media_refs(self) -> list[tuple[float, str, str, str]]:
+        return [tuple(json.loads(value)) for value in self.redis.hvals(self._key("media"))]
 
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         if before_seq <= 0:
@@ -133,6 +137,7 @@ class RedisStore:
             pipe.delete(self._key("task", task_id), self._key("lease", task_id))
             pipe.lrem(self._key("all"), 1, task_id)
             pipe.zrem(self._key("due"), task_id)
+            pipe.hdel(self._key("media"), task_id)
         for kind in ("account", "journal", "callbacks", "settings"):
             pipe.delete(self._key(kind, appkey))
         pipe.srem(self._key("appkeys"), appkey)

@@ -21,6 +21,7 @@ from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, seq INTEGER NOT NULL, start_at REAL, finish_at REAL,
+    photo TEXT NOT NULL, audio TEXT NOT NULL, video TEXT NOT NULL,
     callback INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0, lease_until REAL NOT NULL DEFAULT 0,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_account ON tasks (appkey, seq);
@@ -84,11 +85,15 @@ class SqliteStore:
             earlier = [loads(Task, row[0]) for row in
                        db.execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))]
             task = build(earlier)
-            db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, callback, record) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at),
-                        int(bool(task.payload.get("CallbackUrl"))), dumps(task)))
+            db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
+                       "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at), task.photo,
+                        task.audio, task.video, int(bool(task.payload.get("CallbackUrl"))), dumps(task)))
         return task
+
+    def media_refs(self) -> list[tuple[float, str, str, str]]:
+        rows = self._db().execute("SELECT finish_at, photo, audio, video FROM tasks")
+        return [(NEVER if finish is None else finish, photo, audio, video) for finish, photo, audio, video in rows]
 
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         return self._db().execute("SELECT COUNT(*) FROM tasks WHERE appkey = ? AND seq < ? "
