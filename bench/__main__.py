@@ -95,8 +95,8 @@ def throughput(wrk: str, name: str, kind: str, workers: int, store: str, seconds
     return row
 
 
-def scale(wrk: str, name: str, store: str, seconds: float) -> dict:
-    """getprogress latency of the same ten tasks with 10 and with SCALE tasks in the store."""
+def scale(wrk: str, name: str, store: str, seconds: float, size: int) -> dict:
+    """getprogress latency of the same ten tasks with 10 and with `size` tasks in the store."""
     with tempfile.TemporaryDirectory(prefix="ivh-bench-scale-") as data:
         store = store.format(data=data)
         port = free_port()
@@ -109,13 +109,13 @@ def scale(wrk: str, name: str, store: str, seconds: float) -> dict:
             load.run(wrk, url, calls, seconds=2)
             small = load.run(wrk, url, calls, seconds=seconds)
             started = time.monotonic()
-            fill(store, SCALE - 10, data)
+            fill(store, size - 10, data)
             filled_in = time.monotonic() - started
             load.run(wrk, url, calls, seconds=2)
             large = load.run(wrk, url, calls, seconds=seconds)
-    print(f"{name:<28} getprogress p99 at 10 tasks {small.p99:6.2f} ms, at {SCALE:,} {large.p99:6.2f} ms "
+    print(f"{name:<28} getprogress p99 at 10 tasks {small.p99:6.2f} ms, at {size:,} {large.p99:6.2f} ms "
           f"(filled in {filled_in:.0f} s)", flush=True)
-    return {"store": name, "small": small, "large": large, "fill_seconds": filled_in}
+    return {"store": name, "small": small, "large": large, "fill_seconds": filled_in, "size": size}
 
 
 def cold_start(name: str, command_of, repeats: int = 3) -> float:
@@ -146,8 +146,8 @@ def cold_start(name: str, command_of, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def memory_per_scale() -> dict:
-    completed = subprocess.run([sys.executable, "-m", "bench.fill", "--memory", "--count", str(SCALE)],
+def memory_per_scale(size: int) -> dict:
+    completed = subprocess.run([sys.executable, "-m", "bench.fill", "--memory", "--count", str(size)],
                                capture_output=True, text=True, cwd=ROOT, check=True, timeout=1800)
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     print(f"{'memory store':<28} {result['tasks']:,} tasks and {result['journal']:,} journal entries: "
@@ -159,6 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured load run")
     parser.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--tasks", type=int, default=SCALE, help="store size of the scale and memory runs "
+                                                                 "(default: %(default)s)")
     args = parser.parse_args()
     wrk = debian_command("wrk")
     if wrk is None:
@@ -178,8 +180,8 @@ def main() -> None:
         if prism:
             plan.append(("Prism", "prism", 1, ""))
         rows = [throughput(wrk, *step, args.seconds) for step in plan]
-        scales = [scale(wrk, "sqlite", stores["sqlite"], args.seconds),
-                  scale(wrk, "redis", f"{redis_url}?prefix=scale", args.seconds)]
+        scales = [scale(wrk, "sqlite", stores["sqlite"], args.seconds, args.tasks),
+                  scale(wrk, "redis", f"{redis_url}?prefix=scale", args.seconds, args.tasks)]
         colds = {
             "ivh-mock, sqlite, 1 worker": cold_start("ivh-mock 1 worker", lambda port, data: peers.ivh_mock_command(
                 port, 1, f"sqlite:{data}/s.sqlite3", data)),
@@ -190,7 +192,7 @@ def main() -> None:
         }
         if prism:
             colds["Prism"] = cold_start("Prism", lambda port, data: peers.prism_command(port))
-        memory = memory_per_scale()
+        memory = memory_per_scale(args.tasks)
     if not args.no_report:
         from .report import write
 

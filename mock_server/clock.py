@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from flask import g, has_request_context
+
 
 class Clock(Protocol):
     def now(self) -> float:
@@ -92,11 +94,20 @@ class StoredClock(MovableClock):
             store.put_clock_state({"base": now, "anchor": now, "frozen": False})
 
     def _load(self) -> dict[str, Any]:
+        # Within one HTTP request the state is read once: a move by another worker during the request then counts
+        # as made after it, and a request costs one read of the store for its clock instead of one per use.
+        pinned = g.get("ivh_clock_state") if has_request_context() else None
+        if pinned is not None:
+            return pinned
         state = self._store.clock_state()
         if state is None:  # the store was emptied under us
             now = self._source()
             state = {"base": now, "anchor": now, "frozen": False}
+        if has_request_context():
+            g.ivh_clock_state = state
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
         self._store.put_clock_state(state)
+        if has_request_context():
+            g.ivh_clock_state = state

@@ -17,6 +17,7 @@ import redis
 from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
 
 LOCK_SECONDS = 30  # a submission's account lock expires by itself should its holder die
+LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 
 
 class RedisStore:
@@ -33,7 +34,8 @@ class RedisStore:
         return self.prefix + ":".join(parts)
 
     def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
-        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
+        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS,
+                             sleep=LOCK_POLL_SECONDS):
             task = build(self.tasks(appkey))
             pipe = self.redis.pipeline()
             pipe.set(self._key("task", task.task_id), dumps(task))
@@ -115,7 +117,8 @@ class RedisStore:
         return json.loads(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
-        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
+        with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS,
+                             sleep=LOCK_POLL_SECONDS):
             merged = {**self.account_settings(appkey), **settings}
             pipe = self.redis.pipeline()
             pipe.set(self._key("settings", appkey), json.dumps(merged))
