@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from flask import Flask, jsonify, request
@@ -35,7 +36,7 @@ def _view(operation_id: str, ctx: MockContext):
     def view():
         body = _read_body(ctx)
         request_id = envelope.request_id_of(body.value) or envelope.new_id()
-        appkey = request.args.get("appkey", "")
+        appkey = sys.intern(request.args.get("appkey", ""))  # kept by each task and journal entry: share it
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         try:
             account = authenticate(operation_id, request.args, ctx)
@@ -48,7 +49,7 @@ def _view(operation_id: str, ctx: MockContext):
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)
-            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, request.host_url[:-1]))
+            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, sys.intern(request.host_url[:-1])))
             status = 200
         except ApiError as error:
             code, message, status = error.code, error.message, error.http_status

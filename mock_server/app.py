@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -51,6 +52,7 @@ class MockContext:
 
     def account(self, appkey: str) -> Account | None:
         """Return the account of `appkey` with its control-API settings, or None when strict mode lacks it."""
+        appkey = sys.intern(appkey)  # every task and journal entry of the account keeps it: one copy for all
         return self.accounts.get(appkey, self.store.account_settings(appkey))
 
     def scenario(self, text: str) -> Scenario:

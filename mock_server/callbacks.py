@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivh_mock.callbacks")
 RESPONSE_KEPT_BYTES = 2048
-SWEEP_EVERY_SECONDS = 30.0  # how often the background thread deletes files past retention
+SWEEP_EVERY_SECONDS = 30.0  # how often the background thread looks for files past retention
 
 
 class CallbackDispatcher:
@@ -96,13 +96,14 @@ class CallbackDispatcher:
         return attempt
 
     def _run(self) -> None:
-        swept = time.monotonic()
+        swept, next_due = time.monotonic(), float("-inf")
         while not self._stop.is_set():
             try:
                 self.dispatch_due()
-                if time.monotonic() - swept > SWEEP_EVERY_SECONDS:
+                # the sweep reads every task's file references, so it runs only when a file can have expired
+                if time.monotonic() - swept > SWEEP_EVERY_SECONDS and self.ctx.clock.now() >= next_due:
                     swept = time.monotonic()
-                    media.sweep(self.ctx)
+                    next_due = media.sweep(self.ctx)
             except Exception:  # keep dispatching whatever one pass met
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)

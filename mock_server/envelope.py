@@ -6,6 +6,7 @@ Reading is defensive: any body, however malformed, becomes either a JSON value o
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,12 @@ def read_body(mimetype: str, charset: str | None, data: bytes, max_depth: int) -
         return Body(error=error)
 
 
+def _interned_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build an object whose keys are shared with every other body's: a stored task then holds one copy of each
+    field name ("RefPhotoUrl", "SpeechParam", ...), not one per task."""
+    return {sys.intern(key): value for key, value in pairs}
+
+
 def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> Any:
     if mimetype != JSON_MIMETYPE:
         raise ParameterFormatError(
@@ -47,7 +54,7 @@ def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> A
             f"request body is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
         ) from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_interned_keys)
     except json.JSONDecodeError as error:
         raise ParameterFormatError(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"

@@ -7,6 +7,7 @@ rule with 100002, naming the rule. Audio is part of the task's work: a download 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -47,7 +48,7 @@ class Verdicts:
 
     def judge(self, check: Callable[..., Any], data: bytes, rules: dict[str, Any], field_name: str) -> tuple[str, Any]:
         """Return the SHA-256 of `data` and `check(data, rules, field_name)`, remembered for these bytes."""
-        key = (check.__name__, digest(data), field_name)
+        key = (check.__name__, sys.intern(digest(data)), field_name)  # one string per file, however many tasks
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)

@@ -89,18 +89,25 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
     return task
 
 
-def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> int:
+def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> float:
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
-    longer in the store, refer to; return how many files were deleted."""
+    longer in the store, refer to. Return when, on the mock's clock, the next file can expire: no sweep before then
+    can delete anything (a task accepted later finishes later still, unless the clock is set back)."""
     now, retention = ctx.clock.now(), ctx.spec.service["retentionSeconds"]
     kept: set[tuple[str, str]] = set()
     gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
+    next_due = now + retention
     for finish_at, photo, audio, video in ctx.store.media_refs():
-        (gone if now >= finish_at + retention else kept).update(_files(photo, audio, video))
+        expires = finish_at + retention
+        if now >= expires:
+            gone.update(_files(photo, audio, video))
+        else:
+            kept.update(_files(photo, audio, video))
+            next_due = min(next_due, expires)
     deleted = sum(ctx.blobs.delete(kind, name) for kind, name in gone - kept)
     if deleted:
         log.info("retention: deleted %d files", deleted)
-    return deleted
+    return next_due
 
 
 def _files(photo: str, audio: str, video: str) -> set[tuple[str, str]]:

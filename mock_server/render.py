@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class Job:
     @functools.cached_property
     def key(self) -> str:
         text = json.dumps([VERSION, fields_of(self)], ensure_ascii=False, sort_keys=True)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return sys.intern(hashlib.sha256(text.encode("utf-8")).hexdigest())  # shared by tasks of the same inputs
 
 
 def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:

@@ -15,7 +15,7 @@ NEVER = float("inf")
 Record = TypeVar("Record")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """An accepted phototovideonotrain task and its whole planned trajectory, fixed when it was accepted."""
 
@@ -40,7 +40,7 @@ class Task:
     video: str = ""  # key of the rendered video in the blob store (tasks that end in SUCCESS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One API request and the mock's verdict on it."""
 
@@ -59,7 +59,7 @@ class JournalEntry:
         return "accepted" if self.code == 0 else "rejected"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallbackAttempt:
     """The one delivery of a task's callback: where, when, what was sent and what came back."""
 
@@ -123,7 +123,11 @@ class Store(Protocol):
         """Return every appkey the store knows anything about."""
 
     def reset(self, appkey: str | None = None) -> None:
-        """Forget everything about one appkey (tasks, journal, callbacks, settings), or about all of them."""
+        """Forget everything about one appkey (tasks, journal, callbacks, settings), or about all of them; the clock
+        stays as it is."""
+
+    def close(self) -> None:
+        """Let go of connections and files (before a fork, or when done); the store must not be used after."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""
