@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AccountsFileError, ValueError, OSError, sqlite3.Error, redis.RedisError) as error:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
+    ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
     problem = _check_port(args.host, args.port)
     if problem:
         print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)

@@ -125,8 +125,10 @@ def test_reset_of_one_appkey_leaves_the_others(store):
     assert store.get_task("ta") is None and store.account_settings("a") == {} and store.due_callbacks(1e12) == \
         [store.get_task("tb")]
     assert store.appkeys() == ["b"]
+    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
     store.reset()
     assert store.tasks() == [] and store.appkeys() == []
+    assert store.clock_state() == {"base": 5.0, "anchor": 5.0, "frozen": True}  # a reset leaves the clock alone
 
 
 def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):

@@ -92,6 +92,9 @@ class MemoryStore:
         with self._lock:
             return sorted(set(self._by_account) | set(self._journal) | set(self._settings) | set(self._callbacks))
 
+    def close(self) -> None:
+        pass
+
     def clock_state(self) -> dict[str, Any] | None:
         return self._clock
 

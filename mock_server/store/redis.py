@@ -130,7 +130,7 @@ class RedisStore:
 
     def reset(self, appkey: str | None = None) -> None:
         if appkey is None:
-            keys = list(self.redis.scan_iter(self.prefix + "*", count=1000))
+            keys = [key for key in self.redis.scan_iter(self.prefix + "*", count=1000) if key != self._key("clock")]
             for start in range(0, len(keys), 1000):
                 self.redis.delete(*keys[start:start + 1000])
             return
@@ -145,6 +145,9 @@ class RedisStore:
             pipe.delete(self._key(kind, appkey))
         pipe.srem(self._key("appkeys"), appkey)
         pipe.execute()
+
+    def close(self) -> None:
+        self.redis.close()
 
     def clock_state(self) -> dict[str, Any] | None:
         text = self.redis.get(self._key("clock"))

@@ -171,6 +171,15 @@ class SqliteStore:
                 else:
                     db.execute(f"DELETE FROM {table} WHERE appkey = ?", (appkey,))
 
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
     def clock_state(self) -> dict[str, Any] | None:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
         return json.loads(row[0]) if row else None
