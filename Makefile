@@ -6,13 +6,16 @@ STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.
 
 ARGS ?=
 
-.PHONY: serve test venv clean
+.PHONY: serve test bench venv clean
 
 serve: $(STAMP)
 	$(BIN)/ivh-mock serve $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
 
 venv: $(STAMP)
 
@@ -24,4 +27,4 @@ $(STAMP):
 	touch $@
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist .pytest_cache .hypothesis bench/.prism

@@ -85,9 +85,9 @@ def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
 def throughput(wrk: str, name: str, kind: str, workers: int, store: str, seconds: float) -> dict:
     with target(kind, workers, store) as url:
         load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
-        submit = load.run(wrk, url, load.submit_requests(), seconds=seconds)
+        submit = load.median_run(wrk, url, load.submit_requests(), seconds=seconds)
         tasks = submit_some(url, 10, "probe") if kind == "ivh-mock" else [("0" * 32, "probe-0")]
-        progress = load.run(wrk, url, load.progress_requests(tasks), seconds=seconds)
+        progress = load.median_run(wrk, url, load.progress_requests(tasks), seconds=seconds)
     row = {"server": name, "workers": workers, "submit": submit, "progress": progress}
     print(f"{name:<28} {workers}w  submit {submit.rate:8.0f}/s p50 {submit.p50:6.2f} p99 {submit.p99:7.2f} ms "
           f"bad {submit.bad:<6} getprogress {progress.rate:8.0f}/s p50 {progress.p50:6.2f} p99 {progress.p99:7.2f} ms "
@@ -107,12 +107,12 @@ def scale(wrk: str, name: str, store: str, seconds: float, size: int) -> dict:
             now = requests.get(f"{url}/__mock__/clock", timeout=30).json()["now"]
             calls = load.progress_requests(probes, now)
             load.run(wrk, url, calls, seconds=2)
-            small = load.run(wrk, url, calls, seconds=seconds)
+            small = load.median_run(wrk, url, calls, seconds=seconds)
             started = time.monotonic()
             fill(store, size - 10, data)
             filled_in = time.monotonic() - started
             load.run(wrk, url, calls, seconds=2)
-            large = load.run(wrk, url, calls, seconds=seconds)
+            large = load.median_run(wrk, url, calls, seconds=seconds)
     print(f"{name:<28} getprogress p99 at 10 tasks {small.p99:6.2f} ms, at {size:,} {large.p99:6.2f} ms "
           f"(filled in {filled_in:.0f} s)", flush=True)
     return {"store": name, "small": small, "large": large, "fill_seconds": filled_in, "size": size}
@@ -157,7 +157,8 @@ def memory_per_scale(size: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured load run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured load run (each "
+                                                                   "measurement is the median of three)")
     parser.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--tasks", type=int, default=SCALE, help="store size of the scale and memory runs "
                                                                  "(default: %(default)s)")

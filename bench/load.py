@@ -105,6 +105,14 @@ def progress_requests(tasks: list[tuple[str, str]], at: float | None = None) -> 
             for task_id, appkey in tasks]
 
 
+def median_run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: float, repeats: int = 3) -> Result:
+    """Run wrk `repeats` times and return the run of median throughput. Each run opens its connections anew, and
+    gunicorn leaves their spread over the workers to whichever worker accepts first, so with several workers one
+    run alone can land every connection on one worker."""
+    runs = sorted((run(wrk, url, requests, seconds=seconds) for _ in range(repeats)), key=lambda result: result.rate)
+    return runs[len(runs) // 2]
+
+
 def run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: float = 8.0, connections: int = 16,
         threads: int = 1) -> Result:
     """Run wrk against `url` for `seconds`, cycling through `requests`."""
