@@ -24,7 +24,7 @@ import requests
 
 from mock_server.testing import RedisServer, debian_command, free_port
 
-from . import load, peers
+from . import load, peers, report
 from .fill import fill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,10 +195,11 @@ def main() -> None:
             colds["Prism"] = cold_start("Prism", lambda port, data: peers.prism_command(port))
         memory = memory_per_scale(args.tasks)
     if not args.no_report:
-        from .report import write
-
-        write(REPORT, about, workers, rows, scales, colds, memory, args.seconds)
-        print(f"written to {REPORT.relative_to(ROOT)}")
+        results = {"about": about, "workers": workers, "rows": rows, "scales": scales, "colds": colds,
+                   "memory": memory, "seconds": args.seconds}
+        report.save(REPORT.with_suffix(".json"), results)
+        report.write(REPORT, **results)
+        print(f"written to {REPORT.relative_to(ROOT)} (raw numbers: {REPORT.with_suffix('.json').relative_to(ROOT)})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ not `Code: 0`, so an error page can never pass for throughput.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import tempfile
@@ -76,6 +77,7 @@ class Result:
     p50: float  # milliseconds
     p90: float
     p99: float
+    rates: tuple[float, ...] = ()  # requests/s of every run this result was chosen from
 
     @property
     def rate(self) -> float:
@@ -110,7 +112,7 @@ def median_run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: 
     gunicorn leaves their spread over the workers to whichever worker accepts first, so with several workers one
     run alone can land every connection on one worker."""
     runs = sorted((run(wrk, url, requests, seconds=seconds) for _ in range(repeats)), key=lambda result: result.rate)
-    return runs[len(runs) // 2]
+    return dataclasses.replace(runs[len(runs) // 2], rates=tuple(round(result.rate) for result in runs))
 
 
 def run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: float = 8.0, connections: int = 16,
