@@ -33,3 +33,13 @@ def test_the_constraint_table_names_real_tests():
     assert len(named) >= 15
     for name in named:
         assert hasattr(constraints, name), f"README names {name}, which contract_tests/test_constraints.py lacks"
+
+
+def test_the_configuration_table_lists_every_serve_option():
+    from mock_server.cli import build_parser
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    options = [option for action in serve._actions for option in action.option_strings if option.startswith("--")]
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [option for option in options if option != "--help" and f"`{option}" not in table]
+    assert not missing, f"README's configuration table lacks {missing}"
