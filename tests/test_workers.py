@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -149,3 +150,32 @@ def test_bad_store_or_worker_options_exit_2_with_a_message(args, message, tmp_pa
                             text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_servers_on_one_redis_share_tasks_clock_and_callbacks(redis_server, tmp_path):
+    """Two `ivh-mock serve` processes, as on two hosts (each its own master and workers), on one Redis and one
+    shared data directory: a task submitted to one is polled on the other, and its callback goes out once."""
+    store = f"{redis_server.url}?prefix=h{uuid.uuid4().hex[:12]}"
+    receiver = CallbackReceiver()
+    try:
+        with ServeProcess(tmp_path / "data", "--store", store, *FAST) as first, \
+                ServeProcess(tmp_path / "data", "--store", store, "--workers", "2", *FAST) as second:
+            control(first.url, "clock", {"frozen": True})
+            ids = [call(host.url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url},
+                        appkey=f"hosts-{n}")["Payload"]["TaskId"] for n, host in enumerate([first, second] * 10)]
+            assert requests.get(f"{second.url}/__mock__/clock", timeout=30).json()["frozen"] is True
+            now = control(second.url, "clock", {"advance": 600})["now"]
+            for n, task_id in enumerate(ids):  # each polled on the server it was not submitted to
+                other = second if n % 2 == 0 else first
+                answer = call(other.url, "getprogress", {"TaskId": task_id}, appkey=f"hosts-{n}", at=now)
+                assert answer["Payload"]["Status"] == "SUCCESS", answer
+            receiver.wait_for(len(ids), timeout=30)
+            time.sleep(1.0)
+            got = sorted(entry["body"]["Payload"]["TaskId"] for entry in receiver.received)
+            assert got == sorted(ids)
+            media = call(first.url, "getprogress", {"TaskId": ids[1]}, appkey="hosts-1", at=now)["Payload"]["MediaUrl"]
+            assert media.startswith(second.url)  # submitted to the second server, so its URL names that host
+            video = requests.get(first.url + urlsplit(media).path, timeout=60)  # ... yet the first serves it too
+            assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+    finally:
+        receiver.close()
