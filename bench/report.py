@@ -154,11 +154,14 @@ WHY = {
                   "the shared clock, validates the whole body against the spec's JSON Schema (SSML included), judges "
                   "the photo, estimates the speech, plans the task against the account's queue in a write "
                   "transaction and journals the request in another: 1.0 ms in-process with the SQLite store. Under "
-                  "gunicorn one worker is one core (the GIL), so the ratio at one worker is what that work costs; "
-                  "at two workers wrk takes its share of the same two cores.",
+                  "gunicorn one worker is one core (the GIL), so the ratio at one worker is what that work costs. "
+                  "From one worker to two the ceiling's throughput rose more than threefold, more than a second "
+                  "core explains (not investigated further), while ivh-mock's writers also take turns on the store.",
     "Prism": "Prism answers a submission with the spec's example after checking the body's shape, in one Node.js "
              "process. At one worker ivh-mock does a submission's whole work (signature, schema, photo verdict, "
-             "planning, two write transactions) on one core; with a worker per core it passes Prism.",
+             "planning, two write transactions) on one core. With a worker per core (two here, wrk on the same "
+             "cores) SQLite passes Prism, but not by 1.5x; Redis adds about ten loopback round trips a submission. "
+             "Lowering the interpreter's thread switch interval made no difference (tried: 0.5 ms).",
     "within": "with Redis each getprogress makes several round trips (the task, the clock, the account's settings, "
               "the journal), and the measured p99 includes the pauses of a Redis server and a load generator "
               "sharing two cores with the mock.",
