@@ -175,8 +175,8 @@ def main() -> None:
         stores = {"memory": "memory", "sqlite": "sqlite:{data}/ivh-mock.sqlite3"}
         plan = [("ivh-mock, memory", "ivh-mock", 1, stores["memory"])]
         for count in (1, workers):
-            plan += [(f"ivh-mock, sqlite", "ivh-mock", count, stores["sqlite"]),
-                     (f"ivh-mock, redis", "ivh-mock", count, f"{redis_url}?prefix=b{count}"),
+            plan += [("ivh-mock, sqlite", "ivh-mock", count, stores["sqlite"]),
+                     ("ivh-mock, redis", "ivh-mock", count, f"{redis_url}?prefix=b{count}"),
                      ("bare Flask (ceiling)", "flask", count, "")]
         if prism:
             plan.append(("Prism", "prism", 1, ""))

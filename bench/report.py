@@ -41,7 +41,7 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "",
         "## Throughput and latency",
         "",
-        f"Each row is one server process tree started fresh and warmed up for 2 s; each number is from the run of",
+        "Each row is one server process tree started fresh and warmed up for 2 s; each number is from the run of",
         f"median throughput among three runs of {seconds:g} s (each run opens its 16 connections anew, and gunicorn",
         "leaves their spread over the workers to whichever worker accepts first, so with two workers single runs vary",
         "widely: from 1,700 to 6,000 requests/s for the bare Flask endpoint in one trial).",
