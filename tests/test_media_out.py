@@ -12,10 +12,10 @@ from array import array
 import av
 import pytest
 
-from mock_server import render
+from mock_server import callbacks, create_app, media, render
 from mock_server.samples import portrait
 
-from .conftest import AUDIO_PAYLOAD, SAMPLES, TEXT_PAYLOAD
+from .conftest import AUDIO_PAYLOAD, SAMPLES, TEXT_PAYLOAD, TIMING, in_process
 from .test_media_in import upload
 
 FRAME_MS = 1000 / render.FPS
@@ -162,6 +162,36 @@ def test_expired_results_are_deleted_from_disk(app, api, clock):
     client.post("/__mock__/clock", json={"advance": 200})
     assert not any(path.exists() for path in files)
     assert client.get(path_of(report["MediaUrl"])).status_code == 404
+
+
+def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
+    ctx = app.extensions["ivh_mock"]
+    assert media.sweep(ctx) == clock.now() + RETENTION  # nothing stored: nothing can expire before that
+    finished(api, clock, TEXT_PAYLOAD)
+    task = ctx.store.tasks()[0]
+    assert media.sweep(ctx) == task.finish_at + RETENTION
+    clock.advance(RETENTION)
+    assert media.sweep(ctx) == clock.now() + RETENTION  # the task's files are gone; the next task finishes later
+    assert not ctx.blobs.path("media", task.photo).exists()
+
+
+def test_the_background_sweep_deletes_files_once_they_can_have_expired(clock, store_spec, monkeypatch):
+    """No control call: the clock moves by itself (here: directly) and the dispatcher's periodic sweep notices."""
+    monkeypatch.setattr(callbacks, "SWEEP_EVERY_SECONDS", 0.0)
+    app = create_app({**TIMING, "store": store_spec}, clock=clock)
+    try:
+        finished(in_process(app, clock), clock, TEXT_PAYLOAD)
+        ctx = app.extensions["ivh_mock"]
+        photo = ctx.blobs.path("media", ctx.store.tasks()[0].photo)
+        time.sleep(0.3)
+        assert photo.exists()  # swept, but not yet expired
+        clock.advance(RETENTION)
+        deadline = time.monotonic() + 5
+        while photo.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not photo.exists()
+    finally:
+        app.extensions["ivh_mock_dispatcher"].stop()
 
 
 def test_a_reset_deletes_the_files_of_the_forgotten_tasks(app, api, clock):
