@@ -142,6 +142,7 @@ def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restar
 @pytest.mark.parametrize("args, message", [
     (["--store", "memory", "--workers", "2"], "the memory store lives in one process"),
     (["--store", "postgres://x"], "unknown store 'postgres://x'"),
+    (["--store", "sqlite::memory:"], "sqlite: needs a file path"),
     (["--store", "redis://127.0.0.1:1/0"], "Error 111 connecting to 127.0.0.1:1"),
     (["--workers", "0"], "0 is not between 1 and 256"),
 ])

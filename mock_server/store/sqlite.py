@@ -38,16 +38,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class SqliteStore:
     def __init__(self, path: str, journal_limit: int = 1000):
-        self.path = str(Path(path).resolve()) if path != ":memory:" else path
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if not path or path == ":memory:":  # each thread's connection would see a database of its own
+            raise ValueError(f"sqlite: needs a file path, got {path!r} (for a store in memory use --store memory)")
+        self.path = str(Path(path).resolve())
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._journal_limit = journal_limit
         self._local = threading.local()
         # One writer at a time: threads of this process queue on a lock, processes on an flock of a file next to
         # the database. Both wake the next writer the moment the last one is done, where SQLite's own busy handler
         # sleeps and polls (1 ms, then up to 100 ms), which cost several workers most of their throughput.
         self._write_lock = threading.Lock()
-        self._lock_file = open(self.path + ".lock", "a+b") if self.path != ":memory:" else None
+        self._lock_file = open(self.path + ".lock", "a+b")
         with self._db() as db:
             db.executescript(SCHEMA)
 
@@ -66,8 +67,7 @@ class SqliteStore:
         """A write transaction: committed when the block ends, rolled back when it raises."""
         db = self._db()
         with self._write_lock:
-            if self._lock_file is not None:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -77,8 +77,7 @@ class SqliteStore:
                     raise
                 db.execute("COMMIT")
             finally:
-                if self._lock_file is not None:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
         with self._writing() as db:
@@ -176,9 +175,7 @@ class SqliteStore:
         if db is not None:
             db.close()
             self._local.db = None
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        self._lock_file.close()
 
     def clock_state(self) -> dict[str, Any] | None:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
