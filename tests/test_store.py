@@ -177,3 +177,12 @@ def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_sp
         worker.join(timeout=30)
     assert sorted(t.seq for t in store.tasks("shared")) == list(range(1, 101))
     assert [sum(column) for column in zip(*claims)] == [1] * 100
+
+
+def test_a_redis_url_keeps_its_other_query_parameters(redis_server):
+    from mock_server.store.redis import RedisStore
+
+    host_port = redis_server.url.removeprefix("redis://").split("/", 1)[0]
+    store = RedisStore(f"redis://{host_port}?db=2&prefix=q")
+    assert store.prefix == "q:" and store.redis.connection_pool.connection_kwargs["db"] == 2
+    store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
@@ -25,7 +25,8 @@ class RedisStore:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         self.prefix = query.pop("prefix", ["ivh"])[0] + ":"
-        self.url = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))  # e.g. unix://...?db=1 keeps db
+        rest = urlencode(query, doseq=True)  # what else the query says (a unix socket's db=N) stays
+        self.url = url.split("?", 1)[0] + (f"?{rest}" if rest else "")
         self.redis = redis.Redis.from_url(self.url, decode_responses=True)
         self.redis.ping()  # fail at start, with the URL, rather than on the first request
         self._journal_limit = journal_limit
