@@ -53,6 +53,8 @@ class Fetcher:
             if urlsplit(url).scheme not in ("http", "https"):
                 raise FetchFailed(f"{url} is not an http or https URL")
             left = deadline - time.monotonic()
+            if left <= 0:  # the redirects used up the whole download limit
+                raise FetchFailed(f"{url} took longer than the download limit")
             try:
                 with self.session.get(url, stream=True, allow_redirects=False,
                                       timeout=(min(self.limits.connect_timeout, left), left)) as response:

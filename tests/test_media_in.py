@@ -228,6 +228,15 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
     assert time.monotonic() - started < 5  # the stream was cut at the limit, not read to the end
 
 
+def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
+    from mock_server import fetch
+
+    ticks = iter([0.0, 100.0])  # the deadline is set, then the next look at the clock is past it
+    monkeypatch.setattr(fetch.time, "monotonic", lambda: next(ticks))
+    with pytest.raises(fetch.FetchFailed, match="took longer than the download limit"):
+        fetch.Fetcher(fetch.Limits(total_timeout=15.0)).fetch("http://127.0.0.1:9/photo.jpg", 1000)
+
+
 def test_an_unreachable_photo_is_image_download_failed(api):
     answer = submit_photo(api, "http://127.0.0.1:9/photo.jpg")
     assert answer.code == -101002 and "Payload.RefPhotoUrl: image download failed" in answer.message
