@@ -28,10 +28,14 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-@functools.lru_cache(maxsize=None)
 def sample(name: str) -> bytes | None:
-    """Return a sample's bytes, generated once per process."""
-    return SAMPLES[name].make() if name in SAMPLES else None
+    """Return a sample's bytes, generated once per process; None for a name that is not a sample."""
+    return _made(name) if name in SAMPLES else None  # only real names reach the cache, which stays bounded
+
+
+@functools.lru_cache(maxsize=None)
+def _made(name: str) -> bytes:
+    return SAMPLES[name].make()
 
 
 class AssetHost:
