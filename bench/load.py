@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import spec
 from spec.signing import signed_query
 
-SUBMIT = "/v2/ivh/videomaker/broadcastservice/phototovideonotrain"
-PROGRESS = "/v2/ivh/videomaker/broadcastservice/getprogress"
+PATHS = {operation.operation_id: operation.path for operation in spec.load().operations.values()}
+SUBMIT, PROGRESS = PATHS["phototovideonotrain"], PATHS["getprogress"]
 TOKEN = "mock-accesstoken"
 SUBMIT_PAYLOAD = {
     "RefPhotoUrl": "http://localhost/__mock__/assets/samples/photo.jpg",  # read by the mock from its own samples

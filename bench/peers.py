@@ -108,14 +108,17 @@ def ceiling_app():
     """The bare Flask endpoint: parse the JSON body, answer a fixed envelope with a fresh id."""
     from flask import Flask, jsonify, request
 
+    from .load import PATHS
+
     app = Flask("ceiling")
 
-    @app.post("/v2/ivh/videomaker/broadcastservice/<operation>")
-    def answer(operation: str):
+    def answer():
         request.get_json(force=True)
         return jsonify({"Header": {"Code": 0, "Message": "", "RequestID": uuid.uuid4().hex},
                         "Payload": {"TaskId": uuid.uuid4().hex}})
 
+    for operation_id, path in PATHS.items():  # the API's own paths, from the spec
+        app.add_url_rule(path, operation_id, answer, methods=["POST"])
     return app
 
 
