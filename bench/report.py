@@ -49,7 +49,8 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "tasks submitted just before. *Bad* counts answers that were not `Code: 0` (the ceiling and Prism answer",
         "every call with a fixed or generated envelope; Prism's getprogress example carries `Code: null`).",
         "",
-        "| server | workers | submit /s | (3 runs) | p50 ms | p99 ms | bad | getprogress /s | (3 runs) | p50 ms | p99 ms | bad |",
+        "| server | workers | submit /s | (3 runs) | p50 ms | p99 ms | bad "
+        "| getprogress /s | (3 runs) | p50 ms | p99 ms | bad |",
         "|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for row in rows:
@@ -110,7 +111,8 @@ def goals(rows: list[dict], scales: list[dict], colds: dict[str, float], memory:
                    f"{_verdict(ratio <= GOALS['scale'])} |")
     for name, value in colds.items():
         if name.startswith("ivh-mock"):
-            out.append(f"| cold start < {GOALS['cold']:g} s ({name}) | {value:.2f} s | {_verdict(value < GOALS['cold'])} |")
+            out.append(f"| cold start < {GOALS['cold']:g} s ({name}) | {value:.2f} s | "
+                       f"{_verdict(value < GOALS['cold'])} |")
     out.append(f"| 100,000 tasks < {GOALS['memory']:g} MB (memory store) | {memory['mb']:.0f} MB | "
                f"{_verdict(memory['mb'] < GOALS['memory'])} |")
     return out

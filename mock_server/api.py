@@ -49,7 +49,8 @@ def _view(operation_id: str, ctx: MockContext):
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)
-            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, sys.intern(request.host_url[:-1])))
+            base_url = sys.intern(request.host_url[:-1])  # kept by each task as its media host: share it
+            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, base_url))
             status = 200
         except ApiError as error:
             code, message, status = error.code, error.message, error.http_status

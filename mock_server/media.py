@@ -76,15 +76,16 @@ def register(app: Flask, ctx: MockContext) -> None:
                      methods=["GET", "HEAD"])
 
 
-def expired(ctx: MockContext, task: Task, now: float) -> bool:
-    return now >= task.finish_at + ctx.spec.service["retentionSeconds"]  # the sweep's test too, on media_refs()
+def expires_at(ctx: MockContext, finish_at: float) -> float:
+    """When the files of a task that finishes at `finish_at` stop being served and may be deleted."""
+    return finish_at + ctx.spec.service["retentionSeconds"]
 
 
 def _available(ctx: MockContext, task_id: str) -> Task | None:
     """Return the task when its result exists now: it succeeded, and retention has not run out."""
     task = ctx.store.get_task(task_id)
     now = ctx.clock.now()
-    if task is None or lifecycle.status(task, now) != "SUCCESS" or expired(ctx, task, now):
+    if task is None or lifecycle.status(task, now) != "SUCCESS" or now >= expires_at(ctx, task.finish_at):
         return None
     return task
 
@@ -93,12 +94,12 @@ def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> floa
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
     longer in the store, refer to. Return when, on the mock's clock, the next file can expire: no sweep before then
     can delete anything (a task accepted later finishes later still, unless the clock is set back)."""
-    now, retention = ctx.clock.now(), ctx.spec.service["retentionSeconds"]
+    now = ctx.clock.now()
     kept: set[tuple[str, str]] = set()
     gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
-    next_due = now + retention
+    next_due = expires_at(ctx, now)
     for finish_at, photo, audio, video in ctx.store.media_refs():
-        expires = finish_at + retention
+        expires = expires_at(ctx, finish_at)
         if now >= expires:
             gone.update(_files(photo, audio, video))
         else:

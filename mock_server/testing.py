@@ -235,7 +235,7 @@ class RedisServer:
     def __init__(self, host: str = "127.0.0.1"):
         binary = debian_command("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed and cannot be installed here: apt-get install redis-server")
+            raise RuntimeError("redis-server is missing and cannot be installed here: apt-get install redis-server")
         self.port = free_port(host)
         self._dir = tempfile.TemporaryDirectory(prefix="ivh-redis-")
         self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",

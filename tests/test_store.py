@@ -70,7 +70,8 @@ def test_build_sees_the_accounts_earlier_tasks_in_order(store):
 def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store):
     starts = [5.0, 10.0, NEVER, 20.0]
     for seq, start in enumerate(starts):
-        store.add_task("app", lambda earlier, seq=seq, start=start: replace(make_task(f"t{seq}", seq=seq), start_at=start))
+        task = replace(make_task(f"t{seq}", seq=seq), start_at=start)
+        store.add_task("app", lambda earlier, task=task: task)
     store.add_task("other", lambda earlier: replace(make_task("o", "other", seq=0), start_at=99.0))
     assert store.count_waiting("app", 3, now=0.0) == 3
     assert store.count_waiting("app", 3, now=7.0) == 2  # t0 started

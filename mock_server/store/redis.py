@@ -43,7 +43,8 @@ class RedisStore:
             pipe.rpush(self._key("account", appkey), task.task_id)
             pipe.rpush(self._key("all"), task.task_id)
             pipe.sadd(self._key("appkeys"), appkey)
-            pipe.hset(self._key("media"), task.task_id, json.dumps([task.finish_at, task.photo, task.audio, task.video]))
+            refs = [task.finish_at, task.photo, task.audio, task.video]
+            pipe.hset(self._key("media"), task.task_id, json.dumps(refs))
             if task.payload.get("CallbackUrl") and task.finish_at != NEVER:
                 pipe.zadd(self._key("due"), {task.task_id: task.finish_at})
             pipe.execute()
@@ -82,7 +83,8 @@ class RedisStore:
 
     def journal(self, appkey: str | None = None) -> list[JournalEntry]:
         keys = [appkey] if appkey else self.appkeys()
-        entries = [loads(JournalEntry, text) for key in keys for text in self.redis.lrange(self._key("journal", key), 0, -1)]
+        entries = [loads(JournalEntry, text)
+                   for key in keys for text in self.redis.lrange(self._key("journal", key), 0, -1)]
         return entries if appkey else sorted(entries, key=lambda entry: entry.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
