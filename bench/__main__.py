@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import requests
-
-from mock_server.testing import RedisServer, debian_command, free_port
+from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port
 
 from . import load, peers, report
 from .fill import fill

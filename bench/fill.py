@@ -12,7 +12,7 @@ import json
 import multiprocessing
 import tempfile
 
-from mock_server import create_app
+from ivh_mock.mock_server import create_app
 
 from .load import submission
 

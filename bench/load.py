@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import spec
-from spec.signing import signed_query
+from ivh_mock.spec.signing import signed_query
+
+from ivh_mock import spec
 
 PATHS = {operation.operation_id: operation.path for operation in spec.load().operations.values()}
 SUBMIT, PROGRESS = PATHS["phototovideonotrain"], PATHS["getprogress"]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from mock_server.testing import free_port
+from ivh_mock.mock_server.serving.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM_DIR = ROOT / "bench" / ".prism"
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    from mock_server.serving import Server
+    from ivh_mock.mock_server.serving.server import Server
 
     Server(ceiling_app, f"127.0.0.1:{args.port}", workers=args.workers, threads=THREADS).run()
 

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mock_server import render, synth
-from mock_server.samples import portrait
+from ivh_mock.mock_server.media_out import render, synth
+from ivh_mock.mock_server.media_in.samples import portrait
 
 REPEATS = 3
 

@@ -1,6 +1,6 @@
 """A thin typed client for the photo-to-video API: sign, submit, poll, wait, parse callbacks, download.
 
-    from client import Client
+    from ivh_mock.client import Client
     ivh = Client()  # IVH_APPKEY, IVH_ACCESSTOKEN, IVH_BASE_URL
     task = ivh.phototovideonotrain(RefPhotoUrl=..., DriverType="Text", InputSsml="...",
                                    SpeechParam={"TimbreKey": "female_1", "Speed": 1.0})
@@ -8,12 +8,25 @@
     ivh.download(result.media_url, "video.mp4")
 """
 
-from spec.signing import sign, signed_query, string_to_sign
+from ivh_mock.spec.signing import sign, signed_query, string_to_sign
 
 from .api import DEFAULT_BASE_URL, Client, parse_callback
-from .errors import (APIConnectionError, APIError, AuthenticationError, BalanceError, CallbackError, DownloadError,
-                     IvhError, NotFoundError, ParameterError, QuotaExceededError, RateLimitedError, ServerError,
-                     TaskFailedError, WaitTimeoutError)
+from .errors import (
+                     APIConnectionError,
+                     APIError,
+                     AuthenticationError,
+                     BalanceError,
+                     CallbackError,
+                     DownloadError,
+                     IvhError,
+                     NotFoundError,
+                     ParameterError,
+                     QuotaExceededError,
+                     RateLimitedError,
+                     ServerError,
+                     TaskFailedError,
+                     WaitTimeoutError,
+)
 from .models import CallbackResult, Progress, Sentence, Submitted, Timbre, TimbrePage, Word
 
 __all__ = [

@@ -10,13 +10,21 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
+from ivh_mock.spec.signing import signed_query
+from ivh_mock.spec.validation import summarize
 
-import spec as spec_module
-from spec.signing import signed_query
-from spec.validation import summarize
+from ivh_mock import spec as spec_module
 
-from .errors import (FAMILIES, APIConnectionError, APIError, CallbackError, DownloadError, ParameterError,
-                     TaskFailedError, WaitTimeoutError)
+from .errors import (
+    FAMILIES,
+    APIConnectionError,
+    APIError,
+    CallbackError,
+    DownloadError,
+    ParameterError,
+    TaskFailedError,
+    WaitTimeoutError,
+)
 from .models import CallbackResult, Progress, Submitted, Timbre, TimbrePage
 from .retry import backoff, should_retry
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-from mock_server import VirtualClock, create_app
-from mock_server.config import DEFAULT_ACCESSTOKEN
-from mock_server.testing import CallbackReceiver, in_process_session
+from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
+from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 
 from .target import SpendGuard, Target, remote_credentials
 

@@ -1,7 +1,7 @@
 """Break one constraint at a time in a copy of the spec, give that copy to the in-process mock, and check that the
 named constraint tests catch every break.
 
-    python -m contract_tests.mutation            # prints a table; exits 1 if any mutation survives
+    python -m ivh_mock.contract_tests.mutation            # prints a table; exits 1 if any mutation survives
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-import spec as spec_module
+from ivh_mock import spec as spec_module
 
 SCHEMAS = ("components", "schemas")
 PAYLOAD = (*SCHEMAS, "PhotoToVideoNoTrainPayload")

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from spec.signing import sign, signed_query
+from ivh_mock.spec.signing import sign, signed_query
 
 from .target import SUBMIT, UNREACHABLE_PHOTO, Answer, Target
 

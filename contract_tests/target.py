@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import requests
+from ivh_mock.client import Client
+from ivh_mock.spec.signing import signed_query
 
-import spec as spec_module
-from client import Client
-from spec.signing import signed_query
+from ivh_mock import spec as spec_module
 
 SUBMIT = "phototovideonotrain"
 # A photo URL on a reserved, never-resolving domain: should a live API accept a probe the docs say it refuses, the

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from ivh_mock.client import ParameterError
 
-import spec as spec_module
-from client import ParameterError
+from ivh_mock import spec as spec_module
 
 from .payloads import AUDIO, PHOTO, patched
 from .target import SUBMIT

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, rule, run_state_machine_as_test
-
-from client import APIError, NotFoundError
+from ivh_mock.client import APIError, NotFoundError
 
 from .test_constraints import AUDIO_DRIVEN, TEXT
 

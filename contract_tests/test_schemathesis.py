@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-import spec as spec_module
+from ivh_mock import spec as spec_module
 
 from .payloads import AUDIO, PHOTO
 from .target import SUBMIT

@@ -1,6 +1,6 @@
 """How an app's own tests use ivh-mock: only the fixtures, no server to start, no credentials, no sleeping."""
 
-from client import Client, parse_callback
+from ivh_mock.client import Client, parse_callback
 
 
 def make_greeting_video(ivh: Client, photo_url: str, callback_url: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Any, Protocol
+from contextvars import ContextVar
+from typing import Any, Iterator, Protocol
 
-from flask import g, has_request_context
+# The stored clock's state as read once for the request being answered (see StoredClock.pinned).
+_PINNED: ContextVar[dict[str, Any] | None] = ContextVar("ivh_clock_state", default=None)
 
 
 class Clock(Protocol):
@@ -93,21 +96,31 @@ class StoredClock(MovableClock):
             now = source()              # every contender writes "now, running")
             store.put_clock_state({"base": now, "anchor": now, "frozen": False})
 
+    @staticmethod
+    @contextlib.contextmanager
+    def pinned() -> Iterator[None]:
+        """Within this block (one HTTP request) the state is read from the store once: a move by another worker
+        meanwhile counts as made after it, and a request costs one read of the store for its clock, not one per use."""
+        token = _PINNED.set({})
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+
     def _load(self) -> dict[str, Any]:
-        # Within one HTTP request the state is read once: a move by another worker during the request then counts
-        # as made after it, and a request costs one read of the store for its clock instead of one per use.
-        pinned = g.get("ivh_clock_state") if has_request_context() else None
-        if pinned is not None:
-            return pinned
+        pin = _PINNED.get()
+        if pin is not None and "state" in pin:
+            return pin["state"]
         state = self._store.clock_state()
         if state is None:  # the store was emptied under us
             now = self._source()
             state = {"base": now, "anchor": now, "frozen": False}
-        if has_request_context():
-            g.ivh_clock_state = state
+        if pin is not None:
+            pin["state"] = state
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
         self._store.put_clock_state(state)
-        if has_request_context():
-            g.ivh_clock_state = state
+        pin = _PINNED.get()
+        if pin is not None:
+            pin["state"] = state

@@ -5,8 +5,13 @@
 
 from __future__ import annotations
 
-from spec import Violation
-from spec.validation import summarize
+from typing import TYPE_CHECKING
+
+from ivh_mock.spec import Violation
+from ivh_mock.spec.validation import summarize
+
+if TYPE_CHECKING:
+    from ivh_mock.spec import Spec
 
 
 class ApiError(Exception):
@@ -81,3 +86,11 @@ ERROR_CLASSES: dict[int, type[ApiError]] = {
 def from_violations(violations: list[Violation]) -> ApiError:
     """Return the error for a failed validation: the first violation's code, every violation in the message."""
     return ERROR_CLASSES[violations[0].code](summarize(violations))
+
+
+def refusal(spec: Spec, code: int, max_pending: int) -> ApiError:
+    """Return the error answering a request refused with `code`, worded as the catalogue documents it (the FAQ's
+    text where one is published; `max_pending` fills in the quota's limit)."""
+    entry = spec.errors.header[code]
+    message = entry["message"].format(limit=max_pending) if "message" in entry else entry["meaning"]
+    return ERROR_CLASSES[code](message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spec import Spec
+from ivh_mock.spec import Spec
 
 # Mock-only timbres, so that EmotionCategory and TimbreLanguage have something real to be checked against.
 MOCK_TIMBRES: tuple[dict[str, Any], ...] = (

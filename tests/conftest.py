@@ -10,20 +10,20 @@ import subprocess
 import sys
 import threading
 import uuid
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from ivh_mock.contract_tests.target import Answer
+from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server.serving.testing import RedisServer, debian_command
+from ivh_mock.mock_server.store import open_store
+from ivh_mock.spec.signing import signed_query
 from werkzeug.serving import make_server
 
-import spec as spec_module
-from contract_tests.target import Answer
-from mock_server import VirtualClock, create_app
-from mock_server.store import open_store
-from mock_server.testing import RedisServer, debian_command
-from spec.signing import signed_query
+from ivh_mock import spec as spec_module
 
 T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
 # Timing every test can compute with: 1 s in the queue, render 2 s + 0.25 x the video, 4 characters a second.

@@ -3,9 +3,8 @@
 from urllib.parse import quote
 
 import pytest
-
-from mock_server import create_app
-from spec.signing import sign
+from ivh_mock.mock_server import create_app
+from ivh_mock.spec.signing import sign
 
 from .conftest import TEXT_PAYLOAD, in_process
 
@@ -122,7 +121,7 @@ class TestStrictAccounts:
     ("accounts: [unclosed\n", "cannot read accounts file"),
 ])
 def test_a_bad_accounts_file_is_refused_by_name(tmp_path, content, problem):
-    from mock_server.accounts import AccountsFileError
+    from ivh_mock.mock_server.accounts import AccountsFileError
 
     path = tmp_path / "accounts.yaml"
     path.write_text(content)

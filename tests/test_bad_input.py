@@ -5,10 +5,10 @@ import json
 
 import pytest
 import requests
+from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.operations import OPERATIONS
 
-import spec as spec_module
-from mock_server import create_app
-from mock_server.operations import OPERATIONS
+from ivh_mock import spec as spec_module
 
 from .conftest import PATHS, TEXT_PAYLOAD, in_process
 

@@ -5,12 +5,12 @@ import time
 
 import pytest
 import requests
+from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.serving.testing import CallbackReceiver as Receiver
 
-import spec as spec_module
-from mock_server import create_app
+from ivh_mock import spec as spec_module
 
 from .conftest import in_process, serving
-from mock_server.testing import CallbackReceiver as Receiver
 from .test_lifecycle import CONFIG, poll, submit, text
 
 SPEC = spec_module.load()

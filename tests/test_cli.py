@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from spec.signing import signed_query
+from ivh_mock.spec.signing import signed_query
 
 from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
 
@@ -110,7 +109,7 @@ def test_a_busy_port_is_reported(server):
 
 
 def test_python_dash_m_runs_the_same_cli():
-    result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--help"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "ivh_mock.mock_server", "serve", "--help"], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0
     for option in ("--host", "--port", "--profile", "--accounts", "--default-accesstoken"):

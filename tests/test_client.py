@@ -4,15 +4,27 @@ import random
 
 import pytest
 import requests
+from ivh_mock.client import (
+    APIConnectionError,
+    AuthenticationError,
+    BalanceError,
+    CallbackError,
+    Client,
+    DownloadError,
+    NotFoundError,
+    ParameterError,
+    QuotaExceededError,
+    RateLimitedError,
+    TaskFailedError,
+    WaitTimeoutError,
+    parse_callback,
+)
+from ivh_mock.client.errors import FAMILIES
+from ivh_mock.client.retry import backoff, should_retry
+from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server.serving.testing import MockServer, WSGIAdapter, in_process_session
 
-import spec as spec_module
-from client import (APIConnectionError, AuthenticationError, BalanceError, CallbackError, Client, DownloadError,
-                    NotFoundError, ParameterError, QuotaExceededError, RateLimitedError, TaskFailedError,
-                    WaitTimeoutError, parse_callback)
-from client.errors import FAMILIES
-from client.retry import backoff, should_retry
-from mock_server import VirtualClock, create_app
-from mock_server.testing import MockServer, WSGIAdapter, in_process_session
+from ivh_mock import spec as spec_module
 
 from .conftest import T0, TEXT_PAYLOAD
 

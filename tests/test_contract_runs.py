@@ -56,7 +56,7 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
 
 
 def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
-    result = subprocess.run([sys.executable, "-m", "contract_tests.mutation"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "ivh_mock.contract_tests.mutation"], cwd=ROOT, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout
     assert "SURVIVED" not in result.stdout

@@ -3,12 +3,10 @@
 from dataclasses import replace
 
 import pytest
-
-from mock_server import create_app
+from ivh_mock.mock_server import create_app
 
 from .conftest import in_process
 from .test_lifecycle import CONFIG, poll, submit, text
-
 
 pytestmark = pytest.mark.all_stores
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from client import Client, ParameterError
-from mock_server.testing import CallbackReceiver, MockServer, debian_command
+from ivh_mock.client import Client, ParameterError
+from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer, debian_command
 
 from .conftest import TEXT_PAYLOAD, TIMING
 

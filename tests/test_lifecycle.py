@@ -5,7 +5,6 @@ import copy
 import pytest
 import requests
 
-
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, TIMING, serving
 
 CONFIG = {**TIMING, "background": False}

@@ -11,11 +11,11 @@ from fractions import Fraction
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.media_out import synth
+from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
 from PIL import Image
 from werkzeug.wrappers import Request, Response
-
-from mock_server import create_app, synth
-from mock_server.samples import SAMPLES, portrait
 
 from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving
 
@@ -229,7 +229,7 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
 
 
 def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
-    from mock_server import fetch
+    from ivh_mock.mock_server.media_in import fetch
 
     ticks = iter([0.0, 100.0])  # the deadline is set, then the next look at the clock is past it
     monkeypatch.setattr(fetch.time, "monotonic", lambda: next(ticks))

@@ -11,9 +11,11 @@ from array import array
 
 import av
 import pytest
-
-from mock_server import callbacks, create_app, media, render
-from mock_server.samples import portrait
+from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.lifecycle import callbacks
+from ivh_mock.mock_server.media_out import render
+from ivh_mock.mock_server.routes import results as media
+from ivh_mock.mock_server.media_in.samples import portrait
 
 from .conftest import AUDIO_PAYLOAD, SAMPLES, TEXT_PAYLOAD, TIMING, in_process
 from .test_media_in import upload

@@ -3,9 +3,9 @@
 import re
 
 import pytest
+from ivh_mock.mock_server import create_app
 
-import spec as spec_module
-from mock_server import create_app
+from ivh_mock import spec as spec_module
 
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, in_process
 

@@ -27,7 +27,7 @@ def test_the_fixture_example_is_short():
 
 
 def test_the_constraint_table_names_real_tests():
-    import contract_tests.test_constraints as constraints
+    from ivh_mock.contract_tests import test_constraints as constraints
 
     named = re.findall(r"\| `(test_[a-z0-9_]+)`", README)
     assert len(named) >= 15
@@ -36,7 +36,7 @@ def test_the_constraint_table_names_real_tests():
 
 
 def test_the_configuration_table_lists_every_serve_option():
-    from mock_server.cli import build_parser
+    from ivh_mock.mock_server.serving.cli import build_parser
 
     serve = build_parser()._subparsers._group_actions[0].choices["serve"]
     options = [option for action in serve._actions for option in action.option_strings if option.startswith("--")]

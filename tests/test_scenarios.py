@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-from mock_server.scenarios import CATALOGUE
+from ivh_mock.mock_server.lifecycle.scenarios import CATALOGUE
 
 from .test_lifecycle import poll, submit, text
 

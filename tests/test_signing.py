@@ -1,9 +1,9 @@
 """The signature algorithm against the vendor's published vectors (and two derived ones for `/` and requestid)."""
 
 import pytest
+from ivh_mock.spec.signing import sign, signed_query, string_to_sign, verify
 
-import spec as spec_module
-from spec.signing import sign, signed_query, string_to_sign, verify
+from ivh_mock import spec as spec_module
 
 VECTORS = spec_module.load().signature_rules["testVectors"]
 

@@ -1,10 +1,10 @@
 """The spec itself: a valid OpenAPI 3.1 document whose samples, catalogue and profiles say what the vendor says."""
 
 import pytest
+from ivh_mock.mock_server.errors import ERROR_CLASSES, ApiError
 from openapi_spec_validator import validate
 
-import spec as spec_module
-from mock_server.errors import ERROR_CLASSES, ApiError
+from ivh_mock import spec as spec_module
 
 SPEC = spec_module.load()
 

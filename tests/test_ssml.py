@@ -1,9 +1,9 @@
 """InputSsml as the vendor's SSML: each tag's rules, and hostile markup that must cost nothing."""
 
 import pytest
+from ivh_mock.spec.ssml import Segment, SsmlChecker, SsmlError
 
-import spec as spec_module
-from spec.ssml import Segment, SsmlChecker, SsmlError
+from ivh_mock import spec as spec_module
 
 from .conftest import TEXT_PAYLOAD
 

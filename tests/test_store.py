@@ -8,9 +8,8 @@ import time
 from dataclasses import replace
 
 import pytest
-
-from mock_server.clock import StoredClock
-from mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, open_store
+from ivh_mock.mock_server.clock import StoredClock
+from ivh_mock.mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, open_store
 
 pytestmark = pytest.mark.all_stores
 
@@ -181,7 +180,7 @@ def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_sp
 
 
 def test_a_redis_url_keeps_its_other_query_parameters(redis_server):
-    from mock_server.store.redis import RedisStore
+    from ivh_mock.mock_server.store.redis import RedisStore
 
     host_port = redis_server.url.removeprefix("redis://").split("/", 1)[0]
     store = RedisStore(f"redis://{host_port}?db=2&prefix=q")

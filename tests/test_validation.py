@@ -4,8 +4,7 @@ The limits are written here as the seed page states them, independently of the s
 """
 
 import pytest
-
-from contract_tests.payloads import patched
+from ivh_mock.contract_tests.payloads import patched
 
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD
 

@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-
-from mock_server.testing import CallbackReceiver
-from spec.signing import signed_query
+from ivh_mock.mock_server.serving.testing import CallbackReceiver
+from ivh_mock.spec.signing import signed_query
 
 from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
 

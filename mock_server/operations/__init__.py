@@ -6,7 +6,7 @@ HTTP request through `call`, and never touch Flask.
 
 from dataclasses import dataclass
 
-from ..scenarios import Scenario
+from ..lifecycle.scenarios import Scenario
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,11 @@ class Call:
     base_url: str  # scheme://host the request was sent to
 
 
-from . import describetimbre, getprogress, phototovideonotrain  # noqa: E402
+from . import (
+    describetimbre,
+    getprogress,
+    phototovideonotrain,  # noqa: E402
+)
 
 OPERATIONS = {
     "phototovideonotrain": phototovideonotrain.run,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounts import Account
 
 if TYPE_CHECKING:
-    from ..app import MockContext
+    from ..context import MockContext
     from . import Call
 
 

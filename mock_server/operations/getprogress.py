@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import lifecycle
 from ..accounts import Account
 from ..errors import RecordNotFound
+from ..lifecycle import trajectory
 
 if TYPE_CHECKING:
-    from ..app import MockContext
+    from ..context import MockContext
     from . import Call
 
 
@@ -18,4 +18,4 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     task = ctx.store.get_task(task_id)
     if task is None or task.appkey != account.appkey:
         raise RecordNotFound(f"Payload.TaskId {task_id!r} does not exist for this appkey")
-    return lifecycle.report(ctx, task, ctx.clock.now())
+    return trajectory.report(ctx, task, ctx.clock.now())

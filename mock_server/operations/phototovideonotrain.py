@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import intake, lifecycle, media
 from ..accounts import Account
-from ..envelope import new_id
-from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded
-from ..store import NEVER, Task
+from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded, refusal
+from ..lifecycle import trajectory
+from ..lifecycle.speech import Rates, estimate
+from ..media_out import results
+from ..store import NEVER, Task, new_id
 
 if TYPE_CHECKING:
-    from ..app import MockContext
+    from ..context import MockContext
     from . import Call
 
 TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md D34)
@@ -24,11 +25,12 @@ TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md 
 def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
     scenario = call.scenario
     if scenario.reject is not None:
-        raise ctx.refusal(scenario.reject, account)
+        raise refusal(ctx.spec, scenario.reject, account.max_pending)
     if payload["DriverType"] == "Text":
         _check_timbre(ctx, payload["SpeechParam"])
-    inputs = intake.take(ctx, payload, call.base_url)
-    speech = ctx.speech_of(payload)
+    inputs = ctx.intake.take(payload, call.base_url)
+    speech = estimate(ctx.spec, Rates(ctx.config.cjk_chars_per_second, ctx.config.latin_words_per_second), payload)
+    sentences = speech.sentences if speech else []
     duration_ms = speech.duration_ms if speech else inputs.audio_ms
     seconds = duration_ms / 1000
     render = (ctx.config.render_startup_seconds + ctx.config.render_speed * seconds) * scenario.factor
@@ -43,23 +45,24 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     elif scenario.outcome == "FAIL":
         outcome, code, at = "FAIL", scenario.code, scenario.at
         message = f"{scenario.message or ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
-    video = (media.job(ctx, payload, inputs.photo, (inputs.width, inputs.height), inputs.audio, duration_ms)
+    video = (results.job(payload, inputs.photo, (inputs.width, inputs.height), inputs.audio, duration_ms, sentences)
              if outcome == "SUCCESS" else None)
 
     def build(earlier: list[Task]) -> Task:
         now = ctx.clock.now()
         unfinished = [task for task in earlier if now < task.finish_at]
         if len(unfinished) >= account.max_pending:
-            raise ctx.refusal(QuotaExceeded.code, account)
+            raise refusal(ctx.spec, QuotaExceeded.code, account.max_pending)
         concurrency_type = _concurrency_type(payload, account, earlier, now, duration_ms)
-        start = NEVER if scenario.stuck else lifecycle.start_time(earlier, now, account.slots, ctx.config.queue_seconds)
+        queue = ctx.config.queue_seconds
+        start = NEVER if scenario.stuck else trajectory.start_time(earlier, now, account.slots, queue)
         finish = start + render * at / max_progress if outcome == "FAIL" else start + render
         return Task(
             task_id=new_id(), appkey=account.appkey, seq=earlier[-1].seq + 1 if earlier else 0, payload=payload,
             request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
             duration_ms=duration_ms, outcome=outcome, fail_code=code, fail_message=message,
-            concurrency_type=concurrency_type, scenario=scenario.spec, media_base=ctx.config.public_url or call.base_url,
-            photo=inputs.photo, audio=inputs.audio, video=video.key if video else "",
+            concurrency_type=concurrency_type, scenario=scenario.spec,
+            media_base=ctx.config.public_url or call.base_url, photo=inputs.photo, audio=inputs.audio, video=video.key if video else "", sentences=sentences,
         )
 
     task = ctx.store.add_task(account.appkey, build)
@@ -91,7 +94,7 @@ def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[T
         return requested
     if not has_package:
         raise BalanceInsufficient("Payload.ConcurrencyType Shared needs an hourly package; this account has none")
-    left = account.hourly_package_seconds - lifecycle.balance_used(earlier, now)
+    left = account.hourly_package_seconds - trajectory.balance_used(earlier, now)
     if left * 1000 < duration_ms:
         raise BalanceInsufficient(
             f"hourly package balance insufficient: {max(left, 0):.1f} s left, the task needs {duration_ms / 1000:.1f} s"

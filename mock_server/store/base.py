@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -38,6 +39,8 @@ class Task:
     photo: str = ""  # SHA-256 of the fetched photo in the blob store
     audio: str = ""  # SHA-256 of the fetched driving audio (OriginalVoice tasks whose audio passed)
     video: str = ""  # key of the rendered video in the blob store (tasks that end in SUCCESS)
+    sentences: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # TextTimestampResult (Text tasks),
+    # estimated once when the task is accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,11 @@ class Store(Protocol):
 
     def put_clock_state(self, state: dict[str, Any]) -> None:
         """Keep the shared virtual clock's state."""
+
+
+def new_id() -> str:
+    """Return a fresh 32-character lowercase hex id, the form of the vendor's TaskId and RequestID."""
+    return uuid.uuid4().hex
 
 
 def dumps(record: Any) -> str:

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spec.ssml import Segment
+from ivh_mock.spec import Spec
+from ivh_mock.spec.ssml import Segment
 
 TICKS_PER_SECOND = 10_000_000  # TextTimestampResult counts in units of 100 ns
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
@@ -83,6 +84,13 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
                 close()
     close()
     return Speech(sentences, now)
+
+
+def estimate(spec: Spec, rates: Rates, payload: dict[str, Any]) -> Speech | None:
+    """Return the estimated speech of a Text task's payload (None for audio-driven tasks)."""
+    if payload.get("DriverType") != "Text":
+        return None
+    return speak(spec.ssml_checker.segments(payload["InputSsml"]), payload["SpeechParam"]["Speed"], rates)
 
 
 def srt(sentences: list[dict[str, Any]]) -> str:

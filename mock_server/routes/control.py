@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
 
-from . import assets, lifecycle, media
-from .accounts import schema_problem, settings_problem
-from .clock import MovableClock
-from .scenarios import CATALOGUE, ScenarioError
+from ..accounts import schema_problem, settings_problem
+from ..clock import MovableClock
+from ..lifecycle import trajectory
+from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
+from . import assets, results
+from .auth import account_of
 
 if TYPE_CHECKING:
-    from .app import MockContext
-    from .callbacks import CallbackDispatcher
-    from .store import Task
+    from ..context import MockContext
+    from ..lifecycle.callbacks import CallbackDispatcher
+    from ..store import Task
 
 PREFIX = "/__mock__"
 UI_DIR = Path(__file__).with_name("ui")
@@ -87,7 +89,7 @@ class _Routes:
         body = _body("reset", optional=True)
         removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
-        media.sweep(self.ctx, removed)
+        results.sweep(self.ctx, removed)
         return jsonify({"reset": body.get("appkey", "all")})
 
     def get_clock(self):
@@ -105,7 +107,7 @@ class _Routes:
         if "frozen" in body:
             clock.freeze(body["frozen"])
         self.dispatcher.wake()
-        media.sweep(self.ctx)
+        results.sweep(self.ctx)
         return jsonify(self._clock_view())
 
     def _clock_view(self) -> dict[str, Any]:
@@ -131,14 +133,14 @@ class _Routes:
             "concurrency_type": task.concurrency_type,
             "plan": {"start_at": _time(task.start_at), "finish_at": _time(task.finish_at),
                      "render_seconds": task.render_seconds, "outcome": task.outcome, "fail_code": task.fail_code},
-            "timeline": lifecycle.timeline(task, now),
-            "progress": lifecycle.report(self.ctx, task, now),
+            "timeline": trajectory.timeline(task, now),
+            "progress": trajectory.report(self.ctx, task, now),
             "callbacks": [dataclasses.asdict(a) for a in self.ctx.store.callbacks(task.appkey)
                           if a.task_id == task_id],
         })
 
     def _summary(self, task: Task, now: float) -> dict[str, Any]:
-        report = lifecycle.report(self.ctx, task, now)
+        report = trajectory.report(self.ctx, task, now)
         return {"task_id": task.task_id, "appkey": task.appkey, "status": report["Status"],
                 "progress": report["Progress"], "array_count": report["ArrayCount"],
                 "duration_ms": task.duration_ms, "driver_type": task.payload["DriverType"],
@@ -173,23 +175,23 @@ class _Routes:
             raise ControlError(400, f"body appkey {body['appkey']!r} differs from the URL's {appkey!r}")
         if "scenario" in body:
             try:
-                self.ctx.scenario(body["scenario"])
+                scenario_of(self.ctx.spec, body["scenario"])
             except ScenarioError as error:
                 raise ControlError(400, str(error)) from None
-        if self.ctx.account(appkey) is None and "accesstoken" not in body:
+        if account_of(self.ctx, appkey) is None and "accesstoken" not in body:
             raise ControlError(400, f"a new account {appkey!r} needs an accesstoken (strict accounts mode)")
         self.ctx.store.put_account_settings(appkey, {k: v for k, v in body.items() if k != "appkey"})
         return jsonify(self._account_view(appkey))
 
     def _account_view(self, appkey: str) -> dict[str, Any] | None:
-        account = self.ctx.account(appkey)
+        account = account_of(self.ctx, appkey)
         if account is None:
             return None
         now = self.ctx.clock.now()
         tasks = self.ctx.store.tasks(appkey)
-        states = [lifecycle.status(task, now) for task in tasks]
+        states = [trajectory.status(task, now) for task in tasks]
         left = (None if account.hourly_package_seconds is None
-                else account.hourly_package_seconds - lifecycle.balance_used(tasks, now))
+                else account.hourly_package_seconds - trajectory.balance_used(tasks, now))
         return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
                 "tasks": {state: states.count(state) for state in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}}
 

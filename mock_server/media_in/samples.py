@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from PIL import Image, ImageDraw
 
-from . import synth
+from ..media_out import synth
 
 
 def portrait(width: int, height: int, fmt: str = "JPEG", **options: Any) -> bytes:

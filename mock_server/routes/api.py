@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import ApiError, ParameterFormatError, ParameterValueError, from_violations, refusal
+from ..lifecycle.scenarios import HEADER, ScenarioError, scenario_of
+from ..operations import OPERATIONS, Call
+from ..store import JournalEntry, new_id
 from . import envelope
 from .auth import authenticate
-from .errors import ApiError, ParameterFormatError, ParameterValueError, from_violations
-from .operations import OPERATIONS, Call
-from .scenarios import HEADER, ScenarioError
-from .store import JournalEntry
 
 if TYPE_CHECKING:
-    from .app import MockContext
+    from ..context import MockContext
 
 
 def register(app: Flask, ctx: MockContext) -> None:
@@ -35,7 +35,7 @@ def _view(operation_id: str, ctx: MockContext):
 
     def view():
         body = _read_body(ctx)
-        request_id = envelope.request_id_of(body.value) or envelope.new_id()
+        request_id = envelope.request_id_of(body.value) or new_id()
         appkey = sys.intern(request.args.get("appkey", ""))  # kept by each task and journal entry: share it
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         try:
@@ -45,7 +45,7 @@ def _view(operation_id: str, ctx: MockContext):
             scenario_text = scenario_text or account.scenario
             scenario = _scenario(ctx, scenario_text)
             if scenario.reject is not None and scenario.scope == "all":
-                raise ctx.refusal(scenario.reject, account)
+                raise refusal(ctx.spec, scenario.reject, account.max_pending)
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)
@@ -66,7 +66,7 @@ def _view(operation_id: str, ctx: MockContext):
 
 def _scenario(ctx: MockContext, text: str):
     try:
-        return ctx.scenario(text)
+        return scenario_of(ctx.spec, text)
     except ScenarioError as error:
         raise ParameterValueError(str(error)) from None
 

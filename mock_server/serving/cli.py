@@ -14,12 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-import spec as spec_module
+from ivh_mock import spec as spec_module
 
-from .accounts import AccountsFileError
-from .app import create_app
-from .config import DEFAULT_ACCESSTOKEN, Config
-from .serving import Server
+from ..accounts import AccountsFileError
+from ..app import create_app
+from ..config import DEFAULT_ACCESSTOKEN, Config
+from .server import Server
 
 
 def build_parser() -> argparse.ArgumentParser:

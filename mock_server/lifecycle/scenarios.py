@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ivh_mock.spec import Spec
 
 CATALOGUE: dict[str, dict[str, Any]] = yaml.safe_load(
     Path(__file__).with_name("scenarios.yaml").read_text(encoding="utf-8")
@@ -31,6 +32,12 @@ class Scenario:
     code: int = 0
     at: int = 0
     message: str | None = None
+
+
+def scenario_of(spec: Spec, text: str) -> Scenario:
+    """Parse a scenario name with parameters under the spec's FailCodes and Progress ceiling; raises ScenarioError
+    naming what is allowed."""
+    return parse(text, set(spec.errors.fail), spec.service["progressWhileMakingMax"])
 
 
 def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:

@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 from PIL import Image, ImageOps
 
+from ..store.base import fields_of
+from ..store.blobs import Blobs
 from . import synth
-from .blobs import Blobs
-from .store.base import fields_of
 
 log = logging.getLogger("ivh_mock.render")
 VERSION = 1  # part of every key: a change to the output format renders anew

@@ -21,9 +21,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
-from .app import create_app
-from .clock import VirtualClock
-from .store import MemoryStore, Store
+from ..app import create_app
+from ..clock import VirtualClock
+from ..store import MemoryStore, Store
 
 
 class MockServer:

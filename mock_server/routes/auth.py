@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Mapping
 
-from spec import signing
+from ivh_mock.spec import signing
 
-from .accounts import Account
-from .errors import ParameterError, Unauthorized, from_violations
+from ..accounts import Account
+from ..errors import ParameterError, Unauthorized, from_violations
 
 if TYPE_CHECKING:
-    from .app import MockContext
+    from ..context import MockContext
+
+
+def account_of(ctx: MockContext, appkey: str) -> Account | None:
+    """Return the account of `appkey` with its control-API settings, or None when strict mode lacks it."""
+    appkey = sys.intern(appkey)  # every task and journal entry of the account keeps it: one copy for all
+    return ctx.accounts.get(appkey, ctx.store.account_settings(appkey))
 
 
 def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) -> Account:
@@ -24,7 +31,7 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
     if not signature:
         raise ParameterError("query.signature is required (see the signedQuery security scheme)")
 
-    account = ctx.account(params["appkey"])
+    account = account_of(ctx, params["appkey"])
     if account is None:
         raise Unauthorized(f"query.appkey {params['appkey']!r} is not a known account")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .store import NEVER, Task
+from ..store import NEVER, Task
 
 if TYPE_CHECKING:
-    from .app import MockContext
+    from ..context import MockContext
 
 VIDEO_PATH = "/broadcast/Basic/video/{task_id}.mp4"
 SUBTITLE_PATH = "/broadcast/Basic/subtitle/{task_id}.srt"
@@ -78,8 +78,7 @@ def report(ctx: MockContext, task: Task, now: float) -> dict[str, Any]:
     if state == "SUCCESS":
         payload["MediaUrl"], payload["SubtitlesUrl"] = media_urls(task)
         payload["Duration"] = task.duration_ms
-        speech = ctx.speech_of(task.payload)
-        payload["TextTimestampResult"] = speech.sentences if speech else []
+        payload["TextTimestampResult"] = task.sentences
     elif state == "FAIL":
         payload["FailCode"], payload["FailMessage"] = task.fail_code, task.fail_message
     return payload

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError, ParameterError, ParameterFormatError
+from ..errors import ApiError, ParameterError, ParameterFormatError
 
 JSON_MIMETYPE = "application/json"
 
@@ -91,11 +90,6 @@ def request_id_of(body: Any) -> str | None:
         if isinstance(request_id, str) and request_id:
             return request_id
     return None
-
-
-def new_id() -> str:
-    """Return a fresh 32-character lowercase hex id, the form of the vendor's TaskId and RequestID."""
-    return uuid.uuid4().hex
 
 
 def envelope(code: int, message: str, request_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from . import lifecycle, media
-from .store import CallbackAttempt, Task
+from ..media_out import results
+from ..store import CallbackAttempt, Task
+from . import trajectory
 
 if TYPE_CHECKING:
-    from .app import MockContext
+    from ..context import MockContext
 
 log = logging.getLogger("ivh_mock.callbacks")
 RESPONSE_KEPT_BYTES = 2048
@@ -75,7 +76,7 @@ class CallbackDispatcher:
         """POST the task's callback once and record the attempt, whatever happens."""
         ctx = self.ctx
         at = ctx.clock.now()
-        body = lifecycle.callback_body(lifecycle.report(ctx, task, max(at, task.finish_at)), task)
+        body = trajectory.callback_body(trajectory.report(ctx, task, max(at, task.finish_at)), task)
         url = task.payload["CallbackUrl"]
         status, error, reply = None, None, ""
         started = time.monotonic()
@@ -96,14 +97,16 @@ class CallbackDispatcher:
         return attempt
 
     def _run(self) -> None:
+        ctx = self.ctx
         swept, next_due = time.monotonic(), float("-inf")
         while not self._stop.is_set():
             try:
                 self.dispatch_due()
                 # the sweep reads every task's file references, so it runs only when a file can have expired
-                if time.monotonic() - swept > SWEEP_EVERY_SECONDS and self.ctx.clock.now() >= next_due:
+                now = ctx.clock.now()
+                if time.monotonic() - swept > SWEEP_EVERY_SECONDS and now >= next_due:
                     swept = time.monotonic()
-                    next_due = media.sweep(self.ctx)
+                    next_due = results.sweep(ctx.store, ctx.blobs, now, ctx.spec.service["retentionSeconds"])
             except Exception:  # keep dispatching whatever one pass met
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)

@@ -1,0 +1,62 @@
+"""The result files of finished tasks: the render job each video is made from, and their deletion when retention
+ends (DECISIONS.md D36)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from PIL import Image
+
+from ..media_in.mediacheck import displayed_size
+from ..store import Store, Task
+from ..store.blobs import Blobs
+from .render import Job, output_size
+
+log = logging.getLogger("ivh_mock.media")
+
+
+def words_of(sentences: Iterable[dict[str, Any]]) -> tuple[tuple[int, int, str], ...]:
+    """Return (start, end, word) of every word of a TextTimestampResult, for the render's captions."""
+    return tuple((word["StartTimestamp"], word["EndTimestamp"], word["Word"])
+                 for sentence in sentences for word in sentence["Words"])
+
+
+def job(payload: dict[str, Any], photo: str, photo_size: tuple[int, int], audio: str, duration_ms: int,
+        sentences: Iterable[dict[str, Any]] = ()) -> Job:
+    """Return the render job of a task: every input its video depends on."""
+    width, height = output_size(*photo_size, payload.get("VideoParam", {}).get("Resolution", 0))
+    return Job(photo=photo, width=width, height=height, duration_ms=duration_ms, audio=audio or None,
+               words=words_of(sentences))
+
+
+def job_of(blobs: Blobs, task: Task) -> Job:
+    """Return the render job of an accepted task (its photo must still be kept)."""
+    with Image.open(blobs.path("media", task.photo)) as image:
+        size = displayed_size(image)
+    return job(task.payload, task.photo, size, task.audio, task.duration_ms, task.sentences)
+
+
+def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
+          removed: list[Task] | tuple[Task, ...] = ()) -> float:
+    """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
+    longer in the store, refer to. Return when, on the mock's clock, the next file can expire: no sweep before then
+    can delete anything (a task accepted later finishes later still, unless the clock is set back)."""
+    kept: set[tuple[str, str]] = set()
+    gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
+    next_due = now + retention_seconds
+    for finish_at, photo, audio, video in store.media_refs():
+        expires = finish_at + retention_seconds
+        if now >= expires:
+            gone.update(_files(photo, audio, video))
+        else:
+            kept.update(_files(photo, audio, video))
+            next_due = min(next_due, expires)
+    deleted = sum(blobs.delete(kind, name) for kind, name in gone - kept)
+    if deleted:
+        log.info("retention: deleted %d files", deleted)
+    return next_due
+
+
+def _files(photo: str, audio: str, video: str) -> set[tuple[str, str]]:
+    return {(kind, name) for kind, name in (("media", photo), ("media", audio), ("videos", video)) if name}

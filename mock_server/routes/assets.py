@@ -1,0 +1,73 @@
+"""The asset host's routes under /__mock__/assets: upload a file, list and fetch the generated samples, fetch an
+upload. `POST /__mock__/assets` answers with a URL the mock serves and what the file is, judged by the active
+profile; `GET /__mock__/assets/samples` lists valid photos and audio, and one file breaking each rule.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Callable
+
+from flask import Flask, jsonify, request, send_file
+
+from ..media_in.assets import PREFIX, SHA256, AssetHost, sample
+from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
+
+if TYPE_CHECKING:
+    from ..context import MockContext
+
+
+def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Exception]) -> None:
+    """Add the asset routes; `guarded` wraps a view with the control token check, `error(status, message)`
+    answers in the control API's error format."""
+    host: AssetHost = ctx.assets
+
+    def base_url() -> str:
+        return (ctx.config.public_url or request.host_url).rstrip("/")
+
+    def upload():
+        request.max_content_length = ctx.config.asset_max_bytes
+        if request.content_length is not None and request.content_length > ctx.config.asset_max_bytes:
+            raise error(413, f"an upload may have at most {ctx.config.asset_max_bytes} bytes")
+        if request.mimetype == "multipart/form-data":
+            file = request.files.get("file")
+            if file is None:
+                raise error(400, "a multipart upload needs its file in the form field 'file'")
+            data, filename = file.read(), file.filename or ""
+        else:
+            data, filename = request.get_data(), request.args.get("name", "")
+        if not data:
+            raise error(400, "the upload is empty: send the file as the body (?name=photo.jpg) or as the form "
+                             "field 'file'")
+        return jsonify(host.keep(data, filename, base_url())), 201
+
+    def samples():
+        profile = ctx.profile
+        return jsonify({"samples": [
+            {"Name": item.name, "Kind": item.kind, "Breaks": item.breaks, "Description": item.description,
+             "Expected": expected(item, profile), "Url": f"{base_url()}{PREFIX}/samples/{item.name}"}
+            for item in SAMPLES.values()]})
+
+    def sample_file(name: str):
+        data = sample(name)
+        if data is None:
+            raise error(404, f"no sample {name!r}; GET {PREFIX}/samples lists them")
+        return _send(data, SAMPLES[name].content_type, name)
+
+    def asset(sha: str, name: str):
+        data = ctx.blobs.get("assets", sha) if SHA256.match(sha) else None
+        if data is None:
+            raise error(404, f"no asset {sha}")
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        return _send(data, CONTENT_TYPES.get(extension, "application/octet-stream"), name)
+
+    app.add_url_rule(PREFIX, "assets_upload", guarded(upload), methods=["POST"])
+    app.add_url_rule(PREFIX + "/samples", "assets_samples", guarded(samples, open_to_all=True), methods=["GET"])
+    app.add_url_rule(PREFIX + "/samples/<name>", "assets_sample", guarded(sample_file, open_to_all=True),
+                     methods=["GET", "HEAD"])
+    app.add_url_rule(PREFIX + "/<sha>/<name>", "assets_file", guarded(asset, open_to_all=True),
+                     methods=["GET", "HEAD"])
+
+
+def _send(data: bytes, mimetype: str, name: str):
+    return send_file(io.BytesIO(data), mimetype=mimetype, download_name=name, conditional=True, max_age=0)

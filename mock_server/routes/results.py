@@ -1,0 +1,83 @@
+"""Serve finished tasks' results where the service keeps them, until retention ends.
+
+Paths follow the vendor's result URLs (`/broadcast/Basic/video/<TaskId>.mp4`, `/broadcast/Basic/subtitle/<TaskId>.srt`).
+The video is rendered in the background from the task's inputs (render.py); a download that comes before the render
+has finished waits for it. Downloads honour Range requests. After the retention period the files are deleted and
+the URLs answer as an object store does for a deleted key (DECISIONS.md D36).
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+from flask import Flask, Response, request, send_file
+
+from ..lifecycle import trajectory
+from ..lifecycle.speech import srt
+from ..media_out import results
+from ..store import new_id
+
+if TYPE_CHECKING:
+    from ..context import MockContext
+    from ..store import Task
+
+def register(app: Flask, ctx: MockContext) -> None:
+    def video(task_id: str):
+        task = _available(ctx, task_id)
+        if task is None or not ctx.blobs.exists("media", task.photo):
+            return _no_such_key()
+        try:
+            path = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds)
+        except FutureTimeout:
+            return _error(503, "SlowDown", "the video is still rendering; retry shortly")
+        except FileNotFoundError:
+            return _no_such_key()
+        return send_file(path, mimetype="video/mp4", conditional=True, etag=path.name, download_name=f"{task_id}.mp4",
+                         max_age=0)
+
+    def subtitles(task_id: str):
+        task = _available(ctx, task_id)
+        if task is None or task.payload["DriverType"] != "Text":
+            return _no_such_key()
+        data = srt(task.sentences).encode("utf-8")
+        return send_file(io.BytesIO(data), mimetype="application/x-subrip", conditional=True, etag=f"{task_id}-s",
+                         download_name=f"{task_id}.srt", max_age=0)
+
+    app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
+                     methods=["GET", "HEAD"])
+    app.add_url_rule(trajectory.SUBTITLE_PATH.replace("{task_id}", "<task_id>"), "media_subtitles", subtitles,
+                     methods=["GET", "HEAD"])
+
+
+def expires_at(ctx: MockContext, finish_at: float) -> float:
+    """When the files of a task that finishes at `finish_at` stop being served and may be deleted."""
+    return finish_at + ctx.spec.service["retentionSeconds"]
+
+
+def _available(ctx: MockContext, task_id: str) -> Task | None:
+    """Return the task when its result exists now: it succeeded, and retention has not run out."""
+    task = ctx.store.get_task(task_id)
+    now = ctx.clock.now()
+    if task is None or trajectory.status(task, now) != "SUCCESS" or now >= expires_at(ctx, task.finish_at):
+        return None
+    return task
+
+
+def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> float:
+    """Delete the files that only expired or `removed` tasks refer to (see media_out.results.sweep)."""
+    return results.sweep(ctx.store, ctx.blobs, ctx.clock.now(), ctx.spec.service["retentionSeconds"], removed)
+
+
+def _no_such_key() -> Response:
+    return _error(404, "NoSuchKey", "The specified key does not exist.")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
+        f"<Resource>{escape(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"
+    )
+    return Response(body, status=status, mimetype="application/xml")
