@@ -1,10 +1,5 @@
-"""The contract suite's switches, Hypothesis profiles and fixtures.
-
-    pytest contract_tests                                   # the mock, in-process
-    pytest contract_tests --ivh-base-url URL                # any server; IVH_APPKEY / IVH_ACCESSTOKEN
-    pytest contract_tests --ivh-base-url URL --ivh-allow-spend 3
-    pytest contract_tests --hypothesis-profile deep         # many more examples
-"""
+"""The contract suite's fixtures. Its options and Hypothesis profiles come from the plugin (plugin.py), which the
+`pytest11` entry point loads before any test is collected."""
 
 from __future__ import annotations
 
@@ -12,37 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
+from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 
-from .target import SpendGuard, Target, remote_credentials
-
 IN_PROCESS_URL = "http://ivh-mock.local"
-
-settings.register_profile("ci", max_examples=25, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("deep", max_examples=400, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-def pytest_addoption(parser):
-    group = parser.getgroup("ivh", "ivh-mock contract suite")
-    group.addoption("--ivh-base-url", default=None,
-                    help="run against this server (live API or a mock elsewhere) instead of the in-process mock")
-    group.addoption("--ivh-allow-spend", type=int, default=None,
-                    help="with --ivh-base-url: how many submissions may be accepted (and billed); default 0")
-    group.addoption("--ivh-spec-dir", default=None, help="give the in-process mock this copy of spec/")
-    group.addoption("--ivh-report-dir", default="reports", help="where the drift report is written")
 
 
 def pytest_configure(config):
-    # Also declared in pyproject.toml; here for runs of the installed suite (`pytest --pyargs contract_tests`).
-    config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios)")
-    config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API)")
     if not config.getoption("hypothesis_profile", default=None):
-        settings.load_profile("ci")
+        settings.load_profile("ivh-ci")  # registered by the plugin; loaded only when this suite is collected
 
 
 @pytest.fixture(scope="session")

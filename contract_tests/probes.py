@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
+from ivh_mock.contract_tests.target import SUBMIT, UNREACHABLE_PHOTO, Answer, Target
 from ivh_mock.spec.signing import sign, signed_query
-
-from .target import SUBMIT, UNREACHABLE_PHOTO, Answer, Target
 
 UNKNOWN_TASK = "0" * 32
 PROBE_TEXT = {"RefPhotoUrl": UNREACHABLE_PHOTO, "DriverType": "Text", "InputSsml": "drift probe",

@@ -13,11 +13,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from ivh_mock.client import ParameterError
+from ivh_mock.contract_tests.payloads import AUDIO, PHOTO, patched
+from ivh_mock.contract_tests.target import SUBMIT
 
 from ivh_mock import spec as spec_module
-
-from .payloads import AUDIO, PHOTO, patched
-from .target import SUBMIT
 
 CATALOGUE = spec_module.load().errors.header
 TEXT = {"RefPhotoUrl": PHOTO, "DriverType": "Text", "InputSsml": "Hello, I am the virtual anchor",

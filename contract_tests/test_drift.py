@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .probes import PROBES
+from ivh_mock.contract_tests.probes import PROBES
 
 
 def test_drift_report(target, report_dir):

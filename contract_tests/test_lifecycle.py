@@ -10,8 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, rule, run_state_machine_as_test
 from ivh_mock.client import APIError, NotFoundError
-
-from .test_constraints import AUDIO_DRIVEN, TEXT
+from ivh_mock.contract_tests.test_constraints import AUDIO_DRIVEN, TEXT
 
 ORDER = {"COMMIT": 0, "MAKING": 1, "SUCCESS": 2, "FAIL": 2}
 SCENARIOS = [None, "success", "fail", "fail:code=801014,at=30", "content_safety", "download_failure", "timeout",

@@ -16,12 +16,11 @@ import pytest
 import schemathesis
 from hypothesis import given
 from hypothesis import strategies as st
+from ivh_mock.contract_tests.payloads import AUDIO, PHOTO
+from ivh_mock.contract_tests.target import SUBMIT
 from schemathesis.generation import GenerationMode
 
 from ivh_mock import spec as spec_module
-
-from .payloads import AUDIO, PHOTO
-from .target import SUBMIT
 
 SPEC = spec_module.load()
 SCHEMA = schemathesis.openapi.from_path(spec_module.SPEC_DIR / "openapi.yaml")

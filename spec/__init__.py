@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from .ssml import SsmlChecker
-from .validation import RequestValidator, Violation, reference
+from .validation import RequestValidator, Violation, reference, resolve
 
 __all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load"]
 
@@ -122,7 +122,7 @@ class Spec:
 
     def resolve(self, pointer: str) -> Any:
         """Return the node at a JSON pointer such as `#/components/schemas/TaskId`."""
-        return _resolve(self.document, pointer)
+        return resolve(self.document, pointer)
 
     # -- validation ------------------------------------------------------------------------------------------
     def validate(self, operation_id: str, body: Any) -> list[Violation]:
@@ -155,15 +155,8 @@ def _operations(document: dict[str, Any]):
 
 def _query_parameter(document: dict[str, Any], parameter: dict[str, Any]) -> tuple[str, bool, str]:
     pointer = parameter["$ref"]
-    node = _resolve(document, pointer)
+    node = resolve(document, pointer)
     return node["name"], bool(node.get("required")), f"{pointer}/schema"
-
-
-def _resolve(document: dict[str, Any], pointer: str) -> Any:
-    node: Any = document
-    for part in pointer.lstrip("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
 
 
 def _read_yaml(path: Path) -> Any:

@@ -10,15 +10,13 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jsonschema
 import referencing
 import referencing.jsonschema
 from jsonschema.exceptions import ValidationError
 
-if TYPE_CHECKING:
-    from . import Spec
 
 DOCUMENT_URI = "urn:ivh:openapi"
 PLAIN = jsonschema.Draft202012Validator
@@ -49,10 +47,18 @@ def summarize(violations: list[Violation]) -> str:
     return f"{shown}; and {hidden} more" if hidden > 0 else shown
 
 
+class Contract(Protocol):
+    """What a validator reads of the spec (an `ivh_mock.spec.Spec`)."""
+
+    document: dict[str, Any]
+    ssml_checker: Any  # ssml.SsmlChecker
+    errors: Any  # the error catalogue: code_for_keyword()
+
+
 class RequestValidator:
     """A compiled validator for one schema of the spec (compiled once; thread-safe to use)."""
 
-    def __init__(self, spec: Spec, schema: dict[str, Any], root: str = "body"):
+    def __init__(self, spec: Contract, schema: dict[str, Any], root: str = "body"):
         self.spec = spec
         ssml = spec.ssml_checker
         resource = referencing.jsonschema.DRAFT202012.create_resource(spec.document)
@@ -82,9 +88,8 @@ def _inline(node: Any, document: dict[str, Any], trail: tuple[str, ...] = ()) ->
     pointer = ref.removeprefix(DOCUMENT_URI) if isinstance(ref, str) else None
     if pointer is None or not pointer.startswith("#/") or pointer in trail:
         return {key: _inline(value, document, trail) for key, value in node.items()}
-    from . import _resolve
 
-    target = _inline(_resolve(document, pointer), document, (*trail, pointer))
+    target = _inline(resolve(document, pointer), document, (*trail, pointer))
     siblings = {key: _inline(value, document, trail) for key, value in node.items() if key != "$ref"}
     return {"allOf": [target], **siblings} if siblings else target
 
@@ -219,3 +224,11 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
     else:
         rule = error.message
     return Violation(_field(root, path), rule, code_for(keyword), keyword, received)
+
+
+def resolve(document: dict[str, Any], pointer: str) -> Any:
+    """Return the node a local JSON pointer (`#/a/b`) names in `document`."""
+    node: Any = document
+    for part in pointer.lstrip("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node

@@ -1,13 +1,26 @@
-"""An installed wheel carries the spec and everything read at run time, and its pytest plugin works by itself."""
+"""The package as users get it: a wheel with one import name, installed beside somebody else's app, its pytest
+plugins and contract suite working from any folder, and the layer rules of docs/ARCHITECTURE.md kept by what ships."""
 
+import os
+import signal
 import subprocess
 import sys
+import tarfile
+import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from ivh_mock.mock_server.serving.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
+SHADOWS = {  # an app's own modules with the names the package used to install at the top level
+    "client.py": "class Client:\n    def __init__(self, url):\n        self.url = url\n",
+    "spec/__init__.py": "SPEC = 'the app's own'\n",
+    "mock_server.py": "def create_app():\n    return 'the app's own'\n",
+    "contract_tests/__init__.py": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,31 +31,146 @@ def wheel(tmp_path_factory):
     return next(out.glob("ivh_mock-*.whl"))
 
 
-def test_the_wheel_carries_the_spec_and_data_files(wheel):
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """A fresh venv holding the wheel with its contract extra, and an app folder that shadows the old names."""
+    home = tmp_path_factory.mktemp("app")
+    venv = home / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[contract]"],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    app = home / "app"
+    for name, text in SHADOWS.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(text, encoding="utf-8")
+    (app / "tests").mkdir()
+    (app / "tests" / "test_my_app.py").write_text((ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8"),
+                                                  encoding="utf-8")
+    return venv / "bin", app
+
+
+def test_the_wheel_has_one_import_name_and_carries_its_data_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"ivh_mock"}
     for needed in ("spec/openapi.yaml", "spec/error-codes.yaml", "spec/DECISIONS.md", "spec/__init__.py",
-                   "mock_server/accounts.schema.yaml", "mock_server/control.schema.yaml",
-                   "mock_server/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py",
-                   "mock_server/ui/index.html", "mock_server/ui/dashboard.js", "mock_server/ui/dashboard.css"):
-        assert needed in names, f"{needed} missing from {wheel.name}"
+                   "mock_server/accounts.schema.yaml", "mock_server/routes/control.schema.yaml",
+                   "mock_server/lifecycle/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py",
+                   "mock_server/routes/ui/index.html", "mock_server/routes/ui/dashboard.js",
+                   "mock_server/routes/ui/dashboard.css", "contract_tests/plugin.py", "contract_tests/conftest.py"):
+        assert f"ivh_mock/{needed}" in names, f"{needed} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for line in ("ivh-mock = mock_server.cli:main", "ivh = client.cli:main", "ivh_mock = mock_server.pytest_plugin"):
+    for line in ("ivh-mock = ivh_mock.mock_server.serving.cli:main", "ivh = ivh_mock.client.cli:main",
+                 "ivh_mock = ivh_mock.mock_server.serving.pytest_plugin",
+                 "ivh_mock_contract = ivh_mock.contract_tests.plugin"):
         assert line in entry_points
 
 
-def test_the_sample_app_test_passes_in_a_fresh_virtualenv(wheel, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel), "pytest"],
-                             capture_output=True, text=True, timeout=600)
-    assert install.returncode == 0, install.stderr[-2000:]
-    sample = tmp_path / "test_my_app.py"
-    sample.write_text((ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8"), encoding="utf-8")
-    run = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(sample)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "2 passed" in run.stdout
+def test_every_package_folder_is_in_the_wheel(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("spec", "mock_server", "client", "contract_tests"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            assert f"ivh_mock/{init.relative_to(ROOT).as_posix()}" in names, f"{init.parent} is not packaged"
+
+
+def test_the_app_tests_pass_beside_modules_named_like_the_old_packages(installed):
+    bin_dir, app = installed
+    for command in ([str(bin_dir / "pytest")], [str(bin_dir / "python"), "-m", "pytest"]):
+        run = subprocess.run([*command, "-q", "-p", "no:cacheprovider", "tests"], cwd=app, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "2 passed" in run.stdout
+
+
+def test_the_commands_work_from_the_app_folder(installed):
+    bin_dir, app = installed
+    for command in ("ivh-mock", "ivh"):
+        run = subprocess.run([str(bin_dir / command), "--version"], cwd=app, capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "0.1.0" in run.stdout or "0.1.0" in run.stderr
+
+
+def test_the_installed_contract_suite_runs_against_a_served_mock(installed, tmp_path):
+    bin_dir, app = installed
+    port = free_port()
+    server = subprocess.Popen([str(bin_dir / "ivh-mock"), "serve", "--port", str(port), "--data-dir",
+                               str(tmp_path / "data")], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        assert "listening" in _first_lines(server), "ivh-mock serve did not start"
+        env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+        suite = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "ivh_mock.contract_tests",
+                 "--ivh-base-url", f"http://127.0.0.1:{port}", "--ivh-report-dir", str(tmp_path / "reports")]
+        run = subprocess.run([*suite, "--ivh-allow-spend", "1000"], cwd=app, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        assert " passed" in run.stdout and " failed" not in run.stdout and " error" not in run.stdout
+        assert (tmp_path / "reports" / "drift-report.json").exists()
+        deep = subprocess.run([*suite, "--hypothesis-profile", "deep", "--collect-only"], cwd=app, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert deep.returncode == 0, deep.stdout[-2000:] + deep.stderr[-2000:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_the_suite_says_once_that_credentials_are_missing(installed):
+    bin_dir, app = installed
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IVH_")}
+    run = subprocess.run([str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs",
+                          "ivh_mock.contract_tests", "--ivh-base-url", "http://127.0.0.1:9"],
+                         cwd=app, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 4  # pytest's usage error: nothing ran
+    assert (run.stdout + run.stderr).count("needs IVH_APPKEY and IVH_ACCESSTOKEN") == 1
+
+
+def test_the_layer_rules_hold_in_what_ships(wheel, tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    lint = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config",
+                           str(ROOT / ".importlinter"), "--no-cache"], cwd=site, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout[-4000:]
+    cycles = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import grimp
+        graph = grimp.build_graph("ivh_mock", include_external_packages=True, cache_dir=None)
+        old = {"spec", "client", "mock_server", "contract_tests", "proxy"}
+        bare = sorted(m for m in graph.modules if m.split(".")[0] in old)
+        assert not bare, f"imports of the old top-level names: {bare}"
+        for module in sorted(m for m in graph.modules if m.startswith("ivh_mock.")):
+            for other in graph.find_modules_directly_imported_by(module):
+                if other.startswith("ivh_mock.") and graph.chain_exists(other, module):
+                    raise SystemExit(f"import cycle: {module} -> {other} -> ... -> {module}")
+        print("acyclic")
+    """)], cwd=site, env=env, capture_output=True, text=True, timeout=300)
+    assert cycles.returncode == 0 and "acyclic" in cycles.stdout, cycles.stdout + cycles.stderr
+
+
+def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
+    build = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    [archive] = tmp_path.glob("ivh_mock-*.tar.gz")
+    with tarfile.open(archive) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    for needed in ("Makefile", "README.md", ".importlinter", "tests/conftest.py", "examples/test_my_app.py",
+                   "bench/__main__.py", "spec/openapi.yaml", "mock_server/routes/ui/index.html",
+                   "contract_tests/plugin.py", "ivh_mock/__init__.py", "docs/ARCHITECTURE.md"):
+        assert needed in names, f"{needed} missing from the sdist"
+
+
+def _first_lines(process: subprocess.Popen, limit: int = 40) -> str:
+    seen = ""
+    for _ in range(limit):
+        line = process.stdout.readline()
+        seen += line
+        if not line or "listening" in line:
+            break
+    return seen
 
 
 def test_the_fixtures_work_under_xdist(tmp_path):

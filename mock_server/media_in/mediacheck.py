@@ -16,6 +16,8 @@ from typing import Any
 import av
 from PIL import Image, UnidentifiedImageError
 
+from ..media_out.render import displayed_size
+
 # Pillow's own decompression-bomb threshold: more pixels than this is refused before any pixel is decoded.
 MAX_PIXELS = 89_478_485
 # Pillow format -> the spec's names for it; PyAV container -> the spec's name (a codec check follows).
@@ -23,8 +25,7 @@ PHOTO_FORMATS = {"JPEG": ("jpg", "jpeg"), "PNG": ("png",), "BMP": ("bmp",), "WEB
 AUDIO_CONTAINERS = {"wav": "wav", "mp3": "mp3", "asf": "wma", "mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac",
                     "ogg": "ogg"}
 EDIT_LISTS = {"mov,mp4,m4a,3gp,3g2,mj2"}  # containers whose declared duration is exact (an ADTS one is a guess)
-AUDIO_SLACK_SECONDS = 1.0
-ORIENTATION, TURNED = 0x0112, {5, 6, 7, 8}  # EXIF orientations that swap width and height  # decoding stops this far past the maximum duration: the verdict is known by then
+AUDIO_SLACK_SECONDS = 1.0  # decoding stops this far past the maximum duration: the verdict is known by then
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,6 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def displayed_size(image: Image.Image) -> tuple[int, int]:
-    """Return an image's width and height as shown, after its EXIF orientation turns it."""
-    width, height = image.size
-    return (height, width) if image.getexif().get(ORIENTATION) in TURNED else (width, height)
 
 
 def _size(count: int) -> str:

@@ -37,6 +37,12 @@ PIXELS = {0: 1280 * 720, 1: 1920 * 1080}  # VideoParam.Resolution 0 = 720P, 1 = 
 TICKS_PER_SECOND = 10_000_000
 
 
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """Return an image's width and height as shown, after its EXIF orientation turns it."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(ORIENTATION) in TURNED else (width, height)
+
+
 def output_size(width: int, height: int, resolution: int = 0) -> tuple[int, int]:
     """Return the video size for a photo: its aspect ratio at about PIXELS[resolution] pixels, each side rounded
     up to a multiple of 32 (within 32..4096)."""
@@ -46,6 +52,8 @@ def output_size(width: int, height: int, resolution: int = 0) -> tuple[int, int]
         return min(4096, max(32, math.ceil(value * scale / 32) * 32))
 
     return side(width), side(height)
+
+ORIENTATION, TURNED = 0x0112, {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)

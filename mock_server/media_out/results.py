@@ -8,10 +8,9 @@ from typing import Any, Iterable
 
 from PIL import Image
 
-from ..media_in.mediacheck import displayed_size
 from ..store import Store, Task
 from ..store.blobs import Blobs
-from .render import Job, output_size
+from .render import Job, displayed_size, output_size
 
 log = logging.getLogger("ivh_mock.media")
 

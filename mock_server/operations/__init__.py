@@ -4,28 +4,13 @@ Services are plain functions: they get the store, clock and settings through `ct
 HTTP request through `call`, and never touch Flask.
 """
 
-from dataclasses import dataclass
-
-from ..lifecycle.scenarios import Scenario
-
-
-@dataclass(frozen=True)
-class Call:
-    """What a service needs to know about the HTTP request it answers."""
-
-    request_id: str
-    scenario: Scenario
-    base_url: str  # scheme://host the request was sent to
-
-
-from . import (
-    describetimbre,
-    getprogress,
-    phototovideonotrain,  # noqa: E402
-)
+from . import describetimbre, getprogress, phototovideonotrain
+from .call import Call
 
 OPERATIONS = {
     "phototovideonotrain": phototovideonotrain.run,
     "getprogress": getprogress.run,
     "describetimbre": describetimbre.run,
 }
+
+__all__ = ["OPERATIONS", "Call"]

@@ -8,7 +8,7 @@ from ..accounts import Account
 
 if TYPE_CHECKING:
     from ..context import MockContext
-    from . import Call
+    from .call import Call
 
 
 def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from ..lifecycle import trajectory
 
 if TYPE_CHECKING:
     from ..context import MockContext
-    from . import Call
+    from .call import Call
 
 
 def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ..store import NEVER, Task, new_id
 
 if TYPE_CHECKING:
     from ..context import MockContext
-    from . import Call
+    from .call import Call
 
 TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md D34)
 

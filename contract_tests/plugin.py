@@ -1,0 +1,60 @@
+"""The contract suite's command-line options and Hypothesis profiles, registered by the `pytest11` entry point
+`ivh_mock_contract` so that they exist before any test is collected, also for the installed suite:
+
+    pytest --pyargs ivh_mock.contract_tests                            # the mock, in-process
+    pytest --pyargs ivh_mock.contract_tests --ivh-base-url URL         # any server; IVH_APPKEY / IVH_ACCESSTOKEN
+    pytest --pyargs ivh_mock.contract_tests --ivh-base-url URL --ivh-allow-spend 3
+    pytest --pyargs ivh_mock.contract_tests --hypothesis-profile deep  # many more examples
+
+Installing ivh-mock adds these options to every pytest run; they change nothing unless the suite is collected.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Hypothesis profile -> examples per property. `ivh-ci` is the suite's default; Hypothesis has a `ci` of its own,
+# which a project's other tests may rely on, so the suite does not take that name.
+PROFILES = {"ivh-ci": 25, "deep": 400}
+
+
+def _register_profiles() -> None:
+    """Register the suite's profiles unless a project has its own of the same name (its conftest may also
+    register them later: the last registration wins)."""
+    try:
+        from hypothesis import HealthCheck, settings
+        from hypothesis.errors import InvalidArgument
+    except ImportError:  # the suite's extra is not installed: the options still parse, the suite says what is missing
+        return
+    for name, examples in PROFILES.items():
+        try:
+            settings.get_profile(name)
+        except InvalidArgument:
+            settings.register_profile(name, max_examples=examples, deadline=None, print_blob=True,
+                                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+_register_profiles()  # at import, before Hypothesis's own plugin reads --hypothesis-profile
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ivh", "ivh-mock contract suite")
+    group.addoption("--ivh-base-url", default=None,
+                    help="run against this server (live API or a mock elsewhere) instead of the in-process mock")
+    group.addoption("--ivh-allow-spend", type=int, default=None,
+                    help="with --ivh-base-url: how many submissions may be accepted (and billed); default 0")
+    group.addoption("--ivh-spec-dir", default=None, help="give the in-process mock this copy of spec/")
+    group.addoption("--ivh-report-dir", default="reports", help="where the drift report is written")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios); skipped against a "
+                                       "server without it")
+    config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API); limited "
+                                       "by --ivh-allow-spend")
+    if config.getoption("--ivh-base-url") and not (os.environ.get("IVH_APPKEY") and os.environ.get("IVH_ACCESSTOKEN")):
+        raise pytest.UsageError("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the "
+                                "account to call the server as); a served ivh-mock accepts any appkey with its "
+                                "--default-accesstoken")
