@@ -1,7 +1,7 @@
 """The store interface and the records it holds.
 
 Records are plain data written once; a task's state at any moment is derived from its record and a clock
-(`lifecycle.py`), so it stays right across processes and restarts.
+(`lifecycle/trajectory.py`), so it stays right across processes and restarts.
 """
 
 from __future__ import annotations
