@@ -103,8 +103,10 @@ def test_the_installed_contract_suite_runs_against_a_served_mock(installed, tmp_
         env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
         suite = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "ivh_mock.contract_tests",
                  "--ivh-base-url", f"http://127.0.0.1:{port}", "--ivh-report-dir", str(tmp_path / "reports")]
-        run = subprocess.run([*suite, "--ivh-allow-spend", "1000"], cwd=app, env=env, capture_output=True,
-                             text=True, timeout=600)
+        # the whole suite is collected (its plugin and conftest load from the wheel); a few of its tests run, since
+        # tests/test_contract_runs.py runs all of them over HTTP already
+        run = subprocess.run([*suite, "--ivh-allow-spend", "1000", "-k", "drift or required or schemathesis"],
+                             cwd=app, env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         assert " passed" in run.stdout and " failed" not in run.stdout and " error" not in run.stdout
         assert (tmp_path / "reports" / "drift-report.json").exists()
