@@ -8,6 +8,7 @@ carry a photo URL that cannot resolve, should a live API accept one anyway (the 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,9 +33,12 @@ def _progress(target: Target, **kwargs) -> Answer:
     return target.send("getprogress", {"Header": {}, "Payload": {"TaskId": UNKNOWN_TASK}}, **kwargs)
 
 
-def _query(target: Target, *, timestamp_offset: int = 0, token: str | None = None, drop: str | None = None,
+def _query(target: Target, *, timestamp_offset: int | None = None, token: str | None = None, drop: str | None = None,
            unencoded: bool = False) -> str:
-    appkey, timestamp = target.default_appkey, str(int(target.now()) + timestamp_offset)
+    """A signed query; with `timestamp_offset`, timed that far from real time (this machine's clock), as a live
+    client signs: the test of the server's tolerance (a mock's own clock is moved out of the way, see test_drift)."""
+    appkey = target.default_appkey
+    timestamp = str(int(target.now()) if timestamp_offset is None else int(time.time()) + timestamp_offset)
     if unencoded:
         for step in range(400):  # a timestamp whose signature has a '+', sent raw as a careless client would
             timestamp = str(int(target.now()) - step)
@@ -74,10 +78,15 @@ PROBES = [
           lambda t: _progress(t, query=_query(t, token="not-the-token"))),
     Probe("D12", "code for a signature whose '+' was not URL-encoded", "100005",
           lambda t: _progress(t, query=_query(t, unencoded=True))),
-    Probe("D13", "timestamp 299 s behind", "110006", lambda t: _progress(t, query=_query(t, timestamp_offset=-299))),
-    Probe("D13", "timestamp 301 s behind", "100005", lambda t: _progress(t, query=_query(t, timestamp_offset=-301))),
-    Probe("D13", "timestamp 299 s ahead", "110006", lambda t: _progress(t, query=_query(t, timestamp_offset=299))),
-    Probe("D13", "timestamp 301 s ahead", "100005", lambda t: _progress(t, query=_query(t, timestamp_offset=301))),
+    # 2 s inside and outside the 300 s: a second may tick between signing and the server's check
+    Probe("D13", "timestamp 298 s behind real time", "110006",
+          lambda t: _progress(t, query=_query(t, timestamp_offset=-298))),
+    Probe("D13", "timestamp 302 s behind real time", "100005",
+          lambda t: _progress(t, query=_query(t, timestamp_offset=-302))),
+    Probe("D13", "timestamp 298 s ahead of real time", "110006",
+          lambda t: _progress(t, query=_query(t, timestamp_offset=298))),
+    Probe("D13", "timestamp 302 s ahead of real time", "100005",
+          lambda t: _progress(t, query=_query(t, timestamp_offset=302))),
     Probe("D16", "code for an empty DriverType", "100002", lambda t: _submit(t, DriverType="")),
     Probe("D17", "SSML tags count toward the 300 characters", "100002",
           lambda t: _submit(t, InputSsml="<speak>" + "字" * 290 + "</speak>")),

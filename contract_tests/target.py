@@ -169,6 +169,16 @@ class Target:
         if self._frozen_at is not None:
             self._frozen_at = answer["now"]
 
+    def clock_now(self) -> float:
+        """The mock's clock as it stands (control API)."""
+        return self._control("GET", "clock")["now"]
+
+    def set_clock(self, when: float) -> None:
+        """Put the mock's clock at `when`, frozen or running as it was."""
+        answer = self._control("POST", "clock", {"set": when})
+        if self._frozen_at is not None:
+            self._frozen_at = answer["now"]
+
     def reset(self, appkey: str) -> None:
         self._control("POST", "reset", {"appkey": appkey})
 

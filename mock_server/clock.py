@@ -16,11 +16,17 @@ class Clock(Protocol):
     def now(self) -> float:
         """Return the current time as Unix seconds."""
 
+    def wall(self) -> float:
+        """Return real time (the wall clock the mock's time is kept against), as Unix seconds."""
+
 
 class SystemClock:
     """The machine's wall clock."""
 
     def now(self) -> float:
+        return time.time()
+
+    def wall(self) -> float:
         return time.time()
 
 
@@ -47,6 +53,10 @@ class MovableClock:
 
     def now(self) -> float:
         return self._current(self._load())
+
+    def wall(self) -> float:
+        """Real time, whatever the clock was moved to: what a client signing with its own clock reads."""
+        return self._source()
 
     def set(self, when: float) -> None:
         """Jump to `when` (Unix seconds); time may go backwards only by an explicit set."""

@@ -1,12 +1,16 @@
 """Query-string authentication: presence, timestamp tolerance, signature, strict accounts."""
 
+import time
 from urllib.parse import quote
 
 import pytest
-from ivh_mock.mock_server import create_app
-from ivh_mock.spec.signing import sign
+import requests
+from ivh_mock.mock_server import MockServer, VirtualClock, create_app
+from ivh_mock.spec.signing import sign, signed_query
 
-from .conftest import TEXT_PAYLOAD, in_process
+from ivh_mock import spec as spec_module
+
+from .conftest import T0, TEXT_PAYLOAD, in_process
 
 BODY = {"Header": {}, "Payload": {"TaskId": "0" * 32}}
 
@@ -63,11 +67,70 @@ def test_the_timestamp_must_be_within_300_seconds_of_the_mock_clock(api, skew, a
         assert "query.timestamp" in answer.message and "within 300 s" in answer.message
 
 
-def test_the_tolerance_follows_the_mock_clock_not_the_wall_clock(api):
+def test_the_tolerance_follows_the_mock_clock_when_it_is_far_from_real_time(api):
     stale = api.query()
     api.clock.advance(301)
     assert api.call("getprogress", {"TaskId": "x"}, query=stale).code == 100005
     assert api.call("getprogress", {"TaskId": "x"}).code == 110006  # freshly signed: authenticated
+
+
+DAY = 86_400
+WALL = T0 + 30 * DAY  # real time as the mock's wall-clock source reports it, a month after the mock's clock
+
+
+@pytest.fixture
+def two_clocks():
+    """A mock whose clock stands at T0 while real time (its clock's source) stands at WALL."""
+    clock = VirtualClock(start=T0, source=lambda: WALL)
+    return in_process(create_app({"background": False}, clock=clock), clock)
+
+
+@pytest.mark.parametrize("timestamp, accepted", [
+    (WALL, True), (WALL - 300, True), (WALL + 300, True), (T0, True), (T0 - 300, True), (T0 + 300, True),
+    (WALL - 301, False), (WALL + 301, False), (T0 - 301, False), (T0 + 301, False), (T0 + 15 * DAY, False),
+])
+def test_a_timestamp_is_accepted_near_real_time_or_near_the_mock_clock(two_clocks, timestamp, accepted):
+    answer = two_clocks.call("getprogress", {"TaskId": "0" * 32},
+                             query=signed_query("test-app", "mock-accesstoken", int(timestamp)))
+    assert answer.code == (110006 if accepted else 100005), answer.message
+
+
+def test_a_refused_timestamp_names_both_differences(two_clocks):
+    answer = two_clocks.call("getprogress", {"TaskId": "0" * 32},
+                             query=signed_query("test-app", "mock-accesstoken", int(T0 + 3 * DAY)))
+    assert answer.code == 100005
+    assert answer.message == (f"query.timestamp is {27 * DAY} s behind real time and {3 * DAY} s ahead of the mock's "
+                              "clock; it must be within 300 s of either")
+
+
+def test_an_unchanged_client_signing_with_time_time_survives_a_day_of_clock_advance():
+    """A live client signs with its own time.time() and knows nothing of the mock's clock."""
+    with MockServer(clock=VirtualClock(frozen=False)) as mock:
+        mock.advance(DAY)
+        session = requests.Session()
+        for _ in range(2):
+            query = signed_query("live-client", "mock-accesstoken", int(time.time()))
+            answer = session.post(f"{mock.base_url}/v2/ivh/videomaker/broadcastservice/getprogress?{query}",
+                                  json={"Header": {}, "Payload": {"TaskId": "0" * 32}}, timeout=10).json()
+            assert answer["Header"]["Code"] == 110006, answer["Header"]["Message"]
+            mock.advance(DAY)
+        three_days_off = signed_query("live-client", "mock-accesstoken", int(time.time()) - 3 * DAY)
+        answer = session.post(f"{mock.base_url}/v2/ivh/videomaker/broadcastservice/getprogress?{three_days_off}",
+                              json={"Header": {}, "Payload": {"TaskId": "0" * 32}}, timeout=10).json()
+        assert answer["Header"]["Code"] == 100005
+        assert "behind real time" in answer["Header"]["Message"]
+
+
+@pytest.mark.parametrize("vector", spec_module.load().signature_rules["testVectors"], ids=lambda v: v["appkey"])
+def test_the_published_vectors_pass_with_the_clock_set_to_their_time(tmp_path, vector):
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(f"accounts:\n  - {{appkey: {vector['appkey']}, accesstoken: {vector['accesstoken']}}}\n")
+    clock = VirtualClock(start=int(vector["timestamp"]))
+    api = in_process(create_app({"accounts_file": str(accounts), "background": False}, clock=clock), clock)
+    query = f"appkey={vector['appkey']}&timestamp={vector['timestamp']}&signature={vector['encoded']}"
+    assert api.call("getprogress", {"TaskId": "0" * 32}, query=query).code == 110006
+    clock.advance(301)  # the vectors are years old: only the mock's clock can vouch for them
+    assert api.call("getprogress", {"TaskId": "0" * 32}, query=query).code == 100005
 
 
 def test_authentication_is_checked_before_the_body(api):

@@ -1,4 +1,8 @@
-"""Check the query-string signature exactly as the vendor documents it, against the mock's own clock."""
+"""Check the query-string signature exactly as the vendor documents it.
+
+The timestamp is accepted within the tolerance of real time (what a client signing with its own clock sends, even
+after the mock's clock was moved) or of the mock's clock (what a test signing with the mock's time sends), DECISIONS.md
+D51."""
 
 from __future__ import annotations
 
@@ -35,13 +39,7 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
     if account is None:
         raise Unauthorized(f"query.appkey {params['appkey']!r} is not a known account")
 
-    tolerance = rules["timestampToleranceSeconds"]
-    skew = int(params["timestamp"]) - int(ctx.clock.now())  # whole seconds, as the timestamp is
-    if abs(skew) > tolerance:
-        direction = "ahead of" if skew > 0 else "behind"
-        raise Unauthorized(
-            f"query.timestamp is {abs(skew)} s {direction} the server's clock; it must be within {tolerance} s"
-        )
+    _check_timestamp(int(params["timestamp"]), ctx, rules["timestampToleranceSeconds"])
 
     if not signing.verify(params, signature, account.accesstoken):
         hint = " (it contains a space: a '+' was sent without URL-encoding)" if " " in signature else ""
@@ -50,3 +48,12 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
             " by the accesstoken, Base64 the digest, then URL-encode it"
         )
     return account
+
+
+def _check_timestamp(timestamp: int, ctx: MockContext, tolerance: int) -> None:
+    """Accept a timestamp within `tolerance` of real time or of the mock's clock; refuse it naming both gaps."""
+    skews = {"real time": timestamp - int(ctx.clock.wall()), "the mock's clock": timestamp - int(ctx.clock.now())}
+    if any(abs(skew) <= tolerance for skew in skews.values()):  # whole seconds, as the timestamp is
+        return
+    gaps = " and ".join(f"{abs(skew)} s {'ahead of' if skew > 0 else 'behind'} {name}" for name, skew in skews.items())
+    raise Unauthorized(f"query.timestamp is {gaps}; it must be within {tolerance} s of either")
