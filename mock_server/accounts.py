@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .pace import PaceError, resolve
+
 SCHEMA = yaml.safe_load(Path(__file__).with_name("accounts.schema.yaml").read_text(encoding="utf-8"))
 SETTINGS_SCHEMA = {**SCHEMA["$defs"]["settings"], "$defs": SCHEMA["$defs"]}
 
@@ -31,6 +33,7 @@ class Account:
     hourly_package_seconds: float | None
     max_pending: int
     scenario: str
+    pace: str | dict[str, float] | None = None  # the account's pace (paces.yaml) over the server's; None: the server's
 
     @property
     def slots(self) -> int:
@@ -59,6 +62,17 @@ def settings_problem(settings: Any, where: str = "body") -> str | None:
     return f"{where}{'/' + path if path else ''}: {message}"
 
 
+def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:
+    """Return why the settings' `pace` cannot be used, or None (its shape is the schema's; its names are paces.yaml's)."""
+    if settings.get("pace") is None:
+        return None
+    try:
+        resolve(settings["pace"])
+    except PaceError as error:
+        return f"{where}/pace: {error}"
+    return None
+
+
 class Accounts:
     """The account table: defaults, then the accounts file, then overrides kept in the store."""
 
@@ -83,6 +97,9 @@ class Accounts:
             if entry["appkey"] in seen:
                 raise AccountsFileError(f"accounts file {path}: appkey {entry['appkey']!r} is listed twice")
             seen.add(entry["appkey"])
+            problem = pace_problem(entry, f"accounts file {path}, account {entry['appkey']!r}")
+            if problem:
+                raise AccountsFileError(problem)
         return cls(defaults, data["accounts"])
 
     def get(self, appkey: str, overrides: dict[str, Any] | None = None) -> Account | None:

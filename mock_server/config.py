@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .pace import DEFAULT as DEFAULT_PACE
+from .pace import PRESETS
+
 DEFAULT_ACCESSTOKEN = "mock-accesstoken"
 
 
@@ -21,10 +24,11 @@ class Config:
     journal_limit: int = 1000  # request-journal entries kept per appkey
     spec_dir: str | None = None  # another copy of spec/ (for mutation tests); None means the packaged one
     # task timing: a task waits in COMMIT at least queue_seconds (capacity is shared by all customers), then
-    # render time = (render_startup_seconds + render_speed * output seconds) * scenario factor
-    queue_seconds: float = 1.0
-    render_speed: float = 0.2
-    render_startup_seconds: float = 2.0
+    # render time = (render_startup_seconds + render_speed * output seconds) * scenario factor; the defaults are the
+    # fast pace (paces.yaml), which accounts and requests may override
+    queue_seconds: float = PRESETS[DEFAULT_PACE]["queue_seconds"]
+    render_speed: float = PRESETS[DEFAULT_PACE]["render_speed"]
+    render_startup_seconds: float = PRESETS[DEFAULT_PACE]["render_startup_seconds"]
     # the spoken-duration estimate of Text tasks (see DECISIONS.md D33)
     cjk_chars_per_second: float = 4.0
     latin_words_per_second: float = 2.5

@@ -9,11 +9,14 @@ from typing import Any
 import yaml
 from ivh_mock.spec import Spec
 
+from ..pace import PRESETS
+
 CATALOGUE: dict[str, dict[str, Any]] = yaml.safe_load(
     Path(__file__).with_name("scenarios.yaml").read_text(encoding="utf-8")
 )
 HEADER = "X-Mock-Scenario"
 NUMERIC_KEYS = ("code", "at", "factor")
+PACE_KEY = "pace"  # every scenario takes it: a preset of paces.yaml for this one task
 
 
 class ScenarioError(ValueError):
@@ -32,6 +35,7 @@ class Scenario:
     code: int = 0
     at: int = 0
     message: str | None = None
+    pace: str | None = None  # a preset of paces.yaml over the account's and the server's pace
 
 
 def scenario_of(spec: Spec, text: str) -> Scenario:
@@ -46,11 +50,17 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
     if name not in CATALOGUE:
         raise ScenarioError(f"{HEADER} {name!r} is not a scenario; known: {', '.join(CATALOGUE)}")
     entry = {key: value for key, value in CATALOGUE[name].items() if key != "description"}
+    pace = None
     for item in filter(None, (part.strip() for part in params.split(","))):
         key, _, value = item.partition("=")
+        if key == PACE_KEY:
+            if value not in PRESETS:
+                raise ScenarioError(f"{HEADER} parameter pace={value!r} is not a pace; known: {', '.join(PRESETS)}")
+            pace = value
+            continue
         if key not in entry or key not in NUMERIC_KEYS:
-            settable = [k for k in entry if k in NUMERIC_KEYS]
-            raise ScenarioError(f"{HEADER} {name!r} has no parameter {key!r}; it takes: {', '.join(settable) or 'none'}")
+            settable = [k for k in entry if k in NUMERIC_KEYS] + [PACE_KEY]
+            raise ScenarioError(f"{HEADER} {name!r} has no parameter {key!r}; it takes: {', '.join(settable)}")
         try:
             entry[key] = float(value) if key == "factor" else int(value)
         except ValueError:
@@ -58,7 +68,7 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
     scenario = Scenario(name=name, spec=text.strip(), reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
                         outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0),
-                        message=entry.get("message"))
+                        message=entry.get("message"), pace=pace)
     if scenario.outcome == "FAIL" and scenario.code not in fail_codes - {0}:
         raise ScenarioError(f"{HEADER} code={scenario.code} is not a documented FailCode")
     if not 0 <= scenario.at <= max_progress:

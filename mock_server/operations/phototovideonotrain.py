@@ -13,6 +13,7 @@ from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValu
 from ..lifecycle import trajectory
 from ..lifecycle.speech import Rates, estimate
 from ..media_out import results
+from ..pace import effective
 from ..store import NEVER, Task, new_id
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     sentences = speech.sentences if speech else []
     duration_ms = speech.duration_ms if speech else inputs.audio_ms
     seconds = duration_ms / 1000
-    render = (ctx.config.render_startup_seconds + ctx.config.render_speed * seconds) * scenario.factor
+    pace = effective(ctx.config, account.pace, scenario.pace)  # the server's, the account's, then the request's
+    render = (pace["render_startup_seconds"] + pace["render_speed"] * seconds) * scenario.factor
     max_progress = ctx.spec.service["progressWhileMakingMax"]
     outcome, code, message, at = "SUCCESS", 0, "", max_progress
     limit = ctx.profile["speech"]["maxSeconds"]
@@ -54,7 +56,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         if len(unfinished) >= account.max_pending:
             raise refusal(ctx.spec, QuotaExceeded.code, account.max_pending)
         concurrency_type = _concurrency_type(payload, account, earlier, now, duration_ms)
-        queue = ctx.config.queue_seconds
+        queue = pace["queue_seconds"]
         start = NEVER if scenario.stuck else trajectory.start_time(earlier, now, account.slots, queue)
         finish = start + render * at / max_progress if outcome == "FAIL" else start + render
         return Task(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
 
-from ..accounts import schema_problem, settings_problem
+from ..accounts import pace_problem, schema_problem, settings_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
@@ -168,7 +168,7 @@ class _Routes:
 
     def put_account(self, appkey: str):
         body = request.get_json(silent=True)
-        problem = settings_problem(body)
+        problem = settings_problem(body) or pace_problem(body)
         if problem:
             raise ControlError(400, problem)
         if body.get("appkey", appkey) != appkey:

@@ -19,6 +19,8 @@ from ivh_mock import spec as spec_module
 from ..accounts import AccountsFileError
 from ..app import create_app
 from ..config import DEFAULT_ACCESSTOKEN, Config
+from ..pace import DEFAULT as DEFAULT_PACE
+from ..pace import PRESETS
 from .server import Server
 
 
@@ -35,13 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="strict mode: only the accounts in this YAML/JSON file, each with its own accesstoken")
     serve.add_argument("--default-accesstoken", default=DEFAULT_ACCESSTOKEN,
                        help="the accesstoken of every appkey when not strict (default: %(default)s)")
-    timing = serve.add_argument_group("task timing")
-    timing.add_argument("--queue-seconds", type=_seconds, default=Config.queue_seconds,
-                        help="least time a task waits in COMMIT (default: %(default)s)")
-    timing.add_argument("--render-speed", type=_seconds, default=Config.render_speed,
-                        help="render time per second of output video (default: %(default)s)")
-    timing.add_argument("--render-startup", type=_seconds, default=Config.render_startup_seconds,
-                        help="fixed render start-up in seconds (default: %(default)s)")
+    timing = serve.add_argument_group("task timing", "a pace preset, then any of its three figures changed")
+    timing.add_argument("--pace", choices=list(PRESETS), default=DEFAULT_PACE,
+                        help="how fast tasks queue and render: fast (quick local runs) or live (the live service's "
+                             "reported times; see README) (default: %(default)s)")
+    timing.add_argument("--queue-seconds", type=_seconds, default=None,
+                        help="least time a task waits in COMMIT (default: the pace's)")
+    timing.add_argument("--render-speed", type=_seconds, default=None,
+                        help="render time per second of output video (default: the pace's)")
+    timing.add_argument("--render-startup", type=_seconds, default=None,
+                        help="fixed render start-up in seconds (default: the pace's)")
     serve.add_argument("--public-url", default=None,
                        help="scheme://host[:port] media URLs point to (default: the host each request was sent to)")
     serve.add_argument("--data-dir", default="data",
@@ -58,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control-token", default=None,
                        help="token the control API (/__mock__/) demands; generated when listening beyond loopback")
     return parser
+
+
+def timing_of(args: argparse.Namespace) -> dict[str, float]:
+    """The pace preset's three figures, each replaced by its option when given."""
+    given = {"queue_seconds": args.queue_seconds, "render_speed": args.render_speed,
+             "render_startup_seconds": args.render_startup}
+    return {**PRESETS[args.pace], **{name: value for name, value in given.items() if value is not None}}
 
 
 def _seconds(text: str) -> float:
@@ -106,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
-                    queue_seconds=args.queue_seconds, render_speed=args.render_speed,
-                    render_startup_seconds=args.render_startup, public_url=args.public_url, control_token=token,
+                    **timing_of(args), public_url=args.public_url, control_token=token,
                     data_dir=args.data_dir, store=store, callback_timeout_seconds=args.callback_timeout)
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
