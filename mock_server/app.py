@@ -18,6 +18,7 @@ from .context import MockContext
 from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError
 from .lifecycle.callbacks import CallbackDispatcher
 from .lifecycle.scenarios import scenario_of
+from .lifecycle.uploads import Uploader
 from .media_in.assets import AssetHost
 from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
@@ -55,8 +56,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     profile = contract.profile(config.profile)
     store = store if store is not None else open_store(config.store, config.journal_limit)
     assets = AssetHost(blobs, config, profile)
-    fetcher = Fetcher(Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds,
-                             config.fetch_redirects))
+    limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)
+    fetcher = Fetcher(limits)
     ctx = MockContext(
         spec=contract,
         config=config,
@@ -81,7 +82,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     app.extensions["ivh_mock_scratch"] = scratch  # the temporary data directory lives as long as the app
     api.register(app, ctx)
     results.register(app, ctx)
-    dispatcher = CallbackDispatcher(ctx)
+    dispatcher = CallbackDispatcher(ctx, uploader=Uploader(ctx, limits))  # uploads obey the download rules
     app.extensions["ivh_mock_dispatcher"] = dispatcher
     control.register(app, ctx, dispatcher)
     _register_error_handlers(app, ctx)

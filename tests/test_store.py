@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 from ivh_mock.mock_server.clock import StoredClock
-from ivh_mock.mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, open_store
+from ivh_mock.mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, open_store
 
 pytestmark = pytest.mark.all_stores
 
@@ -112,6 +112,32 @@ def test_a_lapsed_claim_is_claimed_again_but_a_sent_callback_never(store):
     store.record_callback(attempt(task))
     time.sleep(0.3)
     assert store.due_callbacks(1e12) == [] and store.claim_callback("t1", 0.2) is False
+
+
+def test_uploads_are_owed_once_rendered_claimed_with_a_lease_and_recorded_for_good(store):
+    storage = {"VideoStorageS3Url": "http://127.0.0.1:9/b/v.mp4", "SubtitleStorageS3Url": "http://127.0.0.1:9/b/v.srt"}
+    owing = make_task("t-up", callback=False, finish_at=50.0)
+    owing = replace(owing, payload={**owing.payload, **storage})
+    store.add_task("app", lambda earlier: owing)
+    store.add_task("app", lambda earlier: replace(make_task("t-none", seq=2), payload={"DriverType": "Text"}))
+    failing = replace(make_task("t-fail", seq=3), outcome="FAIL", payload={**owing.payload})
+    store.add_task("app", lambda earlier: failing)  # a task planned to fail owes nothing
+    assert owing.uploads == [("VideoStorageS3Url", storage["VideoStorageS3Url"], "video"),
+                             ("SubtitleStorageS3Url", storage["SubtitleStorageS3Url"], "subtitles")]
+    assert store.due_uploads(49.0) == [] and store.due_uploads(50.0) == [owing]
+    assert store.claim_upload("t-up", 0.2) is True and store.claim_upload("t-up", 0.2) is False
+    assert store.due_uploads(50.0) == [] and store.due_uploads(50.0, claimed=True) == [owing]
+    time.sleep(0.3)  # the holder "died": the lease lapses
+    assert store.claim_upload("t-up", 0.2) is True
+    record = UploadRecord(task_id="t-up", appkey="app", at=51.0, ok=False, files=[{"field": "VideoStorageS3Url"}],
+                          fail_message="Payload.VideoStorageS3Url (http://127.0.0.1:9/b/v.mp4) answered HTTP 403")
+    assert store.upload_of("t-up") is None
+    store.record_upload(record)
+    time.sleep(0.3)
+    assert store.upload_of("t-up") == record
+    assert store.due_uploads(1e12, claimed=True) == [] and store.claim_upload("t-up", 0.2) is False
+    store.reset("app")
+    assert store.upload_of("t-up") is None
 
 
 def test_reset_of_one_appkey_leaves_the_others(store):

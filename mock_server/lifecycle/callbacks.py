@@ -23,6 +23,7 @@ from . import trajectory
 
 if TYPE_CHECKING:
     from ..context import MockContext
+    from .uploads import Uploader
 
 log = logging.getLogger("ivh_mock.callbacks")
 RESPONSE_KEPT_BYTES = 2048
@@ -30,9 +31,13 @@ SWEEP_EVERY_SECONDS = 30.0  # how often the background thread looks for files pa
 
 
 class CallbackDispatcher:
-    def __init__(self, ctx: MockContext, interval: float = 0.05):
+    """Also drives the uploads to the caller's storage (`uploader`): a task that owes uploads finishes, and so has
+    its callback sent, only once their outcome is recorded."""
+
+    def __init__(self, ctx: MockContext, interval: float = 0.05, uploader: Uploader | None = None):
         self.ctx = ctx
         self.interval = interval
+        self.uploader = uploader
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,16 +63,35 @@ class CallbackDispatcher:
             self._thread.join()
             self._thread = None
         self._pool.shutdown(wait=True)
+        if self.uploader is not None:
+            self.uploader.stop()
 
     def wake(self) -> None:
         """Look for due callbacks now (the clock was moved)."""
         self._wake.set()
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the uploads due by the mock's clock are recorded, at most `timeout` seconds (default: the time
+        one upload may take); True when none is left. Uploads take real time: a test that moves the clock past a
+        task's render calls this (the control API and MockServer.advance do) so the next poll sees the outcome."""
+        uploader = self.uploader
+        if uploader is None or self._thread is None:
+            return uploader is None or not uploader.pending()
+        deadline = time.monotonic() + (uploader.lease_seconds if timeout is None else timeout)
+        while uploader.pending():
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.01)
+        return True
+
     def dispatch_due(self) -> int:
         """Claim every due callback and hand it to the pool; return how many were claimed."""
         now = self.ctx.clock.now()
         store, lease = self.ctx.store, self.lease_seconds
-        claimed = [task for task in store.due_callbacks(now) if store.claim_callback(task.task_id, lease)]
+        due = [task for task in store.due_callbacks(now)  # a task waiting for its uploads has not finished yet
+               if not task.uploads or store.upload_of(task.task_id) is not None]
+        claimed = [task for task in due if store.claim_callback(task.task_id, lease)]
         for task in claimed:
             self._pool.submit(self.deliver, task)
         return len(claimed)
@@ -84,7 +108,7 @@ class CallbackDispatcher:
             timeout = ctx.config.callback_timeout_seconds
             with self._session.post(url, json=body, timeout=timeout, allow_redirects=False, stream=True) as response:
                 status = response.status_code
-                reply = _read_some(response, started + timeout)
+                reply = read_some(response, started + timeout)
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         except Exception as exc:  # a delivery must never take the dispatcher down
@@ -101,6 +125,8 @@ class CallbackDispatcher:
         swept, next_due = time.monotonic(), float("-inf")
         while not self._stop.is_set():
             try:
+                if self.uploader is not None:
+                    self.uploader.dispatch_due()
                 self.dispatch_due()
                 # the sweep reads every task's file references, so it runs only when a file can have expired
                 now = ctx.clock.now()
@@ -113,7 +139,7 @@ class CallbackDispatcher:
             self._wake.clear()
 
 
-def _read_some(response: requests.Response, deadline: float) -> str:
+def read_some(response: requests.Response, deadline: float) -> str:
     """Read at most RESPONSE_KEPT_BYTES of the reply, giving up at the deadline (a target may drip bytes)."""
     kept = b""
     for chunk in response.iter_content(chunk_size=512):

@@ -3,17 +3,22 @@
 COMMIT while queued behind the account's other tasks (FIFO, `Account.slots` at once), MAKING while rendering with
 Progress rising from 0 towards 99, then SUCCESS (Progress 100) or FAIL (Progress -1). Nothing sleeps and no thread
 moves a task along: the state is a function of the stored plan and the time.
+
+The one outcome a plan cannot hold is that of uploads to the caller's storage (`Task.uploads`, DECISIONS.md D52):
+such a task stays MAKING at Progress 99 once rendered until the outcome is recorded, then reaches SUCCESS, or FAIL
+801015 when an upload failed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..store import NEVER, Task
+from ..store import NEVER, Task, UploadRecord
 
 if TYPE_CHECKING:
     from ..context import MockContext
 
+UPLOAD_FAIL_CODE = 801015  # "upload to the given S3 URL failed"
 VIDEO_PATH = "/broadcast/Basic/video/{task_id}.mp4"
 SUBTITLE_PATH = "/broadcast/Basic/subtitle/{task_id}.srt"
 
@@ -27,16 +32,31 @@ def start_time(earlier: list[Task], submitted_at: float, slots: int, queue_secon
     return at if len(busy) < slots else busy[len(busy) - slots]
 
 
-def status(task: Task, now: float) -> str:
+def upload_of(ctx: MockContext, task: Task) -> UploadRecord | None:
+    """The recorded outcome of the task's uploads; None when it owes none or they are not done yet."""
+    return ctx.store.upload_of(task.task_id) if task.uploads else None
+
+
+def status(task: Task, now: float, upload: UploadRecord | None = None) -> str:
+    """The task's Status at `now`; `upload` is its recorded upload outcome (`upload_of`), if it owes uploads."""
     if now < task.start_at:
         return "COMMIT"
     if now < task.finish_at:
         return "MAKING"
+    if task.uploads:  # rendered: waiting for its uploads until their outcome is recorded
+        if upload is None or now < upload.at:
+            return "MAKING"
+        return "SUCCESS" if upload.ok else "FAIL"
     return task.outcome
 
 
-def progress_value(task: Task, now: float, max_progress: int) -> int:
-    state = status(task, now)
+def state(ctx: MockContext, task: Task, now: float) -> str:
+    """The task's Status at `now`, its uploads' outcome read from the store."""
+    return status(task, now, upload_of(ctx, task))
+
+
+def progress_value(task: Task, now: float, max_progress: int, upload: UploadRecord | None = None) -> int:
+    state = status(task, now, upload)
     if state == "COMMIT":
         return 0
     if state == "SUCCESS":
@@ -62,9 +82,10 @@ def media_urls(task: Task) -> tuple[str, str]:
 def report(ctx: MockContext, task: Task, now: float) -> dict[str, Any]:
     """Return the getprogress Payload of `task` at `now`: every documented field, zero-valued until it applies."""
     max_progress = ctx.spec.service["progressWhileMakingMax"]
-    state = status(task, now)
+    upload = upload_of(ctx, task)
+    state = status(task, now, upload)
     payload: dict[str, Any] = {
-        "Progress": progress_value(task, now, max_progress),
+        "Progress": progress_value(task, now, max_progress, upload),
         "MediaUrl": "",
         "SubtitlesUrl": "",
         "Status": state,
@@ -79,6 +100,8 @@ def report(ctx: MockContext, task: Task, now: float) -> dict[str, Any]:
         payload["MediaUrl"], payload["SubtitlesUrl"] = media_urls(task)
         payload["Duration"] = task.duration_ms
         payload["TextTimestampResult"] = task.sentences
+    elif state == "FAIL" and upload is not None and not upload.ok:
+        payload["FailCode"], payload["FailMessage"] = UPLOAD_FAIL_CODE, upload.fail_message
     elif state == "FAIL":
         payload["FailCode"], payload["FailMessage"] = task.fail_code, task.fail_message
     return payload
@@ -90,7 +113,10 @@ def callback_body(report_payload: dict[str, Any], task: Task) -> dict[str, Any]:
     return {"Payload": {**{name: report_payload[name] for name in fields}, "TaskId": task.task_id}}
 
 
-def timeline(task: Task, now: float) -> list[dict[str, Any]]:
+def timeline(task: Task, now: float, upload: UploadRecord | None = None) -> list[dict[str, Any]]:
     """Return the states the task has reached by `now`, each with when it was reached."""
-    steps = [("COMMIT", task.submitted_at), ("MAKING", task.start_at), (task.outcome, task.finish_at)]
+    end = (task.outcome, task.finish_at)
+    if task.uploads:  # the end comes with the uploads' outcome
+        end = ("SUCCESS" if upload.ok else "FAIL", max(upload.at, task.finish_at)) if upload else ("", NEVER)
+    steps = [("COMMIT", task.submitted_at), ("MAKING", task.start_at), end]
     return [{"Status": name, "At": at} for name, at in steps if at <= now]

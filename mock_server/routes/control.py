@@ -18,7 +18,7 @@ from flask import Flask, jsonify, redirect, request, send_from_directory
 
 from ..accounts import pace_problem, schema_problem, settings_problem
 from ..clock import MovableClock
-from ..lifecycle import trajectory
+from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
 from . import assets, results
 from .auth import account_of
@@ -107,6 +107,7 @@ class _Routes:
         if "frozen" in body:
             clock.freeze(body["frozen"])
         self.dispatcher.wake()
+        self.dispatcher.settle()  # uploads now due are made before the answer, so the next poll sees their outcome
         results.sweep(self.ctx)
         return jsonify(self._clock_view())
 
@@ -126,6 +127,7 @@ class _Routes:
         if task is None:
             raise ControlError(404, f"no task {task_id!r}")
         now = self.ctx.clock.now()
+        upload = trajectory.upload_of(self.ctx, task)
         return jsonify({
             **self._summary(task, now),
             "request": task.payload,
@@ -133,10 +135,11 @@ class _Routes:
             "concurrency_type": task.concurrency_type,
             "plan": {"start_at": _time(task.start_at), "finish_at": _time(task.finish_at),
                      "render_seconds": task.render_seconds, "outcome": task.outcome, "fail_code": task.fail_code},
-            "timeline": trajectory.timeline(task, now),
+            "timeline": trajectory.timeline(task, now, upload),
             "progress": trajectory.report(self.ctx, task, now),
             "callbacks": [dataclasses.asdict(a) for a in self.ctx.store.callbacks(task.appkey)
                           if a.task_id == task_id],
+            "uploads": _uploads_view(task, upload),
         })
 
     def _summary(self, task: Task, now: float) -> dict[str, Any]:
@@ -189,7 +192,7 @@ class _Routes:
             return None
         now = self.ctx.clock.now()
         tasks = self.ctx.store.tasks(appkey)
-        states = [trajectory.status(task, now) for task in tasks]
+        states = [trajectory.state(self.ctx, task, now) for task in tasks]
         left = (None if account.hourly_package_seconds is None
                 else account.hourly_package_seconds - trajectory.balance_used(tasks, now))
         return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
@@ -237,6 +240,17 @@ def _limit() -> int:
         return max(1, int(request.args.get("limit", DEFAULT_LIMIT)))
     except ValueError:
         raise ControlError(400, "limit must be a whole number") from None
+
+
+def _uploads_view(task: Task, upload) -> dict[str, Any] | None:
+    """The task's uploads to the caller's storage: where each file goes, and once done what each URL answered."""
+    if not task.uploads:
+        return None
+    if upload is None:
+        return {"state": "pending", "files": [{"field": field, "url": uploads.shown(url), "file": kind}
+                                              for field, url, kind in task.uploads]}
+    return {"state": "done" if upload.ok else "failed", "at": upload.at, "files": upload.files,
+            "fail_message": upload.fail_message}
 
 
 def _time(value: float) -> float | None:

@@ -61,7 +61,7 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
     """Return the task when its result exists now: it succeeded, and retention has not run out."""
     task = ctx.store.get_task(task_id)
     now = ctx.clock.now()
-    if task is None or trajectory.status(task, now) != "SUCCESS" or now >= expires_at(ctx, task.finish_at):
+    if task is None or trajectory.state(ctx, task, now) != "SUCCESS" or now >= expires_at(ctx, task.finish_at):
         return None
     return task
 

@@ -48,9 +48,12 @@ class MockServer:
         return self.clock.now()
 
     def advance(self, seconds: float) -> float:
-        """Move the mock's clock forward (tasks progress, callbacks fall due) and return the new time."""
+        """Move the mock's clock forward (tasks progress, callbacks fall due) and return the new time; uploads to the
+        caller's storage that fall due are made before it returns."""
         now = self.clock.advance(seconds)
-        self.app.extensions["ivh_mock_dispatcher"].wake()
+        dispatcher = self.app.extensions["ivh_mock_dispatcher"]
+        dispatcher.wake()
+        dispatcher.settle()
         return now
 
     # -- media ----------------------------------------------------------------------------------------------------

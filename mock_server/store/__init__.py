@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Store, Task, new_id
+from .base import NEVER, CallbackAttempt, JournalEntry, Store, Task, UploadRecord, new_id
 from .memory import MemoryStore
 
 
@@ -21,4 +21,5 @@ def open_store(spec: str, journal_limit: int = 1000) -> Store:
     raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
 
 
-__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task", "new_id", "open_store"]
+__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task", "UploadRecord", "new_id",
+           "open_store"]

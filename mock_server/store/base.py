@@ -14,6 +14,8 @@ from typing import Any, Callable, Protocol, TypeVar
 
 NEVER = float("inf")
 Record = TypeVar("Record")
+# Where a task's results are uploaded as well, and which file goes there (DECISIONS.md D52)
+STORAGE_FIELDS = (("VideoStorageS3Url", "video"), ("SubtitleStorageS3Url", "subtitles"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,15 @@ class Task:
     video: str = ""  # key of the rendered video in the blob store (tasks that end in SUCCESS)
     sentences: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # TextTimestampResult (Text tasks),
     # estimated once when the task is accepted
+
+    @property
+    def uploads(self) -> list[tuple[str, str, str]]:
+        """(field, URL, file) of each upload the task owes once rendered: the video to VideoStorageS3Url, a Text
+        task's subtitles to SubtitleStorageS3Url; none for a task planned to fail."""
+        if self.outcome != "SUCCESS":
+            return []
+        return [(field, self.payload[field], kind) for field, kind in STORAGE_FIELDS if self.payload.get(field)
+                and (kind == "video" or self.payload["DriverType"] == "Text")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,18 @@ class CallbackAttempt:
     error: str | None = None
     latency_ms: float = 0.0
     response_body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """The outcome of a task's uploads to the caller's storage: each file's answer, and whether all succeeded."""
+
+    task_id: str
+    appkey: str
+    at: float  # on the mock's clock, when the outcome was recorded: the task's SUCCESS or FAIL from then on
+    ok: bool
+    files: list[dict[str, Any]]  # per file: field, url (without its query), content_type, bytes, status, error, ...
+    fail_message: str = ""
 
 
 class Store(Protocol):
@@ -116,6 +139,19 @@ class Store(Protocol):
     def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
         """Return the delivery log of one appkey (or of all), oldest first."""
 
+    def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
+        """Return tasks that owe uploads (`Task.uploads`), rendered by `now` (the mock's clock), whose outcome is not
+        yet recorded and, unless `claimed`, that no live lease holds."""
+
+    def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
+        """Claim a task's uploads for `lease_seconds` of wall-clock time, as `claim_callback` does for callbacks."""
+
+    def record_upload(self, record: UploadRecord) -> None:
+        """Keep the outcome of a task's uploads, for good (nobody can claim them again)."""
+
+    def upload_of(self, task_id: str) -> UploadRecord | None:
+        """Return the recorded outcome of a task's uploads, or None while there is none."""
+
     def account_settings(self, appkey: str) -> dict[str, Any]:
         """Return the settings changed for an account through the control API (empty when none)."""
 
@@ -145,7 +181,7 @@ def new_id() -> str:
 
 
 def dumps(record: Any) -> str:
-    """Serialise a record (Task, JournalEntry, CallbackAttempt) for a store that keeps text."""
+    """Serialise a record (Task, JournalEntry, CallbackAttempt, UploadRecord) for a store that keeps text."""
     return json.dumps(fields_of(record), ensure_ascii=False, separators=(",", ":"))
 
 

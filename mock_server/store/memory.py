@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .base import CallbackAttempt, JournalEntry, Task
+from .base import CallbackAttempt, JournalEntry, Task, UploadRecord
 
 
 class MemoryStore:
@@ -25,6 +25,8 @@ class MemoryStore:
             self._tasks[task.task_id] = task
             if task.payload.get("CallbackUrl"):
                 self._unsent.add(task.task_id)
+            if task.uploads:
+                self._owed.add(task.task_id)
             return task
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
@@ -80,6 +82,30 @@ class MemoryStore:
                 return list(self._callbacks.get(appkey, ()))
             return sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
 
+    def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
+        wall = time.time()
+        with self._lock:
+            return [self._tasks[i] for i in self._owed if self._tasks[i].finish_at <= now
+                    and (claimed or self._upload_leases.get(i, 0.0) <= wall)]
+
+    def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
+        wall = time.time()
+        with self._lock:
+            if task_id not in self._owed or self._upload_leases.get(task_id, 0.0) > wall:
+                return False
+            self._upload_leases[task_id] = wall + lease_seconds
+            return True
+
+    def record_upload(self, record: UploadRecord) -> None:
+        with self._lock:
+            if record.task_id in self._tasks:  # a task reset meanwhile stays forgotten
+                self._uploads[record.task_id] = record
+            self._owed.discard(record.task_id)
+            self._upload_leases.pop(record.task_id, None)
+
+    def upload_of(self, task_id: str) -> UploadRecord | None:
+        return self._uploads.get(task_id)
+
     def account_settings(self, appkey: str) -> dict[str, Any]:
         with self._lock:
             return dict(self._settings.get(appkey, {}))
@@ -111,10 +137,16 @@ class MemoryStore:
                 self._settings: dict[str, dict[str, Any]] = {}
                 self._unsent: set[str] = set()  # tasks whose callback is still to be sent
                 self._leases: dict[str, float] = {}  # task -> wall-clock time its callback's claim lapses
+                self._owed: set[str] = set()  # tasks whose uploads are still to be made
+                self._upload_leases: dict[str, float] = {}  # task -> wall-clock time its uploads' claim lapses
+                self._uploads: dict[str, UploadRecord] = {}
                 return
             for task in self._by_account.pop(appkey, []):
                 self._tasks.pop(task.task_id, None)
                 self._unsent.discard(task.task_id)
                 self._leases.pop(task.task_id, None)
+                self._owed.discard(task.task_id)
+                self._upload_leases.pop(task.task_id, None)
+                self._uploads.pop(task.task_id, None)
             for table in (self._journal, self._callbacks, self._settings):
                 table.pop(appkey, None)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
+from .base import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, dumps, loads
 
 LOCK_SECONDS = 30  # a submission's account lock expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
@@ -47,6 +47,8 @@ class RedisStore:
             pipe.hset(self._key("media"), task.task_id, json.dumps(refs))
             if task.payload.get("CallbackUrl") and task.finish_at != NEVER:
                 pipe.zadd(self._key("due"), {task.task_id: task.finish_at})
+            if task.uploads and task.finish_at != NEVER:
+                pipe.zadd(self._key("owed"), {task.task_id: task.finish_at})
             pipe.execute()
         return task
 
@@ -115,6 +117,33 @@ class RedisStore:
                     for text in self.redis.lrange(self._key("callbacks", key), 0, -1)]
         return attempts if appkey else sorted(attempts, key=lambda attempt: attempt.at)
 
+    def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
+        ids = self.redis.zrangebyscore(self._key("owed"), "-inf", now)
+        if ids and not claimed:
+            leased = self.redis.mget([self._key("upload-lease", i) for i in ids])
+            ids = [i for i, lease in zip(ids, leased) if lease is None]
+        return self._load(ids)
+
+    def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
+        key = self._key("upload-lease", task_id)
+        if not self.redis.set(key, "1", nx=True, px=max(1, int(lease_seconds * 1000))):
+            return False
+        if self.redis.zscore(self._key("owed"), task_id) is None:  # recorded while our lease was being taken
+            self.redis.delete(key)
+            return False
+        return True
+
+    def record_upload(self, record: UploadRecord) -> None:
+        pipe = self.redis.pipeline()  # MULTI/EXEC: the outcome and "no longer owed" land together
+        if self.redis.exists(self._key("task", record.task_id)):  # a task reset meanwhile stays forgotten
+            pipe.set(self._key("upload", record.task_id), dumps(record))
+        pipe.zrem(self._key("owed"), record.task_id)
+        pipe.execute()
+
+    def upload_of(self, task_id: str) -> UploadRecord | None:
+        text = self.redis.get(self._key("upload", task_id))
+        return loads(UploadRecord, text) if text else None
+
     def account_settings(self, appkey: str) -> dict[str, Any]:
         text = self.redis.get(self._key("settings", appkey))
         return json.loads(text) if text else {}
@@ -140,9 +169,11 @@ class RedisStore:
         ids = self.redis.lrange(self._key("account", appkey), 0, -1)
         pipe = self.redis.pipeline()
         for task_id in ids:
-            pipe.delete(self._key("task", task_id), self._key("lease", task_id))
+            pipe.delete(self._key("task", task_id), self._key("lease", task_id), self._key("upload", task_id),
+                        self._key("upload-lease", task_id))
             pipe.lrem(self._key("all"), 1, task_id)
             pipe.zrem(self._key("due"), task_id)
+            pipe.zrem(self._key("owed"), task_id)
             pipe.hdel(self._key("media"), task_id)
         for kind in ("account", "journal", "callbacks", "settings"):
             pipe.delete(self._key(kind, appkey))

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Task, dumps, loads
+from .base import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, dumps, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, appk
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS callbacks_by_account ON callbacks (appkey, id);
 CREATE TABLE IF NOT EXISTS settings (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, finish_at REAL,
+    lease_until REAL NOT NULL DEFAULT 0, record TEXT);
+CREATE INDEX IF NOT EXISTS uploads_owed ON uploads (finish_at) WHERE record IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -88,6 +91,9 @@ class SqliteStore:
                        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at), task.photo,
                         task.audio, task.video, int(bool(task.payload.get("CallbackUrl"))), dumps(task)))
+            if task.uploads:
+                db.execute("INSERT INTO uploads (task_id, appkey, finish_at) VALUES (?, ?, ?)",
+                           (task.task_id, appkey, _real(task.finish_at)))
         return task
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
@@ -148,6 +154,28 @@ class SqliteStore:
             rows = self._db().execute("SELECT record FROM callbacks WHERE appkey = ? ORDER BY id", (appkey,))
         return [loads(CallbackAttempt, row[0]) for row in rows]
 
+    def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
+        rows = self._db().execute("SELECT t.record FROM uploads u JOIN tasks t ON t.task_id = u.task_id "
+                                  "WHERE u.record IS NULL AND u.finish_at <= ? AND (? OR u.lease_until <= ?)",
+                                  (now, int(claimed), time.time()))
+        return [loads(Task, row[0]) for row in rows]
+
+    def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
+        wall = time.time()
+        with self._writing() as db:
+            cursor = db.execute("UPDATE uploads SET lease_until = ? WHERE task_id = ? AND record IS NULL "
+                                "AND lease_until <= ?", (wall + lease_seconds, task_id, wall))
+        return cursor.rowcount == 1
+
+    def record_upload(self, record: UploadRecord) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE uploads SET record = ? WHERE task_id = ?", (dumps(record), record.task_id))
+
+    def upload_of(self, task_id: str) -> UploadRecord | None:
+        row = self._db().execute("SELECT record FROM uploads WHERE task_id = ? AND record IS NOT NULL",
+                                 (task_id,)).fetchone()
+        return loads(UploadRecord, row[0]) if row else None
+
     def account_settings(self, appkey: str) -> dict[str, Any]:
         row = self._db().execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
         return json.loads(row[0]) if row else {}
@@ -164,7 +192,7 @@ class SqliteStore:
 
     def reset(self, appkey: str | None = None) -> None:
         with self._writing() as db:
-            for table in ("tasks", "journal", "callbacks", "settings"):
+            for table in ("tasks", "journal", "callbacks", "settings", "uploads"):
                 if appkey is None:
                     db.execute(f"DELETE FROM {table}")
                 else:

@@ -1,0 +1,140 @@
+"""Upload a rendered task's results to the caller's storage (VideoStorageS3Url, SubtitleStorageS3Url), once.
+
+As a pre-signed S3 PUT URL expects: one HTTP PUT of the file's bytes with its Content-Type. The uploads obey the
+download rules (`media_in.fetch.Limits`): http or https on every hop, at most `redirects` redirects (the PUT is sent
+again to the new location), a connect timeout and a deadline for each file; the answer is read up to a few KiB. They
+run in the background, claimed in the store with a lease like callbacks, so each task's files go out once however
+many workers share the store, and again after a crash only if the outcome was never recorded. The recorded outcome
+decides the task's end (trajectory.status): SUCCESS when every file was accepted (2xx), else FAIL 801015 with a
+FailMessage naming each URL and what it answered (DECISIONS.md D52).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+
+from ..media_in.fetch import Limits
+from ..media_out import results
+from ..store import Task, UploadRecord
+from ..store.base import STORAGE_FIELDS
+from .callbacks import read_some
+from .speech import srt
+
+if TYPE_CHECKING:
+    from ..context import MockContext
+
+log = logging.getLogger("ivh_mock.uploads")
+CONTENT_TYPES = {"video": "video/mp4", "subtitles": "application/x-subrip"}
+S3_ERROR = re.compile(r"<Code>([^<]{1,100})</Code>(?:.*?<Message>([^<]{0,200})</Message>)?", re.S)
+
+
+def shown(url: str) -> str:
+    """The URL without its query, fragment and credentials: a pre-signed URL's query is a secret."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
+
+
+class Uploader:
+    def __init__(self, ctx: MockContext, limits: Limits, workers: int = 4):
+        self.ctx, self.limits = ctx, limits
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
+        self._session = requests.Session()
+        self._session.trust_env = False  # uploads never go through the machine's proxy settings
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim holds: the longest wait for the render, then each file's whole deadline."""
+        return self.ctx.config.render_wait_seconds + len(STORAGE_FIELDS) * self.limits.total_timeout + 5
+
+    def dispatch_due(self) -> int:
+        """Claim every task whose uploads are due and hand it to the pool; return how many were claimed."""
+        store, lease = self.ctx.store, self.lease_seconds
+        claimed = [task for task in store.due_uploads(self.ctx.clock.now()) if store.claim_upload(task.task_id, lease)]
+        for task in claimed:
+            self._pool.submit(self.upload, task)
+        return len(claimed)
+
+    def pending(self) -> bool:
+        """Whether uploads due by the mock's clock are still to be made or under way."""
+        return bool(self.ctx.store.due_uploads(self.ctx.clock.now(), claimed=True))
+
+    def upload(self, task: Task) -> UploadRecord:
+        """PUT each of the task's files to its URL and record the outcome, whatever happens."""
+        ctx = self.ctx
+        try:
+            files = self._put_all(task)
+        except Exception as exc:  # an upload must never take the dispatcher down; the task then fails, saying why
+            log.exception("uploads of task %s failed unexpectedly", task.task_id)
+            files = [{"field": field, "url": shown(url), "file": kind, "status": None,
+                      "error": f"the file could not be produced ({type(exc).__name__})"} for field, url, kind
+                     in task.uploads]
+        failed = [entry for entry in files if not _accepted(entry)]
+        record = UploadRecord(task_id=task.task_id, appkey=task.appkey, at=ctx.clock.now(), ok=not failed,
+                              files=files, fail_message="; ".join(_described(entry) for entry in failed))
+        ctx.store.record_upload(record)
+        return record
+
+    def _put_all(self, task: Task) -> list[dict[str, Any]]:
+        ctx, files = self.ctx, []
+        for field, url, kind in task.uploads:
+            if kind == "video":
+                data = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds).read_bytes()
+            else:
+                data = srt(task.sentences).encode("utf-8")
+            files.append({"field": field, "url": shown(url), "file": kind,
+                          **self.put(url, data, CONTENT_TYPES[kind])})
+        return files
+
+    def put(self, url: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """PUT `data` to `url` under the download rules; return what happened (status or error, reply, latency)."""
+        limits = self.limits
+        started = time.monotonic()
+        deadline = started + limits.total_timeout
+        outcome: dict[str, Any] = {"content_type": content_type, "bytes": len(data), "status": None, "error": None,
+                                   "reply": ""}
+        try:
+            for _ in range(limits.redirects + 1):
+                if urlsplit(url).scheme not in ("http", "https"):
+                    outcome["error"] = f"a redirect led to {shown(url)}, not an http or https URL"
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    outcome["error"] = f"took longer than the upload limit of {limits.total_timeout:g} s"
+                    break
+                with self._session.put(url, data=data, headers={"Content-Type": content_type}, stream=True,
+                                       allow_redirects=False, timeout=(min(limits.connect_timeout, left), left)) as reply:
+                    if reply.is_redirect:
+                        url = urljoin(url, reply.headers["Location"])
+                        continue
+                    outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, deadline)
+                    break
+            else:
+                outcome["error"] = f"more than {limits.redirects} redirects"
+        except requests.RequestException as exc:
+            outcome["error"] = f"could not be reached ({type(exc).__name__})"
+        outcome["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+        return outcome
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _accepted(entry: dict[str, Any]) -> bool:
+    return entry["status"] is not None and 200 <= entry["status"] < 300
+
+
+def _described(entry: dict[str, Any]) -> str:
+    """`Payload.VideoStorageS3Url (http://host/bucket/key.mp4) answered HTTP 403 AccessDenied: Request has expired`."""
+    where = f"Payload.{entry['field']} ({entry['url']})"
+    if entry["status"] is None:
+        return f"{where} {entry['error']}"
+    found = S3_ERROR.search(entry.get("reply", ""))
+    detail = f" {found.group(1)}" + (f": {found.group(2)}" if found.group(2) else "") if found else ""
+    return f"{where} answered HTTP {entry['status']}{detail}"

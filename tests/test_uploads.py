@@ -1,0 +1,244 @@
+"""Results uploaded to the caller's storage (VideoStorageS3Url, SubtitleStorageS3Url), against a real S3-compatible
+server: moto in server mode on 127.0.0.1, its URLs pre-signed by boto3 (tests/s3.py)."""
+
+import io
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import av
+import pytest
+import requests
+from ivh_mock.client import Client, TaskFailedError
+from ivh_mock.mock_server import MockServer, VirtualClock, create_app
+from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
+from ivh_mock.spec.signing import signed_query
+
+from .conftest import AUDIO_PAYLOAD, T0, TIMING
+from .s3 import S3Server
+from .test_lifecycle import text
+
+FRAME_MS = 40  # the video's time base is 25 frames a second
+SENTENCE_SRT = "1\n00:00:00,000 --> 00:00:02,000\n你好，我是虚拟主播。\n"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def mock():
+    with MockServer(TIMING, clock=VirtualClock(start=T0)) as server:
+        yield server
+
+
+@pytest.fixture
+def client(mock, request):
+    return Client(request.node.name[:40].replace("[", "-").replace("]", ""), "mock-accesstoken", mock.base_url,
+                  clock=mock.now, sleep=mock.advance, monotonic=mock.now)
+
+
+def video_seconds(data: bytes) -> tuple[str, float]:
+    with av.open(io.BytesIO(data)) as container:
+        return container.streams.video[0].codec_context.name, container.duration / 1_000_000
+
+
+def test_a_text_task_uploads_its_video_and_subtitles_then_succeeds(s3, mock, client):
+    bucket = s3.bucket()
+    receiver = CallbackReceiver()
+    try:
+        task = client.phototovideonotrain(
+            **text(CallbackUrl=receiver.url, VideoStorageS3Url=s3.put_url(bucket, "out/video.mp4", "video/mp4"),
+                   SubtitleStorageS3Url=s3.put_url(bucket, "out/video.srt", "application/x-subrip")))
+        result = client.wait(task.task_id)
+        assert result.succeeded and result.duration_ms == 2000
+        video, video_type = s3.get(bucket, "out/video.mp4")
+        codec, seconds = video_seconds(video)
+        assert (video_type, codec) == ("video/mp4", "h264") and abs(seconds * 1000 - result.duration_ms) <= FRAME_MS
+        assert video == requests.get(result.media_url, timeout=10).content  # the same file the mock serves
+        subtitles, subtitles_type = s3.get(bucket, "out/video.srt")
+        assert subtitles_type == "application/x-subrip" and subtitles.decode() == SENTENCE_SRT
+        [callback] = receiver.wait_for(1)
+        assert callback["body"]["Payload"]["Status"] == "SUCCESS"
+    finally:
+        receiver.close()
+    record = mock.task(task.task_id)
+    assert record["uploads"]["state"] == "done"
+    assert [(f["field"], f["status"], f["content_type"]) for f in record["uploads"]["files"]] == [
+        ("VideoStorageS3Url", 200, "video/mp4"), ("SubtitleStorageS3Url", 200, "application/x-subrip")]
+    assert record["uploads"]["files"][0]["url"] == f"{s3.url}/{bucket}/out/video.mp4"  # the query is a secret
+    assert "X-Amz-Signature" not in str(record["uploads"])
+    assert [step["Status"] for step in record["timeline"]] == ["COMMIT", "MAKING", "SUCCESS"]
+    # once per task: moving on uploads nothing more
+    mock.advance(3600)
+    assert s3.puts("out/video.mp4") == [200] and s3.puts("out/video.srt") == [200]
+
+
+def test_the_task_stays_making_until_its_upload_is_done(s3, mock, client):
+    bucket = s3.bucket()
+    task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "slow.mp4", "video/mp4")))
+    s3.check.delay = 1.5  # the storage takes its time to answer
+    try:
+        mock.clock.advance(60)  # past the render, without waiting for the upload as MockServer.advance would
+        mock.app.extensions["ivh_mock_dispatcher"].wake()
+        time.sleep(0.5)
+        report = client.getprogress(task.task_id)
+        assert (report.status, report.progress, report.media_url) == ("MAKING", 99, "")
+        assert mock.task(task.task_id)["uploads"]["state"] == "pending"
+        assert requests.get(f"{mock.base_url}/broadcast/Basic/video/{task.task_id}.mp4", timeout=10).status_code == 404
+    finally:
+        assert mock.app.extensions["ivh_mock_dispatcher"].settle(10)
+        s3.check.delay = 0.0
+    assert client.getprogress(task.task_id).status == "SUCCESS"
+
+
+@pytest.mark.parametrize("case, answer", [
+    ("wrongly signed", "answered HTTP 403 SignatureDoesNotMatch: The request signature we calculated"),
+    ("signed for another Content-Type", "answered HTTP 403 SignatureDoesNotMatch"),
+    ("expired", "answered HTTP 403 AccessDenied: Request has expired"),
+    ("for a bucket that does not exist", "answered HTTP 404 NoSuchBucket: The specified bucket does not exist"),
+])
+def test_a_refused_upload_fails_the_task_with_801015_naming_the_url_and_its_answer(s3, mock, client, case, answer):
+    bucket = s3.bucket()
+    url = {"wrongly signed": lambda: s3.put_url(bucket, "v.mp4", "video/mp4").replace("Signature=", "Signature=0"),
+           "signed for another Content-Type": lambda: s3.put_url(bucket, "v.mp4", "image/png"),
+           "expired": lambda: s3.put_url(bucket, "v.mp4", "video/mp4", expires=1),
+           "for a bucket that does not exist": lambda: s3.put_url("no-such-bucket", "v.mp4", "video/mp4")}[case]()
+    if case == "expired":
+        time.sleep(2.1)  # S3 counts expiry in real time
+    receiver = CallbackReceiver()
+    try:
+        task = client.phototovideonotrain(**text(VideoStorageS3Url=url, CallbackUrl=receiver.url))
+        with pytest.raises(TaskFailedError) as failure:
+            client.wait(task.task_id)
+        assert failure.value.fail_code == 801015
+        assert failure.value.fail_message.startswith(f"Payload.VideoStorageS3Url ({url.split('?')[0]}) {answer}")
+        report = client.getprogress(task.task_id)
+        assert (report.status, report.progress, report.media_url, report.subtitles_url) == ("FAIL", -1, "", "")
+        assert receiver.wait_for(1)[0]["body"]["Payload"]["Status"] == "FAIL"
+    finally:
+        receiver.close()
+    with pytest.raises(Exception):  # nothing was stored
+        s3.get(bucket, "v.mp4")
+    record = mock.task(task.task_id)
+    assert record["uploads"]["state"] == "failed" and record["status"] == "FAIL"
+    assert [step["Status"] for step in record["timeline"]] == ["COMMIT", "MAKING", "FAIL"]
+
+
+def test_an_unreachable_storage_fails_the_task_and_a_good_file_beside_it_is_still_named(s3, mock, client):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/bucket/v.srt?X-Amz-Signature=secret"
+    bucket = s3.bucket()
+    task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "v.mp4", "video/mp4"),
+                                             SubtitleStorageS3Url=dead))
+    with pytest.raises(TaskFailedError) as failure:
+        client.wait(task.task_id)
+    assert failure.value.fail_message == (f"Payload.SubtitleStorageS3Url ({dead.split('?')[0]}) could not be "
+                                          "reached (ConnectionError)")
+    files = mock.task(task.task_id)["uploads"]["files"]
+    assert [(f["field"], f["status"]) for f in files] == [("VideoStorageS3Url", 200), ("SubtitleStorageS3Url", None)]
+
+
+def test_an_audio_task_uploads_its_video_only(s3, mock, client):
+    bucket = s3.bucket()
+    task = client.phototovideonotrain(**AUDIO_PAYLOAD, VideoStorageS3Url=s3.put_url(bucket, "a.mp4", "video/mp4"),
+                                      SubtitleStorageS3Url=s3.put_url(bucket, "a.srt", "application/x-subrip"))
+    result = client.wait(task.task_id)
+    assert result.succeeded and not result.subtitles_url
+    assert abs(video_seconds(s3.get(bucket, "a.mp4")[0])[1] * 1000 - result.duration_ms) <= FRAME_MS
+    assert s3.puts("a.srt") == []
+    assert [f["field"] for f in mock.task(task.task_id)["uploads"]["files"]] == ["VideoStorageS3Url"]
+
+
+def test_a_task_planned_to_fail_uploads_nothing(s3, mock, client):
+    bucket = s3.bucket()
+    task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "f.mp4", "video/mp4")),
+                                      scenario="content_safety")
+    with pytest.raises(TaskFailedError) as failure:
+        client.wait(task.task_id)
+    assert failure.value.fail_code == 801005 and s3.puts("f.mp4") == []
+    assert mock.task(task.task_id)["uploads"] is None
+
+
+@pytest.mark.parametrize("url, named", [
+    ("ftp://example.com/v.mp4", "Payload.VideoStorageS3Url must be an http or https URL"),
+    ("", "Payload.VideoStorageS3Url"),
+])
+def test_a_storage_url_is_validated_like_the_other_urls(mock, client, url, named):
+    answer = requests.post(f"{mock.base_url}/v2/ivh/videomaker/broadcastservice/phototovideonotrain?"
+                           f"{client_query(client)}", json={"Header": {}, "Payload": text(VideoStorageS3Url=url)},
+                           timeout=10).json()["Header"]
+    assert answer["Code"] == 100002 and named in answer["Message"]
+
+
+def client_query(client):
+    return signed_query(client.appkey, client.accesstoken, int(client.clock()))
+
+
+class Redirector:
+    """An endpoint that answers every PUT with a redirect to `target` (as S3 answers 307 for another region)."""
+
+    def __init__(self, target: str, status: int = 307):
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hop"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_uploads_follow_redirects_as_downloads_do_and_no_more_of_them(s3, mock, client):
+    bucket = s3.bucket()
+    one = Redirector(s3.put_url(bucket, "r.mp4", "video/mp4"))
+    chain = [Redirector(one.url)]
+    for _ in range(3):  # four hops in all: one more than downloads may take
+        chain.append(Redirector(chain[-1].url))
+    try:
+        result = client.wait(client.phototovideonotrain(**text(VideoStorageS3Url=one.url)).task_id)
+        assert result.succeeded and s3.puts("r.mp4") == [200]
+        too_far = client.phototovideonotrain(**text(VideoStorageS3Url=chain[-1].url))
+        with pytest.raises(TaskFailedError) as failure:
+            client.wait(too_far.task_id)
+        assert failure.value.fail_message == f"Payload.VideoStorageS3Url ({chain[-1].url}) more than 3 redirects"
+        assert s3.puts("r.mp4") == [200]
+    finally:
+        for hop in [one, *chain]:
+            hop.close()
+
+
+def test_two_workers_sharing_a_store_upload_once(s3, tmp_path):
+    clock = VirtualClock(start=T0)
+    config = {**TIMING, "store": f"sqlite:{tmp_path / 'shared.sqlite3'}", "data_dir": str(tmp_path / "data")}
+    workers = [create_app(config, clock=clock) for _ in range(2)]
+    try:
+        bucket = s3.bucket()
+        api = Client("two-workers", "mock-accesstoken", "http://ivh-mock.local",
+                     session=in_process_session(workers[0], "http://ivh-mock.local"), clock=clock.now)
+        task = api.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "w.mp4", "video/mp4")))
+        clock.advance(60)
+        dispatchers = [app.extensions["ivh_mock_dispatcher"] for app in workers]
+        for dispatcher in dispatchers:
+            dispatcher.wake()
+        assert all(dispatcher.settle(15) for dispatcher in dispatchers)
+        time.sleep(0.3)  # a second upload, were there one, would have started by now
+        assert s3.puts("w.mp4") == [200]
+        assert api.getprogress(task.task_id).status == "SUCCESS"
+    finally:
+        for app in workers:
+            app.extensions["ivh_mock_dispatcher"].stop()
