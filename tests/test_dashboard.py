@@ -155,3 +155,22 @@ def test_a_busy_dashboard(mock, page):
     expect(page.locator(".status-FAIL").first).to_have_text("FAIL")
     expect(page.locator(".journal-row.verdict-rejected .message").first).to_contain_text(
         "Payload.SpeechParam.Speed must be at most 1.5")
+
+
+def test_the_task_page_shows_each_upload_and_what_the_storage_answered(mock, page):
+    from .s3 import S3Server
+
+    with S3Server() as s3:
+        bucket = s3.bucket()
+        video = s3.put_url(bucket, "v.mp4", "video/mp4")
+        refused = s3.put_url(bucket, "v.srt", "application/x-subrip").replace("Signature=", "Signature=0")
+        task_id = client_of(mock).phototovideonotrain(
+            text(VideoStorageS3Url=video, SubtitleStorageS3Url=refused)).task_id
+        mock.advance(60)
+    page.goto(f"{mock.base_url}/__mock__/ui#/task/{task_id}")
+    expect(page.locator(".upload-state")).to_have_text("failed")
+    expect(page.locator(".upload-status").nth(0)).to_contain_text("HTTP 200")
+    expect(page.locator(".upload-status").nth(1)).to_contain_text("HTTP 403")
+    expect(page.locator("#task-uploads")).to_contain_text(f"{s3.url}/{bucket}/v.srt")
+    expect(page.locator("#task-summary")).to_contain_text("FailCode 801015: Payload.SubtitleStorageS3Url")
+    assert "X-Amz-Signature" not in page.locator("#task-uploads").inner_text()

@@ -22,6 +22,18 @@ def test_the_fixture_example_passes(tmp_path):
     assert "2 passed" in run.stdout
 
 
+def test_the_bucket_example_passes_and_is_the_example_file(tmp_path):
+    code = python_block_after("### An app that keeps its videos in its own bucket")
+    example = (Path(__file__).resolve().parents[1] / "examples" / "test_my_app_bucket.py").read_text(encoding="utf-8")
+    assert example.endswith(code)
+    test_file = tmp_path / "test_bucket_example.py"
+    test_file.write_text(code, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "2 passed" in run.stdout
+
+
 def test_the_fixture_example_is_short():
     assert len(python_block_after("## Testing an app with the fixtures").strip().splitlines()) < 20
 

@@ -141,7 +141,9 @@ async function renderTask(view, taskId) {
       el("div", { class: "grid2" },
         el("section", { class: "card" }, el("h2", {}, "Request as sent"), el("pre", { id: "task-request" },
           JSON.stringify(task.request, null, 2))),
-        el("section", { class: "card" }, el("h2", {}, "Callback delivery"), el("div", { id: "task-callbacks" }))));
+        el("section", { class: "card" }, el("h2", {}, "Callback delivery"), el("div", { id: "task-callbacks" }))),
+      el("section", { class: "card" }, el("h2", {}, "Uploads to the caller's storage"),
+        el("div", { id: "task-uploads" })));
   }
   document.getElementById("task-summary").replaceChildren(
     statusCell(progress.Status), " ", bar(progress.Status, progress.Progress), ` ${progress.Progress}%`,
@@ -169,6 +171,24 @@ async function renderTask(view, taskId) {
         el("tr", {}, el("th", {}, "reply"), el("td", {}, el("pre", {}, attempt.response_body || "—")))])))
     : el("p", { class: "muted" }, task.request.CallbackUrl ? "Not sent yet: it goes out once, when the task finishes."
                                                           : "No CallbackUrl in the request."));
+  renderUploads(task.uploads);
+}
+
+function renderUploads(uploads) {
+  const box = document.getElementById("task-uploads");
+  if (!uploads) {
+    box.replaceChildren(el("p", { class: "muted" }, "No VideoStorageS3Url or SubtitleStorageS3Url to upload to."));
+    return;
+  }
+  const answer = (file) => uploads.state === "pending" ? "waiting for the render to finish, then uploaded once"
+    : file.status != null ? `HTTP ${file.status}` : file.error;
+  box.replaceChildren(el("p", { class: `upload-state upload-${uploads.state}` }, uploads.state),
+    el("table", {}, el("tbody", {}, uploads.files.map((file) => [
+      el("tr", {}, el("th", {}, file.field), el("td", {}, el("code", {}, file.url))),
+      el("tr", {}, el("th", {}, "answer"), el("td", { class: "upload-status" }, answer(file),
+        file.bytes != null ? ` · ${file.bytes} bytes ${file.content_type} in ${file.latency_ms} ms` : "")),
+      file.reply ? el("tr", {}, el("th", {}, "reply"), el("td", {}, el("pre", {}, file.reply))) : ""]))),
+    uploads.fail_message ? el("p", { class: "status-FAIL" }, uploads.fail_message) : "");
 }
 
 async function showSubtitles(media, video, url) {
