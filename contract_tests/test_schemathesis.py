@@ -4,7 +4,8 @@ non-zero Code for an invalid one.
 
 Whether a request is valid is decided from the request actually sent (the spec's own validator, SSML included),
 because the suite signs every request itself and points URLs at loopback, which can turn a generated "negative"
-case into a valid one. A valid media URL is replaced by the suite's sample, so nothing is fetched from outside.
+case into a valid one. A valid media URL is replaced by the suite's sample, and a valid callback or storage URL by
+a local receiver, so nothing is fetched from or sent outside.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def normalise(operation_id: str, body: Any, callback_url: str) -> Any:
     if isinstance(payload.get("CallbackUrl"), str) and not SPEC.check(
             "#/components/schemas/PhotoToVideoNoTrainPayload/properties/CallbackUrl", payload["CallbackUrl"]):
         payload["CallbackUrl"] = callback_url
+    for field in ("VideoStorageS3Url", "SubtitleStorageS3Url"):  # uploads go to loopback (which refuses a PUT)
+        if isinstance(payload.get(field), str) and not SPEC.check("#/components/schemas/StorageUrl", payload[field]):
+            payload[field] = callback_url
     speech = payload.get("SpeechParam")
     if isinstance(speech, dict) and isinstance(speech.get("TimbreKey"), str) and speech["TimbreKey"]:
         speech["TimbreKey"] = "female_1"  # a timbre every account has
