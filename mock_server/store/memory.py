@@ -57,17 +57,24 @@ class MemoryStore:
             return sorted((e for entries in self._journal.values() for e in entries), key=lambda e: e.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
-        wall = time.time()
-        with self._lock:
-            return [self._tasks[i] for i in self._unsent
-                    if self._tasks[i].finish_at <= now and self._leases.get(i, 0.0) <= wall]
+        return self._due(self._unsent, self._leases, now)
 
     def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        return self._claim(self._unsent, self._leases, task_id, lease_seconds)
+
+    def _due(self, waiting: set[str], leases: dict[str, float], now: float, claimed: bool = False) -> list[Task]:
+        """The tasks of `waiting` finished by `now` and, unless `claimed`, not held by a live lease."""
         wall = time.time()
         with self._lock:
-            if task_id not in self._unsent or self._leases.get(task_id, 0.0) > wall:
+            return [self._tasks[i] for i in waiting
+                    if self._tasks[i].finish_at <= now and (claimed or leases.get(i, 0.0) <= wall)]
+
+    def _claim(self, waiting: set[str], leases: dict[str, float], task_id: str, lease_seconds: float) -> bool:
+        wall = time.time()
+        with self._lock:
+            if task_id not in waiting or leases.get(task_id, 0.0) > wall:
                 return False
-            self._leases[task_id] = wall + lease_seconds
+            leases[task_id] = wall + lease_seconds
             return True
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
@@ -83,18 +90,10 @@ class MemoryStore:
             return sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
-        wall = time.time()
-        with self._lock:
-            return [self._tasks[i] for i in self._owed if self._tasks[i].finish_at <= now
-                    and (claimed or self._upload_leases.get(i, 0.0) <= wall)]
+        return self._due(self._owed, self._upload_leases, now, claimed)
 
     def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
-        wall = time.time()
-        with self._lock:
-            if task_id not in self._owed or self._upload_leases.get(task_id, 0.0) > wall:
-                return False
-            self._upload_leases[task_id] = wall + lease_seconds
-            return True
+        return self._claim(self._owed, self._upload_leases, task_id, lease_seconds)
 
     def record_upload(self, record: UploadRecord) -> None:
         with self._lock:

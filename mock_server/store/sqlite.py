@@ -135,11 +135,14 @@ class SqliteStore:
         return [loads(Task, row[0]) for row in rows]
 
     def claim_callback(self, task_id: str, lease_seconds: float) -> bool:
+        return self._lease("UPDATE tasks SET lease_until = ? WHERE task_id = ? AND callback = 1 AND sent = 0 "
+                           "AND lease_until <= ?", task_id, lease_seconds)
+
+    def _lease(self, update: str, task_id: str, lease_seconds: float) -> bool:
+        """Run a claim's UPDATE (parameters: lease end, task, now; wall-clock time); True when it took the lease."""
         wall = time.time()
         with self._writing() as db:
-            cursor = db.execute("UPDATE tasks SET lease_until = ? WHERE task_id = ? AND callback = 1 AND sent = 0 "
-                                "AND lease_until <= ?", (wall + lease_seconds, task_id, wall))
-        return cursor.rowcount == 1
+            return db.execute(update, (wall + lease_seconds, task_id, wall)).rowcount == 1
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
         with self._writing() as db:
@@ -161,11 +164,8 @@ class SqliteStore:
         return [loads(Task, row[0]) for row in rows]
 
     def claim_upload(self, task_id: str, lease_seconds: float) -> bool:
-        wall = time.time()
-        with self._writing() as db:
-            cursor = db.execute("UPDATE uploads SET lease_until = ? WHERE task_id = ? AND record IS NULL "
-                                "AND lease_until <= ?", (wall + lease_seconds, task_id, wall))
-        return cursor.rowcount == 1
+        return self._lease("UPDATE uploads SET lease_until = ? WHERE task_id = ? AND record IS NULL "
+                           "AND lease_until <= ?", task_id, lease_seconds)
 
     def record_upload(self, record: UploadRecord) -> None:
         with self._writing() as db:
