@@ -20,13 +20,13 @@ import requests
 from ..media_out import results
 from ..store import CallbackAttempt, Task
 from . import trajectory
+from .replies import read_some
 
 if TYPE_CHECKING:
     from ..context import MockContext
     from .uploads import Uploader
 
 log = logging.getLogger("ivh_mock.callbacks")
-RESPONSE_KEPT_BYTES = 2048
 SWEEP_EVERY_SECONDS = 30.0  # how often the background thread looks for files past retention
 
 
@@ -137,13 +137,3 @@ class CallbackDispatcher:
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)
             self._wake.clear()
-
-
-def read_some(response: requests.Response, deadline: float) -> str:
-    """Read at most RESPONSE_KEPT_BYTES of the reply, giving up at the deadline (a target may drip bytes)."""
-    kept = b""
-    for chunk in response.iter_content(chunk_size=512):
-        kept += chunk
-        if len(kept) >= RESPONSE_KEPT_BYTES or time.monotonic() > deadline:
-            break
-    return kept[:RESPONSE_KEPT_BYTES].decode("utf-8", "replace")

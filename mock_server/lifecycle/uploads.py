@@ -24,7 +24,7 @@ from ..media_in.fetch import Limits
 from ..media_out import results
 from ..store import Task, UploadRecord
 from ..store.base import STORAGE_FIELDS
-from .callbacks import read_some
+from .replies import read_some
 from .speech import srt
 
 if TYPE_CHECKING:
