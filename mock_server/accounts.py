@@ -63,7 +63,7 @@ def settings_problem(settings: Any, where: str = "body") -> str | None:
 
 
 def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:
-    """Return why the settings' `pace` cannot be used, or None (its shape is the schema's; its names are paces.yaml's)."""
+    """Return why the settings' `pace` cannot be used, or None (the schema has its shape, paces.yaml its names)."""
     if settings.get("pace") is None:
         return None
     try:

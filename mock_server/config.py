@@ -40,7 +40,7 @@ class Config:
     # callbacks
     callback_timeout_seconds: float = 5.0
     callback_workers: int = 8
-    background: bool = True  # run the callback dispatcher thread
+    background: bool = True  # run the callback dispatcher thread (it makes the uploads to callers' storage too)
     # where media URLs point; None means the host the submission was sent to
     public_url: str | None = None
     # where state is kept: memory, sqlite:PATH or redis://HOST:PORT/DB (create_app's `store` argument overrides it)

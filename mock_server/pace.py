@@ -1,5 +1,6 @@
 """Paces: how long tasks queue and render, as data (paces.yaml), so a preset, an account setting, one request or a
-file can each supply the same three Config fields."""
+file can each supply the same three Config fields. A file of calibrated figures is a mapping of the same keys:
+`resolve(yaml.safe_load(text))` checks it and fills what it leaves out from the fast preset."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any, Mapping
 import yaml
 
 FIELDS = ("queue_seconds", "render_speed", "render_startup_seconds")
-PRESETS: dict[str, dict[str, float]] = yaml.safe_load(Path(__file__).with_name("paces.yaml").read_text(encoding="utf-8"))
+PRESETS: dict[str, dict[str, float]] = yaml.safe_load(
+    Path(__file__).with_name("paces.yaml").read_text(encoding="utf-8"))
 DEFAULT = "fast"
 MAX_SECONDS = 86_400.0  # no field may exceed a day (of queueing, of rendering per second of video, of start-up)
 

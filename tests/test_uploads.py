@@ -141,6 +141,8 @@ def test_an_unreachable_storage_fails_the_task_and_a_good_file_beside_it_is_stil
                                           "reached (ConnectionError)")
     files = mock.task(task.task_id)["uploads"]["files"]
     assert [(f["field"], f["status"]) for f in files] == [("VideoStorageS3Url", 200), ("SubtitleStorageS3Url", None)]
+    account = requests.get(f"{mock.base_url}/__mock__/accounts/{client.appkey}", timeout=10).json()
+    assert account["balance_left_seconds"] == 360_000 - 2.0  # the video was made: its seconds stay used (D52)
 
 
 def test_an_audio_task_uploads_its_video_only(s3, mock, client):

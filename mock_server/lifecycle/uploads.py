@@ -108,8 +108,9 @@ class Uploader:
                 if left <= 0:
                     outcome["error"] = f"took longer than the upload limit of {limits.total_timeout:g} s"
                     break
+                timeout = (min(limits.connect_timeout, left), left)
                 with self._session.put(url, data=data, headers={"Content-Type": content_type}, stream=True,
-                                       allow_redirects=False, timeout=(min(limits.connect_timeout, left), left)) as reply:
+                                       allow_redirects=False, timeout=timeout) as reply:
                     if reply.is_redirect:
                         url = urljoin(url, reply.headers["Location"])
                         continue
