@@ -9,7 +9,7 @@ ARGS ?=
 .PHONY: serve test bench venv clean
 
 serve: $(STAMP)
-	$(BIN)/ivh-mock serve $(ARGS)
+	$(BIN)/ivh-mock serve --data-dir data $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

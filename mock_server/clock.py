@@ -34,6 +34,8 @@ class MovableClock:
     """A clock that can be frozen, set and advanced: its state is a base time, the source's time when the base was
     taken (the anchor), and whether it is frozen. Subclasses say where the state is kept."""
 
+    starts_frozen = False  # what restart() returns to: running with real time, or frozen at it
+
     def __init__(self, source=time.time):
         self._source = source
         self._lock = threading.Lock()
@@ -78,6 +80,17 @@ class MovableClock:
         with self._lock:
             self._save({"base": self._current(self._load()), "anchor": self._source(), "frozen": frozen})
 
+    def offset(self) -> float:
+        """Seconds this clock is ahead of real time (its source); negative when behind."""
+        return self.now() - self._source()
+
+    def restart(self) -> None:
+        """Return to real time, as the clock started: running in step with it, or frozen at it for a clock made
+        frozen (the pytest fixtures')."""
+        with self._lock:
+            now = self._source()
+            self._save({"base": now, "anchor": now, "frozen": self.starts_frozen})
+
 
 class VirtualClock(MovableClock):
     """A clock tests control, kept in this process: frozen, set and advanced at will; when running it ticks with
@@ -85,6 +98,7 @@ class VirtualClock(MovableClock):
 
     def __init__(self, start: float | None = None, frozen: bool = True, source=time.time):
         super().__init__(source)
+        self.starts_frozen = frozen
         anchor = source()
         self._state = {"base": start if start is not None else anchor, "anchor": anchor, "frozen": frozen}
 

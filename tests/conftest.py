@@ -168,14 +168,15 @@ def http_api(served, clock) -> Caller:
 
 
 MOCK = str(Path(sys.executable).with_name("ivh-mock"))
-BANNER_LINES = 6
+BANNER_LINES = 7
 
 
 class ServeProcess:
     """`ivh-mock serve` in a process group of its own (gunicorn's master and workers), on a free port."""
 
-    def __init__(self, data_dir, *args: str):
-        self.process = subprocess.Popen([MOCK, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+    def __init__(self, data_dir, *args: str, cwd=None, env=None):
+        data = ["--data-dir", str(data_dir)] if data_dir is not None else []
+        self.process = subprocess.Popen([MOCK, "serve", "--port", "0", *data, *args], cwd=cwd, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         start_new_session=True)
         self.banner = "".join(self.process.stdout.readline() for _ in range(BANNER_LINES))

@@ -1,6 +1,7 @@
 """`ivh-mock serve` as a user runs it: a real process on a real port, signed requests, a clean stop."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -139,3 +140,74 @@ def test_timing_options_are_offered():
     result = subprocess.run([str(SCRIPT), "serve", "--help"], capture_output=True, text=True, timeout=30)
     for option in ("--queue-seconds", "--render-speed", "--render-startup", "--public-url", "--control-token"):
         assert option in result.stdout
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    result = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.strip() == f"ivh-mock {version('ivh-mock')}"
+
+
+def test_the_banner_shows_the_data_directory_absolute_and_the_clock_in_real_time(tmp_path):
+    with ServeProcess("relative-data", cwd=tmp_path) as served:
+        assert f"data:        {tmp_path / 'relative-data'}\n" in served.banner
+        assert f"sqlite:{tmp_path / 'relative-data' / 'ivh-mock.sqlite3'}" in served.banner
+        assert "clock:       real time\n" in served.banner
+
+
+def test_a_moved_clock_survives_a_restart_and_the_banner_says_so_and_how_to_return(tmp_path):
+    with ServeProcess(tmp_path / "data") as served:
+        requests.post(f"{served.url}/__mock__/clock", json={"advance": 21_065}, timeout=10)
+    with ServeProcess(tmp_path / "data") as served:
+        line = next(line for line in served.banner.splitlines() if "clock:" in line)
+        assert "5 h 51 min ahead of real time" in line and "frozen" not in line
+        assert f"curl -X POST {served.url}/__mock__/clock" in line and """'{"real": true}'""" in line
+        command = line.split("back to real time: ", 1)[1]
+        subprocess.run(command, shell=True, check=True, capture_output=True, timeout=30)  # the command as printed
+        assert requests.get(f"{served.url}/__mock__/clock", timeout=10).json()["real"] is True
+    with ServeProcess(tmp_path / "data") as served:
+        assert "clock:       real time\n" in served.banner
+
+
+def test_a_frozen_clock_is_named_in_the_banner(tmp_path):
+    with ServeProcess(tmp_path / "data") as served:
+        requests.post(f"{served.url}/__mock__/clock", json={"set": 1_000_000_000, "frozen": True}, timeout=10)
+    with ServeProcess(tmp_path / "data") as served:
+        assert "clock:       frozen at 2001-09-09T01:46:40+00:00 (" in served.banner
+        assert "behind real time)" in served.banner
+
+
+def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
+    with ServeProcess(tmp_path / "data") as first:
+        second = subprocess.run([str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"in use by another ivh-mock (pid {first.process.pid}, listening on {first.url})" in second.stderr
+        store = f"sqlite:{tmp_path / 'data' / 'ivh-mock.sqlite3'}"  # the same store from another data directory
+        third = subprocess.run([str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "other"),
+                                "--store", store], capture_output=True, text=True, timeout=30)
+        assert third.returncode == 2 and f"pid {first.process.pid}" in third.stderr
+        first.kill()  # dies without cleaning up: the lock goes with it
+    with ServeProcess(tmp_path / "data") as after:
+        assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200
+
+
+def test_several_workers_of_one_server_share_the_store_they_lock(tmp_path):
+    with ServeProcess(tmp_path / "data", "--workers", "2") as served:
+        assert "2 worker(s)" in served.banner
+        for _ in range(6):  # whichever worker answers
+            assert post(served.url, "getprogress", {"TaskId": "0" * 32})["Header"]["Code"] == 110006
+
+
+def test_the_default_data_directory_is_the_users_state_directory(tmp_path):
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("XDG_STATE_HOME", None)
+    with ServeProcess(None, cwd=work, env=env) as served:
+        assert f"data:        {home / '.local' / 'state' / 'ivh-mock'}\n" in served.banner
+    with ServeProcess(None, cwd=work, env={**env, "XDG_STATE_HOME": str(tmp_path / "state")}) as served:
+        assert f"data:        {tmp_path / 'state' / 'ivh-mock'}\n" in served.banner
+    assert list(work.iterdir()) == []  # nothing is left in the folder it was started from
+    assert (tmp_path / "state" / "ivh-mock" / "ivh-mock.sqlite3").exists()

@@ -1,5 +1,6 @@
 """The control API under /__mock__/: clock, reset, inspection, accounts, and its token."""
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -27,8 +28,10 @@ def api(mock, clock):
 
 
 def test_the_clock_can_be_read_set_advanced_and_frozen(control, clock):
-    assert control.get("/__mock__/clock").json == {"now": clock.now(), "iso": "2025-11-24T16:00:00+00:00",
-                                                   "frozen": True}
+    view = control.get("/__mock__/clock").json
+    assert view == {"now": clock.now(), "iso": "2025-11-24T16:00:00+00:00", "frozen": True,
+                    "offset": view["offset"], "real": False}
+    assert abs(view["offset"] - (clock.now() - time.time())) < 60  # T0 lies in the past: the clock is behind
     assert control.post("/__mock__/clock", json={"advance": 90}).json["now"] == clock.now()
     assert control.post("/__mock__/clock", json={"set": 1_800_000_000}).json["now"] == 1_800_000_000
     running = control.post("/__mock__/clock", json={"frozen": False}).json
@@ -41,12 +44,48 @@ def test_the_clock_can_be_read_set_advanced_and_frozen(control, clock):
     ({"advance": -5}, "body/advance: -5 is less than the minimum of 0"),
     ({"advance": "5"}, "body/advance: '5' is not of type 'number'"),
     ({"rewind": 5}, "'rewind' was unexpected"),
+    ({"real": False}, "body/real: True was expected"),
     (None, "the body must be a JSON object"),
 ])
 def test_bad_clock_bodies_are_refused_by_name(control, body, named):
     response = control.post("/__mock__/clock", json=body) if body is not None else control.post("/__mock__/clock")
     assert response.status_code == 400
     assert named in response.json["error"]["message"]
+
+
+@pytest.fixture
+def stored(store_spec):
+    """A mock on the clock it keeps in its store, as `ivh-mock serve` runs: it starts in step with real time."""
+    return create_app({**CONFIG, "store": store_spec}).test_client()
+
+
+def test_real_true_returns_a_moved_clock_to_real_time(stored):
+    assert stored.get("/__mock__/clock").json["real"] is True
+    moved = stored.post("/__mock__/clock", json={"advance": 21_065, "frozen": True}).json
+    assert moved["frozen"] is True and moved["real"] is False and moved["offset"] > 21_000
+    back = stored.post("/__mock__/clock", json={"real": True}).json
+    assert back["real"] is True and back["frozen"] is False and abs(back["offset"]) < 1
+    assert abs(back["now"] - time.time()) < 5
+
+
+def test_real_true_applies_before_the_other_moves(stored):
+    stored.post("/__mock__/clock", json={"set": 1_000_000_000})
+    moved = stored.post("/__mock__/clock", json={"real": True, "advance": 3600}).json
+    assert 3590 < moved["offset"] < 3610 and moved["real"] is False
+
+
+def test_reset_of_everything_returns_the_clock_to_real_time_but_one_account_does_not(stored):
+    stored.post("/__mock__/clock", json={"advance": 5000, "frozen": True})
+    stored.post("/__mock__/reset", json={"appkey": "test-app"})
+    assert stored.get("/__mock__/clock").json["offset"] > 4900
+    stored.post("/__mock__/reset")
+    view = stored.get("/__mock__/clock").json
+    assert view["real"] is True and view["frozen"] is False
+
+
+def test_a_full_reset_keeps_a_frozen_test_clock_frozen_at_real_time(control, clock):
+    control.post("/__mock__/reset")
+    assert clock.frozen and abs(clock.now() - time.time()) < 5
 
 
 def test_advancing_the_clock_moves_tasks_along(api, control):

@@ -33,6 +33,7 @@ UI_DIR = Path(__file__).with_name("ui")
 UI_FILES = {"dashboard.js", "dashboard.css"}
 SCHEMAS = yaml.safe_load(Path(__file__).with_name("control.schema.yaml").read_text(encoding="utf-8"))["$defs"]
 DEFAULT_LIMIT = 500
+REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
 
 
 class ControlError(Exception):
@@ -89,6 +90,9 @@ class _Routes:
         body = _body("reset", optional=True)
         removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
+        if "appkey" not in body and isinstance(self.ctx.clock, MovableClock):
+            self.ctx.clock.restart()  # everything forgotten: the clock too returns to real time
+            self.dispatcher.wake()
         results.sweep(self.ctx, removed)
         return jsonify({"reset": body.get("appkey", "all")})
 
@@ -100,21 +104,21 @@ class _Routes:
         clock = self.ctx.clock
         if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
+        if body.get("real"):  # in this order, so that {"set": t, "frozen": true} stops at t exactly
+            clock.restart()
+        if "frozen" in body:
+            clock.freeze(body["frozen"])
         if "set" in body:
             clock.set(body["set"])
         if "advance" in body:
             clock.advance(body["advance"])
-        if "frozen" in body:
-            clock.freeze(body["frozen"])
         self.dispatcher.wake()
         self.dispatcher.settle()  # uploads now due are made before the answer, so the next poll sees their outcome
         results.sweep(self.ctx)
         return jsonify(self._clock_view())
 
     def _clock_view(self) -> dict[str, Any]:
-        now = self.ctx.clock.now()
-        return {"now": now, "iso": datetime.fromtimestamp(now, timezone.utc).isoformat(),
-                "frozen": getattr(self.ctx.clock, "frozen", False)}
+        return clock_view(self.ctx.clock)
 
     # -- inspection -------------------------------------------------------------------------------------------
     def tasks(self):
@@ -208,6 +212,15 @@ class _Routes:
         if name not in UI_FILES:
             return jsonify({"error": {"message": f"no dashboard file {name!r}"}}), 404
         return send_from_directory(UI_DIR, name, max_age=0)
+
+
+def clock_view(clock) -> dict[str, Any]:
+    """What GET /__mock__/clock answers: the time, whether it is frozen, and how far it is from real time."""
+    now = clock.now()
+    offset = round(clock.offset(), 3) if isinstance(clock, MovableClock) else 0.0
+    frozen = getattr(clock, "frozen", False)
+    return {"now": now, "iso": datetime.fromtimestamp(now, timezone.utc).isoformat(), "frozen": frozen,
+            "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
 
 
 def _token_ok(token: str, query_token: bool = False) -> bool:

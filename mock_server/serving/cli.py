@@ -10,10 +10,13 @@ import secrets
 import socket
 import sqlite3
 import sys
+from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from ivh_mock import __version__
 from ivh_mock import spec as spec_module
 
 from ..accounts import AccountsFileError
@@ -21,47 +24,73 @@ from ..app import create_app
 from ..config import DEFAULT_ACCESSTOKEN, Config
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import PRESETS
+from ..routes.control import clock_view
+from .owner import StoreInUse, StoreOwner
 from .server import Server
+
+DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
+
+
+def default_data_dir() -> str:
+    """Where an installed tool keeps its state: $XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock."""
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(state_home):  # the XDG spec: a relative path is invalid and is ignored
+        state_home = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state_home, "ivh-mock")
+
+
+def _help(meaning: str, default: Any) -> str:
+    return f"{meaning} (default: {default})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivh-mock", description="A local mock of the IVH photo-to-video API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the mock over HTTP")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one "
-                                                              "(default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", help=_help("address to listen on", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=8080, help=_help("port to listen on (0 picks a free one)", 8080))
     serve.add_argument("--profile", choices=spec_module.load().profile_names, default=None,
-                       help="limit profile: intl (the seed page, default) or cn (the China page)")
+                       help=_help("limit profile: intl (the international page) or cn (the China page: 6 MB photos, "
+                                  "10 MB audio, side and aspect limits only advisory)", "intl"))
     serve.add_argument("--accounts", metavar="FILE", default=None,
-                       help="strict mode: only the accounts in this YAML/JSON file, each with its own accesstoken")
+                       help=_help("strict mode: only the accounts in this YAML or JSON file are accepted, each with "
+                                  "its own accesstoken", "none"))
     serve.add_argument("--default-accesstoken", default=DEFAULT_ACCESSTOKEN,
-                       help="the accesstoken of every appkey when not strict (default: %(default)s)")
+                       help=_help("the accesstoken of every appkey when not in strict mode", DEFAULT_ACCESSTOKEN))
     timing = serve.add_argument_group("task timing", "a pace preset, then any of its three figures changed")
     timing.add_argument("--pace", choices=list(PRESETS), default=DEFAULT_PACE,
-                        help="how fast tasks queue and render: fast (quick local runs) or live (the live service's "
-                             "reported times; see README) (default: %(default)s)")
+                        help=_help("how fast tasks queue and render: fast (quick local runs) or live (the live "
+                                   "service's reported times; see Pace)", DEFAULT_PACE))
+    fast = PRESETS[DEFAULT_PACE]
     timing.add_argument("--queue-seconds", type=_seconds, default=None,
-                        help="least time a task waits in COMMIT (default: the pace's)")
+                        help=_help("least time a task waits in COMMIT", f"the pace's ({fast['queue_seconds']})"))
     timing.add_argument("--render-speed", type=_seconds, default=None,
-                        help="render time per second of output video (default: the pace's)")
+                        help=_help("render seconds per second of output video", f"the pace's ({fast['render_speed']})"))
     timing.add_argument("--render-startup", type=_seconds, default=None,
-                        help="fixed render start-up in seconds (default: the pace's)")
+                        help=_help("fixed render start-up, in seconds",
+                                   f"the pace's ({fast['render_startup_seconds']})"))
     serve.add_argument("--public-url", default=None,
-                       help="scheme://host[:port] media URLs point to (default: the host each request was sent to)")
-    serve.add_argument("--data-dir", default="data",
-                       help="where fetched media, uploads and rendered videos are kept (default: %(default)s)")
+                       help=_help("scheme://host[:port] that MediaUrl, SubtitlesUrl and asset URLs point to",
+                                  "the request's host"))
+    serve.add_argument("--data-dir", default=None,
+                       help=_help("where fetched media, uploads, rendered videos and the default store are kept",
+                                  f"{DATA_DIR_SHOWN}"))
     serve.add_argument("--store", default=None,
-                       help="where tasks, journal and callbacks are kept: memory, sqlite:PATH or "
-                            "redis://HOST:PORT/DB[?prefix=NAME] (default: sqlite:DATA_DIR/ivh-mock.sqlite3)")
+                       help=_help("where tasks, the request journal, callbacks, account settings and the clock are "
+                                  "kept: memory, sqlite:PATH (one server at a time), redis://HOST:PORT/DB[?prefix=NAME] "
+                                  "or unix:///PATH?db=N[&prefix=NAME] (see Deployment)",
+                                  "sqlite:DATA_DIR/ivh-mock.sqlite3"))
     serve.add_argument("--workers", type=_count, default=1,
-                       help="worker processes sharing the store; more than 1 needs sqlite or redis (default: 1)")
+                       help=_help("worker processes (gunicorn) sharing the store; more than one needs sqlite: or "
+                                  "redis://", 1))
     serve.add_argument("--threads", type=_count, default=8,
-                       help="threads per worker, each answering one request at a time (default: %(default)s)")
+                       help=_help("threads per worker, each answering one request at a time", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
-                       help="seconds a callback delivery may take (default: %(default)s)")
+                       help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", default=None,
-                       help="token the control API (/__mock__/) demands; generated when listening beyond loopback")
+                       help=_help("token the control API demands; generated when listening beyond loopback",
+                                  "none on loopback"))
     return parser
 
 
@@ -112,16 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     token = args.control_token
     if token is None and not _is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
-    store = args.store or f"sqlite:{os.path.join(args.data_dir, 'ivh-mock.sqlite3')}"
+    data_dir = os.path.abspath(os.path.expanduser(args.data_dir or default_data_dir()))
+    store = args.store or f"sqlite:{os.path.join(data_dir, 'ivh-mock.sqlite3')}"
     if store == "memory" and args.workers > 1:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
               file=sys.stderr)
         return 2
+    owner = None
+    try:
+        database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
+        if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
+            store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
+            owner = StoreOwner(store.removeprefix("sqlite:"))
+    except (StoreInUse, OSError) as error:
+        print(f"ivh-mock: {error}", file=sys.stderr)
+        return 2
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
                     **timing_of(args), public_url=args.public_url, control_token=token,
-                    data_dir=args.data_dir, store=store, callback_timeout_seconds=args.callback_timeout)
+                    data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout)
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
+        clock = clock_view(ctx.clock)
     except (AccountsFileError, ValueError, OSError, sqlite3.Error, redis.RedisError) as error:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
@@ -133,13 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
 
     def banner(port: int) -> None:
+        url = f"http://{host}:{port}"
+        if owner is not None:
+            owner.announce(url)
         control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
-        print(f"ivh-mock listening on http://{host}:{port}", flush=True)
+        print(f"ivh-mock listening on {url}", flush=True)
         print(f"  profile:     {config.profile or ctx.spec.default_profile}", flush=True)
         print(f"  credentials: {ctx.accounts.describe()}", flush=True)
-        print(f"  control API: http://{host}:{port}/__mock__/ {control}", flush=True)
+        print(f"  control API: {url}/__mock__/ {control}", flush=True)
         print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
-        print(f"  data:        {args.data_dir}", flush=True)
+        print(f"  data:        {data_dir}", flush=True)
+        print(f"  clock:       {describe_clock(clock, url, token)}", flush=True)
 
     server = Server(lambda: create_app(config), f"{host}:{args.port}", workers=args.workers, threads=args.threads,
                     ready=banner)
@@ -147,7 +191,33 @@ def main(argv: list[str] | None = None) -> int:
         server.run()
     except SystemExit as exit_:  # gunicorn leaves by sys.exit, 0 after a clean stop (SIGTERM, SIGINT)
         return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        if owner is not None:
+            owner.release()
     return 0
+
+
+def describe_clock(view: dict[str, Any], url: str, token: str | None) -> str:
+    """The banner's clock line: "real time", or how the stored clock differs from it and how to bring it back."""
+    if view["real"]:
+        return "real time"
+    offset = view["offset"]
+    distance = f"{_duration(abs(offset))} {'ahead of' if offset > 0 else 'behind'} real time"
+    when = datetime.fromtimestamp(view["now"], timezone.utc).isoformat(timespec="seconds")
+    state = f"frozen at {when} ({distance})" if view["frozen"] else distance
+    auth = f" -H 'X-Mock-Token: {token}'" if token else ""
+    return (f"{state}, as kept in the store; back to real time: curl -X POST {url}/__mock__/clock{auth} "
+            """-H 'Content-Type: application/json' -d '{"real": true}'""")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
 
 
 def _shown(store: str) -> str:
