@@ -38,8 +38,7 @@ def target(request):
     remote = Target(base_url, requests.Session(), label=base_url, guard=SpendGuard(allowance), appkey=appkey,
                     accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     yield remote
-    if remote.has_control and remote._frozen_at is not None:
-        remote.unfreeze()
+    remote.restore_clock()  # the clock as the suite found it: a served mock keeps it in its store
 
 
 @pytest.fixture

@@ -103,8 +103,11 @@ class Target:
         self.base_url, self.session, self.label, self.guard = base_url.rstrip("/"), session, label, guard
         self.default_appkey, self.accesstoken, self.control_token = appkey, accesstoken, control_token
         self.spec = spec_module.load()
-        self.has_control = self._control("GET", "clock") is not None
+        start = self._control("GET", "clock")
+        self.has_control = start is not None
         self._frozen_at: float | None = None
+        # The target's clock as the suite found it, to put it back when the suite ends (restore_clock).
+        self._clock_at_start = (start, time.time()) if start is not None else None
 
     # -- time and identity ---------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -163,6 +166,16 @@ class Target:
     def unfreeze(self) -> None:
         self._control("POST", "clock", {"frozen": False})
         self._frozen_at = None
+
+    def restore_clock(self) -> None:
+        """Put a mock's clock back as the suite found it: running with the time it had then plus the time since, or
+        frozen where it stood; a served mock keeps its clock in its store, so a moved clock would outlive the run."""
+        if self._clock_at_start is None:
+            return
+        start, wall = self._clock_at_start
+        when = start["now"] if start["frozen"] else start["now"] + (time.time() - wall)
+        self._control("POST", "clock", {"frozen": start["frozen"], "set": when})
+        self._frozen_at = start["now"] if start["frozen"] else None
 
     def advance(self, seconds: float) -> None:
         answer = self._control("POST", "clock", {"advance": seconds})

@@ -61,3 +61,19 @@ def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
     assert result.returncode == 0, result.stdout
     assert "SURVIVED" not in result.stdout
     assert re.search(r"(\d+) of \1 mutations caught", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("frozen_at_start", [False, True])
+def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start, tmp_path):
+    with ServeProcess(tmp_path / "data") as served:
+        clock = f"{served.url}/__mock__/clock"
+        if frozen_at_start:
+            requests.post(clock, json={"set": 1_900_000_000, "frozen": True}, timeout=10)
+        result = run_suite(served.url, tmp_path, "--ivh-allow-spend", "1000", "-k",
+                           "test_spoken_text_longer_than_60_seconds_fails")
+        assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:]
+        after = requests.get(clock, timeout=10).json()
+    if frozen_at_start:
+        assert after["frozen"] is True and after["now"] == 1_900_000_000
+    else:
+        assert after["real"] is True, after  # the test advanced the clock by 600 s at least
