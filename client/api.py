@@ -47,7 +47,8 @@ class Client:
         self.appkey = appkey or os.environ.get("IVH_APPKEY")
         self.accesstoken = accesstoken or os.environ.get("IVH_ACCESSTOKEN")
         if not self.appkey or not self.accesstoken:
-            raise ValueError("an appkey and an accesstoken are needed (arguments, or IVH_APPKEY and IVH_ACCESSTOKEN)")
+            raise ValueError("an appkey and an accesstoken are needed: Client(appkey=..., accesstoken=...), or the "
+                             "environment variables IVH_APPKEY and IVH_ACCESSTOKEN")
         self.base_url = (base_url or os.environ.get("IVH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or requests.Session()

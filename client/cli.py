@@ -1,72 +1,122 @@
 """`ivh`: submit, follow and fetch photo-to-video tasks from a shell. Credentials come from the environment.
 
-Exit codes: 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
-4 timed out waiting; 5 the server or a result file could not be reached.
+Exit codes (EXIT_CODES): 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
+4 timed out waiting; 5 the server or a result file could not be reached; 141 the output was closed early.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, TextIO
+
+from ivh_mock import __version__
 
 from .api import Client
 from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError, WaitTimeoutError
 from .models import Progress
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_REFUSED: "the API refused the request (or pre-flight validation did); the code and message are printed",
+    EXIT_USAGE: "usage or configuration error (e.g. no credentials)",
+    EXIT_FAILED: "the task failed; FailCode and FailMessage are printed",
+    EXIT_TIMEOUT: "the task did not finish within --timeout",
+    EXIT_UNREACHABLE: "the server or a result file could not be reached",
+    EXIT_CLOSED: "the output was closed before everything was printed (a pipe into head, say), quietly",
+}
+NO_CREDENTIALS = ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
+                  "(and --base-url or IVH_BASE_URL to choose the server)")
 BAR_WIDTH = 30
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ivh", description=__doc__.split("\n")[0],
-                                     epilog="Environment: IVH_APPKEY, IVH_ACCESSTOKEN, IVH_BASE_URL.")
-    parser.add_argument("--base-url", help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock "
-                                           "(default: IVH_BASE_URL, else the international gateway)")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="ivh", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Environment: IVH_APPKEY, IVH_ACCESSTOKEN, IVH_BASE_URL.\n\nExit codes:\n{codes}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _common_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    submit = commands.add_parser("submit", help="submit a photo-to-video task")
-    submit.add_argument("--photo", required=True, metavar="URL", help="RefPhotoUrl")
+    submit = _command(commands, "submit", "submit a photo-to-video task")
+    submit.add_argument("--photo", required=True, metavar="URL", help="RefPhotoUrl (required)")
     drive = submit.add_mutually_exclusive_group(required=True)
     drive.add_argument("--text", help="InputSsml to speak (DriverType Text; needs --timbre)")
     drive.add_argument("--audio", metavar="URL", help="InputAudioUrl (DriverType OriginalVoice)")
-    submit.add_argument("--timbre", help="SpeechParam.TimbreKey, e.g. female_1")
-    submit.add_argument("--speed", type=float, default=1.0, help="SpeechParam.Speed (default: %(default)s)")
+    submit.add_argument("--timbre", metavar="KEY", help="SpeechParam.TimbreKey, e.g. female_1")
+    submit.add_argument("--speed", type=float, default=1.0, help="SpeechParam.Speed (default: 1.0)")
     submit.add_argument("--volume", type=int, help="SpeechParam.Volume")
     submit.add_argument("--callback", metavar="URL", help="CallbackUrl")
-    submit.add_argument("--scenario", help="X-Mock-Scenario (ivh-mock only)")
+    submit.add_argument("--scenario", metavar="NAME", help="X-Mock-Scenario (ivh-mock only)")
     submit.add_argument("--wait", action="store_true", help="wait for the task, showing its progress")
     _wait_options(submit)
 
-    progress = commands.add_parser("progress", help="show a task's progress once")
+    progress = _command(commands, "progress", "show a task's progress once")
     progress.add_argument("task_id", metavar="TASKID")
 
-    wait = commands.add_parser("wait", help="wait for a task, showing its progress")
+    wait = _command(commands, "wait", "wait for a task, showing its progress")
     wait.add_argument("task_id", metavar="TASKID")
     _wait_options(wait)
 
-    commands.add_parser("timbres", help="list the timbres the account may use")
+    _command(commands, "timbres", "list the timbres the account may use")
     return parser
 
 
+def _command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    _common_options(command, argparse.SUPPRESS)  # also after the command: `ivh progress ID --json`
+    return command
+
+
+def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--base-url", metavar="URL", default=default,
+                        help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock "
+                             "(default: IVH_BASE_URL, else https://gw-sg.tvs.qq.com)")
+    parser.add_argument("--json", action="store_true", default=False if default is None else default,
+                        help="print results as JSON")
+
+
 def _wait_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait at most (default: %(default)s)")
-    parser.add_argument("--interval", type=float, default=2.0, help="first poll interval (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait at most (default: 1800)")
+    parser.add_argument("--interval", type=float, default=2.0, help="first poll interval, in seconds (default: 2)")
     parser.add_argument("--download", metavar="FILE", help="download the video to FILE when done (implies waiting)")
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    try:
+        code = _main(argv, out, err)
+        out.flush()  # here, not at exit, so that a closed pipe is seen below
+        return code
+    except BrokenPipeError:  # the reader went away (`ivh timbres | head`): stop quietly, as other commands do
+        for stream in (out, err):
+            _point_at_devnull(stream)  # so that flushing at exit does not raise again
+        return EXIT_CLOSED
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
-    try:
-        client = Client(base_url=args.base_url)
-    except ValueError as error:
-        print(f"ivh: {error}", file=err)
+    if not (os.environ.get("IVH_APPKEY") and os.environ.get("IVH_ACCESSTOKEN")):
+        print(NO_CREDENTIALS, file=err)
         return EXIT_USAGE
+    client = Client(base_url=args.base_url)
     try:
         return _run(client, args, out, err)
     except APIError as error:

@@ -1,6 +1,7 @@
 """`ivh` in a subprocess against a running mock: submit, wait with progress, download, refusals, exit codes."""
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -90,3 +91,43 @@ def test_an_unreachable_server_exits_5():
 
 def test_base_url_from_the_environment(mock_url):
     assert ivh("timbres", env={"IVH_BASE_URL": mock_url}).returncode == 0
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = subprocess.run([IVH, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.strip() == f"ivh {version('ivh-mock')}"
+
+
+def test_options_are_accepted_after_the_command(mock_url):
+    task_id = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, "--base-url", mock_url).stdout.strip()
+    shown = ivh("progress", task_id, "--json", "--base-url", mock_url)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["TaskId"] == task_id
+    before = ivh("--json", "progress", task_id, url=mock_url)  # and still before it
+    assert json.loads(before.stdout)["TaskId"] == task_id
+
+
+def test_a_closed_pipe_ends_quietly(mock_url):
+    environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+    process = subprocess.Popen([IVH, "--base-url", mock_url, "timbres"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment)
+    process.stdout.close()  # the reader is gone before anything is written, as `| head` may be
+    _, errors = process.communicate(timeout=60)
+    assert errors == b"" and process.returncode == 141
+
+
+def test_help_lists_every_exit_code():
+    from ivh_mock.client.cli import EXIT_CODES
+
+    shown = subprocess.run([IVH, "--help"], capture_output=True, text=True, timeout=30).stdout
+    for code, meaning in EXIT_CODES.items():
+        assert re.search(rf"^  {code} +{re.escape(meaning)}$", shown, re.M), (code, shown)
+
+
+def test_missing_credentials_name_the_environment_variables(mock_url):
+    missing = ivh("progress", "x", url=mock_url, env={"IVH_ACCESSTOKEN": ""})
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
+                                      "(and --base-url or IVH_BASE_URL to choose the server)")
