@@ -75,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the request's host"))
     serve.add_argument("--data-dir", default=None,
                        help=_help("where fetched media, uploads, rendered videos and the default store are kept",
-                                  f"{DATA_DIR_SHOWN}"))
+                                  DATA_DIR_SHOWN))
     serve.add_argument("--store", default=None,
                        help=_help("where tasks, the request journal, callbacks, account settings and the clock are "
-                                  "kept: memory, sqlite:PATH (one server at a time), redis://HOST:PORT/DB[?prefix=NAME] "
-                                  "or unix:///PATH?db=N[&prefix=NAME] (see Deployment)",
+                                  "kept: memory, sqlite:PATH (one server at a time), "
+                                  "redis://HOST:PORT/DB[?prefix=NAME] or unix:///PATH?db=N[&prefix=NAME] (see Deployment)",
                                   "sqlite:DATA_DIR/ivh-mock.sqlite3"))
     serve.add_argument("--workers", type=_count, default=1,
                        help=_help("worker processes (gunicorn) sharing the store; more than one needs sqlite: or "
