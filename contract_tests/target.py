@@ -163,10 +163,6 @@ class Target:
     def freeze(self) -> None:
         self._frozen_at = self._control("POST", "clock", {"frozen": True})["now"]
 
-    def unfreeze(self) -> None:
-        self._control("POST", "clock", {"frozen": False})
-        self._frozen_at = None
-
     def restore_clock(self) -> None:
         """Put a mock's clock back as the suite found it: running with the time it had then plus the time since, or
         frozen where it stood; a served mock keeps its clock in its store, so a moved clock would outlive the run."""
