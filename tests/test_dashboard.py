@@ -174,3 +174,18 @@ def test_the_task_page_shows_each_upload_and_what_the_storage_answered(mock, pag
     expect(page.locator("#task-uploads")).to_contain_text(f"{s3.url}/{bucket}/v.srt")
     expect(page.locator("#task-summary")).to_contain_text("FailCode 801015: Payload.SubtitleStorageS3Url")
     assert "X-Amz-Signature" not in page.locator("#task-uploads").inner_text()
+
+
+def test_the_clock_shows_how_far_it_is_from_real_time_and_returns_to_it(mock, page):
+    import time
+
+    page.goto(mock.base_url + "/__mock__/ui")
+    expect(page.locator("#clock-state")).to_have_text("frozen")
+    page.click("#real-time-button")
+    expect(page.locator("#clock-state")).to_have_text("real time")
+    page.fill("#advance-seconds", "21065")
+    page.click("#advance-button")
+    expect(page.locator("#clock-state")).to_have_text("5 h 51 min ahead")
+    page.click("#real-time-button")
+    expect(page.locator("#clock-state")).to_have_text("real time")
+    assert not mock.clock.frozen and abs(mock.now() - time.time()) < 5

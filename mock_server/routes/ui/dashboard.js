@@ -46,10 +46,19 @@ async function act(promise) {
   try { await promise; showError(null); await refresh(); } catch (error) { showError(error); }
 }
 
+function span(seconds) {  // 21065 -> "5 h 51 min"
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 48 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} days ${hours % 24} h`;
+}
+
 // -- header: the clock and its controls -----------------------------------------------------------------------
 function renderClock() {
   document.getElementById("clock-now").textContent = `${when(clock.now)} UTC`;
-  document.getElementById("clock-state").textContent = clock.frozen ? "frozen" : "running";
+  const away = `${span(Math.abs(clock.offset))} ${clock.offset > 0 ? "ahead" : "behind"}`;
+  document.getElementById("clock-state").textContent = clock.frozen ? "frozen" : clock.real ? "real time" : away;
   document.getElementById("freeze-button").textContent = clock.frozen ? "Unfreeze" : "Freeze";
 }
 
@@ -61,6 +70,8 @@ document.getElementById("set-button").addEventListener("click", () => {
 });
 document.getElementById("freeze-button").addEventListener("click", () =>
   act(call("clock", "POST", { frozen: !clock.frozen })));
+document.getElementById("real-time-button").addEventListener("click", () =>
+  act(call("clock", "POST", { real: true, frozen: false })));
 document.getElementById("reset-all-button").addEventListener("click", () => {
   if (confirm("Forget every task, request and callback of every account?")) act(call("reset", "POST", {}));
 });
