@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--queue-seconds", type=_seconds, default=None,
                         help=_help("least time a task waits in COMMIT", f"the pace's ({fast['queue_seconds']})"))
     timing.add_argument("--render-speed", type=_seconds, default=None,
-                        help=_help("render seconds per second of output video", f"the pace's ({fast['render_speed']})"))
+                        help=_help("render seconds per second of output video",
+                                   f"the pace's ({fast['render_speed']})"))
     timing.add_argument("--render-startup", type=_seconds, default=None,
                         help=_help("fixed render start-up, in seconds",
                                    f"the pace's ({fast['render_startup_seconds']})"))
@@ -79,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", default=None,
                        help=_help("where tasks, the request journal, callbacks, account settings and the clock are "
                                   "kept: memory, sqlite:PATH (one server at a time), "
-                                  "redis://HOST:PORT/DB[?prefix=NAME] or unix:///PATH?db=N[&prefix=NAME] (see Deployment)",
+                                  "redis://HOST:PORT/DB[?prefix=NAME] or unix:///PATH?db=N[&prefix=NAME] "
+                                  "(see Deployment)",
                                   "sqlite:DATA_DIR/ivh-mock.sqlite3"))
     serve.add_argument("--workers", type=_count, default=1,
                        help=_help("worker processes (gunicorn) sharing the store; more than one needs sqlite: or "
