@@ -212,3 +212,28 @@ def test_a_redis_url_keeps_its_other_query_parameters(redis_server):
     store = RedisStore(f"redis://{host_port}?db=2&prefix=q")
     assert store.prefix == "q:" and store.redis.connection_pool.connection_kwargs["db"] == 2
     store.close()
+
+
+def test_a_redis_reset_leaves_a_mock_under_a_longer_prefix_alone(redis_server):
+    """Mocks on `?prefix=ci` and `?prefix=ci:job1` share one database: a reset of the first touches none of the
+    second's keys (its tasks, journal, callbacks, settings, leases, clock)."""
+    from ivh_mock.mock_server.store.redis import RedisStore
+
+    base = f"r{time.monotonic_ns()}"
+    first, second = RedisStore(f"{redis_server.url}?prefix={base}"), RedisStore(f"{redis_server.url}?prefix={base}:job1")
+    for store, name in ((first, "a"), (second, "b")):
+        task = store.add_task(name, lambda earlier, name=name: make_task(f"t-{name}", name))
+        store.record(JournalEntry(at=1.0, appkey=name, operation="getprogress", request_id=name, code=0, message=""))
+        store.put_account_settings(name, {"max_pending": 3})
+        store.claim_callback(task.task_id, 60)
+        store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    second.record_callback(attempt(second.get_task("t-b")))
+    keys_before = sorted(second.redis.scan_iter(f"{base}:job1:*"))
+    first.reset()
+    assert first.tasks() == [] and first.appkeys() == [] and first.clock_state() is not None
+    assert sorted(second.redis.scan_iter(f"{base}:job1:*")) == keys_before
+    assert [t.task_id for t in second.tasks()] == ["t-b"] and second.appkeys() == ["b"]
+    assert second.clock_state() == {"base": 5.0, "anchor": 5.0, "frozen": True}
+    second.reset()
+    assert sorted(second.redis.scan_iter(f"{base}*")) == [f"{base}:clock", f"{base}:job1:clock"]  # nothing left over
+    first.close(), second.close()

@@ -18,6 +18,10 @@ from .base import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, dump
 
 LOCK_SECONDS = 30  # a submission's account lock expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
+# Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
+SHARED_KEYS = ("all", "appkeys", "media", "due", "owed")
+ACCOUNT_KEYS = ("account", "journal", "callbacks", "settings")
+TASK_KEYS = ("task", "lease", "upload", "upload-lease")
 
 
 class RedisStore:
@@ -161,22 +165,23 @@ class RedisStore:
         return sorted(self.redis.smembers(self._key("appkeys")))
 
     def reset(self, appkey: str | None = None) -> None:
+        # Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on `?prefix=ci:job1`.
         if appkey is None:
-            keys = [key for key in self.redis.scan_iter(self.prefix + "*", count=1000) if key != self._key("clock")]
+            keys = [self._key(name) for name in SHARED_KEYS]
+            keys += [self._key(kind, key) for key in self.appkeys() for kind in ACCOUNT_KEYS]
+            keys += [self._key(kind, i) for i in self.redis.lrange(self._key("all"), 0, -1) for kind in TASK_KEYS]
             for start in range(0, len(keys), 1000):
                 self.redis.delete(*keys[start:start + 1000])
             return
         ids = self.redis.lrange(self._key("account", appkey), 0, -1)
         pipe = self.redis.pipeline()
         for task_id in ids:
-            pipe.delete(self._key("task", task_id), self._key("lease", task_id), self._key("upload", task_id),
-                        self._key("upload-lease", task_id))
+            pipe.delete(*(self._key(kind, task_id) for kind in TASK_KEYS))
             pipe.lrem(self._key("all"), 1, task_id)
             pipe.zrem(self._key("due"), task_id)
             pipe.zrem(self._key("owed"), task_id)
             pipe.hdel(self._key("media"), task_id)
-        for kind in ("account", "journal", "callbacks", "settings"):
-            pipe.delete(self._key(kind, appkey))
+        pipe.delete(*(self._key(kind, appkey) for kind in ACCOUNT_KEYS))
         pipe.srem(self._key("appkeys"), appkey)
         pipe.execute()
 
