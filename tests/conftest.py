@@ -6,10 +6,12 @@ import contextlib
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,21 @@ AUDIO_PAYLOAD = {
     "DriverType": "OriginalVoice",
     "InputAudioUrl": SAMPLES + "audio-10s.mp3",
 }
+
+
+def huge_png(side: int, tag: str = "") -> bytes:
+    """A grey side x side RGB PNG of a few hundred KB that decodes to 4 x side**2 bytes (324 MB at 9000 px); `tag`
+    (kept in a text chunk) makes otherwise equal files distinct. Built row by row, never whole in memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, parts = zlib.compressobj(9), b"\x00" + b"\x80" * (3 * side), []
+    for _ in range(side):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+    return b"".join([b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)),
+                     chunk(b"tEXt", b"Comment\x00" + tag.encode()), chunk(b"IDAT", b"".join(parts)),
+                     chunk(b"IEND", b"")])
 
 
 @dataclass

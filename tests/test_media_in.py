@@ -17,7 +17,7 @@ from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
-from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving
+from .conftest import TEXT_PAYLOAD, TIMING, huge_png, in_process, serving
 
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
@@ -140,6 +140,59 @@ def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):
         answer = submit_photo(api, upload(app, data, "x.jpg"))
         assert answer.code == 100002 and rule in answer.message, answer.message
     assert submit_photo(api, upload(app, whole, "ok.jpg")).code == 0  # and the server keeps serving
+
+
+def test_a_photo_too_large_by_its_header_is_refused_before_any_pixel_is_decoded(app, api, monkeypatch):
+    """A 9000 px PNG of a few hundred KB decodes to 324 MB: its size is judged from the header, through the API and
+    the upload route alike, and nothing is decoded (eight at once once took the mock past 2 GB)."""
+    from PIL import ImageFile
+
+    data = huge_png(9000, "header-only")
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size))
+    answer = submit_photo(api, upload_any(app, data))
+    assert answer.code == 100002 and "9000x9000 px; each side must be within 192..4096 px" in answer.message
+    assert "aspect" not in answer.message and decoded == []
+
+
+def upload_any(app, data: bytes) -> str:
+    """Upload a file whatever its verdict; return its URL."""
+    response = app.test_client().post("/__mock__/assets?name=x.png", data=data)
+    assert response.status_code == 201 and response.get_json()["Problems"], response.get_json()
+    return response.get_json()["Url"]
+
+
+def test_large_photos_the_cn_profile_takes_are_decoded_one_at_a_time(clock, monkeypatch):
+    """The cn profile only recommends the sides, so a 6000 px photo is decoded to see that it is readable: never
+    two such decodes at once in a process."""
+    from ivh_mock.mock_server.media_in import mediacheck
+    from PIL import ImageFile
+
+    app = create_app({**TIMING, "background": False, "profile": "cn"}, clock=clock)
+    real_load, active, peak, lock = ImageFile.ImageFile.load, [0], [0], threading.Lock()
+
+    def load(image):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.2)
+            return real_load(image)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    photos = [huge_png(4200, f"cn-{n}") for n in range(3)]
+    results = []
+    threads = [threading.Thread(target=lambda data=data: results.append(
+        mediacheck.check_photo(data, app.extensions["ivh_mock"].profile["photo"]))) for data in photos]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 1 and [(v.ok, v.width, [n.rule for n in v.notes]) for v in results] == \
+        [(True, 4200, ["photo.sidePixels"])] * 3
 
 
 # -- property tests: audio ------------------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ rule becomes a Problem naming the field, the rule and what the file has; rules t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Iterator
 
 import av
 from PIL import Image, UnidentifiedImageError
@@ -20,6 +23,10 @@ from ..media_out.render import displayed_size
 
 # Pillow's own decompression-bomb threshold: more pixels than this is refused before any pixel is decoded.
 MAX_PIXELS = 89_478_485
+# A photo with more pixels than this (a 4096 px square, the largest the intl profile takes) decodes to 64 MB or more:
+# only one such photo is decoded at a time in a process (the cn profile only recommends the sides).
+LARGE_PIXELS = 4096 * 4096
+_LARGE_DECODE = threading.Lock()
 # Pillow format -> the spec's names for it; PyAV container -> the spec's name (a codec check follows).
 PHOTO_FORMATS = {"JPEG": ("jpg", "jpeg"), "PNG": ("png",), "BMP": ("bmp",), "WEBP": ("webp",)}
 AUDIO_CONTAINERS = {"wav": "wav", "mp3": "mp3", "asf": "wma", "mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac",
@@ -85,20 +92,43 @@ def check_photo(data: bytes, rules: dict[str, Any], field_name: str = "Payload.R
             problems.append(Problem("photo.formats", f"{field_name}: the file is {image.format} (read from its "
                                                      f"bytes); the photo must be one of {allowed}"))
             return Verdict("photo", format=image.format, problems=problems)
-        width, height = displayed_size(image)
-        verdict = dict(kind="photo", format=names[0], width=width, height=height)
-        if width * height > MAX_PIXELS:
-            problems.append(Problem("photo.pixels", f"{field_name}: the photo is {width}x{height} px, more than "
-                                                    f"{MAX_PIXELS} pixels; it is refused undecoded"))
-            return Verdict(**verdict, problems=problems)
+        # Every rule on the size is judged from the header, before a pixel is decoded: a 300 KB PNG can decode to
+        # hundreds of MB, so a photo those rules refuse is never decoded.
+        width, height = _undecoded_size(image)
+        problems += _size_rules(width, height, rules, field_name, notes)
+        if problems:
+            return Verdict("photo", format=names[0], width=width, height=height, problems=problems)
         try:
-            with warnings.catch_warnings():
+            with _decoding(width * height), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 image.load()
+                shown = displayed_size(image)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             problems.append(Problem("photo.readable", f"{field_name}: the {names[0]} file is truncated or corrupt "
                                                       f"({exc})"))
-            return Verdict(**verdict, problems=problems)
+            return Verdict("photo", format=names[0], width=width, height=height, problems=problems)
+        if shown != (width, height):  # a PNG whose EXIF orientation came after its pixels
+            width, height = shown
+            notes.clear()
+            problems += _size_rules(width, height, rules, field_name, notes)
+    return Verdict("photo", format=names[0], width=width, height=height, problems=problems, notes=notes)
+
+
+def _undecoded_size(image: Image.Image) -> tuple[int, int]:
+    """The displayed size as far as the header tells: a PNG's EXIF may come after its pixels, where reading it
+    would decode them, so such a PNG is taken as stored until it is decoded."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return image.size
+    return displayed_size(image)
+
+
+def _size_rules(width: int, height: int, rules: dict[str, Any], field_name: str, notes: list[Problem]) -> list[Problem]:
+    """Return the problems of a photo of this displayed size (Pillow's pixel limit, the profile's sides and aspect
+    ratio); rules the profile only recommends go to `notes`."""
+    if width * height > MAX_PIXELS:
+        return [Problem("photo.pixels", f"{field_name}: the photo is {width}x{height} px, more than {MAX_PIXELS} "
+                                        f"pixels; it is refused undecoded")]
+    problems: list[Problem] = []
     sides = rules["sidePixels"]
     if not (sides["minimum"] <= width <= sides["maximum"] and sides["minimum"] <= height <= sides["maximum"]):
         (problems if sides["enforced"] else notes).append(Problem(
@@ -111,7 +141,29 @@ def check_photo(data: bytes, rules: dict[str, Any], field_name: str = "Payload.R
         (problems if aspect["enforced"] else notes).append(Problem(
             "photo.aspectRatio", f"{field_name}: the photo is {width}x{height} px (width/height {float(ratio):.4g}); "
                                  f"width/height must be within {low}..{high} (1:2 to 2:1)"))
-    return Verdict(**verdict, problems=problems, notes=notes)
+    return problems
+
+
+@contextlib.contextmanager
+def _decoding(pixels: int) -> Iterator[None]:
+    """Decode a large photo (more pixels than LARGE_PIXELS) only while no other large one is decoding in this
+    process, and hand its memory back to the system afterwards: eight at once would take eight times the memory."""
+    if pixels <= LARGE_PIXELS:
+        yield
+        return
+    with _LARGE_DECODE:
+        try:
+            yield
+        finally:
+            _trim()
+
+
+def _trim() -> None:
+    """Return freed heap memory to the system (glibc keeps large freed blocks of each thread's arena otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.InputAudioUrl") -> Verdict:
