@@ -24,7 +24,7 @@ from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
 from .media_out.render import Renderer
 from .routes import api, control, envelope, results
-from .store import Store, new_id, open_store
+from .store import JournalLimits, Store, new_id, open_store
 from .store.blobs import Blobs
 from .timbres import catalogue
 
@@ -54,7 +54,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     blobs = Blobs(config.data_dir or scratch.name)
     profile = contract.profile(config.profile)
-    store = store if store is not None else open_store(config.store, config.journal_limit)
+    store = store if store is not None else open_store(config.store, JournalLimits(
+        config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
     assets = AssetHost(blobs, config, profile)
     limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)
     fetcher = Fetcher(limits)

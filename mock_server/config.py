@@ -21,7 +21,12 @@ class Config:
     default_accesstoken: str = DEFAULT_ACCESSTOKEN  # the token of every appkey when not strict
     max_body_bytes: int = 1_048_576  # larger request bodies are refused with 100003
     max_json_depth: int = 32  # deeper JSON nesting is refused with 100003
-    journal_limit: int = 1000  # request-journal entries kept per appkey
+    # the request journal (DECISIONS.md D30): entries kept per appkey, then of all appkeys together at most
+    # journal_total_limit entries and journal_total_bytes bytes of JSON; a larger body is cut to journal_body_bytes
+    journal_limit: int = 1000
+    journal_total_limit: int = 10_000
+    journal_total_bytes: int = 16 * 1_048_576
+    journal_body_bytes: int = 16_384
     spec_dir: str | None = None  # another copy of spec/ (for mutation tests); None means the packaged one
     # task timing: a task waits in COMMIT at least queue_seconds (capacity is shared by all customers), then
     # render time = (render_startup_seconds + render_speed * output seconds) * scenario factor; the defaults are the

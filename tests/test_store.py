@@ -9,7 +9,9 @@ from dataclasses import replace
 
 import pytest
 from ivh_mock.mock_server.clock import StoredClock
-from ivh_mock.mock_server.store import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, open_store
+from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord,
+                                        open_store)
+from ivh_mock.mock_server.store.base import dumps
 
 pytestmark = pytest.mark.all_stores
 
@@ -29,7 +31,7 @@ def attempt(task: Task) -> CallbackAttempt:
 
 @pytest.fixture
 def store(store_spec):
-    return open_store(store_spec, journal_limit=5)
+    return open_store(store_spec, JournalLimits(per_appkey=5, entries=8, bytes=4096, body_bytes=300))
 
 
 def test_a_record_round_trips_whole(store):
@@ -237,3 +239,52 @@ def test_a_redis_reset_leaves_a_mock_under_a_longer_prefix_alone(redis_server):
     second.reset()
     assert sorted(second.redis.scan_iter(f"{base}*")) == [f"{base}:clock", f"{base}:job1:clock"]  # nothing left over
     first.close(), second.close()
+
+
+def note(n: int, appkey: str, body=None, authenticated: bool = True) -> JournalEntry:
+    return JournalEntry(at=float(n), appkey=appkey, operation="getprogress", request_id=f"r{n}", code=1,
+                        message="refused", body=body, authenticated=authenticated)
+
+
+def test_the_journal_is_bounded_as_a_whole_in_entries_and_bytes(store):
+    """The per-appkey bound alone let distinct appkeys grow the journal without end (5 entries, 4096 bytes and
+    bodies of 300 bytes here)."""
+    for n in range(30):
+        store.record(note(n, f"k{n}"))
+    assert [e.request_id for e in store.journal()] == [f"r{n}" for n in range(22, 30)]  # the newest 8 of all
+    store.reset()
+    for n in range(20):
+        store.record(note(n, f"b{n}", body={"Payload": {"TaskId": "y" * 1000}}))
+    kept = store.journal()
+    assert kept[-1].request_id == "r19" and 4 <= len(kept) < 8
+    assert sum(len(dumps(entry).encode()) for entry in kept) <= 4096
+    assert kept[-1].body == '{"Payload":{"TaskId":"' + "y" * 278  # the start of the body, still readable
+    assert kept[-1].note == "body cut to its first 300 of 1025 bytes of JSON"
+    assert store.journal(limit=2) == kept[-2:] and store.journal("b19", limit=5) == kept[-1:]
+
+
+def test_a_request_refused_before_authentication_makes_no_account_but_stays_in_the_journal(store):
+    store.record(note(1, "stranger", authenticated=False))
+    store.record(note(2, "member"))
+    assert store.appkeys() == ["member"]
+    assert [e.request_id for e in store.journal("stranger")] == ["r1"]  # why it was refused can still be read
+    store.reset("stranger")
+    assert [e.request_id for e in store.journal()] == ["r2"]
+    store.record(note(3, "member"))
+    store.record(note(4, "member"))
+    assert [e.request_id for e in store.journal()] == ["r2", "r3", "r4"]  # the bounds were given back by the reset
+
+
+def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, "
+                   "record TEXT NOT NULL)")
+        db.execute("INSERT INTO journal (appkey, record) VALUES (?, ?)", ("old", dumps(note(1, "old"))))
+    store = open_store(f"sqlite:{path}", JournalLimits(entries=2))
+    assert store.appkeys() == ["old"] and [e.request_id for e in store.journal()] == ["r1"]
+    store.record(note(2, "new"))
+    store.record(note(3, "new"))
+    assert [e.request_id for e in store.journal()] == ["r2", "r3"]

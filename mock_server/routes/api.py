@@ -38,6 +38,7 @@ def _view(operation_id: str, ctx: MockContext):
         request_id = envelope.request_id_of(body.value) or new_id()
         appkey = sys.intern(request.args.get("appkey", ""))  # kept by each task and journal entry: share it
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
+        account = None
         try:
             account = authenticate(operation_id, request.args, ctx)
             if body.error is not None:
@@ -57,6 +58,7 @@ def _view(operation_id: str, ctx: MockContext):
         ctx.store.record(JournalEntry(
             at=ctx.clock.now(), appkey=appkey, operation=operation_id, request_id=request_id, code=code,
             message=message, body=body.value, task_id=payload.get("TaskId"), scenario=scenario_text,
+            authenticated=account is not None,  # a refused appkey or signature makes no account
         ))
         return jsonify(envelope.envelope(code, message, request_id, payload)), status
 

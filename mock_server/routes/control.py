@@ -158,7 +158,7 @@ class _Routes:
         return jsonify({"callbacks": [dataclasses.asdict(a) for a in attempts]})
 
     def requests(self):
-        entries = self.ctx.store.journal(request.args.get("appkey"))[-_limit():]
+        entries = self.ctx.store.journal(request.args.get("appkey"), _limit())
         return jsonify({"requests": [{**dataclasses.asdict(e), "verdict": e.verdict} for e in entries]})
 
     # -- accounts ---------------------------------------------------------------------------------------------

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Store, Task, UploadRecord, new_id
+from .base import NEVER, CallbackAttempt, JournalEntry, JournalLimits, Store, Task, UploadRecord, new_id
 from .memory import MemoryStore
 
 
-def open_store(spec: str, journal_limit: int = 1000) -> Store:
+def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
     """Open the store `spec` names: `memory`, `sqlite:PATH` or `redis://HOST:PORT/DB[?prefix=NAME]`."""
     if spec == "memory":
-        return MemoryStore(journal_limit)
+        return MemoryStore(journal)
     if spec.startswith("sqlite:"):
         from .sqlite import SqliteStore
 
-        return SqliteStore(spec.removeprefix("sqlite:"), journal_limit)
+        return SqliteStore(spec.removeprefix("sqlite:"), journal)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisStore
 
-        return RedisStore(spec, journal_limit)
+        return RedisStore(spec, journal)
     raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
 
 
-__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "MemoryStore", "Store", "Task", "UploadRecord", "new_id",
+__all__ = ["NEVER", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "Store", "Task", "UploadRecord", "new_id",
            "open_store"]

@@ -67,10 +67,35 @@ class JournalEntry:
     body: Any = None
     task_id: str | None = None
     scenario: str | None = None
+    authenticated: bool = True  # False: refused before its appkey and signature were accepted (no account made)
+    note: str = ""  # what the journal left out, e.g. the end of a large body
 
     @property
     def verdict(self) -> str:
         return "accepted" if self.code == 0 else "rejected"
+
+
+@dataclass(frozen=True)
+class JournalLimits:
+    """How much of the request journal a store keeps: the newest `per_appkey` entries of each appkey, and of all
+    appkeys together the newest that fit in `entries` entries and `bytes` bytes of JSON; a body over `body_bytes`
+    bytes of JSON is kept as the start of its text, with a note."""
+
+    per_appkey: int = 1000
+    entries: int = 10_000
+    bytes: int = 16 * 1_048_576
+    body_bytes: int = 16_384
+
+
+def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
+    """Serialise a journal entry as the journal keeps it, its body cut to `limits.body_bytes` when larger."""
+    body = json.dumps(entry.body, ensure_ascii=False, separators=(",", ":"))
+    size = len(body.encode())
+    if size > limits.body_bytes:
+        head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
+        entry = dataclasses.replace(entry, body=head, note=f"body cut to its first {limits.body_bytes} of {size} "
+                                                             f"bytes of JSON")
+    return dumps(entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +144,11 @@ class Store(Protocol):
         """Return the tasks of one appkey (or of all), in submission order."""
 
     def record(self, entry: JournalEntry) -> None:
-        """Append to the request journal, keeping at most the configured number of entries per appkey."""
+        """Append to the request journal within its JournalLimits, dropping the oldest entries beyond them. An
+        entry that is not `authenticated` does not make its appkey one of `appkeys()`."""
 
-    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
-        """Return the journal of one appkey (or of all), oldest first."""
+    def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
+        """Return the newest `limit` (default all) entries of one appkey's journal, or of all, oldest first."""
 
     def due_callbacks(self, now: float) -> list[Task]:
         """Return tasks with a CallbackUrl that have finished by `now` (the mock's clock), whose callback is not yet
@@ -159,7 +185,7 @@ class Store(Protocol):
         """Merge `settings` into the account's changed settings."""
 
     def appkeys(self) -> list[str]:
-        """Return every appkey the store knows anything about."""
+        """Return every appkey with tasks, settings, callbacks or an authenticated request: the accounts."""
 
     def reset(self, appkey: str | None = None) -> None:
         """Forget everything about one appkey (tasks, journal, callbacks, settings), or about all of them; the clock

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+import itertools
+from collections import OrderedDict, deque
 from typing import Any, Callable
 
-from .base import CallbackAttempt, JournalEntry, Task, UploadRecord
+from .base import CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text, loads
 
 
 class MemoryStore:
-    def __init__(self, journal_limit: int = 1000):
+    def __init__(self, journal: JournalLimits = JournalLimits()):
         self._lock = threading.RLock()
         self._clock: dict[str, Any] | None = None
-        self._journal_limit = journal_limit
+        self._limits = journal
+        self._numbers = itertools.count()
         self.reset()
 
     def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
@@ -47,14 +49,37 @@ class MemoryStore:
             return list(self._tasks.values())
 
     def record(self, entry: JournalEntry) -> None:
+        text = journal_text(entry, self._limits)  # kept as text: its size is what it costs, however deep the body
         with self._lock:
-            self._journal.setdefault(entry.appkey, deque(maxlen=self._journal_limit)).append(entry)
+            number = next(self._numbers)
+            size = len(text.encode())
+            self._journal[number] = (entry.appkey, text, size)
+            self._journal_bytes += size
+            mine = self._journal_of.setdefault(entry.appkey, deque())
+            mine.append(number)
+            if entry.authenticated:
+                self._accounts.add(entry.appkey)
+            if len(mine) > self._limits.per_appkey:
+                self._drop(mine.popleft())
+            while len(self._journal) > self._limits.entries or self._journal_bytes > self._limits.bytes:
+                number, (appkey, _, _) = next(iter(self._journal.items()))  # the oldest, so also its appkey's oldest
+                self._journal_of[appkey].popleft()
+                self._drop(number)
 
-    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
+    def _drop(self, number: int) -> None:
+        appkey, _, size = self._journal.pop(number)
+        self._journal_bytes -= size
+        if not self._journal_of[appkey]:
+            del self._journal_of[appkey]
+
+    def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
         with self._lock:
             if appkey is not None:
-                return list(self._journal.get(appkey, ()))
-            return sorted((e for entries in self._journal.values() for e in entries), key=lambda e: e.at)
+                texts = [self._journal[n][1] for n in self._journal_of.get(appkey, ())]
+            else:
+                texts = [text for _, text, _ in self._journal.values()]
+        entries = [loads(JournalEntry, text) for text in texts[-limit if limit else 0:]]
+        return entries if appkey is not None else sorted(entries, key=lambda e: e.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
         return self._due(self._unsent, self._leases, now)
@@ -115,7 +140,7 @@ class MemoryStore:
 
     def appkeys(self) -> list[str]:
         with self._lock:
-            return sorted(set(self._by_account) | set(self._journal) | set(self._settings) | set(self._callbacks))
+            return sorted(set(self._by_account) | self._accounts | set(self._settings) | set(self._callbacks))
 
     def close(self) -> None:
         pass
@@ -131,7 +156,10 @@ class MemoryStore:
             if appkey is None:
                 self._tasks: dict[str, Task] = {}
                 self._by_account: dict[str, list[Task]] = {}
-                self._journal: dict[str, deque[JournalEntry]] = {}
+                self._journal: OrderedDict[int, tuple[str, str, int]] = OrderedDict()  # number -> (appkey, entry, bytes)
+                self._journal_of: dict[str, deque[int]] = {}  # appkey -> its entries' numbers, oldest first
+                self._journal_bytes = 0
+                self._accounts: set[str] = set()  # appkeys that made an authenticated request
                 self._callbacks: dict[str, list[CallbackAttempt]] = {}
                 self._settings: dict[str, dict[str, Any]] = {}
                 self._unsent: set[str] = set()  # tasks whose callback is still to be sent
@@ -147,5 +175,8 @@ class MemoryStore:
                 self._owed.discard(task.task_id)
                 self._upload_leases.pop(task.task_id, None)
                 self._uploads.pop(task.task_id, None)
-            for table in (self._journal, self._callbacks, self._settings):
+            for number in self._journal_of.pop(appkey, ()):
+                self._journal_bytes -= self._journal.pop(number)[2]
+            self._accounts.discard(appkey)
+            for table in (self._callbacks, self._settings):
                 table.pop(appkey, None)

@@ -14,18 +14,47 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, dumps, loads
+from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
+                   loads)
 
 LOCK_SECONDS = 30  # a submission's account lock expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
-SHARED_KEYS = ("all", "appkeys", "media", "due", "owed")
+SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
 ACCOUNT_KEYS = ("account", "journal", "callbacks", "settings")
 TASK_KEYS = ("task", "lease", "upload", "upload-lease")
+# The journal: a list per appkey, `journal-order` names the appkey of every entry from the oldest, and
+# `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
+# KEYS: the appkey's list, journal-order, journal-bytes, appkeys; ARGV: entry, appkey, authenticated (1/0),
+# per-appkey limit, entries limit, bytes limit, the prefix of the appkeys' lists.
+RECORD = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local size = redis.call('INCRBY', KEYS[3], #ARGV[1])
+if ARGV[3] == '1' then redis.call('SADD', KEYS[4], ARGV[2]) end
+if redis.call('LLEN', KEYS[1]) > tonumber(ARGV[4]) then
+  size = redis.call('DECRBY', KEYS[3], #redis.call('LPOP', KEYS[1]))
+  redis.call('LREM', KEYS[2], 1, ARGV[2])
+end
+while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[5]) or size > tonumber(ARGV[6]) do
+  local appkey = redis.call('LPOP', KEYS[2])
+  if not appkey then break end
+  local oldest = redis.call('LPOP', ARGV[7] .. appkey)
+  if oldest then size = redis.call('DECRBY', KEYS[3], #oldest) end
+end
+"""
+# KEYS: the appkey's list, journal-order, journal-bytes; ARGV: the appkey.
+FORGET = """
+local size = 0
+for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do size = size + #entry end
+redis.call('DECRBY', KEYS[3], size)
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('DEL', KEYS[1])
+"""
 
 
 class RedisStore:
-    def __init__(self, url: str, journal_limit: int = 1000):
+    def __init__(self, url: str, journal: JournalLimits = JournalLimits()):
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         self.prefix = query.pop("prefix", ["ivh"])[0] + ":"
@@ -33,7 +62,9 @@ class RedisStore:
         self.url = url.split("?", 1)[0] + (f"?{rest}" if rest else "")
         self.redis = redis.Redis.from_url(self.url, decode_responses=True)
         self.redis.ping()  # fail at start, with the URL, rather than on the first request
-        self._journal_limit = journal_limit
+        self._limits = journal
+        self._record = self.redis.register_script(RECORD)
+        self._forget = self.redis.register_script(FORGET)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -80,18 +111,24 @@ class RedisStore:
         return self._load(ids)
 
     def record(self, entry: JournalEntry) -> None:
-        key = self._key("journal", entry.appkey)
-        pipe = self.redis.pipeline()
-        pipe.rpush(key, dumps(entry))
-        pipe.ltrim(key, -self._journal_limit, -1)
-        pipe.sadd(self._key("appkeys"), entry.appkey)
-        pipe.execute()
+        limits = self._limits
+        keys = [self._key("journal", entry.appkey), self._key("journal-order"), self._key("journal-bytes"),
+                self._key("appkeys")]
+        self._record(keys, [journal_text(entry, limits), entry.appkey, int(entry.authenticated), limits.per_appkey,
+                            limits.entries, limits.bytes, self._key("journal", "")])
 
-    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
-        keys = [appkey] if appkey else self.appkeys()
-        entries = [loads(JournalEntry, text)
-                   for key in keys for text in self.redis.lrange(self._key("journal", key), 0, -1)]
-        return entries if appkey else sorted(entries, key=lambda entry: entry.at)
+    def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
+        start = -limit if limit else 0
+        if appkey is not None:
+            return [loads(JournalEntry, text) for text in self.redis.lrange(self._key("journal", appkey), start, -1)]
+        order = self.redis.lrange(self._key("journal-order"), start, -1)  # the newest entries' appkeys, in order
+        pipe = self.redis.pipeline(transaction=False)
+        wanted = {key: order.count(key) for key in dict.fromkeys(order)}
+        for key, count in wanted.items():
+            pipe.lrange(self._key("journal", key), -count, -1)
+        lists = {key: iter(texts) for key, texts in zip(wanted, pipe.execute())}
+        entries = [loads(JournalEntry, text) for key in order for text in [next(lists[key], None)] if text]
+        return sorted(entries, key=lambda entry: entry.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
         ids = self.redis.zrangebyscore(self._key("due"), "-inf", now)
@@ -168,11 +205,13 @@ class RedisStore:
         # Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on `?prefix=ci:job1`.
         if appkey is None:
             keys = [self._key(name) for name in SHARED_KEYS]
-            keys += [self._key(kind, key) for key in self.appkeys() for kind in ACCOUNT_KEYS]
+            appkeys = set(self.appkeys()) | set(self.redis.lrange(self._key("journal-order"), 0, -1))
+            keys += [self._key(kind, key) for key in appkeys for kind in ACCOUNT_KEYS]
             keys += [self._key(kind, i) for i in self.redis.lrange(self._key("all"), 0, -1) for kind in TASK_KEYS]
             for start in range(0, len(keys), 1000):
                 self.redis.delete(*keys[start:start + 1000])
             return
+        self._forget([self._key("journal", appkey), self._key("journal-order"), self._key("journal-bytes")], [appkey])
         ids = self.redis.lrange(self._key("account", appkey), 0, -1)
         pipe = self.redis.pipeline()
         for task_id in ids:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import NEVER, CallbackAttempt, JournalEntry, Task, UploadRecord, dumps, loads
+from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
+                   loads)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -26,8 +27,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_account ON tasks (appkey, seq);
 CREATE INDEX IF NOT EXISTS tasks_callback_due ON tasks (finish_at) WHERE callback = 1 AND sent = 0;
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, record TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS journal_by_account ON journal (appkey, id);
+CREATE TABLE IF NOT EXISTS accounts (appkey TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, at REAL NOT NULL,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS callbacks_by_account ON callbacks (appkey, id);
@@ -37,23 +40,50 @@ CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NU
 CREATE INDEX IF NOT EXISTS uploads_owed ON uploads (finish_at) WHERE record IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# The journal's size, kept up to date by triggers, so a bound is checked without summing the table.
+JOURNAL_SIZE = """
+CREATE TABLE IF NOT EXISTS journal_size (id INTEGER PRIMARY KEY CHECK (id = 0), entries INTEGER NOT NULL,
+    bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO journal_size SELECT 0, COUNT(*), COALESCE(SUM(bytes), 0) FROM journal;
+CREATE TRIGGER IF NOT EXISTS journal_added AFTER INSERT ON journal BEGIN
+    UPDATE journal_size SET entries = entries + 1, bytes = bytes + NEW.bytes; END;
+CREATE TRIGGER IF NOT EXISTS journal_dropped AFTER DELETE ON journal BEGIN
+    UPDATE journal_size SET entries = entries - 1, bytes = bytes - OLD.bytes; END;
+"""
+MIGRATE_JOURNAL = """
+BEGIN IMMEDIATE;
+ALTER TABLE journal ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE journal SET bytes = LENGTH(CAST(record AS BLOB));
+CREATE TABLE accounts (appkey TEXT PRIMARY KEY);
+INSERT INTO accounts SELECT DISTINCT appkey FROM journal;
+COMMIT;
+"""
+WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
 
 
 class SqliteStore:
-    def __init__(self, path: str, journal_limit: int = 1000):
+    def __init__(self, path: str, journal: JournalLimits = JournalLimits()):
         if not path or path == ":memory:":  # each thread's connection would see a database of its own
             raise ValueError(f"sqlite: needs a file path, got {path!r} (for a store in memory use --store memory)")
         self.path = str(Path(path).resolve())
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._journal_limit = journal_limit
+        self._limits = journal
         self._local = threading.local()
         # One writer at a time: threads of this process queue on a lock, processes on an flock of a file next to
         # the database. Both wake the next writer the moment the last one is done, where SQLite's own busy handler
         # sleeps and polls (1 ms, then up to 100 ms), which cost several workers most of their throughput.
         self._write_lock = threading.Lock()
         self._lock_file = open(self.path + ".lock", "a+b")
-        with self._db() as db:
-            db.executescript(SCHEMA)
+        db = self._db()
+        with self._write_lock:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
+                if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
+                    db.executescript(MIGRATE_JOURNAL)
+                db.executescript(SCHEMA + JOURNAL_SIZE)
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
@@ -62,6 +92,7 @@ class SqliteStore:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
+            db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             self._local.db = db
         return db
 
@@ -116,18 +147,29 @@ class SqliteStore:
         return [loads(Task, row[0]) for row in rows]
 
     def record(self, entry: JournalEntry) -> None:
+        text = journal_text(entry, self._limits)
+        limits = self._limits
         with self._writing() as db:
-            db.execute("INSERT INTO journal (appkey, record) VALUES (?, ?)", (entry.appkey, dumps(entry)))
+            db.execute("INSERT INTO journal (appkey, record, bytes) VALUES (?, ?, ?)",
+                       (entry.appkey, text, len(text.encode())))
+            if entry.authenticated:
+                db.execute("INSERT OR IGNORE INTO accounts (appkey) VALUES (?)", (entry.appkey,))
             db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
-                       "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, self._journal_limit - 1))
+                       "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, limits.per_appkey - 1))
+            while True:  # then the oldest of all appkeys, while the whole journal is over a bound
+                entries, size = db.execute("SELECT entries, bytes FROM journal_size").fetchone()
+                if entries <= limits.entries and size <= limits.bytes:
+                    break
+                db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id LIMIT ?)",
+                           (max(1, entries - limits.entries),))
 
-    def journal(self, appkey: str | None = None) -> list[JournalEntry]:
-        db = self._db()
-        if appkey is None:  # every account's entries, merged by time as the other stores do
-            entries = [loads(JournalEntry, row[0]) for row in db.execute("SELECT record FROM journal ORDER BY id")]
-            return sorted(entries, key=lambda entry: entry.at)
-        rows = db.execute("SELECT record FROM journal WHERE appkey = ? ORDER BY id", (appkey,))
-        return [loads(JournalEntry, row[0]) for row in rows]
+    def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
+        where, args = ("WHERE appkey = ?", (appkey,)) if appkey is not None else ("", ())
+        rows = self._db().execute(f"SELECT record FROM (SELECT id, record FROM journal {where} ORDER BY id DESC "
+                                  f"LIMIT ?) ORDER BY id", (*args, -1 if limit is None else limit))
+        entries = [loads(JournalEntry, row[0]) for row in rows]
+        # every account's entries, merged by time as the other stores do
+        return entries if appkey is not None else sorted(entries, key=lambda entry: entry.at)
 
     def due_callbacks(self, now: float) -> list[Task]:
         rows = self._db().execute("SELECT record FROM tasks WHERE callback = 1 AND sent = 0 AND finish_at <= ? "
@@ -186,13 +228,13 @@ class SqliteStore:
             db.execute("INSERT OR REPLACE INTO settings (appkey, record) VALUES (?, ?)", (appkey, json.dumps(merged)))
 
     def appkeys(self) -> list[str]:
-        rows = self._db().execute("SELECT appkey FROM tasks UNION SELECT appkey FROM journal UNION "
+        rows = self._db().execute("SELECT appkey FROM tasks UNION SELECT appkey FROM accounts UNION "
                                   "SELECT appkey FROM callbacks UNION SELECT appkey FROM settings ORDER BY 1")
         return [row[0] for row in rows]
 
     def reset(self, appkey: str | None = None) -> None:
         with self._writing() as db:
-            for table in ("tasks", "journal", "callbacks", "settings", "uploads"):
+            for table in ("tasks", "journal", "accounts", "callbacks", "settings", "uploads"):
                 if appkey is None:
                     db.execute(f"DELETE FROM {table}")
                 else:
