@@ -155,8 +155,7 @@ class CallbackReceiver:
         self.mode, self.delay = mode, delay
         self._received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, 0), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _ReceiverServer((host, 0), _handler(self))
         self.url = f"http://{host}:{self.server.server_port}/callback"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -186,6 +185,13 @@ class CallbackReceiver:
             body = raw.decode("utf-8", "replace")
         with self._lock:
             self._received.append({"path": path, "headers": headers, "body": body})
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    # Several workers' callback pools connect at once: with socketserver's listen queue of 5, connections beyond it
+    # waited for SYN retries (1 s, 3 s, ...) and a busy machine turned some into failed deliveries.
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 def _handler(receiver: CallbackReceiver):
