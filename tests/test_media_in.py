@@ -4,6 +4,7 @@ checked by property tests whose oracle is the rule as the vendor's page states i
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from fractions import Fraction
@@ -272,7 +273,7 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
     assert submit_photo(api, f"{media_server}/photo.jpg").code == 0
     assert submit_photo(api, f"{media_server}/hop/2").code == 0  # three redirects: the limit
     for path, reason in [("/hop/3", "more than 3 redirects"), ("/missing.jpg", "HTTP 404"),
-                         ("/to-ftp", "not an http or https URL"), ("/slow.jpg", "could not be downloaded")]:
+                         ("/to-ftp", "not an http or https URL"), ("/slow.jpg", "longer than the download limit of 1 s")]:
         answer = submit_photo(api, media_server + path)
         assert answer.code == -101002 and reason in answer.message, (path, answer.message)
     started = time.monotonic()
@@ -282,12 +283,60 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
 
 
 def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
+    from ivh_mock.mock_server import deadline
     from ivh_mock.mock_server.media_in import fetch
 
     ticks = iter([0.0, 100.0])  # the deadline is set, then the next look at the clock is past it
-    monkeypatch.setattr(fetch.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(deadline.time, "monotonic", lambda: next(ticks))
     with pytest.raises(fetch.FetchFailed, match="took longer than the download limit"):
         fetch.Fetcher(fetch.Limits(total_timeout=15.0)).fetch("http://127.0.0.1:9/photo.jpg", 1000)
+
+
+@pytest.fixture
+def trickler():
+    """A host that answers a byte at a time, every 0.2 s, for up to 20 s: `/headers` trickles its status line and
+    headers, anything else sends its headers at once and trickles the body."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(connection):
+        with connection:
+            request = connection.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 4000\r\n\r\n"
+            if b"GET /headers" not in request:
+                connection.sendall(head)
+                head = b""
+            for byte in (head + bytes(4000))[:100]:
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+
+
+@pytest.mark.parametrize("path", ["/headers", "/body.jpg"])
+def test_a_host_that_trickles_its_answer_is_cut_off_at_the_whole_download_limit(fetching, trickler, path):
+    """Each read gets a byte well within the read timeout, so only a deadline for the whole download ends it (it
+    once held a submission for 90 s and more)."""
+    _, api = fetching
+    started = time.monotonic()
+    answer = submit_photo(api, trickler + path)
+    assert answer.code == -101002 and "longer than the download limit of 1 s" in answer.message, answer.message
+    assert time.monotonic() - started < 3
 
 
 def test_an_unreachable_photo_is_image_download_failed(api):

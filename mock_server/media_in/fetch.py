@@ -1,18 +1,21 @@
 """Download the files behind RefPhotoUrl and InputAudioUrl, as the service would, with hard limits.
 
-http and https only, on every hop; at most `redirects` redirects; a connect timeout and a deadline for the whole
-download; the body is streamed and reading stops just past the profile's byte limit. Files on the mock's own asset
+http and https only, on every hop; at most `redirects` redirects; a connect timeout and a wall-clock deadline for
+the whole download (connect, headers, body and redirects: `deadline.py`), so a host that sends a byte now and then
+holds a submission no longer than the limit; the body is streamed and reading stops just past the profile's byte
+limit. Files on the mock's own asset
 host are read from disk instead of over HTTP (DECISIONS.md D46), so a mock with one worker never waits on itself.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from .. import deadline
 
 CHUNK = 65_536
 
@@ -37,8 +40,7 @@ class Limits:
 class Fetcher:
     def __init__(self, limits: Limits):
         self.limits = limits
-        self.session = requests.Session()
-        self.session.trust_env = False  # loopback media never goes through the machine's proxy settings
+        self.session = deadline.session()
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None) -> bytes:
         """Return the file at `url`; raise TooLarge past `max_bytes`, FetchFailed when there is no file.
@@ -48,28 +50,40 @@ class Fetcher:
             if len(own) > max_bytes:
                 raise TooLarge(max_bytes)
             return own
-        deadline = time.monotonic() + self.limits.total_timeout
+        with deadline.within(self.limits.total_timeout) as limit:
+            try:
+                data = self._download(url, max_bytes, limit)
+            except requests.RequestException as exc:
+                if limit.expired or limit.left() <= 0:
+                    raise FetchFailed(self._too_slow(url)) from None
+                raise FetchFailed(f"{url} could not be downloaded ({type(exc).__name__})") from None
+            if limit.expired:  # the body ended because the deadline shut the connection
+                raise FetchFailed(self._too_slow(url))
+            return data
+
+    def _download(self, url: str, max_bytes: int, limit: deadline.Deadline) -> bytes:
         for _ in range(self.limits.redirects + 1):
             if urlsplit(url).scheme not in ("http", "https"):
                 raise FetchFailed(f"{url} is not an http or https URL")
-            left = deadline - time.monotonic()
+            left = limit.left()
             if left <= 0:  # the redirects used up the whole download limit
-                raise FetchFailed(f"{url} took longer than the download limit")
-            try:
-                with self.session.get(url, stream=True, allow_redirects=False,
-                                      timeout=(min(self.limits.connect_timeout, left), left)) as response:
-                    if response.is_redirect:
-                        url = urljoin(url, response.headers["Location"])
-                        continue
-                    if response.status_code != 200:
-                        raise FetchFailed(f"{url} answered HTTP {response.status_code}")
-                    return _read(response, max_bytes, deadline)
-            except requests.RequestException as exc:
-                raise FetchFailed(f"{url} could not be downloaded ({type(exc).__name__})") from None
+                raise FetchFailed(self._too_slow(url))
+            # each connect and read is bounded too, a little past the deadline, whose timer then ends the exchange
+            with self.session.get(url, stream=True, allow_redirects=False,
+                                  timeout=(min(self.limits.connect_timeout, left), left + 1)) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status_code != 200:
+                    raise FetchFailed(f"{url} answered HTTP {response.status_code}")
+                return _read(response, max_bytes)
         raise FetchFailed(f"more than {self.limits.redirects} redirects")
 
+    def _too_slow(self, url: str) -> str:
+        return f"{url} took longer than the download limit of {self.limits.total_timeout:g} s"
 
-def _read(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+
+def _read(response: requests.Response, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(max_bytes)
@@ -78,6 +92,4 @@ def _read(response: requests.Response, max_bytes: int, deadline: float) -> bytes
         body += chunk
         if len(body) > max_bytes:
             raise TooLarge(max_bytes)
-        if time.monotonic() > deadline:
-            raise FetchFailed(f"{response.url} took longer than the download limit")
     return bytes(body)
