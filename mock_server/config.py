@@ -44,7 +44,7 @@ class Config:
     default_scenario: str = "success"
     # callbacks
     callback_timeout_seconds: float = 5.0
-    callback_workers: int = 8
+    callback_workers: int = 32  # threads delivering callbacks; one target gets a quarter of them at most
     background: bool = True  # run the callback dispatcher thread (it makes the uploads to callers' storage too)
     # where media URLs point; None means the host the submission was sent to
     public_url: str | None = None

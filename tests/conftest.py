@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -165,6 +166,42 @@ def serving(app):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def trickler():
+    """A host that answers a byte at a time, every 0.2 s, for up to 20 s: `/headers` trickles its status line and
+    headers, anything else sends its headers at once and trickles the body."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(connection):
+        with connection:
+            request = connection.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 4000\r\n\r\n"
+            if b" /headers " not in request:
+                connection.sendall(head)
+                head = b""
+            for byte in (head + bytes(4000))[:100]:
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
 
 
 @pytest.fixture

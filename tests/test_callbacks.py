@@ -131,3 +131,37 @@ def test_a_callback_is_claimed_only_once(mock, api, clock, receiver):
     receiver.wait_for(1)
     assert store.claim_callback(task_id, 60) is False
     assert store.due_callbacks(clock.now()) == []
+
+
+def test_a_delivery_ends_at_its_timeout_in_all_however_the_target_drips(mock, api, clock, trickler):
+    """A target that trickles its answer a byte at a time got several POSTs for one task: the timeout bounded each
+    read, so the delivery outlived its claim's lease. The whole delivery now ends at the timeout (0.5 s here)."""
+    task_id = submit(api, text(CallbackUrl=trickler + "/headers"))
+    clock.advance(60)
+    log = _wait_for_log(mock, 1, timeout=3.0)
+    assert log[0].task_id == task_id and log[0].status is None
+    assert "longer than the callback timeout of 0.5 s in all" in log[0].error and log[0].latency_ms < 2500
+    assert mock.extensions["ivh_mock_dispatcher"].lease_seconds > 2 * 0.5  # the lease outlasts any delivery
+
+
+def test_a_slow_target_delays_only_its_own_callbacks(clock, store_spec):
+    """Slow targets once held every delivery thread, so another account's callback waited for them (1 s became
+    31 s); now a target gets at most a quarter of the threads."""
+    app = create_app({**CONFIG, "background": True, "callback_timeout_seconds": 3.0, "store": store_spec},
+                     clock=clock)
+    slow, fast = Receiver("slow", delay=2.5), Receiver()
+    try:
+        api = in_process(app, clock)
+        for _ in range(12):
+            submit(api, text(CallbackUrl=slow.url))
+        clock.advance(60)
+        slow.wait_for(8)  # the slow target holds its threads
+        submit(api, text(CallbackUrl=fast.url))
+        clock.advance(60)
+        started = time.monotonic()
+        fast.wait_for(1, timeout=10)
+        assert time.monotonic() - started < 1.5
+    finally:
+        app.extensions["ivh_mock_dispatcher"].stop()
+        slow.close()
+        fast.close()

@@ -1,9 +1,11 @@
 """Deliver each finished task's callback exactly once, in the background, and log what happened.
 
 A dispatcher thread wakes every `interval` seconds (and at once when the clock is moved), claims due callbacks in the
-store (so only one worker sends each), and posts them from a small thread pool with a timeout. A claim is a lease
-longer than any delivery can take: should the process die before it records the delivery, the lease lapses and
-another worker, or this one restarted, sends the callback instead of it being lost. Nothing here can
+store (so only one worker sends each), and posts them from a thread pool, each delivery under a wall-clock deadline
+for the whole of it (connect, headers, reply). A claim is a lease longer than any delivery can take, and is taken
+only when a thread is free to deliver at once: should the process die before it records the delivery, the lease
+lapses and another worker, or this one restarted, sends the callback instead of it being lost. A quarter of the
+threads at most deliver to one target at once, so a slow target delays only its own callbacks. Nothing here can
 block or break the API: a target that is down, slow, redirecting or answering garbage only shows up in the log.
 """
 
@@ -12,11 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import requests
 
+from .. import deadline
 from ..media_out import results
 from ..store import CallbackAttempt, Task
 from . import trajectory
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivh_mock.callbacks")
 SWEEP_EVERY_SECONDS = 30.0  # how often the background thread looks for files past retention
+PER_TARGET_SHARE = 0.25  # of the pool's threads, the most that deliver to one target (scheme://host:port) at once
 
 
 class CallbackDispatcher:
@@ -41,13 +47,16 @@ class CallbackDispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max_workers=ctx.config.callback_workers, thread_name_prefix="ivh-callback")
-        self._session = requests.Session()
-        self._session.trust_env = False  # a mock's callbacks never go through the machine's proxy settings
+        self._threads = ctx.config.callback_workers
+        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="ivh-callback")
+        self._session = deadline.session(pool_size=self._threads)
+        self._busy: Counter[str] = Counter()  # deliveries under way, by target (scheme://host:port)
+        self._busy_lock = threading.Lock()
 
     @property
     def lease_seconds(self) -> float:
-        """How long a claim holds: more than a delivery can take (connect and read are each bounded by the timeout)."""
+        """How long a claim holds: longer than a delivery can take (its deadline is the callback timeout), and a
+        claim is only taken for a delivery that starts at once."""
         return 2 * self.ctx.config.callback_timeout_seconds + 5
 
     def start(self) -> None:
@@ -86,15 +95,42 @@ class CallbackDispatcher:
         return True
 
     def dispatch_due(self) -> int:
-        """Claim every due callback and hand it to the pool; return how many were claimed."""
+        """Claim due callbacks and hand them to the pool; return how many were claimed. Only as many are claimed
+        as there are free threads, so a claim never waits in a queue while its lease runs out, and at most
+        PER_TARGET_SHARE of the threads deliver to one target at once, so slow targets cannot hold them all."""
         now = self.ctx.clock.now()
         store, lease = self.ctx.store, self.lease_seconds
+        per_target = max(1, int(self._threads * PER_TARGET_SHARE))
         due = [task for task in store.due_callbacks(now)  # a task waiting for its uploads has not finished yet
                if not task.uploads or store.upload_of(task.task_id) is not None]
-        claimed = [task for task in due if store.claim_callback(task.task_id, lease)]
-        for task in claimed:
-            self._pool.submit(self.deliver, task)
-        return len(claimed)
+        claimed = 0
+        for task in due:
+            target = _target(task.payload["CallbackUrl"])
+            with self._busy_lock:
+                if sum(self._busy.values()) >= self._threads:
+                    break
+                if self._busy[target] >= per_target:
+                    continue
+                self._busy[target] += 1
+            if store.claim_callback(task.task_id, lease):
+                claimed += 1
+                self._pool.submit(self._deliver_then_free, task, target)
+            else:
+                self._free(target)
+        return claimed
+
+    def _deliver_then_free(self, task: Task, target: str) -> None:
+        try:
+            self.deliver(task)
+        finally:
+            self._free(target)
+            self._wake.set()  # a thread is free: look for callbacks left waiting for one
+
+    def _free(self, target: str) -> None:
+        with self._busy_lock:
+            self._busy[target] -= 1
+            if self._busy[target] <= 0:
+                del self._busy[target]
 
     def deliver(self, task: Task) -> CallbackAttempt:
         """POST the task's callback once and record the attempt, whatever happens."""
@@ -104,16 +140,20 @@ class CallbackDispatcher:
         url = task.payload["CallbackUrl"]
         status, error, reply = None, None, ""
         started = time.monotonic()
-        try:
-            timeout = ctx.config.callback_timeout_seconds
-            with self._session.post(url, json=body, timeout=timeout, allow_redirects=False, stream=True) as response:
-                status = response.status_code
-                reply = read_some(response, started + timeout)
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        except Exception as exc:  # a delivery must never take the dispatcher down
-            log.exception("callback to %s failed unexpectedly", url)
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        timeout = ctx.config.callback_timeout_seconds
+        with deadline.within(timeout) as limit:  # connect, send, headers and reply together
+            try:
+                with self._session.post(url, json=body, timeout=timeout + 1, allow_redirects=False,
+                                        stream=True) as response:
+                    status = response.status_code
+                    reply = read_some(response, started + timeout)
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            except Exception as exc:  # a delivery must never take the dispatcher down
+                log.exception("callback to %s failed unexpectedly", url)
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            if limit.expired:
+                error = f"Timeout: the target took longer than the callback timeout of {timeout:g} s in all"
         attempt = CallbackAttempt(task_id=task.task_id, appkey=task.appkey, url=url, at=at, body=body,
                                   status=status, error=error, latency_ms=round((time.monotonic() - started) * 1000, 1),
                                   response_body=reply)
@@ -137,3 +177,12 @@ class CallbackDispatcher:
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)
             self._wake.clear()
+
+
+def _target(url: str) -> str:
+    """The host a callback goes to (scheme://host:port), by which deliveries share the threads."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a URL Python cannot split: its delivery fails and is logged, its target is the URL itself
+        return url
+    return f"{parts.scheme}://{parts.netloc}".lower()
