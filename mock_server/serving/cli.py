@@ -125,7 +125,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_port(host: str, port: int) -> str | None:
-    """Return why `host:port` cannot be listened on, or None (gunicorn would retry a busy port for seconds)."""
+    """Return why `host:port` cannot be listened on, or None (checked before the banner's app is built)."""
     if port == 0:
         return None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -187,16 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  data:        {data_dir}", flush=True)
         print(f"  clock:       {describe_clock(clock, url, token)}", flush=True)
 
+    largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(lambda: create_app(config), f"{host}:{args.port}", workers=args.workers, threads=args.threads,
-                    ready=banner)
+                    ready=banner, max_body_bytes=largest)
     try:
-        server.run()
-    except SystemExit as exit_:  # gunicorn leaves by sys.exit, 0 after a clean stop (SIGTERM, SIGINT)
-        return exit_.code if isinstance(exit_.code, int) else 1
+        return server.run()
     finally:
         if owner is not None:
             owner.release()
-    return 0
 
 
 def describe_clock(view: dict[str, Any], url: str, token: str | None) -> str:

@@ -1,41 +1,150 @@
-"""Serve a mock over HTTP with gunicorn: one master process, N worker processes, each with threads.
+"""Serve a mock over HTTP: one master process and N worker processes, each running waitress with its own threads.
 
-Every worker builds its own app (its own store connections, callback dispatcher and renderer) after the fork; they
-share state only through the store and the data directory, so whichever worker answers, the answer is the same.
+The master binds the listening socket and forks the workers; every worker builds its own app (its own store
+connections, callback dispatcher and renderer) after the fork, so they share state only through the store and the
+data directory and whichever worker answers, the answer is the same. The master restarts a worker that dies and,
+on SIGTERM or SIGINT, stops them all.
+
+Why waitress (DECISIONS.md D50): it reads each request, headers and body, in an event loop and hands it to a thread
+only once it is whole, so connections that dawdle (a header byte every few seconds, a body that never ends, idle
+keep-alive) cost a socket, never a thread; gunicorn's gthread worker gave each one a thread, and 8 such sockets
+stopped the default mock. Its own refusals (an oversized request line or headers: 431; a body past the cap: 413)
+are plain text, not HTML.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
 from typing import Any, Callable
 
-from gunicorn.app.base import BaseApplication
+import waitress
+
+BACKLOG = 1024  # connections the kernel queues before a worker accepts them
+CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
+HEADER_BYTES = 32_768  # the request line and headers together; more is answered 431
+BUFFERED_BYTES = 65_536  # a body past this waits in a temporary file, not in memory
+IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed
+GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way
 
 
-class Server(BaseApplication):
-    """Serve the WSGI app `load()` builds (called once in each worker) on `bind`; `ready(port)` runs in the master
-    once it listens."""
+class _Stop(Exception):
+    """SIGTERM or SIGINT reached the master."""
+
+
+class Server:
+    """Serve the WSGI app `load()` builds (called once in each worker, after the fork) on `bind` ("host:port",
+    "[v6]:port"; port 0 picks a free one); `ready(port)` runs in the master once it listens. `max_body_bytes` is
+    the largest request body a worker reads (the app's own, smaller limits answer in its own format)."""
 
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
-                 ready: Callable[[int], None] | None = None):
-        self._load = load
-        self.options = {
-            "bind": bind,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "timeout": 120,  # a worker that stops answering its master for this long is restarted
-            "graceful_timeout": 10,
-            "keepalive": 5,
-            "accesslog": None,
-            "loglevel": "warning",
-            "preload_app": False,  # each worker opens its own store connections and starts its own threads
-            "when_ready": lambda server: ready(server.LISTENERS[0].sock.getsockname()[1]) if ready else None,
-        }
-        super().__init__()
+                 ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576):
+        host, _, port = bind.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
+        self._max_body_bytes = max_body_bytes
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
+        listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.port))
+        listener.listen(BACKLOG)
+        listener.set_inheritable(True)
+        _raise_open_files_limit()
+        workers: dict[int, float] = {}  # pid -> when it started
 
-    def load(self) -> Any:
-        return self._load()
+        def stop(signum: int, frame: Any) -> None:
+            raise _Stop
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            for _ in range(self._workers):
+                workers[self._spawn(listener)] = time.monotonic()
+            if self._ready:
+                self._ready(listener.getsockname()[1])
+            while True:
+                pid, _ = os.waitpid(-1, 0)
+                started = workers.pop(pid, None)
+                if started is not None:  # a worker died: start another, not in a tight loop if it dies at once
+                    if time.monotonic() - started < 1:
+                        time.sleep(1)
+                    workers[self._spawn(listener)] = time.monotonic()
+        except _Stop:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _stop_all(workers)
+            listener.close()
+        return 0
+
+    def _spawn(self, listener: socket.socket) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        status = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
+            signal.signal(signal.SIGTERM, _exit_serving)
+            self._serve(listener)
+            status = 0
+        except SystemExit:  # stopped before it was serving
+            status = 0
+        except BaseException:  # a worker must leave by os._exit, never return into the master's code
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    def _serve(self, listener: socket.socket) -> None:
+        logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
+        server = waitress.create_server(
+            self._load(), sockets=[listener], threads=self._threads, backlog=BACKLOG,
+            connection_limit=CONNECTIONS, max_request_header_size=HEADER_BYTES,
+            max_request_body_size=self._max_body_bytes, inbuf_overflow=BUFFERED_BYTES,
+            channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS), asyncore_use_poll=True,
+            clear_untrusted_proxy_headers=True)
+        server.run()  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
+
+
+def _exit_serving(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _stop_all(workers: dict[int, float]) -> None:
+    """SIGTERM every worker, give them GRACE_SECONDS to finish, then SIGKILL what is left."""
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while workers and time.monotonic() < deadline:
+        for pid in list(workers):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            workers.pop(pid)
+        time.sleep(0.05)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _raise_open_files_limit() -> None:
+    """Let each worker hold CONNECTIONS sockets besides its files (the soft limit is often 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = CONNECTIONS + 1024 if hard == resource.RLIM_INFINITY else min(hard, CONNECTIONS + 1024)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
