@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from typing import Any, Mapping
@@ -58,7 +59,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
     assets = AssetHost(blobs, config, profile)
     limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)
-    fetcher = Fetcher(limits)
+    fetcher = Fetcher(dataclasses.replace(limits, concurrent=config.fetch_concurrency))
     ctx = MockContext(
         spec=contract,
         config=config,

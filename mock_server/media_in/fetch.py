@@ -9,6 +9,7 @@ host are read from disk instead of over HTTP (DECISIONS.md D46), so a mock with 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
@@ -35,12 +36,14 @@ class Limits:
     connect_timeout: float = 3.0
     total_timeout: float = 15.0
     redirects: int = 3
+    concurrent: int | None = None  # downloads at once; one more fails at once (None: no limit)
 
 
 class Fetcher:
     def __init__(self, limits: Limits):
         self.limits = limits
         self.session = deadline.session()
+        self._slots = threading.BoundedSemaphore(limits.concurrent) if limits.concurrent else None
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None) -> bytes:
         """Return the file at `url`; raise TooLarge past `max_bytes`, FetchFailed when there is no file.
@@ -50,6 +53,17 @@ class Fetcher:
             if len(own) > max_bytes:
                 raise TooLarge(max_bytes)
             return own
+        if self._slots is None:
+            return self._fetch(url, max_bytes)
+        if not self._slots.acquire(blocking=False):
+            raise FetchFailed(f"{url} was not downloaded: {self.limits.concurrent} downloads are under way, the most "
+                              f"this worker runs at once (so that slow hosts never hold every thread)")
+        try:
+            return self._fetch(url, max_bytes)
+        finally:
+            self._slots.release()
+
+    def _fetch(self, url: str, max_bytes: int) -> bytes:
         with deadline.within(self.limits.total_timeout) as limit:
             try:
                 data = self._download(url, max_bytes, limit)
