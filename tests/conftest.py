@@ -6,19 +6,17 @@ import contextlib
 import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import uuid
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from bench.reliability import Trickler
 from ivh_mock.contract_tests.target import Answer
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.serving.testing import RedisServer, debian_command
@@ -49,21 +47,6 @@ AUDIO_PAYLOAD = {
     "DriverType": "OriginalVoice",
     "InputAudioUrl": SAMPLES + "audio-10s.mp3",
 }
-
-
-def huge_png(side: int, tag: str = "") -> bytes:
-    """A grey side x side RGB PNG of a few hundred KB that decodes to 4 x side**2 bytes (324 MB at 9000 px); `tag`
-    (kept in a text chunk) makes otherwise equal files distinct. Built row by row, never whole in memory."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer, row, parts = zlib.compressobj(9), b"\x00" + b"\x80" * (3 * side), []
-    for _ in range(side):
-        parts.append(packer.compress(row))
-    parts.append(packer.flush())
-    return b"".join([b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)),
-                     chunk(b"tEXt", b"Comment\x00" + tag.encode()), chunk(b"IDAT", b"".join(parts)),
-                     chunk(b"IEND", b"")])
 
 
 @dataclass
@@ -170,38 +153,11 @@ def serving(app):
 
 @pytest.fixture
 def trickler():
-    """A host that answers a byte at a time, every 0.2 s, for up to 20 s: `/headers` trickles its status line and
-    headers, anything else sends its headers at once and trickles the body."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve(connection):
-        with connection:
-            request = connection.recv(65536)
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 4000\r\n\r\n"
-            if b" /headers " not in request:
-                connection.sendall(head)
-                head = b""
-            for byte in (head + bytes(4000))[:100]:
-                if stop.wait(0.2):
-                    return
-                try:
-                    connection.sendall(bytes([byte]))
-                except OSError:
-                    return
-
-    def accept():
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    listener.close()
+    """A host that answers a byte every 0.2 s for up to 20 s: `/headers` trickles its status line and headers,
+    anything else sends its headers at once and trickles the body."""
+    host = Trickler()
+    yield host.url
+    host.close()
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
-from .conftest import TEXT_PAYLOAD, TIMING, huge_png, in_process, serving
+from bench.reliability import huge_png
+
+from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving
 
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

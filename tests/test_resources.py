@@ -1,0 +1,57 @@
+"""The served mock (`ivh-mock serve` as shipped) under hostile load: its worker's memory (read from /proc) and its
+data directory stay within the bounds bench/reliability.py states, no answer is a 5xx, and connections that dawdle
+never stop it answering. The same floods, larger, write docs/reliability.md (`python -m bench.reliability`); these
+are worth their few seconds each because each bound once broke (the journal grew without end, eight large photos
+took 2 GB, eight slow sockets stopped the server)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import requests
+from bench.reliability import Served, accounts, media, oversized, refused, slow_sockets
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads memory figures from /proc")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    with Served(tmp_path_factory.mktemp("resources") / "data") as mock:
+        yield mock
+
+
+def test_dawdling_connections_and_stalled_downloads_never_stop_the_served_mock(served):
+    """32 sockets dripping header bytes, 32 idle, 8 dripping a body and 8 submissions whose photo host trickles,
+    against 1 worker x 8 threads: every call made meanwhile is answered within 3 s."""
+    figures = slow_sockets(served, dawdlers=32, seconds=4)
+    assert figures.tried >= 10 and figures.notes["answered"] == figures.tried, figures
+    assert figures.problems() == [], figures
+
+
+def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):
+    figures = refused(served, 60)
+    assert figures.problems() == [] and figures.notes["accounts_made"] == 0, figures
+    last = requests.get(f"{served.url}/__mock__/requests?limit=1", timeout=30).json()["requests"][-1]
+    assert last["authenticated"] is False and "timestamp" in last["message"]  # why it was refused is still there
+    assert last["note"].startswith("body cut to its first 16384 of") and len(last["body"]) <= 16384
+
+
+def test_large_photos_are_refused_by_their_header_without_the_memory_to_decode_them(served):
+    """Eight distinct 9000 px PNGs (324 MB each once decoded), uploaded and submitted at once."""
+    figures = media(served)
+    assert figures.notes["api_codes"] == [100002] and figures.problems() == [], figures
+
+
+def test_many_accounts_keep_the_journal_bounded(served):
+    figures = accounts(served, 300)
+    assert figures.problems() == [] and figures.notes["accounts"] >= 300, figures
+
+
+def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(served):
+    figures = oversized(served)
+    assert figures.problems() == [], figures
+    for answer in figures.notes["answers"]:
+        status, _, content_type = answer.partition(" ")
+        assert 400 <= int(status) < 500 and "html" not in content_type, answer
+    assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
