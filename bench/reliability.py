@@ -367,6 +367,23 @@ def _quietly(call: Any) -> None:
 
 
 # -- the report -----------------------------------------------------------------------------------------------------
+def slow_clients_section() -> list[str]:
+    """The slow-client figures for docs/benchmarks.md, from docs/reliability.json (none before its first run)."""
+    if not RAW.exists():
+        return []
+    figures = next(r for r in json.loads(RAW.read_text()) if r["name"] == "slow sockets")
+    slow = figures["notes"]
+    return ["## Slow clients", "",
+            f"`ivh-mock serve` (1 worker x 8 threads) with {slow['open_sockets']} connections held open for "
+            f"{slow['seconds']:g} s (sending a header",
+            "byte every 0.5 s, sending nothing, or sending a body a byte every 0.5 s) and "
+            f"{slow['stalled_downloads']} submissions whose photo host",
+            f"trickles: {slow['answered']} of {figures['tried']} calls made meanwhile answered, the slowest in "
+            f"{slow['slowest_seconds']} s (`python -m bench.reliability`,",
+            "docs/reliability.md). Under gunicorn's gthread worker, which served the mock before, 8 connections",
+            "sending partial headers stopped it: no call answered (DECISIONS.md D56).", ""]
+
+
 def run(refused_count: int = 300, accounts_count: int = 2000, dawdlers: int = 64, seconds: float = 20.0,
         data_dir: Path | None = None) -> list[Figures]:
     with tempfile.TemporaryDirectory(prefix="ivh-reliability-") as scratch:

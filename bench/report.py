@@ -7,6 +7,7 @@ import datetime
 import json
 from pathlib import Path
 
+from . import reliability
 from .load import Result
 
 GOALS = {
@@ -73,6 +74,7 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
     lines += ["", "## Memory", "",
               f"Resident memory of {memory['tasks']:,} tasks submitted through the API into the memory store, with",
               f"their {memory['journal']:,} journal entries: **{memory['mb']:.0f} MB**.", ""]
+    lines += reliability.slow_clients_section()
     table = goals(rows, scales, colds, memory, workers)
     lines += ["## Goals", "", *table, ""]
     missed = {kind for kind, why in WHY.items() if any(kind in row and "missed" in row for row in table)}

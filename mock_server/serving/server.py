@@ -5,7 +5,7 @@ connections, callback dispatcher and renderer) after the fork, so they share sta
 data directory and whichever worker answers, the answer is the same. The master restarts a worker that dies and,
 on SIGTERM or SIGINT, stops them all.
 
-Why waitress (DECISIONS.md D50): it reads each request, headers and body, in an event loop and hands it to a thread
+Why waitress (DECISIONS.md D56): it reads each request, headers and body, in an event loop and hands it to a thread
 only once it is whole, so connections that dawdle (a header byte every few seconds, a body that never ends, idle
 keep-alive) cost a socket, never a thread; gunicorn's gthread worker gave each one a thread, and 8 such sockets
 stopped the default mock. Its own refusals (an oversized request line or headers: 431; a body past the cap: 413)
