@@ -1,7 +1,7 @@
 """The servers the HTTP benchmark compares, each started as its own process on a free loopback port.
 
 - ivh-mock itself (`ivh-mock serve`), with any store and worker count;
-- the ceiling: a bare Flask endpoint under the same gunicorn server, worker and thread counts, answering the
+- the ceiling: a bare Flask endpoint under the same server (serving/server.py), worker and thread counts, answering the
   same paths with a fixed envelope and nothing else (`python -m bench.peers --port P --workers N`);
 - Prism (`@stoplight/prism-cli` from npm) mocking spec/openapi.yaml, installed on first use under bench/.prism.
 """
@@ -27,7 +27,7 @@ from ivh_mock.mock_server.serving.testing import free_port
 ROOT = Path(__file__).resolve().parents[1]
 PRISM_DIR = ROOT / "bench" / ".prism"
 PRISM_VERSION = "5"
-THREADS = 8  # threads per gunicorn worker, for ivh-mock and the ceiling alike
+THREADS = 8  # threads per worker, for ivh-mock and the ceiling alike
 
 
 def prism_binary() -> Path | None:
@@ -123,7 +123,7 @@ def ceiling_app():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="the benchmark's ceiling: a bare Flask endpoint under gunicorn")
+    parser = argparse.ArgumentParser(description="the benchmark's ceiling: a bare Flask endpoint under the mock's server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()

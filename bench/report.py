@@ -43,7 +43,7 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "## Throughput and latency",
         "",
         "Each row is one server process tree started fresh and warmed up for 2 s; each number is from the run of",
-        f"median throughput among three runs of {seconds:g} s (each run opens its 16 connections anew, and gunicorn",
+        f"median throughput among three runs of {seconds:g} s (each run opens its 16 connections anew, and the server",
         "leaves their spread over the workers to whichever worker accepts first, so with two workers single runs vary",
         "widely: from 1,700 to 6,000 requests/s for the bare Flask endpoint in one trial).",
         "Submit requests are real signed `phototovideonotrain` calls over 2,000 appkeys; getprogress polls ten",
@@ -157,8 +157,8 @@ WHY = {
                   "(Flask's test client, this machine). A submission to ivh-mock checks the HMAC signature against "
                   "the shared clock, validates the whole body against the spec's JSON Schema (SSML included), judges "
                   "the photo, estimates the speech, plans the task against the account's queue in a write "
-                  "transaction and journals the request in another: 1.0 ms in-process with the SQLite store. Under "
-                  "gunicorn one worker is one core (the GIL), so the ratio at one worker is what that work costs. "
+                  "transaction and journals the request in another: 1.0 ms in-process with the SQLite store. "
+                  "One worker is one core (the GIL), so the ratio at one worker is what that work costs. "
                   "From one worker to two the ceiling's throughput rose more than threefold, more than a second "
                   "core explains (not investigated further), while ivh-mock's writers also take turns on the store.",
     "Prism": "Prism answers a submission with the spec's example after checking the body's shape, in one Node.js "

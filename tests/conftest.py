@@ -182,7 +182,7 @@ BANNER_LINES = 7
 
 
 class ServeProcess:
-    """`ivh-mock serve` in a process group of its own (gunicorn's master and workers), on a free port."""
+    """`ivh-mock serve` in a process group of its own (its master and workers), on a free port."""
 
     def __init__(self, data_dir, *args: str, cwd=None, env=None):
         data = ["--data-dir", str(data_dir)] if data_dir is not None else []
