@@ -267,9 +267,10 @@ def accounts(served: Served, count: int) -> Figures:
     statuses = [session.post(_signed(served.url, "describetimbre", f"team-{n}"), timeout=30,
                              json={"Header": {}, "Payload": {}}).status_code for n in range(count)]
     figures.tried, figures.server_errors = count, sum(status >= 500 for status in statuses)
-    listing = requests.get(f"{served.url}/__mock__/accounts", timeout=60)
-    figures.notes["accounts"] = len(listing.json()["accounts"])
-    figures.notes["accounts_page_mb"] = round(len(listing.content) / MB, 2)
+    poll = requests.get(f"{served.url}/__mock__/accounts?limit=50", timeout=60)  # what the dashboard asks for
+    figures.notes["accounts"] = poll.json()["total"]
+    figures.notes["dashboard_poll_kb"] = round(len(poll.content) / 1024, 1)
+    figures.notes["first_shown"] = poll.json()["accounts"][0]["appkey"]
     return _finish(served, figures)
 
 

@@ -43,9 +43,10 @@ def test_large_photos_are_refused_by_their_header_without_the_memory_to_decode_t
     assert figures.notes["api_codes"] == [100002] and figures.problems() == [], figures
 
 
-def test_many_accounts_keep_the_journal_bounded(served):
+def test_many_accounts_keep_the_journal_and_the_dashboards_poll_bounded(served):
     figures = accounts(served, 300)
     assert figures.problems() == [] and figures.notes["accounts"] >= 300, figures
+    assert figures.notes["first_shown"] == "team-299" and figures.notes["dashboard_poll_kb"] < 64  # newest first
 
 
 def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(served):

@@ -34,6 +34,7 @@ UI_FILES = {"dashboard.js", "dashboard.css"}
 SCHEMAS = yaml.safe_load(Path(__file__).with_name("control.schema.yaml").read_text(encoding="utf-8"))["$defs"]
 DEFAULT_LIMIT = 500
 REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
+RECENT_REQUESTS = 1000  # the journal entries that tell which accounts were active last
 
 
 class ControlError(Exception):
@@ -164,8 +165,13 @@ class _Routes:
     # -- accounts ---------------------------------------------------------------------------------------------
     def accounts(self):
         keys = sorted(set(self.ctx.accounts.listed()) | set(self.ctx.store.appkeys()))
+        total = len(keys)
+        if "limit" in request.args:  # the most recently active first (what the dashboard polls every second)
+            recent = [e.appkey for e in reversed(self.ctx.store.journal(limit=RECENT_REQUESTS)) if e.authenticated]
+            known = set(keys)
+            keys = list(dict.fromkeys([key for key in recent if key in known] + keys))[:_limit()]
         views = [self._account_view(key) for key in keys]
-        return jsonify({"strict": self.ctx.accounts.strict, "accounts": [v for v in views if v]})
+        return jsonify({"strict": self.ctx.accounts.strict, "accounts": [v for v in views if v], "total": total})
 
     def account(self, appkey: str):
         view = self._account_view(appkey)

@@ -77,15 +77,19 @@ document.getElementById("reset-all-button").addEventListener("click", () => {
 });
 
 // -- overview: accounts, their tasks, the request journal -------------------------------------------------------
+const ACCOUNTS_SHOWN = 50; // the poll stays small however many appkeys the mock has seen
 async function renderOverview(view) {
-  const [accounts, tasks, journal] = await Promise.all([call("accounts"), call("tasks?limit=200"),
-                                                         call("requests?limit=100")]);
+  const [accounts, tasks, journal] = await Promise.all([call(`accounts?limit=${ACCOUNTS_SHOWN}`),
+                                                         call("tasks?limit=200"), call("requests?limit=100")]);
   const byAccount = {};
   for (const task of tasks.tasks) (byAccount[task.appkey] ||= []).push(task);
   const accountCards = accounts.accounts.map((account) => accountCard(account, byAccount[account.appkey] || []));
   view.replaceChildren(
     el("section", { class: "card", id: "accounts" }, el("h2", {}, "Accounts"),
-       accountCards.length ? accountCards : el("p", { class: "muted" }, "No requests yet: submit a task to the API.")),
+       accountCards.length ? accountCards : el("p", { class: "muted" }, "No requests yet: submit a task to the API."),
+       accounts.total > accountCards.length
+         ? el("p", { class: "muted" }, `The ${accountCards.length} most recently active of ${accounts.total} accounts.`)
+         : ""),
     journalCard(journal.requests),
   );
 }
