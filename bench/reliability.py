@@ -360,6 +360,18 @@ def oversized(served: Served) -> Figures:
     return _finish(served, figures)
 
 
+def hostile() -> dict[str, Any]:
+    """Run the generated hostile-input suite (tests/test_hostile.py) when this checkout has it; return its tally."""
+    suite = ROOT / "tests" / "test_hostile.py"
+    if not suite.exists():
+        return {"ran": False}
+    result = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1800)
+    tally = {word: int(count) for count, word in re.findall(r"(\d+) (passed|failed|errors?)", result.stdout)}
+    return {"ran": True, "passed": tally.get("passed", 0), "failed": tally.get("failed", 0) + tally.get("error", 0)
+            + tally.get("errors", 0)}
+
+
 def _quietly(call: Any) -> None:
     try:
         call()
@@ -372,7 +384,7 @@ def slow_clients_section() -> list[str]:
     """The slow-client figures for docs/benchmarks.md, from docs/reliability.json (none before its first run)."""
     if not RAW.exists():
         return []
-    figures = next(r for r in json.loads(RAW.read_text()) if r["name"] == "slow sockets")
+    figures = next(r for r in json.loads(RAW.read_text())["floods"] if r["name"] == "slow sockets")
     slow = figures["notes"]
     return ["## Slow clients", "",
             f"`ivh-mock serve` (1 worker x 8 threads) with {slow['open_sockets']} connections held open for "
@@ -393,7 +405,7 @@ def run(refused_count: int = 300, accounts_count: int = 2000, dawdlers: int = 64
                     accounts(served, accounts_count), oversized(served)]
 
 
-def render(results: list[dict[str, Any]]) -> str:
+def render(results: list[dict[str, Any]], suite: dict[str, Any]) -> str:
     tried = sum(r["tried"] for r in results)
     errors = sum(r["server_errors"] for r in results)
     slow = next(r for r in results if r["name"] == "slow sockets")
@@ -404,7 +416,11 @@ def render(results: list[dict[str, Any]]) -> str:
         "with `python -m bench.reliability --report-only`). The mock runs as shipped: `ivh-mock serve`, SQLite store,",
         "1 worker x 8 threads; memory is the worker's resident set read from `/proc` (VmRSS before and after a flood,",
         "VmHWM its peak since it started), disk the data directory. `tests/test_resources.py` runs the same floods,",
-        "smaller, against the same bounds; `tests/test_hostile.py` sends generated hostile input to every route.",
+        "smaller, against the same bounds.",
+        "",
+        (f"The generated hostile-input suite (`tests/test_hostile.py`: every route, never a 5xx, always the route's "
+         f"own error format) ran with it: {suite['passed']} tests passed, {suite['failed']} failed." if suite["ran"]
+         else "The generated hostile-input suite (`tests/test_hostile.py`) was not in this checkout."),
         "",
         f"**{tried} requests tried, {errors} answered 5xx. {slow['notes']['open_sockets']} slow sockets and "
         f"{slow['notes']['stalled_downloads']} stalled downloads held open for {slow['notes']['seconds']:g} s: "
@@ -455,13 +471,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.report_only:
-        results = json.loads(RAW.read_text())
+        raw = json.loads(RAW.read_text())
     else:
         figures = run(args.refused, args.accounts, args.dawdlers, args.seconds)
-        results = [{**asdict(f), "problems": f.problems()} for f in figures]
-        RAW.write_text(json.dumps(results, indent=1) + "\n")
-    OUT.write_text(render(results))
+        raw = {"floods": [{**asdict(f), "problems": f.problems()} for f in figures], "hostile": hostile()}
+        RAW.write_text(json.dumps(raw, indent=1) + "\n")
+    results = raw["floods"]
+    OUT.write_text(render(results, raw["hostile"]))
     problems = [problem for r in results for problem in r["problems"]]
+    if raw["hostile"].get("failed"):
+        problems.append(f"tests/test_hostile.py: {raw['hostile']['failed']} tests failed")
     for problem in problems:
         print(f"bound broken: {problem}", file=sys.stderr)
     print(f"wrote {OUT.relative_to(ROOT)}")

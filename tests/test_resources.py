@@ -56,3 +56,12 @@ def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(se
         status, _, content_type = answer.partition(" ")
         assert 400 <= int(status) < 500 and "html" not in content_type, answer
     assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
+
+
+def test_the_reliability_page_is_written_from_its_raw_figures():
+    import json
+
+    from bench.reliability import OUT, RAW, render
+
+    raw = json.loads(RAW.read_text())
+    assert render(raw["floods"], raw["hostile"]) == OUT.read_text()
