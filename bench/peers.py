@@ -123,7 +123,8 @@ def ceiling_app():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="the benchmark's ceiling: a bare Flask endpoint under the mock's server")
+    parser = argparse.ArgumentParser(description="the benchmark's ceiling: a bare Flask endpoint, served as "
+                                                 "the mock is")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()

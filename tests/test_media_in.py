@@ -274,7 +274,8 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
     assert submit_photo(api, f"{media_server}/photo.jpg").code == 0
     assert submit_photo(api, f"{media_server}/hop/2").code == 0  # three redirects: the limit
     for path, reason in [("/hop/3", "more than 3 redirects"), ("/missing.jpg", "HTTP 404"),
-                         ("/to-ftp", "not an http or https URL"), ("/slow.jpg", "longer than the download limit of 1 s")]:
+                         ("/to-ftp", "not an http or https URL"),
+                         ("/slow.jpg", "longer than the download limit of 1 s")]:
         answer = submit_photo(api, media_server + path)
         assert answer.code == -101002 and reason in answer.message, (path, answer.message)
     started = time.monotonic()

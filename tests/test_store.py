@@ -222,7 +222,8 @@ def test_a_redis_reset_leaves_a_mock_under_a_longer_prefix_alone(redis_server):
     from ivh_mock.mock_server.store.redis import RedisStore
 
     base = f"r{time.monotonic_ns()}"
-    first, second = RedisStore(f"{redis_server.url}?prefix={base}"), RedisStore(f"{redis_server.url}?prefix={base}:job1")
+    first = RedisStore(f"{redis_server.url}?prefix={base}")
+    second = RedisStore(f"{redis_server.url}?prefix={base}:job1")
     for store, name in ((first, "a"), (second, "b")):
         task = store.add_task(name, lambda earlier, name=name: make_task(f"t-{name}", name))
         store.record(JournalEntry(at=1.0, appkey=name, operation="getprogress", request_id=name, code=0, message=""))

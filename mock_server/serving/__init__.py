@@ -1,1 +1,1 @@
-"""Serving: `ivh-mock serve` (worker processes running waitress), a mock in a thread for tests, and the pytest plugin."""
+"""Serving: `ivh-mock serve` (worker processes running waitress), a mock in a thread for tests, the pytest plugin."""

@@ -156,7 +156,8 @@ class MemoryStore:
             if appkey is None:
                 self._tasks: dict[str, Task] = {}
                 self._by_account: dict[str, list[Task]] = {}
-                self._journal: OrderedDict[int, tuple[str, str, int]] = OrderedDict()  # number -> (appkey, entry, bytes)
+                # number -> (appkey, entry as JSON, its bytes), oldest first
+                self._journal: OrderedDict[int, tuple[str, str, int]] = OrderedDict()
                 self._journal_of: dict[str, deque[int]] = {}  # appkey -> its entries' numbers, oldest first
                 self._journal_bytes = 0
                 self._accounts: set[str] = set()  # appkeys that made an authenticated request
