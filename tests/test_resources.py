@@ -6,7 +6,10 @@ took 2 GB, eight slow sockets stopped the server)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 
 import pytest
 import requests
@@ -56,6 +59,22 @@ def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(se
         status, _, content_type = answer.partition(" ")
         assert 400 <= int(status) < 500 and "html" not in content_type, answer
     assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path):
+    with Served(tmp_path / "data") as mock:
+        first = mock.worker()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if mock.worker() != first and requests.get(f"{mock.url}/__mock__/clock", timeout=5).ok:
+                    break
+            except (requests.RequestException, IndexError):
+                pass
+            time.sleep(0.2)
+        assert mock.worker() != first
+        assert requests.get(f"{mock.url}/__mock__/clock", timeout=5).status_code == 200
 
 
 def test_the_reliability_page_is_written_from_its_raw_figures():
