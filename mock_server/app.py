@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 from typing import Any, Mapping
@@ -21,6 +20,7 @@ from .lifecycle.callbacks import CallbackDispatcher
 from .lifecycle.scenarios import scenario_of
 from .lifecycle.uploads import Uploader
 from .media_in.assets import AssetHost
+from .deadline import Waits
 from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
 from .media_out.render import Renderer
@@ -58,8 +58,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     store = store if store is not None else open_store(config.store, JournalLimits(
         config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
     assets = AssetHost(blobs, config, profile)
+    waits = Waits(config.slow_waits) if config.slow_waits else None
     limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)
-    fetcher = Fetcher(dataclasses.replace(limits, concurrent=config.fetch_concurrency))
+    fetcher = Fetcher(limits, waits)
     ctx = MockContext(
         spec=contract,
         config=config,
@@ -71,7 +72,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         blobs=blobs,
         intake=Intake(fetcher, assets, blobs, profile),
         assets=assets,
-        renderer=Renderer(blobs),
+        renderer=Renderer(blobs, waits),
     )
     scenario_of(contract, config.default_scenario)  # refuse a bad default at start, not on the first request
 

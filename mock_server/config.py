@@ -57,7 +57,9 @@ class Config:
     fetch_connect_timeout_seconds: float = 3.0
     fetch_total_timeout_seconds: float = 15.0
     fetch_redirects: int = 3
-    fetch_concurrency: int | None = None  # downloads a process runs at once (ivh-mock serve: its threads less 2)
+    # requests of a process that may wait on something slow at once (a download, a render); one more is answered at
+    # once instead (-101002, 503); None: no limit. ivh-mock serve: its threads less two
+    slow_waits: int | None = None
     render_wait_seconds: float = 60.0  # longest a download waits for its video to finish rendering
     control_token: str | None = None  # required on the control API when set
 

@@ -79,6 +79,15 @@ def session(pool_size: int = 10) -> requests.Session:
     return result
 
 
+class Waits(threading.BoundedSemaphore):
+    """How many requests of a process may wait on something slow at once (a download, a render): the rest get an
+    answer at once, so slow hosts never hold every thread of a worker."""
+
+    def __init__(self, limit: int):
+        super().__init__(limit)
+        self.limit = limit
+
+
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)

@@ -306,7 +306,7 @@ def test_a_host_that_trickles_its_answer_is_cut_off_at_the_whole_download_limit(
 
 
 def test_downloads_beyond_the_workers_limit_fail_at_once_so_stalled_hosts_never_hold_every_thread(clock, trickler):
-    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 3.0, "fetch_concurrency": 2},
+    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 3.0, "slow_waits": 2},
                      clock=clock)
     api = in_process(app, clock)
     stalled = [threading.Thread(target=submit_photo, args=(api, f"{trickler}/body-{n}.jpg")) for n in range(2)]
@@ -315,7 +315,7 @@ def test_downloads_beyond_the_workers_limit_fail_at_once_so_stalled_hosts_never_
     time.sleep(0.5)
     started = time.monotonic()
     answer = submit_photo(api, f"{trickler}/third.jpg")
-    assert answer.code == -101002 and "2 downloads are under way, the most this worker runs" in answer.message
+    assert answer.code == -101002 and "2 requests are already waiting on downloads or renders" in answer.message
     assert submit_photo(api, TEXT_PAYLOAD["RefPhotoUrl"]).code == 0  # the mock's own files need no download
     assert time.monotonic() - started < 1.5
     for thread in stalled:

@@ -211,3 +211,26 @@ def test_a_sixty_second_video_has_the_right_duration(app, api, clock, seconds):
     _, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": SAMPLES + "audio-60s.wav"})
     _, container_seconds, _, _ = decoded(app.test_client().get(path_of(report["MediaUrl"])).data)
     assert report["Duration"] == seconds * 1000 and abs(container_seconds - seconds) <= FRAME_MS / 1000
+
+
+def test_requests_waiting_on_renders_are_bounded_so_they_never_hold_every_thread(clock, monkeypatch):
+    """A video asked for before its render is done waits for it, but only while fewer than `slow_waits` requests
+    wait on something slow: the next is told to retry at once (503 SlowDown) rather than hold a thread too."""
+    import threading
+
+    release = threading.Event()
+    original = render.encode
+    monkeypatch.setattr(render, "encode", lambda *args: release.wait(20) and original(*args))
+    app = create_app({**TIMING, "background": False, "slow_waits": 1}, clock=clock)
+    api = in_process(app, clock)
+    _, first = finished(api, clock, TEXT_PAYLOAD)
+    _, second = finished(api, clock, {**TEXT_PAYLOAD, "InputSsml": "Another sentence to render."})
+    waiting = threading.Thread(target=lambda: app.test_client().get(path_of(first["MediaUrl"])))
+    waiting.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    answer = app.test_client().get(path_of(second["MediaUrl"]))
+    assert answer.status_code == 503 and time.monotonic() - started < 1
+    release.set()
+    waiting.join()
+    assert app.test_client().get(path_of(second["MediaUrl"])).status_code == 200

@@ -9,7 +9,6 @@ host are read from disk instead of over HTTP (DECISIONS.md D46), so a mock with 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .. import deadline
+from ..deadline import Waits
 
 CHUNK = 65_536
 
@@ -36,14 +36,16 @@ class Limits:
     connect_timeout: float = 3.0
     total_timeout: float = 15.0
     redirects: int = 3
-    concurrent: int | None = None  # downloads at once; one more fails at once (None: no limit)
 
 
 class Fetcher:
-    def __init__(self, limits: Limits):
+    """Downloads within `limits`; each download takes one of the `waits` (shared with whatever else makes a
+    request wait on something slow), and fails at once when none is free."""
+
+    def __init__(self, limits: Limits, waits: Waits | None = None):
         self.limits = limits
         self.session = deadline.session()
-        self._slots = threading.BoundedSemaphore(limits.concurrent) if limits.concurrent else None
+        self._waits = waits
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None) -> bytes:
         """Return the file at `url`; raise TooLarge past `max_bytes`, FetchFailed when there is no file.
@@ -53,15 +55,16 @@ class Fetcher:
             if len(own) > max_bytes:
                 raise TooLarge(max_bytes)
             return own
-        if self._slots is None:
+        if self._waits is None:
             return self._fetch(url, max_bytes)
-        if not self._slots.acquire(blocking=False):
-            raise FetchFailed(f"{url} was not downloaded: {self.limits.concurrent} downloads are under way, the most "
-                              f"this worker runs at once (so that slow hosts never hold every thread)")
+        if not self._waits.acquire(blocking=False):
+            raise FetchFailed(f"{url} was not downloaded: {self._waits.limit} requests are already waiting on "
+                              f"downloads or renders, the most this worker lets wait at once (so that slow hosts "
+                              f"never hold every thread)")
         try:
             return self._fetch(url, max_bytes)
         finally:
-            self._slots.release()
+            self._waits.release()
 
     def _fetch(self, url: str, max_bytes: int) -> bytes:
         with deadline.within(self.limits.total_timeout) as limit:

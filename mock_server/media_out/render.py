@@ -24,6 +24,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageOps
 
+from ..deadline import Waits
 from ..store.base import fields_of
 from ..store.blobs import Blobs
 from . import synth
@@ -129,8 +130,9 @@ def _driving_pcm(audio: bytes, samples: int) -> bytes:
 class Renderer:
     """Renders jobs one at a time on a background thread; results land in the blob store under `videos/<key>`."""
 
-    def __init__(self, blobs: Blobs):
+    def __init__(self, blobs: Blobs, waits: Waits | None = None):
         self.blobs = blobs
+        self._waits = waits  # shared with the downloads: requests that may wait on something slow at once
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivh-render")
         self._lock = threading.Lock()
         self._pending: dict[str, Future[Path]] = {}
@@ -151,8 +153,17 @@ class Renderer:
             return future
 
     def video(self, job: Job, timeout: float) -> Path:
-        """Return the path of the job's video, waiting for the render thread when it is not ready yet."""
-        return self.submit(job).result(timeout)
+        """Return the path of the job's video, waiting for the render thread when it is not ready yet (raising
+        TimeoutError past `timeout`, or at once when too many requests wait already)."""
+        future = self.submit(job)
+        if future.done() or self._waits is None:
+            return future.result(timeout)
+        if not self._waits.acquire(blocking=False):
+            raise TimeoutError("too many requests are waiting on renders and downloads")
+        try:
+            return future.result(timeout)
+        finally:
+            self._waits.release()
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
                     **timing_of(args), public_url=args.public_url, control_token=token,
                     data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout,
-                    fetch_concurrency=max(1, args.threads - 2))  # two threads stay free whatever hosts stall
+                    slow_waits=max(1, args.threads - 2))  # two threads stay free whatever hosts or renders stall
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
