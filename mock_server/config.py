@@ -53,6 +53,7 @@ class Config:
     # files: fetched media, uploads, rendered videos; None means a temporary directory removed when the mock ends
     data_dir: str | None = None
     asset_max_bytes: int = 64 * 1_048_576  # largest upload to the asset host
+    asset_total_bytes: int = 1024 * 1_048_576  # all uploads together; the least recent are deleted beyond it
     # downloading RefPhotoUrl and InputAudioUrl
     fetch_connect_timeout_seconds: float = 3.0
     fetch_total_timeout_seconds: float = 15.0

@@ -63,6 +63,21 @@ def test_an_upload_is_served_back_with_what_the_file_is(app):
     assert empty.status_code == 400 and "empty" in empty.get_json()["error"]["message"]
 
 
+def test_uploads_beyond_the_hosts_total_delete_the_least_recent_ones(clock):
+    """Uploads were kept for good: a loop of distinct files filled the disk. The asset host keeps the newest that fit
+    in `asset_total_bytes`."""
+    app = create_app({**TIMING, "background": False, "asset_total_bytes": 250_000}, clock=clock)
+    files = [bytes([n]) * 100_000 for n in range(5)]
+    urls = []
+    for data in files:
+        urls.append(app.test_client().post("/__mock__/assets?name=f.bin", data=data).get_json()["Url"])
+        time.sleep(0.01)  # distinct upload times
+    served = [app.test_client().get(url.removeprefix("http://localhost")).status_code for url in urls]
+    assert served == [404, 404, 404, 200, 200]
+    kept = app.extensions["ivh_mock"].blobs.root / "assets"
+    assert sum(path.stat().st_size for path in kept.iterdir()) <= 250_000
+
+
 def test_uploads_above_the_limit_are_refused_and_the_server_keeps_serving(clock):
     app = create_app({**TIMING, "background": False, "asset_max_bytes": 1000}, clock=clock)
     client = app.test_client()

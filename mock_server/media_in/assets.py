@@ -6,7 +6,9 @@ mock reads its own asset URLs from disk when it fetches them (DECISIONS.md D46).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
@@ -52,9 +54,28 @@ class AssetHost:
             return sample(name)
         return self.blobs.get("assets", folder) if SHA256.match(folder) else None
 
+    def _trim(self, keep: str) -> None:
+        """Delete the least recently uploaded files while the uploads hold more than `asset_total_bytes`: the data
+        directory stays bounded however many files are uploaded (a task keeps its own copy of the media it used)."""
+        files = []
+        for path in (self.blobs.root / "assets").glob("[0-9a-f]*"):
+            with contextlib.suppress(FileNotFoundError):  # another worker may be trimming too
+                stat = path.stat()
+                files.append((stat.st_mtime, stat.st_size, path.name))
+        total = sum(size for _, size, _ in files)
+        for _, size, name in sorted(files):
+            if total <= self.config.asset_total_bytes:
+                break
+            if name != keep:
+                self.blobs.delete("assets", name)
+                total -= size
+
     def keep(self, data: bytes, filename: str, base_url: str) -> dict[str, Any]:
         """Keep uploaded bytes; return where they are served and what they are under the active profile."""
         sha = self.blobs.put("assets", data)
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.blobs.path("assets", sha))  # the same bytes uploaded again count as a new upload
+        self._trim(keep=sha)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "upload"
         photo = check_photo(data, self.profile["photo"], "the upload")
         judged = photo if photo.format else check_audio(data, self.profile["audio"], "the upload")
