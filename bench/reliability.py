@@ -436,6 +436,8 @@ def render(results: list[dict[str, Any]], suite: dict[str, Any]) -> str:
         f"| data directory growth over a flood | at most {BOUNDS['disk_growth_mb']} MB |",
         f"| `GET /__mock__/requests?limit=100` | at most {BOUNDS['journal_page_mb']} MB |",
         "| request journal, all appkeys | 10,000 entries and 16 MB of JSON; a body over 16 KB kept as its start |",
+        "| uploads to the asset host | 1 GB in all; the least recently uploaded are deleted beyond it |",
+        "| requests waiting on a download or a render, per worker | its threads less two; more are answered at once |",
         "| answers 5xx | none |",
         "",
         "## Figures",
