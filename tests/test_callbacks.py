@@ -165,3 +165,10 @@ def test_a_slow_target_delays_only_its_own_callbacks(clock, store_spec):
         app.extensions["ivh_mock_dispatcher"].stop()
         slow.close()
         fast.close()
+
+
+@pytest.mark.parametrize("url", ["http://[/cb", "http://a:b@[/x", "http://℀.com/x"])
+def test_a_callback_url_python_cannot_split_still_gets_a_target(url):
+    from ivh_mock.mock_server.lifecycle.callbacks import _target
+
+    assert _target(url)  # a ValueError here stopped every dispatch pass, and so every account's callbacks
