@@ -101,7 +101,7 @@ class Served:
         self.process = subprocess.Popen([command, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         start_new_session=True)
-        banner = "".join(self.process.stdout.readline() for _ in range(6))
+        banner = self.process.stdout.readline()  # the banner's first line says where it listens
         match = re.search(r"listening on (http://\S+)", banner)
         if not match:
             self.stop()

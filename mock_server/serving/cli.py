@@ -84,10 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(see Deployment)",
                                   "sqlite:DATA_DIR/ivh-mock.sqlite3"))
     serve.add_argument("--workers", type=_count, default=1,
-                       help=_help("worker processes (gunicorn) sharing the store; more than one needs sqlite: or "
+                       help=_help("worker processes sharing the store; more than one needs sqlite: or "
                                   "redis://", 1))
     serve.add_argument("--threads", type=_count, default=8,
-                       help=_help("threads per worker, each answering one request at a time", 8))
+                       help=_help("threads per worker, each answering one whole request at a time (connections that "
+                                  "are slow to send their request wait without a thread); at most this many less two "
+                                  "wait on a download or a render at once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", default=None,
