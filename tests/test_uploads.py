@@ -244,3 +244,18 @@ def test_two_workers_sharing_a_store_upload_once(s3, tmp_path):
     finally:
         for app in workers:
             app.extensions["ivh_mock_dispatcher"].stop()
+
+
+@pytest.mark.parametrize("path", ["/headers", "/body"])
+def test_an_upload_to_a_trickling_host_ends_at_the_limit_in_all(trickler, path):
+    """A storage host that answers a byte every 0.2 s held an upload's thread for as long as it liked: the limit
+    bounded each read, not the exchange (so a claim's lease could lapse while the upload still ran)."""
+    from ivh_mock.mock_server.lifecycle.uploads import Uploader
+    from ivh_mock.mock_server.media_in.fetch import Limits
+
+    uploader = Uploader(None, Limits(connect_timeout=1.0, total_timeout=0.6, redirects=3), workers=1)
+    started = time.monotonic()
+    outcome = uploader.put(trickler + path, b"\0" * 1000, "video/mp4")
+    assert outcome["status"] is None and outcome["error"] == "took longer than the upload limit of 0.6 s"
+    assert time.monotonic() - started < 3.0  # the trickle would last 20 s
+    uploader.stop()

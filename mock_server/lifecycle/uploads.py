@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
+from .. import deadline
 from ..media_in.fetch import Limits
 from ..media_out import results
 from ..store import Task, UploadRecord
@@ -45,8 +46,7 @@ class Uploader:
     def __init__(self, ctx: MockContext, limits: Limits, workers: int = 4):
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
-        self._session = requests.Session()
-        self._session.trust_env = False  # uploads never go through the machine's proxy settings
+        self._session = deadline.session(pool_size=workers)  # whole-exchange deadlines; no proxy settings
 
     @property
     def lease_seconds(self) -> float:
@@ -96,30 +96,35 @@ class Uploader:
         """PUT `data` to `url` under the download rules; return what happened (status or error, reply, latency)."""
         limits = self.limits
         started = time.monotonic()
-        deadline = started + limits.total_timeout
         outcome: dict[str, Any] = {"content_type": content_type, "bytes": len(data), "status": None, "error": None,
                                    "reply": ""}
-        try:
-            for _ in range(limits.redirects + 1):
-                if urlsplit(url).scheme not in ("http", "https"):
-                    outcome["error"] = f"a redirect led to {shown(url)}, not an http or https URL"
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    outcome["error"] = f"took longer than the upload limit of {limits.total_timeout:g} s"
-                    break
-                timeout = (min(limits.connect_timeout, left), left)
-                with self._session.put(url, data=data, headers={"Content-Type": content_type}, stream=True,
-                                       allow_redirects=False, timeout=timeout) as reply:
-                    if reply.is_redirect:
-                        url = urljoin(url, reply.headers["Location"])
-                        continue
-                    outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, deadline)
-                    break
-            else:
-                outcome["error"] = f"more than {limits.redirects} redirects"
-        except requests.RequestException as exc:
-            outcome["error"] = f"could not be reached ({type(exc).__name__})"
+        too_long = f"took longer than the upload limit of {limits.total_timeout:g} s"
+        # one wall-clock deadline for the whole exchange, redirects included: a storage host that reads or answers
+        # a byte at a time is cut off at the limit, as a download is (deadline.py)
+        with deadline.within(limits.total_timeout) as limit:
+            try:
+                for _ in range(limits.redirects + 1):
+                    if urlsplit(url).scheme not in ("http", "https"):
+                        outcome["error"] = f"a redirect led to {shown(url)}, not an http or https URL"
+                        break
+                    left = limit.left()
+                    if left <= 0:
+                        outcome["error"] = too_long
+                        break
+                    timeout = (min(limits.connect_timeout, left), left)
+                    with self._session.put(url, data=data, headers={"Content-Type": content_type}, stream=True,
+                                           allow_redirects=False, timeout=timeout) as reply:
+                        if reply.is_redirect:
+                            url = urljoin(url, reply.headers["Location"])
+                            continue
+                        outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, limit.at)
+                        break
+                else:
+                    outcome["error"] = f"more than {limits.redirects} redirects"
+            except requests.RequestException as exc:
+                outcome["error"] = too_long if limit.expired else f"could not be reached ({type(exc).__name__})"
+            if limit.expired and outcome["status"] is not None and outcome["error"] is None:
+                outcome["status"], outcome["error"] = None, too_long  # the answer was cut off: not an answer
         outcome["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
         return outcome
 
