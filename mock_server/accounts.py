@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ivh_mock.spec.validation import BASE
+
 from .pace import PaceError, resolve
 
 SCHEMA = yaml.safe_load(Path(__file__).with_name("accounts.schema.yaml").read_text(encoding="utf-8"))
@@ -46,20 +48,12 @@ class Account:
 
 def schema_problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | None:
     """Return the most relevant way `instance` breaks one of the mock's own formats (accounts file, control API
-    bodies) as (path, message), the path '/'-joined and empty at the top; None when it conforms."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    bodies) as (path, message), the path '/'-joined and empty at the top; None when it conforms. Types are read as
+    the API's are: an integer is a JSON integer (not 1.0), a number is finite."""
+    error = jsonschema.exceptions.best_match(BASE(schema).iter_errors(instance))
     if error is None:
         return None
     return "/".join(str(part) for part in error.absolute_path), error.message
-
-
-def settings_problem(settings: Any, where: str = "body") -> str | None:
-    """Return why `settings` is not a valid account-settings object, or None."""
-    problem = schema_problem(SETTINGS_SCHEMA, settings)
-    if problem is None:
-        return None
-    path, message = problem
-    return f"{where}{'/' + path if path else ''}: {message}"
 
 
 def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:

@@ -6,7 +6,7 @@ import logging
 import tempfile
 from typing import Any, Mapping
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ivh_mock import spec as spec_module
@@ -76,7 +76,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     )
     scenario_of(contract, config.default_scenario)  # refuse a bad default at start, not on the first request
 
-    app = Flask(__name__)
+    app = _MockFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -102,20 +102,58 @@ def _clock_pinned_per_request(wsgi_app):
 
 
 def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
+    """Answer every error in the format of the route family it hit: the API's envelope, the control API's
+    `{"error": {"message"}}`, or the object store's XML for result URLs; a 405 names the allowed methods (Allow)."""
     def render(error: ApiError, status: int):
+        if _is_control(request.path):
+            return jsonify({"error": {"message": error.message}}), status
+        if request.path.startswith(results.PREFIX):
+            return results.error_response(status, _S3_CODES.get(status, "InvalidRequest"), error.message)
         body = envelope.envelope(error.code, error.message, new_id())
         return jsonify(body), status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if exc.code in (404, 405):
+        if exc.code in (404, 405) and _is_control(request.path):
+            response, status = _as_response(render(NoSuchRoute(
+                f"no control route {request.method} {request.path}; the README's control API section lists them"),
+                exc.code))
+        elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
-            return render(NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}"),
-                          exc.code)
-        return render(ParameterFormatError(f"bad request: {exc.description}"), exc.code or 400)
+            response, status = _as_response(render(
+                NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}"), exc.code))
+        else:
+            response, status = _as_response(render(ParameterFormatError(f"bad request: {exc.description}"),
+                                                   exc.code or 400))
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response, status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return render(InternalError("internal error in ivh-mock; the server log has the details"),
                       InternalError.http_status)
+
+
+def _is_control(path: str) -> bool:
+    return path == control.PREFIX or path.startswith(control.PREFIX + "/")
+
+
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 413: "EntityTooLarge"}
+
+
+def _as_response(answer) -> tuple[Response, int]:
+    if isinstance(answer, tuple):
+        return answer[0], answer[1]
+    return answer, answer.status_code
+
+
+class _MockFlask(Flask):
+    def make_default_options_response(self) -> Response:
+        """Answer OPTIONS with 204 and the route's methods in Allow (Flask's default is an empty HTML 200)."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response

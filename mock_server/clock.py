@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from contextvars import ContextVar
@@ -136,7 +137,7 @@ class StoredClock(MovableClock):
         if pin is not None and "state" in pin:
             return pin["state"]
         state = self._store.clock_state()
-        if state is None:  # the store was emptied under us
+        if state is None or not math.isfinite(state["base"]):  # emptied under us, or poisoned by an older version
             now = self._source()
             state = {"base": now, "anchor": now, "frozen": False}
         if pin is not None:

@@ -63,6 +63,8 @@ class Config:
     slow_waits: int | None = None
     render_wait_seconds: float = 60.0  # longest a download waits for its video to finish rendering
     control_token: str | None = None  # required on the control API when set
+    # host names the control API answers besides IP addresses, localhost and public_url's host ("*": any)
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:

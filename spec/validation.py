@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,11 +101,45 @@ def reference(pointer: str) -> dict[str, str]:
 
 
 # -- keywords ---------------------------------------------------------------------------------------------------
+# ECMA-262's \s: its WhiteSpace and LineTerminator characters. Python's \s differs: it also takes U+001C..U+001F and
+# U+0085, and not U+FEFF. Its \d and \w take every script's digits and letters; ECMA's only ASCII ones.
+_ECMA_ESCAPES = {
+    "s": "\\t\\n\\x0b\\x0c\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff",
+    "d": "0-9",
+    "w": "A-Za-z0-9_",
+}
+
+
 @functools.lru_cache(maxsize=256)
 def _ecma(pattern: str) -> re.Pattern[str]:
-    # In JSON Schema (ECMA-262) an unescaped `$` is the very end of the string; in Python it also matches before a
-    # final newline, which would let "text\n" through "^[^\r\n]*$". `\Z` is Python's very end.
-    return re.compile(re.sub(r"(?<!\\)\$(?=\)|$)", r"\\Z", pattern))
+    """Compile a JSON Schema (ECMA-262) pattern so that Python's `re` reads it as ECMA does: `\\s`, `\\d`, `\\w` and
+    their negations as ECMA's character sets, and an unescaped `$` as the very end of the string (Python's `$` also
+    matches before a final newline, which would let "text\\n" through "^[^\\r\\n]*$")."""
+    out, index, in_class = [], 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            chars = _ECMA_ESCAPES.get(escaped.lower())
+            if chars is None:
+                out.append(char + escaped)
+            elif escaped.islower():
+                out.append(chars if in_class else f"[{chars}]")
+            elif not in_class:
+                out.append(f"[^{chars}]")
+            else:
+                raise ValueError(f"pattern {pattern!r}: \\{escaped} inside a character class is not supported")
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        elif char == "$" and not in_class:
+            char = "\\Z"
+        out.append(char)
+        index += 1
+    return re.compile("".join(out))
 
 
 def _pattern(validator, pattern, instance, schema):
@@ -117,9 +152,18 @@ def _is_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-# JSON Schema 2020-12 with ECMA-262 `$` semantics and strict integers; every validator of the project is built on it.
-BASE = jsonschema.validators.extend(PLAIN, {"pattern": _pattern},
-                                    type_checker=PLAIN.TYPE_CHECKER.redefine("integer", _is_integer))
+def _is_number(checker, instance) -> bool:
+    # JSON has no NaN or Infinity; a YAML file or a Python caller can still hand one over, and NaN passes every
+    # `minimum` and `maximum` (each comparison with it is false).
+    return PLAIN.TYPE_CHECKER.is_type(instance, "number") and not (isinstance(instance, float)
+                                                                    and not math.isfinite(instance))
+
+
+# JSON Schema 2020-12 with ECMA-262 pattern semantics, strict integers and finite numbers; every validator of the
+# project is built on it.
+BASE = jsonschema.validators.extend(
+    PLAIN, {"pattern": _pattern},
+    type_checker=PLAIN.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number}))
 
 
 # -- the spec's own keywords ----------------------------------------------------------------------------------

@@ -33,7 +33,19 @@ CASES = [
     ("huge integer", b'{"Header": {}, "Payload": {"TaskId": ' + b"9" * 5000 + b"}}", JSON, 100003,
      "not valid JSON"),
     ("huge exponent", b'{"Header": {}, "Payload": {"TaskId": 1e5000}}', JSON, 100003,
-     "Payload.TaskId must be of type string"),
+     "the number 1e5000 is out of range"),
+    ("past a double", b'{"Header": {}, "Payload": {"Speed": -1.8e308}}', JSON, 100003,
+     "the number -1.8e308 is out of range"),
+    ("lone low surrogate", b'{"Header": {}, "Payload": {"TaskId": "\\udfff"}}', JSON, 100003,
+     "Payload.TaskId holds a lone surrogate \\udfff"),
+    ("lone high surrogate in a list", b'{"Header": {}, "Payload": {"TaskId": ["ok", "a\\uD800b"]}}', JSON, 100003,
+     "Payload.TaskId[1] holds a lone surrogate \\ud800"),
+    ("lone surrogate in a key", b'{"Header": {"\\udc00": 1}, "Payload": {}}', JSON, 100003,
+     "a key of Header holds a lone surrogate"),
+    ("surrogates reversed", b'{"Header": {}, "Payload": {"TaskId": "\\ude00\\ud83d"}}', JSON, 100003,
+     "lone surrogate"),
+    ("a surrogate pair is one character", b'{"Header": {}, "Payload": {"TaskId": "\\ud83d\\ude00"}}', JSON, 110006,
+     "does not exist"),
     ("nested 33 deep", b'{"Header": {}, "Payload": ' + b"[" * 32 + b"]" * 32 + b"}", JSON, 100003,
      "nests deeper than 32 levels"),
     ("nested 100k deep", b"[" * 100_000, JSON, 100003, "nests deeper than 32 levels"),
@@ -110,3 +122,47 @@ def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(clock, monkey
     assert answer.code == -101000
     assert "secret internals" not in answer.message and "Traceback" not in answer.message
     assert api.call("getprogress", {"TaskId": "x"}).code == 110006  # still serving
+
+
+SURROGATE_BODIES = {
+    "phototovideonotrain": {"Header": {}, "Payload": {**TEXT_PAYLOAD, "InputSsml": "Hello \udfff there"}},
+    "getprogress": {"Header": {}, "Payload": {"TaskId": "\udfff"}},
+    "describetimbre": {"Header": {"RequestID": "\ud800"}, "Payload": {"PageIndex": 1, "PageSize": 10}},
+}
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_a_lone_surrogate_is_refused_by_every_operation_and_poisons_nothing(clock, tmp_path, store, signed):
+    app = create_app({"background": False, "store": "memory" if store == "memory" else f"sqlite:{tmp_path}/s.db"},
+                     clock=clock)
+    api = in_process(app, clock)
+    for operation_id, body in SURROGATE_BODIES.items():
+        answer = api.raw(operation_id, json.dumps(body).encode(), query=None if signed else "appkey=x")
+        assert answer.status == 200 and answer.code == (100003 if signed else 100001), answer.message
+        if signed:
+            assert "lone surrogate" in answer.message
+    control = app.test_client()
+    for route in ("/__mock__/requests", "/__mock__/accounts", "/__mock__/tasks", "/__mock__/ui"):
+        assert control.get(route).status_code == 200, route
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 0
+
+
+def test_405_names_the_allowed_methods_and_options_answers_with_them(served):
+    wrong = requests.get(served + PATHS["getprogress"], timeout=10)
+    assert wrong.status_code == 405 and set(wrong.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    options = requests.options(served + PATHS["getprogress"], timeout=10)
+    assert options.status_code == 204 and options.content == b""
+    assert set(options.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert "text/html" not in options.headers.get("Content-Type", "")
+    control = requests.options(served + "/__mock__/clock", timeout=10)
+    assert control.status_code == 204 and {"GET", "POST"} <= set(control.headers["Allow"].split(", "))
+
+
+def test_result_urls_answer_their_errors_as_an_object_store_does(served):
+    for method in ("POST", "PUT", "DELETE"):
+        response = requests.request(method, served + "/broadcast/Basic/video/abc.mp4", timeout=10)
+        assert response.status_code == 405 and response.headers["Content-Type"].startswith("application/xml")
+        assert "<Code>MethodNotAllowed</Code>" in response.text and "GET" in response.headers["Allow"]
+    missing = requests.get(served + "/broadcast/Basic/nothing", timeout=10)
+    assert missing.status_code == 404 and "<Code>NoSuchKey</Code>" in missing.text

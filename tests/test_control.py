@@ -1,12 +1,14 @@
 """The control API under /__mock__/: clock, reset, inspection, accounts, and its token."""
 
+import json
 import time
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import pytest
 from ivh_mock.mock_server import create_app
 
-from .conftest import in_process
+from .conftest import T0, in_process
 from .test_lifecycle import CONFIG, poll, submit, text
 
 pytestmark = pytest.mark.all_stores
@@ -201,6 +203,12 @@ class TestToken:
         assert client.get("/__mock__/clock", headers={"X-Mock-Token": "s3cret"}).status_code == 200
         assert client.post("/__mock__/reset").status_code == 401
 
+    @pytest.mark.parametrize("header", ["s3cret", "Basic s3cret", "Bearers3cret", "Token s3cret"])
+    def test_the_token_counts_only_in_its_bearer_scheme(self, guarded, header):
+        _, client = guarded
+        assert client.get("/__mock__/clock", headers={"Authorization": header}).status_code == 401
+        assert client.get("/__mock__/clock", headers={"Authorization": "bearer  s3cret "}).status_code == 200
+
     def test_the_public_api_needs_no_control_token(self, guarded, clock):
         app, _ = guarded
         assert in_process(app, clock).call("phototovideonotrain", text()).code == 0
@@ -220,3 +228,161 @@ def test_the_dashboard_is_served_and_root_redirects_to_it(control):
     assert control.get("/__mock__/ui/openapi.yaml").status_code == 404
     redirect = control.get("/?token=abc")
     assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/__mock__/ui?token=abc")
+
+
+# -- hostile and careless bodies ------------------------------------------------------------------------------------
+def strict_json(response):
+    """The answer's JSON, read as strictly as a browser does: no NaN, no Infinity."""
+    def refuse(name):
+        raise AssertionError(f"{response.request.path} answered {name}, which is not JSON")
+
+    return json.loads(response.get_data(as_text=True), parse_constant=refuse)
+
+
+def send(control, method: str, path: str, raw: bytes):
+    return control.open(path, method=method, data=raw, content_type="application/json")
+
+
+STATE_ROUTES = [("POST", "/__mock__/reset"), ("POST", "/__mock__/clock"), ("PUT", "/__mock__/accounts/test-app")]
+POISON = [
+    ("lone surrogate", b'{"appkey": "\\udfff", "accesstoken": "\\ud800", "scenario": "\\udfff"}', "lone surrogate"),
+    ("NaN", b'{"set": NaN, "advance": NaN, "hourly_package_seconds": NaN}', "NaN is not a JSON number"),
+    ("Infinity", b'{"set": Infinity, "hourly_package_seconds": Infinity}', "Infinity is not a JSON number"),
+    ("1e999", b'{"set": 1e999, "advance": 1e999, "hourly_package_seconds": 1e999}', "1e999 is out of range"),
+    ("100k brackets", b"[" * 100_000, "nests deeper than 32 levels"),
+    ("33 levels", b'{"appkey": ' + b"[" * 33 + b"]" * 33 + b"}", "nests deeper than 32 levels"),
+]
+
+
+@pytest.mark.parametrize("method, path", STATE_ROUTES)
+@pytest.mark.parametrize("raw, named", [p[1:] for p in POISON], ids=[p[0] for p in POISON])
+def test_control_bodies_json_cannot_keep_are_refused_and_poison_nothing(api, control, method, path, raw, named):
+    submit(api, text())
+    response = send(control, method, path, raw)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert named in response.json["error"]["message"]
+    for route in ("/__mock__/clock", "/__mock__/accounts", "/__mock__/accounts/test-app", "/__mock__/requests",
+                  "/__mock__/tasks"):
+        answer = control.get(route)
+        assert answer.status_code == 200, route
+        strict_json(answer)
+    assert len(control.get("/__mock__/tasks").json["tasks"]) == 1  # no reset happened
+    assert control.get("/__mock__/clock").json["now"] == T0
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"set": 1_795_646_000_000}, "body/set: 1795646000000 is greater than the maximum of 253402300799"),
+    ({"advance": 1e300}, "is greater than the maximum of 253402300799"),
+    ({"set": 253_402_300_000, "advance": 1000}, "would move the clock past 253402300799"),
+    ({"set": -1}, "less than the minimum of 0"),
+])
+def test_clock_values_out_of_range_are_refused_and_never_reach_the_sweep(api, control, clock, mock, body, named):
+    task_id = submit(api, text())
+    clock.advance(60)
+    video = urlsplit(poll(api, task_id)["MediaUrl"]).path
+    assert control.get(video).status_code == 200
+    response = control.post("/__mock__/clock", json=body)
+    assert response.status_code == 400 and named in response.json["error"]["message"]
+    assert control.get("/__mock__/clock").json["now"] == T0 + 60
+    assert control.get(video).status_code == 200  # the sweep did not act on the refused time
+    assert api.call("getprogress", {"TaskId": task_id}).code == 0
+
+
+def test_the_last_second_the_clock_takes_is_shown(control):
+    answer = control.post("/__mock__/clock", json={"set": 253_402_300_799})
+    assert answer.status_code == 200 and answer.json["iso"] == "9999-12-31T23:59:59+00:00"
+    assert control.get("/__mock__/clock").status_code == 200
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"concurrency": 1.0}, "body/concurrency: 1.0 is not of type 'integer'"),
+    ({"exclusive_concurrency": 2.0}, "body/exclusive_concurrency: 2.0 is not of type 'integer'"),
+    ({"max_pending": 1e2}, "body/max_pending: 100.0 is not of type 'integer'"),
+    ({"max_pending": 10**400}, "is greater than the maximum"),
+    ({"hourly_package_seconds": 10**400}, "is greater than the maximum"),
+    ({"concurrency": True}, "is not of type 'integer'"),
+])
+def test_settings_take_only_what_their_schema_says(api, control, body, named):
+    response = control.put("/__mock__/accounts/test-app", json=body)
+    assert response.status_code == 400 and named in response.json["error"]["message"]
+    submit(api, text())  # the next submission is answered
+    strict_json(control.get("/__mock__/accounts"))
+
+
+def test_control_bodies_must_be_sent_as_json(control):
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = control.post("/__mock__/reset", data=b"", content_type=content_type)
+        assert response.status_code == 415, content_type
+        assert "Content-Type: application/json" in response.json["error"]["message"]
+    assert control.post("/__mock__/reset").status_code == 200  # no body, no Content-Type: a tool's bare POST
+    assert control.post("/__mock__/reset", content_type="application/json").status_code == 200
+
+
+def test_unknown_control_routes_and_oversized_bodies_answer_in_the_control_format(control):
+    missing = control.get("/__mock__/nothing-here")
+    assert missing.status_code == 404 and "no control route GET /__mock__/nothing-here" in missing.json["error"]["message"]
+    assert "Header" not in missing.json
+    too_big = control.post("/__mock__/clock", data=b'{"set": ' + b" " * 1_100_000 + b"1}",
+                           content_type="application/json")
+    assert too_big.status_code == 413 and "message" in too_big.json["error"]
+    wrong_method = control.delete("/__mock__/clock")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json
+    assert set(wrong_method.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+@pytest.mark.parametrize("name", ["a%0ab.jpg", "a%0db.jpg", "a%00b.jpg", "a%7fb.jpg", "a%c2%85b.jpg"])
+def test_asset_names_with_control_characters_are_refused(mock, name):
+    client = mock.test_client()
+    url = urlsplit(client.post("/__mock__/assets?name=x.jpg", data=b"bytes").json["Url"]).path
+    response = client.get(url.rsplit("/", 1)[0] + "/" + name)
+    assert response.status_code == 400 and "control characters" in response.json["error"]["message"]
+    assert client.get(url).data == b"bytes"
+
+
+class TestBrowsers:
+    """A web page the developer visits must not steer the mock on loopback (DECISIONS.md D57)."""
+
+    @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://localhost:9999",
+                                        "https://localhost"])
+    def test_a_page_of_another_origin_cannot_change_state(self, api, control, origin):
+        submit(api, text())
+        for method, path, body in [("POST", "/__mock__/reset", {}), ("POST", "/__mock__/clock", {"advance": 9}),
+                                   ("PUT", "/__mock__/accounts/test-app", {"concurrency": 2})]:
+            response = control.open(path, method=method, json=body, headers={"Origin": origin})
+            assert response.status_code == 403, (method, path)
+            assert "another origin" in response.json["error"]["message"]
+        upload = control.post("/__mock__/assets?name=x.jpg", data=b"x", headers={"Origin": origin})
+        assert upload.status_code == 403
+        assert len(control.get("/__mock__/tasks").json["tasks"]) == 1
+        assert control.get("/__mock__/clock").json["now"] == T0
+
+    def test_the_mocks_own_pages_and_tools_still_can(self, control):
+        own = control.post("/__mock__/clock", json={"advance": 1}, headers={"Origin": "http://localhost"})
+        assert own.status_code == 200
+        assert control.post("/__mock__/clock", json={"advance": 1}).status_code == 200  # no Origin: a tool
+        assert control.get("/__mock__/accounts", headers={"Origin": "http://evil.example"}).status_code == 200
+
+    @pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "localhost.evil.example",
+                                      "127.0.0.1.nip.io:80"])
+    def test_a_rebound_host_name_gets_nothing(self, control, host):
+        for path in ("/__mock__/accounts", "/__mock__/requests", "/__mock__/ui", "/__mock__/clock"):
+            response = control.get(path, headers={"Host": host})
+            assert response.status_code == 403, path
+            assert "--allow-host" in response.json["error"]["message"]
+        # files anyone may fetch stay open, whatever name the mock is reached by
+        assert control.get("/__mock__/assets/samples", headers={"Host": host}).status_code == 200
+
+    @pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3", "app.localhost",
+                                      "LOCALHOST"])
+    def test_addresses_and_loopback_names_are_the_mocks_own(self, control, host):
+        assert control.get("/__mock__/clock", headers={"Host": host}).status_code == 200
+
+    def test_names_the_user_allows_are_the_mocks_own(self, clock):
+        client = create_app({**CONFIG, "allowed_hosts": ["ivh-mock"], "public_url": "http://mock.test:9000"},
+                            clock=clock).test_client()
+        for host in ("ivh-mock:8080", "mock.test:9000"):
+            assert client.get("/__mock__/clock", headers={"Host": host}).status_code == 200
+        assert client.get("/__mock__/clock", headers={"Host": "other.test"}).status_code == 403
+        assert client.post("/__mock__/clock", json={"advance": 1}, headers={"Host": "ivh-mock:8080",
+                                                                            "Origin": "http://mock.test:9000"}
+                           ).status_code == 200

@@ -359,3 +359,23 @@ def test_a_slow_media_server_does_not_stop_other_requests(fetching, media_server
     assert app.test_client().get("/__mock__/clock").status_code == 200
     assert time.monotonic() - started < 0.5
     slow.join()
+
+
+MALFORMED_HOSTS = ["http://[", "http://[abc]/x.jpg", "http://a:b@[/x", "http://\u2100.com/x",
+                   "http://" + "a" * 300 + ".com/x.jpg", "http://localhost:99999/x.jpg", "http://a\x1cb/x.jpg"]
+
+
+@pytest.mark.parametrize("url", MALFORMED_HOSTS)
+def test_a_media_url_whose_host_cannot_be_parsed_gets_the_documented_refusal(app, api, clock, url):
+    photo = submit_photo(api, url)
+    assert photo.status == 200 and photo.code == -101002, photo.message
+    assert "Payload.RefPhotoUrl: image download failed" in photo.message
+    report = audio_task(api, clock, url)
+    assert (report["Status"], report["FailCode"]) == ("FAIL", 801010)
+    callback = api.call("phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": url})
+    assert callback.code == 0, callback.message
+    clock.advance(3600)
+    attempt = app.extensions["ivh_mock_dispatcher"].deliver(app.extensions["ivh_mock"].store.get_task(
+        callback.payload["TaskId"]))
+    assert attempt.status is None and attempt.error  # logged, never raised
+    assert app.test_client().get("/__mock__/callbacks").status_code == 200

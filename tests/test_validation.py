@@ -5,6 +5,9 @@ The limits are written here as the seed page states them, independently of the s
 
 import pytest
 from ivh_mock.contract_tests.payloads import patched
+from ivh_mock.spec import validation
+
+from ivh_mock import spec as spec_module
 
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD
 
@@ -199,3 +202,26 @@ def test_describetimbre_constraint(api, payload, code, named):
     assert answer.code == code, answer.message
     if named:
         assert named in answer.message
+
+
+ECMA_WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_ECMA_WHITESPACE = "\x1c\x1d\x1e\x1f\x85\u200b"
+
+
+@pytest.mark.parametrize("char", ECMA_WHITESPACE + NOT_ECMA_WHITESPACE,
+                         ids=[f"U+{ord(c):04X}" for c in ECMA_WHITESPACE + NOT_ECMA_WHITESPACE])
+def test_url_patterns_read_whitespace_as_json_schema_does(char):
+    """The spec's `[^\\s]` means ECMA-262's \\s (the JSON Schema dialect), not Python's."""
+    url = f"http://example.com/a{char}b.jpg"
+    violations = spec_module.load().validate("phototovideonotrain", {"Header": {}, "Payload": text(RefPhotoUrl=url)})
+    refused = [v for v in violations if v.field == "Payload.RefPhotoUrl"]
+    assert bool(refused) == (char in ECMA_WHITESPACE), violations
+
+
+@pytest.mark.parametrize("pattern, text_, matches", [
+    (r"^\d+$", "123", True), (r"^\d+$", "\u0663", False), (r"^\w+$", "abc_9", True), (r"^\w+$", "\u00e9", False),
+    (r"^\S+$", "a\ufeffb", False), (r"^\S+$", "a\x85b", True), (r"^a$", "a\n", False), (r"^a\$$", "a$", True),
+    (r"^[\s]$", "\u3000", True), (r"^[^\s]$", "\x1f", True),
+])
+def test_patterns_follow_ecma_262(pattern, text_, matches):
+    assert bool(validation._ecma(pattern).search(text_)) == matches

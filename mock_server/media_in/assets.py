@@ -42,9 +42,12 @@ class AssetHost:
     def lookup(self, url: str, base_url: str) -> bytes | None:
         """Return the bytes of `url` when it is one of this mock's assets (on its own host, or on loopback under
         any port: assets are named by content, samples by a fixed name), else None."""
-        parts = urlsplit(url)
-        own = {urlsplit(base_url).netloc, urlsplit(self.config.public_url or "").netloc}
-        if parts.netloc not in own and parts.hostname not in LOOPBACK:
+        try:
+            parts = urlsplit(url)
+            own = {urlsplit(base_url).netloc, urlsplit(self.config.public_url or "").netloc}
+            if parts.netloc not in own and parts.hostname not in LOOPBACK:
+                return None
+        except ValueError:  # a host urllib cannot parse (`http://[`) is no host of ours; the download refuses it
             return None
         path = unquote(parts.path)
         if not path.startswith(PREFIX + "/"):

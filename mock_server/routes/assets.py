@@ -6,6 +6,7 @@ profile; `GET /__mock__/assets/samples` lists valid photos and audio, and one fi
 from __future__ import annotations
 
 import io
+import re
 from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, jsonify, request, send_file
@@ -15,6 +16,8 @@ from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
 
 if TYPE_CHECKING:
     from ..context import MockContext
+
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Exception]) -> None:
@@ -55,6 +58,8 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
         return _send(data, SAMPLES[name].content_type, name)
 
     def asset(sha: str, name: str):
+        if CONTROL_CHARACTER.search(name):  # it would end up in the Content-Disposition header
+            raise error(400, f"an asset name must not contain control characters, got {name!r}")
         data = ctx.blobs.get("assets", sha) if SHA256.match(sha) else None
         if data is None:
             raise error(404, f"no asset {sha}")

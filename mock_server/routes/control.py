@@ -12,15 +12,16 @@ import hmac
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
 
-from ..accounts import pace_problem, schema_problem, settings_problem
+from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
-from . import assets, results
+from . import assets, envelope, guard, results
 from .auth import account_of
 
 if TYPE_CHECKING:
@@ -72,11 +73,21 @@ class _Routes:
         self.ctx, self.dispatcher = ctx, dispatcher
 
     def guarded(self, handler, query_token: bool = False, open_to_all: bool = False):
-        """Wrap a view: demand the control token (unless `open_to_all`), answer ControlError in JSON."""
-        token = self.ctx.config.control_token
+        """Wrap a view: refuse other sites' pages (by Host and Origin, DECISIONS.md D57) and demand the control
+        token, unless `open_to_all` (files anyone may fetch); answer ControlError in JSON."""
+        config = self.ctx.config
+        token = config.control_token
+        public = urlsplit(config.public_url or "").hostname
+        allowed_hosts = (*config.allowed_hosts, public or "")
 
         def view(**kwargs):
             try:
+                if not open_to_all:
+                    problem = (guard.host_problem(request.host, allowed_hosts)
+                               or guard.origin_problem(request.method, request.headers.get("Origin"),
+                                                       (request.host_url, config.public_url)))
+                    if problem:
+                        raise ControlError(403, problem)
                 if token is not None and not open_to_all and not _token_ok(token, query_token):
                     raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
                 return handler(**kwargs)
@@ -86,9 +97,35 @@ class _Routes:
         view.__name__ = handler.__name__
         return view
 
+    def _body(self, schema: dict[str, Any], optional: bool = False) -> dict[str, Any]:
+        """Return the request's JSON body, checked against `schema`; with `optional`, no body at all reads as {}.
+
+        The body is decoded as strictly as the API's (no NaN, Infinity, out-of-range numbers, lone surrogates or deep
+        nesting), so nothing a control route keeps can break a later answer. Only `application/json` is read: a
+        browser can send a form or text/plain across sites without asking, JSON it cannot (DECISIONS.md D57)."""
+        data = request.get_data(cache=False)
+        if request.mimetype != envelope.JSON_MIMETYPE:
+            if request.content_type or data:
+                raise ControlError(415, f"the body must be JSON sent as Content-Type: application/json, "
+                                        f"got {request.mimetype or 'no Content-Type'!r}")
+            if optional:
+                return {}
+            raise ControlError(400, "the body must be a JSON object (Content-Type: application/json)")
+        if optional and not data.strip():
+            return {}
+        try:
+            body = envelope.parse_json(data, self.ctx.config.max_json_depth)
+        except envelope.MalformedJson as error:
+            raise ControlError(400, str(error)) from None
+        problem = schema_problem(schema, body)
+        if problem is not None:
+            where, message = problem
+            raise ControlError(400, f"body{'/' + where if where else ''}: {message}")
+        return body
+
     # -- state ------------------------------------------------------------------------------------------------
     def reset(self):
-        body = _body("reset", optional=True)
+        body = self._body(SCHEMAS["reset"], optional=True)
         removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
         if "appkey" not in body and isinstance(self.ctx.clock, MovableClock):
@@ -101,10 +138,14 @@ class _Routes:
         return jsonify(self._clock_view())
 
     def set_clock(self):
-        body = _body("clock")
+        body = self._body(SCHEMAS["clock"])
         clock = self.ctx.clock
         if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
+        latest = SCHEMAS["clock"]["properties"]["set"]["maximum"]
+        if body.get("set", clock.now()) + body.get("advance", 0) > latest:
+            raise ControlError(400, f"body/advance: {body['advance']} would move the clock past {latest} "
+                                    f"({_iso(latest)}), the latest time it takes")
         if body.get("real"):  # in this order, so that {"set": t, "frozen": true} stops at t exactly
             clock.restart()
         if "frozen" in body:
@@ -180,8 +221,8 @@ class _Routes:
         return jsonify(view)
 
     def put_account(self, appkey: str):
-        body = request.get_json(silent=True)
-        problem = settings_problem(body) or pace_problem(body)
+        body = self._body(SETTINGS_SCHEMA)
+        problem = pace_problem(body)
         if problem:
             raise ControlError(400, problem)
         if body.get("appkey", appkey) != appkey:
@@ -225,12 +266,15 @@ def clock_view(clock) -> dict[str, Any]:
     now = clock.now()
     offset = round(clock.offset(), 3) if isinstance(clock, MovableClock) else 0.0
     frozen = getattr(clock, "frozen", False)
-    return {"now": now, "iso": datetime.fromtimestamp(now, timezone.utc).isoformat(), "frozen": frozen,
+    return {"now": now, "iso": _iso(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
 
 
 def _token_ok(token: str, query_token: bool = False) -> bool:
-    given = request.headers.get("X-Mock-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+    given = request.headers.get("X-Mock-Token")
+    if not given:  # only the Bearer scheme carries the token: a bare `Authorization: <token>` is not a credential
+        scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+        given = credentials.strip() if scheme.lower() == "bearer" else ""
     if not given and query_token:
         given = request.args.get("token", "")
     return hmac.compare_digest(given.encode(), token.encode())
@@ -239,19 +283,6 @@ def _token_ok(token: str, query_token: bool = False) -> bool:
 def _query_suffix() -> str:
     query = request.query_string.decode("latin-1")
     return f"?{query}" if query else ""
-
-
-def _body(schema: str, optional: bool = False) -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None and optional and not request.get_data():
-        return {}
-    if body is None:
-        raise ControlError(400, "the body must be a JSON object")
-    problem = schema_problem(SCHEMAS[schema], body)
-    if problem is not None:
-        where, message = problem
-        raise ControlError(400, f"body{'/' + where if where else ''}: {message}")
-    return body
 
 
 def _limit() -> int:
@@ -270,6 +301,10 @@ def _uploads_view(task: Task, upload) -> dict[str, Any] | None:
                                               for field, url, kind in task.uploads]}
     return {"state": "done" if upload.ok else "failed", "at": upload.at, "files": upload.files,
             "fail_message": upload.fail_message}
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).isoformat()
 
 
 def _time(value: float) -> float | None:

@@ -6,6 +6,8 @@ Reading is defensive: any body, however malformed, becomes either a JSON value o
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -47,28 +49,63 @@ def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> A
     if not data.strip():
         raise ParameterError("request body is empty; expected a JSON object {\"Header\": {}, \"Payload\": {...}}")
     try:
+        return parse_json(data, max_depth, object_pairs_hook=_interned_keys)
+    except MalformedJson as error:
+        raise ParameterFormatError(str(error)) from None
+
+
+class MalformedJson(ValueError):
+    """A body that is not strict UTF-8 JSON the mock can keep and answer with; the message says what is wrong."""
+
+
+def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
+    """Decode `data` as strict JSON, or raise MalformedJson naming the problem: not UTF-8, not JSON, NaN or Infinity
+    or a number out of a double's range, nesting deeper than `max_depth`, or a string holding a lone surrogate
+    (`"\\udfff"`: JSON allows the escape, but no UTF-8 text, store, or JSON encoder downstream can hold it).
+
+    Both the API and the control API read bodies with it, so nothing they keep (tasks, journal, accounts, clock) can
+    hold a value that breaks a later answer."""
+    try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ParameterFormatError(
+        raise MalformedJson(
             f"request body is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
         ) from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_interned_keys)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                           object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as error:
-        raise ParameterFormatError(
+        raise MalformedJson(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     except RecursionError:
-        raise ParameterFormatError(f"request body nests deeper than {max_depth} levels") from None
-    except ValueError as error:  # e.g. an integer with more digits than Python converts
-        raise ParameterFormatError(f"request body is not valid JSON: {error}") from None
+        raise MalformedJson(f"request body nests deeper than {max_depth} levels") from None
+    except ValueError as error:  # NaN, Infinity, 1e999, or an integer with more digits than Python converts
+        raise MalformedJson(f"request body is not valid JSON: {error}") from None
     if _depth_exceeds(value, max_depth):
-        raise ParameterFormatError(f"request body nests deeper than {max_depth} levels")
+        raise MalformedJson(f"request body nests deeper than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(text):  # only an escape can put a surrogate in: decoded UTF-8 never holds one
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise MalformedJson(f"request body is not valid Unicode: {where[0]} holds a lone surrogate "
+                                f"\\u{where[1]:04x} (a \\ud800-\\udfff escape not paired as UTF-16)")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
+    return value
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -81,6 +118,26 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _lone_surrogate(value: Any) -> tuple[str, int] | None:
+    """Return where the first lone surrogate is (as `Payload.TaskId`, or `a key of Payload`) and its code point."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            found = _SURROGATE.search(node)
+            if found:
+                return path or "the body", ord(found.group())
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                found = _SURROGATE.search(key)
+                if found:
+                    return f"a key of {path or 'the body'}", ord(found.group())
+                stack.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+    return None
 
 
 def request_id_of(body: Any) -> str | None:

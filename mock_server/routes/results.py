@@ -9,6 +9,7 @@ deleted (media_out/results.py) and the URLs answer as an object store does for a
 from __future__ import annotations
 
 import io
+import os
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from ..context import MockContext
     from ..store import Task
 
+PREFIX = os.path.commonprefix([trajectory.VIDEO_PATH, trajectory.SUBTITLE_PATH])  # where every result URL lives
+
+
 def register(app: Flask, ctx: MockContext) -> None:
     def video(task_id: str):
         task = _available(ctx, task_id)
@@ -32,7 +36,7 @@ def register(app: Flask, ctx: MockContext) -> None:
         try:
             path = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds)
         except FutureTimeout:
-            return _error(503, "SlowDown", "the video is still rendering; retry shortly")
+            return error_response(503, "SlowDown", "the video is still rendering; retry shortly")
         except FileNotFoundError:
             return _no_such_key()
         return send_file(path, mimetype="video/mp4", conditional=True, etag=path.name, download_name=f"{task_id}.mp4",
@@ -72,10 +76,11 @@ def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> floa
 
 
 def _no_such_key() -> Response:
-    return _error(404, "NoSuchKey", "The specified key does not exist.")
+    return error_response(404, "NoSuchKey", "The specified key does not exist.")
 
 
-def _error(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str) -> Response:
+    """Answer as an object store does: S3's XML error document."""
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
         f"<Resource>{escape(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"

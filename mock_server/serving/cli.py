@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control-token", default=None,
                        help=_help("token the control API demands; generated when listening beyond loopback",
                                   "none on loopback"))
+    serve.add_argument("--allow-host", metavar="NAME", action="append", default=None,
+                       help=_help("a host name the control API answers to besides IP addresses, localhost, --host "
+                                  "and --public-url's host (repeatable; *: any)", "none"))
     return parser
 
 
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
                     **timing_of(args), public_url=args.public_url, control_token=token,
                     data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout,
-                    slow_waits=max(1, args.threads - 2))  # two threads stay free whatever hosts or renders stall
+                    slow_waits=max(1, args.threads - 2),  # two threads stay free whatever hosts or renders stall
+                    allowed_hosts=(*(args.allow_host or ()), args.host))
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)

@@ -1,0 +1,56 @@
+"""Keep web pages the developer visits away from the control API (DECISIONS.md D57).
+
+Loopback is not a wall: any page can make the browser POST to 127.0.0.1 (a "simple" cross-site request), and a page
+on a name that DNS-rebinds to 127.0.0.1 can read the answers. Two checks stop both without touching tools that call
+the control API directly: the `Host` must be one of the mock's own names, and a state-changing request that carries
+an `Origin` (every browser sends one on a cross-origin POST or PUT) must come from the mock's own origin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable
+from urllib.parse import urlsplit
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def host_name(host: str) -> str:
+    """Return the name part of a Host header ("example.test:8080" -> "example.test"; "[::1]:80" -> "::1")."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() else host
+
+
+def host_problem(host: str, allowed: Iterable[str]) -> str | None:
+    """Say why a request with this Host header may come from a DNS-rebound page, or None when it is the mock's own:
+    an IP address (a rebound page carries its own name, never an address), `localhost` or a name under it
+    (RFC 6761), or a name in `allowed` (the bound host, --public-url's host, --allow-host; `*` allows any)."""
+    name = host_name(host).lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return None
+    except ValueError:
+        pass
+    names = {entry.lower().rstrip(".") for entry in allowed if entry}
+    if name == "localhost" or name.endswith(".localhost") or name in names or "*" in names:
+        return None
+    return (f"the control API answers only requests to the mock's own host names, not {name!r} (a page on another "
+            "name could have rebound it to this address); start the mock with --allow-host NAME to add one")
+
+
+def origin_problem(method: str, origin: str | None, own: Iterable[str]) -> str | None:
+    """Say why a state-changing request was sent by a page of another site, or None. Requests without an Origin
+    come from tools (curl, requests, the fixtures), which a page cannot drive."""
+    if method in SAFE_METHODS or origin is None:
+        return None
+    if origin.lower().rstrip("/") in {_origin(url) for url in own if url}:
+        return None
+    return (f"the control API refuses {method} requests sent by a web page of another origin ({origin!r}); "
+            "only the mock's own pages (the dashboard) and tools without an Origin header may change its state")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
