@@ -6,7 +6,8 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
-from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server.store import open_store
 
 from .conftest import T0, in_process
 from .test_lifecycle import CONFIG, poll, submit, text
@@ -386,3 +387,12 @@ class TestBrowsers:
         assert client.post("/__mock__/clock", json={"advance": 1}, headers={"Host": "ivh-mock:8080",
                                                                             "Origin": "http://mock.test:9000"}
                            ).status_code == 200
+
+
+def test_a_clock_poisoned_by_an_older_version_restarts_instead_of_breaking_every_call(tmp_path):
+    store = f"sqlite:{tmp_path / 'old.sqlite3'}"
+    open_store(store).put_clock_state({"base": float("nan"), "anchor": 0.0, "frozen": True})
+    app = create_app({**CONFIG, "store": store})  # no clock given: the one kept in the store
+    answer = app.test_client().get("/__mock__/clock")
+    assert answer.status_code == 200 and abs(answer.json["now"] - time.time()) < 3600
+    assert in_process(app, VirtualClock(start=answer.json["now"])).call("getprogress", {"TaskId": "x"}).code == 110006
