@@ -77,6 +77,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     scenario_of(contract, config.default_scenario)  # refuse a bad default at start, not on the first request
 
     app = _MockFlask(__name__, static_folder=None)  # no /static route: the dashboard has its own
+    app.url_map.merge_slashes = False  # `a//b` is no route (404 in its format), not an HTML redirect to `a/b`
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.ensure_ascii = False

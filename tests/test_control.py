@@ -323,6 +323,8 @@ def test_unknown_control_routes_and_oversized_bodies_answer_in_the_control_forma
     missing = control.get("/__mock__/nothing-here")
     assert missing.status_code == 404 and "no control route GET /__mock__/nothing-here" in missing.json["error"]["message"]
     assert "Header" not in missing.json
+    doubled = control.get("/__mock__//clock")  # no redirect page: a path that is no route is a 404 in its format
+    assert doubled.status_code == 404 and "error" in doubled.json
     too_big = control.post("/__mock__/clock", data=b'{"set": ' + b" " * 1_100_000 + b"1}",
                            content_type="application/json")
     assert too_big.status_code == 413 and "message" in too_big.json["error"]
