@@ -13,7 +13,7 @@ from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 
-IN_PROCESS_URL = "http://ivh-mock.local"
+IN_PROCESS_URL = "http://ivh-mock.localhost"
 
 
 def pytest_configure(config):

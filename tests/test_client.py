@@ -52,7 +52,7 @@ def target(request):
     if request.param == "in-process":
         clock = VirtualClock(start=T0)
         app = create_app({**FAST, "background": False}, clock=clock)
-        yield Target(app, clock, "http://ivh-mock.local", in_process_session(app))
+        yield Target(app, clock, "http://ivh-mock.localhost", in_process_session(app))
     else:
         with MockServer(FAST, clock=VirtualClock(start=T0)) as server:
             yield Target(server.app, server.clock, server.base_url)
@@ -248,8 +248,8 @@ def test_connection_errors_and_retries(error, submit_retried):
     app = create_app({**FAST, "background": False}, clock=clock)
     session = requests.Session()
     adapter = FlakyAdapter(app, error, failures=2)
-    session.mount("http://ivh-mock.local", adapter)
-    ivh = Client("retry-test", "mock-accesstoken", "http://ivh-mock.local", session=session, clock=clock.now,
+    session.mount("http://ivh-mock.localhost", adapter)
+    ivh = Client("retry-test", "mock-accesstoken", "http://ivh-mock.localhost", session=session, clock=clock.now,
                  sleep=clock.advance, monotonic=clock.now, rng=random.Random(1))
     if submit_retried:
         assert ivh.phototovideonotrain(TEXT_PAYLOAD).task_id

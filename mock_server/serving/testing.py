@@ -138,8 +138,9 @@ class WSGIAdapter(BaseAdapter):
         pass
 
 
-def in_process_session(app, base_url: str = "http://ivh-mock.local") -> requests.Session:
-    """Return a requests session whose calls to `base_url` go straight into `app`."""
+def in_process_session(app, base_url: str = "http://ivh-mock.localhost") -> requests.Session:
+    """Return a requests session whose calls to `base_url` go straight into `app`. The default is a name under
+    `localhost`, which the control API answers to; another name needs the mock's `allowed_hosts`."""
     session = requests.Session()
     session.mount(base_url, WSGIAdapter(app))
     return session
