@@ -107,11 +107,26 @@ def object_text(fields: dict[str, str]) -> str:
     return "{" + ",".join(f"{_json_string(key)}:{value}" for key, value in fields.items()) + "}"
 
 
+def _node(pointer: str) -> dict:
+    node = SPEC.document
+    for part in pointer.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def payload_fields(operation_id: str) -> list[str]:
+    """The Payload fields the spec documents for the operation: each one gets hostile values too."""
+    payload = _node(SPEC.operations[operation_id].request_schema)["properties"]["Payload"]
+    if "$ref" in payload:
+        payload = _node(payload["$ref"])
+    return sorted(payload.get("properties", {}))
+
+
 @st.composite
-def shaped(draw, base: dict) -> str:
-    """`base` (a valid object) with a few of its fields, or new ones, replaced by hostile JSON."""
+def shaped(draw, base: dict, fields_known: tuple[str, ...] = ()) -> str:
+    """`base` (a valid object) with a few of its fields, documented ones or new ones, replaced by hostile JSON."""
     fields = {key: json.dumps(value) for key, value in base.items()}
-    keys = sorted(base) + ["Extra", "\udfff"]
+    keys = sorted(set(base) | set(fields_known)) + ["Extra", "\udfff"]
     for key in draw(st.lists(st.sampled_from(keys), max_size=3)):
         fields[key] = draw(st.one_of(json_text(), DEEP, ODD_URLS.map(_json_string), ODD_NUMBERS))
     return object_text(fields)
@@ -218,7 +233,7 @@ def requests_for(draw, rule: str, arguments: tuple[str, ...], target: Target):
         if draw(st.integers(0, 3)) == 0:
             headers[header] = draw(choices)
     if operation_id:
-        payload = draw(shaped(api_payloads(target.task_id)[operation_id]))
+        payload = draw(shaped(api_payloads(target.task_id)[operation_id], tuple(payload_fields(operation_id))))
         body_text = draw(st.one_of(st.just(object_text({"Header": "{}", "Payload": payload})),
                                    json_text(), DEEP))
     elif rule in CONTROL_BODIES:
@@ -232,7 +247,7 @@ def requests_for(draw, rule: str, arguments: tuple[str, ...], target: Target):
 
 
 def assert_in_its_own_format(rule: str, method: str, response) -> None:
-    status, text = response.status_code, response.get_data(as_text=True)
+    status, text = response.status_code, response.get_data().decode("utf-8", "replace")  # a video is bytes
     assert status < 500, f"{method} {rule} answered {status}: {text[:500]}"
     if method in ("HEAD", "OPTIONS") or status < 300 and family(rule) != "api":
         if response.mimetype == "application/json" and method != "HEAD":
