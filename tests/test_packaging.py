@@ -2,6 +2,7 @@
 plugins and contract suite working from any folder, and the layer rules of docs/ARCHITECTURE.md kept by what ships."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,10 +24,21 @@ SHADOWS = {  # an app's own modules with the names the package used to install a
 }
 
 
+def source_copy(tmp_path: Path) -> Path:
+    """A copy of the project's sources to build from: a build writes into its source tree (build/, *.egg-info),
+    so two builds of the checkout at once, from two test workers, would trip over each other."""
+    copy = tmp_path / "source"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
+                                                              "__pycache__", ".pytest_cache", ".hypothesis", "data",
+                                                              "reports", ".prism", "node_modules"))
+    return copy
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+    source = source_copy(tmp_path_factory.mktemp("wheel-source"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
                    check=True, capture_output=True, timeout=300)
     return next(out.glob("ivh_mock-*.whl"))
 
@@ -153,7 +165,8 @@ def test_the_layer_rules_hold_in_what_ships(wheel, tmp_path):
 
 
 def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
-    build = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(ROOT)],
+    build = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path),
+                            str(source_copy(tmp_path))],
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     [archive] = tmp_path.glob("ivh_mock-*.tar.gz")
