@@ -21,6 +21,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ProxyServer
 
+    def setup(self) -> None:
+        super().setup()
+        # the head and the body go out in separate writes: without this, Nagle's algorithm holds the body back
+        # until the app's delayed ACK (40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self) -> None:
         body = self._read_body()
         if body is None:
