@@ -77,9 +77,10 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
     lines += reliability.slow_clients_section()
     if proxy:
         lines += ["## Proxy overhead", "",
-                  f"`python -m bench.proxy`: {proxy['requests']:,} {proxy['operation']} calls to the mock (memory store, "
-                  "1 worker), one at a time over kept-alive connections, alternately direct and through `ivh-mock proxy`",
-                  "(checking against the spec and recording every exchange).", "",
+                  f"`python -m bench.proxy`: {proxy['requests']:,} {proxy['operation']} calls to the mock (memory "
+                  "store, 1 worker), one at a time over kept-alive connections,",
+                  "alternately direct and through `ivh-mock proxy` (checking against the spec and recording every "
+                  "exchange).", "",
                   "| path | p50 | p99 |", "|---|---:|---:|"]
         lines += [f"| {name} | {proxy[name]['p50']:.2f} ms | {proxy[name]['p99']:.2f} ms |"
                   for name in ("direct", "proxied", "added")]

@@ -27,7 +27,7 @@ from .recorder import Recorder
 
 # Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; Host names the upstream, not the proxy.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-              "trailer", "transfer-encoding", "upgrade", "host"}
+              "trailer", "transfer-encoding", "upgrade", "host", "expect"}  # Expect: the proxy already answered 100
 CALLBACK_PREFIX = "/__proxy__/callback/"
 RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
 CHUNK = 64 * 1024
@@ -147,7 +147,8 @@ class Proxy:
         request_json, request_is_json = _json(body)
         findings: list[Finding] = []
         record: dict[str, Any] = {
-            "kind": "exchange", "t": started, "time": _iso(started), "elapsed_ms": round(1000 * (self.clock() - started)),
+            "kind": "exchange", "t": started, "time": _iso(started),
+            "elapsed_ms": round(1000 * (self.clock() - started)),
             "upstream": self.upstream, "operation": operation,
             "request": {"method": method, "path": split.path, "query": redact.query(query_pairs),
                         "headers": redact.headers(headers), **_body(body, request_json, request_is_json),

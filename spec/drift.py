@@ -126,7 +126,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"{agree} of {len(probes)} agree" + (f"; {not_run} not run (spend guard)." if not_run else ".")]
     lines += ["", "## Findings", ""]
     if report["findings"]:
-        lines += ["| kind | operation | subject | count | first seen | last seen | detail |", "|---|---|---|---|---|---|---|"]
+        lines += ["| kind | operation | subject | count | first seen | last seen | detail |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {f['kind']} | {f.get('operation') or ''} | {_cell(f.get('subject') or '')} | {f['count']} | "
                   f"{f['first_seen']} | {f['last_seen']} | {_cell(f['detail'])} |" for f in report["findings"]]
         for f in report["findings"]:

@@ -354,7 +354,8 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
 # (schemathesis included) and that conforming traffic leaves no finding.
 def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
     record = tmp_path / "rec"
-    with ServeProcess(tmp_path / "data", "--queue-seconds", "0.5", "--render-startup", "1", "--store", "memory") as mock:
+    timing = ("--queue-seconds", "0.5", "--render-startup", "1")
+    with ServeProcess(tmp_path / "data", *timing, "--store", "memory") as mock:
         with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
             result = _suite(proxy.url, tmp_path / "suite", "contract_tests", "--ivh-allow-spend", "100000")
     assert result.returncode == 0, result.stdout[-4000:]
@@ -363,3 +364,28 @@ def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
     assert status == 0, out
     merged = json.loads((record / drift.JSON_NAME).read_text())
     assert merged["findings"] == [] and {row["verdict"] for row in merged["probes"]} == {drift.AGREE}
+
+
+def test_the_proxy_command_records_and_stops_cleanly(wrong_upstream, tmp_path):
+    proxy = subprocess.Popen([str(Path(sys.executable).with_name("ivh-mock")), "proxy", "--upstream",
+                              wrong_upstream.url, "--port", "0", "--record", str(tmp_path / "rec"), "--per", "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proxy.stdout.readline()
+        url = banner.split("listening on ", 1)[1].strip()
+        answer = _post(url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 10}})
+        assert answer.content == WRONG_ANSWERS[PATHS["describetimbre"]][0]
+    finally:
+        proxy.terminate()
+        assert proxy.wait(timeout=15) == 0
+    assert "unknown-header-code" in proxy.stderr.read()  # each new problem is printed once as it is seen
+    (record,) = read_records(tmp_path / "rec")
+    assert record["operation"] == "describetimbre" and record["findings"][0]["subject"] == "999999"
+
+
+def test_the_default_upstream_is_the_live_api_of_the_profile():
+    from ivh_mock import spec as spec_module
+
+    contract = spec_module.load()
+    assert contract.server_url() == "https://gw-sg.tvs.qq.com"
+    assert contract.server_url("cn") == "https://gw.tvs.qq.com"

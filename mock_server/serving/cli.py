@@ -7,6 +7,7 @@ import dataclasses
 import ipaddress
 import os
 import secrets
+import signal
 import socket
 import sqlite3
 import sys
@@ -358,10 +359,16 @@ def _proxy(args: argparse.Namespace) -> int:
     print(f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)", flush=True)
     print(f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}",
           flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: exchanges under way are still recorded
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        proxy.drain(timeout=args.timeout)
         server.server_close()
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
