@@ -121,9 +121,9 @@ class Proxy:
             responder.finish()
             self._record(started, operation, method, target, headers, body, None, error=repr(error)[:300])
             return
-        kept = bytearray()
+        kept, broken = bytearray(), None
+        answer_headers = list(answer.raw.headers.items())
         try:
-            answer_headers = list(answer.raw.headers.items())
             passed = [(name, value) for name, value in answer_headers if name.lower() not in HOP_BY_HOP]
             has_length = any(name.lower() == "content-length" for name, _ in passed)
             bodiless = method == "HEAD" or answer.status_code in (204, 304) or answer.status_code < 200
@@ -133,10 +133,14 @@ class Proxy:
                 if len(kept) <= RECORDED_BODY_BYTES:
                     kept += chunk[: RECORDED_BODY_BYTES + 1 - len(kept)]
             responder.finish()
+        except OSError as error:  # the app hung up, or the upstream broke off mid-answer: record what was seen
+            broken = f"the exchange broke off: {type(error).__name__}"
+        except Exception as error:  # urllib3's own errors (protocol, decode) while streaming
+            broken = f"the upstream's answer broke off: {type(error).__name__}"
         finally:
             answer.close()
         self._record(started, operation, method, target, headers, body,
-                     (answer.status_code, answer_headers, bytes(kept)))
+                     (answer.status_code, answer_headers, bytes(kept)), error=broken)
 
     # -- checking and recording ----------------------------------------------------------------------------
     def _record(self, started: float, operation: str | None, method: str, target: str,
@@ -154,7 +158,9 @@ class Proxy:
                         "headers": redact.headers(headers), **_body(body, request_json, request_is_json),
                         "signals": _signals(split.query, query_pairs, started)},
         }
-        if answer is not None:
+        if error is not None:
+            record["error"] = error
+        if answer is not None and error is None:
             status, answer_headers, data = answer
             answer_json, answer_is_json = _json(_decoded(data, answer_headers))
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
@@ -165,8 +171,6 @@ class Proxy:
                 record["request"]["refused_by_spec"] = verdict.reasons[:5]
                 findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict)
                 self._follow(operation, request_json, answer_json, started)
-        else:
-            record["error"] = error
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)
         if self.recorder is not None:

@@ -70,8 +70,10 @@ class WrongUpstream:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.split("?")[0]
+                if b"html-please" in sent:
+                    return self._send(500, b"<html><body>gateway trouble</body></html>")
                 if path not in WRONG_ANSWERS:
                     return self._send(404, b'{"Header": {"Code": 100009, "Message": "no", "RequestID": "x"}, '
                                            b'"Payload": {}}')
@@ -194,6 +196,15 @@ def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstrea
     assert refused and "CallbackURL is not a documented field" in refused[0]["detail"]
 
 
+def test_an_answer_that_is_no_envelope_passes_through_and_is_a_finding(wrong_upstream, tmp_path):
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": "html-please"}})
+    assert answer.status_code == 500 and answer.content == b"<html><body>gateway trouble</body></html>"
+    (record,) = read_records(tmp_path)
+    assert {f["kind"] for f in record["findings"]} == {"not-an-envelope", "undocumented-http-status"}
+    assert record["response"]["body"] == "<html><body>gateway trouble</body></html>"
+
+
 def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
                            warn=lambda text: None), port=0) as proxy:
@@ -216,7 +227,8 @@ def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
 
 
 # -- the mock as upstream -----------------------------------------------------------------------------------------
-TIMING = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 0.5}
+# Small real values keep the test to seconds; long enough that poll spacing on a busy machine stays within 10 %.
+TIMING = {"queue_seconds": 1.0, "render_speed": 0.4, "render_startup_seconds": 0.5}
 
 
 def _poll_until_done(base, task_ids, now):
@@ -237,7 +249,7 @@ def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
         with ProxyServer(Proxy(mock.base_url, Recorder(record)), port=0) as proxy:
             photo = mock.sample("photo.jpg")
             task_ids = []
-            for words in (5, 20):  # 2 s and 8 s of speech: render 1.0 s and 2.5 s
+            for words in (5, 25):  # 2 s and 10 s of speech: render 1.3 s and 4.5 s
                 text = " ".join(["word"] * words)
                 answer = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": {
                     **TEXT, "RefPhotoUrl": photo, "InputSsml": text}}, now=mock.now())
