@@ -60,7 +60,8 @@ def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:
-    at = record.get("t", 0.0)
+    # a task exists once its submission is answered; a poll reports the state somewhere during the exchange
+    at, took = record.get("t", 0.0), record.get("elapsed_ms", 0) / 1000
     request = record.get("request") or {}
     if record.get("kind") == "callback":
         body = request.get("body")
@@ -72,9 +73,9 @@ def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:
     if task_id is None:
         return []
     if operation == "phototovideonotrain":
-        lifecycle.submitted(task_id, at)
+        lifecycle.submitted(task_id, at + took)
         return []
-    return lifecycle.observe(task_id, payload, at)
+    return lifecycle.observe(task_id, payload, at + took / 2)
 
 
 class Questions:
