@@ -45,7 +45,7 @@ def _crossing(before: float | None, seen: list[tuple], reached) -> float | None:
 def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
     """Return the pace the trails show (PACE_KEYS plus what they were measured from), or None without a finished
     task whose submission and polls were all recorded."""
-    queue, making, progress_moves, progress_values = [], [], 0, 0
+    queue, making, progress_moves, progress_values, steps = [], [], 0, 0, []
     for trail in trails:
         changes = _changes(trail)
         if changes is None:
@@ -58,6 +58,7 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
         during = [seen[2] for seen in trail.seen if seen[1] == "MAKING" and isinstance(seen[2], int)]
         progress_values += len(during)
         progress_moves += len(set(during)) > 1
+        steps += [after - before for before, after in zip(during, during[1:]) if after > before]
     if not making:
         return None
     speed, startup = _fit(making)
@@ -65,7 +66,7 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
             "render_startup_seconds": round(startup, 3), "tasks": len(making),
             "video_seconds": sorted({round(seconds, 3) for seconds, _ in making}),
             "progress_moved_during_making": f"in {progress_moves} of {len(making)} task(s)",
-            "making_polls": progress_values}
+            "making_polls": progress_values, "progress_step_median": statistics.median(steps) if steps else None}
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:

@@ -401,3 +401,42 @@ def test_the_default_upstream_is_the_live_api_of_the_profile():
     contract = spec_module.load()
     assert contract.server_url() == "https://gw-sg.tvs.qq.com"
     assert contract.server_url("cn") == "https://gw.tvs.qq.com"
+
+
+def test_the_lifecycle_rules_each_have_a_finding():
+    from ivh_mock.proxy import Lifecycle
+
+    def poll(status, progress=0, count=0, duration=0, media=""):
+        return {"Status": status, "Progress": progress, "ArrayCount": count, "Duration": duration, "MediaUrl": media}
+
+    lifecycle = Lifecycle()
+    seen = [poll("COMMIT", count=2), poll("COMMIT", count=3), poll("MAKING", 50), poll("MAKING", 30),
+            poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4?sig=1"),
+            poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4?sig=2"),  # a new signature is no change
+            poll("SUCCESS", 100, duration=5000, media="https://cdn/w.mp4"), poll("FAIL", -1)]
+    found = [f.kind + ":" + f.subject for at, payload in enumerate(seen) for f in lifecycle.observe("t", payload, at)]
+    assert found == ["lifecycle-arraycount-rose:ArrayCount", "lifecycle-progress-fell:Progress",
+                     "lifecycle-changed-after-success:Duration", "lifecycle-changed-after-success:MediaUrl",
+                     "lifecycle-final-status-changed:SUCCESS -> FAIL"]
+    mismatch = lifecycle.callback({"TaskId": "t", "Status": "SUCCESS", "Progress": 100, "MediaUrl": ""}, 9)
+    assert [f.kind for f in mismatch] == ["callback-mismatch"]
+    assert [f.kind for f in lifecycle.callback({"TaskId": "t", "Status": "FAIL"}, 10)] == ["callback-repeated"]
+
+
+def test_redaction_leaves_no_credential_anywhere():
+    from ivh_mock.proxy import redact
+
+    body = {"Header": {"AccessToken": "tok-1"}, "Payload": {
+        "MediaUrl": "https://cdn.example/v.mp4?X-Amz-Signature=abc&X-Amz-Credential=def",
+        "FailMessage": "signature=sig-2 rejected for accesstoken: tok-3; see https://u:pw-4@h.example/p?q=1",
+        "TimbreKey": "female_1", "List": [{"api_key": "key-5"}]}}
+    text = json.dumps(redact.value(body))
+    for secret in ("tok-1", "abc", "def", "sig-2", "tok-3", "pw-4", "q=1", "key-5"):
+        assert secret not in text, secret
+    assert "female_1" in text and "https://cdn.example/v.mp4" in text
+    assert redact.query([("appkey", "a"), ("timestamp", "1"), ("signature", "s")]) == [
+        ["appkey", "a"], ["timestamp", "1"], ["signature", redact.REDACTED]]
+    assert redact.headers([("Authorization", "Bearer x"), ("Cookie", "c"), ("X-Mock-Token", "t"),
+                           ("Content-Type", "application/json")])[3] == ["Content-Type", "application/json"]
+    assert all(value == redact.REDACTED for _, value in redact.headers([("Authorization", "Bearer x"),
+                                                                          ("Cookie", "c"), ("X-Mock-Token", "t")]))
