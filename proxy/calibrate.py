@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -58,7 +59,7 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
         during = [seen[2] for seen in trail.seen if seen[1] == "MAKING" and isinstance(seen[2], int)]
         progress_values += len(during)
         progress_moves += len(set(during)) > 1
-        steps += [after - before for before, after in zip(during, during[1:]) if after > before]
+        steps += [after - before for before, after in pairwise(during) if after > before]
     if not making:
         return None
     speed, startup = _fit(making)
