@@ -281,7 +281,7 @@ def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     assert "no such pace file" in capsys.readouterr().err
 
 
-def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path):
+def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
     record = tmp_path / "rec"
     with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
         with ProxyServer(Proxy(mock.base_url, Recorder(record), warn=lambda text: None), port=0) as proxy:
@@ -312,6 +312,21 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path):
         unknown = _post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}},
                         now=offline.now())
         assert unknown.json()["Header"]["Code"] == 110006 and "X-Ivh-Replayed" not in unknown.headers
+
+    # what `ivh-mock serve --replay DIR` builds in each worker
+    from ivh_mock.mock_server import Config
+
+    served = cli._replaying(Config(), str(record))()
+    try:
+        query = signed_query("any", "wrong-token", 0)  # never matched, never checked
+        answer = served.test_client().post(f"{PATHS['phototovideonotrain']}?{query}",
+                                           json={"Header": {}, "Payload": payload})
+        assert answer.get_json()["Payload"]["TaskId"] == task_id and answer.headers["X-Ivh-Replayed"] == "true"
+    finally:
+        served.extensions["ivh_mock_dispatcher"].stop()
+    assert cli.main(["serve", "--replay", str(tmp_path / "none"), "--data-dir", str(tmp_path / "d"),
+                     "--port", "0"]) == 2
+    assert "--replay" in capsys.readouterr().err
 
 
 def test_callback_relay_records_and_forwards_the_callback(tmp_path):
