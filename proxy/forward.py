@@ -119,7 +119,7 @@ class Proxy:
                             [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
             responder.write(text)
             responder.finish()
-            self._record(started, operation, method, target, headers, body, None, error=repr(error)[:300])
+            self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
         kept, broken = bytearray(), None
         answer_headers = list(answer.raw.headers.items())
@@ -226,7 +226,7 @@ class Proxy:
                                           timeout=self.timeout, allow_redirects=False)
                 status, reason, reply = delivered.status_code, delivered.reason or "", delivered.content
             except requests.RequestException as failure:
-                status, reason, reply, error = 502, "Bad Gateway", b"", repr(failure)[:300]
+                status, reason, reply, error = 502, "Bad Gateway", b"", _failure(failure)
         responder.start(status, reason, [("Content-Length", str(len(reply)))], False)
         responder.write(reply)
         responder.finish()
@@ -243,6 +243,11 @@ class Proxy:
                                              **_body(body, parsed, is_json)},
                                  "response": {"status": status}, "error": error,
                                  "findings": [finding.as_dict() for finding in findings]})
+
+
+def _failure(error: Exception) -> str:
+    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL)."""
+    return redact.text(f"{type(error).__name__}: {error}")[:300]
 
 
 def _iso(at: float) -> str:

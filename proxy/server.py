@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from .forward import Proxy
 
@@ -31,7 +32,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        self.server.proxy.handle(self.command, self.path, list(self.headers.items()), body, _Responder(self))
+        target = self.path
+        if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
+            parts = urlsplit(target)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 

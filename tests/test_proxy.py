@@ -122,8 +122,11 @@ def wrong_upstream():
     upstream.close()
 
 
-def _post(base, operation, body, *, appkey="my-app", token=TOKEN, now=None, headers=None):
-    query = signed_query(appkey, token, int(now if now is not None else time.time()))
+NOW = int(time.time())  # the wrong upstream checks no timestamp: one signature for the whole module
+
+
+def _post(base, operation, body, *, appkey="my-app", token=TOKEN, now=NOW, headers=None):
+    query = signed_query(appkey, token, int(now))
     return requests.post(f"{base}{PATHS[operation]}?{query}", data=json.dumps(body).encode(),
                          headers={"Content-Type": "application/json;charset=utf-8", **(headers or {})}, timeout=10)
 
@@ -162,7 +165,7 @@ def test_a_wrong_upstream_passes_through_byte_for_byte_and_drift_names_each_prob
 
     files = recording_files(record)
     text = "".join(path.read_text() for path in files)
-    signature = signed_query("my-app", TOKEN, int(time.time())).split("signature=")[1]
+    signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
     for secret in (TOKEN, SECRET_IN_URL, "app-secret-bearer", "upstream-cookie-value", signature[:12]):
         assert secret not in text, f"{secret!r} leaked into the recording"
     assert len(list(read_records(record))) == len(sent)
@@ -208,10 +211,12 @@ def test_an_answer_that_is_no_envelope_passes_through_and_is_a_finding(wrong_ups
 def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
                            warn=lambda text: None), port=0) as proxy:
-        answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+        answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}, now=NOW)
     assert answer.status_code == 502 and "did not answer" in answer.json()["error"]["message"]
     (record,) = read_records(tmp_path)
-    assert record["error"] and "response" not in record
+    assert record["error"].startswith("ConnectionError") and "response" not in record
+    signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
+    assert signature[:12] not in json.dumps(record) and "[redacted]" in record["error"]
 
 
 def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
