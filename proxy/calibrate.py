@@ -1,7 +1,9 @@
 """The live pace, measured from recorded tasks: how long a task waits in COMMIT, how long MAKING takes per second
 of video (plus a fixed start-up), how Progress moves; and the `ivh-mock serve` options that reproduce it.
 
-Each state change is seen between two polls; the change is taken at the midpoint of the two. With tasks of at
+Each state change is seen between two polls. When Progress rises in step with time during MAKING (a straight line
+through the polls, within a few points), that line says when MAKING began (Progress 0) and ended (Progress 99),
+each kept between its two polls; otherwise the change is taken at the midpoint of the two polls. With tasks of at
 least two different durations, render time = startup + speed x video seconds is fitted by least squares; with one
 duration only, the start-up cannot be told apart and is taken as 0.
 """
@@ -30,17 +32,43 @@ def _changes(trail: TaskTrail) -> dict[str, float] | None:
     finished = _crossing(None, seen, lambda status: status in ("SUCCESS", "FAIL"))
     if started is None or finished is None or seen[-1][1] != "SUCCESS":
         return None
-    return {"submitted": trail.submitted_at, "started": started, "finished": max(finished, started)}
+    line = _progress_line([(at, progress) for at, status, progress, *_ in seen if status == "MAKING"])
+    if line is not None:
+        begin, per_point = line
+        started = (_within(begin, started[1], started[2]), started[1], started[2])
+        finished = (_within(begin + 99 * per_point, finished[1], finished[2]), finished[1], finished[2])
+    return {"submitted": trail.submitted_at, "started": started[0], "finished": max(finished[0], started[0])}
 
 
-def _crossing(before: float | None, seen: list[tuple], reached) -> float | None:
-    """Return the midpoint between the last poll before `reached(status)` first held and the first poll where it did."""
+def _crossing(before: float | None, seen: list[tuple], reached) -> tuple[float, float, float] | None:
+    """Return (the midpoint, the last poll before, the first poll after) `reached(status)` first held."""
     last_before = before
     for at, status, *_ in seen:
         if reached(status):
-            return at if last_before is None else (last_before + at) / 2
+            low = at if last_before is None else last_before
+            return (low + at) / 2, low, at
         last_before = at
     return None
+
+
+def _within(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def _progress_line(points: list[tuple[float, Any]]) -> tuple[float, float] | None:
+    """Fit time = begin + per_point x (Progress + 0.5) (Progress counts whole points, so each poll is half a point
+    past its value on average); return (begin, per_point), or None when Progress does not follow a line."""
+    points = [(at, progress + 0.5) for at, progress in points if isinstance(progress, int) and 0 <= progress < 100]
+    if len(points) < 3 or len({p for _, p in points}) < 2:
+        return None
+    mean_t, mean_p = statistics.mean(t for t, _ in points), statistics.mean(p for _, p in points)
+    per_point = (sum((p - mean_p) * (t - mean_t) for t, p in points) / sum((p - mean_p) ** 2 for _, p in points))
+    if per_point <= 0:
+        return None
+    begin = mean_t - per_point * mean_p
+    if max(abs((t - begin) / per_point - p) for t, p in points) > 3:  # not a straight line: keep the midpoints
+        return None
+    return begin, per_point
 
 
 def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
