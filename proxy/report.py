@@ -132,9 +132,9 @@ class Questions:
             add("D04", f"Message texts of Header.Code {code}", self.messages[code], lambda text: repr(text[:120]))
         making = Counter()
         for trail in lifecycle.tasks.values():
-            values = {seen[2] for seen in trail.seen if seen[1] == "MAKING"}
-            if values:
-                making["moves" if len(values) > 1 else "stays put"] += 1
+            values = [seen[2] for seen in trail.seen if seen[1] == "MAKING"]
+            if len(values) > 1:
+                making["moves" if len(set(values)) > 1 else "stays put"] += 1
         add("D32", "does Progress move during MAKING (per task polled more than once in MAKING)", making)
         return out
 

@@ -114,7 +114,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"Written {report['written']}; {'a mock' if report['is_mock'] else 'not a mock'}"
              + (f"; {accepted} submission(s) accepted during the run." if accepted is not None else ".")]
     if report["sources"]:
-        lines += ["", "Merged from: " + ", ".join(report["sources"]) + "."]
+        lines += ["", "From: " + ", ".join(report["sources"]) + "."]
     probes = report["probes"]
     if probes:
         lines += ["", "## Probes", "", "| decision | question | mock's choice | target's answer | verdict |",
