@@ -215,9 +215,9 @@ class Lifecycle:
     status moving backwards, Progress falling, ArrayCount rising, Duration or MediaUrl changing after SUCCESS, a
     final state changing, a callback that disagrees with the final answer."""
 
-    def __init__(self, max_tasks: int = 100_000):
+    def __init__(self, max_tasks: int = 100_000, keep_polls: int | None = None):
         self.tasks: dict[str, TaskTrail] = {}
-        self.max_tasks = max_tasks
+        self.max_tasks, self.keep_polls = max_tasks, keep_polls  # keep_polls None: every poll (for calibration)
 
     def trail(self, task_id: str) -> TaskTrail:
         if task_id not in self.tasks:
@@ -238,6 +238,8 @@ class Lifecycle:
         if trail.seen:
             found = self._compare(task_id, trail.seen[-1], now)
         trail.seen.append(now)
+        if self.keep_polls is not None and len(trail.seen) > self.keep_polls:
+            del trail.seen[: -self.keep_polls]
         return found
 
     @staticmethod

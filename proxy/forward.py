@@ -55,7 +55,7 @@ class Proxy:
         self.callback_relay, self.public_url = callback_relay, (public_url or "").rstrip("/")
         self.warn = warn if warn is not None else (lambda text: print(text, file=sys.stderr, flush=True))
         self.clock = clock
-        self.lifecycle = Lifecycle()
+        self.lifecycle = Lifecycle(keep_polls=1)  # live warnings compare with the last poll only: memory stays flat
         self._lock = threading.Lock()
         self._seen: set[tuple] = set()  # findings already warned about (each is printed once)
         self._relays: dict[str, str] = {}  # callback token -> the app's own CallbackUrl
