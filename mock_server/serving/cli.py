@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import os
 import secrets
@@ -238,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
                     **timing, public_url=args.public_url, control_token=token,
                     data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout,
                     slow_waits=max(1, args.threads - 2))  # two threads stay free whatever hosts or renders stall
+    try:
+        load = _replaying(config, args.replay) if args.replay else functools.partial(create_app, config)
+    except OSError as error:
+        print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
+        return 2
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
@@ -267,13 +273,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  replay:      {args.replay}", flush=True)
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
-    load = lambda: create_app(config)  # noqa: E731
-    if args.replay:
-        try:
-            load = _replaying(config, args.replay)
-        except OSError as error:
-            print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
-            return 2
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
                     max_body_bytes=largest)
     try:
