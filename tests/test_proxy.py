@@ -74,6 +74,8 @@ class WrongUpstream:
                 path = self.path.split("?")[0]
                 if b"html-please" in sent:
                     return self._send(500, b"<html><body>gateway trouble</body></html>")
+                if b'"PageSize": 7' in sent:  # refuse a valid request as if a field were missing
+                    return self._send(200, _envelope("{}", code=100001))
                 if path not in WRONG_ANSWERS:
                     return self._send(404, b'{"Header": {"Code": 100009, "Message": "no", "RequestID": "x"}, '
                                            b'"Payload": {}}')
@@ -197,6 +199,15 @@ def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstrea
     report = drift_report.analyse(read_records(tmp_path))
     refused = [f for f in report["findings"] if f["kind"] == "accepted-what-the-spec-refuses"]
     assert refused and "CallbackURL is not a documented field" in refused[0]["detail"]
+
+
+def test_the_upstream_refusing_what_the_spec_accepts_is_a_finding(wrong_upstream, tmp_path):
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        _post(proxy.url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 7}})
+        _post(proxy.url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 7}},
+              headers={"Content-Type": "text/plain"})  # refused by the spec too: no finding
+    findings = [f for r in read_records(tmp_path) for f in r["findings"]]
+    assert [f["kind"] for f in findings] == ["refused-what-the-spec-accepts"] and findings[0]["subject"] == "100001"
 
 
 def test_an_answer_that_is_no_envelope_passes_through_and_is_a_finding(wrong_upstream, tmp_path):
