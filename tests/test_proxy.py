@@ -282,8 +282,8 @@ def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
     assert report["findings"] == [] and report["pace"]["tasks"] == 2
     assert any(a["decision"] == "D32" and "moves" in a["answer"] for a in report["answers"])
 
-    timing = cli._timing(cli.build_parser().parse_args(["serve", "--pace", str(record / "pace.json"),
-                                                        "--render-startup", "7"]))
+    timing = cli.timing_of(cli.build_parser().parse_args(["serve", "--pace", str(record / "pace.json"),
+                                                          "--render-startup", "7"]))
     assert timing == {"queue_seconds": pace["queue_seconds"], "render_speed": pace["render_speed"],
                       "render_startup_seconds": 7.0}
 
@@ -292,9 +292,12 @@ def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     bad = tmp_path / "pace.json"
     bad.write_text('{"queue_seconds": "soon"}')
     assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
-    assert "queue_seconds must be a number of seconds" in capsys.readouterr().err
+    assert "pace field queue_seconds must be a number" in capsys.readouterr().err
+    bad.write_text('{"queue_secs": 1}')
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert "queue_secs unknown" in capsys.readouterr().err
     assert cli.main(["serve", "--pace", str(tmp_path / "missing.json"), "--data-dir", str(tmp_path)]) == 2
-    assert "no such pace file" in capsys.readouterr().err
+    assert "neither a preset (fast, live) nor a pace file" in capsys.readouterr().err
 
 
 def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
