@@ -1,9 +1,9 @@
 """The proxy's HTTP server: a threaded http.server whose handler writes the status line and headers itself.
 
-Why not gunicorn or werkzeug, as the mock uses: both add a Server and a Date header of their own to every answer
-(and werkzeug closes every connection), while the proxy must return the upstream's headers unchanged. One process
-with a thread per connection is enough: the time of an exchange is the upstream's; the recorder and the live
-lifecycle warnings live in that process. Connections are kept alive (HTTP/1.1).
+Why not a WSGI server (DECISIONS.md D59): gunicorn and werkzeug add a Server and a Date header of their own to every
+answer, waitress a Via or a Date, while the proxy must return the upstream's headers unchanged. One process with a
+thread per connection is enough: the time of an exchange is the upstream's; the recorder and the live lifecycle
+warnings live in that process. Connections are kept alive (HTTP/1.1).
 """
 
 from __future__ import annotations
