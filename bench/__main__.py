@@ -24,6 +24,7 @@ import requests
 from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port
 
 from . import load, peers, report
+from . import proxy as proxy_bench
 from .fill import fill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,9 +194,11 @@ def main() -> None:
         if prism:
             colds["Prism"] = cold_start("Prism", lambda port, data: peers.prism_command(port))
         memory = memory_per_scale(args.tasks)
+        proxy = proxy_bench.measure()
+        proxy_bench.show(proxy)
     if not args.no_report:
         results = {"about": about, "workers": workers, "rows": rows, "scales": scales, "colds": colds,
-                   "memory": memory, "seconds": args.seconds}
+                   "memory": memory, "seconds": args.seconds, "proxy": proxy}
         report.save(REPORT.with_suffix(".json"), results)
         report.write(REPORT, **results)
         print(f"written to {REPORT.relative_to(ROOT)} (raw numbers: {REPORT.with_suffix('.json').relative_to(ROOT)})")

@@ -28,7 +28,7 @@ def _verdict(met: bool) -> str:
 
 
 def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[dict], colds: dict[str, float],
-          memory: dict, seconds: float) -> None:
+          memory: dict, seconds: float, proxy: dict | None = None) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -75,6 +75,16 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
               f"Resident memory of {memory['tasks']:,} tasks submitted through the API into the memory store, with",
               f"their {memory['journal']:,} journal entries: **{memory['mb']:.0f} MB**.", ""]
     lines += reliability.slow_clients_section()
+    if proxy:
+        lines += ["## Proxy overhead", "",
+                  f"`python -m bench.proxy`: {proxy['requests']:,} {proxy['operation']} calls to the mock (memory "
+                  "store, 1 worker), one at a time over kept-alive connections,",
+                  "alternately direct and through `ivh-mock proxy` (checking against the spec and recording every "
+                  "exchange).", "",
+                  "| path | p50 | p99 |", "|---|---:|---:|"]
+        lines += [f"| {name} | {proxy[name]['p50']:.2f} ms | {proxy[name]['p99']:.2f} ms |"
+                  for name in ("direct", "proxied", "added")]
+        lines.append("")
     table = goals(rows, scales, colds, memory, workers)
     lines += ["## Goals", "", *table, ""]
     missed = {kind for kind, why in WHY.items() if any(kind in row and "missed" in row for row in table)}

@@ -4,6 +4,7 @@
     pytest --pyargs ivh_mock.contract_tests                            # the mock, in-process
     pytest --pyargs ivh_mock.contract_tests --ivh-base-url URL         # any server; IVH_APPKEY / IVH_ACCESSTOKEN
     pytest --pyargs ivh_mock.contract_tests --ivh-base-url URL --ivh-allow-spend 3
+    pytest --pyargs ivh_mock.contract_tests --ivh-base-url URL --ivh-fail-on-drift   # fail on any differing probe
     pytest --pyargs ivh_mock.contract_tests --hypothesis-profile deep  # many more examples
 
 Installing ivh-mock adds these options to every pytest run; they change nothing unless the suite is collected.
@@ -47,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --ivh-base-url: how many submissions may be accepted (and billed); default 0")
     group.addoption("--ivh-spec-dir", default=None, help="give the in-process mock this copy of spec/")
     group.addoption("--ivh-report-dir", default="reports", help="where the drift report is written")
+    group.addoption("--ivh-fail-on-drift", action="store_true", default=False,
+                    help="fail the drift test when any probe differs from the mock's choice (scheduled live runs)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

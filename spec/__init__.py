@@ -108,6 +108,14 @@ class Spec:
             raise KeyError(f"unknown profile {name!r}; the spec defines {', '.join(self.profile_names)}")
         return self.document["x-ivh-profiles"][name]
 
+    def server_url(self, profile: str | None = None) -> str:
+        """Return the live API's base URL for a limit profile (the spec's default when None)."""
+        name = profile or self.default_profile
+        for server in self.document["servers"]:
+            if server.get("x-ivh-profile") == name:
+                return server["url"]
+        raise KeyError(f"no server in the spec for profile {name!r}")
+
     @property
     def service(self) -> dict[str, Any]:
         return self.document["x-ivh-service"]

@@ -81,7 +81,7 @@ def test_the_wheel_has_one_import_name_and_carries_its_data_files(wheel):
 
 def test_every_package_folder_is_in_the_wheel(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("spec", "mock_server", "client", "contract_tests"):
+    for folder in ("spec", "mock_server", "client", "contract_tests", "proxy"):
         for init in (ROOT / folder).rglob("__init__.py"):
             assert f"ivh_mock/{init.relative_to(ROOT).as_posix()}" in names, f"{init.parent} is not packaged"
 

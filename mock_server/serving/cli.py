@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import os
 import secrets
+import signal
 import socket
 import sqlite3
 import sys
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
@@ -23,7 +26,8 @@ from ..accounts import AccountsFileError
 from ..app import create_app
 from ..config import DEFAULT_ACCESSTOKEN, Config
 from ..pace import DEFAULT as DEFAULT_PACE
-from ..pace import PRESETS
+from ..pace import PRESETS, PaceError
+from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view
 from .owner import StoreInUse, StoreOwner
 from .server import Server
@@ -58,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "its own accesstoken", "none"))
     serve.add_argument("--default-accesstoken", default=DEFAULT_ACCESSTOKEN,
                        help=_help("the accesstoken of every appkey when not in strict mode", DEFAULT_ACCESSTOKEN))
-    timing = serve.add_argument_group("task timing", "a pace preset, then any of its three figures changed")
-    timing.add_argument("--pace", choices=list(PRESETS), default=DEFAULT_PACE,
+    timing = serve.add_argument_group("task timing", "a pace preset or file, then any of its three figures changed")
+    timing.add_argument("--pace", metavar="NAME|FILE", default=DEFAULT_PACE,
                         help=_help("how fast tasks queue and render: fast (quick local runs) or live (the live "
-                                   "service's reported times; see Pace)", DEFAULT_PACE))
+                                   "service's reported times; see Pace), or a pace file as ivh-mock drift writes "
+                                   "(see Validating the live API)", DEFAULT_PACE))
     fast = PRESETS[DEFAULT_PACE]
     timing.add_argument("--queue-seconds", type=_seconds, default=None,
                         help=_help("least time a task waits in COMMIT", f"the pace's ({fast['queue_seconds']})"))
@@ -71,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--render-startup", type=_seconds, default=None,
                         help=_help("fixed render start-up, in seconds",
                                    f"the pace's ({fast['render_startup_seconds']})"))
+    serve.add_argument("--replay", metavar="DIR", default=None,
+                       help=_help("answer requests matching an exchange recorded by ivh-mock proxy in DIR with the "
+                                  "recorded answer, the rest as usual (see Validating the live API); one worker only",
+                                  "none"))
     serve.add_argument("--public-url", default=None,
                        help=_help("scheme://host[:port] that MediaUrl, SubtitlesUrl and asset URLs point to",
                                   "the request's host"))
@@ -98,14 +107,66 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", metavar="NAME", action="append", default=None,
                        help=_help("a host name the control API answers to besides IP addresses, localhost, --host "
                                   "and --public-url's host (repeatable; *: any)", "none"))
+    _add_proxy_commands(commands)
     return parser
 
 
 def timing_of(args: argparse.Namespace) -> dict[str, float]:
-    """The pace preset's three figures, each replaced by its option when given."""
+    """The pace's three figures (a preset, or a pace file over the default preset), each replaced by its option
+    when given; a pace that cannot be used raises PaceError naming what is allowed."""
     given = {"queue_seconds": args.queue_seconds, "render_speed": args.render_speed,
              "render_startup_seconds": args.render_startup}
-    return {**PRESETS[args.pace], **{name: value for name, value in given.items() if value is not None}}
+    base = PRESETS[args.pace] if args.pace in PRESETS else resolve_pace(_pace_file(args.pace))
+    return {**base, **{name: value for name, value in given.items() if value is not None}}
+
+
+def _pace_file(path: str) -> object:
+    """Read a pace file (JSON or YAML); what it holds is checked by resolve_pace."""
+    if not os.path.isfile(path):
+        raise PaceError(f"--pace {path!r} is neither a preset ({', '.join(PRESETS)}) nor a pace file")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return yaml.safe_load(handle)  # JSON is YAML
+        except yaml.YAMLError as error:
+            raise PaceError(f"--pace {path}: not JSON or YAML: {error}") from None
+
+
+def _add_proxy_commands(commands) -> None:
+    proxy = commands.add_parser("proxy", help="pass an app's traffic to the live API, check it against the spec and "
+                                              "record it")
+    proxy.add_argument("--upstream", default=None,
+                       help="where to forward (default: the live API of --profile, from the spec's servers)")
+    proxy.add_argument("--profile", choices=spec_module.load().profile_names, default=None,
+                       help="which live API is the default upstream: intl (default) or cn")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    proxy.add_argument("--port", type=int, default=8081, help="port to listen on; 0 picks a free one "
+                                                              "(default: %(default)s)")
+    proxy.add_argument("--record", metavar="DIR", required=True, help="directory of the recordings (created 0700)")
+    proxy.add_argument("--per", choices=("day", "run"), default="day",
+                       help="one recording file per UTC day or per run (default: %(default)s)")
+    proxy.add_argument("--max-file-mb", type=_count, default=64,
+                       help="start a new file past this size (default: %(default)s)")
+    proxy.add_argument("--max-total-mb", type=int, default=1024,
+                       help="delete the oldest files past this total (default: %(default)s)")
+    proxy.add_argument("--timeout", type=_seconds, default=30.0,
+                       help="seconds to wait for the upstream's answer, as the client does (default: %(default)s)")
+    proxy.add_argument("--connect-timeout", type=_seconds, default=10.0,
+                       help="seconds to wait for a connection to the upstream (default: %(default)s)")
+    proxy.add_argument("--callback-relay", action="store_true",
+                       help="replace CallbackUrl by the proxy's own URL, record each callback and forward it to the "
+                            "app's URL (changes the submission; off by default)")
+    proxy.add_argument("--public-url", default=None,
+                       help="scheme://host[:port] the upstream reaches the proxy at, for --callback-relay "
+                            "(default: http://HOST:PORT)")
+    drift = commands.add_parser("drift", help="report what recordings (and contract suite reports) show against the "
+                                              "spec; exit 1 on any finding")
+    drift.add_argument("recordings", metavar="DIR", help="a directory recorded by `ivh-mock proxy` (or one file)")
+    drift.add_argument("--suite-report", metavar="FILE", action="append", default=[],
+                       help="a contract suite drift-report.json to merge in (repeatable)")
+    drift.add_argument("--out", metavar="DIR", default=None,
+                       help="where drift-report.json/.md and pace.json go (default: DIR)")
+    drift.add_argument("--pace-file", metavar="FILE", default=None, help="where to write the pace (default: "
+                                                                        "OUT/pace.json)")
 
 
 def _seconds(text: str) -> float:
@@ -145,6 +206,20 @@ def _check_port(host: str, port: int) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "proxy":
+        return _proxy(args)
+    if args.command == "drift":
+        from ivh_mock.proxy import report
+
+        return report.run(args.recordings, suite_reports=args.suite_report, out=args.out, pace_file=args.pace_file)
+    try:
+        timing = timing_of(args)
+    except PaceError as error:
+        print(f"ivh-mock: {error}", file=sys.stderr)
+        return 2
+    if args.replay and args.workers > 1:
+        print("ivh-mock: --replay follows each replayed task in one process; use it with one worker", file=sys.stderr)
+        return 2
     token = args.control_token
     if token is None and not _is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
@@ -164,10 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
     config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
-                    **timing_of(args), public_url=args.public_url, control_token=token,
+                    **timing, public_url=args.public_url, control_token=token,
                     data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout,
                     slow_waits=max(1, args.threads - 2),  # two threads stay free whatever hosts or renders stall
                     allowed_hosts=(*(args.allow_host or ()), args.host))
+    try:
+        load = _replaying(config, args.replay) if args.replay else functools.partial(create_app, config)
+    except OSError as error:
+        print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
+        return 2
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
@@ -193,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
         print(f"  data:        {data_dir}", flush=True)
         print(f"  clock:       {describe_clock(clock, url, token)}", flush=True)
+        if args.replay:
+            print(f"  replay:      {args.replay}", flush=True)
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
-    server = Server(lambda: create_app(config), f"{host}:{args.port}", workers=args.workers, threads=args.threads,
-                    ready=banner, max_body_bytes=largest)
+    server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
+                    max_body_bytes=largest)
     try:
         return server.run()
     finally:
@@ -233,3 +315,63 @@ def _shown(store: str) -> str:
     if not parts.password:
         return store
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def _replaying(config: Config, directory: str):
+    """Return a loader of the mock wrapped in the replay of `directory`."""
+    from ivh_mock.proxy.replay import ReplayIndex, ReplayMiddleware
+
+    if not os.path.isdir(directory):
+        raise OSError("no such directory")
+    index = ReplayIndex.from_dir(directory)
+
+    def load():
+        app = create_app(config)
+        app.wsgi_app = ReplayMiddleware(app.wsgi_app, index, app.extensions["ivh_mock"].clock.now)
+        return app
+
+    return load
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from ivh_mock.proxy import Proxy, ProxyServer, Recorder
+
+    upstream = args.upstream or spec_module.load().server_url(args.profile)
+    if urlsplit(upstream).scheme not in ("http", "https") or not urlsplit(upstream).netloc:
+        print(f"ivh-mock: --upstream must be an http(s) URL, got {upstream!r}", file=sys.stderr)
+        return 2
+    try:
+        recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
+                            max_total_bytes=args.max_total_mb * 1_048_576)
+    except (OSError, ValueError) as error:
+        print(f"ivh-mock: --record {args.record}: {error}", file=sys.stderr)
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    public = args.public_url or f"http://{host}:{args.port}"
+    proxy = Proxy(upstream, recorder, connect_timeout=args.connect_timeout, read_timeout=args.timeout,
+                  callback_relay=args.callback_relay, public_url=public)
+    try:
+        server = ProxyServer(proxy, args.host, args.port)
+    except OSError as error:
+        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    if not args.public_url:
+        proxy.public_url = f"http://{host}:{server.port}"
+    print(f"ivh-mock proxy listening on {server.url}", flush=True)
+    print(f"  upstream:    {upstream}", flush=True)
+    print(f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)", flush=True)
+    print(f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}",
+          flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: exchanges under way are still recorded
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proxy.drain(timeout=args.timeout)
+        server.server_close()
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

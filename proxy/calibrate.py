@@ -1,0 +1,123 @@
+"""The live pace, measured from recorded tasks: how long a task waits in COMMIT, how long MAKING takes per second
+of video (plus a fixed start-up), how Progress moves; and the `ivh-mock serve` options that reproduce it.
+
+Each state change is seen between two polls. When Progress rises in step with time during MAKING (a straight line
+through the polls, within a few points), that line says when MAKING began (Progress 0) and ended (Progress 99),
+each kept between its two polls; otherwise the change is taken at the midpoint of the two polls. With tasks of at
+least two different durations, render time = startup + speed x video seconds is fitted by least squares; with one
+duration only, the start-up cannot be told apart and is taken as 0.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Iterable
+
+from .checks import TaskTrail
+
+PACE_KEYS = ("queue_seconds", "render_speed", "render_startup_seconds")
+OPTION_OF = {"queue_seconds": "--queue-seconds", "render_speed": "--render-speed",
+             "render_startup_seconds": "--render-startup"}
+
+
+def _changes(trail: TaskTrail) -> dict[str, float] | None:
+    """Return when the task was submitted, started MAKING and finished (estimates), or None when not all seen."""
+    seen = trail.seen
+    if trail.submitted_at is None or not seen:
+        return None
+    started = _crossing(trail.submitted_at, seen, lambda status: status != "COMMIT")
+    finished = _crossing(None, seen, lambda status: status in ("SUCCESS", "FAIL"))
+    if started is None or finished is None or seen[-1][1] != "SUCCESS":
+        return None
+    line = _progress_line([(at, progress) for at, status, progress, *_ in seen if status == "MAKING"])
+    if line is not None:
+        begin, per_point = line
+        started = (_within(begin, started[1], started[2]), started[1], started[2])
+        finished = (_within(begin + 99 * per_point, finished[1], finished[2]), finished[1], finished[2])
+    return {"submitted": trail.submitted_at, "started": started[0], "finished": max(finished[0], started[0])}
+
+
+def _crossing(before: float | None, seen: list[tuple], reached) -> tuple[float, float, float] | None:
+    """Return (the midpoint, the last poll before, the first poll after) `reached(status)` first held."""
+    last_before = before
+    for at, status, *_ in seen:
+        if reached(status):
+            low = at if last_before is None else last_before
+            return (low + at) / 2, low, at
+        last_before = at
+    return None
+
+
+def _within(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def _progress_line(points: list[tuple[float, Any]]) -> tuple[float, float] | None:
+    """Fit time = begin + per_point x (Progress + 0.5) (Progress counts whole points, so each poll is half a point
+    past its value on average); return (begin, per_point), or None when Progress does not follow a line."""
+    points = [(at, progress + 0.5) for at, progress in points if isinstance(progress, int) and 0 <= progress < 100]
+    if len(points) < 3 or len({p for _, p in points}) < 2:
+        return None
+    mean_t, mean_p = statistics.mean(t for t, _ in points), statistics.mean(p for _, p in points)
+    per_point = (sum((p - mean_p) * (t - mean_t) for t, p in points) / sum((p - mean_p) ** 2 for _, p in points))
+    if per_point <= 0:
+        return None
+    begin = mean_t - per_point * mean_p
+    if max(abs((t - begin) / per_point - p) for t, p in points) > 3:  # not a straight line: keep the midpoints
+        return None
+    return begin, per_point
+
+
+def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
+    """Return the pace the trails show (PACE_KEYS plus what they were measured from), or None without a finished
+    task whose submission and polls were all recorded."""
+    queue, making, progress_moves, progress_values, steps = [], [], 0, 0, []
+    for trail in trails:
+        changes = _changes(trail)
+        if changes is None:
+            continue
+        duration = trail.seen[-1][4]
+        if not isinstance(duration, int) or duration <= 0:
+            continue
+        queue.append(changes["started"] - changes["submitted"])
+        making.append((duration / 1000, changes["finished"] - changes["started"]))
+        during = [seen[2] for seen in trail.seen if seen[1] == "MAKING" and isinstance(seen[2], int)]
+        progress_values += len(during)
+        progress_moves += len(set(during)) > 1
+        steps += [after - before for before, after in pairwise(during) if after > before]
+    if not making:
+        return None
+    speed, startup = _fit(making)
+    return {"queue_seconds": round(statistics.median(queue), 3), "render_speed": round(speed, 4),
+            "render_startup_seconds": round(startup, 3), "tasks": len(making),
+            "video_seconds": sorted({round(seconds, 3) for seconds, _ in making}),
+            "progress_moved_during_making": f"in {progress_moves} of {len(making)} task(s)",
+            "making_polls": progress_values, "progress_step_median": statistics.median(steps) if steps else None}
+
+
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least squares of making = startup + speed x seconds (startup at least 0)."""
+    xs = [x for x, _ in points]
+    if max(xs) - min(xs) < 0.5:
+        return statistics.mean(y / x for x, y in points), 0.0
+    mean_x, mean_y = statistics.mean(xs), statistics.mean(y for _, y in points)
+    speed = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x in xs)
+    startup = mean_y - speed * mean_x
+    if startup < 0:  # a negative start-up is noise: refit through the origin
+        return sum(x * y for x, y in points) / sum(x * x for x in xs), 0.0
+    return speed, startup
+
+
+def serve_options(pace: dict[str, Any]) -> str:
+    """Return the `ivh-mock serve` options that reproduce `pace`."""
+    return " ".join(f"{OPTION_OF[key]} {pace[key]:g}" for key in PACE_KEYS)
+
+
+def write_pace(pace: dict[str, Any], path: str | Path) -> Path:
+    """Write the pace file `ivh-mock serve --pace FILE` reads."""
+    path = Path(path)
+    path.write_text(json.dumps(pace, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,308 @@
+"""One exchange through the proxy: forward the app's request unchanged, stream the upstream's answer back unchanged,
+then check and record both. Checks and recording run after the answer is sent, so they never delay the app.
+
+The proxy never re-signs, never retries, never changes a body; the one exception is `callback_relay`, which the
+user asks for: the submission's CallbackUrl is replaced by the proxy's own, and each callback is recorded and
+forwarded to the app's URL.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+import zlib
+from datetime import datetime, timezone
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from urllib3.util import SKIP_HEADER
+
+from . import redact
+from .checks import ExchangeChecker, Finding, Lifecycle, task_of
+from .recorder import Recorder
+
+# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; Host names the upstream, not the proxy.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+              "trailer", "transfer-encoding", "upgrade", "host", "expect"}  # Expect: the proxy already answered 100
+CALLBACK_PREFIX = "/__proxy__/callback/"
+RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
+CHUNK = 64 * 1024
+
+
+class Responder(Protocol):
+    """Where the answer goes (the HTTP server's side of one request)."""
+
+    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class Proxy:
+    """Forward to `upstream`, check against the spec, record into `recorder` (None: check only)."""
+
+    def __init__(self, upstream: str, recorder: Recorder | None, *, checker: ExchangeChecker | None = None,
+                 connect_timeout: float = 10.0, read_timeout: float = 30.0, callback_relay: bool = False,
+                 public_url: str | None = None, warn=None, clock=time.time):
+        self.upstream = upstream.rstrip("/")
+        self.recorder, self.checker = recorder, checker or ExchangeChecker()
+        self.timeout = (connect_timeout, read_timeout)
+        self.callback_relay, self.public_url = callback_relay, (public_url or "").rstrip("/")
+        self.warn = warn if warn is not None else (lambda text: print(text, file=sys.stderr, flush=True))
+        self.clock = clock
+        self.lifecycle = Lifecycle(keep_polls=1)  # live warnings compare with the last poll only: memory stays flat
+        self._lock = threading.Lock()
+        self._seen: set[tuple] = set()  # findings already warned about (each is printed once)
+        self._relays: dict[str, str] = {}  # callback token -> the app's own CallbackUrl
+        self._local = threading.local()
+        self._busy = 0  # exchanges under way (answered but perhaps not yet recorded)
+        self._idle = threading.Condition()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every exchange under way is answered and recorded; tell whether that happened in time."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def _session(self) -> requests.Session:
+        """A session per thread (connections kept alive), with none of requests' default headers."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.clear()
+            session.trust_env = False  # forward exactly where told, not through an environment proxy
+            self._local.session = session
+        return session
+
+    # -- one exchange ----------------------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+               responder: Responder) -> None:
+        """Answer one request: `target` is the path and query exactly as the app sent them."""
+        with self._idle:
+            self._busy += 1
+        try:
+            self._exchange(method, target, headers, body, responder)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _exchange(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                  responder: Responder) -> None:
+        started = self.clock()
+        path = urlsplit(target).path
+        if path.startswith(CALLBACK_PREFIX):
+            self._relay_callback(method, path[len(CALLBACK_PREFIX):], headers, body, responder, started)
+            return
+        operation = self.checker.operation(method, path)
+        forwarded = body
+        if self.callback_relay and operation == "phototovideonotrain":
+            forwarded = self._substitute_callback(body)
+        outgoing = dict((name, value) for name, value in headers if name.lower() not in HOP_BY_HOP | {"content-length"})
+        for name in ("User-Agent", "Accept-Encoding"):  # add none of urllib3's own
+            if not any(key.lower() == name.lower() for key in outgoing):
+                outgoing[name] = SKIP_HEADER
+        prepared = requests.Request(method, self.upstream + "/", headers=outgoing,
+                                    data=forwarded if forwarded or method not in ("GET", "HEAD") else None).prepare()
+        prepared.url = self.upstream + target  # as sent: requests would re-quote it
+        try:
+            answer = self._session().send(prepared, stream=True, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as error:
+            status = 504 if isinstance(error, requests.Timeout) else 502
+            text = json.dumps({"error": {"message": f"ivh-mock proxy: upstream {self.upstream} did not answer: "
+                                                    f"{type(error).__name__}"}}).encode()
+            responder.start(status, "Bad Gateway" if status == 502 else "Gateway Timeout",
+                            [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
+            responder.write(text)
+            responder.finish()
+            self._record(started, operation, method, target, headers, body, None, error=_failure(error))
+            return
+        kept, broken = bytearray(), None
+        answer_headers = list(answer.raw.headers.items())
+        try:
+            passed = [(name, value) for name, value in answer_headers if name.lower() not in HOP_BY_HOP]
+            has_length = any(name.lower() == "content-length" for name, _ in passed)
+            bodiless = method == "HEAD" or answer.status_code in (204, 304) or answer.status_code < 200
+            responder.start(answer.status_code, answer.reason or "", passed, not has_length and not bodiless)
+            for chunk in answer.raw.stream(CHUNK, decode_content=False):
+                responder.write(chunk)
+                if len(kept) <= RECORDED_BODY_BYTES:
+                    kept += chunk[: RECORDED_BODY_BYTES + 1 - len(kept)]
+            responder.finish()
+        except OSError as error:  # the app hung up, or the upstream broke off mid-answer: record what was seen
+            broken = f"the exchange broke off: {type(error).__name__}"
+        except Exception as error:  # urllib3's own errors (protocol, decode) while streaming
+            broken = f"the upstream's answer broke off: {type(error).__name__}"
+        finally:
+            answer.close()
+        self._record(started, operation, method, target, headers, body,
+                     (answer.status_code, answer_headers, bytes(kept)), error=broken)
+
+    # -- checking and recording ----------------------------------------------------------------------------
+    def _record(self, started: float, operation: str | None, method: str, target: str,
+                headers: list[tuple[str, str]], body: bytes, answer: tuple[int, list, bytes] | None,
+                error: str | None = None) -> None:
+        split = urlsplit(target)
+        query_pairs = parse_qsl(split.query, keep_blank_values=True)
+        request_json, request_is_json = _json(body)
+        findings: list[Finding] = []
+        record: dict[str, Any] = {
+            "kind": "exchange", "t": started, "time": _iso(started),
+            "elapsed_ms": round(1000 * (self.clock() - started)),
+            "upstream": self.upstream, "operation": operation,
+            "request": {"method": method, "path": split.path, "query": redact.query(query_pairs),
+                        "headers": redact.headers(headers), **_body(body, request_json, request_is_json),
+                        "signals": _signals(split.query, query_pairs, started)},
+        }
+        if error is not None:
+            record["error"] = error
+        if answer is not None and error is None:
+            status, answer_headers, data = answer
+            answer_json, answer_is_json = _json(_decoded(data, answer_headers))
+            record["response"] = {"status": status, "headers": redact.headers(answer_headers),
+                                  **_body(data, answer_json, answer_is_json)}
+            if operation is not None:
+                verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
+                                               request_json, request_is_json)
+                record["request"]["refused_by_spec"] = verdict.reasons[:5]
+                findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict)
+                self._follow(operation, request_json, answer_json, started)
+        record["findings"] = [finding.as_dict() for finding in findings]
+        self._warn(findings)
+        if self.recorder is not None:
+            self.recorder.write(record)
+
+    def _follow(self, operation: str, request: Any, answer: Any, at: float) -> None:
+        """Feed the lifecycle tracker, for live warnings (`ivh-mock drift` follows tasks from the recording)."""
+        task_id, payload = task_of(operation, request, answer)
+        if task_id is None:
+            return
+        found: list[Finding] = []
+        with self._lock:
+            if operation == "phototovideonotrain":
+                self.lifecycle.submitted(task_id, at)
+            else:
+                found = self.lifecycle.observe(task_id, payload, at)
+        self._warn(found)
+
+    def _warn(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            with self._lock:
+                if finding.key in self._seen or len(self._seen) > 10_000:
+                    continue
+                self._seen.add(finding.key)
+            self.warn(f"ivh-mock proxy: drift: {finding.kind}: {finding.detail}")
+
+    # -- callbacks -----------------------------------------------------------------------------------------
+    def _substitute_callback(self, body: bytes) -> bytes:
+        try:
+            parsed = json.loads(body)
+            original = parsed["Payload"]["CallbackUrl"]
+        except (ValueError, TypeError, KeyError):
+            return body
+        if not isinstance(original, str) or not original:
+            return body
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            if len(self._relays) >= 100_000:
+                self._relays.pop(next(iter(self._relays)))
+            self._relays[token] = original
+        parsed["Payload"]["CallbackUrl"] = f"{self.public_url}{CALLBACK_PREFIX}{token}"
+        return json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+
+    def _relay_callback(self, method: str, token: str, headers: list[tuple[str, str]], body: bytes,
+                        responder: Responder, started: float) -> None:
+        with self._lock:
+            app_url = self._relays.get(token)
+        status, reason, reply, error = 404, "Not Found", b'{"error": {"message": "no such callback relay"}}', None
+        if app_url is not None and method == "POST":
+            content_type = _header(headers, "content-type") or "application/json"
+            try:
+                delivered = requests.post(app_url, data=body, headers={"Content-Type": content_type},
+                                          timeout=self.timeout, allow_redirects=False)
+                status, reason, reply = delivered.status_code, delivered.reason or "", delivered.content
+            except requests.RequestException as failure:
+                status, reason, reply, error = 502, "Bad Gateway", b"", _failure(failure)
+        responder.start(status, reason, [("Content-Length", str(len(reply)))], False)
+        responder.write(reply)
+        responder.finish()
+        parsed, is_json = _json(body)
+        findings = self.checker.callback(parsed if is_json else None)
+        if is_json and isinstance(parsed, dict) and isinstance(parsed.get("Payload"), dict):
+            with self._lock:
+                findings += self.lifecycle.callback(parsed["Payload"], started)
+        self._warn(findings)
+        if self.recorder is not None:
+            self.recorder.write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.upstream,
+                                 "operation": "callback", "relayed_to": redact.url(app_url or ""),
+                                 "request": {"method": method, "headers": redact.headers(headers),
+                                             **_body(body, parsed, is_json)},
+                                 "response": {"status": status}, "error": error,
+                                 "findings": [finding.as_dict() for finding in findings]})
+
+
+def _failure(error: Exception) -> str:
+    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL)."""
+    return redact.text(f"{type(error).__name__}: {error}")[:300]
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
+def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
+    """Return the body without its Content-Encoding (gzip, deflate), for checking; passed through as sent."""
+    encoding = (_header([(k.lower(), v) for k, v in headers], "content-encoding") or "").lower()
+    if encoding in ("gzip", "deflate"):
+        try:
+            return zlib.decompressobj(wbits=47).decompress(data)
+        except zlib.error:
+            return data
+    return data
+
+
+def _json(data: bytes) -> tuple[Any, bool]:
+    if not data or len(data) > RECORDED_BODY_BYTES:
+        return None, False
+    try:
+        return json.loads(data.decode("utf-8")), True
+    except (UnicodeDecodeError, ValueError):
+        return None, False
+
+
+def _body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
+    """Return the recorded form of a body: redacted JSON, or redacted text, never more than the cap."""
+    if is_json:
+        return {"body": redact.value(parsed), "body_format": "json"}
+    if not data:
+        return {"body": None, "body_format": "empty"}
+    cut = len(data) > RECORDED_BODY_BYTES
+    try:
+        text = data[:RECORDED_BODY_BYTES].decode("utf-8", errors="strict" if not cut else "ignore")
+    except UnicodeDecodeError:
+        return {"body": None, "body_format": "binary", "body_bytes": len(data)}
+    return {"body": redact.text(text), "body_format": "text" + (" (cut)" if cut else "")}
+
+
+def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[str, Any]:
+    """Facts about the request's credentials kept instead of the credentials: how far the timestamp is from this
+    machine's clock, and whether the signature carried a raw '+' (not URL-encoded)."""
+    values = dict(pairs)
+    signals: dict[str, Any] = {}
+    try:
+        signals["timestamp_skew_seconds"] = round(int(values["timestamp"]) - at)
+    except (KeyError, ValueError):
+        pass
+    raw_signature = next((part.split("=", 1)[1] for part in raw_query.split("&")
+                          if part.startswith("signature=") and "=" in part), None)
+    if raw_signature is not None:
+        signals["signature_unencoded_plus"] = "+" in raw_signature
+    return signals

@@ -1,0 +1,110 @@
+"""Recordings: JSON Lines, one record per exchange, one file per day (or per run), rotated by size and bounded in
+total. The directory is created 0700 and every file 0600: a recording describes an account's traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+PREFIX = "ivh-proxy-"
+FILE_NAME = re.compile(rf"^{PREFIX}(?P<stem>[0-9TZ-]+)(?:\.(?P<index>\d+))?\.jsonl$")
+MiB = 1_048_576
+
+
+class Recorder:
+    """Append records to `directory`; thread-safe. `per` is "day" (UTC) or "run" (one series per Recorder)."""
+
+    def __init__(self, directory: str | Path, *, per: str = "day", max_file_bytes: int = 64 * MiB,
+                 max_total_bytes: int = 1024 * MiB, clock=time.time):
+        if per not in ("day", "run"):
+            raise ValueError(f"per must be 'day' or 'run', got {per!r}")
+        if max_file_bytes < 1024 or max_total_bytes < max_file_bytes:
+            raise ValueError("max_file_bytes must be at least 1024 and max_total_bytes at least max_file_bytes")
+        self.directory = Path(directory)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        self.per, self.max_file_bytes, self.max_total_bytes, self.clock = per, max_file_bytes, max_total_bytes, clock
+        self._run = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self._lock = threading.Lock()
+        self._path: Path | None = None
+        self._size = 0
+        self._sequence = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (it gets a sequence number `seq`)."""
+        with self._lock:
+            self._sequence += 1
+            line = (json.dumps({"seq": self._sequence, **record}, ensure_ascii=False, separators=(",", ":"),
+                               default=str) + "\n").encode("utf-8")
+            path = self._target(len(line))
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(descriptor, line)
+            finally:
+                os.close(descriptor)
+            self._size += len(line)
+
+    def _stem(self) -> str:
+        if self.per == "run":
+            return self._run
+        return datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y%m%d")
+
+    def _target(self, size: int) -> Path:
+        stem = self._stem()
+        if self._path is None or not self._path.name.startswith(f"{PREFIX}{stem}"):
+            self._path, self._size = self._free_file(stem, 0, size)
+        elif self._size + size > self.max_file_bytes:
+            index = int(FILE_NAME.match(self._path.name).group("index") or 0)
+            self._path, self._size = self._free_file(stem, index + 1, size)
+            self._prune()
+        return self._path
+
+    def _free_file(self, stem: str, index: int, size: int) -> tuple[Path, int]:
+        while True:
+            path = self.directory / (f"{PREFIX}{stem}.jsonl" if index == 0 else f"{PREFIX}{stem}.{index}.jsonl")
+            used = path.stat().st_size if path.exists() else 0
+            if used == 0 or used + size <= self.max_file_bytes:
+                return path, used
+            index += 1
+
+    def _prune(self) -> None:
+        """Delete the oldest files until they and a full current file fit in max_total_bytes."""
+        older = [path for path in recording_files(self.directory) if path != self._path]
+        total = sum(path.stat().st_size for path in older)
+        for path in older:
+            if total + self.max_file_bytes <= self.max_total_bytes:
+                break
+            total -= path.stat().st_size
+            path.unlink()
+
+
+def recording_files(directory: str | Path) -> list[Path]:
+    """Return the recording files of `directory`, oldest first."""
+    found = []
+    for path in Path(directory).iterdir():
+        match = FILE_NAME.match(path.name)
+        if match:
+            found.append(((match.group("stem"), int(match.group("index") or 0)), path))
+    return [path for _, path in sorted(found)]
+
+
+def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield every record of every recording in `directory` (or of one file), oldest file first; a line that is not
+    JSON (a write cut short) is skipped."""
+    directory = Path(directory)
+    files = [directory] if directory.is_file() else recording_files(directory)
+    for path in files:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record

@@ -1,0 +1,60 @@
+"""What never reaches a recording: signatures, tokens, credentials in headers, and the query strings of URLs
+(pre-signed media URLs carry credentials there)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REDACTED = "[redacted]"
+# a query parameter, header or JSON key whose value is a secret
+SENSITIVE_NAME = re.compile(r"signature|token|secret|passw|authorization|cookie|api[-_]?key|credential|session[-_]?key",
+                            re.IGNORECASE)
+# `name=value` inside any text (a URL, a form body, an error message echoing a query)
+INLINE_SECRET = re.compile(r"(?i)\b((?:[a-z0-9_-]*(?:signature|token|secret|passw|api[-_]?key|credential)[a-z0-9_-]*)"
+                           r"\s*[=:]\s*)[^&\s\"',;}]+")
+URL = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)
+
+
+def is_sensitive(name: str) -> bool:
+    return bool(SENSITIVE_NAME.search(name))
+
+
+def url(text: str) -> str:
+    """Return `text` without its query string and fragment."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname or "")
+    return urlunsplit(parts._replace(query="", fragment=""))
+
+
+def text(value: str) -> str:
+    """Return `value` with every URL's query string removed and every inline secret redacted."""
+    return INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, URL.sub(lambda m: url(m.group(0)), value))
+
+
+def value(node: Any) -> Any:
+    """Return a JSON value with secrets redacted: sensitive keys' values, URL query strings, inline secrets."""
+    if isinstance(node, dict):
+        return {key: REDACTED if is_sensitive(str(key)) and node[key] not in (None, "") else value(item)
+                for key, item in node.items()}
+    if isinstance(node, list):
+        return [value(item) for item in node]
+    if isinstance(node, str):
+        return text(node)
+    return node
+
+
+def query(pairs: list[tuple[str, str]]) -> list[list[str]]:
+    """Return query parameters (decoded pairs) with sensitive values redacted, in their order."""
+    return [[name, REDACTED if is_sensitive(name) else text(item)] for name, item in pairs]
+
+
+def headers(pairs: list[tuple[str, str]]) -> list[list[str]]:
+    """Return header pairs with credential-like headers redacted."""
+    return [[name, REDACTED if is_sensitive(name) or name.lower() == "proxy-authorization" else text(item)]
+            for name, item in pairs]

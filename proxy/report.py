@@ -1,0 +1,179 @@
+"""`ivh-mock drift DIR`: turn recordings into the drift report (spec/drift.py's format), merged with any contract
+suite reports given, plus the answers real traffic gives to open questions and the measured pace."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from ivh_mock import spec as spec_module
+from ivh_mock.spec import drift
+
+from . import calibrate
+from .checks import Finding, Lifecycle, task_of
+from .recorder import read_records
+
+EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
+
+
+class Aggregate:
+    """Findings added up by (kind, operation, subject): count, first and last time seen, one example."""
+
+    def __init__(self):
+        self.rows: dict[tuple, dict[str, Any]] = {}
+
+    def add(self, finding: dict[str, Any], record: dict[str, Any]) -> None:
+        key = (finding["kind"], finding.get("operation"), finding.get("subject"))
+        when = record.get("time", "")
+        row = self.rows.get(key)
+        if row is None:
+            self.rows[key] = {"kind": finding["kind"], "operation": finding.get("operation"),
+                              "subject": finding.get("subject"), "detail": finding.get("detail", ""), "count": 1,
+                              "first_seen": when, "last_seen": when,
+                              "example": {name: record[name] for name in EXAMPLE_KEYS if name in record}}
+        else:
+            row["count"] += 1
+            row["last_seen"] = max(row["last_seen"], when)
+
+    def findings(self) -> list[dict[str, Any]]:
+        return sorted(self.rows.values(), key=lambda row: (-row["count"], row["kind"], str(row["subject"])))
+
+
+def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Return the drift report of a recording."""
+    records = sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0)))
+    aggregate, lifecycle, questions = Aggregate(), Lifecycle(max_tasks=10**9), Questions()
+    upstreams = sorted({r.get("upstream", "") for r in records if r.get("upstream")})
+    for record in records:
+        for finding in record.get("findings", ()):
+            if not finding["kind"].startswith(("lifecycle-", "callback-mismatch", "callback-repeated")):
+                aggregate.add(finding, record)
+        for finding in _follow(lifecycle, record):
+            aggregate.add(finding.as_dict(), record)
+        questions.take(record)
+    pace = calibrate.measure(lifecycle.tasks.values())
+    label = ", ".join(upstreams) or "no traffic"
+    return drift.new_report(f"proxy recording of {label}", is_mock=False, findings=aggregate.findings(),
+                            answers=questions.answers(lifecycle), pace=pace,
+                            sources=[f"{len(records)} recorded exchange(s)"])
+
+
+def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:
+    # a task exists once its submission is answered; a poll reports the state somewhere during the exchange
+    at, took = record.get("t", 0.0), record.get("elapsed_ms", 0) / 1000
+    request = record.get("request") or {}
+    if record.get("kind") == "callback":
+        body = request.get("body")
+        if isinstance(body, dict) and isinstance(body.get("Payload"), dict):
+            return lifecycle.callback(body["Payload"], at)
+        return []
+    operation = record.get("operation")
+    task_id, payload = task_of(operation, request.get("body"), (record.get("response") or {}).get("body"))
+    if task_id is None:
+        return []
+    if operation == "phototovideonotrain":
+        lifecycle.submitted(task_id, at + took)
+        return []
+    return lifecycle.observe(task_id, payload, at + took / 2)
+
+
+class Questions:
+    """What traffic says about the open questions of DECISIONS.md."""
+
+    def __init__(self):
+        self.catalogue = spec_module.load().errors
+        self.error_status: Counter = Counter()
+        self.messages: dict[int, Counter] = defaultdict(Counter)
+        self.auth: Counter = Counter()
+        self.stale: Counter = Counter()
+        self.unencoded: Counter = Counter()
+        self.echo: Counter = Counter()
+
+    def take(self, record: dict[str, Any]) -> None:
+        if record.get("kind") != "exchange" or record.get("operation") is None or not record.get("response"):
+            return
+        request, response = record["request"], record["response"]
+        body = response.get("body")
+        if not isinstance(body, dict) or not isinstance(body.get("Header"), dict):
+            return
+        header = body["Header"]
+        code = header.get("Code")
+        signals = request.get("signals") or {}
+        if isinstance(code, int) and code != 0:
+            self.error_status[response.get("status")] += 1
+            self.messages[code][str(header.get("Message", ""))] += 1
+            if self.catalogue.family(code) == "authentication":
+                self.auth[code] += 1
+        if abs(signals.get("timestamp_skew_seconds", 0)) > 300:
+            self.stale[code] += 1
+        if signals.get("signature_unencoded_plus"):
+            self.unencoded[code] += 1
+        sent = request.get("body")
+        request_id = sent.get("Header", {}).get("RequestID") if isinstance(sent, dict) and isinstance(
+            sent.get("Header"), dict) else None
+        if isinstance(request_id, str) and request_id:
+            self.echo["echoed" if header.get("RequestID") == request_id else "not echoed"] += 1
+
+    def answers(self, lifecycle: Lifecycle) -> list[dict[str, Any]]:
+        out = []
+
+        def add(decision: str, question: str, counter: Counter, describe=lambda key: str(key)) -> None:
+            if counter:
+                text = ", ".join(f"{describe(key)} ({count}x)" for key, count in counter.most_common(5))
+                out.append({"decision": decision, "question": question, "answer": text, "count": sum(counter.values())})
+
+        add("D01", "HTTP status of error answers", self.error_status, lambda status: f"HTTP {status}")
+        add("D03", "Header.RequestID of the request echoed in the answer", self.echo)
+        add("D12", "codes of authentication refusals", self.auth)
+        add("D12", "answer to a signature whose '+' was not URL-encoded", self.unencoded, lambda c: f"Code {c}")
+        add("D13", "answer to a timestamp more than 300 s from this machine's clock", self.stale, lambda c: f"Code {c}")
+        for code in sorted(self.messages):
+            add("D04", f"Message texts of Header.Code {code}", self.messages[code], lambda text: repr(text[:120]))
+        making = Counter()
+        for trail in lifecycle.tasks.values():
+            values = [seen[2] for seen in trail.seen if seen[1] == "MAKING"]
+            if len(values) > 1:
+                making["moves" if len(set(values)) > 1 else "stays put"] += 1
+        add("D32", "does Progress move during MAKING (per task polled more than once in MAKING)", making)
+        return out
+
+
+def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out: str | Path | None = None,
+        pace_file: str | Path | None = None, echo=print) -> int:
+    """Analyse `directory`, merge suite reports, write the report (and the pace file); return the exit status:
+    1 when anything breaks the spec or differs from a decision, else 0."""
+    directory = Path(directory)
+    if not directory.exists():
+        echo(f"ivh-mock drift: no recordings at {directory}")
+        return 2
+    report = analyse(read_records(directory))
+    suites = [drift.read(path) for path in suite_reports]
+    merged = drift.merge([*suites, report]) if suites else report
+    json_path, md_path = drift.write(merged, out or (directory if directory.is_dir() else directory.parent))
+    echo(summary(merged))
+    if merged["pace"]:
+        target = Path(pace_file) if pace_file else json_path.parent / "pace.json"
+        calibrate.write_pace({key: merged["pace"][key] for key in calibrate.PACE_KEYS}, target)
+        echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
+             f"written to {target} for `ivh-mock serve --pace {target}`")
+    echo(f"report: {json_path} and {md_path}")
+    return 0 if drift.conforms(merged) else 1
+
+
+def summary(report: dict[str, Any]) -> str:
+    """Return a few lines for the terminal: each finding and differing probe, or that all conforms."""
+    lines = [f"drift report of {report['target']}"]
+    for finding in report["findings"]:
+        lines.append(f"  {finding['kind']}: {finding['detail']} ({finding['count']}x, first {finding['first_seen']}, "
+                     f"last {finding['last_seen']})")
+    for row in drift.differing(report):
+        lines.append(f"  probe {row['decision']} {row['question']}: mock {row['mock']}, target {row['target']}")
+    not_run = sum(row["verdict"] == drift.NOT_RUN for row in report["probes"])
+    if not_run:
+        lines.append(f"  {not_run} probe(s) not run (spend guard)")
+    for answer in report["answers"]:
+        lines.append(f"  {answer['decision']} {answer['question']}: {answer['answer']}")
+    if drift.conforms(report):
+        lines.append("  no findings: everything seen conforms to the spec")
+    return "\n".join(lines)

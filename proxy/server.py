@@ -1,0 +1,142 @@
+"""The proxy's HTTP server: a threaded http.server whose handler writes the status line and headers itself.
+
+Why not a WSGI server (DECISIONS.md D61): gunicorn and werkzeug add a Server and a Date header of their own to every
+answer, waitress a Via or a Date, while the proxy must return the upstream's headers unchanged. One process with a
+thread per connection is enough: the time of an exchange is the upstream's; the recorder and the live lifecycle
+warnings live in that process. Connections are kept alive (HTTP/1.1).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from .forward import Proxy
+
+MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ProxyServer
+
+    def setup(self) -> None:
+        super().setup()
+        # the head and the body go out in separate writes: without this, Nagle's algorithm holds the body back
+        # until the app's delayed ACK (40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        target = self.path
+        if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
+            parts = urlsplit(target)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts, size = [], 0
+            while True:
+                length = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if length == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                size += length
+                if size > MAX_REQUEST_BODY:
+                    return self._refuse()
+                parts.append(self.rfile.read(length))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BODY:
+            return self._refuse()
+        return self.rfile.read(length) if length else b""
+
+    def _refuse(self) -> None:
+        text = b'{"error": {"message": "ivh-mock proxy: request body larger than 32 MiB"}}'
+        self.send_response_only(413)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(text)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(text)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args) -> None:  # the recording is the log
+        pass
+
+
+class _Responder:
+    def __init__(self, handler: _Handler):
+        self.handler, self.chunked = handler, False
+
+    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None:
+        self.handler.send_response_only(status, reason)  # no Server or Date of the proxy's own
+        for name, value in headers:
+            self.handler.send_header(name, value)
+        if chunked:
+            self.handler.send_header("Transfer-Encoding", "chunked")
+        self.chunked = chunked
+        self.handler.end_headers()
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.chunked:
+            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.handler.wfile.write(data)
+        self.handler.wfile.flush()
+
+    def finish(self) -> None:
+        if self.chunked:
+            self.handler.wfile.write(b"0\r\n\r\n")
+        self.handler.wfile.flush()
+
+
+class ProxyServer(ThreadingHTTPServer):
+    """Serve `proxy` on (host, port); port 0 picks a free one (see `.port`)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, proxy: Proxy, host: str = "127.0.0.1", port: int = 8081):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, port), _Handler)
+        self.proxy = proxy
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self.server_address[0]
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def start(self) -> ProxyServer:
+        """Serve in a background thread (tests, benchmarks)."""
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="ivh-mock-proxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, let the exchanges under way finish and be recorded, close."""
+        self.shutdown()
+        self.proxy.drain()
+        self.server_close()
+
+    def __enter__(self) -> ProxyServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,145 @@
+"""The drift report: one format, written by the contract suite (its probes) and by `ivh-mock drift` (what a
+recording proxy saw), and read back by `ivh-mock drift` to merge both into one picture.
+
+A report is JSON (drift-report.json) with a Markdown twin (drift-report.md):
+
+    {"format": FORMAT, "target": "...", "is_mock": bool, "written": ISO time, "accepted_submissions": int | null,
+     "probes":   [{"decision", "question", "mock", "target", "verdict": "agree" | "differs" | NOT_RUN}],
+     "findings": [{"kind", "operation", "subject", "detail", "count", "first_seen", "last_seen", "example"}],
+     "answers":  [{"decision", "question", "answer", "count"}],
+     "pace":     {"queue_seconds", "render_speed", "render_startup_seconds", ...} | null,
+     "sources":  [what was merged]}
+
+A probe row compares one decision of DECISIONS.md with the target; a finding is something the target did that the
+spec does not allow; an answer is what real traffic says about a question the docs leave open.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+FORMAT = "ivh-mock drift report 1"
+JSON_NAME, MARKDOWN_NAME = "drift-report.json", "drift-report.md"
+AGREE, DIFFERS, NOT_RUN = "agree", "differs", "not run (spend guard)"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_report(target: str, *, is_mock: bool, accepted_submissions: int | None = None,
+               probes: Iterable[dict[str, Any]] = (), findings: Iterable[dict[str, Any]] = (),
+               answers: Iterable[dict[str, Any]] = (), pace: dict[str, Any] | None = None,
+               sources: Iterable[str] = ()) -> dict[str, Any]:
+    """Return a report in the one format."""
+    return {"format": FORMAT, "target": target, "is_mock": is_mock, "written": now_iso(),
+            "accepted_submissions": accepted_submissions, "probes": list(probes), "findings": list(findings),
+            "answers": list(answers), "pace": pace, "sources": list(sources)}
+
+
+def probe_row(decision: str, question: str, mock: str, target: str | None) -> dict[str, Any]:
+    """Return one probe's row; `target` None means the spend guard stopped the probe before it was sent."""
+    verdict = NOT_RUN if target is None else AGREE if target == mock else DIFFERS
+    return {"decision": decision, "question": question, "mock": mock, "target": target if target is not None else "",
+            "verdict": verdict}
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """Read a report written by any version of the suite or by `ivh-mock drift` (missing sections are empty)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("probes", []), list):
+        raise ValueError(f"{path} is not a drift report")
+    return new_report(data.get("target", str(path)), is_mock=bool(data.get("is_mock")),
+                      accepted_submissions=data.get("accepted_submissions"), probes=data.get("probes", ()),
+                      findings=data.get("findings", ()), answers=data.get("answers", ()), pace=data.get("pace"),
+                      sources=data.get("sources") or [str(path)]) | {"written": data.get("written", "")}
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge several reports into one: probes and answers side by side, findings of the same kind added up."""
+    findings: dict[tuple, dict[str, Any]] = {}
+    for report in reports:
+        for finding in report["findings"]:
+            key = (finding["kind"], finding.get("operation"), finding.get("subject"))
+            if key not in findings:
+                findings[key] = dict(finding)
+                continue
+            kept = findings[key]
+            kept["count"] += finding["count"]
+            kept["first_seen"] = min(kept["first_seen"], finding["first_seen"])
+            kept["last_seen"] = max(kept["last_seen"], finding["last_seen"])
+    targets = sorted({report["target"] for report in reports})
+    accepted = [r["accepted_submissions"] for r in reports if r["accepted_submissions"] is not None]
+    return new_report(", ".join(targets), is_mock=bool(reports) and all(r["is_mock"] for r in reports),
+                      accepted_submissions=sum(accepted) if accepted else None,
+                      probes=[row for r in reports for row in r["probes"]],
+                      findings=sorted(findings.values(), key=lambda f: (-f["count"], f["kind"], str(f["subject"]))),
+                      answers=[a for r in reports for a in r["answers"]],
+                      pace=next((r["pace"] for r in reversed(reports) if r["pace"]), None),
+                      sources=[s for r in reports for s in r["sources"]])
+
+
+def differing(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the probe rows where the target answered otherwise than the mock's choice."""
+    return [row for row in report["probes"] if row["verdict"] == DIFFERS]
+
+
+def conforms(report: dict[str, Any]) -> bool:
+    """Tell whether nothing in the report breaks the spec or differs from a decision."""
+    return not report["findings"] and not differing(report)
+
+
+def write(report: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
+    """Write drift-report.json and drift-report.md into `directory` and return their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / JSON_NAME, directory / MARKDOWN_NAME
+    json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(markdown(report), encoding="utf-8")
+    return json_path, md_path
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """Return the report as Markdown: probes, findings (each with one example), answers, pace."""
+    accepted = report["accepted_submissions"]
+    lines = [f"# Drift report: {report['target']}", "",
+             f"Written {report['written']}; {'a mock' if report['is_mock'] else 'not a mock'}"
+             + (f"; {accepted} submission(s) accepted during the run." if accepted is not None else ".")]
+    if report["sources"]:
+        lines += ["", "From: " + ", ".join(report["sources"]) + "."]
+    probes = report["probes"]
+    if probes:
+        lines += ["", "## Probes", "", "| decision | question | mock's choice | target's answer | verdict |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['decision']} | {_cell(r['question'])} | {_cell(r['mock'])} | {_cell(r['target'])} | "
+                  f"{r['verdict']} |" for r in probes]
+        agree = sum(r["verdict"] == AGREE for r in probes)
+        not_run = sum(r["verdict"] == NOT_RUN for r in probes)
+        lines += ["", f"{agree} of {len(probes)} agree" + (f"; {not_run} not run (spend guard)." if not_run else ".")]
+    lines += ["", "## Findings", ""]
+    if report["findings"]:
+        lines += ["| kind | operation | subject | count | first seen | last seen | detail |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {f['kind']} | {f.get('operation') or ''} | {_cell(f.get('subject') or '')} | {f['count']} | "
+                  f"{f['first_seen']} | {f['last_seen']} | {_cell(f['detail'])} |" for f in report["findings"]]
+        for f in report["findings"]:
+            lines += ["", f"### {f['kind']}: {f.get('subject') or ''}", "", "```json",
+                      json.dumps(f.get("example"), ensure_ascii=False, indent=2), "```"]
+    else:
+        lines += ["None: everything seen conforms to the spec."]
+    if report["answers"]:
+        lines += ["", "## Open questions answered by traffic", "", "| decision | question | answer | seen |",
+                  "|---|---|---|---|"]
+        lines += [f"| {a['decision']} | {_cell(a['question'])} | {_cell(a['answer'])} | {a['count']} |"
+                  for a in report["answers"]]
+    if report["pace"]:
+        lines += ["", "## Pace", "", "```json", json.dumps(report["pace"], ensure_ascii=False, indent=2), "```"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,476 @@
+"""The recording proxy: transparent, checked against the spec, recorded safely, reported, calibrated, replayed.
+
+A deliberately wrong upstream (a small local server) answers what the spec forbids; the mock itself, as upstream,
+must leave no finding at all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from contextlib import redirect_stdout
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from ivh_mock.mock_server import VirtualClock
+from ivh_mock.mock_server.serving import cli
+from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer
+from ivh_mock.proxy import Proxy, ProxyServer, Recorder, read_records
+from ivh_mock.proxy import report as drift_report
+from ivh_mock.proxy.recorder import recording_files
+from ivh_mock.proxy.replay import ReplayIndex, ReplayMiddleware
+from ivh_mock.spec import drift
+from ivh_mock.spec.signing import signed_query
+
+from .conftest import PATHS, ServeProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "mock-accesstoken"
+SECRET_IN_URL = "s3cr3t-presigned-credential"
+TASK = "feedfacefeedfacefeedfacefeedface"
+
+
+# -- a deliberately wrong upstream ------------------------------------------------------------------------------
+def _envelope(payload, code=0, extra_header=""):
+    return ('{"Header": {"Code": %d, "Message": "", "RequestID": "r1", "DialogID": "", "SessionID": "s"%s},'
+            '  "Payload": %s}' % (code, extra_header, payload)).encode()
+
+
+# What the wrong upstream answers, in order, per path: odd spacing on purpose (the proxy must not re-serialise).
+WRONG_ANSWERS = {
+    PATHS["phototovideonotrain"]: [_envelope('{"TaskId": "%s", "Surprise": 1}' % TASK)],
+    PATHS["getprogress"]: [
+        _envelope('{"Status": "MAKING", "Progress": 40, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}'),
+        _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}'),
+        _envelope('{"Status": "QUEUED", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}'),
+        _envelope('{"Status": "FAIL", "Progress": -1, "ArrayCount": 0, "Duration": 0, "MediaUrl": "", '
+                  '"FailCode": 123456, "FailMessage": "odd"}'),
+    ],
+    PATHS["describetimbre"]: [_envelope("{}", code=999999)],
+}
+
+
+class WrongUpstream:
+    """A local server that answers each path with the next of WRONG_ANSWERS (the last one again when used up); a
+    submission is accepted whatever it says (so the spend guard stops later probes)."""
+
+    def __init__(self):
+        self.served = {path: 0 for path in WRONG_ANSWERS}
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?")[0]
+                if b"html-please" in sent:
+                    return self._send(500, b"<html><body>gateway trouble</body></html>")
+                if b'"PageSize": 7' in sent:  # refuse a valid request as if a field were missing
+                    return self._send(200, _envelope("{}", code=100001))
+                if path not in WRONG_ANSWERS:
+                    return self._send(404, b'{"Header": {"Code": 100009, "Message": "no", "RequestID": "x"}, '
+                                           b'"Payload": {}}')
+                answers = WRONG_ANSWERS[path]
+                body = answers[min(upstream.served[path], len(answers) - 1)]
+                upstream.served[path] += 1
+                self._send(200, body, chunked=path == PATHS["getprogress"])
+
+            def do_GET(self):
+                self._send(404, b"not here")
+
+            def _send(self, status, body, chunked=False):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=utf-8")
+                self.send_header("X-Upstream-Trace", "abc")
+                self.send_header("Set-Cookie", "session=upstream-cookie-value")
+                if chunked:  # stream it in two pieces: the proxy must pass a chunked answer through
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(body) // 2
+                    for piece in (body[:half], body[half:]):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def wrong_upstream():
+    upstream = WrongUpstream()
+    yield upstream
+    upstream.close()
+
+
+NOW = int(time.time())  # the wrong upstream checks no timestamp: one signature for the whole module
+
+
+def _post(base, operation, body, *, appkey="my-app", token=TOKEN, now=NOW, headers=None):
+    query = signed_query(appkey, token, int(now))
+    return requests.post(f"{base}{PATHS[operation]}?{query}", data=json.dumps(body).encode(),
+                         headers={"Content-Type": "application/json;charset=utf-8", **(headers or {})}, timeout=10)
+
+
+def _drift(*args):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = cli.main(["drift", *map(str, args)])
+    return status, out.getvalue()
+
+
+TEXT = {"RefPhotoUrl": f"https://photos.example/me.jpg?accesstoken={SECRET_IN_URL}&x=1", "DriverType": "Text",
+        "InputSsml": "Hello there, anchor", "SpeechParam": {"TimbreKey": "female_1", "Speed": 1.0}}
+
+
+def test_a_wrong_upstream_passes_through_byte_for_byte_and_drift_names_each_problem(wrong_upstream, tmp_path):
+    record = tmp_path / "rec"
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
+        sent = []
+        answer = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": TEXT},
+                       headers={"Authorization": "Bearer app-secret-bearer", "X-Accesstoken": TOKEN})
+        sent.append(("phototovideonotrain", answer))
+        for _ in WRONG_ANSWERS[PATHS["getprogress"]]:
+            sent.append(("getprogress", _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})))
+        sent.append(("describetimbre", _post(proxy.url, "describetimbre",
+                                             {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 10}})))
+    served = {path: 0 for path in WRONG_ANSWERS}
+    for operation, answer in sent:
+        path = PATHS[operation]
+        assert answer.content == WRONG_ANSWERS[path][served[path]], operation  # byte for byte
+        served[path] += 1
+        assert answer.status_code == 200
+        assert answer.headers["X-Upstream-Trace"] == "abc"
+        assert answer.headers["Content-Type"] == "application/json;charset=utf-8"
+        assert answer.headers["Set-Cookie"] == "session=upstream-cookie-value"
+
+    files = recording_files(record)
+    text = "".join(path.read_text() for path in files)
+    signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
+    for secret in (TOKEN, SECRET_IN_URL, "app-secret-bearer", "upstream-cookie-value", signature[:12]):
+        assert secret not in text, f"{secret!r} leaked into the recording"
+    assert len(list(read_records(record))) == len(sent)
+    assert stat.S_IMODE(record.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in files)
+
+    status, out = _drift(record)
+    assert status == 1, out
+    report = json.loads((record / drift.JSON_NAME).read_text())
+    kinds = {(f["kind"], f["subject"]) for f in report["findings"]}
+    assert ("unknown-status", "QUEUED") in kinds
+    assert ("undocumented-field", "response.Payload.Surprise") in kinds
+    assert ("unknown-header-code", "999999") in kinds
+    assert ("unknown-fail-code", "123456") in kinds
+    assert ("lifecycle-status-backwards", "MAKING -> COMMIT") in kinds
+    for name in ("unknown-status", "undocumented-field", "unknown-header-code", "lifecycle-status-backwards"):
+        assert name in out
+    backwards = next(f for f in report["findings"] if f["kind"] == "lifecycle-status-backwards")
+    assert backwards["count"] == 1 and backwards["first_seen"] and backwards["last_seen"]
+    assert backwards["example"]["response"]["body"]["Payload"]["Status"] == "COMMIT"
+    assert backwards["example"]["request"]["query"][2] == ["signature", "[redacted]"]
+    markdown = (record / drift.MARKDOWN_NAME).read_text()
+    assert "| unknown-status |" in markdown and "## Findings" in markdown
+
+
+def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstream, tmp_path):
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": {**TEXT, "CallbackURL": "http://x/"}})
+    report = drift_report.analyse(read_records(tmp_path))
+    refused = [f for f in report["findings"] if f["kind"] == "accepted-what-the-spec-refuses"]
+    assert refused and "CallbackURL is not a documented field" in refused[0]["detail"]
+
+
+def test_the_upstream_refusing_what_the_spec_accepts_is_a_finding(wrong_upstream, tmp_path):
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        _post(proxy.url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 7}})
+        _post(proxy.url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 7}},
+              headers={"Content-Type": "text/plain"})  # refused by the spec too: no finding
+    findings = [f for r in read_records(tmp_path) for f in r["findings"]]
+    assert [f["kind"] for f in findings] == ["refused-what-the-spec-accepts"] and findings[0]["subject"] == "100001"
+
+
+def test_an_answer_that_is_no_envelope_passes_through_and_is_a_finding(wrong_upstream, tmp_path):
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": "html-please"}})
+    assert answer.status_code == 500 and answer.content == b"<html><body>gateway trouble</body></html>"
+    (record,) = read_records(tmp_path)
+    assert {f["kind"] for f in record["findings"]} == {"not-an-envelope", "undocumented-http-status"}
+    assert record["response"]["body"] == "<html><body>gateway trouble</body></html>"
+
+
+def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+                           warn=lambda text: None), port=0) as proxy:
+        answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}, now=NOW)
+    assert answer.status_code == 502 and "did not answer" in answer.json()["error"]["message"]
+    (record,) = read_records(tmp_path)
+    assert record["error"].startswith("ConnectionError") and "response" not in record
+    signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
+    assert signature[:12] not in json.dumps(record) and "[redacted]" in record["error"]
+
+
+def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
+    recorder = Recorder(tmp_path / "r", per="run", max_file_bytes=2048, max_total_bytes=8192)
+    for number in range(200):
+        recorder.write({"kind": "exchange", "t": float(number), "padding": "x" * 100})
+    files = recording_files(tmp_path / "r")
+    assert len(files) >= 3
+    assert all(path.stat().st_size <= 2048 for path in files)
+    assert sum(path.stat().st_size for path in files) <= 8192
+    kept = [record["t"] for record in read_records(tmp_path / "r")]
+    assert kept == sorted(kept) and kept[-1] == 199.0  # the oldest went, the newest stayed
+
+
+# -- the mock as upstream -----------------------------------------------------------------------------------------
+# Small real values keep the test to seconds; long enough that poll spacing on a busy machine stays within 10 %.
+TIMING = {"queue_seconds": 1.0, "render_speed": 0.4, "render_startup_seconds": 0.5}
+
+
+def _poll_until_done(base, task_ids, now):
+    finished = set()
+    deadline = time.monotonic() + 30
+    while finished != set(task_ids) and time.monotonic() < deadline:
+        for task_id in set(task_ids) - finished:
+            answer = _post(base, "getprogress", {"Header": {}, "Payload": {"TaskId": task_id}}, now=now())
+            if answer.json()["Payload"].get("Status") in ("SUCCESS", "FAIL"):
+                finished.add(task_id)
+        time.sleep(0.02)
+    assert finished == set(task_ids)
+
+
+def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
+    record = tmp_path / "rec"
+    with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(record)), port=0) as proxy:
+            photo = mock.sample("photo.jpg")
+            task_ids = []
+            for words in (5, 25):  # 2 s and 10 s of speech: render 1.3 s and 4.5 s
+                text = " ".join(["word"] * words)
+                answer = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": {
+                    **TEXT, "RefPhotoUrl": photo, "InputSsml": text}}, now=mock.now())
+                task_ids.append(answer.json()["Payload"]["TaskId"])
+            _poll_until_done(proxy.url, task_ids, mock.now)
+
+    status, out = _drift(record)
+    assert status == 0, out
+    pace = json.loads((record / "pace.json").read_text())
+    assert pace["queue_seconds"] == pytest.approx(TIMING["queue_seconds"], rel=0.1)
+    assert pace["render_speed"] == pytest.approx(TIMING["render_speed"], rel=0.1)
+    assert "--queue-seconds" in out and "--render-speed" in out
+    report = json.loads((record / drift.JSON_NAME).read_text())
+    assert report["findings"] == [] and report["pace"]["tasks"] == 2
+    assert any(a["decision"] == "D32" and "moves" in a["answer"] for a in report["answers"])
+
+    timing = cli.timing_of(cli.build_parser().parse_args(["serve", "--pace", str(record / "pace.json"),
+                                                          "--render-startup", "7"]))
+    assert timing == {"queue_seconds": pace["queue_seconds"], "render_speed": pace["render_speed"],
+                      "render_startup_seconds": 7.0}
+
+
+def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
+    bad = tmp_path / "pace.json"
+    bad.write_text('{"queue_seconds": "soon"}')
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert "pace field queue_seconds must be a number" in capsys.readouterr().err
+    bad.write_text('{"queue_secs": 1}')
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert "queue_secs unknown" in capsys.readouterr().err
+    assert cli.main(["serve", "--pace", str(tmp_path / "missing.json"), "--data-dir", str(tmp_path)]) == 2
+    assert "neither a preset (fast, live) nor a pace file" in capsys.readouterr().err
+
+
+def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
+    record = tmp_path / "rec"
+    with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(record), warn=lambda text: None), port=0) as proxy:
+            payload = {**TEXT, "RefPhotoUrl": mock.sample("photo.jpg"), "InputSsml": "one two three four five"}
+            task_id = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
+                            now=mock.now()).json()["Payload"]["TaskId"]
+            _poll_until_done(proxy.url, [task_id], mock.now)
+    index = ReplayIndex.from_dir(record)
+    recorded = index.trajectories[task_id]
+    assert [r["body"]["Payload"]["Status"] for _, r in recorded][-1] == "SUCCESS"
+
+    # offline: a fresh mock on a frozen clock, the recording replayed on top; no signature is matched
+    with MockServer() as offline:
+        offline.app.wsgi_app = ReplayMiddleware(offline.app.wsgi_app, index, offline.clock.now)
+        submitted = _post(offline.base_url, "phototovideonotrain", {"Header": {"RequestID": "other"},
+                                                                    "Payload": payload},
+                          appkey="someone-else", now=offline.now())
+        assert submitted.json()["Payload"]["TaskId"] == task_id
+        assert submitted.headers["X-Ivh-Replayed"] == "true"
+        start = offline.now()
+        replayed = []
+        for offset, _ in recorded:
+            offline.clock.set(start + offset)
+            replayed.append(_post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": task_id}},
+                                  now=offline.now()).json())
+        assert replayed == [response["body"] for _, response in recorded]
+        # what the recording does not hold goes to the mock underneath
+        unknown = _post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}},
+                        now=offline.now())
+        assert unknown.json()["Header"]["Code"] == 110006 and "X-Ivh-Replayed" not in unknown.headers
+
+    # what `ivh-mock serve --replay DIR` builds in each worker
+    from ivh_mock.mock_server import Config
+
+    served = cli._replaying(Config(), str(record))()
+    try:
+        query = signed_query("any", "wrong-token", 0)  # never matched, never checked
+        answer = served.test_client().post(f"{PATHS['phototovideonotrain']}?{query}",
+                                           json={"Header": {}, "Payload": payload})
+        assert answer.get_json()["Payload"]["TaskId"] == task_id and answer.headers["X-Ivh-Replayed"] == "true"
+    finally:
+        served.extensions["ivh_mock_dispatcher"].stop()
+    assert cli.main(["serve", "--replay", str(tmp_path / "none"), "--data-dir", str(tmp_path / "d"),
+                     "--port", "0"]) == 2
+    assert "--replay" in capsys.readouterr().err
+
+
+def test_callback_relay_records_and_forwards_the_callback(tmp_path):
+    receiver = CallbackReceiver()
+    try:
+        with MockServer(TIMING) as mock:
+            proxy = Proxy(mock.base_url, Recorder(tmp_path), callback_relay=True, warn=lambda text: None)
+            with ProxyServer(proxy, port=0) as server:
+                proxy.public_url = server.url
+                payload = {**TEXT, "RefPhotoUrl": mock.sample("photo.jpg"), "CallbackUrl": receiver.url}
+                task_id = _post(server.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
+                                now=mock.now()).json()["Payload"]["TaskId"]
+                assert mock.task(task_id)["request"]["CallbackUrl"].startswith(server.url)
+                mock.advance(60)
+                (callback,) = receiver.wait_for(1, timeout=10)
+        assert callback["body"]["Payload"]["TaskId"] == task_id
+    finally:
+        receiver.close()
+    callbacks = [r for r in read_records(tmp_path) if r["kind"] == "callback"]
+    assert len(callbacks) == 1 and callbacks[0]["findings"] == [] and callbacks[0]["response"]["status"] == 200
+    assert drift_report.analyse(read_records(tmp_path))["findings"] == []
+
+
+# -- the contract suite -------------------------------------------------------------------------------------------
+def _suite(url, report_dir, *extra):
+    env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": TOKEN}
+    return subprocess.run([sys.executable, "-m", "pytest", *extra, "-q", "-p", "no:cacheprovider", "-rs",
+                           "--ivh-base-url", url, "--ivh-report-dir", str(report_dir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, tmp_path):
+    result = _suite(wrong_upstream.url, tmp_path, "contract_tests/test_drift.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = drift.read(tmp_path / drift.JSON_NAME)
+    verdicts = [row["verdict"] for row in report["probes"]]
+    assert drift.NOT_RUN in verdicts and drift.DIFFERS in verdicts
+    assert "not run (spend guard)" in (tmp_path / drift.MARKDOWN_NAME).read_text()
+
+    failing = _suite(wrong_upstream.url, tmp_path / "strict", "contract_tests/test_drift.py", "--ivh-fail-on-drift")
+    assert failing.returncode == 1 and "differ from the mock's choices" in failing.stdout
+    assert (tmp_path / "strict" / drift.JSON_NAME).exists()
+
+    recording = tmp_path / "rec"
+    Recorder(recording)
+    status, out = _drift(recording, "--suite-report", tmp_path / drift.JSON_NAME, "--out", tmp_path / "merged")
+    merged = drift.read(tmp_path / "merged" / drift.JSON_NAME)
+    assert status == 1 and len(merged["probes"]) == len(report["probes"]) and "probe D" in out
+
+
+# Worth its minute: the one end-to-end proof that the proxy is transparent to every request the suite sends
+# (schemathesis included) and that conforming traffic leaves no finding.
+def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
+    record = tmp_path / "rec"
+    timing = ("--queue-seconds", "0.5", "--render-startup", "1")
+    with ServeProcess(tmp_path / "data", *timing, "--store", "memory") as mock:
+        with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
+            result = _suite(proxy.url, tmp_path / "suite", "contract_tests", "--ivh-allow-spend", "100000")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert len(list(read_records(record))) > 100
+    status, out = _drift(record, "--suite-report", tmp_path / "suite" / drift.JSON_NAME)
+    assert status == 0, out
+    merged = json.loads((record / drift.JSON_NAME).read_text())
+    assert merged["findings"] == [] and {row["verdict"] for row in merged["probes"]} == {drift.AGREE}
+
+
+def test_the_proxy_command_records_and_stops_cleanly(wrong_upstream, tmp_path):
+    proxy = subprocess.Popen([str(Path(sys.executable).with_name("ivh-mock")), "proxy", "--upstream",
+                              wrong_upstream.url, "--port", "0", "--record", str(tmp_path / "rec"), "--per", "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proxy.stdout.readline()
+        url = banner.split("listening on ", 1)[1].strip()
+        answer = _post(url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 10}})
+        assert answer.content == WRONG_ANSWERS[PATHS["describetimbre"]][0]
+    finally:
+        proxy.terminate()
+        assert proxy.wait(timeout=15) == 0
+    assert "unknown-header-code" in proxy.stderr.read()  # each new problem is printed once as it is seen
+    (record,) = read_records(tmp_path / "rec")
+    assert record["operation"] == "describetimbre" and record["findings"][0]["subject"] == "999999"
+
+
+def test_the_default_upstream_is_the_live_api_of_the_profile():
+    from ivh_mock import spec as spec_module
+
+    contract = spec_module.load()
+    assert contract.server_url() == "https://gw-sg.tvs.qq.com"
+    assert contract.server_url("cn") == "https://gw.tvs.qq.com"
+
+
+def test_the_lifecycle_rules_each_have_a_finding():
+    from ivh_mock.proxy import Lifecycle
+
+    def poll(status, progress=0, count=0, duration=0, media=""):
+        return {"Status": status, "Progress": progress, "ArrayCount": count, "Duration": duration, "MediaUrl": media}
+
+    lifecycle = Lifecycle()
+    seen = [poll("COMMIT", count=2), poll("COMMIT", count=3), poll("MAKING", 50), poll("MAKING", 30),
+            poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4?sig=1"),
+            poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4?sig=2"),  # a new signature is no change
+            poll("SUCCESS", 100, duration=5000, media="https://cdn/w.mp4"), poll("FAIL", -1)]
+    found = [f.kind + ":" + f.subject for at, payload in enumerate(seen) for f in lifecycle.observe("t", payload, at)]
+    assert found == ["lifecycle-arraycount-rose:ArrayCount", "lifecycle-progress-fell:Progress",
+                     "lifecycle-changed-after-success:Duration", "lifecycle-changed-after-success:MediaUrl",
+                     "lifecycle-final-status-changed:SUCCESS -> FAIL"]
+    mismatch = lifecycle.callback({"TaskId": "t", "Status": "SUCCESS", "Progress": 100, "MediaUrl": ""}, 9)
+    assert [f.kind for f in mismatch] == ["callback-mismatch"]
+    assert [f.kind for f in lifecycle.callback({"TaskId": "t", "Status": "FAIL"}, 10)] == ["callback-repeated"]
+
+
+def test_redaction_leaves_no_credential_anywhere():
+    from ivh_mock.proxy import redact
+
+    body = {"Header": {"AccessToken": "tok-1"}, "Payload": {
+        "MediaUrl": "https://cdn.example/v.mp4?X-Amz-Signature=abc&X-Amz-Credential=def",
+        "FailMessage": "signature=sig-2 rejected for accesstoken: tok-3; see https://u:pw-4@h.example/p?q=1",
+        "TimbreKey": "female_1", "List": [{"api_key": "key-5"}]}}
+    text = json.dumps(redact.value(body))
+    for secret in ("tok-1", "abc", "def", "sig-2", "tok-3", "pw-4", "q=1", "key-5"):
+        assert secret not in text, secret
+    assert "female_1" in text and "https://cdn.example/v.mp4" in text
+    assert redact.query([("appkey", "a"), ("timestamp", "1"), ("signature", "s")]) == [
+        ["appkey", "a"], ["timestamp", "1"], ["signature", redact.REDACTED]]
+    assert redact.headers([("Authorization", "Bearer x"), ("Cookie", "c"), ("X-Mock-Token", "t"),
+                           ("Content-Type", "application/json")])[3] == ["Content-Type", "application/json"]
+    assert all(value == redact.REDACTED for _, value in redact.headers([("Authorization", "Bearer x"),
+                                                                          ("Cookie", "c"), ("X-Mock-Token", "t")]))
