@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
 
 from ivh_mock import spec as spec_module
 
@@ -95,6 +96,23 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     return app
 
 
+class _LazyBuildRule(Rule):
+    """A URL rule that writes its URL builder (code werkzeug generates and compiles for `url_for`) on first use, not
+    when the route is registered: that code generation was four fifths of the time `create_app` took, which every
+    test that builds a mock pays, while the mock itself never builds a URL from a rule."""
+
+    def _compile_builder(self, append_unknown: bool = True):
+        compiled = None
+
+        def build(rule, *args, **kwargs):
+            nonlocal compiled
+            if compiled is None:
+                compiled = Rule._compile_builder(rule, append_unknown)
+            return compiled(rule, *args, **kwargs)
+
+        return build
+
+
 def _clock_pinned_per_request(wsgi_app):
     def pinned(environ, start_response):
         with StoredClock.pinned():
@@ -152,6 +170,8 @@ def _as_response(answer) -> tuple[Response, int]:
 
 
 class _MockFlask(Flask):
+    url_rule_class = _LazyBuildRule
+
     def make_default_options_response(self) -> Response:
         """Answer OPTIONS with 204 and the route's methods in Allow (Flask's default is an empty HTML 200)."""
         response = super().make_default_options_response()

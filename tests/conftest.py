@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import requests
 from bench.reliability import Trickler
 from ivh_mock.contract_tests.target import Answer
 from ivh_mock.mock_server import VirtualClock, create_app
-from ivh_mock.mock_server.serving.testing import RedisServer, debian_command
+from ivh_mock.mock_server.serving.testing import RedisServer, ServingThread, debian_command
 from ivh_mock.mock_server.store import open_store
 from ivh_mock.spec.signing import signed_query
 from werkzeug.serving import make_server
@@ -142,13 +141,11 @@ def api(app, clock) -> Caller:
 def serving(app):
     """Serve `app` over real HTTP on a free loopback port; yield its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    serving_thread = ServingThread(server)
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        serving_thread.stop()
 
 
 @pytest.fixture

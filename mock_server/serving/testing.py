@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import selectors
 import shutil
 import socket
 import subprocess
@@ -37,11 +38,9 @@ class MockServer:
         self.app = create_app(dict(config or {}), store=store or MemoryStore(), clock=self.clock)
         self.ctx = self.app.extensions["ivh_mock"]
         self._control = self.app.test_client()
-        self._server = make_server(host, 0, self.app, threaded=True)
-        self.base_url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="ivh-mock-server", daemon=True)
-        self._thread.start()
+        server = make_server(host, 0, self.app, threaded=True)
+        self.base_url = f"http://{host}:{server.server_port}"
+        self._serving = ServingThread(server, "ivh-mock-server")
 
     # -- time -----------------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -103,8 +102,7 @@ class MockServer:
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.stop()
         self.app.extensions["ivh_mock_dispatcher"].stop()
 
     def __enter__(self) -> MockServer:
@@ -112,6 +110,36 @@ class MockServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class ServingThread:
+    """Serve a `socketserver` server (werkzeug's included) in a daemon thread until `stop()`, which returns at once.
+
+    socketserver's own `serve_forever` notices `shutdown()` only at its next poll (every 0.5 s by default), a wait
+    every test that starts a server would pay on teardown; this loop sleeps on the listening socket and on a socket
+    pair that `stop()` writes to, so it wakes for a connection or for the stop, and never polls."""
+
+    def __init__(self, server, name: str = "ivh-mock-serving"):
+        self.server = server
+        self._wake, self._waker = socket.socketpair()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.server, selectors.EVENT_READ)
+            selector.register(self._wake, selectors.EVENT_READ)
+            while all(key.fileobj is not self._wake for key, _ in selector.select()):
+                self.server._handle_request_noblock()  # accept one connection and hand it to its thread
+
+    def stop(self) -> None:
+        """Stop accepting connections and close the listening socket (requests under way finish in their threads)."""
+        if self._thread.is_alive():
+            self._waker.send(b"\0")
+            self._thread.join()
+        self.server.server_close()
+        self._wake.close()
+        self._waker.close()
 
 
 class WSGIAdapter(BaseAdapter):
@@ -158,7 +186,7 @@ class CallbackReceiver:
         self._lock = threading.Lock()
         self.server = _ReceiverServer((host, 0), _handler(self))
         self.url = f"http://{host}:{self.server.server_port}/callback"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._serving = ServingThread(self.server, "ivh-callback-receiver")
 
     @property
     def received(self) -> list[dict[str, Any]]:
@@ -176,8 +204,7 @@ class CallbackReceiver:
         raise AssertionError(f"expected {count} callback(s) within {timeout} s, got {len(self.received)}")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.stop()
 
     def _record(self, path: str, headers: dict[str, str], raw: bytes) -> None:
         try:
