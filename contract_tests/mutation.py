@@ -72,7 +72,7 @@ def run_one(mutation: tuple[str, tuple[Any, ...], Any], workdir: Path) -> tuple[
     tests = Path(__file__).with_name("test_constraints.py")
     result = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-q", "-x", "-p", "no:cacheprovider",
                              "-p", "no:schemathesis",
-                             "--ivh-spec-dir", str(copy), "--hypothesis-profile", "ci"],
+                             "--ivh-spec-dir", str(copy), "--hypothesis-profile", "ivh-mutation"],
                             capture_output=True, text=True, timeout=600)
     failed = [line.split(" ", 1)[1].split(" - ")[0] for line in result.stdout.splitlines()
               if line.startswith("FAILED ")]

@@ -18,7 +18,7 @@ import pytest
 
 # Hypothesis profile -> examples per property. `ivh-ci` is the suite's default; Hypothesis has a `ci` of its own,
 # which a project's other tests may rely on, so the suite does not take that name.
-PROFILES = {"ivh-ci": 25, "deep": 400}
+PROFILES = {"ivh-ci": 25, "deep": 400, "ivh-mutation": 25}
 
 
 def _register_profiles() -> None:
@@ -29,11 +29,17 @@ def _register_profiles() -> None:
         from hypothesis.errors import InvalidArgument
     except ImportError:  # the suite's extra is not installed: the options still parse, the suite says what is missing
         return
+    from hypothesis import Phase
+
+    # The mutation check only needs to know that some example fails, not the smallest one: no shrinking (which was
+    # most of its time), and no example database (each mutated spec is a new contract).
+    mutation = {"database": None, "print_blob": False, "phases": [Phase.explicit, Phase.generate]}
     for name, examples in PROFILES.items():
         try:
             settings.get_profile(name)
         except InvalidArgument:
-            settings.register_profile(name, max_examples=examples, deadline=None, print_blob=True,
+            options = {"print_blob": True, **(mutation if name == "ivh-mutation" else {})}
+            settings.register_profile(name, max_examples=examples, deadline=None, **options,
                                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
