@@ -13,12 +13,13 @@ from typing import Any
 
 import jsonschema
 import yaml
+from ivh_mock.spec import read_yaml
 
 from ivh_mock.spec.validation import BASE
 
 from .pace import PaceError, resolve
 
-SCHEMA = yaml.safe_load(Path(__file__).with_name("accounts.schema.yaml").read_text(encoding="utf-8"))
+SCHEMA = read_yaml(Path(__file__).with_name("accounts.schema.yaml"))
 SETTINGS_SCHEMA = {**SCHEMA["$defs"]["settings"], "$defs": SCHEMA["$defs"]}
 
 

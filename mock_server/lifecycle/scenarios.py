@@ -6,14 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from ivh_mock.spec import Spec
+from ivh_mock.spec import Spec, read_yaml
 
 from ..pace import PRESETS
 
-CATALOGUE: dict[str, dict[str, Any]] = yaml.safe_load(
-    Path(__file__).with_name("scenarios.yaml").read_text(encoding="utf-8")
-)
+CATALOGUE: dict[str, dict[str, Any]] = read_yaml(Path(__file__).with_name("scenarios.yaml"))
 HEADER = "X-Mock-Scenario"
 NUMERIC_KEYS = ("code", "at", "factor")
 PACE_KEY = "pace"  # every scenario takes it: a preset of paces.yaml for this one task

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
 from flask import Flask, jsonify, redirect, request, send_from_directory
+from ivh_mock.spec import read_yaml
 
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 PREFIX = "/__mock__"
 UI_DIR = Path(__file__).with_name("ui")
 UI_FILES = {"dashboard.js", "dashboard.css"}
-SCHEMAS = yaml.safe_load(Path(__file__).with_name("control.schema.yaml").read_text(encoding="utf-8"))["$defs"]
+SCHEMAS = read_yaml(Path(__file__).with_name("control.schema.yaml"))["$defs"]
 DEFAULT_LIMIT = 500
 REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
 RECENT_REQUESTS = 1000  # the journal entries that tell which accounts were active last
