@@ -178,7 +178,11 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(handle, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
-@functools.lru_cache(maxsize=8)
-def load(directory: str | None = None) -> Spec:
+def load(directory: str | Path | None = None) -> Spec:
     """Return the contract shipped with this package, or the one in `directory`, loaded once per directory."""
+    return _load(str(directory) if directory else None)  # load() and load(None) are one cache entry
+
+
+@functools.lru_cache(maxsize=8)
+def _load(directory: str | None) -> Spec:
     return Spec.from_dir(directory or SPEC_DIR)

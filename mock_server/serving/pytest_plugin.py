@@ -5,7 +5,9 @@
   clock instead of sleeping.
 - `ivh_callback_receiver`: a local endpoint that records callbacks (a `CallbackReceiver`).
 
-Each test gets its own server, so the fixtures work under pytest-xdist as they are.
+Each test gets its own server, so the fixtures work under pytest-xdist as they are. A run none of whose tests uses
+`ivh_mock` never imports the mock; one that does imports it and reads the spec once, after collection, rather than
+in the first test's setup.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
+
+def pytest_collection_modifyitems(items):
+    if any("ivh_mock" in getattr(item, "fixturenames", ()) for item in items):
+        from ivh_mock import spec
+
+        from . import testing  # noqa: F401 - imported once here, not in the first test's setup
+
+        spec.load()
 
 
 @pytest.fixture
