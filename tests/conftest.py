@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,10 @@ BANNER_LINES = 7
 
 
 class ServeProcess:
-    """`ivh-mock serve` in a process group of its own (its master and workers), on a free port."""
+    """`ivh-mock serve` in a process group of its own (its master and workers), on a free port.
+
+    Its output is read as it comes (`errors()` returns what it logged): a pipe nobody reads fills up, and a server
+    logging into a full pipe stops answering, so a test that should fail would hang instead."""
 
     def __init__(self, data_dir, *args: str, cwd=None, env=None):
         data = ["--data-dir", str(data_dir)] if data_dir is not None else []
@@ -192,6 +196,18 @@ class ServeProcess:
             self.kill()
             raise AssertionError(f"ivh-mock serve did not start: {self.banner!r} {self.process.stderr.read()}")
         self.url = match.group(1)
+        self._logged: list[str] = []
+        self._readers = [threading.Thread(target=_drain, args=(stream, kept), daemon=True)
+                         for stream, kept in ((self.process.stdout, []), (self.process.stderr, self._logged))]
+        for reader in self._readers:
+            reader.start()
+
+    def errors(self) -> str:
+        """What the server wrote to stderr so far (all of it once the process has exited)."""
+        if self.process.poll() is not None:
+            for reader in self._readers:
+                reader.join(timeout=10)
+        return "".join(self._logged)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to the master and every worker at once, as a crash or an OOM killer would."""
@@ -210,3 +226,8 @@ class ServeProcess:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+
+
+def _drain(stream, kept: list[str]) -> None:
+    for line in stream:
+        kept.append(line)

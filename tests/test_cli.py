@@ -26,11 +26,10 @@ def start(*args):
 
 @pytest.fixture
 def server():
-    process, url, banner = start()
-    yield url, banner, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    served = ServeProcess(tempfile.mkdtemp(prefix="ivh-cli-test-"), "--queue-seconds", "600")
+    yield served.url, served.banner, served
+    if served.process.poll() is None:
+        served.kill()
 
 
 def post(url, operation_id, payload, appkey="cli-test"):
@@ -64,10 +63,10 @@ def test_each_broken_constraint_names_its_field_over_http(server):
 
 
 def test_sigterm_stops_the_server_cleanly(server):
-    _, _, process = server
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
-    assert "Traceback" not in process.stderr.read()
+    _, _, served = server
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=10) == 0
+    assert "Traceback" not in served.errors()
 
 
 def test_profile_and_token_options(tmp_path):
