@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import json
 import logging
 import math
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import orjson
 from PIL import Image, ImageOps
 
 from ..deadline import Waits
@@ -70,8 +70,8 @@ class Job:
 
     @functools.cached_property
     def key(self) -> str:
-        text = json.dumps([VERSION, fields_of(self)], ensure_ascii=False, sort_keys=True)
-        return sys.intern(hashlib.sha256(text.encode("utf-8")).hexdigest())  # shared by tasks of the same inputs
+        text = orjson.dumps([VERSION, fields_of(self)], option=orjson.OPT_SORT_KEYS)  # computed for every submission
+        return sys.intern(hashlib.sha256(text).hexdigest())  # shared by tasks of the same inputs
 
 
 def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
