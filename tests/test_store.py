@@ -289,3 +289,40 @@ def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path
     store.record(note(2, "new"))
     store.record(note(3, "new"))
     assert [e.request_id for e in store.journal()] == ["r2", "r3"]
+
+
+def journal_entry(task: Task) -> JournalEntry:
+    return JournalEntry(at=1.0, appkey=task.appkey, operation="phototovideonotrain", request_id=task.request_id,
+                        code=0, message="", task_id=task.task_id)
+
+
+def test_a_submission_and_its_journal_entry_are_kept_together(store):
+    store.add_task("app", lambda earlier: make_task("t1"), journal_entry)
+    assert [entry.task_id for entry in store.journal("app")] == ["t1"]
+
+    def refuse(earlier):
+        raise ValueError("over quota")
+
+    with pytest.raises(ValueError):
+        store.add_task("app", refuse, journal_entry)
+    assert [task.task_id for task in store.tasks("app")] == ["t1"] and len(store.journal("app")) == 1
+
+
+def test_a_redis_submission_plans_again_when_another_came_first(store_spec, store):
+    """Between reading the account and writing the task, another host's submission lands: the write is refused and
+    the plan is made again against both tasks, so no two tasks of an account ever share a seq."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("the other stores plan under a lock; a nested submission would wait for it")
+    other_host = open_store(store_spec)
+    seen = []
+
+    def build(earlier):
+        seen.append([task.task_id for task in earlier])
+        if len(seen) == 1:
+            other_host.add_task("app", lambda before: make_task("first", seq=len(before) + 1), journal_entry)
+        return make_task(f"mine-{len(seen)}", seq=len(earlier) + 1)
+
+    task = store.add_task("app", build, journal_entry)
+    assert seen == [[], ["first"]] and task.task_id == "mine-2"
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("first", 1), ("mine-2", 2)]
+    assert [entry.task_id for entry in store.journal("app")] == ["first", "mine-2"]

@@ -67,7 +67,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
             media_base=ctx.config.public_url or call.base_url, photo=inputs.photo, audio=inputs.audio, video=video.key if video else "", sentences=sentences,
         )
 
-    task = ctx.store.add_task(account.appkey, build)
+    task = ctx.store.add_task(account.appkey, build, call.journal)
     if video is not None:
         ctx.renderer.submit(video)  # in the background: the answer does not wait for it
     return {"TaskId": task.task_id}

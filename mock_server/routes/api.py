@@ -39,6 +39,17 @@ def _view(operation_id: str, ctx: MockContext):
         appkey = sys.intern(request.args.get("appkey", ""))  # kept by each task and journal entry: share it
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         account = None
+        journaled: list[str] = []
+
+        def entry(task_id: str | None = None) -> JournalEntry:
+            return JournalEntry(at=ctx.clock.now(), appkey=appkey, operation=operation_id, request_id=request_id,
+                                code=code, message=message, body=body.value, task_id=task_id, scenario=scenario_text,
+                                authenticated=account is not None)  # a refused appkey or signature makes no account
+
+        def accepted(task) -> JournalEntry:  # kept by the store with the task it creates
+            journaled.append(task.task_id)
+            return entry(task.task_id)
+
         try:
             account = authenticate(operation_id, request.args, ctx)
             if body.error is not None:
@@ -51,15 +62,12 @@ def _view(operation_id: str, ctx: MockContext):
             if violations:
                 raise from_violations(violations)
             base_url = sys.intern(request.host_url[:-1])  # kept by each task as its media host: share it
-            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, base_url))
+            payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, base_url, accepted))
             status = 200
         except ApiError as error:
             code, message, status = error.code, error.message, error.http_status
-        ctx.store.record(JournalEntry(
-            at=ctx.clock.now(), appkey=appkey, operation=operation_id, request_id=request_id, code=code,
-            message=message, body=body.value, task_id=payload.get("TaskId"), scenario=scenario_text,
-            authenticated=account is not None,  # a refused appkey or signature makes no account
-        ))
+        if code != 0 or not journaled:  # not accepted, or accepted without a task the store journaled with
+            ctx.store.record(entry(payload.get("TaskId")))
         return jsonify(envelope.envelope(code, message, request_id, payload)), status
 
     view.__name__ = operation_id

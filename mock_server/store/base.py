@@ -127,9 +127,13 @@ class UploadRecord:
 
 
 class Store(Protocol):
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
-        """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns.
-        `build` may raise to refuse the submission; nothing is kept then."""
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
+                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
+        """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns,
+        with `journal(task)`, the accepted request's journal entry, in the same transaction. `build` may raise to
+        refuse the submission; nothing is kept then. A store may call `build` more than once (one that plans
+        optimistically calls it again when another submission to the account came first), so it must have no
+        effect besides its answer."""
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
         """Return (finish_at, photo, audio, video) of every task: the files each keeps until its retention ends.

@@ -19,7 +19,8 @@ class MemoryStore:
         self._numbers = itertools.count()
         self.reset()
 
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
+                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._lock:
             mine = self._by_account.setdefault(appkey, [])
             task = build(list(mine))
@@ -29,6 +30,8 @@ class MemoryStore:
                 self._unsent.add(task.task_id)
             if task.uploads:
                 self._owed.add(task.task_id)
+            if journal is not None:
+                self.record(journal(task))
             return task
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:

@@ -113,7 +113,8 @@ class SqliteStore:
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task]) -> Task:
+    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
+                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
             earlier = [loads(Task, row[0]) for row in
                        db.execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))]
@@ -125,6 +126,8 @@ class SqliteStore:
             if task.uploads:
                 db.execute("INSERT INTO uploads (task_id, appkey, finish_at) VALUES (?, ?, ?)",
                            (task.task_id, appkey, _real(task.finish_at)))
+            if journal is not None:  # the request's journal entry in the same transaction: one commit a submission
+                self._insert_journal(db, journal(task))
         return task
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
@@ -147,21 +150,25 @@ class SqliteStore:
         return [loads(Task, row[0]) for row in rows]
 
     def record(self, entry: JournalEntry) -> None:
-        text = journal_text(entry, self._limits)
-        limits = self._limits
+        text = journal_text(entry, self._limits)  # made before the write lock is taken
         with self._writing() as db:
-            db.execute("INSERT INTO journal (appkey, record, bytes) VALUES (?, ?, ?)",
-                       (entry.appkey, text, len(text.encode())))
-            if entry.authenticated:
-                db.execute("INSERT OR IGNORE INTO accounts (appkey) VALUES (?)", (entry.appkey,))
-            db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
-                       "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, limits.per_appkey - 1))
-            while True:  # then the oldest of all appkeys, while the whole journal is over a bound
-                entries, size = db.execute("SELECT entries, bytes FROM journal_size").fetchone()
-                if entries <= limits.entries and size <= limits.bytes:
-                    break
-                db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id LIMIT ?)",
-                           (max(1, entries - limits.entries),))
+            self._insert_journal(db, entry, text)
+
+    def _insert_journal(self, db: sqlite3.Connection, entry: JournalEntry, text: str | None = None) -> None:
+        text = journal_text(entry, self._limits) if text is None else text
+        limits = self._limits
+        db.execute("INSERT INTO journal (appkey, record, bytes) VALUES (?, ?, ?)",
+                   (entry.appkey, text, len(text.encode())))
+        if entry.authenticated:
+            db.execute("INSERT OR IGNORE INTO accounts (appkey) VALUES (?)", (entry.appkey,))
+        db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
+                   "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, limits.per_appkey - 1))
+        while True:  # then the oldest of all appkeys, while the whole journal is over a bound
+            entries, size = db.execute("SELECT entries, bytes FROM journal_size").fetchone()
+            if entries <= limits.entries and size <= limits.bytes:
+                break
+            db.execute("DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id LIMIT ?)",
+                       (max(1, entries - limits.entries),))
 
     def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
         where, args = ("WHERE appkey = ?", (appkey,)) if appkey is not None else ("", ())
