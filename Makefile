@@ -11,8 +11,9 @@ ARGS ?=
 serve: $(STAMP)
 	$(BIN)/ivh-mock serve --data-dir data $(ARGS)
 
+# Tests run on as many workers as the machine has cores; tests sharing a module fixture stay on one (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

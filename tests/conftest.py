@@ -82,6 +82,18 @@ class Caller:
 STORES = ("memory", "sqlite", "redis")
 
 
+# Modules whose tests share an expensive module-scoped fixture (a built wheel, a served mock, a browser): under
+# `make test` (pytest-xdist, --dist loadgroup) each runs on one worker, so the fixture is built once, not per worker.
+SHARED_PER_MODULE = {"test_packaging", "test_client_cli", "test_dashboard"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        if name in SHARED_PER_MODULE:
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
 def pytest_generate_tests(metafunc):
     """Run the tests of modules marked `all_stores` once per store backend."""
     if "store_spec" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
