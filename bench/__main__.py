@@ -23,7 +23,7 @@ from typing import Iterator
 import requests
 from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port
 
-from . import load, peers, report
+from . import fixtures, inprocess, load, peers, report
 from . import proxy as proxy_bench
 from .fill import fill
 
@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--tasks", type=int, default=SCALE, help="store size of the scale and memory runs "
                                                                  "(default: %(default)s)")
+    parser.add_argument("--note", default="", help="a remark printed under the report's title (what else ran)")
     args = parser.parse_args()
     wrk = debian_command("wrk")
     if wrk is None:
@@ -196,9 +197,19 @@ def main() -> None:
         memory = memory_per_scale(args.tasks)
         proxy = proxy_bench.measure()
         proxy_bench.show(proxy)
+    in_process = inprocess.measure()
+    in_process["profile"] = inprocess.profile(in_process["count"])
+    print(f"{'in-process submission':<28} ivh-mock {in_process['mock_ms']:.3f} ms, bare Flask "
+          f"{in_process['bare_ms']:.3f} ms: {in_process['ratio']:.2f}x", flush=True)
+    fixture_costs = [fixtures.measure(), fixtures.measure(workers)]
+    for row in fixture_costs:
+        print(f"{'ivh_mock fixture':<28} {row['workers']} process(es): {row['mean_ms']:.1f} ms a test", flush=True)
     if not args.no_report:
+        earlier = report.load_results(REPORT.with_suffix(".json")) if REPORT.with_suffix(".json").exists() else {}
         results = {"about": about, "workers": workers, "rows": rows, "scales": scales, "colds": colds,
-                   "memory": memory, "seconds": args.seconds, "proxy": proxy}
+                   "memory": memory, "seconds": args.seconds, "inprocess": in_process, "fixtures": fixture_costs,
+                   "make_test": earlier.get("make_test"),  # measured apart: python -m bench.testtime
+                   "note": args.note, "proxy": proxy}
         report.save(REPORT.with_suffix(".json"), results)
         report.write(REPORT, **results)
         print(f"written to {REPORT.relative_to(ROOT)} (raw numbers: {REPORT.with_suffix('.json').relative_to(ROOT)})")

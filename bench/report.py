@@ -11,10 +11,16 @@ from . import reliability
 from .load import Result
 
 GOALS = {
-    "prism": 1.5,  # submit throughput at least 1.5x Prism's
+    "prism": 1.5,  # submit throughput at least 1.5x Prism's at one worker
+    "prism_workers": 2.0,  # and at least 2x with a worker per core
+    "progress": 1.5,  # getprogress throughput at least 1.5x Prism's
     "ceiling": 0.6,  # and at least 0.6x the bare Flask endpoint's at equal workers
+    "redis": 0.8,  # the Redis store's submit throughput at least 0.8x the SQLite store's at equal workers
     "scale": 1.2,  # getprogress p99 at 100,000 tasks within 1.2x of that at 10
-    "cold": 1.0,  # seconds
+    "inprocess": 2.0,  # an in-process submission at most 2x the bare endpoint's time
+    "fixture_ms": 10.0,  # the ivh_mock fixture's setup + teardown per test
+    "make_test": 180.0,  # seconds for `make test` from a fresh clone, venv included
+    "cold": 0.5,  # seconds
     "memory": 200.0,  # MB per 100,000 tasks in the memory store
 }
 
@@ -28,13 +34,15 @@ def _verdict(met: bool) -> str:
 
 
 def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[dict], colds: dict[str, float],
-          memory: dict, seconds: float, proxy: dict | None = None) -> None:
+          memory: dict, seconds: float, inprocess: dict | None = None, fixtures: list[dict] | None = None,
+          make_test: dict | None = None, note: str = "", proxy: dict | None = None) -> None:
     lines = [
         "# Benchmarks",
         "",
         f"Written by `make bench` on {datetime.date.today().isoformat()}; every number below comes from that one run.",
         "Everything ran on loopback on one machine, so the load generator (wrk, one thread, 16 connections) shares",
         "the CPU with the server it measures: read the numbers side by side, not as absolutes.",
+        *([""] + note.splitlines() if note else []),
         "",
         "## Machine",
         "",
@@ -85,7 +93,33 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         lines += [f"| {name} | {proxy[name]['p50']:.2f} ms | {proxy[name]['p99']:.2f} ms |"
                   for name in ("direct", "proxied", "added")]
         lines.append("")
-    table = goals(rows, scales, colds, memory, workers)
+    if inprocess:
+        lines += ["## In-process", "",
+                  "A signed submission through Flask's test client (no sockets), memory store, against the bare",
+                  f"endpoint called the same way: best of five runs of {inprocess['count']:,} "
+                  f"(`python -m bench.inprocess`). ivh-mock **{inprocess['mock_ms']:.3f} ms**, bare Flask "
+                  f"**{inprocess['bare_ms']:.3f} ms**: **{inprocess['ratio']:.2f}x**.", ""]
+        if inprocess.get("profile"):
+            lines += ["Where a submission's time goes (cProfile over the same submissions; share of the profiled",
+                      "time spent in a function and in what it calls, and in the function itself):", "",
+                      "| function | with callees | own | calls per request |", "|---|---:|---:|---:|"]
+            lines += [f"| `{row['function']}` | {row['cumulative_share']:.0%} | {row['own_share']:.0%} | "
+                      f"{row['calls_per_request']:g} |" for row in inprocess["profile"]]
+            lines.append("")
+    if fixtures:
+        lines += ["## Test fixtures", "",
+                  "Setup plus teardown of the `ivh_mock` pytest fixture (a fresh mock on a loopback port per test),",
+                  "averaged over 100 tests that use it, run by pytest alone and under pytest-xdist "
+                  "(`python -m bench.fixtures`).", "",
+                  "| processes | mean ms | median ms | max ms |", "|---:|---:|---:|---:|"]
+        lines += [f"| {row['workers']} | {row['mean_ms']:.1f} | {row['median_ms']:.1f} | {row['max_ms']:.1f} |"
+                  for row in fixtures]
+        lines.append("")
+    if make_test:
+        lines += ["## make test", "",
+                  f"`make test` in a fresh clone, creating its virtualenv first: **{make_test['seconds']:.0f} s** "
+                  f"({make_test['when']}, `python -m bench.testtime`; {make_test['detail']}).", ""]
+    table = goals(rows, scales, colds, memory, workers, inprocess, fixtures, make_test)
     lines += ["## Goals", "", *table, ""]
     missed = {kind for kind, why in WHY.items() if any(kind in row and "missed" in row for row in table)}
     if missed:
@@ -100,27 +134,47 @@ def _best(rows: list[dict], server_prefix: str, workers: int) -> dict | None:
     return max(matching, key=lambda row: row["submit"].rate, default=None)
 
 
-def goals(rows: list[dict], scales: list[dict], colds: dict[str, float], memory: dict, workers: int) -> list[str]:
+def goals(rows: list[dict], scales: list[dict], colds: dict[str, float], memory: dict, workers: int,
+          inprocess: dict | None = None, fixtures: list[dict] | None = None,
+          make_test: dict | None = None) -> list[str]:
     out = ["| goal | measured | verdict |", "|---|---|---|"]
     prism = _best(rows, "Prism", 1)
     for count in sorted({1, workers}):
         ceiling = _best(rows, "bare Flask", count)
+        sqlite = _best(rows, "ivh-mock, sqlite", count)
         for row in rows:
             if not row["server"].startswith("ivh-mock") or row["workers"] != count:
                 continue
             rate = row["submit"].rate
             if prism:
+                want = GOALS["prism"] if count == 1 else GOALS["prism_workers"]
                 ratio = rate / prism["submit"].rate
-                out.append(f"| submit >= {GOALS['prism']}x Prism ({row['server']}, {count} worker(s)) | {ratio:.2f}x | "
-                           f"{_verdict(ratio >= GOALS['prism'])} |")
+                out.append(f"| submit >= {want}x Prism ({row['server']}, {count} worker(s)) | {ratio:.2f}x | "
+                           f"{_verdict(ratio >= want)} |")
+                ratio = row["progress"].rate / prism["progress"].rate
+                out.append(f"| getprogress >= {GOALS['progress']}x Prism ({row['server']}, {count} worker(s)) | "
+                           f"{ratio:.2f}x | {_verdict(ratio >= GOALS['progress'])} |")
             if ceiling:
                 ratio = rate / ceiling["submit"].rate
                 out.append(f"| submit >= {GOALS['ceiling']}x bare Flask ({row['server']}, {count} worker(s)) | "
                            f"{ratio:.2f}x | {_verdict(ratio >= GOALS['ceiling'])} |")
+            if sqlite and row["server"].startswith("ivh-mock, redis"):
+                ratio = rate / sqlite["submit"].rate
+                out.append(f"| Redis submit >= {GOALS['redis']}x SQLite ({count} worker(s)) | {ratio:.2f}x | "
+                           f"{_verdict(ratio >= GOALS['redis'])} |")
     for row in scales:
         ratio = row["large"].p99 / row["small"].p99
         out.append(f"| getprogress p99 at 100,000 within {GOALS['scale']}x of 10 ({row['store']}) | {ratio:.2f}x | "
                    f"{_verdict(ratio <= GOALS['scale'])} |")
+    if inprocess:
+        out.append(f"| in-process submission <= {GOALS['inprocess']:g}x bare Flask | {inprocess['ratio']:.2f}x | "
+                   f"{_verdict(inprocess['ratio'] <= GOALS['inprocess'])} |")
+    for row in fixtures or ():
+        out.append(f"| fixture setup + teardown <= {GOALS['fixture_ms']:g} ms ({row['workers']} process(es)) | "
+                   f"{row['mean_ms']:.1f} ms | {_verdict(row['mean_ms'] <= GOALS['fixture_ms'])} |")
+    if make_test:
+        out.append(f"| make test <= {GOALS['make_test']:g} s from a fresh clone | {make_test['seconds']:.0f} s | "
+                   f"{_verdict(make_test['seconds'] <= GOALS['make_test'])} |")
     for name, value in colds.items():
         if name.startswith("ivh-mock"):
             out.append(f"| cold start < {GOALS['cold']:g} s ({name}) | {value:.2f} s | "
