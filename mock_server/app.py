@@ -6,7 +6,9 @@ import logging
 import tempfile
 from typing import Any, Mapping
 
+import orjson
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
@@ -80,8 +82,6 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     app = _MockFlask(__name__, static_folder=None)  # no /static route: the dashboard has its own
     app.url_map.merge_slashes = False  # `a//b` is no route (404 in its format), not an HTML redirect to `a/b`
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
     app.extensions["ivh_mock"] = ctx
     app.wsgi_app = _clock_pinned_per_request(app.wsgi_app)
     app.extensions["ivh_mock_scratch"] = scratch  # the temporary data directory lives as long as the app
@@ -111,6 +111,24 @@ class _LazyBuildRule(Rule):
             return compiled(rule, *args, **kwargs)
 
         return build
+
+
+class _JSONProvider(DefaultJSONProvider):
+    """Answers written by orjson: the text Flask's own provider writes (UTF-8, keys in their order, compact, a final
+    newline) in a fraction of the time; what orjson does not take (an integer past 64 bits, a key that is not a
+    string) and debug mode's indented output go through Flask's."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def response(self, *args: Any, **kwargs: Any):
+        if self._app.debug or self.compact is False:
+            return super().response(*args, **kwargs)
+        try:
+            body = orjson.dumps(self._prepare_response_obj(args, kwargs), option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            return super().response(*args, **kwargs)
+        return self._app.response_class(body, mimetype=self.mimetype)
 
 
 def _clock_pinned_per_request(wsgi_app):
@@ -171,6 +189,7 @@ def _as_response(answer) -> tuple[Response, int]:
 
 class _MockFlask(Flask):
     url_rule_class = _LazyBuildRule
+    json_provider_class = _JSONProvider
 
     def make_default_options_response(self) -> Response:
         """Answer OPTIONS with 204 and the route's methods in Allow (Flask's default is an empty HTML 200)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -61,7 +61,7 @@ def _view(operation_id: str, ctx: MockContext):
             violations = ctx.spec.validate(operation_id, body.value)
             if violations:
                 raise from_violations(violations)
-            base_url = sys.intern(request.host_url[:-1])  # kept by each task as its media host: share it
+            base_url = _base_url(request.environ)
             payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, base_url, accepted))
             status = 200
         except ApiError as error:
@@ -72,6 +72,22 @@ def _view(operation_id: str, ctx: MockContext):
 
     view.__name__ = operation_id
     return view
+
+
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+_URL_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME")
+
+
+def _base_url(environ: dict[str, Any]) -> str:
+    """scheme://host the request was sent to, kept by each task as its media host. Werkzeug works it out anew for
+    every request (a few percent of a submission); the few that a mock ever sees are remembered."""
+    key = tuple(environ.get(part) for part in _URL_PARTS)
+    url = _BASE_URLS.get(key)
+    if url is None:
+        url = sys.intern(request.host_url[:-1])  # one string shared by every task with this host
+        if len(_BASE_URLS) < 256:  # Host headers are the caller's to choose: keep a bounded number
+            _BASE_URLS[key] = url
+    return url
 
 
 def _scenario(ctx: MockContext, text: str):
