@@ -1,16 +1,21 @@
 """Break one constraint at a time in a copy of the spec, give that copy to the in-process mock, and check that the
-named constraint tests catch every break.
+named constraint tests catch every break. Two processes share the mutations; each runs one pytest session per
+mutation, so the suite is imported twice, not once per mutation.
 
     python -m ivh_mock.contract_tests.mutation            # prints a table; exits 1 if any mutation survives
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +70,77 @@ def mutate(source: Path, target: Path, path: tuple[Any, ...], value: Any) -> Non
                                          encoding="utf-8")
 
 
+PROCESSES = 2
+RESULT = "MUTATION-RESULT "
+
+
+class _Failures:
+    """A pytest plugin that notes the tests that failed, and runs first the tests named after the field the mutation
+    breaks (the session stops at the first failure; which tests run is the same, only sooner when caught)."""
+
+    def __init__(self, mutation_name: str):
+        self.failed: list[str] = []
+        self.hint = re.sub(r"(?<!^)(?=[A-Z])", "_", mutation_name.split()[0]).lower()
+
+    def pytest_collection_modifyitems(self, items):
+        items.sort(key=lambda item: self.hint not in item.name)
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.failed.append(report.nodeid.split("::")[-1])
+
+
 def run_one(mutation: tuple[str, tuple[Any, ...], Any], workdir: Path) -> tuple[str, bool, str]:
+    """Run the constraint tests against the mock given a copy of the spec with `mutation`; return (name, caught,
+    the tests that caught it). Runs in this process: one pytest session per mutation, without a new interpreter."""
+    import pytest
+
     name, path, value = mutation
     copy = workdir / name.replace(" ", "_").replace(">", "").replace("/", "_")
     mutate(spec_module.SPEC_DIR, copy, path, value)
     tests = Path(__file__).with_name("test_constraints.py")
-    result = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-q", "-x", "-p", "no:cacheprovider",
-                             "-p", "no:schemathesis",
-                             "--ivh-spec-dir", str(copy), "--hypothesis-profile", "ivh-mutation"],
-                            capture_output=True, text=True, timeout=600)
-    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in result.stdout.splitlines()
-              if line.startswith("FAILED ")]
-    return name, result.returncode == 1 and bool(failed), ", ".join(t.split("::")[-1] for t in failed)
+    failures = _Failures(name)
+    code = pytest.main([str(tests), "-q", "-x", "-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:xdist",
+                        "--no-header", "--no-summary", "-o", "console_output_style=classic",
+                        "--ivh-spec-dir", str(copy), "--hypothesis-profile", "ivh-mutation"], plugins=[failures])
+    return name, code == 1 and bool(failures.failed), ", ".join(failures.failed)
 
 
-def main() -> int:
+def _run_share(indexes: list[int], workdir: Path) -> None:
+    """Run the mutations at `indexes` one after another in this process and print each result on a line."""
+    for index in indexes:
+        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own output: only the results are read
+            result = run_one(MUTATIONS[index], workdir)
+        print(RESULT + json.dumps([index, *result]), flush=True)
+
+
+def run_all(processes: int = PROCESSES) -> list[tuple[str, bool, str]]:
+    """Run every mutation, shared among `processes` interpreters (each imports the suite once for all its share)."""
     with tempfile.TemporaryDirectory() as tmp:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda m: run_one(m, Path(tmp)), MUTATIONS))
+        shares = [list(range(n, len(MUTATIONS), processes)) for n in range(processes)]
+        workers = [subprocess.Popen([sys.executable, "-m", "ivh_mock.contract_tests.mutation", "--share",
+                                     ",".join(map(str, share)), "--workdir", tmp], stdout=subprocess.PIPE, text=True)
+                   for share in shares if share]
+        found: dict[int, tuple[str, bool, str]] = {}
+        for worker in workers:
+            out, _ = worker.communicate(timeout=1800)
+            for line in out.splitlines():
+                if line.startswith(RESULT):
+                    index, name, caught, by = json.loads(line.removeprefix(RESULT))
+                    found[index] = (name, caught, by)
+    # a mutation whose process died without a result counts as surviving: nothing showed it was caught
+    return [found.get(index, (MUTATIONS[index][0], False, "")) for index in range(len(MUTATIONS))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--share", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.share is not None:
+        _run_share([int(index) for index in args.share.split(",")], Path(args.workdir))
+        return 0
+    results = run_all()
     width = max(len(name) for name, _, _ in results)
     for name, killed, by in results:
         print(f"{name:<{width}}  {'caught by ' + by if killed else 'SURVIVED'}")
