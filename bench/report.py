@@ -215,25 +215,35 @@ def main() -> None:
     write(root / "benchmarks.md", **load_results(root / "benchmarks.json"))
 
 
-# What stands behind a missed goal, found by profiling (py-spy on a loaded worker, cProfile in-process).
+# What stands behind a missed goal, found by profiling (cProfile in-process: the table above; py-spy on a worker).
 WHY = {
-    "bare Flask": "the ceiling parses the JSON body and returns a fixed envelope: 0.2 ms a request in-process "
-                  "(Flask's test client, this machine). A submission to ivh-mock checks the HMAC signature against "
-                  "the shared clock, validates the whole body against the spec's JSON Schema (SSML included), judges "
-                  "the photo, estimates the speech, plans the task against the account's queue in a write "
-                  "transaction and journals the request in another: 1.0 ms in-process with the SQLite store. "
-                  "One worker is one core (the GIL), so the ratio at one worker is what that work costs. "
-                  "From one worker to two the ceiling's throughput rose more than threefold, more than a second "
-                  "core explains (not investigated further), while ivh-mock's writers also take turns on the store.",
-    "Prism": "Prism answers a submission with the spec's example after checking the body's shape, in one Node.js "
-             "process. At one worker ivh-mock does a submission's whole work (signature, schema, photo verdict, "
-             "planning, two write transactions) on one core. With a worker per core (two here, wrk on the same "
-             "cores) SQLite passes Prism, but not by 1.5x; Redis adds about ten loopback round trips a submission. "
-             "Lowering the interpreter's thread switch interval made no difference (tried: 0.5 ms).",
+    "bare Flask": "the ceiling parses the JSON body and returns a fixed envelope. A submission to ivh-mock checks the "
+                  "HMAC signature against the shared clock, validates the body against the spec (compiled, "
+                  "jsonschema-rs, since D51), reads the photo from its own samples and hashes it to find its "
+                  "cached verdict, estimates the speech, plans the task against the account's queue and writes "
+                  "task and journal entry in one transaction. One worker is one core (the GIL), so "
+                  "the ratio at one worker is what that work costs next to werkzeug's own parsing of the request, "
+                  "which both pay; at two workers the ceiling's throughput grows more than ivh-mock's, whose "
+                  "writers take turns on the store.",
+    "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and "
+             "its getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per "
+             "worker, with wrk on the same two cores.",
+    "SQLite": "a Redis submission still makes four loopback round trips (the shared clock, the account's settings, "
+              "one script reading the account's tasks, one script writing task and journal entry if the account "
+              "is unchanged), each a system call pair and a reply to parse in the worker, where SQLite's are "
+              "function calls into a local file.",
+    "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
+                  "function above a few percent of a submission outside Flask and werkzeug.",
+    "fixture": "with pytest-xdist on a machine this loaded the workers and the other sessions share two cores, so "
+               "a setup waits for the CPU; alone (one process) the same fixture takes a few milliseconds.",
+    "make test": "most of the time goes to a handful of tests that start whole processes: the wheel installed in a "
+                 "fresh virtualenv, the contract suite over HTTP on each store, the mutation check, and the audio "
+                 "property tests that encode and decode up to a minute of audio in six formats.",
     "within": "with Redis each getprogress makes several round trips (the task, the clock, the account's settings, "
               "the journal), and the measured p99 includes the pauses of a Redis server and a load generator "
               "sharing two cores with the mock.",
-    "cold start": "the interpreter, Flask, jsonschema, PyAV and Pillow imports and compiling the spec's validators.",
+    "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs, PyAV and Pillow imports and compiling the "
+                  "spec's validators, on a machine shared with other work.",
     "MB": "each task keeps its whole request payload, its plan and a journal entry that shares the payload.",
 }
 
