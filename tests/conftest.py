@@ -82,16 +82,14 @@ class Caller:
 STORES = ("memory", "sqlite", "redis")
 
 
-# Modules whose tests share an expensive module-scoped fixture (a built wheel, a served mock, a browser): under
-# `make test` (pytest-xdist, --dist loadgroup) each runs on one worker, so the fixture is built once, not per worker.
-SHARED_PER_MODULE = {"test_packaging", "test_client_cli", "test_dashboard"}
-
-
 def pytest_collection_modifyitems(items):
+    """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture
+    (a built wheel, a served mock, a browser) run on one worker, so it is built once, not once per worker; every other
+    test goes to whichever worker is free."""
     for item in items:
-        name = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
-        if name in SHARED_PER_MODULE:
-            item.add_marker(pytest.mark.xdist_group(name))
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(fixture.scope == "module" for defs in definitions.values() for fixture in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def pytest_generate_tests(metafunc):
