@@ -25,7 +25,10 @@ RESULTS = ROOT / "docs" / "benchmarks.json"
 def measure() -> dict:
     with tempfile.TemporaryDirectory(prefix="ivh-make-test-") as folder:
         clone = Path(folder) / "clone"
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True, timeout=300)
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", head], check=True, timeout=60)
         started = time.monotonic()
         completed = subprocess.run(["make", "test", "ARGS=-q -p no:cacheprovider --durations=15"], cwd=clone,
                                    capture_output=True, text=True, timeout=3600,
