@@ -115,6 +115,7 @@ def test_strings_with_any_white_space_are_not_let_through_by_the_fast_path(field
         assert slow_violations(SUBMIT, body) == [], f"the fast path accepted {body!r}"
 
 
+@settings(deadline=None)  # timing belongs in bench/, not here: a busy machine must not fail this
 @given(st.dictionaries(st.sampled_from(["appkey", "timestamp", "signature", "other"]),
                        st.one_of(STRINGS, NUMBERS, st.from_regex(r"\A[0-9]{1,13}\n?\Z"))))
 def test_the_query_fast_path_never_accepts_what_the_slow_path_refuses(params):
