@@ -219,7 +219,7 @@ def main() -> None:
 WHY = {
     "bare Flask": "the ceiling parses the JSON body and returns a fixed envelope. A submission to ivh-mock checks the "
                   "HMAC signature against the shared clock, validates the body against the spec (compiled, "
-                  "jsonschema-rs, since D56), reads the photo from its own samples and hashes it to find its "
+                  "jsonschema-rs, since D64), reads the photo from its own samples and hashes it to find its "
                   "cached verdict, estimates the speech, plans the task against the account's queue and writes "
                   "task and journal entry in one transaction. One worker is one core (the GIL), so "
                   "the ratio at one worker is what that work costs next to werkzeug's own parsing of the request, "
