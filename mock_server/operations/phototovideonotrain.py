@@ -6,6 +6,9 @@ scenario, atomically per account so that concurrent submissions queue in a consi
 
 from __future__ import annotations
 
+import json
+import sys
+
 from typing import TYPE_CHECKING, Any
 
 from ..accounts import Account
@@ -32,6 +35,8 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     inputs = ctx.intake.take(payload, call.base_url)
     speech = estimate(ctx.spec, Rates(ctx.config.cjk_chars_per_second, ctx.config.latin_words_per_second), payload)
     sentences = speech.sentences if speech else []
+    # kept as JSON text, one string for every task that speaks the same text
+    kept_speech = sys.intern(json.dumps(sentences, ensure_ascii=False, separators=(",", ":"))) if speech else ""
     duration_ms = speech.duration_ms if speech else inputs.audio_ms
     seconds = duration_ms / 1000
     pace = effective(ctx.config, account.pace, scenario.pace)  # the server's, the account's, then the request's
@@ -64,7 +69,8 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
             request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
             duration_ms=duration_ms, outcome=outcome, fail_code=code, fail_message=message,
             concurrency_type=concurrency_type, scenario=scenario.spec,
-            media_base=ctx.config.public_url or call.base_url, photo=inputs.photo, audio=inputs.audio, video=video.key if video else "", sentences=sentences,
+            media_base=ctx.config.public_url or call.base_url, photo=inputs.photo, audio=inputs.audio,
+            video=video.key if video else "", speech=kept_speech,
         )
 
     task = ctx.store.add_task(account.appkey, build, call.journal)

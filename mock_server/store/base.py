@@ -42,8 +42,13 @@ class Task:
     photo: str = ""  # SHA-256 of the fetched photo in the blob store
     audio: str = ""  # SHA-256 of the fetched driving audio (OriginalVoice tasks whose audio passed)
     video: str = ""  # key of the rendered video in the blob store (tasks that end in SUCCESS)
-    sentences: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # TextTimestampResult (Text tasks),
-    # estimated once when the task is accepted
+    speech: str = ""  # TextTimestampResult of a Text task as JSON text, estimated once when the task is accepted
+    # (tasks that speak the same text share one string: a list of dicts per word took 3 KB a task)
+
+    @property
+    def sentences(self) -> list[dict[str, Any]]:
+        """The task's TextTimestampResult (empty for an audio-driven task)."""
+        return json.loads(self.speech) if self.speech else []
 
     @property
     def uploads(self) -> list[tuple[str, str, str]]:
