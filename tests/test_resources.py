@@ -6,10 +6,12 @@ took 2 GB, eight slow sockets stopped the server)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -84,3 +86,23 @@ def test_the_reliability_page_is_written_from_its_raw_figures():
 
     raw = json.loads(RAW.read_text())
     assert render(raw["floods"], raw["hostile"]) == OUT.read_text()
+
+
+def test_workers_stop_when_their_master_is_killed(tmp_path):
+    """A master killed with SIGKILL cannot stop its workers: they went on serving the port and holding the store
+    with nobody to stop them (and test runs left such workers behind). They now stop by themselves."""
+    with Served(tmp_path / "data") as mock:
+        worker = mock.worker()
+        os.kill(mock.process.pid, signal.SIGKILL)
+        mock.process.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and Path(f"/proc/{worker}").exists() and _running(worker):
+            time.sleep(0.1)
+        assert not (Path(f"/proc/{worker}").exists() and _running(worker)), "the worker outlived its master"
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is alive (a zombie that nobody reaps has stopped)."""
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return False

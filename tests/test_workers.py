@@ -95,7 +95,7 @@ def test_the_callback_receiver_takes_a_burst_of_connections_while_busy():
     while it is busy, instead of waiting for SYN retries (the cause of callbacks that failed under load)."""
     receiver = CallbackReceiver()
     port = int(urlsplit(receiver.url).port)
-    receiver.server.shutdown()  # stop accepting: the listen queue alone takes the burst
+    receiver.pause()  # stop accepting: the listen queue alone takes the burst
     sockets = []
     try:
         for _ in range(64):
@@ -108,6 +108,7 @@ def test_the_callback_receiver_takes_a_burst_of_connections_while_busy():
     finally:
         for connection in sockets:
             connection.close()
+        receiver.close()
         receiver.server.server_close()
 
 

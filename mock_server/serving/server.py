@@ -21,6 +21,7 @@ import resource
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -33,6 +34,7 @@ HEADER_BYTES = 32_768  # the request line and headers together; more is answered
 BUFFERED_BYTES = 65_536  # a body past this waits in a temporary file, not in memory
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed
 GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way
+MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
 
 
 class _Stop(Exception):
@@ -95,6 +97,8 @@ class Server:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
             signal.signal(signal.SIGTERM, _exit_serving)
+            threading.Thread(target=_stop_with_master, args=(os.getppid(),), name="ivh-master-watch",
+                             daemon=True).start()
             self._serve(listener)
             status = 0
         except SystemExit:  # stopped before it was serving
@@ -119,6 +123,14 @@ class Server:
 
 def _exit_serving(signum: int, frame: Any) -> None:
     raise SystemExit(0)
+
+
+def _stop_with_master(master: int) -> None:
+    """Stop this worker as SIGTERM would once its master is gone (killed with SIGKILL, it cannot stop its workers):
+    an orphaned worker would go on serving the port, and holding the store, with nobody to stop it."""
+    while os.getppid() == master:
+        time.sleep(MASTER_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop_all(workers: dict[int, float]) -> None:

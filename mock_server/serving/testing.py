@@ -132,11 +132,15 @@ class ServingThread:
             while all(key.fileobj is not self._wake for key, _ in selector.select()):
                 self.server._handle_request_noblock()  # accept one connection and hand it to its thread
 
-    def stop(self) -> None:
-        """Stop accepting connections and close the listening socket (requests under way finish in their threads)."""
+    def pause(self) -> None:
+        """Stop accepting connections but keep listening: new connections wait in the listen queue."""
         if self._thread.is_alive():
             self._waker.send(b"\0")
             self._thread.join()
+
+    def stop(self) -> None:
+        """Stop accepting connections and close the listening socket (requests under way finish in their threads)."""
+        self.pause()
         self.server.server_close()
         self._wake.close()
         self._waker.close()
@@ -202,6 +206,10 @@ class CallbackReceiver:
                 return self.received
             time.sleep(0.01)
         raise AssertionError(f"expected {count} callback(s) within {timeout} s, got {len(self.received)}")
+
+    def pause(self) -> None:
+        """Stop accepting connections but keep listening (to test what a busy receiver's listen queue takes)."""
+        self._serving.pause()
 
     def close(self) -> None:
         self._serving.stop()
