@@ -179,16 +179,19 @@ def upload_any(app, data: bytes) -> str:
     return response.get_json()["Url"]
 
 
-def test_large_photos_the_cn_profile_takes_are_decoded_one_at_a_time(clock, monkeypatch):
-    """The cn profile only recommends the sides, so a 6000 px photo is decoded to see that it is readable: never
-    two such decodes at once in a process."""
+def test_large_photos_the_cn_profile_takes_are_decoded_one_at_a_time(clock, monkeypatch, tmp_path):
+    """The cn profile only recommends the sides, so a 6000 px photo is decoded to see that it is readable, and again
+    to render it: never two such decodes at once in a process, whether checks or renders."""
     from ivh_mock.mock_server.media_in import mediacheck
+    from ivh_mock.mock_server.media_out import render
     from PIL import ImageFile
 
     app = create_app({**TIMING, "background": False, "profile": "cn"}, clock=clock)
     real_load, active, peak, lock = ImageFile.ImageFile.load, [0], [0], threading.Lock()
 
     def load(image):
+        if image.width * image.height <= render.LARGE_PIXELS:  # another test's leftover render, say
+            return real_load(image)
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -204,12 +207,16 @@ def test_large_photos_the_cn_profile_takes_are_decoded_one_at_a_time(clock, monk
     results = []
     threads = [threading.Thread(target=lambda data=data: results.append(
         mediacheck.check_photo(data, app.extensions["ivh_mock"].profile["photo"]))) for data in photos]
+    video = tmp_path / "large.mp4"
+    threads.append(threading.Thread(target=lambda: render.encode(
+        render.Job(photo="large", width=64, height=64, duration_ms=200), photos[0], None, video)))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert peak[0] == 1 and [(v.ok, v.width, [n.rule for n in v.notes]) for v in results] == \
         [(True, 4200, ["photo.sidePixels"])] * 3
+    assert video.stat().st_size > 0
 
 
 # -- property tests: audio ------------------------------------------------------------------------------------------

@@ -7,26 +7,19 @@ rule becomes a Problem naming the field, the rule and what the file has; rules t
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import io
-import threading
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
 
 import av
 from PIL import Image, UnidentifiedImageError
 
-from ..media_out.render import displayed_size
+from ..media_out.render import decoding, displayed_size
 
 # Pillow's own decompression-bomb threshold: more pixels than this is refused before any pixel is decoded.
 MAX_PIXELS = 89_478_485
-# A photo with more pixels than this (a 4096 px square, the largest the intl profile takes) decodes to 64 MB or more:
-# only one such photo is decoded at a time in a process (the cn profile only recommends the sides).
-LARGE_PIXELS = 4096 * 4096
-_LARGE_DECODE = threading.Lock()
 # Pillow format -> the spec's names for it; PyAV container -> the spec's name (a codec check follows).
 PHOTO_FORMATS = {"JPEG": ("jpg", "jpeg"), "PNG": ("png",), "BMP": ("bmp",), "WEBP": ("webp",)}
 AUDIO_CONTAINERS = {"wav": "wav", "mp3": "mp3", "asf": "wma", "mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac",
@@ -99,7 +92,7 @@ def check_photo(data: bytes, rules: dict[str, Any], field_name: str = "Payload.R
         if problems:
             return Verdict("photo", format=names[0], width=width, height=height, problems=problems)
         try:
-            with _decoding(width * height), warnings.catch_warnings():
+            with decoding(width * height), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 image.load()
                 shown = displayed_size(image)
@@ -142,28 +135,6 @@ def _size_rules(width: int, height: int, rules: dict[str, Any], field_name: str,
             "photo.aspectRatio", f"{field_name}: the photo is {width}x{height} px (width/height {float(ratio):.4g}); "
                                  f"width/height must be within {low}..{high} (1:2 to 2:1)"))
     return problems
-
-
-@contextlib.contextmanager
-def _decoding(pixels: int) -> Iterator[None]:
-    """Decode a large photo (more pixels than LARGE_PIXELS) only while no other large one is decoding in this
-    process, and hand its memory back to the system afterwards: eight at once would take eight times the memory."""
-    if pixels <= LARGE_PIXELS:
-        yield
-        return
-    with _LARGE_DECODE:
-        try:
-            yield
-        finally:
-            _trim()
-
-
-def _trim() -> None:
-    """Return freed heap memory to the system (glibc keeps large freed blocks of each thread's arena otherwise)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.InputAudioUrl") -> Verdict:

@@ -9,6 +9,8 @@ never on the request path, and the result is kept under a key derived from every
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import hashlib
 import io
@@ -19,6 +21,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import av
 import orjson
@@ -36,12 +39,39 @@ STILL_EVERY = FPS  # the picture does not move, so one frame a second is encoded
 SAMPLE_RATE = 24_000
 PIXELS = {0: 1280 * 720, 1: 1920 * 1080}  # VideoParam.Resolution 0 = 720P, 1 = 1080P
 TICKS_PER_SECOND = 10_000_000
+# A photo with more pixels than this (a 4096 px square, the largest the intl profile takes) decodes to 64 MB or more:
+# only one such photo is decoded at a time in a process, whether to check it or to render it (the cn profile only
+# recommends the sides, so it takes larger ones).
+LARGE_PIXELS = 4096 * 4096
+_LARGE_DECODE = threading.Lock()
 
 
 def displayed_size(image: Image.Image) -> tuple[int, int]:
     """Return an image's width and height as shown, after its EXIF orientation turns it."""
     width, height = image.size
     return (height, width) if image.getexif().get(ORIENTATION) in TURNED else (width, height)
+
+
+@contextlib.contextmanager
+def decoding(pixels: int) -> Iterator[None]:
+    """Decode a large photo (more pixels than LARGE_PIXELS) only while no other large one is decoding in this
+    process, and hand its memory back to the system afterwards: eight at once would take eight times the memory."""
+    if pixels <= LARGE_PIXELS:
+        yield
+        return
+    with _LARGE_DECODE:
+        try:
+            yield
+        finally:
+            _trim()
+
+
+def _trim() -> None:
+    """Return freed heap memory to the system (glibc keeps large freed blocks of each thread's arena otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def output_size(width: int, height: int, resolution: int = 0) -> tuple[int, int]:
@@ -76,7 +106,7 @@ class Job:
 
 def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
     """Write the MP4 of `job` to `target` (a file: the index moves to the front, so players start at once)."""
-    with Image.open(io.BytesIO(photo)) as image:
+    with Image.open(io.BytesIO(photo)) as image, decoding(image.width * image.height):
         picture = ImageOps.exif_transpose(image).convert("RGB").resize((job.width, job.height), Image.LANCZOS)
     frame_count = max(1, round(job.duration_ms * FPS / 1000))
     samples = round(job.duration_ms * SAMPLE_RATE / 1000)
