@@ -166,10 +166,11 @@ def test_a_photo_too_large_by_its_header_is_refused_before_any_pixel_is_decoded(
 
     data = huge_png(9000, "header-only")
     decoded = []
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size))
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or real_load(image))
     answer = submit_photo(api, upload_any(app, data))
     assert answer.code == 100002 and "9000x9000 px; each side must be within 192..4096 px" in answer.message
-    assert "aspect" not in answer.message and decoded == []
+    assert "aspect" not in answer.message and (9000, 9000) not in decoded  # (another test's leftover render may decode)
 
 
 def upload_any(app, data: bytes) -> str:
@@ -310,8 +311,11 @@ def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
     from ivh_mock.mock_server import deadline
     from ivh_mock.mock_server.media_in import fetch
 
-    ticks = iter([0.0, 100.0])  # the deadline is set, then the next look at the clock is past it
-    monkeypatch.setattr(deadline.time, "monotonic", lambda: next(ticks))
+    # the deadline is set, then the next look at it finds it past (in this thread only: a leftover thread of another
+    # test may be timing a download of its own)
+    this, real_left = threading.current_thread(), deadline.Deadline.left
+    monkeypatch.setattr(deadline.Deadline, "left",
+                        lambda limit: -85.0 if threading.current_thread() is this else real_left(limit))
     with pytest.raises(fetch.FetchFailed, match="took longer than the download limit"):
         fetch.Fetcher(fetch.Limits(total_timeout=15.0)).fetch("http://127.0.0.1:9/photo.jpg", 1000)
 
