@@ -82,6 +82,7 @@ class Caller:
 STORES = ("memory", "sqlite", "redis")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture
     (a built wheel, a served mock, a browser) run on one worker, so it is built once, not once per worker; every other
@@ -90,6 +91,27 @@ def pytest_collection_modifyitems(items):
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
         if any(fixture.scope == "module" for defs in definitions.values() for fixture in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Fail a module fixture that another xdist worker of the same run already built: its module's tests were split
+    over workers, so the grouping above stopped working (as it did once under a pytest that pytest-xdist did not
+    support yet) and every such fixture is silently built once per worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and fixturedef.scope == "module" and request.module.__name__.startswith("tests."):
+        param = getattr(request, "param_index", 0)
+        mark = request.config._tmp_path_factory.getbasetemp().parent / f"built-{request.module.__name__}-" \
+                                                                            f"{fixturedef.argname}-{param}"
+        try:
+            with open(mark, "x", encoding="utf-8") as file:
+                file.write(worker)
+        except FileExistsError:
+            builder = mark.read_text(encoding="utf-8")
+            if builder != worker:
+                pytest.fail(f"the module fixture {fixturedef.argname} of {request.module.__name__} was built on "
+                            f"{builder} and again on {worker}: --dist loadgroup did not keep its tests together")
+    return (yield)
 
 
 def pytest_generate_tests(metafunc):

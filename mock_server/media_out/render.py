@@ -3,8 +3,9 @@ MP4 (H.264 + AAC) lasting the task's Duration.
 
 The picture keeps the photo's aspect ratio at about the pixel count of 1280x720 (720P) or 1920x1080 (1080P), each
 side rounded up to a multiple of 32, as the live service was seen to do (DECISIONS.md D47). The sound is the driving audio for
-OriginalVoice tasks and the placeholder voice (`synth.voice`) for Text tasks. Rendering runs on a background thread,
-never on the request path, and the result is kept under a key derived from every input, so equal inputs render once.
+OriginalVoice tasks and the placeholder voice (`synth.voice`) for Text tasks. A video is rendered when it is first
+asked for, on a background thread (never while a submission waits), and kept under a key derived from every input,
+so equal inputs render once.
 """
 
 from __future__ import annotations

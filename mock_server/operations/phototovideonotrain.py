@@ -73,9 +73,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
             video=video.key if video else "", speech=kept_speech,
         )
 
-    task = ctx.store.add_task(account.appkey, build, call.journal)
-    if video is not None:
-        ctx.renderer.submit(video)  # in the background: the answer does not wait for it
+    task = ctx.store.add_task(account.appkey, build, call.journal)  # rendered when first asked for (D47)
     return {"TaskId": task.task_id}
 
 

@@ -1,8 +1,8 @@
 """Serve finished tasks' results where the service keeps them, until retention ends.
 
 Paths follow the vendor's result URLs (`/broadcast/Basic/video/<TaskId>.mp4`, `/broadcast/Basic/subtitle/<TaskId>.srt`).
-The video is rendered in the background from the task's inputs (media_out/render.py); a download that comes before
-the render has finished waits for it. Downloads honour Range requests. After the retention period the files are
+The video is rendered from the task's inputs (media_out/render.py) when it is first asked for; the download that
+asks waits for the render. Downloads honour Range requests. After the retention period the files are
 deleted (media_out/results.py) and the URLs answer as an object store does for a deleted key (DECISIONS.md D36).
 """
 
