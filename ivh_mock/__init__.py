@@ -5,9 +5,4 @@ The parts: `ivh_mock.spec` (the contract), `ivh_mock.mock_server` (the mock), `i
 folders of the same names.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ivh-mock")
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0+unknown"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import av
 from PIL import Image, UnidentifiedImageError
 
 from ..media_out.render import decoding, displayed_size
@@ -140,6 +139,8 @@ def _size_rules(width: int, height: int, rules: dict[str, Any], field_name: str,
 def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.InputAudioUrl") -> Verdict:
     """Return the verdict on an audio file's bytes under a profile's `audio` rules; the duration is measured by
     decoding every sample (container headers can lie)."""
+    import av  # on first use: a server that never meets audio or renders never loads PyAV
+
     problems: list[Problem] = []
     if len(data) > rules["maxBytes"]:
         problems.append(too_large("audio", field_name, f"{len(data)} bytes", rules["maxBytes"]))

@@ -22,9 +22,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import av
 import orjson
 from PIL import Image, ImageOps
 
@@ -32,6 +31,9 @@ from ..deadline import Waits
 from ..store.base import fields_of
 from ..store.blobs import Blobs
 from . import synth
+
+if TYPE_CHECKING:  # PyAV is imported on first use: a server that never meets audio or renders never loads it
+    import av
 
 log = logging.getLogger("ivh_mock.render")
 VERSION = 1  # part of every key: a change to the output format renders anew
@@ -107,6 +109,8 @@ class Job:
 
 def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
     """Write the MP4 of `job` to `target` (a file: the index moves to the front, so players start at once)."""
+    import av
+
     with Image.open(io.BytesIO(photo)) as image, decoding(image.width * image.height):
         picture = ImageOps.exif_transpose(image).convert("RGB").resize((job.width, job.height), Image.LANCZOS)
     frame_count = max(1, round(job.duration_ms * FPS / 1000))
@@ -147,6 +151,8 @@ def _mux(container: av.container.OutputContainer, packet: av.Packet, stills: lis
 
 def _driving_pcm(audio: bytes, samples: int) -> bytes:
     """Decode the driving audio to 16-bit mono PCM at SAMPLE_RATE, cut or padded to `samples`."""
+    import av
+
     pcm = bytearray()
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     with av.open(io.BytesIO(audio)) as container:

@@ -12,9 +12,11 @@ import io
 import math
 import zlib
 from array import array
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import av
+if TYPE_CHECKING:  # PyAV is imported on first use: a server that never meets audio or renders never loads it
+    import av
+
 
 RATE = 24_000
 PITCHES = (150.0, 165.0, 180.0, 200.0, 220.0, 240.0)
@@ -71,6 +73,8 @@ def babble(seconds: float, rate: int = RATE, syllables_per_second: float = 4.0) 
 
 def frames(pcm: bytes, rate: int, size: int = 1024) -> Iterator[av.AudioFrame]:
     """Cut 16-bit mono PCM into PyAV frames with running timestamps (in samples)."""
+    import av
+
     for start in range(0, len(pcm) // 2, size):
         chunk = pcm[2 * start:2 * (start + size)]
         frame = av.AudioFrame(format="s16", layout="mono", samples=len(chunk) // 2)
@@ -81,6 +85,8 @@ def frames(pcm: bytes, rate: int, size: int = 1024) -> Iterator[av.AudioFrame]:
 
 def encode(pcm: bytes, fmt: str, rate: int = RATE) -> bytes:
     """Encode 16-bit mono PCM at `rate` as an audio file of format `fmt` (a key of ENCODINGS)."""
+    import av
+
     container_format, codec, out_rate = ENCODINGS[fmt]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 import yaml
 
 from ivh_mock import __version__
@@ -204,6 +203,12 @@ def _check_port(host: str, port: int) -> str | None:
     return None
 
 
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """redis-py's errors, when a Redis store loaded it (it is imported only then: it costs a start 80 ms)."""
+    redis = sys.modules.get("redis")
+    return (redis.RedisError,) if redis is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "proxy":
@@ -251,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
-    except (AccountsFileError, ValueError, OSError, sqlite3.Error, redis.RedisError) as error:
+    except (AccountsFileError, ValueError, OSError, sqlite3.Error, *_redis_errors()) as error:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
