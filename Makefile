@@ -11,9 +11,13 @@ ARGS ?=
 serve: $(STAMP)
 	$(BIN)/ivh-mock serve --data-dir data $(ARGS)
 
-# Tests run on as many workers as the machine has cores; tests sharing a module fixture stay on one (tests/conftest.py).
+# Tests run on one worker more than the machine has cores: about a third of a test's time is spent waiting on a
+# subprocess or a socket, so a spare worker keeps every core busy (docs/benchmarks.md). Tests sharing a module fixture
+# stay on one worker (tests/conftest.py).
+JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
