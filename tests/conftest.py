@@ -86,11 +86,16 @@ STORES = ("memory", "sqlite", "redis")
 def pytest_collection_modifyitems(items):
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture
     (a built wheel, a served mock, a browser) run on one worker, so it is built once, not once per worker; every other
-    test goes to whichever worker is free."""
+    test goes to whichever worker is free. The longest work is handed out first (such modules, then the tests marked
+    slow), so that no worker is still busy with it when the others have run out of tests."""
+    grouped = set()
     for item in items:
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
         if any(fixture.scope == "module" for defs in definitions.values() for fixture in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            grouped.add(item.nodeid)
+    # a module's tests stay together (its fixture is built once even without xdist); the sort is stable
+    items.sort(key=lambda item: (0, 0) if item.nodeid in grouped else (1, item.get_closest_marker("slow") is None))
 
 
 @pytest.hookimpl(wrapper=True)

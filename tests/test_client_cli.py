@@ -84,6 +84,7 @@ def test_bad_credentials_and_missing_credentials(mock_url):
     assert missing.returncode == 2 and "IVH_APPKEY" in missing.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_exits_5():
     result = ivh("progress", "x", url="http://127.0.0.1:9")
     assert result.returncode == 5 and "Traceback" not in result.stderr

@@ -34,6 +34,7 @@ def run_suite(url, report_dir, *extra):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_suite_passes_against_a_mock_over_http(remote_mock, tmp_path):
     result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "100000")
     assert result.returncode == 0, result.stdout[-4000:]
@@ -44,6 +45,7 @@ def test_the_suite_passes_against_a_mock_over_http(remote_mock, tmp_path):
     assert (tmp_path / "drift-report.md").read_text().count("| agree |") == len(report["probes"])
 
 
+@pytest.mark.slow
 def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, tmp_path):
     result = run_suite(remote_mock, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -55,6 +57,7 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
     assert accepted == [], f"{len(accepted)} submission(s) were accepted without an allowance"
 
 
+@pytest.mark.slow
 def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
     result = subprocess.run([sys.executable, "-m", "ivh_mock.contract_tests.mutation"], cwd=ROOT, capture_output=True,
                             text=True, timeout=900)
@@ -63,6 +66,7 @@ def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
     assert re.search(r"(\d+) of \1 mutations caught", result.stdout), result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frozen_at_start", [False, True])
 def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start, tmp_path):
     with ServeProcess(tmp_path / "data") as served:

@@ -236,6 +236,7 @@ def recordings(draw):
     return fmt, round(seconds, 3)
 
 
+@pytest.mark.slow
 @SLOW
 @given(recording=recordings())
 def test_the_audio_verdict_and_duration_follow_the_page_rules(app, api, clock, recording):

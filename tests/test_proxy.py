@@ -259,6 +259,7 @@ def _poll_until_done(base, task_ids, now):
     assert finished == set(task_ids)
 
 
+@pytest.mark.slow
 def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
     record = tmp_path / "rec"
     with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
@@ -377,6 +378,7 @@ def _suite(url, report_dir, *extra):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, tmp_path):
     result = _suite(wrong_upstream.url, tmp_path, "contract_tests/test_drift.py")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -398,6 +400,7 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
 
 # Worth its minute: the one end-to-end proof that the proxy is transparent to every request the suite sends
 # (schemathesis included) and that conforming traffic leaves no finding.
+@pytest.mark.slow
 def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
     record = tmp_path / "rec"
     timing = ("--queue-seconds", "0.5", "--render-startup", "1")

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from .conftest import ServeProcess
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
@@ -78,6 +80,7 @@ def refusals(output: str) -> list[str]:
     return re.findall(r'"Code":\s*-?[1-9]\d*.{0,200}|\{"error":.{0,200}', output)
 
 
+@pytest.mark.slow
 def test_every_shell_and_python_example_runs(tmp_path):
     blocks = examples()
     to_run = [block for block in blocks if block.skip_reason is None]

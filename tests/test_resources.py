@@ -26,6 +26,7 @@ def served(tmp_path_factory):
         yield mock
 
 
+@pytest.mark.slow
 def test_dawdling_connections_and_stalled_downloads_never_stop_the_served_mock(served):
     """32 sockets dripping header bytes, 32 idle, 8 dripping a body and 8 submissions whose photo host trickles,
     against 1 worker x 8 threads: every call made meanwhile is answered within 3 s."""

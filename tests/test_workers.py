@@ -58,6 +58,7 @@ def submit_all(url: str, count: int, callback_url: str, appkeys: int = 8) -> lis
         return list(pool.map(one, range(count)))
 
 
+@pytest.mark.slow
 def test_four_workers_send_each_of_hundreds_of_callbacks_exactly_once(store, tmp_path):
     receiver = CallbackReceiver()
     try:
@@ -129,6 +130,7 @@ def test_whichever_worker_answers_the_lifecycle_and_quotas_agree(store, tmp_path
         assert codes == [0, 0, 0, 100008, 100008, 100008]
 
 
+@pytest.mark.slow
 def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restart(store, tmp_path):
     receiver = CallbackReceiver()
     returned: list[tuple[str, str]] = []  # (TaskId, appkey)
