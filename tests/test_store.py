@@ -326,3 +326,46 @@ def test_a_redis_submission_plans_again_when_another_came_first(store_spec, stor
     assert seen == [[], ["first"]] and task.task_id == "mine-2"
     assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("first", 1), ("mine-2", 2)]
     assert [entry.task_id for entry in store.journal("app")] == ["first", "mine-2"]
+
+
+def test_a_submission_read_ahead_of_another_hosts_plans_again_against_both(store_spec, store):
+    """The account read as the request started is out of date once another host's submission lands: the write is
+    refused and the account read anew, so the read-ahead never lets two tasks share a seq."""
+    if store_spec == "memory":
+        pytest.skip("a memory store lives in one process")
+    other_host = open_store(store_spec)
+    other_host.add_task("app", lambda before: make_task("before", seq=1), journal_entry)
+    seen = []
+
+    def build(earlier):
+        seen.append([task.task_id for task in earlier])
+        return make_task(f"mine-{len(seen)}", seq=len(earlier) + 1)
+
+    with store.read_ahead("app", tasks=True):
+        other_host.add_task("app", lambda before: make_task("meanwhile", seq=len(before) + 1), journal_entry)
+        task = store.add_task("app", build, journal_entry)
+    assert seen[-1] == ["before", "meanwhile"] and task.seq == 3
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("before", 1), ("meanwhile", 2), (task.task_id, 3)]
+    assert [entry.task_id for entry in store.journal("app")] == ["before", "meanwhile", task.task_id]
+
+
+def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch):
+    """One read as the request starts (clock, settings, the account's tasks), one write (the task, its indexes and
+    its journal entry)."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network counts round trips")
+    import redis
+
+    store.add_task("app", lambda earlier: make_task("warm", seq=1), journal_entry)  # the scripts are loaded
+    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    with store.read_ahead("app", tasks=True):
+        store.account_settings("app")
+    sent = []
+    real = redis.connection.Connection.send_packed_command
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
+                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+    with store.read_ahead("app", tasks=True):
+        assert store.account_settings("app") == {} and store.clock_state()["base"] == 5.0
+        store.add_task("app", lambda earlier: make_task("t2", seq=len(earlier) + 1), journal_entry)
+    assert len(sent) == 2
+    assert [t.task_id for t in store.tasks("app")] == ["warm", "t2"] and len(store.journal("app")) == 2

@@ -6,6 +6,7 @@ Records are plain data written once; a task's state at any moment is derived fro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -203,6 +204,11 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Let go of connections and files (before a fork, or when done); the store must not be used after."""
+
+    def read_ahead(self, appkey: str, tasks: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Within the block (one API request of `appkey`), the store may answer the clock's state, the account's
+        settings and, with `tasks`, the account's tasks for `add_task` from one read made as the block starts: a
+        network store saves its round trips. A store whose reads are cheap does nothing."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""

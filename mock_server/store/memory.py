@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import itertools
@@ -147,6 +148,9 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    def read_ahead(self, appkey: str, tasks: bool = False) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # its reads cost no round trip
 
     def clock_state(self) -> dict[str, Any] | None:
         return self._clock

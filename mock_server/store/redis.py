@@ -8,8 +8,10 @@ holder died lapses so that another sends it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, Callable
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
@@ -17,6 +19,8 @@ import redis
 from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
                    loads)
 
+# What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
+_AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
@@ -27,22 +31,25 @@ TASK_KEYS = ("task", "lease", "upload", "upload-lease")
 # `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
 # KEYS: the appkey's list, journal-order, journal-bytes, appkeys; ARGV: entry, appkey, authenticated (1/0),
 # per-appkey limit, entries limit, bytes limit, the prefix of the appkeys' lists.
-RECORD = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-local size = redis.call('INCRBY', KEYS[3], #ARGV[1])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[4], ARGV[2]) end
-if redis.call('LLEN', KEYS[1]) > tonumber(ARGV[4]) then
-  size = redis.call('DECRBY', KEYS[3], #redis.call('LPOP', KEYS[1]))
-  redis.call('LREM', KEYS[2], 1, ARGV[2])
-end
-while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[5]) or size > tonumber(ARGV[6]) do
-  local appkey = redis.call('LPOP', KEYS[2])
-  if not appkey then break end
-  local oldest = redis.call('LPOP', ARGV[7] .. appkey)
-  if oldest then size = redis.call('DECRBY', KEYS[3], #oldest) end
+RECORD_FUNCTION = """
+local function record(list, order, bytes, appkeys, entry, appkey, authenticated, per_appkey, entries, max_bytes, lists)
+  redis.call('RPUSH', list, entry)
+  redis.call('RPUSH', order, appkey)
+  local size = redis.call('INCRBY', bytes, #entry)
+  if authenticated == '1' then redis.call('SADD', appkeys, appkey) end
+  if redis.call('LLEN', list) > tonumber(per_appkey) then
+    size = redis.call('DECRBY', bytes, #redis.call('LPOP', list))
+    redis.call('LREM', order, 1, appkey)
+  end
+  while redis.call('LLEN', order) > tonumber(entries) or size > tonumber(max_bytes) do
+    local oldest_appkey = redis.call('LPOP', order)
+    if not oldest_appkey then break end
+    local oldest = redis.call('LPOP', lists .. oldest_appkey)
+    if oldest then size = redis.call('DECRBY', bytes, #oldest) end
+  end
 end
 """
+RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))"
 # KEYS: the appkey's list, journal-order, journal-bytes; ARGV: the appkey.
 FORGET = """
 local size = 0
@@ -63,8 +70,12 @@ class RedisStore:
         self.redis = redis.Redis.from_url(self.url, decode_responses=True)
         self.redis.ping()  # fail at start, with the URL, rather than on the first request
         self._limits = journal
+        # registered once; redis-py sends each by its SHA, loading it when Redis lacks it
         self._record = self.redis.register_script(RECORD)
         self._forget = self.redis.register_script(FORGET)
+        self._read_account = self.redis.register_script(READ_ACCOUNT)
+        self._read_ahead = self.redis.register_script(READ_AHEAD)
+        self._write_task = self.redis.register_script(WRITE_TASK)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -97,11 +108,33 @@ class RedisStore:
         return self._load(ids)
 
     def record(self, entry: JournalEntry) -> None:
+        self._record(*self._record_call(entry))
+
+    def _record_call(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the journal's `record` function for `entry`."""
         limits = self._limits
         keys = [self._key("journal", entry.appkey), self._key("journal-order"), self._key("journal-bytes"),
                 self._key("appkeys")]
-        self._record(keys, [journal_text(entry, limits), entry.appkey, int(entry.authenticated), limits.per_appkey,
-                            limits.entries, limits.bytes, self._key("journal", "")])
+        return keys, [journal_text(entry, limits), entry.appkey, int(entry.authenticated), limits.per_appkey,
+                      limits.entries, limits.bytes, self._key("journal", "")]
+
+    @contextlib.contextmanager
+    def read_ahead(self, appkey: str, tasks: bool = False) -> Iterator[None]:
+        """One script reads the clock, the settings and (with `tasks`) the account's tasks; the request then takes
+        them from here: a submission costs two round trips (this read and the write), not five."""
+        keys = [self._key("clock"), self._key("settings", appkey), *([self._key("account", appkey)] if tasks else [])]
+        clock, settings, *account = self._read_ahead(keys=keys, args=[self.prefix])
+        token = _AHEAD.set({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                            **({"account": account[0]} if account else {})})
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
+    def _ahead(self) -> dict[str, Any] | None:
+        """What `read_ahead` read for the request this thread is answering, if it read it from this store."""
+        ahead = _AHEAD.get()
+        return ahead if ahead is not None and ahead["store"] is self else None
 
     def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
         start = -limit if limit else 0
@@ -172,13 +205,17 @@ class RedisStore:
         return loads(UploadRecord, text) if text else None
 
     def account_settings(self, appkey: str) -> dict[str, Any]:
-        text = self.redis.get(self._key("settings", appkey))
+        ahead = self._ahead()
+        if ahead is not None and ahead["appkey"] == appkey and "settings" in ahead:
+            text = ahead["settings"]
+        else:
+            text = self.redis.get(self._key("settings", appkey))
         return json.loads(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
         with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS,
                              sleep=LOCK_POLL_SECONDS):
-            merged = {**self.account_settings(appkey), **settings}
+            merged = {**json.loads(self.redis.get(self._key("settings", appkey)) or "{}"), **settings}
             pipe = self.redis.pipeline()
             pipe.set(self._key("settings", appkey), json.dumps(merged))
             pipe.sadd(self._key("appkeys"), appkey)
@@ -214,28 +251,44 @@ class RedisStore:
         self.redis.close()
 
     def clock_state(self) -> dict[str, Any] | None:
-        text = self.redis.get(self._key("clock"))
+        ahead = self._ahead()
+        text = ahead["clock"] if ahead is not None and "clock" in ahead else self.redis.get(self._key("clock"))
         return json.loads(text) if text else None
 
     def put_clock_state(self, state: dict[str, Any]) -> None:
         self.redis.set(self._key("clock"), json.dumps(state))
+        ahead = self._ahead()
+        if ahead is not None:
+            ahead.pop("clock", None)  # read anew from now on
 
 
 # -- a submission in two round trips ------------------------------------------------------------------------------
-# A submission plans its task against the account's earlier tasks. It reads them (one script: the account's task ids
-# and records), plans in Python, then writes the task and its indexes in one script that first checks the account is
-# as it was read: same length, same last task. If another submission to the account came
-# first, nothing is written and the submission plans again against what is there now. Per account, submissions are
-# thus as serial as under a lock (D48), without the lock's own round trips (take, release) or its polling.
-READ_ACCOUNT = """
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-local out = {}
-for i, id in ipairs(ids) do
-  out[i] = redis.call('GET', ARGV[1] .. 'task:' .. id) or ''
+# A submission plans its task against the account's earlier tasks. One script reads them, with the clock and the
+# account's settings, as the request starts (`read_ahead`); the submission plans in Python, then one script writes
+# the task, its indexes and the request's journal entry, after checking that the account is as it was read: same
+# length, same last task. If another submission to the account came first, nothing is written and the submission
+# reads the account again and plans anew. Per account, submissions are thus as serial as under a lock (D48), without
+# the lock's own round trips (take, release) or its polling.
+ACCOUNT_FUNCTION = """
+local function account(key, prefix)
+  local ids = redis.call('LRANGE', key, 0, -1)
+  local records = {}
+  for i, id in ipairs(ids) do
+    records[i] = redis.call('GET', prefix .. 'task:' .. id) or ''
+  end
+  return {ids[#ids] or '', records}
 end
-return {ids[#ids] or '', out}
 """
-WRITE_TASK = """
+READ_ACCOUNT = ACCOUNT_FUNCTION + "return account(KEYS[1], ARGV[1])"
+# KEYS: the clock, the account's settings and, for a submission, the account's task list; ARGV: the prefix.
+READ_AHEAD = ACCOUNT_FUNCTION + """
+local ahead = {redis.call('GET', KEYS[1]) or false, redis.call('GET', KEYS[2]) or false}
+if KEYS[3] then ahead[3] = account(KEYS[3], ARGV[1]) end
+return ahead
+"""
+# KEYS: the account's task list and, when the request is journaled, the four keys of `record`; ARGV: what the account
+# was read as (length, last id), the prefix, the task (id, appkey, record, media, due, owed) and `record`'s arguments.
+WRITE_TASK = RECORD_FUNCTION + """
 local account = KEYS[1]
 local length, last = tonumber(ARGV[1]), ARGV[2]
 if redis.call('LLEN', account) ~= length or (length > 0 and redis.call('LINDEX', account, -1) ~= last) then
@@ -253,25 +306,29 @@ end
 if ARGV[9] ~= '' then
   redis.call('ZADD', prefix .. 'owed', ARGV[9], task_id)
 end
+if KEYS[2] then
+  record(KEYS[2], KEYS[3], KEYS[4], KEYS[5], unpack(ARGV, 10))
+end
 return 1
 """
 
 
 def _add_task_optimistically(store: RedisStore, appkey: str, build: Callable[[list[Task]], Task],
                              journal: Callable[[Task], JournalEntry] | None) -> Task:
-    scripts = store.__dict__.get("_scripts")
-    if scripts is None:  # registered once per store; redis-py sends each by its SHA, loading it when Redis lacks it
-        scripts = store._scripts = (store.redis.register_script(READ_ACCOUNT), store.redis.register_script(WRITE_TASK))
-    read, write = scripts
     account = store._key("account", appkey)
+    ahead = store._ahead()
+    read_ahead = ahead.pop("account", None) if ahead is not None and ahead["appkey"] == appkey else None
     while True:
-        last, records = read(keys=[account], args=[store.prefix])
+        last, records = read_ahead or store._read_account(keys=[account], args=[store.prefix])
+        read_ahead = None  # a second try reads the account anew
         task = build([loads(Task, text) for text in records if text])
         due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
-        if write(keys=[account], args=[len(records), last, store.prefix, task.task_id, appkey, dumps(task), media,
-                                      due, owed]):
-            if journal is not None:  # the journal's bounds are kept by its own script (record)
-                store.record(journal(task))
+        keys, args = [account], [len(records), last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed]
+        if journal is not None:  # the accepted request's journal entry, in the same script (its bounds kept there)
+            record_keys, record_args = store._record_call(journal(task))
+            keys += record_keys
+            args += record_args
+        if store._write_task(keys=keys, args=args):
             return task
