@@ -228,22 +228,22 @@ WHY = {
     "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and "
              "its getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per "
              "worker, with wrk on the same two cores.",
-    "SQLite": "a Redis submission still makes four loopback round trips (the shared clock, the account's settings, "
-              "one script reading the account's tasks, one script writing task and journal entry if the account "
-              "is unchanged), each a system call pair and a reply to parse in the worker, where SQLite's are "
-              "function calls into a local file.",
+    "SQLite": "a Redis submission makes two loopback round trips (one script reading the clock, the account's "
+              "settings and its tasks as the request starts, one script writing task and journal entry if the "
+              "account is unchanged), each a system call pair, a Lua run in Redis and a reply to parse in the "
+              "worker, where SQLite's reads and writes are function calls into a local file.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
                   "function above a few percent of a submission outside Flask and werkzeug.",
-    "fixture": "with pytest-xdist on a machine this loaded the workers and the other sessions share two cores, so "
-               "a setup waits for the CPU; alone (one process) the same fixture takes a few milliseconds.",
-    "make test": "most of the time goes to a handful of tests that start whole processes: the wheel installed in a "
-                 "fresh virtualenv, the contract suite over HTTP on each store, the mutation check, and the audio "
-                 "property tests that encode and decode up to a minute of audio in six formats.",
-    "within": "with Redis each getprogress makes several round trips (the task, the clock, the account's settings, "
-              "the journal), and the measured p99 includes the pauses of a Redis server and a load generator "
-              "sharing two cores with the mock.",
-    "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs, PyAV and Pillow imports and compiling the "
-                  "spec's validators, on a machine shared with other work.",
+    "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
+               "another worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
+    "make test": "the virtualenv takes about 40 s to install from a warm pip cache, and most of the tests' time goes "
+                 "to a handful that start whole processes: the wheel installed in a fresh virtualenv, the contract "
+                 "suite over HTTP on each store and through the proxy, the mutation check and the README examples.",
+    "within": "with Redis each getprogress makes several round trips (the read ahead of clock and settings, the "
+              "task, the account's queue, the journal), and the measured p99 includes the pauses of a Redis server "
+              "and a load generator sharing two cores with the mock.",
+    "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs and Pillow imports and compiling the spec's "
+                  "validators (PyAV and redis-py load on first use).",
     "MB": "each task keeps its whole request payload, its plan and a journal entry that shares the payload.",
 }
 
