@@ -12,8 +12,8 @@ serve: $(STAMP)
 	$(BIN)/ivh-mock serve --data-dir data $(ARGS)
 
 # Tests run on one worker more than the machine has cores: about a third of a test's time is spent waiting on a
-# subprocess or a socket, so a spare worker keeps every core busy (docs/benchmarks.md). Tests sharing a module fixture
-# stay on one worker (tests/conftest.py).
+# subprocess or a socket, so a spare worker keeps every core busy (spec/DECISIONS.md D65). Tests sharing a module
+# fixture stay on one worker (tests/conftest.py).
 JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
 
 test: $(STAMP)
