@@ -259,3 +259,20 @@ def test_an_upload_to_a_trickling_host_ends_at_the_limit_in_all(trickler, path):
     assert outcome["status"] is None and outcome["error"] == "took longer than the upload limit of 0.6 s"
     assert time.monotonic() - started < 3.0  # the trickle would last 20 s
     uploader.stop()
+
+
+@pytest.mark.parametrize("location", ["http://[/x.mp4", "http://[abc]/x.mp4", "http://a:b@[/x",
+                                      "http://" + "a" * 300 + ".com/x"])
+def test_a_redirect_to_an_unparsable_host_ends_the_upload_with_a_clear_error(location):
+    """Such a Location ended the upload with a generic failure ("could not be produced (ValueError)")."""
+    from ivh_mock.mock_server.lifecycle.uploads import Uploader
+    from ivh_mock.mock_server.media_in.fetch import Limits
+
+    redirector = Redirector(location)
+    uploader = Uploader(None, Limits(connect_timeout=1.0, total_timeout=5.0, redirects=3), workers=1)
+    try:
+        outcome = uploader.put(redirector.url, b"\0" * 100, "video/mp4")
+    finally:
+        uploader.stop()
+        redirector.close()
+    assert outcome["status"] is None and outcome["error"] == "a redirect led to a URL whose host cannot be parsed"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
 
 from .. import deadline
 from ..media_in.fetch import Limits
@@ -123,6 +124,8 @@ class Uploader:
                     outcome["error"] = f"more than {limits.redirects} redirects"
             except requests.RequestException as exc:
                 outcome["error"] = too_long if limit.expired else f"could not be reached ({type(exc).__name__})"
+            except (LocationParseError, ValueError):  # a Location whose host urllib3 or IDNA cannot parse
+                outcome["error"] = "a redirect led to a URL whose host cannot be parsed"
             if limit.expired and outcome["status"] is not None and outcome["error"] is None:
                 outcome["status"], outcome["error"] = None, too_long  # the answer was cut off: not an answer
         outcome["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
