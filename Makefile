@@ -16,12 +16,11 @@ serve: $(STAMP)
 # fixture stay on one worker (tests/conftest.py).
 JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
 
-# The suite starts about a hundred Python processes (servers, pytest runs, CLIs). They share bytecode caches kept in
-# the virtualenv, even where PYTHONDONTWRITEBYTECODE is set, so a module is compiled, and a test module's asserts
-# rewritten, once per run rather than once per process (D65).
+# The suite starts about a hundred Python processes (servers, pytest runs, CLIs). They write and share bytecode
+# caches (__pycache__, ignored by git) even where PYTHONDONTWRITEBYTECODE is set, so a module is compiled, and a test
+# module's asserts rewritten, once per run rather than once per process (D65).
 test: $(STAMP)
-	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$(CURDIR)/$(VENV)/pycache" \
-		$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
