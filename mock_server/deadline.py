@@ -13,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,7 +27,6 @@ class Deadline:
     """The end of an exchange: `left()` seconds remain; `expired` once the timer has shut its sockets down."""
 
     def __init__(self, seconds: float):
-        self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.expired = False
         self._sockets: list[socket.socket] = []
@@ -86,6 +85,21 @@ class Waits(threading.BoundedSemaphore):
     def __init__(self, limit: int):
         super().__init__(limit)
         self.limit = limit
+
+
+@contextlib.contextmanager
+def holding(waits: Waits | None, refusal: Callable[[int], Exception]) -> Iterator[None]:
+    """Hold one of `waits`' slots for the block, or raise `refusal(limit)` at once when every slot is taken (no slot
+    is needed when `waits` is None)."""
+    if waits is None:
+        yield
+        return
+    if not waits.acquire(blocking=False):
+        raise refusal(waits.limit)
+    try:
+        yield
+    finally:
+        waits.release()
 
 
 def _shut(sock: socket.socket) -> None:

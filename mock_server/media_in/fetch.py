@@ -56,16 +56,10 @@ class Fetcher:
             if len(own) > max_bytes:
                 raise TooLarge(max_bytes)
             return own
-        if self._waits is None:
+        with deadline.holding(self._waits, lambda limit: FetchFailed(
+                f"{url} was not downloaded: {limit} requests are already waiting on downloads or renders, the most "
+                f"this worker lets wait at once (so that slow hosts never hold every thread)")):
             return self._fetch(url, max_bytes)
-        if not self._waits.acquire(blocking=False):
-            raise FetchFailed(f"{url} was not downloaded: {self._waits.limit} requests are already waiting on "
-                              f"downloads or renders, the most this worker lets wait at once (so that slow hosts "
-                              f"never hold every thread)")
-        try:
-            return self._fetch(url, max_bytes)
-        finally:
-            self._waits.release()
 
     def _fetch(self, url: str, max_bytes: int) -> bytes:
         with deadline.within(self.limits.total_timeout) as limit:

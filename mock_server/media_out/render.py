@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator
 import orjson
 from PIL import Image, ImageOps
 
-from ..deadline import Waits
+from ..deadline import Waits, holding
 from ..store.base import fields_of
 from ..store.blobs import Blobs
 from . import synth
@@ -193,14 +193,10 @@ class Renderer:
         """Return the path of the job's video, waiting for the render thread when it is not ready yet (raising
         TimeoutError past `timeout`, or at once when too many requests wait already)."""
         future = self.submit(job)
-        if future.done() or self._waits is None:
+        if future.done():
             return future.result(timeout)
-        if not self._waits.acquire(blocking=False):
-            raise TimeoutError("too many requests are waiting on renders and downloads")
-        try:
+        with holding(self._waits, lambda limit: TimeoutError("too many requests are waiting on renders and downloads")):
             return future.result(timeout)
-        finally:
-            self._waits.release()
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
