@@ -81,10 +81,6 @@ class MovableClock:
         with self._lock:
             self._save({"base": self._current(self._load()), "anchor": self._source(), "frozen": frozen})
 
-    def offset(self) -> float:
-        """Seconds this clock is ahead of real time (its source); negative when behind."""
-        return self.now() - self._source()
-
     def restart(self) -> None:
         """Return to real time, as the clock started: running in step with it, or frozen at it for a clock made
         frozen (the pytest fixtures')."""

@@ -264,7 +264,7 @@ class _Routes:
 def clock_view(clock) -> dict[str, Any]:
     """What GET /__mock__/clock answers: the time, whether it is frozen, and how far it is from real time."""
     now = clock.now()
-    offset = round(clock.offset(), 3) + 0.0 if isinstance(clock, MovableClock) else 0.0  # + 0.0: never -0.0
+    offset = round(now - clock.wall(), 3) + 0.0  # + 0.0: never -0.0
     frozen = getattr(clock, "frozen", False)
     return {"now": now, "iso": _iso(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
