@@ -55,7 +55,11 @@ class ExchangeChecker:
                 schema = self._branch(op.response_schema, success)
                 self._branches[op.operation_id, success] = [schema]
                 self._answers[op.operation_id, success] = RequestValidator(self.spec, schema, root="response")
+        self._documented = {op.operation_id: {int(code) for code in
+                                              self.spec.document["paths"][op.path][op.method.lower()]["responses"]}
+                            for op in self.spec.operations.values()}
         self._callback = RequestValidator(self.spec, reference("#/components/schemas/CallbackBody"), root="callback")
+        self._callback_schema = [self.spec.resolve("#/components/schemas/CallbackBody")]
         catalogue = self.spec.errors
         # codes that mean "the request's shape is wrong" (missing, undocumented, wrong type): what the spec decides
         self.shape_codes = {catalogue.code_for_keyword(k) for k in ("required", "additionalProperties", "type")}
@@ -101,9 +105,7 @@ class ExchangeChecker:
         def add(kind: str, subject: str, detail: str) -> None:
             found.append(Finding(kind, subject, detail, operation_id))
 
-        op = self.spec.operations[operation_id]
-        documented = {int(code) for code in self.spec.document["paths"][op.path][op.method.lower()]["responses"]}
-        if status not in documented:
+        if status not in self._documented[operation_id]:
             add("undocumented-http-status", str(status), f"HTTP {status} is not a documented answer of {operation_id}")
         if not body_is_json or not isinstance(body, dict):
             add("not-an-envelope", "body", "the answer is not a JSON {Header, Payload} envelope")
@@ -148,11 +150,10 @@ class ExchangeChecker:
         """Return what is wrong with a callback body."""
         if not isinstance(body, dict):
             return [Finding("callback-schema", "body", "the callback body is not a JSON object", "callback")]
-        schema = [self.spec.resolve("#/components/schemas/CallbackBody")]
         found = [Finding("callback-schema", f"{v.field} {v.rule}", v.message, "callback")
                  for v in self._callback.violations(body)]
         found += [Finding("undocumented-field", path, f"{path} is not a documented field of the callback", "callback")
-                  for path in self._undocumented(schema, body, "callback")]
+                  for path in self._undocumented(self._callback_schema, body, "callback")]
         return found
 
     # -- undocumented fields -----------------------------------------------------------------------------------

@@ -222,8 +222,8 @@ class Proxy:
         if app_url is not None and method == "POST":
             content_type = _header(headers, "content-type") or "application/json"
             try:
-                delivered = requests.post(app_url, data=body, headers={"Content-Type": content_type},
-                                          timeout=self.timeout, allow_redirects=False)
+                delivered = self._session().post(app_url, data=body, headers={"Content-Type": content_type},
+                                                 timeout=self.timeout, allow_redirects=False)
                 status, reason, reply = delivered.status_code, delivered.reason or "", delivered.content
             except requests.RequestException as failure:
                 status, reason, reply, error = 502, "Bad Gateway", b"", _failure(failure)
@@ -260,7 +260,7 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
 
 def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     """Return the body without its Content-Encoding (gzip, deflate), for checking; passed through as sent."""
-    encoding = (_header([(k.lower(), v) for k, v in headers], "content-encoding") or "").lower()
+    encoding = (_header(headers, "content-encoding") or "").lower()
     if encoding in ("gzip", "deflate"):
         try:
             return zlib.decompressobj(wbits=47).decompress(data)

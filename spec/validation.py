@@ -371,7 +371,7 @@ def _fast_schema(node: Any) -> Any:
             out[key] = {name: _fast_schema(item) for name, item in value.items()}
         elif key in SLOW_KEYWORDS:
             out[SLOW_KEYWORDS[key]] = value
-        elif key in FAST_KEYWORDS or key in ANNOTATIONS or (key.startswith("x-") and key not in SLOW_KEYWORDS):
+        elif key in FAST_KEYWORDS or key in ANNOTATIONS or key.startswith("x-"):
             out[key] = value
         else:
             raise _Unsupported(key)

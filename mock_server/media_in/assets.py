@@ -35,12 +35,6 @@ def _made(name: str) -> bytes:
     return SAMPLES[name].make()
 
 
-@functools.lru_cache(maxsize=64)
-def _netloc(url: str | None) -> str:
-    """The host:port of one of the mock's own base URLs (a handful per process, parsed once each)."""
-    return urlsplit(url or "").netloc
-
-
 class AssetHost:
     def __init__(self, blobs: Blobs, config: Config, profile: dict[str, Any]):
         self.blobs, self.config, self.profile = blobs, config, profile
@@ -50,7 +44,8 @@ class AssetHost:
         any port: assets are named by content, samples by a fixed name), else None."""
         try:
             parts = urlsplit(url)
-            if parts.netloc not in (_netloc(base_url), _netloc(self.config.public_url)) and parts.hostname not in LOOPBACK:
+            own = (urlsplit(base_url or "").netloc, urlsplit(self.config.public_url or "").netloc)  # urlsplit caches
+            if parts.netloc not in own and parts.hostname not in LOOPBACK:
                 return None
         except ValueError:  # a host urllib cannot parse (`http://[`) is no host of ours; the download refuses it
             return None

@@ -8,6 +8,7 @@ holder died lapses so that another sends it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 from contextvars import ContextVar
@@ -142,7 +143,7 @@ class RedisStore:
             return [loads(JournalEntry, text) for text in self.redis.lrange(self._key("journal", appkey), start, -1)]
         order = self.redis.lrange(self._key("journal-order"), start, -1)  # the newest entries' appkeys, in order
         pipe = self.redis.pipeline(transaction=False)
-        wanted = {key: order.count(key) for key in dict.fromkeys(order)}
+        wanted = collections.Counter(order)  # entries per appkey, in order of first appearance
         for key, count in wanted.items():
             pipe.lrange(self._key("journal", key), -count, -1)
         lists = {key: iter(texts) for key, texts in zip(wanted, pipe.execute())}
