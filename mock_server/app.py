@@ -141,31 +141,31 @@ def _clock_pinned_per_request(wsgi_app):
 def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     """Answer every error in the format of the route family it hit: the API's envelope, the control API's
     `{"error": {"message"}}`, or the object store's XML for result URLs; a 405 names the allowed methods (Allow)."""
-    def render(error: ApiError, status: int):
+    def render(error: ApiError, status: int) -> Response:
         if _is_control(request.path):
-            return jsonify({"error": {"message": error.message}}), status
+            return control.error_response(status, error.message)
         if request.path.startswith(results.PREFIX):
             return results.error_response(status, _S3_CODES.get(status, "InvalidRequest"), error.message)
-        body = envelope.envelope(error.code, error.message, new_id())
-        return jsonify(body), status
+        response = jsonify(envelope.envelope(error.code, error.message, new_id()))
+        response.status_code = status
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        status = exc.code or 400
         if exc.code in (404, 405) and _is_control(request.path):
-            response, status = _as_response(render(NoSuchRoute(
-                f"no control route {request.method} {request.path}; the README's control API section lists them"),
-                exc.code))
+            error = NoSuchRoute(f"no control route {request.method} {request.path}; the README's control API section "
+                                f"lists them")
         elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
-            response, status = _as_response(render(
-                NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}"), exc.code))
+            error = NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}")
         else:
-            response, status = _as_response(render(ParameterFormatError(f"bad request: {exc.description}"),
-                                                   exc.code or 400))
+            error = ParameterFormatError(f"bad request: {exc.description}")
+        response = render(error, status)
         allowed = getattr(exc, "valid_methods", None)
         if allowed:
             response.headers["Allow"] = ", ".join(allowed)
-        return response, status
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
@@ -179,12 +179,6 @@ def _is_control(path: str) -> bool:
 
 
 _S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 413: "EntityTooLarge"}
-
-
-def _as_response(answer) -> tuple[Response, int]:
-    if isinstance(answer, tuple):
-        return answer[0], answer[1]
-    return answer, answer.status_code
 
 
 class _MockFlask(Flask):

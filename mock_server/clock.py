@@ -114,8 +114,7 @@ class StoredClock(MovableClock):
         super().__init__(source)
         self._store = store
         if store.clock_state() is None:  # the first process on a new store starts the clock (a race is harmless:
-            now = source()              # every contender writes "now, running")
-            store.put_clock_state({"base": now, "anchor": now, "frozen": False})
+            self.restart()              # every contender writes "now, running")
 
     @staticmethod
     @contextlib.contextmanager

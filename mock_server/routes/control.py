@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flask import Flask, jsonify, redirect, request, send_from_directory
+from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from ivh_mock.spec import read_yaml
 
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
@@ -92,7 +92,7 @@ class _Routes:
                     raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
                 return handler(**kwargs)
             except ControlError as error:
-                return jsonify({"error": {"message": error.message}}), error.status
+                return error_response(error.status, error.message)
 
         view.__name__ = handler.__name__
         return view
@@ -257,8 +257,15 @@ class _Routes:
 
     def ui_file(self, name: str):
         if name not in UI_FILES:
-            return jsonify({"error": {"message": f"no dashboard file {name!r}"}}), 404
+            return error_response(404, f"no dashboard file {name!r}")
         return send_from_directory(UI_DIR, name, max_age=0)
+
+
+def error_response(status: int, message: str) -> Response:
+    """The control API's error answer: `{"error": {"message": ...}}`."""
+    response = jsonify({"error": {"message": message}})
+    response.status_code = status
+    return response
 
 
 def clock_view(clock) -> dict[str, Any]:
