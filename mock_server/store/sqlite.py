@@ -75,15 +75,11 @@ class SqliteStore:
         self._write_lock = threading.Lock()
         self._lock_file = open(self.path + ".lock", "a+b")
         db = self._db()
-        with self._write_lock:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            try:
-                columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
-                if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
-                    db.executescript(MIGRATE_JOURNAL)
-                db.executescript(SCHEMA + JOURNAL_SIZE)
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        with self._locked():  # the scripts manage their own transactions
+            columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
+            if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
+                db.executescript(MIGRATE_JOURNAL)
+            db.executescript(SCHEMA + JOURNAL_SIZE)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
@@ -97,21 +93,27 @@ class SqliteStore:
         return db
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back when it raises."""
-        db = self._db()
+    def _locked(self) -> Iterator[None]:
+        """Be the one writer: first among this process's threads, then among the processes."""
         with self._write_lock:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                yield
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        db = self._db()
+        with self._locked():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
                  journal: Callable[[Task], JournalEntry] | None = None) -> Task:
