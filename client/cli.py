@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import Client
+from .api import DEFAULT_BASE_URL, Client
 from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError, WaitTimeoutError
 from .models import Progress
 
@@ -76,7 +76,7 @@ def _command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
 def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--base-url", metavar="URL", default=default,
                         help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock "
-                             "(default: IVH_BASE_URL, else https://gw-sg.tvs.qq.com)")
+                             f"(default: IVH_BASE_URL, else {DEFAULT_BASE_URL})")
     parser.add_argument("--json", action="store_true", default=False if default is None else default,
                         help="print results as JSON")
 
@@ -113,10 +113,11 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
-    if not (os.environ.get("IVH_APPKEY") and os.environ.get("IVH_ACCESSTOKEN")):
+    try:
+        client = Client(base_url=args.base_url)  # credentials from the environment
+    except ValueError:
         print(NO_CREDENTIALS, file=err)
         return EXIT_USAGE
-    client = Client(base_url=args.base_url)
     try:
         return _run(client, args, out, err)
     except APIError as error:
