@@ -104,7 +104,8 @@ def pytest_fixture_setup(fixturedef, request):
     over workers, so the grouping above stopped working (as it did once under a pytest that pytest-xdist did not
     support yet) and every such fixture is silently built once per worker."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and fixturedef.scope == "module" and request.module.__name__.startswith("tests."):
+    grouping = request.config.getoption("dist", None) == "loadgroup"  # other modes split modules by design
+    if worker and grouping and fixturedef.scope == "module" and request.module.__name__.startswith("tests."):
         param = getattr(request, "param_index", 0)
         mark = request.config._tmp_path_factory.getbasetemp().parent / f"built-{request.module.__name__}-" \
                                                                             f"{fixturedef.argname}-{param}"
