@@ -3,6 +3,7 @@ checked by property tests whose oracle is the rule as the vendor's page states i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -12,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.media_in import intake
+from ivh_mock.mock_server.media_in.intake import Verdicts
 from ivh_mock.mock_server.media_out import synth
 from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
 from PIL import Image
@@ -148,6 +151,30 @@ def test_the_photo_verdict_follows_the_page_rules(app, api, photo):
     assert (answer.code == 0) == valid, (fmt, width, height, len(data), answer.message)
     if not valid:
         assert answer.code == 100002 and answer.message.startswith("Payload.RefPhotoUrl")
+
+
+def test_a_file_is_judged_once_and_the_same_object_is_not_hashed_again(monkeypatch):
+    verdicts, checked = Verdicts(), []
+    ours = [portrait(200, 300), portrait(200, 301)]
+    hashed = []
+    real_digest = intake.digest
+    monkeypatch.setattr(intake, "digest", lambda data: hashed.append(data) or real_digest(data))
+
+    def check(data, rules, field_name):
+        checked.append(data)
+        return len(data)
+
+    for _ in range(3):
+        assert verdicts.judge(check, ours[0], {}, "f") == (hashlib.sha256(ours[0]).hexdigest(), len(ours[0]))
+    assert [data for data in hashed if data is ours[0]] == [ours[0]]  # one object: hashed once
+    assert checked == [ours[0]]
+    copy = bytes(bytearray(ours[0]))  # equal bytes in another object: hashed, but judged from the cache
+    assert verdicts.judge(check, copy, {}, "f")[0] == hashlib.sha256(ours[0]).hexdigest()
+    assert [data for data in hashed if data is copy] == [copy] and checked == [ours[0]]
+    for n in range(intake.RECENT_OBJECTS + 1):  # the memo keeps the last few objects, no more
+        verdicts.judge(check, portrait(200, 302 + n), {}, "f")
+    assert verdicts.judge(check, ours[1], {}, "f")[0] == hashlib.sha256(ours[1]).hexdigest()
+    assert len(verdicts._digests) == intake.RECENT_OBJECTS
 
 
 def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):
