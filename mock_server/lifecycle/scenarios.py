@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,13 @@ class Scenario:
 def scenario_of(spec: Spec, text: str) -> Scenario:
     """Parse a scenario name with parameters under the spec's FailCodes and Progress ceiling; raises ScenarioError
     naming what is allowed."""
+    return _parsed(spec, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(spec: Spec, text: str) -> Scenario:
+    """Every request names a scenario (most often the account's default), and the same text always parses the same
+    under the same spec: remembered, as a Scenario is immutable. A refusal is not remembered; it raises each time."""
     return parse(text, set(spec.errors.fail), spec.service["progressWhileMakingMax"])
 
 
