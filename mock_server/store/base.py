@@ -95,14 +95,22 @@ class JournalLimits:
 
 
 def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
-    """Serialise a journal entry as the journal keeps it, its body cut to `limits.body_bytes` when larger."""
+    """Serialise a journal entry as the journal keeps it, its body cut to `limits.body_bytes` when larger. The body
+    is serialised once, to measure it and to keep it: a request's body is most of its entry."""
     body = json.dumps(entry.body, ensure_ascii=False, separators=(",", ":"))
-    size = len(body.encode())
+    size = utf8_size(body)
     if size > limits.body_bytes:
         head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
-        entry = dataclasses.replace(entry, body=head, note=f"body cut to its first {limits.body_bytes} of {size} "
-                                                             f"bytes of JSON")
-    return dumps(entry)
+        return dumps(dataclasses.replace(entry, body=head, note=f"body cut to its first {limits.body_bytes} of "
+                                                                 f"{size} bytes of JSON"))
+    fields = fields_of(entry)
+    del fields["body"]
+    return f'{json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]},"body":{body}}}'
+
+
+def utf8_size(text: str) -> int:
+    """The size of `text` in UTF-8, without encoding it when it is ASCII (as a request most often is)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 @dataclass(frozen=True, slots=True)

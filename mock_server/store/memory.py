@@ -9,7 +9,8 @@ import itertools
 from collections import OrderedDict, deque
 from typing import Any, Callable
 
-from .base import CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text, loads
+from .base import (CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text, loads,
+                   utf8_size)
 
 
 class MemoryStore:
@@ -56,7 +57,7 @@ class MemoryStore:
         text = journal_text(entry, self._limits)  # kept as text: its size is what it costs, however deep the body
         with self._lock:
             number = next(self._numbers)
-            size = len(text.encode())
+            size = utf8_size(text)
             self._journal[number] = (entry.appkey, text, size)
             self._journal_bytes += size
             mine = self._journal_of.setdefault(entry.appkey, deque())

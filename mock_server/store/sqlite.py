@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
-                   loads)
+                   loads, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -160,7 +160,7 @@ class SqliteStore:
         text = journal_text(entry, self._limits) if text is None else text
         limits = self._limits
         db.execute("INSERT INTO journal (appkey, record, bytes) VALUES (?, ?, ?)",
-                   (entry.appkey, text, len(text.encode())))
+                   (entry.appkey, text, utf8_size(text)))
         if entry.authenticated:
             db.execute("INSERT OR IGNORE INTO accounts (appkey) VALUES (?)", (entry.appkey,))
         db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
