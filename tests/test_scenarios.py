@@ -113,3 +113,15 @@ def test_same_inputs_same_trajectory(api, clock):
 def test_every_scenario_is_documented_in_the_readme():
     for name in CATALOGUE:
         assert f"`{name}`" in README, f"README does not describe scenario {name}"
+
+
+def test_a_scenario_text_is_parsed_once_and_a_refusal_raises_every_time():
+    from ivh_mock import spec
+    from ivh_mock.mock_server.lifecycle.scenarios import ScenarioError, scenario_of
+
+    contract = spec.load()
+    first = scenario_of(contract, "slow_render:factor=2")
+    assert scenario_of(contract, "slow_render:factor=2") is first and first.factor == 2.0
+    for _ in range(2):
+        with pytest.raises(ScenarioError, match="factor=0.0 must be above 0"):
+            scenario_of(contract, "slow_render:factor=0")
