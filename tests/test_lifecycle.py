@@ -120,6 +120,20 @@ def test_duration_follows_the_documented_estimate(api, clock, ssml, speed, expec
     assert poll(api, task_id)["Duration"] == expected_ms
 
 
+def test_the_same_text_at_the_same_speed_is_estimated_once_and_kept_as_json_writes_it():
+    import json
+
+    from ivh_mock import spec
+    from ivh_mock.mock_server.lifecycle.speech import Rates, estimate
+
+    contract, rates = spec.load(), Rates(4.0, 2.5)
+    payload = text("Hello, 世界! Line\u2028two \"quoted\" 你好", speed=1.0)
+    first = estimate(contract, rates, payload)
+    assert estimate(contract, rates, copy.deepcopy(payload)) is first
+    assert estimate(contract, rates, text(payload["InputSsml"], speed=0.5)).ticks == 2 * first.ticks
+    assert first.text == json.dumps(first.sentences, ensure_ascii=False, separators=(",", ":"))
+
+
 def test_text_longer_than_60_seconds_fails_with_801009(api, clock):
     task_id = submit(api, text("好" * 245))  # 61.25 s at 4 characters per second
     assert poll(api, task_id)["Status"] == "COMMIT"

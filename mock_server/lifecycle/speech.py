@@ -6,10 +6,14 @@ scripts at `latin_words_per_second`, both divided by Speed; `<break>` adds its p
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ivh_mock.spec import Spec
 from ivh_mock.spec.ssml import Segment
@@ -37,6 +41,12 @@ class Speech:
 
     sentences: list[dict[str, Any]]
     ticks: int
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The sentences as JSON text, as a task keeps them: one string for every task that speaks the same text
+        (integers and strings only, which orjson writes as json does)."""
+        return sys.intern(orjson.dumps(self.sentences).decode())
 
     @property
     def duration_ms(self) -> int:
@@ -90,7 +100,14 @@ def estimate(spec: Spec, rates: Rates, payload: dict[str, Any]) -> Speech | None
     """Return the estimated speech of a Text task's payload (None for audio-driven tasks)."""
     if payload.get("DriverType") != "Text":
         return None
-    return speak(spec.ssml_checker.segments(payload["InputSsml"]), payload["SpeechParam"]["Speed"], rates)
+    return _spoken(spec.ssml_checker, payload["InputSsml"], payload["SpeechParam"]["Speed"], rates)
+
+
+@functools.lru_cache(maxsize=256)
+def _spoken(checker: Any, text: str, speed: float, rates: Rates) -> Speech:
+    """The speech of `text`, remembered: a test suite or a demo sends the same few texts again and again, and the
+    same text at the same speed always speaks the same. A Speech is never changed once made."""
+    return speak(checker.segments(text), speed, rates)
 
 
 def srt(sentences: list[dict[str, Any]]) -> str:
