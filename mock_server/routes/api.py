@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 
 from ..errors import ApiError, ParameterFormatError, ParameterValueError, from_violations, refusal
 from ..lifecycle.scenarios import HEADER, ScenarioError, scenario_of
@@ -112,8 +114,16 @@ def _read_body(ctx: MockContext) -> envelope.Body:
             data = request.get_data(cache=False)
     except RequestEntityTooLarge:
         return too_large
-    return envelope.read_body(request.mimetype, request.mimetype_params.get("charset"), data,
+    return envelope.read_body(*_content_type(request.headers.get("Content-Type", "")), data,
                               ctx.config.max_json_depth)
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type(header: str) -> tuple[str, str | None]:
+    """The mimetype and charset of a Content-Type header, as `request.mimetype` and `mimetype_params` give them;
+    remembered, as a client sends the same header on every request."""
+    mimetype, params = parse_options_header(header)
+    return mimetype.lower(), params.get("charset")
 
 
 def _read_at_most(stream, size: int) -> bytes:
