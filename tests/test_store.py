@@ -3,6 +3,7 @@ processes, leases that lapse, records that survive a reopen, and a clock every w
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from dataclasses import replace
@@ -11,7 +12,7 @@ import pytest
 from ivh_mock.mock_server.clock import StoredClock
 from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord,
                                         open_store)
-from ivh_mock.mock_server.store.base import dumps
+from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
 pytestmark = pytest.mark.all_stores
 
@@ -262,6 +263,14 @@ def test_the_journal_is_bounded_as_a_whole_in_entries_and_bytes(store):
     assert kept[-1].body == '{"Payload":{"TaskId":"' + "y" * 278  # the start of the body, still readable
     assert kept[-1].note == "body cut to its first 300 of 1025 bytes of JSON"
     assert store.journal(limit=2) == kept[-2:] and store.journal("b19", limit=5) == kept[-1:]
+
+
+@pytest.mark.parametrize("message", ["refused", "caf\u00e9 \u2028 \"quoted\"", "lone \udc80 surrogate"])
+def test_a_journal_entry_is_kept_as_the_json_of_its_fields(message):
+    entry = replace(note(1, "k", body={"Payload": {"Text": "你好", "Speed": 1.5}}), message=message)
+    text = journal_text(entry, JournalLimits())
+    assert json.loads(text) == json.loads(dumps(entry))  # the same record as one json.dumps of the whole entry
+    assert loads(JournalEntry, text) == entry
 
 
 def test_a_request_refused_before_authentication_makes_no_account_but_stays_in_the_journal(store):
