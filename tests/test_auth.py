@@ -28,6 +28,14 @@ def test_each_query_parameter_is_required(api, missing):
     assert f"query.{missing} is required" in answer.message
 
 
+def test_a_repeated_query_parameter_counts_by_its_first_value(api):
+    signed = api.query()
+    first = api.call("getprogress", {"TaskId": "x"}, query=f"{signed}&appkey=someone-else&timestamp=1")
+    assert first.code != 100005 and "signature" not in first.message  # signed as the first appkey and timestamp
+    second = api.call("getprogress", {"TaskId": "x"}, query=f"appkey=someone-else&{signed}")
+    assert second.code == 100005  # the first appkey is the one the signature is checked for
+
+
 def test_a_timestamp_must_be_whole_seconds(api):
     query = api.query().replace("timestamp=", "timestamp=1.5")
     answer = api.call("getprogress", {"TaskId": "x"}, query=query)
