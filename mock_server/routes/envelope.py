@@ -82,7 +82,8 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         raise MalformedJson(f"request body nests deeper than {max_depth} levels") from None
     except ValueError as error:  # NaN, Infinity, 1e999, or an integer with more digits than Python converts
         raise MalformedJson(f"request body is not valid JSON: {error}") from None
-    if _depth_exceeds(value, max_depth):
+    # nesting deeper than max_depth takes more than max_depth brackets: most bodies have too few to need the walk
+    if text.count("{") + text.count("[") > max_depth and _depth_exceeds(value, max_depth):
         raise MalformedJson(f"request body nests deeper than {max_depth} levels")
     if _SURROGATE_ESCAPE.search(text):  # only an escape can put a surrogate in: decoded UTF-8 never holds one
         where = _lone_surrogate(value)
