@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import hashlib
 import io
 import logging
@@ -101,8 +100,8 @@ class Job:
     audio: str | None = None  # SHA-256 of the driving audio (OriginalVoice)
     words: tuple[tuple[int, int, str], ...] = ()  # (start, end, text) in 100 ns ticks (Text)
 
-    @functools.cached_property
-    def key(self) -> str:
+    @property
+    def key(self) -> str:  # not a cached_property: on Python 3.11 its first read takes a lock all instances share
         text = orjson.dumps([VERSION, fields_of(self)], option=orjson.OPT_SORT_KEYS)  # computed for every submission
         return sys.intern(hashlib.sha256(text).hexdigest())  # shared by tasks of the same inputs
 
