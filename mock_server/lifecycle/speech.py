@@ -41,12 +41,7 @@ class Speech:
 
     sentences: list[dict[str, Any]]
     ticks: int
-
-    @functools.cached_property
-    def text(self) -> str:
-        """The sentences as JSON text, as a task keeps them: one string for every task that speaks the same text
-        (integers and strings only, which orjson writes as json does)."""
-        return sys.intern(orjson.dumps(self.sentences).decode())
+    text: str = ""  # the sentences as JSON text, as a task keeps them
 
     @property
     def duration_ms(self) -> int:
@@ -93,7 +88,8 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
             elif kind == "end":
                 close()
     close()
-    return Speech(sentences, now)
+    # one string for every task that speaks the same text; integers and strings only, which orjson writes as json does
+    return Speech(sentences, now, sys.intern(orjson.dumps(sentences).decode()))
 
 
 def estimate(spec: Spec, rates: Rates, payload: dict[str, Any]) -> Speech | None:
