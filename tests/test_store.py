@@ -378,3 +378,26 @@ def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch
         store.add_task("app", lambda earlier: make_task("t2", seq=len(earlier) + 1), journal_entry)
     assert len(sent) == 2
     assert [t.task_id for t in store.tasks("app")] == ["warm", "t2"] and len(store.journal("app")) == 2
+
+
+def test_a_redis_getprogress_costs_two_round_trips(store_spec, store, monkeypatch):
+    """One read as the request starts (clock, settings, the task named), one write (its journal entry)."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network counts round trips")
+    import redis
+
+    store.add_task("app", lambda earlier: make_task("polled", seq=1), journal_entry)
+    with store.read_ahead("app", task_id="polled"):  # the scripts are loaded
+        store.get_task("polled")
+        store.record(note(0, "app"))
+    sent = []
+    real = redis.connection.Connection.send_packed_command
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
+                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+    with store.read_ahead("app", task_id="polled"):
+        assert store.get_task("polled").task_id == "polled" and store.account_settings("app") == {}
+        assert store.get_task("another") is None  # a task it did not read ahead is read as before
+        store.record(note(1, "app"))
+    assert len(sent) == 3
+    with store.read_ahead("app", task_id="gone"):
+        assert store.get_task("gone") is None

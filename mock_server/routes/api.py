@@ -55,7 +55,8 @@ def _view(operation_id: str, ctx: MockContext):
             return entry(task.task_id)
 
         # a store across a network reads what the request needs in one round trip
-        with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain"):
+        with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain",
+                                  task_id=envelope.task_id_of(body.value) if operation_id == "getprogress" else None):
             try:
                 account = authenticate(operation_id, query, ctx)
                 if body.error is not None:

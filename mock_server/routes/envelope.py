@@ -150,6 +150,16 @@ def request_id_of(body: Any) -> str | None:
     return None
 
 
+def task_id_of(body: Any) -> str | None:
+    """Return the Payload.TaskId the body names, if it names one as text (whether it is a valid one is the spec's
+    to say, later)."""
+    if isinstance(body, dict) and isinstance(body.get("Payload"), dict):
+        task_id = body["Payload"].get("TaskId")
+        if isinstance(task_id, str):
+            return task_id
+    return None
+
+
 def envelope(code: int, message: str, request_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build a response body in the API's envelope."""
     return {

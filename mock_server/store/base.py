@@ -219,10 +219,12 @@ class Store(Protocol):
     def close(self) -> None:
         """Let go of connections and files (before a fork, or when done); the store must not be used after."""
 
-    def read_ahead(self, appkey: str, tasks: bool = False) -> contextlib.AbstractContextManager[None]:
+    def read_ahead(self, appkey: str, tasks: bool = False,
+                   task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within the block (one API request of `appkey`), the store may answer the clock's state, the account's
-        settings and, with `tasks`, the account's tasks for `add_task` from one read made as the block starts: a
-        network store saves its round trips. A store whose reads are cheap does nothing."""
+        settings and, with `tasks`, the account's tasks for `add_task` or, with `task_id`, `get_task(task_id)` from
+        one read made as the block starts: a network store saves its round trips. A store whose reads are cheap does
+        nothing."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""

@@ -150,7 +150,8 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
-    def read_ahead(self, appkey: str, tasks: bool = False) -> contextlib.AbstractContextManager[None]:
+    def read_ahead(self, appkey: str, tasks: bool = False,
+                   task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # its reads cost no round trip
 
     def clock_state(self) -> dict[str, Any] | None:

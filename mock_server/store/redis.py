@@ -96,7 +96,11 @@ class RedisStore:
         return sum(1 for task in earlier if task.seq < before_seq and now < task.start_at)
 
     def get_task(self, task_id: str) -> Task | None:
-        text = self.redis.get(self._key("task", task_id))
+        ahead = self._ahead()
+        if ahead is not None and ahead.get("task_id") == task_id:
+            text = ahead["task"]
+        else:
+            text = self.redis.get(self._key("task", task_id))
         return loads(Task, text) if text else None
 
     def _load(self, ids: list[str]) -> list[Task]:
@@ -120,13 +124,22 @@ class RedisStore:
                       limits.entries, limits.bytes, self._key("journal", "")]
 
     @contextlib.contextmanager
-    def read_ahead(self, appkey: str, tasks: bool = False) -> Iterator[None]:
-        """One script reads the clock, the settings and (with `tasks`) the account's tasks; the request then takes
-        them from here: a submission costs two round trips (this read and the write), not five."""
-        keys = [self._key("clock"), self._key("settings", appkey), *([self._key("account", appkey)] if tasks else [])]
-        clock, settings, *account = self._read_ahead(keys=keys, args=[self.prefix])
-        token = _AHEAD.set({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
-                            **({"account": account[0]} if account else {})})
+    def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
+        """One script reads the clock, the settings and (with `tasks`) the account's tasks or (with `task_id`) that
+        task; the request then takes them from here: a submission costs two round trips (this read and the write),
+        not five, and a getprogress two (this read and its journal entry), not three."""
+        keys, what = [self._key("clock"), self._key("settings", appkey)], ""
+        if tasks:
+            keys, what = [*keys, self._key("account", appkey)], "account"
+        elif task_id is not None:
+            keys, what = [*keys, self._key("task", task_id)], "task"
+        clock, settings, *more = self._read_ahead(keys=keys, args=[self.prefix, what])
+        ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings}
+        if what == "account":
+            ahead["account"] = more[0]
+        elif what == "task":
+            ahead["task_id"], ahead["task"] = task_id, more[0]
+        token = _AHEAD.set(ahead)
         try:
             yield
         finally:
@@ -281,10 +294,12 @@ local function account(key, prefix)
 end
 """
 READ_ACCOUNT = ACCOUNT_FUNCTION + "return account(KEYS[1], ARGV[1])"
-# KEYS: the clock, the account's settings and, for a submission, the account's task list; ARGV: the prefix.
+# KEYS: the clock, the account's settings and, for a submission, the account's task list or, for a getprogress, the
+# task; ARGV: the prefix and what the third key is ("account", "task" or "").
 READ_AHEAD = ACCOUNT_FUNCTION + """
 local ahead = {redis.call('GET', KEYS[1]) or false, redis.call('GET', KEYS[2]) or false}
-if KEYS[3] then ahead[3] = account(KEYS[3], ARGV[1]) end
+if ARGV[2] == 'account' then ahead[3] = account(KEYS[3], ARGV[1]) end
+if ARGV[2] == 'task' then ahead[3] = redis.call('GET', KEYS[3]) or false end
 return ahead
 """
 # KEYS: the account's task list and, when the request is journaled, the four keys of `record`; ARGV: what the account

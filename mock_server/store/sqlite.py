@@ -249,7 +249,8 @@ class SqliteStore:
                 else:
                     db.execute(f"DELETE FROM {table} WHERE appkey = ?", (appkey,))
 
-    def read_ahead(self, appkey: str, tasks: bool = False) -> contextlib.AbstractContextManager[None]:
+    def read_ahead(self, appkey: str, tasks: bool = False,
+                   task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # its reads cost no round trip
 
     def close(self) -> None:
