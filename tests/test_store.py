@@ -3,7 +3,6 @@ processes, leases that lapse, records that survive a reopen, and a clock every w
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import time
 from dataclasses import replace
@@ -265,12 +264,15 @@ def test_the_journal_is_bounded_as_a_whole_in_entries_and_bytes(store):
     assert store.journal(limit=2) == kept[-2:] and store.journal("b19", limit=5) == kept[-1:]
 
 
-@pytest.mark.parametrize("message", ["refused", "caf\u00e9 \u2028 \"quoted\"", "lone \udc80 surrogate"])
-def test_a_journal_entry_is_kept_as_the_json_of_its_fields(message):
-    entry = replace(note(1, "k", body={"Payload": {"Text": "你好", "Speed": 1.5}}), message=message)
+@pytest.mark.parametrize("at, message", [(1.0, "refused"), (1e-05, "caf\u00e9 \u2028 \"quoted\""),
+                                         (1e16, "lone \udc80 surrogate")])
+def test_a_journal_entry_is_kept_as_the_json_of_its_fields(at, message):
+    entry = replace(note(1, "k", body={"Payload": {"Text": "你好", "Speed": 1.5}}), at=at, message=message)
     text = journal_text(entry, JournalLimits())
-    assert json.loads(text) == json.loads(dumps(entry))  # the same record as one json.dumps of the whole entry
+    assert text == dumps(entry)  # the very text of one json.dumps of the whole entry, its fields in their order
     assert loads(JournalEntry, text) == entry
+    cut = journal_text(entry, JournalLimits(body_bytes=10))
+    assert cut == dumps(replace(entry, body='{"Payload"', note="body cut to its first 10 of 41 bytes of JSON"))
 
 
 def test_a_request_refused_before_authentication_makes_no_account_but_stays_in_the_journal(store):

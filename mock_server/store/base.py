@@ -14,7 +14,6 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
-import orjson
 
 NEVER = float("inf")
 Record = TypeVar("Record")
@@ -97,21 +96,30 @@ class JournalLimits:
 
 
 def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
-    """Serialise a journal entry as the journal keeps it, its body cut to `limits.body_bytes` when larger. The body
-    is serialised once, to measure it and to keep it: a request's body is most of its entry."""
-    body = json.dumps(entry.body, ensure_ascii=False, separators=(",", ":"))
+    """Serialise a journal entry as the journal keeps it (the text `dumps` writes), its body cut to
+    `limits.body_bytes` when larger. The body, most of an entry, is serialised once, to measure it and to keep it."""
+    body = _json(entry.body)
     size = utf8_size(body)
     if size > limits.body_bytes:
         head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
-        return dumps(dataclasses.replace(entry, body=head, note=f"body cut to its first {limits.body_bytes} of "
-                                                                 f"{size} bytes of JSON"))
-    fields = fields_of(entry)
-    del fields["body"]
-    try:  # the entry's own fields are short text, numbers and flags: orjson writes them as json does, faster
-        head = orjson.dumps(fields).decode()
-    except TypeError:  # text orjson refuses (a lone surrogate)
-        head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    return f'{head[:-1]},"body":{body}}}'
+        entry = dataclasses.replace(entry, body=head,
+                                    note=f"body cut to its first {limits.body_bytes} of {size} bytes of JSON")
+        body = _json(head)
+    before, after = ({name: getattr(entry, name) for name in names} for names in _AROUND_BODY)
+    return f'{_json(before)[:-1]},"body":{body},{_json(after)[1:]}'
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _around(kind: type, name: str) -> tuple[list[str], list[str]]:
+    """The names of `kind`'s fields before and after `name`, in their order."""
+    names = [field.name for field in dataclasses.fields(kind)]
+    return names[:names.index(name)], names[names.index(name) + 1:]
+
+
+_AROUND_BODY = _around(JournalEntry, "body")
 
 
 def utf8_size(text: str) -> int:
@@ -248,7 +256,7 @@ os.register_at_fork(after_in_child=_IDS.seed)
 
 def dumps(record: Any) -> str:
     """Serialise a record (Task, JournalEntry, CallbackAttempt, UploadRecord) for a store that keeps text."""
-    return json.dumps(fields_of(record), ensure_ascii=False, separators=(",", ":"))
+    return _json(fields_of(record))
 
 
 def fields_of(record: Any) -> dict[str, Any]:
