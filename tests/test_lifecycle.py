@@ -124,6 +124,7 @@ def test_the_same_text_at_the_same_speed_is_estimated_once_and_kept_as_json_writ
     import json
 
     from ivh_mock import spec
+    from ivh_mock.mock_server.lifecycle import speech
     from ivh_mock.mock_server.lifecycle.speech import Rates, estimate
 
     contract, rates = spec.load(), Rates(4.0, 2.5)
@@ -132,6 +133,9 @@ def test_the_same_text_at_the_same_speed_is_estimated_once_and_kept_as_json_writ
     assert estimate(contract, rates, copy.deepcopy(payload)) is first
     assert estimate(contract, rates, text(payload["InputSsml"], speed=0.5)).ticks == 2 * first.ticks
     assert first.text == json.dumps(first.sentences, ensure_ascii=False, separators=(",", ":"))
+    long = text("好" * (speech.REMEMBERED_CHARACTERS + 1))  # a long text is laid out each time, not kept
+    assert estimate(contract, rates, long) == estimate(contract, rates, long)
+    assert estimate(contract, rates, long) is not estimate(contract, rates, long)
 
 
 def test_text_longer_than_60_seconds_fails_with_801009(api, clock):

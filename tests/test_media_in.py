@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ivh_mock.mock_server import create_app
-from ivh_mock.mock_server.media_in import intake
+from ivh_mock.mock_server.media_in import assets
 from ivh_mock.mock_server.media_in.intake import Verdicts
 from ivh_mock.mock_server.media_out import synth
 from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
@@ -153,28 +153,26 @@ def test_the_photo_verdict_follows_the_page_rules(app, api, photo):
         assert answer.code == 100002 and answer.message.startswith("Payload.RefPhotoUrl")
 
 
-def test_a_file_is_judged_once_and_the_same_object_is_not_hashed_again(monkeypatch):
-    verdicts, checked = Verdicts(), []
-    ours = [portrait(200, 300), portrait(200, 301)]
-    hashed = []
-    real_digest = intake.digest
-    monkeypatch.setattr(intake, "digest", lambda data: hashed.append(data) or real_digest(data))
+def test_a_file_is_judged_once_and_a_sample_is_hashed_once_when_it_is_made(monkeypatch):
+    verdicts, checked, hashed = Verdicts(), [], []
+    real_digest = assets.digest
+    monkeypatch.setattr(assets, "digest", lambda data: hashed.append(data) or real_digest(data))
 
     def check(data, rules, field_name):
         checked.append(data)
         return len(data)
 
+    ours = portrait(200, 300)  # not a sample: hashed each time it comes, and not kept by the hashing
+    for _ in range(2):
+        assert verdicts.judge(check, ours, {}, "f") == (hashlib.sha256(ours).hexdigest(), len(ours))
+    assert [data for data in hashed if data is ours] == [ours, ours] and checked == [ours]
+    assert all(data is not ours for data, _ in assets._SAMPLE_DIGESTS.values())
+    assets._made.cache_clear()
+    photo = assets.sample("photo.png")  # made anew here, and hashed as it is made
     for _ in range(3):
-        assert verdicts.judge(check, ours[0], {}, "f") == (hashlib.sha256(ours[0]).hexdigest(), len(ours[0]))
-    assert [data for data in hashed if data is ours[0]] == [ours[0]]  # one object: hashed once
-    assert checked == [ours[0]]
-    copy = bytes(bytearray(ours[0]))  # equal bytes in another object: hashed, but judged from the cache
-    assert verdicts.judge(check, copy, {}, "f")[0] == hashlib.sha256(ours[0]).hexdigest()
-    assert [data for data in hashed if data is copy] == [copy] and checked == [ours[0]]
-    for n in range(intake.RECENT_OBJECTS + 1):  # the memo keeps the last few objects, no more
-        verdicts.judge(check, portrait(200, 302 + n), {}, "f")
-    assert verdicts.judge(check, ours[1], {}, "f")[0] == hashlib.sha256(ours[1]).hexdigest()
-    assert len(verdicts._digests) == intake.RECENT_OBJECTS
+        assert verdicts.judge(check, photo, {}, "f")[0] == hashlib.sha256(photo).hexdigest()
+    assert [data for data in hashed if data is photo] == [photo] and checked == [ours, photo]
+    assert assets.digest_of(bytes(bytearray(photo))) == hashlib.sha256(photo).hexdigest()  # equal bytes: same sum
 
 
 def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):

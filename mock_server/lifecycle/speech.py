@@ -27,6 +27,7 @@ TOKEN = re.compile(
 # Pause of a <break> given by strength only (the SSML page names the strengths, not their lengths).
 STRENGTH_SECONDS = {"x-weak": 0.1, "weak": 0.25, "medium": 0.5, "strong": 0.75, "x-strong": 1.0}
 DEFAULT_STRENGTH = "medium"
+REMEMBERED_CHARACTERS = 500  # the longest InputSsml whose speech a worker remembers (D66)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Speech:
 
     sentences: list[dict[str, Any]]
     ticks: int
-    text: str = ""  # the sentences as JSON text, as a task keeps them
+    text: str  # the sentences as JSON text, as a task keeps them
 
     @property
     def duration_ms(self) -> int:
@@ -96,13 +97,18 @@ def estimate(spec: Spec, rates: Rates, payload: dict[str, Any]) -> Speech | None
     """Return the estimated speech of a Text task's payload (None for audio-driven tasks)."""
     if payload.get("DriverType") != "Text":
         return None
-    return _spoken(spec.ssml_checker, payload["InputSsml"], payload["SpeechParam"]["Speed"], rates)
+    text, speed = payload["InputSsml"], payload["SpeechParam"]["Speed"]
+    if len(text) > REMEMBERED_CHARACTERS:
+        return speak(spec.ssml_checker.segments(text), speed, rates)
+    return _spoken(spec.ssml_checker, text, speed, rates)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)
 def _spoken(checker: Any, text: str, speed: float, rates: Rates) -> Speech:
     """The speech of `text`, remembered: a test suite or a demo sends the same few texts again and again, and the
-    same text at the same speed always speaks the same. A Speech is never changed once made."""
+    same text at the same speed always speaks the same. A Speech is never changed once made. At most 32 texts of
+    at most REMEMBERED_CHARACTERS: a Chinese character's word costs about half a kilobyte, so the table stays under
+    8 MB."""
     return speak(checker.segments(text), speed, rates)
 
 

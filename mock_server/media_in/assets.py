@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from ..store.blobs import digest
 from .mediacheck import check_audio, check_photo
 from .samples import SAMPLES
 
@@ -30,9 +31,21 @@ def sample(name: str) -> bytes | None:
     return _made(name) if name in SAMPLES else None  # only real names reach the cache, which stays bounded
 
 
+def digest_of(data: bytes) -> str:
+    """The SHA-256 of `data`: a sample's was worked out when it was made (every submission that names a sample gets
+    this very object), anything else's now."""
+    known = _SAMPLE_DIGESTS.get(id(data))
+    return known[1] if known is not None and known[0] is data else digest(data)
+
+
+_SAMPLE_DIGESTS: dict[int, tuple[bytes, str]] = {}  # id -> (a made sample, its SHA-256); samples live as long
+
+
 @functools.lru_cache(maxsize=None)
 def _made(name: str) -> bytes:
-    return SAMPLES[name].make()
+    data = SAMPLES[name].make()
+    _SAMPLE_DIGESTS[id(data)] = (data, digest(data))
+    return data
 
 
 class AssetHost:

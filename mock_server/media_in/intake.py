@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import ImageDownloadFailed, ParameterValueError
-from ..store.blobs import Blobs, digest
-from .assets import AssetHost
+from ..store.blobs import Blobs
+from .assets import AssetHost, digest_of
 from .fetch import Fetcher, FetchFailed, TooLarge
 from .mediacheck import check_audio, check_photo, too_large
 
 AUDIO_DOWNLOAD_FAIL_CODE = 801010  # fetching a URL resource failed
 AUDIO_RULE_FAIL_CODE = 801009  # parameter error; see FailMessage
-RECENT_OBJECTS = 4  # media objects whose SHA-256 is remembered by identity (a photo and an audio, and room)
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,10 @@ class Verdicts:
         self._size = size
         self._cache: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
-        self._digests: dict[int, tuple[bytes, str]] = {}  # id -> (the object itself, its SHA-256)
 
     def judge(self, check: Callable[..., Any], data: bytes, rules: dict[str, Any], field_name: str) -> tuple[str, Any]:
         """Return the SHA-256 of `data` and `check(data, rules, field_name)`, remembered for these bytes."""
-        key = (check.__name__, self._digest(data), field_name)
+        key = (check.__name__, sys.intern(digest_of(data)), field_name)  # one string per file, however many tasks
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -59,22 +57,6 @@ class Verdicts:
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return key[1], verdict
-
-    def _digest(self, data: bytes) -> str:
-        """The SHA-256 of `data`, one string per file however many tasks keep it. Not hashed again when `data` is
-        one of the last few objects hashed: a sample the mock serves itself is one object per process, fetched by
-        every submission that names it, and hashing it again took a few percent of each. An entry holds
-        its object, so its id cannot be reused by another while it is remembered."""
-        with self._lock:
-            known = self._digests.get(id(data))
-        if known is not None and known[0] is data:
-            return known[1]
-        sha = sys.intern(digest(data))
-        with self._lock:
-            self._digests[id(data)] = (data, sha)
-            while len(self._digests) > RECENT_OBJECTS:
-                del self._digests[next(iter(self._digests))]
-        return sha
 
 
 class Intake:
