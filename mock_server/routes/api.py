@@ -54,9 +54,11 @@ def _view(operation_id: str, ctx: MockContext):
             journaled.append(task.task_id)
             return entry(task.task_id)
 
+        # checked now, raised in its turn below; a valid getprogress names the task the store may read ahead
+        violations = ctx.spec.validate(operation_id, body.value) if body.error is None else []
+        named = envelope.task_id_of(body.value) if operation_id == "getprogress" and not violations else None
         # a store across a network reads what the request needs in one round trip
-        with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain",
-                                  task_id=envelope.task_id_of(body.value) if operation_id == "getprogress" else None):
+        with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain", task_id=named):
             try:
                 account = authenticate(operation_id, query, ctx)
                 if body.error is not None:
@@ -65,7 +67,6 @@ def _view(operation_id: str, ctx: MockContext):
                 scenario = _scenario(ctx, scenario_text)
                 if scenario.reject is not None and scenario.scope == "all":
                     raise refusal(ctx.spec, scenario.reject, account.max_pending)
-                violations = ctx.spec.validate(operation_id, body.value)
                 if violations:
                     raise from_violations(violations)
                 base_url = _base_url(request.environ)

@@ -127,7 +127,7 @@ class RedisStore:
     def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
         """One script reads the clock, the settings and (with `tasks`) the account's tasks or (with `task_id`) that
         task; the request then takes them from here: a submission costs two round trips (this read and the write),
-        not five, and a getprogress two (this read and its journal entry), not three."""
+        not five, and a getprogress two (this read and its journal entry), not three (D48 says when it costs more)."""
         keys, what = [self._key("clock"), self._key("settings", appkey)], ""
         if tasks:
             keys, what = [*keys, self._key("account", appkey)], "account"
