@@ -360,21 +360,27 @@ def test_a_submission_read_ahead_of_another_hosts_plans_again_against_both(store
     assert [entry.task_id for entry in store.journal("app")] == ["before", "meanwhile", task.task_id]
 
 
+def commands_sent(monkeypatch) -> list:
+    """The commands Redis clients send from now on, each one a round trip."""
+    import redis
+
+    sent = []
+    real = redis.connection.Connection.send_packed_command
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
+                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+    return sent
+
+
 def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch):
     """One read as the request starts (clock, settings, the account's tasks), one write (the task, its indexes and
     its journal entry)."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    import redis
-
     store.add_task("app", lambda earlier: make_task("warm", seq=1), journal_entry)  # the scripts are loaded
     store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
     with store.read_ahead("app", tasks=True):
         store.account_settings("app")
-    sent = []
-    real = redis.connection.Connection.send_packed_command
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
-                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+    sent = commands_sent(monkeypatch)
     with store.read_ahead("app", tasks=True):
         assert store.account_settings("app") == {} and store.clock_state()["base"] == 5.0
         store.add_task("app", lambda earlier: make_task("t2", seq=len(earlier) + 1), journal_entry)
@@ -382,24 +388,31 @@ def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch
     assert [t.task_id for t in store.tasks("app")] == ["warm", "t2"] and len(store.journal("app")) == 2
 
 
+def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    store, seen = app.extensions["ivh_mock"].store, []
+    real = store._read_ahead
+    monkeypatch.setattr(store, "_read_ahead", lambda keys, args: seen.append(keys) or real(keys=keys, args=args))
+    assert api.call("getprogress", {"TaskId": "x" * 129}).code == 100002  # past the spec's maxLength: no read
+    assert api.call("getprogress", {"TaskId": "0" * 32}).code == 110006
+    assert [keys[2:] for keys in seen] == [[], [store._key("task", "0" * 32)]]
+
+
 def test_a_redis_getprogress_costs_two_round_trips(store_spec, store, monkeypatch):
     """One read as the request starts (clock, settings, the task named), one write (its journal entry)."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    import redis
-
     store.add_task("app", lambda earlier: make_task("polled", seq=1), journal_entry)
     with store.read_ahead("app", task_id="polled"):  # the scripts are loaded
         store.get_task("polled")
         store.record(note(0, "app"))
-    sent = []
-    real = redis.connection.Connection.send_packed_command
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
-                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+    sent = commands_sent(monkeypatch)
     with store.read_ahead("app", task_id="polled"):
         assert store.get_task("polled").task_id == "polled" and store.account_settings("app") == {}
         assert store.get_task("another") is None  # a task it did not read ahead is read as before
         store.record(note(1, "app"))
     assert len(sent) == 3
+    assert store.get_task("polled").task_id == "polled" and len(sent) == 4  # the block over, read as before
     with store.read_ahead("app", task_id="gone"):
         assert store.get_task("gone") is None
