@@ -175,17 +175,18 @@ class Renderer:
 
     def submit(self, job: Job) -> Future[Path]:
         """Queue `job` unless its video exists or is being rendered; return its future path."""
+        key = job.key
         with self._lock:
-            future = self._pending.get(job.key)
+            future = self._pending.get(key)
             if future is None:
-                path = self.blobs.path("videos", job.key)
+                path = self.blobs.path("videos", key)
                 if path.exists():
                     future = Future()
                     future.set_result(path)
                     return future
                 future = self._pool.submit(self._render, job)
-                self._pending[job.key] = future
-                future.add_done_callback(lambda _: self._forget(job.key))
+                self._pending[key] = future
+                future.add_done_callback(lambda _: self._forget(key))
             return future
 
     def video(self, job: Job, timeout: float) -> Path:
@@ -209,6 +210,7 @@ class Renderer:
         audio = self.blobs.get("media", job.audio) if job.audio else None
         if photo is None or (job.audio and audio is None):
             raise FileNotFoundError("an input of this video is no longer kept")
-        with self.blobs.writing("videos", job.key) as target:
+        key = job.key
+        with self.blobs.writing("videos", key) as target:
             encode(job, photo, audio, target)
-        return self.blobs.path("videos", job.key)
+        return self.blobs.path("videos", key)

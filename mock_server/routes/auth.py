@@ -52,9 +52,10 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
 
 def _check_timestamp(timestamp: int, ctx: MockContext, tolerance: int) -> None:
     """Accept a timestamp within `tolerance` of real time or of the mock's clock; refuse it naming both gaps."""
-    if abs(timestamp - int(ctx.clock.wall())) <= tolerance:  # most clients sign with real time
+    real = timestamp - int(ctx.clock.wall())
+    if abs(real) <= tolerance:  # most clients sign with real time
         return
-    skews = {"real time": timestamp - int(ctx.clock.wall()), "the mock's clock": timestamp - int(ctx.clock.now())}
+    skews = {"real time": real, "the mock's clock": timestamp - int(ctx.clock.now())}
     if any(abs(skew) <= tolerance for skew in skews.values()):  # whole seconds, as the timestamp is
         return
     gaps = " and ".join(f"{abs(skew)} s {'ahead of' if skew > 0 else 'behind'} {name}" for name, skew in skews.items())
