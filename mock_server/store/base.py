@@ -110,7 +110,11 @@ def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+# what json.dumps(value, ensure_ascii=False, separators=(",", ":")) writes, without making an encoder for each call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _around(kind: type, name: str) -> tuple[list[str], list[str]]:
