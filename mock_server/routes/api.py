@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from ..errors import ApiError, ParameterFormatError, ParameterValueError, from_violations, refusal
@@ -115,16 +114,16 @@ def _scenario(ctx: MockContext, text: str):
 def _read_body(ctx: MockContext) -> envelope.Body:
     limit = ctx.config.max_body_bytes
     too_large = envelope.Body(error=ParameterFormatError(f"request body is larger than {limit} bytes"))
-    try:
-        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
-            # A chunked body has no length to check up front: read one byte past the cap to see if it is over.
-            data = _read_at_most(request.environ["wsgi.input"], limit + 1)
-            if len(data) > limit:
-                return too_large
-        else:
-            data = request.get_data(cache=False)
-    except RequestEntityTooLarge:
+    length, stream = request.content_length, request.environ["wsgi.input"]
+    if length is None and request.environ.get("wsgi.input_terminated"):
+        # A chunked body has no length to check up front: read one byte past the cap to see if it is over.
+        data = _read_at_most(stream, limit + 1)
+        if len(data) > limit:
+            return too_large
+    elif length is not None and length > limit:
         return too_large
+    else:  # the server's input holds the body: read it whole, and no more than its length (PEP 3333)
+        data = _read_at_most(stream, length or 0)
     return envelope.read_body(*_content_type(request.headers.get("Content-Type", "")), data,
                               ctx.config.max_json_depth)
 
