@@ -271,6 +271,7 @@ def test_a_journal_entry_is_kept_as_the_json_of_its_fields(at, message):
     text = journal_text(entry, JournalLimits())
     assert text == dumps(entry)  # the very text of one json.dumps of the whole entry, its fields in their order
     assert loads(JournalEntry, text) == entry
+    assert journal_text(entry, JournalLimits(body_bytes=41)) == text  # the entry is longer, its body is not
     cut = journal_text(entry, JournalLimits(body_bytes=10))
     assert cut == dumps(replace(entry, body='{"Payload"', note="body cut to its first 10 of 41 bytes of JSON"))
 

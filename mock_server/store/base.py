@@ -97,16 +97,17 @@ class JournalLimits:
 
 def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
     """Serialise a journal entry as the journal keeps it (the text `dumps` writes), its body cut to
-    `limits.body_bytes` when larger. The body, most of an entry, is serialised once, to measure it and to keep it."""
+    `limits.body_bytes` when larger. Most entries are serialised once: an entry within the bound has a body within it."""
+    text = _json(fields_of(entry))
+    if utf8_size(text) <= limits.body_bytes:
+        return text
     body = _json(entry.body)
     size = utf8_size(body)
-    if size > limits.body_bytes:
-        head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
-        entry = dataclasses.replace(entry, body=head,
-                                    note=f"body cut to its first {limits.body_bytes} of {size} bytes of JSON")
-        body = _json(head)
-    before, after = ({name: getattr(entry, name) for name in names} for names in _AROUND_BODY)
-    return f'{_json(before)[:-1]},"body":{body},{_json(after)[1:]}'
+    if size <= limits.body_bytes:
+        return text
+    head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
+    return dumps(dataclasses.replace(entry, body=head,
+                                     note=f"body cut to its first {limits.body_bytes} of {size} bytes of JSON"))
 
 
 def _json(value: Any) -> str:
@@ -117,18 +118,10 @@ def _json(value: Any) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _around(kind: type, name: str) -> tuple[list[str], list[str]]:
-    """The names of `kind`'s fields before and after `name`, in their order."""
-    names = [field.name for field in dataclasses.fields(kind)]
-    return names[:names.index(name)], names[names.index(name) + 1:]
-
-
-_AROUND_BODY = _around(JournalEntry, "body")
-
-
 def utf8_size(text: str) -> int:
-    """The size of `text` in UTF-8, without encoding it when it is ASCII (as a request most often is)."""
-    return len(text) if text.isascii() else len(text.encode())
+    """The size of `text` in UTF-8, without encoding it when it is ASCII (as a request most often is); a lone
+    surrogate, which UTF-8 cannot hold, counts as the three bytes it would take."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
