@@ -368,7 +368,8 @@ def commands_sent(monkeypatch) -> list:
     sent = []
     real = redis.connection.Connection.send_packed_command
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command",
-                        lambda connection, command, **options: sent.append(command) or real(connection, command, **options))
+                        lambda connection, command, **options: sent.append(command) or real(connection, command,
+                                                                                             **options))
     return sent
 
 
