@@ -151,8 +151,7 @@ def request_id_of(body: Any) -> str | None:
 
 
 def task_id_of(body: Any) -> str | None:
-    """Return the Payload.TaskId the body names, if it names one as text (whether it is a valid one is the spec's
-    to say, later)."""
+    """Return the Payload.TaskId the body names, if it names one as text."""
     if isinstance(body, dict) and isinstance(body.get("Payload"), dict):
         task_id = body["Payload"].get("TaskId")
         if isinstance(task_id, str):

@@ -14,7 +14,6 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
-
 NEVER = float("inf")
 Record = TypeVar("Record")
 # Where a task's results are uploaded as well, and which file goes there (DECISIONS.md D52)
