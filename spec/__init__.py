@@ -137,6 +137,11 @@ class Spec:
         """Return every rule of `operation_id`'s request that `body` breaks, most important first."""
         return self._validators[operation_id].violations(body)
 
+    def surely_valid(self, operation_id: str, body: Any) -> bool:
+        """Whether `operation_id`'s compiled validator accepts `body` (cheap: refusing costs no explanation); False
+        means `validate` must say."""
+        return self._validators[operation_id].surely_valid(body)
+
     def validate_query(self, operation_id: str, params: dict[str, str]) -> list[Violation]:
         """Return every rule of `operation_id`'s query parameters that `params` breaks."""
         return self._query_validators[operation_id].violations(params)

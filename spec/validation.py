@@ -71,9 +71,14 @@ class RequestValidator:
         self._fast = fast_validator(self._validator)
         self.root = root
 
+    def surely_valid(self, instance: Any) -> bool:
+        """True when the compiled validator accepts `instance`: cheap, and never an explanation. False says only that
+        `violations` must be asked (it refused, or the schema has no compiled validator)."""
+        return self._fast is not None and self._fast(instance)
+
     def violations(self, instance: Any) -> list[Violation]:
         """Return every rule `instance` breaks, most important (shallowest) first."""
-        if self._fast is not None and self._fast(instance):
+        if self.surely_valid(instance):
             return []
         errors = sorted(self._validator.iter_errors(instance), key=_importance)
         return [_describe(error, self.root, self.spec.errors.code_for_keyword) for error in errors]

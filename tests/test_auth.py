@@ -146,6 +146,18 @@ def test_authentication_is_checked_before_the_body(api):
     assert answer.code == 100005
 
 
+@pytest.mark.parametrize("operation", ["getprogress", "phototovideonotrain"])
+def test_a_refused_body_is_explained_only_once_the_caller_is_authenticated(app, api, monkeypatch, operation):
+    explained = []
+    spec = app.extensions["ivh_mock"].spec
+    real = spec.validate
+    monkeypatch.setattr(spec, "validate", lambda *args: explained.append(args) or real(*args))
+    payload = {"TaskId": 5, **{f"x{n}": n for n in range(100)}}  # a hundred undocumented fields
+    assert api.call(operation, payload, query=api.query(accesstoken="wrong")).code == 100005
+    assert explained == []  # a caller refused by its signature costs no explanation of its body
+    assert api.call(operation, payload).code == 100001 and len(explained) == 1
+
+
 def test_the_request_id_is_echoed_even_on_auth_failure(api):
     answer = api.call("getprogress", {"TaskId": "x"}, header={"RequestID": "req-42"}, query=api.query(
         accesstoken="wrong"))

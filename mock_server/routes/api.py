@@ -53,9 +53,10 @@ def _view(operation_id: str, ctx: MockContext):
             journaled.append(task.task_id)
             return entry(task.task_id)
 
-        # checked now, raised in its turn below; a valid getprogress names the task the store may read ahead
-        violations = ctx.spec.validate(operation_id, body.value) if body.error is None else []
-        named = envelope.task_id_of(body.value) if operation_id == "getprogress" and not violations else None
+        # a getprogress the compiled validator accepts names the task the store may read ahead (a refused one is
+        # explained below, in its turn, and only once authenticated)
+        valid = operation_id == "getprogress" and body.error is None and ctx.spec.surely_valid(operation_id, body.value)
+        named = envelope.task_id_of(body.value) if valid else None
         # a store across a network reads what the request needs in one round trip
         with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain", task_id=named):
             try:
@@ -66,6 +67,7 @@ def _view(operation_id: str, ctx: MockContext):
                 scenario = _scenario(ctx, scenario_text)
                 if scenario.reject is not None and scenario.scope == "all":
                     raise refusal(ctx.spec, scenario.reject, account.max_pending)
+                violations = ctx.spec.validate(operation_id, body.value)
                 if violations:
                     raise from_violations(violations)
                 base_url = _base_url(request.environ)
