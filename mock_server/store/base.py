@@ -98,7 +98,7 @@ def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
     """Serialise a journal entry as the journal keeps it (the text `dumps` writes), its body cut to
     `limits.body_bytes` when larger. Most entries are serialised once: an entry within the bound has its body within
     it too."""
-    text = _json(fields_of(entry))
+    text = dumps(entry)
     if utf8_size(text) <= limits.body_bytes:
         return text
     body = _json(entry.body)
