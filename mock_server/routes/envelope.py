@@ -143,20 +143,19 @@ def _lone_surrogate(value: Any) -> tuple[str, int] | None:
 
 def request_id_of(body: Any) -> str | None:
     """Return the caller's Header.RequestID when it sent a usable one."""
-    if isinstance(body, dict) and isinstance(body.get("Header"), dict):
-        request_id = body["Header"].get("RequestID")
-        if isinstance(request_id, str) and request_id:
-            return request_id
-    return None
+    return _text_at(body, "Header", "RequestID") or None
 
 
 def task_id_of(body: Any) -> str | None:
     """Return the Payload.TaskId the body names, if it names one as text."""
-    if isinstance(body, dict) and isinstance(body.get("Payload"), dict):
-        task_id = body["Payload"].get("TaskId")
-        if isinstance(task_id, str):
-            return task_id
-    return None
+    return _text_at(body, "Payload", "TaskId")
+
+
+def _text_at(body: Any, part: str, name: str) -> str | None:
+    """The text at `part.name` of a body that may be any JSON value; None where there is no text."""
+    section = body.get(part) if isinstance(body, dict) else None
+    value = section.get(name) if isinstance(section, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def envelope(code: int, message: str, request_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
