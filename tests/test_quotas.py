@@ -86,3 +86,30 @@ def test_stuck_tasks_count_against_the_limit_but_hold_no_slot(make, clock):
     clock.advance(30 * 86400)
     assert {poll(api, i)["Status"] for i in stuck} == {"COMMIT"}
     assert [poll(api, i)["ArrayCount"] for i in stuck] == [0, 1, 2, 3, 4]  # stuck behind each other
+
+
+def test_a_clock_set_back_makes_finished_tasks_count_again(make, clock):
+    """The store keeps what planning needs of an account's finished tasks folded up (D67); a clock set back to
+    before they finished unfolds them: they are pending again, and a failed one holds its package seconds again."""
+    api, _ = make(max_pending=3, hourly_package_seconds=6.0)  # 2 s of package per task
+    start = clock.now()
+    submit(api, text(), scenario="content_safety")
+    submit(api, text())
+    clock.advance(60)
+    submit(api, text())  # two finished, the failed one giving its 2 s back: one pending, 4 s held
+    clock.set(start + 0.5)  # before either of the first two finished
+    assert api.call("phototovideonotrain", text()).code == 100008  # all three pending again
+    clock.advance(59.5)
+    submit(api, text())  # the first two finished again: 4 s held before this one, 6 after
+    assert api.call("phototovideonotrain", text()).code == 100013
+
+
+def test_an_account_with_many_finished_tasks_plans_against_none_of_them(make, clock, monkeypatch):
+    """A submission reads the account's kept backlog, not its tasks: the ten-thousandth costs what the first did."""
+    api, ctx = make()
+    for _ in range(3):
+        submit(api, text())
+        clock.advance(60)
+    monkeypatch.setattr(type(ctx.store), "tasks", lambda *args, **kwargs: pytest.fail("read every task of the account"))
+    tasks = [submit(api, text()) for _ in range(2)]
+    assert [ctx.store.get_task(task_id).seq for task_id in tasks] == [3, 4]

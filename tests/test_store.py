@@ -36,22 +36,22 @@ def store(store_spec):
 
 def test_a_record_round_trips_whole(store):
     stuck = make_task("t-stuck", finish_at=NEVER, scenario="stuck_in_queue", photo="ab" * 32)
-    store.add_task("app", lambda earlier: stuck)
+    store.add_task("app", lambda backlog_at: stuck)
     assert store.get_task("t-stuck") == stuck  # NEVER (infinity) included
     assert store.get_task("nope") is None
     assert store.tasks("app") == [stuck] and store.tasks() == [stuck] and store.tasks("other") == []
 
 
 def test_media_refs_name_each_tasks_files_and_when_it_finishes(store):
-    store.add_task("a", lambda earlier: make_task("t1", "a", finish_at=50.0, photo="p1", video="v1"))
-    store.add_task("b", lambda earlier: make_task("t2", "b", finish_at=NEVER, photo="p1", audio="a2"))
+    store.add_task("a", lambda backlog_at: make_task("t1", "a", finish_at=50.0, photo="p1", video="v1"))
+    store.add_task("b", lambda backlog_at: make_task("t2", "b", finish_at=NEVER, photo="p1", audio="a2"))
     assert sorted(store.media_refs()) == [(50.0, "p1", "", "v1"), (NEVER, "p1", "a2", "")]
     store.reset("a")
     assert store.media_refs() == [(NEVER, "p1", "a2", "")]
 
 
 def test_a_refused_submission_keeps_nothing(store):
-    def refuse(earlier):
+    def refuse(backlog_at):
         raise ValueError("over quota")
 
     with pytest.raises(ValueError):
@@ -59,21 +59,55 @@ def test_a_refused_submission_keeps_nothing(store):
     assert store.tasks() == []
 
 
-def test_build_sees_the_accounts_earlier_tasks_in_order(store):
+def test_build_sees_the_accounts_backlog_of_earlier_tasks(store):
     seen = []
-    for n in range(1, 4):
-        store.add_task("app", lambda earlier, n=n: seen.append([t.seq for t in earlier]) or make_task(f"t{n}", seq=n))
-    store.add_task("other", lambda earlier: seen.append([t.seq for t in earlier]) or make_task("o1", "other"))
-    assert seen == [[], [1], [1, 2], []]
-    assert [t.task_id for t in store.tasks("app")] == ["t1", "t2", "t3"]
+
+    def build(n, appkey="app", finish_at=100.0):
+        def plan(backlog_at):
+            backlog = backlog_at(60.0)
+            seen.append((backlog.next_seq, [entry[1] for entry in backlog.live], backlog.held_seconds))
+            return make_task(f"{appkey}{n}", appkey, seq=backlog.next_seq, finish_at=finish_at)
+        return plan
+
+    store.add_task("app", build(1, finish_at=50.0))  # finished by 60: settled, its 2 s of package still held
+    store.add_task("app", build(2))
+    store.add_task("app", build(3))
+    store.add_task("other", build(1, "other"))
+    assert seen == [(0, [], 0), (1, [], 2.0), (2, [100.0], 4.0), (0, [], 0)]
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("app1", 0), ("app2", 1), ("app3", 2)]
+
+
+def test_a_store_written_before_backlogs_were_kept_plans_against_its_tasks(store_spec, store):
+    """A database or Redis written by an earlier version holds tasks but no backlog: the first submission makes the
+    account's backlog from its tasks and keeps it."""
+    if store_spec == "memory":
+        pytest.skip("a memory store starts empty")
+    for n in range(2):
+        store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n))
+    if store_spec.startswith("sqlite:"):
+        store._db().execute("DROP TABLE backlogs")
+        reopened = open_store(store_spec)  # makes the table anew, empty
+    else:
+        store.redis.delete(store._key("backlog", "app"))
+        reopened = open_store(store_spec)
+    seen = []
+
+    def build(backlog_at):
+        backlog = backlog_at(60.0)
+        seen.append((backlog.next_seq, backlog.last, len(backlog.live), backlog.held_seconds))
+        return make_task(f"t{backlog.next_seq}", seq=backlog.next_seq)
+
+    reopened.add_task("app", build)
+    reopened.add_task("app", build)  # now from the backlog kept
+    assert seen == [(2, "t1", 2, 4.0), (3, "t2", 3, 6.0)]
 
 
 def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store):
     starts = [5.0, 10.0, NEVER, 20.0]
     for seq, start in enumerate(starts):
         task = replace(make_task(f"t{seq}", seq=seq), start_at=start)
-        store.add_task("app", lambda earlier, task=task: task)
-    store.add_task("other", lambda earlier: replace(make_task("o", "other", seq=0), start_at=99.0))
+        store.add_task("app", lambda backlog_at, task=task: task)
+    store.add_task("other", lambda backlog_at: replace(make_task("o", "other", seq=0), start_at=99.0))
     assert store.count_waiting("app", 3, now=0.0) == 3
     assert store.count_waiting("app", 3, now=7.0) == 2  # t0 started
     assert store.count_waiting("app", 4, now=15.0) == 2  # the stuck one and t3, not yet started
@@ -92,9 +126,9 @@ def test_the_journal_keeps_the_newest_entries_per_appkey(store):
 
 
 def test_a_callback_is_due_once_finished_and_gone_once_sent(store):
-    task = store.add_task("app", lambda earlier: make_task("t1", finish_at=100.0))
-    store.add_task("app", lambda earlier: make_task("t2", seq=2, finish_at=50.0, callback=False))
-    store.add_task("app", lambda earlier: make_task("t3", seq=3, finish_at=NEVER))
+    task = store.add_task("app", lambda backlog_at: make_task("t1", finish_at=100.0))
+    store.add_task("app", lambda backlog_at: make_task("t2", seq=2, finish_at=50.0, callback=False))
+    store.add_task("app", lambda backlog_at: make_task("t3", seq=3, finish_at=NEVER))
     assert store.due_callbacks(99.9) == []
     assert store.due_callbacks(1e12) == [task]
     assert store.claim_callback("t1", 60) is True
@@ -106,7 +140,7 @@ def test_a_callback_is_due_once_finished_and_gone_once_sent(store):
 
 
 def test_a_lapsed_claim_is_claimed_again_but_a_sent_callback_never(store):
-    task = store.add_task("app", lambda earlier: make_task("t1"))
+    task = store.add_task("app", lambda backlog_at: make_task("t1"))
     assert store.claim_callback("t1", 0.2) is True
     time.sleep(0.3)  # its holder "died": the lease lapses
     assert store.due_callbacks(1e12) == [task]
@@ -120,10 +154,10 @@ def test_uploads_are_owed_once_rendered_claimed_with_a_lease_and_recorded_for_go
     storage = {"VideoStorageS3Url": "http://127.0.0.1:9/b/v.mp4", "SubtitleStorageS3Url": "http://127.0.0.1:9/b/v.srt"}
     owing = make_task("t-up", callback=False, finish_at=50.0)
     owing = replace(owing, payload={**owing.payload, **storage})
-    store.add_task("app", lambda earlier: owing)
-    store.add_task("app", lambda earlier: replace(make_task("t-none", seq=2), payload={"DriverType": "Text"}))
+    store.add_task("app", lambda backlog_at: owing)
+    store.add_task("app", lambda backlog_at: replace(make_task("t-none", seq=2), payload={"DriverType": "Text"}))
     failing = replace(make_task("t-fail", seq=3), outcome="FAIL", payload={**owing.payload})
-    store.add_task("app", lambda earlier: failing)  # a task planned to fail owes nothing
+    store.add_task("app", lambda backlog_at: failing)  # a task planned to fail owes nothing
     assert owing.uploads == [("VideoStorageS3Url", storage["VideoStorageS3Url"], "video"),
                              ("SubtitleStorageS3Url", storage["SubtitleStorageS3Url"], "subtitles")]
     assert store.due_uploads(49.0) == [] and store.due_uploads(50.0) == [owing]
@@ -143,8 +177,8 @@ def test_uploads_are_owed_once_rendered_claimed_with_a_lease_and_recorded_for_go
 
 
 def test_reset_of_one_appkey_leaves_the_others(store):
-    store.add_task("a", lambda earlier: make_task("ta", "a"))
-    store.add_task("b", lambda earlier: make_task("tb", "b"))
+    store.add_task("a", lambda backlog_at: make_task("ta", "a"))
+    store.add_task("b", lambda backlog_at: make_task("tb", "b"))
     store.put_account_settings("a", {"scenario": "slow"})
     store.put_account_settings("a", {"max_pending": 3})
     assert store.account_settings("a") == {"scenario": "slow", "max_pending": 3}
@@ -175,7 +209,7 @@ def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):
 def test_records_survive_a_reopen(store_spec, store):
     if store_spec == "memory":
         pytest.skip("a memory store lives in one process")
-    task = store.add_task("app", lambda earlier: make_task("t1"))
+    task = store.add_task("app", lambda backlog_at: make_task("t1"))
     store.claim_callback("t1", 60)
     reopened = open_store(store_spec)
     assert reopened.get_task("t1") == task
@@ -185,7 +219,8 @@ def test_records_survive_a_reopen(store_spec, store):
 def _submit_then_claim(spec: str, worker: int, count: int, barrier, queue) -> None:
     store = open_store(spec)
     for n in range(count):
-        store.add_task("shared", lambda earlier: make_task(f"w{worker}-{n}", "shared", seq=len(earlier) + 1))
+        store.add_task("shared", lambda backlog_at: make_task(f"w{worker}-{n}", "shared",
+                                                              seq=backlog_at(0.0).next_seq))
     barrier.wait(timeout=60)  # every task exists; now all four race for every claim
     queue.put([store.claim_callback(f"w{w}-{n}", 60) for w in range(4) for n in range(count)])
 
@@ -203,7 +238,7 @@ def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_sp
     claims = [queue.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
-    assert sorted(t.seq for t in store.tasks("shared")) == list(range(1, 101))
+    assert sorted(t.seq for t in store.tasks("shared")) == list(range(100))
     assert [sum(column) for column in zip(*claims)] == [1] * 100
 
 
@@ -225,7 +260,7 @@ def test_a_redis_reset_leaves_a_mock_under_a_longer_prefix_alone(redis_server):
     first = RedisStore(f"{redis_server.url}?prefix={base}")
     second = RedisStore(f"{redis_server.url}?prefix={base}:job1")
     for store, name in ((first, "a"), (second, "b")):
-        task = store.add_task(name, lambda earlier, name=name: make_task(f"t-{name}", name))
+        task = store.add_task(name, lambda backlog_at, name=name: make_task(f"t-{name}", name))
         store.record(JournalEntry(at=1.0, appkey=name, operation="getprogress", request_id=name, code=0, message=""))
         store.put_account_settings(name, {"max_pending": 3})
         store.claim_callback(task.task_id, 60)
@@ -309,10 +344,10 @@ def journal_entry(task: Task) -> JournalEntry:
 
 
 def test_a_submission_and_its_journal_entry_are_kept_together(store):
-    store.add_task("app", lambda earlier: make_task("t1"), journal_entry)
+    store.add_task("app", lambda backlog_at: make_task("t1"), journal_entry)
     assert [entry.task_id for entry in store.journal("app")] == ["t1"]
 
-    def refuse(earlier):
+    def refuse(backlog_at):
         raise ValueError("over quota")
 
     with pytest.raises(ValueError):
@@ -328,15 +363,16 @@ def test_a_redis_submission_plans_again_when_another_came_first(store_spec, stor
     other_host = open_store(store_spec)
     seen = []
 
-    def build(earlier):
-        seen.append([task.task_id for task in earlier])
+    def build(backlog_at):
+        backlog = backlog_at(0.0)
+        seen.append(backlog.last)
         if len(seen) == 1:
-            other_host.add_task("app", lambda before: make_task("first", seq=len(before) + 1), journal_entry)
-        return make_task(f"mine-{len(seen)}", seq=len(earlier) + 1)
+            other_host.add_task("app", lambda before: make_task("first", seq=before(0.0).next_seq), journal_entry)
+        return make_task(f"mine-{len(seen)}", seq=backlog.next_seq)
 
     task = store.add_task("app", build, journal_entry)
-    assert seen == [[], ["first"]] and task.task_id == "mine-2"
-    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("first", 1), ("mine-2", 2)]
+    assert seen == ["", "first"] and task.task_id == "mine-2"
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("first", 0), ("mine-2", 1)]
     assert [entry.task_id for entry in store.journal("app")] == ["first", "mine-2"]
 
 
@@ -346,18 +382,19 @@ def test_a_submission_read_ahead_of_another_hosts_plans_again_against_both(store
     if store_spec == "memory":
         pytest.skip("a memory store lives in one process")
     other_host = open_store(store_spec)
-    other_host.add_task("app", lambda before: make_task("before", seq=1), journal_entry)
+    other_host.add_task("app", lambda before: make_task("before", seq=0), journal_entry)
     seen = []
 
-    def build(earlier):
-        seen.append([task.task_id for task in earlier])
-        return make_task(f"mine-{len(seen)}", seq=len(earlier) + 1)
+    def build(backlog_at):
+        backlog = backlog_at(0.0)
+        seen.append(backlog.last)
+        return make_task(f"mine-{len(seen)}", seq=backlog.next_seq)
 
     with store.read_ahead("app", tasks=True):
-        other_host.add_task("app", lambda before: make_task("meanwhile", seq=len(before) + 1), journal_entry)
+        other_host.add_task("app", lambda before: make_task("meanwhile", seq=before(0.0).next_seq), journal_entry)
         task = store.add_task("app", build, journal_entry)
-    assert seen[-1] == ["before", "meanwhile"] and task.seq == 3
-    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("before", 1), ("meanwhile", 2), (task.task_id, 3)]
+    assert seen[-1] == "meanwhile" and task.seq == 2
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("before", 0), ("meanwhile", 1), (task.task_id, 2)]
     assert [entry.task_id for entry in store.journal("app")] == ["before", "meanwhile", task.task_id]
 
 
@@ -374,18 +411,18 @@ def commands_sent(monkeypatch) -> list:
 
 
 def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch):
-    """One read as the request starts (clock, settings, the account's tasks), one write (the task, its indexes and
-    its journal entry)."""
+    """One read as the request starts (clock, settings, the account's backlog), one write (the task, its indexes, the
+    new backlog and its journal entry)."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    store.add_task("app", lambda earlier: make_task("warm", seq=1), journal_entry)  # the scripts are loaded
+    store.add_task("app", lambda backlog_at: make_task("warm", seq=1), journal_entry)  # the scripts are loaded
     store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
     with store.read_ahead("app", tasks=True):
         store.account_settings("app")
     sent = commands_sent(monkeypatch)
     with store.read_ahead("app", tasks=True):
         assert store.account_settings("app") == {} and store.clock_state()["base"] == 5.0
-        store.add_task("app", lambda earlier: make_task("t2", seq=len(earlier) + 1), journal_entry)
+        store.add_task("app", lambda backlog_at: make_task("t2", seq=backlog_at(0.0).next_seq), journal_entry)
     assert len(sent) == 2
     assert [t.task_id for t in store.tasks("app")] == ["warm", "t2"] and len(store.journal("app")) == 2
 
@@ -405,7 +442,7 @@ def test_a_redis_getprogress_costs_two_round_trips(store_spec, store, monkeypatc
     """One read as the request starts (clock, settings, the task named), one write (its journal entry)."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    store.add_task("app", lambda earlier: make_task("polled", seq=1), journal_entry)
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=1), journal_entry)
     with store.read_ahead("app", task_id="polled"):  # the scripts are loaded
         store.get_task("polled")
         store.record(note(0, "app"))

@@ -11,7 +11,7 @@ such a task stays MAKING at Progress 99 once rendered until the outcome is recor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..store import NEVER, Task, UploadRecord
 
@@ -23,12 +23,14 @@ VIDEO_PATH = "/broadcast/Basic/video/{task_id}.mp4"
 SUBTITLE_PATH = "/broadcast/Basic/subtitle/{task_id}.srt"
 
 
-def start_time(earlier: list[Task], submitted_at: float, slots: int, queue_seconds: float) -> float:
+def start_time(live: Iterable[Sequence[float]], submitted_at: float, slots: int, queue_seconds: float) -> float:
     """Return when a task submitted now starts rendering: not before `queue_seconds` have passed, after every
-    earlier task of the account has started (FIFO), as soon as fewer than `slots` of them are rendering."""
-    started = [task for task in earlier if task.start_at != NEVER]
-    at = max([submitted_at + queue_seconds, *(task.start_at for task in started)])
-    busy = sorted(task.finish_at for task in started if task.start_at <= at < task.finish_at)
+    earlier task of the account has started (FIFO), as soon as fewer than `slots` of them are rendering. `live` holds
+    (start_at, finish_at, ...) of the account's unfinished tasks (`Backlog.live`): a finished one started and ended
+    before `submitted_at`, so it can neither come later nor be rendering then."""
+    started = [(start, finish) for start, finish, *_ in live if start != NEVER]
+    at = max([submitted_at + queue_seconds, *(start for start, _ in started)])
+    busy = sorted(finish for start, finish in started if start <= at < finish)
     return at if len(busy) < slots else busy[len(busy) - slots]
 
 
@@ -64,12 +66,6 @@ def progress_value(task: Task, now: float, max_progress: int, upload: UploadReco
     if state == "FAIL":
         return -1
     return min(max_progress, int(max_progress * (now - task.start_at) / task.render_seconds))
-
-
-def balance_used(tasks: list[Task], now: float) -> float:
-    """Seconds of the hourly package taken by Shared tasks; a task that has failed gives its seconds back."""
-    return sum(task.duration_ms for task in tasks
-               if task.concurrency_type == "Shared" and not (task.outcome == "FAIL" and task.finish_at <= now)) / 1000
 
 
 def media_urls(task: Task) -> tuple[str, str]:

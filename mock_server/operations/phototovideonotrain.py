@@ -6,7 +6,7 @@ scenario, atomically per account so that concurrent submissions queue in a consi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..accounts import Account
 from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded, refusal
@@ -14,7 +14,7 @@ from ..lifecycle import trajectory
 from ..lifecycle.speech import Rates, estimate
 from ..media_out import results
 from ..pace import effective
-from ..store import NEVER, Task, new_id
+from ..store import NEVER, Backlog, Task, new_id
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -50,17 +50,17 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     video = (results.job(payload, inputs.photo, (inputs.width, inputs.height), inputs.audio, duration_ms, sentences)
              if outcome == "SUCCESS" else None)
 
-    def build(earlier: list[Task]) -> Task:
+    def build(backlog_at: Callable[[float], Backlog]) -> Task:
         now = ctx.clock.now()
-        unfinished = [task for task in earlier if now < task.finish_at]
-        if len(unfinished) >= account.max_pending:
+        backlog = backlog_at(now)  # its live tasks are the unfinished ones
+        if len(backlog.live) >= account.max_pending:
             raise refusal(ctx.spec, QuotaExceeded.code, account.max_pending)
-        concurrency_type = _concurrency_type(payload, account, earlier, now, duration_ms)
+        concurrency_type = _concurrency_type(payload, account, backlog, duration_ms)
         queue = pace["queue_seconds"]
-        start = NEVER if scenario.stuck else trajectory.start_time(earlier, now, account.slots, queue)
+        start = NEVER if scenario.stuck else trajectory.start_time(backlog.live, now, account.slots, queue)
         finish = start + render * at / max_progress if outcome == "FAIL" else start + render
         return Task(
-            task_id=new_id(), appkey=account.appkey, seq=earlier[-1].seq + 1 if earlier else 0, payload=payload,
+            task_id=new_id(), appkey=account.appkey, seq=backlog.next_seq, payload=payload,
             request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
             duration_ms=duration_ms, outcome=outcome, fail_code=code, fail_message=message,
             concurrency_type=concurrency_type, scenario=scenario.spec,
@@ -72,8 +72,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     return {"TaskId": task.task_id}
 
 
-def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[Task], now: float,
-                      duration_ms: int) -> str:
+def _concurrency_type(payload: dict[str, Any], account: Account, backlog: Backlog, duration_ms: int) -> str:
     """Resolve ConcurrencyType as the seed describes, refusing what the account has not bought."""
     has_package = account.hourly_package_seconds is not None
     requested = payload.get("ConcurrencyType")
@@ -95,7 +94,7 @@ def _concurrency_type(payload: dict[str, Any], account: Account, earlier: list[T
         return requested
     if not has_package:
         raise BalanceInsufficient("Payload.ConcurrencyType Shared needs an hourly package; this account has none")
-    left = account.hourly_package_seconds - trajectory.balance_used(earlier, now)
+    left = account.hourly_package_seconds - backlog.held_seconds
     if left * 1000 < duration_ms:
         raise BalanceInsufficient(
             f"hourly package balance insufficient: {max(left, 0):.1f} s left, the task needs {duration_ms / 1000:.1f} s"

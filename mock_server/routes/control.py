@@ -21,6 +21,7 @@ from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
+from ..store import Backlog
 from . import assets, envelope, guard, results
 from .auth import account_of
 
@@ -245,7 +246,7 @@ class _Routes:
         tasks = self.ctx.store.tasks(appkey)
         states = [trajectory.state(self.ctx, task, now) for task in tasks]
         left = (None if account.hourly_package_seconds is None
-                else account.hourly_package_seconds - trajectory.balance_used(tasks, now))
+                else account.hourly_package_seconds - Backlog.of(tasks, now).held_seconds)
         return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
                 "tasks": {state: states.count(state) for state in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}}
 

@@ -62,6 +62,79 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """What planning a submission reads of the account's earlier tasks, kept by the store beside them so that a
+    submission costs as much at an account's ten-thousandth task as at its first (DECISIONS.md D67).
+
+    A task finished by `since` (on the mock's clock) can no longer delay a new one nor count against the quota: all
+    that is left of it is the hourly package's seconds it holds, so it is settled into `settled_ms`. The others are
+    `live`, each as [start_at, finish_at, the milliseconds of package it holds, whether it is planned to fail]."""
+
+    since: float = -NEVER
+    last: str = ""  # the TaskId of the newest task it includes: a backlog whose `last` is not the account's is stale
+    next_seq: int = 0
+    settled_ms: int = 0  # held by the settled tasks: those of ConcurrencyType Shared that did not fail
+    live: tuple[tuple[float, float, int, bool], ...] = ()
+
+    @classmethod
+    def of(cls, tasks: list[Task], now: float) -> Backlog:
+        """The backlog of an account's tasks (oldest first), as of `now`."""
+        if not tasks:
+            return cls(since=now)
+        backlog = cls(last=tasks[-1].task_id, next_seq=tasks[-1].seq + 1, live=tuple(map(_live, tasks))).at(now)
+        assert backlog is not None  # `since` is -inf: no time comes before it
+        return backlog
+
+    def at(self, now: float) -> Backlog | None:
+        """This backlog as of `now`: the live tasks finished by then settled. None when `now` is before `since` (the
+        clock was set back, and a task settled then may be unfinished again): it must be made anew with `of`."""
+        if now < self.since:
+            return None
+        settled, live = self.settled_ms, []
+        for entry in self.live:
+            if now < entry[1]:
+                live.append(entry)
+            elif not entry[3]:  # a task that failed gives its seconds back
+                settled += entry[2]
+        return Backlog(now, self.last, self.next_seq, settled, tuple(live))
+
+    def adding(self, task: Task) -> Backlog:
+        """This backlog with `task`, the account's next, added."""
+        return Backlog(self.since, task.task_id, task.seq + 1, self.settled_ms, (*self.live, _live(task)))
+
+    @property
+    def held_seconds(self) -> float:
+        """Seconds of the hourly package the account's tasks hold (every live task holds its own)."""
+        return (self.settled_ms + sum(entry[2] for entry in self.live)) / 1000
+
+
+def _live(task: Task) -> tuple[float, float, int, bool]:
+    return (task.start_at, task.finish_at, task.duration_ms if task.concurrency_type == "Shared" else 0,
+            task.outcome == "FAIL")
+
+
+# What a submission gives the store to plan its task: called with a function that returns the account's backlog as of
+# a time (the mock's clock, read by the caller while the store holds the account), it returns the task, or raises.
+Build = Callable[[Callable[[float], Backlog]], Task]
+
+
+def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], build: Build) -> tuple[Task, Backlog]:
+    """Plan a task with `build` against an account whose newest task is `last` ("" for none) and whose kept backlog is
+    `kept`; `tasks()` reads all of its tasks, which is needed only when `kept` is missing, stale or newer than the
+    mock's clock. Return the task and the backlog to keep with it."""
+    current: list[Backlog] = []
+
+    def backlog_at(now: float) -> Backlog:
+        backlog = kept.at(now) if kept is not None and kept.last == last else None
+        current[:] = [backlog or Backlog.of(tasks() if last else [], now)]
+        return current[0]
+
+    task = build(backlog_at)
+    backlog = current[0] if current else backlog_at(task.submitted_at)  # a `build` that asked nothing planned then
+    return task, backlog.adding(task)
+
+
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One API request and the mock's verdict on it."""
 
@@ -152,13 +225,12 @@ class UploadRecord:
 
 
 class Store(Protocol):
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
-                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
-        """Atomically, per account: call `build` with the account's tasks (oldest first) and keep what it returns,
-        with `journal(task)`, the accepted request's journal entry, in the same transaction. `build` may raise to
-        refuse the submission; nothing is kept then. A store may call `build` more than once (one that plans
-        optimistically calls it again when another submission to the account came first), so it must have no
-        effect besides its answer."""
+    def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
+        """Atomically, per account: call `build` (through `planned`, with the account's kept backlog) and keep what it
+        returns, the account's new backlog, and `journal(task)`, the accepted request's journal entry, in the same
+        transaction. `build` may raise to refuse the submission; nothing is kept then. A store may call `build` more
+        than once (one that plans optimistically calls it again when another submission to the account came first),
+        so it must have no effect besides its answer."""
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
         """Return (finish_at, photo, audio, video) of every task: the files each keeps until its retention ends.
@@ -227,7 +299,7 @@ class Store(Protocol):
     def read_ahead(self, appkey: str, tasks: bool = False,
                    task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within the block (one API request of `appkey`), the store may answer the clock's state, the account's
-        settings and, with `tasks`, the account's tasks for `add_task` or, with `task_id`, `get_task(task_id)` from
+        settings and, with `tasks`, the account's backlog for `add_task` or, with `task_id`, `get_task(task_id)` from
         one read made as the block starts: a network store saves its round trips. A store whose reads are cheap does
         nothing."""
 

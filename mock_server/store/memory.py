@@ -9,8 +9,8 @@ import itertools
 from collections import OrderedDict, deque
 from typing import Any, Callable
 
-from .base import (CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text, loads,
-                   utf8_size)
+from .base import (Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text,
+                   loads, planned, utf8_size)
 
 
 class MemoryStore:
@@ -21,11 +21,11 @@ class MemoryStore:
         self._numbers = itertools.count()
         self.reset()
 
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
-                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
+    def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._lock:
             mine = self._by_account.setdefault(appkey, [])
-            task = build(list(mine))
+            task, self._backlogs[appkey] = planned(self._backlogs.get(appkey), mine[-1].task_id if mine else "",
+                                                   lambda: list(mine), build)
             mine.append(task)
             self._tasks[task.task_id] = task
             if task.payload.get("CallbackUrl"):
@@ -165,6 +165,7 @@ class MemoryStore:
             if appkey is None:
                 self._tasks: dict[str, Task] = {}
                 self._by_account: dict[str, list[Task]] = {}
+                self._backlogs: dict[str, Backlog] = {}
                 # number -> (appkey, entry as JSON, its bytes), oldest first
                 self._journal: OrderedDict[int, tuple[str, str, int]] = OrderedDict()
                 self._journal_of: dict[str, deque[int]] = {}  # appkey -> its entries' numbers, oldest first
@@ -178,6 +179,7 @@ class MemoryStore:
                 self._upload_leases: dict[str, float] = {}  # task -> wall-clock time its uploads' claim lapses
                 self._uploads: dict[str, UploadRecord] = {}
                 return
+            self._backlogs.pop(appkey, None)
             for task in self._by_account.pop(appkey, []):
                 self._tasks.pop(task.task_id, None)
                 self._unsent.discard(task.task_id)

@@ -1,9 +1,9 @@
 """The Redis store: one state shared by mocks on several hosts.
 
 Keys live under a prefix (`ivh:` unless the URL says `?prefix=`), so several mocks or test runs can share one Redis
-database. A submission holds a per-account lock while it plans the task against the account's earlier tasks; a
-callback is claimed with a lease (SET NX with an expiry), so one worker on any host sends it, and a claim whose
-holder died lapses so that another sends it.
+database. A submission plans its task against the account's backlog optimistically (see below); a callback is
+claimed with a lease (SET NX with an expiry), so one worker on any host sends it, and a claim whose holder died lapses
+so that another sends it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
-                   loads)
+from .base import (NEVER, Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps,
+                   journal_text, loads, planned)
 
 # What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
@@ -26,7 +26,7 @@ LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
 SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
-ACCOUNT_KEYS = ("account", "journal", "callbacks", "settings")
+ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
 TASK_KEYS = ("task", "lease", "upload", "upload-lease")
 # The journal: a list per appkey, `journal-order` names the appkey of every entry from the oldest, and
 # `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
@@ -81,8 +81,7 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
-                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
+    def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         return _add_task_optimistically(self, appkey, build, journal)
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
@@ -125,15 +124,15 @@ class RedisStore:
 
     @contextlib.contextmanager
     def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
-        """One script reads the clock, the settings and (with `tasks`) the account's tasks or (with `task_id`) that
+        """One script reads the clock, the settings and (with `tasks`) the account's backlog or (with `task_id`) that
         task; the request then takes them from here: a submission costs two round trips (this read and the write),
         not five, and a getprogress two (this read and its journal entry), not three (D48 says when it costs more)."""
         keys, what = [self._key("clock"), self._key("settings", appkey)], ""
         if tasks:
-            keys, what = [*keys, self._key("account", appkey)], "account"
+            keys, what = [*keys, self._key("account", appkey), self._key("backlog", appkey)], "account"
         elif task_id is not None:
             keys, what = [*keys, self._key("task", task_id)], "task"
-        clock, settings, *more = self._read_ahead(keys=keys, args=[self.prefix, what])
+        clock, settings, *more = self._read_ahead(keys=keys, args=[what])
         ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings}
         if what == "account":
             ahead["account"] = more[0]
@@ -277,33 +276,30 @@ class RedisStore:
 
 
 # -- a submission in two round trips ------------------------------------------------------------------------------
-# A submission plans its task against the account's earlier tasks. One script reads them, with the clock and the
-# account's settings, as the request starts (`read_ahead`); the submission plans in Python, then one script writes
-# the task, its indexes and the request's journal entry, after checking that the account is as it was read: same
-# length, same last task. If another submission to the account came first, nothing is written and the submission
-# reads the account again and plans anew. Per account, submissions are thus as serial as under a lock (D48), without
-# the lock's own round trips (take, release) or its polling.
+# A submission plans its task against the account's backlog (D67). One script reads it, with the account's newest
+# task and number of tasks, the clock and the account's settings, as the request starts (`read_ahead`); the
+# submission plans in Python, then one script writes the task, its indexes, the new backlog and the request's
+# journal entry, after checking that the account is as it was read: same length, same last task. If another
+# submission to the account came first, nothing is written and the submission reads the account again and plans
+# anew. Per account, submissions are thus as serial as under a lock (D48), without the lock's own round trips (take,
+# release) or its polling.
 ACCOUNT_FUNCTION = """
-local function account(key, prefix)
-  local ids = redis.call('LRANGE', key, 0, -1)
-  local records = {}
-  for i, id in ipairs(ids) do
-    records[i] = redis.call('GET', prefix .. 'task:' .. id) or ''
-  end
-  return {ids[#ids] or '', records}
+local function account(list, backlog)
+  return {redis.call('LINDEX', list, -1) or '', redis.call('LLEN', list), redis.call('GET', backlog) or ''}
 end
 """
-READ_ACCOUNT = ACCOUNT_FUNCTION + "return account(KEYS[1], ARGV[1])"
-# KEYS: the clock, the account's settings and, for a submission, the account's task list or, for a getprogress, the
-# task; ARGV: the prefix and what the third key is ("account", "task" or "").
+READ_ACCOUNT = ACCOUNT_FUNCTION + "return account(KEYS[1], KEYS[2])"
+# KEYS: the clock, the account's settings and, for a submission, the account's task list and backlog or, for a
+# getprogress, the task; ARGV: what follows the settings ("account", "task" or "").
 READ_AHEAD = ACCOUNT_FUNCTION + """
 local ahead = {redis.call('GET', KEYS[1]) or false, redis.call('GET', KEYS[2]) or false}
-if ARGV[2] == 'account' then ahead[3] = account(KEYS[3], ARGV[1]) end
-if ARGV[2] == 'task' then ahead[3] = redis.call('GET', KEYS[3]) or false end
+if ARGV[1] == 'account' then ahead[3] = account(KEYS[3], KEYS[4]) end
+if ARGV[1] == 'task' then ahead[3] = redis.call('GET', KEYS[3]) or false end
 return ahead
 """
-# KEYS: the account's task list and, when the request is journaled, the four keys of `record`; ARGV: what the account
-# was read as (length, last id), the prefix, the task (id, appkey, record, media, due, owed) and `record`'s arguments.
+# KEYS: the account's task list, its backlog and, when the request is journaled, the four keys of `record`; ARGV:
+# what the account was read as (length, last id), the prefix, the task (id, appkey, record, media, due, owed), the
+# new backlog and `record`'s arguments.
 WRITE_TASK = RECORD_FUNCTION + """
 local account = KEYS[1]
 local length, last = tonumber(ARGV[1]), ARGV[2]
@@ -322,26 +318,28 @@ end
 if ARGV[9] ~= '' then
   redis.call('ZADD', prefix .. 'owed', ARGV[9], task_id)
 end
-if KEYS[2] then
-  record(KEYS[2], KEYS[3], KEYS[4], KEYS[5], unpack(ARGV, 10))
+redis.call('SET', KEYS[2], ARGV[10])
+if KEYS[3] then
+  record(KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 11))
 end
 return 1
 """
 
 
-def _add_task_optimistically(store: RedisStore, appkey: str, build: Callable[[list[Task]], Task],
+def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
                              journal: Callable[[Task], JournalEntry] | None) -> Task:
-    account = store._key("account", appkey)
+    account, backlog_key = store._key("account", appkey), store._key("backlog", appkey)
     ahead = store._ahead()
     read_ahead = ahead.pop("account", None) if ahead is not None and ahead["appkey"] == appkey else None
     while True:
-        last, records = read_ahead or store._read_account(keys=[account], args=[store.prefix])
+        last, length, kept = read_ahead or store._read_account(keys=[account, backlog_key])
         read_ahead = None  # a second try reads the account anew
-        task = build([loads(Task, text) for text in records if text])
+        task, backlog = planned(loads(Backlog, kept) if kept else None, last, lambda: store.tasks(appkey), build)
         due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
-        keys, args = [account], [len(records), last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed]
+        keys = [account, backlog_key]
+        args = [length, last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed, dumps(backlog)]
         if journal is not None:  # the accepted request's journal entry, in the same script (its bounds kept there)
             record_keys, record_args = store._record_call(journal(task))
             keys += record_keys

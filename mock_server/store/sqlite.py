@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps, journal_text,
-                   loads, utf8_size)
+from .base import (NEVER, Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps,
+                   journal_text, loads, planned, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NU
     lease_until REAL NOT NULL DEFAULT 0, record TEXT);
 CREATE INDEX IF NOT EXISTS uploads_owed ON uploads (finish_at) WHERE record IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backlogs (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 # The journal's size, kept up to date by triggers, so a bound is checked without summing the table.
 JOURNAL_SIZE = """
@@ -115,12 +116,14 @@ class SqliteStore:
                 raise
             db.execute("COMMIT")
 
-    def add_task(self, appkey: str, build: Callable[[list[Task]], Task],
-                 journal: Callable[[Task], JournalEntry] | None = None) -> Task:
+    def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
-            earlier = [loads(Task, row[0]) for row in
-                       db.execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))]
-            task = build(earlier)
+            last = db.execute("SELECT task_id FROM tasks WHERE appkey = ? ORDER BY seq DESC LIMIT 1",
+                              (appkey,)).fetchone()
+            kept = db.execute("SELECT record FROM backlogs WHERE appkey = ?", (appkey,)).fetchone()
+            task, backlog = planned(loads(Backlog, kept[0]) if kept else None, last[0] if last else "",
+                                    lambda: self.tasks(appkey), build)
+            db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, dumps(backlog)))
             db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
                        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at), task.photo,
@@ -243,7 +246,7 @@ class SqliteStore:
 
     def reset(self, appkey: str | None = None) -> None:
         with self._writing() as db:
-            for table in ("tasks", "journal", "accounts", "callbacks", "settings", "uploads"):
+            for table in ("tasks", "backlogs", "journal", "accounts", "callbacks", "settings", "uploads"):
                 if appkey is None:
                     db.execute(f"DELETE FROM {table}")
                 else:

@@ -1,0 +1,81 @@
+"""An account's backlog (D67): what a submission plans against, kept folded up by the store, must plan exactly as the
+account's whole list of tasks would, whatever the clock does between submissions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ivh_mock.mock_server.lifecycle.trajectory import start_time
+from ivh_mock.mock_server.store import NEVER, Backlog, Task
+from ivh_mock.mock_server.store.base import planned
+
+
+def task(n: int, start_at: float, finish_at: float, shared: bool, fails: bool) -> Task:
+    return Task(task_id=f"t{n}", appkey="app", seq=n, payload={}, request_id="r", submitted_at=0.0,
+                start_at=start_at, finish_at=finish_at, render_seconds=1.0, duration_ms=1000 + n,
+                outcome="FAIL" if fails else "SUCCESS", concurrency_type="Shared" if shared else "Exclusive")
+
+
+# The rules as they read the whole account, as planning did before the backlog: the oracle.
+def pending(tasks: list[Task], now: float) -> int:
+    return sum(1 for t in tasks if now < t.finish_at)
+
+
+def held_seconds(tasks: list[Task], now: float) -> float:
+    return sum(t.duration_ms for t in tasks
+               if t.concurrency_type == "Shared" and not (t.outcome == "FAIL" and t.finish_at <= now)) / 1000
+
+
+def start_from_all(tasks: list[Task], now: float, slots: int, queue: float) -> float:
+    started = [t for t in tasks if t.start_at != NEVER]
+    at = max([now + queue, *(t.start_at for t in started)])
+    busy = sorted(t.finish_at for t in started if t.start_at <= at < t.finish_at)
+    return at if len(busy) < slots else busy[len(busy) - slots]
+
+
+steps = st.lists(st.tuples(
+    st.floats(-50, 100),  # the clock moves (backwards too, as a set may)
+    st.sampled_from([0.0, 1.0, 10.0]),  # queue_seconds
+    st.floats(0, 30),  # the render
+    st.booleans(), st.booleans(), st.booleans(),  # Shared, planned to fail, stuck in the queue
+    st.integers(1, 3),  # slots
+), min_size=1, max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_a_kept_backlog_plans_as_the_whole_account_would(steps):
+    tasks: list[Task] = []
+    kept: Backlog | None = None
+    now = 1000.0
+    for n, (move, queue, render, shared, fails, stuck, slots) in enumerate(steps):
+        now += move
+        seen = {}
+
+        def build(backlog_at):
+            backlog = seen["backlog"] = backlog_at(now)
+            start = NEVER if stuck else start_time(backlog.live, now, slots, queue)
+            return task(n, start, start + render * (0.5 if fails else 1), shared, fails)
+
+        made, kept = planned(kept, tasks[-1].task_id if tasks else "", lambda: list(tasks), build)
+        backlog = seen["backlog"]
+        assert len(backlog.live) == pending(tasks, now)
+        assert backlog.held_seconds == pytest.approx(held_seconds(tasks, now))
+        assert backlog.next_seq == n
+        assert made.start_at == (NEVER if stuck else start_from_all(tasks, now, slots, queue))
+        tasks.append(made)
+
+
+def test_a_backlog_from_another_account_state_is_made_anew():
+    """A kept backlog whose newest task is not the account's (written by a server that kept none, or lost) is not
+    trusted: the account's tasks are read and the backlog made from them."""
+    tasks = [task(0, 1.0, 5.0, True, False), task(1, 5.0, 9.0, True, False)]
+    read = []
+    stale = Backlog.of(tasks[:1], 2.0)
+    _, kept = planned(stale, "t1", lambda: read.append(1) or list(tasks), lambda at: (at(2.0), task(2, 9, 10, True,
+                                                                                                 False))[1])
+    assert read == [1] and kept.last == "t2" and kept.next_seq == 3 and len(kept.live) == 3
+    read.clear()
+    planned(kept, "t2", lambda: read.append(1) or [], lambda at: (at(2.0), task(3, 10, 11, True, False))[1])
+    assert read == []  # the backlog kept is the account's: nothing else is read
