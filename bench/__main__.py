@@ -23,7 +23,7 @@ from typing import Iterator
 import requests
 from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port
 
-from . import fixtures, inprocess, load, peers, report
+from . import account, fixtures, inprocess, load, peers, report
 from . import proxy as proxy_bench
 from .fill import fill
 
@@ -195,6 +195,9 @@ def main() -> None:
         if prism:
             colds["Prism"] = cold_start("Prism", lambda port, data: peers.prism_command(port))
         memory = memory_per_scale(args.tasks)
+        accounts = [account.measure(store) for store in ("memory", stores["sqlite"], f"{redis_url}?prefix=account")]
+        for row in accounts:
+            account.show(row)
         proxy = proxy_bench.measure()
         proxy_bench.show(proxy)
     in_process = inprocess.measure()
@@ -209,7 +212,7 @@ def main() -> None:
         results = {"about": about, "workers": workers, "rows": rows, "scales": scales, "colds": colds,
                    "memory": memory, "seconds": args.seconds, "inprocess": in_process, "fixtures": fixture_costs,
                    "make_test": earlier.get("make_test"),  # measured apart: python -m bench.testtime
-                   "note": args.note, "proxy": proxy}
+                   "note": args.note, "proxy": proxy, "accounts": accounts}
         report.save(REPORT.with_suffix(".json"), results)
         report.write(REPORT, **results)
         print(f"written to {REPORT.relative_to(ROOT)} (raw numbers: {REPORT.with_suffix('.json').relative_to(ROOT)})")

@@ -17,6 +17,7 @@ GOALS = {
     "ceiling": 0.6,  # and at least 0.6x the bare Flask endpoint's at equal workers
     "redis": 0.8,  # the Redis store's submit throughput at least 0.8x the SQLite store's at equal workers
     "scale": 1.2,  # getprogress p99 at 100,000 tasks within 1.2x of that at 10
+    "account": 1.2,  # a submission to an account of 10,000 tasks within 1.2x of one to an account of 10
     "inprocess": 2.0,  # an in-process submission at most 2x the bare endpoint's time
     "fixture_ms": 10.0,  # the ivh_mock fixture's setup + teardown per test
     "make_test": 180.0,  # seconds for `make test` from a fresh clone, venv included
@@ -35,7 +36,8 @@ def _verdict(met: bool) -> str:
 
 def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[dict], colds: dict[str, float],
           memory: dict, seconds: float, inprocess: dict | None = None, fixtures: list[dict] | None = None,
-          make_test: dict | None = None, note: str = "", proxy: dict | None = None) -> None:
+          make_test: dict | None = None, note: str = "", proxy: dict | None = None,
+          accounts: list[dict] | None = None) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -76,6 +78,14 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         small, large = row["small"], row["large"]
         lines.append(f"| {row['store']} | {small.p50:.2f} ms | {small.p99:.2f} ms | {large.p50:.2f} ms | "
                      f"{large.p99:.2f} ms | {large.p99 / small.p99:.2f}x | {row['fill_seconds']:.0f} s |")
+    if accounts:
+        lines += ["", "## Submissions as the account grows", "",
+                  "In-process submissions to one account holding 10 finished tasks, then 10,000, the mock's clock",
+                  "moved a day on after every batch of 100 so that the earlier tasks had finished; best of three batches",
+                  "(`python -m bench.account`). A submission plans against the account's backlog (DECISIONS.md D67).",
+                  "", "| store | at 10 tasks | at 10,000 tasks | ratio |", "|---|---:|---:|---:|"]
+        lines += [f"| {row['store']} | {row['small_ms']:.2f} ms | {row['large_ms']:.2f} ms | "
+                  f"{row['large_ms'] / row['small_ms']:.2f}x |" for row in accounts]
     lines += ["", "## Cold start", "", "From process start to the first answered request, median of three.", "",
               "| server | seconds |", "|---|---:|"]
     lines += [f"| {name} | {value:.2f} |" for name, value in colds.items()]
@@ -119,7 +129,7 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         lines += ["## make test", "",
                   f"`make test` in a fresh clone, creating its virtualenv first: **{make_test['seconds']:.0f} s** "
                   f"({make_test['when']}, `python -m bench.testtime`; {make_test['detail']}).", ""]
-    table = goals(rows, scales, colds, memory, workers, inprocess, fixtures, make_test)
+    table = goals(rows, scales, colds, memory, workers, inprocess, fixtures, make_test, accounts)
     lines += ["## Goals", "", *table, ""]
     missed = {kind for kind, why in WHY.items() if any(kind in row and "missed" in row for row in table)}
     if missed:
@@ -136,7 +146,7 @@ def _best(rows: list[dict], server_prefix: str, workers: int) -> dict | None:
 
 def goals(rows: list[dict], scales: list[dict], colds: dict[str, float], memory: dict, workers: int,
           inprocess: dict | None = None, fixtures: list[dict] | None = None,
-          make_test: dict | None = None) -> list[str]:
+          make_test: dict | None = None, accounts: list[dict] | None = None) -> list[str]:
     out = ["| goal | measured | verdict |", "|---|---|---|"]
     prism = _best(rows, "Prism", 1)
     for count in sorted({1, workers}):
@@ -166,6 +176,10 @@ def goals(rows: list[dict], scales: list[dict], colds: dict[str, float], memory:
         ratio = row["large"].p99 / row["small"].p99
         out.append(f"| getprogress p99 at 100,000 within {GOALS['scale']}x of 10 ({row['store']}) | {ratio:.2f}x | "
                    f"{_verdict(ratio <= GOALS['scale'])} |")
+    for row in accounts or ():
+        ratio = row["large_ms"] / row["small_ms"]
+        out.append(f"| submission to an account of {row['large']:,} tasks <= {GOALS['account']}x one of "
+                   f"{row['small']:,} ({row['store']}) | {ratio:.2f}x | {_verdict(ratio <= GOALS['account'])} |")
     if inprocess:
         out.append(f"| in-process submission <= {GOALS['inprocess']:g}x bare Flask | {inprocess['ratio']:.2f}x | "
                    f"{_verdict(inprocess['ratio'] <= GOALS['inprocess'])} |")
@@ -237,7 +251,7 @@ WHY = {
              "Redis request makes two round trips to a server on the same cores, where the memory store's "
              "request is function calls only.",
     "SQLite": "a Redis submission makes two loopback round trips (one script reading the clock, the account's "
-              "settings and its tasks as the request starts, one script writing task and journal entry if the "
+              "settings and its backlog as the request starts, one script writing task and journal entry if the "
               "account is unchanged), each a system call pair, a Lua run in Redis and a reply to parse in the "
               "worker, where SQLite's reads and writes are function calls into a local file.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
