@@ -27,10 +27,12 @@ bench: $(STAMP)
 
 venv: $(STAMP)
 
+# --no-compile: pip would compile every module of every dependency (botocore and moto alone are thousands), a
+# quarter of the install's time; Python compiles what is imported, once, when it is first imported (D65).
 $(STAMP):
 	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 'ivh-mock needs Python 3.11 or newer: set PYTHON=python3.11')"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -258,7 +258,7 @@ WHY = {
                   "function above a few percent of a submission outside Flask and werkzeug.",
     "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
                "another worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
-    "make test": "the virtualenv takes about 40 s to install from a warm pip cache, and most of the tests' time goes "
+    "make test": "the virtualenv takes about 30 s to install from a warm pip cache, and most of the tests' time goes "
                  "to a handful that start whole processes: the wheel installed in a fresh virtualenv, the contract "
                  "suite over HTTP on each store and through the proxy, the mutation check and the README examples.",
     "within": "with Redis each getprogress makes several round trips (the read ahead of clock and settings, the "
