@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NU
     lease_until REAL NOT NULL DEFAULT 0, record TEXT);
 CREATE INDEX IF NOT EXISTS uploads_owed ON uploads (finish_at) WHERE record IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS backlogs (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backlogs (appkey TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
 """
 # The journal's size, kept up to date by triggers, so a bound is checked without summing the table.
 JOURNAL_SIZE = """
@@ -118,11 +118,10 @@ class SqliteStore:
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
-            last = db.execute("SELECT task_id FROM tasks WHERE appkey = ? ORDER BY seq DESC LIMIT 1",
-                              (appkey,)).fetchone()
-            kept = db.execute("SELECT record FROM backlogs WHERE appkey = ?", (appkey,)).fetchone()
-            task, backlog = planned(loads(Backlog, kept[0]) if kept else None, last[0] if last else "",
-                                    lambda: self.tasks(appkey), build)
+            last, kept = db.execute("SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC LIMIT 1), "
+                                    "(SELECT record FROM backlogs WHERE appkey = ?1)", (appkey,)).fetchone()
+            task, backlog = planned(loads(Backlog, kept) if kept else None, last or "", lambda: self.tasks(appkey),
+                                    build)
             db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, dumps(backlog)))
             db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
                        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
