@@ -67,6 +67,17 @@ def test_a_kept_backlog_plans_as_the_whole_account_would(steps):
         tasks.append(made)
 
 
+def test_a_clock_a_little_behind_reads_no_task_unless_a_settled_one_is_unfinished_again():
+    """A host whose clock runs a few milliseconds behind the one that kept the backlog plans against it as it is; only
+    a time before a settled task finished makes it read the account's tasks."""
+    tasks = [task(0, 1.0, 50.0, True, False), task(1, 60.0, 200.0, True, False)]
+    read = []
+    kept = Backlog.of(tasks, 100.0)  # the first settled, the second live
+    for now, reads in ((99.99, []), (50.0, []), (49.99, [1])):
+        planned(kept, "t1", lambda: read.append(1) or list(tasks), lambda at, now=now: (at(now), task(2, 1, 2, 1, 0))[1])
+        assert read == reads, now
+
+
 def test_a_backlog_from_another_account_state_is_made_anew():
     """A kept backlog whose newest task is not the account's (written by a server that kept none, or lost) is not
     trusted: the account's tasks are read and the backlog made from them."""

@@ -66,11 +66,12 @@ class Backlog:
     """What planning a submission reads of the account's earlier tasks, kept by the store beside them so that a
     submission costs as much at an account's ten-thousandth task as at its first (DECISIONS.md D67).
 
-    A task finished by `since` (on the mock's clock) can no longer delay a new one nor count against the quota: all
-    that is left of it is the hourly package's seconds it holds, so it is settled into `settled_ms`. The others are
-    `live`, each as [start_at, finish_at, the milliseconds of package it holds, whether it is planned to fail]."""
+    A task finished when the backlog was last brought up to date (on the mock's clock) can no longer delay a new one
+    nor count against the quota: all that is left of it is the hourly package's seconds it holds, so it is settled
+    into `settled_ms`. The others are `live`, each as [start_at, finish_at, the milliseconds of package it holds,
+    whether it is planned to fail]."""
 
-    since: float = -NEVER
+    settled_by: float = -NEVER  # when the last of the settled tasks finished
     last: str = ""  # the TaskId of the newest task it includes: a backlog whose `last` is not the account's is stale
     next_seq: int = 0
     settled_ms: int = 0  # held by the settled tasks: those of ConcurrencyType Shared that did not fail
@@ -80,27 +81,30 @@ class Backlog:
     def of(cls, tasks: list[Task], now: float) -> Backlog:
         """The backlog of an account's tasks (oldest first), as of `now`."""
         if not tasks:
-            return cls(since=now)
+            return cls()
         backlog = cls(last=tasks[-1].task_id, next_seq=tasks[-1].seq + 1, live=tuple(map(_live, tasks))).at(now)
-        assert backlog is not None  # `since` is -inf: no time comes before it
+        assert backlog is not None  # nothing is settled yet: no time comes before it
         return backlog
 
     def at(self, now: float) -> Backlog | None:
-        """This backlog as of `now`: the live tasks finished by then settled. None when `now` is before `since` (the
-        clock was set back, and a task settled then may be unfinished again): it must be made anew with `of`."""
-        if now < self.since:
+        """This backlog as of `now`: the live tasks finished by then settled. None when `now` is before `settled_by`
+        (the clock was set back, or another host's runs behind, and a settled task is unfinished again then): it must
+        be made anew with `of`."""
+        if now < self.settled_by:
             return None
-        settled, live = self.settled_ms, []
+        settled, settled_by, live = self.settled_ms, self.settled_by, []
         for entry in self.live:
             if now < entry[1]:
                 live.append(entry)
-            elif not entry[3]:  # a task that failed gives its seconds back
+                continue
+            settled_by = max(settled_by, entry[1])
+            if not entry[3]:  # a task that failed gives its seconds back
                 settled += entry[2]
-        return Backlog(now, self.last, self.next_seq, settled, tuple(live))
+        return Backlog(settled_by, self.last, self.next_seq, settled, tuple(live))
 
     def adding(self, task: Task) -> Backlog:
         """This backlog with `task`, the account's next, added."""
-        return Backlog(self.since, task.task_id, task.seq + 1, self.settled_ms, (*self.live, _live(task)))
+        return Backlog(self.settled_by, task.task_id, task.seq + 1, self.settled_ms, (*self.live, _live(task)))
 
     @property
     def held_seconds(self) -> float:
@@ -120,8 +124,8 @@ Build = Callable[[Callable[[float], Backlog]], Task]
 
 def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], build: Build) -> tuple[Task, Backlog]:
     """Plan a task with `build` against an account whose newest task is `last` ("" for none) and whose kept backlog is
-    `kept`; `tasks()` reads all of its tasks, which is needed only when `kept` is missing, stale or newer than the
-    mock's clock. Return the task and the backlog to keep with it."""
+    `kept`; `tasks()` reads all of its tasks, which is needed only when `kept` is missing or stale, or when the mock's
+    clock reads a time before one of the settled tasks finished. Return the task and the backlog to keep with it."""
     current: list[Backlog] = []
 
     def backlog_at(now: float) -> Backlog:

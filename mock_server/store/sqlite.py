@@ -1,7 +1,7 @@
 """The SQLite store: one file on disk, shared safely by the threads and worker processes of one host.
 
 The default of `ivh-mock serve`. WAL mode lets readers go on while one writer writes; a submission takes the write
-lock (`BEGIN IMMEDIATE`) so that planning a task against the account's earlier tasks is atomic across processes.
+lock (`BEGIN IMMEDIATE`) so that planning a task against the account's backlog is atomic across processes.
 Each record is kept as JSON next to the columns the store searches by.
 """
 
