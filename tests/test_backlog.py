@@ -74,7 +74,8 @@ def test_a_clock_a_little_behind_reads_no_task_unless_a_settled_one_is_unfinishe
     read = []
     kept = Backlog.of(tasks, 100.0)  # the first settled, the second live
     for now, reads in ((99.99, []), (50.0, []), (49.99, [1])):
-        planned(kept, "t1", lambda: read.append(1) or list(tasks), lambda at, now=now: (at(now), task(2, 1, 2, 1, 0))[1])
+        planned(kept, "t1", lambda: read.append(1) or list(tasks),
+                lambda at, now=now: (at(now), task(2, 1.0, 2.0, True, False))[1])
         assert read == reads, now
 
 
