@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
+from ..config import Config
+
 NEVER = float("inf")
 Record = TypeVar("Record")
 # Where a task's results are uploaded as well, and which file goes there (DECISIONS.md D52)
@@ -165,10 +167,10 @@ class JournalLimits:
     appkeys together the newest that fit in `entries` entries and `bytes` bytes of JSON; a body over `body_bytes`
     bytes of JSON is kept as the start of its text, with a note."""
 
-    per_appkey: int = 1000
-    entries: int = 10_000
-    bytes: int = 16 * 1_048_576
-    body_bytes: int = 16_384
+    per_appkey: int = Config.journal_limit  # the defaults are the server's (its options set the others)
+    entries: int = Config.journal_total_limit
+    bytes: int = Config.journal_total_bytes
+    body_bytes: int = Config.journal_body_bytes
 
 
 def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
