@@ -261,9 +261,11 @@ WHY = {
     "make test": "the virtualenv takes about 30 s to install from a warm pip cache, and most of the tests' time goes "
                  "to a handful that start whole processes: the wheel installed in a fresh virtualenv, the contract "
                  "suite over HTTP on each store and through the proxy, the mutation check and the README examples.",
-    "within": "with Redis each getprogress makes several round trips (the read ahead of clock and settings, the "
-              "task, the account's queue, the journal), and the measured p99 includes the pauses of a Redis server "
-              "and a load generator sharing two cores with the mock.",
+    "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
+              "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
+              "falling in one run and not the other. On 2026-11-26 three runs of the SQLite row measured 1.24x, "
+              "1.05x and 0.96x; with Redis a queued task's getprogress also makes two more round trips than one "
+              "already rendering.",
     "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs and Pillow imports and compiling the spec's "
                   "validators (PyAV and redis-py load on first use).",
     "MB": "each task keeps its whole request payload, its plan and a journal entry that shares the payload.",
