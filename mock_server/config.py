@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .pace import DEFAULT as DEFAULT_PACE
-from .pace import PRESETS
+from .pace import FIELDS as PACE_FIELDS
+from .pace import PRESETS, resolve
 
 DEFAULT_ACCESSTOKEN = "mock-accesstoken"
 
@@ -65,6 +66,11 @@ class Config:
     control_token: str | None = None  # required on the control API when set
     # host names the control API answers besides IP addresses, localhost and public_url's host ("*": any)
     allowed_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a negative queue or render would plan a task to start before it was submitted; the CLI and the control API
+        # refuse one already, and a Config built in code (create_app, MockServer, the fixtures) is held to the same
+        resolve({name: getattr(self, name) for name in PACE_FIELDS})  # raises PaceError, a ValueError, naming it
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:

@@ -105,3 +105,11 @@ def test_an_accounts_file_may_set_a_pace_and_a_bad_one_stops_the_start(tmp_path,
 ])
 def test_serve_takes_a_pace_and_any_figure_changed(argv, expected):
     assert timing_of(build_parser().parse_args(["serve", *argv])) == expected
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_server_built_in_code_refuses_a_negative_pace_by_name(field):
+    """A negative queue or render would plan tasks to start before they were submitted; create_app (and so
+    MockServer and the fixtures) refuses one as the CLI does."""
+    with pytest.raises(ValueError, match=f"pace field {field} must be a number from 0 to 86400, got -5"):
+        create_app({field: -5, "background": False})
