@@ -81,8 +81,9 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
     if accounts:
         lines += ["", "## Submissions as the account grows", "",
                   "In-process submissions to one account holding 10 finished tasks, then 10,000, the mock's clock",
-                  "moved a day on after every batch of 100 so that the earlier tasks had finished; best of three batches",
-                  "(`python -m bench.account`). A submission plans against the account's backlog (DECISIONS.md D67).",
+                  "moved a day on after every batch of 100 so that the earlier tasks had finished; best of three",
+                  "batches (`python -m bench.account`). A submission plans against the account's backlog",
+                  "(DECISIONS.md D67).",
                   "", "| store | at 10 tasks | at 10,000 tasks | ratio |", "|---|---:|---:|---:|"]
         lines += [f"| {row['store']} | {row['small_ms']:.2f} ms | {row['large_ms']:.2f} ms | "
                   f"{row['large_ms'] / row['small_ms']:.2f}x |" for row in accounts]
