@@ -42,6 +42,15 @@ def test_a_record_round_trips_whole(store):
     assert store.tasks("app") == [stuck] and store.tasks() == [stuck] and store.tasks("other") == []
 
 
+def test_tasks_with_a_limit_are_the_newest_in_submission_order(store):
+    for n in range(5):
+        store.add_task("a" if n % 2 else "b", lambda backlog_at, n=n: make_task(f"t{n}", "a" if n % 2 else "b", seq=n))
+    assert [t.task_id for t in store.tasks(limit=3)] == ["t2", "t3", "t4"]
+    assert [t.task_id for t in store.tasks("b", limit=2)] == ["t2", "t4"]
+    assert [t.task_id for t in store.tasks("a", limit=10)] == ["t1", "t3"]
+    assert store.tasks(limit=0) == [] and store.tasks("", limit=5) == [] and store.tasks("nobody", limit=1) == []
+
+
 def test_media_refs_name_each_tasks_files_and_when_it_finishes(store):
     store.add_task("a", lambda backlog_at: make_task("t1", "a", finish_at=50.0, photo="p1", video="v1"))
     store.add_task("b", lambda backlog_at: make_task("t2", "b", finish_at=NEVER, photo="p1", audio="a2"))

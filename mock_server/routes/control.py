@@ -166,7 +166,7 @@ class _Routes:
     # -- inspection -------------------------------------------------------------------------------------------
     def tasks(self):
         now = self.ctx.clock.now()
-        found = self.ctx.store.tasks(request.args.get("appkey"))[-_limit():]
+        found = self.ctx.store.tasks(request.args.get("appkey"), limit=_limit())
         return jsonify({"tasks": [self._summary(task, now) for task in found]})
 
     def task(self, task_id: str):

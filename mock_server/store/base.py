@@ -248,8 +248,9 @@ class Store(Protocol):
     def get_task(self, task_id: str) -> Task | None:
         """Return the task with this id, whoever owns it, or None."""
 
-    def tasks(self, appkey: str | None = None) -> list[Task]:
-        """Return the tasks of one appkey (or of all), in submission order."""
+    def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
+        """Return the tasks of one appkey (or of all), in submission order; with `limit`, only the newest `limit`
+        (read without reading the others: the dashboard asks every second, however many tasks the store holds)."""
 
     def record(self, entry: JournalEntry) -> None:
         """Append to the request journal within its JournalLimits, dropping the oldest entries beyond them. An

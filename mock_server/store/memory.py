@@ -47,11 +47,10 @@ class MemoryStore:
     def get_task(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    def tasks(self, appkey: str | None = None) -> list[Task]:
+    def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         with self._lock:
-            if appkey is not None:
-                return list(self._by_account.get(appkey, ()))
-            return list(self._tasks.values())
+            found = self._by_account.get(appkey, ()) if appkey is not None else self._tasks.values()
+            return list(found) if limit is None else list(itertools.islice(reversed(found), limit))[::-1]
 
     def record(self, entry: JournalEntry) -> None:
         text = journal_text(entry, self._limits)  # kept as text: its size is what it costs, however deep the body

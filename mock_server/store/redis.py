@@ -107,9 +107,11 @@ class RedisStore:
             return []
         return [loads(Task, text) for text in self.redis.mget([self._key("task", i) for i in ids]) if text]
 
-    def tasks(self, appkey: str | None = None) -> list[Task]:
-        ids = self.redis.lrange(self._key("account", appkey) if appkey else self._key("all"), 0, -1)
-        return self._load(ids)
+    def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
+        if limit is not None and limit < 1:
+            return []
+        key = self._key("account", appkey) if appkey is not None else self._key("all")
+        return self._load(self.redis.lrange(key, 0 if limit is None else -limit, -1))
 
     def record(self, entry: JournalEntry) -> None:
         self._record(*self._record_call(entry))

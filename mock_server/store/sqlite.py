@@ -146,11 +146,13 @@ class SqliteStore:
         row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         return loads(Task, row[0]) if row else None
 
-    def tasks(self, appkey: str | None = None) -> list[Task]:
-        if appkey is None:
-            rows = self._db().execute("SELECT record FROM tasks ORDER BY rowid")
-        else:
-            rows = self._db().execute("SELECT record FROM tasks WHERE appkey = ? ORDER BY seq", (appkey,))
+    def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
+        where, order, args = ("", "rowid", ()) if appkey is None else ("WHERE appkey = ?", "seq", (appkey,))
+        if limit is None:
+            rows = self._db().execute(f"SELECT record FROM tasks {where} ORDER BY {order}", args).fetchall()
+        else:  # the newest, read backwards along the same order, then put in order
+            rows = self._db().execute(f"SELECT record FROM tasks {where} ORDER BY {order} DESC LIMIT ?",
+                                      (*args, limit)).fetchall()[::-1]
         return [loads(Task, row[0]) for row in rows]
 
     def record(self, entry: JournalEntry) -> None:
