@@ -3,19 +3,16 @@ account's whole list of tasks would, whatever the clock does between submissions
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ivh_mock.mock_server.lifecycle.trajectory import start_time, status, statuses
-from ivh_mock.mock_server.store import NEVER, Backlog, Task, UploadRecord
+from ivh_mock.mock_server.lifecycle.trajectory import start_time
+from ivh_mock.mock_server.store import NEVER, Backlog, Task
 from ivh_mock.mock_server.store.base import planned
 
 
-def task(n: int, start_at: float, finish_at: float, shared: bool, fails: bool, owes: bool = False) -> Task:
-    payload = {"DriverType": "Text", "VideoStorageS3Url": "http://127.0.0.1:9/put"} if owes else {}
-    return Task(task_id=f"t{n}", appkey="app", seq=n, payload=payload, request_id="r", submitted_at=0.0,
+def task(n: int, start_at: float, finish_at: float, shared: bool, fails: bool) -> Task:
+    return Task(task_id=f"t{n}", appkey="app", seq=n, payload={}, request_id="r", submitted_at=0.0,
                 start_at=start_at, finish_at=finish_at, render_seconds=1.0, duration_ms=1000 + n,
                 outcome="FAIL" if fails else "SUCCESS", concurrency_type="Shared" if shared else "Exclusive")
 
@@ -43,9 +40,6 @@ steps = st.lists(st.tuples(
     st.floats(0, 30),  # the render
     st.booleans(), st.booleans(), st.booleans(),  # Shared, planned to fail, stuck in the queue
     st.integers(1, 3),  # slots
-    st.booleans(),  # owes uploads to the caller's storage (a task planned to succeed)
-    st.sampled_from([None, True, False]),  # their recorded outcome: none yet, all made, one failed
-    st.floats(0, 20),  # recorded this long after the render ends
 ), min_size=1, max_size=25)
 
 
@@ -53,30 +47,24 @@ steps = st.lists(st.tuples(
 @given(steps)
 def test_a_kept_backlog_plans_as_the_whole_account_would(steps):
     tasks: list[Task] = []
-    uploads: dict[str, UploadRecord] = {}
     kept: Backlog | None = None
     now = 1000.0
-    for n, (move, queue, render, shared, fails, stuck, slots, owes, uploaded, delay) in enumerate(steps):
+    for n, (move, queue, render, shared, fails, stuck, slots) in enumerate(steps):
         now += move
         seen = {}
 
         def build(backlog_at):
             backlog = seen["backlog"] = backlog_at(now)
             start = NEVER if stuck else start_time(backlog.live, now, slots, queue)
-            return task(n, start, start + render * (0.5 if fails else 1), shared, fails, owes)
+            return task(n, start, start + render * (0.5 if fails else 1), shared, fails)
 
         made, kept = planned(kept, tasks[-1].task_id if tasks else "", lambda: list(tasks), build)
         backlog = seen["backlog"]
         assert len(backlog.live) == pending(tasks, now)
         assert backlog.held_seconds == pytest.approx(held_seconds(tasks, now))
         assert backlog.next_seq == n
-        assert statuses(backlog, now, uploads.get) == {
-            name: Counter(status(t, now, uploads.get(t.task_id)) for t in tasks)[name]
-            for name in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}
         assert made.start_at == (NEVER if stuck else start_from_all(tasks, now, slots, queue))
         tasks.append(made)
-        if made.uploads and uploaded is not None:
-            uploads[made.task_id] = UploadRecord(made.task_id, "app", made.finish_at + delay, uploaded, [])
 
 
 def test_a_clock_a_little_behind_reads_no_task_unless_a_settled_one_is_unfinished_again():

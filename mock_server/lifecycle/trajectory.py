@@ -11,9 +11,9 @@ such a task stays MAKING at Progress 99 once rendered until the outcome is recor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..store import NEVER, Backlog, Task, UploadRecord
+from ..store import NEVER, Task, UploadRecord
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -45,27 +45,11 @@ def status(task: Task, now: float, upload: UploadRecord | None = None) -> str:
         return "COMMIT"
     if now < task.finish_at:
         return "MAKING"
-    if task.uploads:
-        return _rendered(upload, now)
+    if task.uploads:  # rendered: waiting for its uploads until their outcome is recorded
+        if upload is None or now < upload.at:
+            return "MAKING"
+        return "SUCCESS" if upload.ok else "FAIL"
     return task.outcome
-
-
-def _rendered(upload: UploadRecord | None, now: float) -> str:
-    """The Status of a rendered task that owes uploads: MAKING until their outcome is recorded, then by it."""
-    if upload is None or now < upload.at:
-        return "MAKING"
-    return "SUCCESS" if upload.ok else "FAIL"
-
-
-def statuses(backlog: Backlog, now: float, upload_of: Callable[[str], UploadRecord | None]) -> dict[str, int]:
-    """How many of an account's tasks are in each Status at `now`, from its backlog as of `now` (`upload_of` reads a
-    task's recorded upload outcome): what `status` says of each task, without reading the tasks."""
-    counts = {"COMMIT": 0, "MAKING": 0, "SUCCESS": backlog.succeeded, "FAIL": backlog.failed}
-    for entry in backlog.live:
-        counts["COMMIT" if now < entry[0] else "MAKING"] += 1
-    for task_id in backlog.owing:
-        counts[_rendered(upload_of(task_id), now)] += 1
-    return counts
 
 
 def state(ctx: MockContext, task: Task, now: float) -> str:

@@ -70,18 +70,14 @@ class Backlog:
 
     A task finished when the backlog was last brought up to date (on the mock's clock) can no longer delay a new one
     nor count against the quota: all that is left of it is the hourly package's seconds it holds, so it is settled
-    into `settled_ms`, and its Status, counted in `succeeded` or `failed` (or, for a task that owes uploads, whose
-    Status waits for them, kept in `owing`). The others are `live`, each as [start_at, finish_at, the milliseconds of
-    package it holds, whether it is planned to fail, its TaskId if it owes uploads else ""]."""
+    into `settled_ms`. The others are `live`, each as [start_at, finish_at, the milliseconds of package it holds,
+    whether it is planned to fail]."""
 
     settled_by: float = -NEVER  # when the last of the settled tasks finished
     last: str = ""  # the TaskId of the newest task it includes: a backlog whose `last` is not the account's is stale
     next_seq: int = 0
     settled_ms: int = 0  # held by the settled tasks: those of ConcurrencyType Shared that did not fail
-    live: tuple[tuple[float, float, int, bool, str], ...] = ()
-    succeeded: int = 0  # settled tasks that owe no uploads, by outcome
-    failed: int = 0
-    owing: tuple[str, ...] = ()  # settled tasks that owe uploads
+    live: tuple[tuple[float, float, int, bool], ...] = ()
 
     @classmethod
     def of(cls, tasks: list[Task], now: float) -> Backlog:
@@ -98,8 +94,7 @@ class Backlog:
         be made anew with `of`."""
         if now < self.settled_by:
             return None
-        settled, settled_by, live, succeeded, failed, owing = (self.settled_ms, self.settled_by, [], self.succeeded,
-                                                                self.failed, list(self.owing))
+        settled, settled_by, live = self.settled_ms, self.settled_by, []
         for entry in self.live:
             if now < entry[1]:
                 live.append(entry)
@@ -107,17 +102,11 @@ class Backlog:
             settled_by = max(settled_by, entry[1])
             if not entry[3]:  # a task that failed gives its seconds back
                 settled += entry[2]
-            if entry[4]:
-                owing.append(entry[4])
-            elif entry[3]:
-                failed += 1
-            else:
-                succeeded += 1
-        return Backlog(settled_by, self.last, self.next_seq, settled, tuple(live), succeeded, failed, tuple(owing))
+        return Backlog(settled_by, self.last, self.next_seq, settled, tuple(live))
 
     def adding(self, task: Task) -> Backlog:
         """This backlog with `task`, the account's next, added."""
-        return dataclasses.replace(self, last=task.task_id, next_seq=task.seq + 1, live=(*self.live, _live(task)))
+        return Backlog(self.settled_by, task.task_id, task.seq + 1, self.settled_ms, (*self.live, _live(task)))
 
     @property
     def held_seconds(self) -> float:
@@ -125,16 +114,9 @@ class Backlog:
         return (self.settled_ms + sum(entry[2] for entry in self.live)) / 1000
 
 
-def _live(task: Task) -> tuple[float, float, int, bool, str]:
+def _live(task: Task) -> tuple[float, float, int, bool]:
     return (task.start_at, task.finish_at, task.duration_ms if task.concurrency_type == "Shared" else 0,
-            task.outcome == "FAIL", task.task_id if task.uploads else "")
-
-
-def backlog_as_of(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], now: float) -> Backlog:
-    """The backlog of an account whose newest task is `last` ("" for none), as of `now`: `kept` brought up to then, or,
-    when it is missing, stale or settled past `now`, made anew from `tasks()`."""
-    backlog = kept.at(now) if kept is not None and kept.last == last else None
-    return backlog or Backlog.of(tasks() if last else [], now)
+            task.outcome == "FAIL")
 
 
 # What a submission gives the store to plan its task: called with a function that returns the account's backlog as of
@@ -149,7 +131,8 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
     current: list[Backlog] = []
 
     def backlog_at(now: float) -> Backlog:
-        current[:] = [backlog_as_of(kept, last, tasks, now)]
+        backlog = kept.at(now) if kept is not None and kept.last == last else None
+        current[:] = [backlog or Backlog.of(tasks() if last else [], now)]
         return current[0]
 
     task = build(backlog_at)
@@ -264,10 +247,6 @@ class Store(Protocol):
 
     def get_task(self, task_id: str) -> Task | None:
         """Return the task with this id, whoever owns it, or None."""
-
-    def kept_backlog(self, appkey: str) -> tuple[Backlog | None, str]:
-        """Return the account's kept backlog (None if none is kept) and the TaskId of its newest task ("" for none),
-        read together: `backlog_as_of` makes the account's backlog from them."""
 
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         """Return the tasks of one appkey (or of all), in submission order; with `limit`, only the newest `limit`

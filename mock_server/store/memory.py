@@ -47,11 +47,6 @@ class MemoryStore:
     def get_task(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    def kept_backlog(self, appkey: str) -> tuple[Backlog | None, str]:
-        with self._lock:
-            mine = self._by_account.get(appkey)
-            return self._backlogs.get(appkey), mine[-1].task_id if mine else ""
-
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         with self._lock:
             found = self._by_account.get(appkey, ()) if appkey is not None else self._tasks.values()

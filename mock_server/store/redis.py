@@ -107,10 +107,6 @@ class RedisStore:
             return []
         return [loads(Task, text) for text in self.redis.mget([self._key("task", i) for i in ids]) if text]
 
-    def kept_backlog(self, appkey: str) -> tuple[Backlog | None, str]:
-        last, _, kept = self._read_account(keys=[self._key("account", appkey), self._key("backlog", appkey)])
-        return loads(Backlog, kept) if kept else None, last
-
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         if limit is not None and limit < 1:
             return []

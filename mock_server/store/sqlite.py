@@ -118,7 +118,10 @@ class SqliteStore:
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
-            task, backlog = planned(*self.kept_backlog(appkey), lambda: self.tasks(appkey), build)
+            last, kept = db.execute("SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC LIMIT 1), "
+                                    "(SELECT record FROM backlogs WHERE appkey = ?1)", (appkey,)).fetchone()
+            task, backlog = planned(loads(Backlog, kept) if kept else None, last or "", lambda: self.tasks(appkey),
+                                    build)
             db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, dumps(backlog)))
             db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
                        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -142,12 +145,6 @@ class SqliteStore:
     def get_task(self, task_id: str) -> Task | None:
         row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         return loads(Task, row[0]) if row else None
-
-    def kept_backlog(self, appkey: str) -> tuple[Backlog | None, str]:
-        last, kept = self._db().execute("SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC "
-                                        "LIMIT 1), (SELECT record FROM backlogs WHERE appkey = ?1)",
-                                        (appkey,)).fetchone()
-        return loads(Backlog, kept) if kept else None, last or ""
 
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         where, order, args = ("", "rowid", ()) if appkey is None else ("WHERE appkey = ?", "seq", (appkey,))
