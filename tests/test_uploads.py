@@ -143,6 +143,7 @@ def test_an_unreachable_storage_fails_the_task_and_a_good_file_beside_it_is_stil
     assert [(f["field"], f["status"]) for f in files] == [("VideoStorageS3Url", 200), ("SubtitleStorageS3Url", None)]
     account = requests.get(f"{mock.base_url}/__mock__/accounts/{client.appkey}", timeout=10).json()
     assert account["balance_left_seconds"] == 360_000 - 2.0  # the video was made: its seconds stay used (D52)
+    assert account["tasks"] == {"COMMIT": 0, "MAKING": 0, "SUCCESS": 0, "FAIL": 1}  # failed by its upload, not plan
 
 
 def test_an_audio_task_uploads_its_video_only(s3, mock, client):
