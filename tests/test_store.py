@@ -86,19 +86,28 @@ def test_build_sees_the_accounts_backlog_of_earlier_tasks(store):
     assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("app1", 0), ("app2", 1), ("app3", 2)]
 
 
-def test_a_store_written_before_backlogs_were_kept_plans_against_its_tasks(store_spec, store):
-    """A database or Redis written by an earlier version holds tasks but no backlog: the first submission makes the
-    account's backlog from its tasks and keeps it."""
+# What another version may have left: no backlog at all, or one of another form (fields that mean something else).
+OTHER_FORM = '{"since": 99.0, "last": "t1", "next_seq": 7, "live": [[1.0, 2.0, 3, false]]}'
+
+
+@pytest.mark.parametrize("left", ["none", "another form"])
+def test_a_store_written_by_another_version_plans_against_its_tasks(store_spec, store, left):
+    """A database or Redis written by another version holds tasks but no backlog this version can read: the first
+    submission makes the account's backlog from its tasks and keeps it."""
     if store_spec == "memory":
         pytest.skip("a memory store starts empty")
     for n in range(2):
         store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n))
     if store_spec.startswith("sqlite:"):
-        store._db().execute("DROP TABLE backlogs")
-        reopened = open_store(store_spec)  # makes the table anew, empty
-    else:
+        if left == "none":
+            store._db().execute("DROP TABLE backlogs")  # reopening makes it anew, empty
+        else:
+            store._db().execute("UPDATE backlogs SET record = ?", (OTHER_FORM,))
+    elif left == "none":
         store.redis.delete(store._key("backlog", "app"))
-        reopened = open_store(store_spec)
+    else:
+        store.redis.set(store._key("backlog", "app"), OTHER_FORM)
+    reopened = open_store(store_spec)
     seen = []
 
     def build(backlog_at):

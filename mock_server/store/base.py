@@ -114,6 +114,26 @@ class Backlog:
         return (self.settled_ms + sum(entry[2] for entry in self.live)) / 1000
 
 
+# Written with every backlog a store keeps as text. A backlog of another form (kept by another version of the mock) is
+# made anew from the account's tasks, never read into fields that mean something else: change it with the fields.
+BACKLOG_FORM = 1
+
+
+def backlog_text(backlog: Backlog) -> str:
+    """A backlog as a store keeps it: its fields and its form, as JSON."""
+    return _json({"form": BACKLOG_FORM, **fields_of(backlog)})
+
+
+def backlog_from(text: str | bytes | None) -> Backlog | None:
+    """The backlog a store kept as `text`; None when none is kept or it is of another form (see BACKLOG_FORM)."""
+    if not text:
+        return None
+    fields = json.loads(text)
+    if not isinstance(fields, dict) or fields.pop("form", None) != BACKLOG_FORM:
+        return None
+    return Backlog(**fields)
+
+
 def _live(task: Task) -> tuple[float, float, int, bool]:
     return (task.start_at, task.finish_at, task.duration_ms if task.concurrency_type == "Shared" else 0,
             task.outcome == "FAIL")

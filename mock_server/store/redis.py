@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import (NEVER, Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps,
-                   journal_text, loads, planned)
+from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
+                   backlog_text, dumps, journal_text, loads, planned)
 
 # What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
@@ -336,12 +336,12 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
     while True:
         last, length, kept = read_ahead or store._read_account(keys=[account, backlog_key])
         read_ahead = None  # a second try reads the account anew
-        task, backlog = planned(loads(Backlog, kept) if kept else None, last, lambda: store.tasks(appkey), build)
+        task, backlog = planned(backlog_from(kept), last, lambda: store.tasks(appkey), build)
         due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
         keys = [account, backlog_key]
-        args = [length, last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed, dumps(backlog)]
+        args = [length, last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed, backlog_text(backlog)]
         if journal is not None:  # the accepted request's journal entry, in the same script (its bounds kept there)
             record_keys, record_args = store._record_call(journal(task))
             keys += record_keys

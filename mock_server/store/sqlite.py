@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import (NEVER, Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, dumps,
-                   journal_text, loads, planned, utf8_size)
+from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
+                   backlog_text, dumps, journal_text, loads, planned, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -120,9 +120,8 @@ class SqliteStore:
         with self._writing() as db:
             last, kept = db.execute("SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC LIMIT 1), "
                                     "(SELECT record FROM backlogs WHERE appkey = ?1)", (appkey,)).fetchone()
-            task, backlog = planned(loads(Backlog, kept) if kept else None, last or "", lambda: self.tasks(appkey),
-                                    build)
-            db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, dumps(backlog)))
+            task, backlog = planned(backlog_from(kept), last or "", lambda: self.tasks(appkey), build)
+            db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, backlog_text(backlog)))
             db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
                        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (task.task_id, appkey, task.seq, _real(task.start_at), _real(task.finish_at), task.photo,
