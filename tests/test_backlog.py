@@ -63,6 +63,8 @@ def test_a_kept_backlog_plans_as_the_whole_account_would(steps):
         assert len(backlog.live) == pending(tasks, now)
         assert backlog.held_seconds == pytest.approx(held_seconds(tasks, now))
         assert backlog.next_seq == n
+        for before in range(n + 1):  # a queued task's ArrayCount
+            assert backlog.waiting(before, now) == sum(1 for t in tasks if t.seq < before and now < t.start_at)
         assert made.start_at == (NEVER if stuck else start_from_all(tasks, now, slots, queue))
         tasks.append(made)
 

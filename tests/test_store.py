@@ -134,6 +134,23 @@ def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store
     assert store.count_waiting("nobody", 5, now=0.0) == 0
 
 
+def test_a_redis_array_count_reads_the_backlog_not_the_tasks_before(store_spec, store, monkeypatch):
+    """A queued task's ArrayCount, asked for on every getprogress, comes from the account's backlog: its live tasks
+    include every one not started yet. The tasks are read only when the backlog cannot serve."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("the other stores count with a local scan")
+    for seq, start in enumerate([5.0, 10.0, 20.0]):
+        task = replace(make_task(f"t{seq}", seq=seq, finish_at=start + 5), start_at=start)
+        store.add_task("app", lambda backlog_at, task=task: task)
+    real = store._load
+    monkeypatch.setattr(store, "_load", lambda ids: pytest.fail("read the tasks before"))
+    assert [store.count_waiting("app", 3, now) for now in (0.0, 7.0, 12.0, 30.0)] == [3, 2, 1, 0]
+    store.add_task("app", lambda backlog_at: backlog_at(30.0) and make_task("t3", seq=3))  # all three settled at 30
+    reads = []
+    monkeypatch.setattr(store, "_load", lambda ids: reads.append(len(ids)) or real(ids))
+    assert store.count_waiting("app", 3, now=12.0) == 1 and reads == [3]  # before they finished: from the tasks
+
+
 def test_the_journal_keeps_the_newest_entries_per_appkey(store):
     for n in range(8):
         store.record(JournalEntry(at=float(n), appkey="app", operation="getprogress", request_id=f"r{n}", code=0,

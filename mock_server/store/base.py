@@ -71,13 +71,13 @@ class Backlog:
     A task finished when the backlog was last brought up to date (on the mock's clock) can no longer delay a new one
     nor count against the quota: all that is left of it is the hourly package's seconds it holds, so it is settled
     into `settled_ms`. The others are `live`, each as [start_at, finish_at, the milliseconds of package it holds,
-    whether it is planned to fail]."""
+    whether it is planned to fail, seq]."""
 
     settled_by: float = -NEVER  # when the last of the settled tasks finished
     last: str = ""  # the TaskId of the newest task it includes: a backlog whose `last` is not the account's is stale
     next_seq: int = 0
     settled_ms: int = 0  # held by the settled tasks: those of ConcurrencyType Shared that did not fail
-    live: tuple[tuple[float, float, int, bool], ...] = ()
+    live: tuple[tuple[float, float, int, bool, int], ...] = ()
 
     @classmethod
     def of(cls, tasks: list[Task], now: float) -> Backlog:
@@ -108,6 +108,11 @@ class Backlog:
         """This backlog with `task`, the account's next, added."""
         return Backlog(self.settled_by, task.task_id, task.seq + 1, self.settled_ms, (*self.live, _live(task)))
 
+    def waiting(self, before_seq: int, now: float) -> int:
+        """How many of the account's tasks before `before_seq` have not started by `now`, this backlog being as of
+        `now` (a task not started is unfinished, so it is live)."""
+        return sum(1 for entry in self.live if entry[4] < before_seq and now < entry[0])
+
     @property
     def held_seconds(self) -> float:
         """Seconds of the hourly package the account's tasks hold (every live task holds its own)."""
@@ -116,7 +121,7 @@ class Backlog:
 
 # Written with every backlog a store keeps as text. A backlog of another form (kept by another version of the mock) is
 # made anew from the account's tasks, never read into fields that mean something else: change it with the fields.
-BACKLOG_FORM = 1
+BACKLOG_FORM = 2
 
 
 def backlog_text(backlog: Backlog) -> str:
@@ -134,9 +139,15 @@ def backlog_from(text: str | bytes | None) -> Backlog | None:
     return Backlog(**fields)
 
 
-def _live(task: Task) -> tuple[float, float, int, bool]:
+def _live(task: Task) -> tuple[float, float, int, bool, int]:
     return (task.start_at, task.finish_at, task.duration_ms if task.concurrency_type == "Shared" else 0,
-            task.outcome == "FAIL")
+            task.outcome == "FAIL", task.seq)
+
+
+def kept_as_of(kept: Backlog | None, last: str, now: float) -> Backlog | None:
+    """The kept backlog of an account whose newest task is `last` ("" for none), as of `now`; None when it cannot
+    serve: missing, stale, or settled past `now` (the account's backlog is then made from its tasks)."""
+    return kept.at(now) if kept is not None and kept.last == last else None
 
 
 # What a submission gives the store to plan its task: called with a function that returns the account's backlog as of
@@ -151,8 +162,7 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
     current: list[Backlog] = []
 
     def backlog_at(now: float) -> Backlog:
-        backlog = kept.at(now) if kept is not None and kept.last == last else None
-        current[:] = [backlog or Backlog.of(tasks() if last else [], now)]
+        current[:] = [kept_as_of(kept, last, now) or Backlog.of(tasks() if last else [], now)]
         return current[0]
 
     task = build(backlog_at)

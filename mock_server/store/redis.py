@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import redis
 
 from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
-                   backlog_text, dumps, journal_text, loads, planned)
+                   backlog_text, dumps, journal_text, kept_as_of, loads, planned)
 
 # What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
@@ -90,7 +90,12 @@ class RedisStore:
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         if before_seq <= 0:
             return 0
-        # the account's list is in submission order (seq counts from 0), so only the tasks before this one are read
+        # from the account's backlog, whose live tasks include every one not started yet (D67); without one it can use,
+        # from the tasks before this one (the account's list is in submission order, seq counting from 0)
+        last, _, kept = self._read_account(keys=[self._key("account", appkey), self._key("backlog", appkey)])
+        backlog = kept_as_of(backlog_from(kept), last, now)
+        if backlog is not None:
+            return backlog.waiting(before_seq, now)
         earlier = self._load(self.redis.lrange(self._key("account", appkey), 0, before_seq - 1))
         return sum(1 for task in earlier if task.seq < before_seq and now < task.start_at)
 
