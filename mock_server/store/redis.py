@@ -81,6 +81,10 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def _account_keys(self, appkey: str) -> list[str]:
+        """The account's task list and its backlog, which the account's scripts read and write together."""
+        return [self._key("account", appkey), self._key("backlog", appkey)]
+
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         return _add_task_optimistically(self, appkey, build, journal)
 
@@ -92,7 +96,7 @@ class RedisStore:
             return 0
         # from the account's backlog, whose live tasks include every one not started yet (D67); without one it can use,
         # from the tasks before this one (the account's list is in submission order, seq counting from 0)
-        last, _, kept = self._read_account(keys=[self._key("account", appkey), self._key("backlog", appkey)])
+        last, _, kept = self._read_account(keys=self._account_keys(appkey))
         backlog = kept_as_of(backlog_from(kept), last, now)
         if backlog is not None:
             return backlog.waiting(before_seq, now)
@@ -136,7 +140,7 @@ class RedisStore:
         not five, and a getprogress two (this read and its journal entry), not three (D48 says when it costs more)."""
         keys, what = [self._key("clock"), self._key("settings", appkey)], ""
         if tasks:
-            keys, what = [*keys, self._key("account", appkey), self._key("backlog", appkey)], "account"
+            keys, what = [*keys, *self._account_keys(appkey)], "account"
         elif task_id is not None:
             keys, what = [*keys, self._key("task", task_id)], "task"
         clock, settings, *more = self._read_ahead(keys=keys, args=[what])
@@ -335,17 +339,17 @@ return 1
 
 def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
                              journal: Callable[[Task], JournalEntry] | None) -> Task:
-    account, backlog_key = store._key("account", appkey), store._key("backlog", appkey)
+    account_keys = store._account_keys(appkey)
     ahead = store._ahead()
     read_ahead = ahead.pop("account", None) if ahead is not None and ahead["appkey"] == appkey else None
     while True:
-        last, length, kept = read_ahead or store._read_account(keys=[account, backlog_key])
+        last, length, kept = read_ahead or store._read_account(keys=account_keys)
         read_ahead = None  # a second try reads the account anew
         task, backlog = planned(backlog_from(kept), last, lambda: store.tasks(appkey), build)
         due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
-        keys = [account, backlog_key]
+        keys = list(account_keys)
         args = [length, last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed, backlog_text(backlog)]
         if journal is not None:  # the accepted request's journal entry, in the same script (its bounds kept there)
             record_keys, record_args = store._record_call(journal(task))
