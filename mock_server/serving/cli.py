@@ -95,9 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_help("worker processes sharing the store; more than one needs sqlite: or "
                                   "redis://", 1))
     serve.add_argument("--threads", type=_count, default=8,
-                       help=_help("threads per worker, each answering one whole request at a time (connections that "
-                                  "are slow to send their request wait without a thread); at most this many less two "
-                                  "wait on a download or a render at once, so two stay free", 8))
+                       help=_help("threads per worker, each answering one whole request at a time: one runs while it "
+                                  "keeps up, another starts when the running ones wait on something slow (connections "
+                                  "that are slow to send their request wait without a thread); at most this many less "
+                                  "two wait on a download or a render at once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", default=None,

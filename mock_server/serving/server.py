@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import waitress
 
+from .dispatch import Dispatcher
+
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
 HEADER_BYTES = 32_768  # the request line and headers together; more is answered 431
@@ -112,13 +114,22 @@ class Server:
 
     def _serve(self, listener: socket.socket) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
-        server = waitress.create_server(
-            self._load(), sockets=[listener], threads=self._threads, backlog=BACKLOG,
-            connection_limit=CONNECTIONS, max_request_header_size=HEADER_BYTES,
-            max_request_body_size=self._max_body_bytes, inbuf_overflow=BUFFERED_BYTES,
-            channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS), asyncore_use_poll=True,
-            clear_untrusted_proxy_headers=True)
+        server = waitress_server(self._load(), listener, threads=self._threads, max_body_bytes=self._max_body_bytes)
         server.run()  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
+
+
+def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int) -> Any:
+    """waitress serving `app` on `listener` as a worker does, its requests handed to `threads` threads by a
+    Dispatcher (D68)."""
+    dispatcher = Dispatcher()
+    dispatcher.set_thread_count(threads)
+    server = waitress.create_server(
+        app, _dispatcher=dispatcher, sockets=[listener], threads=threads, backlog=BACKLOG,
+        connection_limit=CONNECTIONS, max_request_header_size=HEADER_BYTES, max_request_body_size=max_body_bytes,
+        inbuf_overflow=BUFFERED_BYTES, channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS),
+        asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
+    dispatcher.watch(server)
+    return server
 
 
 def _exit_serving(signum: int, frame: Any) -> None:
