@@ -78,6 +78,11 @@ def session(pool_size: int = 10) -> requests.Session:
     return result
 
 
+# Told, in the waiting thread, each time a request starts to wait on something slow: the server that runs the
+# request can then hand the requests queued behind it to another thread at once (serving/dispatch.py sets it).
+waiting: Callable[[], None] = lambda: None
+
+
 class Waits(threading.BoundedSemaphore):
     """How many requests of a process may wait on something slow at once (a download, a render): the rest get an
     answer at once, so slow hosts never hold every thread of a worker."""
@@ -92,10 +97,12 @@ def holding(waits: Waits | None, refusal: Callable[[int], Exception]) -> Iterato
     """Hold one of `waits`' slots for the block, or raise `refusal(limit)` at once when every slot is taken (no slot
     is needed when `waits` is None)."""
     if waits is None:
+        waiting()
         yield
         return
     if not waits.acquire(blocking=False):
         raise refusal(waits.limit)
+    waiting()
     try:
         yield
     finally:

@@ -1,6 +1,6 @@
-"""How a worker hands requests to its threads (mock_server/serving/dispatch.py, DECISIONS.md D68): the thread already
-running takes the queue while it keeps up, another starts only when the running ones stall, and `threads` still
-bounds how many run at once."""
+"""How a worker hands requests to its threads (mock_server/serving/dispatch.py, DECISIONS.md D68): a running request
+holds the queue for its thread, a stalled one hands it to another thread, the event loop wakes in time to look, and
+`threads` still bounds how many run at once."""
 
 from __future__ import annotations
 
@@ -8,45 +8,76 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
+from ivh_mock.mock_server import deadline
+from ivh_mock.mock_server.serving import dispatch, server as serving
 from ivh_mock.mock_server.serving.dispatch import Dispatcher
-from ivh_mock.mock_server.serving.server import waitress_server
 
 
 class Job:
-    """A task for the dispatcher: records the thread that ran it, and waits on `gate` when given one."""
+    """A task for the dispatcher: records the thread that ran it and how many ran at once, and waits on `gate` (an
+    Event) or sleeps `seconds` when given one."""
 
-    def __init__(self, log: list, gate: threading.Event | None = None):
-        self.log, self.gate, self.done = log, gate, threading.Event()
+    def __init__(self, log: list, gate: threading.Event | None = None, seconds: float = 0.0, gauge=None):
+        self.log, self.gate, self.seconds, self.gauge, self.done = log, gate, seconds, gauge, threading.Event()
 
     def service(self) -> None:
         self.log.append(threading.get_ident())
+        if self.gauge is not None:
+            self.gauge.enter()
         if self.gate is not None:
             self.gate.wait(10)
+        time.sleep(self.seconds)
+        if self.gauge is not None:
+            self.gauge.leave()
         self.done.set()
 
     def cancel(self) -> None:
         pass
 
 
+class Gauge:
+    """The most jobs that ran at once."""
+
+    def __init__(self):
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
 def _dispatcher(threads: int, stall_seconds: float) -> Dispatcher:
     dispatcher = Dispatcher(stall_seconds=stall_seconds)
     dispatcher.set_thread_count(threads)
-    deadline = time.monotonic() + 10
-    while len(dispatcher.idle) < threads and time.monotonic() < deadline:  # every thread started and asleep
-        time.sleep(0.01)
+    _until(lambda: len(dispatcher.idle) == threads)  # every thread started and asleep
     return dispatcher
 
 
-def _stop(dispatcher: Dispatcher) -> None:
-    dispatcher.shutdown(timeout=5)
-    assert not dispatcher.threads  # every thread left, the idle ones too
+def _until(condition, seconds: float = 10, then=None) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        if then is not None:
+            then()
+        time.sleep(0.002)
 
 
 def _running(dispatcher: Dispatcher) -> int:
     with dispatcher.lock:
         return len(dispatcher.started)
+
+
+def _stop(dispatcher: Dispatcher) -> None:
+    dispatcher.shutdown(timeout=5)
+    assert not dispatcher.threads  # every thread left, the idle ones too
 
 
 def test_one_thread_runs_the_queue_while_it_keeps_up():
@@ -71,13 +102,13 @@ def test_a_stalled_request_lets_another_thread_take_the_queue():
         ran: list[int] = []
         stuck = Job(ran, gate)
         dispatcher.add_task(stuck)
+        _until(lambda: ran)
         quick = [Job(ran) for _ in range(5)]
         for job in quick:
             dispatcher.add_task(job)
         time.sleep(0.2)
-        assert not any(job.done.is_set() for job in quick)  # nobody looked for a stall yet
-        dispatcher.look()  # what waitress's event loop does each time round
-        assert all(job.done.wait(5) for job in quick)
+        assert not any(job.done.is_set() for job in quick)  # nobody looked since the stuck request began
+        _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as waitress's loop does
         assert len(set(ran)) == 2 and not stuck.done.is_set()
     finally:
         gate.set()
@@ -92,10 +123,10 @@ def test_no_more_than_the_threads_run_at_once():
         jobs = [Job(ran, gate) for _ in range(3)]
         for job in jobs:
             dispatcher.add_task(job)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 1
         while time.monotonic() < deadline:
             dispatcher.look()
-            time.sleep(0.02)
+            time.sleep(0.01)
         assert _running(dispatcher) == 2 and len(ran) == 2
         gate.set()
         assert all(job.done.wait(5) for job in jobs)
@@ -104,32 +135,116 @@ def test_no_more_than_the_threads_run_at_once():
         _stop(dispatcher)
 
 
-def test_the_served_worker_answers_while_a_request_hangs():
-    """A worker's own event loop looks for stalls: a request blocked on something slow does not hold up the next
-    one, even when no other socket wakes the loop."""
+def test_a_request_queued_behind_a_hold_has_the_loop_look_when_the_hold_ends():
+    dispatcher = _dispatcher(threads=2, stall_seconds=60)
+    pokes, gate = [], threading.Event()
+    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), -1  # the test's thread is not the loop's
+    try:
+        ran: list[int] = []
+        dispatcher.add_task(Job(ran, gate))
+        _until(lambda: ran)
+        assert pokes == [] and dispatcher.look() is None  # nothing waits
+        dispatcher.add_task(Job(ran))  # as a thread queues its connection's next request
+        assert pokes == [1]
+        assert 59 < dispatcher.look() <= 60  # the loop is to look again when the hold ends
+    finally:
+        gate.set()
+        _stop(dispatcher)
+
+
+def test_a_thread_that_leaves_a_held_queue_has_the_loop_look_when_the_hold_ends():
+    dispatcher = _dispatcher(threads=3, stall_seconds=0.05)
+    pokes, first, second = [], threading.Event(), threading.Event()
+    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), threading.get_ident()  # as if the loop's
+    try:
+        ran: list[int] = []
+        dispatcher.add_task(Job(ran, first))
+        _until(lambda: ran)
+        job = Job(ran, second)
+        dispatcher.add_task(job)
+        _until(lambda: len(ran) == 2, then=dispatcher.look)  # the first stalled: a second thread runs the job
+        dispatcher.stall_seconds = 60  # from now on both hold the queue
+        waiting = Job(ran)
+        dispatcher.add_task(waiting)
+        assert pokes == []
+        second.set()  # the second finishes and leaves the queue to the first, which holds it
+        assert job.done.wait(5)
+        _until(lambda: pokes == [1])
+        assert not waiting.done.is_set()
+    finally:
+        first.set()
+        second.set()
+        _stop(dispatcher)
+
+
+def test_a_request_that_says_it_waits_gives_up_its_hold_at_once():
+    dispatcher = _dispatcher(threads=2, stall_seconds=60)
+    gate = threading.Event()
+
+    class Download(Job):
+        def service(self):
+            dispatcher.waiting()  # what deadline.holding says through deadline.waiting when served
+            super().service()
+
+    try:
+        ran: list[int] = []
+        dispatcher.add_task(Download(ran, gate))
+        quick = Job(ran)
+        dispatcher.add_task(quick)
+        assert quick.done.wait(5) and len(set(ran)) == 2
+        dispatcher.waiting()  # from a thread that is not the dispatcher's: nothing to give up
+    finally:
+        gate.set()
+        _stop(dispatcher)
+
+
+@pytest.mark.parametrize("path, stall, most", [("/hang", 0.3, 0.8), ("/download", 5, 1)])
+def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
+    """A worker's own event loop looks, and wakes to look when a hold ends: a request blocked on something slow
+    holds up the next one for stall_seconds, not until the loop's idle timeout (a second) or the end of the hang;
+    one that waits through deadline.holding, as downloads and renders do, not at all."""
     gate = threading.Event()
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/hang":
             gate.wait(20)
+        elif environ["PATH_INFO"] == "/download":
+            with deadline.holding(None, RuntimeError):
+                gate.wait(20)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(threading.get_ident()).encode()]
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    server = waitress_server(app, listener, threads=4, max_body_bytes=1024)
+    server = serving.waitress_server(app, listener, threads=4, max_body_bytes=1024)
+    server.task_dispatcher.stall_seconds = stall  # the quick request comes while the hang still holds
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    threading.Thread(target=server.run, daemon=True).start()
-    hanging = threading.Thread(target=requests.get, args=(url + "/hang",), kwargs={"timeout": 30}, daemon=True)
+    loop = threading.Thread(target=dispatch.serve, args=(server,), daemon=True)
+    loop.start()
+    hanging = threading.Thread(target=requests.get, args=(url + path,), kwargs={"timeout": 30}, daemon=True)
     try:
         hanging.start()
-        time.sleep(0.3)  # it holds the one running thread
+        _until(lambda: _running(server.task_dispatcher) == 1)  # it holds the one running thread
         started = time.monotonic()
         answer = requests.get(url + "/quick", timeout=10)
-        assert answer.status_code == 200 and time.monotonic() - started < 2
+        assert answer.status_code == 200 and time.monotonic() - started < most
     finally:
         gate.set()
         hanging.join(10)
-        server.task_dispatcher.shutdown(timeout=5)
+        server._map.clear()  # the loop ends once its map is empty
+        server.pull_trigger()  # and it wakes to see that at once
+        loop.join(5)
         server.close()
+        assert not loop.is_alive() and deadline.waiting is dispatch._nobody
+        _stop(server.task_dispatcher)
+
+
+def test_a_worker_with_redis_on_another_host_keeps_waitress_dispatcher():
+    from ivh_mock.mock_server.serving.cli import _holds_queue
+
+    for store in ("memory", "sqlite:/tmp/x.sqlite3", "redis://127.0.0.1:6379/0", "redis://localhost/0?prefix=a",
+                  "redis://[::1]:6379/0", "unix:///run/redis.sock"):
+        assert _holds_queue(store), store
+    for store in ("redis://10.0.0.5:6379/0", "rediss://cache.example.com:6380/0", "redis://user:pw@db.internal/1"):
+        assert not _holds_queue(store), store

@@ -28,6 +28,7 @@ from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view
+from .dispatch import STALL_SECONDS
 from .owner import StoreInUse, StoreOwner
 from .server import Server
 
@@ -96,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "redis://", 1))
     serve.add_argument("--threads", type=_count, default=8,
                        help=_help("threads per worker, each answering one whole request at a time: one runs while it "
-                                  "keeps up, another starts when the running ones wait on something slow (connections "
-                                  "that are slow to send their request wait without a thread); at most this many less "
-                                  "two wait on a download or a render at once, so two stay free", 8))
+                                  "keeps up, another starts once the running ones have started nothing for "
+                                  f"{STALL_SECONDS * 1000:g} ms (connections that are slow to send their request wait "
+                                  "without a thread); at most this many less two wait on a download or a render at "
+                                  "once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", default=None,
@@ -188,6 +190,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _holds_queue(store: str) -> bool:
+    """Whether a worker's running request is to hold its queue (D68): not with Redis on another host, where every
+    request waits on the network and the threads are to overlap those waits."""
+    if not store.startswith(("redis://", "rediss://")):  # in the process, in a local file, or on a Unix socket
+        return True
+    return _is_loopback(urlsplit(store).hostname or "localhost")
 
 
 def _check_port(host: str, port: int) -> str | None:
@@ -284,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
-                    max_body_bytes=largest)
+                    max_body_bytes=largest, hold_queue=_holds_queue(store))
     try:
         return server.run()
     finally:

@@ -1,13 +1,17 @@
-"""How a worker hands the requests waitress has read to its threads: to the thread that is already running while it
-keeps up, and to another only when it does not.
+"""How a worker hands the requests waitress has read to its threads: to the thread already running while it keeps up,
+and to another only when it does not.
 
 waitress wakes an idle thread for every request it reads, the one that has been idle longest. Under load every thread
 of a worker then holds a request, all of them take turns on one core (Python runs one thread at a time), and each
-request costs about eight context switches. Here a thread that finishes a request takes the next one queued without
-sleeping, and an idle thread is woken (the one that went idle last) only when no thread is running, or when no
-request has started for `stall_seconds`: the running ones then wait on a download, a render, a slow store or a slow
-reader, which is what a worker's other threads are for. waitress's own event loop looks for such a stall each time
-round, so that looking costs no thread a wake-up (DECISIONS.md D68).
+request costs about eight context switches. Here a running request holds the queue for its first `stall_seconds`:
+the other threads sleep, and the thread that finishes takes the next request without sleeping. A request that starts
+to wait on a download or a render says so (`deadline.waiting`) and gives up its hold at once; after any other wait (a
+slow reader, a slow store) the hold ends with `stall_seconds`. Then the next request goes to another thread, the one
+that went idle last. The worker's event loop does the looking (`serve`), waking in time for it, so that no thread
+wakes up just to look (DECISIONS.md D68).
+
+Requests that all wait a few milliseconds on a store across a network would be served nearly one at a time: a worker
+whose store is Redis on another host keeps waitress's own dispatcher (`ivh-mock serve` chooses).
 """
 
 from __future__ import annotations
@@ -17,53 +21,67 @@ import time
 
 from waitress.task import ThreadedTaskDispatcher
 
-STALL_SECONDS = 0.005  # a request running this long no longer holds back the queue
-LOOK_SECONDS = 0.025  # how often an idle event loop looks for a stall (a busy one looks far more often)
+from .. import deadline
+
+STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
 
 
 class Dispatcher(ThreadedTaskDispatcher):
-    """waitress's dispatcher with its threads started one at a time; `threads` still bounds how many run at once."""
+    """waitress's dispatcher with its threads woken one at a time; `threads` still bounds how many run at once."""
 
     def __init__(self, stall_seconds: float = STALL_SECONDS):
         super().__init__()
         self.stall_seconds = stall_seconds
         self.started: dict[int, float] = {}  # thread number -> when the request it runs started (time.monotonic)
+        self.numbers: dict[int, int] = {}  # thread ident -> thread number, for the threads running a request
         self.idle: list[threading.Condition] = []  # the sleeping threads, the last to fall asleep last
         self.woken = 0  # threads woken that have not yet taken the lock back: each will look at the queue
-
-    def watch(self, server) -> None:
-        """Look for a stall each time `server` (waitress's) goes round its event loop, and at least every
-        LOOK_SECONDS."""
-        readable = server.readable  # called on every round of the loop
-
-        def look_then_readable() -> bool:
-            self.look()
-            return readable()
-
-        server.readable = look_then_readable
-        server.adj.asyncore_loop_timeout = LOOK_SECONDS
+        self.loop_thread: int | None = None  # the event loop's thread, which looks before each round (serve)
+        self.poke = lambda: None  # wakes the event loop to look again (serve sets it)
 
     def add_task(self, task) -> None:
         with self.lock:
             self.queue.append(task)
-            if not self.started and not self.woken:
+            if not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
+            elif not self.woken and threading.get_ident() != self.loop_thread:  # a thread queued its connection's
+                # next request: the loop is to look when the hold ends
+                self.poke()
 
-    def look(self) -> None:
-        """Wake a thread for the queue if the running ones have not started a request for stall_seconds."""
-        if self.queue and not self.woken:  # read without the lock: a stale answer only defers the look
-            with self.lock:
-                if self.queue and not self.woken and self._free_at() <= time.monotonic():
-                    self._wake()
+    def look(self) -> float | None:
+        """Wake a thread for the queue if no request holds it any more; return how soon to look again (None: not
+        before something happens)."""
+        with self.lock:
+            if not self.queue or self.woken:  # nothing waits, or a woken thread will look at it
+                return None
+            now = time.monotonic()
+            held_until = self._held_until()
+            if held_until > now:
+                return held_until - now
+            self._wake()
+            return None
+
+    def waiting(self) -> None:
+        """The calling thread's request now waits on something slow (a download, a render): it no longer holds the
+        queue, which goes to another thread at once."""
+        with self.lock:
+            number = self.numbers.get(threading.get_ident())
+            if number is None or number not in self.started:  # not one of this dispatcher's threads
+                return
+            self.started[number] = -self.stall_seconds  # as if it had started long ago
+            if self.queue and not self.woken and self._held_until() <= time.monotonic():
+                self._wake()
 
     def set_thread_count(self, count: int) -> None:
         super().set_thread_count(count)
         with self.lock:  # threads that are to stop sleep on their own conditions, not on waitress's
-            while self.stop_count and self.idle:
+            for _ in range(min(self.stop_count, len(self.idle))):
                 self._wake()
 
     def handler_thread(self, thread_no: int) -> None:
         wake = threading.Condition(self.lock)
+        with self.lock:
+            self.numbers[threading.get_ident()] = thread_no
         task = None
         while True:
             with self.lock:
@@ -71,6 +89,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                     del self.started[thread_no]
                 task = self._next(thread_no, wake)
                 if task is None:
+                    del self.numbers[threading.get_ident()]
                     return
             try:
                 task.service()
@@ -82,9 +101,11 @@ class Dispatcher(ThreadedTaskDispatcher):
         with the lock held, which it gives up while it sleeps."""
         while self.stop_count == 0:
             now = time.monotonic()
-            if self.queue and self._free_at() <= now:
+            if self.queue and self._held_until() <= now:
                 self.started[thread_no] = now
                 return self.queue.popleft()
+            if self.queue:  # held by another request: the loop is to look when that hold ends
+                self.poke()
             self._sleep(wake)
         self.active_count -= 1  # waitress's own bookkeeping of a stopping thread
         self.stop_count -= 1
@@ -92,15 +113,14 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.thread_exit_cv.notify()
         return None
 
-    def _free_at(self) -> float:
-        """When the queue stops waiting on the running threads: now if none runs, else stall_seconds after the
-        latest request started."""
+    def _held_until(self) -> float:
+        """Until when the running requests hold the queue: stall_seconds after the latest of them started."""
         return max(self.started.values(), default=-self.stall_seconds) + self.stall_seconds
 
     def _wake(self) -> None:
         if self.idle:
+            self.woken += 1  # counted before the notify, so that nothing between them can lose the count
             self.idle.pop().notify()
-            self.woken += 1
 
     def _sleep(self, wake: threading.Condition) -> None:
         self.idle.append(wake)
@@ -113,3 +133,24 @@ class Dispatcher(ThreadedTaskDispatcher):
                 self.idle.remove(wake)
             else:
                 self.woken -= 1
+
+
+def serve(server) -> None:
+    """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but look before each round and
+    wake in time to look again; stop as run() stops, on SystemExit or KeyboardInterrupt."""
+    dispatcher: Dispatcher = server.task_dispatcher
+    dispatcher.loop_thread, dispatcher.poke = threading.get_ident(), server.pull_trigger
+    deadline.waiting = dispatcher.waiting
+    idle = server.adj.asyncore_loop_timeout
+    try:
+        while server._map:
+            soon = dispatcher.look()  # poll2 counts whole milliseconds, rounding down
+            server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+    except (SystemExit, KeyboardInterrupt):
+        dispatcher.shutdown()
+    finally:
+        deadline.waiting = _nobody
+
+
+def _nobody() -> None:
+    pass

@@ -27,8 +27,9 @@ import traceback
 from typing import Any, Callable
 
 import waitress
+from waitress.task import ThreadedTaskDispatcher
 
-from .dispatch import Dispatcher
+from . import dispatch
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
@@ -46,14 +47,17 @@ class _Stop(Exception):
 class Server:
     """Serve the WSGI app `load()` builds (called once in each worker, after the fork) on `bind` ("host:port",
     "[v6]:port"; port 0 picks a free one); `ready(port)` runs in the master once it listens. `max_body_bytes` is
-    the largest request body a worker reads (the app's own, smaller limits answer in its own format)."""
+    the largest request body a worker reads (the app's own, smaller limits answer in its own format). With
+    `hold_queue`, a running request holds the worker's queue for its thread (D68); without, waitress wakes a thread
+    for each request."""
 
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
-                 ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576):
+                 ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576,
+                 hold_queue: bool = True):
         host, _, port = bind.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
-        self._max_body_bytes = max_body_bytes
+        self._max_body_bytes, self._hold_queue = max_body_bytes, hold_queue
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
@@ -114,21 +118,25 @@ class Server:
 
     def _serve(self, listener: socket.socket) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
-        server = waitress_server(self._load(), listener, threads=self._threads, max_body_bytes=self._max_body_bytes)
-        server.run()  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
+        server = waitress_server(self._load(), listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
+                                 hold_queue=self._hold_queue)
+        if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
+            dispatch.serve(server)
+        else:
+            server.run()
 
 
-def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int) -> Any:
-    """waitress serving `app` on `listener` as a worker does, its requests handed to `threads` threads by a
-    Dispatcher (D68)."""
-    dispatcher = Dispatcher()
+def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int,
+                    hold_queue: bool = True) -> Any:
+    """waitress serving `app` on `listener` as a worker does; run it with `dispatch.serve` when `hold_queue`
+    (its requests then go to `threads` threads as D68 says), else with its own run()."""
+    dispatcher = dispatch.Dispatcher() if hold_queue else ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
     server = waitress.create_server(
         app, _dispatcher=dispatcher, sockets=[listener], threads=threads, backlog=BACKLOG,
         connection_limit=CONNECTIONS, max_request_header_size=HEADER_BYTES, max_request_body_size=max_body_bytes,
         inbuf_overflow=BUFFERED_BYTES, channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS),
         asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
-    dispatcher.watch(server)
     return server
 
 
