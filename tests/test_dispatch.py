@@ -96,7 +96,7 @@ def test_one_thread_runs_the_queue_while_it_keeps_up():
 
 
 def test_a_stalled_request_lets_another_thread_take_the_queue():
-    dispatcher = _dispatcher(threads=3, stall_seconds=0.05)
+    dispatcher = _dispatcher(threads=3, stall_seconds=60)
     gate = threading.Event()
     try:
         ran: list[int] = []
@@ -107,7 +107,8 @@ def test_a_stalled_request_lets_another_thread_take_the_queue():
         for job in quick:
             dispatcher.add_task(job)
         time.sleep(0.2)
-        assert not any(job.done.is_set() for job in quick)  # nobody looked since the stuck request began
+        assert not any(job.done.is_set() for job in quick)  # the stuck request holds the queue
+        dispatcher.stall_seconds = 0.05  # and now it has held it long enough
         _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as waitress's loop does
         assert len(set(ran)) == 2 and not stuck.done.is_set()
     finally:
@@ -198,13 +199,58 @@ def test_a_request_that_says_it_waits_gives_up_its_hold_at_once():
         _stop(dispatcher)
 
 
-@pytest.mark.parametrize("path, stall, most", [("/hang", 0.3, 0.8), ("/download", 5, 1)])
-def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
-    """A worker's own event loop looks, and wakes to look when a hold ends: a request blocked on something slow
-    holds up the next one for stall_seconds, not until the loop's idle timeout (a second) or the end of the hang;
-    one that waits through deadline.holding, as downloads and renders do, not at all."""
-    gate = threading.Event()
+def test_a_request_that_starts_to_wait_behind_another_hold_has_the_loop_look_again():
+    dispatcher = _dispatcher(threads=3, stall_seconds=0.05)
+    pokes, first, second, go = [], threading.Event(), threading.Event(), threading.Event()
+    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), threading.get_ident()  # as if the loop's
 
+    class Download(Job):
+        def service(self):
+            go.wait(10)
+            dispatcher.waiting()
+            super().service()
+
+    try:
+        ran: list[int] = []
+        dispatcher.add_task(Job(ran, first))
+        _until(lambda: ran)
+        dispatcher.add_task(Download(ran, second))
+        _until(lambda: _running(dispatcher) == 2, then=dispatcher.look)  # the first stalled
+        dispatcher.stall_seconds = 60  # from now on both hold the queue
+        waiting = Job(ran)
+        dispatcher.add_task(waiting)
+        assert pokes == []
+        go.set()  # the second starts to wait: the first still holds, so the loop is to look when its hold ends
+        _until(lambda: pokes == [1])
+        assert not waiting.done.is_set()
+    finally:
+        first.set()
+        second.set()
+        go.set()
+        _stop(dispatcher)
+
+
+def _served(app, stall_seconds: float):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    server = serving.waitress_server(app, listener, threads=4, max_body_bytes=1024)
+    server.task_dispatcher.stall_seconds = stall_seconds
+    loop = threading.Thread(target=dispatch.serve, args=(server,), daemon=True)
+    loop.start()
+    return server, loop, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _unserve(server, loop) -> None:
+    server._map.clear()  # the loop ends once its map is empty
+    server.pull_trigger()  # and it wakes to see that at once
+    loop.join(5)
+    server.close()
+    assert not loop.is_alive() and deadline.waiting is dispatch._nobody
+    _stop(server.task_dispatcher)
+
+
+def _app(gate: threading.Event):
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/hang":
             gate.wait(20)
@@ -213,18 +259,24 @@ def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
                 gate.wait(20)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(threading.get_ident()).encode()]
+    return app
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    server = serving.waitress_server(app, listener, threads=4, max_body_bytes=1024)
-    server.task_dispatcher.stall_seconds = stall  # the quick request comes while the hang still holds
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    loop = threading.Thread(target=dispatch.serve, args=(server,), daemon=True)
-    loop.start()
-    hanging = threading.Thread(target=requests.get, args=(url + path,), kwargs={"timeout": 30}, daemon=True)
+
+def _get_later(url: str) -> threading.Thread:
+    thread = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 30}, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("path, stall, most", [("/hang", 0.3, 0.8), ("/download", 5, 1)])
+def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
+    """A worker's own event loop looks, and wakes to look when a hold ends: a request blocked on something slow
+    holds up the next one for stall_seconds, not until the loop's idle timeout (a second) or the end of the hang;
+    one that waits through deadline.holding, as downloads and renders do, not at all."""
+    gate = threading.Event()
+    server, loop, url = _served(_app(gate), stall)
+    hanging = _get_later(url + path)
     try:
-        hanging.start()
         _until(lambda: _running(server.task_dispatcher) == 1)  # it holds the one running thread
         started = time.monotonic()
         answer = requests.get(url + "/quick", timeout=10)
@@ -232,19 +284,24 @@ def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
     finally:
         gate.set()
         hanging.join(10)
-        server._map.clear()  # the loop ends once its map is empty
-        server.pull_trigger()  # and it wakes to see that at once
-        loop.join(5)
-        server.close()
-        assert not loop.is_alive() and deadline.waiting is dispatch._nobody
-        _stop(server.task_dispatcher)
+        _unserve(server, loop)
 
 
-def test_a_worker_with_redis_on_another_host_keeps_waitress_dispatcher():
-    from ivh_mock.mock_server.serving.cli import _holds_queue
-
-    for store in ("memory", "sqlite:/tmp/x.sqlite3", "redis://127.0.0.1:6379/0", "redis://localhost/0?prefix=a",
-                  "redis://[::1]:6379/0", "unix:///run/redis.sock"):
-        assert _holds_queue(store), store
-    for store in ("redis://10.0.0.5:6379/0", "rediss://cache.example.com:6380/0", "redis://user:pw@db.internal/1"):
-        assert not _holds_queue(store), store
+def test_each_stalled_request_hands_the_queue_on_after_its_own_hold():
+    """Two requests hang, one after the other: the third is answered two holds after the first began, not when the
+    loop's idle timeout (a second) happens to come round."""
+    gate = threading.Event()
+    server, loop, url = _served(_app(gate), 0.2)
+    hanging = [_get_later(url + "/hang")]
+    try:
+        _until(lambda: _running(server.task_dispatcher) == 1)
+        began = time.monotonic()
+        hanging.append(_get_later(url + "/hang"))
+        _until(lambda: len(server.task_dispatcher.queue) == 1)  # the second waits behind the first's hold
+        answer = requests.get(url + "/quick", timeout=10)
+        assert answer.status_code == 200 and time.monotonic() - began < 0.9
+    finally:
+        gate.set()
+        for thread in hanging:
+            thread.join(10)
+        _unserve(server, loop)

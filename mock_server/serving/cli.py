@@ -98,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=_count, default=8,
                        help=_help("threads per worker, each answering one whole request at a time: one runs while it "
                                   "keeps up, another starts once the running ones have started nothing for "
-                                  f"{STALL_SECONDS * 1000:g} ms (connections that are slow to send their request wait "
-                                  "without a thread); at most this many less two wait on a download or a render at "
-                                  "once, so two stay free", 8))
+                                  f"{STALL_SECONDS * 1000:g} ms or wait on a download or a render (connections that "
+                                  "are slow to send their request wait without a thread); at most this many less two "
+                                  "wait on a download or a render at once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", default=None,

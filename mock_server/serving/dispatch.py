@@ -16,6 +16,7 @@ whose store is Redis on another host keeps waitress's own dispatcher (`ivh-mock 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -33,7 +34,8 @@ class Dispatcher(ThreadedTaskDispatcher):
         super().__init__()
         self.stall_seconds = stall_seconds
         self.started: dict[int, float] = {}  # thread number -> when the request it runs started (time.monotonic)
-        self.numbers: dict[int, int] = {}  # thread ident -> thread number, for the threads running a request
+        self.numbers: dict[int, int] = {}  # thread ident -> thread number, for this dispatcher's threads
+        self.wakes: dict[int, threading.Condition] = {}  # thread number -> the condition the thread sleeps on
         self.idle: list[threading.Condition] = []  # the sleeping threads, the last to fall asleep last
         self.woken = 0  # threads woken that have not yet taken the lock back: each will look at the queue
         self.loop_thread: int | None = None  # the event loop's thread, which looks before each round (serve)
@@ -44,22 +46,25 @@ class Dispatcher(ThreadedTaskDispatcher):
             self.queue.append(task)
             if not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
-            elif not self.woken and threading.get_ident() != self.loop_thread:  # a thread queued its connection's
-                # next request: the loop is to look when the hold ends
-                self.poke()
+            elif len(self.queue) > self.woken and threading.get_ident() != self.loop_thread:
+                self.poke()  # a thread queued its connection's next request: the loop is to look when holds end
 
     def look(self) -> float | None:
         """Wake a thread for the queue if no request holds it any more; return how soon to look again (None: not
         before something happens)."""
         with self.lock:
-            if not self.queue or self.woken:  # nothing waits, or a woken thread will look at it
+            if len(self.queue) <= self.woken:  # nothing waits, or a woken thread will take each request
                 return None
             now = time.monotonic()
             held_until = self._held_until()
             if held_until > now:
                 return held_until - now
-            self._wake()
-            return None
+            if not self.woken:
+                if not self.idle:  # every thread runs: the first to finish takes the queue, or pokes the loop
+                    return None
+                self._wake()
+            # a woken thread will run one request and hold the queue: look again when that hold would end
+            return self.stall_seconds if len(self.queue) > self.woken else None
 
     def waiting(self) -> None:
         """The calling thread's request now waits on something slow (a download, a render): it no longer holds the
@@ -68,20 +73,24 @@ class Dispatcher(ThreadedTaskDispatcher):
             number = self.numbers.get(threading.get_ident())
             if number is None or number not in self.started:  # not one of this dispatcher's threads
                 return
-            self.started[number] = -self.stall_seconds  # as if it had started long ago
+            self.started[number] = -math.inf  # it holds nothing any more
             if self.queue and not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
+            elif len(self.queue) > self.woken:
+                self.poke()  # another request may still hold the queue: the loop is to look when that hold ends
 
     def set_thread_count(self, count: int) -> None:
         super().set_thread_count(count)
         with self.lock:  # threads that are to stop sleep on their own conditions, not on waitress's
-            for _ in range(min(self.stop_count, len(self.idle))):
-                self._wake()
+            if self.stop_count:
+                for wake in self.wakes.values():  # a sleeping thread wakes and stops; a running one ignores it
+                    wake.notify()
 
     def handler_thread(self, thread_no: int) -> None:
         wake = threading.Condition(self.lock)
         with self.lock:
             self.numbers[threading.get_ident()] = thread_no
+            self.wakes[thread_no] = wake
         task = None
         while True:
             with self.lock:
@@ -89,7 +98,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                     del self.started[thread_no]
                 task = self._next(thread_no, wake)
                 if task is None:
-                    del self.numbers[threading.get_ident()]
+                    del self.numbers[threading.get_ident()], self.wakes[thread_no]
                     return
             try:
                 task.service()
@@ -129,7 +138,7 @@ class Dispatcher(ThreadedTaskDispatcher):
             wake.wait()
         finally:
             self.active_count += 1
-            if wake in self.idle:  # not woken by _wake (an exception in wait)
+            if wake in self.idle:  # not woken by _wake (by set_thread_count, or an exception in wait)
                 self.idle.remove(wake)
             else:
                 self.woken -= 1
@@ -139,17 +148,18 @@ def serve(server) -> None:
     """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but look before each round and
     wake in time to look again; stop as run() stops, on SystemExit or KeyboardInterrupt."""
     dispatcher: Dispatcher = server.task_dispatcher
-    dispatcher.loop_thread, dispatcher.poke = threading.get_ident(), server.pull_trigger
-    deadline.waiting = dispatcher.waiting
     idle = server.adj.asyncore_loop_timeout
     try:
+        dispatcher.loop_thread, dispatcher.poke = threading.get_ident(), server.pull_trigger
+        deadline.waiting = dispatcher.waiting
         while server._map:
             soon = dispatcher.look()  # poll2 counts whole milliseconds, rounding down
             server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
     except (SystemExit, KeyboardInterrupt):
         dispatcher.shutdown()
     finally:
-        deadline.waiting = _nobody
+        if deadline.waiting == dispatcher.waiting:
+            deadline.waiting = _nobody
 
 
 def _nobody() -> None:
