@@ -109,7 +109,7 @@ def test_a_stalled_request_lets_another_thread_take_the_queue():
         time.sleep(0.2)
         assert not any(job.done.is_set() for job in quick)  # the stuck request holds the queue
         dispatcher.stall_seconds = 0.05  # and now it has held it long enough
-        _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as waitress's loop does
+        _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as the worker's loop does
         assert len(set(ran)) == 2 and not stuck.done.is_set()
     finally:
         gate.set()
