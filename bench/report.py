@@ -239,10 +239,13 @@ WHY = {
                   "task and journal entry in one transaction and answers in the envelope. One worker is one core "
                   "(the GIL), so the ratio at one worker is what that work costs next to werkzeug's and waitress's "
                   "own handling of the request, which both pay. In-process, with no server in the way, a "
-                  "submission costs under twice the ceiling's call (the in-process goal); served, both pay "
-                  "waitress's hand-over of each request between its threads (about 14 context switches a request "
-                  "for either, counted in /proc), and the mock's own work costs more CPU than in-process, among "
-                  "eight threads taking turns on one core. At two workers the ceiling's throughput grows more than "
+                  "submission costs under twice the ceiling's call (the in-process goal). Served, both go through "
+                  "the worker's dispatcher (D68), which gives the queue to the thread already running instead of "
+                  "waking a thread for each request: in alternating runs it took the ceiling's submissions from "
+                  "about 2,100 to about 3,000 a second and the memory store's from about 1,000 to about 1,350, so "
+                  "the ceiling moved further away. Its own runs vary most (1,613 and 3,651 submissions a second at "
+                  "one worker in two runs of the same code on 2026-11-26), so a ratio to it from one run can land "
+                  "on either side of the goal. At two workers the ceiling's throughput grows more than "
                   "ivh-mock's, whose writers take turns on the store.",
     "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and "
              "its getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per "
@@ -254,7 +257,10 @@ WHY = {
     "SQLite": "a Redis submission makes two loopback round trips (one script reading the clock, the account's "
               "settings and its backlog as the request starts, one script writing task and journal entry if the "
               "account is unchanged), each a system call pair, a Lua run in Redis and a reply to parse in the "
-              "worker, where SQLite's reads and writes are function calls into a local file.",
+              "worker, where SQLite's reads and writes are function calls into a local file. With one thread "
+              "running at a time (D68) the worker waits out each round trip; alternating runs still gave Redis "
+              "more submissions with the dispatcher than without (747 against 707 a second at one worker, 1,221 "
+              "against 1,171 at two), and the Redis rows vary most from run to run.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
                   "function above a few percent of a submission outside Flask and werkzeug.",
     "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
