@@ -33,9 +33,8 @@ class Dispatcher(ThreadedTaskDispatcher):
     def __init__(self, stall_seconds: float = STALL_SECONDS):
         super().__init__()
         self.stall_seconds = stall_seconds
-        self.started: dict[int, float] = {}  # thread number -> when the request it runs started (time.monotonic)
-        self.numbers: dict[int, int] = {}  # thread ident -> thread number, for this dispatcher's threads
-        self.wakes: dict[int, threading.Condition] = {}  # thread number -> the condition the thread sleeps on
+        self.started: dict[int, float] = {}  # thread ident -> when the request it runs started (time.monotonic)
+        self.wakes: dict[int, threading.Condition] = {}  # thread ident -> the condition the thread sleeps on
         self.idle: list[threading.Condition] = []  # the sleeping threads, the last to fall asleep last
         self.woken = 0  # threads woken that have not yet taken the lock back: each will look at the queue
         self.loop_thread: int | None = None  # the event loop's thread, which looks before each round (serve)
@@ -70,10 +69,10 @@ class Dispatcher(ThreadedTaskDispatcher):
         """The calling thread's request now waits on something slow (a download, a render): it no longer holds the
         queue, which goes to another thread at once."""
         with self.lock:
-            number = self.numbers.get(threading.get_ident())
-            if number is None or number not in self.started:  # not one of this dispatcher's threads
+            me = threading.get_ident()
+            if me not in self.started:  # not one of this dispatcher's threads running a request
                 return
-            self.started[number] = -math.inf  # it holds nothing any more
+            self.started[me] = -math.inf  # it holds nothing any more
             if self.queue and not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
             elif len(self.queue) > self.woken:
@@ -87,31 +86,30 @@ class Dispatcher(ThreadedTaskDispatcher):
                     wake.notify()
 
     def handler_thread(self, thread_no: int) -> None:
-        wake = threading.Condition(self.lock)
+        me, wake = threading.get_ident(), threading.Condition(self.lock)
         with self.lock:
-            self.numbers[threading.get_ident()] = thread_no
-            self.wakes[thread_no] = wake
+            self.wakes[me] = wake
         task = None
         while True:
             with self.lock:
                 if task is not None:
-                    del self.started[thread_no]
-                task = self._next(thread_no, wake)
+                    del self.started[me]
+                task = self._next(thread_no, me, wake)
                 if task is None:
-                    del self.numbers[threading.get_ident()], self.wakes[thread_no]
+                    del self.wakes[me]
                     return
             try:
                 task.service()
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
 
-    def _next(self, thread_no: int, wake: threading.Condition):
+    def _next(self, thread_no: int, me: int, wake: threading.Condition):
         """The next request this thread is to run, once it is to run one; None when the thread is to stop. Called
         with the lock held, which it gives up while it sleeps."""
         while self.stop_count == 0:
             now = time.monotonic()
             if self.queue and self._held_until() <= now:
-                self.started[thread_no] = now
+                self.started[me] = now
                 return self.queue.popleft()
             if self.queue:  # held by another request: the loop is to look when that hold ends
                 self.poke()
