@@ -4,9 +4,11 @@ holds the queue for its thread, a stalled one hands it to another thread, the ev
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from typing import Iterator
 
 import pytest
 import requests
@@ -54,11 +56,24 @@ class Gauge:
             self.now -= 1
 
 
-def _dispatcher(threads: int, stall_seconds: float) -> Dispatcher:
+@contextlib.contextmanager
+def _dispatching(threads: int, stall_seconds: float, *gates: threading.Event) -> Iterator[Dispatcher]:
+    """A dispatcher whose threads have all started and fallen asleep; on the way out the `gates` open, so that no job
+    is left waiting, and every thread stops."""
     dispatcher = Dispatcher(stall_seconds=stall_seconds)
     dispatcher.set_thread_count(threads)
-    _until(lambda: len(dispatcher.idle) == threads)  # every thread started and asleep
-    return dispatcher
+    try:
+        _until(lambda: len(dispatcher.idle) == threads)
+        yield dispatcher
+    finally:
+        for gate in gates:
+            gate.set()
+        _stop(dispatcher)
+
+
+def _stop(dispatcher: Dispatcher) -> None:
+    dispatcher.shutdown(timeout=5)
+    assert not dispatcher.threads  # every thread left, the idle ones too
 
 
 def _until(condition, seconds: float = 10, then=None) -> None:
@@ -75,15 +90,16 @@ def _running(dispatcher: Dispatcher) -> int:
         return len(dispatcher.started)
 
 
-def _stop(dispatcher: Dispatcher) -> None:
-    dispatcher.shutdown(timeout=5)
-    assert not dispatcher.threads  # every thread left, the idle ones too
+def _as_loop(dispatcher: Dispatcher, loop_thread: int) -> list:
+    """Count the dispatcher's pokes, with `loop_thread` taken for the event loop's thread."""
+    pokes: list = []
+    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), loop_thread
+    return pokes
 
 
 def test_one_thread_runs_the_queue_while_it_keeps_up():
     # waitress's own dispatcher wakes a thread per request: four threads would share these
-    dispatcher = _dispatcher(threads=4, stall_seconds=60)
-    try:
+    with _dispatching(threads=4, stall_seconds=60) as dispatcher:
         ran: list[int] = []
         for _ in range(10):  # in bursts, with the queue running empty between them
             jobs = [Job(ran) for _ in range(20)]
@@ -91,14 +107,11 @@ def test_one_thread_runs_the_queue_while_it_keeps_up():
                 dispatcher.add_task(job)
             assert all(job.done.wait(5) for job in jobs)
         assert len(ran) == 200 and len(set(ran)) == 1
-    finally:
-        _stop(dispatcher)
 
 
 def test_a_stalled_request_lets_another_thread_take_the_queue():
-    dispatcher = _dispatcher(threads=3, stall_seconds=60)
     gate = threading.Event()
-    try:
+    with _dispatching(3, 60, gate) as dispatcher:
         ran: list[int] = []
         stuck = Job(ran, gate)
         dispatcher.add_task(stuck)
@@ -111,15 +124,11 @@ def test_a_stalled_request_lets_another_thread_take_the_queue():
         dispatcher.stall_seconds = 0.05  # and now it has held it long enough
         _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as the worker's loop does
         assert len(set(ran)) == 2 and not stuck.done.is_set()
-    finally:
-        gate.set()
-        _stop(dispatcher)
 
 
 def test_no_more_than_the_threads_run_at_once():
-    dispatcher = _dispatcher(threads=2, stall_seconds=0.01)
     gate = threading.Event()
-    try:
+    with _dispatching(2, 0.01, gate) as dispatcher:
         ran: list[int] = []
         jobs = [Job(ran, gate) for _ in range(3)]
         for job in jobs:
@@ -131,16 +140,12 @@ def test_no_more_than_the_threads_run_at_once():
         assert _running(dispatcher) == 2 and len(ran) == 2
         gate.set()
         assert all(job.done.wait(5) for job in jobs)
-    finally:
-        gate.set()
-        _stop(dispatcher)
 
 
 def test_a_request_queued_behind_a_hold_has_the_loop_look_when_the_hold_ends():
-    dispatcher = _dispatcher(threads=2, stall_seconds=60)
-    pokes, gate = [], threading.Event()
-    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), -1  # the test's thread is not the loop's
-    try:
+    gate = threading.Event()
+    with _dispatching(2, 60, gate) as dispatcher:
+        pokes = _as_loop(dispatcher, -1)  # the test's thread is not the loop's
         ran: list[int] = []
         dispatcher.add_task(Job(ran, gate))
         _until(lambda: ran)
@@ -148,16 +153,12 @@ def test_a_request_queued_behind_a_hold_has_the_loop_look_when_the_hold_ends():
         dispatcher.add_task(Job(ran))  # as a thread queues its connection's next request
         assert pokes == [1]
         assert 59 < dispatcher.look() <= 60  # the loop is to look again when the hold ends
-    finally:
-        gate.set()
-        _stop(dispatcher)
 
 
 def test_a_thread_that_leaves_a_held_queue_has_the_loop_look_when_the_hold_ends():
-    dispatcher = _dispatcher(threads=3, stall_seconds=0.05)
-    pokes, first, second = [], threading.Event(), threading.Event()
-    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), threading.get_ident()  # as if the loop's
-    try:
+    first, second = threading.Event(), threading.Event()
+    with _dispatching(3, 0.05, first, second) as dispatcher:
+        pokes = _as_loop(dispatcher, threading.get_ident())  # as if the test's thread were the loop's
         ran: list[int] = []
         dispatcher.add_task(Job(ran, first))
         _until(lambda: ran)
@@ -172,45 +173,36 @@ def test_a_thread_that_leaves_a_held_queue_has_the_loop_look_when_the_hold_ends(
         assert job.done.wait(5)
         _until(lambda: pokes == [1])
         assert not waiting.done.is_set()
-    finally:
-        first.set()
-        second.set()
-        _stop(dispatcher)
 
 
 def test_a_request_that_says_it_waits_gives_up_its_hold_at_once():
-    dispatcher = _dispatcher(threads=2, stall_seconds=60)
     gate = threading.Event()
+    with _dispatching(2, 60, gate) as dispatcher:
 
-    class Download(Job):
-        def service(self):
-            dispatcher.waiting()  # what deadline.holding says through deadline.waiting when served
-            super().service()
+        class Download(Job):
+            def service(self):
+                dispatcher.waiting()  # what deadline.holding says through deadline.waiting when served
+                super().service()
 
-    try:
         ran: list[int] = []
         dispatcher.add_task(Download(ran, gate))
         quick = Job(ran)
         dispatcher.add_task(quick)
         assert quick.done.wait(5) and len(set(ran)) == 2
         dispatcher.waiting()  # from a thread that is not the dispatcher's: nothing to give up
-    finally:
-        gate.set()
-        _stop(dispatcher)
 
 
 def test_a_request_that_starts_to_wait_behind_another_hold_has_the_loop_look_again():
-    dispatcher = _dispatcher(threads=3, stall_seconds=0.05)
-    pokes, first, second, go = [], threading.Event(), threading.Event(), threading.Event()
-    dispatcher.poke, dispatcher.loop_thread = lambda: pokes.append(1), threading.get_ident()  # as if the loop's
+    first, second, go = threading.Event(), threading.Event(), threading.Event()
+    with _dispatching(3, 0.05, first, second, go) as dispatcher:
+        pokes = _as_loop(dispatcher, threading.get_ident())  # as if the test's thread were the loop's
 
-    class Download(Job):
-        def service(self):
-            go.wait(10)
-            dispatcher.waiting()
-            super().service()
+        class Download(Job):
+            def service(self):
+                go.wait(10)
+                dispatcher.waiting()
+                super().service()
 
-    try:
         ran: list[int] = []
         dispatcher.add_task(Job(ran, first))
         _until(lambda: ran)
@@ -223,11 +215,6 @@ def test_a_request_that_starts_to_wait_behind_another_hold_has_the_loop_look_aga
         go.set()  # the second starts to wait: the first still holds, so the loop is to look when its hold ends
         _until(lambda: pokes == [1])
         assert not waiting.done.is_set()
-    finally:
-        first.set()
-        second.set()
-        go.set()
-        _stop(dispatcher)
 
 
 def _served(app, stall_seconds: float):
