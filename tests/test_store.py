@@ -490,3 +490,46 @@ def test_a_redis_getprogress_costs_two_round_trips(store_spec, store, monkeypatc
     assert store.get_task("polled").task_id == "polled" and len(sent) == 4  # the block over, read as before
     with store.read_ahead("app", task_id="gone"):
         assert store.get_task("gone") is None
+
+
+def _written(store, count: int) -> None:
+    """Commit `count` journal entries of about 3 KB each (a page or so of the log apiece) to `store`."""
+    for n in range(count):
+        store.record(note(n, f"w{n % 50}", body="x" * 3000))
+
+
+def _until(done, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return done()
+
+
+def test_a_sqlite_store_copies_its_log_on_a_thread_of_its_own(tmp_path):
+    """A commit no longer copies the write-ahead log into the database while it holds the write lock (DECISIONS.md
+    D69): the store's thread does, after every CHECKPOINT_COMMITS commits. 120 commits make fewer pages of log than
+    SQLite's own checkpoint waits for (1,000), let alone the writers' backstop."""
+    path = tmp_path / "copied.sqlite3"
+    store = open_store(f"sqlite:{path}", JournalLimits(body_bytes=4096))
+    _written(store, 120)
+    assert _until(lambda: path.stat().st_size >= 100 * 3000)  # the first 100 entries are in the database itself
+    thread = store._checkpointer
+    assert thread is not None and thread.name == "ivh-sqlite-checkpoint"
+    store.close()
+    assert not thread.is_alive()
+
+
+def test_a_sqlite_log_under_steady_writes_starts_again_from_its_beginning(tmp_path, monkeypatch):
+    """The log starts again from its beginning only when a writer finds all of it copied, which a checkpoint that
+    takes no lock never achieves while writes go on; past RESTART_PAGES the thread copies the rest under the write
+    lock. 1,000 commits write about 6,000 pages of log here, which a log never started again would hold."""
+    from ivh_mock.mock_server.store import sqlite
+
+    monkeypatch.setattr(sqlite, "RESTART_PAGES", 100)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_COMMITS", 20)
+    path = tmp_path / "steady.sqlite3"
+    store = open_store(f"sqlite:{path}", JournalLimits(body_bytes=4096))
+    _written(store, 1000)
+    log = path.with_name(path.name + "-wal").stat().st_size
+    store.close()
+    assert log < 2000 * 4096, f"the log grew to {log} bytes"

@@ -60,6 +60,16 @@ INSERT INTO accounts SELECT DISTINCT appkey FROM journal;
 COMMIT;
 """
 WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
+# Checkpoints (copying the write-ahead log into the database) run on a thread of the store's own, woken after every
+# CHECKPOINT_COMMITS commits of this process, and take no lock while they copy (DECISIONS.md D69). SQLite's own ran in
+# the commit that took the log past 1,000 pages, while that writer still held the write lock, so every other writer
+# waited for the copy and its syncs. Once the log is longer than RESTART_PAGES, the thread copies what was written
+# during its checkpoint under the write lock as well, so that the next writer starts the log again from its
+# beginning (under steady writes a checkpoint that takes no lock never catches up). Writers still make SQLite's own
+# checkpoint past BACKSTOP_PAGES, should the thread fall behind.
+CHECKPOINT_COMMITS = 100
+RESTART_PAGES = 2_000
+BACKSTOP_PAGES = 10_000
 
 
 class SqliteStore:
@@ -75,6 +85,10 @@ class SqliteStore:
         # sleeps and polls (1 ms, then up to 100 ms), which cost several workers most of their throughput.
         self._write_lock = threading.Lock()
         self._lock_file = open(self.path + ".lock", "a+b")
+        self._commits = 0
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._closing = False
         db = self._db()
         with self._locked():  # the scripts manage their own transactions
             columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
@@ -90,6 +104,7 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
             db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
+            db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._local.db = db
         return db
 
@@ -115,6 +130,36 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            self._commits += 1
+            if self._commits % CHECKPOINT_COMMITS == 0:
+                self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Wake the checkpointing thread, starting it if it is not running (the first time, or in a forked child)."""
+        if self._checkpointer is None or not self._checkpointer.is_alive():
+            self._checkpointer = threading.Thread(target=self._checkpointing, name="ivh-sqlite-checkpoint",
+                                                  daemon=True)
+            self._checkpointer.start()
+        self._checkpoint_due.set()
+
+    def _checkpointing(self) -> None:
+        """The checkpointing thread: a passive checkpoint (writers go on meanwhile) each time it is woken, and, when
+        that leaves a long log, one more under the write lock, which copies what was written meanwhile."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._closing:
+                    return
+                with contextlib.suppress(sqlite3.Error):  # e.g. a disk error: the writers' backstop still checkpoints
+                    busy, pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if not busy and pages > RESTART_PAGES:
+                        with self._locked():
+                            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
@@ -257,6 +302,10 @@ class SqliteStore:
         return contextlib.nullcontext()  # its reads cost no round trip
 
     def close(self) -> None:
+        self._closing = True
+        if self._checkpointer is not None:
+            self._checkpoint_due.set()
+            self._checkpointer.join()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -274,3 +323,4 @@ class SqliteStore:
 
 def _real(value: float) -> float | None:
     return None if value == NEVER else value
+
