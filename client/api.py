@@ -31,6 +31,8 @@ from .retry import backoff, should_retry
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
 
+MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
+
 
 class Client:
     """A client of the photo-to-video API (or of ivh-mock).
@@ -40,7 +42,7 @@ class Client:
     retrying and waiting (tests inject their own)."""
 
     def __init__(self, appkey: str | None = None, accesstoken: str | None = None, base_url: str | None = None, *,
-                 timeout: float = 30.0, validate: bool = True, max_retries: int = 3,
+                 timeout: float = 30.0, validate: bool = True, max_retries: int = MAX_RETRIES,
                  session: requests.Session | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Any] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None):

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import DEFAULT_BASE_URL, Client
+from .api import DEFAULT_BASE_URL, MAX_RETRIES, Client
 from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError, WaitTimeoutError
 from .models import Progress
 
@@ -79,6 +79,15 @@ def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
                              f"(default: IVH_BASE_URL, else {DEFAULT_BASE_URL})")
     parser.add_argument("--json", action="store_true", default=False if default is None else default,
                         help="print results as JSON")
+    parser.add_argument("--retries", type=_retries, metavar="N", default=MAX_RETRIES if default is None else default,
+                        help="send a failed call again at most N times (a submission only when it never reached "
+                             f"the server) (default: {MAX_RETRIES})")
+
+
+def _retries(text: str) -> int:
+    if not text.strip().isdigit():  # argparse puts the option's name before the message
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return int(text)
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +123,7 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
     try:
-        client = Client(base_url=args.base_url)  # credentials from the environment
+        client = Client(base_url=args.base_url, max_retries=args.retries)  # credentials from the environment
     except ValueError:
         print(NO_CREDENTIALS, file=err)
         return EXIT_USAGE

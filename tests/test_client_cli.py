@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+import requests
 
 from .conftest import ServeProcess
 
@@ -86,8 +87,24 @@ def test_bad_credentials_and_missing_credentials(mock_url):
 
 @pytest.mark.slow
 def test_an_unreachable_server_exits_5():
-    result = ivh("progress", "x", url="http://127.0.0.1:9")
+    result = ivh("progress", "x", "--retries", "1", url="http://127.0.0.1:9")  # one retry, after 0.5 s
     assert result.returncode == 5 and "Traceback" not in result.stderr
+
+
+def test_retries_bounds_how_often_a_call_is_sent(mock_url):
+    control = requests.put(f"{mock_url}/__mock__/accounts/cli-retry", json={"scenario": "rate_limited"}, timeout=10)
+    assert control.status_code == 200, control.text
+    result = ivh("progress", "x", "--retries", "1", url=mock_url, env={"IVH_APPKEY": "cli-retry"})
+    assert result.returncode == 1 and "ivh: error" in result.stderr
+    sent = requests.get(f"{mock_url}/__mock__/requests", params={"appkey": "cli-retry"}, timeout=10).json()
+    assert [entry["operation"] for entry in sent["requests"]] == ["getprogress"] * 2  # the call and one retry
+
+
+@pytest.mark.parametrize("count", ["-1", "two", ""])
+def test_retries_must_be_a_count(count):
+    result = ivh("progress", "x", "--retries", count)
+    assert result.returncode == 2 and f"argument --retries: expected a whole number of 0 or more, got {count!r}" \
+        in result.stderr
 
 
 def test_base_url_from_the_environment(mock_url):
