@@ -3,7 +3,9 @@ processes, leases that lapse, records that survive a reopen, and a clock every w
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import sqlite3
 import time
 from dataclasses import replace
 
@@ -359,8 +361,6 @@ def test_a_request_refused_before_authentication_makes_no_account_but_stays_in_t
 
 
 def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path):
-    import sqlite3
-
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, "
@@ -509,27 +509,56 @@ def test_a_sqlite_store_copies_its_log_on_a_thread_of_its_own(tmp_path):
     """A commit no longer copies the write-ahead log into the database while it holds the write lock (DECISIONS.md
     D69): the store's thread does, after every CHECKPOINT_COMMITS commits. 120 commits make fewer pages of log than
     SQLite's own checkpoint waits for (1,000), let alone the writers' backstop."""
+    from ivh_mock.mock_server.store import sqlite
+
     path = tmp_path / "copied.sqlite3"
     store = open_store(f"sqlite:{path}", JournalLimits(body_bytes=4096))
-    _written(store, 120)
-    assert _until(lambda: path.stat().st_size >= 100 * 3000)  # the first 100 entries are in the database itself
-    thread = store._checkpointer
-    assert thread is not None and thread.name == "ivh-sqlite-checkpoint"
-    store.close()
+    try:
+        assert store._db().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite.BACKSTOP_PAGES
+        _written(store, 120)
+        assert _until(lambda: path.stat().st_size >= 100 * 3000)  # the first 100 entries are in the database itself
+        thread = store._checkpointer
+        assert thread is not None and thread.name == "ivh-sqlite-checkpoint"
+    finally:
+        store.close()
     assert not thread.is_alive()
 
 
-def test_a_sqlite_log_under_steady_writes_starts_again_from_its_beginning(tmp_path, monkeypatch):
-    """The log starts again from its beginning only when a writer finds all of it copied, which a checkpoint that
-    takes no lock never achieves while writes go on; past RESTART_PAGES the thread copies the rest under the write
-    lock. 1,000 commits write about 6,000 pages of log here, which a log never started again would hold."""
+def _log_pages(path) -> int:
+    """How many pages the write-ahead log of the database at `path` holds (read by checkpointing it)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def test_what_was_written_during_a_sqlite_checkpoint_is_copied_under_the_lock(tmp_path, monkeypatch):
+    """The log starts again from its beginning only when a writer finds all of it copied. A checkpoint that takes no
+    lock leaves what was written meanwhile, so under writes that never stop the log would grow until the writers'
+    backstop; past RESTART_PAGES the thread copies the rest under the write lock (D69)."""
     from ivh_mock.mock_server.store import sqlite
 
-    monkeypatch.setattr(sqlite, "RESTART_PAGES", 100)
-    monkeypatch.setattr(sqlite, "CHECKPOINT_COMMITS", 20)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_COMMITS", 10**9)  # the test checkpoints by itself, when it chooses
+    monkeypatch.setattr(sqlite, "RESTART_PAGES", 50)
     path = tmp_path / "steady.sqlite3"
     store = open_store(f"sqlite:{path}", JournalLimits(body_bytes=4096))
-    _written(store, 1000)
-    log = path.with_name(path.name + "-wal").stat().st_size
-    store.close()
-    assert log < 2000 * 4096, f"the log grew to {log} bytes"
+    try:
+        _written(store, 30)  # some 180 pages
+        writer = sqlite3.connect(path, isolation_level=None)  # a writer that began before the checkpoint
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('meanwhile', 'written')")
+
+        class CommittedMeanwhile(sqlite3.Connection):
+            """A checkpointing connection: the writer commits once its first checkpoint, which takes no lock, ends."""
+
+            def execute(self, *args):
+                cursor = super().execute(*args)
+                if writer.in_transaction:
+                    writer.execute("COMMIT")
+                return cursor
+
+        with contextlib.closing(sqlite3.connect(path, factory=CommittedMeanwhile, isolation_level=None)) as db:
+            store._checkpoint(db)
+        writer.close()
+        _written(store, 1)  # the next writer
+        assert _log_pages(path) < 20  # the log started again: it holds that last commit alone
+    finally:
+        store.close()

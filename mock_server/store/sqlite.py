@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -61,10 +62,10 @@ COMMIT;
 """
 WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
 # Checkpoints (copying the write-ahead log into the database) run on a thread of the store's own, woken after every
-# CHECKPOINT_COMMITS commits of this process, and take no lock while they copy (DECISIONS.md D69). SQLite's own ran in
-# the commit that took the log past 1,000 pages, while that writer still held the write lock, so every other writer
+# CHECKPOINT_COMMITS commits of this process; the first copy takes no lock (DECISIONS.md D69). SQLite's own ran in the
+# commit that took the log past 1,000 pages, while that writer still held the write lock, so every other writer
 # waited for the copy and its syncs. Once the log is longer than RESTART_PAGES, the thread copies what was written
-# during its checkpoint under the write lock as well, so that the next writer starts the log again from its
+# during its checkpoint under the write lock as well, so that the next writer can start the log again from its
 # beginning (under steady writes a checkpoint that takes no lock never catches up). Writers still make SQLite's own
 # checkpoint past BACKSTOP_PAGES, should the thread fall behind.
 CHECKPOINT_COMMITS = 100
@@ -89,6 +90,7 @@ class SqliteStore:
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._closing = False
+        weakref.finalize(self, self._checkpoint_due.set)  # a store nobody closed ends its thread when collected
         db = self._db()
         with self._locked():  # the scripts manage their own transactions
             columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
@@ -135,31 +137,24 @@ class SqliteStore:
                 self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:
-        """Wake the checkpointing thread, starting it if it is not running (the first time, or in a forked child)."""
+        """Wake the checkpointing thread, starting it the first time."""
         if self._checkpointer is None or not self._checkpointer.is_alive():
-            self._checkpointer = threading.Thread(target=self._checkpointing, name="ivh-sqlite-checkpoint",
-                                                  daemon=True)
-            self._checkpointer.start()
+            thread = threading.Thread(target=_checkpointing, args=(weakref.ref(self), self._checkpoint_due),
+                                      name="ivh-sqlite-checkpoint", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had (a limit on threads): the writers' backstop checkpoints
+                return
+            self._checkpointer = thread
         self._checkpoint_due.set()
 
-    def _checkpointing(self) -> None:
-        """The checkpointing thread: a passive checkpoint (writers go on meanwhile) each time it is woken, and, when
-        that leaves a long log, one more under the write lock, which copies what was written meanwhile."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
-            while True:
-                self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                if self._closing:
-                    return
-                with contextlib.suppress(sqlite3.Error):  # e.g. a disk error: the writers' backstop still checkpoints
-                    busy, pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if not busy and pages > RESTART_PAGES:
-                        with self._locked():
-                            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        """A passive checkpoint, which lets writers go on meanwhile; when the log is long, one more under the write
+        lock, which copies what was written meanwhile, so that the next writer can start the log again."""
+        busy, pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if not busy and pages > RESTART_PAGES:
+            with self._locked():
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
@@ -324,3 +319,26 @@ class SqliteStore:
 def _real(value: float) -> float | None:
     return None if value == NEVER else value
 
+
+def _checkpointing(store: weakref.ref[SqliteStore], due: threading.Event) -> None:
+    """A SQLite store's checkpointing thread: a checkpoint each time `due` is set, until the store is closed or
+    collected. It holds the store only while it checkpoints, so that a store nobody closes is still collected."""
+    db = None
+    try:
+        while True:
+            due.wait()
+            due.clear()
+            owner = store()
+            if owner is None or owner._closing:
+                return
+            try:
+                if db is None:
+                    db = sqlite3.connect(owner.path, timeout=30, isolation_level=None)
+                    db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
+                owner._checkpoint(db)
+            except sqlite3.Error:  # e.g. a disk error: the writers' backstop still checkpoints
+                pass
+            del owner
+    finally:
+        if db is not None:
+            db.close()
