@@ -85,7 +85,7 @@ def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def _retries(text: str) -> int:
-    if not text.strip().isdigit():  # argparse puts the option's name before the message
+    if not text.strip().isdecimal():  # argparse puts the option's name before the message
         raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
     return int(text)
 
