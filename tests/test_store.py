@@ -540,6 +540,7 @@ def test_what_was_written_during_a_sqlite_checkpoint_is_copied_under_the_lock(tm
     monkeypatch.setattr(sqlite, "RESTART_PAGES", 50)
     path = tmp_path / "steady.sqlite3"
     store = open_store(f"sqlite:{path}", JournalLimits(body_bytes=4096))
+    locked = []  # whether the store's write lock was held, at each statement of the checkpoint
     try:
         _written(store, 30)  # some 180 pages
         writer = sqlite3.connect(path, isolation_level=None)  # a writer that began before the checkpoint
@@ -550,14 +551,16 @@ def test_what_was_written_during_a_sqlite_checkpoint_is_copied_under_the_lock(tm
             """A checkpointing connection: the writer commits once its first checkpoint, which takes no lock, ends."""
 
             def execute(self, *args):
+                locked.append(store._write_lock.locked())
                 cursor = super().execute(*args)
                 if writer.in_transaction:
                     writer.execute("COMMIT")
                 return cursor
 
-        with contextlib.closing(sqlite3.connect(path, factory=CommittedMeanwhile, isolation_level=None)) as db:
+        with contextlib.closing(writer), \
+                contextlib.closing(sqlite3.connect(path, factory=CommittedMeanwhile, isolation_level=None)) as db:
             store._checkpoint(db)
-        writer.close()
+        assert locked == [False, True]  # the first copy took no lock, the second the write lock
         _written(store, 1)  # the next writer
         assert _log_pages(path) < 20  # the log started again: it holds that last commit alone
     finally:

@@ -62,11 +62,11 @@ COMMIT;
 """
 WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
 # Checkpoints (copying the write-ahead log into the database) run on a thread of the store's own, woken after every
-# CHECKPOINT_COMMITS commits of this process; the first copy takes no lock (DECISIONS.md D69). SQLite's own ran in the
-# commit that took the log past 1,000 pages, while that writer still held the write lock, so every other writer
+# CHECKPOINT_COMMITS commits of this process; its first copy takes no write lock (DECISIONS.md D69). SQLite's own ran
+# in the commit that took the log past 1,000 pages, while that writer still held the write lock, so every other writer
 # waited for the copy and its syncs. Once the log is longer than RESTART_PAGES, the thread copies what was written
 # during its checkpoint under the write lock as well, so that the next writer can start the log again from its
-# beginning (under steady writes a checkpoint that takes no lock never catches up). Writers still make SQLite's own
+# beginning (under steady writes a checkpoint without the write lock never catches up). Writers still make SQLite's own
 # checkpoint past BACKSTOP_PAGES, should the thread fall behind.
 CHECKPOINT_COMMITS = 100
 RESTART_PAGES = 2_000
@@ -90,7 +90,8 @@ class SqliteStore:
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._closing = False
-        weakref.finalize(self, self._checkpoint_due.set)  # a store nobody closed ends its thread when collected
+        # a store nobody closed ends its thread when collected (not at exit, where a checkpoint would be wasted)
+        weakref.finalize(self, self._checkpoint_due.set).atexit = False
         db = self._db()
         with self._locked():  # the scripts manage their own transactions
             columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
@@ -336,8 +337,10 @@ def _checkpointing(store: weakref.ref[SqliteStore], due: threading.Event) -> Non
                     db = sqlite3.connect(owner.path, timeout=30, isolation_level=None)
                     db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
                 owner._checkpoint(db)
-            except sqlite3.Error:  # e.g. a disk error: the writers' backstop still checkpoints
-                pass
+            except sqlite3.Error:  # e.g. a disk error: the writers' backstop still checkpoints; connect anew next time
+                if db is not None:
+                    db.close()
+                    db = None
             del owner
     finally:
         if db is not None:
