@@ -80,8 +80,8 @@ def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--json", action="store_true", default=False if default is None else default,
                         help="print results as JSON")
     parser.add_argument("--retries", type=_retries, metavar="N", default=MAX_RETRIES if default is None else default,
-                        help="send a failed call again at most N times (a submission only when it never reached "
-                             f"the server) (default: {MAX_RETRIES})")
+                        help="send a failed call again at most N times, a submission only when it never reached "
+                             f"the server (default: {MAX_RETRIES})")
 
 
 def _retries(text: str) -> int:

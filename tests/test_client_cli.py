@@ -100,7 +100,7 @@ def test_retries_bounds_how_often_a_call_is_sent(mock_url):
     assert [entry["operation"] for entry in sent["requests"]] == ["getprogress"] * 2  # the call and one retry
 
 
-@pytest.mark.parametrize("count", ["-1", "two", ""])
+@pytest.mark.parametrize("count", ["-1", "two", "", "\u00b2"])
 def test_retries_must_be_a_count(count):
     result = ivh("progress", "x", "--retries", count)
     assert result.returncode == 2 and f"argument --retries: expected a whole number of 0 or more, got {count!r}" \
