@@ -262,7 +262,8 @@ WHY = {
               "more submissions with the dispatcher than without (747 against 707 a second at one worker, 1,221 "
               "against 1,171 at two), and the Redis rows vary most from run to run. SQLite's writers wait for "
               "less of its checkpoints (D69), which took its submissions from 849 to 914 a second at one worker "
-              "in alternating runs, so Redis now needs a run at the top of its spread to meet the goal.",
+              "in alternating runs, so the goal now holds only in runs where Redis's rows are in the better "
+              "part of their spread.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
                   "function above a few percent of a submission outside Flask and werkzeug.",
     "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
