@@ -251,9 +251,9 @@ WHY = {
              "its getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per "
              "worker, with wrk (and redis-server) on the same two cores. The stores that outlive the process pay "
              "for that on every request: a SQLite submission's commit writes 7 to 9 pages to the write-ahead log "
-             "(16 to 18 system calls; about 0.1 ms of the 0.8 to 0.9 ms a SQLite submission takes in-process), and a "
-             "Redis request makes two round trips to a server on the same cores, where the memory store's "
-             "request is function calls only.",
+             "(16 to 18 system calls; about 0.06 ms of the 0.8 to 1.0 ms a SQLite submission takes in-process, "
+             "the log's checkpoints running on a thread of their own, D69), and a Redis request makes two round "
+             "trips to a server on the same cores, where the memory store's request is function calls only.",
     "SQLite": "a Redis submission makes two loopback round trips (one script reading the clock, the account's "
               "settings and its backlog as the request starts, one script writing task and journal entry if the "
               "account is unchanged), each a system call pair, a Lua run in Redis and a reply to parse in the "
