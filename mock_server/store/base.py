@@ -14,8 +14,6 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
-import orjson
-
 from ..config import Config
 
 NEVER = float("inf")
@@ -135,7 +133,7 @@ def backlog_from(text: str | bytes | None) -> Backlog | None:
     """The backlog a store kept as `text`; None when none is kept or it is of another form (see BACKLOG_FORM)."""
     if not text:
         return None
-    fields = parsed(text)
+    fields = json.loads(text)
     if not isinstance(fields, dict) or fields.pop("form", None) != BACKLOG_FORM:
         return None
     return Backlog(**fields)
@@ -374,15 +372,4 @@ def fields_of(record: Any) -> dict[str, Any]:
 
 def loads(kind: type[Record], text: str | bytes) -> Record:
     """Rebuild a record serialised by `dumps` (NEVER survives as Infinity)."""
-    return kind(**parsed(text))
-
-
-def parsed(text: str | bytes) -> Any:
-    """The value of JSON text, read by orjson in a fraction of json's time (a store reads every record it answers
-    with: a task for each getprogress, all of an account's for the dashboard). What orjson refuses, json reads: the
-    Infinity of a task that never finishes (NEVER), a lone surrogate, an integer past 64 bits. Whatever orjson
-    reads, it reads as json does."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    return kind(**json.loads(text))
