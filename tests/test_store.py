@@ -348,6 +348,16 @@ def test_a_journal_entry_is_kept_as_the_json_of_its_fields(at, message):
     assert cut == dumps(replace(entry, body='{"Payload"', note="body cut to its first 10 of 41 bytes of JSON"))
 
 
+def test_an_integer_past_64_bits_is_read_back_as_that_integer(store):
+    """A request body may hold any integer JSON allows, and the journal keeps the body: read back, each is the same
+    integer, not the float nearest it (which orjson, reading records, would give)."""
+    body = {"Header": {"N": 2**64, "M": -2**63 - 1}, "Payload": {"Big": 10**25}}
+    store.record(note(1, "big", body=body))
+    kept = store.journal("big")[0].body
+    assert kept == body
+    assert {type(value) for value in (kept["Header"]["N"], kept["Header"]["M"], kept["Payload"]["Big"])} == {int}
+
+
 def test_a_request_refused_before_authentication_makes_no_account_but_stays_in_the_journal(store):
     store.record(note(1, "stranger", authenticated=False))
     store.record(note(2, "member"))
