@@ -398,3 +398,15 @@ def test_a_clock_poisoned_by_an_older_version_restarts_instead_of_breaking_every
     answer = app.test_client().get("/__mock__/clock")
     assert answer.status_code == 200 and abs(answer.json["now"] - time.time()) < 3600
     assert in_process(app, VirtualClock(start=answer.json["now"])).call("getprogress", {"TaskId": "x"}).code == 110006
+
+
+@pytest.mark.parametrize("route", ["/__mock__/tasks", "/__mock__/requests", "/__mock__/callbacks", "/__mock__/accounts"])
+def test_a_limit_past_what_any_store_counts_means_everything(control, api, route):
+    """A limit of 2**64 reached the stores as it was: itertools.islice, SQLite and Redis all refuse an integer past
+    64 bits, and the control API answered 500. Any limit past the largest a store takes means all of them."""
+    submit(api, text())
+    for limit in (2**63 - 1, 2**64, 10**40):
+        answer = control.get(route, query_string={"limit": str(limit)})
+        assert answer.status_code == 200, (limit, answer.get_data(as_text=True)[:300])
+    everything = control.get(route).json
+    assert control.get(route, query_string={"limit": str(10**40)}).json == everything

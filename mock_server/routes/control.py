@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -294,8 +295,10 @@ def _query_suffix() -> str:
 
 
 def _limit() -> int:
+    """The request's `limit`, from 1 up to the largest integer every store takes (a signed 64-bit one: SQLite's
+    LIMIT, Redis's list indexes, itertools.islice), which is as good as no limit."""
     try:
-        return max(1, int(request.args.get("limit", DEFAULT_LIMIT)))
+        return min(max(1, int(request.args.get("limit", DEFAULT_LIMIT))), sys.maxsize)
     except ValueError:
         raise ControlError(400, "limit must be a whole number") from None
 
