@@ -400,7 +400,8 @@ def test_a_clock_poisoned_by_an_older_version_restarts_instead_of_breaking_every
     assert in_process(app, VirtualClock(start=answer.json["now"])).call("getprogress", {"TaskId": "x"}).code == 110006
 
 
-@pytest.mark.parametrize("route", ["/__mock__/tasks", "/__mock__/requests", "/__mock__/callbacks", "/__mock__/accounts"])
+@pytest.mark.parametrize("route", ["/__mock__/tasks", "/__mock__/requests", "/__mock__/callbacks",
+                                   "/__mock__/accounts"])
 def test_a_limit_past_what_any_store_counts_means_everything(control, api, route):
     """A limit of 2**64 reached the stores as it was: itertools.islice, SQLite and Redis all refuse an integer past
     64 bits, and the control API answered 500. Any limit past the largest a store takes means all of them."""
