@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,16 @@ def clock() -> VirtualClock:
 def app(clock, store_spec):
     """A fresh mock with TIMING, on the virtual clock; no callback dispatcher (the callback tests run their own)."""
     return create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
+
+
+def until(condition, seconds: float = 10, then=None) -> None:
+    """Wait until `condition()` holds, calling `then()` between looks; fail the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        if then is not None:
+            then()
+        time.sleep(0.002)
 
 
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:

@@ -17,6 +17,8 @@ from ivh_mock.mock_server import deadline
 from ivh_mock.mock_server.serving import dispatch, server as serving
 from ivh_mock.mock_server.serving.dispatch import Dispatcher
 
+from .conftest import until
+
 
 class Job:
     """A task for the dispatcher: records the thread that ran it and how many ran at once, and waits on `gate` (an
@@ -63,7 +65,7 @@ def _dispatching(threads: int, stall_seconds: float, *gates: threading.Event) ->
     dispatcher = Dispatcher(stall_seconds=stall_seconds)
     dispatcher.set_thread_count(threads)
     try:
-        _until(lambda: len(dispatcher.idle) == threads)
+        until(lambda: len(dispatcher.idle) == threads)
         yield dispatcher
     finally:
         for gate in gates:
@@ -74,15 +76,6 @@ def _dispatching(threads: int, stall_seconds: float, *gates: threading.Event) ->
 def _stop(dispatcher: Dispatcher) -> None:
     dispatcher.shutdown(timeout=5)
     assert not dispatcher.threads  # every thread left, the idle ones too
-
-
-def _until(condition, seconds: float = 10, then=None) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        if then is not None:
-            then()
-        time.sleep(0.002)
 
 
 def _running(dispatcher: Dispatcher) -> int:
@@ -115,14 +108,14 @@ def test_a_stalled_request_lets_another_thread_take_the_queue():
         ran: list[int] = []
         stuck = Job(ran, gate)
         dispatcher.add_task(stuck)
-        _until(lambda: ran)
+        until(lambda: ran)
         quick = [Job(ran) for _ in range(5)]
         for job in quick:
             dispatcher.add_task(job)
         time.sleep(0.2)
         assert not any(job.done.is_set() for job in quick)  # the stuck request holds the queue
         dispatcher.stall_seconds = 0.05  # and now it has held it long enough
-        _until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as the worker's loop does
+        until(lambda: all(job.done.is_set() for job in quick), then=dispatcher.look)  # as the worker's loop does
         assert len(set(ran)) == 2 and not stuck.done.is_set()
 
 
@@ -148,7 +141,7 @@ def test_a_request_queued_behind_a_hold_has_the_loop_look_when_the_hold_ends():
         pokes = _as_loop(dispatcher, -1)  # the test's thread is not the loop's
         ran: list[int] = []
         dispatcher.add_task(Job(ran, gate))
-        _until(lambda: ran)
+        until(lambda: ran)
         assert pokes == [] and dispatcher.look() is None  # nothing waits
         dispatcher.add_task(Job(ran))  # as a thread queues its connection's next request
         assert pokes == [1]
@@ -161,17 +154,17 @@ def test_a_thread_that_leaves_a_held_queue_has_the_loop_look_when_the_hold_ends(
         pokes = _as_loop(dispatcher, threading.get_ident())  # as if the test's thread were the loop's
         ran: list[int] = []
         dispatcher.add_task(Job(ran, first))
-        _until(lambda: ran)
+        until(lambda: ran)
         job = Job(ran, second)
         dispatcher.add_task(job)
-        _until(lambda: len(ran) == 2, then=dispatcher.look)  # the first stalled: a second thread runs the job
+        until(lambda: len(ran) == 2, then=dispatcher.look)  # the first stalled: a second thread runs the job
         dispatcher.stall_seconds = 60  # from now on both hold the queue
         waiting = Job(ran)
         dispatcher.add_task(waiting)
         assert pokes == []
         second.set()  # the second finishes and leaves the queue to the first, which holds it
         assert job.done.wait(5)
-        _until(lambda: pokes == [1])
+        until(lambda: pokes == [1])
         assert not waiting.done.is_set()
 
 
@@ -205,15 +198,15 @@ def test_a_request_that_starts_to_wait_behind_another_hold_has_the_loop_look_aga
 
         ran: list[int] = []
         dispatcher.add_task(Job(ran, first))
-        _until(lambda: ran)
+        until(lambda: ran)
         dispatcher.add_task(Download(ran, second))
-        _until(lambda: _running(dispatcher) == 2, then=dispatcher.look)  # the first stalled
+        until(lambda: _running(dispatcher) == 2, then=dispatcher.look)  # the first stalled
         dispatcher.stall_seconds = 60  # from now on both hold the queue
         waiting = Job(ran)
         dispatcher.add_task(waiting)
         assert pokes == []
         go.set()  # the second starts to wait: the first still holds, so the loop is to look when its hold ends
-        _until(lambda: pokes == [1])
+        until(lambda: pokes == [1])
         assert not waiting.done.is_set()
 
 
@@ -233,7 +226,7 @@ def _unserve(server, loop) -> None:
     server.pull_trigger()  # and it wakes to see that at once
     loop.join(5)
     server.close()
-    assert not loop.is_alive() and deadline.waiting is dispatch._nobody
+    assert not loop.is_alive() and deadline.waiting is deadline.nobody_waits
     _stop(server.task_dispatcher)
 
 
@@ -264,7 +257,7 @@ def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
     server, loop, url = _served(_app(gate), stall)
     hanging = _get_later(url + path)
     try:
-        _until(lambda: _running(server.task_dispatcher) == 1)  # it holds the one running thread
+        until(lambda: _running(server.task_dispatcher) == 1)  # it holds the one running thread
         started = time.monotonic()
         answer = requests.get(url + "/quick", timeout=10)
         assert answer.status_code == 200 and time.monotonic() - started < most
@@ -281,10 +274,10 @@ def test_each_stalled_request_hands_the_queue_on_after_its_own_hold():
     server, loop, url = _served(_app(gate), 0.2)
     hanging = [_get_later(url + "/hang")]
     try:
-        _until(lambda: _running(server.task_dispatcher) == 1)
+        until(lambda: _running(server.task_dispatcher) == 1)
         began = time.monotonic()
         hanging.append(_get_later(url + "/hang"))
-        _until(lambda: len(server.task_dispatcher.queue) == 1)  # the second waits behind the first's hold
+        until(lambda: len(server.task_dispatcher.queue) == 1)  # the second waits behind the first's hold
         answer = requests.get(url + "/quick", timeout=10)
         assert answer.status_code == 200 and time.monotonic() - began < 0.9
     finally:

@@ -15,6 +15,8 @@ from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, Jo
                                         open_store)
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
+from .conftest import until
+
 pytestmark = pytest.mark.all_stores
 
 
@@ -508,13 +510,6 @@ def _written(store, count: int) -> None:
         store.record(note(n, f"w{n % 50}", body="x" * 3000))
 
 
-def _until(done, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return done()
-
-
 def test_a_sqlite_store_copies_its_log_on_a_thread_of_its_own(tmp_path):
     """A commit no longer copies the write-ahead log into the database while it holds the write lock (DECISIONS.md
     D69): the store's thread does, after every CHECKPOINT_COMMITS commits. 120 commits make fewer pages of log than
@@ -526,7 +521,7 @@ def test_a_sqlite_store_copies_its_log_on_a_thread_of_its_own(tmp_path):
     try:
         assert store._db().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite.BACKSTOP_PAGES
         _written(store, 120)
-        assert _until(lambda: path.stat().st_size >= 100 * 3000)  # the first 100 entries are in the database itself
+        until(lambda: path.stat().st_size >= 100 * 3000)  # the first 100 entries are in the database itself
         thread = store._checkpointer
         assert thread is not None and thread.name == "ivh-sqlite-checkpoint"
     finally:
