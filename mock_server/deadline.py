@@ -78,9 +78,13 @@ def session(pool_size: int = 10) -> requests.Session:
     return result
 
 
+def nobody_waits() -> None:
+    """`waiting` while no server of this process listens for it."""
+
+
 # Told, in the waiting thread, each time a request starts to wait on something slow: the server that runs the
 # request can then hand the requests queued behind it to another thread at once (serving/dispatch.py sets it).
-waiting: Callable[[], None] = lambda: None
+waiting: Callable[[], None] = nobody_waits
 
 
 class Waits(threading.BoundedSemaphore):

@@ -157,8 +157,4 @@ def serve(server) -> None:
         dispatcher.shutdown()
     finally:
         if deadline.waiting == dispatcher.waiting:
-            deadline.waiting = _nobody
-
-
-def _nobody() -> None:
-    pass
+            deadline.waiting = deadline.nobody_waits
