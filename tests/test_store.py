@@ -15,7 +15,7 @@ from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, Jo
                                         open_store)
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
-from .conftest import until
+from .conftest import TEXT_PAYLOAD, until
 
 pytestmark = pytest.mark.all_stores
 
@@ -457,21 +457,33 @@ def commands_sent(monkeypatch) -> list:
     return sent
 
 
-def test_a_redis_submission_costs_two_round_trips(store_spec, store, monkeypatch):
-    """One read as the request starts (clock, settings, the account's backlog), one write (the task, its indexes, the
-    new backlog and its journal entry)."""
+def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store_spec, store, monkeypatch):
+    """The first submission to an account reads the clock, the settings and the account's backlog, then writes (the
+    task, its indexes, the new backlog and its journal entry, checking that what was read is unchanged); the next takes
+    them from what this process saw, so it only writes. Once another host's submission came first, the write is
+    refused with what is current, and the plan made again against it: two writes, no read (DECISIONS.md D48)."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    store.add_task("app", lambda backlog_at: make_task("warm", seq=1), journal_entry)  # the scripts are loaded
     store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
-    with store.read_ahead("app", tasks=True):
-        store.account_settings("app")
+    other_host = open_store(store_spec)
+    other_host.add_task("other", lambda backlog_at: make_task("warm", "other", seq=0), journal_entry)  # scripts loaded
+
+    def submit(task_id: str) -> Task:
+        with store.read_ahead("app", tasks=True):
+            assert store.account_settings("app") == {} and store.clock_state()["base"] == 5.0
+            return store.add_task("app", lambda backlog_at: make_task(task_id, seq=backlog_at(0.0).next_seq),
+                                  journal_entry)
+
     sent = commands_sent(monkeypatch)
-    with store.read_ahead("app", tasks=True):
-        assert store.account_settings("app") == {} and store.clock_state()["base"] == 5.0
-        store.add_task("app", lambda backlog_at: make_task("t2", seq=backlog_at(0.0).next_seq), journal_entry)
+    submit("t1")
     assert len(sent) == 2
-    assert [t.task_id for t in store.tasks("app")] == ["warm", "t2"] and len(store.journal("app")) == 2
+    submit("t2")
+    assert len(sent) == 3
+    other_host.add_task("app", lambda backlog_at: make_task("theirs", seq=backlog_at(0.0).next_seq), journal_entry)
+    sent.clear()
+    assert submit("t3").seq == 3 and len(sent) == 2 and all(b"EVALSHA" in command[0] for command in sent)
+    assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("t1", 0), ("t2", 1), ("theirs", 2), ("t3", 3)]
+    assert [entry.task_id for entry in store.journal("app")] == ["t1", "t2", "theirs", "t3"]
 
 
 def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
@@ -485,23 +497,79 @@ def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_sp
     assert [keys[2:] for keys in seen] == [[], [store._key("task", "0" * 32)]]
 
 
-def test_a_redis_getprogress_costs_two_round_trips(store_spec, store, monkeypatch):
-    """One read as the request starts (clock, settings, the task named), one write (its journal entry)."""
+def test_a_redis_getprogress_costs_one_round_trip_once_its_task_was_seen(store_spec, store, monkeypatch):
+    """The first poll of a task reads the clock, the settings and the task, then journals; the next takes them from
+    what this process saw, and its journal entry, kept only if they are unchanged, is its one round trip."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network counts round trips")
-    store.add_task("app", lambda backlog_at: make_task("polled", seq=1), journal_entry)
-    with store.read_ahead("app", task_id="polled"):  # the scripts are loaded
-        store.get_task("polled")
-        store.record(note(0, "app"))
+    store.add_task("other", lambda backlog_at: make_task("loading", "other", seq=1), journal_entry)  # scripts loaded
+    with store.read_ahead("other", task_id="loading"):
+        store.record(note(0, "other"))
+    StoredClock(open_store(store_spec)).freeze()  # another host starts the clock: this store has not seen it yet
+    open_store(store_spec).add_task("app", lambda backlog_at: make_task("polled", seq=1), journal_entry)
     sent = commands_sent(monkeypatch)
+    for n in range(1, 4):
+        with store.read_ahead("app", task_id="polled"):
+            assert store.get_task("polled").task_id == "polled" and store.account_settings("app") == {}
+            assert store.clock_state()["frozen"] is True
+            store.record(note(n, "app"))
+        assert len(sent) == n + 1
     with store.read_ahead("app", task_id="polled"):
-        assert store.get_task("polled").task_id == "polled" and store.account_settings("app") == {}
-        assert store.get_task("another") is None  # a task it did not read ahead is read as before
-        store.record(note(1, "app"))
-    assert len(sent) == 3
-    assert store.get_task("polled").task_id == "polled" and len(sent) == 4  # the block over, read as before
+        assert store.get_task("another") is None and len(sent) == 5  # a task it did not read ahead is read as before
+    assert store.get_task("polled").task_id == "polled" and len(sent) == 6  # the block over, read as before
     with store.read_ahead("app", task_id="gone"):
         assert store.get_task("gone") is None
+
+
+@pytest.mark.parametrize("change", ["clock", "settings", "reset"])
+def test_a_redis_request_whose_reads_changed_keeps_nothing_and_is_answered_again(store_spec, store, change):
+    """What a request took from what this process saw is checked by its write: another host's clock move, settings
+    change or reset since then refuses the write, and the store, having learnt what is current from that answer,
+    raises StaleRead; the request's next answer takes what is current, without another read."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    from ivh_mock.mock_server.store import StaleRead
+
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
+    StoredClock(store).freeze()
+    with store.read_ahead("app", task_id="polled"):
+        store.record(note(0, "app"))
+    other_host = open_store(store_spec)
+    if change == "clock":
+        StoredClock(other_host).advance(60)
+    elif change == "settings":
+        other_host.put_account_settings("app", {"max_pending": 3})
+    else:
+        other_host.reset("app")
+    with pytest.raises(StaleRead), store.read_ahead("app", task_id="polled"):
+        assert store.get_task("polled") is not None  # as this process last saw it
+        store.record(note(1, "app"))
+    assert [entry.request_id for entry in store.journal("app")] == ([] if change == "reset" else ["r-polled", "r0"])
+    with store.read_ahead("app", task_id="polled"):
+        assert store.clock_state() == other_host.clock_state()
+        assert store.account_settings("app") == other_host.account_settings("app")
+        assert (store.get_task("polled") is None) == (change == "reset")
+        store.record(note(2, "app"))
+    assert store.journal("app")[-1].request_id == "r2"
+    with pytest.raises(StaleRead), store.read_ahead("app", tasks=True):  # a submission checks the same
+        other_host.put_account_settings("app", {"max_pending": 4})
+        store.add_task("app", lambda backlog_at: make_task("refused", seq=backlog_at(0.0).next_seq), journal_entry)
+    assert "refused" not in [task.task_id for task in store.tasks("app")]
+
+
+def test_a_redis_api_request_answers_again_from_what_another_host_changed(store_spec, app, api):
+    """Through the API: what another host changed since this process last saw the account is what the next request
+    is answered by, and only that answer is journaled."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    store, other_host = app.extensions["ivh_mock"].store, open_store(store_spec)
+    first = api.call("phototovideonotrain", TEXT_PAYLOAD)
+    assert first.code == 0 and api.call("getprogress", {"TaskId": first.payload["TaskId"]}).code == 0
+    other_host.put_account_settings(api.appkey, {"max_pending": 1})
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 100008  # this process saw no such limit
+    other_host.reset(api.appkey)
+    assert api.call("getprogress", {"TaskId": first.payload["TaskId"]}).code == 110006  # nor the reset
+    assert [entry.code for entry in store.journal(api.appkey)] == [110006]
 
 
 def _written(store, count: int) -> None:

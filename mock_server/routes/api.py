@@ -10,10 +10,11 @@ from urllib.parse import parse_qsl
 from flask import Flask, jsonify, request
 from werkzeug.http import parse_options_header
 
+from ..clock import StoredClock
 from ..errors import ApiError, ParameterFormatError, ParameterValueError, from_violations, refusal
 from ..lifecycle.scenarios import HEADER, ScenarioError, scenario_of
 from ..operations import OPERATIONS, Call
-from ..store import JournalEntry, new_id
+from ..store import JournalEntry, StaleRead, new_id
 from . import envelope
 from .auth import authenticate
 
@@ -40,6 +41,21 @@ def _view(operation_id: str, ctx: MockContext):
         request_id = envelope.request_id_of(body.value) or new_id()
         query = _query()
         appkey = sys.intern(query.get("appkey", ""))  # kept by each task and journal entry: share it
+        # a getprogress the compiled validator accepts names the task the store may read ahead (a refused one is
+        # explained below, in its turn, and only once authenticated)
+        valid = operation_id == "getprogress" and body.error is None and ctx.spec.surely_valid(operation_id, body.value)
+        named = envelope.task_id_of(body.value) if valid else None
+        while True:
+            # the clock is read anew by each answer: one that what it read ahead changed before its write is
+            # answered again, with nothing written (D48)
+            with StoredClock.pinned():
+                try:
+                    return answer(body, request_id, query, appkey, valid, named)
+                except StaleRead:
+                    continue
+
+    def answer(body: envelope.Body, request_id: str, query: dict[str, str], appkey: str, valid: bool,
+               named: str | None):
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         account = None
         journaled: list[str] = []
@@ -53,11 +69,7 @@ def _view(operation_id: str, ctx: MockContext):
             journaled.append(task.task_id)
             return entry(task.task_id)
 
-        # a getprogress the compiled validator accepts names the task the store may read ahead (a refused one is
-        # explained below, in its turn, and only once authenticated)
-        valid = operation_id == "getprogress" and body.error is None and ctx.spec.surely_valid(operation_id, body.value)
-        named = envelope.task_id_of(body.value) if valid else None
-        # a store across a network reads what the request needs in one round trip
+        # a store across a network takes what the request needs from one round trip, or from what it saw before
         with ctx.store.read_ahead(appkey, tasks=operation_id == "phototovideonotrain", task_id=named):
             try:
                 account = authenticate(operation_id, query, ctx)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import NEVER, Backlog, CallbackAttempt, JournalEntry, JournalLimits, Store, Task, UploadRecord, new_id
+from .base import (NEVER, Backlog, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Store, Task, UploadRecord,
+                   new_id)
 from .memory import MemoryStore
 
 
@@ -21,5 +22,5 @@ def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
     raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
 
 
-__all__ = ["NEVER", "Backlog", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "Store", "Task",
-           "UploadRecord", "new_id", "open_store"]
+__all__ = ["NEVER", "Backlog", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "StaleRead", "Store",
+           "Task", "UploadRecord", "new_id", "open_store"]

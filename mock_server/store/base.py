@@ -170,6 +170,11 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
     return task, backlog.adding(task)
 
 
+class StaleRead(Exception):
+    """What an API request read ahead (`Store.read_ahead`) changed before the request's write: nothing was written,
+    and the store has learnt what is current. The request is to be answered again from the start."""
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One API request and the mock's verdict on it."""
@@ -337,8 +342,9 @@ class Store(Protocol):
                    task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within the block (one API request of `appkey`), the store may answer the clock's state, the account's
         settings and, with `tasks`, the account's backlog for `add_task` or, with `task_id`, `get_task(task_id)` from
-        one read made as the block starts: a network store saves its round trips. A store whose reads are cheap does
-        nothing."""
+        one read made as the block starts, or from what it read or wrote of them before: a network store saves its
+        round trips. The request's write (`add_task`, or `record` of its journal entry) then checks that they are still
+        so, and raises StaleRead when one is not. A store whose reads are cheap does nothing."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""

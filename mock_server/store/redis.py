@@ -1,9 +1,10 @@
 """The Redis store: one state shared by mocks on several hosts.
 
 Keys live under a prefix (`ivh:` unless the URL says `?prefix=`), so several mocks or test runs can share one Redis
-database. A submission plans its task against the account's backlog optimistically (see below); a callback is
-claimed with a lease (SET NX with an expiry), so one worker on any host sends it, and a claim whose holder died lapses
-so that another sends it.
+database. An API request answers from what this process last saw of the state it reads, and its one write checks
+that this is unchanged (see `read_ahead`); a submission plans its task against the account's backlog optimistically
+(see below); a callback is claimed with a lease (SET NX with an expiry), so one worker on any host sends it, and a
+claim whose holder died lapses so that another sends it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
-                   backlog_text, dumps, journal_text, kept_as_of, loads, planned)
+from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task, UploadRecord,
+                   backlog_from, backlog_text, dumps, journal_text, kept_as_of, loads, planned)
 
 # What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
+SEEN_LIMIT = 10_000  # accounts (and tasks) a process remembers the state of between requests; past it, it starts over
+UNSEEN = object()  # the clock's text before this process first read it
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
 SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
 ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
@@ -77,6 +80,14 @@ class RedisStore:
         self._read_account = self.redis.register_script(READ_ACCOUNT)
         self._read_ahead = self.redis.register_script(READ_AHEAD)
         self._write_task = self.redis.register_script(WRITE_TASK)
+        self._record_checked = self.redis.register_script(RECORD_CHECKED)
+        # What this process last read or wrote of what API requests read ahead: the clock's text, each account's
+        # settings' text and (newest task, number of tasks, backlog's text), each task's record. A request answers from
+        # these; its write checks them (read_ahead).
+        self._clock: Any = UNSEEN
+        self._settings: dict[str, str | None] = {}
+        self._accounts: dict[str, tuple[str, int, str]] = {}
+        self._tasks: dict[str, str] = {}
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -105,7 +116,7 @@ class RedisStore:
 
     def get_task(self, task_id: str) -> Task | None:
         ahead = self._ahead()
-        if ahead is not None and ahead.get("task_id") == task_id:
+        if ahead is not None and ahead["task_id"] == task_id:
             text = ahead["task"]
         else:
             text = self.redis.get(self._key("task", task_id))
@@ -123,7 +134,23 @@ class RedisStore:
         return self._load(self.redis.lrange(key, 0 if limit is None else -limit, -1))
 
     def record(self, entry: JournalEntry) -> None:
-        self._record(*self._record_call(entry))
+        keys, args = self._record_call(entry)
+        ahead = self._ahead()
+        if ahead is None:
+            self._record(keys, args)
+            return
+        # the request's answer came from what it read ahead: keep its entry only if that is still so
+        keys += [self._key("clock"), self._key("settings", ahead["appkey"])]
+        args += [ahead["clock"] or "", ahead["settings"] or ""]
+        if ahead["task_id"] is not None:
+            keys.append(self._key("task", ahead["task_id"]))
+            args.append("1" if ahead["task"] else "0")
+        current = self._record_checked(keys, args)
+        if current != 1:
+            self._saw(ahead["appkey"], *current[:2])
+            if ahead["task_id"] is not None:
+                self._saw_task(ahead["task_id"], current[2])
+            raise StaleRead
 
     def _record_call(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the journal's `record` function for `entry`."""
@@ -135,20 +162,30 @@ class RedisStore:
 
     @contextlib.contextmanager
     def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
-        """One script reads the clock, the settings and (with `tasks`) the account's backlog or (with `task_id`) that
-        task; the request then takes them from here: a submission costs two round trips (this read and the write),
-        not five, and a getprogress two (this read and its journal entry), not three (D48 says when it costs more)."""
-        keys, what = [self._key("clock"), self._key("settings", appkey)], ""
-        if tasks:
-            keys, what = [*keys, *self._account_keys(appkey)], "account"
-        elif task_id is not None:
-            keys, what = [*keys, self._key("task", task_id)], "task"
-        clock, settings, *more = self._read_ahead(keys=keys, args=[what])
-        ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings}
-        if what == "account":
-            ahead["account"] = more[0]
-        elif what == "task":
-            ahead["task_id"], ahead["task"] = task_id, more[0]
+        """The request takes the clock, the account's settings and (with `tasks`) the account's backlog or (with
+        `task_id`) that task from here: from what this process last read or wrote of them or, when it lacks one, from
+        one script that reads them all. The request's one write (`add_task`, or `record` of its journal entry) checks
+        in its own script that they are still so. When one is not, nothing is written, the store learns what is current
+        from that script's answer and raises StaleRead, and the request is answered again. A submission or a
+        getprogress thus costs one round trip when what it reads is as this process last saw it, and two when it is
+        not (D48 says when it costs more)."""
+        clock, settings = self._clock, self._settings.get(appkey, UNSEEN)
+        account = self._accounts.get(appkey) if tasks else None
+        task = self._tasks.get(task_id) if task_id is not None else None
+        if clock is UNSEEN or settings is UNSEEN or (tasks and account is None) or (task_id is not None and not task):
+            keys, what = [self._key("clock"), self._key("settings", appkey)], ""
+            if tasks:
+                keys, what = [*keys, *self._account_keys(appkey)], "account"
+            elif task_id is not None:
+                keys, what = [*keys, self._key("task", task_id)], "task"
+            clock, settings, *more = self._read_ahead(keys=keys, args=[what])
+            self._saw(appkey, clock, settings)
+            if what == "account":
+                account = self._saw_account(appkey, more[0])
+            elif what == "task":
+                task = self._saw_task(task_id, more[0])
+        ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings, "account": account,
+                 "task_id": task_id, "task": task}
         token = _AHEAD.set(ahead)
         try:
             yield
@@ -159,6 +196,22 @@ class RedisStore:
         """What `read_ahead` read for the request this thread is answering, if it read it from this store."""
         ahead = _AHEAD.get()
         return ahead if ahead is not None and ahead["store"] is self else None
+
+    def _saw(self, appkey: str, clock: str | None, settings: str | None) -> None:
+        self._clock = clock
+        _remember(self._settings, appkey, settings)
+
+    def _saw_account(self, appkey: str, account: list[Any] | tuple[str, int, str]) -> tuple[str, int, str]:
+        last, length, kept = account
+        return _remember(self._accounts, appkey, (last, int(length), kept))
+
+    def _saw_task(self, task_id: str, text: str | None) -> str | None:
+        """Remember a task's record, which never changes once written (a reset deletes it: the check sees that)."""
+        if text:
+            _remember(self._tasks, task_id, text)
+        else:
+            self._tasks.pop(task_id, None)
+        return text
 
     def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
         start = -limit if limit else 0
@@ -230,7 +283,7 @@ class RedisStore:
 
     def account_settings(self, appkey: str) -> dict[str, Any]:
         ahead = self._ahead()
-        if ahead is not None and ahead["appkey"] == appkey and "settings" in ahead:
+        if ahead is not None and ahead["appkey"] == appkey:
             text = ahead["settings"]
         else:
             text = self.redis.get(self._key("settings", appkey))
@@ -244,6 +297,7 @@ class RedisStore:
             pipe.set(self._key("settings", appkey), json.dumps(merged))
             pipe.sadd(self._key("appkeys"), appkey)
             pipe.execute()
+            self._settings.pop(appkey, None)  # read anew by the account's next request
 
     def appkeys(self) -> list[str]:
         return sorted(self.redis.smembers(self._key("appkeys")))
@@ -257,6 +311,9 @@ class RedisStore:
             keys += [self._key(kind, i) for i in self.redis.lrange(self._key("all"), 0, -1) for kind in TASK_KEYS]
             for start in range(0, len(keys), 1000):
                 self.redis.delete(*keys[start:start + 1000])
+            self._settings.clear()
+            self._accounts.clear()
+            self._tasks.clear()
             return
         self._forget([self._key("journal", appkey), self._key("journal-order"), self._key("journal-bytes")], [appkey])
         ids = self.redis.lrange(self._key("account", appkey), 0, -1)
@@ -270,30 +327,45 @@ class RedisStore:
         pipe.delete(*(self._key(kind, appkey) for kind in ACCOUNT_KEYS))
         pipe.srem(self._key("appkeys"), appkey)
         pipe.execute()
+        self._settings.pop(appkey, None)
+        self._accounts.pop(appkey, None)
+        for task_id in ids:
+            self._tasks.pop(task_id, None)
 
     def close(self) -> None:
         self.redis.close()
 
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
-        text = ahead["clock"] if ahead is not None and "clock" in ahead else self.redis.get(self._key("clock"))
+        text = ahead["clock"] if ahead is not None else self.redis.get(self._key("clock"))
         return json.loads(text) if text else None
 
     def put_clock_state(self, state: dict[str, Any]) -> None:
-        self.redis.set(self._key("clock"), json.dumps(state))
+        text = json.dumps(state)
+        self.redis.set(self._key("clock"), text)
+        self._clock = text
         ahead = self._ahead()
         if ahead is not None:
-            ahead.pop("clock", None)  # read anew from now on
+            ahead["clock"] = text
 
 
-# -- a submission in two round trips ------------------------------------------------------------------------------
-# A submission plans its task against the account's backlog (D67). One script reads it, with the account's newest
-# task and number of tasks, the clock and the account's settings, as the request starts (`read_ahead`); the
-# submission plans in Python, then one script writes the task, its indexes, the new backlog and the request's
-# journal entry, after checking that the account is as it was read: same length, same last task. If another
-# submission to the account came first, nothing is written and the submission reads the account again and plans
-# anew. Per account, submissions are thus as serial as under a lock (D48), without the lock's own round trips (take,
-# release) or its polling.
+def _remember(seen: dict[str, Any], key: str, value: Any) -> Any:
+    """Keep `value` as what was last seen of `key`, starting over past SEEN_LIMIT keys (one more read each)."""
+    if len(seen) >= SEEN_LIMIT and key not in seen:
+        seen.clear()
+    seen[key] = value
+    return value
+
+
+# -- a request in one round trip -----------------------------------------------------------------------------------
+# A submission plans its task against the account's backlog (D67): its newest task, number of tasks and kept
+# backlog, taken with the clock and the account's settings from what this process last saw of them or from one script
+# that reads them (`read_ahead`). The submission plans in Python, then one script writes the task, its indexes, the
+# new backlog and the request's journal entry, after checking that all of that is as it was taken. If it is not
+# (another submission to the account came first, another worker moved the clock or changed the settings), nothing is
+# written and the script answers what is current: the submission plans anew against the account as it now is, or,
+# when the clock or the settings changed, the request is answered again (StaleRead). Per account, submissions are thus
+# as serial as under a lock (D48), without the lock's own round trips (take, release) or its polling.
 ACCOUNT_FUNCTION = """
 local function account(list, backlog)
   return {redis.call('LINDEX', list, -1) or '', redis.call('LLEN', list), redis.call('GET', backlog) or ''}
@@ -308,30 +380,50 @@ if ARGV[1] == 'account' then ahead[3] = account(KEYS[3], KEYS[4]) end
 if ARGV[1] == 'task' then ahead[3] = redis.call('GET', KEYS[3]) or false end
 return ahead
 """
-# KEYS: the account's task list, its backlog and, when the request is journaled, the four keys of `record`; ARGV:
-# what the account was read as (length, last id), the prefix, the task (id, appkey, record, media, due, owed), the
-# new backlog and `record`'s arguments.
-WRITE_TASK = RECORD_FUNCTION + """
-local account = KEYS[1]
-local length, last = tonumber(ARGV[1]), ARGV[2]
-if redis.call('LLEN', account) ~= length or (length > 0 and redis.call('LINDEX', account, -1) ~= last) then
-  return 0
+# Whether the clock and the settings (KEYS c and s) read as the texts a request took them as ('' for none).
+UNCHANGED_FUNCTION = """
+local function unchanged(c, s, clock, settings)
+  return (redis.call('GET', c) or '') == clock and (redis.call('GET', s) or '') == settings
 end
-local prefix, task_id, appkey = ARGV[3], ARGV[4], ARGV[5]
-redis.call('SET', prefix .. 'task:' .. task_id, ARGV[6])
-redis.call('RPUSH', account, task_id)
+"""
+# KEYS: the four of `record`, the clock, the account's settings and, when the request named a task, the task; ARGV:
+# `record`'s seven arguments, then what the request took the clock and the settings as and whether it found the task
+# ('1' or '0'). Answers 1 once the entry is kept, else what is current, as READ_AHEAD answers it.
+RECORD_CHECKED = RECORD_FUNCTION + UNCHANGED_FUNCTION + """
+if unchanged(KEYS[5], KEYS[6], ARGV[8], ARGV[9])
+    and (not KEYS[7] or (redis.call('EXISTS', KEYS[7]) == 1) == (ARGV[10] == '1')) then
+  record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV, 1, 7))
+  return 1
+end
+return {redis.call('GET', KEYS[5]) or false, redis.call('GET', KEYS[6]) or false,
+        KEYS[7] and redis.call('GET', KEYS[7]) or false}
+"""
+# KEYS: the account's task list, its backlog, the clock, the account's settings and, when the request is journaled,
+# the four keys of `record`; ARGV: what the clock and the settings were taken as, what the account was (length, last
+# id), the prefix, the task (id, appkey, record, media, due, owed), the new backlog and `record`'s arguments. Answers 1
+# once written, else what is current: the clock, the settings and the account.
+WRITE_TASK = RECORD_FUNCTION + ACCOUNT_FUNCTION + UNCHANGED_FUNCTION + """
+local list, backlog = KEYS[1], KEYS[2]
+local length, last = tonumber(ARGV[3]), ARGV[4]
+if not unchanged(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) or redis.call('LLEN', list) ~= length
+    or (redis.call('LINDEX', list, -1) or '') ~= last then
+  return {redis.call('GET', KEYS[3]) or false, redis.call('GET', KEYS[4]) or false, account(list, backlog)}
+end
+local prefix, task_id, appkey = ARGV[5], ARGV[6], ARGV[7]
+redis.call('SET', prefix .. 'task:' .. task_id, ARGV[8])
+redis.call('RPUSH', list, task_id)
 redis.call('RPUSH', prefix .. 'all', task_id)
 redis.call('SADD', prefix .. 'appkeys', appkey)
-redis.call('HSET', prefix .. 'media', task_id, ARGV[7])
-if ARGV[8] ~= '' then
-  redis.call('ZADD', prefix .. 'due', ARGV[8], task_id)
+redis.call('HSET', prefix .. 'media', task_id, ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('ZADD', prefix .. 'due', ARGV[10], task_id)
 end
-if ARGV[9] ~= '' then
-  redis.call('ZADD', prefix .. 'owed', ARGV[9], task_id)
+if ARGV[11] ~= '' then
+  redis.call('ZADD', prefix .. 'owed', ARGV[11], task_id)
 end
-redis.call('SET', KEYS[2], ARGV[10])
-if KEYS[3] then
-  record(KEYS[3], KEYS[4], KEYS[5], KEYS[6], unpack(ARGV, 11))
+redis.call('SET', backlog, ARGV[12])
+if KEYS[5] then
+  record(KEYS[5], KEYS[6], KEYS[7], KEYS[8], unpack(ARGV, 13))
 end
 return 1
 """
@@ -339,21 +431,36 @@ return 1
 
 def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
                              journal: Callable[[Task], JournalEntry] | None) -> Task:
-    account_keys = store._account_keys(appkey)
+    keys = [*store._account_keys(appkey), store._key("clock"), store._key("settings", appkey)]
     ahead = store._ahead()
-    read_ahead = ahead.pop("account", None) if ahead is not None and ahead["appkey"] == appkey else None
+    ahead = ahead if ahead is not None and ahead["appkey"] == appkey else None
+    if ahead is not None:
+        if ahead["account"] is None:  # read ahead without it
+            ahead["account"] = store._saw_account(appkey, store._read_account(keys=keys[:2]))
+        clock, settings, account = ahead["clock"], ahead["settings"], ahead["account"]
+    else:
+        clock, settings, account = store._read_ahead(keys=[keys[2], keys[3], *keys[:2]], args=["account"])
+        store._saw(appkey, clock, settings)
+        account = store._saw_account(appkey, account)
     while True:
-        last, length, kept = read_ahead or store._read_account(keys=account_keys)
-        read_ahead = None  # a second try reads the account anew
+        last, length, kept = account
         task, backlog = planned(backlog_from(kept), last, lambda: store.tasks(appkey), build)
         due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
-        keys = list(account_keys)
-        args = [length, last, store.prefix, task.task_id, appkey, dumps(task), media, due, owed, backlog_text(backlog)]
-        if journal is not None:  # the accepted request's journal entry, in the same script (its bounds kept there)
-            record_keys, record_args = store._record_call(journal(task))
-            keys += record_keys
-            args += record_args
-        if store._write_task(keys=keys, args=args):
+        text, kept = dumps(task), backlog_text(backlog)
+        args = [clock or "", settings or "", length, last, store.prefix, task.task_id, appkey, text, media, due, owed,
+                kept]
+        record_keys, record_args = store._record_call(journal(task)) if journal is not None else ([], [])
+        current = store._write_task(keys=keys + record_keys, args=args + record_args)  # the journal entry with it
+        if current == 1:
+            account = store._saw_account(appkey, (task.task_id, length + 1, kept))
+            store._saw_task(task.task_id, text)
+            if ahead is not None:
+                ahead["account"] = account
             return task
+        store._saw(appkey, *current[:2])
+        account = store._saw_account(appkey, current[2])
+        if ahead is not None and current[:2] != [ahead["clock"], ahead["settings"]]:
+            raise StaleRead  # the request read the clock or the settings: it is answered again
+        clock, settings = current[:2]
