@@ -15,7 +15,7 @@ from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, Jo
                                         open_store)
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
-from .conftest import TEXT_PAYLOAD, until
+from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving, until
 
 pytestmark = pytest.mark.all_stores
 
@@ -570,6 +570,88 @@ def test_a_redis_api_request_answers_again_from_what_another_host_changed(store_
     other_host.reset(api.appkey)
     assert api.call("getprogress", {"TaskId": first.payload["TaskId"]}).code == 110006  # nor the reset
     assert [entry.code for entry in store.journal(api.appkey)] == [110006]
+
+
+def test_a_redis_refusal_is_checked_against_the_account_it_was_planned_against(store_spec, clock):
+    """A submission refused for the account's backlog (its quota) keeps its journal entry only if the account is as
+    planned against: after another host reset the account, this process plans anew and accepts."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    from ivh_mock.mock_server import create_app
+
+    api = in_process(create_app({**TIMING, "background": False, "store": store_spec, "max_pending": 2}, clock=clock),
+                     clock)
+    assert [api.call("phototovideonotrain", TEXT_PAYLOAD).code for _ in range(3)] == [0, 0, 100008]
+    other_host = open_store(store_spec)
+    other_host.reset(api.appkey)  # no settings to change: only the account's tasks tell
+    assert [api.call("phototovideonotrain", TEXT_PAYLOAD).code for _ in range(3)] == [0, 0, 100008]
+    assert [entry.code for entry in other_host.journal(api.appkey)] == [0, 0, 100008]
+
+
+@pytest.mark.parametrize("change", ["clock", "refilled"])
+def test_a_redis_submission_whose_clock_or_account_changed_writes_nothing_of_its_plan(store_spec, store, change):
+    """Another host moved the clock (the request is answered again), or reset the account and filled it again to the
+    same number of tasks (only its newest task tells: the submission plans again against it)."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    from ivh_mock.mock_server.store import StaleRead
+
+    other_host = open_store(store_spec)
+    StoredClock(store).freeze()
+    for task_id in ("a", "b"):
+        with store.read_ahead("app", tasks=True):
+            store.add_task("app", lambda backlog_at, i=task_id: make_task(i, seq=backlog_at(0.0).next_seq),
+                           journal_entry)
+    if change == "clock":
+        StoredClock(other_host).advance(60)
+    else:
+        other_host.reset("app")
+        for task_id in ("c", "d"):
+            other_host.add_task("app", lambda backlog_at, i=task_id: make_task(i, seq=backlog_at(0.0).next_seq),
+                                journal_entry)
+    planned_against = []
+
+    def build(backlog_at):
+        backlog = backlog_at(0.0)
+        planned_against.append(backlog.last)
+        return make_task(f"mine-{len(planned_against)}", seq=backlog.next_seq)
+
+    with contextlib.ExitStack() as stack:
+        if change == "clock":
+            stack.enter_context(pytest.raises(StaleRead))
+        stack.enter_context(store.read_ahead("app", tasks=True))
+        store.add_task("app", build, journal_entry)
+    if change == "clock":
+        assert planned_against == ["b"] and [t.task_id for t in store.tasks("app")] == ["a", "b"]
+        assert store.clock_state() == other_host.clock_state()
+    else:
+        assert planned_against == ["b", "d"]
+        assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("c", 0), ("d", 1), ("mine-2", 2)]
+
+
+def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_spec, app, api):
+    """The photo's download moves the clock on another host, so the submission's write finds it changed and the
+    request is answered again: from the photo already taken in, not a second download."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    from ivh_mock.mock_server.media_in.samples import portrait
+    from werkzeug.wrappers import Request, Response
+
+    other_host, photo, downloads = open_store(store_spec), portrait(480, 640), []
+
+    @Request.application
+    def media(request):
+        downloads.append(request.path)
+        if len(downloads) == 1:
+            other_host.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+        return Response(photo, mimetype="image/jpeg")
+
+    api.call("getprogress", {"TaskId": "0" * 32})  # the clock as it was, seen by this process
+    with serving(media) as url:
+        answer = api.call("phototovideonotrain", {**TEXT_PAYLOAD, "RefPhotoUrl": f"{url}/photo.jpg"})
+    assert answer.code == 0 and downloads == ["/photo.jpg"]
+    store = app.extensions["ivh_mock"].store
+    assert [entry.code for entry in store.journal(api.appkey)] == [110006, 0] and store.clock_state()["base"] == 5.0
 
 
 def _written(store, count: int) -> None:

@@ -1,10 +1,12 @@
 """What a service learns about the HTTP request it answers."""
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 from ..lifecycle.scenarios import Scenario
 from ..store import JournalEntry, Task
+
+Made = TypeVar("Made")
 
 
 @dataclass(frozen=True)
@@ -15,3 +17,18 @@ class Call:
     # The request's journal entry should it create `task`: a service that stores a task hands this to the store,
     # which keeps the entry in the same transaction (one write a submission); the route journals every other answer.
     journal: Callable[[Task], JournalEntry] | None = None
+    # What the request's steps came to, shared by each answer made to it: a Redis store may have the request answered
+    # again (StaleRead, DECISIONS.md D70), and the caller's media host must not see a second download.
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, name: str, make: Callable[[], Made]) -> Made:
+        """What `make()` returns, or raises, made once for the HTTP request."""
+        if name not in self.made:
+            try:
+                self.made[name] = (make(), None)
+            except Exception as error:  # a refusal, kept to be raised again by the request's next answer
+                self.made[name] = (None, error)
+        value, error = self.made[name]
+        if error is not None:
+            raise error
+        return value

@@ -29,7 +29,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         raise refusal(ctx.spec, scenario.reject, account.max_pending)
     if payload["DriverType"] == "Text":
         _check_timbre(ctx, payload["SpeechParam"])
-    inputs = ctx.intake.take(payload, call.base_url)
+    inputs = call.once("inputs", lambda: ctx.intake.take(payload, call.base_url))  # downloaded once per request
     speech = estimate(ctx.spec, Rates(ctx.config.cjk_chars_per_second, ctx.config.latin_words_per_second), payload)
     sentences = speech.sentences if speech else []
     duration_ms = speech.duration_ms if speech else inputs.audio_ms

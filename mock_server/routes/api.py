@@ -45,17 +45,18 @@ def _view(operation_id: str, ctx: MockContext):
         # explained below, in its turn, and only once authenticated)
         valid = operation_id == "getprogress" and body.error is None and ctx.spec.surely_valid(operation_id, body.value)
         named = envelope.task_id_of(body.value) if valid else None
+        made: dict[str, Any] = {}  # what the request's steps came to, for each answer (Call.made)
         while True:
             # the clock is read anew by each answer: one that what it read ahead changed before its write is
-            # answered again, with nothing written (D48)
+            # answered again, with nothing written (D70)
             with StoredClock.pinned():
                 try:
-                    return answer(body, request_id, query, appkey, valid, named)
+                    return answer(body, request_id, query, appkey, valid, named, made)
                 except StaleRead:
                     continue
 
     def answer(body: envelope.Body, request_id: str, query: dict[str, str], appkey: str, valid: bool,
-               named: str | None):
+               named: str | None, made: dict[str, Any]):
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
         account = None
         journaled: list[str] = []
@@ -84,7 +85,8 @@ def _view(operation_id: str, ctx: MockContext):
                 if violations:
                     raise from_violations(violations)
                 base_url = _base_url(request.environ)
-                payload = service(ctx, account, body.value["Payload"], Call(request_id, scenario, base_url, accepted))
+                call = Call(request_id, scenario, base_url, accepted, made)
+                payload = service(ctx, account, body.value["Payload"], call)
                 status = 200
             except ApiError as error:
                 code, message, status = error.code, error.message, error.http_status

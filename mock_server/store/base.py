@@ -344,7 +344,8 @@ class Store(Protocol):
         settings and, with `tasks`, the account's backlog for `add_task` or, with `task_id`, `get_task(task_id)` from
         one read made as the block starts, or from what it read or wrote of them before: a network store saves its
         round trips. The request's write (`add_task`, or `record` of its journal entry) then checks that they are still
-        so, and raises StaleRead when one is not. A store whose reads are cheap does nothing."""
+        so: when one is not, `record` raises StaleRead, and `add_task` plans again if only the account's tasks changed
+        and raises StaleRead otherwise. A store whose reads are cheap does nothing."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""

@@ -25,7 +25,9 @@ from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, S
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
-SEEN_LIMIT = 10_000  # accounts (and tasks) a process remembers the state of between requests; past it, it starts over
+# Accounts and tasks a process remembers what it saw of between requests; past either bound, it starts over. A task's
+# record takes 1 to 10 KB (its texts and URLs), an account's backlog less unless it keeps many unfinished tasks.
+SEEN_ACCOUNTS, SEEN_TASKS = 10_000, 1_000
 UNSEEN = object()  # the clock's text before this process first read it
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
 SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
@@ -139,17 +141,25 @@ class RedisStore:
         if ahead is None:
             self._record(keys, args)
             return
-        # the request's answer came from what it read ahead: keep its entry only if that is still so
-        keys += [self._key("clock"), self._key("settings", ahead["appkey"])]
+        # the request's answer came from what it read ahead (a submission's refusal may come from the account's
+        # backlog): keep its entry only if that is still so
+        appkey = ahead["appkey"]
+        keys += [self._key("clock"), self._key("settings", appkey)]
         args += [ahead["clock"] or "", ahead["settings"] or ""]
         if ahead["task_id"] is not None:
             keys.append(self._key("task", ahead["task_id"]))
-            args.append("1" if ahead["task"] else "0")
+            args += ["task", "1" if ahead["task"] else "0"]
+        elif ahead["account"] is not None:
+            last, length, _ = ahead["account"]
+            keys += self._account_keys(appkey)
+            args += ["account", length, last]
         current = self._record_checked(keys, args)
         if current != 1:
-            self._saw(ahead["appkey"], *current[:2])
+            self._saw(appkey, *current[:2])
             if ahead["task_id"] is not None:
                 self._saw_task(ahead["task_id"], current[2])
+            elif ahead["account"] is not None:
+                self._saw_account(appkey, current[2])
             raise StaleRead
 
     def _record_call(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
@@ -165,10 +175,11 @@ class RedisStore:
         """The request takes the clock, the account's settings and (with `tasks`) the account's backlog or (with
         `task_id`) that task from here: from what this process last read or wrote of them or, when it lacks one, from
         one script that reads them all. The request's one write (`add_task`, or `record` of its journal entry) checks
-        in its own script that they are still so. When one is not, nothing is written, the store learns what is current
-        from that script's answer and raises StaleRead, and the request is answered again. A submission or a
-        getprogress thus costs one round trip when what it reads is as this process last saw it, and two when it is
-        not (D48 says when it costs more)."""
+        in its own script that they are still so. When one is not, nothing is written and the store learns what is
+        current from that script's answer; then a submission whose account alone changed plans again, and otherwise
+        the store raises StaleRead and the request is answered again. A submission or a getprogress thus costs one
+        round trip when what it reads is as this process last saw it, and two when it is not (D48 says when it costs
+        more; D70)."""
         clock, settings = self._clock, self._settings.get(appkey, UNSEEN)
         account = self._accounts.get(appkey) if tasks else None
         task = self._tasks.get(task_id) if task_id is not None else None
@@ -199,16 +210,16 @@ class RedisStore:
 
     def _saw(self, appkey: str, clock: str | None, settings: str | None) -> None:
         self._clock = clock
-        _remember(self._settings, appkey, settings)
+        _remember(self._settings, appkey, settings, SEEN_ACCOUNTS)
 
     def _saw_account(self, appkey: str, account: list[Any] | tuple[str, int, str]) -> tuple[str, int, str]:
         last, length, kept = account
-        return _remember(self._accounts, appkey, (last, int(length), kept))
+        return _remember(self._accounts, appkey, (last, int(length), kept), SEEN_ACCOUNTS)
 
     def _saw_task(self, task_id: str, text: str | None) -> str | None:
         """Remember a task's record, which never changes once written (a reset deletes it: the check sees that)."""
         if text:
-            _remember(self._tasks, task_id, text)
+            _remember(self._tasks, task_id, text, SEEN_TASKS)
         else:
             self._tasks.pop(task_id, None)
         return text
@@ -349,9 +360,9 @@ class RedisStore:
             ahead["clock"] = text
 
 
-def _remember(seen: dict[str, Any], key: str, value: Any) -> Any:
-    """Keep `value` as what was last seen of `key`, starting over past SEEN_LIMIT keys (one more read each)."""
-    if len(seen) >= SEEN_LIMIT and key not in seen:
+def _remember(seen: dict[str, Any], key: str, value: Any, bound: int) -> Any:
+    """Keep `value` as what was last seen of `key`, starting over past `bound` keys (one more read each)."""
+    if len(seen) >= bound and key not in seen:
         seen.clear()
     seen[key] = value
     return value
@@ -370,6 +381,9 @@ ACCOUNT_FUNCTION = """
 local function account(list, backlog)
   return {redis.call('LINDEX', list, -1) or '', redis.call('LLEN', list), redis.call('GET', backlog) or ''}
 end
+local function account_as(list, length, last)
+  return redis.call('LLEN', list) == tonumber(length) and (redis.call('LINDEX', list, -1) or '') == last
+end
 """
 READ_ACCOUNT = ACCOUNT_FUNCTION + "return account(KEYS[1], KEYS[2])"
 # KEYS: the clock, the account's settings and, for a submission, the account's task list and backlog or, for a
@@ -386,17 +400,23 @@ local function unchanged(c, s, clock, settings)
   return (redis.call('GET', c) or '') == clock and (redis.call('GET', s) or '') == settings
 end
 """
-# KEYS: the four of `record`, the clock, the account's settings and, when the request named a task, the task; ARGV:
-# `record`'s seven arguments, then what the request took the clock and the settings as and whether it found the task
-# ('1' or '0'). Answers 1 once the entry is kept, else what is current, as READ_AHEAD answers it.
-RECORD_CHECKED = RECORD_FUNCTION + UNCHANGED_FUNCTION + """
-if unchanged(KEYS[5], KEYS[6], ARGV[8], ARGV[9])
-    and (not KEYS[7] or (redis.call('EXISTS', KEYS[7]) == 1) == (ARGV[10] == '1')) then
+# KEYS: the four of `record`, the clock, the account's settings and, for a getprogress that named a task, the task or,
+# for a submission, the account's task list and backlog; ARGV: `record`'s seven arguments, what the request took the
+# clock and the settings as, then 'task' and whether it found the task ('1' or '0'), or 'account' and the account's
+# length and newest task. Answers 1 once the entry is kept, else what is current, as READ_AHEAD answers it.
+RECORD_CHECKED = RECORD_FUNCTION + ACCOUNT_FUNCTION + UNCHANGED_FUNCTION + """
+local kind = ARGV[10]
+local same = unchanged(KEYS[5], KEYS[6], ARGV[8], ARGV[9])
+if same and kind == 'task' then same = (redis.call('STRLEN', KEYS[7]) > 0) == (ARGV[11] == '1') end
+if same and kind == 'account' then same = account_as(KEYS[7], ARGV[11], ARGV[12]) end
+if same then
   record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV, 1, 7))
   return 1
 end
-return {redis.call('GET', KEYS[5]) or false, redis.call('GET', KEYS[6]) or false,
-        KEYS[7] and redis.call('GET', KEYS[7]) or false}
+local current = {redis.call('GET', KEYS[5]) or false, redis.call('GET', KEYS[6]) or false}
+if kind == 'task' then current[3] = redis.call('GET', KEYS[7]) or false end
+if kind == 'account' then current[3] = account(KEYS[7], KEYS[8]) end
+return current
 """
 # KEYS: the account's task list, its backlog, the clock, the account's settings and, when the request is journaled,
 # the four keys of `record`; ARGV: what the clock and the settings were taken as, what the account was (length, last
@@ -404,9 +424,7 @@ return {redis.call('GET', KEYS[5]) or false, redis.call('GET', KEYS[6]) or false
 # once written, else what is current: the clock, the settings and the account.
 WRITE_TASK = RECORD_FUNCTION + ACCOUNT_FUNCTION + UNCHANGED_FUNCTION + """
 local list, backlog = KEYS[1], KEYS[2]
-local length, last = tonumber(ARGV[3]), ARGV[4]
-if not unchanged(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) or redis.call('LLEN', list) ~= length
-    or (redis.call('LINDEX', list, -1) or '') ~= last then
+if not (unchanged(KEYS[3], KEYS[4], ARGV[1], ARGV[2]) and account_as(list, ARGV[3], ARGV[4])) then
   return {redis.call('GET', KEYS[3]) or false, redis.call('GET', KEYS[4]) or false, account(list, backlog)}
 end
 local prefix, task_id, appkey = ARGV[5], ARGV[6], ARGV[7]
@@ -461,6 +479,8 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
             return task
         store._saw(appkey, *current[:2])
         account = store._saw_account(appkey, current[2])
-        if ahead is not None and current[:2] != [ahead["clock"], ahead["settings"]]:
-            raise StaleRead  # the request read the clock or the settings: it is answered again
+        if ahead is not None:
+            if current[:2] != [ahead["clock"], ahead["settings"]]:
+                raise StaleRead  # the request read the clock or the settings: it is answered again
+            ahead["account"] = account  # what a refusal of the next plan is checked against
         clock, settings = current[:2]
