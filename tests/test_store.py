@@ -629,9 +629,11 @@ def test_a_redis_submission_whose_clock_or_account_changed_writes_nothing_of_its
         assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("c", 0), ("d", 1), ("mine-2", 2)]
 
 
-def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_spec, app, api):
-    """The photo's download moves the clock on another host, so the submission's write finds it changed and the
-    request is answered again: from the photo already taken in, not a second download."""
+@pytest.mark.parametrize("served, code", [(200, 0), (404, -101002)])
+def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_spec, app, api, served, code):
+    """The photo's download moves the clock on another host, so the submission's write (its task, or the journal
+    entry of its refusal) finds it changed and the request is answered again: from the photo already taken in, or its
+    refusal, not a second download."""
     if not store_spec.startswith("redis"):
         pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server.media_in.samples import portrait
@@ -644,14 +646,70 @@ def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_s
         downloads.append(request.path)
         if len(downloads) == 1:
             other_host.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
-        return Response(photo, mimetype="image/jpeg")
+        return Response(photo, status=served, mimetype="image/jpeg")
 
     api.call("getprogress", {"TaskId": "0" * 32})  # the clock as it was, seen by this process
     with serving(media) as url:
         answer = api.call("phototovideonotrain", {**TEXT_PAYLOAD, "RefPhotoUrl": f"{url}/photo.jpg"})
-    assert answer.code == 0 and downloads == ["/photo.jpg"]
+    assert answer.code == code and downloads == ["/photo.jpg"]
     store = app.extensions["ivh_mock"].store
-    assert [entry.code for entry in store.journal(api.appkey)] == [110006, 0] and store.clock_state()["base"] == 5.0
+    assert [entry.code for entry in store.journal(api.appkey)] == [110006, code]
+    assert store.clock_state()["base"] == 5.0
+
+
+def test_a_redis_refusal_after_planning_again_is_checked_against_the_second_plan(store_spec, store):
+    """The first plan's write finds another host's task; the second plan refuses (its quota, say): the refusal's
+    journal entry is checked against the account as planned the second time, and kept."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    other_host, plans = open_store(store_spec), []
+
+    def build(backlog_at):
+        backlog = backlog_at(0.0)
+        plans.append(backlog.last)
+        if len(plans) == 1:
+            other_host.add_task("app", lambda before: make_task("theirs", seq=before(0.0).next_seq), journal_entry)
+            return make_task("mine", seq=backlog.next_seq)
+        raise LookupError("over quota")
+
+    with store.read_ahead("app", tasks=True):
+        with pytest.raises(LookupError):
+            store.add_task("app", build, journal_entry)
+        store.record(note(1, "app"))
+    assert plans == ["", "theirs"] and [entry.request_id for entry in store.journal("app")] == ["r-theirs", "r1"]
+
+
+@pytest.mark.parametrize("planned", [True, False])
+def test_a_redis_submission_refused_is_checked_against_its_account_only_if_it_planned(store_spec, store, planned):
+    """Another host reset the account and filled it again to as many tasks: a refusal made as the submission planned
+    came from a backlog that is gone, and is answered again; one made before (its signature, say) did not read it."""
+    if not store_spec.startswith("redis"):
+        pytest.skip("only a store across a network reads ahead")
+    from ivh_mock.mock_server.store import StaleRead
+
+    other_host = open_store(store_spec)
+    with store.read_ahead("app", tasks=True):
+        store.add_task("app", lambda backlog_at: make_task("a", seq=backlog_at(0.0).next_seq), journal_entry)
+    other_host.reset("app")
+    other_host.add_task("app", lambda backlog_at: make_task("b", seq=backlog_at(0.0).next_seq), journal_entry)
+
+    def refuse(backlog_at):
+        assert backlog_at(0.0).last == "a"  # as this process last saw the account
+        raise LookupError("over quota")
+
+    with contextlib.ExitStack() as stack:
+        if planned:
+            stack.enter_context(pytest.raises(StaleRead))
+        stack.enter_context(store.read_ahead("app", tasks=True))
+        if planned:
+            with pytest.raises(LookupError):
+                store.add_task("app", refuse, journal_entry)
+        store.record(note(1, "app"))
+    assert [entry.request_id for entry in store.journal("app")] == ["r-b"] + ([] if planned else ["r1"])
+    if planned:  # the account as it now is, learnt from the refused write: the next answer plans against it
+        with store.read_ahead("app", tasks=True):
+            assert store.add_task("app", lambda backlog_at: make_task("c", seq=backlog_at(0.0).next_seq),
+                                  journal_entry).seq == 1
 
 
 def _written(store, count: int) -> None:

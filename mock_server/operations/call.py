@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+from ..errors import ApiError
 from ..lifecycle.scenarios import Scenario
 from ..store import JournalEntry, Task
 
@@ -22,11 +23,11 @@ class Call:
     made: dict[str, Any] = field(default_factory=dict)
 
     def once(self, name: str, make: Callable[[], Made]) -> Made:
-        """What `make()` returns, or raises, made once for the HTTP request."""
+        """What `make()` returns, or the API error it raises, made once for the HTTP request."""
         if name not in self.made:
             try:
                 self.made[name] = (make(), None)
-            except Exception as error:  # a refusal, kept to be raised again by the request's next answer
+            except ApiError as error:  # a refusal, kept to be raised again by the request's next answer
                 self.made[name] = (None, error)
         value, error = self.made[name]
         if error is not None:

@@ -21,14 +21,14 @@ import redis
 from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task, UploadRecord,
                    backlog_from, backlog_text, dumps, journal_text, kept_as_of, loads, planned)
 
-# What `RedisStore.read_ahead` read for the request being answered (a thread answers one request at a time).
+# What `RedisStore.read_ahead` took for the request being answered (a thread answers one request at a time).
 _AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 # Accounts and tasks a process remembers what it saw of between requests; past either bound, it starts over. A task's
 # record takes 1 to 10 KB (its texts and URLs), an account's backlog less unless it keeps many unfinished tasks.
 SEEN_ACCOUNTS, SEEN_TASKS = 10_000, 1_000
-UNSEEN = object()  # the clock's text before this process first read it
+UNSEEN = object()  # what this process has not read yet: the clock's text, an account's settings
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
 SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
 ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
@@ -141,15 +141,15 @@ class RedisStore:
         if ahead is None:
             self._record(keys, args)
             return
-        # the request's answer came from what it read ahead (a submission's refusal may come from the account's
-        # backlog): keep its entry only if that is still so
+        # the request's answer came from what it read ahead (a submission refused as it planned, for its quota or its
+        # balance, from the account's backlog too): keep its entry only if that is still so
         appkey = ahead["appkey"]
         keys += [self._key("clock"), self._key("settings", appkey)]
         args += [ahead["clock"] or "", ahead["settings"] or ""]
         if ahead["task_id"] is not None:
             keys.append(self._key("task", ahead["task_id"]))
             args += ["task", "1" if ahead["task"] else "0"]
-        elif ahead["account"] is not None:
+        elif ahead["planned"]:
             last, length, _ = ahead["account"]
             keys += self._account_keys(appkey)
             args += ["account", length, last]
@@ -158,7 +158,7 @@ class RedisStore:
             self._saw(appkey, *current[:2])
             if ahead["task_id"] is not None:
                 self._saw_task(ahead["task_id"], current[2])
-            elif ahead["account"] is not None:
+            elif ahead["planned"]:
                 self._saw_account(appkey, current[2])
             raise StaleRead
 
@@ -178,8 +178,8 @@ class RedisStore:
         in its own script that they are still so. When one is not, nothing is written and the store learns what is
         current from that script's answer; then a submission whose account alone changed plans again, and otherwise
         the store raises StaleRead and the request is answered again. A submission or a getprogress thus costs one
-        round trip when what it reads is as this process last saw it, and two when it is not (D48 says when it costs
-        more; D70)."""
+        round trip when what it reads is as this process last saw it, and two when it is not (three for a getprogress
+        whose task was deleted meanwhile: a task found missing is read again; D48 says when it costs more; D70)."""
         clock, settings = self._clock, self._settings.get(appkey, UNSEEN)
         account = self._accounts.get(appkey) if tasks else None
         task = self._tasks.get(task_id) if task_id is not None else None
@@ -196,7 +196,7 @@ class RedisStore:
             elif what == "task":
                 task = self._saw_task(task_id, more[0])
         ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings, "account": account,
-                 "task_id": task_id, "task": task}
+                 "task_id": task_id, "task": task, "planned": False}
         token = _AHEAD.set(ahead)
         try:
             yield
@@ -453,6 +453,7 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
     ahead = store._ahead()
     ahead = ahead if ahead is not None and ahead["appkey"] == appkey else None
     if ahead is not None:
+        ahead["planned"] = True  # a refusal `build` raises is journaled as made from the account
         if ahead["account"] is None:  # read ahead without it
             ahead["account"] = store._saw_account(appkey, store._read_account(keys=keys[:2]))
         clock, settings, account = ahead["clock"], ahead["settings"], ahead["account"]
