@@ -252,20 +252,22 @@ WHY = {
              "worker, with wrk (and redis-server) on the same two cores. The stores that outlive the process pay "
              "for that on every request: a SQLite submission's commit writes 7 to 9 pages to the write-ahead log "
              "(16 to 18 system calls; about 0.06 ms of the 0.8 to 1.0 ms a SQLite submission takes in-process, "
-             "the log's checkpoints running on a thread of their own, D69), and a Redis request makes two round "
-             "trips to a server on the same cores, where the memory store's request is function calls only.",
-    "SQLite": "a Redis submission makes two loopback round trips (one script reading the clock, the account's "
-              "settings and its backlog as the request starts, one script writing task and journal entry if the "
-              "account is unchanged), each a system call pair, a Lua run in Redis and a reply to parse in the "
-              "worker, where SQLite's reads and writes are function calls into a local file. With one thread "
-              "running at a time (D68) the worker waits out each round trip; alternating runs still gave Redis "
-              "more submissions with the dispatcher than without (747 against 707 a second at one worker, 1,221 "
-              "against 1,171 at two), and the Redis rows vary most from run to run. SQLite's writers wait for "
-              "less of its checkpoints (D69), which took its submissions from 849 to 914 a second at one worker "
-              "in alternating runs, so the goal now holds only in runs where Redis's rows are in the better "
-              "part of their spread.",
+             "the log's checkpoints running on a thread of their own, D69), and a Redis request makes a round "
+             "trip to a server on the same cores (two when its worker had not seen what it reads, D70), where the "
+             "memory store's request is function calls only.",
+    "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
+              "that writes task and journal entry checks that the clock, the settings and the account are as the "
+              "worker saw them, D70), and two when another worker wrote to the account last, as with two workers "
+              "and connections spread over both: each a system call pair, a Lua run in Redis and a reply to parse "
+              "in the worker, where SQLite's reads and writes are function calls into a local file. With one "
+              "thread running at a time (D68) the worker waits out each round trip. Taking what the worker saw "
+              "instead of reading it as each request starts took Redis from 464 to 573 submissions a second at "
+              "one worker in alternating runs (SQLite: 681 that day), and the Redis rows vary most from run to "
+              "run.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
-                  "function above a few percent of a submission outside Flask and werkzeug.",
+                  "function above a few percent of a submission outside Flask and werkzeug. The ratio moves with "
+                  "the machine: three alternating runs of this code and of the code before D70 on 2026-11-26 "
+                  "measured 0.56 to 0.59 ms against 0.28 to 0.31 ms, ratios of 1.79x to 2.01x.",
     "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
                "another worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
     "make test": "the virtualenv takes about 30 s to install from a warm pip cache, and most of the tests' time goes "
@@ -274,10 +276,15 @@ WHY = {
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 three runs of the SQLite row measured 1.24x, "
-              "1.05x and 0.96x; with Redis a queued task's getprogress also makes two more round trips than one "
+              "1.05x and 0.96x; with Redis a queued task's getprogress also makes one more round trip than one "
               "already rendering.",
     "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs and Pillow imports and compiling the spec's "
-                  "validators (PyAV and redis-py load on first use).",
+                  "validators (PyAV and redis-py load on first use). The bare Flask server, which imports less, "
+                  "takes nearly as long: on a slow day both sit at the bound.",
+    "account of": "a submission reads the account's kept backlog (D67), which finished tasks leave; what is left "
+                  "grows with the database's indexes. Best of three batches of 100 is still one moment of a "
+                  "shared machine: on 2026-11-26 the SQLite row measured 1.29x in `make bench` and 1.03x in "
+                  "`python -m bench.account` run alone just after.",
     "MB": "each task keeps its whole request payload, its plan and a journal entry that shares the payload.",
 }
 
