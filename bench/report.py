@@ -254,7 +254,12 @@ WHY = {
              "(16 to 18 system calls; about 0.06 ms of the 0.8 to 1.0 ms a SQLite submission takes in-process, "
              "the log's checkpoints running on a thread of their own, D69), and a Redis request makes a round "
              "trip to a server on the same cores (two when its worker had not seen what it reads, D70), where the "
-             "memory store's request is function calls only.",
+             "memory store's request is function calls only. At two workers, wrk's 16 connections are spread by "
+             "whichever worker accepts first, often unevenly: six runs against one two-worker server on 2026-11-26 "
+             "split them 2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly on one "
+             "worker measures about one worker's rate (in the run above, SQLite's 665 and 675 submissions a "
+             "second against 1,165 in its third run; alternating runs of two workers the same day gave 1,144 to "
+             "1,258).",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
               "worker saw them, D70), and two when another worker wrote to the account last, as with two workers "
