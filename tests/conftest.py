@@ -122,9 +122,11 @@ def pytest_fixture_setup(fixturedef, request):
 
 
 def pytest_generate_tests(metafunc):
-    """Run the tests of modules marked `all_stores` once per store backend."""
+    """Run the tests of modules marked `all_stores` once per store backend, or per backend a test's `stores` mark
+    names (a test of what only some backends do is not run, to be skipped, on the others)."""
     if "store_spec" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
-        metafunc.parametrize("store_spec", STORES, indirect=True)
+        only = metafunc.definition.get_closest_marker("stores")
+        metafunc.parametrize("store_spec", only.args if only else STORES, indirect=True)
 
 
 @pytest.fixture(scope="session")

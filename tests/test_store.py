@@ -94,12 +94,11 @@ def test_build_sees_the_accounts_backlog_of_earlier_tasks(store):
 OTHER_FORM = '{"since": 99.0, "last": "t1", "next_seq": 7, "live": [[1.0, 2.0, 3, false]]}'
 
 
+@pytest.mark.stores("sqlite", "redis")  # a memory store starts empty
 @pytest.mark.parametrize("left", ["none", "another form"])
 def test_a_store_written_by_another_version_plans_against_its_tasks(store_spec, store, left):
     """A database or Redis written by another version holds tasks but no backlog this version can read: the first
     submission makes the account's backlog from its tasks and keeps it."""
-    if store_spec == "memory":
-        pytest.skip("a memory store starts empty")
     for n in range(2):
         store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n))
     if store_spec.startswith("sqlite:"):
@@ -138,11 +137,10 @@ def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store
     assert store.count_waiting("nobody", 5, now=0.0) == 0
 
 
+@pytest.mark.stores("redis")  # the other stores count with a local scan
 def test_a_redis_array_count_reads_the_backlog_not_the_tasks_before(store_spec, store, monkeypatch):
     """A queued task's ArrayCount, asked for on every getprogress, comes from the account's backlog: its live tasks
     include every one not started yet. The tasks are read only when the backlog cannot serve."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("the other stores count with a local scan")
     for seq, start in enumerate([5.0, 10.0, 20.0]):
         task = replace(make_task(f"t{seq}", seq=seq, finish_at=start + 5), start_at=start)
         store.add_task("app", lambda backlog_at, task=task: task)
@@ -232,9 +230,8 @@ def test_reset_of_one_appkey_leaves_the_others(store):
     assert store.clock_state() == {"base": 5.0, "anchor": 5.0, "frozen": True}  # a reset leaves the clock alone
 
 
+@pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
 def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):
-    if store_spec == "memory":
-        pytest.skip("a memory store lives in one process")
     first, second = StoredClock(store), StoredClock(open_store(store_spec))
     first.freeze()
     first.set(1_000.0)
@@ -245,9 +242,8 @@ def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):
     assert 1_030.04 < first.now() < 1_031
 
 
+@pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
 def test_records_survive_a_reopen(store_spec, store):
-    if store_spec == "memory":
-        pytest.skip("a memory store lives in one process")
     task = store.add_task("app", lambda backlog_at: make_task("t1"))
     store.claim_callback("t1", 60)
     reopened = open_store(store_spec)
@@ -264,11 +260,10 @@ def _submit_then_claim(spec: str, worker: int, count: int, barrier, queue) -> No
     queue.put([store.claim_callback(f"w{w}-{n}", 60) for w in range(4) for n in range(count)])
 
 
+@pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
 def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_spec, store):
     """Four processes submit at once: every task sees all earlier ones (seq has no gaps or repeats), and each
     callback is claimed by exactly one process."""
-    if store_spec == "memory":
-        pytest.skip("a memory store lives in one process")
     context = multiprocessing.get_context("spawn")
     queue, barrier = context.Queue(), context.Barrier(4)
     workers = [context.Process(target=_submit_then_claim, args=(store_spec, w, 25, barrier, queue)) for w in range(4)]
@@ -402,11 +397,10 @@ def test_a_submission_and_its_journal_entry_are_kept_together(store):
     assert [task.task_id for task in store.tasks("app")] == ["t1"] and len(store.journal("app")) == 1
 
 
+@pytest.mark.stores("redis")  # the other stores plan under a lock; a nested submission would wait for it
 def test_a_redis_submission_plans_again_when_another_came_first(store_spec, store):
     """Between reading the account and writing the task, another host's submission lands: the write is refused and
     the plan is made again against both tasks, so no two tasks of an account ever share a seq."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("the other stores plan under a lock; a nested submission would wait for it")
     other_host = open_store(store_spec)
     seen = []
 
@@ -423,11 +417,10 @@ def test_a_redis_submission_plans_again_when_another_came_first(store_spec, stor
     assert [entry.task_id for entry in store.journal("app")] == ["first", "mine-2"]
 
 
+@pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
 def test_a_submission_read_ahead_of_another_hosts_plans_again_against_both(store_spec, store):
     """The account read as the request started is out of date once another host's submission lands: the write is
     refused and the account read anew, so the read-ahead never lets two tasks share a seq."""
-    if store_spec == "memory":
-        pytest.skip("a memory store lives in one process")
     other_host = open_store(store_spec)
     other_host.add_task("app", lambda before: make_task("before", seq=0), journal_entry)
     seen = []
@@ -457,13 +450,12 @@ def commands_sent(monkeypatch) -> list:
     return sent
 
 
+@pytest.mark.stores("redis")  # only a store across a network counts round trips
 def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store_spec, store, monkeypatch):
     """The first submission to an account reads the clock, the settings and the account's backlog, then writes (the
     task, its indexes, the new backlog and its journal entry, checking that what was read is unchanged); the next takes
     them from what this process saw, so it only writes. Once another host's submission came first, the write is
     refused with what is current, and the plan made again against it: two writes, no read (DECISIONS.md D48)."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network counts round trips")
     store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
     other_host = open_store(store_spec)
     other_host.add_task("other", lambda backlog_at: make_task("warm", "other", seq=0), journal_entry)  # scripts loaded
@@ -486,9 +478,8 @@ def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store
     assert [entry.task_id for entry in store.journal("app")] == ["t1", "t2", "theirs", "t3"]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     store, seen = app.extensions["ivh_mock"].store, []
     real = store._read_ahead
     monkeypatch.setattr(store, "_read_ahead", lambda keys, args: seen.append(keys) or real(keys=keys, args=args))
@@ -497,11 +488,10 @@ def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_sp
     assert [keys[2:] for keys in seen] == [[], [store._key("task", "0" * 32)]]
 
 
+@pytest.mark.stores("redis")  # only a store across a network counts round trips
 def test_a_redis_getprogress_costs_one_round_trip_once_its_task_was_seen(store_spec, store, monkeypatch):
     """The first poll of a task reads the clock, the settings and the task, then journals; the next takes them from
     what this process saw, and its journal entry, kept only if they are unchanged, is its one round trip."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network counts round trips")
     store.add_task("other", lambda backlog_at: make_task("loading", "other", seq=1), journal_entry)  # scripts loaded
     with store.read_ahead("other", task_id="loading"):
         store.record(note(0, "other"))
@@ -521,13 +511,12 @@ def test_a_redis_getprogress_costs_one_round_trip_once_its_task_was_seen(store_s
         assert store.get_task("gone") is None
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 @pytest.mark.parametrize("change", ["clock", "settings", "reset"])
 def test_a_redis_request_whose_reads_changed_keeps_nothing_and_is_answered_again(store_spec, store, change):
     """What a request took from what this process saw is checked by its write: another host's clock move, settings
     change or reset since then refuses the write, and the store, having learnt what is current from that answer,
     raises StaleRead; the request's next answer takes what is current, without another read."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server.store import StaleRead
 
     store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
@@ -557,11 +546,10 @@ def test_a_redis_request_whose_reads_changed_keeps_nothing_and_is_answered_again
     assert "refused" not in [task.task_id for task in store.tasks("app")]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 def test_a_redis_api_request_answers_again_from_what_another_host_changed(store_spec, app, api):
     """Through the API: what another host changed since this process last saw the account is what the next request
     is answered by, and only that answer is journaled."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     store, other_host = app.extensions["ivh_mock"].store, open_store(store_spec)
     first = api.call("phototovideonotrain", TEXT_PAYLOAD)
     assert first.code == 0 and api.call("getprogress", {"TaskId": first.payload["TaskId"]}).code == 0
@@ -572,11 +560,10 @@ def test_a_redis_api_request_answers_again_from_what_another_host_changed(store_
     assert [entry.code for entry in store.journal(api.appkey)] == [110006]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 def test_a_redis_refusal_is_checked_against_the_account_it_was_planned_against(store_spec, clock):
     """A submission refused for the account's backlog (its quota) keeps its journal entry only if the account is as
     planned against: after another host reset the account, this process plans anew and accepts."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server import create_app
 
     api = in_process(create_app({**TIMING, "background": False, "store": store_spec, "max_pending": 2}, clock=clock),
@@ -588,12 +575,11 @@ def test_a_redis_refusal_is_checked_against_the_account_it_was_planned_against(s
     assert [entry.code for entry in other_host.journal(api.appkey)] == [0, 0, 100008]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 @pytest.mark.parametrize("change", ["clock", "refilled"])
 def test_a_redis_submission_whose_clock_or_account_changed_writes_nothing_of_its_plan(store_spec, store, change):
     """Another host moved the clock (the request is answered again), or reset the account and filled it again to the
     same number of tasks (only its newest task tells: the submission plans again against it)."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server.store import StaleRead
 
     other_host = open_store(store_spec)
@@ -629,13 +615,12 @@ def test_a_redis_submission_whose_clock_or_account_changed_writes_nothing_of_its
         assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("c", 0), ("d", 1), ("mine-2", 2)]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 @pytest.mark.parametrize("served, code", [(200, 0), (404, -101002)])
 def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_spec, app, api, served, code):
     """The photo's download moves the clock on another host, so the submission's write (its task, or the journal
     entry of its refusal) finds it changed and the request is answered again: from the photo already taken in, or its
     refusal, not a second download."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server.media_in.samples import portrait
     from werkzeug.wrappers import Request, Response
 
@@ -657,11 +642,10 @@ def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_s
     assert store.clock_state()["base"] == 5.0
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 def test_a_redis_refusal_after_planning_again_is_checked_against_the_second_plan(store_spec, store):
     """The first plan's write finds another host's task; the second plan refuses (its quota, say): the refusal's
     journal entry is checked against the account as planned the second time, and kept."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     other_host, plans = open_store(store_spec), []
 
     def build(backlog_at):
@@ -679,12 +663,11 @@ def test_a_redis_refusal_after_planning_again_is_checked_against_the_second_plan
     assert plans == ["", "theirs"] and [entry.request_id for entry in store.journal("app")] == ["r-theirs", "r1"]
 
 
+@pytest.mark.stores("redis")  # only a store across a network reads ahead
 @pytest.mark.parametrize("planned", [True, False])
 def test_a_redis_submission_refused_is_checked_against_its_account_only_if_it_planned(store_spec, store, planned):
     """Another host reset the account and filled it again to as many tasks: a refusal made as the submission planned
     came from a backlog that is gone, and is answered again; one made before (its signature, say) did not read it."""
-    if not store_spec.startswith("redis"):
-        pytest.skip("only a store across a network reads ahead")
     from ivh_mock.mock_server.store import StaleRead
 
     other_host = open_store(store_spec)
