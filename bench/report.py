@@ -275,9 +275,12 @@ WHY = {
                   "measured 0.56 to 0.59 ms against 0.28 to 0.31 ms, ratios of 1.79x to 2.01x.",
     "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
                "another worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
-    "make test": "the virtualenv takes about 30 s to install from a warm pip cache, and most of the tests' time goes "
+    "make test": "the virtualenv takes 30 to 40 s to install from a warm pip cache, and most of the tests' time goes "
                  "to a handful that start whole processes: the wheel installed in a fresh virtualenv, the contract "
-                 "suite over HTTP on each store and through the proxy, the mutation check and the README examples.",
+                 "suite over HTTP on each store and through the proxy, the mutation check and the README examples. "
+                 "The machine's own speed moves it by a tenth: fresh clones of nearly the same suite took 177 s and "
+                 "198 s on 2026-11-26, and the benchmark run made between them measured Prism, the ceiling and "
+                 "each store at one worker 16% to 30% below the run made before the first.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 three runs of the SQLite row measured 1.24x, "
