@@ -232,55 +232,56 @@ def main() -> None:
 
 # What stands behind a missed goal, found by profiling (cProfile in-process: the table above; py-spy on a worker).
 WHY = {
-    "bare Flask": "the ceiling parses the JSON body and returns a fixed envelope. A submission to ivh-mock checks the "
-                  "HMAC signature against the shared clock, validates the query and the body against the spec "
+    "bare Flask": "the ceiling parses the JSON body and returns a fixed envelope. A submission to ivh-mock checks "
+                  "the HMAC signature against the shared clock, validates the query and the body against the spec "
                   "(compiled, jsonschema-rs, D64), looks up the verdict on its photo, estimates the speech (both "
-                  "remembered for inputs it has seen, D66), plans the task against the account's queue, writes "
-                  "task and journal entry in one transaction and answers in the envelope. One worker is one core "
-                  "(the GIL), so the ratio at one worker is what that work costs next to werkzeug's and waitress's "
-                  "own handling of the request, which both pay. In-process, with no server in the way, a "
-                  "submission costs under twice the ceiling's call (the in-process goal). Served, both go through "
-                  "the worker's dispatcher (D68), which gives the queue to the thread already running instead of "
-                  "waking a thread for each request: in alternating runs it took the ceiling's submissions from "
-                  "about 2,100 to about 3,000 a second and the memory store's from about 1,000 to about 1,350, so "
-                  "the ceiling moved further away. Its own runs vary most (1,613 and 3,651 submissions a second at "
-                  "one worker in two runs of the same code on 2026-11-26), so a ratio to it from one run can land "
-                  "on either side of the goal. At two workers the ceiling's throughput grows more than "
-                  "ivh-mock's, whose writers take turns on the store.",
-    "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and "
-             "its getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per "
-             "worker, with wrk (and redis-server) on the same two cores. The stores that outlive the process pay "
-             "for that on every request: a SQLite submission's commit writes 7 to 9 pages to the write-ahead log "
-             "(16 to 18 system calls; about 0.06 ms of the 0.8 to 1.0 ms a SQLite submission takes in-process, "
-             "the log's checkpoints running on a thread of their own, D69), and a Redis request makes a round "
-             "trip to a server on the same cores (two when its worker had not seen what it reads, D70), where the "
-             "memory store's request is function calls only. At two workers, wrk's 16 connections are spread by "
-             "whichever worker accepts first, often unevenly: six runs against one two-worker server on 2026-11-26 "
-             "split them 2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly on one "
-             "worker measures about one worker's rate (in the run above, SQLite's 665 and 675 submissions a "
-             "second against 1,165 in its third run; alternating runs of two workers the same day gave 1,144 to "
-             "1,258).",
+                  "remembered for inputs it has seen, D66), plans the task against the account's queue, writes task "
+                  "and journal entry in one transaction and answers in the envelope. One worker is one core (the "
+                  "GIL), so the ratio at one worker is what that work costs next to werkzeug's and waitress's own "
+                  "handling of the request, which both pay. In-process, with no server in the way, a submission "
+                  "costs under twice the ceiling's call (the in-process goal). Served, both go through the worker's "
+                  "dispatcher (D68), which gives the queue to the thread already running instead of waking a thread "
+                  "for each request: in alternating runs it took the ceiling's submissions from about 2,100 to about "
+                  "3,000 a second and the memory store's from about 1,000 to about 1,350, so the ceiling moved "
+                  "further away. Its own runs vary most (1,613 and 3,651 submissions a second at one worker in two "
+                  "runs of the same code on 2026-11-26), so a ratio to it from one run can land on either side of "
+                  "the goal. At two workers the ceiling's throughput grows more than ivh-mock's, whose writers take "
+                  "turns on the store.",
+    "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and its "
+             "getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per worker, "
+             "with wrk (and redis-server) on the same two cores. The stores that outlive the process pay for that on "
+             "every request: a SQLite submission's commit writes 7 to 9 pages to the write-ahead log (16 to 18 "
+             "system calls; about 0.06 ms of the 0.8 to 1.0 ms a SQLite submission takes in-process, the log's "
+             "checkpoints running on a thread of their own, D69), and a Redis request makes a round trip to a server "
+             "on the same cores (two when its worker has not seen the account, or another worker wrote to it last, "
+             "D70), where the memory store's request is function calls only. At two workers, wrk's 16 connections "
+             "are spread by whichever worker accepts first, often unevenly: six runs against one two-worker server "
+             "on 2026-11-26 split them 2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly "
+             "on one worker measures about one worker's rate (in the `make bench` of 2026-11-26, SQLite's 665 and "
+             "675 submissions a second against 1,165 in its third run; alternating runs of two workers the same day "
+             "gave 1,144 to 1,258).",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
-              "worker saw them, D70), and two when another worker wrote to the account last, as with two workers "
-              "and connections spread over both: each a system call pair, a Lua run in Redis and a reply to parse "
-              "in the worker, where SQLite's reads and writes are function calls into a local file. With one "
-              "thread running at a time (D68) the worker waits out each round trip. Taking what the worker saw "
-              "instead of reading it as each request starts took Redis from 464 to 573 submissions a second at "
-              "one worker in alternating runs (SQLite: 681 that day), and the Redis rows vary most from run to "
-              "run.",
+              "worker saw them, D70), and two when its worker has not seen the account, or another worker wrote to "
+              "it last, as with two workers and connections spread over both: each a system call pair, a Lua run in "
+              "Redis and a reply to parse in the worker, where SQLite's reads and writes are function calls into a "
+              "local file. With one thread running at a time (D68) the worker waits out each round trip. Taking what "
+              "the worker saw instead of reading it as each request starts took Redis from 464 to 573 submissions a "
+              "second at one worker in alternating runs (SQLite: 681 that day), and the Redis rows vary most from "
+              "run to run.",
     "in-process": "the remaining time is the work listed for the bare Flask goal; the profile above shows no single "
-                  "function above a few percent of a submission outside Flask and werkzeug. The ratio moves with "
-                  "the machine: three alternating runs of this code and of the code before D70 on 2026-11-26 "
-                  "measured 0.56 to 0.59 ms against 0.28 to 0.31 ms, ratios of 1.79x to 2.01x.",
-    "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that "
-               "another worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
+                  "function above a few percent of a submission outside Flask and werkzeug. The ratio moves with the "
+                  "machine: three alternating runs each, before and after D70, on 2026-11-26 measured 0.56 to 0.59 "
+                  "ms against 0.28 to 0.31 ms, ratios of 1.79x to 2.01x.",
+    "fixture": "under pytest-xdist the workers share the two cores, so a setup often waits for the CPU that another "
+               "worker's test holds; alone (one process) the same fixture takes a few milliseconds.",
     "make test": "the virtualenv takes 30 to 40 s to install from a warm pip cache, and most of the tests' time goes "
                  "to a handful that start whole processes: the wheel installed in a fresh virtualenv, the contract "
                  "suite over HTTP on each store and through the proxy, the mutation check and the README examples. "
                  "The machine's own speed moves it by a tenth: fresh clones of nearly the same suite took 177 s and "
-                 "198 s on 2026-11-26, and the benchmark run made between them measured Prism, the ceiling and "
-                 "each store at one worker 16% to 30% below the run made before the first.",
+                 "198 s on 2026-11-26, and the benchmark run made between them measured the submissions of Prism, "
+                 "the ceiling, the memory store and SQLite at one worker 16% to 30% below the run made before the "
+                 "first (getprogress 15% to 38%).",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 three runs of the SQLite row measured 1.24x, "
@@ -288,11 +289,11 @@ WHY = {
               "already rendering.",
     "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs and Pillow imports and compiling the spec's "
                   "validators (PyAV and redis-py load on first use). The bare Flask server, which imports less, "
-                  "takes nearly as long: on a slow day both sit at the bound.",
+                  "takes nearly as long: on a slow day both reach or pass the bound.",
     "account of": "a submission reads the account's kept backlog (D67), which finished tasks leave; what is left "
-                  "grows with the database's indexes. Best of three batches of 100 is still one moment of a "
-                  "shared machine: on 2026-11-26 the SQLite row measured 1.29x in `make bench` and 1.03x in "
-                  "`python -m bench.account` run alone just after.",
+                  "grows with the database's indexes. Best of three batches of 100 is still one moment of a shared "
+                  "machine: on 2026-11-26 the SQLite row measured 1.29x in a `make bench` (not the one recorded) and "
+                  "1.03x in `python -m bench.account` run alone just after.",
     "MB": "each task keeps its whole request payload, its plan and a journal entry that shares the payload.",
 }
 
