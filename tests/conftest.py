@@ -122,10 +122,14 @@ def pytest_fixture_setup(fixturedef, request):
 
 
 def pytest_generate_tests(metafunc):
-    """Run the tests of modules marked `all_stores` once per store backend, or per backend a test's `stores` mark
-    names (a test of what only some backends do is not run, to be skipped, on the others)."""
+    """Run the tests of modules marked `all_stores` once per store backend, or once per backend a test's `stores` mark
+    names (a test of what only some backends do is not collected for the others, rather than skipped there)."""
+    only = metafunc.definition.get_closest_marker("stores")
+    if only is not None and not (only.args and set(only.args) <= set(STORES)
+                                 and metafunc.definition.get_closest_marker("all_stores")):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: a stores(...) mark names some of {STORES}, in a "
+                                f"module marked all_stores; got stores{only.args!r}")
     if "store_spec" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_stores"):
-        only = metafunc.definition.get_closest_marker("stores")
         metafunc.parametrize("store_spec", only.args if only else STORES, indirect=True)
 
 

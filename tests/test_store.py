@@ -695,6 +695,26 @@ def test_a_redis_submission_refused_is_checked_against_its_account_only_if_it_pl
                                   journal_entry).seq == 1
 
 
+@pytest.mark.stores("redis")  # the only store that remembers what it saw
+def test_a_redis_store_remembers_a_bounded_number_of_tasks_and_accounts(store_spec, store, monkeypatch):
+    """Past its bound, what a process remembers starts over: the next request of each reads again, once."""
+    from ivh_mock.mock_server.store import redis as redis_store
+
+    monkeypatch.setattr(redis_store, "SEEN_TASKS", 2)
+    monkeypatch.setattr(redis_store, "SEEN_ACCOUNTS", 2)
+    for n in range(3):
+        with store.read_ahead(f"app{n}", tasks=True):
+            store.add_task(f"app{n}", lambda backlog_at, n=n: make_task(f"t{n}", f"app{n}", seq=0), journal_entry)
+        assert len(store._tasks) <= 2 and len(store._accounts) <= 2 and len(store._settings) <= 2
+    assert "t2" in store._tasks and "app2" in store._accounts and "t0" not in store._tasks
+    sent = commands_sent(monkeypatch)
+    with store.read_ahead("app0", task_id="t0"):  # forgotten: read again
+        assert store.get_task("t0").task_id == "t0"
+    with store.read_ahead("app2", task_id="t2"):  # remembered: no read
+        assert store.get_task("t2").task_id == "t2"
+    assert len(sent) == 1
+
+
 def _written(store, count: int) -> None:
     """Commit `count` journal entries of about 3 KB each (a page or so of the log apiece) to `store`."""
     for n in range(count):
