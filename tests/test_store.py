@@ -715,6 +715,23 @@ def test_a_redis_store_remembers_a_bounded_number_of_tasks_and_accounts(store_sp
     assert len(sent) == 1
 
 
+@pytest.mark.stores("redis")  # the only store that remembers what it saw
+def test_a_redis_store_remembers_only_the_accounts_whose_requests_authenticated(store_spec, app, api):
+    """A request refused before its appkey is accepted (a bad signature, an appkey far past the spec's bound) is
+    journaled but leaves nothing held for its appkey: a flood of them cannot grow what a worker keeps."""
+    import json
+
+    store = app.extensions["ivh_mock"].store
+    body = json.dumps({"Header": {}, "Payload": {"TaskId": "0" * 32}}).encode()
+    for appkey, code in (("x" * 30_000, 100002), ("stranger", 100005)):  # past the spec's 128 characters; unsigned
+        codes = [api.raw(operation, body, query=f"appkey={appkey}&timestamp={int(api.clock.now())}&signature=bad").code
+                 for operation in ("getprogress", "phototovideonotrain")]
+        assert codes == [code, code]
+    assert store._settings == {} and store._accounts == {}
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 0
+    assert list(store._settings) == [api.appkey] and list(store._accounts) == [api.appkey]
+
+
 def _written(store, count: int) -> None:
     """Commit `count` journal entries of about 3 KB each (a page or so of the log apiece) to `store`."""
     for n in range(count):

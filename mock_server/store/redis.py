@@ -154,13 +154,19 @@ class RedisStore:
             keys += self._account_keys(appkey)
             args += ["account", length, last]
         current = self._record_checked(keys, args)
-        if current != 1:
-            self._saw(appkey, *current[:2])
-            if ahead["task_id"] is not None:
-                self._saw_task(ahead["task_id"], current[2])
-            elif ahead["planned"]:
-                self._saw_account(appkey, current[2])
-            raise StaleRead
+        remember = entry.authenticated  # an account's request: an appkey refused before that is never held
+        if current == 1:
+            if remember:
+                self._saw(appkey, ahead["clock"], ahead["settings"])
+                if ahead["account"] is not None:
+                    self._saw_account(appkey, ahead["account"])
+            return
+        self._saw(appkey, *current[:2], remember=remember)
+        if ahead["task_id"] is not None:
+            self._saw_task(ahead["task_id"], current[2])
+        elif ahead["planned"]:
+            self._saw_account(appkey, current[2], remember=remember)
+        raise StaleRead
 
     def _record_call(self, entry: JournalEntry) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the journal's `record` function for `entry`."""
@@ -190,9 +196,10 @@ class RedisStore:
             elif task_id is not None:
                 keys, what = [*keys, self._key("task", task_id)], "task"
             clock, settings, *more = self._read_ahead(keys=keys, args=[what])
-            self._saw(appkey, clock, settings)
+            # remembered once the request's write keeps it as an account's (`record`, `add_task`)
+            self._saw(appkey, clock, settings, remember=False)
             if what == "account":
-                account = self._saw_account(appkey, more[0])
+                account = self._saw_account(appkey, more[0], remember=False)
             elif what == "task":
                 task = self._saw_task(task_id, more[0])
         ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings, "account": account,
@@ -208,13 +215,17 @@ class RedisStore:
         ahead = _AHEAD.get()
         return ahead if ahead is not None and ahead["store"] is self else None
 
-    def _saw(self, appkey: str, clock: str | None, settings: str | None) -> None:
+    def _saw(self, appkey: str, clock: str | None, settings: str | None, remember: bool = True) -> None:
+        """Keep the clock's text (one for all requests) and, when `remember`, the account's settings."""
         self._clock = clock
-        _remember(self._settings, appkey, settings, SEEN_ACCOUNTS)
+        if remember:
+            _remember(self._settings, appkey, settings, SEEN_ACCOUNTS)
 
-    def _saw_account(self, appkey: str, account: list[Any] | tuple[str, int, str]) -> tuple[str, int, str]:
+    def _saw_account(self, appkey: str, account: list[Any] | tuple[str, int, str],
+                     remember: bool = True) -> tuple[str, int, str]:
         last, length, kept = account
-        return _remember(self._accounts, appkey, (last, int(length), kept), SEEN_ACCOUNTS)
+        seen = (last, int(length), kept)
+        return _remember(self._accounts, appkey, seen, SEEN_ACCOUNTS) if remember else seen
 
     def _saw_task(self, task_id: str, text: str | None) -> str | None:
         """Remember a task's record, which never changes once written (a reset deletes it: the check sees that)."""
@@ -473,6 +484,7 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
         record_keys, record_args = store._record_call(journal(task)) if journal is not None else ([], [])
         current = store._write_task(keys=keys + record_keys, args=args + record_args)  # the journal entry with it
         if current == 1:
+            store._saw(appkey, clock, settings)
             account = store._saw_account(appkey, (task.task_id, length + 1, kept))
             store._saw_task(task.task_id, text)
             if ahead is not None:
