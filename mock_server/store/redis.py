@@ -156,9 +156,9 @@ class RedisStore:
         current = self._record_checked(keys, args)
         remember = entry.authenticated  # an account's request: an appkey refused before that is never held
         if current == 1:
-            if remember:
-                self._saw(appkey, ahead["clock"], ahead["settings"])
-                if ahead["account"] is not None:
+            if remember:  # what the script found unchanged (not the clock: another request may know a newer one)
+                _remember(self._settings, appkey, ahead["settings"], SEEN_ACCOUNTS)
+                if ahead["planned"]:
                     self._saw_account(appkey, ahead["account"])
             return
         self._saw(appkey, *current[:2], remember=remember)
@@ -484,7 +484,7 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
         record_keys, record_args = store._record_call(journal(task)) if journal is not None else ([], [])
         current = store._write_task(keys=keys + record_keys, args=args + record_args)  # the journal entry with it
         if current == 1:
-            store._saw(appkey, clock, settings)
+            _remember(store._settings, appkey, settings, SEEN_ACCOUNTS)
             account = store._saw_account(appkey, (task.task_id, length + 1, kept))
             store._saw_task(task.task_id, text)
             if ahead is not None:
