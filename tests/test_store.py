@@ -10,9 +10,10 @@ import time
 from dataclasses import replace
 
 import pytest
+from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.clock import StoredClock
-from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord,
-                                        open_store)
+from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task,
+                                        UploadRecord, open_store)
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
 from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving, until
@@ -517,8 +518,6 @@ def test_a_redis_request_whose_reads_changed_keeps_nothing_and_is_answered_again
     """What a request took from what this process saw is checked by its write: another host's clock move, settings
     change or reset since then refuses the write, and the store, having learnt what is current from that answer,
     raises StaleRead; the request's next answer takes what is current, without another read."""
-    from ivh_mock.mock_server.store import StaleRead
-
     store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
     StoredClock(store).freeze()
     with store.read_ahead("app", task_id="polled"):
@@ -564,8 +563,6 @@ def test_a_redis_api_request_answers_again_from_what_another_host_changed(store_
 def test_a_redis_refusal_is_checked_against_the_account_it_was_planned_against(store_spec, clock):
     """A submission refused for the account's backlog (its quota) keeps its journal entry only if the account is as
     planned against: after another host reset the account, this process plans anew and accepts."""
-    from ivh_mock.mock_server import create_app
-
     api = in_process(create_app({**TIMING, "background": False, "store": store_spec, "max_pending": 2}, clock=clock),
                      clock)
     assert [api.call("phototovideonotrain", TEXT_PAYLOAD).code for _ in range(3)] == [0, 0, 100008]
@@ -580,8 +577,6 @@ def test_a_redis_refusal_is_checked_against_the_account_it_was_planned_against(s
 def test_a_redis_submission_whose_clock_or_account_changed_writes_nothing_of_its_plan(store_spec, store, change):
     """Another host moved the clock (the request is answered again), or reset the account and filled it again to the
     same number of tasks (only its newest task tells: the submission plans again against it)."""
-    from ivh_mock.mock_server.store import StaleRead
-
     other_host = open_store(store_spec)
     StoredClock(store).freeze()
     for task_id in ("a", "b"):
@@ -668,8 +663,6 @@ def test_a_redis_refusal_after_planning_again_is_checked_against_the_second_plan
 def test_a_redis_submission_refused_is_checked_against_its_account_only_if_it_planned(store_spec, store, planned):
     """Another host reset the account and filled it again to as many tasks: a refusal made as the submission planned
     came from a backlog that is gone, and is answered again; one made before (its signature, say) did not read it."""
-    from ivh_mock.mock_server.store import StaleRead
-
     other_host = open_store(store_spec)
     with store.read_ahead("app", tasks=True):
         store.add_task("app", lambda backlog_at: make_task("a", seq=backlog_at(0.0).next_seq), journal_entry)
