@@ -157,7 +157,7 @@ class RedisStore:
         remember = entry.authenticated  # an account's request: an appkey refused before that is never held
         if current == 1:
             if remember:  # what the script found unchanged (not the clock: another request may know a newer one)
-                _remember(self._settings, appkey, ahead["settings"], SEEN_ACCOUNTS)
+                self._saw_settings(appkey, ahead["settings"])
                 if ahead["planned"]:
                     self._saw_account(appkey, ahead["account"])
             return
@@ -219,7 +219,10 @@ class RedisStore:
         """Keep the clock's text (one for all requests) and, when `remember`, the account's settings."""
         self._clock = clock
         if remember:
-            _remember(self._settings, appkey, settings, SEEN_ACCOUNTS)
+            self._saw_settings(appkey, settings)
+
+    def _saw_settings(self, appkey: str, settings: str | None) -> None:
+        _remember(self._settings, appkey, settings, SEEN_ACCOUNTS)
 
     def _saw_account(self, appkey: str, account: list[Any] | tuple[str, int, str],
                      remember: bool = True) -> tuple[str, int, str]:
@@ -484,7 +487,7 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
         record_keys, record_args = store._record_call(journal(task)) if journal is not None else ([], [])
         current = store._write_task(keys=keys + record_keys, args=args + record_args)  # the journal entry with it
         if current == 1:
-            _remember(store._settings, appkey, settings, SEEN_ACCOUNTS)
+            store._saw_settings(appkey, settings)  # not the clock: another request may know a newer one
             account = store._saw_account(appkey, (task.task_id, length + 1, kept))
             store._saw_task(task.task_id, text)
             if ahead is not None:
