@@ -8,6 +8,8 @@ warnings live in that process. Connections are kept alive (HTTP/1.1).
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 from .forward import Proxy
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
+IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -23,6 +26,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ProxyServer
 
     def setup(self) -> None:
+        self.timeout = self.server.idle_seconds  # StreamRequestHandler puts it on the socket
         super().setup()
         # the head and the body go out in separate writes: without this, Nagle's algorithm holds the body back
         # until the app's delayed ACK (40 ms)
@@ -41,36 +45,77 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     def _read_body(self) -> bytes | None:
+        """The request's body, or None when the proxy answered (a body it refuses) or the app hung up mid-body:
+        nothing then goes upstream."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             parts, size = [], 0
             while True:
-                length = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(1024)
+                text = line.split(b";")[0].strip()
+                if not line.endswith(b"\n"):
+                    return self._hung_up() if len(line) < 1024 else self._refuse(400, "a chunk size line is longer "
+                                                                                       "than 1024 bytes")
+                if not _HEX.fullmatch(text):
+                    return self._refuse(400, f"chunk size {_shown(text.decode('latin-1'))} is not a hexadecimal number")
+                length = int(text, 16)
                 if length == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return b"".join(parts)
                 size += length
                 if size > MAX_REQUEST_BODY:
-                    return self._refuse()
+                    return self._refuse(413, "request body larger than 32 MiB")
                 parts.append(self.rfile.read(length))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
+                end = self.rfile.readline(3)
+                if len(parts[-1]) < length or not end:
+                    return self._hung_up()
+                if end not in (b"\r\n", b"\n"):
+                    return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
+        given = self.headers.get_all("Content-Length") or []
+        if len(set(given)) > 1:
+            return self._refuse(400, "Content-Length is given more than once, with different values")
+        text = given[0].strip() if given else "0"
+        if not text.isascii() or not text.isdigit():
+            return self._refuse(400, f"Content-Length {_shown(text)} is not a number of bytes")
+        length = int(text)
         if length > MAX_REQUEST_BODY:
-            return self._refuse()
-        return self.rfile.read(length) if length else b""
+            return self._refuse(413, "request body larger than 32 MiB")
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else self._hung_up()
 
-    def _refuse(self) -> None:
-        text = b'{"error": {"message": "ivh-mock proxy: request body larger than 32 MiB"}}'
-        self.send_response_only(413)
+    def _hung_up(self) -> None:
+        self.close_connection = True
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer the proxy's own refusal (nothing goes upstream) and close the connection, whose remaining bytes
+        cannot be trusted to start a request."""
+        text = json.dumps({"error": {"message": f"ivh-mock proxy: {message}"}}).encode()
+        if self.request_version == "HTTP/0.9":  # a request line too malformed to name a version still gets a head
+            self.request_version = self.protocol_version
+        self.send_response_only(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(text)))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(text)
+        if self.command != "HEAD":
+            self.wfile.write(text)
         self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, a line or headers too long, an unknown method) in
+        the proxy's JSON, not its HTML page."""
+        self._refuse(code, message or self.responses.get(code, ("",))[0] or f"HTTP {code}")
 
     def log_message(self, format: str, *args) -> None:  # the recording is the log
         pass
+
+
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+
+def _shown(value: str) -> str:
+    """A value as a refusal quotes it: escaped, and cut short."""
+    return repr(value[:40]) + ("..." if len(value) > 40 else "")
 
 
 class _Responder:
@@ -107,10 +152,11 @@ class ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, proxy: Proxy, host: str = "127.0.0.1", port: int = 8081):
+    def __init__(self, proxy: Proxy, host: str = "127.0.0.1", port: int = 8081, *,
+                 idle_seconds: float = IDLE_SECONDS):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
-        self.proxy = proxy
+        self.proxy, self.idle_seconds = proxy, idle_seconds
         self._thread: threading.Thread | None = None
 
     @property

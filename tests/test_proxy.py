@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -228,6 +229,69 @@ def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
     assert record["error"].startswith("ConnectionError") and "response" not in record
     signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
     assert signature[:12] not in json.dumps(record) and "[redacted]" in record["error"]
+
+
+REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: proxy\r\n".encode()
+
+
+@pytest.mark.parametrize("raw, status, says", [
+    (REQUEST_HEAD + b"Content-Length: abc\r\n\r\n{}", 400, "Content-Length 'abc' is not a number of bytes"),
+    (REQUEST_HEAD + b"Content-Length: -5\r\n\r\n{}", 400, "Content-Length '-5' is not a number of bytes"),
+    (REQUEST_HEAD + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400,
+     "Content-Length is given more than once, with different values"),
+    (REQUEST_HEAD + b"Content-Length: 33554433\r\n\r\n{}", 413, "request body larger than 32 MiB"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400,
+     "chunk size 'zz' is not a hexadecimal number"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", 400,
+     "a chunk of 2 bytes is not followed by a line break"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 2000 + b"\r\n", 400,
+     "a chunk size line is longer than 1024 bytes"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n2000001\r\n", 413, "request body larger than 32 MiB"),
+    (b"GARBAGE\r\n\r\n", 400, "Bad request syntax ('GARBAGE')"),
+    (b"BREW / HTTP/1.1\r\nHost: proxy\r\n\r\n", 501, "Unsupported method ('BREW')"),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "Request-URI Too Long"),
+], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
+        "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
+        "request-line-too-long"])
+def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
+                                                                                             tmp_path):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+                           warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(raw)
+            answer = _read_all(connection)  # the proxy closes the connection after its refusal
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+        assert b"\r\nContent-Type: application/json\r\n" in head and b"\r\nConnection: close" in head
+        assert json.loads(body) == {"error": {"message": f"ivh-mock proxy: {says}"}}
+        # and it still serves: a well-formed request goes upstream (unreachable here: 502, recorded)
+        assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 502
+    (record,) = read_records(tmp_path)  # only the well-formed request was forwarded
+    assert record["request"]["body"]["Payload"] == {"TaskId": TASK}
+
+
+def test_a_connection_that_sends_nothing_or_stops_mid_request_is_closed_and_its_thread_ends(tmp_path):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2, warn=lambda text: None),
+                     port=0, idle_seconds=0.3) as proxy:
+        before = threading.active_count()
+        sockets = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10) for _ in range(3)]
+        sockets[1].sendall(REQUEST_HEAD)  # headers that never end
+        sockets[2].sendall(REQUEST_HEAD + b"Content-Length: 10\r\n\r\n{}")  # a body that never ends
+        for connection in sockets:
+            assert _read_all(connection) == b""  # closed by the proxy, without an answer
+            connection.close()
+        deadline = time.monotonic() + 5
+        while threading.active_count() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threading.active_count() <= before
+    assert list(read_records(tmp_path)) == []  # nothing was forwarded
+
+
+def _read_all(connection: socket.socket) -> bytes:
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    return data
 
 
 def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
