@@ -52,6 +52,19 @@ CREATE TRIGGER IF NOT EXISTS journal_added AFTER INSERT ON journal BEGIN
 CREATE TRIGGER IF NOT EXISTS journal_dropped AFTER DELETE ON journal BEGIN
     UPDATE journal_size SET entries = entries - 1, bytes = bytes - OLD.bytes; END;
 """
+# A journal entry goes in through this view: one statement from Python adds the entry, its account when the request
+# authenticated, and drops the appkey's entries past its bound, each of which cost a statement of its own (a call
+# into SQLite that lets the worker's other threads take the interpreter's lock in between). Temporary, so made on
+# each connection with the store's own bound.
+JOURNAL_INTAKE = """
+CREATE TEMP VIEW IF NOT EXISTS journal_intake (appkey, record, bytes, authenticated) AS SELECT NULL, NULL, NULL, NULL;
+CREATE TEMP TRIGGER IF NOT EXISTS journal_intake_insert INSTEAD OF INSERT ON journal_intake BEGIN
+    INSERT INTO journal (appkey, record, bytes) VALUES (NEW.appkey, NEW.record, NEW.bytes);
+    INSERT OR IGNORE INTO accounts (appkey) SELECT NEW.appkey WHERE NEW.authenticated;
+    DELETE FROM journal WHERE appkey = NEW.appkey AND id < (SELECT id FROM journal WHERE appkey = NEW.appkey
+        ORDER BY id DESC LIMIT 1 OFFSET {older});
+END;
+"""
 MIGRATE_JOURNAL = """
 BEGIN IMMEDIATE;
 ALTER TABLE journal ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
@@ -108,6 +121,7 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
             db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            db.executescript(JOURNAL_INTAKE.format(older=int(self._limits.per_appkey) - 1))
             self._local.db = db
         return db
 
@@ -133,9 +147,13 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            self._commits += 1
-            if self._commits % CHECKPOINT_COMMITS == 0:
-                self._checkpoint_soon()
+            self._committed()
+
+    def _committed(self) -> None:
+        """Count a commit of this process; every CHECKPOINT_COMMITS, wake the checkpointing thread."""
+        self._commits += 1
+        if self._commits % CHECKPOINT_COMMITS == 0:
+            self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:
         """Wake the checkpointing thread, starting it the first time."""
@@ -197,18 +215,19 @@ class SqliteStore:
 
     def record(self, entry: JournalEntry) -> None:
         text = journal_text(entry, self._limits)  # made before the write lock is taken
-        with self._writing() as db:
+        db = self._db()
+        with self._locked():  # no transaction of its own: the entry goes in by one statement, its own transaction
             self._insert_journal(db, entry, text)
+            self._committed()
 
     def _insert_journal(self, db: sqlite3.Connection, entry: JournalEntry, text: str | None = None) -> None:
+        """Add the entry (with its account, dropping its appkey's entries past their bound), then keep the whole
+        journal within its bounds. Outside a transaction each statement commits by itself: a reader may see the
+        journal one entry over its bound, until the next statement."""
         text = journal_text(entry, self._limits) if text is None else text
         limits = self._limits
-        db.execute("INSERT INTO journal (appkey, record, bytes) VALUES (?, ?, ?)",
-                   (entry.appkey, text, utf8_size(text)))
-        if entry.authenticated:
-            db.execute("INSERT OR IGNORE INTO accounts (appkey) VALUES (?)", (entry.appkey,))
-        db.execute("DELETE FROM journal WHERE appkey = ? AND id < (SELECT id FROM journal WHERE appkey = ? "
-                   "ORDER BY id DESC LIMIT 1 OFFSET ?)", (entry.appkey, entry.appkey, limits.per_appkey - 1))
+        db.execute("INSERT INTO journal_intake (appkey, record, bytes, authenticated) VALUES (?, ?, ?, ?)",
+                   (entry.appkey, text, utf8_size(text), int(entry.authenticated)))
         while True:  # then the oldest of all appkeys, while the whole journal is over a bound
             entries, size = db.execute("SELECT entries, bytes FROM journal_size").fetchone()
             if entries <= limits.entries and size <= limits.bytes:
