@@ -381,6 +381,45 @@ def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path
     assert [e.request_id for e in store.journal()] == ["r2", "r3"]
 
 
+class _NotingConnection:
+    """A SQLite connection that notes the start of each statement run through it (sqlite3's type cannot be patched)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.statements = db, []
+
+    def execute(self, sql: str, *args):
+        self.statements.append(" ".join(sql.split()[:4]))
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+@pytest.mark.stores("sqlite")
+def test_a_sqlite_request_reads_ahead_in_one_statement_and_journals_in_one_more(app, api, clock):
+    """Each statement is a call into SQLite during which a served worker's other threads may take the interpreter's
+    lock (D48): a request reads the clock, its account's settings and (a getprogress) its task in one, and its own
+    journal entry goes in by one, its size read by another; an accepted submission's task and entry share one
+    transaction."""
+    store = app.extensions["ivh_mock"].store
+    noted = store._local.db = _NotingConnection(store._db())  # the test client answers on this thread
+    store.put_account_settings(api.appkey, {"scenario": "success"})
+    noted.statements.clear()
+    submitted = api.call("phototovideonotrain", TEXT_PAYLOAD)
+    assert submitted.code == 0
+    assert noted.statements == ["SELECT (SELECT value FROM", "BEGIN IMMEDIATE", "SELECT (SELECT task_id FROM",
+                                "INSERT OR REPLACE INTO", "INSERT INTO tasks (task_id,",
+                                "INSERT INTO journal_intake (appkey,", "SELECT entries, bytes FROM", "COMMIT"]
+    clock.advance(3600)
+    noted.statements.clear()
+    polled = api.call("getprogress", {"TaskId": submitted.payload["TaskId"]})
+    assert polled.code == 0 and polled.payload["Status"] == "SUCCESS"
+    assert noted.statements == ["SELECT (SELECT value FROM", "INSERT INTO journal_intake (appkey,",
+                                "SELECT entries, bytes FROM"]
+    assert [entry.operation for entry in store.journal(api.appkey)] == ["phototovideonotrain", "getprogress"]
+    assert store.appkeys() == [api.appkey] and store.account_settings(api.appkey) == {"scenario": "success"}
+
+
 def journal_entry(task: Task) -> JournalEntry:
     return JournalEntry(at=1.0, appkey=task.appkey, operation="phototovideonotrain", request_id=task.request_id,
                         code=0, message="", task_id=task.task_id)
@@ -479,7 +518,7 @@ def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store
     assert [entry.task_id for entry in store.journal("app")] == ["t1", "t2", "theirs", "t3"]
 
 
-@pytest.mark.stores("redis")  # only a store across a network reads ahead
+@pytest.mark.stores("redis")  # the keys a Redis store reads ahead
 def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
     store, seen = app.extensions["ivh_mock"].store, []
     real = store._read_ahead

@@ -345,7 +345,8 @@ class Store(Protocol):
         one read made as the block starts, or from what it read or wrote of them before: a network store saves its
         round trips. The request's write (`add_task`, or `record` of its journal entry) then checks that they are still
         so: when one is not, `record` raises StaleRead, and `add_task` plans again if only the account's tasks changed
-        and raises StaleRead otherwise. A store whose reads are cheap does nothing."""
+        and raises StaleRead otherwise. A local store checks nothing: SQLite reads them in one statement, the memory
+        store does nothing."""
 
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""

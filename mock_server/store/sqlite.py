@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -73,6 +74,11 @@ CREATE TABLE accounts (appkey TEXT PRIMARY KEY);
 INSERT INTO accounts SELECT DISTINCT appkey FROM journal;
 COMMIT;
 """
+# What an API request reads as it starts (`read_ahead`): the clock, the account's settings and, for a getprogress, the
+# task it names, in one statement rather than one each.
+READ_AHEAD = ("SELECT (SELECT value FROM meta WHERE key = 'clock'), (SELECT record FROM settings WHERE appkey = ?), "
+              "(SELECT record FROM tasks WHERE task_id = ?)")
+_AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_sqlite_read_ahead", default=None)
 WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
 # Checkpoints (copying the write-ahead log into the database) run on a thread of the store's own, woken after every
 # CHECKPOINT_COMMITS commits of this process; its first copy takes no write lock (DECISIONS.md D69). SQLite's own ran
@@ -201,8 +207,13 @@ class SqliteStore:
                                   "AND (start_at IS NULL OR start_at > ?)", (appkey, before_seq, now)).fetchone()[0]
 
     def get_task(self, task_id: str) -> Task | None:
-        row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-        return loads(Task, row[0]) if row else None
+        ahead = self._ahead()
+        if ahead is not None and ahead["task_id"] == task_id:
+            text = ahead["task"]
+        else:
+            row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            text = row[0] if row else None
+        return loads(Task, text) if text else None
 
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         where, order, args = ("", "rowid", ()) if appkey is None else ("WHERE appkey = ?", "seq", (appkey,))
@@ -291,13 +302,22 @@ class SqliteStore:
         return loads(UploadRecord, row[0]) if row else None
 
     def account_settings(self, appkey: str) -> dict[str, Any]:
-        row = self._db().execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
-        return json.loads(row[0]) if row else {}
+        ahead = self._ahead()
+        if ahead is not None and ahead["appkey"] == appkey:
+            text = ahead["settings"]
+        else:
+            row = self._db().execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
+            text = row[0] if row else None
+        return json.loads(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
         with self._writing() as db:
-            merged = {**self.account_settings(appkey), **settings}
-            db.execute("INSERT OR REPLACE INTO settings (appkey, record) VALUES (?, ?)", (appkey, json.dumps(merged)))
+            row = db.execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
+            text = json.dumps({**(json.loads(row[0]) if row else {}), **settings})
+            db.execute("INSERT OR REPLACE INTO settings (appkey, record) VALUES (?, ?)", (appkey, text))
+        ahead = self._ahead()
+        if ahead is not None and ahead["appkey"] == appkey:
+            ahead["settings"] = text
 
     def appkeys(self) -> list[str]:
         rows = self._db().execute("SELECT appkey FROM tasks UNION SELECT appkey FROM accounts UNION "
@@ -311,10 +331,28 @@ class SqliteStore:
                     db.execute(f"DELETE FROM {table}")
                 else:
                     db.execute(f"DELETE FROM {table} WHERE appkey = ?", (appkey,))
+        ahead = self._ahead()
+        if ahead is not None and appkey in (None, ahead["appkey"]):
+            ahead.update(settings=None, task=None)
 
-    def read_ahead(self, appkey: str, tasks: bool = False,
-                   task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()  # its reads cost no round trip
+    @contextlib.contextmanager
+    def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
+        """The request takes the clock, the account's settings and (with `task_id`) that task from one statement
+        made as it starts, rather than one each as it goes: each statement is a call during which the worker's other
+        threads may take the interpreter's lock (D48). Nothing is checked at the write: the reads they stand for were
+        made moments apart anyway, and a submission reads the account's backlog inside its own transaction."""
+        clock, settings, task = self._db().execute(READ_AHEAD, (appkey, task_id)).fetchone()
+        token = _AHEAD.set({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                            "task_id": task_id, "task": task})
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
+    def _ahead(self) -> dict[str, Any] | None:
+        """What `read_ahead` read for the request this thread is answering, if it read it from this store."""
+        ahead = _AHEAD.get()
+        return ahead if ahead is not None and ahead["store"] is self else None
 
     def close(self) -> None:
         self._closing = True
@@ -328,12 +366,21 @@ class SqliteStore:
         self._lock_file.close()
 
     def clock_state(self) -> dict[str, Any] | None:
-        row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        return json.loads(row[0]) if row else None
+        ahead = self._ahead()
+        if ahead is not None:
+            text = ahead["clock"]
+        else:
+            row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+            text = row[0] if row else None
+        return json.loads(text) if text else None
 
     def put_clock_state(self, state: dict[str, Any]) -> None:
+        text = json.dumps(state)
         with self._writing() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)", (json.dumps(state),))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)", (text,))
+        ahead = self._ahead()
+        if ahead is not None:
+            ahead["clock"] = text
 
 
 def _real(value: float) -> float | None:
