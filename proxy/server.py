@@ -8,11 +8,14 @@ warnings live in that process. Connections are kept alive (HTTP/1.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from .forward import Proxy
@@ -47,41 +50,54 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """The request's body, or None when the proxy answered (a body it refuses) or the app hung up mid-body:
         nothing then goes upstream."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts, size = [], 0
-            while True:
-                line = self.rfile.readline(1024)
-                text = line.split(b";")[0].strip()
-                if not line.endswith(b"\n"):
-                    return self._hung_up() if len(line) < 1024 else self._refuse(400, "a chunk size line is longer "
-                                                                                       "than 1024 bytes")
-                if not _HEX.fullmatch(text):
-                    return self._refuse(400, f"chunk size {_shown(text.decode('latin-1'))} is not a hexadecimal number")
-                length = int(text, 16)
-                if length == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                size += length
-                if size > MAX_REQUEST_BODY:
-                    return self._refuse(413, "request body larger than 32 MiB")
-                parts.append(self.rfile.read(length))
-                end = self.rfile.readline(3)
-                if len(parts[-1]) < length or not end:
-                    return self._hung_up()
-                if end not in (b"\r\n", b"\n"):
-                    return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
+        codings = [coding.strip().lower() for value in self.headers.get_all("Transfer-Encoding") or ()
+                   for coding in value.split(",") if coding.strip()]
+        if codings:  # RFC 9112 6.1 and 6.3: chunked must come last, and a length beside it is not to be trusted
+            shown = _shown(", ".join(codings))
+            if self.headers.get_all("Content-Length"):
+                return self._refuse(400, "Content-Length and Transfer-Encoding are both given")
+            if codings[-1] != "chunked":
+                return self._refuse(400, f"Transfer-Encoding {shown} does not end in chunked")
+            if codings != ["chunked"]:
+                return self._refuse(501, f"Transfer-Encoding {shown} is not supported: only chunked is")
+            return self._read_chunks()
         given = self.headers.get_all("Content-Length") or []
         if len(set(given)) > 1:
             return self._refuse(400, "Content-Length is given more than once, with different values")
         text = given[0].strip() if given else "0"
         if not text.isascii() or not text.isdigit():
             return self._refuse(400, f"Content-Length {_shown(text)} is not a number of bytes")
-        length = int(text)
-        if length > MAX_REQUEST_BODY:
+        digits = text.lstrip("0") or "0"  # leading zeros are allowed, and too many digits for int() are a size
+        if len(digits) > len(str(MAX_REQUEST_BODY)) or int(digits) > MAX_REQUEST_BODY:
             return self._refuse(413, "request body larger than 32 MiB")
+        length = int(digits)
         body = self.rfile.read(length) if length else b""
         return body if len(body) == length else self._hung_up()
+
+    def _read_chunks(self) -> bytes | None:
+        parts, size = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            text = line.split(b";")[0].strip()
+            if not line.endswith(b"\n"):
+                return self._hung_up() if len(line) < 1024 else self._refuse(400, "a chunk size line is longer "
+                                                                                   "than 1024 bytes")
+            if not _HEX.fullmatch(text):
+                return self._refuse(400, f"chunk size {_shown(text.decode('latin-1'))} is not a hexadecimal number")
+            length = int(text, 16)
+            if length == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            size += length
+            if size > MAX_REQUEST_BODY:
+                return self._refuse(413, "request body larger than 32 MiB")
+            parts.append(self.rfile.read(length))
+            end = self.rfile.readline(3)
+            if len(parts[-1]) < length or not end:
+                return self._hung_up()
+            if end not in (b"\r\n", b"\n"):
+                return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
 
     def _hung_up(self) -> None:
         self.close_connection = True
@@ -123,27 +139,37 @@ class _Responder:
         self.handler, self.chunked = handler, False
 
     def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None:
-        self.handler.send_response_only(status, reason)  # no Server or Date of the proxy's own
-        for name, value in headers:
-            self.handler.send_header(name, value)
-        if chunked:
-            self.handler.send_header("Transfer-Encoding", "chunked")
-        self.chunked = chunked
-        self.handler.end_headers()
+        with self._sending():
+            self.handler.send_response_only(status, reason)  # no Server or Date of the proxy's own
+            for name, value in headers:
+                self.handler.send_header(name, value)
+            if chunked:
+                self.handler.send_header("Transfer-Encoding", "chunked")
+            self.chunked = chunked
+            self.handler.end_headers()
 
     def write(self, data: bytes) -> None:
         if not data:
             return
-        if self.chunked:
-            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        else:
-            self.handler.wfile.write(data)
-        self.handler.wfile.flush()
+        with self._sending():
+            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+            self.handler.wfile.flush()
 
     def finish(self) -> None:
-        if self.chunked:
-            self.handler.wfile.write(b"0\r\n\r\n")
-        self.handler.wfile.flush()
+        with self._sending():
+            if self.chunked:
+                self.handler.wfile.write(b"0\r\n\r\n")
+            self.handler.wfile.flush()
+
+    @contextlib.contextmanager
+    def _sending(self) -> Iterator[None]:
+        """A write that fails (the app hung up, or took no byte for the idle timeout) cuts the answer short: the
+        connection cannot carry another, so it is closed once the exchange is recorded."""
+        try:
+            yield
+        except OSError:
+            self.handler.close_connection = True
+            raise
 
 
 class ProxyServer(ThreadingHTTPServer):
@@ -180,6 +206,11 @@ class ProxyServer(ThreadingHTTPServer):
         self.shutdown()
         self.proxy.drain()
         self.server_close()
+
+    def handle_error(self, request, client_address) -> None:
+        """An app that hung up or stopped sending is no error of the proxy's; anything else is, with its traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
     def __enter__(self) -> ProxyServer:
         return self.start()

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from ivh_mock.proxy import Proxy, ProxyServer, Recorder, read_records
 from ivh_mock.proxy import report as drift_report
 from ivh_mock.proxy.recorder import recording_files
 from ivh_mock.proxy.replay import ReplayIndex, ReplayMiddleware
+from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
@@ -250,9 +252,18 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
     (b"GARBAGE\r\n\r\n", 400, "Bad request syntax ('GARBAGE')"),
     (b"BREW / HTTP/1.1\r\nHost: proxy\r\n\r\n", 501, "Unsupported method ('BREW')"),
     (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "Request-URI Too Long"),
+    (REQUEST_HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}", 413, "request body larger than 32 MiB"),
+    (REQUEST_HEAD + b"Transfer-Encoding: gzip\r\n\r\n{}", 400, "Transfer-Encoding 'gzip' does not end in chunked"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked, gzip\r\n\r\n{}", 400,
+     "Transfer-Encoding 'chunked, gzip' does not end in chunked"),
+    (REQUEST_HEAD + b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 501,
+     "Transfer-Encoding 'identity, chunked' is not supported: only chunked is"),
+    (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400,
+     "Content-Length and Transfer-Encoding are both given"),
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
         "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
-        "request-line-too-long"])
+        "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
+        "coding-besides-chunked", "coding-and-length"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
@@ -270,6 +281,71 @@ def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goe
     assert record["request"]["body"]["Payload"] == {"TaskId": TASK}
 
 
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+    b"Content-Length: " + b"0" * 5000 + b"2\r\n\r\n{}",
+    b"Transfer-Encoding: Chunked\r\n\r\n1;note=x\r\n{\r\n1\r\n}\r\n0\r\nTrailer: t\r\n\r\n",
+], ids=["length-repeated", "length-with-leading-zeros", "chunks-with-extension-and-trailer"])
+def test_a_body_framed_any_way_http_allows_goes_upstream_whole(framing, tmp_path):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+                           warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(REQUEST_HEAD + b"Connection: close\r\n" + framing)
+            assert _read_all(connection).startswith(b"HTTP/1.1 502 ")  # forwarded (the upstream is unreachable)
+    (record,) = read_records(tmp_path)
+    assert record["request"]["body"] == {}
+
+
+def test_a_refusal_of_a_head_request_has_no_body(tmp_path):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(b"HEAD / HTTP/1.1\r\nHost: proxy\r\nContent-Length: abc\r\n\r\n")
+            head, _, body = _read_all(connection).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"\r\nContent-Length: " in head and body == b""
+
+
+def test_an_app_that_hangs_up_mid_request_is_no_error_and_nothing_goes_upstream(tmp_path, capfd):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        before = threading.active_count()
+        for sent in (REQUEST_HEAD + b"Content-Length: 10\r\n\r\n{}",  # a body cut short
+                     REQUEST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{}"):  # a chunk cut short
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+                connection.sendall(sent)
+                connection.shutdown(socket.SHUT_WR)
+                assert _read_all(connection) == b""  # no answer: there is nobody to read it
+        for sent in (REQUEST_HEAD, REQUEST_HEAD + b"Content-Length: abc\r\n\r\n"):  # reset mid-headers, or at once
+            connection = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            connection.sendall(sent)
+            time.sleep(0.05)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+            connection.close()
+        until_threads_end(before)
+    assert list(read_records(tmp_path)) == []
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_answer_cut_short_closes_its_connection():
+    class Handler:
+        close_connection = False
+
+        class wfile:
+            @staticmethod
+            def write(data):
+                raise TimeoutError("the app took nothing for the idle timeout")
+
+    handler = Handler()
+    with pytest.raises(TimeoutError):
+        _Responder(handler).write(b"part of an answer")
+    assert handler.close_connection is True
+
+
+def until_threads_end(count: int) -> None:
+    deadline = time.monotonic() + 5
+    while threading.active_count() > count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= count
+
+
 def test_a_connection_that_sends_nothing_or_stops_mid_request_is_closed_and_its_thread_ends(tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2, warn=lambda text: None),
                      port=0, idle_seconds=0.3) as proxy:
@@ -280,10 +356,7 @@ def test_a_connection_that_sends_nothing_or_stops_mid_request_is_closed_and_its_
         for connection in sockets:
             assert _read_all(connection) == b""  # closed by the proxy, without an answer
             connection.close()
-        deadline = time.monotonic() + 5
-        while threading.active_count() > before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert threading.active_count() <= before
+        until_threads_end(before)
     assert list(read_records(tmp_path)) == []  # nothing was forwarded
 
 
