@@ -420,6 +420,29 @@ def test_a_sqlite_request_reads_ahead_in_one_statement_and_journals_in_one_more(
     assert store.appkeys() == [api.appkey] and store.account_settings(api.appkey) == {"scenario": "success"}
 
 
+@pytest.mark.stores("sqlite")
+def test_what_a_sqlite_request_read_ahead_follows_its_own_writes_and_answers_for_nothing_else(store_spec, store):
+    store.add_task("app", lambda backlog_at: make_task("mine"))
+    store.add_task("other", lambda backlog_at: make_task("theirs", "other"))
+    store.put_account_settings("other", {"max_pending": 3})
+    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    second = open_store(store_spec)  # another process's store on the same file
+    with store.read_ahead("app", task_id="mine"):
+        assert store.get_task("theirs").task_id == "theirs" and store.account_settings("other") == {"max_pending": 3}
+        second.put_account_settings("app", {"max_pending": 9})
+        assert second.account_settings("app") == {"max_pending": 9}  # its own read, not this store's read ahead
+        assert store.account_settings("app") == {}  # read as the request started
+        store.put_account_settings("app", {"scenario": "success"})
+        assert store.account_settings("app") == {"max_pending": 9, "scenario": "success"}
+        store.put_clock_state({"base": 7.0, "anchor": 7.0, "frozen": True})
+        assert store.clock_state()["base"] == 7.0
+        store.reset("app")
+        assert store.get_task("mine") is None and store.account_settings("app") == {}
+    with store.read_ahead("app", task_id="theirs"):  # a task of another account, reset meanwhile
+        store.reset("other")
+        assert store.get_task("theirs") is None
+
+
 def journal_entry(task: Task) -> JournalEntry:
     return JournalEntry(at=1.0, appkey=task.appkey, operation="phototovideonotrain", request_id=task.request_id,
                         code=0, message="", task_id=task.task_id)

@@ -332,8 +332,10 @@ class SqliteStore:
                 else:
                     db.execute(f"DELETE FROM {table} WHERE appkey = ?", (appkey,))
         ahead = self._ahead()
-        if ahead is not None and appkey in (None, ahead["appkey"]):
-            ahead.update(settings=None, task=None)
+        if ahead is not None:  # the task read ahead may be another account's: it is read again if asked for
+            ahead["task_id"] = None
+            if appkey in (None, ahead["appkey"]):
+                ahead["settings"] = None
 
     @contextlib.contextmanager
     def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
