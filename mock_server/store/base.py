@@ -11,8 +11,9 @@ import dataclasses
 import json
 import os
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 from ..config import Config
 
@@ -173,6 +174,27 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
 class StaleRead(Exception):
     """What an API request read ahead (`Store.read_ahead`) changed before the request's write: nothing was written,
     and the store has learnt what is current. The request is to be answered again from the start."""
+
+
+# What a store's `read_ahead` took for the request being answered (a thread answers one request at a time); a dict
+# naming its store under "store", the rest each store's own.
+_AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_read_ahead", default=None)
+
+
+@contextlib.contextmanager
+def holding_ahead(ahead: dict[str, Any]) -> Iterator[None]:
+    """Keep `ahead` (what `ahead["store"]` read ahead) for the request this thread answers, within the block."""
+    token = _AHEAD.set(ahead)
+    try:
+        yield
+    finally:
+        _AHEAD.reset(token)
+
+
+def read_ahead_by(store: Any) -> dict[str, Any] | None:
+    """What `store` read ahead for the request this thread answers, if anything."""
+    ahead = _AHEAD.get()
+    return ahead if ahead is not None and ahead["store"] is store else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from contextvars import ContextVar
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
 from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task, UploadRecord,
-                   backlog_from, backlog_text, dumps, journal_text, kept_as_of, loads, planned)
+                   backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads, planned,
+                   read_ahead_by)
 
-# What `RedisStore.read_ahead` took for the request being answered (a thread answers one request at a time).
-_AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_redis_read_ahead", default=None)
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
 # Accounts and tasks a process remembers what it saw of between requests; past either bound, it starts over. A task's
@@ -202,18 +200,12 @@ class RedisStore:
                 account = self._saw_account(appkey, more[0], remember=False)
             elif what == "task":
                 task = self._saw_task(task_id, more[0])
-        ahead = {"store": self, "appkey": appkey, "clock": clock, "settings": settings, "account": account,
-                 "task_id": task_id, "task": task, "planned": False}
-        token = _AHEAD.set(ahead)
-        try:
+        with holding_ahead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                            "account": account, "task_id": task_id, "task": task, "planned": False}):
             yield
-        finally:
-            _AHEAD.reset(token)
 
     def _ahead(self) -> dict[str, Any] | None:
-        """What `read_ahead` read for the request this thread is answering, if it read it from this store."""
-        ahead = _AHEAD.get()
-        return ahead if ahead is not None and ahead["store"] is self else None
+        return read_ahead_by(self)
 
     def _saw(self, appkey: str, clock: str | None, settings: str | None, remember: bool = True) -> None:
         """Keep the clock's text (one for all requests) and, when `remember`, the account's settings."""

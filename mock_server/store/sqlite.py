@@ -14,12 +14,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
-                   backlog_text, dumps, journal_text, loads, planned, utf8_size)
+                   backlog_text, dumps, holding_ahead, journal_text, loads, planned, read_ahead_by, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -78,7 +77,6 @@ COMMIT;
 # task it names, in one statement rather than one each.
 READ_AHEAD = ("SELECT (SELECT value FROM meta WHERE key = 'clock'), (SELECT record FROM settings WHERE appkey = ?), "
               "(SELECT record FROM tasks WHERE task_id = ?)")
-_AHEAD: ContextVar[dict[str, Any] | None] = ContextVar("ivh_sqlite_read_ahead", default=None)
 WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a checkpoint
 # Checkpoints (copying the write-ahead log into the database) run on a thread of the store's own, woken after every
 # CHECKPOINT_COMMITS commits of this process; its first copy takes no write lock (DECISIONS.md D69). SQLite's own ran
@@ -211,8 +209,7 @@ class SqliteStore:
         if ahead is not None and ahead["task_id"] == task_id:
             text = ahead["task"]
         else:
-            row = self._db().execute("SELECT record FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-            text = row[0] if row else None
+            text = self._value("SELECT record FROM tasks WHERE task_id = ?", (task_id,))
         return loads(Task, text) if text else None
 
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
@@ -306,8 +303,7 @@ class SqliteStore:
         if ahead is not None and ahead["appkey"] == appkey:
             text = ahead["settings"]
         else:
-            row = self._db().execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
-            text = row[0] if row else None
+            text = self._value("SELECT record FROM settings WHERE appkey = ?", (appkey,))
         return json.loads(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
@@ -344,17 +340,17 @@ class SqliteStore:
         threads may take the interpreter's lock (D48). Nothing is checked at the write: the reads they stand for were
         made moments apart anyway, and a submission reads the account's backlog inside its own transaction."""
         clock, settings, task = self._db().execute(READ_AHEAD, (appkey, task_id)).fetchone()
-        token = _AHEAD.set({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
-                            "task_id": task_id, "task": task})
-        try:
+        with holding_ahead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                            "task_id": task_id, "task": task}):
             yield
-        finally:
-            _AHEAD.reset(token)
 
     def _ahead(self) -> dict[str, Any] | None:
-        """What `read_ahead` read for the request this thread is answering, if it read it from this store."""
-        ahead = _AHEAD.get()
-        return ahead if ahead is not None and ahead["store"] is self else None
+        return read_ahead_by(self)
+
+    def _value(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        """The first column of the first row `sql` reads, or None when it reads none."""
+        row = self._db().execute(sql, args).fetchone()
+        return row[0] if row else None
 
     def close(self) -> None:
         self._closing = True
@@ -369,11 +365,7 @@ class SqliteStore:
 
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
-        if ahead is not None:
-            text = ahead["clock"]
-        else:
-            row = self._db().execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-            text = row[0] if row else None
+        text = ahead["clock"] if ahead is not None else self._value("SELECT value FROM meta WHERE key = 'clock'")
         return json.loads(text) if text else None
 
     def put_clock_state(self, state: dict[str, Any]) -> None:
