@@ -36,13 +36,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
-        body = self._read_body()
-        if body is None:
-            return
+        # http.client stops reading headers at a line it cannot parse and keeps the rest as a body, and keeps a folded
+        # line's break in its value: either would send upstream something other than what the app sent
+        if self.headers.defects or self.headers.get_payload():
+            return self._refuse(400, "a header line is not 'name: value' (no space before the colon)")
+        if any("\r" in value or "\n" in value for value in self.headers.values()):
+            return self._refuse(400, "a header line is folded onto the next (obs-fold)")
         target = self.path
         if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
             parts = urlsplit(target)
+            if not parts.scheme or not parts.netloc:
+                return self._refuse(400, f"request target {_shown(target)} is neither a path nor an absolute URL")
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        body = self._read_body()
+        if body is None:
+            return
         self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
@@ -61,10 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
             if codings != ["chunked"]:
                 return self._refuse(501, f"Transfer-Encoding {shown} is not supported: only chunked is")
             return self._read_chunks()
-        given = self.headers.get_all("Content-Length") or []
+        given = [value.strip() for value in self.headers.get_all("Content-Length") or ()]
         if len(set(given)) > 1:
             return self._refuse(400, "Content-Length is given more than once, with different values")
-        text = given[0].strip() if given else "0"
+        text = given[0] if given else "0"
         if not text.isascii() or not text.isdigit():
             return self._refuse(400, f"Content-Length {_shown(text)} is not a number of bytes")
         digits = text.lstrip("0") or "0"  # leading zeros are allowed, and too many digits for int() are a size
@@ -177,6 +185,7 @@ class ProxyServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # connections the kernel queues before they are taken (socketserver's default is 5)
 
     def __init__(self, proxy: Proxy, host: str = "127.0.0.1", port: int = 8081, *,
                  idle_seconds: float = IDLE_SECONDS):

@@ -260,10 +260,17 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
      "Transfer-Encoding 'identity, chunked' is not supported: only chunked is"),
     (REQUEST_HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400,
      "Content-Length and Transfer-Encoding are both given"),
+    # a line http.client cannot parse ends its headers: what follows would be a body, and the body a second request
+    (REQUEST_HEAD + b"X-B : 1\r\nContent-Length: 49\r\n\r\nGET /smuggled?appkey=victim HTTP/1.1\r\nHost: p\r\n\r\n",
+     400, "a header line is not 'name: value' (no space before the colon)"),
+    (REQUEST_HEAD + b"X-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}", 400,
+     "a header line is folded onto the next (obs-fold)"),
+    (b"OPTIONS * HTTP/1.1\r\nHost: proxy\r\n\r\n", 400,
+     "request target '*' is neither a path nor an absolute URL"),
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
         "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
         "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
-        "coding-besides-chunked", "coding-and-length"])
+        "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
@@ -282,7 +289,7 @@ def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goe
 
 
 @pytest.mark.parametrize("framing", [
-    b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+    b"Content-Length: 2 \r\nContent-Length: 2\r\n\r\n{}",
     b"Content-Length: " + b"0" * 5000 + b"2\r\n\r\n{}",
     b"Transfer-Encoding: Chunked\r\n\r\n1;note=x\r\n{\r\n1\r\n}\r\n0\r\nTrailer: t\r\n\r\n",
 ], ids=["length-repeated", "length-with-leading-zeros", "chunks-with-extension-and-trailer"])
