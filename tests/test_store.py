@@ -421,6 +421,16 @@ def test_a_sqlite_request_reads_ahead_in_one_statement_and_journals_in_one_more(
 
 
 @pytest.mark.stores("sqlite")
+def test_a_full_sqlite_journal_takes_an_entry_in_the_same_two_statements(store_spec):
+    store = open_store(store_spec, JournalLimits(entries=2))
+    noted = store._local.db = _NotingConnection(store._db())
+    for n in range(5):
+        store.record(note(n, "app"))
+    assert noted.statements == ["INSERT INTO journal_intake (appkey,", "SELECT entries, bytes FROM"] * 5
+    assert [entry.request_id for entry in store.journal()] == ["r3", "r4"]
+
+
+@pytest.mark.stores("sqlite")
 def test_what_a_sqlite_request_read_ahead_follows_its_own_writes_and_answers_for_nothing_else(store_spec, store):
     store.add_task("app", lambda backlog_at: make_task("mine"))
     store.add_task("other", lambda backlog_at: make_task("theirs", "other"))

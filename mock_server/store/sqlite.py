@@ -53,9 +53,9 @@ CREATE TRIGGER IF NOT EXISTS journal_dropped AFTER DELETE ON journal BEGIN
     UPDATE journal_size SET entries = entries - 1, bytes = bytes - OLD.bytes; END;
 """
 # A journal entry goes in through this view: one statement from Python adds the entry, its account when the request
-# authenticated, and drops the appkey's entries past its bound, each of which cost a statement of its own (a call
-# into SQLite that lets the worker's other threads take the interpreter's lock in between). Temporary, so made on
-# each connection with the store's own bound.
+# authenticated, and drops the appkey's entries past its bound and the oldest past the whole journal's bound in
+# entries, each of which cost a statement of its own (a call into SQLite that lets the worker's other threads take
+# the interpreter's lock in between). Temporary, so made on each connection with the store's own bounds.
 JOURNAL_INTAKE = """
 CREATE TEMP VIEW IF NOT EXISTS journal_intake (appkey, record, bytes, authenticated) AS SELECT NULL, NULL, NULL, NULL;
 CREATE TEMP TRIGGER IF NOT EXISTS journal_intake_insert INSTEAD OF INSERT ON journal_intake BEGIN
@@ -63,6 +63,8 @@ CREATE TEMP TRIGGER IF NOT EXISTS journal_intake_insert INSTEAD OF INSERT ON jou
     INSERT OR IGNORE INTO accounts (appkey) SELECT NEW.appkey WHERE NEW.authenticated;
     DELETE FROM journal WHERE appkey = NEW.appkey AND id < (SELECT id FROM journal WHERE appkey = NEW.appkey
         ORDER BY id DESC LIMIT 1 OFFSET {older});
+    DELETE FROM journal WHERE id IN (SELECT id FROM journal ORDER BY id
+        LIMIT max(0, (SELECT entries FROM journal_size) - {entries}));
 END;
 """
 MIGRATE_JOURNAL = """
@@ -125,7 +127,8 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
             db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
-            db.executescript(JOURNAL_INTAKE.format(older=int(self._limits.per_appkey) - 1))
+            db.executescript(JOURNAL_INTAKE.format(older=int(self._limits.per_appkey) - 1,
+                                                   entries=int(self._limits.entries)))
             self._local.db = db
         return db
 
@@ -229,9 +232,9 @@ class SqliteStore:
             self._committed()
 
     def _insert_journal(self, db: sqlite3.Connection, entry: JournalEntry, text: str | None = None) -> None:
-        """Add the entry (with its account, dropping its appkey's entries past their bound), then keep the whole
-        journal within its bounds. Outside a transaction each statement commits by itself: a reader may see the
-        journal one entry over its bound, until the next statement."""
+        """Add the entry (with its account, dropping its appkey's entries past their bound and the journal's oldest
+        past its bound in entries), then keep the journal within its bound in bytes. Outside a transaction each
+        statement commits by itself: a reader may see the journal over its bound in bytes until the next one."""
         text = journal_text(entry, self._limits) if text is None else text
         limits = self._limits
         db.execute("INSERT INTO journal_intake (appkey, record, bytes, authenticated) VALUES (?, ?, ?, ?)",
