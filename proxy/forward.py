@@ -102,7 +102,7 @@ class Proxy:
         forwarded = body
         if self.callback_relay and operation == "phototovideonotrain":
             forwarded = self._substitute_callback(body)
-        outgoing = dict((name, value) for name, value in headers if name.lower() not in HOP_BY_HOP | {"content-length"})
+        outgoing = _combined(headers, HOP_BY_HOP | {"content-length"})
         for name in ("User-Agent", "Accept-Encoding"):  # add none of urllib3's own
             if not any(key.lower() == name.lower() for key in outgoing):
                 outgoing[name] = SKIP_HEADER
@@ -243,6 +243,19 @@ class Proxy:
                                              **_body(body, parsed, is_json)},
                                  "response": {"status": status}, "error": error,
                                  "findings": [finding.as_dict() for finding in findings]})
+
+
+def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, str]:
+    """The headers as one field each, repeated ones joined by commas in their order (RFC 9110 5.3, which allows
+    this for a request's fields), less those named in `leave_out`: a dict would keep only a repeated field's last."""
+    combined: dict[str, str] = {}
+    names: dict[str, str] = {}  # lowercase name -> as the app first wrote it
+    for name, value in headers:
+        if name.lower() in leave_out:
+            continue
+        name = names.setdefault(name.lower(), name)
+        combined[name] = f"{combined[name]}, {value}" if name in combined else value
+    return combined
 
 
 def _failure(error: Exception) -> str:

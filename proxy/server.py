@@ -48,6 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not parts.scheme or not parts.netloc:
                 return self._refuse(400, f"request target {_shown(target)} is neither a path nor an absolute URL")
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # http.server read the request line as Latin-1, and urllib3 would encode those characters again as UTF-8:
+        # the app's bytes go upstream as they came, any past printable ASCII percent-encoded
+        target = _PAST_ASCII.sub(lambda past: b"%%%02X" % past.group()[0], target.encode("latin-1")).decode("ascii")
         body = self._read_body()
         if body is None:
             return
@@ -135,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+_PAST_ASCII = re.compile(rb"[^\x21-\x7e]")
 
 
 def _shown(value: str) -> str:

@@ -303,6 +303,35 @@ def test_a_body_framed_any_way_http_allows_goes_upstream_whole(framing, tmp_path
     assert record["request"]["body"] == {}
 
 
+def test_a_header_given_twice_and_a_path_past_ascii_go_upstream_as_the_app_sent_them(tmp_path):
+    received = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, self.headers.get_all("X-Trace")))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        with ProxyServer(Proxy(f"http://127.0.0.1:{upstream.server_port}", Recorder(tmp_path),
+                               warn=lambda text: None), port=0) as proxy:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+                connection.sendall("POST /café?q=é&r=%2f HTTP/1.1\r\nHost: proxy\r\n".encode() +
+                                   b"X-Trace: a\r\nx-trace: b\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+                assert _read_all(connection).startswith(b"HTTP/1.1 200 ")
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    assert received == [("/caf%C3%A9?q=%C3%A9&r=%2F", ["a, b"])]  # the same bytes (urllib3 writes %2f as %2F)
+
+
 def test_a_refusal_of_a_head_request_has_no_body(tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
