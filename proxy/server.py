@@ -65,6 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
                    for coding in value.split(",") if coding.strip()]
         if codings:  # RFC 9112 6.1 and 6.3: chunked must come last, and a length beside it is not to be trusted
             shown = _shown(", ".join(codings))
+            if self.request_version == "HTTP/1.0":
+                return self._refuse(400, "Transfer-Encoding is not HTTP/1.0's: send a Content-Length")
             if self.headers.get_all("Content-Length"):
                 return self._refuse(400, "Content-Length and Transfer-Encoding are both given")
             if codings[-1] != "chunked":
@@ -109,6 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._hung_up()
             if end not in (b"\r\n", b"\n"):
                 return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
+
+    def handle_expect_100(self) -> bool:
+        """Ask for the body only when its length will be taken: a length past the bound is refused at once."""
+        given = (self.headers.get("Content-Length") or "").strip().lstrip("0")
+        if given.isascii() and given.isdigit() and (len(given) > len(str(MAX_REQUEST_BODY))
+                                                    or int(given) > MAX_REQUEST_BODY):
+            self._refuse(413, "request body larger than 32 MiB")
+            return False
+        return super().handle_expect_100()
 
     def _hung_up(self) -> None:
         self.close_connection = True

@@ -267,10 +267,15 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
      "a header line is folded onto the next (obs-fold)"),
     (b"OPTIONS * HTTP/1.1\r\nHost: proxy\r\n\r\n", 400,
      "request target '*' is neither a path nor an absolute URL"),
+    (REQUEST_HEAD.replace(b"HTTP/1.1", b"HTTP/1.0") + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400,
+     "Transfer-Encoding is not HTTP/1.0's: send a Content-Length"),
+    (REQUEST_HEAD + b"Expect: 100-continue\r\nContent-Length: 99999999\r\n\r\n", 413,
+     "request body larger than 32 MiB"),  # refused at once, with no "100 Continue" before it
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
         "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
         "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
-        "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target"])
+        "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target",
+        "chunked-in-http-1.0", "expect-continue-too-large"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
