@@ -102,23 +102,26 @@ class Proxy:
         forwarded = body
         if self.callback_relay and operation == "phototovideonotrain":
             forwarded = self._substitute_callback(body)
-        outgoing = _combined(headers, HOP_BY_HOP | {"content-length"})
+        named = {token.strip().lower() for name, value in headers if name.lower() == "connection"
+                 for token in value.split(",")}  # RFC 9110 7.6.1: the fields a Connection header names are hop-by-hop
+        outgoing = _combined(headers, HOP_BY_HOP | named | {"content-length"})
         for name in ("User-Agent", "Accept-Encoding"):  # add none of urllib3's own
             if not any(key.lower() == name.lower() for key in outgoing):
                 outgoing[name] = SKIP_HEADER
-        prepared = requests.Request(method, self.upstream + "/", headers=outgoing,
-                                    data=forwarded if forwarded or method not in ("GET", "HEAD") else None).prepare()
+        try:
+            data = forwarded if forwarded or method not in ("GET", "HEAD") else None
+            prepared = requests.Request(method, self.upstream + "/", headers=outgoing, data=data).prepare()
+        except requests.RequestException as error:  # a header value requests will not send (InvalidHeader)
+            _answer_own(responder, 400, "Bad Request", f"a header cannot be forwarded: {error}")
+            self._record(started, operation, method, target, headers, body, None, error=_failure(error))
+            return
         prepared.url = self.upstream + target  # as sent: requests would re-quote it
         try:
             answer = self._session().send(prepared, stream=True, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
-            text = json.dumps({"error": {"message": f"ivh-mock proxy: upstream {self.upstream} did not answer: "
-                                                    f"{type(error).__name__}"}}).encode()
-            responder.start(status, "Bad Gateway" if status == 502 else "Gateway Timeout",
-                            [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
-            responder.write(text)
-            responder.finish()
+            _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
+                        f"upstream {self.upstream} did not answer: {type(error).__name__}")
             self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
         kept, broken = bytearray(), None
@@ -245,6 +248,14 @@ class Proxy:
                                  "findings": [finding.as_dict() for finding in findings]})
 
 
+def _answer_own(responder: Responder, status: int, reason: str, message: str) -> None:
+    """Answer with the proxy's own {"error": {"message": ...}}, which no API answer looks like."""
+    text = json.dumps({"error": {"message": f"ivh-mock proxy: {message}"}}).encode()
+    responder.start(status, reason, [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
+    responder.write(text)
+    responder.finish()
+
+
 def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, str]:
     """The headers as one field each, repeated ones joined by commas in their order (RFC 9110 5.3, which allows
     this for a request's fields), less those named in `leave_out`: a dict would keep only a repeated field's last."""
@@ -254,7 +265,8 @@ def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, 
         if name.lower() in leave_out:
             continue
         name = names.setdefault(name.lower(), name)
-        combined[name] = f"{combined[name]}, {value}" if name in combined else value
+        joint = "; " if name.lower() == "cookie" else ", "  # a Cookie's pairs are joined as one Cookie writes them
+        combined[name] = f"{combined[name]}{joint}{value}" if name in combined else value
     return combined
 
 

@@ -9,13 +9,14 @@ warnings live in that process. Connections are kept alive (HTTP/1.1).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from .forward import Proxy
@@ -35,22 +36,110 @@ class _Handler(BaseHTTPRequestHandler):
         # until the app's delayed ACK (40 ms)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _serve(self) -> None:
+    def parse_request(self) -> bool:
+        """http.server's own parse, given what it would misread made safe first. It splits the request line as
+        Latin-1 text, where \\x85 and \\xa0 are spaces, so the target's bytes past printable ASCII are
+        percent-encoded before it sees them (and a lone '%', which urllib3 would take as the sign to encode every
+        escape again, becomes %25), and the target is kept as sent, where it folds a leading '//'. Its header parser
+        takes a bare CR for a line break (a header the app never sent): the header block is read here first, and a
+        line holding a control character is refused before anything else (D61)."""
+        self._target = self._fault = None
+        if self.raw_requestline in (b"\r\n", b"\n"):  # RFC 9112 2.2: an empty line before a request is skipped
+            self.raw_requestline = self.rfile.readline(65537)
+        words = self.raw_requestline.rstrip(b"\r\n").split(b" ")
+        if len(words) != 3 or len(self.raw_requestline) > 65536:
+            return super().parse_request()  # malformed, HTTP/0.9 or too long: http.server answers it
+        words[1] = _LONE_PERCENT.sub(b"%25", _PAST_ASCII.sub(lambda past: b"%%%02X" % past.group()[0], words[1]))
+        self.raw_requestline, self._target = b" ".join(words) + b"\r\n", words[1].decode("ascii")
+        real, block = self.rfile, []
+        while len(block) <= 100:  # http.client's bound on header lines, past which it answers 431 itself
+            line = real.readline(65537)
+            block.append(line)
+            if line in (b"\r\n", b"\n", b"") or len(line) > 65536:
+                break
+            if _CONTROL.search(line.rstrip(b"\n").removesuffix(b"\r")) and self._fault is None:
+                self._fault = (400, f"header line {_shown(line.split(b':')[0].decode('latin-1'))} holds a control "
+                                    f"character (a bare CR, a NUL, ...)")
+        self.rfile = io.BytesIO(b"".join(block))
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = real
+        if not parsed:  # http.server answered (431, 400, ...), or the refusal of an Expect: 100-continue did
+            return False
+        fault = self._head_fault()
+        if fault is not None:
+            self._refuse(*fault)
+            return False
+        if "close" in {token.strip().lower() for value in self.headers.get_all("Connection") or ()
+                       for token in value.split(",")}:  # http.server looks only for a header that is just "close"
+            self.close_connection = True
+        return True
+
+    def _head_fault(self) -> tuple[int, str] | None:
+        """Why the request's line and headers are refused (status, message) before its body is read, if they are."""
+        if self._fault is not None:
+            return self._fault
         # http.client stops reading headers at a line it cannot parse and keeps the rest as a body, and keeps a folded
         # line's break in its value: either would send upstream something other than what the app sent
         if self.headers.defects or self.headers.get_payload():
-            return self._refuse(400, "a header line is not 'name: value' (no space before the colon)")
+            return 400, "a header line is not 'name: value' (no space before the colon)"
         if any("\r" in value or "\n" in value for value in self.headers.values()):
-            return self._refuse(400, "a header line is folded onto the next (obs-fold)")
-        target = self.path
-        if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
+            return 400, "a header line is folded onto the next (obs-fold)"
+        hosts = self.headers.get_all("Host") or ()
+        if len(hosts) > 1 or (not hosts and self.request_version == "HTTP/1.1"):  # RFC 9112 3.2
+            return 400, "a request names its Host once, and an HTTP/1.1 request must name it"
+        target = self._target
+        if not target.startswith("/"):
             parts = urlsplit(target)
             if not parts.scheme or not parts.netloc:
-                return self._refuse(400, f"request target {_shown(target)} is neither a path nor an absolute URL")
+                return 400, f"request target {_shown(target)} is neither a path nor an absolute URL"
+        framing = self._framing()
+        return framing if isinstance(framing[0], int) else None
+
+    def _framing(self) -> tuple[Any, Any]:
+        """How the body is framed: ("chunked", None) or ("length", n), or the refusal (status, message)."""
+        codings = [coding.strip(" \t").lower() for value in self.headers.get_all("Transfer-Encoding") or ()
+                   for coding in value.split(",") if coding.strip(" \t")]
+        if codings:  # RFC 9112 6.1 and 6.3: chunked must come last, and a length beside it is not to be trusted
+            shown = _shown(", ".join(codings))
+            if self.request_version == "HTTP/1.0":
+                return 400, "Transfer-Encoding is not HTTP/1.0's: send a Content-Length"
+            if self.headers.get_all("Content-Length"):
+                return 400, "Content-Length and Transfer-Encoding are both given"
+            if codings[-1] != "chunked":
+                return 400, f"Transfer-Encoding {shown} does not end in chunked"
+            if codings != ["chunked"]:
+                return 501, f"Transfer-Encoding {shown} is not supported: only chunked is"
+            return "chunked", None
+        given = [value.strip(" \t") for value in self.headers.get_all("Content-Length") or ()]
+        if len(set(given)) > 1:
+            return 400, "Content-Length is given more than once, with different values"
+        text = given[0] if given else "0"
+        if not text.isascii() or not text.isdigit():
+            return 400, f"Content-Length {_shown(text)} is not a number of bytes"
+        digits = text.lstrip("0") or "0"  # leading zeros are allowed, and too many digits for int() are a size
+        if len(digits) > len(str(MAX_REQUEST_BODY)) or int(digits) > MAX_REQUEST_BODY:
+            return 413, "request body larger than 32 MiB"
+        return "length", int(digits)
+
+    def handle_expect_100(self) -> bool:
+        """Ask for the body only of a request that will be taken: one refused is refused at once."""
+        fault = self._head_fault()
+        if fault is not None:
+            self._refuse(*fault)
+            return False
+        return super().handle_expect_100()
+
+    def _serve(self) -> None:
+        target = self._target
+        if target is None:  # an HTTP/0.9 request, which http.server took: its answer could not carry a status
+            return self._refuse(400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1")
+        if self.request_version != "HTTP/1.1":  # its answer ends where the connection does (no chunks in HTTP/1.0)
+            self.close_connection = True
+        if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
+            parts = urlsplit(target)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        # http.server read the request line as Latin-1, and urllib3 would encode those characters again as UTF-8:
-        # the app's bytes go upstream as they came, any past printable ASCII percent-encoded
-        target = _PAST_ASCII.sub(lambda past: b"%%%02X" % past.group()[0], target.encode("latin-1")).decode("ascii")
         body = self._read_body()
         if body is None:
             return
@@ -59,31 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
     def _read_body(self) -> bytes | None:
-        """The request's body, or None when the proxy answered (a body it refuses) or the app hung up mid-body:
-        nothing then goes upstream."""
-        codings = [coding.strip().lower() for value in self.headers.get_all("Transfer-Encoding") or ()
-                   for coding in value.split(",") if coding.strip()]
-        if codings:  # RFC 9112 6.1 and 6.3: chunked must come last, and a length beside it is not to be trusted
-            shown = _shown(", ".join(codings))
-            if self.request_version == "HTTP/1.0":
-                return self._refuse(400, "Transfer-Encoding is not HTTP/1.0's: send a Content-Length")
-            if self.headers.get_all("Content-Length"):
-                return self._refuse(400, "Content-Length and Transfer-Encoding are both given")
-            if codings[-1] != "chunked":
-                return self._refuse(400, f"Transfer-Encoding {shown} does not end in chunked")
-            if codings != ["chunked"]:
-                return self._refuse(501, f"Transfer-Encoding {shown} is not supported: only chunked is")
+        """The request's body, or None when the app hung up mid-body (or a chunk is malformed, which the proxy
+        answers): nothing then goes upstream. Its framing was checked with the headers (`_framing`)."""
+        kind, length = self._framing()
+        if kind == "chunked":
             return self._read_chunks()
-        given = [value.strip() for value in self.headers.get_all("Content-Length") or ()]
-        if len(set(given)) > 1:
-            return self._refuse(400, "Content-Length is given more than once, with different values")
-        text = given[0] if given else "0"
-        if not text.isascii() or not text.isdigit():
-            return self._refuse(400, f"Content-Length {_shown(text)} is not a number of bytes")
-        digits = text.lstrip("0") or "0"  # leading zeros are allowed, and too many digits for int() are a size
-        if len(digits) > len(str(MAX_REQUEST_BODY)) or int(digits) > MAX_REQUEST_BODY:
-            return self._refuse(413, "request body larger than 32 MiB")
-        length = int(digits)
         body = self.rfile.read(length) if length else b""
         return body if len(body) == length else self._hung_up()
 
@@ -111,15 +180,6 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._hung_up()
             if end not in (b"\r\n", b"\n"):
                 return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
-
-    def handle_expect_100(self) -> bool:
-        """Ask for the body only when its length will be taken: a length past the bound is refused at once."""
-        given = (self.headers.get("Content-Length") or "").strip().lstrip("0")
-        if given.isascii() and given.isdigit() and (len(given) > len(str(MAX_REQUEST_BODY))
-                                                    or int(given) > MAX_REQUEST_BODY):
-            self._refuse(413, "request body larger than 32 MiB")
-            return False
-        return super().handle_expect_100()
 
     def _hung_up(self) -> None:
         self.close_connection = True
@@ -150,6 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 _PAST_ASCII = re.compile(rb"[^\x21-\x7e]")
+_LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any but HTAB, in a header line without its line break
 
 
 def _shown(value: str) -> str:
@@ -162,6 +224,9 @@ class _Responder:
         self.handler, self.chunked = handler, False
 
     def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None:
+        if self.handler.request_version != "HTTP/1.1":  # HTTP/1.0 has no chunks: the closing connection ends it
+            chunked = False
+            headers = [*headers, ("Connection", "close")]
         with self._sending():
             self.handler.send_response_only(status, reason)  # no Server or Date of the proxy's own
             for name, value in headers:

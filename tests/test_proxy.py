@@ -271,11 +271,24 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
      "Transfer-Encoding is not HTTP/1.0's: send a Content-Length"),
     (REQUEST_HEAD + b"Expect: 100-continue\r\nContent-Length: 99999999\r\n\r\n", 413,
      "request body larger than 32 MiB"),  # refused at once, with no "100 Continue" before it
+    (REQUEST_HEAD + b"Expect: 100-continue\r\nContent-Length: abc\r\n\r\n", 400,
+     "Content-Length 'abc' is not a number of bytes"),
+    # http.client's parser takes a bare CR for a line break: the app would send a header, and a framing, unseen
+    (REQUEST_HEAD + b"X-A: a\rContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: p\r\n\r\n", 400,
+     "header line 'X-A' holds a control character (a bare CR, a NUL, ...)"),
+    (REQUEST_HEAD + b"X-A: \x0bb\r\nContent-Length: 2\r\n\r\n{}", 400,
+     "header line 'X-A' holds a control character (a bare CR, a NUL, ...)"),
+    (b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400,
+     "a request names its Host once, and an HTTP/1.1 request must name it"),
+    (REQUEST_HEAD + b"Host: other\r\nContent-Length: 2\r\n\r\n{}", 400,
+     "a request names its Host once, and an HTTP/1.1 request must name it"),
+    (b"GET /nine\r\n\r\n", 400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1"),
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
         "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
         "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
         "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target",
-        "chunked-in-http-1.0", "expect-continue-too-large"])
+        "chunked-in-http-1.0", "expect-continue-too-large", "expect-continue-bad-length", "bare-cr-in-header",
+        "control-in-header", "no-host", "two-hosts", "http-0.9"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
@@ -308,33 +321,68 @@ def test_a_body_framed_any_way_http_allows_goes_upstream_whole(framing, tmp_path
     assert record["request"]["body"] == {}
 
 
-def test_a_header_given_twice_and_a_path_past_ascii_go_upstream_as_the_app_sent_them(tmp_path):
+@pytest.fixture
+def echo_upstream():
+    """An upstream that notes each request's target and X-Trace headers and answers {"ok": 1} without a length."""
     received = []
 
     class Upstream(BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append((self.path, self.headers.get_all("X-Trace")))
+            received.append((self.requestline.split()[1], self.headers.get_all("X-Trace")))  # not its folded path
+            received.append({name: self.headers.get_all(name) for name in ("Cookie", "X-Secret")})
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.end_headers()  # no length: the answer ends with the connection, and the proxy streams it
+            self.wfile.write(b'{"ok": 1}')
 
         def log_message(self, *args):
             pass
 
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    try:
-        with ProxyServer(Proxy(f"http://127.0.0.1:{upstream.server_port}", Recorder(tmp_path),
-                               warn=lambda text: None), port=0) as proxy:
-            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
-                connection.sendall("POST /café?q=é&r=%2f HTTP/1.1\r\nHost: proxy\r\n".encode() +
-                                   b"X-Trace: a\r\nx-trace: b\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
-                assert _read_all(connection).startswith(b"HTTP/1.1 200 ")
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
-    assert received == [("/caf%C3%A9?q=%C3%A9&r=%2F", ["a, b"])]  # the same bytes (urllib3 writes %2f as %2F)
+    yield f"http://127.0.0.1:{upstream.server_port}", received
+    upstream.shutdown()
+    upstream.server_close()
+
+
+@pytest.mark.parametrize("line, arrives", [
+    ("POST /café?q=é&r=%2f HTTP/1.1", "/caf%C3%A9?q=%C3%A9&r=%2F"),  # the same bytes (urllib3 writes %2f as %2F)
+    ("POST /à?b=100% HTTP/1.1", "/%C3%A0?b=100%25"),  # not split at the \xa0 of à; a lone % is no escape
+    ("POST //double/slash HTTP/1.1", "//double/slash"),
+    ("\r\nPOST /after-an-empty-line HTTP/1.1", "/after-an-empty-line"),
+], ids=["past-ascii", "nbsp-byte-and-lone-percent", "double-slash", "empty-line-first"])
+def test_a_target_and_a_header_given_twice_go_upstream_as_the_app_sent_them(line, arrives, echo_upstream, tmp_path):
+    url, received = echo_upstream
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(f"{line}\r\nHost: proxy\r\n".encode() +
+                               b"X-Trace: a\r\nx-trace: b\r\nCookie: a=1\r\nCookie: b=2\r\nX-Secret: s\r\n"
+                               b"Connection: close, X-Secret\r\nContent-Length: 2\r\n\r\n{}")
+            assert _read_all(connection).startswith(b"HTTP/1.1 200 ")
+    # a Cookie's pairs joined as one Cookie writes them; a field the Connection header names stays with the hop
+    assert received == [(arrives, ["a, b"]), {"Cookie": ["a=1; b=2"], "X-Secret": None}]
+
+
+def test_an_http_1_0_app_gets_an_answer_of_no_length_unchunked_and_then_the_end_of_the_connection(echo_upstream,
+                                                                                                   tmp_path):
+    url, received = echo_upstream
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(b"POST /old HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}")
+            head, _, body = _read_all(connection).partition(b"\r\n\r\n")  # ends: the proxy closed it
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close" in head and b"chunked" not in head.lower()
+    assert body == b'{"ok": 1}'
+    assert received == [("/old", None), {"Cookie": None, "X-Secret": None}]
+
+
+def test_a_header_requests_will_not_send_gets_a_400_and_is_recorded(tmp_path, capfd):
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(REQUEST_HEAD + b"X-A: \xa0b\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+            head, _, body = _read_all(connection).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and "a header cannot be forwarded" in json.loads(body)["error"]["message"]
+    (record,) = read_records(tmp_path)
+    assert record["error"].startswith("InvalidHeader") and "Traceback" not in capfd.readouterr().err
 
 
 def test_a_refusal_of_a_head_request_has_no_body(tmp_path):
