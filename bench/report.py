@@ -290,8 +290,9 @@ WHY = {
                  "first (getprogress 15% to 38%).",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
-              "falling in one run and not the other. On 2026-11-26 three runs of the SQLite row measured 1.24x, "
-              "1.05x and 0.96x; with Redis a queued task's getprogress also makes one more round trip than one "
+              "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
+              "1.05x, 0.96x and 1.33x, the last with its median lower at 100,000 tasks than at 10 (11.67 against "
+              "12.04 ms); with Redis a queued task's getprogress also makes one more round trip than one "
               "already rendering.",
     "cold start": "the interpreter, Flask, jsonschema, jsonschema-rs and Pillow imports and compiling the spec's "
                   "validators (PyAV and redis-py load on first use). The bare Flask server, which imports less, "
