@@ -133,8 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         target = self._target
-        if target is None:  # an HTTP/0.9 request, which http.server took: its answer could not carry a status
-            return self._refuse(400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1")
+        if target is None:  # a request line http.server took but the proxy did not: HTTP/0.9, or spaces doubled
+            return self._refuse(400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1"
+                                if self.request_version == "HTTP/0.9" else
+                                "the request line is not 'method target version', one space apart")
         if self.request_version != "HTTP/1.1":  # its answer ends where the connection does (no chunks in HTTP/1.0)
             self.close_connection = True
         if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
