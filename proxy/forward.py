@@ -15,7 +15,7 @@ import threading
 import time
 import zlib
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -102,8 +102,8 @@ class Proxy:
         forwarded = body
         if self.callback_relay and operation == "phototovideonotrain":
             forwarded = self._substitute_callback(body)
-        named = {token.strip().lower() for name, value in headers if name.lower() == "connection"
-                 for token in value.split(",")}  # RFC 9110 7.6.1: the fields a Connection header names are hop-by-hop
+        # RFC 9110 7.6.1: the fields a Connection header names are hop-by-hop
+        named = set(header_tokens(value for name, value in headers if name.lower() == "connection"))
         outgoing = _combined(headers, HOP_BY_HOP | named | {"content-length"})
         for name in ("User-Agent", "Accept-Encoding"):  # add none of urllib3's own
             if not any(key.lower() == name.lower() for key in outgoing):
@@ -248,9 +248,19 @@ class Proxy:
                                  "findings": [finding.as_dict() for finding in findings]})
 
 
+def own_error(message: str) -> bytes:
+    """The body of an answer of the proxy's own: {"error": {"message": ...}}, which no API answer looks like."""
+    return json.dumps({"error": {"message": f"ivh-mock proxy: {message}"}}).encode()
+
+
+def header_tokens(values: Iterable[str]) -> list[str]:
+    """The elements of a comma-separated header list (Connection, Transfer-Encoding) over all its field lines,
+    lowercased, without the optional whitespace around them (RFC 9110 5.6.1) and without empty ones."""
+    return [token.strip(" \t").lower() for value in values for token in value.split(",") if token.strip(" \t")]
+
+
 def _answer_own(responder: Responder, status: int, reason: str, message: str) -> None:
-    """Answer with the proxy's own {"error": {"message": ...}}, which no API answer looks like."""
-    text = json.dumps({"error": {"message": f"ivh-mock proxy: {message}"}}).encode()
+    text = own_error(message)
     responder.start(status, reason, [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
     responder.write(text)
     responder.finish()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import socket
 import sys
@@ -19,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from .forward import Proxy
+from .forward import Proxy, header_tokens, own_error
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
@@ -71,8 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             self._refuse(*fault)
             return False
-        if "close" in {token.strip().lower() for value in self.headers.get_all("Connection") or ()
-                       for token in value.split(",")}:  # http.server looks only for a header that is just "close"
+        if "close" in header_tokens(self.headers.get_all("Connection") or ()):  # http.server wants just "close"
             self.close_connection = True
         return True
 
@@ -99,8 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _framing(self) -> tuple[Any, Any]:
         """How the body is framed: ("chunked", None) or ("length", n), or the refusal (status, message)."""
-        codings = [coding.strip(" \t").lower() for value in self.headers.get_all("Transfer-Encoding") or ()
-                   for coding in value.split(",") if coding.strip(" \t")]
+        codings = header_tokens(self.headers.get_all("Transfer-Encoding") or ())
         if codings:  # RFC 9112 6.1 and 6.3: chunked must come last, and a length beside it is not to be trusted
             shown = _shown(", ".join(codings))
             if self.request_version == "HTTP/1.0":
@@ -189,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _refuse(self, status: int, message: str) -> None:
         """Answer the proxy's own refusal (nothing goes upstream) and close the connection, whose remaining bytes
         cannot be trusted to start a request."""
-        text = json.dumps({"error": {"message": f"ivh-mock proxy: {message}"}}).encode()
+        text = own_error(message)
         if self.request_version == "HTTP/0.9":  # a request line too malformed to name a version still gets a head
             self.request_version = self.protocol_version
         self.send_response_only(status)
