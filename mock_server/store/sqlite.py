@@ -310,9 +310,9 @@ class SqliteStore:
         return json.loads(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
-        with self._writing() as db:
-            row = db.execute("SELECT record FROM settings WHERE appkey = ?", (appkey,)).fetchone()
-            text = json.dumps({**(json.loads(row[0]) if row else {}), **settings})
+        with self._writing() as db:  # read in the transaction, not from what the request read ahead
+            kept = self._value("SELECT record FROM settings WHERE appkey = ?", (appkey,))
+            text = json.dumps({**(json.loads(kept) if kept else {}), **settings})
             db.execute("INSERT OR REPLACE INTO settings (appkey, record) VALUES (?, ?)", (appkey, text))
         ahead = self._ahead()
         if ahead is not None and ahead["appkey"] == appkey:
