@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from werkzeug.serving import make_server
 
 from ivh_mock import spec as spec_module
 
+ROOT_DIR = Path(__file__).resolve().parents[1]  # the checkout: the contract suite runs from it
 T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
 # Timing every test can compute with: 1 s in the queue, render 2 s + 0.25 x the video, 4 characters a second.
 TIMING = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0,
@@ -286,3 +288,22 @@ class ServeProcess:
 def _drain(stream, kept: list[str]) -> None:
     for line in stream:
         kept.append(line)
+
+
+# -- the contract suite in a process of its own ------------------------------------------------------------------------
+def run_suite(url, report_dir, *extra, paths=("contract_tests",)):
+    """Run the contract suite's `paths` against `url` in a pytest process of its own."""
+    env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": DEFAULT_TOKEN}
+    return subprocess.run([sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", "-rs",
+                           "--ivh-base-url", url, "--ivh-report-dir", str(report_dir), *extra],
+                          cwd=ROOT_DIR, env=env, capture_output=True, text=True, timeout=600)
+
+
+def assert_the_suite_passed(result, url, report_dir):
+    """The whole suite ran, skipped nothing, and its drift report names `url` as a mock that agrees everywhere."""
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]
+    report = json.loads((report_dir / "drift-report.json").read_text())
+    assert report["target"] == url and report["is_mock"]
+    assert {row["verdict"] for row in report["probes"]} == {"agree"}
+    assert (report_dir / "drift-report.md").read_text().count("| agree |") == len(report["probes"])

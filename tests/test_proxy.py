@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import stat
 import struct
@@ -33,9 +32,8 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, ServeProcess
+from .conftest import PATHS, ServeProcess, assert_the_suite_passed, run_suite
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
 TASK = "feedfacefeedfacefeedfacefeedface"
@@ -599,23 +597,17 @@ def test_callback_relay_records_and_forwards_the_callback(tmp_path):
 
 
 # -- the contract suite -------------------------------------------------------------------------------------------
-def _suite(url, report_dir, *extra):
-    env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": TOKEN}
-    return subprocess.run([sys.executable, "-m", "pytest", *extra, "-q", "-p", "no:cacheprovider", "-rs",
-                           "--ivh-base-url", url, "--ivh-report-dir", str(report_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.slow
 def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, tmp_path):
-    result = _suite(wrong_upstream.url, tmp_path, "contract_tests/test_drift.py")
+    result = run_suite(wrong_upstream.url, tmp_path, paths=["contract_tests/test_drift.py"])
     assert result.returncode == 0, result.stdout[-3000:]
     report = drift.read(tmp_path / drift.JSON_NAME)
     verdicts = [row["verdict"] for row in report["probes"]]
     assert drift.NOT_RUN in verdicts and drift.DIFFERS in verdicts
     assert "not run (spend guard)" in (tmp_path / drift.MARKDOWN_NAME).read_text()
 
-    failing = _suite(wrong_upstream.url, tmp_path / "strict", "contract_tests/test_drift.py", "--ivh-fail-on-drift")
+    failing = run_suite(wrong_upstream.url, tmp_path / "strict", "--ivh-fail-on-drift",
+                        paths=["contract_tests/test_drift.py"])
     assert failing.returncode == 1 and "differ from the mock's choices" in failing.stdout
     assert (tmp_path / "strict" / drift.JSON_NAME).exists()
 
@@ -627,15 +619,16 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
 
 
 # Worth its minute: the one end-to-end proof that the proxy is transparent to every request the suite sends
-# (schemathesis included) and that conforming traffic leaves no finding.
+# (schemathesis included) and that conforming traffic leaves no finding. It is also the suite's run against the
+# memory store over HTTP (tests/test_contract_runs.py runs it against the others).
 @pytest.mark.slow
 def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
     record = tmp_path / "rec"
     timing = ("--queue-seconds", "0.5", "--render-startup", "1")
     with ServeProcess(tmp_path / "data", *timing, "--store", "memory") as mock:
         with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
-            result = _suite(proxy.url, tmp_path / "suite", "contract_tests", "--ivh-allow-spend", "100000")
-    assert result.returncode == 0, result.stdout[-4000:]
+            result = run_suite(proxy.url, tmp_path / "suite", "--ivh-allow-spend", "100000")
+    assert_the_suite_passed(result, proxy.url, tmp_path / "suite")
     assert len(list(read_records(record))) > 100
     status, out = _drift(record, "--suite-report", tmp_path / "suite" / drift.JSON_NAME)
     assert status == 0, out
