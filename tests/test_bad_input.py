@@ -2,6 +2,7 @@
 500 or a stack trace, and the server keeps serving."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -49,6 +50,12 @@ CASES = [
     ("nested 33 deep", b'{"Header": {}, "Payload": ' + b"[" * 32 + b"]" * 32 + b"}", JSON, 100003,
      "nests deeper than 32 levels"),
     ("nested 100k deep", b"[" * 100_000, JSON, 100003, "nests deeper than 32 levels"),
+    ("brackets in a string", b'{"Header": {}, "Payload": {"TaskId": "' + b"[{" * 40 + b'"}}', JSON, 110006,
+     "does not exist"),
+    ("brackets after an escaped quote", b'{"Header": {}, "Payload": {"TaskId": "a\\\\"' + b"[" * 40, JSON, 100003,
+     "nests deeper than 32 levels"),
+    ("brackets in an unterminated string", b'{"Header": {}, "Payload": {"TaskId": "a\\"' + b"[" * 40, JSON,
+     100003, "not valid JSON: Unterminated string"),
     ("over the body cap", b'{"Header": {}, "Payload": {"TaskId": "' + b"a" * 1_100_000 + b'"}}', JSON, 100003,
      "request body is larger than 1048576 bytes"),
     ("huge string under the cap", json.dumps({"Header": {}, "Payload": {"TaskId": "é" * 400_000}},
@@ -70,6 +77,19 @@ def test_bad_input_gets_the_envelope(http_api, data, content_type, code, named):
     assert named in answer.message
     assert "Traceback" not in answer.message
     assert len(answer.message) < 500  # never an echo of the huge input
+
+
+def test_a_body_nested_past_the_limit_is_refused_before_the_decoder_recurses_into_it(monkeypatch):
+    # The decoder recurses once per level: 100,000 brackets took the thread to Python's recursion limit, where a
+    # finalizer the garbage collector happened to run failed too.
+    from ivh_mock.mock_server.routes import envelope
+
+    decoder = SimpleNamespace(loads=lambda *args, **kwargs: pytest.fail("the decoder was called"),
+                              JSONDecodeError=json.JSONDecodeError)
+    monkeypatch.setattr(envelope, "json", decoder)
+    for body in (b"[" * 100_000, b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", b'[{"a": "]]]"' + b", [" * 40):
+        with pytest.raises(envelope.MalformedJson, match="nests deeper than 32 levels"):
+            envelope.parse_json(body, 32)
 
 
 def test_the_server_keeps_serving_after_the_whole_table(http_api):

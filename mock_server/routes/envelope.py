@@ -71,6 +71,9 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         raise MalformedJson(
             f"request body is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
         ) from None
+    # nesting deeper than max_depth takes more than max_depth brackets: most bodies have too few to need the scan
+    if text.count("{") + text.count("[") > max_depth and _nests_deeper(text, max_depth):
+        raise MalformedJson(f"request body nests deeper than {max_depth} levels")
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
                            object_pairs_hook=object_pairs_hook)
@@ -82,9 +85,6 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         raise MalformedJson(f"request body nests deeper than {max_depth} levels") from None
     except ValueError as error:  # NaN, Infinity, 1e999, or an integer with more digits than Python converts
         raise MalformedJson(f"request body is not valid JSON: {error}") from None
-    # nesting deeper than max_depth takes more than max_depth brackets: most bodies have too few to need the walk
-    if text.count("{") + text.count("[") > max_depth and _depth_exceeds(value, max_depth):
-        raise MalformedJson(f"request body nests deeper than {max_depth} levels")
     if _SURROGATE_ESCAPE.search(text):  # only an escape can put a surrogate in: decoded UTF-8 never holds one
         where = _lone_surrogate(value)
         if where is not None:
@@ -93,6 +93,9 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
     return value
 
 
+# a bracket, or a JSON string (escapes and all) to skip; an unterminated string runs to the end, so a match never
+# fails and backtracks: the scan stays linear in the body's length
+_BRACKET_OR_STRING = re.compile(r'[\[\]{}]|"(?:[^"\\]+|\\.)*"?', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -109,15 +112,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
+def _nests_deeper(text: str, limit: int) -> bool:
+    """Whether `text` opens more than `limit` arrays or objects one inside another (brackets in strings do not
+    count), found before it is decoded: the decoder recurses once per level, and a body of 100,000 brackets took the
+    thread's stack to Python's recursion limit, where whatever else ran (a finalizer the garbage collector called)
+    failed too."""
+    depth = 0
+    for token in _BRACKET_OR_STRING.finditer(text):
+        first = token.group()[0]
+        if first in "[{":
+            depth += 1
             if depth > limit:
                 return True
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
+        elif first != '"':
+            depth -= 1
     return False
 
 
