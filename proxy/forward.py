@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from urllib3.util import SKIP_HEADER
 
+from ivh_mock.spec.jsontext import nests_deeper
+
 from . import redact
 from .checks import ExchangeChecker, Finding, Lifecycle, task_of
 from .recorder import Recorder
@@ -202,10 +204,10 @@ class Proxy:
 
     # -- callbacks -----------------------------------------------------------------------------------------
     def _substitute_callback(self, body: bytes) -> bytes:
+        parsed = _loads(body)
         try:
-            parsed = json.loads(body)
             original = parsed["Payload"]["CallbackUrl"]
-        except (ValueError, TypeError, KeyError):
+        except (TypeError, KeyError):
             return body
         if not isinstance(original, str) or not original:
             return body
@@ -307,10 +309,21 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
 def _json(data: bytes) -> tuple[Any, bool]:
     if not data or len(data) > RECORDED_BODY_BYTES:
         return None, False
+    value = _loads(data)
+    return (None, False) if value is NOT_JSON else (value, True)
+
+
+NOT_JSON = object()
+JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, never decoded (spec/jsontext.py)
+
+
+def _loads(data: bytes) -> Any:
+    """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, or nests deeper than JSON_DEPTH."""
     try:
-        return json.loads(data.decode("utf-8")), True
-    except (UnicodeDecodeError, ValueError):
-        return None, False
+        text = data.decode("utf-8")
+        return NOT_JSON if nests_deeper(text, JSON_DEPTH) else json.loads(text)
+    except ValueError:  # UnicodeDecodeError is one
+        return NOT_JSON
 
 
 def _body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:

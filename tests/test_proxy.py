@@ -375,6 +375,21 @@ def test_an_http_1_0_app_gets_an_answer_of_no_length_unchunked_and_then_the_end_
     assert received == [("/old", None), {"Cookie": None, "X-Secret": None}]
 
 
+def test_a_body_nested_past_what_is_decoded_goes_upstream_and_is_recorded_as_text(echo_upstream, tmp_path, capfd):
+    url, received = echo_upstream
+    deep = b'{"Payload": {"CallbackUrl": "http://app.example/cb", "x": ' + b"[" * 100_000 + b"}}"
+    shallow = b'{"Payload": {"x": ' + b"[" * 254 + b"]" * 254 + b"}}"  # 256 levels: as deep as is decoded
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        for body in (deep, shallow):
+            answer = requests.post(f"{proxy.url}/deep", data=body, headers={"Content-Type": "application/json"},
+                                   timeout=10)
+            assert answer.json() == {"ok": 1}
+    records = list(read_records(tmp_path))
+    assert [record["request"]["body_format"] for record in records] == ["text", "json"]
+    assert records[0]["request"]["body"].startswith('{"Payload": {"CallbackUrl": "http://app.example/cb", "x": [[[')
+    assert [target for target, _ in received[::2]] == ["/deep", "/deep"] and "Traceback" not in capfd.readouterr().err
+
+
 def test_a_header_requests_will_not_send_gets_a_400_and_is_recorded(tmp_path, capfd):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ivh_mock.spec.jsontext import nests_deeper
+
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
 JSON_MIMETYPE = "application/json"
@@ -71,8 +73,7 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         raise MalformedJson(
             f"request body is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})"
         ) from None
-    # nesting deeper than max_depth takes more than max_depth brackets: most bodies have too few to need the scan
-    if text.count("{") + text.count("[") > max_depth and _nests_deeper(text, max_depth):
+    if nests_deeper(text, max_depth):  # before decoding: the decoder recurses once per level
         raise MalformedJson(f"request body nests deeper than {max_depth} levels")
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
@@ -93,9 +94,6 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
     return value
 
 
-# a bracket, or a JSON string (escapes and all) to skip; an unterminated string runs to the end, so a match never
-# fails and backtracks: the scan stays linear in the body's length
-_BRACKET_OR_STRING = re.compile(r'[\[\]{}]|"(?:[^"\\]+|\\.)*"?', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -110,23 +108,6 @@ def _finite_float(text: str) -> float:
         shown = text if len(text) <= 20 else text[:17] + "..."
         raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
     return value
-
-
-def _nests_deeper(text: str, limit: int) -> bool:
-    """Whether `text` opens more than `limit` arrays or objects one inside another (brackets in strings do not
-    count), found before it is decoded: the decoder recurses once per level, and a body of 100,000 brackets took the
-    thread's stack to Python's recursion limit, where whatever else ran (a finalizer the garbage collector called)
-    failed too."""
-    depth = 0
-    for token in _BRACKET_OR_STRING.finditer(text):
-        first = token.group()[0]
-        if first in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif first != '"':
-            depth -= 1
-    return False
 
 
 def _lone_surrogate(value: Any) -> tuple[str, int] | None:
