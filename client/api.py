@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
+from ivh_mock.spec.jsontext import nests_deeper
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.validation import summarize
 
@@ -31,6 +32,7 @@ from .retry import backoff, should_retry
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
 
+MAX_DEPTH = 32  # an answer or a callback nested deeper is refused unread: the API's are a few levels deep
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
 
 
@@ -161,7 +163,7 @@ class Client:
         response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers,
                                      timeout=self.timeout)
         try:
-            envelope = response.json()
+            envelope = _loads(response.content)
             header, payload = envelope["Header"], envelope.get("Payload") or {}
             code = header["Code"]
         except (ValueError, KeyError, TypeError):
@@ -181,7 +183,7 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
     """Validate a callback body against the spec and return it typed; CallbackError names what is wrong."""
     if isinstance(body, (bytes, str)):
         try:
-            body = json.loads(body)
+            body = _loads(body)
         except ValueError as error:
             raise CallbackError(f"callback body is not JSON: {error}") from None
     violations = spec_module.load().check("#/components/schemas/CallbackBody", body)
@@ -191,3 +193,11 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
     return CallbackResult(task_id=payload["TaskId"], status=payload["Status"], progress=payload["Progress"],
                           media_url=payload["MediaUrl"], subtitles_url=payload.get("SubtitlesUrl") or "",
                           fail_message=payload.get("FailMessage") or "")
+
+
+def _loads(data: bytes | str) -> Any:
+    """Decode JSON from a server or a caller, counting its nesting first: the decoder recurses once per level."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
+    if nests_deeper(text, MAX_DEPTH):
+        raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+    return json.loads(text)

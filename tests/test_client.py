@@ -172,6 +172,38 @@ def test_parse_callback():
         parse_callback({"Payload": {**body["Payload"], "Status": "MAKING"}})
     with pytest.raises(CallbackError, match="not JSON"):
         parse_callback(b"<html>")
+    for deep in (b"[" * 100_000, "[" * 33 + "]" * 33):  # refused unread: the decoder recurses once per level
+        with pytest.raises(CallbackError, match="not JSON: nests deeper than 32 levels"):
+            parse_callback(deep)
+
+
+class FixedAnswer(requests.adapters.BaseAdapter):
+    """Answers every call with one status and body, as a server that is not the API might."""
+
+    def __init__(self, body: bytes):
+        super().__init__()
+        self.body = body
+
+    def send(self, request, **kwargs):
+        response = requests.Response()
+        response.status_code, response._content, response.request, response.url = 200, self.body, request, request.url
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("body, raised, says", [
+    (b"[" * 100_000, APIConnectionError, "is not the API's envelope"),
+    (b'{"Header": ' + b"[" * 40 + b"]" * 40 + b"}", APIConnectionError, "is not the API's envelope"),
+    ('\ufeff{"Header": {"Code": 110006, "Message": "no such task"}}'.encode(), NotFoundError, "no such task"),
+], ids=["100k-brackets", "40-levels", "utf-8-with-bom"])
+def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
+    session = requests.Session()
+    session.mount("http://ivh-mock.localhost", FixedAnswer(body))
+    ivh = Client("a", "mock-accesstoken", "http://ivh-mock.localhost", session=session, max_retries=0)
+    with pytest.raises(raised, match=says):
+        ivh.getprogress("x")
 
 
 def test_credentials_fall_back_to_the_environment(monkeypatch):
