@@ -5,7 +5,10 @@ holds the queue for its thread, a stalled one hands it to another thread, the ev
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from typing import Iterator
@@ -248,6 +251,26 @@ def _get_later(url: str) -> threading.Thread:
     return thread
 
 
+def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
+    """Reading, running and sending in one thread: no request waits for a thread to wake, nor its answer for the
+    loop to wake (D71). Once a request there waits, the next goes to another thread, and the loop then comes back."""
+    gate = threading.Event()
+    server, loop, url = _served(_app(gate), 5)
+    try:
+        with requests.Session() as session:
+            assert {session.get(url + "/quick", timeout=10).text for _ in range(20)} == {str(loop.ident)}
+        waiting = _get_later(url + "/download")
+        until(lambda: server.task_dispatcher.deputy_has_loop)  # it waits in the loop's thread: the deputy has the loop
+        assert requests.get(url + "/quick", timeout=10).text != str(loop.ident)
+        gate.set()
+        waiting.join(10)
+        until(lambda: not server.task_dispatcher.deputy_has_loop)
+        assert requests.get(url + "/quick", timeout=10).text == str(loop.ident)
+    finally:
+        gate.set()
+        _unserve(server, loop)
+
+
 @pytest.mark.parametrize("path, stall, most", [("/hang", 0.3, 0.8), ("/download", 5, 1)])
 def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
     """A worker's own event loop looks, and wakes to look when a hold ends: a request blocked on something slow
@@ -277,7 +300,9 @@ def test_each_stalled_request_hands_the_queue_on_after_its_own_hold():
         until(lambda: _running(server.task_dispatcher) == 1)
         began = time.monotonic()
         hanging.append(_get_later(url + "/hang"))
-        until(lambda: len(server.task_dispatcher.queue) == 1)  # the second waits behind the first's hold
+        until(lambda: _running(server.task_dispatcher) == 2)
+        first, second = sorted(server.task_dispatcher.started.values())
+        assert second - first >= 0.2  # the second waited for the first's hold to end
         answer = requests.get(url + "/quick", timeout=10)
         assert answer.status_code == 200 and time.monotonic() - began < 0.9
     finally:
@@ -285,3 +310,49 @@ def test_each_stalled_request_hands_the_queue_on_after_its_own_hold():
         for thread in hanging:
             thread.join(10)
         _unserve(server, loop)
+
+
+STOPPED_MID_REQUEST = """
+import signal, socket, sys, time
+from ivh_mock.mock_server.serving import dispatch, server as serving
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        print("begun", flush=True)
+        time.sleep(float(sys.argv[1]))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done"]
+
+def exit_serving(signum, frame):  # as a worker's
+    raise SystemExit(0)
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(listener.getsockname()[1], flush=True)
+signal.signal(signal.SIGTERM, exit_serving)
+dispatch.serve(serving.waitress_server(app, listener, threads=4, max_body_bytes=1024))
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("seconds", [0.002, 0.5], ids=["quick", "past-its-hold"])
+def test_sigterm_during_a_request_the_loops_thread_runs_lets_it_finish_and_answer(seconds):
+    """The loop's own thread runs a request (past its hold, the deputy has the loop meanwhile): SIGTERM stops the
+    worker once that request is done and its answer sent, whether it comes during the request or just after."""
+    worker = subprocess.Popen([sys.executable, "-c", STOPPED_MID_REQUEST, str(seconds)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        port = int(worker.stdout.readline())
+        answers: list = []
+        asking = threading.Thread(target=lambda: answers.append(
+            requests.get(f"http://127.0.0.1:{port}/slow", timeout=10)))
+        asking.start()
+        assert worker.stdout.readline().strip() == "begun"
+        worker.send_signal(signal.SIGTERM)
+        asking.join(10)
+        assert [(answer.status_code, answer.text) for answer in answers] == [(200, "done")]
+        assert worker.wait(10) == 0 and worker.stdout.read().strip() == "stopped"
+    finally:
+        worker.kill()
+        worker.wait()

@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_help("worker processes sharing the store; more than one needs sqlite: or "
                                   "redis://", 1))
     serve.add_argument("--threads", type=_count, default=8,
-                       help=_help("threads per worker, each answering one whole request at a time: one runs while it "
-                                  "keeps up, another starts once the running ones have started nothing for "
+                       help=_help("threads per worker, each answering one whole request at a time: the event "
+                                  "loop's own thread runs requests while it keeps up, another starts once the running "
+                                  "ones have started nothing for "
                                   f"{STALL_SECONDS * 1000:g} ms or wait on a download or a render (connections that "
                                   "are slow to send their request wait without a thread); at most this many less two "
                                   "wait on a download or a render at once, so two stay free", 8))

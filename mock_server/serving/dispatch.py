@@ -10,6 +10,10 @@ slow reader, a slow store) the hold ends with `stall_seconds`. Then the next req
 that went idle last. The worker's event loop does the looking (`serve`), waking in time for it, so that no thread
 wakes up just to look (DECISIONS.md D68).
 
+Served, the event loop's own thread runs each request while nothing holds the queue: reading, running and sending
+then take no turns between threads at all (D71). Should that request wait or run past its hold, a deputy thread
+takes the loop over until it is done, so the worker keeps reading and sending meanwhile.
+
 Requests that all wait a few milliseconds on a store across a network would be served nearly one at a time: a worker
 whose store is Redis on another host keeps waitress's own dispatcher (`ivh-mock serve` chooses).
 """
@@ -17,14 +21,20 @@ whose store is Redis on another host keeps waitress's own dispatcher (`ivh-mock 
 from __future__ import annotations
 
 import math
+import signal
 import threading
 import time
+from typing import Any
 
 from waitress.task import ThreadedTaskDispatcher
 
 from .. import deadline
 
 STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
+# How often the deputy looks whether the request the loop's thread runs has run past its hold, while requests run
+# there: each look takes the interpreter's lock from that request, and looking every hold cost 8% of the
+# submissions a second (D71). A request that waits says so, and the deputy takes the loop at once.
+WATCH_SECONDS = 0.02
 
 
 class Dispatcher(ThreadedTaskDispatcher):
@@ -39,10 +49,23 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.woken = 0  # threads woken that have not yet taken the lock back: each will look at the queue
         self.loop_thread: int | None = None  # the event loop's thread, which looks before each round (serve)
         self.poke = lambda: None  # wakes the event loop to look again (serve sets it)
+        # serve's own thread, which runs requests itself while it has the loop (None: it never does), and the deputy
+        # that takes the loop while such a request waits or runs past its hold
+        self.inline_thread: int | None = None
+        self.inline_runs = 0  # how many requests the loop's thread has begun (the deputy looks whether it goes on)
+        self.deputy_wake = threading.Condition(self.lock)
+        self.loop_back = threading.Condition(self.lock)  # the deputy gave the loop back
+        self.deputy_parked = False  # the deputy sleeps until a request runs in the loop's thread
+        self.deputy_has_loop = False
+        self.reclaim = False  # the loop's thread is done with its request and wants the loop back
+        self.stopping = False
+        self.stop_soon = False  # SIGTERM came while the loop's thread ran a request: stop once it is done
 
     def add_task(self, task) -> None:
         with self.lock:
             self.queue.append(task)
+            if threading.get_ident() == self.inline_thread == self.loop_thread:
+                return  # the loop's thread runs it itself after this round (run_queue), unless a hold says otherwise
             if not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
             elif len(self.queue) > self.woken and threading.get_ident() != self.loop_thread:
@@ -73,10 +96,74 @@ class Dispatcher(ThreadedTaskDispatcher):
             if me not in self.started:  # not one of this dispatcher's threads running a request
                 return
             self.started[me] = -math.inf  # it holds nothing any more
+            if me == self.inline_thread:  # it runs in the loop's thread: the deputy is to take the loop at once
+                self.deputy_wake.notify()
             if self.queue and not self.woken and self._held_until() <= time.monotonic():
                 self._wake()
             elif len(self.queue) > self.woken:
                 self.poke()  # another request may still hold the queue: the loop is to look when that hold ends
+
+    def run_queue(self) -> float | None:
+        """Run the queued requests in the calling thread, the loop's, while no request holds the queue; return how
+        soon to look again, as look() does. Should the deputy have taken the loop meanwhile, take it back first."""
+        me = threading.get_ident()
+        while True:
+            with self.lock:
+                if len(self.queue) <= self.woken or self.stop_soon:
+                    return None
+                now = time.monotonic()
+                held_until = self._held_until()
+                if held_until > now:
+                    return held_until - now
+                task = self.queue.popleft()
+                self.started[me] = now
+                self.inline_runs += 1
+                if self.deputy_parked:
+                    self.deputy_wake.notify()
+            try:
+                task.service()
+            except Exception:
+                self.logger.exception("Exception when servicing %r", task)
+            finally:
+                with self.lock:
+                    del self.started[me]
+                    while self.deputy_has_loop:  # it reads and sends until this round of its loop ends
+                        self.reclaim = True
+                        self.poke()
+                        self.loop_back.wait()
+
+    def deputy(self, server) -> None:
+        """Take the loop whenever the request the loop's thread runs waits (at once) or has run past its hold (seen
+        within WATCH_SECONDS), and give it back when that request is done; sleep while no request runs there."""
+        me, idle = threading.get_ident(), server.adj.asyncore_loop_timeout
+        with self.lock:
+            seen = -1
+            while not self.stopping:
+                began = self.started.get(self.inline_thread)
+                if began is None and seen == self.inline_runs:  # nothing ran there since the last look: sleep
+                    self.deputy_parked = True
+                    self.deputy_wake.wait()
+                    self.deputy_parked = False
+                    continue
+                seen = self.inline_runs
+                if began is None or began + self.stall_seconds > time.monotonic():
+                    self.deputy_wake.wait(WATCH_SECONDS)
+                    continue
+                self.loop_thread, self.deputy_has_loop = me, True
+                self.lock.release()
+                try:
+                    while server._map and not self.reclaim and not self.stopping:
+                        soon = self.look()
+                        server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+                finally:
+                    self.lock.acquire()
+                    self.loop_thread, self.deputy_has_loop, self.reclaim = self.inline_thread, False, False
+                    self.loop_back.notify()
+
+    def stop_deputy(self) -> None:
+        with self.lock:
+            self.stopping = True
+            self.deputy_wake.notify_all()
 
     def set_thread_count(self, count: int) -> None:
         super().set_thread_count(count)
@@ -143,18 +230,40 @@ class Dispatcher(ThreadedTaskDispatcher):
 
 
 def serve(server) -> None:
-    """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but look before each round and
-    wake in time to look again; stop as run() stops, on SystemExit or KeyboardInterrupt."""
+    """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but run each request in this
+    thread while nothing holds the queue, look before each round and wake in time to look again; stop as run()
+    stops, on SystemExit or KeyboardInterrupt, after the request this thread runs, if SIGTERM comes meanwhile."""
     dispatcher: Dispatcher = server.task_dispatcher
     idle = server.adj.asyncore_loop_timeout
+    me = threading.get_ident()
+    dispatcher.loop_thread = dispatcher.inline_thread = me
+    dispatcher.poke = server.pull_trigger
+    deputy = threading.Thread(target=dispatcher.deputy, args=(server,), name="ivh-loop-deputy", daemon=True)
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+
+    def stop(signum: int, frame: Any) -> None:
+        if me in dispatcher.started or dispatcher.deputy_has_loop:  # mid-request: it ends first
+            dispatcher.stop_soon = True
+        elif callable(previous):
+            previous(signum, frame)
+
     try:
-        dispatcher.loop_thread, dispatcher.poke = threading.get_ident(), server.pull_trigger
         deadline.waiting = dispatcher.waiting
+        deputy.start()
+        if callable(previous):
+            signal.signal(signal.SIGTERM, stop)
         while server._map:
-            soon = dispatcher.look()  # poll2 counts whole milliseconds, rounding down
+            soon = dispatcher.run_queue()
+            if dispatcher.stop_soon:
+                raise SystemExit(0)
             server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
     except (SystemExit, KeyboardInterrupt):
-        dispatcher.shutdown()
+        dispatcher.shutdown()  # waits for the requests other threads run
     finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+        dispatcher.stop_deputy()
+        deputy.join(5)
         if deadline.waiting == dispatcher.waiting:
             deadline.waiting = deadline.nobody_waits
+

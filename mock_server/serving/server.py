@@ -129,7 +129,8 @@ class Server:
 def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int,
                     hold_queue: bool = True) -> Any:
     """waitress serving `app` on `listener` as a worker does; run it with `dispatch.serve` when `hold_queue`
-    (its requests then go to `threads` threads as D68 says), else with its own run()."""
+    (its requests then run in the loop's thread or go to `threads` threads, as D68 and D71 say), else with its own
+    run()."""
     dispatcher = dispatch.Dispatcher() if hold_queue else ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
     server = waitress.create_server(
