@@ -5,6 +5,7 @@ holds the queue for its thread, a stalled one hands it to another thread, the ev
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import subprocess
@@ -230,6 +231,7 @@ def _unserve(server, loop) -> None:
     loop.join(5)
     server.close()
     assert not loop.is_alive() and deadline.waiting is deadline.nobody_waits
+    assert "ivh-loop-deputy" not in {thread.name for thread in threading.enumerate()}
     _stop(server.task_dispatcher)
 
 
@@ -243,6 +245,25 @@ def _app(gate: threading.Event):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(threading.get_ident()).encode()]
     return app
+
+
+def _bodies(connection: socket.socket, count: int) -> list[bytes]:
+    """The bodies of the next `count` answers on `connection` (each with a Content-Length)."""
+    data = b""
+    while True:
+        bodies, rest = [], data
+        while b"\r\n\r\n" in rest and len(bodies) < count:
+            head, rest = rest.split(b"\r\n\r\n", 1)
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            if len(rest) < length:
+                break
+            bodies.append(rest[:length])
+            rest = rest[length:]
+        if len(bodies) == count:
+            return bodies
+        chunk = connection.recv(65536)
+        assert chunk, data
+        data += chunk
 
 
 def _get_later(url: str) -> threading.Thread:
@@ -264,8 +285,14 @@ def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
         assert requests.get(url + "/quick", timeout=10).text != str(loop.ident)
         gate.set()
         waiting.join(10)
-        until(lambda: not server.task_dispatcher.deputy_has_loop)
+        done = time.monotonic()
+        until(lambda: not server.task_dispatcher.deputy_has_loop)  # woken to give it back: not the loop's 1 s timeout
+        assert time.monotonic() - done < 0.5
         assert requests.get(url + "/quick", timeout=10).text == str(loop.ident)
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as connection:
+            # pipelined: the first request, as it ends, queues the second (waitress's channel.service)
+            connection.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            assert _bodies(connection, 2) == [str(loop.ident).encode()] * 2
     finally:
         gate.set()
         _unserve(server, loop)
@@ -315,6 +342,7 @@ def test_each_stalled_request_hands_the_queue_on_after_its_own_hold():
 STOPPED_MID_REQUEST = """
 import signal, socket, sys, time
 from ivh_mock.mock_server.serving import dispatch, server as serving
+dispatch.STOP_SECONDS = 1
 
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/slow":
@@ -353,6 +381,29 @@ def test_sigterm_during_a_request_the_loops_thread_runs_lets_it_finish_and_answe
         asking.join(10)
         assert [(answer.status_code, answer.text) for answer in answers] == [(200, "done")]
         assert worker.wait(10) == 0 and worker.stdout.read().strip() == "stopped"
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_sigterm_waits_no_longer_than_its_bound_for_a_request_that_never_ends():
+    """SIGTERM comes while the loop's thread runs a request that never ends: the worker takes no new connection, and
+    ends after STOP_SECONDS (SIGALRM), so that a worker whose master is gone cannot go on serving for ever."""
+    worker = subprocess.Popen([sys.executable, "-c", STOPPED_MID_REQUEST, "3600"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(worker.stdout.readline())
+
+        def ask() -> None:  # answered by nobody: the worker ends mid-request
+            with contextlib.suppress(requests.RequestException):
+                requests.get(f"http://127.0.0.1:{port}/slow", timeout=30)
+
+        threading.Thread(target=ask, daemon=True).start()
+        assert worker.stdout.readline().strip() == "begun"
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        with pytest.raises(requests.RequestException):  # accepted by nobody: the kernel queues it, then it ends
+            requests.get(f"http://127.0.0.1:{port}/quick", timeout=0.5)
+        assert worker.wait(10) == -signal.SIGALRM
     finally:
         worker.kill()
         worker.wait()

@@ -35,6 +35,7 @@ STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
 # there: each look takes the interpreter's lock from that request, and looking every hold cost 8% of the
 # submissions a second (D71). A request that waits says so, and the deputy takes the loop at once.
 WATCH_SECONDS = 0.02
+STOP_SECONDS = 10  # the longest SIGTERM waits for the request the loop's thread runs (as the master waits)
 
 
 class Dispatcher(ThreadedTaskDispatcher):
@@ -59,7 +60,8 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.deputy_has_loop = False
         self.reclaim = False  # the loop's thread is done with its request and wants the loop back
         self.stopping = False
-        self.stop_soon = False  # SIGTERM came while the loop's thread ran a request: stop once it is done
+        self.stop_soon = False  # SIGTERM came: the loop's thread stops once the request it runs is done
+        self.deputy_failed: BaseException | None = None
 
     def add_task(self, task) -> None:
         with self.lock:
@@ -107,11 +109,14 @@ class Dispatcher(ThreadedTaskDispatcher):
         """Run the queued requests in the calling thread, the loop's, while no request holds the queue; return how
         soon to look again, as look() does. Should the deputy have taken the loop meanwhile, take it back first."""
         me = threading.get_ident()
+        pass_ends = time.monotonic() + self.stall_seconds
         while True:
             with self.lock:
                 if len(self.queue) <= self.woken or self.stop_soon:
                     return None
                 now = time.monotonic()
+                if now > pass_ends:  # the loop is to read and accept between passes, however long the queue
+                    return 0
                 held_until = self._held_until()
                 if held_until > now:
                     return held_until - now
@@ -122,7 +127,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                     self.deputy_wake.notify()
             try:
                 task.service()
-            except Exception:
+            except Exception:  # SystemExit and KeyboardInterrupt stop the server, as in waitress's own loop
                 self.logger.exception("Exception when servicing %r", task)
             finally:
                 with self.lock:
@@ -131,6 +136,8 @@ class Dispatcher(ThreadedTaskDispatcher):
                         self.reclaim = True
                         self.poke()
                         self.loop_back.wait()
+                    if self.deputy_failed is not None:  # the loop broke in the deputy's hands: so it does here
+                        raise self.deputy_failed
 
     def deputy(self, server) -> None:
         """Take the loop whenever the request the loop's thread runs waits (at once) or has run past its hold (seen
@@ -138,7 +145,7 @@ class Dispatcher(ThreadedTaskDispatcher):
         me, idle = threading.get_ident(), server.adj.asyncore_loop_timeout
         with self.lock:
             seen = -1
-            while not self.stopping:
+            while not self.stopping and server._map:
                 began = self.started.get(self.inline_thread)
                 if began is None and seen == self.inline_runs:  # nothing ran there since the last look: sleep
                     self.deputy_parked = True
@@ -155,6 +162,9 @@ class Dispatcher(ThreadedTaskDispatcher):
                     while server._map and not self.reclaim and not self.stopping:
                         soon = self.look()
                         server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+                except BaseException as error:  # the loop's thread raises it once it has the loop back
+                    self.deputy_failed = error
+                    return
                 finally:
                     self.lock.acquire()
                     self.loop_thread, self.deputy_has_loop, self.reclaim = self.inline_thread, False, False
@@ -187,7 +197,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                     return
             try:
                 task.service()
-            except BaseException:
+            except Exception:  # SystemExit and KeyboardInterrupt stop the server, as in waitress's own loop
                 self.logger.exception("Exception when servicing %r", task)
 
     def _next(self, thread_no: int, me: int, wake: threading.Condition):
@@ -232,38 +242,43 @@ class Dispatcher(ThreadedTaskDispatcher):
 def serve(server) -> None:
     """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but run each request in this
     thread while nothing holds the queue, look before each round and wake in time to look again; stop as run()
-    stops, on SystemExit or KeyboardInterrupt, after the request this thread runs, if SIGTERM comes meanwhile."""
+    stops, on SystemExit or KeyboardInterrupt. SIGTERM (when this is the main thread) stops it after the request
+    this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile."""
     dispatcher: Dispatcher = server.task_dispatcher
     idle = server.adj.asyncore_loop_timeout
-    me = threading.get_ident()
-    dispatcher.loop_thread = dispatcher.inline_thread = me
+    dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
     deputy = threading.Thread(target=dispatcher.deputy, args=(server,), name="ivh-loop-deputy", daemon=True)
     previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
 
-    def stop(signum: int, frame: Any) -> None:
-        if me in dispatcher.started or dispatcher.deputy_has_loop:  # mid-request: it ends first
+    def stop(signum: int, frame: Any) -> None:  # never raises: it may come while this thread holds a lock
+        if not dispatcher.stop_soon:
             dispatcher.stop_soon = True
-        elif callable(previous):
-            previous(signum, frame)
+            server.accepting = False  # other workers take new connections
+            signal.alarm(STOP_SECONDS)  # SIGALRM ends the process should the request never end (no thread starts
+            # in a signal handler: the thread it interrupts may hold the lock that starting one takes)
+            server.pull_trigger()  # no thunk: a plain write to the loop's pipe
 
     try:
         deadline.waiting = dispatcher.waiting
         deputy.start()
-        if callable(previous):
+        if previous is not None:
             signal.signal(signal.SIGTERM, stop)
-        while server._map:
+        while server._map and not dispatcher.stop_soon:
             soon = dispatcher.run_queue()
             if dispatcher.stop_soon:
-                raise SystemExit(0)
+                break
             server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+        if dispatcher.stop_soon:
+            raise SystemExit(0)
     except (SystemExit, KeyboardInterrupt):
         dispatcher.shutdown()  # waits for the requests other threads run
     finally:
-        if callable(previous):
+        if previous is not None:
+            if dispatcher.stop_soon:
+                signal.alarm(0)
             signal.signal(signal.SIGTERM, previous)
         dispatcher.stop_deputy()
         deputy.join(5)
         if deadline.waiting == dispatcher.waiting:
             deadline.waiting = deadline.nobody_waits
-
