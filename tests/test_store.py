@@ -863,3 +863,11 @@ def test_what_was_written_during_a_sqlite_checkpoint_is_copied_under_the_lock(tm
         assert _log_pages(path) < 20  # the log started again: it holds that last commit alone
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("option, value", [("journal_limit", 10**20), ("journal_total_limit", 0),
+                                           ("journal_total_bytes", True), ("journal_body_bytes", 16384.0)])
+def test_a_journal_bound_no_store_can_hold_is_refused_naming_it(option, value, tmp_path):
+    # 10**20 went into SQLite's trigger as it was, and every write then failed with "datatype mismatch"
+    with pytest.raises(ValueError, match=rf"^{option} \(the journal's \w+\) must be a whole number from 1 to 2\*\*53"):
+        create_app({option: value, "store": f"sqlite:{tmp_path / 'store.sqlite3'}", "background": False})

@@ -229,6 +229,17 @@ class JournalLimits:
     bytes: int = Config.journal_total_bytes
     body_bytes: int = Config.journal_body_bytes
 
+    def __post_init__(self) -> None:
+        # every store holds these as numbers of its own: SQLite's 64-bit integers, Lua's doubles in Redis
+        for field, option in zip(dataclasses.fields(self), JOURNAL_OPTIONS):
+            value = getattr(self, field.name)
+            if type(value) is not int or not 1 <= value <= 2**53:
+                raise ValueError(f"{option} (the journal's {field.name}) must be a whole number from 1 to 2**53, "
+                                 f"got {value!r}")
+
+
+JOURNAL_OPTIONS = ("journal_limit", "journal_total_limit", "journal_total_bytes", "journal_body_bytes")
+
 
 def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
     """Serialise a journal entry as the journal keeps it (the text `dumps` writes), its body cut to
