@@ -3,10 +3,14 @@ exactly once, and a SIGKILL of the whole server under load loses no task whose T
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import select
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,7 +23,7 @@ import requests
 from ivh_mock.mock_server.serving.testing import CallbackReceiver
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, until
 
 FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25")
 
@@ -220,3 +224,44 @@ def test_two_servers_on_one_redis_share_tasks_clock_and_callbacks(redis_server, 
             assert video.status_code == 200 and video.content[4:8] == b"ftyp"
     finally:
         receiver.close()
+
+
+ORPHANED = """
+import os, signal, socket, sys, time
+from ivh_mock.mock_server.serving.server import Server
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+def ready(port):
+    print(port, flush=True)
+    if sys.argv[1] == "at-once":  # the master dies as the workers start: each must still see it gone
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Server(lambda: app, "127.0.0.1:0", workers=2, threads=2, ready=ready).run()
+"""
+
+
+@pytest.mark.parametrize("when", ["at-once", "while-serving"])
+def test_workers_whose_master_is_killed_stop_by_themselves(when):
+    master = subprocess.Popen([sys.executable, "-c", ORPHANED, when], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)  # its workers share its process group
+    try:
+        port = int(master.stdout.readline())
+        if when == "while-serving":
+            until(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok")
+            master.kill()
+        master.wait(10)
+
+        def workers_left() -> bool:
+            try:
+                os.killpg(master.pid, 0)
+            except ProcessLookupError:
+                return False
+            return True
+
+        until(lambda: not workers_left(), seconds=10)  # each looks twice a second, then stops as on SIGTERM
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master.pid, signal.SIGKILL)

@@ -96,6 +96,7 @@ class Server:
         return 0
 
     def _spawn(self, listener: socket.socket) -> int:
+        master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
         pid = os.fork()
         if pid:
             return pid
@@ -103,7 +104,7 @@ class Server:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
             signal.signal(signal.SIGTERM, _exit_serving)
-            threading.Thread(target=_stop_with_master, args=(os.getppid(),), name="ivh-master-watch",
+            threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
                              daemon=True).start()
             self._serve(listener)
             status = 0
