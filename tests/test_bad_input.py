@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.operations import OPERATIONS
 
@@ -90,6 +92,28 @@ def test_a_body_nested_past_the_limit_is_refused_before_the_decoder_recurses_int
     for body in (b"[" * 100_000, b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", b'[{"a": "]]]"' + b", [" * 40):
         with pytest.raises(envelope.MalformedJson, match="nests deeper than 32 levels"):
             envelope.parse_json(body, 32)
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+TRICKY_TEXT = st.text(alphabet='[]{}"\\ab', max_size=8)  # brackets, quotes and backslashes inside strings
+JSON_VALUES = st.recursive(st.none() | st.integers() | TRICKY_TEXT,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TRICKY_TEXT, inner, max_size=3),
+                           max_leaves=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, limit=st.integers(0, 6), indent=st.sampled_from([None, 1]))
+def test_the_nesting_counted_from_the_text_is_the_decoded_values(value, limit, indent):
+    from ivh_mock.spec.jsontext import nests_deeper
+
+    assert nests_deeper(json.dumps(value, indent=indent), limit) == (_depth(value) > limit)
 
 
 def test_the_server_keeps_serving_after_the_whole_table(http_api):
