@@ -204,7 +204,7 @@ class Proxy:
 
     # -- callbacks -----------------------------------------------------------------------------------------
     def _substitute_callback(self, body: bytes) -> bytes:
-        parsed = _loads(body)
+        parsed = json_body(body)
         try:
             original = parsed["Payload"]["CallbackUrl"]
         except (TypeError, KeyError):
@@ -309,7 +309,7 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
 def _json(data: bytes) -> tuple[Any, bool]:
     if not data or len(data) > RECORDED_BODY_BYTES:
         return None, False
-    value = _loads(data)
+    value = json_body(data)
     return (None, False) if value is NOT_JSON else (value, True)
 
 
@@ -317,7 +317,7 @@ NOT_JSON = object()
 JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, never decoded (spec/jsontext.py)
 
 
-def _loads(data: bytes) -> Any:
+def json_body(data: bytes) -> Any:
     """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, or nests deeper than JSON_DEPTH."""
     try:
         text = data.decode("utf-8")

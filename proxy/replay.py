@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from . import redact
 from .checks import canonical, task_of
+from .forward import NOT_JSON, json_body
 from .recorder import read_records
 
 SKIPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
@@ -80,9 +81,8 @@ class ReplayMiddleware:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         data = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(data)  # the mock underneath reads it again
-        try:
-            body = json.loads(data)
-        except ValueError:
+        body = json_body(data)
+        if body is NOT_JSON:  # the mock underneath gives its own refusal (a body too deep is never decoded)
             return self.app(environ, start_response)
         response = self._match(environ["PATH_INFO"], body)
         if response is None:
