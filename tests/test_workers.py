@@ -265,3 +265,37 @@ def test_workers_whose_master_is_killed_stop_by_themselves(when):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(master.pid, signal.SIGKILL)
+
+
+STOPPED_AS_IT_FORKS = """
+import os, sys
+from ivh_mock.mock_server.serving.server import Server
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+
+Server(lambda: app, "127.0.0.1:0", workers=1, threads=2, ready=lambda port: print(port, flush=True)).run()
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0005, 0.001, 0.002, 0.004])
+def test_sigterm_that_comes_as_the_master_forks_a_new_worker_still_stops_it(delay):
+    """A worker dies, the master forks another, and SIGTERM arrives meanwhile: the master still stops (the signal
+    used to be raised inside the fork's own hooks, and lost)."""
+    master = subprocess.Popen([sys.executable, "-c", STOPPED_AS_IT_FORKS], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        port = int(master.stdout.readline())
+        worker = int(requests.get(f"http://127.0.0.1:{port}/", timeout=5).text)
+        time.sleep(1.05)  # a worker that dies within its first second is replaced a second later
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(delay)
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(15) == 0 and master.stdout.read().strip() == "stopped"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master.pid, signal.SIGKILL)
+        master.wait()

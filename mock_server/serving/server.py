@@ -76,7 +76,7 @@ class Server:
         signal.signal(signal.SIGINT, stop)
         try:
             for _ in range(self._workers):
-                workers[self._spawn(listener)] = time.monotonic()
+                self._spawn(listener, workers)
             if self._ready:
                 self._ready(listener.getsockname()[1])
             while True:
@@ -85,7 +85,7 @@ class Server:
                 if started is not None:  # a worker died: start another, not in a tight loop if it dies at once
                     if time.monotonic() - started < 1:
                         time.sleep(1)
-                    workers[self._spawn(listener)] = time.monotonic()
+                    self._spawn(listener, workers)
         except _Stop:
             pass
         finally:
@@ -95,15 +95,25 @@ class Server:
             listener.close()
         return 0
 
-    def _spawn(self, listener: socket.socket) -> int:
+    def _spawn(self, listener: socket.socket, workers: dict[int, float]) -> None:
+        """Fork a worker and note it in `workers`. SIGTERM and SIGINT wait meanwhile: in the master, one that came
+        during the fork was raised inside the fork's own hooks, where Python ignores it, and the stop was lost; in
+        the child, one that came before its own handlers would run the master's."""
         master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
-        pid = os.fork()
-        if pid:
-            return pid
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid:
+                workers[pid] = time.monotonic()
+                return
+        finally:
+            if os.getpid() == master:  # a pending stop is raised here, once the worker is noted
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         status = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
             signal.signal(signal.SIGTERM, _exit_serving)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
                              daemon=True).start()
             self._serve(listener)
