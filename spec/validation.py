@@ -234,8 +234,9 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
     received: str | None = None
     condition = getattr(error, "condition", "")
 
-    if keyword == "required":
-        missing = next(name for name in expected if name not in instance)
+    if keyword == "required":  # one error per missing name, each naming it in its message ("'X' is a required ...")
+        missing = next((name for name in expected if name not in instance and error.message.startswith(repr(name))),
+                       next(name for name in expected if name not in instance))
         path.append(missing)
         rule = f"is required when {condition}" if condition else "is required"
     elif keyword == "additionalProperties":

@@ -143,6 +143,9 @@ def test_phototovideonotrain_constraint(api, payload, code, named):
 ENVELOPE_CASES = [
     ("no header", {"Payload": TEXT_PAYLOAD}, 100001, "Header is required"),
     ("no payload", {"Header": {}}, 100001, "Payload is required"),
+    ("neither", {}, 100001, "Header is required; Payload is required"),  # each missing field named once
+    ("two payload fields missing", {"Header": {}, "Payload": {"InputSsml": "hello"}}, 100001,
+     "Payload.RefPhotoUrl is required; Payload.DriverType is required"),
     ("header not object", {"Header": [], "Payload": TEXT_PAYLOAD}, 100003, "Header must be of type object"),
     ("payload null", {"Header": {}, "Payload": None}, 100003, "Payload must be of type object"),
     ("request id number", {"Header": {"RequestID": 7}, "Payload": TEXT_PAYLOAD}, 100003,
