@@ -35,7 +35,7 @@ STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
 # there: each look takes the interpreter's lock from that request, and looking every hold cost 8% of the
 # submissions a second (D71). A request that waits says so, and the deputy takes the loop at once.
 WATCH_SECONDS = 0.02
-STOP_SECONDS = 10  # the longest SIGTERM waits for the request the loop's thread runs (as the master waits)
+STOP_SECONDS = 10  # the longest a stop waits for the requests under way (the master waits as long)
 
 
 class Dispatcher(ThreadedTaskDispatcher):
@@ -272,7 +272,8 @@ def serve(server) -> None:
         if dispatcher.stop_soon:
             raise SystemExit(0)
     except (SystemExit, KeyboardInterrupt):
-        dispatcher.shutdown()  # waits for the requests other threads run
+        # waits for the requests other threads run, as long as SIGTERM waits for this one (waitress's own: 5 s)
+        dispatcher.shutdown(timeout=STOP_SECONDS)
     finally:
         if previous is not None:
             if dispatcher.stop_soon:
