@@ -197,7 +197,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                     return
             try:
                 task.service()
-            except Exception:  # SystemExit and KeyboardInterrupt stop the server, as in waitress's own loop
+            except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
 
     def _next(self, thread_no: int, me: int, wake: threading.Condition):
@@ -268,6 +268,7 @@ def serve(server) -> None:
             soon = dispatcher.run_queue()
             if dispatcher.stop_soon:
                 break
+            # poll2 counts whole milliseconds, rounding down
             server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
         if dispatcher.stop_soon:
             raise SystemExit(0)
