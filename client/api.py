@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -68,19 +69,22 @@ class Client:
         `scenario` sets the `X-Mock-Scenario` header, which only ivh-mock reads."""
         header, data = self._call("phototovideonotrain", {**(payload or {}), **fields}, request_id, scenario,
                                   idempotent=False)
-        return Submitted(task_id=data["TaskId"], request_id=header["RequestID"])
+        with _read("phototovideonotrain"):
+            return Submitted(task_id=data["TaskId"], request_id=header["RequestID"])
 
     def getprogress(self, task_id: str, *, request_id: str | None = None) -> Progress:
         """Return the task's current progress (retried on connection errors, 5xx and rate limits)."""
         header, data = self._call("getprogress", {"TaskId": task_id}, request_id, None, idempotent=True)
-        return Progress.from_payload(task_id, data, header["RequestID"])
+        with _read("getprogress"):
+            return Progress.from_payload(task_id, data, header["RequestID"])
 
     def describetimbre(self, page_index: int = 1, page_size: int = 100, **filters: Any) -> TimbrePage:
         """Return one page of timbres; filters are the API's (`TimbreKey`, `TimbreName`, `TimbreKeyList`, ...)."""
         payload = {"PageIndex": page_index, "PageSize": page_size, **filters}
         _, data = self._call("describetimbre", payload, None, None, idempotent=True)
-        timbres = tuple(Timbre.from_detail(detail) for detail in data["TimbreAssets"])
-        return TimbrePage(timbres, data["Total"], page_index, page_size)
+        with _read("describetimbre"):
+            timbres = tuple(Timbre.from_detail(detail) for detail in data["TimbreAssets"])
+            return TimbrePage(timbres, data["Total"], page_index, page_size)
 
     def iter_timbres(self, page_size: int = 100, **filters: Any) -> Iterator[Timbre]:
         """Yield every timbre, fetching page after page."""
@@ -201,3 +205,14 @@ def _loads(data: bytes | str) -> Any:
     if nests_deeper(text, MAX_DEPTH):
         raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
     return json.loads(text)
+
+
+@contextlib.contextmanager
+def _read(operation: str) -> Iterator[None]:
+    """Read a successful answer into its typed result; one that lacks a field the result needs, or holds it in
+    another shape, is no answer of the API's (APIConnectionError, as for a body that is no envelope)."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise APIConnectionError(f"{operation}: the answer's Payload is not the API's "
+                                 f"({type(error).__name__}: {error})") from None

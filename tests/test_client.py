@@ -197,7 +197,11 @@ class FixedAnswer(requests.adapters.BaseAdapter):
     (b"[" * 100_000, APIConnectionError, "is not the API's envelope"),
     (b'{"Header": ' + b"[" * 40 + b"]" * 40 + b"}", APIConnectionError, "is not the API's envelope"),
     ('\ufeff{"Header": {"Code": 110006, "Message": "no such task"}}'.encode(), NotFoundError, "no such task"),
-], ids=["100k-brackets", "40-levels", "utf-8-with-bom"])
+    (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": "str"}', APIConnectionError,
+     "getprogress: the answer's Payload is not the API's"),
+    (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": {"Progress": 5}}', APIConnectionError,
+     r"getprogress: the answer's Payload is not the API's \(KeyError: 'Status'\)"),
+], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status"])
 def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
     session = requests.Session()
     session.mount("http://ivh-mock.localhost", FixedAnswer(body))
