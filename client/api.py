@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
-from ivh_mock.spec.jsontext import nests_deeper
+from ivh_mock.spec.jsontext import nests_deeper, value_nests_deeper
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.validation import summarize
 
@@ -190,6 +190,8 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
             body = _loads(body)
         except ValueError as error:
             raise CallbackError(f"callback body is not JSON: {error}") from None
+    elif value_nests_deeper(body, MAX_DEPTH):  # decoded by the caller: the spec's check would recurse into it
+        raise CallbackError(f"callback body nests deeper than {MAX_DEPTH} levels")
     violations = spec_module.load().check("#/components/schemas/CallbackBody", body)
     if violations:
         raise CallbackError(summarize(violations))

@@ -28,3 +28,15 @@ def nests_deeper(text: str, limit: int) -> bool:
             return brackets.count("[") + levels > limit
         brackets = brackets.replace("[]", "")
     return True
+
+
+def value_nests_deeper(value: object, limit: int) -> bool:
+    """Whether a decoded value (dicts and lists) nests more than `limit` levels deep, found without recursing."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
