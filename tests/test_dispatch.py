@@ -249,21 +249,19 @@ def _app(gate: threading.Event):
 
 def _bodies(connection: socket.socket, count: int) -> list[bytes]:
     """The bodies of the next `count` answers on `connection` (each with a Content-Length)."""
-    data = b""
-    while True:
-        bodies, rest = [], data
-        while b"\r\n\r\n" in rest and len(bodies) < count:
-            head, rest = rest.split(b"\r\n\r\n", 1)
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-            if len(rest) < length:
-                break
-            bodies.append(rest[:length])
-            rest = rest[length:]
-        if len(bodies) == count:
-            return bodies
-        chunk = connection.recv(65536)
-        assert chunk, data
+    data, bodies = bytearray(), []
+    while len(bodies) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(re.search(rb"(?i)content-length: *(\d+)", bytes(data[:head_end])).group(1))
+            if len(data) >= head_end + 4 + length:
+                bodies.append(bytes(data[head_end + 4:head_end + 4 + length]))
+                del data[:head_end + 4 + length]
+                continue
+        chunk = connection.recv(1 << 20)
+        assert chunk, bytes(data[:200])
         data += chunk
+    return bodies
 
 
 def _get_later(url: str) -> threading.Thread:
@@ -407,3 +405,42 @@ def test_sigterm_waits_no_longer_than_its_bound_for_a_request_that_never_ends():
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_clients_that_pipeline_and_never_read_hold_no_thread():
+    """Five connections, one more than the worker's threads besides the loop's, each send 40 pipelined requests for
+    600 KB and read nothing: another client is still answered, and one of them gets every answer, in order, once it
+    reads; the others, idle past the timeout, are closed. waitress held a thread in each until its client read,
+    and the worker answered no one."""
+    big = b"x" * 600_000
+
+    def app(environ, start_response):
+        body = big if environ["PATH_INFO"] == "/big" else b"quick"
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server, loop, url = _served(app, 0.2)
+    port = int(url.rsplit(":", 1)[1])
+    hoarders = []
+    try:
+        for _ in range(5):
+            connection = socket.socket()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+            connection.settimeout(10)
+            connection.connect(("127.0.0.1", port))
+            hoarders.append(connection)
+            connection.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 40)  # 24 MB: past waitress's 16 MB
+        time.sleep(1)
+        assert requests.get(url + "/quick", timeout=5).text == "quick"
+        assert _bodies(hoarders[0], 40) == [big] * 40  # it reads at last: the parked requests are answered
+        server.adj.channel_timeout, server.adj.cleanup_interval, server.next_channel_cleanup = 0.5, 0.1, 0
+        server.pull_trigger()
+        began = time.monotonic()
+        for connection in hoarders[1:]:  # the others stay parked, send nothing, take nothing: they are closed
+            while connection.recv(1 << 20):
+                pass
+        assert time.monotonic() - began < 3  # by the idle timeout (0.5 s here), not by anything slower
+    finally:
+        for connection in hoarders:
+            connection.close()
+        _unserve(server, loop)

@@ -27,6 +27,7 @@ import traceback
 from typing import Any, Callable
 
 import waitress
+from waitress.channel import HTTPChannel
 from waitress.task import ThreadedTaskDispatcher
 
 from . import dispatch
@@ -36,6 +37,7 @@ CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a sock
 HEADER_BYTES = 32_768  # the request line and headers together; more is answered 431
 BUFFERED_BYTES = 65_536  # a body past this waits in a temporary file, not in memory
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed
+UNSENT_BYTES = 1_048_576  # answers a connection has not taken past this wait for it: the next request, unthreaded
 GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
 
@@ -148,8 +150,57 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         app, _dispatcher=dispatcher, sockets=[listener], threads=threads, backlog=BACKLOG,
         connection_limit=CONNECTIONS, max_request_header_size=HEADER_BYTES, max_request_body_size=max_body_bytes,
         inbuf_overflow=BUFFERED_BYTES, channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS),
-        asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
+        asyncore_use_poll=True, clear_untrusted_proxy_headers=True, outbuf_high_watermark=UNSENT_BYTES)
+    server.channel_class = _Channel
+    keep_up = server.maintenance
+
+    def maintenance(now: float) -> None:  # waitress closes idle connections only when no request waits on them
+        keep_up(now)
+        for channel in list(server.active_channels.values()):
+            if getattr(channel, "parked", False) and channel.last_activity < now - server.adj.channel_timeout:
+                channel.will_close = True
+
+    server.maintenance = maintenance
     return server
+
+
+class _Channel(HTTPChannel):
+    """waitress's connection, but one whose client has not taken its earlier answers (more than UNSENT_BYTES of
+    them) holds no thread for its next request: the request waits, parked, until the event loop has sent enough,
+    and a connection parked with nothing sent for IDLE_SECONDS is closed. waitress held a thread in each such
+    connection until its client read, so a few clients that pipeline requests and never read stopped a worker.
+    Within one answer, a client slower than the app still holds the app's thread (waitress's back-pressure)."""
+
+    parked = False
+    _writing = False
+
+    def service(self) -> None:
+        if self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark:
+            self.parked = True  # handle_write, in the event loop, hands it back (writable() says to call it)
+            self.server.pull_trigger()
+            return
+        super().service()
+
+    def write_soon(self, data: bytes) -> int:
+        self._writing = True
+        try:
+            return super().write_soon(data)
+        finally:
+            self._writing = False
+
+    def _flush_outbufs_below_high_watermark(self) -> None:
+        if self._writing:  # within an answer: wait for the client, as waitress does
+            super()._flush_outbufs_below_high_watermark()
+        # between pipelined requests, waitress waited here too: the next request parks instead (service)
+
+    def writable(self) -> bool:
+        return self.parked or super().writable()
+
+    def handle_write(self) -> None:
+        super().handle_write()
+        if self.parked and self.connected and self.total_outbufs_len <= self.adj.outbuf_high_watermark:
+            self.parked = False
+            self.server.add_task(self)
 
 
 def _exit_serving(signum: int, frame: Any) -> None:
