@@ -226,31 +226,43 @@ def test_two_servers_on_one_redis_share_tasks_clock_and_callbacks(redis_server, 
         receiver.close()
 
 
-ORPHANED = """
-import os, signal, socket, sys, time
+SMALL_SERVER = """
+import os, signal, sys
 from ivh_mock.mock_server.serving.server import Server
 
-def app(environ, start_response):
+def app(environ, start_response):  # answers with the pid of the worker that took the request
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
+    return [str(os.getpid()).encode()]
 
 def ready(port):
     print(port, flush=True)
-    if sys.argv[1] == "at-once":  # the master dies as the workers start: each must still see it gone
+    if sys.argv[2] == "die-at-once":  # the master dies as the workers start: each must still see it gone
         os.kill(os.getpid(), signal.SIGKILL)
 
-Server(lambda: app, "127.0.0.1:0", workers=2, threads=2, ready=ready).run()
+Server(lambda: app, "127.0.0.1:0", workers=int(sys.argv[1]), threads=2, ready=ready).run()
+print("stopped", flush=True)
 """
+
+
+@contextlib.contextmanager
+def _small_server(workers: int, mode: str = "serve"):
+    """The master of SMALL_SERVER, in a process group of its own with its workers (killed on the way out), and its
+    port."""
+    master = subprocess.Popen([sys.executable, "-c", SMALL_SERVER, str(workers), mode], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        yield master, int(master.stdout.readline())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(master.pid, signal.SIGKILL)
+        master.wait()
 
 
 @pytest.mark.parametrize("when", ["at-once", "while-serving"])
 def test_workers_whose_master_is_killed_stop_by_themselves(when):
-    master = subprocess.Popen([sys.executable, "-c", ORPHANED, when], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)  # its workers share its process group
-    try:
-        port = int(master.stdout.readline())
+    with _small_server(2, "die-at-once" if when == "at-once" else "serve") as (master, port):
         if when == "while-serving":
-            until(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok")
+            until(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=5).text.isdigit())
             master.kill()
         master.wait(10)
 
@@ -262,22 +274,6 @@ def test_workers_whose_master_is_killed_stop_by_themselves(when):
             return True
 
         until(lambda: not workers_left(), seconds=10)  # each looks twice a second, then stops as on SIGTERM
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(master.pid, signal.SIGKILL)
-
-
-STOPPED_AS_IT_FORKS = """
-import os, sys
-from ivh_mock.mock_server.serving.server import Server
-
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(os.getpid()).encode()]
-
-Server(lambda: app, "127.0.0.1:0", workers=1, threads=2, ready=lambda port: print(port, flush=True)).run()
-print("stopped", flush=True)
-"""
 
 
 @pytest.mark.slow
@@ -285,17 +281,10 @@ print("stopped", flush=True)
 def test_sigterm_that_comes_as_the_master_forks_a_new_worker_still_stops_it(delay):
     """A worker dies, the master forks another, and SIGTERM arrives meanwhile: the master still stops (the signal
     used to be raised inside the fork's own hooks, and lost)."""
-    master = subprocess.Popen([sys.executable, "-c", STOPPED_AS_IT_FORKS], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    try:
-        port = int(master.stdout.readline())
+    with _small_server(1) as (master, port):
         worker = int(requests.get(f"http://127.0.0.1:{port}/", timeout=5).text)
         time.sleep(1.05)  # a worker that dies within its first second is replaced a second later
         os.kill(worker, signal.SIGKILL)
         time.sleep(delay)
         master.send_signal(signal.SIGTERM)
         assert master.wait(15) == 0 and master.stdout.read().strip() == "stopped"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(master.pid, signal.SIGKILL)
-        master.wait()
