@@ -362,49 +362,50 @@ print("stopped", flush=True)
 """
 
 
-@pytest.mark.parametrize("seconds", [0.002, 0.5], ids=["quick", "past-its-hold"])
-def test_sigterm_during_a_request_the_loops_thread_runs_lets_it_finish_and_answer(seconds):
-    """The loop's own thread runs a request (past its hold, the deputy has the loop meanwhile): SIGTERM stops the
-    worker once that request is done and its answer sent, whether it comes during the request or just after."""
+@contextlib.contextmanager
+def _sigterm_mid_request(seconds: float):
+    """A worker (STOPPED_MID_REQUEST) whose loop's thread runs a request of `seconds` when SIGTERM reaches it: yields
+    the worker, its port, the thread asking, and what it got (the answer, or the error instead) once it has."""
     worker = subprocess.Popen([sys.executable, "-c", STOPPED_MID_REQUEST, str(seconds)], stdout=subprocess.PIPE,
                               text=True)
     try:
         port = int(worker.stdout.readline())
-        answers: list = []
-        asking = threading.Thread(target=lambda: answers.append(
-            requests.get(f"http://127.0.0.1:{port}/slow", timeout=10)))
+        got: list = []
+
+        def ask() -> None:
+            try:
+                got.append(requests.get(f"http://127.0.0.1:{port}/slow", timeout=30))
+            except requests.RequestException as error:
+                got.append(error)
+
+        asking = threading.Thread(target=ask, daemon=True)
         asking.start()
         assert worker.stdout.readline().strip() == "begun"
         worker.send_signal(signal.SIGTERM)
-        asking.join(10)
-        assert [(answer.status_code, answer.text) for answer in answers] == [(200, "done")]
-        assert worker.wait(10) == 0 and worker.stdout.read().strip() == "stopped"
+        yield worker, port, asking, got
     finally:
         worker.kill()
         worker.wait()
+
+
+@pytest.mark.parametrize("seconds", [0.002, 0.5], ids=["quick", "past-its-hold"])
+def test_sigterm_during_a_request_the_loops_thread_runs_lets_it_finish_and_answer(seconds):
+    """The loop's own thread runs a request (past its hold, the deputy has the loop meanwhile): SIGTERM stops the
+    worker once that request is done and its answer sent, whether it comes during the request or just after."""
+    with _sigterm_mid_request(seconds) as (worker, _, asking, got):
+        asking.join(10)
+        assert [(answer.status_code, answer.text) for answer in got] == [(200, "done")]
+        assert worker.wait(10) == 0 and worker.stdout.read().strip() == "stopped"
 
 
 def test_sigterm_waits_no_longer_than_its_bound_for_a_request_that_never_ends():
     """SIGTERM comes while the loop's thread runs a request that never ends: the worker takes no new connection, and
     ends after STOP_SECONDS (SIGALRM), so that a worker whose master is gone cannot go on serving for ever."""
-    worker = subprocess.Popen([sys.executable, "-c", STOPPED_MID_REQUEST, "3600"], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(worker.stdout.readline())
-
-        def ask() -> None:  # answered by nobody: the worker ends mid-request
-            with contextlib.suppress(requests.RequestException):
-                requests.get(f"http://127.0.0.1:{port}/slow", timeout=30)
-
-        threading.Thread(target=ask, daemon=True).start()
-        assert worker.stdout.readline().strip() == "begun"
-        worker.send_signal(signal.SIGTERM)
+    with _sigterm_mid_request(3600) as (worker, port, _, _):  # that request is answered by nobody
         time.sleep(0.2)
         with pytest.raises(requests.RequestException):  # accepted by nobody: the kernel queues it, then it ends
             requests.get(f"http://127.0.0.1:{port}/quick", timeout=0.5)
         assert worker.wait(10) == -signal.SIGALRM
-    finally:
-        worker.kill()
-        worker.wait()
 
 
 def test_clients_that_pipeline_and_never_read_hold_no_thread():
