@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
-from ivh_mock.spec.jsontext import nests_deeper, value_nests_deeper
+from ivh_mock.spec import jsontext
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.validation import summarize
 
@@ -190,7 +190,7 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
             body = _loads(body)
         except ValueError as error:
             raise CallbackError(f"callback body is not JSON: {error}") from None
-    elif value_nests_deeper(body, MAX_DEPTH):  # decoded by the caller: the spec's check would recurse into it
+    elif jsontext.value_nests_deeper(body, MAX_DEPTH):  # decoded by the caller: the spec's check would recurse into it
         raise CallbackError(f"callback body nests deeper than {MAX_DEPTH} levels")
     violations = spec_module.load().check("#/components/schemas/CallbackBody", body)
     if violations:
@@ -204,9 +204,7 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
 def _loads(data: bytes | str) -> Any:
     """Decode JSON from a server or a caller, counting its nesting first: the decoder recurses once per level."""
     text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
-    if nests_deeper(text, MAX_DEPTH):
-        raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
-    return json.loads(text)
+    return jsontext.loads(text, MAX_DEPTH)
 
 
 @contextlib.contextmanager

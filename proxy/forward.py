@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from urllib3.util import SKIP_HEADER
 
-from ivh_mock.spec.jsontext import nests_deeper
+from ivh_mock.spec import jsontext
 
 from . import redact
 from .checks import ExchangeChecker, Finding, Lifecycle, task_of
@@ -320,8 +320,7 @@ JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, neve
 def json_body(data: bytes) -> Any:
     """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, or nests deeper than JSON_DEPTH."""
     try:
-        text = data.decode("utf-8")
-        return NOT_JSON if nests_deeper(text, JSON_DEPTH) else json.loads(text)
+        return jsontext.loads(data.decode("utf-8"), JSON_DEPTH)
     except ValueError:  # UnicodeDecodeError is one
         return NOT_JSON
 

@@ -4,7 +4,9 @@ the garbage collector calls) fails too. Both the mock and the recording proxy re
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 # a JSON string once its escaped backslashes and quotes are gone; an unterminated one runs to the end
 _STRING = re.compile(r'"[^"]*"?')
@@ -40,3 +42,10 @@ def value_nests_deeper(value: object, limit: int) -> bool:
                 return True
             stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return False
+
+
+def loads(text: str, limit: int) -> Any:
+    """`json.loads(text)`, but a text nested more than `limit` levels deep is refused undecoded: ValueError."""
+    if nests_deeper(text, limit):
+        raise ValueError(f"nests deeper than {limit} levels")
+    return json.loads(text)
