@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 from typing import Any, Callable, Iterator
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import LocationParseError
 
 _local = threading.local()
 
@@ -76,6 +78,50 @@ def session(pool_size: int = 10) -> requests.Session:
     result.mount("http://", adapter)
     result.mount("https://", adapter)
     return result
+
+
+class Hop(Exception):
+    """Why `followed` found no answer: `kind` is "scheme" (a hop's URL is not http or https), "host" (its host cannot
+    be parsed), "slow" (the deadline passed between hops) or "redirects" (more of them than allowed); `url` is the
+    hop's."""
+
+    def __init__(self, kind: str, url: str):
+        super().__init__(kind, url)
+        self.kind, self.url = kind, url
+
+
+@contextlib.contextmanager
+def followed(send: Callable[[str, tuple[float, float]], requests.Response], url: str, redirects: int,
+             connect_timeout: float, limit: Deadline) -> Iterator[tuple[str, requests.Response]]:
+    """Send a request with `send(url, timeout)` (made with `allow_redirects=False`) and again to each redirect's
+    Location, at most `redirects` times, within `limit` (a `within` block's deadline); the block gets the answer
+    that is not a redirect. Each hop is http or https, its connect takes at most `connect_timeout` and each read a
+    little past the deadline, whose timer then ends the exchange; raise Hop when there is no answer to give. The block
+    gets the URL that gave the answer with it."""
+    for _ in range(redirects + 1):
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            raise Hop("host", url) from None
+        if scheme not in ("http", "https"):
+            raise Hop("scheme", url)
+        left = limit.left()
+        if left <= 0:
+            raise Hop("slow", url)
+        try:
+            response = send(url, (min(connect_timeout, left), left + 1))
+        except (LocationParseError, ValueError):  # a host urllib3 or IDNA cannot parse (a 300-character label)
+            raise Hop("host", url) from None
+        with response:
+            if not response.is_redirect:
+                yield url, response
+                return
+            location = response.headers["Location"]
+        try:
+            url = urljoin(url, location)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise Hop("host", location) from None
+    raise Hop("redirects", url)
 
 
 def nobody_waits() -> None:

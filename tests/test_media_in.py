@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from bench.reliability import huge_png
 
-from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving
+from .conftest import TEXT_PAYLOAD, TIMING, Redirector, in_process, serving
 
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
@@ -331,6 +331,19 @@ def test_photos_download_over_http_following_a_few_redirects(fetching, media_ser
     answer = submit_photo(api, f"{media_server}/endless.jpg")
     assert answer.code == 100002 and "at most 10 MB" in answer.message
     assert time.monotonic() - started < 5  # the stream was cut at the limit, not read to the end
+
+
+@pytest.mark.parametrize("location", ["http://[/x.jpg", "http://[abc]/x.jpg", "http://a:b@[/x",
+                                      "http://" + "a" * 300 + ".com/x"])
+def test_a_redirect_to_an_unparsable_host_fails_the_download_with_a_clear_error(fetching, location):
+    """The same Locations as the uploads' test: both follow redirects through `deadline.followed`."""
+    _, api = fetching
+    redirector = Redirector(location, status=302)
+    try:
+        answer = submit_photo(api, redirector.url)
+    finally:
+        redirector.close()
+    assert answer.code == -101002 and "is not a valid URL (its host cannot be parsed)" in answer.message, answer.message
 
 
 def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):

@@ -3,9 +3,7 @@ server: moto in server mode on 127.0.0.1, its URLs pre-signed by boto3 (tests/s3
 
 import io
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
 import pytest
@@ -15,7 +13,7 @@ from ivh_mock.mock_server import MockServer, VirtualClock, create_app
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import AUDIO_PAYLOAD, T0, TIMING
+from .conftest import AUDIO_PAYLOAD, T0, TIMING, Redirector
 from .s3 import S3Server
 from .test_lifecycle import text
 
@@ -180,30 +178,6 @@ def test_a_storage_url_is_validated_like_the_other_urls(mock, client, url, named
 
 def client_query(client):
     return signed_query(client.appkey, client.accesstoken, int(client.clock()))
-
-
-class Redirector:
-    """An endpoint that answers every PUT with a redirect to `target` (as S3 answers 307 for another region)."""
-
-    def __init__(self, target: str, status: int = 307):
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self):  # noqa: N802 (http.server's naming)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(status)
-                self.send_header("Location", target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hop"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_uploads_follow_redirects_as_downloads_do_and_no_more_of_them(s3, mock, client):

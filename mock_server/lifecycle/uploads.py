@@ -16,10 +16,9 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from urllib3.exceptions import LocationParseError
 
 from .. import deadline
 from ..media_in.fetch import Limits
@@ -100,32 +99,23 @@ class Uploader:
         outcome: dict[str, Any] = {"content_type": content_type, "bytes": len(data), "status": None, "error": None,
                                    "reply": ""}
         too_long = f"took longer than the upload limit of {limits.total_timeout:g} s"
-        # one wall-clock deadline for the whole exchange, redirects included: a storage host that reads or answers
-        # a byte at a time is cut off at the limit, as a download is (deadline.py)
+
+        def put(hop: str, timeout: tuple[float, float]) -> requests.Response:
+            return self._session.put(hop, data=data, headers={"Content-Type": content_type}, stream=True,
+                                     allow_redirects=False, timeout=timeout)
+
+        # one wall-clock deadline for the whole exchange, redirects included (each sends the PUT again): a storage
+        # host that reads or answers a byte at a time is cut off at the limit, as a download is (deadline.py)
         with deadline.within(limits.total_timeout) as limit:
             try:
-                for _ in range(limits.redirects + 1):
-                    if urlsplit(url).scheme not in ("http", "https"):
-                        outcome["error"] = f"a redirect led to {shown(url)}, not an http or https URL"
-                        break
-                    left = limit.left()
-                    if left <= 0:
-                        outcome["error"] = too_long
-                        break
-                    timeout = (min(limits.connect_timeout, left), left)
-                    with self._session.put(url, data=data, headers={"Content-Type": content_type}, stream=True,
-                                           allow_redirects=False, timeout=timeout) as reply:
-                        if reply.is_redirect:
-                            url = urljoin(url, reply.headers["Location"])
-                            continue
-                        outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, limit.at)
-                        break
-                else:
-                    outcome["error"] = f"more than {limits.redirects} redirects"
+                with deadline.followed(put, url, limits.redirects, limits.connect_timeout, limit) as (_, reply):
+                    outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, limit.at)
+            except deadline.Hop as hop:
+                outcome["error"] = {"scheme": f"a redirect led to {shown(hop.url)}, not an http or https URL",
+                                    "host": "a redirect led to a URL whose host cannot be parsed",
+                                    "slow": too_long}.get(hop.kind, f"more than {limits.redirects} redirects")
             except requests.RequestException as exc:
                 outcome["error"] = too_long if limit.expired else f"could not be reached ({type(exc).__name__})"
-            except (LocationParseError, ValueError):  # a Location whose host urllib3 or IDNA cannot parse
-                outcome["error"] = "a redirect led to a URL whose host cannot be parsed"
             if limit.expired and outcome["status"] is not None and outcome["error"] is None:
                 outcome["status"], outcome["error"] = None, too_long  # the answer was cut off: not an answer
         outcome["latency_ms"] = round((time.monotonic() - started) * 1000, 1)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import LocationParseError
 
 from .. import deadline
 from ..deadline import Waits
@@ -74,35 +72,29 @@ class Fetcher:
             return data
 
     def _download(self, url: str, max_bytes: int, limit: deadline.Deadline) -> bytes:
-        for _ in range(self.limits.redirects + 1):
-            if _scheme(url) not in ("http", "https"):
-                raise FetchFailed(f"{url} is not an http or https URL")
-            left = limit.left()
-            if left <= 0:  # the redirects used up the whole download limit
-                raise FetchFailed(self._too_slow(url))
-            # each connect and read is bounded too, a little past the deadline, whose timer then ends the exchange
-            try:
-                with self.session.get(url, stream=True, allow_redirects=False,
-                                      timeout=(min(self.limits.connect_timeout, left), left + 1)) as response:
-                    if response.is_redirect:
-                        url = urljoin(url, response.headers["Location"])
-                        continue
-                    if response.status_code != 200:
-                        raise FetchFailed(f"{url} answered HTTP {response.status_code}")
-                    return _read(response, max_bytes)
-            except (LocationParseError, ValueError):  # a host urllib3 or IDNA cannot parse (a 300-character label)
-                raise FetchFailed(f"{url} is not a valid URL (its host cannot be parsed)") from None
-        raise FetchFailed(f"more than {self.limits.redirects} redirects")
+        def get(hop: str, timeout: tuple[float, float]) -> requests.Response:
+            return self.session.get(hop, stream=True, allow_redirects=False, timeout=timeout)
+
+        limits = self.limits
+        try:
+            with deadline.followed(get, url, limits.redirects, limits.connect_timeout, limit) as (hop, response):
+                if response.status_code != 200:
+                    raise FetchFailed(f"{hop} answered HTTP {response.status_code}")
+                return _read(response, max_bytes)
+        except deadline.Hop as hop:
+            raise FetchFailed(self._hop_failed(hop)) from None
+
+    def _hop_failed(self, hop: deadline.Hop) -> str:
+        if hop.kind == "scheme":
+            return f"{hop.url} is not an http or https URL"
+        if hop.kind == "host":
+            return f"{hop.url} is not a valid URL (its host cannot be parsed)"
+        if hop.kind == "slow":
+            return self._too_slow(hop.url)
+        return f"more than {self.limits.redirects} redirects"
 
     def _too_slow(self, url: str) -> str:
         return f"{url} took longer than the download limit of {self.limits.total_timeout:g} s"
-
-
-def _scheme(url: str) -> str:
-    try:
-        return urlsplit(url).scheme
-    except ValueError:
-        raise FetchFailed(f"{url} is not a valid URL (its host cannot be parsed)") from None
 
 
 def _read(response: requests.Response, max_bytes: int) -> bytes:
