@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from contextvars import ContextVar
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 # The stored clock's state as read once for the request being answered (see StoredClock.pinned).
 _PINNED: ContextVar[dict[str, Any] | None] = ContextVar("ivh_clock_state", default=None)
@@ -39,12 +39,12 @@ class MovableClock:
 
     def __init__(self, source=time.time):
         self._source = source
-        self._lock = threading.Lock()
 
     def _load(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _save(self, state: dict[str, Any]) -> None:
+    def _update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Keep `change(state)` as the state, reading and writing it in one step; return it."""
         raise NotImplementedError
 
     def _current(self, state: dict[str, Any]) -> float:
@@ -63,30 +63,27 @@ class MovableClock:
 
     def set(self, when: float) -> None:
         """Jump to `when` (Unix seconds); time may go backwards only by an explicit set."""
-        with self._lock:
-            self._save({**self._load(), "base": float(when), "anchor": self._source()})
+        self._update(lambda state: {**state, "base": float(when), "anchor": self._source()})
 
     def advance(self, seconds: float) -> float:
         """Move forward by `seconds` and return the new time."""
         if seconds < 0:
             raise ValueError("a clock only advances forward; use set() to go back")
-        with self._lock:
-            state = self._load()
-            base = self._current(state) + seconds
-            self._save({**state, "base": base, "anchor": self._source()})
-            return base
+        return self._update(lambda state: {**state, "base": self._current(state) + seconds,
+                                           "anchor": self._source()})["base"]
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the clock at the current time."""
-        with self._lock:
-            self._save({"base": self._current(self._load()), "anchor": self._source(), "frozen": frozen})
+        self._update(lambda state: {"base": self._current(state), "anchor": self._source(), "frozen": frozen})
 
     def restart(self) -> None:
         """Return to real time, as the clock started: running in step with it, or frozen at it for a clock made
         frozen (the pytest fixtures')."""
-        with self._lock:
+        def restarted(state: dict[str, Any]) -> dict[str, Any]:
             now = self._source()
-            self._save({"base": now, "anchor": now, "frozen": self.starts_frozen})
+            return {"base": now, "anchor": now, "frozen": self.starts_frozen}
+
+        self._update(restarted)
 
 
 class VirtualClock(MovableClock):
@@ -98,12 +95,15 @@ class VirtualClock(MovableClock):
         self.starts_frozen = frozen
         anchor = source()
         self._state = {"base": start if start is not None else anchor, "anchor": anchor, "frozen": frozen}
+        self._lock = threading.Lock()
 
     def _load(self) -> dict[str, Any]:
         return self._state
 
-    def _save(self, state: dict[str, Any]) -> None:
-        self._state = state
+    def _update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            self._state = change(self._state)
+            return self._state
 
 
 class StoredClock(MovableClock):
@@ -113,8 +113,8 @@ class StoredClock(MovableClock):
     def __init__(self, store, source=time.time):
         super().__init__(source)
         self._store = store
-        if store.clock_state() is None:  # the first process on a new store starts the clock (a race is harmless:
-            self.restart()              # every contender writes "now, running")
+        if store.clock_state() is None:  # the first process on a new store starts the clock: running, from now
+            self._update(lambda state: state)
 
     @staticmethod
     @contextlib.contextmanager
@@ -131,16 +131,23 @@ class StoredClock(MovableClock):
         pin = _PINNED.get()
         if pin is not None and "state" in pin:
             return pin["state"]
-        state = self._store.clock_state()
-        if state is None or not math.isfinite(state["base"]):  # emptied under us, or poisoned by an older version
-            now = self._source()
-            state = {"base": now, "anchor": now, "frozen": False}
+        state = self._usable(self._store.clock_state())
         if pin is not None:
             pin["state"] = state
         return state
 
-    def _save(self, state: dict[str, Any]) -> None:
-        self._store.put_clock_state(state)
+    def _update(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        # from the state kept now, not the one this request read as it started: a move made meanwhile is kept too
+        state = self._store.update_clock_state(lambda kept: change(self._usable(kept)))
         pin = _PINNED.get()
         if pin is not None:
             pin["state"] = state
+        return state
+
+    def _usable(self, state: dict[str, Any] | None) -> dict[str, Any]:
+        """The kept state, or real time, running, when none is kept (emptied under us) or it was poisoned by an
+        older version (a base that is not a finite number)."""
+        if state is None or not math.isfinite(state["base"]):
+            now = self._source()
+            return {"base": now, "anchor": now, "frozen": False}
+        return state

@@ -393,7 +393,7 @@ class TestBrowsers:
 
 def test_a_clock_poisoned_by_an_older_version_restarts_instead_of_breaking_every_call(tmp_path):
     store = f"sqlite:{tmp_path / 'old.sqlite3'}"
-    open_store(store).put_clock_state({"base": float("nan"), "anchor": 0.0, "frozen": True})
+    open_store(store).update_clock_state(lambda _: {"base": float("nan"), "anchor": 0.0, "frozen": True})
     app = create_app({**CONFIG, "store": store})  # no clock given: the one kept in the store
     answer = app.test_client().get("/__mock__/clock")
     assert answer.status_code == 200 and abs(answer.json["now"] - time.time()) < 3600

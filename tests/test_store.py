@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import sqlite3
+import threading
 import time
 from dataclasses import replace
 
@@ -225,7 +226,7 @@ def test_reset_of_one_appkey_leaves_the_others(store):
     assert store.get_task("ta") is None and store.account_settings("a") == {} and store.due_callbacks(1e12) == \
         [store.get_task("tb")]
     assert store.appkeys() == ["b"]
-    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    store.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
     store.reset()
     assert store.tasks() == [] and store.appkeys() == []
     assert store.clock_state() == {"base": 5.0, "anchor": 5.0, "frozen": True}  # a reset leaves the clock alone
@@ -241,6 +242,29 @@ def test_the_clock_is_shared_by_every_opening_of_the_store(store_spec, store):
     second.freeze(False)
     time.sleep(0.05)
     assert 1_030.04 < first.now() < 1_031
+
+
+def test_clock_moves_made_at_once_through_several_openings_are_all_kept(store_spec, store):
+    """Four threads, each through an opening of its own (workers or hosts sharing the store; one store in memory),
+    advance the clock 25 times by a second each: each move reads and writes the state in one step, so none is lost
+    (each read it, changed it and wrote it back, and a move made between the read and the write was undone)."""
+    StoredClock(store).freeze()
+    StoredClock(store).set(1_000.0)
+    openings = [store] * 4 if store_spec == "memory" else [open_store(store_spec) for _ in range(4)]
+    barrier = threading.Barrier(4)
+
+    def advance(opening) -> None:
+        clock = StoredClock(opening)
+        barrier.wait(timeout=30)
+        for _ in range(25):
+            clock.advance(1)
+
+    threads = [threading.Thread(target=advance, args=(opening,)) for opening in openings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert StoredClock(store).frozen and StoredClock(store).now() == 1_100.0
 
 
 @pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
@@ -299,7 +323,7 @@ def test_a_redis_reset_leaves_a_mock_under_a_longer_prefix_alone(redis_server):
         store.record(JournalEntry(at=1.0, appkey=name, operation="getprogress", request_id=name, code=0, message=""))
         store.put_account_settings(name, {"max_pending": 3})
         store.claim_callback(task.task_id, 60)
-        store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+        store.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
     second.record_callback(attempt(second.get_task("t-b")))
     keys_before = sorted(second.redis.scan_iter(f"{base}:job1:*"))
     first.reset()
@@ -435,7 +459,7 @@ def test_what_a_sqlite_request_read_ahead_follows_its_own_writes_and_answers_for
     store.add_task("app", lambda backlog_at: make_task("mine"))
     store.add_task("other", lambda backlog_at: make_task("theirs", "other"))
     store.put_account_settings("other", {"max_pending": 3})
-    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    store.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
     second = open_store(store_spec)  # another process's store on the same file
     with store.read_ahead("app", task_id="mine"):
         assert store.get_task("theirs").task_id == "theirs" and store.account_settings("other") == {"max_pending": 3}
@@ -444,7 +468,7 @@ def test_what_a_sqlite_request_read_ahead_follows_its_own_writes_and_answers_for
         assert store.account_settings("app") == {}  # read as the request started
         store.put_account_settings("app", {"scenario": "success"})
         assert store.account_settings("app") == {"max_pending": 9, "scenario": "success"}
-        store.put_clock_state({"base": 7.0, "anchor": 7.0, "frozen": True})
+        store.update_clock_state(lambda _: {"base": 7.0, "anchor": 7.0, "frozen": True})
         assert store.clock_state()["base"] == 7.0
         store.reset("app")
         assert store.get_task("mine") is None and store.account_settings("app") == {}
@@ -529,7 +553,7 @@ def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store
     task, its indexes, the new backlog and its journal entry, checking that what was read is unchanged); the next takes
     them from what this process saw, so it only writes. Once another host's submission came first, the write is
     refused with what is current, and the plan made again against it: two writes, no read (DECISIONS.md D48)."""
-    store.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+    store.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
     other_host = open_store(store_spec)
     other_host.add_task("other", lambda backlog_at: make_task("warm", "other", seq=0), journal_entry)  # scripts loaded
 
@@ -697,7 +721,7 @@ def test_a_redis_request_answered_again_downloads_the_callers_photo_once(store_s
     def media(request):
         downloads.append(request.path)
         if len(downloads) == 1:
-            other_host.put_clock_state({"base": 5.0, "anchor": 5.0, "frozen": True})
+            other_host.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
         return Response(photo, status=served, mimetype="image/jpeg")
 
     api.call("getprogress", {"TaskId": "0" * 32})  # the clock as it was, seen by this process

@@ -384,8 +384,11 @@ class Store(Protocol):
     def clock_state(self) -> dict[str, Any] | None:
         """Return the shared virtual clock's state (see clock.StoredClock), or None before it was first kept."""
 
-    def put_clock_state(self, state: dict[str, Any]) -> None:
-        """Keep the shared virtual clock's state."""
+    def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        """Keep `change(state)` as the shared virtual clock's state, `state` being the one kept (None before the
+        first), in one step: a move made meanwhile by another thread, worker or host is not lost. `change` may be
+        called more than once (a store that writes optimistically calls it again when the state changed meanwhile),
+        so it must have no effect besides its answer. Return the state kept."""
 
 
 def new_id() -> str:

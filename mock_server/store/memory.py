@@ -156,8 +156,10 @@ class MemoryStore:
     def clock_state(self) -> dict[str, Any] | None:
         return self._clock
 
-    def put_clock_state(self, state: dict[str, Any]) -> None:
-        self._clock = dict(state)
+    def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            self._clock = dict(change(self._clock))
+            return self._clock
 
     def reset(self, appkey: str | None = None) -> None:
         with self._lock:

@@ -357,13 +357,26 @@ class RedisStore:
         text = ahead["clock"] if ahead is not None else self.redis.get(self._key("clock"))
         return json.loads(text) if text else None
 
-    def put_clock_state(self, state: dict[str, Any]) -> None:
-        text = json.dumps(state)
-        self.redis.set(self._key("clock"), text)
+    def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        key = self._key("clock")
+        with self.redis.pipeline() as pipe:
+            while True:  # optimistically: made again when another worker or host moved the clock meanwhile
+                try:
+                    pipe.watch(key)
+                    kept = pipe.get(key)
+                    state = change(json.loads(kept) if kept else None)
+                    text = json.dumps(state)
+                    pipe.multi()
+                    pipe.set(key, text)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
         self._clock = text
         ahead = self._ahead()
         if ahead is not None:
             ahead["clock"] = text
+        return state
 
 
 def _remember(seen: dict[str, Any], key: str, value: Any, bound: int) -> Any:

@@ -371,13 +371,16 @@ class SqliteStore:
         text = ahead["clock"] if ahead is not None else self._value("SELECT value FROM meta WHERE key = 'clock'")
         return json.loads(text) if text else None
 
-    def put_clock_state(self, state: dict[str, Any]) -> None:
-        text = json.dumps(state)
-        with self._writing() as db:
+    def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        with self._writing() as db:  # read in the transaction: a move made meanwhile by another worker is not lost
+            kept = self._value("SELECT value FROM meta WHERE key = 'clock'")
+            state = change(json.loads(kept) if kept else None)
+            text = json.dumps(state)
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)", (text,))
         ahead = self._ahead()
         if ahead is not None:
             ahead["clock"] = text
+        return state
 
 
 def _real(value: float) -> float | None:
