@@ -4,6 +4,7 @@ processes, leases that lapse, records that survive a reopen, and a clock every w
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import sqlite3
 import threading
@@ -480,6 +481,42 @@ def test_what_a_sqlite_request_read_ahead_follows_its_own_writes_and_answers_for
 def journal_entry(task: Task) -> JournalEntry:
     return JournalEntry(at=1.0, appkey=task.appkey, operation="phototovideonotrain", request_id=task.request_id,
                         code=0, message="", task_id=task.task_id)
+
+
+@pytest.mark.stores("redis")  # the other stores reset in one transaction, or under their lock
+def test_a_redis_reset_made_during_submissions_leaves_no_task_outside_its_account(store_spec, store):
+    """Two hosts submit, to one account and to new ones, while a third resets that account and everything, again and
+    again. A reset read the account's tasks, then deleted them in another round trip: a task written in between
+    outlived its account's list (unseen by the account's quotas, its callback never due), and a journal written in
+    between escaped the journal's bounds and every later reset."""
+    hosts, stop = [open_store(store_spec) for _ in range(2)], threading.Event()
+
+    def submit(host, n: int) -> None:
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            appkey = "victim" if i % 2 else f"new{n}-{i}"
+            host.add_task(appkey, lambda before, i=i, appkey=appkey: make_task(f"h{n}-{i}", appkey,
+                                                                              seq=before(0.0).next_seq), journal_entry)
+
+    threads = [threading.Thread(target=submit, args=(host, n)) for n, host in enumerate(hosts)]
+    for thread in threads:
+        thread.start()
+    try:
+        for k in range(40):
+            store.reset("victim" if k % 2 else None)
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert {t.task_id for t in store.tasks() if t.appkey == "victim"} == {t.task_id for t in store.tasks("victim")}
+    lists = [store.redis.lrange(key, 0, -1) for key in store.redis.scan_iter(f"{store.prefix}journal:*")]
+    kept = [entry for entries in lists for entry in entries]  # the journal's entries, counted as its bounds count
+    assert int(store.redis.get(f"{store.prefix}journal-bytes") or 0) == sum(len(entry.encode()) for entry in kept)
+    assert store.redis.llen(f"{store.prefix}journal-order") == len(kept)
+    store.reset()
+    assert sorted(store.redis.scan_iter(f"{store.prefix}*")) == []  # nothing a reset cannot find
 
 
 def test_a_submission_and_its_journal_entry_are_kept_together(store):

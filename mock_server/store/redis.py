@@ -54,13 +54,72 @@ local function record(list, order, bytes, appkeys, entry, appkey, authenticated,
 end
 """
 RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))"
-# KEYS: the appkey's list, journal-order, journal-bytes; ARGV: the appkey.
-FORGET = """
+# A reset, in one script each, so that no request's write lands between what the reset reads and what it deletes (a
+# task written meanwhile would outlive its account's list and backlog: unseen by the account's quotas, its callback
+# never due). Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on
+# `?prefix=ci:job1`. DELETE_KEYS deletes a list of key names, a thousand at a time.
+DELETE_KEYS = """
+local function delete_keys(keys)
+  for start = 1, #keys, 1000 do
+    redis.call('DEL', unpack(keys, start, math.min(start + 999, #keys)))
+  end
+end
+"""
+# ARGV: the prefix, the appkey, then the account's keys' kinds (ACCOUNT_KEYS), then '|', then the task's (TASK_KEYS).
+RESET_ACCOUNT = DELETE_KEYS + """
+local prefix, appkey = ARGV[1], ARGV[2]
+local account_kinds, task_kinds, into = {}, {}, nil
+for i = 3, #ARGV do
+  if ARGV[i] == '|' then into = task_kinds elseif into then into[#into + 1] = ARGV[i]
+  else account_kinds[#account_kinds + 1] = ARGV[i] end
+end
 local size = 0
-for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do size = size + #entry end
-redis.call('DECRBY', KEYS[3], size)
-redis.call('LREM', KEYS[2], 0, ARGV[1])
-redis.call('DEL', KEYS[1])
+for _, entry in ipairs(redis.call('LRANGE', prefix .. 'journal:' .. appkey, 0, -1)) do size = size + #entry end
+redis.call('DECRBY', prefix .. 'journal-bytes', size)
+redis.call('LREM', prefix .. 'journal-order', 0, appkey)
+local ids = redis.call('LRANGE', prefix .. 'account:' .. appkey, 0, -1)
+local keys, gone = {}, {}
+for _, id in ipairs(ids) do
+  gone[id] = true
+  for _, kind in ipairs(task_kinds) do keys[#keys + 1] = prefix .. kind .. ':' .. id end
+  redis.call('ZREM', prefix .. 'due', id)
+  redis.call('ZREM', prefix .. 'owed', id)
+  redis.call('HDEL', prefix .. 'media', id)
+end
+if #ids > 0 then  -- the list of all tasks, without the account's: read and written once, however many it had
+  local kept = {}
+  for _, id in ipairs(redis.call('LRANGE', prefix .. 'all', 0, -1)) do
+    if not gone[id] then kept[#kept + 1] = id end
+  end
+  redis.call('DEL', prefix .. 'all')
+  for start = 1, #kept, 1000 do
+    redis.call('RPUSH', prefix .. 'all', unpack(kept, start, math.min(start + 999, #kept)))
+  end
+end
+for _, kind in ipairs(account_kinds) do keys[#keys + 1] = prefix .. kind .. ':' .. appkey end
+delete_keys(keys)
+redis.call('SREM', prefix .. 'appkeys', appkey)
+return ids
+"""
+# ARGV: the prefix, the shared keys' names (SHARED_KEYS), '|', the account's keys' kinds, '|', the task's.
+RESET_ALL = DELETE_KEYS + """
+local prefix = ARGV[1]
+local lists, part = {{}, {}, {}}, 1
+for i = 2, #ARGV do
+  if ARGV[i] == '|' then part = part + 1 else lists[part][#lists[part] + 1] = ARGV[i] end
+end
+local keys, appkeys = {}, {}
+for _, appkey in ipairs(redis.call('SMEMBERS', prefix .. 'appkeys')) do appkeys[appkey] = true end
+for _, appkey in ipairs(redis.call('LRANGE', prefix .. 'journal-order', 0, -1)) do appkeys[appkey] = true end
+for appkey in pairs(appkeys) do
+  for _, kind in ipairs(lists[2]) do keys[#keys + 1] = prefix .. kind .. ':' .. appkey end
+end
+for _, id in ipairs(redis.call('LRANGE', prefix .. 'all', 0, -1)) do
+  for _, kind in ipairs(lists[3]) do keys[#keys + 1] = prefix .. kind .. ':' .. id end
+end
+for _, name in ipairs(lists[1]) do keys[#keys + 1] = prefix .. name end
+delete_keys(keys)
+return 1
 """
 
 
@@ -76,7 +135,8 @@ class RedisStore:
         self._limits = journal
         # registered once; redis-py sends each by its SHA, loading it when Redis lacks it
         self._record = self.redis.register_script(RECORD)
-        self._forget = self.redis.register_script(FORGET)
+        self._reset_account = self.redis.register_script(RESET_ACCOUNT)
+        self._reset_all = self.redis.register_script(RESET_ALL)
         self._read_account = self.redis.register_script(READ_ACCOUNT)
         self._read_ahead = self.redis.register_script(READ_AHEAD)
         self._write_task = self.redis.register_script(WRITE_TASK)
@@ -320,30 +380,13 @@ class RedisStore:
         return sorted(self.redis.smembers(self._key("appkeys")))
 
     def reset(self, appkey: str | None = None) -> None:
-        # Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on `?prefix=ci:job1`.
         if appkey is None:
-            keys = [self._key(name) for name in SHARED_KEYS]
-            appkeys = set(self.appkeys()) | set(self.redis.lrange(self._key("journal-order"), 0, -1))
-            keys += [self._key(kind, key) for key in appkeys for kind in ACCOUNT_KEYS]
-            keys += [self._key(kind, i) for i in self.redis.lrange(self._key("all"), 0, -1) for kind in TASK_KEYS]
-            for start in range(0, len(keys), 1000):
-                self.redis.delete(*keys[start:start + 1000])
+            self._reset_all(args=[self.prefix, *SHARED_KEYS, "|", *ACCOUNT_KEYS, "|", *TASK_KEYS])
             self._settings.clear()
             self._accounts.clear()
             self._tasks.clear()
             return
-        self._forget([self._key("journal", appkey), self._key("journal-order"), self._key("journal-bytes")], [appkey])
-        ids = self.redis.lrange(self._key("account", appkey), 0, -1)
-        pipe = self.redis.pipeline()
-        for task_id in ids:
-            pipe.delete(*(self._key(kind, task_id) for kind in TASK_KEYS))
-            pipe.lrem(self._key("all"), 1, task_id)
-            pipe.zrem(self._key("due"), task_id)
-            pipe.zrem(self._key("owed"), task_id)
-            pipe.hdel(self._key("media"), task_id)
-        pipe.delete(*(self._key(kind, appkey) for kind in ACCOUNT_KEYS))
-        pipe.srem(self._key("appkeys"), appkey)
-        pipe.execute()
+        ids = self._reset_account(args=[self.prefix, appkey, *ACCOUNT_KEYS, "|", *TASK_KEYS])
         self._settings.pop(appkey, None)
         self._accounts.pop(appkey, None)
         for task_id in ids:
