@@ -28,7 +28,7 @@ from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
 from .media_out.render import Renderer
 from .routes import api, control, envelope, results
-from .store import JournalLimits, Store, new_id, open_store
+from .store import JournalLimits, Store, StoreBusy, new_id, open_store
 from .store.blobs import Blobs
 from .timbres import catalogue
 
@@ -166,6 +166,11 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         if allowed:
             response.headers["Allow"] = ", ".join(allowed)
         return response
+
+    @app.errorhandler(StoreBusy)
+    def store_busy(exc: StoreBusy):  # not the mock's fault, and no traceback helps: the message says what
+        log.warning("%s %s answered -101000: %s", request.method, request.path, exc)
+        return render(InternalError(f"internal error in ivh-mock: {exc}; retry"), InternalError.http_status)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -446,6 +446,43 @@ def test_a_sqlite_request_reads_ahead_in_one_statement_and_journals_in_one_more(
 
 
 @pytest.mark.stores("sqlite")
+def test_a_sqlite_store_locked_by_another_program_answers_at_once_saying_so(store_spec, clock, monkeypatch):
+    """Another program holds the database's write lock (a `sqlite3` shell in BEGIN IMMEDIATE). Every request must
+    write (its journal entry): each waited SQLite's 30 s and answered a bare internal error, one after another, so
+    the k-th waited k times as long, and nothing else the worker's threads had to do got done meanwhile."""
+    from ivh_mock.mock_server.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.5)
+    app = create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
+    submitted = in_process(app, clock).call("phototovideonotrain", TEXT_PAYLOAD)
+    holder = sqlite3.connect(store_spec.removeprefix("sqlite:"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 'by another program')")
+    answers: list = []
+
+    def poll() -> None:  # each thread with a connection of its own, as a worker's threads have
+        started = time.monotonic()
+        answers.append((in_process(app, clock).call("getprogress", {"TaskId": submitted.payload["TaskId"]}),
+                        time.monotonic() - started))
+
+    try:
+        pollers = [threading.Thread(target=poll) for _ in range(4)]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join(timeout=30)
+        settings = app.test_client().put("/__mock__/accounts/other", json={"max_pending": 3})
+    finally:
+        holder.execute("ROLLBACK")
+    assert len(answers) == 4
+    for answer, seconds in answers:
+        assert answer.status == 500 and answer.code == -101000 and seconds < 3, (answer, seconds)
+        assert "locked by another program: nothing could be written for 0.5 s" in answer.message
+    assert settings.status_code == 500 and "locked by another program" in settings.get_json()["error"]["message"]
+    assert in_process(app, clock).call("getprogress", {"TaskId": submitted.payload["TaskId"]}).code == 0
+
+
+@pytest.mark.stores("sqlite")
 def test_a_full_sqlite_journal_takes_an_entry_in_the_same_two_statements(store_spec):
     store = open_store(store_spec, JournalLimits(entries=2))
     noted = store._local.db = _NotingConnection(store._db())

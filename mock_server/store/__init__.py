@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import (NEVER, Backlog, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Store, Task, UploadRecord,
-                   new_id)
+from .base import (NEVER, Backlog, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Store, StoreBusy, Task,
+                   UploadRecord, new_id)
 from .memory import MemoryStore
 
 
@@ -23,4 +23,4 @@ def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
 
 
 __all__ = ["NEVER", "Backlog", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "StaleRead", "Store",
-           "Task", "UploadRecord", "new_id", "open_store"]
+           "StoreBusy", "Task", "UploadRecord", "new_id", "open_store"]

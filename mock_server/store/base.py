@@ -171,6 +171,11 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
     return task, backlog.adding(task)
 
 
+class StoreBusy(Exception):
+    """The store could not be written in time: another program holds it (a SQLite database kept locked by another
+    process). The message says what; nothing of the write was kept."""
+
+
 class StaleRead(Exception):
     """What an API request read ahead (`Store.read_ahead`) changed before the request's write: nothing was written,
     and the store has learnt what is current. The request is to be answered again from the start."""

@@ -17,8 +17,9 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, backlog_from,
-                   backlog_text, dumps, holding_ahead, journal_text, loads, planned, read_ahead_by, utf8_size)
+from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StoreBusy, Task, UploadRecord,
+                   backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned, read_ahead_by,
+                   utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -90,6 +91,11 @@ WAL_BYTES = 16 * 1_048_576  # the write-ahead log is cut back to this after a ch
 CHECKPOINT_COMMITS = 100
 RESTART_PAGES = 2_000
 BACKSTOP_PAGES = 10_000
+# How long a write waits for the database's write lock, which only another program holds for long (this store's own
+# writers queue on the locks of `_locked`, and each holds it for a moment): past it the write fails with StoreBusy,
+# and so does one that waited as long for its turn among this process's threads, rather than every thread of the
+# worker waiting in line for as long again.
+BUSY_SECONDS = 5.0
 
 
 class SqliteStore:
@@ -122,7 +128,7 @@ class SqliteStore:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=True)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
             db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
@@ -134,13 +140,26 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Be the one writer: first among this process's threads, then among the processes."""
-        with self._write_lock:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        """Be the one writer: first among this process's threads, then among the processes; raise StoreBusy when the
+        database's write lock is held elsewhere for longer than BUSY_SECONDS (see there)."""
+        if not self._write_lock.acquire(timeout=BUSY_SECONDS):
+            raise self._busy()
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)  # another worker holds it no longer than its own wait
             try:
                 yield
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code
+                    raise
+                raise self._busy() from None
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            self._write_lock.release()
+
+    def _busy(self) -> StoreBusy:
+        return StoreBusy(f"the SQLite store {Path(self.path).name} is locked by another program: nothing could be "
+                         f"written for {BUSY_SECONDS:g} s")
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -151,7 +170,8 @@ class SqliteStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             self._committed()
@@ -400,10 +420,10 @@ def _checkpointing(store: weakref.ref[SqliteStore], due: threading.Event) -> Non
                 return
             try:
                 if db is None:
-                    db = sqlite3.connect(owner.path, timeout=30, isolation_level=None)
+                    db = sqlite3.connect(owner.path, timeout=BUSY_SECONDS, isolation_level=None)
                     db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
                 owner._checkpoint(db)
-            except sqlite3.Error:  # e.g. a disk error: the writers' backstop still checkpoints; connect anew next time
+            except (sqlite3.Error, StoreBusy):  # e.g. a disk error: the writers' backstop checkpoints; connect anew
                 if db is not None:
                     db.close()
                     db = None
