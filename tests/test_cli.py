@@ -192,6 +192,18 @@ def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
         assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200
 
 
+def test_a_server_started_just_after_its_master_was_killed_waits_for_the_orphaned_workers(tmp_path):
+    """The workers of a master killed alone hold the store's lock until they notice and stop: a server started at
+    once refused, naming the dead master, and only one started a few seconds later came up."""
+    first = ServeProcess(tmp_path / "data", "--workers", "2")
+    try:
+        os.kill(first.process.pid, signal.SIGKILL)  # the master alone, not reaped yet (a zombie) when the next starts
+        with ServeProcess(tmp_path / "data") as after:
+            assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200
+    finally:
+        first.kill()
+
+
 def test_several_workers_of_one_server_share_the_store_they_lock(tmp_path):
     with ServeProcess(tmp_path / "data", "--workers", "2") as served:
         assert "2 worker(s)" in served.banner

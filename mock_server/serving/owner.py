@@ -1,7 +1,9 @@
 """One `ivh-mock serve` per SQLite store: the first server to open a database holds an flock on a file beside it,
 `<database>.owner`, which says who it is (pid, address); a second server finds the lock held and refuses to start,
 naming the first. The kernel drops the lock when its holder exits, however it exits, so a lock is never stale; the
-workers of one server (`--workers N`) inherit it from their master and share the store as they should.
+workers of one server (`--workers N`) inherit it from their master and share the store as they should. A master
+killed alone (SIGKILL) leaves workers that stop by themselves within moments (`server._stop_with_master`), holding
+the lock until then: a server started meanwhile waits for them rather than refusing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import os
 import time
 from pathlib import Path
 from typing import IO, Any
+
+
+# How long a server waits for the lock while the owner it names is gone: its orphaned workers notice within half a
+# second and stop, finishing what they answer (up to 10 s, dispatch.STOP_SECONDS).
+ORPHANS_SECONDS = 12.0
 
 
 class StoreInUse(Exception):
@@ -25,13 +32,18 @@ class StoreOwner:
         self.path = Path(f"{database}.owner")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(self._file)
-            self._file.close()
-            self._file = None
-            raise StoreInUse(_in_use_message(database, holder)) from None
+        deadline = time.monotonic() + ORPHANS_SECONDS
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read(self._file)
+                if not _gone(holder.get("pid")) or time.monotonic() > deadline:
+                    self._file.close()
+                    self._file = None
+                    raise StoreInUse(_in_use_message(database, holder)) from None
+                time.sleep(0.05)  # its master is gone: its workers are stopping, and the lock goes with them
         self._write({"pid": os.getpid(), "url": None, "since": time.time()})
 
     def announce(self, url: str) -> None:
@@ -58,6 +70,26 @@ def _read(file: IO[str]) -> dict[str, Any]:
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _gone(pid: Any) -> bool:
+    """Whether the process `pid` has ended (a zombie that its parent has not reaped yet included); False when the
+    record names none."""
+    if type(pid) is not int or pid <= 0:
+        return False
+    if os.path.exists("/proc/self/stat"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+        except FileNotFoundError:
+            return True
+    try:  # no /proc here: ask the kernel whether the pid exists
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
 
 
 def _in_use_message(database: str, holder: dict[str, Any]) -> str:
