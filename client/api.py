@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import random
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -24,17 +26,24 @@ from .errors import (
     CallbackError,
     DownloadError,
     ParameterError,
+    RateLimitedError,
+    ServerError,
     TaskFailedError,
     WaitTimeoutError,
 )
 from .models import CallbackResult, Progress, Submitted, Timbre, TimbrePage
-from .retry import backoff, should_retry
+from .retry import MAX_RETRY_AFTER, backoff, should_retry
 
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
 
 MAX_DEPTH = 32  # an answer or a callback nested deeper is refused unread: the API's are a few levels deep
+MAX_ANSWER_BYTES = 16 * 1_048_576  # an answer larger than this is refused, read no further: the API's are a few KB
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
+
+
+class _OutOfTime(Exception):
+    """A call made for `wait` could not be answered within the time `wait` had left."""
 
 
 class Client:
@@ -54,6 +63,10 @@ class Client:
         if not self.appkey or not self.accesstoken:
             raise ValueError("an appkey and an accesstoken are needed: Client(appkey=..., accesstoken=...), or the "
                              "environment variables IVH_APPKEY and IVH_ACCESSTOKEN")
+        for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken)):
+            problem = jsontext.lone_surrogate(value)
+            if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
+                raise ValueError(f"the {name} cannot be sent: it {problem.removeprefix('the body ')}")
         self.base_url = (base_url or os.environ.get("IVH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or requests.Session()
@@ -74,7 +87,10 @@ class Client:
 
     def getprogress(self, task_id: str, *, request_id: str | None = None) -> Progress:
         """Return the task's current progress (retried on connection errors, 5xx and rate limits)."""
-        header, data = self._call("getprogress", {"TaskId": task_id}, request_id, None, idempotent=True)
+        return self._progress(task_id, request_id, None)
+
+    def _progress(self, task_id: str, request_id: str | None, until: float | None) -> Progress:
+        header, data = self._call("getprogress", {"TaskId": task_id}, request_id, None, idempotent=True, until=until)
         with _read("getprogress"):
             return Progress.from_payload(task_id, data, header["RequestID"])
 
@@ -100,11 +116,15 @@ class Client:
     def wait(self, task_id: str, *, timeout: float = 1800.0, interval: float = 2.0, max_interval: float = 30.0,
              on_progress: Callable[[Progress], Any] | None = None) -> Progress:
         """Poll until the task finishes: return its SUCCESS progress, raise TaskFailedError on FAIL, or
-        WaitTimeoutError when `timeout` seconds pass first. Polls back off from `interval` to `max_interval`."""
+        WaitTimeoutError when `timeout` seconds pass first (a poll and its retries included: each waits for its
+        answer only as long as is left). Polls back off from `interval` to `max_interval`."""
         started = self.monotonic()
         last = None
         while True:
-            last = self.getprogress(task_id)
+            try:  # each poll, its retries included, within the time left
+                last = self._progress(task_id, None, started + timeout)
+            except _OutOfTime:
+                raise WaitTimeoutError(task_id, self.monotonic() - started, last) from None
             if on_progress is not None:
                 on_progress(last)
             if last.status == "SUCCESS":
@@ -118,19 +138,27 @@ class Client:
             interval = min(max_interval, interval * 1.5)
 
     def download(self, url: str, destination: str | Path, chunk_size: int = 1 << 16) -> Path:
-        """Stream a result file (MediaUrl or SubtitlesUrl) to `destination`; return its path."""
+        """Stream a result file (MediaUrl or SubtitlesUrl) to `destination`; return its path. The file is written
+        under a `.part` name and renamed when whole: a download that fails leaves nothing behind (DownloadError)."""
         destination = Path(destination)
+        if destination.is_dir():
+            raise DownloadError(url, None, f"{destination} is a folder; name the file to write")
+        partial = destination.with_name(destination.name + ".part")
         try:
             with self.session.get(url, stream=True, timeout=self.timeout) as response:
                 if response.status_code != 200:
                     raise DownloadError(url, response.status_code, f"HTTP {response.status_code}")
-                partial = destination.with_name(destination.name + ".part")
                 with open(partial, "wb") as handle:
                     for chunk in response.iter_content(chunk_size):
                         handle.write(chunk)
-                partial.replace(destination)
+            partial.replace(destination)
         except requests.RequestException as error:
             raise DownloadError(url, None, str(error)) from error
+        except OSError as error:
+            raise DownloadError(url, None, f"cannot write {destination}: {error.strerror or error}") from error
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)  # gone once renamed; what a failed download wrote
         return destination
 
     # -- plumbing ---------------------------------------------------------------------------------------------
@@ -141,46 +169,114 @@ class Client:
             raise ParameterError(violations[0].code, summarize(violations), preflight=True)
 
     def _call(self, operation_id: str, payload: dict[str, Any], request_id: str | None, scenario: str | None, *,
-              idempotent: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+              idempotent: bool, until: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Send the call, retrying as `should_retry` allows; with `until` (on `monotonic`), raise _OutOfTime rather
+        than wait for an answer or a retry past it. Return the answer's Header and Payload."""
         body = {"Header": {"RequestID": request_id} if request_id else {}, "Payload": payload}
         if self.validate:
             self.preflight(operation_id, body)
+        data = self._encoded(body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
         if scenario:
             headers[SCENARIO_HEADER] = scenario
         path = self.spec.operations[operation_id].path
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         attempt = 0
         while True:
+            timeout = self.timeout if until is None else min(self.timeout, until - self.monotonic())
+            if timeout <= 0:
+                raise _OutOfTime
             try:
-                return self._send(path, data, headers)
+                header, envelope = self._send(path, data, headers, timeout)
+                break
             except (requests.RequestException, APIError) as error:
                 attempt += 1
                 if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                    if isinstance(error, requests.RequestException):
-                        raise APIConnectionError(f"{operation_id}: {error}") from error
-                    raise
-                self.sleep(backoff(attempt, self.rng))
+                    raise _given_up(operation_id, error) from error
+                delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
+                if until is not None and self.monotonic() + delay >= until:
+                    raise _OutOfTime from error
+                self.sleep(delay)
+        payload = envelope.get("Payload")  # what the typed result is read from: its fields' presence and types
+        violations = self.spec.check_answer(operation_id, payload)
+        if violations:
+            raise APIConnectionError(f"{operation_id}: the answer is not the API's: {summarize(violations)}")
+        return header, payload
 
-    def _send(self, path: str, data: bytes, headers: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        query = signed_query(self.appkey, self.accesstoken, int(self.clock()))
-        response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers,
-                                     timeout=self.timeout)
+    def _encoded(self, body: dict[str, Any]) -> bytes:
+        """The body as UTF-8 JSON; one holding a lone surrogate, which UTF-8 cannot carry, is refused as the API
+        refuses its escape (with validation off too: it cannot be sent at all)."""
         try:
-            envelope = _loads(response.content)
-            header, payload = envelope["Header"], envelope.get("Payload") or {}
+            return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            problem = jsontext.lone_surrogate(body) or "it holds a lone surrogate"
+            raise ParameterError(self.spec.errors.by_name["ParameterFormatError"],
+                                 f"request body is not valid Unicode: {problem}", preflight=True) from None
+
+    def _send(self, path: str, data: bytes, headers: dict[str, str],
+              timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        query = signed_query(self.appkey, self.accesstoken, int(self.clock()))
+        with self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers, timeout=timeout,
+                               stream=True) as response:
+            content = _read_at_most(response, MAX_ANSWER_BYTES, path)
+        status = response.status_code
+        try:
+            envelope = _loads(content)
+            header = envelope["Header"]
             code = header["Code"]
+            if type(code) is not int:  # a bool, a string, a list: no Header.Code of the API's
+                raise TypeError(f"Header.Code is {code!r}")
         except (ValueError, KeyError, TypeError):
-            if response.status_code >= 500:
-                raise APIError(-1, f"HTTP {response.status_code}", None, http_status=response.status_code) from None
-            raise APIConnectionError(
-                f"HTTP {response.status_code} from {path} is not the API's envelope: {response.text[:200]!r}"
-            ) from None
+            shown = content[:200].decode("utf-8", "replace")
+            if status == 429 or status >= 500:  # a gateway's or a proxy's answer: retried as the API's would be
+                family = RateLimitedError if status == 429 else ServerError
+                raise family(-1, f"HTTP {status}, not the API's envelope: {shown!r}", None, http_status=status,
+                             retry_after=_retry_after(response)) from None
+            raise APIConnectionError(f"HTTP {status} from {path} is not the API's envelope: {shown!r}") from None
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
-            raise family(code, header.get("Message", ""), header.get("RequestID"), http_status=response.status_code,
-                         body=envelope)
-        return header, payload
+            message = header.get("Message", "")
+            raise family(code, message if isinstance(message, str) else json.dumps(message), header.get("RequestID"),
+                         http_status=status, body=envelope, retry_after=_retry_after(response))
+        return header, envelope
+
+
+def _given_up(operation_id: str, error: Exception) -> Exception:
+    """The error a call that will not be sent again raises: a connection error, or an error answer that was not the
+    API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError."""
+    if isinstance(error, requests.RequestException):
+        return APIConnectionError(f"{operation_id}: {error}")
+    if isinstance(error, APIError) and error.body is None and not error.preflight:
+        return APIConnectionError(f"{operation_id}: {error.message}")
+    return error
+
+
+def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise APIConnectionError(f"the answer from {path} is {declared} bytes, more than the {limit} an answer of "
+                                 f"the API's takes")
+    body = bytearray()
+    for chunk in response.iter_content(65536):
+        body += chunk
+        if len(body) > limit:
+            raise APIConnectionError(f"the answer from {path} is more than the {limit} bytes an answer of the API's "
+                                     f"takes")
+    return bytes(body)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The seconds a Retry-After header asks for (a number of seconds or an HTTP date), at most MAX_RETRY_AFTER."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = (email.utils.parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:

@@ -1,15 +1,18 @@
 """`ivh`: submit, follow and fetch photo-to-video tasks from a shell. Credentials come from the environment.
 
 Exit codes (EXIT_CODES): 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
-4 timed out waiting; 5 the server or a result file could not be reached; 141 the output was closed early.
+4 timed out waiting; 5 the server or a result file could not be reached; 130 interrupted (Ctrl-C); 141 the output
+was closed early.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from ivh_mock import __version__
@@ -19,6 +22,7 @@ from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError
 from .models import Progress
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C stopped
 EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 EXIT_CODES = {
     EXIT_OK: "done",
@@ -27,6 +31,7 @@ EXIT_CODES = {
     EXIT_FAILED: "the task failed; FailCode and FailMessage are printed",
     EXIT_TIMEOUT: "the task did not finish within --timeout",
     EXIT_UNREACHABLE: "the server or a result file could not be reached",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a task already submitted goes on",
     EXIT_CLOSED: "the output was closed before everything was printed (a pipe into head, say), quietly",
 }
 NO_CREDENTIALS = ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
@@ -90,10 +95,22 @@ def _retries(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):  # argparse puts the option's name before the message
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
+    return seconds
+
+
 def _wait_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait at most (default: 1800)")
-    parser.add_argument("--interval", type=float, default=2.0, help="first poll interval, in seconds (default: 2)")
-    parser.add_argument("--download", metavar="FILE", help="download the video to FILE when done (implies waiting)")
+    parser.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most (default: 1800)")
+    parser.add_argument("--interval", type=_seconds, default=2.0,
+                        help="first poll interval, in seconds (default: 2)")
+    parser.add_argument("--download", metavar="FILE", help="download the video to FILE when done (implies waiting; "
+                                                           "FILE's folder must exist)")
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -105,6 +122,9 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         for stream in (out, err):
             _point_at_devnull(stream)  # so that flushing at exit does not raise again
         return EXIT_CLOSED
+    except KeyboardInterrupt:
+        print("\nivh: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
 
 def _point_at_devnull(stream: TextIO) -> None:
@@ -122,10 +142,15 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
+    unwritable = _unwritable(args.download) if getattr(args, "download", None) else None
+    if unwritable:  # said before a submission, which is a paid video, and before waiting for it
+        print(f"ivh: --download {args.download}: {unwritable}", file=err)
+        return EXIT_USAGE
     try:
         client = Client(base_url=args.base_url, max_retries=args.retries)  # credentials from the environment
-    except ValueError:
-        print(NO_CREDENTIALS, file=err)
+    except ValueError as error:
+        missing = not (os.environ.get("IVH_APPKEY") and os.environ.get("IVH_ACCESSTOKEN"))
+        print(NO_CREDENTIALS if missing else f"ivh: {error}", file=err)
         return EXIT_USAGE
     try:
         return _run(client, args, out, err)
@@ -168,6 +193,19 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         path = client.download(done.media_url, args.download)
         print(f"downloaded {path}", file=err)
     return EXIT_OK
+
+
+def _unwritable(destination: str) -> str | None:
+    """Why a download to `destination` could not be written, or None."""
+    path = Path(destination)
+    if path.is_dir():
+        return "is a folder; name the file to write"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None
 
 
 def _submit(client: Client, args: argparse.Namespace, out: TextIO) -> str:

@@ -16,9 +16,10 @@ class APIError(IvhError):
     family: str | None = None
 
     def __init__(self, code: int, message: str, request_id: str | None = None, *, http_status: int | None = None,
-                 body: Any = None, preflight: bool = False):
+                 body: Any = None, preflight: bool = False, retry_after: float | None = None):
         self.code, self.message, self.request_id = code, message, request_id
         self.http_status, self.body, self.preflight = http_status, body, preflight
+        self.retry_after = retry_after  # seconds the answer's Retry-After asked for, if it had one
         where = "refused before sending" if preflight else f"request {request_id}"
         super().__init__(f"{code}: {message} ({where})")
 

@@ -10,6 +10,7 @@ from .errors import APIError, RateLimitedError, ServerError
 
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0  # the longest Retry-After (seconds) a retry waits for
 
 
 def should_retry(error: Exception, *, idempotent: bool) -> bool:
@@ -29,11 +30,11 @@ def should_retry(error: Exception, *, idempotent: bool) -> bool:
     return False
 
 
-def backoff(attempt: int, rng: random.Random | None = None) -> float:
+def backoff(attempt: int, rng: random.Random | None = None, retry_after: float | None = None) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, ...): 0.5 s doubling to at most 8 s, with up to 25 %
-    jitter so that many clients do not retry in step."""
+    jitter so that many clients do not retry in step; at least what the answer's Retry-After asked for."""
     delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
-    return delay * (1 + 0.25 * (rng or random).random())
+    return max(delay * (1 + 0.25 * (rng or random).random()), retry_after or 0.0)
 
 
 def _may_have_reached_server(error: requests.ConnectionError) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from .ssml import SsmlChecker
-from .validation import RequestValidator, Violation, reference, resolve
+from .validation import RequestValidator, Violation, _inline, reference, resolve, shape_of
 
 __all__ = ["SPEC_DIR", "ErrorCatalogue", "Operation", "Spec", "Violation", "load", "read_yaml"]
 
@@ -79,6 +79,7 @@ class Spec:
             for op in self.operations.values()
         }
         self._schema_validators: dict[str, RequestValidator] = {}
+        self._answer_validators: dict[str, RequestValidator] = {}
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> Spec:
@@ -145,6 +146,18 @@ class Spec:
     def validate_query(self, operation_id: str, params: dict[str, str]) -> list[Violation]:
         """Return every rule of `operation_id`'s query parameters that `params` breaks."""
         return self._query_validators[operation_id].violations(params)
+
+    def check_answer(self, operation_id: str, payload: Any) -> list[Violation]:
+        """Return the rules the Payload of a successful answer of `operation_id` breaks in its shape: a field of the
+        spec's success response missing, or of another JSON type. The rules on values (enums, ranges) are left out,
+        so an answer with a value the live API added later still reads."""
+        if operation_id not in self._answer_validators:
+            branches = self.resolve(self.operations[operation_id].response_schema)["oneOf"]
+            success = [branch for branch in branches if "$ref" not in branch]  # the other is the error envelope
+            assert len(success) == 1, f"{operation_id}: expected one success branch in its response schema"
+            shape = shape_of(_inline(success[0]["properties"]["Payload"], self.document))
+            self._answer_validators[operation_id] = RequestValidator(self, shape, root="Payload")
+        return self._answer_validators[operation_id].violations(payload)
 
     def check(self, pointer: str, instance: Any, root: str = "body") -> list[Violation]:
         """Validate any JSON value against the schema at `pointer` (responses, callback bodies)."""

@@ -49,3 +49,30 @@ def loads(text: str, limit: int) -> Any:
     if nests_deeper(text, limit):
         raise ValueError(f"nests deeper than {limit} levels")
     return json.loads(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """Where the first lone surrogate in a decoded value is, in the words of a message: "Payload.TaskId holds a lone
+    surrogate \\udfff (...)"; None when there is none. JSON's `\\udfff` escape can put one in a string, and a Python
+    string can hold one, but no UTF-8 text can: neither the mock nor the API can keep or answer it."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        where, found = path or "the body", None
+        if isinstance(node, str):
+            found = _SURROGATE.search(node)
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    where, found = f"a key of {path or 'the body'}", _SURROGATE.search(key)
+                    break
+                stack.append((child, f"{path}.{key}" if path else str(key)))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+        if found:
+            return (f"{where} holds a lone surrogate \\u{ord(found.group()):04x} (a \\ud800-\\udfff escape not paired "
+                    f"as UTF-16)")
+    return None

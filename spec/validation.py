@@ -103,6 +103,25 @@ def _inline(node: Any, document: dict[str, Any], trail: tuple[str, ...] = ()) ->
     return {"allOf": [target], **siblings} if siblings else target
 
 
+# What a client relies on in an answer: that each field it reads is there and of its JSON type. Not the rules on the
+# values (an enum, a range, a length), which the live API may widen: a new Status or timbre type must stay readable.
+SHAPE_KEYWORDS = frozenset({"type", "required", "properties", "items", "prefixItems", "allOf", "anyOf", "oneOf"})
+
+
+def shape_of(schema: Any) -> Any:
+    """`schema` (with no `$ref` left: `_inline`) with only the rules on each field's presence and JSON type."""
+    if isinstance(schema, list):
+        return [shape_of(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept = {key: shape_of(value) for key, value in schema.items() if key in SHAPE_KEYWORDS and key != "properties"}
+    if "properties" in schema:
+        kept["properties"] = {name: shape_of(value) for name, value in schema["properties"].items()}
+    if "required" in schema:
+        kept["required"] = schema["required"]
+    return kept
+
+
 def reference(pointer: str) -> dict[str, str]:
     """Return a schema that stands for the spec's node at `pointer` (`#/components/...`)."""
     return {"$ref": f"{DOCUMENT_URI}{pointer}"}
@@ -247,7 +266,7 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
     elif keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         rule = f"must be of type {' or '.join(kinds)}"
-        received = f"{_json_type(instance)} {_received(instance)}"
+        received = "null" if instance is None else f"{_json_type(instance)} {_received(instance)}"
     elif keyword == "enum":
         rule = "must be one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in expected)
         received = _received(instance)

@@ -1,6 +1,12 @@
 """The client against the mock, in-process (a requests adapter, no sockets) and over real HTTP."""
 
+import contextlib
+import json
 import random
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,6 +29,7 @@ from ivh_mock.client.errors import FAMILIES
 from ivh_mock.client.retry import backoff, should_retry
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.serving.testing import MockServer, WSGIAdapter, in_process_session
+from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
@@ -181,15 +188,19 @@ def test_parse_callback():
 
 
 class FixedAnswer(requests.adapters.BaseAdapter):
-    """Answers every call with one status and body, as a server that is not the API might."""
+    """Answers every call with one status, body and headers, as a server that is not the API might."""
 
-    def __init__(self, body: bytes):
+    def __init__(self, body: bytes, status: int = 200, headers: dict | None = None):
         super().__init__()
-        self.body = body
+        self.body, self.status, self.headers, self.calls = body, status, headers or {}, 0
 
     def send(self, request, **kwargs):
+        self.calls += 1
         response = requests.Response()
-        response.status_code, response._content, response.request, response.url = 200, self.body, request, request.url
+        response.status_code, response._content, response.request, response.url = (self.status, self.body, request,
+                                                                                   request.url)
+        response.headers.update(self.headers)
+        response._content_consumed = True  # read already: what streaming it would give
         return response
 
     def close(self):
@@ -201,9 +212,9 @@ class FixedAnswer(requests.adapters.BaseAdapter):
     (b'{"Header": ' + b"[" * 40 + b"]" * 40 + b"}", APIConnectionError, "is not the API's envelope"),
     ('\ufeff{"Header": {"Code": 110006, "Message": "no such task"}}'.encode(), NotFoundError, "no such task"),
     (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": "str"}', APIConnectionError,
-     "getprogress: the answer's Payload is not the API's"),
+     "getprogress: the answer is not the API's: Payload must be of type object, got string 'str'"),
     (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": {"Progress": 5}}', APIConnectionError,
-     r"getprogress: the answer's Payload is not the API's \(KeyError: 'Status'\)"),
+     "getprogress: the answer is not the API's: .*Payload.Status is required"),
 ], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status"])
 def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
     session = requests.Session()
@@ -211,6 +222,160 @@ def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, s
     ivh = Client("a", "mock-accesstoken", "http://ivh-mock.localhost", session=session, max_retries=0)
     with pytest.raises(raised, match=says):
         ivh.getprogress("x")
+
+
+def answering(body: bytes, status: int = 200, headers: dict | None = None, **options):
+    """A client whose every call gets this answer, and the adapter that gives it (its `calls` counted)."""
+    session, adapter = requests.Session(), FixedAnswer(body, status, headers)
+    session.mount("http://ivh-mock.localhost", adapter)
+    slept: list[float] = []
+    ivh = Client("a", "mock-accesstoken", "http://ivh-mock.localhost", session=session, sleep=slept.append,
+                 rng=random.Random(1), **options)
+    return ivh, adapter, slept
+
+
+def envelope(payload) -> bytes:
+    return json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": payload}).encode()
+
+
+PROGRESS = {"Progress": 50, "MediaUrl": "", "Status": "MAKING", "ArrayCount": 0, "Duration": 0}
+
+
+@pytest.mark.parametrize("operation, payload, says", [
+    ("getprogress", {**PROGRESS, "Progress": "50%"}, "Payload.Progress must be of type integer, got string '50%'"),
+    ("getprogress", {**PROGRESS, "Status": 3}, "Payload.Status must be of type string, got integer 3"),
+    ("getprogress", {**PROGRESS, "TextTimestampResult": [{"Sentence": "x", "Words": [{"Word": 1}]}]},
+     "Payload.TextTimestampResult[0].Words[0].Word must be of type string"),
+    ("describetimbre", {"TimbreAssets": [], "Total": None}, "Payload.Total must be of type integer, got null"),
+    ("describetimbre", {"TimbreAssets": [{"TimbreKey": "k"}], "Total": 1},
+     "Payload.TimbreAssets[0].TimbreName is required"),
+    ("phototovideonotrain", {"TaskId": 5}, "Payload.TaskId must be of type string, got integer 5"),
+])
+def test_a_successful_answer_of_another_shape_is_refused_naming_the_field(operation, payload, says):
+    """Such answers went into the typed results as they were (a TaskId of 5, a Progress of "50%"), or raised
+    TypeError from iter_timbres and from the `ivh` command's progress bar."""
+    ivh, _, _ = answering(envelope(payload), max_retries=0)
+    call = {"getprogress": lambda: ivh.getprogress("t"), "describetimbre": lambda: list(ivh.iter_timbres()),
+            "phototovideonotrain": lambda: ivh.phototovideonotrain(TEXT_PAYLOAD)}[operation]
+    with pytest.raises(APIConnectionError, match=f"{operation}: the answer is not the API's: .*{re.escape(says)}"):
+        call()
+
+
+def test_a_value_the_live_api_may_add_later_is_read():
+    """Only each field's presence and JSON type are checked: not an enum or a range, which the live API may widen."""
+    ivh, _, _ = answering(envelope({**PROGRESS, "Status": "PAUSED", "Progress": 101, "NewField": {"a": 1}}))
+    progress = ivh.getprogress("t")
+    assert (progress.status, progress.progress, progress.raw["NewField"]) == ("PAUSED", 101, {"a": 1})
+
+
+@pytest.mark.parametrize("code", ["[1]", '"100002"', "true", "1.5", "null"])
+def test_a_header_code_that_is_no_integer_is_no_answer_of_the_apis(code):
+    """`[1]` raised TypeError (unhashable) looking up its family; "100002" and true were a bare APIError."""
+    ivh, _, _ = answering(b'{"Header": {"Code": %s, "Message": "m", "RequestID": "r"}}' % code.encode(),
+                          max_retries=0)
+    with pytest.raises(APIConnectionError, match="is not the API's envelope"):
+        ivh.getprogress("t")
+
+
+@pytest.mark.parametrize("status", [429, 502, 503])
+def test_an_overload_answer_without_the_envelope_is_retried_as_asked_then_raised_as_unreachable(status):
+    """A gateway's 429 or 503 (HTML, no envelope) was not retried (429) or ended as a bare APIError(-1), and its
+    Retry-After was not read."""
+    ivh, adapter, slept = answering(b"<html>busy</html>", status, {"Retry-After": "7"}, max_retries=2)
+    with pytest.raises(APIConnectionError, match=f"getprogress: HTTP {status}, not the API's envelope"):
+        ivh.getprogress("t")
+    assert adapter.calls == 3 and slept == [7.0, 7.0]  # at least what Retry-After asked, on every retry
+    ivh, adapter, slept = answering(b"<html>busy</html>", status, {"Retry-After": "86400"}, max_retries=1)
+    with pytest.raises(APIConnectionError):
+        ivh.getprogress("t")
+    assert slept == [60.0]  # never longer than a minute
+
+
+def test_an_answer_larger_than_any_of_the_apis_is_refused_unread(monkeypatch):
+    from ivh_mock.client import api
+
+    monkeypatch.setattr(api, "MAX_ANSWER_BYTES", 1000)
+    ivh, _, _ = answering(envelope({**PROGRESS, "MediaUrl": "x" * 2000}), max_retries=0)
+    with pytest.raises(APIConnectionError, match="more than the 1000 bytes an answer of the API's takes"):
+        ivh.getprogress("t")
+    ivh, _, _ = answering(b"{}", headers={"Content-Length": "5000"}, max_retries=0)
+    with pytest.raises(APIConnectionError, match="is 5000 bytes, more than the 1000"):
+        ivh.getprogress("t")
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_lone_surrogate_is_refused_before_sending_as_the_mock_refuses_its_escape(target, validate):
+    """A Python string can hold a lone surrogate (a non-UTF-8 command-line argument does); UTF-8 cannot carry it,
+    and encoding the body raised UnicodeEncodeError."""
+    with pytest.raises(ParameterError) as refused:
+        target.client(validate=validate).getprogress("ab\udcff")
+    assert refused.value.preflight and target.store.journal("client-test") == []
+    escaped = b'{"Header": {}, "Payload": {"TaskId": "ab\\udcff"}}'  # what the mock answers for the same body
+    answer = target.app.test_client().post(f"/v2/ivh/videomaker/broadcastservice/getprogress?"
+                                           f"{signed_query('client-test', 'mock-accesstoken', int(T0))}",
+                                           data=escaped, headers={"Content-Type": "application/json"}).get_json()
+    assert (refused.value.code, refused.value.message) == (answer["Header"]["Code"], answer["Header"]["Message"])
+    with pytest.raises(ValueError, match="the appkey cannot be sent: it holds a lone surrogate"):
+        Client("app\udcff", "mock-accesstoken")
+
+
+def test_a_download_that_fails_leaves_nothing_behind(tmp_path):
+    """A missing folder raised FileNotFoundError, a folder as the destination IsADirectoryError (after writing the
+    whole file beside it), and a body cut short left its `.part` file."""
+    ivh, _, _ = answering(b"video bytes")
+    with pytest.raises(DownloadError, match="cannot write .*No such file or directory"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "missing" / "v.mp4")
+    with pytest.raises(DownloadError, match="is a folder; name the file to write"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path)
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path.parent / f"{tmp_path.name}.part").exists()
+    with _cut_short() as url, pytest.raises(DownloadError):
+        Client("a", "t", "http://127.0.0.1:9").download(url, tmp_path / "short.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+@contextlib.contextmanager
+def _cut_short():
+    """A server that promises 100,000 bytes and sends 5,000."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"\0" * 5000)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wait_waits_no_longer_than_its_timeout_for_a_slow_server():
+    """Each poll waited `timeout` (the client's, 30 s) for its answer, and its retries as long again: wait(timeout=1)
+    took 12 s against a server slow to answer."""
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            time.sleep(5)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        ivh = Client("a", "t", f"http://127.0.0.1:{server.server_port}", timeout=30)
+        started = time.monotonic()
+        with pytest.raises(WaitTimeoutError):
+            ivh.wait("t", timeout=1)
+        assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_credentials_fall_back_to_the_environment(monkeypatch):

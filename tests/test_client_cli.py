@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,39 @@ def test_missing_credentials_name_the_environment_variables(mock_url):
     assert missing.returncode == 2
     assert missing.stderr.strip() == ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
                                       "(and --base-url or IVH_BASE_URL to choose the server)")
+
+
+@pytest.mark.parametrize("option, value", [("--interval", "-1"), ("--interval", "0"), ("--interval", "nan"),
+                                           ("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "soon")])
+def test_wait_options_must_be_seconds_greater_than_0(option, value, capsys):
+    """`--interval -1` ended in a ValueError traceback, 0 polled without pause, and a `--timeout nan` never ended."""
+    from ivh_mock.client.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["wait", "t", option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: expected a number of seconds greater than 0, got {value!r}" in capsys.readouterr().err
+
+
+def test_a_download_that_could_not_be_written_is_refused_before_anything_is_submitted(tmp_path):
+    """The destination was first written once the paid video was made: a missing folder then ended in a
+    FileNotFoundError traceback (exit 1), and a folder wrote the whole file beside it, then failed."""
+    for destination, says in ((tmp_path / "missing" / "v.mp4", f"the folder {tmp_path / 'missing'} does not exist"),
+                              (tmp_path, "is a folder; name the file to write")):
+        result = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, "--download", str(destination),
+                     url="http://127.0.0.1:9")  # nothing listens there: a submission would exit 5
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"ivh: --download {destination}: {says}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):
+    environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+    task_id = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, "--scenario", "stuck_in_queue",
+                  url=mock_url).stdout.strip()
+    process = subprocess.Popen([IVH, "--base-url", mock_url, "wait", task_id, "--interval", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    assert "COMMIT" in process.stderr.readline()  # waiting: its first poll is drawn
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 130 and errors.strip() == "ivh: interrupted", errors

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ivh_mock.spec.jsontext import nests_deeper
+from ivh_mock.spec.jsontext import lone_surrogate, nests_deeper
 
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
@@ -87,15 +87,13 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
     except ValueError as error:  # NaN, Infinity, 1e999, or an integer with more digits than Python converts
         raise MalformedJson(f"request body is not valid JSON: {error}") from None
     if _SURROGATE_ESCAPE.search(text):  # only an escape can put a surrogate in: decoded UTF-8 never holds one
-        where = _lone_surrogate(value)
+        where = lone_surrogate(value)
         if where is not None:
-            raise MalformedJson(f"request body is not valid Unicode: {where[0]} holds a lone surrogate "
-                                f"\\u{where[1]:04x} (a \\ud800-\\udfff escape not paired as UTF-16)")
+            raise MalformedJson(f"request body is not valid Unicode: {where}")
     return value
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -108,26 +106,6 @@ def _finite_float(text: str) -> float:
         shown = text if len(text) <= 20 else text[:17] + "..."
         raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
     return value
-
-
-def _lone_surrogate(value: Any) -> tuple[str, int] | None:
-    """Return where the first lone surrogate is (as `Payload.TaskId`, or `a key of Payload`) and its code point."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            found = _SURROGATE.search(node)
-            if found:
-                return path or "the body", ord(found.group())
-        elif isinstance(node, dict):
-            for key, child in node.items():
-                found = _SURROGATE.search(key)
-                if found:
-                    return f"a key of {path or 'the body'}", ord(found.group())
-                stack.append((child, f"{path}.{key}" if path else key))
-        elif isinstance(node, list):
-            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
-    return None
 
 
 def request_id_of(body: Any) -> str | None:
