@@ -135,6 +135,18 @@ def test_reset_one_account_or_all(api, control, clock):
     assert other.call("getprogress", {"TaskId": theirs}).code == 110006
 
 
+def test_an_appkey_with_a_slash_is_managed_and_one_too_long_for_the_api_is_refused(api, control):
+    """Any appkey of up to 128 characters is the API's, `team/a` too; the control API answered 404 for its URL
+    (`/accounts/team%2Fa`), and accepted in the URL an appkey the API refuses (the body's was bounded)."""
+    assert api.call("getprogress", {"TaskId": "0" * 32}).code == 110006  # authenticated as test-app
+    changed = control.put("/__mock__/accounts/team%2Fa", json={"max_pending": 3})
+    assert changed.status_code == 200 and changed.json["appkey"] == "team/a" and changed.json["max_pending"] == 3
+    assert control.get("/__mock__/accounts/team%2Fa").json["max_pending"] == 3
+    too_long = control.put("/__mock__/accounts/" + "a" * 129, json={"max_pending": 3})
+    assert too_long.status_code == 400
+    assert too_long.json["error"]["message"] == "the URL's appkey is 129 characters long; an appkey has at most 128"
+
+
 def test_account_settings_change_behaviour(api, control, clock):
     view = control.put("/__mock__/accounts/test-app", json={"concurrency": 1, "scenario": "content_safety"}).json
     assert view["concurrency"] == 1 and view["slots"] == 1 and view["scenario"] == "content_safety"
@@ -293,6 +305,24 @@ def test_the_last_second_the_clock_takes_is_shown(control):
     answer = control.post("/__mock__/clock", json={"set": 253_402_300_799})
     assert answer.status_code == 200 and answer.json["iso"] == "9999-12-31T23:59:59+00:00"
     assert control.get("/__mock__/clock").status_code == 200
+
+
+def test_a_running_clock_past_the_latest_time_is_still_shown_and_moved_back(store_spec):
+    """Set running to a second before the latest time it takes, the clock passed it: reading it answered 500 (year
+    10000 is out of range), and so did returning it to real time or freezing it (KeyError 'advance')."""
+    real = [T0]
+    clock = VirtualClock(frozen=False, source=lambda: real[0])
+    control = create_app({**CONFIG, "store": store_spec}, clock=clock).test_client()
+    assert control.post("/__mock__/clock", json={"set": 253_402_300_798}).status_code == 200
+    real[0] += 5
+    shown = control.get("/__mock__/clock")
+    assert shown.status_code == 200 and shown.json["now"] == 253_402_300_803 and shown.json["iso"] is None
+    assert control.post("/__mock__/clock", json={"frozen": True}).json["now"] == 253_402_300_803
+    refused = control.post("/__mock__/clock", json={"advance": 1})
+    assert refused.status_code == 400
+    assert "body/advance: 1 would move the clock past" in refused.json["error"]["message"]
+    back = control.post("/__mock__/clock", json={"real": True, "advance": 60})  # from real time, not from year 10000
+    assert back.status_code == 200 and back.json["now"] == T0 + 65 and back.json["iso"].startswith("2025-")
 
 
 @pytest.mark.parametrize("body, named", [

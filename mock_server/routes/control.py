@@ -57,8 +57,8 @@ def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> No
         ("/callbacks", "callbacks", ["GET"]),
         ("/requests", "requests", ["GET"]),
         ("/accounts", "accounts", ["GET"]),
-        ("/accounts/<appkey>", "account", ["GET"]),
-        ("/accounts/<appkey>", "put_account", ["PUT"]),
+        ("/accounts/<path:appkey>", "account", ["GET"]),  # an appkey may hold a "/" (sent as %2F)
+        ("/accounts/<path:appkey>", "put_account", ["PUT"]),
         ("/scenarios", "scenarios", ["GET"]),
     ]:
         app.add_url_rule(PREFIX + rule, f"control_{name}", routes.guarded(getattr(routes, name)), methods=methods)
@@ -145,9 +145,11 @@ class _Routes:
         if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
         latest = SCHEMAS["clock"]["properties"]["set"]["maximum"]
-        if body.get("set", clock.now()) + body.get("advance", 0) > latest:
-            raise ControlError(400, f"body/advance: {body['advance']} would move the clock past {latest} "
-                                    f"({_iso(latest)}), the latest time it takes")
+        if "advance" in body:  # from where the moves before it leave the clock (a `set` is within range already)
+            start = body["set"] if "set" in body else clock.wall() if body.get("real") else clock.now()
+            if start + body["advance"] > latest:
+                raise ControlError(400, f"body/advance: {body['advance']} would move the clock past {latest} "
+                                        f"({iso_time(latest)}), the latest time it takes")
         if body.get("real"):  # in this order, so that {"set": t, "frozen": true} stops at t exactly
             clock.restart()
         if "frozen" in body:
@@ -223,6 +225,10 @@ class _Routes:
         return jsonify(view)
 
     def put_account(self, appkey: str):
+        longest = SETTINGS_SCHEMA["properties"]["appkey"]["maxLength"]  # the body's rule for an appkey, the API's
+        if len(appkey) > longest:
+            raise ControlError(400, f"the URL's appkey is {len(appkey)} characters long; an appkey has at most "
+                                    f"{longest}")
         body = self._body(SETTINGS_SCHEMA)
         problem = pace_problem(body)
         if problem:
@@ -275,7 +281,7 @@ def clock_view(clock) -> dict[str, Any]:
     now = clock.now()
     offset = round(now - clock.wall(), 3) + 0.0  # + 0.0: never -0.0
     frozen = getattr(clock, "frozen", False)
-    return {"now": now, "iso": _iso(now), "frozen": frozen,
+    return {"now": now, "iso": iso_time(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
 
 
@@ -314,8 +320,13 @@ def _uploads_view(task: Task, upload) -> dict[str, Any] | None:
             "fail_message": upload.fail_message}
 
 
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).isoformat()
+def iso_time(when: float, timespec: str = "auto") -> str | None:
+    """`when` in ISO 8601, or None past the year 9999 (a running clock set close to the latest time it takes
+    reaches it): ISO 8601 and Python's datetime end there, and the clock must still be shown and moved back."""
+    try:
+        return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec=timespec)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _time(value: float) -> float | None:
