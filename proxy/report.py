@@ -3,6 +3,8 @@ suite reports given, plus the answers real traffic gives to open questions and t
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -12,7 +14,7 @@ from ivh_mock.spec import drift
 
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
-from .recorder import read_records
+from .recorder import PREFIX, read_records, recording_files
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -139,26 +141,87 @@ class Questions:
         return out
 
 
+class InputError(Exception):
+    """What drift was given cannot be read; the message names the path and what was expected."""
+
+
 def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out: str | Path | None = None,
         pace_file: str | Path | None = None, echo=print) -> int:
     """Analyse `directory`, merge suite reports, write the report (and the pace file); return the exit status:
-    1 when anything breaks the spec or differs from a decision, else 0."""
+    1 when anything breaks the spec or differs from a decision, 2 when the input cannot be read or the output
+    written (nothing is written when the input cannot be read), else 0."""
     directory = Path(directory)
-    if not directory.exists():
-        echo(f"ivh-mock drift: no recordings at {directory}")
-        return 2
-    report = analyse(read_records(directory))
-    suites = [drift.read(path) for path in suite_reports]
+    try:  # everything is read before anything is written
+        report = analyse(_recorded(directory))
+        suites = [_suite_report(path) for path in suite_reports]
+    except InputError as error:
+        return _refuse(str(error))
     merged = drift.merge([*suites, report]) if suites else report
-    json_path, md_path = drift.write(merged, out or (directory if directory.is_dir() else directory.parent))
+    folder = Path(out) if out else (directory if directory.is_dir() else directory.parent)
+    try:
+        json_path, md_path = drift.write(merged, folder)
+    except OSError as error:
+        return _refuse(f"cannot write the report into {folder}{' (--out)' if out else ''}: {_reason(error)}")
     echo(summary(merged))
     if merged["pace"]:
         target = Path(pace_file) if pace_file else json_path.parent / "pace.json"
-        calibrate.write_pace({key: merged["pace"][key] for key in calibrate.PACE_KEYS}, target)
+        try:
+            calibrate.write_pace({key: merged["pace"][key] for key in calibrate.PACE_KEYS}, target)
+        except OSError as error:
+            return _refuse(f"cannot write the pace to {target}{' (--pace-file)' if pace_file else ''}: "
+                           f"{_reason(error)}")
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")
     echo(f"report: {json_path} and {md_path}")
     return 0 if drift.conforms(merged) else 1
+
+
+def _recorded(path: Path) -> list[dict[str, Any]]:
+    """Every record at `path`, a directory recorded by `ivh-mock proxy` or one of its files. A path that holds none
+    raises InputError: a wrong path must not pass as traffic that conforms."""
+    expected = f"expected a directory recorded by `ivh-mock proxy --record` ({PREFIX}*.jsonl files) or one such file"
+    if not path.is_file() and not path.is_dir():
+        what = "neither a file nor a directory" if path.exists() else "no such file or directory"
+        raise InputError(f"no recordings at {path}: {what}; {expected}")
+    try:
+        records = [record for file in ([path] if path.is_file() else recording_files(path)) for record in _read(file)]
+    except OSError as error:
+        raise InputError(f"cannot read {error.filename or path}: {_reason(error)}") from None
+    if not records:
+        raise InputError(f"no recordings at {path}: nothing recorded there; {expected}")
+    return records
+
+
+def _read(file: Path) -> list[dict[str, Any]]:
+    try:
+        return list(read_records(file))
+    except UnicodeDecodeError:  # the proxy writes UTF-8: a file that is not was damaged or written by another tool
+        raise InputError(f"cannot read {file}: not UTF-8 text, as a recording is") from None
+
+
+def _suite_report(path: str | Path) -> dict[str, Any]:
+    try:
+        return drift.read(path)
+    except OSError as error:
+        raise InputError(f"--suite-report {path}: cannot read it: {_reason(error)}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--suite-report {path}: not UTF-8 text, as a drift-report.json is") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"--suite-report {path}: not JSON: {error}") from None
+    except ValueError:
+        raise InputError(f"--suite-report {path}: not a drift report (the contract suite's drift-report.json)") \
+            from None
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, FileExistsError):  # what mkdir says of a file where a directory is to be
+        return "it is a file, not a directory"
+    return error.strerror or str(error)
+
+
+def _refuse(message: str) -> int:
+    print(f"ivh-mock drift: {message}", file=sys.stderr)
+    return 2
 
 
 def summary(report: dict[str, Any]) -> str:

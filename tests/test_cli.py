@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ivh_mock.mock_server.serving import cli
 from ivh_mock.spec.signing import signed_query
 
 from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
@@ -101,6 +103,35 @@ def test_bad_options_exit_2_with_a_message_and_no_traceback(args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["serve"], ["proxy", "--record", "recordings"]])
+@pytest.mark.parametrize("port", ["65536", "99999", "-1", "http"])
+def test_a_port_outside_0_to_65535_is_a_usage_error(command, port, capsys):
+    with pytest.raises(SystemExit) as stopped:  # else bind() refuses it with a traceback, once the app is built
+        cli.build_parser().parse_args([*command, "--port", port])
+    assert stopped.value.code == 2
+    assert f"error: argument --port: '{port}' is not a port number (0 to 65535)\n" in capsys.readouterr().err
+    for edge in ("0", "65535"):
+        assert cli.build_parser().parse_args([*command, "--port", edge]).port == int(edge)
+
+
+@pytest.mark.parametrize("token", ["tökén", "", "two words", " padded", "tab\there", "\u00a0nbsp"])
+def test_a_control_token_other_than_printable_ascii_without_spaces_is_a_usage_error(token, capsys):
+    """curl sends a header in UTF-8 and a browser's fetch refuses anything past Latin-1, so such a token could not
+    be sent by every client; an empty one would match a request that sends none."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args(["serve", "--control-token", token])
+    assert stopped.value.code == 2
+    assert (f"error: argument --control-token: {token!r} is not printable ASCII without spaces (at least one "
+            "character)\n") in capsys.readouterr().err
+
+
+def test_every_printable_ascii_character_may_be_in_the_control_token():
+    token = "".join(chr(code) for code in range(0x21, 0x7F))
+    assert cli.build_parser().parse_args(["serve", "--control-token", token]).control_token == token
+    line = cli.describe_clock({"real": False, "offset": 60, "now": 0, "frozen": True}, "http://h:1", token)
+    assert f"X-Mock-Token: {token}" in shlex.split(line.split("back to real time: ", 1)[1])  # the command as printed
+
+
 def test_a_busy_port_is_reported(server):
     url, _, _ = server
     port = url.rsplit(":", 1)[1]
@@ -175,6 +206,21 @@ def test_a_frozen_clock_is_named_in_the_banner(tmp_path):
     with ServeProcess(tmp_path / "data") as served:
         assert "clock:       frozen at 2001-09-09T01:46:40+00:00 (" in served.banner
         assert "behind real time)" in served.banner
+
+
+def test_a_clock_kept_past_the_year_9999_still_lets_the_server_start(tmp_path):
+    """A running clock set close to the latest time it takes passes it; the banner's date of it then stopped the next
+    start (`ivh-mock: year 10000 is out of range`, exit 2)."""
+    from ivh_mock.mock_server.store import open_store
+
+    (tmp_path / "data").mkdir()
+    store = open_store(f"sqlite:{tmp_path / 'data' / 'ivh-mock.sqlite3'}")
+    store.update_clock_state(lambda _: {"base": 253_402_300_805.0, "anchor": 0.0, "frozen": True})
+    store.close()
+    with ServeProcess(tmp_path / "data") as served:
+        assert "clock:       frozen at a time past the year 9999 (" in served.banner
+        back = requests.post(f"{served.url}/__mock__/clock", json={"real": True}, timeout=10)
+        assert back.status_code == 200 and back.json()["real"] is True
 
 
 def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):

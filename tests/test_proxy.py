@@ -540,6 +540,87 @@ def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     assert "queue_secs unknown" in capsys.readouterr().err
     assert cli.main(["serve", "--pace", str(tmp_path / "missing.json"), "--data-dir", str(tmp_path)]) == 2
     assert "neither a preset (fast, live) nor a pace file" in capsys.readouterr().err
+    bad.write_bytes(b'{"queue_seconds": 1, "note": "\xe9t\xe9"}')  # Latin-1, as an editor may save it
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"ivh-mock: --pace {bad}: not UTF-8 text, as JSON and YAML are\n"
+
+
+def test_replay_refuses_a_directory_it_cannot_replay(tmp_path, capsys):
+    from ivh_mock.mock_server import Config
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OSError, match="no recorded exchange in it to replay"):
+        cli._replaying(Config(), str(tmp_path / "empty"))  # else it would serve, replaying nothing
+    Recorder(tmp_path / "latin").write({"kind": "exchange", "t": 1.0})
+    recording_files(tmp_path / "latin")[0].write_bytes(b'{"kind": "exchange", "note": "\xe9t\xe9"}\n')
+    assert cli.main(["serve", "--replay", str(tmp_path / "latin"), "--data-dir", str(tmp_path / "d"),
+                     "--port", "0"]) == 2
+    assert capsys.readouterr().err == f"ivh-mock: --replay {tmp_path / 'latin'}: a recording in it is not UTF-8 text\n"
+
+
+# -- what drift is given ------------------------------------------------------------------------------------------
+
+def _recording(directory):
+    """A recording of one conforming exchange."""
+    Recorder(directory).write({"kind": "exchange", "t": 1.0, "time": "2026-01-01T00:00:00Z",
+                               "operation": "describetimbre", "request": {"method": "POST"},
+                               "response": {"status": 200, "body": {"Header": {"Code": 0}}}, "findings": []})
+    return directory
+
+
+def _drift_refusal(capsys, *args):
+    status, out = _drift(*args)
+    error = capsys.readouterr().err
+    assert status == 2 and out == "" and error.count("\n") == 1 and error.startswith("ivh-mock drift: ")
+    return error
+
+
+@pytest.mark.parametrize("given", ["empty", "other", "file", "missing"])
+def test_drift_of_a_path_without_recordings_fails_and_writes_nothing(given, tmp_path, capsys):
+    """A job pointed at the wrong path must not pass as traffic that conforms, nor leave reports there."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.jsonl").write_text('{"kind": "exchange"}\n')  # not named as a recording
+    (tmp_path / "file").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    before = sorted(tmp_path.rglob("*"))
+    error = _drift_refusal(capsys, tmp_path / given)
+    assert f"no recordings at {tmp_path / given}: " in error and "ivh-mock proxy --record" in error
+    assert "ivh-proxy-*.jsonl" in error
+    assert sorted(tmp_path.rglob("*")) == before
+    assert _drift(_recording(tmp_path / "rec"))[0] == 0  # one recorded exchange is enough
+
+
+def test_drift_names_a_suite_report_or_recording_it_cannot_read(tmp_path, capsys):
+    record = _recording(tmp_path / "rec")
+    (tmp_path / "latin.json").write_bytes(b'{"target": "caf\xe9"}')
+    (tmp_path / "text.json").write_text("probes: all fine")
+    (tmp_path / "list.json").write_text("[]")
+    for given, says in [(tmp_path / "missing.json", "cannot read it: No such file or directory"),
+                        (tmp_path, "cannot read it: Is a directory"),
+                        (tmp_path / "latin.json", "not UTF-8 text, as a drift-report.json is"),
+                        (tmp_path / "text.json", "not JSON: Expecting value"),
+                        (tmp_path / "list.json", "not a drift report")]:
+        assert f"--suite-report {given}: {says}" in _drift_refusal(capsys, record, "--suite-report", given)
+    assert sorted(path.name for path in record.iterdir()) == [path.name for path in recording_files(record)]
+    recording_files(record)[0].write_bytes(b'{"kind": "exchange", "note": "\xe9t\xe9"}\n')
+    error = _drift_refusal(capsys, record)
+    assert f"cannot read {recording_files(record)[0]}: not UTF-8 text" in error
+
+
+def test_drift_names_where_it_cannot_write(tmp_path, capsys, monkeypatch):
+    record = _recording(tmp_path / "rec")
+    (tmp_path / "file").write_text("")
+    error = _drift_refusal(capsys, record, "--out", tmp_path / "file")
+    assert f"cannot write the report into {tmp_path / 'file'} (--out): it is a file, not a directory" in error
+    error = _drift_refusal(capsys, record, "--out", tmp_path / "file" / "below")
+    assert f"cannot write the report into {tmp_path / 'file' / 'below'} (--out): Not a directory" in error
+    pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
+    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails: pace)  # as if a task had been followed
+    status, out = _drift(record, "--pace-file", tmp_path / "file" / "pace.json")
+    assert status == 2 and "report: " not in out
+    error = capsys.readouterr().err
+    assert error == f"ivh-mock drift: cannot write the pace to {tmp_path / 'file' / 'pace.json'} (--pace-file): " \
+                    "Not a directory\n"
 
 
 def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
@@ -630,8 +711,7 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
     assert failing.returncode == 1 and "differ from the mock's choices" in failing.stdout
     assert (tmp_path / "strict" / drift.JSON_NAME).exists()
 
-    recording = tmp_path / "rec"
-    Recorder(recording)
+    recording = _recording(tmp_path / "rec")
     status, out = _drift(recording, "--suite-report", tmp_path / drift.JSON_NAME, "--out", tmp_path / "merged")
     merged = drift.read(tmp_path / "merged" / drift.JSON_NAME)
     assert status == 1 and len(merged["probes"]) == len(report["probes"]) and "probe D" in out

@@ -8,11 +8,11 @@ import functools
 import ipaddress
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sqlite3
 import sys
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +27,7 @@ from ..config import DEFAULT_ACCESSTOKEN, Config
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
-from ..routes.control import clock_view
+from ..routes.control import clock_view, iso_time
 from .dispatch import STALL_SECONDS
 from .owner import StoreInUse, StoreOwner
 from .server import Server
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the mock over HTTP")
     serve.add_argument("--host", default="127.0.0.1", help=_help("address to listen on", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=8080, help=_help("port to listen on (0 picks a free one)", 8080))
+    serve.add_argument("--port", type=_port, default=8080, help=_help("port to listen on (0 picks a free one)", 8080))
     serve.add_argument("--profile", choices=spec_module.load().profile_names, default=None,
                        help=_help("limit profile: intl (the international page) or cn (the China page: 6 MB photos, "
                                   "10 MB audio, side and aspect limits only advisory)", "intl"))
@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "wait on a download or a render at once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
-    serve.add_argument("--control-token", default=None,
-                       help=_help("token the control API demands; generated when listening beyond loopback",
-                                  "none on loopback"))
+    serve.add_argument("--control-token", type=_control_token, default=None,
+                       help=_help("token the control API demands, printable ASCII without spaces; generated when "
+                                  "listening beyond loopback", "none on loopback"))
     serve.add_argument("--allow-host", metavar="NAME", action="append", default=None,
                        help=_help("a host name the control API answers to besides IP addresses, localhost, --host "
                                   "and --public-url's host (repeatable; *: any)", "none"))
@@ -127,11 +127,17 @@ def _pace_file(path: str) -> object:
     """Read a pace file (JSON or YAML); what it holds is checked by resolve_pace."""
     if not os.path.isfile(path):
         raise PaceError(f"--pace {path!r} is neither a preset ({', '.join(PRESETS)}) nor a pace file")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return yaml.safe_load(handle)  # JSON is YAML
-        except yaml.YAMLError as error:
-            raise PaceError(f"--pace {path}: not JSON or YAML: {error}") from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise PaceError(f"--pace {path}: cannot read it: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise PaceError(f"--pace {path}: not UTF-8 text, as JSON and YAML are") from None
+    try:
+        return yaml.safe_load(text)  # JSON is YAML
+    except yaml.YAMLError as error:
+        raise PaceError(f"--pace {path}: not JSON or YAML: {error}") from None
 
 
 def _add_proxy_commands(commands) -> None:
@@ -142,7 +148,7 @@ def _add_proxy_commands(commands) -> None:
     proxy.add_argument("--profile", choices=spec_module.load().profile_names, default=None,
                        help="which live API is the default upstream: intl (default) or cn")
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    proxy.add_argument("--port", type=int, default=8081, help="port to listen on; 0 picks a free one "
+    proxy.add_argument("--port", type=_port, default=8081, help="port to listen on; 0 picks a free one "
                                                               "(default: %(default)s)")
     proxy.add_argument("--record", metavar="DIR", required=True, help="directory of the recordings (created 0700)")
     proxy.add_argument("--per", choices=("day", "run"), default="day",
@@ -177,6 +183,24 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 86_400:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400")
     return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65_535:  # bind() would refuse it with a traceback, after the app was built
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return value
+
+
+def _control_token(text: str) -> str:
+    # a header can carry other characters only as Latin-1, which requests sends but curl (UTF-8) and a browser's
+    # fetch cannot; a space at either end is lost from the header; an empty token would match a missing one
+    if not text or not all("!" <= char <= "~" for char in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not printable ASCII without spaces (at least one character)")
+    return text
 
 
 def _count(text: str) -> int:
@@ -309,9 +333,9 @@ def describe_clock(view: dict[str, Any], url: str, token: str | None) -> str:
         return "real time"
     offset = view["offset"]
     distance = f"{_duration(abs(offset))} {'ahead of' if offset > 0 else 'behind'} real time"
-    when = datetime.fromtimestamp(view["now"], timezone.utc).isoformat(timespec="seconds")
+    when = iso_time(view["now"], "seconds") or "a time past the year 9999"
     state = f"frozen at {when} ({distance})" if view["frozen"] else distance
-    auth = f" -H 'X-Mock-Token: {token}'" if token else ""
+    auth = f" -H {shlex.quote(f'X-Mock-Token: {token}')}" if token else ""  # a token may hold a quote
     return (f"{state}, as kept in the store; back to real time: curl -X POST {url}/__mock__/clock{auth} "
             """-H 'Content-Type: application/json' -d '{"real": true}'""")
 
@@ -340,7 +364,12 @@ def _replaying(config: Config, directory: str):
 
     if not os.path.isdir(directory):
         raise OSError("no such directory")
-    index = ReplayIndex.from_dir(directory)
+    try:
+        index = ReplayIndex.from_dir(directory)
+    except UnicodeDecodeError:  # the proxy writes UTF-8: a file that is not was damaged or written by another tool
+        raise OSError("a recording in it is not UTF-8 text") from None
+    if not len(index):  # a wrong directory would otherwise replay nothing, unseen
+        raise OSError("no recorded exchange in it to replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)")
 
     def load():
         app = create_app(config)
