@@ -169,13 +169,22 @@ def test_an_accounts_token_can_be_changed(api, control):
     ({"concurrency": 0}, "body/concurrency: 0 is less than the minimum of 1"),
     ({"hourly_package_seconds": -1}, "hourly_package_seconds"),
     ({"colour": "red"}, "'colour' was unexpected"),
-    ({"scenario": "explode"}, "'explode' is not a scenario"),
+    ({"scenario": "explode"}, "body/scenario: 'explode' is not a scenario"),  # the body's field, not the header
+    ({"scenario": "fail:code=abc"}, "body/scenario: parameter code='abc' must be a number"),
     ({"appkey": "someone-else"}, "differs from the URL's"),
     ([], "is not of type 'object'"),
 ])
 def test_bad_account_settings_are_refused_by_name(control, body, named):
     response = control.put("/__mock__/accounts/test-app", json=body)
     assert response.status_code == 400 and named in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("limit", ["\uff15", "1_000", " 5", "5.0", "", "ten"])
+def test_a_limit_must_be_ascii_digits(control, limit):
+    """int() took a full-width "５" and "1_000" as numbers."""
+    response = control.get("/__mock__/tasks", query_string={"limit": limit})
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == f"limit must be a whole number in ASCII digits, got {limit!r}"
 
 
 def test_accounts_are_listed(api, control):
@@ -239,8 +248,9 @@ def test_the_dashboard_is_served_and_root_redirects_to_it(control):
     assert control.get("/__mock__/ui/dashboard.js").mimetype in ("text/javascript", "application/javascript")
     assert control.get("/__mock__/ui/../control.py").status_code == 404
     assert control.get("/__mock__/ui/openapi.yaml").status_code == 404
-    redirect = control.get("/?token=abc")
-    assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/__mock__/ui?token=abc")
+    for root in ("/", "/__mock__", "/__mock__/", "/__mock__/ui/"):  # the banner names the control API by its prefix
+        redirect = control.get(f"{root}?token=abc")
+        assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/__mock__/ui?token=abc"), root
 
 
 # -- hostile and careless bodies ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from ivh_mock.spec import read_yaml
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
-from ..lifecycle.scenarios import CATALOGUE, ScenarioError, scenario_of
+from ..lifecycle.scenarios import CATALOGUE, HEADER, ScenarioError, scenario_of
 from ..store import Backlog
 from . import assets, envelope, guard, results
 from .auth import account_of
@@ -67,7 +68,9 @@ def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> No
     app.add_url_rule(PREFIX + "/ui", "control_ui", routes.guarded(routes.ui, query_token=True), methods=["GET"])
     app.add_url_rule(PREFIX + "/ui/<name>", "control_ui_file", routes.ui_file, methods=["GET"])
     assets.register(app, ctx, routes.guarded, ControlError)
-    app.add_url_rule("/", "root", lambda: redirect(PREFIX + "/ui" + _query_suffix()), methods=["GET"])
+    for rule, name in (("/", "root"), (PREFIX, "control_root"), (PREFIX + "/", "control_root_slash"),
+                       (PREFIX + "/ui/", "control_ui_slash")):  # the banner names the control API by its prefix
+        app.add_url_rule(rule, name, lambda: redirect(PREFIX + "/ui" + _query_suffix()), methods=["GET"])
 
 
 class _Routes:
@@ -238,8 +241,8 @@ class _Routes:
         if "scenario" in body:
             try:
                 scenario_of(self.ctx.spec, body["scenario"])
-            except ScenarioError as error:
-                raise ControlError(400, str(error)) from None
+            except ScenarioError as error:  # its message names the header, where the API's requests carry one
+                raise ControlError(400, f"body/scenario: {str(error).removeprefix(HEADER).lstrip()}") from None
         if account_of(self.ctx, appkey) is None and "accesstoken" not in body:
             raise ControlError(400, f"a new account {appkey!r} needs an accesstoken (strict accounts mode)")
         self.ctx.store.put_account_settings(appkey, {k: v for k, v in body.items() if k != "appkey"})
@@ -303,10 +306,13 @@ def _query_suffix() -> str:
 def _limit() -> int:
     """The request's `limit`, from 1 up to the largest integer every store takes (a signed 64-bit one: SQLite's
     LIMIT, Redis's list indexes, itertools.islice), which is as good as no limit."""
-    try:
-        return min(max(1, int(request.args.get("limit", DEFAULT_LIMIT))), sys.maxsize)
-    except ValueError:
-        raise ControlError(400, "limit must be a whole number") from None
+    text = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not _WHOLE_NUMBER.fullmatch(text):  # int() also takes "1_000", " 5" and other scripts' digits ("５")
+        raise ControlError(400, f"limit must be a whole number in ASCII digits, got {text[:40]!r}")
+    return min(max(1, int(text)), sys.maxsize)
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 def _uploads_view(task: Task, upload) -> dict[str, Any] | None:
