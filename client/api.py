@@ -291,6 +291,9 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
     violations = spec_module.load().check("#/components/schemas/CallbackBody", body)
     if violations:
         raise CallbackError(summarize(violations))
+    problem = jsontext.lone_surrogate(body)  # a `\udcff` escape decodes to what no UTF-8 store can keep
+    if problem is not None:
+        raise CallbackError(f"callback body is not valid Unicode: {problem}")
     payload = body["Payload"]
     return CallbackResult(task_id=payload["TaskId"], status=payload["Status"], progress=payload["Progress"],
                           media_url=payload["MediaUrl"], subtitles_url=payload.get("SubtitlesUrl") or "",

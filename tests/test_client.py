@@ -182,6 +182,8 @@ def test_parse_callback():
     for deep in (b"[" * 100_000, "[" * 33 + "]" * 33):  # refused unread: the decoder recurses once per level
         with pytest.raises(CallbackError, match="not JSON: nests deeper than 32 levels"):
             parse_callback(deep)
+    with pytest.raises(CallbackError, match=r"not valid Unicode: Payload.TaskId holds a lone surrogate \\udcff"):
+        parse_callback(json.dumps({"Payload": {**body["Payload"], "TaskId": "ab\udcff"}}))  # sent as an escape
     decoded = {"Header": {}, "Payload": __import__("json").loads("[" * 400 + "]" * 400)}  # decoded by the app
     with pytest.raises(CallbackError, match="callback body nests deeper than 32 levels"):
         parse_callback(decoded)
