@@ -96,15 +96,15 @@ def recording_files(directory: str | Path) -> list[Path]:
 
 def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of every recording in `directory` (or of one file), oldest file first; a line that is not
-    JSON (a write cut short) is skipped."""
+    UTF-8 JSON (a write cut short, in the middle of a character too) is skipped."""
     directory = Path(directory)
     files = [directory] if directory.is_file() else recording_files(directory)
     for path in files:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             for line in handle:
                 try:
-                    record = json.loads(line)
-                except ValueError:
+                    record = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError is one
                     continue
                 if isinstance(record, dict):
                     yield record

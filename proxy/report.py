@@ -14,7 +14,7 @@ from ivh_mock.spec import drift
 
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
-from .recorder import PREFIX, read_records, recording_files
+from .recorder import PREFIX, read_records
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -184,19 +184,12 @@ def _recorded(path: Path) -> list[dict[str, Any]]:
         what = "neither a file nor a directory" if path.exists() else "no such file or directory"
         raise InputError(f"no recordings at {path}: {what}; {expected}")
     try:
-        records = [record for file in ([path] if path.is_file() else recording_files(path)) for record in _read(file)]
+        records = list(read_records(path))  # a line that is not UTF-8 JSON (cut short) is skipped
     except OSError as error:
         raise InputError(f"cannot read {error.filename or path}: {_reason(error)}") from None
     if not records:
         raise InputError(f"no recordings at {path}: nothing recorded there; {expected}")
     return records
-
-
-def _read(file: Path) -> list[dict[str, Any]]:
-    try:
-        return list(read_records(file))
-    except UnicodeDecodeError:  # the proxy writes UTF-8: a file that is not was damaged or written by another tool
-        raise InputError(f"cannot read {file}: not UTF-8 text, as a recording is") from None
 
 
 def _suite_report(path: str | Path) -> dict[str, Any]:
@@ -208,9 +201,9 @@ def _suite_report(path: str | Path) -> dict[str, Any]:
         raise InputError(f"--suite-report {path}: not UTF-8 text, as a drift-report.json is") from None
     except json.JSONDecodeError as error:
         raise InputError(f"--suite-report {path}: not JSON: {error}") from None
-    except ValueError:
-        raise InputError(f"--suite-report {path}: not a drift report (the contract suite's drift-report.json)") \
-            from None
+    except ValueError as error:
+        raise InputError(f"--suite-report {path}: not a drift report (the contract suite's drift-report.json): "
+                         f"{str(error).removeprefix(f'{path} is not a drift report: ')}") from None
 
 
 def _reason(error: OSError) -> str:

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+import jsonschema
+
 FORMAT = "ivh-mock drift report 1"
 JSON_NAME, MARKDOWN_NAME = "drift-report.json", "drift-report.md"
 AGREE, DIFFERS, NOT_RUN = "agree", "differs", "not run (spend guard)"
@@ -47,11 +49,34 @@ def probe_row(decision: str, question: str, mock: str, target: str | None) -> di
             "verdict": verdict}
 
 
+def _rows(required: list[str], strings: list[str], **more: Any) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "object", "required": required,
+                                       "properties": {**{name: {"type": "string"} for name in strings}, **more}}}
+
+
+# What `read` relies on in a report (the shape above; any section may be missing): merging and writing a report
+# read these fields, so one without them is no report of this format, however it was made.
+REPORT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "probes": _rows(["decision", "question", "mock", "target", "verdict"], ["decision", "question", "verdict"]),
+        "findings": _rows(["kind", "detail", "count", "first_seen", "last_seen"],
+                          ["kind", "detail", "first_seen", "last_seen"], count={"type": "integer", "minimum": 0}),
+        "answers": _rows(["decision", "question", "answer"], ["decision", "question"]),
+        "pace": {"type": ["object", "null"]},
+        "sources": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
 def read(path: str | Path) -> dict[str, Any]:
-    """Read a report written by any version of the suite or by `ivh-mock drift` (missing sections are empty)."""
+    """Read a report written by any version of the suite or by `ivh-mock drift` (missing sections are empty);
+    ValueError naming the first problem when it is not one."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("probes", []), list):
-        raise ValueError(f"{path} is not a drift report")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(REPORT_SCHEMA).iter_errors(data))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path)
+        raise ValueError(f"{path} is not a drift report: {where + ': ' if where else ''}{error.message}")
     return new_report(data.get("target", str(path)), is_mock=bool(data.get("is_mock")),
                       accepted_submissions=data.get("accepted_submissions"), probes=data.get("probes", ()),
                       findings=data.get("findings", ()), answers=data.get("answers", ()), pace=data.get("pace"),

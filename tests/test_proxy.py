@@ -552,10 +552,11 @@ def test_replay_refuses_a_directory_it_cannot_replay(tmp_path, capsys):
     with pytest.raises(OSError, match="no recorded exchange in it to replay"):
         cli._replaying(Config(), str(tmp_path / "empty"))  # else it would serve, replaying nothing
     Recorder(tmp_path / "latin").write({"kind": "exchange", "t": 1.0})
-    recording_files(tmp_path / "latin")[0].write_bytes(b'{"kind": "exchange", "note": "\xe9t\xe9"}\n')
+    recording_files(tmp_path / "latin")[0].write_bytes(b'{"kind": "exchange", "note": "\xe9t\xe9"}\n')  # not UTF-8
     assert cli.main(["serve", "--replay", str(tmp_path / "latin"), "--data-dir", str(tmp_path / "d"),
                      "--port", "0"]) == 2
-    assert capsys.readouterr().err == f"ivh-mock: --replay {tmp_path / 'latin'}: a recording in it is not UTF-8 text\n"
+    assert capsys.readouterr().err == (f"ivh-mock: --replay {tmp_path / 'latin'}: no recorded exchange in it to "
+                                       f"replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)\n")
 
 
 # -- what drift is given ------------------------------------------------------------------------------------------
@@ -602,9 +603,13 @@ def test_drift_names_a_suite_report_or_recording_it_cannot_read(tmp_path, capsys
                         (tmp_path / "list.json", "not a drift report")]:
         assert f"--suite-report {given}: {says}" in _drift_refusal(capsys, record, "--suite-report", given)
     assert sorted(path.name for path in record.iterdir()) == [path.name for path in recording_files(record)]
-    recording_files(record)[0].write_bytes(b'{"kind": "exchange", "note": "\xe9t\xe9"}\n')
-    error = _drift_refusal(capsys, record)
-    assert f"cannot read {recording_files(record)[0]}: not UTF-8 text" in error
+    (tmp_path / "wrong.json").write_text('{"findings": [{"kind": "x", "count": "many"}]}')
+    assert "not a drift report (the contract suite's drift-report.json): findings/0: 'detail' is a required " \
+           "property" in _drift_refusal(capsys, record, "--suite-report", tmp_path / "wrong.json")
+    recording = recording_files(record)[0]
+    recording.write_bytes(recording.read_bytes() + b'{"kind": "exchange", "note": "\xe9t"}\n')  # cut mid-character
+    status, out = _drift(record)
+    assert status in (0, 1) and "report: " in out  # the cut line is skipped, as any line cut short is
 
 
 def test_drift_names_where_it_cannot_write(tmp_path, capsys, monkeypatch):

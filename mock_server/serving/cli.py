@@ -364,10 +364,7 @@ def _replaying(config: Config, directory: str):
 
     if not os.path.isdir(directory):
         raise OSError("no such directory")
-    try:
-        index = ReplayIndex.from_dir(directory)
-    except UnicodeDecodeError:  # the proxy writes UTF-8: a file that is not was damaged or written by another tool
-        raise OSError("a recording in it is not UTF-8 text") from None
+    index = ReplayIndex.from_dir(directory)
     if not len(index):  # a wrong directory would otherwise replay nothing, unseen
         raise OSError("no recorded exchange in it to replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)")
 
