@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_help("answer requests matching an exchange recorded by ivh-mock proxy in DIR with the "
                                   "recorded answer, the rest as usual (see Validating the live API); one worker only",
                                   "none"))
-    serve.add_argument("--public-url", default=None,
+    serve.add_argument("--public-url", type=_http_url, default=None,
                        help=_help("scheme://host[:port] that MediaUrl, SubtitlesUrl and asset URLs point to",
                                   "the request's host"))
     serve.add_argument("--data-dir", default=None,
@@ -143,7 +143,7 @@ def _pace_file(path: str) -> object:
 def _add_proxy_commands(commands) -> None:
     proxy = commands.add_parser("proxy", help="pass an app's traffic to the live API, check it against the spec and "
                                               "record it")
-    proxy.add_argument("--upstream", default=None,
+    proxy.add_argument("--upstream", type=_http_url, default=None,
                        help="where to forward (default: the live API of --profile, from the spec's servers)")
     proxy.add_argument("--profile", choices=spec_module.load().profile_names, default=None,
                        help="which live API is the default upstream: intl (default) or cn")
@@ -164,7 +164,7 @@ def _add_proxy_commands(commands) -> None:
     proxy.add_argument("--callback-relay", action="store_true",
                        help="replace CallbackUrl by the proxy's own URL, record each callback and forward it to the "
                             "app's URL (changes the submission; off by default)")
-    proxy.add_argument("--public-url", default=None,
+    proxy.add_argument("--public-url", type=_http_url, default=None,
                        help="scheme://host[:port] the upstream reaches the proxy at, for --callback-relay "
                             "(default: http://HOST:PORT)")
     drift = commands.add_parser("drift", help="report what recordings (and contract suite reports) show against the "
@@ -193,6 +193,18 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65_535:  # bind() would refuse it with a traceback, after the app was built
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
     return value
+
+
+def _http_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http or https URL with a host (and a port from 0 to "
+                                         f"65535, if any)")
+    return text
 
 
 def _control_token(text: str) -> str:
@@ -380,9 +392,6 @@ def _proxy(args: argparse.Namespace) -> int:
     from ivh_mock.proxy import Proxy, ProxyServer, Recorder
 
     upstream = args.upstream or spec_module.load().server_url(args.profile)
-    if urlsplit(upstream).scheme not in ("http", "https") or not urlsplit(upstream).netloc:
-        print(f"ivh-mock: --upstream must be an http(s) URL, got {upstream!r}", file=sys.stderr)
-        return 2
     try:
         recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
                             max_total_bytes=args.max_total_mb * 1_048_576)
