@@ -189,6 +189,8 @@ class Client:
                 header, envelope = self._send(path, data, headers, timeout)
                 break
             except (requests.RequestException, APIError) as error:
+                if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
+                    raise _OutOfTime from error
                 attempt += 1
                 if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
                     raise _given_up(operation_id, error) from error
@@ -252,7 +254,7 @@ def _given_up(operation_id: str, error: Exception) -> Exception:
 
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # '²'.isdigit(), but int() refuses it
         raise APIConnectionError(f"the answer from {path} is {declared} bytes, more than the {limit} an answer of "
                                  f"the API's takes")
     body = bytearray()
@@ -269,7 +271,7 @@ def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # '²'.isdigit(), but float() refuses it
         seconds = float(value)
     else:
         try:

@@ -81,13 +81,14 @@ def session(pool_size: int = 10) -> requests.Session:
 
 
 class Hop(Exception):
-    """Why `followed` found no answer: `kind` is "scheme" (a hop's URL is not http or https), "host" (its host cannot
-    be parsed), "slow" (the deadline passed between hops) or "redirects" (more of them than allowed); `url` is the
-    hop's."""
+    """Why `followed` found no answer: `kind` is "scheme" (a hop's URL is not http or https), "host" (a hop's URL
+    names a host or port that cannot be used), "location" (an answer redirected to a Location that cannot be
+    parsed), "slow" (the deadline passed between hops) or "redirects" (more of them than allowed); `url` is the
+    hop's (for "location", the one that answered with it), and `redirected` whether a redirect led to it."""
 
-    def __init__(self, kind: str, url: str):
+    def __init__(self, kind: str, url: str, redirected: bool):
         super().__init__(kind, url)
-        self.kind, self.url = kind, url
+        self.kind, self.url, self.redirected = kind, url, redirected
 
 
 @contextlib.contextmanager
@@ -95,23 +96,29 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
              connect_timeout: float, limit: Deadline) -> Iterator[tuple[str, requests.Response]]:
     """Send a request with `send(url, timeout)` (made with `allow_redirects=False`) and again to each redirect's
     Location, at most `redirects` times, within `limit` (a `within` block's deadline); the block gets the answer
-    that is not a redirect. Each hop is http or https, its connect takes at most `connect_timeout` and each read a
-    little past the deadline, whose timer then ends the exchange; raise Hop when there is no answer to give. The block
-    gets the URL that gave the answer with it."""
-    for _ in range(redirects + 1):
+    that is not a redirect, with the URL that gave it. Each hop is http or https, its connect takes at most
+    `connect_timeout` and each read a little past the deadline, whose timer then ends the exchange; raise Hop when
+    there is no answer to give."""
+    for hop in range(redirects + 1):
         try:
             scheme = urlsplit(url).scheme
-        except ValueError:
-            raise Hop("host", url) from None
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise Hop("host", url, hop > 0) from None
         if scheme not in ("http", "https"):
-            raise Hop("scheme", url)
+            raise Hop("scheme", url, hop > 0)
+        try:  # what requests refuses to send to: a port past 65535, a 300-character label (InvalidURL, a ValueError)
+            requests.Request("GET", url).prepare()
+        except (LocationParseError, ValueError):
+            raise Hop("host", url, hop > 0) from None
         left = limit.left()
         if left <= 0:
-            raise Hop("slow", url)
+            raise Hop("slow", url, hop > 0)
         try:
             response = send(url, (min(connect_timeout, left), left + 1))
-        except (LocationParseError, ValueError):  # a host urllib3 or IDNA cannot parse (a 300-character label)
-            raise Hop("host", url) from None
+        except (LocationParseError, requests.exceptions.InvalidURL):  # its own host, as urllib3 found connecting
+            raise Hop("host", url, hop > 0) from None
+        except ValueError:  # the answer's Location, which requests reads even when not following it (`.next`)
+            raise Hop("location", url, hop > 0) from None
         with response:
             if not response.is_redirect:
                 yield url, response
@@ -119,9 +126,9 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
             location = response.headers["Location"]
         try:
             url = urljoin(url, location)
-        except ValueError:  # e.g. an unclosed IPv6 bracket
-            raise Hop("host", location) from None
-    raise Hop("redirects", url)
+        except ValueError:
+            raise Hop("location", url, hop > 0) from None
+    raise Hop("redirects", url, True)
 
 
 def nobody_waits() -> None:

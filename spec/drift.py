@@ -59,6 +59,9 @@ def _rows(required: list[str], strings: list[str], **more: Any) -> dict[str, Any
 REPORT_SCHEMA = {
     "type": "object",
     "properties": {
+        "target": {"type": "string"},
+        "is_mock": {"type": "boolean"},
+        "accepted_submissions": {"type": ["integer", "null"], "minimum": 0},
         "probes": _rows(["decision", "question", "mock", "target", "verdict"], ["decision", "question", "verdict"]),
         "findings": _rows(["kind", "detail", "count", "first_seen", "last_seen"],
                           ["kind", "detail", "first_seen", "last_seen"], count={"type": "integer", "minimum": 0}),
@@ -101,7 +104,8 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return new_report(", ".join(targets), is_mock=bool(reports) and all(r["is_mock"] for r in reports),
                       accepted_submissions=sum(accepted) if accepted else None,
                       probes=[row for r in reports for row in r["probes"]],
-                      findings=sorted(findings.values(), key=lambda f: (-f["count"], f["kind"], str(f["subject"]))),
+                      findings=sorted(findings.values(),
+                                      key=lambda f: (-f["count"], f["kind"], str(f.get("subject")))),
                       answers=[a for r in reports for a in r["answers"]],
                       pace=next((r["pace"] for r in reversed(reports) if r["pace"]), None),
                       sources=[s for r in reports for s in r["sources"]])
@@ -163,7 +167,7 @@ def markdown(report: dict[str, Any]) -> str:
     if report["answers"]:
         lines += ["", "## Open questions answered by traffic", "", "| decision | question | answer | seen |",
                   "|---|---|---|---|"]
-        lines += [f"| {a['decision']} | {_cell(a['question'])} | {_cell(a['answer'])} | {a['count']} |"
+        lines += [f"| {a['decision']} | {_cell(a['question'])} | {_cell(a['answer'])} | {a.get('count', '')} |"
                   for a in report["answers"]]
     if report["pace"]:
         lines += ["", "## Pace", "", "```json", json.dumps(report["pace"], ensure_ascii=False, indent=2), "```"]

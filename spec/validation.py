@@ -109,17 +109,28 @@ SHAPE_KEYWORDS = frozenset({"type", "required", "properties", "items", "prefixIt
 
 
 def shape_of(schema: Any) -> Any:
-    """`schema` (with no `$ref` left: `_inline`) with only the rules on each field's presence and JSON type."""
+    """`schema` (with no `$ref` left: `_inline`) with only the rules on each field's presence and JSON type; a field
+    that is not required may also be null, which a reader takes as absent."""
     if isinstance(schema, list):
         return [shape_of(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     kept = {key: shape_of(value) for key, value in schema.items() if key in SHAPE_KEYWORDS and key != "properties"}
+    required = schema.get("required", [])
     if "properties" in schema:
-        kept["properties"] = {name: shape_of(value) for name, value in schema["properties"].items()}
-    if "required" in schema:
-        kept["required"] = schema["required"]
+        kept["properties"] = {name: shape_of(value) if name in required else _or_null(shape_of(value))
+                              for name, value in schema["properties"].items()}
+    if required:
+        kept["required"] = required
     return kept
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    kinds = schema.get("type")
+    if kinds is None:
+        return {"anyOf": [schema, {"type": "null"}]} if schema else schema
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    return {**schema, "type": kinds if "null" in kinds else [*kinds, "null"]}
 
 
 def reference(pointer: str) -> dict[str, str]:

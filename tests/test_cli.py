@@ -5,6 +5,7 @@ import os
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -235,6 +236,23 @@ def test_a_clock_kept_past_the_year_9999_still_lets_the_server_start(tmp_path):
         assert "clock:       frozen at a time past the year 9999 (" in served.banner
         back = requests.post(f"{served.url}/__mock__/clock", json={"real": True}, timeout=10)
         assert back.status_code == 200 and back.json()["real"] is True
+
+
+def test_a_store_another_program_keeps_locked_stops_the_start_with_one_line(tmp_path, monkeypatch, capsys):
+    from ivh_mock.mock_server.store import open_store
+    from ivh_mock.mock_server.store import sqlite as sqlite_store
+
+    database = tmp_path / "data" / "ivh-mock.sqlite3"
+    open_store(f"sqlite:{database}").close()
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.3)
+    try:
+        assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")]) == 2
+    finally:
+        holder.execute("ROLLBACK")
+    assert capsys.readouterr().err == ("ivh-mock: the SQLite store ivh-mock.sqlite3 is locked by another program: "
+                                       "nothing could be written for 0.3 s\n")
 
 
 def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):

@@ -264,10 +264,32 @@ def test_a_successful_answer_of_another_shape_is_refused_naming_the_field(operat
 
 
 def test_a_value_the_live_api_may_add_later_is_read():
-    """Only each field's presence and JSON type are checked: not an enum or a range, which the live API may widen."""
-    ivh, _, _ = answering(envelope({**PROGRESS, "Status": "PAUSED", "Progress": 101, "NewField": {"a": 1}}))
+    """Only each field's presence and JSON type are checked: not an enum or a range, which the live API may widen;
+    and a field the spec does not require may be null, read as absent."""
+    ivh, _, _ = answering(envelope({**PROGRESS, "Status": "PAUSED", "Progress": 101, "NewField": {"a": 1},
+                                    "FailCode": None, "FailMessage": None, "TextTimestampResult": None}))
     progress = ivh.getprogress("t")
     assert (progress.status, progress.progress, progress.raw["NewField"]) == ("PAUSED", 101, {"a": 1})
+    assert (progress.fail_code, progress.fail_message, progress.sentences) == (0, "", ())
+    ivh, _, _ = answering(envelope({**PROGRESS, "Duration": None}), max_retries=0)  # required: null is no value
+    with pytest.raises(APIConnectionError, match="Payload.Duration must be of type integer, got null"):
+        ivh.getprogress("t")
+
+
+def test_headers_with_digits_int_cannot_read_are_taken_as_absent():
+    """'²'.isdigit() is True, but int('²') raises: a Retry-After or a Content-Length of '²' raised ValueError out of
+    the client (and, in a photo host's answer, out of the mock's download as a 500)."""
+    ivh, adapter, slept = answering(b"<html>busy</html>", 503, {"Retry-After": "\u00b2"}, max_retries=1)
+    with pytest.raises(APIConnectionError, match="HTTP 503"):
+        ivh.getprogress("t")
+    assert adapter.calls == 2 and 0.5 <= slept[0] <= 0.625  # its own backoff: the header says nothing it can read
+    ivh, _, _ = answering(envelope(PROGRESS), headers={"Content-Length": "\u00b2"})
+    assert ivh.getprogress("t").status == "MAKING"
+    from ivh_mock.mock_server.media_in import fetch
+
+    answer = requests.Response()
+    answer.headers["Content-Length"], answer._content, answer._content_consumed = "\u00b2", b"photo", True
+    assert fetch._read(answer, 100) == b"photo"
 
 
 @pytest.mark.parametrize("code", ["[1]", '"100002"', "true", "1.5", "null"])
@@ -370,11 +392,12 @@ def test_wait_waits_no_longer_than_its_timeout_for_a_slow_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
-        ivh = Client("a", "t", f"http://127.0.0.1:{server.server_port}", timeout=30)
-        started = time.monotonic()
-        with pytest.raises(WaitTimeoutError):
-            ivh.wait("t", timeout=1)
-        assert time.monotonic() - started < 3
+        for retries in (3, 0):  # with no retry left, the poll its deadline cut short is a timeout of the wait too
+            ivh = Client("a", "t", f"http://127.0.0.1:{server.server_port}", timeout=30, max_retries=retries)
+            started = time.monotonic()
+            with pytest.raises(WaitTimeoutError):
+                ivh.wait("t", timeout=1)
+            assert time.monotonic() - started < 3
     finally:
         server.shutdown()
         server.server_close()

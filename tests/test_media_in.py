@@ -343,7 +343,9 @@ def test_a_redirect_to_an_unparsable_host_fails_the_download_with_a_clear_error(
         answer = submit_photo(api, redirector.url)
     finally:
         redirector.close()
-    assert answer.code == -101002 and "is not a valid URL (its host cannot be parsed)" in answer.message, answer.message
+    named = {"http://" + "a" * 300 + ".com/x": "is not a valid URL (its host cannot be parsed)"}.get(
+        location, f"{redirector.url} redirected to a URL whose host cannot be parsed")  # the long one is joined
+    assert answer.code == -101002 and named in answer.message, answer.message
 
 
 def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):

@@ -603,6 +603,14 @@ def test_drift_names_a_suite_report_or_recording_it_cannot_read(tmp_path, capsys
                         (tmp_path / "list.json", "not a drift report")]:
         assert f"--suite-report {given}: {says}" in _drift_refusal(capsys, record, "--suite-report", given)
     assert sorted(path.name for path in record.iterdir()) == [path.name for path in recording_files(record)]
+    (tmp_path / "bare.json").write_text('{"findings": [{"kind": "k", "detail": "d", "count": 1, "first_seen": "a", '
+                                        '"last_seen": "b"}], "answers": [{"decision": "D1", "question": "q", '
+                                        '"answer": "a"}]}')  # what merging reads; no subject, no count of answers
+    status, out = _drift(record, "--suite-report", tmp_path / "bare.json")
+    assert status == 1 and "  k: d (1x, first a, last b)" in out  # its finding counts; it was a KeyError
+    (tmp_path / "target.json").write_text('{"target": 5}')
+    assert "not a drift report (the contract suite's drift-report.json): target: 5 is not of type 'string'" in \
+        _drift_refusal(capsys, record, "--suite-report", tmp_path / "target.json")
     (tmp_path / "wrong.json").write_text('{"findings": [{"kind": "x", "count": "many"}]}')
     assert "not a drift report (the contract suite's drift-report.json): findings/0: 'detail' is a required " \
            "property" in _drift_refusal(capsys, record, "--suite-report", tmp_path / "wrong.json")

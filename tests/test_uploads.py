@@ -180,6 +180,20 @@ def client_query(client):
     return signed_query(client.appkey, client.accesstoken, int(client.clock()))
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/k.mp4", "http:///k.mp4"])
+def test_an_upload_url_whose_host_cannot_be_parsed_is_not_blamed_on_a_redirect(url):
+    """Such a URL passes the spec's pattern; its failure said "a redirect led to" one, though none had."""
+    from ivh_mock.mock_server.lifecycle.uploads import Uploader
+    from ivh_mock.mock_server.media_in.fetch import Limits
+
+    uploader = Uploader(None, Limits(connect_timeout=1.0, total_timeout=5.0, redirects=3), workers=1)
+    try:
+        outcome = uploader.put(url, b"\0" * 100, "video/mp4")
+    finally:
+        uploader.stop()
+    assert outcome["status"] is None and outcome["error"] == "the upload went to a URL whose host cannot be parsed"
+
+
 def test_uploads_follow_redirects_as_downloads_do_and_no_more_of_them(s3, mock, client):
     bucket = s3.bucket()
     one = Redirector(s3.put_url(bucket, "r.mp4", "video/mp4"))

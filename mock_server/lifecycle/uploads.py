@@ -111,8 +111,10 @@ class Uploader:
                 with deadline.followed(put, url, limits.redirects, limits.connect_timeout, limit) as (_, reply):
                     outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, limit.at)
             except deadline.Hop as hop:
-                outcome["error"] = {"scheme": f"a redirect led to {shown(hop.url)}, not an http or https URL",
-                                    "host": "a redirect led to a URL whose host cannot be parsed",
+                led = "a redirect led to" if hop.redirected else "the upload went to"
+                outcome["error"] = {"scheme": f"{led} {shown(hop.url)}, not an http or https URL",
+                                    "host": f"{led} a URL whose host cannot be parsed",
+                                    "location": "a redirect led to a URL whose host cannot be parsed",
                                     "slow": too_long}.get(hop.kind, f"more than {limits.redirects} redirects")
             except requests.RequestException as exc:
                 outcome["error"] = too_long if limit.expired else f"could not be reached ({type(exc).__name__})"

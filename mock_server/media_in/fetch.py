@@ -89,6 +89,8 @@ class Fetcher:
             return f"{hop.url} is not an http or https URL"
         if hop.kind == "host":
             return f"{hop.url} is not a valid URL (its host cannot be parsed)"
+        if hop.kind == "location":
+            return f"{hop.url} redirected to a URL whose host cannot be parsed"
         if hop.kind == "slow":
             return self._too_slow(hop.url)
         return f"more than {self.limits.redirects} redirects"
@@ -99,7 +101,7 @@ class Fetcher:
 
 def _read(response: requests.Response, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:  # '²'.isdigit(); int() refuses it
         raise TooLarge(max_bytes)
     body = bytearray()
     for chunk in response.iter_content(CHUNK):

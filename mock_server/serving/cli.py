@@ -28,6 +28,7 @@ from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
+from ..store import StoreBusy
 from .dispatch import STALL_SECONDS
 from .owner import StoreInUse, StoreOwner
 from .server import Server
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
-    except (AccountsFileError, ValueError, OSError, sqlite3.Error, *_redis_errors()) as error:
+    except (AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
