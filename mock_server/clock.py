@@ -13,6 +13,10 @@ from typing import Any, Callable, Iterator, Protocol
 _PINNED: ContextVar[dict[str, Any] | None] = ContextVar("ivh_clock_state", default=None)
 
 
+class PastLatest(ValueError):
+    """A move would take the clock past the latest time it was allowed to reach; nothing moved."""
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Return the current time as Unix seconds."""
@@ -65,12 +69,19 @@ class MovableClock:
         """Jump to `when` (Unix seconds); time may go backwards only by an explicit set."""
         self._update(lambda state: {**state, "base": float(when), "anchor": self._source()})
 
-    def advance(self, seconds: float) -> float:
-        """Move forward by `seconds` and return the new time."""
+    def advance(self, seconds: float, latest: float = math.inf) -> float:
+        """Move forward by `seconds` and return the new time; raise PastLatest, moving nothing, when that would be
+        past `latest` (checked against the state kept, which another worker may have moved meanwhile)."""
         if seconds < 0:
             raise ValueError("a clock only advances forward; use set() to go back")
-        return self._update(lambda state: {**state, "base": self._current(state) + seconds,
-                                           "anchor": self._source()})["base"]
+
+        def advanced(state: dict[str, Any]) -> dict[str, Any]:
+            base = self._current(state) + seconds
+            if base > latest:
+                raise PastLatest(base)
+            return {**state, "base": base, "anchor": self._source()}
+
+        return self._update(advanced)["base"]
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the clock at the current time."""

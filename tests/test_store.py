@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 from ivh_mock.mock_server import create_app
-from ivh_mock.mock_server.clock import StoredClock
+from ivh_mock.mock_server.clock import PastLatest, StoredClock
 from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task,
                                         UploadRecord, open_store)
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
@@ -266,6 +266,9 @@ def test_clock_moves_made_at_once_through_several_openings_are_all_kept(store_sp
     for thread in threads:
         thread.join(timeout=60)
     assert StoredClock(store).frozen and StoredClock(store).now() == 1_100.0
+    with pytest.raises(PastLatest):  # judged against the state kept, whoever moved it last: nothing moves
+        StoredClock(openings[1]).advance(50, latest=1_120.0)
+    assert StoredClock(store).now() == 1_100.0 and StoredClock(store).advance(20, latest=1_120.0) == 1_120.0
 
 
 @pytest.mark.stores("sqlite", "redis")  # a memory store lives in one process
