@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
@@ -19,6 +19,12 @@ IN_PROCESS_URL = "http://ivh-mock.localhost"
 def pytest_configure(config):
     if not config.getoption("hypothesis_profile", default=None):
         settings.load_profile("ivh-ci")  # registered by the plugin; loaded only when this suite is collected
+    if config.getoption("--ivh-base-url"):
+        # Against a server across the network a failing example is not shrunk: each replay is another call (another
+        # 30 s wait on a target that does not answer, another billed call on the live API). It is reported as found.
+        settings.register_profile("ivh-remote", parent=settings.default,
+                                  phases=[phase for phase in settings.default.phases if phase is not Phase.shrink])
+        settings.load_profile("ivh-remote")
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ class Probe:
     question: str
     expected: str  # the mock's choice, in the form `observe` reports
     run: Callable[[Target], Answer]
-    observe: Callable[[Answer], str] = lambda answer: str(answer.code)
+    observe: Callable[[Answer], str] = lambda answer: answer.shown
 
 
 def _progress(target: Target, **kwargs) -> Answer:

@@ -24,6 +24,7 @@ SUBMIT = "phototovideonotrain"
 # A photo URL on a reserved, never-resolving domain: should a live API accept a probe the docs say it refuses, the
 # task fails on download instead of rendering a video.
 UNREACHABLE_PHOTO = "https://ivh-contract-probe.invalid/photo.jpg"
+ANSWER_SECONDS = 30  # how long a call waits for the target's answer
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ class Answer:
     @property
     def payload(self) -> dict[str, Any]:
         return (self.body or {}).get("Payload") or {}
+
+    @property
+    def shown(self) -> str:
+        """The Header.Code, or, for an answer that is not the API's envelope, its status and the start of its body:
+        what a probe reports the target answered."""
+        if isinstance(self.code, int):
+            return str(self.code)
+        text = self.body if isinstance(self.body, str) else json.dumps(self.body, ensure_ascii=False)
+        return f"HTTP {self.status}, not the API's envelope: {text[:60]!r}"
 
 
 class SpendGuard:
@@ -104,6 +114,11 @@ class Target:
         self.default_appkey, self.accesstoken, self.control_token = appkey, accesstoken, control_token
         self.spec = spec_module.load()
         start = self._control("GET", "clock")
+        # a mock's clock, or no control API: a gateway may answer any path with 200 (an HTML page, or the API's own
+        # error envelope, D01), and a target taken for a mock would be sent fresh appkeys it never issued
+        if not (isinstance(start, dict) and isinstance(start.get("now"), (int, float))
+                and isinstance(start.get("frozen"), bool)):
+            start = None
         self.has_control = start is not None
         self._frozen_at: float | None = None
         # The target's clock as the suite found it, to put it back when the suite ends (restore_clock).
@@ -142,7 +157,11 @@ class Target:
         if scenario:
             all_headers["X-Mock-Scenario"] = scenario
         path = self.spec.operations[operation_id].path
-        response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers, timeout=30)
+        try:
+            response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers,
+                                         timeout=ANSWER_SECONDS)
+        except requests.Timeout:
+            raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
         try:
             parsed = response.json()
         except ValueError:
@@ -198,11 +217,14 @@ class Target:
                                             timeout=30)
         except requests.RequestException:
             return None
-        if response.status_code != 200:
-            if route == "clock" and method == "GET":
-                return None
+        probing = route == "clock" and method == "GET"  # whether there is a control API at all
+        try:
+            answer = response.json() if response.status_code == 200 else None
+        except ValueError:
+            answer = None
+        if answer is None and not probing:
             raise AssertionError(f"control API {method} {route}: {response.status_code} {response.text[:300]}")
-        return response.json()
+        return answer
 
 
 def remote_credentials() -> tuple[str, str]:

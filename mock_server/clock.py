@@ -13,8 +13,20 @@ from typing import Any, Callable, Iterator, Protocol
 _PINNED: ContextVar[dict[str, Any] | None] = ContextVar("ivh_clock_state", default=None)
 
 
+# The last second of the year 9999: the latest time an ISO date (and the dashboard) shows, and the control API takes.
+LATEST = 253_402_300_799.0
+
+
 class PastLatest(ValueError):
     """A move would take the clock past the latest time it was allowed to reach; nothing moved."""
+
+    def __init__(self, when: float):
+        super().__init__(f"the move would take the clock to {when:.0f}, past {LATEST:.0f} (9999-12-31T23:59:59Z), "
+                         f"the latest time it takes")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 class Clock(Protocol):
@@ -66,12 +78,17 @@ class MovableClock:
         return self._source()
 
     def set(self, when: float) -> None:
-        """Jump to `when` (Unix seconds); time may go backwards only by an explicit set."""
+        """Jump to `when` (Unix seconds from 0 to LATEST); time may go backwards only by an explicit set."""
+        if not (_number(when) and 0 <= when <= LATEST):
+            raise ValueError(f"a clock is set to Unix seconds from 0 to {LATEST:.0f} (9999-12-31T23:59:59Z), "
+                             f"got {when!r}")
         self._update(lambda state: {**state, "base": float(when), "anchor": self._source()})
 
-    def advance(self, seconds: float, latest: float = math.inf) -> float:
+    def advance(self, seconds: float, latest: float = LATEST) -> float:
         """Move forward by `seconds` and return the new time; raise PastLatest, moving nothing, when that would be
         past `latest` (checked against the state kept, which another worker may have moved meanwhile)."""
+        if not (_number(seconds) and math.isfinite(seconds)):
+            raise ValueError(f"a clock advances by a finite number of seconds, got {seconds!r}")
         if seconds < 0:
             raise ValueError("a clock only advances forward; use set() to go back")
 

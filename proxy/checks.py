@@ -48,13 +48,8 @@ class ExchangeChecker:
     def __init__(self, spec: spec_module.Spec | None = None):
         self.spec = spec or spec_module.load()
         self.by_route = {(op.method, op.path): op for op in self.spec.operations.values()}
-        self._answers: dict[tuple[str, bool], RequestValidator] = {}
-        self._branches: dict[tuple[str, bool], list[dict[str, Any]]] = {}
-        for op in self.spec.operations.values():
-            for success in (True, False):
-                schema = self._branch(op.response_schema, success)
-                self._branches[op.operation_id, success] = [schema]
-                self._answers[op.operation_id, success] = RequestValidator(self.spec, schema, root="response")
+        self._branches = {(op.operation_id, success): [self.spec.response_branch(op.operation_id, success)]
+                          for op in self.spec.operations.values() for success in (True, False)}
         self._documented = {op.operation_id: {int(code) for code in
                                               self.spec.document["paths"][op.path][op.method.lower()]["responses"]}
                             for op in self.spec.operations.values()}
@@ -65,14 +60,6 @@ class ExchangeChecker:
         self.shape_codes = {catalogue.code_for_keyword(k) for k in ("required", "additionalProperties", "type")}
         status = self.spec.resolve("#/components/schemas/TaskStatus")
         self.statuses = set(status["enum"])
-
-    def _branch(self, pointer: str, success: bool) -> dict[str, Any]:
-        """Return the success branch or the error branch (ErrorResponse) of a response schema's oneOf."""
-        for option in self.spec.resolve(pointer)["oneOf"]:
-            is_error = option.get("$ref", "").endswith("/ErrorResponse")
-            if is_error != success:
-                return option
-        raise ValueError(f"{pointer} has no {'success' if success else 'error'} branch")
 
     def operation(self, method: str, path: str) -> str | None:
         """Return the operationId of a route, or None when it is no operation of the spec."""
@@ -113,7 +100,7 @@ class ExchangeChecker:
         header = body.get("Header") if isinstance(body.get("Header"), dict) else {}
         code = header.get("Code")
         success = code == 0
-        for violation in self._answers[operation_id, success].violations(body):
+        for violation in self.spec.check_response(operation_id, body):
             if violation.field == "response.Payload.Status" and violation.keyword == "enum":
                 continue  # reported as unknown-status below
             add("response-schema", f"{violation.field} {violation.rule}", violation.message)

@@ -80,6 +80,7 @@ class Spec:
         }
         self._schema_validators: dict[str, RequestValidator] = {}
         self._answer_validators: dict[str, RequestValidator] = {}
+        self._response_validators: dict[tuple[str, bool], RequestValidator] = {}
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> Spec:
@@ -147,15 +148,31 @@ class Spec:
         """Return every rule of `operation_id`'s query parameters that `params` breaks."""
         return self._query_validators[operation_id].violations(params)
 
+    def response_branch(self, operation_id: str, success: bool) -> dict[str, Any]:
+        """The success branch, or the error branch (ErrorResponse), of `operation_id`'s response schema."""
+        for option in self.resolve(self.operations[operation_id].response_schema)["oneOf"]:
+            if option.get("$ref", "").endswith("/ErrorResponse") != success:
+                return option
+        raise ValueError(f"{operation_id}'s response has no {'success' if success else 'error'} branch")
+
+    def check_response(self, operation_id: str, body: Any) -> list[Violation]:
+        """Return the rules an answer of `operation_id` breaks, judged by the branch its Header.Code selects (0: the
+        success branch; else the error envelope), so each names its field (`response.Payload.Total is required`):
+        against the whole oneOf, an answer fits neither branch and nothing more is said."""
+        header = body.get("Header") if isinstance(body, dict) else None
+        success = isinstance(header, dict) and header.get("Code") == 0
+        if (operation_id, success) not in self._response_validators:
+            self._response_validators[operation_id, success] = RequestValidator(
+                self, self.response_branch(operation_id, success), root="response")
+        return self._response_validators[operation_id, success].violations(body)
+
     def check_answer(self, operation_id: str, payload: Any) -> list[Violation]:
         """Return the rules the Payload of a successful answer of `operation_id` breaks in its shape: a field of the
         spec's success response missing, or of another JSON type. The rules on values (enums, ranges) are left out,
         so an answer with a value the live API added later still reads."""
         if operation_id not in self._answer_validators:
-            branches = self.resolve(self.operations[operation_id].response_schema)["oneOf"]
-            success = [branch for branch in branches if "$ref" not in branch]  # the other is the error envelope
-            assert len(success) == 1, f"{operation_id}: expected one success branch in its response schema"
-            shape = shape_of(_inline(success[0]["properties"]["Payload"], self.document))
+            success = self.response_branch(operation_id, True)
+            shape = shape_of(_inline(success["properties"]["Payload"], self.document))
             self._answer_validators[operation_id] = RequestValidator(self, shape, root="Payload")
         return self._answer_validators[operation_id].violations(payload)
 

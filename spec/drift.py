@@ -163,7 +163,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", f"### {f['kind']}: {f.get('subject') or ''}", "", "```json",
                       json.dumps(f.get("example"), ensure_ascii=False, indent=2), "```"]
     else:
-        lines += ["None: everything seen conforms to the spec."]
+        lines += ["None: everything seen conforms to the spec." if not differing(report) else
+                  "None in the answers seen; the probes above that differ are the drift."]
     if report["answers"]:
         lines += ["", "## Open questions answered by traffic", "", "| decision | question | answer | seen |",
                   "|---|---|---|---|"]

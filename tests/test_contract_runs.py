@@ -70,3 +70,48 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
         assert after["frozen"] is True and after["now"] == 1_900_000_000
     else:
         assert after["real"] is True, after  # the test advanced the clock by 600 s at least
+
+
+class _Gateway(requests.adapters.BaseAdapter):
+    """A server in front of the API that answers every path with HTTP 200 and one body, as some gateways do."""
+
+    def __init__(self, body: bytes, status: int = 200):
+        super().__init__()
+        self.body, self.status = body, status
+
+    def send(self, request, **kwargs):
+        response = requests.Response()
+        response.status_code, response._content, response.request, response.url = (self.status, self.body, request,
+                                                                                   request.url)
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("body", [b"<html>welcome</html>", b'{"Header": {"Code": 100001, "Message": "no route"}}',
+                                  b'{"now": "soon", "frozen": "no"}'])
+def test_a_target_that_answers_any_path_is_no_mock_with_a_control_api(body):
+    """The suite took any 200 to GET /__mock__/clock for a mock: an HTML page crashed every test on decoding it, and
+    the API's own envelope made the suite send fresh appkeys the live API never issued, then fail on its clock."""
+    from ivh_mock.contract_tests.target import Answer, SpendGuard, Target
+
+    session = requests.Session()
+    session.mount("http://gateway.localhost", _Gateway(body))
+    target = Target("http://gateway.localhost", session, label="gateway", guard=SpendGuard(0), appkey="mine",
+                    accesstoken="token")
+    assert not target.has_control and target.appkey("getprogress") == "mine"
+    assert Answer(500, "Internal Server Error").shown == "HTTP 500, not the API's envelope: 'Internal Server Error'"
+    assert Answer(200, {"Header": {"Code": 110006}}).shown == "110006"
+
+
+def test_a_schema_drift_names_its_field():
+    """Checked against the whole oneOf (success or error envelope), an answer that fit neither said only that."""
+    from ivh_mock import spec as spec_module
+
+    spec = spec_module.load()
+    missing = {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TimbreAssets": []}}
+    assert [v.message for v in spec.check_response("describetimbre", missing)] == ["response.Payload.Total is required"]
+    refused = {"Header": {"Code": 100001, "Message": "m"}, "Payload": {}}
+    assert [v.message for v in spec.check_response("describetimbre", refused)] == [
+        "response.Header.RequestID is required"]

@@ -1,6 +1,7 @@
 """The control API under /__mock__/: clock, reset, inspection, accounts, and its token."""
 
 import json
+import re
 import time
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -60,6 +61,45 @@ def test_bad_clock_bodies_are_refused_by_name(control, body, named):
 def stored(store_spec):
     """A mock on the clock it keeps in its store, as `ivh-mock serve` runs: it starts in step with real time."""
     return create_app({**CONFIG, "store": store_spec}).test_client()
+
+
+@pytest.mark.parametrize("move, value, says", [
+    ("advance", float("nan"), "a clock advances by a finite number of seconds, got nan"),
+    ("advance", float("inf"), "a clock advances by a finite number of seconds, got inf"),
+    ("advance", "5", "a clock advances by a finite number of seconds, got '5'"),
+    ("advance", 1e12, "past 253402300799 (9999-12-31T23:59:59Z), the latest time it takes"),  # milliseconds
+    ("set", float("nan"), "a clock is set to Unix seconds from 0 to 253402300799"),
+    ("set", -1, "a clock is set to Unix seconds from 0 to 253402300799"),
+])
+def test_a_clock_moved_in_python_is_held_to_the_control_apis_range(move, value, says):
+    """The fixtures' `advance()` took NaN: the clock read NaN, every task was done at once, and the client failed far
+    away (`cannot convert float NaN to integer`); 1e12 (milliseconds) broke every signature check."""
+    clock = VirtualClock(start=T0)
+    with pytest.raises(ValueError, match=re.escape(says)):
+        getattr(clock, move)(value)
+    assert clock.now() == T0
+
+
+def test_the_clocks_latest_time_is_the_control_apis():
+    from ivh_mock.mock_server.clock import LATEST
+    from ivh_mock.mock_server.routes.control import SCHEMAS
+
+    assert SCHEMAS["clock"]["properties"]["set"]["maximum"] == SCHEMAS["clock"]["properties"]["advance"]["maximum"]
+    assert SCHEMAS["clock"]["properties"]["set"]["maximum"] == LATEST
+
+
+def test_the_fixtures_refuse_what_the_control_api_refuses():
+    """`reset(123)` answered nothing although the control API refused it; `set_scenario(None, ...)` made an account
+    named "None"."""
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        with pytest.raises(ValueError, match="body/appkey: 123 is not of type 'string'"):
+            mock.reset(123)
+        for appkey in (None, 123, ""):
+            with pytest.raises(ValueError, match="appkey must be a non-empty string"):
+                mock.set_scenario(appkey, "fail")
+        assert mock.set_scenario("team/a", "fail")["appkey"] == "team/a"
 
 
 def test_real_true_returns_a_moved_clock_to_real_time(stored):

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
@@ -89,13 +89,13 @@ class MockServer:
 
     def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
         """Change an account's settings (concurrency, hourly_package_seconds, max_pending, scenario, ...)."""
-        response = self._control.put(f"/__mock__/accounts/{appkey}", json=settings)
-        if response.status_code != 200:
-            raise ValueError(response.get_json()["error"]["message"])
-        return response.get_json()
+        if not isinstance(appkey, str) or not appkey:  # in a URL, None or 123 would name accounts "None", "123"
+            raise ValueError(f"appkey must be a non-empty string, got {appkey!r}")
+        return _answer(self._control.put(f"/__mock__/accounts/{quote(appkey, safe='')}", json=settings))
 
     def reset(self, appkey: str | None = None) -> None:
-        self._control.post("/__mock__/reset", json={"appkey": appkey} if appkey else {})
+        """Forget everything (the clock returns to real time, frozen as the fixture's starts), or one account."""
+        _answer(self._control.post("/__mock__/reset", json={"appkey": appkey} if appkey is not None else {}))
 
     def _get(self, path: str, appkey: str | None) -> dict[str, Any]:
         return self._control.get(path, query_string={"appkey": appkey} if appkey else {}).get_json()
@@ -144,6 +144,13 @@ class ServingThread:
         self.server.server_close()
         self._wake.close()
         self._waker.close()
+
+
+def _answer(response) -> dict[str, Any]:
+    """A control API answer's JSON; ValueError with its message when it refused."""
+    if response.status_code != 200:
+        raise ValueError(response.get_json()["error"]["message"])
+    return response.get_json()
 
 
 class WSGIAdapter(BaseAdapter):
