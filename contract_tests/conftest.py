@@ -16,6 +16,7 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_se
 IN_PROCESS_URL = "http://ivh-mock.localhost"
 
 
+@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded a --hypothesis-profile: the parent below
 def pytest_configure(config):
     if not config.getoption("hypothesis_profile", default=None):
         settings.load_profile("ivh-ci")  # registered by the plugin; loaded only when this suite is collected

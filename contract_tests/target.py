@@ -116,7 +116,7 @@ class Target:
         start = self._control("GET", "clock")
         # a mock's clock, or no control API: a gateway may answer any path with 200 (an HTML page, or the API's own
         # error envelope, D01), and a target taken for a mock would be sent fresh appkeys it never issued
-        if not (isinstance(start, dict) and isinstance(start.get("now"), (int, float))
+        if not (isinstance(start, dict) and type(start.get("now")) in (int, float)
                 and isinstance(start.get("frozen"), bool)):
             start = None
         self.has_control = start is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import threading
 import time
 from contextvars import ContextVar
@@ -20,13 +21,21 @@ LATEST = 253_402_300_799.0
 class PastLatest(ValueError):
     """A move would take the clock past the latest time it was allowed to reach; nothing moved."""
 
-    def __init__(self, when: float):
-        super().__init__(f"the move would take the clock to {when:.0f}, past {LATEST:.0f} (9999-12-31T23:59:59Z), "
-                         f"the latest time it takes")
+    def __init__(self, when: float, latest: float = LATEST):
+        shown = " (9999-12-31T23:59:59Z), the latest time it takes" if latest == LATEST else ""
+        to = f"to {when:.0f}, " if math.isfinite(when) else ""
+        super().__init__(f"the move would take the clock {to}past {latest:.0f}{shown}")
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+def _number(value: object, finite: bool = False) -> bool:
+    """Whether `value` is a real number that is not NaN (an int of any size, a float, a numpy number...) and, with
+    `finite`, not infinite either."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) if finite else not math.isnan(value)
+    except OverflowError:  # an int too large for a float: finite, and no NaN
+        return True
 
 
 class Clock(Protocol):
@@ -87,15 +96,17 @@ class MovableClock:
     def advance(self, seconds: float, latest: float = LATEST) -> float:
         """Move forward by `seconds` and return the new time; raise PastLatest, moving nothing, when that would be
         past `latest` (checked against the state kept, which another worker may have moved meanwhile)."""
-        if not (_number(seconds) and math.isfinite(seconds)):
+        if not _number(seconds, finite=True):
             raise ValueError(f"a clock advances by a finite number of seconds, got {seconds!r}")
         if seconds < 0:
             raise ValueError("a clock only advances forward; use set() to go back")
+        if seconds > latest:  # past it from any time (and perhaps too large for a float: compared exactly)
+            raise PastLatest(math.inf, latest)
 
         def advanced(state: dict[str, Any]) -> dict[str, Any]:
             base = self._current(state) + seconds
             if base > latest:
-                raise PastLatest(base)
+                raise PastLatest(base, latest)
             return {**state, "base": base, "anchor": self._source()}
 
         return self._update(advanced)["base"]

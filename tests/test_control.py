@@ -70,6 +70,8 @@ def stored(store_spec):
     ("advance", 1e12, "past 253402300799 (9999-12-31T23:59:59Z), the latest time it takes"),  # milliseconds
     ("set", float("nan"), "a clock is set to Unix seconds from 0 to 253402300799"),
     ("set", -1, "a clock is set to Unix seconds from 0 to 253402300799"),
+    ("advance", 10**400, "past 253402300799"),  # an int too large for a float raised OverflowError
+    ("set", 10**400, "a clock is set to Unix seconds from 0 to 253402300799"),
 ])
 def test_a_clock_moved_in_python_is_held_to_the_control_apis_range(move, value, says):
     """The fixtures' `advance()` took NaN: the clock read NaN, every task was done at once, and the client failed far
@@ -78,6 +80,16 @@ def test_a_clock_moved_in_python_is_held_to_the_control_apis_range(move, value, 
     with pytest.raises(ValueError, match=re.escape(says)):
         getattr(clock, move)(value)
     assert clock.now() == T0
+
+
+def test_a_set_and_an_advance_to_the_latest_time_are_applied_together_on_a_running_clock(store_spec):
+    """The body's moves were checked from where the request found the clock, then the advance again from where the
+    running clock had moved on to: a body that reaches the latest time exactly answered 400 after its set was kept."""
+    ticks = iter(T0 + n / 1000 for n in range(1_000_000))  # real time moves on between any two readings
+    clock = VirtualClock(frozen=False, source=lambda: next(ticks))
+    control = create_app({**CONFIG, "store": store_spec}, clock=clock).test_client()
+    moved = control.post("/__mock__/clock", json={"set": 253_402_300_699, "advance": 100})
+    assert moved.status_code == 200 and 253_402_300_799 <= moved.json["now"] < 253_402_300_800
 
 
 def test_the_clocks_latest_time_is_the_control_apis():
