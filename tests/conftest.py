@@ -207,6 +207,26 @@ def serving(app):
         serving_thread.stop()
 
 
+class FixedAnswer(requests.adapters.BaseAdapter):
+    """Answers every call with one status, body and headers, as a server that is not the API might."""
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict | None = None):
+        super().__init__()
+        self.body, self.status, self.headers, self.calls = body, status, headers or {}, 0
+
+    def send(self, request, **kwargs):
+        self.calls += 1
+        response = requests.Response()
+        response.status_code, response._content, response.request, response.url = (self.status, self.body, request,
+                                                                                   request.url)
+        response.headers.update(self.headers)
+        response._content_consumed = True  # read already: what streaming it would give
+        return response
+
+    def close(self):
+        pass
+
+
 class Redirector:
     """An endpoint that answers every GET and PUT with a redirect to `target` (as S3 answers 307 for another region),
     written as given: werkzeug's own server would refuse to send a Location it cannot parse."""

@@ -33,7 +33,7 @@ from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
-from .conftest import T0, TEXT_PAYLOAD
+from .conftest import T0, TEXT_PAYLOAD, FixedAnswer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 
@@ -187,26 +187,6 @@ def test_parse_callback():
     decoded = {"Header": {}, "Payload": __import__("json").loads("[" * 400 + "]" * 400)}  # decoded by the app
     with pytest.raises(CallbackError, match="callback body nests deeper than 32 levels"):
         parse_callback(decoded)
-
-
-class FixedAnswer(requests.adapters.BaseAdapter):
-    """Answers every call with one status, body and headers, as a server that is not the API might."""
-
-    def __init__(self, body: bytes, status: int = 200, headers: dict | None = None):
-        super().__init__()
-        self.body, self.status, self.headers, self.calls = body, status, headers or {}, 0
-
-    def send(self, request, **kwargs):
-        self.calls += 1
-        response = requests.Response()
-        response.status_code, response._content, response.request, response.url = (self.status, self.body, request,
-                                                                                   request.url)
-        response.headers.update(self.headers)
-        response._content_consumed = True  # read already: what streaming it would give
-        return response
-
-    def close(self):
-        pass
 
 
 @pytest.mark.parametrize("body, raised, says", [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,23 +72,6 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
         assert after["real"] is True, after  # the test advanced the clock by 600 s at least
 
 
-class _Gateway(requests.adapters.BaseAdapter):
-    """A server in front of the API that answers every path with HTTP 200 and one body, as some gateways do."""
-
-    def __init__(self, body: bytes, status: int = 200):
-        super().__init__()
-        self.body, self.status = body, status
-
-    def send(self, request, **kwargs):
-        response = requests.Response()
-        response.status_code, response._content, response.request, response.url = (self.status, self.body, request,
-                                                                                   request.url)
-        return response
-
-    def close(self):
-        pass
-
-
 @pytest.mark.parametrize("body", [b"<html>welcome</html>", b'{"Header": {"Code": 100001, "Message": "no route"}}',
                                   b'{"now": "soon", "frozen": "no"}'])
 def test_a_target_that_answers_any_path_is_no_mock_with_a_control_api(body):
@@ -97,7 +80,7 @@ def test_a_target_that_answers_any_path_is_no_mock_with_a_control_api(body):
     from ivh_mock.contract_tests.target import Answer, SpendGuard, Target
 
     session = requests.Session()
-    session.mount("http://gateway.localhost", _Gateway(body))
+    session.mount("http://gateway.localhost", FixedAnswer(body))  # a gateway that answers any path
     target = Target("http://gateway.localhost", session, label="gateway", guard=SpendGuard(0), appkey="mine",
                     accesstoken="token")
     assert not target.has_control and target.appkey("getprogress") == "mine"
