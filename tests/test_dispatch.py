@@ -172,6 +172,30 @@ def test_a_thread_that_leaves_a_held_queue_has_the_loop_look_when_the_hold_ends(
         assert not waiting.done.is_set()
 
 
+def test_a_thread_done_once_the_loop_is_back_leaves_the_queue_to_the_loops_thread():
+    """A thread that ran requests while the deputy had the loop gives the queue back once its request is done and the
+    loop's thread has the loop again: it had gone on taking every request queued as it finished, taking turns with
+    the loop's thread for as long as requests kept coming (a fifth to a half of a Redis store's requests, D71)."""
+    gate = threading.Event()
+    with _dispatching(1, 0, gate) as dispatcher:
+        me = threading.get_ident()
+        pokes = _as_loop(dispatcher, me)
+        ran: list[int] = []
+        dispatcher.add_task(Job(ran, gate))  # taken by the worker's thread: nobody runs requests in the loop's yet
+        until(lambda: ran)
+        dispatcher.inline_thread = me  # now the loop's thread runs them, and it has the loop
+        queued = Job(ran)
+        dispatcher.add_task(queued)  # the loop's thread's to run
+        assert pokes == []
+        gate.set()  # the worker's thread is done: it leaves `queued`, and has the loop look
+        until(lambda: pokes)
+        until(lambda: len(dispatcher.idle) == 1)
+        assert not queued.done.is_set() and list(dispatcher.queue) == [queued]
+        dispatcher.stall_seconds = 60  # a pass of the loop's thread lasts a hold
+        assert dispatcher.run_queue() is None
+        assert queued.done.is_set() and ran[-1] == me
+
+
 def test_a_request_that_says_it_waits_gives_up_its_hold_at_once():
     gate = threading.Event()
     with _dispatching(2, 60, gate) as dispatcher:

@@ -205,10 +205,10 @@ class Dispatcher(ThreadedTaskDispatcher):
         with the lock held, which it gives up while it sleeps."""
         while self.stop_count == 0:
             now = time.monotonic()
-            if self.queue and self._held_until() <= now:
+            if self.queue and self._held_until() <= now and not self._loop_runs_queue():
                 self.started[me] = now
                 return self.queue.popleft()
-            if self.queue:  # held by another request: the loop is to look when that hold ends
+            if self.queue:  # held by another request, or the loop's thread's to run: the loop is to look
                 self.poke()
             self._sleep(wake)
         self.active_count -= 1  # waitress's own bookkeeping of a stopping thread
@@ -216,6 +216,13 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.threads.discard(thread_no)
         self.thread_exit_cv.notify()
         return None
+
+    def _loop_runs_queue(self) -> bool:
+        """Whether the loop's own thread has the loop back and runs no request: queued requests are then its to run
+        (run_queue), so that a thread that took some while the deputy had the loop gives them back once it is done,
+        rather than going on taking turns with the loop's thread for as long as requests keep coming."""
+        return (self.inline_thread is not None and self.loop_thread == self.inline_thread
+                and self.inline_thread not in self.started and not self.stop_soon)
 
     def _held_until(self) -> float:
         """Until when the running requests hold the queue: stall_seconds after the latest of them started."""
