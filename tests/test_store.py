@@ -49,6 +49,33 @@ def test_a_record_round_trips_whole(store):
     assert store.tasks("app") == [stuck] and store.tasks() == [stuck] and store.tasks("other") == []
 
 
+def test_a_polled_task_is_decoded_once_and_a_task_written_anew_again(store):
+    """getprogress polls one task again and again: each poll takes the Task the first decoded, since a record never
+    changes once written; a task written anew under the same id (after a reset) is decoded anew."""
+    store.add_task("app", lambda backlog_at: make_task("polled"))
+    with store.read_ahead("app", task_id="polled"):
+        first = store.get_task("polled")
+    for _ in range(2):
+        with store.read_ahead("app", task_id="polled"):
+            assert store.get_task("polled") is first
+    store.reset("app")
+    store.add_task("app", lambda backlog_at: make_task("polled", finish_at=200.0))
+    with store.read_ahead("app", task_id="polled"):
+        assert store.get_task("polled").finish_at == 200.0
+
+
+def test_decoded_tasks_keep_a_bounded_number():
+    from ivh_mock.mock_server.store.base import DecodedTasks
+
+    decoded, texts = DecodedTasks(bound=2), {n: dumps(make_task(f"t{n}")) for n in range(3)}
+    first = decoded.task("t0", texts[0])
+    assert decoded.task("t0", texts[0]) is first
+    decoded.task("t1", texts[1])
+    decoded.task("t2", texts[2])  # past the bound: it starts over
+    again = decoded.task("t0", texts[0])
+    assert again == first and again is not first and len(decoded._seen) == 2
+
+
 def test_tasks_with_a_limit_are_the_newest_in_submission_order(store):
     for n in range(5):
         store.add_task("a" if n % 2 else "b", lambda backlog_at, n=n: make_task(f"t{n}", "a" if n % 2 else "b", seq=n))

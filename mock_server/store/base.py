@@ -202,6 +202,25 @@ def read_ahead_by(store: Any) -> dict[str, Any] | None:
     return ahead if ahead is not None and ahead["store"] is store else None
 
 
+class DecodedTasks:
+    """Tasks decoded from their records' texts, by id, up to `bound` of them (past it, it starts over). A task's record
+    never changes once written, so a request that reads the same text again takes the Task decoded before, shared as
+    the memory store shares its tasks: polling getprogress decodes a task once, not on every call."""
+
+    def __init__(self, bound: int = 1_000):
+        self._bound, self._seen = bound, {}
+
+    def task(self, task_id: str, text: str) -> Task:
+        seen = self._seen.get(task_id)
+        if seen is not None and seen[0] == text:
+            return seen[1]
+        task = loads(Task, text)
+        if len(self._seen) >= self._bound:
+            self._seen.clear()
+        self._seen[task_id] = (text, task)
+        return task
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One API request and the mock's verdict on it."""

@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import redis
 
-from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task, UploadRecord,
-                   backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads, planned,
-                   read_ahead_by)
+from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
+                   UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads,
+                   planned, read_ahead_by)
 
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
@@ -148,6 +148,7 @@ class RedisStore:
         self._settings: dict[str, str | None] = {}
         self._accounts: dict[str, tuple[str, int, str]] = {}
         self._tasks: dict[str, str] = {}
+        self._decoded = DecodedTasks(SEEN_TASKS)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -180,7 +181,7 @@ class RedisStore:
             text = ahead["task"]
         else:
             text = self.redis.get(self._key("task", task_id))
-        return loads(Task, text) if text else None
+        return self._decoded.task(task_id, text) if text else None
 
     def _load(self, ids: list[str]) -> list[Task]:
         if not ids:

@@ -17,9 +17,9 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .base import (NEVER, Build, CallbackAttempt, JournalEntry, JournalLimits, StoreBusy, Task, UploadRecord,
-                   backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned, read_ahead_by,
-                   utf8_size)
+from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StoreBusy, Task,
+                   UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned,
+                   read_ahead_by, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -106,6 +106,7 @@ class SqliteStore:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._limits = journal
         self._local = threading.local()
+        self._decoded = DecodedTasks()
         # One writer at a time: threads of this process queue on a lock, processes on an flock of a file next to
         # the database. Both wake the next writer the moment the last one is done, where SQLite's own busy handler
         # sleeps and polls (1 ms, then up to 100 ms), which cost several workers most of their throughput.
@@ -233,7 +234,7 @@ class SqliteStore:
             text = ahead["task"]
         else:
             text = self._value("SELECT record FROM tasks WHERE task_id = ?", (task_id,))
-        return loads(Task, text) if text else None
+        return self._decoded.task(task_id, text) if text else None
 
     def tasks(self, appkey: str | None = None, limit: int | None = None) -> list[Task]:
         where, order, args = ("", "rowid", ()) if appkey is None else ("WHERE appkey = ?", "seq", (appkey,))
