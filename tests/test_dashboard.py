@@ -157,6 +157,32 @@ def test_a_busy_dashboard(mock, page):
         "Payload.SpeechParam.Speed must be at most 1.5")
 
 
+SLOW_ACCOUNTS = """
+window.accountCalls = [];
+const realFetch = window.fetch;
+window.fetch = async (url, options) => {
+  if (!String(url).includes("/__mock__/accounts?")) return realFetch(url, options);
+  const call = { began: performance.now(), ended: null };
+  window.accountCalls.push(call);
+  await new Promise((resolve) => setTimeout(resolve, 600));  // a store so large its overview takes 0.6 s
+  try { return await realFetch(url, options); } finally { call.ended = performance.now(); }
+};
+"""
+
+
+def test_a_slow_refresh_is_never_overlapped_and_waits_four_times_its_length(mock, page):
+    """The dashboard's refresh waits for the last to end, then four times as long as it took (at least a second): a
+    store whose overview takes long costs the mock a fifth of a worker, not every second of it in overlapping polls."""
+    page.add_init_script(SLOW_ACCOUNTS)
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    page.wait_for_function("window.accountCalls.length >= 2", timeout=15_000)
+    calls = page.evaluate("window.accountCalls")
+    first, second = calls[0], calls[1]
+    assert first["ended"] is not None and first["ended"] <= second["began"]
+    # the refresh took the 0.6 s of the overview and a little more; the next starts four of those later
+    assert second["began"] - first["ended"] >= 4 * (first["ended"] - first["began"]) - 50
+
+
 def test_the_task_page_shows_each_upload_and_what_the_storage_answered(mock, page):
     from .s3 import S3Server
 

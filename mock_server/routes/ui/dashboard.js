@@ -2,7 +2,8 @@
 "use strict";
 
 const token = new URLSearchParams(location.search).get("token");
-const REFRESH_MS = 1000;
+const REFRESH_MS = 1000;  // at least this long between refreshes,
+const REFRESH_SHARE = 4;  // and four times as long as the last took: a large store's dashboard takes a fifth of a worker
 let scenarios = [];
 let clock = null;
 
@@ -216,7 +217,25 @@ async function showSubtitles(media, video, url) {
 }
 
 // -- routing and the live refresh ------------------------------------------------------------------------------
+// One refresh at a time: one asked for while another runs (a click, a change of page) follows it, once.
+let refreshing = null;
+let refreshAgain = false;
+
 async function refresh() {
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
+    do { refreshAgain = false; await redraw(); } while (refreshAgain);
+  })();
+  try { await refreshing; } finally { refreshing = null; }
+}
+
+async function poll() {
+  const began = performance.now();
+  await refresh();
+  setTimeout(poll, Math.max(REFRESH_MS, REFRESH_SHARE * (performance.now() - began)));
+}
+
+async function redraw() {
   const focused = document.activeElement;
   if (focused && focused.tagName === "SELECT") return;  // do not redraw a menu the user has open
   try {
@@ -233,6 +252,5 @@ async function refresh() {
 window.addEventListener("hashchange", refresh);
 (async () => {
   try { scenarios = Object.keys((await call("scenarios")).scenarios); } catch (error) { showError(error); }
-  await refresh();
-  setInterval(refresh, REFRESH_MS);
+  await poll();
 })();
