@@ -372,6 +372,15 @@ def note(n: int, appkey: str, body=None, authenticated: bool = True) -> JournalE
                         message="refused", body=body, authenticated=authenticated)
 
 
+def test_a_journaled_body_keeps_what_json_reads_and_a_fast_decoder_might_not(store):
+    """A body may hold an integer past 64 bits, a float's extremes and any text; the journal gives back the same
+    (orjson, for one, reads such an integer as a float)."""
+    body = {"Payload": {"Big": 10 ** 30, "Negative": -(2 ** 64), "Tiny": 5e-324, "Huge": 1.7976931348623157e308,
+                        "Text": "你好 \U0001f600 \u2028", "Nested": [[{"a": None, "b": True}]]}}
+    store.record(note(0, "app", body=body))
+    assert store.journal("app")[-1].body == body
+
+
 def test_the_journal_is_bounded_as_a_whole_in_entries_and_bytes(store):
     """The per-appkey bound alone let distinct appkeys grow the journal without end (5 entries, 4096 bytes and
     bodies of 300 bytes here)."""
