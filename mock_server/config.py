@@ -13,6 +13,15 @@ from .pace import PRESETS, resolve
 DEFAULT_ACCESSTOKEN = "mock-accesstoken"
 
 
+def token_problem(token: Any) -> str | None:
+    """Why `token` cannot be the control API's token, or None. A header can carry other characters only as Latin-1,
+    which requests sends but curl (UTF-8) and a browser's fetch cannot; a space at either end is lost from the header;
+    an empty token would match a request that sends none."""
+    if isinstance(token, str) and token and all("!" <= char <= "~" for char in token):
+        return None
+    return f"{token!r} is not printable ASCII without spaces (at least one character)"
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one mock instance; see the README's configuration table."""
@@ -71,6 +80,8 @@ class Config:
         # a negative queue or render would plan a task to start before it was submitted; the CLI and the control API
         # refuse one already, and a Config built in code (create_app, MockServer, the fixtures) is held to the same
         resolve({name: getattr(self, name) for name in PACE_FIELDS})  # raises PaceError, a ValueError, naming it
+        if self.control_token is not None and token_problem(self.control_token):
+            raise ValueError(f"control_token: {token_problem(self.control_token)}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from ivh_mock.mock_server.config import Config
 from ivh_mock.mock_server.serving import cli
 from ivh_mock.spec.signing import signed_query
 
@@ -138,6 +139,14 @@ def test_a_control_token_other_than_printable_ascii_without_spaces_is_a_usage_er
     assert stopped.value.code == 2
     assert (f"error: argument --control-token: {token!r} is not printable ASCII without spaces (at least one "
             "character)\n") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("token", ["", "two words", "tökén", 123])
+def test_a_server_built_in_code_refuses_the_control_tokens_the_cli_refuses(token):
+    """create_app, MockServer and the fixtures take a Config: an empty token there had let in requests with none."""
+    with pytest.raises(ValueError, match=re.escape(f"control_token: {token!r} is not printable ASCII without spaces")):
+        Config(control_token=token)
+    assert Config(control_token="s3cret!").control_token == "s3cret!"
 
 
 def test_every_printable_ascii_character_may_be_in_the_control_token():

@@ -23,7 +23,7 @@ from ivh_mock import spec as spec_module
 
 from ..accounts import AccountsFileError
 from ..app import create_app
-from ..config import DEFAULT_ACCESSTOKEN, Config
+from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
@@ -209,10 +209,9 @@ def _http_url(text: str) -> str:
 
 
 def _control_token(text: str) -> str:
-    # a header can carry other characters only as Latin-1, which requests sends but curl (UTF-8) and a browser's
-    # fetch cannot; a space at either end is lost from the header; an empty token would match a missing one
-    if not text or not all("!" <= char <= "~" for char in text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not printable ASCII without spaces (at least one character)")
+    problem = token_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
