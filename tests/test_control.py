@@ -111,6 +111,9 @@ def test_the_fixtures_refuse_what_the_control_api_refuses():
         for appkey in (None, 123, ""):
             with pytest.raises(ValueError, match="appkey must be a non-empty string"):
                 mock.set_scenario(appkey, "fail")
+        for read in (mock.tasks, mock.callbacks, mock.requests):  # "" had read every account's, as None does
+            with pytest.raises(ValueError, match="appkey must be a non-empty string, got ''"):
+                read("")
         assert mock.set_scenario("team/a", "fail")["appkey"] == "team/a"
 
 

@@ -89,16 +89,16 @@ class MockServer:
 
     def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
         """Change an account's settings (concurrency, hourly_package_seconds, max_pending, scenario, ...)."""
-        if not isinstance(appkey, str) or not appkey:  # in a URL, None or 123 would name accounts "None", "123"
-            raise ValueError(f"appkey must be a non-empty string, got {appkey!r}")
-        return _answer(self._control.put(f"/__mock__/accounts/{quote(appkey, safe='')}", json=settings))
+        return _answer(self._control.put(f"/__mock__/accounts/{quote(_named(appkey), safe='')}", json=settings))
 
     def reset(self, appkey: str | None = None) -> None:
         """Forget everything (the clock returns to real time, frozen as the fixture's starts), or one account."""
         _answer(self._control.post("/__mock__/reset", json={"appkey": appkey} if appkey is not None else {}))
 
     def _get(self, path: str, appkey: str | None) -> dict[str, Any]:
-        return self._control.get(path, query_string={"appkey": appkey} if appkey else {}).get_json()
+        # None reads every account's; "" had read every account's too, where reset("") is refused
+        query = {"appkey": _named(appkey)} if appkey is not None else {}
+        return self._control.get(path, query_string=query).get_json()
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -144,6 +144,13 @@ class ServingThread:
         self.server.server_close()
         self._wake.close()
         self._waker.close()
+
+
+def _named(appkey: Any) -> str:
+    """An appkey a fixture puts in a URL: in one, None or 123 would name accounts "None", "123"."""
+    if not isinstance(appkey, str) or not appkey:
+        raise ValueError(f"appkey must be a non-empty string, got {appkey!r}")
+    return appkey
 
 
 def _answer(response) -> dict[str, Any]:
