@@ -65,7 +65,11 @@ def test_generated_requests_get_the_documented_answer(target, receiver, request,
     sendable = body if isinstance(body, (bytes, dict, list, str, int, float, bool)) or body is None else b""
     valid = not isinstance(sendable, bytes) and not SPEC.validate(operation_id, sendable)
     if operation_id == SUBMIT and not target.guard.allows(sendable):
-        return  # the spend guard
+        if not getattr(request.node, "ivh_sent", False):  # nothing checked yet: a pass would say what is untrue
+            pytest.skip(f"spend guard: every {mode.value} submission generated until now could be billed "
+                        f"({target.guard.accepted} accepted of --ivh-allow-spend {target.guard.allowance})")
+        return  # the spend guard: the examples sent before it stand
+    request.node.ivh_sent = True
     answer = target.send(operation_id, sendable, appkey=target.appkey(operation_id))
 
     assert answer.status < 500, f"{answer.status} for {sendable!r:.300}"

@@ -39,6 +39,8 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
     result = run_suite(remote_mock, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "spend guard" in result.stdout  # the tests that would be billed were skipped, and say why
+    # the generated valid submissions too: that test had passed having sent none
+    assert "spend guard: every positive submission generated until now could be billed" in result.stdout
     journal = requests.get(f"{remote_mock}/__mock__/requests?limit=100000", timeout=10).json()["requests"]
     submissions = [entry for entry in journal if entry["operation"] == "phototovideonotrain"]
     assert submissions, "the suite should still send the submissions the API refuses"
