@@ -164,6 +164,10 @@ class Client:
     # -- plumbing ---------------------------------------------------------------------------------------------
     def preflight(self, operation_id: str, body: dict[str, Any]) -> None:
         """Raise the ParameterError the API would give for `body`, without sending anything."""
+        self._encoded(body)  # a lone surrogate first, as the API reads the body before it checks it
+        self._validated(operation_id, body)
+
+    def _validated(self, operation_id: str, body: dict[str, Any]) -> None:
         violations = self.spec.validate(operation_id, body)
         if violations:
             raise ParameterError(violations[0].code, summarize(violations), preflight=True)
@@ -173,9 +177,9 @@ class Client:
         """Send the call, retrying as `should_retry` allows; with `until` (on `monotonic`), raise _OutOfTime rather
         than wait for an answer or a retry past it. Return the answer's Header and Payload."""
         body = {"Header": {"RequestID": request_id} if request_id else {}, "Payload": payload}
+        data = self._encoded(body)  # a lone surrogate is refused before the spec's checks, as the API refuses it
         if self.validate:
-            self.preflight(operation_id, body)
-        data = self._encoded(body)
+            self._validated(operation_id, body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
         if scenario:
             headers[SCENARIO_HEADER] = scenario

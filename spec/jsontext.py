@@ -51,7 +51,7 @@ def loads(text: str, limit: int) -> Any:
     return json.loads(text)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def lone_surrogate(value: Any) -> str | None:
@@ -63,11 +63,11 @@ def lone_surrogate(value: Any) -> str | None:
         node, path = stack.pop()
         where, found = path or "the body", None
         if isinstance(node, str):
-            found = _SURROGATE.search(node)
+            found = SURROGATE.search(node)
         elif isinstance(node, dict):
             for key, child in node.items():
-                if isinstance(key, str) and _SURROGATE.search(key):
-                    where, found = f"a key of {path or 'the body'}", _SURROGATE.search(key)
+                if isinstance(key, str) and SURROGATE.search(key):
+                    where, found = f"a key of {path or 'the body'}", SURROGATE.search(key)
                     break
                 stack.append((child, f"{path}.{key}" if path else str(key)))
         elif isinstance(node, list):

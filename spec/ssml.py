@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import defusedxml.ElementTree as SafeElementTree
 from defusedxml import DefusedXmlException
 
+from .jsontext import SURROGATE
 from .validation import BASE
 
 WRAPPER = "ivh-ssml-text"
@@ -71,6 +72,9 @@ class SsmlChecker:
     # -- parsing -----------------------------------------------------------------------------------------------
     def _parse(self, text: str) -> ElementTree.Element:
         source = f"<{WRAPPER}>{text}</{WRAPPER}>"
+        surrogate = SURROGATE.search(text)
+        if surrogate:  # no XML parser reads one (a body's JSON escape `\udfff` can make one): say so, never raise
+            raise SsmlError(f"holds a lone surrogate \\u{ord(surrogate.group()):04x}, which no UTF-8 text can")
         try:
             return SafeElementTree.fromstring(source, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         except DefusedXmlException as error:

@@ -323,6 +323,20 @@ def test_a_lone_surrogate_is_refused_before_sending_as_the_mock_refuses_its_esca
         Client("app\udcff", "mock-accesstoken")
 
 
+@pytest.mark.parametrize("ssml", ["hello \udcff there", "\ud83d\ude00"], ids=["lone", "pair-as-two-escapes"])
+def test_a_lone_surrogate_in_the_ssml_is_refused_like_any_other_not_raised_by_the_parser(target, ssml):
+    """The SSML check parses InputSsml with an XML parser, which raised UnicodeEncodeError on a lone surrogate
+    before the client's own check of the body could refuse it (`ivh submit --text` with a non-UTF-8 byte)."""
+    payload = {**TEXT_PAYLOAD, "InputSsml": ssml}
+    with pytest.raises(ParameterError, match="not valid Unicode: Payload.InputSsml holds a lone surrogate") as refused:
+        target.client().phototovideonotrain(payload)
+    assert refused.value.code == 100003 and refused.value.preflight
+    with pytest.raises(ParameterError, match="Payload.InputSsml holds a lone surrogate"):
+        target.client().preflight("phototovideonotrain", {"Header": {}, "Payload": payload})
+    problems = spec_module.load().validate("phototovideonotrain", {"Header": {}, "Payload": payload})  # never raises
+    assert any(p.field == "Payload.InputSsml" and "lone surrogate" in p.rule for p in problems)
+
+
 def test_a_download_that_fails_leaves_nothing_behind(tmp_path):
     """A missing folder raised FileNotFoundError, a folder as the destination IsADirectoryError (after writing the
     whole file beside it), and a body cut short left its `.part` file."""

@@ -76,6 +76,23 @@ def test_decoded_tasks_keep_a_bounded_number():
     assert again == first and again is not first and len(decoded._seen) == 2
 
 
+@pytest.mark.stores("redis")
+def test_a_redis_store_on_a_unix_socket_keeps_its_prefix_and_database(redis_server):
+    """`unix:///PATH?db=N&prefix=NAME`: what the README offers for a Redis on the same host (D74); the prefix is the
+    store's, the rest of the query redis-py's."""
+    import redis
+
+    spec = f"{redis_server.unix_url.replace('db=0', 'db=3')}&prefix=sock"
+    over_socket = open_store(spec)
+    try:
+        over_socket.add_task("app", lambda backlog_at: make_task("t-unix"), journal_entry)
+        assert open_store(spec).get_task("t-unix").task_id == "t-unix"
+        database = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3", decode_responses=True)
+        assert database.exists("sock:task:t-unix") and not database.keys("ivh:*")
+    finally:
+        over_socket.reset()
+
+
 def test_tasks_with_a_limit_are_the_newest_in_submission_order(store):
     for n in range(5):
         store.add_task("a" if n % 2 else "b", lambda backlog_at, n=n: make_task(f"t{n}", "a" if n % 2 else "b", seq=n))

@@ -287,7 +287,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, without persistence; `url` is its redis:// URL.
+    """A throwaway redis-server on a free loopback port and a Unix socket, without persistence; `url` is its
+    redis:// URL, `unix_url` its unix:// one.
 
     Installs Debian's redis-server first when it is missing (see `debian_command`)."""
 
@@ -297,10 +298,13 @@ class RedisServer:
             raise RuntimeError("redis-server is missing and cannot be installed here: apt-get install redis-server")
         self.port = free_port(host)
         self._dir = tempfile.TemporaryDirectory(prefix="ivh-redis-")
+        unix_socket = os.path.join(self._dir.name, "redis.sock")
         self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",
-                                         "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "no"],
+                                         "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "no",
+                                         "--unixsocket", unix_socket, "--unixsocketperm", "700"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"redis://{host}:{self.port}/0"
+        self.unix_url = f"unix://{unix_socket}?db=0"
         deadline = time.monotonic() + 10
         while True:
             try:
