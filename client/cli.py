@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -203,8 +204,11 @@ def _unwritable(destination: str) -> str | None:
     folder = path.parent
     if not folder.is_dir():
         return f"the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
+    try:  # the download writes a file there, then renames it: permissions alone do not tell (root, /proc, read-only)
+        with tempfile.TemporaryFile(dir=folder, prefix=".ivh-download-check-"):
+            pass
+    except OSError as error:
+        return f"cannot write in the folder {folder}: {error.strerror or error}"
     return None
 
 
