@@ -96,7 +96,8 @@ def recording_files(directory: str | Path) -> list[Path]:
 
 def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of every recording in `directory` (or of one file), oldest file first; a line that is not
-    UTF-8 JSON (a write cut short, in the middle of a character too) is skipped."""
+    UTF-8 JSON (a write cut short, in the middle of a character too) or not a record the proxy writes (an exchange
+    or a callback, with its time and request) is skipped."""
     directory = Path(directory)
     files = [directory] if directory.is_file() else recording_files(directory)
     for path in files:
@@ -106,5 +107,6 @@ def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
                     record = json.loads(line.decode("utf-8"))
                 except ValueError:  # UnicodeDecodeError is one
                     continue
-                if isinstance(record, dict):
+                if (isinstance(record, dict) and record.get("kind") in ("exchange", "callback")
+                        and isinstance(record.get("request"), dict) and isinstance(record.get("t"), (int, float))):
                     yield record

@@ -54,10 +54,12 @@ def _rows(required: list[str], strings: list[str], **more: Any) -> dict[str, Any
                                        "properties": {**{name: {"type": "string"} for name in strings}, **more}}}
 
 
-# What `read` relies on in a report (the shape above; any section may be missing): merging and writing a report
-# read these fields, so one without them is no report of this format, however it was made.
+# What `read` relies on in a report (the shape above; findings, answers, pace and sources may be missing, as in the
+# first version's): merging and writing a report read these fields, so one without them is no report of this format,
+# however it was made.
 REPORT_SCHEMA = {
     "type": "object",
+    "required": ["target", "is_mock", "probes"],
     "properties": {
         "target": {"type": "string"},
         "is_mock": {"type": "boolean"},

@@ -576,12 +576,15 @@ def _drift_refusal(capsys, *args):
     return error
 
 
-@pytest.mark.parametrize("given", ["empty", "other", "file", "missing"])
+@pytest.mark.parametrize("given", ["empty", "other", "file", "missing", "lines", "lines.jsonl"])
 def test_drift_of_a_path_without_recordings_fails_and_writes_nothing(given, tmp_path, capsys):
     """A job pointed at the wrong path must not pass as traffic that conforms, nor leave reports there."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.jsonl").write_text('{"kind": "exchange"}\n')  # not named as a recording
+    (tmp_path / "lines").mkdir()  # named as one, but JSON lines no proxy writes: it had passed as conforming traffic
+    (tmp_path / "lines" / "ivh-proxy-20260101.jsonl").write_text('{"a": 1}\n{"kind": "exchange", "seq": 1}\n')
+    (tmp_path / "lines.jsonl").write_text('{"a": 1}\n')
     (tmp_path / "file").write_text("root:x:0:0:root:/root:/bin/sh\n")
     before = sorted(tmp_path.rglob("*"))
     error = _drift_refusal(capsys, tmp_path / given)
@@ -603,15 +606,20 @@ def test_drift_names_a_suite_report_or_recording_it_cannot_read(tmp_path, capsys
                         (tmp_path / "list.json", "not a drift report")]:
         assert f"--suite-report {given}: {says}" in _drift_refusal(capsys, record, "--suite-report", given)
     assert sorted(path.name for path in record.iterdir()) == [path.name for path in recording_files(record)]
-    (tmp_path / "bare.json").write_text('{"findings": [{"kind": "k", "detail": "d", "count": 1, "first_seen": "a", '
+    (tmp_path / "bare.json").write_text('{"target": "t", "is_mock": false, "probes": [], '
+                                        '"findings": [{"kind": "k", "detail": "d", "count": 1, "first_seen": "a", '
                                         '"last_seen": "b"}], "answers": [{"decision": "D1", "question": "q", '
                                         '"answer": "a"}]}')  # what merging reads; no subject, no count of answers
     status, out = _drift(record, "--suite-report", tmp_path / "bare.json")
     assert status == 1 and "  k: d (1x, first a, last b)" in out  # its finding counts; it was a KeyError
-    (tmp_path / "target.json").write_text('{"target": 5}')
+    (tmp_path / "target.json").write_text('{"target": 5, "is_mock": true, "probes": []}')
     assert "not a drift report (the contract suite's drift-report.json): target: 5 is not of type 'string'" in \
         _drift_refusal(capsys, record, "--suite-report", tmp_path / "target.json")
-    (tmp_path / "wrong.json").write_text('{"findings": [{"kind": "x", "count": "many"}]}')
+    (tmp_path / "other.json").write_text('{"a": 1}')  # JSON, but no report: it had merged as one of nothing
+    assert "not a drift report (the contract suite's drift-report.json): 'target' is a required property" in \
+        _drift_refusal(capsys, record, "--suite-report", tmp_path / "other.json")
+    (tmp_path / "wrong.json").write_text('{"target": "t", "is_mock": true, "probes": [], '
+                                         '"findings": [{"kind": "x", "count": "many"}]}')
     assert "not a drift report (the contract suite's drift-report.json): findings/0: 'detail' is a required " \
            "property" in _drift_refusal(capsys, record, "--suite-report", tmp_path / "wrong.json")
     recording = recording_files(record)[0]
