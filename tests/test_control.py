@@ -10,7 +10,7 @@ import pytest
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.store import open_store
 
-from .conftest import T0, in_process
+from .conftest import T0, TEXT_PAYLOAD, in_process
 from .test_lifecycle import CONFIG, poll, submit, text
 
 pytestmark = pytest.mark.all_stores
@@ -115,6 +115,37 @@ def test_the_fixtures_refuse_what_the_control_api_refuses():
             with pytest.raises(ValueError, match="appkey must be a non-empty string, got ''"):
                 read("")
         assert mock.set_scenario("team/a", "fail")["appkey"] == "team/a"
+
+
+def test_outside_pytest_the_helpers_are_context_managers_and_the_client_moves_the_clock(capfd):
+    """A plain Client of a MockServer waited in real time on a frozen clock, for ever; CallbackReceiver was no
+    context manager, as the README said; werkzeug wrote a line per request to stderr."""
+    from ivh_mock.mock_server import CallbackReceiver, MockServer
+
+    with MockServer() as mock, CallbackReceiver() as receiver:
+        client = mock.client("outside")
+        task = client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg"),
+                                           "CallbackUrl": receiver.url})
+        started = time.monotonic()
+        assert client.wait(task.task_id, timeout=600).status == "SUCCESS"  # mock seconds, not real ones
+        assert time.monotonic() - started < 30 and client.appkey == "outside"
+        assert receiver.wait_for(1)[0]["body"]["Payload"]["TaskId"] == task.task_id
+    assert receiver.server.socket.fileno() == -1  # closed by the with block
+    assert "POST /v2/ivh" not in capfd.readouterr().err
+
+
+def test_the_fixtures_list_a_callback_the_receiver_already_holds():
+    """The receiver records a callback as it reads it, and the mock its attempt once the answer is back: read in
+    between, the list missed it (1 run in 3 of a test that waited for the receiver, then read the list)."""
+    from ivh_mock.mock_server import CallbackReceiver, MockServer
+
+    with MockServer() as mock, CallbackReceiver(mode="slow", delay=0.5) as receiver:
+        client = mock.client("holder")
+        task = client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg"),
+                                           "CallbackUrl": receiver.url})
+        client.wait(task.task_id, timeout=600)
+        receiver.wait_for(1)  # the receiver has it, and answers half a second later
+        assert [callback["task_id"] for callback in mock.callbacks()] == [task.task_id]
 
 
 def test_real_true_returns_a_moved_clock_to_real_time(stored):

@@ -79,6 +79,18 @@ class CallbackDispatcher:
         """Look for due callbacks now (the clock was moved)."""
         self._wake.set()
 
+    def delivered(self, timeout: float) -> bool:
+        """Wait until no delivery is under way (a target can hold a callback it was sent before the attempt is
+        recorded), at most `timeout` seconds; True when none is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._busy_lock:
+                if not self._busy:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until the uploads due by the mock's clock are recorded, at most `timeout` seconds (default: the time
         one upload may take); True when none is left. Uploads take real time: a test that moves the clock past a

@@ -36,11 +36,8 @@ def ivh_mock():
 
 @pytest.fixture
 def ivh_client(ivh_mock, request):
-    from ivh_mock.client import Client  # the one place the mock's package uses the client
-
     name = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:60]
-    return Client(appkey=f"{name}-{uuid.uuid4().hex[:8]}", accesstoken=ivh_mock.ctx.config.default_accesstoken,
-                  base_url=ivh_mock.base_url, clock=ivh_mock.now, sleep=ivh_mock.advance, monotonic=ivh_mock.now)
+    return ivh_mock.client(f"{name}-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

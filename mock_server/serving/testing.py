@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..app import create_app
 from ..clock import VirtualClock
@@ -38,7 +38,7 @@ class MockServer:
         self.app = create_app(dict(config or {}), store=store or MemoryStore(), clock=self.clock)
         self.ctx = self.app.extensions["ivh_mock"]
         self._control = self.app.test_client()
-        server = make_server(host, 0, self.app, threaded=True)
+        server = make_server(host, 0, self.app, threaded=True, request_handler=_QuietHandler)
         self.base_url = f"http://{host}:{server.server_port}"
         self._serving = ServingThread(server, "ivh-mock-server")
 
@@ -54,6 +54,14 @@ class MockServer:
         dispatcher.wake()
         dispatcher.settle()
         return now
+
+    def client(self, appkey: str = "my-app", **options: Any):
+        """A `client.Client` of this mock (the default accesstoken) whose `wait()` moves the mock's clock instead of
+        sleeping: with the clock frozen, a client that sleeps in real time waits for ever. `options` go to Client."""
+        from ivh_mock.client import Client  # the one place the mock's package uses the client
+
+        settings = {"clock": self.now, "sleep": self.advance, "monotonic": self.now, **options}
+        return Client(appkey, self.ctx.config.default_accesstoken, self.base_url, **settings)
 
     # -- media ----------------------------------------------------------------------------------------------------
     def sample(self, name: str) -> str:
@@ -78,6 +86,9 @@ class MockServer:
         return self._control.get(f"/__mock__/tasks/{task_id}").get_json()
 
     def callbacks(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        """The callbacks delivered: a delivery under way is waited for (at most the callback timeout), as its target
+        may already hold the body (a CallbackReceiver's `wait_for` returns) before the attempt is recorded."""
+        self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds + 1)
         return self._get("/__mock__/callbacks", appkey)["callbacks"]
 
     def requests(self, appkey: str | None = None) -> list[dict[str, Any]]:
@@ -228,6 +239,12 @@ class CallbackReceiver:
     def close(self) -> None:
         self._serving.stop()
 
+    def __enter__(self) -> CallbackReceiver:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def _record(self, path: str, headers: dict[str, str], raw: bytes) -> None:
         try:
             body: Any = json.loads(raw)
@@ -235,6 +252,13 @@ class CallbackReceiver:
             body = raw.decode("utf-8", "replace")
         with self._lock:
             self._received.append({"path": path, "headers": headers, "body": body})
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler without its line per request on stderr (outside pytest nothing captures it)."""
+
+    def log_request(self, *args: Any) -> None:
+        pass
 
 
 class _ReceiverServer(ThreadingHTTPServer):
