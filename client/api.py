@@ -7,10 +7,12 @@ import email.utils
 import json
 import os
 import random
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import requests
 from ivh_mock.spec import jsontext
@@ -68,6 +70,9 @@ class Client:
             if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
                 raise ValueError(f"the {name} cannot be sent: it {problem.removeprefix('the body ')}")
         self.base_url = (base_url or os.environ.get("IVH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not _is_http_url(self.base_url):  # else every call failed as if the server could not be reached
+            raise ValueError(f"the base URL {self.base_url!r} is not an http or https URL with a host (and a port "
+                             f"from 0 to 65535, if any)")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or requests.Session()
         self.clock, self.sleep, self.monotonic, self.rng = clock, sleep, monotonic, rng
@@ -246,11 +251,24 @@ class Client:
         return header, envelope
 
 
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.
+_SIGNATURE = re.compile(r"(signature=)[^&\s'\"()]+")
+
+
 def _given_up(operation_id: str, error: Exception) -> Exception:
     """The error a call that will not be sent again raises: a connection error, or an error answer that was not the
     API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError."""
     if isinstance(error, requests.RequestException):
-        return APIConnectionError(f"{operation_id}: {error}")
+        return APIConnectionError(f"{operation_id}: " + _SIGNATURE.sub(r"\1[redacted]", str(error)))
     if isinstance(error, APIError) and error.body is None and not error.preflight:
         return APIConnectionError(f"{operation_id}: {error.message}")
     return error

@@ -90,6 +90,17 @@ def test_bad_credentials_and_missing_credentials(mock_url):
 def test_an_unreachable_server_exits_5():
     result = ivh("progress", "x", "--retries", "1", url="http://127.0.0.1:9")  # one retry, after 0.5 s
     assert result.returncode == 5 and "Traceback" not in result.stderr
+    # requests names the URL it failed on: the signed query's signature, valid for minutes, is not printed
+    assert "&signature=[redacted]" in result.stderr and not re.search(r"signature=[^\[]", result.stderr)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1/", "http://127.0.0.1:99999", "http:///path"])
+def test_a_base_url_that_is_no_http_url_is_a_usage_error(url):
+    """It exited 5, 'the server could not be reached', with requests' own words."""
+    result = ivh("timbres", url=url)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"ivh: the base URL {url.rstrip('/')!r} is not an http or https URL with a host (and a "
+                             f"port from 0 to 65535, if any)\n")
 
 
 def test_retries_bounds_how_often_a_call_is_sent(mock_url):
