@@ -264,6 +264,31 @@ def test_a_store_another_program_keeps_locked_stops_the_start_with_one_line(tmp_
                                        "nothing could be written for 0.3 s\n")
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["serve", "--pace", "{word}"], "--pace {word}: holds no pace, a mapping of queue_seconds, render_speed, "
+                                    "render_startup_seconds (as ivh-mock drift writes)"),  # was: 'hello' no preset
+    (["serve", "--data-dir", "{word}"], "--data-dir {word}: it is a file, not a directory"),  # was: [Errno 17]
+    (["proxy", "--record", "{word}"], "--record {word}: it is a file, not a directory"),
+    (["serve", "--store", "bogus:x", "--data-dir", "{word}.d"], "unknown store 'bogus:x': use memory, sqlite:PATH, redis://HOST:PORT/DB or "
+                                      "unix:///PATH?db=N"),
+])
+def test_a_file_where_a_directory_or_a_pace_is_due_is_named_in_one_line(argv, says, tmp_path, capsys):
+    word = tmp_path / "word.txt"
+    word.write_text("hello\n")
+    assert cli.main([arg.format(word=word) for arg in argv] + ["--port", "0"]) == 2
+    assert capsys.readouterr().err == f"ivh-mock: {says.format(word=word)}\n"
+
+
+@pytest.mark.parametrize("argv", [["serve", "--callback-timeout", "0"], ["proxy", "--record", "r", "--timeout", "0"],
+                                  ["proxy", "--record", "r", "--connect-timeout", "0"]])
+def test_a_timeout_of_no_time_is_a_usage_error(argv, capsys):
+    """Every callback or upstream call would have timed out at once."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    assert f"argument {argv[-2]}: 0 is not greater than 0 (and at most 86400)" in capsys.readouterr().err
+
+
 def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
     with ServeProcess(tmp_path / "data") as first:
         second = subprocess.run([str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],

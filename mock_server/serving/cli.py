@@ -25,6 +25,7 @@ from ..accounts import AccountsFileError
 from ..app import create_app
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..pace import DEFAULT as DEFAULT_PACE
+from ..pace import FIELDS as PACE_FIELDS
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   f"{STALL_SECONDS * 1000:g} ms or wait on a download or a render (connections that "
                                   "are slow to send their request wait without a thread); at most this many less two "
                                   "wait on a download or a render at once, so two stay free", 8))
-    serve.add_argument("--callback-timeout", type=_seconds, default=Config.callback_timeout_seconds,
+    serve.add_argument("--callback-timeout", type=_timeout, default=Config.callback_timeout_seconds,
                        help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
     serve.add_argument("--control-token", type=_control_token, default=None,
                        help=_help("token the control API demands, printable ASCII without spaces; generated when "
@@ -136,9 +137,13 @@ def _pace_file(path: str) -> object:
     except UnicodeDecodeError:
         raise PaceError(f"--pace {path}: not UTF-8 text, as JSON and YAML are") from None
     try:
-        return yaml.safe_load(text)  # JSON is YAML
+        pace = yaml.safe_load(text)  # JSON is YAML
     except yaml.YAMLError as error:
         raise PaceError(f"--pace {path}: not JSON or YAML: {error}") from None
+    if not isinstance(pace, dict):  # a word in a file is no preset's name: say what a file is to hold
+        raise PaceError(f"--pace {path}: holds no pace, a mapping of {', '.join(PACE_FIELDS)} (as ivh-mock drift "
+                        f"writes)")
+    return pace
 
 
 def _add_proxy_commands(commands) -> None:
@@ -158,9 +163,9 @@ def _add_proxy_commands(commands) -> None:
                        help="start a new file past this size (default: %(default)s)")
     proxy.add_argument("--max-total-mb", type=int, default=1024,
                        help="delete the oldest files past this total (default: %(default)s)")
-    proxy.add_argument("--timeout", type=_seconds, default=30.0,
+    proxy.add_argument("--timeout", type=_timeout, default=30.0,
                        help="seconds to wait for the upstream's answer, as the client does (default: %(default)s)")
-    proxy.add_argument("--connect-timeout", type=_seconds, default=10.0,
+    proxy.add_argument("--connect-timeout", type=_timeout, default=10.0,
                        help="seconds to wait for a connection to the upstream (default: %(default)s)")
     proxy.add_argument("--callback-relay", action="store_true",
                        help="replace CallbackUrl by the proxy's own URL, record each callback and forward it to the "
@@ -183,6 +188,14 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 86_400:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400")
+    return value
+
+
+def _timeout(text: str) -> float:
+    """Seconds something may take: 0 would have every delivery or call time out at once."""
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not greater than 0 (and at most 86400)")
     return value
 
 
@@ -277,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     if token is None and not _is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
     data_dir = os.path.abspath(os.path.expanduser(args.data_dir or default_data_dir()))
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        print(f"ivh-mock: --data-dir {data_dir}: it is a file, not a directory", file=sys.stderr)
+        return 2
     store = args.store or f"sqlite:{os.path.join(data_dir, 'ivh-mock.sqlite3')}"
     if store == "memory" and args.workers > 1:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
@@ -395,8 +411,9 @@ def _proxy(args: argparse.Namespace) -> int:
     try:
         recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
                             max_total_bytes=args.max_total_mb * 1_048_576)
-    except (OSError, ValueError) as error:
-        print(f"ivh-mock: --record {args.record}: {error}", file=sys.stderr)
+    except (OSError, ValueError) as error:  # what mkdir says of a file where the directory is to be: say so
+        reason = "it is a file, not a directory" if isinstance(error, FileExistsError) else error
+        print(f"ivh-mock: --record {args.record}: {reason}", file=sys.stderr)
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
     public = args.public_url or f"http://{host}:{args.port}"

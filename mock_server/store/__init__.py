@@ -8,7 +8,8 @@ from .memory import MemoryStore
 
 
 def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
-    """Open the store `spec` names: `memory`, `sqlite:PATH` or `redis://HOST:PORT/DB[?prefix=NAME]`."""
+    """Open the store `spec` names: `memory`, `sqlite:PATH`, `redis://HOST:PORT/DB[?prefix=NAME]` or
+    `unix:///PATH?db=N[&prefix=NAME]`."""
     if spec == "memory":
         return MemoryStore(journal)
     if spec.startswith("sqlite:"):
@@ -19,7 +20,7 @@ def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
         from .redis import RedisStore
 
         return RedisStore(spec, journal)
-    raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
+    raise ValueError(f"unknown store {spec!r}: use memory, sqlite:PATH, redis://HOST:PORT/DB or unix:///PATH?db=N")
 
 
 __all__ = ["NEVER", "Backlog", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "StaleRead", "Store",
