@@ -87,6 +87,12 @@ class SpendGuard:
             pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
                         "this submission could be billed")
 
+    def check_allowance(self) -> None:
+        """Skip a test that submits what could be billed when the allowance is used up."""
+        if self.allowance is not None and self.accepted >= self.allowance:
+            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
+                        "this test submits what could be billed")
+
     def record(self, answer: Answer) -> None:
         if answer.code == 0:
             self.accepted += 1

@@ -41,6 +41,9 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
     assert "spend guard" in result.stdout  # the tests that would be billed were skipped, and say why
     # the generated valid submissions too: that test had passed having sent none
     assert "spend guard: every positive submission generated until now could be billed" in result.stdout
+    # a test that spends is skipped before Hypothesis runs it: from inside an explicit example, the skip was also
+    # reported as a failing one
+    assert "this test submits what could be billed" in result.stdout and "explicit example" not in result.stdout
     journal = requests.get(f"{remote_mock}/__mock__/requests?limit=100000", timeout=10).json()["requests"]
     submissions = [entry for entry in journal if entry["operation"] == "phototovideonotrain"]
     assert submissions, "the suite should still send the submissions the API refuses"
