@@ -46,6 +46,8 @@ def target(request):
                     accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     yield remote
     remote.restore_clock()  # the clock as the suite found it: a served mock keeps it in its store
+    if not request.session.testsfailed:  # after a failure, what the tests' accounts hold is kept to look into
+        remote.forget_accounts()
 
 
 @pytest.fixture(autouse=True)

@@ -127,6 +127,7 @@ class Target:
             start = None
         self.has_control = start is not None
         self._frozen_at: float | None = None
+        self._appkeys: list[str] = []  # the accounts handed to tests on a mock (forget_accounts)
         # The target's clock as the suite found it, to put it back when the suite ends (restore_clock).
         self._clock_at_start = (start, time.time()) if start is not None else None
 
@@ -140,7 +141,14 @@ class Target:
         if not self.has_control:
             return self.default_appkey
         name = "".join(ch if ch.isalnum() else "-" for ch in hint)[:40]
-        return f"ct-{name}-{uuid.uuid4().hex[:8]}"
+        self._appkeys.append(f"ct-{name}-{uuid.uuid4().hex[:8]}")
+        return self._appkeys[-1]
+
+    def forget_accounts(self) -> None:
+        """Reset the accounts handed to tests on a mock: a served mock keeps them, and dozens of them, tasks and
+        requests included, would crowd its dashboard after every run."""
+        while self._appkeys:
+            self._control("POST", "reset", {"appkey": self._appkeys.pop()})
 
     def client(self, appkey: str | None = None, *, validate: bool = True, **options: Any) -> Client:
         """A client of the target whose submissions pass the spend guard; on a mock it waits by moving the clock."""

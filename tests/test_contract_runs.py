@@ -71,6 +71,10 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
                            "test_spoken_text_longer_than_60_seconds_fails")
         assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:]
         after = requests.get(clock, timeout=10).json()
+        # and without the accounts it made for its tests (ct-...), which had crowded the dashboard after each run
+        accounts = requests.get(f"{served.url}/__mock__/accounts", timeout=10).json()["accounts"]
+        assert [account["appkey"] for account in accounts if account["appkey"].startswith("ct-")] == []
+        assert requests.get(f"{served.url}/__mock__/tasks", timeout=10).json()["tasks"] == []
     if frozen_at_start:
         assert after["frozen"] is True and after["now"] == 1_900_000_000
     else:
