@@ -253,7 +253,9 @@ def _show(out: TextIO, progress: Progress, as_json: bool) -> None:
     if as_json:
         _print_json(out, {"TaskId": progress.task_id, **progress.raw})
         return
-    print(f"{progress.task_id}  {progress.status}  {progress.progress}%", file=out)
+    # the API's Progress is -1 on FAIL: no share of the work, which the failure line below says
+    print(f"{progress.task_id}  {progress.status}" + (f"  {progress.progress}%" if progress.progress >= 0 else ""),
+          file=out)
     for label, value in (("queued ahead", progress.array_count if progress.status == "COMMIT" else None),
                          ("duration", f"{progress.duration_ms} ms" if progress.duration_ms else None),
                          ("video", progress.media_url), ("subtitles", progress.subtitles_url),

@@ -67,6 +67,9 @@ def test_a_failed_task_exits_3(mock_url):
     result = ivh("submit", "--photo", PHOTO, "--text", "hello there", "--timbre", "female_1", "--scenario",
                  "content_safety", "--wait", "--interval", "0.1", url=mock_url)
     assert result.returncode == 3 and "failed: 801005" in result.stderr
+    task_id = result.stdout.splitlines()[0]
+    shown = ivh("progress", task_id, url=mock_url).stdout.splitlines()
+    assert shown[0] == f"{task_id}  FAIL" and shown[1].startswith("  failed: 801005 ")  # not "FAIL  -1%"
 
 
 def test_a_timeout_exits_4(mock_url):
