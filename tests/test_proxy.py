@@ -474,7 +474,7 @@ def _read_all(connection: socket.socket) -> bytes:
 def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
     recorder = Recorder(tmp_path / "r", per="run", max_file_bytes=2048, max_total_bytes=8192)
     for number in range(200):
-        recorder.write({"kind": "exchange", "t": float(number), "padding": "x" * 100})
+        recorder.write({"kind": "exchange", "t": float(number), "request": {}, "padding": "x" * 100})
     files = recording_files(tmp_path / "r")
     assert len(files) >= 3
     assert all(path.stat().st_size <= 2048 for path in files)

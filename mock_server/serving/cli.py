@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "are slow to send their request wait without a thread); at most this many less two "
                                   "wait on a download or a render at once, so two stay free", 8))
     serve.add_argument("--callback-timeout", type=_timeout, default=Config.callback_timeout_seconds,
-                       help=_help("seconds one callback delivery may take", Config.callback_timeout_seconds))
+                       help=_help("seconds one callback delivery may take (more than 0)",
+                                  Config.callback_timeout_seconds))
     serve.add_argument("--control-token", type=_control_token, default=None,
                        help=_help("token the control API demands, printable ASCII without spaces; generated when "
                                   "listening beyond loopback", "none on loopback"))
