@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import random
 import re
 import socket
 import struct
@@ -33,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from ivh_mock.spec.signing import signed_query
@@ -348,6 +350,50 @@ def slow_sockets(served: Served, dawdlers: int, seconds: float, stalled_download
     return _finish(served, figures)
 
 
+def non_readers(served: Served, count: int, seconds: float, size_mb: int = 24) -> Figures:
+    """`count` connections that ask for a `size_mb` MB upload, half of them for a range of it (`Range: bytes=0-`),
+    with a small receive buffer, and read nothing, while a client calls the mock every 0.2 s for `seconds`: every
+    call must be answered within 3 s, and no answer may cost the worker a copy of the file. Nine such range requests
+    held every thread of a worker (werkzeug sent the range block by block, and waitress made each thread wait for its
+    client), and each whole-file answer held a copy of the file in memory."""
+    figures = _measure(served, "non-readers")
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    data = random.Random(size_mb).randbytes(size_mb * MB)  # incompressible, as a video is
+    upload = requests.post(f"{served.url}/__mock__/assets?name=big.mp4", data=data, timeout=120)
+    path = urlsplit(upload.json()["Url"]).path
+    opened: list[socket.socket] = []
+    try:
+        for n in range(count):
+            connection = socket.socket()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.connect((host, int(port)))
+            ranged = b"Range: bytes=0-\r\n" if n % 2 else b""
+            connection.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ranged + b"\r\n")
+            opened.append(connection)
+        time.sleep(1)
+        answered, slowest, tried, errors = 0, 0.0, 0, 0
+        session = requests.Session()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            tried += 1
+            try:
+                response = session.get(f"{served.url}/__mock__/clock", timeout=3)
+                errors += response.status_code >= 500
+                answered += response.status_code == 200
+            except requests.RequestException:
+                pass
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.2)
+        figures.tried, figures.server_errors = tried, errors
+        figures.notes.update(answered=answered, slowest_seconds=round(slowest, 2), open_sockets=len(opened),
+                             file_mb=size_mb)
+        return _finish(served, figures)  # while the sockets are still open: what their answers hold
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 def oversized(served: Served) -> Figures:
     """A request line of 100 KB and 40 KB of headers: refused by the server in plain text, never an HTML page."""
     figures = _measure(served, "oversized request")
@@ -402,7 +448,7 @@ def run(refused_count: int = 300, accounts_count: int = 2000, dawdlers: int = 64
     with tempfile.TemporaryDirectory(prefix="ivh-reliability-") as scratch:
         with Served(Path(data_dir or scratch) / "data") as served:
             return [slow_sockets(served, dawdlers, seconds), refused(served, refused_count), media(served),
-                    accounts(served, accounts_count), oversized(served)]
+                    accounts(served, accounts_count), oversized(served), non_readers(served, 20, seconds / 4)]
 
 
 def render(results: list[dict[str, Any]], suite: dict[str, Any]) -> str:
@@ -457,7 +503,9 @@ def render(results: list[dict[str, Any]], suite: dict[str, Any]) -> str:
         "0.5 s, while a client calls `GET /__mock__/clock` and `getprogress` every 0.2 s (3 s timeout); **refused**:",
         "unsigned `getprogress` requests with 1 MiB bodies, each under a new appkey; **oversized media**: 8 distinct",
         "9000 x 9000 px PNGs uploaded and submitted at once, twice each; **many accounts**: signed `describetimbre`",
-        "calls, each under a new appkey; **oversized request**: a 100 KB request line and 40 KB of headers.",
+        "calls, each under a new appkey; **oversized request**: a 100 KB request line and 40 KB of headers;",
+        "**non-readers**: connections asking for a 24 MB upload, half of them for a range of it, that read nothing,",
+        "while a client calls `GET /__mock__/clock` every 0.2 s (3 s timeout).",
         "",
     ]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from bench.reliability import Served, accounts, media, oversized, refused, slow_sockets
+from bench.reliability import Served, accounts, media, non_readers, oversized, refused, slow_sockets
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads memory figures from /proc")
 
@@ -33,6 +33,15 @@ def test_dawdling_connections_and_stalled_downloads_never_stop_the_served_mock(s
     figures = slow_sockets(served, dawdlers=32, seconds=4)
     assert figures.tried >= 10 and figures.notes["answered"] == figures.tried, figures
     assert figures.problems() == [], figures
+
+
+def test_clients_that_read_nothing_of_a_large_file_hold_no_thread_and_no_copy_of_it(served):
+    """20 connections ask for a 24 MB upload, half of them for a range of it, and read nothing: the mock answers
+    everyone else meanwhile, and its memory holds no copy of the file per answer. Nine range requests had held every
+    thread of the worker, and each whole-file answer a copy of the file (30 of them, 1 GB)."""
+    figures = non_readers(served, 20, seconds=2)
+    assert figures.notes["answered"] == figures.tried >= 5, figures
+    assert figures.problems() == [] and figures.memory_growth_mb < 48, figures
 
 
 def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):

@@ -14,12 +14,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from flask import Flask, Response, request, send_file
+from flask import Flask, Response, request
 
 from ..lifecycle import trajectory
 from ..lifecycle.speech import srt
 from ..media_out import results
 from ..store import new_id
+from .sendfile import send
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -39,16 +40,15 @@ def register(app: Flask, ctx: MockContext) -> None:
             return error_response(503, "SlowDown", "the video is still rendering; retry shortly")
         except FileNotFoundError:
             return _no_such_key()
-        return send_file(path, mimetype="video/mp4", conditional=True, etag=path.name, download_name=f"{task_id}.mp4",
-                         max_age=0)
+        return send(path, mimetype="video/mp4", etag=path.name, download_name=f"{task_id}.mp4", max_age=0)
 
     def subtitles(task_id: str):
         task = _available(ctx, task_id)
         if task is None or task.payload["DriverType"] != "Text":
             return _no_such_key()
         data = srt(task.sentences).encode("utf-8")
-        return send_file(io.BytesIO(data), mimetype="application/x-subrip", conditional=True, etag=f"{task_id}-s",
-                         download_name=f"{task_id}.srt", max_age=0)
+        return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",
+                    download_name=f"{task_id}.srt", max_age=0)
 
     app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
                      methods=["GET", "HEAD"])

@@ -1,0 +1,25 @@
+"""Files answered so that a client that reads slowly, or not at all, holds no thread of the worker's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, send_file
+
+
+def send(source: Any, **options: Any) -> Response:
+    """`flask.send_file(source, conditional=True, ...)`, with a Range request's part sent as a whole file is.
+
+    werkzeug answers a Range request (206) with an iterator over the file's blocks, which waitress copies into the
+    connection's buffer; past 1 MB unsent, the request's thread waits for the client (D71), and nine clients that
+    asked for a large file's range and read nothing held every thread of a worker. Under waitress the file itself,
+    moved to the range's start, is sent as a whole file is: by the event loop as the client reads, never more than
+    the Content-Length. Elsewhere (werkzeug's own server in the fixtures) the iterator stays."""
+    response = send_file(source, conditional=True, **options)
+    ranged = response.response
+    inner, start = getattr(ranged, "iterable", None), getattr(ranged, "start_byte", None)
+    # waitress's file wrapper: it sends from where its file stands, as many bytes as the Content-Length says
+    if response.status_code == 206 and start is not None and hasattr(inner, "prepare") and hasattr(inner, "seek"):
+        inner.seek(start)
+        response.response = inner
+    return response
