@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import threading
 import time
 from fractions import Fraction
@@ -182,6 +183,19 @@ def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):
         answer = submit_photo(api, upload(app, data, "x.jpg"))
         assert answer.code == 100002 and rule in answer.message, answer.message
     assert submit_photo(api, upload(app, whole, "ok.jpg")).code == 0  # and the server keeps serving
+
+
+@pytest.mark.parametrize("fmt", [(1, 0), (1, 65535), (3, 0)], ids=["pcm-0-bits", "pcm-65535-bits", "float-0-bits"])
+def test_a_wav_header_no_decoder_takes_is_unreadable_audio_not_a_server_error(app, api, clock, fmt):
+    """PyAV opens such a file but gives its stream no decoder: the upload and the submission answered 500."""
+    tag, bits = fmt
+    sound = bytes(100_000)
+    header = struct.pack("<IHHIIHH", 16, tag, 1, 8000, 0, 0, bits)
+    wav = b"RIFF" + struct.pack("<I", 36 + len(sound)) + b"WAVEfmt " + header + b"data" + struct.pack("<I", len(sound))
+    wav += sound
+    report = audio_task(api, clock, upload(app, wav, "crafted.wav"))
+    assert (report["Status"], report["FailCode"]) == ("FAIL", 801009)
+    assert "the file is not readable audio" in report["FailMessage"]
 
 
 def test_a_photo_too_large_by_its_header_is_refused_before_any_pixel_is_decoded(app, api, monkeypatch):

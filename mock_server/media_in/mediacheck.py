@@ -174,6 +174,8 @@ def _decoded_seconds(container: Any, stream: Any, stop_after: float) -> float:
     """Return how long the stream plays: the samples it decodes to, cut at the duration its container declares
     (an MP4's edit list trims the encoder's padding; a header that claims more than the data holds is ignored)."""
     samples = 0
+    if stream.codec_context is None:  # a header no decoder takes (a WAV of 0 bits a sample): unreadable, said so
+        raise ValueError("no decoder for its stream")
     rate = stream.codec_context.sample_rate or stream.sample_rate
     for frame in container.decode(stream):
         samples += frame.samples
