@@ -310,7 +310,10 @@ def _limit() -> int:
     text = request.args.get("limit", str(DEFAULT_LIMIT))
     if not _WHOLE_NUMBER.fullmatch(text):  # int() also takes "1_000", " 5" and other scripts' digits ("５")
         raise ControlError(400, f"limit must be a whole number in ASCII digits, got {text[:40]!r}")
-    return min(max(1, int(text)), sys.maxsize)
+    if text.startswith("-"):
+        return 1
+    digits = text.lstrip("+").lstrip("0")  # int() refuses more than 4300 digits, leading zeros too (a 500)
+    return sys.maxsize if len(digits) > 19 else min(max(1, int(digits or "0")), sys.maxsize)
 
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
