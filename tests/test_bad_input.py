@@ -33,8 +33,11 @@ CASES = [
     ("gbk charset", VALID, "application/json;charset=gbk", 100003, "charset must be utf-8"),
     ("NaN", b'{"Header": {}, "Payload": {"RefPhotoUrl": NaN}}', JSON, 100003, "NaN is not a JSON number"),
     ("Infinity", b'{"Header": {}, "Payload": {"Speed": Infinity}}', JSON, 100003, "Infinity is not a JSON number"),
+    # said in Python's words (sys.set_int_max_str_digits) before
     ("huge integer", b'{"Header": {}, "Payload": {"TaskId": ' + b"9" * 5000 + b"}}", JSON, 100003,
-     "not valid JSON"),
+     "the number 99999999999999999... is out of range (larger than a double can hold)"),
+    ("integer past a double", b'{"Header": {}, "Payload": {"Speed": 1' + b"0" * 400 + b"}}", JSON, 100003,
+     "the number 10000000000000000... is out of range"),  # was 100002, "must be at most 1.5"
     ("huge exponent", b'{"Header": {}, "Payload": {"TaskId": 1e5000}}', JSON, 100003,
      "the number 1e5000 is out of range"),
     ("past a double", b'{"Header": {}, "Payload": {"Speed": -1.8e308}}', JSON, 100003,

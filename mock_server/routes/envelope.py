@@ -76,7 +76,7 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
     if nests_deeper(text, max_depth):  # before decoding: the decoder recurses once per level
         raise MalformedJson(f"request body nests deeper than {max_depth} levels")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_finite_int,
                            object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as error:
         raise MalformedJson(
@@ -103,9 +103,28 @@ def _refuse_constant(name: str) -> Any:
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        shown = text if len(text) <= 20 else text[:17] + "..."
-        raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
+        _out_of_range(text)
     return value
+
+
+def _finite_int(text: str) -> int:
+    """An integer a double can hold: past about 1.8e308 it is refused as `1e999` is (and int() itself refuses more
+    than 4300 digits, with a message about Python's own settings)."""
+    if len(text.lstrip("-")) > _DOUBLE_DIGITS:
+        _out_of_range(text)
+    value = int(text)
+    if abs(value) > _LARGEST_DOUBLE:
+        _out_of_range(text)
+    return value
+
+
+_LARGEST_DOUBLE = int(sys.float_info.max)
+_DOUBLE_DIGITS = len(str(_LARGEST_DOUBLE))
+
+
+def _out_of_range(text: str):
+    shown = text if len(text) <= 20 else text[:17] + "..."
+    raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
 
 
 def request_id_of(body: Any) -> str | None:
