@@ -206,3 +206,8 @@ def test_byte_ranges_are_served(app, api, clock):
 def test_unknown_media_is_no_such_key(app):
     response = app.test_client().get("/broadcast/Basic/video/" + "0" * 32 + ".mp4")
     assert response.status_code == 404 and b"NoSuchKey" in response.data
+    import xml.dom.minidom
+
+    odd = app.test_client().get("/broadcast/Basic/video/%00%1b%EF%BF%BF.mp4")  # no XML 1.0 document holds these
+    assert b"<Resource>/broadcast/Basic/video/\\u0000\\u001b\\uffff.mp4</Resource>" in odd.data
+    xml.dom.minidom.parseString(odd.data)  # a raw U+0000 made it no XML at all

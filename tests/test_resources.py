@@ -44,6 +44,21 @@ def test_clients_that_read_nothing_of_a_large_file_hold_no_thread_and_no_copy_of
     assert figures.problems() == [] and figures.memory_growth_mb < 48, figures
 
 
+def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(served):
+    """Under waitress a range goes as the file itself, moved to the range's start (routes/sendfile.py): each part
+    is the file's own bytes, no more."""
+    data = bytes(range(256)) * 4096  # 1 MiB, every offset telling
+    url = requests.post(f"{served.url}/__mock__/assets?name=ranges.bin", data=data, timeout=30).json()["Url"]
+    for asked, start, end in [("bytes=100-199", 100, 200), ("bytes=1000000-", 1000000, len(data)),
+                              ("bytes=-300", len(data) - 300, len(data)), ("bytes=0-0", 0, 1),
+                              ("bytes=5-99999999", 5, len(data))]:
+        part = requests.get(url, headers={"Range": asked}, timeout=30)
+        assert part.status_code == 206 and part.content == data[start:end], asked
+        assert part.headers["Content-Range"] == f"bytes {start}-{end - 1}/{len(data)}", asked
+    assert requests.get(url, timeout=30).content == data
+    assert requests.get(url, headers={"Range": f"bytes={len(data)}-"}, timeout=30).status_code == 416
+
+
 def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):
     figures = refused(served, 60)
     assert figures.problems() == [] and figures.notes["accounts_made"] == 0, figures

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
@@ -82,7 +83,16 @@ def _no_such_key() -> Response:
 def error_response(status: int, code: str, message: str) -> Response:
     """Answer as an object store does: S3's XML error document."""
     body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
-        f"<Resource>{escape(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{_xml(message)}</Message>'
+        f"<Resource>{_xml(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"
     )
     return Response(body, status=status, mimetype="application/xml")
+
+
+def _xml(text: str) -> str:
+    """`text` as XML character data: escaped, and each character XML 1.0 cannot hold at all (a path's %00 decodes to
+    one) shown as its \\u escape, so that the document stays well-formed."""
+    return _NOT_XML.sub(lambda match: f"\\u{ord(match.group()):04x}", escape(text))
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
