@@ -213,3 +213,31 @@ def test_result_urls_answer_their_errors_as_an_object_store_does(served):
         assert "<Code>MethodNotAllowed</Code>" in response.text and "GET" in response.headers["Allow"]
     missing = requests.get(served + "/broadcast/Basic/nothing", timeout=10)
     assert missing.status_code == 404 and "<Code>NoSuchKey</Code>" in missing.text
+
+
+@pytest.mark.parametrize("host", ["[::1", "a b", "h\"><x", "x:99999", ""])
+def test_a_host_header_that_names_no_host_is_refused_not_kept_in_the_tasks_urls(clock, host):
+    """The task's media URLs are built from the Host it was submitted to: `Host: [::1` had been accepted (Code 0),
+    and its MediaUrl and callback body read `http:///broadcast/...` for good (D75). The asset listing built its URLs
+    the same way."""
+    from ivh_mock.spec.signing import signed_query
+
+    app = create_app({"background": False}, clock=clock)
+    client = app.test_client()
+    body = json.dumps({"Header": {}, "Payload": TEXT_PAYLOAD}).encode()
+    query = signed_query("host-app", "mock-accesstoken", int(clock.now()))
+    answer = client.post(f"{PATHS['phototovideonotrain']}?{query}", data=body, headers={
+        "Host": host, "Content-Type": "application/json"})
+    assert answer.json["Header"]["Code"] == 100003, answer.json  # in the envelope, as every refusal (D01)
+    assert answer.json["Header"]["Message"].startswith(f"the Host header {host!r} is not a host name or address")
+    listing = client.get("/__mock__/assets/samples", headers={"Host": host})
+    assert listing.status_code == 400 and "is not a host name or address" in listing.json["error"]["message"]
+    ok = client.post(f"{PATHS['phototovideonotrain']}?{query}", data=body, headers={
+        "Host": "my_service:8080", "Content-Type": "application/json"})  # a Compose service's name is a host
+    assert ok.json["Header"]["Code"] == 0  # werkzeug reads it as no host: its URLs had been http:///...
+    assert app.extensions["ivh_mock"].store.get_task(ok.json["Payload"]["TaskId"]).media_base == \
+        "http://my_service:8080"
+    for sent, url in (("my_service:8080", "http://my_service:8080"), ("localhost:80", "http://localhost"),
+                      ("[::1]:9", "http://[::1]:9"), ("example.test:", "http://example.test")):
+        listed = client.get("/__mock__/assets/samples", headers={"Host": sent}).json["samples"][0]["Url"]
+        assert listed.startswith(url + "/__mock__/assets/samples/"), (sent, listed)

@@ -17,6 +17,7 @@ from ..operations import OPERATIONS, Call
 from ..store import JournalEntry, StaleRead, new_id
 from . import envelope
 from .auth import authenticate
+from .guard import host_url
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -115,7 +116,10 @@ def _base_url(environ: dict[str, Any]) -> str:
     key = tuple(environ.get(part) for part in _URL_PARTS)
     url = _BASE_URLS.get(key)
     if url is None:
-        url = sys.intern(request.host_url[:-1])  # one string shared by every task with this host
+        try:
+            url = sys.intern(host_url(environ, request.host))  # one string shared by every task with this host
+        except ValueError as error:
+            raise ParameterFormatError(str(error)) from None
         if len(_BASE_URLS) < 256:  # Host headers are the caller's to choose: keep a bounded number
             _BASE_URLS[key] = url
     return url

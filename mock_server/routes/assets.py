@@ -14,6 +14,7 @@ from flask import Flask, jsonify, request
 
 from ..media_in.assets import PREFIX, SHA256, AssetHost, sample
 from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
+from .guard import host_url
 from .sendfile import send
 
 if TYPE_CHECKING:
@@ -28,7 +29,11 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
     host: AssetHost = ctx.assets
 
     def base_url() -> str:
-        return (ctx.config.public_url or request.host_url).rstrip("/")
+        try:  # the URLs it answers are built from it, as the API's are
+            own = host_url(request.environ, request.host)
+        except ValueError as problem:
+            raise error(400, str(problem)) from None
+        return (ctx.config.public_url or own).rstrip("/")
 
     def upload():
         request.max_content_length = ctx.config.asset_max_bytes

@@ -9,6 +9,7 @@ an `Origin` (every browser sends one on a cross-origin POST or PUT) must come fr
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Iterable
 from urllib.parse import urlsplit
 
@@ -21,6 +22,27 @@ def host_name(host: str) -> str:
         return host[1:].partition("]")[0]
     name, colon, port = host.rpartition(":")
     return name if colon and port.isascii() and port.isdigit() else host
+
+
+def host_url(environ: dict, host: str) -> str:
+    """scheme://host the request was sent to, from its Host header as sent (`host`, werkzeug's reading of it, when it
+    has none), the scheme's default port left out; ValueError naming the problem when the header names no host (a
+    name or an address, with an optional port). Media URLs are built from it and kept with each task: a request sent
+    with `Host: [::1` or `Host: a b` had left URLs like `http:///broadcast/...` in its task for good, and werkzeug
+    reads a name with an underscore (a Compose service's) as no host at all (D75)."""
+    sent = environ.get("HTTP_HOST") or host
+    match = _HOST.fullmatch(sent)
+    if match is None or int(match.group(1) or 0) > 65535:
+        raise ValueError(f"the Host header {sent[:100]!r} is not a host name or address with an optional port "
+                         f"(0 to 65535)")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if match.group(1) is not None and (match.group(1) == "" or (scheme, match.group(1)) in _DEFAULT_PORTS):
+        sent = sent.rpartition(":")[0]
+    return f"{scheme}://{sent}"
+
+
+_DEFAULT_PORTS = {("http", "80"), ("https", "443")}
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)(?::([0-9]{0,5}))?")
 
 
 def host_problem(host: str, allowed: Iterable[str]) -> str | None:
