@@ -31,6 +31,24 @@ def poll(api, task_id):
     return answer.payload
 
 
+def test_a_clock_set_back_before_a_submission_leaves_its_plan_and_a_reset_starts_over(app, api, clock):
+    """What D41's limits and the README say: plans are fixed when accepted, so a task submitted on a clock later set
+    back waits for its planned start, the account's later tasks queue behind it, and resetting the account frees
+    it."""
+    now = clock.now()
+    clock.set(253_402_300_000)  # near the latest time the clock takes
+    ahead = submit(api, text())
+    clock.set(now)
+    behind = submit(api, text())
+    clock.advance(3600)
+    assert (poll(api, ahead)["Status"], poll(api, behind)["Status"], poll(api, behind)["ArrayCount"]) == \
+        ("COMMIT", "COMMIT", 1)
+    assert app.test_client().post("/__mock__/reset", json={"appkey": api.appkey}).status_code == 200
+    fresh = submit(api, text())
+    clock.advance(60)
+    assert poll(api, fresh)["Status"] == "SUCCESS"
+
+
 def test_seven_tasks_under_concurrency_five_queue_fifo_and_finish(api, clock):
     ids = [submit(api, text()) for _ in range(7)]
     # every task spends the queue time in COMMIT; ArrayCount counts the account's queued tasks ahead of it
