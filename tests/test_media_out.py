@@ -235,3 +235,24 @@ def test_requests_waiting_on_renders_are_bounded_so_they_never_hold_every_thread
     release.set()
     waiting.join()
     assert app.test_client().get(path_of(second["MediaUrl"])).status_code == 200
+
+
+def test_a_start_deletes_what_a_writer_killed_mid_write_left_once_it_is_an_hour_old(tmp_path):
+    """A worker killed with SIGKILL while it rendered or downloaded left `.tmp-*` files in the data directory, which
+    no sweep and no restart removed. A start now drops those older than an hour: no write lasts that long, so one
+    that young may be another host's, still writing."""
+    import os
+
+    from ivh_mock.mock_server.store.blobs import STALE_SECONDS, Blobs
+
+    blobs = Blobs(tmp_path)
+    kept = blobs.put("videos", b"a rendered video")
+    stale, fresh = tmp_path / "videos" / ".tmp-killed.mp4", tmp_path / "media" / ".tmp-writing"
+    fresh.parent.mkdir(parents=True, exist_ok=True)
+    for path in (stale, fresh):
+        path.write_bytes(b"half a file")
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(blobs.path("videos", kept), (old, old))  # a kept file as old is kept
+    Blobs(tmp_path)  # as a worker starting on the directory
+    assert not stale.exists() and fresh.exists() and blobs.get("videos", kept) == b"a rendered video"

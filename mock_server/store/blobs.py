@@ -11,8 +11,13 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
+
+
+# A temporary file older than this was left by a writer that was killed (no download, upload or render lasts an hour)
+STALE_SECONDS = 3600
 
 
 def digest(data: bytes) -> str:
@@ -26,6 +31,21 @@ class Blobs:
         self.root = Path(root).resolve()  # absolute: Flask reads relative paths against the app package
         self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
+        self._drop_stale_temporaries()
+
+    def _drop_stale_temporaries(self) -> None:
+        """Delete what writers killed mid-write left (`.tmp-*`, see `writing`), once older than STALE_SECONDS: no
+        write takes that long, so another process or host sharing the directory is not writing it any more."""
+        cutoff = time.time() - STALE_SECONDS
+        with os.scandir(self._root) as folders:
+            kinds = [folder.path for folder in folders if folder.is_dir(follow_symlinks=False)]
+        for kind in kinds:
+            with os.scandir(kind) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".tmp-"):
+                        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
+                            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                                os.unlink(entry.path)
 
     def path(self, kind: str, name: str) -> Path:
         return Path(self._where(kind, name))
