@@ -362,6 +362,28 @@ def test_a_redirect_to_an_unparsable_host_fails_the_download_with_a_clear_error(
     assert answer.code == -101002 and named in answer.message, answer.message
 
 
+def test_an_answer_whose_headers_requests_refuses_is_no_redirect(fetching):
+    """Two Content-Lengths make requests raise InvalidHeader, a ValueError like a bad Location's: the message had
+    blamed a redirect that never happened."""
+    import socket
+
+    _, api = fetching
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 10\r\n\r\nabc")
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/photo.jpg"
+    refused = submit_photo(api, url)
+    assert refused.code == -101002 and f"{url} could not be downloaded (InvalidHeader)" in refused.message
+    assert "redirect" not in refused.message
+
+
 def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
     from ivh_mock.mock_server import deadline
     from ivh_mock.mock_server.media_in import fetch
