@@ -68,6 +68,12 @@ INVALID = [
     ('<ns:tag xmlns:ns="urn:x">x</ns:tag>abc', "unsupported tag"),
     ("<break/><break/>", "has no text to speak"),
     ("<speak>   </speak>", "has no text to speak"),
+    # punctuation, symbols and emoji alone had been accepted and spoken in 1 ms, where spaces were refused
+    ("。。。。", "has no text to speak (a letter or a digit)"),
+    ("……！？", "has no text to speak"),
+    ("😀😀😀😀", "has no text to speak"),
+    ("\U0010ffff" * 4, "has no text to speak"),
+    ("<break/>$%&amp;", "has no text to speak"),
 ]
 
 
