@@ -174,6 +174,10 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        outage = ctx.store.outage(exc)
+        if outage:  # not the mock's fault, as StoreBusy: the message says what, the log says it once
+            log.warning("%s %s answered -101000: %s", request.method, request.path, outage)
+            return render(InternalError(f"internal error in ivh-mock: {outage}; retry"), InternalError.http_status)
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return render(InternalError("internal error in ivh-mock; the server log has the details"),
                       InternalError.http_status)

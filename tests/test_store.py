@@ -93,6 +93,25 @@ def test_a_redis_store_on_a_unix_socket_keeps_its_prefix_and_database(redis_serv
         over_socket.reset()
 
 
+@pytest.mark.stores("redis")
+def test_a_redis_store_out_of_reach_is_answered_naming_it_not_as_a_fault_of_the_mock(clock, caplog):
+    """A Redis that went away answered -101000 'internal error in ivh-mock; the server log has the details', with a
+    traceback per request, where a locked SQLite store names its cause (D72)."""
+    from ivh_mock.mock_server.serving.testing import RedisServer
+
+    with RedisServer() as gone:
+        app = create_app({"background": False, "store": f"{gone.url}?prefix=gone"}, clock=clock)
+        api = in_process(app, clock)
+        assert api.call("getprogress", {"TaskId": "0" * 32}).code == 110006
+    answer = api.call("getprogress", {"TaskId": "0" * 32})  # its server stopped
+    assert answer.code == -101000 and answer.message == (
+        f"internal error in ivh-mock: the Redis store at 127.0.0.1:{gone.port} cannot be reached (ConnectionError); "
+        "retry")
+    assert "Traceback" not in caplog.text and f"127.0.0.1:{gone.port} cannot be reached" in caplog.text
+    settings = app.test_client().put("/__mock__/accounts/x", json={"accesstoken": "t"})
+    assert settings.status_code == 500 and "cannot be reached" in settings.get_json()["error"]["message"]
+
+
 def test_tasks_with_a_limit_are_the_newest_in_submission_order(store):
     for n in range(5):
         store.add_task("a" if n % 2 else "b", lambda backlog_at, n=n: make_task(f"t{n}", "a" if n % 2 else "b", seq=n))

@@ -395,6 +395,10 @@ class Store(Protocol):
     def close(self) -> None:
         """Let go of connections and files (before a fork, or when done); the store must not be used after."""
 
+    def outage(self, error: BaseException) -> str | None:
+        """What `error`, raised by one of this store's calls, says of the store being out of reach (a server down, a
+        network gone), in the words of an answer's message; None when it is no such error."""
+
     def read_ahead(self, appkey: str, tasks: bool = False,
                    task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
         """Within the block (one API request of `appkey`), the store may answer the clock's state, the account's

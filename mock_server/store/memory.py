@@ -146,6 +146,9 @@ class MemoryStore:
         with self._lock:
             return sorted(set(self._by_account) | self._accounts | set(self._settings) | set(self._callbacks))
 
+    def outage(self, error: BaseException) -> str | None:
+        return None  # in the process: never out of reach
+
     def close(self) -> None:
         pass
 

@@ -396,6 +396,13 @@ class RedisStore:
     def close(self) -> None:
         self.redis.close()
 
+    def outage(self, error: BaseException) -> str | None:
+        if not isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
+            return None
+        parts = urlsplit(self.url)  # not the URL itself: it may carry a password
+        where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+        return f"the Redis store at {where} cannot be reached ({type(error).__name__})"
+
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
         text = ahead["clock"] if ahead is not None else self.redis.get(self._key("clock"))

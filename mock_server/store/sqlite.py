@@ -376,6 +376,9 @@ class SqliteStore:
         row = self._db().execute(sql, args).fetchone()
         return row[0] if row else None
 
+    def outage(self, error: BaseException) -> str | None:
+        return None  # a file: its lock held elsewhere is StoreBusy (D72)
+
     def close(self) -> None:
         self._closing = True
         if self._checkpointer is not None:
