@@ -94,6 +94,9 @@ def test_rate_limited_applies_to_every_operation(api):
     ("fail:at=100", "at=100 must be a Progress from 0 to 99"),
     ("success:factor=2", "X-Mock-Scenario 'success' has no parameter 'factor'"),
     ("slow_render:factor=0", "factor=0.0 must be above 0"),
+    # the last had silently won
+    ("fail:code=801000,code=801005", "X-Mock-Scenario parameter code is given twice in 'fail:code=801000,code=801005'"),
+    ("success:pace=live,pace=fast", "parameter pace is given twice"),
 ])
 def test_a_bad_scenario_is_refused_by_name(api, header, named):
     answer = api.call("phototovideonotrain", text(), scenario=header)

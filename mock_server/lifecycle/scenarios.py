@@ -55,9 +55,12 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
     if name not in CATALOGUE:
         raise ScenarioError(f"{HEADER} {name!r} is not a scenario; known: {', '.join(CATALOGUE)}")
     entry = {key: value for key, value in CATALOGUE[name].items() if key != "description"}
-    pace = None
+    pace, given = None, set()
     for item in filter(None, (part.strip() for part in params.split(","))):
         key, _, value = item.partition("=")
+        if key in given:  # which one is meant? the last had silently won
+            raise ScenarioError(f"{HEADER} parameter {key} is given twice in {text.strip()!r}")
+        given.add(key)
         if key == PACE_KEY:
             if value not in PRESETS:
                 raise ScenarioError(f"{HEADER} parameter pace={value!r} is not a pace; known: {', '.join(PRESETS)}")
