@@ -46,7 +46,7 @@ def test_clients_that_read_nothing_of_a_large_file_hold_no_thread_and_no_copy_of
 
 def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(served):
     """Under waitress a range goes as the file itself, moved to the range's start (routes/sendfile.py): each part
-    is the file's own bytes, no more."""
+    is the file's own bytes, no more. A Range that is not one range of bytes is ignored, as an object store does."""
     data = bytes(range(256)) * 4096  # 1 MiB, every offset telling
     url = requests.post(f"{served.url}/__mock__/assets?name=ranges.bin", data=data, timeout=30).json()["Url"]
     for asked, start, end in [("bytes=100-199", 100, 200), ("bytes=1000000-", 1000000, len(data)),
@@ -57,6 +57,9 @@ def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(serve
         assert part.headers["Content-Range"] == f"bytes {start}-{end - 1}/{len(data)}", asked
     assert requests.get(url, timeout=30).content == data
     assert requests.get(url, headers={"Range": f"bytes={len(data)}-"}, timeout=30).status_code == 416
+    for ignored in ("bytes=0-9,20-29", "bytes=abc", "items=0-9", "bytes=9-0"):  # werkzeug had answered 416
+        whole = requests.get(url, headers={"Range": ignored}, timeout=30)
+        assert whole.status_code == 200 and whole.content == data, ignored
 
 
 def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):
