@@ -65,6 +65,10 @@ def test_an_upload_is_served_back_with_what_the_file_is(app):
     assert multipart["Kind"] is None and "neither a photo nor audio" in multipart["Problems"][0]["message"]
     empty = client.post("/__mock__/assets", data=b"")
     assert empty.status_code == 400 and "empty" in empty.get_json()["error"]["message"]
+    # a name of no URL-safe character keeps its extension, and so its Content-Type: it had become "png"
+    odd = client.post("/__mock__/assets", query_string={"name": "\U0001f600\u202e.png"}, data=data).get_json()
+    assert odd["Name"] == "upload.png" and client.get(odd["Url"].removeprefix("http://localhost")).mimetype == \
+        "image/png"
 
 
 def test_uploads_beyond_the_hosts_total_delete_the_least_recent_ones(clock):

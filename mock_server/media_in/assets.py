@@ -92,7 +92,7 @@ class AssetHost:
         with contextlib.suppress(FileNotFoundError):
             os.utime(self.blobs.path("assets", sha))  # the same bytes uploaded again count as a new upload
         self._trim(keep=sha)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._") or "upload"
+        name = _safe_name(filename)
         photo = check_photo(data, self.profile["photo"], "the upload")
         judged = photo if photo.format else check_audio(data, self.profile["audio"], "the upload")
         kind = judged.kind if judged.format else None
@@ -106,3 +106,14 @@ class AssetHost:
                                                         "API takes"}],
             "Notes": [vars(note) for note in judged.notes],
         }
+
+
+def _safe_name(filename: str) -> str:
+    """The upload's name in URL-safe characters, its extension kept (the Content-Type it is served with comes from
+    it): `😀\u202e.jpg` had become `jpg`."""
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    extension = re.sub(r"[^A-Za-z0-9_-]+", "_", extension).strip("_")
+    return f"{stem}.{extension}" if extension else stem
