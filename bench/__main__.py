@@ -170,8 +170,7 @@ def main() -> None:
     prism = peers.prism_binary() is not None
     workers = os.cpu_count() or 2
     with ExitStack() as stack:
-        redis = stack.enter_context(RedisServer())
-        redis_url = redis.url
+        redis_url = stack.enter_context(RedisServer()).url
         about = machine()
         print("# " + ", ".join(f"{key}: {value}" for key, value in about.items()), flush=True)
         stores = {"memory": "memory", "sqlite": "sqlite:{data}/ivh-mock.sqlite3"}
@@ -180,8 +179,6 @@ def main() -> None:
             plan += [("ivh-mock, sqlite", "ivh-mock", count, stores["sqlite"]),
                      ("ivh-mock, redis", "ivh-mock", count, f"{redis_url}?prefix=b{count}"),
                      ("bare Flask (ceiling)", "flask", count, "")]
-            if count == 1:  # the same Redis, reached over its Unix socket rather than loopback TCP
-                plan.insert(-1, ("ivh-mock, redis (Unix socket)", "ivh-mock", 1, f"{redis.unix_url}&prefix=bu"))
         if prism:
             plan.append(("Prism", "prism", 1, ""))
         rows = [throughput(wrk, *step, args.seconds) for step in plan]

@@ -78,8 +78,8 @@ def test_decoded_tasks_keep_a_bounded_number():
 
 @pytest.mark.stores("redis")
 def test_a_redis_store_on_a_unix_socket_keeps_its_prefix_and_database(redis_server):
-    """`unix:///PATH?db=N&prefix=NAME`: what the README offers for a Redis on the same host (D74); the prefix is the
-    store's, the rest of the query redis-py's."""
+    """`unix:///PATH?db=N&prefix=NAME`, the store form the README offers beside redis://: the prefix is the store's,
+    the rest of the query redis-py's."""
     import redis
 
     spec = f"{redis_server.unix_url.replace('db=0', 'db=3')}&prefix=sock"
