@@ -705,6 +705,7 @@ def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store
     store.update_clock_state(lambda _: {"base": 5.0, "anchor": 5.0, "frozen": True})
     other_host = open_store(store_spec)
     other_host.add_task("other", lambda backlog_at: make_task("warm", "other", seq=0), journal_entry)  # scripts loaded
+    store.add_task("third", lambda backlog_at: make_task("own", "third", seq=0), journal_entry)  # this thread connected
 
     def submit(task_id: str) -> Task:
         with store.read_ahead("app", tasks=True):
@@ -724,11 +725,42 @@ def test_a_redis_submission_costs_one_round_trip_once_its_account_was_seen(store
     assert [entry.task_id for entry in store.journal("app")] == ["t1", "t2", "theirs", "t3"]
 
 
+@pytest.mark.stores("redis")
+def test_a_redis_requests_connection_of_its_own_survives_a_script_flush_and_a_killed_connection(store_spec, store):
+    """A request's scripts go over its thread's own connection, not through redis-py's pool (a twentieth of a
+    getprogress's time): a Redis that forgot its scripts (restarted, SCRIPT FLUSH) has them loaded again, and a
+    connection the server closed is made again, as the pool would, once."""
+    import redis
+
+    admin = redis.Redis.from_url(store.url)
+
+    def poll(n: int) -> None:
+        with store.read_ahead("app", task_id="polled"):
+            store.record(note(n, "app"))
+
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
+    poll(0)
+    admin.script_flush()
+    poll(1)  # NOSCRIPT: loaded, sent again
+    admin.client_kill_filter(_type="normal", skipme=True)  # every other client's connection, this thread's too
+    poll(2)
+    assert [entry.at for entry in store.journal("app")] == [1.0, 0.0, 1.0, 2.0]  # the submission's, then the polls'
+    made = list(store._made)
+    store.close()
+    assert made and all(connection._sock is None for connection in made)
+
+
 @pytest.mark.stores("redis")  # the keys a Redis store reads ahead
 def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
     store, seen = app.extensions["ivh_mock"].store, []
-    real = store._read_ahead
-    monkeypatch.setattr(store, "_read_ahead", lambda keys, args: seen.append(keys) or real(keys=keys, args=args))
+    real = store._run
+
+    def run(script, keys, args):
+        if script is store._read_ahead:
+            seen.append(keys)
+        return real(script, keys, args)
+
+    monkeypatch.setattr(store, "_run", run)
     assert api.call("getprogress", {"TaskId": "x" * 129}).code == 100002  # past the spec's maxLength: no read
     assert api.call("getprogress", {"TaskId": "0" * 32}).code == 110006
     assert [keys[2:] for keys in seen] == [[], [store._key("task", "0" * 32)]]
