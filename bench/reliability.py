@@ -321,23 +321,10 @@ def slow_sockets(served: Served, dawdlers: int, seconds: float, stalled_download
             thread.start()
             downloads.append(thread)
         time.sleep(0.5)
-        answered, slowest, tried, errors = 0, 0.0, 0, 0
-        session = requests.Session()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            tried += 1
-            try:
-                for response in (session.get(f"{served.url}/__mock__/clock", timeout=3),
-                                 session.post(_signed(served.url, "getprogress", "poller"), timeout=3,
-                                              json={"Header": {}, "Payload": {"TaskId": "0" * 32}})):
-                    errors += response.status_code >= 500
-                    answered += response.status_code == 200
-            except requests.RequestException:
-                pass
-            slowest = max(slowest, time.monotonic() - started)
-            time.sleep(0.2)
-        figures.tried, figures.server_errors = 2 * tried, errors
+        figures.tried, figures.server_errors, answered, slowest = _called_meanwhile(served, seconds, [
+            lambda session: session.get(f"{served.url}/__mock__/clock", timeout=3),
+            lambda session: session.post(_signed(served.url, "getprogress", "poller"), timeout=3,
+                                         json={"Header": {}, "Payload": {"TaskId": "0" * 32}})])
         figures.notes.update(answered=answered, slowest_seconds=round(slowest, 2), open_sockets=len(opened),
                              stalled_downloads=stalled_downloads, seconds=seconds)
     finally:
@@ -371,27 +358,35 @@ def non_readers(served: Served, count: int, seconds: float, size_mb: int = 24) -
             connection.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ranged + b"\r\n")
             opened.append(connection)
         time.sleep(1)
-        answered, slowest, tried, errors = 0, 0.0, 0, 0
-        session = requests.Session()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            tried += 1
-            try:
-                response = session.get(f"{served.url}/__mock__/clock", timeout=3)
-                errors += response.status_code >= 500
-                answered += response.status_code == 200
-            except requests.RequestException:
-                pass
-            slowest = max(slowest, time.monotonic() - started)
-            time.sleep(0.2)
-        figures.tried, figures.server_errors = tried, errors
+        figures.tried, figures.server_errors, answered, slowest = _called_meanwhile(served, seconds, [
+            lambda session: session.get(f"{served.url}/__mock__/clock", timeout=3)])
         figures.notes.update(answered=answered, slowest_seconds=round(slowest, 2), open_sockets=len(opened),
                              file_mb=size_mb)
         return _finish(served, figures)  # while the sockets are still open: what their answers hold
     finally:
         for connection in opened:
             connection.close()
+
+
+def _called_meanwhile(served: Served, seconds: float, calls: list[Any]) -> tuple[int, int, int, float]:
+    """Make `calls` (each given a session) in turn every 0.2 s for `seconds`; return how many were due, how many
+    answered 5xx, how many 200, and the slowest round in seconds (a call that fails ends its round)."""
+    due, errors, answered, slowest = 0, 0, 0, 0.0
+    session = requests.Session()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        due += len(calls)
+        try:
+            for call in calls:
+                response = call(session)
+                errors += response.status_code >= 500
+                answered += response.status_code == 200
+        except requests.RequestException:
+            pass
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.2)
+    return due, errors, answered, slowest
 
 
 def oversized(served: Served) -> Figures:
