@@ -750,6 +750,29 @@ def test_a_redis_requests_connection_of_its_own_survives_a_script_flush_and_a_ki
     assert made and all(connection._sock is None for connection in made)
 
 
+@pytest.mark.stores("redis")
+def test_a_redis_connection_of_a_thread_that_ended_is_closed(store_spec, store):
+    """werkzeug's threaded server (the fixtures' MockServer) runs each connection in a thread of its own: the
+    connections those threads made for their requests must not stay open after them."""
+    import gc
+    import redis
+
+    admin = redis.Redis.from_url(store.url)
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)  # this thread's own
+    before = len(admin.client_list())
+
+    def poll() -> None:
+        with store.read_ahead("app", task_id="polled"):
+            store.record(note(0, "app"))
+
+    for _ in range(20):
+        thread = threading.Thread(target=poll)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(store._made) == 1 and len(admin.client_list()) <= before  # this thread's, no other
+
+
 @pytest.mark.stores("redis")  # the keys a Redis store reads ahead
 def test_a_redis_getprogress_reads_ahead_only_a_task_id_the_spec_allows(store_spec, app, api, monkeypatch):
     store, seen = app.extensions["ivh_mock"].store, []

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import threading
+import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -147,7 +148,9 @@ class RedisStore:
         # settings' text and (newest task, number of tasks, backlog's text), each task's record. A request answers from
         # these; its write checks them (read_ahead).
         self._own = threading.local()  # each thread's own connection for the requests' scripts (`_run`)
-        self._made: list[Any] = []  # every such connection, to close
+        # every such connection still in use, to close; one whose thread ended closes as it is collected (a server
+        # that starts a thread per connection, as werkzeug's does, would otherwise leave one open per thread)
+        self._made: weakref.WeakSet[Any] = weakref.WeakSet()
         self._clock: Any = UNSEEN
         self._settings: dict[str, str | None] = {}
         self._accounts: dict[str, tuple[str, int, str]] = {}
@@ -398,9 +401,8 @@ class RedisStore:
             self._tasks.pop(task_id, None)
 
     def close(self) -> None:
-        for connection in self._made:
+        for connection in list(self._made):
             connection.disconnect()
-        self._made.clear()
         self.redis.close()
 
     def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
@@ -410,8 +412,9 @@ class RedisStore:
         served with this store. A thread answers one request at a time, so its connection is never shared."""
         own = self._own
         if getattr(own, "pid", None) != os.getpid():  # a fork's child must not share its parent's socket
-            own.connection, own.pid = self.redis.connection_pool.make_connection(), os.getpid()
-            self._made.append(own.connection)
+            pool = self.redis.connection_pool  # its settings, not its count of connections made
+            own.connection, own.pid = pool.connection_class(**pool.connection_kwargs), os.getpid()
+            self._made.add(own.connection)
         connection = own.connection
         for last in (False, True):
             try:
