@@ -415,19 +415,21 @@ class RedisStore:
             pool = self.redis.connection_pool  # its settings, not its count of connections made
             own.connection, own.pid = pool.connection_class(**pool.connection_kwargs), os.getpid()
             self._made.add(own.connection)
-        connection = own.connection
-        for last in (False, True):
+        connection, reconnected, reloaded = own.connection, False, False
+        while True:  # a restarted Redis both closed the connection and forgot the scripts: each is mended once
             try:
                 connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 return connection.read_response()
-            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts: load it, once
-                if last:
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts: load it
+                if reloaded:
                     raise
+                reloaded = True
                 script.sha = self.redis.script_load(script.script)
             except (redis.ConnectionError, redis.TimeoutError):
-                connection.disconnect()  # connects again on the next send, as the pool's retry does, once
-                if last:
+                connection.disconnect()  # connects again on the next send, as the pool's retry does
+                if reconnected:
                     raise
+                reconnected = True
             except BaseException:
                 connection.disconnect()  # what is left unread on it must not answer the next call
                 raise
