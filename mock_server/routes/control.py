@@ -89,7 +89,7 @@ class _Routes:
         def view(**kwargs):
             try:
                 if not open_to_all:
-                    problem = (guard.host_problem(request.host, allowed_hosts)
+                    problem = (guard.host_problem(guard.sent_host(request.environ, request.host), allowed_hosts)
                                or guard.origin_problem(request.method, request.headers.get("Origin"),
                                                        (request.host_url, config.public_url)))
                     if problem:

@@ -30,15 +30,29 @@ def host_url(environ: dict, host: str) -> str:
     name or an address, with an optional port). Media URLs are built from it and kept with each task: a request sent
     with `Host: [::1` or `Host: a b` had left URLs like `http:///broadcast/...` in its task for good, and werkzeug
     reads a name with an underscore (a Compose service's) as no host at all (D75)."""
-    sent = environ.get("HTTP_HOST") or host
+    sent = sent_host(environ, host)
     match = _HOST.fullmatch(sent)
-    if match is None or int(match.group(1) or 0) > 65535:
+    if match is None or int(match.group(1) or 0) > 65535 or (sent.startswith("[") and not _ipv6(host_name(sent))):
         raise ValueError(f"the Host header {sent[:100]!r} is not a host name or address with an optional port "
                          f"(0 to 65535)")
     scheme = environ.get("wsgi.url_scheme", "http")
     if match.group(1) is not None and (match.group(1) == "" or (scheme, match.group(1)) in _DEFAULT_PORTS):
         sent = sent.rpartition(":")[0]
     return f"{scheme}://{sent}"
+
+
+def sent_host(environ: dict, host: str) -> str:
+    """The request's Host header as sent; `host` (werkzeug's reading of it) when it sent none. werkzeug reads a name
+    with an underscore (a Compose service's) as no host at all (D75)."""
+    return environ.get("HTTP_HOST") or host
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:  # `[1]`, `[:]`: brackets around no address
+        return False
+    return True
 
 
 _DEFAULT_PORTS = {("http", "80"), ("https", "443")}
