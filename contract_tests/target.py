@@ -87,11 +87,17 @@ class SpendGuard:
             pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
                         "this submission could be billed")
 
-    def check_allowance(self) -> None:
-        """Skip a test that submits what could be billed when the allowance is used up."""
-        if self.allowance is not None and self.accepted >= self.allowance:
+    def check_allowance(self, billed_only: bool = True) -> None:
+        """Skip a test that submits what could be billed when the allowance is used up; with `billed_only` False, a
+        test that submits anything, once nothing more is submitted at all (an acceptance used the allowance)."""
+        if self.allowance is None or self.accepted < self.allowance:
+            return
+        if billed_only:
             pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
                         "this test submits what could be billed")
+        if self.accepted:
+            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; nothing more "
+                        "is submitted")
 
     def record(self, answer: Answer) -> None:
         if answer.code == 0:

@@ -52,6 +52,16 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
+def test_an_allowance_used_up_skips_the_tests_that_can_no_longer_send(remote_mock, tmp_path):
+    """With --ivh-allow-spend 1, the first acceptance stops every later submission, refused ones too: the constraint
+    tests after it had passed having sent nothing."""
+    result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "1")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "1 accepted of --ivh-allow-spend 1; nothing more is submitted" in result.stdout
+
+
+@pytest.mark.slow
 def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
     result = subprocess.run([sys.executable, "-m", "ivh_mock.contract_tests.mutation"], cwd=ROOT, capture_output=True,
                             text=True, timeout=900)
