@@ -62,6 +62,35 @@ def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(serve
         assert whole.status_code == 200 and whole.content == data, ignored
 
 
+def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(served):
+    """Two Content-Lengths, a negative one, a bad chunk size: waitress refuses them before the app sees them, in
+    plain text; the API's routes now answer 100003 in the envelope and the control API's in its JSON."""
+    import json
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+
+    def answer(head: bytes) -> tuple[str, dict]:
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(head)
+            data = b""
+            while chunk := connection.recv(65536):  # waitress closes the connection after such an answer
+                data += chunk
+        status, _, rest = data.partition(b"\r\n")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/json" in headers, data
+        return status.decode(), json.loads(body)
+
+    api = "/v2/ivh/videomaker/broadcastservice/getprogress"
+    for framing in (b"Content-Length: 5\r\nContent-Length: 6", b"Content-Length: -1",
+                    b"Transfer-Encoding: chunked\r\n\r\nzz"):
+        status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
+        assert body["Header"]["Message"].startswith("the request could not be read: Bad Request")
+    status, body = answer(b"POST /__mock__/reset HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+    assert status == "HTTP/1.1 400 Bad Request" and body["error"]["message"].startswith("the request could not be read")
+
+
 def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):
     figures = refused(served, 60)
     assert figures.problems() == [] and figures.notes["accounts_made"] == 0, figures

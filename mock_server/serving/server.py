@@ -15,6 +15,7 @@ are plain text, not HTML.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import resource
@@ -28,8 +29,13 @@ from typing import Any, Callable
 
 import waitress
 from waitress.channel import HTTPChannel
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
+from ivh_mock import spec as spec_module
+
+from ..errors import ParameterFormatError
+from ..routes import control, envelope
+from ..store import new_id
 from . import dispatch
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
@@ -164,6 +170,35 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
     return server
 
 
+class _RouteErrorTask(ErrorTask):
+    """waitress's answer to a request it could not read (duplicate or bad Content-Length, a bad chunk, a body past
+    the largest any route takes), in the format of the routes the request line named: the API's envelope (100003,
+    HTTP 200 as every refusal of the API's, D01) or the control API's `{"error": {"message"}}`; waitress's plain text
+    for anything else. The connection is closed after it, as waitress closes it."""
+
+    def execute(self) -> None:
+        path = self.request.path or ""
+        if path not in _API_PATHS and not (path == control.PREFIX or path.startswith(control.PREFIX + "/")):
+            return super().execute()
+        error = self.request.error
+        message = f"the request could not be read: {error.reason} ({error.body})"
+        if path in _API_PATHS:
+            request_id = new_id()
+            answer = envelope.envelope(ParameterFormatError.code, message, request_id)
+            status = "200 OK"
+        else:
+            answer, status = {"error": {"message": message}}, f"{error.code} {error.reason}"
+        body = json.dumps(answer, ensure_ascii=False).encode()
+        self.status = status
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+_API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
+
+
 class _Channel(HTTPChannel):
     """waitress's connection, but one whose client has not taken its earlier answers (more than UNSENT_BYTES of
     them) holds no thread for its next request: the request waits, parked, until the event loop has sent enough,
@@ -173,6 +208,7 @@ class _Channel(HTTPChannel):
 
     parked = False
     _writing = False
+    error_task_class = _RouteErrorTask
 
     def service(self) -> None:
         if self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark:
