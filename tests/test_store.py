@@ -754,6 +754,37 @@ def test_a_redis_requests_connection_of_its_own_survives_a_script_flush_and_a_ki
 
 
 @pytest.mark.stores("redis")
+def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store, monkeypatch):
+    """The connection breaks after Redis ran a request's write, before its answer came back. Sent again, the
+    journal entry would be kept twice, and a submission planned anew as a second task: the store says it is out of
+    reach instead (-101000, "retry"). A read is sent again, once."""
+    import redis
+
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)  # connected, scripts loaded
+    connection = store._own.connection
+    real = type(connection).read_response
+    lost = []
+
+    def read_response(self, *args, **kwargs):
+        answer = real(self, *args, **kwargs)  # Redis ran it
+        if not lost:
+            lost.append(1)
+            raise redis.ConnectionError("Connection closed by server.")
+        return answer
+
+    monkeypatch.setattr(type(connection), "read_response", read_response)
+    with pytest.raises(redis.ConnectionError), store.read_ahead("app", task_id="polled"):
+        store.record(note(5, "app"))
+    assert [entry.at for entry in store.journal("app")] == [1.0, 5.0]  # once
+    assert store.outage(redis.ConnectionError()) is not None
+    lost.clear()
+    store._tasks.clear()  # the next poll reads the task ahead: that read's answer is lost, and it is sent again
+    with store.read_ahead("app", task_id="polled"):
+        assert store.get_task("polled").task_id == "polled"
+    assert lost == [1]
+
+
+@pytest.mark.stores("redis")
 def test_a_redis_connection_of_a_thread_that_ended_is_closed(store_spec, store):
     """werkzeug's threaded server (the fixtures' MockServer) runs each connection in a thread of its own: the
     connections those threads made for their requests must not stay open after them."""

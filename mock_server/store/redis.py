@@ -416,9 +416,16 @@ class RedisStore:
             own.connection, own.pid = pool.connection_class(**pool.connection_kwargs), os.getpid()
             self._made.add(own.connection)
         connection, reconnected, reloaded = own.connection, False, False
+        try:  # closed by Redis while it sat idle (a restart), or holding a stray answer: made anew before sending
+            if connection.is_connected and connection.can_read():
+                connection.disconnect()
+        except (redis.ConnectionError, OSError):
+            connection.disconnect()
         while True:  # a restarted Redis both closed the connection and forgot the scripts: each is mended once
+            sent = False
             try:
                 connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                sent = True
                 return connection.read_response()
             except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts: load it
                 if reloaded:
@@ -426,8 +433,10 @@ class RedisStore:
                 reloaded = True
                 script.sha = self.redis.script_load(script.script)
             except (redis.ConnectionError, redis.TimeoutError):
-                connection.disconnect()  # connects again on the next send, as the pool's retry does
-                if reconnected:
+                connection.disconnect()  # connects again on the next send
+                # a write whose answer was lost may have been made: sent again, it would be made twice (the
+                # submission planned anew as another task, the journal entry kept twice), so it is not
+                if reconnected or (sent and script not in (self._read_ahead, self._read_account)):
                     raise
                 reconnected = True
             except BaseException:
