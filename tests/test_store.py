@@ -760,22 +760,28 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
     reach instead (-101000, "retry"). A read is sent again, once."""
     import redis
 
-    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)  # connected, scripts loaded
+    store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
+    for at in (3, 4):  # this thread connected, and every script the test runs loaded (run alone, they were not)
+        with store.read_ahead("app", task_id="polled"):
+            store.record(note(at, "app"))
+    store._tasks.clear()
+    with store.read_ahead("app", task_id="polled"):  # read ahead once more: that script loaded too
+        store.get_task("polled")
     connection = store._own.connection
-    real = type(connection).read_response
+    real = connection.read_response
     lost = []
 
-    def read_response(self, *args, **kwargs):
-        answer = real(self, *args, **kwargs)  # Redis ran it
+    def read_response(*args, **kwargs):  # of this thread's connection only
+        answer = real(*args, **kwargs)  # Redis ran it
         if not lost:
             lost.append(1)
             raise redis.ConnectionError("Connection closed by server.")
         return answer
 
-    monkeypatch.setattr(type(connection), "read_response", read_response)
+    monkeypatch.setattr(connection, "read_response", read_response)
     with pytest.raises(redis.ConnectionError), store.read_ahead("app", task_id="polled"):
         store.record(note(5, "app"))
-    assert [entry.at for entry in store.journal("app")] == [1.0, 5.0]  # once
+    assert [entry.at for entry in store.journal("app")] == [1.0, 3.0, 4.0, 5.0]  # once
     assert store.outage(redis.ConnectionError()) is not None
     lost.clear()
     store._tasks.clear()  # the next poll reads the task ahead: that read's answer is lost, and it is sent again
