@@ -12,11 +12,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import urlsplit
 
 import requests
 from ivh_mock.spec import jsontext
 from ivh_mock.spec.signing import signed_query
+from ivh_mock.spec.urls import http_url_problem
 from ivh_mock.spec.validation import summarize
 
 from ivh_mock import spec as spec_module
@@ -70,9 +70,9 @@ class Client:
             if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
                 raise ValueError(f"the {name} cannot be sent: it {problem.removeprefix('the body ')}")
         self.base_url = (base_url or os.environ.get("IVH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        if not _is_http_url(self.base_url):  # else every call failed as if the server could not be reached
-            raise ValueError(f"the base URL {self.base_url!r} is not an http or https URL with a host (and a port "
-                             f"from 0 to 65535, if any)")
+        problem = http_url_problem(self.base_url)
+        if problem:  # else every call failed as if the server could not be reached
+            raise ValueError(f"the base URL {problem}")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or requests.Session()
         self.clock, self.sleep, self.monotonic, self.rng = clock, sleep, monotonic, rng
@@ -249,15 +249,6 @@ class Client:
             raise family(code, message if isinstance(message, str) else json.dumps(message), header.get("RequestID"),
                          http_status=status, body=envelope, retry_after=_retry_after(response))
         return header, envelope
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises ValueError for a port that is not one
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 # A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.

@@ -20,6 +20,7 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
+from ivh_mock.spec.urls import http_url_problem
 
 from ..accounts import AccountsFileError
 from ..app import create_app
@@ -211,14 +212,9 @@ def _port(text: str) -> int:
 
 
 def _http_url(text: str) -> str:
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http or https URL with a host (and a port from 0 to "
-                                         f"65535, if any)")
+    problem = http_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -1,0 +1,18 @@
+"""Where the client and the mock's own options point: an http or https URL with a host, and a port if any that is
+one. Both refuse anything else with the same words."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is not an http or https URL with a host (and a port from 0 to 65535, if any), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
+    return None
