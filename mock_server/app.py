@@ -167,15 +167,12 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
             response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    @app.errorhandler(StoreBusy)
-    def store_busy(exc: StoreBusy):  # not the mock's fault, and no traceback helps: the message says what
-        log.warning("%s %s answered -101000: %s", request.method, request.path, exc)
-        return render(InternalError(f"internal error in ivh-mock: {exc}; retry"), InternalError.http_status)
-
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        outage = ctx.store.outage(exc)
-        if outage:  # not the mock's fault, as StoreBusy: the message says what, the log says it once
+        # a store that cannot be written in time (StoreBusy) or reached at all: not the mock's fault, and no
+        # traceback helps; the message says what, the log says it in one line
+        outage = str(exc) if isinstance(exc, StoreBusy) else ctx.store.outage(exc)
+        if outage:
             log.warning("%s %s answered -101000: %s", request.method, request.path, outage)
             return render(InternalError(f"internal error in ivh-mock: {outage}; retry"), InternalError.http_status)
         log.exception("unexpected error answering %s %s", request.method, request.path)
