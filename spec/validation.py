@@ -120,8 +120,6 @@ def shape_of(schema: Any) -> Any:
     if "properties" in schema:
         kept["properties"] = {name: shape_of(value) if name in required else _or_null(shape_of(value))
                               for name, value in schema["properties"].items()}
-    if required:
-        kept["required"] = required
     return kept
 
 
