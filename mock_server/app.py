@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import orjson
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 from werkzeug.routing import Rule
 
 from ivh_mock import spec as spec_module
@@ -165,6 +165,8 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         allowed = getattr(exc, "valid_methods", None)
         if allowed:
             response.headers["Allow"] = ", ".join(allowed)
+        if isinstance(exc, RequestedRangeNotSatisfiable) and exc.length is not None:  # the file's size (RFC 9110)
+            response.headers["Content-Range"] = f"{exc.units} */{exc.length}"
         return response
 
     @app.errorhandler(Exception)
@@ -184,7 +186,7 @@ def _is_control(path: str) -> bool:
     return path == control.PREFIX or path.startswith(control.PREFIX + "/")
 
 
-_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 413: "EntityTooLarge"}
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 413: "EntityTooLarge", 416: "InvalidRange"}
 
 
 class _MockFlask(Flask):
