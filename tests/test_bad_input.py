@@ -238,7 +238,8 @@ def test_a_host_header_that_names_no_host_is_refused_not_kept_in_the_tasks_urls(
     assert app.extensions["ivh_mock"].store.get_task(ok.json["Payload"]["TaskId"]).media_base == \
         "http://my_service:8080"
     for sent, url in (("my_service:8080", "http://my_service:8080"), ("localhost:80", "http://localhost"),
-                      ("[::1]:9", "http://[::1]:9"), ("example.test:", "http://example.test")):
+                      ("[::1]:9", "http://[::1]:9"), ("example.test:", "http://example.test"),
+                      ("h:00080", "http://h"), ("h:08080", "http://h:8080"), ("[::1]:0080", "http://[::1]")):
         listed = client.get("/__mock__/assets/samples", headers={"Host": sent}).json["samples"][0]["Url"]
         assert listed.startswith(url + "/__mock__/assets/samples/"), (sent, listed)
     # the control API's own check (D57) reads it as sent too: werkzeug's reading, '', had been refused by name

@@ -35,10 +35,12 @@ def host_url(environ: dict, host: str) -> str:
     if match is None or int(match.group(1) or 0) > 65535 or (sent.startswith("[") and not _ipv6(host_name(sent))):
         raise ValueError(f"the Host header {sent[:100]!r} is not a host name or address with an optional port "
                          f"(0 to 65535)")
-    scheme = environ.get("wsgi.url_scheme", "http")
-    if match.group(1) is not None and (match.group(1) == "" or (scheme, match.group(1)) in _DEFAULT_PORTS):
-        sent = sent.rpartition(":")[0]
-    return f"{scheme}://{sent}"
+    scheme, port = environ.get("wsgi.url_scheme", "http"), match.group(1)
+    if port is None:
+        return f"{scheme}://{sent}"
+    # written as a number writes it (`h:00080` is port 80), and left out when empty or the scheme's default
+    name, port = sent.rpartition(":")[0], port and str(int(port))
+    return f"{scheme}://{name}" if port in ("", _DEFAULT_PORTS.get(scheme)) else f"{scheme}://{name}:{port}"
 
 
 def sent_host(environ: dict, host: str) -> str:
@@ -55,7 +57,7 @@ def _ipv6(text: str) -> bool:
     return True
 
 
-_DEFAULT_PORTS = {("http", "80"), ("https", "443")}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)(?::([0-9]{0,5}))?")
 
 
