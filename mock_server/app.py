@@ -22,7 +22,7 @@ from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError
 from .lifecycle.callbacks import CallbackDispatcher
 from .lifecycle.scenarios import scenario_of
 from .lifecycle.uploads import Uploader
-from .media_in.assets import AssetHost
+from .media_in.assets import PREFIX as ASSETS, AssetHost
 from .deadline import Waits
 from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
@@ -136,6 +136,13 @@ def _clock_pinned_per_request(wsgi_app):
         with StoredClock.pinned():
             return wsgi_app(environ, start_response)
     return pinned
+
+
+def largest_body(config: Config, path: str) -> int:
+    """The largest request body the route at `path` takes: an upload to the asset host `asset_max_bytes`, any other
+    `max_body_bytes` (Flask's MAX_CONTENT_LENGTH; the API refuses more with 100003). A server need keep no more of a
+    body than a byte past it: the route refuses it as it refuses the whole (serving/server.py, D76)."""
+    return config.asset_max_bytes if path == ASSETS else config.max_body_bytes
 
 
 def _register_error_handlers(app: Flask, ctx: MockContext) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from bench.reliability import Served, accounts, media, non_readers, oversized, refused, slow_sockets
+from bench.reliability import Served, _signed, accounts, media, non_readers, oversized, refused, slow_sockets
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads memory figures from /proc")
 
@@ -91,6 +91,76 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         assert body["Header"]["Message"].startswith("the request could not be read: Bad Request")
     status, body = answer(b"POST /__mock__/reset HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     assert status == "HTTP/1.1 400 Bad Request" and body["error"]["message"].startswith("the request could not be read")
+    # a head whose lines end in a bare LF is refused as it arrives: waitress had waited 30 s for CRLF CRLF
+    for head in (b"GET /__mock__/clock HTTP/1.1\nHost: x\n\n", b"GET /__mock__/clock HTTP/1.1\r\nHost: x\n\r\n"):
+        status, body = answer(head)
+        assert status == "HTTP/1.1 400 Bad Request" and "bare LF" in body["error"]["message"], body
+    status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\nHost: x\n\n")
+    assert body["Header"]["Code"] == 100003 and "ends in a bare LF; HTTP needs CRLF" in body["Header"]["Message"]
+
+
+def test_a_head_split_anywhere_and_blank_lines_before_it_are_read_as_one_request(served):
+    """The bare-LF check looks at each piece as it arrives: a CR LF split between two pieces, or the blank lines a
+    client may send before a request (RFC 9112), are no bare LF."""
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    for pieces in ([b"GET /__mock__/clock HTTP/1.1\r", b"\nHost: 127.0.0.1\r\n\r", b"\n"],
+                   [b"\r\n\n", b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"]):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            for piece in pieces:
+                connection.sendall(piece)
+                time.sleep(0.05)  # each its own read
+            answer = connection.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b'"frozen"' in answer, (pieces, answer)
+
+
+def _temporary_mb(pid: int) -> float:
+    """What a process holds in temporary files it has deleted (where waitress keeps large request bodies)."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).endswith("(deleted)"):
+                held += fd.stat().st_size
+    return held / 2**20
+
+
+def test_a_body_past_its_routes_limit_is_not_kept_while_it_arrives(served):
+    """waitress kept every body up to the largest any route takes (the asset host's 64 MiB) before the app could
+    refuse it: four connections sending 8 MiB each of a 20 MiB body to the API (whose limit is 1 MiB) held 32 MiB of
+    temporary files. Now no more than a byte past the route's limit is kept, and the answer is as before (D76)."""
+    import json
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    target = _signed(served.url, "getprogress", "big-body").removeprefix(served.url)
+    connections = []
+    try:
+        for _ in range(4):
+            connection = socket.create_connection((host, int(port)), timeout=10)
+            connection.sendall(f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               f"Content-Length: {20 * 2**20}\r\nConnection: close\r\n\r\n".encode())
+            for _ in range(8):
+                connection.sendall(b"x" * 2**20)
+            connections.append(connection)
+        time.sleep(1)  # the worker has read what was sent long before
+        assert _temporary_mb(served.worker()) <= 4 * 1.1, "the bodies are kept past the route's limit"
+        connections[0].sendall(b"x" * 12 * 2**20)
+        answer = b""
+        while part := connections[0].recv(65536):  # to the end: the connection closes after its answer
+            answer += part
+    finally:
+        for connection in connections:
+            connection.close()
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert body["Header"]["Code"] == 100003, body
+    assert body["Header"]["Message"] == "request body is larger than 1048576 bytes", body
+    # chunked, its length is what was kept: a byte past the limit, refused the same way
+    chunked = requests.post(_signed(served.url, "getprogress", "big-body"), data=iter([b"x" * 2**20] * 3),
+                            headers={"Content-Type": "application/json"}, timeout=30).json()
+    assert chunked["Header"]["Message"] == "request body is larger than 1048576 bytes", chunked
+    control = requests.post(f"{served.url}/__mock__/clock", data=b"x" * 3 * 2**20, timeout=30)
+    assert control.status_code == 413, control.text
 
 
 def test_a_flood_of_refused_requests_keeps_memory_disk_and_the_journal_bounded(served):

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import resource
 import signal
 import socket
@@ -29,7 +30,9 @@ from typing import Any, Callable
 
 import waitress
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.utilities import BadRequest
 
 from ivh_mock import spec as spec_module
 
@@ -55,17 +58,18 @@ class _Stop(Exception):
 class Server:
     """Serve the WSGI app `load()` builds (called once in each worker, after the fork) on `bind` ("host:port",
     "[v6]:port"; port 0 picks a free one); `ready(port)` runs in the master once it listens. `max_body_bytes` is
-    the largest request body a worker reads (the app's own, smaller limits answer in its own format). With
+    the largest request body a worker reads (the app's own, smaller limits answer in its own format), and
+    `largest_body(path)` the largest the route at a path takes: no more than a byte past it is kept (D76). With
     `hold_queue`, a running request holds the worker's queue for its thread (D68); without, waitress wakes a thread
     for each request."""
 
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
                  ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576,
-                 hold_queue: bool = True):
+                 hold_queue: bool = True, largest_body: Callable[[str], int] | None = None):
         host, _, port = bind.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
-        self._max_body_bytes, self._hold_queue = max_body_bytes, hold_queue
+        self._max_body_bytes, self._hold_queue, self._largest_body = max_body_bytes, hold_queue, largest_body
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
@@ -138,7 +142,7 @@ class Server:
     def _serve(self, listener: socket.socket) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
         server = waitress_server(self._load(), listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
-                                 hold_queue=self._hold_queue)
+                                 hold_queue=self._hold_queue, largest_body=self._largest_body)
         if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
             dispatch.serve(server)
         else:
@@ -146,7 +150,7 @@ class Server:
 
 
 def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int,
-                    hold_queue: bool = True) -> Any:
+                    hold_queue: bool = True, largest_body: Callable[[str], int] | None = None) -> Any:
     """waitress serving `app` on `listener` as a worker does; run it with `dispatch.serve` when `hold_queue`
     (its requests then run in the loop's thread or go to `threads` threads, as D68 and D71 say), else with its own
     run()."""
@@ -158,6 +162,7 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         inbuf_overflow=BUFFERED_BYTES, channel_timeout=IDLE_SECONDS, cleanup_interval=min(10, IDLE_SECONDS),
         asyncore_use_poll=True, clear_untrusted_proxy_headers=True, outbuf_high_watermark=UNSENT_BYTES)
     server.channel_class = _Channel
+    server.largest_body = largest_body  # what each request's parser keeps of a body (_Parser)
     keep_up = server.maintenance
 
     def maintenance(now: float) -> None:  # waitress closes idle connections only when no request waits on them
@@ -199,6 +204,71 @@ class _RouteErrorTask(ErrorTask):
 _API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
 
 
+class _Parser(HTTPRequestParser):
+    """waitress's request parser, but one that refuses a head whose lines end in a bare LF as soon as one arrives,
+    and keeps of a body no more than one byte past the largest its route takes (`largest_body(path)`, D76).
+
+    waitress looks for CRLF CRLF to end a head: one sent with bare LFs (a hand-written client's) waited IDLE_SECONDS
+    for it and was closed unanswered. And it kept every request's body up to the largest any route takes (the asset
+    host's uploads, 64 MiB) before the app could refuse it: ten connections sending 60 MB each held 600 MB of
+    temporary files. The route refuses such a body as it refused it whole: by its declared length, or, chunked, by
+    the length kept, which is past its limit."""
+
+    def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None):
+        super().__init__(adj)
+        self._largest_body = largest_body
+
+    def received(self, data: bytes) -> int:
+        if self.body_rcv is None and not self.completed:  # in the head: look at what arrived, and the CR before it
+            seen = self.header_plus[-3:]
+            window = seen + data
+            end = window.find(b"\r\n\r\n")
+            bare = _BARE_LF.search(window, len(seen), end if end >= 0 else len(window))
+            if bare is not None and (self.header_plus + window[len(seen):bare.start()]).strip():
+                self._refuse((self.header_plus + data).lstrip())  # blank lines before a request are ignored
+                return len(data)
+        return super().received(data)
+
+    def _refuse(self, head: bytes) -> None:
+        line = head.split(b"\n", 1)[0].rstrip(b"\r")
+        try:  # the request line alone: its path says whose format the refusal is answered in (_RouteErrorTask)
+            self.parse_header(line + b"\r\n")
+        except (ParsingError, TransferEncodingNotImplemented):
+            self.parse_header(b"GET / HTTP/1.0\r\n")
+        self.error = BadRequest("a line of the request's head ends in a bare LF; HTTP needs CRLF (\\r\\n)")
+        self.completed = True
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.body_rcv is not None and self._largest_body is not None:
+            self.body_rcv.buf = _Kept(self.body_rcv.buf, self._largest_body(self.path) + 1)
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class _Kept:
+    """A request body's buffer that keeps the first `room` bytes appended to it and drops the rest."""
+
+    def __init__(self, buf: Any, room: int):
+        self.buf, self.room = buf, room
+
+    def append(self, data: bytes) -> None:
+        if self.room > 0:
+            kept = data[:self.room]
+            self.buf.append(kept)
+            self.room -= len(kept)
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def getfile(self) -> Any:
+        return self.buf.getfile()
+
+    def close(self) -> None:
+        self.buf.close()
+
+
 class _Channel(HTTPChannel):
     """waitress's connection, but one whose client has not taken its earlier answers (more than UNSENT_BYTES of
     them) holds no thread for its next request: the request waits, parked, until the event loop has sent enough,
@@ -209,6 +279,9 @@ class _Channel(HTTPChannel):
     parked = False
     _writing = False
     error_task_class = _RouteErrorTask
+
+    def parser_class(self, adj: Any) -> _Parser:  # waitress makes each request's parser by calling this
+        return _Parser(adj, self.server.largest_body)
 
     def service(self) -> None:
         if self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark:
