@@ -76,6 +76,24 @@ def test_decoded_tasks_keep_a_bounded_number():
     assert again == first and again is not first and len(decoded._seen) == 2
 
 
+def test_a_tasks_text_kept_is_answered_and_decoded_once_when_asked_for():
+    """The Redis store keeps the texts it read ahead or wrote, and their Tasks, in one map: keeping the same text
+    again keeps the Task decoded from it; another text, or a task forgotten, is decoded anew."""
+    from ivh_mock.mock_server.store.base import DecodedTasks
+
+    decoded, text = DecodedTasks(), dumps(make_task("t"))
+    decoded.keep("t", text)
+    assert decoded.text("t") == text and decoded.text("other") is None
+    first = decoded.task("t", text)
+    decoded.keep("t", text)
+    assert decoded.task("t", text) is first
+    other = dumps(make_task("t", finish_at=200.0))
+    decoded.keep("t", other)
+    assert decoded.text("t") == other and decoded.task("t", other).finish_at == 200.0
+    decoded.forget("t")
+    assert decoded.text("t") is None
+
+
 @pytest.mark.stores("redis")
 def test_a_redis_store_on_a_unix_socket_keeps_its_prefix_and_database(redis_server):
     """`unix:///PATH?db=N&prefix=NAME`, the store form the README offers beside redis://: the prefix is the store's,
@@ -1033,13 +1051,13 @@ def test_a_redis_store_remembers_a_bounded_number_of_tasks_and_accounts(store_sp
     """Past its bound, what a process remembers starts over: the next request of each reads again, once."""
     from ivh_mock.mock_server.store import redis as redis_store
 
-    monkeypatch.setattr(redis_store, "SEEN_TASKS", 2)
+    monkeypatch.setattr(store._tasks, "_bound", 2)  # SEEN_TASKS, given to it as the store was made
     monkeypatch.setattr(redis_store, "SEEN_ACCOUNTS", 2)
     for n in range(3):
         with store.read_ahead(f"app{n}", tasks=True):
             store.add_task(f"app{n}", lambda backlog_at, n=n: make_task(f"t{n}", f"app{n}", seq=0), journal_entry)
-        assert len(store._tasks) <= 2 and len(store._accounts) <= 2 and len(store._settings) <= 2
-    assert "t2" in store._tasks and "app2" in store._accounts and "t0" not in store._tasks
+        assert len(store._tasks._seen) <= 2 and len(store._accounts) <= 2 and len(store._settings) <= 2
+    assert store._tasks.text("t2") and "app2" in store._accounts and store._tasks.text("t0") is None
     sent = commands_sent(monkeypatch)
     with store.read_ahead("app0", task_id="t0"):  # forgotten: read again
         assert store.get_task("t0").task_id == "t0"

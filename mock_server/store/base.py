@@ -203,22 +203,42 @@ def read_ahead_by(store: Any) -> dict[str, Any] | None:
 
 
 class DecodedTasks:
-    """Tasks decoded from their records' texts, by id, up to `bound` of them (past it, it starts over). A task's record
-    never changes once written, so a request that reads the same text again takes the Task decoded before, shared as
-    the memory store shares its tasks: polling getprogress decodes a task once, not on every call."""
+    """Tasks' record texts by id, each with the Task decoded from it once one was asked for, up to `bound` of them
+    (past it, it starts over). A task's record never changes once written, so a request that reads the same text
+    again takes the Task decoded before, shared as the memory store shares its tasks: polling getprogress decodes a
+    task once, not on every call. A network store answers a task's text from here too (RedisStore.read_ahead)."""
 
     def __init__(self, bound: int = 1_000):
         self._bound, self._seen = bound, {}
 
     def task(self, task_id: str, text: str) -> Task:
         seen = self._seen.get(task_id)
-        if seen is not None and seen[0] == text:
+        if seen is not None and seen[0] == text and seen[1] is not None:
             return seen[1]
         task = loads(Task, text)
-        if len(self._seen) >= self._bound:
+        self._keep(task_id, text, task)
+        return task
+
+    def text(self, task_id: str) -> str | None:
+        seen = self._seen.get(task_id)
+        return seen[0] if seen is not None else None
+
+    def keep(self, task_id: str, text: str) -> None:
+        """Remember `text` as the task's record (its Task, when decoded from the same text, stays)."""
+        seen = self._seen.get(task_id)
+        if seen is None or seen[0] != text:
+            self._keep(task_id, text, None)
+
+    def forget(self, task_id: str) -> None:
+        self._seen.pop(task_id, None)
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def _keep(self, task_id: str, text: str, task: Task | None) -> None:
+        if len(self._seen) >= self._bound and task_id not in self._seen:
             self._seen.clear()
         self._seen[task_id] = (text, task)
-        return task
 
 
 @dataclass(frozen=True, slots=True)

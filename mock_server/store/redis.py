@@ -154,8 +154,7 @@ class RedisStore:
         self._clock: Any = UNSEEN
         self._settings: dict[str, str | None] = {}
         self._accounts: dict[str, tuple[str, int, str]] = {}
-        self._tasks: dict[str, str] = {}
-        self._decoded = DecodedTasks(SEEN_TASKS)
+        self._tasks = DecodedTasks(SEEN_TASKS)  # and each one's Task, decoded once
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -188,7 +187,7 @@ class RedisStore:
             text = ahead["task"]
         else:
             text = self.redis.get(self._key("task", task_id))
-        return self._decoded.task(task_id, text) if text else None
+        return self._tasks.task(task_id, text) if text else None
 
     def _load(self, ids: list[str]) -> list[Task]:
         if not ids:
@@ -254,7 +253,7 @@ class RedisStore:
         whose task was deleted meanwhile: a task found missing is read again; D48 says when it costs more; D70)."""
         clock, settings = self._clock, self._settings.get(appkey, UNSEEN)
         account = self._accounts.get(appkey) if tasks else None
-        task = self._tasks.get(task_id) if task_id is not None else None
+        task = self._tasks.text(task_id) if task_id is not None else None
         if clock is UNSEEN or settings is UNSEEN or (tasks and account is None) or (task_id is not None and not task):
             keys, what = [self._key("clock"), self._key("settings", appkey)], ""
             if tasks:
@@ -293,9 +292,9 @@ class RedisStore:
     def _saw_task(self, task_id: str, text: str | None) -> str | None:
         """Remember a task's record, which never changes once written (a reset deletes it: the check sees that)."""
         if text:
-            _remember(self._tasks, task_id, text, SEEN_TASKS)
+            self._tasks.keep(task_id, text)
         else:
-            self._tasks.pop(task_id, None)
+            self._tasks.forget(task_id)
         return text
 
     def journal(self, appkey: str | None = None, limit: int | None = None) -> list[JournalEntry]:
@@ -398,7 +397,7 @@ class RedisStore:
         self._settings.pop(appkey, None)
         self._accounts.pop(appkey, None)
         for task_id in ids:
-            self._tasks.pop(task_id, None)
+            self._tasks.forget(task_id)
 
     def close(self) -> None:
         for connection in list(self._made):
