@@ -18,6 +18,7 @@ import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import hiredis
 import redis
 
 from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
@@ -423,7 +424,9 @@ class RedisStore:
         while True:  # a restarted Redis both closed the connection and forgot the scripts: each is mended once
             sent = False
             try:
-                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                # packed by hiredis itself, as redis-py's own packing would (it encodes each argument in Python first)
+                connection.send_packed_command([hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys,
+                                                                      *args))])
                 sent = True
                 return connection.read_response()
             except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts: load it
