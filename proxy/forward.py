@@ -1,5 +1,6 @@
 """One exchange through the proxy: forward the app's request unchanged, stream the upstream's answer back unchanged,
-then check and record both. Checks and recording run after the answer is sent, so they never delay the app.
+then check and record both. Checks and recording run after the answer is sent: they never delay it, only the
+app's next request on the same connection.
 
 The proxy never re-signs, never retries, never changes a body; the one exception is `callback_relay`, which the
 user asks for: the submission's CallbackUrl is replaced by the proxy's own, and each callback is recorded and
@@ -15,7 +16,7 @@ import threading
 import time
 import zlib
 from datetime import datetime, timezone
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -44,6 +45,9 @@ class Responder(Protocol):
 
     def finish(self) -> None: ...
 
+    def abort(self) -> None:
+        """The answer was cut short: end the connection after what was sent, so the app sees it broken."""
+
 
 class Proxy:
     """Forward to `upstream`, check against the spec, record into `recorder` (None: check only)."""
@@ -64,6 +68,7 @@ class Proxy:
         self._local = threading.local()
         self._busy = 0  # exchanges under way (answered but perhaps not yet recorded)
         self._idle = threading.Condition()
+        self._unrecorded = 0  # exchanges answered but not recorded since the recording last failed (0: it works)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every exchange under way is answered and recorded; tell whether that happened in time."""
@@ -126,22 +131,34 @@ class Proxy:
                         f"upstream {self.upstream} did not answer: {type(error).__name__}")
             self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
+        if 100 <= answer.status_code < 200:  # http.client takes an interim answer (103 Early Hints) for the final
+            answer.close()
+            message = (f"upstream {self.upstream} sent an interim answer, HTTP {answer.status_code}, which the proxy "
+                       f"does not pass on")
+            _answer_own(responder, 502, "Bad Gateway", message)
+            self._record(started, operation, method, target, headers, body, None, error=message)
+            return
         kept, broken = bytearray(), None
         answer_headers = list(answer.raw.headers.items())
         try:
-            passed = [(name, value) for name, value in answer_headers if name.lower() not in HOP_BY_HOP]
+            # a chunked answer is passed on in chunks of its own: a Content-Length beside it is not to be trusted
+            # (RFC 9112 6.3), and passed on it would end the app's answer early and start the next one with the rest
+            passed = [(name, value) for name, value in answer_headers if name.lower() not in HOP_BY_HOP
+                      and not (answer.raw.chunked and name.lower() == "content-length")]
             has_length = any(name.lower() == "content-length" for name, _ in passed)
-            bodiless = method == "HEAD" or answer.status_code in (204, 304) or answer.status_code < 200
+            bodiless = method == "HEAD" or answer.status_code in (204, 304)
             responder.start(answer.status_code, answer.reason or "", passed, not has_length and not bodiless)
-            for chunk in answer.raw.stream(CHUNK, decode_content=False):
+            for chunk in _pieces(answer.raw):
                 responder.write(chunk)
                 if len(kept) <= RECORDED_BODY_BYTES:
                     kept += chunk[: RECORDED_BODY_BYTES + 1 - len(kept)]
             responder.finish()
         except OSError as error:  # the app hung up, or the upstream broke off mid-answer: record what was seen
             broken = f"the exchange broke off: {type(error).__name__}"
+            responder.abort()
         except Exception as error:  # urllib3's own errors (protocol, decode) while streaming
             broken = f"the upstream's answer broke off: {type(error).__name__}"
+            responder.abort()
         finally:
             answer.close()
         self._record(started, operation, method, target, headers, body,
@@ -167,10 +184,14 @@ class Proxy:
             record["error"] = error
         if answer is not None and error is None:
             status, answer_headers, data = answer
-            answer_json, answer_is_json = _json(_decoded(data, answer_headers))
+            decoded = _decoded(data, answer_headers)
+            answer_json, answer_is_json = _json(decoded)
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
                                   **_body(data, answer_json, answer_is_json)}
-            if operation is not None:
+            if max(len(data), len(decoded)) > RECORDED_BODY_BYTES:  # only its start was kept: no verdict on it
+                record["response"]["unchecked"] = (f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB: "
+                                                   f"it is not checked")
+            elif operation is not None:
                 verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
                                                request_json, request_is_json)
                 record["request"]["refused_by_spec"] = verdict.reasons[:5]
@@ -178,8 +199,28 @@ class Proxy:
                 self._follow(operation, request_json, answer_json, started)
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)
-        if self.recorder is not None:
+        self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        """Record, or say once that recording fails (a full disk, a directory gone) and again once it works: the
+        exchange was answered either way, and the app's connection stays as it was."""
+        if self.recorder is None:
+            return
+        try:
             self.recorder.write(record)
+        except OSError as error:
+            with self._lock:
+                self._unrecorded += 1
+                first = self._unrecorded == 1
+            if first:
+                self.warn(f"ivh-mock proxy: cannot record into {self.recorder.directory}: {error.strerror or error}; "
+                          f"exchanges are passed on but not recorded until it can")
+            return
+        with self._lock:
+            lost, self._unrecorded = self._unrecorded, 0
+        if lost:
+            self.warn(f"ivh-mock proxy: recording again into {self.recorder.directory}; {lost} exchange(s) were not "
+                      f"recorded")
 
     def _follow(self, operation: str, request: Any, answer: Any, at: float) -> None:
         """Feed the lifecycle tracker, for live warnings (`ivh-mock drift` follows tasks from the recording)."""
@@ -242,7 +283,7 @@ class Proxy:
                 findings += self.lifecycle.callback(parsed["Payload"], started)
         self._warn(findings)
         if self.recorder is not None:
-            self.recorder.write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.upstream,
+            self._write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.upstream,
                                  "operation": "callback", "relayed_to": redact.url(app_url or ""),
                                  "request": {"method": method, "headers": redact.headers(headers),
                                              **_body(body, parsed, is_json)},
@@ -295,12 +336,23 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name), None)
 
 
+def _pieces(answer: Any) -> Iterator[bytes]:
+    """The answer's body as it arrives: each chunk of a chunked one, else whatever the connection holds, up to CHUNK
+    (urllib3's read(CHUNK) waits for all of CHUNK, holding back what arrived from an upstream that stops)."""
+    if answer.chunked:
+        yield from answer.stream(CHUNK, decode_content=False)
+        return
+    while piece := answer.read1(CHUNK, decode_content=False):
+        yield piece
+
+
 def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
-    """Return the body without its Content-Encoding (gzip, deflate), for checking; passed through as sent."""
+    """Return the body without its Content-Encoding (gzip, deflate), for checking, and no more of it than a recorded
+    body holds (a small answer may inflate to gigabytes); passed through as sent."""
     encoding = (_header(headers, "content-encoding") or "").lower()
     if encoding in ("gzip", "deflate"):
         try:
-            return zlib.decompressobj(wbits=47).decompress(data)
+            return zlib.decompressobj(wbits=47).decompress(data, RECORDED_BODY_BYTES + 1)
         except zlib.error:
             return data
     return data

@@ -57,8 +57,9 @@ class Recorder:
 
     def _target(self, size: int) -> Path:
         stem = self._stem()
-        if self._path is None or not self._path.name.startswith(f"{PREFIX}{stem}"):
+        if self._path is None or not self._path.name.startswith(f"{PREFIX}{stem}"):  # a new day, or run
             self._path, self._size = self._free_file(stem, 0, size)
+            self._prune()  # the files of earlier days and runs count too
         elif self._size + size > self.max_file_bytes:
             index = int(FILE_NAME.match(self._path.name).group("index") or 0)
             self._path, self._size = self._free_file(stem, index + 1, size)
@@ -97,7 +98,7 @@ def recording_files(directory: str | Path) -> list[Path]:
 def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of every recording in `directory` (or of one file), oldest file first; a line that is not
     UTF-8 JSON (a write cut short, in the middle of a character too) or not a record the proxy writes (an exchange
-    or a callback, with its time and request) is skipped."""
+    or a callback, with its time and request, and the proxy's types where it has the optional fields) is skipped."""
     directory = Path(directory)
     files = [directory] if directory.is_file() else recording_files(directory)
     for path in files:
@@ -107,6 +108,20 @@ def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
                     record = json.loads(line.decode("utf-8"))
                 except ValueError:  # UnicodeDecodeError is one
                     continue
-                if (isinstance(record, dict) and record.get("kind") in ("exchange", "callback")
-                        and isinstance(record.get("request"), dict) and isinstance(record.get("t"), (int, float))):
+                if _is_record(record):
                     yield record
+
+
+def _is_record(record: Any) -> bool:
+    if not (isinstance(record, dict) and record.get("kind") in ("exchange", "callback")
+            and isinstance(record.get("request"), dict) and _number(record.get("t"))):
+        return False
+    findings = record.get("findings", [])
+    return (isinstance(findings, list)
+            and all(isinstance(finding, dict) and isinstance(finding.get("kind"), str) for finding in findings)
+            and _number(record.get("elapsed_ms", 0)) and isinstance(record.get("response") or {}, dict)
+            and isinstance(record.get("error") or "", str) and isinstance(record.get("time", ""), str))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -8,12 +8,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
-# a query parameter, header or JSON key whose value is a secret
-SENSITIVE_NAME = re.compile(r"signature|token|secret|passw|authorization|cookie|api[-_]?key|credential|session[-_]?key",
-                            re.IGNORECASE)
-# `name=value` inside any text (a URL, a form body, an error message echoing a query)
-INLINE_SECRET = re.compile(r"(?i)\b((?:[a-z0-9_-]*(?:signature|token|secret|passw|api[-_]?key|credential)[a-z0-9_-]*)"
-                           r"\s*[=:]\s*)[^&\s\"',;}]+")
+# a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
+# not: an account's appkey is how a recording tells its accounts apart)
+_SECRET_WORDS = r"signature|token|secret|passw|credential|(?:api|access|private|session)[-_]?key"
+SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])auth(?:$|[-_])", re.IGNORECASE)
+# `name=value`, `name: value` or JSON's `"name": "value"` inside any text (a URL, a form body, an error message
+# echoing a query, a body recorded as text), and `Bearer value`
+INLINE_SECRET = re.compile(rf"(?i)\b((?:[a-z0-9_-]*(?:{_SECRET_WORDS})[a-z0-9_-]*|key)[\"']?\s*[=:]\s*[\"']?"
+                           r"|bearer\s+)[^&\s\"',;}]+")
 URL = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)
 
 

@@ -48,6 +48,10 @@ def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     aggregate, lifecycle, questions = Aggregate(), Lifecycle(max_tasks=10**9), Questions()
     upstreams = sorted({r.get("upstream", "") for r in records if r.get("upstream")})
     for record in records:
+        if record.get("error"):  # no answer, or one cut short: what the app saw was no answer of the API's
+            aggregate.add({"kind": "exchange-failed", "operation": record.get("operation"),
+                           "subject": record["error"].split(":")[0][:80],
+                           "detail": f"the exchange did not complete: {record['error']}"}, record)
         for finding in record.get("findings", ()):
             if not finding["kind"].startswith(("lifecycle-", "callback-mismatch", "callback-repeated")):
                 aggregate.add(finding, record)
@@ -58,7 +62,8 @@ def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     label = ", ".join(upstreams) or "no traffic"
     return drift.new_report(f"proxy recording of {label}", is_mock=False, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
-                            sources=[f"{len(records)} recorded exchange(s)"])
+                            sources=[f"{len(records)} recorded exchange(s), "
+                                     f"{sum(1 for record in records if not record.get('error'))} of them answered"])
 
 
 def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:

@@ -46,6 +46,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.raw_requestline in (b"\r\n", b"\n"):  # RFC 9112 2.2: an empty line before a request is skipped
             self.raw_requestline = self.rfile.readline(65537)
         words = self.raw_requestline.rstrip(b"\r\n").split(b" ")
+        if len(words) == 2 and len(self.raw_requestline) <= 65536:  # http.server would wait for headers it never gets
+            self.command, self.request_version = None, self.protocol_version
+            self._refuse(400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1")
+            return False
         if len(words) != 3 or len(self.raw_requestline) > 65536:
             return super().parse_request()  # malformed, HTTP/0.9 or too long: http.server answers it
         words[1] = _LONE_PERCENT.sub(b"%25", _PAST_ASCII.sub(lambda past: b"%%%02X" % past.group()[0], words[1]))
@@ -247,6 +251,9 @@ class _Responder:
             if self.chunked:
                 self.handler.wfile.write(b"0\r\n\r\n")
             self.handler.wfile.flush()
+
+    def abort(self) -> None:
+        self.handler.close_connection = True
 
     @contextlib.contextmanager
     def _sending(self) -> Iterator[None]:

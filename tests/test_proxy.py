@@ -6,6 +6,7 @@ must leave no finding at all.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -281,6 +282,7 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
     (REQUEST_HEAD + b"Host: other\r\nContent-Length: 2\r\n\r\n{}", 400,
      "a request names its Host once, and an HTTP/1.1 request must name it"),
     (b"GET /nine\r\n\r\n", 400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1"),
+    (b"GET /nine\r\n", 400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1"),  # it had waited for headers
     (b"GET  /two-spaces HTTP/1.1\r\nHost: proxy\r\n\r\n", 400,
      "the request line is not 'method target version', one space apart"),
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
@@ -288,7 +290,7 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
         "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
         "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target",
         "chunked-in-http-1.0", "expect-continue-too-large", "expect-continue-bad-length", "bare-cr-in-header",
-        "control-in-header", "no-host", "two-hosts", "http-0.9", "spaces-doubled"])
+        "control-in-header", "no-host", "two-hosts", "http-0.9", "http-0.9-alone", "spaces-doubled"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
@@ -818,3 +820,208 @@ def test_redaction_leaves_no_credential_anywhere():
                            ("Content-Type", "application/json")])[3] == ["Content-Type", "application/json"]
     assert all(value == redact.REDACTED for _, value in redact.headers([("Authorization", "Bearer x"),
                                                                           ("Cookie", "c"), ("X-Mock-Token", "t")]))
+
+
+# -- an upstream that misbehaves at the byte level ---------------------------------------------------------------
+class RawUpstream:
+    """A local server that reads each request's head and body and answers it with `answer` as raw bytes, then
+    closes the connection, or, with `hang`, keeps it open without sending more until stopped."""
+
+    def __init__(self, answer: bytes, hang: bool = False):
+        self.answer, self.hang, self.stop = answer, hang, threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection):
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), b"0"))
+            while len(body) < length:
+                body += connection.recv(65536)
+            connection.sendall(self.answer)
+            if self.hang:
+                self.stop.wait(30)
+
+    def close(self):
+        self.stop.set()
+        self.listener.close()
+
+
+@contextlib.contextmanager
+def _raw_upstream(answer: bytes, hang: bool = False):
+    upstream = RawUpstream(answer, hang)
+    try:
+        yield upstream
+    finally:
+        upstream.close()
+
+
+PROGRESS_ANSWER = _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}')
+
+
+def _head(status: str, *headers: str) -> bytes:
+    return (f"HTTP/1.1 {status}\r\n" + "".join(f"{header}\r\n" for header in headers) + "\r\n").encode()
+
+
+def test_a_recording_that_cannot_be_written_leaves_the_apps_traffic_as_it_was(wrong_upstream, tmp_path):
+    """A full disk or a recording directory gone had closed the app's connection after each answer (a traceback on
+    stderr), so every second request of a keep-alive app failed. The proxy now says once that it cannot record,
+    and once that it records again, and the app never notices."""
+    import shutil
+
+    warned: list[str] = []
+    folder = tmp_path / "rec"
+    with ProxyServer(Proxy(wrong_upstream.url, Recorder(folder), warn=warned.append), port=0) as proxy:
+        session = requests.Session()
+        url = f"{proxy.url}{PATHS['getprogress']}?{signed_query('my-app', TOKEN, NOW)}"
+
+        def poll():
+            return session.post(url, data=json.dumps({"Header": {}, "Payload": {"TaskId": TASK}}),
+                                headers={"Content-Type": "application/json"}, timeout=10)
+
+        assert poll().status_code == 200
+        proxy.proxy.drain()  # recorded: each exchange is, once answered
+        shutil.rmtree(folder)
+        folder.write_text("not a directory any more")
+        for _ in range(3):
+            assert poll().status_code == 200  # the same kept-alive connection serves each
+        proxy.proxy.drain()
+        failing = [line for line in warned if "cannot record" in line]
+        assert len(failing) == 1 and str(folder) in failing[0], warned
+        folder.unlink()
+        folder.mkdir()
+        assert poll().status_code == 200
+    assert any("recording again" in line and "3 exchange(s) were not recorded" in line for line in warned), warned
+    assert len(list(read_records(folder))) == 1
+
+
+def test_an_answer_that_breaks_off_reaches_the_app_as_far_as_it_came_and_ends_its_connection(tmp_path):
+    """The upstream promises 1,000 bytes, sends 85 and goes quiet, or sends 20 and hangs up. The app had received
+    nothing of them (the proxy waited for 64 KiB), and its connection stayed open for the 30 s idle timeout."""
+    promised = _head("200 OK", "Content-Type: application/json", "Content-Length: 1000")
+    for answer, hang in ((promised + PROGRESS_ANSWER[:85], True), (promised + PROGRESS_ANSWER[:20], False)):
+        with _raw_upstream(answer, hang) as upstream, ProxyServer(
+                Proxy(upstream.url, Recorder(tmp_path), read_timeout=1.5, warn=lambda text: None), port=0) as proxy:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+                connection.sendall(REQUEST_HEAD + b"Content-Length: 2\r\n\r\n{}")
+                started, got = time.monotonic(), b""
+                while not got.endswith(answer[len(promised):]):
+                    got += connection.recv(65536)
+                assert time.monotonic() - started < 1.0  # as it came, not when the upstream's time ran out
+                assert _read_all(connection) == b""  # then the connection ends: the app sees the answer broken
+                assert time.monotonic() - started < 5.0
+    records = list(read_records(tmp_path))
+    assert len(records) == 2 and all(record["error"].startswith("the upstream's answer broke off")
+                                     for record in records)
+
+
+def test_an_answer_both_chunked_and_with_a_length_goes_to_the_app_chunked_and_whole(tmp_path):
+    """RFC 9112 6.3: a Content-Length beside Transfer-Encoding is not to be trusted. Passed on with the de-chunked
+    body, `Content-Length: 3` had ended the app's answer after `{"H` and started its next one with the rest."""
+    chunked = _head("200 OK", "Content-Type: application/json", "Content-Length: 3", "Transfer-Encoding: chunked")
+    with _raw_upstream(chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(PROGRESS_ANSWER), PROGRESS_ANSWER)) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+    assert answer.content == PROGRESS_ANSWER and "Content-Length" not in answer.headers
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+
+
+def test_an_interim_answer_is_not_taken_for_the_final_one(tmp_path):
+    """http.client reads a 103 Early Hints as the answer: the app had got a 103 with no body, the real one lost."""
+    early = _head("103 Early Hints", "Link: </x>; rel=preload")
+    final = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(PROGRESS_ANSWER)}")
+    with _raw_upstream(early + final + PROGRESS_ANSWER) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+    assert answer.status_code == 502 and "interim answer, HTTP 103" in answer.json()["error"]["message"]
+    (record,) = read_records(tmp_path)
+    assert "interim answer" in record["error"]
+
+
+def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
+    """A valid envelope of 400 KB, or a small gzip that inflates to 50 MB: only the first 256 KiB is kept. The
+    first had been reported as no envelope (drift failed on it); the second was inflated whole, in memory."""
+    import gzip
+
+    from ivh_mock.proxy.forward import RECORDED_BODY_BYTES, _decoded
+
+    bomb = gzip.compress(b" " * 50_000_000)
+    assert len(_decoded(bomb, [("Content-Encoding", "gzip")])) == RECORDED_BODY_BYTES + 1
+    large = _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": "", '
+                      '"Pad": "%s"}' % ("x" * 400_000))
+    for folder, body, encoding in (("large", large, ()), ("bomb", bomb, ("Content-Encoding: gzip",))):
+        answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}", *encoding) + body
+        with _raw_upstream(answer) as upstream:
+            with ProxyServer(Proxy(upstream.url, Recorder(tmp_path / folder), warn=lambda text: None),
+                             port=0) as proxy:
+                passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+        assert passed.status_code == 200 and passed.raw.headers.get("Content-Length") == str(len(body))
+    for folder in ("large", "bomb"):
+        (record,) = read_records(tmp_path / folder)
+        assert record["findings"] == [] and record["response"]["unchecked"].startswith("the answer is larger than")
+
+
+def test_drift_reports_exchanges_that_never_completed_and_never_says_all_conforms_of_them(tmp_path):
+    """Every exchange of a recording had failed (the upstream unreachable): drift said "no findings: everything
+    seen conforms to the spec" and exited 0."""
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+                           warn=lambda text: None), port=0) as proxy:
+        for _ in range(3):
+            assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 502
+    status, printed = _drift(tmp_path)
+    assert status == 1 and "everything seen conforms" not in printed
+    assert "exchange-failed: the exchange did not complete: ConnectionError" in printed and "(3x" in printed
+    report = json.loads((tmp_path / "drift-report.json").read_text())
+    assert report["sources"] == ["3 recorded exchange(s), 0 of them answered"]
+
+
+def test_drift_skips_records_of_the_wrong_shapes_rather_than_failing_on_them(tmp_path, capsys):
+    """Records cut or edited by hand had made drift fail with a traceback (exit 1, which means findings)."""
+    good = {"kind": "exchange", "t": 1.0, "time": "x", "request": {"method": "POST"}, "findings": []}
+    odd = [{**good, "findings": 5}, {**good, "findings": [{"detail": "no kind"}]}, {**good, "elapsed_ms": "12"},
+           {**good, "response": [1]}, {**good, "error": 3}, {**good, "t": True}]
+    (tmp_path / "ivh-proxy-20260101.jsonl").write_text("".join(json.dumps(record) + "\n" for record in [*odd, good]))
+    assert len(list(read_records(tmp_path))) == 1
+    status, printed = _drift(tmp_path)
+    assert status == 0 and "1 recorded exchange(s)" in (tmp_path / "drift-report.json").read_text()
+    (tmp_path / "ivh-proxy-20260101.jsonl").write_text(json.dumps(odd[0]) + "\n")
+    assert _drift(tmp_path)[0] == 2 and "nothing recorded there" in capsys.readouterr().err
+
+
+def test_recordings_stay_within_their_bound_across_runs(tmp_path):
+    """The oldest files were deleted only when a run's own file grew past --max-file-mb: six runs of a proxy with
+    --per run left six files, past --max-total-mb."""
+    for run in range(6):
+        recorder = Recorder(tmp_path, per="run", max_file_bytes=2048, max_total_bytes=4096,
+                            clock=lambda run=run: 1_790_000_000.0 + 60 * run)
+        for number in range(12):
+            recorder.write({"kind": "exchange", "t": float(run), "request": {}, "padding": "x" * 100})
+    assert sum(path.stat().st_size for path in recording_files(tmp_path)) <= 4096
+    assert [record["t"] for record in read_records(tmp_path)][-1] == 5.0
+
+
+def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
+    """A body too large or too deep to decode is recorded as text: JSON's "name": "value" had kept its secrets."""
+    from ivh_mock.proxy import redact
+
+    text = redact.text('{"AccessToken": "tok-1", "SecretKey":"sec-2", "Key": "k-3", "access_key": "k-4", '
+                       '"PrivateKey": "k-5", "TimbreKey": "female_1", "note": "Bearer tok-6", "appkey": "my-app"}')
+    for secret in ("tok-1", "sec-2", "k-3", "k-4", "k-5", "tok-6"):
+        assert secret not in text, secret
+    assert '"TimbreKey": "female_1"' in text and '"appkey": "my-app"' in text  # named like a key, not secret
+    assert redact.query([("key", "k"), ("access_key", "a"), ("appkey", "b")]) == [
+        ["key", redact.REDACTED], ["access_key", redact.REDACTED], ["appkey", "b"]]
+    assert redact.headers([("X-Auth", "x"), ("X-Author", "me")]) == [["X-Auth", redact.REDACTED], ["X-Author", "me"]]

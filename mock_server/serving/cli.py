@@ -31,7 +31,7 @@ from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
 from ..store import StoreBusy
-from .dispatch import STALL_SECONDS
+from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import StoreInUse, StoreOwner
 from .server import Server
 
@@ -435,8 +435,11 @@ def _proxy(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        proxy.drain(timeout=args.timeout)
-        server.server_close()
+        server.server_close()  # no new connection waits in the backlog while the last exchanges finish
+        # each exchange under way may take its whole time: a read can wait --timeout, and the next read again
+        if not proxy.drain(timeout=max(STOP_SECONDS, args.connect_timeout + args.timeout)):
+            print("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded",
+                  file=sys.stderr, flush=True)
     return 0
 
 
