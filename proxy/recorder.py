@@ -99,17 +99,55 @@ def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of every recording in `directory` (or of one file), oldest file first; a line that is not
     UTF-8 JSON (a write cut short, in the middle of a character too) or not a record the proxy writes (an exchange
     or a callback, with its time and request, and the proxy's types where it has the optional fields) is skipped."""
-    directory = Path(directory)
-    files = [directory] if directory.is_file() else recording_files(directory)
-    for path in files:
+    for path in _files(directory):
         with open(path, "rb") as handle:
             for line in handle:
-                try:
-                    record = json.loads(line.decode("utf-8"))
-                except ValueError:  # UnicodeDecodeError is one
-                    continue
-                if _is_record(record):
+                record = _record_of(line)
+                if record is not None:
                     yield record
+
+
+def ordered_records(directory: str | Path) -> Iterator[dict[str, Any]]:
+    """The records `read_records` yields, in the order of their time (then of their sequence numbers), holding in
+    memory only where each one is: a recording is read twice rather than held whole (1.6 GB of memory for 200 MB of
+    recordings, where the default bound on them is 1 GiB)."""
+    files = _files(directory)
+    places = []
+    for number, path in enumerate(files):
+        with open(path, "rb") as handle:
+            offset = 0
+            for line in handle:
+                record = _record_of(line)
+                if record is not None:
+                    sequence = record.get("seq")
+                    places.append((record["t"], sequence if _number(sequence) else 0, number, offset, len(line)))
+                offset += len(line)
+    places.sort()
+    handles: dict[int, Any] = {}
+    try:
+        for _, _, number, offset, length in places:
+            if number not in handles:
+                handles[number] = open(files[number], "rb")
+            handles[number].seek(offset)
+            record = _record_of(handles[number].read(length))
+            if record is not None:  # unless rewritten meanwhile
+                yield record
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _files(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    return [directory] if directory.is_file() else recording_files(directory)
+
+
+def _record_of(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+    return record if _is_record(record) else None
 
 
 def _is_record(record: Any) -> bool:

@@ -7,14 +7,14 @@ import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ivh_mock import spec as spec_module
 from ivh_mock.spec import drift
 
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
-from .recorder import PREFIX, read_records
+from .recorder import PREFIX, ordered_records
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -42,12 +42,19 @@ class Aggregate:
         return sorted(self.rows.values(), key=lambda row: (-row["count"], row["kind"], str(row["subject"])))
 
 
-def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Return the drift report of a recording."""
-    records = sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0)))
+def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[str, Any]:
+    """Return the drift report of a recording's records, taken in the order of their time (as `ordered_records`
+    gives them, `ordered`) or put in it."""
+    if not ordered:
+        records = sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0)))
     aggregate, lifecycle, questions = Aggregate(), Lifecycle(max_tasks=10**9), Questions()
-    upstreams = sorted({r.get("upstream", "") for r in records if r.get("upstream")})
+    upstreams: set[str] = set()
+    count = answered = 0
     for record in records:
+        count += 1
+        answered += not record.get("error")
+        if isinstance(record.get("upstream"), str) and record["upstream"]:
+            upstreams.add(record["upstream"])
         if record.get("error"):  # no answer, or one cut short: what the app saw was no answer of the API's
             aggregate.add({"kind": "exchange-failed", "operation": record.get("operation"),
                            "subject": record["error"].split(":")[0][:80],
@@ -59,11 +66,10 @@ def analyse(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             aggregate.add(finding.as_dict(), record)
         questions.take(record)
     pace = calibrate.measure(lifecycle.tasks.values())
-    label = ", ".join(upstreams) or "no traffic"
+    label = ", ".join(sorted(upstreams)) or "no traffic"
     return drift.new_report(f"proxy recording of {label}", is_mock=False, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
-                            sources=[f"{len(records)} recorded exchange(s), "
-                                     f"{sum(1 for record in records if not record.get('error'))} of them answered"])
+                            sources=[f"{count} recorded exchange(s), {answered} of them answered"])
 
 
 def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:
@@ -157,7 +163,7 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     written (nothing is written when the input cannot be read), else 0."""
     directory = Path(directory)
     try:  # everything is read before anything is written
-        report = analyse(_recorded(directory))
+        report = analyse(_recorded(directory), ordered=True)
         suites = [_suite_report(path) for path in suite_reports]
     except InputError as error:
         return _refuse(str(error))
@@ -181,20 +187,22 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     return 0 if drift.conforms(merged) else 1
 
 
-def _recorded(path: Path) -> list[dict[str, Any]]:
-    """Every record at `path`, a directory recorded by `ivh-mock proxy` or one of its files. A path that holds none
-    raises InputError: a wrong path must not pass as traffic that conforms."""
+def _recorded(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record at `path`, a directory recorded by `ivh-mock proxy` or one of its files, in time order. A path
+    that holds none raises InputError: a wrong path must not pass as traffic that conforms."""
     expected = f"expected a directory recorded by `ivh-mock proxy --record` ({PREFIX}*.jsonl files) or one such file"
     if not path.is_file() and not path.is_dir():
         what = "neither a file nor a directory" if path.exists() else "no such file or directory"
         raise InputError(f"no recordings at {path}: {what}; {expected}")
+    seen = False
     try:
-        records = list(read_records(path))  # a line that is not UTF-8 JSON (cut short) is skipped
+        for record in ordered_records(path):  # a line that is not UTF-8 JSON (cut short) is skipped
+            seen = True
+            yield record
     except OSError as error:
         raise InputError(f"cannot read {error.filename or path}: {_reason(error)}") from None
-    if not records:
+    if not seen:
         raise InputError(f"no recordings at {path}: nothing recorded there; {expected}")
-    return records
 
 
 def _suite_report(path: str | Path) -> dict[str, Any]:
