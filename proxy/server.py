@@ -9,11 +9,13 @@ warnings live in that process. Connections are kept alive (HTTP/1.1).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import re
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ from .forward import Proxy, header_tokens, own_error
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
+ACCEPT_BACKOFF_SECONDS = 0.05  # how long the server waits to accept again when the process has no descriptor free
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -301,6 +304,17 @@ class ProxyServer(ThreadingHTTPServer):
         self.shutdown()
         self.proxy.drain()
         self.server_close()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept the next connection. With no descriptor free (the process's limit), the connection stays queued
+        and the server waits a moment before it tries again: the listener still reads as ready, and trying again at
+        once had kept a core busy until a connection closed."""
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(ACCEPT_BACKOFF_SECONDS)
+            raise
 
     def handle_error(self, request, client_address) -> None:
         """An app that hung up or stopped sending is no error of the proxy's; anything else is, with its traceback."""

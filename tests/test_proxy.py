@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
 import stat
 import struct
@@ -1048,3 +1049,40 @@ def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_it
     finally:
         tracemalloc.stop()
     assert status == 0 and peak < 8_000_000, peak  # the recording is 40 MB
+
+
+def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wrong_upstream, tmp_path):
+    """With every descriptor of its limit in use (here 64, held by idle connections), the proxy had tried to accept
+    again at once, forever: a core at 100% until a connection closed. It now waits, then serves once one frees."""
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proxy = subprocess.Popen([str(Path(sys.executable).with_name("ivh-mock")), "proxy", "--upstream",
+                              wrong_upstream.url, "--port", "0", "--record", str(tmp_path / "rec")],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=low_limit)
+    idle: list[socket.socket] = []
+    try:
+        url = proxy.stdout.readline().split("listening on ", 1)[1].strip()
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(70)]
+        time.sleep(0.5)  # the proxy has taken what its descriptors allow, and the rest wait to be accepted
+
+        def cpu_seconds() -> float:
+            fields = Path(f"/proc/{proxy.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        before = cpu_seconds()
+        time.sleep(1.0)
+        assert cpu_seconds() - before < 0.5  # spinning, it took the whole second
+        for connection in idle:
+            connection.close()
+        idle = []
+        answer = _post(url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 10}})
+        assert answer.content == WRONG_ANSWERS[PATHS["describetimbre"]][0]
+    finally:
+        for connection in idle:
+            connection.close()
+        proxy.terminate()
+        proxy.wait(timeout=30)

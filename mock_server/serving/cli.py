@@ -33,7 +33,7 @@ from ..routes.control import clock_view, iso_time
 from ..store import StoreBusy
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import StoreInUse, StoreOwner
-from .server import Server
+from .server import Server, raise_open_files_limit
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
 
@@ -413,6 +413,7 @@ def _proxy(args: argparse.Namespace) -> int:
         reason = "it is a file, not a directory" if isinstance(error, FileExistsError) else error
         print(f"ivh-mock: --record {args.record}: {reason}", file=sys.stderr)
         return 2
+    raise_open_files_limit()  # a connection costs a descriptor, and its upstream connection another
     host = f"[{args.host}]" if ":" in args.host else args.host
     public = args.public_url or f"http://{host}:{args.port}"
     proxy = Proxy(upstream, recorder, connect_timeout=args.connect_timeout, read_timeout=args.timeout,

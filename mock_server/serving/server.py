@@ -78,7 +78,7 @@ class Server:
         listener.bind((self.host, self.port))
         listener.listen(BACKLOG)
         listener.set_inheritable(True)
-        _raise_open_files_limit()
+        raise_open_files_limit()
         workers: dict[int, float] = {}  # pid -> when it started
 
         def stop(signum: int, frame: Any) -> None:
@@ -344,7 +344,7 @@ def _stop_all(workers: dict[int, float]) -> None:
             os.waitpid(pid, 0)
 
 
-def _raise_open_files_limit() -> None:
+def raise_open_files_limit() -> None:
     """Let each worker hold CONNECTIONS sockets besides its files (the soft limit is often 1024)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = CONNECTIONS + 1024 if hard == resource.RLIM_INFINITY else min(hard, CONNECTIONS + 1024)
