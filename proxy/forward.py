@@ -9,6 +9,7 @@ forwarded to the app's URL.
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
 import sys
@@ -128,7 +129,7 @@ class Proxy:
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
-                        f"upstream {self.upstream} did not answer: {type(error).__name__}")
+                        f"upstream {self.upstream} did not answer: {type(error).__name__} ({_cause(error)})")
             self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
         if 100 <= answer.status_code < 200:  # http.client takes an interim answer (103 Early Hints) for the final
@@ -321,6 +322,28 @@ def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, 
         joint = "; " if name.lower() == "cookie" else ", "  # a Cookie's pairs are joined as one Cookie writes them
         combined[name] = f"{combined[name]}{joint}{value}" if name in combined else value
     return combined
+
+
+def _cause(error: BaseException) -> str:
+    """What lies under an error requests raised: the system's words for a socket's error ("Connection refused",
+    "Connection reset by peer"), an answer http.client could not read (BadStatusLine: 'HTTP/1.1 abc'), a timeout,
+    else the innermost error's kind."""
+    chain = [error]
+    while len(chain) < 10:
+        current = chain[-1]
+        candidates = (getattr(current, "reason", None), *current.args, current.__cause__, current.__context__)
+        inner = next((found for found in candidates if isinstance(found, BaseException) and found not in chain), None)
+        if inner is None:
+            break
+        chain.append(inner)
+    for found in chain[1:]:
+        if isinstance(found, http.client.HTTPException):
+            return f"{type(found).__name__}: {redact.text(str(found).strip())[:80]}"
+        if isinstance(found, TimeoutError):
+            return "timed out"
+        if isinstance(found, OSError) and found.strerror:
+            return found.strerror
+    return type(chain[-1]).__name__
 
 
 def _failure(error: Exception) -> str:

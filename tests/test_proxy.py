@@ -226,7 +226,8 @@ def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
                            warn=lambda text: None), port=0) as proxy:
         answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}, now=NOW)
-    assert answer.status_code == 502 and "did not answer" in answer.json()["error"]["message"]
+    assert answer.status_code == 502 and answer.json()["error"]["message"] == (
+        "ivh-mock proxy: upstream http://127.0.0.1:9 did not answer: ConnectionError (Connection refused)")
     (record,) = read_records(tmp_path)
     assert record["error"].startswith("ConnectionError") and "response" not in record
     signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
@@ -1086,3 +1087,17 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
             connection.close()
         proxy.terminate()
         proxy.wait(timeout=30)
+
+
+@pytest.mark.parametrize("answer, hang, status, says", [
+    (b"", True, 504, "ReadTimeout (timed out)"),
+    (b"HTTP/1.1 abc\r\n\r\n", False, 502, "ConnectionError (BadStatusLine: HTTP/1.1 abc)"),
+    (b"", False, 502, "ConnectionError (RemoteDisconnected: Remote end closed connection without response)"),
+], ids=["silent", "bad-status-line", "hung-up"])
+def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
+    """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike."""
+    with _raw_upstream(answer, hang) as upstream, ProxyServer(
+            Proxy(upstream.url, Recorder(tmp_path), read_timeout=1, warn=lambda text: None), port=0) as proxy:
+        passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+    assert passed.status_code == status
+    assert passed.json()["error"]["message"] == f"ivh-mock proxy: upstream {upstream.url} did not answer: {says}"
