@@ -97,6 +97,14 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         assert status == "HTTP/1.1 400 Bad Request" and "bare LF" in body["error"]["message"], body
     status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\nHost: x\n\n")
     assert body["Header"]["Code"] == 100003 and "ends in a bare LF; HTTP needs CRLF" in body["Header"]["Message"]
+    # a result URL's, as an object store answers
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n")
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 Bad Request") and b"Content-Type: application/xml" in data, data
+    assert b"<Code>InvalidRequest</Code>" in data and b"<Resource>/broadcast/Basic/video/x.mp4</Resource>" in data
 
 
 def test_a_head_split_anywhere_and_blank_lines_before_it_are_read_as_one_request(served):

@@ -82,11 +82,13 @@ def _no_such_key() -> Response:
 
 def error_response(status: int, code: str, message: str) -> Response:
     """Answer as an object store does: S3's XML error document."""
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{_xml(message)}</Message>'
-        f"<Resource>{_xml(request.path)}</Resource><RequestId>{new_id()}</RequestId></Error>"
-    )
-    return Response(body, status=status, mimetype="application/xml")
+    return Response(error_document(code, message, request.path), status=status, mimetype="application/xml")
+
+
+def error_document(code: str, message: str, resource: str) -> str:
+    """S3's XML error document for a request of `resource` (its path)."""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{_xml(message)}</Message>'
+            f"<Resource>{_xml(resource)}</Resource><RequestId>{new_id()}</RequestId></Error>")
 
 
 def _xml(text: str) -> str:

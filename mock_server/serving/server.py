@@ -37,7 +37,7 @@ from waitress.utilities import BadRequest
 from ivh_mock import spec as spec_module
 
 from ..errors import ParameterFormatError
-from ..routes import control, envelope
+from ..routes import control, envelope, results
 from ..store import new_id
 from . import dispatch
 
@@ -177,28 +177,32 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
 
 class _RouteErrorTask(ErrorTask):
     """waitress's answer to a request it could not read (duplicate or bad Content-Length, a bad chunk, a body past
-    the largest any route takes), in the format of the routes the request line named: the API's envelope (100003,
-    HTTP 200 as every refusal of the API's, D01) or the control API's `{"error": {"message"}}`; waitress's plain text
-    for anything else. The connection is closed after it, as waitress closes it."""
+    the largest any route takes, a bare LF), in the format of the routes the request line named: the API's envelope
+    (100003, HTTP 200 as every refusal of the API's, D01), the control API's `{"error": {"message"}}` or, for result
+    URLs, an object store's XML; waitress's plain text for anything else. The connection is closed after it, as
+    waitress closes it."""
 
     def execute(self) -> None:
         path = self.request.path or ""
-        if path not in _API_PATHS and not (path == control.PREFIX or path.startswith(control.PREFIX + "/")):
+        control_path = path == control.PREFIX or path.startswith(control.PREFIX + "/")
+        if path not in _API_PATHS and not control_path and not path.startswith(results.PREFIX):
             return super().execute()
         error = self.request.error
         message = f"the request could not be read: {error.reason} ({error.body})"
+        status, kind = f"{error.code} {error.reason}", "application/json"
         if path in _API_PATHS:
-            request_id = new_id()
-            answer = envelope.envelope(ParameterFormatError.code, message, request_id)
+            body = json.dumps(envelope.envelope(ParameterFormatError.code, message, new_id()), ensure_ascii=False)
             status = "200 OK"
+        elif control_path:
+            body = json.dumps({"error": {"message": message}}, ensure_ascii=False)
         else:
-            answer, status = {"error": {"message": message}}, f"{error.code} {error.reason}"
-        body = json.dumps(answer, ensure_ascii=False).encode()
+            body, kind = results.error_document("InvalidRequest", message, path), "application/xml"
         self.status = status
-        self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers.append(("Content-Type", kind))
         self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
+        data = body.encode()
+        self.content_length = len(data)
+        self.write(data)
 
 
 _API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
