@@ -1,83 +1,20 @@
-"""A wall-clock deadline for a whole HTTP exchange made with requests: connect, headers, body and redirects.
-
-requests' timeouts bound each connect and each read, not the exchange: a peer that sends one byte every two seconds
-never trips them. A session from `session()` hands every socket it opens or reuses to the deadline the calling
-thread is `within`, and when the time is up a timer shuts those sockets down: a blocked read returns at once and the
-exchange fails, so no peer holds the mock's thread longer than the deadline. (A host name that takes long to
-resolve is not covered: name lookups cannot be interrupted.)
+"""Deadlines and limits for the mock's slow work: HTTP exchanges under one wall-clock deadline (spec/deadline.py,
+shared with the client), redirects followed within it, and the number of requests that may wait at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
-import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationParseError
 
-_local = threading.local()
+from ivh_mock.spec.deadline import Deadline, session, within
 
-
-class Deadline:
-    """The end of an exchange: `left()` seconds remain; `expired` once the timer has shut its sockets down."""
-
-    def __init__(self, seconds: float):
-        self.at = time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
-
-    def watch(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self._lock:
-            if self.expired:
-                _shut(sock)
-            else:
-                self._sockets.append(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-@contextlib.contextmanager
-def within(seconds: float) -> Iterator[Deadline]:
-    """Run the block's exchanges (made with a `session()`) under one deadline of `seconds`."""
-    deadline = Deadline(seconds)
-    outer = getattr(_local, "deadline", None)
-    _local.deadline = deadline
-    deadline._timer.start()
-    try:
-        yield deadline
-    finally:
-        deadline._timer.cancel()
-        _local.deadline = outer
-
-
-def session(pool_size: int = 10) -> requests.Session:
-    """A requests session whose sockets keep the deadline of the `within` block they are used in. It ignores the
-    machine's proxy settings: the mock's downloads and callbacks go straight to their host."""
-    adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size)
-    result = requests.Session()
-    result.trust_env = False
-    result.mount("http://", adapter)
-    result.mount("https://", adapter)
-    return result
+__all__ = ["Deadline", "Hop", "Waits", "followed", "holding", "session", "waiting", "within"]
 
 
 class Hop(Exception):
@@ -166,52 +103,3 @@ def holding(waits: Waits | None, refusal: Callable[[int], Exception]) -> Iterato
         yield
     finally:
         waits.release()
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _watch(sock: socket.socket | None) -> None:
-    deadline = getattr(_local, "deadline", None)
-    if deadline is not None:
-        deadline.watch(sock)
-
-
-class _Watched:
-    """Hands each socket to the thread's deadline: a new one as soon as it is connected, a kept-alive one as it is
-    reused."""
-
-    sock: socket.socket | None
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        _watch(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)
-        return super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-class _Adapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
