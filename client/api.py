@@ -8,15 +8,16 @@ import json
 import os
 import random
 import re
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import requests
-from ivh_mock.spec import jsontext
+from ivh_mock.spec import deadline, jsontext
 from ivh_mock.spec.signing import signed_query
-from ivh_mock.spec.urls import http_url_problem
+from ivh_mock.spec.urls import http_url_problem, without_query
 from ivh_mock.spec.validation import summarize
 
 from ivh_mock import spec as spec_module
@@ -52,8 +53,10 @@ class Client:
     """A client of the photo-to-video API (or of ivh-mock).
 
     Arguments fall back to the environment: `IVH_APPKEY`, `IVH_ACCESSTOKEN`, `IVH_BASE_URL` (default: the
-    international gateway). `clock` gives the Unix time used to sign; `sleep` and `monotonic` are used while
-    retrying and waiting (tests inject their own)."""
+    international gateway). Each call gets its whole answer within `timeout` seconds (connect, headers and body
+    together: a server that trickles bytes cannot hold it longer); with a `session` of your own, each connect and
+    read is bounded instead, unless it came from `ivh_mock.spec.deadline.session()`. `clock` gives the Unix time used
+    to sign; `sleep` and `monotonic` are used while retrying and waiting (tests inject their own)."""
 
     def __init__(self, appkey: str | None = None, accesstoken: str | None = None, base_url: str | None = None, *,
                  timeout: float = 30.0, validate: bool = True, max_retries: int = MAX_RETRIES,
@@ -74,7 +77,7 @@ class Client:
         if problem:  # else every call failed as if the server could not be reached
             raise ValueError(f"the base URL {problem}")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
-        self.session = session or requests.Session()
+        self.session = session or deadline.session(trust_env=True)  # the environment's proxy settings apply
         self.clock, self.sleep, self.monotonic, self.rng = clock, sleep, monotonic, rng
         self.spec = spec_module.load()
 
@@ -142,28 +145,41 @@ class Client:
             self.sleep(min(interval, timeout - waited))
             interval = min(max_interval, interval * 1.5)
 
-    def download(self, url: str, destination: str | Path, chunk_size: int = 1 << 16) -> Path:
+    def download(self, url: str, destination: str | Path, chunk_size: int = 1 << 16, *,
+                 timeout: float | None = None) -> Path:
         """Stream a result file (MediaUrl or SubtitlesUrl) to `destination`; return its path. The file is written
-        under a `.part` name and renamed when whole: a download that fails leaves nothing behind (DownloadError)."""
+        under a temporary name beside it and renamed when whole: a download that fails leaves nothing behind
+        (DownloadError). A `destination` that is a link is written through (its target gets the file); one that is
+        no regular file (a folder, a pipe, a device) is refused. With `timeout`, the whole download must end within
+        it; else each connect and read must, within the client's `timeout`."""
+        shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
-        if destination.is_dir():
-            raise DownloadError(url, None, f"{destination} is a folder; name the file to write")
-        partial = destination.with_name(destination.name + ".part")
+        partial = None
         try:
-            with self.session.get(url, stream=True, timeout=self.timeout) as response:
-                if response.status_code != 200:
-                    raise DownloadError(url, response.status_code, f"HTTP {response.status_code}")
-                with open(partial, "wb") as handle:
-                    for chunk in response.iter_content(chunk_size):
-                        handle.write(chunk)
-            partial.replace(destination)
-        except requests.RequestException as error:
-            raise DownloadError(url, None, str(error)) from error
+            target = destination.resolve() if destination.is_symlink() else destination
+            if target.exists() and not target.is_file():
+                kind = "a folder; name the file to write" if target.is_dir() else "not a regular file"
+                raise DownloadError(shown, None, f"{destination} is {kind}")
+            with contextlib.ExitStack() as stack:
+                limit = stack.enter_context(deadline.within(timeout)) if timeout is not None else None
+                try:
+                    response = stack.enter_context(self.session.get(url, stream=True, timeout=self.timeout))
+                    if response.status_code != 200:
+                        raise DownloadError(shown, response.status_code, f"HTTP {response.status_code}")
+                    partial = partial_file(target)
+                    with open(partial, "wb") as handle:
+                        for chunk in response.iter_content(chunk_size):
+                            handle.write(chunk)
+                except requests.RequestException as error:
+                    why = f"not whole within {timeout:g} s" if limit is not None and limit.expired else str(error)
+                    raise DownloadError(shown, None, _SIGNATURE.sub(r"\1[redacted]", redact_urls(why))) from None
+            partial.replace(target)
         except OSError as error:
-            raise DownloadError(url, None, f"cannot write {destination}: {error.strerror or error}") from error
+            raise DownloadError(shown, None, f"cannot write {destination}: {error.strerror or error}") from None
         finally:
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)  # gone once renamed; what a failed download wrote
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    partial.unlink(missing_ok=True)  # gone once renamed; what a failed download wrote
         return destination
 
     # -- plumbing ---------------------------------------------------------------------------------------------
@@ -202,7 +218,7 @@ class Client:
                     raise _OutOfTime from error
                 attempt += 1
                 if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                    raise _given_up(operation_id, error) from error
+                    raise _given_up(operation_id, error) from None  # requests' error quotes the signed URL
                 delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
                 if until is not None and self.monotonic() + delay >= until:
                     raise _OutOfTime from error
@@ -226,10 +242,20 @@ class Client:
     def _send(self, path: str, data: bytes, headers: dict[str, str],
               timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
         query = signed_query(self.appkey, self.accesstoken, int(self.clock()))
-        with self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers, timeout=timeout,
-                               stream=True) as response:
-            content = _read_at_most(response, MAX_ANSWER_BYTES, path)
+        with deadline.within(timeout) as limit:  # the whole answer, not only each read (a server may trickle it)
+            try:
+                with self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers,
+                                       timeout=timeout, stream=True, allow_redirects=False) as response:
+                    content = _read_at_most(response, MAX_ANSWER_BYTES, path)
+            except requests.RequestException:
+                if limit.expired:
+                    raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s") from None
+                raise
         status = response.status_code
+        if response.is_redirect:  # followed, a submission's body would go where the Location says, perhaps as a GET
+            raise APIConnectionError(f"HTTP {status} from {path}: a redirect to "
+                                     f"{without_query(response.headers.get('Location', ''))!r}, which the client "
+                                     f"does not follow: the API answers where it is called (check the base URL)")
         try:
             envelope = _loads(content)
             header = envelope["Header"]
@@ -265,6 +291,22 @@ def _given_up(operation_id: str, error: Exception) -> Exception:
     return error
 
 
+def partial_file(destination: Path) -> Path:
+    """A new file beside `destination` for its download to be written to, then renamed: never a file of the user's,
+    and a name within the folder's limits however long the destination's."""
+    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name[:64]}.", suffix=".part")
+    os.close(handle)
+    return Path(name)
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the query of every URL in it left out (a result URL's may be its signature)."""
+    return _URL.sub(lambda match: without_query(match.group()), text)
+
+
+_URL = re.compile(r"\bhttps?://[^\s'\"<>()]+", re.IGNORECASE)
+
+
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:  # '²'.isdigit(), but int() refuses it
@@ -288,9 +330,12 @@ def _retry_after(response: requests.Response) -> float | None:
         seconds = float(value)
     else:
         try:
-            seconds = (email.utils.parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+            when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, OverflowError):
             return None
+        if when.tzinfo is None:  # `-0000`, or asctime's form: GMT all the same (RFC 9110 5.6.7)
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 

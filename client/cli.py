@@ -11,14 +11,14 @@ import argparse
 import json
 import math
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import DEFAULT_BASE_URL, MAX_RETRIES, Client
+from .api import DEFAULT_BASE_URL, MAX_RETRIES, Client, partial_file
 from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError, WaitTimeoutError
 from .models import Progress
 
@@ -107,7 +107,8 @@ def _seconds(text: str) -> float:
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=_seconds, default=1800.0, help="seconds to wait at most (default: 1800)")
+    parser.add_argument("--timeout", type=_seconds, default=1800.0,
+                        help="seconds to wait at most for the task, and again for the download (default: 1800)")
     parser.add_argument("--interval", type=_seconds, default=2.0,
                         help="first poll interval, in seconds (default: 2)")
     parser.add_argument("--download", metavar="FILE", help="download the video to FILE when done (implies waiting; "
@@ -191,7 +192,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     print(file=err)
     _show(out, done, args.json)
     if args.download:
-        path = client.download(done.media_url, args.download)
+        path = client.download(done.media_url, args.download, timeout=args.timeout)
         print(f"downloaded {path}", file=err)
     return EXIT_OK
 
@@ -199,16 +200,23 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
 def _unwritable(destination: str) -> str | None:
     """Why a download to `destination` could not be written, or None."""
     path = Path(destination)
-    if path.is_dir():
-        return "is a folder; name the file to write"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"the folder {folder} does not exist"
-    try:  # the download writes a file there, then renames it: permissions alone do not tell (root, /proc, read-only)
-        with tempfile.TemporaryFile(dir=folder, prefix=".ivh-download-check-"):
-            pass
+    try:
+        if path.is_dir():
+            return "is a folder; name the file to write"
+        if not path.parent.is_dir():
+            return f"the folder {path.parent} does not exist"
+        # the download writes a file of its own there, then renames it to the name given: the two are tried, since
+        # permissions alone do not tell (root, /proc, a read-only mount) and neither does the name's length
+        probe = "." + secrets.token_hex(8)
+        probe += "x" * (len(path.name.encode()) - len(probe.encode()))
+        os.close(os.open(path.parent / probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(path.parent / probe)
+        partial_file(path).unlink()
+        target = path.resolve() if path.is_symlink() else path
+        if target.exists() and not target.is_file():
+            return "is not a regular file"
     except OSError as error:
-        return f"cannot write in the folder {folder}: {error.strerror or error}"
+        return f"cannot write {path.name!r} in the folder {path.parent}: {error.strerror or error}"
     return None
 
 
@@ -237,10 +245,10 @@ def _bar(err: TextIO):
     last: list[str] = []
 
     def draw(progress: Progress) -> None:
-        filled = max(progress.progress, 0) * BAR_WIDTH // 100
+        shown = min(max(progress.progress, 0), 100)  # a server's 10**30 is no share of a bar to draw
+        filled = shown * BAR_WIDTH // 100
         ahead = f"  {progress.array_count} ahead in the queue" if progress.status == "COMMIT" else ""
-        line = (f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {max(progress.progress, 0):3d}%  "
-                f"{progress.status}{ahead}")
+        line = f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {shown:3d}%  {progress.status}{ahead}"
         if line == (last[0] if last else None):
             return
         last[:] = [line]

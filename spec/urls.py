@@ -3,7 +3,7 @@ one. Both refuse anything else with the same words."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def http_url_problem(url: str) -> str | None:
@@ -15,4 +15,14 @@ def http_url_problem(url: str) -> str | None:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):  # paths are added to it: they would land inside
+        return f"{url!r} has a query or a fragment; give the scheme, host, port and path only"
     return None
+
+
+def without_query(url: str) -> str:
+    """`url` without its query and fragment (a pre-signed URL carries its signature there)."""
+    try:
+        return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0]

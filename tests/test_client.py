@@ -485,3 +485,154 @@ def test_connection_errors_and_retries(error, submit_retried):
         with pytest.raises(NotFoundError):  # getprogress is retried through both failures, then answered
             ivh.getprogress("x")
         assert adapter.sent == 3
+
+
+@contextlib.contextmanager
+def _dripping(answer: bytes, every: float = 0.2):
+    """A server that answers each request with `answer`, a byte every `every` seconds; `.requests` counts them."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    counted = {"requests": 0}
+    stop = threading.Event()
+
+    def serve(connection):
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            while length and len(body) < int(length.group(1)):  # all of it: unread, closing would reset the client
+                body += connection.recv(65536)
+            counted["requests"] += 1
+            for byte in answer:
+                if stop.wait(every):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def accept():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", counted
+    finally:
+        stop.set()
+        listener.close()
+
+
+def _progress_answer() -> bytes:
+    body = envelope({"TaskId": "t", "Status": "MAKING", "Progress": 40, "ArrayCount": 0, "Duration": 0,
+                     "MediaUrl": "", "SubtitlesUrl": "", "FailCode": 0, "FailMessage": "", "TextTimestampResult": []})
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_a_server_that_trickles_its_answer_holds_no_call_past_its_timeout(tmp_path):
+    """A byte every 0.2 s never trips a read timeout: a submission, a poll and wait(timeout=2) had all been held for
+    as long as the answer took (minutes), and `download` too."""
+    with _dripping(_progress_answer()) as (url, counted):
+        ivh = Client("a", "t", url, timeout=1, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(APIConnectionError, match=r"no whole answer from .* within 1 s"):
+            ivh.getprogress("t")
+        with pytest.raises(APIConnectionError, match="no whole answer"):
+            ivh.phototovideonotrain(TEXT_PAYLOAD)
+        assert time.monotonic() - started < 4 and counted["requests"] == 2  # the submission was sent once
+        started = time.monotonic()
+        with pytest.raises(WaitTimeoutError):
+            Client("a", "t", url, timeout=30).wait("t", timeout=1.5)
+        assert time.monotonic() - started < 3
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match=r"not whole within 1 s"):
+            ivh.download(f"{url}/v.mp4?q-signature=SECRET", tmp_path / "v.mp4", timeout=1)
+        assert time.monotonic() - started < 3 and list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_is_never_followed_by_an_api_call():
+    """A 307 had re-sent the paid submission to wherever Location said, and a 302 had turned it into a GET."""
+    moved = (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://elsewhere.example/x?sig=1\r\n"
+             b"Content-Length: 0\r\n\r\n")
+    with _dripping(moved, every=0) as (url, counted):
+        with pytest.raises(APIConnectionError) as raised:
+            Client("a", "t", url).phototovideonotrain(TEXT_PAYLOAD)
+    assert "HTTP 307" in str(raised.value) and "a redirect to 'http://elsewhere.example/x'" in str(raised.value)
+    assert counted["requests"] == 1
+
+
+def test_no_error_the_client_raises_carries_the_signed_query_along():
+    """`str(error)` was redacted, but the requests error it was raised from, with the signed URL, was its cause: a
+    logged traceback printed the signature."""
+    import traceback
+
+    with pytest.raises(APIConnectionError) as raised:
+        Client("a", "secret-token", "http://127.0.0.1:9", max_retries=0).getprogress("t")
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "signature=" not in printed.replace("signature=[redacted]", "") and "Connection refused" in printed
+
+
+def test_a_download_writes_through_a_link_refuses_what_is_no_file_and_leaves_the_users_files_alone(tmp_path):
+    """A link had been replaced by a file (its target untouched), a pipe replaced, and a file of the user's named
+    like the download's partial file (`v.mp4.part`) deleted. A signed URL's query was printed in full."""
+    import os
+
+    ivh, _, _ = answering(b"video bytes")
+    (tmp_path / "real.mp4").write_bytes(b"old")
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "real.mp4")
+    (tmp_path / "v.mp4.part").write_bytes(b"mine")
+    ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "link.mp4")
+    assert (tmp_path / "link.mp4").is_symlink() and (tmp_path / "real.mp4").read_bytes() == b"video bytes"
+    ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "v.mp4")
+    assert (tmp_path / "v.mp4.part").read_bytes() == b"mine"
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(DownloadError) as raised:
+        ivh.download("http://ivh-mock.localhost/v.mp4?q-signature=SECRET", tmp_path / "pipe")
+    assert "is not a regular file" in str(raised.value) and "SECRET" not in str(raised.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.mp4", "pipe", "real.mp4", "v.mp4",
+                                                                "v.mp4.part"]
+
+
+@pytest.mark.parametrize("base_url", ["http://h:1/?x=1", "http://h:1#part", "http://h:1/?"])
+def test_a_base_url_with_a_query_or_a_fragment_is_refused(base_url):
+    """The call's path and signed query had landed inside the query or the fragment: POST / and 100009."""
+    with pytest.raises(ValueError, match="has a query or a fragment"):
+        Client("a", "t", base_url)
+
+
+def test_a_retry_after_date_in_any_of_http_s_forms_is_honoured():
+    """A date written with `-0000` (or in asctime's form) read as a time of no zone and was ignored."""
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    from ivh_mock.client.api import _retry_after
+
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    for written in (format_datetime(later, usegmt=True), format_datetime(later.replace(tzinfo=None)),
+                    later.strftime("%a %b %d %H:%M:%S %Y")):
+        response = requests.Response()
+        response.headers["Retry-After"] = written
+        assert 25 < _retry_after(response) <= 30, written
+
+
+def test_the_progress_bar_draws_a_share_whatever_the_server_says():
+    """Progress 10**30 had ended `ivh wait` in an OverflowError traceback, 10**12 in a MemoryError."""
+    import io
+
+    from ivh_mock.client.cli import _bar
+    from ivh_mock.client.models import Progress
+
+    shown = io.StringIO()
+    draw = _bar(shown)
+    for progress in (10**30, 40, -1):
+        draw(Progress.from_payload("t", {"Status": "MAKING", "Progress": progress, "ArrayCount": 0, "Duration": 0,
+                                         "MediaUrl": "", "SubtitlesUrl": "", "FailCode": 0, "FailMessage": "",
+                                         "TextTimestampResult": []}, "r"))
+    assert [line.split("] ")[1].split("%")[0].strip() for line in shown.getvalue().splitlines()] == ["100", "40", "0"]

@@ -184,15 +184,19 @@ def test_wait_options_must_be_seconds_greater_than_0(option, value, capsys):
 def test_a_download_that_could_not_be_written_is_refused_before_anything_is_submitted(tmp_path):
     """The destination was first written once the paid video was made: a missing folder then ended in a
     FileNotFoundError traceback (exit 1), and a folder wrote the whole file beside it, then failed."""
+    os.mkfifo(tmp_path / "pipe")  # its reader would get nothing: the download renames a file over it
     for destination, says in ((tmp_path / "missing" / "v.mp4", f"the folder {tmp_path / 'missing'} does not exist"),
                               (tmp_path, "is a folder; name the file to write"),
                               # a folder no one writes in, root included, whatever its permissions say
-                              (Path("/proc/v.mp4"), "cannot write in the folder /proc: ")):
+                              (Path("/proc/v.mp4"), "cannot write 'v.mp4' in the folder /proc: "),
+                              # a name past the folder's limit: the video was made, then could not be written
+                              (tmp_path / ("n" * 252 + ".mp4"), f"cannot write {'n' * 252 + '.mp4'!r} in the folder "),
+                              (tmp_path / "pipe", "is not a regular file")):
         result = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, "--download", str(destination),
                      url="http://127.0.0.1:9")  # nothing listens there: a submission would exit 5
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().startswith(f"ivh: --download {destination}: {says}")
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] == ["pipe"]
 
 
 def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):
