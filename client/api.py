@@ -43,6 +43,7 @@ SCENARIO_HEADER = "X-Mock-Scenario"
 MAX_DEPTH = 32  # an answer or a callback nested deeper is refused unread: the API's are a few levels deep
 MAX_ANSWER_BYTES = 16 * 1_048_576  # an answer larger than this is refused, read no further: the API's are a few KB
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
+MIN_INTERVAL = 0.1  # wait() polls no more often than this
 
 
 class _OutOfTime(Exception):
@@ -111,28 +112,33 @@ class Client:
             return TimbrePage(timbres, data["Total"], page_index, page_size)
 
     def iter_timbres(self, page_size: int = 100, **filters: Any) -> Iterator[Timbre]:
-        """Yield every timbre, fetching page after page."""
-        index = 1
+        """Yield every timbre, fetching page after page; a server that answers a page as it answered the one before
+        (it ignores PageIndex) raises APIConnectionError rather than being asked forever."""
+        index, previous = 1, None
         while True:
             page = self.describetimbre(index, page_size, **filters)
+            if page.timbres and page.timbres == previous:
+                raise APIConnectionError(f"describetimbre: page {index} is page {index - 1} again: the server does "
+                                         f"not page (PageIndex), though its Total is {page.total}")
             yield from page.timbres
             if not page.timbres or index * page_size >= page.total:
                 return
-            index += 1
+            index, previous = index + 1, page.timbres
 
     # -- waiting and downloading --------------------------------------------------------------------------------
     def wait(self, task_id: str, *, timeout: float = 1800.0, interval: float = 2.0, max_interval: float = 30.0,
              on_progress: Callable[[Progress], Any] | None = None) -> Progress:
         """Poll until the task finishes: return its SUCCESS progress, raise TaskFailedError on FAIL, or
         WaitTimeoutError when `timeout` seconds pass first (a poll and its retries included: each waits for its
-        answer only as long as is left). Polls back off from `interval` to `max_interval`."""
+        answer only as long as is left). Polls back off from `interval` (at least MIN_INTERVAL) to `max_interval`."""
+        interval = min(max(interval, MIN_INTERVAL), max_interval)  # 0 polled in a busy loop; 1e300 could not sleep
         started = self.monotonic()
         last = None
         while True:
             try:  # each poll, its retries included, within the time left
                 last = self._progress(task_id, None, started + timeout)
-            except _OutOfTime:
-                raise WaitTimeoutError(task_id, self.monotonic() - started, last) from None
+            except _OutOfTime as cut:
+                raise WaitTimeoutError(task_id, self.monotonic() - started, last, *cut.args[:1]) from None
             if on_progress is not None:
                 on_progress(last)
             if last.status == "SUCCESS":
@@ -203,6 +209,8 @@ class Client:
             self._validated(operation_id, body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
         if scenario:
+            if not (scenario.isascii() and scenario.isprintable()):  # requests would raise as it sends the header
+                raise ValueError(f"a scenario goes in the {SCENARIO_HEADER} header: printable ASCII, got {scenario!r}")
             headers[SCENARIO_HEADER] = scenario
         path = self.spec.operations[operation_id].path
         attempt = 0
@@ -220,8 +228,8 @@ class Client:
                 if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
                     raise _given_up(operation_id, error) from None  # requests' error quotes the signed URL
                 delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
-                if until is not None and self.monotonic() + delay >= until:
-                    raise _OutOfTime from error
+                if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
+                    raise _OutOfTime(str(_given_up(operation_id, error))) from None
                 self.sleep(delay)
         payload = envelope.get("Payload")  # what the typed result is read from: its fields' presence and types
         violations = self.spec.check_answer(operation_id, payload)
@@ -262,13 +270,17 @@ class Client:
             code = header["Code"]
             if type(code) is not int:  # a bool, a string, a list: no Header.Code of the API's
                 raise TypeError(f"Header.Code is {code!r}")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as problem:  # why, when it is not plain from the text shown
             shown = content[:200].decode("utf-8", "replace")
+            if isinstance(problem, ValueError):
+                shown = f"{shown!r} ({problem})"[:400]
+            else:
+                shown = repr(shown)
             if status == 429 or status >= 500:  # a gateway's or a proxy's answer: retried as the API's would be
                 family = RateLimitedError if status == 429 else ServerError
-                raise family(-1, f"HTTP {status}, not the API's envelope: {shown!r}", None, http_status=status,
+                raise family(-1, f"HTTP {status}, not the API's envelope: {shown}", None, http_status=status,
                              retry_after=_retry_after(response)) from None
-            raise APIConnectionError(f"HTTP {status} from {path} is not the API's envelope: {shown!r}") from None
+            raise APIConnectionError(f"HTTP {status} from {path} is not the API's envelope: {shown}") from None
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
             message = header.get("Message", "")

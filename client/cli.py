@@ -8,6 +8,7 @@ was closed early.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -33,7 +34,8 @@ EXIT_CODES = {
     EXIT_TIMEOUT: "the task did not finish within --timeout",
     EXIT_UNREACHABLE: "the server or a result file could not be reached",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); a task already submitted goes on",
-    EXIT_CLOSED: "the output was closed before everything was printed (a pipe into head, say), quietly",
+    EXIT_CLOSED: ("the output was closed before everything was printed (a pipe into head, say), quietly, or from "
+                  "the start"),
 }
 NO_CREDENTIALS = ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
                   "(and --base-url or IVH_BASE_URL to choose the server)")
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--speed", type=float, default=1.0, help="SpeechParam.Speed (default: 1.0)")
     submit.add_argument("--volume", type=int, help="SpeechParam.Volume")
     submit.add_argument("--callback", metavar="URL", help="CallbackUrl")
-    submit.add_argument("--scenario", metavar="NAME", help="X-Mock-Scenario (ivh-mock only)")
+    submit.add_argument("--scenario", metavar="NAME", type=_scenario, help="X-Mock-Scenario (ivh-mock only)")
     submit.add_argument("--wait", action="store_true", help="wait for the task, showing its progress")
     _wait_options(submit)
 
@@ -96,6 +98,12 @@ def _retries(text: str) -> int:
     return int(text)
 
 
+def _scenario(text: str) -> str:
+    if not (text.isascii() and text.isprintable()):  # it goes in a header: one line of ASCII
+        raise argparse.ArgumentTypeError(f"expected printable ASCII (a scenario's name and parameters), got {text!r}")
+    return text
+
+
 def _seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -115,7 +123,16 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
                                                            "FILE's folder must exist)")
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = sys.stdout if out is None else out, sys.stderr if err is None else err
+    if err is None:  # started with stderr closed (`2>&-`): errors go nowhere, never into the output
+        err = open(os.devnull, "w")
+    if out is None:  # started with stdout closed (`>&-`): nothing asked for can be printed
+        print("ivh: the output is closed", file=err)
+        return EXIT_CLOSED
+    for stream in (out, err):  # a name the terminal's encoding cannot show is escaped, never a traceback
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         code = _main(argv, out, err)
         out.flush()  # here, not at exit, so that a closed pipe is seen below

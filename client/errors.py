@@ -74,10 +74,11 @@ class TaskFailedError(IvhError):
 class WaitTimeoutError(IvhError):
     """The task was not finished by the deadline."""
 
-    def __init__(self, task_id: str, waited: float, last: Any = None):
-        self.task_id, self.waited, self.last = task_id, waited, last
+    def __init__(self, task_id: str, waited: float, last: Any = None, failure: str | None = None):
+        self.task_id, self.waited, self.last, self.failure = task_id, waited, last, failure
         status = f"; last status {last.status} at {last.progress}%" if last is not None else ""
-        super().__init__(f"task {task_id} not finished after {waited:.1f} s{status}")
+        failed = f"; the last poll failed: {failure}" if failure else ""  # a server gone, not a task slow
+        super().__init__(f"task {task_id} not finished after {waited:.1f} s{status}{failed}")
 
 
 class CallbackError(IvhError, ValueError):

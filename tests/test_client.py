@@ -636,3 +636,46 @@ def test_the_progress_bar_draws_a_share_whatever_the_server_says():
                                          "MediaUrl": "", "SubtitlesUrl": "", "FailCode": 0, "FailMessage": "",
                                          "TextTimestampResult": []}, "r"))
     assert [line.split("] ")[1].split("%")[0].strip() for line in shown.getvalue().splitlines()] == ["100", "40", "0"]
+
+
+def test_wait_polls_no_faster_than_its_floor_and_no_slower_than_its_ceiling():
+    """interval=0 had polled in a busy loop, and 1e300 ended in an OverflowError from sleep."""
+    from ivh_mock.client.api import MIN_INTERVAL
+
+    ivh, adapter, slept = answering(envelope({"TaskId": "t", "Status": "MAKING", "Progress": 1, "ArrayCount": 0,
+                                              "Duration": 0, "MediaUrl": "", "SubtitlesUrl": "", "FailCode": 0,
+                                              "FailMessage": "", "TextTimestampResult": []}))
+    now = [0.0]
+    ivh.monotonic = lambda: now[0]
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    ivh.sleep = sleep
+    for interval in (0, 1e300):
+        now[0] = 0.0
+        slept.clear()
+        with pytest.raises(WaitTimeoutError):
+            ivh.wait("t", timeout=3, interval=interval, max_interval=5)
+        # the last pause is what the timeout had left
+        assert slept and slept[-1] <= 5 and all(MIN_INTERVAL <= pause <= 5 for pause in slept[:-1]), slept
+
+
+def test_a_server_that_ignores_the_page_asked_for_ends_the_listing_of_timbres():
+    """A server answering every page alike with a huge Total had been asked page after page, forever."""
+    page = envelope({"TimbreAssets": [{"TimbreKey": "female_1", "TimbreName": "f", "TimbreType": "standard",
+                                       "TimbreSampleUrl": "", "TimbreDesc": ""}], "Total": 10**9})
+    ivh, adapter, _ = answering(page)
+    with pytest.raises(APIConnectionError, match="page 2 is page 1 again"):
+        list(ivh.iter_timbres(page_size=1))
+    assert adapter.calls == 2
+
+
+def test_an_answer_that_cannot_be_decoded_says_why():
+    """Nesting past 32 levels, a non-UTF-8 body: each had said only that it was not the API's envelope."""
+    for body, says in ((b"[" * 40, "nest"), (b"\xff\xfe{}", "utf-8")):
+        ivh, _, _ = answering(body)
+        with pytest.raises(APIConnectionError) as raised:
+            ivh.getprogress("t")
+        assert says in str(raised.value).lower(), str(raised.value)

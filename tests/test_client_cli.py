@@ -209,3 +209,57 @@ def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 130 and errors.strip() == "ivh: interrupted", errors
+
+
+def test_closed_outputs_and_an_encoding_that_cannot_show_a_name_end_in_words_not_tracebacks(mock_url):
+    """`>&-` had ended in an AttributeError traceback, `2>&-` put the error messages into the output, and
+    PYTHONIOENCODING=ascii with a timbre's Chinese name in a UnicodeEncodeError."""
+    environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+    closed_out = subprocess.run([IVH, "--base-url", mock_url, "progress", "t"], env=environment, stderr=subprocess.PIPE,
+                                text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert closed_out.returncode == 141 and closed_out.stderr.strip() == "ivh: the output is closed"
+    closed_err = subprocess.run([IVH, "--base-url", "http://127.0.0.1:9", "progress", "t"], env=environment,
+                                stdout=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(2))
+    assert closed_err.returncode == 5 and closed_err.stdout == ""
+
+
+def test_a_name_the_outputs_encoding_cannot_show_is_escaped(monkeypatch):
+    """PYTHONIOENCODING=ascii and a timbre's Chinese name had ended in a UnicodeEncodeError traceback."""
+    import io
+    import random
+
+    import requests
+    from ivh_mock.client import cli
+
+    from .conftest import FixedAnswer
+    from .test_client import envelope
+
+    session = requests.Session()
+    session.mount("http://ivh-mock.localhost", FixedAnswer(envelope({"Total": 1, "TimbreAssets": [
+        {"TimbreKey": "female_1", "TimbreName": "温柔女声", "TimbreType": "standard", "TimbreSampleUrl": "",
+         "TimbreDesc": ""}]})))
+    real = cli.Client
+    monkeypatch.setattr(cli, "Client", lambda **options: real("a", "t", "http://ivh-mock.localhost", session=session,
+                                                              rng=random.Random(1)))
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    assert cli.main(["timbres"], out=out, err=io.StringIO()) == 0
+    out.flush()
+    assert b"\\u6e29\\u67d4" in out.buffer.getvalue()
+
+
+def test_a_scenario_that_cannot_go_in_a_header_is_refused_as_usage(capsys):
+    """`--scenario 慢` had ended in a UnicodeEncodeError traceback, and `--scenario $'a\\nb'` in exit 5."""
+    from ivh_mock.client.cli import main
+
+    for scenario in ("慢", "a\nb"):
+        with pytest.raises(SystemExit) as exited:
+            main(["submit", "--photo", PHOTO, "--audio", AUDIO, "--scenario", scenario])
+        assert exited.value.code == 2 and "expected printable ASCII" in capsys.readouterr().err
+
+
+def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
+    """With connections refused, `ivh wait --timeout 3` had said only "task t1 not finished"."""
+    result = ivh("wait", "t1", "--timeout", "3", url="http://127.0.0.1:9")
+    assert result.returncode == 4
+    assert "the last poll failed: getprogress: " in result.stderr and "Connection refused" in result.stderr
+    assert "signature=" not in result.stderr.replace("signature=[redacted]", "")
