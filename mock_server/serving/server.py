@@ -223,11 +223,12 @@ class _Parser(HTTPRequestParser):
         self._largest_body = largest_body
 
     def received(self, data: bytes) -> int:
-        if self.body_rcv is None and not self.completed:  # in the head: look at what arrived, and the CR before it
+        # in a head whose end (CRLF CRLF) is not in sight, look at what arrived, and the CR before it (a head that
+        # ends is waitress's to read, and it refuses a bare LF in it)
+        if self.body_rcv is None and not self.completed:
             seen = self.header_plus[-3:]
             window = seen + data
-            end = window.find(b"\r\n\r\n")
-            bare = _BARE_LF.search(window, len(seen), end if end >= 0 else len(window))
+            bare = _BARE_LF.search(window, len(seen)) if b"\r\n\r\n" not in window else None
             if bare is not None and (self.header_plus + window[len(seen):bare.start()]).strip():
                 self._refuse((self.header_plus + data).lstrip())  # blank lines before a request are ignored
                 return len(data)
