@@ -8,7 +8,7 @@ import json
 import os
 import random
 import re
-import tempfile
+import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -305,10 +305,15 @@ def _given_up(operation_id: str, error: Exception) -> Exception:
 
 def partial_file(destination: Path) -> Path:
     """A new file beside `destination` for its download to be written to, then renamed: never a file of the user's,
-    and a name within the folder's limits however long the destination's."""
-    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name[:64]}.", suffix=".part")
-    os.close(handle)
-    return Path(name)
+    a name within the folder's limits however long the destination's, and the permissions any new file gets (the
+    umask's; tempfile's would be 0600)."""
+    while True:
+        path = destination.with_name(f".{destination.name[:64]}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 
 def redact_urls(text: str) -> str:

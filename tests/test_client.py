@@ -679,3 +679,16 @@ def test_an_answer_that_cannot_be_decoded_says_why():
         with pytest.raises(APIConnectionError) as raised:
             ivh.getprogress("t")
         assert says in str(raised.value).lower(), str(raised.value)
+
+
+def test_a_downloaded_file_gets_the_permissions_any_new_file_gets(tmp_path):
+    """The partial file, renamed to the destination, had been made by tempfile, 0600: a video others could not read."""
+    import os
+
+    ivh, _, _ = answering(b"video bytes")
+    previous = os.umask(0o022)
+    try:
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "v.mp4")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "v.mp4").stat().st_mode & 0o777 == 0o644
