@@ -97,6 +97,14 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         assert status == "HTTP/1.1 400 Bad Request" and "bare LF" in body["error"]["message"], body
     status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\nHost: x\n\n")
     assert body["Header"]["Code"] == 100003 and "ends in a bare LF; HTTP needs CRLF" in body["Header"]["Message"]
+    # a head waitress refuses before it reads the path (a header line with no colon, a bare LF in a head that
+    # ends): no answer had come at all, the connection held open, and two tracebacks were logged
+    for head in (b"POST " + api.encode() + b"?x=1 HTTP/1.1\r\nHost x\r\n\r\n",
+                 b"POST " + api.encode() + b" HTTP/1.1\nHost: x\r\n\r\n"):
+        status, body = answer(head)
+        assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
+    status, body = answer(b"GET /__mock__/clock HTTP/1.1\r\nHost x\r\n\r\n")
+    assert status == "HTTP/1.1 400 Bad Request" and "Invalid header" in body["error"]["message"], body
     # a result URL's, as an object store answers
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n")

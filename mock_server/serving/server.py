@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
 
 import waitress
 from waitress.channel import HTTPChannel
@@ -218,6 +219,8 @@ class _Parser(HTTPRequestParser):
     temporary files. The route refuses such a body as it refused it whole: by its declared length, or, chunked, by
     the length kept, which is past its limit."""
 
+    path = ""  # until a head's request line is read: one refused before that (a bad header line) names none
+
     def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None):
         super().__init__(adj)
         self._largest_body = largest_body
@@ -236,15 +239,23 @@ class _Parser(HTTPRequestParser):
 
     def _refuse(self, head: bytes) -> None:
         line = head.split(b"\n", 1)[0].rstrip(b"\r")
-        try:  # the request line alone: its path says whose format the refusal is answered in (_RouteErrorTask)
-            self.parse_header(line + b"\r\n")
-        except (ParsingError, TransferEncodingNotImplemented):
-            self.parse_header(b"GET / HTTP/1.0\r\n")
+        with contextlib.suppress(ParsingError, TransferEncodingNotImplemented):  # the path is kept (parse_header)
+            self.parse_header(line + b"\r\n")  # the request line alone
         self.error = BadRequest("a line of the request's head ends in a bare LF; HTTP needs CRLF (\\r\\n)")
         self.completed = True
 
     def parse_header(self, header_plus: bytes) -> None:
-        super().parse_header(header_plus)
+        try:
+            super().parse_header(header_plus)
+        except (ParsingError, TransferEncodingNotImplemented):
+            # waitress refuses a head (a header line without a colon, a bare CR) before it reads the path, which says
+            # whose format the refusal is answered in (_RouteErrorTask): it is read from the request line here
+            words = header_plus.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+            if not self.path and len(words) == 3:
+                self.path = unquote(urlsplit(words[1].decode("latin-1")).path)
+                if words[2] in (b"HTTP/1.0", b"HTTP/1.1"):  # the refusal's status line answers in it
+                    self.version = words[2][5:].decode()
+            raise
         if self.body_rcv is not None and self._largest_body is not None:
             self.body_rcv.buf = _Kept(self.body_rcv.buf, self._largest_body(self.path) + 1)
 
