@@ -176,6 +176,8 @@ class Client:
                     with open(partial, "wb") as handle:
                         for chunk in response.iter_content(chunk_size):
                             handle.write(chunk)
+                    if limit is not None and limit.expired:  # cut at the deadline, an answer of no length ends
+                        raise requests.Timeout("the deadline ended it")  # as if whole
                 except requests.RequestException as error:
                     why = f"not whole within {timeout:g} s" if limit is not None and limit.expired else str(error)
                     raise DownloadError(shown, None, _SIGNATURE.sub(r"\1[redacted]", redact_urls(why))) from None
@@ -259,6 +261,8 @@ class Client:
                 if limit.expired:
                     raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s") from None
                 raise
+        if limit.expired:  # cut at the deadline, an answer of no length ends as if whole
+            raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s")
         status = response.status_code
         if response.is_redirect:  # followed, a submission's body would go where the Location says, perhaps as a GET
             raise APIConnectionError(f"HTTP {status} from {path}: a redirect to "
@@ -308,7 +312,8 @@ def partial_file(destination: Path) -> Path:
     a name within the folder's limits however long the destination's, and the permissions any new file gets (the
     umask's; tempfile's would be 0600)."""
     while True:
-        path = destination.with_name(f".{destination.name[:64]}.{secrets.token_hex(4)}.part")
+        start = destination.name.encode()[:64].decode("utf-8", "ignore")  # bytes count against the limit
+        path = destination.with_name(f".{start}.{secrets.token_hex(4)}.part")
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return path

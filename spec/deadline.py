@@ -32,7 +32,8 @@ class Deadline:
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
+        # past threading's bound (about 292 years), a timer's wait overflows in its thread, and nothing is bounded
+        self._timer = threading.Timer(min(seconds, threading.TIMEOUT_MAX / 2), self._expire)
         self._timer.daemon = True
 
     def left(self) -> float:

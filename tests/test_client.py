@@ -692,3 +692,43 @@ def test_a_downloaded_file_gets_the_permissions_any_new_file_gets(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "v.mp4").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_answer_of_no_length_cut_at_the_deadline_is_no_whole_answer(tmp_path):
+    """A server that ends its answer by closing the connection looks, cut at the deadline, like one that ended: a
+    download had been saved truncated as if complete, and a call's answer read as no envelope."""
+    body = _progress_answer().partition(b"\r\n\r\n")[2]
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body
+    with _dripping(answer, every=0.02) as (url, _):  # some 5 s in all
+        ivh = Client("a", "t", url, timeout=1, max_retries=0)
+        with pytest.raises(DownloadError, match=r"not whole within 1 s"):
+            ivh.download(f"{url}/v.mp4", tmp_path / "v.mp4", timeout=1)
+        assert list(tmp_path.iterdir()) == []
+        with pytest.raises(APIConnectionError, match=r"no whole answer from .* within 1 s"):
+            ivh.getprogress("t")
+
+
+def test_a_long_name_in_a_wide_alphabet_downloads_as_any_other():
+    """The partial file's name took the destination's first 64 characters: 60 emoji, 240 bytes, came past the
+    folder's 255-byte limit with its suffix, though the destination's own name was within it."""
+    import tempfile
+    from pathlib import Path
+
+    ivh, _, _ = answering(b"video bytes")
+    with tempfile.TemporaryDirectory() as folder:
+        destination = Path(folder) / ("\N{GRINNING FACE}" * 60 + ".mp4")
+        ivh.download("http://ivh-mock.localhost/v.mp4", destination)
+        assert destination.read_bytes() == b"video bytes"
+
+
+def test_a_deadline_past_what_a_timer_can_wait_still_holds_without_a_traceback(monkeypatch):
+    """`--timeout 1e300` reached threading.Timer, whose wait overflowed in its thread: a traceback, no bound."""
+    import threading
+
+    from ivh_mock.spec import deadline
+
+    failed = []
+    monkeypatch.setattr(threading, "excepthook", failed.append)
+    with deadline.within(1e300) as limit:
+        time.sleep(0.05)
+    assert not limit.expired and failed == []
