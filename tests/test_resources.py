@@ -59,6 +59,9 @@ def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(serve
     for unsatisfiable in (f"bytes={len(data)}-", "bytes=-0", "bytes= -000"):  # RFC 9110: no byte of the file
         refused = requests.get(url, headers={"Range": unsatisfiable}, timeout=30)
         assert refused.status_code == 416 and refused.headers["Content-Range"] == f"bytes */{len(data)}", unsatisfiable
+        # under an If-Range the file no longer matches, a Range is ignored: the whole file, as for any other
+        whole = requests.get(url, headers={"Range": unsatisfiable, "If-Range": '"another"'}, timeout=30)
+        assert whole.status_code == 200 and whole.content == data, unsatisfiable
     for ignored in ("bytes=0-9,20-29", "bytes=abc", "items=0-9", "bytes=9-0"):  # werkzeug had answered 416
         whole = requests.get(url, headers={"Range": ignored}, timeout=30)
         assert whole.status_code == 200 and whole.content == data, ignored

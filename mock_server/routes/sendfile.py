@@ -6,11 +6,11 @@ import re
 from typing import Any
 
 from flask import Response, request, send_file
-from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 
 # `bytes=-0`: the last no bytes of the file, a range RFC 9110 calls unsatisfiable (werkzeug reads it as no range)
 _NO_BYTES = re.compile(r"bytes=[ \t]*-0+[ \t]*", re.ASCII)
+_PAST_ANY_END = f"bytes={2**64 - 1}-"  # what werkzeug refuses (416), or ignores under an If-Range that differs
 
 
 def send(source: Any, **options: Any) -> Response:
@@ -26,15 +26,13 @@ def send(source: Any, **options: Any) -> Response:
     RFC 9110 allows and an object store does: the whole file is answered (200), where werkzeug answered 416. One that
     asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is."""
     asked = request.environ.get("HTTP_RANGE")
-    unsatisfiable = asked is not None and _NO_BYTES.fullmatch(asked) is not None
-    if asked is not None:
+    if asked is not None and _NO_BYTES.fullmatch(asked):
+        request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
+    elif asked is not None:
         ranges = parse_range_header(asked)
         if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
-            del request.environ["HTTP_RANGE"]  # send_file reads the request's environ
+            del request.environ["HTTP_RANGE"]
     response = send_file(source, conditional=True, **options)
-    if unsatisfiable and response.status_code == 200:  # not when a condition (If-None-Match) answered 304
-        response.close()
-        raise RequestedRangeNotSatisfiable(response.content_length)  # as werkzeug refuses one past the end
     ranged = response.response
     inner, start = getattr(ranged, "iterable", None), getattr(ranged, "start_byte", None)
     # waitress's file wrapper: it sends from where its file stands, as many bytes as the Content-Length says
