@@ -33,12 +33,15 @@ from .recorder import Recorder
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
               "trailer", "transfer-encoding", "upgrade", "host", "expect"}  # Expect: the proxy already answered 100
 CALLBACK_PREFIX = "/__proxy__/callback/"
+APP_GONE = "the app took no more of the answer"  # how a record's error starts when the app, not the upstream, left
 RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
 CHUNK = 64 * 1024
 
 
 class Responder(Protocol):
-    """Where the answer goes (the HTTP server's side of one request)."""
+    """Where the answer goes (the HTTP server's side of one request). `app_gone` once a write to the app failed."""
+
+    app_gone: bool
 
     def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None: ...
 
@@ -155,7 +158,8 @@ class Proxy:
                     kept += chunk[: RECORDED_BODY_BYTES + 1 - len(kept)]
             responder.finish()
         except OSError as error:  # the app hung up, or the upstream broke off mid-answer: record what was seen
-            broken = f"the exchange broke off: {type(error).__name__}"
+            broken = (f"{APP_GONE}: {type(error).__name__}" if responder.app_gone else
+                      f"the exchange broke off: {type(error).__name__}")
             responder.abort()
         except Exception as error:  # urllib3's own errors (protocol, decode) while streaming
             broken = f"the upstream's answer broke off: {type(error).__name__}"
@@ -362,7 +366,7 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
 def _pieces(answer: Any) -> Iterator[bytes]:
     """The answer's body as it arrives: each chunk of a chunked one, else whatever the connection holds, up to CHUNK
     (urllib3's read(CHUNK) waits for all of CHUNK, holding back what arrived from an upstream that stops)."""
-    if answer.chunked:
+    if answer.chunked or not hasattr(answer, "read1"):  # urllib3 before 2.1 has no read1
         yield from answer.stream(CHUNK, decode_content=False)
         return
     while piece := answer.read1(CHUNK, decode_content=False):

@@ -156,9 +156,12 @@ def _is_record(record: Any) -> bool:
         return False
     findings = record.get("findings", [])
     return (isinstance(findings, list)
-            and all(isinstance(finding, dict) and isinstance(finding.get("kind"), str) for finding in findings)
+            and all(isinstance(finding, dict) and isinstance(finding.get("kind"), str)
+                    and isinstance(finding.get("subject"), (str, int, type(None))) for finding in findings)
             and _number(record.get("elapsed_ms", 0)) and isinstance(record.get("response") or {}, dict)
-            and isinstance(record.get("error") or "", str) and isinstance(record.get("time", ""), str))
+            and isinstance(record.get("error") or "", str) and isinstance(record.get("time", ""), str)
+            and isinstance(record.get("operation"), (str, type(None)))
+            and isinstance(record["request"].get("signals", {}), dict))
 
 
 def _number(value: Any) -> bool:

@@ -13,9 +13,14 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = r"signature|token|secret|passw|credential|(?:api|access|private|session)[-_]?key"
 SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])auth(?:$|[-_])", re.IGNORECASE)
 # `name=value`, `name: value` or JSON's `"name": "value"` inside any text (a URL, a form body, an error message
-# echoing a query, a body recorded as text), and `Bearer value`
-INLINE_SECRET = re.compile(rf"(?i)\b((?:[a-z0-9_-]*(?:{_SECRET_WORDS})[a-z0-9_-]*|key)[\"']?\s*[=:]\s*[\"']?"
-                           r"|bearer\s+)[^&\s\"',;}]+")
+# echoing a query, a body recorded as text), a quoted value whole, and `Bearer value`
+_INLINE_NAMES = rf"[a-z0-9_-]*(?:{_SECRET_WORDS})[a-z0-9_-]*|key|(?:proxy-)?authorization|cookie|x-auth[a-z0-9_-]*"
+INLINE_SECRET = re.compile(rf"(?i)\b((?:{_INLINE_NAMES})[\"']?\s*[=:]\s*)"
+                           r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^&\s\"',;}]+)"
+                           r"|\b(bearer\s+)[a-z0-9._~+/=-]{4,}")
+# a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
+HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
+                         r"[^\r\n]+")
 URL = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)
 
 
@@ -28,7 +33,7 @@ def url(text: str) -> str:
     try:
         parts = urlsplit(text)
     except ValueError:
-        return INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+        return INLINE_SECRET.sub(_redacted, text)
     if parts.username or parts.password:
         parts = parts._replace(netloc=parts.hostname or "")
     return urlunsplit(parts._replace(query="", fragment=""))
@@ -36,7 +41,15 @@ def url(text: str) -> str:
 
 def text(value: str) -> str:
     """Return `value` with every URL's query string removed and every inline secret redacted."""
-    return INLINE_SECRET.sub(lambda m: m.group(1) + REDACTED, URL.sub(lambda m: url(m.group(0)), value))
+    value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
+    return INLINE_SECRET.sub(_redacted, URL.sub(lambda m: url(m.group(0)), value))
+
+
+def _redacted(match: re.Match) -> str:
+    if match.group(3) is not None:  # Bearer
+        return match.group(3) + REDACTED
+    quote = match.group(2)[0] if match.group(2)[0] in "\"'" else ""
+    return f"{match.group(1)}{quote}{REDACTED}{quote}"
 
 
 def value(node: Any) -> Any:

@@ -14,6 +14,7 @@ from ivh_mock.spec import drift
 
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
+from .forward import APP_GONE
 from .recorder import PREFIX, ordered_records
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
@@ -55,7 +56,8 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
         answered += not record.get("error")
         if isinstance(record.get("upstream"), str) and record["upstream"]:
             upstreams.add(record["upstream"])
-        if record.get("error"):  # no answer, or one cut short: what the app saw was no answer of the API's
+        # no answer, or one cut short, from the upstream (an app that left early is no fault of the upstream's)
+        if record.get("error") and not record["error"].startswith(APP_GONE):
             aggregate.add({"kind": "exchange-failed", "operation": record.get("operation"),
                            "subject": record["error"].split(":")[0][:80],
                            "detail": f"the exchange did not complete: {record['error']}"}, record)

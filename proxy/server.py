@@ -227,7 +227,7 @@ def _shown(value: str) -> str:
 
 class _Responder:
     def __init__(self, handler: _Handler):
-        self.handler, self.chunked = handler, False
+        self.handler, self.chunked, self.app_gone = handler, False, False
 
     def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None:
         if self.handler.request_version != "HTTP/1.1":  # HTTP/1.0 has no chunks: the closing connection ends it
@@ -265,7 +265,7 @@ class _Responder:
         try:
             yield
         except OSError:
-            self.handler.close_connection = True
+            self.handler.close_connection = self.app_gone = True
             raise
 
 

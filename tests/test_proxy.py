@@ -442,9 +442,10 @@ def test_an_answer_cut_short_closes_its_connection():
                 raise TimeoutError("the app took nothing for the idle timeout")
 
     handler = Handler()
+    responder = _Responder(handler)
     with pytest.raises(TimeoutError):
-        _Responder(handler).write(b"part of an answer")
-    assert handler.close_connection is True
+        responder.write(b"part of an answer")
+    assert handler.close_connection is True and responder.app_gone is True  # the app's doing, not the upstream's
 
 
 def until_threads_end(count: int) -> None:
@@ -1027,6 +1028,12 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     assert redact.query([("key", "k"), ("access_key", "a"), ("appkey", "b")]) == [
         ["key", redact.REDACTED], ["access_key", redact.REDACTED], ["appkey", "b"]]
     assert redact.headers([("X-Auth", "x"), ("X-Author", "me")]) == [["X-Auth", redact.REDACTED], ["X-Author", "me"]]
+    # header lines and quoted values inside text, whole: a value with a space had kept its second word
+    lines = redact.text('Authorization: Basic dXNlcjpw\nCookie: sid=c-1\nX-Auth: x-2\nProxy-Authorization: Basic p-3\n'
+                        'password="hunter 2" {"Authorization": "Basic b-4"} the bearer of bad news')
+    for secret in ("dXNlcjpw", "c-1", "x-2", "p-3", "hunter", " 2", "b-4"):
+        assert secret not in lines, (secret, lines)
+    assert "the bearer of bad news" in lines
 
 
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
@@ -1101,3 +1108,16 @@ def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang,
         passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
     assert passed.status_code == status
     assert passed.json()["error"]["message"] == f"ivh-mock proxy: upstream {upstream.url} did not answer: {says}"
+
+
+def test_drift_skips_records_whose_fields_are_of_other_types_and_does_not_blame_the_upstream_for_an_app(tmp_path):
+    """An operation or a finding's subject of another type, or signals that are no object, had made drift fail with a
+    traceback; an app that left mid-answer was reported as an exchange the upstream failed."""
+    good = {"kind": "exchange", "t": 1.0, "time": "x", "request": {"method": "POST"}, "findings": []}
+    odd = [{**good, "operation": ["a"], "error": "x"},
+           {**good, "findings": [{"kind": "k", "subject": ["s"]}]},
+           {**good, "request": {"method": "POST", "signals": 5}}]
+    left = {**good, "t": 2.0, "error": "the app took no more of the answer: BrokenPipeError"}
+    (tmp_path / "ivh-proxy-20260101.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*odd, good, left]))
+    status, printed = _drift(tmp_path)
+    assert status == 0 and "exchange-failed" not in printed, printed
