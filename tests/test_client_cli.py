@@ -218,8 +218,9 @@ def test_closed_outputs_and_an_encoding_that_cannot_show_a_name_end_in_words_not
     closed_out = subprocess.run([IVH, "--base-url", mock_url, "progress", "t"], env=environment, stderr=subprocess.PIPE,
                                 text=True, timeout=60, preexec_fn=lambda: os.close(1))
     assert closed_out.returncode == 141 and closed_out.stderr.strip() == "ivh: the output is closed"
-    closed_err = subprocess.run([IVH, "--base-url", "http://127.0.0.1:9", "progress", "t"], env=environment,
-                                stdout=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(2))
+    closed_err = subprocess.run([IVH, "--base-url", "http://127.0.0.1:9", "--retries", "0", "progress", "t"],
+                                env=environment, stdout=subprocess.PIPE, text=True, timeout=60,
+                                preexec_fn=lambda: os.close(2))
     assert closed_err.returncode == 5 and closed_err.stdout == ""
 
 
