@@ -252,7 +252,8 @@ class _Parser(HTTPRequestParser):
             # whose format the refusal is answered in (_RouteErrorTask): it is read from the request line here
             words = header_plus.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
             if not self.path and len(words) == 3:
-                self.path = unquote(urlsplit(words[1].decode("latin-1")).path)
+                with contextlib.suppress(ValueError):  # `http://[x/...`: a target of no path names no routes
+                    self.path = unquote(urlsplit(words[1].decode("latin-1")).path)
                 if words[2] in (b"HTTP/1.0", b"HTTP/1.1"):  # the refusal's status line answers in it
                     self.version = words[2][5:].decode()
             raise
