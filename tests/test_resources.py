@@ -108,6 +108,9 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
     status, body = answer(b"GET /__mock__/clock HTTP/1.1\r\nHost x\r\n\r\n")
     assert status == "HTTP/1.1 400 Bad Request" and "Invalid header" in body["error"]["message"], body
+    with socket.create_connection((host, int(port)), timeout=10) as connection:  # a target urlsplit cannot read
+        connection.sendall(b"GET http://[x/v2 HTTP/1.1\r\nHost x\r\n\r\n")
+        assert connection.recv(65536).startswith(b"HTTP/1.1 400 Bad Request")
     # a result URL's, as an object store answers
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n")
