@@ -38,7 +38,7 @@ def host_url(environ: dict, host: str) -> str:
     scheme, port = environ.get("wsgi.url_scheme", "http"), match.group(1)
     if port is None:
         return f"{scheme}://{sent}"
-    # written as a number writes it (`h:00080` is port 80), and left out when empty or the scheme's default
+    # a port is written as the number it is (`h:00080` is port 80), and left out when empty or the scheme's default
     name, port = sent.rpartition(":")[0], port and str(int(port))
     return f"{scheme}://{name}" if port in ("", _DEFAULT_PORTS.get(scheme)) else f"{scheme}://{name}:{port}"
 
