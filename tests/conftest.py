@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -205,6 +206,58 @@ def serving(app):
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         serving_thread.stop()
+
+
+class RawServer:
+    """A local server (a context manager) that reads each request whole, head and body, and answers it with `answer`
+    as raw bytes: all at once or, with `every`, a byte every `every` seconds. Then it closes the connection or, with
+    `hang`, keeps it open, sending nothing more, until the server is closed. `requests` counts the requests read."""
+
+    def __init__(self, answer: bytes, *, every: float = 0.0, hang: bool = False):
+        self.answer, self.every, self.hang, self.requests = answer, every, hang, 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            while length and len(body) < int(length.group(1)):  # all of it: unread, closing would reset the client
+                body += connection.recv(65536)
+            self.requests += 1
+            pieces = [self.answer] if not self.every else [bytes([byte]) for byte in self.answer]
+            for piece in pieces:
+                if self.every and self._stop.wait(self.every):
+                    return
+                try:
+                    connection.sendall(piece)
+                except OSError:
+                    return
+            if self.hang:
+                self._stop.wait(30)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def __enter__(self) -> RawServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class FixedAnswer(requests.adapters.BaseAdapter):

@@ -33,7 +33,7 @@ from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
-from .conftest import T0, TEXT_PAYLOAD, FixedAnswer
+from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, RawServer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 
@@ -487,49 +487,6 @@ def test_connection_errors_and_retries(error, submit_retried):
         assert adapter.sent == 3
 
 
-@contextlib.contextmanager
-def _dripping(answer: bytes, every: float = 0.2):
-    """A server that answers each request with `answer`, a byte every `every` seconds; `.requests` counts them."""
-    import socket
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    counted = {"requests": 0}
-    stop = threading.Event()
-
-    def serve(connection):
-        with connection:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += connection.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            while length and len(body) < int(length.group(1)):  # all of it: unread, closing would reset the client
-                body += connection.recv(65536)
-            counted["requests"] += 1
-            for byte in answer:
-                if stop.wait(every):
-                    return
-                try:
-                    connection.sendall(bytes([byte]))
-                except OSError:
-                    return
-
-    def accept():
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", counted
-    finally:
-        stop.set()
-        listener.close()
-
-
 def _progress_answer() -> bytes:
     body = envelope({"TaskId": "t", "Status": "MAKING", "Progress": 40, "ArrayCount": 0, "Duration": 0,
                      "MediaUrl": "", "SubtitlesUrl": "", "FailCode": 0, "FailMessage": "", "TextTimestampResult": []})
@@ -539,14 +496,15 @@ def _progress_answer() -> bytes:
 def test_a_server_that_trickles_its_answer_holds_no_call_past_its_timeout(tmp_path):
     """A byte every 0.2 s never trips a read timeout: a submission, a poll and wait(timeout=2) had all been held for
     as long as the answer took (minutes), and `download` too."""
-    with _dripping(_progress_answer()) as (url, counted):
+    with RawServer(_progress_answer(), every=0.2) as server:
+        url = server.url
         ivh = Client("a", "t", url, timeout=1, max_retries=0)
         started = time.monotonic()
         with pytest.raises(APIConnectionError, match=r"no whole answer from .* within 1 s"):
             ivh.getprogress("t")
         with pytest.raises(APIConnectionError, match="no whole answer"):
             ivh.phototovideonotrain(TEXT_PAYLOAD)
-        assert time.monotonic() - started < 4 and counted["requests"] == 2  # the submission was sent once
+        assert time.monotonic() - started < 4 and server.requests == 2  # the submission was sent once
         started = time.monotonic()
         with pytest.raises(WaitTimeoutError):
             Client("a", "t", url, timeout=30).wait("t", timeout=1.5)
@@ -561,11 +519,11 @@ def test_a_redirect_is_never_followed_by_an_api_call():
     """A 307 had re-sent the paid submission to wherever Location said, and a 302 had turned it into a GET."""
     moved = (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://elsewhere.example/x?sig=1\r\n"
              b"Content-Length: 0\r\n\r\n")
-    with _dripping(moved, every=0) as (url, counted):
+    with RawServer(moved) as server:
         with pytest.raises(APIConnectionError) as raised:
-            Client("a", "t", url).phototovideonotrain(TEXT_PAYLOAD)
+            Client("a", "t", server.url).phototovideonotrain(TEXT_PAYLOAD)
     assert "HTTP 307" in str(raised.value) and "a redirect to 'http://elsewhere.example/x'" in str(raised.value)
-    assert counted["requests"] == 1
+    assert server.requests == 1
 
 
 def test_no_error_the_client_raises_carries_the_signed_query_along():
@@ -699,7 +657,8 @@ def test_an_answer_of_no_length_cut_at_the_deadline_is_no_whole_answer(tmp_path)
     download had been saved truncated as if complete, and a call's answer read as no envelope."""
     body = _progress_answer().partition(b"\r\n\r\n")[2]
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body
-    with _dripping(answer, every=0.02) as (url, _):  # some 5 s in all
+    with RawServer(answer, every=0.02) as server:  # some 5 s in all
+        url = server.url
         ivh = Client("a", "t", url, timeout=1, max_retries=0)
         with pytest.raises(DownloadError, match=r"not whole within 1 s"):
             ivh.download(f"{url}/v.mp4", tmp_path / "v.mp4", timeout=1)

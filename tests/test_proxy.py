@@ -6,7 +6,6 @@ must leave no finding at all.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -34,7 +33,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
@@ -826,52 +825,6 @@ def test_redaction_leaves_no_credential_anywhere():
 
 
 # -- an upstream that misbehaves at the byte level ---------------------------------------------------------------
-class RawUpstream:
-    """A local server that reads each request's head and body and answers it with `answer` as raw bytes, then
-    closes the connection, or, with `hang`, keeps it open without sending more until stopped."""
-
-    def __init__(self, answer: bytes, hang: bool = False):
-        self.answer, self.hang, self.stop = answer, hang, threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
-
-    def _answer(self, connection):
-        with connection:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += connection.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), b"0"))
-            while len(body) < length:
-                body += connection.recv(65536)
-            connection.sendall(self.answer)
-            if self.hang:
-                self.stop.wait(30)
-
-    def close(self):
-        self.stop.set()
-        self.listener.close()
-
-
-@contextlib.contextmanager
-def _raw_upstream(answer: bytes, hang: bool = False):
-    upstream = RawUpstream(answer, hang)
-    try:
-        yield upstream
-    finally:
-        upstream.close()
-
-
 PROGRESS_ANSWER = _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}')
 
 
@@ -916,7 +869,7 @@ def test_an_answer_that_breaks_off_reaches_the_app_as_far_as_it_came_and_ends_it
     nothing of them (the proxy waited for 64 KiB), and its connection stayed open for the 30 s idle timeout."""
     promised = _head("200 OK", "Content-Type: application/json", "Content-Length: 1000")
     for answer, hang in ((promised + PROGRESS_ANSWER[:85], True), (promised + PROGRESS_ANSWER[:20], False)):
-        with _raw_upstream(answer, hang) as upstream, ProxyServer(
+        with RawServer(answer, hang=hang) as upstream, ProxyServer(
                 Proxy(upstream.url, Recorder(tmp_path), read_timeout=1.5, warn=lambda text: None), port=0) as proxy:
             with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
                 connection.sendall(REQUEST_HEAD + b"Content-Length: 2\r\n\r\n{}")
@@ -935,7 +888,7 @@ def test_an_answer_both_chunked_and_with_a_length_goes_to_the_app_chunked_and_wh
     """RFC 9112 6.3: a Content-Length beside Transfer-Encoding is not to be trusted. Passed on with the de-chunked
     body, `Content-Length: 3` had ended the app's answer after `{"H` and started its next one with the rest."""
     chunked = _head("200 OK", "Content-Type: application/json", "Content-Length: 3", "Transfer-Encoding: chunked")
-    with _raw_upstream(chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(PROGRESS_ANSWER), PROGRESS_ANSWER)) as upstream:
+    with RawServer(chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(PROGRESS_ANSWER), PROGRESS_ANSWER)) as upstream:
         with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
             answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
     assert answer.content == PROGRESS_ANSWER and "Content-Length" not in answer.headers
@@ -946,7 +899,7 @@ def test_an_interim_answer_is_not_taken_for_the_final_one(tmp_path):
     """http.client reads a 103 Early Hints as the answer: the app had got a 103 with no body, the real one lost."""
     early = _head("103 Early Hints", "Link: </x>; rel=preload")
     final = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(PROGRESS_ANSWER)}")
-    with _raw_upstream(early + final + PROGRESS_ANSWER) as upstream:
+    with RawServer(early + final + PROGRESS_ANSWER) as upstream:
         with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
             answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
     assert answer.status_code == 502 and "interim answer, HTTP 103" in answer.json()["error"]["message"]
@@ -967,7 +920,7 @@ def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
                       '"Pad": "%s"}' % ("x" * 400_000))
     for folder, body, encoding in (("large", large, ()), ("bomb", bomb, ("Content-Encoding: gzip",))):
         answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}", *encoding) + body
-        with _raw_upstream(answer) as upstream:
+        with RawServer(answer) as upstream:
             with ProxyServer(Proxy(upstream.url, Recorder(tmp_path / folder), warn=lambda text: None),
                              port=0) as proxy:
                 passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
@@ -1103,7 +1056,7 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
 ], ids=["silent", "bad-status-line", "hung-up"])
 def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
     """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike."""
-    with _raw_upstream(answer, hang) as upstream, ProxyServer(
+    with RawServer(answer, hang=hang) as upstream, ProxyServer(
             Proxy(upstream.url, Recorder(tmp_path), read_timeout=1, warn=lambda text: None), port=0) as proxy:
         passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
     assert passed.status_code == status
