@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 import requests
 from ivh_mock.spec import deadline, jsontext
 from ivh_mock.spec.signing import signed_query
-from ivh_mock.spec.urls import http_url_problem, without_query
+from ivh_mock.spec.urls import http_url_problem, without_queries, without_query
 from ivh_mock.spec.validation import summarize
 
 from ivh_mock import spec as spec_module
@@ -180,7 +180,7 @@ class Client:
                         raise requests.Timeout("the deadline ended it")  # as if whole
                 except requests.RequestException as error:
                     why = f"not whole within {timeout:g} s" if limit is not None and limit.expired else str(error)
-                    raise DownloadError(shown, None, _SIGNATURE.sub(r"\1[redacted]", redact_urls(why))) from None
+                    raise DownloadError(shown, None, _SIGNATURE.sub(r"\1[redacted]", without_queries(why))) from None
             partial.replace(target)
         except OSError as error:
             raise DownloadError(shown, None, f"cannot write {destination}: {error.strerror or error}") from None
@@ -319,14 +319,6 @@ def partial_file(destination: Path) -> Path:
             return path
         except FileExistsError:
             continue
-
-
-def redact_urls(text: str) -> str:
-    """`text` with the query of every URL in it left out (a result URL's may be its signature)."""
-    return _URL.sub(lambda match: without_query(match.group()), text)
-
-
-_URL = re.compile(r"\bhttps?://[^\s'\"<>()]+", re.IGNORECASE)
 
 
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:

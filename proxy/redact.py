@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from ivh_mock.spec.urls import without_queries, without_query
 
 REDACTED = "[redacted]"
 # a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
@@ -21,28 +22,19 @@ INLINE_SECRET = re.compile(rf"(?i)\b((?:{_INLINE_NAMES})[\"']?\s*[=:]\s*)"
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
                          r"[^\r\n]+")
-URL = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)
 
 
 def is_sensitive(name: str) -> bool:
     return bool(SENSITIVE_NAME.search(name))
 
 
-def url(text: str) -> str:
-    """Return `text` without its query string and fragment."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return INLINE_SECRET.sub(_redacted, text)
-    if parts.username or parts.password:
-        parts = parts._replace(netloc=parts.hostname or "")
-    return urlunsplit(parts._replace(query="", fragment=""))
+url = without_query  # a URL without its query, fragment and user info
 
 
 def text(value: str) -> str:
     """Return `value` with every URL's query string removed and every inline secret redacted."""
     value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
-    return INLINE_SECRET.sub(_redacted, URL.sub(lambda m: url(m.group(0)), value))
+    return INLINE_SECRET.sub(_redacted, without_queries(value))
 
 
 def _redacted(match: re.Match) -> str:

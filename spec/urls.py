@@ -3,6 +3,7 @@ one. Both refuse anything else with the same words."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -21,8 +22,20 @@ def http_url_problem(url: str) -> str | None:
 
 
 def without_query(url: str) -> str:
-    """`url` without its query and fragment (a pre-signed URL carries its signature there)."""
+    """`url` without what may carry a credential: its query and fragment (a pre-signed URL's signature) and its user
+    info (`user:password@`). A URL that does not split (an unclosed IPv6 bracket) is cut at its first `?` or `#`."""
     try:
-        return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            parts = parts._replace(netloc=parts.hostname or "")
+        return urlunsplit(parts._replace(query="", fragment=""))
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def without_queries(text: str) -> str:
+    """`text` with every URL in it passed through `without_query` (an error message, a body recorded as text)."""
+    return URL_IN_TEXT.sub(lambda match: without_query(match.group()), text)
+
+
+URL_IN_TEXT = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)

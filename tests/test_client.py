@@ -691,3 +691,14 @@ def test_a_deadline_past_what_a_timer_can_wait_still_holds_without_a_traceback(m
     with deadline.within(1e300) as limit:
         time.sleep(0.05)
     assert not limit.expired and failed == []
+
+
+def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
+    """The proxy's recordings and the client's errors take URLs apart by one rule (spec/urls.py): the client's had
+    kept a URL's user info."""
+    from ivh_mock.spec.urls import without_queries, without_query
+
+    assert without_query("https://u:pw@h.example/v.mp4?q-signature=S#f") == "https://h.example/v.mp4"
+    assert without_query("http://[::1/v.mp4?q-signature=S") == "http://[::1/v.mp4"  # no split: cut at its '?'
+    failed = without_queries("failed: https://u:pw@h.example/v.mp4?q=S (reset)")
+    assert failed == "failed: https://h.example/v.mp4 (reset)"
