@@ -41,7 +41,7 @@ DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
 
 MAX_DEPTH = 32  # an answer or a callback nested deeper is refused unread: the API's are a few levels deep
-MAX_ANSWER_BYTES = 16 * 1_048_576  # an answer larger than this is refused, read no further: the API's are a few KB
+MAX_ANSWER_BYTES = 1_048_576  # an answer larger than this is refused, read no further: the API's are a few KB
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
 MIN_INTERVAL = 0.1  # wait() polls no more often than this
 
@@ -233,11 +233,10 @@ class Client:
                 if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
                     raise _OutOfTime(str(_given_up(operation_id, error))) from None
                 self.sleep(delay)
-        payload = envelope.get("Payload")  # what the typed result is read from: its fields' presence and types
-        violations = self.spec.check_answer(operation_id, payload)
-        if violations:
+        violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
+        if violations:  # fields' presence and types
             raise APIConnectionError(f"{operation_id}: the answer is not the API's: {summarize(violations)}")
-        return header, payload
+        return header, envelope["Payload"]
 
     def _encoded(self, body: dict[str, Any]) -> bytes:
         """The body as UTF-8 JSON; one holding a lone surrogate, which UTF-8 cannot carry, is refused as the API
@@ -273,7 +272,9 @@ class Client:
             header = envelope["Header"]
             code = header["Code"]
             if type(code) is not int:  # a bool, a string, a list: no Header.Code of the API's
-                raise TypeError(f"Header.Code is {code!r}")
+                raise _NotEnvelope(f"Header.Code is {code!r}")
+            if code == 0 and not 200 <= status < 300:  # the API succeeds with 200 (D01): a gateway's or a proxy's
+                raise _NotEnvelope(f"Header.Code 0 with HTTP {status}")
         except (ValueError, KeyError, TypeError) as problem:  # why, when it is not plain from the text shown
             shown = content[:200].decode("utf-8", "replace")
             if isinstance(problem, ValueError):
@@ -291,6 +292,10 @@ class Client:
             raise family(code, message if isinstance(message, str) else json.dumps(message), header.get("RequestID"),
                          http_status=status, body=envelope, retry_after=_retry_after(response))
         return header, envelope
+
+
+class _NotEnvelope(ValueError):
+    """An answer that decodes, but is no envelope of the API's; the message says why."""
 
 
 # A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.

@@ -166,15 +166,14 @@ class Spec:
                 self, self.response_branch(operation_id, success), root="response")
         return self._response_validators[operation_id, success].violations(body)
 
-    def check_answer(self, operation_id: str, payload: Any) -> list[Violation]:
-        """Return the rules the Payload of a successful answer of `operation_id` breaks in its shape: a field of the
-        spec's success response missing, or of another JSON type. The rules on values (enums, ranges) are left out,
-        so an answer with a value the live API added later still reads."""
+    def check_answer(self, operation_id: str, answer: Any) -> list[Violation]:
+        """Return the rules a successful answer of `operation_id` (the whole envelope, Header and Payload) breaks in
+        its shape: a field of the spec's success response missing, or of another JSON type. The rules on values
+        (enums, ranges) are left out, so an answer with a value the live API added later still reads."""
         if operation_id not in self._answer_validators:
-            success = self.response_branch(operation_id, True)
-            shape = shape_of(_inline(success["properties"]["Payload"], self.document))
-            self._answer_validators[operation_id] = RequestValidator(self, shape, root="Payload")
-        return self._answer_validators[operation_id].violations(payload)
+            shape = shape_of(_inline(self.response_branch(operation_id, True), self.document))
+            self._answer_validators[operation_id] = RequestValidator(self, shape)
+        return self._answer_validators[operation_id].violations(answer)
 
     def check(self, pointer: str, instance: Any, root: str = "body") -> list[Violation]:
         """Validate any JSON value against the schema at `pointer` (responses, callback bodies)."""

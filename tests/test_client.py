@@ -193,9 +193,9 @@ def test_parse_callback():
     (b"[" * 100_000, APIConnectionError, "is not the API's envelope"),
     (b'{"Header": ' + b"[" * 40 + b"]" * 40 + b"}", APIConnectionError, "is not the API's envelope"),
     ('\ufeff{"Header": {"Code": 110006, "Message": "no such task"}}'.encode(), NotFoundError, "no such task"),
-    (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": "str"}', APIConnectionError,
+    (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": "str"}', APIConnectionError,
      "getprogress: the answer is not the API's: Payload must be of type object, got string 'str'"),
-    (b'{"Header": {"Code": 0, "RequestID": "r"}, "Payload": {"Progress": 5}}', APIConnectionError,
+    (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"Progress": 5}}', APIConnectionError,
      "getprogress: the answer is not the API's: .*Payload.Status is required"),
 ], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status"])
 def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
@@ -295,6 +295,33 @@ def test_an_overload_answer_without_the_envelope_is_retried_as_asked_then_raised
     assert slept == [60.0]  # never longer than a minute
 
 
+def test_a_success_code_under_an_error_status_is_no_answer_of_the_apis():
+    """A gateway's 503 carrying an envelope with Code 0 was taken as the task's progress; the API succeeds with 200
+    (D01). A 5xx or a 429 is retried as a gateway's answer is, then raised; another status is raised at once."""
+    ivh, adapter, slept = answering(envelope(PROGRESS), 503, max_retries=2)
+    with pytest.raises(APIConnectionError, match=r"HTTP 503, not the API's envelope: .*\(Header.Code 0 with HTTP 503"):
+        ivh.getprogress("t")
+    assert adapter.calls == 3 and len(slept) == 2
+    ivh, adapter, _ = answering(envelope(PROGRESS), 404, max_retries=2)
+    with pytest.raises(APIConnectionError, match=r"HTTP 404 from .* is not the API's envelope: .*Header.Code 0 with"):
+        ivh.getprogress("t")
+    assert adapter.calls == 1
+    ivh, _, _ = answering(envelope(PROGRESS), 200)
+    assert ivh.getprogress("t").status == "MAKING"
+
+
+@pytest.mark.parametrize("header, says", [
+    ({"Code": 0, "Message": "", "RequestID": 5}, "Header.RequestID must be of type string, got integer 5"),
+    ({"Code": 0, "Message": ""}, "Header.RequestID is required"),
+    ({"Code": 0, "Message": ["m"], "RequestID": "r"}, "Header.Message must be of type string"),
+])
+def test_a_successful_answer_s_header_of_another_shape_is_refused_naming_the_field(header, says):
+    """Only the Payload's shape was checked: a RequestID of 5 became Progress.request_id."""
+    ivh, _, _ = answering(json.dumps({"Header": header, "Payload": PROGRESS}).encode(), max_retries=0)
+    with pytest.raises(APIConnectionError, match=f"getprogress: the answer is not the API's: .*{re.escape(says)}"):
+        ivh.getprogress("t")
+
+
 def test_an_answer_larger_than_any_of_the_apis_is_refused_unread(monkeypatch):
     from ivh_mock.client import api
 
@@ -304,6 +331,18 @@ def test_an_answer_larger_than_any_of_the_apis_is_refused_unread(monkeypatch):
         ivh.getprogress("t")
     ivh, _, _ = answering(b"{}", headers={"Content-Length": "5000"}, max_retries=0)
     with pytest.raises(APIConnectionError, match="is 5000 bytes, more than the 1000"):
+        ivh.getprogress("t")
+    assert api.MAX_ANSWER_BYTES == 1000
+
+
+def test_the_answer_bound_keeps_a_decoded_answer_small():
+    """An answer of a megabyte at most: 16 MB of `{}`s decoded into 426 MB of Python objects (1 MB of them, ~27 MB);
+    the API's answers are a few KB, a page of 100 timbres some 50 KB."""
+    from ivh_mock.client import api
+
+    assert api.MAX_ANSWER_BYTES == 1_048_576
+    ivh, _, _ = answering(envelope({**PROGRESS, "X": [{}] * 300_000}), max_retries=0)  # 1.2 MB
+    with pytest.raises(APIConnectionError, match="more than the 1048576 bytes"):
         ivh.getprogress("t")
 
 
