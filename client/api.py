@@ -152,12 +152,13 @@ class Client:
             interval = min(max_interval, interval * 1.5)
 
     def download(self, url: str, destination: str | Path, chunk_size: int = 1 << 16, *,
-                 timeout: float | None = None) -> Path:
+                 timeout: float | None = None, max_bytes: int | None = None) -> Path:
         """Stream a result file (MediaUrl or SubtitlesUrl) to `destination`; return its path. The file is written
         under a temporary name beside it and renamed when whole: a download that fails leaves nothing behind
         (DownloadError). A `destination` that is a link is written through (its target gets the file); one that is
         no regular file (a folder, a pipe, a device) is refused. With `timeout`, the whole download must end within
-        it; else each connect and read must, within the client's `timeout`."""
+        it; else each connect and read must, within the client's `timeout`. With `max_bytes`, a file larger than it
+        (as written: a body the server compressed counts decoded) is refused once it is."""
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None
@@ -172,10 +173,12 @@ class Client:
                     response = stack.enter_context(self.session.get(url, stream=True, timeout=self.timeout))
                     if response.status_code != 200:
                         raise DownloadError(shown, response.status_code, f"HTTP {response.status_code}")
+                    _check_size(response.headers.get("Content-Length", ""), max_bytes, shown)
                     partial = partial_file(target)
                     with open(partial, "wb") as handle:
                         for chunk in response.iter_content(chunk_size):
                             handle.write(chunk)
+                            _check_size(handle.tell(), max_bytes, shown)
                     if limit is not None and limit.expired:  # cut at the deadline, an answer of no length ends
                         raise requests.Timeout("the deadline ended it")  # as if whole
                 except requests.RequestException as error:
@@ -324,6 +327,14 @@ def partial_file(destination: Path) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def _check_size(size: int | str, limit: int | None, shown: str) -> None:
+    """Refuse a download of `size` bytes (a count, or a Content-Length header's text) past `limit`, if any."""
+    if isinstance(size, str):
+        size = int(size) if size.isascii() and size.isdigit() else 0  # '²'.isdigit(), but int() refuses it
+    if limit is not None and size > limit:
+        raise DownloadError(shown, None, f"larger than max_bytes ({limit} bytes): {size} bytes")
 
 
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:

@@ -390,6 +390,27 @@ def test_a_download_that_fails_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_download_past_max_bytes_is_refused_as_it_is_written_decoded_and_leaves_nothing(tmp_path):
+    """download() had no bound: a megabyte of gzip decoded to a gigabyte on disk. With max_bytes, a body the server
+    compressed is counted as written; a Content-Length past the bound is refused before anything is written."""
+    import gzip
+
+    packed = gzip.compress(b"\0" * 4_000_000)  # some 4 KB on the wire
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+              b"Connection: close\r\n\r\n" % len(packed)) + packed
+    client = Client("a", "t", "http://127.0.0.1:9")
+    with RawServer(answer) as server:
+        with pytest.raises(DownloadError, match=r"larger than max_bytes \(1000000 bytes\): 10[0-9]{5} bytes"):
+            client.download(f"{server.url}/v.mp4?Signature=s", tmp_path / "v.mp4", max_bytes=1_000_000)
+        assert list(tmp_path.iterdir()) == []
+        client.download(f"{server.url}/v.mp4", tmp_path / "v.mp4", max_bytes=4_000_000)  # within it: whole
+        assert (tmp_path / "v.mp4").stat().st_size == 4_000_000
+    ivh, _, _ = answering(b"x" * 10, headers={"Content-Length": "5000000"})
+    with pytest.raises(DownloadError, match="larger than max_bytes \\(1000 bytes\\): 5000000 bytes") as refused:
+        ivh.download("http://ivh-mock.localhost/v.mp4?Signature=s", tmp_path / "w.mp4", max_bytes=1000)
+    assert "Signature" not in str(refused.value) and not (tmp_path / "w.mp4").exists()
+
+
 @contextlib.contextmanager
 def _cut_short():
     """A server that promises 100,000 bytes and sends 5,000."""
