@@ -73,7 +73,7 @@ def test_the_wheel_has_one_import_name_and_carries_its_data_files(wheel):
                    "mock_server/accounts.schema.yaml", "mock_server/routes/control.schema.yaml",
                    "mock_server/lifecycle/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py",
                    "mock_server/routes/ui/index.html", "mock_server/routes/ui/dashboard.js",
-                   "mock_server/routes/ui/dashboard.css", "contract_tests/plugin.py", "contract_tests/conftest.py"):
+                   "mock_server/routes/ui/dashboard.css", "contract_tests/plugin.py", "contract_tests/conftest.py", "py.typed"):
         assert f"ivh_mock/{needed}" in names, f"{needed} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for line in ("ivh-mock = ivh_mock.mock_server.serving.cli:main", "ivh = ivh_mock.client.cli:main",
@@ -199,3 +199,68 @@ def test_the_fixtures_work_under_xdist(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "6 passed" in run.stdout
+
+
+def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_environments_proxy(tmp_path):
+    """Under `filterwarnings = error` (a common app setting), every test of the fixture left its scratch folder to the
+    collector, whose ResourceWarning failed whichever later test it fell in; and with HTTP_PROXY set (no NO_PROXY),
+    `ivh_client` sent its calls to the mock on loopback through the proxy. A result read in-process
+    (`in_process_session`) left its file open."""
+    (tmp_path / "test_app.py").write_text((ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8"),
+                                          encoding="utf-8")
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""
+        import gc
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def collect():  # the collector runs after each test, not when it happens to
+            yield
+            gc.collect()
+    """), encoding="utf-8")
+    (tmp_path / "test_in_process.py").write_text(textwrap.dedent("""
+        from ivh_mock.client import Client
+        from ivh_mock.mock_server import VirtualClock, create_app, in_process_session
+
+        def test_a_result_read_in_process():
+            clock = VirtualClock()
+            app = create_app({"background": False}, clock=clock)
+            session = in_process_session(app)
+            ivh = Client("app", "mock-accesstoken", "http://ivh-mock.localhost", session=session,
+                         clock=clock.now, sleep=clock.advance, monotonic=clock.now)
+            task = ivh.phototovideonotrain(RefPhotoUrl="http://ivh-mock.localhost/__mock__/assets/samples/photo.jpg",
+                                           DriverType="Text", InputSsml="hello",
+                                           SpeechParam={"TimbreKey": "female_1", "Speed": 1.0})
+            result = ivh.wait(task.task_id)
+            assert session.get(result.media_url).content[4:8] == b"ftyp"
+            app.extensions["ivh_mock_scratch"].cleanup()
+    """), encoding="utf-8")
+    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": "",
+           "no_proxy": ""}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider",
+                          str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "3 passed" in run.stdout
+
+
+def test_a_run_that_never_uses_the_mock_does_not_import_it(tmp_path):
+    """The plugin's entry point is in ivh_mock.mock_server, whose __init__ imported the whole mock (Flask, Pillow,
+    PyAV): some 0.4 s added to every pytest run of every project it was installed beside, and of each xdist worker."""
+    (tmp_path / "test_trivial.py").write_text(textwrap.dedent("""
+        import sys
+
+        def test_nothing_heavy_was_imported():
+            heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("flask", "werkzeug", "PIL", "av", "jsonschema")
+                           or m.startswith(("ivh_mock.mock_server.app", "ivh_mock.spec.")))
+            assert heavy == []
+
+        def test_the_package_names_still_import():
+            from ivh_mock.mock_server import MockServer, VirtualClock, create_app
+            import ivh_mock.mock_server as package
+            assert callable(create_app) and MockServer.__name__ == "MockServer" and VirtualClock(frozen=True)
+            assert sorted(package.__all__) == package.__all__ and "create_app" in package.__all__
+    """), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                          str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "2 passed" in run.stdout

@@ -60,7 +60,11 @@ class MockServer:
         sleeping: with the clock frozen, a client that sleeps in real time waits for ever. `options` go to Client."""
         from ivh_mock.client import Client  # the one place the mock's package uses the client
 
-        settings = {"clock": self.now, "sleep": self.advance, "monotonic": self.now, **options}
+        from ivh_mock.spec import deadline
+
+        # the mock is on loopback: a proxy the environment names (HTTP_PROXY without NO_PROXY) must not carry it
+        settings = {"clock": self.now, "sleep": self.advance, "monotonic": self.now,
+                    "session": deadline.session(trust_env=False), **options}
         return Client(appkey, self.ctx.config.default_accesstoken, self.base_url, **settings)
 
     # -- media ----------------------------------------------------------------------------------------------------
@@ -115,6 +119,9 @@ class MockServer:
     def stop(self) -> None:
         self._serving.stop()
         self.app.extensions["ivh_mock_dispatcher"].stop()
+        scratch = self.app.extensions.get("ivh_mock_scratch")
+        if scratch is not None:  # else it is removed when collected, with a ResourceWarning
+            scratch.cleanup()
 
     def __enter__(self) -> MockServer:
         return self
@@ -187,6 +194,7 @@ class WSGIAdapter(BaseAdapter):
         response.status_code = answer.status_code
         response.headers = CaseInsensitiveDict(answer.headers)
         response.raw = io.BytesIO(answer.get_data())
+        answer.close()  # a file's answer holds the file open until closed
         response.url, response.request, response.reason = request.url, request, answer.status
         response.encoding = answer.mimetype_params.get("charset")
         return response
