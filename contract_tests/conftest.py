@@ -7,7 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import Phase, settings
+from ivh_mock.contract_tests.plugin import missing_extra
+
+try:  # the plugin says so first when the suite is named on the command line
+    from hypothesis import Phase, settings
+    import schemathesis  # noqa: F401 - test_schemathesis.py's; missing, it would fail that module alone
+except ImportError as missing:  # the base install: the suite's own dependencies are an extra
+    raise pytest.UsageError(missing_extra(missing.name)) from None
 from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
@@ -26,6 +32,11 @@ def pytest_configure(config):
         settings.register_profile("ivh-remote", parent=settings.default,
                                   phases=[phase for phase in settings.default.phases if phase is not Phase.shrink])
         settings.load_profile("ivh-remote")
+
+
+def pytest_collection_modifyitems(items):
+    """The drift report is written last: its findings are those of every answer the run got before it."""
+    items.sort(key=lambda item: item.name == "test_drift_report")  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

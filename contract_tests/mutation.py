@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import re
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from ivh_mock import spec as spec_module
+from ivh_mock.contract_tests.plugin import missing_extra
 
 SCHEMAS = ("components", "schemas")
 PAYLOAD = (*SCHEMAS, "PhotoToVideoNoTrainPayload")
@@ -72,6 +74,7 @@ def mutate(source: Path, target: Path, path: tuple[Any, ...], value: Any) -> Non
 
 PROCESSES = 2
 RESULT = "MUTATION-RESULT "
+NOT_RUN = "NOT RUN"  # a mutation whose constraint tests did not run (a usage error, a failed collection)
 
 
 class _Failures:
@@ -103,6 +106,8 @@ def run_one(mutation: tuple[str, tuple[Any, ...], Any], workdir: Path) -> tuple[
     code = pytest.main([str(tests), "-q", "-x", "-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:xdist",
                         "--no-header", "--no-summary", "-o", "console_output_style=classic",
                         "--ivh-spec-dir", str(copy), "--hypothesis-profile", "ivh-mutation"], plugins=[failures])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):  # the suite did not run: nothing was shown
+        return name, False, f"{NOT_RUN}: pytest exit code {int(code)}"
     return name, code == 1 and bool(failures.failed), ", ".join(failures.failed)
 
 
@@ -140,10 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.share is not None:
         _run_share([int(index) for index in args.share.split(",")], Path(args.workdir))
         return 0
+    for module in ("pytest", "hypothesis", "schemathesis"):
+        if importlib.util.find_spec(module) is None:
+            print(f"the mutation check runs the contract suite, and {missing_extra(module)}", file=sys.stderr)
+            return 2
     results = run_all()
     width = max(len(name) for name, _, _ in results)
     for name, killed, by in results:
-        print(f"{name:<{width}}  {'caught by ' + by if killed else 'SURVIVED'}")
+        print(f"{name:<{width}}  {'caught by ' + by if killed else by if by.startswith(NOT_RUN) else 'SURVIVED'}")
+    not_run = [name for name, _, by in results if by.startswith(NOT_RUN)]
+    if not_run:  # "0 of 21 caught" would say the suite catches nothing, when it never ran
+        print(f"{len(not_run)} of {len(results)} mutations could not be checked: the suite did not run (run "
+              f"pytest --pyargs ivh_mock.contract_tests to see why)")
+        return 2
     survivors = [name for name, killed, _ in results if not killed]
     print(f"{len(results) - len(survivors)} of {len(results)} mutations caught")
     return 1 if survivors else 0

@@ -12,6 +12,7 @@ Installing ivh-mock adds these options to every pytest run; they change nothing 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -58,12 +59,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the drift test when any probe differs from the mock's choice (scheduled live runs)")
 
 
+def missing_extra(name: str) -> str:
+    return f"the contract suite needs {name}, which the package's `contract` extra installs: pip install " \
+           f"'ivh-mock[contract]'"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios); skipped against a "
                                        "server without it")
     config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API); limited "
                                        "by --ivh-allow-spend")
-    if config.getoption("--ivh-base-url") and not (os.environ.get("IVH_APPKEY") and os.environ.get("IVH_ACCESSTOKEN")):
+    if any("contract_tests" in str(arg) for arg in config.args):  # the suite is to run: its extra must be there
+        for name in ("hypothesis", "schemathesis"):
+            if importlib.util.find_spec(name) is None:
+                raise pytest.UsageError(missing_extra(name))
+    base_url = config.getoption("--ivh-base-url")
+    if base_url is None:
+        return
+    if not base_url.strip():  # an unset $LIVE_URL: not the in-process mock, as no option would be
+        raise pytest.UsageError("--ivh-base-url is empty: give the server's URL, or leave the option out to run "
+                                "against the mock in-process")
+    appkey, token = os.environ.get("IVH_APPKEY"), os.environ.get("IVH_ACCESSTOKEN")
+    if not (appkey and token):
         raise pytest.UsageError("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the "
                                 "account to call the server as); a served ivh-mock accepts any appkey with its "
                                 "--default-accesstoken")
+    if hasattr(config, "workerinput") or config.getoption("collectonly"):
+        return  # an xdist worker's controller looked already; a run that only collects sends nothing
+    try:
+        from .target import preflight
+    except ImportError:  # the suite's extra is missing: its conftest says so
+        return
+    problem = preflight(base_url, appkey, token, os.environ.get("IVH_MOCK_CONTROL_TOKEN"),
+                        parallel=bool(config.getoption("numprocesses", default=None)))
+    if problem is not None:
+        raise pytest.UsageError(problem)

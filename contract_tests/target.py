@@ -11,12 +11,18 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 from ivh_mock.client import Client
+from ivh_mock.proxy import redact
+from ivh_mock.proxy.checks import ExchangeChecker
+from ivh_mock.proxy.report import Aggregate
 from ivh_mock.spec.signing import signed_query
+from ivh_mock.spec.urls import http_url_problem
 
 from ivh_mock import spec as spec_module
 
@@ -48,7 +54,8 @@ class Answer:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return (self.body or {}).get("Payload") or {}
+        payload = self.body.get("Payload") if isinstance(self.body, dict) else None  # a page's text has none
+        return payload if isinstance(payload, dict) else {}
 
     @property
     def shown(self) -> str:
@@ -104,6 +111,45 @@ class SpendGuard:
             self.accepted += 1
 
 
+class Observed:
+    """Every answer of an API operation the suite gets, through its raw calls and its clients alike (a response
+    hook of the target's session), checked as the recording proxy checks real traffic (proxy/checks.py): an
+    undocumented field, a value outside an enum, a request the spec refuses accepted. Added up for the drift
+    report's findings; the suite's own assertions check less (an added field breaks none of them)."""
+
+    def __init__(self, spec: spec_module.Spec):
+        self.checker, self.aggregate, self.count = ExchangeChecker(spec), Aggregate(), 0
+
+    def response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        split = urlsplit(request.url or "")
+        operation = self.checker.operation(request.method or "", split.path)
+        if operation is None:  # a result file, the control API
+            return
+        self.count += 1
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        body, body_is_json = _json(request.body)
+        answer, answer_is_json = _json(response.content)
+        verdict = self.checker.request(operation, dict(pairs), request.headers.get("Content-Type"), body,
+                                       body_is_json)
+        record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "operation": operation,
+                  "request": {"query": redact.query(pairs), "body": body if body_is_json else repr(body)[:300]},
+                  "response": {"status": response.status_code,
+                               "body": answer if answer_is_json else response.text[:300]}}
+        for finding in self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict):
+            self.aggregate.add(finding.as_dict(), record)
+
+    def findings(self) -> list[dict[str, Any]]:
+        return self.aggregate.findings()
+
+
+def _json(data: Any) -> tuple[Any, bool]:
+    try:
+        return json.loads(data), True
+    except (TypeError, ValueError):  # UnicodeDecodeError is a ValueError
+        return data, False
+
+
 class GuardedClient(Client):
     """A Client whose submissions are counted, and refused beyond the allowance, by a SpendGuard."""
 
@@ -125,6 +171,9 @@ class Target:
         self.base_url, self.session, self.label, self.guard = base_url.rstrip("/"), session, label, guard
         self.default_appkey, self.accesstoken, self.control_token = appkey, accesstoken, control_token
         self.spec = spec_module.load()
+        self.control_refused: str | None = None  # a mock's control API that refused the token (_control)
+        self.observed = Observed(self.spec)
+        session.hooks["response"].append(self.observed.response)
         start = self._control("GET", "clock")
         # a mock's clock, or no control API: a gateway may answer any path with 200 (an HTML page, or the API's own
         # error envelope, D01), and a target taken for a mock would be sent fresh appkeys it never issued
@@ -182,6 +231,8 @@ class Target:
                                          timeout=ANSWER_SECONDS)
         except requests.Timeout:
             raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
+        except requests.RequestException as error:  # its text quotes the signed URL: good for any call for minutes
+            raise AssertionError(f"{self.label} could not be asked {operation_id}: {redact.text(str(error))}") from None
         try:
             parsed = response.json()
         except ValueError:
@@ -239,12 +290,49 @@ class Target:
             return None
         probing = route == "clock" and method == "GET"  # whether there is a control API at all
         try:
-            answer = response.json() if response.status_code == 200 else None
+            answer = response.json() if response.status_code in (200, 401) else None
         except ValueError:
+            answer = None
+        if response.status_code == 401:  # a mock's control API refuses a missing or wrong token in its own words
+            error = answer.get("error") if isinstance(answer, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            if probing and isinstance(message, str) and "control token" in message:
+                self.control_refused = message
             answer = None
         if answer is None and not probing:
             raise AssertionError(f"control API {method} {route}: {response.status_code} {response.text[:300]}")
         return answer
+
+
+def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str | None = None, *,
+              parallel: bool = False) -> str | None:
+    """Why the suite cannot be run against `base_url`, or None. A URL that is no server's, credentials the server
+    refuses, a path where no API answers or a served mock's control token missing would otherwise fail most tests
+    and fill the drift report with "differs": drift that is the run's own set-up. Asks the server one call that
+    costs nothing (describetimbre) and, as every run does, whether it is a mock (GET /__mock__/clock)."""
+    problem = http_url_problem(base_url)
+    if problem:
+        return f"--ivh-base-url: the URL {problem}"
+    target = Target(base_url, requests.Session(), label=base_url, guard=SpendGuard(0), appkey=appkey,
+                    accesstoken=accesstoken, control_token=control_token)
+    if target.control_refused is not None:
+        return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. Set "
+                f"IVH_MOCK_CONTROL_TOKEN to its --control-token")
+    if target.has_control and parallel:  # each worker froze, moved and put back the one clock of the mock
+        return (f"{base_url} is a served mock: the suite steers its one clock, which tests in parallel workers "
+                f"(-n) would move under each other; run the suite against it without -n")
+    try:
+        answer = target.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1}})
+    except AssertionError as error:  # no answer (send says why, without the signed query)
+        return str(error)
+    if not isinstance(answer.code, int):
+        return f"{base_url} does not answer describetimbre as the API does ({answer.shown}); check the URL"
+    if target.spec.errors.family(answer.code) == "authentication":
+        return (f"{base_url} refused the credentials (IVH_APPKEY, IVH_ACCESSTOKEN): {answer.code} "
+                f"{answer.message}"[:600])
+    if answer.code == target.spec.errors.by_name["NoSuchRoute"]:
+        return f"{base_url} has no API at {target.spec.operations['describetimbre'].path}; check the URL's path"
+    return None
 
 
 def remote_credentials() -> tuple[str, str]:

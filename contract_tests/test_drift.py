@@ -2,8 +2,9 @@
 
 Against a mock every answer must agree with the mock's recorded choice; against the live API the report is the
 product: each "differs" row is a decision in spec/DECISIONS.md to revisit. The report is always written: a probe the
-spend guard stops is listed as not run, never dropped. `--ivh-fail-on-drift` makes any differing probe fail the test
-(for a scheduled run against the live API).
+spend guard stops is listed as not run, never dropped. Its findings are what every answer of the run broke in the
+spec, checked as the recording proxy checks real traffic. `--ivh-fail-on-drift` makes any differing probe or finding
+fail the test (for a scheduled run against the live API).
 """
 
 from __future__ import annotations
@@ -27,16 +28,22 @@ def test_drift_report(target, report_dir, request):
     finally:
         if target.has_control:
             target.set_clock(restore)
+    findings = target.observed.findings()  # of every answer of the run so far: this test runs last (conftest)
     report = drift.new_report(target.label, is_mock=target.has_control,
-                              accepted_submissions=target.guard.accepted, probes=rows)
+                              accepted_submissions=target.guard.accepted, probes=rows, findings=findings,
+                              sources=[f"the contract suite's probes, and {target.observed.count} answer(s) "
+                                       f"of its run checked against the spec"])
     drift.write(report, report_dir)
 
     assert len(rows) == len(PROBES)
     differing = drift.differing(report)
+    broken = [f"{f['kind']}: {f['detail']}" for f in findings]
     if target.has_control:
         assert not differing, f"the mock differs from its own decisions: {differing}"
+        assert not broken, f"the mock's answers break its own spec: {broken}"
     if request.config.getoption("--ivh-fail-on-drift"):
         assert not differing, f"{len(differing)} probe(s) differ from the mock's choices: {differing}"
+        assert not broken, f"{len(broken)} kind(s) of answer break the spec: {broken}"
 
 
 def _ask(target) -> list[dict[str, str]]:

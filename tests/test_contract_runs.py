@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import DEFAULT_TOKEN, FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +117,77 @@ def test_a_schema_drift_names_its_field():
     refused = {"Header": {"Code": 100001, "Message": "m"}, "Payload": {}}
     assert [v.message for v in spec.check_response("describetimbre", refused)] == [
         "response.Header.RequestID is required"]
+
+
+def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tmp_path):
+    """A misconfigured run (nothing listening, a path where no API answers, a wrong accesstoken, a served mock whose
+    control token is missing) failed most tests and filled the drift report with "differs", read as the API's drift;
+    the errors quoted the signed query. An empty --ivh-base-url (an unset $LIVE_URL) skipped the credentials check."""
+    from ivh_mock.contract_tests.target import preflight
+    from ivh_mock.mock_server import MockServer
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    said = preflight(nowhere, "app", DEFAULT_TOKEN)
+    assert said.startswith(f"{nowhere} could not be asked describetimbre: ") and "Connection refused" in said
+    assert re.findall(r"signature=[^&\s]*", said) == ["signature=[redacted]"]  # good for any call, for minutes
+    assert preflight("ftp://example.com", "app", DEFAULT_TOKEN).startswith("--ivh-base-url: the URL ")
+    with MockServer() as mock:
+        assert preflight(mock.base_url, "app", DEFAULT_TOKEN) is None
+        assert preflight(f"{mock.base_url}/some/prefix", "app", DEFAULT_TOKEN) == (
+            f"{mock.base_url}/some/prefix has no API at /v2/ivh/crmserver/customerassetservice/describetimbre; check "
+            f"the URL's path")
+        assert preflight(mock.base_url, "app", "not-the-token").startswith(
+            f"{mock.base_url} refused the credentials (IVH_APPKEY, IVH_ACCESSTOKEN): 100005 ")
+        assert "without -n" in preflight(mock.base_url, "app", DEFAULT_TOKEN, parallel=True)
+    with MockServer({"control_token": "s3cret-token"}) as mock:
+        refused = preflight(mock.base_url, "app", DEFAULT_TOKEN)
+        assert "control API refused the suite" in refused and "IVH_MOCK_CONTROL_TOKEN" in refused
+        assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
+    for url, says in ((nowhere, "could not be asked describetimbre"), ("", "--ivh-base-url is empty")):
+        result = run_suite(url, tmp_path, paths=("contract_tests/test_clock.py",))
+        assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
+    """The suite's report said "everything seen conforms" of a target whose answers carried an undocumented field
+    (the recording proxy reported it from the same traffic), or a Status outside the spec's enum; and an answer that
+    was a page, not the envelope, was taken as the mock's HTTP status and Payload in probes D01 and D02."""
+    from ivh_mock.contract_tests.probes import PROBES
+    from ivh_mock.contract_tests.target import Answer, SpendGuard, Target
+
+    progress = {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+                "Payload": {"Progress": 50, "MediaUrl": "", "Status": "making", "ArrayCount": 0, "Duration": 0,
+                            "NewField": 1}}
+    session = requests.Session()
+    session.mount("http://gateway.localhost", FixedAnswer(__import__("json").dumps(progress).encode()))
+    target = Target("http://gateway.localhost", session, label="gateway", guard=SpendGuard(0), appkey="mine",
+                    accesstoken="token")
+    target.send("getprogress", {"Header": {}, "Payload": {"TaskId": "t"}})
+    target.client(max_retries=0).getprogress("t")  # through the client too: one hook sees both
+    found = {(f["kind"], f["subject"]): f["count"] for f in target.observed.findings()}
+    assert found[("undocumented-field", "response.Payload.NewField")] == 2
+    assert any(kind == "unknown-status" for kind, _ in found), found
+    page = Answer(200, "<html>hello</html>")
+    assert page.payload == {}
+    observed = {probe.decision: probe.observe(page) for probe in PROBES if probe.decision in ("D01", "D02", "D03")}
+    assert set(observed.values()) == {"HTTP 200, not the API's envelope: '<html>hello</html>'"}
+
+
+def test_the_mutation_check_says_when_the_suite_did_not_run(monkeypatch, capsys):
+    """Without the suite's extra, or with a suite that cannot be collected, every mutation was listed SURVIVED:
+    "0 of 21 mutations caught", as if the suite caught nothing."""
+    import importlib.util
+
+    import ivh_mock.contract_tests.mutation as mutation
+
+    monkeypatch.setattr(pytest, "main", lambda *args, **kwargs: pytest.ExitCode.USAGE_ERROR)
+    name, caught, by = mutation.run_one(mutation.MUTATIONS[0], Path(__import__("tempfile").mkdtemp()))
+    assert (caught, by) == (False, "NOT RUN: pytest exit code 4")
+    monkeypatch.setattr(mutation, "run_all", lambda: [(name, caught, by)])
+    assert mutation.main([]) == 2
+    assert "could not be checked: the suite did not run" in capsys.readouterr().out
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module: None if module == "hypothesis" else real(module))
+    assert mutation.main([]) == 2
+    assert "pip install 'ivh-mock[contract]'" in capsys.readouterr().err

@@ -73,7 +73,8 @@ def test_the_wheel_has_one_import_name_and_carries_its_data_files(wheel):
                    "mock_server/accounts.schema.yaml", "mock_server/routes/control.schema.yaml",
                    "mock_server/lifecycle/scenarios.yaml", "mock_server/app.py", "client/api.py", "client/cli.py",
                    "mock_server/routes/ui/index.html", "mock_server/routes/ui/dashboard.js",
-                   "mock_server/routes/ui/dashboard.css", "contract_tests/plugin.py", "contract_tests/conftest.py", "py.typed"):
+                   "mock_server/routes/ui/dashboard.css", "contract_tests/plugin.py", "contract_tests/conftest.py",
+                   "py.typed"):
         assert f"ivh_mock/{needed}" in names, f"{needed} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for line in ("ivh-mock = ivh_mock.mock_server.serving.cli:main", "ivh = ivh_mock.client.cli:main",
