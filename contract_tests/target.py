@@ -71,12 +71,14 @@ class SpendGuard:
     """Counts accepted submissions and refuses to send one that could be accepted beyond the allowance.
 
     `allowance` None means no limit (the in-process mock). A submission "could be accepted" when the spec finds
-    nothing wrong with it; once the count reaches the allowance (accidental acceptances included), nothing more is
-    submitted at all."""
+    nothing wrong with it: such are sent while fewer than the allowance were accepted. One the spec refuses costs
+    nothing, and is sent until the target accepts one such (drift that bills): after that, nothing the spec refuses
+    is sent any more. At most the allowance and one such acceptance are billed."""
 
     def __init__(self, allowance: int | None):
         self.allowance = allowance
         self.accepted = 0
+        self.unforeseen = 0  # of them, submissions the spec refuses
         self.spec = spec_module.load()
 
     def could_be_accepted(self, body: Any) -> bool:
@@ -84,31 +86,36 @@ class SpendGuard:
 
     def allows(self, body: Any) -> bool:
         """Tell whether `body` may be submitted under the allowance."""
-        if self.allowance is None or self.accepted < self.allowance:
+        if self.allowance is None:
             return True
-        return not self.accepted and not self.could_be_accepted(body)
+        if self.could_be_accepted(body):
+            return self.accepted < self.allowance
+        return not self.unforeseen
 
     def check(self, body: Any) -> None:
         """Skip the test rather than send a submission the allowance does not cover."""
         if not self.allows(body):
-            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
-                        "this submission could be billed")
+            pytest.skip(f"spend guard: {self._count()}; this submission could be billed")
 
     def check_allowance(self, billed_only: bool = True) -> None:
         """Skip a test that submits what could be billed when the allowance is used up; with `billed_only` False, a
-        test that submits anything, once nothing more is submitted at all (an acceptance used the allowance)."""
+        test that submits anything, once nothing more is submitted at all (the allowance used up, and the target
+        accepted a submission the spec refuses)."""
         if self.allowance is None or self.accepted < self.allowance:
             return
         if billed_only:
-            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; "
-                        "this test submits what could be billed")
-        if self.accepted:
-            pytest.skip(f"spend guard: {self.accepted} accepted of --ivh-allow-spend {self.allowance}; nothing more "
-                        "is submitted")
+            pytest.skip(f"spend guard: {self._count()}; this test submits what could be billed")
+        if self.unforeseen:
+            pytest.skip(f"spend guard: {self._count()}, {self.unforeseen} of them of what the spec refuses; nothing "
+                        f"more is submitted")
 
-    def record(self, answer: Answer) -> None:
+    def record(self, answer: Answer, body: Any) -> None:
         if answer.code == 0:
             self.accepted += 1
+            self.unforeseen += not self.could_be_accepted(body)
+
+    def _count(self) -> str:
+        return f"{self.accepted} accepted of --ivh-allow-spend {self.allowance}"
 
 
 class Observed:
@@ -159,9 +166,10 @@ class GuardedClient(Client):
 
     def phototovideonotrain(self, payload=None, **kwargs: Any):
         fields = {key: value for key, value in kwargs.items() if key not in ("request_id", "scenario")}
-        self.guard.check({"Header": {}, "Payload": {**(payload or {}), **fields}})
+        body = {"Header": {}, "Payload": {**(payload or {}), **fields}}
+        self.guard.check(body)
         submitted = super().phototovideonotrain(payload, **kwargs)
-        self.guard.record(Answer(200, {"Header": {"Code": 0}}))
+        self.guard.record(Answer(200, {"Header": {"Code": 0}}), body)
         return submitted
 
 
@@ -239,7 +247,7 @@ class Target:
             parsed = response.text
         answer = Answer(response.status_code, parsed)
         if operation_id == SUBMIT:
-            self.guard.record(answer)
+            self.guard.record(answer, body)
         return answer
 
     def get(self, url: str) -> requests.Response:

@@ -130,3 +130,17 @@ def test_lifecycle_state_machine(frozen, receiver):
         final = expected_callbacks[body["TaskId"]]
         assert body == {"Progress": final.progress, "MediaUrl": final.media_url, "SubtitlesUrl": final.subtitles_url,
                         "Status": final.status, "FailMessage": final.fail_message, "TaskId": final.task_id}
+
+
+@pytest.mark.spends  # one paid task, on any target: the state machine above needs a mock's clock
+def test_an_accepted_task_is_reported_in_the_spec_s_terms(target):
+    """A submission the target accepts is then reported by getprogress, in the spec's shape and values (every answer
+    is also checked against the spec for the drift report's findings). Against the live API the task renders in its
+    own time: this looks at its first report, not its end."""
+    client = target.client(target.appkey("accepted-task"))
+    submitted = client.phototovideonotrain(TEXT)
+    assert isinstance(submitted.task_id, str) and submitted.task_id
+    progress = client.getprogress(submitted.task_id)
+    assert progress.status in ORDER, f"Status {progress.status!r} is none of the spec's {sorted(ORDER)}"
+    assert (progress.progress == 100) == (progress.status == "SUCCESS") and (progress.progress == -1) == (
+        progress.status == "FAIL"), progress

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import DEFAULT_TOKEN, FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,12 +53,35 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
-def test_an_allowance_used_up_skips_the_tests_that_can_no_longer_send(remote_mock, tmp_path):
-    """With --ivh-allow-spend 1, the first acceptance stops every later submission, refused ones too: the constraint
-    tests after it had passed having sent nothing."""
-    result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "1")
+def test_an_allowance_buys_a_polled_task_and_costs_no_other_check(remote_mock, tmp_path):
+    """With --ivh-allow-spend 1, the first acceptance (an edge example's) had stopped every later submission, refused
+    ones too: 6 tests passed where 19 had with no allowance, and no accepted task was ever polled on a target without
+    a control API. Refused submissions cost nothing and go on; the first acceptance goes to the test that polls it."""
+    result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "1", "-vv")  # -q -vv: a line per test
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "1 accepted of --ivh-allow-spend 1; nothing more is submitted" in result.stdout
+    assert "test_an_accepted_task_is_reported_in_the_spec_s_terms PASSED" in result.stdout
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped and all("could be billed" in line for line in skipped), skipped  # never a refused submission's
+    assert "nothing more is submitted" not in result.stdout
+
+
+def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_one():
+    from ivh_mock.contract_tests.target import Answer, SpendGuard
+
+    valid = {"Header": {}, "Payload": TEXT_PAYLOAD}
+    refused = {"Header": {}, "Payload": {**TEXT_PAYLOAD, "DriverType": ""}}
+    accepted = Answer(200, {"Header": {"Code": 0}})
+    for allowance in (0, 1):
+        guard = SpendGuard(allowance)
+        for _ in range(allowance):
+            assert guard.allows(valid)
+            guard.record(accepted, valid)
+        assert not guard.allows(valid) and guard.allows(refused)  # what the spec refuses costs nothing
+        guard.check_allowance(billed_only=False)  # so a test that sends it still runs
+        guard.record(accepted, refused)  # the target accepted it: drift that bills
+        assert not guard.allows(refused) and (guard.accepted, guard.unforeseen) == (allowance + 1, 1)
+        with pytest.raises(pytest.skip.Exception, match="1 of them of what the spec refuses; nothing more"):
+            guard.check_allowance(billed_only=False)
 
 
 @pytest.mark.slow
