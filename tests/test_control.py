@@ -115,6 +115,8 @@ def test_the_fixtures_refuse_what_the_control_api_refuses():
             with pytest.raises(ValueError, match="appkey must be a non-empty string, got ''"):
                 read("")
         assert mock.set_scenario("team/a", "fail")["appkey"] == "team/a"
+        with pytest.raises(ValueError, match="no task 'nope'"):  # came back as the error's JSON
+            mock.task("nope")
 
 
 def test_outside_pytest_the_helpers_are_context_managers_and_the_client_moves_the_clock(capfd):

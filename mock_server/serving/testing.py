@@ -87,7 +87,9 @@ class MockServer:
         return self._get("/__mock__/tasks", appkey)["tasks"]
 
     def task(self, task_id: str) -> dict[str, Any]:
-        return self._control.get(f"/__mock__/tasks/{task_id}").get_json()
+        """One task as the control API shows it; ValueError for an id it does not know, as configure and reset
+        raise (its answer had come back as the error's JSON, and `task(id)["status"]` raised a bare KeyError)."""
+        return _answer(self._control.get(f"/__mock__/tasks/{quote(task_id, safe='')}"))
 
     def callbacks(self, appkey: str | None = None) -> list[dict[str, Any]]:
         """The callbacks delivered: a delivery under way is waited for (at most the callback timeout), as its target
