@@ -19,7 +19,8 @@ _HOMES = {"create_app": ".app", "SystemClock": ".clock", "VirtualClock": ".clock
           "MockContext": ".context", "CallbackReceiver": ".serving.testing", "MockServer": ".serving.testing",
           "in_process_session": ".serving.testing"}
 
-__all__ = sorted(_HOMES)
+__all__ = ["CallbackReceiver", "Config", "MockContext", "MockServer", "SystemClock", "VirtualClock", "create_app",
+           "in_process_session"]
 
 
 def __getattr__(name: str) -> Any:

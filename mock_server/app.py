@@ -193,7 +193,8 @@ def _is_control(path: str) -> bool:
     return path == control.PREFIX or path.startswith(control.PREFIX + "/")
 
 
-_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 413: "EntityTooLarge", 416: "InvalidRange"}
+_S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 412: "PreconditionFailed", 413: "EntityTooLarge",
+              416: "InvalidRange", 500: "InternalError", 503: "SlowDown"}
 
 
 class _MockFlask(Flask):

@@ -83,6 +83,80 @@ def test_an_audio_task_lasts_as_long_as_its_audio_and_carries_it(app, api, clock
     assert rms(samples[: rate]) > 0.05  # the sample's babble, not silence
 
 
+def _tone(rate: int, layout: str = "mono", seconds: float = 3.0) -> bytes:
+    """An MP3 of a 440 Hz tone at `rate` in `layout`: bare frames (no ID3 tag, no Xing header), as files are joined."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3", options={"id3v2_version": "0", "write_xing": "0"}) as container:
+        stream = container.add_stream("libmp3lame", rate=rate)
+        stream.layout = layout
+        channels, size = (2 if layout == "stereo" else 1), 1152
+        for block in range(int(seconds * rate) // size):
+            frame = av.AudioFrame(format="s16", layout=layout, samples=size)
+            frame.planes[0].update(array("h", [int(9000 * math.sin(2 * math.pi * 440 * (block * size + n) / rate))
+                                               for n in range(size) for _ in range(channels)]).tobytes())
+            frame.sample_rate, frame.pts = rate, block * size
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("second", [(22050, "mono"), (44100, "stereo")], ids=["rate", "layout"])
+def test_audio_that_changes_rate_or_layout_as_it_plays_lasts_as_long_and_renders(app, api, clock, second):
+    """Two MP3s joined (3 s at 44.1 kHz mono, then 3 s at another rate or layout), which players play whole: the
+    task said SUCCESS with a Duration of 9.1 s, and its video answered 500 for ever (the resampler refused the second
+    part's frames). The check now counts each frame at its own rate, and the render takes every part."""
+    joined = _tone(44100) + _tone(*second)
+    task_id, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": upload(app, joined, "joined.mp3")})
+    assert abs(report["Duration"] - 6000) <= 100, report["Duration"]
+    response = app.test_client().get(path_of(report["MediaUrl"]))
+    assert response.status_code == 200, response.data[:300]
+    _, seconds, samples, rate = decoded(response.data)
+    assert abs(seconds * 1000 - report["Duration"]) <= FRAME_MS
+    assert rms(samples[int(4 * rate):int(5 * rate)]) > 0.05  # the second part is heard, not padded silence
+
+
+def test_a_video_that_cannot_be_rendered_is_an_object_stores_internal_error(app, api, clock, monkeypatch):
+    task_id, report = finished(api, clock, TEXT_PAYLOAD)
+
+    def broken(*args, **kwargs):
+        raise ValueError("Frame does not match AudioResampler setup.")
+
+    monkeypatch.setattr(render, "encode", broken)
+    response = app.test_client().get(path_of(report["MediaUrl"]))
+    assert response.status_code == 500 and b"<Code>InternalError</Code>" in response.data  # S3's, not InvalidRequest
+
+
+def test_a_render_that_is_over_before_it_is_waited_for_holds_nothing(tmp_path):
+    """A render that failed at once (an input no longer kept) could end before the renderer registered what to do
+    when it ends; that callback then ran in the asking thread, under the renderer's lock, and took the lock again:
+    the request, and every later render, waited for ever."""
+    import threading
+    from concurrent.futures import Future
+
+    from ivh_mock.mock_server.store.blobs import Blobs
+
+    class AtOnce:  # a pool whose work is over by the time submit returns
+        def submit(self, work, *args):
+            future = Future()
+            try:
+                future.set_result(work(*args))
+            except Exception as error:  # noqa: BLE001 - what the render raised
+                future.set_exception(error)
+            return future
+
+    renderer = render.Renderer(Blobs(str(tmp_path)))
+    renderer._pool = AtOnce()
+    job = render.Job(photo="0" * 64, width=720, height=960, duration_ms=1000)
+    outcome: list = []
+    asking = threading.Thread(target=lambda: outcome.append(renderer.submit(job)), daemon=True)
+    asking.start()
+    asking.join(5)
+    assert not asking.is_alive(), "the renderer's lock was taken twice"
+    assert isinstance(outcome[0].exception(), FileNotFoundError) and renderer._pending == {}
+
+
 def test_1080p_keeps_the_aspect_ratio_at_about_1920x1080_pixels(app, api, clock):
     photo = upload(app, portrait(1080, 1600), "me.jpg")
     _, report = finished(api, clock, {**TEXT_PAYLOAD, "RefPhotoUrl": photo, "VideoParam": {"Resolution": 1}})

@@ -173,16 +173,17 @@ def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.I
 def _decoded_seconds(container: Any, stream: Any, stop_after: float) -> float:
     """Return how long the stream plays: the samples it decodes to, cut at the duration its container declares
     (an MP4's edit list trims the encoder's padding; a header that claims more than the data holds is ignored)."""
-    samples = 0
     if stream.codec_context is None:  # a header no decoder takes (a WAV of 0 bits a sample): unreadable, said so
         raise ValueError("no decoder for its stream")
     rate = stream.codec_context.sample_rate or stream.sample_rate
+    before, samples = 0.0, 0  # the seconds of the parts at earlier rates, and the samples at this one
     for frame in container.decode(stream):
+        if frame.sample_rate and frame.sample_rate != rate:  # a stream may change rate as it plays (files joined)
+            before, samples, rate = before + (samples / rate if rate else 0.0), 0, frame.sample_rate
         samples += frame.samples
-        rate = frame.sample_rate or rate
-        if samples > stop_after * rate:
+        if samples > (stop_after - before) * rate:
             break
-    seconds = samples / rate if rate else 0.0
+    seconds = before + (samples / rate if rate else 0.0)  # counted, not summed frame by frame: 2 s stays 2.0
     if container.format.name in EDIT_LISTS and stream.duration and stream.time_base:
         seconds = min(seconds, float(stream.duration * stream.time_base))
     return seconds

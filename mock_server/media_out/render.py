@@ -2,10 +2,10 @@
 MP4 (H.264 + AAC) lasting the task's Duration.
 
 The picture keeps the photo's aspect ratio at about the pixel count of 1280x720 (720P) or 1920x1080 (1080P), each
-side rounded up to a multiple of 32, as the live service was seen to do (DECISIONS.md D47). The sound is the driving audio for
-OriginalVoice tasks and the placeholder voice (`synth.voice`) for Text tasks. A video is rendered when it is first
-asked for, on a background thread (never while a submission waits), and kept under a key derived from every input,
-so equal inputs render once.
+side rounded up to a multiple of 32, as the live service was seen to do (DECISIONS.md D47). The sound is the driving
+audio for OriginalVoice tasks and the placeholder voice (`synth.voice`) for Text tasks. A video is rendered when it is
+first asked for, on a background thread (never while a submission waits), and kept under a key derived from every
+input, so equal inputs render once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import orjson
 from PIL import Image, ImageOps
@@ -153,14 +153,27 @@ def _driving_pcm(audio: bytes, samples: int) -> bytes:
     import av
 
     pcm = bytearray()
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    resampler, taking = None, None
     with av.open(io.BytesIO(audio)) as container:
         for frame in container.decode(audio=0):
+            # a resampler takes frames of one rate, layout and format only; a stream may change them as it plays (two
+            # files joined), which the check measured: the resampler is made anew, after draining the one before
+            kind = (frame.sample_rate, frame.layout.name, frame.format.name)
+            if kind != taking:
+                pcm += _drained(resampler)
+                resampler, taking = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE), kind
             for out in resampler.resample(frame):
                 pcm += bytes(out.planes[0])[:2 * out.samples]
             if len(pcm) >= 2 * samples:
                 break
     return bytes(pcm[:2 * samples].ljust(2 * samples, b"\0"))
+
+
+def _drained(resampler: Any) -> bytes:
+    """What `resampler` (if any) still holds."""
+    if resampler is None:
+        return b""
+    return b"".join(bytes(out.planes[0])[:2 * out.samples] for out in resampler.resample(None))
 
 
 class Renderer:
@@ -178,16 +191,19 @@ class Renderer:
         key = job.key
         with self._lock:
             future = self._pending.get(key)
-            if future is None:
-                path = self.blobs.path("videos", key)
-                if path.exists():
-                    future = Future()
-                    future.set_result(path)
-                    return future
-                future = self._pool.submit(self._render, job)
-                self._pending[key] = future
-                future.add_done_callback(lambda _: self._forget(key))
-            return future
+            if future is not None:
+                return future
+            path = self.blobs.path("videos", key)
+            if path.exists():
+                future = Future()
+                future.set_result(path)
+                return future
+            future = self._pool.submit(self._render, job)
+            self._pending[key] = future
+        # outside the lock: a render already over (one that failed at once) runs the callback here, in this thread,
+        # and _forget takes the lock; under it, the request and then every render waited for ever
+        future.add_done_callback(lambda done: self._forget(key, done))
+        return future
 
     def video(self, job: Job, timeout: float) -> Path:
         """Return the path of the job's video, waiting for the render thread when it is not ready yet (raising
@@ -201,9 +217,10 @@ class Renderer:
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _forget(self, key: str) -> None:
+    def _forget(self, key: str, done: Future[Path]) -> None:
         with self._lock:
-            self._pending.pop(key, None)
+            if self._pending.get(key) is done:
+                del self._pending[key]
 
     def _render(self, job: Job) -> Path:
         photo = self.blobs.get("media", job.photo)
