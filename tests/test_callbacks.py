@@ -167,8 +167,34 @@ def test_a_slow_target_delays_only_its_own_callbacks(clock, store_spec):
         fast.close()
 
 
+def test_a_thread_that_comes_free_goes_to_a_target_that_answers_before_slow_ones(clock):
+    """Four slow targets filled the pool (a quarter each), and as threads came free the due list, walked in the
+    store's order, gave them back to the slow targets' backlog: another target's callback waited a delivery timeout
+    for each round of it (15 s behind 4 x 24 slow callbacks). A target with nothing under way now goes first."""
+    app = create_app({**CONFIG, "background": True, "callback_timeout_seconds": 1.0, "callback_workers": 4},
+                     clock=clock)
+    slow, fast = [Receiver("slow", delay=5) for _ in range(4)], Receiver()
+    try:
+        api = in_process(app, clock)
+        for receiver in slow:
+            for _ in range(4):
+                submit(api, text(CallbackUrl=receiver.url))
+        clock.advance(60)
+        for receiver in slow:
+            receiver.wait_for(1)  # every thread is held
+        submit(api, text(CallbackUrl=fast.url))
+        clock.advance(60)
+        started = time.monotonic()
+        fast.wait_for(1, timeout=10)
+        assert time.monotonic() - started < 1.8  # the first thread to come free, within one timeout, not three
+    finally:
+        app.extensions["ivh_mock_dispatcher"].stop()
+        for receiver in (*slow, fast):
+            receiver.close()
+
+
 @pytest.mark.parametrize("url", ["http://[/cb", "http://a:b@[/x", "http://℀.com/x"])
 def test_a_callback_url_python_cannot_split_still_gets_a_target(url):
-    from ivh_mock.mock_server.lifecycle.callbacks import _target
+    from ivh_mock.mock_server.lifecycle.shares import target_of as _target
 
     assert _target(url)  # a ValueError here stopped every dispatch pass, and so every account's callbacks

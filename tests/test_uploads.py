@@ -265,3 +265,48 @@ def test_a_redirect_to_an_unparsable_host_ends_the_upload_with_a_clear_error(loc
         uploader.stop()
         redirector.close()
     assert outcome["status"] is None and outcome["error"] == "a redirect led to a URL whose host cannot be parsed"
+
+
+def test_an_upload_waits_for_its_render_whatever_the_requests_wait_on(s3):
+    """The uploader waited for the render in one of the request threads' wait slots (downloads, first downloads of
+    videos): with them all taken, by other clients' slow photo hosts or by viewers, the task failed for good with
+    801015 "the file could not be produced (TimeoutError)", its storage never asked."""
+    from ivh_mock.mock_server.deadline import Waits, holding
+
+    with MockServer({**TIMING, "slow_waits": 1}, clock=VirtualClock(start=T0)) as mock:
+        client = Client("slots-taken", "mock-accesstoken", mock.base_url, clock=mock.now, sleep=mock.advance,
+                        monotonic=mock.now)
+        bucket = s3.bucket()
+        task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "out/v.mp4", "video/mp4")))
+        waits = mock.ctx.renderer._waits
+        assert isinstance(waits, Waits) and waits.limit == 1
+        with holding(waits, lambda limit: AssertionError("the slot should be free")):  # a request holds the only one
+            result = client.wait(task.task_id)
+        assert result.succeeded, (result.fail_code, result.fail_message)
+        assert video_seconds(s3.get(bucket, "out/v.mp4")[0])[0] == "h264"
+
+
+def test_a_storage_host_that_hangs_holds_its_share_and_each_upload_is_sent_once(s3):
+    """A storage host that accepts and never answers held all four upload threads, and every due upload was
+    claimed and queued behind them: a healthy host's upload (and so its task's end and callback) waited minutes, and
+    claims whose lease ran out in the queue were claimed and PUT again."""
+    from .conftest import RawServer
+
+    with RawServer(b"", hang=True) as hanging, MockServer({**TIMING, "fetch_total_timeout_seconds": 5.0},
+                                                         clock=VirtualClock(start=T0)) as mock:
+        client = Client("hangs", "mock-accesstoken", mock.base_url, clock=mock.now, sleep=mock.advance,
+                        monotonic=mock.now)
+        for n in range(8):  # one video for all: rendered once
+            client.phototovideonotrain(**text(VideoStorageS3Url=f"{hanging.url}/v{n}.mp4"))
+        bucket = s3.bucket()
+        healthy = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "ok.mp4", "video/mp4")))
+        mock.clock.advance(600)
+        mock.app.extensions["ivh_mock_dispatcher"].wake()
+        started = time.monotonic()
+        while mock.task(healthy.task_id)["status"] != "SUCCESS" and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        assert time.monotonic() - started < 4, "the healthy host's upload waited behind the hanging ones"
+        while hanging.requests < 1 and time.monotonic() - started < 4:
+            time.sleep(0.05)
+        time.sleep(0.5)  # more PUTs would have arrived by now, each on a thread of its own
+        assert hanging.requests == 1  # the hanging host holds one thread (a quarter of 4), not all of them

@@ -5,8 +5,10 @@ store (so only one worker sends each), and posts them from a thread pool, each d
 for the whole of it (connect, headers, reply). A claim is a lease longer than any delivery can take, and is taken
 only when a thread is free to deliver at once: should the process die before it records the delivery, the lease
 lapses and another worker, or this one restarted, sends the callback instead of it being lost. A quarter of the
-threads at most deliver to one target at once, so a slow target delays only its own callbacks. Nothing here can
-block or break the API: a target that is down, slow, redirecting or answering garbage only shows up in the log.
+threads at most deliver to one target at once, and a target with deliveries under way waits behind one without: a
+slow target holds its share, and a thread that comes free goes to a target that answers first (shares.py). Nothing
+here can block or break the API: a target that is down, slow, redirecting or answering garbage only shows up in the
+log.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import requests
 
@@ -26,6 +26,7 @@ from ..media_out import results
 from ..store import CallbackAttempt, Task
 from . import trajectory
 from .replies import read_some
+from .shares import Shares, target_of
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ivh_mock.callbacks")
 SWEEP_EVERY_SECONDS = 30.0  # how often the background thread looks for files past retention
-PER_TARGET_SHARE = 0.25  # of the pool's threads, the most that deliver to one target (scheme://host:port) at once
 
 
 class CallbackDispatcher:
@@ -50,8 +50,7 @@ class CallbackDispatcher:
         self._threads = ctx.config.callback_workers
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="ivh-callback")
         self._session = deadline.session(pool_size=self._threads)
-        self._busy: Counter[str] = Counter()  # deliveries under way, by target (scheme://host:port)
-        self._busy_lock = threading.Lock()
+        self._shares = Shares(self._threads)  # deliveries under way, by target (scheme://host:port)
 
     @property
     def lease_seconds(self) -> float:
@@ -84,9 +83,8 @@ class CallbackDispatcher:
         recorded), at most `timeout` seconds; True when none is."""
         deadline = time.monotonic() + timeout
         while True:
-            with self._busy_lock:
-                if not self._busy:
-                    return True
+            if self._shares.idle():
+                return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.005)
@@ -108,41 +106,24 @@ class CallbackDispatcher:
 
     def dispatch_due(self) -> int:
         """Claim due callbacks and hand them to the pool; return how many were claimed. Only as many are claimed
-        as there are free threads, so a claim never waits in a queue while its lease runs out, and at most
-        PER_TARGET_SHARE of the threads deliver to one target at once, so slow targets cannot hold them all."""
-        now = self.ctx.clock.now()
+        as there are free threads, so a claim never waits in a queue while its lease runs out; a quarter of the
+        threads at most deliver to one target at once, and the targets with the fewest deliveries under way go first,
+        so a slow target waits behind one that answers (lifecycle/shares.py)."""
         store, lease = self.ctx.store, self.lease_seconds
-        per_target = max(1, int(self._threads * PER_TARGET_SHARE))
-        due = [task for task in store.due_callbacks(now)  # a task waiting for its uploads has not finished yet
-               if not task.uploads or store.upload_of(task.task_id) is not None]
-        claimed = 0
-        for task in due:
-            target = _target(task.payload["CallbackUrl"])
-            with self._busy_lock:
-                if sum(self._busy.values()) >= self._threads:
-                    break
-                if self._busy[target] >= per_target:
-                    continue
-                self._busy[target] += 1
-            if store.claim_callback(task.task_id, lease):
-                claimed += 1
-                self._pool.submit(self._deliver_then_free, task, target)
-            else:
-                self._free(target)
-        return claimed
+        due = [task for task in store.due_callbacks(self.ctx.clock.now())  # a task waiting for its uploads has not
+               if not task.uploads or store.upload_of(task.task_id) is not None]  # finished yet
+        taken = self._shares.take(due, lambda task: target_of(task.payload["CallbackUrl"]),
+                                  lambda task: store.claim_callback(task.task_id, lease))
+        for task, target in taken:
+            self._pool.submit(self._deliver_then_free, task, target)
+        return len(taken)
 
     def _deliver_then_free(self, task: Task, target: str) -> None:
         try:
             self.deliver(task)
         finally:
-            self._free(target)
+            self._shares.free(target)
             self._wake.set()  # a thread is free: look for callbacks left waiting for one
-
-    def _free(self, target: str) -> None:
-        with self._busy_lock:
-            self._busy[target] -= 1
-            if self._busy[target] <= 0:
-                del self._busy[target]
 
     def deliver(self, task: Task) -> CallbackAttempt:
         """POST the task's callback once and record the attempt, whatever happens."""
@@ -189,12 +170,3 @@ class CallbackDispatcher:
                 log.exception("callback dispatch pass failed")
             self._wake.wait(self.interval)
             self._wake.clear()
-
-
-def _target(url: str) -> str:
-    """The host a callback goes to (scheme://host:port), by which deliveries share the threads."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a URL Python cannot split: its delivery fails and is logged, its target is the URL itself
-        return url
-    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -26,6 +26,7 @@ from ..media_out import results
 from ..store import Task, UploadRecord
 from ..store.base import STORAGE_FIELDS
 from .replies import read_some
+from .shares import Shares, target_of
 from .speech import srt
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Uploader:
     def __init__(self, ctx: MockContext, limits: Limits, workers: int = 4):
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
+        self._shares = Shares(workers)  # uploads under way, by storage host
         self._session = deadline.session(pool_size=workers)  # whole-exchange deadlines; no proxy settings
 
     @property
@@ -54,22 +56,38 @@ class Uploader:
         return self.ctx.config.render_wait_seconds + len(STORAGE_FIELDS) * self.limits.total_timeout + 5
 
     def dispatch_due(self) -> int:
-        """Claim every task whose uploads are due and hand it to the pool; return how many were claimed."""
+        """Claim tasks whose uploads are due for the free threads and hand them to the pool; return how many were
+        claimed. As for callbacks (shares.py), a claim never waits in a queue while its lease runs out (it had, behind
+        storage hosts that hang, and was then claimed and sent again), and a slow storage host holds a quarter of the
+        threads at most, its backlog waiting behind other hosts."""
         store, lease = self.ctx.store, self.lease_seconds
-        claimed = [task for task in store.due_uploads(self.ctx.clock.now()) if store.claim_upload(task.task_id, lease)]
-        for task in claimed:
-            self._pool.submit(self.upload, task)
-        return len(claimed)
+        taken = self._shares.take(store.due_uploads(self.ctx.clock.now()), lambda task: target_of(task.uploads[0][1]),
+                                  lambda task: store.claim_upload(task.task_id, lease))
+        for task, target in taken:
+            self._pool.submit(self._upload_then_free, task, target)
+        return len(taken)
+
+    def _upload_then_free(self, task: Task, target: str) -> None:
+        try:
+            self.upload(task)
+        finally:
+            self._shares.free(target)
 
     def pending(self) -> bool:
         """Whether uploads due by the mock's clock are still to be made or under way."""
         return bool(self.ctx.store.due_uploads(self.ctx.clock.now(), claimed=True))
 
-    def upload(self, task: Task) -> UploadRecord:
-        """PUT each of the task's files to its URL and record the outcome, whatever happens."""
+    def upload(self, task: Task) -> UploadRecord | None:
+        """PUT each of the task's files to its URL and record the outcome, whatever happens; unless the video was
+        not rendered in time (the mock's own backlog, no fault of the task's): then nothing is recorded, and the
+        uploads are made again once the claim's lease lapses."""
         ctx = self.ctx
         try:
             files = self._put_all(task)
+        except TimeoutError:
+            log.warning("the video of task %s was not rendered within %g s: its uploads wait for the next claim",
+                        task.task_id, ctx.config.render_wait_seconds)
+            return None
         except Exception as exc:  # an upload must never take the dispatcher down; the task then fails, saying why
             log.exception("uploads of task %s failed unexpectedly", task.task_id)
             files = [{"field": field, "url": shown(url), "file": kind, "status": None,
@@ -85,7 +103,10 @@ class Uploader:
         ctx, files = self.ctx, []
         for field, url, kind in task.uploads:
             if kind == "video":
-                data = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds).read_bytes()
+                # not `limited`: the request threads' wait slots (downloads, first downloads of videos) are no
+                # concern of this background thread, and a task had failed 801015 whenever they were taken
+                data = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds,
+                                          limited=False).read_bytes()
             else:
                 data = srt(task.sentences).encode("utf-8")
             files.append({"field": field, "url": shown(url), "file": kind,

@@ -205,11 +205,12 @@ class Renderer:
         future.add_done_callback(lambda done: self._forget(key, done))
         return future
 
-    def video(self, job: Job, timeout: float) -> Path:
+    def video(self, job: Job, timeout: float, *, limited: bool = True) -> Path:
         """Return the path of the job's video, waiting for the render thread when it is not ready yet (raising
-        TimeoutError past `timeout`, or at once when too many requests wait already)."""
+        TimeoutError past `timeout`, or, when `limited` (a request's thread waits), at once when too many requests
+        wait already)."""
         future = self.submit(job)
-        if future.done():
+        if future.done() or not limited:
             return future.result(timeout)
         with holding(self._waits, lambda limit: TimeoutError("too many requests are waiting on renders and downloads")):
             return future.result(timeout)

@@ -1,0 +1,75 @@
+"""A pool's threads shared among the hosts it sends to (callbacks, uploads): claims are taken only for a free thread,
+a target holds a quarter of them at most, and the targets with the fewest sends under way, then the one served
+longest ago, go first."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from typing import Callable, Iterable, TypeVar
+from urllib.parse import urlsplit
+
+SHARE = 0.25  # of the pool's threads, the most that send to one target (scheme://host:port) at once
+SERVED_KEPT = 4096  # targets whose last turn is remembered; one forgotten goes first, as a new one does
+Item = TypeVar("Item")
+
+
+def target_of(url: str) -> str:
+    """The host a send goes to (scheme://host:port), by which sends share the threads."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a URL Python cannot split: its send fails and is logged, its target is the URL itself
+        return url
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Shares:
+    """Sends under way, by target, for a pool of `threads`."""
+
+    def __init__(self, threads: int):
+        self.threads, self.share = threads, max(1, int(threads * SHARE))
+        self._busy: Counter[str] = Counter()
+        self._served: OrderedDict[str, int] = OrderedDict()  # when each target last got a thread, oldest first
+        self._turn = 0
+        self._lock = threading.Lock()
+
+    def take(self, due: Iterable[Item], target: Callable[[Item], str],
+             claim: Callable[[Item], bool]) -> list[tuple[Item, str]]:
+        """Claim what of `due` the free threads can send now, none beyond a target's share: first the items of the
+        targets with the fewest sends under way, then of the target served longest ago (a slow target's backlog
+        waits behind a target it has not met, also when the slow target's threads have just come free).
+        `claim(item)` takes it in the store; return the (item, target) pairs claimed, each holding a thread until
+        `free(target)`."""
+        with self._lock:
+            waiting = sorted(((self._busy[where], self._served.get(where, -1), order, item, where)
+                              for order, (item, where) in enumerate((item, target(item)) for item in due)),
+                             key=lambda entry: entry[:3])
+        taken = []
+        for *_, item, where in waiting:
+            with self._lock:
+                if sum(self._busy.values()) >= self.threads:
+                    break
+                if self._busy[where] >= self.share:
+                    continue
+                self._busy[where] += 1
+                self._turn += 1
+                self._served[where] = self._turn
+                self._served.move_to_end(where)
+                if len(self._served) > SERVED_KEPT:  # hosts are the callers' to choose: remember a bounded number
+                    self._served.popitem(last=False)
+            if claim(item):
+                taken.append((item, where))
+            else:
+                self.free(where)
+        return taken
+
+    def free(self, target: str) -> None:
+        with self._lock:
+            self._busy[target] -= 1
+            if self._busy[target] <= 0:
+                del self._busy[target]
+
+    def idle(self) -> bool:
+        """Whether no send is under way."""
+        with self._lock:
+            return not self._busy
