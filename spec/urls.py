@@ -25,10 +25,8 @@ def without_query(url: str) -> str:
     """`url` without what may carry a credential: its query and fragment (a pre-signed URL's signature) and its user
     info (`user:password@`). A URL that does not split (an unclosed IPv6 bracket) is cut at its first `?` or `#`."""
     try:
-        parts = urlsplit(url)
-        if parts.username is not None or parts.password is not None:
-            parts = parts._replace(netloc=parts.hostname or "")
-        return urlunsplit(parts._replace(query="", fragment=""))
+        parts = urlsplit(url)  # the host as written (its port, an IPv6 literal's brackets): only the user info goes
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
 

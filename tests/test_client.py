@@ -760,5 +760,8 @@ def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
 
     assert without_query("https://u:pw@h.example/v.mp4?q-signature=S#f") == "https://h.example/v.mp4"
     assert without_query("http://[::1/v.mp4?q-signature=S") == "http://[::1/v.mp4"  # no split: cut at its '?'
+    # the host as written: the port and an IPv6 literal's brackets had gone with the user info
+    assert without_query("http://bob:pw@127.0.0.1:19001/x?s=1") == "http://127.0.0.1:19001/x"
+    assert without_query("http://a@[::1]:8080/x") == "http://[::1]:8080/x"
     failed = without_queries("failed: https://u:pw@h.example/v.mp4?q=S (reset)")
     assert failed == "failed: https://h.example/v.mp4 (reset)"

@@ -401,6 +401,30 @@ def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
         fetch.Fetcher(fetch.Limits(total_timeout=15.0)).fetch("http://127.0.0.1:9/photo.jpg", 1000)
 
 
+def test_a_submissions_downloads_share_the_limit_and_their_messages_keep_no_credential():
+    """The photo and then the audio each had the whole limit: a submission took 30 s, and the client (30 s) gave up
+    while the task was accepted. A download's message, which reaches the caller's callback host as the FailMessage,
+    kept a URL's user info and pre-signed query."""
+    from ivh_mock.mock_server.media_in import fetch
+
+    from .conftest import RawServer
+
+    fetcher = fetch.Fetcher(fetch.Limits(connect_timeout=1.0, total_timeout=1.5))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab"
+    with RawServer(answer, every=0.02) as slow:  # about a second for the whole answer
+        started = time.monotonic()
+        by = started + 1.5  # what Intake.take gives both of a submission's downloads
+        assert fetcher.fetch(f"{slow.url}/photo.jpg", 100, by=by) == b"ab"
+        with pytest.raises(fetch.FetchFailed, match="audio.wav took longer than the download limit of 1.5 s"):
+            fetcher.fetch(f"{slow.url}/audio.wav", 100, by=by)
+        assert time.monotonic() - started < 1.9
+    with RawServer(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n") as refusing:
+        host = refusing.url.removeprefix("http://")
+        with pytest.raises(fetch.FetchFailed) as failed:
+            fetcher.fetch(f"http://bob:hunter2@{host}/p.jpg?X-Amz-Signature=topsecret", 100)
+    assert str(failed.value) == f"http://{host}/p.jpg answered HTTP 403"
+
+
 @pytest.mark.parametrize("path", ["/headers", "/body.jpg"])
 def test_a_host_that_trickles_its_answer_is_cut_off_at_the_whole_download_limit(fetching, trickler, path):
     """Each read gets a byte well within the read timeout, so only a deadline for the whole download ends it (it

@@ -9,10 +9,12 @@ host are read from disk instead of over HTTP (DECISIONS.md D46), so a mock with 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import requests
+from ivh_mock.spec.urls import without_query as shown  # a URL in a message: its query and user info are secrets
 
 from .. import deadline
 from ..deadline import Waits
@@ -46,27 +48,32 @@ class Fetcher:
         self.session = deadline.session()
         self._waits = waits
 
-    def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None) -> bytes:
+    def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None, *,
+              by: float | None = None) -> bytes:
         """Return the file at `url`; raise TooLarge past `max_bytes`, FetchFailed when there is no file.
-        `local(url)` returns the bytes of a URL the mock itself serves, or None to fetch it over HTTP."""
+        `local(url)` returns the bytes of a URL the mock itself serves, or None to fetch it over HTTP. With `by` (on
+        time.monotonic), the download ends by then at the latest: a submission's downloads share the time limit."""
         own = local(url)
         if own is not None:
             if len(own) > max_bytes:
                 raise TooLarge(max_bytes)
             return own
         with deadline.holding(self._waits, lambda limit: FetchFailed(
-                f"{url} was not downloaded: {limit} requests are already waiting on downloads or renders, the most "
-                f"this worker lets wait at once (so that slow hosts never hold every thread)")):
-            return self._fetch(url, max_bytes)
+                f"{shown(url)} was not downloaded: {limit} requests are already waiting on downloads or renders, the "
+                f"most this worker lets wait at once (so that slow hosts never hold every thread)")):
+            return self._fetch(url, max_bytes, by)
 
-    def _fetch(self, url: str, max_bytes: int) -> bytes:
-        with deadline.within(self.limits.total_timeout) as limit:
+    def _fetch(self, url: str, max_bytes: int, by: float | None = None) -> bytes:
+        seconds = self.limits.total_timeout if by is None else min(self.limits.total_timeout, by - time.monotonic())
+        if seconds <= 0:  # the submission's earlier download took the time
+            raise FetchFailed(self._too_slow(url))
+        with deadline.within(seconds) as limit:
             try:
                 data = self._download(url, max_bytes, limit)
             except requests.RequestException as exc:
                 if limit.expired or limit.left() <= 0:
                     raise FetchFailed(self._too_slow(url)) from None
-                raise FetchFailed(f"{url} could not be downloaded ({type(exc).__name__})") from None
+                raise FetchFailed(f"{shown(url)} could not be downloaded ({type(exc).__name__})") from None
             if limit.expired:  # the body ended because the deadline shut the connection
                 raise FetchFailed(self._too_slow(url))
             return data
@@ -79,24 +86,25 @@ class Fetcher:
         try:
             with deadline.followed(get, url, limits.redirects, limits.connect_timeout, limit) as (hop, response):
                 if response.status_code != 200:
-                    raise FetchFailed(f"{hop} answered HTTP {response.status_code}")
+                    raise FetchFailed(f"{shown(hop)} answered HTTP {response.status_code}")
                 return _read(response, max_bytes)
         except deadline.Hop as hop:
             raise FetchFailed(self._hop_failed(hop)) from None
 
     def _hop_failed(self, hop: deadline.Hop) -> str:
         if hop.kind == "scheme":
-            return f"{hop.url} is not an http or https URL"
+            return f"{shown(hop.url)} is not an http or https URL"
         if hop.kind == "host":
-            return f"{hop.url} is not a valid URL (its host cannot be parsed)"
+            return f"{shown(hop.url)} is not a valid URL (its host cannot be parsed)"
         if hop.kind == "location":
-            return f"{hop.url} redirected to a URL whose host cannot be parsed"
+            return f"{shown(hop.url)} redirected to a URL whose host cannot be parsed"
         if hop.kind == "slow":
             return self._too_slow(hop.url)
         return f"more than {self.limits.redirects} redirects"
 
     def _too_slow(self, url: str) -> str:
-        return f"{url} took longer than the download limit of {self.limits.total_timeout:g} s"
+        return (f"{shown(url)} took longer than the download limit of {self.limits.total_timeout:g} s (a "
+                f"submission's downloads together)")
 
 
 def _read(response: requests.Response, max_bytes: int) -> bytes:

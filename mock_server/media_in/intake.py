@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -70,13 +71,15 @@ class Intake:
     def take(self, payload: dict[str, Any], base_url: str) -> Inputs:
         """Download and judge the payload's photo (raising the refusal) and audio (reporting the FailCode)."""
         rules = self.profile
+        by = time.monotonic() + self.fetcher.limits.total_timeout  # the photo and the audio share it: in all, the
+        # submission's downloads stay within the limit (one after the other, each with its own, took twice as long)
 
         def local(url: str) -> bytes | None:
             return self.assets.lookup(url, base_url)
 
         field_name = "Payload.RefPhotoUrl"
         try:
-            data = self.fetcher.fetch(payload["RefPhotoUrl"], rules["photo"]["maxBytes"], local)
+            data = self.fetcher.fetch(payload["RefPhotoUrl"], rules["photo"]["maxBytes"], local, by=by)
         except TooLarge as exc:
             raise ParameterValueError(too_large("photo", field_name, "more bytes", exc.limit).message) from None
         except FetchFailed as exc:
@@ -90,7 +93,7 @@ class Intake:
             return inputs
         field_name = "Payload.InputAudioUrl"
         try:
-            data = self.fetcher.fetch(payload["InputAudioUrl"], rules["audio"]["maxBytes"], local)
+            data = self.fetcher.fetch(payload["InputAudioUrl"], rules["audio"]["maxBytes"], local, by=by)
         except TooLarge as exc:
             message = too_large("audio", field_name, "more bytes", exc.limit).message
             return _failed(inputs, AUDIO_RULE_FAIL_CODE, message)
