@@ -63,6 +63,10 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
                 yield url, response
                 return
             location = response.headers["Location"]
+        try:  # sent as raw UTF-8, as some servers do, it reads as Latin-1: requests itself reads it again as UTF-8
+            location = location.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
         try:
             url = urljoin(url, location)
         except ValueError:

@@ -144,6 +144,23 @@ def test_a_delivery_ends_at_its_timeout_in_all_however_the_target_drips(mock, ap
     assert mock.extensions["ivh_mock_dispatcher"].lease_seconds > 2 * 0.5  # the lease outlasts any delivery
 
 
+def test_a_target_that_never_accepts_the_connection_is_given_up_at_the_timeout_in_all(mock, api, clock):
+    """Connecting is not watched by the delivery's deadline, and had a second more than the timeout: a target whose
+    listen queue is full (it never accepts) took 6 s of a "5 s in all" (1.5 s of 0.5 s here)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = [socket.create_connection(listener.getsockname(), timeout=1)]  # a queue of one (backlog 0): full
+    try:
+        submit(api, text(CallbackUrl=f"http://127.0.0.1:{listener.getsockname()[1]}/cb"))
+        clock.advance(60)
+        log = _wait_for_log(mock, 1, timeout=5.0)
+        assert log[0].status is None and log[0].latency_ms < 900, log[0]  # 0.5 s, and the dispatcher's beat
+    finally:
+        for connection in (*queued, listener):
+            connection.close()
+
+
 def test_a_slow_target_delays_only_its_own_callbacks(clock, store_spec):
     """Slow targets once held every delivery thread, so another account's callback waited for them (1 s became
     31 s); now a target gets at most a quarter of the threads."""

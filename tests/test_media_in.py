@@ -318,6 +318,8 @@ def media_server():
             return Response(status=302, headers={"Location": f"/hop/{hops - 1}" if hops else "/photo.jpg"})
         if path == "/to-ftp":
             return Response(status=302, headers={"Location": "ftp://127.0.0.1/photo.jpg"})
+        if path == "/媒体/photo.jpg":
+            return Response(photo, mimetype="image/jpeg")
         if path == "/endless.jpg":
             return Response(endless(), mimetype="image/jpeg")
         if path == "/slow.jpg":
@@ -339,6 +341,11 @@ def fetching(clock):
 def test_photos_download_over_http_following_a_few_redirects(fetching, media_server):
     _, api = fetching
     assert submit_photo(api, f"{media_server}/photo.jpg").code == 0
+    from .conftest import RawServer
+
+    utf8 = f"{media_server}/媒体/photo.jpg".encode()  # a Location some servers send as raw UTF-8 (werkzeug escapes it)
+    with RawServer(b"HTTP/1.1 302 Found\r\nLocation: " + utf8 + b"\r\nContent-Length: 0\r\n\r\n") as moved:
+        assert submit_photo(api, f"{moved.url}/p.jpg").code == 0  # it was read as Latin-1: a 404
     assert submit_photo(api, f"{media_server}/hop/2").code == 0  # three redirects: the limit
     for path, reason in [("/hop/3", "more than 3 redirects"), ("/missing.jpg", "HTTP 404"),
                          ("/to-ftp", "not an http or https URL"),
@@ -399,6 +406,21 @@ def test_a_download_whose_time_ran_out_between_hops_fails_cleanly(monkeypatch):
                         lambda limit: -85.0 if threading.current_thread() is this else real_left(limit))
     with pytest.raises(fetch.FetchFailed, match="took longer than the download limit"):
         fetch.Fetcher(fetch.Limits(total_timeout=15.0)).fetch("http://127.0.0.1:9/photo.jpg", 1000)
+
+
+def test_a_phones_multi_picture_jpeg_and_any_loopback_address_are_taken(app, api):
+    """An MPO (a JPEG file whose first picture is a baseline JPEG, as phones and stereo cameras write) was refused as
+    "the file is MPO"; and only localhost, 127.0.0.1 and ::1 were read as the mock's own host, though DECISIONS.md
+    D46 says any loopback address (127.0.0.2 was fetched over HTTP, and failed)."""
+    first = Image.open(io.BytesIO(portrait(720, 960)))
+    mpo = io.BytesIO()
+    first.save(mpo, "MPO", save_all=True, append_images=[first.copy()])
+    assert Image.open(io.BytesIO(mpo.getvalue())).format == "MPO"
+    assert submit_photo(api, upload(app, mpo.getvalue(), "phone.jpg")).code == 0
+    for host in ("127.0.0.2:1", "[::ffff:127.0.0.1]:1", "ivh.localhost:1"):  # port 1: nothing is fetched
+        answer = submit_photo(api, f"http://{host}/__mock__/assets/samples/photo.jpg")
+        assert answer.code == 0, (host, answer.message)
+    assert not any(assets._loopback(host) for host in ("10.0.0.1", "localhost.example", "::2", "128.0.0.1"))
 
 
 def test_a_submissions_downloads_share_the_limit_and_their_messages_keep_no_credential():

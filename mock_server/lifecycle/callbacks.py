@@ -136,7 +136,8 @@ class CallbackDispatcher:
         timeout = ctx.config.callback_timeout_seconds
         with deadline.within(timeout) as limit:  # connect, send, headers and reply together
             try:
-                with self._session.post(url, json=body, timeout=timeout + 1, allow_redirects=False,
+                # connecting, which the deadline does not watch, within the timeout too; then the deadline ends it
+                with self._session.post(url, json=body, timeout=(timeout, timeout + 1), allow_redirects=False,
                                         stream=True) as response:
                     status = response.status_code
                     reply = read_some(response, started + timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from ..store.blobs import Blobs
 
 PREFIX = "/__mock__/assets"
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -48,6 +48,20 @@ def _made(name: str) -> bytes:
     return data
 
 
+@functools.lru_cache(maxsize=256)
+def _loopback(host: str) -> bool:
+    """Whether `host` names this machine: `localhost` (and names under it, RFC 6761), or any loopback address
+    (127.0.0.0/8, ::1, an IPv4 one written as IPv6)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 class AssetHost:
     def __init__(self, blobs: Blobs, config: Config, profile: dict[str, Any]):
         self.blobs, self.config, self.profile = blobs, config, profile
@@ -58,7 +72,7 @@ class AssetHost:
         try:
             parts = urlsplit(url)
             own = (urlsplit(base_url or "").netloc, urlsplit(self.config.public_url or "").netloc)  # urlsplit caches
-            if parts.netloc not in own and parts.hostname not in LOOPBACK:
+            if parts.netloc not in own and not _loopback(parts.hostname or ""):
                 return None
         except ValueError:  # a host urllib cannot parse (`http://[`) is no host of ours; the download refuses it
             return None

@@ -20,7 +20,8 @@ from ..media_out.render import decoding, displayed_size
 # Pillow's own decompression-bomb threshold: more pixels than this is refused before any pixel is decoded.
 MAX_PIXELS = 89_478_485
 # Pillow format -> the spec's names for it; PyAV container -> the spec's name (a codec check follows).
-PHOTO_FORMATS = {"JPEG": ("jpg", "jpeg"), "PNG": ("png",), "BMP": ("bmp",), "WEBP": ("webp",)}
+# MPO (a phone's or a stereo camera's multi-picture JPEG) is a JPEG file whose first picture is a baseline JPEG
+PHOTO_FORMATS = {"JPEG": ("jpg", "jpeg"), "MPO": ("jpg", "jpeg"), "PNG": ("png",), "BMP": ("bmp",), "WEBP": ("webp",)}
 AUDIO_CONTAINERS = {"wav": "wav", "mp3": "mp3", "asf": "wma", "mov,mp4,m4a,3gp,3g2,mj2": "m4a", "aac": "aac",
                     "ogg": "ogg"}
 EDIT_LISTS = {"mov,mp4,m4a,3gp,3g2,mj2"}  # containers whose declared duration is exact (an ADTS one is a guess)
