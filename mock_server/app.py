@@ -166,6 +166,8 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
             error = NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}")
+        elif exc.code == 412:  # a result URL's If-Match or If-Unmodified-Since (routes/sendfile.py)
+            error = ParameterFormatError(exc.description or "precondition failed")
         else:
             error = ParameterFormatError(f"bad request: {exc.description}")
         response = render(error, status)

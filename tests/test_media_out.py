@@ -202,6 +202,23 @@ def test_a_byte_range_request_gets_206_and_exactly_those_bytes(app, api, clock):
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(whole)) and not head.data
 
 
+def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_range(app, api, clock):
+    """A failed If-Match was answered 412 with the whole video as its body, and with a Range it was ignored (206);
+    If-Unmodified-Since was never read."""
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    client, url = app.test_client(), path_of(report["MediaUrl"])
+    whole = client.get(url)
+    etag = whole.headers["ETag"]
+    for headers in ({"If-Match": '"other"'}, {"If-Match": '"other"', "Range": "bytes=0-9"},
+                    {"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}):
+        refused = client.get(url, headers=headers)
+        assert refused.status_code == 412 and b"<Code>PreconditionFailed</Code>" in refused.data, headers
+        assert refused.mimetype == "application/xml" and len(refused.data) < 1000
+    for headers in ({"If-Match": etag}, {"If-Match": "*"}, {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
+        assert client.get(url, headers=headers).data == whole.data, headers
+    assert client.get(url, headers={"If-Match": etag, "Range": "bytes=0-9"}).status_code == 206
+
+
 def test_a_video_renders_when_first_asked_for_and_once_per_input(app, api, clock, monkeypatch):
     """Most tasks of a test suite are never downloaded: nothing is rendered until a video is asked for, and the
     same inputs render once."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Response, request, send_file
+from werkzeug.exceptions import PreconditionFailed
 from werkzeug.http import parse_range_header
 
 # `bytes=-0`: the last no bytes of the file, a range RFC 9110 calls unsatisfiable (werkzeug reads it as no range)
@@ -24,7 +27,10 @@ def send(source: Any, **options: Any) -> Response:
 
     A Range header that is not one range of bytes (several ranges, another unit, none that parses) is ignored, as
     RFC 9110 allows and an object store does: the whole file is answered (200), where werkzeug answered 416. One that
-    asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is."""
+    asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is. If-Match and
+    If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412 with the whole
+    file as its body, and a Range request's 206 despite them."""
+    _preconditions(source, options.get("etag"))
     asked = request.environ.get("HTTP_RANGE")
     if asked is not None and _NO_BYTES.fullmatch(asked):
         request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
@@ -40,3 +46,16 @@ def send(source: Any, **options: Any) -> Response:
         inner.seek(start)
         response.response = inner
     return response
+
+
+def _preconditions(source: Any, etag: Any) -> None:
+    """Refuse (412) a request whose If-Match names no ETag of the file, or whose If-Unmodified-Since is before the
+    file last changed (RFC 9110 13.2.2: these come before Range and If-None-Match)."""
+    if isinstance(etag, str) and request.if_match and not request.if_match.contains(etag):
+        raise PreconditionFailed("At least one of the pre-conditions you specified did not hold (If-Match)")
+    since = request.if_unmodified_since
+    if since is not None and isinstance(source, (str, os.PathLike)):
+        changed = datetime.fromtimestamp(int(os.stat(source).st_mtime), timezone.utc)
+        if changed > since:
+            raise PreconditionFailed("At least one of the pre-conditions you specified did not hold "
+                                     "(If-Unmodified-Since)")
