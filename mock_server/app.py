@@ -131,6 +131,16 @@ class _JSONProvider(DefaultJSONProvider):
         return self._app.response_class(body, mimetype=self.mimetype)
 
 
+def stop(app: Flask) -> None:
+    """Stop a mock's background work as a stop should: no callback or upload is claimed any more, and the ones under
+    way end (each within its own limit) and are recorded, so none is sent again by the next start; then its scratch
+    folder, if it made one, is removed."""
+    app.extensions["ivh_mock_dispatcher"].stop()
+    scratch = app.extensions.get("ivh_mock_scratch")
+    if scratch is not None:  # else it is removed when collected, with a ResourceWarning
+        scratch.cleanup()
+
+
 def _clock_pinned_per_request(wsgi_app):
     def pinned(environ, start_response):
         with StoredClock.pinned():

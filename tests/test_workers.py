@@ -288,3 +288,21 @@ def test_sigterm_that_comes_as_the_master_forks_a_new_worker_still_stops_it(dela
         time.sleep(delay)
         master.send_signal(signal.SIGTERM)
         assert master.wait(15) == 0 and master.stdout.read().strip() == "stopped"
+
+
+def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):
+    """On SIGTERM a worker left with its deliveries under way unrecorded: once their claims lapsed, the next start
+    sent them again (2 of 10 callbacks twice after a restart). A stopping worker now lets them end, each within its
+    timeout, and records them."""
+    store = f"sqlite:{tmp_path / 'store.sqlite3'}"
+    with CallbackReceiver(mode="slow", delay=1.5) as receiver:
+        with ServeProcess(tmp_path / "data", "--store", store) as served:
+            answer = call(served.url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url},
+                          appkey="stopping")
+            assert answer["Header"]["Code"] == 0, answer
+            control(served.url, "clock", {"advance": 600})
+            receiver.wait_for(1)  # the delivery is under way: the receiver answers 1.5 s later
+            assert served.stop() == 0
+        with ServeProcess(tmp_path / "data", "--store", store) as again:
+            attempts = requests.get(f"{again.url}/__mock__/callbacks?appkey=stopping", timeout=10).json()
+        assert [attempt["status"] for attempt in attempts["callbacks"]] == [200]

@@ -23,7 +23,7 @@ from ivh_mock import spec as spec_module
 from ivh_mock.spec.urls import http_url_problem
 
 from ..accounts import AccountsFileError
-from ..app import create_app, largest_body
+from ..app import create_app, largest_body, stop as stop_app
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import FIELDS as PACE_FIELDS
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
                     max_body_bytes=largest, hold_queue=_holds_queue(store),
-                    largest_body=functools.partial(largest_body, config))
+                    largest_body=functools.partial(largest_body, config), on_stop=stop_app)
     try:
         return server.run()
     finally:

@@ -62,15 +62,17 @@ class Server:
     the largest request body a worker reads (the app's own, smaller limits answer in its own format), and
     `largest_body(path)` the largest the route at a path takes: no more than a byte past it is kept (D76). With
     `hold_queue`, a running request holds the worker's queue for its thread (D68); without, waitress wakes a thread
-    for each request."""
+    for each request. `on_stop(app)` runs in each worker once it stops serving."""
 
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
                  ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576,
-                 hold_queue: bool = True, largest_body: Callable[[str], int] | None = None):
+                 hold_queue: bool = True, largest_body: Callable[[str], int] | None = None,
+                 on_stop: Callable[[Any], None] | None = None):
         host, _, port = bind.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
         self._max_body_bytes, self._hold_queue, self._largest_body = max_body_bytes, hold_queue, largest_body
+        self._on_stop = on_stop
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
@@ -142,12 +144,17 @@ class Server:
 
     def _serve(self, listener: socket.socket) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
-        server = waitress_server(self._load(), listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
+        app = self._load()
+        server = waitress_server(app, listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
                                  hold_queue=self._hold_queue, largest_body=self._largest_body)
-        if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
-            dispatch.serve(server)
-        else:
-            server.run()
+        try:
+            if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
+                dispatch.serve(server)
+            else:
+                server.run()
+        finally:  # the app's background work: what it sends under way ends and is recorded (the master's grace
+            if self._on_stop is not None:  # bounds it: past it, the worker is killed, and a lapsed claim resent)
+                self._on_stop(app)
 
 
 def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body_bytes: int,

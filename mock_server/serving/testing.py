@@ -22,7 +22,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from ..app import create_app
+from ..app import create_app, stop
 from ..clock import VirtualClock
 from ..store import MemoryStore, Store
 
@@ -120,10 +120,7 @@ class MockServer:
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._serving.stop()
-        self.app.extensions["ivh_mock_dispatcher"].stop()
-        scratch = self.app.extensions.get("ivh_mock_scratch")
-        if scratch is not None:  # else it is removed when collected, with a ResourceWarning
-            scratch.cleanup()
+        stop(self.app)
 
     def __enter__(self) -> MockServer:
         return self
