@@ -92,17 +92,26 @@ class Waits(threading.BoundedSemaphore):
         self.limit = limit
 
 
+# How long a request waits for a slot to come free before it is refused: a download from a host that answers takes
+# milliseconds, and parallel submissions to a healthy host had been refused (-101002) for nothing. A request that
+# finds every slot held by slow hosts is refused a quarter of a second later.
+SLOT_WAIT_SECONDS = 0.25
+
+
 @contextlib.contextmanager
 def holding(waits: Waits | None, refusal: Callable[[int], Exception]) -> Iterator[None]:
-    """Hold one of `waits`' slots for the block, or raise `refusal(limit)` at once when every slot is taken (no slot
-    is needed when `waits` is None)."""
+    """Hold one of `waits`' slots for the block, or raise `refusal(limit)` when every slot stays taken for
+    SLOT_WAIT_SECONDS (no slot is needed when `waits` is None)."""
     if waits is None:
         waiting()
         yield
         return
     if not waits.acquire(blocking=False):
-        raise refusal(waits.limit)
-    waiting()
+        waiting()  # this thread waits: the requests queued behind it go to another
+        if not waits.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise refusal(waits.limit)
+    else:
+        waiting()
     try:
         yield
     finally:

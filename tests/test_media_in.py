@@ -475,6 +475,37 @@ def test_downloads_beyond_the_workers_limit_fail_at_once_so_stalled_hosts_never_
         thread.join()
 
 
+def test_parallel_downloads_from_a_host_that_answers_wait_their_turn_for_a_slot(clock, media_server):
+    """Slots were taken or refused at once: 7 of 40 parallel submissions whose photos were on a healthy, fast host
+    were refused -101002 "image download failed". A request now waits a quarter of a second for a slot to come
+    free; one whose slots stay held by slow hosts is refused then."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ivh_mock.mock_server.deadline import SLOT_WAIT_SECONDS, Waits, holding
+
+    app = create_app({**TIMING, "background": False, "slow_waits": 1}, clock=clock)
+    api = in_process(app, clock)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda n: submit_photo(api, f"{media_server}/photo.jpg?n={n}").code, range(24)))
+    assert codes == [0] * 24
+    waits, held = Waits(1), threading.Event()
+
+    def hold() -> None:
+        with holding(waits, lambda limit: AssertionError("free")):
+            held.set()
+            time.sleep(1.0)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    with pytest.raises(LookupError):
+        with holding(waits, lambda limit: LookupError(limit)):
+            pass
+    assert SLOT_WAIT_SECONDS - 0.05 <= time.monotonic() - started < SLOT_WAIT_SECONDS + 0.5
+    holder.join()
+
+
 def test_an_unreachable_photo_is_image_download_failed(api):
     answer = submit_photo(api, "http://127.0.0.1:9/photo.jpg")
     assert answer.code == -101002 and "Payload.RefPhotoUrl: image download failed" in answer.message
