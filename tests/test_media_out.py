@@ -128,6 +128,19 @@ def test_a_video_that_cannot_be_rendered_is_an_object_stores_internal_error(app,
     assert response.status_code == 500 and b"<Code>InternalError</Code>" in response.data  # S3's, not InvalidRequest
 
 
+def test_a_16_bit_grey_photo_keeps_its_greys(tmp_path):
+    """A 16-bit greyscale PNG (mode I;16) of mid grey rendered almost white: convert("RGB") clips its values."""
+    from PIL import Image, ImageStat
+
+    grey = io.BytesIO()
+    Image.new("I;16", (480, 640), 124 * 257).save(grey, "PNG")
+    video = tmp_path / "grey.mp4"
+    render.encode(render.Job(photo="grey", width=480, height=640, duration_ms=200), grey.getvalue(), None, video)
+    with av.open(str(video)) as container:
+        frame = next(container.decode(video=0)).to_image().convert("L")
+    assert abs(ImageStat.Stat(frame).mean[0] - 124) < 4
+
+
 def test_a_render_that_is_over_before_it_is_waited_for_holds_nothing(tmp_path):
     """A render that failed at once (an input no longer kept) could end before the renderer registered what to do
     when it ends; that callback then ran in the asking thread, under the renderer's lock, and took the lock again:

@@ -92,7 +92,7 @@ def check_photo(data: bytes, rules: dict[str, Any], field_name: str = "Payload.R
         if problems:
             return Verdict("photo", format=names[0], width=width, height=height, problems=problems)
         try:
-            with decoding(width * height), warnings.catch_warnings():
+            with decoding(image), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 image.load()
                 shown = displayed_size(image)

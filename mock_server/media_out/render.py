@@ -41,11 +41,12 @@ STILL_EVERY = FPS  # the picture does not move, so one frame a second is encoded
 SAMPLE_RATE = 24_000
 PIXELS = {0: 1280 * 720, 1: 1920 * 1080}  # VideoParam.Resolution 0 = 720P, 1 = 1080P
 TICKS_PER_SECOND = 10_000_000
-# A photo with more pixels than this (a 4096 px square, the largest the intl profile takes) decodes to 64 MB or more:
-# only one such photo is decoded at a time in a process, whether to check it or to render it (the cn profile only
-# recommends the sides, so it takes larger ones).
-LARGE_PIXELS = 4096 * 4096
+# A photo that decodes to more bytes than this (a phone's 12 MP photo, the intl profile's 4096 px square at 50 to
+# 67 MB) is decoded only while no other such photo is decoding in the process, whether to check it or to render it:
+# ten of them at once had taken a worker to 780 MB (the cn profile only recommends the sides: 81 MP took 1.7 GB).
+LARGE_BYTES = 32 * 1_048_576
 _LARGE_DECODE = threading.Lock()
+GREYS_16 = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit (and 32-bit) greys, which convert("RGB") clips white
 
 
 def displayed_size(image: Image.Image) -> tuple[int, int]:
@@ -54,11 +55,17 @@ def displayed_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if image.getexif().get(ORIENTATION) in TURNED else (width, height)
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """About what decoding `image` takes: its pixels times their bytes (bands, and two bytes a band above 8 bits)."""
+    depth = 4 if image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
+    return image.width * image.height * len(image.getbands()) * depth
+
+
 @contextlib.contextmanager
-def decoding(pixels: int) -> Iterator[None]:
-    """Decode a large photo (more pixels than LARGE_PIXELS) only while no other large one is decoding in this
+def decoding(image: Image.Image) -> Iterator[None]:
+    """Decode a large photo (one that takes more than LARGE_BYTES) only while no other large one is decoding in this
     process, and hand its memory back to the system afterwards: eight at once would take eight times the memory."""
-    if pixels <= LARGE_PIXELS:
+    if decoded_bytes(image) <= LARGE_BYTES:
         yield
         return
     with _LARGE_DECODE:
@@ -74,6 +81,13 @@ def _trim() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """`image` in RGB; a 16-bit grey scaled to 8 bits first (convert clips it: a mid grey came out white)."""
+    if image.mode in GREYS_16:
+        image = image.point(lambda value: value * (1 / 256)).convert("L")
+    return image.convert("RGB")
 
 
 def output_size(width: int, height: int, resolution: int = 0) -> tuple[int, int]:
@@ -110,8 +124,11 @@ def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
     """Write the MP4 of `job` to `target` (a file: the index moves to the front, so players start at once)."""
     import av
 
-    with Image.open(io.BytesIO(photo)) as image, decoding(image.width * image.height):
-        picture = ImageOps.exif_transpose(image).convert("RGB").resize((job.width, job.height), Image.LANCZOS)
+    with Image.open(io.BytesIO(photo)) as image, decoding(image):
+        # a JPEG decodes at the smallest scale (1/2, 1/4, 1/8) still larger than the video on both sides (either way
+        # round, before its EXIF turn): a phone's photo decodes in a quarter of the memory and a third of the time
+        image.draft("RGB", (max(job.width, job.height),) * 2)
+        picture = _rgb(ImageOps.exif_transpose(image)).resize((job.width, job.height), Image.LANCZOS)
     frame_count = max(1, round(job.duration_ms * FPS / 1000))
     samples = round(job.duration_ms * SAMPLE_RATE / 1000)
     pcm = _driving_pcm(audio, samples) if audio is not None else synth.voice(
