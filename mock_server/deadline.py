@@ -54,7 +54,8 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
             response = send(url, (min(connect_timeout, left), left + 1))
         except (LocationParseError, requests.exceptions.InvalidURL):  # its own host, as urllib3 found connecting
             raise Hop("host", url, hop > 0) from None
-        except requests.RequestException:  # an answer with a header it refuses (InvalidHeader is a ValueError too)
+        except requests.RequestException as error:  # an answer with a header it refuses (InvalidHeader is a
+            error.hop_url = url  # ValueError too); the hop that failed, a redirect's perhaps, for the message
             raise
         except ValueError:  # the answer's Location, which requests reads even when not following it (`.next`)
             raise Hop("location", url, hop > 0) from None

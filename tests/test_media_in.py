@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import struct
 import threading
 import time
@@ -506,6 +507,45 @@ def test_parallel_downloads_from_a_host_that_answers_wait_their_turn_for_a_slot(
             pass
     assert SLOT_WAIT_SECONDS - 0.05 <= time.monotonic() - started < SLOT_WAIT_SECONDS + 0.5
     holder.join()
+
+
+def test_a_host_that_closes_a_kept_connection_as_the_next_request_arrives_still_gives_its_file(fetching):
+    """A redirect kept its connection alive, the host closed it as the next request came, and the download failed
+    "could not be downloaded (ConnectionError)": any client sends such a GET again on a new connection. A redirect
+    to a host that cannot be reached was reported against the first URL, not the one that failed."""
+    _, api = fetching
+    photo = portrait(480, 640)
+    listener = socket.create_server(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                request = connection.recv(65536)
+                if request.startswith(b"GET /moved"):  # kept alive; the next request on it gets no answer
+                    connection.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /photo.jpg\r\n"
+                                       b"Content-Length: 0\r\n\r\n")
+                    connection.recv(65536)
+                elif request.startswith(b"GET /gone"):
+                    connection.sendall(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/nowhere.jpg\r\n"
+                                       b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                else:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n"
+                                       b"Connection: close\r\n\r\n%s" % (len(photo), photo))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        answer = submit_photo(api, f"{base}/moved")
+        assert answer.code == 0, answer.message
+        answer = submit_photo(api, f"{base}/gone")
+        assert answer.code == -101002 and "http://127.0.0.1:9/nowhere.jpg could not be downloaded" in answer.message
+    finally:
+        listener.close()
 
 
 def test_an_unreachable_photo_is_image_download_failed(api):

@@ -45,7 +45,7 @@ class Fetcher:
 
     def __init__(self, limits: Limits, waits: Waits | None = None):
         self.limits = limits
-        self.session = deadline.session()
+        self.session = deadline.session(retry_reads=True)
         self._waits = waits
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None, *,
@@ -73,7 +73,8 @@ class Fetcher:
             except requests.RequestException as exc:
                 if limit.expired or limit.left() <= 0:
                     raise FetchFailed(self._too_slow(url)) from None
-                raise FetchFailed(f"{shown(url)} could not be downloaded ({type(exc).__name__})") from None
+                failed = getattr(exc, "hop_url", url)  # the hop that failed: a redirect may have led there
+                raise FetchFailed(f"{shown(failed)} could not be downloaded ({type(exc).__name__})") from None
             if limit.expired:  # the body ended because the deadline shut the connection
                 raise FetchFailed(self._too_slow(url))
             return data
