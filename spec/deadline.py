@@ -129,6 +129,13 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+# Named as urllib3's own: errors name the pool and connection classes ("HTTPConnectionPool(host=...): Max retries
+# exceeded"), and these messages reach callback logs, FailMessages and the client's errors.
+for _class, _name in ((_HTTPConnection, "HTTPConnection"), (_HTTPSConnection, "HTTPSConnection"),
+                      (_HTTPPool, "HTTPConnectionPool"), (_HTTPSPool, "HTTPSConnectionPool")):
+    _class.__name__ = _class.__qualname__ = _name
+
+
 class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

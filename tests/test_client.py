@@ -765,3 +765,13 @@ def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
     assert without_query("http://a@[::1]:8080/x") == "http://[::1]:8080/x"
     failed = without_queries("failed: https://u:pw@h.example/v.mp4?q=S (reset)")
     assert failed == "failed: https://h.example/v.mp4 (reset)"
+
+
+def test_connection_errors_name_urllib3s_classes_not_the_deadlines_own():
+    """Errors read `_HTTPPool(host=...): ... NewConnectionError("_HTTPConnection(...`: the deadline's private
+    subclasses' names, in the client's errors, the callback log and FailMessages."""
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    with pytest.raises(APIConnectionError) as failed:
+        Client("a", "t", f"http://127.0.0.1:{free_port()}", max_retries=0).getprogress("x")
+    assert "HTTPConnectionPool(host='127.0.0.1'" in str(failed.value) and "_HTTP" not in str(failed.value)
