@@ -81,7 +81,8 @@ class Intake:
         try:
             data = self.fetcher.fetch(payload["RefPhotoUrl"], rules["photo"]["maxBytes"], local, by=by)
         except TooLarge as exc:
-            raise ParameterValueError(too_large("photo", field_name, "more bytes", exc.limit).message) from None
+            message = too_large("photo", field_name, f"more than {exc.limit} bytes", exc.limit).message
+            raise ParameterValueError(message) from None
         except FetchFailed as exc:
             raise ImageDownloadFailed(f"{field_name}: image download failed: {exc}") from None
         sha, verdict = self.verdicts.judge(check_photo, data, rules["photo"], field_name)
@@ -95,7 +96,7 @@ class Intake:
         try:
             data = self.fetcher.fetch(payload["InputAudioUrl"], rules["audio"]["maxBytes"], local, by=by)
         except TooLarge as exc:
-            message = too_large("audio", field_name, "more bytes", exc.limit).message
+            message = too_large("audio", field_name, f"more than {exc.limit} bytes", exc.limit).message
             return _failed(inputs, AUDIO_RULE_FAIL_CODE, message)
         except FetchFailed as exc:
             return _failed(inputs, AUDIO_DOWNLOAD_FAIL_CODE, f"{field_name}: audio download failed: {exc}")
