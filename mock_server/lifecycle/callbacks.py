@@ -112,18 +112,9 @@ class CallbackDispatcher:
         store, lease = self.ctx.store, self.lease_seconds
         due = [task for task in store.due_callbacks(self.ctx.clock.now())  # a task waiting for its uploads has not
                if not task.uploads or store.upload_of(task.task_id) is not None]  # finished yet
-        taken = self._shares.take(due, lambda task: target_of(task.payload["CallbackUrl"]),
-                                  lambda task: store.claim_callback(task.task_id, lease))
-        for task, target in taken:
-            self._pool.submit(self._deliver_then_free, task, target)
-        return len(taken)
-
-    def _deliver_then_free(self, task: Task, target: str) -> None:
-        try:
-            self.deliver(task)
-        finally:
-            self._shares.free(target)
-            self._wake.set()  # a thread is free: look for callbacks left waiting for one
+        return self._shares.start(self._pool, due, lambda task: target_of(task.payload["CallbackUrl"]),
+                                  lambda task: store.claim_callback(task.task_id, lease), self.deliver,
+                                  self._wake.set)  # a thread is free: look for callbacks left waiting for one
 
     def deliver(self, task: Task) -> CallbackAttempt:
         """POST the task's callback once and record the attempt, whatever happens."""

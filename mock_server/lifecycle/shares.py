@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from typing import Callable, Iterable, TypeVar
+from concurrent.futures import Executor
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 SHARE = 0.25  # of the pool's threads, the most that send to one target (scheme://host:port) at once
@@ -62,6 +63,22 @@ class Shares:
             else:
                 self.free(where)
         return taken
+
+    def start(self, pool: Executor, due: Iterable[Item], target: Callable[[Item], str], claim: Callable[[Item], bool],
+              work: Callable[[Item], Any], done: Callable[[], Any] = lambda: None) -> int:
+        """Claim what of `due` the free threads can send now (`take`) and run `work(item)` for each on `pool`; when it
+        ends, its thread is free again and `done()` is called. Return how many were started."""
+        taken = self.take(due, target, claim)
+        for item, where in taken:
+            pool.submit(self._run, work, item, where, done)
+        return len(taken)
+
+    def _run(self, work: Callable[[Item], Any], item: Item, where: str, done: Callable[[], Any]) -> None:
+        try:
+            work(item)
+        finally:
+            self.free(where)
+            done()
 
     def free(self, target: str) -> None:
         with self._lock:

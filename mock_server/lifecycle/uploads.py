@@ -57,17 +57,9 @@ class Uploader:
         storage hosts that hang, and was then claimed and sent again), and a slow storage host holds a quarter of the
         threads at most, its backlog waiting behind other hosts."""
         store, lease = self.ctx.store, self.lease_seconds
-        taken = self._shares.take(store.due_uploads(self.ctx.clock.now()), lambda task: target_of(task.uploads[0][1]),
-                                  lambda task: store.claim_upload(task.task_id, lease))
-        for task, target in taken:
-            self._pool.submit(self._upload_then_free, task, target)
-        return len(taken)
-
-    def _upload_then_free(self, task: Task, target: str) -> None:
-        try:
-            self.upload(task)
-        finally:
-            self._shares.free(target)
+        return self._shares.start(self._pool, store.due_uploads(self.ctx.clock.now()),
+                                  lambda task: target_of(task.uploads[0][1]),
+                                  lambda task: store.claim_upload(task.task_id, lease), self.upload)
 
     def pending(self) -> bool:
         """Whether uploads due by the mock's clock are still to be made or under way."""
