@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ivh_mock.contract_tests.plugin import missing_extra
+from ivh_mock.contract_tests import missing_extra
 
 try:  # the plugin says so first when the suite is named on the command line
     from hypothesis import Phase, settings
@@ -15,7 +15,7 @@ try:  # the plugin says so first when the suite is named on the command line
 except ImportError as missing:  # the base install: the suite's own dependencies are an extra
     raise pytest.UsageError(missing_extra(missing.name)) from None
 from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
-from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server import VirtualClock, create_app, stop_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 
@@ -52,7 +52,7 @@ def target(request):
         app = create_app({"spec_dir": request.config.getoption("--ivh-spec-dir")}, clock=clock)
         yield Target(IN_PROCESS_URL, in_process_session(app, IN_PROCESS_URL), label="in-process mock",
                      guard=SpendGuard(None), appkey="contract", accesstoken=DEFAULT_ACCESSTOKEN)
-        app.extensions["ivh_mock_dispatcher"].stop()
+        stop_app(app)
         return
     import requests
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from ivh_mock import spec as spec_module
-from ivh_mock.contract_tests.plugin import missing_extra
+from ivh_mock.contract_tests import missing_extra
 
 SCHEMAS = ("components", "schemas")
 PAYLOAD = (*SCHEMAS, "PhotoToVideoNoTrainPayload")

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
+
+from . import missing_extra
 
 # Hypothesis profile -> examples per property. `ivh-ci` is the suite's default; Hypothesis has a `ci` of its own,
 # which a project's other tests may rely on, so the suite does not take that name.
@@ -59,17 +62,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the drift test when any probe differs from the mock's choice (scheduled live runs)")
 
 
-def missing_extra(name: str) -> str:
-    return f"the contract suite needs {name}, which the package's `contract` extra installs: pip install " \
-           f"'ivh-mock[contract]'"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios); skipped against a "
                                        "server without it")
     config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API); limited "
                                        "by --ivh-allow-spend")
-    if any("contract_tests" in str(arg) for arg in config.args):  # the suite is to run: its extra must be there
+    if _names_the_suite(config.args):  # the suite is to run: its extra must be there
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
@@ -91,6 +89,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:  # the suite's extra is missing: its conftest says so
         return
     problem = preflight(base_url, appkey, token, os.environ.get("IVH_MOCK_CONTROL_TOKEN"),
-                        parallel=bool(config.getoption("numprocesses", default=None)))
+                        parallel=bool(config.getoption("numprocesses", default=None)),
+                        spend=config.getoption("--ivh-allow-spend") or 0)
     if problem is not None:
         raise pytest.UsageError(problem)
+
+
+def _names_the_suite(args: list[str]) -> bool:
+    """Whether the command line names this suite: its package under --pyargs, or a path inside its folder (another
+    project's folder of the same name is not it)."""
+    here = Path(__file__).resolve().parent
+    for arg in args:
+        name = str(arg).split("::")[0]
+        if name == __package__ or name.startswith(f"{__package__}."):
+            return True
+        try:
+            if Path(name).resolve().is_relative_to(here):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

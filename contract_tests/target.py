@@ -20,6 +20,7 @@ import requests
 from ivh_mock.client import Client
 from ivh_mock.proxy import redact
 from ivh_mock.proxy.checks import ExchangeChecker
+from ivh_mock.proxy.forward import RECORDED_BODY_BYTES, parsed_body, recorded_body
 from ivh_mock.proxy.report import Aggregate
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.urls import http_url_problem
@@ -99,15 +100,15 @@ class SpendGuard:
 
     def check_allowance(self, billed_only: bool = True) -> None:
         """Skip a test that submits what could be billed when the allowance is used up; with `billed_only` False, a
-        test that submits anything, once nothing more is submitted at all (the allowance used up, and the target
-        accepted a submission the spec refuses)."""
-        if self.allowance is None or self.accepted < self.allowance:
+        test of refusals, once the target accepted a submission the spec refuses: nothing the spec refuses is sent
+        any more, and the test would pass having checked only what it accepts."""
+        if self.allowance is None:
             return
-        if billed_only:
+        if billed_only and self.accepted >= self.allowance:
             pytest.skip(f"spend guard: {self._count()}; this test submits what could be billed")
-        if self.unforeseen:
+        if not billed_only and self.unforeseen:
             pytest.skip(f"spend guard: {self._count()}, {self.unforeseen} of them of what the spec refuses; nothing "
-                        f"more is submitted")
+                        f"it refuses is submitted any more")
 
     def record(self, answer: Answer, body: Any) -> None:
         if answer.code == 0:
@@ -135,26 +136,24 @@ class Observed:
             return
         self.count += 1
         pairs = parse_qsl(split.query, keep_blank_values=True)
-        body, body_is_json = _json(request.body)
-        answer, answer_is_json = _json(response.content)
+        sent = request.body.encode() if isinstance(request.body, str) else request.body or b""
+        body, body_is_json = parsed_body(sent)  # as the proxy reads traffic: bounded in size and depth
+        data = response.content  # read here, and kept for the caller's own reading (a client's size bound)
+        if len(data) > RECORDED_BODY_BYTES:  # as the proxy marks it: unchecked (no answer of the API's is that large)
+            return
+        answer, answer_is_json = parsed_body(data)
         verdict = self.checker.request(operation, dict(pairs), request.headers.get("Content-Type"), body,
                                        body_is_json)
+        # the example a report shows, redacted as the proxy's recordings are (a MediaUrl's signature, a pre-signed
+        # storage URL): reports are shared
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "operation": operation,
-                  "request": {"query": redact.query(pairs), "body": body if body_is_json else repr(body)[:300]},
-                  "response": {"status": response.status_code,
-                               "body": answer if answer_is_json else response.text[:300]}}
+                  "request": {"query": redact.query(pairs), **recorded_body(sent, body, body_is_json)},
+                  "response": {"status": response.status_code, **recorded_body(data, answer, answer_is_json)}}
         for finding in self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict):
             self.aggregate.add(finding.as_dict(), record)
 
     def findings(self) -> list[dict[str, Any]]:
         return self.aggregate.findings()
-
-
-def _json(data: Any) -> tuple[Any, bool]:
-    try:
-        return json.loads(data), True
-    except (TypeError, ValueError):  # UnicodeDecodeError is a ValueError
-        return data, False
 
 
 class GuardedClient(Client):
@@ -241,11 +240,8 @@ class Target:
             raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
         except requests.RequestException as error:  # its text quotes the signed URL: good for any call for minutes
             raise AssertionError(f"{self.label} could not be asked {operation_id}: {redact.text(str(error))}") from None
-        try:
-            parsed = response.json()
-        except ValueError:
-            parsed = response.text
-        answer = Answer(response.status_code, parsed)
+        parsed, is_json = parsed_body(response.content)  # bounded in depth: a deep answer had raised RecursionError
+        answer = Answer(response.status_code, parsed if is_json else response.text)
         if operation_id == SUBMIT:
             self.guard.record(answer, body)
         return answer
@@ -297,10 +293,8 @@ class Target:
         except requests.RequestException:
             return None
         probing = route == "clock" and method == "GET"  # whether there is a control API at all
-        try:
-            answer = response.json() if response.status_code in (200, 401) else None
-        except ValueError:
-            answer = None
+        value, is_json = parsed_body(response.content) if response.status_code in (200, 401) else (None, False)
+        answer = value if is_json else None
         if response.status_code == 401:  # a mock's control API refuses a missing or wrong token in its own words
             error = answer.get("error") if isinstance(answer, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
@@ -313,11 +307,13 @@ class Target:
 
 
 def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str | None = None, *,
-              parallel: bool = False) -> str | None:
+              parallel: bool = False, spend: int = 0) -> str | None:
     """Why the suite cannot be run against `base_url`, or None. A URL that is no server's, credentials the server
     refuses, a path where no API answers or a served mock's control token missing would otherwise fail most tests
     and fill the drift report with "differs": drift that is the run's own set-up. Asks the server one call that
-    costs nothing (describetimbre) and, as every run does, whether it is a mock (GET /__mock__/clock)."""
+    costs nothing (getprogress of a task that is no one's, in the submissions' own service) and, as every run does,
+    whether it is a mock (GET /__mock__/clock). `parallel`: the run is split over xdist workers; `spend`: its
+    --ivh-allow-spend."""
     problem = http_url_problem(base_url)
     if problem:
         return f"--ivh-base-url: the URL {problem}"
@@ -329,17 +325,20 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
     if target.has_control and parallel:  # each worker froze, moved and put back the one clock of the mock
         return (f"{base_url} is a served mock: the suite steers its one clock, which tests in parallel workers "
                 f"(-n) would move under each other; run the suite against it without -n")
+    if parallel and spend and not target.has_control:  # each worker has a spend guard of its own
+        return (f"--ivh-allow-spend {spend} is counted by each worker: split over workers (-n), the run could be "
+                f"billed for that many in each; run a paying run without -n")
     try:
-        answer = target.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1}})
+        answer = target.send("getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}})
     except AssertionError as error:  # no answer (send says why, without the signed query)
         return str(error)
     if not isinstance(answer.code, int):
-        return f"{base_url} does not answer describetimbre as the API does ({answer.shown}); check the URL"
+        return f"{base_url} does not answer getprogress as the API does ({answer.shown}); check the URL"
     if target.spec.errors.family(answer.code) == "authentication":
         return (f"{base_url} refused the credentials (IVH_APPKEY, IVH_ACCESSTOKEN): {answer.code} "
                 f"{answer.message}"[:600])
     if answer.code == target.spec.errors.by_name["NoSuchRoute"]:
-        return f"{base_url} has no API at {target.spec.operations['describetimbre'].path}; check the URL's path"
+        return f"{base_url} has no API at {target.spec.operations['getprogress'].path}; check the URL's path"
     return None
 
 

@@ -9,18 +9,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import create_app
+    from .app import create_app, stop_app
     from .clock import SystemClock, VirtualClock
     from .config import Config
     from .context import MockContext
     from .serving.testing import CallbackReceiver, MockServer, in_process_session
 
-_HOMES = {"create_app": ".app", "SystemClock": ".clock", "VirtualClock": ".clock", "Config": ".config",
-          "MockContext": ".context", "CallbackReceiver": ".serving.testing", "MockServer": ".serving.testing",
-          "in_process_session": ".serving.testing"}
+_HOMES = {"create_app": ".app", "stop_app": ".app", "SystemClock": ".clock", "VirtualClock": ".clock",
+          "Config": ".config", "MockContext": ".context", "CallbackReceiver": ".serving.testing",
+          "MockServer": ".serving.testing", "in_process_session": ".serving.testing"}
 
 __all__ = ["CallbackReceiver", "Config", "MockContext", "MockServer", "SystemClock", "VirtualClock", "create_app",
-           "in_process_session"]
+           "in_process_session", "stop_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -41,8 +41,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     (default: a StoredClock, kept in the store and running in step with real time, which the control API can freeze,
     set and advance for every worker sharing the store).
 
-    With `config.background` (the default) a callback dispatcher thread runs; stop it with
-    `app.extensions["ivh_mock_dispatcher"].stop()`."""
+    With `config.background` (the default) a callback dispatcher thread runs; `stop_app(app)` stops it, as a stop
+    should, and removes the scratch folder the app made when no `data_dir` was given."""
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
     contract = spec_module.load(config.spec_dir)
@@ -131,7 +131,7 @@ class _JSONProvider(DefaultJSONProvider):
         return self._app.response_class(body, mimetype=self.mimetype)
 
 
-def stop(app: Flask) -> None:
+def stop_app(app: Flask) -> None:
     """Stop a mock's background work as a stop should: no callback or upload is claimed any more, and the ones under
     way end (each within its own limit) and are recorded, so none is sent again by the next start; then its scratch
     folder, if it made one, is removed."""

@@ -175,14 +175,14 @@ class Proxy:
                 error: str | None = None) -> None:
         split = urlsplit(target)
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
-        request_json, request_is_json = _json(body)
+        request_json, request_is_json = parsed_body(body)
         findings: list[Finding] = []
         record: dict[str, Any] = {
             "kind": "exchange", "t": started, "time": _iso(started),
             "elapsed_ms": round(1000 * (self.clock() - started)),
             "upstream": self.upstream, "operation": operation,
             "request": {"method": method, "path": split.path, "query": redact.query(query_pairs),
-                        "headers": redact.headers(headers), **_body(body, request_json, request_is_json),
+                        "headers": redact.headers(headers), **recorded_body(body, request_json, request_is_json),
                         "signals": _signals(split.query, query_pairs, started)},
         }
         if error is not None:
@@ -190,9 +190,9 @@ class Proxy:
         if answer is not None and error is None:
             status, answer_headers, data = answer
             decoded = _decoded(data, answer_headers)
-            answer_json, answer_is_json = _json(decoded)
+            answer_json, answer_is_json = parsed_body(decoded)
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
-                                  **_body(data, answer_json, answer_is_json)}
+                                  **recorded_body(data, answer_json, answer_is_json)}
             if max(len(data), len(decoded)) > RECORDED_BODY_BYTES:  # only its start was kept: no verdict on it
                 record["response"]["unchecked"] = (f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB: "
                                                    f"it is not checked")
@@ -281,7 +281,7 @@ class Proxy:
         responder.start(status, reason, [("Content-Length", str(len(reply)))], False)
         responder.write(reply)
         responder.finish()
-        parsed, is_json = _json(body)
+        parsed, is_json = parsed_body(body)
         findings = self.checker.callback(parsed if is_json else None)
         if is_json and isinstance(parsed, dict) and isinstance(parsed.get("Payload"), dict):
             with self._lock:
@@ -291,7 +291,7 @@ class Proxy:
             self._write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.upstream,
                                  "operation": "callback", "relayed_to": redact.url(app_url or ""),
                                  "request": {"method": method, "headers": redact.headers(headers),
-                                             **_body(body, parsed, is_json)},
+                                             **recorded_body(body, parsed, is_json)},
                                  "response": {"status": status}, "error": error,
                                  "findings": [finding.as_dict() for finding in findings]})
 
@@ -385,7 +385,8 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     return data
 
 
-def _json(data: bytes) -> tuple[Any, bool]:
+def parsed_body(data: bytes) -> tuple[Any, bool]:
+    """A body's JSON value and True; (None, False) for one that is empty, not JSON, too deep or over the cap."""
     if not data or len(data) > RECORDED_BODY_BYTES:
         return None, False
     value = json_body(data)
@@ -404,7 +405,7 @@ def json_body(data: bytes) -> Any:
         return NOT_JSON
 
 
-def _body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
+def recorded_body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
     """Return the recorded form of a body: redacted JSON, or redacted text, never more than the cap."""
     if is_json:
         return {"body": redact.value(parsed), "body_format": "json"}

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import (DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, RawServer, ServeProcess, assert_the_suite_passed,
+                       run_suite)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +63,7 @@ def test_an_allowance_buys_a_polled_task_and_costs_no_other_check(remote_mock, t
     assert "test_an_accepted_task_is_reported_in_the_spec_s_terms PASSED" in result.stdout
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert skipped and all("could be billed" in line for line in skipped), skipped  # never a refused submission's
-    assert "nothing more is submitted" not in result.stdout
+    assert "is submitted any more" not in result.stdout
 
 
 def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_one():
@@ -80,8 +81,13 @@ def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_on
         guard.check_allowance(billed_only=False)  # so a test that sends it still runs
         guard.record(accepted, refused)  # the target accepted it: drift that bills
         assert not guard.allows(refused) and (guard.accepted, guard.unforeseen) == (allowance + 1, 1)
-        with pytest.raises(pytest.skip.Exception, match="1 of them of what the spec refuses; nothing more"):
+        with pytest.raises(pytest.skip.Exception, match="1 of them of what the spec refuses; nothing it refuses"):
             guard.check_allowance(billed_only=False)
+    guard = SpendGuard(2)  # the allowance not used up: a test of refusals still had passed, checking only the valid
+    guard.record(accepted, refused)
+    assert guard.allows(valid) and not guard.allows(refused)
+    with pytest.raises(pytest.skip.Exception, match="nothing it refuses is submitted any more"):
+        guard.check_allowance(billed_only=False)
 
 
 @pytest.mark.slow
@@ -152,22 +158,28 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
 
     nowhere = f"http://127.0.0.1:{free_port()}"
     said = preflight(nowhere, "app", DEFAULT_TOKEN)
-    assert said.startswith(f"{nowhere} could not be asked describetimbre: ") and "Connection refused" in said
+    assert said.startswith(f"{nowhere} could not be asked getprogress: ") and "Connection refused" in said
     assert re.findall(r"signature=[^&\s]*", said) == ["signature=[redacted]"]  # good for any call, for minutes
     assert preflight("ftp://example.com", "app", DEFAULT_TOKEN).startswith("--ivh-base-url: the URL ")
     with MockServer() as mock:
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN) is None
         assert preflight(f"{mock.base_url}/some/prefix", "app", DEFAULT_TOKEN) == (
-            f"{mock.base_url}/some/prefix has no API at /v2/ivh/crmserver/customerassetservice/describetimbre; check "
-            f"the URL's path")
+            f"{mock.base_url}/some/prefix has no API at /v2/ivh/videomaker/broadcastservice/getprogress; check the "
+            f"URL's path")
         assert preflight(mock.base_url, "app", "not-the-token").startswith(
             f"{mock.base_url} refused the credentials (IVH_APPKEY, IVH_ACCESSTOKEN): 100005 ")
         assert "without -n" in preflight(mock.base_url, "app", DEFAULT_TOKEN, parallel=True)
+    envelope = b'{"Header": {"Code": 110006, "Message": "no such task", "RequestID": "r"}, "Payload": {}}'
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                   b"Connection: close\r\n\r\n%s" % (len(envelope), envelope)) as live:  # no control API
+        assert preflight(live.url, "app", DEFAULT_TOKEN, parallel=True) is None
+        # each xdist worker has a spend guard of its own: -n 4 could bill four times the allowance
+        assert "run a paying run without -n" in preflight(live.url, "app", DEFAULT_TOKEN, parallel=True, spend=3)
     with MockServer({"control_token": "s3cret-token"}) as mock:
         refused = preflight(mock.base_url, "app", DEFAULT_TOKEN)
         assert "control API refused the suite" in refused and "IVH_MOCK_CONTROL_TOKEN" in refused
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
-    for url, says in ((nowhere, "could not be asked describetimbre"), ("", "--ivh-base-url is empty")):
+    for url, says in ((nowhere, "could not be asked getprogress"), ("", "--ivh-base-url is empty")):
         result = run_suite(url, tmp_path, paths=("contract_tests/test_clock.py",))
         assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
 
@@ -180,8 +192,8 @@ def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
     from ivh_mock.contract_tests.target import Answer, SpendGuard, Target
 
     progress = {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
-                "Payload": {"Progress": 50, "MediaUrl": "", "Status": "making", "ArrayCount": 0, "Duration": 0,
-                            "NewField": 1}}
+                "Payload": {"Progress": 50, "MediaUrl": "https://cdn.example/v.mp4?q-signature=SECRET",
+                            "Status": "making", "ArrayCount": 0, "Duration": 0, "NewField": 1}}
     session = requests.Session()
     session.mount("http://gateway.localhost", FixedAnswer(__import__("json").dumps(progress).encode()))
     target = Target("http://gateway.localhost", session, label="gateway", guard=SpendGuard(0), appkey="mine",
@@ -191,6 +203,13 @@ def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
     found = {(f["kind"], f["subject"]): f["count"] for f in target.observed.findings()}
     assert found[("undocumented-field", "response.Payload.NewField")] == 2
     assert any(kind == "unknown-status" for kind, _ in found), found
+    # the examples are redacted as the proxy's recordings are: a report is shared, a MediaUrl's query is a secret
+    assert "SECRET" not in __import__("json").dumps(target.observed.findings())
+    deep = requests.Session()  # an answer nested 100,000 deep: the hook had raised RecursionError into every call
+    deep.mount("http://gateway.localhost", FixedAnswer(b'{"Header": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"))
+    deeper = Target("http://gateway.localhost", deep, label="gateway", guard=SpendGuard(0), appkey="mine",
+                    accesstoken="token")
+    assert deeper.send("getprogress", {"Header": {}, "Payload": {"TaskId": "t"}}).status == 200
     page = Answer(200, "<html>hello</html>")
     assert page.payload == {}
     observed = {probe.decision: probe.observe(page) for probe in PROBES if probe.decision in ("D01", "D02", "D03")}
@@ -214,3 +233,14 @@ def test_the_mutation_check_says_when_the_suite_did_not_run(monkeypatch, capsys)
     monkeypatch.setattr(importlib.util, "find_spec", lambda module: None if module == "hypothesis" else real(module))
     assert mutation.main([]) == 2
     assert "pip install 'ivh-mock[contract]'" in capsys.readouterr().err
+
+
+def test_only_a_command_line_naming_the_suite_needs_its_extra(tmp_path):
+    """Any argument with "contract_tests" in it had been taken for the suite: an app's own folder of that name, or a
+    bare `pytest` in a checkout whose path holds it, was refused for want of hypothesis."""
+    from ivh_mock.contract_tests.plugin import _names_the_suite
+
+    assert _names_the_suite(["ivh_mock.contract_tests"]) and _names_the_suite(["ivh_mock.contract_tests.test_clock"])
+    assert _names_the_suite([f"{ROOT / 'contract_tests' / 'test_clock.py'}::test_a_day_away"])
+    (tmp_path / "contract_tests").mkdir()
+    assert not _names_the_suite([str(tmp_path / "contract_tests"), str(tmp_path), "ivh_mock.contract_testsx"])

@@ -220,7 +220,7 @@ def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_envi
     """), encoding="utf-8")
     (tmp_path / "test_in_process.py").write_text(textwrap.dedent("""
         from ivh_mock.client import Client
-        from ivh_mock.mock_server import VirtualClock, create_app, in_process_session
+        from ivh_mock.mock_server import VirtualClock, create_app, in_process_session, stop_app
 
         def test_a_result_read_in_process():
             clock = VirtualClock()
@@ -233,7 +233,7 @@ def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_envi
                                            SpeechParam={"TimbreKey": "female_1", "Speed": 1.0})
             result = ivh.wait(task.task_id)
             assert session.get(result.media_url).content[4:8] == b"ftyp"
-            app.extensions["ivh_mock_scratch"].cleanup()
+            stop_app(app)
     """), encoding="utf-8")
     env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": "",
            "no_proxy": ""}

@@ -23,7 +23,7 @@ from ivh_mock import spec as spec_module
 from ivh_mock.spec.urls import http_url_problem
 
 from ..accounts import AccountsFileError
-from ..app import create_app, largest_body, stop as stop_app
+from ..app import create_app, largest_body, stop_app
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import FIELDS as PACE_FIELDS

@@ -22,7 +22,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from ..app import create_app, stop
+from ..app import create_app, stop_app
 from ..clock import VirtualClock
 from ..store import MemoryStore, Store
 
@@ -120,7 +120,7 @@ class MockServer:
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._serving.stop()
-        stop(self.app)
+        stop_app(self.app)
 
     def __enter__(self) -> MockServer:
         return self
