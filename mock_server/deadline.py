@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import LocationParseError
+from urllib3.exceptions import LocationParseError, ProtocolError
 
 from ivh_mock.spec.deadline import Deadline, session, within
 
@@ -47,18 +47,24 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
             requests.Request("GET", url).prepare()
         except (LocationParseError, ValueError):
             raise Hop("host", url, hop > 0) from None
-        left = limit.left()
-        if left <= 0:
-            raise Hop("slow", url, hop > 0)
-        try:
-            response = send(url, (min(connect_timeout, left), left + 1))
-        except (LocationParseError, requests.exceptions.InvalidURL):  # its own host, as urllib3 found connecting
-            raise Hop("host", url, hop > 0) from None
-        except requests.RequestException as error:  # an answer with a header it refuses (InvalidHeader is a
-            error.hop_url = url  # ValueError too); the hop that failed, a redirect's perhaps, for the message
-            raise
-        except ValueError:  # the answer's Location, which requests reads even when not following it (`.next`)
-            raise Hop("location", url, hop > 0) from None
+        for attempt in (1, 2):
+            left = limit.left()
+            if left <= 0:
+                raise Hop("slow", url, hop > 0)
+            try:
+                response = send(url, (min(connect_timeout, left), left + 1))
+                break
+            except (LocationParseError, requests.exceptions.InvalidURL):  # its own host, as urllib3 found it
+                raise Hop("host", url, hop > 0) from None
+            except requests.RequestException as error:  # an answer with a header it refuses (InvalidHeader is a
+                # ValueError too). A kept-alive connection the host closed as this request came: sent once more,
+                # on a new connection, as any client does (not when the deadline itself shut it)
+                if attempt == 1 and _dropped(error) and not limit.expired:
+                    continue
+                error.hop_url = url  # the hop that failed, a redirect's perhaps, for the message
+                raise
+            except ValueError:  # the answer's Location, which requests reads even when not following it (`.next`)
+                raise Hop("location", url, hop > 0) from None
         with response:
             if not response.is_redirect:
                 yield url, response
@@ -73,6 +79,12 @@ def followed(send: Callable[[str, tuple[float, float]], requests.Response], url:
         except ValueError:
             raise Hop("location", url, hop > 0) from None
     raise Hop("redirects", url, True)
+
+
+def _dropped(error: requests.RequestException) -> bool:
+    """Whether the host closed the connection before any answer (urllib3's "Connection aborted")."""
+    return isinstance(error, requests.ConnectionError) and bool(error.args) and isinstance(error.args[0],
+                                                                                          ProtocolError)
 
 
 def nobody_waits() -> None:

@@ -20,7 +20,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.util.retry import Retry
 
 _local = threading.local()
 
@@ -70,15 +69,11 @@ def within(seconds: float) -> Iterator[Deadline]:
         _local.deadline = outer
 
 
-def session(pool_size: int = 10, *, trust_env: bool = False, retry_reads: bool = False) -> requests.Session:
+def session(pool_size: int = 10, *, trust_env: bool = False) -> requests.Session:
     """A requests session whose sockets keep the deadline of the `within` block they are used in. Without
     `trust_env` it ignores the machine's proxy settings: the mock's downloads and callbacks go straight to their
-    host. With `retry_reads`, a GET whose connection the server closed before answering is sent once more, on a new
-    connection: a server that closes a kept-alive connection (after a redirect, say) as the next request arrives
-    had failed a download that any client would have made."""
-    retries = Retry(total=1, connect=0, read=1, redirect=0, status=0, other=0, allowed_methods=frozenset({"GET"}),
-                    raise_on_redirect=False, raise_on_status=False) if retry_reads else 0
-    adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=retries)
+    host."""
+    adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size)
     result = requests.Session()
     result.trust_env = trust_env
     result.mount("http://", adapter)

@@ -548,6 +548,33 @@ def test_a_host_that_closes_a_kept_connection_as_the_next_request_arrives_still_
         listener.close()
 
 
+def test_a_download_the_deadline_cut_is_not_sent_again():
+    """The resend of a GET whose connection was closed must not follow the deadline's own cut: a new connection,
+    which no deadline watches until it is made, to a host known to stall (its listen queue full) had taken a
+    download of a 1.5 s limit to the 3 s connect timeout."""
+    from ivh_mock.mock_server.media_in import fetch
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address, held = listener.getsockname(), []
+
+    def accept_one_then_fill_the_queue() -> None:
+        held.append(listener.accept()[0])  # never answered
+        held.append(socket.create_connection(address))  # the queue of one (backlog 0) is full: connects hang
+
+    threading.Thread(target=accept_one_then_fill_the_queue, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(fetch.FetchFailed, match="took longer than the download limit of 1.5 s"):
+            fetch.Fetcher(fetch.Limits(connect_timeout=3.0, total_timeout=1.5)).fetch(
+                f"http://127.0.0.1:{address[1]}/p.jpg", 1000)
+        assert time.monotonic() - started < 2.2
+    finally:
+        for connection in (*held, listener):
+            connection.close()
+
+
 def test_an_unreachable_photo_is_image_download_failed(api):
     answer = submit_photo(api, "http://127.0.0.1:9/photo.jpg")
     assert answer.code == -101002 and "Payload.RefPhotoUrl: image download failed" in answer.message

@@ -45,7 +45,7 @@ class Fetcher:
 
     def __init__(self, limits: Limits, waits: Waits | None = None):
         self.limits = limits
-        self.session = deadline.session(retry_reads=True)
+        self.session = deadline.session()
         self._waits = waits
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None, *,
