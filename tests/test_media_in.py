@@ -316,6 +316,9 @@ def media_server():
             return Response(photo, mimetype="image/jpeg")
         if path == "/audio.wav":
             return Response(audio, mimetype="audio/wav")
+        if path == "/slow-audio.wav":
+            time.sleep(0.8)
+            return Response(audio, mimetype="audio/wav")
         if path.startswith("/hop/"):
             hops = int(path.rsplit("/", 1)[1])
             return Response(status=302, headers={"Location": f"/hop/{hops - 1}" if hops else "/photo.jpg"})
@@ -486,11 +489,17 @@ def test_parallel_downloads_from_a_host_that_answers_wait_their_turn_for_a_slot(
 
     from ivh_mock.mock_server.deadline import SLOT_WAIT_SECONDS, Waits, holding
 
-    app = create_app({**TIMING, "background": False, "slow_waits": 1}, clock=clock)
+    app = create_app({**TIMING, "background": False, "slow_waits": 3}, clock=clock)
     api = in_process(app, clock)
-    with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda n: submit_photo(api, f"{media_server}/photo.jpg?n={n}").code, range(24)))
-    assert codes == [0] * 24
+    start = threading.Barrier(6)
+
+    def two(n: int) -> list[int]:  # six at once, for three slots: each waits a download or two at most
+        start.wait(5)
+        return [submit_photo(api, f"{media_server}/photo.jpg?n={n}-{k}").code for k in range(2)]
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = [code for pair in pool.map(two, range(6)) for code in pair]
+    assert codes == [0] * 12
     waits, held = Waits(1), threading.Event()
 
     def hold() -> None:
@@ -546,6 +555,24 @@ def test_a_host_that_closes_a_kept_connection_as_the_next_request_arrives_still_
         assert answer.code == -101002 and "http://127.0.0.1:9/nowhere.jpg could not be downloaded" in answer.message
     finally:
         listener.close()
+
+
+def test_judging_the_photo_is_not_charged_to_the_audios_download(clock, media_server, monkeypatch):
+    """The 15 s a submission's downloads share ran from before the photo's download: the photo's check (its decode,
+    or a wait for the large-decode lock) counted against the audio, which could fail 801010 "took longer" though
+    both downloads were quick."""
+    from ivh_mock.mock_server.media_in.intake import Verdicts
+
+    judge = Verdicts.judge
+
+    def slow_judge(self, *args, **kwargs):
+        time.sleep(1.0)  # a photo decoding behind others
+        return judge(self, *args, **kwargs)
+
+    monkeypatch.setattr(Verdicts, "judge", slow_judge)
+    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 1.5}, clock=clock)
+    progress = audio_task(in_process(app, clock), clock, f"{media_server}/slow-audio.wav")  # 0.8 s to answer
+    assert progress["Status"] == "SUCCESS", progress
 
 
 def test_a_download_the_deadline_cut_is_not_sent_again():

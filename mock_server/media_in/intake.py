@@ -85,6 +85,7 @@ class Intake:
             raise ParameterValueError(message) from None
         except FetchFailed as exc:
             raise ImageDownloadFailed(f"{field_name}: image download failed: {exc}") from None
+        fetched = time.monotonic()
         sha, verdict = self.verdicts.judge(check_photo, data, rules["photo"], field_name)
         if not verdict.ok:
             raise ParameterValueError("; ".join(problem.message for problem in verdict.problems))
@@ -92,6 +93,7 @@ class Intake:
                         notes=tuple(note.message for note in verdict.notes))
         if payload.get("DriverType") != "OriginalVoice":
             return inputs
+        by += time.monotonic() - fetched  # judging and keeping the photo is no download: the audio has that time too
         field_name = "Payload.InputAudioUrl"
         try:
             data = self.fetcher.fetch(payload["InputAudioUrl"], rules["audio"]["maxBytes"], local, by=by)

@@ -41,9 +41,9 @@ STILL_EVERY = FPS  # the picture does not move, so one frame a second is encoded
 SAMPLE_RATE = 24_000
 PIXELS = {0: 1280 * 720, 1: 1920 * 1080}  # VideoParam.Resolution 0 = 720P, 1 = 1080P
 TICKS_PER_SECOND = 10_000_000
-# A photo that decodes to more bytes than this (a phone's 12 MP photo, the intl profile's 4096 px square at 50 to
-# 67 MB) is decoded only while no other such photo is decoding in the process, whether to check it or to render it:
-# ten of them at once had taken a worker to 780 MB (the cn profile only recommends the sides: 81 MP took 1.7 GB).
+# A photo that decodes to more bytes than this (a phone's 12 MP photo at 48 MB, the intl profile's 4096 px square
+# at 64 MB) is decoded only while no other such photo is decoding in the process, whether to check it or to render
+# it: ten of them at once had taken a worker to 780 MB (the cn profile only recommends the sides: 81 MP took 1.7 GB).
 LARGE_BYTES = 32 * 1_048_576
 _LARGE_DECODE = threading.Lock()
 GREYS_16 = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # 16-bit (and 32-bit) greys, which convert("RGB") clips white
@@ -56,9 +56,11 @@ def displayed_size(image: Image.Image) -> tuple[int, int]:
 
 
 def decoded_bytes(image: Image.Image) -> int:
-    """About what decoding `image` takes: its pixels times their bytes (bands, and two bytes a band above 8 bits)."""
-    depth = 4 if image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
-    return image.width * image.height * len(image.getbands()) * depth
+    """About what decoding `image` takes: its pixels times the bytes Pillow keeps for one (one for a single 8-bit
+    band, two for 16-bit greys, four for anything else: RGB is stored in four)."""
+    if image.mode in ("1", "L", "P"):
+        return image.width * image.height
+    return image.width * image.height * (2 if image.mode.startswith("I;16") else 4)
 
 
 @contextlib.contextmanager
@@ -124,11 +126,13 @@ def encode(job: Job, photo: bytes, audio: bytes | None, target: Path) -> None:
     """Write the MP4 of `job` to `target` (a file: the index moves to the front, so players start at once)."""
     import av
 
-    with Image.open(io.BytesIO(photo)) as image, decoding(image):
+    with Image.open(io.BytesIO(photo)) as image:
         # a JPEG decodes at the smallest scale (1/2, 1/4, 1/8) still larger than the video on both sides (either way
-        # round, before its EXIF turn): a phone's photo decodes in a quarter of the memory and a third of the time
+        # round, before its EXIF turn): a phone's photo decodes in a quarter of the memory and a third of the time,
+        # and, so sized, may need no turn at the large-decode lock
         image.draft("RGB", (max(job.width, job.height),) * 2)
-        picture = _rgb(ImageOps.exif_transpose(image)).resize((job.width, job.height), Image.LANCZOS)
+        with decoding(image):
+            picture = _rgb(ImageOps.exif_transpose(image)).resize((job.width, job.height), Image.LANCZOS)
     frame_count = max(1, round(job.duration_ms * FPS / 1000))
     samples = round(job.duration_ms * SAMPLE_RATE / 1000)
     pcm = _driving_pcm(audio, samples) if audio is not None else synth.voice(
