@@ -230,6 +230,10 @@ def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_ra
     for headers in ({"If-Match": etag}, {"If-Match": "*"}, {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
         assert client.get(url, headers=headers).data == whole.data, headers
     assert client.get(url, headers={"If-Match": etag, "Range": "bytes=0-9"}).status_code == 206
+    sample = "/__mock__/assets/samples/photo.jpg"  # the asset host's files: the same rules, in the control format
+    refused = client.get(sample, headers={"If-Match": '"other"'})
+    assert refused.status_code == 412 and refused.is_json and b"\xff\xd8" not in refused.data
+    assert client.get(sample, headers={"If-Match": "*"}).data[:2] == b"\xff\xd8"
 
 
 def test_a_video_renders_when_first_asked_for_and_once_per_input(app, api, clock, monkeypatch):

@@ -287,7 +287,7 @@ def test_an_upload_waits_for_its_render_whatever_the_requests_wait_on(s3):
 
 
 def test_a_storage_host_that_hangs_holds_its_share_and_each_upload_is_sent_once(s3):
-    """A storage host that accepts and never answers held all four upload threads, and every due upload was
+    """A storage host that accepts and never answers held all the upload threads, and every due upload was
     claimed and queued behind them: a healthy host's upload (and so its task's end and callback) waited minutes, and
     claims whose lease ran out in the queue were claimed and PUT again."""
     from .conftest import RawServer
@@ -309,4 +309,4 @@ def test_a_storage_host_that_hangs_holds_its_share_and_each_upload_is_sent_once(
         while hanging.requests < 1 and time.monotonic() - started < 4:
             time.sleep(0.05)
         time.sleep(0.5)  # more PUTs would have arrived by now, each on a thread of its own
-        assert hanging.requests == 1  # the hanging host holds one thread (a quarter of 4), not all of them
+        assert hanging.requests == 2  # the hanging host holds two threads (a quarter of 8), not all of them

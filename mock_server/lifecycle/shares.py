@@ -41,10 +41,10 @@ class Shares:
         waits behind a target it has not met, also when the slow target's threads have just come free).
         `claim(item)` takes it in the store; return the (item, target) pairs claimed, each holding a thread until
         `free(target)`."""
+        targeted = [(item, target(item)) for item in due]  # outside the lock, which every send's end takes
         with self._lock:
             waiting = sorted(((self._busy[where], self._served.get(where, -1), order, item, where)
-                              for order, (item, where) in enumerate((item, target(item)) for item in due)),
-                             key=lambda entry: entry[:3])
+                              for order, (item, where) in enumerate(targeted)), key=lambda entry: entry[:3])
         taken = []
         for *_, item, where in waiting:
             with self._lock:

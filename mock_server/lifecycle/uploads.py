@@ -40,10 +40,10 @@ S3_ERROR = re.compile(r"<Code>([^<]{1,100})</Code>(?:.*?<Message>([^<]{0,200})</
 
 
 class Uploader:
-    def __init__(self, ctx: MockContext, limits: Limits, workers: int = 4):
+    def __init__(self, ctx: MockContext, limits: Limits, workers: int = 8):
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
-        self._shares = Shares(workers)  # uploads under way, by storage host
+        self._shares = Shares(workers)  # uploads under way, by the video's storage host: a quarter each at most
         self._session = deadline.session(pool_size=workers)  # whole-exchange deadlines; no proxy settings
 
     @property
@@ -72,7 +72,7 @@ class Uploader:
         ctx = self.ctx
         try:
             files = self._put_all(task)
-        except TimeoutError:
+        except _NotRendered:
             log.warning("the video of task %s was not rendered within %g s: its uploads wait for the next claim",
                         task.task_id, ctx.config.render_wait_seconds)
             return None
@@ -93,8 +93,12 @@ class Uploader:
             if kind == "video":
                 # not `limited`: the request threads' wait slots (downloads, first downloads of videos) are no
                 # concern of this background thread, and a task had failed 801015 whenever they were taken
-                data = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds,
-                                          limited=False).read_bytes()
+                try:
+                    path = ctx.renderer.video(results.job_of(ctx.blobs, task), ctx.config.render_wait_seconds,
+                                              limited=False)
+                except TimeoutError:  # the render's, not an upload's (a file system's ETIMEDOUT is one too)
+                    raise _NotRendered from None
+                data = path.read_bytes()
             else:
                 data = srt(task.sentences).encode("utf-8")
             files.append({"field": field, "url": shown(url), "file": kind,
@@ -134,6 +138,10 @@ class Uploader:
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+class _NotRendered(Exception):
+    """The task's video was not rendered within the render wait."""
 
 
 def _accepted(entry: dict[str, Any]) -> bool:

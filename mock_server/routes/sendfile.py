@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Response, request, send_file
@@ -30,7 +28,6 @@ def send(source: Any, **options: Any) -> Response:
     asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is. If-Match and
     If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412 with the whole
     file as its body, and a Range request's 206 despite them."""
-    _preconditions(source, options.get("etag"))
     asked = request.environ.get("HTTP_RANGE")
     if asked is not None and _NO_BYTES.fullmatch(asked):
         request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
@@ -38,7 +35,10 @@ def send(source: Any, **options: Any) -> Response:
         ranges = parse_range_header(asked)
         if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
             del request.environ["HTTP_RANGE"]
+    if_match = request.if_match  # judged here: werkzeug answers 412 to an If-Match that matches (`*`, say)
+    request.environ.pop("HTTP_IF_MATCH", None)
     response = send_file(source, conditional=True, **options)
+    _preconditions(response, if_match)
     ranged = response.response
     inner, start = getattr(ranged, "iterable", None), getattr(ranged, "start_byte", None)
     # waitress's file wrapper: it sends from where its file stands, as many bytes as the Content-Length says
@@ -48,14 +48,17 @@ def send(source: Any, **options: Any) -> Response:
     return response
 
 
-def _preconditions(source: Any, etag: Any) -> None:
-    """Refuse (412) a request whose If-Match names no ETag of the file, or whose If-Unmodified-Since is before the
-    file last changed (RFC 9110 13.2.2: these come before Range and If-None-Match)."""
-    if isinstance(etag, str) and request.if_match and not request.if_match.contains(etag):
-        raise PreconditionFailed("At least one of the pre-conditions you specified did not hold (If-Match)")
-    since = request.if_unmodified_since
-    if since is not None and isinstance(source, (str, os.PathLike)):
-        changed = datetime.fromtimestamp(int(os.stat(source).st_mtime), timezone.utc)
-        if changed > since:
-            raise PreconditionFailed("At least one of the pre-conditions you specified did not hold "
-                                     "(If-Unmodified-Since)")
+def _preconditions(response: Response, if_match: Any) -> None:
+    """Refuse (412, the answer built for the request discarded) a request whose If-Match names no ETag of the file,
+    or whose If-Unmodified-Since is before the file last changed (RFC 9110 13.2.2: they come before Range, which
+    werkzeug honoured despite them, and it answered a failed If-Match with the whole file as the 412's body)."""
+    etag, _ = response.get_etag()
+    since, changed = request.if_unmodified_since, response.last_modified
+    if if_match and not (if_match.star_tag or (etag and if_match.contains(etag))):
+        why = "If-Match"
+    elif since is not None and changed is not None and changed > since:
+        why = "If-Unmodified-Since"
+    else:
+        return
+    response.close()  # a file's answer holds the file open
+    raise PreconditionFailed(f"At least one of the pre-conditions you specified did not hold ({why})")

@@ -154,6 +154,7 @@ class Server:
                 server.run()
         finally:  # the app's background work: what it sends under way ends and is recorded (the master's grace
             if self._on_stop is not None:  # bounds it: past it, the worker is killed, and a lapsed claim resent)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (its master gone) waits too
                 self._on_stop(app)
 
 
