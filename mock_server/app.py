@@ -136,6 +136,7 @@ def stop_app(app: Flask) -> None:
     way end (each within its own limit) and are recorded, so none is sent again by the next start; then its scratch
     folder, if it made one, is removed."""
     app.extensions["ivh_mock_dispatcher"].stop()
+    app.extensions["ivh_mock"].renderer.stop()  # a render under way ends before its folder goes
     scratch = app.extensions.get("ivh_mock_scratch")
     if scratch is not None:  # else it is removed when collected, with a ResourceWarning
         scratch.cleanup()
