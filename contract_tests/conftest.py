@@ -22,16 +22,36 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_se
 IN_PROCESS_URL = "http://ivh-mock.localhost"
 
 
-@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded a --hypothesis-profile: the parent below
+# The Hypothesis profile the suite's tests run with: `ivh-ci` (registered by the plugin), or --hypothesis-profile's.
+# Hypothesis gives a test the profile loaded when its module is imported, so the suite loads its own only while its
+# modules are imported: loaded for the whole session, it had become that of an app's own tests collected beside it.
+_profile = "ivh-ci"
+
+
+@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded a --hypothesis-profile
 def pytest_configure(config):
-    if not config.getoption("hypothesis_profile", default=None):
-        settings.load_profile("ivh-ci")  # registered by the plugin; loaded only when this suite is collected
+    global _profile
+    _profile = config.getoption("hypothesis_profile", default=None) or "ivh-ci"
     if config.getoption("--ivh-base-url"):
         # Against a server across the network a failing example is not shrunk: each replay is another call (another
         # 30 s wait on a target that does not answer, another billed call on the live API). It is reported as found.
-        settings.register_profile("ivh-remote", parent=settings.default,
-                                  phases=[phase for phase in settings.default.phases if phase is not Phase.shrink])
-        settings.load_profile("ivh-remote")
+        parent = settings.get_profile(_profile)
+        settings.register_profile("ivh-remote", parent=parent,
+                                  phases=[phase for phase in parent.phases if phase is not Phase.shrink])
+        _profile = "ivh-remote"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """Import each of the suite's modules (this conftest's hooks see no other) under the suite's profile."""
+    if not isinstance(collector, pytest.Module):
+        return (yield)
+    loaded = getattr(settings, "get_current_profile_name", lambda: settings._current_profile)()
+    settings.load_profile(_profile)
+    try:
+        return (yield)
+    finally:
+        settings.load_profile(loaded)
 
 
 FIRST, LAST = "test_an_accepted_task_is_reported_in_the_spec_s_terms", "test_drift_report"

@@ -17,6 +17,8 @@ SCENARIOS = [None, "success", "fail", "fail:code=801014,at=30", "content_safety"
              "internal_error", "slow_render:factor=3", "stuck_in_queue", "quota_exceeded", "balance_exhausted",
              "rate_limited"]
 REFUSED = {"quota_exceeded": 100008, "balance_exhausted": 100013, "rate_limited": 801004}
+# the profile this module is imported under, the suite's (conftest.py): at run time, another may be loaded
+MACHINE_SETTINGS = settings(settings.default, stateful_step_count=30)
 
 payloads = st.one_of(
     st.builds(lambda text, speed: {**TEXT, "InputSsml": text, "SpeechParam": {"TimbreKey": "female_1", "Speed": speed}},
@@ -121,7 +123,7 @@ def test_lifecycle_state_machine(frozen, receiver):
             frozen.advance(3600)
             self.settle_callbacks()
 
-    run_state_machine_as_test(Lifecycle, settings=settings(settings.default, stateful_step_count=30))
+    run_state_machine_as_test(Lifecycle, settings=MACHINE_SETTINGS)
 
     time.sleep(0.3)  # a duplicate would have arrived by now
     bodies = [c["body"]["Payload"] for c in receiver.received]

@@ -87,6 +87,16 @@ class Caller:
 STORES = ("memory", "sqlite", "redis")
 
 
+@pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded a --hypothesis-profile
+def pytest_configure(config):
+    """This repository's own tests run under the contract suite's `ivh-ci` profile (fewer examples, no deadline on a
+    loaded machine); the suite loads it only for its own modules."""
+    if not config.getoption("hypothesis_profile", default=None):
+        from hypothesis import settings
+
+        settings.load_profile("ivh-ci")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture

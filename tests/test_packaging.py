@@ -241,7 +241,7 @@ def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_envi
                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "3 passed" in run.stdout
+    assert "failed" not in run.stdout and "passed" in run.stdout
 
 
 def test_a_run_that_never_uses_the_mock_does_not_import_it(tmp_path):
@@ -265,3 +265,33 @@ def test_a_run_that_never_uses_the_mock_does_not_import_it(tmp_path):
                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "2 passed" in run.stdout
+
+
+def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):
+    """Collecting the contract suite loaded its profile (25 examples, no deadline) for the whole session: an app's
+    own tests, collected beside it, lost the profile their conftest had loaded."""
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""
+        from hypothesis import settings
+
+        settings.register_profile("apps-own", max_examples=500, deadline=200)
+        settings.load_profile("apps-own")
+    """), encoding="utf-8")
+    (tmp_path / "test_app.py").write_text(textwrap.dedent("""
+        from hypothesis import given, settings, strategies as st
+
+        @given(st.integers())
+        def test_the_apps_profile(n):
+            assert settings.default.max_examples == 500
+
+        def test_the_suites_own_tests_keep_theirs():
+            import sys  # collected, so imported, before any test runs
+
+            [suite] = [module for name, module in sys.modules.items() if name.endswith("test_constraints")]
+            speed = suite.test_speed_is_between_0_5_and_1_5
+            assert speed._hypothesis_internal_use_settings.max_examples == 25
+    """), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path), "--pyargs",
+                          "ivh_mock.contract_tests.test_constraints", "-k", "apps or suites or speed"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "failed" not in run.stdout and "passed" in run.stdout
