@@ -278,7 +278,11 @@ WHY = {
              "2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly on one worker measures "
              "about one worker's rate (in two `make bench` runs that day, SQLite's 665 and 675 submissions a second "
              "against 1,165 in a third run, and 834 against 1,332 and 1,434; one listening socket per worker gained "
-             "nothing, D68).",
+             "nothing, D68). Each server is measured minutes after the one before, so a run's ratio to Prism is two "
+             "samples of a moving machine: the `make bench` run of 2026-11-27, with nothing else running, measured "
+             "Prism's submissions at 1,194 a second, its highest yet (661 the run before), and SQLite's at 1,597 "
+             "(1.34x); right after it, three alternating 5 s runs of the two on the same code measured Prism at 877, "
+             "1,032 and 967 and SQLite at 1,549, 1,834 and 1,839 (1.90x of the medians).",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
               "worker saw them, D70), and two when its worker has not seen the account, or another worker wrote to "
