@@ -317,7 +317,7 @@ def media_server():
         if path == "/audio.wav":
             return Response(audio, mimetype="audio/wav")
         if path == "/slow-audio.wav":
-            time.sleep(0.8)
+            time.sleep(0.5)
             return Response(audio, mimetype="audio/wav")
         if path.startswith("/hop/"):
             hops = int(path.rsplit("/", 1)[1])
@@ -566,12 +566,12 @@ def test_judging_the_photo_is_not_charged_to_the_audios_download(clock, media_se
     judge = Verdicts.judge
 
     def slow_judge(self, *args, **kwargs):
-        time.sleep(1.0)  # a photo decoding behind others
+        time.sleep(0.6)  # a photo decoding behind others
         return judge(self, *args, **kwargs)
 
     monkeypatch.setattr(Verdicts, "judge", slow_judge)
-    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 1.5}, clock=clock)
-    progress = audio_task(in_process(app, clock), clock, f"{media_server}/slow-audio.wav")  # 0.8 s to answer
+    app = create_app({**TIMING, "background": False, "fetch_total_timeout_seconds": 1.0}, clock=clock)
+    progress = audio_task(in_process(app, clock), clock, f"{media_server}/slow-audio.wav")  # 0.5 s to answer
     assert progress["Status"] == "SUCCESS", progress
 
 
