@@ -173,7 +173,7 @@ class Client:
                     response = stack.enter_context(self.session.get(url, stream=True, timeout=self.timeout))
                     if response.status_code != 200:
                         raise DownloadError(shown, response.status_code, f"HTTP {response.status_code}")
-                    _check_size(response.headers.get("Content-Length", ""), max_bytes, shown)
+                    _check_size(_declared_length(response), max_bytes, shown)
                     partial = partial_file(target)
                     with open(partial, "wb") as handle:
                         for chunk in response.iter_content(chunk_size):
@@ -329,17 +329,21 @@ def partial_file(destination: Path) -> Path:
             continue
 
 
-def _check_size(size: int | str, limit: int | None, shown: str) -> None:
-    """Refuse a download of `size` bytes (a count, or a Content-Length header's text) past `limit`, if any."""
-    if isinstance(size, str):
-        size = int(size) if size.isascii() and size.isdigit() else 0  # '²'.isdigit(), but int() refuses it
+def _declared_length(response: requests.Response) -> int:
+    """The answer's Content-Length, or 0 when it has none that int() reads ('²'.isdigit(), but int() refuses it)."""
+    declared = response.headers.get("Content-Length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
+
+
+def _check_size(size: int, limit: int | None, shown: str) -> None:
+    """Refuse a download of `size` bytes past `limit`, if any."""
     if limit is not None and size > limit:
         raise DownloadError(shown, None, f"larger than max_bytes ({limit} bytes): {size} bytes")
 
 
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # '²'.isdigit(), but int() refuses it
+    declared = _declared_length(response)
+    if declared > limit:
         raise APIConnectionError(f"the answer from {path} is {declared} bytes, more than the {limit} an answer of "
                                  f"the API's takes")
     body = bytearray()
