@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,17 +59,26 @@ def machine() -> dict[str, str]:
 
 
 @contextmanager
-def target(kind: str, workers: int, store: str = "") -> Iterator[str]:
+def target(kind: str, workers: int, store: str = "") -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start one server of the plan; yield its URL and its process, the leader of its process group."""
     port = free_port()
     if kind == "ivh-mock":
-        with peers.ivh_mock(workers, store, port) as url:
-            yield url
-    elif kind == "flask":
-        with peers.started(peers.ceiling_command(port, workers), port):
-            yield f"http://127.0.0.1:{port}"
+        with peers.ivh_mock_started(workers, store, port) as (url, process):
+            yield url, process
     else:
-        with peers.started(peers.prism_command(port), port):
-            yield f"http://127.0.0.1:{port}"
+        command = peers.ceiling_command(port, workers) if kind == "flask" else peers.prism_command(port)
+        with peers.started(command, port) as process:
+            yield f"http://127.0.0.1:{port}", process
+
+
+@contextmanager
+def running(process: subprocess.Popen) -> Iterator[None]:
+    """Let a paused server run (SIGCONT to its process group) for the block, then pause it again (SIGSTOP)."""
+    os.killpg(process.pid, signal.SIGCONT)
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGSTOP)
 
 
 def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
@@ -82,17 +92,41 @@ def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
     return tasks
 
 
-def throughput(wrk: str, name: str, kind: str, workers: int, store: str, seconds: float) -> dict:
-    with target(kind, workers, store) as url:
-        load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
-        submit = load.median_run(wrk, url, load.submit_requests(), seconds=seconds)
-        tasks = submit_some(url, 10, "probe") if kind == "ivh-mock" else [("0" * 32, "probe-0")]
-        progress = load.median_run(wrk, url, load.progress_requests(tasks), seconds=seconds)
-    row = {"server": name, "workers": workers, "submit": submit, "progress": progress}
-    print(f"{name:<28} {workers}w  submit {submit.rate:8.0f}/s p50 {submit.p50:6.2f} p99 {submit.p99:7.2f} ms "
-          f"bad {submit.bad:<6} getprogress {progress.rate:8.0f}/s p50 {progress.p50:6.2f} p99 {progress.p99:7.2f} ms "
-          f"bad {progress.bad}", flush=True)
-    return row
+def side_by_side(wrk: str, plan: list[tuple[str, str, int, str]], seconds: float, rounds: int = 3) -> list[dict]:
+    """Throughput and latency of every server in `plan`, measured across the same minutes: all are started at once
+    and paused (SIGSTOP) but the one under load, and each round loads every server in turn, so that a change in the
+    machine's speed falls on all of them alike, not on whichever was measured last. Each result is the run of
+    median throughput among the server's `rounds` runs."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(target(kind, workers, store)) for _, kind, workers, store in plan]
+        for _, process in servers:
+            os.killpg(process.pid, signal.SIGSTOP)
+            stack.callback(os.killpg, process.pid, signal.SIGCONT)  # before it is stopped, which waits for it
+        for url, process in servers:
+            with running(process):
+                load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
+        submits: list[list[load.Result]] = [[] for _ in plan]
+        for _ in range(rounds):
+            for runs, (url, process) in zip(submits, servers):
+                with running(process):
+                    runs.append(load.run(wrk, url, load.submit_requests(), seconds=seconds))
+        probes = []
+        for (_, kind, _, _), (url, process) in zip(plan, servers):
+            with running(process):
+                probes.append(submit_some(url, 10, "probe") if kind == "ivh-mock" else [("0" * 32, "probe-0")])
+        progresses: list[list[load.Result]] = [[] for _ in plan]
+        for _ in range(rounds):
+            for runs, tasks, (url, process) in zip(progresses, probes, servers):
+                with running(process):
+                    runs.append(load.run(wrk, url, load.progress_requests(tasks), seconds=seconds))
+    rows = []
+    for (name, _, workers, _), submit_runs, progress_runs in zip(plan, submits, progresses):
+        submit, progress = load.median_of(submit_runs), load.median_of(progress_runs)
+        rows.append({"server": name, "workers": workers, "submit": submit, "progress": progress})
+        print(f"{name:<28} {workers}w  submit {submit.rate:8.0f}/s p50 {submit.p50:6.2f} p99 {submit.p99:7.2f} ms "
+              f"bad {submit.bad:<6} getprogress {progress.rate:8.0f}/s p50 {progress.p50:6.2f} p99 "
+              f"{progress.p99:7.2f} ms bad {progress.bad}", flush=True)
+    return rows
 
 
 def scale(wrk: str, name: str, store: str, seconds: float, size: int) -> dict:
@@ -181,7 +215,7 @@ def main() -> None:
                      ("bare Flask (ceiling)", "flask", count, "")]
         if prism:
             plan.append(("Prism", "prism", 1, ""))
-        rows = [throughput(wrk, *step, args.seconds) for step in plan]
+        rows = side_by_side(wrk, plan, args.seconds)
         scales = [scale(wrk, "sqlite", stores["sqlite"], args.seconds, args.tasks),
                   scale(wrk, "redis", f"{redis_url}?prefix=scale", args.seconds, args.tasks)]
         colds = {

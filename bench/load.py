@@ -113,7 +113,12 @@ def median_run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: 
     """Run wrk `repeats` times and return the run of median throughput. Each run opens its connections anew, and
     the server leaves their spread over the workers to whichever worker accepts first, so with several workers one
     run alone can land every connection on one worker."""
-    runs = sorted((run(wrk, url, requests, seconds=seconds) for _ in range(repeats)), key=lambda result: result.rate)
+    return median_of([run(wrk, url, requests, seconds=seconds) for _ in range(repeats)])
+
+
+def median_of(runs: list[Result]) -> Result:
+    """The run of median throughput among `runs`, carrying every run's rate."""
+    runs = sorted(runs, key=lambda result: result.rate)
     return dataclasses.replace(runs[len(runs) // 2], rates=tuple(round(result.rate) for result in runs))
 
 

@@ -96,12 +96,18 @@ def prism_command(port: int) -> list[str]:
 
 
 @contextmanager
-def ivh_mock(workers: int, store: str, port: int | None = None) -> Iterator[str]:
-    """Serve ivh-mock with a fresh data directory; `store` may name `{data}` for a store inside it."""
-    port = port or free_port()
+def ivh_mock_started(workers: int, store: str, port: int) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve ivh-mock with a fresh data directory (`store` may name `{data}` for a store inside it); yield its URL and
+    its process, the leader of its process group."""
     with tempfile.TemporaryDirectory(prefix="ivh-bench-") as data:
-        with started(ivh_mock_command(port, workers, store.format(data=data), data), port):
-            yield f"http://127.0.0.1:{port}"
+        with started(ivh_mock_command(port, workers, store.format(data=data), data), port) as process:
+            yield f"http://127.0.0.1:{port}", process
+
+
+@contextmanager
+def ivh_mock(workers: int, store: str) -> Iterator[str]:
+    with ivh_mock_started(workers, store, free_port()) as (url, _):
+        yield url
 
 
 def ceiling_app():
