@@ -92,6 +92,7 @@ def test_a_body_nested_past_the_limit_is_refused_before_the_decoder_recurses_int
     decoder = SimpleNamespace(loads=lambda *args, **kwargs: pytest.fail("the decoder was called"),
                               JSONDecodeError=json.JSONDecodeError)
     monkeypatch.setattr(envelope, "json", decoder)
+    monkeypatch.setattr(envelope, "orjson", decoder)
     for body in (b"[" * 100_000, b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", b'[{"a": "]]]"' + b", [" * 40):
         with pytest.raises(envelope.MalformedJson, match="nests deeper than 32 levels"):
             envelope.parse_json(body, 32)
@@ -117,6 +118,49 @@ def test_the_nesting_counted_from_the_text_is_the_decoded_values(value, limit, i
     from ivh_mock.spec.jsontext import nests_deeper
 
     assert nests_deeper(json.dumps(value, indent=indent), limit) == (_depth(value) > limit)
+
+
+def _read(envelope, data: bytes):
+    """What parse_json makes of `data`: its value in a form that tells 1 from 1.0 and True, or its refusal."""
+    try:
+        value = envelope.parse_json(data, 32)
+    except envelope.MalformedJson as error:
+        return "refused", str(error)
+    return "read", json.dumps(value, ensure_ascii=True), _types(value)
+
+
+def _types(value):
+    if isinstance(value, dict):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value).__name__
+
+
+NUMBERS = st.integers() | st.integers(-(2 ** 70), 2 ** 70) | st.floats(allow_nan=False, allow_infinity=False)
+ANY_TEXT = st.text(st.characters(codec=None), max_size=6)  # lone surrogates too: json.dumps writes them escaped
+DOCUMENTS = st.recursive(st.none() | st.booleans() | NUMBERS | ANY_TEXT,
+                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+                         max_leaves=12)
+JSONISH = st.text(alphabet='0123456789-+.eE[]{}",: \\udcfnrtlasx\t\x01', max_size=24)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(DOCUMENTS.map(json.dumps), DOCUMENTS.map(lambda value: json.dumps(value, ensure_ascii=False)),
+                      st.sampled_from(["1e999", "-1" + "0" * 400, "[1e-999]", "Infinity", "[NaN]", "\ufeff{}",
+                                       '"\\udc00"', "9223372036854775808", "-9223372036854775809"]),
+                      JSONISH))
+def test_the_fast_decoder_reads_every_body_as_json_does(monkeypatch, text):
+    """orjson reads a body first, json only what orjson refuses: the value or the refusal is json's, to the type
+    (orjson alone reads 10**20 as a float and a lone low surrogate as an error)."""
+    from ivh_mock.mock_server.routes import envelope
+
+    data = text.encode("utf-8", "surrogatepass")
+    fast = _read(envelope, data)
+    with monkeypatch.context() as patched:
+        patched.setattr(envelope.orjson, "loads", lambda data: (_ for _ in ()).throw(envelope.orjson.JSONDecodeError(
+            "not used", "", 0)))
+        assert _read(envelope, data) == fast
 
 
 def test_the_server_keeps_serving_after_the_whole_table(http_api):
