@@ -22,8 +22,10 @@ JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
 test: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
+# The benchmark's servers start as a user's would, from bytecode cached at their first start: its cold start is
+# Python's default, not a compile of every module at every start.
 bench: $(STAMP)
-	$(BIN)/python -m bench $(ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m bench $(ARGS)
 
 venv: $(STAMP)
 

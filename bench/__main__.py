@@ -92,6 +92,10 @@ def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
     return tasks
 
 
+def _show_run(step: tuple[str, str, int, str], round_: int, rounds: int, operation: str, result: load.Result) -> None:
+    print(f"  round {round_}/{rounds}  {step[0]:<28} {step[2]}w  {operation} {result.rate:8.0f}/s", flush=True)
+
+
 def side_by_side(wrk: str, plan: list[tuple[str, str, int, str]], seconds: float, rounds: int = 3) -> list[dict]:
     """Throughput and latency of every server in `plan`, measured across the same minutes: all are started at once
     and paused (SIGSTOP) but the one under load, and each round loads every server in turn, so that a change in the
@@ -106,19 +110,21 @@ def side_by_side(wrk: str, plan: list[tuple[str, str, int, str]], seconds: float
             with running(process):
                 load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
         submits: list[list[load.Result]] = [[] for _ in plan]
-        for _ in range(rounds):
-            for runs, (url, process) in zip(submits, servers):
+        for round_ in range(1, rounds + 1):
+            for step, runs, (url, process) in zip(plan, submits, servers):
                 with running(process):
                     runs.append(load.run(wrk, url, load.submit_requests(), seconds=seconds))
+                _show_run(step, round_, rounds, "submit", runs[-1])
         probes = []
         for (_, kind, _, _), (url, process) in zip(plan, servers):
             with running(process):
                 probes.append(submit_some(url, 10, "probe") if kind == "ivh-mock" else [("0" * 32, "probe-0")])
         progresses: list[list[load.Result]] = [[] for _ in plan]
-        for _ in range(rounds):
-            for runs, tasks, (url, process) in zip(progresses, probes, servers):
+        for round_ in range(1, rounds + 1):
+            for step, runs, tasks, (url, process) in zip(plan, progresses, probes, servers):
                 with running(process):
                     runs.append(load.run(wrk, url, load.progress_requests(tasks), seconds=seconds))
+                _show_run(step, round_, rounds, "getprogress", runs[-1])
     rows = []
     for (name, _, workers, _), submit_runs, progress_runs in zip(plan, submits, progresses):
         submit, progress = load.median_of(submit_runs), load.median_of(progress_runs)
