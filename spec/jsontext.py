@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 # a JSON string once its escaped backslashes and quotes are gone; an unterminated one runs to the end
 _STRING = re.compile(r'"[^"]*"?')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -76,3 +78,25 @@ def lone_surrogate(value: Any) -> str | None:
             return (f"{where} holds a lone surrogate \\u{ord(found.group()):04x} (a \\ud800-\\udfff escape not paired "
                     f"as UTF-16)")
     return None
+
+
+# orjson reads an integer it cannot hold in 64 bits as a float, where json keeps it whole; 19 digits is the shortest
+# such integer (-9223372036854775809)
+_LONG_DIGITS = {str: re.compile(r"\d{19}"), bytes: re.compile(rb"\d{19}")}
+
+
+def quick_loads(text: str | bytes) -> Any:
+    """`text` decoded by orjson (in about a seventh of json's time) where it reads as json reads it, which is
+    everything orjson takes but an integer of 19 digits or more; raise ValueError for that and for what orjson refuses
+    (NaN and Infinity, a lone surrogate), which json is then to read, or refuse with a message of its own."""
+    if _LONG_DIGITS[type(text)].search(text):
+        raise ValueError("an integer orjson may read as a float")
+    return orjson.loads(text)
+
+
+def decoded(text: str | bytes) -> Any:
+    """`text` decoded as json.loads decodes it, by orjson where that reads the same (see `quick_loads`)."""
+    try:
+        return quick_loads(text)
+    except ValueError:
+        return json.loads(text)

@@ -12,8 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from ivh_mock.spec.jsontext import lone_surrogate, nests_deeper
+from ivh_mock.spec.jsontext import lone_surrogate, nests_deeper, quick_loads
 
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
@@ -76,11 +75,10 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         ) from None
     if nests_deeper(text, max_depth):  # before decoding: the decoder recurses once per level
         raise MalformedJson(f"request body nests deeper than {max_depth} levels")
-    if not _LONG_NUMBER.search(text):  # orjson would read such an integer as a float; json keeps it whole
-        try:  # a seventh of json's time, and it too keeps one copy of each short key for every body (see
-            return orjson.loads(data)  # _interned_keys); json reads again what it refuses, and names the problem
-        except orjson.JSONDecodeError:
-            pass
+    try:  # orjson too keeps one copy of each short key for every body (see _interned_keys)
+        return quick_loads(data)
+    except ValueError:  # json reads it again, and names what is wrong
+        pass
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_finite_int,
                            object_pairs_hook=object_pairs_hook)
@@ -100,7 +98,6 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StoreBusy, Task,
                    UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned,
-                   read_ahead_by, utf8_size)
+                   read_ahead_by, read_json, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -328,7 +328,7 @@ class SqliteStore:
             text = ahead["settings"]
         else:
             text = self._value("SELECT record FROM settings WHERE appkey = ?", (appkey,))
-        return json.loads(text) if text else {}
+        return read_json(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
         with self._writing() as db:  # read in the transaction, not from what the request read ahead
@@ -393,7 +393,7 @@ class SqliteStore:
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
         text = ahead["clock"] if ahead is not None else self._value("SELECT value FROM meta WHERE key = 'clock'")
-        return json.loads(text) if text else None
+        return read_json(text) if text else None
 
     def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
         with self._writing() as db:  # read in the transaction: a move made meanwhile by another worker is not lost
