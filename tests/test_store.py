@@ -499,6 +499,27 @@ def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path
     assert [e.request_id for e in store.journal()] == ["r2", "r3"]
 
 
+def test_a_sqlite_journal_from_before_the_counts_per_appkey_is_counted_when_opened(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    store = open_store(f"sqlite:{path}", JournalLimits(per_appkey=3))
+    for n in (0, 1, 3):
+        store.record(note(n, "a"))
+    store.record(note(2, "b"))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # as a version without the counts left the file
+        db.executescript("DROP TRIGGER journal_counted; DROP TRIGGER journal_uncounted; DROP TABLE journal_counts;")
+    store = open_store(f"sqlite:{path}", JournalLimits(per_appkey=3))
+    store.record(note(4, "a"))
+    store.record(note(5, "a"))
+    assert [e.request_id for e in store.journal("a")] == ["r3", "r4", "r5"]
+    assert [e.request_id for e in store.journal()] == ["r2", "r3", "r4", "r5"]
+    store.close()
+    store = open_store(f"sqlite:{path}", JournalLimits(per_appkey=1))  # a smaller bound drops all past it at once
+    store.record(note(6, "a"))
+    assert [e.request_id for e in store.journal()] == ["r2", "r6"]
+    store.close()
+
+
 class _NotingConnection:
     """A SQLite connection that notes the start of each statement run through it (sqlite3's type cannot be patched)."""
 
