@@ -469,3 +469,36 @@ def test_clients_that_pipeline_and_never_read_hold_no_thread():
         for connection in hoarders:
             connection.close()
         _unserve(server, loop)
+
+
+def test_an_answer_whose_body_comes_whole_goes_out_in_one_send(monkeypatch):
+    """The head and the body's first write go to the socket together (waitress wrote each with a system call of its
+    own); a HEAD and a body longer than its Content-Length go as waitress sends them, the last cut to its length."""
+    def app(environ, start_response):
+        body = {"/whole": [b"0123456789"], "/stream": [b"01234", b"56789"], "/liar": [b"0123456789"]}
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", "3" if environ["PATH_INFO"] == "/liar" else "10")])
+        return body[environ["PATH_INFO"]]
+
+    writes: list[bytes] = []
+    write_soon = serving.HTTPChannel.write_soon
+    monkeypatch.setattr(serving.HTTPChannel, "write_soon", lambda channel, data: writes.append(data) or
+                        write_soon(channel, data))
+    server, loop = None, None
+    try:
+        server, loop, url = _served(app, stall_seconds=5)
+        answer = requests.get(f"{url}/whole", timeout=10)
+        assert answer.content == b"0123456789"
+        assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(
+            b"\r\n\r\n0123456789")
+        writes.clear()
+        assert requests.get(f"{url}/stream", timeout=10).content == b"0123456789"
+        assert len(writes) == 2 and writes[0].endswith(b"\r\n\r\n01234") and writes[1] == b"56789"
+        head = requests.head(f"{url}/whole", timeout=10)
+        assert head.headers["Content-Length"] == "10" and head.content == b""
+        with socket.create_connection(server.socket.getsockname()[:2], timeout=10) as connection:
+            connection.sendall(b"GET /liar HTTP/1.1\r\nHost: x\r\n\r\nGET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _bodies(connection, 2) == [b"012", b"0123456789"]  # the second answer starts where it should
+    finally:
+        if server is not None:
+            _unserve(server, loop)

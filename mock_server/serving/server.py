@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import waitress
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
-from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest
 
 from ivh_mock import spec as spec_module
@@ -184,6 +184,21 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
     return server
 
 
+class _Task(WSGITask):
+    """waitress's task, but the head goes out with the body's first write (all of an API or control answer's body) in
+    one send: waitress sent the head, then the body, each with a system call of its own."""
+
+    def write(self, data: bytes) -> None:
+        length = self.content_length
+        if (self.wrote_header or not data or not self.complete or not self.has_body or self.chunked_response
+                or length is None or len(data) > length):
+            return super().write(data)  # waitress's own way, which also cuts a body longer than its length
+        head = self.build_response_header()
+        self.wrote_header = True
+        self.content_bytes_written += len(data)
+        self.channel.write_soon(head + data)
+
+
 class _RouteErrorTask(ErrorTask):
     """waitress's answer to a request it could not read (duplicate or bad Content-Length, a bad chunk, a body past
     the largest any route takes, a bare LF), in the format of the routes the request line named: the API's envelope
@@ -303,6 +318,7 @@ class _Channel(HTTPChannel):
 
     parked = False
     _writing = False
+    task_class = _Task
     error_task_class = _RouteErrorTask
 
     def parser_class(self, adj: Any) -> _Parser:  # waitress makes each request's parser by calling this
