@@ -296,12 +296,17 @@ def _get_later(url: str) -> threading.Thread:
 
 def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
     """Reading, running and sending in one thread: no request waits for a thread to wake, nor its answer for the
-    loop to wake (D71). Once a request there waits, the next goes to another thread, and the loop then comes back."""
+    loop to wake, nor does the loop wake itself (D71). Once a request there waits, the next goes to another thread,
+    and the loop then comes back."""
     gate = threading.Event()
     server, loop, url = _served(_app(gate), 5)
+    pulls = []
+    pull = server.trigger._physical_pull
+    server.trigger._physical_pull = lambda: pulls.append(threading.get_ident()) or pull()
     try:
         with requests.Session() as session:
             assert {session.get(url + "/quick", timeout=10).text for _ in range(20)} == {str(loop.ident)}
+        assert pulls == []  # waitress wrote to the loop's pipe as each request ended, to wake the loop it ran in
         waiting = _get_later(url + "/download")
         until(lambda: server.task_dispatcher.deputy_has_loop)  # it waits in the loop's thread: the deputy has the loop
         assert requests.get(url + "/quick", timeout=10).text != str(loop.ident)
@@ -384,6 +389,23 @@ signal.signal(signal.SIGTERM, exit_serving)
 dispatch.serve(serving.waitress_server(app, listener, threads=4, max_body_bytes=1024))
 print("stopped", flush=True)
 """
+
+
+def test_sigterm_stops_an_idle_worker_at_once():
+    """SIGTERM comes while the loop's thread waits in its poll: the handler wakes the loop (a worker's own requests
+    do not, D71), which stops then, not when its poll's 1 s timeout ends."""
+    worker = subprocess.Popen([sys.executable, "-c", STOPPED_MID_REQUEST, "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(worker.stdout.readline())
+        assert requests.get(f"http://127.0.0.1:{port}/quick", timeout=10).text == "done"
+        time.sleep(0.2)  # in its poll
+        sent = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.stdout.readline().strip() == "stopped"
+        assert time.monotonic() - sent < 0.5
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 @contextlib.contextmanager

@@ -62,6 +62,7 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.stopping = False
         self.stop_soon = False  # SIGTERM came: the loop's thread stops once the request it runs is done
         self.deputy_failed: BaseException | None = None
+        self.polling = False  # serve's own thread is in the event loop's poll (or its handlers) now
 
     def add_task(self, task) -> None:
         with self.lock:
@@ -255,6 +256,16 @@ def serve(server) -> None:
     idle = server.adj.asyncore_loop_timeout
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
+    pull = server.pull_trigger
+
+    def pull_unless_looping_here() -> None:
+        """Wake the loop, unless the caller is the loop's own thread outside its poll (a request it runs, ending):
+        the loop then polls next anyway, and looks at every channel afresh. waitress pulls after every request,
+        which cost a write to the loop's pipe and a read of it."""
+        if dispatcher.polling or not threading.get_ident() == dispatcher.inline_thread == dispatcher.loop_thread:
+            pull()
+
+    server.pull_trigger = pull_unless_looping_here
     deputy = threading.Thread(target=dispatcher.deputy, args=(server,), name="ivh-loop-deputy", daemon=True)
     previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
 
@@ -275,8 +286,11 @@ def serve(server) -> None:
             soon = dispatcher.run_queue()
             if dispatcher.stop_soon:
                 break
-            # poll2 counts whole milliseconds, rounding down
-            server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+            dispatcher.polling = True  # a signal's handler may pull from here: poll then returns for it
+            try:  # poll2 counts whole milliseconds, rounding down
+                server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+            finally:
+                dispatcher.polling = False
         if dispatcher.stop_soon:
             raise SystemExit(0)
     except (SystemExit, KeyboardInterrupt):
