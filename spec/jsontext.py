@@ -81,17 +81,21 @@ def lone_surrogate(value: Any) -> str | None:
 
 
 # orjson reads an integer it cannot hold in 64 bits as a float, where json keeps it whole; 19 digits is the shortest
-# such integer (-9223372036854775809)
-_LONG_DIGITS, _LONG_DIGIT_BYTES = re.compile(r"\d{19}"), re.compile(rb"\d{19}")
+# such integer (-9223372036854775809). A text is looked at with every digit made 0 and all else x (a translation
+# costs a tenth of what a regular expression's search for 19 digits costs, which took longer than the decoding).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x78 for byte in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def quick_loads(text: str | bytes) -> Any:
-    """`text` decoded by orjson (in about a seventh of json's time) where it reads as json reads it, which is
-    everything orjson takes but an integer of 19 digits or more; raise ValueError for that and for what orjson refuses
-    (NaN and Infinity, a lone surrogate), which json is then to read, or refuse with a message of its own."""
-    if (_LONG_DIGITS if isinstance(text, str) else _LONG_DIGIT_BYTES).search(text):
+    """`text` decoded by orjson (in about a third of json's time, a seventh for a request's body) where it reads as
+    json reads it, which is everything orjson takes but an integer of 19 digits or more; raise ValueError for that and
+    for what orjson refuses (NaN and Infinity, a lone surrogate), which json is then to read, or refuse with a
+    message of its own."""
+    data = text.encode() if isinstance(text, str) else bytes(text)  # a lone surrogate: UnicodeEncodeError
+    if _LONG_RUN in data.translate(_DIGITS_AS_ZERO):
         raise ValueError("an integer orjson may read as a float")
-    return orjson.loads(text)
+    return orjson.loads(data)
 
 
 def decoded(text: str | bytes) -> Any:
