@@ -275,7 +275,7 @@ def serve(server) -> None:
             server.accepting = False  # other workers take new connections
             signal.alarm(STOP_SECONDS)  # SIGALRM ends the process should the request never end (no thread starts
             # in a signal handler: the thread it interrupts may hold the lock that starting one takes)
-            server.pull_trigger()  # no thunk: a plain write to the loop's pipe
+            pull()  # a plain write to the loop's pipe, always: the loop may be about to poll
 
     try:
         deadline.waiting = dispatcher.waiting
