@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import multiprocessing
 import sqlite3
 import threading
@@ -12,6 +13,8 @@ import time
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.clock import PastLatest, StoredClock
 from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task,
@@ -464,6 +467,35 @@ def test_a_journal_entry_is_kept_as_the_json_of_its_fields(at, message):
     assert cut == dumps(replace(entry, body='{"Payload"', note="body cut to its first 10 of 41 bytes of JSON"))
 
 
+def _typed(value):
+    """`value` with each leaf paired with its type, so that 1 and 1.0 and True differ (tuples read back as lists)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(item) for item in value]
+    return type(value).__name__, value
+
+
+RECORD_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-(2 ** 70), 2 ** 70) | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                          max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=RECORD_VALUES)
+def test_a_record_written_and_read_by_orjson_where_it_can_is_what_json_reads_back(value):
+    """Records are written (`_json`) and read (`decoded`) by orjson where its text reads back the same, by json
+    elsewhere: Infinity (NEVER), integers past 64 bits and 19 digits or more. The text may spell a float otherwise
+    (0.00001 for 1e-05), never another value."""
+    from ivh_mock.mock_server.store.base import _ENCODER, _json
+    from ivh_mock.spec.jsontext import decoded
+
+    assert _typed(decoded(_json(value))) == _typed(json.loads(_ENCODER.encode(value)))
+
+
 def test_an_integer_past_64_bits_is_read_back_as_that_integer(store):
     """A request body may hold any integer JSON allows, and the journal keeps the body: read back, each is the same
     integer, not the float nearest it (which orjson, reading records, would give)."""
@@ -518,6 +550,21 @@ def test_a_sqlite_journal_from_before_the_counts_per_appkey_is_counted_when_open
     store.record(note(6, "a"))
     assert [e.request_id for e in store.journal()] == ["r2", "r6"]
     store.close()
+
+
+def test_a_sqlite_journal_keeps_no_count_of_an_appkey_whose_entries_are_all_gone(tmp_path):
+    """Each appkey's count of journal entries goes with its last entry: requests under ever new appkeys (refused ones
+    included) must not grow the database past the journal's bounds."""
+    path = tmp_path / "journal.sqlite3"
+    store = open_store(f"sqlite:{path}", JournalLimits(per_appkey=2, entries=3))
+    for n in range(40):
+        store.record(note(n, f"appkey-{n}", authenticated=False))
+    store.record(note(40, "kept"))
+    store.reset("kept")
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT appkey, entries FROM journal_counts ORDER BY appkey").fetchall() == [
+            ("appkey-38", 1), ("appkey-39", 1)]
 
 
 class _NotingConnection:

@@ -60,7 +60,8 @@ CREATE TRIGGER IF NOT EXISTS journal_counted AFTER INSERT ON journal BEGIN
     INSERT INTO journal_counts (appkey, entries) VALUES (NEW.appkey, 1)
         ON CONFLICT (appkey) DO UPDATE SET entries = entries + 1; END;
 CREATE TRIGGER IF NOT EXISTS journal_uncounted AFTER DELETE ON journal BEGIN
-    UPDATE journal_counts SET entries = entries - 1 WHERE appkey = OLD.appkey; END;
+    UPDATE journal_counts SET entries = entries - 1 WHERE appkey = OLD.appkey;
+    DELETE FROM journal_counts WHERE appkey = OLD.appkey AND entries <= 0; END;
 """
 # A journal entry goes in through this view: one statement from Python adds the entry, its account when the request
 # authenticated, and drops the appkey's entries past its bound and the oldest past the whole journal's bound in
@@ -132,7 +133,7 @@ class SqliteStore:
             columns = {row[1] for row in db.execute("PRAGMA table_info(journal)")}
             if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
                 db.executescript(MIGRATE_JOURNAL)
-            db.executescript(SCHEMA + JOURNAL_SIZE)
+            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} {JOURNAL_SIZE} COMMIT;")  # counts and triggers together
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
