@@ -308,7 +308,9 @@ def _json(value: Any) -> str:
     """`value` as compact JSON text, non-ASCII kept as it is: written by orjson (a stored task in a sixth of the time)
     where its text reads back as json's does, else by json. orjson refuses an integer past 64 bits, a key that is not
     a string and a lone surrogate, and writes null for a float that is not finite, where json writes the Infinity
-    that NEVER needs; a text holding null is therefore written again by json, which tells the two apart."""
+    that NEVER needs; a text holding null is therefore written again by json, which tells the two apart. orjson may
+    spell a float otherwise (0.00001 for json's 1e-05), never as another value; the journal's bounds in bytes count
+    the text as kept."""
     try:
         text = orjson.dumps(value)
     except TypeError:
