@@ -8,6 +8,7 @@ tables, the goals and the machine's description to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -92,6 +93,11 @@ def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
     return tasks
 
 
+def _resume(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # gone already: what went wrong is told by the error that follows
+        os.killpg(process.pid, signal.SIGCONT)
+
+
 def _show_run(step: tuple[str, str, int, str], round_: int, rounds: int, operation: str, result: load.Result) -> None:
     print(f"  round {round_}/{rounds}  {step[0]:<28} {step[2]}w  {operation} {result.rate:8.0f}/s", flush=True)
 
@@ -105,7 +111,7 @@ def side_by_side(wrk: str, plan: list[tuple[str, str, int, str]], seconds: float
         servers = [stack.enter_context(target(kind, workers, store)) for _, kind, workers, store in plan]
         for _, process in servers:
             os.killpg(process.pid, signal.SIGSTOP)
-            stack.callback(os.killpg, process.pid, signal.SIGCONT)  # before it is stopped, which waits for it
+            stack.callback(_resume, process)  # before it is stopped, which waits for it
         for url, process in servers:
             with running(process):
                 load.run(wrk, url, load.submit_requests(), seconds=2)  # warm up
@@ -204,6 +210,8 @@ def main() -> None:
                                                                  "(default: %(default)s)")
     parser.add_argument("--note", default="", help="a remark printed under the report's title (what else ran)")
     args = parser.parse_args()
+    # SIGTERM (a CI job cancelled, `timeout`) unwinds as Ctrl-C does: servers paused for a round are let go and stopped
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"bench: stopped by signal {signum}"))
     wrk = debian_command("wrk")
     if wrk is None:
         sys.exit("bench: wrk is missing and cannot be installed here: apt-get install wrk")

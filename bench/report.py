@@ -60,8 +60,10 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "with two workers single runs vary widely: from 1,700 to 6,000 requests/s for the bare Flask endpoint in one",
         "trial).",
         "Submit requests are real signed `phototovideonotrain` calls over 2,000 appkeys; getprogress polls ten",
-        "tasks submitted just before. *Bad* counts answers that were not `Code: 0` (the ceiling and Prism answer",
-        "every call with a fixed or generated envelope; Prism's getprogress example carries `Code: null`).",
+        "tasks submitted before its first round, finished by the time most runs poll them (their answers carry the",
+        "video's URL and the speech's timing). *Bad* counts answers that were not `Code: 0` (the ceiling and",
+        "Prism answer every call with a fixed or generated envelope; Prism's getprogress example carries",
+        "`Code: null`).",
         "",
         "| server | workers | submit /s | (3 runs) | p50 ms | p99 ms | bad "
         "| getprogress /s | (3 runs) | p50 ms | p99 ms | bad |",
@@ -251,7 +253,10 @@ WHY = {
                   "runs before and after it, went from 3,314 to 3,675. Its own runs vary most (1,613 and 3,651 "
                   "submissions a second at one worker in two runs of the same code on 2026-11-26), so a ratio to it "
                   "from one run can land on either side of the goal. At two workers the ceiling's throughput grows "
-                  "more than ivh-mock's, whose writers take turns on the store.",
+                  "more than ivh-mock's, whose writers take turns on the store. On 2026-11-27 a memory-store "
+                  "submission cost the served worker 320 us of CPU and the ceiling's 140 to 145 us; that day's "
+                  "changes to the server (an answer's head and body in one send, no wake of the loop by its own "
+                  "thread) sped both alike.",
     "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and its "
              "getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per worker, "
              "with wrk (and redis-server) on the same two cores, and the same work costs more served than in-process: "
@@ -281,11 +286,11 @@ WHY = {
              "2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly on one worker measures "
              "about one worker's rate (in two `make bench` runs that day, SQLite's 665 and 675 submissions a second "
              "against 1,165 in a third run, and 834 against 1,332 and 1,434; one listening socket per worker gained "
-             "nothing, D68). Each server is measured minutes after the one before, so a run's ratio to Prism is two "
-             "samples of a moving machine: the `make bench` run of 2026-11-27, with nothing else running, measured "
-             "Prism's submissions at 1,194 a second, its highest yet (661 the run before), and SQLite's at 1,597 "
-             "(1.34x); right after it, three alternating 5 s runs of the two on the same code measured Prism at 877, "
-             "1,032 and 967 and SQLite at 1,549, 1,834 and 1,839 (1.90x of the medians).",
+             "nothing, D68). Until 2026-11-27 each server was measured minutes after the one before, so a run's ratio "
+             "to Prism compared two moments of a moving machine: that day's first run measured Prism's submissions at "
+             "1,194 a second (661 the run before) and SQLite's at 1,597 (1.34x), and three alternating 5 s runs of "
+             "the two right after measured 1.90x. Since then all servers run at once, paused but the one under load, "
+             "and take turns in rounds.",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
               "worker saw them, D70), and two when its worker has not seen the account, or another worker wrote to "
