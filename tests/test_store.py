@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.clock import PastLatest, StoredClock
@@ -486,6 +486,8 @@ RECORD_VALUES = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(value=RECORD_VALUES)
+@example(value={"start_at": NEVER, "task_id": None})  # a stuck task's record, with an empty field
+@example(value=[None, -NEVER, 1e-05, 1e16, 2 ** 64, -(2 ** 63) - 1])
 def test_a_record_written_and_read_by_orjson_where_it_can_is_what_json_reads_back(value):
     """Records are written (`_json`) and read (`decoded`) by orjson where its text reads back the same, by json
     elsewhere: Infinity (NEVER), integers past 64 bits and 19 digits or more. The text may spell a float otherwise

@@ -308,14 +308,27 @@ def _json(value: Any) -> str:
     """`value` as compact JSON text, non-ASCII kept as it is: written by orjson (a stored task in a sixth of the time)
     where its text reads back as json's does, else by json. orjson refuses an integer past 64 bits, a key that is not
     a string and a lone surrogate, and writes null for a float that is not finite, where json writes the Infinity
-    that NEVER needs; a text holding null is therefore written again by json, which tells the two apart. orjson may
+    that NEVER needs; a text holding null for such a float is therefore written again by json. orjson may
     spell a float otherwise (0.00001 for json's 1e-05), never as another value; the journal's bounds in bytes count
     the text as kept."""
     try:
         text = orjson.dumps(value)
     except TypeError:
         return _ENCODER.encode(value)
-    return _ENCODER.encode(value) if b"null" in text else text.decode()
+    return _ENCODER.encode(value) if b"null" in text and not _finite(value) else text.decode()
+
+
+def _finite(value: Any) -> bool:
+    """Whether `value` holds no float that is not finite: its null in orjson's text is then a None. Looked at only
+    when the text holds null (a journal entry's empty fields): walking a value's parts costs less than writing it
+    again, most of all a large body's."""
+    if isinstance(value, float):
+        return value - value == 0.0  # inf - inf and nan - nan are nan
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(item) for item in value)
+    return True
 
 
 # what json.dumps(value, ensure_ascii=False, separators=(",", ":")) writes, without making an encoder for each call
