@@ -290,7 +290,10 @@ WHY = {
              "to Prism compared two moments of a moving machine: that day's first run measured Prism's submissions at "
              "1,194 a second (661 the run before) and SQLite's at 1,597 (1.34x), and three alternating 5 s runs of "
              "the two right after measured 1.90x. Since then all servers run at once, paused but the one under load, "
-             "and take turns in rounds.",
+             "and take turns in rounds. Even so, the spread of a two-worker server's connections decides its run: "
+             "side by side on 2026-11-27, SQLite's two workers measured 2,199, 2,869 and 2,137 submissions a "
+             "second in one run's three rounds (1.94x of Prism at the median), and 2.36x and 2.38x in the two "
+             "runs before it on nearly the same code.",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
               "worker saw them, D70), and two when its worker has not seen the account, or another worker wrote to "
