@@ -79,7 +79,8 @@ def running(process: subprocess.Popen) -> Iterator[None]:
     try:
         yield
     finally:
-        os.killpg(process.pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # a server that died: its run's error says so
+            os.killpg(process.pid, signal.SIGSTOP)
 
 
 def submit_some(url: str, count: int, prefix: str) -> list[tuple[str, str]]:
