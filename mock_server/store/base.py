@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import orjson
-from ivh_mock.spec.jsontext import decoded as read_json
+from ivh_mock.spec.jsontext import decoded
 
 from ..config import Config
 
@@ -55,7 +55,7 @@ class Task:
     @property
     def sentences(self) -> list[dict[str, Any]]:
         """The task's TextTimestampResult (empty for an audio-driven task)."""
-        return read_json(self.speech) if self.speech else []
+        return decoded(self.speech) if self.speech else []
 
     @property
     def uploads(self) -> list[tuple[str, str, str]]:
@@ -137,7 +137,7 @@ def backlog_from(text: str | bytes | None) -> Backlog | None:
     """The backlog a store kept as `text`; None when none is kept or it is of another form (see BACKLOG_FORM)."""
     if not text:
         return None
-    fields = read_json(text)
+    fields = decoded(text)
     if not isinstance(fields, dict) or fields.pop("form", None) != BACKLOG_FORM:
         return None
     return Backlog(**fields)
@@ -496,4 +496,4 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 def loads(kind: type[Record], text: str | bytes) -> Record:
     """Rebuild a record serialised by `dumps` (NEVER survives as Infinity)."""
-    return kind(**read_json(text))
+    return kind(**decoded(text))

@@ -20,10 +20,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import hiredis
 import redis
+from ivh_mock.spec.jsontext import decoded
 
 from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
                    UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads,
-                   planned, read_ahead_by, read_json)
+                   planned, read_ahead_by)
 
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
@@ -372,7 +373,7 @@ class RedisStore:
             text = ahead["settings"]
         else:
             text = self.redis.get(self._key("settings", appkey))
-        return read_json(text) if text else {}
+        return decoded(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
         with self.redis.lock(self._key("lock", appkey), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS,
@@ -455,7 +456,7 @@ class RedisStore:
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
         text = ahead["clock"] if ahead is not None else self.redis.get(self._key("clock"))
-        return read_json(text) if text else None
+        return decoded(text) if text else None
 
     def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
         key = self._key("clock")

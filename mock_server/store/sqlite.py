@@ -17,9 +17,11 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ivh_mock.spec.jsontext import decoded
+
 from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StoreBusy, Task,
                    UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned,
-                   read_ahead_by, read_json, utf8_size)
+                   read_ahead_by, utf8_size)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -338,7 +340,7 @@ class SqliteStore:
             text = ahead["settings"]
         else:
             text = self._value("SELECT record FROM settings WHERE appkey = ?", (appkey,))
-        return read_json(text) if text else {}
+        return decoded(text) if text else {}
 
     def put_account_settings(self, appkey: str, settings: dict[str, Any]) -> None:
         with self._writing() as db:  # read in the transaction, not from what the request read ahead
@@ -403,7 +405,7 @@ class SqliteStore:
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
         text = ahead["clock"] if ahead is not None else self._value("SELECT value FROM meta WHERE key = 'clock'")
-        return read_json(text) if text else None
+        return decoded(text) if text else None
 
     def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
         with self._writing() as db:  # read in the transaction: a move made meanwhile by another worker is not lost
