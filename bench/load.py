@@ -110,9 +110,7 @@ def progress_requests(tasks: list[tuple[str, str]], at: float | None = None) -> 
 
 
 def median_run(wrk: str, url: str, requests: list[tuple[str, str]], *, seconds: float, repeats: int = 3) -> Result:
-    """Run wrk `repeats` times and return the run of median throughput. Each run opens its connections anew, and
-    the server leaves their spread over the workers to whichever worker accepts first, so with several workers one
-    run alone can land every connection on one worker."""
+    """Run wrk `repeats` times and return the run of median throughput (the machine's speed moves between runs)."""
     return median_of([run(wrk, url, requests, seconds=seconds) for _ in range(repeats)])
 
 

@@ -56,9 +56,8 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "another is under load: after a 2 s warm-up of each, three rounds load every server in turn, for",
         f"{seconds:g} s each, so that a change in the machine's speed during the run falls on all of them alike.",
         "Each number is from the server's run of median throughput among its three (each run opens its 16",
-        "connections anew, and the server leaves their spread over the workers to whichever worker accepts first, so",
-        "with two workers single runs vary widely: from 1,700 to 6,000 requests/s for the bare Flask endpoint in one",
-        "trial).",
+        "connections anew; with two workers, each new connection goes to the worker holding fewer, DECISIONS.md",
+        "D79).",
         "Submit requests are real signed `phototovideonotrain` calls over 2,000 appkeys; getprogress polls ten",
         "tasks submitted before its first round, finished by the time most runs poll them (their answers carry the",
         "video's URL and the speech's timing). *Bad* counts answers that were not `Code: 0` (the ceiling and",
@@ -290,10 +289,13 @@ WHY = {
              "to Prism compared two moments of a moving machine: that day's first run measured Prism's submissions at "
              "1,194 a second (661 the run before) and SQLite's at 1,597 (1.34x), and three alternating 5 s runs of "
              "the two right after measured 1.90x. Since then all servers run at once, paused but the one under load, "
-             "and take turns in rounds. Even so, the spread of a two-worker server's connections decides its run: "
+             "and take turns in rounds. Even so, the spread of a two-worker server's connections decided its run: "
              "side by side on 2026-11-27, SQLite's two workers measured 2,199, 2,869 and 2,137 submissions a "
              "second in one run's three rounds (1.94x of Prism at the median), and 2.36x and 2.38x in the two "
-             "runs before it on nearly the same code.",
+             "runs before it on nearly the same code. Since then a new connection goes to the worker holding "
+             "fewer (D79): ten runs of wrk against SQLite's two workers split its 16 connections 8/8 every time "
+             "and measured 2,535 to 2,977 submissions a second, where ten runs before split them 16/0 three "
+             "times (1,980 to 2,131 a second) and unevenly in six more.",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "
               "worker saw them, D70), and two when its worker has not seen the account, or another worker wrote to "

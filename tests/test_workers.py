@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from ivh_mock.mock_server.serving import balance, dispatch
 from ivh_mock.mock_server.serving.testing import CallbackReceiver
 from ivh_mock.spec.signing import signed_query
 
@@ -306,3 +307,119 @@ def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):
         with ServeProcess(tmp_path / "data", "--store", store) as again:
             attempts = requests.get(f"{again.url}/__mock__/callbacks?appkey=stopping", timeout=10).json()
         assert [attempt["status"] for attempt in attempts["callbacks"]] == [200]
+
+
+def _ask_pid(connection: socket.socket) -> int:
+    """Send a request on `connection`, kept alive, and read which worker's pid answers it."""
+    connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while not answer.split(b"\r\n\r\n", 1)[-1].isdigit() or b"\r\n\r\n" not in answer:
+        chunk = connection.recv(4096)
+        assert chunk, answer
+        answer += chunk
+    return int(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def test_connections_opened_at_once_are_spread_evenly_over_the_workers():
+    """A client opening its connections at once found them all on one worker in 3 of 10 runs (wrk's 16 against two
+    workers; 1 and 15 in 3 more), served at one worker's rate for as long as it kept them. A worker now leaves a new
+    connection to another that holds fewer (D79). Three bursts, each of fresh connections, so that luck alone does
+    not pass."""
+    with _small_server(2) as (_, port):
+        held = _until_both_answer(port)  # a worker still starting holds none and says nothing: others don't wait on it
+        try:
+            for _ in range(3):  # each burst while the ones before are still held
+                burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+                held += [(_ask_pid(connection), connection) for connection in burst]
+                spread = Counter(pid for pid, _ in held)
+                assert len(spread) == 2 and max(spread.values()) - min(spread.values()) <= 2, spread
+        finally:
+            for _, connection in held:
+                connection.close()
+
+
+def _until_both_answer(port: int) -> list[tuple[int, socket.socket]]:
+    """Connections to the two-worker server on `port`, opened one at a time until each worker has answered on one,
+    with the pid that answered each."""
+    held: list[tuple[int, socket.socket]] = []
+    deadline = time.monotonic() + 10
+    while len({pid for pid, _ in held}) < 2:
+        assert time.monotonic() < deadline, Counter(pid for pid, _ in held)
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        held.append((_ask_pid(connection), connection))
+    return held
+
+
+def test_a_worker_that_stops_looking_is_not_waited_on():
+    """A worker defers to another holding fewer connections only while that one keeps polling: one stopped (here by
+    SIGSTOP, as a hung loop would be) is waited on no longer than its promise, and the others take its share."""
+    with _small_server(2) as (_, port):
+        held = _until_both_answer(port)
+        try:
+            stopped = held[-1][0]
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                for _ in range(len(held) + 2):  # past the stopped worker's count: each would be left to it
+                    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    held.append((_ask_pid(connection), connection))
+                    assert held[-1][0] != stopped
+            finally:
+                os.kill(stopped, signal.SIGCONT)
+        finally:
+            for _, connection in held:
+                connection.close()
+
+
+class _Listener:
+    """The part of waitress's listening dispatcher that balance.balanced wraps."""
+
+    def __init__(self):
+        self.active_channels: dict[int, object] = {}
+        self.accepted = 0
+        self.adj = type("Adj", (), {"asyncore_loop_timeout": 1.0})()
+
+    def readable(self) -> bool:
+        return True
+
+    def handle_accept(self) -> None:
+        self.accepted += 1
+        self.active_channels[len(self.active_channels)] = object()
+
+
+def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon():
+    shares = balance.Shares(2)
+    first, second = _Listener(), _Listener()
+    balance.balanced(first, shares, 0)
+    balance.balanced(second, shares, 1)
+    assert first.readable() and second.readable()  # both hold none: each takes what comes
+    first.handle_accept()
+    assert first.accepted == 1 and first.readable()
+    first.handle_accept()  # the second holds fewer, and looks: the first leaves it this one...
+    assert first.accepted == 1 and not first.readable()
+    # ... and looks away for a moment only: its loop polls no longer than that (a worker that polled its full second
+    # left connections waiting a second each whenever both workers looked away at once)
+    assert 0 < dispatch._timeout(first, None) <= balance.REST_SECONDS + 0.001
+    assert dispatch._timeout(second, None) == 1.0 and dispatch._timeout(second, 0.25) == 0.251
+    second.handle_accept()
+    assert second.accepted == 1 and second.readable()  # its loop's next round says it holds one now
+    time.sleep(balance.REST_SECONDS)
+    assert first.readable()
+    first.handle_accept()
+    assert first.accepted == 2
+    shares.clear(1)  # the second is gone: nobody is to wait on it, whatever it held
+    second.active_channels.clear()
+    first.handle_accept()
+    assert first.accepted == 3
+
+
+def test_a_worker_that_stops_or_is_full_is_not_waited_on():
+    shares = balance.Shares(2)
+    first, second = _Listener(), _Listener()
+    balance.balanced(first, shares, 0)
+    balance.balanced(second, shares, 1)
+    first.handle_accept()
+    second.readable = lambda: False  # waitress's own answer once it stops accepting, or holds its limit
+    balance.balanced(second, shares, 1)
+    assert not second.readable()
+    first.handle_accept()
+    assert first.accepted == 2

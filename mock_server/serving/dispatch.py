@@ -29,6 +29,7 @@ from typing import Any
 from waitress.task import ThreadedTaskDispatcher
 
 from .. import deadline
+from . import balance
 
 STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
 # How often the deputy looks whether the request the loop's thread runs has run past its hold, while requests run
@@ -143,7 +144,7 @@ class Dispatcher(ThreadedTaskDispatcher):
     def deputy(self, server) -> None:
         """Take the loop whenever the request the loop's thread runs waits (at once) or has run past its hold (seen
         within WATCH_SECONDS), and give it back when that request is done; sleep while no request runs there."""
-        me, idle = threading.get_ident(), server.adj.asyncore_loop_timeout
+        me = threading.get_ident()
         with self.lock:
             seen = -1
             while not self.stopping and server._map:
@@ -162,7 +163,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                 try:
                     while server._map and not self.reclaim and not self.stopping:
                         soon = self.look()
-                        server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+                        server.asyncore.poll2(_timeout(server, soon), server._map)
                 except BaseException as error:  # the loop's thread raises it once it has the loop back
                     self.deputy_failed = error
                     return
@@ -253,7 +254,6 @@ def serve(server) -> None:
     stops, on SystemExit or KeyboardInterrupt. SIGTERM (when this is the main thread) stops it after the request
     this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile."""
     dispatcher: Dispatcher = server.task_dispatcher
-    idle = server.adj.asyncore_loop_timeout
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
     pull = server.pull_trigger
@@ -287,8 +287,8 @@ def serve(server) -> None:
             if dispatcher.stop_soon:
                 break
             dispatcher.polling = True  # a signal's handler may pull from here: poll then returns for it
-            try:  # poll2 counts whole milliseconds, rounding down
-                server.asyncore.poll2(idle if soon is None else min(soon + 0.001, idle), server._map)
+            try:
+                server.asyncore.poll2(_timeout(server, soon), server._map)
             finally:
                 dispatcher.polling = False
         if dispatcher.stop_soon:
@@ -305,3 +305,10 @@ def serve(server) -> None:
         deputy.join(5)
         if deadline.waiting == dispatcher.waiting:
             deadline.waiting = deadline.nobody_waits
+
+
+def _timeout(server, soon: float | None) -> float:
+    """How long the loop polls: until `soon` (None: not before something happens) or the server's own timeout, and
+    no longer than a rest from the listening socket (balance)."""
+    idle = server.adj.asyncore_loop_timeout
+    return balance.within(server, idle if soon is None else min(soon + 0.001, idle))  # poll2 rounds down to ms

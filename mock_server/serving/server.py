@@ -40,7 +40,7 @@ from ivh_mock import spec as spec_module
 from ..errors import ParameterFormatError
 from ..routes import control, envelope, results
 from ..store import new_id
-from . import dispatch
+from . import balance, dispatch
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
@@ -82,7 +82,8 @@ class Server:
         listener.listen(BACKLOG)
         listener.set_inheritable(True)
         raise_open_files_limit()
-        workers: dict[int, float] = {}  # pid -> when it started
+        workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, and its slot in `shares`
+        shares = balance.Shares(self._workers) if self._workers > 1 else None
 
         def stop(signum: int, frame: Any) -> None:
             raise _Stop
@@ -90,17 +91,20 @@ class Server:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         try:
-            for _ in range(self._workers):
-                self._spawn(listener, workers)
+            for slot in range(self._workers):
+                self._spawn(listener, workers, shares, slot)
             if self._ready:
                 self._ready(listener.getsockname()[1])
             while True:
                 pid, _ = os.waitpid(-1, 0)
-                started = workers.pop(pid, None)
-                if started is not None:  # a worker died: start another, not in a tight loop if it dies at once
+                dead = workers.pop(pid, None)
+                if dead is not None:  # a worker died: start another, not in a tight loop if it dies at once
+                    started, slot = dead
+                    if shares is not None:
+                        shares.clear(slot)
                     if time.monotonic() - started < 1:
                         time.sleep(1)
-                    self._spawn(listener, workers)
+                    self._spawn(listener, workers, shares, slot)
         except _Stop:
             pass
         finally:
@@ -110,16 +114,17 @@ class Server:
             listener.close()
         return 0
 
-    def _spawn(self, listener: socket.socket, workers: dict[int, float]) -> None:
-        """Fork a worker and note it in `workers`. SIGTERM and SIGINT wait meanwhile: in the master, one that came
-        during the fork was raised inside the fork's own hooks, where Python ignores it, and the stop was lost; in
-        the child, one that came before its own handlers would run the master's."""
+    def _spawn(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
+               shares: balance.Shares | None, slot: int) -> None:
+        """Fork a worker, the one in `slot` of `shares`, and note it in `workers`. SIGTERM and SIGINT wait meanwhile:
+        in the master, one that came during the fork was raised inside the fork's own hooks, where Python ignores
+        it, and the stop was lost; in the child, one that came before its own handlers would run the master's."""
         master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
             pid = os.fork()
             if pid:
-                workers[pid] = time.monotonic()
+                workers[pid] = time.monotonic(), slot
                 return
         finally:
             if os.getpid() == master:  # a pending stop is raised here, once the worker is noted
@@ -131,7 +136,7 @@ class Server:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
                              daemon=True).start()
-            self._serve(listener)
+            self._serve(listener, shares, slot)
             status = 0
         except SystemExit:  # stopped before it was serving
             status = 0
@@ -142,16 +147,18 @@ class Server:
             sys.stderr.flush()
             os._exit(status)
 
-    def _serve(self, listener: socket.socket) -> None:
+    def _serve(self, listener: socket.socket, shares: balance.Shares | None, slot: int) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
         app = self._load()
         server = waitress_server(app, listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
                                  hold_queue=self._hold_queue, largest_body=self._largest_body)
+        if shares is not None:  # a connection goes to the worker holding fewest (D79)
+            balance.balanced(server, shares, slot)
         try:
             if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
                 dispatch.serve(server)
             else:
-                server.run()
+                _run(server)
         finally:  # the app's background work: what it sends under way ends and is recorded (the master's grace
             if self._on_stop is not None:  # bounds it: past it, the worker is killed, and a lapsed claim resent)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (its master gone) waits too
@@ -182,6 +189,15 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
 
     server.maintenance = maintenance
     return server
+
+
+def _run(server: Any) -> None:
+    """waitress's own loop (its run()), polling no longer than a rest from the listening socket (balance)."""
+    try:
+        while server._map:
+            server.asyncore.poll2(balance.within(server, server.adj.asyncore_loop_timeout), server._map)
+    except (SystemExit, KeyboardInterrupt):
+        server.task_dispatcher.shutdown()
 
 
 class _Task(WSGITask):
@@ -365,7 +381,7 @@ def _stop_with_master(master: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _stop_all(workers: dict[int, float]) -> None:
+def _stop_all(workers: dict[int, tuple[float, int]]) -> None:
     """SIGTERM every worker, give them GRACE_SECONDS to finish, then SIGKILL what is left."""
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
