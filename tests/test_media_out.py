@@ -342,6 +342,7 @@ def test_requests_waiting_on_renders_are_bounded_so_they_never_hold_every_thread
     started = time.monotonic()
     answer = app.test_client().get(path_of(second["MediaUrl"]))
     assert answer.status_code == 503 and time.monotonic() - started < 1
+    assert answer.headers["Retry-After"] == "1" and b"<Code>SlowDown</Code>" in answer.data  # when to ask again
     release.set()
     waiting.join()
     assert app.test_client().get(path_of(second["MediaUrl"])).status_code == 200

@@ -80,9 +80,15 @@ def _no_such_key() -> Response:
     return error_response(404, "NoSuchKey", "The specified key does not exist.")
 
 
+RETRY_AFTER_SECONDS = 1  # what a 503 (a video still rendering, or every slow wait taken) asks a client to wait
+
+
 def error_response(status: int, code: str, message: str) -> Response:
-    """Answer as an object store does: S3's XML error document."""
-    return Response(error_document(code, message, request.path), status=status, mimetype="application/xml")
+    """Answer as an object store does: S3's XML error document; a 503 says when to retry (Retry-After), which
+    urllib3's and the SDKs' retries honour."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return Response(error_document(code, message, request.path), status=status, mimetype="application/xml",
+                    headers=headers)
 
 
 def error_document(code: str, message: str, resource: str) -> str:
