@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -62,10 +63,26 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+# Run beside each server: should the bench end without stopping it (SIGKILL, which it cannot catch), its servers
+# would be left running, or paused (SIGSTOP, side_by_side) for good; the guard then kills the server's process group.
+GUARD = """
+import os, signal, sys
+if not sys.stdin.buffer.read(1):  # the bench is gone (its end of the pipe closed) without saying it stopped it
+    try:
+        os.killpg(int(sys.argv[1]), signal.SIGKILL)  # even a paused process goes
+    except ProcessLookupError:
+        pass
+"""
+
+
 @contextmanager
 def started(command: list[str], port: int) -> Iterator[subprocess.Popen]:
+    """Start `command` in a process group of its own, wait until it listens on `port`, and stop it after the block
+    (SIGTERM, then SIGKILL after 20 s), or have its guard kill it should the bench die first."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                                start_new_session=True)
+    guard = subprocess.Popen([sys.executable, "-c", GUARD, str(process.pid)], stdin=subprocess.PIPE,
+                             start_new_session=True)  # not paused with the servers, nor stopped by the bench's Ctrl-C
     try:
         wait_until_listening(port, process)
         yield process
@@ -76,6 +93,11 @@ def started(command: list[str], port: int) -> Iterator[subprocess.Popen]:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(process.pid, 9)
             process.wait()
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                guard.stdin.write(b"stopped")
+                guard.stdin.close()
+            guard.wait()
 
 
 def ivh_mock_command(port: int, workers: int, store: str, data_dir: str) -> list[str]:

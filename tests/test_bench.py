@@ -1,6 +1,7 @@
 """The benchmark's parts that can be checked without a load run: the report is rebuilt from the committed raw
 numbers, the ceiling answers the API's paths, and a server waits paused while another is measured."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,3 +60,55 @@ def test_a_paused_server_runs_only_while_it_is_measured():
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    members = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            state, _, group = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+BENCH_KILLED = """
+import os, signal, sys
+from bench import peers
+# a server that listens and forks a worker, as `ivh-mock serve` does
+server = ("import os, socket, sys, time\\nlistener = socket.socket()\\n"
+          "listener.bind(('127.0.0.1', int(sys.argv[1])))\\nlistener.listen()\\nos.fork()\\ntime.sleep(120)")
+port = peers.free_port()
+with peers.started([sys.executable, "-c", server, str(port)], port) as process:
+    os.killpg(process.pid, signal.SIGSTOP)  # paused, as side_by_side pauses all but the server under load
+    print(process.pid, flush=True)
+    signal.pause()
+"""
+
+
+def test_a_bench_killed_outright_leaves_no_server_behind():
+    """A bench ended by SIGKILL (nothing of it runs after) left its servers paused for good; each server's guard now
+    kills its process group."""
+    bench = subprocess.Popen([sys.executable, "-c", BENCH_KILLED], stdout=subprocess.PIPE, text=True,
+                             cwd=DOCS.parent)
+    server = int(bench.stdout.readline())
+    try:
+        assert _until(lambda: len(_group(server)) == 2) and _settled(server, "T") == "T"  # its worker forked too
+        bench.kill()
+        bench.wait()
+        assert _until(lambda: not _group(server))
+    finally:
+        bench.kill()
+        bench.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server, signal.SIGKILL)
+
+
+def _until(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
