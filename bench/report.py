@@ -293,8 +293,8 @@ WHY = {
              "side by side on 2026-11-27, SQLite's two workers measured 2,199, 2,869 and 2,137 submissions a "
              "second in one run's three rounds (1.94x of Prism at the median), and 2.36x and 2.38x in the two "
              "runs before it on nearly the same code. Since then a new connection goes to the worker holding "
-             "fewer (D79): ten runs of wrk against SQLite's two workers split its 16 connections 8/8 every time "
-             "and measured 2,535 to 2,977 submissions a second, where ten runs before split them 16/0 three "
+             "fewer (D79): eight runs of wrk against SQLite's two workers split its 16 connections 8/8 every time "
+             "and measured 2,670 to 2,996 submissions a second, where ten runs before split them 16/0 three "
              "times (1,980 to 2,131 a second) and unevenly in six more.",
     "SQLite": "a Redis submission makes one loopback round trip when its worker saw the account last (the script "
               "that writes task and journal entry checks that the clock, the settings and the account are as the "

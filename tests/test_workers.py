@@ -309,9 +309,9 @@ def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):
         assert [attempt["status"] for attempt in attempts["callbacks"]] == [200]
 
 
-def _ask_pid(connection: socket.socket) -> int:
-    """Send a request on `connection`, kept alive, and read which worker's pid answers it."""
-    connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+def _ask_pid(connection: socket.socket, close: bool = False) -> int:
+    """Send a request on `connection`, kept alive unless `close`, and read which worker's pid answers it."""
+    connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n")
     answer = b""
     while not answer.split(b"\r\n\r\n", 1)[-1].isdigit() or b"\r\n\r\n" not in answer:
         chunk = connection.recv(4096)
@@ -326,7 +326,8 @@ def test_connections_opened_at_once_are_spread_evenly_over_the_workers():
     connection to another that holds fewer (D79). Three bursts, each of fresh connections, so that luck alone does
     not pass."""
     with _small_server(2) as (_, port):
-        held = _until_both_answer(port)  # a worker still starting holds none and says nothing: others don't wait on it
+        _until_both_answer(port, keep=False)  # a worker still starting says nothing: the first took every connection
+        held: list[tuple[int, socket.socket]] = []
         try:
             for _ in range(3):  # each burst while the ones before are still held
                 burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
@@ -338,21 +339,28 @@ def test_connections_opened_at_once_are_spread_evenly_over_the_workers():
                 connection.close()
 
 
-def _until_both_answer(port: int) -> list[tuple[int, socket.socket]]:
+def _until_both_answer(port: int, keep: bool = True) -> list[tuple[int, socket.socket]]:
     """Connections to the two-worker server on `port`, opened one at a time until each worker has answered on one,
-    with the pid that answered each."""
+    with the pid that answered each; with `keep` False, each is closed once answered (and none is returned)."""
     held: list[tuple[int, socket.socket]] = []
+    seen: set[int] = set()
     deadline = time.monotonic() + 10
-    while len({pid for pid, _ in held}) < 2:
+    while len(seen) < 2:
         assert time.monotonic() < deadline, Counter(pid for pid, _ in held)
         connection = socket.create_connection(("127.0.0.1", port), timeout=10)
-        held.append((_ask_pid(connection), connection))
+        pid = _ask_pid(connection, close=not keep)
+        seen.add(pid)
+        if keep:
+            held.append((pid, connection))
+        else:
+            connection.close()
     return held
 
 
 def test_a_worker_that_stops_looking_is_not_waited_on():
-    """A worker defers to another holding fewer connections only while that one keeps polling: one stopped (here by
-    SIGSTOP, as a hung loop would be) is waited on no longer than its promise, and the others take its share."""
+    """A worker defers to another holding fewer connections for a moment only (DEFER_SECONDS for each connection, and
+    not past the other's promise to look again): one stopped (here by SIGSTOP, as a hung loop would be) holds up no
+    connection for long, and the others take its share."""
     with _small_server(2) as (_, port):
         held = _until_both_answer(port)
         try:
@@ -360,7 +368,7 @@ def test_a_worker_that_stops_looking_is_not_waited_on():
             os.kill(stopped, signal.SIGSTOP)
             try:
                 for _ in range(len(held) + 2):  # past the stopped worker's count: each would be left to it
-                    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    connection = socket.create_connection(("127.0.0.1", port), timeout=5)  # waited on 0.05 s
                     held.append((_ask_pid(connection), connection))
                     assert held[-1][0] != stopped
             finally:
@@ -376,21 +384,38 @@ class _Listener:
     def __init__(self):
         self.active_channels: dict[int, object] = {}
         self.accepted = 0
+        self.accepting = True
         self.adj = type("Adj", (), {"asyncore_loop_timeout": 1.0})()
 
     def readable(self) -> bool:
-        return True
+        return self.accepting
 
     def handle_accept(self) -> None:
         self.accepted += 1
         self.active_channels[len(self.active_channels)] = object()
 
 
-def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon():
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def two_listeners(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(balance, "time", clock)
     shares = balance.Shares(2)
     first, second = _Listener(), _Listener()
     balance.balanced(first, shares, 0)
     balance.balanced(second, shares, 1)
+    return clock, shares, first, second
+
+
+def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon(two_listeners):
+    clock, shares, first, second = two_listeners
     assert first.readable() and second.readable()  # both hold none: each takes what comes
     first.handle_accept()
     assert first.accepted == 1 and first.readable()
@@ -398,28 +423,80 @@ def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon(
     assert first.accepted == 1 and not first.readable()
     # ... and looks away for a moment only: its loop polls no longer than that (a worker that polled its full second
     # left connections waiting a second each whenever both workers looked away at once)
-    assert 0 < dispatch._timeout(first, None) <= balance.REST_SECONDS + 0.001
+    assert dispatch._timeout(first, None) == pytest.approx(balance.REST_SECONDS + 0.001)
     assert dispatch._timeout(second, None) == 1.0 and dispatch._timeout(second, 0.25) == 0.251
     second.handle_accept()
     assert second.accepted == 1 and second.readable()  # its loop's next round says it holds one now
-    time.sleep(balance.REST_SECONDS)
+    clock.now += balance.REST_SECONDS
     assert first.readable()
     first.handle_accept()
     assert first.accepted == 2
     shares.clear(1)  # the second is gone: nobody is to wait on it, whatever it held
     second.active_channels.clear()
+    assert first.readable()
     first.handle_accept()
     assert first.accepted == 3
 
 
-def test_a_worker_that_stops_or_is_full_is_not_waited_on():
-    shares = balance.Shares(2)
-    first, second = _Listener(), _Listener()
-    balance.balanced(first, shares, 0)
-    balance.balanced(second, shares, 1)
+def test_a_connection_left_to_others_is_taken_once_it_has_waited_long_enough(two_listeners):
+    """A worker that looks but cannot accept (out of file descriptors: waitress logs and goes on) or that runs a long
+    request in its loop's thread is waited on for DEFER_SECONDS at most, for each connection; one that another
+    worker took starts no wait for the next."""
+    clock, _, first, second = two_listeners
+    assert first.readable() and second.readable()
     first.handle_accept()
-    second.readable = lambda: False  # waitress's own answer once it stops accepting, or holds its limit
-    balance.balanced(second, shares, 1)
+    assert first.readable()
+
+    def look_again() -> bool:  # the rest ends and the loop looks: the connection still waits
+        clock.now = first.rest_until
+        return first.readable()
+
+    first.handle_accept()  # left to the second, which holds fewer...
+    while first.accepted == 1 and look_again():
+        assert clock.now - 1000.0 < balance.DEFER_SECONDS + balance.REST_SECONDS
+        first.handle_accept()  # ... which never takes it
+        second.readable()  # though it keeps its promise
+    assert first.accepted == 2 and clock.now - 1000.0 >= balance.DEFER_SECONDS
+    third = clock.now
+    assert first.readable()
+    first.handle_accept()  # a new connection: left to the second again
+    assert first.accepted == 2
+    second.handle_accept()  # which takes it: the first's next look finds none waiting
+    second.readable()
+    clock.now = first.rest_until
+    assert first.readable() and first.readable()
+    clock.now = third + 2 * balance.DEFER_SECONDS  # a long while later, another connection: its wait starts anew
+    second.readable()
+    assert first.readable()
+    first.handle_accept()
+    assert first.accepted == 2
+
+
+def test_a_worker_that_stops_or_is_full_is_not_waited_on(two_listeners):
+    _, shares, first, second = two_listeners
+    first.readable(), second.readable()
+    first.handle_accept()
+    second.accepting = False  # waitress's own answer once it stops accepting, or holds its limit
     assert not second.readable()
     first.handle_accept()
     assert first.accepted == 2
+    second.accepting = True  # looking again: waited on again
+    second.readable()
+    first.readable()
+    first.handle_accept()
+    assert first.accepted == 2
+    balance.withdraw(second)  # SIGTERM: a stopping worker says so at once, before its loop looks again
+    first.handle_accept()
+    assert first.accepted == 3
+    balance.withdraw(_Listener())  # a server that shares nothing has nothing to say
+
+
+@pytest.mark.parametrize("connections, until", [(7, 12.5), (999, 1_000_000.0), (1000, 10_000_000_000.0)])
+def test_a_slot_reads_back_what_was_written(connections, until):
+    shares = balance.Shares(2)
+    shares.publish(1, connections, until)
+    assert shares.fewer_elsewhere(0, connections + 1, until - 0.002)
+    assert not shares.fewer_elsewhere(0, connections, until - 0.002)  # holds as many: not fewer
+    assert not shares.fewer_elsewhere(0, connections + 1, until)  # its promise has ended
+    shares.clear(1)
+    assert not shares.fewer_elsewhere(0, connections + 1, 0.001)

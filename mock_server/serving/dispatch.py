@@ -272,7 +272,8 @@ def serve(server) -> None:
     def stop(signum: int, frame: Any) -> None:  # never raises: it may come while this thread holds a lock
         if not dispatcher.stop_soon:
             dispatcher.stop_soon = True
-            server.accepting = False  # other workers take new connections
+            server.accepting = False  # other workers take new connections, and wait on this one no more
+            balance.withdraw(server)
             signal.alarm(STOP_SECONDS)  # SIGALRM ends the process should the request never end (no thread starts
             # in a signal handler: the thread it interrupts may hold the lock that starting one takes)
             pull()  # a plain write to the loop's pipe, always: the loop may be about to poll
@@ -294,6 +295,7 @@ def serve(server) -> None:
         if dispatcher.stop_soon:
             raise SystemExit(0)
     except (SystemExit, KeyboardInterrupt):
+        balance.withdraw(server)
         # waits for the requests other threads run, as long as SIGTERM waits for this one (waitress's own: 5 s)
         dispatcher.shutdown(timeout=STOP_SECONDS)
     finally:

@@ -197,6 +197,7 @@ def _run(server: Any) -> None:
         while server._map:
             server.asyncore.poll2(balance.within(server, server.adj.asyncore_loop_timeout), server._map)
     except (SystemExit, KeyboardInterrupt):
+        balance.withdraw(server)  # other workers wait on this one no more while it finishes its requests
         server.task_dispatcher.shutdown()
 
 
