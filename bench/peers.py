@@ -21,7 +21,7 @@ import uuid
 import contextlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ivh_mock.mock_server.serving.testing import free_port
 
@@ -63,41 +63,61 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
-# Run beside each server: should the bench end without stopping it (SIGKILL, which it cannot catch), its servers
-# would be left running, or paused (SIGSTOP, side_by_side) for good; the guard then kills the server's process group.
+# Runs beside a server: should the bench end without stopping it (SIGKILL, which it cannot catch), its servers
+# would be left running, or paused (SIGSTOP, side_by_side) for good; the guard then kills the server whose pid it was
+# given (its process group, when its argument says "group").
 GUARD = """
 import os, signal, sys
-if not sys.stdin.buffer.read(1):  # the bench is gone (its end of the pipe closed) without saying it stopped it
+print("ready", flush=True)
+pid = sys.stdin.buffer.readline().strip()
+if pid.isdigit() and not sys.stdin.buffer.read(1):  # the bench is gone (its end of the pipe closed) unannounced
     try:
-        os.killpg(int(sys.argv[1]), signal.SIGKILL)  # even a paused process goes
+        (os.killpg if sys.argv[1] == "group" else os.kill)(int(pid), signal.SIGKILL)  # a paused one too
     except ProcessLookupError:
         pass
 """
 
 
 @contextmanager
+def guard(group: bool = True) -> Iterator[Callable[[int], None]]:
+    """A guard process, ready before the block (its start costs what the block measures nothing); the block calls
+    the function it is given with the pid of the server to kill (with `group`, its process group) should the bench
+    die before the block ends, and stops that server within the block."""
+    guard = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, start_new_session=True)  # not paused with the servers, nor
+    guard.stdout.readline()  # stopped by the bench's Ctrl-C
+
+    def watch(pid: int) -> None:
+        guard.stdin.write(f"{pid}\n".encode())
+        guard.stdin.flush()
+
+    try:
+        yield watch
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            guard.stdin.write(b"stopped")
+            guard.stdin.close()
+        guard.wait()
+
+
+@contextmanager
 def started(command: list[str], port: int) -> Iterator[subprocess.Popen]:
     """Start `command` in a process group of its own, wait until it listens on `port`, and stop it after the block
     (SIGTERM, then SIGKILL after 20 s), or have its guard kill it should the bench die first."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                               start_new_session=True)
-    guard = subprocess.Popen([sys.executable, "-c", GUARD, str(process.pid)], stdin=subprocess.PIPE,
-                             start_new_session=True)  # not paused with the servers, nor stopped by the bench's Ctrl-C
-    try:
-        wait_until_listening(port, process)
-        yield process
-    finally:
+    with guard() as watch:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                                   start_new_session=True)
+        watch(process.pid)
         try:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, 9)
-            process.wait()
+            wait_until_listening(port, process)
+            yield process
         finally:
-            with contextlib.suppress(BrokenPipeError):
-                guard.stdin.write(b"stopped")
-                guard.stdin.close()
-            guard.wait()
+            try:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, 9)
+                process.wait()
 
 
 def ivh_mock_command(port: int, workers: int, store: str, data_dir: str) -> list[str]:

@@ -41,7 +41,8 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` on {datetime.date.today().isoformat()}; every number below comes from that one run.",
+        f"Written by `make bench` on {datetime.date.today().isoformat()}; every number below comes from that one run",
+        "unless it names another (`make test`'s time, the slow clients).",
         "Everything ran on loopback on one machine, so the load generator (wrk, one thread, 16 connections) shares",
         "the CPU with the server it measures: read the numbers side by side, not as absolutes.",
         *([""] + note.splitlines() if note else []),
@@ -56,8 +57,8 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
         "another is under load: after a 2 s warm-up of each, three rounds load every server in turn, for",
         f"{seconds:g} s each, so that a change in the machine's speed during the run falls on all of them alike.",
         "Each number is from the server's run of median throughput among its three (each run opens its 16",
-        "connections anew; with two workers, each new connection goes to the worker holding fewer, DECISIONS.md",
-        "D79).",
+        f"connections anew; with {workers} workers, each new connection goes to the worker holding fewest,",
+        "DECISIONS.md D79).",
         "Submit requests are real signed `phototovideonotrain` calls over 2,000 appkeys; getprogress polls ten",
         "tasks submitted before its first round, finished by the time most runs poll them (their answers carry the",
         "video's URL and the speech's timing). *Bad* counts answers that were not `Code: 0` (the ceiling and",
@@ -280,13 +281,14 @@ WHY = {
              "land on either side of the goal. Prism's own rate moves more than "
              "the goals' margins: three `make bench` runs on 2026-11-26 measured its getprogress at 799, 1,004 and "
              "885 a second, and the first two took the memory store's getprogress from 1.51x to 1.28x of it while the "
-             "store's own rate rose from 1,208 to 1,284. At two workers, wrk's 16 connections are spread by whichever "
-             "worker accepts first, often unevenly: six runs against one two-worker server on 2026-11-26 split them "
-             "2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sit mostly on one worker measures "
-             "about one worker's rate (in two `make bench` runs that day, SQLite's 665 and 675 submissions a second "
-             "against 1,165 in a third run, and 834 against 1,332 and 1,434; one listening socket per worker gained "
-             "nothing, D68). Until 2026-11-27 each server was measured minutes after the one before, so a run's ratio "
-             "to Prism compared two moments of a moving machine: that day's first run measured Prism's submissions at "
+             "store's own rate rose from 1,208 to 1,284. At two workers, wrk's 16 connections were spread by "
+             "whichever worker accepted first, often unevenly: six runs against one two-worker server on 2026-11-26 "
+             "split them 2/14, 3/13, 8/8, 2/14, 6/10 and 4/12, and a run whose connections sat mostly on one worker "
+             "measured about one worker's rate (in two `make bench` runs that day, SQLite's 665 and 675 submissions "
+             "a second against 1,165 in a third run, and 834 against 1,332 and 1,434; one listening socket per "
+             "worker gained nothing, D79). Until 2026-11-27 each server was measured minutes after the one before, "
+             "so a run's ratio to Prism compared two moments of a moving machine: that day's first run measured "
+             "Prism's submissions at "
              "1,194 a second (661 the run before) and SQLite's at 1,597 (1.34x), and three alternating 5 s runs of "
              "the two right after measured 1.90x. Since then all servers run at once, paused but the one under load, "
              "and take turns in rounds. Even so, the spread of a two-worker server's connections decided its run: "

@@ -78,33 +78,46 @@ def _group(pgid: int) -> list[int]:
 BENCH_KILLED = """
 import os, signal, sys
 from bench import peers
+from bench.__main__ import _redis_server
+running = _redis_server()  # the bench's own Redis, unpaused
+redis = running.__enter__()
 # a server that listens and forks a worker, as `ivh-mock serve` does
 server = ("import os, socket, sys, time\\nlistener = socket.socket()\\n"
           "listener.bind(('127.0.0.1', int(sys.argv[1])))\\nlistener.listen()\\nos.fork()\\ntime.sleep(120)")
 port = peers.free_port()
 with peers.started([sys.executable, "-c", server, str(port)], port) as process:
     os.killpg(process.pid, signal.SIGSTOP)  # paused, as side_by_side pauses all but the server under load
-    print(process.pid, flush=True)
+    print(process.pid, redis.process.pid, flush=True)
     signal.pause()
 """
 
 
-def test_a_bench_killed_outright_leaves_no_server_behind():
-    """A bench ended by SIGKILL (nothing of it runs after) left its servers paused for good; each server's guard now
-    kills its process group."""
+def test_a_bench_killed_outright_leaves_no_server_behind(redis_server):
+    """A bench ended by SIGKILL (nothing of it runs after) left its servers paused for good, and its Redis running;
+    each server's guard now kills it (a measured server's whole process group)."""
     bench = subprocess.Popen([sys.executable, "-c", BENCH_KILLED], stdout=subprocess.PIPE, text=True,
                              cwd=DOCS.parent)
-    server = int(bench.stdout.readline())
+    server, redis = map(int, bench.stdout.readline().split())
     try:
         assert _until(lambda: len(_group(server)) == 2) and _settled(server, "T") == "T"  # its worker forked too
+        assert _state(redis) in "SR"
         bench.kill()
         bench.wait()
-        assert _until(lambda: not _group(server))
+        assert _until(lambda: not _group(server) and not _alive(redis))
     finally:
         bench.kill()
         bench.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(redis, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _state(pid) != "Z"
+    except OSError:
+        return False
 
 
 def _until(condition, seconds: float = 10) -> bool:

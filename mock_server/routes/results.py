@@ -84,8 +84,8 @@ RETRY_AFTER_SECONDS = 1  # what a 503 (a video still rendering, or every slow wa
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """Answer as an object store does: S3's XML error document; a 503 says when to retry (Retry-After), which
-    urllib3's and the SDKs' retries honour."""
+    """Answer as an object store does: S3's XML error document; a 503 says when to retry (Retry-After, which
+    urllib3's `Retry` honours when retries are enabled)."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return Response(error_document(code, message, request.path), status=status, mimetype="application/xml",
                     headers=headers)
