@@ -325,6 +325,20 @@ def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
         _unserve(server, loop)
 
 
+def test_the_loops_thread_says_it_is_busy_before_each_request_it_runs():
+    """While the loop's own thread runs a request it takes no connection: it tells the other workers so (D79), and
+    each leaves new connections to it no longer than one look."""
+    server, loop, url = _served(_app(threading.Event()), 5)
+    said: list[int] = []
+    server.busy = lambda: said.append(threading.get_ident())  # what balance.balanced sets on a worker that shares
+    try:
+        with requests.Session() as session:
+            assert {session.get(url + "/quick", timeout=10).text for _ in range(3)} == {str(loop.ident)}
+        assert said == [loop.ident] * 3
+    finally:
+        _unserve(server, loop)
+
+
 @pytest.mark.parametrize("path, stall, most", [("/hang", 0.3, 0.8), ("/download", 5, 1)])
 def test_the_served_worker_answers_while_a_request_hangs(path, stall, most):
     """A worker's own event loop looks, and wakes to look when a hold ends: a request blocked on something slow

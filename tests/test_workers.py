@@ -322,18 +322,21 @@ def _ask_pid(connection: socket.socket, close: bool = False) -> int:
 
 def test_connections_opened_at_once_are_spread_evenly_over_the_workers():
     """A client opening its connections at once found them all on one worker in 3 of 10 runs (wrk's 16 against two
-    workers; 1 and 15 in 3 more), served at one worker's rate for as long as it kept them. A worker now leaves a new
-    connection to another that holds fewer (D79). Three bursts, each of fresh connections, so that luck alone does
-    not pass."""
+    workers; 1 and 15 in 3 more, 2 and 3 in one each), served at one worker's rate for as long as it kept them. A
+    worker now leaves a new connection to another that holds fewer (D79). Three bursts, each of fresh connections,
+    so that luck alone does not pass (about 1 in 100)."""
     with _small_server(2) as (_, port):
         _until_both_answer(port, keep=False)  # a worker still starting says nothing: the first took every connection
         held: list[tuple[int, socket.socket]] = []
         try:
             for _ in range(3):  # each burst while the ones before are still held
                 burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
-                held += [(_ask_pid(connection), connection) for connection in burst]
-                spread = Counter(pid for pid, _ in held)
-                assert len(spread) == 2 and max(spread.values()) - min(spread.values()) <= 2, spread
+                answered = [(_ask_pid(connection), connection) for connection in burst]
+                held += answered
+                # not always 8 and 8: a worker whose loop's thread runs a request is left a connection for one look
+                # only (D79); 24 bursts measured 8/8 to 6/10
+                spread = Counter(pid for pid, _ in answered)
+                assert len(spread) == 2 and min(spread.values()) >= 4, spread
         finally:
             for _, connection in held:
                 connection.close()
@@ -414,15 +417,19 @@ def two_listeners(monkeypatch):
     return clock, shares, first, second
 
 
-def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon(two_listeners):
+def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon(two_listeners, monkeypatch):
     clock, shares, first, second = two_listeners
+    yields = []
+    monkeypatch.setattr(balance.os, "sched_yield", lambda: yields.append(clock.now))
     assert first.readable() and second.readable()  # both hold none: each takes what comes
     first.handle_accept()
     assert first.accepted == 1 and first.readable()
-    first.handle_accept()  # the second holds fewer, and looks: the first leaves it this one...
+    first.handle_accept()  # the second holds fewer, and looks: the first leaves it this one, gives up the processor
+    assert first.accepted == 1 and yields == [clock.now]  # (the second, woken by the same connection, takes it)...
+    assert first.readable() and dispatch._timeout(first, None) == 1.0  # ... and looks again at once
+    first.handle_accept()  # still there: it rests from the socket, its loop sleeping no longer than the rest
     assert first.accepted == 1 and not first.readable()
-    # ... and looks away for a moment only: its loop polls no longer than that (a worker that polled its full second
-    # left connections waiting a second each whenever both workers looked away at once)
+    # (a worker that polled its full second left connections waiting a second each whenever both looked away)
     assert dispatch._timeout(first, None) == pytest.approx(balance.REST_SECONDS + 0.001)
     assert dispatch._timeout(second, None) == 1.0 and dispatch._timeout(second, 0.25) == 0.251
     second.handle_accept()
@@ -439,37 +446,74 @@ def test_a_worker_leaves_a_connection_to_one_holding_fewer_and_looks_again_soon(
 
 
 def test_a_connection_left_to_others_is_taken_once_it_has_waited_long_enough(two_listeners):
-    """A worker that looks but cannot accept (out of file descriptors: waitress logs and goes on) or that runs a long
-    request in its loop's thread is waited on for DEFER_SECONDS at most, for each connection; one that another
-    worker took starts no wait for the next."""
+    """A worker that looks but cannot accept (out of file descriptors: waitress logs and goes on) is waited on for
+    DEFER_SECONDS at most, for each connection, the loop sleeping between looks; one that another worker took starts
+    no wait for the next."""
     clock, _, first, second = two_listeners
     assert first.readable() and second.readable()
     first.handle_accept()
     assert first.readable()
 
     def look_again() -> bool:  # the rest ends and the loop looks: the connection still waits
-        clock.now = first.rest_until
+        clock.now = max(clock.now, first.rest_until)
         return first.readable()
 
     first.handle_accept()  # left to the second, which holds fewer...
+    rests = 0
     while first.accepted == 1 and look_again():
         assert clock.now - 1000.0 < balance.DEFER_SECONDS + balance.REST_SECONDS
         first.handle_accept()  # ... which never takes it
         second.readable()  # though it keeps its promise
+        rests += first.rest_until > clock.now
     assert first.accepted == 2 and clock.now - 1000.0 >= balance.DEFER_SECONDS
+    assert rests >= balance.DEFER_SECONDS / balance.REST_SECONDS - 1  # the loop slept between looks
     third = clock.now
     assert first.readable()
     first.handle_accept()  # a new connection: left to the second again
     assert first.accepted == 2
     second.handle_accept()  # which takes it: the first's next look finds none waiting
     second.readable()
-    clock.now = first.rest_until
     assert first.readable() and first.readable()
     clock.now = third + 2 * balance.DEFER_SECONDS  # a long while later, another connection: its wait starts anew
     second.readable()
     assert first.readable()
     first.handle_accept()
     assert first.accepted == 2
+
+
+def test_a_busy_or_resting_worker_is_waited_on_only_past_a_margin(two_listeners):
+    """A worker whose loop's thread runs a request takes no connection meanwhile. With clients that open a connection
+    for each request the counts are 0 or 1 apart at every moment, and waiting on busy workers for each took a bare
+    endpoint from 7,000 to 850 requests a second: a busy worker is waited on only when it holds two fewer, for one
+    look. One that rests is waited on as one that looks, but only when it holds two fewer too: two that rest, each
+    for the other, would take no connection at all."""
+    clock, _, first, second = two_listeners
+    assert first.readable() and second.readable()
+    first.handle_accept()
+    assert first.readable()
+    balance.busy(second)  # holds none, one fewer than the first: not waited on
+    first.handle_accept()
+    assert first.accepted == 2
+    assert first.readable()
+    balance.busy(second)  # two fewer: waited on...
+    first.handle_accept()
+    assert first.accepted == 2
+    assert first.readable()  # ... for one look, then the first takes it
+    first.handle_accept()
+    assert first.accepted == 3
+    assert second.readable()  # looking again, holding three fewer: waited on as long as it looks
+    first.handle_accept()
+    assert first.accepted == 3
+    second.rest_until = clock.now + 1  # resting now (as after leaving a connection to the first)
+    assert not second.readable()
+    assert first.readable()
+    first.handle_accept()  # three fewer: waited on
+    assert first.accepted == 3
+    first.active_channels.popitem(), first.active_channels.popitem()  # two closed: one more than the second
+    clock.now += balance.DEFER_SECONDS
+    assert first.readable() and first.readable()
+    first.handle_accept()  # a resting one holding one fewer is not waited on
+    assert first.accepted == 4
 
 
 def test_a_worker_that_stops_or_is_full_is_not_waited_on(two_listeners):
@@ -489,14 +533,19 @@ def test_a_worker_that_stops_or_is_full_is_not_waited_on(two_listeners):
     first.handle_accept()
     assert first.accepted == 3
     balance.withdraw(_Listener())  # a server that shares nothing has nothing to say
+    balance.busy(_Listener())
 
 
-@pytest.mark.parametrize("connections, until", [(7, 12.5), (999, 1_000_000.0), (1000, 10_000_000_000.0)])
+@pytest.mark.parametrize("connections, until", [(7, 12.5), (999, 1_000_000.0), (1000, 1_000_000_000.0)])
 def test_a_slot_reads_back_what_was_written(connections, until):
     shares = balance.Shares(2)
     shares.publish(1, connections, until)
-    assert shares.fewer_elsewhere(0, connections + 1, until - 0.002)
+    assert shares.fewer_elsewhere(0, connections + 1, until - 0.002) == balance.LOOKING
     assert not shares.fewer_elsewhere(0, connections, until - 0.002)  # holds as many: not fewer
     assert not shares.fewer_elsewhere(0, connections + 1, until)  # its promise has ended
+    for doing, found in ((balance.BUSY, balance.BUSY), (balance.RESTING, balance.LOOKING)):
+        shares.publish(1, connections, until, doing)
+        assert not shares.fewer_elsewhere(0, connections + 1, until - 0.002)
+        assert shares.fewer_elsewhere(0, connections + 2, until - 0.002) == found
     shares.clear(1)
-    assert not shares.fewer_elsewhere(0, connections + 1, 0.001)
+    assert not shares.fewer_elsewhere(0, connections + 2, 0.001)

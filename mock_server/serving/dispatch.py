@@ -51,6 +51,7 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.woken = 0  # threads woken that have not yet taken the lock back: each will look at the queue
         self.loop_thread: int | None = None  # the event loop's thread, which looks before each round (serve)
         self.poke = lambda: None  # wakes the event loop to look again (serve sets it)
+        self.running_here = lambda: None  # the loop's thread is to run a request, and look at nothing meanwhile
         # serve's own thread, which runs requests itself while it has the loop (None: it never does), and the deputy
         # that takes the loop while such a request waits or runs past its hold
         self.inline_thread: int | None = None
@@ -128,6 +129,7 @@ class Dispatcher(ThreadedTaskDispatcher):
                 if self.deputy_parked:
                     self.deputy_wake.notify()
             try:
+                self.running_here()
                 task.service()
             except Exception:  # SystemExit and KeyboardInterrupt stop the server, as in waitress's own loop
                 self.logger.exception("Exception when servicing %r", task)
@@ -256,6 +258,7 @@ def serve(server) -> None:
     dispatcher: Dispatcher = server.task_dispatcher
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
+    dispatcher.running_here = lambda: balance.busy(server)  # other workers take new connections meanwhile (D79)
     pull = server.pull_trigger
 
     def pull_unless_looping_here() -> None:
