@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -83,21 +83,22 @@ def guard(group: bool = True) -> Iterator[Callable[[int], None]]:
     """A guard process, ready before the block (its start costs what the block measures nothing); the block calls
     the function it is given with the pid of the server to kill (with `group`, its process group) should the bench
     die before the block ends, and stops that server within the block."""
-    guard = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, start_new_session=True)  # not paused with the servers, nor
-    guard.stdout.readline()  # stopped by the bench's Ctrl-C
+    guarding = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                start_new_session=True)  # not paused with the servers, nor sent a terminal's Ctrl-C
+    guarding.stdout.readline()
 
     def watch(pid: int) -> None:
-        guard.stdin.write(f"{pid}\n".encode())
-        guard.stdin.flush()
+        guarding.stdin.write(f"{pid}\n".encode())
+        guarding.stdin.flush()
 
     try:
         yield watch
     finally:
         with contextlib.suppress(BrokenPipeError):
-            guard.stdin.write(b"stopped")
-            guard.stdin.close()
-        guard.wait()
+            guarding.stdin.write(b"stopped")
+            guarding.stdin.close()
+        guarding.wait()
 
 
 @contextmanager
