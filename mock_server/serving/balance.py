@@ -33,7 +33,8 @@ LATE_SECONDS = 0.5  # how late past its poll's timeout a worker may still look a
 # same connection, takes it within microseconds when it can).
 REST_SECONDS = 0.002
 # The longest a worker leaves one waiting connection to others: one that looks but cannot accept (out of file
-# descriptors), is stopped, or runs a long request in its loop's thread is waited on no longer than this.
+# descriptors) or has stopped is waited on no longer than this for each connection (connections that come together
+# wait one after another, D79).
 DEFER_SECONDS = 0.05
 
 
