@@ -19,9 +19,9 @@ import os
 import struct
 import time
 
-# A worker's slot is one aligned 64-bit word, written and read whole (a pair of fields was seen half-written): until
-# when it promises to look again, in milliseconds of time.monotonic() (0: nobody is to wait on it), then two bits of
-# what it does (it looks now, rests, or is busy), then COUNT_BITS bits of the connections it holds.
+# A worker's slot is one aligned 64-bit word, written and read whole (fields written apart were read half-written):
+# until when it promises to look again, in milliseconds of time.monotonic() (0: nobody is to wait on it), then two
+# bits of what it does (it looks now, rests, or is busy), then COUNT_BITS bits of the connections it holds.
 _WORD = struct.Struct("Q")
 COUNT_BITS = 20
 _COUNT = (1 << COUNT_BITS) - 1
@@ -39,8 +39,8 @@ DEFER_SECONDS = 0.05
 
 
 class Shares:
-    """Each worker's count of connections, whether it is busy, and its promise, one slot a worker, in memory shared
-    across a fork."""
+    """Each worker's count of connections, what it does and its promise, one slot a worker, in memory shared across
+    a fork."""
 
     def __init__(self, workers: int):
         self.workers = workers
