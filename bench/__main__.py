@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 import requests
-from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port
+from ivh_mock.mock_server.serving.testing import RedisServer, debian_command, free_port, guard
 
 from . import account, fixtures, inprocess, load, peers, report
 from . import proxy as proxy_bench
@@ -165,22 +165,13 @@ def scale(wrk: str, name: str, store: str, seconds: float, size: int) -> dict:
     return {"store": name, "small": small, "large": large, "fill_seconds": filled_in, "size": size}
 
 
-@contextmanager
-def _redis_server() -> Iterator[RedisServer]:
-    """A RedisServer for the stores measured, killed by a guard should the bench die without stopping it."""
-    with peers.guard(group=False) as watch:
-        with RedisServer() as server:
-            watch(server.process.pid)
-            yield server
-
-
 def cold_start(name: str, command_of, repeats: int = 3) -> float:
     """Median seconds from process start to the first answered getprogress."""
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="ivh-bench-cold-") as data, ExitStack() as stack:
             port = free_port()
-            watch = stack.enter_context(peers.guard())
+            watch = stack.enter_context(guard())
             started = time.monotonic()
             process = subprocess.Popen(command_of(port, data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        cwd=ROOT, start_new_session=True)
@@ -230,7 +221,7 @@ def main() -> None:
     prism = peers.prism_binary() is not None
     workers = os.cpu_count() or 2
     with ExitStack() as stack:
-        redis_url = stack.enter_context(_redis_server()).url
+        redis_url = stack.enter_context(RedisServer()).url
         about = machine()
         print("# " + ", ".join(f"{key}: {value}" for key, value in about.items()), flush=True)
         stores = {"memory": "memory", "sqlite": "sqlite:{data}/ivh-mock.sqlite3"}

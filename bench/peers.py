@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -21,9 +20,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from ivh_mock.mock_server.serving.testing import free_port
+from ivh_mock.mock_server.serving.testing import free_port, guard
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM_DIR = ROOT / "bench" / ".prism"
@@ -61,44 +60,6 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
         except OSError:
             time.sleep(0.005)
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
-
-
-# Runs beside a server: should the bench end without stopping it (SIGKILL, which it cannot catch), its servers
-# would be left running, or paused (SIGSTOP, side_by_side) for good; the guard then kills the server whose pid it was
-# given (its process group, when its argument says "group").
-GUARD = """
-import os, signal, sys
-print("ready", flush=True)
-pid = sys.stdin.buffer.readline().strip()
-if pid.isdigit() and not sys.stdin.buffer.read(1):  # the bench is gone (its end of the pipe closed) unannounced
-    try:
-        (os.killpg if sys.argv[1] == "group" else os.kill)(int(pid), signal.SIGKILL)  # a paused one too
-    except ProcessLookupError:
-        pass
-"""
-
-
-@contextmanager
-def guard(group: bool = True) -> Iterator[Callable[[int], None]]:
-    """A guard process, ready before the block (its start costs what the block measures nothing); the block calls
-    the function it is given with the pid of the server to kill (with `group`, its process group) should the bench
-    die before the block ends, and stops that server within the block."""
-    guarding = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                start_new_session=True)  # not paused with the servers, nor sent a terminal's Ctrl-C
-    guarding.stdout.readline()
-
-    def watch(pid: int) -> None:
-        guarding.stdin.write(f"{pid}\n".encode())
-        guarding.stdin.flush()
-
-    try:
-        yield watch
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            guarding.stdin.write(b"stopped")
-            guarding.stdin.close()
-        guarding.wait()
 
 
 @contextmanager

@@ -78,9 +78,8 @@ def _group(pgid: int) -> list[int]:
 BENCH_KILLED = """
 import os, signal, sys
 from bench import peers
-from bench.__main__ import _redis_server
-running = _redis_server()  # the bench's own Redis, unpaused
-redis = running.__enter__()
+from ivh_mock.mock_server.serving.testing import RedisServer
+redis = RedisServer()  # the bench's own Redis, unpaused
 # a server that listens and forks a worker, as `ivh-mock serve` does
 server = ("import os, socket, sys, time\\nlistener = socket.socket()\\n"
           "listener.bind(('127.0.0.1', int(sys.argv[1])))\\nlistener.listen()\\nos.fork()\\ntime.sleep(120)")

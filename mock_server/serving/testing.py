@@ -3,6 +3,7 @@ local endpoint that records callbacks. The pytest plugin (`pytest_plugin.py`) is
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -10,11 +11,12 @@ import selectors
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -317,9 +319,49 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+# Runs beside a server a process starts: should that process end without stopping it (SIGKILL, which it cannot catch:
+# a test run killed at its time limit, a benchmark), the server would be left running (or paused, as the benchmark
+# pauses them) for good; the guard then kills the server whose pid it was given (its process group, when its argument
+# says "group").
+GUARD = """
+import os, signal, sys
+print("ready", flush=True)
+pid = sys.stdin.buffer.readline().strip()
+if pid.isdigit() and not sys.stdin.buffer.read(1):  # its starter is gone (its end of the pipe closed) unannounced
+    try:
+        (os.killpg if sys.argv[1] == "group" else os.kill)(int(pid), signal.SIGKILL)  # a paused one too
+    except ProcessLookupError:
+        pass
+"""
+
+
+@contextlib.contextmanager
+def guard(group: bool = True) -> Iterator[Callable[[int], None]]:
+    """A guard process, ready before the block (its start costs what the block measures nothing); the block calls
+    the function it is given with the pid of the server to kill (with `group`, its process group) should this
+    process die before the block ends, and stops that server within the block."""
+    guarding = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                start_new_session=True)  # not paused with a server, nor sent a terminal's Ctrl-C
+    guarding.stdout.readline()
+
+    def watch(pid: int) -> None:
+        guarding.stdin.write(f"{pid}\n".encode())
+        guarding.stdin.flush()
+
+    try:
+        yield watch
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            guarding.stdin.write(b"stopped")
+            guarding.stdin.close()
+        guarding.wait()
+
+
 class RedisServer:
     """A throwaway redis-server on a free loopback port and a Unix socket, without persistence; `url` is its
-    redis:// URL, `unix_url` its unix:// one.
+    redis:// URL, `unix_url` its unix:// one. Should this process die without stopping it (a test run killed at its
+    time limit), a guard process kills it.
 
     Installs Debian's redis-server first when it is missing (see `debian_command`)."""
 
@@ -328,12 +370,20 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is missing and cannot be installed here: apt-get install redis-server")
         self.port = free_port(host)
+        self._guard = contextlib.ExitStack()  # kills it should this process die without stopping it
+        watch = self._guard.enter_context(guard(group=False))
         self._dir = tempfile.TemporaryDirectory(prefix="ivh-redis-")
         unix_socket = os.path.join(self._dir.name, "redis.sock")
-        self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",
-                                         "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "no",
-                                         "--unixsocket", unix_socket, "--unixsocketperm", "700"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",
+                                             "--appendonly", "no", "--dir", self._dir.name, "--protected-mode", "no",
+                                             "--unixsocket", unix_socket, "--unixsocketperm", "700"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException:
+            self._guard.close()
+            self._dir.cleanup()
+            raise
+        watch(self.process.pid)
         self.url = f"redis://{host}:{self.port}/0"
         self.unix_url = f"unix://{unix_socket}?db=0"
         deadline = time.monotonic() + 10
@@ -353,6 +403,7 @@ class RedisServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        self._guard.close()
         self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
