@@ -181,6 +181,23 @@ def app(clock, store_spec):
     return create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
 
 
+def answer_bodies(connection: socket.socket, count: int) -> list[bytes]:
+    """The bodies of the next `count` answers on `connection` (each with a Content-Length)."""
+    data, bodies = bytearray(), []
+    while len(bodies) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(re.search(rb"(?i)content-length: *(\d+)", bytes(data[:head_end])).group(1))
+            if len(data) >= head_end + 4 + length:
+                bodies.append(bytes(data[head_end + 4:head_end + 4 + length]))
+                del data[:head_end + 4 + length]
+                continue
+        chunk = connection.recv(1 << 20)
+        assert chunk, bytes(data[:200])
+        data += chunk
+    return bodies
+
+
 def until(condition, seconds: float = 10, then=None) -> None:
     """Wait until `condition()` holds, calling `then()` between looks; fail the test after `seconds`."""
     deadline = time.monotonic() + seconds

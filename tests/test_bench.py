@@ -13,6 +13,8 @@ from bench import load, report
 from bench.__main__ import running
 from bench.peers import ceiling_app
 
+from .conftest import until
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -98,11 +100,12 @@ def test_a_bench_killed_outright_leaves_no_server_behind(redis_server):
                              cwd=DOCS.parent)
     server, redis = map(int, bench.stdout.readline().split())
     try:
-        assert _until(lambda: len(_group(server)) == 2) and _settled(server, "T") == "T"  # its worker forked too
+        until(lambda: len(_group(server)) == 2)  # its worker forked too
+        assert _settled(server, "T") == "T"
         assert _state(redis) in "SR"
         bench.kill()
         bench.wait()
-        assert _until(lambda: not _group(server) and not _alive(redis))
+        until(lambda: not _group(server) and not _alive(redis))
     finally:
         bench.kill()
         bench.wait()
@@ -117,10 +120,3 @@ def _alive(pid: int) -> bool:
         return _state(pid) != "Z"
     except OSError:
         return False
-
-
-def _until(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()

@@ -5,7 +5,6 @@ holds the queue for its thread, a stalled one hands it to another thread, the ev
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from ivh_mock.mock_server import deadline
 from ivh_mock.mock_server.serving import dispatch, server as serving
 from ivh_mock.mock_server.serving.dispatch import Dispatcher
 
-from .conftest import until
+from .conftest import answer_bodies, until
 
 
 class Job:
@@ -271,23 +270,6 @@ def _app(gate: threading.Event):
     return app
 
 
-def _bodies(connection: socket.socket, count: int) -> list[bytes]:
-    """The bodies of the next `count` answers on `connection` (each with a Content-Length)."""
-    data, bodies = bytearray(), []
-    while len(bodies) < count:
-        head_end = data.find(b"\r\n\r\n")
-        if head_end >= 0:
-            length = int(re.search(rb"(?i)content-length: *(\d+)", bytes(data[:head_end])).group(1))
-            if len(data) >= head_end + 4 + length:
-                bodies.append(bytes(data[head_end + 4:head_end + 4 + length]))
-                del data[:head_end + 4 + length]
-                continue
-        chunk = connection.recv(1 << 20)
-        assert chunk, bytes(data[:200])
-        data += chunk
-    return bodies
-
-
 def _get_later(url: str) -> threading.Thread:
     thread = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 30}, daemon=True)
     thread.start()
@@ -319,7 +301,7 @@ def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
         with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as connection:
             # pipelined: the first request, as it ends, queues the second (waitress's channel.service)
             connection.sendall(b"GET /quick HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
-            assert _bodies(connection, 2) == [str(loop.ident).encode()] * 2
+            assert answer_bodies(connection, 2) == [str(loop.ident).encode()] * 2
     finally:
         gate.set()
         _unserve(server, loop)
@@ -493,7 +475,7 @@ def test_clients_that_pipeline_and_never_read_hold_no_thread():
             connection.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 40)  # 24 MB: past waitress's 16 MB
         time.sleep(1)
         assert requests.get(url + "/quick", timeout=5).text == "quick"
-        assert _bodies(hoarders[0], 40) == [big] * 40  # it reads at last: the parked requests are answered
+        assert answer_bodies(hoarders[0], 40) == [big] * 40  # it reads at last: the parked requests are answered
         server.adj.channel_timeout, server.adj.cleanup_interval, server.next_channel_cleanup = 0.5, 0.1, 0
         server.pull_trigger()
         began = time.monotonic()
@@ -539,7 +521,7 @@ def test_an_answer_whose_body_comes_whole_goes_out_in_one_send(monkeypatch):
             assert b"Content-Length: 10" in head and rest.startswith(b"HTTP/1.1 200 OK\r\n")
         with socket.create_connection(server.socket.getsockname()[:2], timeout=10) as connection:
             connection.sendall(b"GET /liar HTTP/1.1\r\nHost: x\r\n\r\nGET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _bodies(connection, 2) == [b"012", b"0123456789"]  # the second answer starts where it should
+            assert answer_bodies(connection, 2) == [b"012", b"0123456789"]  # the second answer starts where it should
     finally:
         if server is not None:
             _unserve(server, loop)

@@ -24,7 +24,7 @@ from ivh_mock.mock_server.serving import balance, dispatch
 from ivh_mock.mock_server.serving.testing import CallbackReceiver
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, until
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, answer_bodies, until
 
 FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25")
 
@@ -312,12 +312,7 @@ def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):
 def _ask_pid(connection: socket.socket, close: bool = False) -> int:
     """Send a request on `connection`, kept alive unless `close`, and read which worker's pid answers it."""
     connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"Connection: close\r\n" if close else b"") + b"\r\n")
-    answer = b""
-    while not answer.split(b"\r\n\r\n", 1)[-1].isdigit() or b"\r\n\r\n" not in answer:
-        chunk = connection.recv(4096)
-        assert chunk, answer
-        answer += chunk
-    return int(answer.split(b"\r\n\r\n", 1)[1])
+    return int(answer_bodies(connection, 1)[0])
 
 
 def test_connections_opened_at_once_are_spread_evenly_over_the_workers():
