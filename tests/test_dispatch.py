@@ -237,12 +237,14 @@ def test_a_request_that_starts_to_wait_behind_another_hold_has_the_loop_look_aga
         assert not waiting.done.is_set()
 
 
-def _served(app, stall_seconds: float):
+def _served(app, stall_seconds: float, busy=None):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     server = serving.waitress_server(app, listener, threads=4, max_body_bytes=1024)
     server.task_dispatcher.stall_seconds = stall_seconds
+    if busy is not None:  # as balance.balanced sets it on a worker that shares its connections
+        server.busy = busy
     loop = threading.Thread(target=dispatch.serve, args=(server,), daemon=True)
     loop.start()
     return server, loop, f"http://127.0.0.1:{listener.getsockname()[1]}"
@@ -310,9 +312,8 @@ def test_the_loops_own_thread_runs_requests_while_nothing_holds_the_queue():
 def test_the_loops_thread_says_it_is_busy_before_each_request_it_runs():
     """While the loop's own thread runs a request it takes no connection: it tells the other workers so (D79), and
     each leaves new connections to it no longer than one look."""
-    server, loop, url = _served(_app(threading.Event()), 5)
     said: list[int] = []
-    server.busy = lambda: said.append(threading.get_ident())  # what balance.balanced sets on a worker that shares
+    server, loop, url = _served(_app(threading.Event()), 5, busy=lambda: said.append(threading.get_ident()))
     try:
         with requests.Session() as session:
             assert {session.get(url + "/quick", timeout=10).text for _ in range(3)} == {str(loop.ident)}

@@ -486,11 +486,11 @@ def test_a_busy_or_resting_worker_is_waited_on_only_past_a_margin(two_listeners)
     assert first.readable() and second.readable()
     first.handle_accept()
     assert first.readable()
-    balance.busy(second)  # holds none, one fewer than the first: not waited on
+    second.busy()  # holds none, one fewer than the first: not waited on
     first.handle_accept()
     assert first.accepted == 2
     assert first.readable()
-    balance.busy(second)  # two fewer: waited on...
+    second.busy()  # two fewer: waited on...
     first.handle_accept()
     assert first.accepted == 2
     assert first.readable()  # ... for one look, then the first takes it
@@ -519,13 +519,13 @@ def test_a_busy_worker_holding_half_as_many_is_waited_on_as_one_that_looks(two_l
     first.active_channels.update({n: object() for n in range(3)})  # three, against the second's one
     second.active_channels[0] = object()
     assert first.readable() and second.readable()
-    balance.busy(second)
+    second.busy()
     first.handle_accept()  # a busy one holding two fewer, of three: one look
     assert first.readable()
     first.handle_accept()
     assert len(first.active_channels) == 4
     assert first.readable()
-    balance.busy(second)  # one of four: half as many, and more
+    second.busy()  # one of four: half as many, and more
     for _ in range(3):
         first.handle_accept()  # a look, then rests
         clock.now = max(clock.now, first.rest_until)
@@ -550,7 +550,6 @@ def test_a_worker_that_stops_or_is_full_is_not_waited_on(two_listeners):
     first.handle_accept()
     assert first.accepted == 3
     balance.withdraw(_Listener())  # a server that shares nothing has nothing to say
-    balance.busy(_Listener())
 
 
 @pytest.mark.parametrize("connections, until", [(7, 12.5), (999, 1_000_000.0), (1000, 1_000_000_000.0)])

@@ -79,8 +79,9 @@ def balanced(server, shares: Shares, slot: int) -> None:
     """Have waitress's `server` (its listening dispatcher) tell the others its count each time its loop looks
     (readable(), each round), and, woken by a connection that another worker is to take (`Shares.fewer_elsewhere`),
     leave it to that one: it stops looking at the socket for REST_SECONDS (the loop polls no longer than `within`
-    says), then looks again, and takes the connection itself once it has waited DEFER_SECONDS. `busy(server)` says
-    its loop's thread runs a request, `withdraw(server)` that it stops."""
+    says), then looks again, and takes the connection itself once it has waited DEFER_SECONDS. `server.busy()` says
+    its loop's thread is to run a request, and look at nothing meanwhile (other workers wait on it only past a
+    margin); `withdraw(server)` that it stops."""
     readable, accept, wait = server.readable, server.handle_accept, server.adj.asyncore_loop_timeout + LATE_SECONDS
     server.rest_until = 0.0
     deferring = {"since": 0.0, "looked": False}  # since when a connection waits on others; whether the loop looked
@@ -123,19 +124,9 @@ def within(server, timeout: float) -> float:
     return timeout if rest <= 0 else min(timeout, rest + 0.001)  # poll counts whole milliseconds, rounding down
 
 
-def busy(server) -> None:
-    """`server`'s loop's thread is to run a request, and look at nothing meanwhile: other workers wait on it only past
-    a margin (a no-op for a server that shares nothing)."""
-    _call(server, "busy")
-
-
 def withdraw(server) -> None:
     """`server`'s worker stops taking connections: the other workers are to wait on it no more (a no-op for a server
     that shares nothing)."""
-    _call(server, "withdraw")
-
-
-def _call(server, name: str) -> None:
-    say = getattr(server, name, None)
+    say = getattr(server, "withdraw", None)
     if say is not None:
         say()

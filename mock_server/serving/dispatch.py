@@ -258,7 +258,8 @@ def serve(server) -> None:
     dispatcher: Dispatcher = server.task_dispatcher
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
-    dispatcher.running_here = lambda: balance.busy(server)  # other workers take new connections meanwhile (D79)
+    # a worker that shares its connections (balance.balanced) says it is busy: the others take new ones meanwhile
+    dispatcher.running_here = getattr(server, "busy", dispatcher.running_here)
     pull = server.pull_trigger
 
     def pull_unless_looping_here() -> None:
