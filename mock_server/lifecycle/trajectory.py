@@ -11,9 +11,13 @@ such a task stays MAKING at Progress 99 once rendered until the outcome is recor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from functools import partial
+from itertools import compress
+from operator import ne
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..store import NEVER, Task, UploadRecord
+from ..store.base import FINISH_OF, START_OF
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -23,15 +27,25 @@ VIDEO_PATH = "/broadcast/Basic/video/{task_id}.mp4"
 SUBTITLE_PATH = "/broadcast/Basic/subtitle/{task_id}.srt"
 
 
-def start_time(live: Iterable[Sequence[float]], submitted_at: float, slots: int, queue_seconds: float) -> float:
+def start_time(live: Sequence[Sequence[float]], submitted_at: float, slots: int, queue_seconds: float) -> float:
     """Return when a task submitted now starts rendering: not before `queue_seconds` have passed, after every
     earlier task of the account has started (FIFO), as soon as fewer than `slots` of them are rendering. `live` holds
     (start_at, finish_at, ...) of the account's unfinished tasks (`Backlog.live`): a finished one started and ended
-    before `submitted_at`, so it can neither come later nor be rendering then."""
-    started = [(start, finish) for start, finish, *_ in live if start != NEVER]
-    at = max([submitted_at + queue_seconds, *(start for start, _ in started)])
-    busy = sorted(finish for start, finish in started if start <= at < finish)
-    return at if len(busy) < slots else busy[len(busy) - slots]
+    before `submitted_at`, so it can neither come later nor be rendering then.
+
+    The earliest time by those rules (`at`) comes after every start, so the tasks rendering then are those that
+    finish after it; it is too early exactly when `slots` of them still render then, and the `slots`-th latest finish
+    is the time one of those slots frees up. Each pass over `live` runs in C: an account may hold a thousand
+    unfinished tasks."""
+    starts = list(map(START_OF, live))
+    finishes = list(map(FINISH_OF, live))
+    if NEVER in starts:  # a task stuck in the queue never starts: it neither delays the next nor holds a slot
+        finishes = list(compress(finishes, map(partial(ne, NEVER), starts)))
+        starts = list(filter(partial(ne, NEVER), starts))
+    at = max(submitted_at + queue_seconds, max(starts, default=-NEVER))
+    if len(finishes) < slots:
+        return at
+    return max(at, max(finishes) if slots == 1 else sorted(finishes)[-slots])
 
 
 def upload_of(ctx: MockContext, task: Task) -> UploadRecord | None:
