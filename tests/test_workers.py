@@ -476,6 +476,31 @@ def test_a_connection_left_to_others_is_taken_once_it_has_waited_long_enough(two
     assert first.accepted == 2
 
 
+def test_a_worker_whose_slot_did_not_move_through_a_whole_wait_is_passed_over_until_it_moves(two_listeners):
+    """A worker that is stopped, or hung in one request, says nothing new: once a connection has waited DEFER_SECONDS
+    on it, the connections that come after it do not wait on it again (16 coming together waited 0.77 s behind a
+    stopped worker, one after another), until its slot moves."""
+    clock, _, first, second = two_listeners
+    assert first.readable() and second.readable()
+    first.handle_accept()
+    assert first.readable()
+    first.handle_accept()  # left to the second, which holds fewer and says it looks, but is stopped from here on
+    while first.accepted == 1:
+        clock.now = max(clock.now, first.rest_until)
+        assert first.readable()
+        first.handle_accept()
+    assert clock.now - 1000.0 >= balance.DEFER_SECONDS
+    for accepted in (3, 4):  # the next ones are taken at once: the second's slot reads as it did
+        assert first.readable()
+        first.handle_accept()
+        assert first.accepted == accepted
+    clock.now += 0.001
+    second.readable()  # it goes on: its loop's next round says so, and it is waited on again
+    assert first.readable()
+    first.handle_accept()
+    assert first.accepted == 4
+
+
 def test_a_busy_or_resting_worker_is_waited_on_only_past_a_margin(two_listeners):
     """A worker whose loop's thread runs a request takes no connection meanwhile. With clients that open a connection
     for each request the counts are 0 or 1 apart at every moment, and waiting on busy workers for each took a bare

@@ -34,8 +34,8 @@ LATE_SECONDS = 0.5  # how late past its poll's timeout a worker may still look a
 # same connection, takes it within microseconds when it can).
 REST_SECONDS = 0.002
 # The longest a worker leaves one waiting connection to others: one that looks but cannot accept (out of file
-# descriptors) or has stopped is waited on no longer than this for each connection (connections that come together
-# wait one after another, D79).
+# descriptors) is waited on no longer than this for each connection, one that has stopped (its slot reads the same
+# at the end of such a wait) for one connection only, until it goes on (D79).
 DEFER_SECONDS = 0.05
 
 
@@ -56,15 +56,23 @@ class Shares:
         """The worker in `slot` is gone, or stopping: nobody is to wait on it."""
         self.publish(slot, 0, 0.0)
 
-    def fewer_elsewhere(self, slot: int, connections: int, now: float) -> int:
+    def words(self) -> list[int]:
+        """Every worker's slot as it reads now."""
+        return [_WORD.unpack_from(self._memory, other * _WORD.size)[0] for other in range(self.workers)]
+
+    def fewer_elsewhere(self, slot: int, connections: int, now: float, stalled: dict[int, int] | None = None) -> int:
         """Whom of the other workers that keep their promise a connection is to be left to: LOOKING when one looks
         now and holds fewer than `connections`, or rests and holds two fewer (two that rest, each for the other,
         would leave connections to nobody), or is busy and holds half as many or fewer, of four or more; else BUSY
-        when one is busy and holds two fewer; else 0."""
+        when one is busy and holds two fewer; else 0. A worker whose slot still reads as `stalled` says it kept
+        through a whole wait is passed over (and forgotten there once its slot moves)."""
         now_ms, found = int(now * 1000), 0
-        for other in range(self.workers):
+        for other, word in enumerate(self.words()):
             if other != slot:
-                (word,) = _WORD.unpack_from(self._memory, other * _WORD.size)
+                if stalled and other in stalled:
+                    if stalled[other] == word:
+                        continue
+                    del stalled[other]
                 if word >> _UNTIL_SHIFT > now_ms:
                     doing, held = word >> COUNT_BITS & 3, word & _COUNT
                     if (doing == LOOKING and held < connections or doing == RESTING and held + 2 <= connections
@@ -84,7 +92,12 @@ def balanced(server, shares: Shares, slot: int) -> None:
     margin); `withdraw(server)` that it stops."""
     readable, accept, wait = server.readable, server.handle_accept, server.adj.asyncore_loop_timeout + LATE_SECONDS
     server.rest_until = 0.0
-    deferring = {"since": 0.0, "looked": False}  # since when a connection waits on others; whether the loop looked
+    # since when a connection waits on others, and every slot as it read then; whether the loop looked since
+    deferring: dict = {"since": 0.0, "seen": [], "looked": False}
+    # Others whose slot did not move through a whole wait (a live worker says something new each round of its loop,
+    # and one that looks is woken by the very connection left to it): stopped, or hung in one request. Each is passed
+    # over while its slot reads as it did, so that connections coming together wait on it once, not one after another.
+    stalled: dict[int, int] = {}
 
     def balanced_readable() -> bool:
         accepting = readable()  # False once it stops, or holds its limit: nobody is to wait on it then
@@ -102,12 +115,18 @@ def balanced(server, shares: Shares, slot: int) -> None:
         now = time.monotonic()
         deferring["looked"] = False
         since = deferring["since"] or now
-        other = shares.fewer_elsewhere(slot, len(server.active_channels), now) if now - since < DEFER_SECONDS else 0
+        if now - since < DEFER_SECONDS:
+            other = shares.fewer_elsewhere(slot, len(server.active_channels), now, stalled)
+        else:
+            other = 0
+            stalled.update((peer, word) for peer, (word, seen) in enumerate(zip(shares.words(), deferring["seen"]))
+                           if peer != slot and word == seen)
         if other == LOOKING or (other == BUSY and not deferring["since"]):  # a busy one: one look only
             if deferring["since"]:
                 server.rest_until = now + REST_SECONDS
             else:
                 os.sched_yield()
+                deferring["seen"] = shares.words()
             deferring["since"] = since
         else:
             deferring["since"] = 0.0
