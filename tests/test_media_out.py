@@ -207,6 +207,12 @@ def test_a_byte_range_request_gets_206_and_exactly_those_bytes(app, api, clock):
     assert part.headers["Content-Length"] == "1000" and part.headers["Accept-Ranges"] == "bytes"
     tail = client.get(path_of(report["MediaUrl"]), headers={"Range": "bytes=-10"})
     assert tail.status_code == 206 and tail.data == whole[-10:]
+    for longer in (len(whole) + 1, 10**12):  # more last bytes than the file holds: all of it (RFC 9110 14.1.3)
+        all_of_it = client.get(path_of(report["MediaUrl"]), headers={"Range": f"bytes=-{longer}"})
+        assert all_of_it.status_code == 206 and all_of_it.data == whole
+        assert all_of_it.headers["Content-Range"] == f"bytes 0-{len(whole) - 1}/{len(whole)}"
+    srt = client.get(path_of(report["SubtitlesUrl"]), headers={"Range": "bytes=-4096"})  # a file in memory
+    assert srt.status_code == 206 and srt.data == client.get(path_of(report["SubtitlesUrl"])).data
     for unsatisfiable in (f"bytes={len(whole) + 5}-", "bytes=-0"):  # no byte of the file (RFC 9110), as S3 says
         beyond = client.get(path_of(report["MediaUrl"]), headers={"Range": unsatisfiable})
         assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(whole)}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+from pathlib import Path
 from typing import Any
 
 from flask import Response, request, send_file
@@ -25,7 +27,8 @@ def send(source: Any, **options: Any) -> Response:
 
     A Range header that is not one range of bytes (several ranges, another unit, none that parses) is ignored, as
     RFC 9110 allows and an object store does: the whole file is answered (200), where werkzeug answered 416. One that
-    asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is. If-Match and
+    asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is; one that asks for
+    more last bytes than the file holds gets the whole file as its range (206, RFC 9110 14.1.3; werkzeug: 416). If-Match and
     If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412 with the whole
     file as its body, and a Range request's 206 despite them."""
     asked = request.environ.get("HTTP_RANGE")
@@ -35,6 +38,8 @@ def send(source: Any, **options: Any) -> Response:
         ranges = parse_range_header(asked)
         if ranges is None or ranges.units != "bytes" or len(ranges.ranges) != 1:
             del request.environ["HTTP_RANGE"]
+        elif ranges.ranges[0][1] is None and -ranges.ranges[0][0] > _size(source):  # werkzeug: 416
+            request.environ["HTTP_RANGE"] = "bytes=0-"
     if_match = request.if_match  # judged here: werkzeug answers 412 to an If-Match that matches (`*`, say)
     request.environ.pop("HTTP_IF_MATCH", None)
     response = send_file(source, conditional=True, **options)
@@ -46,6 +51,11 @@ def send(source: Any, **options: Any) -> Response:
         inner.seek(start)
         response.response = inner
     return response
+
+
+def _size(source: Any) -> int:
+    """The bytes of a file `send` answers: a path's, or an in-memory file's."""
+    return source.getbuffer().nbytes if isinstance(source, io.BytesIO) else Path(source).stat().st_size
 
 
 def _preconditions(response: Response, if_match: Any) -> None:
