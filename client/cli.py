@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from .models import Progress
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C stopped
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal may act on
 EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 EXIT_CODES = {
     EXIT_OK: "done",
@@ -175,16 +177,16 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
         return _run(client, args, out, err)
     except APIError as error:
         where = "refused before sending" if error.preflight else f"request {error.request_id}"
-        print(f"ivh: error {error.code}: {error.message} ({where})", file=err)
+        print(f"ivh: error {error.code}: {_plain(error.message)} ({_plain(where)})", file=err)
         return EXIT_REFUSED
     except TaskFailedError as error:
-        print(f"\nivh: task {error.task_id} failed: {error.fail_code} {error.fail_message}", file=err)
+        print(f"\nivh: task {_plain(error.task_id)} failed: {error.fail_code} {_plain(error.fail_message)}", file=err)
         return EXIT_FAILED
     except WaitTimeoutError as error:
-        print(f"\nivh: {error}", file=err)
+        print(f"\nivh: {_plain(error)}", file=err)
         return EXIT_TIMEOUT
     except (APIConnectionError, DownloadError) as error:
-        print(f"ivh: {error}", file=err)
+        print(f"ivh: {_plain(error)}", file=err)
         return EXIT_UNREACHABLE
 
 
@@ -194,7 +196,8 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         if args.json:
             _print_json(out, [t.raw for t in timbres])
         for timbre in [] if args.json else timbres:
-            print(f"{timbre.key}\t{timbre.name}\t{','.join(timbre.languages)}\t{','.join(timbre.emotions)}", file=out)
+            print("\t".join(_plain(field) for field in (timbre.key, timbre.name, ",".join(timbre.languages),
+                                                         ",".join(timbre.emotions))), file=out)
         return EXIT_OK
     if args.command == "progress":
         _show(out, client.getprogress(args.task_id), args.json)
@@ -265,7 +268,7 @@ def _bar(err: TextIO):
         shown = min(max(progress.progress, 0), 100)  # a server's 10**30 is no share of a bar to draw
         filled = shown * BAR_WIDTH // 100
         ahead = f"  {progress.array_count} ahead in the queue" if progress.status == "COMMIT" else ""
-        line = f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {shown:3d}%  {progress.status}{ahead}"
+        line = f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {shown:3d}%  {_plain(progress.status)}{ahead}"
         if line == (last[0] if last else None):
             return
         last[:] = [line]
@@ -279,14 +282,20 @@ def _show(out: TextIO, progress: Progress, as_json: bool) -> None:
         _print_json(out, {"TaskId": progress.task_id, **progress.raw})
         return
     # the API's Progress is -1 on FAIL: no share of the work, which the failure line below says
-    print(f"{progress.task_id}  {progress.status}" + (f"  {progress.progress}%" if progress.progress >= 0 else ""),
-          file=out)
+    percent = f"  {progress.progress}%" if progress.progress >= 0 else ""
+    print(_plain(f"{progress.task_id}  {progress.status}") + percent, file=out)
     for label, value in (("queued ahead", progress.array_count if progress.status == "COMMIT" else None),
                          ("duration", f"{progress.duration_ms} ms" if progress.duration_ms else None),
                          ("video", progress.media_url), ("subtitles", progress.subtitles_url),
                          ("failed", f"{progress.fail_code} {progress.fail_message}" if progress.fail_code else None)):
         if value:
-            print(f"  {label}: {value}", file=out)
+            print(f"  {label}: {_plain(value)}", file=out)
+
+
+def _plain(text: object) -> str:
+    """`text` from a server or a URL, its control characters escaped (ESC as \\x1b, a line break as \\n): printed as
+    they are, a server's message could clear the terminal, retitle it or print a line of its own."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], str(text))
 
 
 def _print_json(out: TextIO, value: Any) -> None:

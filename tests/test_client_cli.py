@@ -264,3 +264,33 @@ def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
     assert result.returncode == 4
     assert "the last poll failed: getprogress: " in result.stderr and "Connection refused" in result.stderr
     assert "signature=" not in result.stderr.replace("signature=[redacted]", "")
+
+
+@pytest.mark.parametrize("answer, exit_code", [
+    ({"Header": {"Code": 100002, "Message": "\x1b[2J\x1b]0;title\x07\r\nivh: fake line", "RequestID": "r\x1b[31m"},
+      "Payload": {}}, 1),
+    ({"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+      "Payload": {"Progress": -1, "MediaUrl": "", "Status": "FAIL", "ArrayCount": 0, "Duration": 0,
+                  "FailCode": 801009, "FailMessage": "\x1b[2J\r\nivh: fake line\x9b"}}, 0),
+], ids=["refusal", "fail-message"])
+def test_a_servers_control_characters_are_printed_escaped(answer, exit_code, monkeypatch):
+    """A message with ESC, BEL or a line break went to the terminal as it was: it could clear the screen, retitle the
+    terminal or print a line that looked like ivh's own."""
+    import io
+    import random
+
+    import requests
+    from ivh_mock.client import cli
+
+    from .conftest import FixedAnswer
+
+    session = requests.Session()
+    session.mount("http://ivh-mock.localhost", FixedAnswer(json.dumps(answer).encode()))
+    real = cli.Client
+    monkeypatch.setattr(cli, "Client", lambda **options: real("a", "t", "http://ivh-mock.localhost", session=session,
+                                                              rng=random.Random(1), max_retries=0))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["progress", "t1"], out=out, err=err) == exit_code
+    shown = out.getvalue() + err.getvalue()
+    assert "\\x1b[2J" in shown and "\\r\\nivh: fake line" in shown
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown  # no control character but line ends
