@@ -258,7 +258,7 @@ def test_an_accounts_token_can_be_changed(api, control):
     ({"hourly_package_seconds": -1}, "hourly_package_seconds"),
     ({"colour": "red"}, "'colour' was unexpected"),
     ({"scenario": "explode"}, "body/scenario: 'explode' is not a scenario"),  # the body's field, not the header
-    ({"scenario": "fail:code=abc"}, "body/scenario: parameter code='abc' must be a number"),
+    ({"scenario": "fail:code=abc"}, "body/scenario: parameter code='abc' must be a whole number"),
     ({"appkey": "someone-else"}, "differs from the URL's"),
     ([], "is not of type 'object'"),
 ])

@@ -89,7 +89,10 @@ def test_rate_limited_applies_to_every_operation(api):
 @pytest.mark.parametrize("header, named", [
     ("explode", "X-Mock-Scenario 'explode' is not a scenario; known: success"),
     ("fail:colour=red", "X-Mock-Scenario 'fail' has no parameter 'colour'; it takes: code, at"),
-    ("fail:code=abc", "X-Mock-Scenario parameter code='abc' must be a number"),
+    ("fail:code=abc", "X-Mock-Scenario parameter code='abc' must be a whole number"),
+    ("fail:code=801000.0", "X-Mock-Scenario parameter code='801000.0' must be a whole number"),  # was: a number
+    ("fail:at=99.9999", "X-Mock-Scenario parameter at='99.9999' must be a whole number"),
+    ("slow_render:factor=x", "X-Mock-Scenario parameter factor='x' must be a number"),
     ("fail:code=123456", "code=123456 is not a documented FailCode"),
     ("fail:at=100", "at=100 must be a Progress from 0 to 99"),
     ("success:factor=2", "X-Mock-Scenario 'success' has no parameter 'factor'"),

@@ -72,7 +72,8 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
         try:
             entry[key] = float(value) if key == "factor" else int(value)
         except ValueError:
-            raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be a number") from None
+            kind = "a number" if key == "factor" else "a whole number"  # 801000.0 is a number, but no code
+            raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be {kind}") from None
     scenario = Scenario(name=name, spec=text.strip(), reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
                         outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0),
