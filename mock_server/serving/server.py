@@ -250,8 +250,9 @@ _API_PATHS = frozenset(operation.path for operation in spec_module.load().operat
 
 
 class _Parser(HTTPRequestParser):
-    """waitress's request parser, but one that refuses a head whose lines end in a bare LF as soon as one arrives,
-    and keeps of a body no more than one byte past the largest its route takes (`largest_body(path)`, D76).
+    """waitress's request parser, but one that refuses a head whose lines end in a bare LF as soon as one arrives, or
+    that frames its body by both Content-Length and Transfer-Encoding, and keeps of a body no more than one byte past
+    the largest its route takes (`largest_body(path)`, D76).
 
     waitress looks for CRLF CRLF to end a head: one sent with bare LFs (a hand-written client's) waited IDLE_SECONDS
     for it and was closed unanswered. And it kept every request's body up to the largest any route takes (the asset
@@ -297,6 +298,9 @@ class _Parser(HTTPRequestParser):
                 if words[2] in (b"HTTP/1.0", b"HTTP/1.1"):  # the refusal's status line answers in it
                     self.version = words[2][5:].decode()
             raise
+        if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
+            raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
+                               "may have read another request in it (RFC 9112 6.1)")
         if self.body_rcv is not None and self._largest_body is not None:
             self.body_rcv.buf = _Kept(self.body_rcv.buf, self._largest_body(self.path) + 1)
 
