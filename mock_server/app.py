@@ -76,6 +76,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         intake=Intake(fetcher, assets, blobs, profile),
         assets=assets,
         renderer=Renderer(blobs, waits),
+        waits=waits,
     )
     scenario_of(contract, config.default_scenario)  # refuse a bad default at start, not on the first request
 

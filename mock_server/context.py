@@ -11,6 +11,7 @@ from ivh_mock.spec import Spec
 from .accounts import Accounts
 from .clock import Clock
 from .config import Config
+from .deadline import Waits
 from .media_in.assets import AssetHost
 from .media_in.intake import Intake
 from .media_out.render import Renderer
@@ -31,3 +32,4 @@ class MockContext:
     intake: Intake
     assets: AssetHost
     renderer: Renderer
+    waits: Waits | None = None  # the slots of requests that wait on something slow (deadline.holding)

@@ -310,3 +310,54 @@ def test_a_storage_host_that_hangs_holds_its_share_and_each_upload_is_sent_once(
             time.sleep(0.05)
         time.sleep(0.1)  # more PUTs would have arrived by now, each on a thread of its own
         assert hanging.requests == 2  # the hanging host holds two threads (a quarter of 8), not all of them
+
+
+def _advance(mock) -> tuple[float, dict]:
+    """Move the mock's clock through the control API: the seconds the move took and its answer."""
+    started = time.monotonic()
+    answer = requests.post(f"{mock.base_url}/__mock__/clock", json={"advance": 600}, timeout=60).json()
+    return time.monotonic() - started, answer
+
+
+def test_a_clock_move_waits_for_due_uploads_a_few_seconds_at_most_and_says_how_many_are_left(s3, monkeypatch):
+    """A move waited for the uploads it made due up to the lease of one (95 s), so a storage host that hangs held
+    it, and its request's thread, that long; a healthy host's are still done before it answers."""
+    from ivh_mock.mock_server.routes import control
+
+    from .conftest import RawServer
+
+    monkeypatch.setattr(control, "SETTLE_SECONDS", 0.3)
+    with RawServer(b"", hang=True) as hanging, MockServer({**TIMING, "fetch_total_timeout_seconds": 2.0},
+                                                         clock=VirtualClock(start=T0)) as mock:
+        client = Client("settles", "mock-accesstoken", mock.base_url, clock=mock.now, sleep=mock.advance,
+                        monotonic=mock.now)
+        bucket = s3.bucket()
+        healthy = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "ok.mp4", "video/mp4")))
+        took, answer = _advance(mock)
+        assert answer["uploads_pending"] == 0 and client.getprogress(healthy.task_id).status == "SUCCESS"
+        stuck = client.phototovideonotrain(**text(VideoStorageS3Url=f"{hanging.url}/v.mp4"))
+        took, answer = _advance(mock)
+        assert took < 1.5 and answer["uploads_pending"] == 1  # the PUT alone may take 2 s
+        assert client.getprogress(stuck.task_id).status == "MAKING" and answer["frozen"] is True
+
+
+def test_a_clock_move_with_every_wait_slot_taken_does_not_wait(monkeypatch):
+    """Moves while a storage host hangs each held a thread: nine of them held every thread of a served worker for
+    30 s, and a getprogress waited behind them. A move's wait takes a slot of the requests that wait on something
+    slow, which leave two threads free; with none free it answers at once."""
+    from ivh_mock.mock_server.routes import control
+
+    from .conftest import RawServer
+
+    monkeypatch.setattr(control, "SETTLE_SECONDS", 30.0)
+    settings = {**TIMING, "slow_waits": 1, "fetch_total_timeout_seconds": 2.0}
+    with RawServer(b"", hang=True) as hanging, MockServer(settings, clock=VirtualClock(start=T0)) as mock:
+        client = Client("no-slot", "mock-accesstoken", mock.base_url, clock=mock.now, sleep=mock.advance,
+                        monotonic=mock.now)
+        client.phototovideonotrain(**text(VideoStorageS3Url=f"{hanging.url}/v.mp4"))
+        assert mock.ctx.waits.acquire(blocking=False)  # another request waits on a slow host meanwhile
+        try:
+            took, answer = _advance(mock)
+        finally:
+            mock.ctx.waits.release()
+        assert took < 3 and answer["uploads_pending"] == 1

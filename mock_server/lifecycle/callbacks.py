@@ -104,6 +104,10 @@ class CallbackDispatcher:
             time.sleep(0.01)
         return True
 
+    def uploads_pending(self) -> int:
+        """How many tasks' uploads due by the mock's clock are still to be made or under way."""
+        return self.uploader.pending() if self.uploader is not None else 0
+
     def dispatch_due(self) -> int:
         """Claim due callbacks and hand them to the pool; return how many were claimed. Only as many are claimed
         as there are free threads, so a claim never waits in a queue while its lease runs out; a quarter of the

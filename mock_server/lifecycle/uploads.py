@@ -61,9 +61,9 @@ class Uploader:
                                   lambda task: target_of(task.uploads[0][1]),
                                   lambda task: store.claim_upload(task.task_id, lease), self.upload)
 
-    def pending(self) -> bool:
-        """Whether uploads due by the mock's clock are still to be made or under way."""
-        return bool(self.ctx.store.due_uploads(self.ctx.clock.now(), claimed=True))
+    def pending(self) -> int:
+        """How many tasks' uploads due by the mock's clock are still to be made or under way."""
+        return len(self.ctx.store.due_uploads(self.ctx.clock.now(), claimed=True))
 
     def upload(self, task: Task) -> UploadRecord | None:
         """PUT each of the task's files to its URL and record the outcome, whatever happens; unless the video was

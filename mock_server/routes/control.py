@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from ivh_mock.spec import read_yaml
 
+from .. import deadline
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
@@ -40,6 +41,9 @@ SCHEMAS = read_yaml(Path(__file__).with_name("control.schema.yaml"))["$defs"]
 DEFAULT_LIMIT = 500
 REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
 RECENT_REQUESTS = 1000  # the journal entries that tell which accounts were active last
+# The longest a move of the clock waits for the uploads it made due, so that the next poll sees their outcome: a
+# healthy storage host takes milliseconds for a video, and one that hangs had held the move for up to 95 s.
+SETTLE_SECONDS = 5.0
 
 
 class ControlError(Exception):
@@ -163,9 +167,21 @@ class _Routes:
         if "advance" in body:  # checked above, from where the body's own moves leave the clock: a running clock
             clock.advance(body["advance"], math.inf)  # has moved on since, and a refusal now would follow them
         self.dispatcher.wake()
-        self.dispatcher.settle()  # uploads now due are made before the answer, so the next poll sees their outcome
+        pending = self._settle()
         results.sweep(self.ctx)
-        return jsonify(self._clock_view())
+        return jsonify({**self._clock_view(), "uploads_pending": pending})
+
+    def _settle(self) -> int:
+        """Wait for the uploads the move made due, SETTLE_SECONDS at most, so that the next poll sees their outcome;
+        return how many tasks' uploads are still to be recorded. The wait holds one of the slots of requests that wait
+        on something slow (D44): moves while a storage host hangs never hold a worker's last threads. With no slot
+        free, it does not wait."""
+        try:
+            with deadline.holding(self.ctx.waits, _NoSlot):
+                self.dispatcher.settle(SETTLE_SECONDS)
+        except _NoSlot:
+            pass
+        return self.dispatcher.uploads_pending()
 
     def _clock_view(self) -> dict[str, Any]:
         return clock_view(self.ctx.clock)
@@ -271,6 +287,13 @@ class _Routes:
         if name not in UI_FILES:
             return error_response(404, f"no dashboard file {name!r}")
         return send_from_directory(UI_DIR, name, max_age=0)
+
+
+class _NoSlot(Exception):
+    """Every slot of the requests that wait on something slow stayed taken (deadline.holding)."""
+
+    def __init__(self, limit: int):
+        super().__init__(limit)
 
 
 def error_response(status: int, message: str) -> Response:
