@@ -96,6 +96,11 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
         assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
         assert body["Header"]["Message"].startswith("the request could not be read: Bad Request")
+    # HTTP/1.0 has no Transfer-Encoding: waitress went by the length and kept a keep-alive connection
+    status, body = answer(b"POST " + api.encode() + b" HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+                          b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+                          b"GET /__mock__/clock HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status.endswith(" 200 OK") and "not HTTP/1.0's" in body["Header"]["Message"], body
     status, body = answer(b"POST /__mock__/reset HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     assert status == "HTTP/1.1 400 Bad Request" and body["error"]["message"].startswith("the request could not be read")
     # a head whose lines end in a bare LF is refused as it arrives: waitress had waited 30 s for CRLF CRLF

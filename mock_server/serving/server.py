@@ -251,8 +251,8 @@ _API_PATHS = frozenset(operation.path for operation in spec_module.load().operat
 
 class _Parser(HTTPRequestParser):
     """waitress's request parser, but one that refuses a head whose lines end in a bare LF as soon as one arrives, or
-    that frames its body by both Content-Length and Transfer-Encoding, and keeps of a body no more than one byte past
-    the largest its route takes (`largest_body(path)`, D76).
+    that frames its body by both Content-Length and Transfer-Encoding (or by Transfer-Encoding in HTTP/1.0), and
+    keeps of a body no more than one byte past the largest its route takes (`largest_body(path)`, D76).
 
     waitress looks for CRLF CRLF to end a head: one sent with bare LFs (a hand-written client's) waited IDLE_SECONDS
     for it and was closed unanswered. And it kept every request's body up to the largest any route takes (the asset
@@ -301,6 +301,9 @@ class _Parser(HTTPRequestParser):
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
                                "may have read another request in it (RFC 9112 6.1)")
+        if "TRANSFER_ENCODING" in self.headers:  # left by waitress in HTTP/1.0, which it reads by the length alone
+            raise ParsingError("Transfer-Encoding is not HTTP/1.0's: the body's framing is faulty (RFC 9112 6.1); "
+                               "send a Content-Length")
         if self.body_rcv is not None and self._largest_body is not None:
             self.body_rcv.buf = _Kept(self.body_rcv.buf, self._largest_body(self.path) + 1)
 
