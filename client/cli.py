@@ -26,7 +26,6 @@ from .models import Progress
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C stopped
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal may act on
 EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 EXIT_CODES = {
     EXIT_OK: "done",
@@ -177,16 +176,16 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
         return _run(client, args, out, err)
     except APIError as error:
         where = "refused before sending" if error.preflight else f"request {error.request_id}"
-        print(f"ivh: error {error.code}: {_plain(error.message)} ({_plain(where)})", file=err)
+        print(_plain(f"ivh: error {error.code}: {error.message} ({where})"), file=err)
         return EXIT_REFUSED
     except TaskFailedError as error:
-        print(f"\nivh: task {_plain(error.task_id)} failed: {error.fail_code} {_plain(error.fail_message)}", file=err)
+        print("\n" + _plain(f"ivh: task {error.task_id} failed: {error.fail_code} {error.fail_message}"), file=err)
         return EXIT_FAILED
     except WaitTimeoutError as error:
-        print(f"\nivh: {_plain(error)}", file=err)
+        print("\n" + _plain(f"ivh: {error}"), file=err)
         return EXIT_TIMEOUT
     except (APIConnectionError, DownloadError) as error:
-        print(f"ivh: {_plain(error)}", file=err)
+        print(_plain(f"ivh: {error}"), file=err)
         return EXIT_UNREACHABLE
 
 
@@ -255,7 +254,7 @@ def _submit(client: Client, args: argparse.Namespace, out: TextIO) -> str:
     if args.json:
         _print_json(out, {"TaskId": submitted.task_id, "RequestID": submitted.request_id})
     else:
-        print(submitted.task_id, file=out)
+        print(_plain(submitted.task_id), file=out)
     return submitted.task_id
 
 
@@ -268,7 +267,7 @@ def _bar(err: TextIO):
         shown = min(max(progress.progress, 0), 100)  # a server's 10**30 is no share of a bar to draw
         filled = shown * BAR_WIDTH // 100
         ahead = f"  {progress.array_count} ahead in the queue" if progress.status == "COMMIT" else ""
-        line = f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {shown:3d}%  {_plain(progress.status)}{ahead}"
+        line = _plain(f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {shown:3d}%  {progress.status}{ahead}")
         if line == (last[0] if last else None):
             return
         last[:] = [line]
@@ -283,13 +282,17 @@ def _show(out: TextIO, progress: Progress, as_json: bool) -> None:
         return
     # the API's Progress is -1 on FAIL: no share of the work, which the failure line below says
     percent = f"  {progress.progress}%" if progress.progress >= 0 else ""
-    print(_plain(f"{progress.task_id}  {progress.status}") + percent, file=out)
+    print(_plain(f"{progress.task_id}  {progress.status}{percent}"), file=out)
     for label, value in (("queued ahead", progress.array_count if progress.status == "COMMIT" else None),
                          ("duration", f"{progress.duration_ms} ms" if progress.duration_ms else None),
                          ("video", progress.media_url), ("subtitles", progress.subtitles_url),
                          ("failed", f"{progress.fail_code} {progress.fail_message}" if progress.fail_code else None)):
         if value:
             print(f"  {label}: {_plain(value)}", file=out)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal may act on
+_DEL_AND_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def _plain(text: object) -> str:
@@ -299,4 +302,6 @@ def _plain(text: object) -> str:
 
 
 def _print_json(out: TextIO, value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2), file=out)
+    """`value` as JSON; json escapes C0 in strings, and DEL and C1 (only in strings there) are escaped here too."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    print(_DEL_AND_C1.sub(lambda found: f"\\u{ord(found.group()):04x}", text), file=out)

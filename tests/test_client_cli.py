@@ -266,17 +266,27 @@ def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
     assert "signature=" not in result.stderr.replace("signature=[redacted]", "")
 
 
-@pytest.mark.parametrize("answer, exit_code", [
-    ({"Header": {"Code": 100002, "Message": "\x1b[2J\x1b]0;title\x07\r\nivh: fake line", "RequestID": "r\x1b[31m"},
-      "Payload": {}}, 1),
-    ({"Header": {"Code": 0, "Message": "", "RequestID": "r"},
-      "Payload": {"Progress": -1, "MediaUrl": "", "Status": "FAIL", "ArrayCount": 0, "Duration": 0,
-                  "FailCode": 801009, "FailMessage": "\x1b[2J\r\nivh: fake line\x9b"}}, 0),
-], ids=["refusal", "fail-message"])
-def test_a_servers_control_characters_are_printed_escaped(answer, exit_code, monkeypatch):
+@pytest.mark.parametrize("argv, answer, exit_code", [
+    (["progress", "t1"], {"Header": {"Code": 100002, "Message": "\x1b[2J\x1b]0;title\x07\r\nivh: fake line",
+                                     "RequestID": "r\x1b[31m"}, "Payload": {}}, 1),
+    (["progress", "t1"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+                          "Payload": {"Progress": -1, "MediaUrl": "", "Status": "FAIL", "ArrayCount": 0, "Duration": 0,
+                                      "FailCode": 801009, "FailMessage": "\x1b[2J\r\nivh: fake line\x9b"}}, 0),
+    (["wait", "t1"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+                      "Payload": {"Progress": -1, "MediaUrl": "", "Status": "FAIL", "ArrayCount": 0, "Duration": 0,
+                                  "FailCode": "\x1b[2J\r\nivh: fake line", "FailMessage": "\x9b"}}, 5),
+    (["wait", "t1", "--timeout", "0.01"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+                                           "Payload": {"Progress": 0, "MediaUrl": "", "Status": "COMMIT",
+                                                       "ArrayCount": "\x1b[2J\r\nivh: fake line", "Duration": 0}}, 5),
+    (["submit", "--photo", "http://x/p.jpg", "--audio", "http://x/a.mp3"],
+     {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": "\x1b[2J\r\nivh: fake line"}}, 0),
+    (["progress", "t1", "--json"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+                                    "Payload": {"Progress": 1, "MediaUrl": "", "Status": "MAKING", "ArrayCount": 0,
+                                                "Duration": 0, "TaskId": "\x1b[2J\r\nivh: fake line\x9b\x7f"}}, 0),
+], ids=["refusal", "fail-message", "fail-code-not-the-apis", "queue-not-the-apis", "submitted-id", "json"])
+def test_a_servers_control_characters_are_printed_escaped(argv, answer, exit_code, monkeypatch):
     """A message with ESC, BEL or a line break went to the terminal as it was: it could clear the screen, retitle the
-    terminal or print a line that looked like ivh's own."""
-    import io
+    terminal or print a line that looked like ivh's own. JSON escapes C0 itself, but not DEL and C1 (CSI is \\x9b)."""
     import random
 
     import requests
@@ -288,9 +298,10 @@ def test_a_servers_control_characters_are_printed_escaped(answer, exit_code, mon
     session.mount("http://ivh-mock.localhost", FixedAnswer(json.dumps(answer).encode()))
     real = cli.Client
     monkeypatch.setattr(cli, "Client", lambda **options: real("a", "t", "http://ivh-mock.localhost", session=session,
-                                                              rng=random.Random(1), max_retries=0))
+                                                              rng=random.Random(1), max_retries=0, validate=False))
     out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["progress", "t1"], out=out, err=err) == exit_code
+    assert cli.main(argv, out=out, err=err) == exit_code, err.getvalue()
     shown = out.getvalue() + err.getvalue()
-    assert "\\x1b[2J" in shown and "\\r\\nivh: fake line" in shown
+    assert "\\x1b[2J" in shown or "\\u001b[2J" in shown, shown
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown  # no control character but line ends
+    assert "\nivh: fake line" not in shown  # no line of the server's own
