@@ -501,6 +501,30 @@ def test_a_worker_whose_slot_did_not_move_through_a_whole_wait_is_passed_over_un
     assert first.accepted == 4
 
 
+def test_a_connection_that_comes_after_the_one_left_to_another_was_taken_starts_a_wait_of_its_own(two_listeners,
+                                                                                                  monkeypatch):
+    """The wait on others ended only when a look found no connection: one that came in the same poll, long after
+    the other worker took the connection left to it, was taken for the end of that wait, and the other, idle since,
+    for a worker whose slot had not moved through it."""
+    clock, _, first, second = two_listeners
+
+    def second_takes_it() -> None:  # the second, woken by the same connection, takes it while the first yields
+        second.handle_accept()
+        second.readable()
+
+    monkeypatch.setattr(balance.os, "sched_yield", second_takes_it)
+    assert first.readable() and second.readable()
+    first.handle_accept()
+    assert first.readable()
+    first.handle_accept()  # left to the second, which takes it
+    assert (first.accepted, second.accepted) == (1, 1) and first.readable()
+    clock.now += 0.5  # the poll waits: nothing comes for half a second
+    first.handle_accept()  # a new connection: both hold one
+    assert first.accepted == 2 and first.readable()
+    first.handle_accept()  # the next is left to the second, which holds fewer: it was never stalled
+    assert first.accepted == 2
+
+
 def test_a_busy_or_resting_worker_is_waited_on_only_past_a_margin(two_listeners):
     """A worker whose loop's thread runs a request takes no connection meanwhile. With clients that open a connection
     for each request the counts are 0 or 1 apart at every moment, and waiting on busy workers for each took a bare

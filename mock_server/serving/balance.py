@@ -33,6 +33,9 @@ LATE_SECONDS = 0.5  # how late past its poll's timeout a worker may still look a
 # when it looks again (the first time, it gives up the processor and looks again at once: the other, woken by the
 # same connection, takes it within microseconds when it can).
 REST_SECONDS = 0.002
+# A connection found this long after the loop began to look is a new one: had the connection left to others still
+# waited then, the poll would have found it at once (a poll that waited means another worker took that one).
+NEW_SECONDS = 0.01
 # The longest a worker leaves one waiting connection to others: one that looks but cannot accept (out of file
 # descriptors) is waited on no longer than this for each connection, one that has stopped (its slot reads the same
 # at the end of such a wait) for one connection only, until it goes on (D79).
@@ -92,8 +95,8 @@ def balanced(server, shares: Shares, slot: int) -> None:
     margin); `withdraw(server)` that it stops."""
     readable, accept, wait = server.readable, server.handle_accept, server.adj.asyncore_loop_timeout + LATE_SECONDS
     server.rest_until = 0.0
-    # since when a connection waits on others, and every slot as it read then; whether the loop looked since
-    deferring: dict = {"since": 0.0, "seen": [], "looked": False}
+    # since when a connection waits on others, and every slot as it read then; whether the loop looked since, and when
+    deferring: dict = {"since": 0.0, "seen": [], "looked": False, "looked_at": 0.0}
     # Others whose slot did not move through a whole wait (a live worker says something new each round of its loop,
     # and one that looks is woken by the very connection left to it): stopped, or hung in one request. Each is passed
     # over while its slot reads as it did, so that connections coming together wait on it once, not one after another.
@@ -108,12 +111,14 @@ def balanced(server, shares: Shares, slot: int) -> None:
         if looking:
             if deferring["looked"]:  # the last look found no connection waiting (no handle_accept came): another
                 deferring["since"] = 0.0  # worker took the one left to it
-            deferring["looked"] = True
+            deferring["looked"], deferring["looked_at"] = True, now
         return looking
 
     def balanced_accept() -> None:
         now = time.monotonic()
         deferring["looked"] = False
+        if now - deferring["looked_at"] > NEW_SECONDS:  # not the connection left to others: its wait is over
+            deferring["since"] = 0.0
         since = deferring["since"] or now
         if now - since < DEFER_SECONDS:
             other = shares.fewer_elsewhere(slot, len(server.active_channels), now, stalled)
