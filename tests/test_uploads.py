@@ -350,14 +350,18 @@ def test_a_clock_move_with_every_wait_slot_taken_does_not_wait(monkeypatch):
     from .conftest import RawServer
 
     monkeypatch.setattr(control, "SETTLE_SECONDS", 30.0)
+    real_holding = control.deadline.holding
     settings = {**TIMING, "slow_waits": 1, "fetch_total_timeout_seconds": 2.0}
     with RawServer(b"", hang=True) as hanging, MockServer(settings, clock=VirtualClock(start=T0)) as mock:
         client = Client("no-slot", "mock-accesstoken", mock.base_url, clock=mock.now, sleep=mock.advance,
                         monotonic=mock.now)
+        held = []
+        monkeypatch.setattr(control.deadline, "holding", lambda *args: held.append(1) or real_holding(*args))
+        assert _advance(mock)[1]["uploads_pending"] == 0 and not held  # nothing due: no slot taken, no wait said
         client.phototovideonotrain(**text(VideoStorageS3Url=f"{hanging.url}/v.mp4"))
         assert mock.ctx.waits.acquire(blocking=False)  # another request waits on a slow host meanwhile
         try:
             took, answer = _advance(mock)
         finally:
             mock.ctx.waits.release()
-        assert took < 3 and answer["uploads_pending"] == 1
+        assert took < 3 and answer["uploads_pending"] == 1 and held == [1]

@@ -172,10 +172,12 @@ class _Routes:
         return jsonify({**self._clock_view(), "uploads_pending": pending})
 
     def _settle(self) -> int:
-        """Wait for the uploads the move made due, SETTLE_SECONDS at most, so that the next poll sees their outcome;
+        """Wait for the uploads due by the clock, SETTLE_SECONDS at most, so that the next poll sees their outcome;
         return how many tasks' uploads are still to be recorded. The wait holds one of the slots of requests that wait
         on something slow (D44): moves while a storage host hangs never hold a worker's last threads. With no slot
-        free, it does not wait."""
+        free within a quarter of a second, it does not wait."""
+        if not self.dispatcher.uploads_pending():  # the common case: no slot taken, the loop not handed over
+            return 0
         try:
             with deadline.holding(self.ctx.waits, _NoSlot):
                 self.dispatcher.settle(SETTLE_SECONDS)
