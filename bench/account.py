@@ -3,8 +3,9 @@ then 10,000, in each store, the mock's clock moved a day on after every batch so
 as a long-lived mock's have. A submission plans against the account's kept backlog (DECISIONS.md D67), so the
 second number should be the first's.
 
-Then the same with the account's tasks unfinished, the clock still: 10 of them, then 890 (an account may hold 1,000).
-Those are all in the backlog, so a submission costs more as they grow; how much more is the third number.
+Then the same with the account's tasks unfinished, the clock still: a batch submitted behind 10 of them (10 to 109 as
+it goes), then behind 890 (890 to 989; an account may hold 1,000). Those are all in the backlog, so a submission costs
+more as they grow; how much more is the third number.
 
     python -m bench.account                    # memory and SQLite
     python -m bench.account --redis URL        # and Redis
@@ -49,7 +50,8 @@ def measure(store: str, large: int = LARGE) -> dict:
             return took
 
         def behind_unfinished_ms(count: int) -> float:
-            """Milliseconds per submission to the account holding `count` unfinished tasks, best of three batches."""
+            """Milliseconds per submission of a batch to the account holding `count` unfinished tasks (and, as the
+            batch goes, up to BATCH - 1 more), best of three batches."""
             best = float("inf")
             for _ in range(3):
                 client.post("/__mock__/reset", json={"appkey": APPKEY})
@@ -74,7 +76,7 @@ def measure(store: str, large: int = LARGE) -> dict:
 def show(row: dict) -> None:
     print(f"{'submission, ' + row['store']:<28} {row['small_ms']:.2f} ms at {row['small']:,} tasks in the account, "
           f"{row['large_ms']:.2f} ms at {row['large']:,}: {row['large_ms'] / row['small_ms']:.2f}x; behind "
-          f"{row['small']:,} unfinished {row['unfinished_small_ms']:.2f} ms, behind {row['unfinished']:,} "
+          f"{row['small']:,}+ unfinished {row['unfinished_small_ms']:.2f} ms, behind {row['unfinished']:,}+ "
           f"{row['unfinished_large_ms']:.2f} ms: {row['unfinished_large_ms'] / row['unfinished_small_ms']:.2f}x",
           flush=True)
 

@@ -88,9 +88,11 @@ def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[
                   "In-process submissions to one account holding 10 finished tasks, then 10,000, the mock's clock",
                   "moved a day on after every batch of 100 so that the earlier tasks had finished; best of three",
                   "batches (`python -m bench.account`). A submission plans against the account's backlog",
-                  "(DECISIONS.md D67). Then, the clock still, to the account holding 10 unfinished tasks, then 890:",
-                  "those are all in the backlog, which a submission reads and a store keeping text writes whole.",
-                  "", "| store | at 10 tasks | at 10,000 tasks | ratio | behind 10 unfinished | behind 890 | ratio |",
+                  "(DECISIONS.md D67). Then, the clock still, batches of 100 to the account holding 10 unfinished",
+                  "tasks (10 to 109 as the batch goes), then 890 (890 to 989): those are all in the backlog, which a",
+                  "submission reads and a store keeping text writes whole.",
+                  "", "| store | at 10 tasks | at 10,000 tasks | ratio | behind 10 to 109 unfinished "
+                  "| behind 890 to 989 | ratio |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {row['store']} | {row['small_ms']:.2f} ms | {row['large_ms']:.2f} ms | "
                   f"{row['large_ms'] / row['small_ms']:.2f}x | " + _unfinished(row) for row in accounts]

@@ -100,7 +100,7 @@ class Backlog:
         (the clock was set back, or another host's runs behind, and a settled task is unfinished again then): it must
         be made anew with `of`. An account may hold a thousand live tasks, so each pass over them runs in C (map,
         min, compress), as in `held_seconds`, `waiting` and `start_time`: with them in Python, a submission behind 890
-        unfinished tasks took 0.47 ms in the memory store, where it takes 0.33 ms."""
+        to 989 unfinished tasks took 0.47 ms in the memory store, where it takes 0.33 ms."""
         if now < self.settled_by:
             return None
         if not self.live or now < min(map(FINISH_OF, self.live)):
