@@ -215,3 +215,17 @@ def test_a_callback_url_python_cannot_split_still_gets_a_target(url):
     from ivh_mock.mock_server.lifecycle.shares import target_of as _target
 
     assert _target(url)  # a ValueError here stopped every dispatch pass, and so every account's callbacks
+
+
+def test_a_sender_that_gives_up_on_a_slow_receiver_prints_nothing(capfd):
+    """socketserver printed a traceback to stderr, from the handler's thread, when a `slow` receiver answered a
+    sender that had gone (its deadline): as late as `delay` after the receiver was closed, into the output of
+    whatever test ran then, whose own checks of stderr then failed."""
+    with Receiver(mode="slow", delay=0.2) as receiver:
+        host, port = receiver.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sender:
+            sender.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            receiver.wait_for(1)
+            sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bytes([1, 0, 0, 0, 0, 0, 0, 0]))  # reset
+    time.sleep(0.4)  # the handler answers after its delay, to no one
+    assert capfd.readouterr().err == ""

@@ -6,7 +6,7 @@ import random
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -33,7 +33,7 @@ from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
-from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, RawServer
+from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, QuietHTTPServer, RawServer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 
@@ -423,7 +423,7 @@ def _cut_short():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}/v.mp4"
@@ -442,7 +442,7 @@ def test_wait_waits_no_longer_than_its_timeout_for_a_slow_server():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server = QuietHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         for retries in (3, 0):  # with no retry left, the poll its deadline cut short is a timeout of the wait too

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from contextlib import redirect_stdout
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import PATHS, QuietHTTPServer, RawServer, ServeProcess, assert_the_suite_passed, run_suite
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
@@ -109,7 +109,7 @@ class WrongUpstream:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -341,7 +341,7 @@ def echo_upstream():
         def log_message(self, *args):
             pass
 
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    upstream = QuietHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{upstream.server_port}", received
     upstream.shutdown()

@@ -276,6 +276,13 @@ class _ReceiverServer(ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that went away before the answer (its deadline, as a `slow` receiver means it to) is what a
+        receiver is for: socketserver printed a traceback to stderr for it, from the handler's thread, as late as
+        `delay` after the receiver was closed, into the output of whatever ran then."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def _handler(receiver: CallbackReceiver):
     class Handler(BaseHTTPRequestHandler):
