@@ -66,6 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
             if _CONTROL.search(line.rstrip(b"\n").removesuffix(b"\r")) and self._fault is None:
                 self._fault = (400, f"header line {_shown(line.split(b':')[0].decode('latin-1'))} holds a control "
                                     f"character (a bare CR, a NUL, ...)")
+        if block[-1] == b"" and self._fault is None:  # http.server reads the end of input as the blank line
+            self._fault = (400, "the request's head ended before its blank line (the connection was closed while it "
+                                "was sent): nothing was forwarded")
         self.rfile = io.BytesIO(b"".join(block))
         try:
             parsed = super().parse_request()

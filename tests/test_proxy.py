@@ -309,6 +309,23 @@ def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goe
     assert record["request"]["body"]["Payload"] == {"TaskId": TASK}
 
 
+def test_a_request_whose_head_is_cut_off_never_goes_upstream(tmp_path):
+    """http.server reads the end of input as the blank line that ends a head: a client that closed while it sent a
+    paid submission's head had it forwarded with no body, and recorded."""
+    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+                           warn=lambda text: None), port=0) as proxy:
+        for cut in (REQUEST_HEAD, REQUEST_HEAD + b"Content-Type: application/json\r"):
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+                connection.sendall(cut)
+                connection.shutdown(socket.SHUT_WR)
+                head, _, body = _read_all(connection).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 ") and "ended before its blank line" in json.loads(body)["error"][
+                "message"]
+        assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 502
+    (record,) = read_records(tmp_path)  # only the whole request was forwarded
+    assert record["request"]["body"]["Payload"] == {"TaskId": TASK}
+
+
 @pytest.mark.parametrize("framing", [
     b"Content-Length: 2 \r\nContent-Length: 2\r\n\r\n{}",
     b"Content-Length: " + b"0" * 5000 + b"2\r\n\r\n{}",
