@@ -40,8 +40,11 @@ class Recorder:
         """Append one record (it gets a sequence number `seq`)."""
         with self._lock:
             self._sequence += 1
-            line = (json.dumps({"seq": self._sequence, **record}, ensure_ascii=False, separators=(",", ":"),
-                               default=str) + "\n").encode("utf-8")
+            record = {"seq": self._sequence, **record}
+            try:
+                line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+            except UnicodeEncodeError:  # a lone surrogate (a JSON \\udfff escape gives one): no UTF-8 holds it, so
+                line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()  # all is escaped
             path = self._target(len(line))
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

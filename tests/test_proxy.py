@@ -410,6 +410,19 @@ def test_a_body_nested_past_what_is_decoded_goes_upstream_and_is_recorded_as_tex
     assert [target for target, _ in received[::2]] == ["/deep", "/deep"] and "Traceback" not in capfd.readouterr().err
 
 
+def test_a_body_holding_a_lone_surrogate_escape_is_recorded(echo_upstream, tmp_path, capfd):
+    """JSON's \\udfff escape decodes to a string no UTF-8 can hold: the record's line could not be written, and the
+    exchange went unrecorded with a traceback."""
+    url, _ = echo_upstream
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        answer = requests.post(f"{proxy.url}/lone", data=b'{"Payload": {"TaskId": "\\udfff", "\\ud800": 1}}',
+                               headers={"Content-Type": "application/json"}, timeout=10)
+        assert answer.json() == {"ok": 1}
+    (record,) = read_records(tmp_path)
+    assert record["request"]["body"]["Payload"] == {"TaskId": "\udfff", "\ud800": 1}
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_header_requests_will_not_send_gets_a_400_and_is_recorded(tmp_path, capfd):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
