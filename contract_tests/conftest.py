@@ -15,6 +15,7 @@ try:  # the plugin says so first when the suite is named on the command line
 except ImportError as missing:  # the base install: the suite's own dependencies are an extra
     raise pytest.UsageError(missing_extra(missing.name)) from None
 from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
+from ivh_mock.proxy import redact
 from ivh_mock.mock_server import VirtualClock, create_app, stop_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
@@ -78,8 +79,8 @@ def target(request):
 
     appkey, token = remote_credentials()
     allowance = request.config.getoption("--ivh-allow-spend") or 0
-    remote = Target(base_url, requests.Session(), label=base_url, guard=SpendGuard(allowance), appkey=appkey,
-                    accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
+    remote = Target(base_url, requests.Session(), label=redact.url(base_url), guard=SpendGuard(allowance),
+                    appkey=appkey, accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     yield remote
     remote.restore_clock()  # the clock as the suite found it: a served mock keeps it in its store
     if not request.session.testsfailed:  # after a failure, what the tests' accounts hold is kept to look into

@@ -317,7 +317,7 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
     problem = http_url_problem(base_url)
     if problem:
         return f"--ivh-base-url: the URL {problem}"
-    target = Target(base_url, requests.Session(), label=base_url, guard=SpendGuard(0), appkey=appkey,
+    target = Target(base_url, requests.Session(), label=redact.url(base_url), guard=SpendGuard(0), appkey=appkey,
                     accesstoken=accesstoken, control_token=control_token)
     if target.control_refused is not None:
         return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. Set "

@@ -60,6 +60,7 @@ class Proxy:
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, callback_relay: bool = False,
                  public_url: str | None = None, warn=None, clock=time.time):
         self.upstream = upstream.rstrip("/")
+        self.shown = redact.url(self.upstream)  # as records and messages name it: without its user info
         self.recorder, self.checker = recorder, checker or ExchangeChecker()
         self.timeout = (connect_timeout, read_timeout)
         self.callback_relay, self.public_url = callback_relay, (public_url or "").rstrip("/")
@@ -132,12 +133,12 @@ class Proxy:
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
-                        f"upstream {self.upstream} did not answer: {type(error).__name__} ({_cause(error)})")
+                        f"upstream {self.shown} did not answer: {type(error).__name__} ({_cause(error)})")
             self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
         if 100 <= answer.status_code < 200:  # http.client takes an interim answer (103 Early Hints) for the final
             answer.close()
-            message = (f"upstream {self.upstream} sent an interim answer, HTTP {answer.status_code}, which the proxy "
+            message = (f"upstream {self.shown} sent an interim answer, HTTP {answer.status_code}, which the proxy "
                        f"does not pass on")
             _answer_own(responder, 502, "Bad Gateway", message)
             self._record(started, operation, method, target, headers, body, None, error=message)
@@ -180,7 +181,7 @@ class Proxy:
         record: dict[str, Any] = {
             "kind": "exchange", "t": started, "time": _iso(started),
             "elapsed_ms": round(1000 * (self.clock() - started)),
-            "upstream": self.upstream, "operation": operation,
+            "upstream": self.shown, "operation": operation,
             "request": {"method": method, "path": split.path, "query": redact.query(query_pairs),
                         "headers": redact.headers(headers), **recorded_body(body, request_json, request_is_json),
                         "signals": _signals(split.query, query_pairs, started)},
@@ -288,7 +289,7 @@ class Proxy:
                 findings += self.lifecycle.callback(parsed["Payload"], started)
         self._warn(findings)
         if self.recorder is not None:
-            self._write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.upstream,
+            self._write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.shown,
                                  "operation": "callback", "relayed_to": redact.url(app_url or ""),
                                  "request": {"method": method, "headers": redact.headers(headers),
                                              **recorded_body(body, parsed, is_json)},

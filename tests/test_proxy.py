@@ -221,14 +221,17 @@ def test_an_answer_that_is_no_envelope_passes_through_and_is_a_finding(wrong_ups
     assert record["response"]["body"] == "<html><body>gateway trouble</body></html>"
 
 
-def test_an_unreachable_upstream_gets_a_502_and_is_recorded(tmp_path):
-    with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
+@pytest.mark.parametrize("upstream", ["http://127.0.0.1:9", "http://user:UPSECRET@127.0.0.1:9"])
+def test_an_unreachable_upstream_gets_a_502_and_is_recorded(upstream, tmp_path):
+    """An upstream's user info is a credential: its record, its messages and the drift report had kept it."""
+    with ProxyServer(Proxy(upstream, Recorder(tmp_path), connect_timeout=2,
                            warn=lambda text: None), port=0) as proxy:
         answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}, now=NOW)
     assert answer.status_code == 502 and answer.json()["error"]["message"] == (
         "ivh-mock proxy: upstream http://127.0.0.1:9 did not answer: ConnectionError (Connection refused)")
     (record,) = read_records(tmp_path)
     assert record["error"].startswith("ConnectionError") and "response" not in record
+    assert record["upstream"] == "http://127.0.0.1:9" and "UPSECRET" not in json.dumps(record)
     signature = signed_query("my-app", TOKEN, NOW).split("signature=")[1]
     assert signature[:12] not in json.dumps(record) and "[redacted]" in record["error"]
 

@@ -20,7 +20,7 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
-from ivh_mock.spec.urls import http_url_problem
+from ivh_mock.spec.urls import http_url_problem, without_query
 
 from ..accounts import AccountsFileError
 from ..app import create_app, largest_body, stop_app
@@ -426,7 +426,7 @@ def _proxy(args: argparse.Namespace) -> int:
     if not args.public_url:
         proxy.public_url = f"http://{host}:{server.port}"
     print(f"ivh-mock proxy listening on {server.url}", flush=True)
-    print(f"  upstream:    {upstream}", flush=True)
+    print(f"  upstream:    {without_query(upstream)}", flush=True)  # its user info is a credential
     print(f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)", flush=True)
     print(f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}",
           flush=True)
