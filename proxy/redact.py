@@ -14,11 +14,14 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = r"signature|token|secret|passw|credential|(?:api|access|private|session)[-_]?key"
 SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])auth(?:$|[-_])", re.IGNORECASE)
 # `name=value`, `name: value` or JSON's `"name": "value"` inside any text (a URL, a form body, an error message
-# echoing a query, a body recorded as text), a quoted value whole, and `Bearer value`
+# echoing a query, a body recorded as text): a quoted value whole, or to the end of a text cut inside it; a scheme's
+# credentials whole (`Authorization: Basic dXNl...` in the middle of a line); and `Bearer value`
 _INLINE_NAMES = rf"[a-z0-9_-]*(?:{_SECRET_WORDS})[a-z0-9_-]*|key|(?:proxy-)?authorization|cookie|x-auth[a-z0-9_-]*"
+_SCHEMES = r"bearer|basic|negotiate|ntlm"
 INLINE_SECRET = re.compile(rf"(?i)\b((?:{_INLINE_NAMES})[\"']?\s*[=:]\s*)"
-                           r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^&\s\"',;}]+)"
-                           r"|\b(bearer\s+)[a-z0-9._~+/=-]{4,}")
+                           rf"(\"(?:[^\"\\]|\\.)*(?:\"|\\?\Z)|'(?:[^'\\]|\\.)*(?:'|\\?\Z)"
+                           rf"|(?:{_SCHEMES})\s+[a-z0-9._~+/=-]+|[^&\s\"',;}}]+)"
+                           r"|\b(bearer\s+)[a-z0-9._~+/=-]{4,}")  # not basic: "a basic idea" is no credential
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
                          r"[^\r\n]+")

@@ -1020,6 +1020,13 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     for secret in ("dXNlcjpw", "c-1", "x-2", "p-3", "hunter", " 2", "b-4"):
         assert secret not in lines, (secret, lines)
     assert "the bearer of bad news" in lines
+    # a text cut inside a quoted secret (a body past what is recorded), and a scheme's credentials mid-line, had kept
+    # the secret, or all of the credentials but the scheme
+    for given, secret in (('{"Pad": "x", "password": "CUTSECRET', "CUTSECRET"), ("x 'secret': 'cut\\", "cut"),
+                          ("got Authorization: Basic dXNlcjpTRUNSRVQ= and", "dXNlcjpTRUNSRVQ"),
+                          ("authorization=Basic dXNlcjpwYXNz&x=1", "dXNlcjpwYXNz")):
+        assert secret not in redact.text(given), (given, redact.text(given))
+    assert redact.text("a basic idea, and a token: expired") == "a basic idea, and a token: [redacted]"
 
 
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
