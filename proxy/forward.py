@@ -107,7 +107,7 @@ class Proxy:
                   responder: Responder) -> None:
         started = self.clock()
         path = urlsplit(target).path
-        if path.startswith(CALLBACK_PREFIX):
+        if self.callback_relay and path.startswith(CALLBACK_PREFIX):  # else it is the upstream's, as any path
             self._relay_callback(method, path[len(CALLBACK_PREFIX):], headers, body, responder, started)
             return
         operation = self.checker.operation(method, path)
@@ -282,6 +282,8 @@ class Proxy:
         responder.start(status, reason, [("Content-Length", str(len(reply)))], False)
         responder.write(reply)
         responder.finish()
+        if app_url is None or method != "POST":  # no callback the proxy relayed: nothing to check against the API's
+            return
         parsed, is_json = parsed_body(body)
         findings = self.checker.callback(parsed if is_json else None)
         if is_json and isinstance(parsed, dict) and isinstance(parsed.get("Payload"), dict):

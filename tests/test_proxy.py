@@ -746,12 +746,25 @@ def test_callback_relay_records_and_forwards_the_callback(tmp_path):
                 assert mock.task(task_id)["request"]["CallbackUrl"].startswith(server.url)
                 mock.advance(60)
                 (callback,) = receiver.wait_for(1, timeout=10)
+                # a relay no callback was given, and a GET: the proxy's 404, and no callback to check or record
+                # (they had been, as drift the upstream was blamed for)
+                for method in ("POST", "GET"):
+                    assert requests.request(method, f"{server.url}/__proxy__/callback/nobody", data=b"hello",
+                                            timeout=10).status_code == 404
         assert callback["body"]["Payload"]["TaskId"] == task_id
     finally:
         receiver.close()
     callbacks = [r for r in read_records(tmp_path) if r["kind"] == "callback"]
     assert len(callbacks) == 1 and callbacks[0]["findings"] == [] and callbacks[0]["response"]["status"] == 200
     assert drift_report.analyse(read_records(tmp_path))["findings"] == []
+
+
+def test_without_the_callback_relay_its_paths_are_the_upstreams(echo_upstream, tmp_path):
+    url, received = echo_upstream
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        answer = requests.post(f"{proxy.url}/__proxy__/callback/x", data=b"hello", timeout=10)
+    assert answer.json() == {"ok": 1} and received[0][0] == "/__proxy__/callback/x"
+    assert [record["kind"] for record in read_records(tmp_path)] == ["exchange"]
 
 
 # -- the contract suite -------------------------------------------------------------------------------------------
