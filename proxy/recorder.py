@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from ivh_mock.spec import jsontext
+
+RECORD_LEVELS = 512  # a record nests its bodies' 256 levels (forward.JSON_DEPTH) in a few of its own
 PREFIX = "ivh-proxy-"
 FILE_NAME = re.compile(rf"^{PREFIX}(?P<stem>[0-9TZ-]+)(?:\.(?P<index>\d+))?\.jsonl$")
 MiB = 1_048_576
@@ -146,8 +149,8 @@ def _files(directory: str | Path) -> list[Path]:
 
 
 def _record_of(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line.decode("utf-8"))
+    try:  # a line nested deeper than any record is (its bodies are decoded to 256 levels) is none
+        record = jsontext.loads(line.decode("utf-8"), RECORD_LEVELS)
     except ValueError:  # UnicodeDecodeError is one
         return None
     return record if _is_record(record) else None

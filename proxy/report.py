@@ -165,7 +165,11 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     written (nothing is written when the input cannot be read), else 0."""
     directory = Path(directory)
     try:  # everything is read before anything is written
-        report = analyse(_recorded(directory), ordered=True)
+        try:
+            report = analyse(_recorded(directory), ordered=True)
+        except (TypeError, KeyError, ValueError, AttributeError, RecursionError) as error:  # a record edited by hand
+            raise InputError(f"a record at {directory} is not as `ivh-mock proxy` writes it ({type(error).__name__}: "
+                             f"{str(error)[:200]})") from None
         suites = [_suite_report(path) for path in suite_reports]
     except InputError as error:
         return _refuse(str(error))
@@ -209,7 +213,7 @@ def _recorded(path: Path) -> Iterator[dict[str, Any]]:
 
 def _suite_report(path: str | Path) -> dict[str, Any]:
     try:
-        return drift.read(path)
+        report = drift.read(path)
     except OSError as error:
         raise InputError(f"--suite-report {path}: cannot read it: {_reason(error)}") from None
     except UnicodeDecodeError:
@@ -219,6 +223,17 @@ def _suite_report(path: str | Path) -> dict[str, Any]:
     except ValueError as error:
         raise InputError(f"--suite-report {path}: not a drift report (the contract suite's drift-report.json): "
                          f"{str(error).removeprefix(f'{path} is not a drift report: ')}") from None
+    except RecursionError:
+        raise InputError(f"--suite-report {path}: not a drift report: it nests too deep to read") from None
+    pace = report["pace"]
+    if pace is not None and not all(_seconds(pace.get(key)) for key in calibrate.PACE_KEYS):
+        raise InputError(f"--suite-report {path}: its pace needs {', '.join(calibrate.PACE_KEYS)}, each a finite "
+                         f"number of seconds, 0 or more")
+    return report
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
 
 
 def _reason(error: OSError) -> str:

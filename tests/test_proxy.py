@@ -631,6 +631,44 @@ def test_drift_of_a_path_without_recordings_fails_and_writes_nothing(given, tmp_
     assert _drift(_recording(tmp_path / "rec"))[0] == 0  # one recorded exchange is enough
 
 
+@pytest.mark.parametrize("edit", [
+    lambda record: record["request"].update(signals={"timestamp_skew_seconds": "abc"}),
+    lambda record: record["response"].update(status=[401], body={"Header": {"Code": 100005}}),
+    lambda record: (record["response"].update(body={"Header": {"Code": [1]}}),
+                    record["request"].update(signals={"timestamp_skew_seconds": 9999})),
+    lambda record: record.update(findings=[{"kind": "x", "subject": "y", "operation": ["z"]}]),
+], ids=["skew-not-a-number", "status-a-list", "code-a-list", "operation-a-list"])
+def test_drift_of_a_record_edited_by_hand_is_one_line_and_writes_nothing(edit, tmp_path, capsys):
+    """A record whose fields are not as the proxy writes them had ended drift in a traceback, exit 1 (drift
+    found)."""
+    record = {"kind": "exchange", "t": 1.0, "time": "2026-01-01T00:00:00Z", "operation": "getprogress",
+              "request": {"method": "POST"}, "response": {"status": 200, "body": {"Header": {"Code": 0}}},
+              "findings": []}
+    edit(record)
+    recording = tmp_path / "rec"
+    Recorder(recording).write(record)
+    (recording / "ivh-proxy-20260101.jsonl").open("a").write("[" * 100_000 + "\n")  # a line no proxy wrote: skipped
+    before = sorted(tmp_path.rglob("*"))
+    assert "is not as `ivh-mock proxy` writes it" in _drift_refusal(capsys, recording)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_drift_skips_a_line_nested_deeper_than_any_record_as_it_skips_any_line_no_proxy_wrote(tmp_path):
+    recording = _recording(tmp_path / "rec")  # a RecursionError had ended drift in a traceback
+    (recording / "ivh-proxy-20260101.jsonl").open("a").write("[" * 100_000 + "\n")
+    assert _drift(recording)[0] == 0
+
+
+def test_drift_refuses_a_suite_reports_pace_it_could_not_write_before_writing_anything(tmp_path, capsys):
+    record = _recording(tmp_path / "rec")
+    for pace in ({"queue_seconds": "x"}, {"queue_seconds": -5, "render_speed": 1, "render_startup_seconds": 1}):
+        (tmp_path / "suite.json").write_text(json.dumps({"target": "t", "is_mock": True, "probes": [], "pace": pace}))
+        before = sorted(tmp_path.rglob("*"))
+        error = _drift_refusal(capsys, record, "--suite-report", tmp_path / "suite.json")
+        assert "its pace needs queue_seconds, render_speed, render_startup_seconds" in error
+        assert sorted(tmp_path.rglob("*")) == before  # a KeyError had come after the reports were written
+
+
 def test_drift_names_a_suite_report_or_recording_it_cannot_read(tmp_path, capsys):
     record = _recording(tmp_path / "rec")
     (tmp_path / "latin.json").write_bytes(b'{"target": "caf\xe9"}')
