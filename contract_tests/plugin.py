@@ -71,6 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
+    report_dir = Path(config.getoption("--ivh-report-dir"))
+    if report_dir.exists() and not report_dir.is_dir():  # else found only at the end of the run, the report lost
+        raise pytest.UsageError(f"--ivh-report-dir {report_dir}: it is a file, not a directory")
+    if (config.getoption("--ivh-allow-spend") or 0) < 0:
+        raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
+                                f"submissions, 0 or more")
     base_url = config.getoption("--ivh-base-url")
     if base_url is None:
         return

@@ -179,8 +179,13 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         refused = preflight(mock.base_url, "app", DEFAULT_TOKEN)
         assert "control API refused the suite" in refused and "IVH_MOCK_CONTROL_TOKEN" in refused
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
-    for url, says in ((nowhere, "could not be asked getprogress"), ("", "--ivh-base-url is empty")):
-        result = run_suite(url, tmp_path, paths=("contract_tests/test_clock.py",))
+    (tmp_path / "afile").write_text("")
+    for url, report_dir, extra, says in (
+            (nowhere, tmp_path, (), "could not be asked getprogress"), ("", tmp_path, (), "--ivh-base-url is empty"),
+            # a report folder that is a file had been found at the end of the whole run, the report lost
+            (nowhere, tmp_path / "afile", (), "it is a file, not a directory"),
+            (nowhere, tmp_path, ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
+        result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
         assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
 
 
