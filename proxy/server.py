@@ -56,11 +56,15 @@ class _Handler(BaseHTTPRequestHandler):
         if len(words) != 3 or len(self.raw_requestline) > 65536:
             return super().parse_request()  # malformed, HTTP/0.9 or too long: http.server answers it
         words[1] = _LONE_PERCENT.sub(b"%25", _PAST_ASCII.sub(lambda past: b"%%%02X" % past.group()[0], words[1]))
-        self.raw_requestline, self._target = b" ".join(words) + b"\r\n", words[1].decode("ascii")
         real, block = self.rfile, []
+        if not self.raw_requestline.endswith(b"\r\n"):  # a bare LF: refused, as the mock refuses it (D76)
+            self._fault = (400, _BARE_LF)
+        self.raw_requestline, self._target = b" ".join(words) + b"\r\n", words[1].decode("ascii")
         while len(block) <= 100:  # http.client's bound on header lines, past which it answers 431 itself
             line = real.readline(65537)
             block.append(line)
+            if line.endswith(b"\n") and not line.endswith(b"\r\n") and self._fault is None:
+                self._fault = (400, _BARE_LF)
             if line in (b"\r\n", b"\n", b"") or len(line) > 65536:
                 break
             if _CONTROL.search(line.rstrip(b"\n").removesuffix(b"\r")) and self._fault is None:
@@ -218,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+_BARE_LF = "a line of the request's head ends in a bare LF; HTTP needs CRLF (\\r\\n)"
 _PAST_ASCII = re.compile(rb"[^\x21-\x7e]")
 _LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any but HTAB, in a header line without its line break

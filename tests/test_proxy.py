@@ -289,12 +289,18 @@ REQUEST_HEAD = f"POST {PATHS['getprogress']}?appkey=my-app HTTP/1.1\r\nHost: pro
     (b"GET /nine\r\n", 400, "an HTTP/0.9 request is not forwarded: send HTTP/1.1"),  # it had waited for headers
     (b"GET  /two-spaces HTTP/1.1\r\nHost: proxy\r\n\r\n", 400,
      "the request line is not 'method target version', one space apart"),
+    # as the mock refuses them (D76): forwarded with CRLF, an app's framing bug had been hidden behind the proxy
+    (REQUEST_HEAD + b"Content-Length: 2\n\r\n{}", 400, "a line of the request's head ends in a bare LF; HTTP needs "
+                                                       "CRLF (\\r\\n)"),
+    (REQUEST_HEAD.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\n") + b"Content-Length: 2\r\n\r\n{}", 400,
+     "a line of the request's head ends in a bare LF; HTTP needs CRLF (\\r\\n)"),
 ], ids=["length-not-a-number", "length-negative", "lengths-disagree", "length-too-large", "chunk-size-not-hex",
         "chunk-not-ended", "chunk-size-line-too-long", "chunks-too-large", "no-request-line", "unknown-method",
         "request-line-too-long", "length-of-5000-digits", "coding-not-chunked", "chunked-not-last",
         "coding-besides-chunked", "coding-and-length", "space-before-colon", "folded-header", "asterisk-target",
         "chunked-in-http-1.0", "expect-continue-too-large", "expect-continue-bad-length", "bare-cr-in-header",
-        "control-in-header", "no-host", "two-hosts", "http-0.9", "http-0.9-alone", "spaces-doubled"])
+        "control-in-header", "no-host", "two-hosts", "http-0.9", "http-0.9-alone", "spaces-doubled",
+        "bare-lf-in-header", "bare-lf-in-request-line"])
 def test_a_request_the_proxy_cannot_read_gets_its_own_json_refusal_and_never_goes_upstream(raw, status, says,
                                                                                              tmp_path):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), connect_timeout=2,
