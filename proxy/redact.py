@@ -11,8 +11,9 @@ from ivh_mock.spec.urls import without_queries, without_query
 REDACTED = "[redacted]"
 # a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
 # not: an account's appkey is how a recording tells its accounts apart)
-_SECRET_WORDS = r"signature|token|secret|passw|credential|(?:api|access|private|session)[-_]?key"
-SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])auth(?:$|[-_])", re.IGNORECASE)
+_SECRET_WORDS = r"signature|token|secret|passw|pwd|credential|(?:api|access|private|session|subscription)[-_]?key"
+SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
+                            re.IGNORECASE)  # Azure's `sig`, an `X-Sign`; not `signal` nor `design`
 # `name=value`, `name: value` or JSON's `"name": "value"` inside any text (a URL, a form body, an error message
 # echoing a query, a body recorded as text): a quoted value whole, or to the end of a text cut inside it; a scheme's
 # credentials whole (`Authorization: Basic dXNl...` in the middle of a line); and `Bearer value`

@@ -1071,6 +1071,11 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     assert redact.query([("key", "k"), ("access_key", "a"), ("appkey", "b")]) == [
         ["key", redact.REDACTED], ["access_key", redact.REDACTED], ["appkey", "b"]]
     assert redact.headers([("X-Auth", "x"), ("X-Author", "me")]) == [["X-Auth", redact.REDACTED], ["X-Author", "me"]]
+    # names of credentials other services use: an Azure SAS's `sig`, API Management's subscription key, a password
+    named = [("sig", "s"), ("Ocp-Apim-Subscription-Key", "k"), ("X-Pwd", "p"), ("X-Sign", "x"), ("signal", "on"),
+             ("design", "d")]
+    assert [value for _, value in redact.headers(named)] == [redact.REDACTED] * 4 + ["on", "d"]
+    assert "SUBKEY" not in redact.text('{"subscription_key": "SUBKEY"}')
     # header lines and quoted values inside text, whole: a value with a space had kept its second word
     lines = redact.text('Authorization: Basic dXNlcjpw\nCookie: sid=c-1\nX-Auth: x-2\nProxy-Authorization: Basic p-3\n'
                         'password="hunter 2" {"Authorization": "Basic b-4"} the bearer of bad news')
