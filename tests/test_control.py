@@ -136,6 +136,18 @@ def test_outside_pytest_the_helpers_are_context_managers_and_the_client_moves_th
     assert "POST /v2/ivh" not in capfd.readouterr().err
 
 
+def test_outside_pytest_a_request_the_fixture_server_refuses_itself_prints_nothing():
+    """werkzeug logs through a handler of its own where no logging is set up (outside pytest), and wrote
+    `code 414, message Request-URI Too Long` to stderr for a request it refused itself."""
+    import subprocess
+    import sys
+
+    script = ("import requests\nfrom ivh_mock.mock_server import MockServer\nwith MockServer() as mock:\n"
+              "    assert requests.get(mock.base_url + '/' + 'a' * 70_000, timeout=10).status_code == 414\n")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+
+
 def test_the_fixtures_list_a_callback_the_receiver_already_holds():
     """The receiver records a callback as it reads it, and the mock its attempt once the answer is back: read in
     between, the list missed it (1 run in 3 of a test that waited for the receiver, then read the list)."""

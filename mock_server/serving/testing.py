@@ -264,9 +264,14 @@ class CallbackReceiver:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """werkzeug's handler without its line per request on stderr (outside pytest nothing captures it)."""
+    """werkzeug's handler without its line per request on stderr (outside pytest nothing captures it), nor one for
+    each request it refuses itself (`code 414, message Request-URI Too Long`: the client has the answer). An error of
+    the app's own is still logged: werkzeug's server logs it, not its handler."""
 
     def log_request(self, *args: Any) -> None:
+        pass
+
+    def log_error(self, *args: Any) -> None:
         pass
 
 
