@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import requests
 from bench.reliability import Trickler
 from ivh_mock.contract_tests.target import Answer
 from ivh_mock.mock_server import VirtualClock, create_app
-from ivh_mock.mock_server.serving.testing import RedisServer, ServingThread, debian_command
+from ivh_mock.mock_server.serving.testing import QuietHTTPServer, RedisServer, ServingThread, debian_command
 from ivh_mock.mock_server.store import open_store
 from ivh_mock.spec.signing import signed_query
 from werkzeug.serving import make_server
@@ -321,16 +321,6 @@ class FixedAnswer(requests.adapters.BaseAdapter):
 
     def close(self):
         pass
-
-
-class QuietHTTPServer(ThreadingHTTPServer):
-    """A test's own HTTP server that does not print a traceback for a client that went away before its answer (a
-    sender's deadline, which tests provoke): socketserver prints it from the handler's thread, as late as the handler
-    takes, into the output of whatever test runs then."""
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 class Redirector:

@@ -28,12 +28,12 @@ from ivh_mock.client import (
 from ivh_mock.client.errors import FAMILIES
 from ivh_mock.client.retry import backoff, should_retry
 from ivh_mock.mock_server import VirtualClock, create_app
-from ivh_mock.mock_server.serving.testing import MockServer, WSGIAdapter, in_process_session
+from ivh_mock.mock_server.serving.testing import MockServer, QuietHTTPServer, WSGIAdapter, in_process_session
 from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
-from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, QuietHTTPServer, RawServer
+from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, RawServer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 

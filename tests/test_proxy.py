@@ -24,7 +24,7 @@ import pytest
 import requests
 from ivh_mock.mock_server import VirtualClock
 from ivh_mock.mock_server.serving import cli
-from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer
+from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer, QuietHTTPServer
 from ivh_mock.proxy import Proxy, ProxyServer, Recorder, read_records
 from ivh_mock.proxy import report as drift_report
 from ivh_mock.proxy.recorder import recording_files
@@ -33,7 +33,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, QuietHTTPServer, RawServer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"

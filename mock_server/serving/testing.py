@@ -275,18 +275,21 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class _ReceiverServer(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that prints no traceback for a client that went away before its answer (a sender's
+    deadline, which a `slow` receiver and tests provoke): socketserver printed one to stderr from the handler's
+    thread, as late as the handler took (after the server was closed), into the output of whatever ran then."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _ReceiverServer(QuietHTTPServer):
     # Several workers' callback pools connect at once: with socketserver's listen queue of 5, connections beyond it
     # waited for SYN retries (1 s, 3 s, ...) and a busy machine turned some into failed deliveries.
     request_queue_size = 1024
     daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A sender that went away before the answer (its deadline, as a `slow` receiver means it to) is what a
-        receiver is for: socketserver printed a traceback to stderr for it, from the handler's thread, as late as
-        `delay` after the receiver was closed, into the output of whatever ran then."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def _handler(receiver: CallbackReceiver):
