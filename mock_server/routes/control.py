@@ -292,10 +292,7 @@ class _Routes:
 
 
 class _NoSlot(Exception):
-    """Every slot of the requests that wait on something slow stayed taken (deadline.holding)."""
-
-    def __init__(self, limit: int):
-        super().__init__(limit)
+    """Every slot of the requests that wait on something slow stayed taken (deadline.holding gives it the limit)."""
 
 
 def error_response(status: int, message: str) -> Response:

@@ -28,9 +28,9 @@ def send(source: Any, **options: Any) -> Response:
     A Range header that is not one range of bytes (several ranges, another unit, none that parses) is ignored, as
     RFC 9110 allows and an object store does: the whole file is answered (200), where werkzeug answered 416. One that
     asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is; one that asks for
-    more last bytes than the file holds gets the whole file as its range (206, RFC 9110 14.1.3; werkzeug: 416). If-Match and
-    If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412 with the whole
-    file as its body, and a Range request's 206 despite them."""
+    more last bytes than the file holds gets the whole file as its range (206, RFC 9110 14.1.3; werkzeug: 416).
+    If-Match and If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412
+    with the whole file as its body, and a Range request's 206 despite them."""
     asked = request.environ.get("HTTP_RANGE")
     if asked is not None and _NO_BYTES.fullmatch(asked):
         request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
