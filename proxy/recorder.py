@@ -126,7 +126,7 @@ def ordered_records(directory: str | Path) -> Iterator[dict[str, Any]]:
                 record = _record_of(line)
                 if record is not None:
                     sequence = record.get("seq")
-                    places.append((record["t"], sequence if _number(sequence) else 0, number, offset, len(line)))
+                    places.append((record["t"], sequence if is_number(sequence) else 0, number, offset, len(line)))
                 offset += len(line)
     places.sort()
     handles: dict[int, Any] = {}
@@ -158,17 +158,17 @@ def _record_of(line: bytes) -> dict[str, Any] | None:
 
 def _is_record(record: Any) -> bool:
     if not (isinstance(record, dict) and record.get("kind") in ("exchange", "callback")
-            and isinstance(record.get("request"), dict) and _number(record.get("t"))):
+            and isinstance(record.get("request"), dict) and is_number(record.get("t"))):
         return False
     findings = record.get("findings", [])
     return (isinstance(findings, list)
             and all(isinstance(finding, dict) and isinstance(finding.get("kind"), str)
                     and isinstance(finding.get("subject"), (str, int, type(None))) for finding in findings)
-            and _number(record.get("elapsed_ms", 0)) and isinstance(record.get("response") or {}, dict)
+            and is_number(record.get("elapsed_ms", 0)) and isinstance(record.get("response") or {}, dict)
             and isinstance(record.get("error") or "", str) and isinstance(record.get("time", ""), str)
             and isinstance(record.get("operation"), (str, type(None)))
             and isinstance(record["request"].get("signals", {}), dict))
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ from ivh_mock.spec import drift
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
 from .forward import APP_GONE
-from .recorder import PREFIX, ordered_records
+from .recorder import PREFIX, is_number, ordered_records
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -233,7 +233,7 @@ def _suite_report(path: str | Path) -> dict[str, Any]:
 
 
 def _seconds(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+    return is_number(value) and 0 <= value < float("inf")
 
 
 def _reason(error: OSError) -> str:
