@@ -227,13 +227,19 @@ def test_two_servers_on_one_redis_share_tasks_clock_and_callbacks(redis_server, 
         receiver.close()
 
 
-SMALL_SERVER = """
-import os, signal, sys
-from ivh_mock.mock_server.serving.server import Server
+PID_APP = """
+import os
 
 def app(environ, start_response):  # answers with the pid of the worker that took the request
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
+"""
+
+SMALL_SERVER = """
+import os, signal, sys
+from ivh_mock.mock_server.serving.server import Server
+
+exec(sys.argv[3])  # the app
 
 def ready(port):
     print(port, flush=True)
@@ -246,10 +252,10 @@ print("stopped", flush=True)
 
 
 @contextlib.contextmanager
-def _small_server(workers: int, mode: str = "serve"):
-    """The master of SMALL_SERVER, in a process group of its own with its workers (killed on the way out), and its
-    port."""
-    master = subprocess.Popen([sys.executable, "-c", SMALL_SERVER, str(workers), mode], stdout=subprocess.PIPE,
+def _small_server(workers: int, mode: str = "serve", app: str = PID_APP):
+    """The master of SMALL_SERVER serving `app` (the source of a WSGI `app`), in a process group of its own with its
+    workers (killed on the way out), and its port."""
+    master = subprocess.Popen([sys.executable, "-c", SMALL_SERVER, str(workers), mode, app], stdout=subprocess.PIPE,
                               text=True, start_new_session=True)
     try:
         yield master, int(master.stdout.readline())

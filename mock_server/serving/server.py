@@ -40,7 +40,7 @@ from ivh_mock import spec as spec_module
 from ..errors import ParameterFormatError
 from ..routes import control, envelope, results
 from ..store import new_id
-from . import balance, dispatch
+from . import balance, collector, dispatch
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
@@ -149,6 +149,7 @@ class Server:
 
     def _serve(self, listener: socket.socket, shares: balance.Shares | None, slot: int) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
+        collector.bound_pauses()  # a worker is a process of its own: its collector never walks all its tasks (D80)
         app = self._load()
         server = waitress_server(app, listener, threads=self._threads, max_body_bytes=self._max_body_bytes,
                                  hold_queue=self._hold_queue, largest_body=self._largest_body)
