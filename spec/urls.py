@@ -36,4 +36,5 @@ def without_queries(text: str) -> str:
     return URL_IN_TEXT.sub(lambda match: without_query(match.group()), text)
 
 
-URL_IN_TEXT = re.compile(r"\b(?:https?|s3|ftp)://[^\s\"'<>\\]+", re.IGNORECASE)
+# a URL with its scheme, or scheme-relative (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`)
+URL_IN_TEXT = re.compile(r"(?:\b(?:https?|s3|ftp):|(?<![\w:/.]))//[^\s\"'<>\\]+", re.IGNORECASE)

@@ -901,11 +901,13 @@ def test_redaction_leaves_no_credential_anywhere():
     body = {"Header": {"AccessToken": "tok-1"}, "Payload": {
         "MediaUrl": "https://cdn.example/v.mp4?X-Amz-Signature=abc&X-Amz-Credential=def",
         "FailMessage": "signature=sig-2 rejected for accesstoken: tok-3; see https://u:pw-4@h.example/p?q=1",
-        "TimbreKey": "female_1", "List": [{"api_key": "key-5"}]}}
+        "TimbreKey": "female_1", "List": [{"api_key": "key-5"}], "Poster": "//cdn.example/p.png?Expires=1&x=s-6",
+        "Note": "see //u:pw-7@cdn.example/q?t=8 or a path's a//b?keep=9"}}
     text = json.dumps(redact.value(body))
-    for secret in ("tok-1", "abc", "def", "sig-2", "tok-3", "pw-4", "q=1", "key-5"):
+    for secret in ("tok-1", "abc", "def", "sig-2", "tok-3", "pw-4", "q=1", "key-5", "s-6", "pw-7", "t=8"):
         assert secret not in text, secret
     assert "female_1" in text and "https://cdn.example/v.mp4" in text
+    assert '"//cdn.example/p.png"' in text and "see //cdn.example/q or a path's a//b?keep=9" in text
     assert redact.query([("appkey", "a"), ("timestamp", "1"), ("signature", "s")]) == [
         ["appkey", "a"], ["timestamp", "1"], ["signature", redact.REDACTED]]
     assert redact.headers([("Authorization", "Bearer x"), ("Cookie", "c"), ("X-Mock-Token", "t"),
