@@ -401,9 +401,10 @@ JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, neve
 
 
 def json_body(data: bytes) -> Any:
-    """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, or nests deeper than JSON_DEPTH."""
+    """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, nests deeper than JSON_DEPTH, or holds a number
+    no double holds (NaN, Infinity, 1e400: as the mock reads a request, and recorded as text, never as `Infinity`)."""
     try:
-        return jsontext.loads(data.decode("utf-8"), JSON_DEPTH)
+        return jsontext.loads(data.decode("utf-8"), JSON_DEPTH, strict=True)
     except ValueError:  # UnicodeDecodeError is one
         return NOT_JSON
 
@@ -429,7 +430,7 @@ def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[st
     signals: dict[str, Any] = {}
     try:
         signals["timestamp_skew_seconds"] = round(int(values["timestamp"]) - at)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):  # none, or none a clock reads (past a double's range)
         pass
     raw_signature = next((part.split("=", 1)[1] for part in raw_query.split("&")
                           if part.startswith("signature=") and "=" in part), None)

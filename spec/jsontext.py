@@ -7,7 +7,9 @@ Also the one rule by which the mock reads JSON fast (`quick_loads`, `decoded`): 
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -48,11 +50,50 @@ def value_nests_deeper(value: object, limit: int) -> bool:
     return False
 
 
-def loads(text: str, limit: int) -> Any:
-    """`json.loads(text)`, but a text nested more than `limit` levels deep is refused undecoded: ValueError."""
+def loads(text: str, limit: int, strict: bool = False) -> Any:
+    """`json.loads(text)`, but a text nested more than `limit` levels deep is refused undecoded: ValueError. `strict`
+    refuses, as ValueError too, what json reads though JSON has no such number (NaN, Infinity) and numbers past a
+    double's range (`1e400`, which json reads as infinite): written again, each would be `NaN` or `Infinity`, which
+    strict JSON readers refuse."""
     if nests_deeper(text, limit):
         raise ValueError(f"nests deeper than {limit} levels")
-    return json.loads(text)
+    return json.loads(text, **STRICT_NUMBERS) if strict else json.loads(text)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        _out_of_range(text)
+    return value
+
+
+def _finite_int(text: str) -> int:
+    """An integer a double can hold: past about 1.8e308 it is refused as `1e999` is (and int() itself refuses more
+    than 4300 digits, with a message about Python's own settings)."""
+    if len(text.lstrip("-")) > _DOUBLE_DIGITS:
+        _out_of_range(text)
+    value = int(text)
+    if abs(value) > _LARGEST_DOUBLE:
+        _out_of_range(text)
+    return value
+
+
+_LARGEST_DOUBLE = int(sys.float_info.max)
+_DOUBLE_DIGITS = len(str(_LARGEST_DOUBLE))
+
+
+def _out_of_range(text: str):
+    shown = text if len(text) <= 20 else text[:17] + "..."
+    raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
+
+
+# json.loads' options that refuse every number a double cannot hold (ValueError naming it)
+STRICT_NUMBERS: dict[str, Any] = {"parse_constant": _refuse_constant, "parse_float": _finite_float,
+                                  "parse_int": _finite_int}
 
 
 SURROGATE = re.compile("[\ud800-\udfff]")

@@ -432,6 +432,25 @@ def test_a_body_holding_a_lone_surrogate_escape_is_recorded(echo_upstream, tmp_p
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_number_no_double_holds_is_recorded_as_sent_and_every_line_stays_strict_json(echo_upstream, tmp_path,
+                                                                                       capfd):
+    """json reads 1e400 as infinite and NaN as NaN, and wrote them back as Infinity and NaN, which strict JSON readers
+    refuse; a timestamp past a double's range ended the record in an OverflowError."""
+    url, _ = echo_upstream
+    huge = "9" * 400
+    with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+        for body in (b'{"Payload": {"Progress": 1e400}}', b'{"Payload": {"Progress": NaN}}'):
+            answer = requests.post(f"{proxy.url}/inf?appkey=a&timestamp={huge}", data=body,
+                                   headers={"Content-Type": "application/json"}, timeout=10)
+            assert answer.json() == {"ok": 1}
+    lines = [line for path in sorted(tmp_path.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    records = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in {line}")) for line in lines]
+    assert [(record["request"]["body_format"], record["request"]["body"]) for record in records] == [
+        ("text", '{"Payload": {"Progress": 1e400}}'), ("text", '{"Payload": {"Progress": NaN}}')]
+    assert all(record["request"]["signals"] == {} for record in records)  # no skew from a timestamp that is none
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_header_requests_will_not_send_gets_a_400_and_is_recorded(tmp_path, capfd):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:

@@ -6,13 +6,12 @@ Reading is defensive: any body, however malformed, becomes either a JSON value o
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ivh_mock.spec.jsontext import lone_surrogate, nests_deeper, quick_loads
+from ivh_mock.spec.jsontext import STRICT_NUMBERS, lone_surrogate, nests_deeper, quick_loads
 
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
@@ -80,8 +79,7 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
     except ValueError:  # json reads it again, and names what is wrong
         pass
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_finite_int,
-                           object_pairs_hook=object_pairs_hook)
+        value = json.loads(text, object_pairs_hook=object_pairs_hook, **STRICT_NUMBERS)
     except json.JSONDecodeError as error:
         raise MalformedJson(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
@@ -98,37 +96,6 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        _out_of_range(text)
-    return value
-
-
-def _finite_int(text: str) -> int:
-    """An integer a double can hold: past about 1.8e308 it is refused as `1e999` is (and int() itself refuses more
-    than 4300 digits, with a message about Python's own settings)."""
-    if len(text.lstrip("-")) > _DOUBLE_DIGITS:
-        _out_of_range(text)
-    value = int(text)
-    if abs(value) > _LARGEST_DOUBLE:
-        _out_of_range(text)
-    return value
-
-
-_LARGEST_DOUBLE = int(sys.float_info.max)
-_DOUBLE_DIGITS = len(str(_LARGEST_DOUBLE))
-
-
-def _out_of_range(text: str):
-    shown = text if len(text) <= 20 else text[:17] + "..."
-    raise ValueError(f"the number {shown} is out of range (larger than a double can hold)")
 
 
 def request_id_of(body: Any) -> str | None:
