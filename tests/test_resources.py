@@ -67,24 +67,33 @@ def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(serve
         assert whole.status_code == 200 and whole.content == data, ignored
 
 
+def _refusal(url: str, head: bytes, kind: bytes = b"application/json") -> tuple[str, dict | bytes]:
+    """The status line and the body (JSON, decoded) of the answer a server at `url` gives to `head`, after which it
+    closes the connection."""
+    import json
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head)
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    status, _, rest = data.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert f"Content-Type: {kind.decode()}".encode() in headers, data
+    return status.decode(), json.loads(body) if kind == b"application/json" else body
+
+
 def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(served):
     """Two Content-Lengths, a negative one, a bad chunk size: waitress refuses them before the app sees them, in
     plain text; the API's routes now answer 100003 in the envelope and the control API's in its JSON."""
-    import json
     import socket
 
     host, port = served.url.removeprefix("http://").rsplit(":", 1)
 
     def answer(head: bytes) -> tuple[str, dict]:
-        with socket.create_connection((host, int(port)), timeout=10) as connection:
-            connection.sendall(head)
-            data = b""
-            while chunk := connection.recv(65536):  # waitress closes the connection after such an answer
-                data += chunk
-        status, _, rest = data.partition(b"\r\n")
-        headers, _, body = rest.partition(b"\r\n\r\n")
-        assert b"Content-Type: application/json" in headers, data
-        return status.decode(), json.loads(body)
+        return _refusal(served.url, head)
 
     api = "/v2/ivh/videomaker/broadcastservice/getprogress"
     for framing in (b"Content-Length: 5\r\nContent-Length: 6", b"Content-Length: -1",
@@ -128,6 +137,29 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
             data += chunk
     assert data.startswith(b"HTTP/1.1 400 Bad Request") and b"Content-Type: application/xml" in data, data
     assert b"<Code>InvalidRequest</Code>" in data and b"<Resource>/broadcast/Basic/video/x.mp4</Resource>" in data
+
+
+@pytest.mark.parametrize("server", ["served", "fixture"])
+def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mock):
+    """A request line or a header line too long: waitress answered as if to `GET /`, in plain text, and the fixture
+    server in http.server's HTML; each now answers in the format of the routes the request named, and names the
+    limit."""
+    url, limit, big = (served.url, "32768", 40_000) if server == "served" else (ivh_mock.base_url, "65536", 70_000)
+    api = b"/v2/ivh/videomaker/broadcastservice/getprogress"
+    for head in (b"POST " + api + b"?appkey=" + b"a" * big + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * big + b"\r\n\r\n"):
+        status, body = _refusal(url, head)
+        assert status.endswith(" 200 OK") and body["Header"]["Code"] == 100003, (status, body)
+        assert body["Header"]["Message"].startswith("the request could not be read: ") and limit in body["Header"][
+            "Message"], body
+    status, body = _refusal(url, b"GET /__mock__/clock HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * big + b"\r\n\r\n")
+    assert status.endswith(" 431 Request Header Fields Too Large") and limit in body["error"]["message"], body
+    status, body = _refusal(url, b"GET /broadcast/Basic/video/x.mp4?" + b"a" * big + b" HTTP/1.1\r\n\r\n",
+                            b"application/xml")
+    assert b"<Code>InvalidRequest</Code>" in body and status.split()[1] in ("414", "431"), (status, body)
+    status, body = _refusal(url, b"GET /elsewhere?" + b"a" * big + b" HTTP/1.1\r\n\r\n",
+                            b"text/plain" if server == "served" else b"text/html")  # no route's: the server's own
+    assert status.split()[1] in ("414", "431"), status
 
 
 def test_a_head_split_anywhere_and_blank_lines_before_it_are_read_as_one_request(served):

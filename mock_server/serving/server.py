@@ -9,13 +9,12 @@ Why waitress (DECISIONS.md D56): it reads each request, headers and body, in an 
 only once it is whole, so connections that dawdle (a header byte every few seconds, a body that never ends, idle
 keep-alive) cost a socket, never a thread; gunicorn's gthread worker gave each one a thread, and 8 such sockets
 stopped the default mock. Its own refusals (an oversized request line or headers: 431; a body past the cap: 413)
-are plain text, not HTML.
+answer in the format of the routes the request names (`unread`), else in plain text, not HTML.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -27,20 +26,14 @@ import threading
 import time
 import traceback
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
 
 import waitress
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import BadRequest
+from waitress.utilities import BadRequest, RequestHeaderFieldsTooLarge
 
-from ivh_mock import spec as spec_module
-
-from ..errors import ParameterFormatError
-from ..routes import control, envelope, results
-from ..store import new_id
-from . import balance, collector, dispatch
+from . import balance, collector, dispatch, unread
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
@@ -50,6 +43,8 @@ IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-al
 UNSENT_BYTES = 1_048_576  # answers a connection has not taken past this wait for it: the next request, unthreaded
 GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
+LINGER_SECONDS = 2  # how long a refused request's rest is read and dropped after its answer, before the close
+LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
 
 
 class _Stop(Exception):
@@ -187,6 +182,8 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         for channel in list(server.active_channels.values()):
             if getattr(channel, "parked", False) and channel.last_activity < now - server.adj.channel_timeout:
                 channel.will_close = True
+            if getattr(channel, "linger_until", 0.0) and now > channel.linger_until:  # a client that sends nothing
+                HTTPChannel.handle_close(channel)
 
     server.maintenance = maintenance
     return server
@@ -219,35 +216,22 @@ class _Task(WSGITask):
 
 class _RouteErrorTask(ErrorTask):
     """waitress's answer to a request it could not read (duplicate or bad Content-Length, a bad chunk, a body past
-    the largest any route takes, a bare LF), in the format of the routes the request line named: the API's envelope
-    (100003, HTTP 200 as every refusal of the API's, D01), the control API's `{"error": {"message"}}` or, for result
-    URLs, an object store's XML; waitress's plain text for anything else. The connection is closed after it, as
-    waitress closes it."""
+    the largest any route takes, a bare LF, a head past HEADER_BYTES), in the format of the routes the request line
+    named (`unread.answer`); waitress's plain text for anything else. The connection is closed after it, as waitress
+    closes it."""
 
     def execute(self) -> None:
-        path = self.request.path or ""
-        control_path = path == control.PREFIX or path.startswith(control.PREFIX + "/")
-        if path not in _API_PATHS and not control_path and not path.startswith(results.PREFIX):
-            return super().execute()
+        self.channel.refused = True  # what the client still sends is dropped before the close (_Channel.handle_close)
         error = self.request.error
-        message = f"the request could not be read: {error.reason} ({error.body})"
-        status, kind = f"{error.code} {error.reason}", "application/json"
-        if path in _API_PATHS:
-            body = json.dumps(envelope.envelope(ParameterFormatError.code, message, new_id()), ensure_ascii=False)
-            status = "200 OK"
-        elif control_path:
-            body = json.dumps({"error": {"message": message}}, ensure_ascii=False)
-        else:
-            body, kind = results.error_document("InvalidRequest", message, path), "application/xml"
-        self.status = status
+        refusal = unread.answer(self.request.path or "", error.code, error.reason, error.body)
+        if refusal is None:
+            return super().execute()
+        status, kind, data = refusal
+        self.status = f"{status} {'OK' if status == 200 else error.reason}"
         self.response_headers.append(("Content-Type", kind))
         self.set_close_on_finish()
-        data = body.encode()
         self.content_length = len(data)
         self.write(data)
-
-
-_API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
 
 
 class _Parser(HTTPRequestParser):
@@ -277,7 +261,22 @@ class _Parser(HTTPRequestParser):
             if bare is not None and (self.header_plus + window[len(seen):bare.start()]).strip():
                 self._refuse((self.header_plus + data).lstrip())  # blank lines before a request are ignored
                 return len(data)
-        return super().received(data)
+        before, refused = self.header_plus, self.error
+        consumed = super().received(data)
+        if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
+            # waitress refuses a head past HEADER_BYTES as if it were `GET /`: name the route it was for from what came
+            self.path, self.version = "", "1.0"
+            self._name_route((before + data).lstrip())
+            self.error = RequestHeaderFieldsTooLarge(f"the request line and headers are larger than "
+                                                     f"{self.adj.max_request_header_size} bytes")
+        return consumed
+
+    def _name_route(self, head: bytes) -> None:
+        """Take the path and the version (in which the refusal's status line answers) from a refused head's request
+        line: they say whose format the refusal is answered in (_RouteErrorTask)."""
+        line, ended, _ = head.partition(b"\n")
+        self.path, version = unread.route_of(line, bool(ended))
+        self.version = version or self.version
 
     def _refuse(self, head: bytes) -> None:
         line = head.split(b"\n", 1)[0].rstrip(b"\r")
@@ -292,12 +291,8 @@ class _Parser(HTTPRequestParser):
         except (ParsingError, TransferEncodingNotImplemented):
             # waitress refuses a head (a header line without a colon, a bare CR) before it reads the path, which says
             # whose format the refusal is answered in (_RouteErrorTask): it is read from the request line here
-            words = header_plus.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
-            if not self.path and len(words) == 3:
-                with contextlib.suppress(ValueError):  # `http://[x/...`: a target of no path names no routes
-                    self.path = unquote(urlsplit(words[1].decode("latin-1")).path)
-                if words[2] in (b"HTTP/1.0", b"HTTP/1.1"):  # the refusal's status line answers in it
-                    self.version = words[2][5:].decode()
+            if not self.path:
+                self._name_route(header_plus)
             raise
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
@@ -343,6 +338,9 @@ class _Channel(HTTPChannel):
 
     parked = False
     _writing = False
+    refused = False  # a request of it was refused unread: its rest may still be on its way (_RouteErrorTask)
+    linger_until = 0.0  # when set, the answer is out and what comes is dropped until then (time.time())
+    _lingered = 0  # bytes dropped so far
     task_class = _Task
     error_task_class = _RouteErrorTask
 
@@ -369,7 +367,36 @@ class _Channel(HTTPChannel):
         # between pipelined requests, waitress waited here too: the next request parks instead (service)
 
     def writable(self) -> bool:
-        return self.parked or super().writable()
+        return not self.linger_until and (self.parked or super().writable())
+
+    def readable(self) -> bool:
+        return bool(self.linger_until) or super().readable()
+
+    def handle_close(self) -> None:
+        """Close, but after refusing a request it could not read, first end the answer (shutdown for writing) and read
+        and drop what the client still sends, until it closes, for LINGER_SECONDS or LINGER_BYTES at most: closed with
+        the rest unread (a head past HEADER_BYTES, a body after a bad framing), the kernel answered with a reset, which
+        reached the client before it had read the refusal, and it saw only `connection reset`."""
+        if self.refused and self.connected and not self.linger_until:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self.linger_until = time.time() + LINGER_SECONDS
+                return
+        super().handle_close()
+
+    def handle_read(self) -> None:
+        if not self.linger_until:
+            return super().handle_read()
+        try:
+            data = self.recv(65536)  # at the client's end (or a reset), recv closes the channel itself
+        except OSError:
+            data = b""
+        self._lingered += len(data)
+        if self.connected and (not data or self._lingered > LINGER_BYTES or time.time() > self.linger_until):
+            super().handle_close()
 
     def handle_write(self) -> None:
         super().handle_write()

@@ -27,6 +27,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from ..app import create_app, stop_app
 from ..clock import VirtualClock
 from ..store import MemoryStore, Store
+from . import unread
 
 
 class MockServer:
@@ -273,6 +274,26 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_error(self, *args: Any) -> None:
         pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's refusal of a request it cannot read (a request line past 65536 bytes: 414; a header line
+        past it, or more than 100 headers: 431), in the format of the routes the request line names, as the served
+        mock answers it (`unread.answer`); http.server's HTML for any other path."""
+        line = getattr(self, "raw_requestline", b"")  # this request's: `path` may still be the one before's
+        path, _ = unread.route_of(line, line.endswith(b"\n"))
+        reason, long = self.responses.get(code, ("", ""))
+        detail = f"the request line is longer than {len(line) - 1} bytes" if code == 414 else explain or message
+        refusal = unread.answer(path, code, reason, detail or long)
+        if refusal is None:
+            return super().send_error(code, message, explain)
+        status, kind, body = refusal
+        self.send_response(status, "OK" if status == 200 else reason)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 class QuietHTTPServer(ThreadingHTTPServer):

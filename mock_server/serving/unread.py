@@ -1,0 +1,47 @@
+"""The answer to a request a server could not read (a head too large, a bad framing, a bare LF), in the format of
+the routes its request line names: the API's envelope (100003, HTTP 200 as every refusal of the API's, D01), the
+control API's `{"error": {"message"}}` or, for result URLs, an object store's XML. Both the served mock (waitress)
+and the fixture server (werkzeug's) answer so; for any other path, the server's own answer stands."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote, urlsplit
+
+from ivh_mock import spec as spec_module
+
+from ..errors import ParameterFormatError
+from ..routes import control, envelope, results
+from ..store import new_id
+
+_API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
+
+
+def route_of(line: bytes, whole: bool) -> tuple[str, str | None]:
+    """The path and the HTTP version ("1.0", "1.1" or None) of a request line (`whole` if it ended). A line cut short
+    names its path once its target is followed by a space or a query; before that, and for a target that does not
+    split (`http://[x/...`), the path is ""."""
+    words = line.rstrip(b"\r\n").split(b" ")
+    if len(words) < 2 or not (whole or len(words) > 2 or b"?" in words[1]):
+        return "", None
+    try:
+        path = unquote(urlsplit(words[1].decode("latin-1")).path)
+    except ValueError:
+        path = ""
+    version = words[2][5:].decode() if len(words) == 3 and words[2] in (b"HTTP/1.0", b"HTTP/1.1") else None
+    return path, version
+
+
+def answer(path: str, status: int, reason: str, detail: str) -> tuple[int, str, bytes] | None:
+    """(HTTP status, Content-Type, body) refusing a request to `path` the server could not read, in its routes'
+    format; None when `path` is no route's of those."""
+    control_path = path == control.PREFIX or path.startswith(control.PREFIX + "/")
+    if path not in _API_PATHS and not control_path and not path.startswith(results.PREFIX):
+        return None
+    message = f"the request could not be read: {reason} ({detail})"
+    if path in _API_PATHS:
+        body = json.dumps(envelope.envelope(ParameterFormatError.code, message, new_id()), ensure_ascii=False)
+        return 200, "application/json", body.encode()
+    if control_path:
+        return status, "application/json", json.dumps({"error": {"message": message}}, ensure_ascii=False).encode()
+    return status, "application/xml", results.error_document("InvalidRequest", message, path).encode()
