@@ -268,7 +268,13 @@ WHY = {
                   "more than ivh-mock's, whose writers take turns on the store. On 2026-11-27 a memory-store "
                   "submission cost the served worker 320 us of CPU and the ceiling's 140 to 145 us; that day's "
                   "changes to the server (an answer's head and body in one send, no wake of the loop by its own "
-                  "thread) sped both alike.",
+                  "thread) sped both alike. The garbage collector's full collections had walked every task the "
+                  "memory store held (87 ms at 30,000 tasks): a served worker now freezes what they leave (D80), "
+                  "which took the memory store's submit p99 from 95 ms to under 10 ms and its rate up by about 5% "
+                  "in runs one after another, too little to close the gap. A py-spy profile of the same day puts "
+                  "the difference in the view itself, spread over its steps (planning and keeping the task and its "
+                  "journal entry about a quarter, the signature, the spec's checks and the photo's intake about an "
+                  "eighth each).",
     "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and its "
              "getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per worker, "
              "with wrk (and redis-server) on the same two cores, and the same work costs more served than in-process: "
