@@ -162,6 +162,43 @@ def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mo
     assert status.split()[1] in ("414", "431"), status
 
 
+def test_a_refused_connection_lingers_until_its_client_closes_or_its_time_is_up():
+    """After a refusal the connection is shut for writing and read until the client closes; a client that sends
+    nothing more and never closes is closed by the worker's upkeep once LINGER_SECONDS are up (else it would hold its
+    socket for good)."""
+    import socket
+
+    from ivh_mock.mock_server.serving import server as serving
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    server = serving.waitress_server(lambda environ, start: [], listener, threads=1, max_body_bytes=1024)
+    try:
+        channels = []
+        for _ in range(2):
+            client = socket.create_connection(listener.getsockname(), timeout=5)
+            connection, address = listener.accept()
+            channel = server.channel_class(server, connection, address, server.adj, map=server._map)
+            channel.refused = True
+            channel.handle_close()
+            assert channel.connected and channel.readable() and not channel.writable()
+            assert client.recv(1) == b""  # the answer has ended: the client reads its end
+            channels.append((client, channel))
+        (closing, first), (silent, second) = channels
+        closing.sendall(b"x" * 100_000)  # what it still sends is read and dropped, until it closes
+        closing.close()
+        while first.connected:
+            first.handle_read()
+        server.maintenance(time.time())
+        assert second.connected  # within its time
+        server.maintenance(second.linger_until + 0.01)
+        assert not second.connected and second not in server._map.values()
+        silent.close()
+    finally:
+        server.close()
+
+
 def test_a_head_split_anywhere_and_blank_lines_before_it_are_read_as_one_request(served):
     """The bare-LF check looks at each piece as it arrives: a CR LF split between two pieces, or the blank lines a
     client may send before a request (RFC 9112), are no bare LF."""

@@ -392,6 +392,8 @@ class _Channel(HTTPChannel):
             return super().handle_read()
         try:
             data = self.recv(65536)  # at the client's end (or a reset), recv closes the channel itself
+        except BlockingIOError:  # nothing to read after all
+            return
         except OSError:
             data = b""
         self._lingered += len(data)
