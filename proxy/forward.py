@@ -21,7 +21,9 @@ from typing import Any, Iterable, Iterator, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+from urllib3.exceptions import HeaderParsingError
 from urllib3.util import SKIP_HEADER
+from urllib3.util.response import assert_header_parsing
 
 from ivh_mock.spec import jsontext
 
@@ -168,12 +170,12 @@ class Proxy:
         finally:
             answer.close()
         self._record(started, operation, method, target, headers, body,
-                     (answer.status_code, answer_headers, bytes(kept)), error=broken)
+                     (answer.status_code, answer_headers, bytes(kept)), error=broken, unparsed=_unparsed_head(answer))
 
     # -- checking and recording ----------------------------------------------------------------------------
     def _record(self, started: float, operation: str | None, method: str, target: str,
                 headers: list[tuple[str, str]], body: bytes, answer: tuple[int, list, bytes] | None,
-                error: str | None = None) -> None:
+                error: str | None = None, unparsed: str | None = None) -> None:
         split = urlsplit(target)
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         request_json, request_is_json = parsed_body(body)
@@ -194,6 +196,12 @@ class Proxy:
             answer_json, answer_is_json = parsed_body(decoded)
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
                                   **recorded_body(data, answer_json, answer_is_json)}
+            if unparsed is not None:  # passed on without what was dropped: the app's own client would drop it too
+                shown = redact.text(unparsed[:UNPARSED_CHARS])
+                record["response"]["unparsed_head"] = shown
+                findings.append(Finding("malformed-header", "head", f"the upstream's head holds a line that is not "
+                                        f"`name: value`: it and every header after it were dropped ({shown!r})",
+                                        operation))
             if max(len(data), len(decoded)) > RECORDED_BODY_BYTES:  # only its start was kept: no verdict on it
                 record["response"]["unchecked"] = (f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB: "
                                                    f"it is not checked")
@@ -396,6 +404,21 @@ def parsed_body(data: bytes) -> tuple[Any, bool]:
     return (None, False) if value is NOT_JSON else (value, True)
 
 
+def _unparsed_head(answer: requests.Response) -> str | None:
+    """What of the upstream's head http.client could not read as header lines, if anything: from a line that is not
+    `name: value` on, it drops the head's lines (a Content-Length among them) without a word."""
+    message = getattr(getattr(answer.raw, "_original_response", None), "msg", None)  # urllib3 keeps http.client's
+    try:
+        assert_header_parsing(message)
+    except HeaderParsingError:
+        unparsed = message.get_payload()
+        return unparsed if isinstance(unparsed, str) else str(unparsed)
+    except TypeError:  # no head as http.client reads it (urllib3 keeps it no more)
+        pass
+    return None
+
+
+UNPARSED_CHARS = 1024  # of a head's dropped lines, this much is recorded
 NOT_JSON = object()
 JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, never decoded (spec/jsontext.py)
 

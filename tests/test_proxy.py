@@ -1041,6 +1041,23 @@ def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
         assert record["findings"] == [] and record["response"]["unchecked"].startswith("the answer is larger than")
 
 
+def test_a_head_line_http_client_cannot_read_is_a_finding_and_what_it_dropped_is_recorded_redacted(tmp_path):
+    """http.client drops a head's line that is not `name: value`, and every line after it (here the Content-Length):
+    the app got the answer without them, and the record and drift said nothing."""
+    answer = _head("200 OK", "Content-Type: application/json", "Broken line", "Set-Cookie: session=s-1",
+                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+    assert passed.status_code == 200 and passed.content == PROGRESS_ANSWER and "Set-Cookie" not in passed.headers
+    (record,) = read_records(tmp_path)
+    assert [finding["kind"] for finding in record["findings"]] == ["malformed-header"]
+    assert record["response"]["unparsed_head"].startswith("Broken line\r\nSet-Cookie: [redacted]\r\nContent-Length")
+    assert "s-1" not in json.dumps(record)
+    report = drift_report.analyse(read_records(tmp_path))
+    assert [finding["kind"] for finding in report["findings"]] == ["malformed-header"]
+
+
 def test_drift_reports_exchanges_that_never_completed_and_never_says_all_conforms_of_them(tmp_path):
     """Every exchange of a recording had failed (the upstream unreachable): drift said "no findings: everything
     seen conforms to the spec" and exited 0."""
