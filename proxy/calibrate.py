@@ -21,6 +21,9 @@ from .checks import TaskTrail
 PACE_KEYS = ("queue_seconds", "render_speed", "render_startup_seconds")
 OPTION_OF = {"queue_seconds": "--queue-seconds", "render_speed": "--render-speed",
              "render_startup_seconds": "--render-startup"}
+# a Duration past a day of video is none the API makes (a number past a double's range broke the fit with an
+# OverflowError): such a task says nothing of the pace
+LONGEST_VIDEO_MS = 86_400_000
 
 
 def _changes(trail: TaskTrail) -> dict[str, float] | None:
@@ -80,7 +83,7 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
         if changes is None:
             continue
         duration = trail.seen[-1][4]
-        if not isinstance(duration, int) or duration <= 0:
+        if not isinstance(duration, int) or not 0 < duration <= LONGEST_VIDEO_MS:
             continue
         queue.append(changes["started"] - changes["submitted"])
         making.append((duration / 1000, changes["finished"] - changes["started"]))

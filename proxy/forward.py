@@ -272,7 +272,10 @@ class Proxy:
                 self._relays.pop(next(iter(self._relays)))
             self._relays[token] = original
         parsed["Payload"]["CallbackUrl"] = f"{self.public_url}{CALLBACK_PREFIX}{token}"
-        return json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        try:
+            return json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a JSON \\udfff escape gives one): no UTF-8 holds it
+            return json.dumps(parsed).encode()  # so it goes on as it came, escaped
 
     def _relay_callback(self, method: str, token: str, headers: list[tuple[str, str]], body: bytes,
                         responder: Responder, started: float) -> None:
@@ -451,10 +454,9 @@ def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[st
     machine's clock, and whether the signature carried a raw '+' (not URL-encoded)."""
     values = dict(pairs)
     signals: dict[str, Any] = {}
-    try:
-        signals["timestamp_skew_seconds"] = round(int(values["timestamp"]) - at)
-    except (KeyError, ValueError, OverflowError):  # none, or none a clock reads (past a double's range)
-        pass
+    stamp = values.get("timestamp", "")
+    if stamp.isascii() and stamp.isdigit() and len(stamp) <= 19:  # as the API reads one: no `1_700_000_000`, no
+        signals["timestamp_skew_seconds"] = round(int(stamp) - at)  # other digits, none past a clock's range
     raw_signature = next((part.split("=", 1)[1] for part in raw_query.split("&")
                           if part.startswith("signature=") and "=" in part), None)
     if raw_signature is not None:

@@ -14,15 +14,20 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = r"signature|token|secret|passw|pwd|credential|(?:api|access|private|session|subscription)[-_]?key"
 SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
                             re.IGNORECASE)  # Azure's `sig`, an `X-Sign`; not `signal` nor `design`
-# `name=value`, `name: value` or JSON's `"name": "value"` inside any text (a URL, a form body, an error message
-# echoing a query, a body recorded as text): a quoted value whole, or to the end of a text cut inside it; a scheme's
-# credentials whole (`Authorization: Basic dXNl...` in the middle of a line); and `Bearer value`
-_INLINE_NAMES = rf"[a-z0-9_-]*(?:{_SECRET_WORDS})[a-z0-9_-]*|key|(?:proxy-)?authorization|cookie|x-auth[a-z0-9_-]*"
-_SCHEMES = r"bearer|basic|negotiate|ntlm"
-INLINE_SECRET = re.compile(rf"(?i)\b((?:{_INLINE_NAMES})[\"']?\s*[=:]\s*)"
-                           rf"(\"(?:[^\"\\]|\\.)*(?:\"|\\?\Z)|'(?:[^'\\]|\\.)*(?:'|\\?\Z)"
-                           rf"|(?:{_SCHEMES})\s+[a-z0-9._~+/=-]+|[^&\s\"',;}}]+)"
-                           r"|\b(bearer\s+)[a-z0-9._~+/=-]{4,}")  # not basic: "a basic idea" is no credential
+# `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
+# a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
+# is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
+# a secret's when SENSITIVE_NAME finds one in it, or it is `x-auth...` or ends in `-key`.
+_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++)([\"']?\s*+[=:]\s*+)", re.IGNORECASE)
+_INLINE_NAME = re.compile(r"^x-auth|(?:^|-)key$", re.IGNORECASE)
+# the value after such a name: a quoted text whole, or to the end of a text cut inside it; a scheme's credentials
+# whole (`Authorization: Basic dXNl...` in the middle of a line); a JSON array or object whole (_bracketed); or a
+# plain run. And `Bearer value` anywhere.
+_QUOTED = {quote: re.compile(rf"{quote}(?:[^{quote}\\]|\\.)*+(?:{quote}|\\?\Z)", re.DOTALL) for quote in "\"'"}
+_SCHEME_VALUE = re.compile(r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++", re.IGNORECASE)
+_PLAIN_VALUE = re.compile(r"[^&\s\"',;}\]]++")
+_BEARER = re.compile(r"\b(bearer\s++)[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)  # not basic: "a basic idea" is no secret
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
                          r"[^\r\n]+")
@@ -36,16 +41,45 @@ url = without_query  # a URL without its query, fragment and user info
 
 
 def text(value: str) -> str:
-    """Return `value` with every URL's query string removed and every inline secret redacted."""
-    value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
-    return INLINE_SECRET.sub(_redacted, without_queries(value))
+    """Return `value` with every URL's query string removed and every inline secret redacted, in time linear in its
+    length (redaction holds the proxy's interpreter: any slower, one long text stalled every exchange)."""
+    value = without_queries(HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value))
+    kept, at = [], 0
+    for match in _NAMED.finditer(value):
+        if match.start() < at or not (SENSITIVE_NAME.search(match.group(1)) or _INLINE_NAME.search(match.group(1))):
+            continue
+        start = match.end()
+        quoted = _QUOTED.get(value[start:start + 1])
+        found = (quoted or _SCHEME_VALUE).match(value, start) or _PLAIN_VALUE.match(value, start)
+        if quoted is not None:
+            end = found.end()
+            closed = value[end - 1:end] == value[start] and end - start > 1
+            kept += [value[at:start], value[start], REDACTED, value[start] if closed else ""]
+        elif value[start:start + 1] in ("[", "{"):
+            end = _bracketed(value, start)
+            kept += [value[at:start], REDACTED]
+        elif found is not None:
+            end = found.end()
+            kept += [value[at:start], REDACTED]
+        else:
+            continue
+        at = end
+    kept.append(value[at:])
+    return _BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept))
 
 
-def _redacted(match: re.Match) -> str:
-    if match.group(3) is not None:  # Bearer
-        return match.group(3) + REDACTED
-    quote = match.group(2)[0] if match.group(2)[0] in "\"'" else ""
-    return f"{match.group(1)}{quote}{REDACTED}{quote}"
+def _bracketed(value: str, start: int) -> int:
+    """Where the JSON array or object opening at `start` ends (past its closing bracket), or the text's end."""
+    depth = 0
+    for match in _BRACKETS.finditer(value, start):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return len(value)
 
 
 def value(node: Any) -> Any:

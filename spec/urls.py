@@ -33,8 +33,17 @@ def without_query(url: str) -> str:
 
 def without_queries(text: str) -> str:
     """`text` with every URL in it passed through `without_query` (an error message, a body recorded as text)."""
-    return URL_IN_TEXT.sub(lambda match: without_query(match.group()), text)
+    return URL_IN_TEXT.sub(_without_query_in_text, text)
 
 
-# a URL with its scheme, or scheme-relative (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`)
-URL_IN_TEXT = re.compile(r"(?:\b(?:https?|s3|ftp):|(?<![\w:/.]))//[^\s\"'<>\\]+", re.IGNORECASE)
+def _without_query_in_text(match: re.Match) -> str:
+    url = match.group()
+    if "\\/" in url:  # written in JSON with its slashes escaped (as PHP writes them)
+        return without_query(url.replace("\\/", "/")).replace("/", "\\/")
+    return without_query(url)
+
+
+# a URL with its scheme, or scheme-relative (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`), its slashes plain
+# or escaped as JSON may write them (`https:\/\/cdn.example\/v.mp4?sig=...`)
+URL_IN_TEXT = re.compile(r"(?:\b(?:https?|s3|ftp):|(?<![\w:/.\\]))(?://|\\/\\/)(?:[^\s\"'<>\\]|\\/)++",
+                         re.IGNORECASE)

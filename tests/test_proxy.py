@@ -429,6 +429,16 @@ def test_a_body_holding_a_lone_surrogate_escape_is_recorded(echo_upstream, tmp_p
         assert answer.json() == {"ok": 1}
     (record,) = read_records(tmp_path)
     assert record["request"]["body"]["Payload"] == {"TaskId": "\udfff", "\ud800": 1}
+    # with --callback-relay, the substituted body could not be written: the app's connection closed unanswered
+    relay = Proxy(url, Recorder(tmp_path / "relay"), callback_relay=True, public_url="http://proxy.example",
+                  warn=lambda text: None)
+    with ProxyServer(relay, port=0) as proxy:
+        answer = requests.post(f"{proxy.url}{PATHS['phototovideonotrain']}", timeout=10,
+                               data=b'{"Payload": {"CallbackUrl": "http://app.example/cb", "InputSsml": "\\udfff"}}',
+                               headers={"Content-Type": "application/json"})
+        assert answer.json() == {"ok": 1}
+    (record,) = read_records(tmp_path / "relay")
+    assert record["request"]["body"]["Payload"]["InputSsml"] == "\udfff"
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -448,6 +458,11 @@ def test_a_number_no_double_holds_is_recorded_as_sent_and_every_line_stays_stric
     assert [(record["request"]["body_format"], record["request"]["body"]) for record in records] == [
         ("text", '{"Payload": {"Progress": 1e400}}'), ("text", '{"Payload": {"Progress": NaN}}')]
     assert all(record["request"]["signals"] == {} for record in records)  # no skew from a timestamp that is none
+    from ivh_mock.proxy.forward import _signals
+
+    for stamp in ("1e300", "1_700_000_000", "\u0661\u0667" * 5, "9" * 20):  # taken by int(), or a 309-digit skew
+        assert _signals("", [("timestamp", stamp)], 1.7e9) == {}, stamp
+    assert _signals("", [("timestamp", "1700000010")], 1.7e9) == {"timestamp_skew_seconds": 10}
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -590,6 +605,21 @@ def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
                                                           "--render-startup", "7"]))
     assert timing == {"queue_seconds": pace["queue_seconds"], "render_speed": pace["render_speed"],
                       "render_startup_seconds": 7.0}
+
+
+def test_calibration_leaves_out_a_task_whose_duration_no_video_has():
+    """Two finished tasks with a Duration of 10**300 and 10**299 ms (JSON integers a strict reader takes) ended drift
+    in an OverflowError traceback, exit 1, nothing written."""
+    from ivh_mock.proxy import calibrate
+    from ivh_mock.proxy.checks import TaskTrail
+
+    def trail(duration: int, render: float) -> TaskTrail:
+        return TaskTrail("t", submitted_at=0.0, seen=[(1.0, "COMMIT", 0, 0, 0, ""), (3.0, "MAKING", 10, 0, 0, ""),
+                                                      (3.0 + render, "SUCCESS", 100, 0, duration, "u")])
+
+    assert calibrate.measure([trail(10**300, 5), trail(10**299, 4)]) is None
+    pace = calibrate.measure([trail(10**300, 5), trail(4000, 8), trail(8000, 16)])
+    assert pace["tasks"] == 2 and pace["render_speed"] == pytest.approx(1.0)  # changes at the polls' midpoints
 
 
 def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
@@ -1127,6 +1157,29 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
                           ("authorization=Basic dXNlcjpwYXNz&x=1", "dXNlcjpwYXNz")):
         assert secret not in redact.text(given), (given, redact.text(given))
     assert redact.text("a basic idea, and a token: expired") == "a basic idea, and a token: [redacted]"
+
+
+def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time_linear_in_the_text():
+    """A body recorded as text (too deep, a form, one holding NaN) kept a list's or object's items under a secret
+    name (only its bracket was replaced), the values of `sig`, `auth` and `sign`, and the query of a URL written with
+    escaped slashes; and the pattern that finds secrets took time growing with the square of a run of name characters:
+    16 KB of `a-a-...` held the proxy 11 s, every exchange waiting."""
+    import time
+
+    from ivh_mock.proxy import redact
+
+    text = redact.text('{"sig": "S1", "auth": "S2", "tokens": ["S3", {"a": "]"}], "credentials": {"pw": "S4"}, '
+                       '"x-api-key": {"primary": "S5"}, "keep": 1, "url": "https:\\/\\/u:S6@cdn.example\\/v.mp4?'
+                       'sig=S7"} sig=F1&auth=F2&design=d')
+    for secret in ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "F1", "F2"):
+        assert secret not in text, (secret, text)
+    assert text == ('{"sig": "[redacted]", "auth": "[redacted]", "tokens": [redacted], "credentials": [redacted], '
+                    '"x-api-key": [redacted], "keep": 1, "url": "https:\\/\\/cdn.example\\/v.mp4"} '
+                    'sig=[redacted]&auth=[redacted]&design=d')
+    started = time.monotonic()  # a bound the quadratic pattern misses by hundreds of times (it took minutes)
+    for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000):
+        assert len(redact.text(long)) <= len(long)
+    assert time.monotonic() - started < 10
 
 
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
