@@ -231,7 +231,8 @@ class _RouteErrorTask(ErrorTask):
         self.response_headers.append(("Content-Type", kind))
         self.set_close_on_finish()
         self.content_length = len(data)
-        self.write(data)
+        if getattr(self.request, "command", None) != "HEAD":  # its head alone (waitress leaves that to the app)
+            self.write(data)
 
 
 class _Parser(HTTPRequestParser):
@@ -275,7 +276,9 @@ class _Parser(HTTPRequestParser):
         """Take the path and the version (in which the refusal's status line answers) from a refused head's request
         line: they say whose format the refusal is answered in (_RouteErrorTask)."""
         line, ended, _ = head.partition(b"\n")
-        self.path, version = unread.route_of(line, bool(ended))
+        method, self.path, version = unread.route_of(line, bool(ended))
+        if method:  # a HEAD's refusal has no body (_RouteErrorTask)
+            self.command = method.upper()
         self.version = version or self.version
 
     def _refuse(self, head: bytes) -> None:
@@ -384,6 +387,8 @@ class _Channel(HTTPChannel):
                 pass
             else:
                 self.linger_until = time.time() + LINGER_SECONDS
+                # the upkeep that closes it should its client send nothing more comes then, not at its usual 10 s
+                self.server.next_channel_cleanup = min(self.server.next_channel_cleanup, self.linger_until)
                 return
         super().handle_close()
 

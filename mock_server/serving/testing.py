@@ -280,7 +280,7 @@ class _QuietHandler(WSGIRequestHandler):
         past it, or more than 100 headers: 431), in the format of the routes the request line names, as the served
         mock answers it (`unread.answer`); http.server's HTML for any other path."""
         line = getattr(self, "raw_requestline", b"")  # this request's: `path` may still be the one before's
-        path, _ = unread.route_of(line, line.endswith(b"\n"))
+        method, path, _ = unread.route_of(line, line.endswith(b"\n"))
         reason, long = self.responses.get(code, ("", ""))
         detail = f"the request line is longer than {len(line) - 1} bytes" if code == 414 else explain or message
         refusal = unread.answer(path, code, reason, detail or long)
@@ -292,7 +292,7 @@ class _QuietHandler(WSGIRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if method != "HEAD":  # (`command` is still unread when the line is too long)
             self.wfile.write(body)
 
 

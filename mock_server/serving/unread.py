@@ -17,19 +17,25 @@ from ..store import new_id
 _API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
 
 
-def route_of(line: bytes, whole: bool) -> tuple[str, str | None]:
-    """The path and the HTTP version ("1.0", "1.1" or None) of a request line (`whole` if it ended). A line cut short
-    names its path once its target is followed by a space or a query; before that, and for a target that does not
-    split (`http://[x/...`), the path is ""."""
+def route_of(line: bytes, whole: bool) -> tuple[str, str, str | None]:
+    """The method, the path and the HTTP version ("1.0", "1.1" or None) of a request line (`whole` if it ended). A
+    line cut short inside its target names a path only where its start says the route (the control API's, a result
+    URL's); a target that does not split (`http://[x/...`) names none ("")."""
     words = line.rstrip(b"\r\n").split(b" ")
-    if len(words) < 2 or not (whole or len(words) > 2 or b"?" in words[1]):
-        return "", None
+    if len(words) < 2:
+        return "", "", None
     try:
         path = unquote(urlsplit(words[1].decode("latin-1")).path)
     except ValueError:
         path = ""
+    if not (whole or len(words) > 2 or b"?" in words[1]) and not _by_start(path):
+        path = ""
     version = words[2][5:].decode() if len(words) == 3 and words[2] in (b"HTTP/1.0", b"HTTP/1.1") else None
-    return path, version
+    return words[0].decode("latin-1"), path, version
+
+
+def _by_start(path: str) -> bool:
+    return path.startswith((control.PREFIX + "/", results.PREFIX))
 
 
 def answer(path: str, status: int, reason: str, detail: str) -> tuple[int, str, bytes] | None:
