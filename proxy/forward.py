@@ -413,9 +413,9 @@ def _unparsed_head(answer: requests.Response) -> str | None:
     message = getattr(getattr(answer.raw, "_original_response", None), "msg", None)  # urllib3 keeps http.client's
     try:
         assert_header_parsing(message)
-    except HeaderParsingError:
+    except HeaderParsingError:  # some of its defects drop nothing (a line that starts as a continuation)
         unparsed = message.get_payload()
-        return unparsed if isinstance(unparsed, str) else str(unparsed)
+        return unparsed if isinstance(unparsed, str) and unparsed else None
     except TypeError:  # no head as http.client reads it (urllib3 keeps it no more)
         pass
     return None
@@ -446,6 +446,12 @@ def recorded_body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
         text = data[:RECORDED_BODY_BYTES].decode("utf-8", errors="strict" if not cut else "ignore")
     except UnicodeDecodeError:
         return {"body": None, "body_format": "binary", "body_bytes": len(data)}
+    try:  # JSON but for a number no double holds (NaN, 1e400): redacted as JSON is, then written as text, where
+        loose = jsontext.loads(text, JSON_DEPTH) if not cut else NOT_JSON  # a strict JSON reader takes it
+    except ValueError:
+        loose = NOT_JSON
+    if loose is not NOT_JSON:
+        return {"body": json.dumps(redact.value(loose), ensure_ascii=False), "body_format": "text"}
     return {"body": redact.text(text), "body_format": "text" + (" (cut)" if cut else "")}
 
 
@@ -455,8 +461,8 @@ def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[st
     values = dict(pairs)
     signals: dict[str, Any] = {}
     stamp = values.get("timestamp", "")
-    if stamp.isascii() and stamp.isdigit() and len(stamp) <= 19:  # as the API reads one: no `1_700_000_000`, no
-        signals["timestamp_skew_seconds"] = round(int(stamp) - at)  # other digits, none past a clock's range
+    if stamp.isascii() and stamp.isdigit() and len(stamp) <= 19:  # ASCII digits as the API reads them (int() also
+        signals["timestamp_skew_seconds"] = round(int(stamp) - at)  # takes `1_700_000_000`), and few enough
     raw_signature = next((part.split("=", 1)[1] for part in raw_query.split("&")
                           if part.startswith("signature=") and "=" in part), None)
     if raw_signature is not None:

@@ -18,14 +18,16 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
 # a secret's when SENSITIVE_NAME finds one in it, or it is `x-auth...` or ends in `-key`.
-_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++)([\"']?\s*+[=:]\s*+)", re.IGNORECASE)
-_INLINE_NAME = re.compile(r"^x-auth|(?:^|-)key$", re.IGNORECASE)
-# the value after such a name: a quoted text whole, or to the end of a text cut inside it; a scheme's credentials
-# whole (`Authorization: Basic dXNl...` in the middle of a line); a JSON array or object whole (_bracketed); or a
-# plain run. And `Bearer value` anywhere.
-_QUOTED = {quote: re.compile(rf"{quote}(?:[^{quote}\\]|\\.)*+(?:{quote}|\\?\Z)", re.DOTALL) for quote in "\"'"}
+_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++)(\\?[\"']?\s*+[=:]\s*+)", re.IGNORECASE)
+_INLINE_NAME = re.compile(r"(?:^|-)x-auth|(?:^|-)key$", re.IGNORECASE)
+# the value after such a name: a quoted text whole, or to the end of a text cut inside it (quoted with escaped quotes
+# too, as JSON inside a JSON string is: `{\"access_token\": \"...\"}`); a scheme's credentials whole
+# (`Authorization: Basic dXNl...` in the middle of a line); a JSON array or object whole (_bracketed); or a plain run.
+# And `Bearer value` anywhere.
+_QUOTED = {quote: re.compile(rf"{quote}(?:[^{quote}\\]|\\.)*+(?:({quote})|\\?\Z)", re.DOTALL) for quote in "\"'"}
+_ESCAPED_QUOTED = re.compile(r'\\"(?:[^\\]|\\[^"])*+(?:(\\")|\\?\Z)', re.DOTALL)
 _SCHEME_VALUE = re.compile(r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++", re.IGNORECASE)
-_PLAIN_VALUE = re.compile(r"[^&\s\"',;}\]]++")
+_PLAIN_VALUE = re.compile(r"[^&\s\"',;}]++")
 _BEARER = re.compile(r"\b(bearer\s++)[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)  # not basic: "a basic idea" is no secret
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
@@ -41,31 +43,33 @@ url = without_query  # a URL without its query, fragment and user info
 
 
 def text(value: str) -> str:
-    """Return `value` with every URL's query string removed and every inline secret redacted, in time linear in its
-    length (redaction holds the proxy's interpreter: any slower, one long text stalled every exchange)."""
-    value = without_queries(HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value))
+    """Return `value` with every inline secret redacted and every URL's query string removed (in that order: a value
+    that runs past its URL's end, `?token=Bearer xyz`, goes whole), in time linear in its length (redaction holds the
+    proxy's interpreter: any slower, one long text stalled every exchange)."""
+    value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
     kept, at = [], 0
     for match in _NAMED.finditer(value):
         if match.start() < at or not (SENSITIVE_NAME.search(match.group(1)) or _INLINE_NAME.search(match.group(1))):
             continue
         start = match.end()
-        quoted = _QUOTED.get(value[start:start + 1])
-        found = (quoted or _SCHEME_VALUE).match(value, start) or _PLAIN_VALUE.match(value, start)
+        quoted = _ESCAPED_QUOTED if value.startswith('\\"', start) else _QUOTED.get(value[start:start + 1])
         if quoted is not None:
+            found = quoted.match(value, start)  # always: at the latest, the text's end ends it
+            opening = '\\"' if quoted is _ESCAPED_QUOTED else value[start]
+            kept += [value[at:start], opening, REDACTED, opening if found.group(1) else ""]
             end = found.end()
-            closed = value[end - 1:end] == value[start] and end - start > 1
-            kept += [value[at:start], value[start], REDACTED, value[start] if closed else ""]
         elif value[start:start + 1] in ("[", "{"):
             end = _bracketed(value, start)
             kept += [value[at:start], REDACTED]
-        elif found is not None:
+        else:
+            found = _SCHEME_VALUE.match(value, start) or _PLAIN_VALUE.match(value, start)
+            if found is None:
+                continue
             end = found.end()
             kept += [value[at:start], REDACTED]
-        else:
-            continue
         at = end
     kept.append(value[at:])
-    return _BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept))
+    return _BEARER.sub(lambda match: match.group(1) + REDACTED, without_queries("".join(kept)))
 
 
 def _bracketed(value: str, start: int) -> int:

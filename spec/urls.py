@@ -38,12 +38,15 @@ def without_queries(text: str) -> str:
 
 def _without_query_in_text(match: re.Match) -> str:
     url = match.group()
+    if not any(part in url for part in "?#@"):  # nothing to take out: left as written (urlunsplit would tidy it)
+        return url
     if "\\/" in url:  # written in JSON with its slashes escaped (as PHP writes them)
         return without_query(url.replace("\\/", "/")).replace("/", "\\/")
     return without_query(url)
 
 
-# a URL with its scheme, or scheme-relative (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`), its slashes plain
-# or escaped as JSON may write them (`https:\/\/cdn.example\/v.mp4?sig=...`)
-URL_IN_TEXT = re.compile(r"(?:\b(?:https?|s3|ftp):|(?<![\w:/.\\]))(?://|\\/\\/)(?:[^\s\"'<>\\]|\\/)++",
-                         re.IGNORECASE)
+# a URL of any scheme (its name taken whole, from the start of a run: `a.a.a...` is looked at once), or scheme-relative
+# (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`), its slashes plain or escaped as JSON may write them
+# (`https:\/\/cdn.example\/v.mp4?sig=...`), and its `&` as Go's JSON writes it (\u0026)
+URL_IN_TEXT = re.compile(r"(?:(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+:|(?<![\w:/.\\]))(?://|\\/\\/)"
+                         r"(?:[^\s\"'<>\\]|\\/|\\u0026)++", re.IGNORECASE)

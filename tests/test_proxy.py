@@ -449,14 +449,19 @@ def test_a_number_no_double_holds_is_recorded_as_sent_and_every_line_stays_stric
     url, _ = echo_upstream
     huge = "9" * 400
     with ProxyServer(Proxy(url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
-        for body in (b'{"Payload": {"Progress": 1e400}}', b'{"Payload": {"Progress": NaN}}'):
+        for body in (b'{"Payload": {"Progress": 1e400}}', b'{"Payload": {"Progress": NaN, "sig": "S1", "x": '
+                     b'"said {\\"access_token\\": \\"S2\\"}", "tokens": ["S3"]}}'):
             answer = requests.post(f"{proxy.url}/inf?appkey=a&timestamp={huge}", data=body,
                                    headers={"Content-Type": "application/json"}, timeout=10)
             assert answer.json() == {"ok": 1}
     lines = [line for path in sorted(tmp_path.glob("*.jsonl")) for line in path.read_text().splitlines()]
     records = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in {line}")) for line in lines]
+    # written as text from the decoded body, redacted as JSON is (recorded as the text it came as, it kept secrets
+    # that text redaction missed)
     assert [(record["request"]["body_format"], record["request"]["body"]) for record in records] == [
-        ("text", '{"Payload": {"Progress": 1e400}}'), ("text", '{"Payload": {"Progress": NaN}}')]
+        ("text", '{"Payload": {"Progress": Infinity}}'),
+        ("text", '{"Payload": {"Progress": NaN, "sig": "[redacted]", '
+                 '"x": "said {\\"access_token\\": \\"[redacted]\\"}", "tokens": "[redacted]"}}')]
     assert all(record["request"]["signals"] == {} for record in records)  # no skew from a timestamp that is none
     from ivh_mock.proxy.forward import _signals
 
@@ -1086,6 +1091,14 @@ def test_a_head_line_http_client_cannot_read_is_a_finding_and_what_it_dropped_is
     assert "s-1" not in json.dumps(record)
     report = drift_report.analyse(read_records(tmp_path))
     assert [finding["kind"] for finding in report["findings"]] == ["malformed-header"]
+    # a defect that drops nothing (a line http.client reads as a misplaced envelope header) is no finding
+    answer = _head("200 OK", "Content-Type: application/json", "From someone",
+                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path / "kept"), warn=lambda text: None), port=0) as proxy:
+            assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 200
+    (record,) = read_records(tmp_path / "kept")
+    assert record["findings"] == [] and "unparsed_head" not in record["response"]
 
 
 def test_drift_reports_exchanges_that_never_completed_and_never_says_all_conforms_of_them(tmp_path):
@@ -1176,6 +1189,14 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
     assert text == ('{"sig": "[redacted]", "auth": "[redacted]", "tokens": [redacted], "credentials": [redacted], '
                     '"x-api-key": [redacted], "keep": 1, "url": "https:\\/\\/cdn.example\\/v.mp4"} '
                     'sig=[redacted]&auth=[redacted]&design=d')
+    # JSON inside a JSON string; a Go-escaped `&`; a value that runs past its URL's end (queries were taken out
+    # first, and that left it); a `]` inside a value; `x-auth` inside a name; other schemes
+    for given, secret in (('"said {\\"access_token\\": \\"E1\\"}"', "E1"), ("https://h/v?sv=1\\u0026sig=E2", "E2"),
+                          ("//h/p?token=Bearer E3", "E3"), ('https:\\/\\/h\\/p?password="hunter E4"', "E4"),
+                          ("password=p]E5&x=1", "E5"), ("pre-x-authz=E6", "E6"), ("rtsp://cam/s?x=E7", "E7")):
+        assert secret not in redact.text(given), (given, redact.text(given))
+    for kept in ("see ///etc/hosts", "row //////////", "a path a//b?keep=1"):  # text with nothing to take out
+        assert redact.text(kept) == kept
     started = time.monotonic()  # a bound the quadratic pattern misses by hundreds of times (it took minutes)
     for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000):
         assert len(redact.text(long)) <= len(long)
