@@ -184,6 +184,11 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
                 channel.will_close = True
             if getattr(channel, "linger_until", 0.0) and now > channel.linger_until:  # a client that sends nothing
                 HTTPChannel.handle_close(channel)
+        # the next upkeep comes as the next linger ends (waitress set it to its usual 10 s on from now, just before)
+        ends = [channel.linger_until for channel in server.active_channels.values()
+                if getattr(channel, "linger_until", 0.0)]
+        if ends:
+            server.next_channel_cleanup = min(server.next_channel_cleanup, min(ends))
 
     server.maintenance = maintenance
     return server
