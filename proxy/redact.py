@@ -27,7 +27,8 @@ _INLINE_NAME = re.compile(r"(?:^|-)x-auth|(?:^|-)key$", re.IGNORECASE)
 _QUOTED = {quote: re.compile(rf"{quote}(?:[^{quote}\\]|\\.)*+(?:({quote})|\\?\Z)", re.DOTALL) for quote in "\"'"}
 _ESCAPED_QUOTED = re.compile(r'\\"(?:[^\\]|\\[^"])*+(?:(\\")|\\?\Z)', re.DOTALL)
 _SCHEME_VALUE = re.compile(r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++", re.IGNORECASE)
-_PLAIN_VALUE = re.compile(r"[^&\s\"',;}]++")
+_PLAIN_VALUE = re.compile(r"[^&\s\"',;}]*?(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++|[^&\s\"',;}]++",
+                          re.IGNORECASE)  # with a scheme's credentials it runs into (`x:abc?auth:Bearer xyz`)
 _BEARER = re.compile(r"\b(bearer\s++)[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)  # not basic: "a basic idea" is no secret
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
@@ -45,31 +46,42 @@ url = without_query  # a URL without its query, fragment and user info
 def text(value: str) -> str:
     """Return `value` with every inline secret redacted and every URL's query string removed (in that order: a value
     that runs past its URL's end, `?token=Bearer xyz`, goes whole), in time linear in its length (redaction holds the
-    proxy's interpreter: any slower, one long text stalled every exchange)."""
+    proxy's interpreter: any slower, one long text stalled every exchange). Checked against the regex it replaced
+    over generated texts: it keeps nothing that one redacted."""
     value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
     kept, at = [], 0
     for match in _NAMED.finditer(value):
-        if match.start() < at or not (SENSITIVE_NAME.search(match.group(1)) or _INLINE_NAME.search(match.group(1))):
+        if not (SENSITIVE_NAME.search(match.group(1)) or _INLINE_NAME.search(match.group(1))):
             continue
         start = match.end()
-        quoted = _ESCAPED_QUOTED if value.startswith('\\"', start) else _QUOTED.get(value[start:start + 1])
-        if quoted is not None:
-            found = quoted.match(value, start)  # always: at the latest, the text's end ends it
-            opening = '\\"' if quoted is _ESCAPED_QUOTED else value[start]
-            kept += [value[at:start], opening, REDACTED, opening if found.group(1) else ""]
-            end = found.end()
-        elif value[start:start + 1] in ("[", "{"):
-            end = _bracketed(value, start)
-            kept += [value[at:start], REDACTED]
+        if start >= at - 2:  # after the value just taken, or named inside it, which ended on its opening quote
+            taken = _value(value, start)  # (`x="a?key": "b"`)
+        else:  # or inside its scheme's credentials (`x=a?auth:Bearer b`); looked at for nothing more, as every
+            scheme = _SCHEME_VALUE.match(value, start)  # name inside a long value is (`token=token=...`)
+            taken = (scheme.end(), "", "") if scheme is not None else None
+        if taken is None or taken[0] <= at:
+            continue
+        end, opening, closing = taken
+        if start < at:  # the rest of its value, past the one just taken
+            kept.append(REDACTED)
         else:
-            found = _SCHEME_VALUE.match(value, start) or _PLAIN_VALUE.match(value, start)
-            if found is None:
-                continue
-            end = found.end()
-            kept += [value[at:start], REDACTED]
+            kept += [value[at:start], opening, REDACTED, closing]
         at = end
     kept.append(value[at:])
-    return _BEARER.sub(lambda match: match.group(1) + REDACTED, without_queries("".join(kept)))
+    return without_queries(_BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept)))
+
+
+def _value(value: str, start: int) -> tuple[int, str, str] | None:
+    """Where the value at `start` ends, and the quotes to keep around its redaction; None when none is there."""
+    quoted = _ESCAPED_QUOTED if value.startswith('\\"', start) else _QUOTED.get(value[start:start + 1])
+    if quoted is not None:
+        found = quoted.match(value, start)  # always: at the latest, the text's end ends it
+        opening = '\\"' if quoted is _ESCAPED_QUOTED else value[start]
+        return found.end(), opening, opening if found.group(1) else ""
+    if value[start:start + 1] in ("[", "{"):
+        return _bracketed(value, start), "", ""
+    found = _SCHEME_VALUE.match(value, start) or _PLAIN_VALUE.match(value, start)
+    return (found.end(), "", "") if found is not None else None
 
 
 def _bracketed(value: str, start: int) -> int:

@@ -1193,7 +1193,10 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
     # first, and that left it); a `]` inside a value; `x-auth` inside a name; other schemes
     for given, secret in (('"said {\\"access_token\\": \\"E1\\"}"', "E1"), ("https://h/v?sv=1\\u0026sig=E2", "E2"),
                           ("//h/p?token=Bearer E3", "E3"), ('https:\\/\\/h\\/p?password="hunter E4"', "E4"),
-                          ("password=p]E5&x=1", "E5"), ("pre-x-authz=E6", "E6"), ("rtsp://cam/s?x=E7", "E7")):
+                          ("password=p]E5&x=1", "E5"), ("pre-x-authz=E6", "E6"), ("rtsp://cam/s?x=E7", "E7"),
+                          # a value that ends inside the next one's (texts with no separator between them)
+                          ('sig="x?key": "E8"', "E8"), ("secret: xauth:Bearer E9}", "E9"),
+                          ("token: a?auth:Basic E10 x", "E10")):
         assert secret not in redact.text(given), (given, redact.text(given))
     for kept in ("see ///etc/hosts", "row //////////", "a path a//b?keep=1"):  # text with nothing to take out
         assert redact.text(kept) == kept
