@@ -126,8 +126,11 @@ class Proxy:
             data = forwarded if forwarded or method not in ("GET", "HEAD") else None
             prepared = requests.Request(method, self.upstream + "/", headers=outgoing, data=data).prepare()
         except requests.RequestException as error:  # a header value requests will not send (InvalidHeader)
-            _answer_own(responder, 400, "Bad Request", f"a header cannot be forwarded: {error}")
-            self._record(started, operation, method, target, headers, body, None, error=_failure(error))
+            # named, never quoted: requests' message quotes the value, a credential's as any other
+            refused = f"a header cannot be forwarded: {_unsendable(outgoing)}"
+            _answer_own(responder, 400, "Bad Request", refused)
+            self._record(started, operation, method, target, headers, body, None,
+                         error=f"{type(error).__name__}: {refused}")
             return
         prepared.url = self.upstream + target  # as sent: requests would re-quote it
         try:
@@ -184,7 +187,7 @@ class Proxy:
             "kind": "exchange", "t": started, "time": _iso(started),
             "elapsed_ms": round(1000 * (self.clock() - started)),
             "upstream": self.shown, "operation": operation,
-            "request": {"method": method, "path": split.path, "query": redact.query(query_pairs),
+            "request": {"method": method, "path": redact.text(split.path), "query": redact.query(query_pairs),
                         "headers": redact.headers(headers), **recorded_body(body, request_json, request_is_json),
                         "signals": _signals(split.query, query_pairs, started)},
         }
@@ -362,6 +365,17 @@ def _cause(error: BaseException) -> str:
         if isinstance(found, OSError) and found.strerror:
             return found.strerror
     return type(chain[-1]).__name__
+
+
+def _unsendable(headers: dict[str, str]) -> str:
+    """Which header requests will not send, and why, in words that do not quote its value."""
+    for name, value in headers.items():
+        try:
+            requests.utils.check_header_validity((name, value))
+        except requests.RequestException:
+            return (f"{name!r}: its name or value starts with whitespace or holds a reserved character or a line "
+                    f"break")
+    return "requests refused the headers"
 
 
 def _failure(error: Exception) -> str:

@@ -17,9 +17,15 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 # `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
-# a secret's when SENSITIVE_NAME finds one in it, or it is `x-auth...` or ends in `-key`.
-_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++)(\\?[\"']?\s*+[=:]\s*+)", re.IGNORECASE)
-_INLINE_NAME = re.compile(r"(?:^|-)x-auth|(?:^|-)key$", re.IGNORECASE)
+# a secret's when `is_sensitive` says so. A form's bracketed names count (`user[password]=`, `user%5Bpassword%5D=`),
+# and so do `=>` and `:=` (Ruby's, PHP's and Go's).
+_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
+                    r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
+_INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|-)key$", re.IGNORECASE)  # X-Authentication, license-key
+# a header's whole value, to its line's end (or its text's, in a quoted or escaped text): a cookie's every pair, an
+# authorization of any scheme (`token ...`, `Digest ... response="..."`)
+_HEADER_NAME = re.compile(r"(?:authorization|cookie)$", re.IGNORECASE)  # (`\\nCookie:` in a repr reads nCookie)
+_HEADER_VALUE = re.compile(r"[^\r\n\"\\]++")
 # the value after such a name: a quoted text whole, or to the end of a text cut inside it (quoted with escaped quotes
 # too, as JSON inside a JSON string is: `{\"access_token\": \"...\"}`); a scheme's credentials whole
 # (`Authorization: Basic dXNl...` in the middle of a line); a JSON array or object whole (_bracketed); or a plain run.
@@ -37,7 +43,7 @@ HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?coo
 
 
 def is_sensitive(name: str) -> bool:
-    return bool(SENSITIVE_NAME.search(name))
+    return bool(SENSITIVE_NAME.search(name) or _INLINE_NAME.search(name))
 
 
 url = without_query  # a URL without its query, fragment and user info
@@ -51,11 +57,11 @@ def text(value: str) -> str:
     value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
     kept, at = [], 0
     for match in _NAMED.finditer(value):
-        if not (SENSITIVE_NAME.search(match.group(1)) or _INLINE_NAME.search(match.group(1))):
+        if not is_sensitive(match.group(1)):
             continue
         start = match.end()
         if start >= at - 2:  # after the value just taken, or named inside it, which ended on its opening quote
-            taken = _value(value, start)  # (`x="a?key": "b"`)
+            taken = _value(value, start, match.group(1))  # (`x="a?key": "b"`)
         else:  # or inside its scheme's credentials (`x=a?auth:Bearer b`); looked at for nothing more, as every
             scheme = _SCHEME_VALUE.match(value, start)  # name inside a long value is (`token=token=...`)
             taken = (scheme.end(), "", "") if scheme is not None else None
@@ -71,8 +77,11 @@ def text(value: str) -> str:
     return without_queries(_BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept)))
 
 
-def _value(value: str, start: int) -> tuple[int, str, str] | None:
+def _value(value: str, start: int, name: str = "") -> tuple[int, str, str] | None:
     """Where the value at `start` ends, and the quotes to keep around its redaction; None when none is there."""
+    if _HEADER_NAME.search(name) and not value.startswith(('"', "'", '\\"'), start):
+        found = _HEADER_VALUE.match(value, start)
+        return (found.end(), "", "") if found is not None else None
     quoted = _ESCAPED_QUOTED if value.startswith('\\"', start) else _QUOTED.get(value[start:start + 1])
     if quoted is not None:
         found = quoted.match(value, start)  # always: at the latest, the text's end ends it
@@ -100,8 +109,9 @@ def _bracketed(value: str, start: int) -> int:
 
 def value(node: Any) -> Any:
     """Return a JSON value with secrets redacted: sensitive keys' values, URL query strings, inline secrets."""
-    if isinstance(node, dict):
-        return {key: REDACTED if is_sensitive(str(key)) and node[key] not in (None, "") else value(item)
+    if isinstance(node, dict):  # a key is text too (`{"https://cdn/x?sig=...": 1}`)
+        return {text(key) if isinstance(key, str) else key:
+                REDACTED if is_sensitive(str(key)) and node[key] not in (None, "") else value(item)
                 for key, item in node.items()}
     if isinstance(node, list):
         return [value(item) for item in node]

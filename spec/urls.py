@@ -47,6 +47,6 @@ def _without_query_in_text(match: re.Match) -> str:
 
 # a URL of any scheme (its name taken whole, from the start of a run: `a.a.a...` is looked at once), or scheme-relative
 # (`//cdn.example/v.mp4?sig=...`, not a path's `a//b`), its slashes plain or escaped as JSON may write them
-# (`https:\/\/cdn.example\/v.mp4?sig=...`), and its `&` as Go's JSON writes it (\u0026)
+# (`https:\/\/cdn.example\/v.mp4?sig=...`), and `\uXXXX` escapes (`&` as Go's JSON writes it: \u0026)
 URL_IN_TEXT = re.compile(r"(?:(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+:|(?<![\w:/.\\]))(?://|\\/\\/)"
-                         r"(?:[^\s\"'<>\\]|\\/|\\u0026)++", re.IGNORECASE)
+                         r"(?:[^\s\"'<>\\]|\\/|\\u[0-9a-f]{4})++", re.IGNORECASE)

@@ -474,11 +474,15 @@ def test_a_number_no_double_holds_is_recorded_as_sent_and_every_line_stays_stric
 def test_a_header_requests_will_not_send_gets_a_400_and_is_recorded(tmp_path, capfd):
     with ProxyServer(Proxy("http://127.0.0.1:9", Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
-            connection.sendall(REQUEST_HEAD + b"X-A: \xa0b\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+            connection.sendall(REQUEST_HEAD + b"X-Api-Key: \xa0SECRET1\r\nConnection: close\r\nContent-Length: 2"
+                               b"\r\n\r\n{}")
             head, _, body = _read_all(connection).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 ") and "a header cannot be forwarded" in json.loads(body)["error"]["message"]
+    message = json.loads(body)["error"]["message"]
+    assert head.startswith(b"HTTP/1.1 400 ") and "a header cannot be forwarded: 'X-Api-Key'" in message
     (record,) = read_records(tmp_path)
     assert record["error"].startswith("InvalidHeader") and "Traceback" not in capfd.readouterr().err
+    # requests' own message quoted the value, and a key pasted with a no-break space before it was recorded whole
+    assert "SECRET1" not in message and "SECRET1" not in json.dumps(record)
 
 
 def test_a_refusal_of_a_head_request_has_no_body(tmp_path):
@@ -1196,10 +1200,21 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
                           ("password=p]E5&x=1", "E5"), ("pre-x-authz=E6", "E6"), ("rtsp://cam/s?x=E7", "E7"),
                           # a value that ends inside the next one's (texts with no separator between them)
                           ('sig="x?key": "E8"', "E8"), ("secret: xauth:Bearer E9}", "E9"),
-                          ("token: a?auth:Basic E10 x", "E10")):
+                          ("token: a?auth:Basic E10 x", "E10"),
+                          # Ruby's, PHP's and Go's `=>` and `:=`; a form's bracketed names; a cookie's every pair and
+                          # an authorization of any scheme, mid-line; a URL past a `\uXXXX` escape
+                          ('{"password" => "E11"}', "E11"), ('token := "E12"', "E12"), ("user[password]=E13&x", "E13"),
+                          ("user%5Bapi_key%5D=E14&y", "E14"), ("> Cookie: a=1; sid=E15", "E15"),
+                          ("GET / HTTP/1.1\\r\\nCookie: a=1; sid=E16\\r\\n", "E16"),
+                          ("x Authorization: token E17", "E17"), ("https://cdn/\\u89c6.mp4?code=E18", "E18")):
         assert secret not in redact.text(given), (given, redact.text(given))
     for kept in ("see ///etc/hosts", "row //////////", "a path a//b?keep=1"):  # text with nothing to take out
         assert redact.text(kept) == kept
+    # a JSON key is text too; and a name is judged alike as a header, a JSON key and in a text
+    assert redact.value({"https://cdn/k?code=E19": 1, "license-key": "E20"}) == {"https://cdn/k": 1,
+                                                                               "license-key": redact.REDACTED}
+    assert redact.headers([("X-Authentication", "E21"), ("X-Author", "me")]) == [
+        ["X-Authentication", redact.REDACTED], ["X-Author", "me"]]
     started = time.monotonic()  # a bound the quadratic pattern misses by hundreds of times (it took minutes)
     for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000):
         assert len(redact.text(long)) <= len(long)
