@@ -125,7 +125,16 @@ def query(pairs: list[tuple[str, str]]) -> list[list[str]]:
     return [[name, REDACTED if is_sensitive(name) else text(item)] for name, item in pairs]
 
 
+HEADER_CHARS = 8192  # of a header's value, this much is recorded: 95 headers of 64 KB made a 10 MB record
+
+
 def headers(pairs: list[tuple[str, str]]) -> list[list[str]]:
-    """Return header pairs with credential-like headers redacted."""
-    return [[name, REDACTED if is_sensitive(name) or name.lower() == "proxy-authorization" else text(item)]
+    """Return header pairs with credential-like headers redacted, each value cut to HEADER_CHARS."""
+    return [[name, REDACTED if is_sensitive(name) or name.lower() == "proxy-authorization" else _cut(item)]
             for name, item in pairs]
+
+
+def _cut(item: str) -> str:
+    if len(item) <= HEADER_CHARS:
+        return text(item)
+    return f"{text(item[:HEADER_CHARS])} [cut: {len(item)} characters]"

@@ -1215,6 +1215,8 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
                                                                                "license-key": redact.REDACTED}
     assert redact.headers([("X-Authentication", "E21"), ("X-Author", "me")]) == [
         ["X-Authentication", redact.REDACTED], ["X-Author", "me"]]
+    (_, long), = redact.headers([("X-Pad", "x" * 65_536)])  # a header's value is recorded cut, as a body is
+    assert long == "x" * redact.HEADER_CHARS + " [cut: 65536 characters]"
     started = time.monotonic()  # a bound the quadratic pattern misses by hundreds of times (it took minutes)
     for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000):
         assert len(redact.text(long)) <= len(long)

@@ -147,6 +147,7 @@ def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mo
     url, limit, big = (served.url, "32768", 40_000) if server == "served" else (ivh_mock.base_url, "65536", 70_000)
     api = b"/v2/ivh/videomaker/broadcastservice/getprogress"
     for head in (b"POST " + api + b"?appkey=" + b"a" * big + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"POST /" + api + b"?appkey=" + b"a" * big + b" HTTP/1.1\r\n\r\n",  # `//v2/...`: the API's too
                  b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * big + b"\r\n\r\n"):
         status, body = _refusal(url, head)
         assert status.endswith(" 200 OK") and body["Header"]["Code"] == 100003, (status, body)

@@ -24,8 +24,9 @@ def route_of(line: bytes, whole: bool) -> tuple[str, str, str | None]:
     words = line.rstrip(b"\r\n").split(b" ")
     if len(words) < 2:
         return "", "", None
-    try:
-        path = unquote(urlsplit(words[1].decode("latin-1")).path)
+    target = words[1].decode("latin-1")
+    try:  # a target's leading `//` is no host: waitress reads `//v2/...` as the API's path, as the app sees it
+        path = unquote("/" + target.lstrip("/").partition("?")[0] if target.startswith("/") else urlsplit(target).path)
     except ValueError:
         path = ""
     if not (whole or len(words) > 2 or b"?" in words[1]) and not _by_start(path):
