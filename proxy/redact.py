@@ -22,8 +22,8 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 _NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
                     r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
 _INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|-)key$", re.IGNORECASE)  # X-Authentication, license-key
-# a header's whole value, to its line's end (or its text's, in a quoted or escaped text): a cookie's every pair, an
-# authorization of any scheme (`token ...`, `Digest ... response="..."`)
+# a header's whole value, to its line's end (or to a quote or a backslash: the end of a quoted or escaped text holding
+# it): a cookie's every pair, an authorization of any scheme (`token ...`)
 _HEADER_NAME = re.compile(r"(?:authorization|cookie)$", re.IGNORECASE)  # (`\\nCookie:` in a repr reads nCookie)
 _HEADER_VALUE = re.compile(r"[^\r\n\"\\]++")
 # the value after such a name: a quoted text whole, or to the end of a text cut inside it (quoted with escaped quotes
