@@ -161,7 +161,7 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     """Answer every error in the format of the route family it hit: the API's envelope, the control API's
     `{"error": {"message"}}`, or the object store's XML for result URLs; a 405 names the allowed methods (Allow)."""
     def render(error: ApiError, status: int) -> Response:
-        if _is_control(request.path):
+        if control.is_control_path(request.path):
             return control.error_response(status, error.message)
         if request.path.startswith(results.PREFIX):
             return results.error_response(status, _S3_CODES.get(status, "InvalidRequest"), error.message)
@@ -172,7 +172,7 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 400
-        if exc.code in (404, 405) and _is_control(request.path):
+        if exc.code in (404, 405) and control.is_control_path(request.path):
             error = NoSuchRoute(f"no control route {request.method} {request.path}; the README's control API section "
                                 f"lists them")
         elif exc.code in (404, 405):
@@ -201,10 +201,6 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return render(InternalError("internal error in ivh-mock; the server log has the details"),
                       InternalError.http_status)
-
-
-def _is_control(path: str) -> bool:
-    return path == control.PREFIX or path.startswith(control.PREFIX + "/")
 
 
 _S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 412: "PreconditionFailed", 413: "EntityTooLarge",

@@ -52,6 +52,11 @@ class ControlError(Exception):
         self.status, self.message = status, message
 
 
+def is_control_path(path: str) -> bool:
+    """Whether `path` is the control API's (its errors answer in its JSON, not the API's envelope)."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> None:
     routes = _Routes(ctx, dispatcher)
     for rule, name, methods in [

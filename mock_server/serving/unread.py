@@ -42,7 +42,7 @@ def _by_start(path: str) -> bool:
 def answer(path: str, status: int, reason: str, detail: str) -> tuple[int, str, bytes] | None:
     """(HTTP status, Content-Type, body) refusing a request to `path` the server could not read, in its routes'
     format; None when `path` is no route's of those."""
-    control_path = path == control.PREFIX or path.startswith(control.PREFIX + "/")
+    control_path = control.is_control_path(path)
     if path not in _API_PATHS and not control_path and not path.startswith(results.PREFIX):
         return None
     message = f"the request could not be read: {reason} ({detail})"
