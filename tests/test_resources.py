@@ -130,12 +130,8 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
         connection.sendall(b"GET http://[x/v2 HTTP/1.1\r\nHost x\r\n\r\n")
         assert connection.recv(65536).startswith(b"HTTP/1.1 400 Bad Request")
     # a result URL's, as an object store answers
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n")
-        data = b""
-        while chunk := connection.recv(65536):
-            data += chunk
-    assert data.startswith(b"HTTP/1.1 400 Bad Request") and b"Content-Type: application/xml" in data, data
+    status, data = _refusal(served.url, b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n", b"application/xml")
+    assert status == "HTTP/1.1 400 Bad Request", status
     assert b"<Code>InvalidRequest</Code>" in data and b"<Resource>/broadcast/Basic/video/x.mp4</Resource>" in data
 
 

@@ -182,13 +182,11 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         for channel in list(server.active_channels.values()):
             if getattr(channel, "parked", False) and channel.last_activity < now - server.adj.channel_timeout:
                 channel.will_close = True
-            if getattr(channel, "linger_until", 0.0) and now > channel.linger_until:  # a client that sends nothing
+            linger_until = getattr(channel, "linger_until", 0.0)
+            if linger_until and now > linger_until:  # a client that sends nothing
                 HTTPChannel.handle_close(channel)
-        # the next upkeep comes as the next linger ends (waitress set it to its usual 10 s on from now, just before)
-        ends = [channel.linger_until for channel in server.active_channels.values()
-                if getattr(channel, "linger_until", 0.0)]
-        if ends:
-            server.next_channel_cleanup = min(server.next_channel_cleanup, min(ends))
+            elif linger_until:  # the next upkeep comes as it ends (waitress set it 10 s on, just before)
+                server.next_channel_cleanup = min(server.next_channel_cleanup, linger_until)
 
     server.maintenance = maintenance
     return server
