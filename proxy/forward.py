@@ -25,7 +25,9 @@ from urllib3.exceptions import HeaderParsingError
 from urllib3.util import SKIP_HEADER
 from urllib3.util.response import assert_header_parsing
 
+from ivh_mock import spec as spec_module
 from ivh_mock.spec import jsontext
+from ivh_mock.spec.validation import ecma_pattern
 
 from . import redact
 from .checks import ExchangeChecker, Finding, Lifecycle, task_of
@@ -469,14 +471,17 @@ def recorded_body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
     return {"body": redact.text(text), "body_format": "text" + (" (cut)" if cut else "")}
 
 
+_TIMESTAMP = ecma_pattern(spec_module.load().resolve("#/components/parameters/timestamp")["schema"]["pattern"])
+
+
 def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[str, Any]:
     """Facts about the request's credentials kept instead of the credentials: how far the timestamp is from this
     machine's clock, and whether the signature carried a raw '+' (not URL-encoded)."""
     values = dict(pairs)
     signals: dict[str, Any] = {}
     stamp = values.get("timestamp", "")
-    if stamp.isascii() and stamp.isdigit() and len(stamp) <= 19:  # ASCII digits as the API reads them (int() also
-        signals["timestamp_skew_seconds"] = round(int(stamp) - at)  # takes `1_700_000_000`), and few enough
+    if _TIMESTAMP.search(stamp):  # only one the spec takes (int() also takes `1_700_000_000`, and 10**400)
+        signals["timestamp_skew_seconds"] = round(int(stamp) - at)
     raw_signature = next((part.split("=", 1)[1] for part in raw_query.split("&")
                           if part.startswith("signature=") and "=" in part), None)
     if raw_signature is not None:

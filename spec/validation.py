@@ -147,7 +147,7 @@ _ECMA_ESCAPES = {
 
 
 @functools.lru_cache(maxsize=256)
-def _ecma(pattern: str) -> re.Pattern[str]:
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
     """Compile a JSON Schema (ECMA-262) pattern so that Python's `re` reads it as ECMA does: `\\s`, `\\d`, `\\w` and
     their negations as ECMA's character sets, and an unescaped `$` as the very end of the string (Python's `$` also
     matches before a final newline, which would let "text\\n" through "^[^\\r\\n]*$")."""
@@ -179,7 +179,7 @@ def _ecma(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator, pattern, instance, schema):
-    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 

@@ -228,4 +228,4 @@ def test_url_patterns_read_whitespace_as_json_schema_does(char):
     (r"^[\s]$", "\u3000", True), (r"^[^\s]$", "\x1f", True),
 ])
 def test_patterns_follow_ecma_262(pattern, text_, matches):
-    assert bool(validation._ecma(pattern).search(text_)) == matches
+    assert bool(validation.ecma_pattern(pattern).search(text_)) == matches
