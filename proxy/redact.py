@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote, unquote
 
 from ivh_mock.spec.urls import without_queries, without_query
 
@@ -19,23 +20,29 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
 # a secret's when `is_sensitive` says so. A form's bracketed names count (`user[password]=`, `user%5Bpassword%5D=`),
 # and so do `=>` and `:=` (Ruby's, PHP's and Go's).
-_NAMED = re.compile(r"(?<![a-z0-9_-])([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
+_NAMED = re.compile(r"(?:(?<![a-z0-9_%-])|(?<=%[0-9a-f]{2}))([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
                     r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
 _INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|-)key$", re.IGNORECASE)  # X-Authentication, license-key
 # a header's whole value, to its line's end (or to a quote or a backslash: the end of a quoted or escaped text holding
 # it): a cookie's every pair, an authorization of any scheme (`token ...`)
 _HEADER_NAME = re.compile(r"(?:authorization|cookie)$", re.IGNORECASE)  # (`\\nCookie:` in a repr reads nCookie)
 _HEADER_VALUE = re.compile(r"[^\r\n\"\\]++")
+# or a scheme's parameters, quoted ones too, whole (`Digest username="u", response="..."` mid-line)
+_SCHEME = r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++"  # a scheme's credentials (`Basic dXNl...`)
+_PARAM = rf'[a-z0-9_-]++[ \t]*+=[ \t]*+(?:"[^"\\\r\n]*+"|[^\s,"\\]*?{_SCHEME}|[^\s,"\\]*+)'
+_AUTH_PARAMS = re.compile(rf"[a-z0-9_-]++[ \t]++{_PARAM}(?:[ \t]*+,[ \t]*+{_PARAM})*+", re.IGNORECASE)
 # the value after such a name: a quoted text whole, or to the end of a text cut inside it (quoted with escaped quotes
 # too, as JSON inside a JSON string is: `{\"access_token\": \"...\"}`); a scheme's credentials whole
 # (`Authorization: Basic dXNl...` in the middle of a line); a JSON array or object whole (_bracketed); or a plain run.
 # And `Bearer value` anywhere.
 _QUOTED = {quote: re.compile(rf"{quote}(?:[^{quote}\\]|\\.)*+(?:({quote})|\\?\Z)", re.DOTALL) for quote in "\"'"}
-_ESCAPED_QUOTED = re.compile(r'\\"(?:[^\\]|\\[^"])*+(?:(\\")|\\?\Z)', re.DOTALL)
-_SCHEME_VALUE = re.compile(r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++", re.IGNORECASE)
-_PLAIN_VALUE = re.compile(r"[^&\s\"',;}]*?(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++|[^&\s\"',;}]++",
-                          re.IGNORECASE)  # with a scheme's credentials it runs into (`x:abc?auth:Bearer xyz`)
-_BEARER = re.compile(r"\b(bearer\s++)[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)  # not basic: "a basic idea" is no secret
+_ESCAPED_QUOTED = {quote: re.compile(rf'\\{quote}(?:[^\\]|\\[^{quote}])*+(?:(\\{quote})|\\?\Z)', re.DOTALL)
+                   for quote in "\"'"}  # `\"...\"` and `\'...\'`
+_SCHEME_VALUE = re.compile(_SCHEME, re.IGNORECASE)
+# with a scheme's credentials it runs into (`x:abc?auth:Bearer xyz`)
+_PLAIN_VALUE = re.compile(rf"[^&\s\"',;}}]*?{_SCHEME}|[^&\s\"',;}}]++", re.IGNORECASE)
+# not basic: "a basic idea" is no secret; and after `bearer` a space, a colon, or a form's `+` (`Bearer+xyz`)
+_BEARER = re.compile(r"\b(bearer(?:\s*+:\s*+|\s++|\+))[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
@@ -53,7 +60,30 @@ def text(value: str) -> str:
     """Return `value` with every inline secret redacted and every URL's query string removed (in that order: a value
     that runs past its URL's end, `?token=Bearer xyz`, goes whole), in time linear in its length (redaction holds the
     proxy's interpreter: any slower, one long text stalled every exchange). Checked against the regex it replaced
-    over generated texts: it keeps nothing that one redacted."""
+    over generated texts: it keeps nothing that one redacted. URL-encoded text is looked at decoded as well."""
+    return _redacted(value, ENCODINGS)
+
+
+ENCODINGS = 2  # URL-encoded text is decoded this many times over at most (a URL inside a URL inside a form)
+_ENCODED = re.compile(r"[a-z0-9%._~+-]++", re.IGNORECASE)  # a run of URL-encoded text (`=`, `&`: its own syntax)
+_ESCAPE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
+
+
+def _decoded(value: str, encodings: int) -> str:
+    """`value` with each run of URL-encoded text that holds a secret once decoded (`next=%2Fcb%3Ftoken%3D...`, a URL
+    in a form's field) replaced by its decoding redacted and encoded again."""
+    def run(match: re.Match) -> str:
+        encoded = match.group()
+        if "%" not in encoded or not _ESCAPE.search(encoded):
+            return encoded
+        plain = unquote(encoded)
+        clean = _redacted(plain, encodings - 1)
+        return encoded if clean == plain else quote(clean, safe="[]")
+
+    return _ENCODED.sub(run, value) if encodings and "%" in value else value
+
+
+def _redacted(value: str, encodings: int) -> str:
     value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
     kept, at = [], 0
     for match in _NAMED.finditer(value):
@@ -74,18 +104,21 @@ def text(value: str) -> str:
             kept += [value[at:start], opening, REDACTED, closing]
         at = end
     kept.append(value[at:])
-    return without_queries(_BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept)))
+    # then what is URL-encoded, decoded: after the text as written, whose secrets may be named inside a run of it and
+    # follow it plainly (`...%3Fcredential: 'x'`, a name the decoding of a URL would take away with its query)
+    return _decoded(without_queries(_BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept))), encodings)
 
 
 def _value(value: str, start: int, name: str = "") -> tuple[int, str, str] | None:
     """Where the value at `start` ends, and the quotes to keep around its redaction; None when none is there."""
-    if _HEADER_NAME.search(name) and not value.startswith(('"', "'", '\\"'), start):
-        found = _HEADER_VALUE.match(value, start)
-        return (found.end(), "", "") if found is not None else None
-    quoted = _ESCAPED_QUOTED if value.startswith('\\"', start) else _QUOTED.get(value[start:start + 1])
+    escaped = value[start + 1:start + 2] if value.startswith("\\", start) else ""
+    if _HEADER_NAME.search(name) and value[start + len(escaped):start + len(escaped) + 1] not in ('"', "'"):
+        ends = [found.end() for found in (_AUTH_PARAMS.match(value, start), _HEADER_VALUE.match(value, start)) if found]
+        return (max(ends), "", "") if ends else None
+    quoted = _ESCAPED_QUOTED.get(escaped) or _QUOTED.get(value[start:start + 1])
     if quoted is not None:
         found = quoted.match(value, start)  # always: at the latest, the text's end ends it
-        opening = '\\"' if quoted is _ESCAPED_QUOTED else value[start]
+        opening = value[start:start + 1 + len(escaped)] if escaped in _ESCAPED_QUOTED else value[start]
         return found.end(), opening, opening if found.group(1) else ""
     if value[start:start + 1] in ("[", "{"):
         return _bracketed(value, start), "", ""

@@ -1223,6 +1223,36 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
     assert time.monotonic() - started < 10
 
 
+def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are_redacted():
+    """A URL inside a form field or another URL is URL-encoded: its query, and a `name%3Dvalue` in it, had been kept
+    whole; so had a value between escaped single quotes, the parameters of a Digest authorization in the middle of a
+    line (only up to the first quote was taken), and a bearer token after a colon or a form's `+`."""
+    import time
+
+    from ivh_mock.proxy import redact
+
+    for given, secret in (("url=https%3A%2F%2Fcdn.example%2Fv.mp4%3Fsig%3DU1%26a%3D1", "U1"),
+                          ("next=%2Fcb%3Ftoken%3DU2", "U2"), ("x Bearer%20U3abcdef y", "U3"),
+                          ("a=https%253A%252F%252Fh%252Fp%253Fsig%253DU4", "U4"),  # encoded twice
+                          ("password=\\'U5\\' x", "U5"), ("Bearer:U6abcdef", "U6"), ("x Bearer+U7abcdef", "U7"),
+                          ('got Authorization: Digest username="u", response="U8", nonce="U9" and', "U8"),
+                          ('got Authorization: Digest username="u", response="U8", nonce="U9" and', "U9"),
+                          # a name at the end of an encoded run, its value plain; a scheme's credentials as a parameter
+                          ("u=https%3A%2F%2Fh%2Fp%3Fauth: U10", "U10"),
+                          ("Authorization: Digest a=x, b=Bearer U11", "U11")):
+        assert secret not in redact.text(given), (given, redact.text(given))
+    assert redact.text("url=https%3A%2F%2Fcdn.example%2Fv.mp4%3Fsig%3DU1") == "url=https%3A%2F%2Fcdn.example%2Fv.mp4"
+    assert redact.text("next=%2Fcb%3Ftoken%3DU2&x=1") == "next=%2Fcb%3Ftoken%3D[redacted]&x=1"
+    assert redact.text('got Authorization: Digest username="u", response="U8" and') == (
+        "got Authorization: [redacted] and")  # the text after the parameters stays
+    for kept in ("plain%20text%20kept", "%E8%A7%86%E9%A2%91.mp4", "100%25 of the %zz"):  # nothing secret in them
+        assert redact.text(kept) == kept
+    started = time.monotonic()  # each encoded run is decoded at most twice over: linear still
+    for long in ("%41" * 100_000, "%2541" * 60_000, "a%3Dtoken%3D" * 25_000, "%2525" * 60_000):
+        assert len(redact.text(long)) <= len(long)
+    assert time.monotonic() - started < 10
+
+
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
     """drift held every record of a recording at once: 1.6 GB of memory for 200 MB of recordings (the default bound
     on them is 1 GiB). It now holds where each record is, and reads them again in the order of their time."""
