@@ -306,6 +306,23 @@ def test_strict_mode_accounts_need_a_token_to_be_created(tmp_path, clock):
     assert [a["appkey"] for a in control.get("/__mock__/accounts").json["accounts"]] == ["newbie", "team-a"]
 
 
+def test_strict_mode_counts_only_the_accounts_it_lists(tmp_path, clock):
+    """A store kept from a run without an accounts file holds accounts strict mode does not know: the listing hid
+    them but counted them, and the dashboard said "the 1 most recently active of 3 accounts"."""
+    store = f"sqlite:{tmp_path / 'mock.sqlite3'}"
+    earlier = create_app({**CONFIG, "store": store}, clock=clock)
+    for appkey in ("stranger", "other"):
+        assert in_process(earlier, clock, appkey=appkey).call("phototovideonotrain", text()).code == 0
+    earlier.extensions["ivh_mock"].store.close()
+    path = tmp_path / "accounts.yaml"
+    path.write_text("accounts:\n  - {appkey: team-a, accesstoken: a}\n")
+    app = create_app({**CONFIG, "store": store, "accounts_file": str(path)}, clock=clock)
+    assert in_process(app, clock, appkey="team-a", accesstoken="a").call("phototovideonotrain", text()).code == 0
+    for query in ({}, {"limit": "10"}):
+        listing = app.test_client().get("/__mock__/accounts", query_string=query).json
+        assert [a["appkey"] for a in listing["accounts"]] == ["team-a"] and listing["total"] == 1, listing
+
+
 def test_scenarios_are_listed(control):
     listing = control.get("/__mock__/scenarios").json
     assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]

@@ -237,6 +237,8 @@ class _Routes:
     # -- accounts ---------------------------------------------------------------------------------------------
     def accounts(self):
         keys = sorted(set(self.ctx.accounts.listed()) | set(self.ctx.store.appkeys()))
+        if self.ctx.accounts.strict:  # a store kept from a run without an accounts file holds accounts it refuses
+            keys = [key for key in keys if account_of(self.ctx, key) is not None]
         total = len(keys)
         if "limit" in request.args:  # the most recently active first (what the dashboard polls every second)
             recent = [e.appkey for e in reversed(self.ctx.store.journal(limit=RECENT_REQUESTS)) if e.authenticated]
