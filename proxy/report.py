@@ -182,9 +182,12 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     echo(summary(merged))
     if merged["pace"]:
         target = Path(pace_file) if pace_file else json_path.parent / "pace.json"
-        try:
+        try:  # into a folder made for it, as --out's is
+            target.parent.mkdir(parents=True, exist_ok=True)
             calibrate.write_pace({key: merged["pace"][key] for key in calibrate.PACE_KEYS}, target)
         except OSError as error:
+            for path in (json_path, md_path):  # no report without its pace: a failed run leaves nothing behind
+                path.unlink(missing_ok=True)
             return _refuse(f"cannot write the pace to {target}{' (--pace-file)' if pace_file else ''}: "
                            f"{_reason(error)}")
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
