@@ -40,7 +40,8 @@ def _changes(trail: TaskTrail) -> dict[str, float] | None:
         begin, per_point = line
         started = (_within(begin, started[1], started[2]), started[1], started[2])
         finished = (_within(begin + 99 * per_point, finished[1], finished[2]), finished[1], finished[2])
-    return {"submitted": trail.submitted_at, "started": started[0], "finished": max(finished[0], started[0])}
+    return {"submitted": trail.submitted_at, "started": started[0], "finished": max(finished[0], started[0]),
+            "gaps": (started[2] - started[1], finished[2] - finished[1])}  # how far apart the polls around each were
 
 
 def _crossing(before: float | None, seen: list[tuple], reached) -> tuple[float, float, float] | None:
@@ -77,7 +78,7 @@ def _progress_line(points: list[tuple[float, Any]]) -> tuple[float, float] | Non
 def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
     """Return the pace the trails show (PACE_KEYS plus what they were measured from), or None without a finished
     task whose submission and polls were all recorded."""
-    queue, making, progress_moves, progress_values, steps = [], [], 0, 0, []
+    queue, making, progress_moves, progress_values, steps, gaps = [], [], 0, 0, [], []
     for trail in trails:
         changes = _changes(trail)
         if changes is None:
@@ -85,6 +86,7 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
         duration = trail.seen[-1][4]
         if not isinstance(duration, int) or not 0 < duration <= LONGEST_VIDEO_MS:
             continue
+        gaps += changes["gaps"]
         queue.append(changes["started"] - changes["submitted"])
         making.append((duration / 1000, changes["finished"] - changes["started"]))
         during = [seen[2] for seen in trail.seen if seen[1] == "MAKING" and isinstance(seen[2], int)]
@@ -94,11 +96,28 @@ def measure(trails: Iterable[TaskTrail]) -> dict[str, Any] | None:
     if not making:
         return None
     speed, startup = _fit(making)
-    return {"queue_seconds": round(statistics.median(queue), 3), "render_speed": round(speed, 4),
+    pace = {"queue_seconds": round(statistics.median(queue), 3), "render_speed": round(speed, 4),
             "render_startup_seconds": round(startup, 3), "tasks": len(making),
             "video_seconds": sorted({round(seconds, 3) for seconds, _ in making}),
             "progress_moved_during_making": f"in {progress_moves} of {len(making)} task(s)",
-            "making_polls": progress_values, "progress_step_median": statistics.median(steps) if steps else None}
+            "making_polls": progress_values, "progress_step_median": statistics.median(steps) if steps else None,
+            "poll_gap_median": round(statistics.median(gaps), 3)}
+    return {**pace, "warning": _sparse(pace["poll_gap_median"], statistics.median(queue),
+                                       statistics.median(seconds for _, seconds in making))}
+
+
+def _sparse(gap: float, queue: float, render: float) -> str | None:
+    """Why the pace cannot be trusted when the polls that saw each change were as far apart as what was measured
+    (a client waiting 2 s between polls, on a queue of 1 s, measured 2 s of it); None when they were close enough."""
+    shortest = round(min(queue, render), 3)
+    if gap <= SPARSE * shortest:
+        return None
+    return (f"the polls around each change of status were a median {gap:g} s apart, more than "
+            f"{SPARSE:.0%} of the shortest time measured ({shortest:g} s): each change is placed only somewhere "
+            f"between two polls, so this pace is a guess; record tasks polled more often (every 0.25 s or so)")
+
+
+SPARSE = 0.5  # a poll gap past this share of a measured time makes the pace a guess
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:

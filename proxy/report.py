@@ -192,6 +192,8 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
                            f"{_reason(error)}")
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")
+        if merged["pace"].get("warning"):  # a suite report's pace (or an older proxy's) has none
+            echo(f"pace warning: {merged['pace']['warning']}")
     echo(f"report: {json_path} and {md_path}")
     return 0 if drift.conforms(merged) else 1
 

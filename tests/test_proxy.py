@@ -631,6 +631,28 @@ def test_calibration_leaves_out_a_task_whose_duration_no_video_has():
     assert pace["tasks"] == 2 and pace["render_speed"] == pytest.approx(1.0)  # changes at the polls' midpoints
 
 
+def test_a_pace_from_polls_as_far_apart_as_what_they_measure_comes_with_a_warning():
+    """A client polling every 2 s (the client's first wait) on a queue of 1 s: drift printed a pace off by half or
+    more (--render-speed 0.0043 for 0.2) as if it were measured. The same tasks polled every 0.25 s need none."""
+    from ivh_mock.proxy import calibrate
+    from ivh_mock.proxy.checks import TaskTrail
+
+    def trail(video_seconds: float, every: float) -> TaskTrail:  # queue 1 s, render 2 s + 0.2 s per second of video
+        queue, render, seen, at = 1.0, 2.0 + 0.2 * video_seconds, [], 0.0
+        while not seen or seen[-1][1] != "SUCCESS":
+            at += every
+            status = "COMMIT" if at < queue else "MAKING" if at < queue + render else "SUCCESS"
+            progress = {"COMMIT": 0, "SUCCESS": 100}.get(status) or min(99, int((at - queue) / render * 100))
+            done = status == "SUCCESS"
+            seen.append((at, status, progress, 0, int(video_seconds * 1000) if done else 0, "u" if done else ""))
+        return TaskTrail("t", submitted_at=0.0, seen=seen)
+
+    sparse = calibrate.measure([trail(5, 2.0), trail(20, 2.0)])
+    assert sparse["poll_gap_median"] == 2.0 and "a median 2 s apart" in sparse["warning"]
+    close = calibrate.measure([trail(5, 0.25), trail(20, 0.25)])
+    assert close["warning"] is None and close["render_speed"] == pytest.approx(0.2, rel=0.05)
+
+
 def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     bad = tmp_path / "pace.json"
     bad.write_text('{"queue_seconds": "soon"}')
