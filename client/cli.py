@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     drive = submit.add_mutually_exclusive_group(required=True)
     drive.add_argument("--text", help="InputSsml to speak (DriverType Text; needs --timbre)")
     drive.add_argument("--audio", metavar="URL", help="InputAudioUrl (DriverType OriginalVoice)")
-    submit.add_argument("--timbre", metavar="KEY", help="SpeechParam.TimbreKey, e.g. female_1")
-    submit.add_argument("--speed", type=float, default=1.0, help="SpeechParam.Speed (default: 1.0)")
+    submit.add_argument("--timbre", metavar="KEY", help="SpeechParam.TimbreKey, e.g. female_1 (with --text only, as "
+                                                        "--speed and --volume)")
+    submit.add_argument("--speed", type=float, help="SpeechParam.Speed (default: 1.0)")
     submit.add_argument("--volume", type=int, help="SpeechParam.Volume")
     submit.add_argument("--callback", metavar="URL", help="CallbackUrl")
     submit.add_argument("--scenario", metavar="NAME", type=_scenario, help="X-Mock-Scenario (ivh-mock only)")
@@ -162,6 +163,11 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
+    speech = [f"--{name}" for name in ("timbre", "speed", "volume") if getattr(args, name, None) is not None]
+    if args.command == "submit" and args.audio is not None and speech:  # they would change nothing: say so
+        print(f"ivh: {', '.join(speech)} go with --text (SpeechParam voices InputSsml); --audio is lip-synced as "
+              f"it sounds", file=err)
+        return EXIT_USAGE
     unwritable = _unwritable(args.download) if getattr(args, "download", None) else None
     if unwritable:  # said before a submission, which is a paid video, and before waiting for it
         print(f"ivh: --download {args.download}: {unwritable}", file=err)
@@ -242,7 +248,7 @@ def _unwritable(destination: str) -> str | None:
 def _submit(client: Client, args: argparse.Namespace, out: TextIO) -> str:
     payload: dict[str, Any] = {"RefPhotoUrl": args.photo}
     if args.text is not None:
-        speech: dict[str, Any] = {"TimbreKey": args.timbre, "Speed": args.speed}
+        speech: dict[str, Any] = {"TimbreKey": args.timbre, "Speed": 1.0 if args.speed is None else args.speed}
         if args.volume is not None:
             speech["Volume"] = args.volume
         payload.update(DriverType="Text", InputSsml=args.text, SpeechParam=speech)
