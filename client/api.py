@@ -105,6 +105,9 @@ class Client:
 
     def describetimbre(self, page_index: int = 1, page_size: int = 100, **filters: Any) -> TimbrePage:
         """Return one page of timbres; filters are the API's (`TimbreKey`, `TimbreName`, `TimbreKeyList`, ...)."""
+        paging = sorted(set(filters) & {"PageIndex", "PageSize"})
+        if paging:  # one page, named once: the page returned must be the one it says it is
+            raise TypeError(f"describetimbre() takes the page as page_index= and page_size=, not {', '.join(paging)}=")
         payload = {"PageIndex": page_index, "PageSize": page_size, **filters}
         _, data = self._call("describetimbre", payload, None, None, idempotent=True)
         with _read("describetimbre"):

@@ -157,6 +157,15 @@ def test_iter_timbres_pages_through_everything(ivh):
     assert "male_20" in keys and "female_23" in keys
 
 
+def test_a_page_named_as_the_api_names_it_is_refused_not_mislabelled(ivh):
+    """describetimbre(PageIndex=2, PageSize=5) had fetched page 2 and returned it labelled page 1 of size 100."""
+    for named in ({"PageIndex": 2}, {"PageSize": 5}, {"PageIndex": 2, "PageSize": 5}):
+        with pytest.raises(TypeError, match="takes the page as page_index= and page_size=, not Page"):
+            ivh.describetimbre(**named)
+    page = ivh.describetimbre(page_index=2, page_size=5)
+    assert (page.page_index, page.page_size, len(page.timbres)) == (2, 5, 5)
+
+
 def test_download_streams_the_video_and_reports_expiry(ivh, target, tmp_path):
     done = ivh.wait(ivh.phototovideonotrain(TEXT_PAYLOAD).task_id, interval=0.5)
     path = ivh.download(done.media_url, tmp_path / "video.mp4")
