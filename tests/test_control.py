@@ -342,6 +342,15 @@ class TestToken:
         assert client.get("/__mock__/clock", headers={"X-Mock-Token": "s3cret"}).status_code == 200
         assert client.post("/__mock__/reset").status_code == 401
 
+    def test_a_browser_without_the_token_is_told_to_put_it_in_the_dashboards_url(self, guarded):
+        """A browser sends no Authorization header: the dashboard's refusal had told it to send one."""
+        _, client = guarded
+        for path in ("/", "/__mock__/ui"):
+            refused = client.get(path, follow_redirects=True)
+            assert refused.status_code == 401 and "open /__mock__/ui?token=..." in refused.json["error"]["message"]
+        assert client.get("/__mock__/ui?token=s3cret").status_code == 200
+        assert "Authorization: Bearer" in client.get("/__mock__/clock").json["error"]["message"]
+
     @pytest.mark.parametrize("header", ["s3cret", "Basic s3cret", "Bearers3cret", "Token s3cret"])
     def test_the_token_counts_only_in_its_bearer_scheme(self, guarded, header):
         _, client = guarded

@@ -104,7 +104,7 @@ class _Routes:
                     if problem:
                         raise ControlError(403, problem)
                 if token is not None and not open_to_all and not _token_ok(token, query_token):
-                    raise ControlError(401, "the control API needs the control token (Authorization: Bearer ...)")
+                    raise ControlError(401, UI_NEEDS_TOKEN if query_token else NEEDS_TOKEN)
                 return handler(**kwargs)
             except ControlError as error:
                 return error_response(error.status, error.message)
@@ -316,6 +316,12 @@ def clock_view(clock) -> dict[str, Any]:
     frozen = getattr(clock, "frozen", False)
     return {"now": now, "iso": iso_time(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
+
+
+NEEDS_TOKEN = "the control API needs the control token (Authorization: Bearer ...)"
+# what a browser, which sends no header, is told: the token goes in the dashboard's URL
+UI_NEEDS_TOKEN = (f"the dashboard needs the control token `ivh-mock serve` printed: open {PREFIX}/ui?token=... "
+                  f"(or send Authorization: Bearer ...)")
 
 
 def _token_ok(token: str, query_token: bool = False) -> bool:
