@@ -35,9 +35,10 @@ from .timbres import catalogue
 log = logging.getLogger("ivh_mock")
 
 
-def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | None = None,
+def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | str | None = None,
                clock: Clock | None = None) -> Flask:
-    """Build a mock: `config` (a Config or a mapping of its fields), a store (default: `config.store`) and a clock
+    """Build a mock: `config` (a Config or a mapping of its fields), a store (a Store, or its URL as `config.store`
+    takes it: memory, sqlite:PATH, redis://...; default: `config.store`) and a clock
     (default: a StoredClock, kept in the store and running in step with real time, which the control API can freeze,
     set and advance for every worker sharing the store).
 
@@ -57,9 +58,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     accounts = Accounts.from_file(config.accounts_file, defaults) if config.accounts_file else Accounts(defaults)
     scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     blobs = Blobs(config.data_dir or scratch.name)
-    profile = contract.profile(config.profile)
-    store = store if store is not None else open_store(config.store, JournalLimits(
-        config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
+    try:
+        profile = contract.profile(config.profile)
+    except KeyError as error:
+        raise ValueError(f"profile: {error.args[0]}") from None
+    if store is None or isinstance(store, str):  # a store's URL, as config.store and `ivh-mock serve --store` take
+        store = open_store(config.store if store is None else store, JournalLimits(
+            config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
     assets = AssetHost(blobs, config, profile)
     waits = Waits(config.slow_waits) if config.slow_waits else None
     limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)

@@ -85,8 +85,11 @@ class Config:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Config:
-        """Build a Config from a mapping, refusing unknown keys by name."""
+        """Build a Config from a mapping, refusing unknown keys by name. `pace` (a preset's name or a mapping of the
+        three figures, as `ivh-mock serve --pace` and an account take) gives the figures not given beside it."""
         merged = {**(values or {}), **overrides}
+        if "pace" in merged:
+            merged = {**resolve(merged.pop("pace")), **merged}  # raises PaceError, a ValueError, naming it
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(merged) - known)
         if unknown:

@@ -4,6 +4,7 @@ import re
 
 import pytest
 from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server.pace import PRESETS
 
 from ivh_mock import spec as spec_module
 
@@ -122,10 +123,25 @@ def test_the_profile_is_chosen_at_start(clock):
     assert create_app({"profile": "cn"}, clock=clock).extensions["ivh_mock"].profile["photo"]["maxBytes"] \
         == 6 * 1024 * 1024
     assert create_app({}, clock=clock).extensions["ivh_mock"].profile["photo"]["maxBytes"] == 10 * 1024 * 1024
-    with pytest.raises(KeyError, match="unknown profile"):
-        create_app({"profile": "mars"})
+    with pytest.raises(ValueError, match="^profile: unknown profile 'mars'; the spec defines intl, cn$"):
+        create_app({"profile": "mars"})  # a ValueError naming the field, as a bad pace or control_token is
 
 
 def test_unknown_settings_are_refused_by_name():
     with pytest.raises(TypeError, match="unknown mock setting.*colour"):
         create_app({"colour": "red"})
+
+
+def test_create_app_takes_a_pace_and_a_stores_url_as_serve_does(tmp_path, clock):
+    """`create_app({"pace": "live"})` had been an unknown setting and `create_app(store="sqlite:...")` an
+    AttributeError, though the README gives both as serve's options."""
+    live = create_app({"pace": "live", "render_speed": 0.5, "background": False}, clock=clock)
+    config = live.extensions["ivh_mock"].config
+    assert (config.queue_seconds, config.render_speed) == (PRESETS["live"]["queue_seconds"], 0.5)  # beside it wins
+    assert config.render_startup_seconds == PRESETS["live"]["render_startup_seconds"]
+    with pytest.raises(ValueError, match="pace 'slow' is not a preset"):
+        create_app({"pace": "slow"})
+    stored = create_app({"background": False}, store=f"sqlite:{tmp_path / 'mock.sqlite3'}", clock=clock)
+    assert type(stored.extensions["ivh_mock"].store).__name__ == "SqliteStore"
+    assert (tmp_path / "mock.sqlite3").exists()
+    stored.extensions["ivh_mock"].store.close()
