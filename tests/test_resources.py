@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import re
 import sys
 import time
 from pathlib import Path
@@ -129,6 +130,19 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
     with socket.create_connection((host, int(port)), timeout=10) as connection:  # a target urlsplit cannot read
         connection.sendall(b"GET http://[x/v2 HTTP/1.1\r\nHost x\r\n\r\n")
         assert connection.recv(65536).startswith(b"HTTP/1.1 400 Bad Request")
+    # ... with its head otherwise sound: urllib's ValueError passed waitress by, and the connection was closed with
+    # no answer to it nor to the request before it on the same connection
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                           b"GET http://[::1/__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"200", b"400"], data
+    for target, code in ((b"http://[::1/__mock__/clock", None), (b"http://]" + api.encode(), 100003)):
+        status, body = answer(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        message = body["error"]["message"] if code is None else body["Header"]["Message"]
+        assert "the request target cannot be read as a URL" in message, body
     # a result URL's, as an object store answers
     status, data = _refusal(served.url, b"GET /broadcast/Basic/video/x.mp4 HTTP/1.1\nHost: x\n\n", b"application/xml")
     assert status == "HTTP/1.1 400 Bad Request", status

@@ -294,11 +294,14 @@ class _Parser(HTTPRequestParser):
     def parse_header(self, header_plus: bytes) -> None:
         try:
             super().parse_header(header_plus)
-        except (ParsingError, TransferEncodingNotImplemented):
+        except (ParsingError, TransferEncodingNotImplemented, ValueError) as error:
             # waitress refuses a head (a header line without a colon, a bare CR) before it reads the path, which says
             # whose format the refusal is answered in (_RouteErrorTask): it is read from the request line here
             if not self.path:
                 self._name_route(header_plus)
+            if type(error) is ValueError:  # urllib's, on a target it cannot split (`http://[::1/x`): waitress let it
+                # through, and the connection was closed unanswered, with the requests before it on it
+                raise ParsingError(f"the request target cannot be read as a URL: {error}") from None
             raise
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "

@@ -20,15 +20,16 @@ _API_PATHS = frozenset(operation.path for operation in spec_module.load().operat
 def route_of(line: bytes, whole: bool) -> tuple[str, str, str | None]:
     """The method, the path and the HTTP version ("1.0", "1.1" or None) of a request line (`whole` if it ended). A
     line cut short inside its target names a path only where its start says the route (the control API's, a result
-    URL's); a target that does not split (`http://[x/...`) names none ("")."""
+    URL's); a target whose authority does not split (`http://[x/...`) names the path after it."""
     words = line.rstrip(b"\r\n").split(b" ")
     if len(words) < 2:
         return "", "", None
     target = words[1].decode("latin-1")
     try:  # a target's leading `//` is no host: waitress reads `//v2/...` as the API's path, as the app sees it
         path = unquote("/" + target.lstrip("/").partition("?")[0] if target.startswith("/") else urlsplit(target).path)
-    except ValueError:
-        path = ""
+    except ValueError:  # an authority that does not split (`http://[::1/...`): the path starts at its first `/`
+        rest = target.partition("://")[2]
+        path = unquote("/" + rest.partition("/")[2].partition("?")[0]) if "/" in rest else ""
     if not (whole or len(words) > 2 or b"?" in words[1]) and not _by_start(path):
         path = ""
     version = words[2][5:].decode() if len(words) == 3 and words[2] in (b"HTTP/1.0", b"HTTP/1.1") else None
