@@ -149,6 +149,24 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
     assert b"<Code>InvalidRequest</Code>" in data and b"<Resource>/broadcast/Basic/video/x.mp4</Resource>" in data
 
 
+def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_name(served):
+    """With no Host header a submission had been accepted, its MediaUrl on `http://waitress.invalid:PORT` for good,
+    the asset listing's URLs too, and the control API refused 'waitress.invalid', a name the client never sent."""
+    from ivh_mock.spec.signing import signed_query
+
+    query = signed_query("no-host", "mock-accesstoken", int(time.time()))
+    body = b'{"Header": {}, "Payload": {"TaskId": "x"}}'
+    for version in (b"1.1", b"1.0"):
+        status, answer = _refusal(served.url, b"POST /v2/ivh/videomaker/broadcastservice/getprogress?" +
+                                  query.encode() + b" HTTP/" + version + b"\r\nContent-Type: application/json\r\n"
+                                  b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert answer["Header"]["Code"] == 100003 and "has no Host header" in answer["Header"]["Message"], answer
+        for path in (b"/__mock__/clock", b"/__mock__/assets/samples"):
+            status, answer = _refusal(served.url, b"GET " + path + b" HTTP/" + version + b"\r\nConnection: close"
+                                                  b"\r\n\r\n")
+            assert status.endswith(" 400 BAD REQUEST") and "has no Host header" in answer["error"]["message"], answer
+
+
 @pytest.mark.parametrize("server", ["served", "fixture"])
 def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mock):
     """A request line or a header line too long: waitress answered as if to `GET /`, in plain text, and the fixture

@@ -117,7 +117,7 @@ def _base_url(environ: dict[str, Any]) -> str:
     url = _BASE_URLS.get(key)
     if url is None:
         try:
-            url = sys.intern(host_url(environ, request.host))  # one string shared by every task with this host
+            url = sys.intern(host_url(environ))  # one string shared by every task with this host
         except ValueError as error:
             raise ParameterFormatError(str(error)) from None
         if len(_BASE_URLS) < 256:  # Host headers are the caller's to choose: keep a bounded number

@@ -30,7 +30,7 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
 
     def base_url() -> str:
         try:  # the URLs it answers are built from it, as the API's are
-            own = host_url(request.environ, request.host)
+            own = host_url(request.environ)
         except ValueError as problem:
             raise error(400, str(problem)) from None
         return (ctx.config.public_url or own).rstrip("/")

@@ -98,7 +98,9 @@ class _Routes:
         def view(**kwargs):
             try:
                 if not open_to_all:
-                    problem = (guard.host_problem(guard.sent_host(request.environ, request.host), allowed_hosts)
+                    if "HTTP_HOST" not in request.environ:
+                        raise ControlError(400, guard.NO_HOST)
+                    problem = (guard.host_problem(guard.sent_host(request.environ), allowed_hosts)
                                or guard.origin_problem(request.method, request.headers.get("Origin"),
                                                        (request.host_url, config.public_url)))
                     if problem:

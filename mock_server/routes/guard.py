@@ -24,13 +24,15 @@ def host_name(host: str) -> str:
     return name if colon and port.isascii() and port.isdigit() else host
 
 
-def host_url(environ: dict, host: str) -> str:
-    """scheme://host the request was sent to, from its Host header as sent (`host`, werkzeug's reading of it, when it
-    has none), the scheme's default port left out; ValueError naming the problem when the header names no host (a
-    name or an address, with an optional port). Media URLs are built from it and kept with each task: a request sent
-    with `Host: [::1` or `Host: a b` had left URLs like `http:///broadcast/...` in its task for good, and werkzeug
-    reads a name with an underscore (a Compose service's) as no host at all (D75)."""
-    sent = sent_host(environ, host)
+def host_url(environ: dict) -> str:
+    """scheme://host the request was sent to, from its Host header as sent, the scheme's default port left out;
+    ValueError naming the problem when there is none or it names no host (a name or an address, with an optional
+    port). Media URLs are built from it and kept with each task: a request sent with `Host: [::1` or `Host: a b` had
+    left URLs like `http:///broadcast/...` in its task for good, and one with no Host at all URLs on waitress's
+    placeholder `waitress.invalid`; werkzeug reads a name with an underscore (a Compose service's) as no host (D75)."""
+    if "HTTP_HOST" not in environ:
+        raise ValueError(NO_HOST)
+    sent = sent_host(environ)
     match = _HOST.fullmatch(sent)
     if match is None or int(match.group(1) or 0) > 65535 or (sent.startswith("[") and not _ipv6(host_name(sent))):
         raise ValueError(f"the Host header {sent[:100]!r} is not a host name or address with an optional port "
@@ -43,10 +45,13 @@ def host_url(environ: dict, host: str) -> str:
     return f"{scheme}://{name}" if port in ("", _DEFAULT_PORTS.get(scheme)) else f"{scheme}://{name}:{port}"
 
 
-def sent_host(environ: dict, host: str) -> str:
-    """The request's Host header as sent; `host` (werkzeug's reading of it) when it sent none. werkzeug reads a name
-    with an underscore (a Compose service's) as no host at all (D75)."""
-    return environ.get("HTTP_HOST") or host
+NO_HOST = "the request has no Host header (HTTP/1.1 needs one; the URLs the mock answers with are built from it)"
+
+
+def sent_host(environ: dict) -> str:
+    """The request's Host header as sent ("" for none): werkzeug reads a name with an underscore (a Compose service's)
+    as no host at all, and a request without one as on waitress's placeholder name, `waitress.invalid` (D75)."""
+    return environ.get("HTTP_HOST", "")
 
 
 def _ipv6(text: str) -> bool:
