@@ -185,8 +185,10 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
             error = NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}")
         elif exc.code == 412:  # a result URL's If-Match or If-Unmodified-Since (routes/sendfile.py)
             error = ParameterFormatError(exc.description or "precondition failed")
-        else:
-            error = ParameterFormatError(f"bad request: {exc.description}")
+        elif exc.code == 413:  # a body past the route's limit, found by werkzeug (chunked, or a control route's)
+            error = ParameterFormatError(f"request body is larger than {largest_body(ctx.config, request.path)} bytes")
+        else:  # named by its status: a 416 is no bad request
+            error = ParameterFormatError(f"{'bad request' if status == 400 else exc.name}: {exc.description}")
         response = render(error, status)
         allowed = getattr(exc, "valid_methods", None)
         if allowed:

@@ -323,6 +323,18 @@ def test_strict_mode_counts_only_the_accounts_it_lists(tmp_path, clock):
         assert [a["appkey"] for a in listing["accounts"]] == ["team-a"] and listing["total"] == 1, listing
 
 
+def test_a_control_body_past_the_limit_is_refused_naming_the_limit_and_a_416_is_no_bad_request(control):
+    """The control API's 413 said only werkzeug's "The data value transmitted exceeds the capacity limit", where
+    the API names the limit (D06); and a 416 from the asset host began "bad request: "."""
+    for path in ("/__mock__/clock", "/__mock__/reset"):
+        refused = control.post(path, data=b'{"x": "' + b"a" * 1_100_000 + b'"}',
+                               headers={"Content-Type": "application/json"})
+        assert refused.status_code == 413
+        assert refused.json["error"]["message"] == "request body is larger than 1048576 bytes"
+    ranged = control.get("/__mock__/assets/samples/photo.jpg", headers={"Range": "bytes=99999999-"})
+    assert ranged.status_code == 416 and ranged.json["error"]["message"].startswith("Requested Range Not Satisfiable")
+
+
 def test_scenarios_are_listed(control):
     listing = control.get("/__mock__/scenarios").json
     assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]
