@@ -335,6 +335,18 @@ def test_a_control_body_past_the_limit_is_refused_naming_the_limit_and_a_416_is_
     assert ranged.status_code == 416 and ranged.json["error"]["message"].startswith("Requested Range Not Satisfiable")
 
 
+def test_a_control_body_in_another_charset_is_refused_as_the_apis_is(control):
+    """`charset=utf-16`, `latin-1` and `bogus` had been read as UTF-8 and answered 200."""
+    for charset in ("utf-16", "latin-1", "bogus"):
+        refused = control.post("/__mock__/clock", data=b'{"advance": 0}',
+                               headers={"Content-Type": f"application/json; charset={charset}"})
+        assert refused.status_code == 415
+        assert refused.json["error"]["message"] == f"Content-Type charset must be utf-8, got {charset!r}"
+    for charset in ("utf-8", "UTF8"):
+        assert control.post("/__mock__/clock", data=b'{"advance": 0}',
+                            headers={"Content-Type": f"application/json; charset={charset}"}).status_code == 200
+
+
 def test_scenarios_are_listed(control):
     listing = control.get("/__mock__/scenarios").json
     assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]

@@ -128,6 +128,8 @@ class _Routes:
             if optional:
                 return {}
             raise ControlError(400, "the body must be a JSON object (Content-Type: application/json)")
+        if envelope.charset_problem(request.mimetype_params.get("charset")):  # as the API's (D07)
+            raise ControlError(415, envelope.charset_problem(request.mimetype_params.get("charset")))
         if optional and not data.strip():
             return {}
         try:
