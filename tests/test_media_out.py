@@ -236,6 +236,16 @@ def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_ra
     for headers in ({"If-Match": etag}, {"If-Match": "*"}, {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
         assert client.get(url, headers=headers).data == whole.data, headers
     assert client.get(url, headers={"If-Match": etag, "Range": "bytes=0-9"}).status_code == 206
+    # the conditions before an unsatisfiable range (it had been a 416), and If-None-Match and If-Modified-Since
+    # before any range (a 206 of a file the client holds had come back)
+    for headers in ({"If-Match": '"other"', "Range": "bytes=-0"}, {"If-Match": '"other"', "Range": "bytes=99999999-"},
+                    {"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT", "Range": "bytes=99999999-"}):
+        assert client.get(url, headers=headers).status_code == 412, headers
+    for headers in ({"If-None-Match": etag, "Range": "bytes=0-3"},
+                    {"If-Modified-Since": whole.headers["Last-Modified"], "Range": "bytes=0-3"}):
+        held = client.get(url, headers=headers)
+        assert held.status_code == 304 and not held.data, headers
+    assert client.get(url, headers={"If-None-Match": '"other"', "Range": "bytes=0-3"}).data == whole.data[:4]
     sample = "/__mock__/assets/samples/photo.jpg"  # the asset host's files: the same rules, in the control format
     refused = client.get(sample, headers={"If-Match": '"other"'})
     assert refused.status_code == 412 and refused.is_json and b"\xff\xd8" not in refused.data

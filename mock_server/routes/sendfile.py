@@ -14,6 +14,7 @@ from werkzeug.http import parse_range_header
 # `bytes=-0`: the last no bytes of the file, a range RFC 9110 calls unsatisfiable (werkzeug reads it as no range)
 _NO_BYTES = re.compile(r"bytes=[ \t]*-0+[ \t]*", re.ASCII)
 _PAST_ANY_END = f"bytes={2**64 - 1}-"  # what werkzeug refuses (416), or ignores under an If-Range that differs
+_CONDITIONS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
 
 
 def send(source: Any, **options: Any) -> Response:
@@ -30,7 +31,8 @@ def send(source: Any, **options: Any) -> Response:
     asks for the last zero bytes is unsatisfiable (416), as one starting past the file's end is; one that asks for
     more last bytes than the file holds gets the whole file as its range (206, RFC 9110 14.1.3; werkzeug: 416).
     If-Match and If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412
-    with the whole file as its body, and a Range request's 206 despite them."""
+    with the whole file as its body, and a Range request's 206 despite them; then If-None-Match and If-Modified-Since
+    (304), and only then the Range."""
     asked = request.environ.get("HTTP_RANGE")
     if asked is not None and _NO_BYTES.fullmatch(asked):
         request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
@@ -42,6 +44,18 @@ def send(source: Any, **options: Any) -> Response:
             request.environ["HTTP_RANGE"] = "bytes=0-"
     if_match = request.if_match  # judged here: werkzeug answers 412 to an If-Match that matches (`*`, say)
     request.environ.pop("HTTP_IF_MATCH", None)
+    ranged = request.environ.get("HTTP_RANGE")
+    if ranged is not None and (if_match or any(name in request.environ for name in _CONDITIONS)):
+        # the conditions come before Range (RFC 9110 13.2.2), which werkzeug judged first: a range past the end was
+        # a 416 despite a failed If-Match, and a range of a file the client holds a 206, not a 304
+        del request.environ["HTTP_RANGE"]
+        whole = send_file(io.BytesIO(source.getbuffer()) if isinstance(source, io.BytesIO) else source,
+                          conditional=True, **options)
+        _preconditions(whole, if_match)
+        if whole.status_code == 304:
+            return whole
+        whole.close()
+        request.environ["HTTP_RANGE"] = ranged
     response = send_file(source, conditional=True, **options)
     _preconditions(response, if_match)
     ranged = response.response
