@@ -72,6 +72,19 @@ def test_an_upload_is_served_back_with_what_the_file_is(app):
         "image/png"
 
 
+def test_a_submission_reads_from_disk_only_the_asset_urls_the_asset_host_serves(app, api):
+    """`<sha>/`, `<sha>/x/y.jpg` and `<sha>/a%0a.jpg` get 404 or 400 from the asset host, so a live API's download
+    of them fails; a submission naming them had been read from disk and accepted (Code 0)."""
+    url = upload(app, portrait(300, 400, "PNG"), "me.png")
+    folder = url.rsplit("/", 1)[0]
+    assert submit_photo(api, url).code == 0
+    for odd in (f"{folder}/", f"{folder}/x/y.png", f"{folder}/a%0a.png"):
+        served = app.test_client().get(odd.removeprefix("http://localhost")).status_code
+        assert served in (400, 404), (odd, served)
+        refused = submit_photo(api, odd)
+        assert refused.code == -101002 and "image download failed" in refused.message, (odd, refused.message)
+
+
 def test_uploads_beyond_the_hosts_total_delete_the_least_recent_ones(clock):
     """Uploads were kept for good: a loop of distinct files filled the disk. The asset host keeps the newest that fit
     in `asset_total_bytes`."""

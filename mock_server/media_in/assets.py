@@ -38,6 +38,16 @@ def digest_of(data: bytes) -> str:
     return known[1] if known is not None and known[0] is data else digest(data)
 
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def asset_name_ok(name: str) -> bool:
+    """Whether the asset host answers `<sha>/<name>` under this name: one path segment, not empty, and no control
+    character (it goes in the answer's Content-Disposition). A submission's URL is read from disk only where a
+    download of it would get the file: the live API downloads what it is given (D46)."""
+    return bool(name) and "/" not in name and not CONTROL_CHARACTER.search(name)
+
+
 _SAMPLE_DIGESTS: dict[int, tuple[bytes, str]] = {}  # id -> (a made sample, its SHA-256); samples live as long
 
 
@@ -82,7 +92,7 @@ class AssetHost:
         folder, _, name = path[len(PREFIX) + 1:].partition("/")
         if folder == "samples":
             return sample(name)
-        return self.blobs.get("assets", folder) if SHA256.match(folder) else None
+        return self.blobs.get("assets", folder) if SHA256.match(folder) and asset_name_ok(name) else None
 
     def _trim(self, keep: str) -> None:
         """Delete the least recently uploaded files while the uploads hold more than `asset_total_bytes`: the data

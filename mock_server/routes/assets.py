@@ -6,21 +6,18 @@ profile; `GET /__mock__/assets/samples` lists valid photos and audio, and one fi
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, jsonify, request
 
-from ..media_in.assets import PREFIX, SHA256, AssetHost, sample
+from ..media_in.assets import CONTROL_CHARACTER, PREFIX, SHA256, AssetHost, sample
 from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
 from .guard import host_url
 from .sendfile import send
 
 if TYPE_CHECKING:
     from ..context import MockContext
-
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Exception]) -> None:
