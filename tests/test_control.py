@@ -347,6 +347,21 @@ def test_a_control_body_in_another_charset_is_refused_as_the_apis_is(control):
                             headers={"Content-Type": f"application/json; charset={charset}"}).status_code == 200
 
 
+def test_an_appkey_past_the_apis_length_is_refused_by_every_control_route(control):
+    """PUT refused a 129-character appkey in its URL, but GET answered a 20,000-character one with an account, and a
+    reset took a 5,000-character one (D58: a control URL's appkey obeys the API's rule)."""
+    long = "a" * 129
+    for response in (control.get(f"/__mock__/accounts/{long}"), control.put(f"/__mock__/accounts/{long}", json={})):
+        assert response.status_code == 400
+        assert response.json["error"]["message"] == ("the URL's appkey is 129 characters long; an appkey has at "
+                                                     "most 128")
+    reset = control.post("/__mock__/reset", json={"appkey": long})
+    assert reset.status_code == 400 and reset.json["error"]["message"].startswith("body/appkey: "), reset.json
+    assert control.get(f"/__mock__/accounts/{'a' * 128}").status_code == 200
+    assert control.post("/__mock__/reset", json={"appkey": "a" * 128}).status_code == 200
+    assert control.post("/__mock__/reset", json={"appkey": ""}).status_code == 400
+
+
 def test_scenarios_are_listed(control):
     listing = control.get("/__mock__/scenarios").json
     assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]

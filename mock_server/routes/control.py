@@ -38,6 +38,8 @@ PREFIX = "/__mock__"
 UI_DIR = Path(__file__).with_name("ui")
 UI_FILES = {"dashboard.js", "dashboard.css"}
 SCHEMAS = read_yaml(Path(__file__).with_name("control.schema.yaml"))["$defs"]
+# an appkey, wherever the control API takes one, by the accounts' rule (the API's, D58): written once, there
+SCHEMAS["reset"]["properties"]["appkey"] = SETTINGS_SCHEMA["properties"]["appkey"]
 DEFAULT_LIMIT = 500
 REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
 RECENT_REQUESTS = 1000  # the journal entries that tell which accounts were active last
@@ -252,16 +254,14 @@ class _Routes:
         return jsonify({"strict": self.ctx.accounts.strict, "accounts": [v for v in views if v], "total": total})
 
     def account(self, appkey: str):
+        _check_appkey(appkey)
         view = self._account_view(appkey)
         if view is None:
             raise ControlError(404, f"no account {appkey!r} (strict accounts mode)")
         return jsonify(view)
 
     def put_account(self, appkey: str):
-        longest = SETTINGS_SCHEMA["properties"]["appkey"]["maxLength"]  # the body's rule for an appkey, the API's
-        if len(appkey) > longest:
-            raise ControlError(400, f"the URL's appkey is {len(appkey)} characters long; an appkey has at most "
-                                    f"{longest}")
+        _check_appkey(appkey)
         body = self._body(SETTINGS_SCHEMA)
         problem = pace_problem(body)
         if problem:
@@ -320,6 +320,13 @@ def clock_view(clock) -> dict[str, Any]:
     frozen = getattr(clock, "frozen", False)
     return {"now": now, "iso": iso_time(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
+
+
+def _check_appkey(appkey: str) -> None:
+    """Refuse an appkey in a control URL longer than an appkey may be (the body's rule for one, the API's)."""
+    longest = SETTINGS_SCHEMA["properties"]["appkey"]["maxLength"]
+    if len(appkey) > longest:
+        raise ControlError(400, f"the URL's appkey is {len(appkey)} characters long; an appkey has at most {longest}")
 
 
 NEEDS_TOKEN = "the control API needs the control token (Authorization: Bearer ...)"
