@@ -89,10 +89,12 @@ def target(request):
 
 @pytest.fixture(autouse=True)
 def spend_guard_first(request):
-    """A test marked `spends` is skipped before it starts once the allowance is used up: skipped from inside one of
-    Hypothesis's explicit examples, it was also reported as a failing example."""
+    """A test marked `spends` is skipped before it starts once the allowance left cannot pay for its explicit
+    examples (one submission each, at least one): skipped from inside one of Hypothesis's explicit examples, it was
+    also reported as a failing example."""
     if request.node.get_closest_marker("spends") is not None:
-        request.getfixturevalue("target").guard.check_allowance()
+        examples = getattr(getattr(request.node, "function", None), "hypothesis_explicit_examples", ())
+        request.getfixturevalue("target").guard.check_allowance(needed=len(examples))
 
 
 @pytest.fixture

@@ -98,14 +98,16 @@ class SpendGuard:
         if not self.allows(body):
             pytest.skip(f"spend guard: {self._count()}; this submission could be billed")
 
-    def check_allowance(self, billed_only: bool = True) -> None:
-        """Skip a test that submits what could be billed when the allowance is used up; with `billed_only` False, a
-        test of refusals, once the target accepted a submission the spec refuses: nothing the spec refuses is sent
-        any more, and the test would pass having checked only what it accepts."""
+    def check_allowance(self, billed_only: bool = True, needed: int = 1) -> None:
+        """Skip a test that submits what could be billed when the allowance left is less than the `needed`
+        submissions it makes for sure (its explicit examples'); with `billed_only` False, a test of refusals, once
+        the target accepted a submission the spec refuses: nothing the spec refuses is sent any more, and the test
+        would pass having checked only what it accepts."""
         if self.allowance is None:
             return
-        if billed_only and self.accepted >= self.allowance:
-            pytest.skip(f"spend guard: {self._count()}; this test submits what could be billed")
+        if billed_only and self.accepted + max(needed, 1) > self.allowance:
+            pytest.skip(f"spend guard: {self._count()}; this test submits what could be billed"
+                        + (f", {needed} times at least" if needed > 1 else ""))
         if not billed_only and self.unforeseen:
             pytest.skip(f"spend guard: {self._count()}, {self.unforeseen} of them of what the spec refuses; nothing "
                         f"it refuses is submitted any more")

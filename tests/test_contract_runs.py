@@ -90,6 +90,25 @@ def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_on
         guard.check_allowance(billed_only=False)
 
 
+@pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
+def test_a_test_whose_explicit_examples_the_allowance_cannot_pay_for_is_skipped_before_it_starts(remote_mock,
+                                                                                                  tmp_path):
+    """With --ivh-allow-spend 1, a test whose two explicit examples each submit had spent the one, then skipped
+    from inside the second, which Hypothesis printed as a "Failing explicit example"."""
+    from ivh_mock.contract_tests.target import Answer, SpendGuard
+
+    guard = SpendGuard(2)
+    guard.check_allowance(needed=2)  # two left: it runs
+    guard.record(Answer(200, {"Header": {"Code": 0}}), {"Header": {}, "Payload": TEXT_PAYLOAD})
+    with pytest.raises(pytest.skip.Exception, match="could be billed, 2 times at least"):
+        guard.check_allowance(needed=2)
+    result = run_suite(remote_mock, tmp_path, "--ivh-allow-spend", "1", "-k", "spoken_text_longer_than_60")
+    assert result.returncode == 0 and "1 skipped" in result.stdout, result.stdout[-3000:]
+    assert "Failing explicit example" not in result.stdout, result.stdout[-3000:]
+    journal = requests.get(f"{remote_mock}/__mock__/requests?limit=100", timeout=10).json()["requests"]
+    assert not [entry for entry in journal if entry["operation"] == "phototovideonotrain"]  # nothing spent
+
+
 @pytest.mark.slow
 def test_breaking_any_constraint_in_the_spec_fails_a_named_test():
     result = subprocess.run([sys.executable, "-m", "ivh_mock.contract_tests.mutation"], cwd=ROOT, capture_output=True,
