@@ -85,6 +85,21 @@ def test_a_submission_reads_from_disk_only_the_asset_urls_the_asset_host_serves(
         assert refused.code == -101002 and "image download failed" in refused.message, (odd, refused.message)
 
 
+def test_a_multipart_upload_takes_the_name_given_and_a_broken_one_says_what_was_read(app):
+    """?name= was ignored for a multipart upload, and a form with no `file` field, a wrong boundary or a body cut
+    short all got one message, which hid the problem."""
+    client = app.test_client()
+    named = client.post("/__mock__/assets?name=me2.jpg", data={"file": (io.BytesIO(b"not media"), "me.jpg")})
+    assert named.status_code == 201 and named.get_json()["Name"] == "me2.jpg"
+    other = client.post("/__mock__/assets", data={"photo": (io.BytesIO(b"x"), "me.jpg"), "note": "1"})
+    assert other.get_json()["error"]["message"].endswith("'file'; it has 'note', 'photo'")
+    part = b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\nabc'
+    for body, boundary in ((part + b"\r\n--xx--\r\n", "yy"), (part, "xx")):  # a wrong boundary; a body cut short
+        refused = client.post("/__mock__/assets", data=body,
+                              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert refused.status_code == 400 and "is the Content-Type's boundary" in refused.get_json()["error"]["message"]
+
+
 def test_uploads_beyond_the_hosts_total_delete_the_least_recent_ones(clock):
     """Uploads were kept for good: a loop of distinct files filled the disk. The asset host keeps the newest that fit
     in `asset_total_bytes`."""

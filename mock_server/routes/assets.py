@@ -39,8 +39,11 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
         if request.mimetype == "multipart/form-data":
             file = request.files.get("file")
             if file is None:
-                raise error(400, "a multipart upload needs its file in the form field 'file'")
-            data, filename = file.read(), file.filename or ""
+                found = sorted({*request.files, *request.form})
+                raise error(400, "a multipart upload needs its file in the form field 'file'; " + (
+                    f"it has {', '.join(map(repr, found))}" if found else
+                    "none was read: is the Content-Type's boundary the one between the parts, and the body whole?"))
+            data, filename = file.read(), request.args.get("name") or file.filename or ""  # ?name= as named
         else:
             data, filename = request.get_data(), request.args.get("name", "")
         if not data:
