@@ -269,6 +269,7 @@ def test_an_accounts_token_can_be_changed(api, control):
     ({"concurrency": 0}, "body/concurrency: 0 is less than the minimum of 1"),
     ({"hourly_package_seconds": -1}, "hourly_package_seconds"),
     ({"colour": "red"}, "'colour' was unexpected"),
+    ({"accesstoken": "t" * 257}, "body/accesstoken: "),  # a 1 MB token had been kept, and listed with every account
     ({"scenario": "explode"}, "body/scenario: 'explode' is not a scenario"),  # the body's field, not the header
     ({"scenario": "fail:code=abc"}, "body/scenario: parameter code='abc' must be a whole number"),
     ({"appkey": "someone-else"}, "differs from the URL's"),
