@@ -192,6 +192,8 @@ def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mo
     # a target cut inside its path (the server reads a few KB at a time) still names a route by its start
     status, body = _refusal(url, b"GET /__mock__/tasks/" + b"a" * big + b" HTTP/1.1\r\n\r\n")
     assert status.split()[1] in ("414", "431") and limit in body["error"]["message"], (status, body)
+    if server == "served":  # its version unread, answered in the server's own: it had said HTTP/1.0
+        assert status.startswith("HTTP/1.1 "), status
     status, body = _refusal(url, b"GET /broadcast/Basic/video/" + b"a" * big + b".mp4 HTTP/1.1\r\n\r\n",
                             b"application/xml")
     assert b"<Code>InvalidRequest</Code>" in body, body

@@ -269,7 +269,7 @@ class _Parser(HTTPRequestParser):
         consumed = super().received(data)
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
             # waitress refuses a head past HEADER_BYTES as if it were `GET /`: name the route it was for from what came
-            self.path, self.version = "", "1.0"
+            self.path, self.version = "", "1.1"  # the server's own, where the line was cut before its version
             self._name_route((before + data).lstrip())
             self.error = RequestHeaderFieldsTooLarge(f"the request line and headers are larger than "
                                                      f"{self.adj.max_request_header_size} bytes")
