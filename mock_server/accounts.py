@@ -7,6 +7,7 @@ changed through the control API live in the store, so every worker sees them.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,20 @@ def schema_problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | N
     error = jsonschema.exceptions.best_match(BASE(schema).iter_errors(instance))
     if error is None:
         return None
-    return "/".join(str(part) for part in error.absolute_path), error.message
+    return "/".join(str(part) for part in error.absolute_path), _json_spelled(error)
+
+
+def _json_spelled(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message with the value it begins with written as JSON writes it (`true was expected`, `null is
+    not of type 'object'`, `"5" is not of type 'number'`), not as Python does (`True`, `None`, `'5'`)."""
+    for value in (error.instance, error.validator_value):
+        written = repr(value)
+        if error.message.startswith(written):
+            try:
+                return json.dumps(value, ensure_ascii=False) + error.message[len(written):]
+            except (TypeError, ValueError):  # a value JSON cannot write (from YAML: a date) stays as it was
+                break
+    return error.message
 
 
 def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:

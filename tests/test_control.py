@@ -46,10 +46,11 @@ def test_the_clock_can_be_read_set_advanced_and_frozen(control, clock):
 @pytest.mark.parametrize("body, named", [
     ({}, "body: {} should be non-empty"),
     ({"advance": -5}, "body/advance: -5 is less than the minimum of 0"),
-    ({"advance": "5"}, "body/advance: '5' is not of type 'number'"),
+    ({"advance": "5"}, "body/advance: \"5\" is not of type 'number'"),  # JSON's spelling, not Python's
     ({"rewind": 5}, "'rewind' was unexpected"),
-    ({"real": False}, "body/real: True was expected"),
+    ({"real": False}, "body/real: true was expected"),
     (None, "the body must be a JSON object"),
+    ([1], "body: [1] is not of type 'object'"),
 ])
 def test_bad_clock_bodies_are_refused_by_name(control, body, named):
     response = control.post("/__mock__/clock", json=body) if body is not None else control.post("/__mock__/clock")
