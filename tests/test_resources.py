@@ -167,6 +167,31 @@ def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_nam
             assert status.endswith(" 400 BAD REQUEST") and "has no Host header" in answer["error"]["message"], answer
 
 
+def test_a_body_too_large_for_its_route_is_refused_before_a_client_waiting_on_100_continue_sends_it(served):
+    """waitress answered `Expect: 100-continue` with `100 Continue` whatever the length declared, then refused the
+    body once it had all come: a 100 MB upload was sent whole to be refused."""
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    api = b"/v2/ivh/videomaker/broadcastservice/getprogress"
+    for path, length, limit in ((b"/__mock__/clock", 2_000_000, 1_048_576),
+                                (b"/__mock__/assets?name=x.bin", 100_000_000, 64 * 1_048_576), (api, 2_000_000, None)):
+        status, body = _refusal(served.url, b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length)
+        message = body["Header"]["Message"] if path == api else body["error"]["message"]
+        assert status == ("HTTP/1.1 200 OK" if path == api else "HTTP/1.1 413 Request Entity Too Large"), status
+        assert message.endswith(f"(request body is larger than {limit or 1_048_576} bytes)"), message
+    with socket.create_connection((host, int(port)), timeout=10) as connection:  # one the route takes is asked for
+        connection.sendall(b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                           b"\r\nExpect: 100-continue\r\nContent-Length: 14\r\nConnection: close\r\n\r\n")
+        assert connection.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        connection.sendall(b'{"advance": 0}')
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK"), data
+
+
 @pytest.mark.parametrize("server", ["served", "fixture"])
 def test_a_head_too_large_is_refused_in_its_routes_format(server, served, ivh_mock):
     """A request line or a header line too long: waitress answered as if to `GET /`, in plain text, and the fixture

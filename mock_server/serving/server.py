@@ -31,7 +31,7 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import BadRequest, RequestHeaderFieldsTooLarge
+from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from . import balance, collector, dispatch, unread
 
@@ -273,7 +273,14 @@ class _Parser(HTTPRequestParser):
             self._name_route((before + data).lstrip())
             self.error = RequestHeaderFieldsTooLarge(f"the request line and headers are larger than "
                                                      f"{self.adj.max_request_header_size} bytes")
+        if isinstance(self.error, RequestEntityTooLarge) and self._largest_body is not None:
+            self.error = self._too_large()  # the route's limit, as the app names it: not the largest of any route
+        if self.error is not None:  # refused: a client waiting on `Expect: 100-continue` is not asked for its body
+            self.expect_continue = False  # (waitress asked for it, then refused it once it had all come)
         return consumed
+
+    def _too_large(self) -> RequestEntityTooLarge:
+        return RequestEntityTooLarge(f"request body is larger than {self._largest_body(self.path)} bytes")
 
     def _name_route(self, head: bytes) -> None:
         """Take the path and the version (in which the refusal's status line answers) from a refused head's request
@@ -310,7 +317,10 @@ class _Parser(HTTPRequestParser):
             raise ParsingError("Transfer-Encoding is not HTTP/1.0's: the body's framing is faulty (RFC 9112 6.1); "
                                "send a Content-Length")
         if self.body_rcv is not None and self._largest_body is not None:
-            self.body_rcv.buf = _Kept(self.body_rcv.buf, self._largest_body(self.path) + 1)
+            limit = self._largest_body(self.path)
+            self.body_rcv.buf = _Kept(self.body_rcv.buf, limit + 1)
+            if self.expect_continue and self.content_length > limit:  # refused by its length before it is sent
+                self.error, self.completed = self._too_large(), True
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
