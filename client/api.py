@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import requests
 from ivh_mock.spec import deadline, jsontext
@@ -35,7 +36,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .models import CallbackResult, Progress, Submitted, Timbre, TimbrePage
-from .retry import MAX_RETRY_AFTER, backoff, should_retry
+from .retry import MAX_RETRY_AFTER, backoff, never_sent, should_retry
 
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
@@ -92,7 +93,13 @@ class Client:
         header, data = self._call("phototovideonotrain", {**(payload or {}), **fields}, request_id, scenario,
                                   idempotent=False)
         with _read("phototovideonotrain"):
-            return Submitted(task_id=data["TaskId"], request_id=header["RequestID"])
+            submitted = Submitted(task_id=data["TaskId"], request_id=header["RequestID"])
+        violations = self.spec.validate("getprogress", {"Header": {}, "Payload": {"TaskId": submitted.task_id}})
+        if violations:  # accepted, so billed: said as no answer of the API's (not a refusal, which a script retries)
+            raise APIConnectionError(f"phototovideonotrain: the submission was accepted (request "
+                                     f"{submitted.request_id}), but its answer's TaskId is none getprogress takes: "
+                                     f"{summarize(violations)}")
+        return submitted
 
     def getprogress(self, task_id: str, *, request_id: str | None = None) -> Progress:
         """Return the task's current progress (retried on connection errors, 5xx and rate limits)."""
@@ -172,6 +179,7 @@ class Client:
                 raise DownloadError(shown, None, f"{destination} is {kind}")
             with contextlib.ExitStack() as stack:
                 limit = stack.enter_context(deadline.within(timeout)) if timeout is not None else None
+                failed = None
                 try:
                     response = stack.enter_context(self.session.get(url, stream=True, timeout=self.timeout))
                     if response.status_code != 200:
@@ -184,9 +192,12 @@ class Client:
                             _check_size(handle.tell(), max_bytes, shown)
                     if limit is not None and limit.expired:  # cut at the deadline, an answer of no length ends
                         raise requests.Timeout("the deadline ended it")  # as if whole
-                except requests.RequestException as error:
-                    why = f"not whole within {timeout:g} s" if limit is not None and limit.expired else str(error)
-                    raise DownloadError(shown, None, _SIGNATURE.sub(r"\1[redacted]", without_queries(why))) from None
+                except (requests.RequestException, ValueError) as error:  # ValueError: a URL urllib3 cannot use (a
+                    # redirect to `http://[::1/x`, a host label past 63 characters)
+                    expired = limit is not None and limit.expired
+                    failed = f"not whole within {timeout:g} s" if expired else _queries_out(str(error), url, error)
+                if failed is not None:  # raised outside the handler: requests' error, its context, quotes the URL
+                    raise DownloadError(shown, None, failed)
             partial.replace(target)
         except OSError as error:
             raise DownloadError(shown, None, f"cannot write {destination}: {error.strerror or error}") from None
@@ -229,16 +240,20 @@ class Client:
             try:
                 header, envelope = self._send(path, data, headers, timeout)
                 break
-            except (requests.RequestException, APIError) as error:
-                if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
-                    raise _OutOfTime from error
-                attempt += 1
-                if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                    raise _given_up(operation_id, error) from None  # requests' error quotes the signed URL
-                delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
-                if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
-                    raise _OutOfTime(str(_given_up(operation_id, error))) from None
-                self.sleep(delay)
+            except (requests.RequestException, APIError) as caught:
+                error = caught
+            # what is raised for it, raised outside the handler: it carries no context, which would be requests'
+            # error, and that quotes the signed URL
+            if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
+                raise _OutOfTime(str(_given_up(operation_id, error)))
+            attempt += 1
+            if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
+                raise _given_up(operation_id, error)
+            delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
+            if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
+                raise _OutOfTime(f"{_given_up(operation_id, error)}; the next try was due in {delay:.1f} s, past "
+                                 f"the time left")
+            self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
         if violations:  # fields' presence and types
             raise APIConnectionError(f"{operation_id}: the answer is not the API's: {summarize(violations)}")
@@ -262,10 +277,13 @@ class Client:
                 with self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=headers,
                                        timeout=timeout, stream=True, allow_redirects=False) as response:
                     content = _read_at_most(response, MAX_ANSWER_BYTES, path)
-            except requests.RequestException:
-                if limit.expired:
-                    raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s") from None
+            except requests.RequestException as error:
+                if limit.expired:  # a connection never made is one a submission may be sent again on
+                    kind = requests.ConnectTimeout if _never_made(error) else requests.Timeout
+                    raise kind(f"no whole answer from {path} within {timeout:g} s") from None
                 raise
+            except ValueError as error:  # urllib3's, on a host it cannot use (`a..b`, a label past 63 characters)
+                raise requests.exceptions.InvalidURL(f"{type(error).__name__}: {error}") from None
         if limit.expired:  # cut at the deadline, an answer of no length ends as if whole
             raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s")
         status = response.status_code
@@ -308,6 +326,20 @@ class _NotEnvelope(ValueError):
 _SIGNATURE = re.compile(r"(signature=)[^&\s'\"()]+")
 
 
+def _queries_out(text: str, url: str, error: Exception) -> str:
+    """`text` (an error's) without the query of `url` or of the request it failed on, as urllib3 quotes them
+    (`Max retries exceeded with url: /v.mp4?sign=...`), nor any URL's query, nor a signature."""
+    request = getattr(error, "request", None)
+    for each in (url, getattr(request, "url", None) or ""):
+        try:
+            query = urlsplit(each).query
+        except ValueError:
+            continue
+        if query:
+            text = text.replace(query, "[redacted]")
+    return _SIGNATURE.sub(r"\1[redacted]", without_queries(text))
+
+
 def _given_up(operation_id: str, error: Exception) -> Exception:
     """The error a call that will not be sent again raises: a connection error, or an error answer that was not the
     API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError."""
@@ -332,10 +364,20 @@ def partial_file(destination: Path) -> Path:
             continue
 
 
+def _never_made(error: requests.RequestException) -> bool:
+    return isinstance(error, requests.ConnectionError) and never_sent(error)
+
+
 def _declared_length(response: requests.Response) -> int:
-    """The answer's Content-Length, or 0 when it has none that int() reads ('²'.isdigit(), but int() refuses it)."""
+    """The answer's Content-Length, or 0 when it has none that int() reads ('²'.isdigit(), but int() refuses it); one
+    of more than 18 digits (int() refuses past 4300) as LONGEST, past every limit."""
     declared = response.headers.get("Content-Length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else 0
+    if not (declared.isascii() and declared.isdigit()):
+        return 0
+    return int(declared) if len(declared) <= 18 else LONGEST
+
+
+LONGEST = 10**18  # bytes: what a Content-Length of more digits counts as
 
 
 def _check_size(size: int, limit: int | None, shown: str) -> None:
@@ -376,9 +418,9 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
+def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> CallbackResult:
     """Validate a callback body against the spec and return it typed; CallbackError names what is wrong."""
-    if isinstance(body, (bytes, str)):
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
         try:
             body = _loads(body)
         except ValueError as error:
@@ -399,8 +441,8 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> CallbackResult:
 
 def _loads(data: bytes | str) -> Any:
     """Decode JSON from a server or a caller, counting its nesting first: the decoder recurses once per level."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
-    return jsontext.loads(text, MAX_DEPTH)
+    text = bytes(data).decode("utf-8-sig") if not isinstance(data, str) else data  # UnicodeDecodeError: ValueError
+    return jsontext.loads(text, MAX_DEPTH, strict=True)  # NaN and Infinity are no JSON: no answer of the API's
 
 
 @contextlib.contextmanager

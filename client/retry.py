@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import requests
+import urllib3
 
 from .errors import APIError, RateLimitedError, ServerError
 
@@ -19,11 +20,11 @@ def should_retry(error: Exception, *, idempotent: bool) -> bool:
     A call that is not idempotent (a submission: a duplicate is a second paid video) is retried only when the
     request certainly never reached the server. Idempotent calls are retried on connection errors, 5xx answers,
     server-side codes and rate limits."""
-    if isinstance(error, requests.ConnectionError) and not _may_have_reached_server(error):
+    if isinstance(error, requests.ConnectionError) and never_sent(error):
         return True
     if not idempotent:
         return False
-    if isinstance(error, (requests.ConnectionError, requests.Timeout)):
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, *BROKEN_OFF)):
         return True
     if isinstance(error, APIError):
         return isinstance(error, (ServerError, RateLimitedError)) or (error.http_status or 0) >= 500
@@ -37,9 +38,15 @@ def backoff(attempt: int, rng: random.Random | None = None, retry_after: float |
     return max(delay * (1 + 0.25 * (rng or random).random()), retry_after or 0.0)
 
 
-def _may_have_reached_server(error: requests.ConnectionError) -> bool:
+# an answer that broke off on its way (short of its Content-Length, a broken chunk or compression): a poll asked again
+BROKEN_OFF = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
+def never_sent(error: requests.ConnectionError) -> bool:
+    """Whether the request certainly never reached the server: its connection was never made (refused, a name that
+    does not resolve, a connect timeout)."""
     if isinstance(error, requests.ConnectTimeout):
-        return False
+        return True
     reason = error.args[0] if error.args else None
-    cause = getattr(reason, "reason", reason)
-    return type(cause).__name__ != "NewConnectionError"  # refused or unresolvable: nothing was sent
+    cause = getattr(reason, "reason", reason)  # urllib3's NameResolutionError is a NewConnectionError too
+    return isinstance(cause, urllib3.exceptions.NewConnectionError)

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
@@ -102,25 +102,47 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 def lone_surrogate(value: Any) -> str | None:
     """Where the first lone surrogate in a decoded value is, in the words of a message: "Payload.TaskId holds a lone
     surrogate \\udfff (...)"; None when there is none. JSON's `\\udfff` escape can put one in a string, and a Python
-    string can hold one, but no UTF-8 text can: neither the mock nor the API can keep or answer it."""
-    stack: list[tuple[Any, str]] = [(value, "")]
+    string can hold one, but no UTF-8 text can: neither the mock nor the API can keep or answer it.
+
+    Walked depth first, in the value's order, holding an iterator per level and naming no item until it is looked
+    into: a path string made for every item had taken 730 MB for a 2.5 MB array of numbers."""
+    if not isinstance(value, (dict, list)):
+        found = SURROGATE.search(value) if isinstance(value, str) else None
+        return _surrogate_at("the body", found) if found else None
+    stack = [(_entries(value), "")]
     while stack:
-        node, path = stack.pop()
-        where, found = path or "the body", None
-        if isinstance(node, str):
-            found = SURROGATE.search(node)
-        elif isinstance(node, dict):
-            for key, child in node.items():
-                if isinstance(key, str) and SURROGATE.search(key):
-                    where, found = f"a key of {path or 'the body'}", SURROGATE.search(key)
-                    break
-                stack.append((child, f"{path}.{key}" if path else str(key)))
-        elif isinstance(node, list):
-            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+        entry = next(stack[-1][0], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = stack[-1][1]
+        key, child, indexed = entry
+        found = None if indexed or not isinstance(key, str) else SURROGATE.search(key)
         if found:
-            return (f"{where} holds a lone surrogate \\u{ord(found.group()):04x} (a \\ud800-\\udfff escape not paired "
-                    f"as UTF-16)")
+            return _surrogate_at(f"a key of {path or 'the body'}", found)
+        if isinstance(child, str):
+            found = SURROGATE.search(child)
+            if found:
+                return _surrogate_at(_item(path, key, indexed), found)
+        elif isinstance(child, (dict, list)):
+            stack.append((_entries(child), _item(path, key, indexed)))
     return None
+
+
+def _entries(node: dict | list) -> Iterator[tuple[Any, Any, bool]]:
+    """(key or index, item, whether indexed) of each of a dict's or a list's items, in order."""
+    if isinstance(node, dict):
+        return ((key, child, False) for key, child in node.items())
+    return ((index, child, True) for index, child in enumerate(node))
+
+
+def _item(path: str, key: Any, indexed: bool) -> str:
+    return f"{path}[{key}]" if indexed else f"{path}.{key}" if path else str(key)
+
+
+def _surrogate_at(where: str, found: re.Match) -> str:
+    return (f"{where} holds a lone surrogate \\u{ord(found.group()):04x} (a \\ud800-\\udfff escape not paired as "
+            f"UTF-16)")
 
 
 # orjson reads an integer it cannot hold in 64 bits as a float, where json keeps it whole; 19 digits is the shortest

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
+import urllib3
 from ivh_mock.client import (
     APIConnectionError,
     AuthenticationError,
@@ -25,6 +26,7 @@ from ivh_mock.client import (
     WaitTimeoutError,
     parse_callback,
 )
+from ivh_mock.client.api import MAX_RETRIES
 from ivh_mock.client.errors import FAMILIES
 from ivh_mock.client.retry import backoff, should_retry
 from ivh_mock.mock_server import VirtualClock, create_app
@@ -486,18 +488,26 @@ def test_every_documented_code_has_an_exception_family():
 
 
 # -- the retry policy, as tables -------------------------------------------------------------------------------------
-def _connection_error(reason_type):
-    reason = type(reason_type, (Exception,), {})()
-    return requests.ConnectionError(type("Wrapped", (), {"reason": reason})())
+def _connection_error(reason):
+    """requests' ConnectionError as it raises one: urllib3's MaxRetryError around what went wrong."""
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))
+
+
+REFUSED = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+UNRESOLVED = urllib3.exceptions.NameResolutionError("nowhere.invalid", None, OSError("Name or service not known"))
+CUT = urllib3.exceptions.ProtocolError("Connection aborted.")
 
 
 @pytest.mark.parametrize("error, idempotent, retried", [
     (requests.ConnectTimeout(), False, True),  # never reached the server: safe even for a submission
-    (_connection_error("NewConnectionError"), False, True),
-    (_connection_error("ProtocolError"), False, False),  # the request may have arrived
+    (_connection_error(REFUSED), False, True),
+    (_connection_error(UNRESOLVED), False, True),  # a NewConnectionError too: it had not been retried (by name)
+    (_connection_error(CUT), False, False),  # the request may have arrived
     (requests.ReadTimeout(), False, False),
     (requests.ReadTimeout(), True, True),
-    (_connection_error("ProtocolError"), True, True),
+    (_connection_error(CUT), True, True),
+    (requests.exceptions.ChunkedEncodingError("IncompleteRead"), True, True),  # a poll's answer broke off
+    (requests.exceptions.ChunkedEncodingError("IncompleteRead"), False, False),
     (RateLimitedError(801004, "too frequent"), True, True),
     (RateLimitedError(801004, "too frequent"), False, False),
     (FAMILIES["server"](-101000, "internal"), True, True),
@@ -603,6 +613,91 @@ def test_no_error_the_client_raises_carries_the_signed_query_along():
         Client("a", "secret-token", "http://127.0.0.1:9", max_retries=0).getprogress("t")
     printed = "".join(traceback.format_exception(raised.value))
     assert "signature=" not in printed.replace("signature=[redacted]", "") and "Connection refused" in printed
+    assert raised.value.__context__ is None and raised.value.__cause__ is None  # it had kept requests' as context
+
+
+def test_a_download_that_fails_on_its_way_keeps_the_urls_query_out_of_its_error():
+    """urllib3 quotes the path and query it failed on (`Max retries exceeded with url: /v.mp4?sign=...`): only a
+    lowercase `signature=` had been redacted, and the error it was raised from kept the whole URL."""
+    url = "http://127.0.0.1:9/v.mp4?sign=SECRETA&x-cos-security-token=SECRETB&X-Amz-Signature=SECRETC"
+    with pytest.raises(DownloadError) as raised:
+        Client("a", "t", "http://127.0.0.1:9").download(url, "unwritten.mp4")
+    assert "Connection refused" in str(raised.value) and "SECRET" not in str(raised.value), str(raised.value)
+    assert raised.value.__context__ is None
+
+
+def _answer(body: bytes, *headers: str) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + "".join(f"{h}\r\n" for h in headers).encode()
+            + b"\r\n" + body)
+
+
+def test_answers_and_urls_no_client_reads_are_its_typed_errors_never_a_traceback(tmp_path):
+    """A Content-Length of 5,000 digits (int() refuses past 4,300), a redirect to `http://[::1/x` and a host label
+    past 63 characters had escaped as ValueError, and `ivh` printed a traceback; an answer holding NaN was printed by
+    `ivh --json` as text no strict JSON reader takes."""
+    huge = "Content-Length: " + "1" * 5000
+    with RawServer(_answer(envelope(PROGRESS), huge)) as server:
+        with pytest.raises(APIConnectionError, match="is 1000000000000000000 bytes, more than the 1048576"):
+            Client("a", "t", server.url, max_retries=0).getprogress("t")
+        with pytest.raises(DownloadError, match="larger than max_bytes"):
+            Client("a", "t", server.url).download(server.url + "/v.mp4", tmp_path / "v.mp4", max_bytes=10)
+    moved = b"HTTP/1.1 302 Found\r\nLocation: http://[::1/x\r\nContent-Length: 0\r\n\r\n"
+    with RawServer(moved) as server:
+        with pytest.raises(DownloadError, match="Invalid IPv6 URL"):
+            Client("a", "t", server.url).download(server.url + "/v.mp4", tmp_path / "v.mp4")
+    with pytest.raises(DownloadError):
+        Client("a", "t", "http://127.0.0.1:9").download(f"http://{'a' * 300}.example/v.mp4", tmp_path / "v.mp4")
+    for base_url in ("http://a..b", f"http://{'a' * 64}.example", f"http://{'a.' * 127}b"):
+        with pytest.raises(ValueError, match="the base URL .* is not an http or https URL with a host"):
+            Client("a", "t", base_url)
+    nan = envelope(PROGRESS).replace(b'"Duration": 0', b'"Duration": 0, "Extra": NaN')
+    with RawServer(_answer(nan, f"Content-Length: {len(nan)}")) as server:
+        with pytest.raises(APIConnectionError, match="NaN is not a JSON number"):
+            Client("a", "t", server.url, max_retries=0).getprogress("t")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_poll_whose_answer_broke_off_is_asked_again_and_a_hung_server_is_named_when_a_wait_ends():
+    """A getprogress answer cut short of its Content-Length had ended wait() at once, unretried; a wait on a server
+    that never answered said only that the task was not finished."""
+    cut = _answer(envelope(PROGRESS)[:10], "Content-Length: 1000")
+    with RawServer(cut) as server:
+        with pytest.raises(APIConnectionError, match="IncompleteRead"):
+            Client("a", "t", server.url, sleep=lambda seconds: None).getprogress("t")
+        assert server.requests == 1 + MAX_RETRIES
+    with RawServer(b"", hang=True) as server:
+        with pytest.raises(WaitTimeoutError) as raised:
+            Client("a", "t", server.url, timeout=0.5).wait("t", timeout=1.2, interval=0.1)
+    assert "the last poll failed: getprogress: " in str(raised.value) and "no whole answer" in str(raised.value)
+
+
+def test_looking_for_a_lone_surrogate_holds_no_more_than_a_path_per_level():
+    """parse_callback took 240 MB for a 2.5 MB callback with a long array (840 MB for 10 MB): the search for a lone
+    surrogate made a path string for every item before looking at it. The first one in the body's order is named."""
+    import tracemalloc
+
+    from ivh_mock.spec.jsontext import lone_surrogate
+
+    body = {"Header": {}, "Payload": {"X": [0] * 1_000_000, "Y": [{"a": ["ok", "b\udc00"]}, "c\udfff"]}}
+    tracemalloc.start()
+    try:
+        found = lone_surrogate(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.startswith("Payload.Y[0].a[1] holds a lone surrogate \\udc00") and peak < 100_000, (found, peak)
+    assert lone_surrogate({"k\ud800": 1}).startswith("a key of the body holds")
+    assert lone_surrogate("\ud800").startswith("the body holds") and lone_surrogate([1, "x", {}]) is None
+
+
+def test_a_submission_accepted_with_a_task_id_no_poll_can_take_is_said_as_no_answer_of_the_apis():
+    """An empty TaskId had come back as Submitted(task_id=''); `ivh submit --wait` then refused its own poll in
+    pre-flight and exited 1, "the API refused", for a submission that was accepted (billed): a script retries it."""
+    for task_id in ("", "x" * 500):
+        ivh, adapter, _ = answering(envelope({"TaskId": task_id}))
+        with pytest.raises(APIConnectionError, match="the submission was accepted .* TaskId is none getprogress"):
+            ivh.phototovideonotrain(TEXT_PAYLOAD)
+        assert adapter.calls == 1
 
 
 def test_a_download_writes_through_a_link_refuses_what_is_no_file_and_leaves_the_users_files_alone(tmp_path):
