@@ -333,6 +333,38 @@ def test_a_reset_deletes_the_files_of_the_forgotten_tasks(app, api, clock):
     assert not path.exists()
 
 
+def test_a_sweep_never_takes_the_media_of_a_task_stored_while_it_ran(app, api, clock, monkeypatch):
+    """A reset of one account (or a retention sweep) deleted every file no stored task referred to: another account's
+    submission that had taken in the same photo (kept already) but not yet stored its task lost it, and its video
+    answered 404 once finished."""
+    import threading
+
+    ctx = app.extensions["ivh_mock"]
+    finished(api, clock, TEXT_PAYLOAD)
+    photo = ctx.blobs.path("media", ctx.store.tasks()[0].photo)
+    taken_in, go_on, answers = threading.Event(), threading.Event(), []
+    add_task = ctx.store.add_task
+
+    def paused(*args, **kwargs):  # the photo taken in, the task not yet stored
+        taken_in.set()
+        go_on.wait(10)
+        return add_task(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.store, "add_task", paused)
+    other = in_process(app, clock, appkey="other-app")
+    submitting = threading.Thread(target=lambda: answers.append(other.call("phototovideonotrain", TEXT_PAYLOAD)))
+    submitting.start()
+    assert taken_in.wait(10)
+    assert app.test_client().post("/__mock__/reset", json={"appkey": "test-app"}).status_code == 200
+    assert not photo.exists()  # no stored task referred to it: swept
+    go_on.set()
+    submitting.join(10)
+    assert answers[0].code == 0 and photo.exists()  # kept again once its task was stored
+    clock.advance(60)
+    report = other.call("getprogress", {"TaskId": answers[0].payload["TaskId"]}).payload
+    assert app.test_client().get(path_of(report["MediaUrl"])).status_code == 200
+
+
 @pytest.mark.parametrize("seconds", [60])
 def test_a_sixty_second_video_has_the_right_duration(app, api, clock, seconds):
     _, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": SAMPLES + "audio-60s.wav"})
@@ -383,3 +415,10 @@ def test_a_start_deletes_what_a_writer_killed_mid_write_left_once_it_is_an_hour_
     os.utime(blobs.path("videos", kept), (old, old))  # a kept file as old is kept
     Blobs(tmp_path)  # as a worker starting on the directory
     assert not stale.exists() and fresh.exists() and blobs.get("videos", kept) == b"a rendered video"
+    # a file a sweep killed mid-sweep had set aside goes back where it was, once as old
+    photo = blobs.put("media", b"a photo")
+    assert blobs.set_aside("media", photo) and blobs.get("media", photo) is None
+    aside = tmp_path / "media" / f".sweep-{photo}"
+    os.utime(aside, (old, old))
+    Blobs(tmp_path)
+    assert blobs.get("media", photo) == b"a photo" and not aside.exists()

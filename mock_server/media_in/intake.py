@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..errors import ImageDownloadFailed, ParameterValueError
@@ -34,6 +34,13 @@ class Inputs:
     fail_code: int = 0  # the audio's FailCode when it did not pass
     fail_message: str = ""
     notes: tuple[str, ...] = ()  # rules the profile only recommends and the photo misses
+    # the bytes kept, to be kept again once the task that refers to them is stored (a sweep may have dropped them
+    # meanwhile: Blobs.set_aside)
+    kept: tuple[tuple[str, bytes], ...] = field(default=(), repr=False, compare=False)
+
+    def keep_again(self, blobs: Blobs) -> None:
+        for name, data in self.kept:
+            blobs.put("media", data, name)
 
 
 class Verdicts:
@@ -90,7 +97,7 @@ class Intake:
         if not verdict.ok:
             raise ParameterValueError("; ".join(problem.message for problem in verdict.problems))
         inputs = Inputs(photo=self.blobs.put("media", data, sha), width=verdict.width, height=verdict.height,
-                        notes=tuple(note.message for note in verdict.notes))
+                        notes=tuple(note.message for note in verdict.notes), kept=((sha, data),))
         if payload.get("DriverType") != "OriginalVoice":
             return inputs
         by += time.monotonic() - fetched  # judging and keeping the photo is no download: the audio has that time too
@@ -105,7 +112,8 @@ class Intake:
         sha, audio = self.verdicts.judge(check_audio, data, rules["audio"], field_name)
         if not audio.ok:
             return _failed(inputs, AUDIO_RULE_FAIL_CODE, "; ".join(problem.message for problem in audio.problems))
-        return replace(inputs, audio=self.blobs.put("media", data, sha), audio_ms=audio.duration_ms)
+        return replace(inputs, audio=self.blobs.put("media", data, sha), audio_ms=audio.duration_ms,
+                       kept=(*inputs.kept, (sha, data)))
 
 
 def _failed(inputs: Inputs, code: int, message: str) -> Inputs:

@@ -41,20 +41,38 @@ def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
     longer in the store, refer to. Return when, on the mock's clock, the next file can expire: no sweep before then
     can delete anything (a task accepted later finishes later still, unless the clock is set back)."""
-    kept: set[tuple[str, str]] = set()
     gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
+    expired, kept, next_due = _refs(store, now, retention_seconds)
+    aside = [(kind, name) for kind, name in (gone | expired) - kept if blobs.set_aside(kind, name)]
+    if not aside:
+        return next_due
+    # a submission may have stored a task that refers to one since the tasks were read (it took its media in, a file
+    # kept already, before): read again, and put back what one refers to now (Blobs.set_aside)
+    _, kept, next_due = _refs(store, now, retention_seconds)
+    deleted = 0
+    for kind, name in aside:
+        if (kind, name) in kept:
+            blobs.put_back(kind, name)
+        else:
+            deleted += blobs.drop_aside(kind, name)
+    if deleted:
+        log.info("retention: deleted %d files", deleted)
+    return next_due
+
+
+def _refs(store: Store, now: float, retention_seconds: float) -> tuple[set, set, float]:
+    """The files of the stored tasks past their retention and of the others, and when the next of those expires."""
+    expired: set[tuple[str, str]] = set()
+    kept: set[tuple[str, str]] = set()
     next_due = now + retention_seconds
     for finish_at, photo, audio, video in store.media_refs():
         expires = finish_at + retention_seconds
         if now >= expires:
-            gone.update(_files(photo, audio, video))
+            expired.update(_files(photo, audio, video))
         else:
             kept.update(_files(photo, audio, video))
             next_due = min(next_due, expires)
-    deleted = sum(blobs.delete(kind, name) for kind, name in gone - kept)
-    if deleted:
-        log.info("retention: deleted %d files", deleted)
-    return next_due
+    return expired, kept, next_due
 
 
 def _files(photo: str, audio: str, video: str) -> set[tuple[str, str]]:

@@ -69,6 +69,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         )
 
     task = ctx.store.add_task(account.appkey, build, call.journal)  # rendered when first asked for (D47)
+    inputs.keep_again(ctx.blobs)  # a sweep since they were taken in saw no task referring to them
     return {"TaskId": task.task_id}
 
 

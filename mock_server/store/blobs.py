@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 # A temporary file older than this was left by a writer that was killed (no download, upload or render lasts an hour)
 STALE_SECONDS = 3600
+ASIDE = ".sweep-"  # a file a sweep has set aside, to be dropped or put back (`set_aside`)
 
 
 def digest(data: bytes) -> str:
@@ -35,17 +36,19 @@ class Blobs:
 
     def _drop_stale_temporaries(self) -> None:
         """Delete what writers killed mid-write left (`.tmp-*`, see `writing`), once older than STALE_SECONDS: no
-        write takes that long, so another process or host sharing the directory is not writing it any more."""
+        write takes that long, so another process or host sharing the directory is not writing it any more. A file a
+        sweep killed meanwhile had set aside (`set_aside`) goes back, unless it is there again."""
         cutoff = time.time() - STALE_SECONDS
         with os.scandir(self._root) as folders:
             kinds = [folder.path for folder in folders if folder.is_dir(follow_symlinks=False)]
         for kind in kinds:
             with os.scandir(kind) as entries:
                 for entry in entries:
-                    if entry.name.startswith(".tmp-"):
-                        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
-                            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                                os.unlink(entry.path)
+                    with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
+                        if entry.name.startswith(".tmp-") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.path)
+                        elif entry.name.startswith(ASIDE) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.rename(entry.path, os.path.join(kind, entry.name[len(ASIDE):]))
 
     def path(self, kind: str, name: str) -> Path:
         return Path(self._where(kind, name))
@@ -82,6 +85,31 @@ class Blobs:
             return self.path(kind, name).read_bytes()
         except (FileNotFoundError, ValueError):
             return None
+
+    # A sweep deletes the files no task refers to in two steps, so that a submission storing a task that refers to
+    # one meanwhile never loses it: each is set aside (renamed), the tasks are read again, and what one refers to now
+    # is put back, the rest dropped. A submission keeps its media again once its task is stored (`put`): a file set
+    # aside, or dropped, before it was stored is written anew; one set aside after is put back.
+    def set_aside(self, kind: str, name: str) -> bool:
+        try:
+            os.rename(self._where(kind, name), self._aside(kind, name))
+            return True
+        except (FileNotFoundError, ValueError):  # gone already (another worker's sweep), or no name of a file
+            return False
+
+    def put_back(self, kind: str, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):  # another worker's sweep had it: the submission writes it anew
+            os.rename(self._aside(kind, name), self._where(kind, name))
+
+    def drop_aside(self, kind: str, name: str) -> bool:
+        try:
+            os.unlink(self._aside(kind, name))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _aside(self, kind: str, name: str) -> str:
+        return f"{self._root}/{kind}/{ASIDE}{name}"  # a name `_where` takes only for the file itself
 
     def put_json(self, kind: str, name: str, value: Any) -> None:
         self.put(kind, json.dumps(value, sort_keys=True, ensure_ascii=False).encode(), name)
