@@ -263,6 +263,18 @@ def test_a_callback_is_due_once_finished_and_gone_once_sent(store):
     assert store.claim_callback("t2", 60) is False  # no CallbackUrl: nothing to claim
 
 
+def test_a_callback_sent_while_its_task_was_reset_stays_forgotten(store):
+    """A callback delivered during a reset was recorded after it: the forgotten account came back in the listings,
+    and on Redis its log survived every later reset (its appkey was in no set a reset reads)."""
+    for reset in ("app", None):
+        task = store.add_task("app", lambda backlog_at: make_task("t1"))
+        assert store.claim_callback("t1", 60) is True
+        store.reset(reset)  # while the callback is on its way
+        store.record_callback(attempt(task))
+        assert store.callbacks("app") == [] and store.callbacks() == [] and "app" not in store.appkeys()
+        store.reset(None)
+
+
 def test_a_lapsed_claim_is_claimed_again_but_a_sent_callback_never(store):
     task = store.add_task("app", lambda backlog_at: make_task("t1"))
     assert store.claim_callback("t1", 0.2) is True

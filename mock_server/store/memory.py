@@ -108,7 +108,8 @@ class MemoryStore:
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
         with self._lock:
-            self._callbacks.setdefault(attempt.appkey, []).append(attempt)
+            if attempt.task_id in self._tasks:  # a task reset meanwhile stays forgotten, its account with it
+                self._callbacks.setdefault(attempt.appkey, []).append(attempt)
             self._unsent.discard(attempt.task_id)
             self._leases.pop(attempt.task_id, None)
 

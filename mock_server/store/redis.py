@@ -329,10 +329,29 @@ class RedisStore:
         return True
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
-        pipe = self.redis.pipeline()  # MULTI/EXEC: the log entry and "sent" land together
-        pipe.rpush(self._key("callbacks", attempt.appkey), dumps(attempt))
-        pipe.zrem(self._key("due"), attempt.task_id)
-        pipe.execute()
+        # the log entry and "sent" land together, and only while the task is there: one reset meanwhile stays
+        # forgotten (its log had survived every later reset, under an appkey no set a reset reads held)
+        self._while_task_is_there(attempt.task_id, lambda pipe: pipe.rpush(self._key("callbacks", attempt.appkey),
+                                                                           dumps(attempt)),
+                                  lambda pipe: pipe.zrem(self._key("due"), attempt.task_id))
+
+    def _while_task_is_there(self, task_id: str, write: Callable[[Any], Any], anyway: Callable[[Any], Any]) -> None:
+        """In one MULTI/EXEC, `write` if the task is stored, and `anyway`; made again should a reset (or anything)
+        change the task's key between the look and the write."""
+        key = self._key("task", task_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    there = pipe.exists(key)
+                    pipe.multi()
+                    if there:
+                        write(pipe)
+                    anyway(pipe)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
         keys = [appkey] if appkey else self.appkeys()
@@ -357,11 +376,10 @@ class RedisStore:
         return True
 
     def record_upload(self, record: UploadRecord) -> None:
-        pipe = self.redis.pipeline()  # MULTI/EXEC: the outcome and "no longer owed" land together
-        if self.redis.exists(self._key("task", record.task_id)):  # a task reset meanwhile stays forgotten
-            pipe.set(self._key("upload", record.task_id), dumps(record))
-        pipe.zrem(self._key("owed"), record.task_id)
-        pipe.execute()
+        # the outcome and "no longer owed" land together; a task reset meanwhile stays forgotten
+        self._while_task_is_there(record.task_id, lambda pipe: pipe.set(self._key("upload", record.task_id),
+                                                                        dumps(record)),
+                                  lambda pipe: pipe.zrem(self._key("owed"), record.task_id))
 
     def upload_of(self, task_id: str) -> UploadRecord | None:
         text = self.redis.get(self._key("upload", task_id))

@@ -304,8 +304,9 @@ class SqliteStore:
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
         with self._writing() as db:
-            db.execute("INSERT INTO callbacks (appkey, at, record) VALUES (?, ?, ?)",
-                       (attempt.appkey, attempt.at, dumps(attempt)))
+            db.execute("INSERT INTO callbacks (appkey, at, record) SELECT ?, ?, ? WHERE EXISTS "
+                       "(SELECT 1 FROM tasks WHERE task_id = ?)",  # a task reset meanwhile stays forgotten
+                       (attempt.appkey, attempt.at, dumps(attempt), attempt.task_id))
             db.execute("UPDATE tasks SET sent = 1 WHERE task_id = ?", (attempt.task_id,))
 
     def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
