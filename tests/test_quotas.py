@@ -34,6 +34,20 @@ def test_the_submission_limit_answers_100008_with_the_faq_message(make, clock):
     assert api.call("phototovideonotrain", text()).code == 0
 
 
+def test_a_task_waiting_on_its_uploads_holds_no_slot_and_no_place_under_the_limit(make, clock):
+    """D52: its render is over and the plans of later tasks were fixed when each was accepted (D41), so a task that
+    stays MAKING at 99 until its uploads are answered counts neither against max_pending nor against the slots."""
+    api, ctx = make(max_pending=1)
+    ctx.store.put_account_settings("test-app", {"concurrency": 1})
+    uploading = submit(api, text(VideoStorageS3Url="http://127.0.0.1:9/bucket/v.mp4"))  # no dispatcher: never sent
+    assert api.call("phototovideonotrain", text()).code == 100008  # still rendering: it counts
+    clock.advance(60)
+    assert (poll(api, uploading)["Status"], poll(api, uploading)["Progress"]) == ("MAKING", 99)
+    after = submit(api, text())  # rendered: its place is free, and so is its slot
+    clock.advance(1.0 + 0.1)  # the pace's queue, and no more: it started at once
+    assert poll(api, after)["Status"] == "MAKING" and poll(api, uploading)["Status"] == "MAKING"
+
+
 def test_shared_tasks_use_up_the_hourly_package(make, clock):
     api, _ = make(hourly_package_seconds=5.0)  # 2 s per task
     submit(api, text(ConcurrencyType="Shared"))
