@@ -336,7 +336,7 @@ def _queries_out(text: str, url: str, error: Exception) -> str:
         except ValueError:
             continue
         if query:
-            text = text.replace(query, "[redacted]")
+            text = text.replace("?" + query, "?[redacted]")
     return _SIGNATURE.sub(r"\1[redacted]", without_queries(text))
 
 

@@ -60,15 +60,24 @@ def schema_problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | N
 
 def _json_spelled(error: jsonschema.ValidationError) -> str:
     """jsonschema's message with the value it begins with written as JSON writes it (`true was expected`, `null is
-    not of type 'object'`, `"5" is not of type 'number'`), not as Python does (`True`, `None`, `'5'`)."""
+    not of type 'object'`, `"5" is not of type 'number'`), not as Python does (`True`, `None`, `'5'`), and cut to
+    SHOWN characters. A text too long or too short is not quoted at all: it may be a secret (an accesstoken of
+    300,000 characters had come back whole in the refusal, and in the error a start prints)."""
+    if error.validator in ("minLength", "maxLength") and isinstance(error.instance, str):
+        words = "at least" if error.validator == "minLength" else "at most"
+        return f"is {len(error.instance)} characters long; it must have {words} {error.validator_value}"
     for value in (error.instance, error.validator_value):
         written = repr(value)
         if error.message.startswith(written):
             try:
-                return json.dumps(value, ensure_ascii=False) + error.message[len(written):]
+                shown = json.dumps(value, ensure_ascii=False)
             except (TypeError, ValueError):  # a value JSON cannot write (from YAML: a date) stays as it was
                 break
+            return (shown if len(shown) <= SHOWN else shown[:SHOWN - 3] + "...") + error.message[len(written):]
     return error.message
+
+
+SHOWN = 80  # characters of a refused value a message quotes
 
 
 def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:

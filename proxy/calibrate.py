@@ -110,7 +110,7 @@ def _sparse(gap: float, queue: float, render: float) -> str | None:
     """Why the pace cannot be trusted when the polls that saw each change were as far apart as what was measured
     (a client waiting 2 s between polls, on a queue of 1 s, measured 2 s of it); None when they were close enough."""
     shortest = round(min(queue, render), 3)
-    if gap <= SPARSE * shortest:
+    if gap <= max(SPARSE * shortest, CLOSE_ENOUGH):  # a queue of about 0 measured by polls 0.1 s apart is measured
         return None
     return (f"the polls around each change of status were a median {gap:g} s apart, more than "
             f"{SPARSE:.0%} of the shortest time measured ({shortest:g} s): each change is placed only somewhere "
@@ -118,6 +118,7 @@ def _sparse(gap: float, queue: float, render: float) -> str | None:
 
 
 SPARSE = 0.5  # a poll gap past this share of a measured time makes the pace a guess
+CLOSE_ENOUGH = 0.25  # seconds: polls this close are what the warning advises, whatever they measure
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:

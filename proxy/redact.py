@@ -20,7 +20,9 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
 # a secret's when `is_sensitive` says so. A form's bracketed names count (`user[password]=`, `user%5Bpassword%5D=`),
 # and so do `=>` and `:=` (Ruby's, PHP's and Go's).
-_NAMED = re.compile(r"(?:(?<![a-z0-9_%-])|(?<=%[0-9a-f]{2}))([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
+# A name starts where no name character is before it, or after an escape (`%3Fsig=`), or after a `%` that starts none.
+_NAMED = re.compile(r"(?:(?<![a-z0-9_%-])|(?<=%[0-9a-f]{2})|(?<=%)(?![0-9a-f]{2}))"
+                    r"([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
                     r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
 _INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|-)key$", re.IGNORECASE)  # X-Authentication, license-key
 # a header's whole value, to its line's end (or to a quote or a backslash: the end of a quoted or escaped text holding
@@ -65,7 +67,8 @@ def text(value: str) -> str:
 
 
 ENCODINGS = 2  # URL-encoded text is decoded this many times over at most (a URL inside a URL inside a form)
-_ENCODED = re.compile(r"[a-z0-9%._~+-]++", re.IGNORECASE)  # a run of URL-encoded text (`=`, `&`: its own syntax)
+# a run of URL-encoded text (`=`, `&`: its own syntax; `/`, which quote() leaves as it is, inside it)
+_ENCODED = re.compile(r"[a-z0-9%._~+/-]++", re.IGNORECASE)
 _ESCAPE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 
 

@@ -624,6 +624,9 @@ def test_a_download_that_fails_on_its_way_keeps_the_urls_query_out_of_its_error(
         Client("a", "t", "http://127.0.0.1:9").download(url, "unwritten.mp4")
     assert "Connection refused" in str(raised.value) and "SECRET" not in str(raised.value), str(raised.value)
     assert raised.value.__context__ is None
+    with pytest.raises(DownloadError) as raised:  # a query of one character: taken out where it is a query only
+        Client("a", "t", "http://127.0.0.1:9").download("http://127.0.0.1:9/v.mp4?1", "unwritten.mp4")
+    assert "host='127.0.0.1', port=9" in str(raised.value) and "url: /v.mp4?[redacted]" in str(raised.value)
 
 
 def _answer(body: bytes, *headers: str) -> bytes:

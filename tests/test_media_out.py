@@ -365,6 +365,44 @@ def test_a_sweep_never_takes_the_media_of_a_task_stored_while_it_ran(app, api, c
     assert app.test_client().get(path_of(report["MediaUrl"])).status_code == 200
 
 
+def test_a_stored_task_is_answered_as_accepted_when_its_media_cannot_be_kept_again(app, api, monkeypatch):
+    """Keeping its media again comes after the task is stored (and billed): a full disk then had answered 500."""
+    from ivh_mock.mock_server.media_in.intake import Inputs
+
+    def full(self, blobs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Inputs, "keep_again", full)
+    answer = api.call("phototovideonotrain", TEXT_PAYLOAD)
+    assert answer.code == 0 and app.extensions["ivh_mock"].store.get_task(answer.payload["TaskId"]) is not None
+
+
+def test_a_sweep_puts_back_the_files_of_a_task_stored_after_it_read_the_tasks(app, api, clock, monkeypatch):
+    """The other half of the race above: the sweep reads the tasks, the submission stores its task (and keeps its
+    photo again, a file still there), then the sweep deletes what it read no task referred to. It reads the tasks
+    again before it deletes, and puts back what one refers to now."""
+    from ivh_mock.mock_server.media_out import results as swept
+
+    ctx = app.extensions["ivh_mock"]
+    finished(api, clock, TEXT_PAYLOAD)
+    first = ctx.store.tasks()[0]
+    photo = ctx.blobs.path("media", first.photo)
+    ctx.store.reset(first.appkey)  # its task forgotten: its photo is due to go
+    reads = []
+    media_refs = ctx.store.media_refs
+
+    def read_then_submit():  # the sweep's first read; the submission stores its task right after it
+        refs = media_refs()
+        if not reads:
+            assert in_process(app, clock, appkey="other-app").call("phototovideonotrain", TEXT_PAYLOAD).code == 0
+        reads.append(refs)
+        return refs
+
+    monkeypatch.setattr(ctx.store, "media_refs", read_then_submit)
+    swept.sweep(ctx.store, ctx.blobs, clock.now(), ctx.spec.service["retentionSeconds"], [first])
+    assert len(reads) == 2 and photo.exists()
+
+
 @pytest.mark.parametrize("seconds", [60])
 def test_a_sixty_second_video_has_the_right_duration(app, api, clock, seconds):
     _, report = finished(api, clock, {**AUDIO_PAYLOAD, "InputAudioUrl": SAMPLES + "audio-60s.wav"})
@@ -415,9 +453,13 @@ def test_a_start_deletes_what_a_writer_killed_mid_write_left_once_it_is_an_hour_
     os.utime(blobs.path("videos", kept), (old, old))  # a kept file as old is kept
     Blobs(tmp_path)  # as a worker starting on the directory
     assert not stale.exists() and fresh.exists() and blobs.get("videos", kept) == b"a rendered video"
-    # a file a sweep killed mid-sweep had set aside goes back where it was, once as old
+    # a file a sweep killed mid-sweep had set aside goes back where it was, an hour after it was set aside; one set
+    # aside now stays aside, however old the file (a rename keeps its time: a start had undone every live sweep)
     photo = blobs.put("media", b"a photo")
+    os.utime(blobs.path("media", photo), (old, old))
     assert blobs.set_aside("media", photo) and blobs.get("media", photo) is None
+    Blobs(tmp_path)
+    assert blobs.get("media", photo) is None
     aside = tmp_path / "media" / f".sweep-{photo}"
     os.utime(aside, (old, old))
     Blobs(tmp_path)

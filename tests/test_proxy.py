@@ -637,8 +637,8 @@ def test_a_pace_from_polls_as_far_apart_as_what_they_measure_comes_with_a_warnin
     from ivh_mock.proxy import calibrate
     from ivh_mock.proxy.checks import TaskTrail
 
-    def trail(video_seconds: float, every: float) -> TaskTrail:  # queue 1 s, render 2 s + 0.2 s per second of video
-        queue, render, seen, at = 1.0, 2.0 + 0.2 * video_seconds, [], 0.0
+    def trail(video_seconds: float, every: float, queue: float = 1.0) -> TaskTrail:  # render 2 s + 0.2 s per second
+        render, seen, at = 2.0 + 0.2 * video_seconds, [], 0.0
         while not seen or seen[-1][1] != "SUCCESS":
             at += every
             status = "COMMIT" if at < queue else "MAKING" if at < queue + render else "SUCCESS"
@@ -651,6 +651,8 @@ def test_a_pace_from_polls_as_far_apart_as_what_they_measure_comes_with_a_warnin
     assert sparse["poll_gap_median"] == 2.0 and "a median 2 s apart" in sparse["warning"]
     close = calibrate.measure([trail(5, 0.25), trail(20, 0.25)])
     assert close["warning"] is None and close["render_speed"] == pytest.approx(0.2, rel=0.05)
+    no_queue = calibrate.measure([trail(5, 0.1, queue=0.0), trail(20, 0.1, queue=0.0)])  # nothing to measure
+    assert no_queue["queue_seconds"] < 0.1 and no_queue["warning"] is None  # 0.1 s apart: close enough
 
 
 def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
@@ -1255,6 +1257,7 @@ def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are
     whole; so had a value between escaped single quotes, the parameters of a Digest authorization in the middle of a
     line (only up to the first quote was taken), and a bearer token after a colon or a form's `+`."""
     import time
+    from urllib.parse import quote
 
     from ivh_mock.proxy import redact
 
@@ -1272,6 +1275,11 @@ def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are
     assert redact.text("next=%2Fcb%3Ftoken%3DU2&x=1") == "next=%2Fcb%3Ftoken%3D[redacted]&x=1"
     assert redact.text('got Authorization: Digest username="u", response="U8" and') == (
         "got Authorization: [redacted] and")  # the text after the parameters stays
+    # a name right after a `%` that starts no escape, as before; a `/` inside an encoded run (quote() keeps it)
+    for given, secret in (("100%password=hunter2", "hunter2"), ("%token=abc", "abc"), ("50%secret: xyz", "xyz"),
+                          ("%auth=U12", "U12"), ("redirect=" + quote("https://cdn.example/v.mp4?sign=q/Wx+Yz==&t=1"),
+                                                 "Wx"), ("n=/cb%3Faccess_token%3DeyJhb/GciOi.Jz", "GciOi")):
+        assert secret not in redact.text(given), (given, redact.text(given))
     for kept in ("plain%20text%20kept", "%E8%A7%86%E9%A2%91.mp4", "100%25 of the %zz"):  # nothing secret in them
         assert redact.text(kept) == kept
     started = time.monotonic()  # each encoded run is decoded at most twice over: linear still

@@ -6,6 +6,7 @@ scenario, atomically per account so that concurrent submissions queue in a consi
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..accounts import Account
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..context import MockContext
     from .call import Call
 
+log = logging.getLogger(__name__)
 TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md D34)
 
 
@@ -69,7 +71,10 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         )
 
     task = ctx.store.add_task(account.appkey, build, call.journal)  # rendered when first asked for (D47)
-    inputs.keep_again(ctx.blobs)  # a sweep since they were taken in saw no task referring to them
+    try:  # a sweep since they were taken in saw no task referring to them
+        inputs.keep_again(ctx.blobs)
+    except OSError as error:  # the task is stored, and billed: its answer stands; its video will say what is missing
+        log.warning("task %s: its media could not be kept again: %s", task.task_id, error)
     return {"TaskId": task.task_id}
 
 

@@ -38,7 +38,7 @@ PREFIX = "/__mock__"
 UI_DIR = Path(__file__).with_name("ui")
 UI_FILES = {"dashboard.js", "dashboard.css"}
 SCHEMAS = read_yaml(Path(__file__).with_name("control.schema.yaml"))["$defs"]
-# an appkey, wherever the control API takes one, by the accounts' rule (the API's, D58): written once, there
+# an appkey in a control URL's path or a reset's body, by the accounts' rule (the API's, D58): written once, there
 SCHEMAS["reset"]["properties"]["appkey"] = SETTINGS_SCHEMA["properties"]["appkey"]
 DEFAULT_LIMIT = 500
 REAL_TIME_TOLERANCE = 1.0  # seconds a running clock may be off real time and still count as real time
@@ -242,9 +242,10 @@ class _Routes:
 
     # -- accounts ---------------------------------------------------------------------------------------------
     def accounts(self):
-        keys = sorted(set(self.ctx.accounts.listed()) | set(self.ctx.store.appkeys()))
+        listed = set(self.ctx.accounts.listed())
+        keys = sorted(listed | set(self.ctx.store.appkeys()))
         if self.ctx.accounts.strict:  # a store kept from a run without an accounts file holds accounts it refuses
-            keys = [key for key in keys if account_of(self.ctx, key) is not None]
+            keys = [key for key in keys if key in listed or account_of(self.ctx, key) is not None]
         total = len(keys)
         if "limit" in request.args:  # the most recently active first (what the dashboard polls every second)
             recent = [e.appkey for e in reversed(self.ctx.store.journal(limit=RECENT_REQUESTS)) if e.authenticated]

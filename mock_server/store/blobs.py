@@ -93,9 +93,11 @@ class Blobs:
     def set_aside(self, kind: str, name: str) -> bool:
         try:
             os.rename(self._where(kind, name), self._aside(kind, name))
-            return True
         except (FileNotFoundError, ValueError):  # gone already (another worker's sweep), or no name of a file
             return False
+        with contextlib.suppress(FileNotFoundError):  # dated now: a start puts back only what a sweep killed an
+            os.utime(self._aside(kind, name))  # hour ago left (a rename keeps an expired file's days-old time)
+        return True
 
     def put_back(self, kind: str, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):  # another worker's sweep had it: the submission writes it anew
