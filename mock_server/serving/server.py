@@ -37,7 +37,7 @@ from . import balance, collector, dispatch, unread
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
-HEADER_BYTES = 32_768  # the request line and headers together; more is answered 431
+HEADER_BYTES = unread.HEADER_BYTES
 BUFFERED_BYTES = 65_536  # a body past this waits in a temporary file, not in memory
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed
 UNSENT_BYTES = 1_048_576  # answers a connection has not taken past this wait for it: the next request, unthreaded

@@ -15,6 +15,7 @@ from ..routes import control, envelope, results
 from ..store import new_id
 
 _API_PATHS = frozenset(operation.path for operation in spec_module.load().operations.values())
+HEADER_BYTES = 32_768  # a request line and headers together; more is answered 431 (D06), by either server
 
 
 def route_of(line: bytes, whole: bool) -> tuple[str, str, str | None]:
