@@ -313,8 +313,10 @@ class Client:
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
             message = header.get("Message", "")
-            raise family(code, message if isinstance(message, str) else json.dumps(message), header.get("RequestID"),
-                         http_status=status, body=envelope, retry_after=_retry_after(response))
+            request_id = header.get("RequestID")  # an id, or None: never what a server put there instead (a list)
+            raise family(code, message if isinstance(message, str) else json.dumps(message),
+                         request_id if isinstance(request_id, str) else None, http_status=status, body=envelope,
+                         retry_after=_retry_after(response))
         return header, envelope
 
 

@@ -693,6 +693,15 @@ def test_looking_for_a_lone_surrogate_holds_no_more_than_a_path_per_level():
     assert lone_surrogate("\ud800").startswith("the body holds") and lone_surrogate([1, "x", {}]) is None
 
 
+def test_an_error_answers_request_id_is_text_or_none():
+    """An error envelope with `"RequestID": ["x"]` had given APIError.request_id == ['x']."""
+    refusal = json.dumps({"Header": {"Code": 100002, "Message": "bad", "RequestID": ["x"]}, "Payload": {}}).encode()
+    ivh, _, _ = answering(refusal)
+    with pytest.raises(ParameterError) as raised:
+        ivh.getprogress("t")
+    assert raised.value.request_id is None and raised.value.code == 100002
+
+
 def test_a_submission_accepted_with_a_task_id_no_poll_can_take_is_said_as_no_answer_of_the_apis():
     """An empty TaskId had come back as Submitted(task_id=''); `ivh submit --wait` then refused its own poll in
     pre-flight and exited 1, "the API refused", for a submission that was accepted (billed): a script retries it."""
