@@ -67,13 +67,13 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "server without it")
     config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API); limited "
                                        "by --ivh-allow-spend")
-    if _names_the_suite(config.args):  # the suite is to run: its extra must be there
+    if _names_the_suite(config.args):  # the suite is to run: its extra must be there, and its report's folder
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
-    report_dir = Path(config.getoption("--ivh-report-dir"))
-    if report_dir.exists() and not report_dir.is_dir():  # else found only at the end of the run, the report lost
-        raise pytest.UsageError(f"--ivh-report-dir {report_dir}: it is a file, not a directory")
+        report_dir = Path(config.getoption("--ivh-report-dir"))  # (any other run writes none: a file `reports` in
+        if report_dir.exists() and not report_dir.is_dir():  # an app's folder had stopped every run of its tests)
+            raise pytest.UsageError(f"--ivh-report-dir {report_dir}: it is a file, not a directory")
     if (config.getoption("--ivh-allow-spend") or 0) < 0:
         raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
                                 f"submissions, 0 or more")

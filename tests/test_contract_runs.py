@@ -208,6 +208,16 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+def test_a_file_named_reports_in_an_apps_folder_stops_no_run_but_the_suites(tmp_path):
+    """Installing ivh-mock adds the suite's options to every pytest run: the check of --ivh-report-dir's default,
+    `reports`, had stopped every run of an app's own tests in a folder holding a file of that name."""
+    (tmp_path / "reports").write_text("a file of the app's")
+    (tmp_path / "test_app.py").write_text("def test_it():\n    assert True\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
 def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
     """The suite's report said "everything seen conforms" of a target whose answers carried an undocumented field
     (the recording proxy reported it from the same traffic), or a Status outside the spec's enum; and an answer that

@@ -7,6 +7,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.store import open_store
 
@@ -161,6 +162,36 @@ def test_the_fixtures_list_a_callback_the_receiver_already_holds():
         client.wait(task.task_id, timeout=600)
         receiver.wait_for(1)  # the receiver has it, and answers half a second later
         assert [callback["task_id"] for callback in mock.callbacks()] == [task.task_id]
+
+
+def test_right_after_advance_the_fixtures_list_the_callbacks_that_fell_due_and_the_task_shows_them():
+    """Right after `advance()`, `callbacks()` was empty in 40 runs of 40: the dispatcher had not yet claimed the
+    callback due, and only a delivery under way was waited for; `task(id)["callbacks"]` waited for nothing."""
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        client = mock.client("due")
+        task = client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg"),
+                                           "CallbackUrl": "http://127.0.0.1:9/cb"})  # refused: recorded at once
+        mock.advance(60)
+        assert [callback["task_id"] for callback in mock.callbacks()] == [task.task_id]
+        assert mock.task(task.task_id)["callbacks"], mock.task(task.task_id)
+
+
+def test_a_moved_clock_sweeps_at_once_and_a_swept_tasks_subtitles_go_with_its_video():
+    """MockServer.advance left expired files to the dispatcher's sweep, every 30 s of real time: a clock set back
+    after 8 days served the video again or not, by how long the test had run, and the subtitles always."""
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        client = mock.client("swept")
+        task = client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg")})
+        done = client.wait(task.task_id, timeout=600)
+        start = mock.now()
+        mock.advance(8 * 86400)
+        mock.clock.set(start)
+        for url in (done.media_url, done.subtitles_url):
+            assert requests.get(url, timeout=10).status_code == 404, url
 
 
 def test_real_true_returns_a_moved_clock_to_real_time(stored):

@@ -365,6 +365,19 @@ def test_a_sweep_never_takes_the_media_of_a_task_stored_while_it_ran(app, api, c
     assert app.test_client().get(path_of(report["MediaUrl"])).status_code == 200
 
 
+def test_a_video_gone_between_its_render_and_its_answer_is_a_missing_key_not_a_500(app, api, clock, monkeypatch):
+    """A mock stopped while a download waited on its render (a test's teardown) removed the scratch folder under it:
+    the download answered 500 and the log had an ERROR traceback."""
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+
+    def gone(path, **options):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(media, "send", gone)
+    answer = app.test_client().get(path_of(report["MediaUrl"]))
+    assert answer.status_code == 404 and b"<Code>NoSuchKey</Code>" in answer.data
+
+
 def test_a_stored_task_is_answered_as_accepted_when_its_media_cannot_be_kept_again(app, api, monkeypatch):
     """Keeping its media again comes after the task is stored (and billed): a full disk then had answered 500."""
     from ivh_mock.mock_server.media_in.intake import Inputs

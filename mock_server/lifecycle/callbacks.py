@@ -79,15 +79,23 @@ class CallbackDispatcher:
         self._wake.set()
 
     def delivered(self, timeout: float) -> bool:
-        """Wait until no delivery is under way (a target can hold a callback it was sent before the attempt is
-        recorded), at most `timeout` seconds; True when none is."""
+        """Wait until every callback due by the mock's clock is delivered and recorded, at most `timeout` seconds;
+        True when none is left. A target can hold a callback it was sent before the attempt is recorded, and one due
+        since the clock last moved may not be claimed yet: right after `advance()`, `callbacks()` had been empty."""
         deadline = time.monotonic() + timeout
         while True:
-            if self._shares.idle():
+            if self._shares.idle() and (self._thread is None or not self._due()):
                 return True
             if time.monotonic() >= deadline:
                 return False
+            self._wake.set()
             time.sleep(0.005)
+
+    def _due(self) -> list[Task]:
+        """The tasks whose callback is due by the mock's clock (a task waiting for its uploads has not finished)."""
+        store = self.ctx.store
+        return [task for task in store.due_callbacks(self.ctx.clock.now())
+                if not task.uploads or store.upload_of(task.task_id) is not None]
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until the uploads due by the mock's clock are recorded, at most `timeout` seconds (default: the time
@@ -114,9 +122,7 @@ class CallbackDispatcher:
         threads at most deliver to one target at once, and the targets with the fewest deliveries under way go first,
         so a slow target waits behind one that answers (lifecycle/shares.py)."""
         store, lease = self.ctx.store, self.lease_seconds
-        due = [task for task in store.due_callbacks(self.ctx.clock.now())  # a task waiting for its uploads has not
-               if not task.uploads or store.upload_of(task.task_id) is not None]  # finished yet
-        return self._shares.start(self._pool, due, lambda task: target_of(task.payload["CallbackUrl"]),
+        return self._shares.start(self._pool, self._due(), lambda task: target_of(task.payload["CallbackUrl"]),
                                   lambda task: store.claim_callback(task.task_id, lease), self.deliver,
                                   self._wake.set)  # a thread is free: look for callbacks left waiting for one
 

@@ -134,13 +134,17 @@ SAMPLES = {sample.name: sample for sample in [
 ]}
 
 
+FAILS = "accepted, then the task fails (801009)"  # an audio breaking a rule: judged as the task runs (D45)
+
+
 def expected(sample: Sample, profile: dict[str, Any]) -> str:
-    """Return what the mock does with `sample` under `profile`: accepted, refused, or accepted with a note (a rule
-    the profile only recommends)."""
+    """Return what the mock does with `sample` under `profile`: accepted; refused (a photo, at submission); accepted,
+    then the task fails (an audio: the listing had said "refused", and a test built on it expected a ParameterError
+    the submission never raised); or accepted with a note (a rule the profile only recommends)."""
     if sample.breaks is None:
         return "accepted"
     kind, rule = sample.breaks.split(".")
     limits = profile[kind].get(rule)
     if isinstance(limits, dict) and limits.get("enforced") is False:
         return "accepted with a note"
-    return "refused"
+    return FAILS if kind == "audio" else "refused"

@@ -41,11 +41,15 @@ def register(app: Flask, ctx: MockContext) -> None:
             return error_response(503, "SlowDown", "the video is still rendering; retry shortly")
         except FileNotFoundError:
             return _no_such_key()
-        return send(path, mimetype="video/mp4", etag=path.name, download_name=f"{task_id}.mp4", max_age=0)
+        try:
+            return send(path, mimetype="video/mp4", etag=path.name, download_name=f"{task_id}.mp4", max_age=0)
+        except FileNotFoundError:  # swept since, or the mock stopped and its scratch folder went: answered 500
+            return _no_such_key()
 
     def subtitles(task_id: str):
         task = _available(ctx, task_id)
-        if task is None or task.payload["DriverType"] != "Text":
+        # the task's files swept (the clock set back after they expired): gone with the video, as an object store's
+        if task is None or task.payload["DriverType"] != "Text" or not ctx.blobs.exists("media", task.photo):
             return _no_such_key()
         data = srt(task.sentences).encode("utf-8")
         return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",

@@ -26,6 +26,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..app import create_app, stop_app
 from ..clock import VirtualClock
+from ..routes import results
 from ..store import MemoryStore, Store
 from . import unread
 
@@ -56,6 +57,7 @@ class MockServer:
         dispatcher = self.app.extensions["ivh_mock_dispatcher"]
         dispatcher.wake()
         dispatcher.settle()
+        results.sweep(self.ctx)  # as a move through the control API sweeps: files expired now are gone now (D36)
         return now
 
     def client(self, appkey: str = "my-app", **options: Any):
@@ -90,15 +92,21 @@ class MockServer:
         return self._get("/__mock__/tasks", appkey)["tasks"]
 
     def task(self, task_id: str) -> dict[str, Any]:
-        """One task as the control API shows it; ValueError for an id it does not know, as configure and reset
-        raise (its answer had come back as the error's JSON, and `task(id)["status"]` raised a bare KeyError)."""
+        """One task as the control API shows it, its callback deliveries included (waited for, as `callbacks`
+        waits); ValueError for an id it does not know, as configure and reset raise (its answer had come back as the
+        error's JSON, and `task(id)["status"]` raised a bare KeyError)."""
+        self._delivered()
         return _answer(self._control.get(f"/__mock__/tasks/{quote(task_id, safe='')}"))
 
     def callbacks(self, appkey: str | None = None) -> list[dict[str, Any]]:
-        """The callbacks delivered: a delivery under way is waited for (at most the callback timeout), as its target
-        may already hold the body (a CallbackReceiver's `wait_for` returns) before the attempt is recorded."""
-        self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds + 1)
+        """The callbacks delivered: the callbacks due are waited for (each at most the callback timeout), as their
+        targets may already hold the body (a CallbackReceiver's `wait_for` returns) before the attempt is recorded,
+        and one due since the clock moved may not be sent yet."""
+        self._delivered()
         return self._get("/__mock__/callbacks", appkey)["callbacks"]
+
+    def _delivered(self) -> None:
+        self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds + 1)
 
     def requests(self, appkey: str | None = None) -> list[dict[str, Any]]:
         return self._get("/__mock__/requests", appkey)["requests"]
