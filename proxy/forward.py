@@ -110,7 +110,7 @@ class Proxy:
     def _exchange(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
                   responder: Responder) -> None:
         started = self.clock()
-        path = urlsplit(target).path
+        path = _target(target).path
         if self.callback_relay and path.startswith(CALLBACK_PREFIX):  # else it is the upstream's, as any path
             self._relay_callback(method, path[len(CALLBACK_PREFIX):], headers, body, responder, started)
             return
@@ -181,7 +181,7 @@ class Proxy:
     def _record(self, started: float, operation: str | None, method: str, target: str,
                 headers: list[tuple[str, str]], body: bytes, answer: tuple[int, list, bytes] | None,
                 error: str | None = None, unparsed: str | None = None) -> None:
-        split = urlsplit(target)
+        split = _target(target)
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         request_json, request_is_json = parsed_body(body)
         findings: list[Finding] = []
@@ -213,7 +213,7 @@ class Proxy:
             elif operation is not None:
                 verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
                                                request_json, request_is_json)
-                record["request"]["refused_by_spec"] = verdict.reasons[:5]
+                record["request"]["refused_by_spec"] = [redact.text(reason) for reason in verdict.reasons[:5]]
                 findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict)
                 self._follow(operation, request_json, answer_json, started)
         record["findings"] = [finding.as_dict() for finding in findings]
@@ -294,7 +294,7 @@ class Proxy:
                                                  timeout=self.timeout, allow_redirects=False)
                 status, reason, reply = delivered.status_code, delivered.reason or "", delivered.content
             except requests.RequestException as failure:
-                status, reason, reply, error = 502, "Bad Gateway", b"", _failure(failure)
+                status, reason, reply, error = 502, "Bad Gateway", b"", _failure(failure, app_url)
         responder.start(status, reason, [("Content-Length", str(len(reply)))], False)
         responder.write(reply)
         responder.finish()
@@ -308,7 +308,7 @@ class Proxy:
         self._warn(findings)
         if self.recorder is not None:
             self._write({"kind": "callback", "t": started, "time": _iso(started), "upstream": self.shown,
-                                 "operation": "callback", "relayed_to": redact.url(app_url or ""),
+                                 "operation": "callback", "relayed_to": redact.text(redact.url(app_url or "")),
                                  "request": {"method": method, "headers": redact.headers(headers),
                                              **recorded_body(body, parsed, is_json)},
                                  "response": {"status": status}, "error": error,
@@ -380,9 +380,17 @@ def _unsendable(headers: dict[str, str]) -> str:
     return "requests refused the headers"
 
 
-def _failure(error: Exception) -> str:
-    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL)."""
-    return redact.text(f"{type(error).__name__}: {error}")[:300]
+def _failure(error: Exception, url: str = "") -> str:
+    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL, and urllib3
+    quotes its path and query alone: `url: /cb?code=...`, which no URL pattern finds)."""
+    text = f"{type(error).__name__}: {error}"
+    try:
+        query = _target(url).query if url else ""
+    except ValueError:  # no URL urllib splits: nothing of it to look for
+        query = ""
+    if query:
+        text = text.replace("?" + query, "?[redacted]")
+    return redact.text(text)[:300]
 
 
 def _iso(at: float) -> str:
@@ -487,3 +495,11 @@ def _signals(raw_query: str, pairs: list[tuple[str, str]], at: float) -> dict[st
     if raw_signature is not None:
         signals["signature_unencoded_plus"] = "+" in raw_signature
     return signals
+
+
+def _target(target: str):
+    """A request target split as a server reads it: `//v2/...` is a path (waitress, and the mock, read it so), where
+    urlsplit takes `v2` for a host, and the exchange had been recorded as `/ivh/...`, no operation, never checked."""
+    if target.startswith("//"):
+        return urlsplit("/" + target.lstrip("/"))
+    return urlsplit(target)

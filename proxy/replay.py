@@ -20,13 +20,17 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ivh_mock import spec as spec_module
+
 from . import redact
 from .checks import canonical, task_of
-from .forward import NOT_JSON, json_body
+from .forward import HOP_BY_HOP, NOT_JSON, json_body
 from .recorder import read_records
 
-SKIPPED_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
-                   "content-encoding"}
+GETPROGRESS = spec_module.load().operations["getprogress"].path  # the one path a poll is replayed on (the mock's)
+# a recorded answer's headers the replay's own answer does not repeat: its framing and its hop-by-hop headers
+# (`Upgrade` from an upstream offering h2c had made waitress refuse the answer, a 500)
+SKIPPED_HEADERS = {"content-length", "date", "server", "content-encoding", *HOP_BY_HOP}
 
 
 def _key(method: str, path: str, body: Any) -> str:
@@ -100,7 +104,7 @@ class ReplayMiddleware:
         payload = body.get("Payload") if isinstance(body, dict) else None
         task_id = payload.get("TaskId") if isinstance(payload, dict) else None
         with self._lock:
-            if isinstance(task_id, str) and task_id in self.index.trajectories and path.endswith("/getprogress"):
+            if isinstance(task_id, str) and task_id in self.index.trajectories and path == GETPROGRESS:
                 now = self.now()
                 elapsed = now - self._started.setdefault(task_id, now)
                 trajectory = self.index.trajectories[task_id]

@@ -864,6 +864,49 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
     assert "--replay" in capsys.readouterr().err
 
 
+def test_replay_passes_on_no_hop_by_hop_header_and_replays_a_poll_on_the_apis_path_alone():
+    """A recorded `Upgrade: h2c` (an upstream offering HTTP/2) was replayed, and waitress refused the answer: a 500.
+    And a poll was replayed on any path ending in /getprogress, where the mock answers 404 (100009)."""
+    from wsgiref.util import is_hop_by_hop
+
+    from ivh_mock.mock_server import MockServer
+    from ivh_mock.proxy.replay import ReplayIndex, ReplayMiddleware
+
+    submitted = {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
+    polled = {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
+              "Payload": {"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""}}
+    headers = [["Upgrade", "h2c"], ["Connection", "Upgrade"], ["Content-Type", "application/json"]]
+
+    def record(t, operation, body, answer):
+        return {"kind": "exchange", "t": t, "operation": operation,
+                "request": {"method": "POST", "path": PATHS[operation], "body_format": "json", "body": body},
+                "response": {"status": 200, "headers": headers, "body_format": "json", "body": answer}}
+
+    index = ReplayIndex([record(1.0, "phototovideonotrain", {"Header": {}, "Payload": TEXT}, submitted),
+                         record(2.0, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}, polled)])
+    with MockServer() as mock:
+        mock.app.wsgi_app = ReplayMiddleware(mock.app.wsgi_app, index, mock.now)
+        client = mock.app.test_client()
+        answer = client.post(PATHS["phototovideonotrain"], json={"Header": {}, "Payload": TEXT})
+        assert answer.headers["X-Ivh-Replayed"] == "true"
+        assert not [name for name, _ in answer.headers if is_hop_by_hop(name)], answer.headers
+        elsewhere = client.post("/zzz/getprogress", json={"Header": {}, "Payload": {"TaskId": TASK}})
+        assert "X-Ivh-Replayed" not in elsewhere.headers and elsewhere.json["Header"]["Code"] == 100009
+
+
+def test_a_relayed_callbacks_failure_and_target_are_recorded_without_the_apps_credentials():
+    """urllib3 quotes the path and query it failed on (`url: /cb?code=...`), which no URL pattern finds, and the
+    relay's target kept a `;token=` of its path."""
+    from ivh_mock.proxy import redact
+    from ivh_mock.proxy.forward import _failure
+
+    url = "http://127.0.0.1:9/cb?code=CBERR1&x=1"
+    refused = requests.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with "
+                                       "url: /cb?code=CBERR1&x=1 (Caused by NewConnectionError(...))")
+    assert "CBERR1" not in _failure(refused, url) and "port=9" in _failure(refused, url)
+    assert "CB1SEK" not in redact.text(redact.url("http://127.0.0.1:9111/cb;token=CB1SEK/x?sig=S"))
+
+
 def test_callback_relay_records_and_forwards_the_callback(tmp_path):
     receiver = CallbackReceiver()
     try:
@@ -1286,6 +1329,44 @@ def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are
     for long in ("%41" * 100_000, "%2541" * 60_000, "a%3Dtoken%3D" * 25_000, "%2525" * 60_000):
         assert len(redact.text(long)) <= len(long)
     assert time.monotonic() - started < 10
+
+
+def test_findings_quote_nothing_secret_and_one_answer_makes_a_bounded_report(tmp_path):
+    """Findings quoted what they found whole (a FailMessage's pre-signed URL, a Message's token, a refused
+    CallbackUrl's query, an undocumented key holding a signature) into recordings, drift reports and the terminal;
+    an answer with 3,000 undocumented fields made a report of 1.5 GB; a poll sent to `//v2/...` was recorded under
+    `/ivh/...`, never checked."""
+    from ivh_mock.proxy.checks import ExchangeChecker, Finding
+    from ivh_mock.proxy.report import MAX_ROWS, Aggregate
+
+    leaky = Finding("unknown-fail-code", "https://cdn/x?sig=LEAK1",
+                    "FailCode 999111 (FailMessage 'cannot fetch https://b/p.jpg?q-signature=LEAK2&q-ak=LEAK3')")
+    assert "LEAK" not in json.dumps(leaky.as_dict()) and len(Finding("k", "s" * 5000, "d" * 5000).subject) <= 200
+    wide = json.loads(_envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": ""'
+                                + "".join(f', "X{n}": 1' for n in range(3000)) + "}"))
+    found = ExchangeChecker().answer("getprogress", 200, wide, True, None)
+    assert len(found) == 21 and found[-1].subject == "more fields" and "2980 more" in found[-1].detail
+    aggregate = Aggregate()
+    big = {"time": "t", "request": {"body": "x" * 100_000}, "response": {"body": {"pad": "y" * 100_000}}}
+    for n in range(MAX_ROWS + 500):
+        aggregate.add({"kind": "undocumented-field", "subject": f"response.Payload.X{n}", "detail": "d"}, big)
+    rows = aggregate.findings()
+    assert len(rows) == MAX_ROWS + 1 and rows[0]["count"] == 500 and rows[0]["subject"] == "(further findings)"
+    assert len(json.dumps(rows)) < MAX_ROWS * 2000  # each example's bodies left to the recording
+    leak = _envelope('{"Status": "FAIL", "Progress": -1, "ArrayCount": 0, "Duration": 0, "MediaUrl": "", '
+                     '"FailCode": 999111, "FailMessage": "cannot fetch https://b/p.jpg?q-signature=LEAK4"}')
+    answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(leak)}") + leak
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            url = f"{proxy.url}/{PATHS['getprogress']}?{signed_query('my-app', TOKEN, NOW)}"  # `//v2/...`
+            requests.post(url, data=json.dumps({"Header": {}, "Payload": {"TaskId": TASK, "CallbackUrl":
+                                                                          "app.example/cb?token=LEAK5"}}),
+                          headers={"Content-Type": "application/json"}, timeout=10)
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert "LEAK" not in json.dumps(record), json.dumps(record)[:2000]
+    assert record["operation"] == "getprogress" and record["request"]["path"] == PATHS["getprogress"]
+    assert {finding["kind"] for finding in record["findings"]} >= {"unknown-fail-code"}
 
 
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
