@@ -11,6 +11,7 @@ duration only, the start-up cannot be told apart and is taken as 0.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from itertools import pairwise
 from pathlib import Path
@@ -31,6 +32,9 @@ def _changes(trail: TaskTrail) -> dict[str, float] | None:
     seen = trail.seen
     if trail.submitted_at is None or not seen:
         return None
+    times = [trail.submitted_at, *(entry[0] for entry in seen)]
+    if not all(isinstance(at, (int, float)) and math.isfinite(at) for at in times) or times != sorted(times):
+        return None  # times no proxy records (NaN, or a submission after its polls): it says nothing of the pace
     started = _crossing(trail.submitted_at, seen, lambda status: status != "COMMIT")
     finished = _crossing(None, seen, lambda status: status in ("SUCCESS", "FAIL"))
     if started is None or finished is None or seen[-1][1] != "SUCCESS":

@@ -210,6 +210,8 @@ class Proxy:
             if max(len(data), len(decoded)) > RECORDED_BODY_BYTES:  # only its start was kept: no verdict on it
                 record["response"]["unchecked"] = (f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB: "
                                                    f"it is not checked")
+                if operation is not None:  # but its status needs no body (a 503 page had passed as conforming)
+                    findings += self.checker.status(operation, status)
             elif operation is not None:
                 verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
                                                request_json, request_is_json)

@@ -1369,6 +1369,31 @@ def test_findings_quote_nothing_secret_and_one_answer_makes_a_bounded_report(tmp
     assert {finding["kind"] for finding in record["findings"]} >= {"unknown-fail-code"}
 
 
+def test_an_answers_status_is_checked_when_its_body_is_too_large_to_be(tmp_path):
+    """A 503 with 300 KB of HTML had been left unchecked, status and all: drift said everything conformed."""
+    page = b"<html>" + b"x" * 300_000 + b"</html>"
+    unavailable = _head("503 Service Unavailable", "Content-Type: text/html", f"Content-Length: {len(page)}") + page
+    with RawServer(unavailable) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert passed.status_code == 503 and record["response"]["unchecked"].startswith("the answer is larger")
+    assert [finding["kind"] for finding in record["findings"]] == ["undocumented-http-status"], record["findings"]
+
+
+def test_calibration_leaves_out_a_task_whose_times_no_proxy_records():
+    """A recording edited to hold NaN times, or a submission timed after its polls (a wall clock stepped back), had
+    given pace.json `NaN` or a queue of -98.5 s, which `serve --pace` refuses, with drift exiting 0."""
+    from ivh_mock.proxy import calibrate
+    from ivh_mock.proxy.checks import TaskTrail
+
+    seen = [(1.0, "COMMIT", 0, 0, 0, ""), (3.0, "MAKING", 10, 0, 0, ""), (8.0, "SUCCESS", 100, 0, 4000, "u")]
+    for submitted_at, polls in ((float("nan"), seen), (100.0, seen), (0.0, [(float("inf"), *seen[0][1:]), *seen[1:]])):
+        assert calibrate.measure([TaskTrail("t", submitted_at=submitted_at, seen=polls)]) is None
+    assert calibrate.measure([TaskTrail("t", submitted_at=0.0, seen=seen)])["tasks"] == 1
+
+
 def test_drift_reads_a_large_recording_without_holding_it_and_in_the_order_of_its_time(tmp_path):
     """drift held every record of a recording at once: 1.6 GB of memory for 200 MB of recordings (the default bound
     on them is 1 GiB). It now holds where each record is, and reads them again in the order of their time."""
