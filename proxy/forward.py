@@ -207,11 +207,15 @@ class Proxy:
                 findings.append(Finding("malformed-header", "head", f"the upstream's head holds a line that is not "
                                         f"`name: value`: it and every header after it were dropped ({shown!r})",
                                         operation))
-            if max(len(data), len(decoded)) > RECORDED_BODY_BYTES:  # only its start was kept: no verdict on it
-                record["response"]["unchecked"] = (f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB: "
-                                                   f"it is not checked")
-                if operation is not None:  # but its status needs no body (a 503 page had passed as conforming)
-                    findings += self.checker.status(operation, status)
+            encoding = (_header(answer_headers, "content-encoding") or "identity").lower()
+            unchecked = (f"the answer is encoded as {encoding[:40]!r}, which the proxy does not decode"
+                         if encoding not in DECODED else  # brotli, zstd: no envelope it can read, none it can judge
+                         f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB"
+                         if max(len(data), len(decoded)) > RECORDED_BODY_BYTES else None)  # only its start was kept
+            if unchecked:
+                record["response"]["unchecked"] = f"{unchecked}: it is not checked"
+                if operation is not None:  # but its status needs no body (a 503 page had passed as conforming, and
+                    findings += self.checker.status(operation, status)  # a brotli answer been not-an-envelope)
             elif operation is not None:
                 verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
                                                request_json, request_is_json)
@@ -413,11 +417,14 @@ def _pieces(answer: Any) -> Iterator[bytes]:
         yield piece
 
 
+DECODED = ("identity", "gzip", "x-gzip", "deflate")  # the Content-Encodings an answer is checked under
+
+
 def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     """Return the body without its Content-Encoding (gzip, deflate), for checking, and no more of it than a recorded
     body holds (a small answer may inflate to gigabytes); passed through as sent."""
     encoding = (_header(headers, "content-encoding") or "").lower()
-    if encoding in ("gzip", "deflate"):
+    if encoding in ("gzip", "x-gzip", "deflate"):
         try:
             return zlib.decompressobj(wbits=47).decompress(data, RECORDED_BODY_BYTES + 1)
         except zlib.error:

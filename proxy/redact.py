@@ -12,8 +12,10 @@ from ivh_mock.spec.urls import without_queries, without_query
 REDACTED = "[redacted]"
 # a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
 # not: an account's appkey is how a recording tells its accounts apart)
-_SECRET_WORDS = r"signature|token|secret|passw|pwd|credential|(?:api|access|private|session|subscription)[-_]?key"
-SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
+_SECRET_WORDS = (r"signature|token|secret|passw|pwd|credential|(?:api|access|private|session|subscription|auth)"
+                 r"[-_]?key")  # AuthKey too
+_AUTH_HEADERS = r"authori[sz]ation|authentication"  # Authorisation and Authentication as well
+SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^key$|(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
                             re.IGNORECASE)  # Azure's `sig`, an `X-Sign`; not `signal` nor `design`
 # `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
@@ -24,10 +26,10 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|authorization|cookie|^key$|(?:^|[
 _NAMED = re.compile(r"(?:(?<![a-z0-9_%-])|(?<=%[0-9a-f]{2})|(?<=%)(?![0-9a-f]{2}))"
                     r"([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
                     r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
-_INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|-)key$", re.IGNORECASE)  # X-Authentication, license-key
+_INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|[-_])key$", re.IGNORECASE)  # X-Authentication, license_key
 # a header's whole value, to its line's end (or to a quote or a backslash: the end of a quoted or escaped text holding
 # it): a cookie's every pair, an authorization of any scheme (`token ...`)
-_HEADER_NAME = re.compile(r"(?:authorization|cookie)$", re.IGNORECASE)  # (`\\nCookie:` in a repr reads nCookie)
+_HEADER_NAME = re.compile(rf"(?:{_AUTH_HEADERS}|cookie)$", re.IGNORECASE)  # (`\\nCookie:` in a repr reads nCookie)
 _HEADER_VALUE = re.compile(r"[^\r\n\"\\]++")
 # or a scheme's parameters, quoted ones too, whole (`Digest username="u", response="..."` mid-line)
 _SCHEME = r"(?:bearer|basic|negotiate|ntlm)\s++[a-z0-9._~+/=-]++"  # a scheme's credentials (`Basic dXNl...`)
@@ -47,8 +49,8 @@ _PLAIN_VALUE = re.compile(rf"[^&\s\"',;}}]*?{_SCHEME}|[^&\s\"',;}}]++", re.IGNOR
 _BEARER = re.compile(r"\b(bearer(?:\s*+:\s*+|\s++|\+))[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
-HEADER_LINE = re.compile(r"(?im)^([ \t]*(?:(?:proxy-)?authorization|(?:set-)?cookie|x-auth[a-z0-9_-]*)[ \t]*:[ \t]*)"
-                         r"[^\r\n]+")
+HEADER_LINE = re.compile(rf"(?im)^([ \t]*(?:(?:proxy-)?(?:{_AUTH_HEADERS})|(?:set-)?cookie|x-auth[a-z0-9_-]*)"
+                         r"[ \t]*:[ \t]*)[^\r\n]+")
 
 
 def is_sensitive(name: str) -> bool:

@@ -1318,6 +1318,13 @@ def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are
     assert redact.text("next=%2Fcb%3Ftoken%3DU2&x=1") == "next=%2Fcb%3Ftoken%3D[redacted]&x=1"
     assert redact.text('got Authorization: Digest username="u", response="U8" and') == (
         "got Authorization: [redacted] and")  # the text after the parameters stays
+    # names of credentials other services use, and the British spelling of one
+    for given, secret in (('{"AuthKey": "N1"}', "N1"), ("license_key=N2", "N2"), ("Authentication: Basic N3", "N3"),
+                          ("x Authorisation: Bearer N4abcd y", "N4")):
+        assert secret not in redact.text(given), (given, redact.text(given))
+    assert redact.text("TimbreKey=female_1&appkey=my-app") == "TimbreKey=female_1&appkey=my-app"
+    assert [value for _, value in redact.headers([("Authentication", "N5"), ("Authorisation", "N6"),
+                                                  ("License_Key", "N7")])] == [redact.REDACTED] * 3
     # a name right after a `%` that starts no escape, as before; a `/` inside an encoded run (quote() keeps it)
     for given, secret in (("100%password=hunter2", "hunter2"), ("%token=abc", "abc"), ("50%secret: xyz", "xyz"),
                           ("%auth=U12", "U12"), ("redirect=" + quote("https://cdn.example/v.mp4?sign=q/Wx+Yz==&t=1"),
@@ -1380,6 +1387,19 @@ def test_an_answers_status_is_checked_when_its_body_is_too_large_to_be(tmp_path)
     (record,) = read_records(tmp_path)
     assert passed.status_code == 503 and record["response"]["unchecked"].startswith("the answer is larger")
     assert [finding["kind"] for finding in record["findings"]] == ["undocumented-http-status"], record["findings"]
+
+
+def test_an_answer_in_an_encoding_the_proxy_cannot_decode_is_not_judged_no_envelope(tmp_path):
+    """An app whose requests offers brotli got a `Content-Encoding: br` answer: the proxy, which decodes gzip and
+    deflate only, recorded a `not-an-envelope` finding for a valid answer, and drift exited 1."""
+    answer = _head("200 OK", "Content-Type: application/json", "Content-Encoding: br",
+                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER  # not brotli: never decoded anyway
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 200
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert record["findings"] == [] and "encoded as 'br'" in record["response"]["unchecked"], record
 
 
 def test_calibration_leaves_out_a_task_whose_times_no_proxy_records():
