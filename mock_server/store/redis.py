@@ -338,18 +338,27 @@ class RedisStore:
     def _while_task_is_there(self, task_id: str, write: Callable[[Any], Any], anyway: Callable[[Any], Any]) -> None:
         """In one MULTI/EXEC, `write` if the task is stored, and `anyway`; made again should a reset (or anything)
         change the task's key between the look and the write."""
+        def make(pipe: Any) -> None:
+            there = pipe.exists(key)
+            pipe.multi()
+            if there:
+                write(pipe)
+            anyway(pipe)
+
         key = self._key("task", task_id)
+        self._watching(key, make)
+
+    def _watching(self, key: str, make: Callable[[Any], Any]) -> Any:
+        """Optimistically: `make(pipe)` reads what it needs of `key` (watched), starts the MULTI and queues its
+        writes, which EXEC makes; made again from its reads when another worker, host or call changed `key`
+        meanwhile. Return what `make` returned."""
         with self.redis.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(key)
-                    there = pipe.exists(key)
-                    pipe.multi()
-                    if there:
-                        write(pipe)
-                    anyway(pipe)
+                    made = make(pipe)
                     pipe.execute()
-                    return
+                    return made
                 except redis.WatchError:
                     continue
 
@@ -477,20 +486,16 @@ class RedisStore:
         return decoded(text) if text else None
 
     def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        def make(pipe: Any) -> tuple[dict[str, Any], str]:  # made again when another worker moved the clock meanwhile
+            kept = pipe.get(key)
+            state = change(json.loads(kept) if kept else None)
+            text = json.dumps(state)
+            pipe.multi()
+            pipe.set(key, text)
+            return state, text
+
         key = self._key("clock")
-        with self.redis.pipeline() as pipe:
-            while True:  # optimistically: made again when another worker or host moved the clock meanwhile
-                try:
-                    pipe.watch(key)
-                    kept = pipe.get(key)
-                    state = change(json.loads(kept) if kept else None)
-                    text = json.dumps(state)
-                    pipe.multi()
-                    pipe.set(key, text)
-                    pipe.execute()
-                    break
-                except redis.WatchError:
-                    continue
+        state, text = self._watching(key, make)
         self._clock = text
         ahead = self._ahead()
         if ahead is not None:
