@@ -13,12 +13,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import urlsplit
 
 import requests
 from ivh_mock.spec import deadline, jsontext
 from ivh_mock.spec.signing import signed_query
-from ivh_mock.spec.urls import http_url_problem, without_queries, without_query
+from ivh_mock.spec.urls import http_url_problem, quoted_queries_out, without_queries, without_query
 from ivh_mock.spec.validation import summarize
 
 from ivh_mock import spec as spec_module
@@ -329,17 +328,10 @@ _SIGNATURE = re.compile(r"(signature=)[^&\s'\"()]+")
 
 
 def _queries_out(text: str, url: str, error: Exception) -> str:
-    """`text` (an error's) without the query of `url` or of the request it failed on, as urllib3 quotes them
-    (`Max retries exceeded with url: /v.mp4?sign=...`), nor any URL's query, nor a signature."""
-    request = getattr(error, "request", None)
-    for each in (url, getattr(request, "url", None) or ""):
-        try:
-            query = urlsplit(each).query
-        except ValueError:
-            continue
-        if query:
-            text = text.replace("?" + query, "?[redacted]")
-    return _SIGNATURE.sub(r"\1[redacted]", without_queries(text))
+    """`text` (an error's) without the query of `url` or of the request it failed on, nor any URL's query, nor a
+    signature."""
+    failed_on = getattr(getattr(error, "request", None), "url", None) or ""
+    return _SIGNATURE.sub(r"\1[redacted]", without_queries(quoted_queries_out(text, url, failed_on)))
 
 
 def _given_up(operation_id: str, error: Exception) -> Exception:

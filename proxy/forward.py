@@ -27,6 +27,7 @@ from urllib3.util.response import assert_header_parsing
 
 from ivh_mock import spec as spec_module
 from ivh_mock.spec import jsontext
+from ivh_mock.spec.urls import quoted_queries_out
 from ivh_mock.spec.validation import ecma_pattern
 
 from . import redact
@@ -387,16 +388,9 @@ def _unsendable(headers: dict[str, str]) -> str:
 
 
 def _failure(error: Exception, url: str = "") -> str:
-    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL, and urllib3
-    quotes its path and query alone: `url: /cb?code=...`, which no URL pattern finds)."""
-    text = f"{type(error).__name__}: {error}"
-    try:
-        query = _target(url).query if url else ""
-    except ValueError:  # no URL urllib splits: nothing of it to look for
-        query = ""
-    if query:
-        text = text.replace("?" + query, "?[redacted]")
-    return redact.text(text)[:300]
+    """Say what went wrong without the URL's credentials (an error's text may quote the request's URL, or only its
+    path and query: `url: /cb?code=...`)."""
+    return redact.text(quoted_queries_out(f"{type(error).__name__}: {error}", url))[:300]
 
 
 def _iso(at: float) -> str:
