@@ -18,7 +18,7 @@ from .accounts import Accounts
 from .clock import Clock, StoredClock
 from .config import Config
 from .context import MockContext
-from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError
+from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError, body_past
 from .lifecycle.callbacks import CallbackDispatcher
 from .lifecycle.scenarios import scenario_of
 from .lifecycle.uploads import Uploader
@@ -186,7 +186,7 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         elif exc.code == 412:  # a result URL's If-Match or If-Unmodified-Since (routes/sendfile.py)
             error = ParameterFormatError(exc.description or "precondition failed")
         elif exc.code == 413:  # a body past the route's limit, found by werkzeug (chunked, or a control route's)
-            error = ParameterFormatError(f"request body is larger than {largest_body(ctx.config, request.path)} bytes")
+            error = ParameterFormatError(body_past(largest_body(ctx.config, request.path)))
         else:  # named by its status: a 416 is no bad request
             error = ParameterFormatError(f"{'bad request' if status == 400 else exc.name}: {exc.description}")
         response = render(error, status)

@@ -83,6 +83,12 @@ ERROR_CLASSES: dict[int, type[ApiError]] = {
 }
 
 
+def body_past(limit: int) -> str:
+    """What a request whose body is past `limit` bytes is told: by the API's routes, the control API's and the
+    server that refuses one before the app sees it, alike."""
+    return f"request body is larger than {limit} bytes"
+
+
 def from_violations(violations: list[Violation]) -> ApiError:
     """Return the error for a failed validation: the first violation's code, every violation in the message."""
     return ERROR_CLASSES[violations[0].code](summarize(violations))

@@ -411,14 +411,15 @@ def _pieces(answer: Any) -> Iterator[bytes]:
         yield piece
 
 
-DECODED = ("identity", "gzip", "x-gzip", "deflate")  # the Content-Encodings an answer is checked under
+_INFLATED = ("gzip", "x-gzip", "deflate")  # the Content-Encodings `_decoded` takes off
+DECODED = ("identity", *_INFLATED)  # those an answer is checked under
 
 
 def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     """Return the body without its Content-Encoding (gzip, deflate), for checking, and no more of it than a recorded
     body holds (a small answer may inflate to gigabytes); passed through as sent."""
     encoding = (_header(headers, "content-encoding") or "").lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
+    if encoding in _INFLATED:
         try:
             return zlib.decompressobj(wbits=47).decompress(data, RECORDED_BODY_BYTES + 1)
         except zlib.error:

@@ -11,7 +11,7 @@ from flask import Flask, jsonify, request
 from werkzeug.http import parse_options_header
 
 from ..clock import StoredClock
-from ..errors import ApiError, ParameterFormatError, ParameterValueError, from_violations, refusal
+from ..errors import ApiError, ParameterFormatError, ParameterValueError, body_past, from_violations, refusal
 from ..lifecycle.scenarios import HEADER, ScenarioError, scenario_of
 from ..operations import OPERATIONS, Call
 from ..store import JournalEntry, StaleRead, new_id
@@ -134,7 +134,7 @@ def _scenario(ctx: MockContext, text: str):
 
 def _read_body(ctx: MockContext) -> envelope.Body:
     limit = ctx.config.max_body_bytes
-    too_large = envelope.Body(error=ParameterFormatError(f"request body is larger than {limit} bytes"))
+    too_large = envelope.Body(error=ParameterFormatError(body_past(limit)))
     length, stream = request.content_length, request.environ["wsgi.input"]
     if length is None and request.environ.get("wsgi.input_terminated"):
         # A chunked body has no length to check up front: read one byte past the cap to see if it is over.

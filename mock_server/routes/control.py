@@ -130,8 +130,9 @@ class _Routes:
             if optional:
                 return {}
             raise ControlError(400, "the body must be a JSON object (Content-Type: application/json)")
-        if envelope.charset_problem(request.mimetype_params.get("charset")):  # as the API's (D07)
-            raise ControlError(415, envelope.charset_problem(request.mimetype_params.get("charset")))
+        problem = envelope.charset_problem(request.mimetype_params.get("charset"))  # as the API's (D07)
+        if problem:
+            raise ControlError(415, problem)
         if optional and not data.strip():
             return {}
         try:

@@ -45,8 +45,9 @@ def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> A
         raise ParameterFormatError(
             f"Content-Type must be application/json;charset=utf-8, got {mimetype or 'none'!r}"
         )
-    if charset_problem(charset):
-        raise ParameterFormatError(charset_problem(charset))
+    problem = charset_problem(charset)
+    if problem:
+        raise ParameterFormatError(problem)
     if not data.strip():
         raise ParameterError("request body is empty; expected a JSON object {\"Header\": {}, \"Payload\": {...}}")
     try:

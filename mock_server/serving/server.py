@@ -33,6 +33,7 @@ from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNot
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
+from ..errors import body_past
 from . import balance, collector, dispatch, unread
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
@@ -280,7 +281,7 @@ class _Parser(HTTPRequestParser):
         return consumed
 
     def _too_large(self) -> RequestEntityTooLarge:
-        return RequestEntityTooLarge(f"request body is larger than {self._largest_body(self.path)} bytes")
+        return RequestEntityTooLarge(body_past(self._largest_body(self.path)))
 
     def _name_route(self, head: bytes) -> None:
         """Take the path and the version (in which the refusal's status line answers) from a refused head's request
