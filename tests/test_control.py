@@ -178,6 +178,19 @@ def test_right_after_advance_the_fixtures_list_the_callbacks_that_fell_due_and_t
         assert mock.task(task.task_id)["callbacks"], mock.task(task.task_id)
 
 
+def test_the_fixtures_list_every_task_and_request_not_the_newest_500():
+    """`tasks()` and `requests()` read the list routes, which keep the newest 500 by default: a test of 501 tasks saw
+    500, the first one missing."""
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        api = in_process(mock.app, mock.clock, appkey="many")
+        first, *_ = [submit(api, TEXT_PAYLOAD) for _ in range(501)]
+        tasks = mock.tasks("many")
+        assert len(tasks) == 501 and tasks[0]["task_id"] == first
+        assert len(mock.requests("many")) == 501 and len(mock.tasks()) == 501
+
+
 def test_a_moved_clock_sweeps_at_once_and_a_swept_tasks_subtitles_go_with_its_video():
     """MockServer.advance left expired files to the dispatcher's sweep, every 30 s of real time: a clock set back
     after 8 days served the video again or not, by how long the test had run, and the subtitles always."""

@@ -89,6 +89,7 @@ class MockServer:
 
     # -- inspection and control (the control API's answers) -------------------------------------------------------
     def tasks(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        """Every task (of `appkey`), oldest first: not only the newest 500 the list route gives by default."""
         return self._get("/__mock__/tasks", appkey)["tasks"]
 
     def task(self, task_id: str) -> dict[str, Any]:
@@ -109,6 +110,7 @@ class MockServer:
         self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds + 1)
 
     def requests(self, appkey: str | None = None) -> list[dict[str, Any]]:
+        """Every request the journal holds (of `appkey`; the journal's own bounds apply, see `journal_limit`)."""
         return self._get("/__mock__/requests", appkey)["requests"]
 
     def set_scenario(self, appkey: str, scenario: str) -> dict[str, Any]:
@@ -126,7 +128,8 @@ class MockServer:
     def _get(self, path: str, appkey: str | None) -> dict[str, Any]:
         # None reads every account's; "" had read every account's too, where reset("") is refused
         query = {"appkey": _named(appkey)} if appkey is not None else {}
-        return self._control.get(path, query_string=query).get_json()
+        # every one: the list routes keep the newest 500 by default, and a test of 600 tasks saw 500
+        return self._control.get(path, query_string={**query, "limit": sys.maxsize}).get_json()
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
