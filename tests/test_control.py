@@ -191,6 +191,41 @@ def test_the_fixtures_list_every_task_and_request_not_the_newest_500():
         assert len(mock.requests("many")) == 501 and len(mock.tasks()) == 501
 
 
+def test_the_fixtures_carry_the_control_token_and_listen_where_asked_or_say_why_not():
+    """With a control_token, every inspection method was refused (`tasks()` a KeyError); `host="::1"` gave the URL
+    `http://::1:PORT`; a host the machine lacks exited the process (SystemExit) and left the dispatcher thread
+    running; `host="0.0.0.0"` left the control API open to the network, where `serve` never does."""
+    import threading
+
+    from ivh_mock.mock_server import CallbackReceiver, MockServer
+
+    with MockServer({"control_token": "fixture-token-1234"}) as mock:
+        assert mock.tasks() == [] and mock.configure("tok", concurrency=2)["concurrency"] == 2
+        assert requests.get(mock.base_url + "/__mock__/tasks", timeout=10).status_code == 401
+        assert mock.control_token == "fixture-token-1234"
+    before = set(threading.enumerate())
+    with pytest.raises(OSError, match=r"cannot listen on 192\.0\.2\.1: "):
+        MockServer(host="192.0.2.1")  # TEST-NET-1: no address of this machine
+    assert set(threading.enumerate()) <= before
+    with MockServer(host="0.0.0.0") as mock:
+        port = urlsplit(mock.base_url).port
+        assert mock.control_token  # made, as serve makes one beyond loopback
+        assert requests.get(f"http://127.0.0.1:{port}/__mock__/tasks", timeout=10).status_code == 401
+        assert mock.tasks() == []
+    try:
+        server = MockServer(host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with server as mock, CallbackReceiver(host="::1") as receiver:
+        assert mock.base_url.startswith("http://[::1]:") and receiver.url.startswith("http://[::1]:")
+        assert mock.control_token is None
+        client = mock.client("six")
+        task = client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg"),
+                                           "CallbackUrl": receiver.url})
+        assert client.wait(task.task_id, timeout=600).status == "SUCCESS"
+        assert receiver.wait_for(1)[0]["body"]["Payload"]["TaskId"] == task.task_id
+
+
 def test_a_moved_clock_sweeps_at_once_and_a_swept_tasks_subtitles_go_with_its_video():
     """MockServer.advance left expired files to the dispatcher's sweep, every 30 s of real time: a clock set back
     after 8 days served the video again or not, by how long the test had run, and the subtitles always."""

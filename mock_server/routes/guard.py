@@ -16,6 +16,19 @@ from urllib.parse import urlsplit
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a host to listen on is loopback only (an address, or `localhost`)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def bracketed(host: str) -> str:
+    """A host to listen on as a URL writes it: an IPv6 address in brackets (`http://[::1]:8080`)."""
+    return f"[{host}]" if ":" in host else host
+
+
 def host_name(host: str) -> str:
     """Return the name part of a Host header ("example.test:8080" -> "example.test"; "[::1]:80" -> "::1")."""
     if host.startswith("["):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import ipaddress
 import os
 import secrets
 import shlex
@@ -30,6 +29,7 @@ from ..pace import FIELDS as PACE_FIELDS
 from ..pace import PRESETS, PaceError
 from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
+from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import StoreInUse, StoreOwner
@@ -232,19 +232,12 @@ def _count(text: str) -> int:
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _holds_queue(store: str) -> bool:
     """Whether a worker's running request is to hold its queue (D68): not with Redis on another host, where every
     request waits on the network and the threads are to overlap those waits."""
     if not store.startswith(("redis://", "rediss://")):  # in the process, in a local file, or on a Unix socket
         return True
-    return _is_loopback(urlsplit(store).hostname or "localhost")
+    return is_loopback(urlsplit(store).hostname or "localhost")
 
 
 def _check_port(host: str, port: int) -> str | None:
@@ -284,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ivh-mock: --replay follows each replayed task in one process; use it with one worker", file=sys.stderr)
         return 2
     token = args.control_token
-    if token is None and not _is_loopback(args.host):
+    if token is None and not is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
     data_dir = os.path.abspath(os.path.expanduser(args.data_dir or default_data_dir()))
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
@@ -325,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
         return 2
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    host = bracketed(args.host)
 
     def banner(port: int) -> None:
         url = f"http://{host}:{port}"
@@ -414,7 +407,7 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"ivh-mock: --record {args.record}: {reason}", file=sys.stderr)
         return 2
     raise_open_files_limit()  # a connection costs a descriptor, and its upstream connection another
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    host = bracketed(args.host)
     public = args.public_url or f"http://{host}:{args.port}"
     proxy = Proxy(upstream, recorder, connect_timeout=args.connect_timeout, read_timeout=args.timeout,
                   callback_relay=args.callback_relay, public_url=public)

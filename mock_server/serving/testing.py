@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import selectors
 import shutil
 import socket
@@ -27,6 +28,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from ..app import create_app, stop_app
 from ..clock import VirtualClock
 from ..routes import results
+from ..routes.guard import bracketed, is_loopback
 from ..store import MemoryStore, Store
 from . import unread
 
@@ -39,12 +41,27 @@ class MockServer:
     def __init__(self, config: Mapping[str, Any] | None = None, *, clock: VirtualClock | None = None,
                  store: Store | None = None, host: str = "127.0.0.1"):
         self.clock = clock or VirtualClock(frozen=True)
-        self.app = create_app(dict(config or {}), store=store or MemoryStore(), clock=self.clock)
+        config = dict(config or {})
+        if not is_loopback(host) and config.get("control_token") is None:
+            config["control_token"] = secrets.token_urlsafe(18)  # beyond loopback it is never open, as with serve
+        self.app = create_app(config, store=store or MemoryStore(), clock=self.clock)
         self.ctx = self.app.extensions["ivh_mock"]
         self._control = self.app.test_client()
-        server = make_server(host, 0, self.app, threaded=True, request_handler=_QuietHandler)
-        self.base_url = f"http://{host}:{server.server_port}"
+        if self.ctx.config.control_token is not None:  # the inspection and control methods carry it
+            self._control.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {self.ctx.config.control_token}"
+        try:
+            server = _server(host, self.app)
+        except BaseException:  # the app's dispatcher thread and scratch folder go with it
+            stop_app(self.app)
+            raise
+        self.base_url = f"http://{bracketed(host)}:{server.port}"
         self._serving = ServingThread(server, "ivh-mock-server")
+
+    @property
+    def control_token(self) -> str | None:
+        """The token the control API demands (Authorization: Bearer ...): the config's, or one made for a host beyond
+        loopback; None on loopback without one."""
+        return self.ctx.config.control_token
 
     # -- time -----------------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -234,8 +251,9 @@ class CallbackReceiver:
         self.mode, self.delay = mode, delay
         self._received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.server = _ReceiverServer((host, 0), _handler(self))
-        self.url = f"http://{host}:{self.server.server_port}/callback"
+        server = _ReceiverServer6 if ":" in host else _ReceiverServer
+        self.server = server((host, 0), _handler(self))
+        self.url = f"http://{bracketed(host)}:{self.server.server_port}/callback"
         self._serving = ServingThread(self.server, "ivh-callback-receiver")
 
     @property
@@ -273,6 +291,18 @@ class CallbackReceiver:
             body = raw.decode("utf-8", "replace")
         with self._lock:
             self._received.append({"path": path, "headers": headers, "body": body})
+
+
+def _server(host: str, app) -> Any:
+    """werkzeug's threaded server for `app` on a free port of `host`. The socket is made here: werkzeug's own prints
+    why it could not listen to stderr and exits the process (SystemExit), where this raises OSError saying why."""
+    try:
+        listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else error  # not the socket module's "(while attempting...)"
+        raise OSError(error.errno, f"cannot listen on {host}: {reason}") from None
+    with listener:  # werkzeug listens on a copy of it
+        return make_server(host, 0, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno())
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -333,6 +363,10 @@ class _ReceiverServer(QuietHTTPServer):
     # waited for SYN retries (1 s, 3 s, ...) and a busy machine turned some into failed deliveries.
     request_queue_size = 1024
     daemon_threads = True
+
+
+class _ReceiverServer6(_ReceiverServer):
+    address_family = socket.AF_INET6
 
 
 def _handler(receiver: CallbackReceiver):
