@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections import defaultdict
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from ivh_mock import spec as spec_module
 
@@ -38,20 +39,76 @@ def _key(method: str, path: str, body: Any) -> str:
     return f"{method.upper()} {path} {canonical(redact.value(rest))}"
 
 
+class Answer(NamedTuple):
+    """A recorded answer as the replay sends it, made once when the recordings are read."""
+
+    status: str  # the status line's code and reason
+    headers: tuple[tuple[str, str], ...]
+    data: bytes
+    body: Any
+
+
+def _answer(response: dict[str, Any]) -> Answer | str:
+    """The answer to send for a recorded `response`, or what keeps it from being sent (a recording edited by hand: a
+    status that is no number, a header that is no pair of texts, or one that would split the answer's head). Each had
+    answered its requests with a 500 of the server's."""
+    status = response.get("status")
+    if type(status) is not int or not 100 <= status <= 599:
+        return f"its status {str(status)[:40]!r} is not a number from 100 to 599"
+    headers = response.get("headers", [])
+    if not isinstance(headers, list):
+        return "its headers are not a list of [name, value] pairs"
+    kept = []
+    for header in headers:
+        if not (isinstance(header, list) and len(header) == 2 and all(isinstance(part, str) for part in header)):
+            return f"its header {str(header)[:60]!r} is not a [name, value] pair of texts"
+        name, value = header
+        if not _TOKEN.fullmatch(name) or _NOT_IN_VALUE.search(value) or not value.isascii() and not _latin1(value):
+            return f"its header {name[:40]!r} is not one HTTP can carry (a name that is no token, a line break, " \
+                   f"a character past Latin-1)"
+        if name.lower() not in SKIPPED_HEADERS:
+            kept.append((name, value))
+    text = json.dumps(response.get("body"), ensure_ascii=False, separators=(",", ":"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON escapes and UTF-8 cannot hold
+        data = json.dumps(response.get("body"), separators=(",", ":")).encode("ascii")
+    kept += [("Content-Length", str(len(data))), ("X-Ivh-Replayed", "true")]
+    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+    return Answer(f"{status} {reason}", tuple(kept), data, response.get("body"))
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_IN_VALUE = re.compile(r"[\x00\r\n]")
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 class ReplayIndex:
     """The recorded answers of a directory, indexed for matching."""
 
     def __init__(self, records: Iterable[dict[str, Any]]):
-        self.answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.polls: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+        self.answers: dict[str, list[Answer]] = defaultdict(list)
+        self.polls: dict[str, list[tuple[float, Answer]]] = defaultdict(list)
         submitted: dict[str, float] = {}
+        self.skipped: list[str] = []  # why each record that cannot be answered again was left out
         for record in sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0))):
-            request, response = record.get("request") or {}, record.get("response")
-            if record.get("kind") != "exchange" or not response or request.get("body_format") != "json" \
-                    or response.get("body_format") != "json":
+            request, recorded = record.get("request") or {}, record.get("response")
+            if record.get("kind") != "exchange" or not recorded or request.get("body_format") != "json" \
+                    or recorded.get("body_format") != "json":
+                continue
+            response = _answer(recorded)
+            if isinstance(response, str):
+                self.skipped.append(f"the exchange recorded at t={record['t']}: {response}")
                 continue
             body, operation = request.get("body"), record.get("operation")
-            task_id, _ = task_of(operation, body, response.get("body"))
+            task_id, _ = task_of(operation, body, response.body)
             if operation == "getprogress" and task_id:
                 self.polls[task_id].append((record["t"], response))
                 continue
@@ -91,16 +148,10 @@ class ReplayMiddleware:
         response = self._match(environ["PATH_INFO"], body)
         if response is None:
             return self.app(environ, start_response)
-        out = json.dumps(response["body"], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = [(name, value) for name, value in response.get("headers", ())
-                   if name.lower() not in SKIPPED_HEADERS]
-        headers += [("Content-Length", str(len(out))), ("X-Ivh-Replayed", "true")]
-        status = int(response["status"])
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
-        start_response(f"{status} {reason}", headers)
-        return [out]
+        start_response(response.status, list(response.headers))
+        return [response.data]
 
-    def _match(self, path: str, body: Any) -> dict[str, Any] | None:
+    def _match(self, path: str, body: Any) -> Answer | None:
         payload = body.get("Payload") if isinstance(body, dict) else None
         task_id = payload.get("TaskId") if isinstance(payload, dict) else None
         with self._lock:
@@ -119,7 +170,7 @@ class ReplayMiddleware:
                 return None
             response = found[min(self._used[key], len(found) - 1)]
             self._used[key] += 1
-            submitted, _ = task_of("phototovideonotrain", body, response["body"])
+            submitted, _ = task_of("phototovideonotrain", body, response.body)
             if submitted and submitted in self.index.trajectories:
                 self._started[submitted] = self.now()
             return response

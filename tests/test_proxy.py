@@ -822,7 +822,7 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
             _poll_until_done(proxy.url, [task_id], mock.now)
     index = ReplayIndex.from_dir(record)
     recorded = index.trajectories[task_id]
-    assert [r["body"]["Payload"]["Status"] for _, r in recorded][-1] == "SUCCESS"
+    assert [r.body["Payload"]["Status"] for _, r in recorded][-1] == "SUCCESS"
 
     # offline: a fresh mock on a frozen clock, the recording replayed on top; no signature is matched
     with MockServer() as offline:
@@ -838,7 +838,7 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
             offline.clock.set(start + offset)
             replayed.append(_post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": task_id}},
                                   now=offline.now()).json())
-        assert replayed == [response["body"] for _, response in recorded]
+        assert replayed == [response.body for _, response in recorded]
         # what the recording does not hold goes to the mock underneath
         unknown = _post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}},
                         now=offline.now())
@@ -892,6 +892,53 @@ def test_replay_passes_on_no_hop_by_hop_header_and_replays_a_poll_on_the_apis_pa
         assert not [name for name, _ in answer.headers if is_hop_by_hop(name)], answer.headers
         elsewhere = client.post("/zzz/getprogress", json={"Header": {}, "Payload": {"TaskId": TASK}})
         assert "X-Ivh-Replayed" not in elsewhere.headers and elsewhere.json["Header"]["Code"] == 100009
+
+
+def test_replay_leaves_out_a_hand_edited_answer_it_cannot_send_and_says_so(tmp_path, capsys):
+    """A recording edited by hand (a status "abc", a header of one item, a line break in a header, a lone surrogate
+    in a body) answered every request that matched it with a 500 of the server's."""
+    from ivh_mock.mock_server import Config, MockServer
+    from ivh_mock.proxy.replay import ReplayMiddleware
+
+    def record(t, status, headers, answer, payload):
+        return {"kind": "exchange", "t": t, "operation": "phototovideonotrain",
+                "request": {"method": "POST", "path": PATHS["phototovideonotrain"], "body_format": "json",
+                            "body": {"Header": {}, "Payload": payload}},
+                "response": {"status": status, "headers": headers, "body_format": "json", "body": answer}}
+
+    answer = {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
+    local = {**TEXT, "RefPhotoUrl": "http://127.0.0.1:9/me.jpg"}  # what the mock underneath answers stays on loopback
+    bad = [("abc", []), (True, []), (700, []), (200, [["X-One"]]), (200, [["X-Split", "a\r\nSet-Cookie: b"]]),
+           (200, [["Bad Name", "v"]]), (200, [["X-Wide", "\u4e2d"]]), (200, {"X-A": "b"})]
+    recorder = Recorder(tmp_path / "edited")
+    for n, (status, headers) in enumerate(bad):
+        recorder.write(record(1.0 + n, status, headers, answer, {**local, "InputSsml": f"bad {n}"}))
+    lone = {"Header": {"Code": 0, "Message": "\ud800", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
+    recorder.write(record(50.0, 200, [["X-Kept", "yes"]], lone, TEXT))
+    load = cli._replaying(Config(), str(tmp_path / "edited"))
+    error = capsys.readouterr().err
+    assert f"{len(bad)} recorded exchange(s) cannot be answered again, the first: the exchange recorded at t=1.0: " \
+           "its status 'abc' is not a number from 100 to 599" in error, error
+    assert callable(load)
+    from ivh_mock.proxy.replay import ReplayIndex
+
+    index = ReplayIndex.from_dir(tmp_path / "edited")
+    assert len(index.skipped) == len(bad) and "True" in index.skipped[1] and "'700'" in index.skipped[2]
+    with MockServer() as mock:
+        mock.app.wsgi_app = ReplayMiddleware(mock.app.wsgi_app, index, mock.now)
+        client = mock.app.test_client()
+        for n in range(len(bad)):  # not replayed: the mock itself answers
+            answered = client.post(PATHS["phototovideonotrain"], json={"Header": {}, "Payload": {
+                **local, "InputSsml": f"bad {n}"}})
+            assert answered.status_code != 500 and "X-Ivh-Replayed" not in answered.headers, answered.data
+            assert answered.json["Header"]["Code"] != 0
+        replayed = client.post(PATHS["phototovideonotrain"], json={"Header": {}, "Payload": TEXT})
+        assert replayed.status_code == 200 and replayed.headers["X-Kept"] == "yes"
+        assert json.loads(replayed.data)["Header"]["Message"] == "\ud800"  # written as JSON's escape
+    for status, headers in bad:
+        Recorder(tmp_path / "all-bad").write(record(1.0, status, headers, answer, TEXT))
+    with pytest.raises(OSError, match=r"no recorded exchange in it to replay .*; 8 recorded exchange\(s\) cannot"):
+        cli._replaying(Config(), str(tmp_path / "all-bad"))
 
 
 def test_a_relayed_callbacks_failure_and_target_are_recorded_without_the_apps_credentials():

@@ -384,8 +384,13 @@ def _replaying(config: Config, directory: str):
     if not os.path.isdir(directory):
         raise OSError("no such directory")
     index = ReplayIndex.from_dir(directory)
+    left_out = (f"{len(index.skipped)} recorded exchange(s) cannot be answered again, the first: {index.skipped[0]}"
+                if index.skipped else "")
     if not len(index):  # a wrong directory would otherwise replay nothing, unseen
-        raise OSError("no recorded exchange in it to replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)")
+        raise OSError("no recorded exchange in it to replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)"
+                      + (f"; {left_out}" if left_out else ""))
+    if left_out:  # edited by hand: each had answered its requests with a 500
+        print(f"ivh-mock: --replay {directory}: {left_out}; the mock answers what they would have", file=sys.stderr)
 
     def load():
         app = create_app(config)
