@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import yaml
@@ -100,8 +100,10 @@ class Accounts:
         self._listed = {entry["appkey"]: entry for entry in listed or []}
 
     @classmethod
-    def from_file(cls, path: str | Path, defaults: dict[str, Any]) -> Accounts:
-        """Read a YAML or JSON accounts file (format: accounts.schema.yaml) and switch to strict mode."""
+    def from_file(cls, path: str | Path, defaults: dict[str, Any],
+                  scenario: Callable[[str], str] = str) -> Accounts:
+        """Read a YAML or JSON accounts file (format: accounts.schema.yaml) and switch to strict mode. `scenario`
+        returns a scenario's one spelling, or raises ValueError saying why it is none."""
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
@@ -118,6 +120,12 @@ class Accounts:
             problem = pace_problem(entry, f"accounts file {path}, account {entry['appkey']!r}")
             if problem:
                 raise AccountsFileError(problem)
+            if "scenario" in entry:  # refused at start, not on each of the account's requests
+                try:
+                    entry["scenario"] = scenario(entry["scenario"])
+                except ValueError as error:
+                    raise AccountsFileError(f"accounts file {path}, account {entry['appkey']!r}/scenario: "
+                                            f"{error}") from None
         return cls(defaults, data["accounts"])
 
     def get(self, appkey: str, overrides: dict[str, Any] | None = None) -> Account | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from typing import Any, Mapping
@@ -20,7 +21,7 @@ from .config import Config
 from .context import MockContext
 from .errors import ApiError, InternalError, NoSuchRoute, ParameterFormatError, body_past
 from .lifecycle.callbacks import CallbackDispatcher
-from .lifecycle.scenarios import scenario_of
+from .lifecycle import scenarios
 from .lifecycle.uploads import Uploader
 from .media_in.assets import PREFIX as ASSETS, AssetHost
 from .deadline import Waits
@@ -47,15 +48,20 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
     contract = spec_module.load(config.spec_dir)
+    try:
+        default_scenario = scenarios.setting(contract, config.default_scenario)
+    except scenarios.ScenarioError as error:
+        raise ValueError(f"default_scenario: {error}") from None
     defaults = {
         "accesstoken": config.default_accesstoken,
         "concurrency": contract.service["defaultConcurrency"],
         "exclusive_concurrency": config.exclusive_concurrency,
         "hourly_package_seconds": config.hourly_package_seconds,
         "max_pending": config.max_pending,
-        "scenario": config.default_scenario,
+        "scenario": default_scenario,
     }
-    accounts = Accounts.from_file(config.accounts_file, defaults) if config.accounts_file else Accounts(defaults)
+    accounts = (Accounts.from_file(config.accounts_file, defaults, functools.partial(scenarios.setting, contract))
+                if config.accounts_file else Accounts(defaults))
     scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     blobs = Blobs(config.data_dir or scratch.name)
     try:
@@ -83,7 +89,6 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         renderer=Renderer(blobs, waits),
         waits=waits,
     )
-    scenario_of(contract, config.default_scenario)  # refuse a bad default at start, not on the first request
 
     app = _MockFlask(__name__, static_folder=None)  # no /static route: the dashboard has its own
     app.url_map.merge_slashes = False  # `a//b` is no route (404 in its format), not an HTML redirect to `a/b`

@@ -202,6 +202,9 @@ class TestStrictAccounts:
     ("accounts:\n  - {appkey: a, accesstoken: t, colour: red}\n", "'colour' was unexpected"),
     ("accounts:\n  - {appkey: a, accesstoken: t}\n  - {appkey: a, accesstoken: u}\n", "listed twice"),
     ("accounts: [unclosed\n", "cannot read accounts file"),
+    # accepted at start, then every request of the account was refused
+    ("accounts:\n  - {appkey: a, accesstoken: t, scenario: bogus}\n",
+     r"account 'a'/scenario: 'bogus' is not a scenario; known: success"),
 ])
 def test_a_bad_accounts_file_is_refused_by_name(tmp_path, content, problem):
     from ivh_mock.mock_server.accounts import AccountsFileError

@@ -1,5 +1,6 @@
 """Each scenario of the catalogue produces its documented trajectory, chosen per request or per account."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,19 @@ def test_a_scenario_text_is_parsed_once_and_a_refusal_raises_every_time():
     for _ in range(2):
         with pytest.raises(ScenarioError, match="factor=0.0 must be above 0"):
             scenario_of(contract, "slow_render:factor=0")
+
+
+def test_a_scenario_setting_is_kept_in_one_spelling_and_a_bad_default_is_named(app, api, clock):
+    """`fail:` and ` fail` were kept and listed as written, where the tasks they made say `fail`; a bad default
+    scenario was refused by the name of a request's header."""
+    from ivh_mock.mock_server import create_app
+
+    control = app.test_client()
+    for written, kept in ((" fail: ", "fail"), ("fail: at=30 , code=801005,", "fail:at=30,code=801005")):
+        assert control.put("/__mock__/accounts/spelt", json={"scenario": written}).json["scenario"] == kept
+        task_id = submit(replace(api, appkey="spelt"), text())
+        assert control.get(f"/__mock__/tasks/{task_id}").json["scenario"] == kept
+    with pytest.raises(ValueError, match=r"^default_scenario: 'nope' is not a scenario; known: success"):
+        create_app({"default_scenario": "nope", "background": False})
+    assert create_app({"default_scenario": " fail: ", "background": False}).test_client().get(
+        "/__mock__/accounts/any").json["scenario"] == "fail"

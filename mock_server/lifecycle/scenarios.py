@@ -24,7 +24,7 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    spec: str  # as written, with its parameters
+    spec: str  # its name and parameters, spelt one way ("fail:" and " fail" are "fail")
     reject: int | None = None
     scope: str = "submit"
     stuck: bool = False
@@ -42,6 +42,15 @@ def scenario_of(spec: Spec, text: str) -> Scenario:
     return _parsed(spec, text)
 
 
+def setting(spec: Spec, text: str) -> str:
+    """A scenario as an account's setting keeps it (the default, the accounts file's, the control API's): its one
+    spelling. ScenarioError says why it is none, without the header's name (a setting is no request's header)."""
+    try:
+        return scenario_of(spec, text).spec
+    except ScenarioError as error:
+        raise ScenarioError(str(error).removeprefix(HEADER).lstrip()) from None
+
+
 @functools.lru_cache(maxsize=256)
 def _parsed(spec: Spec, text: str) -> Scenario:
     """Every request names a scenario (most often the account's default), and the same text always parses the same
@@ -56,7 +65,8 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
         raise ScenarioError(f"{HEADER} {name!r} is not a scenario; known: {', '.join(CATALOGUE)}")
     entry = {key: value for key, value in CATALOGUE[name].items() if key != "description"}
     pace, given = None, set()
-    for item in filter(None, (part.strip() for part in params.split(","))):
+    items = [part.strip() for part in params.split(",") if part.strip()]
+    for item in items:
         key, _, value = item.partition("=")
         if key in given:  # which one is meant? the last had silently won
             raise ScenarioError(f"{HEADER} parameter {key} is given twice in {text.strip()!r}")
@@ -74,7 +84,8 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
         except ValueError:
             kind = "a number" if key == "factor" else "a whole number"  # 801000.0 is a number, but no code
             raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be {kind}") from None
-    scenario = Scenario(name=name, spec=text.strip(), reject=entry.get("reject"), scope=entry.get("scope", "submit"),
+    spec = f"{name}:{','.join(items)}" if items else name  # one spelling of it: "fail:" and " fail" are "fail"
+    scenario = Scenario(name=name, spec=spec, reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
                         outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0),
                         message=entry.get("message"), pace=pace)

@@ -24,7 +24,7 @@ from .. import deadline
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
-from ..lifecycle.scenarios import CATALOGUE, HEADER, ScenarioError, scenario_of
+from ..lifecycle.scenarios import CATALOGUE, ScenarioError, setting
 from ..store import Backlog
 from . import assets, envelope, guard, results
 from .auth import account_of
@@ -272,9 +272,9 @@ class _Routes:
             raise ControlError(400, f"body appkey {body['appkey']!r} differs from the URL's {appkey!r}")
         if "scenario" in body:
             try:
-                scenario_of(self.ctx.spec, body["scenario"])
-            except ScenarioError as error:  # its message names the header, where the API's requests carry one
-                raise ControlError(400, f"body/scenario: {str(error).removeprefix(HEADER).lstrip()}") from None
+                body["scenario"] = setting(self.ctx.spec, body["scenario"])
+            except ScenarioError as error:
+                raise ControlError(400, f"body/scenario: {error}") from None
         if account_of(self.ctx, appkey) is None and "accesstoken" not in body:
             raise ControlError(400, f"a new account {appkey!r} needs an accesstoken (strict accounts mode)")
         self.ctx.store.put_account_settings(appkey, {k: v for k, v in body.items() if k != "appkey"})
