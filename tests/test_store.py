@@ -3,6 +3,7 @@ processes, leases that lapse, records that survive a reopen, and a clock every w
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import json
@@ -222,6 +223,23 @@ def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store
     assert store.count_waiting("app", 3, now=15.0) == 1  # only the stuck one is before t3
     assert store.count_waiting("app", 0, now=0.0) == 0
     assert store.count_waiting("nobody", 5, now=0.0) == 0
+
+
+def test_unstarted_lists_what_count_waiting_counts_for_every_task_at_once(store):
+    starts = [5.0, 10.0, NEVER, 20.0, 3.0]
+    for seq, start in enumerate(starts):
+        task = replace(make_task(f"t{seq}", seq=seq, finish_at=start + 5), start_at=start)
+        store.add_task("app", lambda backlog_at, task=task: task)
+    store.add_task("other", lambda backlog_at: replace(make_task("o", "other", seq=0), start_at=99.0))
+    for now in (0.0, 4.0, 7.0, 15.0, 30.0):
+        unstarted = store.unstarted("app", now)
+        assert unstarted == sorted(seq for seq, start in enumerate(starts) if now < start), now
+        assert [bisect.bisect_left(unstarted, seq) for seq in range(6)] == \
+            [store.count_waiting("app", seq, now) for seq in range(6)]
+    assert store.unstarted("nobody", 0.0) == []
+    # planned at 60, the account's kept backlog has settled all but the stuck one: a clock set back to 0 reads the tasks
+    store.add_task("app", lambda backlog_at: backlog_at(60.0) and replace(make_task("t5", seq=5), start_at=70.0))
+    assert store.unstarted("app", 0.0) == [0, 1, 2, 3, 4, 5] and store.unstarted("app", 60.0) == [2, 5]
 
 
 @pytest.mark.stores("redis")  # the other stores count with a local scan

@@ -8,6 +8,7 @@ token, every route demands it (`Authorization: Bearer <token>` or `X-Mock-Token`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import math
 import re
@@ -204,7 +205,8 @@ class _Routes:
     def tasks(self):
         now = self.ctx.clock.now()
         found = self.ctx.store.tasks(request.args.get("appkey"), limit=_limit())
-        return jsonify({"tasks": [self._summary(task, now) for task in found]})
+        unstarted = functools.cache(lambda appkey: self.ctx.store.unstarted(appkey, now))  # once per account
+        return jsonify({"tasks": [self._summary(task, now, unstarted) for task in found]})
 
     def task(self, task_id: str):
         task = self.ctx.store.get_task(task_id)
@@ -226,8 +228,8 @@ class _Routes:
             "uploads": _uploads_view(task, upload),
         })
 
-    def _summary(self, task: Task, now: float) -> dict[str, Any]:
-        report = trajectory.report(self.ctx, task, now)
+    def _summary(self, task: Task, now: float, unstarted=None) -> dict[str, Any]:
+        report = trajectory.report(self.ctx, task, now, unstarted)
         return {"task_id": task.task_id, "appkey": task.appkey, "status": report["Status"],
                 "progress": report["Progress"], "array_count": report["ArrayCount"],
                 "duration_ms": task.duration_ms, "driver_type": task.payload["DriverType"],

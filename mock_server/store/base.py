@@ -123,6 +123,10 @@ class Backlog:
         return sum(compress(map(partial(lt, now), map(START_OF, self.live)),
                             map(partial(gt, before_seq), map(_SEQ, self.live))))
 
+    def unstarted(self, now: float) -> list[int]:
+        """The seqs of the account's tasks not started by `now`, ascending, this backlog being as of `now`."""
+        return sorted(compress(map(_SEQ, self.live), map(partial(lt, now), map(START_OF, self.live))))
+
     @property
     def held_seconds(self) -> float:
         """Seconds of the hourly package the account's tasks hold (every live task holds its own)."""
@@ -397,6 +401,10 @@ class Store(Protocol):
 
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         """Count the account's tasks submitted before `before_seq` that have not started by `now`."""
+
+    def unstarted(self, appkey: str, now: float) -> list[int]:
+        """The seqs of the account's tasks that have not started by `now`, ascending: what `count_waiting` counts for
+        every task of the account at once (`bisect_left(unstarted(appkey, now), seq)`), for a list of many tasks."""
 
     def get_task(self, task_id: str) -> Task | None:
         """Return the task with this id, whoever owns it, or None."""

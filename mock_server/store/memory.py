@@ -44,6 +44,10 @@ class MemoryStore:
         with self._lock:
             return sum(1 for task in self._by_account.get(appkey, ()) if task.seq < before_seq and now < task.start_at)
 
+    def unstarted(self, appkey: str, now: float) -> list[int]:
+        with self._lock:
+            return [task.seq for task in self._by_account.get(appkey, ()) if now < task.start_at]
+
     def get_task(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 

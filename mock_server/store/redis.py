@@ -183,6 +183,13 @@ class RedisStore:
         earlier = self._load(self.redis.lrange(self._key("account", appkey), 0, before_seq - 1))
         return sum(1 for task in earlier if task.seq < before_seq and now < task.start_at)
 
+    def unstarted(self, appkey: str, now: float) -> list[int]:
+        last, _, kept = self._read_account(keys=self._account_keys(appkey))  # as count_waiting reads them
+        backlog = kept_as_of(backlog_from(kept), last, now)
+        if backlog is not None:
+            return backlog.unstarted(now)
+        return [task.seq for task in self.tasks(appkey) if now < task.start_at]
+
     def get_task(self, task_id: str) -> Task | None:
         ahead = self._ahead()
         if ahead is not None and ahead["task_id"] == task_id:

@@ -240,6 +240,10 @@ class SqliteStore:
         return self._db().execute("SELECT COUNT(*) FROM tasks WHERE appkey = ? AND seq < ? "
                                   "AND (start_at IS NULL OR start_at > ?)", (appkey, before_seq, now)).fetchone()[0]
 
+    def unstarted(self, appkey: str, now: float) -> list[int]:
+        return [row[0] for row in self._db().execute("SELECT seq FROM tasks WHERE appkey = ? AND (start_at IS NULL OR "
+                                                     "start_at > ?) ORDER BY seq", (appkey, now))]
+
     def get_task(self, task_id: str) -> Task | None:
         ahead = self._ahead()
         if ahead is not None and ahead["task_id"] == task_id:
