@@ -215,3 +215,45 @@ def test_the_clock_shows_how_far_it_is_from_real_time_and_returns_to_it(mock, pa
     page.click("#real-time-button")
     expect(page.locator("#clock-state")).to_have_text("real time")
     assert not mock.clock.frozen and abs(mock.now() - time.time()) < 5
+
+
+def test_odd_appkeys_long_ones_and_more_tasks_than_listed_keep_the_overview_whole(mock, page):
+    """An appkey `constructor` or `__proto__` (the name of an object's own property) blanked the whole overview; a
+    long appkey made the page 24,000 px wide; an account whose tasks were all older than the 200 listed said "No
+    tasks." beside its counts; the page asked for a favicon the mock does not have (a console error)."""
+    from .conftest import in_process
+    from .test_lifecycle import submit
+
+    problems = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("response", lambda response: response.status >= 400 and problems.append(response.url))
+    odd = {appkey: client_of(mock, appkey).phototovideonotrain(text()).task_id
+           for appkey in ("constructor", "__proto__", "toString", "k" * 128)}
+    bulk = in_process(mock.app, mock.clock, appkey="bulk")
+    for _ in range(201):
+        submit(bulk, TEXT_PAYLOAD)
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    expect(page.locator('.account[data-appkey="bulk"] .tasks-note')).to_have_text(
+        "The 200 newest of its 201 tasks, among the 200 newest of all accounts.")
+    for appkey in odd:
+        expect(page.locator(f'.account[data-appkey="{appkey}"] .tasks-note')).to_have_text(
+            "Its 1 task is older than the 200 newest of all accounts, which are listed here.")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    mock.reset("bulk")
+    for appkey, task_id in odd.items():
+        expect(page.locator(f'tr[data-task-id="{task_id}"] .status')).to_have_text("COMMIT")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert problems == []
+
+
+def test_the_page_of_a_task_that_is_gone_shows_it_is_gone(mock, page):
+    """After "Reset all" the task page said `no task` in its error line and went on showing the task and its video."""
+    task_id = client_of(mock).phototovideonotrain(text()).task_id
+    mock.advance(60)
+    page.goto(f"{mock.base_url}/__mock__/ui#/task/{task_id}")
+    expect(page.locator("#task-summary")).to_contain_text("SUCCESS")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#reset-all-button")
+    expect(page.locator(".task-gone")).to_contain_text(f"no task '{task_id}'")
+    expect(page.locator("#task-summary")).to_have_count(0)
+    expect(page.locator("#task-video")).to_have_count(0)

@@ -79,12 +79,17 @@ document.getElementById("reset-all-button").addEventListener("click", () => {
 
 // -- overview: accounts, their tasks, the request journal -------------------------------------------------------
 const ACCOUNTS_SHOWN = 50; // the poll stays small however many appkeys the mock has seen
+const TASKS_SHOWN = 200;  // the newest tasks of all accounts together
 async function renderOverview(view) {
-  const [accounts, tasks, journal] = await Promise.all([call(`accounts?limit=${ACCOUNTS_SHOWN}`),
-                                                         call("tasks?limit=200"), call("requests?limit=100")]);
-  const byAccount = {};
-  for (const task of tasks.tasks) (byAccount[task.appkey] ||= []).push(task);
-  const accountCards = accounts.accounts.map((account) => accountCard(account, byAccount[account.appkey] || []));
+  const [accounts, tasks, journal] = await Promise.all([
+    call(`accounts?limit=${ACCOUNTS_SHOWN}`), call(`tasks?limit=${TASKS_SHOWN}`), call("requests?limit=100")]);
+  // a Map, not an object: an appkey is the caller's to choose, and `constructor` or `__proto__` name an object's own
+  const byAccount = new Map();
+  for (const task of tasks.tasks) {
+    if (!byAccount.has(task.appkey)) byAccount.set(task.appkey, []);
+    byAccount.get(task.appkey).push(task);
+  }
+  const accountCards = accounts.accounts.map((account) => accountCard(account, byAccount.get(account.appkey) || []));
   view.replaceChildren(
     el("section", { class: "card", id: "accounts" }, el("h2", {}, "Accounts"),
        accountCards.length ? accountCards : el("p", { class: "muted" }, "No requests yet: submit a task to the API."),
@@ -112,7 +117,17 @@ function accountCard(account, tasks) {
        el("label", {}, "scenario ", select),
        el("button", { class: "danger", onclick: () => act(call("reset", "POST", { appkey: account.appkey })) },
           "Reset account")),
-    tasks.length ? taskTable(tasks) : el("p", { class: "muted" }, "No tasks."));
+    tasks.length ? taskTable(tasks) : "",
+    tasksNote(tasks.length, Object.values(account.tasks).reduce((sum, count) => sum + count, 0)));
+}
+
+function tasksNote(shownCount, total) {
+  if (!total) return el("p", { class: "muted" }, "No tasks.");
+  if (shownCount >= total) return "";
+  const newest = `the ${TASKS_SHOWN} newest of all accounts`;
+  return el("p", { class: "muted tasks-note" }, shownCount
+    ? `The ${shownCount} newest of its ${total} tasks, among ${newest}.`
+    : `Its ${total} task${total === 1 ? " is" : "s are"} older than ${newest}, which are listed here.`);
 }
 
 function taskTable(tasks) {
@@ -144,7 +159,16 @@ function journalCard(entries) {
 const shown = { taskId: null, mediaUrl: null, subtitlesUrl: null };
 
 async function renderTask(view, taskId) {
-  const task = await call(`tasks/${encodeURIComponent(taskId)}`);
+  let task;
+  try {
+    task = await call(`tasks/${encodeURIComponent(taskId)}`);
+  } catch (error) {  // reset, or never there: the page of the task shown before must not stay
+    shown.taskId = null;
+    view.replaceChildren(el("section", { class: "card" }, el("h2", {}, "Task ", el("code", {}, taskId)),
+      el("p", { class: "muted task-gone" }, String(error.message || error), " · ",
+         el("a", { href: "#/" }, "all tasks"))));
+    throw error;
+  }
   const progress = task.progress;
   if (shown.taskId !== taskId) {
     shown.taskId = taskId; shown.mediaUrl = null; shown.subtitlesUrl = null;
