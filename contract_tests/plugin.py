@@ -71,9 +71,14 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
-        report_dir = Path(config.getoption("--ivh-report-dir"))  # (any other run writes none: a file `reports` in
-        if report_dir.exists() and not report_dir.is_dir():  # an app's folder had stopped every run of its tests)
-            raise pytest.UsageError(f"--ivh-report-dir {report_dir}: it is a file, not a directory")
+        # made and tried now, not after the run (any other run writes none: a file `reports` in an app's folder had
+        # stopped every run of its tests)
+        from ivh_mock.spec import drift
+
+        problem = drift.unwritable(config.getoption("--ivh-report-dir"))
+        if problem is not None:
+            raise pytest.UsageError(f"--ivh-report-dir {config.getoption('--ivh-report-dir')}: the drift report "
+                                    f"cannot be written there: {problem}")
     if (config.getoption("--ivh-allow-spend") or 0) < 0:
         raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
                                 f"submissions, 0 or more")

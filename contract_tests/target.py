@@ -181,9 +181,10 @@ class Target:
         self.default_appkey, self.accesstoken, self.control_token = appkey, accesstoken, control_token
         self.spec = spec_module.load()
         self.control_refused: str | None = None  # a mock's control API that refused the token (_control)
+        self.unanswered: str | None = None  # the target did not answer the probe of its control API in time
         self.observed = Observed(self.spec)
         session.hooks["response"].append(self.observed.response)
-        start = self._control("GET", "clock")
+        start = self._control("GET", "clock", probing=True)
         # a mock's clock, or no control API: a gateway may answer any path with 200 (an HTML page, or the API's own
         # error envelope, D01), and a target taken for a mock would be sent fresh appkeys it never issued
         if not (isinstance(start, dict) and type(start.get("now")) in (int, float)
@@ -235,9 +236,9 @@ class Target:
         if scenario:
             all_headers["X-Mock-Scenario"] = scenario
         path = self.spec.operations[operation_id].path
-        try:
+        try:  # a redirect is the answer: the API never sends one, and its target's answer is another server's
             response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers,
-                                         timeout=ANSWER_SECONDS)
+                                         timeout=ANSWER_SECONDS, allow_redirects=False)
         except requests.Timeout:
             raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
         except requests.RequestException as error:  # its text quotes the signed URL: good for any call for minutes
@@ -287,14 +288,23 @@ class Target:
     def reset(self, appkey: str) -> None:
         self._control("POST", "reset", {"appkey": appkey})
 
-    def _control(self, method: str, route: str, body: Any = None) -> Any:
+    def _control(self, method: str, route: str, body: Any = None, probing: bool = False) -> Any:
+        """The control API's answer; None, when `probing` whether there is one at all, for a target without it."""
         headers = {"X-Mock-Token": self.control_token} if self.control_token else {}
-        try:
+        try:  # a redirect is no answer of a mock's: another server's page had been taken for the target's
             response = self.session.request(method, f"{self.base_url}/__mock__/{route}", json=body, headers=headers,
-                                            timeout=30)
-        except requests.RequestException:
-            return None
-        probing = route == "clock" and method == "GET"  # whether there is a control API at all
+                                            timeout=ANSWER_SECONDS, allow_redirects=False)
+        except requests.Timeout:
+            if probing:
+                self.unanswered = f"{self.label} did not answer GET /__mock__/clock within {ANSWER_SECONDS} s"
+                return None
+            raise AssertionError(f"{self.label} did not answer the control API's {method} {route} within "
+                                 f"{ANSWER_SECONDS} s") from None
+        except requests.RequestException as error:  # no server there (any more): a mock stopped mid-run
+            if probing:
+                return None
+            raise AssertionError(f"{self.label} could not be asked the control API's {method} {route}: "
+                                 f"{redact.text(str(error))}") from None
         value, is_json = parsed_body(response.content) if response.status_code in (200, 401) else (None, False)
         answer = value if is_json else None
         if response.status_code == 401:  # a mock's control API refuses a missing or wrong token in its own words
@@ -321,6 +331,8 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
         return f"--ivh-base-url: the URL {problem}"
     target = Target(base_url, requests.Session(), label=redact.url(base_url), guard=SpendGuard(0), appkey=appkey,
                     accesstoken=accesstoken, control_token=control_token)
+    if target.unanswered is not None:  # the call below would wait as long again
+        return target.unanswered
     if target.control_refused is not None:
         return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. Set "
                 f"IVH_MOCK_CONTROL_TOKEN to its --control-token")

@@ -17,6 +17,8 @@ spec does not allow; an answer is what real traffic says about a question the do
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -121,6 +123,27 @@ def differing(report: dict[str, Any]) -> list[dict[str, Any]]:
 def conforms(report: dict[str, Any]) -> bool:
     """Tell whether nothing in the report breaks the spec or differs from a decision."""
     return not report["findings"] and not differing(report)
+
+
+def unwritable(directory: str | Path) -> str | None:
+    """Why `write` could not write a report into `directory` (made here when missing), or None. Asked before a run
+    that ends in a report: one that had run, and spent, for minutes lost its report to a folder it could not write."""
+    directory = Path(directory)
+    try:
+        if directory.exists() and not directory.is_dir():
+            return "it is a file, not a directory"
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (JSON_NAME, MARKDOWN_NAME):
+            path = directory / name
+            if path.is_dir():
+                return f"{name} in it is a directory"
+            if path.exists() and not os.access(path, os.W_OK):
+                return f"{name} in it cannot be written"
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".drift-report-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def write(report: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:

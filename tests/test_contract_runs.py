@@ -4,6 +4,7 @@ allowance, and against mutated copies of the spec."""
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -199,13 +200,45 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         assert "control API refused the suite" in refused and "IVH_MOCK_CONTROL_TOKEN" in refused
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
     (tmp_path / "afile").write_text("")
+    (tmp_path / "taken" / "drift-report.json").mkdir(parents=True)
     for url, report_dir, extra, says in (
             (nowhere, tmp_path, (), "could not be asked getprogress"), ("", tmp_path, (), "--ivh-base-url is empty"),
-            # a report folder that is a file had been found at the end of the whole run, the report lost
+            # a report folder that is a file had been found at the end of the whole run, the report lost; one under a
+            # file, or holding a folder where the report goes, still was (the run spent, then lost its report)
             (nowhere, tmp_path / "afile", (), "it is a file, not a directory"),
+            (nowhere, tmp_path / "afile" / "sub", (), "the drift report cannot be written there: Not a directory"),
+            (nowhere, tmp_path / "taken", (), "drift-report.json in it is a directory"),
             (nowhere, tmp_path, ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
         result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
         assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_a_target_that_hangs_redirects_or_goes_away_mid_run_is_named(monkeypatch):
+    """A server that never answered was given 30 s by the probe of its control API, then 30 s more by getprogress,
+    and the error said 30; a redirect was followed and another server's page quoted as the target's answer; a mock
+    stopped mid-run made the suite's clock calls raise TypeError ('NoneType' object is not subscriptable)."""
+    from ivh_mock.contract_tests import target as target_module
+    from ivh_mock.contract_tests.target import SpendGuard, Target, preflight
+    from ivh_mock.mock_server import MockServer
+
+    monkeypatch.setattr(target_module, "ANSWER_SECONDS", 0.5)
+    with RawServer(b"", hang=True) as silent:
+        started = time.monotonic()
+        assert preflight(silent.url, "app", DEFAULT_TOKEN) == (
+            f"{silent.url} did not answer GET /__mock__/clock within 0.5 s")
+        assert time.monotonic() - started < 5 and silent.requests == 1
+    with MockServer() as elsewhere, RawServer(b"HTTP/1.1 302 Found\r\nLocation: %s/\r\nContent-Length: 0\r\n"
+                                              b"Connection: close\r\n\r\n" % elsewhere.base_url.encode()) as moved:
+        said = preflight(moved.url, "app", DEFAULT_TOKEN)
+        assert said == f"{moved.url} does not answer getprogress as the API does (HTTP 302, not the API's " \
+                       f"envelope: ''); check the URL", said
+    with MockServer() as mock:
+        target = Target(mock.base_url, requests.Session(), label="the served mock", guard=SpendGuard(0),
+                        appkey="app", accesstoken=DEFAULT_TOKEN)
+        assert target.has_control and isinstance(target.clock_now(), float)
+    for call in (target.clock_now, target.freeze, lambda: target.advance(5)):
+        with pytest.raises(AssertionError, match=r"^the served mock could not be asked the control API's \w+ clock: "):
+            call()
 
 
 def test_a_file_named_reports_in_an_apps_folder_stops_no_run_but_the_suites(tmp_path):
