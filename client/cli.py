@@ -88,7 +88,7 @@ def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock "
                              f"(default: IVH_BASE_URL, else {DEFAULT_BASE_URL})")
     parser.add_argument("--json", action="store_true", default=False if default is None else default,
-                        help="print results as JSON")
+                        help="print the result as one JSON document (a submission waited for: the task's end)")
     parser.add_argument("--retries", type=_retries, metavar="N", default=MAX_RETRIES if default is None else default,
                         help="send a failed call again at most N times, a submission only when it never reached "
                              f"the server (default: {MAX_RETRIES})")
@@ -208,7 +208,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         _show(out, client.getprogress(args.task_id), args.json)
         return EXIT_OK
     if args.command == "submit":
-        task_id = _submit(client, args, out)
+        task_id = _submit(client, args, out, err)
         if not (args.wait or args.download):
             return EXIT_OK
     else:
@@ -245,7 +245,7 @@ def _unwritable(destination: str) -> str | None:
     return None
 
 
-def _submit(client: Client, args: argparse.Namespace, out: TextIO) -> str:
+def _submit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> str:
     payload: dict[str, Any] = {"RefPhotoUrl": args.photo}
     if args.text is not None:
         speech: dict[str, Any] = {"TimbreKey": args.timbre, "Speed": 1.0 if args.speed is None else args.speed}
@@ -257,7 +257,9 @@ def _submit(client: Client, args: argparse.Namespace, out: TextIO) -> str:
     if args.callback:
         payload["CallbackUrl"] = args.callback
     submitted = client.phototovideonotrain(payload, scenario=args.scenario)
-    if args.json:
+    if args.json and (args.wait or args.download):  # the output is one JSON document: the task's end, which names it
+        print(_plain(f"submitted {submitted.task_id} (request {submitted.request_id})"), file=err)
+    elif args.json:
         _print_json(out, {"TaskId": submitted.task_id, "RequestID": submitted.request_id})
     else:
         print(_plain(submitted.task_id), file=out)

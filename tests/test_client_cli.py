@@ -54,6 +54,17 @@ def test_progress_and_wait_commands(mock_url):
     assert waited.returncode == 0 and '"Status": "SUCCESS"' in waited.stdout
 
 
+def test_submit_json_prints_one_json_document_waiting_or_not(mock_url):
+    """`ivh submit --wait --json` printed the submission and then the task's end as two documents, which no JSON
+    reader takes as the output."""
+    waited = ivh("--json", "submit", "--photo", PHOTO, "--audio", AUDIO, "--wait", "--interval", "0.1", url=mock_url)
+    assert waited.returncode == 0, waited.stderr
+    done = json.loads(waited.stdout)
+    assert done["Status"] == "SUCCESS" and f"submitted {done['TaskId']} (request " in waited.stderr
+    submitted = json.loads(ivh("--json", "submit", "--photo", PHOTO, "--audio", AUDIO, url=mock_url).stdout)
+    assert sorted(submitted) == ["RequestID", "TaskId"]
+
+
 def test_a_refused_request_prints_its_code_and_exits_1(mock_url):
     result = ivh("submit", "--photo", PHOTO, "--text", "hi", "--timbre", "female_1", url=mock_url)
     assert result.returncode == 1
