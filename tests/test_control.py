@@ -384,6 +384,18 @@ def test_a_limit_must_be_ascii_digits(control, limit):
     assert response.json["error"]["message"] == f"limit must be a whole number in ASCII digits, got {limit!r}"
 
 
+@pytest.mark.parametrize("route", ["tasks", "callbacks", "requests", "accounts"])
+def test_a_limit_below_1_is_refused_and_one_past_64_bits_lists_all(control, api, route):
+    """0 and -1 had been read as 1 without a word."""
+    submit(api, TEXT_PAYLOAD)
+    for limit in ("0", "-1", "-0", "+0", "000"):
+        response = control.get(f"/__mock__/{route}", query_string={"limit": limit})
+        assert response.status_code == 400 and response.json["error"]["message"] == (
+            f"limit must be 1 or more, got {limit!r}")
+    for limit in ("1", "+001", "9" * 5000):
+        assert control.get(f"/__mock__/{route}", query_string={"limit": limit}).status_code == 200, limit
+
+
 def test_accounts_are_listed(api, control):
     submit(api, text())
     listing = control.get("/__mock__/accounts").json
@@ -714,4 +726,6 @@ def test_a_limit_past_what_any_store_counts_means_everything(control, api, route
     everything = control.get(route).json
     assert control.get(route, query_string={"limit": str(10**40)}).json == everything
     assert control.get(route, query_string={"limit": "9" * 5000}).json == everything
-    assert control.get(route, query_string={"limit": "-" + "9" * 5000}).status_code == 200  # as -1: the least
+    below = control.get(route, query_string={"limit": "-" + "9" * 5000})  # refused as -1 is, its digits not quoted
+    assert below.status_code == 400
+    assert below.json["error"]["message"] == f"limit must be 1 or more, got {'-' + '9' * 39!r}"

@@ -355,15 +355,16 @@ def _query_suffix() -> str:
 
 
 def _limit() -> int:
-    """The request's `limit`, from 1 up to the largest integer every store takes (a signed 64-bit one: SQLite's
-    LIMIT, Redis's list indexes, itertools.islice), which is as good as no limit."""
+    """The request's `limit`, from 1; one past the largest integer every store takes (a signed 64-bit one: SQLite's
+    LIMIT, Redis's list indexes, itertools.islice) is that integer, as good as no limit. 0 and below are refused
+    (they had been read as 1, unsaid)."""
     text = request.args.get("limit", str(DEFAULT_LIMIT))
     if not _WHOLE_NUMBER.fullmatch(text):  # int() also takes "1_000", " 5" and other scripts' digits ("５")
         raise ControlError(400, f"limit must be a whole number in ASCII digits, got {text[:40]!r}")
-    if text.startswith("-"):
-        return 1
-    digits = text.lstrip("+").lstrip("0")  # int() refuses more than 4300 digits, leading zeros too (a 500)
-    return sys.maxsize if len(digits) > 19 else min(max(1, int(digits or "0")), sys.maxsize)
+    digits = text.lstrip("+-").lstrip("0")  # int() refuses more than 4300 digits, leading zeros too (a 500)
+    if text.startswith("-") or not digits:
+        raise ControlError(400, f"limit must be 1 or more, got {text[:40]!r}")
+    return sys.maxsize if len(digits) > 19 else min(int(digits), sys.maxsize)
 
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
