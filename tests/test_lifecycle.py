@@ -169,6 +169,21 @@ def test_text_longer_than_60_seconds_fails_with_801009(api, clock):
     assert poll(api, ok)["Status"] == "SUCCESS"
 
 
+@pytest.mark.parametrize("characters, speed", [(216, 0.9), (228, 0.95), (156, 0.65), (168, 0.7), (180, 0.75),
+                                               (288, 1.2)])
+def test_a_text_of_exactly_60_seconds_at_any_speed_succeeds_and_lasts_60000_ms(api, clock, characters, speed):
+    """Each character's length was rounded to whole ticks and added up: 216 characters at 0.9 (60 s) spoke for
+    60.00000001 s and failed, saying "speaks for 60.0 s; the limit is 60 s"; 300 at 1.5 lasted 50001 ms."""
+    task_id = submit(api, text("好" * characters, speed=speed))
+    clock.advance(600)
+    report = poll(api, task_id)
+    assert (report["Status"], report["Duration"]) == ("SUCCESS", 60_000), report
+    assert report["TextTimestampResult"][-1]["Words"][-1]["EndTimestamp"] == 600_000_000
+    fifty = submit(api, text("好" * 300, speed=1.5))
+    clock.advance(600)
+    assert poll(api, fifty)["Duration"] == 50_000
+
+
 def test_result_urls_serve_until_retention_ends(app, api, clock):
     task_id = submit(api, text())
     client = app.test_client()

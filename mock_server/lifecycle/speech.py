@@ -64,10 +64,15 @@ def pause_seconds(attributes: dict[str, str]) -> float:
 def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
     """Lay out `segments` on a timeline: one Word per Chinese character or per word of other scripts, sentences
     split after sentence-ending punctuation."""
-    unit_ticks = {
-        "cjk": round(TICKS_PER_SECOND / (rates.cjk_chars_per_second * speed)),
-        "word": round(TICKS_PER_SECOND / (rates.latin_words_per_second * speed)),
-    }
+    per_second = {"cjk": rates.cjk_chars_per_second * speed, "word": rates.latin_words_per_second * speed}
+    spoken = dict.fromkeys(per_second, 0)  # the units of each kind spoken so far
+    paused = 0  # the ticks of the pauses so far
+
+    def at() -> int:
+        """The time after what was spoken so far, worked out from the counts, not added up unit by unit: a unit's
+        length rounded to whole ticks had added up past 60 s for a text of exactly 60 s (216 characters at 0.9)."""
+        return paused + round(sum(count * TICKS_PER_SECOND / per_second[kind] for kind, count in spoken.items()))
+
     now, sentences, text, words = 0, [], "", []
 
     def close():
@@ -78,14 +83,16 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
 
     for segment in segments:
         if segment.pause is not None:
-            now += round(pause_seconds(segment.pause) * TICKS_PER_SECOND)
+            paused += round(pause_seconds(segment.pause) * TICKS_PER_SECOND)
+            now = at()
             continue
         for match in TOKEN.finditer(segment.text):
             kind, value = match.lastgroup, match.group()
             text += value
-            if kind in unit_ticks:
-                words.append({"Word": value, "StartTimestamp": now, "EndTimestamp": now + unit_ticks[kind]})
-                now += unit_ticks[kind]
+            if kind in spoken:
+                spoken[kind] += 1
+                start, now = now, at()
+                words.append({"Word": value, "StartTimestamp": start, "EndTimestamp": now})
             elif kind == "end":
                 close()
     close()
