@@ -94,6 +94,13 @@ CASES = [
     ("level 3", text(VideoParam__EmotionLevel=3), OK, None),
     ("level 0", text(VideoParam__EmotionLevel=0), 100002, "Payload.VideoParam.EmotionLevel must be one of 1, 2, 3"),
     ("level 4", text(VideoParam__EmotionLevel=4), 100002, "Payload.VideoParam.EmotionLevel"),
+    # a wrong type is 100003 even where the value breaks an enum or a bound too (D05): those had answered 100002
+    ("level string", text(VideoParam__EmotionLevel="2"), 100003, "Payload.VideoParam.EmotionLevel must be of type "
+                                                                 "integer"),
+    ("level 1e2", text(VideoParam__EmotionLevel=1e2), 100003, "Payload.VideoParam.EmotionLevel must be of type"),
+    ("driver type number", text(DriverType=1), 100003, "Payload.DriverType must be of type string, got integer 1"),
+    ("volume 1e2", text(SpeechParam__Volume=1e2), 100003, "Payload.SpeechParam.Volume must be of type integer"),
+    ("resolution text", text(VideoParam__Resolution="720P"), 100003, "Payload.VideoParam.Resolution must be of type"),
     ("empty video param", text(VideoParam={}), OK, None),
     # ConcurrencyType Exclusive | Shared
     ("concurrency exclusive unbought", text(ConcurrencyType="Exclusive"), 100014,
