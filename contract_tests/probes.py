@@ -104,6 +104,10 @@ PROBES = [
     Probe("D26", "code for an unknown TaskId", "110006", lambda t: _progress(t)),
     Probe("D28", "code for PageSize 101", "100002",
           lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 101}})),
+    Probe("D28", "timbres listed for an empty TimbreKeyList", "some",
+          lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1,
+                                                                         "TimbreKeyList": []}}),
+          _enveloped(lambda a: "some" if a.payload.get("Total") else "none")),
     Probe("D42", "code for PageSize 1.0", "100003",
           lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1.0}})),
 ]

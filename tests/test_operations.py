@@ -114,6 +114,16 @@ class TestDescribeTimbre:
         assert self.page(api, TimbreName="emotional")["Total"] == 1
         assert self.page(api, PurchaseType="Custom")["Total"] == 0
 
+    def test_an_empty_filter_filters_nothing(self, api):
+        """An empty TimbreKeyList matched no timbre, even beside a TimbreKey, and an empty TimbreKey none, while an
+        empty TimbreName matched every one (D28)."""
+        total = self.page(api)["Total"]
+        for empty in ({"TimbreKeyList": []}, {"TimbreKey": ""}, {"TimbreName": ""},
+                      {"TimbreKeyList": [], "TimbreKey": "", "TimbreName": ""}):
+            assert self.page(api, **empty)["Total"] == total, empty
+        listed = self.page(api, TimbreKeyList=[], TimbreKey="male_3")["TimbreAssets"]
+        assert [t["TimbreKey"] for t in listed] == ["male_3"]
+
     def test_built_in_genders(self, api):
         by_key = {t["TimbreKey"]: t for t in self.page(api)["TimbreAssets"]}
         assert by_key["male_1"]["TimbreGender"] == 1 and by_key["female_1"]["TimbreGender"] == 2

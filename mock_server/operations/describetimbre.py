@@ -18,11 +18,13 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
 
 
 def _matches(timbre: dict[str, Any], payload: dict[str, Any]) -> bool:
-    if "TimbreKeyList" in payload:  # wins over TimbreKey, as the China page says
-        if timbre["TimbreKey"] not in payload["TimbreKeyList"]:
+    # an empty filter ("", []: what a serialiser writes for a field left unset) filters nothing, as if absent (D28)
+    keys, key, name = payload.get("TimbreKeyList"), payload.get("TimbreKey"), payload.get("TimbreName")
+    if keys:  # wins over TimbreKey, as the China page says
+        if timbre["TimbreKey"] not in keys:
             return False
-    elif "TimbreKey" in payload and timbre["TimbreKey"] != payload["TimbreKey"]:
+    elif key and timbre["TimbreKey"] != key:
         return False
-    if "TimbreName" in payload and payload["TimbreName"].lower() not in timbre["TimbreName"].lower():
+    if name and name.lower() not in timbre["TimbreName"].lower():
         return False
     return "PurchaseType" not in payload or timbre["PurchaseType"] == payload["PurchaseType"]
