@@ -108,7 +108,8 @@ def test_input_ssml_is_4_to_300_unicode_code_points(verdict, characters):
     verdict(patched(TEXT, InputSsml=text), 4 <= len(text) <= 300 and spoken, "Payload.InputSsml")
 
 
-@given(st.text(alphabet="abc好", min_size=4, max_size=40), st.sampled_from(["", "\n", "\r", "\r\n"]), st.data())
+@given(st.text(alphabet="abc好", min_size=4, max_size=40),
+       st.sampled_from(["", "\n", "\r", "\r\n", "\x85", "\u2028", "\u2029"]), st.data())
 def test_input_ssml_has_no_line_breaks(verdict, text, line_break, data):
     at = data.draw(st.integers(0, len(text)))
     verdict(patched(TEXT, InputSsml=text[:at] + line_break + text[at:]), not line_break, "Payload.InputSsml")
