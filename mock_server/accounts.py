@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -104,10 +106,7 @@ class Accounts:
                   scenario: Callable[[str], str] = str) -> Accounts:
         """Read a YAML or JSON accounts file (format: accounts.schema.yaml) and switch to strict mode. `scenario`
         returns a scenario's one spelling, or raises ValueError saying why it is none."""
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise AccountsFileError(f"cannot read accounts file {path}: {error}") from None
+        data = _read(Path(path))
         problem = schema_problem(SCHEMA, data)
         if problem is not None:
             where, message = problem
@@ -140,7 +139,72 @@ class Accounts:
         return sorted(self._listed)
 
     def describe(self) -> str:
-        """Say in one line which credentials work, for the start-up banner."""
+        """Say in one line which credentials work, for the start-up banner (the first SHOWN_ACCOUNTS of a long list:
+        300,000 had made a line of 2.6 MB)."""
         if self.strict:
-            return f"{len(self._listed)} account(s) from the accounts file: " + ", ".join(self.listed())
+            listed = self.listed()
+            more = f", and {len(listed) - SHOWN_ACCOUNTS} more" if len(listed) > SHOWN_ACCOUNTS else ""
+            return (f"{len(listed)} account(s) from the accounts file: {', '.join(listed[:SHOWN_ACCOUNTS])}{more} "
+                    f"(and any an account's settings kept in the store make: PUT /__mock__/accounts/<appkey>)")
         return f"any appkey, accesstoken {self.defaults['accesstoken']!r}"
+
+
+SHOWN_ACCOUNTS = 20
+# An accounts file is a list of settings: more than this is no file a person wrote (300,000 accounts in 15 MB took a
+# start 48 s and 1.25 GB), and YAML's aliases may not make more values than MAX_VALUES of it (a 337-byte file of
+# nested aliases had made a billion, and 3 GB, before its refusal)
+MAX_FILE_BYTES = 4 * 1_048_576
+MAX_VALUES = 1_000_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last had won, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read(path: Path) -> Any:
+    """The accounts file's content, or AccountsFileError saying why there is none to use."""
+    try:  # looked at before it is opened: opening a FIFO waits for a writer, for ever
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise AccountsFileError(f"accounts file {path}: it is not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise AccountsFileError(f"cannot read accounts file {path}: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise AccountsFileError(f"accounts file {path}: it is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        content = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+        too_many = _values(content) > MAX_VALUES
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise AccountsFileError(f"cannot read accounts file {path}: {error}") from None
+    except RecursionError:
+        raise AccountsFileError(f"cannot read accounts file {path}: it is nested too deeply") from None
+    if too_many:
+        raise AccountsFileError(f"accounts file {path}: its YAML aliases make more than {MAX_VALUES} values")
+    return content
+
+
+def _values(content: Any) -> int:
+    """How many values `content` holds, a value reached twice (a YAML alias) counted each time; worked out once per
+    distinct value, so a billion made of a few aliases is counted without being walked."""
+    counted: dict[int, int] = {}
+
+    def count(value: Any) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        if id(value) not in counted:
+            children = value.values() if isinstance(value, dict) else value
+            counted[id(value)] = min(MAX_VALUES + 1, 1 + sum(map(count, children)))
+        return counted[id(value)]
+
+    return count(content)

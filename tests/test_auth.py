@@ -196,6 +196,36 @@ class TestStrictAccounts:
         assert "query.appkey 'stranger' is not a known account" in answer.message
 
 
+def test_an_accounts_file_that_is_no_regular_file_is_refused_at_once(tmp_path):
+    """A FIFO given as the accounts file held the start for ever, waiting for a writer."""
+    import os
+    import threading
+
+    from ivh_mock.mock_server.accounts import AccountsFileError
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(_refusal(tmp_path / "fifo.yaml")), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # let it go: open a writer, so the reader's open returns
+        with open(tmp_path / "fifo.yaml", "w"):
+            pass
+        pytest.fail("reading a FIFO as the accounts file waited for a writer")
+    assert outcome == [f"accounts file {tmp_path / 'fifo.yaml'}: it is not a regular file"]
+    assert isinstance(AccountsFileError(""), ValueError)
+
+
+def _refusal(path) -> str | None:
+    from ivh_mock.mock_server.accounts import AccountsFileError
+
+    try:
+        create_app({"accounts_file": str(path), "background": False})
+    except AccountsFileError as error:
+        return str(error)
+    return None
+
+
 @pytest.mark.parametrize("content, problem", [
     ("accounts: []\n", "at accounts"),
     ("accounts:\n  - {appkey: a}\n", "'accesstoken' is a required property"),
@@ -205,6 +235,15 @@ class TestStrictAccounts:
     # accepted at start, then every request of the account was refused
     ("accounts:\n  - {appkey: a, accesstoken: t, scenario: bogus}\n",
      r"account 'a'/scenario: 'bogus' is not a scenario; known: success"),
+    # the last had won, silently
+    ('{"accounts": [{"appkey": "a", "accesstoken": "x", "accesstoken": "y"}]}', "the key 'accesstoken' is given twice"),
+    # 337 bytes of nested aliases had made a billion values and 3 GB before the refusal; 100,000 '[' a traceback
+    pytest.param("a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 9)}]\n" for n in range(8)) + "accounts: []\n",
+        "its YAML aliases make more than 1000000 values", id="a-billion-by-aliases"),
+    pytest.param("[" * 100_000, "it is nested too deeply", id="nested-100000-deep"),
+    pytest.param("accounts:\n" + "  - {appkey: a, accesstoken: t}\n" * 140_000, "it is larger than 4194304 bytes",
+                 id="4-MiB-and-more"),
 ])
 def test_a_bad_accounts_file_is_refused_by_name(tmp_path, content, problem):
     from ivh_mock.mock_server.accounts import AccountsFileError
