@@ -145,7 +145,7 @@ class Accounts:
             listed = self.listed()
             more = f", and {len(listed) - SHOWN_ACCOUNTS} more" if len(listed) > SHOWN_ACCOUNTS else ""
             return (f"{len(listed)} account(s) from the accounts file: {', '.join(listed[:SHOWN_ACCOUNTS])}{more} "
-                    f"(and any an account's settings kept in the store make: PUT /__mock__/accounts/<appkey>)")
+                    f"(and any account the store keeps settings for: PUT /__mock__/accounts/<appkey>)")
         return f"any appkey, accesstoken {self.defaults['accesstoken']!r}"
 
 

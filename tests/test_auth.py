@@ -252,3 +252,14 @@ def test_a_bad_accounts_file_is_refused_by_name(tmp_path, content, problem):
     path.write_text(content)
     with pytest.raises(AccountsFileError, match=problem):
         create_app({"accounts_file": str(path)})
+
+
+def test_the_banner_names_the_first_accounts_of_a_long_file_and_what_else_strict_mode_takes():
+    """300,000 accounts had made a banner line of 2.6 MB, and it did not say that accounts given settings through the
+    control API are accepted too."""
+    from ivh_mock.mock_server.accounts import Accounts
+
+    listed = [{"appkey": f"k{n:02}", "accesstoken": "t"} for n in range(25)]
+    said = Accounts({}, listed).describe()
+    assert said.startswith("25 account(s) from the accounts file: k00, k01, ") and ", k19, and 5 more (" in said
+    assert "k20" not in said and "PUT /__mock__/accounts/<appkey>" in said
