@@ -105,6 +105,30 @@ def test_bad_options_exit_2_with_a_message_and_no_traceback(args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, capsys):
+    """A host that does not resolve and a Redis URL with an option redis-py does not take ended the start in a
+    traceback; a Redis database that is no number was read as database 0; an empty --store or --data-dir (an unset
+    $VARIABLE) meant the default; a refused accounts file, --replay or store had left the data directory, a database
+    and its owner file behind."""
+    (tmp_path / "empty.yaml").write_text("")
+    data = tmp_path / "new" / "data"
+    for args, says in (
+            (["--host", "nonexistent.invalid"], "cannot listen on nonexistent.invalid:0: "),
+            (["--accounts", str(tmp_path / "empty.yaml")], "accounts file"),
+            (["--replay", str(tmp_path / "none")], "--replay"),
+            (["--store", ""], "--store is empty: give one, or leave the option out for the default"),
+            (["--data-dir", ""], "--data-dir is empty"),
+            (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is no number"),
+            (["--store", "redis://:s3cret@127.0.0.1:1/0?foo=bar"], "the Redis store URL's query cannot be used (foo)"),
+            (["--store", f"sqlite:{tmp_path}"], f"(--store sqlite:{tmp_path})"),
+            (["--store", "redis://127.0.0.1:1/0"], "127.0.0.1:1")):
+        data_dir = [] if "--data-dir" in args else ["--data-dir", str(data)]
+        assert cli.main(["serve", "--port", "0", *data_dir, *args]) == 2, args
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith("ivh-mock: ") and says in error, (args, error)
+        assert "s3cret" not in error and not (tmp_path / "new").exists(), (args, list(tmp_path.iterdir()))
+
+
 @pytest.mark.parametrize("command", [["serve"], ["proxy", "--record", "recordings"]])
 @pytest.mark.parametrize("port", ["65536", "99999", "-1", "http"])
 def test_a_port_outside_0_to_65535_is_a_usage_error(command, port, capsys):

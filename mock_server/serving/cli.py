@@ -9,6 +9,7 @@ import os
 import secrets
 import shlex
 import signal
+import shutil
 import socket
 import sqlite3
 import sys
@@ -21,9 +22,10 @@ from ivh_mock import __version__
 from ivh_mock import spec as spec_module
 from ivh_mock.spec.urls import http_url_problem, without_query
 
-from ..accounts import AccountsFileError
+from ..accounts import Accounts, AccountsFileError
 from ..app import create_app, largest_body, stop_app
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
+from ..lifecycle import scenarios
 from ..pace import DEFAULT as DEFAULT_PACE
 from ..pace import FIELDS as PACE_FIELDS
 from ..pace import PRESETS, PaceError
@@ -241,17 +243,23 @@ def _holds_queue(store: str) -> bool:
 
 
 def _check_port(host: str, port: int) -> str | None:
-    """Return why `host:port` cannot be listened on, or None (checked before the banner's app is built)."""
-    if port == 0:
-        return None
+    """Return why `host:port` cannot be listened on, or None (checked before anything is made; with port 0, that the
+    host is one of this machine's: a name that does not resolve had ended the start in a traceback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError as error:
-            return error.strerror or "address in use or not available"
+        except (OSError, OverflowError) as error:
+            return getattr(error, "strerror", None) or "address in use or not available"
     return None
+
+
+def _first_missing(path: str) -> str:
+    """The outermost folder of `path` that does not exist yet (what making `path` makes)."""
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
 
 
 def _redis_errors() -> tuple[type[Exception], ...]:
@@ -276,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay and args.workers > 1:
         print("ivh-mock: --replay follows each replayed task in one process; use it with one worker", file=sys.stderr)
         return 2
+    for option, value in (("--store", args.store), ("--data-dir", args.data_dir)):
+        if value is not None and not value.strip():  # an unset $VARIABLE: not the default, which it had meant
+            print(f"ivh-mock: {option} is empty: give one, or leave the option out for the default", file=sys.stderr)
+            return 2
     token = args.control_token
     if token is None and not is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
@@ -288,36 +300,49 @@ def main(argv: list[str] | None = None) -> int:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
               file=sys.stderr)
         return 2
-    owner = None
+    database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
+    if database not in ("", ":memory:"):
+        store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
+    # what can be checked without making anything is checked first: a start refused later had left a data directory,
+    # a database and its owner file behind
+    problem = _check_port(args.host, args.port)
+    if problem:
+        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
+        return 2
     try:
-        database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
-        if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
-            store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
-            owner = StoreOwner(store.removeprefix("sqlite:"))
-    except (StoreInUse, OSError) as error:
+        config = Config(profile=args.profile, accounts_file=args.accounts,
+                        default_accesstoken=args.default_accesstoken, **timing, public_url=args.public_url,
+                        control_token=token, data_dir=data_dir, store=store,
+                        callback_timeout_seconds=args.callback_timeout,
+                        slow_waits=max(1, args.threads - 2),  # two threads stay free whatever hosts or renders stall
+                        allowed_hosts=(*(args.allow_host or ()), args.host))
+        if args.accounts:
+            Accounts.from_file(args.accounts, {}, functools.partial(scenarios.setting, spec_module.load()))
+    except ValueError as error:  # AccountsFileError is one
         print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
-    config = Config(profile=args.profile, accounts_file=args.accounts, default_accesstoken=args.default_accesstoken,
-                    **timing, public_url=args.public_url, control_token=token,
-                    data_dir=data_dir, store=store, callback_timeout_seconds=args.callback_timeout,
-                    slow_waits=max(1, args.threads - 2),  # two threads stay free whatever hosts or renders stall
-                    allowed_hosts=(*(args.allow_host or ()), args.host))
     try:
         load = _replaying(config, args.replay) if args.replay else functools.partial(create_app, config)
     except OSError as error:
         print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
         return 2
-    try:  # build one app here, so that a bad setting stops the start with a message rather than a worker
+    made = [_first_missing(path) for path in (data_dir, os.path.dirname(database)) if path and not os.path.exists(path)]
+    owner = None
+    try:
+        if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
+            owner = StoreOwner(store.removeprefix("sqlite:"))
+        # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
-    except (AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
-        print(f"ivh-mock: {error}", file=sys.stderr)
+    except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
+        if owner is not None:
+            owner.release()
+        for path in made:  # made by this start alone, and of no use to the next
+            shutil.rmtree(path, ignore_errors=True)
+        store_named = f" (--store {_shown(store)})" if isinstance(error, sqlite3.Error) else ""
+        print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
-    problem = _check_port(args.host, args.port)
-    if problem:
-        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
-        return 2
     host = bracketed(args.host)
 
     def banner(port: int) -> None:

@@ -131,12 +131,19 @@ return 1
 class RedisStore:
     def __init__(self, url: str, journal: JournalLimits = JournalLimits()):
         parts = urlsplit(url)
+        if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            # redis-py reads a database that is no number as database 0: another's keys, unsaid
+            raise ValueError(f"the Redis store's database {parts.path[1:80]!r} is no number (redis://HOST:PORT/DB)")
         query = parse_qs(parts.query)
         self.prefix = query.pop("prefix", ["ivh"])[0] + ":"
         rest = urlencode(query, doseq=True)  # what else the query says (a unix socket's db=N) stays
         self.url = url.split("?", 1)[0] + (f"?{rest}" if rest else "")
-        self.redis = redis.Redis.from_url(self.url, decode_responses=True)
-        self.redis.ping()  # fail at start, with the URL, rather than on the first request
+        try:
+            self.redis = redis.Redis.from_url(self.url, decode_responses=True)
+            self.redis.ping()  # fail at start, with the URL, rather than on the first request
+        except (TypeError, ValueError) as error:  # an option redis-py does not take: `?foo=bar` had been a traceback
+            raise ValueError(f"the Redis store URL's query cannot be used ({', '.join(sorted(query))}): "
+                             f"{error}") from None
         self._limits = journal
         # registered once; redis-py sends each by its SHA, loading it when Redis lacks it
         self._record = self.redis.register_script(RECORD)
