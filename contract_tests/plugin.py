@@ -88,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not base_url.strip():  # an unset $LIVE_URL: not the in-process mock, as no option would be
         raise pytest.UsageError("--ivh-base-url is empty: give the server's URL, or leave the option out to run "
                                 "against the mock in-process")
+    base_url = config.option.ivh_base_url = base_url.strip()  # a space about a $VARIABLE's value is none of the URL
     appkey, token = os.environ.get("IVH_APPKEY"), os.environ.get("IVH_ACCESSTOKEN")
     if not (appkey and token):
         raise pytest.UsageError("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the "

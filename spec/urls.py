@@ -9,26 +9,29 @@ from urllib.parse import urlsplit, urlunsplit
 
 def http_url_problem(url: str) -> str | None:
     """Why `url` is not an http or https URL with a host (and a port from 0 to 65535, if any), or None."""
+    if any(char <= " " or char == "\x7f" for char in url):  # no URL holds one as it is ('http://a b' had passed)
+        return f"{url!r} holds a space or a control character; a URL writes them percent-encoded"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not _host_name_ok(parts.hostname or ""):
+    if parts is None or parts.scheme not in ("http", "https") or not host_name_ok(parts.hostname or ""):
         return f"{url!r} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
     if parts.query or parts.fragment or url.endswith(("?", "#")):  # paths are added to it: they would land inside
         return f"{url!r} has a query or a fragment; give the scheme, host, port and path only"
     return None
 
 
-def _host_name_ok(host: str) -> bool:
+def host_name_ok(host: str) -> bool:
     """Whether `host` (urlsplit's reading: no brackets, lower case) can be connected to: an IP address, or a name of
-    labels of 1 to 63 characters, 253 in all (a trailing dot allowed). urllib3 refuses others (`a..b`) only as each
-    call connects, and every call failed as if no server answered."""
+    labels of 1 to 63 letters, digits, `-` and `_` (a Compose service's), 253 in all (a trailing dot allowed).
+    urllib3 refuses others (`a..b`) only as each call connects, and every call failed as if no server answered."""
     if ":" in host:  # an IPv6 address (urlsplit checked its brackets)
         return True
     name = host[:-1] if host.endswith(".") else host
-    return 0 < len(name) <= 253 and all(0 < len(label) <= 63 for label in name.split("."))
+    return 0 < len(name) <= 253 and all(0 < len(label) <= 63 and all(char.isalnum() or char in "-_" for char in label)
+                                        for label in name.split("."))
 
 
 def without_query(url: str) -> str:

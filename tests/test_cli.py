@@ -310,7 +310,26 @@ def test_a_timeout_of_no_time_is_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
         cli.build_parser().parse_args(argv)
     assert stopped.value.code == 2
-    assert f"argument {argv[-2]}: 0 is not greater than 0 (and at most 86400)" in capsys.readouterr().err
+    assert f"argument {argv[-2]}: '0' is not a number of seconds above 0 and at most 86400" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, says", [
+    # argparse had named its own functions ("invalid _seconds value: 'abc'")
+    ("--queue-seconds", "abc", "'abc' is not a number of seconds from 0 to 86400"),
+    ("--workers", "1.5", "'1.5' is not a whole number from 1 to 256"),
+    ("--callback-timeout", "-1", "'-1' is not a number of seconds above 0 and at most 86400"),
+    # each had been taken: an empty token, a host no request names, a URL no client can call
+    ("--default-accesstoken", "", "is 0 characters long; it must have at least 1"),
+    ("--allow-host", "", "'' is not a host name, an IP address or *"),
+    ("--allow-host", "bad host", "'bad host' is not a host name, an IP address or *"),
+    ("--public-url", "http://a b", "'http://a b' holds a space or a control character"),
+])
+def test_a_bad_option_value_is_named_with_its_rule(option, value, says, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args(["serve", option, value])
+    assert stopped.value.code == 2 and f"argument {option}: {says}" in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["serve", "--allow-host", "*", "--allow-host", "api_1.test"]).allow_host == [
+        "*", "api_1.test"]
 
 
 def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):

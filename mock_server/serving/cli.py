@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import os
 import secrets
 import shlex
@@ -20,9 +21,9 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
-from ivh_mock.spec.urls import http_url_problem, without_query
+from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
-from ..accounts import Accounts, AccountsFileError
+from ..accounts import SETTINGS_SCHEMA, Accounts, AccountsFileError, schema_problem
 from ..app import create_app, largest_body, stop_app
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..lifecycle import scenarios
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--accounts", metavar="FILE", default=None,
                        help=_help("strict mode: only the accounts in this YAML or JSON file are accepted, each with "
                                   "its own accesstoken", "none"))
-    serve.add_argument("--default-accesstoken", default=DEFAULT_ACCESSTOKEN,
+    serve.add_argument("--default-accesstoken", type=_accesstoken, default=DEFAULT_ACCESSTOKEN,
                        help=_help("the accesstoken of every appkey when not in strict mode", DEFAULT_ACCESSTOKEN))
     timing = serve.add_argument_group("task timing", "a pace preset or file, then any of its three figures changed")
     timing.add_argument("--pace", metavar="NAME|FILE", default=DEFAULT_PACE,
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control-token", type=_control_token, default=None,
                        help=_help("token the control API demands, printable ASCII without spaces; generated when "
                                   "listening beyond loopback", "none on loopback"))
-    serve.add_argument("--allow-host", metavar="NAME", action="append", default=None,
+    serve.add_argument("--allow-host", metavar="NAME", type=_host_name, action="append", default=None,
                        help=_help("a host name the control API answers to besides IP addresses, localhost, --host "
                                   "and --public-url's host (repeatable; *: any)", "none"))
     _add_proxy_commands(commands)
@@ -189,18 +190,25 @@ def _add_proxy_commands(commands) -> None:
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400")
+    value = _number(text)
+    if not 0 <= value <= 86_400:  # (argparse had said "invalid _seconds value" of what float() refuses)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 86400")
     return value
 
 
 def _timeout(text: str) -> float:
     """Seconds something may take: 0 would have every delivery or call time out at once."""
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text} is not greater than 0 (and at most 86400)")
+    value = _number(text)
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most 86400")
     return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan  # within no bounds
 
 
 def _port(text: str) -> int:
@@ -228,10 +236,28 @@ def _control_token(text: str) -> str:
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{text} is not between 1 and 256")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 256")
     return value
+
+
+def _accesstoken(text: str) -> str:
+    """The default accesstoken, held to the accounts file's rule for one (an empty one had been taken)."""
+    problem = schema_problem(SETTINGS_SCHEMA, {"accesstoken": text})
+    if problem:
+        raise argparse.ArgumentTypeError(problem[1])
+    return text
+
+
+def _host_name(text: str) -> str:
+    """An --allow-host: a host name, an IP address or "*" (any); an empty one or one with a space had been taken."""
+    if text != "*" and not host_name_ok(text.lower()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name, an IP address or *")
+    return text
 
 
 def _holds_queue(store: str) -> bool:
