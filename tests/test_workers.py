@@ -189,7 +189,7 @@ def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restar
     (["--store", "postgres://x"], "unknown store 'postgres://x'"),
     (["--store", "sqlite::memory:"], "sqlite: needs a file path"),
     (["--store", "redis://127.0.0.1:1/0"], "Error 111 connecting to 127.0.0.1:1"),
-    (["--workers", "0"], "0 is not between 1 and 256"),
+    (["--workers", "0"], "'0' is not a whole number from 1 to 256"),
 ])
 def test_bad_store_or_worker_options_exit_2_with_a_message(args, message, tmp_path):
     result = subprocess.run([MOCK, "serve", "--port", "0", "--data-dir", str(tmp_path), *args], capture_output=True,
