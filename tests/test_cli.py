@@ -129,6 +129,23 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
         assert "s3cret" not in error and not (tmp_path / "new").exists(), (args, list(tmp_path.iterdir()))
 
 
+def test_a_refused_start_never_removes_what_another_server_made_meanwhile(tmp_path):
+    """Two servers started at once on a new data directory: the one refused (its store held by the other) removes
+    only the folders that are still empty, never the other's files; a database it made itself goes, files and all."""
+    top = tmp_path / "new"
+    (top / "data" / "media").mkdir(parents=True)
+    (top / "data" / "videos").mkdir()
+    (top / "data" / "ivh-mock.sqlite3").write_text("the other server's")
+    cli._unmake([str(top)], "")
+    assert sorted(p.name for p in top.rglob("*")) == ["data", "ivh-mock.sqlite3"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for suffix in ("", "-wal", "-shm", ".owner"):
+        (mine / f"s.sqlite3{suffix}").write_text("")
+    cli._unmake([str(mine)], str(mine / "s.sqlite3"))
+    assert not mine.exists()
+
+
 @pytest.mark.parametrize("command", [["serve"], ["proxy", "--record", "recordings"]])
 @pytest.mark.parametrize("port", ["65536", "99999", "-1", "http"])
 def test_a_port_outside_0_to_65535_is_a_usage_error(command, port, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import math
@@ -10,7 +11,6 @@ import os
 import secrets
 import shlex
 import signal
-import shutil
 import socket
 import sqlite3
 import sys
@@ -281,6 +281,19 @@ def _check_port(host: str, port: int) -> str | None:
     return None
 
 
+def _unmake(made: list[str], database: str) -> None:
+    """Remove what a refused start made: the files of the `database` it made, and the folders it made (`made`) as far
+    as they are empty then."""
+    if database:
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock", ".owner"):
+            with contextlib.suppress(OSError):
+                os.unlink(database + suffix)
+    for top in made:
+        for folder, _, _ in os.walk(top, topdown=False):  # the deepest first
+            with contextlib.suppress(OSError):  # not empty: another's
+                os.rmdir(folder)
+
+
 def _first_missing(path: str) -> str:
     """The outermost folder of `path` that does not exist yet (what making `path` makes)."""
     while not os.path.exists(os.path.dirname(path)):
@@ -353,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
         return 2
     made = [_first_missing(path) for path in (data_dir, os.path.dirname(database)) if path and not os.path.exists(path)]
+    new_database = database if database not in ("", ":memory:") and not os.path.exists(database) else ""
     owner = None
     try:
         if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
@@ -361,10 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
-        if owner is not None:
+        if owner is not None:  # held: no other server uses the database this start made
+            _unmake(made, new_database)
             owner.release()
-        for path in made:  # made by this start alone, and of no use to the next
-            shutil.rmtree(path, ignore_errors=True)
+        else:  # another server may have made the same folders meanwhile: only empty ones go
+            _unmake(made, "")
         store_named = f" (--store {_shown(store)})" if isinstance(error, sqlite3.Error) else ""
         print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
