@@ -237,6 +237,7 @@ def _refusal(path) -> str | None:
      r"account 'a'/scenario: 'bogus' is not a scenario; known: success"),
     # the last had won, silently
     ('{"accounts": [{"appkey": "a", "accesstoken": "x", "accesstoken": "y"}]}', "the key 'accesstoken' is given twice"),
+    ("? [a, b]\n: 1\naccounts: []\n", "found unhashable key"),  # not a TypeError of the check for keys given twice
     # 337 bytes of nested aliases had made a billion values and 3 GB before the refusal; 100,000 '[' a traceback
     pytest.param("a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
         f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 9)}]\n" for n in range(8)) + "accounts: []\n",
