@@ -122,13 +122,18 @@ class Client:
 
     def iter_timbres(self, page_size: int = 100, **filters: Any) -> Iterator[Timbre]:
         """Yield every timbre, fetching page after page; a server that answers a page as it answered the one before
-        (it ignores PageIndex) raises APIConnectionError rather than being asked forever."""
-        index, previous = 1, None
+        (it ignores PageIndex), or whose Total grows page after page, raises APIConnectionError rather than being
+        asked forever."""
+        index, previous, first_total = 1, None, None
         while True:
             page = self.describetimbre(index, page_size, **filters)
             if page.timbres and page.timbres == previous:
                 raise APIConnectionError(f"describetimbre: page {index} is page {index - 1} again: the server does "
                                          f"not page (PageIndex), though its Total is {page.total}")
+            first_total = page.total if first_total is None else first_total
+            if index > 1 and (index - 1) * page_size >= first_total:  # past all the first page counted: had gone on
+                raise APIConnectionError(f"describetimbre: page {index} is past the {first_total} timbres the first "
+                                         f"page counted, and the server's Total is {page.total} now")
             yield from page.timbres
             if not page.timbres or index * page_size >= page.total:
                 return

@@ -805,6 +805,27 @@ def test_a_server_that_ignores_the_page_asked_for_ends_the_listing_of_timbres():
     assert adapter.calls == 2
 
 
+def test_a_server_whose_total_grows_page_after_page_ends_the_listing_of_timbres():
+    """Each page new timbres and a Total one page larger: the listing had gone on until the spec's PageIndex bound,
+    100,000 requests later."""
+    class Growing(FixedAnswer):
+        def send(self, request, **kwargs):
+            index = json.loads(request.body)["Payload"]["PageIndex"]
+            self.body = envelope({"TimbreAssets": [{"TimbreKey": f"t{index}", "TimbreName": "t", "TimbreType": "x",
+                                                    "TimbreSampleUrl": "", "TimbreDesc": ""}], "Total": index + 1})
+            return super().send(request, **kwargs)
+
+    ivh, _, _ = answering(b"")
+    growing = Growing(b"")
+    ivh.session.mount("http://ivh-mock.localhost", growing)
+    with pytest.raises(APIConnectionError, match="page 3 is past the 2 timbres the first page counted, and the "
+                                                 "server's Total is 4 now"):
+        list(ivh.iter_timbres(page_size=1))
+    assert growing.calls == 3
+    empty, _, _ = answering(envelope({"TimbreAssets": [], "Total": 0}))
+    assert list(empty.iter_timbres()) == []
+
+
 def test_an_answer_that_cannot_be_decoded_says_why():
     """Nesting past 32 levels, a non-UTF-8 body: each had said only that it was not the API's envelope."""
     for body, says in ((b"[" * 40, "nest"), (b"\xff\xfe{}", "utf-8")):
