@@ -201,13 +201,17 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
     (tmp_path / "afile").write_text("")
     (tmp_path / "taken" / "drift-report.json").mkdir(parents=True)
+    # a report folder under a file, or holding a folder where the report goes, was found after the whole run (which
+    # had spent), the report lost; the run asks first, as it does of a folder that is a file (run below)
+    from ivh_mock.spec import drift
+
+    assert drift.unwritable(tmp_path / "afile" / "sub") == "Not a directory"
+    assert drift.unwritable(tmp_path / "taken") == "drift-report.json in it is a directory"
+    assert drift.unwritable(tmp_path / "fresh" / "reports") is None and (tmp_path / "fresh" / "reports").is_dir()
     for url, report_dir, extra, says in (
             (nowhere, tmp_path, (), "could not be asked getprogress"), ("", tmp_path, (), "--ivh-base-url is empty"),
-            # a report folder that is a file had been found at the end of the whole run, the report lost; one under a
-            # file, or holding a folder where the report goes, still was (the run spent, then lost its report)
-            (nowhere, tmp_path / "afile", (), "it is a file, not a directory"),
-            (nowhere, tmp_path / "afile" / "sub", (), "the drift report cannot be written there: Not a directory"),
-            (nowhere, tmp_path / "taken", (), "drift-report.json in it is a directory"),
+            # a report folder that is a file had been found at the end of the whole run, the report lost
+            (nowhere, tmp_path / "afile", (), "the drift report cannot be written there: it is a file"),
             (nowhere, tmp_path, ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
         result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
         assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
