@@ -22,7 +22,7 @@ import hiredis
 import redis
 from ivh_mock.spec.jsontext import decoded
 
-from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
+from .base import (NEVER, Backlog, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
                    UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads,
                    planned, read_ahead_by)
 
@@ -181,21 +181,23 @@ class RedisStore:
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         if before_seq <= 0:
             return 0
-        # from the account's backlog, whose live tasks include every one not started yet (D67); without one it can use,
-        # from the tasks before this one (the account's list is in submission order, seq counting from 0)
-        last, _, kept = self._read_account(keys=self._account_keys(appkey))
-        backlog = kept_as_of(backlog_from(kept), last, now)
+        backlog = self._backlog_as_of(appkey, now)
         if backlog is not None:
             return backlog.waiting(before_seq, now)
         earlier = self._load(self.redis.lrange(self._key("account", appkey), 0, before_seq - 1))
         return sum(1 for task in earlier if task.seq < before_seq and now < task.start_at)
 
     def unstarted(self, appkey: str, now: float) -> list[int]:
-        last, _, kept = self._read_account(keys=self._account_keys(appkey))  # as count_waiting reads them
-        backlog = kept_as_of(backlog_from(kept), last, now)
+        backlog = self._backlog_as_of(appkey, now)
         if backlog is not None:
             return backlog.unstarted(now)
         return [task.seq for task in self.tasks(appkey) if now < task.start_at]
+
+    def _backlog_as_of(self, appkey: str, now: float) -> Backlog | None:
+        """The account's kept backlog as of `now`, whose live tasks include every one not started yet (D67); None when
+        it cannot serve, and the account's tasks are to be read (its list is in submission order, seq from 0)."""
+        last, _, kept = self._read_account(keys=self._account_keys(appkey))
+        return kept_as_of(backlog_from(kept), last, now)
 
     def get_task(self, task_id: str) -> Task | None:
         ahead = self._ahead()
