@@ -413,7 +413,11 @@ def test_a_body_nested_past_what_is_decoded_goes_upstream_and_is_recorded_as_tex
             answer = requests.post(f"{proxy.url}/deep", data=body, headers={"Content-Type": "application/json"},
                                    timeout=10)
             assert answer.json() == {"ok": 1}
-    records = list(read_records(tmp_path))
+    from ivh_mock.proxy.recorder import ordered_records
+
+    # in the order the requests were sent: each record is written once its answer has gone, and the deep one's
+    # recording took long enough, once in a fresh clone's run, for the second's to be written first
+    records = list(ordered_records(tmp_path))
     assert [record["request"]["body_format"] for record in records] == ["text", "json"]
     assert records[0]["request"]["body"].startswith('{"Payload": {"CallbackUrl": "http://app.example/cb", "x": [[[')
     assert [target for target, _ in received[::2]] == ["/deep", "/deep"] and "Traceback" not in capfd.readouterr().err
