@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 from ivh_mock.spec import read_yaml
 
-from ivh_mock.spec.validation import BASE
+from ivh_mock.spec.validation import BASE, cut
 
 from .pace import PaceError, resolve
 
@@ -75,7 +75,7 @@ def _json_spelled(error: jsonschema.ValidationError) -> str:
                 shown = json.dumps(value, ensure_ascii=False)
             except (TypeError, ValueError):  # a value JSON cannot write (from YAML: a date) stays as it was
                 break
-            return (shown if len(shown) <= SHOWN else shown[:SHOWN - 3] + "...") + error.message[len(written):]
+            return cut(shown, SHOWN) + error.message[len(written):]
     return error.message
 
 

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
 from werkzeug.routing import Rule
 
 from ivh_mock import spec as spec_module
+from ivh_mock.spec.validation import cut
 
 from .accounts import Accounts
 from .clock import Clock, StoredClock
@@ -34,6 +35,7 @@ from .store.blobs import Blobs
 from .timbres import catalogue
 
 log = logging.getLogger("ivh_mock")
+PATH_SHOWN = 200  # characters of a path that no route takes quoted in the answer
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | str | None = None,
@@ -182,12 +184,12 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 400
+        asked = f"{cut(request.method)} {cut(request.path, PATH_SHOWN)}"  # as sent: cut, never echoed whole
         if exc.code in (404, 405) and control.is_control_path(request.path):
-            error = NoSuchRoute(f"no control route {request.method} {request.path}; the README's control API section "
-                                f"lists them")
+            error = NoSuchRoute(f"no control route {asked}; the README's control API section lists them")
         elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
-            error = NoSuchRoute(f"no API operation {request.method} {request.path}; the API has {operations}")
+            error = NoSuchRoute(f"no API operation {asked}; the API has {operations}")
         elif exc.code == 412:  # a result URL's If-Match or If-Unmodified-Since (routes/sendfile.py)
             error = ParameterFormatError(exc.description or "precondition failed")
         elif exc.code == 413:  # a body past the route's limit, found by werkzeug (chunked, or a control route's)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ivh_mock import spec as spec_module
-from ivh_mock.spec.validation import RequestValidator, reference
+from ivh_mock.spec.validation import RequestValidator, cut, reference
 
 from . import redact
 
@@ -36,7 +36,7 @@ class Finding:
         for name in ("subject", "detail"):
             text = redact.text(str(getattr(self, name)))
             limit = SUBJECT_CHARS if name == "subject" else DETAIL_CHARS
-            object.__setattr__(self, name, text if len(text) <= limit else text[:limit - 3] + "...")
+            object.__setattr__(self, name, cut(text, limit))
 
     @property
     def key(self) -> tuple[str, str | None, str]:

@@ -81,7 +81,8 @@ class RequestValidator:
         if self.surely_valid(instance):
             return []
         errors = sorted(self._validator.iter_errors(instance), key=_importance)
-        return [_describe(error, self.root, self.spec.errors.code_for_keyword) for error in errors]
+        return [violation for error in errors
+                for violation in _described(error, self.root, self.spec.errors.code_for_keyword)]
 
 
 def _inline(node: Any, document: dict[str, Any], trail: tuple[str, ...] = ()) -> Any:
@@ -240,15 +241,23 @@ def _importance(error: ValidationError):
 
 
 def _field(root: str, path) -> str:
+    """The field's name as `Payload.SpeechParam.Speed`; a name the caller chose (an undocumented one) is cut as a
+    received value is, so that no huge input is echoed."""
     text = root if not path or root != "body" else ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{cut(part)}" if text else cut(part))
     return text
 
 
-def _received(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= RECEIVED_MAX_CHARS else text[: RECEIVED_MAX_CHARS - 3] + "..."
+def cut(text: str, limit: int = RECEIVED_MAX_CHARS) -> str:
+    """`text`, or its start and "..." when it is longer than `limit` characters: how a message quotes what a caller
+    chose, so that a huge input is never echoed (D04)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: Any) -> str:
+    """A received value as a message quotes it: a text as Python writes it ('abc'), anything else as JSON, cut."""
+    return cut(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value))
 
 
 def _json_type(value: Any) -> str:
@@ -257,6 +266,17 @@ def _json_type(value: Any) -> str:
         if isinstance(value, kind):
             return name
     return type(value).__name__
+
+
+def _described(error: ValidationError, root: str, code_for) -> list[Violation]:
+    """The violations one jsonschema error stands for: one per undocumented field of an object (jsonschema reports
+    them together), else one."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return [_describe(error, root, code_for)]
+    known = set(error.schema.get("properties", {}))
+    path = list(error.absolute_path)
+    return [Violation(_field(root, [*path, name]), "is not a documented field", code_for(error.validator),
+                      error.validator) for name in sorted(name for name in error.instance if name not in known)]
 
 
 def _describe(error: ValidationError, root: str, code_for) -> Violation:
@@ -270,33 +290,28 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
                        next(name for name in expected if name not in instance))
         path.append(missing)
         rule = f"is required when {condition}" if condition else "is required"
-    elif keyword == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
-        extra = sorted(name for name in instance if name not in known)
-        path.append(extra[0])
-        rule = "is not a documented field"
     elif keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         rule = f"must be of type {' or '.join(kinds)}"
-        received = "null" if instance is None else f"{_json_type(instance)} {_received(instance)}"
+        received = "null" if instance is None else f"{_json_type(instance)} {shown(instance)}"
     elif keyword == "enum":
         rule = "must be one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in expected)
-        received = _received(instance)
+        received = shown(instance)
     elif keyword == "const":
         rule = f"must be {json.dumps(expected, ensure_ascii=False)}"
-        received = _received(instance)
+        received = shown(instance)
     elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {"minimum": "at least", "maximum": "at most",
                  "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[keyword]
         rule = f"must be {words} {expected}"
-        received = _received(instance)
+        received = shown(instance)
     elif keyword in ("minLength", "maxLength"):
         words = "at least" if keyword == "minLength" else "at most"
         rule = f"must be {words} {expected} characters long (Unicode code points)"
         received = f"{len(instance)} characters"
     elif keyword == "pattern":
         rule = error.schema.get("x-ivh-rule") or f"must match the pattern {expected}"
-        received = _received(instance)
+        received = shown(instance)
     elif keyword in ("minItems", "maxItems"):
         words = "at least" if keyword == "minItems" else "at most"
         rule = f"must have {words} {expected} items"

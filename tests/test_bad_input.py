@@ -201,6 +201,18 @@ def test_unknown_paths_get_404_in_the_envelope(served, path):
     assert spec_module.load().check(ERROR_SCHEMA, body) == []
 
 
+@pytest.mark.parametrize("path, shown", [
+    ("/v2/" + "a" * 30_000, "no API operation POST /v2/" + "a" * 193 + "...; the API has POST "),
+    ("/__mock__/" + "a" * 30_000, "no control route POST /__mock__/" + "a" * 187 + "...; the README's"),
+], ids=["api", "control"])
+def test_a_long_path_no_route_takes_is_quoted_cut(app, path, shown):
+    response = app.test_client().post(path, json={})
+    assert response.status_code == 404
+    body = response.json
+    message = body["Header"]["Message"] if "Header" in body else body["error"]["message"]
+    assert message.startswith(shown) and len(message) < 600, message[:300]
+
+
 def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(clock, monkeypatch):
     def explode(*args):
         raise RuntimeError("secret internals")

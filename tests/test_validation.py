@@ -183,6 +183,59 @@ def test_several_broken_rules_are_all_named(api):
         assert field in answer.message
 
 
+def test_each_undocumented_field_is_a_broken_rule_of_its_own(api):
+    answer = api.call("phototovideonotrain", {**TEXT_PAYLOAD, **{f"k{n}": 1 for n in range(7)}})
+    assert answer.code == 100001
+    assert answer.message == ("Payload.k0 is not a documented field; Payload.k1 is not a documented field; "
+                              "Payload.k2 is not a documented field; Payload.k3 is not a documented field; "
+                              "Payload.k4 is not a documented field; and 2 more")
+
+
+@pytest.mark.parametrize("where", ["Payload", "SpeechParam", "top level"])
+def test_a_huge_undocumented_name_is_cut_as_a_value_is(api, where):
+    name = "K" * 100_000
+    body = {"Header": {}, "Payload": {**TEXT_PAYLOAD}}
+    if where == "Payload":
+        body["Payload"][name] = 1
+    elif where == "SpeechParam":
+        body["Payload"]["SpeechParam"] = {**TEXT_PAYLOAD["SpeechParam"], name: 1}
+    else:
+        body[name] = 1
+    answer = api.call("phototovideonotrain", body=body)
+    assert answer.code == 100001
+    prefix = {"Payload": "Payload.", "SpeechParam": "Payload.SpeechParam.", "top level": ""}[where]
+    assert answer.message == f"{prefix}{'K' * 37}... is not a documented field"
+
+
+def test_a_request_id_past_its_length_is_refused_and_not_echoed(api):
+    answer = api.call("getprogress", {"TaskId": "x"}, header={"RequestID": "r" * 129})
+    assert answer.code == 100002
+    assert answer.message == ("Header.RequestID must be at most 128 characters long (Unicode code points), got 129 "
+                              "characters")
+    assert len(answer.body["Header"]["RequestID"]) == 32 and answer.body["Header"]["RequestID"] != "r" * 32
+    echoed = api.call("getprogress", {"TaskId": "x"}, header={"RequestID": "r" * 128})
+    assert echoed.body["Header"]["RequestID"] == "r" * 128
+
+
+CUT_TEXT = "'" + "k" * 36 + "..."  # a text as a message quotes it: 40 characters, the quote and "..." among them
+
+
+@pytest.mark.parametrize("scenario, shown", [
+    ("k" * 20_000, f"X-Mock-Scenario {CUT_TEXT} is not a scenario"),
+    ("fail:" + "k" * 20_000 + "=1", f"X-Mock-Scenario 'fail' has no parameter {CUT_TEXT}; it takes"),
+    ("fail:code=" + "9" * 4000, f"X-Mock-Scenario code={'9' * 37}... is not a documented FailCode"),
+    ("fail:code=" + "k" * 20_000, f"X-Mock-Scenario parameter code={CUT_TEXT} must be a whole number"),
+    ("fail:pace=" + "k" * 20_000, f"X-Mock-Scenario parameter pace={CUT_TEXT} is not a pace"),
+    ("fail:" + ",".join(["code=1"] * 3000),
+     f"X-Mock-Scenario parameter code is given twice in {chr(39)}fail:code=1,code=1,code=1,code=1,cod..."),
+], ids=["name", "parameter", "long code", "code not a number", "pace", "repeated"])
+def test_a_huge_scenario_header_is_quoted_cut(api, scenario, shown):
+    answer = api.call("phototovideonotrain", TEXT_PAYLOAD, scenario=scenario)
+    assert answer.code == 100002
+    assert answer.message.startswith(shown), answer.message[:300]
+    assert len(answer.message) < 300
+
+
 @pytest.mark.parametrize("payload, code, named", [
     ({"TaskId": "81883d47c6154edf8e276531f09227b6"}, 110006, "does not exist"),
     ({}, 100001, "Payload.TaskId is required"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ivh_mock.spec import Spec, read_yaml
+from ivh_mock.spec.validation import cut, shown
 
 from ..pace import PRESETS
 
@@ -62,37 +63,39 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
     """Parse `name` or `name:key=value,...` into a Scenario, refusing anything the catalogue does not allow."""
     name, _, params = text.strip().partition(":")
     if name not in CATALOGUE:
-        raise ScenarioError(f"{HEADER} {name!r} is not a scenario; known: {', '.join(CATALOGUE)}")
+        raise ScenarioError(f"{HEADER} {shown(name)} is not a scenario; known: {', '.join(CATALOGUE)}")
     entry = {key: value for key, value in CATALOGUE[name].items() if key != "description"}
     pace, given = None, set()
     items = [part.strip() for part in params.split(",") if part.strip()]
     for item in items:
         key, _, value = item.partition("=")
         if key in given:  # which one is meant? the last had silently won
-            raise ScenarioError(f"{HEADER} parameter {key} is given twice in {text.strip()!r}")
+            raise ScenarioError(f"{HEADER} parameter {cut(key)} is given twice in {shown(text.strip())}")
         given.add(key)
         if key == PACE_KEY:
             if value not in PRESETS:
-                raise ScenarioError(f"{HEADER} parameter pace={value!r} is not a pace; known: {', '.join(PRESETS)}")
+                raise ScenarioError(f"{HEADER} parameter pace={shown(value)} is not a pace; known: "
+                                    f"{', '.join(PRESETS)}")
             pace = value
             continue
         if key not in entry or key not in NUMERIC_KEYS:
             settable = [k for k in entry if k in NUMERIC_KEYS] + [PACE_KEY]
-            raise ScenarioError(f"{HEADER} {name!r} has no parameter {key!r}; it takes: {', '.join(settable)}")
+            raise ScenarioError(f"{HEADER} {shown(name)} has no parameter {shown(key)}; it takes: "
+                                f"{', '.join(settable)}")
         try:
             entry[key] = float(value) if key == "factor" else int(value)
         except ValueError:
             kind = "a number" if key == "factor" else "a whole number"  # 801000.0 is a number, but no code
-            raise ScenarioError(f"{HEADER} parameter {key}={value!r} must be {kind}") from None
+            raise ScenarioError(f"{HEADER} parameter {key}={shown(value)} must be {kind}") from None
     spec = f"{name}:{','.join(items)}" if items else name  # one spelling of it: "fail:" and " fail" are "fail"
     scenario = Scenario(name=name, spec=spec, reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
                         outcome=entry.get("outcome", "SUCCESS"), code=entry.get("code", 0), at=entry.get("at", 0),
                         message=entry.get("message"), pace=pace)
     if scenario.outcome == "FAIL" and scenario.code not in fail_codes - {0}:
-        raise ScenarioError(f"{HEADER} code={scenario.code} is not a documented FailCode")
+        raise ScenarioError(f"{HEADER} code={cut(str(scenario.code))} is not a documented FailCode")
     if not 0 <= scenario.at <= max_progress:
-        raise ScenarioError(f"{HEADER} at={scenario.at} must be a Progress from 0 to {max_progress}")
+        raise ScenarioError(f"{HEADER} at={cut(str(scenario.at))} must be a Progress from 0 to {max_progress}")
     if not 0 < scenario.factor <= 1000:
         raise ScenarioError(f"{HEADER} factor={scenario.factor} must be above 0 and at most 1000")
     return scenario

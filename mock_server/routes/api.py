@@ -36,10 +36,11 @@ def register(app: Flask, ctx: MockContext) -> None:
 
 def _view(operation_id: str, ctx: MockContext):
     service = OPERATIONS[operation_id]
+    longest_id = ctx.spec.resolve("#/components/schemas/RequestHeader")["properties"]["RequestID"]["maxLength"]
 
     def view():
         body = _read_body(ctx)
-        request_id = envelope.request_id_of(body.value) or new_id()
+        request_id = envelope.request_id_of(body.value, longest_id) or new_id()
         query = _query()
         appkey = sys.intern(query.get("appkey", ""))  # kept by each task and journal entry: share it
         # a getprogress the compiled validator accepts names the task the store may read ahead (a refused one is

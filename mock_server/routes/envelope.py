@@ -106,9 +106,11 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def request_id_of(body: Any) -> str | None:
-    """Return the caller's Header.RequestID when it sent a usable one."""
-    return _text_at(body, "Header", "RequestID") or None
+def request_id_of(body: Any, longest: int) -> str | None:
+    """Return the caller's Header.RequestID when it sent a usable one: a text of 1 to `longest` characters (the spec's
+    maxLength). A longer one is refused, and never echoed (D03)."""
+    text = _text_at(body, "Header", "RequestID")
+    return text if text and len(text) <= longest else None
 
 
 def task_id_of(body: Any) -> str | None:
