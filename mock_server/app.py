@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import orjson
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException, RequestedRangeNotSatisfiable
+from werkzeug.exceptions import BadHost, HTTPException, RequestedRangeNotSatisfiable
 from werkzeug.routing import Rule
 
 from ivh_mock import spec as spec_module
@@ -30,6 +30,7 @@ from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
 from .media_out.render import Renderer
 from .routes import api, control, envelope, results
+from .routes.guard import host_url, sent_host
 from .store import JournalLimits, Store, StoreBusy, new_id, open_store
 from .store.blobs import Blobs
 from .timbres import catalogue
@@ -190,6 +191,15 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
             error = NoSuchRoute(f"no API operation {asked}; the API has {operations}")
+        elif isinstance(exc, BadHost):  # werkzeug read no host in the Host header (`a..b`): it names it (D75)
+            try:
+                host_url(request.environ)
+                problem = f"the Host header {sent_host(request.environ)[:100]!r} is not a host name"
+            except ValueError as refused:
+                problem = str(refused)
+            error = ParameterFormatError(problem)
+            if not control.is_control_path(request.path) and not request.path.startswith(results.PREFIX):
+                status = error.http_status  # the API's refusal, as when its own route finds the header (D01)
         elif exc.code == 412:  # a result URL's If-Match or If-Unmodified-Since (routes/sendfile.py)
             error = ParameterFormatError(exc.description or "precondition failed")
         elif exc.code == 413:  # a body past the route's limit, found by werkzeug (chunked, or a control route's)

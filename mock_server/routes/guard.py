@@ -47,9 +47,10 @@ def host_url(environ: dict) -> str:
         raise ValueError(NO_HOST)
     sent = sent_host(environ)
     match = _HOST.fullmatch(sent)
-    if match is None or int(match.group(1) or 0) > 65535 or (sent.startswith("[") and not _ipv6(host_name(sent))):
-        raise ValueError(f"the Host header {sent[:100]!r} is not a host name or address with an optional port "
-                         f"(0 to 65535)")
+    if match is None or int(match.group(1) or 0) > 65535 or not (
+            _ipv6(host_name(sent)) if sent.startswith("[") else _labels_fit(host_name(sent))):
+        raise ValueError(f"the Host header {sent[:100]!r} is not a host name (dot-separated labels of 1 to 63 "
+                         f"characters) or address with an optional port (0 to 65535)")
     scheme, port = environ.get("wsgi.url_scheme", "http"), match.group(1)
     if port is None:
         return f"{scheme}://{sent}"
@@ -65,6 +66,13 @@ def sent_host(environ: dict) -> str:
     """The request's Host header as sent ("" for none): werkzeug reads a name with an underscore (a Compose service's)
     as no host at all, and a request without one as on waitress's placeholder name, `waitress.invalid` (D75)."""
     return environ.get("HTTP_HOST", "")
+
+
+def _labels_fit(name: str) -> bool:
+    """Whether each label of a name (`a.b.`: a fully qualified one may end in a dot) holds 1 to 63 characters, as DNS
+    (RFC 1035) and werkzeug's reading of a Host header want: `a..b` and `.` had been refused by werkzeug alone,
+    in words that named no header."""
+    return all(0 < len(label) <= 63 for label in name.removesuffix(".").split("."))
 
 
 def _ipv6(text: str) -> bool:
