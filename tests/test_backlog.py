@@ -23,9 +23,9 @@ def pending(tasks: list[Task], now: float) -> int:
     return sum(1 for t in tasks if now < t.finish_at)
 
 
-def held_seconds(tasks: list[Task], now: float) -> float:
+def held_ms(tasks: list[Task], now: float) -> int:
     return sum(t.duration_ms for t in tasks
-               if t.concurrency_type == "Shared" and not (t.outcome == "FAIL" and t.finish_at <= now)) / 1000
+               if t.concurrency_type == "Shared" and not (t.outcome == "FAIL" and t.finish_at <= now))
 
 
 def start_from_all(tasks: list[Task], now: float, slots: int, queue: float) -> float:
@@ -65,7 +65,7 @@ def test_a_kept_backlog_plans_as_the_whole_account_would(kept_as, steps):
             kept = backlog_from(backlog_text(kept))
         backlog = seen["backlog"]
         assert len(backlog.live) == pending(tasks, now)
-        assert backlog.held_seconds == pytest.approx(held_seconds(tasks, now))
+        assert backlog.held_ms == held_ms(tasks, now)
         assert backlog.next_seq == n
         for before in range(n + 1):  # a queued task's ArrayCount
             assert backlog.waiting(before, now) == sum(1 for t in tasks if t.seq < before and now < t.start_at)

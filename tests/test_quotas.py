@@ -57,6 +57,20 @@ def test_shared_tasks_use_up_the_hourly_package(make, clock):
     assert "1.0 s left, the task needs 2.0 s" in answer.message
 
 
+def test_a_package_holds_exactly_the_tasks_that_fit_it(clock, store_spec):
+    """Counted in floating point, four tasks of 0.8 s had left 0.7999... s of a 4 s package, and the fifth, which fits
+    exactly, was refused: the package is counted in whole milliseconds, as durations are."""
+    app = create_app({**CONFIG, "store": store_spec, "hourly_package_seconds": 4.0}, clock=clock)
+    api = in_process(app, clock)
+    short = text(InputSsml="hello there", ConcurrencyType="Shared")  # two words at 2.5 a second: 0.8 s
+    for n in range(5):
+        submit(api, short)
+        left = app.test_client().get("/__mock__/accounts/test-app").json["balance_left_seconds"]
+        assert left == (4000 - 800 * (n + 1)) / 1000
+    answer = api.call("phototovideonotrain", short)
+    assert answer.code == 100013 and "0.0 s left, the task needs 0.8 s" in answer.message
+
+
 def test_a_failed_task_gives_its_seconds_back(make, clock):
     api, _ = make(hourly_package_seconds=2.0)
     failed = submit(api, text(), scenario="content_safety")

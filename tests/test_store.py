@@ -166,7 +166,7 @@ def test_build_sees_the_accounts_backlog_of_earlier_tasks(store):
     def build(n, appkey="app", finish_at=100.0):
         def plan(backlog_at):
             backlog = backlog_at(60.0)
-            seen.append((backlog.next_seq, [entry[1] for entry in backlog.live], backlog.held_seconds))
+            seen.append((backlog.next_seq, [entry[1] for entry in backlog.live], backlog.held_ms))
             return make_task(f"{appkey}{n}", appkey, seq=backlog.next_seq, finish_at=finish_at)
         return plan
 
@@ -174,7 +174,7 @@ def test_build_sees_the_accounts_backlog_of_earlier_tasks(store):
     store.add_task("app", build(2))
     store.add_task("app", build(3))
     store.add_task("other", build(1, "other"))
-    assert seen == [(0, [], 0), (1, [], 2.0), (2, [100.0], 4.0), (0, [], 0)]
+    assert seen == [(0, [], 0), (1, [], 2000), (2, [100.0], 4000), (0, [], 0)]
     assert [(t.task_id, t.seq) for t in store.tasks("app")] == [("app1", 0), ("app2", 1), ("app3", 2)]
 
 
@@ -203,12 +203,12 @@ def test_a_store_written_by_another_version_plans_against_its_tasks(store_spec, 
 
     def build(backlog_at):
         backlog = backlog_at(60.0)
-        seen.append((backlog.next_seq, backlog.last, len(backlog.live), backlog.held_seconds))
+        seen.append((backlog.next_seq, backlog.last, len(backlog.live), backlog.held_ms))
         return make_task(f"t{backlog.next_seq}", seq=backlog.next_seq)
 
     reopened.add_task("app", build)
     reopened.add_task("app", build)  # now from the backlog kept
-    assert seen == [(2, "t1", 2, 4.0), (3, "t2", 3, 6.0)]
+    assert seen == [(2, "t1", 2, 4000), (3, "t2", 3, 6000)]
 
 
 def test_count_waiting_counts_earlier_tasks_of_the_account_not_yet_started(store):

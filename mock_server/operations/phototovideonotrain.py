@@ -100,12 +100,16 @@ def _concurrency_type(payload: dict[str, Any], account: Account, backlog: Backlo
         return requested
     if not has_package:
         raise BalanceInsufficient("Payload.ConcurrencyType Shared needs an hourly package; this account has none")
-    left = account.hourly_package_seconds - backlog.held_seconds
-    if left * 1000 < duration_ms:
-        raise BalanceInsufficient(
-            f"hourly package balance insufficient: {max(left, 0):.1f} s left, the task needs {duration_ms / 1000:.1f} s"
-        )
+    left_ms = backlog.package_left_ms(account.hourly_package_seconds)
+    if left_ms < duration_ms:
+        raise BalanceInsufficient(f"hourly package balance insufficient: {_seconds(max(left_ms, 0))} s left, the task "
+                                  f"needs {_seconds(duration_ms)} s")
     return requested
+
+
+def _seconds(ms: int) -> str:
+    """Milliseconds as seconds, to the tenth (`1.0`) unless that would hide a difference (`0.799`)."""
+    return f"{ms / 1000:.1f}" if ms % 100 == 0 else f"{ms / 1000:.3f}".rstrip("0")
 
 
 def _check_timbre(ctx: MockContext, speech: dict[str, Any]) -> None:

@@ -290,7 +290,7 @@ class _Routes:
         tasks = self.ctx.store.tasks(appkey)
         states = [trajectory.state(self.ctx, task, now) for task in tasks]
         left = (None if account.hourly_package_seconds is None
-                else account.hourly_package_seconds - Backlog.of(tasks, now).held_seconds)
+                else Backlog.of(tasks, now).package_left_ms(account.hourly_package_seconds) / 1000)
         return {**account.view(), "slots": account.slots, "balance_left_seconds": left,
                 "tasks": {state: states.count(state) for state in ("COMMIT", "MAKING", "SUCCESS", "FAIL")}}
 
