@@ -11,6 +11,7 @@ from array import array
 
 import av
 import pytest
+from werkzeug.http import http_date
 from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.lifecycle import callbacks
 from ivh_mock.mock_server.media_out import render
@@ -223,8 +224,8 @@ def test_a_byte_range_request_gets_206_and_exactly_those_bytes(app, api, clock):
 
 def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_range(app, api, clock):
     """A failed If-Match was answered 412 with the whole video as its body, and with a Range it was ignored (206);
-    If-Unmodified-Since was never read."""
-    _, report = finished(api, clock, TEXT_PAYLOAD)
+    If-Unmodified-Since was never read, and the subtitles, with no date, ignored both date conditions."""
+    task_id, report = finished(api, clock, TEXT_PAYLOAD)
     client, url = app.test_client(), path_of(report["MediaUrl"])
     whole = client.get(url)
     etag = whole.headers["ETag"]
@@ -246,6 +247,15 @@ def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_ra
         held = client.get(url, headers=headers)
         assert held.status_code == 304 and not held.data, headers
     assert client.get(url, headers={"If-None-Match": '"other"', "Range": "bytes=0-3"}).data == whole.data[:4]
+    # the subtitles, made anew on each request, are dated when their task finished: they had no date, and both
+    # date conditions went unjudged
+    subtitles = path_of(report["SubtitlesUrl"])
+    srt = client.get(subtitles)
+    assert srt.headers["Last-Modified"] == http_date(app.extensions["ivh_mock"].store.get_task(task_id).finish_at)
+    assert client.get(subtitles, headers={"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}).status_code == 412
+    held = client.get(subtitles, headers={"If-Modified-Since": srt.headers["Last-Modified"]})
+    assert held.status_code == 304 and not held.data
+    assert client.get(subtitles, headers={"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}).data == srt.data
     sample = "/__mock__/assets/samples/photo.jpg"  # the asset host's files: the same rules, in the control format
     refused = client.get(sample, headers={"If-Match": '"other"'})
     assert refused.status_code == 412 and refused.is_json and b"\xff\xd8" not in refused.data

@@ -52,8 +52,10 @@ def register(app: Flask, ctx: MockContext) -> None:
         if task is None or task.payload["DriverType"] != "Text" or not ctx.blobs.exists("media", task.photo):
             return _no_such_key()
         data = srt(task.sentences).encode("utf-8")
+        # made anew on each request, so dated when its task finished (by the mock's clock): when an object store
+        # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged.
         return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",
-                    download_name=f"{task_id}.srt", max_age=0)
+                    download_name=f"{task_id}.srt", max_age=0, last_modified=task.finish_at)
 
     app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
                      methods=["GET", "HEAD"])
