@@ -102,7 +102,11 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
                     # both (RFC 9112 6.1): waitress went by the chunks and kept the connection, so the pipelined
                     # request after them was answered too, as a proxy that went by the length would not have seen it
                     b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-                    b"GET /__mock__/clock HTTP/1.1\r\nHost: x"):
+                    b"GET /__mock__/clock HTTP/1.1\r\nHost: x",
+                    # chunked twice, and an empty Transfer-Encoding beside a length: waitress read the first as
+                    # chunked once and the second by its length, and answered the request after each
+                    b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\nGET /__mock__/clock HTTP/1.1\r\nHost: x",
+                    b"Transfer-Encoding: \r\nContent-Length: 4\r\n\r\n{}{}GET /__mock__/clock HTTP/1.1\r\nHost: x"):
         status, body = answer(b"POST " + api.encode() + b" HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
         assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
         assert body["Header"]["Message"].startswith("the request could not be read: Bad Request")
@@ -167,6 +171,17 @@ def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_nam
             assert status.endswith(" 400 BAD REQUEST") and "has no Host header" in answer["error"]["message"], answer
 
 
+def test_a_chunk_announced_past_its_routes_limit_is_refused_as_its_size_comes(served):
+    """A Content-Length past the route's limit is refused at once; a chunk announced past it had been waited for
+    (the client got no answer until the connection's idle timeout, or had to send it all to be refused)."""
+    api = b"/v2/ivh/videomaker/broadcastservice/getprogress"
+    for size in (b"200000", b"f" * 40):  # 2 MiB, and 2**160 bytes
+        status, body = _refusal(served.url, b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\n{\"Head")
+        assert status == "HTTP/1.1 200 OK" and body["Header"]["Code"] == 100003, body
+        assert body["Header"]["Message"] == "request body is larger than 1048576 bytes", body
+
+
 def test_a_body_too_large_for_its_route_is_refused_before_a_client_waiting_on_100_continue_sends_it(served):
     """waitress answered `Expect: 100-continue` with `100 Continue` whatever the length declared, then refused the
     body once it had all come: a 100 MB upload was sent whole to be refused."""
@@ -180,7 +195,7 @@ def test_a_body_too_large_for_its_route_is_refused_before_a_client_waiting_on_10
                                 b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length)
         message = body["Header"]["Message"] if path == api else body["error"]["message"]
         assert status == ("HTTP/1.1 200 OK" if path == api else "HTTP/1.1 413 Request Entity Too Large"), status
-        assert message.endswith(f"(request body is larger than {limit or 1_048_576} bytes)"), message
+        assert message == f"request body is larger than {limit or 1_048_576} bytes", message  # the route's words
     with socket.create_connection((host, int(port)), timeout=10) as connection:  # one the route takes is asked for
         connection.sendall(b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
                            b"\r\nExpect: 100-continue\r\nContent-Length: 14\r\nConnection: close\r\n\r\n")

@@ -268,6 +268,12 @@ class _Parser(HTTPRequestParser):
                 return len(data)
         before, refused = self.header_plus, self.error
         consumed = super().received(data)
+        kept = getattr(self.body_rcv, "buf", None)
+        if (self.chunked and self.error is None and not self.completed and isinstance(kept, _Kept)
+                and kept.seen + self.body_rcv.chunk_remainder > kept.limit):
+            # a chunk announced past the route's limit is refused when its size line comes, as a Content-Length past
+            # it is: the client had been left to send it all (or to wait for an answer until the idle timeout)
+            self.error, self.completed = self._too_large(), True
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
             # waitress refuses a head past HEADER_BYTES as if it were `GET /`: name the route it was for from what came
             self.path, self.version = "", "1.1"  # the server's own, where the line was cut before its version
@@ -314,26 +320,36 @@ class _Parser(HTTPRequestParser):
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
                                "may have read another request in it (RFC 9112 6.1)")
+        codings = [coding.strip(b" \t").lower() for value in _TRANSFER_ENCODING.findall(header_plus)
+                   for coding in value.split(b",") if coding.strip(b" \t")]
+        if self.version == "1.1" and _TRANSFER_ENCODING.search(header_plus) and codings != [b"chunked"]:
+            # waitress read an empty Transfer-Encoding as none (the Content-Length beside it framed the body) and
+            # `chunked, chunked` as chunked once; a proxy before the server may read either otherwise
+            raise ParsingError("Transfer-Encoding must name chunked, once and last, or be left out (RFC 9112 6.1, "
+                               "6.3, 7): the body's framing is faulty")
         if "TRANSFER_ENCODING" in self.headers:  # left by waitress in HTTP/1.0, which it reads by the length alone
             raise ParsingError("Transfer-Encoding is not HTTP/1.0's: the body's framing is faulty (RFC 9112 6.1); "
                                "send a Content-Length")
         if self.body_rcv is not None and self._largest_body is not None:
             limit = self._largest_body(self.path)
-            self.body_rcv.buf = _Kept(self.body_rcv.buf, limit + 1)
+            self.body_rcv.buf = _Kept(self.body_rcv.buf, limit)
             if self.expect_continue and self.content_length > limit:  # refused by its length before it is sent
                 self.error, self.completed = self._too_large(), True
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
 
 
 class _Kept:
-    """A request body's buffer that keeps the first `room` bytes appended to it and drops the rest."""
+    """A request body's buffer that keeps no more than a byte past `limit` of what is appended to it, and counts
+    all of it (`seen`)."""
 
-    def __init__(self, buf: Any, room: int):
-        self.buf, self.room = buf, room
+    def __init__(self, buf: Any, limit: int):
+        self.buf, self.limit, self.room, self.seen = buf, limit, limit + 1, 0
 
     def append(self, data: bytes) -> None:
+        self.seen += len(data)
         if self.room > 0:
             kept = data[:self.room]
             self.buf.append(kept)

@@ -47,7 +47,9 @@ def answer(path: str, status: int, reason: str, detail: str) -> tuple[int, str, 
     control_path = control.is_control_path(path)
     if path not in _API_PATHS and not control_path and not path.startswith(results.PREFIX):
         return None
-    message = f"the request could not be read: {reason} ({detail})"
+    # a body past the route's limit is refused in the words the route itself refuses it in (errors.body_past),
+    # whichever of the two sees it first; any other refusal says the request could not be read, and why
+    message = detail if status == 413 else f"the request could not be read: {reason} ({detail})"
     if path in _API_PATHS:
         body = json.dumps(envelope.envelope(ParameterFormatError.code, message, new_id()), ensure_ascii=False)
         return 200, "application/json", body.encode()
