@@ -1,9 +1,13 @@
 """Tasks walk COMMIT -> MAKING -> SUCCESS|FAIL on the virtual clock: queueing, progress, duration, retention."""
 
 import copy
+import unicodedata
 
 import pytest
 import requests
+from ivh_mock.mock_server.lifecycle.speech import Rates, speak
+
+from ivh_mock import spec as spec_module
 
 from .conftest import AUDIO_PAYLOAD, TEXT_PAYLOAD, TIMING, serving
 
@@ -111,6 +115,37 @@ def test_success_report_has_media_subtitles_and_timestamps(api, clock):
     assert [(w["StartTimestamp"], w["EndTimestamp"]) for w in words[:3]] == [
         (0, 2_500_000), (2_500_000, 5_000_000), (10_000_000, 12_500_000)]
     assert report["Duration"] == words[-1]["EndTimestamp"] // 10_000 == 1750  # 5 x 0.25 s + 0.5 s
+
+
+def _spoken(ssml: str):
+    speech = speak(spec_module.load().ssml_checker.segments(ssml), 1.0, Rates(4.0, 2.5))
+    words = [unicodedata.normalize("NFC", w["Word"]) for s in speech.sentences for w in s["Words"]]
+    return [s["Sentence"] for s in speech.sentences], words, speech.duration_ms
+
+
+@pytest.mark.parametrize("ssml, sentences", [
+    ('He said "Hi!" then left.', ['He said "Hi!"', "then left."]),  # the quote had opened the next sentence
+    ("你好！！世界……", ["你好！！", "世界……"]),  # the second ！ had moved on, the last … been dropped
+    ("HELLO WORLD!!!", ["HELLO WORLD!!!"]),
+    ("Hello. 🙂🙂", ["Hello. 🙂🙂"]),  # what speaks no word had been dropped
+    ('Hi! "Go," he said.', ["Hi!", '"Go," he said.']),  # an opening quote starts the next sentence
+    ('Hello<break time="1s"/>world', ["Hello world"]),  # two words, not "Helloworld"
+    ('你好<break time="1s"/>世界', ["你好世界"]),
+])
+def test_a_sentence_keeps_its_punctuation_and_no_character_is_lost(ssml, sentences):
+    assert _spoken(ssml)[0] == sentences
+
+
+@pytest.mark.parametrize("text, words", [
+    ("café crème brûlée", ["café", "crème", "brûlée"]),
+    ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # vowel signs and the virama are marks, not word breaks
+])
+def test_a_word_with_combining_marks_is_one_word_however_it_is_encoded(text, words):
+    """Decomposed (as some systems paste text) `crème` had been two words, `cre` and `me`, and the speech twice as
+    long; Hindi words fell apart at every vowel sign."""
+    composed, decomposed = _spoken(unicodedata.normalize("NFC", text)), _spoken(unicodedata.normalize("NFD", text))
+    assert composed[1] == decomposed[1] == words
+    assert composed[2] == decomposed[2] == len(words) * 400  # 2.5 words a second
 
 
 def test_audio_task_has_no_subtitles(api, clock):

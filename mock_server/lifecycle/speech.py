@@ -10,6 +10,7 @@ import functools
 import math
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ def pause_seconds(attributes: dict[str, str]) -> float:
 
 def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
     """Lay out `segments` on a timeline: one Word per Chinese character or per word of other scripts, sentences
-    split after sentence-ending punctuation."""
+    split after sentence-ending punctuation (D33)."""
     per_second = {"cjk": rates.cjk_chars_per_second * speed, "word": rates.latin_words_per_second * speed}
     spoken = dict.fromkeys(per_second, 0)  # the units of each kind spoken so far
     paused = 0  # the ticks of the pauses so far
@@ -74,6 +75,10 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
         return paused + round(sum(count * TICKS_PER_SECOND / per_second[kind] for kind, count in spoken.items()))
 
     now, sentences, text, words = 0, [], "", []
+    # the sentence's end was read: what follows it directly (`!"`, `！！`, `……`) is still the sentence's, up to a
+    # space or the next spoken unit
+    ended = False
+    previous = None  # the kind of the token before, in the same segment: "mark" for a mark a word took in
 
     def close():
         nonlocal text, words
@@ -85,16 +90,31 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
         if segment.pause is not None:
             paused += round(pause_seconds(segment.pause) * TICKS_PER_SECOND)
             now = at()
+            previous = "pause"
             continue
         for match in TOKEN.finditer(segment.text):
             kind, value = match.lastgroup, match.group()
-            text += value
-            if kind in spoken:
+            if ended and (kind in spoken or value.isspace()):
+                close()
+                ended = False
+            if kind == "other" and previous in ("word", "mark") and unicodedata.category(value)[0] == "M":
+                kind = "mark"  # a combining mark (a decomposed accent, an Indic vowel sign) is part of its word
+                words[-1]["Word"] += value
+            elif kind == "word" and previous == "mark":  # the same word goes on after it (`cre` + U+0300 + `me`)
+                words[-1]["Word"] += value
+                kind = "mark"
+            elif kind in spoken:
+                if previous == "pause" and kind == "word" and text and not text[-1].isspace():
+                    text += " "  # `Hello<break/>world`: two words, read as such
                 spoken[kind] += 1
                 start, now = now, at()
                 words.append({"Word": value, "StartTimestamp": start, "EndTimestamp": now})
-            elif kind == "end":
-                close()
+            elif kind == "end" and words:
+                ended = True
+            text += value
+            previous = kind
+    if not words and text.strip() and sentences:  # what follows the last sentence and speaks no word (`🙂`) is its
+        sentences[-1]["Sentence"] += text.rstrip()  # own, never dropped
     close()
     # one string for every task that speaks the same text; integers and strings only, which orjson writes as json does
     return Speech(sentences, now, sys.intern(orjson.dumps(sentences).decode()))
