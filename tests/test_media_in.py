@@ -232,6 +232,14 @@ def test_a_wav_header_no_decoder_takes_is_unreadable_audio_not_a_server_error(ap
     assert "the file is not readable audio" in report["FailMessage"]
 
 
+def test_a_photo_given_as_audio_is_said_to_hold_no_sound(app, api, clock):
+    """It had been called by FFmpeg's name for its reader alone: "the file is piped jpeg sequence"."""
+    report = audio_task(api, clock, upload(app, SAMPLES["photo.jpg"].make(), "voice.jpg"))
+    assert (report["Status"], report["FailCode"]) == ("FAIL", 801009)
+    assert report["FailMessage"].startswith("Payload.InputAudioUrl: the file holds no sound: it is an image or a "
+                                            "video ("), report["FailMessage"]
+
+
 def test_a_photo_too_large_by_its_header_is_refused_before_any_pixel_is_decoded(app, api, monkeypatch):
     """A 9000 px PNG of a few hundred KB decodes to 324 MB: its size is judged from the header, through the API and
     the upload route alike, and nothing is decoded (eight at once once took the mock past 2 GB)."""

@@ -152,8 +152,11 @@ def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.I
             name = AUDIO_CONTAINERS.get(container.format.name)
             streams = container.streams.audio
             if name is None or name not in rules["formats"] or not streams:
-                problems.append(Problem("audio.formats", f"{field_name}: the file is {container.format.long_name} "
-                                                         f"(read from its bytes); the audio must be one of {allowed}"))
+                # FFmpeg's name for a photo is its reader's (`piped jpeg sequence`): say first that it holds no sound
+                what = (f"holds no sound: it is an image or a video ({container.format.long_name}"
+                        if not streams and container.streams.video else f"is {container.format.long_name} (")
+                problems.append(Problem("audio.formats", f"{field_name}: the file {what}read from its bytes); the "
+                                                         f"audio must be one of {allowed}"))
                 return Verdict("audio", problems=problems)
             seconds = _decoded_seconds(container, streams[0], limits["maximum"] + AUDIO_SLACK_SECONDS)
     except (av.FFmpegError, ValueError, UnicodeDecodeError, IndexError) as exc:
