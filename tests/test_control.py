@@ -484,7 +484,9 @@ class TestToken:
 
     def test_the_control_api_demands_the_token(self, guarded):
         _, client = guarded
-        assert client.get("/__mock__/clock").status_code == 401
+        refused = client.get("/__mock__/clock")
+        assert refused.status_code == 401  # and it names the scheme the token goes in (RFC 9110 11.6.1)
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="ivh-mock control API"'
         assert client.get("/__mock__/clock", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/__mock__/clock", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/__mock__/clock", headers={"X-Mock-Token": "s3cret"}).status_code == 200

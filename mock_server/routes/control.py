@@ -112,7 +112,10 @@ class _Routes:
                     raise ControlError(401, UI_NEEDS_TOKEN if query_token else NEEDS_TOKEN)
                 return handler(**kwargs)
             except ControlError as error:
-                return error_response(error.status, error.message)
+                response = error_response(error.status, error.message)
+                if error.status == 401:  # the scheme the token goes in (RFC 9110 11.6.1 asks every 401 to say it)
+                    response.headers["WWW-Authenticate"] = 'Bearer realm="ivh-mock control API"'
+                return response
 
         view.__name__ = handler.__name__
         return view
