@@ -25,6 +25,8 @@ CASES = [
     ("not json", b"Header=1&Payload=2", JSON, 100003, "request body is not valid JSON"),
     ("truncated json", VALID[:-5], JSON, 100003, "request body is not valid JSON"),
     ("trailing garbage", VALID + b"}", JSON, 100003, "request body is not valid JSON: Extra data"),
+    ("control character in a string", b'{"Header": {}, "Payload": {"TaskId": "a\tb"}}', JSON, 100003,
+     "request body is not valid JSON: Invalid control character at line 1 column 40"),
     ("invalid utf-8", b'{"Header": {}, "Payload": {"TaskId": "\xff\xfe"}}', JSON, 100003, "not valid UTF-8"),
     ("utf-16 body", json.dumps({"Header": {}}).encode("utf-16"), JSON, 100003, "not valid UTF-8"),
     ("text/plain", VALID, "text/plain", 100003, "Content-Type must be application/json"),

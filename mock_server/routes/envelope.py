@@ -90,7 +90,9 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
         value = json.loads(text, object_pairs_hook=object_pairs_hook, **STRICT_NUMBERS)
     except json.JSONDecodeError as error:
         raise MalformedJson(
-            f"request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            # json's own words for some end in "at" (`Invalid control character at`)
+            f"request body is not valid JSON: {error.msg.removesuffix(' at')} at line {error.lineno} column "
+            f"{error.colno}"
         ) from None
     except RecursionError:
         raise MalformedJson(f"request body nests deeper than {max_depth} levels") from None
