@@ -62,6 +62,10 @@ def test_an_unencoded_plus_in_the_signature_is_refused_with_a_hint(api):
                       query=f"appkey={api.appkey}&timestamp={timestamp}&signature={encoded}")
     assert answer.code == 100005
     assert "without URL-encoding" in answer.message
+    # the same signature with its '+' sent as an encoded space: no '+' was sent, and the hint says so
+    spaced = api.call("getprogress", {"TaskId": "x"},
+                      query=f"appkey={api.appkey}&timestamp={timestamp}&signature={encoded.replace('+', '%20')}")
+    assert spaced.code == 100005 and "sent as %20" in spaced.message and "without URL-encoding" not in spaced.message
 
 
 @pytest.mark.parametrize("skew, accepted", [(-300, True), (300, True), (-301, False), (301, False),

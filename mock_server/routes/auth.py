@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Mapping
 
+from flask import request
 from ivh_mock.spec import signing
 
 from ..accounts import Account
@@ -42,7 +43,7 @@ def authenticate(operation_id: str, query: Mapping[str, str], ctx: MockContext) 
     _check_timestamp(int(params["timestamp"]), ctx, rules["timestampToleranceSeconds"])
 
     if not signing.verify(params, signature, account.accesstoken):
-        hint = " (it contains a space: a '+' was sent without URL-encoding)" if " " in signature else ""
+        hint = _space_hint(signature)
         raise Unauthorized(
             f"query.signature does not match{hint}; sign {signing.string_to_sign(params)!r} with HMAC-SHA256 keyed"
             " by the accesstoken, Base64 the digest, then URL-encode it"
@@ -61,3 +62,14 @@ def _check_timestamp(timestamp: int, ctx: MockContext, tolerance: int) -> None:
     skews = {"real time": real, "the mock's clock": mock}
     gaps = " and ".join(f"{abs(skew)} s {'ahead of' if skew > 0 else 'behind'} {name}" for name, skew in skews.items())
     raise Unauthorized(f"query.timestamp is {gaps}; it must be within {tolerance} s of either")
+
+
+def _space_hint(signature: str) -> str:
+    """Why a signature holds a space, which Base64 never does: a '+' sent as it is (a query reads it as a space), or
+    a space sent encoded (%20), where the '+' it stood for is sent as %2B."""
+    if " " not in signature:
+        return ""
+    raw = next((part for part in request.query_string.split(b"&") if part.startswith(b"signature=")), b"")
+    if b"+" in raw:
+        return " (it contains a space: a '+' was sent without URL-encoding)"
+    return " (it contains a space, sent as %20: Base64 has none; a '+' is sent as %2B)"
