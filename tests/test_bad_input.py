@@ -203,6 +203,19 @@ def test_unknown_paths_get_404_in_the_envelope(served, path):
     assert spec_module.load().check(ERROR_SCHEMA, body) == []
 
 
+def test_utf8_in_a_header_is_quoted_as_it_was_written(app, clock):
+    """WSGI reads a header as Latin-1: `exämple.com` and `80100é` had come back as `exÃ¤mple.com` and `80100Ã©`."""
+    from ivh_mock.spec.signing import signed_query
+
+    client = app.test_client()
+    sent = {"Content-Type": "application/json", "X-Mock-Scenario": "fail:code=80100é".encode().decode("latin-1")}
+    answer = client.post(f"{PATHS['getprogress']}?{signed_query('utf-app', 'mock-accesstoken', int(clock.now()))}",
+                         data=json.dumps({"Header": {}, "Payload": {"TaskId": "x"}}), headers=sent)
+    assert answer.json["Header"]["Message"] == "X-Mock-Scenario parameter code='80100é' must be a whole number"
+    refused = client.get("/__mock__/clock", headers={"Host": "exämple.com".encode().decode("latin-1")})
+    assert refused.status_code == 403 and "not 'exämple.com'" in refused.json["error"]["message"]
+
+
 @pytest.mark.parametrize("path, shown", [
     ("/v2/" + "a" * 30_000, "no API operation POST /v2/" + "a" * 193 + "...; the API has POST "),
     ("/__mock__/" + "a" * 30_000, "no control route POST /__mock__/" + "a" * 187 + "...; the README's"),

@@ -17,7 +17,7 @@ from ..operations import OPERATIONS, Call
 from ..store import JournalEntry, StaleRead, new_id
 from . import envelope
 from .auth import authenticate
-from .guard import host_url
+from .guard import as_written, host_url
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -60,6 +60,8 @@ def _view(operation_id: str, ctx: MockContext):
     def answer(body: envelope.Body, request_id: str, query: dict[str, str], appkey: str, valid: bool,
                named: str | None, made: dict[str, Any]):
         code, message, payload, scenario_text = 0, "", {}, request.headers.get(HEADER)
+        if scenario_text is not None:
+            scenario_text = as_written(scenario_text)
         account = None
         journaled: list[str] = []
 

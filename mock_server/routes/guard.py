@@ -65,7 +65,16 @@ NO_HOST = "the request has no Host header (HTTP/1.1 needs one; the URLs the mock
 def sent_host(environ: dict) -> str:
     """The request's Host header as sent ("" for none): werkzeug reads a name with an underscore (a Compose service's)
     as no host at all, and a request without one as on waitress's placeholder name, `waitress.invalid` (D75)."""
-    return environ.get("HTTP_HOST", "")
+    return as_written(environ.get("HTTP_HOST", ""))
+
+
+def as_written(value: str) -> str:
+    """A header's value as its sender wrote it, to quote: WSGI hands it over read as Latin-1, so UTF-8 text
+    (`exämple.com`) had been quoted as `exÃ¤mple.com`. A value that is no UTF-8 stays as it was read."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def _labels_fit(name: str) -> bool:
