@@ -54,7 +54,7 @@ def audio_task(api, clock, url: str) -> dict:
 
 
 # -- the asset host -------------------------------------------------------------------------------------------------
-def test_an_upload_is_served_back_with_what_the_file_is(app):
+def test_an_upload_is_served_back_with_what_the_file_is(app, api):
     data = portrait(300, 400, "PNG")
     client = app.test_client()
     answer = client.post("/__mock__/assets?name=me.png", data=data, content_type="image/png").get_json()
@@ -70,6 +70,10 @@ def test_an_upload_is_served_back_with_what_the_file_is(app):
     odd = client.post("/__mock__/assets", query_string={"name": "\U0001f600\u202e.png"}, data=data).get_json()
     assert odd["Name"] == "upload.png" and client.get(odd["Url"].removeprefix("http://localhost")).mimetype == \
         "image/png"
+    # a long name is cut, its extension kept: a name of 2,100 characters had made a URL RefPhotoUrl refuses
+    long = client.post("/__mock__/assets", query_string={"name": "a" * 2100 + ".png"}, data=data).get_json()
+    assert long["Name"] == "a" * 124 + ".png" and client.get(long["Url"].removeprefix("http://localhost")).data == data
+    assert submit_photo(api, long["Url"]).code == 0
 
 
 def test_a_submission_reads_from_disk_only_the_asset_urls_the_asset_host_serves(app, api):

@@ -134,10 +134,16 @@ class AssetHost:
 
 def _safe_name(filename: str) -> str:
     """The upload's name in URL-safe characters, its extension kept (the Content-Type it is served with comes from
-    it): `😀\u202e.jpg` had become `jpg`."""
+    it): `😀\u202e.jpg` had become `jpg`. Cut to NAME_CHARS (the stem first), so that its URL stays well within
+    what RefPhotoUrl and InputAudioUrl take (2,048 characters): a name of 2,100 had made a URL the API refused."""
     stem, dot, extension = filename.rpartition(".")
     if not dot:
         stem, extension = filename, ""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
-    extension = re.sub(r"[^A-Za-z0-9_-]+", "_", extension).strip("_")
-    return f"{stem}.{extension}" if extension else stem
+    extension = re.sub(r"[^A-Za-z0-9_-]+", "_", extension).strip("_")[:EXTENSION_CHARS]
+    if not extension:
+        return stem[:NAME_CHARS]
+    return f"{stem[:NAME_CHARS - len(extension) - 1].rstrip('._') or 'upload'}.{extension}"
+
+
+NAME_CHARS, EXTENSION_CHARS = 128, 16  # of an uploaded file's name, as its URL names it
