@@ -336,6 +336,9 @@ def test_an_appkey_with_a_slash_is_managed_and_one_too_long_for_the_api_is_refus
     changed = control.put("/__mock__/accounts/team%2Fa", json={"max_pending": 3})
     assert changed.status_code == 200 and changed.json["appkey"] == "team/a" and changed.json["max_pending"] == 3
     assert control.get("/__mock__/accounts/team%2Fa").json["max_pending"] == 3
+    for sent, appkey in (("a%0Ab", "a\nb"), ("a%0D%0Ab", "a\r\nb")):  # the API takes them: werkzeug's path did not
+        assert control.put(f"/__mock__/accounts/{sent}", json={"max_pending": 4}).json["appkey"] == appkey
+        assert control.get(f"/__mock__/accounts/{sent}").json["max_pending"] == 4
     too_long = control.put("/__mock__/accounts/" + "a" * 129, json={"max_pending": 3})
     assert too_long.status_code == 400
     assert too_long.json["error"]["message"] == "the URL's appkey is 129 characters long; an appkey has at most 128"

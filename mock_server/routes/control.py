@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+from werkzeug.routing import PathConverter
 from ivh_mock.spec import read_yaml
 
 from .. import deadline
@@ -60,8 +61,16 @@ def is_control_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
+class _Appkey(PathConverter):
+    """An appkey in a control URL: any characters the API takes in one, a `/` (sent as %2F) and a control character
+    (`a%0Ab`) among them; werkzeug's `path` stops at a line break, and such an account could not be read or set."""
+
+    regex = "[^/][\\s\\S]*?"
+
+
 def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> None:
     routes = _Routes(ctx, dispatcher)
+    app.url_map.converters["appkey"] = _Appkey
     for rule, name, methods in [
         ("/reset", "reset", ["POST"]),
         ("/clock", "get_clock", ["GET"]),
@@ -71,8 +80,8 @@ def register(app: Flask, ctx: MockContext, dispatcher: CallbackDispatcher) -> No
         ("/callbacks", "callbacks", ["GET"]),
         ("/requests", "requests", ["GET"]),
         ("/accounts", "accounts", ["GET"]),
-        ("/accounts/<path:appkey>", "account", ["GET"]),  # an appkey may hold a "/" (sent as %2F)
-        ("/accounts/<path:appkey>", "put_account", ["PUT"]),
+        ("/accounts/<appkey:appkey>", "account", ["GET"]),
+        ("/accounts/<appkey:appkey>", "put_account", ["PUT"]),
         ("/scenarios", "scenarios", ["GET"]),
     ]:
         app.add_url_rule(PREFIX + rule, f"control_{name}", routes.guarded(getattr(routes, name)), methods=methods)
