@@ -171,6 +171,30 @@ def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_nam
             assert status.endswith(" 400 BAD REQUEST") and "has no Host header" in answer["error"]["message"], answer
 
 
+def test_an_answer_without_a_body_keeps_the_connection(served):
+    """waitress closed the connection after any answer with no Content-Length, a 204 or a 304 too, which end with
+    their head: each OPTIONS or revalidation cost a new connection. One the client asks to close still closes."""
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    options = b"OPTIONS /v2/ivh/videomaker/broadcastservice/getprogress HTTP/1.1\r\nHost: x\r\n"
+    clock = b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+    def answers(sent: bytes) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(sent)
+            data = b""
+            while chunk := connection.recv(65536):
+                data += chunk
+        return data
+
+    kept = answers(options + b"\r\n" + clock)
+    assert kept.startswith(b"HTTP/1.1 204 ") and b"\r\nConnection: close" not in kept.split(b"\r\n\r\n")[0], kept
+    assert b"HTTP/1.1 200 OK" in kept and b'"now":' in kept, kept  # the next request on it was answered
+    closed = answers(options + b"Connection: close\r\n\r\n" + clock)
+    assert closed.startswith(b"HTTP/1.1 204 ") and b"HTTP/1.1 200" not in closed, closed
+
+
 def test_a_chunk_announced_past_its_routes_limit_is_refused_as_its_size_comes(served):
     """A Content-Length past the route's limit is refused at once; a chunk announced past it had been waited for
     (the client got no answer until the connection's idle timeout, or had to send it all to be refused)."""

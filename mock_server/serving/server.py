@@ -205,7 +205,23 @@ def _run(server: Any) -> None:
 
 class _Task(WSGITask):
     """waitress's task, but the head goes out with the body's first write (all of an API or control answer's body) in
-    one send: waitress sent the head, then the body, each with a system call of its own."""
+    one send: waitress sent the head, then the body, each with a system call of its own. And a 204 or 304, which ends
+    with its head, keeps the connection: waitress closed it after any answer with no Content-Length, so each
+    revalidation of a video (If-None-Match) or OPTIONS cost the client a new connection."""
+
+    _bodiless_head = False  # building the head of an answer that has no body (RFC 9112 6.3: it needs no length)
+
+    def build_response_header(self) -> bytes:
+        self._bodiless_head = not self.has_body and self.version == "1.1"
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodiless_head = False
+
+    def set_close_on_finish(self) -> None:
+        if self._bodiless_head and self.request.headers.get("CONNECTION", "").lower() != "close":
+            return
+        super().set_close_on_finish()
 
     def write(self, data: bytes) -> None:
         length = self.content_length
