@@ -129,6 +129,8 @@ def _spoken(ssml: str):
     ("HELLO WORLD!!!", ["HELLO WORLD!!!"]),
     ("Hello. 🙂🙂", ["Hello. 🙂🙂"]),  # what speaks no word had been dropped
     ('Hi! "Go," he said.', ["Hi!", '"Go," he said.']),  # an opening quote starts the next sentence
+    ("他说：“你好！”然后走了。", ["他说：“你好！”", "然后走了。"]),  # a closing quote ends its sentence
+    ("你好。“世界”（笑）", ["你好。", "“世界”（笑）"]),  # an opening one, unspaced, starts the next
     ('Hello<break time="1s"/>world', ["Hello world"]),  # two words, not "Helloworld"
     ('你好<break time="1s"/>世界', ["你好世界"]),
 ])

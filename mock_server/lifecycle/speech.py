@@ -28,6 +28,7 @@ TOKEN = re.compile(
 # Pause of a <break> given by strength only (the SSML page names the strengths, not their lengths).
 STRENGTH_SECONDS = {"x-weak": 0.1, "weak": 0.25, "medium": 0.5, "strong": 0.75, "x-strong": 1.0}
 DEFAULT_STRENGTH = "medium"
+OPENING = ("Ps", "Pi")  # Unicode's opening punctuation and initial quotes: `（`, `「`, `“`, `(`
 REMEMBERED_CHARACTERS = 500  # the longest InputSsml whose speech a worker remembers (D66)
 
 
@@ -75,8 +76,8 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
         return paused + round(sum(count * TICKS_PER_SECOND / per_second[kind] for kind, count in spoken.items()))
 
     now, sentences, text, words = 0, [], "", []
-    # the sentence's end was read: what follows it directly (`!"`, `！！`, `……`) is still the sentence's, up to a
-    # space or the next spoken unit
+    # the sentence's end was read: what follows it directly (`!"`, `！！`, `……`, `。”`) is still the sentence's, up to
+    # a space, an opening bracket or quote (`。“`), or the next spoken unit
     ended = False
     previous = None  # the kind of the token before, in the same segment: "mark" for a mark a word took in
 
@@ -94,7 +95,7 @@ def speak(segments: list[Segment], speed: float, rates: Rates) -> Speech:
             continue
         for match in TOKEN.finditer(segment.text):
             kind, value = match.lastgroup, match.group()
-            if ended and (kind in spoken or value.isspace()):
+            if ended and (kind in spoken or value.isspace() or unicodedata.category(value) in OPENING):
                 close()
                 ended = False
             if kind == "other" and previous in ("word", "mark") and unicodedata.category(value)[0] == "M":
