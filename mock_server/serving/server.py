@@ -336,9 +336,10 @@ class _Parser(HTTPRequestParser):
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
                                "may have read another request in it (RFC 9112 6.1)")
-        codings = [coding.strip(b" \t").lower() for value in _TRANSFER_ENCODING.findall(header_plus)
-                   for coding in value.split(b",") if coding.strip(b" \t")]
-        if self.version == "1.1" and _TRANSFER_ENCODING.search(header_plus) and codings != [b"chunked"]:
+        named = _TRANSFER_ENCODING.findall(header_plus)
+        codings = [coding.strip(b" \t").lower() for value in named for coding in value.split(b",")
+                   if coding.strip(b" \t")]
+        if named and self.version == "1.1" and codings != [b"chunked"]:
             # waitress read an empty Transfer-Encoding as none (the Content-Length beside it framed the body) and
             # `chunked, chunked` as chunked once; a proxy before the server may read either otherwise
             raise ParsingError("Transfer-Encoding must name chunked, once and last, or be left out (RFC 9112 6.1, "
