@@ -171,6 +171,19 @@ def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_nam
             assert status.endswith(" 400 BAD REQUEST") and "has no Host header" in answer["error"]["message"], answer
 
 
+def test_an_absolute_form_targets_authority_is_the_requests_host(served):
+    """RFC 9112 3.2.2: the host of `GET http://host/path` is that authority, whatever Host says. waitress left it
+    unread: the control API's check of the host read Host instead, and a task kept URLs on Host's name."""
+    port = served.url.rsplit(":", 1)[1]
+    for target, host, status in (("http://evil.example/__mock__/clock", "127.0.0.1", "403"),
+                                 (f"http://127.0.0.1:{port}/__mock__/clock", "evil.example", "200")):
+        answer, _ = _refusal(served.url, f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                             .encode())
+        assert answer.split()[1] == status, (target, answer)
+    answer, body = _refusal(served.url, b"GET ftp://127.0.0.1/__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert answer.split()[1] == "400" and "scheme 'ftp' is not http or https" in body["error"]["message"], body
+
+
 def test_an_answer_without_a_body_keeps_the_connection(served):
     """waitress closed the connection after any answer with no Content-Length, a 204 or a 304 too, which end with
     their head: each OPTIONS or revalidation cost a new connection. One the client asks to close still closes."""

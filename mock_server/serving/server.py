@@ -336,6 +336,12 @@ class _Parser(HTTPRequestParser):
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
                                "may have read another request in it (RFC 9112 6.1)")
+        if self.proxy_scheme or self.proxy_netloc:  # an absolute-form target: `GET http://host:port/path`
+            if self.proxy_scheme.lower() not in ("http", "https"):
+                raise ParsingError(f"the request target's scheme {self.proxy_scheme[:20]!r} is not http or https")
+            # its authority is the request's host, whatever Host says (RFC 9112 3.2.2): the control API's check of the
+            # host (D57) and the URLs a task keeps (D75) had read Host, and waitress left the authority unread
+            self.headers["HOST"] = self.proxy_netloc
         named = _TRANSFER_ENCODING.findall(header_plus)
         codings = [coding.strip(b" \t").lower() for value in named for coding in value.split(b",")
                    if coding.strip(b" \t")]
