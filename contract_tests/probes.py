@@ -81,6 +81,8 @@ PROBES = [
           lambda t: _progress(t, query=_query(t, drop="signature"))),
     Probe("D11", "code for a request without timestamp", "100001",
           lambda t: _progress(t, query=_query(t, drop="timestamp"))),
+    Probe("D11", "code for a signature given twice, the valid one first", "110006",
+          lambda t: _progress(t, query=_query(t) + "&signature=AAAA")),
     Probe("D12", "code for a signature made with another token", "100005",
           lambda t: _progress(t, query=_query(t, token="not-the-token"))),
     Probe("D12", "code for a signature whose '+' was not URL-encoded", "100005",
