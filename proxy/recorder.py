@@ -30,8 +30,11 @@ class Recorder:
         if max_file_bytes < 1024 or max_total_bytes < max_file_bytes:
             raise ValueError("max_file_bytes must be at least 1024 and max_total_bytes at least max_file_bytes")
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True)
+            os.chmod(self.directory, 0o700)  # whatever the umask
+        except FileExistsError:  # the user's own folder (`--record .`, a shared one) keeps its mode: it had been made
+            pass  # 0700, and `--record /tmp` locked everyone else out of /tmp
         self.per, self.max_file_bytes, self.max_total_bytes, self.clock = per, max_file_bytes, max_total_bytes, clock
         self._run = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self._lock = threading.Lock()

@@ -195,6 +195,17 @@ def test_a_wrong_upstream_passes_through_byte_for_byte_and_drift_names_each_prob
     assert "| unknown-status |" in markdown and "## Findings" in markdown
 
 
+def test_a_folder_the_recorder_did_not_make_keeps_its_mode(tmp_path):
+    """Only a folder the proxy makes is 0700: `--record /tmp` had made /tmp 0700 at the proxy's start."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    Recorder(shared).write({"kind": "exchange"})
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    Recorder(tmp_path / "made" / "deeper")
+    assert stat.S_IMODE((tmp_path / "made" / "deeper").stat().st_mode) == 0o700
+
+
 def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstream, tmp_path):
     with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": {**TEXT, "CallbackURL": "http://x/"}})
