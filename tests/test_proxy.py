@@ -987,6 +987,12 @@ def test_callback_relay_records_and_forwards_the_callback(tmp_path):
                 for method in ("POST", "GET"):
                     assert requests.request(method, f"{server.url}/__proxy__/callback/nobody", data=b"hello",
                                             timeout=10).status_code == 404
+                # a CallbackUrl the spec refuses goes as the app sent it: relayed, a short URL of the proxy's had
+                # been accepted in its place, and the upstream blamed for accepting what the spec refuses
+                for bad in (receiver.url + "?x=" + "a" * 1200, "ftp://127.0.0.1/x"):
+                    refused = _post(server.url, "phototovideonotrain", {"Header": {}, "Payload": {
+                        **payload, "CallbackUrl": bad}}, now=mock.now()).json()
+                    assert refused["Header"]["Code"] == 100002, refused
         assert callback["body"]["Payload"]["TaskId"] == task_id
     finally:
         receiver.close()
