@@ -133,6 +133,8 @@ def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
     mean_x, mean_y = statistics.mean(xs), statistics.mean(y for _, y in points)
     speed = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x in xs)
     startup = mean_y - speed * mean_x
+    if speed < 0:  # longer videos made sooner: no sign of a speed per second, so one time for all (serve takes no
+        return 0.0, mean_y  # negative speed, and had refused the pace drift wrote)
     if startup < 0:  # a negative start-up is noise: refit through the origin
         return sum(x * y for x, y in points) / sum(x * x for x in xs), 0.0
     return speed, startup

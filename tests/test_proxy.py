@@ -644,6 +644,12 @@ def test_calibration_leaves_out_a_task_whose_duration_no_video_has():
     assert calibrate.measure([trail(10**300, 5), trail(10**299, 4)]) is None
     pace = calibrate.measure([trail(10**300, 5), trail(4000, 8), trail(8000, 16)])
     assert pace["tasks"] == 2 and pace["render_speed"] == pytest.approx(1.0)  # changes at the polls' midpoints
+    # a longer video made sooner (live render times are noisy): no speed, one start-up for all, a pace serve takes
+    # (it had been --render-speed -0.1495, which serve refused)
+    faster = calibrate.measure([trail(10_000, 3.0), trail(20_000, 1.5)])
+    assert faster["render_speed"] == 0.0 and faster["render_startup_seconds"] == pytest.approx((2.5 + 1.75) / 2)
+    assert cli.timing_of(cli.build_parser().parse_args(
+        ["serve", "--render-speed", str(faster["render_speed"])]))["render_speed"] == 0.0
 
 
 def test_a_pace_from_polls_as_far_apart_as_what_they_measure_comes_with_a_warning():
