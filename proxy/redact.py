@@ -12,10 +12,11 @@ from ivh_mock.spec.urls import without_queries, without_query
 REDACTED = "[redacted]"
 # a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
 # not: an account's appkey is how a recording tells its accounts apart)
-_SECRET_WORDS = (r"signature|token|secret|passw|pwd|credential|(?:api|access|private|session|subscription|auth)"
-                 r"[-_]?key")  # AuthKey too
+_SECRET_WORDS = (r"signature|token|secret|passw|pwd|passphrase|credential|jwt|session[-_]?id|"
+                 r"(?:api|access|private|session|subscription|auth)[-_]?key")  # AuthKey, JSESSIONID too
 _AUTH_HEADERS = r"authori[sz]ation|authentication"  # Authorisation and Authentication as well
-SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^key$|(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
+SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^(?:key|pass|sid|otp)$|"
+                            r"(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
                             re.IGNORECASE)  # Azure's `sig`, an `X-Sign`; not `signal` nor `design`
 # `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
@@ -25,7 +26,8 @@ SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^key$|(?:^
 # A name starts where no name character is before it, or after an escape (`%3Fsig=`), or after a `%` that starts none.
 _NAMED = re.compile(r"(?:(?<![a-z0-9_%-])|(?<=%[0-9a-f]{2})|(?<=%)(?![0-9a-f]{2}))"
                     r"([a-z0-9_-]++(?:(?:\[|%5B)[a-z0-9_-]*+(?:\]|%5D))*+)"
-                    r"(\\?[\"']?\s*+(?:=>|:=|[=:])\s*+)", re.IGNORECASE)
+                    r"(\\?[\"']?\s*+(?:=>|:=|[=:：＝])\s*+)", re.IGNORECASE)  # full-width `：` and `＝` too (a
+# Chinese message's `令牌：...`, `accesstoken：...`)
 _INLINE_NAME = re.compile(r"(?:^|-)x-auth(?!or)|(?:^|[-_])key$", re.IGNORECASE)  # X-Authentication, license_key
 # a header's whole value, to its line's end (or to a quote or a backslash: the end of a quoted or escaped text holding
 # it): a cookie's every pair, an authorization of any scheme (`token ...`)
@@ -51,6 +53,23 @@ _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON str
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(rf"(?im)^([ \t]*(?:(?:proxy-)?(?:{_AUTH_HEADERS})|(?:set-)?cookie|x-auth[a-z0-9_-]*)"
                          r"[ \t]*:[ \t]*)[^\r\n]+")
+
+
+# An XML element under a secret's name, its text whole (an object store's error quoted in a message:
+# `<SignatureProvided>...</SignatureProvided>`); and secrets known by their shape, whatever names them: a JSON Web
+# Token, a PEM private key (its Base64 body, which holds no `-`, taken in one pass).
+_ELEMENT = re.compile(r"<([a-z][a-z0-9_.:-]{0,63}+)>([^<]++)</\1>", re.IGNORECASE)
+_SHAPED = re.compile(r"\beyJ[a-z0-9_-]{4,}+\.eyJ[a-z0-9_-]{4,}+\.[a-z0-9_-]*+|"
+                     r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----[a-z0-9+/=\s]*+"
+                     r"(?:-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----)?",
+                     re.IGNORECASE)
+
+
+def _elements_and_shapes(value: str) -> str:
+    if "<" in value:
+        value = _ELEMENT.sub(lambda match: f"<{match.group(1)}>{REDACTED}</{match.group(1)}>"
+                             if is_sensitive(match.group(1)) else match.group(), value)
+    return _SHAPED.sub(REDACTED, value) if "eyJ" in value or "-----BEGIN" in value else value
 
 
 def is_sensitive(name: str) -> bool:
@@ -89,7 +108,7 @@ def _decoded(value: str, encodings: int) -> str:
 
 
 def _redacted(value: str, encodings: int) -> str:
-    value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, value)
+    value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, _elements_and_shapes(value))
     kept, at = [], 0
     for match in _NAMED.finditer(value):
         if not is_sensitive(match.group(1)):

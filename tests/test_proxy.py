@@ -1364,9 +1364,28 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
     (_, long), = redact.headers([("X-Pad", "x" * 65_536)])  # a header's value is recorded cut, as a body is
     assert long == "x" * redact.HEADER_CHARS + " [cut: 65536 characters]"
     started = time.monotonic()  # a bound the quadratic pattern misses by hundreds of times (it took minutes)
-    for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000):
+    for long in ("a-" * 131_072, "token=" * 40_000, '"password": "' + "x" * 250_000, '"tokens": ' + "[" * 200_000,
+                 "-----BEGIN PRIVATE KEY-----" * 9_000, "<token>" + "x" * 250_000, "<k>" * 80_000, "eyJabcd." * 30_000):
         assert len(redact.text(long)) <= len(long)
     assert time.monotonic() - started < 10
+
+
+def test_secrets_after_full_width_punctuation_in_xml_elements_or_known_by_their_shape_are_redacted():
+    """A Chinese message's `accesstoken：...`, an object store's XML error quoted in a FailMessage, a session id, a
+    passphrase, a JWT and a PEM private key had all been recorded as they came."""
+    from ivh_mock.proxy import redact
+
+    for given, secret in (("accesstoken：W1", "W1"), ("令牌 token： W2", "W2"), ("signature＝W3", "W3"),
+                          ("answered <Error><Code>AccessDenied</Code><SignatureProvided>W4</SignatureProvided>"
+                           "<AWSAccessKeyId>W5</AWSAccessKeyId></Error>", "W4 W5"),
+                          ("pass=W6", "W6"), ("passphrase=W7", "W7"), ("JSESSIONID=W8", "W8"), ("session_id: W9", "W9"),
+                          ("jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.W10", "W10"),
+                          ("seen eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.W11 in a log", "W11"),
+                          ("key: -----BEGIN RSA PRIVATE KEY-----\nMIIEW12\n-----END RSA PRIVATE KEY-----", "W12")):
+        for part in secret.split():
+            assert part not in redact.text(given), (given, redact.text(given))
+    for kept in ("<Code>SignatureDoesNotMatch</Code>", "passage=ok", "session=fine", "-----BEGIN CERTIFICATE-----x"):
+        assert redact.text(kept) == kept
 
 
 def test_secrets_url_encoded_in_escaped_quotes_or_among_a_schemes_parameters_are_redacted():
