@@ -29,9 +29,9 @@ from .forward import HOP_BY_HOP, NOT_JSON, json_body
 from .recorder import read_records
 
 GETPROGRESS = spec_module.load().operations["getprogress"].path  # the one path a poll is replayed on (the mock's)
-# a recorded answer's headers the replay's own answer does not repeat: its framing and its hop-by-hop headers
+# a recorded answer's headers the replay's own answer does not repeat: its framing, its hop-by-hop headers
 # (`Upgrade` from an upstream offering h2c had made waitress refuse the answer, a 500)
-SKIPPED_HEADERS = {"content-length", "date", "server", "content-encoding", *HOP_BY_HOP}
+SKIPPED_HEADERS = {"content-length", "date", "server", "content-encoding", "x-ivh-replayed", *HOP_BY_HOP}
 
 
 def _key(method: str, path: str, body: Any) -> str:
@@ -53,8 +53,8 @@ def _answer(response: dict[str, Any]) -> Answer | str:
     status that is no number, a header that is no pair of texts, or one that would split the answer's head). Each had
     answered its requests with a 500 of the server's."""
     status = response.get("status")
-    if type(status) is not int or not 100 <= status <= 599:
-        return f"its status {str(status)[:40]!r} is not a number from 100 to 599"
+    if type(status) is not int or not 200 <= status <= 599:  # a 1xx is no final answer: no client reads one as such
+        return f"its status {str(status)[:40]!r} is not a number from 200 to 599"
     headers = response.get("headers", [])
     if not isinstance(headers, list):
         return "its headers are not a list of [name, value] pairs"

@@ -930,16 +930,17 @@ def test_replay_leaves_out_a_hand_edited_answer_it_cannot_send_and_says_so(tmp_p
     answer = {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
     local = {**TEXT, "RefPhotoUrl": "http://127.0.0.1:9/me.jpg"}  # what the mock underneath answers stays on loopback
     bad = [("abc", []), (True, []), (700, []), (200, [["X-One"]]), (200, [["X-Split", "a\r\nSet-Cookie: b"]]),
-           (200, [["Bad Name", "v"]]), (200, [["X-Wide", "\u4e2d"]]), (200, {"X-A": "b"})]
+           (200, [["Bad Name", "v"]]), (200, [["X-Wide", "\u4e2d"]]), (200, {"X-A": "b"}),
+           (100, []), (101, [])]  # a 1xx is no final answer (it had been sent as one, then the connection closed)
     recorder = Recorder(tmp_path / "edited")
     for n, (status, headers) in enumerate(bad):
         recorder.write(record(1.0 + n, status, headers, answer, {**local, "InputSsml": f"bad {n}"}))
     lone = {"Header": {"Code": 0, "Message": "\ud800", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
-    recorder.write(record(50.0, 200, [["X-Kept", "yes"]], lone, TEXT))
+    recorder.write(record(50.0, 200, [["X-Kept", "yes"], ["X-Ivh-Replayed", "false"]], lone, TEXT))
     load = cli._replaying(Config(), str(tmp_path / "edited"))
     error = capsys.readouterr().err
     assert f"{len(bad)} recorded exchange(s) cannot be answered again, the first: the exchange recorded at t=1.0: " \
-           "its status 'abc' is not a number from 100 to 599" in error, error
+           "its status 'abc' is not a number from 200 to 599" in error, error
     assert callable(load)
     from ivh_mock.proxy.replay import ReplayIndex
 
@@ -955,10 +956,12 @@ def test_replay_leaves_out_a_hand_edited_answer_it_cannot_send_and_says_so(tmp_p
             assert answered.json["Header"]["Code"] != 0
         replayed = client.post(PATHS["phototovideonotrain"], json={"Header": {}, "Payload": TEXT})
         assert replayed.status_code == 200 and replayed.headers["X-Kept"] == "yes"
+        assert replayed.headers.getlist("X-Ivh-Replayed") == ["true"]  # its own, not beside a recorded one
         assert json.loads(replayed.data)["Header"]["Message"] == "\ud800"  # written as JSON's escape
     for status, headers in bad:
         Recorder(tmp_path / "all-bad").write(record(1.0, status, headers, answer, TEXT))
-    with pytest.raises(OSError, match=r"no recorded exchange in it to replay .*; 8 recorded exchange\(s\) cannot"):
+    with pytest.raises(OSError, match=rf"no recorded exchange in it to replay .*; {len(bad)} recorded exchange\(s\) "
+                                      r"cannot"):
         cli._replaying(Config(), str(tmp_path / "all-bad"))
 
 
