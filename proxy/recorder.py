@@ -34,7 +34,8 @@ class Recorder:
             self.directory.mkdir(mode=0o700, parents=True)
             os.chmod(self.directory, 0o700)  # whatever the umask
         except FileExistsError:  # the user's own folder (`--record .`, a shared one) keeps its mode: it had been made
-            pass  # 0700, and `--record /tmp` locked everyone else out of /tmp
+            if not self.directory.is_dir():  # 0700, and `--record /tmp` locked everyone else out of /tmp
+                raise
         self.per, self.max_file_bytes, self.max_total_bytes, self.clock = per, max_file_bytes, max_total_bytes, clock
         self._run = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self._lock = threading.Lock()
