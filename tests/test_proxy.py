@@ -880,6 +880,14 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
         assert answer.get_json()["Payload"]["TaskId"] == task_id and answer.headers["X-Ivh-Replayed"] == "true"
     finally:
         served.extensions["ivh_mock_dispatcher"].stop()
+    (one_file,) = recording_files(record)  # one recording file, as drift reads one: it had been "no such directory"
+    served = cli._replaying(Config(), str(one_file))()
+    try:
+        answer = served.test_client().post(f"{PATHS['phototovideonotrain']}?{query}",
+                                           json={"Header": {}, "Payload": payload})
+        assert answer.get_json()["Payload"]["TaskId"] == task_id and answer.headers["X-Ivh-Replayed"] == "true"
+    finally:
+        served.extensions["ivh_mock_dispatcher"].stop()
     assert cli.main(["serve", "--replay", str(tmp_path / "none"), "--data-dir", str(tmp_path / "d"),
                      "--port", "0"]) == 2
     assert "--replay" in capsys.readouterr().err

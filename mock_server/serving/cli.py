@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=_help("fixed render start-up, in seconds",
                                    f"the pace's ({fast['render_startup_seconds']})"))
     serve.add_argument("--replay", metavar="DIR", default=None,
-                       help=_help("answer requests matching an exchange recorded by ivh-mock proxy in DIR with the "
-                                  "recorded answer, the rest as usual (see Validating the live API); one worker only",
+                       help=_help("answer requests matching an exchange recorded by ivh-mock proxy in DIR (or in one "
+                                  "recording file) with the recorded answer, the rest as usual (see Validating the "
+                                  "live API); one worker only",
                                   "none"))
     serve.add_argument("--public-url", type=_http_url, default=None,
                        help=_help("scheme://host[:port] that MediaUrl, SubtitlesUrl and asset URLs point to",
@@ -447,8 +448,8 @@ def _replaying(config: Config, directory: str):
     """Return a loader of the mock wrapped in the replay of `directory`."""
     from ivh_mock.proxy.replay import ReplayIndex, ReplayMiddleware
 
-    if not os.path.isdir(directory):
-        raise OSError("no such directory")
+    if not os.path.exists(directory):  # a folder of recordings, or one recording file (as drift reads them)
+        raise OSError("no such directory or file")
     index = ReplayIndex.from_dir(directory)
     left_out = (f"{len(index.skipped)} recorded exchange(s) cannot be answered again, the first: {index.skipped[0]}"
                 if index.skipped else "")
