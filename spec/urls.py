@@ -8,18 +8,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def http_url_problem(url: str) -> str | None:
-    """Why `url` is not an http or https URL with a host (and a port from 0 to 65535, if any), or None."""
+    """Why `url` is not an http or https URL with a host (and a port from 0 to 65535, if any), or None. The URL is
+    quoted without its user info and query, which may be credentials (a usage error had printed them)."""
+    shown = repr(without_query(url))
     if any(char <= " " or char == "\x7f" for char in url):  # no URL holds one as it is ('http://a b' had passed)
-        return f"{url!r} holds a space or a control character; a URL writes them percent-encoded"
+        return f"{shown} holds a space or a control character; a URL writes them percent-encoded"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not host_name_ok(parts.hostname or ""):
-        return f"{url!r} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
+        return f"{shown} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
     if parts.query or parts.fragment or url.endswith(("?", "#")):  # paths are added to it: they would land inside
-        return f"{url!r} has a query or a fragment; give the scheme, host, port and path only"
+        return f"{shown} has a query or a fragment; give the scheme, host, port and path only"
     return None
 
 

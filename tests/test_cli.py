@@ -204,6 +204,27 @@ def test_a_busy_port_is_reported(server):
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
+def test_a_refused_proxy_start_makes_nothing_and_names_the_options_and_no_credential(tmp_path, capsys):
+    """A port in use had left the --record folder behind; `--max-total-mb 1 --max-file-mb 2` was refused in the
+    Recorder's own field names, blamed on --record; and a usage error quoted the upstream's password and token."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        record = tmp_path / "new" / "rec"
+        assert cli.main(["proxy", "--record", str(record), "--port", str(busy.getsockname()[1])]) == 2
+    assert "cannot listen on 127.0.0.1:" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    sizes = ["--max-total-mb", "1", "--max-file-mb", "2"]
+    assert cli.main(["proxy", "--record", str(record), "--port", "0", *sizes]) == 2
+    assert capsys.readouterr().err == "ivh-mock: --max-total-mb (1) must be at least --max-file-mb (2)\n"
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["proxy", "--upstream", "http://user:PW1@127.0.0.1:9/base?token=TOK2"])
+    err = capsys.readouterr().err
+    assert "'http://127.0.0.1:9/base' has a query" in err and "PW1" not in err and "TOK2" not in err
+
+
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "ivh_mock.mock_server", "serve", "--help"], capture_output=True,
                             text=True, timeout=30)

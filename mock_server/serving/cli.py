@@ -471,6 +471,15 @@ def _proxy(args: argparse.Namespace) -> int:
     from ivh_mock.proxy import Proxy, ProxyServer, Recorder
 
     upstream = args.upstream or spec_module.load().server_url(args.profile)
+    # refused before anything is made: a port in use had left the --record folder behind
+    if args.max_total_mb < args.max_file_mb:
+        print(f"ivh-mock: --max-total-mb ({args.max_total_mb}) must be at least --max-file-mb ({args.max_file_mb})",
+              file=sys.stderr)
+        return 2
+    problem = _check_port(args.host, args.port)
+    if problem:
+        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
+        return 2
     try:
         recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
                             max_total_bytes=args.max_total_mb * 1_048_576)
