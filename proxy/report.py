@@ -3,6 +3,7 @@ suite reports given, plus the answers real traffic gives to open questions and t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter, defaultdict
@@ -196,21 +197,26 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
         return _refuse(str(error))
     merged = drift.merge([*suites, report]) if suites else report
     folder = Path(out) if out else (directory if directory.is_dir() else directory.parent)
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # what writing the report makes
     try:
         json_path, md_path = drift.write(merged, folder)
     except OSError as error:
         return _refuse(f"cannot write the report into {folder}{' (--out)' if out else ''}: {_reason(error)}")
-    echo(summary(merged))
     if merged["pace"]:
         target = Path(pace_file) if pace_file else json_path.parent / "pace.json"
         try:  # into a folder made for it, as --out's is
             target.parent.mkdir(parents=True, exist_ok=True)
             calibrate.write_pace({key: merged["pace"][key] for key in calibrate.PACE_KEYS}, target)
         except OSError as error:
-            for path in (json_path, md_path):  # no report without its pace: a failed run leaves nothing behind
-                path.unlink(missing_ok=True)
+            for path in (json_path, md_path):  # no report without its pace: a failed run leaves nothing behind,
+                path.unlink(missing_ok=True)  # the folders made for it neither, and says nothing of the traffic
+            for path in made:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
             return _refuse(f"cannot write the pace to {target}{' (--pace-file)' if pace_file else ''}: "
                            f"{_reason(error)}")
+    echo(summary(merged))
+    if merged["pace"]:
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")
         if merged["pace"].get("warning"):  # a suite report's pace (or an older proxy's) has none
