@@ -422,10 +422,11 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     body holds (a small answer may inflate to gigabytes); passed through as sent."""
     encoding = (_header(headers, "content-encoding") or "").lower()
     if encoding in _INFLATED:
-        try:
-            return zlib.decompressobj(wbits=47).decompress(data, RECORDED_BODY_BYTES + 1)
-        except zlib.error:
-            return data
+        for wbits in (47, -15):  # gzip or zlib, then deflate without zlib's header, as urllib3 (the app's) reads it
+            try:
+                return zlib.decompressobj(wbits=wbits).decompress(data, RECORDED_BODY_BYTES + 1)
+            except zlib.error:
+                continue
     return data
 
 

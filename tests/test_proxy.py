@@ -1506,6 +1506,24 @@ def test_an_answer_in_an_encoding_the_proxy_cannot_decode_is_not_judged_no_envel
     assert record["findings"] == [] and "encoded as 'br'" in record["response"]["unchecked"], record
 
 
+def test_an_answer_in_raw_deflate_is_read_as_the_apps_client_reads_it(tmp_path):
+    """`Content-Encoding: deflate` without zlib's header, which urllib3 (the app's requests) decodes: the proxy read
+    only zlib's form and judged a valid answer `not-an-envelope`."""
+    import zlib
+
+    squeezer = zlib.compressobj(wbits=-15)
+    body = squeezer.compress(PROGRESS_ANSWER) + squeezer.flush()
+    answer = _head("200 OK", "Content-Type: application/json", "Content-Encoding: deflate",
+                   f"Content-Length: {len(body)}") + body
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            got = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+            assert got.status_code == 200 and got.content == PROGRESS_ANSWER  # decoded by requests, as sent
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert record["findings"] == [] and "unchecked" not in record["response"], record
+
+
 def test_calibration_leaves_out_a_task_whose_times_no_proxy_records():
     """A recording edited to hold NaN times, or a submission timed after its polls (a wall clock stepped back), had
     given pace.json `NaN` or a queue of -98.5 s, which `serve --pace` refuses, with drift exiting 0."""
