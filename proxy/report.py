@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -81,7 +82,7 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
         # no answer, or one cut short, from the upstream (an app that left early is no fault of the upstream's)
         if record.get("error") and not record["error"].startswith(APP_GONE):
             aggregate.add({"kind": "exchange-failed", "operation": record.get("operation"),
-                           "subject": record["error"].split(":")[0][:80],
+                           "subject": _failure_kind(record["error"]),
                            "detail": f"the exchange did not complete: {record['error']}"}, record)
         for finding in record.get("findings", ()):
             if not finding["kind"].startswith(("lifecycle-", "callback-mismatch", "callback-repeated")):
@@ -223,6 +224,16 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
             echo(f"pace warning: {merged['pace']['warning']}")
     echo(f"report: {json_path} and {md_path}")
     return 0 if drift.conforms(merged) else 1
+
+
+def _failure_kind(error: str) -> str:
+    """What kind of failure a record's error names, without what varies from one to the next (quoted texts,
+    numbers): a BadStatusLine and a RemoteDisconnected, a timeout and a reset, had been counted as one failure, and
+    the report quoted the first alone."""
+    return _VARYING.sub("…", error)[:120]
+
+
+_VARYING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d+")
 
 
 def _recorded(path: Path) -> Iterator[dict[str, Any]]:

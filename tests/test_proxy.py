@@ -1274,6 +1274,15 @@ def test_drift_reports_exchanges_that_never_completed_and_never_says_all_conform
     assert "exchange-failed: the exchange did not complete: ConnectionError" in printed and "(3x" in printed
     report = json.loads((tmp_path / "drift-report.json").read_text())
     assert report["sources"] == ["3 recorded exchange(s), 0 of them answered"]
+    # failures of different kinds are counted apart, each quoted: a reset had been counted with a timeout, as one
+    recorder = Recorder(tmp_path / "mixed")
+    for n, error in enumerate(["ConnectionError: ('Connection aborted.', BadStatusLine('NOT HTTP\\r\\n'))",
+                               *["ConnectionError: ('Connection aborted.', RemoteDisconnected('closed'))"] * 3]):
+        recorder.write({"kind": "exchange", "t": 1.0 + n, "operation": "getprogress", "error": error,
+                        "request": {"method": "POST", "path": PATHS["getprogress"]}, "findings": []})
+    failed = [f for f in drift_report.analyse(read_records(tmp_path / "mixed"))["findings"]
+              if f["kind"] == "exchange-failed"]
+    assert sorted((f["count"], "RemoteDisconnected" in f["detail"]) for f in failed) == [(1, False), (3, True)]
 
 
 def test_drift_skips_records_of_the_wrong_shapes_rather_than_failing_on_them(tmp_path, capsys):
