@@ -170,7 +170,8 @@ def _add_proxy_commands(commands) -> None:
     proxy.add_argument("--max-total-mb", type=int, default=1024,
                        help="delete the oldest files past this total (default: %(default)s)")
     proxy.add_argument("--timeout", type=_timeout, default=30.0,
-                       help="seconds to wait for the upstream's answer, as the client does (default: %(default)s)")
+                       help="seconds the upstream may stay silent: for the head of its answer, then between the "
+                            "pieces of its body, as a client's read timeout counts (default: %(default)s)")
     proxy.add_argument("--connect-timeout", type=_timeout, default=10.0,
                        help="seconds to wait for a connection to the upstream (default: %(default)s)")
     proxy.add_argument("--callback-relay", action="store_true",
