@@ -299,6 +299,13 @@ class Lifecycle:
         if finished and finished[-1][1] != payload.get("Status"):
             found.append(Finding("callback-mismatch", "Status", f"the callback says {payload.get('Status')} but "
                                  f"getprogress said {finished[-1][1]}", "callback", task_id))
+        elif finished:  # the same final state: the same Progress and video (a pre-signed URL's query may differ)
+            _, _, progress, _, _, media = finished[-1]
+            for name, said, sent in (("Progress", progress, payload.get("Progress")),
+                                     ("MediaUrl", media, _without_query(payload.get("MediaUrl")))):
+                if name in payload and sent != said:
+                    found.append(Finding("callback-mismatch", name, f"the callback's {name} is {sent!r} but "
+                                         f"getprogress said {said!r}", "callback", task_id))
         return found
 
 

@@ -1108,6 +1108,15 @@ def test_the_lifecycle_rules_each_have_a_finding():
     mismatch = lifecycle.callback({"TaskId": "t", "Status": "SUCCESS", "Progress": 100, "MediaUrl": ""}, 9)
     assert [f.kind for f in mismatch] == ["callback-mismatch"]
     assert [f.kind for f in lifecycle.callback({"TaskId": "t", "Status": "FAIL"}, 10)] == ["callback-repeated"]
+    # with the final state agreed on, its Progress and video must agree too (only Status had been compared); a
+    # pre-signed URL's new query is no change
+    lifecycle.observe("u", poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4?sig=1"), 11)
+    assert lifecycle.callback({"TaskId": "u", "Status": "SUCCESS", "Progress": 100,
+                               "MediaUrl": "https://cdn/v.mp4?sig=9"}, 12) == []
+    lifecycle.observe("w", poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4"), 13)
+    other = lifecycle.callback({"TaskId": "w", "Status": "SUCCESS", "Progress": 99,
+                                "MediaUrl": "https://other/else.mp4"}, 14)
+    assert [(f.kind, f.subject) for f in other] == [("callback-mismatch", "Progress"), ("callback-mismatch", "MediaUrl")]
 
 
 def test_redaction_leaves_no_credential_anywhere():
