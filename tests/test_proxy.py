@@ -1116,7 +1116,8 @@ def test_the_lifecycle_rules_each_have_a_finding():
     lifecycle.observe("w", poll("SUCCESS", 100, duration=4000, media="https://cdn/v.mp4"), 13)
     other = lifecycle.callback({"TaskId": "w", "Status": "SUCCESS", "Progress": 99,
                                 "MediaUrl": "https://other/else.mp4"}, 14)
-    assert [(f.kind, f.subject) for f in other] == [("callback-mismatch", "Progress"), ("callback-mismatch", "MediaUrl")]
+    assert [(f.kind, f.subject) for f in other] == [("callback-mismatch", "Progress"),
+                                                    ("callback-mismatch", "MediaUrl")]
 
 
 def test_redaction_leaves_no_credential_anywhere():
