@@ -196,18 +196,17 @@ class Proxy:
         }
         if error is not None:
             record["error"] = error
+        if answer is not None and error is not None:  # cut short: its status and headers came, unchecked, and
+            status, answer_headers, _ = answer  # a head that dropped its Content-Length may be why it broke off
+            record["response"] = {"status": status, "headers": redact.headers(answer_headers)}
+            findings += self._dropped(record["response"], unparsed, operation)
         if answer is not None and error is None:
             status, answer_headers, data = answer
             decoded = _decoded(data, answer_headers)
             answer_json, answer_is_json = parsed_body(decoded)
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
                                   **recorded_body(data, answer_json, answer_is_json)}
-            if unparsed is not None:  # passed on without what was dropped: the app's own client would drop it too
-                shown = redact.text(unparsed[:UNPARSED_CHARS])
-                record["response"]["unparsed_head"] = shown
-                findings.append(Finding("malformed-header", "head", f"the upstream's head holds a line that is not "
-                                        f"`name: value`: it and every header after it were dropped ({shown!r})",
-                                        operation))
+            findings += self._dropped(record["response"], unparsed, operation)
             encoding = (_header(answer_headers, "content-encoding") or "identity").lower()
             unchecked = (f"the answer is encoded as {encoding[:40]!r}, which the proxy does not decode"
                          if encoding not in DECODED else  # brotli, zstd: no envelope it can read, none it can judge
@@ -226,6 +225,16 @@ class Proxy:
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)
         self._write(record)
+
+    @staticmethod
+    def _dropped(response: dict[str, Any], unparsed: str | None, operation: str | None) -> list[Finding]:
+        """Record what http.client dropped of the upstream's head, if anything, and say so: passed on without it,
+        as the app's own client would drop it too."""
+        if unparsed is None:
+            return []
+        shown = response["unparsed_head"] = redact.text(unparsed[:UNPARSED_CHARS])
+        return [Finding("malformed-header", "head", f"the upstream's head holds a line that is not `name: value`: it "
+                                                    f"and every header after it were dropped ({shown!r})", operation)]
 
     def _write(self, record: dict[str, Any]) -> None:
         """Record, or say once that recording fails (a full disk, a directory gone) and again once it works: the

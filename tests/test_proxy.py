@@ -1270,6 +1270,20 @@ def test_a_head_line_http_client_cannot_read_is_a_finding_and_what_it_dropped_is
             assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 200
     (record,) = read_records(tmp_path / "kept")
     assert record["findings"] == [] and "unparsed_head" not in record["response"]
+    # the Content-Length dropped and the connection kept open: the answer breaks off at the read timeout, and its
+    # status, headers and dropped lines, which say why, are kept (the record had held the error alone)
+    answer = _head("200 OK", "Content-Type: application/json", "Broken line token=SECRET7Q",
+                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER
+    with RawServer(answer, hang=True) as upstream:
+        proxy = Proxy(upstream.url, Recorder(tmp_path / "hung"), read_timeout=0.5, warn=lambda text: None)
+        with ProxyServer(proxy, port=0) as server:
+            with pytest.raises(requests.RequestException):  # the app's answer ends cut short
+                _post(server.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+            proxy.drain()
+    (record,) = read_records(tmp_path / "hung")
+    assert record["error"].startswith("the upstream's answer broke off") and record["response"]["status"] == 200
+    assert [f["kind"] for f in record["findings"]] == ["malformed-header"] and "SECRET7Q" not in json.dumps(record)
+    assert record["response"]["unparsed_head"].startswith("Broken line token=[redacted]")
 
 
 def test_drift_reports_exchanges_that_never_completed_and_never_says_all_conforms_of_them(tmp_path):
