@@ -242,6 +242,7 @@ def test_a_photo_given_as_audio_is_said_to_hold_no_sound(app, api, clock):
     assert (report["Status"], report["FailCode"]) == ("FAIL", 801009)
     assert report["FailMessage"].startswith("Payload.InputAudioUrl: the file holds no sound: it is an image or a "
                                             "video ("), report["FailMessage"]
+    assert ", read from its bytes); the audio must be one of " in report["FailMessage"], report["FailMessage"]
 
 
 def test_a_photo_too_large_by_its_header_is_refused_before_any_pixel_is_decoded(app, api, monkeypatch):

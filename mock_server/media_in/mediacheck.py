@@ -153,7 +153,7 @@ def check_audio(data: bytes, rules: dict[str, Any], field_name: str = "Payload.I
             streams = container.streams.audio
             if name is None or name not in rules["formats"] or not streams:
                 # FFmpeg's name for a photo is its reader's (`piped jpeg sequence`): say first that it holds no sound
-                what = (f"holds no sound: it is an image or a video ({container.format.long_name}"
+                what = (f"holds no sound: it is an image or a video ({container.format.long_name}, "
                         if not streams and container.streams.video else f"is {container.format.long_name} (")
                 problems.append(Problem("audio.formats", f"{field_name}: the file {what}read from its bytes); the "
                                                          f"audio must be one of {allowed}"))
