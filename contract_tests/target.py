@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from ivh_mock.client import Client
+from ivh_mock.client import APIError, Client, IvhError
 from ivh_mock.proxy import redact
 from ivh_mock.proxy.checks import ExchangeChecker
 from ivh_mock.proxy.forward import RECORDED_BODY_BYTES, parsed_body, recorded_body
@@ -80,6 +80,7 @@ class SpendGuard:
         self.allowance = allowance
         self.accepted = 0
         self.unforeseen = 0  # of them, submissions the spec refuses
+        self.unanswered = 0  # of them, submissions with no answer that says whether (counted: they may be billed)
         self.spec = spec_module.load()
 
     def could_be_accepted(self, body: Any) -> bool:
@@ -113,12 +114,27 @@ class SpendGuard:
                         f"it refuses is submitted any more")
 
     def record(self, answer: Answer, body: Any) -> None:
+        """Count a submission's answer: accepted (Code 0), refused (the API's envelope with another code), or neither
+        (a gateway's page, a body that is no envelope), which may have been billed all the same."""
         if answer.code == 0:
-            self.accepted += 1
-            self.unforeseen += not self.could_be_accepted(body)
+            self._billed(body)
+        elif not isinstance(answer.code, int):
+            self.unsure(body)
+
+    def unsure(self, body: Any) -> None:
+        """A submission sent whose outcome no answer tells (a timeout, a connection cut, a gateway's 502): counted as
+        accepted, as it may have been billed. Counted only as accepted ones, these had let 31 be billed under an
+        allowance of 1."""
+        self.unanswered += 1
+        self._billed(body)
+
+    def _billed(self, body: Any) -> None:
+        self.accepted += 1
+        self.unforeseen += not self.could_be_accepted(body)
 
     def _count(self) -> str:
-        return f"{self.accepted} accepted of --ivh-allow-spend {self.allowance}"
+        unanswered = f" ({self.unanswered} of them unanswered, counted as billed)" if self.unanswered else ""
+        return f"{self.accepted} accepted{unanswered} of --ivh-allow-spend {self.allowance}"
 
 
 class Observed:
@@ -169,7 +185,15 @@ class GuardedClient(Client):
         fields = {key: value for key, value in kwargs.items() if key not in ("request_id", "scenario")}
         body = {"Header": {}, "Payload": {**(payload or {}), **fields}}
         self.guard.check(body)
-        submitted = super().phototovideonotrain(payload, **kwargs)
+        try:
+            submitted = super().phototovideonotrain(payload, **kwargs)
+        except APIError as error:  # the API's refusal; or no envelope of its (a gateway's 5xx), perhaps billed
+            if error.body is None and not error.preflight:
+                self.guard.unsure(body)
+            raise
+        except IvhError:  # no answer (a timeout, a connection cut): it may have been billed
+            self.guard.unsure(body)
+            raise
         self.guard.record(Answer(200, {"Header": {"Code": 0}}), body)
         return submitted
 
@@ -239,9 +263,11 @@ class Target:
         try:  # a redirect is the answer: the API never sends one, and its target's answer is another server's
             response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers,
                                          timeout=ANSWER_SECONDS, allow_redirects=False)
-        except requests.Timeout:
-            raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
         except requests.RequestException as error:  # its text quotes the signed URL: good for any call for minutes
+            if operation_id == SUBMIT:  # sent, perhaps, and billed: no answer says otherwise
+                self.guard.unsure(body)
+            if isinstance(error, requests.Timeout):
+                raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
             raise AssertionError(f"{self.label} could not be asked {operation_id}: {redact.text(str(error))}") from None
         parsed, is_json = parsed_body(response.content)  # bounded in depth: a deep answer had raised RecursionError
         answer = Answer(response.status_code, parsed if is_json else response.text)

@@ -91,6 +91,39 @@ def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_on
         guard.check_allowance(billed_only=False)
 
 
+def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
+    """A submission answered by a gateway's 502 page, or not answered in time, may have been billed; counted only on
+    Code 0, 31 were billed under --ivh-allow-spend 1 against a target whose gateway failed after billing."""
+    from ivh_mock.client import IvhError
+    from ivh_mock.contract_tests import target as target_module
+    from ivh_mock.contract_tests.target import GuardedClient, SpendGuard, Target
+
+    valid = {"Header": {}, "Payload": TEXT_PAYLOAD}
+    page = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\n<h1>502</h1>"
+    with RawServer(page) as gateway:
+        guard = SpendGuard(1)
+        target = Target(gateway.url, requests.Session(), label="a gateway", guard=guard, appkey="a", accesstoken="t")
+        assert target.send("phototovideonotrain", valid).code is None  # a page, not the API's envelope
+        assert (guard.accepted, guard.unanswered) == (1, 1) and not guard.allows(valid)
+        with pytest.raises(pytest.skip.Exception, match=r"1 accepted \(1 of them unanswered, counted as billed\)"):
+            target.send("phototovideonotrain", valid)  # the allowance is spent: not sent
+        client = GuardedClient(SpendGuard(1), "a", "t", gateway.url, max_retries=0)
+        with pytest.raises(IvhError, match="HTTP 502, not the API's envelope"):
+            client.phototovideonotrain(TEXT_PAYLOAD)
+        assert client.guard.unanswered == 1
+    monkeypatch.setattr(target_module, "ANSWER_SECONDS", 0.5)
+    with RawServer(page, hang=True, every=30.0) as silent:  # no answer at all, in time
+        guard = SpendGuard(1)
+        target = Target(silent.url, requests.Session(), label="a silent one", guard=guard, appkey="a", accesstoken="t")
+        with pytest.raises(AssertionError, match="did not answer phototovideonotrain"):
+            target.send("phototovideonotrain", valid)
+        assert guard.unanswered == 1
+    guard = SpendGuard(1)  # refused before sending (the client's pre-flight check): never billed
+    with pytest.raises(Exception):
+        GuardedClient(guard, "a", "t", "http://127.0.0.1:9").phototovideonotrain({**TEXT_PAYLOAD, "DriverType": ""})
+    assert guard.accepted == 0
+
+
 @pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
 def test_a_test_whose_explicit_examples_the_allowance_cannot_pay_for_is_skipped_before_it_starts(remote_mock,
                                                                                                   tmp_path):
