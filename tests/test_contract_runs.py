@@ -314,6 +314,12 @@ def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
     deeper = Target("http://gateway.localhost", deep, label="gateway", guard=SpendGuard(0), appkey="mine",
                     accesstoken="token")
     assert deeper.send("getprogress", {"Header": {}, "Payload": {"TaskId": "t"}}).status == 200
+    # a target that echoes the run's own accesstoken where no name marks it a secret: scrubbed from the report
+    from ivh_mock.spec.drift import scrubbed
+
+    echoed = {"Header": {"Debug": "checked with probe-SECRET-token"}, "Payload": {"k": ["probe-SECRET-token"]}}
+    assert scrubbed(echoed, ["probe-SECRET-token", None, "t"]) == {
+        "Header": {"Debug": "checked with [redacted]"}, "Payload": {"k": ["[redacted]"]}}  # too short: "t" stays
     page = Answer(200, "<html>hello</html>")
     assert page.payload == {}
     observed = {probe.decision: probe.observe(page) for probe in PROBES if probe.decision in ("D01", "D02", "D03")}
