@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def http_url_problem(url: str) -> str | None:
-    """Why `url` is not an http or https URL with a host (and a port from 0 to 65535, if any), or None. The URL is
+    """Why `url` is not an http or https URL with a host (and a port from 1 to 65535, if any), or None. The URL is
     quoted without its user info and query, which may be credentials (a usage error had printed them)."""
     shown = repr(without_query(url))
     if any(char <= " " or char == "\x7f" for char in url):  # no URL holds one as it is ('http://a b' had passed)
@@ -18,8 +18,9 @@ def http_url_problem(url: str) -> str | None:
         parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not host_name_ok(parts.hostname or ""):
-        return f"{shown} is not an http or https URL with a host (and a port from 0 to 65535, if any)"
+    if parts is None or parts.scheme not in ("http", "https") or not host_name_ok(parts.hostname or "") \
+            or parts.port == 0:  # no server listens on port 0: urllib3 read it as none, and connected to port 80
+        return f"{shown} is not an http or https URL with a host (and a port from 1 to 65535, if any)"
     if parts.query or parts.fragment or url.endswith(("?", "#")):  # paths are added to it: they would land inside
         return f"{shown} has a query or a fragment; give the scheme, host, port and path only"
     return None

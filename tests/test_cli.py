@@ -159,13 +159,14 @@ def test_a_port_outside_0_to_65535_is_a_usage_error(command, port, capsys):
 
 @pytest.mark.parametrize("command, option", [(["serve"], "--public-url"), (["proxy", "--record", "r"], "--upstream"),
                                              (["proxy", "--record", "r"], "--public-url")])
-@pytest.mark.parametrize("url", ["http://host:70000", "ftp://host", "http://", "host:8080", "http://[::1"])
+@pytest.mark.parametrize("url", ["http://host:70000", "ftp://host", "http://", "host:8080", "http://[::1",
+                                 "http://127.0.0.1:0"])  # port 0 had been taken, and urllib3 connected to port 80
 def test_a_url_option_must_be_http_with_a_host_and_a_port(command, option, url, capsys):
     """`--public-url ftp://x` and a port past 65535 were taken, and broke every media URL the mock hands out."""
     with pytest.raises(SystemExit) as stopped:
         cli.build_parser().parse_args([*command, option, url])
     assert stopped.value.code == 2
-    assert (f"error: argument {option}: {url!r} is not an http or https URL with a host (and a port from 0 to 65535, "
+    assert (f"error: argument {option}: {url!r} is not an http or https URL with a host (and a port from 1 to 65535, "
             f"if any)\n") in capsys.readouterr().err
     assert getattr(cli.build_parser().parse_args([*command, option, "https://mock.example:8443/base"]),
                    option.removeprefix("--").replace("-", "_")) == "https://mock.example:8443/base"
