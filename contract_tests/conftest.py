@@ -32,6 +32,7 @@ _profile = "ivh-ci"
 @pytest.hookimpl(trylast=True)  # after Hypothesis's own plugin has loaded a --hypothesis-profile
 def pytest_configure(config):
     global _profile
+    _print_examples()
     _profile = config.getoption("hypothesis_profile", default=None) or "ivh-ci"
     if config.getoption("--ivh-base-url"):
         # Against a server across the network a failing example is not shrunk: each replay is another call (another
@@ -40,6 +41,18 @@ def pytest_configure(config):
         settings.register_profile("ivh-remote", parent=parent,
                                   phases=[phase for phase in parent.phases if phase is not Phase.shrink])
         _profile = "ivh-remote"
+
+
+def _print_examples() -> None:
+    """Let Hypothesis print a failing example's values again. Schemathesis, once imported, swaps Hypothesis's
+    printer for one that prints nothing (it is slow on large schemas), and every failure of the suite read
+    `Failing test case: test_...(target=, data=,)`: against a remote target, which is never shrunk, the example
+    printed is the one way to see what was sent. The suite's values are small; its run takes no longer."""
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    if core.RepresentationPrinter is not pretty.RepresentationPrinter:
+        core.RepresentationPrinter = pretty.RepresentationPrinter
 
 
 @pytest.hookimpl(wrapper=True)

@@ -91,6 +91,30 @@ def test_the_spend_guard_stops_what_the_spec_refuses_once_the_target_accepted_on
         guard.check_allowance(billed_only=False)
 
 
+def test_the_suite_lets_hypothesis_print_a_failing_examples_values(monkeypatch):
+    """Schemathesis swaps Hypothesis's printer for a silent one: every failure of the suite had read
+    `Failing test case: test_...(target=, data=,)`, with nothing of what was sent."""
+    import schemathesis  # noqa: F401 - imported, it silences the printer, as in every run of the suite
+    from hypothesis import core, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.vendor import pretty
+
+    from ivh_mock.contract_tests.conftest import _print_examples
+
+    monkeypatch.setattr(core, "RepresentationPrinter", core.RepresentationPrinter)  # put back as found, after
+    _print_examples()
+    assert core.RepresentationPrinter is pretty.RepresentationPrinter
+
+    @settings(database=None, max_examples=100, deadline=None)
+    @given(speed=st.integers())
+    def failing(speed):
+        assert speed < 5
+
+    with pytest.raises(AssertionError) as raised:
+        failing()
+    assert "speed=5" in "\n".join(getattr(raised.value, "__notes__", [])), raised.value
+
+
 def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
     """A submission answered by a gateway's 502 page, or not answered in time, may have been billed; counted only on
     Code 0, 31 were billed under --ivh-allow-spend 1 against a target whose gateway failed after billing."""
