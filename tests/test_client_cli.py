@@ -108,13 +108,14 @@ def test_an_unreachable_server_exits_5():
     assert "&signature=[redacted]" in result.stderr and not re.search(r"signature=[^\[]", result.stderr)
 
 
-@pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1/", "http://127.0.0.1:99999", "http:///path"])
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://127.0.0.1/", "http://127.0.0.1:99999", "http:///path",
+                                 "http://127.0.0.1:0"])
 def test_a_base_url_that_is_no_http_url_is_a_usage_error(url):
     """It exited 5, 'the server could not be reached', with requests' own words."""
     result = ivh("timbres", url=url)
     assert result.returncode == 2, result.stderr
     assert result.stderr == (f"ivh: the base URL {url.rstrip('/')!r} is not an http or https URL with a host (and a "
-                             f"port from 0 to 65535, if any)\n")
+                             f"port from 1 to 65535, if any)\n")
 
 
 def test_retries_bounds_how_often_a_call_is_sent(mock_url):
