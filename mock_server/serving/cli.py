@@ -279,8 +279,12 @@ def _check_port(host: str, port: int) -> str | None:
         try:
             probe.bind((host, port))
         except (OSError, OverflowError) as error:
-            return getattr(error, "strerror", None) or "address in use or not available"
+            return _cannot_listen(host, port, getattr(error, "strerror", None) or "address in use or not available")
     return None
+
+
+def _cannot_listen(host: str, port: int, reason: str) -> str:
+    return f"cannot listen on {host}:{port}: {reason}"
 
 
 def _unmake(made: list[str], database: str) -> None:
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     # a database and its owner file behind
     problem = _check_port(args.host, args.port)
     if problem:
-        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
+        print(f"ivh-mock: {problem}", file=sys.stderr)
         return 2
     try:
         config = Config(profile=args.profile, accounts_file=args.accounts,
@@ -479,7 +483,7 @@ def _proxy(args: argparse.Namespace) -> int:
         return 2
     problem = _check_port(args.host, args.port)
     if problem:
-        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
+        print(f"ivh-mock: {problem}", file=sys.stderr)
         return 2
     try:
         recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
@@ -496,7 +500,7 @@ def _proxy(args: argparse.Namespace) -> int:
     try:
         server = ProxyServer(proxy, args.host, args.port)
     except OSError as error:
-        print(f"ivh-mock: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"ivh-mock: {_cannot_listen(args.host, args.port, error.strerror or str(error))}", file=sys.stderr)
         return 2
     if not args.public_url:
         proxy.public_url = f"http://{host}:{server.port}"
