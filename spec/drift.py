@@ -150,16 +150,18 @@ def scrubbed(value: Any, secrets: Iterable[str | None]) -> Any:
     """`value` (a report, or any JSON value) with each of `secrets` replaced wherever it is in its texts: a run knows
     its own credentials, which a target may echo where no name marks them as such (`checked with <token>`)."""
     known = sorted({secret for secret in secrets if secret and len(secret) >= 4}, key=len, reverse=True)
-    if not known:
-        return value
-    if isinstance(value, dict):
-        return {scrubbed(key, known): scrubbed(item, known) for key, item in value.items()}
-    if isinstance(value, list):
-        return [scrubbed(item, known) for item in value]
-    if isinstance(value, str):
-        for secret in known:
-            value = value.replace(secret, "[redacted]")
-    return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {walk(key): walk(item) for key, item in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, str):
+            for secret in known:
+                node = node.replace(secret, "[redacted]")
+        return node
+
+    return walk(value) if known else value
 
 
 def write(report: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
