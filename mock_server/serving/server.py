@@ -284,12 +284,12 @@ class _Parser(HTTPRequestParser):
                 return len(data)
         before, refused = self.header_plus, self.error
         consumed = super().received(data)
-        kept = getattr(self.body_rcv, "buf", None)
-        if (self.chunked and self.error is None and not self.completed and isinstance(kept, _Kept)
-                and kept.seen + self.body_rcv.chunk_remainder > kept.limit):
-            # a chunk announced past the route's limit is refused when its size line comes, as a Content-Length past
-            # it is: the client had been left to send it all (or to wait for an answer until the idle timeout)
-            self.error, self.completed = self._too_large(), True
+        if self.chunked and self.error is None and not self.completed:  # (a chunked body under way alone)
+            kept = self.body_rcv.buf
+            if isinstance(kept, _Kept) and kept.seen + self.body_rcv.chunk_remainder > kept.limit:
+                # a chunk announced past the route's limit is refused when its size line comes, as a Content-Length
+                # past it is: the client had been left to send it all (or to wait for an answer until the idle timeout)
+                self.error, self.completed = self._too_large(), True
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
             # waitress refuses a head past HEADER_BYTES as if it were `GET /`: name the route it was for from what came
             self.path, self.version = "", "1.1"  # the server's own, where the line was cut before its version
