@@ -119,8 +119,11 @@ def test_choosing_a_scenario_in_the_dashboard_changes_the_next_task(mock, page):
     studio = client_of(mock)
     studio.phototovideonotrain(text())  # makes the account appear
     page.goto(f"{mock.base_url}/__mock__/ui")
-    page.select_option('.account[data-appkey="studio-app"] .scenario-select', "content_safety")
-    expect(page.locator('.account[data-appkey="studio-app"] .scenario-select')).to_have_value("content_safety")
+    # the select shows its new value at once; the task below must wait until the mock has taken it
+    with page.expect_response(lambda answer: answer.request.method == "PUT") as saved:
+        page.select_option('.account[data-appkey="studio-app"] .scenario-select', "content_safety")
+    assert saved.value.url.endswith("/__mock__/accounts/studio-app")
+    assert saved.value.json()["scenario"] == "content_safety"
     failing = studio.phototovideonotrain(text()).task_id
     page.fill("#advance-seconds", "60")
     page.click("#advance-button")
