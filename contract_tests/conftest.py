@@ -104,10 +104,14 @@ def target(request):
 def spend_guard_first(request):
     """A test marked `spends` is skipped before it starts once the allowance left cannot pay for its explicit
     examples (one submission each, at least one): skipped from inside one of Hypothesis's explicit examples, it was
-    also reported as a failing example."""
+    also reported as a failing example. A test that also needs the control API is skipped for the lack of it first:
+    no allowance would let it run."""
     if request.node.get_closest_marker("spends") is not None:
+        target = request.getfixturevalue("target")
+        if request.node.get_closest_marker("control") is not None:
+            target.require_control()
         examples = getattr(getattr(request.node, "function", None), "hypothesis_explicit_examples", ())
-        request.getfixturevalue("target").guard.check_allowance(needed=len(examples))
+        target.guard.check_allowance(needed=len(examples))
 
 
 @pytest.fixture

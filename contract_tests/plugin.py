@@ -67,44 +67,55 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "server without it")
     config.addinivalue_line("markers", "spends: submits requests that are accepted (billed on a live API); limited "
                                        "by --ivh-allow-spend")
-    if _names_the_suite(config.args):  # the suite is to run: its extra must be there, and its report's folder
+    suite = _names_the_suite(config.args)
+    if suite:  # the suite is to run: its extra must be there
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
-        # made and tried now, not after the run (any other run writes none: a file `reports` in an app's folder had
-        # stopped every run of its tests)
+    if (config.getoption("--ivh-allow-spend") or 0) < 0:
+        raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
+                                f"submissions, 0 or more")
+    problem = _target_problem(config)
+    if problem is not None:
+        raise pytest.UsageError(problem)
+    if suite:  # its report's folder made and tried now, not after the run, and only for a run that will go on (any
+        # other run writes none: a file `reports` in an app's folder had stopped every run of its tests)
         from ivh_mock.spec import drift
 
         problem = drift.unwritable(config.getoption("--ivh-report-dir"))
         if problem is not None:
             raise pytest.UsageError(f"--ivh-report-dir {config.getoption('--ivh-report-dir')}: the drift report "
                                     f"cannot be written there: {problem}")
-    if (config.getoption("--ivh-allow-spend") or 0) < 0:
-        raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
-                                f"submissions, 0 or more")
+
+
+def _target_problem(config: pytest.Config) -> str | None:
+    """Why the run cannot go on against --ivh-base-url, or None (also when it runs against the mock in-process)."""
     base_url = config.getoption("--ivh-base-url")
     if base_url is None:
-        return
+        return None
     if not base_url.strip():  # an unset $LIVE_URL: not the in-process mock, as no option would be
-        raise pytest.UsageError("--ivh-base-url is empty: give the server's URL, or leave the option out to run "
-                                "against the mock in-process")
+        return ("--ivh-base-url is empty: give the server's URL, or leave the option out to run against the mock "
+                "in-process")
     base_url = config.option.ivh_base_url = base_url.strip()  # a space about a $VARIABLE's value is none of the URL
     appkey, token = os.environ.get("IVH_APPKEY"), os.environ.get("IVH_ACCESSTOKEN")
     if not (appkey and token):
-        raise pytest.UsageError("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the "
-                                "account to call the server as); a served ivh-mock accepts any appkey with its "
-                                "--default-accesstoken")
+        return ("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the account to call the "
+                "server as); a served ivh-mock accepts any appkey with its --default-accesstoken")
     if hasattr(config, "workerinput") or config.getoption("collectonly"):
-        return  # an xdist worker's controller looked already; a run that only collects sends nothing
+        return None  # an xdist worker's controller looked already; a run that only collects sends nothing
     try:
         from .target import preflight
     except ImportError:  # the suite's extra is missing: its conftest says so
-        return
-    problem = preflight(base_url, appkey, token, os.environ.get("IVH_MOCK_CONTROL_TOKEN"),
-                        parallel=bool(config.getoption("numprocesses", default=None)),
-                        spend=config.getoption("--ivh-allow-spend") or 0)
-    if problem is not None:
-        raise pytest.UsageError(problem)
+        return None
+    return preflight(base_url, appkey, token, os.environ.get("IVH_MOCK_CONTROL_TOKEN"),
+                     parallel=_split(config.getoption("numprocesses", default=None)),
+                     spend=config.getoption("--ivh-allow-spend") or 0)
+
+
+def _split(workers: object) -> bool:
+    """Whether pytest-xdist's -n splits the run over more than one worker: `-n 0` runs it in this process, `-n 1` in
+    one worker, `-n auto` in as many as the machine has cores."""
+    return workers not in (None, 0, 1, "0", "1")
 
 
 def _names_the_suite(args: list[str]) -> bool:

@@ -131,10 +131,10 @@ class ExchangeChecker:
             if success and verdict.refused:
                 add("accepted-what-the-spec-refuses", verdict.reasons[0].split(", got ")[0],  # the rule, not the
                     # value: five timestamps in milliseconds had been five problems, each printed
-                    f"the upstream accepted a request the spec refuses: {'; '.join(verdict.reasons[:3])}")
+                    f"the server accepted a request the spec refuses: {'; '.join(verdict.reasons[:3])}")
             elif not verdict.refused and code in self.shape_codes:
                 add("refused-what-the-spec-accepts", str(code),
-                    f"the upstream refused with {code} ({header.get('Message', '')!r}) a request the spec accepts")
+                    f"the server refused with {code} ({header.get('Message', '')!r}) a request the spec accepts")
         return found
 
     def status(self, operation_id: str, status: int) -> list[Finding]:

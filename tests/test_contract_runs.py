@@ -265,13 +265,36 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
     assert drift.unwritable(tmp_path / "afile" / "sub") == "Not a directory"
     assert drift.unwritable(tmp_path / "taken") == "drift-report.json in it is a directory"
     assert drift.unwritable(tmp_path / "fresh" / "reports") is None and (tmp_path / "fresh" / "reports").is_dir()
-    for url, report_dir, extra, says in (
-            (nowhere, tmp_path, (), "could not be asked getprogress"), ("", tmp_path, (), "--ivh-base-url is empty"),
-            # a report folder that is a file had been found at the end of the whole run, the report lost
-            (nowhere, tmp_path / "afile", (), "the drift report cannot be written there: it is a file"),
-            (nowhere, tmp_path, ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
-        result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
-        assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+    with MockServer() as mock:
+        for url, report_dir, extra, says in (
+                # a refused run makes no report folder (it had made one, empty)
+                (nowhere, tmp_path / "unmade", (), "could not be asked getprogress"),
+                ("", tmp_path / "unmade", (), "--ivh-base-url is empty"),
+                # a report folder that is a file had been found at the end of the whole run, the report lost
+                (mock.base_url, tmp_path / "afile", (), "the drift report cannot be written there: it is a file"),
+                (nowhere, tmp_path / "unmade", ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
+            result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
+            assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not (tmp_path / "unmade").exists()
+
+
+def test_a_test_that_needs_the_control_api_says_so_when_the_target_has_none(tmp_path):
+    """Against a server without a control API and with no allowance, the lifecycle's state machine was skipped as
+    "spend guard: 0 accepted of --ivh-allow-spend 0", as if an allowance would let it run."""
+    envelope = b'{"Header": {"Code": 110006, "Message": "no such task", "RequestID": "r"}, "Payload": {}}'
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                   b"Connection: close\r\n\r\n%s" % (len(envelope), envelope)) as live:
+        machine = "contract_tests/test_lifecycle.py::test_lifecycle_state_machine"
+        result = run_suite(live.url, tmp_path, paths=(machine,))
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 1 and "has no control API" in skipped[0], result.stdout[-2000:]
+
+
+def test_one_xdist_worker_is_not_a_split_run():
+    """`-n 1` (one worker) was refused against a served mock as if tests in parallel workers would move its clock."""
+    from ivh_mock.contract_tests.plugin import _split
+
+    assert [_split(n) for n in (None, 0, 1, "1", 2, "auto", "logical")] == [False] * 4 + [True] * 3
 
 
 def test_a_target_that_hangs_redirects_or_goes_away_mid_run_is_named(monkeypatch):
