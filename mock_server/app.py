@@ -157,7 +157,12 @@ def stop_app(app: Flask) -> None:
 
 
 def _clock_pinned_per_request(wsgi_app):
+    """Each request reads one time of the stored clock (StoredClock.pinned). And a request-target with no path
+    (`GET ?a`) is read as `/`, as one without its leading slash (`GET a`) is read as `/a`: werkzeug answered it
+    with a redirect of its own (308) to `/` on the Host the client sent."""
     def pinned(environ, start_response):
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
         with StoredClock.pinned():
             return wsgi_app(environ, start_response)
     return pinned

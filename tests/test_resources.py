@@ -184,6 +184,15 @@ def test_an_absolute_form_targets_authority_is_the_requests_host(served):
     assert answer.split()[1] == "400" and "scheme 'ftp' is not http or https" in body["error"]["message"], body
 
 
+def test_a_target_with_no_path_is_read_as_the_root(served):
+    """`GET ?a` (no path before the query) got werkzeug's own 308 to `/` on the Host the client sent, where `GET a`
+    is read as `/a`: it is read as `/?a`, which goes to the dashboard."""
+    for target in (b"?a", b"/?a"):
+        status, _ = _refusal(served.url, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close"
+                                         b"\r\n\r\n", kind=b"text/html; charset=utf-8")
+        assert status.endswith(" 302 FOUND"), (target, status)
+
+
 def test_an_answer_without_a_body_keeps_the_connection(served):
     """waitress closed the connection after any answer with no Content-Length, a 204 or a 304 too, which end with
     their head: each OPTIONS or revalidation cost a new connection. One the client asks to close still closes."""
