@@ -356,6 +356,15 @@ def test_account_settings_change_behaviour(api, control, clock):
     assert account["balance_left_seconds"] == 360_000 - 2.0  # the failed task gave its 2 s back
 
 
+def test_a_minus_zero_setting_is_kept_as_zero(control):
+    """`"hourly_package_seconds": -0.0` (a number the schema takes) was kept and shown as -0.0."""
+    put = control.put("/__mock__/accounts/test-app", json={"hourly_package_seconds": -0.0,
+                                                           "pace": {"queue_seconds": -0.0}})
+    assert put.status_code == 200, put.json
+    for shown in (put, control.get("/__mock__/accounts/test-app")):
+        assert b"-0.0" not in shown.data and shown.json["hourly_package_seconds"] == 0
+
+
 def test_an_accounts_token_can_be_changed(api, control):
     control.put("/__mock__/accounts/test-app", json={"accesstoken": "rotated"})
     assert api.call("getprogress", {"TaskId": "x"}).code == 100005

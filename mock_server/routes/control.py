@@ -291,7 +291,7 @@ class _Routes:
                 raise ControlError(400, f"body/scenario: {error}") from None
         if account_of(self.ctx, appkey) is None and "accesstoken" not in body:
             raise ControlError(400, f"a new account {appkey!r} needs an accesstoken (strict accounts mode)")
-        self.ctx.store.put_account_settings(appkey, {k: v for k, v in body.items() if k != "appkey"})
+        self.ctx.store.put_account_settings(appkey, {k: _no_minus_zero(v) for k, v in body.items() if k != "appkey"})
         return jsonify(self._account_view(appkey))
 
     def _account_view(self, appkey: str) -> dict[str, Any] | None:
@@ -316,6 +316,13 @@ class _Routes:
         if name not in UI_FILES:
             return error_response(404, f"no dashboard file {name!r}")
         return send_from_directory(UI_DIR, name, max_age=0)
+
+
+def _no_minus_zero(value: Any) -> Any:
+    """A setting as kept: -0.0 (a number the schema takes) as 0.0, which the views and the dashboard show."""
+    if isinstance(value, dict):
+        return {key: _no_minus_zero(item) for key, item in value.items()}
+    return value + 0.0 if type(value) is float else value
 
 
 class _NoSlot(Exception):
