@@ -231,6 +231,7 @@ class Client:
         if self.validate:
             self._validated(operation_id, body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
+        scenario = scenario.strip(" \t") if scenario else scenario  # HTTP's own blanks about a value are none of it
         if scenario:
             if not (scenario.isascii() and scenario.isprintable()):  # requests would raise as it sends the header
                 raise ValueError(f"a scenario goes in the {SCENARIO_HEADER} header: printable ASCII, got {scenario!r}")

@@ -2,7 +2,7 @@
 
 Exit codes (EXIT_CODES): 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
 4 timed out waiting; 5 the server or a result file could not be reached; 130 interrupted (Ctrl-C); 141 the output
-was closed early.
+was closed early or could not be written.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ EXIT_CODES = {
     EXIT_UNREACHABLE: "the server or a result file could not be reached",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); a task already submitted goes on",
     EXIT_CLOSED: ("the output was closed before everything was printed (a pipe into head, say), quietly, or from "
-                  "the start"),
+                  "the start, or could not be written (a full disk: said, with a submitted task's TaskId)"),
 }
 NO_CREDENTIALS = ("ivh: no credentials: set IVH_APPKEY and IVH_ACCESSTOKEN in the environment "
                   "(and --base-url or IVH_BASE_URL to choose the server)")
@@ -101,6 +101,7 @@ def _retries(text: str) -> int:
 
 
 def _scenario(text: str) -> str:
+    text = text.strip(" \t")  # as the client sends it: HTTP's blanks about a header's value are none of it
     if not (text.isascii() and text.isprintable()):  # it goes in a header: one line of ASCII
         raise argparse.ArgumentTypeError(f"expected printable ASCII (a scenario's name and parameters), got {text!r}")
     return text
@@ -135,13 +136,19 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     for stream in (out, err):  # a name the terminal's encoding cannot show is escaped, never a traceback
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
+    submitted: list[str] = []  # the TaskId of a submission this run made, once the API accepted it
     try:
-        code = _main(argv, out, err)
+        code = _main(argv, out, err, submitted)
         out.flush()  # here, not at exit, so that a closed pipe is seen below
         return code
     except BrokenPipeError:  # the reader went away (`ivh timbres | head`): stop quietly, as other commands do
         for stream in (out, err):
             _point_at_devnull(stream)  # so that flushing at exit does not raise again
+        return EXIT_CLOSED
+    except OSError as error:  # the output could not be written (a full disk): said, with the TaskId of a paid video
+        _point_at_devnull(out)
+        made = f"; task {submitted[0]} was submitted" if submitted else ""
+        print(f"ivh: the output could not be written: {error.strerror or error}{made}", file=err)
         return EXIT_CLOSED
     except KeyboardInterrupt:
         print("\nivh: interrupted", file=err)
@@ -158,7 +165,7 @@ def _point_at_devnull(stream: TextIO) -> None:
     os.close(devnull)
 
 
-def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
+def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
@@ -179,13 +186,15 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
         print(NO_CREDENTIALS if missing else f"ivh: {error}", file=err)
         return EXIT_USAGE
     try:
-        return _run(client, args, out, err)
+        return _run(client, args, out, err, submitted)
     except APIError as error:
         where = "refused before sending" if error.preflight else f"request {error.request_id}"
         print(_plain(f"ivh: error {error.code}: {error.message} ({where})"), file=err)
         return EXIT_REFUSED
     except TaskFailedError as error:
         print("\n" + _plain(f"ivh: task {error.task_id} failed: {error.fail_code} {error.fail_message}"), file=err)
+        if args.json and isinstance(error.progress, Progress):  # the task's end is the document, failed or not
+            _show(out, error.progress, True)
         return EXIT_FAILED
     except WaitTimeoutError as error:
         print("\n" + _plain(f"ivh: {error}"), file=err)
@@ -195,7 +204,7 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
         return EXIT_UNREACHABLE
 
 
-def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO, submitted: list[str]) -> int:
     if args.command == "timbres":
         timbres = list(client.iter_timbres())
         if args.json:
@@ -208,7 +217,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         _show(out, client.getprogress(args.task_id), args.json)
         return EXIT_OK
     if args.command == "submit":
-        task_id = _submit(client, args, out, err)
+        task_id = _submit(client, args, out, err, submitted)
         if not (args.wait or args.download):
             return EXIT_OK
     else:
@@ -245,7 +254,7 @@ def _unwritable(destination: str) -> str | None:
     return None
 
 
-def _submit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> str:
+def _submit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO, submitted: list[str]) -> str:
     payload: dict[str, Any] = {"RefPhotoUrl": args.photo}
     if args.text is not None:
         speech: dict[str, Any] = {"TimbreKey": args.timbre, "Speed": 1.0 if args.speed is None else args.speed}
@@ -256,14 +265,15 @@ def _submit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) 
         payload.update(DriverType="OriginalVoice", InputAudioUrl=args.audio)
     if args.callback:
         payload["CallbackUrl"] = args.callback
-    submitted = client.phototovideonotrain(payload, scenario=args.scenario)
+    accepted = client.phototovideonotrain(payload, scenario=args.scenario)
+    submitted.append(accepted.task_id)
     if args.json and (args.wait or args.download):  # the output is one JSON document: the task's end, which names it
-        print(_plain(f"submitted {submitted.task_id} (request {submitted.request_id})"), file=err)
+        print(_plain(f"submitted {accepted.task_id} (request {accepted.request_id})"), file=err)
     elif args.json:
-        _print_json(out, {"TaskId": submitted.task_id, "RequestID": submitted.request_id})
+        _print_json(out, {"TaskId": accepted.task_id, "RequestID": accepted.request_id})
     else:
-        print(_plain(submitted.task_id), file=out)
-    return submitted.task_id
+        print(_plain(accepted.task_id), file=out)
+    return accepted.task_id
 
 
 def _bar(err: TextIO):

@@ -65,6 +65,32 @@ def test_submit_json_prints_one_json_document_waiting_or_not(mock_url):
     assert sorted(submitted) == ["RequestID", "TaskId"]
 
 
+def test_a_failed_task_waited_for_with_json_prints_its_end(mock_url):
+    """`--json` printed nothing for a task that failed: its TaskId and FailCode were only in the text on stderr."""
+    result = ivh("--json", "submit", "--photo", PHOTO, "--audio", AUDIO, "--scenario", "content_safety", "--wait",
+                 "--interval", "0.1", url=mock_url)
+    assert result.returncode == 3 and "failed: 801005" in result.stderr
+    end = json.loads(result.stdout)
+    assert end["Status"] == "FAIL" and end["FailCode"] == 801005 and len(end["TaskId"]) == 32
+    waited = ivh("wait", end["TaskId"], "--json", url=mock_url)
+    assert waited.returncode == 3 and json.loads(waited.stdout) == end
+
+
+def test_an_output_that_cannot_be_written_is_said_with_the_submitted_task(mock_url):
+    """`ivh submit > /dev/full` ended in an OSError traceback and exit 1 (refused) after the API had accepted the
+    task, whose TaskId went nowhere: a script would submit, and pay, again."""
+    with open("/dev/full", "w") as full:
+        environment = {**os.environ, "IVH_APPKEY": "cli-full", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+        result = subprocess.run([IVH, "--base-url", mock_url, "submit", "--photo", PHOTO, "--audio", AUDIO],
+                                stdout=full, stderr=subprocess.PIPE, text=True, env=environment, timeout=60)
+    assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr
+    said = re.fullmatch(r"ivh: the output could not be written: No space left on device; task (\w{32}) was "
+                        r"submitted\n", result.stderr)
+    assert said, result.stderr
+    tasks = requests.get(f"{mock_url}/__mock__/tasks?appkey=cli-full", timeout=10).json()["tasks"]
+    assert [task["task_id"] for task in tasks] == [said.group(1)]
+
+
 def test_a_refused_request_prints_its_code_and_exits_1(mock_url):
     result = ivh("submit", "--photo", PHOTO, "--text", "hi", "--timbre", "female_1", url=mock_url)
     assert result.returncode == 1
@@ -258,6 +284,14 @@ def test_a_name_the_outputs_encoding_cannot_show_is_escaped(monkeypatch):
     assert cli.main(["timbres"], out=out, err=io.StringIO()) == 0
     out.flush()
     assert b"\\u6e29\\u67d4" in out.buffer.getvalue()
+
+
+def test_a_scenario_with_blanks_about_it_is_sent_without_them(mock_url):
+    """`--scenario " success"` passed the check and then failed in requests as if the server could not be reached
+    (exit 5); HTTP takes the blanks about a header's value as none of it."""
+    result = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, "--scenario", " content_safety\t", "--wait",
+                 "--interval", "0.1", url=mock_url)
+    assert result.returncode == 3 and "failed: 801005" in result.stderr, result.stderr
 
 
 def test_a_scenario_that_cannot_go_in_a_header_is_refused_as_usage(capsys):
