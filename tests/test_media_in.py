@@ -156,6 +156,10 @@ def test_the_cn_profile_only_recommends_sides_and_aspect_but_caps_bytes_at_6_mb(
     api = in_process(app, clock)
     assert submit_photo(api, upload(app, portrait(4097, 2100), "wide.jpg")).code == 0
     assert submit_photo(api, upload(app, portrait(200, 700, "PNG"), "narrow.png")).code == 0
+    # accepted as the API accepts them; what they miss was said nowhere for a submission (only by the asset host)
+    notes = [entry.note for entry in app.extensions["ivh_mock"].store.journal("test-app")]
+    assert len(notes) == 2 and all(note.startswith("accepted with a note: Payload.RefPhotoUrl") for note in notes)
+    assert "4097" in notes[0] and "200x700" in notes[1].replace(" ", ""), notes
     over = portrait(512, 512, "PNG")
     over += bytes(6 * MB + 1 - len(over))
     answer = submit_photo(api, upload(app, over, "big.png"))

@@ -6,6 +6,8 @@ scenario, atomically per account so that concurrent submissions queue in a consi
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -15,7 +17,7 @@ from ..lifecycle import trajectory
 from ..lifecycle.speech import Rates, estimate
 from ..media_out import results
 from ..pace import effective
-from ..store import NEVER, Backlog, Task, new_id
+from ..store import NEVER, Backlog, JournalEntry, Task, new_id
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOO_LONG_FAIL_CODE = 801009  # "parameter error; see FailMessage" (DECISIONS.md D34)
+
+
+def _noted(journal: Callable[[Task], JournalEntry], note: str, task: Task) -> JournalEntry:
+    return dataclasses.replace(journal(task), note=f"accepted with a note: {note}")
 
 
 def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call) -> dict[str, Any]:
@@ -70,7 +76,10 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
             video=video.key if video else "", speech=speech.text if speech else "",
         )
 
-    task = ctx.store.add_task(account.appkey, build, call.journal)  # rendered when first asked for (D47)
+    journal = call.journal
+    if inputs.notes and journal is not None:  # accepted, as the API accepts it; the journal says what it misses
+        journal = functools.partial(_noted, journal, "; ".join(inputs.notes))
+    task = ctx.store.add_task(account.appkey, build, journal)  # rendered when first asked for (D47)
     try:  # a sweep since they were taken in saw no task referring to them
         inputs.keep_again(ctx.blobs)
     except OSError as error:  # the task is stored, and billed: its answer stands; its video will say what is missing

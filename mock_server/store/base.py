@@ -283,7 +283,9 @@ class JournalEntry:
     task_id: str | None = None
     scenario: str | None = None
     authenticated: bool = True  # False: refused before its appkey and signature were accepted (no account made)
-    note: str = ""  # what the journal left out, e.g. the end of a large body
+    # what the answer does not say: the rules the profile only recommends that an accepted photo misses, what the
+    # journal left out (the end of a large body)
+    note: str = ""
 
     @property
     def verdict(self) -> str:
@@ -325,8 +327,8 @@ def journal_text(entry: JournalEntry, limits: JournalLimits) -> str:
     if size <= limits.body_bytes:
         return text
     head = body.encode()[:limits.body_bytes].decode("utf-8", "ignore")
-    return dumps(dataclasses.replace(entry, body=head,
-                                     note=f"body cut to its first {limits.body_bytes} of {size} bytes of JSON"))
+    cut = f"body cut to its first {limits.body_bytes} of {size} bytes of JSON"
+    return dumps(dataclasses.replace(entry, body=head, note=f"{entry.note}; {cut}" if entry.note else cut))
 
 
 def _json(value: Any) -> str:

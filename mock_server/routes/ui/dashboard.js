@@ -147,7 +147,8 @@ function journalCard(entries) {
   const rows = entries.slice().reverse().map((entry) => el("tr", { class: `journal-row verdict-${entry.verdict}` },
     el("td", {}, when(entry.at)), el("td", {}, entry.appkey), el("td", {}, entry.operation),
     el("td", { class: "verdict" }, entry.verdict), el("td", { class: "code" }, String(entry.code)),
-    el("td", { class: "message" }, entry.message || (entry.task_id ? `TaskId ${entry.task_id}` : ""))));
+    el("td", { class: "message" }, entry.message || (entry.task_id ? `TaskId ${entry.task_id}` : ""),
+       entry.note ? el("span", { class: "muted note" }, ` · ${entry.note}`) : "")));
   return el("section", { class: "card", id: "journal" }, el("h2", {}, "Requests"),
     rows.length ? el("table", {}, el("thead", {}, el("tr", {}, ["time", "appkey", "operation", "verdict", "code",
                                                                 "message"].map((h) => el("th", {}, h)))),
