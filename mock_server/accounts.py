@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import jsonschema
 import yaml
-from ivh_mock.spec import read_yaml
+from ivh_mock.spec import read_yaml, yaml_problem
 
 from ivh_mock.spec.validation import BASE, cut
 
@@ -188,7 +188,7 @@ def _read(path: Path) -> Any:
         content = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
         too_many = _values(content) > MAX_VALUES
     except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise AccountsFileError(f"cannot read accounts file {path}: {error}") from None
+        raise AccountsFileError(f"cannot read accounts file {path}: {yaml_problem(error)}") from None
     except RecursionError:
         raise AccountsFileError(f"cannot read accounts file {path}: it is nested too deeply") from None
     if too_many:

@@ -212,6 +212,18 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(handle, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
+def yaml_problem(error: Exception) -> str:
+    """A YAML (or decoding) error in one line: PyYAML's own quotes the source line with a caret under it, over four
+    lines, where a refused start says why in one. The place it names stays: line and column."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        where = error.problem_mark or error.context_mark
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        if where is not None:
+            return f"{problem} (line {where.line + 1}, column {where.column + 1})"
+        return problem or str(error).replace("\n", " ")
+    return " ".join(str(error).split())
+
+
 def load(directory: str | Path | None = None) -> Spec:
     """Return the contract shipped with this package, or the one in `directory`, loaded once per directory."""
     return _load(str(directory) if directory else None)  # load() and load(None) are one cache entry

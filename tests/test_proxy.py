@@ -680,12 +680,18 @@ def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     bad = tmp_path / "pace.json"
     bad.write_text('{"queue_seconds": "soon"}')
     assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
-    assert "pace field queue_seconds must be a number" in capsys.readouterr().err
+    # the file is named: a pace file's values had been refused without saying where they came from
+    assert capsys.readouterr().err.startswith(f"ivh-mock: --pace {bad}: pace field queue_seconds must be a number")
     bad.write_text('{"queue_secs": 1}')
     assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
     assert "queue_secs unknown" in capsys.readouterr().err
     assert cli.main(["serve", "--pace", str(tmp_path / "missing.json"), "--data-dir", str(tmp_path)]) == 2
-    assert "neither a preset (fast, live) nor a pace file" in capsys.readouterr().err
+    assert "neither a preset (fast, live) nor a pace file (no such file)" in capsys.readouterr().err
+    bad.write_text("queue_seconds: 1\nqueue_seconds: [\n")  # PyYAML's error quotes the line over four
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"ivh-mock: --pace {bad}: not JSON or YAML: ") and said.count("\n") == 1, said
+    assert "(line 3, column 1)" in said, said
     bad.write_bytes(b'{"queue_seconds": 1, "note": "\xe9t\xe9"}')  # Latin-1, as an editor may save it
     assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"ivh-mock: --pace {bad}: not UTF-8 text, as JSON and YAML are\n"

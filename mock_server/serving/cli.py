@@ -127,14 +127,22 @@ def timing_of(args: argparse.Namespace) -> dict[str, float]:
     when given; a pace that cannot be used raises PaceError naming what is allowed."""
     given = {"queue_seconds": args.queue_seconds, "render_speed": args.render_speed,
              "render_startup_seconds": args.render_startup}
-    base = PRESETS[args.pace] if args.pace in PRESETS else resolve_pace(_pace_file(args.pace))
+    if args.pace in PRESETS:
+        base = PRESETS[args.pace]
+    else:
+        try:
+            base = resolve_pace(_pace_file(args.pace))
+        except PaceError as error:
+            message = str(error)
+            raise PaceError(message if message.startswith("--pace ") else f"--pace {args.pace}: {message}") from None
     return {**base, **{name: value for name, value in given.items() if value is not None}}
 
 
 def _pace_file(path: str) -> object:
     """Read a pace file (JSON or YAML); what it holds is checked by resolve_pace."""
     if not os.path.isfile(path):
-        raise PaceError(f"--pace {path!r} is neither a preset ({', '.join(PRESETS)}) nor a pace file")
+        why = "no such file" if not os.path.lexists(path) else "not a regular file"
+        raise PaceError(f"--pace {path!r} is neither a preset ({', '.join(PRESETS)}) nor a pace file ({why})")
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -145,7 +153,7 @@ def _pace_file(path: str) -> object:
     try:
         pace = yaml.safe_load(text)  # JSON is YAML
     except yaml.YAMLError as error:
-        raise PaceError(f"--pace {path}: not JSON or YAML: {error}") from None
+        raise PaceError(f"--pace {path}: not JSON or YAML: {spec_module.yaml_problem(error)}") from None
     if not isinstance(pace, dict):  # a word in a file is no preset's name: say what a file is to hold
         raise PaceError(f"--pace {path}: holds no pace, a mapping of {', '.join(PACE_FIELDS)} (as ivh-mock drift "
                         f"writes)")
