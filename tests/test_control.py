@@ -206,6 +206,8 @@ def test_the_fixtures_carry_the_control_token_and_listen_where_asked_or_say_why_
     before = set(threading.enumerate())
     with pytest.raises(OSError, match=r"cannot listen on 192\.0\.2\.1: "):
         MockServer(host="192.0.2.1")  # TEST-NET-1: no address of this machine
+    with pytest.raises(OSError, match=r"^\[Errno -?\d+\] cannot listen on not a host: (?!Unknown error)"):
+        MockServer(host="not a host")  # said "Unknown error -2", getaddrinfo's errno read as the system's
     assert set(threading.enumerate()) <= before
     with MockServer(host="0.0.0.0") as mock:
         port = urlsplit(mock.base_url).port

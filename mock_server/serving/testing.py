@@ -299,7 +299,10 @@ def _server(host: str, app) -> Any:
     try:
         listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as error:
-        reason = os.strerror(error.errno) if error.errno else error  # not the socket module's "(while attempting...)"
+        # the system's words, without the socket module's "(while attempting...)"; a name that does not resolve has
+        # getaddrinfo's errno (negative), which os.strerror calls "Unknown error -2": its own words are kept
+        reason = (os.strerror(error.errno) if error.errno and error.errno > 0 else
+                  (error.strerror or str(error)).split(" (while attempting")[0])
         raise OSError(error.errno, f"cannot listen on {host}: {reason}") from None
     with listener:  # werkzeug listens on a copy of it
         return make_server(host, 0, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno())
