@@ -42,7 +42,7 @@ MUTATIONS: list[tuple[str, tuple[Any, ...], Any]] = [
     ("InputSsml minLength 4 -> 3", (*SCHEMAS, "InputSsml", "minLength"), 3),
     ("InputSsml maxLength 300 -> 301", (*SCHEMAS, "InputSsml", "maxLength"), 301),
     ("InputSsml line breaks allowed", (*SCHEMAS, "InputSsml", "pattern"), DELETE),
-    ("InputSsml SSML not checked", (*SCHEMAS, "InputSsml", "x-ivh-ssml"), False),
+    ("InputSsml markup not checked", (*SCHEMAS, "InputSsml", "x-ivh-ssml"), False),
     ("break time up to 10s", ("x-ivh-ssml", "tags", "break", "attributes", "time", "schema", "pattern"),
      "^([1-9]|10)s$|^[0-9]+ms$"),
     ("CallbackUrl maxLength 999 -> 1000", (*PAYLOAD, "properties", "CallbackUrl", "maxLength"), 1000),
@@ -55,6 +55,7 @@ MUTATIONS: list[tuple[str, tuple[Any, ...], Any]] = [
     ("Text without TimbreKey", (*PAYLOAD, "allOf", 0, "then", "properties", "SpeechParam", "required"), ["Speed"]),
     ("OriginalVoice without InputAudioUrl", (*PAYLOAD, "allOf", 1, "then", "required"), []),
     ("male_21 exists", ("x-ivh-builtin-timbres", "families", 0, "last"), 21),
+    ("spoken text up to 61 s", ("x-ivh-profiles", "intl", "speech", "maxSeconds"), 61),
 ]
 
 
@@ -79,14 +80,18 @@ NOT_RUN = "NOT RUN"  # a mutation whose constraint tests did not run (a usage er
 
 class _Failures:
     """A pytest plugin that notes the tests that failed, and runs first the tests named after the field the mutation
-    breaks (the session stops at the first failure; which tests run is the same, only sooner when caught)."""
+    breaks, of those first the ones named after the rule too (`InputSsml markup ...`: the markup test, not the
+    length test, which also catches it): the session stops at the first failure; which tests run is the same, only
+    sooner when caught, and the one named is the constraint's own."""
 
     def __init__(self, mutation_name: str):
         self.failed: list[str] = []
-        self.hint = re.sub(r"(?<!^)(?=[A-Z])", "_", mutation_name.split()[0]).lower()
+        field, *rule = mutation_name.split()
+        self.hint = re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower()
+        self.rule = [word.lower() for word in rule if len(word) > 3]
 
     def pytest_collection_modifyitems(self, items):
-        items.sort(key=lambda item: self.hint not in item.name)
+        items.sort(key=lambda item: (self.hint not in item.name, not any(word in item.name for word in self.rule)))
 
     def pytest_runtest_logreport(self, report):
         if report.failed:
