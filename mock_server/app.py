@@ -193,6 +193,9 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         asked = f"{cut(request.method)} {cut(request.path, PATH_SHOWN)}"  # as sent: cut, never echoed whole
         if exc.code in (404, 405) and control.is_control_path(request.path):
             error = NoSuchRoute(f"no control route {asked}; the README's control API section lists them")
+        elif exc.code in (404, 405) and request.path.startswith(results.PREFIX):  # answered as an object store does
+            error = NoSuchRoute(f"{asked}: a result file is read with GET or HEAD" if exc.code == 405
+                                else f"no result file at {cut(request.path, PATH_SHOWN)}")
         elif exc.code in (404, 405):
             operations = ", ".join(f"{op.method} {op.path}" for op in ctx.spec.operations.values())
             error = NoSuchRoute(f"no API operation {asked}; the API has {operations}")

@@ -281,8 +281,12 @@ def test_result_urls_answer_their_errors_as_an_object_store_does(served):
         response = requests.request(method, served + "/broadcast/Basic/video/abc.mp4", timeout=10)
         assert response.status_code == 405 and response.headers["Content-Type"].startswith("application/xml")
         assert "<Code>MethodNotAllowed</Code>" in response.text and "GET" in response.headers["Allow"]
+        # it had listed the API's operations, as if a result file were one
+        assert f"<Message>{method} /broadcast/Basic/video/abc.mp4: a result file is read with GET or HEAD" \
+               "</Message>" in response.text, response.text
     missing = requests.get(served + "/broadcast/Basic/nothing", timeout=10)
     assert missing.status_code == 404 and "<Code>NoSuchKey</Code>" in missing.text
+    assert "<Message>no result file at /broadcast/Basic/nothing</Message>" in missing.text, missing.text
 
 
 @pytest.mark.parametrize("host", ["[::1", "a b", "h\"><x", "x:99999", "", "[1]", "[:]", "a..b", ".", "a" * 64,

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "live API); one worker only",
                                   "none"))
     serve.add_argument("--public-url", type=_http_url, default=None,
-                       help=_help("scheme://host[:port] that MediaUrl, SubtitlesUrl and asset URLs point to",
+                       help=_help("scheme://host[:port][/path] that MediaUrl, SubtitlesUrl and asset URLs point to "
+                                  "(a path for a reverse proxy that passes requests on without it)",
                                   "the request's host"))
     serve.add_argument("--data-dir", default=None,
                        help=_help("where fetched media, uploads, rendered videos and the default store are kept",
