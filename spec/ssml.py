@@ -20,6 +20,8 @@ from .jsontext import SURROGATE
 from .validation import BASE
 
 WRAPPER = "ivh-ssml-text"
+XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"  # the `xml:` prefix's, bound in every document
+DECLARATION = re.compile(r"\s*<\?xml[\s?]")
 HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_PHRASE = re.compile(r"^[A-Za-z][A-Za-z' .\-]*$")
 HANZI_PHRASE = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
@@ -73,6 +75,9 @@ class SsmlChecker:
     # -- parsing -----------------------------------------------------------------------------------------------
     def _parse(self, text: str) -> ElementTree.Element:
         source = f"<{WRAPPER}>{text}</{WRAPPER}>"
+        if DECLARATION.match(text):  # the parser's words ("not at start of entity at character 1") named our wrapper's
+            raise SsmlError("starts with an XML declaration (<?xml ...?>), which InputSsml does not take: begin with "
+                            "the text or with <speak>")
         surrogate = SURROGATE.search(text)
         if surrogate:  # no XML parser reads one (a body's JSON escape `\udfff` can make one): say so, never raise
             raise SsmlError(f"holds a lone surrogate \\u{ord(surrogate.group()):04x}, which no UTF-8 text can")
@@ -99,7 +104,9 @@ class SsmlChecker:
         tag = element.tag
         rules = self.tags.get(tag) if isinstance(tag, str) else None
         if rules is None:
-            yield f"uses unsupported tag <{tag}>; supported tags are " + ", ".join(f"<{t}>" for t in self.tags)
+            namespace, local = _split(tag)
+            shown = f'<{local} xmlns="{namespace}">: the API\'s tags are in no namespace' if namespace else f"<{tag}>"
+            yield f"uses unsupported tag {shown}; supported tags are " + ", ".join(f"<{t}>" for t in self.tags)
             return
         if rules.get("root"):
             outside = (container.text or "").strip() or any((c.tail or "").strip() for c in container)
@@ -133,7 +140,7 @@ class SsmlChecker:
         for name in given:
             if name not in declared:
                 allowed = ", ".join(declared) or "none"
-                yield f"<{tag}> has unsupported attribute {name!r} (allowed: {allowed})"
+                yield f"<{tag}> has unsupported attribute {_attribute(name)!r} (allowed: {allowed})"
         for name, attribute in declared.items():
             if name not in given:
                 if attribute.get("required"):
@@ -167,3 +174,20 @@ def _speakable(char: str) -> bool:
     """A letter or a digit of any script: what a voice says. Punctuation, symbols and emoji alone ("。。。。", "😀")
     had been accepted and spoken in 1 ms, where spaces alone were refused."""
     return unicodedata.category(char)[0] in "LN"
+
+
+def _split(name: Any) -> tuple[str, Any]:
+    """The namespace and the local name of ElementTree's `{URI}local`; ("", name) for a name in no namespace."""
+    if isinstance(name, str) and name.startswith("{"):
+        namespace, _, local = name[1:].partition("}")
+        return namespace, local
+    return "", name
+
+
+def _attribute(name: str) -> str:
+    """An attribute's name as written: `xml:lang`, not ElementTree's `{http://www.w3.org/XML/1998/namespace}lang`;
+    one of another namespace as `local (namespace URI)`."""
+    namespace, local = _split(name)
+    if not namespace:
+        return name
+    return f"xml:{local}" if namespace == XML_NAMESPACE else f"{local} (namespace {namespace})"

@@ -66,6 +66,15 @@ INVALID = [
     ("<phoneme alphabet='py' ph='fu4'>福</phonem>", "is not well-formed SSML: mismatched tag"),
     ("hello &nbsp; world", "is not well-formed SSML: undefined entity"),
     ('<ns:tag xmlns:ns="urn:x">x</ns:tag>abc', "unsupported tag"),
+    # a W3C SSML document had been told of `<{http://www.w3.org/2001/10/synthesis}speak>` and
+    # `'{http://www.w3.org/XML/1998/namespace}lang'`, ElementTree's names, and a declaration at its very start that it
+    # was "not at start of entity at character 1"
+    ('<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis">你好世界</speak>',
+     'uses unsupported tag <speak xmlns="http://www.w3.org/2001/10/synthesis">: the API\'s tags are in no namespace'),
+    ('<speak xml:lang="zh-CN">你好世界</speak>', "<speak> has unsupported attribute 'xml:lang' (allowed: none)"),
+    ('<speak q:a="1" xmlns:q="urn:q">你好世界</speak>', "unsupported attribute 'a (namespace urn:q)'"),
+    ('<?xml version="1.0" encoding="UTF-8"?><speak>你好世界</speak>',
+     "starts with an XML declaration (<?xml ...?>), which InputSsml does not take"),
     ("<break/><break/>", "has no text to speak"),
     ("<speak>   </speak>", "has no text to speak"),
     # punctuation, symbols and emoji alone had been accepted and spoken in 1 ms, where spaces were refused
