@@ -136,6 +136,9 @@ def _scenario(ctx: MockContext, text: str):
 
 
 def _read_body(ctx: MockContext) -> envelope.Body:
+    coding = envelope.coding_problem(request.headers.get("Content-Encoding"))
+    if coding:
+        return envelope.Body(error=ParameterFormatError(coding))
     limit = ctx.config.max_body_bytes
     too_large = envelope.Body(error=ParameterFormatError(body_past(limit)))
     length, stream = request.content_length, request.environ["wsgi.input"]

@@ -143,7 +143,8 @@ class _Routes:
             if optional:
                 return {}
             raise ControlError(400, "the body must be a JSON object (Content-Type: application/json)")
-        problem = envelope.charset_problem(request.mimetype_params.get("charset"))  # as the API's (D07)
+        problem = (envelope.charset_problem(request.mimetype_params.get("charset"))  # as the API's (D07)
+                   or envelope.coding_problem(request.headers.get("Content-Encoding")))
         if problem:
             raise ControlError(415, problem)
         if optional and not data.strip():

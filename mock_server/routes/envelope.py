@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivh_mock.spec.jsontext import STRICT_NUMBERS, lone_surrogate, nests_deeper, quick_loads
+from ivh_mock.spec.validation import cut
 
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
@@ -60,6 +61,14 @@ def charset_problem(charset: str | None) -> str | None:
     """Why a body sent with this Content-Type charset is not read (the API's and the control API's rule), or None."""
     if charset is not None and charset.lower().replace("-", "") != "utf8":
         return f"Content-Type charset must be utf-8, got {charset!r}"
+    return None
+
+
+def coding_problem(coding: str | None) -> str | None:
+    """Why a body sent with this Content-Encoding is not read (the API's and the control API's rule), or None: a
+    gzip body had been read as text, and refused as "not valid UTF-8 (byte 0x8b at offset 1)"."""
+    if coding is not None and coding.strip().lower() not in ("", "identity"):
+        return f"Content-Encoding {cut(coding)!r} is not taken: send the body as plain JSON, uncompressed"
     return None
 
 
