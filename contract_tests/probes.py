@@ -112,4 +112,6 @@ PROBES = [
           _enveloped(lambda a: "some" if a.payload.get("Total") else "none")),
     Probe("D42", "code for PageSize 1.0", "100003",
           lambda t: t.send("describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 1.0}})),
+    Probe("D81", "code for an empty CallbackUrl", "100002", lambda t: _submit(t, CallbackUrl="")),
+    Probe("D81", "code for a null CallbackUrl", "100003", lambda t: _submit(t, CallbackUrl=None)),
 ]
