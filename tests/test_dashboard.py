@@ -115,6 +115,18 @@ def test_the_journal_shows_why_a_request_was_rejected(mock, page):
     expect(rejected.locator(".message")).to_contain_text("Payload.InputSsml must be at least 4 characters")
 
 
+def test_the_journal_shows_what_an_accepted_photo_misses_under_the_cn_profile(page):
+    """The cn profile only recommends a photo's sides and aspect: such a photo is accepted, and its note was shown
+    nowhere."""
+    with MockServer({**TIMING, "profile": "cn"}) as cn:
+        photo = cn.sample("photo-4097x2100.jpg")
+        client_of(cn).phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": photo})
+        page.goto(f"{cn.base_url}/__mock__/ui")
+        accepted = page.locator(".journal-row.verdict-accepted").first
+        expect(accepted.locator(".note")).to_contain_text("accepted with a note: Payload.RefPhotoUrl: the photo is "
+                                                          "4097x2100 px")
+
+
 def test_choosing_a_scenario_in_the_dashboard_changes_the_next_task(mock, page):
     studio = client_of(mock)
     studio.phototovideonotrain(text())  # makes the account appear
