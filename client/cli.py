@@ -138,21 +138,54 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             stream.reconfigure(errors="backslashreplace")
     submitted: list[str] = []  # the TaskId of a submission this run made, once the API accepted it
     try:
-        code = _main(argv, out, err, submitted)
-        out.flush()  # here, not at exit, so that a closed pipe is seen below
+        code = _main(argv, _Output(out), err, submitted)
+        _Output(out).flush()  # here, not at exit, so that a closed pipe is seen below
         return code
     except BrokenPipeError:  # the reader went away (`ivh timbres | head`): stop quietly, as other commands do
         for stream in (out, err):
             _point_at_devnull(stream)  # so that flushing at exit does not raise again
         return EXIT_CLOSED
-    except OSError as error:  # the output could not be written (a full disk): said, with the TaskId of a paid video
+    except _Unwritable as failure:  # a full disk, say: said, with the TaskId of a paid video
         _point_at_devnull(out)
         made = f"; task {submitted[0]} was submitted" if submitted else ""
-        print(f"ivh: the output could not be written: {error.strerror or error}{made}", file=err)
+        print(f"ivh: the output could not be written: {failure.reason}{made}", file=err)
         return EXIT_CLOSED
     except KeyboardInterrupt:
         print("\nivh: interrupted", file=err)
         return EXIT_INTERRUPTED
+
+
+class _Unwritable(Exception):
+    """The output stream refused a write (not a closed pipe, which ends the run quietly)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.reason = error.strerror or str(error)
+
+
+class _Output:
+    """The output stream, its write errors told apart from every other OSError (requests' errors are OSErrors)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._unless_refused(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._unless_refused(self._stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @staticmethod
+    def _unless_refused(call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _Unwritable(error) from None
 
 
 def _point_at_devnull(stream: TextIO) -> None:
