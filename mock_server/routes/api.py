@@ -136,7 +136,7 @@ def _scenario(ctx: MockContext, text: str):
 
 
 def _read_body(ctx: MockContext) -> envelope.Body:
-    coding = envelope.coding_problem(request.headers.get("Content-Encoding"))
+    coding = envelope.coding_problem(request.environ.get("HTTP_CONTENT_ENCODING"))  # the environ: cheaper than headers
     if coding:
         return envelope.Body(error=ParameterFormatError(coding))
     limit = ctx.config.max_body_bytes
