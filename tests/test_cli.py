@@ -386,16 +386,70 @@ def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
         assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200
 
 
-def test_a_server_started_just_after_its_master_was_killed_waits_for_the_orphaned_workers(tmp_path):
-    """The workers of a master killed alone hold the store's lock until they notice and stop: a server started at
-    once refused, naming the dead master, and only one started a few seconds later came up."""
-    first = ServeProcess(tmp_path / "data", "--workers", "2")
+@pytest.mark.parametrize("store", [(), ("--store", "memory", "--workers", "1")], ids=["sqlite", "memory"])
+def test_a_server_started_just_after_its_master_was_killed_waits_for_the_orphaned_workers(tmp_path, store):
+    """The workers of a master killed alone hold the store's lock and the port until they notice and stop: a server
+    started at once on the same port (a supervisor's restart) refused, naming the dead master, or "Address already in
+    use" (any store), and only one started seconds later came up."""
+    from ivh_mock.mock_server.serving.testing import CallbackReceiver, free_port
+
+    port = str(free_port())
+    first = ServeProcess(tmp_path / "data", "--workers", "2", "--port", port, *store)
+    receiver = CallbackReceiver(mode="slow", delay=6)
     try:
+        # a callback under way when the master dies: the workers end it before they exit, but free the port at once
+        requests.post(f"{first.url}/__mock__/clock", json={"frozen": True}, timeout=10)
+        post(first.url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url})
+        requests.post(f"{first.url}/__mock__/clock", json={"advance": 60}, timeout=10)
+        time.sleep(0.5)
         os.kill(first.process.pid, signal.SIGKILL)  # the master alone, not reaped yet (a zombie) when the next starts
-        with ServeProcess(tmp_path / "data") as after:
+        with ServeProcess(tmp_path / "data", "--port", port, *store) as after:
+            assert after.url == first.url
             assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200
     finally:
         first.kill()
+        receiver.close()
+
+
+def test_a_stop_waits_for_a_callback_as_long_as_its_timeout(tmp_path, monkeypatch):
+    """With --callback-timeout 15, a SIGTERM killed the workers at the master's 10 s while a delivery could still
+    succeed: unrecorded, it was sent again after the restart. The stop's grace covers the callback timeout."""
+    from ivh_mock.mock_server.serving import server
+
+    given = {}
+
+    class Recorded:
+        def __init__(self, *args, **options):
+            given.update(options)
+
+        def run(self):
+            return 0
+
+    monkeypatch.setattr(cli, "Server", Recorded)
+    assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path), "--callback-timeout", "15"]) == 0
+    assert given["grace_seconds"] == 15 + cli.STOP_MARGIN_SECONDS
+    assert server.Server(lambda: None, "127.0.0.1:0", grace_seconds=3)._grace_seconds == server.GRACE_SECONDS
+    # the master gives a worker that grace, and no more: one that takes 1 s to stop ends by itself within 2 s
+    for grace, ends_by_itself in ((2.0, True), (0.3, False)):
+        marker = tmp_path / f"ended-{grace}"
+        worker = subprocess.Popen([sys.executable, "-c", _STOPS_IN_A_SECOND, str(marker)], stdout=subprocess.PIPE)
+        assert worker.stdout.readline() == b"ready\n"  # its SIGTERM handler is set
+        server._stop_all({worker.pid: (time.monotonic(), 0)}, grace)
+        worker.stdout.close()
+        worker.poll()  # reaped by _stop_all: the Popen learns it is gone
+        assert marker.exists() == ends_by_itself, grace
+
+
+_STOPS_IN_A_SECOND = """
+import os, pathlib, signal, sys, time
+def stop(*_):
+    time.sleep(1)
+    pathlib.Path(sys.argv[1]).touch()
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+time.sleep(30)
+"""
 
 
 def test_several_workers_of_one_server_share_the_store_they_lock(tmp_path):

@@ -15,6 +15,8 @@ on busy workers took a bare endpoint from 7,000 to 850 requests a second.
 
 from __future__ import annotations
 
+import contextlib
+
 import mmap
 import os
 import struct
@@ -146,6 +148,18 @@ def within(server, timeout: float) -> float:
     """How long `server`'s loop may poll, at most `timeout`: no longer than its rest from the listening socket."""
     rest = getattr(server, "rest_until", 0.0) - time.monotonic()
     return timeout if rest <= 0 else min(timeout, rest + 0.001)  # poll counts whole milliseconds, rounding down
+
+
+def stop_listening(server) -> None:
+    """Close `server`'s copy of the listening socket, once its worker has withdrawn and left its event loop (never from
+    a signal handler: the loop may be walking its map). The port is free once every process holding a copy has closed
+    it: when a master killed alone leaves its workers to stop by themselves (D55), as soon as they begin to, not only
+    once the requests and callbacks under way have ended, up to 10 s later."""
+    server.accepting = False
+    if server._map.get(server._fileno) is server:
+        server.del_channel()
+    with contextlib.suppress(OSError):
+        server.socket.close()
 
 
 def withdraw(server) -> None:

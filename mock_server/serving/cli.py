@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import functools
 import math
 import os
@@ -14,6 +15,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +41,10 @@ from .owner import StoreInUse, StoreOwner
 from .server import Server, raise_open_files_limit
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
+# How long a start waits for a port in use to be freed: the workers of a master killed alone notice within half a
+# second (MASTER_CHECK_SECONDS) and close their copies of its socket (balance.stop_listening)
+PORT_WAIT_SECONDS = 3.0
+STOP_MARGIN_SECONDS = 5.0  # beyond the callback timeout, what a stopping worker has to record what it sent
 
 
 def default_data_dir() -> str:
@@ -283,13 +289,19 @@ def _check_port(host: str, port: int) -> str | None:
     """Return why `host:port` cannot be listened on, or None (checked before anything is made; with port 0, that the
     host is one of this machine's: a name that does not resolve had ended the start in a traceback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except (OSError, OverflowError) as error:
-            return _cannot_listen(host, port, getattr(error, "strerror", None) or "address in use or not available")
-    return None
+    deadline = time.monotonic() + PORT_WAIT_SECONDS
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                return None
+            except (OSError, OverflowError) as error:
+                # in use: perhaps by the workers of a master killed alone, which free it as they notice (D55)
+                if getattr(error, "errno", None) == errno.EADDRINUSE and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                return _cannot_listen(host, port, getattr(error, "strerror", None) or "address in use or not available")
 
 
 def _cannot_listen(host: str, port: int, reason: str) -> str:
@@ -419,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
                     max_body_bytes=largest, hold_queue=_holds_queue(store),
-                    largest_body=functools.partial(largest_body, config), on_stop=stop_app)
+                    largest_body=functools.partial(largest_body, config), on_stop=stop_app,
+                    # a callback under way ends within its timeout and is recorded, not sent again by the next start
+                    grace_seconds=config.callback_timeout_seconds + STOP_MARGIN_SECONDS)
     try:
         return server.run()
     finally:

@@ -300,6 +300,7 @@ def serve(server) -> None:
             raise SystemExit(0)
     except (SystemExit, KeyboardInterrupt):
         balance.withdraw(server)
+        balance.stop_listening(server)
         # waits for the requests other threads run, as long as SIGTERM waits for this one (waitress's own: 5 s)
         dispatcher.shutdown(timeout=STOP_SECONDS)
     finally:

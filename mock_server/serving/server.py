@@ -42,7 +42,7 @@ HEADER_BYTES = unread.HEADER_BYTES
 BUFFERED_BYTES = 65_536  # a body past this waits in a temporary file, not in memory
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed
 UNSENT_BYTES = 1_048_576  # answers a connection has not taken past this wait for it: the next request, unthreaded
-GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way
+GRACE_SECONDS = 10  # how long stopping workers may finish the requests under way (at least: Server's grace_seconds)
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
 LINGER_SECONDS = 2  # how long a refused request's rest is read and dropped after its answer, before the close
 LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
@@ -58,17 +58,18 @@ class Server:
     the largest request body a worker reads (the app's own, smaller limits answer in its own format), and
     `largest_body(path)` the largest the route at a path takes: no more than a byte past it is kept (D76). With
     `hold_queue`, a running request holds the worker's queue for its thread (D68); without, waitress wakes a thread
-    for each request. `on_stop(app)` runs in each worker once it stops serving."""
+    for each request. `on_stop(app)` runs in each worker once it stops serving; a stop gives the workers
+    `grace_seconds` (at least GRACE_SECONDS) to end what is under way before they are killed."""
 
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
                  ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576,
                  hold_queue: bool = True, largest_body: Callable[[str], int] | None = None,
-                 on_stop: Callable[[Any], None] | None = None):
+                 on_stop: Callable[[Any], None] | None = None, grace_seconds: float = GRACE_SECONDS):
         host, _, port = bind.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
         self._max_body_bytes, self._hold_queue, self._largest_body = max_body_bytes, hold_queue, largest_body
-        self._on_stop = on_stop
+        self._on_stop, self._grace_seconds = on_stop, max(GRACE_SECONDS, grace_seconds)
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
@@ -106,7 +107,7 @@ class Server:
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _stop_all(workers)
+            _stop_all(workers, self._grace_seconds)
             listener.close()
         return 0
 
@@ -200,6 +201,7 @@ def _run(server: Any) -> None:
             server.asyncore.poll2(balance.within(server, server.adj.asyncore_loop_timeout), server._map)
     except (SystemExit, KeyboardInterrupt):
         balance.withdraw(server)  # other workers wait on this one no more while it finishes its requests
+        balance.stop_listening(server)
         server.task_dispatcher.shutdown()
 
 
@@ -480,12 +482,12 @@ def _stop_with_master(master: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _stop_all(workers: dict[int, tuple[float, int]]) -> None:
-    """SIGTERM every worker, give them GRACE_SECONDS to finish, then SIGKILL what is left."""
+def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRACE_SECONDS) -> None:
+    """SIGTERM every worker, give them `grace_seconds` to finish, then SIGKILL what is left."""
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_SECONDS
+    deadline = time.monotonic() + grace_seconds
     while workers and time.monotonic() < deadline:
         for pid in list(workers):
             with contextlib.suppress(ChildProcessError):
