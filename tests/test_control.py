@@ -625,6 +625,21 @@ def test_a_running_clock_past_the_latest_time_is_still_shown_and_moved_back(stor
     assert back.status_code == 200 and back.json["now"] == T0 + 65 and back.json["iso"].startswith("2025-")
 
 
+def test_the_subtitles_of_a_task_finished_past_the_latest_time_are_served(store_spec):
+    """A task that finished in the year 10000 (a running clock set close to its latest time) had its SRT answer 500 on
+    every request: its Last-Modified, the task's end, is no HTTP date."""
+    real = [T0]
+    clock = VirtualClock(frozen=False, source=lambda: real[0])
+    app = create_app({**CONFIG, "store": store_spec}, clock=clock)
+    control, api = app.test_client(), in_process(app, clock)
+    assert control.post("/__mock__/clock", json={"set": 253_402_300_797}).status_code == 200
+    task_id = submit(api, TEXT_PAYLOAD)
+    real[0] += 100
+    assert poll(api, task_id)["Status"] == "SUCCESS"
+    subtitles = control.get(f"/broadcast/Basic/subtitle/{task_id}.srt")
+    assert subtitles.status_code == 200 and subtitles.headers["Last-Modified"] == "Fri, 31 Dec 9999 23:59:59 GMT"
+
+
 @pytest.mark.parametrize("body, named", [
     ({"concurrency": 1.0}, "body/concurrency: 1.0 is not of type 'integer'"),
     ({"exclusive_concurrency": 2.0}, "body/exclusive_concurrency: 2.0 is not of type 'integer'"),

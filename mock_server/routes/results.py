@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from flask import Flask, Response, request
 
+from ..clock import LATEST
 from ..lifecycle import trajectory
 from ..lifecycle.speech import srt
 from ..media_out import results
@@ -53,9 +54,10 @@ def register(app: Flask, ctx: MockContext) -> None:
             return _no_such_key()
         data = srt(task.sentences).encode("utf-8")
         # made anew on each request, so dated when its task finished (by the mock's clock): when an object store
-        # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged.
+        # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged. A clock
+        # run past the latest time it takes (D58) finished tasks in the year 10000, which no HTTP date names: a 500.
         return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",
-                    download_name=f"{task_id}.srt", max_age=0, last_modified=task.finish_at)
+                    download_name=f"{task_id}.srt", max_age=0, last_modified=min(task.finish_at, LATEST))
 
     app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
                      methods=["GET", "HEAD"])
