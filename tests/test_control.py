@@ -535,6 +535,9 @@ def test_the_control_api_never_collides_with_the_public_api(mock):
 def test_the_dashboard_is_served_and_root_redirects_to_it(control):
     page = control.get("/__mock__/ui")
     assert page.status_code == 200 and b"dashboard.js" in page.data
+    # no other site may frame it and have a visitor click its buttons (its own requests pass the Origin check)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert control.get("/__mock__/ui/dashboard.js").mimetype in ("text/javascript", "application/javascript")
     assert control.get("/__mock__/ui/../control.py").status_code == 404
     assert control.get("/__mock__/ui/openapi.yaml").status_code == 404

@@ -311,7 +311,12 @@ class _Routes:
         return jsonify({"header": "X-Mock-Scenario", "scenarios": CATALOGUE})
 
     def ui(self):
-        return send_from_directory(UI_DIR, "index.html", max_age=0)
+        page = send_from_directory(UI_DIR, "index.html", max_age=0)
+        # no other site may show it in a frame: a page framing it could have a visitor click its buttons (Reset,
+        # Advance), which the Origin check lets through, the dashboard's own requests being same-origin (D57)
+        page.headers["X-Frame-Options"] = "DENY"
+        page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        return page
 
     def ui_file(self, name: str):
         if name not in UI_FILES:
