@@ -104,6 +104,28 @@ def test_a_multipart_upload_takes_the_name_given_and_a_broken_one_says_what_was_
         assert refused.status_code == 400 and "is the Content-Type's boundary" in refused.get_json()["error"]["message"]
 
 
+def test_an_upload_the_host_cannot_read_as_sent_says_why(app):
+    """A gzip upload (Content-Encoding) was kept as sent and served back as a broken image/jpeg; a form of 1,000
+    parts got "request body is larger than 67108864 bytes" for 86 KB (werkzeug's bound on parts); a `file` part without
+    a filename was told the form "needs its file in the form field 'file'; it has 'file'"."""
+    import gzip
+
+    client = app.test_client()
+    coded = client.post("/__mock__/assets?name=p.jpg", data=gzip.compress(b"a photo"),
+                        headers={"Content-Encoding": "gzip"})
+    assert coded.status_code == 415 and coded.get_json()["error"]["message"] == (
+        "Content-Encoding 'gzip' is not taken: send the body as the file itself, uncompressed")
+    parts = {f"f{n}": "x" for n in range(1000)}
+    many = client.post("/__mock__/assets", data={**parts, "file": (io.BytesIO(b"x"), "a.jpg")})
+    assert many.status_code == 413 and many.get_json()["error"]["message"] == (
+        "a multipart upload may have at most 1000 parts; send the file alone, in the form field 'file'")
+    unnamed = client.post("/__mock__/assets", data=b'--xx\r\nContent-Disposition: form-data; name="file"\r\n\r\n'
+                                                    b"abc\r\n--xx--\r\n",
+                          headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert unnamed.status_code == 400 and unnamed.get_json()["error"]["message"].startswith(
+        "the form field 'file' holds no file: its part needs a filename")
+
+
 def test_uploads_beyond_the_hosts_total_delete_the_least_recent_ones(clock):
     """Uploads were kept for good: a loop of distinct files filled the disk. The asset host keeps the newest that fit
     in `asset_total_bytes`."""

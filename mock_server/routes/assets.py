@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..media_in.assets import CONTROL_CHARACTER, PREFIX, SHA256, AssetHost, sample
 from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
+from . import envelope
 from .guard import host_url
 from .sendfile import send
 
@@ -36,8 +38,18 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
         request.max_content_length = ctx.config.asset_max_bytes
         if request.content_length is not None and request.content_length > ctx.config.asset_max_bytes:
             raise error(413, f"an upload may have at most {ctx.config.asset_max_bytes} bytes")
+        coding = envelope.coding_problem(request.headers.get("Content-Encoding"), "the file itself")
+        if coding:  # kept as sent, a gzip photo had been served back as a broken image/jpeg
+            raise error(415, coding)
         if request.mimetype == "multipart/form-data":
-            file = request.files.get("file")
+            try:
+                file = request.files.get("file")
+            except RequestEntityTooLarge:  # werkzeug's bound on a form's parts, not on its bytes
+                raise error(413, f"a multipart upload may have at most {request.max_form_parts} parts; send the "
+                                 f"file alone, in the form field 'file'") from None
+            if file is None and "file" in request.form:
+                raise error(400, "the form field 'file' holds no file: its part needs a filename "
+                                 "(Content-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\")")
             if file is None:
                 found = sorted({*request.files, *request.form})
                 raise error(400, "a multipart upload needs its file in the form field 'file'; " + (

@@ -64,11 +64,11 @@ def charset_problem(charset: str | None) -> str | None:
     return None
 
 
-def coding_problem(coding: str | None) -> str | None:
-    """Why a body sent with this Content-Encoding is not read (the API's and the control API's rule), or None: a
-    gzip body had been read as text, and refused as "not valid UTF-8 (byte 0x8b at offset 1)"."""
+def coding_problem(coding: str | None, body: str = "plain JSON") -> str | None:
+    """Why a body sent with this Content-Encoding is not read (the API's, the control API's and the asset host's
+    rule), or None: a gzip body had been read as text, and refused as "not valid UTF-8 (byte 0x8b at offset 1)"."""
     if coding is not None and coding.strip().lower() not in ("", "identity"):
-        return f"Content-Encoding {cut(coding)!r} is not taken: send the body as plain JSON, uncompressed"
+        return f"Content-Encoding {cut(coding)!r} is not taken: send the body as {body}, uncompressed"
     return None
 
 
