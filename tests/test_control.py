@@ -344,6 +344,12 @@ def test_an_appkey_with_a_slash_is_managed_and_one_too_long_for_the_api_is_refus
     too_long = control.put("/__mock__/accounts/" + "a" * 129, json={"max_pending": 3})
     assert too_long.status_code == 400
     assert too_long.json["error"]["message"] == "the URL's appkey is 129 characters long; an appkey has at most 128"
+    # bytes that are no UTF-8 had each been read as U+FFFD: `ab%FFcd` and `ab%FEcd` set one account
+    for sent in ("ab%FFcd", "ab%ED%A0%80"):
+        refused = control.put(f"/__mock__/accounts/{sent}", json={"max_pending": 5})
+        assert refused.status_code == 400 and refused.json["error"]["message"] == (
+            "the URL's appkey is not UTF-8 text: percent-encode its UTF-8 bytes")
+    assert control.put("/__mock__/accounts/%E4%BD%A0%EF%BF%BD", json={"max_pending": 5}).json["appkey"] == "你\ufffd"
 
 
 def test_account_settings_change_behaviour(api, control, clock):

@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from werkzeug.routing import PathConverter
@@ -352,7 +352,13 @@ def clock_view(clock) -> dict[str, Any]:
 
 
 def _check_appkey(appkey: str) -> None:
-    """Refuse an appkey in a control URL longer than an appkey may be (the body's rule for one, the API's)."""
+    """Refuse an appkey in a control URL longer than an appkey may be (the body's rule for one, the API's), or one
+    whose bytes are no UTF-8: werkzeug reads each such byte as U+FFFD, and `ab%FFcd` and `ab%FEcd` were one account."""
+    sent = request.environ.get("REQUEST_URI", "").split("?", 1)[0]  # as sent: PATH_INFO may be decoded already
+    try:
+        unquote_to_bytes(sent.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
+        raise ControlError(400, "the URL's appkey is not UTF-8 text: percent-encode its UTF-8 bytes") from None
     longest = SETTINGS_SCHEMA["properties"]["appkey"]["maxLength"]
     if len(appkey) > longest:
         raise ControlError(400, f"the URL's appkey is {len(appkey)} characters long; an appkey has at most {longest}")
