@@ -66,6 +66,11 @@ def test_the_served_mock_answers_each_kind_of_range_with_exactly_its_bytes(serve
     for ignored in ("bytes=0-9,20-29", "bytes=abc", "items=0-9", "bytes=9-0"):  # werkzeug had answered 416
         whole = requests.get(url, headers={"Range": ignored}, timeout=30)
         assert whole.status_code == 200 and whole.content == data, ignored
+    # If-Range compares strongly (RFC 9110 13.1.5): the file's own ETag matches, its weak form never (had: 206)
+    etag = requests.head(url, timeout=30).headers["ETag"]
+    for if_range, status in ((etag, 206), (f"W/{etag}", 200)):
+        answer = requests.get(url, headers={"Range": "bytes=0-1", "If-Range": if_range}, timeout=30)
+        assert answer.status_code == status and answer.content == (data[:2] if status == 206 else data), if_range
 
 
 def _refusal(url: str, head: bytes, kind: bytes = b"application/json") -> tuple[str, dict | bytes]:

@@ -32,7 +32,10 @@ def send(source: Any, **options: Any) -> Response:
     more last bytes than the file holds gets the whole file as its range (206, RFC 9110 14.1.3; werkzeug: 416).
     If-Match and If-Unmodified-Since are judged first (412, as an object store answers them): werkzeug answered 412
     with the whole file as its body, and a Range request's 206 despite them; then If-None-Match and If-Modified-Since
-    (304), and only then the Range."""
+    (304), and only then the Range. An If-Range that names a weak ETag (`W/"..."`) never matches (RFC 9110 13.1.5:
+    it is compared strongly), so its Range is ignored: werkzeug had compared it weakly and answered 206."""
+    if request.environ.get("HTTP_IF_RANGE", "").lstrip().startswith("W/"):
+        request.environ.pop("HTTP_RANGE", None)
     asked = request.environ.get("HTTP_RANGE")
     if asked is not None and _NO_BYTES.fullmatch(asked):
         request.environ["HTTP_RANGE"] = _PAST_ANY_END  # send_file reads the request's environ
