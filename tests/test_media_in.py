@@ -64,6 +64,10 @@ def test_an_upload_is_served_back_with_what_the_file_is(app, api):
     assert served.data == data and served.mimetype == "image/png"
     multipart = client.post("/__mock__/assets", data={"file": (io.BytesIO(b"not media"), "x.txt")}).get_json()
     assert multipart["Kind"] is None and "neither a photo nor audio" in multipart["Problems"][0]["message"]
+    # anyone's file, from the control API's origin: never sniffed into a page (it could then call that API)
+    text = client.get(multipart["Url"].removeprefix("http://localhost"))
+    assert text.mimetype == "text/plain" and text.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/__mock__/assets/samples/photo.jpg").headers["X-Content-Type-Options"] == "nosniff"
     empty = client.post("/__mock__/assets", data=b"")
     assert empty.status_code == 400 and "empty" in empty.get_json()["error"]["message"]
     # a name of no URL-safe character keeps its extension, and so its Content-Type: it had become "png"

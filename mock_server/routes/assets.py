@@ -95,5 +95,9 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
 
 
 def _send(source: bytes | Path, mimetype: str, name: str):
-    return send(io.BytesIO(source) if isinstance(source, bytes) else source, mimetype=mimetype, download_name=name,
-                max_age=0)
+    answer = send(io.BytesIO(source) if isinstance(source, bytes) else source, mimetype=mimetype, download_name=name,
+                  max_age=0)
+    # anyone's upload, served from the control API's own origin: a browser must not read it as a page (sniffed as
+    # HTML, it could call that API as the dashboard does)
+    answer.headers["X-Content-Type-Options"] = "nosniff"
+    return answer
