@@ -729,6 +729,15 @@ class TestBrowsers:
         # files anyone may fetch stay open, whatever name the mock is reached by
         assert control.get("/__mock__/assets/samples", headers={"Host": host}).status_code == 200
 
+    @pytest.mark.parametrize("host", ["[::1", "::1", "h:99999", ""])
+    def test_a_host_header_that_names_no_host_is_refused_by_every_route_alike(self, control, host):
+        """`[::1` had been taken by the clock and the accounts (200), refused by the samples (400); `::1` and
+        `h:99999` got a 403 naming a host `:` or `h`: each is a 400 naming the header, as the API's routes answer."""
+        for path in ("/__mock__/clock", "/__mock__/accounts", "/__mock__/assets/samples"):
+            response = control.get(path, headers={"Host": host})
+            assert response.status_code == 400, (path, response.json)
+            assert response.json["error"]["message"].startswith(f"the Host header {host!r} is not a host name"), path
+
     @pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3", "app.localhost",
                                       "LOCALHOST"])
     def test_addresses_and_loopback_names_are_the_mocks_own(self, control, host):

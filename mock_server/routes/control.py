@@ -110,8 +110,10 @@ class _Routes:
         def view(**kwargs):
             try:
                 if not open_to_all:
-                    if "HTTP_HOST" not in request.environ:
-                        raise ControlError(400, guard.NO_HOST)
+                    try:  # a Host that names no host (`[::1`, `h:99999`, empty) is refused as the API's routes do
+                        guard.host_url(request.environ)
+                    except ValueError as refused:
+                        raise ControlError(400, str(refused)) from None
                     problem = (guard.host_problem(guard.sent_host(request.environ), allowed_hosts)
                                or guard.origin_problem(request.method, request.headers.get("Origin"),
                                                        (request.host_url, config.public_url)))
