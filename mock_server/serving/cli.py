@@ -43,7 +43,7 @@ from .server import Server, raise_open_files_limit
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
 # How long a start waits for a port in use to be freed: the workers of a master killed alone notice within half a
 # second (MASTER_CHECK_SECONDS) and close their copies of its socket (balance.stop_listening)
-PORT_WAIT_SECONDS = 3.0
+PORT_WAIT_SECONDS = 5.0
 STOP_MARGIN_SECONDS = 5.0  # beyond the callback timeout, what a stopping worker has to record what it sent
 
 
