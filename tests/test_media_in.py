@@ -108,6 +108,19 @@ def test_a_multipart_upload_takes_the_name_given_and_a_broken_one_says_what_was_
         assert refused.status_code == 400 and "is the Content-Type's boundary" in refused.get_json()["error"]["message"]
 
 
+def test_the_mocks_own_asset_urls_under_a_public_url_with_a_path_are_read_from_disk(clock):
+    """With `--public-url http://pub.example:9000/base` (a reverse proxy's prefix), the samples and uploads answered
+    URLs under /base, and a submission naming one fetched it over the network: -101002, the name not resolving."""
+    app = create_app({**TIMING, "background": False, "public_url": "http://pub.example:9000/base"}, clock=clock)
+    api = in_process(app, clock)
+    uploaded = upload(app, portrait(300, 400, "PNG"), "me.png")
+    sampled = f"http://pub.example:9000/base{assets.PREFIX}/samples/photo.jpg"
+    for url in (uploaded, sampled):
+        assert url.startswith("http://pub.example:9000/base/__mock__/assets/")
+        answer = submit_photo(api, url)
+        assert answer.code == 0, answer.message
+
+
 def test_an_upload_the_host_cannot_read_as_sent_says_why(app):
     """A gzip upload (Content-Encoding) was kept as sent and served back as a broken image/jpeg; a form of 1,000
     parts got "request body is larger than 67108864 bytes" for 86 KB (werkzeug's bound on parts); a `file` part without

@@ -81,12 +81,17 @@ class AssetHost:
         any port: assets are named by content, samples by a fixed name), else None."""
         try:
             parts = urlsplit(url)
-            own = (urlsplit(base_url or "").netloc, urlsplit(self.config.public_url or "").netloc)  # urlsplit caches
+            public = urlsplit(self.config.public_url or "")  # urlsplit caches
+            own = (urlsplit(base_url or "").netloc, public.netloc)
             if parts.netloc not in own and not _loopback(parts.hostname or ""):
                 return None
         except ValueError:  # a host urllib cannot parse (`http://[`) is no host of ours; the download refuses it
             return None
         path = unquote(parts.path)
+        # --public-url's path (a reverse proxy's, which passes requests on without it) prefixes the URLs it answers
+        prefix = public.path.rstrip("/")
+        if prefix and parts.netloc == public.netloc and path.startswith(prefix + "/"):
+            path = path[len(prefix):]
         if not path.startswith(PREFIX + "/"):
             return None
         folder, _, name = path[len(PREFIX) + 1:].partition("/")
