@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from .validation import cut
+
 
 def http_url_problem(url: str) -> str | None:
     """Why `url` is not an http or https URL with a host (and a port from 1 to 65535, if any), or None. The URL is
@@ -45,6 +47,15 @@ def without_query(url: str) -> str:
         return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
+
+
+URL_SHOWN = 200  # characters of a URL a message quotes (D04): the whole of any URL a real app sends
+
+
+def shown_url(url: str) -> str:
+    """`url` as a message quotes it: without what may carry a credential (`without_query`), and cut to URL_SHOWN
+    characters, so that a huge input is never echoed (D04; a 2,000-character RefPhotoUrl had been quoted whole)."""
+    return cut(without_query(url), URL_SHOWN)
 
 
 def quoted_queries_out(text: str, *urls: str) -> str:

@@ -464,6 +464,16 @@ def test_a_redirect_to_an_unparsable_host_fails_the_download_with_a_clear_error(
     assert answer.code == -101002 and named in answer.message, answer.message
 
 
+def test_a_huge_url_that_fails_to_download_is_quoted_cut(fetching):
+    """A RefPhotoUrl of 2,000 characters that could not be downloaded came back whole in a 2,105-character message,
+    against D04: a message quotes at most 200 characters of a URL."""
+    _, api = fetching
+    url = "http://127.0.0.1:1/" + "p" * 2000
+    answer = submit_photo(api, url)
+    assert answer.code == -101002 and f"{url[:197]}... could not be downloaded" in answer.message, answer.message
+    assert len(answer.message) < 400
+
+
 def test_an_answer_whose_headers_requests_refuses_is_no_redirect(fetching):
     """Two Content-Lengths make requests raise InvalidHeader, a ValueError like a bad Location's: the message had
     blamed a redirect that never happened."""

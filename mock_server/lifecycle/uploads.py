@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import requests
-from ivh_mock.spec.urls import without_query as shown  # a pre-signed URL's query is a secret
+from ivh_mock.spec.urls import shown_url as shown  # a pre-signed URL's query is a secret
 
 from .. import deadline
 from ..media_in.fetch import Limits

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import requests
-from ivh_mock.spec.urls import without_query as shown  # a URL in a message: its query and user info are secrets
+from ivh_mock.spec.urls import shown_url as shown  # a URL in a message: its query and user info are secrets
 
 from .. import deadline
 from ..deadline import Waits
