@@ -178,12 +178,29 @@ def largest_body(config: Config, path: str) -> int:
 def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     """Answer every error in the format of the route family it hit: the API's envelope, the control API's
     `{"error": {"message"}}`, or the object store's XML for result URLs; a 405 names the allowed methods (Allow)."""
+    longest_id = ctx.spec.resolve("#/components/schemas/RequestHeader")["properties"]["RequestID"]["maxLength"]
+
+    def echoed_request_id() -> str:
+        """The RequestID of an envelope the app's handlers make: the request's own when its body names one (D03,
+        D14), also for a body no API route read (a wrong path) or one a store failed to answer (-101000)."""
+        known = request.environ.get(envelope.REQUEST_ID_KEY)
+        if known is not None:
+            return known
+        length = request.content_length
+        if length is not None and 0 < length <= ctx.config.max_body_bytes:
+            try:
+                body = envelope.parse_json(request.get_data(cache=True), ctx.config.max_json_depth)
+            except envelope.MalformedJson:
+                body = None
+            return envelope.request_id_of(body, longest_id) or new_id()
+        return new_id()
+
     def render(error: ApiError, status: int) -> Response:
         if control.is_control_path(request.path):
             return control.error_response(status, error.message)
         if request.path.startswith(results.PREFIX):
             return results.error_response(status, _S3_CODES.get(status, "InvalidRequest"), error.message)
-        response = jsonify(envelope.envelope(error.code, error.message, new_id()))
+        response = jsonify(envelope.envelope(error.code, error.message, echoed_request_id()))
         response.status_code = status
         return response
 

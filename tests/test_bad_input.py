@@ -215,10 +215,11 @@ def test_other_methods_get_405_in_the_envelope(served, method):
 @pytest.mark.parametrize("path", ["/v2", "/v2/ivh/videomaker/broadcastservice/videomake", "/v2/../etc/passwd",
                                   "/%ff%fe", "/v2/ivh/videomaker/broadcastservice/getprogress/extra"])
 def test_unknown_paths_get_404_in_the_envelope(served, path):
-    response = requests.post(served + path, json={}, timeout=10)
+    response = requests.post(served + path, json={"Header": {"RequestID": "mine-2"}}, timeout=10)
     assert response.status_code == 404
     body = response.json()
     assert body["Header"]["Code"] == 100009
+    assert body["Header"]["RequestID"] == "mine-2"  # the body parsed: its RequestID is echoed on any path (D14)
     assert spec_module.load().check(ERROR_SCHEMA, body) == []
 
 
@@ -254,9 +255,10 @@ def test_a_fault_inside_the_mock_is_a_500_envelope_without_a_trace(clock, monkey
 
     monkeypatch.setitem(OPERATIONS, "describetimbre", explode)
     api = in_process(create_app({"background": False}, clock=clock), clock)
-    answer = api.call("describetimbre", {"PageIndex": 1, "PageSize": 1})
+    answer = api.call("describetimbre", {"PageIndex": 1, "PageSize": 1}, header={"RequestID": "mine-1"})
     assert answer.status == 500
     assert answer.code == -101000
+    assert answer.body["Header"]["RequestID"] == "mine-1"  # the body parsed: its RequestID is echoed (D14; had not)
     assert "secret internals" not in answer.message and "Traceback" not in answer.message
     assert api.call("getprogress", {"TaskId": "x"}).code == 110006  # still serving
 

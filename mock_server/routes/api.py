@@ -41,6 +41,7 @@ def _view(operation_id: str, ctx: MockContext):
     def view():
         body = _read_body(ctx)
         request_id = envelope.request_id_of(body.value, longest_id) or new_id()
+        request.environ[envelope.REQUEST_ID_KEY] = request_id  # for an answer the app's error handlers make
         query = _query()
         appkey = sys.intern(query.get("appkey", ""))  # kept by each task and journal entry: share it
         # a getprogress the compiled validator accepts names the task the store may read ahead (a refused one is

@@ -117,6 +117,9 @@ def parse_json(data: bytes, max_depth: int, object_pairs_hook=None) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+REQUEST_ID_KEY = "ivh_mock.request_id"  # the WSGI environ's key for the RequestID an API request is answered with
+
+
 def request_id_of(body: Any, longest: int) -> str | None:
     """Return the caller's Header.RequestID when it sent a usable one: a text of 1 to `longest` characters (the spec's
     maxLength). A longer one is refused, and never echoed (D03)."""
