@@ -32,6 +32,7 @@ from .media_out.render import Renderer
 from .routes import api, control, envelope, results
 from .routes.guard import host_url, sent_host
 from .store import JournalLimits, Store, StoreBusy, new_id, open_store
+from .store.base import STORAGE_FIELDS
 from .store.blobs import Blobs
 from .timbres import catalogue
 
@@ -154,6 +155,17 @@ def stop_app(app: Flask) -> None:
     scratch = app.extensions.get("ivh_mock_scratch")
     if scratch is not None:  # else it is removed when collected, with a ResourceWarning
         scratch.cleanup()
+
+
+STOP_MARGIN_SECONDS = 5.0  # beyond the longest exchange under way, what a stopping worker has to record it
+
+
+def stop_seconds(config: Config) -> float:
+    """The longest `stop_app` may take: the longer of a callback delivery (its timeout) and a task's uploads (each
+    file's deadline), and a margin to record them (D49). A server that gives its stop less kills deliveries that
+    could still succeed: unrecorded, they are sent again after the restart."""
+    uploads = len(STORAGE_FIELDS) * config.fetch_total_timeout_seconds
+    return max(config.callback_timeout_seconds, uploads) + STOP_MARGIN_SECONDS
 
 
 def _clock_pinned_per_request(wsgi_app):

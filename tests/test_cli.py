@@ -416,9 +416,39 @@ def test_a_server_started_just_after_its_master_was_killed_waits_for_the_orphane
         receiver.close()
 
 
+def test_a_restart_comes_up_while_the_stopping_server_ends_a_callback(tmp_path):
+    """The master kept its copy of the listening socket until its workers had ended what was under way: a restart at
+    once on the same port waited out the stop (up to its grace) and was refused after 5 s, and new connections were
+    left in the backlog, to be reset at the end."""
+    import socket
+
+    from ivh_mock.mock_server.serving.testing import CallbackReceiver, free_port
+
+    port = str(free_port())
+    receiver = CallbackReceiver(mode="slow", delay=4)
+    first = ServeProcess(tmp_path / "a", "--port", port, "--store", "memory")
+    try:
+        requests.post(f"{first.url}/__mock__/clock", json={"frozen": True}, timeout=10)
+        post(first.url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url})
+        requests.post(f"{first.url}/__mock__/clock", json={"advance": 60}, timeout=10)
+        time.sleep(0.5)  # the callback is under way
+        first.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", int(port)), timeout=2).close()
+        with ServeProcess(tmp_path / "b", "--port", port, "--store", "memory") as second:
+            assert first.process.poll() is None  # still ending its callback
+            assert requests.get(f"{second.url}/__mock__/clock", timeout=10).status_code == 200
+        assert first.process.wait(timeout=15) == 0 and len(receiver.wait_for(1)) == 1
+    finally:
+        first.kill()
+        receiver.close()
+
+
 def test_a_stop_waits_for_a_callback_as_long_as_its_timeout(tmp_path, monkeypatch):
     """With --callback-timeout 15, a SIGTERM killed the workers at the master's 10 s while a delivery could still
-    succeed: unrecorded, it was sent again after the restart. The stop's grace covers the callback timeout."""
+    succeed: unrecorded, it was sent again after the restart. The stop's grace covers a callback's timeout and a
+    task's uploads."""
     from ivh_mock.mock_server.serving import server
 
     given = {}
@@ -431,8 +461,11 @@ def test_a_stop_waits_for_a_callback_as_long_as_its_timeout(tmp_path, monkeypatc
             return 0
 
     monkeypatch.setattr(cli, "Server", Recorded)
-    assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path), "--callback-timeout", "15"]) == 0
-    assert given["grace_seconds"] == 15 + cli.STOP_MARGIN_SECONDS
+    # a task's two uploads take at most 15 s each: a stop covers them too (a 14 s PUT had been cut at 10 s, and the
+    # video sent again 95 s after the restart)
+    for timeout, grace in (("5", 35), ("40", 45)):
+        assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path), "--callback-timeout", timeout]) == 0
+        assert given["grace_seconds"] == grace
     assert server.Server(lambda: None, "127.0.0.1:0", grace_seconds=3)._grace_seconds == server.GRACE_SECONDS
     # the master gives a worker that grace, and no more: one that takes 1 s to stop ends by itself within 4 s
     for grace, ends_by_itself in ((4.0, True), (0.3, False)):

@@ -26,7 +26,7 @@ from ivh_mock import spec as spec_module
 from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
 from ..accounts import SETTINGS_SCHEMA, Accounts, AccountsFileError, schema_problem
-from ..app import create_app, largest_body, stop_app
+from ..app import create_app, largest_body, stop_app, stop_seconds
 from ..config import DEFAULT_ACCESSTOKEN, Config, token_problem
 from ..lifecycle import scenarios
 from ..pace import DEFAULT as DEFAULT_PACE
@@ -37,14 +37,13 @@ from ..routes.control import clock_view, iso_time
 from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
 from .dispatch import STALL_SECONDS, STOP_SECONDS
-from .owner import StoreInUse, StoreOwner
+from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
 from .server import Server, raise_open_files_limit
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
 # How long a start waits for a port in use to be freed: the workers of a master killed alone notice within half a
 # second (MASTER_CHECK_SECONDS) and close their copies of its socket (balance.stop_listening)
 PORT_WAIT_SECONDS = 5.0
-STOP_MARGIN_SECONDS = 5.0  # beyond the callback timeout, what a stopping worker has to record what it sent
 
 
 def default_data_dir() -> str:
@@ -397,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     owner = None
     try:
         if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
-            owner = StoreOwner(store.removeprefix("sqlite:"))
+            # the orphaned workers of a killed master end their requests, then their callbacks and uploads
+            owner = StoreOwner(store.removeprefix("sqlite:"), ORPHANS_SECONDS + stop_seconds(config))
         # build one app here, so that a bad setting stops the start with a message rather than a worker
         ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
@@ -432,8 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
                     max_body_bytes=largest, hold_queue=_holds_queue(store),
                     largest_body=functools.partial(largest_body, config), on_stop=stop_app,
-                    # a callback under way ends within its timeout and is recorded, not sent again by the next start
-                    grace_seconds=config.callback_timeout_seconds + STOP_MARGIN_SECONDS)
+                    # a callback or an upload under way ends and is recorded, not sent again by the next start
+                    grace_seconds=stop_seconds(config))
     try:
         return server.run()
     finally:

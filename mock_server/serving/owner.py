@@ -17,7 +17,8 @@ from typing import IO, Any
 
 
 # How long a server waits for the lock while the owner it names is gone: its orphaned workers notice within half a
-# second and stop, finishing what they answer (up to 10 s, dispatch.STOP_SECONDS).
+# second and stop, finishing what they answer (up to 10 s, dispatch.STOP_SECONDS), at the least; then the callbacks
+# and uploads under way (app.stop_seconds), which a server's start adds.
 ORPHANS_SECONDS = 12.0
 
 
@@ -28,11 +29,11 @@ class StoreInUse(Exception):
 class StoreOwner:
     """Hold the flock of one SQLite database for the life of this process; `announce()` records where it listens."""
 
-    def __init__(self, database: str):
+    def __init__(self, database: str, orphans_seconds: float = ORPHANS_SECONDS):
         self.path = Path(f"{database}.owner")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a+", encoding="utf-8")
-        deadline = time.monotonic() + ORPHANS_SECONDS
+        deadline = time.monotonic() + max(ORPHANS_SECONDS, orphans_seconds)
         while True:
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -107,8 +107,11 @@ class Server:
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _stop_all(workers, self._grace_seconds)
+            # the master's copy of the socket goes first: with the workers' closed as they begin to stop, the port is
+            # free at once (a restart had waited out the whole grace) and a new connection is refused, not left in
+            # the backlog to be reset when the last copy closed
             listener.close()
+            _stop_all(workers, self._grace_seconds)
         return 0
 
     def _spawn(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
