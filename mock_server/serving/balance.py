@@ -16,7 +16,6 @@ on busy workers took a bare endpoint from 7,000 to 850 requests a second.
 from __future__ import annotations
 
 import contextlib
-
 import mmap
 import os
 import struct
@@ -153,8 +152,8 @@ def within(server, timeout: float) -> float:
 def stop_listening(server) -> None:
     """Close `server`'s copy of the listening socket, once its worker has withdrawn and left its event loop (never from
     a signal handler: the loop may be walking its map). The port is free once every process holding a copy has closed
-    it: when a master killed alone leaves its workers to stop by themselves (D55), as soon as they begin to, not only
-    once the requests and callbacks under way have ended, up to 10 s later."""
+    it: when a master stops or is killed alone (D55), as soon as its workers begin to stop, not only once the requests,
+    callbacks and uploads under way have ended."""
     server.accepting = False
     if server._map.get(server._fileno) is server:
         server.del_channel()
