@@ -445,6 +445,43 @@ def test_a_restart_comes_up_while_the_stopping_server_ends_a_callback(tmp_path):
         receiver.close()
 
 
+def test_a_stop_answers_what_its_connections_hold_first(tmp_path):
+    """A SIGTERM cut a file's answer midway (7 MB of 30 MB) and cancelled the requests a worker had read and not yet
+    run (3 of 60 pipelined getprogress calls were answered when the stop came at once): the loop that sends them
+    stopped with the worker. (Here the pipelined requests are read before the stop: all ten are to be answered.)"""
+    import socket
+
+    served = ServeProcess(tmp_path / "data", "--store", "memory")
+    try:
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        data = os.urandom(8_000_000)
+        path = requests.post(f"{served.url}/__mock__/assets?name=big.bin", data=data,
+                             timeout=60).json()["Url"].split(port, 1)[1]
+        download = socket.create_connection((host, int(port)), timeout=15)
+        download.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head = download.recv(4096)  # the answer is under way
+        query = signed_query("pipelined", "mock-accesstoken", int(time.time()))
+        body = b'{"Header": {}, "Payload": {"TaskId": "x"}}'
+        one = (f"POST {PATHS['getprogress']}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        pipelined = socket.create_connection((host, int(port)), timeout=15)
+        pipelined.sendall(one * 10)
+        time.sleep(0.05)  # read by the worker, not yet all answered
+        served.process.send_signal(signal.SIGTERM)
+        answers = b""
+        while chunk := pipelined.recv(65536):
+            answers += chunk
+        received = len(head)
+        while chunk := download.recv(65536):
+            received += len(chunk)
+            time.sleep(0.001)  # a client slower than the stop
+        assert answers.count(b"HTTP/1.1 200 ") == 10
+        assert received - len(head.partition(b"\r\n\r\n")[0]) - 4 == len(data)
+        assert served.process.wait(timeout=15) == 0
+    finally:
+        served.kill()
+
+
 def test_a_stop_waits_for_a_callback_as_long_as_its_timeout(tmp_path, monkeypatch):
     """With --callback-timeout 15, a SIGTERM killed the workers at the master's 10 s while a delivery could still
     succeed: unrecorded, it was sent again after the restart. The stop's grace covers a callback's timeout and a

@@ -401,6 +401,7 @@ class _Channel(HTTPChannel):
     Within one answer, a client slower than the app still holds the app's thread (waitress's back-pressure)."""
 
     parked = False
+    draining = False  # its worker is stopping: it reads no new request (dispatch._drain)
     _writing = False
     refused = False  # a request of it was refused unread: its rest may still be on its way (_RouteErrorTask)
     linger_until = 0.0  # when set, the answer is out and what comes is dropped until then (time.time())
@@ -434,7 +435,7 @@ class _Channel(HTTPChannel):
         return not self.linger_until and (self.parked or super().writable())
 
     def readable(self) -> bool:
-        return bool(self.linger_until) or super().readable()
+        return bool(self.linger_until) or (not self.draining and super().readable())
 
     def handle_close(self) -> None:
         """Close, but after refusing a request it could not read, first end the answer (shutdown for writing) and read
