@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
     submitted: list[str] = []  # the TaskId of a submission this run made, once the API accepted it
+    output = _Output(out)
     try:
-        code = _main(argv, _Output(out), err, submitted)
-        _Output(out).flush()  # here, not at exit, so that a closed pipe is seen below
+        code = _main(argv, output, err, submitted)
+        output.flush()  # here, not at exit, so that a closed pipe is seen below
         return code
     except BrokenPipeError:  # the reader went away (`ivh timbres | head`): stop quietly, as other commands do
         for stream in (out, err):

@@ -190,7 +190,7 @@ def largest_body(config: Config, path: str) -> int:
 def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     """Answer every error in the format of the route family it hit: the API's envelope, the control API's
     `{"error": {"message"}}`, or the object store's XML for result URLs; a 405 names the allowed methods (Allow)."""
-    longest_id = ctx.spec.resolve("#/components/schemas/RequestHeader")["properties"]["RequestID"]["maxLength"]
+    longest_id = envelope.longest_request_id(ctx.spec)
 
     def echoed_request_id() -> str:
         """The RequestID of an envelope the app's handlers make: the request's own when its body names one (D03,

@@ -36,7 +36,7 @@ def register(app: Flask, ctx: MockContext) -> None:
 
 def _view(operation_id: str, ctx: MockContext):
     service = OPERATIONS[operation_id]
-    longest_id = ctx.spec.resolve("#/components/schemas/RequestHeader")["properties"]["RequestID"]["maxLength"]
+    longest_id = envelope.longest_request_id(ctx.spec)
 
     def view():
         body = _read_body(ctx)

@@ -120,6 +120,11 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 REQUEST_ID_KEY = "ivh_mock.request_id"  # the WSGI environ's key for the RequestID an API request is answered with
 
 
+def longest_request_id(spec: Any) -> int:
+    """The most characters a Header.RequestID may have (the spec's maxLength): one past it is never echoed."""
+    return spec.resolve("#/components/schemas/RequestHeader")["properties"]["RequestID"]["maxLength"]
+
+
 def request_id_of(body: Any, longest: int) -> str | None:
     """Return the caller's Header.RequestID when it sent a usable one: a text of 1 to `longest` characters (the spec's
     maxLength). A longer one is refused, and never echoed (D03)."""

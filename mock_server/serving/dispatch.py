@@ -328,9 +328,9 @@ def _drain(server, dispatcher: Dispatcher) -> None:
     while time.monotonic() < until:
         busy = False
         for channel in list(channels.values()):
-            if channel.requests or channel.total_outbufs_len or getattr(channel, "parked", False):
+            if channel.requests or channel.total_outbufs_len or channel.parked:
                 busy = True
-            elif channel.connected and not getattr(channel, "linger_until", 0):  # nothing left: closed now
+            elif channel.connected and not channel.linger_until:  # nothing left: closed now
                 channel.handle_close()
         with dispatcher.lock:
             busy = busy or bool(dispatcher.queue) or bool(dispatcher.started)
