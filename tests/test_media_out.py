@@ -3,6 +3,7 @@ rendering in the background and once per input, and deletion when retention ends
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -260,6 +261,15 @@ def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_ra
     refused = client.get(sample, headers={"If-Match": '"other"'})
     assert refused.status_code == 412 and refused.is_json and b"\xff\xd8" not in refused.data
     assert client.get(sample, headers={"If-Match": "*"}).data[:2] == b"\xff\xd8"
+    # a sample (made in memory) and an upload are tagged by their SHA-256: a sample had no ETag, so no If-None-Match
+    # or If-Range could name it
+    whole = client.get(sample)
+    assert whole.headers["ETag"] == f'"{hashlib.sha256(whole.data).hexdigest()}"'
+    assert client.get(sample, headers={"If-None-Match": whole.headers["ETag"]}).status_code == 304
+    part = client.get(sample, headers={"Range": "bytes=0-9", "If-Range": whole.headers["ETag"]})
+    assert part.status_code == 206 and part.data == whole.data[:10]
+    upload = client.post("/__mock__/assets?name=a.jpg", data=whole.data).get_json()
+    assert client.get(path_of(upload["Url"])).headers["ETag"] == whole.headers["ETag"]
 
 
 def test_a_video_renders_when_first_asked_for_and_once_per_input(app, api, clock, monkeypatch):

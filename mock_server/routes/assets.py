@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..media_in.assets import CONTROL_CHARACTER, PREFIX, SHA256, AssetHost, sample
+from ..media_in.assets import CONTROL_CHARACTER, PREFIX, SHA256, AssetHost, digest_of, sample
 from ..media_in.samples import CONTENT_TYPES, SAMPLES, expected
 from . import envelope
 from .guard import host_url
@@ -74,7 +74,7 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
         data = sample(name)
         if data is None:
             raise error(404, f"no sample {name!r}; GET {PREFIX}/samples lists them")
-        return _send(data, SAMPLES[name].content_type, name)
+        return _send(data, SAMPLES[name].content_type, name, digest_of(data))
 
     def asset(sha: str, name: str):
         if CONTROL_CHARACTER.search(name):  # it would end up in the Content-Disposition header
@@ -84,7 +84,7 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
             raise error(404, f"no asset {sha}")
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         # from the file, not a copy in memory per answer: 30 clients that read nothing of a 30 MB upload held 1 GB
-        return _send(kept, CONTENT_TYPES.get(extension, "application/octet-stream"), name)
+        return _send(kept, CONTENT_TYPES.get(extension, "application/octet-stream"), name, sha)
 
     app.add_url_rule(PREFIX, "assets_upload", guarded(upload), methods=["POST"])
     app.add_url_rule(PREFIX + "/samples", "assets_samples", guarded(samples, open_to_all=True), methods=["GET"])
@@ -94,9 +94,10 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
                      methods=["GET", "HEAD"])
 
 
-def _send(source: bytes | Path, mimetype: str, name: str):
+def _send(source: bytes | Path, mimetype: str, name: str, sha: str):
+    # the file's SHA-256 as its ETag: a sample's bytes, made in memory, had none (no If-None-Match, no If-Range)
     answer = send(io.BytesIO(source) if isinstance(source, bytes) else source, mimetype=mimetype, download_name=name,
-                  max_age=0)
+                  max_age=0, etag=sha)
     # anyone's upload, served from the control API's own origin: a browser must not read it as a page (sniffed as
     # HTML, it could call that API as the dashboard does)
     answer.headers["X-Content-Type-Options"] = "nosniff"
