@@ -445,6 +445,31 @@ def test_a_restart_comes_up_while_the_stopping_server_ends_a_callback(tmp_path):
         receiver.close()
 
 
+def test_a_second_stop_signal_ends_the_stop_at_once_with_its_workers(tmp_path):
+    """A second SIGTERM (or Ctrl-C) during a stop that waits for a callback killed the master at once, and its workers
+    went on alone (they wrote to the terminal after the prompt came back): now the master kills them and says so."""
+    from ivh_mock.mock_server.serving.testing import CallbackReceiver
+
+    receiver = CallbackReceiver(mode="slow", delay=8)
+    served = ServeProcess(tmp_path / "data", "--store", "memory")
+    try:
+        requests.post(f"{served.url}/__mock__/clock", json={"frozen": True}, timeout=10)
+        post(served.url, "phototovideonotrain", {**TEXT_PAYLOAD, "CallbackUrl": receiver.url})
+        requests.post(f"{served.url}/__mock__/clock", json={"advance": 60}, timeout=10)
+        time.sleep(0.5)  # the callback is under way, for 8 s
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert served.process.poll() is None  # the first waits for it
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=4) == 0
+        assert "stopped at once, 1 worker(s) killed" in served.errors()
+        with pytest.raises(ProcessLookupError):  # nothing of its group is left
+            os.killpg(served.process.pid, 0)
+    finally:
+        served.kill()
+        receiver.close()
+
+
 def test_a_stop_answers_what_its_connections_hold_first(tmp_path):
     """A SIGTERM cut a file's answer midway (7 MB of 30 MB) and cancelled the requests a worker had read and not yet
     run (3 of 60 pipelined getprogress calls were answered when the stop came at once): the loop that sends them

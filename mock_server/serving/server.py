@@ -82,7 +82,14 @@ class Server:
         workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, and its slot in `shares`
         shares = balance.Shares(self._workers) if self._workers > 1 else None
 
+        hurry: list[int] = []  # a second SIGTERM or Ctrl-C during the stop: it is not waited for
+
+        def hurried(signum: int, frame: Any) -> None:
+            hurry.append(signum)
+
         def stop(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGTERM, hurried)
+            signal.signal(signal.SIGINT, hurried)
             raise _Stop
 
         signal.signal(signal.SIGTERM, stop)
@@ -105,13 +112,13 @@ class Server:
         except _Stop:
             pass
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, hurried)
+            signal.signal(signal.SIGINT, hurried)
             # the master's copy of the socket goes first: with the workers' closed as they begin to stop, the port is
             # free at once (a restart had waited out the whole grace) and a new connection is refused, not left in
             # the backlog to be reset when the last copy closed
             listener.close()
-            _stop_all(workers, self._grace_seconds)
+            _stop_all(workers, self._grace_seconds, hurry)
         return 0
 
     def _spawn(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
@@ -486,19 +493,25 @@ def _stop_with_master(master: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRACE_SECONDS) -> None:
-    """SIGTERM every worker, give them `grace_seconds` to finish, then SIGKILL what is left."""
+def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRACE_SECONDS,
+              hurry: list[int] | None = None) -> None:
+    """SIGTERM every worker, give them `grace_seconds` to finish, then SIGKILL what is left; at once as soon as
+    `hurry` holds something (a second SIGTERM or Ctrl-C: the master had died of it at once, and its workers went on
+    alone, writing to the terminal after its prompt came back)."""
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
-    while workers and time.monotonic() < deadline:
+    while workers and time.monotonic() < deadline and not hurry:
         for pid in list(workers):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == 0:
                     continue
             workers.pop(pid)
         time.sleep(0.05)
+    if workers and hurry:
+        print(f"ivh-mock: stopped at once, {len(workers)} worker(s) killed: a callback or upload they had under way "
+              "is sent again after the next start", file=sys.stderr, flush=True)
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
