@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from flask import Flask, Response, request
 
-from ..clock import LATEST
 from ..lifecycle import trajectory
 from ..lifecycle.speech import srt
 from ..media_out import results
@@ -54,10 +54,11 @@ def register(app: Flask, ctx: MockContext) -> None:
             return _no_such_key()
         data = srt(task.sentences).encode("utf-8")
         # made anew on each request, so dated when its task finished (by the mock's clock): when an object store
-        # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged. A clock
-        # run past the latest time it takes (D58) finished tasks in the year 10000, which no HTTP date names: a 500.
+        # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged. But never
+        # later than the answer's Date, the real time (RFC 9110 8.8.2.1): a clock moved ahead (as tests move it) had
+        # dated it in the future, and one near its latest time (D58) in the year 10000, which no HTTP date names.
         return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",
-                    download_name=f"{task_id}.srt", max_age=0, last_modified=min(task.finish_at, LATEST))
+                    download_name=f"{task_id}.srt", max_age=0, last_modified=min(task.finish_at, time.time()))
 
     app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
                      methods=["GET", "HEAD"])
