@@ -5,6 +5,7 @@ holds the queue for its thread, a stalled one hands it to another thread, the ev
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -526,3 +527,81 @@ def test_an_answer_whose_body_comes_whole_goes_out_in_one_send(monkeypatch):
     finally:
         if server is not None:
             _unserve(server, loop)
+
+
+def _hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+
+
+def test_a_request_that_dawdles_past_its_time_is_closed(monkeypatch):
+    """A head sent a byte at a time put off the idle timeout with each byte, so it held its connection (one of a
+    worker's CONNECTIONS) as long as it went on: a request now has REQUEST_SECONDS, and a second per MIN_RATE bytes."""
+    monkeypatch.setattr(serving, "REQUEST_SECONDS", 0.5)
+    server, loop, url = _served(_hello, 1)
+    server.adj.cleanup_interval = 0.1  # the upkeep that closes it (10 s in a worker)
+    server.next_channel_cleanup = 0  # should the loop have set its next upkeep 10 s on already
+    try:
+        client = socket.create_connection(server.socket.getsockname(), timeout=5)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started, closed = time.monotonic(), False
+        while not closed and time.monotonic() - started < 5:
+            with contextlib.suppress(OSError):
+                client.sendall(b"a")  # faster than the idle timeout: each byte is activity
+            client.settimeout(0.1)
+            with contextlib.suppress(socket.timeout):
+                closed = client.recv(1) == b""
+        assert closed and time.monotonic() - started < 3
+        client.close()
+        assert requests.get(url, timeout=5).text == "hello"  # one that arrives in time is answered
+    finally:
+        _unserve(server, loop)
+
+
+OUT_OF_FILES = """
+import resource, socket
+from ivh_mock.mock_server.serving import dispatch, server as serving
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"done"]
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+print(listener.getsockname()[1], flush=True)
+dispatch.serve(serving.waitress_server(app, listener, threads=2, max_body_bytes=1024))
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the worker's processor time from /proc")
+def test_a_worker_out_of_file_descriptors_waits_for_one_instead_of_spinning():
+    """With no descriptor left for a new connection, accept() failed and the listener stayed readable: the worker
+    polled it again at once, at 100% of a processor, until a connection closed. It now leaves the listener alone a
+    moment each time, and takes the waiting connections once descriptors are free."""
+    worker = subprocess.Popen([sys.executable, "-c", OUT_OF_FILES], stdout=subprocess.PIPE, text=True)
+    clients = []
+    try:
+        port = int(worker.stdout.readline())
+        for _ in range(50):  # past its 40 descriptors: the rest wait in the listener's queue
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)
+        before = _cpu_seconds(worker.pid)
+        time.sleep(1)
+        assert _cpu_seconds(worker.pid) - before < 0.5
+        for client in clients[:30]:
+            client.close()
+        last = clients[-1]  # queued until now
+        last.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert last.recv(65536).endswith(b"done")
+    finally:
+        for client in clients:
+            client.close()
+        worker.kill()
+        worker.wait()

@@ -158,6 +158,79 @@ def test_a_request_the_server_cannot_read_is_answered_in_its_routes_format(serve
     assert b"<Code>InvalidRequest</Code>" in data and b"<Resource>/broadcast/Basic/video/x.mp4</Resource>" in data
 
 
+def _exchange(url: str, sent: bytes, seconds: float = 5) -> bytes:
+    """All a server at `url` answers to `sent` until it closes the connection (or `seconds` pass)."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=seconds) as connection:
+        connection.sendall(sent)
+        data = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := connection.recv(65536):
+                data += chunk
+    return data
+
+
+def test_framing_and_versions_waitress_let_through_are_answered_at_once(served):
+    """What waitress left unanswered, read wrongly or let run: each is answered at once, in its route's format."""
+    api = b"/v2/ivh/videomaker/broadcastservice/getprogress"
+    clock = b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    # `Expect: 100-continue` on a request with no body: waitress sent `100 Continue`, never answered it, and read the
+    # next request's head into it (a 415 named a Content-Type that request never sent)
+    data = _exchange(served.url, b"GET /__mock__/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+                     b"Content-Type: text/plain\r\n\r\nPOST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n"
+                     b'{"frozen": true}')
+    assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"404", b"200"] and b"100 Continue" not in data, data
+    # a chunked body: a size line that ends in a bare LF (waited on until the idle timeout), one of 200 KB of
+    # extensions (reread on every read: 16 MB cost 15 s of processor), a trailer past its bounds or with no field
+    for body, named in ((b"2\n{}\n0\n\n", "ends in a bare LF"),
+                        (b"1;a=" + b"b" * 200_000 + b"\r\n{\r\n0\r\n\r\n", "longer than 4096 bytes"),
+                        (b"2\r\n{}\r\n0\r\nX: " + b"b" * 100_000 + b"\r\n\r\n", "framing (chunk sizes"),
+                        (b"2\r\n{}\r\n0\r\nnot a field\r\n\r\n", "is no field")):
+        status, answer = _refusal(served.url, b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                                  b"\r\n\r\n" + body)
+        assert answer["Header"]["Code"] == 100003 and named in answer["Header"]["Message"], answer
+    # `close` among other tokens closes (RFC 9112 9.6), and HTTP/1.2 is read as the 1.1 it extends
+    for head in (clock + b"Connection: TE, close\r\n\r\n", clock + b"Connection: keep-alive\r\nConnection: close"
+                 b"\r\n\r\n", clock.replace(b"HTTP/1.1", b"HTTP/1.2") + b"Connection: close\r\n\r\n"):
+        data = _exchange(served.url, head + clock + b"\r\n")
+        assert data.startswith(b"HTTP/1.1 200 OK\r\nConnection: close\r\n") and data.count(b"HTTP/1.1") == 1, data
+    status, answer = _refusal(served.url, clock.replace(b"HTTP/1.1", b"HTTP/2.0") + b"\r\n")
+    assert status == "HTTP/1.1 505 HTTP Version Not Supported" and "HTTP/2.0 is not served" in answer["error"]["message"]
+    status, answer = _refusal(served.url, b"GET /__mock__/clock\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status.endswith(" 400 Bad Request") and "has no HTTP version" in answer["error"]["message"], answer
+    # waitress's own refusal (no route's) to a HEAD: its head alone
+    data = _exchange(served.url, b"HEAD /elsewhere HTTP/1.1\r\nHost x\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400 Bad Request") and data.endswith(b"\r\n\r\n"), data
+
+
+def test_clients_that_read_nothing_of_a_sample_hold_no_copy_of_it(served):
+    """A sample, made in memory, was answered from memory: werkzeug copied it for each answer, and twelve clients that
+    read nothing of the 21 MB one held 250 MB. It is sent from a file now, as an upload is."""
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    sample = b"/__mock__/assets/samples/audio-too-large.wav"
+    assert len(requests.get(served.url + sample.decode(), timeout=60).content) > 20 * 1_048_576  # made once
+    before = served.memory_mb()
+    opened = []
+    try:
+        for _ in range(12):
+            connection = socket.socket()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.connect((host, int(port)))
+            connection.sendall(b"GET " + sample + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            opened.append(connection)
+        time.sleep(1.5)
+        assert requests.get(f"{served.url}/__mock__/clock", timeout=5).status_code == 200
+        assert served.memory_mb() - before < 48
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 def test_a_request_without_a_host_is_refused_not_given_waitresss_placeholder_name(served):
     """With no Host header a submission had been accepted, its MediaUrl on `http://waitress.invalid:PORT` for good,
     the asset listing's URLs too, and the control API refused 'waitress.invalid', a name the client never sent."""

@@ -15,6 +15,7 @@ answer in the format of the routes the request names (`unread`), else in plain t
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -46,6 +47,19 @@ GRACE_SECONDS = 10  # the least time stopping workers get to end what is under w
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
 LINGER_SECONDS = 2  # how long a refused request's rest is read and dropped after its answer, before the close
 LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
+# A chunked body's framing (its size lines, their extensions, its trailer) beyond its data: at most this, and an
+# eighth of the data, however it is cut into chunks; a size line at most CHUNK_LINE_BYTES (waitress bounded neither,
+# and reread what it held of a line on each read: a 16 MB extension cost 15 s of the worker's processor)
+FRAMING_BYTES = 65_536
+# A request (its head and body) may take REQUEST_SECONDS to arrive, and a second more for each MIN_RATE bytes it has
+# sent, as Apache's mod_reqtimeout allows: each byte had put off the idle timeout, and a head sent a byte every 20 s
+# held its connection (one of a worker's CONNECTIONS) for days
+REQUEST_SECONDS = 20
+MIN_RATE = 500
+# How long a worker leaves its listening socket alone when it has no file descriptor left for a new connection: the
+# connection stays queued, and the worker had polled the socket again at once, at 100% of a processor, serving nothing
+FULL_REST_SECONDS = 0.1
+CHUNK_LINE_BYTES = 4096
 
 
 class _Stop(Exception):
@@ -194,6 +208,8 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         for channel in list(server.active_channels.values()):
             if getattr(channel, "parked", False) and channel.last_activity < now - server.adj.channel_timeout:
                 channel.will_close = True
+            if not channel.requests and _overdue(channel.request, now):  # nothing of it runs: the client dawdles
+                channel.will_close = True
             linger_until = getattr(channel, "linger_until", 0.0)
             if linger_until and now > linger_until:  # a client that sends nothing
                 HTTPChannel.handle_close(channel)
@@ -201,7 +217,29 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
                 server.next_channel_cleanup = min(server.next_channel_cleanup, linger_until)
 
     server.maintenance = maintenance
+    take, readable = server.accept, server.readable
+
+    def accept() -> tuple[socket.socket, Any] | None:
+        try:
+            return take()
+        except OSError as error:
+            if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            server.rest_until = time.monotonic() + FULL_REST_SECONDS  # the loop polls no longer (balance.within)
+            return None
+
+    server.rest_until = 0.0
+    server.accept = accept
+    server.readable = lambda: readable() and time.monotonic() >= server.rest_until
     return server
+
+
+def _overdue(request: Any, now: float) -> bool:
+    """Whether a request still arriving has taken longer than REQUEST_SECONDS and a second per MIN_RATE bytes."""
+    if request is None or request.completed or not isinstance(request, _Parser):
+        return False
+    arrived = request.header_bytes_received + request.body_bytes_received
+    return now > request.started + REQUEST_SECONDS + arrived / MIN_RATE
 
 
 def _run(server: Any) -> None:
@@ -226,12 +264,14 @@ class _Task(WSGITask):
     def build_response_header(self) -> bytes:
         self._bodiless_head = not self.has_body and self.version == "1.1"
         try:
+            if self.version == "1.1" and self.request.connection_close:  # `close` among its tokens (_Parser)
+                self.set_close_on_finish()
             return super().build_response_header()
         finally:
             self._bodiless_head = False
 
     def set_close_on_finish(self) -> None:
-        if self._bodiless_head and self.request.headers.get("CONNECTION", "").lower() != "close":
+        if self._bodiless_head and not self.request.connection_close:
             return
         super().set_close_on_finish()
 
@@ -249,16 +289,18 @@ class _Task(WSGITask):
 class _RouteErrorTask(ErrorTask):
     """waitress's answer to a request it could not read (duplicate or bad Content-Length, a bad chunk, a body past
     the largest any route takes, a bare LF, a head past HEADER_BYTES), in the format of the routes the request line
-    named (`unread.answer`); waitress's plain text for anything else. The connection is closed after it, as waitress
-    closes it."""
+    named (`unread.answer`); waitress's plain text for anything else (to a HEAD, its head alone: waitress sent the
+    text too). The connection is closed after it, as waitress closes it."""
 
     def execute(self) -> None:
         self.channel.refused = True  # what the client still sends is dropped before the close (_Channel.handle_close)
         error = self.request.error
         refusal = unread.answer(self.request.path or "", error.code, error.reason, error.body)
         if refusal is None:
-            return super().execute()
-        status, kind, data = refusal
+            status, kind = error.code, "text/plain; charset=utf-8"  # waitress's own answer: a HEAD's with no body
+            data = error.to_response(self.channel.server.adj.ident)[2]
+        else:
+            status, kind, data = refusal
         self.status = f"{status} {'OK' if status == 200 else error.reason}"
         self.response_headers.append(("Content-Type", kind))
         self.set_close_on_finish()
@@ -276,13 +318,20 @@ class _Parser(HTTPRequestParser):
     for it and was closed unanswered. And it kept every request's body up to the largest any route takes (the asset
     host's uploads, 64 MiB) before the app could refuse it: ten connections sending 60 MB each held 600 MB of
     temporary files. The route refuses such a body as it refused it whole: by its declared length, or, chunked, by
-    the length kept, which is past its limit."""
+    the length kept, which is past its limit.
+
+    It also refuses what waitress let through or waited on: a request line with no HTTP version (400) or a major
+    version other than 1 (505; a later 1.x is read as 1.1), and a chunked body whose framing ends a line in a bare LF,
+    grows past its bounds or has a trailer line that is no field (`_check_framing`). A request with no body is not
+    asked for one by `100 Continue`, and `Connection: close` is heard among other tokens."""
 
     path = ""  # until a head's request line is read: one refused before that (a bad header line) names none
+    _wrong_version = False  # its request line names an HTTP version whose major number is not 1 (answered 505)
 
     def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None):
         super().__init__(adj)
         self._largest_body = largest_body
+        self.started = time.time()  # made as its first bytes come (`_overdue`)
 
     def received(self, data: bytes) -> int:
         # in a head whose end (CRLF CRLF) is not in sight, look at what arrived, and the CR before it (a head that
@@ -296,12 +345,16 @@ class _Parser(HTTPRequestParser):
                 return len(data)
         before, refused = self.header_plus, self.error
         consumed = super().received(data)
-        if self.chunked and self.error is None and not self.completed:  # (a chunked body under way alone)
-            kept = self.body_rcv.buf
-            if isinstance(kept, _Kept) and kept.seen + self.body_rcv.chunk_remainder > kept.limit:
+        if self.chunked and self.error is None:  # (a chunked body under way, or just ended)
+            kept, announced = self.body_rcv.buf, self.body_rcv.chunk_remainder
+            if not self.completed and isinstance(kept, _Kept) and kept.seen + announced > kept.limit:
                 # a chunk announced past the route's limit is refused when its size line comes, as a Content-Length
                 # past it is: the client had been left to send it all (or to wait for an answer until the idle timeout)
                 self.error, self.completed = self._too_large(), True
+            else:
+                self._check_framing()
+        if self._wrong_version and type(self.error) is BadRequest:
+            self.error = _HTTPVersionNotSupported(self.error.body)
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
             # waitress refuses a head past HEADER_BYTES as if it were `GET /`: name the route it was for from what came
             self.path, self.version = "", "1.1"  # the server's own, where the line was cut before its version
@@ -313,6 +366,26 @@ class _Parser(HTTPRequestParser):
         if self.error is not None:  # refused: a client waiting on `Expect: 100-continue` is not asked for its body
             self.expect_continue = False  # (waitress asked for it, then refused it once it had all come)
         return consumed
+
+    def _check_framing(self) -> None:
+        """Refuse a chunked body whose size line or trailer ends in a bare LF (waitress waited for a CRLF until the
+        connection's idle timeout), whose trailer has a line that is no field, or whose framing has grown past its
+        bounds (FRAMING_BYTES, CHUNK_LINE_BYTES)."""
+        receiver = self.body_rcv
+        line, trailer = receiver.control_line, receiver.trailer
+        data = receiver.buf.seen if isinstance(receiver.buf, _Kept) else len(receiver.buf)
+        problem = None
+        if b"\n" in line or _BARE_LF.search(trailer):
+            problem = "a line of the chunked body (a chunk's size, the trailer) ends in a bare LF; HTTP needs CRLF"
+        elif len(line) > CHUNK_LINE_BYTES:
+            problem = f"a chunk's size line, with its extensions, is longer than {CHUNK_LINE_BYTES} bytes"
+        elif self.body_bytes_received - data > FRAMING_BYTES + data // 8:
+            problem = (f"the chunked body's framing (chunk sizes, extensions, trailer) is larger than "
+                       f"{FRAMING_BYTES} bytes and an eighth of its data")
+        elif receiver.completed and any(b":" not in field for field in trailer.split(b"\r\n") if field):
+            problem = "a line of the chunked body's trailer is no field (name: value)"
+        if problem is not None:
+            self.error, self.completed = BadRequest(problem), True
 
     def _too_large(self) -> RequestEntityTooLarge:
         return RequestEntityTooLarge(body_past(self._largest_body(self.path)))
@@ -334,6 +407,10 @@ class _Parser(HTTPRequestParser):
         self.completed = True
 
     def parse_header(self, header_plus: bytes) -> None:
+        line = header_plus.partition(b"\r\n")[0]
+        version = _VERSION.search(line)
+        if version is not None and version[1] == b"1" and version[2] > b"1":  # HTTP/1.2: read as the 1.1 it extends
+            header_plus = line[:version.start()] + b" HTTP/1.1" + header_plus[len(line):]  # (RFC 9110 2.5)
         try:
             super().parse_header(header_plus)
         except (ParsingError, TransferEncodingNotImplemented, ValueError) as error:
@@ -345,6 +422,16 @@ class _Parser(HTTPRequestParser):
                 # through, and the connection was closed unanswered, with the requests before it on it
                 raise ParsingError(f"the request target cannot be read as a URL: {error}") from None
             raise
+        if version is None:  # waitress served `GET /` (HTTP/0.9's line) as HTTP/1.0
+            raise ParsingError("the request line has no HTTP version: send METHOD TARGET HTTP/1.1")
+        if version[1] != b"1":  # waitress answered HTTP/2.0 and HTTP/3.0 as if they were 1.0
+            self.version, self._wrong_version = "1.1", True  # the refusal's own version, and its status (505)
+            raise ParsingError(f"HTTP/{version[1].decode()}.{version[2].decode()} is not served here: send "
+                                       f"HTTP/1.1 (or 1.0)")
+        if self.body_rcv is None:  # no body to ask for: waitress sent `100 Continue` anyway, then read the next
+            self.expect_continue = False  # request's head into this one's, and left this one unanswered
+        if "close" in _tokens(self.headers.get("CONNECTION", "")):  # `Connection: TE, close` too (RFC 9112 9.6):
+            self.connection_close = True  # waitress closed only on a header that said `close` alone (_Task reads it)
         if self.chunked and "CONTENT_LENGTH" in self.headers:  # waitress went by the chunks, and kept the connection
             raise ParsingError("both Content-Length and Transfer-Encoding frame the body: a proxy before the server "
                                "may have read another request in it (RFC 9112 6.1)")
@@ -373,6 +460,16 @@ class _Parser(HTTPRequestParser):
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_VERSION = re.compile(rb" HTTP/([0-9])\.([0-9])$")
+
+
+def _tokens(value: str) -> set[str]:
+    """The tokens of a comma-separated header's value, in lower case (a header given twice is one, joined by commas)."""
+    return {token.strip(" \t").lower() for token in value.split(",")}
+
+
+class _HTTPVersionNotSupported(BadRequest):
+    code, reason = 505, "HTTP Version Not Supported"
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
 
 

@@ -1,4 +1,4 @@
-"""Files the mock keeps on disk: fetched and uploaded media, render jobs and rendered videos.
+"""Files the mock keeps on disk: fetched and uploaded media, the samples it serves, render jobs and rendered videos.
 
 Everything lives under one data directory, named by content (SHA-256), written atomically (a temporary file renamed
 into place), so several threads or processes sharing the directory never see half a file and never write one twice.
@@ -26,7 +26,7 @@ def digest(data: bytes) -> str:
 
 
 class Blobs:
-    """A content-addressed file store in `root`, with folders per kind (`media`, `jobs`, `videos`, `assets`)."""
+    """A content-addressed file store in `root`, a folder per kind (`media`, `jobs`, `videos`, `assets`, `samples`)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()  # absolute: Flask reads relative paths against the app package
