@@ -198,7 +198,8 @@ def test_framing_and_versions_waitress_let_through_are_answered_at_once(served):
         data = _exchange(served.url, head + clock + b"\r\n")
         assert data.startswith(b"HTTP/1.1 200 OK\r\nConnection: close\r\n") and data.count(b"HTTP/1.1") == 1, data
     status, answer = _refusal(served.url, clock.replace(b"HTTP/1.1", b"HTTP/2.0") + b"\r\n")
-    assert status == "HTTP/1.1 505 HTTP Version Not Supported" and "HTTP/2.0 is not served" in answer["error"]["message"]
+    assert status == "HTTP/1.1 505 HTTP Version Not Supported", status
+    assert "HTTP/2.0 is not served" in answer["error"]["message"], answer
     status, answer = _refusal(served.url, b"GET /__mock__/clock\r\nHost: 127.0.0.1\r\n\r\n")
     assert status.endswith(" 400 Bad Request") and "has no HTTP version" in answer["error"]["message"], answer
     # waitress's own refusal (no route's) to a HEAD: its head alone
