@@ -225,12 +225,12 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         except OSError as error:
             if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 raise
-            server.rest_until = time.monotonic() + FULL_REST_SECONDS  # the loop polls no longer (balance.within)
+            server.full_until = time.monotonic() + FULL_REST_SECONDS  # looked at again within the loop's timeout
             return None
 
-    server.rest_until = 0.0
+    server.full_until = 0.0  # apart from balance's rests: a worker out of descriptors is not accepting (D79)
     server.accept = accept
-    server.readable = lambda: readable() and time.monotonic() >= server.rest_until
+    server.readable = lambda: readable() and time.monotonic() >= server.full_until
     return server
 
 
