@@ -40,6 +40,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 CALLBACK_PREFIX = "/__proxy__/callback/"
 APP_GONE = "the app took no more of the answer"  # how a record's error starts when the app, not the upstream, left
 RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
+FORWARD_REFUSED = "a header cannot be forwarded"  # the proxy's own 400 (replayed as it was)
 CHUNK = 64 * 1024
 
 
@@ -130,7 +131,7 @@ class Proxy:
             prepared = requests.Request(method, self.upstream + "/", headers=outgoing, data=data).prepare()
         except requests.RequestException as error:  # a header value requests will not send (InvalidHeader)
             # named, never quoted: requests' message quotes the value, a credential's as any other
-            refused = f"a header cannot be forwarded: {_unsendable(outgoing)}"
+            refused = f"{FORWARD_REFUSED}: {_unsendable(outgoing)}"
             _answer_own(responder, 400, "Bad Request", refused)
             self._record(started, operation, method, target, headers, body, None,
                          error=f"{type(error).__name__}: {refused}")

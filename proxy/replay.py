@@ -25,7 +25,7 @@ from ivh_mock import spec as spec_module
 
 from . import redact
 from .checks import canonical, task_of
-from .forward import HOP_BY_HOP, NOT_JSON, json_body
+from .forward import FORWARD_REFUSED, HOP_BY_HOP, NOT_JSON, json_body, own_error
 from .recorder import read_records
 
 GETPROGRESS = spec_module.load().operations["getprogress"].path  # the one path a poll is replayed on (the mock's)
@@ -49,9 +49,9 @@ class Answer(NamedTuple):
 
 
 def _answer(response: dict[str, Any]) -> Answer | str:
-    """The answer to send for a recorded `response`, or what keeps it from being sent (a recording edited by hand: a
-    status that is no number, a header that is no pair of texts, or one that would split the answer's head). Each had
-    answered its requests with a 500 of the server's."""
+    """The answer to send for a recorded `response` (its body JSON, text or empty), or what keeps it from being sent
+    (a recording edited by hand: a status that is no number, a header that is no pair of texts, or one that would
+    split the answer's head). Each had answered its requests with a 500 of the server's."""
     status = response.get("status")
     if type(status) is not int or not 200 <= status <= 599:  # a 1xx is no final answer: no client reads one as such
         return f"its status {str(status)[:40]!r} is not a number from 200 to 599"
@@ -68,14 +68,46 @@ def _answer(response: dict[str, Any]) -> Answer | str:
                    f"a character past Latin-1)"
         if name.lower() not in SKIPPED_HEADERS:
             kept.append((name, value))
-    text = json.dumps(response.get("body"), ensure_ascii=False, separators=(",", ":"))
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, which JSON escapes and UTF-8 cannot hold
-        data = json.dumps(response.get("body"), separators=(",", ":")).encode("ascii")
+    body = response.get("body")
+    if response.get("body_format") == "json":
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, which JSON escapes and UTF-8 cannot hold
+            data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    else:  # text as recorded (an HTML error page, JSON with NaN), or nothing
+        data, body = (body if isinstance(body, str) else "").encode("utf-8", "replace"), None
     kept += [("Content-Length", str(len(data))), ("X-Ivh-Replayed", "true")]
     reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
-    return Answer(f"{status} {reason}", tuple(kept), data, response.get("body"))
+    return Answer(f"{status} {reason}", tuple(kept), data, body)
+
+
+REPLAYED_BODIES = ("json", "text", "empty")  # a recorded answer's body is sent again only when it was kept whole
+
+
+def _not_as_recorded(record: dict[str, Any]) -> tuple[Answer, str | None]:
+    """The answer to a request that matches an exchange whose answer was not recorded whole, and why (None when the
+    proxy answered it itself: that answer is given again). Such a request had gone to the mock underneath, which
+    accepted a submission whose recorded answer was a gateway's error page or a timeout."""
+    response, error = record.get("response") or {}, str(record.get("error") or "")
+    at = f"the exchange recorded at t={record['t']}"
+    if not response:  # no answer came, or the request was never sent: the proxy answered itself, naming the cause
+        cause = error.split(":", 1)[0]
+        status = 504 if cause.endswith("Timeout") else 400 if FORWARD_REFUSED in error else 502
+        why, message = None, f"(as recorded, replayed) {error}"
+    elif error:
+        why = f"{at}: its answer (HTTP {response.get('status')}) broke off ({error[:200]})"
+        status, message = 502, f"{why}; replay cannot send it again"
+    else:
+        kept = response.get("body_format")
+        why = (f"{at}: its answer (HTTP {response.get('status')}) has a body that is not text "
+               f"({response.get('body_bytes')} bytes), which a recording does not keep" if kept == "binary" else
+               f"{at}: only the start of its answer's body was recorded" if kept == "text (cut)" else
+               f"{at}: its answer's body is recorded as {str(kept)[:40]!r}")
+        status, message = 502, f"{why}; replay cannot send it again"
+    data = own_error(message)
+    headers = (("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("X-Ivh-Replayed", "true"))
+    return Answer(f"{status} {HTTPStatus(status).phrase}", headers, data, None), why
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -98,12 +130,17 @@ class ReplayIndex:
         self.polls: dict[str, list[tuple[float, Answer]]] = defaultdict(list)
         submitted: dict[str, float] = {}
         self.skipped: list[str] = []  # why each record that cannot be answered again was left out
+        self.refused: list[str] = []  # why each request matching an answer not recorded whole is answered 502
         for record in sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0))):
-            request, recorded = record.get("request") or {}, record.get("response")
-            if record.get("kind") != "exchange" or not recorded or request.get("body_format") != "json" \
-                    or recorded.get("body_format") != "json":
+            request, recorded = record.get("request") or {}, record.get("response") or {}
+            if record.get("kind") != "exchange" or request.get("body_format") != "json":  # (matched by its JSON)
                 continue
-            response = _answer(recorded)
+            if record.get("error") or recorded.get("body_format") not in REPLAYED_BODIES:
+                response, why = _not_as_recorded(record)
+                if why:
+                    self.refused.append(why)
+            else:
+                response = _answer(recorded)
             if isinstance(response, str):
                 self.skipped.append(f"the exchange recorded at t={record['t']}: {response}")
                 continue

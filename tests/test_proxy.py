@@ -979,6 +979,62 @@ def test_replay_leaves_out_a_hand_edited_answer_it_cannot_send_and_says_so(tmp_p
         cli._replaying(Config(), str(tmp_path / "all-bad"))
 
 
+def test_replay_answers_what_the_app_got_when_the_recorded_answer_was_no_json(tmp_path, capsys):
+    """Only exchanges whose answer was JSON were replayed: a submission recorded as a gateway's HTML 502, a timeout or
+    a garbled answer went to the mock underneath, which accepted it (a new TaskId, Code 0). Text and empty answers are
+    replayed as recorded, the proxy's own 502 and 504 as it gave them, and an answer not recorded whole is a 502
+    that says so, never the mock's acceptance."""
+    from ivh_mock.mock_server import Config, MockServer
+
+    def record(t, ssml, response=None, error=None):
+        made = {"kind": "exchange", "t": t, "operation": "phototovideonotrain",
+                "request": {"method": "POST", "path": PATHS["phototovideonotrain"], "body_format": "json",
+                            "body": {"Header": {}, "Payload": {**local, "InputSsml": ssml}}}}
+        return {**made, **({"response": response} if response else {}), **({"error": error} if error else {})}
+
+    local = {**TEXT, "RefPhotoUrl": "http://127.0.0.1:9/me.jpg"}
+    html = [["Content-Type", "text/html"]]
+    recorder = Recorder(tmp_path / "rec")
+    for record_ in (
+            record(1.0, "html", {"status": 502, "headers": html, "body_format": "text", "body": "<h1>Bad</h1>"}),
+            record(2.0, "nan", {"status": 200, "headers": [], "body_format": "text", "body": '{"Code": NaN}'}),
+            record(3.0, "empty", {"status": 503, "headers": [], "body_format": "empty", "body": None}),
+            record(4.0, "slow", error="ReadTimeout: read timed out"),
+            record(5.0, "refused", error="ConnectionError: refused"),
+            record(6.0, "binary", {"status": 200, "headers": [], "body_format": "binary", "body": None,
+                                   "body_bytes": 12}),
+            record(7.0, "cut", {"status": 200, "headers": [], "body_format": "text (cut)", "body": "{\"Hea"}),
+            record(8.0, "broke", {"status": 200, "headers": html}, error="the exchange broke off: OSError")):
+        recorder.write(record_)
+    load = cli._replaying(Config(), str(tmp_path / "rec"))
+    assert callable(load)
+    assert ("3 recorded exchange(s) cannot be answered as they were, and are answered 502 naming why, the first: the "
+            "exchange recorded at t=6.0: its answer (HTTP 200) has a body that is not text (12 bytes)"
+            in capsys.readouterr().err)
+    index = ReplayIndex.from_dir(tmp_path / "rec")
+    with MockServer() as mock:
+        mock.app.wsgi_app = ReplayMiddleware(mock.app.wsgi_app, index, mock.now)
+        client = mock.app.test_client()
+
+        def submit(ssml):
+            answer = client.post(PATHS["phototovideonotrain"], json={"Header": {}, "Payload": {**local,
+                                                                                              "InputSsml": ssml}})
+            assert answer.headers["X-Ivh-Replayed"] == "true", ssml
+            return answer.status_code, answer.data
+
+        assert submit("html") == (502, b"<h1>Bad</h1>")
+        assert submit("nan") == (200, b'{"Code": NaN}') and submit("empty") == (503, b"")
+        status, data = submit("slow")
+        assert status == 504 and json.loads(data)["error"]["message"] == \
+            "ivh-mock proxy: (as recorded, replayed) ReadTimeout: read timed out"
+        assert submit("refused")[0] == 502
+        for ssml, why in (("binary", "not text (12 bytes)"), ("cut", "only the start of its answer's body"),
+                          ("broke", "broke off (the exchange broke off: OSError)")):
+            status, data = submit(ssml)
+            assert status == 502 and why in json.loads(data)["error"]["message"], data
+        assert mock.ctx.store.tasks() == []  # none went to the mock, which had accepted each
+
+
 def test_a_relayed_callbacks_failure_and_target_are_recorded_without_the_apps_credentials():
     """urllib3 quotes the path and query it failed on (`url: /cb?code=...`), which no URL pattern finds, and the
     relay's target kept a `;token=` of its path."""

@@ -486,6 +486,9 @@ def _replaying(config: Config, directory: str):
                       + (f"; {left_out}" if left_out else ""))
     if left_out:  # edited by hand: each had answered its requests with a 500
         print(f"ivh-mock: --replay {directory}: {left_out}; the mock answers what they would have", file=sys.stderr)
+    if index.refused:
+        print(f"ivh-mock: --replay {directory}: {len(index.refused)} recorded exchange(s) cannot be answered as "
+              f"they were, and are answered 502 naming why, the first: {index.refused[0]}", file=sys.stderr)
 
     def load():
         app = create_app(config)
