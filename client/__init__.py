@@ -20,6 +20,7 @@ from .errors import (
                      DownloadError,
                      IvhError,
                      NotFoundError,
+                     OutcomeUnknownError,
                      ParameterError,
                      QuotaExceededError,
                      RateLimitedError,
@@ -31,7 +32,8 @@ from .models import CallbackResult, Progress, Sentence, Submitted, Timbre, Timbr
 
 __all__ = [
     "DEFAULT_BASE_URL", "APIConnectionError", "APIError", "AuthenticationError", "BalanceError", "CallbackError",
-    "CallbackResult", "Client", "DownloadError", "IvhError", "NotFoundError", "ParameterError", "Progress",
+    "CallbackResult", "Client", "DownloadError", "IvhError", "NotFoundError", "OutcomeUnknownError",
+    "ParameterError", "Progress",
     "QuotaExceededError", "RateLimitedError", "Sentence", "ServerError", "Submitted", "TaskFailedError", "Timbre",
     "TimbrePage", "WaitTimeoutError", "Word", "parse_callback", "sign", "signed_query", "string_to_sign",
 ]

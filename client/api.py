@@ -28,6 +28,7 @@ from .errors import (
     APIError,
     CallbackError,
     DownloadError,
+    OutcomeUnknownError,
     ParameterError,
     RateLimitedError,
     ServerError,
@@ -247,21 +248,27 @@ class Client:
                 break
             except (requests.RequestException, APIError) as caught:
                 error = caught
+            except _NoVerdict as caught:  # an answer, but none of the API's
+                raise (_unknown(operation_id, str(caught)) if not idempotent and caught.maybe_accepted
+                       else APIConnectionError(str(caught))) from None
             # what is raised for it, raised outside the handler: it carries no context, which would be requests'
             # error, and that quotes the signed URL
             if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
                 raise _OutOfTime(str(_given_up(operation_id, error)))
             attempt += 1
             if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                raise _given_up(operation_id, error)
+                given_up = _given_up(operation_id, error)
+                raise _unknown(operation_id, str(given_up).removeprefix(f"{operation_id}: ")) \
+                    if not idempotent and _maybe_accepted(error) else given_up
             delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
             if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
                 raise _OutOfTime(f"{_given_up(operation_id, error)}; the next try was due in {delay:.1f} s, past "
                                  f"the time left")
             self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
-        if violations:  # fields' presence and types
-            raise APIConnectionError(f"{operation_id}: the answer is not the API's: {summarize(violations)}")
+        if violations:  # fields' presence and types (Code 0: a submission's may have been accepted)
+            why = f"the answer is not the API's: {summarize(violations)}"
+            raise APIConnectionError(f"{operation_id}: {why}") if idempotent else _unknown(operation_id, why)
         return header, envelope["Payload"]
 
     def _encoded(self, body: dict[str, Any]) -> bytes:
@@ -293,7 +300,7 @@ class Client:
             raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s")
         status = response.status_code
         if response.is_redirect:  # followed, a submission's body would go where the Location says, perhaps as a GET
-            raise APIConnectionError(f"HTTP {status} from {path}: a redirect to "
+            raise _NoVerdict(status, f"HTTP {status} from {path}: a redirect to "
                                      f"{without_query(response.headers.get('Location', ''))!r}, which the client "
                                      f"does not follow: the API answers where it is called (check the base URL)")
         try:
@@ -314,7 +321,7 @@ class Client:
                 family = RateLimitedError if status == 429 else ServerError
                 raise family(-1, f"HTTP {status}, not the API's envelope: {shown}", None, http_status=status,
                              retry_after=_retry_after(response)) from None
-            raise APIConnectionError(f"HTTP {status} from {path} is not the API's envelope: {shown}") from None
+            raise _NoVerdict(status, f"HTTP {status} from {path} is not the API's envelope: {shown}") from None
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
             message = header.get("Message", "")
@@ -327,6 +334,30 @@ class Client:
 
 class _NotEnvelope(ValueError):
     """An answer that decodes, but is no envelope of the API's; the message says why."""
+
+
+class _NoVerdict(Exception):
+    """An answer that is none of the API's (a redirect, a page that is no envelope, one too large), with its status:
+    a 2xx or a 5xx may come after the API accepted a submission, a 3xx or a 4xx from what stood before it."""
+
+    def __init__(self, status: int | None, message: str):
+        super().__init__(message)
+        self.maybe_accepted = status is None or not 300 <= status < 500
+
+
+def _maybe_accepted(error: Exception) -> bool:
+    """Whether a submission that ended in `error` may have been accepted: it was sent (its connection was made), and
+    no verdict of the API's, nor a 3xx or 4xx of what stood before it, came back."""
+    if isinstance(error, requests.RequestException):
+        return not (isinstance(error, (requests.ConnectTimeout, requests.exceptions.InvalidURL))
+                    or _never_made(error))
+    return isinstance(error, APIError) and error.body is None and not error.preflight \
+        and (error.http_status or 500) >= 500
+
+
+def _unknown(operation_id: str, why: str) -> OutcomeUnknownError:
+    return OutcomeUnknownError(f"{operation_id}: {why}; the submission was sent and may have been accepted (and "
+                               f"billed): check before submitting it again")
 
 
 # A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.
@@ -389,14 +420,14 @@ def _check_size(size: int, limit: int | None, shown: str) -> None:
 def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
     declared = _declared_length(response)
     if declared > limit:
-        raise APIConnectionError(f"the answer from {path} is {declared} bytes, more than the {limit} an answer of "
-                                 f"the API's takes")
+        raise _NoVerdict(response.status_code, f"the answer from {path} is {declared} bytes, more than the {limit} "
+                                               f"an answer of the API's takes")
     body = bytearray()
     for chunk in response.iter_content(65536):
         body += chunk
         if len(body) > limit:
-            raise APIConnectionError(f"the answer from {path} is more than the {limit} bytes an answer of the API's "
-                                     f"takes")
+            raise _NoVerdict(response.status_code, f"the answer from {path} is more than the {limit} bytes an answer "
+                                                   f"of the API's takes")
     return bytes(body)
 
 

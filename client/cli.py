@@ -1,8 +1,8 @@
 """`ivh`: submit, follow and fetch photo-to-video tasks from a shell. Credentials come from the environment.
 
 Exit codes (EXIT_CODES): 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
-4 timed out waiting; 5 the server or a result file could not be reached; 130 interrupted (Ctrl-C); 141 the output
-was closed early or could not be written.
+4 timed out waiting; 5 the server or a result file could not be reached; 6 a submission's verdict never came back
+(it may have been accepted); 130 interrupted (Ctrl-C); 141 the output was closed early or could not be written.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from typing import Any, TextIO
 from ivh_mock import __version__
 
 from .api import DEFAULT_BASE_URL, MAX_RETRIES, Client, partial_file
-from .errors import APIConnectionError, APIError, DownloadError, TaskFailedError, WaitTimeoutError
+from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
+                     WaitTimeoutError)
 from .models import Progress
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_UNKNOWN = 0, 1, 2, 3, 4, 5, 6
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C stopped
 EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
+SENDING = ""  # no TaskId yet: the submission is on its way
 EXIT_CODES = {
     EXIT_OK: "done",
     EXIT_REFUSED: "the API refused the request (or pre-flight validation did); the code and message are printed",
@@ -34,6 +36,8 @@ EXIT_CODES = {
     EXIT_FAILED: "the task failed; FailCode and FailMessage are printed",
     EXIT_TIMEOUT: "the task did not finish within --timeout",
     EXIT_UNREACHABLE: "the server or a result file could not be reached",
+    EXIT_UNKNOWN: ("the submission was sent but no verdict of the API's came back (a broken connection, a timeout, a "
+                   "gateway's 5xx): it may have been accepted, and billed; check before submitting it again"),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); a task already submitted goes on",
     EXIT_CLOSED: ("the output was closed before everything was printed (a pipe into head, say), quietly, or from "
                   "the start, or could not be written (a full disk: said, with a submitted task's TaskId)"),
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     for stream in (out, err):  # a name the terminal's encoding cannot show is escaped, never a traceback
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
-    submitted: list[str] = []  # the TaskId of a submission this run made, once the API accepted it
+    submitted: list[str] = []  # the TaskId of a submission this run made once the API accepted it, SENDING before
     output = _Output(out)
     try:
         code = _main(argv, output, err, submitted)
@@ -148,11 +152,13 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         return EXIT_CLOSED
     except _Unwritable as failure:  # a full disk, say: said, with the TaskId of a paid video
         _point_at_devnull(out)
-        made = f"; task {submitted[0]} was submitted" if submitted else ""
+        made = f"; task {submitted[0]} was submitted" if submitted and submitted[0] != SENDING else ""
         print(f"ivh: the output could not be written: {failure.reason}{made}", file=err)
         return EXIT_CLOSED
     except KeyboardInterrupt:
-        print("\nivh: interrupted", file=err)
+        sending = "; the submission was on its way and may have been accepted (and billed): check before submitting " \
+                  "it again" if submitted == [SENDING] else ""
+        print(f"\nivh: interrupted{sending}", file=err)
         return EXIT_INTERRUPTED
 
 
@@ -233,6 +239,9 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]
     except WaitTimeoutError as error:
         print("\n" + _plain(f"ivh: {error}"), file=err)
         return EXIT_TIMEOUT
+    except OutcomeUnknownError as error:
+        print(_plain(f"ivh: {error}"), file=err)
+        return EXIT_UNKNOWN
     except (APIConnectionError, DownloadError) as error:
         print(_plain(f"ivh: {error}"), file=err)
         return EXIT_UNREACHABLE
@@ -299,8 +308,9 @@ def _submit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO, 
         payload.update(DriverType="OriginalVoice", InputAudioUrl=args.audio)
     if args.callback:
         payload["CallbackUrl"] = args.callback
+    submitted.append(SENDING)  # a Ctrl-C meanwhile says so (main)
     accepted = client.phototovideonotrain(payload, scenario=args.scenario)
-    submitted.append(accepted.task_id)
+    submitted[-1] = accepted.task_id
     if args.json and (args.wait or args.download):  # the output is one JSON document: the task's end, which names it
         print(_plain(f"submitted {accepted.task_id} (request {accepted.request_id})"), file=err)
     elif args.json:

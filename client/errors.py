@@ -63,6 +63,13 @@ class APIConnectionError(IvhError):
     """The server could not be reached, or the answer was not the API's envelope."""
 
 
+class OutcomeUnknownError(APIConnectionError):
+    """A submission reached the server (or may have), but no verdict of the API's came back: the connection broke,
+    the answer timed out, or a gateway answered in its stead (a 5xx page). The task may have been accepted, and
+    billed: check before submitting again. Raised only for submissions; a refused connection, or a gateway's 3xx or
+    4xx, is a plain APIConnectionError (nothing was accepted)."""
+
+
 class TaskFailedError(IvhError):
     """The task ended in FAIL."""
 

@@ -4,6 +4,7 @@ import contextlib
 import json
 import random
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -215,6 +216,44 @@ def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, s
     ivh = Client("a", "mock-accesstoken", "http://ivh-mock.localhost", session=session, max_retries=0)
     with pytest.raises(raised, match=says):
         ivh.getprogress("x")
+
+
+def test_a_submission_whose_verdict_never_came_back_says_it_may_have_been_accepted():
+    """A submission sent, whose answer broke off, timed out or came from a gateway in the API's stead (a 5xx page, an
+    HTTP 500 claiming Code 0), raised the APIConnectionError of a server never reached: a script that resubmits on it
+    paid twice. It is OutcomeUnknownError now; one never sent, or refused by a gateway's 3xx or 4xx, is not."""
+    from ivh_mock.client import OutcomeUnknownError
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    closed_port = free.getsockname()[1]
+    free.close()  # nothing listens there: refused, never sent
+    with pytest.raises(APIConnectionError) as never_sent:
+        Client("a", "mock-accesstoken", f"http://127.0.0.1:{closed_port}", max_retries=0).phototovideonotrain(
+            TEXT_PAYLOAD)
+    assert not isinstance(never_sent.value, OutcomeUnknownError)
+    unknown = [b"", b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n<h1>x",
+               b"HTTP/1.1 500 Oops\r\nContent-Length: 80\r\n\r\n" + envelope({"TaskId": "t" * 32})[:80],
+               b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nnot json"]
+    for answer in unknown:
+        with RawServer(answer) as server:
+            with pytest.raises(OutcomeUnknownError, match="may have been accepted .*check before submitting it "
+                                                          "again"):
+                Client("a", "mock-accesstoken", server.url, max_retries=2).phototovideonotrain(TEXT_PAYLOAD)
+            assert server.requests == 1  # never sent again
+    with RawServer(b"", hang=True) as server:  # no answer within the timeout
+        with pytest.raises(OutcomeUnknownError):
+            Client("a", "mock-accesstoken", server.url, timeout=0.5).phototovideonotrain(TEXT_PAYLOAD)
+    for answer in (b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope",
+                   b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n"):
+        with RawServer(answer) as server:
+            with pytest.raises(APIConnectionError) as refused:
+                Client("a", "mock-accesstoken", server.url).phototovideonotrain(TEXT_PAYLOAD)
+            assert not isinstance(refused.value, OutcomeUnknownError), answer
+    with RawServer(b"") as server:  # a poll is asked again, and its failure is no submission's
+        with pytest.raises(APIConnectionError) as polled:
+            Client("a", "mock-accesstoken", server.url, max_retries=0).getprogress("x")
+        assert not isinstance(polled.value, OutcomeUnknownError)
 
 
 def answering(body: bytes, status: int = 200, headers: dict | None = None, **options):

@@ -13,7 +13,7 @@ import av
 import pytest
 import requests
 
-from .conftest import ServeProcess
+from .conftest import RawServer, ServeProcess, until
 
 IVH = str(Path(sys.executable).with_name("ivh"))
 PHOTO = "http://localhost/__mock__/assets/samples/photo.jpg"  # the mock's own sample, on any loopback port
@@ -124,6 +124,25 @@ def test_bad_credentials_and_missing_credentials(mock_url):
     assert ivh("progress", "x", url=mock_url, env={"IVH_ACCESSTOKEN": "wrong"}).returncode == 1
     missing = ivh("progress", "x", url=mock_url, env={"IVH_APPKEY": ""})
     assert missing.returncode == 2 and "IVH_APPKEY" in missing.stderr
+
+
+def test_a_submission_whose_verdict_never_came_back_exits_6_and_a_ctrl_c_while_it_is_sent_says_so():
+    """A submission whose connection broke after it was sent exited 5, as a server never reached: resubmitting paid
+    twice. And Ctrl-C while it was on its way said only `interrupted`."""
+    import signal
+
+    with RawServer(b"") as server:
+        result = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, url=server.url)
+    assert result.returncode == 6 and "may have been accepted" in result.stderr and result.stdout == ""
+    assert "6    the submission was sent" in ivh("--help").stdout
+    with RawServer(b"", hang=True) as server:
+        environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+        process = subprocess.Popen([IVH, "--base-url", server.url, "submit", "--photo", PHOTO, "--audio", AUDIO],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        until(lambda: server.requests == 1)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 130 and "the submission was on its way and may have been accepted" in err, err
 
 
 @pytest.mark.slow

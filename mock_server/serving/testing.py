@@ -27,6 +27,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..app import create_app, stop_app
 from ..clock import VirtualClock
+from ..media_in.samples import SAMPLES
 from ..routes import results
 from ..routes.guard import bracketed, is_loopback
 from ..store import MemoryStore, Store
@@ -92,7 +93,7 @@ class MockServer:
     # -- media ----------------------------------------------------------------------------------------------------
     def sample(self, name: str) -> str:
         """Return the URL of a generated sample (photo.jpg, audio-5s.wav, ...: GET /__mock__/assets/samples)."""
-        if self._control.head(f"/__mock__/assets/samples/{name}").status_code != 200:
+        if name not in SAMPLES:
             raise ValueError(f"no sample {name!r}; the mock lists them at {self.base_url}/__mock__/assets/samples")
         return f"{self.base_url}/__mock__/assets/samples/{name}"
 
