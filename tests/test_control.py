@@ -136,6 +136,8 @@ def test_outside_pytest_the_helpers_are_context_managers_and_the_client_moves_th
         assert client.wait(task.task_id, timeout=600).status == "SUCCESS"  # mock seconds, not real ones
         assert time.monotonic() - started < 30 and client.appkey == "outside"
         assert receiver.wait_for(1)[0]["body"]["Payload"]["TaskId"] == task.task_id
+        with pytest.raises(ValueError, match="no sample 'photo.tiff'; the mock lists them at"):
+            mock.sample("photo.tiff")
     assert receiver.server.socket.fileno() == -1  # closed by the with block
     assert "POST /v2/ivh" not in capfd.readouterr().err
 
