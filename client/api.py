@@ -43,6 +43,7 @@ SCENARIO_HEADER = "X-Mock-Scenario"
 
 MAX_DEPTH = 32  # an answer or a callback nested deeper is refused unread: the API's are a few levels deep
 MAX_ANSWER_BYTES = 1_048_576  # an answer larger than this is refused, read no further: the API's are a few KB
+DOWNLOAD_MAX_BYTES = 1 << 30  # a result file larger is refused unless download() is given more (a minute of video: MBs)
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
 MIN_INTERVAL = 0.1  # wait() polls no more often than this
 
@@ -167,13 +168,14 @@ class Client:
             interval = min(max_interval, interval * 1.5)
 
     def download(self, url: str, destination: str | Path, chunk_size: int = 1 << 16, *,
-                 timeout: float | None = None, max_bytes: int | None = None) -> Path:
+                 timeout: float | None = None, max_bytes: int | None = DOWNLOAD_MAX_BYTES) -> Path:
         """Stream a result file (MediaUrl or SubtitlesUrl) to `destination`; return its path. The file is written
         under a temporary name beside it and renamed when whole: a download that fails leaves nothing behind
         (DownloadError). A `destination` that is a link is written through (its target gets the file); one that is
         no regular file (a folder, a pipe, a device) is refused. With `timeout`, the whole download must end within
-        it; else each connect and read must, within the client's `timeout`. With `max_bytes`, a file larger than it
-        (as written: a body the server compressed counts decoded) is refused once it is."""
+        it; else each connect and read must, within the client's `timeout`. A file larger than `max_bytes` (as
+        written: a body the server compressed counts decoded; 1 GiB unless given, None for no bound) is refused once
+        it is: a server that sent without end had filled the disk."""
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None

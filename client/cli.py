@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import DEFAULT_BASE_URL, MAX_RETRIES, Client, partial_file
+from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, Client, partial_file
 from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
                      WaitTimeoutError)
 from .models import Progress
@@ -29,6 +29,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE, 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C stopped
 EXIT_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 SENDING = ""  # no TaskId yet: the submission is on its way
+MB = 1 << 20
 EXIT_CODES = {
     EXIT_OK: "done",
     EXIT_REFUSED: "the API refused the request (or pre-flight validation did); the code and message are printed",
@@ -121,6 +122,12 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _megabytes(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= 1 << 30):
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB from 1, got {text!r}")
+    return int(text)
+
+
 def _wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=_seconds, default=1800.0,
                         help="seconds to wait at most for the task, and again for the download (default: 1800)")
@@ -128,6 +135,9 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
                         help="first poll interval, in seconds (default: 2)")
     parser.add_argument("--download", metavar="FILE", help="download the video to FILE when done (implies waiting; "
                                                            "FILE's folder must exist)")
+    parser.add_argument("--max-mb", type=_megabytes, default=DOWNLOAD_MAX_BYTES // MB, metavar="MB",
+                        help=f"refuse a video larger than this many MiB, as it comes (default: "
+                             f"{DOWNLOAD_MAX_BYTES // MB})")
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -269,7 +279,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO, sub
     print(file=err)
     _show(out, done, args.json)
     if args.download:
-        path = client.download(done.media_url, args.download, timeout=args.timeout)
+        path = client.download(done.media_url, args.download, timeout=args.timeout, max_bytes=args.max_mb * MB)
         print(f"downloaded {path}", file=err)
     return EXIT_OK
 

@@ -458,6 +458,10 @@ def test_a_download_past_max_bytes_is_refused_as_it_is_written_decoded_and_leave
     with pytest.raises(DownloadError, match="larger than max_bytes \\(1000 bytes\\): 5000000 bytes") as refused:
         ivh.download("http://ivh-mock.localhost/v.mp4?Signature=s", tmp_path / "w.mp4", max_bytes=1000)
     assert "Signature" not in str(refused.value) and not (tmp_path / "w.mp4").exists()
+    # unless told otherwise, 1 GiB at most: a server that sent without end had filled the disk
+    ivh, _, _ = answering(b"x" * 10, headers={"Content-Length": str(2**30 + 1)})
+    with pytest.raises(DownloadError, match=r"larger than max_bytes \(1073741824 bytes\)"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "w.mp4")
 
 
 @contextlib.contextmanager

@@ -46,6 +46,49 @@ def test_submit_wait_and_download(mock_url, tmp_path):
         assert sorted(s.type for s in container.streams) == ["audio", "video"]
 
 
+def test_a_download_past_max_mb_is_refused_as_it_comes(tmp_path):
+    """`ivh --download` had no bound but its time: a server sending without end wrote 4.6 GB in 8 s."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    from ivh_mock.mock_server.serving.testing import QuietHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming): getprogress, finished, its video here
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            video = f"http://127.0.0.1:{self.server.server_port}/v.mp4"
+            body = json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {
+                "Status": "SUCCESS", "Progress": 100, "MediaUrl": video, "ArrayCount": 0, "Duration": 1000}}).encode()
+            self._send(body)
+
+        def do_GET(self):  # noqa: N802
+            self._send(b"\0" * (2 * 1_048_576))
+
+        def _send(self, body: bytes):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        refused = ivh("wait", "t" * 32, "--download", str(tmp_path / "v.mp4"), "--max-mb", "1", url=url)
+        assert refused.returncode == 5 and "larger than max_bytes (1048576 bytes)" in refused.stderr, refused.stderr
+        assert list(tmp_path.iterdir()) == []
+        taken = ivh("wait", "t" * 32, "--download", str(tmp_path / "v.mp4"), "--max-mb", "2", url=url)
+        assert taken.returncode == 0 and (tmp_path / "v.mp4").stat().st_size == 2 * 1_048_576
+        assert "--max-mb: expected a whole number of MiB from 1" in ivh("wait", "x", "--max-mb", "0").stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_progress_and_wait_commands(mock_url):
     task_id = ivh("submit", "--photo", PHOTO, "--audio", AUDIO, url=mock_url).stdout.strip()
     shown = ivh("progress", task_id, url=mock_url)
