@@ -363,8 +363,11 @@ def _show(out: TextIO, progress: Progress, as_json: bool) -> None:
             print(f"  {label}: {_plain(value)}", file=out)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: what a terminal may act on
-_DEL_AND_C1 = re.compile(r"[\x7f-\x9f]")
+# C0, DEL and C1: what a terminal may act on; and the bidirectional controls, which reorder what it shows (a
+# message holding U+202E reads backwards from there on)
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+_ESCAPED_IN_JSON = re.compile(f"[\\x7f-\\x9f{_BIDI}]")  # json escapes C0 itself
 
 
 def _plain(text: object) -> str:
@@ -374,6 +377,7 @@ def _plain(text: object) -> str:
 
 
 def _print_json(out: TextIO, value: Any) -> None:
-    """`value` as JSON; json escapes C0 in strings, and DEL and C1 (only in strings there) are escaped here too."""
+    """`value` as JSON; json escapes C0 in strings, and DEL, C1 and the bidirectional controls (only in strings there)
+    are escaped here too."""
     text = json.dumps(value, ensure_ascii=False, indent=2)
-    print(_DEL_AND_C1.sub(lambda found: f"\\u{ord(found.group()):04x}", text), file=out)
+    print(_ESCAPED_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text), file=out)

@@ -386,7 +386,7 @@ def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
 
 
 @pytest.mark.parametrize("argv, answer, exit_code", [
-    (["progress", "t1"], {"Header": {"Code": 100002, "Message": "\x1b[2J\x1b]0;title\x07\r\nivh: fake line",
+    (["progress", "t1"], {"Header": {"Code": 100002, "Message": "\x1b[2J\x1b]0;title\x07\r\nivh: \u202eenil ekaf",
                                      "RequestID": "r\x1b[31m"}, "Payload": {}}, 1),
     (["progress", "t1"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
                           "Payload": {"Progress": -1, "MediaUrl": "", "Status": "FAIL", "ArrayCount": 0, "Duration": 0,
@@ -401,11 +401,12 @@ def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
      {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": "\x1b[2J\r\nivh: fake line"}}, 0),
     (["progress", "t1", "--json"], {"Header": {"Code": 0, "Message": "", "RequestID": "r"},
                                     "Payload": {"Progress": 1, "MediaUrl": "", "Status": "MAKING", "ArrayCount": 0,
-                                                "Duration": 0, "TaskId": "\x1b[2J\r\nivh: fake line\x9b\x7f"}}, 0),
+                                                "Duration": 0, "TaskId": "\x1b[2J\r\nivh: fake line\x9b\x7f\u2066"}}, 0),
 ], ids=["refusal", "fail-message", "fail-code-not-the-apis", "queue-not-the-apis", "submitted-id", "json"])
 def test_a_servers_control_characters_are_printed_escaped(argv, answer, exit_code, monkeypatch):
     """A message with ESC, BEL or a line break went to the terminal as it was: it could clear the screen, retitle the
-    terminal or print a line that looked like ivh's own. JSON escapes C0 itself, but not DEL and C1 (CSI is \\x9b)."""
+    terminal or print a line that looked like ivh's own. JSON escapes C0 itself, but not DEL and C1 (CSI is \\x9b). A
+    bidirectional control (U+202E) reordered what followed it."""
     import random
 
     import requests
@@ -422,5 +423,6 @@ def test_a_servers_control_characters_are_printed_escaped(argv, answer, exit_cod
     assert cli.main(argv, out=out, err=err) == exit_code, err.getvalue()
     shown = out.getvalue() + err.getvalue()
     assert "\\x1b[2J" in shown or "\\u001b[2J" in shown, shown
-    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown  # no control character but line ends
+    # no control character but line ends, nor a bidirectional one (U+202E: what follows reads backwards)
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", shown), shown
     assert "\nivh: fake line" not in shown  # no line of the server's own
