@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
 import sys
 import threading
@@ -80,6 +81,11 @@ class Proxy:
         self._busy = 0  # exchanges under way (answered but perhaps not yet recorded)
         self._idle = threading.Condition()
         self._unrecorded = 0  # exchanges answered but not recorded since the recording last failed (0: it works)
+        # the way out the environment names, as requests (and `ivh`) take it: HTTP(S)_PROXY unless NO_PROXY covers
+        # the upstream, and REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE to verify its certificate. Behind an egress proxy or
+        # a TLS-inspecting one, the proxy could not reach the live API at all. Read once, as the proxy starts.
+        self._proxies = requests.utils.get_environ_proxies(self.upstream)
+        self._verify: str | bool = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every exchange under way is answered and recorded; tell whether that happened in time."""
@@ -92,7 +98,8 @@ class Proxy:
         if session is None:
             session = requests.Session()
             session.headers.clear()
-            session.trust_env = False  # forward exactly where told, not through an environment proxy
+            session.trust_env = False  # nothing of the environment's but the upstream's way out (no .netrc's
+            session.verify = self._verify  # credentials added, no proxy on the way to the app's callback URL)
             self._local.session = session
         return session
 
@@ -138,7 +145,8 @@ class Proxy:
             return
         prepared.url = self.upstream + target  # as sent: requests would re-quote it
         try:
-            answer = self._session().send(prepared, stream=True, timeout=self.timeout, allow_redirects=False)
+            answer = self._session().send(prepared, stream=True, timeout=self.timeout, allow_redirects=False,
+                                          proxies=self._proxies)
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",

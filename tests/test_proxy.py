@@ -146,6 +146,32 @@ TEXT = {"RefPhotoUrl": f"https://photos.example/me.jpg?accesstoken={SECRET_IN_UR
         "InputSsml": "Hello there, anchor", "SpeechParam": {"TimbreKey": "female_1", "Speed": 1.0}}
 
 
+def test_the_proxy_reaches_its_upstream_the_way_the_environment_names(tmp_path, monkeypatch):
+    """The proxy ignored HTTP(S)_PROXY and REQUESTS_CA_BUNDLE, which `ivh` and requests honour: behind an egress proxy,
+    or one that inspects TLS, it could not reach the live API at all. NO_PROXY still sends an upstream it names
+    straight there, and a relayed callback goes to the app directly."""
+    envelope = json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {
+        "Status": "COMMIT", "Progress": 0, "MediaUrl": "", "ArrayCount": 0, "Duration": 0}}).encode()
+    egress = RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(envelope), envelope))
+    monkeypatch.setenv("HTTP_PROXY", egress.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate.pem"))
+    with egress:
+        outside = Proxy("http://api.example.invalid", None, warn=lambda text: None)
+        assert outside._session().verify == str(tmp_path / "corporate.pem")
+        with ProxyServer(outside, port=0) as proxy:
+            answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+        assert answer.status_code == 200 and answer.json()["Payload"]["Status"] == "COMMIT" and egress.requests == 1
+        free = socket.socket()
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+        free.close()
+        with ProxyServer(Proxy(f"http://127.0.0.1:{port}", None, warn=lambda text: None), port=0) as proxy:
+            refused = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+        assert refused.status_code == 502 and egress.requests == 1  # NO_PROXY: straight there, and refused
+
+
 def test_a_wrong_upstream_passes_through_byte_for_byte_and_drift_names_each_problem(wrong_upstream, tmp_path):
     record = tmp_path / "rec"
     with ProxyServer(Proxy(wrong_upstream.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
