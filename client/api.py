@@ -475,7 +475,11 @@ def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any
 def _loads(data: bytes | str) -> Any:
     """Decode JSON from a server or a caller, counting its nesting first: the decoder recurses once per level."""
     text = bytes(data).decode("utf-8-sig") if not isinstance(data, str) else data  # UnicodeDecodeError: ValueError
-    return jsontext.loads(text, MAX_DEPTH, strict=True)  # NaN and Infinity are no JSON: no answer of the API's
+    value = jsontext.loads(text, MAX_DEPTH, strict=True)  # NaN and Infinity are no JSON: no answer of the API's
+    twice = jsontext.duplicate_keys(text)
+    if twice:  # which one counts is the reader's guess (an answer with two Headers, one accepting, one refusing)
+        raise ValueError(f"the key {twice[0]!r} is given twice in one object")
+    return value
 
 
 @contextlib.contextmanager

@@ -213,9 +213,16 @@ class Proxy:
             status, answer_headers, data = answer
             decoded = _decoded(data, answer_headers)
             answer_json, answer_is_json = parsed_body(decoded)
+            twice = jsontext.duplicate_keys(decoded.decode("utf-8")) if answer_is_json else []
+            # an answer giving a key twice is kept as text, as it came: as JSON it would hold one of the two
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
-                                  **recorded_body(data, answer_json, answer_is_json)}
+                                  **recorded_body(data, answer_json, answer_is_json and not twice,
+                                                  verbatim=bool(twice))}
             findings += self._dropped(record["response"], unparsed, operation)
+            if twice:
+                findings.append(Finding("duplicate-key", twice[0], f"the answer gives {', '.join(map(repr, twice[:5]))}"
+                                        f" twice in one object: readers differ on which counts (most keep the last, "
+                                        f"some the first, some refuse the answer)", operation))
             encoding = (_header(answer_headers, "content-encoding") or "identity").lower()
             unchecked = (f"the answer is encoded as {encoding[:40]!r}, which the proxy does not decode"
                          if encoding not in DECODED else  # brotli, zstd: no envelope it can read, none it can judge
@@ -484,8 +491,9 @@ def json_body(data: bytes) -> Any:
         return NOT_JSON
 
 
-def recorded_body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
-    """Return the recorded form of a body: redacted JSON, or redacted text, never more than the cap."""
+def recorded_body(data: bytes, parsed: Any, is_json: bool, *, verbatim: bool = False) -> dict[str, Any]:
+    """Return the recorded form of a body: redacted JSON, or redacted text (`verbatim`: as it came, never read as
+    JSON), never more than the cap."""
     if is_json:
         return {"body": redact.value(parsed), "body_format": "json"}
     if not data:
@@ -496,7 +504,7 @@ def recorded_body(data: bytes, parsed: Any, is_json: bool) -> dict[str, Any]:
     except UnicodeDecodeError:
         return {"body": None, "body_format": "binary", "body_bytes": len(data)}
     try:  # JSON but for a number no double holds (NaN, 1e400): redacted as JSON is, then written as text, where
-        loose = jsontext.loads(text, JSON_DEPTH) if not cut else NOT_JSON  # a strict JSON reader takes it
+        loose = jsontext.loads(text, JSON_DEPTH) if not (cut or verbatim) else NOT_JSON  # a strict reader takes it
     except ValueError:
         loose = NOT_JSON
     if loose is not NOT_JSON:

@@ -60,6 +60,23 @@ def loads(text: str, limit: int, strict: bool = False) -> Any:
     return json.loads(text, **STRICT_NUMBERS) if strict else json.loads(text)
 
 
+def duplicate_keys(text: str) -> list[str]:
+    """The keys `text` (JSON that `loads` reads) gives twice in one object, each once, in the order met: json keeps the
+    last of them, as most readers do, but not all (some keep the first, some refuse the text)."""
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and key not in found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return found
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 

@@ -209,7 +209,10 @@ def test_parse_callback():
      "getprogress: the answer is not the API's: Payload must be of type object, got string 'str'"),
     (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"Progress": 5}}', APIConnectionError,
      "getprogress: the answer is not the API's: .*Payload.Status is required"),
-], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status"])
+    # which Header counts is a reader's guess: the last (100002) had been taken as the API's refusal
+    (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {}, "Header": {"Code": 100002}}',
+     APIConnectionError, "not the API's envelope: .*the key 'Header' is given twice in one object"),
+], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status", "two-headers"])
 def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
     session = requests.Session()
     session.mount("http://ivh-mock.localhost", FixedAnswer(body))

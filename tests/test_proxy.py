@@ -1312,6 +1312,22 @@ def test_an_interim_answer_is_not_taken_for_the_final_one(tmp_path):
     assert "interim answer" in record["error"]
 
 
+def test_an_answer_giving_a_key_twice_is_a_finding_and_is_recorded_as_it_came(tmp_path):
+    """Two Headers in one answer, the first accepting, the second refusing: the proxy checked and recorded the last
+    (json's reading) and said nothing, and a replay sent one Header back."""
+    body = (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": "%s"}, '
+            b'"Header": {"Code": 100002, "Message": "no", "RequestID": "r"}}' % TASK.encode())
+    answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}") + body
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            passed = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": TEXT})
+    assert passed.content == body
+    (record,) = read_records(tmp_path)
+    assert record["response"]["body_format"] == "text" and record["response"]["body"] == body.decode()
+    twice = [finding for finding in record["findings"] if finding["kind"] == "duplicate-key"]
+    assert twice and twice[0]["subject"] == "Header" and "readers differ on which counts" in twice[0]["detail"]
+
+
 def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
     """A valid envelope of 400 KB, or a small gzip that inflates to 50 MB: only the first 256 KiB is kept. The
     first had been reported as no envelope (drift failed on it); the second was inflated whole, in memory."""
