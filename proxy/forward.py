@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
 from urllib3.exceptions import HeaderParsingError
 from urllib3.util import SKIP_HEADER
 from urllib3.util.response import assert_header_parsing
@@ -149,8 +150,11 @@ class Proxy:
                                           proxies=self._proxies)
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
+            # an answer whose head urllib3 refuses (two Content-Lengths that differ) came, but cannot be passed on
+            what = ("answered with a head the proxy cannot read" if isinstance(error, requests.exceptions.InvalidHeader)
+                    else "did not answer")
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
-                        f"upstream {self.shown} did not answer: {type(error).__name__} ({_cause(error)})")
+                        f"upstream {self.shown} {what}: {type(error).__name__} ({_cause(error)})")
             self._record(started, operation, method, target, headers, body, None, error=_failure(error))
             return
         if 100 <= answer.status_code < 200:  # http.client takes an interim answer (103 Early Hints) for the final
@@ -394,7 +398,7 @@ def _cause(error: BaseException) -> str:
             break
         chain.append(inner)
     for found in chain[1:]:
-        if isinstance(found, http.client.HTTPException):
+        if isinstance(found, (http.client.HTTPException, urllib3.exceptions.InvalidHeader)):
             return f"{type(found).__name__}: {redact.text(str(found).strip())[:80]}"
         if isinstance(found, TimeoutError):
             return "timed out"
