@@ -262,10 +262,13 @@ class Client:
                 given_up = _given_up(operation_id, error)
                 raise _unknown(operation_id, str(given_up).removeprefix(f"{operation_id}: ")) \
                     if not idempotent and _maybe_accepted(error) else given_up
-            delay = backoff(attempt, self.rng, getattr(error, "retry_after", None))
+            asked = getattr(error, "retry_after", None)
+            delay = backoff(attempt, self.rng, asked)
             if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
-                raise _OutOfTime(f"{_given_up(operation_id, error)}; the next try was due in {delay:.1f} s, past "
-                                 f"the time left")
+                left = max(until - self.monotonic(), 0.0)
+                due = (f"the server asked for the next try in {delay:.1f} s (Retry-After)" if asked and delay <= asked
+                       else f"the next try was due in {delay:.1f} s")
+                raise _OutOfTime(f"{_given_up(operation_id, error)}; {due}, past the {left:.1f} s left of the wait")
             self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
         if violations:  # fields' presence and types (Code 0: a submission's may have been accepted)

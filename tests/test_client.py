@@ -348,6 +348,17 @@ def test_an_overload_answer_without_the_envelope_is_retried_as_asked_then_raised
     assert slept == [60.0]  # never longer than a minute
 
 
+def test_a_wait_given_up_on_a_retry_after_past_its_time_says_the_server_asked_for_it():
+    """A 503 asking for 30 s, with 20 s left: the wait ended at once saying "not finished after 0.0 s; ... the next try
+    was due in 30.0 s, past the time left", which read as if the client had chosen to wait 30 s."""
+    now = [0.0]
+    ivh, adapter, slept = answering(b"<html>busy</html>", 503, {"Retry-After": "30"}, monotonic=lambda: now[0])
+    with pytest.raises(WaitTimeoutError, match=r"the server asked for the next try in 30\.0 s \(Retry-After\), past "
+                                               r"the 20\.0 s left of the wait"):
+        ivh.wait("t", timeout=20)
+    assert adapter.calls == 1 and slept == []
+
+
 def test_a_success_code_under_an_error_status_is_no_answer_of_the_apis():
     """A gateway's 503 carrying an envelope with Code 0 was taken as the task's progress; the API succeeds with 200
     (D01). A 5xx or a 429 is retried as a gateway's answer is, then raised; another status is raised at once."""
