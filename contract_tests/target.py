@@ -167,7 +167,8 @@ class Observed:
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "operation": operation,
                   "request": {"query": redact.query(pairs), **recorded_body(sent, body, body_is_json)},
                   "response": {"status": response.status_code, **recorded_body(data, answer, answer_is_json)}}
-        for finding in self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict):
+        for finding in self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict,
+                                           response.headers.get("Content-Type")):
             self.aggregate.add(finding.as_dict(), record)
 
     def findings(self) -> list[dict[str, Any]]:

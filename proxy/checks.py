@@ -19,6 +19,14 @@ UNDOCUMENTED_LISTED = 20  # undocumented fields of one answer listed one by one;
 JSON_MEDIA_TYPE = "application/json"
 
 
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type says JSON in UTF-8 (`application/json`, with no charset or a UTF-8 one), as the spec's
+    media type does."""
+    media_type, _, params = (content_type or "").partition(";")
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if "charset=" in params.lower() else ""
+    return media_type.strip().lower() == JSON_MEDIA_TYPE and charset in ("", "utf-8", "utf8")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing the target did that the spec does not allow. Findings with the same (kind, operation, subject)
@@ -85,9 +93,7 @@ class ExchangeChecker:
         reasons = [v.message for v in self.spec.validate_query(operation_id, query)]
         if "signature" not in query:
             reasons.append("query.signature is required")
-        media_type, _, params = (content_type or "").partition(";")
-        charset = params.strip().lower().removeprefix("charset=").strip('"') if "charset=" in params.lower() else ""
-        if media_type.strip().lower() != JSON_MEDIA_TYPE or charset not in ("", "utf-8", "utf8"):
+        if not is_json_type(content_type):
             reasons.append(f"Content-Type must be {JSON_MEDIA_TYPE} (UTF-8), got {content_type!r}")
         if not body_is_json:
             reasons.append("the body must be JSON")
@@ -97,7 +103,7 @@ class ExchangeChecker:
 
     # -- answers ---------------------------------------------------------------------------------------------
     def answer(self, operation_id: str, status: int, body: Any, body_is_json: bool,
-               verdict: RequestVerdict | None) -> list[Finding]:
+               verdict: RequestVerdict | None, content_type: str | None = JSON_MEDIA_TYPE) -> list[Finding]:
         """Return what is wrong with an operation's answer, and with the request's fate under the spec."""
         found: list[Finding] = []
 
@@ -108,6 +114,9 @@ class ExchangeChecker:
         if not body_is_json or not isinstance(body, dict):
             add("not-an-envelope", "body", "the answer is not a JSON {Header, Payload} envelope")
             return found
+        if not is_json_type(content_type):  # an app's client may go by it: JSON sent as text/html is not read as JSON
+            add("response-content-type", str(content_type)[:60], f"the answer is a JSON envelope, but its Content-Type "
+                                                                  f"is {content_type!r}, not {JSON_MEDIA_TYPE} (UTF-8)")
         header = body.get("Header") if isinstance(body.get("Header"), dict) else {}
         code = header.get("Code")
         success = code == 0

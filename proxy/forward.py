@@ -240,7 +240,8 @@ class Proxy:
                 verdict = self.checker.request(operation, dict(query_pairs), _header(headers, "content-type"),
                                                request_json, request_is_json)
                 record["request"]["refused_by_spec"] = [redact.text(reason) for reason in verdict.reasons[:5]]
-                findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict)
+                findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict,
+                                                _header(answer_headers, "content-type"))
                 self._follow(operation, request_json, answer_json, started)
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)

@@ -1328,6 +1328,21 @@ def test_an_answer_giving_a_key_twice_is_a_finding_and_is_recorded_as_it_came(tm
     assert twice and twice[0]["subject"] == "Header" and "readers differ on which counts" in twice[0]["detail"]
 
 
+def test_an_envelope_sent_as_another_content_type_is_a_finding(tmp_path):
+    """A JSON envelope sent as `text/html; charset=gbk` got no finding; a client that goes by the Content-Type does not
+    read it as JSON, or decodes it as GBK."""
+    for folder, content_type, found in (("html", "text/html; charset=gbk", True), ("json", "application/json", False),
+                                        ("utf8", "Application/JSON; charset=UTF-8", False)):
+        answer = _head("200 OK", f"Content-Type: {content_type}", f"Content-Length: {len(PROGRESS_ANSWER)}")
+        with RawServer(answer + PROGRESS_ANSWER) as upstream:
+            with ProxyServer(Proxy(upstream.url, Recorder(tmp_path / folder), warn=lambda text: None),
+                             port=0) as proxy:
+                assert _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}}).status_code == 200
+        (record,) = read_records(tmp_path / folder)
+        kinds = [finding["kind"] for finding in record["findings"]]
+        assert kinds == (["response-content-type"] if found else []), (content_type, record["findings"])
+
+
 def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
     """A valid envelope of 400 KB, or a small gzip that inflates to 50 MB: only the first 256 KiB is kept. The
     first had been reported as no envelope (drift failed on it); the second was inflated whole, in memory."""
