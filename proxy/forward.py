@@ -51,7 +51,10 @@ class Responder(Protocol):
 
     app_gone: bool
 
-    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None: ...
+    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool,
+              codings: str = "") -> None:
+        """Send the head; `chunked`: the body goes in chunks, after the transfer `codings` it is in (`gzip`), if
+        any."""
 
     def write(self, data: bytes) -> None: ...
 
@@ -173,7 +176,12 @@ class Proxy:
                       and not (answer.raw.chunked and name.lower() == "content-length")]
             has_length = any(name.lower() == "content-length" for name, _ in passed)
             bodiless = method == "HEAD" or answer.status_code in (204, 304)
-            responder.start(answer.status_code, answer.reason or "", passed, not has_length and not bodiless)
+            # a transfer coding besides chunked (`gzip, chunked`) stays named: urllib3 takes off the chunks alone, and
+            # the app had got gzip under `chunked`, which no header said
+            codings = ", ".join(coding for coding in header_tokens(
+                value for name, value in answer_headers if name.lower() == "transfer-encoding") if coding != "chunked")
+            responder.start(answer.status_code, answer.reason or "", passed,
+                            bool(codings) or not has_length and not bodiless, codings)
             for chunk in _pieces(answer.raw):
                 responder.write(chunk)
                 if len(kept) <= RECORDED_BODY_BYTES:
@@ -223,6 +231,12 @@ class Proxy:
                                   **recorded_body(data, answer_json, answer_is_json and not twice,
                                                   verbatim=bool(twice))}
             findings += self._dropped(record["response"], unparsed, operation)
+            codings = [coding for coding in header_tokens(value for name, value in answer_headers
+                                                          if name.lower() == "transfer-encoding") if coding != "chunked"]
+            if codings:  # RFC 9112 7.4: only one the request's TE header named (the app's names none the API needs)
+                findings.append(Finding("transfer-coding", ", ".join(codings)[:60], f"the answer's Transfer-Encoding "
+                                        f"names {', '.join(codings)[:60]} besides chunked: passed on as it came, which "
+                                        f"few clients decode", operation))
             if twice:
                 findings.append(Finding("duplicate-key", twice[0], f"the answer gives {', '.join(map(repr, twice[:5]))}"
                                         f" twice in one object: readers differ on which counts (most keep the last, "

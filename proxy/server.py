@@ -237,7 +237,8 @@ class _Responder:
     def __init__(self, handler: _Handler):
         self.handler, self.chunked, self.app_gone = handler, False, False
 
-    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool) -> None:
+    def start(self, status: int, reason: str, headers: list[tuple[str, str]], chunked: bool,
+              codings: str = "") -> None:
         if self.handler.request_version != "HTTP/1.1":  # HTTP/1.0 has no chunks: the closing connection ends it
             chunked = False
             headers = [*headers, ("Connection", "close")]
@@ -246,7 +247,7 @@ class _Responder:
             for name, value in headers:
                 self.handler.send_header(name, value)
             if chunked:
-                self.handler.send_header("Transfer-Encoding", "chunked")
+                self.handler.send_header("Transfer-Encoding", f"{codings}, chunked" if codings else "chunked")
             self.chunked = chunked
             self.handler.end_headers()
 

@@ -1300,6 +1300,21 @@ def test_an_answer_both_chunked_and_with_a_length_goes_to_the_app_chunked_and_wh
     assert answer.headers["Transfer-Encoding"] == "chunked"
 
 
+def test_a_transfer_coding_besides_chunked_stays_named_and_is_a_finding(tmp_path):
+    """`Transfer-Encoding: gzip, chunked` reached the app as `chunked` alone, its body still gzip: bytes that no header
+    described."""
+    import gzip
+
+    packed = gzip.compress(PROGRESS_ANSWER)
+    head = _head("200 OK", "Content-Type: application/json", "Transfer-Encoding: gzip, chunked")
+    with RawServer(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            answer = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+    assert answer.headers["Transfer-Encoding"] == "gzip, chunked" and answer.content == packed
+    (record,) = read_records(tmp_path)
+    assert [f["subject"] for f in record["findings"] if f["kind"] == "transfer-coding"] == ["gzip"]
+
+
 def test_an_interim_answer_is_not_taken_for_the_final_one(tmp_path):
     """http.client reads a 103 Early Hints as the answer: the app had got a 103 with no body, the real one lost."""
     early = _head("103 Early Hints", "Link: </x>; rel=preload")
