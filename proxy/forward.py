@@ -178,8 +178,7 @@ class Proxy:
             bodiless = method == "HEAD" or answer.status_code in (204, 304)
             # a transfer coding besides chunked (`gzip, chunked`) stays named: urllib3 takes off the chunks alone, and
             # the app had got gzip under `chunked`, which no header said
-            codings = ", ".join(coding for coding in header_tokens(
-                value for name, value in answer_headers if name.lower() == "transfer-encoding") if coding != "chunked")
+            codings = ", ".join(_transfer_codings(answer_headers))
             responder.start(answer.status_code, answer.reason or "", passed,
                             bool(codings) or not has_length and not bodiless, codings)
             for chunk in _pieces(answer.raw):
@@ -231,8 +230,7 @@ class Proxy:
                                   **recorded_body(data, answer_json, answer_is_json and not twice,
                                                   verbatim=bool(twice))}
             findings += self._dropped(record["response"], unparsed, operation)
-            codings = [coding for coding in header_tokens(value for name, value in answer_headers
-                                                          if name.lower() == "transfer-encoding") if coding != "chunked"]
+            codings = _transfer_codings(answer_headers)
             if codings:  # RFC 9112 7.4: only one the request's TE header named (the app's names none the API needs)
                 findings.append(Finding("transfer-coding", ", ".join(codings)[:60], f"the answer's Transfer-Encoding "
                                         f"names {', '.join(codings)[:60]} besides chunked: passed on as it came, which "
@@ -377,6 +375,12 @@ def header_tokens(values: Iterable[str]) -> list[str]:
     """The elements of a comma-separated header list (Connection, Transfer-Encoding) over all its field lines,
     lowercased, without the optional whitespace around them (RFC 9110 5.6.1) and without empty ones."""
     return [token.strip(" \t").lower() for value in values for token in value.split(",") if token.strip(" \t")]
+
+
+def _transfer_codings(headers: list[tuple[str, str]]) -> list[str]:
+    """The transfer codings an answer names besides chunked (`gzip` of `Transfer-Encoding: gzip, chunked`)."""
+    return [coding for coding in header_tokens(value for name, value in headers if name.lower() == "transfer-encoding")
+            if coding != "chunked"]
 
 
 def _answer_own(responder: Responder, status: int, reason: str, message: str) -> None:
