@@ -570,3 +570,16 @@ def test_the_default_data_directory_is_the_users_state_directory(tmp_path):
         assert f"data:        {tmp_path / 'state' / 'ivh-mock'}\n" in served.banner
     assert list(work.iterdir()) == []  # nothing is left in the folder it was started from
     assert (tmp_path / "state" / "ivh-mock" / "ivh-mock.sqlite3").exists()
+    # the memory store keeps nothing, its files neither: a video and an upload had stayed in the state directory after
+    # every run, which no later run's sweep knew of
+    memory_env = {**env, "XDG_STATE_HOME": str(tmp_path / "memory-state"), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    served = ServeProcess(None, "--store", "memory", cwd=work, env=memory_env)
+    try:
+        assert "data:        a temporary folder, removed at the stop" in served.banner
+        assert requests.post(f"{served.url}/__mock__/assets?name=a.txt", data=b"kept?", timeout=10).status_code == 201
+        assert [path.name for path in (tmp_path / "tmp").iterdir()] != []  # the worker's folder, while it serves
+        assert served.stop() == 0
+    finally:
+        served.kill()
+    assert not (tmp_path / "memory-state").exists() and list((tmp_path / "tmp").iterdir()) == []

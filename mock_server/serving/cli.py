@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the request's host"))
     serve.add_argument("--data-dir", default=None,
                        help=_help("where fetched media, uploads, rendered videos and the default store are kept",
-                                  DATA_DIR_SHOWN))
+                                  f"{DATA_DIR_SHOWN} (with --store memory, a temporary folder removed at the stop)"))
     serve.add_argument("--store", default=None,
                        help=_help("where tasks, the request journal, callbacks, account settings and the clock are "
                                   "kept: memory, sqlite:PATH (one server at a time), "
@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
               file=sys.stderr)
         return 2
+    if store == "memory" and args.data_dir is None:  # nothing kept across restarts, its files neither: a folder of
+        data_dir = None  # its own, removed at the stop (they had piled up in the state directory, start after start)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
     if database not in ("", ":memory:"):
         store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
@@ -399,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             # the orphaned workers of a killed master end their requests, then their callbacks and uploads
             owner = StoreOwner(store.removeprefix("sqlite:"), ORPHANS_SECONDS + stop_seconds(config))
         # build one app here, so that a bad setting stops the start with a message rather than a worker
-        ctx = create_app(dataclasses.replace(config, background=False)).extensions["ivh_mock"]
+        checked = create_app(dataclasses.replace(config, background=False))
+        ctx = checked.extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
         if owner is not None:  # held: no other server uses the database this start made
@@ -411,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
+    if checked.extensions.get("ivh_mock_scratch") is not None:  # each worker makes its own
+        checked.extensions["ivh_mock_scratch"].cleanup()
     host = bracketed(args.host)
 
     def banner(port: int) -> None:
@@ -423,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  credentials: {ctx.accounts.describe()}", flush=True)
         print(f"  control API: {url}/__mock__/ {control}", flush=True)
         print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
-        print(f"  data:        {data_dir}", flush=True)
+        kept = data_dir or "a temporary folder, removed at the stop (the memory store keeps nothing)"
+        print(f"  data:        {kept}", flush=True)
         print(f"  clock:       {describe_clock(clock, url, token)}", flush=True)
         if args.replay:
             print(f"  replay:      {args.replay}", flush=True)
