@@ -1,6 +1,7 @@
 """Each finished task's callback arrives exactly once with the documented body; bad targets never hurt the API."""
 
 import socket
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver as Receiver
 
 from ivh_mock import spec as spec_module
 
-from .conftest import in_process, serving
+from .conftest import in_process, serving, until
 from .test_lifecycle import CONFIG, poll, submit, text
 
 SPEC = spec_module.load()
@@ -215,6 +216,20 @@ def test_a_callback_url_python_cannot_split_still_gets_a_target(url):
     from ivh_mock.mock_server.lifecycle.shares import target_of as _target
 
     assert _target(url)  # a ValueError here stopped every dispatch pass, and so every account's callbacks
+
+
+def test_a_slow_receiver_closed_mid_answer_keeps_no_thread_nor_socket():
+    """A `slow` receiver's answer under way slept out its whole delay after close(): its thread and its socket lived
+    on, one per test that used one, for 30 s each."""
+    before = {thread.ident for thread in threading.enumerate()}
+    receiver = Receiver(mode="slow", delay=30)
+    host, port = receiver.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sender:
+        sender.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        receiver.wait_for(1)
+        receiver.close()
+        assert sender.recv(100) == b""  # its connection ends with the receiver, unanswered
+    until(lambda: {thread.ident for thread in threading.enumerate()} <= before, seconds=2)
 
 
 def test_a_sender_that_gives_up_on_a_slow_receiver_prints_nothing(capfd):

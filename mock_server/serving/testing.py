@@ -246,12 +246,13 @@ class CallbackReceiver:
     """A local HTTP endpoint that records the callbacks POSTed to `url`.
 
     `mode` makes it misbehave on purpose, to see how a sender copes: `ok` (200), `slow` (answers after `delay`
-    seconds), `redirect` (302), `garbage` (not HTTP at all)."""
+    seconds, or not at all should it be closed meanwhile), `redirect` (302), `garbage` (not HTTP at all)."""
 
     def __init__(self, mode: str = "ok", delay: float = 3.0, host: str = "127.0.0.1"):
         self.mode, self.delay = mode, delay
         self._received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._closed = threading.Event()  # a slow answer under way ends at the close, its connection with it
         server = _ReceiverServer6 if ":" in host else _ReceiverServer
         self.server = server((host, 0), _handler(self))
         self.url = f"http://{bracketed(host)}:{self.server.server_port}/callback"
@@ -277,6 +278,7 @@ class CallbackReceiver:
         self._serving.pause()
 
     def close(self) -> None:
+        self._closed.set()  # a slow answer's thread and socket had lived on for its whole delay
         self._serving.stop()
 
     def __enter__(self) -> CallbackReceiver:
@@ -378,8 +380,8 @@ def _handler(receiver: CallbackReceiver):
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             receiver._record(self.path, dict(self.headers), raw)
-            if receiver.mode == "slow":
-                time.sleep(receiver.delay)
+            if receiver.mode == "slow" and receiver._closed.wait(receiver.delay):
+                return  # closed meanwhile: no answer, as from a receiver that went away
             if receiver.mode == "garbage":
                 self.wfile.write(b"\x00\xffthis is not HTTP\r\n\r\n")
                 return
