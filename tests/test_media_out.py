@@ -313,6 +313,22 @@ def test_expired_results_are_deleted_from_disk(app, api, clock):
     assert client.get(path_of(report["MediaUrl"])).status_code == 404
 
 
+def test_a_task_stuck_in_the_queue_keeps_no_file_for_ever(app, api, clock):
+    """A stuck task never finishes: its files, and a video it shares with a finished task, were kept for ever (the
+    finished task's MediaUrl answered 404, the file stayed on disk)."""
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    ctx = app.extensions["ivh_mock"]
+    client = app.test_client()
+    assert client.get(path_of(report["MediaUrl"])).status_code == 200
+    stuck = api.call("phototovideonotrain", TEXT_PAYLOAD, scenario="stuck_in_queue").payload["TaskId"]
+    task = ctx.store.get_task(stuck)
+    files = [ctx.blobs.path("videos", task.video), ctx.blobs.path("media", task.photo)]
+    assert all(path.exists() for path in files)
+    client.post("/__mock__/clock", json={"advance": RETENTION + 100})
+    assert not any(path.exists() for path in files)
+    assert api.call("getprogress", {"TaskId": stuck}).payload["Status"] == "COMMIT"  # still stuck, and answered
+
+
 def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
     ctx = app.extensions["ivh_mock"]
     assert media.sweep(ctx) == clock.now() + RETENTION  # nothing stored: nothing can expire before that

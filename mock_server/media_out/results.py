@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from PIL import Image
 
-from ..store import Store, Task
+from ..store import NEVER, Store, Task
 from ..store.blobs import Blobs
 from .render import Job, displayed_size, output_size
 
@@ -66,6 +66,8 @@ def _refs(store: Store, now: float, retention_seconds: float) -> tuple[set, set,
     kept: set[tuple[str, str]] = set()
     next_due = now + retention_seconds
     for finish_at, photo, audio, video in store.media_refs():
+        if finish_at == NEVER:  # stuck in the queue: it never renders nor serves a file, and had kept them for ever
+            continue  # (a video it shares with a finished task among them)
         expires = finish_at + retention_seconds
         if now >= expires:
             expired.update(_files(photo, audio, video))
