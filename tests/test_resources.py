@@ -503,20 +503,27 @@ def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(se
     assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
 
 
-def test_a_worker_that_dies_is_replaced(tmp_path):
-    with Served(tmp_path / "data") as mock:
-        first = mock.worker()
+def test_a_worker_that_dies_is_replaced_and_said_to_have_died(tmp_path):
+    """A worker the system killed (for its memory, say) was replaced without a word."""
+    from .conftest import ServeProcess
+
+    def worker(mock) -> int:
+        return int(Path(f"/proc/{mock.process.pid}/task/{mock.process.pid}/children").read_text().split()[0])
+
+    with ServeProcess(tmp_path / "data") as mock:
+        first = worker(mock)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if mock.worker() != first and requests.get(f"{mock.url}/__mock__/clock", timeout=5).ok:
+                if worker(mock) != first and requests.get(f"{mock.url}/__mock__/clock", timeout=5).ok:
                     break
             except (requests.RequestException, IndexError):
                 pass
             time.sleep(0.2)
-        assert mock.worker() != first
+        assert worker(mock) != first
         assert requests.get(f"{mock.url}/__mock__/clock", timeout=5).status_code == 200
+        assert f"ivh-mock: worker {first} was killed by SIGKILL (out of memory?); starting another" in mock.errors()
 
 
 def test_the_reliability_page_is_written_from_its_raw_figures():

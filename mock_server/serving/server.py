@@ -114,9 +114,11 @@ class Server:
             if self._ready:
                 self._ready(listener.getsockname()[1])
             while True:
-                pid, _ = os.waitpid(-1, 0)
+                pid, status = os.waitpid(-1, 0)
                 dead = workers.pop(pid, None)
                 if dead is not None:  # a worker died: start another, not in a tight loop if it dies at once
+                    # said, with how it ended: one the system killed for its memory had been replaced unseen
+                    print(f"ivh-mock: worker {pid} {_ended(status)}; starting another", file=sys.stderr, flush=True)
                     started, slot = dead
                     if shares is not None:
                         shares.clear(slot)
@@ -576,6 +578,18 @@ class _Channel(HTTPChannel):
         if self.parked and self.connected and self.total_outbufs_len <= self.adj.outbuf_high_watermark:
             self.parked = False
             self.server.add_task(self)
+
+
+def _ended(status: int) -> str:
+    """How a process ended, from its wait status: `exited with status 1`, `was killed by SIGKILL`."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"was killed by {name}" + (" (out of memory?)" if number == signal.SIGKILL else "")
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
 def _exit_serving(signum: int, frame: Any) -> None:
