@@ -7,6 +7,7 @@ took 2 GB, eight slow sockets stopped the server)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import re
@@ -185,13 +186,22 @@ def test_framing_and_versions_waitress_let_through_are_answered_at_once(served):
     assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"404", b"200"] and b"100 Continue" not in data, data
     # a chunked body: a size line that ends in a bare LF (waited on until the idle timeout), one of 200 KB of
     # extensions (reread on every read: 16 MB cost 15 s of processor), a trailer past its bounds or with no field
-    for body, named in ((b"2\n{}\n0\n\n", "ends in a bare LF"),
+    # (in one read too: waitress's patterns took `5\n` for 5, a bare LF before the CRLF, and a line of any length)
+    for body, named in ((b"2\n{}\n0\n\n", "ends in a bare LF"), (b"2\n\r\n{}\r\n0\r\n\r\n", "Invalid chunk size"),
+                        (b"2;a\n\r\n{}\r\n0\r\n\r\n", "Invalid chunk extension"),
+                        (b"2\r\n{}\r\n0\n\r\n", "Invalid chunk size"),
                         (b"1;a=" + b"b" * 200_000 + b"\r\n{\r\n0\r\n\r\n", "longer than 4096 bytes"),
+                        (b"1;a=" + b"b" * 5000 + b"\r\n{\r\n0\r\n\r\n", "Invalid chunk extension"),
                         (b"2\r\n{}\r\n0\r\nX: " + b"b" * 100_000 + b"\r\n\r\n", "framing (chunk sizes"),
+                        (b"2\r\n{}\r\n0\r\nX: y\r\r\n\r\n", "ends in a bare LF or CR"),
                         (b"2\r\n{}\r\n0\r\nnot a field\r\n\r\n", "is no field")):
         status, answer = _refusal(served.url, b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
                                   b"\r\n\r\n" + body)
-        assert answer["Header"]["Code"] == 100003 and named in answer["Header"]["Message"], answer
+        assert answer["Header"]["Code"] == 100003 and named in answer["Header"]["Message"], (body[:40], answer)
+    # chunks of a byte each are HTTP still: 5 bytes of framing apiece
+    body = json.dumps({"Header": {}, "Payload": {"TaskId": "x" * 20_000}}).encode()
+    answer = requests.post(f"{served.url}{api.decode()}", data=(bytes([byte]) for byte in body), timeout=30)
+    assert answer.json()["Header"]["Code"] not in (0, 100003), answer.json()  # read whole, then judged
     # `close` among other tokens closes (RFC 9112 9.6), and HTTP/1.2 is read as the 1.1 it extends
     for head in (clock + b"Connection: TE, close\r\n\r\n", clock + b"Connection: keep-alive\r\nConnection: close"
                  b"\r\n\r\n", clock.replace(b"HTTP/1.1", b"HTTP/1.2") + b"Connection: close\r\n\r\n"):

@@ -30,7 +30,9 @@ from typing import Any, Callable
 
 import waitress
 from waitress.channel import HTTPChannel
+from waitress import receiver as _waitress_receiver
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
+from waitress.rfc7230 import CHUNK_EXT_RE
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
@@ -47,10 +49,12 @@ GRACE_SECONDS = 10  # the least time stopping workers get to end what is under w
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
 LINGER_SECONDS = 2  # how long a refused request's rest is read and dropped after its answer, before the close
 LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
-# A chunked body's framing (its size lines, their extensions, its trailer) beyond its data: at most this, and an
-# eighth of the data, however it is cut into chunks; a size line at most CHUNK_LINE_BYTES (waitress bounded neither,
-# and reread what it held of a line on each read: a 16 MB extension cost 15 s of the worker's processor)
+# A chunked body's framing (its size lines, their extensions, its trailer) beyond its data: at most this, and
+# FRAMING_PER_BYTE bytes per byte of data, so that chunks of a byte each still go (5 bytes of framing apiece); a size
+# line at most CHUNK_LINE_BYTES (waitress bounded neither, and reread what it held of a line on each read: a 16 MB
+# extension cost 15 s of the worker's processor)
 FRAMING_BYTES = 65_536
+FRAMING_PER_BYTE = 8
 # A request (its head and body) may take REQUEST_SECONDS to arrive, and a second more for each MIN_RATE bytes it has
 # sent, as Apache's mod_reqtimeout allows: each byte had put off the idle timeout, and a head sent a byte every 20 s
 # held its connection (one of a worker's CONNECTIONS) for days
@@ -330,10 +334,12 @@ class _Parser(HTTPRequestParser):
     path = ""  # until a head's request line is read: one refused before that (a bad header line) names none
     _wrong_version = False  # its request line names an HTTP version whose major number is not 1 (answered 505)
 
-    def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None):
+    def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None, channel: Any = None):
         super().__init__(adj)
-        self._largest_body = largest_body
-        self.started = time.time()  # made as its first bytes come (`_overdue`)
+        self._largest_body, self._channel = largest_body, channel
+        # made as its first bytes come (`_overdue`), or as the blank lines before them did: each blank line ends a
+        # request of its own, which waitress drops, and a CRLF every 25 s had held a connection for ever
+        self.started = (channel.blank_since if channel is not None else 0.0) or time.time()
 
     def received(self, data: bytes) -> int:
         # in a head whose end (CRLF CRLF) is not in sight, look at what arrived, and the CR before it (a head that
@@ -355,6 +361,8 @@ class _Parser(HTTPRequestParser):
                 self.error, self.completed = self._too_large(), True
             else:
                 self._check_framing()
+        if self.completed and self._channel is not None:  # blank lines before a request are its own time
+            self._channel.blank_since = self.started if self.empty else 0.0
         if self._wrong_version and type(self.error) is BadRequest:
             self.error = _HTTPVersionNotSupported(self.error.body)
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
@@ -377,13 +385,14 @@ class _Parser(HTTPRequestParser):
         line, trailer = receiver.control_line, receiver.trailer
         data = receiver.buf.seen if isinstance(receiver.buf, _Kept) else len(receiver.buf)
         problem = None
-        if b"\n" in line or _BARE_LF.search(trailer):
-            problem = "a line of the chunked body (a chunk's size, the trailer) ends in a bare LF; HTTP needs CRLF"
+        if b"\n" in line or _BARE_LF.search(trailer) or _BARE_CR.search(trailer):
+            problem = ("a line of the chunked body (a chunk's size, the trailer) ends in a bare LF or CR; HTTP needs "
+                       "CRLF")
         elif len(line) > CHUNK_LINE_BYTES:
             problem = f"a chunk's size line, with its extensions, is longer than {CHUNK_LINE_BYTES} bytes"
-        elif self.body_bytes_received - data > FRAMING_BYTES + data // 8:
+        elif self.body_bytes_received - data > FRAMING_BYTES + FRAMING_PER_BYTE * data:
             problem = (f"the chunked body's framing (chunk sizes, extensions, trailer) is larger than "
-                       f"{FRAMING_BYTES} bytes and an eighth of its data")
+                       f"{FRAMING_BYTES} bytes and {FRAMING_PER_BYTE} per byte of its data")
         elif receiver.completed and any(b":" not in field for field in trailer.split(b"\r\n") if field):
             problem = "a line of the chunked body's trailer is no field (name: value)"
         if problem is not None:
@@ -462,6 +471,13 @@ class _Parser(HTTPRequestParser):
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+# waitress reads a chunk's size and its extensions with patterns ending in `$`, which also matches before a final
+# newline: `5\n` passed for 5, a bare LF before the CRLF, but only when the line came in one read (split, it was
+# refused, `_check_framing`). The same patterns, ending at the line's very end and bounded as a line is.
+_waitress_receiver.ONLY_HEXDIG_RE = re.compile(rb"[0-9a-fA-F]{1,%d}\Z" % CHUNK_LINE_BYTES)
+_waitress_receiver.CHUNK_EXT_RE = re.compile(rb"(?=.{0,%d}\Z)" % CHUNK_LINE_BYTES
+                                             + CHUNK_EXT_RE.pattern.removeprefix(b"^").removesuffix(b"$") + rb"\Z")
 _VERSION = re.compile(rb" HTTP/([0-9])\.([0-9])$")
 
 
@@ -515,8 +531,10 @@ class _Channel(HTTPChannel):
     task_class = _Task
     error_task_class = _RouteErrorTask
 
+    blank_since = 0.0  # when the blank lines before the request now arriving began (0: none came)
+
     def parser_class(self, adj: Any) -> _Parser:  # waitress makes each request's parser by calling this
-        return _Parser(adj, self.server.largest_body)
+        return _Parser(adj, self.server.largest_body, self)
 
     def service(self) -> None:
         if self.connected and self.total_outbufs_len > self.adj.outbuf_high_watermark:
