@@ -96,10 +96,11 @@ class Client:
         with _read("phototovideonotrain"):
             submitted = Submitted(task_id=data["TaskId"], request_id=header["RequestID"])
         violations = self.spec.validate("getprogress", {"Header": {}, "Payload": {"TaskId": submitted.task_id}})
-        if violations:  # accepted, so billed: said as no answer of the API's (not a refusal, which a script retries)
-            raise APIConnectionError(f"phototovideonotrain: the submission was accepted (request "
-                                     f"{submitted.request_id}), but its answer's TaskId is none getprogress takes: "
-                                     f"{summarize(violations)}")
+        if violations:  # accepted, so billed: an outcome to check (not a refusal, nor a server never reached, which
+            # a script sends again)
+            raise OutcomeUnknownError(f"phototovideonotrain: the submission was accepted (request "
+                                      f"{submitted.request_id}), but its answer's TaskId is none getprogress takes: "
+                                      f"{summarize(violations)}; check before submitting it again")
         return submitted
 
     def getprogress(self, task_id: str, *, request_id: str | None = None) -> Progress:

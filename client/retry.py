@@ -44,8 +44,9 @@ BROKEN_OFF = (requests.exceptions.ChunkedEncodingError, requests.exceptions.Cont
 
 def never_sent(error: requests.ConnectionError) -> bool:
     """Whether the request certainly never reached the server: its connection was never made (refused, a name that
-    does not resolve, a connect timeout)."""
-    if isinstance(error, requests.ConnectTimeout):
+    does not resolve, a connect timeout), or the proxy the environment names could not be reached or would not carry
+    it (a proxy that took the request and lost the answer raises another error)."""
+    if isinstance(error, (requests.ConnectTimeout, requests.exceptions.ProxyError)):
         return True
     reason = error.args[0] if error.args else None
     cause = getattr(reason, "reason", reason)  # urllib3's NameResolutionError is a NewConnectionError too

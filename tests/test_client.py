@@ -761,12 +761,21 @@ def test_an_error_answers_request_id_is_text_or_none():
 
 def test_a_submission_accepted_with_a_task_id_no_poll_can_take_is_said_as_no_answer_of_the_apis():
     """An empty TaskId had come back as Submitted(task_id=''); `ivh submit --wait` then refused its own poll in
-    pre-flight and exited 1, "the API refused", for a submission that was accepted (billed): a script retries it."""
+    pre-flight and exited 1, "the API refused", for a submission that was accepted (billed): a script retries it. It
+    is an outcome to check (OutcomeUnknownError, `ivh` exits 6), not a server never reached (it had exited 5)."""
+    from ivh_mock.client import OutcomeUnknownError
+
     for task_id in ("", "x" * 500):
         ivh, adapter, _ = answering(envelope({"TaskId": task_id}))
-        with pytest.raises(APIConnectionError, match="the submission was accepted .* TaskId is none getprogress"):
+        with pytest.raises(OutcomeUnknownError, match="the submission was accepted .* TaskId is none getprogress"):
             ivh.phototovideonotrain(TEXT_PAYLOAD)
         assert adapter.calls == 1
+    # a proxy the environment names that cannot be reached carried nothing: sent again, as a refused connection is
+    ivh = Client("a", "mock-accesstoken", "http://api.example.invalid", max_retries=1, sleep=lambda seconds: None)
+    ivh.session.proxies = {"http": "http://127.0.0.1:9"}
+    with pytest.raises(APIConnectionError) as unreached:
+        ivh.phototovideonotrain(TEXT_PAYLOAD)
+    assert not isinstance(unreached.value, OutcomeUnknownError), unreached.value
 
 
 def test_a_download_writes_through_a_link_refuses_what_is_no_file_and_leaves_the_users_files_alone(tmp_path):
