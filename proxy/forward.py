@@ -89,7 +89,7 @@ class Proxy:
         # the upstream, and REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE to verify its certificate. Behind an egress proxy or
         # a TLS-inspecting one, the proxy could not reach the live API at all. Read once, as the proxy starts.
         self._proxies = requests.utils.get_environ_proxies(self.upstream)
-        self._verify: str | bool = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._verify = environment_ca_bundle()
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every exchange under way is answered and recorded; tell whether that happened in time."""
@@ -375,6 +375,20 @@ def header_tokens(values: Iterable[str]) -> list[str]:
     """The elements of a comma-separated header list (Connection, Transfer-Encoding) over all its field lines,
     lowercased, without the optional whitespace around them (RFC 9110 5.6.1) and without empty ones."""
     return [token.strip(" \t").lower() for value in values for token in value.split(",") if token.strip(" \t")]
+
+
+def environment_ca_bundle() -> str | bool:
+    """The certificates the environment names to verify an upstream with (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, as
+    requests reads them), or True for requests' own; ValueError for one that is not there (each exchange had failed
+    with a traceback, its app's connection closed unanswered)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(name)
+        if path:
+            if not os.path.exists(path):
+                raise ValueError(f"{name} names {path}, which is not there: no certificates to verify the upstream "
+                                 f"with (unset it for the usual ones)")
+            return path
+    return True
 
 
 def _transfer_codings(headers: list[tuple[str, str]]) -> list[str]:

@@ -157,6 +157,7 @@ def test_the_proxy_reaches_its_upstream_the_way_the_environment_names(tmp_path, 
     monkeypatch.setenv("HTTP_PROXY", egress.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate.pem"))
+    (tmp_path / "corporate.pem").write_text("certificates")
     with egress:
         outside = Proxy("http://api.example.invalid", None, warn=lambda text: None)
         assert outside._session().verify == str(tmp_path / "corporate.pem")
@@ -170,6 +171,12 @@ def test_the_proxy_reaches_its_upstream_the_way_the_environment_names(tmp_path, 
         with ProxyServer(Proxy(f"http://127.0.0.1:{port}", None, warn=lambda text: None), port=0) as proxy:
             refused = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
         assert refused.status_code == 502 and egress.requests == 1  # NO_PROXY: straight there, and refused
+    # a bundle that is not there: each exchange had failed with a traceback, its connection closed unanswered
+    (tmp_path / "corporate.pem").unlink()
+    assert cli.main(["proxy", "--port", "0", "--record", str(tmp_path / "rec")]) == 2
+    assert not (tmp_path / "rec").exists()
+    with pytest.raises(ValueError, match="REQUESTS_CA_BUNDLE names .*corporate.pem, which is not there"):
+        Proxy("https://api.example.invalid", None)
 
 
 def test_a_wrong_upstream_passes_through_byte_for_byte_and_drift_names_each_problem(wrong_upstream, tmp_path):

@@ -506,6 +506,7 @@ def _replaying(config: Config, directory: str):
 
 def _proxy(args: argparse.Namespace) -> int:
     from ivh_mock.proxy import Proxy, ProxyServer, Recorder
+    from ivh_mock.proxy.forward import environment_ca_bundle
 
     upstream = args.upstream or spec_module.load().server_url(args.profile)
     # refused before anything is made: a port in use had left the --record folder behind
@@ -516,6 +517,11 @@ def _proxy(args: argparse.Namespace) -> int:
     problem = _check_port(args.host, args.port)
     if problem:
         print(f"ivh-mock: {problem}", file=sys.stderr)
+        return 2
+    try:
+        environment_ca_bundle()
+    except ValueError as error:
+        print(f"ivh-mock: {error}", file=sys.stderr)
         return 2
     try:
         recorder = Recorder(args.record, per=args.per, max_file_bytes=args.max_file_mb * 1_048_576,
