@@ -3,6 +3,7 @@ checked by property tests whose oracle is the rule as the vendor's page states i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import socket
@@ -249,12 +250,27 @@ def test_a_file_is_judged_once_and_a_sample_is_hashed_once_when_it_is_made(monke
         assert verdicts.judge(check, ours, {}, "f") == (hashlib.sha256(ours).hexdigest(), len(ours))
     assert [data for data in hashed if data is ours] == [ours, ours] and checked == [ours]
     assert all(data is not ours for data, _ in assets._SAMPLE_DIGESTS.values())
-    assets._made.cache_clear()
+    monkeypatch.setattr(assets, "_MADE", {})
     photo = assets.sample("photo.png")  # made anew here, and hashed as it is made
     for _ in range(3):
         assert verdicts.judge(check, photo, {}, "f")[0] == hashlib.sha256(photo).hexdigest()
     assert [data for data in hashed if data is photo] == [photo] and checked == [ours, photo]
     assert assets.digest_of(bytes(bytearray(photo))) == hashlib.sha256(photo).hexdigest()  # equal bytes: same sum
+
+
+def test_a_sample_asked_for_by_many_at_once_is_made_once(monkeypatch):
+    """Twelve first requests for the 21 MB sample had each made it, 500 MB at once, kept by the worker after."""
+    monkeypatch.setattr(assets, "_MADE", {})
+    made = []
+    real = SAMPLES["photo.png"]
+    monkeypatch.setitem(SAMPLES, "photo.png", dataclasses.replace(real, make=lambda: made.append(1) or real.make()))
+    got: list[bytes | None] = []
+    threads = [threading.Thread(target=lambda: got.append(assets.sample("photo.png"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == [1] and len(got) == 8 and all(data is got[0] for data in got)
 
 
 def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):

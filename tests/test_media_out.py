@@ -270,6 +270,15 @@ def test_if_match_and_if_unmodified_since_are_an_object_stores_412_before_any_ra
     assert part.status_code == 206 and part.data == whole.data[:10]
     upload = client.post("/__mock__/assets?name=a.jpg", data=whole.data).get_json()
     assert client.get(path_of(upload["Url"])).headers["ETag"] == whole.headers["ETag"]
+    # kept in the data directory to be sent from there; one where it cannot be kept (full, or `samples` a file)
+    # sends it from memory, as before (it had answered 500)
+    ctx = app.extensions["ivh_mock"]
+    for kept in (ctx.blobs.root / "samples").iterdir():
+        kept.unlink()
+    (ctx.blobs.root / "samples").rmdir()
+    (ctx.blobs.root / "samples").write_text("in the way")
+    again = client.get(sample)
+    assert again.status_code == 200 and again.data == whole.data and again.headers["ETag"] == whole.headers["ETag"]
 
 
 def test_a_video_renders_when_first_asked_for_and_once_per_input(app, api, clock, monkeypatch):

@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import os
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -28,7 +29,16 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def sample(name: str) -> bytes | None:
     """Return a sample's bytes, generated once per process; None for a name that is not a sample."""
-    return _made(name) if name in SAMPLES else None  # only real names reach the cache, which stays bounded
+    if name not in SAMPLES:  # only real names reach the cache, which stays bounded
+        return None
+    made = _MADE.get(name)
+    if made is None:
+        with _MAKING:  # one at a time: twelve first requests for the 21 MB one had each made it, 500 MB at once
+            made = _MADE.get(name)
+            if made is None:
+                made = _MADE[name] = SAMPLES[name].make()
+                _SAMPLE_DIGESTS[id(made)] = (made, digest(made))
+    return made
 
 
 def digest_of(data: bytes) -> str:
@@ -49,13 +59,8 @@ def asset_name_ok(name: str) -> bool:
 
 
 _SAMPLE_DIGESTS: dict[int, tuple[bytes, str]] = {}  # id -> (a made sample, its SHA-256); samples live as long
-
-
-@functools.lru_cache(maxsize=None)
-def _made(name: str) -> bytes:
-    data = SAMPLES[name].make()
-    _SAMPLE_DIGESTS[id(data)] = (data, digest(data))
-    return data
+_MADE: dict[str, bytes] = {}  # the samples made so far, by name
+_MAKING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=256)

@@ -5,6 +5,8 @@ profile; `GET /__mock__/assets/samples` lists valid photos and audio, and one fi
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from ..context import MockContext
 
 
+log = logging.getLogger("ivh_mock.assets")
 SAMPLE_FILES = "samples"  # the data directory's folder of the samples served (each named by its SHA-256)
 
 
@@ -79,8 +82,12 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
         # sent from a file, as an upload is: from memory, each answer a client had not read held a copy of the sample
         # (werkzeug copies the bytes of an in-memory file it sends), 21 MB for the largest
         sha = digest_of(data)
-        return _send(ctx.blobs.path(SAMPLE_FILES, ctx.blobs.put(SAMPLE_FILES, data, sha)), SAMPLES[name].content_type,
-                     name, sha)
+        try:
+            kept: Path | bytes = ctx.blobs.path(SAMPLE_FILES, ctx.blobs.put(SAMPLE_FILES, data, sha))
+        except OSError as problem:  # a data directory full or unwritable: from memory, as before (it had been a 500)
+            log.warning("sample %s is sent from memory: it could not be kept in the data directory: %s", name, problem)
+            kept = data
+        return _send(kept, SAMPLES[name].content_type, name, sha)
 
     def asset(sha: str, name: str):
         if CONTROL_CHARACTER.search(name):  # it would end up in the Content-Disposition header
@@ -100,9 +107,10 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
                      methods=["GET", "HEAD"])
 
 
-def _send(path: Path, mimetype: str, name: str, sha: str):
+def _send(source: Path | bytes, mimetype: str, name: str, sha: str):
     # the file's SHA-256 as its ETag: a sample's, made in memory, had none (no If-None-Match, no If-Range could name it)
-    answer = send(path, mimetype=mimetype, download_name=name, max_age=0, etag=sha)
+    answer = send(io.BytesIO(source) if isinstance(source, bytes) else source, mimetype=mimetype, download_name=name,
+                  max_age=0, etag=sha)
     # anyone's upload, served from the control API's own origin: a browser must not read it as a page (sniffed as
     # HTML, it could call that API as the dashboard does)
     answer.headers["X-Content-Type-Options"] = "nosniff"
