@@ -566,6 +566,15 @@ def test_a_request_that_dawdles_past_its_time_is_closed(monkeypatch):
                 closed = client.recv(1) == b""
         assert closed and time.monotonic() - started < 3
         client.close()
+        # one blank line is a client's CRLF after a body (RFC 9112 2.2): its time is not the next request's
+        client = socket.create_connection(server.socket.getsockname(), timeout=5)
+        client.sendall(b"\r\n")
+        time.sleep(0.8)  # past the request's 0.5 s, within the idle timeout
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)  # the upkeep runs meanwhile
+        client.sendall(b"Connection: close\r\n\r\n")
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        client.close()
     finally:
         _unserve(server, loop)
 

@@ -29,8 +29,8 @@ import traceback
 from typing import Any, Callable
 
 import waitress
-from waitress.channel import HTTPChannel
 from waitress import receiver as _waitress_receiver
+from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.rfc7230 import CHUNK_EXT_RE
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
@@ -55,6 +55,7 @@ LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
 # extension cost 15 s of the worker's processor)
 FRAMING_BYTES = 65_536
 FRAMING_PER_BYTE = 8
+CHUNK_LINE_BYTES = 4096
 # A request (its head and body) may take REQUEST_SECONDS to arrive, and a second more for each MIN_RATE bytes it has
 # sent, as Apache's mod_reqtimeout allows: each byte had put off the idle timeout, and a head sent a byte every 20 s
 # held its connection (one of a worker's CONNECTIONS) for days
@@ -63,7 +64,6 @@ MIN_RATE = 500
 # How long a worker leaves its listening socket alone when it has no file descriptor left for a new connection: the
 # connection stays queued, and the worker had polled the socket again at once, at 100% of a processor, serving nothing
 FULL_REST_SECONDS = 0.1
-CHUNK_LINE_BYTES = 4096
 
 
 class _Stop(Exception):
@@ -342,6 +342,9 @@ class _Parser(HTTPRequestParser):
         self.started = (channel.blank_since if channel is not None else 0.0) or time.time()
 
     def received(self, data: bytes) -> int:
+        if (self.body_rcv is None and not self.header_plus.strip() and data.strip()
+                and not (self._channel is not None and self._channel.blank_since)):
+            self.started = time.time()  # its first bytes: a blank line before them is a client's CRLF after a body
         # in a head whose end (CRLF CRLF) is not in sight, look at what arrived, and the CR before it (a head that
         # ends is waitress's to read, and it refuses a bare LF in it)
         if self.body_rcv is None and not self.completed:
@@ -361,8 +364,8 @@ class _Parser(HTTPRequestParser):
                 self.error, self.completed = self._too_large(), True
             else:
                 self._check_framing()
-        if self.completed and self._channel is not None:  # blank lines before a request are its own time
-            self._channel.blank_since = self.started if self.empty else 0.0
+        if self.completed and self._channel is not None:
+            self._channel.came(self)
         if self._wrong_version and type(self.error) is BadRequest:
             self.error = _HTTPVersionNotSupported(self.error.body)
         if refused is None and isinstance(self.error, RequestHeaderFieldsTooLarge):
@@ -438,7 +441,7 @@ class _Parser(HTTPRequestParser):
         if version[1] != b"1":  # waitress answered HTTP/2.0 and HTTP/3.0 as if they were 1.0
             self.version, self._wrong_version = "1.1", True  # the refusal's own version, and its status (505)
             raise ParsingError(f"HTTP/{version[1].decode()}.{version[2].decode()} is not served here: send "
-                                       f"HTTP/1.1 (or 1.0)")
+                               f"HTTP/1.1 (or 1.0)")
         if self.body_rcv is None:  # no body to ask for: waitress sent `100 Continue` anyway, then read the next
             self.expect_continue = False  # request's head into this one's, and left this one unanswered
         if "close" in _tokens(self.headers.get("CONNECTION", "")):  # `Connection: TE, close` too (RFC 9112 9.6):
@@ -479,6 +482,7 @@ _waitress_receiver.ONLY_HEXDIG_RE = re.compile(rb"[0-9a-fA-F]{1,%d}\Z" % CHUNK_L
 _waitress_receiver.CHUNK_EXT_RE = re.compile(rb"(?=.{0,%d}\Z)" % CHUNK_LINE_BYTES
                                              + CHUNK_EXT_RE.pattern.removeprefix(b"^").removesuffix(b"$") + rb"\Z")
 _VERSION = re.compile(rb" HTTP/([0-9])\.([0-9])$")
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
 
 
 def _tokens(value: str) -> set[str]:
@@ -488,7 +492,6 @@ def _tokens(value: str) -> set[str]:
 
 class _HTTPVersionNotSupported(BadRequest):
     code, reason = 505, "HTTP Version Not Supported"
-_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r\n]*)", re.IGNORECASE)
 
 
 class _Kept:
@@ -531,7 +534,17 @@ class _Channel(HTTPChannel):
     task_class = _Task
     error_task_class = _RouteErrorTask
 
-    blank_since = 0.0  # when the blank lines before the request now arriving began (0: none came)
+    blank_since = 0.0  # from when the request now arriving counts its time: its blank lines' first, if more than one
+    _blanks, _first_blank = 0, 0.0
+
+    def came(self, request: _Parser) -> None:
+        """Note a request read whole: blank lines before a request count toward its time from the second on (one is
+        a client's CRLF after a body, RFC 9112 2.2; a CRLF every 25 s had held a connection for ever)."""
+        if request.empty:
+            self._blanks, self._first_blank = self._blanks + 1, self._first_blank or request.started
+            self.blank_since = self._first_blank if self._blanks > 1 else 0.0
+        else:
+            self._blanks, self._first_blank, self.blank_since = 0, 0.0, 0.0
 
     def parser_class(self, adj: Any) -> _Parser:  # waitress makes each request's parser by calling this
         return _Parser(adj, self.server.largest_body, self)
