@@ -36,7 +36,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .models import CallbackResult, Progress, Submitted, Timbre, TimbrePage
-from .retry import MAX_RETRY_AFTER, backoff, never_sent, should_retry
+from .retry import BROKEN_OFF, MAX_RETRY_AFTER, backoff, never_sent, should_retry
 
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
@@ -307,8 +307,8 @@ class Client:
         status = response.status_code
         if response.is_redirect:  # followed, a submission's body would go where the Location says, perhaps as a GET
             raise _NoVerdict(status, f"HTTP {status} from {path}: a redirect to "
-                                     f"{without_query(response.headers.get('Location', ''))!r}, which the client "
-                                     f"does not follow: the API answers where it is called (check the base URL)")
+                             f"{without_query(response.headers.get('Location', ''))!r}, which the client does not "
+                             f"follow: the API answers where it is called (check the base URL)")
         try:
             envelope = _loads(content)
             header = envelope["Header"]
@@ -354,9 +354,12 @@ class _NoVerdict(Exception):
 def _maybe_accepted(error: Exception) -> bool:
     """Whether a submission that ended in `error` may have been accepted: it was sent (its connection was made), and
     no verdict of the API's, nor a 3xx or 4xx of what stood before it, came back."""
-    if isinstance(error, requests.RequestException):
-        return not (isinstance(error, (requests.ConnectTimeout, requests.exceptions.InvalidURL))
-                    or _never_made(error))
+    if isinstance(error, requests.ConnectTimeout):  # a Timeout and a ConnectionError too
+        return False
+    if isinstance(error, requests.ConnectionError):
+        return not never_sent(error)
+    if isinstance(error, requests.RequestException):  # a URL or a header requests would not send: never sent
+        return isinstance(error, (requests.Timeout, *BROKEN_OFF))
     return isinstance(error, APIError) and error.body is None and not error.preflight \
         and (error.http_status or 500) >= 500
 
