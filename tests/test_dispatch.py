@@ -537,7 +537,7 @@ def _hello(environ, start_response):
 def test_a_request_that_dawdles_past_its_time_is_closed(monkeypatch):
     """A head sent a byte at a time put off the idle timeout with each byte, so it held its connection (one of a
     worker's CONNECTIONS) as long as it went on: a request now has REQUEST_SECONDS, and a second per MIN_RATE bytes."""
-    monkeypatch.setattr(serving, "REQUEST_SECONDS", 0.5)
+    monkeypatch.setattr(serving, "REQUEST_SECONDS", 1.0)
     server, loop, url = _served(_hello, 1)
     server.adj.cleanup_interval = 0.1  # the upkeep that closes it (10 s in a worker)
     server.next_channel_cleanup = 0  # should the loop have set its next upkeep 10 s on already
@@ -569,9 +569,9 @@ def test_a_request_that_dawdles_past_its_time_is_closed(monkeypatch):
         # one blank line is a client's CRLF after a body (RFC 9112 2.2): its time is not the next request's
         client = socket.create_connection(server.socket.getsockname(), timeout=5)
         client.sendall(b"\r\n")
-        time.sleep(0.8)  # past the request's 0.5 s, within the idle timeout
-        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        time.sleep(0.3)  # the upkeep runs meanwhile
+        time.sleep(1.3)  # past the request's 1 s, within the idle timeout
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # (the upkeep runs as it comes)
+        time.sleep(0.15)
         client.sendall(b"Connection: close\r\n\r\n")
         assert client.recv(65536).startswith(b"HTTP/1.1 200 OK")
         client.close()
