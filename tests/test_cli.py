@@ -458,11 +458,12 @@ def test_a_second_stop_signal_ends_the_stop_at_once_with_its_workers(tmp_path):
         requests.post(f"{served.url}/__mock__/clock", json={"advance": 60}, timeout=10)
         time.sleep(0.5)  # the callback is under way, for 8 s
         served.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert served.process.poll() is None  # the first waits for it
+        time.sleep(1.5)
+        assert served.process.poll() is None  # the first waits for it, and says so
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=4) == 0
         assert "stopped at once, 1 worker(s) killed" in served.errors()
+        assert "stopping: what is under way (a callback, an upload) ends first" in served.errors()
         with pytest.raises(ProcessLookupError):  # nothing of its group is left
             os.killpg(served.process.pid, 0)
     finally:

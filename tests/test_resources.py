@@ -198,6 +198,22 @@ def test_framing_and_versions_waitress_let_through_are_answered_at_once(served):
         status, answer = _refusal(served.url, b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
                                   b"\r\n\r\n" + body)
         assert answer["Header"]["Code"] == 100003 and named in answer["Header"]["Message"], (body[:40], answer)
+    # a trailer's CR and LF in two reads are its line's end, not a bare CR; a trailer line must be a field
+    import socket
+
+    host, port = served.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\ne\r\n{\"advance\": 0}\r\n0\r\n"
+                           b"X-Check: 1\r")
+        time.sleep(0.2)
+        connection.sendall(b"\n\r")
+        time.sleep(0.2)
+        connection.sendall(b"\n")
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    status, answer = _refusal(served.url, b"POST " + api + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                              b"\r\n2\r\n{}\r\n0\r\nX A: b\r\n\r\n")
+    assert "is no field" in answer["Header"]["Message"], answer
     # chunks of a byte each are HTTP still: 5 bytes of framing apiece
     body = json.dumps({"Header": {}, "Payload": {"TaskId": "x" * 20_000}}).encode()
     answer = requests.post(f"{served.url}{api.decode()}", data=(bytes([byte]) for byte in body), timeout=30)

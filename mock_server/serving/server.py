@@ -32,7 +32,7 @@ import waitress
 from waitress import receiver as _waitress_receiver
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
-from waitress.rfc7230 import CHUNK_EXT_RE
+from waitress.rfc7230 import CHUNK_EXT_RE, HEADER_FIELD_RE
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
@@ -47,6 +47,7 @@ IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-al
 UNSENT_BYTES = 1_048_576  # answers a connection has not taken past this wait for it: the next request, unthreaded
 GRACE_SECONDS = 10  # the least time stopping workers get to end what is under way (Server's grace_seconds: more)
 MASTER_CHECK_SECONDS = 0.5  # how often a worker looks whether its master is still there
+WAIT_SAID_SECONDS = 1.0  # a stop that waits longer for its workers says what it waits for
 LINGER_SECONDS = 2  # how long a refused request's rest is read and dropped after its answer, before the close
 LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
 # A chunked body's framing (its size lines, their extensions, its trailer) beyond its data: at most this, and
@@ -214,8 +215,11 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
         for channel in list(server.active_channels.values()):
             if getattr(channel, "parked", False) and channel.last_activity < now - server.adj.channel_timeout:
                 channel.will_close = True
-            if not channel.requests and _overdue(channel.request, now):  # nothing of it runs: the client dawdles
+            due = None if channel.requests else _due(channel.request)  # nothing of it runs: the client dawdles
+            if due is not None and now > due:
                 channel.will_close = True
+            elif due is not None:  # the upkeep that closes it comes then, not at its usual 10 s (a close had come 20
+                server.next_channel_cleanup = min(server.next_channel_cleanup, due)  # to 30 s after the first byte)
             linger_until = getattr(channel, "linger_until", 0.0)
             if linger_until and now > linger_until:  # a client that sends nothing
                 HTTPChannel.handle_close(channel)
@@ -240,12 +244,16 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
     return server
 
 
-def _overdue(request: Any, now: float) -> bool:
-    """Whether a request still arriving has taken longer than REQUEST_SECONDS and a second per MIN_RATE bytes."""
+def _due(request: Any) -> float | None:
+    """When a request still arriving is overdue, REQUEST_SECONDS and a second per MIN_RATE bytes after its start
+    (None: it is not arriving, or holds a blank line alone, which the idle timeout judges unless blank lines keep
+    coming)."""
     if request is None or request.completed or not isinstance(request, _Parser):
-        return False
+        return None
+    if request.body_rcv is None and not request.header_plus.strip() and not request.counts_blanks:
+        return None  # a client's CRLF after a body (RFC 9112 2.2): the next request may come as late as keep-alive lets
     arrived = request.header_bytes_received + request.body_bytes_received
-    return now > request.started + REQUEST_SECONDS + arrived / MIN_RATE
+    return request.started + REQUEST_SECONDS + arrived / MIN_RATE
 
 
 def _run(server: Any) -> None:
@@ -337,9 +345,10 @@ class _Parser(HTTPRequestParser):
     def __init__(self, adj: Any, largest_body: Callable[[str], int] | None = None, channel: Any = None):
         super().__init__(adj)
         self._largest_body, self._channel = largest_body, channel
-        # made as its first bytes come (`_overdue`), or as the blank lines before them did: each blank line ends a
+        # made as its first bytes come (`_due`), or as the blank lines before them did: each blank line ends a
         # request of its own, which waitress drops, and a CRLF every 25 s had held a connection for ever
         self.started = (channel.blank_since if channel is not None else 0.0) or time.time()
+        self.counts_blanks = bool(channel is not None and channel.blank_since)  # its blank lines count (`_due`)
 
     def received(self, data: bytes) -> int:
         if (self.body_rcv is None and not self.header_plus.strip() and data.strip()
@@ -396,7 +405,7 @@ class _Parser(HTTPRequestParser):
         elif self.body_bytes_received - data > FRAMING_BYTES + FRAMING_PER_BYTE * data:
             problem = (f"the chunked body's framing (chunk sizes, extensions, trailer) is larger than "
                        f"{FRAMING_BYTES} bytes and {FRAMING_PER_BYTE} per byte of its data")
-        elif receiver.completed and any(b":" not in field for field in trailer.split(b"\r\n") if field):
+        elif receiver.completed and not all(HEADER_FIELD_RE.match(field) for field in trailer.split(b"\r\n") if field):
             problem = "a line of the chunked body's trailer is no field (name: value)"
         if problem is not None:
             self.error, self.completed = BadRequest(problem), True
@@ -474,7 +483,7 @@ class _Parser(HTTPRequestParser):
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_CR = re.compile(rb"\r(?=[^\n])")  # (one at the very end waits for its LF, in the next read)
 # waitress reads a chunk's size and its extensions with patterns ending in `$`, which also matches before a final
 # newline: `5\n` passed for 5, a bare LF before the CRLF, but only when the line came in one read (split, it was
 # refused, `_check_framing`). The same patterns, ending at the line's very end and bounded as a line is.
@@ -643,13 +652,18 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
+    began = time.monotonic()
+    deadline, said = began + grace_seconds, False
     while workers and time.monotonic() < deadline and not hurry:
         for pid in list(workers):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == 0:
                     continue
             workers.pop(pid)
+        if workers and not said and time.monotonic() - began > WAIT_SAID_SECONDS:  # a stop that waits says for what
+            print(f"ivh-mock: stopping: what is under way (a callback, an upload) ends first, within {grace_seconds:.0f}"
+                  f" s; SIGTERM or Ctrl-C again stops at once", file=sys.stderr, flush=True)
+            said = True
         time.sleep(0.05)
     if workers and hurry:
         print(f"ivh-mock: stopped at once, {len(workers)} worker(s) killed: a callback or upload they had under way "
