@@ -252,7 +252,7 @@ class Client:
             except (requests.RequestException, APIError) as caught:
                 error = caught
             except _NoVerdict as caught:  # an answer, but none of the API's
-                raise (_unknown(operation_id, str(caught)) if not idempotent and caught.maybe_accepted
+                raise (_unknown(f"{operation_id}: {caught}") if not idempotent and caught.maybe_accepted
                        else APIConnectionError(str(caught))) from None
             # what is raised for it, raised outside the handler: it carries no context, which would be requests'
             # error, and that quotes the signed URL
@@ -261,8 +261,7 @@ class Client:
             attempt += 1
             if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
                 given_up = _given_up(operation_id, error)
-                raise _unknown(operation_id, str(given_up).removeprefix(f"{operation_id}: ")) \
-                    if not idempotent and _maybe_accepted(error) else given_up
+                raise _unknown(str(given_up)) if not idempotent and _maybe_accepted(error) else given_up
             asked = getattr(error, "retry_after", None)
             delay = backoff(attempt, self.rng, asked)
             if until is not None and self.monotonic() + delay >= until:  # wait() says why the poll failed
@@ -273,8 +272,8 @@ class Client:
             self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
         if violations:  # fields' presence and types (Code 0: a submission's may have been accepted)
-            why = f"the answer is not the API's: {summarize(violations)}"
-            raise APIConnectionError(f"{operation_id}: {why}") if idempotent else _unknown(operation_id, why)
+            said = f"{operation_id}: the answer is not the API's: {summarize(violations)}"
+            raise APIConnectionError(said) if idempotent else _unknown(said)
         return header, envelope["Payload"]
 
     def _encoded(self, body: dict[str, Any]) -> bytes:
@@ -364,9 +363,10 @@ def _maybe_accepted(error: Exception) -> bool:
         and (error.http_status or 500) >= 500
 
 
-def _unknown(operation_id: str, why: str) -> OutcomeUnknownError:
-    return OutcomeUnknownError(f"{operation_id}: {why}; the submission was sent and may have been accepted (and "
-                               f"billed): check before submitting it again")
+def _unknown(said: str) -> OutcomeUnknownError:
+    """The error of a submission whose verdict never came back; `said` names the operation and what happened."""
+    return OutcomeUnknownError(f"{said}; the submission was sent and may have been accepted (and billed): check "
+                               f"before submitting it again")
 
 
 # A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.
@@ -482,8 +482,8 @@ def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any
 def _loads(data: bytes | str) -> Any:
     """Decode JSON from a server or a caller, counting its nesting first: the decoder recurses once per level."""
     text = bytes(data).decode("utf-8-sig") if not isinstance(data, str) else data  # UnicodeDecodeError: ValueError
-    value = jsontext.loads(text, MAX_DEPTH, strict=True)  # NaN and Infinity are no JSON: no answer of the API's
-    twice = jsontext.duplicate_keys(text)
+    twice: list[str] = []
+    value = jsontext.loads(text, MAX_DEPTH, strict=True, duplicates=twice)  # NaN and Infinity are no JSON either
     if twice:  # which one counts is the reader's guess (an answer with two Headers, one accepting, one refusing)
         raise ValueError(f"the key {twice[0]!r} is given twice in one object")
     return value

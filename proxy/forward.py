@@ -223,8 +223,9 @@ class Proxy:
         if answer is not None and error is None:
             status, answer_headers, data = answer
             decoded = _decoded(data, answer_headers)
-            answer_json, answer_is_json = parsed_body(decoded)
-            twice = jsontext.duplicate_keys(decoded.decode("utf-8")) if answer_is_json else []
+            twice: list[str] = []  # the keys it gives twice in one object (of an answer that is JSON)
+            answer_json, answer_is_json = parsed_body(decoded, twice)
+            twice = twice if answer_is_json else []
             # an answer giving a key twice is kept as text, as it came: as JSON it would hold one of the two
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
                                   **recorded_body(data, answer_json, answer_is_json and not twice,
@@ -492,11 +493,12 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
     return data
 
 
-def parsed_body(data: bytes) -> tuple[Any, bool]:
-    """A body's JSON value and True; (None, False) for one that is empty, not JSON, too deep or over the cap."""
+def parsed_body(data: bytes, duplicates: list[str] | None = None) -> tuple[Any, bool]:
+    """A body's JSON value and True; (None, False) for one that is empty, not JSON, too deep or over the cap.
+    `duplicates` gets the keys it gives twice in one object (jsontext.loads)."""
     if not data or len(data) > RECORDED_BODY_BYTES:
         return None, False
-    value = json_body(data)
+    value = json_body(data, duplicates)
     return (None, False) if value is NOT_JSON else (value, True)
 
 
@@ -519,11 +521,11 @@ NOT_JSON = object()
 JSON_DEPTH = 256  # a body nested deeper is passed on and recorded as text, never decoded (spec/jsontext.py)
 
 
-def json_body(data: bytes) -> Any:
+def json_body(data: bytes, duplicates: list[str] | None = None) -> Any:
     """The JSON value of a body; NOT_JSON if it is not UTF-8 JSON, nests deeper than JSON_DEPTH, or holds a number
     no double holds (NaN, Infinity, 1e400: as the mock reads a request, and recorded as text, never as `Infinity`)."""
     try:
-        return jsontext.loads(data.decode("utf-8"), JSON_DEPTH, strict=True)
+        return jsontext.loads(data.decode("utf-8"), JSON_DEPTH, strict=True, duplicates=duplicates)
     except ValueError:  # UnicodeDecodeError is one
         return NOT_JSON
 

@@ -6,6 +6,7 @@ Also the one rule by which the mock reads JSON fast (`quick_loads`, `decoded`): 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -50,31 +51,28 @@ def value_nests_deeper(value: object, limit: int) -> bool:
     return False
 
 
-def loads(text: str, limit: int, strict: bool = False) -> Any:
+def loads(text: str, limit: int, strict: bool = False, duplicates: list[str] | None = None) -> Any:
     """`json.loads(text)`, but a text nested more than `limit` levels deep is refused undecoded: ValueError. `strict`
     refuses, as ValueError too, what json reads though JSON has no such number (NaN, Infinity) and numbers past a
     double's range (`1e400`, which json reads as infinite): written again, each would be `NaN` or `Infinity`, which
-    strict JSON readers refuse."""
+    strict JSON readers refuse. `duplicates`, if given, gets the keys the text gives twice in one object, each once, in
+    the order met: json keeps the last of them, as most readers do, but not all (some keep the first, some refuse the
+    text)."""
     if nests_deeper(text, limit):
         raise ValueError(f"nests deeper than {limit} levels")
-    return json.loads(text, **STRICT_NUMBERS) if strict else json.loads(text)
+    options = {**STRICT_NUMBERS} if strict else {}
+    if duplicates is not None:
+        options["object_pairs_hook"] = functools.partial(_noting_duplicates, duplicates)
+    return json.loads(text, **options)
 
 
-def duplicate_keys(text: str) -> list[str]:
-    """The keys `text` (JSON that `loads` reads) gives twice in one object, each once, in the order met: json keeps the
-    last of them, as most readers do, but not all (some keep the first, some refuse the text)."""
-    found: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in items:
-            if key in seen and key not in found:
-                found.append(key)
-            seen.add(key)
-        return dict(items)
-
-    json.loads(text, object_pairs_hook=pairs)
-    return found
+def _noting_duplicates(found: list[str], items: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in items:
+        if key in seen and key not in found:
+            found.append(key)
+        seen.add(key)
+    return dict(items)
 
 
 def _refuse_constant(name: str) -> Any:
