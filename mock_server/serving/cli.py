@@ -414,8 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
-    if checked.extensions.get("ivh_mock_scratch") is not None:  # each worker makes its own
-        checked.extensions["ivh_mock_scratch"].cleanup()
+    stop_app(checked)  # and its scratch folder (--store memory without --data-dir): each worker makes its own
     host = bracketed(args.host)
 
     def banner(port: int) -> None:
