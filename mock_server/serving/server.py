@@ -347,12 +347,11 @@ class _Parser(HTTPRequestParser):
         self._largest_body, self._channel = largest_body, channel
         # made as its first bytes come (`_due`), or as the blank lines before them did: each blank line ends a
         # request of its own, which waitress drops, and a CRLF every 25 s had held a connection for ever
-        self.started = (channel.blank_since if channel is not None else 0.0) or time.time()
         self.counts_blanks = bool(channel is not None and channel.blank_since)  # its blank lines count (`_due`)
+        self.started = channel.blank_since if self.counts_blanks else time.time()
 
     def received(self, data: bytes) -> int:
-        if (self.body_rcv is None and not self.header_plus.strip() and data.strip()
-                and not (self._channel is not None and self._channel.blank_since)):
+        if self.body_rcv is None and not self.counts_blanks and not self.header_plus.strip() and data.strip():
             self.started = time.time()  # its first bytes: a blank line before them is a client's CRLF after a body
         # in a head whose end (CRLF CRLF) is not in sight, look at what arrived, and the CR before it (a head that
         # ends is waitress's to read, and it refuses a bare LF in it)
@@ -543,17 +542,21 @@ class _Channel(HTTPChannel):
     task_class = _Task
     error_task_class = _RouteErrorTask
 
-    blank_since = 0.0  # from when the request now arriving counts its time: its blank lines' first, if more than one
-    _blanks, _first_blank = 0, 0.0
+    _blanks, _first_blank = 0, 0.0  # the blank lines read before the request now arriving, and when the first came
+
+    @property
+    def blank_since(self) -> float:
+        """From when the request now arriving counts its time: its blank lines' first, once they keep coming (0: its
+        own first byte). One is a client's CRLF after a body (RFC 9112 2.2); a CRLF every 25 s had held a connection
+        for ever."""
+        return self._first_blank if self._blanks > 1 else 0.0
 
     def came(self, request: _Parser) -> None:
-        """Note a request read whole: blank lines before a request count toward its time from the second on (one is
-        a client's CRLF after a body, RFC 9112 2.2; a CRLF every 25 s had held a connection for ever)."""
+        """Note a request read whole (a blank line is one, which waitress drops)."""
         if request.empty:
             self._blanks, self._first_blank = self._blanks + 1, self._first_blank or request.started
-            self.blank_since = self._first_blank if self._blanks > 1 else 0.0
         else:
-            self._blanks, self._first_blank, self.blank_since = 0, 0.0, 0.0
+            self._blanks, self._first_blank = 0, 0.0
 
     def parser_class(self, adj: Any) -> _Parser:  # waitress makes each request's parser by calling this
         return _Parser(adj, self.server.largest_body, self)
@@ -661,8 +664,8 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
                     continue
             workers.pop(pid)
         if workers and not said and time.monotonic() - began > WAIT_SAID_SECONDS:  # a stop that waits says for what
-            print(f"ivh-mock: stopping: what is under way (a callback, an upload) ends first, within {grace_seconds:.0f}"
-                  f" s; SIGTERM or Ctrl-C again stops at once", file=sys.stderr, flush=True)
+            print(f"ivh-mock: stopping: what is under way (a callback, an upload) ends first, within "
+                  f"{grace_seconds:.0f} s; SIGTERM or Ctrl-C again stops at once", file=sys.stderr, flush=True)
             said = True
         time.sleep(0.05)
     if workers and hurry:
