@@ -452,6 +452,58 @@ def test_sigterm_waits_no_longer_than_its_bound_for_a_request_that_never_ends():
         assert worker.wait(10) == -signal.SIGALRM
 
 
+STOPPED_IN_A_FINALIZER = """
+import os, signal, socket, sys, time
+from ivh_mock.mock_server.serving import balance, server as serving
+
+armed = []
+
+def app(environ, start_response):
+    armed.append(True)  # the loop's next round runs a finalizer, in which SIGTERM comes
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"armed"]
+
+class Finalized:
+    def __del__(self):  # the handler runs in here: Python ignores (prints) what it raises
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+
+within = balance.within
+
+def finalizing_within(server, seconds):  # the loop's thread (the main one) asks it each round
+    if armed:
+        armed.clear()
+        Finalized()
+    return within(server, seconds)
+
+def exit_serving(signum, frame):  # as a worker's, while it starts
+    raise SystemExit(0)
+
+balance.within = finalizing_within
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(listener.getsockname()[1], flush=True)
+signal.signal(signal.SIGTERM, exit_serving)
+serving._run(serving.waitress_server(app, listener, threads=2, max_body_bytes=1024, hold_queue=False), [])
+print("stopped", flush=True)
+"""
+
+
+def test_sigterm_that_comes_while_waitresss_own_loop_runs_a_finalizer_still_stops_it():
+    """A worker on waitress's own loop (a Redis store across a network) stopped by SystemExit from its handler; that
+    raised in a finalizer or a collector's callback was ignored, and the worker served on until the master killed
+    it."""
+    worker = subprocess.Popen([sys.executable, "-c", STOPPED_IN_A_FINALIZER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(worker.stdout.readline())
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).text == "armed"
+        assert worker.wait(10) == 0 and worker.stdout.read().strip() == "stopped"
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 def test_clients_that_pipeline_and_never_read_hold_no_thread():
     """Five connections, one more than the worker's threads besides the loop's, each send 40 pipelined requests for
     600 KB and read nothing: another client is still answered, and one of them gets every answer, in order, once it

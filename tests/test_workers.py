@@ -236,17 +236,26 @@ def app(environ, start_response):  # answers with the pid of the worker that too
 """
 
 SMALL_SERVER = """
-import os, signal, sys
+import os, signal, sys, time
 from ivh_mock.mock_server.serving.server import Server
 
 exec(sys.argv[3])  # the app
+
+class Finalized:
+    def __del__(self):  # SIGTERM comes while this process runs a finalizer: its handler runs in here, and Python
+        os.kill(os.getpid(), signal.SIGTERM)  # ignores (prints) what that raises
+        time.sleep(0.5)
 
 def ready(port):
     print(port, flush=True)
     if sys.argv[2] == "die-at-once":  # the master dies as the workers start: each must still see it gone
         os.kill(os.getpid(), signal.SIGKILL)
+    if sys.argv[2] == "stop-in-a-finalizer":
+        Finalized()
 
-Server(lambda: app, "127.0.0.1:0", workers=int(sys.argv[1]), threads=2, ready=ready).run()
+# the app's source may give a `load` (run in each worker), and HOLD_QUEUE
+Server(globals().get("load", lambda: app), "127.0.0.1:0", workers=int(sys.argv[1]), threads=2, ready=ready,
+       hold_queue=globals().get("HOLD_QUEUE", True)).run()
 print("stopped", flush=True)
 """
 
@@ -295,6 +304,30 @@ def test_sigterm_that_comes_as_the_master_forks_a_new_worker_still_stops_it(dela
         time.sleep(delay)
         master.send_signal(signal.SIGTERM)
         assert master.wait(15) == 0 and master.stdout.read().strip() == "stopped"
+
+
+def test_a_sigterm_the_master_gets_while_it_runs_a_finalizer_still_stops_it():
+    """The master's handler raised its stop; raised in a finalizer (or a collector's callback), it was ignored, and the
+    master went on waiting for its workers to die, serving for ever."""
+    with _small_server(1, "stop-in-a-finalizer") as (master, _):
+        assert master.wait(8) == 0 and master.stdout.read().strip() == "stopped"
+
+
+@pytest.mark.parametrize("hold_queue", [True, False], ids=["dispatch", "waitress-loop"])
+def test_a_sigterm_a_starting_worker_gets_while_it_runs_a_finalizer_still_stops_it(hold_queue):
+    """The master passes the operator's SIGTERM on to a worker that is still building its app, and the worker's
+    handler runs in a finalizer (as in a collector's callback, which a worker has): the SystemExit it raised was
+    ignored, the worker served on, and the stop waited out the master's whole grace (10 s) before it killed it."""
+    app = PID_APP + f"""
+HOLD_QUEUE = {hold_queue}
+
+def load():
+    os.kill(os.getppid(), signal.SIGTERM)  # the operator's stop, as this worker starts
+    Finalized()
+    return app
+"""
+    with _small_server(1, app=app) as (master, _):
+        assert master.wait(8) == 0 and master.stdout.read().strip() == "stopped"
 
 
 def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):

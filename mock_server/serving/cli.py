@@ -546,7 +546,8 @@ def _proxy(args: argparse.Namespace) -> int:
     print(f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)", flush=True)
     print(f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}",
           flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: exchanges under way are still recorded
+    signal.signal(signal.SIGTERM, server.ask_stop)  # exchanges under way are still recorded
+    signal.signal(signal.SIGINT, server.ask_stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -558,7 +559,3 @@ def _proxy(args: argparse.Namespace) -> int:
             print("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded",
                   file=sys.stderr, flush=True)
     return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt

@@ -24,7 +24,7 @@ import math
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from waitress.task import ThreadedTaskDispatcher
 
@@ -251,11 +251,12 @@ class Dispatcher(ThreadedTaskDispatcher):
                 self.woken -= 1
 
 
-def serve(server) -> None:
+def serve(server, stop_asked: Callable[[], bool] = lambda: False) -> None:
     """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but run each request in this
     thread while nothing holds the queue, look before each round and wake in time to look again; stop as run()
     stops, on SystemExit or KeyboardInterrupt. SIGTERM (when this is the main thread) stops it after the request
-    this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile."""
+    this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile; so does a SIGTERM that came
+    before (`stop_asked()`), whose exception was lost."""
     dispatcher: Dispatcher = server.task_dispatcher
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
@@ -288,6 +289,8 @@ def serve(server) -> None:
         deputy.start()
         if previous is not None:
             signal.signal(signal.SIGTERM, stop)
+            if stop_asked():
+                stop(signal.SIGTERM, None)
         while server._map and not dispatcher.stop_soon:
             soon = dispatcher.run_queue()
             if dispatcher.stop_soon:

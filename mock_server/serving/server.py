@@ -67,10 +67,6 @@ MIN_RATE = 500
 FULL_REST_SECONDS = 0.1
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGINT reached the master."""
-
-
 class Server:
     """Serve the WSGI app `load()` builds (called once in each worker, after the fork) on `bind` ("host:port",
     "[v6]:port"; port 0 picks a free one); `ready(port)` runs in the master once it listens. `max_body_bytes` is
@@ -89,6 +85,7 @@ class Server:
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
         self._max_body_bytes, self._hold_queue, self._largest_body = max_body_bytes, hold_queue, largest_body
         self._on_stop, self._grace_seconds = on_stop, max(GRACE_SECONDS, grace_seconds)
+        self._wakeup: tuple[int, ...] = ()  # the pipe signals wake the master's wait through (run)
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
@@ -100,53 +97,70 @@ class Server:
         raise_open_files_limit()
         workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, and its slot in `shares`
         shares = balance.Shares(self._workers) if self._workers > 1 else None
+        stopping: list[int] = []  # SIGTERM or SIGINT came
+        hurry: list[int] = []  # one came again during the stop: what is under way is not waited for
 
-        hurry: list[int] = []  # a second SIGTERM or Ctrl-C during the stop: it is not waited for
+        def asked(signum: int, frame: Any) -> None:
+            # never raises: an exception a handler raises in a finalizer or a collector's callback is ignored (Python
+            # prints it and goes on), and the stop was lost; the wait below sees the list
+            (hurry if stopping else stopping).append(signum)
 
-        def hurried(signum: int, frame: Any) -> None:
-            hurry.append(signum)
-
-        def stop(signum: int, frame: Any) -> None:
-            signal.signal(signal.SIGTERM, hurried)
-            signal.signal(signal.SIGINT, hurried)
-            raise _Stop
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        # every signal writes its number to this pipe as it arrives, whatever code its handler then runs in: the wait
+        # for the next signal reads the pipe, and so never sleeps through one
+        self._wakeup = os.pipe()
+        os.set_blocking(self._wakeup[1], False)
+        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)}
+        previous_wakeup = signal.set_wakeup_fd(self._wakeup[1])
+        signal.signal(signal.SIGTERM, asked)
+        signal.signal(signal.SIGINT, asked)
+        signal.signal(signal.SIGCHLD, _noticed)  # a worker's death writes to the pipe too (no handler: nothing does)
         try:
             for slot in range(self._workers):
                 self._spawn(listener, workers, shares, slot)
             if self._ready:
                 self._ready(listener.getsockname()[1])
-            while True:
-                pid, status = os.waitpid(-1, 0)
-                dead = workers.pop(pid, None)
-                if dead is not None:  # a worker died: start another, not in a tight loop if it dies at once
-                    # said, with how it ended: one the system killed for its memory had been replaced unseen
-                    print(f"ivh-mock: worker {pid} {_ended(status)}; starting another", file=sys.stderr, flush=True)
-                    started, slot = dead
-                    if shares is not None:
-                        shares.clear(slot)
-                    if time.monotonic() - started < 1:
-                        time.sleep(1)
-                    self._spawn(listener, workers, shares, slot)
-        except _Stop:
-            pass
+            while not stopping:
+                self._replace_dead(listener, workers, shares)
+                os.read(self._wakeup[0], 512)  # until the next signal: a stop, a worker's death
         finally:
-            signal.signal(signal.SIGTERM, hurried)
-            signal.signal(signal.SIGINT, hurried)
             # the master's copy of the socket goes first: with the workers' closed as they begin to stop, the port is
             # free at once (a restart had waited out the whole grace) and a new connection is refused, not left in
             # the backlog to be reset when the last copy closed
             listener.close()
             _stop_all(workers, self._grace_seconds, hurry)
+            signal.set_wakeup_fd(previous_wakeup)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            for end in self._wakeup:
+                os.close(end)
         return 0
+
+    def _replace_dead(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
+                      shares: balance.Shares | None) -> None:
+        """Start a worker in place of each that died, not in a tight loop should it die at once."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # none left at all
+                return
+            if pid == 0:
+                return
+            dead = workers.pop(pid, None)
+            if dead is None:
+                continue
+            # said, with how it ended: one the system killed for its memory had been replaced unseen
+            print(f"ivh-mock: worker {pid} {_ended(status)}; starting another", file=sys.stderr, flush=True)
+            started, slot = dead
+            if shares is not None:
+                shares.clear(slot)
+            if time.monotonic() - started < 1:
+                time.sleep(1)
+            self._spawn(listener, workers, shares, slot)
 
     def _spawn(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
                shares: balance.Shares | None, slot: int) -> None:
         """Fork a worker, the one in `slot` of `shares`, and note it in `workers`. SIGTERM and SIGINT wait meanwhile:
-        in the master, one that came during the fork was raised inside the fork's own hooks, where Python ignores
-        it, and the stop was lost; in the child, one that came before its own handlers would run the master's."""
+        in the child, one that came before its own handlers would run the master's."""
         master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
@@ -155,16 +169,29 @@ class Server:
                 workers[pid] = time.monotonic(), slot
                 return
         finally:
-            if os.getpid() == master:  # a pending stop is raised here, once the worker is noted
+            if os.getpid() == master:  # a pending stop is noted here, once the worker is
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         status = 1
+        asked: list[int] = []  # SIGTERM came
+
+        def exit_serving(signum: int, frame: Any) -> None:
+            # ends the start under way; should the exception be lost (raised in a finalizer or a collector's callback,
+            # which ignore it), the worker sees the list once it has built its server, and stops then
+            asked.append(signum)
+            raise SystemExit(0)
+
         try:
+            signal.set_wakeup_fd(-1)  # the master's pipe and its SIGCHLD are its own
+            for end in self._wakeup:
+                os.close(end)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
-            signal.signal(signal.SIGTERM, _exit_serving)
+            signal.signal(signal.SIGTERM, exit_serving)
+            sys.unraisablehook = _unless_stopping  # Python prints a lost exit as an error, traceback and all
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
                              daemon=True).start()
-            self._serve(listener, shares, slot)
+            self._serve(listener, shares, slot, asked)
             status = 0
         except SystemExit:  # stopped before it was serving
             status = 0
@@ -175,7 +202,7 @@ class Server:
             sys.stderr.flush()
             os._exit(status)
 
-    def _serve(self, listener: socket.socket, shares: balance.Shares | None, slot: int) -> None:
+    def _serve(self, listener: socket.socket, shares: balance.Shares | None, slot: int, asked: list[int]) -> None:
         logging.getLogger("waitress").setLevel(logging.ERROR)  # not a warning per queued request under load
         collector.bound_pauses()  # a worker is a process of its own: its collector never walks all its tasks (D80)
         app = self._load()
@@ -184,10 +211,10 @@ class Server:
         if shares is not None:  # a connection goes to the worker holding fewest (D79)
             balance.balanced(server, shares, slot)
         try:
-            if self._hold_queue:  # until SIGTERM raises SystemExit in it; then it waits for the requests under way
-                dispatch.serve(server)
+            if self._hold_queue:  # until SIGTERM (now, if it came during the start); then the requests under way end
+                dispatch.serve(server, stop_asked=lambda: bool(asked))
             else:
-                _run(server)
+                _run(server, asked)
         finally:  # the app's background work: what it sends under way ends and is recorded (the master's grace
             if self._on_stop is not None:  # bounds it: past it, the worker is killed, and a lapsed claim resent)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM (its master gone) waits too
@@ -256,15 +283,26 @@ def _due(request: Any) -> float | None:
     return request.started + REQUEST_SECONDS + arrived / MIN_RATE
 
 
-def _run(server: Any) -> None:
-    """waitress's own loop (its run()), polling no longer than a rest from the listening socket (balance)."""
+def _run(server: Any, asked: list[int]) -> None:
+    """waitress's own loop (its run()), polling no longer than a rest from the listening socket (balance), until
+    SIGTERM (at once if `asked` holds one already); then the requests under way end."""
+    def stop(signum: int, frame: Any) -> None:  # never raises: one raised in a finalizer or a collector's callback
+        asked.append(signum)  # is ignored, and the stop was lost
+        server.accepting = False
+        balance.withdraw(server)  # other workers wait on this one no more while it finishes its requests
+        server.pull_trigger()
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        while server._map:
+        while server._map and not asked:
             server.asyncore.poll2(balance.within(server, server.adj.asyncore_loop_timeout), server._map)
     except (SystemExit, KeyboardInterrupt):
-        balance.withdraw(server)  # other workers wait on this one no more while it finishes its requests
-        balance.stop_listening(server)
-        server.task_dispatcher.shutdown()
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    balance.withdraw(server)
+    balance.stop_listening(server)
+    server.task_dispatcher.shutdown()
 
 
 class _Task(WSGITask):
@@ -635,8 +673,15 @@ def _ended(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
-def _exit_serving(signum: int, frame: Any) -> None:
-    raise SystemExit(0)
+def _unless_stopping(unraisable: Any) -> None:
+    """Python's hook for an exception nothing can take (raised in a finalizer, a collector's callback), but for a stop's
+    own SystemExit: it is printed no more, as it is not lost (a worker's `exit_serving`)."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        sys.__unraisablehook__(unraisable)
+
+
+def _noticed(signum: int, frame: Any) -> None:
+    """SIGCHLD's handler in the master: it does nothing but be there, so that the signal reaches the wakeup pipe."""
 
 
 def _stop_with_master(master: int) -> None:
