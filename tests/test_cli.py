@@ -23,14 +23,29 @@ from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess
 SCRIPT = Path(MOCK)
 
 
+_SCRATCH: list[str] = []  # the module's scratch folder, removed after its last test
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _scratch():
+    with tempfile.TemporaryDirectory(prefix="ivh-cli-test-") as folder:  # each run had left a folder per server
+        _SCRATCH[:] = [folder]
+        yield
+
+
+def data_dir() -> str:
+    """A data directory of its own for a server a test starts."""
+    return tempfile.mkdtemp(dir=_SCRATCH[0])
+
+
 def start(*args):
-    served = ServeProcess(tempfile.mkdtemp(prefix="ivh-cli-test-"), "--queue-seconds", "600", *args)
+    served = ServeProcess(data_dir(), "--queue-seconds", "600", *args)
     return served.process, served.url, served.banner
 
 
 @pytest.fixture
 def server():
-    served = ServeProcess(tempfile.mkdtemp(prefix="ivh-cli-test-"), "--queue-seconds", "600")
+    served = ServeProcess(data_dir(), "--queue-seconds", "600")
     yield served.url, served.banner, served
     if served.process.poll() is None:
         served.kill()

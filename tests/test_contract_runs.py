@@ -383,7 +383,7 @@ def test_the_drift_report_finds_what_any_answer_of_the_run_breaks():
     assert set(observed.values()) == {"HTTP 200, not the API's envelope: '<html>hello</html>'"}
 
 
-def test_the_mutation_check_says_when_the_suite_did_not_run(monkeypatch, capsys):
+def test_the_mutation_check_says_when_the_suite_did_not_run(monkeypatch, capsys, tmp_path):
     """Without the suite's extra, or with a suite that cannot be collected, every mutation was listed SURVIVED:
     "0 of 21 mutations caught", as if the suite caught nothing."""
     import importlib.util
@@ -391,7 +391,7 @@ def test_the_mutation_check_says_when_the_suite_did_not_run(monkeypatch, capsys)
     import ivh_mock.contract_tests.mutation as mutation
 
     monkeypatch.setattr(pytest, "main", lambda *args, **kwargs: pytest.ExitCode.USAGE_ERROR)
-    name, caught, by = mutation.run_one(mutation.MUTATIONS[0], Path(__import__("tempfile").mkdtemp()))
+    name, caught, by = mutation.run_one(mutation.MUTATIONS[0], tmp_path)
     assert (caught, by) == (False, "NOT RUN: pytest exit code 4")
     monkeypatch.setattr(mutation, "run_all", lambda: [(name, caught, by)])
     assert mutation.main([]) == 2
