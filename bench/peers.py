@@ -63,10 +63,11 @@ def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 
 
 
 @contextmanager
-def started(command: list[str], port: int) -> Iterator[subprocess.Popen]:
+def started(command: list[str], port: int, folder: str = "") -> Iterator[subprocess.Popen]:
     """Start `command` in a process group of its own, wait until it listens on `port`, and stop it after the block
-    (SIGTERM, then SIGKILL after 20 s), or have its guard kill it should the bench die first."""
-    with guard() as watch:
+    (SIGTERM, then SIGKILL after 20 s), or have its guard kill it, and remove its `folder`, should the bench die
+    first."""
+    with guard(folder=folder) as watch:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                                    start_new_session=True)
         watch(process.pid)
@@ -104,7 +105,7 @@ def ivh_mock_started(workers: int, store: str, port: int) -> Iterator[tuple[str,
     """Serve ivh-mock with a fresh data directory (`store` may name `{data}` for a store inside it); yield its URL and
     its process, the leader of its process group."""
     with tempfile.TemporaryDirectory(prefix="ivh-bench-") as data:
-        with started(ivh_mock_command(port, workers, store.format(data=data), data), port) as process:
+        with started(ivh_mock_command(port, workers, store.format(data=data), data), port, data) as process:
             yield f"http://127.0.0.1:{port}", process
 
 

@@ -78,34 +78,40 @@ def _group(pgid: int) -> list[int]:
 
 
 BENCH_KILLED = """
-import os, signal, sys
+import os, signal, sys, tempfile
 from bench import peers
 from ivh_mock.mock_server.serving.testing import RedisServer
 redis = RedisServer()  # the bench's own Redis, unpaused
+redis_folder = os.path.dirname(redis.unix_url.removeprefix("unix://").partition("?")[0])
+data = tempfile.mkdtemp()  # the server's data directory
 # a server that listens and forks a worker, as `ivh-mock serve` does
 server = ("import os, socket, sys, time\\nlistener = socket.socket()\\n"
           "listener.bind(('127.0.0.1', int(sys.argv[1])))\\nlistener.listen()\\nos.fork()\\ntime.sleep(120)")
 port = peers.free_port()
-with peers.started([sys.executable, "-c", server, str(port)], port) as process:
+with peers.started([sys.executable, "-c", server, str(port)], port, data) as process:
     os.killpg(process.pid, signal.SIGSTOP)  # paused, as side_by_side pauses all but the server under load
-    print(process.pid, redis.process.pid, flush=True)
+    print(process.pid, redis.process.pid, redis_folder, data, flush=True)
     signal.pause()
 """
 
 
 def test_a_bench_killed_outright_leaves_no_server_behind(redis_server):
     """A bench ended by SIGKILL (nothing of it runs after) left its servers paused for good, and its Redis running;
-    each server's guard now kills it (a measured server's whole process group)."""
+    each server's guard now kills it (a measured server's whole process group), and removes its scratch folder (the
+    Redis's, the data directory), which had been left in the temporary directory, run after run."""
     bench = subprocess.Popen([sys.executable, "-c", BENCH_KILLED], stdout=subprocess.PIPE, text=True,
                              cwd=DOCS.parent)
-    server, redis = map(int, bench.stdout.readline().split())
+    server, redis, *folders = bench.stdout.readline().split()
+    server, redis = int(server), int(redis)
     try:
         until(lambda: len(_group(server)) == 2)  # its worker forked too
         assert _settled(server, "T") == "T"
         assert _state(redis) in "SR"
+        assert all(os.path.isdir(folder) for folder in folders)
         bench.kill()
         bench.wait()
         until(lambda: not _group(server) and not _alive(redis))
+        until(lambda: not any(os.path.exists(folder) for folder in folders))
     finally:
         bench.kill()
         bench.wait()

@@ -422,7 +422,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 # pauses them) for good; the guard then kills the server whose pid it was given (its process group, when its argument
 # says "group").
 GUARD = """
-import os, signal, sys
+import os, shutil, signal, sys
 print("ready", flush=True)
 pid = sys.stdin.buffer.readline().strip()
 if pid.isdigit() and not sys.stdin.buffer.read(1):  # its starter is gone (its end of the pipe closed) unannounced
@@ -430,15 +430,18 @@ if pid.isdigit() and not sys.stdin.buffer.read(1):  # its starter is gone (its e
         (os.killpg if sys.argv[1] == "group" else os.kill)(int(pid), signal.SIGKILL)  # a paused one too
     except ProcessLookupError:
         pass
+    if sys.argv[2]:
+        shutil.rmtree(sys.argv[2], ignore_errors=True)
 """
 
 
 @contextlib.contextmanager
-def guard(group: bool = True) -> Iterator[Callable[[int], None]]:
+def guard(group: bool = True, folder: str = "") -> Iterator[Callable[[int], None]]:
     """A guard process, ready before the block (its start costs what the block measures nothing); the block calls
     the function it is given with the pid of the server to kill (with `group`, its process group) should this
-    process die before the block ends, and stops that server within the block."""
-    guarding = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process"],
+    process die before the block ends, and stops that server within the block. The guard that kills it removes
+    `folder` too (the server's scratch folder, which its starter, killed, could not)."""
+    guarding = subprocess.Popen([sys.executable, "-c", GUARD, "group" if group else "process", folder],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 start_new_session=True)  # not paused with a server, nor sent a terminal's Ctrl-C
     guarding.stdout.readline()
@@ -469,8 +472,8 @@ class RedisServer:
             raise RuntimeError("redis-server is missing and cannot be installed here: apt-get install redis-server")
         self.port = free_port(host)
         self._guard = contextlib.ExitStack()  # kills it should this process die without stopping it
-        watch = self._guard.enter_context(guard(group=False))
         self._dir = tempfile.TemporaryDirectory(prefix="ivh-redis-")
+        watch = self._guard.enter_context(guard(group=False, folder=self._dir.name))
         unix_socket = os.path.join(self._dir.name, "redis.sock")
         try:
             self.process = subprocess.Popen([binary, "--port", str(self.port), "--bind", host, "--save", "",
