@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -44,6 +44,7 @@ APP_GONE = "the app took no more of the answer"  # how a record's error starts w
 RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
 FORWARD_REFUSED = "a header cannot be forwarded"  # the proxy's own 400 (replayed as it was)
 CHUNK = 64 * 1024
+HURRY_SECONDS = 0.1  # how often a stop's wait for the exchanges under way looks whether it is to end at once
 
 
 class Responder(Protocol):
@@ -91,10 +92,17 @@ class Proxy:
         self._proxies = requests.utils.get_environ_proxies(self.upstream)
         self._verify = environment_ca_bundle()
 
-    def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every exchange under way is answered and recorded; tell whether that happened in time."""
+    def drain(self, timeout: float = 10.0, hurry: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until every exchange under way is answered and recorded, or `timeout` passes, or `hurry()` says to
+        stop waiting (looked at every HURRY_SECONDS); tell whether every exchange was recorded."""
+        deadline = time.monotonic() + timeout
         with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+            while self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or hurry():
+                    return False
+                self._idle.wait(min(left, HURRY_SECONDS))
+            return True
 
     def _session(self) -> requests.Session:
         """A session per thread (connections kept alive), with none of requests' default headers."""

@@ -308,16 +308,17 @@ class ProxyServer(ThreadingHTTPServer):
         self._thread.start()
         return self
 
-    stop_asked = False  # SIGTERM or SIGINT came (`ask_stop`): serve_forever ends at its next turn
+    stops = 0  # how many times SIGTERM, SIGINT or SIGHUP came (`ask_stop`): serve_forever ends at its next turn
 
     def ask_stop(self, signum: int, frame: Any) -> None:
-        """SIGTERM's and SIGINT's handler in `ivh-mock proxy`: serve_forever ends within its poll interval. It never
-        raises: an exception a handler raises in a finalizer or a collector's callback is ignored, and the stop was
-        lost (Ctrl-C's own KeyboardInterrupt too)."""
-        self.stop_asked = True
+        """The stopping signals' handler in `ivh-mock proxy`: serve_forever ends within its poll interval, and a
+        second signal cuts the wait for the exchanges under way short. It never raises: an exception a handler raises
+        in a finalizer or a collector's callback is ignored, and the stop was lost (Ctrl-C's own KeyboardInterrupt
+        too), and one raised during that wait had ended it with a traceback."""
+        self.stops += 1
 
     def service_actions(self) -> None:  # serve_forever's thread, after each poll
-        if self.stop_asked:
+        if self.stops:
             raise KeyboardInterrupt  # ends serve_forever as Ctrl-C did
 
     def stop(self) -> None:

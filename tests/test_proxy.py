@@ -34,7 +34,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite
+from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite, until
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
@@ -1178,6 +1178,41 @@ def test_the_proxy_command_records_and_stops_cleanly(stop, wrong_upstream, tmp_p
     assert "unknown-header-code" in errors and "Traceback" not in errors
     (record,) = read_records(tmp_path / "rec")
     assert record["operation"] == "describetimbre" and record["findings"][0]["subject"] == "999999"
+
+
+@pytest.mark.parametrize("again", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_second_stop_signal_ends_the_proxys_wait_for_an_exchange_at_once(again, tmp_path):
+    """A stop waits for the exchanges under way (up to the read timeout); a second signal during that wait ended it
+    with KeyboardInterrupt's traceback, exit -2, and said nothing of the exchange cut short."""
+    with RawServer(b"", hang=True) as upstream:
+        proxy = subprocess.Popen([str(Path(sys.executable).with_name("ivh-mock")), "proxy", "--upstream", upstream.url,
+                                  "--port", "0", "--record", str(tmp_path / "rec"), "--timeout", "30"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url = proxy.stdout.readline().split("listening on ", 1)[1].strip()
+            got: list = []
+
+            def ask() -> None:
+                try:
+                    got.append(_post(url, "describetimbre", {"Header": {}, "Payload": {}}))
+                except requests.ConnectionError as error:
+                    got.append(error)
+
+            asking = threading.Thread(target=ask, daemon=True)
+            asking.start()
+            until(lambda: upstream.requests == 1)
+            proxy.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert proxy.poll() is None  # it waits for the exchange
+            proxy.send_signal(again)
+            assert proxy.wait(timeout=5) == 0
+            errors = proxy.stderr.read()
+            assert "stopped with exchanges still under way" in errors and "Traceback" not in errors
+            asking.join(10)
+            assert len(got) == 1 and isinstance(got[0], requests.ConnectionError)  # cut short, as said
+        finally:
+            proxy.kill()
+            proxy.wait()
 
 
 def test_the_default_upstream_is_the_live_api_of_the_profile():

@@ -261,11 +261,11 @@ print("stopped", flush=True)
 
 
 @contextlib.contextmanager
-def _small_server(workers: int, mode: str = "serve", app: str = PID_APP):
+def _small_server(workers: int, mode: str = "serve", app: str = PID_APP, errors: bool = False):
     """The master of SMALL_SERVER serving `app` (the source of a WSGI `app`), in a process group of its own with its
-    workers (killed on the way out), and its port."""
+    workers (killed on the way out), and its port. With `errors`, its stderr is a pipe too."""
     master = subprocess.Popen([sys.executable, "-c", SMALL_SERVER, str(workers), mode, app], stdout=subprocess.PIPE,
-                              text=True, start_new_session=True)
+                              stderr=subprocess.PIPE if errors else None, text=True, start_new_session=True)
     try:
         yield master, int(master.stdout.readline())
     finally:
@@ -328,6 +328,30 @@ def load():
 """
     with _small_server(1, app=app) as (master, _):
         assert master.wait(8) == 0 and master.stdout.read().strip() == "stopped"
+
+
+def test_a_request_cut_short_by_the_stops_bound_is_said():
+    """A request still running past the worker's bound on a stop (dispatch.STOP_SECONDS; SIGALRM) was cut, and the
+    server exited 0 saying nothing of it."""
+    app = PID_APP + """
+import time
+from ivh_mock.mock_server.serving import dispatch
+dispatch.STOP_SECONDS = 1
+
+def app(environ, start_response):
+    print("begun", flush=True)
+    time.sleep(30)
+"""
+    with _small_server(1, app=app, errors=True) as (master, port):
+        def ask() -> None:
+            with contextlib.suppress(requests.RequestException):  # cut short
+                requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+
+        threading.Thread(target=ask, daemon=True).start()
+        assert master.stdout.readline().strip() == "begun"
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(8) == 0
+        assert "was killed by SIGALRM: a request it still ran 1 s into the stop was cut short" in master.stderr.read()
 
 
 def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):

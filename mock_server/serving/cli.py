@@ -334,6 +334,7 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _standard_streams_open()
     args = build_parser().parse_args(argv)
     if args.command == "proxy":
         return _proxy(args)
@@ -422,16 +423,15 @@ def main(argv: list[str] | None = None) -> int:
         if owner is not None:
             owner.announce(url)
         control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
-        print(f"ivh-mock listening on {url}", flush=True)
-        print(f"  profile:     {config.profile or ctx.spec.default_profile}", flush=True)
-        print(f"  credentials: {ctx.accounts.describe()}", flush=True)
-        print(f"  control API: {url}/__mock__/ {control}", flush=True)
-        print(f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads", flush=True)
         kept = data_dir or "a temporary folder, removed at the stop (the memory store keeps nothing)"
-        print(f"  data:        {kept}", flush=True)
-        print(f"  clock:       {describe_clock(clock, url, token)}", flush=True)
-        if args.replay:
-            print(f"  replay:      {args.replay}", flush=True)
+        _banner([f"ivh-mock listening on {url}",
+                 f"  profile:     {config.profile or ctx.spec.default_profile}",
+                 f"  credentials: {ctx.accounts.describe()}",
+                 f"  control API: {url}/__mock__/ {control}",
+                 f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads",
+                 f"  data:        {kept}",
+                 f"  clock:       {describe_clock(clock, url, token)}",
+                 *([f"  replay:      {args.replay}"] if args.replay else [])])
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
@@ -541,21 +541,51 @@ def _proxy(args: argparse.Namespace) -> int:
         return 2
     if not args.public_url:
         proxy.public_url = f"http://{host}:{server.port}"
-    print(f"ivh-mock proxy listening on {server.url}", flush=True)
-    print(f"  upstream:    {without_query(upstream)}", flush=True)  # its user info is a credential
-    print(f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)", flush=True)
-    print(f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}",
-          flush=True)
-    signal.signal(signal.SIGTERM, server.ask_stop)  # exchanges under way are still recorded
-    signal.signal(signal.SIGINT, server.ask_stop)
+    _banner([f"ivh-mock proxy listening on {server.url}",
+             f"  upstream:    {without_query(upstream)}",  # its user info is a credential
+             f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)",
+             f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}"])
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # exchanges under way are still recorded
+        signal.signal(number, server.ask_stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()  # no new connection waits in the backlog while the last exchanges finish
-        # each exchange under way may take its whole time: a read can wait --timeout, and the next read again
-        if not proxy.drain(timeout=max(STOP_SECONDS, args.connect_timeout + args.timeout)):
+        # each exchange under way may take its whole time: a read can wait --timeout, and the next read again; a
+        # second signal stops at once
+        if not proxy.drain(timeout=max(STOP_SECONDS, args.connect_timeout + args.timeout),
+                           hurry=lambda: server.stops > 1):
             print("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded",
                   file=sys.stderr, flush=True)
     return 0
+
+
+def _banner(lines: list[str]) -> None:
+    """Print the start's banner on stdout. Should nobody read it any more (`ivh-mock serve | head -1` took the URL) or
+    it cannot be written (a full disk), the server serves on, and its stdout goes to /dev/null: the start had failed
+    with a traceback, serving nobody."""
+    try:
+        for line in lines:
+            print(line, flush=True)
+    except OSError:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            _on_devnull(sys.stdout.fileno())
+
+
+def _on_devnull(descriptor: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    if devnull != descriptor:
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+
+
+def _standard_streams_open() -> None:
+    """Open /dev/null on whichever of stdin, stdout and stderr the server was started without (`>&-`): the next file
+    it opened took the number, and its workers wrote their output into the store's owner file."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            _on_devnull(descriptor)

@@ -314,7 +314,8 @@ def serve(server, stop_asked: Callable[[], bool] = lambda: False) -> None:
                 signal.alarm(0)
             signal.signal(signal.SIGTERM, previous)
         dispatcher.stop_deputy()
-        deputy.join(5)
+        if deputy.ident is not None:  # not when SystemExit came before it had started (a RuntimeError, traceback)
+            deputy.join(5)
         if deadline.waiting == dispatcher.waiting:
             deadline.waiting = deadline.nobody_waits
 

@@ -3,7 +3,7 @@
 The master binds the listening socket and forks the workers; every worker builds its own app (its own store
 connections, callback dispatcher and renderer) after the fork, so they share state only through the store and the
 data directory and whichever worker answers, the answer is the same. The master restarts a worker that dies and,
-on SIGTERM or SIGINT, stops them all.
+on SIGTERM, SIGINT or SIGHUP, stops them all.
 
 Why waitress (DECISIONS.md D56): it reads each request, headers and body, in an event loop and hands it to a thread
 only once it is whole, so connections that dawdle (a header byte every few seconds, a body that never ends, idle
@@ -67,6 +67,11 @@ MIN_RATE = 500
 FULL_REST_SECONDS = 0.1
 
 
+# What stops the master besides SIGTERM: Ctrl-C, and a terminal's hang-up (which had killed the master alone, its
+# workers left to serve on until they saw it gone). The workers ignore them: the master stops them.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+
+
 class Server:
     """Serve the WSGI app `load()` builds (called once in each worker, after the fork) on `bind` ("host:port",
     "[v6]:port"; port 0 picks a free one); `ready(port)` runs in the master once it listens. `max_body_bytes` is
@@ -88,7 +93,7 @@ class Server:
         self._wakeup: tuple[int, ...] = ()  # the pipe signals wake the master's wait through (run)
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; return the exit status (0 after a clean stop)."""
+        """Serve until SIGTERM, SIGINT or SIGHUP; return the exit status (0 after a clean stop)."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -97,7 +102,7 @@ class Server:
         raise_open_files_limit()
         workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, and its slot in `shares`
         shares = balance.Shares(self._workers) if self._workers > 1 else None
-        stopping: list[int] = []  # SIGTERM or SIGINT came
+        stopping: list[int] = []  # SIGTERM, SIGINT or SIGHUP came
         hurry: list[int] = []  # one came again during the stop: what is under way is not waited for
 
         def asked(signum: int, frame: Any) -> None:
@@ -109,10 +114,10 @@ class Server:
         # for the next signal reads the pipe, and so never sleeps through one
         self._wakeup = os.pipe()
         os.set_blocking(self._wakeup[1], False)
-        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)}
+        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, *_STOP_SIGNALS, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wakeup[1])
-        signal.signal(signal.SIGTERM, asked)
-        signal.signal(signal.SIGINT, asked)
+        for number in (signal.SIGTERM, *_STOP_SIGNALS):
+            signal.signal(number, asked)
         signal.signal(signal.SIGCHLD, _noticed)  # a worker's death writes to the pipe too (no handler: nothing does)
         try:
             for slot in range(self._workers):
@@ -159,10 +164,10 @@ class Server:
 
     def _spawn(self, listener: socket.socket, workers: dict[int, tuple[float, int]],
                shares: balance.Shares | None, slot: int) -> None:
-        """Fork a worker, the one in `slot` of `shares`, and note it in `workers`. SIGTERM and SIGINT wait meanwhile:
+        """Fork a worker, the one in `slot` of `shares`, and note it in `workers`. The signals that stop wait meanwhile:
         in the child, one that came before its own handlers would run the master's."""
         master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, *_STOP_SIGNALS})
         try:
             pid = os.fork()
             if pid:
@@ -172,22 +177,18 @@ class Server:
             if os.getpid() == master:  # a pending stop is noted here, once the worker is
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         status = 1
-        asked: list[int] = []  # SIGTERM came
-
-        def exit_serving(signum: int, frame: Any) -> None:
-            # ends the start under way; should the exception be lost (raised in a finalizer or a collector's callback,
-            # which ignore it), the worker sees the list once it has built its server, and stops then
-            asked.append(signum)
-            raise SystemExit(0)
-
+        # SIGTERM came: the worker stops as soon as its server is built. A start is not cut short midway: an exception
+        # raised wherever it happened to be was ignored in a finalizer or a collector's callback (the stop was lost),
+        # and in a thread's start or an object's construction left a traceback
+        asked: list[int] = []
         try:
             signal.set_wakeup_fd(-1)  # the master's pipe and its SIGCHLD are its own
             for end in self._wakeup:
                 os.close(end)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
-            signal.signal(signal.SIGTERM, exit_serving)
-            sys.unraisablehook = _unless_stopping  # Python prints a lost exit as an error, traceback and all
+            for number in _STOP_SIGNALS:  # Ctrl-C or a terminal's hang-up reaches the master too, which stops the
+                signal.signal(number, signal.SIG_IGN)  # workers (a whole group's SIGHUP had killed them mid-request)
+            signal.signal(signal.SIGTERM, lambda signum, frame: asked.append(signum))
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
                              daemon=True).start()
@@ -198,8 +199,9 @@ class Server:
         except BaseException:  # a worker must leave by os._exit, never return into the master's code
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):  # None when the server was started with it closed
+                with contextlib.suppress(Exception):  # (AttributeError had taken the worker into the master's code)
+                    stream.flush()
             os._exit(status)
 
     def _serve(self, listener: socket.socket, shares: balance.Shares | None, slot: int, asked: list[int]) -> None:
@@ -673,13 +675,6 @@ def _ended(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
-def _unless_stopping(unraisable: Any) -> None:
-    """Python's hook for an exception nothing can take (raised in a finalizer, a collector's callback), but for a stop's
-    own SystemExit: it is printed no more, as it is not lost (a worker's `exit_serving`)."""
-    if not isinstance(unraisable.exc_value, SystemExit):
-        sys.__unraisablehook__(unraisable)
-
-
 def _noticed(signum: int, frame: Any) -> None:
     """SIGCHLD's handler in the master: it does nothing but be there, so that the signal reaches the wakeup pipe."""
 
@@ -705,8 +700,14 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
     while workers and time.monotonic() < deadline and not hurry:
         for pid in list(workers):
             with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
                     continue
+                if status != 0:  # one whose request outlasted its own bound (SIGALRM) had been cut short unsaid
+                    cut = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM
+                    print(f"ivh-mock: stopping: worker {pid} {_ended(status)}" + (
+                        f": a request it still ran {dispatch.STOP_SECONDS} s into the stop was cut short" if cut
+                        else ""), file=sys.stderr, flush=True)
             workers.pop(pid)
         if workers and not said and time.monotonic() - began > WAIT_SAID_SECONDS:  # a stop that waits says for what
             print(f"ivh-mock: stopping: what is under way (a callback, an upload) ends first, within "
