@@ -198,6 +198,19 @@ def answer_bodies(connection: socket.socket, count: int) -> list[bytes]:
     return bodies
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid` (a server's master and workers)."""
+    members = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            state, _, group = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
 def until(condition, seconds: float = 10, then=None) -> None:
     """Wait until `condition()` holds, calling `then()` between looks; fail the test after `seconds`."""
     deadline = time.monotonic() + seconds

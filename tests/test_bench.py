@@ -13,7 +13,7 @@ from bench import load, report
 from bench.__main__ import running
 from bench.peers import ceiling_app
 
-from .conftest import until
+from .conftest import group_members, until
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -64,19 +64,6 @@ def test_a_paused_server_runs_only_while_it_is_measured():
         server.wait()
 
 
-def _group(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group `pgid`."""
-    members = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            state, _, group = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(group) == pgid and state != "Z":
-            members.append(int(entry))
-    return members
-
-
 BENCH_KILLED = """
 import os, signal, sys, tempfile
 from bench import peers
@@ -104,13 +91,13 @@ def test_a_bench_killed_outright_leaves_no_server_behind(redis_server):
     server, redis, *folders = bench.stdout.readline().split()
     server, redis = int(server), int(redis)
     try:
-        until(lambda: len(_group(server)) == 2)  # its worker forked too
+        until(lambda: len(group_members(server)) == 2)  # its worker forked too
         assert _settled(server, "T") == "T"
         assert _state(redis) in "SR"
         assert all(os.path.isdir(folder) for folder in folders)
         bench.kill()
         bench.wait()
-        until(lambda: not _group(server) and not _alive(redis))
+        until(lambda: not group_members(server) and not _alive(redis))
         until(lambda: not any(os.path.exists(folder) for folder in folders))
     finally:
         bench.kill()

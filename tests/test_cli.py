@@ -19,7 +19,7 @@ from ivh_mock.mock_server.config import Config
 from ivh_mock.mock_server.serving import cli
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, until
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, group_members, until
 
 SCRIPT = Path(MOCK)
 
@@ -89,19 +89,6 @@ def test_sigterm_stops_the_server_cleanly(server):
     assert "Traceback" not in served.errors()
 
 
-def _group_left(leader: int) -> list[int]:
-    """The live processes of `leader`'s process group (a server's master and workers)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            state, _, group = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(group) == leader and state != "Z":
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.parametrize("to", ["master", "group"])
 def test_a_hang_up_stops_the_server_as_sigterm_does(to, tmp_path):
     """SIGHUP (a terminal's hang-up, sent to its whole process group) killed the master alone: exit 129, and its
@@ -111,7 +98,7 @@ def test_a_hang_up_stops_the_server_as_sigterm_does(to, tmp_path):
         assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
         (os.kill if to == "master" else os.killpg)(served.process.pid, signal.SIGHUP)
         assert served.process.wait(timeout=10) == 0
-        assert not _group_left(served.process.pid) and "Traceback" not in served.errors()
+        assert not group_members(served.process.pid) and "Traceback" not in served.errors()
     finally:
         served.kill()
 
@@ -122,18 +109,9 @@ def test_a_server_started_with_its_stdout_closed_serves_and_stops_cleanly(tmp_pa
     from ivh_mock.mock_server.serving.testing import free_port
 
     port, data = free_port(), tmp_path / "data"
-    process = subprocess.Popen(["sh", "-c", 'exec "$0" "$@" >&-', MOCK, "serve", "--port", str(port), "--workers",
-                                "2", "--data-dir", str(data)], stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        _answers(f"http://127.0.0.1:{port}")
+    with _serving(["sh", "-c", 'exec "$0" "$@" >&-', MOCK, "serve", "--port", str(port), "--workers", "2",
+                   "--data-dir", str(data)], port):
         assert json.loads((data / "ivh-mock.sqlite3.owner").read_text())["url"] == f"http://127.0.0.1:{port}"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0 and "Traceback" not in process.stderr.read()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def test_a_banner_nobody_reads_leaves_the_server_serving(tmp_path):
@@ -142,28 +120,35 @@ def test_a_banner_nobody_reads_leaves_the_server_serving(tmp_path):
     from ivh_mock.mock_server.serving.testing import free_port
 
     port = free_port()
-    process = subprocess.Popen([MOCK, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    process.stdout.close()  # gone before the banner: its first line already meets the closed pipe
+    with _serving([MOCK, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")], port,
+                  stdout=subprocess.PIPE, close_stdout=True):
+        pass
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], port: int, stdout=None, close_stdout: bool = False):
+    """Run `command` (a server on `port`, in a process group of its own), yield it once it answers its control API,
+    then stop it with SIGTERM: it must exit 0 within 10 s and without a traceback. With `close_stdout`, the read end
+    of its stdout is closed before its banner comes."""
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if close_stdout:
+        process.stdout.close()
+
+    def answering() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/__mock__/clock", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
     try:
-        _answers(f"http://127.0.0.1:{port}")
+        until(answering, seconds=20)
+        yield process
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0 and "Traceback" not in process.stderr.read()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def _answers(url: str) -> None:
-    """Wait until the server at `url` answers its control API."""
-    def answering() -> bool:
-        try:
-            return requests.get(f"{url}/__mock__/clock", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    until(answering, seconds=20)
 
 
 def test_profile_and_token_options(tmp_path):
