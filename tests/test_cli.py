@@ -125,12 +125,27 @@ def test_a_banner_nobody_reads_leaves_the_server_serving(tmp_path):
         pass
 
 
+def test_a_stderr_nobody_can_write_to_ends_neither_the_master_nor_its_stop(tmp_path):
+    """stderr on a full disk: the master's word on a worker that died (or on a stop that waits) raised OSError and
+    ended the master, exit 1, its workers left to serve alone."""
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    port = free_port()
+    with open("/dev/full", "w") as full, _serving([MOCK, "serve", "--port", str(port), "--data-dir",
+                                                   str(tmp_path / "data")], port, stderr=full) as process:
+        (worker,) = set(group_members(process.pid)) - {process.pid}
+        os.kill(worker, signal.SIGKILL)  # the master says so, and starts another
+        until(lambda: len(set(group_members(process.pid)) - {process.pid, worker}) == 1)
+        assert process.poll() is None
+    assert not group_members(process.pid)
+
+
 @contextlib.contextmanager
-def _serving(command: list[str], port: int, stdout=None, close_stdout: bool = False):
+def _serving(command: list[str], port: int, stdout=None, close_stdout: bool = False, stderr=subprocess.PIPE):
     """Run `command` (a server on `port`, in a process group of its own), yield it once it answers its control API,
-    then stop it with SIGTERM: it must exit 0 within 10 s and without a traceback. With `close_stdout`, the read end
-    of its stdout is closed before its banner comes."""
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    then stop it with SIGTERM: it must exit 0 within 10 s and (when its stderr is read) without a traceback. With
+    `close_stdout`, the read end of its stdout is closed before its banner comes."""
+    process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, start_new_session=True)
     if close_stdout:
         process.stdout.close()
 
@@ -144,7 +159,8 @@ def _serving(command: list[str], port: int, stdout=None, close_stdout: bool = Fa
         until(answering, seconds=20)
         yield process
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0 and "Traceback" not in process.stderr.read()
+        assert process.wait(timeout=10) == 0
+        assert process.stderr is None or "Traceback" not in process.stderr.read()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -541,7 +557,8 @@ def test_a_second_stop_signal_ends_the_stop_at_once_with_its_workers(tmp_path):
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=4) == 0
         assert "stopped at once, 1 worker(s) killed" in served.errors()
-        assert "stopping: what is under way (a callback, an upload) ends first" in served.errors()
+        assert "stopping: what is under way ends first: a request within 10 s, a callback or an upload within" \
+            in served.errors()
         with pytest.raises(ProcessLookupError):  # nothing of its group is left
             os.killpg(served.process.pid, 0)
     finally:

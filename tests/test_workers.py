@@ -354,6 +354,26 @@ def app(environ, start_response):
         assert "was killed by SIGALRM: a request it still ran 1 s into the stop was cut short" in master.stderr.read()
 
 
+def test_an_answer_cut_short_by_the_stops_bound_is_said():
+    """An answer a client took too slowly to be done within a stop's bound was cut when the worker exited, 0, saying
+    nothing (a slow download, cut at 9 s)."""
+    app = PID_APP + """
+from ivh_mock.mock_server.serving import dispatch
+dispatch.STOP_SECONDS = 2
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [b"x" * 50_000_000]
+"""
+    with _small_server(1, app=app, errors=True) as (master, port), socket.create_connection(("127.0.0.1", port)) as \
+            reader:
+        reader.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.recv(16).startswith(b"HTTP/1.1 200")  # and takes no more
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(8) == 0
+        assert "1 connection(s) still answering 1 s into the stop were cut short" in master.stderr.read()
+
+
 def test_a_stop_lets_the_callbacks_under_way_end_and_records_them(tmp_path):
     """On SIGTERM a worker left with its deliveries under way unrecorded: once their claims lapsed, the next start
     sent them again (2 of 10 callbacks twice after a restart). A stopping worker now lets them end, each within its

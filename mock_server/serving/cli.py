@@ -38,7 +38,8 @@ from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
-from .server import Server, raise_open_files_limit
+from .server import WAIT_SAID_SECONDS, Server, raise_open_files_limit
+from .streams import on_devnull, say
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
 # How long a start waits for a port in use to be freed: the workers of a master killed alone notice within half a
@@ -554,11 +555,15 @@ def _proxy(args: argparse.Namespace) -> int:
     finally:
         server.server_close()  # no new connection waits in the backlog while the last exchanges finish
         # each exchange under way may take its whole time: a read can wait --timeout, and the next read again; a
-        # second signal stops at once
-        if not proxy.drain(timeout=max(STOP_SECONDS, args.connect_timeout + args.timeout),
-                           hurry=lambda: server.stops > 1):
-            print("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded",
-                  file=sys.stderr, flush=True)
+        # second signal stops at once. A wait longer than a second says so (it had waited up to --timeout unsaid)
+        limit, hurry = max(STOP_SECONDS, args.connect_timeout + args.timeout), lambda: server.stops > 1
+        drained = proxy.drain(timeout=min(limit, WAIT_SAID_SECONDS), hurry=hurry)
+        if not drained and not hurry() and limit > WAIT_SAID_SECONDS:
+            say(f"ivh-mock proxy: stopping: the exchanges under way end first, within {limit:.0f} s; SIGTERM or "
+                "Ctrl-C again stops at once")
+            drained = proxy.drain(timeout=limit - WAIT_SAID_SECONDS, hurry=hurry)
+        if not drained:
+            say("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded")
     return 0
 
 
@@ -571,14 +576,7 @@ def _banner(lines: list[str]) -> None:
             print(line, flush=True)
     except OSError:
         with contextlib.suppress(AttributeError, OSError, ValueError):
-            _on_devnull(sys.stdout.fileno())
-
-
-def _on_devnull(descriptor: int) -> None:
-    devnull = os.open(os.devnull, os.O_RDWR)
-    if devnull != descriptor:
-        os.dup2(devnull, descriptor)
-        os.close(devnull)
+            on_devnull(sys.stdout.fileno())
 
 
 def _standard_streams_open() -> None:
@@ -588,4 +586,4 @@ def _standard_streams_open() -> None:
         try:
             os.fstat(descriptor)
         except OSError:
-            _on_devnull(descriptor)
+            on_devnull(descriptor)

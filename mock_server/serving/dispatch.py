@@ -21,6 +21,7 @@ whose store is Redis on another host keeps waitress's own dispatcher (`ivh-mock 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ from waitress.task import ThreadedTaskDispatcher
 
 from .. import deadline
 from . import balance
+from .streams import say
 
 STALL_SECONDS = 0.005  # how long a request holds the queue for its thread
 # How often the deputy looks whether the request the loop's thread runs has run past its hold, while requests run
@@ -342,6 +344,10 @@ def _drain(server, dispatcher: Dispatcher) -> None:
             return
         soon = dispatcher.look()  # a queued request goes to a thread: the loop's own thread keeps the connections
         server.asyncore.poll2(0.05 if soon is None else min(soon, 0.05), server._map)
+    left = sum(1 for channel in channels.values() if channel.requests or channel.total_outbufs_len or channel.parked)
+    if left:  # they are closed with the worker: it had exited 0, saying nothing of them
+        say(f"ivh-mock: stopping: worker {os.getpid()}: {left} connection(s) still answering "
+            f"{STOP_SECONDS - 1} s into the stop were cut short")
 
 
 def _timeout(server, soon: float | None) -> float:

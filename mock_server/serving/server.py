@@ -38,6 +38,7 @@ from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderF
 
 from ..errors import body_past
 from . import balance, collector, dispatch, unread
+from .streams import say
 
 BACKLOG = 1024  # connections the kernel queues before a worker accepts them
 CONNECTIONS = 1000  # open connections a worker keeps at once (each costs a socket and a buffer, not a thread)
@@ -154,7 +155,7 @@ class Server:
             if dead is None:
                 continue
             # said, with how it ended: one the system killed for its memory had been replaced unseen
-            print(f"ivh-mock: worker {pid} {_ended(status)}; starting another", file=sys.stderr, flush=True)
+            say(f"ivh-mock: worker {pid} {_ended(status)}; starting another")
             started, slot = dead
             if shares is not None:
                 shares.clear(slot)
@@ -705,23 +706,24 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
                     continue
                 if status != 0:  # one whose request outlasted its own bound (SIGALRM) had been cut short unsaid
                     cut = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM
-                    print(f"ivh-mock: stopping: worker {pid} {_ended(status)}" + (
+                    say(f"ivh-mock: stopping: worker {pid} {_ended(status)}" + (
                         f": a request it still ran {dispatch.STOP_SECONDS} s into the stop was cut short" if cut
-                        else ""), file=sys.stderr, flush=True)
+                        else ""))
             workers.pop(pid)
         if workers and not said and time.monotonic() - began > WAIT_SAID_SECONDS:  # a stop that waits says for what
-            print(f"ivh-mock: stopping: what is under way (a callback, an upload) ends first, within "
-                  f"{grace_seconds:.0f} s; SIGTERM or Ctrl-C again stops at once", file=sys.stderr, flush=True)
+            say(f"ivh-mock: stopping: what is under way ends first: a request within {dispatch.STOP_SECONDS} s, a "
+                f"callback or an upload within {grace_seconds:.0f} s; SIGTERM or Ctrl-C again stops at once")
             said = True
         time.sleep(0.05)
-    if workers and hurry:
-        print(f"ivh-mock: stopped at once, {len(workers)} worker(s) killed: a callback or upload they had under way "
-              "is sent again after the next start", file=sys.stderr, flush=True)
+    killed = len(workers)
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+    if killed and hurry:
+        say(f"ivh-mock: stopped at once, {killed} worker(s) killed: whatever they had under way was cut short (a "
+            "callback or an upload among it is sent again after the next start, once its claim lapses)")
 
 
 def raise_open_files_limit() -> None:
