@@ -674,8 +674,22 @@ def test_the_default_data_directory_is_the_users_state_directory(tmp_path):
     try:
         assert "data:        a temporary folder, removed at the stop" in served.banner
         assert requests.post(f"{served.url}/__mock__/assets?name=a.txt", data=b"kept?", timeout=10).status_code == 201
-        assert [path.name for path in (tmp_path / "tmp").iterdir()] != []  # the worker's folder, while it serves
+        assert [path.name for path in (tmp_path / "tmp").iterdir()] != []  # the server's folder, while it serves
         assert served.stop() == 0
     finally:
         served.kill()
     assert not (tmp_path / "memory-state").exists() and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_hurried_stop_leaves_no_temporary_folder_behind(tmp_path):
+    """Two stop signals at once (Ctrl-C and SIGTERM to the group) kill the workers at once: each worker had made the
+    memory store's temporary folder itself, and one killed so left it behind (11 times in 12)."""
+    served = ServeProcess(None, "--store", "memory", env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        assert requests.post(f"{served.url}/__mock__/assets?name=a.txt", data=b"kept?", timeout=10).status_code == 201
+        os.killpg(served.process.pid, signal.SIGINT)
+        os.killpg(served.process.pid, signal.SIGTERM)
+        assert served.process.wait(timeout=10) == 0
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        served.kill()

@@ -15,6 +15,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -367,8 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
               file=sys.stderr)
         return 2
+    scratch = None
     if store == "memory" and args.data_dir is None:  # nothing kept across restarts, its files neither: a folder of
         data_dir = None  # its own, removed at the stop (they had piled up in the state directory, start after start)
+        # made and removed by the master: a worker killed by a hurried stop could not remove one of its own
+        scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
     if database not in ("", ":memory:"):
         store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
@@ -381,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Config(profile=args.profile, accounts_file=args.accounts,
                         default_accesstoken=args.default_accesstoken, **timing, public_url=args.public_url,
-                        control_token=token, data_dir=data_dir, store=store,
+                        control_token=token, data_dir=scratch.name if scratch else data_dir, store=store,
                         callback_timeout_seconds=args.callback_timeout,
                         slow_waits=max(1, args.threads - 2),  # two threads stay free whatever hosts or renders stall
                         allowed_hosts=(*(args.allow_host or ()), args.host))
@@ -416,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
-    stop_app(checked)  # and its scratch folder (--store memory without --data-dir): each worker makes its own
+    stop_app(checked)
     host = bracketed(args.host)
 
     def banner(port: int) -> None:
@@ -445,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if owner is not None:
             owner.release()
+        if scratch is not None:  # (a start refused earlier leaves it to the folder's own finalizer, at exit)
+            scratch.cleanup()
 
 
 def describe_clock(view: dict[str, Any], url: str, token: str | None) -> str:
