@@ -1200,17 +1200,19 @@ def test_a_second_stop_signal_ends_the_proxys_wait_for_an_exchange_at_once(again
 
             asking = threading.Thread(target=ask, daemon=True)
             asking.start()
+            said: list[str] = []  # its stderr, line by line, as it comes
+            threading.Thread(target=lambda: said.extend(proxy.stderr), daemon=True).start()
             until(lambda: upstream.requests == 1)
             proxy.send_signal(signal.SIGTERM)
-            time.sleep(1.5)
-            assert proxy.poll() is None  # it waits for the exchange, and says so past a second (it had said nothing)
+            # it waits for the exchange, and says so past a second (it had said nothing for up to --timeout); within
+            # the two timeouts together (--connect-timeout's default 10 s, and --timeout)
+            until(lambda: "ivh-mock proxy: stopping: the exchanges under way end first, within 40 s; SIGTERM or "
+                          "Ctrl-C again stops at once\n" in said)
+            assert proxy.poll() is None
             proxy.send_signal(again)
             assert proxy.wait(timeout=5) == 0
-            errors = proxy.stderr.read()
-            # within the two timeouts together (--connect-timeout's default 10 s, and --timeout)
-            assert "stopping: the exchanges under way end first, within 40 s; SIGTERM or Ctrl-C again stops at " \
-                   "once" in errors
-            assert "stopped with exchanges still under way" in errors and "Traceback" not in errors
+            until(lambda: any("stopped with exchanges still under way" in line for line in said))
+            assert not any("Traceback" in line for line in said)
             asking.join(10)
             assert len(got) == 1 and isinstance(got[0], requests.ConnectionError)  # cut short, as said
         finally:

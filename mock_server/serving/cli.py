@@ -587,7 +587,7 @@ def _banner(lines: list[str]) -> None:
 
 def _standard_streams_open() -> None:
     """Open /dev/null on whichever of stdin, stdout and stderr the server was started without (`>&-`): the next file
-    it opened took the number, and its workers wrote their output into the store's owner file."""
+    it opened took the number (the store's owner file had become its stdout)."""
     for descriptor in (0, 1, 2):
         try:
             os.fstat(descriptor)

@@ -257,8 +257,8 @@ def serve(server, stop_asked: Callable[[], bool] = lambda: False) -> None:
     """Run `server`'s event loop (waitress's, serving one socket) as its run() does, but run each request in this
     thread while nothing holds the queue, look before each round and wake in time to look again; stop as run()
     stops, on SystemExit or KeyboardInterrupt. SIGTERM (when this is the main thread) stops it after the request
-    this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile; so does a SIGTERM that came
-    before (`stop_asked()`), whose exception was lost."""
+    this thread runs, within STOP_SECONDS: the worker takes no new connection meanwhile; so does a SIGTERM noted
+    before it began (`stop_asked()`)."""
     dispatcher: Dispatcher = server.task_dispatcher
     dispatcher.loop_thread = dispatcher.inline_thread = threading.get_ident()
     dispatcher.poke = server.pull_trigger
@@ -316,7 +316,7 @@ def serve(server, stop_asked: Callable[[], bool] = lambda: False) -> None:
                 signal.alarm(0)
             signal.signal(signal.SIGTERM, previous)
         dispatcher.stop_deputy()
-        if deputy.ident is not None:  # not when SystemExit came before it had started (a RuntimeError, traceback)
+        if deputy.ident is not None:  # not started when a raising handler ended the start (a RuntimeError, traceback)
             deputy.join(5)
         if deadline.waiting == dispatcher.waiting:
             deadline.waiting = deadline.nobody_waits

@@ -195,7 +195,7 @@ class Server:
                              daemon=True).start()
             self._serve(listener, shares, slot, asked)
             status = 0
-        except SystemExit:  # stopped before it was serving
+        except SystemExit:  # the app's own code ended the process (no handler raises it)
             status = 0
         except BaseException:  # a worker must leave by os._exit, never return into the master's code
             traceback.print_exc()
