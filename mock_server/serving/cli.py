@@ -40,7 +40,7 @@ from ..store import StoreBusy
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
 from .server import WAIT_SAID_SECONDS, Server, raise_open_files_limit
-from .streams import on_devnull, say
+from .streams import printed, say, standard_streams_open
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
 # How long a start waits for a port in use to be freed: the workers of a master killed alone notice within half a
@@ -336,7 +336,7 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _standard_streams_open()
+    standard_streams_open()
     args = build_parser().parse_args(argv)
     if args.command == "proxy":
         return _proxy(args)
@@ -429,14 +429,14 @@ def main(argv: list[str] | None = None) -> int:
             owner.announce(url)
         control = f"token {token!r} (Authorization: Bearer ...)" if token else "open (loopback only)"
         kept = data_dir or "a temporary folder, removed at the stop (the memory store keeps nothing)"
-        _banner([f"ivh-mock listening on {url}",
+        printed([f"ivh-mock listening on {url}",
                  f"  profile:     {config.profile or ctx.spec.default_profile}",
                  f"  credentials: {ctx.accounts.describe()}",
                  f"  control API: {url}/__mock__/ {control}",
                  f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads",
                  f"  data:        {kept}",
                  f"  clock:       {describe_clock(clock, url, token)}",
-                 *([f"  replay:      {args.replay}"] if args.replay else [])])
+                 *([f"  replay:      {args.replay}"] if args.replay else [])], sys.stdout)
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
@@ -548,10 +548,11 @@ def _proxy(args: argparse.Namespace) -> int:
         return 2
     if not args.public_url:
         proxy.public_url = f"http://{host}:{server.port}"
-    _banner([f"ivh-mock proxy listening on {server.url}",
+    printed([f"ivh-mock proxy listening on {server.url}",
              f"  upstream:    {without_query(upstream)}",  # its user info is a credential
              f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)",
-             f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}"])
+             f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}"],
+            sys.stdout)
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # exchanges under way are still recorded
         signal.signal(number, server.ask_stop)
     try:
@@ -571,25 +572,3 @@ def _proxy(args: argparse.Namespace) -> int:
         if not drained:
             say("ivh-mock proxy: stopped with exchanges still under way: they were cut short, unrecorded")
     return 0
-
-
-def _banner(lines: list[str]) -> None:
-    """Print the start's banner on stdout. Should nobody read it any more (`ivh-mock serve | head -1` took the URL) or
-    it cannot be written (a full disk), the server serves on, and its stdout goes to /dev/null: the start had failed
-    with a traceback, serving nobody."""
-    try:
-        for line in lines:
-            print(line, flush=True)
-    except OSError:
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            on_devnull(sys.stdout.fileno())
-
-
-def _standard_streams_open() -> None:
-    """Open /dev/null on whichever of stdin, stdout and stderr the server was started without (`>&-`): the next file
-    it opened took the number (the store's owner file had become its stdout)."""
-    for descriptor in (0, 1, 2):
-        try:
-            os.fstat(descriptor)
-        except OSError:
-            on_devnull(descriptor)

@@ -299,8 +299,6 @@ def _run(server: Any, asked: list[int]) -> None:
     try:
         while server._map and not asked:
             server.asyncore.poll2(balance.within(server, server.adj.asyncore_loop_timeout), server._map)
-    except (SystemExit, KeyboardInterrupt):
-        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     balance.withdraw(server)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import Iterable, TextIO
 
 
 def on_devnull(descriptor: int) -> None:
@@ -16,11 +17,28 @@ def on_devnull(descriptor: int) -> None:
         os.close(devnull)
 
 
-def say(text: str) -> None:
-    """Print `text` on stderr. A stderr nobody reads any more must not end the process that says it (a master that died
-    of it left its workers serving alone): it goes to /dev/null from then on."""
+def standard_streams_open() -> None:
+    """Open /dev/null on whichever of stdin, stdout and stderr the process was started without (`>&-`): the next file
+    it opened took the number (the store's owner file had become a server's stdout)."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            on_devnull(descriptor)
+
+
+def printed(lines: Iterable[str], stream: TextIO | None) -> None:
+    """Print `lines` on `stream`, each as it comes. A stream nobody reads any more (`ivh-mock serve | head -1` took the
+    URL; a full disk) must not end the process that prints (a start had failed with a traceback, serving nobody; a
+    master had died of it, its workers left serving alone): it goes to /dev/null from then on."""
     try:
-        print(text, file=sys.stderr, flush=True)
+        for line in lines:
+            print(line, file=stream, flush=True)
     except (AttributeError, OSError, ValueError):
         with contextlib.suppress(AttributeError, OSError, ValueError):
-            on_devnull(sys.stderr.fileno())
+            on_devnull(stream.fileno())
+
+
+def say(text: str) -> None:
+    """Print `text` on stderr (see `printed`)."""
+    printed([text], sys.stderr)
