@@ -1,3 +1,3 @@
-from .serving.cli import main
+from ivh_mock.commands import mock
 
-raise SystemExit(main())
+raise SystemExit(mock())

@@ -211,14 +211,14 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def until(condition, seconds: float = 10, then=None) -> None:
-    """Wait until `condition()` holds, calling `then()` between looks; fail the test after `seconds`."""
+def until(condition, seconds: float = 10, then=None, pause: float = 0.002) -> None:
+    """Wait until `condition()` holds, calling `then()` between looks `pause` s apart; fail the test after `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         if then is not None:
             then()
-        time.sleep(0.002)
+        time.sleep(pause)
 
 
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:

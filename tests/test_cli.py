@@ -103,6 +103,56 @@ def test_a_hang_up_stops_the_server_as_sigterm_does(to, tmp_path):
         served.kill()
 
 
+def _interrupted(process: subprocess.Popen, name: str = "ivh-mock") -> None:
+    """Ctrl-C `process` (as a terminal does); it must end with 130 and a word, not KeyboardInterrupt's traceback."""
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=20)
+    assert process.returncode == 130 and "Traceback" not in errors, errors
+    assert errors.strip().splitlines()[-1] == f"{name}: interrupted"
+
+
+def _importing(pid: int) -> bool:
+    """Whether the process is past Python's own start, importing the command's modules (orjson is loaded on the way;
+    Ctrl-C in Python's own start is Python's: "Failed to import the site module")."""
+    return "orjson" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize("command", [[MOCK, "serve", "--port", "0"], [str(SCRIPT.with_name("ivh")), "timbres"]],
+                         ids=["ivh-mock", "ivh"])
+def test_ctrl_c_while_a_command_is_imported_ends_it_without_a_traceback(command, tmp_path):
+    """A traceback, or (at orjson's import) a crash of the interpreter as it exited: SIGSEGV, 1 run in 15."""
+    for _ in range(3):
+        process = subprocess.Popen([*command, *(["--data-dir", str(tmp_path / "data")] if command[0] == MOCK else [])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            until(lambda: _importing(process.pid), seconds=20, pause=0)  # at orjson's import, or soon after
+            _interrupted(process, Path(command[0]).name)
+        finally:
+            process.kill()
+            process.wait()
+
+
+def test_ctrl_c_while_the_store_is_opened_leaves_nothing_made(tmp_path):
+    """A Redis store that never answers holds the start while its connect waits: Ctrl-C meanwhile had left a
+    traceback and the data directory the start had made."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        data = tmp_path / "new" / "data"
+        process = subprocess.Popen([MOCK, "serve", "--port", "0", "--data-dir", str(data), "--store",
+                                    f"redis://127.0.0.1:{silent.getsockname()[1]}/0"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            until(data.exists, seconds=20)
+            _interrupted(process)
+        finally:
+            process.kill()
+            process.wait()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_server_started_with_its_stdout_closed_serves_and_stops_cleanly(tmp_path):
     """Started with `>&-`, each worker's stop raised AttributeError (no stdout to flush) and ran on into the master's
     own code, with a traceback; and the next file opened took descriptor 1."""

@@ -77,7 +77,7 @@ def test_the_wheel_has_one_import_name_and_carries_its_data_files(wheel):
                    "py.typed"):
         assert f"ivh_mock/{needed}" in names, f"{needed} missing from {wheel.name}"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for line in ("ivh-mock = ivh_mock.mock_server.serving.cli:main", "ivh = ivh_mock.client.cli:main",
+    for line in ("ivh-mock = ivh_mock.commands:mock", "ivh = ivh_mock.commands:ivh",
                  "ivh_mock = ivh_mock.mock_server.serving.pytest_plugin",
                  "ivh_mock_contract = ivh_mock.contract_tests.plugin"):
         assert line in entry_points

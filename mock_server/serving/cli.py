@@ -309,6 +309,15 @@ def _cannot_listen(host: str, port: int, reason: str) -> str:
     return f"cannot listen on {host}:{port}: {reason}"
 
 
+def _undo_start(owner: StoreOwner | None, made: list[str], database: str) -> None:
+    """Remove what a start that stops before serving made (`_unmake`), and let the store go."""
+    if owner is not None:  # held: no other server uses the database this start made
+        _unmake(made, database)
+        owner.release()
+    else:  # another server may have made the same folders meanwhile: only empty ones go
+        _unmake(made, "")
+
+
 def _unmake(made: list[str], database: str) -> None:
     """Remove what a refused start made: the files of the `database` it made, and the folders it made (`made`) as far
     as they are empty then."""
@@ -411,14 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         ctx = checked.extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
-        if owner is not None:  # held: no other server uses the database this start made
-            _unmake(made, new_database)
-            owner.release()
-        else:  # another server may have made the same folders meanwhile: only empty ones go
-            _unmake(made, "")
+        _undo_start(owner, made, new_database)
         store_named = f" (--store {_shown(store)})" if isinstance(error, sqlite3.Error) else ""
         print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the store was made: no half-made database stays (commands.py says so)
+        _undo_start(owner, made, new_database)
+        raise
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
     stop_app(checked)
     host = bracketed(args.host)
