@@ -89,6 +89,30 @@ def test_sigterm_stops_the_server_cleanly(server):
     assert "Traceback" not in served.errors()
 
 
+def test_a_stopped_server_leaves_its_whole_sqlite_store_in_the_database_file(tmp_path):
+    """Workers had exited with their threads' connections open, leaving the write-ahead log and its index beside the
+    database: a copy of the database file alone lacked what the log still held."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    served = ServeProcess(tmp_path / "data", "--workers", "2")
+    try:
+        with ThreadPoolExecutor(6) as pool:  # several threads of each worker write
+            answers = list(pool.map(lambda n: post(served.url, "phototovideonotrain", TEXT_PAYLOAD, f"wal-{n % 6}"),
+                                    range(60)))
+        assert all(answer["Header"]["Code"] == 0 for answer in answers)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=20) == 0 and "Traceback" not in served.errors()
+    finally:
+        served.kill()
+    names = {path.name for path in (tmp_path / "data").iterdir()}
+    assert not {"ivh-mock.sqlite3-wal", "ivh-mock.sqlite3-shm"} & names, names
+    copy = tmp_path / "copy.sqlite3"
+    shutil.copy(tmp_path / "data" / "ivh-mock.sqlite3", copy)  # the file alone
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 60
+
+
 @pytest.mark.parametrize("to", ["master", "group"])
 def test_a_hang_up_stops_the_server_as_sigterm_does(to, tmp_path):
     """SIGHUP (a terminal's hang-up, sent to its whole process group) killed the master alone: exit 129, and its

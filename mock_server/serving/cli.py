@@ -309,6 +309,14 @@ def _cannot_listen(host: str, port: int, reason: str) -> str:
     return f"cannot listen on {host}:{port}: {reason}"
 
 
+def _stop_worker(app: Any) -> None:
+    """What a worker does once it stops serving: its app's background work ends (stop_app), then it closes its
+    store. The last connection to a SQLite database to close removes the write-ahead log, which held what a copy of
+    the database file alone would lack: a stopped server had left the log and its index beside the database."""
+    stop_app(app)
+    app.extensions["ivh_mock"].store.close()
+
+
 def _undo_start(owner: StoreOwner | None, made: list[str], database: str) -> None:
     """Remove what a start that stops before serving made (`_unmake`), and let the store go."""
     if owner is not None:  # held: no other server uses the database this start made
@@ -449,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
     server = Server(load, f"{host}:{args.port}", workers=args.workers, threads=args.threads, ready=banner,
                     max_body_bytes=largest, hold_queue=_holds_queue(store),
-                    largest_body=functools.partial(largest_body, config), on_stop=stop_app,
+                    largest_body=functools.partial(largest_body, config), on_stop=_stop_worker,
                     # a callback or an upload under way ends and is recorded, not sent again by the next start
                     grace_seconds=stop_seconds(config))
     try:

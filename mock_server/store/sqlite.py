@@ -110,6 +110,10 @@ BACKSTOP_PAGES = 10_000
 BUSY_SECONDS = 5.0
 
 
+class _Connection(sqlite3.Connection):
+    """sqlite3's connection, which a weak reference can name (sqlite3's own takes none)."""
+
+
 class SqliteStore:
     def __init__(self, path: str, journal: JournalLimits = JournalLimits()):
         if not path or path == ":memory:":  # each thread's connection would see a database of its own
@@ -118,6 +122,11 @@ class SqliteStore:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._limits = journal
         self._local = threading.local()
+        # Each thread's connection and the thread, for close(). A connection is in a reference cycle (its statement
+        # cache refers to it), so the end of its thread does not close it, and a served worker's collector may never
+        # look at it again (D80): a stopped server had left its database's write-ahead log open, which only the last
+        # connection to close removes, and with it what a copy of the database file alone would lack.
+        self._connections: weakref.WeakKeyDictionary[_Connection, threading.Thread] = weakref.WeakKeyDictionary()
         self._decoded = DecodedTasks()
         # One writer at a time: threads of this process queue on a lock, processes on an flock of a file next to
         # the database. Both wake the next writer the moment the last one is done, where SQLite's own busy handler
@@ -141,7 +150,10 @@ class SqliteStore:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=True)
+            # used by this thread only; closed by the thread that closes the store once this one has ended
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False,
+                                 factory=_Connection)
+            self._connections[db] = threading.current_thread()
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of the process loses nothing committed
             db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
@@ -401,10 +413,12 @@ class SqliteStore:
         if self._checkpointer is not None:
             self._checkpoint_due.set()
             self._checkpointer.join()
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        me = threading.current_thread()
+        for db, thread in list(self._connections.items()):  # not one a thread still running uses (a request cut
+            if thread is me or not thread.is_alive():  # short by a stop): the process's exit closes that one
+                db.close()
+                del self._connections[db]
+        self._local.db = None
         self._lock_file.close()
 
     def clock_state(self) -> dict[str, Any] | None:
