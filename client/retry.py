@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import ssl
+import traceback
 
 import requests
 import urllib3
@@ -44,10 +46,24 @@ BROKEN_OFF = (requests.exceptions.ChunkedEncodingError, requests.exceptions.Cont
 
 def never_sent(error: requests.ConnectionError) -> bool:
     """Whether the request certainly never reached the server: its connection was never made (refused, a name that
-    does not resolve, a connect timeout), or the proxy the environment names could not be reached or would not carry
-    it (a proxy that took the request and lost the answer raises another error)."""
+    does not resolve, a connect timeout, a TLS handshake that failed), or the proxy the environment names could not be
+    reached or would not carry it (a proxy that took the request and lost the answer raises another error)."""
     if isinstance(error, (requests.ConnectTimeout, requests.exceptions.ProxyError)):
         return True
     reason = error.args[0] if error.args else None
     cause = getattr(reason, "reason", reason)  # urllib3's NameResolutionError is a NewConnectionError too
-    return isinstance(cause, urllib3.exceptions.NewConnectionError)
+    return isinstance(cause, urllib3.exceptions.NewConnectionError) or _handshake_failed(cause)
+
+
+def _handshake_failed(cause: object) -> bool:
+    """Whether `cause` (urllib3's SSLError) is a TLS handshake that failed: a certificate the client does not trust,
+    a server that speaks no TLS on that port (an https URL to an http server). Nothing of the request is sent before
+    the handshake ends; an SSL error after it (a broken record while the answer was read) may follow a request the
+    server took. Which one it was, ssl's own error says by where it was raised."""
+    original = cause.args[0] if isinstance(cause, urllib3.exceptions.SSLError) and cause.args else None
+    if not isinstance(original, ssl.SSLError):
+        return False
+    if isinstance(original, ssl.SSLCertVerificationError):  # verified in the handshake, and only there
+        return True
+    frames = traceback.extract_tb(original.__traceback__)
+    return bool(frames) and frames[-1].name == "do_handshake"  # ssl.SSLSocket.do_handshake

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import os
 import random
 import re
 import socket
@@ -257,6 +258,94 @@ def test_a_submission_whose_verdict_never_came_back_says_it_may_have_been_accept
         with pytest.raises(APIConnectionError) as polled:
             Client("a", "mock-accesstoken", server.url, max_retries=0).getprogress("x")
         assert not isinstance(polled.value, OutcomeUnknownError)
+
+
+def _certificate(folder) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files in `folder`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)  # its own anchor
+                   .sign(key, hashes.SHA256()))
+    cert, key_file = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert), str(key_file)
+
+
+@contextlib.contextmanager
+def _tls_server(cert: str, key: str):
+    """An https server on 127.0.0.1 that reads a request, then breaks the TLS stream with a record no key decrypts;
+    yields its URL and the number of requests it read so far (a list of one)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    read = [0]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def serve() -> None:
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # closed
+                    return
+                with connection:
+                    try:
+                        tls = context.wrap_socket(connection, server_side=True)
+                    except (ssl.SSLError, OSError):  # the client refused the handshake
+                        continue
+                    if tls.recv(65536):
+                        read[0] += 1
+                        with socket.socket(fileno=os.dup(tls.fileno())) as raw:  # beside TLS, not through it
+                            raw.sendall(b"\x17\x03\x03\x00\x05bogus")
+                    tls.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}", read
+
+
+def test_a_tls_handshake_that_failed_is_no_submission_that_may_have_been_accepted(tmp_path):
+    """An https URL to an http server, or a certificate the client does not trust: nothing was sent, yet the
+    submission raised OutcomeUnknownError ("may have been accepted (and billed)", `ivh` exit 6). A TLS stream that
+    breaks after the request went is still one."""
+    from ivh_mock.client import OutcomeUnknownError
+
+    with socket.create_server(("127.0.0.1", 0)) as plain:  # http: what it reads is no request, answered at once
+        def answer() -> None:
+            connection, _ = plain.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        with pytest.raises(APIConnectionError, match="WRONG_VERSION_NUMBER") as wrong_scheme:
+            Client("a", "mock-accesstoken", f"https://127.0.0.1:{plain.getsockname()[1]}",
+                   max_retries=0).phototovideonotrain(TEXT_PAYLOAD)
+    assert not isinstance(wrong_scheme.value, OutcomeUnknownError), wrong_scheme.value
+    cert, key = _certificate(tmp_path)
+    with _tls_server(cert, key) as (url, read):
+        with pytest.raises(APIConnectionError, match="CERTIFICATE_VERIFY_FAILED") as untrusted:
+            Client("a", "mock-accesstoken", url, max_retries=0).phototovideonotrain(TEXT_PAYLOAD)
+        assert not isinstance(untrusted.value, OutcomeUnknownError) and read == [0]
+        trusting = requests.Session()
+        trusting.verify, trusting.trust_env = cert, False  # trust_env: REQUESTS_CA_BUNDLE would win over verify
+        with pytest.raises(OutcomeUnknownError, match="may have been accepted"):
+            Client("a", "mock-accesstoken", url, max_retries=2, session=trusting).phototovideonotrain(TEXT_PAYLOAD)
+        assert read == [1]  # sent once, never again
 
 
 def answering(body: bytes, status: int = 200, headers: dict | None = None, **options):
