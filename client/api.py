@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import math
 import os
 import random
 import re
@@ -79,6 +80,9 @@ class Client:
         problem = http_url_problem(self.base_url)
         if problem:  # else every call failed as if the server could not be reached
             raise ValueError(f"the base URL {problem}")
+        _check_seconds("timeout", timeout)  # else each call failed inside: a TypeError, an exception of no IvhError
+        if type(max_retries) is not int or max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number of 0 or more, got {max_retries!r}")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or deadline.session(trust_env=True)  # the environment's proxy settings apply
         self.clock, self.sleep, self.monotonic, self.rng = clock, sleep, monotonic, rng
@@ -148,6 +152,9 @@ class Client:
         """Poll until the task finishes: return its SUCCESS progress, raise TaskFailedError on FAIL, or
         WaitTimeoutError when `timeout` seconds pass first (a poll and its retries included: each waits for its
         answer only as long as is left). Polls back off from `interval` (at least MIN_INTERVAL) to `max_interval`."""
+        _check_seconds("timeout", timeout)
+        for name, value in (("interval", interval), ("max_interval", max_interval)):
+            _check_seconds(name, value, zero=True)
         interval = min(max(interval, MIN_INTERVAL), max_interval)  # 0 polled in a busy loop; 1e300 could not sleep
         started = self.monotonic()
         last = None
@@ -177,6 +184,8 @@ class Client:
         it; else each connect and read must, within the client's `timeout`. A file larger than `max_bytes` (as
         written: a body the server compressed counts decoded; 1 GiB unless given, None for no bound) is refused once
         it is: a server that sent without end had filled the disk."""
+        if timeout is not None:
+            _check_seconds("timeout", timeout)
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None
@@ -231,7 +240,13 @@ class Client:
         """Send the call, retrying as `should_retry` allows; with `until` (on `monotonic`), raise _OutOfTime rather
         than wait for an answer or a retry past it. Return the answer's Header and Payload."""
         body = {"Header": {"RequestID": request_id} if request_id else {}, "Payload": payload}
-        data = self._encoded(body)  # a lone surrogate is refused before the spec's checks, as the API refuses it
+        try:
+            data = self._encoded(body)  # a lone surrogate is refused before the spec's checks, as the API refuses it
+        except TypeError:  # a value JSON cannot hold (a UUID, a Decimal, bytes, the Submitted a call returned)
+            if self.validate:  # the spec's checks name the field and its rule, where they have one
+                self._validated(operation_id, body)
+            raise TypeError(f"{operation_id}: {jsontext.not_json(body)}: give its value as JSON has it (a str, a "
+                            f"number, a bool, None, a list or a dict)") from None
         if self.validate:
             self._validated(operation_id, body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
@@ -348,6 +363,14 @@ class _NoVerdict(Exception):
     def __init__(self, status: int | None, message: str):
         super().__init__(message)
         self.maybe_accepted = status is None or not 300 <= status < 500
+
+
+def _check_seconds(name: str, value: Any, zero: bool = False) -> None:
+    """Refuse a `name` that is no number of seconds greater than 0 (None, 0, a negative, NaN, infinity, a string);
+    with `zero`, one from 0 (a poll's interval, which wait() brings up to MIN_INTERVAL) to infinity."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value <= math.inf if zero else 0 < value < math.inf):
+        raise ValueError(f"{name} must be a number of seconds {'from 0' if zero else 'greater than 0'}, got {value!r}")
 
 
 def _maybe_accepted(error: Exception) -> bool:

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -117,13 +117,41 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 def lone_surrogate(value: Any) -> str | None:
     """Where the first lone surrogate in a decoded value is, in the words of a message: "Payload.TaskId holds a lone
     surrogate \\udfff (...)"; None when there is none. JSON's `\\udfff` escape can put one in a string, and a Python
-    string can hold one, but no UTF-8 text can: neither the mock nor the API can keep or answer it.
+    string can hold one, but no UTF-8 text can: neither the mock nor the API can keep or answer it."""
+    def surrogate(where: str, item: Any) -> str | None:
+        found = SURROGATE.search(item) if isinstance(item, str) else None
+        return _surrogate_at(where, found) if found else None
+
+    return _first(value, surrogate, lambda where, key: surrogate(f"a key of {where}", key), str)
+
+
+_JSON_LEAVES = (str, int, float, bool, type(None))  # what json.dumps writes as it is (an int or str enum too)
+
+
+def not_json(value: Any) -> str | None:
+    """Where the first value that JSON has no place for is (one json.dumps refuses), in the words of a message:
+    "Payload.TaskId is of type UUID, which JSON cannot hold"; None when there is none."""
+    def leaf(where: str, item: Any) -> str | None:
+        return None if isinstance(item, (*_JSON_LEAVES, dict, list, tuple)) else \
+            f"{where} is of type {type(item).__name__}, which JSON cannot hold"
+
+    def key(where: str, item: Any) -> str | None:
+        return None if isinstance(item, _JSON_LEAVES) else \
+            f"{where} has a key of type {type(item).__name__}, which JSON cannot hold"
+
+    return _first(value, leaf, key)
+
+
+def _first(value: Any, look: Callable[[str, Any], str | None], look_at_key: Callable[[str, Any], str | None],
+           kind: type | tuple[type, ...] = object) -> str | None:
+    """The first of what `look(where, item)` says of an item of `value` of `kind` (the value itself, each item of each
+    dict, list or tuple in it) and `look_at_key(where, key)` of a dict's key (`where`: the dict's), or None when they
+    say nothing.
 
     Walked depth first, in the value's order, holding an iterator per level and naming no item until it is looked
     into: a path string made for every item had taken 730 MB for a 2.5 MB array of numbers."""
-    if not isinstance(value, (dict, list)):
-        found = SURROGATE.search(value) if isinstance(value, str) else None
-        return _surrogate_at("the body", found) if found else None
+    if not isinstance(value, (dict, list, tuple)):
+        return look("the body", value)
     stack = [(_entries(value), "")]
     while stack:
         entry = next(stack[-1][0], None)
@@ -132,20 +160,18 @@ def lone_surrogate(value: Any) -> str | None:
             continue
         path = stack[-1][1]
         key, child, indexed = entry
-        found = None if indexed or not isinstance(key, str) else SURROGATE.search(key)
-        if found:
-            return _surrogate_at(f"a key of {path or 'the body'}", found)
-        if isinstance(child, str):
-            found = SURROGATE.search(child)
-            if found:
-                return _surrogate_at(_item(path, key, indexed), found)
-        elif isinstance(child, (dict, list)):
+        said = None if indexed else look_at_key(f"{path or 'the body'}", key)
+        if said is None and isinstance(child, kind) and not isinstance(child, (dict, list, tuple)):
+            said = look(_item(path, key, indexed), child)
+        if said is not None:
+            return said
+        if isinstance(child, (dict, list, tuple)):
             stack.append((_entries(child), _item(path, key, indexed)))
     return None
 
 
-def _entries(node: dict | list) -> Iterator[tuple[Any, Any, bool]]:
-    """(key or index, item, whether indexed) of each of a dict's or a list's items, in order."""
+def _entries(node: dict | list | tuple) -> Iterator[tuple[Any, Any, bool]]:
+    """(key or index, item, whether indexed) of each of a dict's, a list's or a tuple's items, in order."""
     if isinstance(node, dict):
         return ((key, child, False) for key, child in node.items())
     return ((index, child, True) for index, child in enumerate(node))

@@ -256,8 +256,14 @@ def cut(text: str, limit: int = RECEIVED_MAX_CHARS) -> str:
 
 
 def shown(value: Any) -> str:
-    """A received value as a message quotes it: a text as Python writes it ('abc'), anything else as JSON, cut."""
-    return cut(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value))
+    """A received value as a message quotes it: a text as Python writes it ('abc'), anything else as JSON (or as Python
+    writes it, when JSON cannot hold it: a client's caller may pass a UUID or bytes), cut."""
+    if isinstance(value, str):
+        return cut(repr(value))
+    try:
+        return cut(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):
+        return cut(repr(value))
 
 
 def _json_type(value: Any) -> str:

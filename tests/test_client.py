@@ -514,6 +514,30 @@ def test_a_lone_surrogate_is_refused_before_sending_as_the_mock_refuses_its_esca
         Client("app\udcff", "mock-accesstoken")
 
 
+def test_a_value_json_cannot_hold_is_refused_before_sending_naming_its_field(target):
+    """wait(submitted) rather than wait(submitted.task_id), a UUID, bytes, a Decimal: json's TypeError ("Object of
+    type Submitted is not JSON serializable") came from inside the client, naming no field."""
+    import decimal
+    import uuid
+
+    ivh = target.client()
+    submitted = ivh.phototovideonotrain(TEXT_PAYLOAD)
+    for wrong, got in ((submitted, "Submitted Submitted(task_id="), (uuid.UUID(int=1), "UUID UUID('00000000-")):
+        refused = re.escape(f"100003: Payload.TaskId must be of type string, got {got}")
+        with pytest.raises(ParameterError, match=refused):
+            ivh.wait(wrong, timeout=5)
+    with pytest.raises(ParameterError, match="Payload.InputSsml must be of type string, got bytes b'<speak>"):
+        ivh.phototovideonotrain({**TEXT_PAYLOAD, "InputSsml": b"<speak>hello there</speak>"})
+    speech = {**TEXT_PAYLOAD["SpeechParam"], "Speed": decimal.Decimal("1.5")}  # a number to the spec's checks
+    for client in (ivh, target.client(validate=False)):
+        with pytest.raises(TypeError, match=r"^phototovideonotrain: Payload.SpeechParam.Speed is of type Decimal, "
+                                            r"which JSON cannot hold"):
+            client.phototovideonotrain({**TEXT_PAYLOAD, "SpeechParam": speech})
+    with pytest.raises(TypeError, match=r"^getprogress: Payload.TaskId is of type UUID"):
+        target.client(validate=False).getprogress(uuid.UUID(int=1))
+    assert [entry.operation for entry in target.store.journal("client-test")] == ["phototovideonotrain"]
+
+
 @pytest.mark.parametrize("ssml", ["hello \udcff there", "\ud83d\ude00"], ids=["lone", "pair-as-two-escapes"])
 def test_a_lone_surrogate_in_the_ssml_is_refused_like_any_other_not_raised_by_the_parser(target, ssml):
     """The SSML check parses InputSsml with an XML parser, which raised UnicodeEncodeError on a lone surrogate
@@ -893,6 +917,26 @@ def test_a_base_url_with_a_query_or_a_fragment_is_refused(base_url):
     """The call's path and signed query had landed inside the query or the fragment: POST / and 100009."""
     with pytest.raises(ValueError, match="has a query or a fragment"):
         Client("a", "t", base_url)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, None, float("nan"), float("inf"), "30", True])
+def test_a_timeout_that_is_no_time_is_refused_where_it_is_given(timeout, tmp_path):
+    """Client(timeout=0) was taken, then each call raised the client's private _OutOfTime (no IvhError), None a
+    TypeError from inside, NaN a ValueError of urllib3's as a failed connection."""
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0, got "):
+        Client("a", "t", "http://127.0.0.1:9", timeout=timeout)
+    client = Client("a", "t", "http://127.0.0.1:9")
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0"):
+        client.wait("t" * 32, timeout=timeout)
+    if timeout is not None:  # download()'s None is no bound but the client's own timeout per connect and read
+        with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0"):
+            client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", timeout=timeout)
+    for wrong in (None, float("nan"), -1):
+        with pytest.raises(ValueError, match=r"^interval must be a number of seconds from 0"):
+            client.wait("t" * 32, interval=wrong)
+    for wrong in (-1, 1.5, None, True):
+        with pytest.raises(ValueError, match=r"^max_retries must be a whole number of 0 or more"):
+            Client("a", "t", "http://127.0.0.1:9", max_retries=wrong)
 
 
 def test_a_retry_after_date_in_any_of_http_s_forms_is_honoured():
