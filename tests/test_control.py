@@ -182,6 +182,25 @@ def test_right_after_advance_the_fixtures_list_the_callbacks_that_fell_due_and_t
         assert mock.task(task.task_id)["callbacks"], mock.task(task.task_id)
 
 
+def test_a_fixture_stopped_right_after_advance_delivers_the_callbacks_due_first(monkeypatch):
+    """Due, and not yet claimed by the dispatcher as the test ended: the stop lost them with the store (7 callbacks
+    of 100 tests that each ended right after `advance()`). The dispatcher is not woken by the move here, so that each
+    waits for the stop."""
+    from ivh_mock.mock_server import CallbackReceiver, MockServer
+    from ivh_mock.mock_server.lifecycle.callbacks import CallbackDispatcher
+
+    monkeypatch.setattr(CallbackDispatcher, "wake", lambda self: None)
+    with CallbackReceiver() as receiver:
+        sent = []
+        for _ in range(3):
+            with MockServer() as mock:
+                client = mock.client("ended")
+                sent.append(client.phototovideonotrain({**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg"),
+                                                        "CallbackUrl": receiver.url}).task_id)
+                mock.advance(600)
+        assert sorted(callback["body"]["Payload"]["TaskId"] for callback in receiver.received) == sorted(sent)
+
+
 def test_the_fixtures_list_every_task_and_request_not_the_newest_500():
     """`tasks()` and `requests()` read the list routes, which keep the newest 500 by default: a test of 501 tasks saw
     500, the first one missing."""
