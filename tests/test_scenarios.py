@@ -32,16 +32,16 @@ def statuses(reports):
 # (scenario, statuses walked, final FailCode, highest Progress while MAKING, seconds from MAKING to the end)
 TRAJECTORIES = [
     ("success", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 2.5),
-    ("fail", ["COMMIT", "MAKING", "FAIL"], 801000, 49, 1.25),
-    ("internal_error", ["COMMIT", "MAKING", "FAIL"], 801000, 49, 1.25),
+    ("fail", ["COMMIT", "MAKING", "FAIL"], 801000, 50, 1.25),
+    ("internal_error", ["COMMIT", "MAKING", "FAIL"], 801000, 50, 1.25),
     ("content_safety", ["COMMIT", "FAIL"], 801005, None, 0),
     ("download_failure", ["COMMIT", "FAIL"], 801010, None, 0),
     ("no_face", ["COMMIT", "FAIL"], 801009, None, 0),
     ("face_unclear", ["COMMIT", "FAIL"], 801009, None, 0),
-    ("timeout", ["COMMIT", "MAKING", "FAIL"], 801007, 98, 7.5),
+    ("timeout", ["COMMIT", "MAKING", "FAIL"], 801007, 99, 7.5),
     ("slow_render", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 25.0),
     ("stuck_in_queue", ["COMMIT"], 0, None, None),
-    ("fail:code=801014,at=20", ["COMMIT", "MAKING", "FAIL"], 801014, 19, 0.5),
+    ("fail:code=801014,at=20", ["COMMIT", "MAKING", "FAIL"], 801014, 20, 0.5),
     ("slow_render:factor=2", ["COMMIT", "MAKING", "SUCCESS"], 0, 99, 5.0),
 ]
 
@@ -62,6 +62,15 @@ def test_scenario_trajectory(api, clock, scenario, walked, fail_code, top, makin
         assert making == sorted(making) and top - 5 <= max(making) <= top  # sampled every 0.125 s
     if making_seconds is not None:
         assert len(making) * 0.125 == pytest.approx(making_seconds, abs=0.125)
+
+
+@pytest.mark.parametrize("scenario, at", [("timeout", 99), ("fail:at=30", 30), ("internal_error", 50)])
+def test_a_task_failing_when_progress_reaches_a_value_shows_it_first(api, clock, scenario, at):
+    """A poll saw at most `at - 1`, then FAIL: "timeout" said 99, then timed out, but 99 was never seen."""
+    task_id = submit(api, text(), scenario=scenario)
+    reports = trajectory(api, clock, task_id, seconds=10.0, step=0.01)
+    making = [report["Progress"] for report in reports if report["Status"] == "MAKING"]
+    assert max(making) == making[-1] == at and reports[-1]["Status"] == "FAIL"
 
 
 @pytest.mark.parametrize("scenario, says", [("no_face", "no face was found"), ("face_unclear", "the face is unclear")])

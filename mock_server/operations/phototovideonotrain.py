@@ -66,7 +66,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         concurrency_type = _concurrency_type(payload, account, backlog, duration_ms)
         queue = pace["queue_seconds"]
         start = NEVER if scenario.stuck else trajectory.start_time(backlog.live, now, account.slots, queue)
-        finish = start + render * at / max_progress if outcome == "FAIL" else start + render
+        finish = start + render if outcome == "SUCCESS" else start + render * _failing_at(at, max_progress)
         return Task(
             task_id=new_id(), appkey=account.appkey, seq=backlog.next_seq, payload=payload,
             request_id=call.request_id, submitted_at=now, start_at=start, finish_at=finish, render_seconds=render,
@@ -85,6 +85,13 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
     except OSError as error:  # the task is stored, and billed: its answer stands; its video will say what is missing
         log.warning("task %s: its media could not be kept again: %s", task.task_id, error)
     return {"TaskId": task.task_id}
+
+
+def _failing_at(at: int, max_progress: int) -> float:
+    """The share of the render after which a task that fails when Progress reaches `at` fails: Progress shows `at` for
+    one step (a poll had seen at most `at - 1`, then FAIL: a "99 %, then timed out" could not be seen), unless `at` is 0
+    (as rendering starts: COMMIT, then FAIL)."""
+    return (at + 1) / max_progress if at else 0.0
 
 
 def _concurrency_type(payload: dict[str, Any], account: Account, backlog: Backlog, duration_ms: int) -> str:
