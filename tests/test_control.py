@@ -201,6 +201,25 @@ def test_a_fixture_stopped_right_after_advance_delivers_the_callbacks_due_first(
         assert sorted(callback["body"]["Payload"]["TaskId"] for callback in receiver.received) == sorted(sent)
 
 
+def test_the_fixtures_server_sends_one_date_on_every_answer():
+    """Result and asset URLs answered two Date fields (the server's and send_file's): `Date: ..., ...` once joined."""
+    import http.client
+
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        connection = http.client.HTTPConnection(mock.base_url.removeprefix("http://"), timeout=10)
+        photo = mock.sample("photo.jpg").removeprefix(mock.base_url)
+        for path in (photo, photo, "/__mock__/clock", "/v2/ivh/videomaker/broadcastservice/getprogress"):
+            connection.request("GET", path)  # kept alive: each answer on one connection
+            answer = connection.getresponse()
+            answer.read()
+            assert len(answer.headers.get_all("Date")) == 1, (path, answer.headers.get_all("Date"))
+        connection.request("GET", photo, headers={"Range": "bytes=0-9"})
+        answer = connection.getresponse()
+        assert answer.status == 206 and len(answer.read()) == 10 and len(answer.headers.get_all("Date")) == 1
+
+
 def test_the_fixtures_list_every_task_and_request_not_the_newest_500():
     """`tasks()` and `requests()` read the list routes, which keep the newest 500 by default: a test of 501 tasks saw
     500, the first one missing."""

@@ -325,6 +325,25 @@ class _QuietHandler(WSGIRequestHandler):
     def log_error(self, *args: Any) -> None:
         pass
 
+    # One Date: http.server's send_response gives every answer one, and an app's file answer (werkzeug's send_file)
+    # has its own: result and asset URLs answered two (`Date: ..., ...` to a client that joins them). The server's
+    # comes last now, when the app gave none (waitress, serving the mock, does the same).
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        self._dated = False
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "date":
+            self._dated = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if not getattr(self, "_dated", True):  # (an interim 100 Continue is sent without send_response)
+            self.send_header("Date", self.date_time_string())
+        super().end_headers()
+
     def parse_request(self) -> bool:
         """http.server's reading of the head, which takes up to 100 lines of 64 KiB each, held to the served mock's
         bound on a whole head (HEADER_BYTES, D06): a test with a 40 KB header had passed here and met 431 there."""
