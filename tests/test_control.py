@@ -201,6 +201,23 @@ def test_a_fixture_stopped_right_after_advance_delivers_the_callbacks_due_first(
         assert sorted(callback["body"]["Payload"]["TaskId"] for callback in receiver.received) == sorted(sent)
 
 
+def test_a_stopped_fixture_says_so_rather_than_answering(tmp_path):
+    """A mock kept past its test answered advance(), now(), tasks() and sample() as if it served, and the client it
+    made met a refused connection."""
+    from ivh_mock.mock_server import MockServer
+
+    mock = MockServer()
+    client = mock.client("kept")
+    mock.stop()
+    for call in (lambda: mock.advance(5), mock.now, mock.tasks, lambda: mock.sample("photo.jpg"),
+                 lambda: mock.client("kept"), lambda: mock.upload(b"x", "x.jpg"), mock.reset):
+        with pytest.raises(RuntimeError, match=r"this MockServer \(http://127.0.0.1:\d+\) is stopped"):
+            call()
+    with pytest.raises(RuntimeError, match="is stopped"):
+        client.wait("t" * 32, timeout=5)  # it moves the clock of its mock
+    mock.stop()  # a second stop does nothing
+
+
 def test_the_fixtures_server_sends_one_date_on_every_answer():
     """Result and asset URLs answered two Date fields (the server's and send_file's): `Date: ..., ...` once joined."""
     import http.client

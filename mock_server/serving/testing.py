@@ -4,6 +4,7 @@ local endpoint that records callbacks. The pytest plugin (`pytest_plugin.py`) is
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -34,6 +35,18 @@ from ..store import MemoryStore, Store
 from . import unread
 
 
+def _while_serving(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A MockServer method that works only while the mock serves: a stopped one (a fixture kept past its test) had
+    answered as if nothing were wrong, and the client it made met a refused connection saying nothing of why."""
+    @functools.wraps(method)
+    def checked(self: MockServer, *args: Any, **kwargs: Any) -> Any:
+        if self._stopped:
+            raise RuntimeError(f"this MockServer ({self.base_url}) is stopped: each serves until its stop (a "
+                               f"fixture's, until the end of its test); use one that serves")
+        return method(self, *args, **kwargs)
+    return checked
+
+
 class MockServer:
     """A mock served on a free loopback port in a background thread, with a frozen virtual clock.
 
@@ -57,6 +70,7 @@ class MockServer:
             raise
         self.base_url = f"http://{bracketed(host)}:{server.port}"
         self._serving = ServingThread(server, "ivh-mock-server")
+        self._stopped = False
 
     @property
     def control_token(self) -> str | None:
@@ -65,9 +79,11 @@ class MockServer:
         return self.ctx.config.control_token
 
     # -- time -----------------------------------------------------------------------------------------------------
+    @_while_serving
     def now(self) -> float:
         return self.clock.now()
 
+    @_while_serving
     def advance(self, seconds: float) -> float:
         """Move the mock's clock forward (tasks progress, callbacks fall due) and return the new time; uploads to the
         caller's storage that fall due are made before it returns."""
@@ -78,6 +94,7 @@ class MockServer:
         results.sweep(self.ctx)  # as a move through the control API sweeps: files expired now are gone now (D36)
         return now
 
+    @_while_serving
     def client(self, appkey: str = "my-app", **options: Any):
         """A `client.Client` of this mock (the default accesstoken) whose `wait()` moves the mock's clock instead of
         sleeping: with the clock frozen, a client that sleeps in real time waits for ever. `options` go to Client."""
@@ -91,12 +108,14 @@ class MockServer:
         return Client(appkey, self.ctx.config.default_accesstoken, self.base_url, **settings)
 
     # -- media ----------------------------------------------------------------------------------------------------
+    @_while_serving
     def sample(self, name: str) -> str:
         """Return the URL of a generated sample (photo.jpg, audio-5s.wav, ...: GET /__mock__/assets/samples)."""
         if name not in SAMPLES:
             raise ValueError(f"no sample {name!r}; the mock lists them at {self.base_url}/__mock__/assets/samples")
         return f"{self.base_url}/__mock__/assets/samples/{name}"
 
+    @_while_serving
     def upload(self, data: bytes, name: str) -> str:
         """Keep `data` on the mock's asset host and return its URL (for a photo or audio of the test's own)."""
         response = self._control.post("/__mock__/assets", query_string={"name": name}, data=data,
@@ -106,10 +125,12 @@ class MockServer:
         return self.base_url + urlsplit(response.get_json()["Url"]).path
 
     # -- inspection and control (the control API's answers) -------------------------------------------------------
+    @_while_serving
     def tasks(self, appkey: str | None = None) -> list[dict[str, Any]]:
         """Every task (of `appkey`), oldest first: not only the newest 500 the list route gives by default."""
         return self._get("/__mock__/tasks", appkey)["tasks"]
 
+    @_while_serving
     def task(self, task_id: str) -> dict[str, Any]:
         """One task as the control API shows it, its callback deliveries included (waited for, as `callbacks`
         waits); ValueError for an id it does not know, as configure and reset raise (its answer had come back as the
@@ -117,6 +138,7 @@ class MockServer:
         self._delivered()
         return _answer(self._control.get(f"/__mock__/tasks/{quote(task_id, safe='')}"))
 
+    @_while_serving
     def callbacks(self, appkey: str | None = None) -> list[dict[str, Any]]:
         """The callbacks delivered: the callbacks due are waited for (each at most the callback timeout), as their
         targets may already hold the body (a CallbackReceiver's `wait_for` returns) before the attempt is recorded,
@@ -127,18 +149,22 @@ class MockServer:
     def _delivered(self) -> None:
         self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds + 1)
 
+    @_while_serving
     def requests(self, appkey: str | None = None) -> list[dict[str, Any]]:
         """Every request the journal holds (of `appkey`; the journal's own bounds apply, see `journal_limit`)."""
         return self._get("/__mock__/requests", appkey)["requests"]
 
+    @_while_serving
     def set_scenario(self, appkey: str, scenario: str) -> dict[str, Any]:
         """Make `scenario` the default of every task `appkey` submits."""
         return self.configure(appkey, scenario=scenario)
 
+    @_while_serving
     def configure(self, appkey: str, **settings: Any) -> dict[str, Any]:
         """Change an account's settings (concurrency, hourly_package_seconds, max_pending, scenario, ...)."""
         return _answer(self._control.put(f"/__mock__/accounts/{quote(_named(appkey), safe='')}", json=settings))
 
+    @_while_serving
     def reset(self, appkey: str | None = None) -> None:
         """Forget everything (the clock returns to real time, frozen as the fixture's starts), or one account."""
         _answer(self._control.post("/__mock__/reset", json={"appkey": appkey} if appkey is not None else {}))
@@ -151,8 +177,12 @@ class MockServer:
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop serving; first deliver the callbacks due by the mock's clock (each within the callback timeout): its
-        store keeps nothing, so one due and not yet claimed (a test that ends right after `advance()`) was lost."""
+        """Stop serving (once: a second stop does nothing); first deliver the callbacks due by the mock's clock (each
+        within the callback timeout): its store keeps nothing, so one due and not yet claimed (a test that ends right
+        after `advance()`) was lost."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._serving.stop()
         self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds)
         stop_app(self.app)
