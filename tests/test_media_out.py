@@ -183,6 +183,7 @@ def test_the_srt_agrees_with_text_timestamp_result(app, api, clock):
     _, report = finished(api, clock, {**TEXT_PAYLOAD, "InputSsml": SSML})
     response = app.test_client().get(path_of(report["SubtitlesUrl"]))
     assert response.status_code == 200 and response.mimetype == "application/x-subrip"
+    assert response.mimetype_params == {"charset": "utf-8"}  # not left to a client's guess (requests': cp1125)
     cues = [block.splitlines() for block in response.get_data(as_text=True).strip().split("\n\n")]
 
     def ticks(stamp: str) -> int:

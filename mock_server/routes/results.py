@@ -57,7 +57,8 @@ def register(app: Flask, ctx: MockContext) -> None:
         # would have been given it. Without a date, If-Modified-Since and If-Unmodified-Since went unjudged. But never
         # later than the answer's Date, the real time (RFC 9110 8.8.2.1): a clock moved ahead (as tests move it) had
         # dated it in the future, and one near its latest time (D58) in the year 10000, which no HTTP date names.
-        return send(io.BytesIO(data), mimetype="application/x-subrip", etag=f"{task_id}-s",
+        # its charset said: a client guessing it took an emoji's UTF-8 bytes for Cyrillic (cp1125)
+        return send(io.BytesIO(data), mimetype="application/x-subrip; charset=utf-8", etag=f"{task_id}-s",
                     download_name=f"{task_id}.srt", max_age=0, last_modified=min(task.finish_at, time.time()))
 
     app.add_url_rule(trajectory.VIDEO_PATH.replace("{task_id}", "<task_id>"), "media_video", video,
