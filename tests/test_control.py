@@ -2,6 +2,7 @@
 
 import json
 import re
+import socket
 import time
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -199,6 +200,23 @@ def test_a_fixture_stopped_right_after_advance_delivers_the_callbacks_due_first(
                                                         "CallbackUrl": receiver.url}).task_id)
                 mock.advance(600)
         assert sorted(callback["body"]["Payload"]["TaskId"] for callback in receiver.received) == sorted(sent)
+
+
+def test_the_fixtures_server_says_100_continue_once():
+    """http.server answered `Expect: 100-continue` with a 100 Continue, and werkzeug with another."""
+    from ivh_mock.mock_server import MockServer
+
+    body = b'{"Header": {}, "Payload": {"TaskId": "x"}}'
+    with MockServer() as mock, socket.create_connection((urlsplit(mock.base_url).hostname, urlsplit(mock.base_url).port),
+                                                         timeout=10) as sock:
+        sock.sendall(b"POST /v2/ivh/videomaker/broadcastservice/getprogress HTTP/1.1\r\nHost: h\r\nContent-Type: "
+                     b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while b'"Code"' not in answer:  # the envelope's Header comes first
+            answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401 ") or answer.startswith(b"HTTP/1.1 200 "), answer[:40]
 
 
 def test_a_stopped_fixture_says_so_rather_than_answering(tmp_path):
