@@ -207,8 +207,7 @@ def test_the_fixtures_server_says_100_continue_once():
     from ivh_mock.mock_server import MockServer
 
     body = b'{"Header": {}, "Payload": {"TaskId": "x"}}'
-    with MockServer() as mock, socket.create_connection((urlsplit(mock.base_url).hostname, urlsplit(mock.base_url).port),
-                                                         timeout=10) as sock:
+    with MockServer() as mock, socket.create_connection(urlsplit(mock.base_url).netloc.split(":"), timeout=10) as sock:
         sock.sendall(b"POST /v2/ivh/videomaker/broadcastservice/getprogress HTTP/1.1\r\nHost: h\r\nContent-Type: "
                      b"application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
         assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
