@@ -330,7 +330,7 @@ class Client:
             if type(code) is not int:  # a bool, a string, a list: no Header.Code of the API's
                 raise _NotEnvelope(f"Header.Code is {code!r}")
             if code == 0 and not 200 <= status < 300:  # the API succeeds with 200 (D01): a gateway's or a proxy's
-                raise _NotEnvelope(f"Header.Code 0 with HTTP {status}")
+                raise _SuccessUnder(f"Header.Code 0 with HTTP {status}")
         except (ValueError, KeyError, TypeError) as problem:  # why, when it is not plain from the text shown
             shown = content[:200].decode("utf-8", "replace")
             if isinstance(problem, ValueError):
@@ -341,7 +341,9 @@ class Client:
                 family = RateLimitedError if status == 429 else ServerError
                 raise family(-1, f"HTTP {status}, not the API's envelope: {shown}", None, http_status=status,
                              retry_after=_retry_after(response)) from None
-            raise _NoVerdict(status, f"HTTP {status} from {path} is not the API's envelope: {shown}") from None
+            # the API's success under a 3xx or a 4xx: a submission it says it accepted may have been (and billed)
+            raise _NoVerdict(status, f"HTTP {status} from {path} is not the API's envelope: {shown}",
+                             isinstance(problem, _SuccessUnder)) from None
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
             message = header.get("Message", "")
@@ -356,13 +358,18 @@ class _NotEnvelope(ValueError):
     """An answer that decodes, but is no envelope of the API's; the message says why."""
 
 
+class _SuccessUnder(_NotEnvelope):
+    """The API's success (Code 0) under an HTTP status that is none: not the API's answer, nor a refusal."""
+
+
 class _NoVerdict(Exception):
     """An answer that is none of the API's (a redirect, a page that is no envelope, one too large), with its status:
-    a 2xx or a 5xx may come after the API accepted a submission, a 3xx or a 4xx from what stood before it."""
+    a 2xx or a 5xx may come after the API accepted a submission, a 3xx or a 4xx from what stood before it, unless it
+    carries the API's success (`said_accepted`)."""
 
-    def __init__(self, status: int | None, message: str):
+    def __init__(self, status: int | None, message: str, said_accepted: bool = False):
         super().__init__(message)
-        self.maybe_accepted = status is None or not 300 <= status < 500
+        self.maybe_accepted = said_accepted or status is None or not 300 <= status < 500
 
 
 def _check_seconds(name: str, value: Any, zero: bool = False) -> None:

@@ -463,6 +463,19 @@ def test_a_success_code_under_an_error_status_is_no_answer_of_the_apis():
     assert ivh.getprogress("t").status == "MAKING"
 
 
+@pytest.mark.parametrize("status", [400, 404, 302, 503])
+def test_a_submission_answered_with_the_apis_success_under_an_error_status_may_have_been_accepted(status):
+    """Code 0 and a TaskId under HTTP 400 (or 404, 302) raised the plain APIConnectionError of a refusal that
+    stood before the API, which a script sends again: the API says it accepted it, so it may have been billed."""
+    from ivh_mock.client import OutcomeUnknownError
+
+    ivh, adapter, _ = answering(envelope({"TaskId": "t" * 32}), status, max_retries=2)
+    with pytest.raises(OutcomeUnknownError, match=f"HTTP {status}.*Header.Code 0 with HTTP {status}.*may have been "
+                                                  "accepted"):
+        ivh.phototovideonotrain(TEXT_PAYLOAD)
+    assert adapter.calls == 1  # never sent again
+
+
 @pytest.mark.parametrize("header, says", [
     ({"Code": 0, "Message": "", "RequestID": 5}, "Header.RequestID must be of type string, got integer 5"),
     ({"Code": 0, "Message": ""}, "Header.RequestID is required"),
