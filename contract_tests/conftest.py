@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,13 @@ def target(request):
     allowance = request.config.getoption("--ivh-allow-spend") or 0
     remote = Target(base_url, requests.Session(), label=redact.url(base_url), guard=SpendGuard(allowance),
                     appkey=appkey, accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
-    yield remote
+    # SIGTERM (a CI job's timeout, `timeout`) ends the run as Ctrl-C does, with this teardown: it had ended the
+    # process at once, leaving a served mock's clock frozen hours ahead, in its store, for whatever ran next
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield remote
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     remote.restore_clock()  # the clock as the suite found it: a served mock keeps it in its store
     if not request.session.testsfailed:  # after a failure, what the tests' accounts hold is kept to look into
         remote.forget_accounts()

@@ -1,7 +1,9 @@
 """The contract suite's other modes: against a mock over HTTP (as against any server), with and without a spend
 allowance, and against mutated copies of the spec."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import pytest
 import requests
 
 from .conftest import (DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, RawServer, ServeProcess, assert_the_suite_passed,
-                       run_suite)
+                       run_suite, until)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,6 +207,28 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
         assert after["frozen"] is True and after["now"] == 1_900_000_000
     else:
         assert after["real"] is True, after  # the test advanced the clock by 600 s at least
+
+
+def test_a_suite_run_stopped_by_sigterm_puts_the_served_mocks_clock_back(tmp_path):
+    """A CI job's timeout (SIGTERM) ended the run at once: the served mock's clock stayed frozen, hours ahead, in its
+    store, and the next run put that back as what it had found."""
+    with ServeProcess(tmp_path / "data") as served:
+        clock = f"{served.url}/__mock__/clock"
+        env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": DEFAULT_TOKEN}
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
+                                "--ivh-base-url", served.url, "--ivh-report-dir", str(tmp_path / "reports"),
+                                "--ivh-allow-spend", "1000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            until(lambda: requests.get(clock, timeout=10).json()["frozen"], seconds=60)  # a test steers it
+            run.send_signal(signal.SIGTERM)
+            output, _ = run.communicate(timeout=60)
+        finally:
+            run.kill()
+            run.wait()
+        assert "KeyboardInterrupt" in output or "Interrupted" in output, output[-2000:]
+        after = requests.get(clock, timeout=10).json()
+    assert after["real"] is True, after
 
 
 @pytest.mark.parametrize("body", [b"<html>welcome</html>", b'{"Header": {"Code": 100001, "Message": "no route"}}',
