@@ -108,6 +108,13 @@ def target(request):
 
 
 @pytest.fixture(autouse=True)
+def answers_of_its_own(request):
+    """Each test's replays are answered from its own examples' answers (Target.send)."""
+    if "target" in request.fixturenames:
+        request.getfixturevalue("target").forget_answers()
+
+
+@pytest.fixture(autouse=True)
 def spend_guard_first(request):
     """A test marked `spends` is skipped before it starts once the allowance left cannot pay for its explicit
     examples (one submission each, at least one): skipped from inside one of Hypothesis's explicit examples, it was

@@ -218,6 +218,9 @@ class Target:
         self.has_control = start is not None
         self._frozen_at: float | None = None
         self._appkeys: list[str] = []  # the accounts handed to tests on a mock (forget_accounts)
+        # What each request a Hypothesis example sent was answered (or how it failed), for the example's replay when
+        # it failed (`send`); forgotten at each test's start (forget_answers)
+        self._answered: dict[tuple[Any, ...], Answer | AssertionError] = {}
         # The target's clock as the suite found it, to put it back when the suite ends (restore_clock).
         self._clock_at_start = (start, time.time()) if start is not None else None
 
@@ -251,10 +254,40 @@ class Target:
     def send(self, operation_id: str, body: Any, *, appkey: str | None = None, query: str | None = None,
              scenario: str | None = None, content_type: str = "application/json;charset=utf-8",
              headers: dict[str, str] | None = None) -> Answer:
-        """Sign and send one request as given (body: JSON value, or raw bytes); submissions pass the spend guard."""
+        """Sign and send one request as given (body: JSON value, or raw bytes); submissions pass the spend guard.
+
+        Hypothesis runs a failing example once more to report it: what that replay would send again is answered as
+        it was the first time (or fails as it did), not sent. Sent again, it was another call to the target, another
+        submission that may be billed; and when the spend guard stopped it, the failure was reported as the target's
+        flakiness ("failed on the first call but did not on a subsequent one")."""
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        fresh = appkey in self._appkeys  # one made for the example (appkey()): its replay is given another
+        asked = (operation_id, data, None if fresh else appkey, query, scenario, content_type,
+                 tuple(sorted((headers or {}).items())))
+        example = _example()
+        if example is not None and example.is_final and asked in self._answered:
+            kept = self._answered[asked]
+            if isinstance(kept, AssertionError):
+                raise AssertionError(*kept.args)
+            return kept
+        try:
+            answer = self._send(operation_id, body, data, appkey, query, scenario, content_type, headers)
+        except AssertionError as failed:
+            if example is not None:
+                self._answered[asked] = failed
+            raise
+        if example is not None:
+            self._answered[asked] = answer
+        return answer
+
+    def forget_answers(self) -> None:
+        """Forget the answers kept for replays (`send`): a test's examples are its own."""
+        self._answered.clear()
+
+    def _send(self, operation_id: str, body: Any, data: bytes, appkey: str | None, query: str | None,
+              scenario: str | None, content_type: str, headers: dict[str, str] | None) -> Answer:
         if operation_id == SUBMIT:
             self.guard.check(body)
-        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
         query = query if query is not None else signed_query(appkey or self.default_appkey, self.accesstoken,
                                                              int(self.now()))
         all_headers = {"Content-Type": content_type, **(headers or {})}
@@ -343,6 +376,20 @@ class Target:
         if answer is None and not probing:
             raise AssertionError(f"control API {method} {route}: {response.status_code} {response.text[:300]}")
         return answer
+
+
+def _example() -> Any:
+    """Hypothesis's context of the example running now (its `is_final`: the replay of a failing example, to report
+    it), or None outside one."""
+    try:
+        from hypothesis.control import current_build_context
+        from hypothesis.errors import InvalidArgument
+    except ImportError:  # the suite's extra is missing: it says so before any test runs
+        return None
+    try:
+        return current_build_context()
+    except InvalidArgument:  # no example runs
+        return None
 
 
 def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str | None = None, *,
