@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import given
+from hypothesis import given, note
 from hypothesis import strategies as st
 from ivh_mock.contract_tests.payloads import AUDIO, PHOTO
 from ivh_mock.contract_tests.target import SUBMIT
@@ -70,6 +70,8 @@ def test_generated_requests_get_the_documented_answer(target, receiver, request,
                         f"({target.guard.accepted} accepted of --ivh-allow-spend {target.guard.allowance})")
         return  # the spend guard: the examples sent before it stand
     request.node.ivh_sent = True
+    # what was sent, for a failure's report: schemathesis's case prints nothing (its `Draw 1: ` stood alone)
+    note(f"sent {operation_id} ({mode.value}): {sendable!r:.2000}")
     answer = target.send(operation_id, sendable, appkey=target.appkey(operation_id))
 
     assert answer.status < 500, f"{answer.status} for {sendable!r:.300}"

@@ -1,6 +1,7 @@
 """The contract suite's other modes: against a mock over HTTP (as against any server), with and without a spend
 allowance, and against mutated copies of the spec."""
 
+import json
 import os
 import re
 import signal
@@ -115,6 +116,50 @@ def test_the_suite_lets_hypothesis_print_a_failing_examples_values(monkeypatch):
     with pytest.raises(AssertionError) as raised:
         failing()
     assert "speed=5" in "\n".join(getattr(raised.value, "__notes__", [])), raised.value
+
+
+@pytest.mark.parametrize("allowance", [1, 5])
+def test_a_failing_example_is_not_sent_again_to_report_it(allowance):
+    """Hypothesis runs a failing example once more to report it: the suite sent its submission again (another that
+    may be billed), and when the spend guard stopped that one, the failure read as the target's flakiness."""
+    from hypothesis import Phase, given, settings
+    from hypothesis import strategies as st
+
+    from ivh_mock.contract_tests.target import SpendGuard, Target
+
+    page = (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
+            b"<h1>502</h1>")
+    with RawServer(page) as gateway:
+        target = Target(gateway.url, requests.Session(), label="a gateway", guard=SpendGuard(allowance), appkey="a",
+                        accesstoken="t")
+        probed = gateway.requests  # its control API, looked for
+
+        @settings(database=None, max_examples=5, deadline=None, phases=[Phase.generate])  # as against a server
+        @given(text=st.sampled_from(["Hello there, friends", "Good morning to you all"]))
+        def accepted(text):
+            answer = target.send("phototovideonotrain", {"Header": {}, "Payload": {**TEXT_PAYLOAD, "InputSsml": text}})
+            assert answer.code == 0, answer.shown
+
+        try:
+            accepted()
+        except pytest.skip.Exception as skipped:  # not a skip: the replay the spend guard had stopped
+            pytest.fail(f"the failing example's report was lost to the spend guard: {skipped}")
+        except AssertionError as failed:
+            assert "HTTP 502, not the API's envelope" in str(failed)
+        else:
+            pytest.fail("the failing example passed")
+        assert gateway.requests - probed == 1
+
+
+def test_a_generated_requests_failure_shows_what_was_sent(tmp_path):
+    """Hypothesis reports a drawn value by its printer, and schemathesis's case prints nothing: every failure of the
+    generated requests read `Draw 1: ` and no more."""
+    body = json.dumps({"Header": {"Code": 123456, "Message": "no", "RequestID": "r"}, "Payload": {}}).encode()
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body) as fake:
+        result = run_suite(fake.url, tmp_path, "-x", "-k", "test_generated_requests and getprogress and negative")
+    assert result.returncode == 1 and "undocumented code 123456" in result.stdout, result.stdout[-3000:]
+    assert re.search(r"sent getprogress \(negative\): \S", result.stdout), result.stdout[-3000:]
 
 
 def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
