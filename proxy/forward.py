@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -264,9 +265,12 @@ class Proxy:
                 findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict,
                                                 _header(answer_headers, "content-type"))
                 self._follow(operation, request_json, answer_json, started)
+        sent = redact.sent_secrets(query_pairs, headers)  # what the answer may echo of them, under any name
+        findings = [replace(finding, subject=redact.echoes(finding.subject, sent),
+                            detail=redact.echoes(finding.detail, sent)) for finding in findings]
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)
-        self._write(record)
+        self._write(redact.echoes(record, sent))
 
     @staticmethod
     def _dropped(response: dict[str, Any], unparsed: str | None, operation: str | None) -> list[Finding]:

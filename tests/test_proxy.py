@@ -20,6 +20,7 @@ import time
 from contextlib import redirect_stdout
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -1516,6 +1517,34 @@ def test_recordings_stay_within_their_bound_across_runs(tmp_path):
             recorder.write({"kind": "exchange", "t": float(run), "request": {}, "padding": "x" * 100})
     assert sum(path.stat().st_size for path in recording_files(tmp_path)) <= 4096
     assert [record["t"] for record in read_records(tmp_path)][-1] == 5.0
+
+
+def test_an_answer_echoing_the_requests_signature_is_recorded_and_reported_without_it(tmp_path):
+    """An upstream's Message quoting the signature it got ("signature mismatch, received ... expected ...") kept it
+    in the recording, the findings and the drift report: no secret's name stood before it, and the redaction took the
+    word after it for one."""
+    from urllib.parse import parse_qs
+
+    query = signed_query("my-app", TOKEN, int(NOW))
+    signature = parse_qs(query)["signature"][0]
+    envelope = json.dumps({"Header": {"Code": 123456, "Message": f"signature mismatch, received {signature} expected "
+                                      f"other; as sent: {quote(signature, safe='')}", "RequestID": "r"},
+                           "Payload": {}}).encode()
+    warned: list[str] = []
+    answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(envelope)}") + envelope
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=warned.append), port=0) as proxy:
+            passed = requests.post(f"{proxy.url}{PATHS['getprogress']}?{query}", timeout=10,
+                                   data=json.dumps({"Header": {}, "Payload": {"TaskId": TASK}}).encode(),
+                                   headers={"Content-Type": "application/json;charset=utf-8"})
+    assert passed.content == envelope  # the app gets what came
+    (record,) = read_records(tmp_path)
+    message = record["response"]["body"]["Header"]["Message"]
+    assert message.startswith("signature mismatch, received [redacted] expected other; as sent: [redacted]"), message
+    report = drift_report.analyse(read_records(tmp_path))
+    for text in (json.dumps(record), json.dumps(report), "\n".join(warned)):
+        assert signature not in text and quote(signature, safe="") not in text
+    assert any("undocumented" in line or "123456" in line for line in warned), warned
 
 
 def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
