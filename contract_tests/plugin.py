@@ -86,6 +86,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem is not None:
             raise pytest.UsageError(f"--ivh-report-dir {config.getoption('--ivh-report-dir')}: the drift report "
                                     f"cannot be written there: {problem}")
+        if not hasattr(config, "workerinput"):  # the run's own controller (one process, or xdist's), as it starts:
+            # an earlier run's report, of another target perhaps, had stayed to pass for this one's when this one
+            # wrote none (-x stopped it before its drift test, -k left that test out)
+            for name in (drift.JSON_NAME, drift.MARKDOWN_NAME):
+                (Path(config.getoption("--ivh-report-dir")) / name).unlink(missing_ok=True)
 
 
 def _target_problem(config: pytest.Config) -> str | None:

@@ -162,6 +162,18 @@ def test_a_generated_requests_failure_shows_what_was_sent(tmp_path):
     assert re.search(r"sent getprogress \(negative\): \S", result.stdout), result.stdout[-3000:]
 
 
+def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
+    """A run stopped before its drift test (-x) or without it (-k) wrote no report, and an earlier run's, against
+    another target perhaps, stayed in its place, for a scheduled `ivh-mock drift --suite-report` to take in."""
+    for name in ("drift-report.json", "drift-report.md"):
+        (tmp_path / name).write_text("an earlier run's")
+    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
+                             "-k", "test_clock", "--ivh-report-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
     """A submission answered by a gateway's 502 page, or not answered in time, may have been billed; counted only on
     Code 0, 31 were billed under --ivh-allow-spend 1 against a target whose gateway failed after billing."""
