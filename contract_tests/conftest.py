@@ -11,7 +11,7 @@ import pytest
 from ivh_mock.contract_tests import missing_extra
 
 try:  # the plugin says so first when the suite is named on the command line
-    from hypothesis import Phase, settings
+    from hypothesis import HealthCheck, Phase, settings
     import schemathesis  # noqa: F401 - test_schemathesis.py's; missing, it would fail that module alone
 except ImportError as missing:  # the base install: the suite's own dependencies are an extra
     raise pytest.UsageError(missing_extra(missing.name)) from None
@@ -34,7 +34,14 @@ _profile = "ivh-ci"
 def pytest_configure(config):
     global _profile
     _print_examples()
-    _profile = config.getoption("hypothesis_profile", default=None) or "ivh-ci"
+    chosen = config.getoption("hypothesis_profile", default=None) or "ivh-ci"
+    # what the suite needs of any profile, on top of the one chosen: its tests take function-scoped fixtures (a fresh
+    # appkey, a receiver) and wait on a server; under an app's own profile (Hypothesis's `ci`, a project's `dev`)
+    # every generated test had failed a health check (FailedHealthCheck: function_scoped_fixture)
+    parent = settings.get_profile(chosen)
+    settings.register_profile("ivh-chosen", parent=parent, deadline=None, suppress_health_check=[
+        *parent.suppress_health_check, HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    _profile = "ivh-chosen"
     if config.getoption("--ivh-base-url"):
         # Against a server across the network a failing example is not shrunk: each replay is another call (another
         # 30 s wait on a target that does not answer, another billed call on the live API). It is reported as found.

@@ -174,6 +174,17 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("profile", ["ci", "default"])
+def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
+    """Under a profile not the suite's (Hypothesis's `ci`, an app's own), every generated test failed a health check:
+    `FailedHealthCheck: ... uses a function-scoped fixture 'verdict'`."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider", "-k",
+                             "test_volume_is_between_0_and_10 or test_generated_requests and getprogress and positive",
+                             "--hypothesis-profile", profile, "--ivh-report-dir", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
+
+
 def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
     """A submission answered by a gateway's 502 page, or not answered in time, may have been billed; counted only on
     Code 0, 31 were billed under --ivh-allow-spend 1 against a target whose gateway failed after billing."""
