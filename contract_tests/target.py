@@ -427,6 +427,15 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
                 f"{answer.message}"[:600])
     if answer.code == target.spec.errors.by_name["NoSuchRoute"]:
         return f"{base_url} has no API at {target.spec.operations['getprogress'].path}; check the URL's path"
+    if target.has_control:  # on a mock each test has an account of its own (appkey()), signed with the same token
+        fresh = target.send("getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}},
+                            appkey=target.appkey("preflight"))
+        target.forget_accounts()
+        if isinstance(fresh.code, int) and target.spec.errors.family(fresh.code) == "authentication":
+            return (f"{base_url} is a mock that refuses the accounts the suite makes for its tests (ct-..., signed "
+                    f"with IVH_ACCESSTOKEN): {fresh.code} {fresh.message}"[:400] + ". Run the suite against a mock "
+                    f"that takes any appkey with that accesstoken: started without --accounts, its "
+                    f"--default-accesstoken IVH_ACCESSTOKEN")
     return None
 
 

@@ -340,8 +340,15 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
     assert said.startswith(f"{nowhere} could not be asked getprogress: ") and "Connection refused" in said
     assert re.findall(r"signature=[^&\s]*", said) == ["signature=[redacted]"]  # good for any call, for minutes
     assert preflight("ftp://example.com", "app", DEFAULT_TOKEN).startswith("--ivh-base-url: the URL ")
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n  - appkey: team-a\n    accesstoken: team-a-token\n")
+    with MockServer({"accounts_file": str(accounts)}) as mock:  # strict: the suite's own accounts (ct-...) refused,
+        said = preflight(mock.base_url, "team-a", "team-a-token")  # which had failed 24 tests of 25
+        assert "refuses the accounts the suite makes for its tests" in said and "without --accounts" in said, said
     with MockServer() as mock:
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN) is None
+        made = requests.get(f"{mock.base_url}/__mock__/accounts", timeout=10).json()["accounts"]
+        assert [account["appkey"] for account in made if account["appkey"].startswith("ct-")] == []
         assert preflight(f"{mock.base_url}/some/prefix", "app", DEFAULT_TOKEN) == (
             f"{mock.base_url}/some/prefix has no API at /v2/ivh/videomaker/broadcastservice/getprogress; check the "
             f"URL's path")
