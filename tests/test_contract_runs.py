@@ -185,6 +185,20 @@ def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
 
 
+def test_a_status_outside_the_spec_fails_the_lifecycle_by_name(tmp_path):
+    """A target reporting Status RENDERING crashed the state machine with `KeyError: 'RENDERING'`."""
+    (tmp_path / "renaming.py").write_text(
+        "from ivh_mock.mock_server.lifecycle import trajectory\n"
+        "made = trajectory.status\n"
+        "trajectory.status = lambda *args: 'RENDERING' if made(*args) == 'MAKING' else made(*args)\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests/test_lifecycle.py", "-q", "-p",
+                             "no:cacheprovider", "-p", "renaming", "-k", "state_machine", "--ivh-report-dir",
+                             str(tmp_path / "reports")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1 and "KeyError: 'RENDERING'" not in result.stdout, result.stdout[-3000:]
+    assert "Status 'RENDERING' is none of the spec's" in result.stdout, result.stdout[-3000:]
+
+
 def test_a_submission_whose_answer_is_lost_is_counted_as_billed(monkeypatch):
     """A submission answered by a gateway's 502 page, or not answered in time, may have been billed; counted only on
     Code 0, 31 were billed under --ivh-allow-spend 1 against a target whose gateway failed after billing."""
