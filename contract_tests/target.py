@@ -408,8 +408,9 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
     if target.unanswered is not None:  # the call below would wait as long again
         return target.unanswered
     if target.control_refused is not None:
-        return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. Set "
-                f"IVH_MOCK_CONTROL_TOKEN to its --control-token")
+        return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. "
+                + ("IVH_MOCK_CONTROL_TOKEN is set, but not to its --control-token" if control_token else
+                   "Set IVH_MOCK_CONTROL_TOKEN to its --control-token"))
     if target.has_control and parallel:  # each worker froze, moved and put back the one clock of the mock
         return (f"{base_url} is a served mock: the suite steers its one clock, which tests in parallel workers "
                 f"(-n) would move under each other; run the suite against it without -n")

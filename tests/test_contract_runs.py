@@ -378,7 +378,10 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         assert "run a paying run without -n" in preflight(live.url, "app", DEFAULT_TOKEN, parallel=True, spend=3)
     with MockServer({"control_token": "s3cret-token"}) as mock:
         refused = preflight(mock.base_url, "app", DEFAULT_TOKEN)
-        assert "control API refused the suite" in refused and "IVH_MOCK_CONTROL_TOKEN" in refused
+        assert "control API refused the suite" in refused and "Set IVH_MOCK_CONTROL_TOKEN to its" in refused
+        # set, but to another: it had said to set it
+        assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "wrong").endswith(
+            "IVH_MOCK_CONTROL_TOKEN is set, but not to its --control-token")
         assert preflight(mock.base_url, "app", DEFAULT_TOKEN, "s3cret-token") is None
     (tmp_path / "afile").write_text("")
     (tmp_path / "taken" / "drift-report.json").mkdir(parents=True)
