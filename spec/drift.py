@@ -107,12 +107,23 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     accepted = [r["accepted_submissions"] for r in reports if r["accepted_submissions"] is not None]
     return new_report(", ".join(targets), is_mock=bool(reports) and all(r["is_mock"] for r in reports),
                       accepted_submissions=sum(accepted) if accepted else None,
-                      probes=[row for r in reports for row in r["probes"]],
+                      probes=_probes_of(reports),
                       findings=sorted(findings.values(),
                                       key=lambda f: (-f["count"], f["kind"], str(f.get("subject")))),
                       answers=[a for r in reports for a in r["answers"]],
                       pace=next((r["pace"] for r in reversed(reports) if r["pace"]), None),
                       sources=[s for r in reports for s in r["sources"]])
+
+
+def _probes_of(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every report's probe rows, each also saying which run it came from (`from`: its target and when it was
+    written) when more than one report has any: the same probes of two runs read as one list, and a row that
+    differs could not be told from one that agreed."""
+    asked = [report for report in reports if report["probes"]]
+    if len(asked) < 2:
+        return [row for report in asked for row in report["probes"]]
+    return [{"from": f"{report['target']}, {report['written']}", **row} for report in asked
+            for row in report["probes"]]
 
 
 def differing(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,10 +200,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "From: " + ", ".join(report["sources"]) + "."]
     probes = report["probes"]
     if probes:
-        lines += ["", "## Probes", "", "| decision | question | mock's choice | target's answer | verdict |",
-                  "|---|---|---|---|---|"]
+        runs = any("from" in row for row in probes)  # probes of several runs: each row names its own
+        lines += ["", "## Probes", "", "| decision | question | mock's choice | target's answer | verdict |"
+                  + (" from |" if runs else ""), "|---|---|---|---|---|" + ("---|" if runs else "")]
         lines += [f"| {r['decision']} | {_cell(r['question'])} | {_cell(r['mock'])} | {_cell(r['target'])} | "
-                  f"{r['verdict']} |" for r in probes]
+                  f"{r['verdict']} |" + (f" {_cell(r.get('from', ''))} |" if runs else "") for r in probes]
         agree = sum(r["verdict"] == AGREE for r in probes)
         not_run = sum(r["verdict"] == NOT_RUN for r in probes)
         lines += ["", f"{agree} of {len(probes)} agree" + (f"; {not_run} not run (spend guard)." if not_run else ".")]

@@ -1123,6 +1123,23 @@ def test_without_the_callback_relay_its_paths_are_the_upstreams(echo_upstream, t
     assert [record["kind"] for record in read_records(tmp_path)] == ["exchange"]
 
 
+def test_probes_merged_from_several_runs_each_say_which_run_they_came_from():
+    """Two suite reports merged listed their probes one after the other, with nothing to tell a row that differs in
+    one run from the same row agreeing in the other."""
+    rows = lambda answer: [drift.probe_row("D13", "a timestamp a day off?", "refused", answer)]  # noqa: E731
+    first = drift.new_report("https://live.example", is_mock=False, probes=rows("accepted"))
+    second = drift.new_report("http://127.0.0.1:8080", is_mock=True, probes=rows("refused"))
+    merged = drift.merge([first, second, drift.new_report("recordings", is_mock=False)])
+    assert [(row["verdict"], row["from"]) for row in merged["probes"]] == [
+        (drift.DIFFERS, f"https://live.example, {first['written']}"),
+        (drift.AGREE, f"http://127.0.0.1:8080, {second['written']}")]
+    table = drift.markdown(merged)
+    assert "| verdict | from |" in table and f"| differs | https://live.example, {first['written']} |" in table
+    assert drift.merge([merged, second])["probes"][0]["from"].startswith("https://live.example")  # kept as merged
+    alone = drift.merge([first, drift.new_report("recordings", is_mock=False)])  # one run's: nothing to tell apart
+    assert "from" not in alone["probes"][0] and "| from |" not in drift.markdown(alone)
+
+
 # -- the contract suite -------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, tmp_path):
