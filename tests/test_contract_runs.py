@@ -151,6 +151,7 @@ def test_a_failing_example_is_not_sent_again_to_report_it(allowance):
         assert gateway.requests - probed == 1
 
 
+@pytest.mark.slow
 def test_a_generated_requests_failure_shows_what_was_sent(tmp_path):
     """Hypothesis reports a drawn value by its printer, and schemathesis's case prints nothing: every failure of the
     generated requests read `Draw 1: ` and no more."""
@@ -162,6 +163,7 @@ def test_a_generated_requests_failure_shows_what_was_sent(tmp_path):
     assert re.search(r"sent getprogress \(negative\): \S", result.stdout), result.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     """A run stopped before its drift test (-x) or without it (-k) wrote no report, and an earlier run's, against
     another target perhaps, stayed in its place, for a scheduled `ivh-mock drift --suite-report` to take in."""
@@ -174,6 +176,7 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ci", "default"])
 def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     """Under a profile not the suite's (Hypothesis's `ci`, an app's own), every generated test failed a health check:
@@ -185,6 +188,7 @@ def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
 
 
+@pytest.mark.slow
 def test_a_status_outside_the_spec_fails_the_lifecycle_by_name(tmp_path):
     """A target reporting Status RENDERING crashed the state machine with `KeyError: 'RENDERING'`."""
     (tmp_path / "renaming.py").write_text(
@@ -295,6 +299,7 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
         assert after["real"] is True, after  # the test advanced the clock by 600 s at least
 
 
+@pytest.mark.slow
 def test_a_suite_run_stopped_by_sigterm_puts_the_served_mocks_clock_back(tmp_path):
     """A CI job's timeout (SIGTERM) ended the run at once: the served mock's clock stayed frozen, hours ahead, in its
     store, and the next run put that back as what it had found."""
