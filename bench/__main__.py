@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -263,7 +264,8 @@ def main() -> None:
         results = {"about": about, "workers": workers, "rows": rows, "scales": scales, "colds": colds,
                    "memory": memory, "seconds": args.seconds, "inprocess": in_process, "fixtures": fixture_costs,
                    "make_test": earlier.get("make_test"),  # measured apart: python -m bench.testtime
-                   "note": args.note, "proxy": proxy, "accounts": accounts}
+                   "note": args.note, "proxy": proxy, "accounts": accounts,
+                   "date": datetime.date.today().isoformat()}
         report.save(REPORT.with_suffix(".json"), results)
         report.write(REPORT, **results)
         print(f"written to {REPORT.relative_to(ROOT)} (raw numbers: {REPORT.with_suffix('.json').relative_to(ROOT)})")

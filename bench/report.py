@@ -37,11 +37,14 @@ def _verdict(met: bool) -> str:
 def write(path: Path, about: dict, workers: int, rows: list[dict], scales: list[dict], colds: dict[str, float],
           memory: dict, seconds: float, inprocess: dict | None = None, fixtures: list[dict] | None = None,
           make_test: dict | None = None, note: str = "", proxy: dict | None = None,
-          accounts: list[dict] | None = None) -> None:
+          accounts: list[dict] | None = None, date: str | None = None) -> None:
+    """`date`: the day `make bench` ran (a report written again later, by `bench.testtime` or `bench.proxy`, keeps
+    it: it had said that day's, as if every number were new)."""
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` on {datetime.date.today().isoformat()}; every number below comes from that one run",
+        f"Written by `make bench` on {date or datetime.date.today().isoformat()}; every number below comes from that "
+        f"one run",
         "unless it names another (`make test`'s time, the slow clients).",
         "Everything ran on loopback on one machine, so the load generator (wrk, one thread, 16 connections) shares",
         "the CPU with the server it measures: read the numbers side by side, not as absolutes.",
