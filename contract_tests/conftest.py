@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,11 +105,13 @@ def target(request):
                     appkey=appkey, accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     # SIGTERM (a CI job's timeout, `timeout`) ends the run as Ctrl-C does, with this teardown: it had ended the
     # process at once, leaving a served mock's clock frozen hours ahead, in its store, for whatever ran next
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    main = threading.current_thread() is threading.main_thread()  # (only there can a handler be set)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     try:
         yield remote
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     remote.restore_clock()  # the clock as the suite found it: a served mock keeps it in its store
     if not request.session.testsfailed:  # after a failure, what the tests' accounts hold is kept to look into
         remote.forget_accounts()
