@@ -29,7 +29,7 @@ from urllib3.util import SKIP_HEADER
 from urllib3.util.response import assert_header_parsing
 
 from ivh_mock import spec as spec_module
-from ivh_mock.spec import jsontext
+from ivh_mock.spec import drift, jsontext
 from ivh_mock.spec.urls import quoted_queries_out
 from ivh_mock.spec.validation import ecma_pattern
 
@@ -266,11 +266,11 @@ class Proxy:
                                                 _header(answer_headers, "content-type"))
                 self._follow(operation, request_json, answer_json, started)
         sent = redact.sent_secrets(query_pairs, headers)  # what the answer may echo of them, under any name
-        findings = [replace(finding, subject=redact.echoes(finding.subject, sent),
-                            detail=redact.echoes(finding.detail, sent)) for finding in findings]
+        findings = [replace(finding, subject=drift.scrubbed(finding.subject, sent),
+                            detail=drift.scrubbed(finding.detail, sent)) for finding in findings]
         record["findings"] = [finding.as_dict() for finding in findings]
         self._warn(findings)
-        self._write(redact.echoes(record, sent))
+        self._write(drift.scrubbed(record, sent))
 
     @staticmethod
     def _dropped(response: dict[str, Any], unparsed: str | None, operation: str | None) -> list[Finding]:

@@ -180,30 +180,14 @@ def value(node: Any) -> Any:
 ECHO_CHARS = 8  # a sent secret is looked for in what came back from this length: a shorter one could be any word
 
 
-def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[str, str]]) -> set[str]:
     """The secrets a request carried (the values of its sensitive query parameters and headers), each also as a query
-    writes it and a header's without its scheme, longest first: an answer that echoes one (`signature mismatch,
-    received ...`) is recorded without it (`echoes`). What names it there may be no name a redaction knows."""
+    writes it and a header's without its scheme: an answer that echoes one (`signature mismatch, received ...`) is
+    recorded without it (spec/drift.py's `scrubbed`). What names it there may be no name a redaction knows."""
     found = {item for name, item in query_pairs if is_sensitive(name)}
     found |= {item for name, item in header_pairs if is_sensitive(name) or name.lower() == "proxy-authorization"}
-    forms = {form for item in found for form in (item, item.replace(" ", "+"), quote(item, safe=""),
-                                                 item.split(" ", 1)[-1]) if len(form) >= ECHO_CHARS}
-    return tuple(sorted(forms, key=len, reverse=True))
-
-
-def echoes(node: Any, secrets: tuple[str, ...]) -> Any:
-    """`node` (JSON values: a record) with each of `secrets` redacted wherever a text holds it."""
-    if not secrets:
-        return node
-    if isinstance(node, dict):
-        return {echoes(key, secrets): echoes(item, secrets) for key, item in node.items()}
-    if isinstance(node, list):
-        return [echoes(item, secrets) for item in node]
-    if isinstance(node, str):
-        for secret in secrets:
-            if secret in node:
-                node = node.replace(secret, REDACTED)
-    return node
+    return {form for item in found for form in (item, item.replace(" ", "+"), quote(item, safe=""),
+                                                item.split(" ", 1)[-1]) if len(form) >= ECHO_CHARS}
 
 
 def query(pairs: list[tuple[str, str]]) -> list[list[str]]:
