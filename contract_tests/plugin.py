@@ -62,6 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the drift test when any probe differs from the mock's choice (scheduled live runs)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own plugin loads the profile
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "control: needs the mock's control API (clock, scenarios); skipped against a "
                                        "server without it")
@@ -72,6 +73,9 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in ("hypothesis", "schemathesis"):
             if importlib.util.find_spec(name) is None:
                 raise pytest.UsageError(missing_extra(name))
+        problem = _profile_problem(config.getoption("hypothesis_profile", default=None))
+        if problem is not None:  # Hypothesis's own plugin ends the run with an INTERNALERROR and its traceback
+            raise pytest.UsageError(problem)
     if (config.getoption("--ivh-allow-spend") or 0) < 0:
         raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
                                 f"submissions, 0 or more")
@@ -91,6 +95,21 @@ def pytest_configure(config: pytest.Config) -> None:
             # wrote none (-x stopped it before its drift test, -k left that test out)
             for name in (drift.JSON_NAME, drift.MARKDOWN_NAME):
                 (Path(config.getoption("--ivh-report-dir")) / name).unlink(missing_ok=True)
+
+
+def _profile_problem(name: str | None) -> str | None:
+    """Why --hypothesis-profile `name` cannot be loaded (no profile of that name is registered), or None."""
+    if name is None:
+        return None
+    from hypothesis import settings
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        return (f"--hypothesis-profile {name}: no Hypothesis profile of that name is registered (the suite has "
+                f"ivh-ci, its default, and deep; a project registers its own in its conftest.py)")
+    return None
 
 
 def _target_problem(config: pytest.Config) -> str | None:

@@ -191,6 +191,16 @@ def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
 
 
+def test_a_hypothesis_profile_nobody_registered_is_a_usage_error(tmp_path):
+    """A mistyped --hypothesis-profile ended the run in Hypothesis's own INTERNALERROR, a traceback of its plugin."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests/test_clock.py", "-q", "-p",
+                             "no:cacheprovider", "--hypothesis-profile", "depe", "--ivh-report-dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 4 and "INTERNALERROR" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert "--hypothesis-profile depe: no Hypothesis profile of that name is registered" in result.stderr
+    assert "ivh-ci, its default, and deep" in result.stderr
+
+
 @pytest.mark.slow
 def test_a_status_outside_the_spec_fails_the_lifecycle_by_name(tmp_path):
     """A target reporting Status RENDERING crashed the state machine with `KeyError: 'RENDERING'`."""
