@@ -113,16 +113,39 @@ def test_a_stopped_server_leaves_its_whole_sqlite_store_in_the_database_file(tmp
         assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 60
 
 
-@pytest.mark.parametrize("to", ["master", "group"])
-def test_a_hang_up_stops_the_server_as_sigterm_does(to, tmp_path):
+@pytest.mark.parametrize("to, number", [("master", signal.SIGHUP), ("group", signal.SIGHUP), ("group", signal.SIGQUIT)],
+                         ids=["hup-master", "hup-group", "quit-group"])
+def test_a_hang_up_stops_the_server_as_sigterm_does(to, number, tmp_path):
     """SIGHUP (a terminal's hang-up, sent to its whole process group) killed the master alone: exit 129, and its
-    workers served on until they saw it gone, cutting what they ran. It is a stop like SIGTERM's now."""
+    workers served on until they saw it gone, cutting what they ran. It is a stop like SIGTERM's now; so is a
+    terminal's quit (Ctrl-\\, SIGQUIT), which had dumped the master's core."""
     served = ServeProcess(tmp_path / "data", "--workers", "2")
     try:
         assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
-        (os.kill if to == "master" else os.killpg)(served.process.pid, signal.SIGHUP)
+        (os.kill if to == "master" else os.killpg)(served.process.pid, number)
         assert served.process.wait(timeout=10) == 0
         assert not group_members(served.process.pid) and "Traceback" not in served.errors()
+    finally:
+        served.kill()
+
+
+def test_signals_the_server_has_no_use_for_are_said_and_ignored(tmp_path):
+    """SIGUSR1 and SIGUSR2 (a log rotation's, another server's upgrade) ended the master by the signal, its workers
+    stopping on their own: the master says it ignores them, and neither it nor a worker stops."""
+    served = ServeProcess(tmp_path / "data", "--workers", "2")
+    try:
+        workers = group_members(served.process.pid)
+        os.killpg(served.process.pid, signal.SIGUSR1)
+        os.kill(served.process.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 10
+        while served.errors().count("ignored; SIGTERM") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "SIGUSR1 ignored; SIGTERM, SIGINT (Ctrl-C), SIGHUP or SIGQUIT stop the server" in served.errors()
+        assert "SIGUSR2 ignored" in served.errors()
+        assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
+        assert served.process.poll() is None and group_members(served.process.pid) == workers
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=10) == 0 and "Traceback" not in served.errors()
     finally:
         served.kill()
 

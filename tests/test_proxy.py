@@ -1179,7 +1179,7 @@ def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
     assert merged["findings"] == [] and {row["verdict"] for row in merged["probes"]} == {drift.AGREE}
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT], ids=["sigterm", "ctrl-c", "quit"])
 def test_the_proxy_command_records_and_stops_cleanly(stop, wrong_upstream, tmp_path):
     proxy = subprocess.Popen([str(Path(sys.executable).with_name("ivh-mock")), "proxy", "--upstream",
                               wrong_upstream.url, "--port", "0", "--record", str(tmp_path / "rec"), "--per", "run"],

@@ -569,7 +569,7 @@ def _proxy(args: argparse.Namespace) -> int:
              f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)",
              f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}"],
             sys.stdout)
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # exchanges under way are still recorded
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # what is under way is recorded
         signal.signal(number, server.ask_stop)
     try:
         server.serve_forever()

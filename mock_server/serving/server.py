@@ -68,9 +68,13 @@ MIN_RATE = 500
 FULL_REST_SECONDS = 0.1
 
 
-# What stops the master besides SIGTERM: Ctrl-C, and a terminal's hang-up (which had killed the master alone, its
-# workers left to serve on until they saw it gone). The workers ignore them: the master stops them.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+# What stops the master besides SIGTERM: Ctrl-C, a terminal's hang-up (which had killed the master alone, its workers
+# left to serve on until they saw it gone) and its quit (Ctrl-\, which had dumped the master's core). The workers
+# ignore them: the master stops them.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+# Signals other servers give a meaning (gunicorn's reopen of its logs, its new binary) that the mock has no use for:
+# the master says so and serves on, where each had ended it by the signal, its workers stopping on their own.
+_IGNORED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 class Server:
@@ -94,7 +98,7 @@ class Server:
         self._wakeup: tuple[int, ...] = ()  # the pipe signals wake the master's wait through (run)
 
     def run(self) -> int:
-        """Serve until SIGTERM, SIGINT or SIGHUP; return the exit status (0 after a clean stop)."""
+        """Serve until SIGTERM, SIGINT, SIGHUP or SIGQUIT; return the exit status (0 after a clean stop)."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -103,8 +107,9 @@ class Server:
         raise_open_files_limit()
         workers: dict[int, tuple[float, int]] = {}  # pid -> when it started, and its slot in `shares`
         shares = balance.Shares(self._workers) if self._workers > 1 else None
-        stopping: list[int] = []  # SIGTERM, SIGINT or SIGHUP came
+        stopping: list[int] = []  # SIGTERM, SIGINT, SIGHUP or SIGQUIT came
         hurry: list[int] = []  # one came again during the stop: what is under way is not waited for
+        ignored: list[int] = []  # SIGUSR1 or SIGUSR2 came, not yet said
 
         def asked(signum: int, frame: Any) -> None:
             # never raises: an exception a handler raises in a finalizer or a collector's callback is ignored (Python
@@ -115,10 +120,13 @@ class Server:
         # for the next signal reads the pipe, and so never sleeps through one
         self._wakeup = os.pipe()
         os.set_blocking(self._wakeup[1], False)
-        previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, *_STOP_SIGNALS, signal.SIGCHLD)}
+        previous = {number: signal.getsignal(number)
+                    for number in (signal.SIGTERM, *_STOP_SIGNALS, *_IGNORED_SIGNALS, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wakeup[1])
         for number in (signal.SIGTERM, *_STOP_SIGNALS):
             signal.signal(number, asked)
+        for number in _IGNORED_SIGNALS:
+            signal.signal(number, lambda signum, frame: ignored.append(signum))
         signal.signal(signal.SIGCHLD, _noticed)  # a worker's death writes to the pipe too (no handler: nothing does)
         try:
             for slot in range(self._workers):
@@ -127,7 +135,10 @@ class Server:
                 self._ready(listener.getsockname()[1])
             while not stopping:
                 self._replace_dead(listener, workers, shares)
-                os.read(self._wakeup[0], 512)  # until the next signal: a stop, a worker's death
+                while ignored:
+                    say(f"ivh-mock: {signal.Signals(ignored.pop(0)).name} ignored; SIGTERM, SIGINT (Ctrl-C), SIGHUP "
+                        f"or SIGQUIT stop the server")
+                os.read(self._wakeup[0], 512)  # until the next signal: a stop, a worker's death, one ignored
         finally:
             # the master's copy of the socket goes first: with the workers' closed as they begin to stop, the port is
             # free at once (a restart had waited out the whole grace) and a new connection is refused, not left in
@@ -187,8 +198,9 @@ class Server:
             for end in self._wakeup:
                 os.close(end)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for number in _STOP_SIGNALS:  # Ctrl-C or a terminal's hang-up reaches the master too, which stops the
-                signal.signal(number, signal.SIG_IGN)  # workers (a whole group's SIGHUP had killed them mid-request)
+            for number in (*_STOP_SIGNALS, *_IGNORED_SIGNALS):  # Ctrl-C or a terminal's hang-up reaches the master
+                signal.signal(number, signal.SIG_IGN)  # too, which stops the workers (a whole group's SIGHUP had
+                # killed them mid-request)
             signal.signal(signal.SIGTERM, lambda signum, frame: asked.append(signum))
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             threading.Thread(target=_stop_with_master, args=(master,), name="ivh-master-watch",
