@@ -76,7 +76,14 @@ class Client:
             problem = jsontext.lone_surrogate(value)
             if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
                 raise ValueError(f"the {name} cannot be sent: it {problem.removeprefix('the body ')}")
-        self.base_url = (base_url or os.environ.get("IVH_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if base_url is None:
+            base_url = os.environ.get("IVH_BASE_URL")
+            if base_url is not None and not base_url.strip():  # an unset $MOCK_URL: not the live API, which bills
+                raise ValueError(f"IVH_BASE_URL is set but empty: set it to the server's URL, or unset it to call "
+                                 f"{DEFAULT_BASE_URL}")
+        elif not base_url.strip():
+            raise ValueError(f"the base URL is empty: give the server's URL, or none to call {DEFAULT_BASE_URL}")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         problem = http_url_problem(self.base_url)
         if problem:  # else every call failed as if the server could not be reached
             raise ValueError(f"the base URL {problem}")

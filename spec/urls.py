@@ -13,8 +13,11 @@ def http_url_problem(url: str) -> str | None:
     """Why `url` is not an http or https URL with a host (and a port from 1 to 65535, if any), or None. The URL is
     quoted without its user info and query, which may be credentials (a usage error had printed them)."""
     shown = repr(without_query(url))
-    if any(char <= " " or char == "\x7f" for char in url):  # no URL holds one as it is ('http://a b' had passed)
-        return f"{shown} holds a space or a control character; a URL writes them percent-encoded"
+    blank = next((at for at, char in enumerate(url) if char <= " " or char == "\x7f"), None)
+    if blank is not None:  # no URL holds one as it is ('http://a b' had passed); named by its place, as the URL is
+        # quoted as urlsplit reads it, without the blanks about it (a leading space was nowhere to be seen)
+        return (f"{shown} holds a space or a control character ({url[blank]!r} at character {blank + 1} of "
+                f"{len(url)}); a URL writes them percent-encoded")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (a port past 65535, or not a number, raises ValueError here)

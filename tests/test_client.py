@@ -663,6 +663,24 @@ def test_credentials_fall_back_to_the_environment(monkeypatch):
         Client()
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_base_url_is_refused_not_taken_for_the_live_api(monkeypatch, value):
+    """`IVH_BASE_URL=$UNSET_VARIABLE` called the live API, which bills, with whatever credentials the environment
+    held; an empty base_url did too."""
+    monkeypatch.setenv("IVH_BASE_URL", value)
+    with pytest.raises(ValueError, match="IVH_BASE_URL is set but empty: set it to the server's URL, or unset it"):
+        Client("a", "t")
+    monkeypatch.delenv("IVH_BASE_URL")
+    with pytest.raises(ValueError, match="the base URL is empty: give the server's URL, or none"):
+        Client("a", "t", value)
+
+
+def test_a_blank_about_the_base_url_is_shown_where_it_is():
+    """A leading space was refused as `'http://...' holds a space`, quoted without it: nowhere to be seen."""
+    with pytest.raises(ValueError, match=r"holds a space or a control character \(' ' at character 1 of 22\)"):
+        Client("a", "t", " http://127.0.0.1:8080")
+
+
 def test_every_documented_code_has_an_exception_family():
     catalogue = spec_module.load().errors
     for code in catalogue.header:

@@ -33,6 +33,12 @@ def ivh(*args, env=None, url=None, timeout=60):
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
 
 
+def test_an_empty_ivh_base_url_is_a_usage_error_not_the_live_api():
+    result = ivh("timbres", "--retries", "0", env={"IVH_BASE_URL": ""})
+    assert result.returncode == 2 and "IVH_BASE_URL is set but empty" in result.stderr, result.stderr
+    assert "gw-sg.tvs.qq.com" not in result.stderr.split("unset it to call")[0]
+
+
 def test_submit_wait_and_download(mock_url, tmp_path):
     target = tmp_path / "video.mp4"
     result = ivh("submit", "--photo", PHOTO, "--text", "你好，我是虚拟主播。", "--timbre", "female_1",
