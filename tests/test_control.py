@@ -600,8 +600,21 @@ class TestToken:
     @pytest.mark.parametrize("header", ["s3cret", "Basic s3cret", "Bearers3cret", "Token s3cret"])
     def test_the_token_counts_only_in_its_bearer_scheme(self, guarded, header):
         _, client = guarded
-        assert client.get("/__mock__/clock", headers={"Authorization": header}).status_code == 401
+        refused = client.get("/__mock__/clock", headers={"Authorization": header})
+        assert refused.status_code == 401  # said so: it had read as no token at all
+        assert refused.json["error"]["message"] == ("the control token goes in Authorization: Bearer <token>; the "
+                                                    "Authorization header sent is in another scheme")
         assert client.get("/__mock__/clock", headers={"Authorization": "bearer  s3cret "}).status_code == 200
+
+    @pytest.mark.parametrize("headers, query", [({"Authorization": "Bearer wrong"}, ""), ({"X-Mock-Token": "wrong"}, ""),
+                                                ({}, "?token=wrong")])
+    def test_a_wrong_token_is_said_to_be_wrong_not_missing(self, guarded, headers, query):
+        _, client = guarded
+        path = "/__mock__/ui" if query else "/__mock__/clock"
+        refused = client.get(path + query, headers=headers)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert refused.json["error"]["message"] == ("the control token sent is not this server's (the "
+                                                    "--control-token `ivh-mock serve` printed)")
 
     def test_the_public_api_needs_no_control_token(self, guarded, clock):
         app, _ = guarded

@@ -119,8 +119,9 @@ class _Routes:
                                                        (request.host_url, config.public_url)))
                     if problem:
                         raise ControlError(403, problem)
-                if token is not None and not open_to_all and not _token_ok(token, query_token):
-                    raise ControlError(401, UI_NEEDS_TOKEN if query_token else NEEDS_TOKEN)
+                refused = None if token is None or open_to_all else _token_problem(token, query_token)
+                if refused:
+                    raise ControlError(401, refused)
                 return handler(**kwargs)
             except ControlError as error:
                 response = error_response(error.status, error.message)
@@ -372,14 +373,25 @@ UI_NEEDS_TOKEN = (f"the dashboard needs the control token `ivh-mock serve` print
                   f"(or send Authorization: Bearer ...)")
 
 
-def _token_ok(token: str, query_token: bool = False) -> bool:
+WRONG_TOKEN = "the control token sent is not this server's (the --control-token `ivh-mock serve` printed)"
+
+
+def _token_problem(token: str, query_token: bool = False) -> str | None:
+    """Why the request does not carry the control token `token` (nothing sent, the Authorization header in another
+    scheme, another token: each said as it is, a wrong token had read as a missing one), or None when it does."""
     given = request.headers.get("X-Mock-Token")
+    authorization = request.headers.get("Authorization", "").strip()
     if not given:  # only the Bearer scheme carries the token: a bare `Authorization: <token>` is not a credential
-        scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+        scheme, _, credentials = authorization.partition(" ")
         given = credentials.strip() if scheme.lower() == "bearer" else ""
     if not given and query_token:
         given = request.args.get("token", "")
-    return hmac.compare_digest(given.encode(), token.encode())
+    if not given:
+        if authorization:
+            return ("the control token goes in Authorization: Bearer <token>; the Authorization header sent is in "
+                    "another scheme")
+        return UI_NEEDS_TOKEN if query_token else NEEDS_TOKEN
+    return None if hmac.compare_digest(given.encode(), token.encode()) else WRONG_TOKEN
 
 
 def _query_suffix() -> str:
