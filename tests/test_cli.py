@@ -530,12 +530,35 @@ def test_a_store_another_program_keeps_locked_stops_the_start_with_one_line(tmp_
     (["proxy", "--record", "{word}"], "--record {word}: it is a file, not a directory"),
     (["serve", "--store", "bogus:x", "--data-dir", "{word}.d"], "unknown store 'bogus:x': use memory, sqlite:PATH, redis://HOST:PORT/DB or "
                                       "unix:///PATH?db=N"),
+    # each had been the system's words alone, naming no setting: "[Errno 20] Not a directory: '.../word.txt/sub'"
+    (["serve", "--data-dir", "{word}/sub"], "--data-dir {word}/sub: cannot be made: {word} is a file, not a directory"),
+    (["serve", "--store", "sqlite:{word}/x.db", "--data-dir", "{word}.d"],
+     "--store sqlite:{word}/x.db: cannot be made: {word} is a file, not a directory"),
 ])
 def test_a_file_where_a_directory_or_a_pace_is_due_is_named_in_one_line(argv, says, tmp_path, capsys):
     word = tmp_path / "word.txt"
     word.write_text("hello\n")
     assert cli.main([arg.format(word=word) for arg in argv] + ["--port", "0"]) == 2
     assert capsys.readouterr().err == f"ivh-mock: {says.format(word=word)}\n"
+
+
+def test_a_start_that_cannot_make_its_store_names_the_setting(tmp_path, monkeypatch, capsys):
+    """An unusable XDG_STATE_HOME, or a Redis that does not answer, was said in the system's or redis-py's words
+    alone (`[Errno 2] No such file or directory: '/a'`, `Error 111 connecting to ...`)."""
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    (tmp_path / "state").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert cli.main(["serve", "--port", "0"]) == 2
+    assert capsys.readouterr().err == (f"ivh-mock: the data directory {tmp_path}/state/ivh-mock ($XDG_STATE_HOME/"
+                                       f"ivh-mock, else ~/.local/state/ivh-mock): cannot be made: {tmp_path}/state is "
+                                       f"a file, not a directory\n")
+    store = f"redis://user:pw@127.0.0.1:{free_port()}/0"
+    assert cli.main(["serve", "--port", "0", "--store", store, "--data-dir", str(tmp_path / "data")]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"ivh-mock: --store {store.replace(':pw@', ':***@')}: ") and "pw" not in said, said
+    assert "onnect" in said and said.count("\n") == 1, said  # redis-py's reason: Connection refused
+    assert not (tmp_path / "data").exists()  # a refused start leaves nothing
 
 
 @pytest.mark.parametrize("argv", [["serve", "--callback-timeout", "0"], ["proxy", "--record", "r", "--timeout", "0"],

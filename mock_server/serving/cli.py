@@ -346,6 +346,27 @@ def _first_missing(path: str) -> str:
     return path
 
 
+def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_dir: str | None) -> str:
+    """What stopped a start, naming the setting it came from: a folder that could not be made had been said as the
+    system says it (`[Errno 2] No such file or directory: '/a'`), a Redis that did not answer as redis-py does."""
+    if isinstance(error, sqlite3.Error) or isinstance(error, _redis_errors()):
+        return f"--store {_shown(store)}: {error}"
+    if not isinstance(error, OSError) or error.filename is None:
+        return str(error)
+    failed = os.path.abspath(os.fsdecode(error.filename))
+    existing = failed  # a file on the way is what a user can mend: said rather than ENOTDIR's or EEXIST's words
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    why = (f"{existing} is a file, not a directory" if os.path.lexists(existing) and not os.path.isdir(existing)
+           else f"{error.strerror or error} ({failed})")
+    database = store.removeprefix("sqlite:") if args.store and store.startswith("sqlite:") else ""  # else in data_dir
+    for path, setting in ((database, f"--store {_shown(store)}"), (data_dir, f"--data-dir {data_dir}" if args.data_dir
+                          else f"the data directory {data_dir} ({DATA_DIR_SHOWN})")):
+        if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep)):  # it, or a folder it is in
+            return f"{setting}: cannot be made: {why}"
+    return f"{error.strerror or error}: {failed}"
+
+
 def _redis_errors() -> tuple[type[Exception], ...]:
     """redis-py's errors, when a Redis store loaded it (it is imported only then: it costs a start 80 ms)."""
     redis = sys.modules.get("redis")
@@ -429,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = clock_view(ctx.clock)
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
         _undo_start(owner, made, new_database)
-        store_named = f" (--store {_shown(store)})" if isinstance(error, sqlite3.Error) else ""
-        print(f"ivh-mock: {error}{store_named}", file=sys.stderr)
+        print(f"ivh-mock: {_start_failure(error, args, store, data_dir)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while the store was made: no half-made database stays (commands.py says so)
         _undo_start(owner, made, new_database)
