@@ -90,7 +90,8 @@ def _command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
 
 def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--base-url", metavar="URL", default=default,
-                        help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock "
+                        help="API base URL, e.g. http://127.0.0.1:8080 for ivh-mock; an empty one (IVH_BASE_URL= "
+                             "too) is refused (exit 2), never taken for the live API "
                              f"(default: IVH_BASE_URL, else {DEFAULT_BASE_URL})")
     parser.add_argument("--json", action="store_true", default=False if default is None else default,
                         help="print the result as one JSON document (a submission waited for: the task's end)")

@@ -311,8 +311,8 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
             (["--data-dir", ""], "--data-dir is empty"),
             (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is no number"),
             (["--store", "redis://:s3cret@127.0.0.1:1/0?foo=bar"], "the Redis store URL's query cannot be used (foo)"),
-            (["--store", f"sqlite:{tmp_path}"], f"(--store sqlite:{tmp_path})"),
-            (["--store", "redis://127.0.0.1:1/0"], "127.0.0.1:1")):
+            (["--store", f"sqlite:{tmp_path}"], f"ivh-mock: --store sqlite:{tmp_path}: "),
+            (["--store", "redis://127.0.0.1:1/0"], "ivh-mock: --store redis://127.0.0.1:1/0: ")):
         data_dir = [] if "--data-dir" in args else ["--data-dir", str(data)]
         assert cli.main(["serve", "--port", "0", *data_dir, *args]) == 2, args
         error = capsys.readouterr().err
