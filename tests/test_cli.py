@@ -113,8 +113,8 @@ def test_a_stopped_server_leaves_its_whole_sqlite_store_in_the_database_file(tmp
         assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 60
 
 
-@pytest.mark.parametrize("to, number", [("master", signal.SIGHUP), ("group", signal.SIGHUP), ("group", signal.SIGQUIT)],
-                         ids=["hup-master", "hup-group", "quit-group"])
+@pytest.mark.parametrize("to, number", [("master", signal.SIGHUP), ("group", signal.SIGHUP),
+                                        ("group", signal.SIGQUIT)], ids=["hup-master", "hup-group", "quit-group"])
 def test_a_hang_up_stops_the_server_as_sigterm_does(to, number, tmp_path):
     """SIGHUP (a terminal's hang-up, sent to its whole process group) killed the master alone: exit 129, and its
     workers served on until they saw it gone, cutting what they ran. It is a stop like SIGTERM's now; so is a

@@ -606,8 +606,8 @@ class TestToken:
                                                     "Authorization header sent is in another scheme")
         assert client.get("/__mock__/clock", headers={"Authorization": "bearer  s3cret "}).status_code == 200
 
-    @pytest.mark.parametrize("headers, query", [({"Authorization": "Bearer wrong"}, ""), ({"X-Mock-Token": "wrong"}, ""),
-                                                ({}, "?token=wrong")])
+    @pytest.mark.parametrize("headers, query", [({"Authorization": "Bearer wrong"}, ""),
+                                                ({"X-Mock-Token": "wrong"}, ""), ({}, "?token=wrong")])
     def test_a_wrong_token_is_said_to_be_wrong_not_missing(self, guarded, headers, query):
         _, client = guarded
         path = "/__mock__/ui" if query else "/__mock__/clock"
