@@ -1141,3 +1141,28 @@ def test_connection_errors_name_urllib3s_classes_not_the_deadlines_own():
     with pytest.raises(APIConnectionError) as failed:
         Client("a", "t", f"http://127.0.0.1:{free_port()}", max_retries=0).getprogress("x")
     assert "HTTPConnectionPool(host='127.0.0.1'" in str(failed.value) and "_HTTP" not in str(failed.value)
+
+
+def test_a_test_failing_on_the_clients_error_is_shown_from_its_own_call(tmp_path):
+    """An app's test (or the contract suite's) that failed on an error the client raised on purpose showed about
+    eighty lines of the client's own source before the error's message; a bug of the client's still shows them."""
+    import subprocess
+    import sys
+
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    port = free_port()  # nothing listens there
+    (tmp_path / "test_app.py").write_text(
+        "from ivh_mock.client import Client\n"
+        "def test_refused():\n"
+        f"    Client('a', 't', 'http://127.0.0.1:{port}', max_retries=0).getprogress('x')\n"
+        "def test_broken():\n"
+        f"    client = Client('a', 't', 'http://127.0.0.1:{port}', max_retries=0)\n"
+        "    client.spec = None  # a bug of the client's, as it were\n"
+        "    client.getprogress('x')\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "2 failed" in result.stdout, result.stdout[-3000:]
+    refused, broken = result.stdout.split("_ test_refused _", 1)[1].split("_ test_broken _", 1)
+    assert "APIConnectionError: getprogress: " in refused and "client/api.py" not in refused, refused
+    assert "AttributeError" in broken and "client/api.py" in broken, broken
