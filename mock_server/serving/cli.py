@@ -349,8 +349,9 @@ def _first_missing(path: str) -> str:
 def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_dir: str | None) -> str:
     """What stopped a start, naming the setting it came from: a folder that could not be made had been said as the
     system says it (`[Errno 2] No such file or directory: '/a'`), a Redis that did not answer as redis-py does."""
+    named = f"--store {_shown(store)}" if args.store else f"the store {_shown(store)} (in the data directory)"
     if isinstance(error, sqlite3.Error) or isinstance(error, _redis_errors()):
-        return f"--store {_shown(store)}: {error}"
+        return f"{named}: {error}"
     if not isinstance(error, OSError) or error.filename is None:
         return str(error)
     failed = os.path.abspath(os.fsdecode(error.filename))
@@ -360,7 +361,7 @@ def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_
     why = (f"{existing} is a file, not a directory" if os.path.lexists(existing) and not os.path.isdir(existing)
            else f"{error.strerror or error} ({failed})")
     database = store.removeprefix("sqlite:") if args.store and store.startswith("sqlite:") else ""  # else in data_dir
-    for path, setting in ((database, f"--store {_shown(store)}"), (data_dir, f"--data-dir {data_dir}" if args.data_dir
+    for path, setting in ((database, named), (data_dir, f"--data-dir {data_dir}" if args.data_dir
                           else f"the data directory {data_dir} ({DATA_DIR_SHOWN})")):
         if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep)):  # it, or a folder it is in
             return f"{setting}: cannot be made: {why}"
