@@ -211,6 +211,19 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def close_waits(ports: set[int]) -> int:
+    """How many TCP connections to `ports` (the far end's) are in CLOSE_WAIT: the far end closed, this one not yet.
+    /proc/net/tcp lists every connection of the machine: only those made to these ports, the tests' own, count."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "08" and int(fields[2].rsplit(":", 1)[1], 16) in ports:
+                    count += 1
+    return count
+
+
 def until(condition, seconds: float = 10, then=None, pause: float = 0.002) -> None:
     """Wait until `condition()` holds, calling `then()` between looks `pause` s apart; fail the test after `seconds`."""
     deadline = time.monotonic() + seconds

@@ -13,7 +13,7 @@ from ivh_mock.mock_server import MockServer, VirtualClock, create_app
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import AUDIO_PAYLOAD, T0, TIMING, Redirector
+from .conftest import AUDIO_PAYLOAD, T0, TIMING, RawServer, Redirector, close_waits
 from .s3 import S3Server
 from .test_lifecycle import text
 
@@ -142,6 +142,17 @@ def test_an_unreachable_storage_fails_the_task_and_a_good_file_beside_it_is_stil
     account = requests.get(f"{mock.base_url}/__mock__/accounts/{client.appkey}", timeout=10).json()
     assert account["balance_left_seconds"] == 360_000 - 2.0  # the video was made: its seconds stay used (D52)
     assert account["tasks"] == {"COMMIT": 0, "MAKING": 0, "SUCCESS": 0, "FAIL": 1}  # failed by its upload, not plan
+
+
+def test_an_upload_leaves_no_connection_its_storage_host_closed(mock, client):
+    """Kept alive in the uploader's pool, a connection the storage host then closed stayed in CLOSE_WAIT until its
+    host's pool was pushed out, as a callback's did."""
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as storage:
+        task = client.phototovideonotrain(**text(VideoStorageS3Url=f"{storage.url}/bucket/v.mp4?X-Amz-Signature=s",
+                                                 SubtitleStorageS3Url=f"{storage.url}/bucket/v.srt?X-Amz-Signature=s"))
+        assert client.wait(task.task_id).status == "SUCCESS" and storage.requests == 2
+        time.sleep(0.3)  # the host closed its end as it answered
+        assert close_waits({int(storage.url.rsplit(":", 1)[1])}) == 0
 
 
 def test_an_audio_task_uploads_its_video_only(s3, mock, client):

@@ -49,7 +49,6 @@ class CallbackDispatcher:
         self._thread: threading.Thread | None = None
         self._threads = ctx.config.callback_workers
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="ivh-callback")
-        self._session = deadline.session(pool_size=self._threads)
         self._shares = Shares(self._threads)  # deliveries under way, by target (scheme://host:port)
 
     @property
@@ -138,8 +137,10 @@ class CallbackDispatcher:
         with deadline.within(timeout) as limit:  # connect, send, headers and reply together
             try:
                 # connecting, which the deadline does not watch, within the timeout too; then the deadline ends it
-                with self._session.post(url, json=body, timeout=(timeout, timeout + 1), allow_redirects=False,
-                                        stream=True) as response:
+                # a connection of its own, closed after it: kept alive in a shared pool, one whose receiver then
+                # closed its end stayed in CLOSE_WAIT, a socket held for each of the many receivers tests start
+                with deadline.session(pool_size=1) as session, session.post(
+                        url, json=body, timeout=(timeout, timeout + 1), allow_redirects=False, stream=True) as response:
                     status = response.status_code
                     reply = read_some(response, started + timeout)
             except requests.RequestException as exc:

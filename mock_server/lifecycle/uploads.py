@@ -44,7 +44,6 @@ class Uploader:
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
         self._shares = Shares(workers)  # uploads under way, by the video's storage host: a quarter each at most
-        self._session = deadline.session(pool_size=workers)  # whole-exchange deadlines; no proxy settings
 
     @property
     def lease_seconds(self) -> float:
@@ -114,12 +113,14 @@ class Uploader:
         too_long = f"took longer than the upload limit of {limits.total_timeout:g} s"
 
         def put(hop: str, timeout: tuple[float, float]) -> requests.Response:
-            return self._session.put(hop, data=data, headers={"Content-Type": content_type}, stream=True,
-                                     allow_redirects=False, timeout=timeout)
+            return session.put(hop, data=data, headers={"Content-Type": content_type}, stream=True,
+                               allow_redirects=False, timeout=timeout)
 
         # one wall-clock deadline for the whole exchange, redirects included (each sends the PUT again): a storage
-        # host that reads or answers a byte at a time is cut off at the limit, as a download is (deadline.py)
-        with deadline.within(limits.total_timeout) as limit:
+        # host that reads or answers a byte at a time is cut off at the limit, as a download is (deadline.py). Its
+        # connections are its own, closed after it, as a callback's are (a pooled one the host closed stayed in
+        # CLOSE_WAIT); whole-exchange deadlines, no proxy settings
+        with deadline.within(limits.total_timeout) as limit, deadline.session(pool_size=1) as session:
             try:
                 with deadline.followed(put, url, limits.redirects, limits.connect_timeout, limit) as (_, reply):
                     outcome["status"], outcome["reply"] = reply.status_code, read_some(reply, limit.at)
