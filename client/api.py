@@ -6,7 +6,6 @@ import contextlib
 import email.utils
 import json
 import math
-import operator
 import os
 import random
 import re
@@ -45,7 +44,7 @@ from .retry import BROKEN_OFF, MAX_RETRY_AFTER, backoff, never_sent, should_retr
 # a wait that ran out) is shown by pytest from the test's own call, with the error's message: the client's frames
 # (about eighty lines of its source) are left out. Any other exception, a bug of the client's, shows them all, as
 # pytest's --full-trace always does.
-__tracebackhide__ = operator.methodcaller("errisinstance", IvhError)
+__tracebackhide__ = lambda excinfo: excinfo is not None and excinfo.errisinstance(IvhError)  # noqa: E731
 
 DEFAULT_BASE_URL = "https://gw-sg.tvs.qq.com"
 SCENARIO_HEADER = "X-Mock-Scenario"
