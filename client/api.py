@@ -333,6 +333,9 @@ class Client:
         if limit.expired:  # cut at the deadline, an answer of no length ends as if whole
             raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s")
         status = response.status_code
+        if 100 <= status < 200:  # http.client takes an interim answer (103 Early Hints) for the final one
+            raise _NoVerdict(status, f"HTTP {status} from {path}: an interim answer, which the client cannot read past "
+                                     f"to the final one")
         if response.is_redirect:  # followed, a submission's body would go where the Location says, perhaps as a GET
             raise _NoVerdict(status, f"HTTP {status} from {path}: a redirect to "
                              f"{without_query(response.headers.get('Location', ''))!r}, which the client does not "

@@ -21,6 +21,7 @@ from ivh_mock.client import (
     Client,
     DownloadError,
     NotFoundError,
+    OutcomeUnknownError,
     ParameterError,
     QuotaExceededError,
     RateLimitedError,
@@ -37,7 +38,7 @@ from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
-from .conftest import T0, TEXT_PAYLOAD, FixedAnswer, RawServer
+from .conftest import PATHS, T0, TEXT_PAYLOAD, FixedAnswer, RawServer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 
@@ -1166,3 +1167,20 @@ def test_a_test_failing_on_the_clients_error_is_shown_from_its_own_call(tmp_path
     refused, broken = result.stdout.split("_ test_refused _", 1)[1].split("_ test_broken _", 1)
     assert "APIConnectionError: getprogress: " in refused and "client/api.py" not in refused, refused
     assert "AttributeError" in broken and "client/api.py" in broken, broken
+
+
+@pytest.mark.parametrize("operation", ["getprogress", "phototovideonotrain"])
+def test_an_interim_answer_is_said_to_be_one(operation):
+    """A 103 Early Hints before the answer was read as the answer: "HTTP 103 ... is not the API's envelope: ''"."""
+    body = json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": "t"}}).encode()
+    page = (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with RawServer(page) as server:
+        client = Client("a", "t", server.url, max_retries=0)
+        call = (lambda: client.getprogress("t")) if operation == "getprogress" else (
+            lambda: client.phototovideonotrain(**TEXT_PAYLOAD))
+        with pytest.raises(APIConnectionError) as raised:
+            call()
+    assert f"HTTP 103 from {PATHS[operation]}: an interim answer, which the client cannot read past" in str(
+        raised.value)
+    assert isinstance(raised.value, OutcomeUnknownError) == (operation == "phototovideonotrain")  # it was sent
