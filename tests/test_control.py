@@ -614,7 +614,21 @@ class TestToken:
         refused = client.get(path + query, headers=headers)
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert refused.json["error"]["message"] == ("the control token sent is not this server's (the "
-                                                    "--control-token `ivh-mock serve` printed)")
+                                                    "--control-token `ivh-mock serve` printed), in "
+                                                    f"{next(iter(headers), 'the URL' + chr(39) + 's token')}")
+
+    @pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer\ts3cret"])
+    def test_a_bearer_header_without_its_token_is_said_so(self, guarded, header):
+        """`Authorization: Bearer` with no token, or a tab before it, was said to be "in another scheme"."""
+        _, client = guarded
+        refused = client.get("/__mock__/clock", headers={"Authorization": header})
+        assert refused.status_code == 401 and refused.json["error"]["message"] == (
+            "the Authorization header carries no token after Bearer and one space (Authorization: Bearer <token>)")
+
+    def test_with_both_headers_the_refusal_names_the_one_read(self, guarded):
+        _, client = guarded
+        refused = client.get("/__mock__/clock", headers={"Authorization": "Bearer s3cret", "X-Mock-Token": "nope"})
+        assert refused.status_code == 401 and refused.json["error"]["message"].endswith(", in X-Mock-Token")
 
     def test_the_public_api_needs_no_control_token(self, guarded, clock):
         app, _ = guarded

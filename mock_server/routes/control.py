@@ -379,19 +379,22 @@ WRONG_TOKEN = "the control token sent is not this server's (the --control-token 
 def _token_problem(token: str, query_token: bool = False) -> str | None:
     """Why the request does not carry the control token `token` (nothing sent, the Authorization header in another
     scheme, another token: each said as it is, a wrong token had read as a missing one), or None when it does."""
-    given = request.headers.get("X-Mock-Token")
+    given, where = request.headers.get("X-Mock-Token"), "X-Mock-Token"  # it wins over Authorization (README)
     authorization = request.headers.get("Authorization", "").strip()
     if not given:  # only the Bearer scheme carries the token: a bare `Authorization: <token>` is not a credential
         scheme, _, credentials = authorization.partition(" ")
-        given = credentials.strip() if scheme.lower() == "bearer" else ""
+        given, where = (credentials.strip() if scheme.lower() == "bearer" else ""), "Authorization"
     if not given and query_token:
-        given = request.args.get("token", "")
+        given, where = request.args.get("token", ""), "the URL's token"
     if not given:
+        if authorization[:6].lower() == "bearer" and not authorization[6:7].isalnum():  # `Bearer`, `Bearer<TAB>t`
+            return ("the Authorization header carries no token after Bearer and one space (Authorization: Bearer "
+                    "<token>)")
         if authorization:
             return ("the control token goes in Authorization: Bearer <token>; the Authorization header sent is in "
                     "another scheme")
         return UI_NEEDS_TOKEN if query_token else NEEDS_TOKEN
-    return None if hmac.compare_digest(given.encode(), token.encode()) else WRONG_TOKEN
+    return None if hmac.compare_digest(given.encode(), token.encode()) else f"{WRONG_TOKEN}, in {where}"
 
 
 def _query_suffix() -> str:
