@@ -531,9 +531,12 @@ def test_a_store_another_program_keeps_locked_stops_the_start_with_one_line(tmp_
     (["serve", "--store", "bogus:x", "--data-dir", "{word}.d"], "unknown store 'bogus:x': use memory, sqlite:PATH, redis://HOST:PORT/DB or "
                                       "unix:///PATH?db=N"),
     # each had been the system's words alone, naming no setting: "[Errno 20] Not a directory: '.../word.txt/sub'"
-    (["serve", "--data-dir", "{word}/sub"], "--data-dir {word}/sub: cannot be made: {word} is a file, not a directory"),
+    (["serve", "--data-dir", "{word}/sub"], "--data-dir {word}/sub: cannot be used: {word} is a file, not a directory"),
     (["serve", "--store", "sqlite:{word}/x.db", "--data-dir", "{word}.d"],
-     "--store sqlite:{word}/x.db: cannot be made: {word} is a file, not a directory"),
+     "--store sqlite:{word}/x.db: cannot be used: {word} is a file, not a directory"),
+    # a file beside the database that cannot be made (its owner's) had named neither the setting nor the database
+    (["serve", "--store", "sqlite:/proc/x.db", "--data-dir", "{word}.d"],
+     "--store sqlite:/proc/x.db: cannot be used: No such file or directory (/proc/x.db.owner)"),
 ])
 def test_a_file_where_a_directory_or_a_pace_is_due_is_named_in_one_line(argv, says, tmp_path, capsys):
     word = tmp_path / "word.txt"
@@ -551,12 +554,13 @@ def test_a_start_that_cannot_make_its_store_names_the_setting(tmp_path, monkeypa
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert cli.main(["serve", "--port", "0"]) == 2
     assert capsys.readouterr().err == (f"ivh-mock: the data directory {tmp_path}/state/ivh-mock ($XDG_STATE_HOME/"
-                                       f"ivh-mock, else ~/.local/state/ivh-mock): cannot be made: {tmp_path}/state is "
+                                       f"ivh-mock, else ~/.local/state/ivh-mock): cannot be used: {tmp_path}/state is "
                                        f"a file, not a directory\n")
-    store = f"redis://user:pw@127.0.0.1:{free_port()}/0"
+    store = f"redis://user:pw@127.0.0.1:{free_port()}/0?password=sekrit"
     assert cli.main(["serve", "--port", "0", "--store", store, "--data-dir", str(tmp_path / "data")]) == 2
-    said = capsys.readouterr().err
-    assert said.startswith(f"ivh-mock: --store {store.replace(':pw@', ':***@')}: ") and "pw" not in said, said
+    said = capsys.readouterr().err  # a password before the host or in the query (redis-py takes both) is masked
+    shown = store.replace(":pw@", ":***@").replace("=sekrit", "=***")
+    assert said.startswith(f"ivh-mock: --store {shown}: ") and "pw" not in said and "sekrit" not in said, said
     assert "onnect" in said and said.count("\n") == 1, said  # redis-py's reason: Connection refused
     assert not (tmp_path / "data").exists()  # a refused start leaves nothing
 

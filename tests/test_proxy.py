@@ -1187,6 +1187,7 @@ def test_the_proxy_command_records_and_stops_cleanly(stop, wrong_upstream, tmp_p
     try:
         banner = proxy.stdout.readline()
         url = banner.split("listening on ", 1)[1].strip()
+        proxy.send_signal(signal.SIGUSR1)  # another server's (a log rotation's): it had ended the proxy
         answer = _post(url, "describetimbre", {"Header": {}, "Payload": {"PageIndex": 1, "PageSize": 10}})
         assert answer.content == WRONG_ANSWERS[PATHS["describetimbre"]][0]
     finally:

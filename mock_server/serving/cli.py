@@ -9,6 +9,7 @@ import errno
 import functools
 import math
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -363,8 +364,9 @@ def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_
     database = store.removeprefix("sqlite:") if args.store and store.startswith("sqlite:") else ""  # else in data_dir
     for path, setting in ((database, named), (data_dir, f"--data-dir {data_dir}" if args.data_dir
                           else f"the data directory {data_dir} ({DATA_DIR_SHOWN})")):
-        if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep)):  # it, or a folder it is in
-            return f"{setting}: cannot be made: {why}"
+        # it, a folder it is in, or a file of its own (the database's `.owner` beside it, the data directory's files)
+        if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep) or failed.startswith(path)):
+            return f"{setting}: cannot be used: {why}"
     return f"{error.strerror or error}: {failed}"
 
 
@@ -514,11 +516,13 @@ def _duration(seconds: float) -> str:
 
 
 def _shown(store: str) -> str:
-    """The store setting without the password a Redis URL may carry."""
+    """The store setting without the password a Redis URL may carry (before its host, or as `?password=`)."""
     parts = urlsplit(store)
-    if not parts.password:
+    query = re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", parts.query)
+    if not parts.password and query == parts.query:
         return store
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@") if parts.password else parts.netloc
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _replaying(config: Config, directory: str):
@@ -592,6 +596,8 @@ def _proxy(args: argparse.Namespace) -> int:
             sys.stdout)
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # what is under way is recorded
         signal.signal(number, server.ask_stop)
+    for number in (signal.SIGUSR1, signal.SIGUSR2):  # another server's (logs, upgrades): they had ended the proxy
+        signal.signal(number, signal.SIG_IGN)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
