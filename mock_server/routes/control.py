@@ -379,7 +379,7 @@ WRONG_TOKEN = "the control token sent is not this server's (the --control-token 
 def _token_problem(token: str, query_token: bool = False) -> str | None:
     """Why the request does not carry the control token `token` (nothing sent, the Authorization header in another
     scheme, another token: each said as it is, a wrong token had read as a missing one), or None when it does."""
-    given, where = request.headers.get("X-Mock-Token"), "X-Mock-Token"  # it wins over Authorization (README)
+    given, where = request.headers.get("X-Mock-Token"), "X-Mock-Token"  # read first: with both, it is the one read
     authorization = request.headers.get("Authorization", "").strip()
     if not given:  # only the Bearer scheme carries the token: a bare `Authorization: <token>` is not a credential
         scheme, _, credentials = authorization.partition(" ")

@@ -365,7 +365,8 @@ def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_
     for path, setting in ((database, named), (data_dir, f"--data-dir {data_dir}" if args.data_dir
                           else f"the data directory {data_dir} ({DATA_DIR_SHOWN})")):
         # it, a folder it is in, or a file of its own (the database's `.owner` beside it, the data directory's files)
-        if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep) or failed.startswith(path)):
+        if path and (path == failed or path.startswith(failed.rstrip(os.sep) + os.sep)
+                     or failed.startswith((path + ".", path.rstrip(os.sep) + os.sep))):
             return f"{setting}: cannot be used: {why}"
     return f"{error.strerror or error}: {failed}"
 
