@@ -590,15 +590,17 @@ def _proxy(args: argparse.Namespace) -> int:
         return 2
     if not args.public_url:
         proxy.public_url = f"http://{host}:{server.port}"
+    # taken over before the banner, which tells a caller the proxy is ready for them (a SIGUSR1 sent on seeing it
+    # had ended the proxy by the signal)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # what is under way is recorded
+        signal.signal(number, server.ask_stop)
+    for number in (signal.SIGUSR1, signal.SIGUSR2):  # another server's (logs, upgrades): they had ended the proxy
+        signal.signal(number, signal.SIG_IGN)
     printed([f"ivh-mock proxy listening on {server.url}",
              f"  upstream:    {without_query(upstream)}",  # its user info is a credential
              f"  recording:   {args.record} (one file per {args.per}, redacted, 0600)",
              f"  callbacks:   {'relayed through ' + proxy.public_url if args.callback_relay else 'not relayed'}"],
             sys.stdout)
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # what is under way is recorded
-        signal.signal(number, server.ask_stop)
-    for number in (signal.SIGUSR1, signal.SIGUSR2):  # another server's (logs, upgrades): they had ended the proxy
-        signal.signal(number, signal.SIG_IGN)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
