@@ -356,10 +356,9 @@ def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_
     if not isinstance(error, OSError) or error.filename is None:
         return str(error)
     failed = os.path.abspath(os.fsdecode(error.filename))
-    existing = failed  # a file on the way is what a user can mend: said rather than ENOTDIR's or EEXIST's words
-    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    why = (f"{existing} is a file, not a directory" if os.path.lexists(existing) and not os.path.isdir(existing)
+    # a file on the way is what a user can mend: said rather than ENOTDIR's or EEXIST's words
+    existing = failed if os.path.exists(failed) else os.path.dirname(_first_missing(failed))
+    why = (f"{existing} is a file, not a directory" if not os.path.isdir(existing)
            else f"{error.strerror or error} ({failed})")
     database = store.removeprefix("sqlite:") if args.store and store.startswith("sqlite:") else ""  # else in data_dir
     for path, setting in ((database, named), (data_dir, f"--data-dir {data_dir}" if args.data_dir
