@@ -29,12 +29,15 @@ bench: $(STAMP)
 
 venv: $(STAMP)
 
-# --no-compile: pip would compile every module of every dependency (botocore and moto alone are thousands), a
-# quarter of the install's time; Python compiles what is imported, once, when it is first imported (D65).
+# uv installs the virtualenv in a sixth of pip's time (D65). Where uv cannot be had or cannot reach its index (uv
+# reads UV_INDEX_URL, not pip's configuration), pip installs it. Neither compiles every module of every dependency
+# (--no-compile): Python compiles what is imported, once, when it is first imported.
 $(STAMP):
 	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 'ivh-mock needs Python 3.11 or newer: set PYTHON=python3.11')"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' \
+	  || { echo "uv could not install the virtualenv: pip installs it" >&2; \
+	       $(BIN)/python -m pip install --quiet --no-compile -e '.[test]'; }
 	rm -f $(VENV)/.installed-*
 	touch $@
 
