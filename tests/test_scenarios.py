@@ -13,11 +13,17 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def trajectory(api, clock, task_id, seconds=60.0, step=0.125):
-    """Poll every `step` virtual seconds; return the reports in order."""
+    """Poll every `step` virtual seconds until the task ends, then once more at the end of `seconds` (an end is
+    kept); return the reports in order."""
     reports = [poll(api, task_id)]
-    for _ in range(int(seconds / step)):
+    steps = int(seconds / step)
+    for taken in range(1, steps + 1):
         clock.advance(step)
         reports.append(poll(api, task_id))
+        if reports[-1]["Status"] in ("SUCCESS", "FAIL") and taken < steps:
+            clock.advance(step * (steps - taken))
+            reports.append(poll(api, task_id))
+            break
     return reports
 
 
