@@ -1120,6 +1120,42 @@ def test_a_deadline_past_what_a_timer_can_wait_still_holds_without_a_traceback(m
     assert not limit.expired and failed == []
 
 
+def test_deadlines_share_one_watchdog_that_ends_the_soonest_first_also_in_a_forked_child():
+    """Each exchange's deadline started a timer thread of its own (about 150 us of CPU, a tenth of a call to a mock on
+    loopback): one thread watches them all, a short deadline among long ones still ends on time, and a forked child
+    (the server's workers) gets a watchdog of its own."""
+    import contextlib
+    import os
+    import socket
+    import threading
+
+    from ivh_mock.spec import deadline
+
+    def ends_in_time(seconds: float) -> float:
+        here, there = socket.socketpair()
+        with here, there, deadline.within(seconds) as limit:
+            limit.watch(here)
+            started = time.monotonic()
+            assert here.recv(1) == b""  # shut down by the watchdog, not answered
+            assert limit.expired
+            return time.monotonic() - started
+
+    threads = threading.active_count()
+    with contextlib.ExitStack() as stack:
+        for _ in range(50):
+            stack.enter_context(deadline.within(30))
+        assert threading.active_count() <= threads + 1
+        assert ends_in_time(0.2) < 2
+    child = os.fork()
+    if child == 0:
+        try:
+            os._exit(0 if ends_in_time(0.2) < 2 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
     """The proxy's recordings and the client's errors take URLs apart by one rule (spec/urls.py): the client's had
     kept a URL's user info."""
