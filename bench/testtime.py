@@ -40,7 +40,7 @@ def measure() -> dict:
     slowest = [line for line in completed.stdout.splitlines() if re.match(r"^\d+\.\d+s (call|setup|teardown)", line)]
     print("\n".join(slowest), file=sys.stderr)
     return {"seconds": seconds, "when": datetime.date.today().isoformat(), "cores": os.cpu_count(),
-            "detail": f"{os.cpu_count()} cores, {summary.strip('= ')}", "slowest": slowest}
+            "detail": f"{report.processor()}, {os.cpu_count()} cores, {summary.strip('= ')}", "slowest": slowest}
 
 
 def _base_python() -> str:

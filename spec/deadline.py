@@ -3,9 +3,9 @@
 requests' timeouts bound each connect and each read, not the exchange: a peer that sends one byte every two seconds
 never trips them. A session from `session()` hands every socket it opens or reuses to the deadline the calling
 thread is `within`, and when the time is up a watchdog (one thread per process) shuts those sockets down: a blocked
-read returns at once and the exchange fails, so no peer holds the caller's thread longer than the deadline. (A host name that takes long to
-resolve is not covered: name lookups cannot be interrupted.) The mock's downloads and callbacks use it, and so does
-the client for each call.
+read returns at once and the exchange fails, so no peer holds the caller's thread longer than the deadline. (A host
+name that takes long to resolve is not covered: name lookups cannot be interrupted.) The mock's downloads and
+callbacks use it, and so does the client for each call.
 """
 
 from __future__ import annotations

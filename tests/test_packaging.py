@@ -16,7 +16,7 @@ import pytest
 from ivh_mock.mock_server.serving.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-UV = str(Path(sys.executable).with_name("uv"))  # the test extra's: builds and installs in a fraction of pip's time (D65)
+UV = str(Path(sys.executable).with_name("uv"))  # the test extra's: builds and installs in a fraction of pip's time
 SHADOWS = {  # an app's own modules with the names the package used to install at the top level
     "client.py": "class Client:\n    def __init__(self, url):\n        self.url = url\n",
     "spec/__init__.py": "SPEC = 'the app's own'\n",
