@@ -15,6 +15,7 @@ import heapq
 import itertools
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any, Iterator
@@ -25,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from requests.sessions import merge_setting
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import ProxyManager
 
 _local = threading.local()
 
@@ -32,8 +34,11 @@ _local = threading.local()
 class Deadline:
     """The end of an exchange: `left()` seconds remain; `expired` once the watchdog has shut its sockets down."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, outer: Deadline | None = None):
         self.at = time.monotonic() + seconds
+        if outer is not None and outer.at < self.at:  # within a block of its own: the sooner of the two ends both
+            self.at = outer.at
+        self.outer = outer
         self.expired = False
         self.ended = False  # the exchange ended first: the watchdog forgets it
         self._sockets: list[socket.socket] = []
@@ -68,7 +73,7 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._reset()
-        os.register_at_fork(after_in_child=self._reset)  # a forked child has the lock's state but not the thread
+        os.register_at_fork(after_in_child=self._forked)
 
     def _reset(self) -> None:
         self._changed = threading.Condition(threading.Lock())
@@ -76,6 +81,16 @@ class _Watchdog:
         self._ended = 0
         self._numbers = itertools.count()  # ties in time keep their order and never compare two deadlines
         self._thread: threading.Thread | None = None
+
+    def _forked(self) -> None:
+        """A forked child has the lock's state but not the thread, nor the other threads' deadlines: it starts anew,
+        keeping the deadlines its one thread was within when it forked."""
+        self._reset()
+        deadline = getattr(_local, "deadline", None)
+        while deadline is not None:
+            if not (deadline.ended or deadline.expired):
+                self.add(deadline)
+            deadline = deadline.outer
 
     def add(self, deadline: Deadline) -> None:
         with self._changed:
@@ -110,7 +125,10 @@ class _Watchdog:
                     self._changed.wait(min(left, self.LONGEST_WAIT))
                     continue
                 _, _, deadline = heapq.heappop(self._due)
-                deadline._expire()
+                try:
+                    deadline._expire()
+                except Exception:  # never the end of the watchdog, which every later deadline needs
+                    sys.excepthook(*sys.exc_info())
 
 
 _watchdog = _Watchdog()
@@ -119,8 +137,8 @@ _watchdog = _Watchdog()
 @contextlib.contextmanager
 def within(seconds: float) -> Iterator[Deadline]:
     """Run the block's exchanges (made with a `session()`) under one deadline of `seconds`."""
-    deadline = Deadline(seconds)
     outer = getattr(_local, "deadline", None)
+    deadline = Deadline(seconds, outer)
     _local.deadline = deadline
     _watchdog.add(deadline)
     try:
@@ -171,6 +189,9 @@ class _EnvironmentOnce(requests.Session):
 
 
 def _shut(sock: socket.socket) -> None:
+    # TLS to a target inside TLS to an HTTPS proxy is urllib3's SSLTransport, which has no shutdown(): its socket does
+    while not hasattr(sock, "shutdown") and hasattr(sock, "socket"):
+        sock = sock.socket
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
 
@@ -221,6 +242,16 @@ for _class, _name in ((_HTTPConnection, "HTTPConnection"), (_HTTPSConnection, "H
 
 
 class _Adapter(HTTPAdapter):
+    POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = self.POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # a call through an HTTP(S) proxy goes by a manager of its own, whose sockets no deadline saw: a trickling
+        # proxy held the client's calls for ever (a SOCKS proxy's connections are its own kind: not watched)
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):
+            manager.pool_classes_by_scheme = self.POOLS
+        return manager

@@ -6,6 +6,7 @@ import os
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -1135,6 +1136,7 @@ def test_deadlines_share_one_watchdog_that_ends_the_soonest_first_also_in_a_fork
         here, there = socket.socketpair()
         with here, there, deadline.within(seconds) as limit:
             limit.watch(here)
+            here.settimeout(5)  # a deadline that never ends fails the test, not the run
             started = time.monotonic()
             assert here.recv(1) == b""  # shut down by the watchdog, not answered
             assert limit.expired
@@ -1146,14 +1148,54 @@ def test_deadlines_share_one_watchdog_that_ends_the_soonest_first_also_in_a_fork
             stack.enter_context(deadline.within(30))
         assert threading.active_count() <= threads + 1
         assert ends_in_time(0.2) < 2
-    child = os.fork()
-    if child == 0:
-        try:
-            os._exit(0 if ends_in_time(0.2) < 2 else 1)
-        finally:
-            os._exit(2)
+        with deadline.within(0.2):  # a longer deadline inside a shorter one ends with the shorter
+            assert ends_in_time(30) < 2
+    with deadline.within(0.5):  # forked inside a block: the child's watchdog keeps that block's deadline
+        child = os.fork()
+        if child == 0:
+            try:
+                here, there = socket.socketpair()
+                here.settimeout(5)
+                deadline._local.deadline.watch(here)
+                os._exit(0 if here.recv(1) == b"" and ends_in_time(0.2) < 2 else 1)
+            finally:
+                os._exit(2)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_deadline_reaches_a_socket_inside_tls_and_a_failure_to_end_one_spares_the_others(monkeypatch):
+    """TLS inside TLS to an HTTPS proxy is urllib3's SSLTransport, which has no shutdown(): its AttributeError would
+    have ended the one watchdog thread, and with it every later deadline of the process."""
+    import socket
+
+    from ivh_mock.spec import deadline
+
+    class Transport:  # what SSLTransport shows of itself: the socket it wraps
+        def __init__(self, sock):
+            self.socket = sock
+
+    reported = []
+    monkeypatch.setattr(sys, "excepthook", lambda *info: reported.append(info[0]))
+    here, there = socket.socketpair()
+    here.settimeout(5)  # a deadline that never ends fails the test, not the run
+    with here, there, deadline.within(0.1) as limit:
+        limit.watch(Transport(here))
+        assert here.recv(1) == b"" and limit.expired
+
+    def broken(self):
+        raise RuntimeError("a deadline that cannot be ended")
+
+    monkeypatch.setattr(deadline.Deadline, "_expire", broken)
+    with deadline.within(0.05):
+        time.sleep(0.3)
+    monkeypatch.undo()
+    assert reported == [RuntimeError]
+    here, there = socket.socketpair()
+    here.settimeout(5)
+    with here, there, deadline.within(0.1) as limit:
+        limit.watch(here)
+        assert here.recv(1) == b"" and limit.expired
 
 
 def test_the_client_goes_the_way_the_environment_names_reading_it_once_per_host(monkeypatch):
@@ -1181,6 +1223,24 @@ def test_the_client_goes_the_way_the_environment_names_reading_it_once_per_host(
         with pytest.raises(APIConnectionError):  # straight there: a host that does not resolve
             Client("a", "mock-accesstoken", "http://api.example.invalid", max_retries=0).getprogress("t")
         assert (egress.requests, other.requests) == (4, 1)
+
+
+def test_a_call_through_a_proxy_that_trickles_is_held_no_longer_than_its_timeout(monkeypatch, tmp_path):
+    """A call through a proxy went by a manager of requests' own whose sockets no deadline saw: a proxy sending a byte
+    a second held it for ever, and so did a download."""
+    body = envelope({**PROGRESS, "TaskId": "t"})
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body) + 100, body)
+    with RawServer(answer, every=0.05) as trickling:  # about 13 s to send it all
+        monkeypatch.setenv("HTTP_PROXY", trickling.url)
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        ivh = Client("a", "mock-accesstoken", "http://api.example.invalid", timeout=1, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(APIConnectionError, match="no whole answer .* within 1 s"):
+            ivh.getprogress("t")
+        with pytest.raises(DownloadError):
+            ivh.download("http://files.example.invalid/v.mp4", tmp_path / "v.mp4", timeout=1)
+        assert time.monotonic() - started < 6 and trickling.requests == 2
 
 
 def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
