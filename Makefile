@@ -35,7 +35,8 @@ venv: $(STAMP)
 $(STAMP):
 	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 'ivh-mock needs Python 3.11 or newer: set PYTHON=python3.11')"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' \
+	@echo "$(BIN)/uv pip install -e '.[test]' (uv from pip; pip itself where uv cannot reach its index)"
+	@$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' \
 	  || { echo "uv could not install the virtualenv: pip installs it" >&2; \
 	       $(BIN)/python -m pip install --quiet --no-compile -e '.[test]'; }
 	rm -f $(VENV)/.installed-*
