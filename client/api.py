@@ -226,7 +226,8 @@ class Client:
                 except (requests.RequestException, ValueError) as error:  # ValueError: a URL urllib3 cannot use (a
                     # redirect to `http://[::1/x`, a host label past 63 characters)
                     expired = limit is not None and limit.expired
-                    failed = f"not whole within {timeout:g} s" if expired else _queries_out(str(error), url, error)
+                    failed = (f"not whole within {limit.seconds:g} s" if expired
+                              else _queries_out(str(error), url, error))
                 if failed is not None:  # raised outside the handler: requests' error, its context, quotes the URL
                     raise DownloadError(shown, None, failed)
             partial.replace(target)
@@ -326,12 +327,12 @@ class Client:
             except requests.RequestException as error:
                 if limit.expired:  # a connection never made is one a submission may be sent again on
                     kind = requests.ConnectTimeout if _never_made(error) else requests.Timeout
-                    raise kind(f"no whole answer from {path} within {timeout:g} s") from None
+                    raise kind(f"no whole answer from {path} within {limit.seconds:g} s") from None
                 raise
             except ValueError as error:  # urllib3's, on a host it cannot use (`a..b`, a label past 63 characters)
                 raise requests.exceptions.InvalidURL(f"{type(error).__name__}: {error}") from None
         if limit.expired:  # cut at the deadline, an answer of no length ends as if whole
-            raise requests.Timeout(f"no whole answer from {path} within {timeout:g} s")
+            raise requests.Timeout(f"no whole answer from {path} within {limit.seconds:g} s")
         status = response.status_code
         if 100 <= status < 200:  # http.client takes an interim answer (103 Early Hints) for the final one
             raise _NoVerdict(status, f"HTTP {status} from {path}: an interim answer, which the client cannot read past "

@@ -35,9 +35,10 @@ class Deadline:
     """The end of an exchange: `left()` seconds remain; `expired` once the watchdog has shut its sockets down."""
 
     def __init__(self, seconds: float, outer: Deadline | None = None):
-        self.at = time.monotonic() + seconds
+        now = time.monotonic()
+        self.at, self.seconds = now + seconds, seconds
         if outer is not None and outer.at < self.at:  # within a block of its own: the sooner of the two ends both
-            self.at = outer.at
+            self.at, self.seconds = outer.at, round(outer.at - now, 3)  # what a message says it allowed
         self.outer = outer
         self.expired = False
         self.ended = False  # the exchange ended first: the watchdog forgets it

@@ -1243,6 +1243,20 @@ def test_a_call_through_a_proxy_that_trickles_is_held_no_longer_than_its_timeout
         assert time.monotonic() - started < 6 and trickling.requests == 2
 
 
+def test_a_call_inside_a_shorter_deadline_of_the_callers_ends_by_it_and_says_so():
+    """A client's call within the caller's own shorter `deadline.within` block had ignored it (its own, inner,
+    deadline alone held its sockets); ended by it, the message says the time that applied, not the client's timeout."""
+    from ivh_mock.spec import deadline
+
+    body = envelope({**PROGRESS, "TaskId": "t"})
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body), every=0.05) as slow:
+        ivh = Client("a", "mock-accesstoken", slow.url, timeout=30, max_retries=0)
+        started = time.monotonic()
+        with deadline.within(0.5), pytest.raises(APIConnectionError, match=r"no whole answer .* within 0\.\d+ s"):
+            ivh.getprogress("t")
+        assert time.monotonic() - started < 5
+
+
 def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
     """The proxy's recordings and the client's errors take URLs apart by one rule (spec/urls.py): the client's had
     kept a URL's user info."""
