@@ -30,6 +30,7 @@ from urllib3.util.response import assert_header_parsing
 
 from ivh_mock import spec as spec_module
 from ivh_mock.spec import drift, jsontext
+from ivh_mock.spec.deadline import named_ca_bundle
 from ivh_mock.spec.urls import quoted_queries_out
 from ivh_mock.spec.validation import ecma_pattern
 
@@ -394,14 +395,14 @@ def environment_ca_bundle() -> str | bool:
     """The certificates the environment names to verify an upstream with (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, as
     requests reads them), or True for requests' own; ValueError for one that is not there (each exchange had failed
     with a traceback, its app's connection closed unanswered)."""
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        path = os.environ.get(name)
-        if path:
-            if not os.path.exists(path):
-                raise ValueError(f"{name} names {path}, which is not there: no certificates to verify the upstream "
-                                 f"with (unset it for the usual ones)")
-            return path
-    return True
+    named = named_ca_bundle()
+    if named is None:
+        return True
+    name, path = named
+    if not os.path.exists(path):
+        raise ValueError(f"{name} names {path}, which is not there: no certificates to verify the upstream with (unset "
+                         f"it for the usual ones)")
+    return path
 
 
 def _transfer_codings(headers: list[tuple[str, str]]) -> list[str]:

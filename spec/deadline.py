@@ -161,6 +161,16 @@ def session(pool_size: int = 10, *, trust_env: bool = False) -> requests.Session
     return result
 
 
+def named_ca_bundle() -> tuple[str, str] | None:
+    """The certificates the environment names to verify a server with, as (variable, path): REQUESTS_CA_BUNDLE, else
+    CURL_CA_BUNDLE, as requests reads them; None when neither is set."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(name)
+        if path:
+            return name, path
+    return None
+
+
 class _EnvironmentOnce(requests.Session):
     """Takes what requests reads from the environment on every call (HTTP(S)_PROXY and NO_PROXY for the host called,
     REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE) once per host: requests walked the whole environment twice per call, about
@@ -172,7 +182,7 @@ class _EnvironmentOnce(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self._proxies: dict[tuple[str, str], dict[str, str]] = {}
-        self._bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self._bundle = (named_ca_bundle() or (None, None))[1]
 
     def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict:
         if proxies or not self.trust_env:  # a call's own proxies (and their no_proxy): requests' way
