@@ -412,9 +412,9 @@ class ServeProcess:
     Its output is read as it comes (`errors()` returns what it logged): a pipe nobody reads fills up, and a server
     logging into a full pipe stops answering, so a test that should fail would hang instead."""
 
-    def __init__(self, data_dir, *args: str, cwd=None, env=None):
+    def __init__(self, data_dir, *args: str, cwd=None, env=None, command: str = MOCK):
         data = ["--data-dir", str(data_dir)] if data_dir is not None else []
-        self.process = subprocess.Popen([MOCK, "serve", "--port", "0", *data, *args], cwd=cwd, env=env,
+        self.process = subprocess.Popen([command, "serve", "--port", "0", *data, *args], cwd=cwd, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         start_new_session=True)
         self.banner = "".join(self.process.stdout.readline() for _ in range(BANNER_LINES))

@@ -3,7 +3,6 @@ plugins and contract suite working from any folder, and the layer rules of docs/
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivh_mock.mock_server.serving.testing import free_port
+from .conftest import ServeProcess, assert_the_suite_passed
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = str(Path(sys.executable).with_name("uv"))  # the test extra's: builds and installs in a fraction of pip's time
@@ -108,30 +107,23 @@ def test_the_commands_work_from_the_app_folder(installed):
         assert "0.1.0" in run.stdout or "0.1.0" in run.stderr
 
 
+@pytest.mark.slow
 def test_the_installed_contract_suite_runs_against_a_served_mock(installed, tmp_path):
+    """The whole suite, from the wheel, against a mock served from the wheel on the SQLite store: the suite's one run
+    over HTTP on that store (the Redis store's goes through the recording proxy, tests/test_proxy.py; D65)."""
     bin_dir, app = installed
-    port = free_port()
-    server = subprocess.Popen([str(bin_dir / "ivh-mock"), "serve", "--port", str(port), "--data-dir",
-                               str(tmp_path / "data")], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)
-    try:
-        assert "listening" in _first_lines(server), "ivh-mock serve did not start"
+    with ServeProcess(tmp_path / "data", "--store", f"sqlite:{tmp_path / 'store.sqlite3'}", "--queue-seconds", "0.5",
+                      "--render-startup", "1", cwd=app, command=str(bin_dir / "ivh-mock")) as served:
         env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
         suite = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "ivh_mock.contract_tests",
-                 "--ivh-base-url", f"http://127.0.0.1:{port}", "--ivh-report-dir", str(tmp_path / "reports")]
-        # the whole suite is collected (its plugin and conftest load from the wheel); a few of its tests run, since
-        # tests/test_contract_runs.py runs all of them over HTTP already
-        run = subprocess.run([*suite, "--ivh-allow-spend", "1000", "-k", "drift or required or schemathesis"],
-                             cwd=app, env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        assert " passed" in run.stdout and " failed" not in run.stdout and " error" not in run.stdout
-        assert (tmp_path / "reports" / "drift-report.json").exists()
+                 "--ivh-base-url", served.url, "--ivh-report-dir", str(tmp_path / "reports")]
+        run = subprocess.run([*suite, "--ivh-allow-spend", "100000"], cwd=app, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert_the_suite_passed(run, served.url, tmp_path / "reports")
         deep = subprocess.run([*suite, "--hypothesis-profile", "deep", "--collect-only"], cwd=app, env=env,
                               capture_output=True, text=True, timeout=300)
         assert deep.returncode == 0, deep.stdout[-2000:] + deep.stderr[-2000:]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        assert served.stop() == 0 and "Traceback" not in served.errors(), served.errors()[-3000:]
 
 
 def test_the_suite_says_once_that_credentials_are_missing(installed):
@@ -179,16 +171,6 @@ def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
                    "bench/__main__.py", "spec/openapi.yaml", "mock_server/routes/ui/index.html",
                    "contract_tests/plugin.py", "ivh_mock/__init__.py", "docs/ARCHITECTURE.md"):
         assert needed in names, f"{needed} missing from the sdist"
-
-
-def _first_lines(process: subprocess.Popen, limit: int = 40) -> str:
-    seen = ""
-    for _ in range(limit):
-        line = process.stdout.readline()
-        seen += line
-        if not line or "listening" in line:
-            break
-    return seen
 
 
 def test_the_fixtures_work_under_xdist(tmp_path):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import redirect_stdout
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -1162,13 +1163,14 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
 
 
 # Worth its minute: the one end-to-end proof that the proxy is transparent to every request the suite sends
-# (schemathesis included) and that conforming traffic leaves no finding. It is also the suite's run against the
-# memory store over HTTP (tests/test_contract_runs.py runs it against the others).
+# (schemathesis included) and that conforming traffic leaves no finding. It is also the whole suite's run against a
+# mock over HTTP on the Redis store (tests/test_packaging.py's, from the wheel, is the SQLite store's; D65).
 @pytest.mark.slow
-def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(tmp_path):
+def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(redis_server, tmp_path):
     record = tmp_path / "rec"
     timing = ("--queue-seconds", "0.5", "--render-startup", "1")
-    with ServeProcess(tmp_path / "data", *timing, "--store", "memory") as mock:
+    store = f"{redis_server.url}?prefix=p{uuid.uuid4().hex[:12]}"
+    with ServeProcess(tmp_path / "data", *timing, "--store", store) as mock:
         with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
             result = run_suite(proxy.url, tmp_path / "suite", "--ivh-allow-spend", "100000")
     assert_the_suite_passed(result, proxy.url, tmp_path / "suite")
