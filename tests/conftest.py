@@ -96,6 +96,11 @@ def pytest_configure(config):
         from hypothesis import settings
 
         settings.load_profile("ivh-ci")
+    # A run started in the background (`nohup make test &`, a script's `&`) ignores SIGINT, and so does every process
+    # it starts: the tests that press Ctrl-C in a server or a command they start then saw nothing happen and failed.
+    # Their processes get the usual disposition back (Python's own handler here, the default in what it starts).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
