@@ -16,9 +16,8 @@ try:  # the plugin says so first when the suite is named on the command line
     import schemathesis  # noqa: F401 - test_schemathesis.py's; missing, it would fail that module alone
 except ImportError as missing:  # the base install: the suite's own dependencies are an extra
     raise pytest.UsageError(missing_extra(missing.name)) from None
-from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials
+from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials, remote_session
 from ivh_mock.proxy import redact
-from ivh_mock.spec import deadline
 from ivh_mock.mock_server import VirtualClock, create_app, stop_app
 from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
@@ -100,8 +99,7 @@ def target(request):
         return
     appkey, token = remote_credentials()
     allowance = request.config.getoption("--ivh-allow-spend") or 0
-    # the client's own session: the environment's proxy settings apply, read once per host, not at every call
-    remote = Target(base_url, deadline.session(trust_env=True), label=redact.url(base_url), guard=SpendGuard(allowance),
+    remote = Target(base_url, remote_session(), label=redact.url(base_url), guard=SpendGuard(allowance),
                     appkey=appkey, accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     # SIGTERM (a CI job's timeout, `timeout`) ends the run as Ctrl-C does, with this teardown: it had ended the
     # process at once, leaving a served mock's clock frozen hours ahead, in its store, for whatever ran next

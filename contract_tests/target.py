@@ -22,6 +22,7 @@ from ivh_mock.proxy import redact
 from ivh_mock.proxy.checks import ExchangeChecker
 from ivh_mock.proxy.forward import RECORDED_BODY_BYTES, parsed_body, recorded_body
 from ivh_mock.proxy.report import Aggregate
+from ivh_mock.spec import deadline
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.urls import http_url_problem
 
@@ -392,6 +393,12 @@ def _example() -> Any:
         return None
 
 
+def remote_session() -> requests.Session:
+    """The session the suite calls a server across the network with: the client's own, which takes the
+    environment's proxy and CA settings once per host (D83) where requests.Session read them twice per call."""
+    return deadline.session(trust_env=True)
+
+
 def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str | None = None, *,
               parallel: bool = False, spend: int = 0) -> str | None:
     """Why the suite cannot be run against `base_url`, or None. A URL that is no server's, credentials the server
@@ -403,7 +410,7 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
     problem = http_url_problem(base_url)
     if problem:
         return f"--ivh-base-url: the URL {problem}"
-    target = Target(base_url, requests.Session(), label=redact.url(base_url), guard=SpendGuard(0), appkey=appkey,
+    target = Target(base_url, remote_session(), label=redact.url(base_url), guard=SpendGuard(0), appkey=appkey,
                     accesstoken=accesstoken, control_token=control_token)
     if target.unanswered is not None:  # the call below would wait as long again
         return target.unanswered
