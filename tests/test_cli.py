@@ -311,6 +311,11 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
             (["--data-dir", ""], "--data-dir is empty"),
             (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is no number"),
             (["--store", "redis://:s3cret@127.0.0.1:1/0?foo=bar"], "the Redis store URL's query cannot be used (foo)"),
+            # a port that is no number, or out of range, had been blamed on the query: "query cannot be used ()"
+            (["--store", "redis://:s3cret@127.0.0.1:notaport/0"], "the Redis store URL's port cannot be used: Port "
+                                                                   "could not be cast to integer value as 'notaport'"),
+            (["--store", "redis://127.0.0.1:99999/0?prefix=a"], "the Redis store URL's port cannot be used: Port out "
+                                                                 "of range 0-65535"),
             (["--store", f"sqlite:{tmp_path}"], f"ivh-mock: --store sqlite:{tmp_path}: "),
             (["--store", "redis://127.0.0.1:1/0"], "ivh-mock: --store redis://127.0.0.1:1/0: ")):
         data_dir = [] if "--data-dir" in args else ["--data-dir", str(data)]

@@ -134,6 +134,10 @@ class RedisStore:
         if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
             # redis-py reads a database that is no number as database 0: another's keys, unsaid
             raise ValueError(f"the Redis store's database {parts.path[1:80]!r} is no number (redis://HOST:PORT/DB)")
+        try:
+            parts.port  # noqa: B018 - urllib checks the port as it reads it; redis-py's error blamed the query
+        except ValueError as error:
+            raise ValueError(f"the Redis store URL's port cannot be used: {error} (redis://HOST:PORT/DB)") from None
         query = parse_qs(parts.query)
         self.prefix = query.pop("prefix", ["ivh"])[0] + ":"
         rest = urlencode(query, doseq=True)  # what else the query says (a unix socket's db=N) stays
@@ -142,8 +146,8 @@ class RedisStore:
             self.redis = redis.Redis.from_url(self.url, decode_responses=True)
             self.redis.ping()  # fail at start, with the URL, rather than on the first request
         except (TypeError, ValueError) as error:  # an option redis-py does not take: `?foo=bar` had been a traceback
-            raise ValueError(f"the Redis store URL's query cannot be used ({', '.join(sorted(query))}): "
-                             f"{error}") from None
+            said = f"query cannot be used ({', '.join(sorted(query))})" if query else "cannot be used"
+            raise ValueError(f"the Redis store URL's {said}: {error}") from None
         self._limits = journal
         # registered once; redis-py sends each by its SHA, loading it when Redis lacks it
         self._record = self.redis.register_script(RECORD)
