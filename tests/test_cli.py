@@ -325,6 +325,29 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
         assert "s3cret" not in error and not (tmp_path / "new").exists(), (args, list(tmp_path.iterdir()))
 
 
+@pytest.mark.parametrize("where", ["data", "data/media"])
+def test_a_data_directory_the_mock_may_not_write_refuses_the_start(where, tmp_path, monkeypatch, capsys):
+    """A read-only data directory (or one of its folders) started the server, whose first upload then answered
+    -101000 with a traceback in its log. The tests run as root, whom permissions do not stop: the folder's refusal
+    is the operating system's answer to making a file in it, as a read-only mount or another user's folder gives."""
+    (tmp_path / "data" / "media").mkdir(parents=True)
+    refused = str(tmp_path / where)
+    make = tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        if kwargs.get("dir") == refused:
+            raise PermissionError(13, "Permission denied", os.path.join(refused, ".tmp-x"))
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(cli.Server, "run", lambda self: pytest.fail("the start was not refused"))  # not served for ever
+    for store in ("memory", f"sqlite:{tmp_path / 'store.sqlite3'}"):
+        assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "data"), "--store", store]) == 2
+        error = capsys.readouterr().err
+        assert error == f"ivh-mock: --data-dir {tmp_path / 'data'}: cannot be used: Permission denied ({refused})\n"
+    assert not (tmp_path / "store.sqlite3").exists()  # the refused start made no database
+
+
 def test_a_refused_start_never_removes_what_another_server_made_meanwhile(tmp_path):
     """Two servers started at once on a new data directory: the one refused (its store held by the other) removes
     only the folders that are still empty, never the other's files; a database it made itself goes, files and all."""

@@ -25,6 +25,18 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _check_writable(folder: str) -> None:
+    """Make and remove a file in `folder`, raising the OSError that names it when it cannot be written: a data
+    directory the mock may not write (read-only, another user's) had started the server, whose first upload then
+    failed (-101000, a traceback in its log) and whose renders never landed."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, folder) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 class Blobs:
     """A content-addressed file store in `root`, a folder per kind (`media`, `jobs`, `videos`, `assets`, `samples`)."""
 
@@ -32,15 +44,17 @@ class Blobs:
         self.root = Path(root).resolve()  # absolute: Flask reads relative paths against the app package
         self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
-        self._drop_stale_temporaries()
+        with os.scandir(self._root) as folders:
+            kinds = [folder.path for folder in folders if folder.is_dir(follow_symlinks=False)]
+        for folder in (self._root, *kinds):
+            _check_writable(folder)
+        self._drop_stale_temporaries(kinds)
 
-    def _drop_stale_temporaries(self) -> None:
+    def _drop_stale_temporaries(self, kinds: list[str]) -> None:
         """Delete what writers killed mid-write left (`.tmp-*`, see `writing`), once older than STALE_SECONDS: no
         write takes that long, so another process or host sharing the directory is not writing it any more. A file a
         sweep killed meanwhile had set aside (`set_aside`) goes back, unless it is there again."""
         cutoff = time.time() - STALE_SECONDS
-        with os.scandir(self._root) as folders:
-            kinds = [folder.path for folder in folders if folder.is_dir(follow_symlinks=False)]
         for kind in kinds:
             with os.scandir(kind) as entries:
                 for entry in entries:
