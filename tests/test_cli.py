@@ -309,7 +309,10 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
             (["--replay", str(tmp_path / "none")], "--replay"),
             (["--store", ""], "--store is empty: give one, or leave the option out for the default"),
             (["--data-dir", ""], "--data-dir is empty"),
-            (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is no number"),
+            (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is not a number of 0 or more"),
+            (["--store", "redis://127.0.0.1:1/-1"], "the Redis store's database '-1' is not a number of 0 or more"),
+            # a URL that does not split had ended in a traceback, raised again as the refusal was written
+            (["--store", "redis://:s3cret@[::1:1/0"], "the Redis store URL cannot be read: Invalid IPv6 URL"),
             (["--store", "redis://:s3cret@127.0.0.1:1/0?foo=bar"], "the Redis store URL's query cannot be used (foo)"),
             # a port that is no number, or out of range, had been blamed on the query: "query cannot be used ()"
             (["--store", "redis://:s3cret@127.0.0.1:notaport/0"], "the Redis store URL's port cannot be used: Port "
@@ -325,17 +328,23 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
         assert "s3cret" not in error and not (tmp_path / "new").exists(), (args, list(tmp_path.iterdir()))
 
 
-@pytest.mark.parametrize("where", ["data", "data/media"])
+@pytest.mark.parametrize("where", ["data", "data/media", "elsewhere"])
 def test_a_data_directory_the_mock_may_not_write_refuses_the_start(where, tmp_path, monkeypatch, capsys):
-    """A read-only data directory (or one of its folders) started the server, whose first upload then answered
-    -101000 with a traceback in its log. The tests run as root, whom permissions do not stop: the folder's refusal
-    is the operating system's answer to making a file in it, as a read-only mount or another user's folder gives."""
-    (tmp_path / "data" / "media").mkdir(parents=True)
+    """A read-only data directory (or one of its folders, or a folder it links to) started the server, whose first
+    upload then answered -101000 with a traceback in its log. The tests run as root, whom permissions do not stop:
+    the folder's refusal is the operating system's answer to making a file in it, as a read-only mount or another
+    user's folder gives."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    if where == "elsewhere":  # the videos kept on another disk
+        (tmp_path / "data" / "videos").symlink_to(tmp_path / "elsewhere")
+    else:
+        (tmp_path / "data" / "media").mkdir()
     refused = str(tmp_path / where)
     make = tempfile.mkstemp
 
     def mkstemp(*args, **kwargs):
-        if kwargs.get("dir") == refused:
+        if os.path.realpath(kwargs.get("dir", "")) == os.path.realpath(refused):
             raise PermissionError(13, "Permission denied", os.path.join(refused, ".tmp-x"))
         return make(*args, **kwargs)
 
@@ -344,8 +353,36 @@ def test_a_data_directory_the_mock_may_not_write_refuses_the_start(where, tmp_pa
     for store in ("memory", f"sqlite:{tmp_path / 'store.sqlite3'}"):
         assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "data"), "--store", store]) == 2
         error = capsys.readouterr().err
-        assert error == f"ivh-mock: --data-dir {tmp_path / 'data'}: cannot be used: Permission denied ({refused})\n"
+        shown = refused if where != "elsewhere" else str(tmp_path / "data" / "videos")
+        assert error == f"ivh-mock: --data-dir {tmp_path / 'data'}: cannot be used: Permission denied ({shown})\n"
     assert not (tmp_path / "store.sqlite3").exists()  # the refused start made no database
+
+
+def test_a_data_directory_whose_folder_is_a_file_or_whose_owner_file_is_refused_says_so(tmp_path, monkeypatch, capsys):
+    """A file where the data directory's `media` folder goes started the server, whose first submission failed
+    (-101000, FileExistsError in its log); a store's `.owner` file the server may not open was said to be "a file,
+    not a directory"."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "media").write_text("")
+    monkeypatch.setattr(cli.Server, "run", lambda self: pytest.fail("the start was not refused"))
+    assert cli.main(["serve", "--port", "0", "--data-dir", str(data), "--store", "memory"]) == 2
+    assert capsys.readouterr().err == (f"ivh-mock: --data-dir {data}: cannot be used: {data / 'media'} is a file, not "
+                                       f"a directory\n")
+    (data / "media").unlink()
+    owner = data / "ivh-mock.sqlite3.owner"
+    owner.write_text("")
+    from ivh_mock.mock_server.serving import owner as owner_module
+
+    def open_(path, *args, **kwargs):  # a root-owned file, as the server's user is refused it
+        if os.fspath(path) == str(owner):
+            raise PermissionError(13, "Permission denied", str(owner))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(owner_module, "open", open_, raising=False)
+    assert cli.main(["serve", "--port", "0", "--data-dir", str(data)]) == 2
+    error = capsys.readouterr().err
+    assert error.endswith(f": cannot be used: Permission denied ({owner})\n") and "not a directory" not in error, error
 
 
 def test_a_refused_start_never_removes_what_another_server_made_meanwhile(tmp_path):

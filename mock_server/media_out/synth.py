@@ -32,7 +32,8 @@ ENCODINGS = {
 }
 # Each encoder's quickest setting: what is encoded is a test's input, heard by nobody; FFmpeg's AAC encoder took 0.8 s
 # of CPU for a minute, a third of that less with its fast coder (MP3 and Opus likewise).
-FASTEST = {"aac": {"aac_coder": "fast"}, "libmp3lame": {"compression_level": "9"}, "libopus": {"compression_level": "0"}}
+FASTEST = {"aac": {"aac_coder": "fast"}, "libmp3lame": {"compression_level": "9"},
+           "libopus": {"compression_level": "0"}}
 
 
 @functools.lru_cache(maxsize=256)

@@ -356,9 +356,11 @@ def _start_failure(error: Exception, args: argparse.Namespace, store: str, data_
     if not isinstance(error, OSError) or error.filename is None:
         return str(error)
     failed = os.path.abspath(os.fsdecode(error.filename))
-    # a file on the way is what a user can mend: said rather than ENOTDIR's or EEXIST's words
+    # a file on the way is what a user can mend: said rather than ENOTDIR's or EEXIST's words (a file refused for
+    # another reason, a root-owned `.owner`, is said as the system says it)
     existing = failed if os.path.exists(failed) else os.path.dirname(_first_missing(failed))
-    why = (f"{existing} is a file, not a directory" if not os.path.isdir(existing)
+    why = (f"{existing} is a file, not a directory"
+           if error.errno in (errno.ENOTDIR, errno.EEXIST) and not os.path.isdir(existing)
            else f"{error.strerror or error} ({failed})")
     database = store.removeprefix("sqlite:") if args.store and store.startswith("sqlite:") else ""  # else in data_dir
     for path, setting in ((database, named), (data_dir, f"--data-dir {data_dir}" if args.data_dir
@@ -517,7 +519,10 @@ def _duration(seconds: float) -> str:
 
 def _shown(store: str) -> str:
     """The store setting without the password a Redis URL may carry (before its host, or as `?password=`)."""
-    parts = urlsplit(store)
+    try:
+        parts = urlsplit(store)
+    except ValueError:  # a URL that does not split (`redis://[::1:6379/0`) had ended its refusal in a traceback
+        return re.sub(r"(?i)((?:^|[?&])password=)[^&]*", r"\1***", re.sub(r"//[^/?#]*@", "//***@", store))
     query = re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", parts.query)
     if not parts.password and query == parts.query:
         return store

@@ -1,4 +1,4 @@
-"""Files the mock keeps on disk: fetched and uploaded media, the samples it serves, render jobs and rendered videos.
+"""Files the mock keeps on disk: fetched and uploaded media, the samples it serves and rendered videos.
 
 Everything lives under one data directory, named by content (SHA-256), written atomically (a temporary file renamed
 into place), so several threads or processes sharing the directory never see half a file and never write one twice.
@@ -7,6 +7,7 @@ into place), so several threads or processes sharing the directory never see hal
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any, Iterator
 
 # A temporary file older than this was left by a writer that was killed (no download, upload or render lasts an hour)
 STALE_SECONDS = 3600
+KINDS = ("media", "videos", "assets", "samples")  # the data directory's folders, one per kind of file
 ASIDE = ".sweep-"  # a file a sweep has set aside, to be dropped or put back (`set_aside`)
 
 
@@ -38,17 +40,22 @@ def _check_writable(folder: str) -> None:
 
 
 class Blobs:
-    """A content-addressed file store in `root`, a folder per kind (`media`, `jobs`, `videos`, `assets`, `samples`)."""
+    """A content-addressed file store in `root`, a folder per kind (KINDS)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()  # absolute: Flask reads relative paths against the app package
         self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
-        with os.scandir(self._root) as folders:
-            kinds = [folder.path for folder in folders if folder.is_dir(follow_symlinks=False)]
-        for folder in (self._root, *kinds):
+        with os.scandir(self._root) as scan:
+            entries = list(scan)
+        kinds = [entry for entry in entries if entry.name in KINDS]
+        for entry in kinds:  # a kind's folder that is a file had started the server, and failed its first write
+            if not entry.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), entry.path)
+        # a kind's folder linked elsewhere (another disk) is written through, so checked; its stale files are left
+        for folder in (self._root, *(entry.path for entry in kinds)):
             _check_writable(folder)
-        self._drop_stale_temporaries(kinds)
+        self._drop_stale_temporaries([entry.path for entry in entries if entry.is_dir(follow_symlinks=False)])
 
     def _drop_stale_temporaries(self, kinds: list[str]) -> None:
         """Delete what writers killed mid-write left (`.tmp-*`, see `writing`), once older than STALE_SECONDS: no

@@ -130,10 +130,14 @@ return 1
 
 class RedisStore:
     def __init__(self, url: str, journal: JournalLimits = JournalLimits()):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # `redis://[::1:6379/0`
+            raise ValueError(f"the Redis store URL cannot be read: {error} (redis://HOST:PORT/DB)") from None
         if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
             # redis-py reads a database that is no number as database 0: another's keys, unsaid
-            raise ValueError(f"the Redis store's database {parts.path[1:80]!r} is no number (redis://HOST:PORT/DB)")
+            raise ValueError(f"the Redis store's database {parts.path[1:80]!r} is not a number of 0 or more "
+                             f"(redis://HOST:PORT/DB)")
         try:
             parts.port  # noqa: B018 - urllib checks the port as it reads it; redis-py's error blamed the query
         except ValueError as error:
