@@ -169,6 +169,12 @@ def redis_server():
         yield server
 
 
+def redis_store(server: RedisServer, tag: str) -> str:
+    """A Redis store setting on `server` under a prefix of its own (`tag` and a random part): the tests of a process
+    share its one redis-server, each in its own keys."""
+    return f"{server.url}?prefix={tag}{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def store_spec(request, tmp_path) -> str:
     """The `store` setting of the mocks a test builds: memory unless the module runs over all stores."""
@@ -178,7 +184,7 @@ def store_spec(request, tmp_path) -> str:
     elif kind == "sqlite":
         yield f"sqlite:{tmp_path / 'ivh-mock.sqlite3'}"
     else:
-        spec = f"{request.getfixturevalue('redis_server').url}?prefix=t{uuid.uuid4().hex[:12]}"
+        spec = redis_store(request.getfixturevalue("redis_server"), "t")
         yield spec
         open_store(spec).reset()
 

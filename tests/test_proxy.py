@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from contextlib import redirect_stdout
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -36,7 +35,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, run_suite, until
+from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, redis_store, run_suite, until
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
@@ -1169,7 +1168,7 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
 def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(redis_server, tmp_path):
     record = tmp_path / "rec"
     timing = ("--queue-seconds", "0.5", "--render-startup", "1")
-    store = f"{redis_server.url}?prefix=p{uuid.uuid4().hex[:12]}"
+    store = redis_store(redis_server, "p")
     with ServeProcess(tmp_path / "data", *timing, "--store", store) as mock:
         with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
             result = run_suite(proxy.url, tmp_path / "suite", "--ivh-allow-spend", "100000")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -24,7 +23,7 @@ from ivh_mock.mock_server.serving import balance, dispatch
 from ivh_mock.mock_server.serving.testing import CallbackReceiver
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, answer_bodies, until
+from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, answer_bodies, redis_store, until
 
 FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25")
 
@@ -33,7 +32,7 @@ FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25
 def store(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'shared.sqlite3'}"
-    return f"{request.getfixturevalue('redis_server').url}?prefix=w{uuid.uuid4().hex[:12]}"
+    return redis_store(request.getfixturevalue("redis_server"), "w")
 
 
 def call(url: str, operation_id: str, payload, appkey: str = "workers", session=requests, at: float | None = None):
@@ -201,7 +200,7 @@ def test_bad_store_or_worker_options_exit_2_with_a_message(args, message, tmp_pa
 def test_two_servers_on_one_redis_share_tasks_clock_and_callbacks(redis_server, tmp_path):
     """Two `ivh-mock serve` processes, as on two hosts (each its own master and workers), on one Redis and one
     shared data directory: a task submitted to one is polled on the other, and its callback goes out once."""
-    store = f"{redis_server.url}?prefix=h{uuid.uuid4().hex[:12]}"
+    store = redis_store(redis_server, "h")
     receiver = CallbackReceiver()
     try:
         with ServeProcess(tmp_path / "data", "--store", store, *FAST) as first, \
