@@ -517,13 +517,16 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days {hours % 24} h"
 
 
+_PASSWORD_PARAMETER = re.compile(r"(?i)((?:^|[?&])password=)[^&]*")
+
+
 def _shown(store: str) -> str:
     """The store setting without the password a Redis URL may carry (before its host, or as `?password=`)."""
     try:
         parts = urlsplit(store)
     except ValueError:  # a URL that does not split (`redis://[::1:6379/0`) had ended its refusal in a traceback
-        return re.sub(r"(?i)((?:^|[?&])password=)[^&]*", r"\1***", re.sub(r"//[^/?#]*@", "//***@", store))
-    query = re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", parts.query)
+        return _PASSWORD_PARAMETER.sub(r"\1***", re.sub(r"//[^/?#]*@", "//***@", store))
+    query = _PASSWORD_PARAMETER.sub(r"\1***", parts.query)
     if not parts.password and query == parts.query:
         return store
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@") if parts.password else parts.netloc
