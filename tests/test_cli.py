@@ -628,6 +628,10 @@ def test_a_start_that_cannot_make_its_store_names_the_setting(tmp_path, monkeypa
     assert said.startswith(f"ivh-mock: --store {shown}: ") and "pw" not in said and "sekrit" not in said, said
     assert "onnect" in said and said.count("\n") == 1, said  # redis-py's reason: Connection refused
     assert not (tmp_path / "data").exists()  # a refused start leaves nothing
+    socket_store = f"unix://{tmp_path}/no-redis.sock?password=sekrit&db=0"  # shown as written: it had lost its //
+    assert cli.main(["serve", "--port", "0", "--store", socket_store, "--data-dir", str(tmp_path / "data")]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"ivh-mock: --store unix://{tmp_path}/no-redis.sock?password=***&db=0: "), said
 
 
 @pytest.mark.parametrize("argv", [["serve", "--callback-timeout", "0"], ["proxy", "--record", "r", "--timeout", "0"],

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -521,16 +521,16 @@ _PASSWORD_PARAMETER = re.compile(r"(?i)((?:^|[?&])password=)[^&]*")
 
 
 def _shown(store: str) -> str:
-    """The store setting without the password a Redis URL may carry (before its host, or as `?password=`)."""
+    """The store setting without the password a Redis URL may carry (before its host, or as `?password=`), otherwise
+    as written: put together again by urlunsplit, `unix:///run/redis.sock?password=...` had lost its `//`."""
+    head, mark, query = store.partition("?")
     try:
-        parts = urlsplit(store)
+        password = urlsplit(store).password
     except ValueError:  # a URL that does not split (`redis://[::1:6379/0`) had ended its refusal in a traceback
-        return _PASSWORD_PARAMETER.sub(r"\1***", re.sub(r"//[^/?#]*@", "//***@", store))
-    query = _PASSWORD_PARAMETER.sub(r"\1***", parts.query)
-    if not parts.password and query == parts.query:
-        return store
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@") if parts.password else parts.netloc
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+        head = re.sub(r"//[^/]*@", "//***@", head)
+    else:
+        head = head.replace(f":{password}@", ":***@", 1) if password else head
+    return head + mark + _PASSWORD_PARAMETER.sub(r"\1***", query)
 
 
 def _replaying(config: Config, directory: str):
