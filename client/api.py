@@ -287,10 +287,10 @@ class Client:
             # what is raised for it, raised outside the handler: it carries no context, which would be requests'
             # error, and that quotes the signed URL
             if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
-                raise _OutOfTime(str(_given_up(operation_id, error)))
+                raise _OutOfTime(str(self._given_up(operation_id, path, error)))
             attempt += 1
             if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                given_up = _given_up(operation_id, error)
+                given_up = self._given_up(operation_id, path, error)
                 raise _unknown(str(given_up)) if not idempotent and _maybe_accepted(error) else given_up
             asked = getattr(error, "retry_after", None)
             delay = backoff(attempt, self.rng, asked)
@@ -298,7 +298,8 @@ class Client:
                 left = max(until - self.monotonic(), 0.0)
                 due = (f"the server asked for the next try in {delay:.1f} s (Retry-After)" if asked and delay <= asked
                        else f"the next try was due in {delay:.1f} s")
-                raise _OutOfTime(f"{_given_up(operation_id, error)}; {due}, past the {left:.1f} s left of the wait")
+                given_up = self._given_up(operation_id, path, error)
+                raise _OutOfTime(f"{given_up}; {due}, past the {left:.1f} s left of the wait")
             self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
         if violations:  # fields' presence and types (Code 0: a submission's may have been accepted)
@@ -315,6 +316,9 @@ class Client:
             problem = jsontext.lone_surrogate(body) or "it holds a lone surrogate"
             raise ParameterError(self.spec.errors.by_name["ParameterFormatError"],
                                  f"request body is not valid Unicode: {problem}", preflight=True) from None
+
+    def _given_up(self, operation_id: str, path: str, error: Exception) -> Exception:
+        return _given_up(operation_id, error, deadline.proxy_note(self.session, f"{self.base_url}{path}", error))
 
     def _send(self, path: str, data: bytes, headers: dict[str, str],
               timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -428,11 +432,12 @@ def _queries_out(text: str, url: str, error: Exception) -> str:
     return _SIGNATURE.sub(r"\1[redacted]", without_queries(quoted_queries_out(text, url, failed_on)))
 
 
-def _given_up(operation_id: str, error: Exception) -> Exception:
+def _given_up(operation_id: str, error: Exception, note: str = "") -> Exception:
     """The error a call that will not be sent again raises: a connection error, or an error answer that was not the
-    API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError."""
+    API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError. `note`
+    ends a connection error's message (the proxy the call went through)."""
     if isinstance(error, requests.RequestException):
-        return APIConnectionError(f"{operation_id}: " + _SIGNATURE.sub(r"\1[redacted]", str(error)))
+        return APIConnectionError(f"{operation_id}: " + _SIGNATURE.sub(r"\1[redacted]", str(error)) + note)
     if isinstance(error, APIError) and error.body is None and not error.preflight:
         return APIConnectionError(f"{operation_id}: {error.message}")
     return error

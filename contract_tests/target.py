@@ -295,15 +295,19 @@ class Target:
         if scenario:
             all_headers["X-Mock-Scenario"] = scenario
         path = self.spec.operations[operation_id].path
+        url = f"{self.base_url}{path}"
         try:  # a redirect is the answer: the API never sends one, and its target's answer is another server's
-            response = self.session.post(f"{self.base_url}{path}?{query}", data=data, headers=all_headers,
-                                         timeout=ANSWER_SECONDS, allow_redirects=False)
+            response = self.session.post(f"{url}?{query}", data=data, headers=all_headers, timeout=ANSWER_SECONDS,
+                                         allow_redirects=False)
         except requests.RequestException as error:  # its text quotes the signed URL: good for any call for minutes
             if operation_id == SUBMIT:  # sent, perhaps, and billed: no answer says otherwise
                 self.guard.unsure(body)
+            note = deadline.proxy_note(self.session, url, error)
             if isinstance(error, requests.Timeout):
-                raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s") from None
-            raise AssertionError(f"{self.label} could not be asked {operation_id}: {redact.text(str(error))}") from None
+                raise AssertionError(f"{self.label} did not answer {operation_id} within {ANSWER_SECONDS} s"
+                                     f"{note}") from None
+            raise AssertionError(f"{self.label} could not be asked {operation_id}: {redact.text(str(error))}"
+                                 f"{note}") from None
         parsed, is_json = parsed_body(response.content)  # bounded in depth: a deep answer had raised RecursionError
         answer = Answer(response.status_code, parsed if is_json else response.text)
         if operation_id == SUBMIT:
@@ -352,20 +356,22 @@ class Target:
     def _control(self, method: str, route: str, body: Any = None, probing: bool = False) -> Any:
         """The control API's answer; None, when `probing` whether there is one at all, for a target without it."""
         headers = {"X-Mock-Token": self.control_token} if self.control_token else {}
+        url = f"{self.base_url}/__mock__/{route}"
         try:  # a redirect is no answer of a mock's: another server's page had been taken for the target's
-            response = self.session.request(method, f"{self.base_url}/__mock__/{route}", json=body, headers=headers,
-                                            timeout=ANSWER_SECONDS, allow_redirects=False)
-        except requests.Timeout:
+            response = self.session.request(method, url, json=body, headers=headers, timeout=ANSWER_SECONDS,
+                                            allow_redirects=False)
+        except requests.Timeout as error:
+            note = deadline.proxy_note(self.session, url, error)
             if probing:
-                self.unanswered = f"{self.label} did not answer GET /__mock__/clock within {ANSWER_SECONDS} s"
+                self.unanswered = f"{self.label} did not answer GET /__mock__/clock within {ANSWER_SECONDS} s{note}"
                 return None
             raise AssertionError(f"{self.label} did not answer the control API's {method} {route} within "
-                                 f"{ANSWER_SECONDS} s") from None
+                                 f"{ANSWER_SECONDS} s{note}") from None
         except requests.RequestException as error:  # no server there (any more): a mock stopped mid-run
             if probing:
                 return None
             raise AssertionError(f"{self.label} could not be asked the control API's {method} {route}: "
-                                 f"{redact.text(str(error))}") from None
+                                 f"{redact.text(str(error))}{deadline.proxy_note(self.session, url, error)}") from None
         value, is_json = parsed_body(response.content) if response.status_code in (200, 401) else (None, False)
         answer = value if is_json else None
         if response.status_code == 401:  # a mock's control API refuses a missing or wrong token in its own words
@@ -442,8 +448,8 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
         if isinstance(fresh.code, int) and target.spec.errors.family(fresh.code) == "authentication":
             return (f"{base_url} is a mock that refuses the accounts the suite makes for its tests (ct-..., signed "
                     f"with IVH_ACCESSTOKEN): {fresh.code} {fresh.message}"[:400] + ". Run the suite against a mock "
-                    f"that takes any appkey with that accesstoken: started without --accounts, its "
-                    f"--default-accesstoken IVH_ACCESSTOKEN")
+                    "that takes any appkey with that accesstoken: started without --accounts, its "
+                    "--default-accesstoken IVH_ACCESSTOKEN")
     return None
 
 

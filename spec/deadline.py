@@ -171,6 +171,34 @@ def named_ca_bundle() -> tuple[str, str] | None:
     return None
 
 
+def proxy_note(session: requests.Session, url: str, error: Exception) -> str:
+    """What to add to the message of `error`, a call of `session` to `url` that failed before any answer came, when
+    the environment sends that call through a proxy: which variable names it, and NO_PROXY to call the host
+    directly. Empty when the session does not take its proxies from the environment, none is named for `url`
+    (NO_PROXY taken into account), or `error` is not of the kind a proxy can cause. requests' own words ("Unable to
+    connect to proxy", "Failed to parse: ...") named neither."""
+    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.InvalidURL)
+    if not isinstance(error, kinds) or not session.trust_env or session.proxies:
+        return ""
+    try:
+        proxies = requests.utils.get_environ_proxies(url)
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    proxy = proxies.get(f"{scheme}://{host}") or proxies.get(scheme) or proxies.get("all")
+    if not proxy:
+        return ""
+    names = {name.lower(): name for name in os.environ}  # as urllib reads them: either case
+    variable = next((names[key] for key in (f"{scheme}_proxy", "all_proxy") if key in names
+                     and os.environ[names[key]] == proxy), f"{scheme.upper()}_PROXY")
+    scheme_part, sep, rest = proxy.partition("://")
+    shown = (scheme_part + sep + rest.rpartition("@")[2] if sep else proxy.rpartition("@")[2])[:100]  # a user and
+    # password before the host stay unsaid
+    return (f" (the call went through the proxy {shown!r} that {variable} names: set NO_PROXY={host} to call "
+            f"{host} directly)")
+
+
 class _EnvironmentOnce(requests.Session):
     """Takes what requests reads from the environment on every call (HTTP(S)_PROXY and NO_PROXY for the host called,
     REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE) once per host: requests walked the whole environment twice per call, about

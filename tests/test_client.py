@@ -1243,6 +1243,39 @@ def test_a_call_through_a_proxy_that_trickles_is_held_no_longer_than_its_timeout
         assert time.monotonic() - started < 6 and trickling.requests == 2
 
 
+def test_a_call_the_environments_proxy_could_not_make_names_the_variable_and_no_proxy(monkeypatch):
+    """A call failed "Unable to connect to proxy" or "Failed to parse: ..." and named neither HTTP_PROXY nor how to
+    call the server without it; a password in the proxy's URL stays unsaid."""
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    with MockServer() as mock:
+        for variable, proxy, shown in (("http_proxy", f"http://user:pw@127.0.0.1:{port}", f"http://127.0.0.1:{port}"),
+                                       ("HTTP_PROXY", "http://[::1", "http://[::1"),
+                                       ("ALL_PROXY", f"127.0.0.1:{port}", f"127.0.0.1:{port}")):
+            monkeypatch.setenv(variable, proxy)
+            ivh = Client("a", "mock-accesstoken", mock.base_url, timeout=5, max_retries=0)
+            with pytest.raises(APIConnectionError) as raised:
+                ivh.getprogress("t")
+            said = str(raised.value)
+            assert said.endswith(f" (the call went through the proxy {shown!r} that {variable} names: set "
+                                 f"NO_PROXY=127.0.0.1 to call 127.0.0.1 directly)"), said
+            assert "pw" not in said
+            monkeypatch.delenv(variable)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        session = requests.Session()
+        session.trust_env = False  # a session of the caller's that takes no proxy from the environment
+        direct = Client("a", "mock-accesstoken", f"http://127.0.0.1:{port}", max_retries=0, session=session)
+        with pytest.raises(APIConnectionError) as raised:
+            direct.getprogress("t")
+        assert "Connection refused" in str(raised.value) and "HTTP_PROXY" not in str(raised.value)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # as the note says: the server answers, the API's own refusal
+        with pytest.raises(NotFoundError):
+            Client("a", "mock-accesstoken", mock.base_url, max_retries=0).getprogress("t")
+
+
 def test_a_call_inside_a_shorter_deadline_of_the_callers_ends_by_it_and_says_so():
     """A client's call within the caller's own shorter `deadline.within` block had ignored it (its own, inner,
     deadline alone held its sockets); ended by it, the message says the time that applied, not the client's timeout."""

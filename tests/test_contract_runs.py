@@ -356,6 +356,24 @@ def test_a_schema_drift_names_its_field():
         "response.Header.RequestID is required"]
 
 
+def test_a_target_behind_a_proxy_the_suite_cannot_reach_is_refused_naming_the_variable(monkeypatch):
+    """The refusal of a run whose HTTP_PROXY names nothing listening said requests' "Unable to connect to proxy", not
+    which variable sent the calls there, nor NO_PROXY."""
+    from ivh_mock.contract_tests.target import preflight
+    from ivh_mock.mock_server import MockServer
+    from ivh_mock.mock_server.serving.testing import free_port
+
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    with MockServer() as mock:
+        said = preflight(mock.base_url, "app", DEFAULT_TOKEN)
+        assert said.startswith(f"{mock.base_url} could not be asked getprogress: ") and said.endswith(
+            "that HTTP_PROXY names: set NO_PROXY=127.0.0.1 to call 127.0.0.1 directly)"), said
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert preflight(mock.base_url, "app", DEFAULT_TOKEN) is None
+
+
 def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tmp_path):
     """A misconfigured run (nothing listening, a path where no API answers, a wrong accesstoken, a served mock whose
     control token is missing) failed most tests and filled the drift report with "differs", read as the API's drift;
