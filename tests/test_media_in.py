@@ -8,6 +8,7 @@ import hashlib
 import io
 import socket
 import struct
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -189,6 +190,26 @@ def test_every_sample_gets_the_verdict_the_listing_promises(profile, clock):
                 assert report["FailCode"] == 801009 and "Payload.InputAudioUrl" in report["FailMessage"], item
         said = "refused" if item["Kind"] == "photo" else "accepted, then the task fails (801009)"
         assert refused == (item["Expected"] == said), (item, answer.message if item["Kind"] == "photo" else report)
+
+
+def test_the_large_wav_sample_holds_the_babble_as_32_bit_samples():
+    """audio-too-large.wav is a real recording, too large only by its samples' width and rate: each 16-bit sample of
+    the babble is the high half of a 32-bit one, in the file's little-endian order."""
+    import wave
+    from array import array
+
+    from ivh_mock.mock_server.media_in.samples import big_wav
+
+    with wave.open(io.BytesIO(big_wav(1.5, rate=8000))) as file:
+        shape = file.getnchannels(), file.getsampwidth(), file.getframerate(), file.getnframes()
+        frames = file.readframes(12000)
+    assert shape == (1, 4, 8000, 12000)
+    wide = array("i")
+    wide.frombytes(frames)
+    if sys.byteorder == "big":
+        wide.byteswap()
+    narrow = array("h", synth.babble(1.5, 8000))
+    assert max(narrow) > 1000 and list(wide) == [value << 16 for value in narrow]
 
 
 def test_the_cn_profile_only_recommends_sides_and_aspect_but_caps_bytes_at_6_mb(clock):
