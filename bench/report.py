@@ -308,7 +308,10 @@ WHY = {
                   "day (py-spy over a served worker under wrk, and over the WSGI loop), the picture was the same: the "
                   "view a third of the worker's busy time, spread over a dozen steps, waitress's reading, parsing and "
                   "sending another third, which the ceiling pays too; 0.6x would need about 75 us of a 310 us "
-                  "submission, no step holding more than 10.",
+                  "submission, no step holding more than 10. On 2026-11-28, on a slower machine (Intel Xeon, 2 "
+                  "cores; a ratio of 0.43 at one worker), the shares were the same, each time about 1.8 times the "
+                  "other machine's: the served worker spent 480 to 545 us of CPU on a submission against the "
+                  "ceiling's 210, 451 against 166 inside the app, and 285 against 112 called in a loop as a WSGI app.",
     "Prism": "Prism answers with the spec's example after checking the body's shape, in one Node.js process, and its "
              "getprogress answer is a fixed example. ivh-mock does each request's whole work on one core per worker, "
              "with wrk (and redis-server) on the same two cores, and the same work costs more served than in-process: "
@@ -380,7 +383,12 @@ WHY = {
                  "runs in the checkout the code before those changes took 270 and 224 s of tests, after them 238 and "
                  "227 s, and a fresh clone took 268 and 267 s. What remains is whole processes, each showing something "
                  "the others do not: about forty served mocks, thirty pytest runs of the contract suite (four of them "
-                 "whole, about 18 s of CPU each between the suite and the served mock), fifty commands of the CLI.",
+                 "whole, about 18 s of CPU each between the suite and the served mock), fifty commands of the CLI. "
+                 "Measured per test later that day: the tests' own processes spent 116 s of CPU, what they started "
+                 "241 s (the contract suite's runs 68 s, the packaging tests' 47 s, served mocks and commands of the "
+                 "CLI most of the rest); in a whole run over HTTP the suite's own process spends about 11 s, the "
+                 "served mock 7 s. The two cores stood idle a fifth of the run, where every worker waited at once; a "
+                 "fourth worker halved that but added as much CPU (D65).",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
