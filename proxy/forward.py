@@ -29,7 +29,7 @@ from urllib3.util import SKIP_HEADER
 from urllib3.util.response import assert_header_parsing
 
 from ivh_mock import spec as spec_module
-from ivh_mock.spec import drift, jsontext
+from ivh_mock.spec import deadline, drift, jsontext
 from ivh_mock.spec.deadline import named_ca_bundle
 from ivh_mock.spec.urls import quoted_queries_out
 from ivh_mock.spec.validation import ecma_pattern
@@ -110,10 +110,11 @@ class Proxy:
         """A session per thread (connections kept alive), with none of requests' default headers."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            # nothing of the environment's but the upstream's way out (no .netrc's credentials added, no proxy on the
+            # way to the app's callback URL); an answer whose head the upstream cut short is no answer (IncompleteHead)
+            session = deadline.session(trust_env=False)
             session.headers.clear()
-            session.trust_env = False  # nothing of the environment's but the upstream's way out (no .netrc's
-            session.verify = self._verify  # credentials added, no proxy on the way to the app's callback URL)
+            session.verify = self._verify
             self._local.session = session
         return session
 
@@ -165,6 +166,8 @@ class Proxy:
             status = 504 if isinstance(error, requests.Timeout) else 502
             # an answer whose head urllib3 refuses (two Content-Lengths that differ) came, but cannot be passed on
             what = ("answered with a head the proxy cannot read" if isinstance(error, requests.exceptions.InvalidHeader)
+                    else "broke off its answer's head" if any(isinstance(inner, deadline.IncompleteHead)
+                                                               for inner in _chain(error))
                     else "did not answer")
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
                         f"upstream {self.shown} {what}: {type(error).__name__} ({_cause(error)})")
@@ -432,10 +435,8 @@ def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, 
     return combined
 
 
-def _cause(error: BaseException) -> str:
-    """What lies under an error requests raised: the system's words for a socket's error ("Connection refused",
-    "Connection reset by peer"), an answer http.client could not read (BadStatusLine: 'HTTP/1.1 abc'), a timeout,
-    else the innermost error's kind."""
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and the errors under it, outermost first (requests' error, urllib3's, http.client's or the socket's)."""
     chain = [error]
     while len(chain) < 10:
         current = chain[-1]
@@ -444,6 +445,14 @@ def _cause(error: BaseException) -> str:
         if inner is None:
             break
         chain.append(inner)
+    return chain
+
+
+def _cause(error: BaseException) -> str:
+    """What lies under an error requests raised: the system's words for a socket's error ("Connection refused",
+    "Connection reset by peer"), an answer http.client could not read (BadStatusLine: 'HTTP/1.1 abc'), a timeout,
+    else the innermost error's kind."""
+    chain = _chain(error)
     for found in chain[1:]:
         if isinstance(found, (http.client.HTTPException, urllib3.exceptions.InvalidHeader)):
             return f"{type(found).__name__}: {redact.text(str(found).strip())[:80]}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import itertools
 import os
 import socket
@@ -241,11 +242,53 @@ def _watch(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
+class IncompleteHead(http.client.HTTPException):
+    """An answer whose head the connection's end cut short: no blank line ended it."""
+
+
+class _Lines:
+    """The reader of an answer's head (`_WholeHead.begin`): hands each line on, and remembers whether the last one
+    was the end of the stream."""
+
+    def __init__(self, fp: Any):
+        self._fp, self.lines, self.ended = fp, 0, False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._fp.readline(limit)
+        self.lines += 1
+        self.ended = not line
+        return line
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+class _WholeHead(http.client.HTTPResponse):
+    """http.client's answer, but one whose head ends with the connection instead of a blank line is refused
+    (IncompleteHead, which requests raises as a ConnectionError): http.client read it as a whole head, so a server or
+    proxy that broke off in the middle of its head had given a 200 with no body, and the recording proxy had passed
+    that on to the app as the upstream's answer."""
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        fp = self.fp
+        lines = self.fp = _Lines(fp)  # only lines are read until the head ends
+        try:
+            super().begin()
+        finally:
+            if self.fp is lines:
+                self.fp = fp
+        if lines.ended:
+            raise IncompleteHead(f"the connection ended after {lines.lines - 1} line(s), before the blank line")
+
+
 class _Watched:
     """Hands each socket to the thread's deadline: a new one as soon as it is connected, a kept-alive one as it is
-    reused."""
+    reused. Its answers' heads must end as HTTP says (_WholeHead)."""
 
     sock: socket.socket | None
+    response_class = _WholeHead
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]

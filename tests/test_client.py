@@ -1276,6 +1276,14 @@ def test_a_call_the_environments_proxy_could_not_make_names_the_variable_and_no_
             Client("a", "mock-accesstoken", mock.base_url, max_retries=0).getprogress("t")
 
 
+def test_an_answer_whose_head_breaks_off_is_no_answer():
+    """A head cut short by the server's hang-up (no blank line after it) had been read as a whole 200 with no body."""
+    with RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n") as cut:
+        with pytest.raises(APIConnectionError, match=r"IncompleteHead\('the connection ended after 2 line\(s\), "
+                                                     r"before the blank line'\)"):
+            Client("a", "mock-accesstoken", cut.url, max_retries=0).getprogress("t")
+
+
 def test_a_call_inside_a_shorter_deadline_of_the_callers_ends_by_it_and_says_so():
     """A client's call within the caller's own shorter `deadline.within` block had ignored it (its own, inner,
     deadline alone held its sockets); ended by it, the message says the time that applied, not the client's timeout."""

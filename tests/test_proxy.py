@@ -1870,9 +1870,16 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
     (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", False, 502,
      "answered with a head the proxy cannot read: InvalidHeader (InvalidHeader: Content-Length contained multiple "
      "unmatching values (3, 4))"),
-], ids=["silent", "bad-status-line", "hung-up", "two-lengths"])
+    # a head the upstream's hang-up cut short (no blank line ended it): passed on as a 200 with no body, and recorded
+    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Len", False, 502,
+     "broke off its answer's head: ConnectionError (IncompleteHead: the connection ended after 3 line(s), before the "
+     "blank line)"),
+    (b"HTTP/1.1 200 OK\r\n", False, 502, "broke off its answer's head: ConnectionError (IncompleteHead: the "
+                                         "connection ended after 1 line(s), before the blank line)"),
+], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone"])
 def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
-    """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike."""
+    """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike. An
+    answer whose head broke off had reached the app as a 200 with no body."""
     with RawServer(answer, hang=hang) as upstream, ProxyServer(
             Proxy(upstream.url, Recorder(tmp_path), read_timeout=1, warn=lambda text: None), port=0) as proxy:
         passed = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
