@@ -226,6 +226,9 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]
         print(f"ivh: {', '.join(speech)} go with --text (SpeechParam voices InputSsml); --audio is lip-synced as "
               f"it sounds", file=err)
         return EXIT_USAGE
+    if getattr(args, "download", None) is not None and not args.download.strip():  # an unset $VARIABLE: it had
+        print("ivh: --download is empty: give the file to write the video to", file=err)  # neither waited nor
+        return EXIT_USAGE  # downloaded, and exited 0
     unwritable = _unwritable(args.download) if getattr(args, "download", None) else None
     if unwritable:  # said before a submission, which is a paid video, and before waiting for it
         print(f"ivh: --download {args.download}: {unwritable}", file=err)

@@ -319,6 +319,16 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
                                                                    "could not be cast to integer value as 'notaport'"),
             (["--store", "redis://127.0.0.1:99999/0?prefix=a"], "the Redis store URL's port cannot be used: Port out "
                                                                  "of range 0-65535"),
+            # redis-py took one of them, the other unsaid (data went to database 3 under a banner saying /0)
+            (["--store", "redis://127.0.0.1:1/0?db=3"], "the Redis store URL names its database twice, '0' in its "
+                                                        "path and db= in its query"),
+            (["--store", "redis://127.0.0.1:1/0?prefix=a&prefix=b"], "the Redis store URL's query names prefix more "
+                                                                     "than once"),
+            # a `#` in a password ended the URL there: the rest was a fragment nobody read
+            (["--store", "redis://:s3cret#x@127.0.0.1:1/0"], "the Redis store URL holds a '#', which ends what "
+                                                             "redis-py reads of it"),
+            # an unset $VARIABLE: bound, it had listened on every address
+            (["--host", ""], "--host is empty: give an address, or leave the option out for 127.0.0.1"),
             (["--store", f"sqlite:{tmp_path}"], f"ivh-mock: --store sqlite:{tmp_path}: "),
             (["--store", "redis://127.0.0.1:1/0"], "ivh-mock: --store redis://127.0.0.1:1/0: ")):
         data_dir = [] if "--data-dir" in args else ["--data-dir", str(data)]

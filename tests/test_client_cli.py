@@ -303,6 +303,11 @@ def test_a_download_that_could_not_be_written_is_refused_before_anything_is_subm
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().startswith(f"ivh: --download {destination}: {says}")
     assert [path.name for path in tmp_path.iterdir()] == ["pipe"]
+    # an empty one (an unset $VARIABLE) had been no --download: submitted, neither waited for nor downloaded, exit 0
+    for command in (["submit", "--photo", PHOTO, "--audio", AUDIO], ["wait", "t"]):
+        result = ivh(*command, "--download", "", url="http://127.0.0.1:9")
+        assert (result.returncode, result.stderr) == (2, "ivh: --download is empty: give the file to write the video "
+                                                         "to\n"), command
 
 
 def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):

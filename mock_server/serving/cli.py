@@ -290,6 +290,8 @@ def _holds_queue(store: str) -> bool:
 def _check_port(host: str, port: int) -> str | None:
     """Return why `host:port` cannot be listened on, or None (checked before anything is made; with port 0, that the
     host is one of this machine's: a name that does not resolve had ended the start in a traceback)."""
+    if not host.strip():  # an unset $VARIABLE: bound, it had listened on every address, not the default's loopback
+        return "--host is empty: give an address, or leave the option out for 127.0.0.1"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.monotonic() + PORT_WAIT_SECONDS
     while True:

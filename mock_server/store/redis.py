@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import hiredis
 import redis
@@ -134,6 +134,17 @@ class RedisStore:
             parts = urlsplit(url)
         except ValueError as error:  # `redis://[::1:6379/0`
             raise ValueError(f"the Redis store URL cannot be read: {error} (redis://HOST:PORT/DB)") from None
+        if parts.fragment:  # nothing of a Redis URL's: a `#` in a password had cut it there, the rest unsaid
+            raise ValueError("the Redis store URL holds a '#', which ends what redis-py reads of it: a '#' in a "
+                             "password is written %23 (redis://:PASSWORD@HOST:PORT/DB)")
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        twice = sorted({key for key, _ in pairs if [name for name, _ in pairs].count(key) > 1})
+        if twice:  # redis-py and the prefix each took one of them, unsaid
+            raise ValueError(f"the Redis store URL's query names {', '.join(twice)[:80]} more than once")
+        if parts.scheme != "unix" and parts.path not in ("", "/") and any(key == "db" for key, _ in pairs):
+            # redis-py took the query's, the banner showed the path's
+            raise ValueError(f"the Redis store URL names its database twice, {parts.path[1:80]!r} in its path and "
+                             f"db= in its query: name it once (redis://HOST:PORT/DB)")
         if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
             # redis-py reads a database that is no number as database 0: another's keys, unsaid
             raise ValueError(f"the Redis store's database {parts.path[1:80]!r} is not a number of 0 or more "
