@@ -177,8 +177,9 @@ def proxy_note(session: requests.Session, url: str, error: Exception) -> str:
     the environment sends that call through a proxy: which variable names it, and NO_PROXY to call the host
     directly. Empty when the session does not take its proxies from the environment, none is named for `url`
     (NO_PROXY taken into account), or `error` is not of the kind a proxy can cause. requests' own words ("Unable to
-    connect to proxy", "Failed to parse: ...") named neither."""
-    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.InvalidURL)
+    connect to proxy", "Failed to parse: ...", "Missing dependencies for SOCKS support.") named neither."""
+    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.InvalidURL,
+             requests.exceptions.InvalidSchema)  # a SOCKS proxy, without PySocks
     if not isinstance(error, kinds) or not session.trust_env or session.proxies:
         return ""
     try:

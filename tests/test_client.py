@@ -1254,7 +1254,9 @@ def test_a_call_the_environments_proxy_could_not_make_names_the_variable_and_no_
     with MockServer() as mock:
         for variable, proxy, shown in (("http_proxy", f"http://user:pw@127.0.0.1:{port}", f"http://127.0.0.1:{port}"),
                                        ("HTTP_PROXY", "http://[::1", "http://[::1"),
-                                       ("ALL_PROXY", f"127.0.0.1:{port}", f"127.0.0.1:{port}")):
+                                       ("ALL_PROXY", f"127.0.0.1:{port}", f"127.0.0.1:{port}"),
+                                       # requests: "Missing dependencies for SOCKS support." (PySocks)
+                                       ("all_proxy", f"socks5://127.0.0.1:{port}", f"socks5://127.0.0.1:{port}")):
             monkeypatch.setenv(variable, proxy)
             ivh = Client("a", "mock-accesstoken", mock.base_url, timeout=5, max_retries=0)
             with pytest.raises(APIConnectionError) as raised:
