@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from requests.sessions import merge_setting
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import LocationValueError, NameResolutionError
 from urllib3.poolmanager import ProxyManager
 
 _local = threading.local()
@@ -292,7 +293,11 @@ class _Watched:
     response_class = _WholeHead
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
+        try:
+            sock = super()._new_conn()  # type: ignore[misc]
+        except LocationValueError as error:  # a host no name lookup takes (a label past 63 characters): urllib3's
+            # own error went past requests, a traceback where every other host that cannot be reached is an answer
+            raise NameResolutionError(self.host[:100], self, socket.gaierror(str(error)[-60:])) from None  # type: ignore
         _watch(sock)
         return sock
 

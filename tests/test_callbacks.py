@@ -218,6 +218,19 @@ def test_a_callback_url_python_cannot_split_still_gets_a_target(url):
     assert _target(url)  # a ValueError here stopped every dispatch pass, and so every account's callbacks
 
 
+@pytest.mark.stores("memory")
+def test_a_callback_url_whose_host_no_lookup_takes_is_recorded_as_a_failed_delivery(mock, api, clock, caplog):
+    """A host label past 63 characters: urllib3's LocationParseError went past requests, and the delivery logged a
+    traceback as a failure of the mock's own."""
+    url = "http://x" + "a" * 80 + "/hook"
+    task_id = submit(api, text(CallbackUrl=url))
+    clock.advance(60)
+    log = _wait_for_log(mock, 1)
+    assert log[0].task_id == task_id and log[0].status is None
+    assert log[0].error.startswith("ConnectionError: ") and "Failed to resolve 'xaaa" in log[0].error, log[0].error
+    assert "failed unexpectedly" not in caplog.text
+
+
 def test_a_delivered_callback_leaves_no_connection_its_receiver_closed(api, clock):
     """Kept alive in the dispatcher's pool, each connection whose receiver then closed it (as a test's receiver does
     when the test ends) stayed in CLOSE_WAIT until its host's pool was pushed out: 137 sockets for 60 receivers."""
