@@ -27,7 +27,6 @@ from requests.adapters import HTTPAdapter
 from requests.sessions import merge_setting
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import LocationValueError, NameResolutionError
 from urllib3.poolmanager import ProxyManager
 
 _local = threading.local()
@@ -293,11 +292,7 @@ class _Watched:
     response_class = _WholeHead
 
     def _new_conn(self) -> socket.socket:
-        try:
-            sock = super()._new_conn()  # type: ignore[misc]
-        except LocationValueError as error:  # a host no name lookup takes (a label past 63 characters): urllib3's
-            # own error went past requests, a traceback where every other host that cannot be reached is an answer
-            raise NameResolutionError(self.host[:100], self, socket.gaierror(str(error)[-60:])) from None  # type: ignore
+        sock = super()._new_conn()  # type: ignore[misc]
         _watch(sock)
         return sock
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import requests
+from urllib3.exceptions import LocationValueError
 
 from .. import deadline
 from ..media_out import results
@@ -143,7 +144,8 @@ class CallbackDispatcher:
                         url, json=body, timeout=(timeout, timeout + 1), allow_redirects=False, stream=True) as response:
                     status = response.status_code
                     reply = read_some(response, started + timeout)
-            except requests.RequestException as exc:
+            # urllib3's own error for a host no name lookup takes (a label past 63 characters) passes requests by
+            except (requests.RequestException, LocationValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
             except Exception as exc:  # a delivery must never take the dispatcher down
                 log.exception("callback to %s failed unexpectedly", url)
