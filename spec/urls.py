@@ -28,7 +28,16 @@ def http_url_problem(url: str) -> str | None:
         return f"{shown} is not an http or https URL with a host (and a port from 1 to 65535, if any)"
     if parts.query or parts.fragment or url.endswith(("?", "#")):  # paths are added to it: they would land inside
         return f"{shown} has a query or a fragment; give the scheme, host, port and path only"
+    # its path goes into the URLs made from it as written (--public-url into every MediaUrl): `%zz` or a raw `ü` there
+    # made each of them a URL no client need read as meant
+    bad = next((match.group() for match in _NOT_IN_A_PATH.finditer(parts.path)), None)
+    if bad is not None:
+        what = "a '%' that starts no percent-escape (%XX)" if bad == "%" else f"{bad!r}, which a URL percent-encodes"
+        return f"{shown} holds in its path {what}"
     return None
+
+
+_NOT_IN_A_PATH = re.compile(r"%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]")  # a bare '%', or past ASCII
 
 
 def host_name_ok(host: str) -> bool:

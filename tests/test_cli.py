@@ -438,6 +438,22 @@ def test_a_url_option_must_be_http_with_a_host_and_a_port(command, option, url, 
                    option.removeprefix("--").replace("-", "_")) == "https://mock.example:8443/base"
 
 
+@pytest.mark.parametrize("url, says", [
+    ("http://127.0.0.1:8080/%zz", "holds in its path a '%' that starts no percent-escape (%XX)"),
+    ("http://127.0.0.1:8080/base%4", "holds in its path a '%' that starts no percent-escape (%XX)"),
+    ("http://127.0.0.1:8080/ü", "holds in its path 'ü', which a URL percent-encodes"),
+])
+def test_a_public_url_whose_path_is_no_urls_is_a_usage_error(url, says, capsys):
+    """`--public-url http://h/%zz` or `.../ü` started, and put its path as written into every MediaUrl, SubtitlesUrl
+    and asset URL the mock answered with."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args(["serve", "--public-url", url])
+    assert stopped.value.code == 2
+    assert f"error: argument --public-url: {url!r} {says}\n" in capsys.readouterr().err
+    escaped = "http://127.0.0.1:8080/b%C3%BCcher%2Fx"  # percent-escapes are a path's own
+    assert cli.build_parser().parse_args(["serve", "--public-url", escaped]).public_url == escaped
+
+
 @pytest.mark.parametrize("token", ["tökén", "", "two words", " padded", "tab\there", "\u00a0nbsp"])
 def test_a_control_token_other_than_printable_ascii_without_spaces_is_a_usage_error(token, capsys):
     """curl sends a header in UTF-8 and a browser's fetch refuses anything past Latin-1, so such a token could not
