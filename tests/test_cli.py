@@ -395,6 +395,35 @@ def test_a_data_directory_whose_folder_is_a_file_or_whose_owner_file_is_refused_
     assert error.endswith(f": cannot be used: Permission denied ({owner})\n") and "not a directory" not in error, error
 
 
+def test_a_refused_start_on_an_existing_store_removes_the_files_it_made_beside_it(tmp_path, monkeypatch, capsys):
+    """A database the server may not write (another user's, read-only) was refused in one line, but the -wal and
+    -shm files SQLite made opening it, and the store's .owner file, stayed beside it: made by the refused start, and
+    owned by its user. What was there before the start stays."""
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "ivh-mock.sqlite3"
+    sqlite3.connect(database).close()  # someone's store
+    (data / "ivh-mock.sqlite3.lock").write_text("")  # left by that store's last server
+    opened = []
+
+    def unwritable(config, *args, **kwargs):  # as SQLite answers a user who may read the database but not write it
+        connection = sqlite3.connect(database)
+        connection.execute("PRAGMA journal_mode=WAL")  # -wal and -shm made, and kept while it is open
+        opened.append(connection)
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(cli, "create_app", unwritable)
+    monkeypatch.setattr(cli.Server, "run", lambda self: pytest.fail("the start was not refused"))
+    try:
+        assert cli.main(["serve", "--port", "0", "--data-dir", str(data)]) == 2
+        assert "attempt to write a readonly database" in capsys.readouterr().err
+        # looked at while SQLite still holds them, as it does when it may not remove them (another user's folder)
+        assert sorted(path.name for path in data.iterdir()) == ["ivh-mock.sqlite3", "ivh-mock.sqlite3.lock"]
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 def test_a_refused_start_never_removes_what_another_server_made_meanwhile(tmp_path):
     """Two servers started at once on a new data directory: the one refused (its store held by the other) removes
     only the folders that are still empty, never the other's files; a database it made itself goes, files and all."""
@@ -402,13 +431,14 @@ def test_a_refused_start_never_removes_what_another_server_made_meanwhile(tmp_pa
     (top / "data" / "media").mkdir(parents=True)
     (top / "data" / "videos").mkdir()
     (top / "data" / "ivh-mock.sqlite3").write_text("the other server's")
-    cli._unmake([str(top)], "")
+    cli._unmake([str(top)], [])
     assert sorted(p.name for p in top.rglob("*")) == ["data", "ivh-mock.sqlite3"]
     mine = tmp_path / "mine"
     mine.mkdir()
+    made = cli._store_files_missing(str(mine / "s.sqlite3"))  # as the start found them: none there yet
     for suffix in ("", "-wal", "-shm", ".owner"):
         (mine / f"s.sqlite3{suffix}").write_text("")
-    cli._unmake([str(mine)], str(mine / "s.sqlite3"))
+    cli._unmake([str(mine)], made)
     assert not mine.exists()
 
 

@@ -320,22 +320,32 @@ def _stop_worker(app: Any) -> None:
     app.extensions["ivh_mock"].store.close()
 
 
-def _undo_start(owner: StoreOwner | None, made: list[str], database: str) -> None:
+_STORE_FILES = ("", "-wal", "-shm", "-journal", ".lock", ".owner")  # a SQLite store's database and what goes with it
+
+
+def _store_files_missing(database: str) -> list[str]:
+    """The files of a SQLite store (`database`, its logs, lock and owner files) that are not there yet: the ones a
+    start that is refused made, and removes."""
+    if database in ("", ":memory:"):
+        return []
+    return [database + suffix for suffix in _STORE_FILES if not os.path.exists(database + suffix)]
+
+
+def _undo_start(owner: StoreOwner | None, made: list[str], files: list[str]) -> None:
     """Remove what a start that stops before serving made (`_unmake`), and let the store go."""
-    if owner is not None:  # held: no other server uses the database this start made
-        _unmake(made, database)
+    if owner is not None:  # held: no other server uses the store files this start made
+        _unmake(made, files)
         owner.release()
     else:  # another server may have made the same folders meanwhile: only empty ones go
-        _unmake(made, "")
+        _unmake(made, [])
 
 
-def _unmake(made: list[str], database: str) -> None:
-    """Remove what a refused start made: the files of the `database` it made, and the folders it made (`made`) as far
-    as they are empty then."""
-    if database:
-        for suffix in ("", "-wal", "-shm", "-journal", ".lock", ".owner"):
-            with contextlib.suppress(OSError):
-                os.unlink(database + suffix)
+def _unmake(made: list[str], files: list[str]) -> None:
+    """Remove what a refused start made: the store's `files` (a database it made, or the logs SQLite made beside a
+    database it could not write), and the folders it made (`made`) as far as they are empty then."""
+    for path in files:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     for top in made:
         for folder, _, _ in os.walk(top, topdown=False):  # the deepest first
             with contextlib.suppress(OSError):  # not empty: another's
@@ -445,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: --replay {args.replay}: {error}", file=sys.stderr)
         return 2
     made = [_first_missing(path) for path in (data_dir, os.path.dirname(database)) if path and not os.path.exists(path)]
-    new_database = database if database not in ("", ":memory:") and not os.path.exists(database) else ""
+    new_files = _store_files_missing(database)
     owner = None
     try:
         if database not in ("", ":memory:"):  # one server per SQLite store: a second would share its state unseen
@@ -456,11 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = checked.extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
-        _undo_start(owner, made, new_database)
+        _undo_start(owner, made, new_files)
         print(f"ivh-mock: {_start_failure(error, args, store, data_dir)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while the store was made: no half-made database stays (commands.py says so)
-        _undo_start(owner, made, new_database)
+        _undo_start(owner, made, new_files)
         raise
     ctx.store.close()  # the workers open their own; a SQLite connection must not cross a fork
     stop_app(checked)
