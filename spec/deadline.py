@@ -194,9 +194,8 @@ def proxy_note(session: requests.Session, url: str, error: Exception) -> str:
     names = {name.lower(): name for name in os.environ}  # as urllib reads them: either case
     variable = next((names[key] for key in (f"{scheme}_proxy", "all_proxy") if key in names
                      and os.environ[names[key]] == proxy), f"{scheme.upper()}_PROXY")
-    scheme_part, sep, rest = proxy.partition("://")
-    shown = (scheme_part + sep + rest.rpartition("@")[2] if sep else proxy.rpartition("@")[2])[:100]  # a user and
-    # password before the host stay unsaid
+    scheme_part, sep, rest = proxy.partition("://")  # shown without a user and password before its host
+    shown = (scheme_part + sep + rest.rpartition("@")[2] if sep else proxy.rpartition("@")[2])[:100]
     return (f" (the call went through the proxy {shown!r} that {variable} names: set NO_PROXY={host} to call "
             f"{host} directly)")
 
