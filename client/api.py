@@ -38,7 +38,7 @@ from .errors import (
     WaitTimeoutError,
 )
 from .models import CallbackResult, Progress, Submitted, Timbre, TimbrePage
-from .retry import BROKEN_OFF, MAX_RETRY_AFTER, backoff, never_sent, should_retry
+from .retry import BROKEN_OFF, MAX_RETRY_AFTER, backoff, never_sent, should_retry, unreadable_answer
 
 # A test's failure on an error the client raises on purpose (IvhError: the API's refusal, an answer none of the API's,
 # a wait that ran out) is shown by pytest from the test's own call, with the error's message: the client's frames
@@ -410,7 +410,7 @@ def _maybe_accepted(error: Exception) -> bool:
     if isinstance(error, requests.ConnectionError):
         return not never_sent(error)
     if isinstance(error, requests.RequestException):  # a URL or a header requests would not send: never sent
-        return isinstance(error, (requests.Timeout, *BROKEN_OFF))
+        return isinstance(error, (requests.Timeout, *BROKEN_OFF)) or unreadable_answer(error)
     return isinstance(error, APIError) and error.body is None and not error.preflight \
         and (error.http_status or 500) >= 500
 

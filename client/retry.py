@@ -44,6 +44,14 @@ def backoff(attempt: int, rng: random.Random | None = None, retry_after: float |
 BROKEN_OFF = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
+def unreadable_answer(error: Exception) -> bool:
+    """Whether `error` is an answer that came but whose head could not be read (two Content-Lengths that differ):
+    urllib3's InvalidHeader under requests' own, which requests also raises, with no answer, for a header of the
+    request it will not send."""
+    inner = error.args[0] if isinstance(error, requests.exceptions.InvalidHeader) and error.args else None
+    return isinstance(inner, urllib3.exceptions.InvalidHeader)
+
+
 def never_sent(error: requests.ConnectionError) -> bool:
     """Whether the request certainly never reached the server: its connection was never made (refused, a name that
     does not resolve, a connect timeout, a TLS handshake that failed), or the proxy the environment names could not be

@@ -240,7 +240,10 @@ def test_a_submission_whose_verdict_never_came_back_says_it_may_have_been_accept
     assert not isinstance(never_sent.value, OutcomeUnknownError)
     unknown = [b"", b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n<h1>x",
                b"HTTP/1.1 500 Oops\r\nContent-Length: 80\r\n\r\n" + envelope({"TaskId": "t" * 32})[:80],
-               b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nnot json"]
+               b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nnot json",
+               # an answer whose head urllib3 cannot read: it came, so the request was taken (it had said exit 5)
+               b"HTTP/1.1 200 OK\r\nContent-Length: 210\r\nContent-Length: 5\r\n\r\n" + envelope({"TaskId": "t"}),
+               b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"]  # a head the hang-up cut short
     for answer in unknown:
         with RawServer(answer) as server:
             with pytest.raises(OutcomeUnknownError, match="may have been accepted .*check before submitting it "
@@ -256,6 +259,11 @@ def test_a_submission_whose_verdict_never_came_back_says_it_may_have_been_accept
             with pytest.raises(APIConnectionError) as refused:
                 Client("a", "mock-accesstoken", server.url).phototovideonotrain(TEXT_PAYLOAD)
             assert not isinstance(refused.value, OutcomeUnknownError), answer
+    from ivh_mock.client.retry import unreadable_answer
+
+    # requests raises its InvalidHeader for a header of the request it will not send too: that one was never sent
+    assert not unreadable_answer(requests.exceptions.InvalidHeader("Invalid leading whitespace in header value"))
+    assert unreadable_answer(requests.exceptions.InvalidHeader(urllib3.exceptions.InvalidHeader("two lengths")))
     with RawServer(b"") as server:  # a poll is asked again, and its failure is no submission's
         with pytest.raises(APIConnectionError) as polled:
             Client("a", "mock-accesstoken", server.url, max_retries=0).getprogress("x")
