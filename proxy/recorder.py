@@ -96,11 +96,12 @@ class Recorder:
 
 
 def recording_files(directory: str | Path) -> list[Path]:
-    """Return the recording files of `directory`, oldest first."""
+    """Return the recording files of `directory`, oldest first: regular files (a FIFO of a recording's name had held
+    drift and replay for ever, waiting for a writer)."""
     found = []
     for path in Path(directory).iterdir():
         match = FILE_NAME.match(path.name)
-        if match:
+        if match and path.is_file():
             found.append(((match.group("stem"), int(match.group("index") or 0)), path))
     return [path for _, path in sorted(found)]
 

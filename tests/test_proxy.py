@@ -1887,6 +1887,18 @@ def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang,
     assert passed.json()["error"]["message"] == f"ivh-mock proxy: upstream {upstream.url} {says}"
 
 
+def test_a_fifo_named_like_a_recording_is_no_recording_and_holds_nothing_up(tmp_path):
+    """drift and --replay of a folder holding a FIFO named like a recording waited for ever for its writer."""
+    from ivh_mock.proxy.recorder import recording_files
+
+    good = {"kind": "exchange", "t": 1.0, "time": "x", "request": {"method": "POST"}, "findings": []}
+    (tmp_path / "ivh-proxy-20260101.jsonl").write_text(json.dumps(good) + "\n")
+    os.mkfifo(tmp_path / "ivh-proxy-20260102.jsonl")
+    assert [path.name for path in recording_files(tmp_path)] == ["ivh-proxy-20260101.jsonl"]
+    status, printed = _drift(tmp_path)  # it had waited for a writer for ever
+    assert status == 0 and "drift report" in printed, printed
+
+
 def test_drift_skips_records_whose_fields_are_of_other_types_and_does_not_blame_the_upstream_for_an_app(tmp_path):
     """An operation or a finding's subject of another type, or signals that are no object, had made drift fail with a
     traceback; an app that left mid-answer was reported as an exchange the upstream failed."""
