@@ -3,6 +3,7 @@ total. The directory is created 0700 and every file 0600: a recording describes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,7 +56,7 @@ class Recorder:
             path = self._target(len(line))
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(descriptor, line)
+                _append_whole(descriptor, line)
             finally:
                 os.close(descriptor)
             self._size += len(line)
@@ -93,6 +94,20 @@ class Recorder:
                 break
             total -= path.stat().st_size
             path.unlink()
+
+
+def _append_whole(descriptor: int, line: bytes) -> None:
+    """Append `line` whole, or not at all: a write the disk's end (or a file size limit) cut short had left part of a
+    record, and the next record written after the space came back was fused to it, one line no reader takes."""
+    start = os.lseek(descriptor, 0, os.SEEK_END)
+    rest = memoryview(line)
+    try:
+        while rest:
+            rest = rest[os.write(descriptor, rest):]  # a write may take part of it, and say so
+    except OSError:
+        with contextlib.suppress(OSError):  # shrinking a file needs no space
+            os.ftruncate(descriptor, start)
+        raise
 
 
 def recording_files(directory: str | Path) -> list[Path]:

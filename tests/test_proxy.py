@@ -1887,6 +1887,31 @@ def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang,
     assert passed.json()["error"]["message"] == f"ivh-mock proxy: upstream {upstream.url} {says}"
 
 
+def test_a_record_the_disk_cuts_short_leaves_no_part_of_it_in_the_recording(tmp_path, monkeypatch):
+    """A full disk (or a file size limit) took part of a record, then refused the rest: the part stayed, and the first
+    record written once space came back was fused to it, a line no reader takes (drift dropped it unsaid)."""
+    from ivh_mock.proxy import recorder as recorder_module
+
+    recorder = Recorder(tmp_path)
+    recorder.write({"kind": "exchange", "n": 1})
+    real, calls = os.write, []
+
+    def full(descriptor, data):  # the disk takes 10 bytes, then none
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(descriptor, bytes(data[:10]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recorder_module.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        recorder.write({"kind": "exchange", "n": 2, "body": "x" * 100})
+    monkeypatch.setattr(recorder_module.os, "write", real)
+    recorder.write({"kind": "exchange", "n": 3})
+    lines = (tmp_path / next(iter(os.listdir(tmp_path)))).read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == [1, 3]
+    assert len(calls) == 2 and calls[1] == calls[0] - 10  # the rest was asked for, then all of it taken back
+
+
 def test_a_fifo_named_like_a_recording_is_no_recording_and_holds_nothing_up(tmp_path):
     """drift and --replay of a folder holding a FIFO named like a recording waited for ever for its writer."""
     from ivh_mock.proxy.recorder import recording_files
