@@ -133,12 +133,14 @@ def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
                     yield record
 
 
-def ordered_records(directory: str | Path) -> Iterator[dict[str, Any]]:
+def ordered_records(directory: str | Path, skipped: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """The records `read_records` yields, in the order of their time (then of their sequence numbers), holding in
     memory only where each one is: a recording is read twice rather than held whole (1.6 GB of memory for 200 MB of
-    recordings, where the default bound on them is 1 GiB)."""
+    recordings, where the default bound on them is 1 GiB). `skipped` gets the number of lines that are no record
+    (blank ones aside), before the first record is yielded."""
     files = _files(directory)
     places = []
+    unread = 0
     for number, path in enumerate(files):
         with open(path, "rb") as handle:
             offset = 0
@@ -147,7 +149,11 @@ def ordered_records(directory: str | Path) -> Iterator[dict[str, Any]]:
                 if record is not None:
                     sequence = record.get("seq")
                     places.append((record["t"], sequence if is_number(sequence) else 0, number, offset, len(line)))
+                elif line.strip():
+                    unread += 1
                 offset += len(line)
+    if skipped is not None:
+        skipped.append(unread)
     places.sort()
     handles: dict[int, Any] = {}
     try:

@@ -188,14 +188,18 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     written (nothing is written when the input cannot be read), else 0."""
     directory = Path(directory)
     try:  # everything is read before anything is written
+        skipped: list[int] = []
         try:
-            report = analyse(_recorded(directory), ordered=True)
+            report = analyse(_recorded(directory, skipped), ordered=True)
         except (TypeError, KeyError, ValueError, AttributeError, RecursionError) as error:  # a record edited by hand
             raise InputError(f"a record at {directory} is not as `ivh-mock proxy` writes it ({type(error).__name__}: "
                              f"{str(error)[:200]})") from None
         suites = [_suite_report(path) for path in suite_reports]
     except InputError as error:
         return _refuse(str(error))
+    unread = f"{sum(skipped)} line(s) skipped: not a record as `ivh-mock proxy` writes one" if sum(skipped) else ""
+    if unread:  # said, not dropped unsaid: a write cut short, a line edited by hand
+        report["sources"].append(unread)
     merged = drift.merge([*suites, report]) if suites else report
     folder = Path(out) if out else (directory if directory.is_dir() else directory.parent)
     made = [path for path in (folder, *folder.parents) if not path.exists()]  # what writing the report makes
@@ -217,6 +221,8 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
             return _refuse(f"cannot write the pace to {target}{' (--pace-file)' if pace_file else ''}: "
                            f"{_reason(error)}")
     echo(summary(merged))
+    if unread:
+        echo(f"  {unread}")
     if merged["pace"]:
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")
@@ -236,16 +242,17 @@ def _failure_kind(error: str) -> str:
 _VARYING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d+")
 
 
-def _recorded(path: Path) -> Iterator[dict[str, Any]]:
-    """Every record at `path`, a directory recorded by `ivh-mock proxy` or one of its files, in time order. A path
-    that holds none raises InputError: a wrong path must not pass as traffic that conforms."""
+def _recorded(path: Path, skipped: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """Every record at `path`, a directory recorded by `ivh-mock proxy` or one of its files, in time order (`skipped`
+    gets the number of lines that are none). A path that holds none raises InputError: a wrong path must not pass
+    as traffic that conforms."""
     expected = f"expected a directory recorded by `ivh-mock proxy --record` ({PREFIX}*.jsonl files) or one such file"
     if not path.is_file() and not path.is_dir():
         what = "neither a file nor a directory" if path.exists() else "no such file or directory"
         raise InputError(f"no recordings at {path}: {what}; {expected}")
     seen = False
     try:
-        for record in ordered_records(path):  # a line that is not UTF-8 JSON (cut short) is skipped
+        for record in ordered_records(path, skipped):  # a line that is not UTF-8 JSON (cut short) is skipped
             seen = True
             yield record
     except OSError as error:

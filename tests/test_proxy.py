@@ -1921,7 +1921,20 @@ def test_a_fifo_named_like_a_recording_is_no_recording_and_holds_nothing_up(tmp_
     os.mkfifo(tmp_path / "ivh-proxy-20260102.jsonl")
     assert [path.name for path in recording_files(tmp_path)] == ["ivh-proxy-20260101.jsonl"]
     status, printed = _drift(tmp_path)  # it had waited for a writer for ever
-    assert status == 0 and "drift report" in printed, printed
+    assert status == 0 and "drift report" in printed and "skipped" not in printed, printed
+
+
+def test_drift_says_how_many_lines_of_the_recording_were_no_record(tmp_path):
+    """A line cut short, garbage or nested past any record's depth was dropped unsaid: "From: 9 recorded
+    exchange(s)", and the records a full disk had cut went unnoticed. Blank lines are no loss."""
+    good = {"kind": "exchange", "t": 1.0, "time": "x", "request": {"method": "POST"}, "findings": []}
+    lines = [json.dumps(good), '{"kind": "exch', "", json.dumps({**good, "t": 2.0}), "[" * 600 + "]" * 600]
+    (tmp_path / "ivh-proxy-20260101.jsonl").write_bytes("\n".join(lines).encode() + b"\n\xff\xfe\n")
+    status, printed = _drift(tmp_path)
+    assert status == 0 and "  3 line(s) skipped: not a record as `ivh-mock proxy` writes one\n" in printed, printed
+    report = json.loads((tmp_path / "drift-report.json").read_text())
+    assert report["sources"] == ["2 recorded exchange(s), 2 of them answered",
+                                 "3 line(s) skipped: not a record as `ivh-mock proxy` writes one"]
 
 
 def test_drift_skips_records_whose_fields_are_of_other_types_and_does_not_blame_the_upstream_for_an_app(tmp_path):
