@@ -79,6 +79,9 @@ class Client:
         if not self.appkey or not self.accesstoken:
             raise ValueError("an appkey and an accesstoken are needed: Client(appkey=..., accesstoken=...), or the "
                              "environment variables IVH_APPKEY and IVH_ACCESSTOKEN")
+        for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken), ("base URL", base_url)):
+            if value is not None and not isinstance(value, str):  # else a TypeError or AttributeError at each call
+                raise ValueError(f"the {name} must be text (str), got {type(value).__name__}")
         for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken)):
             problem = jsontext.lone_surrogate(value)
             if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
@@ -316,6 +319,9 @@ class Client:
             problem = jsontext.lone_surrogate(body) or "it holds a lone surrogate"
             raise ParameterError(self.spec.errors.by_name["ParameterFormatError"],
                                  f"request body is not valid Unicode: {problem}", preflight=True) from None
+        except ValueError as error:  # an integer past Python's 4,300 digits for text (with validation off)
+            raise ParameterError(self.spec.errors.by_name["ParameterFormatError"],
+                                 f"request body cannot be written as JSON: {error}", preflight=True) from None
 
     def _given_up(self, operation_id: str, path: str, error: Exception) -> Exception:
         return _given_up(operation_id, error, deadline.proxy_note(self.session, f"{self.base_url}{path}", error))
@@ -394,12 +400,17 @@ class _NoVerdict(Exception):
         self.maybe_accepted = said_accepted or status is None or not 300 <= status < 500
 
 
+MAX_SECONDS = 366 * 86_400  # a timeout past a year is none; past about 9e9 s sockets refuse it (OverflowError)
+
+
 def _check_seconds(name: str, value: Any, zero: bool = False) -> None:
-    """Refuse a `name` that is no number of seconds greater than 0 (None, 0, a negative, NaN, infinity, a string);
-    with `zero`, one from 0 (a poll's interval, which wait() brings up to MIN_INTERVAL) to infinity."""
+    """Refuse a `name` that is no number of seconds greater than 0 and at most MAX_SECONDS (None, 0, a negative, NaN,
+    infinity, a string, 1e10); with `zero`, one from 0 (a poll's interval, which wait() brings up to MIN_INTERVAL) to
+    infinity."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0 <= value <= math.inf if zero else 0 < value < math.inf):
-        raise ValueError(f"{name} must be a number of seconds {'from 0' if zero else 'greater than 0'}, got {value!r}")
+            0 <= value <= math.inf if zero else 0 < value <= MAX_SECONDS):
+        said = "from 0" if zero else f"greater than 0 and at most a year ({MAX_SECONDS})"
+        raise ValueError(f"{name} must be a number of seconds {said}, got {value!r}")
 
 
 def _maybe_accepted(error: Exception) -> bool:

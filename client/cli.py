@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, Client, partial_file
+from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, MAX_SECONDS, Client, partial_file
 from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
                      WaitTimeoutError)
 from .models import Progress
@@ -118,8 +118,9 @@ def _seconds(text: str) -> float:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):  # argparse puts the option's name before the message
-        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
+    if not 0 < seconds <= MAX_SECONDS:  # argparse puts the option's name before the message
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0 and at most a year "
+                                         f"({MAX_SECONDS}), got {text!r}")
     return seconds
 
 

@@ -960,11 +960,24 @@ def test_a_base_url_with_a_query_or_a_fragment_is_refused(base_url):
         Client("a", "t", base_url)
 
 
-@pytest.mark.parametrize("timeout", [0, -1, None, float("nan"), float("inf"), "30", True])
+def test_arguments_of_the_wrong_type_are_refused_where_they_are_given():
+    """Client(5, ...) raised a TypeError from quote_from_bytes, a bytes accesstoken an AttributeError at each call, a
+    base URL of 5 an AttributeError; with validation off, an integer of 5,000 digits Python's own ValueError."""
+    for args, name in ((5, "t", "http://127.0.0.1:9"), "appkey"), (("a", b"t", "http://127.0.0.1:9"), "accesstoken"), \
+            (("a", "t", 5), "base URL"):
+        with pytest.raises(ValueError, match=rf"^the {name} must be text \(str\), got (int|bytes)$"):
+            Client(*args)
+    unchecked = Client("a", "t", "http://127.0.0.1:9", validate=False, max_retries=0)
+    with pytest.raises(ParameterError, match="request body cannot be written as JSON: Exceeds the limit"):
+        unchecked.phototovideonotrain({**TEXT_PAYLOAD, "SpeechParam": {"TimbreKey": "female_1", "Speed": 10**5000}})
+
+
+@pytest.mark.parametrize("timeout", [0, -1, None, float("nan"), float("inf"), "30", True, 1e10])
 def test_a_timeout_that_is_no_time_is_refused_where_it_is_given(timeout, tmp_path):
     """Client(timeout=0) was taken, then each call raised the client's private _OutOfTime (no IvhError), None a
-    TypeError from inside, NaN a ValueError of urllib3's as a failed connection."""
-    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0, got "):
+    TypeError from inside, NaN a ValueError of urllib3's as a failed connection, 1e10 an OverflowError."""
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0 and at most a year "
+                                         r"\(31622400\), got "):
         Client("a", "t", "http://127.0.0.1:9", timeout=timeout)
     client = Client("a", "t", "http://127.0.0.1:9")
     with pytest.raises(ValueError, match=r"^timeout must be a number of seconds greater than 0"):

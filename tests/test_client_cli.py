@@ -276,15 +276,18 @@ def test_missing_credentials_name_the_environment_variables(mock_url):
 
 
 @pytest.mark.parametrize("option, value", [("--interval", "-1"), ("--interval", "0"), ("--interval", "nan"),
-                                           ("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "soon")])
+                                           ("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "soon"),
+                                           ("--timeout", "1e10")])
 def test_wait_options_must_be_seconds_greater_than_0(option, value, capsys):
-    """`--interval -1` ended in a ValueError traceback, 0 polled without pause, and a `--timeout nan` never ended."""
+    """`--interval -1` ended in a ValueError traceback, 0 polled without pause, and a `--timeout nan` never ended;
+    past a year it is no timeout (past about 9e9 s sockets refuse it)."""
     from ivh_mock.client.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["wait", "t", option, value])
     assert exited.value.code == 2
-    assert f"argument {option}: expected a number of seconds greater than 0, got {value!r}" in capsys.readouterr().err
+    assert (f"argument {option}: expected a number of seconds greater than 0 and at most a year (31622400), got "
+            f"{value!r}") in capsys.readouterr().err
 
 
 def test_a_download_that_could_not_be_written_is_refused_before_anything_is_submitted(tmp_path):
