@@ -901,6 +901,9 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
         store.record(note(5, "app"))
     assert [entry.at for entry in store.journal("app")] == [1.0, 3.0, 4.0, 5.0]  # once
     assert store.outage(redis.ConnectionError()) is not None
+    # `?max_connections=1` met under a few submissions at once: said as "cannot be reached", of a Redis that answers
+    assert "has all its connections in use (max_connections in its URL" in store.outage(
+        redis.exceptions.MaxConnectionsError("Too many connections"))
     lost.clear()
     store._tasks.clear()  # the next poll reads the task ahead: that read's answer is lost, and it is sent again
     with store.read_ahead("app", task_id="polled"):

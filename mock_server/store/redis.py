@@ -513,6 +513,9 @@ class RedisStore:
             return None
         parts = urlsplit(self.url)  # not the URL itself: it may carry a password
         where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+        if isinstance(error, redis.exceptions.MaxConnectionsError):  # reached, but its URL's bound was met
+            return (f"the Redis store at {where} has all its connections in use (max_connections in its URL bounds "
+                    f"them: leave it out)")
         return f"the Redis store at {where} cannot be reached ({type(error).__name__})"
 
     def clock_state(self) -> dict[str, Any] | None:
