@@ -158,8 +158,10 @@ class Target:
         self.clock = VirtualClock(start=T0)
         self.app = create_app({**TIMING, "background": False}, clock=self.clock)
         self.ctx = self.app.extensions["ivh_mock"]
+        offline = requests.Session()
         for scheme in ("http://", "https://"):
-            self.ctx.intake.fetcher.session.mount(scheme, NoNetwork())
+            offline.mount(scheme, NoNetwork())
+        self.ctx.intake.fetcher.new_session = lambda: offline
         self.client = self.app.test_client()
         answer = self.api("phototovideonotrain", "test-app", json.dumps({"Header": {}, "Payload": TEXT_PAYLOAD}))
         self.task_id = answer.json["Payload"]["TaskId"]

@@ -466,6 +466,26 @@ def fetching(clock):
     return app, in_process(app, clock)
 
 
+def test_a_download_leaves_no_connection_its_host_closed(fetching):
+    """Kept alive in the fetcher's shared pool, each connection whose media host then closed it (as a test's server
+    does when the test ends) stayed in CLOSE_WAIT until its host's pool was pushed out."""
+    from .conftest import RawServer, close_waits
+
+    _, api = fetching
+    photo = portrait(480, 640)
+    hosts = [RawServer(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(photo), photo)) for _ in range(3)]
+    try:
+        for host in hosts:
+            for _ in range(2):
+                assert submit_photo(api, f"{host.url}/photo.jpg").code == 0
+        time.sleep(0.3)  # each host closed its end as it answered
+        assert close_waits({int(host.url.rsplit(":", 1)[1]) for host in hosts}) == 0
+    finally:
+        for host in hosts:
+            host.close()
+
+
 def test_photos_download_over_http_following_a_few_redirects(fetching, media_server):
     _, api = fetching
     assert submit_photo(api, f"{media_server}/photo.jpg").code == 0

@@ -45,8 +45,11 @@ class Fetcher:
 
     def __init__(self, limits: Limits, waits: Waits | None = None):
         self.limits = limits
-        self.session = deadline.session()
         self._waits = waits
+        # a session per download, with a connection of its own closed after it, as a callback's and an upload's are:
+        # kept alive in a shared pool, one whose host then closed its end stayed in CLOSE_WAIT, a socket held for each
+        # host (a test's media server); a test that must keep downloads off the network gives its own
+        self.new_session: Callable[[], requests.Session] = lambda: deadline.session(pool_size=1)
 
     def fetch(self, url: str, max_bytes: int, local: Callable[[str], bytes | None] = lambda url: None, *,
               by: float | None = None) -> bytes:
@@ -67,9 +70,9 @@ class Fetcher:
         seconds = self.limits.total_timeout if by is None else min(self.limits.total_timeout, by - time.monotonic())
         if seconds <= 0:  # the submission's earlier download took the time
             raise FetchFailed(self._too_slow(url))
-        with deadline.within(seconds) as limit:
+        with deadline.within(seconds) as limit, self.new_session() as session:
             try:
-                data = self._download(url, max_bytes, limit)
+                data = self._download(session, url, max_bytes, limit)
             except requests.RequestException as exc:
                 if limit.expired or limit.left() <= 0:
                     raise FetchFailed(self._too_slow(url)) from None
@@ -79,9 +82,9 @@ class Fetcher:
                 raise FetchFailed(self._too_slow(url))
             return data
 
-    def _download(self, url: str, max_bytes: int, limit: deadline.Deadline) -> bytes:
+    def _download(self, session: requests.Session, url: str, max_bytes: int, limit: deadline.Deadline) -> bytes:
         def get(hop: str, timeout: tuple[float, float]) -> requests.Response:
-            return self.session.get(hop, stream=True, allow_redirects=False, timeout=timeout)
+            return session.get(hop, stream=True, allow_redirects=False, timeout=timeout)
 
         limits = self.limits
         try:
