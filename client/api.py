@@ -290,10 +290,10 @@ class Client:
             # what is raised for it, raised outside the handler: it carries no context, which would be requests'
             # error, and that quotes the signed URL
             if isinstance(error, requests.Timeout) and timeout < self.timeout:  # cut short by wait()'s deadline
-                raise _OutOfTime(str(self._given_up(operation_id, path, error)))
+                raise _OutOfTime(str(self._final_error(operation_id, path, error)))
             attempt += 1
             if attempt > self.max_retries or not should_retry(error, idempotent=idempotent):
-                given_up = self._given_up(operation_id, path, error)
+                given_up = self._final_error(operation_id, path, error)
                 raise _unknown(str(given_up)) if not idempotent and _maybe_accepted(error) else given_up
             asked = getattr(error, "retry_after", None)
             delay = backoff(attempt, self.rng, asked)
@@ -301,7 +301,7 @@ class Client:
                 left = max(until - self.monotonic(), 0.0)
                 due = (f"the server asked for the next try in {delay:.1f} s (Retry-After)" if asked and delay <= asked
                        else f"the next try was due in {delay:.1f} s")
-                given_up = self._given_up(operation_id, path, error)
+                given_up = self._final_error(operation_id, path, error)
                 raise _OutOfTime(f"{given_up}; {due}, past the {left:.1f} s left of the wait")
             self.sleep(delay)
         violations = self.spec.check_answer(operation_id, envelope)  # what the typed result is read from: its
@@ -323,7 +323,8 @@ class Client:
             raise ParameterError(self.spec.errors.by_name["ParameterFormatError"],
                                  f"request body cannot be written as JSON: {error}", preflight=True) from None
 
-    def _given_up(self, operation_id: str, path: str, error: Exception) -> Exception:
+    def _final_error(self, operation_id: str, path: str, error: Exception) -> Exception:
+        """`_given_up`'s error for a call to `path`, its message naming the proxy the call went through."""
         return _given_up(operation_id, error, deadline.proxy_note(self.session, f"{self.base_url}{path}", error))
 
     def _send(self, path: str, data: bytes, headers: dict[str, str],

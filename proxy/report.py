@@ -197,7 +197,7 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
         suites = [_suite_report(path) for path in suite_reports]
     except InputError as error:
         return _refuse(str(error))
-    unread = f"{sum(skipped)} line(s) skipped: not a record as `ivh-mock proxy` writes one" if sum(skipped) else ""
+    unread = f"{skipped[0]} line(s) skipped: not a record as `ivh-mock proxy` writes one" if skipped[0] else ""
     if unread:  # said, not dropped unsaid: a write cut short, a line edited by hand
         report["sources"].append(unread)
     merged = drift.merge([*suites, report]) if suites else report

@@ -30,9 +30,10 @@ def http_url_problem(url: str) -> str | None:
         return f"{shown} has a query or a fragment; give the scheme, host, port and path only"
     # its path goes into the URLs made from it as written (--public-url into every MediaUrl): `%zz` or a raw `ü` there
     # made each of them a URL no client need read as meant
-    bad = next((match.group() for match in _NOT_IN_A_PATH.finditer(parts.path)), None)
+    bad = _NOT_IN_A_PATH.search(parts.path)
     if bad is not None:
-        what = "a '%' that starts no percent-escape (%XX)" if bad == "%" else f"{bad!r}, which a URL percent-encodes"
+        what = ("a '%' that starts no percent-escape (%XX)" if bad.group() == "%"
+                else f"{bad.group()!r}, which a URL percent-encodes")
         return f"{shown} holds in its path {what}"
     return None
 

@@ -138,7 +138,7 @@ class RedisStore:
             raise ValueError("the Redis store URL holds a '#', which ends what redis-py reads of it: a '#' in a "
                              "password is written %23 (redis://:PASSWORD@HOST:PORT/DB)")
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        twice = sorted({key for key, _ in pairs if [name for name, _ in pairs].count(key) > 1})
+        twice = sorted(key for key, count in collections.Counter(key for key, _ in pairs).items() if count > 1)
         if twice:  # redis-py and the prefix each took one of them, unsaid
             raise ValueError(f"the Redis store URL's query names {', '.join(twice)[:80]} more than once")
         if parts.scheme != "unix" and parts.path not in ("", "/") and any(key == "db" for key, _ in pairs):
