@@ -18,9 +18,7 @@ except ImportError as missing:  # the base install: the suite's own dependencies
     raise pytest.UsageError(missing_extra(missing.name)) from None
 from ivh_mock.contract_tests.target import SpendGuard, Target, remote_credentials, remote_session
 from ivh_mock.proxy import redact
-from ivh_mock.mock_server import VirtualClock, create_app, stop_app
-from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
-from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
+from ivh_mock.mock_server.serving.receiver import CallbackReceiver
 
 IN_PROCESS_URL = "http://ivh-mock.localhost"
 
@@ -90,7 +88,11 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def target(request):
     base_url = request.config.getoption("--ivh-base-url")
-    if base_url is None:
+    if base_url is None:  # the mock in this process: imported only here (Flask, Pillow, PyAV), not for a remote run
+        from ivh_mock.mock_server import VirtualClock, create_app, stop_app
+        from ivh_mock.mock_server.config import DEFAULT_ACCESSTOKEN
+        from ivh_mock.mock_server.serving.testing import in_process_session
+
         clock = VirtualClock()
         app = create_app({"spec_dir": request.config.getoption("--ivh-spec-dir")}, clock=clock)
         yield Target(IN_PROCESS_URL, in_process_session(app, IN_PROCESS_URL), label="in-process mock",

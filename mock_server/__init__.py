@@ -13,10 +13,11 @@ if TYPE_CHECKING:
     from .clock import SystemClock, VirtualClock
     from .config import Config
     from .context import MockContext
-    from .serving.testing import CallbackReceiver, MockServer, in_process_session
+    from .serving.receiver import CallbackReceiver
+    from .serving.testing import MockServer, in_process_session
 
 _HOMES = {"create_app": ".app", "stop_app": ".app", "SystemClock": ".clock", "VirtualClock": ".clock",
-          "Config": ".config", "MockContext": ".context", "CallbackReceiver": ".serving.testing",
+          "Config": ".config", "MockContext": ".context", "CallbackReceiver": ".serving.receiver",
           "MockServer": ".serving.testing", "in_process_session": ".serving.testing"}
 
 __all__ = ["CallbackReceiver", "Config", "MockContext", "MockServer", "SystemClock", "VirtualClock", "create_app",

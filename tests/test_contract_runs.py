@@ -184,6 +184,23 @@ def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
 
 
+def test_a_run_against_a_server_elsewhere_does_not_import_the_mock(tmp_path):
+    """The suite imported the whole mock (Flask, Pillow, PyAV) for its in-process target and its callback receiver
+    even when it ran against another server (the live API): about a third of a second of every such run's start."""
+    script = ("import sys, pytest\n"
+              f"code = pytest.main(['contract_tests', '--co', '-q', '-p', 'no:cacheprovider', '--ivh-base-url', "
+              f"'http://127.0.0.1:9', '--ivh-report-dir', {str(tmp_path)!r}])\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'PIL', 'av')\n"
+              "               or m.startswith('ivh_mock.mock_server.app'))\n"
+              "print('heavy:', heavy)\n"
+              "sys.exit(code)\n")
+    env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": DEFAULT_TOKEN}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "25 tests collected" in result.stdout, result.stdout[-2000:]
+    assert "heavy: []" in result.stdout, result.stdout[-2000:]  # (werkzeug is schemathesis's own)
+
+
 def test_a_hypothesis_profile_nobody_registered_is_a_usage_error(tmp_path):
     """A mistyped --hypothesis-profile ended the run in Hypothesis's own INTERNALERROR, a traceback of its plugin."""
     result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests/test_clock.py", "-q", "-p",

@@ -42,7 +42,7 @@ def ivh_client(ivh_mock, request):
 
 @pytest.fixture
 def ivh_callback_receiver():
-    from .testing import CallbackReceiver
+    from .receiver import CallbackReceiver
 
     receiver = CallbackReceiver()
     yield receiver
