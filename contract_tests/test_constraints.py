@@ -108,8 +108,10 @@ def test_input_ssml_is_4_to_300_unicode_code_points(verdict, characters):
     verdict(patched(TEXT, InputSsml=text), 4 <= len(text) <= 300 and spoken, "Payload.InputSsml")
 
 
+# (the character references are the markup's own way of writing one, D17)
 @given(st.text(alphabet="abc好", min_size=4, max_size=40),
-       st.sampled_from(["", "\n", "\r", "\r\n", "\x85", "\u2028", "\u2029"]), st.data())
+       st.sampled_from(["", "\n", "\r", "\r\n", "\x85", "\u2028", "\u2029", "&#10;", "&#xD;", "&#x2028;"]),
+       st.data())
 def test_input_ssml_has_no_line_breaks(verdict, text, line_break, data):
     at = data.draw(st.integers(0, len(text)))
     verdict(patched(TEXT, InputSsml=text[:at] + line_break + text[at:]), not line_break, "Payload.InputSsml")
@@ -124,6 +126,7 @@ SSML_CASES = [
     ('<sub alias="语音合成">TTS</sub>很好', True),
     ('<say-as interpret-as="cardinal">123</say-as>个', True),
     ('Tom &amp; Jerry', True),
+    ('<sub alias="语音&#10;合成">TTS</sub>很好', False),  # a line break in what is spoken (D17)
     ("<speak>" + "a" * 290 + "</speak>", False),  # tags count toward 300
     ('你好<break time="10s"/>世界', False),
     ('你好<break time="49ms"/>世界', False),

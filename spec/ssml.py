@@ -52,11 +52,17 @@ class SsmlChecker:
         # a request's SSML is read three times (validation, planning, the report): parse each text once
         self._problems = functools.lru_cache(maxsize=256)(self._find_problems)
         self._segments_of = functools.lru_cache(maxsize=256)(lambda text: tuple(self._segments(self._parse(text))))
+        self._contents_of = functools.lru_cache(maxsize=256)(lambda text: tuple(_contents(self._parse(text))))
 
     # -- public ------------------------------------------------------------------------------------------------
     def problems(self, text: str) -> list[str]:
         """Return every rule the markup breaks, each naming the tag; empty when the SSML is valid."""
         return list(self._problems(text))
+
+    def contents(self, text: str) -> tuple[str, ...]:
+        """Every text run and attribute value of valid markup, its character references resolved (`&#10;` is a line
+        break here): the rules on the field's characters hold for these too."""
+        return self._contents_of(text)
 
     def segments(self, text: str) -> list[Segment]:
         """Return the spoken text and pauses of valid SSML, in order (sub aliases replace their content)."""
@@ -168,6 +174,11 @@ class SsmlChecker:
                 yield from self._segments(child)
                 if child.tail:
                     yield Segment(text=child.tail)
+
+
+def _contents(root: ElementTree.Element) -> Iterator[str]:
+    for element in root.iter():
+        yield from (text for text in (element.text, element.tail, *element.attrib.values()) if text)
 
 
 def _speakable(char: str) -> bool:

@@ -207,8 +207,16 @@ BASE = jsonschema.validators.extend(
 def _ssml_keyword(checker):
     def check(validator, enabled, instance, schema):
         if enabled and isinstance(instance, str):
-            for problem in checker.problems(instance):
+            problems = checker.problems(instance)
+            for problem in problems:
                 yield ValidationError(problem)
+            # the field's pattern holds for what the markup says, too: `&#10;` had put a line break into the spoken
+            # text and the subtitles of a field that "must not contain line breaks" (and a cue of its own in the SRT)
+            pattern = schema.get("pattern")
+            if pattern and not problems and ecma_pattern(pattern).search(instance) and not all(
+                    ecma_pattern(pattern).search(piece) for piece in checker.contents(instance)):
+                rule = schema.get("x-ivh-rule") or f"must match the pattern {pattern}"
+                yield ValidationError(f"{rule}, character references (&#10; and the like) included")
 
     return check
 
@@ -296,6 +304,9 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
                        next(name for name in expected if name not in instance))
         path.append(missing)
         rule = f"is required when {condition}" if condition else "is required"
+    elif keyword == "type" and "number" in expected and isinstance(instance, float):  # NaN or an infinity
+        rule = "must be a finite number"  # ("must be of type number, got number NaN" said nothing)
+        received = shown(instance)
     elif keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         rule = f"must be of type {' or '.join(kinds)}"
@@ -352,6 +363,7 @@ FAST_KEYWORDS = {"type", "enum", "const", "required", "properties", "additionalP
 ANNOTATIONS = {"title", "description", "default", "example", "examples", "deprecated", "readOnly", "writeOnly",
                "format", "$comment"}  # format is an annotation to both validators (no format checker)
 SLOW_KEYWORDS = {"pattern": "x-ivh-slow-pattern", "x-ivh-ssml": "x-ivh-slow-ssml"}
+_SLOW_NAMES = {name: keyword for keyword, name in SLOW_KEYWORDS.items()}
 STRICT_INTEGER = "x-ivh-slow-integer"
 _SUBSCHEMA = {"not", "if", "then", "else", "items", "additionalProperties"}
 _SUBSCHEMA_LISTS = {"allOf", "anyOf", "oneOf"}
@@ -379,9 +391,9 @@ def fast_validator(slow: Any) -> Any:
     def delegate(keyword: str):
         check = slow.VALIDATORS[keyword]
 
-        class Keyword:  # runs the slow validator's own keyword on the one value
+        class Keyword:  # runs the slow validator's own keyword on the one value, in the schema as the slow one reads it
             def __init__(self, parent: Any, value: Any, path: Any):
-                self.value, self.parent = value, parent
+                self.value, self.parent = value, {_SLOW_NAMES.get(key, key): item for key, item in parent.items()}
 
             def validate(self, instance: Any) -> None:
                 if next(iter(check(slow, self.value, instance, self.parent) or ()), None) is not None:

@@ -64,6 +64,14 @@ CASES = [
     ("ssml line feed", text(InputSsml="hello\nworld"), 100002, "Payload.InputSsml must not contain line breaks"),
     ("ssml carriage return", text(InputSsml="hello\rworld"), 100002, "must not contain line breaks"),
     ("ssml trailing line feed", text(InputSsml="hello world\n"), 100002, "must not contain line breaks"),
+    # ... written as character references too: `&#10;` had put a line break (and a cue of its own) into the subtitles
+    ("ssml line feed reference", text(InputSsml="One&#10;&#10;2&#10;00:00:00,000 --> 00:00:09,000&#10;X"), 100002,
+     "Payload.InputSsml must not contain line breaks, character references (&#10; and the like) included"),
+    ("ssml CR LF references", text(InputSsml="Hello&#13;&#10;there"), 100002, "must not contain line breaks"),
+    ("ssml U+2028 reference", text(InputSsml="Hello &#x2028; there"), 100002, "must not contain line breaks"),
+    ("ssml line feed in an alias", text(InputSsml='<sub alias="one&#10;two">X</sub> words'), 100002,
+     "must not contain line breaks"),
+    ("ssml tab reference", text(InputSsml="Hello&#9;there"), OK, None),
     ("photo url trailing line feed", text(RefPhotoUrl="https://example.com/p.png\n"), 100002,
      "Payload.RefPhotoUrl must be an http"),
     ("ssml tags count", text(InputSsml="<speak>" + "a" * 290 + "</speak>"), 100002, "at most 300"),
@@ -270,6 +278,16 @@ def test_describetimbre_constraint(api, payload, code, named):
 
 ECMA_WHITESPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 NOT_ECMA_WHITESPACE = "\x1c\x1d\x1e\x1f\x85\u200b"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-inf")])
+def test_a_number_that_is_no_json_number_is_named_so(value):
+    """No JSON body carries NaN or an infinity (the mock refuses it as JSON), but a Python caller's can, and the
+    client's check before sending said `Speed must be of type number, got number NaN`."""
+    violations = spec_module.load().validate("phototovideonotrain",
+                                             {"Header": {}, "Payload": text(SpeechParam__Speed=value)})
+    assert [(v.code, v.message) for v in violations] == [
+        (100003, f"Payload.SpeechParam.Speed must be a finite number, got {'NaN' if value != value else '-Infinity'}")]
 
 
 @pytest.mark.parametrize("char", ECMA_WHITESPACE + NOT_ECMA_WHITESPACE,
