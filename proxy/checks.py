@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ivh_mock import spec as spec_module
+from ivh_mock.spec.mediatype import JSON as JSON_MEDIA_TYPE, is_json
 from ivh_mock.spec.validation import RequestValidator, cut, reference
 
 from . import redact
@@ -16,17 +17,6 @@ from . import redact
 STATE_RANK = {"COMMIT": 0, "MAKING": 1, "SUCCESS": 2, "FAIL": 2}
 SUBJECT_CHARS, DETAIL_CHARS = 200, 1000  # of a finding's subject and detail: an answer's whole text had been quoted
 UNDOCUMENTED_LISTED = 20  # undocumented fields of one answer listed one by one; the rest counted in one finding
-JSON_MEDIA_TYPE = "application/json"
-
-
-def is_json_type(content_type: str | None) -> bool:
-    """Whether a Content-Type says JSON in UTF-8 (`application/json`, with no charset or a UTF-8 one), as the spec's
-    media type does."""
-    media_type, _, params = (content_type or "").partition(";")
-    charset = params.strip().lower().removeprefix("charset=").strip('"') if "charset=" in params.lower() else ""
-    return media_type.strip().lower() == JSON_MEDIA_TYPE and charset in ("", "utf-8", "utf8")
-
-
 @dataclass(frozen=True)
 class Finding:
     """One thing the target did that the spec does not allow. Findings with the same (kind, operation, subject)
@@ -93,7 +83,7 @@ class ExchangeChecker:
         reasons = [v.message for v in self.spec.validate_query(operation_id, query)]
         if "signature" not in query:
             reasons.append("query.signature is required")
-        if not is_json_type(content_type):
+        if not is_json(content_type):
             reasons.append(f"Content-Type must be {JSON_MEDIA_TYPE} (UTF-8), got {content_type!r}")
         if not body_is_json:
             reasons.append("the body must be JSON")
@@ -114,7 +104,7 @@ class ExchangeChecker:
         if not body_is_json or not isinstance(body, dict):
             add("not-an-envelope", "body", "the answer is not a JSON {Header, Payload} envelope")
             return found
-        if not is_json_type(content_type):  # an app's client may go by it: JSON sent as text/html is not read as JSON
+        if not is_json(content_type):  # an app's client may go by it: JSON sent as text/html is not read as JSON
             add("response-content-type", str(content_type)[:60], f"the answer is a JSON envelope, but its Content-Type "
                                                                   f"is {content_type!r}, not {JSON_MEDIA_TYPE} (UTF-8)")
         header = body.get("Header") if isinstance(body.get("Header"), dict) else {}

@@ -18,6 +18,7 @@ from .conftest import PATHS, TEXT_PAYLOAD, in_process
 ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
 VALID = json.dumps({"Header": {}, "Payload": TEXT_PAYLOAD}).encode()
 JSON = "application/json;charset=utf-8"
+TASK_BODY = b'{"Header": {}, "Payload": {"TaskId": "abc"}}'
 
 CASES = [
     ("empty body", b"", JSON, 100001, "request body is empty"),
@@ -33,6 +34,21 @@ CASES = [
     ("form encoded", b"a=b", "application/x-www-form-urlencoded", 100003, "Content-Type must be application/json"),
     ("no content type", VALID, "", 100003, "Content-Type must be application/json"),
     ("gbk charset", VALID, "application/json;charset=gbk", 100003, "charset must be utf-8"),
+    # one media type, one charset (RFC 9110 8.3.1): a lenient reading took the first of two, or a value and ignored
+    # the words after it
+    ("two Content-Types joined", VALID, "application/json;charset=utf-8, text/plain", 100003,
+     "Content-Type must be application/json;charset=utf-8, got 'application/json;charset=utf-8, text/plain'"),
+    ("words after the charset", VALID, "application/json;charset=utf-8 latin1", 100003,
+     "got 'application/json;charset=utf-8 latin1'"),
+    ("charset twice", VALID, "application/json; charset=latin1; charset=utf-8", 100003,
+     "Content-Type charset must be utf-8, got 'latin1; utf-8'"),
+    ("charset twice, utf-8 first", VALID, "application/json; charset=utf-8; charset=latin1", 100003,
+     "got 'utf-8; latin1'"),
+    ("a parameter without a value", VALID, "application/json; charset", 100003,
+     "Content-Type must be application/json"),
+    ("a quoted charset", TASK_BODY, 'application/json; charset="UTF-8"', 110006, "does not exist"),
+    ("spaces around a parameter's =", TASK_BODY, "Application/JSON ; Charset = utf8", 110006, "does not exist"),
+    ("another parameter", TASK_BODY, 'application/json;charset=utf-8;profile="a;b"', 110006, "does not exist"),
     ("NaN", b'{"Header": {}, "Payload": {"RefPhotoUrl": NaN}}', JSON, 100003, "NaN is not a JSON number"),
     ("Infinity", b'{"Header": {}, "Payload": {"Speed": Infinity}}', JSON, 100003, "Infinity is not a JSON number"),
     # said in Python's words (sys.set_int_max_str_digits) before
@@ -84,6 +100,16 @@ def test_bad_input_gets_the_envelope(http_api, data, content_type, code, named):
     assert named in answer.message
     assert "Traceback" not in answer.message
     assert len(answer.message) < 500  # never an echo of the huge input
+
+
+@pytest.mark.parametrize("content_type", sorted({case[2] for case in CASES}))
+def test_the_proxy_reads_a_content_type_as_the_mock_does(http_api, content_type):
+    """The proxy had a reading of its own: `charset=utf-8;profile=x` was no JSON to it, and `charset=utf-8 latin1`,
+    refused by the mock now, was."""
+    from ivh_mock.proxy.checks import is_json
+
+    answer = http_api.raw("getprogress", TASK_BODY, content_type=content_type)
+    assert is_json(content_type) == (answer.code != 100003), answer.message
 
 
 def test_a_body_nested_past_the_limit_is_refused_before_the_decoder_recurses_into_it(monkeypatch):

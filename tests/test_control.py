@@ -550,6 +550,12 @@ def test_a_control_body_in_another_charset_is_refused_as_the_apis_is(control):
     for charset in ("utf-8", "UTF8"):
         assert control.post("/__mock__/clock", data=b'{"advance": 0}',
                             headers={"Content-Type": f"application/json; charset={charset}"}).status_code == 200
+    # read as the API reads it: two charsets, or words after one, had been taken for the first
+    for header, said in (("application/json; charset=latin1; charset=utf-8", "charset must be utf-8, got 'latin1; "
+                                                                             "utf-8'"),
+                         ("application/json; charset=utf-8 latin1", "got 'application/json; charset=utf-8 latin1'")):
+        refused = control.post("/__mock__/clock", data=b'{"advance": 0}', headers={"Content-Type": header})
+        assert refused.status_code == 415 and said in refused.json["error"]["message"]
 
 
 def test_an_appkey_past_the_apis_length_is_refused_by_every_control_route(control):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, jsonify, request
-from werkzeug.http import parse_options_header
+from ivh_mock.spec import mediatype
 
 from ..clock import StoredClock
 from ..errors import ApiError, ParameterFormatError, ParameterValueError, body_past, from_violations, refusal
@@ -152,16 +151,8 @@ def _read_body(ctx: MockContext) -> envelope.Body:
         return too_large
     else:  # the server's input holds the body: read it whole, and no more than its length (PEP 3333)
         data = _read_at_most(stream, length or 0)
-    return envelope.read_body(*_content_type(request.headers.get("Content-Type", "")), data,
+    return envelope.read_body(*mediatype.read(request.headers.get("Content-Type", "")), data,
                               ctx.config.max_json_depth)
-
-
-@functools.lru_cache(maxsize=64)
-def _content_type(header: str) -> tuple[str, str | None]:
-    """The mimetype and charset of a Content-Type header, as `request.mimetype` and `mimetype_params` give them;
-    remembered, as a client sends the same header on every request."""
-    mimetype, params = parse_options_header(header)
-    return mimetype.lower(), params.get("charset")
 
 
 def _read_at_most(stream, size: int) -> bytes:

@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from werkzeug.routing import PathConverter
-from ivh_mock.spec import read_yaml
+from ivh_mock.spec import mediatype, read_yaml
 
 from .. import deadline
 from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
@@ -139,14 +139,15 @@ class _Routes:
         nesting), so nothing a control route keeps can break a later answer. Only `application/json` is read: a
         browser can send a form or text/plain across sites without asking, JSON it cannot (DECISIONS.md D57)."""
         data = request.get_data(cache=False)
-        if request.mimetype != envelope.JSON_MIMETYPE:
+        mimetype, charset = mediatype.read(request.headers.get("Content-Type", ""))  # as the API reads it (D07)
+        if mimetype != envelope.JSON_MIMETYPE:
             if request.content_type or data:
                 raise ControlError(415, f"the body must be JSON sent as Content-Type: application/json, "
-                                        f"got {request.mimetype or 'no Content-Type'!r}")
+                                        f"got {mimetype or 'no Content-Type'!r}")
             if optional:
                 return {}
             raise ControlError(400, "the body must be a JSON object (Content-Type: application/json)")
-        problem = (envelope.charset_problem(request.mimetype_params.get("charset"))  # as the API's (D07)
+        problem = (envelope.charset_problem(charset)
                    or envelope.coding_problem(request.headers.get("Content-Encoding")))
         if problem:
             raise ControlError(415, problem)

@@ -11,12 +11,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ivh_mock.spec import mediatype
 from ivh_mock.spec.jsontext import STRICT_NUMBERS, lone_surrogate, nests_deeper, quick_loads
 from ivh_mock.spec.validation import cut
 
 from ..errors import ApiError, ParameterError, ParameterFormatError
 
-JSON_MIMETYPE = "application/json"
+JSON_MIMETYPE = mediatype.JSON
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> A
 
 def charset_problem(charset: str | None) -> str | None:
     """Why a body sent with this Content-Type charset is not read (the API's and the control API's rule), or None."""
-    if charset is not None and charset.lower().replace("-", "") != "utf8":
+    if not mediatype.is_utf8(charset):
         return f"Content-Type charset must be utf-8, got {charset!r}"
     return None
 
