@@ -523,3 +523,34 @@ def test_a_start_deletes_what_a_writer_killed_mid_write_left_once_it_is_an_hour_
     os.utime(aside, (old, old))
     Blobs(tmp_path)
     assert blobs.get("media", photo) == b"a photo" and not aside.exists()
+
+
+def test_a_full_disk_is_said_in_each_routes_format_with_no_traceback(app, api, clock, monkeypatch, caplog):
+    """An asset upload and a video's first download on a full disk were a bare internal error each, and a traceback
+    in the log per request, as if the mock were at fault."""
+    import errno
+    from pathlib import Path
+
+    task_id, report = finished(api, clock, TEXT_PAYLOAD)
+
+    def full(self, kind, data, name=None):
+        raise OSError(errno.ENOSPC, "No space left on device", f"/data/{kind}/.tmp-1234.bin")
+
+    def full_render(job, photo, audio, target: Path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(type(app.extensions["ivh_mock"].blobs), "put", full)
+    monkeypatch.setattr(render, "encode", full_render)
+    caplog.clear()
+    client = app.test_client()
+    uploaded = client.post("/__mock__/assets?name=a.jpg", data=portrait(400, 500), content_type="image/jpeg")
+    video = client.get(path_of(report["MediaUrl"]))
+    assert uploaded.status_code == 500 and uploaded.get_json()["error"]["message"] == (
+        "internal error in ivh-mock: no space left on the disk of its data directory writing .tmp-1234.bin (No space "
+        "left on device); retry")
+    assert video.status_code == 500 and video.mimetype == "application/xml"
+    assert b"<Message>internal error in ivh-mock: no space left on the disk of its data directory writing .tmp-" \
+        in video.data
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+    monkeypatch.undo()
+    assert client.get(path_of(report["MediaUrl"])).status_code == 200  # room again: rendered

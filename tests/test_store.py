@@ -1260,3 +1260,50 @@ def test_a_journal_bound_no_store_can_hold_is_refused_naming_it(option, value, t
     # 10**20 went into SQLite's trigger as it was, and every write then failed with "datatype mismatch"
     with pytest.raises(ValueError, match=rf"^{option} \(the journal's \w+\) must be a whole number from 1 to 2\*\*53"):
         create_app({option: value, "store": f"sqlite:{tmp_path / 'store.sqlite3'}", "background": False})
+
+
+@pytest.mark.stores("sqlite")
+def test_a_full_sqlite_store_answers_saying_so_and_serves_on_once_it_has_room(store_spec, clock, caplog):
+    """A full disk made every request (a getprogress too: each writes its journal entry) a bare internal error, with a
+    traceback in the log, as if the mock were at fault. SQLite's max_page_count fills the database as a disk would."""
+    app = create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
+    api = in_process(app, clock)  # the test client answers in this thread, on this thread's connection
+    submitted = api.call("phototovideonotrain", TEXT_PAYLOAD)
+    db = app.extensions["ivh_mock"].store._db()
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    caplog.clear()
+    answers = [api.call("phototovideonotrain", TEXT_PAYLOAD) for _ in range(100)]
+    full = [answer for answer in answers if answer.code != 0]
+    assert full, "the database never filled up"
+    assert {(answer.status, answer.code, answer.message) for answer in full} == {(500, -101000, (
+        "internal error in ivh-mock: the SQLite store ivh-mock.sqlite3 is full (its disk, or its max_page_count): "
+        "nothing was written; retry"))}
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+    assert all("is full" in record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+    accepted = [answer.payload["TaskId"] for answer in answers if answer.code == 0]
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 0  # room again: serving on
+    for task_id in [submitted.payload["TaskId"], *accepted]:  # what it said it took, it kept
+        assert api.call("getprogress", {"TaskId": task_id}).code == 0
+
+
+@pytest.mark.stores("redis")
+def test_a_redis_store_out_of_memory_answers_saying_so(store_spec, redis_server, clock, caplog):
+    """Redis at its maxmemory (noeviction) refuses writes with OOM: a bare internal error and a traceback before."""
+    import redis
+
+    app = create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
+    api = in_process(app, clock)
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 0
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.config_set("maxmemory", 1)
+    try:
+        caplog.clear()
+        answer = api.call("phototovideonotrain", TEXT_PAYLOAD)
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert (answer.status, answer.code) == (500, -101000) and answer.message == (
+        f"internal error in ivh-mock: the Redis store at 127.0.0.1:{redis_server.port} is out of memory (its "
+        f"maxmemory): nothing was written; retry")
+    assert not [record for record in caplog.records if record.exc_info]
+    assert api.call("phototovideonotrain", TEXT_PAYLOAD).code == 0

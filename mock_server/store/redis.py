@@ -509,10 +509,13 @@ class RedisStore:
                 raise
 
     def outage(self, error: BaseException) -> str | None:
-        if not isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
+        if not isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+                                  redis.exceptions.OutOfMemoryError)):
             return None
         parts = urlsplit(self.url)  # not the URL itself: it may carry a password
         where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+        if isinstance(error, redis.exceptions.OutOfMemoryError):  # its maxmemory reached, with no key to evict
+            return f"the Redis store at {where} is out of memory (its maxmemory): nothing was written"
         if isinstance(error, redis.exceptions.MaxConnectionsError):  # reached, but its URL's bound was met
             return (f"the Redis store at {where} has all its connections in use (max_connections in its URL bounds "
                     f"them: leave it out)")

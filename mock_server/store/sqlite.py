@@ -406,7 +406,11 @@ class SqliteStore:
         return row[0] if row else None
 
     def outage(self, error: BaseException) -> str | None:
-        return None  # a file: its lock held elsewhere is StoreBusy (D72)
+        # a file: its lock held elsewhere is StoreBusy (D72); its disk full is SQLITE_FULL
+        if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            return (f"the SQLite store {Path(self.path).name} is full (its disk, or its max_page_count): nothing was "
+                    f"written")
+        return None
 
     def close(self) -> None:
         self._closing = True
