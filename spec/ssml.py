@@ -50,33 +50,33 @@ class SsmlChecker:
             for name, attribute in spec.get("attributes", {}).items()
         }
         # a request's SSML is read three times (validation, planning, the report): parse each text once
-        self._problems = functools.lru_cache(maxsize=256)(self._find_problems)
+        self._checked = functools.lru_cache(maxsize=256)(self._check)
         self._segments_of = functools.lru_cache(maxsize=256)(lambda text: tuple(self._segments(self._parse(text))))
-        self._contents_of = functools.lru_cache(maxsize=256)(lambda text: tuple(_contents(self._parse(text))))
 
     # -- public ------------------------------------------------------------------------------------------------
     def problems(self, text: str) -> list[str]:
         """Return every rule the markup breaks, each naming the tag; empty when the SSML is valid."""
-        return list(self._problems(text))
+        return list(self._checked(text)[0])
 
     def contents(self, text: str) -> tuple[str, ...]:
         """Every text run and attribute value of valid markup, its character references resolved (`&#10;` is a line
         break here): the rules on the field's characters hold for these too."""
-        return self._contents_of(text)
+        return self._checked(text)[1]
 
     def segments(self, text: str) -> list[Segment]:
         """Return the spoken text and pauses of valid SSML, in order (sub aliases replace their content)."""
         return list(self._segments_of(text))
 
-    def _find_problems(self, text: str) -> tuple[str, ...]:
+    def _check(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The rules the markup breaks, and (when it parses) its texts and attribute values, from one parse."""
         try:
             root = self._parse(text)
         except SsmlError as error:
-            return (str(error),)
+            return (str(error),), ()
         problems = list(dict.fromkeys(self._check_children(root, parent=None)))
         if not problems and not any(_speakable(char) for s in self._segments(root) for char in s.text):
             problems.append("has no text to speak (a letter or a digit)")
-        return tuple(problems)
+        return tuple(problems), tuple(_contents(root))
 
     # -- parsing -----------------------------------------------------------------------------------------------
     def _parse(self, text: str) -> ElementTree.Element:
