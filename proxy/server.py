@@ -38,6 +38,16 @@ class _Handler(BaseHTTPRequestHandler):
         # until the app's delayed ACK (40 ms)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self) -> None:
+        if not self.server.note(self, waiting=True):  # stopping: no new request is read on a kept-alive connection
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
+    def finish(self) -> None:
+        self.server.forget(self)
+        super().finish()
+
     def parse_request(self) -> bool:
         """http.server's own parse, given what it would misread made safe first. It splits the request line as
         Latin-1 text, where \\x85 and \\xa0 are spaces, so the target's bytes past printable ASCII are
@@ -46,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         takes a bare CR for a line break (a header the app never sent): the header block is read here first, and a
         line holding a control character is refused before anything else (D61)."""
         self._target = self._fault = None
+        self.server.note(self, waiting=False)  # a request under way: the stop waits for it
         if self.raw_requestline in (b"\r\n", b"\n"):  # RFC 9112 2.2: an empty line before a request is skipped
             self.raw_requestline = self.rfile.readline(65537)
         words = self.raw_requestline.rstrip(b"\r\n").split(b" ")
@@ -86,6 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if "close" in header_tokens(self.headers.get_all("Connection") or ()):  # http.server wants just "close"
             self.close_connection = True
+        if self.server.stopping:  # read as the stop began: not sent on, so nothing is billed for it
+            self._refuse(503, "the proxy is stopping: nothing was forwarded; send the request again once it is back")
+            return False
         return True
 
     def _head_fault(self) -> tuple[int, str] | None:
@@ -242,6 +256,9 @@ class _Responder:
         if self.handler.request_version != "HTTP/1.1":  # HTTP/1.0 has no chunks: the closing connection ends it
             chunked = False
             headers = [*headers, ("Connection", "close")]
+        elif self.handler.server.stopping:  # the last exchange of its connection: the app asks elsewhere next
+            headers = [*headers, ("Connection", "close")]
+            self.handler.close_connection = True
         with self._sending():
             self.handler.send_response_only(status, reason)  # no Server or Date of the proxy's own
             for name, value in headers:
@@ -291,6 +308,9 @@ class ProxyServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.proxy, self.idle_seconds = proxy, idle_seconds
         self._thread: threading.Thread | None = None
+        self.stopping = False  # (close_idle): no new request is taken, each connection closes after its exchange
+        self._connections: dict[_Handler, bool] = {}  # each open connection's handler: waiting for a request?
+        self._guard = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -324,8 +344,30 @@ class ProxyServer(ThreadingHTTPServer):
     def stop(self) -> None:
         """Stop accepting, let the exchanges under way finish and be recorded, close."""
         self.shutdown()
+        self.close_idle()
         self.proxy.drain()
         self.server_close()
+
+    def close_idle(self) -> None:
+        """Take no new request: close each kept-alive connection that waits for its next one, and each other after
+        its exchange. A stop had let apps go on sending on their open connections until its wait ran out, then cut
+        what was under way short (new submissions, billed upstream, among them)."""
+        with self._guard:
+            self.stopping = True
+            waiting = [handler for handler, idle in self._connections.items() if idle]
+        for handler in waiting:  # its read of a request line ends (as at the app's close); an answer can still go
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(socket.SHUT_RD)
+
+    def note(self, handler: _Handler, waiting: bool) -> bool:
+        """Note whether a connection waits for a request (True) or has one under way; False once stopping."""
+        with self._guard:
+            self._connections[handler] = waiting
+            return not self.stopping
+
+    def forget(self, handler: _Handler) -> None:
+        with self._guard:
+            self._connections.pop(handler, None)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept the next connection. With no descriptor free (the process's limit), the connection stays queued

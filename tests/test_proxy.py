@@ -1240,6 +1240,58 @@ def test_a_second_stop_signal_ends_the_proxys_wait_for_an_exchange_at_once(again
             proxy.wait()
 
 
+def test_a_stop_takes_no_new_request_on_a_kept_alive_connection(tmp_path):
+    """Stopping, the proxy went on forwarding what apps sent on their kept-alive connections until its wait ran out
+    (40 s of new submissions, each billed upstream), then cut what was under way short. Now a connection waiting for
+    its next request is closed at once, and one whose exchange is under way gets its answer, with Connection: close."""
+    import http.client
+
+    received: list[str] = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.path)
+            time.sleep(0.5 if self.path == "/slow" else 0)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PROGRESS_ANSWER)))
+            self.end_headers()
+            self.wfile.write(PROGRESS_ANSWER)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = QuietHTTPServer(("127.0.0.1", 0), Upstream)
+    upstream.daemon_threads = True
+    threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    headers = {"Content-Type": "application/json"}
+    try:
+        with ProxyServer(Proxy(f"http://127.0.0.1:{upstream.server_port}", Recorder(tmp_path), warn=lambda text: None),
+                         port=0) as proxy:
+            idle, busy = (http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10) for _ in range(2))
+            for connection in (idle, busy):
+                connection.request("POST", "/fast", body=b"{}", headers=headers)
+                answer = connection.getresponse()
+                assert answer.read() == PROGRESS_ANSWER and answer.getheader("Connection") is None  # kept alive
+            busy.request("POST", "/slow", body=b"{}", headers=headers)
+            until(lambda: "/slow" in received)
+            proxy.close_idle()  # as `ivh-mock proxy` does at SIGTERM or Ctrl-C
+            try:  # closed at once; or, should its request have come first, refused: never sent on
+                idle.request("POST", "/fast", body=b"{}", headers=headers)
+                refused = idle.getresponse().status
+            except ConnectionError:
+                refused = None
+            answer = busy.getresponse()
+            assert (answer.status, answer.getheader("Connection"), answer.read()) == (200, "close", PROGRESS_ANSWER)
+            assert refused in (None, 503)
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    assert received == ["/fast", "/fast", "/slow"]
+
+
 def test_the_default_upstream_is_the_live_api_of_the_profile():
     from ivh_mock import spec as spec_module
 

@@ -626,6 +626,7 @@ def _proxy(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()  # no new connection waits in the backlog while the last exchanges finish
+        server.close_idle()  # nor a new request on a kept-alive connection
         # each exchange under way may take its whole time: a read can wait --timeout, and the next read again; a
         # second signal stops at once. A wait longer than a second says so (it had waited up to --timeout unsaid)
         limit, hurry = max(STOP_SECONDS, args.connect_timeout + args.timeout), lambda: server.stops > 1
