@@ -272,3 +272,21 @@ def test_the_page_of_a_task_that_is_gone_shows_it_is_gone(mock, page):
     expect(page.locator(".task-gone")).to_contain_text(f"no task '{task_id}'")
     expect(page.locator("#task-summary")).to_have_count(0)
     expect(page.locator("#task-video")).to_have_count(0)
+
+
+def test_a_right_to_left_override_in_an_appkey_turns_nothing_else_round(mock, page):
+    """An appkey holding U+202E (right-to-left override) reversed the rest of the task's summary line as shown
+    (`-1% · 000108=edoc:liaf oiranecs · txeT`): the caller's words are each isolated now (<bdi>)."""
+    appkey = "\u202eevil\u200b"
+    studio = Client(appkey, "mock-accesstoken", mock.base_url, clock=mock.now, validate=False)
+    task_id = studio.phototovideonotrain(text()).task_id
+    with pytest.raises(ParameterError):
+        studio.phototovideonotrain(text(InputSsml="\u202ehi"))
+    page.goto(f"{mock.base_url}/__mock__/ui#/task/{task_id}")
+    expect(page.locator("#task-summary")).to_contain_text("COMMIT")
+    isolated = page.evaluate("[...document.querySelectorAll('#task-summary bdi')].map((node) => node.textContent)")
+    assert isolated == [appkey, "success"]
+    page.goto(f"{mock.base_url}/__mock__/ui")
+    message = page.locator(".journal-row.verdict-rejected .message bdi").first
+    expect(message).to_contain_text("Payload.InputSsml must be at least 4 characters")
+

@@ -147,8 +147,8 @@ function journalCard(entries) {
   const rows = entries.slice().reverse().map((entry) => el("tr", { class: `journal-row verdict-${entry.verdict}` },
     el("td", {}, when(entry.at)), el("td", {}, entry.appkey), el("td", {}, entry.operation),
     el("td", { class: "verdict" }, entry.verdict), el("td", { class: "code" }, String(entry.code)),
-    el("td", { class: "message" }, entry.message || (entry.task_id ? `TaskId ${entry.task_id}` : ""),
-       entry.note ? el("span", { class: "muted note" }, ` · ${entry.note}`) : "")));
+    el("td", { class: "message" }, el("bdi", {}, entry.message || (entry.task_id ? `TaskId ${entry.task_id}` : "")),
+       entry.note ? el("span", { class: "muted note" }, " · ", el("bdi", {}, entry.note)) : "")));
   return el("section", { class: "card", id: "journal" }, el("h2", {}, "Requests"),
     rows.length ? el("table", {}, el("thead", {}, el("tr", {}, ["time", "appkey", "operation", "verdict", "code",
                                                                 "message"].map((h) => el("th", {}, h)))),
@@ -189,7 +189,8 @@ async function renderTask(view, taskId) {
   document.getElementById("task-summary").replaceChildren(
     statusCell(progress.Status), " ", bar(progress.Status, progress.Progress), ` ${progress.Progress}%`,
     progress.Status === "COMMIT" ? ` · ${progress.ArrayCount} ahead in the queue` : "",
-    ` · ${task.appkey} · ${task.driver_type} · scenario ${task.scenario}`,
+    // the caller's words each in a <bdi>: a right-to-left override in an appkey had turned the rest of the line round
+    " · ", el("bdi", {}, task.appkey), ` · ${task.driver_type} · scenario `, el("bdi", {}, task.scenario),
     progress.FailCode ? el("p", { class: "status-FAIL" }, `FailCode ${progress.FailCode}: ${progress.FailMessage}`) : "");
   document.getElementById("task-timeline").replaceChildren(el("table", {}, el("tbody", {},
     task.timeline.map((step) => el("tr", {}, el("td", {}, statusCell(step.Status)), el("td", {}, when(step.At)))))));
