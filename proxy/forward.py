@@ -145,6 +145,7 @@ class Proxy:
         # RFC 9110 7.6.1: the fields a Connection header names are hop-by-hop
         named = set(header_tokens(value for name, value in headers if name.lower() == "connection"))
         outgoing = _combined(headers, HOP_BY_HOP | named | {"content-length"})
+        self._same_origin(headers, outgoing)
         for name in ("User-Agent", "Accept-Encoding"):  # add none of urllib3's own
             if not any(key.lower() == name.lower() for key in outgoing):
                 outgoing[name] = SKIP_HEADER
@@ -210,6 +211,17 @@ class Proxy:
             answer.close()
         self._record(started, operation, method, target, headers, body,
                      (answer.status_code, answer_headers, bytes(kept)), error=broken, unparsed=_unparsed_head(answer))
+
+    def _same_origin(self, headers: list[tuple[str, str]], outgoing: dict[str, str]) -> None:
+        """Host goes upstream as the upstream's own; an Origin naming the proxy (a page it served: the mock's
+        dashboard opened through it) names the upstream with it, so that the page stays of the origin it writes to.
+        The control API had refused every write of that dashboard as a foreign page's (D57); any other Origin goes
+        as sent."""
+        origin, host = _header(headers, "origin"), _header(headers, "host")
+        if origin and host and urlsplit(origin).netloc.lower() == host.strip().lower():
+            upstream = urlsplit(self.upstream)
+            name = next(key for key in outgoing if key.lower() == "origin")
+            outgoing[name] = f"{upstream.scheme}://{upstream.netloc.rpartition('@')[2]}"
 
     # -- checking and recording ----------------------------------------------------------------------------
     def _record(self, started: float, operation: str | None, method: str, target: str,

@@ -1292,6 +1292,21 @@ def test_a_stop_takes_no_new_request_on_a_kept_alive_connection(tmp_path):
     assert received == ["/fast", "/fast", "/slow"]
 
 
+def test_a_page_the_proxy_served_writes_to_the_control_api_a_foreign_one_still_cannot(tmp_path):
+    """The mock's dashboard opened through the proxy could change nothing: the proxy sent Host as the upstream's but
+    the page's Origin as it was (the proxy's), and the control API refused every write as a foreign page's (D57)."""
+    with MockServer({"queue_seconds": 0.1}) as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            def advance(origin: str) -> requests.Response:
+                return requests.post(f"{proxy.url}/__mock__/clock", json={"advance": 1}, headers={"Origin": origin},
+                                     timeout=10)
+
+            assert advance(proxy.url).status_code == 200
+            assert advance(proxy.url.replace("127.0.0.1", "localhost")).status_code == 403  # not the page's host
+            foreign = advance("http://evil.example")
+            assert foreign.status_code == 403 and "another origin ('http://evil.example')" in foreign.text
+
+
 def test_the_default_upstream_is_the_live_api_of_the_profile():
     from ivh_mock import spec as spec_module
 
