@@ -181,7 +181,7 @@ class Proxy:
             _answer_own(responder, 502, "Bad Gateway", message)
             self._record(started, operation, method, target, headers, body, None, error=message)
             return
-        kept, broken = bytearray(), None
+        kept, broken, left = bytearray(), None, None
         answer_headers = list(answer.raw.headers.items())
         try:
             # a chunked answer is passed on in chunks of its own: a Content-Length beside it is not to be trusted
@@ -193,16 +193,19 @@ class Proxy:
             # a transfer coding besides chunked (`gzip, chunked`) stays named: urllib3 takes off the chunks alone, and
             # the app had got gzip under `chunked`, which no header said
             codings = ", ".join(_transfer_codings(answer_headers))
-            responder.start(answer.status_code, answer.reason or "", passed,
-                            bool(codings) or not has_length and not bodiless, codings)
+            left = _to_app(responder, lambda: responder.start(answer.status_code, answer.reason or "", passed, bool(
+                codings) or not has_length and not bodiless, codings))
             for chunk in _pieces(answer.raw):
-                responder.write(chunk)
                 if len(kept) <= RECORDED_BODY_BYTES:
                     kept += chunk[: RECORDED_BODY_BYTES + 1 - len(kept)]
-            responder.finish()
-        except OSError as error:  # the app hung up, or the upstream broke off mid-answer: record what was seen
-            broken = (f"{APP_GONE}: {type(error).__name__}" if responder.app_gone else
-                      f"the exchange broke off: {type(error).__name__}")
+                if left is None:
+                    left = _to_app(responder, lambda: responder.write(chunk))
+                elif len(kept) > RECORDED_BODY_BYTES:
+                    break  # an app gone: the upstream's answer is read as far as it is recorded, for the record
+            if left is None:
+                left = _to_app(responder, responder.finish)
+        except OSError as error:  # the upstream broke off mid-answer: record what was seen
+            broken = f"the exchange broke off: {type(error).__name__}"
             responder.abort()
         except Exception as error:  # urllib3's own errors (protocol, decode) while streaming
             broken = f"the upstream's answer broke off: {type(error).__name__}"
@@ -210,7 +213,8 @@ class Proxy:
         finally:
             answer.close()
         self._record(started, operation, method, target, headers, body,
-                     (answer.status_code, answer_headers, bytes(kept)), error=broken, unparsed=_unparsed_head(answer))
+                     (answer.status_code, answer_headers, bytes(kept)), error=broken, unparsed=_unparsed_head(answer),
+                     app_left=left)
 
     def _same_origin(self, headers: list[tuple[str, str]], outgoing: dict[str, str]) -> None:
         """Host goes upstream as the upstream's own; an Origin naming the proxy (a page it served: the mock's
@@ -226,7 +230,7 @@ class Proxy:
     # -- checking and recording ----------------------------------------------------------------------------
     def _record(self, started: float, operation: str | None, method: str, target: str,
                 headers: list[tuple[str, str]], body: bytes, answer: tuple[int, list, bytes] | None,
-                error: str | None = None, unparsed: str | None = None) -> None:
+                error: str | None = None, unparsed: str | None = None, app_left: str | None = None) -> None:
         split = _target(target)
         query_pairs = parse_qsl(split.query, keep_blank_values=True)
         request_json, request_is_json = parsed_body(body)
@@ -241,6 +245,8 @@ class Proxy:
         }
         if error is not None:
             record["error"] = error
+        if app_left is not None:  # the upstream's answer is recorded whole all the same (a TaskId billed is followed)
+            record["app_left"] = app_left
         if answer is not None and error is not None:  # cut short: its status and headers came, unchecked, and
             status, answer_headers, _ = answer  # a head that dropped its Content-Length may be why it broke off
             record["response"] = {"status": status, "headers": redact.headers(answer_headers)}
@@ -431,6 +437,19 @@ def _answer_own(responder: Responder, status: int, reason: str, message: str) ->
     responder.start(status, reason, [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], False)
     responder.write(text)
     responder.finish()
+
+
+def _to_app(responder: Responder, send: Callable[[], None]) -> str | None:
+    """Send a part of the answer to the app; when the app takes no more of it, end its connection and say so
+    (APP_GONE): the upstream's answer is then read on for the record (it had kept only the status, no TaskId)."""
+    try:
+        send()
+        return None
+    except OSError as error:
+        if not responder.app_gone:  # not a write to the app that failed
+            raise
+        responder.abort()
+        return f"{APP_GONE}: {type(error).__name__}"
 
 
 def _combined(headers: list[tuple[str, str]], leave_out: set[str]) -> dict[str, str]:

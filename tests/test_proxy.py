@@ -579,6 +579,31 @@ def test_an_answer_cut_short_closes_its_connection():
     assert handler.close_connection is True and responder.app_gone is True  # the app's doing, not the upstream's
 
 
+def test_an_answer_the_app_left_is_recorded_whole_with_its_task(tmp_path):
+    """An app that sent a submission and hung up before its answer: the upstream accepted (and billed) the task, but
+    the record kept only the answer's status and headers, under an error, so drift could not follow the task and
+    replay answered it 502. The upstream's answer is recorded whole now, with a note that the app left."""
+    from ivh_mock.proxy.forward import APP_GONE
+
+    with MockServer({"queue_seconds": 0.1}) as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            body = json.dumps({"Header": {}, "Payload": {
+                "RefPhotoUrl": f"{mock.base_url}/__mock__/assets/samples/photo.jpg", "DriverType": "Text",
+                "InputSsml": "hello there", "SpeechParam": {"TimbreKey": "female_1", "Speed": 1.0}}}).encode()
+            query = signed_query("left", "mock-accesstoken", int(mock.now()))
+            connection = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            connection.sendall(f"POST {PATHS['phototovideonotrain']}?{query} HTTP/1.1\r\nHost: x\r\n"
+                               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                               + body)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+            connection.close()
+            until(lambda: list(read_records(tmp_path)))
+        [task] = mock.tasks()
+    [record] = read_records(tmp_path)
+    assert record["app_left"].startswith(APP_GONE) and "error" not in record, record
+    assert record["response"]["status"] == 200 and record["response"]["body"]["Payload"]["TaskId"] == task["task_id"]
+
+
 def until_threads_end(count: int) -> None:
     deadline = time.monotonic() + 5
     while threading.active_count() > count and time.monotonic() < deadline:
