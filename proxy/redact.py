@@ -15,9 +15,9 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = (r"signature|token|secret|passw|pwd|passphrase|credential|jwt|session[-_]?id|"
                  r"(?:api|access|private|session|subscription|auth)[-_]?key")  # AuthKey, JSESSIONID too
 _AUTH_HEADERS = r"authori[sz]ation|authentication"  # Authorisation and Authentication as well
-SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^(?:key|pass|sid|otp)$|"
-                            r"(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])",
-                            re.IGNORECASE)  # Azure's `sig`, an `X-Sign`; not `signal` nor `design`
+# Azure's `sig`, an `X-Sign`, an `X-Session`; not `signal`, `design` or a bare `session` (`session=2` counts)
+SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^(?:key|pass|pw|sid|otp)$|"
+                            r"(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])|[-_]session$", re.IGNORECASE)
 # `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is

@@ -1738,6 +1738,18 @@ def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time
     assert time.monotonic() - started < 10
 
 
+def test_a_pw_or_a_session_is_a_secret_too():
+    """`pw=...` in a form and an `X-Session` header had been recorded as they came (a bare `session` is no secret:
+    `session=2` counts something)."""
+    from ivh_mock.proxy import redact
+
+    assert redact.text("user=me&pw=E1&mode=x") == "user=me&pw=[redacted]&mode=x"
+    assert redact.headers([("X-Session", "E2"), ("User_Session", "E3"), ("X-Sessions-Left", "3")]) == [
+        ["X-Session", redact.REDACTED], ["User_Session", redact.REDACTED], ["X-Sessions-Left", "3"]]
+    assert redact.value({"x-session": "E4", "pw": "E5", "session": 2, "Payload": {"SessionCount": 2}}) == {
+        "x-session": redact.REDACTED, "pw": redact.REDACTED, "session": 2, "Payload": {"SessionCount": 2}}
+
+
 def test_secrets_after_full_width_punctuation_in_xml_elements_or_known_by_their_shape_are_redacted():
     """A Chinese message's `accesstoken：...`, an object store's XML error quoted in a FailMessage, a session id, a
     passphrase, a JWT and a PEM private key had all been recorded as they came."""
