@@ -222,9 +222,13 @@ class Proxy:
         The control API had refused every write of that dashboard as a foreign page's (D57); any other Origin goes
         as sent."""
         origin, host = _header(headers, "origin"), _header(headers, "host")
-        if origin and host and urlsplit(origin).netloc.lower() == host.strip().lower():
+        name = next((key for key in outgoing if key.lower() == "origin"), None)  # (none when Connection named it)
+        try:
+            ours = bool(name and origin and host and urlsplit(origin).netloc.lower() == host.strip().lower())
+        except ValueError:  # an Origin urlsplit cannot read (`http://[x`) names no page of the proxy's
+            return
+        if ours:
             upstream = urlsplit(self.upstream)
-            name = next(key for key in outgoing if key.lower() == "origin")
             outgoing[name] = f"{upstream.scheme}://{upstream.netloc.rpartition('@')[2]}"
 
     # -- checking and recording ----------------------------------------------------------------------------

@@ -1330,6 +1330,7 @@ def test_a_page_the_proxy_served_writes_to_the_control_api_a_foreign_one_still_c
             assert advance(proxy.url.replace("127.0.0.1", "localhost")).status_code == 403  # not the page's host
             foreign = advance("http://evil.example")
             assert foreign.status_code == 403 and "another origin ('http://evil.example')" in foreign.text
+            assert advance("http://[evil").status_code == 403  # one urlsplit cannot read goes as sent
 
 
 def test_the_default_upstream_is_the_live_api_of_the_profile():
