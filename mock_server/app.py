@@ -69,15 +69,21 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
     }
     accounts = (Accounts.from_file(config.accounts_file, defaults, functools.partial(scenarios.setting, contract))
                 if config.accounts_file else Accounts(defaults))
-    scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
-    blobs = Blobs(config.data_dir or scratch.name)
     try:
         profile = contract.profile(config.profile)
     except KeyError as error:
         raise ValueError(f"profile: {error.args[0]}") from None
-    if store is None or isinstance(store, str):  # a store's URL, as config.store and `ivh-mock serve --store` take
-        store = open_store(config.store if store is None else store, JournalLimits(
-            config.journal_limit, config.journal_total_limit, config.journal_total_bytes, config.journal_body_bytes))
+    scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
+    try:  # a refused start leaves no scratch folder (a ResourceWarning, and the folder itself should the process die)
+        blobs = Blobs(config.data_dir or scratch.name)
+        if store is None or isinstance(store, str):  # a store's URL, as config.store and `ivh-mock serve --store` take
+            store = open_store(config.store if store is None else store, JournalLimits(
+                config.journal_limit, config.journal_total_limit, config.journal_total_bytes,
+                config.journal_body_bytes))
+    except BaseException:
+        if scratch is not None:
+            scratch.cleanup()
+        raise
     assets = AssetHost(blobs, config, profile)
     waits = Waits(config.slow_waits) if config.slow_waits else None
     limits = Limits(config.fetch_connect_timeout_seconds, config.fetch_total_timeout_seconds, config.fetch_redirects)

@@ -137,6 +137,27 @@ def test_the_profile_is_chosen_at_start(clock):
         create_app({"profile": "mars"})  # a ValueError naming the field, as a bad pace or control_token is
 
 
+def test_a_refused_start_leaves_no_scratch_folder(monkeypatch, tmp_path):
+    """A mock refusing its profile, or a store it cannot reach, had made its scratch folder first and left it behind:
+    a ResourceWarning at the garbage collector's turn (a failure of the refusal's own test under `-W error`), and the
+    folder itself should the process end first."""
+    import gc
+    import tempfile
+    import warnings
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    import redis
+
+    for config, refusal in (({"profile": "mars"}, ValueError), ({"store": "redis://127.0.0.1:9/0"}, redis.RedisError)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(refusal):
+                create_app(config)
+            gc.collect()
+        assert list(tmp_path.iterdir()) == [], config
+        assert not [warning for warning in caught if issubclass(warning.category, ResourceWarning)], config
+
+
 def test_unknown_settings_are_refused_by_name():
     with pytest.raises(TypeError, match="unknown mock setting.*colour"):
         create_app({"colour": "red"})
