@@ -74,11 +74,15 @@ class Client:
                  session: requests.Session | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Any] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None):
-        self.appkey = appkey or os.environ.get("IVH_APPKEY")
-        self.accesstoken = accesstoken or os.environ.get("IVH_ACCESSTOKEN")
-        if not self.appkey or not self.accesstoken:
+        for name, value in (("appkey", appkey), ("accesstoken", accesstoken)):
+            if value == "":  # given, and empty: not the environment's, which `or` had taken in its place unsaid
+                raise ValueError(f"the {name} is empty: give it, or leave it out to take IVH_{name.upper()}")
+        found = appkey or os.environ.get("IVH_APPKEY"), accesstoken or os.environ.get("IVH_ACCESSTOKEN")
+        if not found[0] or not found[1]:
             raise ValueError("an appkey and an accesstoken are needed: Client(appkey=..., accesstoken=...), or the "
                              "environment variables IVH_APPKEY and IVH_ACCESSTOKEN")
+        self.appkey: str = found[0]  # (typed as a str: a type checker had called it `str | None`)
+        self.accesstoken: str = found[1]
         for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken), ("base URL", base_url)):
             if value is not None and not isinstance(value, str):  # else a TypeError or AttributeError at each call
                 raise ValueError(f"the {name} must be text (str), got {type(value).__name__}")

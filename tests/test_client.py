@@ -972,6 +972,18 @@ def test_arguments_of_the_wrong_type_are_refused_where_they_are_given():
         unchecked.phototovideonotrain({**TEXT_PAYLOAD, "SpeechParam": {"TimbreKey": "female_1", "Speed": 10**5000}})
 
 
+def test_an_appkey_or_accesstoken_given_empty_is_refused_not_taken_from_the_environment(monkeypatch):
+    """`Client("")` with IVH_APPKEY set called as the environment's account, unsaid."""
+    monkeypatch.setenv("IVH_APPKEY", "env-app")
+    monkeypatch.setenv("IVH_ACCESSTOKEN", "env-token")
+    with pytest.raises(ValueError, match="^the appkey is empty: give it, or leave it out to take IVH_APPKEY$"):
+        Client("", "token", "http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="^the accesstoken is empty"):
+        Client("app", "", "http://127.0.0.1:9")
+    taken = Client(base_url="http://127.0.0.1:9")
+    assert (taken.appkey, taken.accesstoken) == ("env-app", "env-token")
+
+
 @pytest.mark.parametrize("timeout", [0, -1, None, float("nan"), float("inf"), "30", True, 1e10])
 def test_a_timeout_that_is_no_time_is_refused_where_it_is_given(timeout, tmp_path):
     """Client(timeout=0) was taken, then each call raised the client's private _OutOfTime (no IvhError), None a

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -32,17 +32,24 @@ from ..store import MemoryStore, Store
 from . import unread
 from .receiver import CallbackReceiver, QuietHTTPServer, ServingThread  # noqa: F401 - importable from here too
 
+if TYPE_CHECKING:
+    from ivh_mock.client import Client
 
-def _while_serving(method: Callable[..., Any]) -> Callable[..., Any]:
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _while_serving(method: _Method) -> _Method:
     """A MockServer method that works only while the mock serves: a stopped one (a fixture kept past its test) had
-    answered as if nothing were wrong, and the client it made met a refused connection saying nothing of why."""
+    answered as if nothing were wrong, and the client it made met a refused connection saying nothing of why. The
+    method keeps its signature for a type checker (each had become `(*Any, **Any) -> Any`)."""
     @functools.wraps(method)
     def checked(self: MockServer, *args: Any, **kwargs: Any) -> Any:
         if self._stopped:
             raise RuntimeError(f"this MockServer ({self.base_url}) is stopped: each serves until its stop (a "
                                f"fixture's, until the end of its test); use one that serves")
         return method(self, *args, **kwargs)
-    return checked
+    return cast(_Method, checked)
 
 
 class MockServer:
@@ -93,7 +100,7 @@ class MockServer:
         return now
 
     @_while_serving
-    def client(self, appkey: str = "my-app", **options: Any):
+    def client(self, appkey: str = "my-app", **options: Any) -> Client:
         """A `client.Client` of this mock (the default accesstoken) whose `wait()` moves the mock's clock instead of
         sleeping: with the clock frozen, a client that sleeps in real time waits for ever. `options` go to Client."""
         from ivh_mock.client import Client  # the one place the mock's package uses the client
