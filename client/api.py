@@ -106,8 +106,21 @@ class Client:
             raise ValueError(f"max_retries must be a whole number of 0 or more, got {max_retries!r}")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or deadline.session(trust_env=True)  # the environment's proxy settings apply
+        self._own_session = session is None
         self.clock, self.sleep, self.monotonic, self.rng = clock, sleep, monotonic, rng
         self.spec = spec_module.load()
+
+    def close(self) -> None:
+        """Close the connections the client keeps alive (not those of a `session` it was given, which is its
+        owner's to close). A closed client opens new ones should it be called again."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # -- operations ---------------------------------------------------------------------------------------------
     def phototovideonotrain(self, payload: Mapping[str, Any] | None = None, *, request_id: str | None = None,
@@ -207,6 +220,9 @@ class Client:
         it is: a server that sent without end had filled the disk."""
         if timeout is not None:
             _check_seconds("timeout", timeout)
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
+            # (a "10" had been a TypeError comparing it inside; -1 refused every file after downloading it)
+            raise ValueError(f"max_bytes must be a whole number of bytes from 0, or None, got {max_bytes!r}")
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None
@@ -272,6 +288,8 @@ class Client:
         if self.validate:
             self._validated(operation_id, body)
         headers = {"Content-Type": "application/json;charset=utf-8"}
+        if scenario is not None and not isinstance(scenario, str):  # (an AttributeError inside, of no IvhError)
+            raise ValueError(f"a scenario is a name (str), got {type(scenario).__name__}")
         scenario = scenario.strip(" \t") if scenario else scenario  # HTTP's own blanks about a value are none of it
         if scenario:
             if not (scenario.isascii() and scenario.isprintable()):  # requests would raise as it sends the header

@@ -224,8 +224,8 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]
         return EXIT_USAGE
     speech = [f"--{name}" for name in ("timbre", "speed", "volume") if getattr(args, name, None) is not None]
     if args.command == "submit" and args.audio is not None and speech:  # they would change nothing: say so
-        print(f"ivh: {', '.join(speech)} go with --text (SpeechParam voices InputSsml); --audio is lip-synced as "
-              f"it sounds", file=err)
+        print(f"ivh: {', '.join(speech)} {'goes' if len(speech) == 1 else 'go'} with --text (SpeechParam voices "
+              f"InputSsml); --audio is lip-synced as it sounds", file=err)
         return EXIT_USAGE
     if getattr(args, "download", None) is not None and not args.download.strip():  # an unset $VARIABLE: it had
         print("ivh: --download is empty: give the file to write the video to", file=err)  # neither waited nor

@@ -972,6 +972,34 @@ def test_arguments_of_the_wrong_type_are_refused_where_they_are_given():
         unchecked.phototovideonotrain({**TEXT_PAYLOAD, "SpeechParam": {"TimbreKey": "female_1", "Speed": 10**5000}})
 
 
+def test_a_scenario_or_a_download_bound_of_the_wrong_kind_is_refused_where_it_is_given(tmp_path):
+    """`scenario=5` had been an AttributeError from inside (no IvhError), `max_bytes="10"` a TypeError comparing
+    numbers, and `max_bytes=-1` refused every file after downloading it."""
+    client = Client("app", "token", "http://127.0.0.1:9", max_retries=0)
+    with pytest.raises(ValueError, match="^a scenario is a name \\(str\\), got int$"):
+        client.phototovideonotrain(TEXT_PAYLOAD, scenario=5)
+    for wrong in ("10", -1, 1.5, True):
+        with pytest.raises(ValueError, match="^max_bytes must be a whole number of bytes from 0, or None, got"):
+            client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", max_bytes=wrong)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_client_closes_its_own_connections_and_not_a_session_it_was_given(ivh_mock):
+    """A Client had no close(): each kept its kept-alive connection open until the garbage collector came."""
+    def pools(session: requests.Session) -> int:  # the connection pools its adapter holds (one per host)
+        return len(session.get_adapter(ivh_mock.base_url).poolmanager.pools)
+
+    with Client("app", "mock-accesstoken", ivh_mock.base_url) as client:
+        client.describetimbre()
+        assert pools(client.session) == 1
+    assert pools(client.session) == 0
+    given = requests.Session()
+    given.get(f"{ivh_mock.base_url}/__mock__/clock").raise_for_status()
+    Client("app", "mock-accesstoken", ivh_mock.base_url, session=given).close()
+    assert pools(given) == 1  # its owner's to close
+    given.close()
+
+
 def test_an_appkey_or_accesstoken_given_empty_is_refused_not_taken_from_the_environment(monkeypatch):
     """`Client("")` with IVH_APPKEY set called as the environment's account, unsaid."""
     monkeypatch.setenv("IVH_APPKEY", "env-app")

@@ -380,15 +380,15 @@ def test_a_scenario_that_cannot_go_in_a_header_is_refused_as_usage(capsys):
         assert exited.value.code == 2 and "expected printable ASCII" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, named", [(["--volume", "5"], "--volume"), (["--speed", "1.2"], "--speed"),
-                                          (["--timbre", "female_1", "--speed", "1"], "--timbre, --speed")])
+@pytest.mark.parametrize("extra, named", [(["--volume", "5"], "--volume goes"), (["--speed", "1.2"], "--speed goes"),
+                                          (["--timbre", "female_1", "--speed", "1"], "--timbre, --speed go")])
 def test_speech_options_beside_an_audio_are_refused_rather_than_dropped(capsys, extra, named):
     """`ivh submit --audio ... --volume 5 --speed 1.2` had submitted without them and said nothing (SpeechParam
     voices the text; an audio is lip-synced as it sounds)."""
     from ivh_mock.client.cli import EXIT_USAGE, main
 
     assert main(["submit", "--photo", PHOTO, "--audio", AUDIO, *extra]) == EXIT_USAGE
-    assert capsys.readouterr().err.startswith(f"ivh: {named} go with --text")
+    assert capsys.readouterr().err.startswith(f"ivh: {named} with --text")
 
 
 def test_a_wait_on_a_server_gone_says_so_rather_than_that_the_task_is_slow():
