@@ -90,9 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem is not None:
             raise pytest.UsageError(f"--ivh-report-dir {config.getoption('--ivh-report-dir')}: the drift report "
                                     f"cannot be written there: {problem}")
-        if not hasattr(config, "workerinput"):  # the run's own controller (one process, or xdist's), as it starts:
-            # an earlier run's report, of another target perhaps, had stayed to pass for this one's when this one
-            # wrote none (-x stopped it before its drift test, -k left that test out)
+        if not hasattr(config, "workerinput") and not config.getoption("collectonly"):  # the run's own controller
+            # (one process, or xdist's), as it starts: an earlier run's report, of another target perhaps, had stayed
+            # to pass for this one's when this one wrote none (-x stopped it before its drift test, -k left that test
+            # out); a collection alone (--co) runs nothing and leaves it
             for name in (drift.JSON_NAME, drift.MARKDOWN_NAME):
                 (Path(config.getoption("--ivh-report-dir")) / name).unlink(missing_ok=True)
 

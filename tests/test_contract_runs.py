@@ -195,10 +195,13 @@ def test_a_run_against_a_server_elsewhere_does_not_import_the_mock(tmp_path):
               "print('heavy:', heavy)\n"
               "sys.exit(code)\n")
     env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": DEFAULT_TOKEN}
+    (tmp_path / "drift-report.json").write_text("an earlier run's")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and "25 tests collected" in result.stdout, result.stdout[-2000:]
     assert "heavy: []" in result.stdout, result.stdout[-2000:]  # (werkzeug is schemathesis's own)
+    # and a collection alone runs nothing: it had removed the report an earlier run left
+    assert (tmp_path / "drift-report.json").read_text() == "an earlier run's"
 
 
 def test_a_hypothesis_profile_nobody_registered_is_a_usage_error(tmp_path):
