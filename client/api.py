@@ -104,6 +104,8 @@ class Client:
         _check_seconds("timeout", timeout)  # else each call failed inside: a TypeError, an exception of no IvhError
         if type(max_retries) is not int or max_retries < 0:
             raise ValueError(f"max_retries must be a whole number of 0 or more, got {max_retries!r}")
+        if not isinstance(validate, bool):  # "no" is true: it had checked every call it was meant not to
+            raise ValueError(f"validate must be True or False, got {validate!r}")
         self.timeout, self.validate, self.max_retries = timeout, validate, max_retries
         self.session = session or deadline.session(trust_env=True)  # the environment's proxy settings apply
         self._own_session = session is None

@@ -3,7 +3,10 @@ and carry the code, the message and the request id."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Progress
 
 
 class IvhError(Exception):
@@ -73,7 +76,7 @@ class OutcomeUnknownError(APIConnectionError):
 class TaskFailedError(IvhError):
     """The task ended in FAIL."""
 
-    def __init__(self, task_id: str, fail_code: int, fail_message: str, progress: Any = None):
+    def __init__(self, task_id: str, fail_code: int, fail_message: str, progress: Progress | None = None):
         self.task_id, self.fail_code, self.fail_message, self.progress = task_id, fail_code, fail_message, progress
         super().__init__(f"task {task_id} failed: {fail_code} {fail_message}")
 
@@ -81,7 +84,7 @@ class TaskFailedError(IvhError):
 class WaitTimeoutError(IvhError):
     """The task was not finished by the deadline."""
 
-    def __init__(self, task_id: str, waited: float, last: Any = None, failure: str | None = None):
+    def __init__(self, task_id: str, waited: float, last: Progress | None = None, failure: str | None = None):
         self.task_id, self.waited, self.last, self.failure = task_id, waited, last, failure
         status = f"; last status {last.status} at {last.progress}%" if last is not None else ""
         failed = f"; the last poll failed: {failure}" if failure else ""  # a server gone, not a task slow

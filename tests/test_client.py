@@ -974,7 +974,7 @@ def test_arguments_of_the_wrong_type_are_refused_where_they_are_given():
 
 def test_a_scenario_or_a_download_bound_of_the_wrong_kind_is_refused_where_it_is_given(tmp_path):
     """`scenario=5` had been an AttributeError from inside (no IvhError), `max_bytes="10"` a TypeError comparing
-    numbers, and `max_bytes=-1` refused every file after downloading it."""
+    numbers, `max_bytes=-1` refused every file after downloading it, and `validate="no"` validated every call."""
     client = Client("app", "token", "http://127.0.0.1:9", max_retries=0)
     with pytest.raises(ValueError, match="^a scenario is a name \\(str\\), got int$"):
         client.phototovideonotrain(TEXT_PAYLOAD, scenario=5)
@@ -982,6 +982,14 @@ def test_a_scenario_or_a_download_bound_of_the_wrong_kind_is_refused_where_it_is
         with pytest.raises(ValueError, match="^max_bytes must be a whole number of bytes from 0, or None, got"):
             client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", max_bytes=wrong)
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="^validate must be True or False, got 'no'$"):  # ("no" is true)
+        Client("app", "token", "http://127.0.0.1:9", validate="no")
+
+
+def test_the_fixture_uploads_bytes_not_text(ivh_mock):
+    with pytest.raises(TypeError, match="^upload takes the file's bytes, got str$"):
+        ivh_mock.upload("not bytes", "x.jpg")
+    assert ivh_mock.upload(bytearray(b"bytes"), "x.bin").endswith("/x.bin")
 
 
 def test_a_client_closes_its_own_connections_and_not_a_session_it_was_given(ivh_mock):

@@ -123,7 +123,9 @@ class MockServer:
     @_while_serving
     def upload(self, data: bytes, name: str) -> str:
         """Keep `data` on the mock's asset host and return its URL (for a photo or audio of the test's own)."""
-        response = self._control.post("/__mock__/assets", query_string={"name": name}, data=data,
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # text had been kept as its UTF-8 bytes, unsaid
+            raise TypeError(f"upload takes the file's bytes, got {type(data).__name__}")
+        response = self._control.post("/__mock__/assets", query_string={"name": name}, data=bytes(data),
                                       headers={"Content-Type": "application/octet-stream"})
         if response.status_code != 201:
             raise ValueError(response.get_json()["error"]["message"])
