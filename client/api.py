@@ -77,12 +77,12 @@ class Client:
         for name, value in (("appkey", appkey), ("accesstoken", accesstoken)):
             if value == "":  # given, and empty: not the environment's, which `or` had taken in its place unsaid
                 raise ValueError(f"the {name} is empty: give it, or leave it out to take IVH_{name.upper()}")
-        found = appkey or os.environ.get("IVH_APPKEY"), accesstoken or os.environ.get("IVH_ACCESSTOKEN")
-        if not found[0] or not found[1]:
+        appkey, accesstoken = appkey or os.environ.get("IVH_APPKEY"), accesstoken or os.environ.get("IVH_ACCESSTOKEN")
+        if not appkey or not accesstoken:
             raise ValueError("an appkey and an accesstoken are needed: Client(appkey=..., accesstoken=...), or the "
                              "environment variables IVH_APPKEY and IVH_ACCESSTOKEN")
-        self.appkey: str = found[0]  # (typed as a str: a type checker had called it `str | None`)
-        self.accesstoken: str = found[1]
+        self.appkey: str = appkey  # (typed as a str: a type checker had called it `str | None`)
+        self.accesstoken: str = accesstoken
         for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken), ("base URL", base_url)):
             if value is not None and not isinstance(value, str):  # else a TypeError or AttributeError at each call
                 raise ValueError(f"the {name} must be text (str), got {type(value).__name__}")
@@ -222,7 +222,7 @@ class Client:
         it is: a server that sent without end had filled the disk."""
         if timeout is not None:
             _check_seconds("timeout", timeout)
-        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 0):  # as max_retries is checked
             # (a "10" had been a TypeError comparing it inside; -1 refused every file after downloading it)
             raise ValueError(f"max_bytes must be a whole number of bytes from 0, or None, got {max_bytes!r}")
         shown = without_query(url)  # a result URL's query may be its signature
