@@ -18,18 +18,15 @@ runs the same functions with smaller counts and holds them to the same bounds.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import random
 import re
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,22 +143,12 @@ class Served:
         self.stop()
 
 
-@functools.lru_cache(maxsize=4)
-def _png_pixels(side: int) -> bytes:
-    packer, row = zlib.compressobj(9), b"\x00" + b"\x80" * (3 * side)
-    return b"".join([*(packer.compress(row) for _ in range(side)), packer.flush()])
-
-
 def huge_png(side: int, tag: str = "") -> bytes:
     """A grey side x side RGB PNG of a few hundred KB that decodes to 4 x side**2 bytes (324 MB at 9000 px); `tag`
-    (kept in a text chunk) makes otherwise equal files distinct. Built row by row, never whole in memory."""
+    (kept in a text chunk) makes otherwise equal files distinct."""
+    from ivh_mock.mock_server.media_in.samples import uniform_png  # the mock's own code, imported where it is used
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"".join([b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)),
-                     chunk(b"tEXt", b"Comment\x00" + tag.encode()), chunk(b"IDAT", _png_pixels(side)),
-                     chunk(b"IEND", b"")])
+    return uniform_png(side, side, b"\x80" * (3 * side), comment=tag or "untagged")
 
 
 class Trickler:

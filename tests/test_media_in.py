@@ -20,7 +20,7 @@ from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.media_in import assets
 from ivh_mock.mock_server.media_in.intake import Verdicts
 from ivh_mock.mock_server.media_out import synth
-from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait
+from ivh_mock.mock_server.media_in.samples import SAMPLES, portrait, uniform_png
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
@@ -301,6 +301,19 @@ def test_corrupt_truncated_and_bomb_photos_are_refused_by_name(app, api):
         answer = submit_photo(api, upload(app, data, "x.jpg"))
         assert answer.code == 100002 and rule in answer.message, answer.message
     assert submit_photo(api, upload(app, whole, "ok.jpg")).code == 0  # and the server keeps serving
+
+
+@pytest.mark.parametrize("height", [1, 1163, 2500])  # 1163 rows of 901 bytes to a block: none, one, two and some
+def test_a_uniform_png_built_of_repeated_blocks_decodes_to_its_rows(height):
+    """The large and the bomb PNGs are built of one compressed block repeated: the stream must stay one valid zlib
+    stream (its checksum too) whose every row is the row given, in the colour type and depth given."""
+    row = bytes(range(256)) * 3 + bytes(132)  # 300 RGB pixels, no two neighbours alike
+    image = Image.open(io.BytesIO(uniform_png(300, height, row, comment="tag")))
+    image.load()  # a wrong checksum or a cut stream fails here
+    assert (image.size, image.mode, image.info["Comment"]) == ((300, height), "RGB", "tag")
+    assert image.tobytes() == row * height
+    grey = Image.open(io.BytesIO(uniform_png(20, 30, b"\xf0\x0f\xff", bit_depth=1, colour_type=0)))
+    assert grey.mode == "1" and list(grey.convert("L").tobytes()[:20]) == [255] * 4 + [0] * 8 + [255] * 8
 
 
 @pytest.mark.parametrize("fmt", [(1, 0), (1, 65535), (3, 0)], ids=["pcm-0-bits", "pcm-65535-bits", "float-0-bits"])

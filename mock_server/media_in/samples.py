@@ -44,14 +44,41 @@ def padded(data: bytes, size: int) -> bytes:
 
 def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
     """Return a small valid 1-bit PNG that decodes to width x height pixels (a decompression bomb)."""
+    return uniform_png(width, height, bytes((width + 7) // 8), bit_depth=1, colour_type=0)
+
+
+def uniform_png(width: int, height: int, row: bytes, *, bit_depth: int = 8, colour_type: int = 2,
+                comment: str = "") -> bytes:
+    """Return a PNG whose every row holds the pixels `row` (filter 0), with `comment` in a text chunk if any: a file
+    of some hundred KB that decodes to as many bytes as it has pixels times their size, never whole in memory."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    row = bytes(1 + (width + 7) // 8)
-    squeeze = zlib.compressobj(9)
-    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    text = chunk(b"tEXt", b"Comment\x00" + comment.encode("latin-1")) if comment else b""
+    pixels = _repeated(b"\x00" + row, height)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def _repeated(line: bytes, count: int) -> bytes:
+    """The zlib stream of `line` repeated `count` times, compressed at level 9 in the time of a few MB: a block of
+    lines is compressed once by a compressor of its own, ended byte-aligned (a full flush), so that its output,
+    which refers to nothing before it, can be repeated as it is; the last lines end the stream."""
+    per_block = max(1, (1 << 20) // len(line))
+    blocks, rest = divmod(count, per_block)
+    block = line * per_block
+
+    def deflated(data: bytes, end: int) -> bytes:
+        packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return packer.compress(data) + packer.flush(end)
+
+    checksum = 1
+    for _ in range(blocks):
+        checksum = zlib.adler32(block, checksum)
+    checksum = zlib.adler32(line * rest, checksum)
+    return b"".join([b"\x78\xda", deflated(block, zlib.Z_FULL_FLUSH) * blocks,
+                     deflated(line * rest, zlib.Z_FINISH), struct.pack(">I", checksum)])
 
 
 def audio(seconds: float, fmt: str) -> bytes:
