@@ -31,6 +31,8 @@ from werkzeug.serving import make_server
 
 from ivh_mock import spec as spec_module
 
+from . import forked
+
 ROOT_DIR = Path(__file__).resolve().parents[1]  # the checkout: the contract suite runs from it
 T0 = 1_764_000_000.0  # 2025-11-24, a fixed start for the virtual clock
 # Timing every test can compute with: 1 s in the queue, render 2 s + 0.25 x the video, 4 characters a second.
@@ -483,9 +485,8 @@ def _drain(stream, kept: list[str]) -> None:
 def run_suite(url, report_dir, *extra, paths=("contract_tests",)):
     """Run the contract suite's `paths` against `url` in a pytest process of its own."""
     env = {**os.environ, "IVH_APPKEY": "contract-ci", "IVH_ACCESSTOKEN": DEFAULT_TOKEN}
-    return subprocess.run([sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", "-rs",
-                           "--ivh-base-url", url, "--ivh-report-dir", str(report_dir), *extra],
-                          cwd=ROOT_DIR, env=env, capture_output=True, text=True, timeout=600)
+    return forked.run([*paths, "-q", "-p", "no:cacheprovider", "-rs", "--ivh-base-url", url, "--ivh-report-dir",
+                       str(report_dir), *extra], cwd=ROOT_DIR, env=env)
 
 
 def assert_the_suite_passed(result, url, report_dir):

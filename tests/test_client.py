@@ -39,6 +39,7 @@ from ivh_mock.spec.signing import signed_query
 
 from ivh_mock import spec as spec_module
 
+from . import forked
 from .conftest import PATHS, T0, TEXT_PAYLOAD, FixedAnswer, RawServer
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
@@ -1396,8 +1397,6 @@ def test_connection_errors_name_urllib3s_classes_not_the_deadlines_own():
 def test_a_test_failing_on_the_clients_error_is_shown_from_its_own_call(tmp_path):
     """An app's test (or the contract suite's) that failed on an error the client raised on purpose showed about
     eighty lines of the client's own source before the error's message; a bug of the client's still shows them."""
-    import subprocess
-    import sys
 
     from ivh_mock.mock_server.serving.testing import free_port
 
@@ -1410,8 +1409,7 @@ def test_a_test_failing_on_the_clients_error_is_shown_from_its_own_call(tmp_path
         f"    client = Client('a', 't', 'http://127.0.0.1:{port}', max_retries=0)\n"
         "    client.spec = None  # a bug of the client's, as it were\n"
         "    client.getprogress('x')\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = forked.run(["-q", "-p", "no:cacheprovider", "test_app.py"], cwd=tmp_path, timeout=120)
     assert "2 failed" in result.stdout, result.stdout[-3000:]
     refused, broken = result.stdout.split("_ test_refused _", 1)[1].split("_ test_broken _", 1)
     assert "APIConnectionError: getprogress: " in refused and "client/api.py" not in refused, refused

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from . import forked
 from .conftest import DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, RawServer, ServeProcess, run_suite, until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,9 +166,8 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     another target perhaps, stayed in its place, for a scheduled `ivh-mock drift --suite-report` to take in."""
     for name in ("drift-report.json", "drift-report.md"):
         (tmp_path / name).write_text("an earlier run's")
-    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
-                             "-k", "test_clock", "--ivh-report-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = forked.run(["contract_tests", "-q", "-p", "no:cacheprovider", "-k", "test_clock", "--ivh-report-dir",
+                         str(tmp_path)], cwd=ROOT, timeout=300)
     assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-2000:]
     assert list(tmp_path.iterdir()) == []
 
@@ -177,10 +177,9 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
 def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
     """Under a profile not the suite's (Hypothesis's `ci`, an app's own), every generated test failed a health check:
     `FailedHealthCheck: ... uses a function-scoped fixture 'verdict'`."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider", "-k",
-                             "test_volume_is_between_0_and_10 or test_generated_requests and getprogress and positive",
-                             "--hypothesis-profile", profile, "--ivh-report-dir", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = forked.run(["contract_tests", "-q", "-p", "no:cacheprovider", "-k",
+                         "test_volume_is_between_0_and_10 or test_generated_requests and getprogress and positive",
+                         "--hypothesis-profile", profile, "--ivh-report-dir", str(tmp_path)], cwd=ROOT, timeout=300)
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-2000:]
 
 
@@ -206,9 +205,8 @@ def test_a_run_against_a_server_elsewhere_does_not_import_the_mock(tmp_path):
 
 def test_a_hypothesis_profile_nobody_registered_is_a_usage_error(tmp_path):
     """A mistyped --hypothesis-profile ended the run in Hypothesis's own INTERNALERROR, a traceback of its plugin."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests/test_clock.py", "-q", "-p",
-                             "no:cacheprovider", "--hypothesis-profile", "depe", "--ivh-report-dir", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = forked.run(["contract_tests/test_clock.py", "-q", "-p", "no:cacheprovider", "--hypothesis-profile", "depe",
+                         "--ivh-report-dir", str(tmp_path)], cwd=ROOT, timeout=300)
     assert result.returncode == 4 and "INTERNALERROR" not in result.stdout + result.stderr, result.stderr[-2000:]
     assert "--hypothesis-profile depe: no Hypothesis profile of that name is registered" in result.stderr
     assert "ivh-ci, its default, and deep" in result.stderr
@@ -224,10 +222,10 @@ def test_a_status_outside_the_spec_fails_the_lifecycle_by_name(tmp_path):
         "trajectory.status = lambda *args: 'RENDERING' if made(*args) == 'MAKING' else made(*args)\n"
         # the failure as found: shrinking a state machine's run took up to a minute on a loaded machine
         "settings.register_profile('found', database=None, phases=[Phase.explicit, Phase.generate])\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "contract_tests/test_lifecycle.py", "-q", "-p",
-                             "no:cacheprovider", "-p", "renaming", "-k", "state_machine", "--hypothesis-profile",
-                             "found", "--ivh-report-dir", str(tmp_path / "reports")], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    result = forked.run(["contract_tests/test_lifecycle.py", "-q", "-p", "no:cacheprovider", "-p", "renaming", "-k",
+                         "state_machine", "--hypothesis-profile", "found", "--ivh-report-dir",
+                         str(tmp_path / "reports")], cwd=ROOT, timeout=300,
+                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 1 and "KeyError: 'RENDERING'" not in result.stdout, result.stdout[-3000:]
     assert "Status 'RENDERING' is none of the spec's" in result.stdout, result.stdout[-3000:]
 
@@ -509,8 +507,7 @@ def test_a_file_named_reports_in_an_apps_folder_stops_no_run_but_the_suites(tmp_
     `reports`, had stopped every run of an app's own tests in a folder holding a file of that name."""
     (tmp_path / "reports").write_text("a file of the app's")
     (tmp_path / "test_app.py").write_text("def test_it():\n    assert True\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = forked.run(["-q", "-p", "no:cacheprovider", "test_app.py"], cwd=tmp_path, timeout=120)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from . import forked
 from .conftest import ServeProcess, assert_the_suite_passed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,8 +178,7 @@ def test_the_fixtures_work_under_xdist(tmp_path):
     sample = (ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8")
     for copy in range(3):  # several files, so that both workers start their own servers at the same time
         (tmp_path / f"test_app_{copy}.py").write_text(sample, encoding="utf-8")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", str(tmp_path)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = forked.run(["-q", "-n", "2", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "6 passed" in run.stdout
 
@@ -218,9 +218,8 @@ def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_envi
     """), encoding="utf-8")
     env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": "",
            "no_proxy": ""}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider",
-                          str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=300)
+    run = forked.run(["-q", "-W", "error", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path, env=env,
+                     timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "failed" not in run.stdout and "passed" in run.stdout
 
@@ -271,8 +270,8 @@ def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):
             speed = suite.test_speed_is_between_0_5_and_1_5
             assert speed._hypothesis_internal_use_settings.max_examples == 25
     """), encoding="utf-8")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path), "--pyargs",
-                          "ivh_mock.contract_tests.test_constraints", "-k", "apps or suites or speed"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = forked.run(["-q", "-p", "no:cacheprovider", str(tmp_path), "--pyargs",
+                      "ivh_mock.contract_tests.test_constraints", "-k", "apps or suites or speed"], cwd=tmp_path,
+                     timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "failed" not in run.stdout and "passed" in run.stdout
