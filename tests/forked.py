@@ -1,10 +1,12 @@
-"""`python -m pytest ...` in a process of its own, forked from a process that has already imported pytest,
-Hypothesis and Schemathesis: a run of the contract suite spent about a second of CPU importing them before it ran a
-test, and `make test` runs it about twenty-five times (D65).
+"""`python -m pytest ...` and `ivh ...` in a process of their own, forked from a process that has already imported
+what they import as they start: a run of the contract suite spent about 0.7 s of CPU importing Hypothesis and
+Schemathesis before it collected a test, a command of `ivh` 0.2 s of its 0.25 s importing the client, and the tests
+start some twenty-five of the one and forty of the other (D65).
 
-The process forking them (started once per test process, on its first run) starts pytest as a run would, up to
-its plugins, leaving out this project's own (so nothing of the suite or of the mock is imported), has no thread,
-and forks each run from that state: every run starts as a new interpreter would, in its own process, with its own
+The process forking pytest runs (started once per test process, on its first run) starts pytest as a run would, up
+to its plugins, leaving out this project's own (so nothing of the suite or of the mock is imported); the one forking
+commands imports the `ivh` command's modules, as the command does before it reads its arguments. Neither has a
+thread. Each forks a run from that state: every run starts as a new interpreter would, in its own process, with its own
 working directory, environment, standard streams and exit status, and whatever it changes ends with it. What
 cannot change after the fork (the interpreter's own start-up settings, such as PYTHONDONTWRITEBYTECODE) is the same
 for every run here; PYTHONPATH is read as Python would. A test that is about a process's start (what it imports, a
@@ -32,34 +34,47 @@ import pytest
 PRELOADED = ("hypothesis", "schemathesis", "requests")
 
 
+IVH = str(Path(sys.executable).with_name("ivh"))
+
+
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run `python -m pytest *args` in `cwd` with `env` (the current one if None), as `subprocess.run(...,
     capture_output=True, text=True, timeout=timeout)` would."""
-    return _Forker.get().run(args, Path(cwd), dict(os.environ if env is None else env), timeout)
+    command = [sys.executable, "-m", "pytest", *args]
+    return _Forker.get("pytest").run(command, Path(cwd), dict(os.environ if env is None else env), timeout)
+
+
+def ivh(args: list[str], *, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the command `ivh *args` with `env` (the current one if None), as `subprocess.run(..., capture_output=True,
+    text=True, timeout=timeout)` would."""
+    return _Forker.get("ivh").run([IVH, *args], Path.cwd(), dict(os.environ if env is None else env), timeout)
 
 
 class _Forker:
-    _made: _Forker | None = None
+    _made: dict[str, _Forker] = {}
     _making = threading.Lock()
 
     @classmethod
-    def get(cls) -> _Forker:
+    def get(cls, kind: str) -> _Forker:
         with cls._making:
-            if cls._made is None or cls._made.process.poll() is not None:
-                cls._made = cls()
-            return cls._made
+            if kind not in cls._made or cls._made[kind].process.poll() is not None:
+                cls._made[kind] = cls(kind)
+            return cls._made[kind]
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
         # unbuffered: a line read is all that is taken from the pipe, so that select() sees the next one there
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.forked"], cwd=Path(__file__).parents[1],
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.forked", kind], cwd=Path(__file__).parents[1],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self.lock = threading.Lock()  # one run at a time: the forking process answers in order
 
-    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(self, command: list[str], cwd: Path, env: dict[str, str],
+            timeout: float) -> subprocess.CompletedProcess[str]:
         with self.lock, tempfile.TemporaryDirectory(prefix="ivh-forked-") as scratch:
             out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
-            request = json.dumps({"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)})
+            request = json.dumps({"argv": command, "cwd": str(cwd), "env": env, "stdout": str(out),
+                                  "stderr": str(err)})
             self.process.stdin.write(request.encode() + b"\n")  # a raw pipe in blocking mode takes it all
             pid = json.loads(self.process.stdout.readline())["pid"]
             ready, _, _ = select.select([self.process.stdout], [], [], timeout)
@@ -67,13 +82,30 @@ class _Forker:
                 os.kill(pid, signal.SIGKILL)
             returncode = json.loads(self.process.stdout.readline())["returncode"]
             stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
-            command = [sys.executable, "-m", "pytest", *args]
             if not ready:
                 raise subprocess.TimeoutExpired(command, timeout, stdout, stderr)
             return subprocess.CompletedProcess(command, returncode, stdout, stderr)
 
 
-def _serve() -> None:
+def _serve(kind: str) -> None:
+    if kind == "ivh":
+        from ivh_mock import commands  # noqa: F401  (the command's own module, then what it imports)
+        import ivh_mock.client.cli  # noqa: F401
+    else:
+        _start_pytest()
+    assert threading.active_count() == 1, "a process that forks must have no other thread"
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(kind, request)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def _start_pytest() -> None:
     # pytest starts as for a run, with its assertion rewriting hook (so that a run finds the plugins' modules as it
     # would have imported them) but without this project's plugins, which each run imports afresh (they read the
     # environment); `--version` twice ends it before any session, in an empty folder with no configuration, so that
@@ -84,20 +116,10 @@ def _serve() -> None:
                      "-p", "no:ivh_mock", "-p", "no:ivh_mock_contract"])
     assert set(PRELOADED) <= set(sys.modules) and not any(name.startswith("ivh_mock") for name in sys.modules), \
         "pytest did not start as expected"
-    assert threading.active_count() == 1, "a process that forks must have no other thread"
-    for line in sys.stdin:
-        request = json.loads(line)
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        print(json.dumps({"pid": pid}), flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
 
 
-def _child(request: dict) -> None:
-    """Become `python -m pytest *args` in the request's folder, environment and streams; never return."""
+def _child(kind: str, request: dict) -> None:
+    """Become the request's command in its folder, environment and streams; never return."""
     code = 1
     try:
         os.chdir(request["cwd"])
@@ -108,14 +130,22 @@ def _child(request: dict) -> None:
             os.dup2(opened, fd)
             os.close(opened)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        # sys.path as `python -m` in that folder with that PYTHONPATH makes it (this process had its own folder first)
+        # sys.path as Python makes it for `python -m` in that folder, or for a script in bin/, with that PYTHONPATH
+        # (this process had its own folder first)
+        first = request["cwd"] if kind == "pytest" else os.path.dirname(request["argv"][0])
         extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
-        sys.path[:] = [request["cwd"], *extra, *[entry for entry in sys.path[1:] if entry not in extra]]
-        sys.argv = [sys.argv[0], *request["args"]]
-        import runpy
+        sys.path[:] = [first, *extra, *[entry for entry in sys.path[1:] if entry not in extra]]
+        if kind == "pytest":
+            import runpy
 
-        runpy.run_module("pytest", run_name="__main__", alter_sys=True)
-        code = 0
+            sys.argv = [sys.argv[0], *request["argv"][3:]]
+            runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+            code = 0
+        else:
+            from ivh_mock.commands import ivh as command
+
+            sys.argv = request["argv"]
+            code = command()
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
         if not isinstance(exit.code, (int, type(None))):
@@ -134,4 +164,4 @@ def _child(request: dict) -> None:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(sys.argv[1])

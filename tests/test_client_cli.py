@@ -13,6 +13,7 @@ import av
 import pytest
 import requests
 
+from . import forked
 from .conftest import RawServer, ServeProcess, until
 
 IVH = str(Path(sys.executable).with_name("ivh"))
@@ -29,8 +30,7 @@ def mock_url(tmp_path_factory):
 
 def ivh(*args, env=None, url=None, timeout=60):
     environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken", **(env or {})}
-    command = [IVH, *(["--base-url", url] if url else []), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    return forked.ivh([*(["--base-url", url] if url else []), *args], env=environment, timeout=timeout)
 
 
 def test_an_empty_ivh_base_url_is_a_usage_error_not_the_live_api():
