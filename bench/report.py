@@ -393,7 +393,13 @@ WHY = {
                  "other, so no long test is left alone at the end, and the idle stretches fell where every worker "
                  "waited on a timeout being tested (a slow callback target, a trickling server) at once. A contract "
                  "suite run against a served mock no longer imports the mock itself (0.16 s of each such run's start, "
-                 "about twenty-five of them).",
+                 "about twenty-five of them). Later that day the pytest runs and the commands of `ivh` the tests "
+                 "start were forked from processes that had imported what they import as they start (a collection of "
+                 "the suite 1.45 s to 0.77 s, a command 0.35 s to 0.02 s; D65): the contract-run and CLI tests "
+                 "together took 48 to 50 s and 95 to 99 s of the machine's CPU before, 33 to 42 s and 64 to 80 s after "
+                 "(seven runs; an eighth, the first after the checkout was switched back, took 55 s and 99 s with one "
+                 "test failing, which no later run repeated). Whole runs in the checkout did not show it through the machine's own variation: "
+                 "221 s of tests (352 s of CPU) before, 217 and 220 s (344 and 352 s) after.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
