@@ -94,6 +94,35 @@ def _as_loop(dispatcher: Dispatcher, loop_thread: int) -> list:
     return pokes
 
 
+def test_a_stop_waits_for_its_stopped_threads_to_end_but_not_past_its_bound():
+    """waitress counted a thread gone as it left its loop, before it had ended; the worker's stop then kept the SQLite
+    connection of a thread still ending open, and a stopped server left the write-ahead log beside its database (seen
+    under load). A thread still running a request past the bound is not waited for longer."""
+    ended: list[threading.Thread] = []
+
+    class Lingering(Dispatcher):
+        def handler_thread(self, thread_no: int) -> None:
+            ended.append(threading.current_thread())
+            super().handler_thread(thread_no)
+            time.sleep(0.3)  # out of its loop and not yet ended, as a thread the machine does not run at once
+
+    dispatcher = Lingering(stall_seconds=60)
+    dispatcher.set_thread_count(3)
+    until(lambda: len(dispatcher.idle) == 3)
+    dispatcher.shutdown(timeout=5)
+    assert len(ended) == 3 and not any(thread.is_alive() for thread in ended)
+
+    gate = threading.Event()
+    with _dispatching(threads=2, stall_seconds=60) as stuck:
+        job = Job([], gate)
+        stuck.add_task(job)
+        until(lambda: _running(stuck) == 1)
+        started = time.monotonic()
+        stuck.shutdown(timeout=0.5)
+        assert time.monotonic() - started < 2 and not job.done.is_set()
+        gate.set()
+
+
 def test_one_thread_runs_the_queue_while_it_keeps_up():
     # waitress's own dispatcher wakes a thread per request: four threads would share these
     with _dispatching(threads=4, stall_seconds=60) as dispatcher:

@@ -68,6 +68,7 @@ class Dispatcher(ThreadedTaskDispatcher):
         self.stop_at: float | None = None  # when (time.monotonic())
         self.deputy_failed: BaseException | None = None
         self.polling = False  # serve's own thread is in the event loop's poll (or its handlers) now
+        self.handlers: dict[int, threading.Thread] = {}  # thread number -> the thread running handler_thread
 
     def add_task(self, task) -> None:
         with self.lock:
@@ -193,6 +194,7 @@ class Dispatcher(ThreadedTaskDispatcher):
         me, wake = threading.get_ident(), threading.Condition(self.lock)
         with self.lock:
             self.wakes[me] = wake
+            self.handlers[thread_no] = threading.current_thread()
         task = None
         while True:
             with self.lock:
@@ -206,6 +208,20 @@ class Dispatcher(ThreadedTaskDispatcher):
                 task.service()
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        """waitress's, then a wait, within the same `timeout`, for each thread that has stopped to end. waitress counts
+        a thread gone as it leaves its loop, before it has ended, and a worker's stop closes the SQLite connections
+        of the threads that have ended only: under load, a stopped server had left the write-ahead log beside its
+        database."""
+        until = time.monotonic() + timeout
+        cancelled = super().shutdown(cancel_pending, timeout)
+        with self.lock:
+            stopped = [thread for number, thread in self.handlers.items() if number not in self.threads]
+        for thread in stopped:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, until - time.monotonic()))
+        return cancelled
 
     def _next(self, thread_no: int, me: int, wake: threading.Condition):
         """The next request this thread is to run, once it is to run one; None when the thread is to stop. Called
