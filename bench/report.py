@@ -399,7 +399,11 @@ WHY = {
                  "together took 48 to 50 s and 95 to 99 s of the machine's CPU before, 33 to 42 s and 64 to 80 s after "
                  "(seven runs; an eighth, the first after the checkout was switched back, took 55 s and 99 s with one "
                  "test failing, which no later run repeated). Whole runs in the checkout did not show it through the machine's own variation: "
-                 "221 s of tests (352 s of CPU) before, 217 and 220 s (344 and 352 s) after.",
+                 "221 s of tests (352 s of CPU) before, 217 and 220 s (344 and 352 s) after. With those starts lighter, a "
+                 "fourth worker paid (D65): in three pairs of whole runs, alternating, 193, 158 and 162 s of tests "
+                 "on 4 workers against 211, 199 and 184 s on 3. A fresh clone then took 232 s on 3 workers and 198 s "
+                 "on 4 (181 s of tests), but the machine had sped up meanwhile: a fixed loop of Python that took 1.03 "
+                 "to 1.16 s of CPU beside the earlier runs took 0.73 to 0.84 s beside the last.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
