@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from urllib.parse import quote, unquote
@@ -49,6 +50,17 @@ _SCHEME_VALUE = re.compile(_SCHEME, re.IGNORECASE)
 _PLAIN_VALUE = re.compile(rf"[^&\s\"',;}}]*?{_SCHEME}|[^&\s\"',;}}]++", re.IGNORECASE)
 # not basic: "a basic idea" is no secret; and after `bearer` a space, a colon, or a form's `+` (`Bearer+xyz`)
 _BEARER = re.compile(r"\b(bearer(?:\s*+:\s*+|\s++|\+))[a-z0-9._~+/=-]{4,}+", re.IGNORECASE)
+# and `Basic <credentials>` anywhere when they are what the scheme carries, `user:password` in Base64 (RFC 7617): "a
+# basic idea" or "basic test" decode to no such thing
+_BASIC = re.compile(r"\b(basic(?:\s*+:\s*+|\s++|\+))([a-z0-9+/]{4,}+={0,2})(?![a-z0-9+/=._~-])", re.IGNORECASE)
+
+
+def _basic(match: re.Match) -> str:
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return match.group()
+    return match.group(1) + REDACTED if ":" in decoded and decoded.isprintable() else match.group()
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(rf"(?im)^([ \t]*(?:(?:proxy-)?(?:{_AUTH_HEADERS})|(?:set-)?cookie|x-auth[a-z0-9_-]*)"
@@ -130,7 +142,8 @@ def _redacted(value: str, encodings: int) -> str:
     kept.append(value[at:])
     # then what is URL-encoded, decoded: after the text as written, whose secrets may be named inside a run of it and
     # follow it plainly (`...%3Fcredential: 'x'`, a name the decoding of a URL would take away with its query)
-    return _decoded(without_queries(_BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept))), encodings)
+    plain = _BEARER.sub(lambda match: match.group(1) + REDACTED, "".join(kept))
+    return _decoded(without_queries(_BASIC.sub(_basic, plain)), encodings)
 
 
 def _value(value: str, start: int, name: str = "") -> tuple[int, str, str] | None:

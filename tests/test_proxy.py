@@ -1689,6 +1689,12 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
                           ("authorization=Basic dXNlcjpwYXNz&x=1", "dXNlcjpwYXNz")):
         assert secret not in redact.text(given), (given, redact.text(given))
     assert redact.text("a basic idea, and a token: expired") == "a basic idea, and a token: [redacted]"
+    # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
+    # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
+    for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
+                        ('{"error": "BASIC: YWxpY2U6c2VjcmV0 expired"}', '{"error": "BASIC: [redacted] expired"}'),
+                        ("basic test, basic aGVsbG8=, basic dXNlcjpwYXNzx", None)):
+        assert redact.text(given) == (kept or given), given
 
 
 def test_text_redaction_takes_secrets_whole_under_any_secret_name_and_takes_time_linear_in_the_text():
