@@ -15,6 +15,7 @@ signal to it) starts one of its own.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -66,6 +67,17 @@ class _Forker:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.forked", kind], cwd=Path(__file__).parents[1],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self.lock = threading.Lock()  # one run at a time: the forking process answers in order
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """End the forking process (it ends by itself when this process's end closes its input, but unwaited)."""
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
 
     def run(self, command: list[str], cwd: Path, env: dict[str, str],
             timeout: float) -> subprocess.CompletedProcess[str]:
