@@ -462,6 +462,11 @@ class ServeProcess:
         with contextlib.suppress(ProcessLookupError):  # the group outlives its master should a worker linger
             os.killpg(self.process.pid, sig)
         self.process.wait(timeout=15)
+        if sig == signal.SIGKILL:  # the group is gone: its pipes end, and are closed once read to their end (else
+            for reader, stream in zip(self._readers, (self.process.stdout, self.process.stderr)):  # each was left
+                reader.join(timeout=1)  # to the collector of whichever test came next, a ResourceWarning there)
+                if not reader.is_alive():
+                    stream.close()
 
     def stop(self) -> int:
         """Stop as an operator would (SIGTERM to the master) and return the exit status."""
