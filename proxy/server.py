@@ -16,11 +16,16 @@ import socket
 import sys
 import threading
 import time
+from email.errors import MultipartInvariantViolationDefect, StartBoundaryNotFoundDefect
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from .forward import Proxy, header_tokens, own_error
+
+# What the email package's parser says of a multipart Content-Type's headers read alone, without their body: no
+# defect of the head (urllib3's own check of headers passes them over likewise)
+_BODY_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
@@ -108,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._fault
         # http.client stops reading headers at a line it cannot parse and keeps the rest as a body, and keeps a folded
         # line's break in its value: either would send upstream something other than what the app sent
-        if self.headers.defects or self.headers.get_payload():
+        if any(not isinstance(defect, _BODY_DEFECTS) for defect in self.headers.defects) or self.headers.get_payload():
             return 400, "a header line is not 'name: value' (no space before the colon)"
         if any("\r" in value or "\n" in value for value in self.headers.values()):
             return 400, "a header line is folded onto the next (obs-fold)"

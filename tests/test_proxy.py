@@ -579,6 +579,21 @@ def test_an_answer_cut_short_closes_its_connection():
     assert handler.close_connection is True and responder.app_gone is True  # the app's doing, not the upstream's
 
 
+def test_a_multipart_upload_goes_upstream_and_is_recorded(tmp_path):
+    """Every multipart request (an upload to the mock's asset host, as the README shows it) was refused 400 "a header
+    line is not 'name: value'" and never sent on: the email package's parser, reading the head alone, notes that a
+    multipart Content-Type has no body to find its boundary in."""
+    with MockServer() as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            answer = requests.post(f"http://127.0.0.1:{proxy.port}/__mock__/assets", timeout=10,
+                                   files={"file": ("x.txt", b"not media")})
+            assert answer.status_code == 201, answer.text
+            assert requests.get(answer.json()["Url"].replace(mock.base_url, f"http://127.0.0.1:{proxy.port}"),
+                                timeout=10).content == b"not media"
+    first = next(iter(read_records(tmp_path)))
+    assert first["request"]["path"] == "/__mock__/assets" and first["response"]["status"] == 201, first
+
+
 def test_an_answer_the_app_left_is_recorded_whole_with_its_task(tmp_path):
     """An app that sent a submission and hung up before its answer: the upstream accepted (and billed) the task, but
     the record kept only the answer's status and headers, under an error, so drift could not follow the task and
