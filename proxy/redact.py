@@ -69,11 +69,13 @@ HEADER_LINE = re.compile(rf"(?im)^([ \t]*(?:(?:proxy-)?(?:{_AUTH_HEADERS})|(?:se
 
 # An XML element under a secret's name, its text whole (an object store's error quoted in a message:
 # `<SignatureProvided>...</SignatureProvided>`); and secrets known by their shape, whatever names them: a JSON Web
-# Token, a PEM private key (its Base64 body, which holds no `-`, taken in one pass).
+# Token, a PEM private key (its Base64 body, which holds no `-`, taken in one pass, with its newlines written as JSON
+# escapes `\n` too, once or more, and an encrypted one's header lines) or a PGP private key block.
 _ELEMENT = re.compile(r"<([a-z][a-z0-9_.:-]{0,63}+)>([^<]++)</\1>", re.IGNORECASE)
 _SHAPED = re.compile(r"\beyJ[a-z0-9_-]{4,}+\.eyJ[a-z0-9_-]{4,}+\.[a-z0-9_-]*+|"
-                     r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----[a-z0-9+/=\s]*+"
-                     r"(?:-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY-----)?",
+                     r"-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----"
+                     r"(?:(?:proc-type|dek-info|version|comment|hash|charset):[^\\\r\n]*+|\\++[rn]|[a-z0-9+/=\s])*+"
+                     r"(?:-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----)?",
                      re.IGNORECASE)
 
 
@@ -150,6 +152,8 @@ def _value(value: str, start: int, name: str = "") -> tuple[int, str, str] | Non
     """Where the value at `start` ends, and the quotes to keep around its redaction; None when none is there."""
     escaped = value[start + 1:start + 2] if value.startswith("\\", start) else ""
     if _HEADER_NAME.search(name) and value[start + len(escaped):start + len(escaped) + 1] not in ('"', "'"):
+        if value[start:start + 1] in ("[", "{"):  # a header dump's list of values (Go's http.Header), whole
+            return _bracketed(value, start), "", ""
         ends = [found.end() for found in (_AUTH_PARAMS.match(value, start), _HEADER_VALUE.match(value, start)) if found]
         return (max(ends), "", "") if ends else None
     quoted = _ESCAPED_QUOTED.get(escaped) or _QUOTED.get(value[start:start + 1])

@@ -1704,6 +1704,16 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
                           ("authorization=Basic dXNlcjpwYXNz&x=1", "dXNlcjpwYXNz")):
         assert secret not in redact.text(given), (given, redact.text(given))
     assert redact.text("a basic idea, and a token: expired") == "a basic idea, and a token: [redacted]"
+    # a PEM key inside a JSON string (its newlines escaped, once or twice), an encrypted one's header lines, a PGP
+    # key block, and a header dump's lists of values (Go's http.Header) kept the key's body or the values
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQKEYBODY1\n-----END PRIVATE KEY-----\n"
+    encrypted = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\nKEYBODY2\n" \
+                "-----END EC PRIVATE KEY-----"
+    pgp = "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: x\n\nlQKEYBODY3\n=ab\n-----END PGP PRIVATE KEY BLOCK-----"
+    for given in (json.dumps({"pk": key}), json.dumps(json.dumps({"pk": key})), encrypted, json.dumps(encrypted), pgp,
+                  'headers {"Cookie":["foo=KEYBODY4"],"Authorization":["Token KEYBODY5"]} end'):
+        assert "KEYBODY" not in redact.text(given), redact.text(given)
+    assert redact.text('{"Authorization": ["Token x1"]} end') == '{"Authorization": [redacted]} end'
     # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
     # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
     for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
