@@ -208,8 +208,9 @@ def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[st
 
 
 def query(pairs: list[tuple[str, str]]) -> list[list[str]]:
-    """Return query parameters (decoded pairs) with sensitive values redacted, in their order."""
-    return [[name, REDACTED if is_sensitive(name) else text(item)] for name, item in pairs]
+    """Return query parameters (decoded pairs) with sensitive values redacted, in their order; a name is text too (a
+    JWT given as a name, `token%3D...` decoded to `token=...`)."""
+    return [[text(name), REDACTED if is_sensitive(name) else text(item)] for name, item in pairs]
 
 
 HEADER_CHARS = 8192  # of a header's value, this much is recorded: 95 headers of 64 KB made a 10 MB record

@@ -1714,6 +1714,10 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
                   'headers {"Cookie":["foo=KEYBODY4"],"Authorization":["Token KEYBODY5"]} end'):
         assert "KEYBODY" not in redact.text(given), redact.text(given)
     assert redact.text('{"Authorization": ["Token x1"]} end') == '{"Authorization": [redacted]} end'
+    # a query's names were recorded as given: a JWT as a name, `token%3D...` (decoded to a name holding its value)
+    names = redact.query([("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.KEYBODY6", ""), ("token=KEYBODY7", ""),
+                          ("x", "access_token%3DKEYBODY8"), ("appkey", "my-app")])
+    assert "KEYBODY" not in json.dumps(names) and names[-1] == ["appkey", "my-app"], names
     # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
     # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
     for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
