@@ -291,7 +291,7 @@ class Proxy:
                 findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict,
                                                 _header(answer_headers, "content-type"))
                 self._follow(operation, request_json, answer_json, started)
-        sent = redact.sent_secrets(query_pairs, headers)  # what the answer may echo of them, under any name
+        sent = redact.sent_secrets(query_pairs, headers, request_json)  # what the answer may echo, under any name
         findings = [replace(finding, subject=drift.scrubbed(finding.subject, sent),
                             detail=drift.scrubbed(finding.detail, sent)) for finding in findings]
         record["findings"] = [finding.as_dict() for finding in findings]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote, unquote
 
 from ivh_mock.spec.urls import without_queries, without_query
@@ -197,14 +197,40 @@ def value(node: Any) -> Any:
 ECHO_CHARS = 8  # a sent secret is looked for in what came back from this length: a shorter one could be any word
 
 
-def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[str, str]]) -> set[str]:
-    """The secrets a request carried (the values of its sensitive query parameters and headers), each also as a query
-    writes it and a header's without its scheme: an answer that echoes one (`signature mismatch, received ...`) is
-    recorded without it (spec/drift.py's `scrubbed`). What names it there may be no name a redaction knows."""
+def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[str, str]], body: Any = None) -> set[str]:
+    """The secrets a request carried (the values of its sensitive query parameters, headers and JSON body fields; a
+    Cookie's every value, an Authorization's sensitive parameters, `Signature=...` of a signed scheme), each also as
+    a query writes it and a header's without its scheme: an answer that echoes one (`signature mismatch, received
+    ...`) is recorded without it (spec/drift.py's `scrubbed`). What names it there may be no name a redaction knows."""
     found = {item for name, item in query_pairs if is_sensitive(name)}
-    found |= {item for name, item in header_pairs if is_sensitive(name) or name.lower() == "proxy-authorization"}
+    for name, item in header_pairs:
+        if is_sensitive(name) or name.lower() == "proxy-authorization":
+            found.add(item)
+            cookie = name.lower().endswith("cookie")
+            found.update(part.group(2) for part in _HEADER_PARAM.finditer(item)
+                         if cookie or is_sensitive(part.group(1)))
+    found |= set(_sensitive_fields(body))
     return {form for item in found for form in (item, item.replace(" ", "+"), quote(item, safe=""),
                                                 item.split(" ", 1)[-1]) if len(form) >= ECHO_CHARS}
+
+
+# a `name=value` inside a header's value: a cookie's pair, a signed scheme's parameter (`Signature=...`)
+_HEADER_PARAM = re.compile(r"([a-z0-9_.-]++)[ \t]*+=[ \t]*+\"?([^\s\",;]++)", re.IGNORECASE)
+
+
+def _sensitive_fields(node: Any, depth: int = 0) -> Iterator[str]:
+    """The text values of a JSON value's sensitive fields, however deep (within reason)."""
+    if depth > 64:
+        return
+    if isinstance(node, dict):
+        for key, item in node.items():
+            if isinstance(item, str) and is_sensitive(str(key)):
+                yield item
+            else:
+                yield from _sensitive_fields(item, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _sensitive_fields(item, depth + 1)
 
 
 def query(pairs: list[tuple[str, str]]) -> list[list[str]]:

@@ -1674,6 +1674,27 @@ def test_an_answer_echoing_the_requests_signature_is_recorded_and_reported_witho
     assert any("undocumented" in line or "123456" in line for line in warned), warned
 
 
+def test_an_answer_echoing_a_cookie_a_signed_schemes_signature_or_a_password_sent_is_recorded_without_them(tmp_path):
+    """Only whole sensitive header and query values were looked for in what came back: a cookie's value, the
+    Signature of a signed Authorization (Tencent Cloud's TC3-HMAC-SHA256) or a password the body carried, echoed
+    with no name before them, were recorded."""
+    envelope = json.dumps({"Header": {"Code": 123456, "RequestID": "r", "Message": "signature ECHOSIG1sig does not "
+                                      "match; cookie value ECHOCOOKIE2 unknown; password ECHOPW3pw rejected"},
+                           "Payload": {}}).encode()
+    answer = _head("200 OK", "Content-Type: application/json", f"Content-Length: {len(envelope)}") + envelope
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            requests.post(f"{proxy.url}/anything", timeout=10, data=json.dumps({"Password": "ECHOPW3pw"}).encode(),
+                          headers={"Content-Type": "application/json", "Cookie": "a=1; sid=ECHOCOOKIE2",
+                                   "Authorization": "TC3-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, "
+                                                    "Signature=ECHOSIG1sig"})
+    (record,) = read_records(tmp_path)
+    message = record["response"]["body"]["Header"]["Message"]
+    assert "ECHO" not in json.dumps(record), message
+    assert message == "signature [redacted] does not match; cookie value [redacted] unknown; password [redacted] " \
+                      "rejected", message
+
+
 def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     """A body too large or too deep to decode is recorded as text: JSON's "name": "value" had kept its secrets."""
     from ivh_mock.proxy import redact
