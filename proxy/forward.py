@@ -304,7 +304,7 @@ class Proxy:
         as the app's own client would drop it too."""
         if unparsed is None:
             return []
-        shown = response["unparsed_head"] = redact.text(unparsed[:UNPARSED_CHARS])
+        shown = response["unparsed_head"] = redact.text(unparsed)[:UNPARSED_CHARS]  # a secret across the cut too
         return [Finding("malformed-header", "head", f"the upstream's head holds a line that is not `name: value`: it "
                                                     f"and every header after it were dropped ({shown!r})", operation)]
 

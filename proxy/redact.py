@@ -249,6 +249,7 @@ def headers(pairs: list[tuple[str, str]]) -> list[list[str]]:
 
 
 def _cut(item: str) -> str:
-    if len(item) <= HEADER_CHARS:
-        return text(item)
-    return f"{text(item[:HEADER_CHARS])} [cut: {len(item)} characters]"
+    """Redacted whole, then cut: a secret across the cut had kept its first part (of a Basic credential, most of the
+    password)."""
+    clean = text(item)
+    return clean if len(clean) <= HEADER_CHARS else f"{clean[:HEADER_CHARS]} [cut: {len(item)} characters]"

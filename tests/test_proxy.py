@@ -1739,6 +1739,10 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     names = redact.query([("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.KEYBODY6", ""), ("token=KEYBODY7", ""),
                           ("x", "access_token%3DKEYBODY8"), ("appkey", "my-app")])
     assert "KEYBODY" not in json.dumps(names) and names[-1] == ["appkey", "my-app"], names
+    # a header's value is cut after its redaction: one across the cut had kept most of a Basic password
+    given = "x" * (redact.HEADER_CHARS - 30) + " Basic dXNlcjpaUVhNMTBQQVNTV09SRA=="
+    [[_, cut]] = redact.headers([("X-Debug", given)])
+    assert cut.endswith("x Basic [redacted]"), cut[-80:]  # (shorter redacted: nothing left to cut)
     # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
     # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
     for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
