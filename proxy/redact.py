@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from typing import Any, Iterator
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_plus
 
 from ivh_mock.spec.urls import without_queries, without_query
 
@@ -114,7 +114,7 @@ def _decoded(value: str, encodings: int) -> str:
         encoded = match.group()
         if "%" not in encoded or not _ESCAPE.search(encoded):
             return encoded
-        plain = unquote(encoded)
+        plain = unquote_plus(encoded)  # a form's `+` is a space (`password+%3D+...`)
         clean = _redacted(plain, encodings - 1)
         return encoded if clean == plain else quote(clean, safe="[]")
 

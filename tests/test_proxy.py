@@ -1743,6 +1743,9 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     given = "x" * (redact.HEADER_CHARS - 30) + " Basic dXNlcjpaUVhNMTBQQVNTV09SRA=="
     [[_, cut]] = redact.headers([("X-Debug", given)])
     assert cut.endswith("x Basic [redacted]"), cut[-80:]  # (shorter redacted: nothing left to cut)
+    # a form's `+` for a space had hidden a secret's name or value from the decoded view
+    form = redact.text("payload=%7B%22password%22%3A+%22KEYBODY9%22%7D&cfg=password+%3D+KEYBODY10&q=a+b")
+    assert "KEYBODY" not in form and form.endswith("&q=a+b"), form
     # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
     # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
     for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
