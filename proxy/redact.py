@@ -121,8 +121,18 @@ def _decoded(value: str, encodings: int) -> str:
     return _ENCODED.sub(run, value) if encodings and "%" in value else value
 
 
+# a multipart body's part under a secret's name (`Content-Disposition: form-data; name="password"`): the first line
+# of its value, after the part's headers and the blank line that ends them
+# (bounded: a part's head is a few short lines, and a text of many such lines is looked at from each in little time)
+_PART = re.compile(r'(content-disposition:[^\r\n]{0,200}?\bname="([^"\r\n]{0,200}+)"[^\r\n]{0,300}+'
+                   r'(?:\r?\n[^\r\n]{1,300}+){0,8}+\r?\n\r?\n)[^\r\n]*+', re.IGNORECASE)
+
+
 def _redacted(value: str, encodings: int) -> str:
     value = HEADER_LINE.sub(lambda match: match.group(1) + REDACTED, _elements_and_shapes(value))
+    if "name=" in value:
+        value = _PART.sub(lambda match: match.group(1) + REDACTED if is_sensitive(match.group(2)) else match.group(),
+                          value)
     kept, at = [], 0
     for match in _NAMED.finditer(value):
         if not is_sensitive(match.group(1)):

@@ -1746,6 +1746,11 @@ def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     # a form's `+` for a space had hidden a secret's name or value from the decoded view
     form = redact.text("payload=%7B%22password%22%3A+%22KEYBODY9%22%7D&cfg=password+%3D+KEYBODY10&q=a+b")
     assert "KEYBODY" not in form and form.endswith("&q=a+b"), form
+    # a multipart body recorded as text kept a part's value under a secret's name
+    parts = redact.text('--b\r\nContent-Disposition: form-data; name="password"\r\n\r\nKEYBODY11\r\n--b\r\n'
+                        'Content-Disposition: form-data; name="file"; filename="x.txt"\r\nContent-Type: text/plain'
+                        '\r\n\r\nkept\r\n--b--')
+    assert "KEYBODY" not in parts and "\r\n\r\nkept\r\n" in parts, parts
     # Basic credentials named by nothing else (an upstream's message quoting them) were kept; a word after "basic"
     # stays, Base64 or not, unless it is what the scheme carries (`user:password`)
     for given, kept in (("upstream: Basic dXNlcjpwYXNz was refused", "upstream: Basic [redacted] was refused"),
