@@ -210,8 +210,9 @@ ECHO_CHARS = 8  # a sent secret is looked for in what came back from this length
 def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[str, str]], body: Any = None) -> set[str]:
     """The secrets a request carried (the values of its sensitive query parameters, headers and JSON body fields; a
     Cookie's every value, an Authorization's sensitive parameters, `Signature=...` of a signed scheme), each also as
-    a query writes it and a header's without its scheme: an answer that echoes one (`signature mismatch, received
-    ...`) is recorded without it (spec/drift.py's `scrubbed`). What names it there may be no name a redaction knows."""
+    a query writes it (its escapes in either case) and a header's without its scheme: an answer that echoes one
+    (`signature mismatch, received ...`) is recorded without it (spec/drift.py's `scrubbed`). What names it there
+    may be no name a redaction knows."""
     found = {item for name, item in query_pairs if is_sensitive(name)}
     for name, item in header_pairs:
         if is_sensitive(name) or name.lower() == "proxy-authorization":
@@ -221,7 +222,12 @@ def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[st
                          if cookie or is_sensitive(part.group(1)))
     found |= set(_sensitive_fields(body))
     return {form for item in found for form in (item, item.replace(" ", "+"), quote(item, safe=""),
-                                                item.split(" ", 1)[-1]) if len(form) >= ECHO_CHARS}
+                                                _ESCAPE.sub(_lower, quote(item, safe="")), item.split(" ", 1)[-1])
+            if len(form) >= ECHO_CHARS}
+
+
+def _lower(match: re.Match) -> str:  # `%2b` for `%2B`: escapes as some servers write them
+    return match.group().lower()
 
 
 # a `name=value` inside a header's value: a cookie's pair, a signed scheme's parameter (`Signature=...`)
