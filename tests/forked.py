@@ -64,7 +64,9 @@ class _Forker:
 
     def __init__(self, kind: str) -> None:
         # unbuffered: a line read is all that is taken from the pipe, so that select() sees the next one there
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.forked", kind], cwd=Path(__file__).parents[1],
+        # by its path, not as tests.forked: a run's pytest marks the package `tests` for rewriting (the checkout's
+        # egg-info lists it), and warned that it was imported already
+        self.process = subprocess.Popen([sys.executable, __file__, kind], cwd=Path(__file__).parents[1],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self.lock = threading.Lock()  # one run at a time: the forking process answers in order
         atexit.register(self.close)
@@ -100,6 +102,7 @@ class _Forker:
 
 
 def _serve(kind: str) -> None:
+    del sys.path[0]  # this file's folder, which Python put first: nothing is to be imported from there
     if kind == "ivh":
         from ivh_mock import commands  # noqa: F401  (the command's own module, then what it imports)
         import ivh_mock.client.cli  # noqa: F401
