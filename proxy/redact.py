@@ -61,6 +61,8 @@ def _basic(match: re.Match) -> str:
     except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
         return match.group()
     return match.group(1) + REDACTED if ":" in decoded and decoded.isprintable() else match.group()
+
+
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)  # a JSON string (skipped whole), or a bracket
 # a header line inside any text: its whole value (`Authorization: Basic dXNl...` holds a space)
 HEADER_LINE = re.compile(rf"(?im)^([ \t]*(?:(?:proxy-)?(?:{_AUTH_HEADERS})|(?:set-)?cookie|x-auth[a-z0-9_-]*)"
