@@ -223,13 +223,15 @@ def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[st
             found.update(part.group(2) for part in _HEADER_PARAM.finditer(item)
                          if cookie or is_sensitive(part.group(1)))
     found |= set(_sensitive_fields(body))
-    return {form for item in found for form in (item, item.replace(" ", "+"), quote(item, safe=""),
-                                                _ESCAPE.sub(_lower, quote(item, safe="")), item.split(" ", 1)[-1])
-            if len(form) >= ECHO_CHARS}
+    return {form for item in found for form in _written(item) if len(form) >= ECHO_CHARS}
 
 
-def _lower(match: re.Match) -> str:  # `%2b` for `%2B`: escapes as some servers write them
-    return match.group().lower()
+def _written(item: str) -> tuple[str, ...]:
+    """`item` as an answer may echo it: as sent, as a query writes it (escapes in upper case, and in lower as some
+    servers write them: `%2b`), and a header's value without its scheme."""
+    quoted = quote(item, safe="")
+    return item, item.replace(" ", "+"), quoted, _ESCAPE.sub(lambda match: match.group().lower(), quoted), \
+        item.split(" ", 1)[-1]
 
 
 # a `name=value` inside a header's value: a cookie's pair, a signed scheme's parameter (`Signature=...`)
