@@ -221,8 +221,10 @@ def test_a_status_outside_the_spec_fails_the_lifecycle_by_name(tmp_path):
         "made = trajectory.report\n"
         # as reported, a queued task's too (the state machine had to poll one while it rendered, which a run now and
         # then never did); the mock's own reckoning, by the status it computes, stays as it is
-        "trajectory.report = lambda *args: {**made(*args), 'Status': 'RENDERING'} "
-        "if made(*args)['Status'] in ('COMMIT', 'MAKING') else made(*args)\n"
+        "def report(*args, **kwargs):\n"
+        "    payload = made(*args, **kwargs)\n"
+        "    return {**payload, 'Status': 'RENDERING'} if payload['Status'] in ('COMMIT', 'MAKING') else payload\n"
+        "trajectory.report = report\n"
         # the failure as found: shrinking a state machine's run took up to a minute on a loaded machine
         "settings.register_profile('found', database=None, phases=[Phase.explicit, Phase.generate])\n")
     result = forked.run(["contract_tests/test_lifecycle.py", "-q", "-p", "no:cacheprovider", "-p", "renaming", "-k",
