@@ -13,12 +13,15 @@ from ivh_mock.spec.urls import without_queries, without_query
 REDACTED = "[redacted]"
 # a query parameter, header or JSON key whose value is a secret (`key` alone, never TimbreKey or appkey, which are
 # not: an account's appkey is how a recording tells its accounts apart)
-_SECRET_WORDS = (r"signature|token|secret|passw|pwd|passphrase|credential|jwt|session[-_]?id|"
-                 r"(?:api|access|private|session|subscription|auth)[-_]?key")  # AuthKey, JSESSIONID too
+_SECRET_WORDS = (r"signature|token|secret|passw|pwd|passphrase|passcode|credential|jwt|hmac|session[-_]?id|"
+                 r"(?:api|access|private|session|subscription|auth|client|master|signing|encryption)[-_]?key")
+# AuthKey, JSESSIONID, HmacSha256, ClientKey too; a name ending in `Pass` written in camel case (userPass, dbPass),
+# not `bypass` or `compass`
 _AUTH_HEADERS = r"authori[sz]ation|authentication"  # Authorisation and Authentication as well
 # Azure's `sig`, an `X-Sign`, an `X-Session`; not `signal`, `design` or a bare `session` (`session=2` counts)
 SENSITIVE_NAME = re.compile(rf"{_SECRET_WORDS}|{_AUTH_HEADERS}|cookie|^(?:key|pass|pw|sid|otp)$|"
-                            r"(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])|[-_]session$", re.IGNORECASE)
+                            r"(?:^|[-_])(?:auth|sig|sign)(?:$|[-_])|[-_]session$|(?-i:(?<=[a-z0-9])Pass$)",
+                            re.IGNORECASE)
 # `name=value`, `name: value` or JSON's `"name": value` inside any text (a URL, a form body, an error message echoing
 # a query, a body recorded as text). The name is a whole run of name characters, taken at once (possessive: a long run
 # is looked at once, not again from each of its characters, which took minutes for 256 KiB of `a-a-a-...`), and it is
@@ -228,10 +231,11 @@ def sent_secrets(query_pairs: list[tuple[str, str]], header_pairs: list[tuple[st
 
 def _written(item: str) -> tuple[str, ...]:
     """`item` as an answer may echo it: as sent, as a query writes it (escapes in upper case, and in lower as some
-    servers write them: `%2b`), and a header's value without its scheme."""
+    servers write them: `%2b`), as JSON inside a text writes it (`/` as `\\/`, as PHP's json_encode does; base64 and
+    hex need no other JSON escape), and a header's value without its scheme."""
     quoted = quote(item, safe="")
     return item, item.replace(" ", "+"), quoted, _ESCAPE.sub(lambda match: match.group().lower(), quoted), \
-        item.split(" ", 1)[-1]
+        item.replace("/", "\\/"), item.split(" ", 1)[-1]
 
 
 # a `name=value` inside a header's value: a cookie's pair, a signed scheme's parameter (`Signature=...`)

@@ -1700,6 +1700,30 @@ def test_an_answer_echoing_a_cookie_a_signed_schemes_signature_or_a_password_sen
                       "rejected", message
 
 
+def test_a_signature_echoed_as_php_writes_json_in_an_answer_recorded_as_text_is_recorded_without_it(tmp_path):
+    """PHP's json_encode writes `/` as `\\/`: a base64 signature echoed so, in an answer recorded as text (not JSON
+    by its type, or too large to decode), was kept, as was a password the body sent under a name ending in `Pass`."""
+    echoed = b'<p>{"error":"signature ab\\/cd+ef\\/SIGECHO1== unknown","user":"PASSECHO2x"}</p>'
+    answer = _head("400 Bad Request", "Content-Type: text/html", f"Content-Length: {len(echoed)}") + echoed
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            requests.post(f"{proxy.url}/anything?Signature=ab%2Fcd%2Bef%2FSIGECHO1%3D%3D", timeout=10,
+                          data=json.dumps({"userPass": "PASSECHO2x"}).encode(),
+                          headers={"Content-Type": "application/json"})
+    (record,) = read_records(tmp_path)
+    assert "ECHO" not in json.dumps(record), record["response"]["body"]
+    assert record["request"]["body"] == {"userPass": "[redacted]"}
+
+
+def test_names_other_services_give_their_secrets_are_sensitive_and_names_like_them_are_not():
+    from ivh_mock.proxy import redact
+
+    for name in ("passcode", "X-Hmac-Signature", "HmacSha256", "client_key", "ClientKey", "master-key", "SigningKey",
+                 "encryption_key", "userPass", "db2Pass"):
+        assert redact.is_sensitive(name), name
+    for name in ("bypass", "compass", "Passage", "TimbreKey", "appkey", "AppKey", "keyframe", "PassCount"):
+        assert not redact.is_sensitive(name), name
+
 def test_secrets_in_a_body_recorded_as_text_are_redacted_too():
     """A body too large or too deep to decode is recorded as text: JSON's "name": "value" had kept its secrets."""
     from ivh_mock.proxy import redact
