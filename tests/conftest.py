@@ -435,9 +435,12 @@ class ServeProcess:
 
     def __init__(self, data_dir, *args: str, cwd=None, env=None, command: str = MOCK):
         data = ["--data-dir", str(data_dir)] if data_dir is not None else []
-        self.process = subprocess.Popen([command, "serve", "--port", "0", *data, *args], cwd=cwd, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
+        argv = ["serve", "--port", "0", *data, *args]
+        if command == MOCK:  # this virtualenv's command, forked from a process that imported it (tests/forked.py)
+            self.process = forked.mock(argv, cwd=cwd, env=env)
+        else:
+            self.process = subprocess.Popen([command, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.banner = "".join(self.process.stdout.readline() for _ in range(BANNER_LINES))
         match = re.search(r"listening on (http://\S+)", self.banner)
         if not match:

@@ -11,6 +11,12 @@ working directory, environment, standard streams and exit status, and whatever i
 cannot change after the fork (the interpreter's own start-up settings, such as PYTHONDONTWRITEBYTECODE) is the same
 for every run here; PYTHONPATH is read as Python would. A test that is about a process's start (what it imports, a
 signal to it) starts one of its own.
+
+`ivh-mock serve` is forked likewise (`mock`), from a process that has imported what the command imports before it
+reads its arguments (0.55 s of CPU a start on a 2-core Intel Xeon, three quarters of it imports; the tests start some
+sixty): unlike a run above, a server runs beside its test, so the forking process starts it and goes on, tells its
+process id, and reports its exit status when it ends; the server gets its own session, as `start_new_session` gives,
+and pipes of the test's own for its output. It ends as a process ends, through the interpreter's exit.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ import atexit
 import contextlib
 import io
 import json
+import locale
 import os
+import queue
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +43,7 @@ import pytest
 # them): about 0.7 s of CPU a run.
 PRELOADED = ("hypothesis", "schemathesis", "requests")
 IVH = str(Path(sys.executable).with_name("ivh"))
+MOCK = str(Path(sys.executable).with_name("ivh-mock"))
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
@@ -49,6 +59,118 @@ def ivh(args: list[str], *, env: dict[str, str] | None = None,
     """Run the command `ivh *args` with `env` (the current one if None), as `subprocess.run(..., capture_output=True,
     text=True, timeout=timeout)` would."""
     return _Forker.get("ivh").run([IVH, *args], Path.cwd(), dict(os.environ if env is None else env), timeout)
+
+
+def mock(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Forked:
+    """Start the command `ivh-mock *args` in `cwd` with `env` (the current ones if None), as `subprocess.Popen(...,
+    cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True)` would."""
+    return _Spawner.get().spawn([MOCK, *args], Path.cwd() if cwd is None else Path(cwd),
+                                dict(os.environ if env is None else env))
+
+
+class Forked:
+    """A forked `ivh-mock` as the tests use a `subprocess.Popen`: `pid`, `stdout` and `stderr` (text), `poll`,
+    `wait`, `send_signal`, `terminate`, `kill`, `returncode`."""
+
+    def __init__(self, spawner: _Spawner, pid: int, args: list[str], stdout: int, stderr: int) -> None:
+        self._spawner, self.pid, self.args, self.returncode = spawner, pid, args, None
+        encoding = locale.getpreferredencoding(False)  # as Popen(text=True) reads a pipe
+        self.stdout, self.stderr = open(stdout, encoding=encoding), open(stderr, encoding=encoding)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._spawner.ended.get(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self._spawner.wait(self.pid, timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # as Popen: never to a process id that may be another's by now
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class _Spawner:
+    """The test process's end of the process forking servers: a request, with the two pipes' ends to write to, is
+    answered by the server's process id; the exit statuses come as the servers end, in any order."""
+    _made: _Spawner | None = None
+    _making = threading.Lock()
+
+    @classmethod
+    def get(cls) -> _Spawner:
+        with cls._making:
+            if cls._made is None or cls._made.process.poll() is not None:
+                cls._made = cls()
+            return cls._made
+
+    def __init__(self) -> None:
+        self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self.process = subprocess.Popen([sys.executable, __file__, "mock", str(theirs.fileno())],
+                                            cwd=Path(__file__).parents[1], stdin=subprocess.DEVNULL,
+                                            pass_fds=[theirs.fileno()])
+        self.lock = threading.Lock()  # one start at a time: the process ids come in the order asked
+        self.started: queue.Queue[int] = queue.Queue()
+        self.ended: dict[int, int] = {}
+        self.changed = threading.Condition()
+        self.gone = False
+        threading.Thread(target=self._read, name="ivh-mock-spawner", daemon=True).start()
+        atexit.register(self.close)
+
+    def _read(self) -> None:
+        while message := self.channel.recv(4096):
+            item = json.loads(message)
+            if "returncode" not in item:
+                self.started.put(item["pid"])
+                continue
+            with self.changed:
+                self.ended[item["pid"]] = item["returncode"]
+                self.changed.notify_all()
+        with self.changed:
+            self.gone = True
+            self.changed.notify_all()
+
+    def spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> Forked:
+        (out, out_end), (err, err_end) = os.pipe(), os.pipe()
+        try:
+            with self.lock:
+                request = json.dumps({"argv": argv, "cwd": str(cwd), "env": env}).encode()
+                socket.send_fds(self.channel, [request], [out_end, err_end])
+                pid = self.started.get(timeout=60)
+        except BaseException:
+            os.close(out)
+            os.close(err)
+            raise
+        finally:
+            os.close(out_end)
+            os.close(err_end)
+        return Forked(self, pid, argv, out, err)
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        with self.changed:
+            self.changed.wait_for(lambda: pid in self.ended or self.gone, timeout)
+            if pid not in self.ended and self.gone:
+                raise RuntimeError(f"the process forking servers ended before server {pid} did")
+            return self.ended.get(pid)
+
+    def close(self) -> None:
+        self.channel.shutdown(socket.SHUT_RDWR)  # the forking process ends; the servers it started go on
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.channel.close()
 
 
 class _Forker:
@@ -178,5 +300,72 @@ def _child(kind: str, request: dict) -> None:
         os._exit(code)
 
 
+def _fork_servers(fd: int) -> None:
+    """Fork a server for each request on the socket `fd`, say its process id, and say each one's exit status as it
+    ends (this process is their parent); end when the socket does."""
+    del sys.path[0]  # this file's folder, which Python put first: nothing is to be imported from there
+    from ivh_mock import commands
+    import ivh_mock.mock_server.serving.cli  # noqa: F401  (what the command imports before it reads its arguments)
+
+    assert threading.active_count() == 1, "a process that forks must have no other thread"
+    channel = socket.socket(fileno=fd)
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # a handler: so that it writes to the pipe
+    while True:
+        ready, _, _ = select.select([channel, woken], [], [])
+        if woken in ready:
+            os.read(woken, 512)
+            while (ended := _reaped()) is not None:
+                channel.send(json.dumps({"pid": ended[0], "returncode": ended[1]}).encode())
+        if channel in ready:
+            message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
+            if not message:
+                return
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                signal.set_wakeup_fd(-1)
+                for end in (channel.detach(), woken, wake):
+                    os.close(end)
+                raise SystemExit(_become_mock(json.loads(message), fds, commands.mock))
+            for end in fds:
+                os.close(end)
+            channel.send(json.dumps({"pid": pid}).encode())
+
+
+def _reaped() -> tuple[int, int] | None:
+    try:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return (pid, os.waitstatus_to_exitcode(status)) if pid else None
+
+
+def _become_mock(request: dict, fds: list[int], command) -> int:
+    """Become `ivh-mock` as started with the request's arguments, folder, environment and the two pipes; return its
+    exit status (raised as SystemExit, the process then ends as an interpreter does, its exit handlers run)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setsid()
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    tempfile.tempdir = None  # read from TMPDIR anew, as a new process would
+    for fd, source in ((0, os.open(os.devnull, os.O_RDONLY)), (1, fds[0]), (2, fds[1])):
+        os.dup2(source, fd)
+        os.close(source)
+    # sys.path as Python makes it for the command's script in bin/, with that PYTHONPATH
+    extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [os.path.dirname(request["argv"][0]), *extra, *[entry for entry in sys.path if entry not in extra]]
+    sys.argv = request["argv"]
+    return command()
+
+
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    if sys.argv[1] == "mock":
+        _fork_servers(int(sys.argv[2]))
+    else:
+        _serve(sys.argv[1])

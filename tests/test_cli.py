@@ -89,6 +89,28 @@ def test_sigterm_stops_the_server_cleanly(server):
     assert "Traceback" not in served.errors()
 
 
+def test_a_server_the_tests_fork_is_a_process_of_its_own_as_a_started_one_is(tmp_path):
+    """ServeProcess forks `ivh-mock serve` from a process that imported it (tests/forked.py), and the tests read it as
+    the `subprocess.Popen(..., start_new_session=True)` it replaces: a session and group of its own, its folder and
+    environment, its pipes, and its status when it ends, a signal's too."""
+    (tmp_path / "pace.yaml").write_text("queue_seconds: 42\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    with ServeProcess(None, "--store", "memory", "--pace", "pace.yaml", cwd=tmp_path, env=env) as served:
+        pid = served.process.pid
+        assert os.getsid(pid) == pid and os.getpgid(pid) == pid and os.getsid(0) != pid
+        assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)  # and the pace file was read from there
+        assert [path.name for path in tmp_path.iterdir() if path.name.startswith("ivh-mock-")]  # its scratch folder
+        assert served.process.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            served.process.wait(timeout=0.1)
+        served.kill(signal.SIGKILL)
+        assert served.process.poll() == served.process.wait() == -signal.SIGKILL
+    with ServeProcess(tmp_path / "data") as served:
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=15) == 0 and served.errors() == ""
+    assert (tmp_path / "data" / "ivh-mock.sqlite3").stat().st_size > 0
+
+
 def test_a_stopped_server_leaves_its_whole_sqlite_store_in_the_database_file(tmp_path):
     """Workers had exited with their threads' connections open, leaving the write-ahead log and its index beside the
     database: a copy of the database file alone lacked what the log still held."""
