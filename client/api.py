@@ -484,7 +484,8 @@ def partial_file(destination: Path) -> Path:
     a name within the folder's limits however long the destination's, and the permissions any new file gets (the
     umask's; tempfile's would be 0600)."""
     while True:
-        start = destination.name.encode()[:64].decode("utf-8", "ignore")  # bytes count against the limit
+        # bytes count against the limit; a name's bytes as given, UTF-8 or not (`$'v\\xff.mp4'`)
+        start = os.fsdecode(os.fsencode(destination.name)[:64])
         path = destination.with_name(f".{start}.{secrets.token_hex(4)}.part")
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

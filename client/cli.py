@@ -300,7 +300,7 @@ def _unwritable(destination: str) -> str | None:
         # the download writes a file of its own there, then renames it to the name given: the two are tried, since
         # permissions alone do not tell (root, /proc, a read-only mount) and neither does the name's length
         probe = "." + secrets.token_hex(8)
-        probe += "x" * (len(path.name.encode()) - len(probe.encode()))
+        probe += "x" * (len(os.fsencode(path.name)) - len(probe))  # (a name's bytes as given: `$'v\\xff.mp4'` too)
         os.close(os.open(path.parent / probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(path.parent / probe)
         partial_file(path).unlink()

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jsonschema
 import yaml
 from ivh_mock.spec import read_yaml, yaml_problem
+from ivh_mock.spec.jsontext import lone_surrogate
 
 from ivh_mock.spec.validation import BASE, cut
 
@@ -107,6 +108,9 @@ class Accounts:
         """Read a YAML or JSON accounts file (format: accounts.schema.yaml) and switch to strict mode. `scenario`
         returns a scenario's one spelling, or raises ValueError saying why it is none."""
         data = _read(Path(path))
+        surrogate = lone_surrogate(data)  # (a JSON escape or YAML's `"\\ud800"`): every request of the account, and
+        if surrogate:  # the account listing, had failed with 500 as the text could not be encoded
+            raise AccountsFileError(f"accounts file {path}: {surrogate}")
         problem = schema_problem(SCHEMA, data)
         if problem is not None:
             where, message = problem

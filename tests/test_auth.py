@@ -243,6 +243,10 @@ def _refusal(path) -> str | None:
     ('{"accounts": [{"appkey": "a", "accesstoken": "x", "accesstoken": "y"}]}',
      r"the key 'accesstoken' is given twice \(line 1, column 51\)$"),
     ("? [a, b]\n: 1\naccounts: []\n", "found unhashable key"),  # not a TypeError of the check for keys given twice
+    # taken, and then every request of the account, and the account listing, failed with 500
+    ('{"accounts": [{"appkey": "k1", "accesstoken": "t\\ud800"}]}',
+     r"accounts\[0\]\.accesstoken holds a lone surrogate \\ud800"),
+    ('accounts:\n  - {appkey: "k\\udcff", accesstoken: t}\n', r"accounts\[0\]\.appkey holds a lone surrogate \\udcff"),
     # 337 bytes of nested aliases had made a billion values and 3 GB before the refusal; 100,000 '[' a traceback
     pytest.param("a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
         f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 9)}]\n" for n in range(8)) + "accounts: []\n",

@@ -327,6 +327,8 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
     data = tmp_path / "new" / "data"
     for args, says in (
             (["--host", "nonexistent.invalid"], "cannot listen on nonexistent.invalid:0: "),
+            # a byte that is not UTF-8 (`$'a\\xff'`): bind() had raised TypeError, a traceback
+            (["--host", "a\udcff"], "--host 'a\\udcff' is not UTF-8 text: it holds the byte 0xff"),
             (["--accounts", str(tmp_path / "empty.yaml")], "accounts file"),
             (["--replay", str(tmp_path / "none")], "--replay"),
             (["--store", ""], "--store is empty: give one, or leave the option out for the default"),
@@ -729,6 +731,8 @@ def test_a_timeout_of_no_time_is_a_usage_error(argv, capsys):
     ("--callback-timeout", "-1", "'-1' is not a number of seconds above 0 and at most 86400"),
     # each had been taken: an empty token, a host no request names, a URL no client can call
     ("--default-accesstoken", "", "is 0 characters long; it must have at least 1"),
+    # `$'a\\xff'`: taken, and then every signed request failed with 500
+    ("--default-accesstoken", "a\udcff", "is not UTF-8 text: it holds the byte 0xff"),
     ("--allow-host", "", "'' is not a host name, an IP address or *"),
     ("--allow-host", "bad host", "'bad host' is not a host name, an IP address or *"),
     ("--public-url", "http://a b", "'http://a b' holds a space or a control character"),

@@ -52,6 +52,16 @@ def test_submit_wait_and_download(mock_url, tmp_path):
         assert sorted(s.type for s in container.streams) == ["audio", "video"]
 
 
+def test_a_download_to_a_file_name_that_is_not_utf8_is_written_under_it(mock_url, tmp_path):
+    """`--download $'v\\xff.mp4'` (Python reads the byte as a lone surrogate) had ended in UnicodeEncodeError's
+    traceback before anything was submitted."""
+    target = tmp_path / "v\udcff.mp4"
+    result = ivh("submit", "--photo", PHOTO, "--text", "你好，我是虚拟主播。", "--timbre", "female_1",
+                 "--interval", "0.1", "--download", str(target), url=mock_url)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / os.fsdecode(b"v\xff.mp4")).read_bytes()[4:8] == b"ftyp"
+
+
 def test_a_download_past_max_mb_is_refused_as_it_comes(tmp_path):
     """`ivh --download` had no bound but its time: a server sending without end wrote 4.6 GB in 8 s."""
     import json

@@ -25,6 +25,7 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
+from ivh_mock.spec.jsontext import SURROGATE
 from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
 from ..accounts import SETTINGS_SCHEMA, Accounts, AccountsFileError, schema_problem
@@ -265,11 +266,24 @@ def _count(text: str) -> int:
 
 
 def _accesstoken(text: str) -> str:
-    """The default accesstoken, held to the accounts file's rule for one (an empty one had been taken)."""
-    problem = schema_problem(SETTINGS_SCHEMA, {"accesstoken": text})
+    """The default accesstoken, held to the accounts file's rule for one (an empty one had been taken, and one not
+    UTF-8 had been taken and then failed every signed request with 500)."""
+    problem = not_utf8(text) or (schema_problem(SETTINGS_SCHEMA, {"accesstoken": text}) or ("", None))[1]
     if problem:
-        raise argparse.ArgumentTypeError(problem[1])
+        raise argparse.ArgumentTypeError(problem)
     return text
+
+
+def not_utf8(text: str) -> str | None:
+    """Why an argument is not text the mock can use, or None: Python gives a byte that is not UTF-8 on the command
+    line (`$'\\xff'`) as a lone surrogate, which no request, answer or store can hold."""
+    found = SURROGATE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"is not UTF-8 text: it holds the byte 0x{code - 0xDC00:02x}"
+    return f"holds a lone surrogate \\u{code:04x}, which no UTF-8 text can"
 
 
 def _host_name(text: str) -> str:
@@ -292,6 +306,8 @@ def _check_port(host: str, port: int) -> str | None:
     host is one of this machine's: a name that does not resolve had ended the start in a traceback)."""
     if not host.strip():  # an unset $VARIABLE: bound, it had listened on every address, not the default's loopback
         return "--host is empty: give an address, or leave the option out for 127.0.0.1"
+    if not_text := not_utf8(host):  # bind() had raised TypeError ("encoding of hostname failed"), a traceback
+        return f"--host {host!r} {not_text}"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.monotonic() + PORT_WAIT_SECONDS
     while True:
