@@ -69,6 +69,14 @@ def _json_spelled(error: jsonschema.ValidationError) -> str:
     if error.validator in ("minLength", "maxLength") and isinstance(error.instance, str):
         words = "at least" if error.validator == "minLength" else "at most"
         return f"is {len(error.instance)} characters long; it must have {words} {error.validator_value}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        # each name cut, and a few of them: 90,000 unknown keys had come back in an answer of 889 KB
+        known = error.schema.get("properties", {})
+        extra = [key for key in error.instance if key not in known]
+        named = ", ".join(repr(cut(str(key), SHOWN)) for key in extra[:NAMED])
+        more = f" and {len(extra) - NAMED} more" if len(extra) > NAMED else ""
+        return f"Additional properties are not allowed ({named}{more} {'was' if len(extra) == 1 else 'were'} " \
+               f"unexpected)"
     for value in (error.instance, error.validator_value):
         written = repr(value)
         if error.message.startswith(written):
@@ -77,10 +85,11 @@ def _json_spelled(error: jsonschema.ValidationError) -> str:
             except (TypeError, ValueError):  # a value JSON cannot write (from YAML: a date) stays as it was
                 break
             return cut(shown, SHOWN) + error.message[len(written):]
-    return error.message
+    return cut(error.message, 1000)  # whatever else a rule's message quotes of a value
 
 
 SHOWN = 80  # characters of a refused value a message quotes
+NAMED = 5  # unexpected fields a message names
 
 
 def pace_problem(settings: dict[str, Any], where: str = "body") -> str | None:

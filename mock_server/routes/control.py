@@ -21,9 +21,10 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from werkzeug.routing import PathConverter
 from ivh_mock.spec import mediatype, read_yaml
+from ivh_mock.spec.validation import cut
 
 from .. import deadline
-from ..accounts import SETTINGS_SCHEMA, pace_problem, schema_problem
+from ..accounts import SETTINGS_SCHEMA, SHOWN, pace_problem, schema_problem
 from ..clock import MovableClock
 from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, setting
@@ -228,7 +229,7 @@ class _Routes:
     def task(self, task_id: str):
         task = self.ctx.store.get_task(task_id)
         if task is None:
-            raise ControlError(404, f"no task {task_id!r}")
+            raise ControlError(404, f"no task {cut(task_id, SHOWN)!r}")  # (an id of 20,000 characters came back whole)
         now = self.ctx.clock.now()
         upload = trajectory.upload_of(self.ctx, task)
         return jsonify({
@@ -324,7 +325,7 @@ class _Routes:
 
     def ui_file(self, name: str):
         if name not in UI_FILES:
-            return error_response(404, f"no dashboard file {name!r}")
+            return error_response(404, f"no dashboard file {cut(name, SHOWN)!r}")
         return send_from_directory(UI_DIR, name, max_age=0)
 
 
