@@ -339,6 +339,30 @@ def test_a_task_stuck_in_the_queue_keeps_no_file_for_ever(app, api, clock):
     assert api.call("getprogress", {"TaskId": stuck}).payload["Status"] == "COMMIT"  # still stuck, and answered
 
 
+def test_a_video_rendered_as_its_task_was_reset_is_not_kept(app, api, clock, monkeypatch):
+    """A download started the render, and a reset swept the task's files meanwhile (its video was not there yet):
+    the render then wrote a video nothing referred to, which no reset, retention or restart ever deleted."""
+    ctx = app.extensions["ivh_mock"]
+    client = app.test_client()
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    encode = render.encode
+
+    def reset_meanwhile(*args):
+        encode(*args)
+        assert client.post("/__mock__/reset", json={}).status_code == 200
+
+    monkeypatch.setattr(render, "encode", reset_meanwhile)
+    assert client.get(path_of(report["MediaUrl"])).status_code == 404  # NoSuchKey: the task is gone
+    assert ctx.blobs.names("videos") == []
+    # and one a render left all the same (written just after the check of its inputs) goes at the next sweep
+    ctx.blobs.put("videos", b"left", "a" * 64)
+    _, kept = finished(api, clock, TEXT_PAYLOAD)
+    monkeypatch.setattr(render, "encode", encode)
+    assert client.get(path_of(kept["MediaUrl"])).status_code == 200
+    media.sweep(ctx)
+    assert ctx.blobs.names("videos") == [ctx.store.tasks()[0].video]
+
+
 def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
     ctx = app.extensions["ivh_mock"]
     assert media.sweep(ctx) == clock.now() + RETENTION  # nothing stored: nothing can expire before that

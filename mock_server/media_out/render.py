@@ -252,4 +252,8 @@ class Renderer:
         key = job.key
         with self.blobs.writing("videos", key) as target:
             encode(job, photo, audio, target)
+        if not (self.blobs.exists("media", job.photo) and (not job.audio or self.blobs.exists("media", job.audio))):
+            # its task was reset or removed as it rendered, its inputs swept: nothing refers to the video any more
+            self.blobs.delete("videos", key)
+            raise FileNotFoundError("an input of this video is no longer kept")
         return self.blobs.path("videos", key)

@@ -39,11 +39,14 @@ def job_of(blobs: Blobs, task: Task) -> Job:
 def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
           removed: list[Task] | tuple[Task, ...] = ()) -> float:
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
-    longer in the store, refer to. Return when, on the mock's clock, the next file can expire: no sweep before then
-    can delete anything (a task accepted later finishes later still, unless the clock is set back)."""
+    longer in the store, refer to, and every video no task refers to (a render that ended after its task was reset
+    or removed wrote it, and nothing would ever have deleted it). Return when, on the mock's clock, the next file can
+    expire: no sweep before then can delete anything (a task accepted later finishes later still, unless the clock is
+    set back)."""
     gone: set[tuple[str, str]] = {name for task in removed for name in _files(task.photo, task.audio, task.video)}
     expired, kept, next_due = _refs(store, now, retention_seconds)
-    aside = [(kind, name) for kind, name in (gone | expired) - kept if blobs.set_aside(kind, name)]
+    unreferenced = {("videos", name) for name in blobs.names("videos")}
+    aside = [(kind, name) for kind, name in (gone | expired | unreferenced) - kept if blobs.set_aside(kind, name)]
     if not aside:
         return next_due
     # a submission may have stored a task that refers to one since the tasks were read (it took its media in, a file

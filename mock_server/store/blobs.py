@@ -153,3 +153,11 @@ class Blobs:
             return True
         except (FileNotFoundError, ValueError):
             return False
+
+    def names(self, kind: str) -> list[str]:
+        """The names of the files kept of `kind` (not those being written or set aside)."""
+        try:
+            with os.scandir(f"{self._root}/{kind}") as entries:
+                return [entry.name for entry in entries if not entry.name.startswith(".")]
+        except FileNotFoundError:  # nothing of that kind kept yet
+            return []
