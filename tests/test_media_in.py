@@ -108,6 +108,10 @@ def test_a_multipart_upload_takes_the_name_given_and_a_broken_one_says_what_was_
         refused = client.post("/__mock__/assets", data=body,
                               headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         assert refused.status_code == 400 and "is the Content-Type's boundary" in refused.get_json()["error"]["message"]
+    # a file name in GBK (a Chinese Windows client's) makes the part's headers unreadable: that was not said
+    gbk = part.replace(b"a.jpg", "照片.jpg".encode("gbk")) + b"\r\n--xx--\r\n"
+    refused = client.post("/__mock__/assets", data=gbk, headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert refused.status_code == 400 and "GBK say, is not read" in refused.get_json()["error"]["message"]
 
 
 def test_the_mocks_own_asset_urls_under_a_public_url_with_a_path_are_read_from_disk(clock):

@@ -59,7 +59,9 @@ def register(app: Flask, ctx: MockContext, guarded: Callable, error: type[Except
                 found = sorted({*request.files, *request.form})
                 raise error(400, "a multipart upload needs its file in the form field 'file'; " + (
                     f"it has {', '.join(map(repr, found))}" if found else
-                    "none was read: is the Content-Type's boundary the one between the parts, and the body whole?"))
+                    "none was read: is the Content-Type's boundary the one between the parts, the body whole, and "
+                    "each part's headers UTF-8? (a file name in another encoding, GBK say, is not read: send the "
+                    "name in UTF-8, or the file alone as the body, named by ?name=)"))
             data, filename = file.read(), request.args.get("name") or file.filename or ""  # ?name= as named
         else:
             data, filename = request.get_data(), request.args.get("name", "")
