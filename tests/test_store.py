@@ -407,7 +407,10 @@ def _submit_then_claim(spec: str, worker: int, count: int, barrier, queue) -> No
 def test_processes_sharing_the_store_never_plan_against_a_stale_account(store_spec, store):
     """Four processes submit at once: every task sees all earlier ones (seq has no gaps or repeats), and each
     callback is claimed by exactly one process."""
-    context = multiprocessing.get_context("spawn")
+    # forked from a process that imported this module once (a new interpreter for each had cost 1.1 s of CPU), and
+    # has no thread of the test process's
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     queue, barrier = context.Queue(), context.Barrier(4)
     workers = [context.Process(target=_submit_then_claim, args=(store_spec, w, 25, barrier, queue)) for w in range(4)]
     for worker in workers:
