@@ -34,6 +34,9 @@ def _run(module: str, name: str) -> int:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is raised here
         return main()
     except KeyboardInterrupt:
+        # the command ends: another Ctrl-C (a terminal's group, `timeout -s INT` sends two) is not to cut short what
+        # Python still does as it exits (a scratch folder's removal had printed a KeyboardInterrupt's traceback)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr may be closed, or go nowhere
             print(f"\n{name}: interrupted", file=sys.stderr, flush=True)
         return INTERRUPTED

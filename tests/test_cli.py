@@ -201,6 +201,31 @@ def test_ctrl_c_while_a_command_is_imported_ends_it_without_a_traceback(command,
             process.wait()
 
 
+_TWO_CTRL_C = """
+import atexit, os, signal, sys, time, types
+from ivh_mock import commands
+
+def main():
+    raise KeyboardInterrupt  # the first Ctrl-C, wherever the command was
+sys.modules["interrupted_command"] = types.SimpleNamespace(main=main)
+
+@atexit.register
+def cleanup():  # what Python does as it exits (a scratch folder's removal), when the second one comes
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    print("cleaned up", file=sys.stderr)
+
+sys.exit(commands._run("interrupted_command", "ivh-mock"))
+"""
+
+
+def test_a_second_ctrl_c_while_an_interrupted_command_ends_cuts_nothing_short():
+    """`timeout -s INT` (or a terminal's group) sends two: the second came while the interpreter removed the
+    memory store's scratch folder, and printed a KeyboardInterrupt's traceback (1 run in 6 of a busy port's wait)."""
+    ended = subprocess.run([sys.executable, "-c", _TWO_CTRL_C], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 130 and ended.stderr == "\nivh-mock: interrupted\ncleaned up\n", ended.stderr
+
+
 def test_ctrl_c_while_the_store_is_opened_leaves_nothing_made(tmp_path):
     """A Redis store that never answers holds the start while its connect waits: Ctrl-C meanwhile had left a
     traceback and the data directory the start had made."""
