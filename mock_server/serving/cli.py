@@ -268,7 +268,10 @@ def _count(text: str) -> int:
 def _accesstoken(text: str) -> str:
     """The default accesstoken, held to the accounts file's rule for one (an empty one had been taken, and one not
     UTF-8 had been taken and then failed every signed request with 500)."""
-    problem = not_utf8(text) or (schema_problem(SETTINGS_SCHEMA, {"accesstoken": text}) or ("", None))[1]
+    problem = not_utf8(text)
+    if problem is None:
+        refused = schema_problem(SETTINGS_SCHEMA, {"accesstoken": text})
+        problem = refused[1] if refused else None
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text
