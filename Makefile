@@ -37,6 +37,7 @@ venv: $(STAMP)
 # without a pip (or an older one) makes the virtualenv's own pip first, as before.
 $(STAMP):
 	@$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 'ivh-mock needs Python 3.11 or newer: set PYTHON=python3.11')"
+	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('pip') or u.find_spec('ensurepip') else '$(PYTHON) has neither pip nor ensurepip to set up .venv with (Debian, Ubuntu: apt install python3-venv)')"
 	$(PYTHON) -m venv --without-pip $(VENV)
 	@echo "$(BIN)/uv pip install -e '.[test]' pip (uv from pip; pip itself where uv cannot reach its index)"
 	@{ $(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
