@@ -318,7 +318,10 @@ def _fork_servers(fd: int) -> None:
         if woken in ready:
             os.read(woken, 512)
             while (ended := _reaped()) is not None:
-                channel.send(json.dumps({"pid": ended[0], "returncode": ended[1]}).encode())
+                try:
+                    channel.send(json.dumps({"pid": ended[0], "returncode": ended[1]}).encode())
+                except OSError:  # the test process has gone (its exit closed the socket): nobody asks any more
+                    return
         if channel in ready:
             message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
             if not message:
