@@ -16,6 +16,9 @@ from typing import Any, Iterator
 from ivh_mock.spec import jsontext
 
 RECORD_LEVELS = 512  # a record nests its bodies' 256 levels (forward.JSON_DEPTH) in a few of its own
+# No record the proxy writes is near this long (a body is kept to 256 KiB, a header's value to 8 KiB): a longer line
+# is skipped as it is read, never held (a line of 100 MB had taken drift and a replay's start to 354 MB)
+LINE_BYTES = 16 * 1_048_576
 PREFIX = "ivh-proxy-"
 FILE_NAME = re.compile(rf"^{PREFIX}(?P<stem>[0-9TZ-]+)(?:\.(?P<index>\d+))?\.jsonl$")
 MiB = 1_048_576
@@ -127,7 +130,7 @@ def read_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     or a callback, with its time and request, and the proxy's types where it has the optional fields) is skipped."""
     for path in _files(directory):
         with open(path, "rb") as handle:
-            for line in handle:
+            for line, _ in _lines(handle):
                 record = _record_of(line)
                 if record is not None:
                     yield record
@@ -144,14 +147,14 @@ def ordered_records(directory: str | Path, skipped: list[int] | None = None) -> 
     for number, path in enumerate(files):
         with open(path, "rb") as handle:
             offset = 0
-            for line in handle:
+            for line, length in _lines(handle):
                 record = _record_of(line)
                 if record is not None:
                     sequence = record.get("seq")
-                    places.append((record["t"], sequence if is_number(sequence) else 0, number, offset, len(line)))
-                elif line.strip():
+                    places.append((record["t"], sequence if is_number(sequence) else 0, number, offset, length))
+                elif line.strip() or length > len(line):
                     unread += 1
-                offset += len(line)
+                offset += length
     if skipped is not None:
         skipped.append(unread)
     places.sort()
@@ -167,6 +170,18 @@ def ordered_records(directory: str | Path, skipped: list[int] | None = None) -> 
     finally:
         for handle in handles.values():
             handle.close()
+
+
+def _lines(handle: Any) -> Iterator[tuple[bytes, int]]:
+    """Each line of `handle` with its length; one longer than LINE_BYTES as b"" (no record), read past in pieces."""
+    while line := handle.readline(LINE_BYTES + 1):
+        length = len(line)
+        if length > LINE_BYTES and not line.endswith(b"\n"):
+            while (piece := handle.readline(1_048_576)) and not piece.endswith(b"\n"):
+                length += len(piece)
+            length += len(piece)
+            line = b""
+        yield line, length
 
 
 def _files(directory: str | Path) -> list[Path]:

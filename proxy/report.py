@@ -75,6 +75,9 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
     upstreams: set[str] = set()
     count = answered = 0
     for record in records:
+        problem = _edited(record)
+        if problem:  # taken as it was, its stored findings had made an answer of status 'abc' conform
+            raise ValueError(f"the record at t={record['t']}: {problem}")
         count += 1
         answered += not record.get("error")
         if isinstance(record.get("upstream"), str) and record["upstream"]:
@@ -95,6 +98,23 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
     return drift.new_report(f"proxy recording of {label}", is_mock=False, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
                             sources=[f"{count} recorded exchange(s), {answered} of them answered"])
+
+
+def _edited(record: dict[str, Any]) -> str | None:
+    """Why an exchange's record is none the proxy writes (a method that is no text, an answer whose status is no
+    HTTP status or whose headers are no pairs of texts), or None."""
+    if record["kind"] != "exchange":
+        return None
+    if not isinstance(record["request"].get("method", ""), str):
+        return f"its method {str(record['request']['method'])[:40]!r} is not a text"
+    response = record.get("response") or {}
+    status, headers = response.get("status"), response.get("headers", [])
+    if response and not (type(status) is int and 100 <= status <= 999):  # what http.client reads as a status
+        return f"its status {str(status)[:40]!r} is not an HTTP status"
+    if not (isinstance(headers, list) and all(isinstance(header, list) and len(header) == 2 and all(
+            isinstance(part, str) for part in header) for header in headers)):
+        return "its headers are not a list of [name, value] pairs of texts"
+    return None
 
 
 def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:

@@ -586,6 +586,14 @@ def test_a_refused_proxy_start_makes_nothing_and_names_the_options_and_no_creden
     assert cli.main(["proxy", "--record", str(record), "--port", "0", *sizes]) == 2
     assert capsys.readouterr().err == "ivh-mock: --max-total-mb (1) must be at least --max-file-mb (2)\n"
     assert not (tmp_path / "new").exists()
+    # an unset $VARIABLE: it had recorded into the current folder under a banner naming no directory (said before
+    # the port is looked at: a busy one, so that a start that took it would end, not serve)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert cli.main(["proxy", "--record", "", "--port", str(busy.getsockname()[1])]) == 2
+    assert capsys.readouterr().err == "ivh-mock: --record is empty: give the directory of the recordings\n"
     with pytest.raises(SystemExit):
         cli.main(["proxy", "--upstream", "http://user:PW1@127.0.0.1:9/base?token=TOK2"])
     err = capsys.readouterr().err

@@ -828,7 +828,13 @@ def test_drift_of_a_path_without_recordings_fails_and_writes_nothing(given, tmp_
     lambda record: (record["response"].update(body={"Header": {"Code": [1]}}),
                     record["request"].update(signals={"timestamp_skew_seconds": 9999})),
     lambda record: record.update(findings=[{"kind": "x", "subject": "y", "operation": ["z"]}]),
-], ids=["skew-not-a-number", "status-a-list", "code-a-list", "operation-a-list"])
+    # each had been read as an exchange that conforms, its stored findings taken as they were
+    lambda record: record["response"].update(status="abc"),
+    lambda record: record["response"].update(status=True),
+    lambda record: record["response"].update(headers=5),
+    lambda record: record["request"].update(method=5),
+], ids=["skew-not-a-number", "status-a-list", "code-a-list", "operation-a-list", "status-a-text", "status-true",
+        "headers-a-number", "method-a-number"])
 def test_drift_of_a_record_edited_by_hand_is_one_line_and_writes_nothing(edit, tmp_path, capsys):
     """A record whose fields are not as the proxy writes them had ended drift in a traceback, exit 1 (drift
     found)."""
@@ -842,6 +848,32 @@ def test_drift_of_a_record_edited_by_hand_is_one_line_and_writes_nothing(edit, t
     before = sorted(tmp_path.rglob("*"))
     assert "is not as `ivh-mock proxy` writes it" in _drift_refusal(capsys, recording)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_line_longer_than_any_record_is_skipped_without_being_held(tmp_path, monkeypatch):
+    """A line of 100 MB had taken drift, and a replay's start, to 354 MB of memory before it was skipped."""
+    import tracemalloc
+
+    from ivh_mock.proxy import recorder
+
+    monkeypatch.setattr(recorder, "LINE_BYTES", 1_048_576)  # (16 MiB: a record is far shorter)
+    recording = tmp_path / "rec"
+    recording.mkdir()
+    with (recording / "ivh-proxy-20251231.jsonl").open("wb") as handle:
+        handle.write(b'{"x": "' + b"a" * 24 * 1_048_576 + b'"}\n')
+    _recording(recording)
+    tracemalloc.start()
+    try:
+        skipped: list[int] = []
+        records = list(recorder.ordered_records(recording, skipped))
+        replayed = list(recorder.read_records(recording))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [record["operation"] for record in records + replayed] == ["describetimbre"] * 2 and skipped == [1]
+    assert peak < 8 * 1_048_576, peak  # a few times the bound, never the line's 24 MB
+    status, out = _drift(recording)
+    assert status == 0 and "1 line(s) skipped" in (recording / "drift-report.md").read_text()
 
 
 def test_drift_skips_a_line_nested_deeper_than_any_record_as_it_skips_any_line_no_proxy_wrote(tmp_path):

@@ -600,6 +600,9 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"ivh-mock: --max-total-mb ({args.max_total_mb}) must be at least --max-file-mb ({args.max_file_mb})",
               file=sys.stderr)
         return 2
+    if not args.record.strip():  # an unset $VARIABLE: it had recorded into the current folder, its banner blank
+        print("ivh-mock: --record is empty: give the directory of the recordings", file=sys.stderr)
+        return 2
     problem = _check_port(args.host, args.port)
     if problem:
         print(f"ivh-mock: {problem}", file=sys.stderr)
