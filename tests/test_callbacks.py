@@ -249,6 +249,17 @@ def test_a_delivered_callback_leaves_no_connection_its_receiver_closed(api, cloc
             receiver.close()
 
 
+def test_a_receivers_wait_refuses_a_count_or_timeout_that_is_none_by_name():
+    """A text timeout had raised TypeError from inside the wait (unsupported operand ... 'float' and 'str'), and a
+    NaN one waited no time and said nothing of why."""
+    with Receiver() as receiver:
+        for count, timeout, named in ((1, "x", "timeout"), (1, float("nan"), "timeout"), (1, -1, "timeout"),
+                                      (1, True, "timeout"), ("1", 1, "count"), (-1, 1, "count")):
+            with pytest.raises(ValueError, match=f"^{named} must be"):
+                receiver.wait_for(count, timeout=timeout)
+        assert receiver.wait_for(0, timeout=0) == []
+
+
 def test_a_slow_receiver_closed_mid_answer_keeps_no_thread_nor_socket():
     """A `slow` receiver's answer under way slept out its whole delay after close(): its thread and its socket lived
     on, one per test that used one, for 30 s each."""

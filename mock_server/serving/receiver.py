@@ -5,6 +5,7 @@ without importing Flask, Pillow or PyAV."""
 from __future__ import annotations
 
 import json
+import math
 import selectors
 import socket
 import sys
@@ -74,12 +75,17 @@ class CallbackReceiver:
 
     def wait_for(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait (in real time, briefly polling) until `count` callbacks have arrived; return them all."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a whole number of callbacks, 0 or more, got {count!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf:
+            # a text had raised TypeError from inside the wait; NaN had waited no time, saying nothing
+            raise ValueError(f"timeout must be a finite number of seconds, 0 or more, got {timeout!r}")
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) >= count:
-                return self.received
+        while len(self.received) < count:  # looked at once at least: a timeout of 0 asks what has arrived already
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"expected {count} callback(s) within {timeout} s, got {len(self.received)}")
             time.sleep(0.01)
-        raise AssertionError(f"expected {count} callback(s) within {timeout} s, got {len(self.received)}")
+        return self.received
 
     def pause(self) -> None:
         """Stop accepting connections but keep listening (to test what a busy receiver's listen queue takes)."""
