@@ -423,9 +423,9 @@ WHY = {
                  "pip instead of a pip made in it first (`make venv` 16 to 18 s to 10.5 to 11; D65). Whole runs in "
                  "the checkout took 195 s of tests and 364 s of the cores' time after the forking, against 220 s and "
                  "415 s before, but the fixed loop of Python took 0.79 to 0.86 s beside the one and 0.88 to 1.27 s "
-                 "beside the other, and at the end of the day 0.92 to 1.11 s, when a whole run took 226 s. Fresh clones "
-                 "of the code before and after these changes, alternating (two rounds, the same hour): 229 and 248 s "
-                 "before (403 and 444 s of the cores' time), 202 and 206 s after (353 and 367 s).",
+                 "beside the other, and at the end of the day 0.92 to 1.11 s, when a whole run took 226 s. Fresh "
+                 "clones of the code before and after these changes, alternating (two rounds, the same hour): 229 "
+                 "and 248 s before (403 and 444 s of the cores' time), 202 and 206 s after (353 and 367 s).",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
