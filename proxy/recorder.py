@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -40,6 +41,14 @@ class Recorder:
         except FileExistsError:  # the user's own folder (`--record .`, a shared one) keeps its mode: it had been made
             if not self.directory.is_dir():  # 0700, and `--record /tmp` locked everyone else out of /tmp
                 raise
+            # one the proxy may not write into is said now, as one it cannot make is: it had been said only as the
+            # first exchange went unrecorded, under a banner that said it recorded
+            try:
+                handle, probe = tempfile.mkstemp(dir=self.directory, prefix=".ivh-proxy-probe-")
+            except OSError as error:
+                raise OSError(error.errno, f"it cannot be written into ({error.strerror})") from None
+            os.close(handle)
+            os.unlink(probe)
         self.per, self.max_file_bytes, self.max_total_bytes, self.clock = per, max_file_bytes, max_total_bytes, clock
         self._run = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self._lock = threading.Lock()

@@ -593,7 +593,12 @@ def test_a_refused_proxy_start_makes_nothing_and_names_the_options_and_no_creden
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         assert cli.main(["proxy", "--record", "", "--port", str(busy.getsockname()[1])]) == 2
-    assert capsys.readouterr().err == "ivh-mock: --record is empty: give the directory of the recordings\n"
+        assert capsys.readouterr().err == "ivh-mock: --record is empty: give the directory of the recordings\n"
+        # a folder that exists but may not be written into (/proc/self, even for root): said only as the first
+        # exchange went unrecorded, under a banner saying it recorded
+        monkeypatch.setattr(cli, "_check_port", lambda host, port: None)  # the recording is looked at after it
+        assert cli.main(["proxy", "--record", "/proc/self", "--port", str(busy.getsockname()[1])]) == 2
+    assert "ivh-mock: --record /proc/self: " in (err := capsys.readouterr().err) and "cannot be written into" in err
     with pytest.raises(SystemExit):
         cli.main(["proxy", "--upstream", "http://user:PW1@127.0.0.1:9/base?token=TOK2"])
     err = capsys.readouterr().err
