@@ -259,19 +259,10 @@ def _child(kind: str, request: dict) -> None:
     """Become the request's command in its folder, environment and streams; never return."""
     code = 1
     try:
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        for fd, path in ((0, os.devnull), (1, request["stdout"]), (2, request["stderr"])):
-            opened = os.open(path, os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.dup2(opened, fd)
-            os.close(opened)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        # sys.path as Python makes it for `python -m` in that folder, or for a script in bin/, with that PYTHONPATH
-        # (this process had its own folder first)
-        first = request["cwd"] if kind == "pytest" else os.path.dirname(request["argv"][0])
-        extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
-        sys.path[:] = [first, *extra, *[entry for entry in sys.path[1:] if entry not in extra]]
+        written = [os.open(request[stream], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                   for stream in ("stdout", "stderr")]
+        # `python -m` runs from its folder, a command from its script's in bin/
+        _enter(request, written, request["cwd"] if kind == "pytest" else os.path.dirname(request["argv"][0]))
         if kind == "pytest":
             import runpy
 
@@ -351,20 +342,26 @@ def _become_mock(request: dict, fds: list[int], command) -> int:
     """Become `ivh-mock` as started with the request's arguments, folder, environment and the two pipes; return its
     exit status (raised as SystemExit, the process then ends as an interpreter does, its exit handlers run)."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.setsid()
+    _enter(request, fds, os.path.dirname(request["argv"][0]))
+    sys.argv = request["argv"]
+    return command()
+
+
+def _enter(request: dict, output: list[int], first: str) -> None:
+    """Take the request's folder and environment, /dev/null and the descriptors `output` (closed once in place) as
+    standard streams, Python's own Ctrl-C, and sys.path as Python makes it with `first` ahead of the request's
+    PYTHONPATH (the forking process had taken its own folder out of it)."""
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    tempfile.tempdir = None  # read from TMPDIR anew, as a new process would
-    for fd, source in ((0, os.open(os.devnull, os.O_RDONLY)), (1, fds[0]), (2, fds[1])):
+    tempfile.tempdir = None  # read from TMPDIR anew, as a new process would (the forking one may have read it)
+    for fd, source in zip((0, 1, 2), (os.open(os.devnull, os.O_RDONLY), *output)):
         os.dup2(source, fd)
         os.close(source)
-    # sys.path as Python makes it for the command's script in bin/, with that PYTHONPATH
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
-    sys.path[:] = [os.path.dirname(request["argv"][0]), *extra, *[entry for entry in sys.path if entry not in extra]]
-    sys.argv = request["argv"]
-    return command()
+    sys.path[:] = [first, *extra, *[entry for entry in sys.path if entry not in extra]]
 
 
 if __name__ == "__main__":
