@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from . import forked
-from .conftest import DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, RawServer, ServeProcess, run_suite, until
+from .conftest import (DEFAULT_TOKEN, TEXT_PAYLOAD, FixedAnswer, RawServer, ServeProcess, redis_store, run_suite,
+                       until)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,18 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def remote_mock(request, tmp_path):
     """A mock over HTTP on the store backend a test names (parametrized indirectly)."""
-    store = {"memory": "memory", "sqlite": f"sqlite:{tmp_path / 'store.sqlite3'}"}[request.param]
+    if request.param == "redis":
+        store = redis_store(request.getfixturevalue("redis_server"), "contract-")
+    else:
+        store = {"memory": "memory", "sqlite": f"sqlite:{tmp_path / 'store.sqlite3'}"}[request.param]
     with ServeProcess(tmp_path / "data", "--queue-seconds", "0.5", "--render-startup", "1", "--store", store) as served:
         yield served.url
 
 
-# The whole suite's runs over HTTP, each proving something else at once (D65): on the Redis store through the
-# recording proxy (tests/test_proxy.py), on the SQLite store from the installed wheel (tests/test_packaging.py), on the
-# memory store with an allowance of one (below).
+# The whole suite's runs over HTTP, each proving something else at once (D65): on the SQLite store from the installed
+# wheel through its recording proxy (tests/test_packaging.py), on the Redis store with an allowance of one and on the
+# memory store with none (below); in this process's own run the suite runs whole against the mock in-process.
 
 # The guard is the suite's own (it decides from the spec which requests would be billed), so one store shows it.
 @pytest.mark.slow
-@pytest.mark.parametrize("remote_mock", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
 def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, tmp_path):
     result = run_suite(remote_mock, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -51,7 +55,7 @@ def test_without_a_spend_allowance_nothing_acceptable_is_submitted(remote_mock, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("remote_mock", ["memory"], indirect=True)
+@pytest.mark.parametrize("remote_mock", ["redis"], indirect=True)
 def test_an_allowance_buys_a_polled_task_and_costs_no_other_check(remote_mock, tmp_path):
     """With --ivh-allow-spend 1, the first acceptance (an edge example's) had stopped every later submission, refused
     ones too: 6 tests passed where 19 had with no allowance, and no accepted task was ever polled on a target without

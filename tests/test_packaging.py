@@ -1,8 +1,10 @@
 """The package as users get it: a wheel with one import name, installed beside somebody else's app, its pytest
 plugins and contract suite working from any folder, and the layer rules of docs/ARCHITECTURE.md kept by what ships."""
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -11,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from ivh_mock.proxy import read_records
 
 from . import forked
 from .conftest import ServeProcess, assert_the_suite_passed
@@ -108,23 +111,41 @@ def test_the_commands_work_from_the_app_folder(installed):
         assert "0.1.0" in run.stdout or "0.1.0" in run.stderr
 
 
+# Worth its time: the whole suite's run over HTTP on the SQLite store (D65), from the wheel, through the wheel's
+# recording proxy: the one end-to-end proof that the installed commands work together, that the proxy is transparent
+# to every request the suite sends (Schemathesis's included) and that conforming traffic leaves no finding.
 @pytest.mark.slow
-def test_the_installed_contract_suite_runs_against_a_served_mock(installed, tmp_path):
-    """The whole suite, from the wheel, against a mock served from the wheel on the SQLite store: the suite's one run
-    over HTTP on that store (the Redis store's goes through the recording proxy, tests/test_proxy.py; D65)."""
+def test_the_installed_contract_suite_runs_through_the_recording_proxy_against_a_served_mock(installed, tmp_path):
     bin_dir, app = installed
+    record, reports = tmp_path / "rec", tmp_path / "reports"
     with ServeProcess(tmp_path / "data", "--store", f"sqlite:{tmp_path / 'store.sqlite3'}", "--queue-seconds", "0.5",
                       "--render-startup", "1", cwd=app, command=str(bin_dir / "ivh-mock")) as served:
-        env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
-        suite = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "ivh_mock.contract_tests",
-                 "--ivh-base-url", served.url, "--ivh-report-dir", str(tmp_path / "reports")]
-        run = subprocess.run([*suite, "--ivh-allow-spend", "100000"], cwd=app, env=env, capture_output=True,
-                             text=True, timeout=600)
-        assert_the_suite_passed(run, served.url, tmp_path / "reports")
-        deep = subprocess.run([*suite, "--hypothesis-profile", "deep", "--collect-only"], cwd=app, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert deep.returncode == 0, deep.stdout[-2000:] + deep.stderr[-2000:]
+        proxy = subprocess.Popen([str(bin_dir / "ivh-mock"), "proxy", "--upstream", served.url, "--port", "0",
+                                  "--record", str(record)], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            url = proxy.stdout.readline().split("listening on ", 1)[1].strip()
+            env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+            suite = [str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "ivh_mock.contract_tests",
+                     "--ivh-base-url", url, "--ivh-report-dir", str(reports)]
+            run = subprocess.run([*suite, "--ivh-allow-spend", "100000"], cwd=app, env=env, capture_output=True,
+                                 text=True, timeout=600)
+            assert_the_suite_passed(run, url, reports)
+            deep = subprocess.run([*suite, "--hypothesis-profile", "deep", "--collect-only"], cwd=app, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert deep.returncode == 0, deep.stdout[-2000:] + deep.stderr[-2000:]
+        finally:
+            proxy.send_signal(signal.SIGTERM)
+            assert proxy.wait(timeout=30) == 0
+        errors = proxy.stderr.read()
+        assert "Traceback" not in errors and "ivh-mock proxy: drift" not in errors, errors[-3000:]
         assert served.stop() == 0 and "Traceback" not in served.errors(), served.errors()[-3000:]
+    assert sum(1 for _ in read_records(record)) > 100
+    drift = subprocess.run([str(bin_dir / "ivh-mock"), "drift", str(record), "--suite-report",
+                            str(reports / "drift-report.json")], cwd=app, capture_output=True, text=True, timeout=300)
+    assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
+    merged = json.loads((record / "drift-report.json").read_text(encoding="utf-8"))
+    assert merged["findings"] == [] and {row["verdict"] for row in merged["probes"]} == {"agree"}
 
 
 def test_the_suite_says_once_that_credentials_are_missing(installed):

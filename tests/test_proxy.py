@@ -36,7 +36,7 @@ from ivh_mock.proxy.server import _Responder
 from ivh_mock.spec import drift
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import PATHS, RawServer, ServeProcess, assert_the_suite_passed, redis_store, run_suite, until
+from .conftest import PATHS, RawServer, run_suite, until
 
 TOKEN = "mock-accesstoken"
 SECRET_IN_URL = "s3cr3t-presigned-credential"
@@ -1232,25 +1232,6 @@ def test_the_drift_report_lists_probes_the_spend_guard_stopped(wrong_upstream, t
     status, out = _drift(recording, "--suite-report", tmp_path / drift.JSON_NAME, "--out", tmp_path / "merged")
     merged = drift.read(tmp_path / "merged" / drift.JSON_NAME)
     assert status == 1 and len(merged["probes"]) == len(report["probes"]) and "probe D" in out
-
-
-# Worth its minute: the one end-to-end proof that the proxy is transparent to every request the suite sends
-# (schemathesis included) and that conforming traffic leaves no finding. It is also the whole suite's run against a
-# mock over HTTP on the Redis store (tests/test_packaging.py's, from the wheel, is the SQLite store's; D65).
-@pytest.mark.slow
-def test_the_whole_contract_suite_through_the_proxy_leaves_no_finding(redis_server, tmp_path):
-    record = tmp_path / "rec"
-    timing = ("--queue-seconds", "0.5", "--render-startup", "1")
-    store = redis_store(redis_server, "p")
-    with ServeProcess(tmp_path / "data", *timing, "--store", store) as mock:
-        with ProxyServer(Proxy(mock.url, Recorder(record), warn=lambda text: None), port=0) as proxy:
-            result = run_suite(proxy.url, tmp_path / "suite", "--ivh-allow-spend", "100000")
-    assert_the_suite_passed(result, proxy.url, tmp_path / "suite")
-    assert len(list(read_records(record))) > 100
-    status, out = _drift(record, "--suite-report", tmp_path / "suite" / drift.JSON_NAME)
-    assert status == 0, out
-    merged = json.loads((record / drift.JSON_NAME).read_text())
-    assert merged["findings"] == [] and {row["verdict"] for row in merged["probes"]} == {drift.AGREE}
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT], ids=["sigterm", "ctrl-c", "quit"])
