@@ -1214,6 +1214,39 @@ def test_a_sqlite_store_copies_its_log_on_a_thread_of_its_own(tmp_path):
     assert not thread.is_alive()
 
 
+def test_a_log_its_writers_left_beside_a_sqlite_database_is_taken_in_by_closing_it_once_more(tmp_path):
+    """The last connection to close removes the write-ahead log, but two workers closing at the same moment can each
+    see the other's still open and both leave it (a stopped server under load did): the database file alone then
+    lacked what the log held. The server closes the database once more after its workers end (close_log)."""
+    import subprocess
+    import sys
+
+    from ivh_mock.mock_server.store.sqlite import close_log
+
+    path = tmp_path / "left.sqlite3"
+    writer = ("import os, sqlite3, sys\n"
+              "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "db.execute('PRAGMA journal_mode=WAL')\n"
+              "db.execute('CREATE TABLE t (x)')\n"
+              "db.executemany('INSERT INTO t VALUES (?)', [(n,) for n in range(100)])\n"
+              "os._exit(0)\n")  # ends with its connection open, as the log is left
+    subprocess.run([sys.executable, "-c", writer, str(path)], check=True, timeout=60)
+
+    def rows_in_the_file_alone() -> int:
+        copy = tmp_path / "copy.sqlite3"
+        copy.write_bytes(path.read_bytes())
+        with contextlib.closing(sqlite3.connect(copy)) as db:
+            found = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0]
+            return db.execute("SELECT count(*) FROM t").fetchone()[0] if found else 0
+
+    assert path.with_name("left.sqlite3-wal").exists() and rows_in_the_file_alone() == 0
+    close_log(str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.sqlite3", "left.sqlite3"]
+    assert rows_in_the_file_alone() == 100
+    close_log(str(tmp_path / "gone.sqlite3"))  # a database that is not there is not made
+    assert not (tmp_path / "gone.sqlite3").exists()
+
+
 def _log_pages(path) -> int:
     """How many pages the write-ahead log of the database at `path` holds (read by checkpointing it)."""
     with contextlib.closing(sqlite3.connect(path)) as db:

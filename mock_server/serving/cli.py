@@ -39,6 +39,7 @@ from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
 from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
+from ..store.sqlite import close_log
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
 from .server import WAIT_SAID_SECONDS, Server, raise_open_files_limit
@@ -520,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         return server.run()
     finally:
         if owner is not None:
+            close_log(database)  # the workers have ended: the last to close may have seen another still open
             owner.release()
         if scratch is not None:  # (a start refused earlier leaves it to the folder's own finalizer, at exit)
             scratch.cleanup()

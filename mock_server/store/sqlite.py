@@ -442,6 +442,21 @@ class SqliteStore:
         return state
 
 
+def close_log(path: str) -> None:
+    """Open the database at `path` once more and close it, after every process serving from it has closed its own
+    connections: the last connection to close copies the write-ahead log into the database and removes it with its
+    index. Two workers closing at the same moment can each still see the other's connection and both leave the log
+    beside the database, which alone then lacks what the log holds (a copy of the file, a backup). Does nothing where
+    the database is gone, or cannot be read; a connection still open elsewhere keeps the log, as it must."""
+    if not Path(path).is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads through the log, opening it
+    except sqlite3.Error:
+        pass
+
+
 def _real(value: float) -> float | None:
     return None if value == NEVER else value
 
