@@ -11,10 +11,10 @@ ARGS ?=
 serve: $(STAMP)
 	$(BIN)/ivh-mock serve --data-dir data $(ARGS)
 
-# Tests run on two workers more than the machine has cores: about a third of a test's time is spent waiting on a
+# Tests run on three workers more than the machine has cores: about a third of a test's time is spent waiting on a
 # subprocess or a socket, so spare workers keep every core busy (spec/DECISIONS.md D65). Tests sharing a module
 # fixture stay on one worker (tests/conftest.py).
-JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 2)")
+JOBS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 3)")
 
 # The suite starts about a hundred Python processes (servers, pytest runs, CLIs). They write and share bytecode
 # caches (__pycache__, ignored by git) even where PYTHONDONTWRITEBYTECODE is set, so a module is compiled, and a test
