@@ -120,9 +120,11 @@ def test_the_installed_contract_suite_runs_through_the_recording_proxy_against_a
     record, reports = tmp_path / "rec", tmp_path / "reports"
     with ServeProcess(tmp_path / "data", "--store", f"sqlite:{tmp_path / 'store.sqlite3'}", "--queue-seconds", "0.5",
                       "--render-startup", "1", cwd=app, command=str(bin_dir / "ivh-mock")) as served:
-        proxy = subprocess.Popen([str(bin_dir / "ivh-mock"), "proxy", "--upstream", served.url, "--port", "0",
-                                  "--record", str(record)], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        errors = tmp_path / "proxy.err"  # a file, not a pipe nobody reads while the suite runs
+        with open(errors, "w") as stderr:
+            proxy = subprocess.Popen([str(bin_dir / "ivh-mock"), "proxy", "--upstream", served.url, "--port", "0",
+                                      "--record", str(record)], cwd=app, stdout=subprocess.PIPE, stderr=stderr,
+                                     text=True)
         try:
             url = proxy.stdout.readline().split("listening on ", 1)[1].strip()
             env = {**os.environ, "IVH_APPKEY": "contract-from-wheel", "IVH_ACCESSTOKEN": "mock-accesstoken"}
@@ -136,9 +138,13 @@ def test_the_installed_contract_suite_runs_through_the_recording_proxy_against_a
             assert deep.returncode == 0, deep.stdout[-2000:] + deep.stderr[-2000:]
         finally:
             proxy.send_signal(signal.SIGTERM)
-            assert proxy.wait(timeout=30) == 0
-        errors = proxy.stderr.read()
-        assert "Traceback" not in errors and "ivh-mock proxy: drift" not in errors, errors[-3000:]
+            try:
+                ended = proxy.wait(timeout=30)
+            finally:
+                proxy.kill()
+                proxy.stdout.close()
+        said = errors.read_text()
+        assert ended == 0 and "Traceback" not in said and "ivh-mock proxy: drift" not in said, said[-3000:]
         assert served.stop() == 0 and "Traceback" not in served.errors(), served.errors()[-3000:]
     assert sum(1 for _ in read_records(record)) > 100
     drift = subprocess.run([str(bin_dir / "ivh-mock"), "drift", str(record), "--suite-report",
