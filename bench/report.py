@@ -389,7 +389,7 @@ WHY = {
                  "browser tests run on Chromium's headless shell (30 s of CPU to 14 s); five workers on two cores "
                  "instead of four. Fresh clones of the code before and after the last three of these, alternating "
                  "in the same hours: 162, 193 and 179 s of tests before, 163, 170 and 159 s after (and 153 s in a "
-                 "fast hour). What is left is "
+                 "fast hour; the run measured above came at a slow one, the loop taking 0.99 s). What is left is "
                  "whole processes, each showing something the others do not.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
