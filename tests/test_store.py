@@ -1245,6 +1245,10 @@ def test_a_log_its_writers_left_beside_a_sqlite_database_is_taken_in_by_closing_
     assert rows_in_the_file_alone() == 100
     close_log(str(tmp_path / "gone.sqlite3"))  # a database that is not there is not made
     assert not (tmp_path / "gone.sqlite3").exists()
+    (tmp_path / "junk.sqlite3").write_bytes(b"no database" * 100)  # nor is a file that is none touched, or a folder
+    close_log(str(tmp_path / "junk.sqlite3"))
+    close_log(str(tmp_path))
+    assert (tmp_path / "junk.sqlite3").read_bytes() == b"no database" * 100
 
 
 def _log_pages(path) -> int:

@@ -448,12 +448,12 @@ def close_log(path: str) -> None:
     index. Two workers closing at the same moment can each still see the other's connection and both leave the log
     beside the database, which alone then lacks what the log holds (a copy of the file, a backup). Does nothing where
     the database is gone, or cannot be read; a connection still open elsewhere keeps the log, as it must."""
-    if not Path(path).is_file():
-        return
     try:
+        if not Path(path).is_file():  # (sqlite3 would make an empty one)
+            return
         with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads through the log, opening it
-    except sqlite3.Error:
+    except (OSError, sqlite3.Error):  # its folder gone unreadable, the file no database, a lock held elsewhere
         pass
 
 
