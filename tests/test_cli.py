@@ -111,6 +111,16 @@ def test_a_server_the_tests_fork_is_a_process_of_its_own_as_a_started_one_is(tmp
     assert (tmp_path / "data" / "ivh-mock.sqlite3").stat().st_size > 0
 
 
+def test_a_relative_sqlite_store_in_folders_not_made_yet_is_made_there(tmp_path):
+    """`--store sqlite:new/deeper/db.sqlite3` (relative, its folders not there yet) held the start for good, at a
+    whole core and before a word: looking for the outermost folder to make, it looked for the parent of "" for ever."""
+    with ServeProcess(tmp_path / "data", "--store", "sqlite:new/deeper/db.sqlite3", cwd=tmp_path) as served:
+        assert post(served.url, "phototovideonotrain", TEXT_PAYLOAD)["Header"]["Code"] == 0
+        assert f"sqlite:{tmp_path / 'new' / 'deeper' / 'db.sqlite3'}" in served.banner
+    with contextlib.closing(sqlite3.connect(tmp_path / "new" / "deeper" / "db.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 1
+
+
 def test_a_stopped_server_leaves_its_whole_sqlite_store_in_the_database_file(tmp_path):
     """Workers had exited with their threads' connections open, leaving the write-ahead log and its index beside the
     database: a copy of the database file alone lacked what the log still held."""

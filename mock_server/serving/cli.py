@@ -373,9 +373,10 @@ def _unmake(made: list[str], files: list[str]) -> None:
 
 
 def _first_missing(path: str) -> str:
-    """The outermost folder of `path` that does not exist yet (what making `path` makes)."""
-    while not os.path.exists(os.path.dirname(path)):
-        path = os.path.dirname(path)
+    """The outermost folder of `path` that does not exist yet (what making `path` makes). A relative path's top
+    folder has no parent to look for: `sqlite:new/db.sqlite3` had looked for the parent of "" for ever, at start."""
+    while (parent := os.path.dirname(path)) and parent != path and not os.path.exists(parent):
+        path = parent
     return path
 
 
@@ -449,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         # made and removed by the master: a worker killed by a hurried stop could not remove one of its own
         scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
-    if database not in ("", ":memory:"):
-        store = "sqlite:" + os.path.abspath(os.path.expanduser(database))
+    if database not in ("", ":memory:"):  # relative to the folder it was started in, whatever the workers do
+        database = os.path.abspath(os.path.expanduser(database))
+        store = "sqlite:" + database
     # what can be checked without making anything is checked first: a start refused later had left a data directory,
     # a database and its owner file behind
     problem = _check_port(args.host, args.port)
