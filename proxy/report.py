@@ -17,7 +17,7 @@ from ivh_mock.spec import drift
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
 from .forward import APP_GONE
-from .recorder import PREFIX, is_number, ordered_records
+from .recorder import PREFIX, is_number, ordered_records, recording_files
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -222,6 +222,14 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
         report["sources"].append(unread)
     merged = drift.merge([*suites, report]) if suites else report
     folder = Path(out) if out else (directory if directory.is_dir() else directory.parent)
+    if pace_file:  # written last, over whatever is there: it had replaced the recording it came from, or the report
+        read = [directory] if directory.is_file() else recording_files(directory)
+        kept = {"a recording it reads": read, "a suite report it reads": [Path(path) for path in suite_reports],
+                "the report it writes": [folder / drift.JSON_NAME, folder / drift.MARKDOWN_NAME]}
+        for what, paths in kept.items():
+            if any(_same_file(Path(pace_file), path) for path in paths):
+                return _refuse(f"--pace-file {pace_file} is {what}: the pace would be written over it; give "
+                               f"another file (by default it goes beside the report, as pace.json)")
     made = [path for path in (folder, *folder.parents) if not path.exists()]  # what writing the report makes
     try:
         json_path, md_path = drift.write(merged, folder)
@@ -250,6 +258,14 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
             echo(f"pace warning: {merged['pace']['warning']}")
     echo(f"report: {json_path} and {md_path}")
     return 0 if drift.conforms(merged) else 1
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether `one` and `other` name one file (through a link, `..` or another spelling of it)."""
+    try:
+        return one.resolve() == other.resolve() or (one.exists() and other.exists() and one.samefile(other))
+    except (OSError, RuntimeError):  # a path that cannot be resolved (a loop of links) names no file of the others
+        return False
 
 
 def _failure_kind(error: str) -> str:

@@ -947,6 +947,28 @@ def test_drift_names_where_it_cannot_write(tmp_path, capsys, monkeypatch):
         key: pace[key] for key in ("queue_seconds", "render_speed", "render_startup_seconds")}
 
 
+def test_a_pace_file_named_as_one_of_drifts_own_inputs_or_reports_is_refused_and_nothing_is_written(
+        tmp_path, capsys, monkeypatch):
+    """`--pace-file` named as the recording drift read had replaced it with the pace (exit 0, "written to ..."), and
+    named as the report, the report; the next drift then found no recording at all."""
+    record = _recording(tmp_path / "rec")
+    recording = recording_files(record)[0]
+    before = recording.read_bytes()
+    (tmp_path / "suite.json").write_text(json.dumps({"target": "t", "is_mock": True, "probes": []}))
+    pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
+    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails: pace)  # as if a task had been followed
+    for named, what in ((recording, "a recording it reads"), (record / ".." / "rec" / recording.name, "a recording"),
+                        (tmp_path / "suite.json", "a suite report it reads"),
+                        (record / drift.JSON_NAME, "the report it writes"),
+                        (record / drift.MARKDOWN_NAME, "the report it writes")):
+        error = _drift_refusal(capsys, record, "--suite-report", tmp_path / "suite.json", "--pace-file", named)
+        assert f"--pace-file {named} is {what}" in error
+    assert recording.read_bytes() == before and not (record / drift.JSON_NAME).exists()
+    assert json.loads((tmp_path / "suite.json").read_text())["target"] == "t"
+    status, out = _drift(recording, "--pace-file", recording)  # one file given as the recording
+    assert status == 2 and recording.read_bytes() == before
+
+
 def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
     record = tmp_path / "rec"
     with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
