@@ -35,9 +35,11 @@ class Recorder:
         if max_file_bytes < 1024 or max_total_bytes < max_file_bytes:
             raise ValueError("max_file_bytes must be at least 1024 and max_total_bytes at least max_file_bytes")
         self.directory = Path(directory)
+        made = [path for path in (self.directory, *self.directory.parents) if not path.exists()]
         try:
             self.directory.mkdir(mode=0o700, parents=True)
-            os.chmod(self.directory, 0o700)  # whatever the umask
+            for path in made:  # whatever the umask, the folders made on the way too (they had been 0755)
+                os.chmod(path, 0o700)
         except FileExistsError:  # the user's own folder (`--record .`, a shared one) keeps its mode: it had been made
             if not self.directory.is_dir():  # 0700, and `--record /tmp` locked everyone else out of /tmp
                 raise

@@ -238,8 +238,12 @@ def test_a_folder_the_recorder_did_not_make_keeps_its_mode(tmp_path):
     os.chmod(shared, 0o1777)
     Recorder(shared).write({"kind": "exchange"})
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
-    Recorder(tmp_path / "made" / "deeper")
-    assert stat.S_IMODE((tmp_path / "made" / "deeper").stat().st_mode) == 0o700
+    (tmp_path / "open").mkdir()
+    os.chmod(tmp_path / "open", 0o755)
+    Recorder(tmp_path / "open" / "made" / "deeper")
+    assert stat.S_IMODE((tmp_path / "open" / "made" / "deeper").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "open" / "made").stat().st_mode) == 0o700  # made on the way: it had been 0755
+    assert stat.S_IMODE((tmp_path / "open").stat().st_mode) == 0o755  # there before
 
 
 def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstream, tmp_path):
