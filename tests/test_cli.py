@@ -342,6 +342,20 @@ def test_strict_accounts_are_listed_in_the_banner(tmp_path):
         process.wait()
 
 
+def test_drift_refuses_an_empty_path_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """`drift ''` (an unset $VARIABLE) had read the folder it ran in; an empty --out or --pace-file meant the
+    default."""
+    monkeypatch.chdir(tmp_path)
+    for args, says in (([""], "DIR is empty: give a path\n"),
+                       (["rec", "--out", ""], "--out is empty: give a path, or leave the option out for the default"),
+                       (["rec", "--pace-file", ""], "--pace-file is empty"),
+                       (["rec", "--suite-report", "a.json", "--suite-report", ""], "--suite-report is empty")):
+        assert cli.main(["drift", *args]) == 2, args
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("ivh-mock drift: ") and says in captured.err, args
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, message", [
     (["--accounts", "/nonexistent/accounts.yaml"], "cannot read accounts file"),
     (["--profile", "mars"], "invalid choice: 'mars'"),
@@ -368,6 +382,9 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
             (["--replay", str(tmp_path / "none")], "--replay"),
             (["--store", ""], "--store is empty: give one, or leave the option out for the default"),
             (["--data-dir", ""], "--data-dir is empty"),
+            # an empty --accounts had served any appkey, under a banner saying so; an empty --replay replayed nothing
+            (["--accounts", ""], "--accounts is empty: give one, or leave the option out for the default"),
+            (["--replay", " "], "--replay is empty"),
             (["--store", "redis://127.0.0.1:1/abc"], "the Redis store's database 'abc' is not a number of 0 or more"),
             (["--store", "redis://127.0.0.1:1/-1"], "the Redis store's database '-1' is not a number of 0 or more"),
             # a URL that does not split had ended in a traceback, raised again as the refusal was written

@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "drift":
         from ivh_mock.proxy import report
 
+        for option, value in (("DIR", args.recordings), ("--out", args.out), ("--pace-file", args.pace_file),
+                              *(("--suite-report", path) for path in args.suite_report or ())):
+            if value is not None and not value.strip():  # an unset $VARIABLE: `drift ''` had read the folder it ran in
+                default = "" if option == "DIR" else ", or leave the option out for the default"
+                print(f"ivh-mock drift: {option} is empty: give a path{default}", file=sys.stderr)
+                return 2
         return report.run(args.recordings, suite_reports=args.suite_report, out=args.out, pace_file=args.pace_file)
     try:
         timing = timing_of(args)
@@ -428,8 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay and args.workers > 1:
         print("ivh-mock: --replay follows each replayed task in one process; use it with one worker", file=sys.stderr)
         return 2
-    for option, value in (("--store", args.store), ("--data-dir", args.data_dir)):
-        if value is not None and not value.strip():  # an unset $VARIABLE: not the default, which it had meant
+    for option, value in (("--store", args.store), ("--data-dir", args.data_dir), ("--accounts", args.accounts),
+                          ("--replay", args.replay)):
+        # an unset $VARIABLE: not the default, which it had meant (an empty --accounts had served any appkey)
+        if value is not None and not value.strip():
             print(f"ivh-mock: {option} is empty: give one, or leave the option out for the default", file=sys.stderr)
             return 2
     token = args.control_token
