@@ -373,6 +373,7 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
     $VARIABLE) meant the default; a refused accounts file, --replay or store had left the data directory, a database
     and its owner file behind."""
     (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "dd" / "ivh-mock.sqlite3").mkdir(parents=True)
     data = tmp_path / "new" / "data"
     for args, says in (
             (["--host", "nonexistent.invalid"], "cannot listen on nonexistent.invalid:0: "),
@@ -405,7 +406,14 @@ def test_a_refused_start_says_why_in_one_line_and_leaves_nothing_made(tmp_path, 
                                                              "redis-py reads of it"),
             # an unset $VARIABLE: bound, it had listened on every address
             (["--host", ""], "--host is empty: give an address, or leave the option out for 127.0.0.1"),
-            (["--store", f"sqlite:{tmp_path}"], f"ivh-mock: --store sqlite:{tmp_path}: "),
+            (["--store", f"sqlite:{tmp_path}"], f"ivh-mock: --store sqlite:{tmp_path}: it is a directory: give the "
+                                                f"database file's path, such as sqlite:{tmp_path}/ivh-mock.sqlite3"),
+            (["--data-dir", str(tmp_path / "dd")], "the store sqlite:"  # its database a folder, made above
+             f"{tmp_path / 'dd' / 'ivh-mock.sqlite3'} (in the data directory) is a directory, where its database "
+             "file goes: move it away, or give another --data-dir"),
+            # a URL's form had been read as a path from the root: /x.db
+            (["--store", "sqlite://x.db"], "--store sqlite://x.db: sqlite: takes a path, not a URL"),
+            (["--store", "sqlite:///x.db"], "--store sqlite:///x.db: sqlite: takes a path, not a URL"),
             (["--store", "redis://127.0.0.1:1/0"], "ivh-mock: --store redis://127.0.0.1:1/0: ")):
         data_dir = [] if "--data-dir" in args else ["--data-dir", str(data)]
         assert cli.main(["serve", "--port", "0", *data_dir, *args]) == 2, args

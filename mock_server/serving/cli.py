@@ -458,6 +458,17 @@ def main(argv: list[str] | None = None) -> int:
         # made and removed by the master: a worker killed by a hurried stop could not remove one of its own
         scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
+    if database.startswith("//"):  # a URL's form: `sqlite://x.db` had made /x.db, at the root, under that banner
+        print(f"ivh-mock: --store {store}: sqlite: takes a path, not a URL: sqlite:x.db (in this folder) or "
+              f"sqlite:/path/to/x.db", file=sys.stderr)
+        return 2
+    if os.path.isdir(database):  # had been said as SQLite says it: "unable to open database file"
+        why = (f"--store {store}: it is a directory: give the database file's path, such as "
+               f"sqlite:{os.path.join(database, 'ivh-mock.sqlite3')}" if args.store else
+               f"the store {store} (in the data directory) is a directory, where its database file goes: move it "
+               f"away, or give another --data-dir")
+        print(f"ivh-mock: {why}", file=sys.stderr)
+        return 2
     if database not in ("", ":memory:"):  # relative to the folder it was started in, whatever the workers do
         database = os.path.abspath(os.path.expanduser(database))
         store = "sqlite:" + database
