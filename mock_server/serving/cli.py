@@ -462,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: --store {store}: sqlite: takes a path, not a URL: sqlite:x.db (in this folder) or "
               f"sqlite:/path/to/x.db", file=sys.stderr)
         return 2
+    if database not in ("", ":memory:"):  # relative to the folder it was started in, whatever the workers do
+        database = os.path.abspath(os.path.expanduser(database))
+        store = "sqlite:" + database
     if os.path.isdir(database):  # had been said as SQLite says it: "unable to open database file"
         why = (f"--store {store}: it is a directory: give the database file's path, such as "
                f"sqlite:{os.path.join(database, 'ivh-mock.sqlite3')}" if args.store else
@@ -469,9 +472,6 @@ def main(argv: list[str] | None = None) -> int:
                f"away, or give another --data-dir")
         print(f"ivh-mock: {why}", file=sys.stderr)
         return 2
-    if database not in ("", ":memory:"):  # relative to the folder it was started in, whatever the workers do
-        database = os.path.abspath(os.path.expanduser(database))
-        store = "sqlite:" + database
     # what can be checked without making anything is checked first: a start refused later had left a data directory,
     # a database and its owner file behind
     problem = _check_port(args.host, args.port)
