@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import yaml
@@ -372,6 +372,12 @@ def _unmake(made: list[str], files: list[str]) -> None:
                 os.rmdir(folder)
 
 
+def _empty(options: Iterable[tuple[str, str | None]]) -> str | None:
+    """The name of the first of `options` (name, value) given empty or blank, or None: an unset $VARIABLE in a
+    script, which is not the default it meant."""
+    return next((name for name, value in options if value is not None and not value.strip()), None)
+
+
 def _first_missing(path: str) -> str:
     """The outermost folder of `path` that does not exist yet (what making `path` makes). A relative path's top
     folder has no parent to look for: `sqlite:new/db.sqlite3` had looked for the parent of "" for ever, at start."""
@@ -419,12 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "drift":
         from ivh_mock.proxy import report
 
-        for option, value in (("DIR", args.recordings), ("--out", args.out), ("--pace-file", args.pace_file),
-                              *(("--suite-report", path) for path in args.suite_report or ())):
-            if value is not None and not value.strip():  # an unset $VARIABLE: `drift ''` had read the folder it ran in
-                default = "" if option == "DIR" else ", or leave the option out for the default"
-                print(f"ivh-mock drift: {option} is empty: give a path{default}", file=sys.stderr)
-                return 2
+        empty = _empty((("DIR", args.recordings), ("--out", args.out), ("--pace-file", args.pace_file),
+                        *(("--suite-report", path) for path in args.suite_report or ())))
+        if empty:  # `drift ''` had read the folder it ran in
+            default = "" if empty == "DIR" else ", or leave the option out for the default"
+            print(f"ivh-mock drift: {empty} is empty: give a path{default}", file=sys.stderr)
+            return 2
         return report.run(args.recordings, suite_reports=args.suite_report, out=args.out, pace_file=args.pace_file)
     try:
         timing = timing_of(args)
@@ -434,12 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay and args.workers > 1:
         print("ivh-mock: --replay follows each replayed task in one process; use it with one worker", file=sys.stderr)
         return 2
-    for option, value in (("--store", args.store), ("--data-dir", args.data_dir), ("--accounts", args.accounts),
-                          ("--replay", args.replay)):
-        # an unset $VARIABLE: not the default, which it had meant (an empty --accounts had served any appkey)
-        if value is not None and not value.strip():
-            print(f"ivh-mock: {option} is empty: give one, or leave the option out for the default", file=sys.stderr)
-            return 2
+    empty = _empty((("--store", args.store), ("--data-dir", args.data_dir), ("--accounts", args.accounts),
+                    ("--replay", args.replay)))
+    if empty:  # (an empty --accounts had served any appkey)
+        print(f"ivh-mock: {empty} is empty: give one, or leave the option out for the default", file=sys.stderr)
+        return 2
     token = args.control_token
     if token is None and not is_loopback(args.host):
         token = secrets.token_urlsafe(18)  # beyond loopback the control API is never open
@@ -623,7 +628,7 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"ivh-mock: --max-total-mb ({args.max_total_mb}) must be at least --max-file-mb ({args.max_file_mb})",
               file=sys.stderr)
         return 2
-    if not args.record.strip():  # an unset $VARIABLE: it had recorded into the current folder, its banner blank
+    if _empty((("--record", args.record),)):  # it had recorded into the current folder, its banner blank
         print("ivh-mock: --record is empty: give the directory of the recordings", file=sys.stderr)
         return 2
     problem = _check_port(args.host, args.port)
