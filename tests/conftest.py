@@ -105,6 +105,30 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which starts the workers
+def pytest_sessionstart(session):
+    """In the first `make test` of a fresh clone every worker compiled every test module and all it imports, the
+    same work side by side in five processes: the workers took 23 to 25 s to collect on two cores, 8 to 9 s once it
+    was compiled. Imported here first, once, before the workers start (18 to 20 s in all). A run that finds every
+    test module compiled skips this."""
+    config = session.config
+    if getattr(config, "workerinput", None) is not None or config.getoption("dist", "no") == "no" \
+            or sys.dont_write_bytecode:
+        return
+    from _pytest.assertion.rewrite import PYC_TAIL
+    from _pytest.pathlib import import_path
+
+    modules = sorted(Path(__file__).parent.glob("test_*.py"))
+    if all((path.parent / "__pycache__" / (path.stem + PYC_TAIL)).exists() for path in modules):
+        return
+    for path in modules:
+        try:
+            import_path(path, mode=config.getoption("importmode"), root=config.rootpath,
+                        consider_namespace_packages=config.getini("consider_namespace_packages"))
+        except Exception:  # noqa: BLE001 - a module that cannot be imported is reported by the workers, as always
+            pass
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture

@@ -14,7 +14,6 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_se
 from ivh_mock.spec.signing import signed_query
 
 from .conftest import AUDIO_PAYLOAD, T0, TIMING, RawServer, Redirector, close_waits
-from .s3 import S3Server
 from .test_lifecycle import text
 
 FRAME_MS = 40  # the video's time base is 25 frames a second
@@ -23,6 +22,8 @@ SENTENCE_SRT = "1\n00:00:00,000 --> 00:00:02,000\n你好，我是虚拟主播。
 
 @pytest.fixture(scope="module")
 def s3():
+    from .s3 import S3Server  # moto and boto3: imported by the one worker these tests run on, not by every worker
+
     with S3Server() as server:
         yield server
 
