@@ -134,15 +134,23 @@ def pytest_collection_modifyitems(items):
     """Under `make test` (pytest-xdist, --dist loadgroup) the tests of a module that share a module-scoped fixture
     (a built wheel, a served mock, a browser) run on one worker, so it is built once, not once per worker; every other
     test goes to whichever worker is free. The longest work is handed out first (such modules, then the tests marked
-    slow), so that no worker is still busy with it when the others have run out of tests."""
+    slow and the contract suite's own), so that no worker is still busy with it when the others have run out of
+    tests."""
     grouped = set()
     for item in items:
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
         if any(fixture.scope == "module" for defs in definitions.values() for fixture in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
             grouped.add(item.nodeid)
-    # a module's tests stay together (its fixture is built once even without xdist); the sort is stable
-    items.sort(key=lambda item: (0, 0) if item.nodeid in grouped else (1, item.get_closest_marker("slow") is None))
+    # a module's tests stay together (its fixture is built once even without xdist); the sort is stable. The contract
+    # suite's own tests (Hypothesis's examples sent through the whole mock, its state machine 4 s alone) were handed
+    # out last, after two thousand short ones: one worker ran the state machine while the others had finished.
+    def weight(item):
+        if item.nodeid in grouped:
+            return 0
+        return 1 if item.get_closest_marker("slow") or item.nodeid.startswith("contract_tests/") else 2
+
+    items.sort(key=weight)
 
 
 def pytest_collection_finish(session):
