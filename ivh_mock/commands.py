@@ -10,6 +10,7 @@ imported. This module imports nothing of the package's own, so that it is import
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import signal
 import sys
@@ -32,7 +33,12 @@ def _run(module: str, name: str) -> int:
             main = importlib.import_module(module).main
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is raised here
-        return main()
+        status = main()
+        # Python's exit then walks every object the command made or imported, to collect the garbage a moment
+        # before the process ends anyway: 0.1 to 0.2 s of CPU a stop of `ivh-mock serve`. Frozen, they are not
+        # walked; what is freed as the modules go, and what atexit does, still runs.
+        gc.freeze()
+        return status
     except KeyboardInterrupt:
         # the command ends: another Ctrl-C (a terminal's group, `timeout -s INT` sends two) is not to cut short what
         # Python still does as it exits (a scratch folder's removal had printed a KeyboardInterrupt's traceback)

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import resource
+import select
 import signal
 import socket
 import sys
@@ -144,7 +145,7 @@ class Server:
             # free at once (a restart had waited out the whole grace) and a new connection is refused, not left in
             # the backlog to be reset when the last copy closed
             listener.close()
-            _stop_all(workers, self._grace_seconds, hurry)
+            _stop_all(workers, self._grace_seconds, hurry, woken=self._wakeup[0])
             signal.set_wakeup_fd(previous_wakeup)
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -699,10 +700,12 @@ def _stop_with_master(master: int) -> None:
 
 
 def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRACE_SECONDS,
-              hurry: list[int] | None = None) -> None:
+              hurry: list[int] | None = None, woken: int | None = None) -> None:
     """SIGTERM every worker, give them `grace_seconds` to finish, then SIGKILL what is left; at once as soon as
     `hurry` holds something (a second SIGTERM or Ctrl-C: the master had died of it at once, and its workers went on
-    alone, writing to the terminal after its prompt came back)."""
+    alone, writing to the terminal after its prompt came back). `woken`, the read end of the signals' wakeup pipe,
+    ends each wait as soon as a signal comes (a worker's end, SIGCHLD): a stop had slept through a worker that ended
+    in 9 ms, then once more with none left, 100 ms in all."""
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -724,7 +727,12 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
             say(f"ivh-mock: stopping: what is under way ends first: a request within {dispatch.STOP_SECONDS} s, a "
                 f"callback or an upload within {grace_seconds:.0f} s; SIGTERM or Ctrl-C again stops at once")
             said = True
-        time.sleep(0.05)
+        if not workers:
+            break
+        if woken is None:
+            time.sleep(0.05)
+        elif select.select([woken], [], [], 0.05)[0]:
+            os.read(woken, 512)
     killed = len(workers)
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
