@@ -68,6 +68,31 @@ def mock(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None
                                 dict(os.environ if env is None else env))
 
 
+def mock_run(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the command `ivh-mock *args` to its end, as `subprocess.run(..., capture_output=True, text=True,
+    timeout=timeout)` would: for the starts a test expects refused. One that serves instead is killed, with its
+    workers, once the timeout is up."""
+    process = mock(args, cwd=cwd, env=env)
+    read: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda name=name: read.update({name: getattr(process, name).read()}),
+                                daemon=True) for name in ("stdout", "stderr")]  # both at once: a full pipe waits
+    for reader in readers:
+        reader.start()
+    try:
+        returncode = process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its own session and group, its workers in it
+            process.wait(15)
+        for reader in readers:
+            reader.join(15)
+        for stream in (process.stdout, process.stderr):
+            stream.close()
+    return subprocess.CompletedProcess([MOCK, *args], returncode, read.get("stdout", ""), read.get("stderr", ""))
+
+
 class Forked:
     """A forked `ivh-mock` as the tests use a `subprocess.Popen`: `pid`, `stdout` and `stderr` (text), `poll`,
     `wait`, `send_signal`, `terminate`, `kill`, `returncode`."""

@@ -19,6 +19,7 @@ from ivh_mock.mock_server.config import Config
 from ivh_mock.mock_server.serving import cli
 from ivh_mock.spec.signing import signed_query
 
+from . import forked
 from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, group_members, until
 
 SCRIPT = Path(MOCK)
@@ -388,8 +389,7 @@ def test_drift_refuses_an_empty_path_and_writes_nothing(tmp_path, capsys, monkey
     (["--profile", "mars"], "invalid choice: 'mars'"),
 ])
 def test_bad_options_exit_2_with_a_message_and_no_traceback(args, message):
-    result = subprocess.run([str(SCRIPT), "serve", "--port", "0", *args], capture_output=True, text=True,
-                            timeout=30)
+    result = forked.mock_run(["serve", "--port", "0", *args], timeout=30)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -625,7 +625,7 @@ def test_a_busy_port_is_reported(server):
     url, _, _ = server
     port = url.rsplit(":", 1)[1]
     started = time.monotonic()
-    result = subprocess.run([str(SCRIPT), "serve", "--port", port], capture_output=True, text=True, timeout=30)
+    result = forked.mock_run(["serve", "--port", port], timeout=30)
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
     # after giving the port time to be freed, as the workers of a killed master free it (D55)
     assert time.monotonic() - started >= cli.PORT_WAIT_SECONDS
@@ -847,13 +847,12 @@ def test_a_bad_option_value_is_named_with_its_rule(option, value, says, capsys):
 
 def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
     with ServeProcess(tmp_path / "data") as first:
-        second = subprocess.run([str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
-                                capture_output=True, text=True, timeout=30)
+        second = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], timeout=30)
         assert second.returncode == 2 and "Traceback" not in second.stderr
         assert f"in use by another ivh-mock (pid {first.process.pid}, listening on {first.url})" in second.stderr
         store = f"sqlite:{tmp_path / 'data' / 'ivh-mock.sqlite3'}"  # the same store from another data directory
-        third = subprocess.run([str(SCRIPT), "serve", "--port", "0", "--data-dir", str(tmp_path / "other"),
-                                "--store", store], capture_output=True, text=True, timeout=30)
+        third = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path / "other"), "--store", store],
+                                timeout=30)
         assert third.returncode == 2 and f"pid {first.process.pid}" in third.stderr
         first.kill()  # dies without cleaning up: the lock goes with it
     with ServeProcess(tmp_path / "data") as after:

@@ -23,7 +23,8 @@ from ivh_mock.mock_server.serving import balance, dispatch
 from ivh_mock.mock_server.serving.testing import CallbackReceiver
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import MOCK, PATHS, TEXT_PAYLOAD, ServeProcess, answer_bodies, redis_store, until
+from . import forked
+from .conftest import PATHS, TEXT_PAYLOAD, ServeProcess, answer_bodies, redis_store, until
 
 FAST = ("--queue-seconds", "1", "--render-startup", "2", "--render-speed", "0.25")
 
@@ -191,8 +192,7 @@ def test_sigkill_under_load_loses_no_returned_task_and_callbacks_follow_a_restar
     (["--workers", "0"], "'0' is not a whole number from 1 to 256"),
 ])
 def test_bad_store_or_worker_options_exit_2_with_a_message(args, message, tmp_path):
-    result = subprocess.run([MOCK, "serve", "--port", "0", "--data-dir", str(tmp_path), *args], capture_output=True,
-                            text=True, timeout=60)
+    result = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path), *args])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
 
