@@ -15,8 +15,15 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer, d
 
 from .conftest import TEXT_PAYLOAD, TIMING
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
+
+def expect(*args, **kwargs):
+    """Playwright's `expect`. Playwright is imported by the browser fixture, on the one worker these tests run on (its
+    modules took half a second to compile in a fresh clone, before any test ran), not by every worker's collection."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(*args, **kwargs)
+
+
 SCREENSHOTS = Path("reports/screenshots")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update", "--mute-audio"]
@@ -39,6 +46,7 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
     path = chromium_path()
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
