@@ -1091,6 +1091,24 @@ def test_the_default_data_directory_is_the_users_state_directory(tmp_path):
     assert not (tmp_path / "memory-state").exists() and list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_a_stop_signal_that_comes_once_the_workers_have_ended_cuts_no_cleanup_short(tmp_path):
+    """Ctrl-C, then SIGTERM to the group a moment later: a SIGTERM that came once the workers had ended killed the
+    master while it removed the memory store's scratch folder, which was left behind, with SIGTERM's exit status."""
+    served = ServeProcess(None, "--store", "memory", env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        [scratch] = list(tmp_path.iterdir())
+        for index in range(20_000):  # its removal takes a while
+            (scratch / str(index)).touch()
+        workers = set(group_members(served.process.pid)) - {served.process.pid}
+        os.killpg(served.process.pid, signal.SIGINT)
+        until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), seconds=15, pause=0)  # reaped
+        os.killpg(served.process.pid, signal.SIGTERM)
+        assert served.process.wait(timeout=15) == 0
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        served.kill()
+
+
 def test_a_hurried_stop_leaves_no_temporary_folder_behind(tmp_path):
     """Two stop signals at once (Ctrl-C and SIGTERM to the group) kill the workers at once: each worker had made the
     memory store's temporary folder itself, and one killed so left it behind (11 times in 12)."""

@@ -99,7 +99,8 @@ class Server:
         self._wakeup: tuple[int, ...] = ()  # the pipe signals wake the master's wait through (run)
 
     def run(self) -> int:
-        """Serve until SIGTERM, SIGINT, SIGHUP or SIGQUIT; return the exit status (0 after a clean stop)."""
+        """Serve until SIGTERM, SIGINT, SIGHUP or SIGQUIT; return the exit status (0 after a clean stop). Once the
+        workers have ended, those signals are ignored: what is left is the process's own cleanup."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -148,7 +149,11 @@ class Server:
             _stop_all(workers, self._grace_seconds, hurry, woken=self._wakeup[0])
             signal.set_wakeup_fd(previous_wakeup)
             for number, handler in previous.items():
-                signal.signal(number, handler)
+                # a stop signal that comes now has nothing left to stop: given back its default, one sent a moment
+                # after the first (Ctrl-C, then SIGTERM to the group) had killed the master as it removed its scratch
+                # folder, the folder left behind and the exit status SIGTERM's
+                stop = number in (signal.SIGTERM, *_STOP_SIGNALS)
+                signal.signal(number, signal.SIG_IGN if stop else handler)
             for end in self._wakeup:
                 os.close(end)
         return 0
