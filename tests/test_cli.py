@@ -1109,6 +1109,26 @@ def test_a_stop_signal_that_comes_once_the_workers_have_ended_cuts_no_cleanup_sh
         served.kill()
 
 
+def test_a_server_started_with_nohup_lives_through_a_hang_up(tmp_path):
+    """`nohup ivh-mock serve &`: the master put its stop on SIGHUP over the ignore nohup had set, so closing the
+    terminal stopped the server nohup was to keep."""
+    process = subprocess.Popen(["nohup", MOCK, "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        url = process.stdout.readline().split("listening on ", 1)[1].strip()
+        os.killpg(process.pid, signal.SIGHUP)  # as a closed terminal sends it, to the whole group
+        time.sleep(0.5)
+        assert process.poll() is None
+        assert requests.get(f"{url}/__mock__/clock", timeout=10).status_code == 200
+        process.terminate()
+        _, said = process.communicate(timeout=15)
+        assert process.returncode == 0 and "Traceback" not in said, said
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def test_a_hurried_stop_leaves_no_temporary_folder_behind(tmp_path):
     """Two stop signals at once (Ctrl-C and SIGTERM to the group) kill the workers at once: each worker had made the
     memory store's temporary folder itself, and one killed so left it behind (11 times in 12)."""

@@ -126,7 +126,10 @@ class Server:
                     for number in (signal.SIGTERM, *_STOP_SIGNALS, *_IGNORED_SIGNALS, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wakeup[1])
         for number in (signal.SIGTERM, *_STOP_SIGNALS):
-            signal.signal(number, asked)
+            # a hang-up ignored from the start stays ignored: that is what `nohup ivh-mock serve &` asks for (a
+            # closed terminal had stopped a server started so)
+            if not (number == signal.SIGHUP and previous[number] is signal.SIG_IGN):
+                signal.signal(number, asked)
         for number in _IGNORED_SIGNALS:
             signal.signal(number, lambda signum, frame: ignored.append(signum))
         signal.signal(signal.SIGCHLD, _noticed)  # a worker's death writes to the pipe too (no handler: nothing does)
