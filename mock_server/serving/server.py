@@ -748,8 +748,8 @@ def _stop_all(workers: dict[int, tuple[float, int]], grace_seconds: float = GRAC
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     if killed and hurry:
-        say(f"ivh-mock: stopped at once, {killed} worker(s) killed: whatever they had under way was cut short (a "
-            "callback or an upload among it is sent again after the next start, once its claim lapses)")
+        say(f"ivh-mock: stopped at once, {killed} worker(s) killed: anything they still had under way was cut short "
+            "(a callback or an upload among it is sent again after the next start, once its claim lapses)")
 
 
 def raise_open_files_limit() -> None:
