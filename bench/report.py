@@ -386,8 +386,8 @@ WHY = {
                  "from 23 to 25 s to 18 to 20 s); a served mock's stop no longer sleeps out a poll or walks its heap "
                  "as it exits (0.53 s of CPU a start and stop to 0.27 s); the contract suite's tests are handed out "
                  "with the slow ones. Fresh clones, at hours of the same speed (the loop at 1.01 to 1.07 s): 204 s "
-                 "before the stop's and the refused starts' changes, 186 and 192 s after; at a faster hour (the loop "
-                 "at 0.75 to 0.84 s), 183 s before them. "
+                 "before the stop's and the refused starts' changes, 186 and 192 s after; at faster hours (the loop "
+                 "at 0.75 to 0.84 s), 183 s before them and 191 s after all of them, the run recorded above. "
                  "What is left is whole processes, each showing something the others do not.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
