@@ -1019,13 +1019,25 @@ def test_a_stop_waits_on_its_workers_ends_not_on_a_clock(monkeypatch):
 
     from ivh_mock.mock_server.serving import server
 
-    waits = []
+    waits, reaped = [], []  # each wait's end: woken or not; how many waits came before the worker was reaped
 
-    def select(read, write, error, timeout):
-        waits.append(timeout)
-        return __import__("select").select(read, write, error, timeout)
+    def select(read, write, error, timeout):  # a wait the clock would end only after 10 s, not 50 ms
+        ready = __import__("select").select(read, write, error, 10)
+        waits.append(bool(ready[0]))
+        return ready
+
+    class Os:  # the os module, noting when the worker is reaped
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def waitpid(self, pid, options):
+            done = os.waitpid(pid, options)
+            if done[0]:
+                reaped.append(len(waits))
+            return done
 
     monkeypatch.setattr(server, "select", SimpleNamespace(select=select))
+    monkeypatch.setattr(server, "os", Os())
     monkeypatch.setattr(server.time, "sleep", lambda seconds: pytest.fail(f"slept {seconds} s"))
     worker = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE)
@@ -1043,7 +1055,9 @@ def test_a_stop_waits_on_its_workers_ends_not_on_a_clock(monkeypatch):
         os.close(wake)
         worker.stdout.close()
         worker.poll()  # reaped by _stop_all
-    assert len(waits) <= 1 and time.monotonic() - began < 30  # woken by the worker's end, then no wait at all
+    # every wait was ended by the worker's end, not by the clock, and none came once it was reaped
+    assert reaped == [len(waits)] and all(waits), (reaped, waits)
+    assert time.monotonic() - began < 10
 
 
 _STOPS_IN_A_SECOND = """
