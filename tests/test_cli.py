@@ -1144,6 +1144,27 @@ def test_a_server_started_with_nohup_lives_through_a_hang_up(tmp_path):
         process.wait()
 
 
+def test_a_stop_signal_before_the_banner_ends_the_start_as_ctrl_c_does_leaving_nothing(tmp_path):
+    """A supervisor's SIGTERM during the start (here while a long accounts file is read) killed the process by the
+    system's default, before the server's handlers were set: the memory store's scratch folder stayed behind."""
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n" + "".join(f"  - {{appkey: app-{index}, accesstoken: token-{index}}}\n"
+                                                  for index in range(5000)), encoding="utf-8")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process = forked.mock(["serve", "--port", "0", "--store", "memory", "--accounts", str(accounts)],
+                          env={**os.environ, "TMPDIR": str(temporary)})
+    try:
+        until(lambda: list(temporary.iterdir()), seconds=30, pause=0.001)  # the scratch folder is made
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 130 and process.stderr.read() == "\nivh-mock: interrupted\n"
+        assert list(temporary.iterdir()) == []
+    finally:
+        process.kill()
+        process.stdout.close()
+        process.stderr.close()
+
+
 def test_a_hurried_stop_leaves_no_temporary_folder_behind(tmp_path):
     """Two stop signals at once (Ctrl-C and SIGTERM to the group) kill the workers at once: each worker had made the
     memory store's temporary folder itself, and one killed so left it behind (11 times in 12)."""

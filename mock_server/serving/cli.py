@@ -351,6 +351,11 @@ def _store_files_missing(database: str) -> list[str]:
     return [database + suffix for suffix in _STORE_FILES if not os.path.exists(database + suffix)]
 
 
+def _start_interrupted(signum: int, frame: Any) -> None:
+    """A stop signal's handler while `ivh-mock serve` starts: as Ctrl-C, the start ends and undoes what it made."""
+    raise KeyboardInterrupt
+
+
 def _undo_start(owner: StoreOwner | None, made: list[str], files: list[str]) -> None:
     """Remove what a start that stops before serving made (`_unmake`), and let the store go."""
     if owner is not None:  # held: no other server uses the store files this start made
@@ -457,11 +462,22 @@ def main(argv: list[str] | None = None) -> int:
         print("ivh-mock: the memory store lives in one process; with --workers use sqlite:PATH or redis://...",
               file=sys.stderr)
         return 2
+    # until the server's own handlers are set (Server.run), a stop signal ends the start as Ctrl-C does, undoing what
+    # it made: the system's default had killed the process mid-start and left the memory store's scratch folder, or
+    # a new data directory, behind. A hang-up ignored from the start (nohup) stays ignored.
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        if signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, _start_interrupted)
     scratch = None
     if store == "memory" and args.data_dir is None:  # nothing kept across restarts, its files neither: a folder of
         data_dir = None  # its own, removed at the stop (they had piled up in the state directory, start after start)
-        # made and removed by the master: a worker killed by a hurried stop could not remove one of its own
-        scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
+        # made and removed by the master: a worker killed by a hurried stop could not remove one of its own. A stop
+        # signal waits while it is made: one that came between the folder and the finalizer that removes it left it
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+        try:
+            scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
     if database.startswith("//"):  # a URL's form: `sqlite://x.db` had made /x.db, at the root, under that banner
         print(f"ivh-mock: --store {store}: sqlite: takes a path, not a URL: sqlite:x.db (in this folder) or "
