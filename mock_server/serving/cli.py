@@ -42,7 +42,7 @@ from ..store import StoreBusy
 from ..store.sqlite import close_log
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
-from .server import WAIT_SAID_SECONDS, Server, raise_open_files_limit
+from .server import STOP_SIGNALS, WAIT_SAID_SECONDS, Server, raise_open_files_limit
 from .streams import printed, say, standard_streams_open
 
 DATA_DIR_SHOWN = "$XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock"
@@ -464,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # until the server's own handlers are set (Server.run), a stop signal ends the start as Ctrl-C does, undoing what
     # it made: the system's default had killed the process mid-start and left the memory store's scratch folder, or
-    # a new data directory, behind. A hang-up ignored from the start (nohup) stays ignored.
-    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+    # a new data directory, behind. A hang-up ignored from the start (nohup) stays ignored; Ctrl-C raises as it is.
+    for number in STOP_SIGNALS:
         if signal.getsignal(number) is signal.SIG_DFL:
             signal.signal(number, _start_interrupted)
     scratch = None
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None  # its own, removed at the stop (they had piled up in the state directory, start after start)
         # made and removed by the master: a worker killed by a hurried stop could not remove one of its own. A stop
         # signal waits while it is made: one that came between the folder and the finalizer that removes it left it
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
         try:
             scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
         finally:

@@ -73,6 +73,7 @@ FULL_REST_SECONDS = 0.1
 # left to serve on until they saw it gone) and its quit (Ctrl-\, which had dumped the master's core). The workers
 # ignore them: the master stops them.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+STOP_SIGNALS = (signal.SIGTERM, *_STOP_SIGNALS)  # every signal that stops the master (and its start, cli.py)
 # Signals other servers give a meaning (gunicorn's reopen of its logs, its new binary) that the mock has no use for:
 # the master says so and serves on, where each had ended it by the signal, its workers stopping on their own.
 _IGNORED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
@@ -123,9 +124,9 @@ class Server:
         self._wakeup = os.pipe()
         os.set_blocking(self._wakeup[1], False)
         previous = {number: signal.getsignal(number)
-                    for number in (signal.SIGTERM, *_STOP_SIGNALS, *_IGNORED_SIGNALS, signal.SIGCHLD)}
+                    for number in (*STOP_SIGNALS, *_IGNORED_SIGNALS, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wakeup[1])
-        for number in (signal.SIGTERM, *_STOP_SIGNALS):
+        for number in STOP_SIGNALS:
             # a hang-up ignored from the start stays ignored: that is what `nohup ivh-mock serve &` asks for (a
             # closed terminal had stopped a server started so)
             if not (number == signal.SIGHUP and previous[number] is signal.SIG_IGN):
@@ -155,8 +156,7 @@ class Server:
                 # a stop signal that comes now has nothing left to stop: given back its default, one sent a moment
                 # after the first (Ctrl-C, then SIGTERM to the group) had killed the master as it removed its scratch
                 # folder, the folder left behind and the exit status SIGTERM's
-                stop = number in (signal.SIGTERM, *_STOP_SIGNALS)
-                signal.signal(number, signal.SIG_IGN if stop else handler)
+                signal.signal(number, signal.SIG_IGN if number in STOP_SIGNALS else handler)
             for end in self._wakeup:
                 os.close(end)
         return 0
@@ -188,7 +188,7 @@ class Server:
         """Fork a worker, the one in `slot` of `shares`, and note it in `workers`. The signals that stop wait meanwhile:
         in the child, one that came before its own handlers would run the master's."""
         master = os.getpid()  # not the child's getppid(): should the master die first, that is already init's pid
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, *_STOP_SIGNALS})
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
         try:
             pid = os.fork()
             if pid:
