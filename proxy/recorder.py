@@ -35,7 +35,7 @@ class Recorder:
         if max_file_bytes < 1024 or max_total_bytes < max_file_bytes:
             raise ValueError("max_file_bytes must be at least 1024 and max_total_bytes at least max_file_bytes")
         self.directory = Path(directory)
-        made = [path for path in (self.directory, *self.directory.parents) if not path.exists()]
+        made = missing_folders(self.directory)
         try:
             self.directory.mkdir(mode=0o700, parents=True)
             for path in made:  # whatever the umask, the folders made on the way too (they had been 0755)
@@ -122,6 +122,11 @@ def _append_whole(descriptor: int, line: bytes) -> None:
         with contextlib.suppress(OSError):  # shrinking a file needs no space
             os.ftruncate(descriptor, start)
         raise
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those above it that do not exist yet, innermost first: what making it makes."""
+    return [path for path in (folder, *folder.parents) if not path.exists()]
 
 
 def recording_files(directory: str | Path) -> list[Path]:

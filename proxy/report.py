@@ -17,7 +17,7 @@ from ivh_mock.spec import drift
 from . import calibrate
 from .checks import Finding, Lifecycle, task_of
 from .forward import APP_GONE
-from .recorder import PREFIX, is_number, ordered_records, recording_files
+from .recorder import PREFIX, is_number, missing_folders, ordered_records, recording_files
 
 EXAMPLE_KEYS = ("time", "operation", "request", "response", "error", "relayed_to")
 
@@ -230,7 +230,7 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
             if any(_same_file(Path(pace_file), path) for path in paths):
                 return _refuse(f"--pace-file {pace_file} is {what}: the pace would be written over it; give "
                                f"another file (by default it goes beside the report, as pace.json)")
-    made = [path for path in (folder, *folder.parents) if not path.exists()]  # what writing the report makes
+    made = missing_folders(folder)  # what writing the report makes
     try:
         json_path, md_path = drift.write(merged, folder)
     except OSError as error:
