@@ -109,8 +109,10 @@ def pytest_configure(config):
 def pytest_sessionstart(session):
     """In the first `make test` of a fresh clone every worker compiled every test module and all it imports, the
     same work side by side in five processes: the workers took 23 to 25 s to collect on two cores, 8 to 9 s once it
-    was compiled. Imported here first, once, before the workers start (18 to 20 s in all). A run that finds every
-    test module compiled skips this."""
+    was compiled. Imported here first, once, before the workers start (18 to 20 s in all). The contract suite's
+    modules too: what they import of Schemathesis (its OpenAPI loader, rewritten by pytest as a plugin's) is imported
+    by no test of tests/, and the workers had compiled it side by side (4 to 5 s of CPU). A run that finds every test
+    module compiled skips this."""
     config = session.config
     if getattr(config, "workerinput", None) is not None or config.getoption("dist", "no") == "no" \
             or sys.dont_write_bytecode:
@@ -118,7 +120,7 @@ def pytest_sessionstart(session):
     from _pytest.assertion.rewrite import PYC_TAIL
     from _pytest.pathlib import import_path
 
-    modules = sorted(Path(__file__).parent.glob("test_*.py"))
+    modules = [*sorted(Path(__file__).parent.glob("test_*.py")), *sorted(ROOT_DIR.glob("contract_tests/test_*.py"))]
     if all((path.parent / "__pycache__" / (path.stem + PYC_TAIL)).exists() for path in modules):
         return
     for path in modules:
