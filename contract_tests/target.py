@@ -163,13 +163,16 @@ class Observed:
         answer, answer_is_json = parsed_body(data)
         verdict = self.checker.request(operation, dict(pairs), request.headers.get("Content-Type"), body,
                                        body_is_json)
+        findings = self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict,
+                                       response.headers.get("Content-Type"))
+        if not findings:  # an example is only made for a report to show (it was a twentieth of a run's CPU)
+            return
         # the example a report shows, redacted as the proxy's recordings are (a MediaUrl's signature, a pre-signed
         # storage URL): reports are shared
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "operation": operation,
                   "request": {"query": redact.query(pairs), **recorded_body(sent, body, body_is_json)},
                   "response": {"status": response.status_code, **recorded_body(data, answer, answer_is_json)}}
-        for finding in self.checker.answer(operation, response.status_code, answer, answer_is_json, verdict,
-                                           response.headers.get("Content-Type")):
+        for finding in findings:
             self.aggregate.add(finding.as_dict(), record)
 
     def findings(self) -> list[dict[str, Any]]:
