@@ -195,10 +195,17 @@ def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
     [archive] = tmp_path.glob("ivh_mock-*.tar.gz")
     with tarfile.open(archive) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    for needed in ("Makefile", "README.md", ".importlinter", "tests/conftest.py", "examples/test_my_app.py",
+    for needed in ("Makefile", "uv.lock", "README.md", ".importlinter", "tests/conftest.py", "examples/test_my_app.py",
                    "bench/__main__.py", "spec/openapi.yaml", "mock_server/routes/ui/index.html",
                    "contract_tests/plugin.py", "ivh_mock/__init__.py", "docs/ARCHITECTURE.md"):
         assert needed in names, f"{needed} missing from the sdist"
+
+
+def test_uv_lock_is_what_pyproject_toml_resolves_to():
+    """`make` installs .venv from uv.lock (D65); one that pyproject.toml has outgrown is resolved again at every fresh
+    install, asking the package index about each package, which uv.lock is there to spare."""
+    check = subprocess.run([UV, "lock", "--locked", "--offline"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, f"uv.lock is out of date with pyproject.toml (run `uv lock`): {check.stderr[-2000:]}"
 
 
 def test_the_fixtures_work_under_xdist(tmp_path):
