@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from typing import Any, Iterator
 from urllib.parse import quote, unquote_plus
@@ -92,7 +93,17 @@ def _elements_and_shapes(value: str) -> str:
 
 
 def is_sensitive(name: str) -> bool:
+    if len(name) <= _NAMES_KEPT_CHARS:  # the names an API's traffic uses, again and again: looked at once each
+        return _known_name(name)
+    return _is_sensitive(name)
+
+
+def _is_sensitive(name: str) -> bool:
     return bool(SENSITIVE_NAME.search(name) or _INLINE_NAME.search(name))
+
+
+_NAMES_KEPT_CHARS = 64
+_known_name = functools.lru_cache(maxsize=4096)(_is_sensitive)
 
 
 url = without_query  # a URL without its query, fragment and user info
@@ -102,8 +113,19 @@ def text(value: str) -> str:
     """Return `value` with every inline secret redacted and every URL's query string removed (in that order: a value
     that runs past its URL's end, `?token=Bearer xyz`, goes whole), in time linear in its length (redaction holds the
     proxy's interpreter: any slower, one long text stalled every exchange). Checked against the regex it replaced
-    over generated texts: it keeps nothing that one redacted. URL-encoded text is looked at decoded as well."""
+    over generated texts: it keeps nothing that one redacted. URL-encoded text is looked at decoded as well. A text
+    with nothing any of its rules looks for (no separator of a name and its value, no markup, escape, URL part,
+    scheme name or shape of a key: most of an API's values, `Shared`, `female_1`, a task's id) is returned as it is
+    after one search (the rules, one after another, had been a fifth of the recording proxy's time)."""
+    if not _ANY_RULES_CLUE.search(value):
+        return value
     return _redacted(value, ENCODINGS)
+
+
+# What some rule of `_redacted` needs in a text to change it: a name's separator (_NAMED, HEADER_LINE, _PART), an XML
+# element (_ELEMENT), a key's shape (_SHAPED), a scheme named (_BEARER, _BASIC), a URL's query, fragment or user info
+# (without_queries), an escape (_decoded). A test checks over generated texts that a text without one is unchanged.
+_ANY_RULES_CLUE = re.compile(r"[:=：＝<%?#@]|eyJ|-----BEGIN|bearer|basic", re.IGNORECASE)
 
 
 ENCODINGS = 2  # URL-encoded text is decoded this many times over at most (a URL inside a URL inside a form)
