@@ -46,7 +46,8 @@ $(STAMP):
 	@{ $(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
 	   || { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip install --quiet uv; }; } \
 	  && { UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --inexact --extra test --python $(BIN)/python \
-	       || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' pip; } \
+	       || { echo "uv could not install from uv.lock: it resolves the test extra afresh" >&2; \
+	            $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' pip; }; } \
 	  || { echo "uv could not install the virtualenv: pip installs it" >&2; \
 	       $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
 	       $(BIN)/python -m pip install --quiet --no-compile -e '.[test]'; }
