@@ -140,7 +140,10 @@ def pytest_sessionstart(session):
             pass
 
     done, told = os.pipe()
-    helper = os.fork() if threading.active_count() == 1 else -1  # (a process with threads forks none)
+    helper = -1  # none where this process has threads, or cannot fork: the first process goes through them all
+    if threading.active_count() == 1:
+        with contextlib.suppress(OSError):
+            helper = os.fork()
     if helper == 0:
         try:
             os.close(told)
