@@ -46,7 +46,6 @@ $(STAMP):
 	@$(PYTHON) -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('pip') or u.find_spec('ensurepip') else '$(PYTHON) has neither pip nor ensurepip to set up .venv with (Debian, Ubuntu: apt install python3-venv)')"
 	$(PYTHON) -m venv --without-pip $(VENV)
 	@echo "$(BIN)/uv sync --extra test (uv from pip; pip itself where uv cannot reach its index)"
-	@cp uv.lock $(VENV)/.uv.lock.before 2>/dev/null || :
 	@{ $(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
 	   || { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip install --quiet uv; }; } \
 	  && { env $(UV_SETTINGS_LEFT_OUT) UV_PROJECT_ENVIRONMENT=$(VENV) \
@@ -56,15 +55,14 @@ $(STAMP):
 	  || { echo "uv could not install the virtualenv: pip installs it" >&2; \
 	       $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
 	       $(BIN)/python -m pip install --quiet --no-compile -e '.[test]'; }
-	@cmp -s uv.lock $(VENV)/.uv.lock.before \
+	@installed=$(VENV)/.installed-$$($(INSTALLED_FROM)); rm -f $(VENV)/.installed-*; touch $$installed; \
+	  [ $$installed = $@ ] \
 	  || echo "uv.lock did not match pyproject.toml: uv resolved it again and wrote it anew (keep it with your change)" >&2
-	@rm -f $(VENV)/.uv.lock.before $(VENV)/.installed-*
-	@touch $(VENV)/.installed-$$($(INSTALLED_FROM))
 
 # A user's uv settings that would install less than the test extra in full, or elsewhere (UV_FROZEN with a uv.lock
 # pyproject.toml has outgrown left its new dependency out; UV_NO_DEV the pip; UV_NO_INSTALL_PROJECT ivh-mock itself):
 # left out of the sync. Where uv looks for packages (UV_INDEX_URL, ...) stays the user's.
-UV_SETTINGS_LEFT_OUT := $(foreach name,FROZEN LOCKED NO_SYNC NO_DEFAULT_GROUPS NO_DEV NO_EDITABLE NO_INSTALL_LOCAL \
+UV_SETTINGS_LEFT_OUT := $(foreach name,FROZEN LOCKED NO_DEFAULT_GROUPS NO_DEV NO_EDITABLE NO_INSTALL_LOCAL \
                           NO_INSTALL_PROJECT PROJECT WORKING_DIR,-u UV_$(name))
 
 clean:
