@@ -627,8 +627,11 @@ def test_a_busy_port_is_reported(server):
     started = time.monotonic()
     result = forked.mock_run(["serve", "--port", port], timeout=30)
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    # after giving the port time to be freed, as the workers of a killed master free it (D55)
+    # after giving the port time to be freed, as the workers of a killed master free it (D55), and saying so: the
+    # wait had been silent
     assert time.monotonic() - started >= cli.PORT_WAIT_SECONDS
+    waiting = f"127.0.0.1:{port} is in use; waiting up to 5 s for it to be freed"
+    assert result.stderr.count(waiting) == 1 and result.stderr.index(waiting) < result.stderr.index("cannot listen")
 
 
 def test_a_refused_proxy_start_makes_nothing_and_names_the_options_and_no_credential(tmp_path, capsys, monkeypatch):

@@ -313,7 +313,8 @@ def _check_port(host: str, port: int) -> str | None:
     if not_text := not_utf8(host):  # bind() had raised TypeError ("encoding of hostname failed"), a traceback
         return f"--host {host!r} {not_text}"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    deadline = time.monotonic() + PORT_WAIT_SECONDS
+    started = time.monotonic()
+    said = False
     while True:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -322,7 +323,12 @@ def _check_port(host: str, port: int) -> str | None:
                 return None
             except (OSError, OverflowError) as error:
                 # in use: perhaps by the workers of a master killed alone, which free it as they notice (D55)
-                if getattr(error, "errno", None) == errno.EADDRINUSE and time.monotonic() < deadline:
+                waited = time.monotonic() - started
+                if getattr(error, "errno", None) == errno.EADDRINUSE and waited < PORT_WAIT_SECONDS:
+                    if waited > WAIT_SAID_SECONDS and not said:  # a start that waits says for what
+                        say(f"ivh-mock: {host}:{port} is in use; waiting up to {PORT_WAIT_SECONDS:g} s for it to be "
+                            "freed, as a stopping server frees it")
+                        said = True
                     time.sleep(0.1)
                     continue
                 return _cannot_listen(host, port, getattr(error, "strerror", None) or "address in use or not available")
