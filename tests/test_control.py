@@ -3,6 +3,7 @@
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ import pytest
 import requests
 from werkzeug.http import parse_date
 
-from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server import SystemClock, VirtualClock, create_app
 from ivh_mock.mock_server.store import open_store
 
 from .conftest import T0, TEXT_PAYLOAD, in_process
@@ -370,6 +371,56 @@ def test_reset_of_everything_returns_the_clock_to_real_time_but_one_account_does
     stored.post("/__mock__/reset")
     view = stored.get("/__mock__/clock").json
     assert view["real"] is True and view["frozen"] is False
+
+
+def _meanwhile(action) -> None:
+    """Run `action` on a thread of its own and wait for it: another client's request, under way meanwhile."""
+    worker = threading.Thread(target=action)
+    worker.start()
+    worker.join()
+
+
+def _kept_as_of_now(stored) -> list[dict]:
+    listed = stored.get("/__mock__/tasks").json["tasks"]
+    assert all(abs(task["submitted_at"] - time.time()) < 60 for task in listed), listed
+    return listed
+
+
+def test_a_submission_that_read_the_clock_before_a_reset_is_planned_again_on_the_clock_after(stored, monkeypatch):
+    """A submission whose write came after a full reset, having read the clock (moved ten days on) before it, was
+    kept as planned on that clock: submitted ten days in the future, its account's later tasks queued behind it."""
+    app = stored.application
+    store = app.extensions["ivh_mock"].store
+    stored.post("/__mock__/clock", json={"advance": 864_000, "frozen": True})
+    add_task = store.add_task
+
+    def after_a_reset(*args, **kwargs):  # the request has read the clock; a reset comes before its write
+        monkeypatch.setattr(store, "add_task", add_task)
+        _meanwhile(lambda: stored.application.test_client().post("/__mock__/reset"))
+        return add_task(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_task", after_a_reset)
+    task_id = submit(in_process(app, SystemClock()), TEXT_PAYLOAD)  # signed with real time, as most clients sign
+    assert [task["task_id"] for task in _kept_as_of_now(stored)] == [task_id]
+
+
+def test_a_submission_made_while_a_reset_is_under_way_is_not_kept_planned_on_the_clock_before(stored, monkeypatch):
+    """The reset forgot the tasks, then returned the clock to real time: a submission written between the two was
+    planned on the clock before (ten days on) and kept."""
+    app = stored.application
+    store = app.extensions["ivh_mock"].store
+    stored.post("/__mock__/clock", json={"advance": 864_000, "frozen": True})
+    reset, made = store.reset, []
+
+    def and_a_submission(*args, **kwargs):
+        reset(*args, **kwargs)
+        if not made:
+            _meanwhile(lambda: made.append(submit(in_process(app, SystemClock()), TEXT_PAYLOAD)))
+
+    monkeypatch.setattr(store, "reset", and_a_submission)
+    assert stored.post("/__mock__/reset").status_code == 200 and len(made) == 1
+    assert [task["task_id"] for task in _kept_as_of_now(stored)] == made
+    assert stored.get("/__mock__/clock").json["real"] is True
 
 
 def test_a_full_reset_keeps_a_frozen_test_clock_frozen_at_real_time(control, clock):

@@ -167,10 +167,13 @@ class _Routes:
     # -- state ------------------------------------------------------------------------------------------------
     def reset(self):
         body = self._body(SCHEMAS["reset"], optional=True)
+        everything = "appkey" not in body and isinstance(self.ctx.clock, MovableClock)
+        if everything:  # the clock too returns to real time, before the store forgets: a submission written between
+            self.ctx.clock.restart()  # the two is forgotten, and one written after finds the clock moved since it
+            # read it, and plans again (the store's check), not on a clock ten days on that a reset had left behind
         removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
-        if "appkey" not in body and isinstance(self.ctx.clock, MovableClock):
-            self.ctx.clock.restart()  # everything forgotten: the clock too returns to real time
+        if everything:
             self.dispatcher.wake()
         results.sweep(self.ctx, removed)
         return jsonify({"reset": body.get("appkey", "all")})

@@ -9,8 +9,8 @@ import itertools
 from collections import OrderedDict, deque
 from typing import Any, Callable
 
-from .base import (Backlog, Build, CallbackAttempt, JournalEntry, JournalLimits, Task, UploadRecord, journal_text,
-                   loads, planned, utf8_size)
+from .base import (Backlog, Build, CallbackAttempt, HoldingAhead, JournalEntry, JournalLimits, StaleRead, Task,
+                   UploadRecord, journal_text, loads, planned, read_ahead_by, utf8_size)
 
 
 class MemoryStore:
@@ -23,6 +23,9 @@ class MemoryStore:
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._lock:
+            ahead = read_ahead_by(self)
+            if ahead is not None and ahead["clock"] is not self._clock:  # moved, or started over by a reset, since
+                raise StaleRead  # the request read it: it is answered again, on the clock as it is now
             mine = self._by_account.setdefault(appkey, [])
             task, self._backlogs[appkey] = planned(self._backlogs.get(appkey), mine[-1].task_id if mine else "",
                                                    lambda: list(mine), build)
@@ -159,14 +162,19 @@ class MemoryStore:
 
     def read_ahead(self, appkey: str, tasks: bool = False,
                    task_id: str | None = None) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()  # its reads cost no round trip
+        # its reads cost no round trip: it keeps the clock's state as the request finds it, for add_task to check
+        return HoldingAhead({"store": self, "clock": self._clock})
 
     def clock_state(self) -> dict[str, Any] | None:
-        return self._clock
+        ahead = read_ahead_by(self)
+        return ahead["clock"] if ahead is not None else self._clock
 
     def update_clock_state(self, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
-            self._clock = dict(change(self._clock))
+            self._clock = dict(change(self._clock))  # a new state each time: add_task tells it from the one read
+            ahead = read_ahead_by(self)
+            if ahead is not None:
+                ahead["clock"] = self._clock
             return self._clock
 
     def reset(self, appkey: str | None = None) -> None:

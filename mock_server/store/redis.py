@@ -22,8 +22,8 @@ import hiredis
 import redis
 from ivh_mock.spec.jsontext import decoded
 
-from .base import (NEVER, Backlog, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StaleRead, Task,
-                   UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, kept_as_of, loads,
+from .base import (NEVER, Backlog, Build, CallbackAttempt, DecodedTasks, HoldingAhead, JournalEntry, JournalLimits,
+                   StaleRead, Task, UploadRecord, backlog_from, backlog_text, dumps, journal_text, kept_as_of, loads,
                    planned, read_ahead_by)
 
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
@@ -304,8 +304,8 @@ class RedisStore:
                 account = self._saw_account(appkey, more[0], remember=False)
             elif what == "task":
                 task = self._saw_task(task_id, more[0])
-        with holding_ahead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
-                            "account": account, "task_id": task_id, "task": task, "planned": False}):
+        with HoldingAhead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                           "account": account, "task_id": task_id, "task": task, "planned": False}):
             yield
 
     def _ahead(self) -> dict[str, Any] | None:

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator
 
 from ivh_mock.spec.jsontext import decoded
 
-from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, JournalEntry, JournalLimits, StoreBusy, Task,
-                   UploadRecord, backlog_from, backlog_text, dumps, holding_ahead, journal_text, loads, planned,
+from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, HoldingAhead, JournalEntry, JournalLimits, StaleRead,
+                   StoreBusy, Task, UploadRecord, backlog_from, backlog_text, dumps, journal_text, loads, planned,
                    read_ahead_by, utf8_size)
 
 SCHEMA = """
@@ -229,8 +229,12 @@ class SqliteStore:
 
     def add_task(self, appkey: str, build: Build, journal: Callable[[Task], JournalEntry] | None = None) -> Task:
         with self._writing() as db:
-            last, kept = db.execute("SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC LIMIT 1), "
-                                    "(SELECT record FROM backlogs WHERE appkey = ?1)", (appkey,)).fetchone()
+            last, kept, clock = db.execute(
+                "SELECT (SELECT task_id FROM tasks WHERE appkey = ?1 ORDER BY seq DESC LIMIT 1), (SELECT record FROM "
+                "backlogs WHERE appkey = ?1), (SELECT value FROM meta WHERE key = 'clock')", (appkey,)).fetchone()
+            ahead = self._ahead()
+            if ahead is not None and ahead["clock"] != clock:  # moved, or started over by a reset, since it was read
+                raise StaleRead  # the request is answered again, on the clock as it is now
             task, backlog = planned(backlog_from(kept), last or "", lambda: self.tasks(appkey), build)
             db.execute("INSERT OR REPLACE INTO backlogs (appkey, record) VALUES (?, ?)", (appkey, backlog_text(backlog)))
             db.execute("INSERT INTO tasks (task_id, appkey, seq, start_at, finish_at, photo, audio, video, callback, "
@@ -390,11 +394,11 @@ class SqliteStore:
     def read_ahead(self, appkey: str, tasks: bool = False, task_id: str | None = None) -> Iterator[None]:
         """The request takes the clock, the account's settings and (with `task_id`) that task from one statement
         made as it starts, rather than one each as it goes: each statement is a call during which the worker's other
-        threads may take the interpreter's lock (D48). Nothing is checked at the write: the reads they stand for were
-        made moments apart anyway, and a submission reads the account's backlog inside its own transaction."""
+        threads may take the interpreter's lock (D48). A submission reads the account's backlog inside its own
+        transaction, and checks there that the clock is still as it read it."""
         clock, settings, task = self._db().execute(READ_AHEAD, (appkey, task_id)).fetchone()
-        with holding_ahead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
-                            "task_id": task_id, "task": task}):
+        with HoldingAhead({"store": self, "appkey": appkey, "clock": clock, "settings": settings,
+                           "task_id": task_id, "task": task}):
             yield
 
     def _ahead(self) -> dict[str, Any] | None:
