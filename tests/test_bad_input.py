@@ -257,7 +257,7 @@ def test_utf8_in_a_header_is_quoted_as_it_was_written(app, clock):
     sent = {"Content-Type": "application/json", "X-Mock-Scenario": "fail:code=80100é".encode().decode("latin-1")}
     answer = client.post(f"{PATHS['getprogress']}?{signed_query('utf-app', 'mock-accesstoken', int(clock.now()))}",
                          data=json.dumps({"Header": {}, "Payload": {"TaskId": "x"}}), headers=sent)
-    assert answer.json["Header"]["Message"] == "X-Mock-Scenario parameter code='80100é' must be a whole number"
+    assert answer.json["Header"]["Message"] == "X-Mock-Scenario parameter code='80100é' must be a whole number in ASCII digits"
     # (a name of non-ASCII letters is no Host: IDNs go as punycode; refused as the API's routes refuse it, D75)
     refused = client.get("/__mock__/clock", headers={"Host": "exämple.com".encode().decode("latin-1")})
     assert refused.status_code == 400 and "the Host header 'exämple.com' is" in refused.json["error"]["message"]

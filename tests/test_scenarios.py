@@ -109,6 +109,11 @@ def test_rate_limited_applies_to_every_operation(api):
     ("fail:code=801000.0", "X-Mock-Scenario parameter code='801000.0' must be a whole number"),  # was: a number
     ("fail:at=99.9999", "X-Mock-Scenario parameter at='99.9999' must be a whole number"),
     ("slow_render:factor=x", "X-Mock-Scenario parameter factor='x' must be a number"),
+    # Python's int() and float() took these, each kept as its own spelling of the same scenario
+    ("fail:code=801_000", "parameter code='801_000' must be a whole number in ASCII digits"),
+    ("fail:code=\u0668\u0660\u0661\u0660\u0660\u0660", "must be a whole number in ASCII digits"),
+    ("slow_render:factor=1_0", "parameter factor='1_0' must be a number in ASCII digits"),
+    ("slow_render:factor=nan", "parameter factor='nan' must be a number in ASCII digits"),
     ("fail:code=123456", "code=123456 is not a documented FailCode"),
     ("fail:at=100", "at=100 must be a Progress from 0 to 99"),
     ("success:factor=2", "X-Mock-Scenario 'success' has no parameter 'factor'"),
@@ -155,7 +160,8 @@ def test_a_scenario_setting_is_kept_in_one_spelling_and_a_bad_default_is_named(a
     from ivh_mock.mock_server import create_app
 
     control = app.test_client()
-    for written, kept in ((" fail: ", "fail"), ("fail: at=30 , code=801005,", "fail:at=30,code=801005")):
+    for written, kept in ((" fail: ", "fail"), ("fail: at=30 , code=801005,", "fail:at=30,code=801005"),
+                          ("fail:at=030,code=0801005", "fail:at=30,code=801005"), ("fail:at=-0", "fail:at=0")):
         assert control.put("/__mock__/accounts/spelt", json={"scenario": written}).json["scenario"] == kept
         task_id = submit(replace(api, appkey="spelt"), text())
         assert control.get(f"/__mock__/tasks/{task_id}").json["scenario"] == kept

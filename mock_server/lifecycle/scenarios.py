@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ CATALOGUE: dict[str, dict[str, Any]] = read_yaml(Path(__file__).with_name("scena
 HEADER = "X-Mock-Scenario"
 NUMERIC_KEYS = ("code", "at", "factor")
 PACE_KEY = "pace"  # every scenario takes it: a preset of paces.yaml for this one task
+_WHOLE = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 class ScenarioError(ValueError):
@@ -82,11 +85,15 @@ def parse(text: str, fail_codes: set[int], max_progress: int) -> Scenario:
             settable = [k for k in entry if k in NUMERIC_KEYS] + [PACE_KEY]
             raise ScenarioError(f"{HEADER} {shown(name)} has no parameter {shown(key)}; it takes: "
                                 f"{', '.join(settable)}")
-        try:
-            entry[key] = float(value) if key == "factor" else int(value)
-        except ValueError:
+        # in ASCII: Python's int() and float() also take "801_000" and other scripts' digits, each its own spelling
+        if key == "factor" and _DECIMAL.fullmatch(value):
+            entry[key] = float(value)
+        elif key != "factor" and _WHOLE.fullmatch(value):
+            entry[key] = int(value)
+            items[items.index(item)] = f"{key}={entry[key]}"  # "at=030" and "at=-0" are "at=30" and "at=0"
+        else:
             kind = "a number" if key == "factor" else "a whole number"  # 801000.0 is a number, but no code
-            raise ScenarioError(f"{HEADER} parameter {key}={shown(value)} must be {kind}") from None
+            raise ScenarioError(f"{HEADER} parameter {key}={shown(value)} must be {kind} in ASCII digits")
     spec = f"{name}:{','.join(items)}" if items else name  # one spelling of it: "fail:" and " fail" are "fail"
     scenario = Scenario(name=name, spec=spec, reject=entry.get("reject"), scope=entry.get("scope", "submit"),
                         stuck=entry.get("queue") == "stuck", factor=float(entry.get("factor", 1.0)),
