@@ -638,6 +638,20 @@ def test_an_appkey_past_the_apis_length_is_refused_by_every_control_route(contro
     assert control.post("/__mock__/reset", json={"appkey": ""}).status_code == 400
 
 
+@pytest.mark.stores("memory")
+@pytest.mark.parametrize("route", ["tasks", "callbacks", "requests"])
+def test_a_list_routes_appkey_obeys_the_rule_of_one_in_a_path(control, route):
+    """`?appkey=ab%FFcd` had been read as `ab\ufffdcd`, an account nobody has: an empty list, where the same
+    appkey in an account's URL is refused."""
+    for query, says in (("appkey=ab%FFcd", "the URL's appkey is not UTF-8 text: percent-encode its UTF-8 bytes"),
+                        ("app%6Bey=ab%FF&appkey=x", "the URL's appkey is not UTF-8 text"),  # the name encoded, first
+                        ("appkey=" + "a" * 129, "the URL's appkey is 129 characters long; an appkey has at most 128")):
+        refused = control.get(f"/__mock__/{route}?{query}")
+        assert refused.status_code == 400 and refused.json["error"]["message"].startswith(says), refused.json
+    for query in ("appkey=%E4%BD%A0", "appkey=a+b", "limit=3", "appkey=" + "a" * 128, "appkey=ok&x=%FF"):
+        assert control.get(f"/__mock__/{route}?{query}").status_code == 200, query
+
+
 def test_scenarios_are_listed(control):
     listing = control.get("/__mock__/scenarios").json
     assert listing["header"] == "X-Mock-Scenario" and "stuck_in_queue" in listing["scenarios"]

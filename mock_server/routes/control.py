@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from werkzeug.routing import PathConverter
@@ -225,7 +225,7 @@ class _Routes:
     # -- inspection -------------------------------------------------------------------------------------------
     def tasks(self):
         now = self.ctx.clock.now()
-        found = self.ctx.store.tasks(request.args.get("appkey"), limit=_limit())
+        found = self.ctx.store.tasks(_listed_appkey(), limit=_limit())
         unstarted = functools.cache(lambda appkey: self.ctx.store.unstarted(appkey, now))  # once per account
         return jsonify({"tasks": [self._summary(task, now, unstarted) for task in found]})
 
@@ -257,11 +257,11 @@ class _Routes:
                 "scenario": task.scenario, "submitted_at": task.submitted_at}
 
     def callbacks(self):
-        attempts = self.ctx.store.callbacks(request.args.get("appkey"))[-_limit():]
+        attempts = self.ctx.store.callbacks(_listed_appkey())[-_limit():]
         return jsonify({"callbacks": [dataclasses.asdict(a) for a in attempts]})
 
     def requests(self):
-        entries = self.ctx.store.journal(request.args.get("appkey"), _limit())
+        entries = self.ctx.store.journal(_listed_appkey(), _limit())
         return jsonify({"requests": [{**dataclasses.asdict(e), "verdict": e.verdict} for e in entries]})
 
     # -- accounts ---------------------------------------------------------------------------------------------
@@ -359,10 +359,12 @@ def clock_view(clock) -> dict[str, Any]:
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
 
 
-def _check_appkey(appkey: str) -> None:
+def _check_appkey(appkey: str, sent: str | None = None) -> None:
     """Refuse an appkey in a control URL longer than an appkey may be (the body's rule for one, the API's), or one
-    whose bytes are no UTF-8: werkzeug reads each such byte as U+FFFD, and `ab%FFcd` and `ab%FEcd` were one account."""
-    sent = request.environ.get("REQUEST_URI", "").split("?", 1)[0]  # as sent: PATH_INFO may be decoded already
+    whose bytes are no UTF-8: werkzeug reads each such byte as U+FFFD, and `ab%FFcd` and `ab%FEcd` were one account.
+    `sent` is the appkey as sent, percent-encoded: by default, the URL's path."""
+    if sent is None:
+        sent = request.environ.get("REQUEST_URI", "").split("?", 1)[0]  # as sent: PATH_INFO may be decoded already
     try:
         unquote_to_bytes(sent.encode("latin-1")).decode("utf-8")
     except UnicodeError:
@@ -405,6 +407,17 @@ def _token_problem(token: str, query_token: bool = False) -> str | None:
 def _query_suffix() -> str:
     query = request.query_string.decode("latin-1")
     return f"?{query}" if query else ""
+
+
+def _listed_appkey() -> str | None:
+    """A list route's `?appkey=`, held to the rule of one in a URL's path (`_check_appkey`): one whose bytes are no
+    UTF-8 had been answered an empty list, as an account nobody has."""
+    appkey = request.args.get("appkey")
+    if appkey is not None:  # the first given, as request.args reads it
+        pairs = (pair.partition("=") for pair in request.query_string.decode("latin-1").split("&"))
+        sent = next((value for name, _, value in pairs if unquote(name.replace("+", " ")) == "appkey"), "")
+        _check_appkey(appkey, sent.replace("+", " "))
+    return appkey
 
 
 def _limit() -> int:
