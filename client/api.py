@@ -8,7 +8,6 @@ import json
 import math
 import os
 import random
-import re
 import secrets
 import time
 from datetime import datetime, timezone
@@ -457,15 +456,10 @@ def _unknown(said: str) -> OutcomeUnknownError:
                                f"before submitting it again")
 
 
-# A signed query in an error's text (requests names the URL it failed on): valid for minutes, so kept out of logs.
-_SIGNATURE = re.compile(r"(signature=)[^&\s'\"()]+")
-
-
 def _queries_out(text: str, url: str, error: Exception) -> str:
-    """`text` (an error's) without the query of `url` or of the request it failed on, nor any URL's query, nor a
-    signature."""
+    """`text` (an error's) without the query of `url` or of the request it failed on, nor any URL's query."""
     failed_on = getattr(getattr(error, "request", None), "url", None) or ""
-    return _SIGNATURE.sub(r"\1[redacted]", without_queries(quoted_queries_out(text, url, failed_on)))
+    return without_queries(quoted_queries_out(text, url, failed_on))
 
 
 def _given_up(operation_id: str, error: Exception, note: str = "") -> Exception:
@@ -473,7 +467,7 @@ def _given_up(operation_id: str, error: Exception, note: str = "") -> Exception:
     API's envelope (from a gateway or a proxy), is APIConnectionError; the API's own answer is its APIError. `note`
     ends a connection error's message (the proxy the call went through)."""
     if isinstance(error, requests.RequestException):
-        return APIConnectionError(f"{operation_id}: " + _SIGNATURE.sub(r"\1[redacted]", str(error)) + note)
+        return APIConnectionError(f"{operation_id}: {error}{note}")  # redacted, as every IvhError's text
     if isinstance(error, APIError) and error.body is None and not error.preflight:
         return APIConnectionError(f"{operation_id}: {error.message}")
     return error

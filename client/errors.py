@@ -3,14 +3,29 @@ and carry the code, the message and the request id."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .models import Progress
 
+# What an error's text never carries, whoever wrote it (requests naming the URL it failed on, a gateway's page or a
+# server's Message quoting the request line): a signed query's signature, with which anyone may call the API as the
+# account for minutes, and a URL's user info (the password of the proxy HTTP_PROXY names).
+_SIGNATURE = re.compile(r"(signature=)[^&\s'\"()<>]+", re.IGNORECASE)
+_USER_INFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s@'\"<>]+@")
+
+
+def redacted(text: str) -> str:
+    """`text` without a signature's value or a URL's user info."""
+    return _USER_INFO.sub(r"\1[redacted]@", _SIGNATURE.sub(r"\1[redacted]", text))
+
 
 class IvhError(Exception):
-    """Base of every error the client raises."""
+    """Base of every error the client raises. Its text is `redacted`."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*(redacted(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class APIError(IvhError):
@@ -20,7 +35,7 @@ class APIError(IvhError):
 
     def __init__(self, code: int, message: str, request_id: str | None = None, *, http_status: int | None = None,
                  body: Any = None, preflight: bool = False, retry_after: float | None = None):
-        self.code, self.message, self.request_id = code, message, request_id
+        self.code, self.message, self.request_id = code, redacted(message), request_id
         self.http_status, self.body, self.preflight = http_status, body, preflight
         self.retry_after = retry_after  # seconds the answer's Retry-After asked for, if it had one
         where = "refused before sending" if preflight else f"request {request_id}"

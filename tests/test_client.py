@@ -21,6 +21,7 @@ from ivh_mock.client import (
     CallbackError,
     Client,
     DownloadError,
+    IvhError,
     NotFoundError,
     OutcomeUnknownError,
     ParameterError,
@@ -826,6 +827,32 @@ def test_no_error_the_client_raises_carries_the_signed_query_along():
     printed = "".join(traceback.format_exception(raised.value))
     assert "signature=" not in printed.replace("signature=[redacted]", "") and "Connection refused" in printed
     assert raised.value.__context__ is None and raised.value.__cause__ is None  # it had kept requests' as context
+
+
+def test_no_error_text_carries_a_signature_a_server_quoted_nor_a_proxys_password(monkeypatch):
+    """A gateway's page or a refusal's Message that quotes the request line, and requests' error naming the proxy's
+    URL, went into the error's text whole: the signature, with which anyone may call the API as the account for
+    minutes, and the password of the proxy HTTP_PROXY names."""
+    query = signed_query("a", "secret-token", 1_800_000_000)
+    line = f"POST {PATHS['getprogress']}?{query} HTTP/1.1"
+    signature = query.rsplit("signature=", 1)[1]
+    refusal = json.dumps({"Header": {"Code": 100002, "Message": f"bad request: {line}", "RequestID": "r"},
+                          "Payload": {}}).encode()
+    for answer in (f"HTTP/1.1 502 Bad Gateway\r\nContent-Length: {len(line) + 20}\r\n\r\nupstream failed for "
+                   f"{line}".encode(),
+                   f"HTTP/1.1 400 Bad Request\r\nContent-Length: {len(line) + 5}\r\n\r\nbad: {line}".encode(),
+                   _answer(refusal, f"Content-Length: {len(refusal)}")):
+        with RawServer(answer) as server:
+            with pytest.raises(IvhError) as raised:
+                Client("a", "secret-token", server.url, max_retries=0, clock=lambda: 1_800_000_000).getprogress("t")
+        said = str(raised.value) + getattr(raised.value, "message", "")
+        assert signature not in said and "signature=[redacted] HTTP/1.1" in said, said
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://user:s3cret@127.0.0.1:99999")
+    with pytest.raises(APIConnectionError) as raised:
+        Client("a", "secret-token", "http://127.0.0.1:9", max_retries=0).getprogress("t")
+    assert "s3cret" not in str(raised.value) and "http://[redacted]@127.0.0.1:99999" in str(raised.value), raised
 
 
 def test_a_download_that_fails_on_its_way_keeps_the_urls_query_out_of_its_error():
