@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import json
 import math
 import os
@@ -228,7 +229,7 @@ class Client:
         destination = Path(destination)
         partial = None
         try:
-            target = destination.resolve() if destination.is_symlink() else destination
+            target = written_to(destination)
             if target.exists() and not target.is_file():
                 kind = "a folder; name the file to write" if target.is_dir() else "not a regular file"
                 raise DownloadError(shown, None, f"{destination} is {kind}")
@@ -471,6 +472,17 @@ def _given_up(operation_id: str, error: Exception, note: str = "") -> Exception:
     if isinstance(error, APIError) and error.body is None and not error.preflight:
         return APIConnectionError(f"{operation_id}: {error.message}")
     return error
+
+
+def written_to(destination: Path) -> Path:
+    """The file a download to `destination` writes: a link's target, as the download writes through it. A loop of
+    links raises OSError (ELOOP), as the system says it (Python 3.11's resolve() raised RuntimeError)."""
+    if not destination.is_symlink():
+        return destination
+    try:
+        return destination.resolve()
+    except RuntimeError:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(destination)) from None
 
 
 def partial_file(destination: Path) -> Path:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ivh_mock import __version__
 
-from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, MAX_SECONDS, Client, partial_file
+from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, MAX_SECONDS, Client, partial_file, written_to
 from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
                      WaitTimeoutError)
 from .models import Progress
@@ -290,13 +290,18 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO, sub
 
 
 def _unwritable(destination: str) -> str | None:
-    """Why a download to `destination` could not be written, or None."""
-    path = Path(destination)
+    """Why a download to `destination` could not be written, or None. A link is looked at where it leads, as the
+    download writes through it: a link into a folder that was not there had been found writable, and said otherwise
+    only once the paid task was made and waited for."""
+    given = path = Path(destination)
+    where = ""
     try:
+        path = written_to(given)
+        where = "" if path == given else ", where the link leads,"
         if path.is_dir():
             return "is a folder; name the file to write"
         if not path.parent.is_dir():
-            return f"the folder {path.parent} does not exist"
+            return f"the folder {path.parent}{where} does not exist"
         # the download writes a file of its own there, then renames it to the name given: the two are tried, since
         # permissions alone do not tell (root, /proc, a read-only mount) and neither does the name's length
         probe = "." + secrets.token_hex(8)
@@ -304,11 +309,10 @@ def _unwritable(destination: str) -> str | None:
         os.close(os.open(path.parent / probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(path.parent / probe)
         partial_file(path).unlink()
-        target = path.resolve() if path.is_symlink() else path
-        if target.exists() and not target.is_file():
+        if path.exists() and not path.is_file():
             return "is not a regular file"
     except OSError as error:
-        return f"cannot write {path.name!r} in the folder {path.parent}: {error.strerror or error}"
+        return f"cannot write {path.name!r} in the folder {path.parent}{where}: {error.strerror or error}"
     return None
 
 

@@ -977,7 +977,10 @@ def test_a_download_writes_through_a_link_refuses_what_is_no_file_and_leaves_the
     with pytest.raises(DownloadError) as raised:
         ivh.download("http://ivh-mock.localhost/v.mp4?q-signature=SECRET", tmp_path / "pipe")
     assert "is not a regular file" in str(raised.value) and "SECRET" not in str(raised.value)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.mp4", "pipe", "real.mp4", "v.mp4",
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")  # had raised Python 3.11's RuntimeError
+    with pytest.raises(DownloadError, match="loop.mp4: Too many levels of symbolic links$"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "loop.mp4")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.mp4", "loop.mp4", "pipe", "real.mp4", "v.mp4",
                                                                 "v.mp4.part"]
 
 

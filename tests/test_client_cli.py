@@ -304,7 +304,15 @@ def test_a_download_that_could_not_be_written_is_refused_before_anything_is_subm
     """The destination was first written once the paid video was made: a missing folder then ended in a
     FileNotFoundError traceback (exit 1), and a folder wrote the whole file beside it, then failed."""
     os.mkfifo(tmp_path / "pipe")  # its reader would get nothing: the download renames a file over it
+    # a link is written through: where it leads is what counts (a link into a missing folder had been taken, the task
+    # made and waited for, then not written); a loop of links had been a RuntimeError traceback, exit 1
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "gone" / "v.mp4")
+    (tmp_path / "loop.mp4").symlink_to(tmp_path / "loop.mp4")
     for destination, says in ((tmp_path / "missing" / "v.mp4", f"the folder {tmp_path / 'missing'} does not exist"),
+                              (tmp_path / "link.mp4", f"the folder {tmp_path / 'gone'}, where the link leads, does "
+                                                      f"not exist"),
+                              (tmp_path / "loop.mp4", f"cannot write 'loop.mp4' in the folder {tmp_path}: Too many "
+                                                      f"levels of symbolic links"),
                               (tmp_path, "is a folder; name the file to write"),
                               # a folder no one writes in, root included, whatever its permissions say
                               (Path("/proc/v.mp4"), "cannot write 'v.mp4' in the folder /proc: "),
@@ -315,7 +323,7 @@ def test_a_download_that_could_not_be_written_is_refused_before_anything_is_subm
                      url="http://127.0.0.1:9")  # nothing listens there: a submission would exit 5
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().startswith(f"ivh: --download {destination}: {says}")
-    assert [path.name for path in tmp_path.iterdir()] == ["pipe"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.mp4", "loop.mp4", "pipe"]
     # an empty one (an unset $VARIABLE) had been no --download: submitted, neither waited for nor downloaded, exit 0
     for command in (["submit", "--photo", PHOTO, "--audio", AUDIO], ["wait", "t"]):
         result = ivh(*command, "--download", "", url="http://127.0.0.1:9")
