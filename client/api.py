@@ -54,6 +54,7 @@ MAX_ANSWER_BYTES = 1_048_576  # an answer larger than this is refused, read no f
 DOWNLOAD_MAX_BYTES = 1 << 30  # a result file larger is refused unless download() is given more (a minute of video: MBs)
 MAX_RETRIES = 3  # how often a call that failed on the way is sent again, at most, by default
 MIN_INTERVAL = 0.1  # wait() polls no more often than this
+MAX_TIMBRES = 10_000  # iter_timbres() lists no more: an account has tens or hundreds (its page holds up to 100)
 
 
 class _OutOfTime(Exception):
@@ -165,11 +166,14 @@ class Client:
 
     def iter_timbres(self, page_size: int = 100, **filters: Any) -> Iterator[Timbre]:
         """Yield every timbre, fetching page after page; a server that answers a page as it answered the one before
-        (it ignores PageIndex), or whose Total grows page after page, raises APIConnectionError rather than being
-        asked forever."""
+        (it ignores PageIndex), whose Total grows page after page, or whose Total is past MAX_TIMBRES, raises
+        APIConnectionError rather than being asked forever."""
         index, previous, first_total = 1, None, None
         while True:
             page = self.describetimbre(index, page_size, **filters)
+            if page.total > MAX_TIMBRES:  # pages of new timbres under a Total of 10**18 had been asked for hours
+                raise APIConnectionError(f"describetimbre: the server counts {page.total} timbres (Total), more "
+                                         f"than any account has: the client lists at most {MAX_TIMBRES}")
             if page.timbres and page.timbres == previous:
                 raise APIConnectionError(f"describetimbre: page {index} is page {index - 1} again: the server does "
                                          f"not page (PageIndex), though its Total is {page.total}")
@@ -191,7 +195,8 @@ class Client:
         _check_seconds("timeout", timeout)
         for name, value in (("interval", interval), ("max_interval", max_interval)):
             _check_seconds(name, value, zero=True)
-        interval = min(max(interval, MIN_INTERVAL), max_interval)  # 0 polled in a busy loop; 1e300 could not sleep
+        max_interval = max(max_interval, MIN_INTERVAL)  # the floor holds for both: 0 polled in a busy loop
+        interval = min(max(interval, MIN_INTERVAL), max_interval)  # (1e300 could not sleep)
         started = self.monotonic()
         last = None
         while True:
@@ -225,6 +230,8 @@ class Client:
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 0):  # as max_retries is checked
             # (a "10" had been a TypeError comparing it inside; -1 refused every file after downloading it)
             raise ValueError(f"max_bytes must be a whole number of bytes from 0, or None, got {max_bytes!r}")
+        if type(chunk_size) is not int or chunk_size < 1:  # 0 had written an empty file, and said it was done
+            raise ValueError(f"chunk_size must be a whole number of bytes from 1, got {chunk_size!r}")
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None

@@ -36,7 +36,7 @@ def should_retry(error: Exception, *, idempotent: bool) -> bool:
 def backoff(attempt: int, rng: random.Random | None = None, retry_after: float | None = None) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, ...): 0.5 s doubling to at most 8 s, with up to 25 %
     jitter so that many clients do not retry in step; at least what the answer's Retry-After asked for."""
-    delay = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
+    delay = min(MAX_DELAY, BASE_DELAY * 2 ** min(attempt - 1, 64))  # 2**1025 had been no float (OverflowError)
     return max(delay * (1 + 0.25 * (rng or random).random()), retry_after or 0.0)
 
 

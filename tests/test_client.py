@@ -733,7 +733,7 @@ def test_should_retry(error, idempotent, retried):
 
 
 @pytest.mark.parametrize("attempt, low, high", [(1, 0.5, 0.625), (2, 1.0, 1.25), (3, 2.0, 2.5), (4, 4.0, 5.0),
-                                                (5, 8.0, 10.0), (9, 8.0, 10.0)])
+                                                (5, 8.0, 10.0), (9, 8.0, 10.0), (1026, 8.0, 10.0), (10**6, 8.0, 10.0)])
 def test_backoff_doubles_up_to_a_cap_with_jitter(attempt, low, high):
     for seed in range(20):
         assert low <= backoff(attempt, random.Random(seed)) <= high
@@ -1012,6 +1012,9 @@ def test_a_scenario_or_a_download_bound_of_the_wrong_kind_is_refused_where_it_is
     for wrong in ("10", -1, 1.5, True):
         with pytest.raises(ValueError, match="^max_bytes must be a whole number of bytes from 0, or None, got"):
             client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", max_bytes=wrong)
+    for wrong in (0, -1, 1.5, "8", None):  # 0 had written an empty file and returned its path
+        with pytest.raises(ValueError, match="^chunk_size must be a whole number of bytes from 1, got"):
+            client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", wrong)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="^validate must be True or False, got 'no'$"):  # ("no" is true)
         Client("app", "token", "http://127.0.0.1:9", validate="no")
@@ -1104,7 +1107,7 @@ def test_the_progress_bar_draws_a_share_whatever_the_server_says():
 
 
 def test_wait_polls_no_faster_than_its_floor_and_no_slower_than_its_ceiling():
-    """interval=0 had polled in a busy loop, and 1e300 ended in an OverflowError from sleep."""
+    """interval=0 or max_interval=0 had polled in a busy loop, and 1e300 ended in an OverflowError from sleep."""
     from ivh_mock.client.api import MIN_INTERVAL
 
     ivh, adapter, slept = answering(envelope({"TaskId": "t", "Status": "MAKING", "Progress": 1, "ArrayCount": 0,
@@ -1114,27 +1117,39 @@ def test_wait_polls_no_faster_than_its_floor_and_no_slower_than_its_ceiling():
     ivh.monotonic = lambda: now[0]
 
     def sleep(seconds):
+        if seconds <= 0:  # else the wait polls for ever, its clock still
+            pytest.fail(f"a pause of {seconds} s: a busy loop")
         slept.append(seconds)
         now[0] += seconds
 
     ivh.sleep = sleep
-    for interval in (0, 1e300):
+    for interval, ceiling in ((0, 5), (1e300, 5), (1, 0), (0, 0)):
         now[0] = 0.0
         slept.clear()
         with pytest.raises(WaitTimeoutError):
-            ivh.wait("t", timeout=3, interval=interval, max_interval=5)
+            ivh.wait("t", timeout=3, interval=interval, max_interval=ceiling)
         # the last pause is what the timeout had left
-        assert slept and slept[-1] <= 5 and all(MIN_INTERVAL <= pause <= 5 for pause in slept[:-1]), slept
+        highest = max(ceiling, MIN_INTERVAL)
+        assert slept and slept[-1] <= highest and all(MIN_INTERVAL <= pause <= highest for pause in slept[:-1]), slept
 
 
 def test_a_server_that_ignores_the_page_asked_for_ends_the_listing_of_timbres():
-    """A server answering every page alike with a huge Total had been asked page after page, forever."""
+    """A server answering every page alike with a large Total had been asked page after page, forever; one counting
+    10**18 timbres, each page new ones, for hours (the listing's memory growing all along)."""
+    from ivh_mock.client.api import MAX_TIMBRES
+
     page = envelope({"TimbreAssets": [{"TimbreKey": "female_1", "TimbreName": "f", "TimbreType": "standard",
-                                       "TimbreSampleUrl": "", "TimbreDesc": ""}], "Total": 10**9})
+                                       "TimbreSampleUrl": "", "TimbreDesc": ""}], "Total": MAX_TIMBRES})
     ivh, adapter, _ = answering(page)
     with pytest.raises(APIConnectionError, match="page 2 is page 1 again"):
         list(ivh.iter_timbres(page_size=1))
     assert adapter.calls == 2
+    ivh, adapter, _ = answering(page.replace(b'"Total": 10000', b'"Total": 1000000000000000000'))
+    with pytest.raises(APIConnectionError, match="^describetimbre: the server counts 1000000000000000000 timbres "
+                                                 "\\(Total\\), more than any account has: the client lists at most "
+                                                 "10000$"):
+        list(ivh.iter_timbres(page_size=1))
+    assert adapter.calls == 1 and MAX_TIMBRES == 10_000
 
 
 def test_a_server_whose_total_grows_page_after_page_ends_the_listing_of_timbres():
