@@ -397,13 +397,16 @@ class Client:
                 shown = f"{shown!r} ({problem})"[:400]
             else:
                 shown = repr(shown)
-            if status == 429 or status >= 500:  # a gateway's or a proxy's answer: retried as the API's would be
+            said_accepted = isinstance(problem, _SuccessUnder)
+            # a gateway's or a proxy's answer: retried as the API's would be. A 429 says nothing was done, unless it
+            # carries the API's success: then a submission may have been accepted, as under a 5xx (it had exited 5)
+            if status >= 500 or (status == 429 and not said_accepted):
                 family = RateLimitedError if status == 429 else ServerError
                 raise family(-1, f"HTTP {status}, not the API's envelope: {shown}", None, http_status=status,
                              retry_after=_retry_after(response)) from None
             # the API's success under a 3xx or a 4xx: a submission it says it accepted may have been (and billed)
             raise _NoVerdict(status, f"HTTP {status} from {path} is not the API's envelope: {shown}",
-                             isinstance(problem, _SuccessUnder)) from None
+                             said_accepted) from None
         if code != 0:
             family = FAMILIES.get(self.spec.errors.family(code) or "", APIError)
             message = header.get("Message", "")

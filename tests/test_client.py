@@ -462,22 +462,25 @@ def test_a_wait_given_up_on_a_retry_after_past_its_time_says_the_server_asked_fo
 
 def test_a_success_code_under_an_error_status_is_no_answer_of_the_apis():
     """A gateway's 503 carrying an envelope with Code 0 was taken as the task's progress; the API succeeds with 200
-    (D01). A 5xx or a 429 is retried as a gateway's answer is, then raised; another status is raised at once."""
+    (D01). A 5xx is retried as a gateway's answer is, then raised; another status is raised at once (a 429 too: one
+    that carries the API's success is no rate limit's)."""
     ivh, adapter, slept = answering(envelope(PROGRESS), 503, max_retries=2)
     with pytest.raises(APIConnectionError, match=r"HTTP 503, not the API's envelope: .*\(Header.Code 0 with HTTP 503"):
         ivh.getprogress("t")
     assert adapter.calls == 3 and len(slept) == 2
-    ivh, adapter, _ = answering(envelope(PROGRESS), 404, max_retries=2)
-    with pytest.raises(APIConnectionError, match=r"HTTP 404 from .* is not the API's envelope: .*Header.Code 0 with"):
-        ivh.getprogress("t")
-    assert adapter.calls == 1
+    for status in (404, 429):
+        ivh, adapter, _ = answering(envelope(PROGRESS), status, max_retries=2)
+        with pytest.raises(APIConnectionError, match=rf"HTTP {status} from .* is not the API's envelope: .*Header.Code "
+                                                     rf"0 with"):
+            ivh.getprogress("t")
+        assert adapter.calls == 1
     ivh, _, _ = answering(envelope(PROGRESS), 200)
     assert ivh.getprogress("t").status == "MAKING"
 
 
-@pytest.mark.parametrize("status", [400, 404, 302, 503])
+@pytest.mark.parametrize("status", [400, 404, 302, 429, 503])
 def test_a_submission_answered_with_the_apis_success_under_an_error_status_may_have_been_accepted(status):
-    """Code 0 and a TaskId under HTTP 400 (or 404, 302) raised the plain APIConnectionError of a refusal that
+    """Code 0 and a TaskId under HTTP 400 (or 404, 302, 429) raised the plain APIConnectionError of a refusal that
     stood before the API, which a script sends again: the API says it accepted it, so it may have been billed."""
     from ivh_mock.client import OutcomeUnknownError
 
