@@ -368,8 +368,10 @@ class Client:
                     content = _read_at_most(response, MAX_ANSWER_BYTES, path)
             except requests.RequestException as error:
                 if limit.expired:  # a connection never made is one a submission may be sent again on
-                    kind = requests.ConnectTimeout if _never_made(error) else requests.Timeout
-                    raise kind(f"no whole answer from {path} within {limit.seconds:g} s") from None
+                    if never_sent(error):
+                        raise requests.ConnectTimeout(f"no connection made for {path} within {limit.seconds:g} s (the "
+                                                      f"server did not answer it, or its TLS handshake)") from None
+                    raise requests.Timeout(f"no whole answer from {path} within {limit.seconds:g} s") from None
                 raise
             except ValueError as error:  # urllib3's, on a host it cannot use (`a..b`, a label past 63 characters)
                 raise requests.exceptions.InvalidURL(f"{type(error).__name__}: {error}") from None
@@ -451,10 +453,10 @@ def _check_seconds(name: str, value: Any, zero: bool = False) -> None:
 def _maybe_accepted(error: Exception) -> bool:
     """Whether a submission that ended in `error` may have been accepted: it was sent (its connection was made), and
     no verdict of the API's, nor a 3xx or 4xx of what stood before it, came back."""
-    if isinstance(error, requests.ConnectTimeout):  # a Timeout and a ConnectionError too
+    if isinstance(error, requests.RequestException) and never_sent(error):  # a ConnectTimeout, a handshake's timeout
         return False
     if isinstance(error, requests.ConnectionError):
-        return not never_sent(error)
+        return True
     if isinstance(error, requests.RequestException):  # a URL or a header requests would not send: never sent
         return isinstance(error, (requests.Timeout, *BROKEN_OFF)) or unreadable_answer(error)
     return isinstance(error, APIError) and error.body is None and not error.preflight \
@@ -508,10 +510,6 @@ def partial_file(destination: Path) -> Path:
             return path
         except FileExistsError:
             continue
-
-
-def _never_made(error: requests.RequestException) -> bool:
-    return isinstance(error, requests.ConnectionError) and never_sent(error)
 
 
 def _declared_length(response: requests.Response) -> int:

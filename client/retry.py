@@ -22,7 +22,7 @@ def should_retry(error: Exception, *, idempotent: bool) -> bool:
     A call that is not idempotent (a submission: a duplicate is a second paid video) is retried only when the
     request certainly never reached the server. Idempotent calls are retried on connection errors, 5xx answers,
     server-side codes and rate limits."""
-    if isinstance(error, requests.ConnectionError) and never_sent(error):
+    if isinstance(error, requests.RequestException) and never_sent(error):
         return True
     if not idempotent:
         return False
@@ -52,15 +52,34 @@ def unreadable_answer(error: Exception) -> bool:
     return isinstance(inner, urllib3.exceptions.InvalidHeader)
 
 
-def never_sent(error: requests.ConnectionError) -> bool:
+def never_sent(error: requests.RequestException) -> bool:
     """Whether the request certainly never reached the server: its connection was never made (refused, a name that
-    does not resolve, a connect timeout, a TLS handshake that failed), or the proxy the environment names could not be
-    reached or would not carry it (a proxy that took the request and lost the answer raises another error)."""
+    does not resolve, a connect timeout, a TLS handshake that failed or timed out), or the proxy the environment names
+    could not be reached or would not carry it (a proxy that took the request and lost the answer raises another
+    error)."""
     if isinstance(error, (requests.ConnectTimeout, requests.exceptions.ProxyError)):
         return True
+    if isinstance(error, requests.Timeout):  # urllib3 says a handshake's timeout as a read's: which it was, the
+        return _timed_out_in_handshake(error)  # timeout it was raised from says by where it was raised
+    if not isinstance(error, requests.ConnectionError):
+        return False
     reason = error.args[0] if error.args else None
     cause = getattr(reason, "reason", reason)  # urllib3's NameResolutionError is a NewConnectionError too
     return isinstance(cause, urllib3.exceptions.NewConnectionError) or _handshake_failed(cause)
+
+
+def _timed_out_in_handshake(error: BaseException) -> bool:
+    """Whether the timeout `error` was raised from (its context, a few levels down) came in a TLS handshake: a
+    server that took the connection and never answered the handshake had nothing of the request."""
+    seen = error.__context__
+    for _ in range(8):  # requests' Timeout, urllib3's ReadTimeoutError, then the socket's
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            frames = traceback.extract_tb(seen.__traceback__)
+            return bool(frames) and frames[-1].name == "do_handshake"  # ssl.SSLSocket.do_handshake
+        seen = seen.__context__
+    return False
 
 
 def _handshake_failed(cause: object) -> bool:

@@ -360,6 +360,35 @@ def test_a_tls_handshake_that_failed_is_no_submission_that_may_have_been_accepte
         assert read == [1]  # sent once, never again
 
 
+def test_a_tls_handshake_that_timed_out_is_retried_and_no_submission_that_may_have_been_accepted():
+    """A server that took the connection and never answered the handshake: urllib3 says it as a read that timed out,
+    and the submission raised OutcomeUnknownError (exit 6), never sent again, though nothing of it had gone."""
+    from ivh_mock.client import OutcomeUnknownError
+
+    held = []
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        def take() -> None:
+            while True:
+                try:
+                    held.append(silent.accept()[0])  # kept open, and never a word
+                except OSError:  # closed
+                    return
+
+        threading.Thread(target=take, daemon=True).start()
+        try:
+            for call in ("phototovideonotrain", "getprogress"):
+                client = Client("a", "mock-accesstoken", f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3,
+                                max_retries=1, sleep=lambda seconds: None)
+                arguments = (TEXT_PAYLOAD,) if call == "phototovideonotrain" else ("t",)
+                with pytest.raises(APIConnectionError) as raised:
+                    getattr(client, call)(*arguments)
+                assert not isinstance(raised.value, OutcomeUnknownError), raised.value
+                assert len(held) == (2 if call == "phototovideonotrain" else 4)  # sent again, once
+        finally:
+            for connection in held:
+                connection.close()
+
+
 def answering(body: bytes, status: int = 200, headers: dict | None = None, **options):
     """A client whose every call gets this answer, and the adapter that gives it (its `calls` counted)."""
     session, adapter = requests.Session(), FixedAnswer(body, status, headers)
