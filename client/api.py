@@ -244,9 +244,7 @@ class Client:
                 limit = stack.enter_context(deadline.within(timeout)) if timeout is not None else None
                 failed = None
                 try:
-                    response = stack.enter_context(self.session.get(url, stream=True, timeout=self.timeout))
-                    if response.status_code != 200:
-                        raise DownloadError(shown, response.status_code, f"HTTP {response.status_code}")
+                    response = stack.enter_context(self._fetch(url, shown, limit))
                     _check_size(_declared_length(response), max_bytes, shown)
                     partial = partial_file(target)
                     with open(partial, "wb") as handle:
@@ -270,6 +268,28 @@ class Client:
                 with contextlib.suppress(OSError):
                     partial.unlink(missing_ok=True)  # gone once renamed; what a failed download wrote
         return destination
+
+    def _fetch(self, url: str, shown: str, limit: deadline.Deadline | None) -> requests.Response:
+        """GET `url` for a download, streamed; a 429 or a 5xx (the mock's `503 SlowDown` when it is busy rendering)
+        is asked again as an idempotent call is, after what its Retry-After asks for, within the download's deadline.
+        Raise DownloadError for any other status, or once the retries are spent."""
+        attempt = 0
+        while True:
+            response = self.session.get(url, stream=True, timeout=self.timeout)
+            status = response.status_code
+            if status == 200:
+                return response
+            asked = _retry_after(response)
+            response.close()
+            said = f"HTTP {status}" + (f" (Retry-After: {asked:g} s)" if asked is not None else "")
+            attempt += 1
+            if not (status == 429 or status >= 500) or attempt > self.max_retries:
+                raise DownloadError(shown, status, said + (f", after {attempt} tries" if attempt > 1 else ""))
+            delay = backoff(attempt, self.rng, asked)
+            if limit is not None and delay >= limit.left():
+                raise DownloadError(shown, status, f"{said}; the next try was due in {delay:.1f} s, past the "
+                                                   f"{max(limit.left(), 0.0):.1f} s left")
+            self.sleep(delay)
 
     # -- plumbing ---------------------------------------------------------------------------------------------
     def preflight(self, operation_id: str, body: dict[str, Any]) -> None:

@@ -609,6 +609,32 @@ def test_a_lone_surrogate_in_the_ssml_is_refused_like_any_other_not_raised_by_th
     assert any(p.field == "Payload.InputSsml" and "lone surrogate" in p.rule for p in problems)
 
 
+def test_a_download_asked_again_later_is_asked_again_as_the_answer_says(tmp_path):
+    """The mock's own `503 SlowDown` (Retry-After: 1), given a download while every thread that may wait for a render
+    is busy, had ended the download at once: `HTTP 503`, exit 5, nothing said of the Retry-After."""
+    class SlowDown(FixedAnswer):  # busy twice, then the file
+        def send(self, request, **kwargs):
+            self.status, self.headers = (503, {"Retry-After": "1"}) if self.calls < 2 else (200, {})
+            return super().send(request, **kwargs)
+
+    ivh, _, slept = answering(b"")
+    adapter = SlowDown(b"video bytes")
+    ivh.session.mount("http://ivh-mock.localhost", adapter)
+    assert ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "v.mp4").read_bytes() == b"video bytes"
+    assert adapter.calls == 3 and len(slept) == 2 and all(pause >= 1 for pause in slept)
+    ivh.max_retries, adapter.calls = 1, 0
+    with pytest.raises(DownloadError, match=r"v.mp4: HTTP 503 \(Retry-After: 1 s\), after 2 tries$"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "w.mp4")
+    ivh.max_retries, adapter.calls = 3, 0
+    with pytest.raises(DownloadError, match=r"HTTP 503 \(Retry-After: 1 s\); the next try was due in 1\.0 s, past the "
+                                            r"0\.[0-9] s left$"):
+        ivh.download("http://ivh-mock.localhost/v.mp4", tmp_path / "w.mp4", timeout=0.5)
+    gone, _, slept = answering(b"", 404)
+    with pytest.raises(DownloadError, match=r"HTTP 404$"):  # no retry: it is gone (retention ran out)
+        gone.download("http://ivh-mock.localhost/v.mp4", tmp_path / "w.mp4")
+    assert slept == [] and sorted(path.name for path in tmp_path.iterdir()) == ["v.mp4"]
+
+
 def test_a_download_that_fails_leaves_nothing_behind(tmp_path):
     """A missing folder raised FileNotFoundError, a folder as the destination IsADirectoryError (after writing the
     whole file beside it), and a body cut short left its `.part` file."""
