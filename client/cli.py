@@ -217,8 +217,20 @@ def _point_at_devnull(stream: TextIO) -> None:
     os.close(devnull)
 
 
+# What each option that takes a text is to be given when it was given empty or blank (an unset $VARIABLE in a script):
+# refused, not taken as left out (`--callback ""` had made a task with no callback, `--download ""` neither waited nor
+# downloaded, each with exit 0), nor sent as it is.
+GIVE = {"download": "the file to write the video to", "callback": "the URL the task's end is posted to",
+        "timbre": "a TimbreKey (`ivh timbres` lists them)", "scenario": "a scenario's name"}
+
+
 def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    empty = next((name for name in GIVE if getattr(args, name, None) is not None and not getattr(args, name).strip()),
+                 None)
+    if empty:
+        print(f"ivh: --{empty} is empty: give {GIVE[empty]}, or leave the option out", file=err)
+        return EXIT_USAGE
     if args.command == "submit" and args.text is not None and not args.timbre:
         print("ivh: --text needs --timbre", file=err)
         return EXIT_USAGE
@@ -227,9 +239,6 @@ def _main(argv: list[str] | None, out: TextIO, err: TextIO, submitted: list[str]
         print(f"ivh: {', '.join(speech)} {'goes' if len(speech) == 1 else 'go'} with --text (SpeechParam voices "
               f"InputSsml); --audio is lip-synced as it sounds", file=err)
         return EXIT_USAGE
-    if getattr(args, "download", None) is not None and not args.download.strip():  # an unset $VARIABLE: it had
-        print("ivh: --download is empty: give the file to write the video to", file=err)  # neither waited nor
-        return EXIT_USAGE  # downloaded, and exited 0
     unwritable = _unwritable(args.download) if getattr(args, "download", None) else None
     if unwritable:  # said before a submission, which is a paid video, and before waiting for it
         print(f"ivh: --download {args.download}: {unwritable}", file=err)

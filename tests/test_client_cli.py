@@ -328,7 +328,15 @@ def test_a_download_that_could_not_be_written_is_refused_before_anything_is_subm
     for command in (["submit", "--photo", PHOTO, "--audio", AUDIO], ["wait", "t"]):
         result = ivh(*command, "--download", "", url="http://127.0.0.1:9")
         assert (result.returncode, result.stderr) == (2, "ivh: --download is empty: give the file to write the video "
-                                                         "to\n"), command
+                                                         "to, or leave the option out\n"), command
+    # so had an empty --callback (a task with none), and an empty --timbre been "--text needs --timbre"
+    for option, value, gives in (("--callback", "", "the URL the task's end is posted to"),
+                                 ("--timbre", " ", "a TimbreKey (`ivh timbres` lists them)"),
+                                 ("--scenario", "", "a scenario's name")):
+        result = ivh("submit", "--photo", PHOTO, "--text", "hello there", "--timbre", "female_1", option,
+                     value, url="http://127.0.0.1:9")
+        assert (result.returncode, result.stderr) == (2, f"ivh: {option} is empty: give {gives}, or leave the option "
+                                                         f"out\n"), option
 
 
 def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):
