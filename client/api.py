@@ -407,18 +407,19 @@ class Client:
                              f"follow: the API answers where it is called (check the base URL)")
         try:
             envelope = _loads(content)
-            header = envelope["Header"]
+            header = envelope.get("Header") if isinstance(envelope, dict) else None
+            if not isinstance(header, dict):  # what is missing is said, not only shown cut at 200 characters
+                raise _NotEnvelope("no Header object" if isinstance(envelope, dict) else
+                                   f"a JSON {_json_kind(envelope)}, not an object")
+            if "Code" not in header:
+                raise _NotEnvelope("Header.Code is missing")
             code = header["Code"]
             if type(code) is not int:  # a bool, a string, a list: no Header.Code of the API's
                 raise _NotEnvelope(f"Header.Code is {code!r}")
             if code == 0 and not 200 <= status < 300:  # the API succeeds with 200 (D01): a gateway's or a proxy's
                 raise _SuccessUnder(f"Header.Code 0 with HTTP {status}")
-        except (ValueError, KeyError, TypeError) as problem:  # why, when it is not plain from the text shown
-            shown = content[:200].decode("utf-8", "replace")
-            if isinstance(problem, ValueError):
-                shown = f"{shown!r} ({problem})"[:400]
-            else:
-                shown = repr(shown)
+        except ValueError as problem:  # why, when it is not plain from the text shown
+            shown = f"{content[:200].decode('utf-8', 'replace')!r} ({problem})"[:400]
             said_accepted = isinstance(problem, _SuccessUnder)
             # a gateway's or a proxy's answer: retried as the API's would be. A 429 says nothing was done, unless it
             # carries the API's success: then a submission may have been accepted, as under a 5xx (it had exited 5)
@@ -562,6 +563,11 @@ def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
             raise _NoVerdict(response.status_code, f"the answer from {path} is more than the {limit} bytes an answer "
                                                    f"of the API's takes")
     return bytes(body)
+
+
+def _json_kind(value: Any) -> str:
+    """JSON's name for the kind of a decoded value."""
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _retry_after(response: requests.Response) -> float | None:

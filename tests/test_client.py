@@ -217,7 +217,13 @@ def test_parse_callback():
     # which Header counts is a reader's guess: the last (100002) had been taken as the API's refusal
     (b'{"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {}, "Header": {"Code": 100002}}',
      APIConnectionError, "not the API's envelope: .*the key 'Header' is given twice in one object"),
-], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status", "two-headers"])
+    # what is missing is said (it had been only shown, cut at 200 characters)
+    (b'{"Header": {"Message": "", "RequestID": "r"}, "Payload": {}}', APIConnectionError,
+     "not the API's envelope: .*\\(Header.Code is missing\\)$"),
+    (b'{"Payload": {}}', APIConnectionError, "not the API's envelope: .*\\(no Header object\\)$"),
+    (b'[{"Header": {"Code": 0}}]', APIConnectionError, "not the API's envelope: .*\\(a JSON array, not an object\\)$"),
+], ids=["100k-brackets", "40-levels", "utf-8-with-bom", "payload-a-string", "payload-without-status", "two-headers",
+        "no-code", "no-header", "an-array"])
 def test_an_answer_is_decoded_only_when_it_could_be_the_envelope(body, raised, says):
     session = requests.Session()
     session.mount("http://ivh-mock.localhost", FixedAnswer(body))
