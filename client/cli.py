@@ -14,6 +14,7 @@ import math
 import os
 import re
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             stream.reconfigure(errors="backslashreplace")
     submitted: list[str] = []  # the TaskId of a submission this run made once the API accepted it, SENDING before
     output = _Output(out)
+    handlers = _stop_as_interrupted()
     try:
         code = _main(argv, output, err, submitted)
         output.flush()  # here, not at exit, so that a closed pipe is seen below
@@ -167,11 +169,40 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         made = f"; task {submitted[0]} was submitted" if submitted and submitted[0] != SENDING else ""
         print(f"ivh: the output could not be written: {failure.reason}{made}", file=err)
         return EXIT_CLOSED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         sending = "; the submission was on its way and may have been accepted (and billed): check before submitting " \
                   "it again" if submitted == [SENDING] else ""
-        print(f"\nivh: interrupted{sending}", file=err)
-        return EXIT_INTERRUPTED
+        signum = stop.signum if isinstance(stop, _Stopped) else None
+        print(f"\nivh: {'interrupted' if signum is None else f'stopped by {signal.Signals(signum).name}'}{sending}",
+              file=err)
+        return EXIT_INTERRUPTED if signum is None else 128 + signum
+    finally:
+        for number, handler in handlers.items():  # (None: one set outside Python, which cannot be set again)
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+class _Stopped(KeyboardInterrupt):
+    """A stop signal taken as Ctrl-C is: what is under way unwinds (a download removes its partial file, which
+    SIGTERM had left behind, `timeout`'s signal)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)
+
+
+def _stop_as_interrupted() -> dict[int, Any]:
+    """Take SIGTERM and SIGHUP as Ctrl-C is taken, unless ignored (`nohup`) or not in the main thread (an app calling
+    main() from another); return the handlers they had."""
+    handlers = {}
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread: left as they are
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                handlers[number] = signal.signal(number, _stopped)
+    return handlers
 
 
 class _Unwritable(Exception):

@@ -1,5 +1,6 @@
 """`ivh` in a subprocess against a running mock: submit, wait with progress, download, refusals, exit codes."""
 
+import contextlib
 import io
 import json
 import os
@@ -349,6 +350,50 @@ def test_ctrl_c_while_waiting_ends_with_one_line(mock_url):
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 130 and errors.strip() == "ivh: interrupted", errors
+
+
+def test_sigterm_while_downloading_ends_as_ctrl_c_does_leaving_no_partial_file(tmp_path):
+    """SIGTERM (`timeout`'s, a CI job cancelled) killed ivh where it stood: a download left its hidden partial file
+    beside the destination."""
+    import socket
+    import threading
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        done = {"Status": "SUCCESS", "Progress": 100, "MediaUrl": f"{url}/v.mp4", "SubtitlesUrl": "", "ArrayCount": 0,
+                "Duration": 1000, "FailCode": 0, "FailMessage": "", "TextTimestampResult": []}
+        answer = json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": done}).encode()
+
+        def serve() -> None:  # getprogress: done; the video: a few bytes, then nothing more until the client goes
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # closed
+                    return
+                with connection:
+                    head = connection.recv(65536)
+                    if head.startswith(b"POST"):
+                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                           + str(len(answer)).encode() + b"\r\nConnection: close\r\n\r\n" + answer)
+                        continue
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+                    with contextlib.suppress(OSError):
+                        while connection.recv(1):
+                            time.sleep(0.05)
+
+        threading.Thread(target=serve, daemon=True).start()
+        environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
+        process = subprocess.Popen([IVH, "--base-url", url, "wait", "t", "--download", str(tmp_path / "v.mp4")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        try:
+            until(lambda: any(tmp_path.iterdir()), seconds=30)  # its partial file: downloading
+            process.send_signal(signal.SIGTERM)
+            _, errors = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM and errors.strip().endswith("ivh: stopped by SIGTERM"), errors
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_closed_outputs_and_an_encoding_that_cannot_show_a_name_end_in_words_not_tracebacks(mock_url):
