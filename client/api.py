@@ -88,9 +88,9 @@ class Client:
             if value is not None and not isinstance(value, str):  # else a TypeError or AttributeError at each call
                 raise ValueError(f"the {name} must be text (str), got {type(value).__name__}")
         for name, value in (("appkey", self.appkey), ("accesstoken", self.accesstoken)):
-            problem = jsontext.lone_surrogate(value)
+            problem = jsontext.not_utf8(value)  # a byte that is no UTF-8 in the environment (`$'\xff'`) is one
             if problem is not None:  # nothing signed with it could be sent: UTF-8 cannot carry it
-                raise ValueError(f"the {name} cannot be sent: it {problem.removeprefix('the body ')}")
+                raise ValueError(f"the {name} cannot be sent: it {problem}")
         if base_url is None:
             base_url = os.environ.get("IVH_BASE_URL")
             if base_url is not None and not base_url.strip():  # an unset $MOCK_URL: not the live API, which bills
@@ -232,6 +232,8 @@ class Client:
             raise ValueError(f"max_bytes must be a whole number of bytes from 0, or None, got {max_bytes!r}")
         if type(chunk_size) is not int or chunk_size < 1:  # 0 had written an empty file, and said it was done
             raise ValueError(f"chunk_size must be a whole number of bytes from 1, got {chunk_size!r}")
+        if not isinstance(url, str) or not url.strip():  # a SUCCESS that names no MediaUrl: said, not `Invalid URL ''`
+            raise DownloadError("", None, f"no URL to download from (got {url!r})")
         shown = without_query(url)  # a result URL's query may be its signature
         destination = Path(destination)
         partial = None

@@ -115,4 +115,4 @@ class DownloadError(IvhError):
 
     def __init__(self, url: str, status: int | None, reason: str):
         self.url, self.status = url, status
-        super().__init__(f"cannot download {url}: {reason}")
+        super().__init__(f"cannot download {url}: {reason}" if url else f"cannot download: {reason}")

@@ -114,6 +114,19 @@ STRICT_NUMBERS: dict[str, Any] = {"parse_constant": _refuse_constant, "parse_flo
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def not_utf8(text: str) -> str | None:
+    """Why a command-line argument or an environment variable is not text that can be sent or kept, or None: Python
+    gives a byte that is not UTF-8 there (`$'\\xff'`) as a lone surrogate, which no request, answer or store can
+    hold."""
+    found = SURROGATE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"is not UTF-8 text: it holds the byte 0x{code - 0xDC00:02x}"
+    return f"holds a lone surrogate \\u{code:04x}, which no UTF-8 text can"
+
+
 def lone_surrogate(value: Any) -> str | None:
     """Where the first lone surrogate in a decoded value is, in the words of a message: "Payload.TaskId holds a lone
     surrogate \\udfff (...)"; None when there is none. JSON's `\\udfff` escape can put one in a string, and a Python

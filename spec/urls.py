@@ -55,6 +55,8 @@ def host_name_ok(host: str) -> bool:
 def without_query(url: str) -> str:
     """`url` without what may carry a credential: its query and fragment (a pre-signed URL's signature) and its user
     info (`user:password@`). A URL that does not split (an unclosed IPv6 bracket) is cut at its first `?` or `#`."""
+    if not any(mark in url for mark in "?#@"):  # nothing to take out: as written (urlunsplit had made
+        return url  # `http:127.0.0.1:8080` of a usage error `http:///127.0.0.1:8080`)
     try:
         parts = urlsplit(url)  # the host as written (its port, an IPv6 literal's brackets): only the user info goes
         return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))

@@ -573,8 +573,11 @@ def test_a_lone_surrogate_is_refused_before_sending_as_the_mock_refuses_its_esca
                                            f"{signed_query('client-test', 'mock-accesstoken', int(T0))}",
                                            data=escaped, headers={"Content-Type": "application/json"}).get_json()
     assert (refused.value.code, refused.value.message) == (answer["Header"]["Code"], answer["Header"]["Message"])
-    with pytest.raises(ValueError, match="the appkey cannot be sent: it holds a lone surrogate"):
+    # a byte that is no UTF-8 in the environment (`$'\\xff'`) comes as \\udcff: said as the byte it was
+    with pytest.raises(ValueError, match="^the appkey cannot be sent: it is not UTF-8 text: it holds the byte 0xff$"):
         Client("app\udcff", "mock-accesstoken")
+    with pytest.raises(ValueError, match="^the accesstoken cannot be sent: it holds a lone surrogate \\\\ud800"):
+        Client("app", "token\ud800")
 
 
 def test_a_value_json_cannot_hold_is_refused_before_sending_naming_its_field(target):
@@ -1076,6 +1079,9 @@ def test_a_scenario_or_a_download_bound_of_the_wrong_kind_is_refused_where_it_is
     for wrong in ("10", -1, 1.5, True):
         with pytest.raises(ValueError, match="^max_bytes must be a whole number of bytes from 0, or None, got"):
             client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", max_bytes=wrong)
+    for wrong in ("", " ", None):  # a SUCCESS that names no MediaUrl had been `cannot download : Invalid URL ''`
+        with pytest.raises(DownloadError, match=f"^cannot download: no URL to download from \\(got {wrong!r}\\)$"):
+            client.download(wrong, tmp_path / "v.mp4")
     for wrong in (0, -1, 1.5, "8", None):  # 0 had written an empty file and returned its path
         with pytest.raises(ValueError, match="^chunk_size must be a whole number of bytes from 1, got"):
             client.download("http://127.0.0.1:9/v.mp4", tmp_path / "v.mp4", wrong)
@@ -1488,6 +1494,10 @@ def test_urls_in_the_clients_errors_lose_what_may_carry_a_credential():
     assert without_query("http://[::1/v.mp4?q-signature=S") == "http://[::1/v.mp4"  # no split: cut at its '?'
     # the host as written: the port and an IPv6 literal's brackets had gone with the user info
     assert without_query("http://bob:pw@127.0.0.1:19001/x?s=1") == "http://127.0.0.1:19001/x"
+    # nothing to take out: as written (a usage error had quoted `http:127.0.0.1:8080` as `http:///127.0.0.1:8080`)
+    assert without_query("http:127.0.0.1:8080") == "http:127.0.0.1:8080"
+    with pytest.raises(ValueError, match="^the base URL 'http:127.0.0.1:8080' is not an http or https URL"):
+        Client("a", "t", "http:127.0.0.1:8080")
     assert without_query("http://a@[::1]:8080/x") == "http://[::1]:8080/x"
     failed = without_queries("failed: https://u:pw@h.example/v.mp4?q=S (reset)")
     assert failed == "failed: https://h.example/v.mp4 (reset)"

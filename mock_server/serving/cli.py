@@ -25,7 +25,7 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
-from ivh_mock.spec.jsontext import SURROGATE
+from ivh_mock.spec.jsontext import not_utf8
 from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
 from ..accounts import SETTINGS_SCHEMA, Accounts, AccountsFileError, schema_problem
@@ -276,18 +276,6 @@ def _accesstoken(text: str) -> str:
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text
-
-
-def not_utf8(text: str) -> str | None:
-    """Why an argument is not text the mock can use, or None: Python gives a byte that is not UTF-8 on the command
-    line (`$'\\xff'`) as a lone surrogate, which no request, answer or store can hold."""
-    found = SURROGATE.search(text)
-    if found is None:
-        return None
-    code = ord(found.group())
-    if 0xDC80 <= code <= 0xDCFF:
-        return f"is not UTF-8 text: it holds the byte 0x{code - 0xDC00:02x}"
-    return f"holds a lone surrogate \\u{code:04x}, which no UTF-8 text can"
 
 
 def _host_name(text: str) -> str:
