@@ -2,7 +2,8 @@
 
 Exit codes (EXIT_CODES): 0 done; 1 the API refused the request; 2 usage or configuration error; 3 the task failed;
 4 timed out waiting; 5 the server or a result file could not be reached; 6 a submission's verdict never came back
-(it may have been accepted); 130 interrupted (Ctrl-C); 141 the output was closed early or could not be written.
+(it may have been accepted); 130 interrupted (Ctrl-C); 143 and 129 stopped by SIGTERM or SIGHUP, as Ctrl-C stops it;
+141 the output was closed early or could not be written.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ EXIT_CODES = {
     EXIT_UNKNOWN: ("the submission was sent but no verdict of the API's came back (a broken connection, a timeout, a "
                    "gateway's 5xx): it may have been accepted, and billed; check before submitting it again"),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C); a task already submitted goes on",
+    128 + signal.SIGTERM: "stopped by SIGTERM (a CI job's timeout), which ends it as Ctrl-C does: a download's partial "
+                          "file is removed",
+    128 + signal.SIGHUP: "stopped by SIGHUP (its terminal closed), likewise",
     EXIT_CLOSED: ("the output was closed before everything was printed (a pipe into head, say), quietly, or from "
                   "the start, or could not be written (a full disk: said, with a submitted task's TaskId)"),
 }
