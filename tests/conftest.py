@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -348,6 +348,20 @@ def serving(app):
         serving_thread.stop()
 
 
+def accepting(listener: socket.socket, handle: Callable[[socket.socket], Any]) -> None:
+    """Give each connection `listener` takes to `handle` (which owns it), on a thread of its own, until the listener
+    is closed."""
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed
+                return
+            handle(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 class RawServer:
     """A local server (a context manager) that reads each request whole, head and body, and answers it with `answer`
     as raw bytes: all at once or, with `every`, a byte every `every` seconds. Then it closes the connection or, with
@@ -358,15 +372,8 @@ class RawServer:
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+        accepting(self._listener, lambda connection: threading.Thread(target=self._answer, args=(connection,),
+                                                                      daemon=True).start())
 
     def _answer(self, connection: socket.socket) -> None:
         with connection:

@@ -41,7 +41,7 @@ from ivh_mock.spec.signing import signed_query
 from ivh_mock import spec as spec_module
 
 from . import forked
-from .conftest import PATHS, T0, TEXT_PAYLOAD, FixedAnswer, RawServer
+from .conftest import PATHS, T0, TEXT_PAYLOAD, FixedAnswer, RawServer, accepting
 
 FAST = {"queue_seconds": 1.0, "render_speed": 0.25, "render_startup_seconds": 2.0}
 
@@ -315,24 +315,19 @@ def _tls_server(cert: str, key: str):
     context.load_cert_chain(cert, key)
     read = [0]
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        def serve() -> None:
-            while True:
+        def serve(connection: socket.socket) -> None:
+            with connection:
                 try:
-                    connection, _ = listener.accept()
-                except OSError:  # closed
+                    tls = context.wrap_socket(connection, server_side=True)
+                except (ssl.SSLError, OSError):  # the client refused the handshake
                     return
-                with connection:
-                    try:
-                        tls = context.wrap_socket(connection, server_side=True)
-                    except (ssl.SSLError, OSError):  # the client refused the handshake
-                        continue
-                    if tls.recv(65536):
-                        read[0] += 1
-                        with socket.socket(fileno=os.dup(tls.fileno())) as raw:  # beside TLS, not through it
-                            raw.sendall(b"\x17\x03\x03\x00\x05bogus")
-                    tls.close()
+                if tls.recv(65536):
+                    read[0] += 1
+                    with socket.socket(fileno=os.dup(tls.fileno())) as raw:  # beside TLS, not through it
+                        raw.sendall(b"\x17\x03\x03\x00\x05bogus")
+                tls.close()
 
-        threading.Thread(target=serve, daemon=True).start()
+        accepting(listener, serve)
         yield f"https://127.0.0.1:{listener.getsockname()[1]}", read
 
 
@@ -373,14 +368,7 @@ def test_a_tls_handshake_that_timed_out_is_retried_and_no_submission_that_may_ha
 
     held = []
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        def take() -> None:
-            while True:
-                try:
-                    held.append(silent.accept()[0])  # kept open, and never a word
-                except OSError:  # closed
-                    return
-
-        threading.Thread(target=take, daemon=True).start()
+        accepting(silent, held.append)  # each kept open, and never a word
         try:
             for call in ("phototovideonotrain", "getprogress"):
                 client = Client("a", "mock-accesstoken", f"https://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3,

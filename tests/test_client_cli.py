@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from . import forked
-from .conftest import RawServer, ServeProcess, until
+from .conftest import RawServer, ServeProcess, accepting, until
 
 IVH = str(Path(sys.executable).with_name("ivh"))
 PHOTO = "http://localhost/__mock__/assets/samples/photo.jpg"  # the mock's own sample, on any loopback port
@@ -356,7 +356,6 @@ def test_sigterm_while_downloading_ends_as_ctrl_c_does_leaving_no_partial_file(t
     """SIGTERM (`timeout`'s, a CI job cancelled) killed ivh where it stood: a download left its hidden partial file
     beside the destination."""
     import socket
-    import threading
     import time
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -365,24 +364,18 @@ def test_sigterm_while_downloading_ends_as_ctrl_c_does_leaving_no_partial_file(t
                 "Duration": 1000, "FailCode": 0, "FailMessage": "", "TextTimestampResult": []}
         answer = json.dumps({"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": done}).encode()
 
-        def serve() -> None:  # getprogress: done; the video: a few bytes, then nothing more until the client goes
-            while True:
-                try:
-                    connection, _ = listener.accept()
-                except OSError:  # closed
+        def serve(connection: socket.socket) -> None:  # getprogress: done; the video: a few bytes, then nothing
+            with connection:  # more until the client goes
+                if connection.recv(65536).startswith(b"POST"):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                       + str(len(answer)).encode() + b"\r\nConnection: close\r\n\r\n" + answer)
                     return
-                with connection:
-                    head = connection.recv(65536)
-                    if head.startswith(b"POST"):
-                        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                           + str(len(answer)).encode() + b"\r\nConnection: close\r\n\r\n" + answer)
-                        continue
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
-                    with contextlib.suppress(OSError):
-                        while connection.recv(1):
-                            time.sleep(0.05)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+                with contextlib.suppress(OSError):
+                    while connection.recv(1):
+                        time.sleep(0.05)
 
-        threading.Thread(target=serve, daemon=True).start()
+        accepting(listener, serve)
         environment = {**os.environ, "IVH_APPKEY": "cli-app", "IVH_ACCESSTOKEN": "mock-accesstoken"}
         process = subprocess.Popen([IVH, "--base-url", url, "wait", "t", "--download", str(tmp_path / "v.mp4")],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
