@@ -26,7 +26,7 @@ from ivh_mock import spec as spec_module
 from . import redact
 from .checks import canonical, task_of
 from .forward import FORWARD_REFUSED, HOP_BY_HOP, NOT_JSON, json_body, own_error
-from .recorder import read_records
+from .recorder import is_number, read_records
 
 GETPROGRESS = spec_module.load().operations["getprogress"].path  # the one path a poll is replayed on (the mock's)
 # a recorded answer's headers the replay's own answer does not repeat: its framing, its hop-by-hop headers
@@ -131,9 +131,15 @@ class ReplayIndex:
         submitted: dict[str, float] = {}
         self.skipped: list[str] = []  # why each record that cannot be answered again was left out
         self.refused: list[str] = []  # why each request matching an answer not recorded whole is answered 502
-        for record in sorted(records, key=lambda r: (r.get("t", 0), r.get("seq", 0))):
+        # a record is a dict whose time is a number (read_records): its sequence number, edited, may be anything
+        for record in sorted(records, key=lambda r: (r["t"], r["seq"] if is_number(r.get("seq")) else 0)):
             request, recorded = record.get("request") or {}, record.get("response") or {}
             if record.get("kind") != "exchange" or request.get("body_format") != "json":  # (matched by its JSON)
+                continue
+            method, path = request.get("method", "POST"), request.get("path", "")
+            if not (isinstance(method, str) and isinstance(path, str)):  # edited by hand: the start had ended in a
+                self.skipped.append(f"the exchange recorded at t={record['t']}: its method or its path is not a "
+                                    f"text")  # traceback
                 continue
             if record.get("error") or recorded.get("body_format") not in REPLAYED_BODIES:
                 response, why = _not_as_recorded(record)
@@ -151,7 +157,7 @@ class ReplayIndex:
                 continue
             if operation == "phototovideonotrain" and task_id:
                 submitted[task_id] = record["t"]
-            self.answers[_key(request.get("method", "POST"), request.get("path", ""), body)].append(response)
+            self.answers[_key(method, path, body)].append(response)
         # each poll's time since its task's start (the submission, else the first poll)
         self.trajectories = {task_id: [(at - submitted.get(task_id, polls[0][0]), response) for at, response in polls]
                              for task_id, polls in self.polls.items()}

@@ -1115,6 +1115,25 @@ def test_replay_leaves_out_a_hand_edited_answer_it_cannot_send_and_says_so(tmp_p
         cli._replaying(Config(), str(tmp_path / "all-bad"))
 
 
+def test_replay_leaves_out_a_record_whose_method_or_path_is_no_text_and_orders_any_sequence_number():
+    """A method or a path edited to null, or a sequence number to null, a text or a list beside another record of the
+    same time, had ended `serve --replay`'s start in a traceback (AttributeError, TypeError), where drift says them."""
+    from ivh_mock.proxy.replay import ReplayIndex
+
+    answer = {"Header": {"Code": 0, "Message": "", "RequestID": "r"}, "Payload": {"TaskId": TASK}}
+
+    def record(seq, method="POST", path=PATHS["phototovideonotrain"], ssml="hello there"):
+        return {"kind": "exchange", "t": 1.0, "seq": seq, "operation": "phototovideonotrain",
+                "request": {"method": method, "path": path, "body_format": "json",
+                            "body": {"Header": {}, "Payload": {**TEXT, "InputSsml": ssml}}},
+                "response": {"status": 200, "headers": [], "body_format": "json", "body": answer}}
+
+    index = ReplayIndex([record(1), record(None, ssml="a"), record("2", ssml="b"), record([3], ssml="c"),
+                         record(4, method=None, ssml="d"), record(5, path=["/"], ssml="e")])
+    assert len(index) == 4 and index.skipped == ["the exchange recorded at t=1.0: its method or its path is not a "
+                                                 "text"] * 2
+
+
 def test_replay_answers_what_the_app_got_when_the_recorded_answer_was_no_json(tmp_path, capsys):
     """Only exchanges whose answer was JSON were replayed: a submission recorded as a gateway's HTML 502, a timeout or
     a garbled answer went to the mock underneath, which accepted it (a new TaskId, Code 0). Text and empty answers are
