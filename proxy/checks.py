@@ -270,7 +270,7 @@ class Lifecycle:
                 add("lifecycle-final-status-changed", f"{status0} -> {status1}",
                     f"a finished task changed from {status0} to {status1}")
         if (isinstance(progress0, int) and isinstance(progress1, int) and progress1 < progress0
-                and status1 != "FAIL"):
+                and not (status1 == "FAIL" and progress1 == -1)):  # a failed task's Progress is -1, and only that
             add("lifecycle-progress-fell", "Progress", f"Progress fell from {progress0} to {progress1}")
         if (status0 == status1 == "COMMIT" and isinstance(count0, int) and isinstance(count1, int)
                 and count1 > count0):

@@ -1432,6 +1432,12 @@ def test_the_lifecycle_rules_each_have_a_finding():
     assert found == ["lifecycle-arraycount-rose:ArrayCount", "lifecycle-progress-fell:Progress",
                      "lifecycle-changed-after-success:Duration", "lifecycle-changed-after-success:MediaUrl",
                      "lifecycle-final-status-changed:SUCCESS -> FAIL"]
+    # a failed task's Progress falls to -1, and only to that (any fall to FAIL had been let through)
+    failing = [f.kind for at, payload in enumerate([poll("MAKING", 50), poll("FAIL", 30)])
+               for f in lifecycle.observe("f", payload, at)]
+    assert failing == ["lifecycle-progress-fell"]
+    assert [f.kind for at, payload in enumerate([poll("MAKING", 50), poll("FAIL", -1)])
+            for f in lifecycle.observe("g", payload, at)] == []
     mismatch = lifecycle.callback({"TaskId": "t", "Status": "SUCCESS", "Progress": 100, "MediaUrl": ""}, 9)
     assert [f.kind for f in mismatch] == ["callback-mismatch"]
     assert [f.kind for f in lifecycle.callback({"TaskId": "t", "Status": "FAIL"}, 10)] == ["callback-repeated"]
