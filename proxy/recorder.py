@@ -55,6 +55,7 @@ class Recorder:
         self._run = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self._lock = threading.Lock()
         self._path: Path | None = None
+        self._private: Path | None = None  # the file last made 0600
         self._size = 0
         self._sequence = 0
 
@@ -68,8 +69,15 @@ class Recorder:
             except UnicodeEncodeError:  # a lone surrogate (a JSON \\udfff escape gives one): no UTF-8 holds it, so
                 line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()  # all is escaped
             path = self._target(len(line))
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # never through a link (the file named like a recording could be one to a file anywhere), and a file it
+            # appends to that was there before (a run of before, copied in by hand) is made 0600 as its own are
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
+                if path != self._private:
+                    with contextlib.suppress(OSError):  # another user's file keeps its mode
+                        if os.fstat(descriptor).st_mode & 0o077:
+                            os.fchmod(descriptor, 0o600)
+                    self._private = path
                 _append_whole(descriptor, line)
             finally:
                 os.close(descriptor)
@@ -94,6 +102,9 @@ class Recorder:
     def _free_file(self, stem: str, index: int, size: int) -> tuple[Path, int]:
         while True:
             path = self.directory / (f"{PREFIX}{stem}.jsonl" if index == 0 else f"{PREFIX}{stem}.{index}.jsonl")
+            if path.is_symlink():  # not written through: the next name
+                index += 1
+                continue
             used = path.stat().st_size if path.exists() else 0
             if used == 0 or used + size <= self.max_file_bytes:
                 return path, used

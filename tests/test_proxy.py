@@ -248,6 +248,23 @@ def test_a_folder_the_recorder_did_not_make_keeps_its_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "open").stat().st_mode) == 0o755  # there before
 
 
+def test_the_recorder_writes_through_no_link_and_makes_a_file_it_appends_to_private(tmp_path):
+    """A link named like the day's recording had the records appended to where it led, a file that stayed 0644; so
+    did a 0644 recording already in the folder, where the README says the files are 0600."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("")
+    outside.chmod(0o644)
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "ivh-proxy-20250101.jsonl").symlink_to(outside)
+    loose = folder / "ivh-proxy-20250101.1.jsonl"
+    loose.write_text("")
+    loose.chmod(0o644)
+    Recorder(folder, clock=lambda: 1_735_689_600).write({"kind": "exchange"})  # 2025-01-01
+    assert outside.read_text() == "" and stat.S_IMODE(outside.stat().st_mode) == 0o644
+    assert '"kind":"exchange"' in loose.read_text() and stat.S_IMODE(loose.stat().st_mode) == 0o600
+
+
 def test_the_upstream_accepting_what_the_spec_refuses_is_a_finding(wrong_upstream, tmp_path):
     with ProxyServer(Proxy(wrong_upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
         _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": {**TEXT, "CallbackURL": "http://x/"}})
