@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 import requests
@@ -1084,6 +1085,27 @@ def test_the_fixture_uploads_bytes_not_text(ivh_mock):
     assert ivh_mock.upload(bytearray(b"bytes"), "x.bin").endswith("/x.bin")
 
 
+def test_a_mock_stopped_while_answering_a_client_that_gave_up_leaves_no_scratch_folder(monkeypatch):
+    """A submission whose client gave up (a timeout of 5 ms) went on being answered; the stop removed the scratch
+    folder meanwhile, and the photo then written made the folder again: one left in the temporary folder per test."""
+    from ivh_mock.client import IvhError
+    from ivh_mock.mock_server import MockServer
+
+    with MockServer() as mock:
+        scratch, writing = Path(mock.app.extensions["ivh_mock_scratch"].name), mock.ctx.blobs.writing
+
+        def late(*args, **kwargs):  # the answer is still on its way when the test ends
+            time.sleep(0.3)
+            return writing(*args, **kwargs)
+
+        monkeypatch.setattr(mock.ctx.blobs, "writing", late)
+        with pytest.raises(IvhError):
+            mock.client("impatient", timeout=0.05, max_retries=0).phototovideonotrain(
+                {**TEXT_PAYLOAD, "RefPhotoUrl": mock.sample("photo.jpg")})
+    time.sleep(0.5)  # what the request would have done after the stop, done
+    assert not scratch.exists()
+
+
 def test_a_client_closes_its_own_connections_and_not_a_session_it_was_given(ivh_mock):
     """A Client had no close(): each kept its kept-alive connection open until the garbage collector came."""
     def pools(session: requests.Session) -> int:  # the connection pools its adapter holds (one per host)
@@ -1272,7 +1294,6 @@ def test_a_long_name_in_a_wide_alphabet_downloads_as_any_other():
     """The partial file's name took the destination's first 64 characters: 60 emoji, 240 bytes, came past the
     folder's 255-byte limit with its suffix, though the destination's own name was within it."""
     import tempfile
-    from pathlib import Path
 
     ivh, _, _ = answering(b"video bytes")
     with tempfile.TemporaryDirectory() as folder:

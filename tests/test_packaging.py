@@ -260,9 +260,13 @@ def test_the_fixtures_leave_nothing_to_the_garbage_collector_and_ignore_the_envi
 
 def test_a_run_that_never_uses_the_mock_does_not_import_it(tmp_path):
     """The plugin's entry point is in ivh_mock.mock_server, whose __init__ imported the whole mock (Flask, Pillow,
-    PyAV): some 0.4 s added to every pytest run of every project it was installed beside, and of each xdist worker."""
+    PyAV): some 0.4 s added to every pytest run of every project it was installed beside, and of each xdist worker.
+    A test that uses it, deselected (`-k`), had it imported all the same."""
     (tmp_path / "test_trivial.py").write_text(textwrap.dedent("""
         import sys
+
+        def test_deselected(ivh_mock):
+            pass
 
         def test_nothing_heavy_was_imported():
             heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("flask", "werkzeug", "PIL", "av", "jsonschema")
@@ -276,9 +280,26 @@ def test_a_run_that_never_uses_the_mock_does_not_import_it(tmp_path):
             assert sorted(package.__all__) == package.__all__ and "create_app" in package.__all__
     """), encoding="utf-8")
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                          str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                          "-k", "not deselected", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "2 passed" in run.stdout
+    assert "2 passed, 1 deselected" in run.stdout
+
+
+def test_sigterm_during_a_test_of_the_fixture_stops_its_mock_and_removes_its_scratch_folder(tmp_path):
+    """SIGTERM (a CI job's timeout) killed the run where it stood: the test's mock left its scratch folder behind."""
+    note = tmp_path / "scratch.txt"
+    (tmp_path / "test_stopped.py").write_text(textwrap.dedent(f"""
+        import os, signal, time
+
+        def test_stopped(ivh_mock):
+            open({str(note)!r}, "w").write(ivh_mock.app.extensions["ivh_mock_scratch"].name)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+    """), encoding="utf-8")
+    run = forked.run(["-q", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path, timeout=60)
+    assert run.returncode == 2 and "KeyboardInterrupt" in run.stdout, (run.returncode, run.stdout[-3000:])
+    assert not Path(note.read_text()).exists()
 
 
 def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):

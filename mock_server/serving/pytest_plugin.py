@@ -6,17 +6,24 @@
 - `ivh_callback_receiver`: a local endpoint that records callbacks (a `CallbackReceiver`).
 
 Each test gets its own server, so the fixtures work under pytest-xdist as they are. A run none of whose tests uses
-`ivh_mock` never imports the mock; one that does imports it and reads the spec once, after collection, rather than
-in the first test's setup.
+`ivh_mock` never imports the mock (nor one whose tests that do are deselected, `-k`, `-m`); one that does imports it
+and reads the spec once, after collection, rather than in the first test's setup. While a test's mock serves,
+SIGTERM (a CI job's timeout) ends the run as Ctrl-C does, so that the mock is stopped and its scratch folder removed
+(unless the run has a SIGTERM handler of its own).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import uuid
+from typing import Iterator
 
 import pytest
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken out what will not run
 def pytest_collection_modifyitems(items):
     if any("ivh_mock" in getattr(item, "fixturenames", ()) for item in items):
         from ivh_mock import spec
@@ -28,22 +35,43 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def ivh_mock():
+    """A fresh mock on a free loopback port (a `MockServer`: in-memory store, frozen virtual clock), stopped after
+    the test: `base_url`, `advance(seconds)`, `now()`, `client(appkey)`, `tasks()`, `callbacks()`, `reset()`, ..."""
     from .testing import MockServer  # imported on use, so installing the plugin costs other test runs nothing
 
-    with MockServer() as server:
+    with _terminated_as_interrupted(), MockServer() as server:
         yield server
 
 
 @pytest.fixture
 def ivh_client(ivh_mock, request):
+    """A `Client` of the test's `ivh_mock`, with an appkey of the test's own; its `wait()` advances the mock's clock
+    instead of sleeping."""
     name = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:60]
     return ivh_mock.client(f"{name}-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
 def ivh_callback_receiver():
+    """A local endpoint that records the callbacks POSTed to its `url` (a `CallbackReceiver`), closed after the
+    test."""
     from .receiver import CallbackReceiver
 
     receiver = CallbackReceiver()
     yield receiver
     receiver.close()
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does: pytest then tears the fixtures down. It had
+    killed the run where it stood, leaving the mock's scratch folder behind. A handler of the run's own stays, and
+    one can be set only in the main thread."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

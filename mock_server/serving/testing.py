@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar, cast
 from urllib.parse import quote, urlsplit
@@ -191,6 +192,9 @@ class MockServer:
             return
         self._stopped = True
         self._serving.stop()
+        # the requests under way end first (one whose client gave up goes on): one that wrote a file after its scratch
+        # folder was removed made the folder again, left behind, a file in it
+        self._serving.server.underway.wait(UNDERWAY_SECONDS)
         self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds)
         stop_app(self.app)
 
@@ -260,7 +264,34 @@ def _server(host: str, app) -> Any:
                   (error.strerror or str(error)).split(" (while attempting")[0])
         raise OSError(error.errno, f"cannot listen on {host}: {reason}") from None
     with listener:  # werkzeug listens on a copy of it
-        return make_server(host, 0, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno())
+        server = make_server(host, 0, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno())
+    server.underway = _Underway()
+    return server
+
+
+UNDERWAY_SECONDS = 5.0  # the longest a stopping MockServer waits for the requests it is answering
+
+
+class _Underway:
+    """The requests a server is answering (each a block: `with underway:`), for a stop to wait for."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *raised: object) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait until none is under way, `seconds` at most; whether none is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, seconds)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -292,6 +323,10 @@ class _QuietHandler(WSGIRequestHandler):
         if not getattr(self, "_dated", True):  # (an interim 100 Continue is sent without send_response)
             self.send_header("Date", self.date_time_string())
         super().end_headers()
+
+    def run_wsgi(self) -> None:  # one request, read: its answer is counted under way until sent
+        with self.server.underway:
+            super().run_wsgi()
 
     def handle_expect_100(self) -> bool:
         return True  # werkzeug sends its own 100 Continue before it runs the app: http.server's made two
