@@ -248,7 +248,8 @@ class Client:
                 try:
                     response = stack.enter_context(self._fetch(url, shown, limit))
                     _check_size(_declared_length(response), max_bytes, shown)
-                    partial = partial_file(target)
+                    with deadline.signals_held():  # a Ctrl-C or SIGTERM between the file's making and its name
+                        partial = partial_file(target)  # kept here had left it behind
                     with open(partial, "wb") as handle:
                         for chunk in response.iter_content(chunk_size):
                             handle.write(chunk)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ivh_mock import __version__
+from ivh_mock.spec import deadline
 
 from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, MAX_SECONDS, Client, partial_file, written_to
 from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
@@ -350,9 +351,10 @@ def _unwritable(destination: str) -> str | None:
         # permissions alone do not tell (root, /proc, a read-only mount) and neither does the name's length
         probe = "." + secrets.token_hex(8)
         probe += "x" * (len(os.fsencode(path.name)) - len(probe))  # (a name's bytes as given: `$'v\\xff.mp4'` too)
-        os.close(os.open(path.parent / probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        os.unlink(path.parent / probe)
-        partial_file(path).unlink()
+        with deadline.signals_held():  # made and removed whole: a Ctrl-C between the two had left the file
+            os.close(os.open(path.parent / probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(path.parent / probe)
+            partial_file(path).unlink()
         if path.exists() and not path.is_file():
             return "is not a regular file"
     except OSError as error:

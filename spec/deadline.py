@@ -15,6 +15,7 @@ import heapq
 import http.client
 import itertools
 import os
+import signal
 import socket
 import sys
 import threading
@@ -98,7 +99,11 @@ class _Watchdog:
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ivh-deadlines", daemon=True)
-                self._thread.start()
+                # made with the stop signals held, which it keeps: they go to the main thread, where a blocking read
+                # ends at once to run the handler (one taken by this thread had left the read waiting for its
+                # timeout, and its handler run inside a step the main thread held them back from, `signals_held`)
+                with signals_held():
+                    self._thread.start()
             heapq.heappush(self._due, (deadline.at, next(self._numbers), deadline))
             if self._due[0][2] is deadline:  # sooner than the one waited for
                 self._changed.notify()
@@ -134,6 +139,21 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold back the signals that stop a command (SIGINT, SIGTERM, SIGHUP) in this thread within the block, a step
+    that must not be cut in two; one that came meanwhile is raised after it. A thread started within keeps them held.
+    (Where there are no signal masks, Windows, nothing is held.)"""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @contextlib.contextmanager

@@ -1358,6 +1358,24 @@ def test_deadlines_share_one_watchdog_that_ends_the_soonest_first_also_in_a_fork
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_the_watchdog_thread_holds_the_stop_signals_back_so_that_the_main_thread_takes_them():
+    """A SIGTERM the watchdog thread took left the main thread's blocking read to wait for its timeout (30 s) before
+    the handler ran, and ran it inside a step the main thread held the signals back from (`signals_held`): a
+    download stopped then left its partial file behind (6 stops in 200)."""
+    import signal
+    import threading
+
+    from ivh_mock.spec import deadline
+
+    with deadline.within(30):
+        [watchdog] = [thread for thread in threading.enumerate() if thread.name == "ivh-deadlines"]
+        held = next(int(line.split()[1], 16) for line in Path(f"/proc/self/task/{watchdog.native_id}/status")
+                    .read_text().splitlines() if line.startswith("SigBlk:"))
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        assert held & (1 << (number - 1)), signal.Signals(number).name
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, set()) & {signal.SIGINT, signal.SIGTERM}  # this one's: not
+
+
 def test_a_deadline_reaches_a_socket_inside_tls_and_a_failure_to_end_one_spares_the_others(monkeypatch):
     """TLS inside TLS to an HTTPS proxy is urllib3's SSLTransport, which has no shutdown(): its AttributeError would
     have ended the one watchdog thread, and with it every later deadline of the process."""
