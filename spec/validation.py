@@ -263,6 +263,17 @@ def cut(text: str, limit: int = RECEIVED_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def past(value: float, bound: float, decimals: int = 1) -> str:
+    """`value`, past `bound`, with `decimals` decimals or as many more as it takes not to read as the bound itself: a
+    refusal had said a photo's width/height of 2.0005 was "2", and a speech of 60.0002 s past its limit of 60 s
+    "60.0"."""
+    for places in range(decimals, 16):
+        text = f"{value:.{places}f}"
+        if float(text) != bound:
+            return text
+    return repr(value)
+
+
 def shown(value: Any) -> str:
     """A received value as a message quotes it: a text as Python writes it ('abc'), anything else as JSON (or as Python
     writes it, when JSON cannot hold it: a client's caller may pass a UUID or bytes), cut."""

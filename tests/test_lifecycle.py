@@ -221,6 +221,13 @@ def test_a_text_of_exactly_60_seconds_at_any_speed_succeeds_and_lasts_60000_ms(a
     assert poll(api, fifty)["Duration"] == 50_000
 
 
+def test_a_text_a_little_past_60_seconds_is_said_to_be_past_them(api, clock):
+    """240 characters at 0.9999 (60.006 s) failed, saying "speaks for 60.0 s; the limit is 60 s"."""
+    task_id = submit(api, text("好" * 240, speed=0.9999))
+    clock.advance(600)
+    assert poll(api, task_id)["FailMessage"] == "InputSsml speaks for 60.01 s; the limit is 60 s"
+
+
 def test_result_urls_serve_until_retention_ends(app, api, clock):
     task_id = submit(api, text())
     client = app.test_client()

@@ -56,6 +56,16 @@ def audio_task(api, clock, url: str) -> dict:
 
 
 # -- the asset host -------------------------------------------------------------------------------------------------
+def test_a_refusal_shows_a_number_past_its_bound_as_past_it(app):
+    """A photo of 4001x2000 (width/height 2.0005) was refused as "width/height 2", which the rule allows."""
+    from ivh_mock.spec.validation import past
+
+    answer = app.test_client().post("/__mock__/assets?name=wide.png", data=portrait(4001, 2000, "PNG")).get_json()
+    assert "(width/height 2.001); width/height must be within 1/2..2" in answer["Problems"][0]["message"]
+    assert (past(60.0002, 60), past(60.25, 60), past(0.49975, 0.5, 2), past(61, 60)) == ("60.0002", "60.2", "0.4998",
+                                                                                         "61.0")
+
+
 def test_an_upload_is_served_back_with_what_the_file_is(app, api):
     data = portrait(300, 400, "PNG")
     client = app.test_client()

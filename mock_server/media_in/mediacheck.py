@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ivh_mock.spec.validation import past
 from PIL import Image, UnidentifiedImageError
 
 from ..media_out.render import decoding, displayed_size
@@ -131,8 +132,9 @@ def _size_rules(width: int, height: int, rules: dict[str, Any], field_name: str,
     ratio = Fraction(width, height)
     low, high = Fraction(str(aspect["minimum"])), Fraction(str(aspect["maximum"]))
     if not low <= ratio <= high:
+        shown = past(float(ratio), float(high if ratio > high else low), 2)  # 2.0005 had been shown as "2"
         (problems if aspect["enforced"] else notes).append(Problem(
-            "photo.aspectRatio", f"{field_name}: the photo is {width}x{height} px (width/height {float(ratio):.4g}); "
+            "photo.aspectRatio", f"{field_name}: the photo is {width}x{height} px (width/height {shown}); "
                                  f"width/height must be within {low}..{high} (1:2 to 2:1)"))
     return problems
 

@@ -11,6 +11,8 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from ivh_mock.spec.validation import past
+
 from ..accounts import Account
 from ..errors import BalanceInsufficient, ConcurrencyNotPurchased, ParameterValueError, QuotaExceeded, refusal
 from ..lifecycle import trajectory
@@ -51,7 +53,7 @@ def run(ctx: MockContext, account: Account, payload: dict[str, Any], call: Call)
         outcome, code, message, at = "FAIL", inputs.fail_code, inputs.fail_message, 0
     elif speech and speech.seconds > limit:
         outcome, code, at = "FAIL", TOO_LONG_FAIL_CODE, 0
-        message = f"InputSsml speaks for {seconds:.1f} s; the limit is {limit} s"
+        message = f"InputSsml speaks for {past(speech.seconds, limit)} s; the limit is {limit} s"
     elif scenario.outcome == "FAIL":
         outcome, code, at = "FAIL", scenario.code, scenario.at
         message = f"{scenario.message or ctx.spec.errors.fail[code]['meaning']} (scenario {scenario.spec})"
