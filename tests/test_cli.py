@@ -857,6 +857,10 @@ def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
         third = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path / "other"), "--store", store],
                                 timeout=30)
         assert third.returncode == 2 and f"pid {first.process.pid}" in third.stderr
+        (tmp_path / "link.sqlite3").symlink_to(tmp_path / "data" / "ivh-mock.sqlite3")  # had started, the store shared
+        fourth = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path / "other"), "--store",
+                                  f"sqlite:{tmp_path / 'link.sqlite3'}"], timeout=30)
+        assert fourth.returncode == 2 and f"pid {first.process.pid}" in fourth.stderr
         first.kill()  # dies without cleaning up: the lock goes with it
     with ServeProcess(tmp_path / "data") as after:
         assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200

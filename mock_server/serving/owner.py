@@ -30,7 +30,9 @@ class StoreOwner:
     """Hold the flock of one SQLite database for the life of this process; `announce()` records where it listens."""
 
     def __init__(self, database: str, orphans_seconds: float = ORPHANS_SECONDS):
-        self.path = Path(f"{database}.owner")
+        # beside the file the path leads to: a second server reaching the database through a link to it had taken a
+        # lock of its own beside the link, and shared the store unsaid
+        self.path = Path(f"{os.path.realpath(database)}.owner")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a+", encoding="utf-8")
         deadline = time.monotonic() + max(ORPHANS_SECONDS, orphans_seconds)
