@@ -112,6 +112,8 @@ def test_the_task_page_plays_the_video_and_shows_the_callback(mock, page):
         expect(page.locator("#task-timeline")).to_contain_text("SUCCESS")
         expect(page.locator("#task-subtitles")).to_contain_text("欢迎来到直播间！")
         expect(page.locator(".callback-status")).to_have_text("HTTP 200")
+        # the callback's body (its long URLs, in a <pre> of a table cell) had widened the page to 1,597 px
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         page.wait_for_function("document.getElementById('task-video').readyState >= 2", timeout=10_000)
         duration = page.evaluate("document.getElementById('task-video').duration")
         assert abs(duration - 3.75) < 0.1  # 15 spoken characters at 4 a second
