@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import jsonschema
 import yaml
-from ivh_mock.spec import read_yaml, yaml_problem
+from ivh_mock.spec import StrictLoader, read_yaml, yaml_problem
 from ivh_mock.spec.jsontext import lone_surrogate
 
 from ivh_mock.spec.validation import BASE, cut
@@ -170,22 +170,6 @@ MAX_FILE_BYTES = 4 * 1_048_576
 MAX_VALUES = 1_000_000
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (the last had won, silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, (str, int, float, bool)):  # a list or a mapping as a key: the schema refuses it
-                continue
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read(path: Path) -> Any:
     """The accounts file's content, or AccountsFileError saying why there is none to use."""
     try:  # looked at before it is opened: opening a FIFO waits for a writer, for ever
@@ -198,7 +182,7 @@ def _read(path: Path) -> Any:
     if len(data) > MAX_FILE_BYTES:
         raise AccountsFileError(f"accounts file {path}: it is larger than {MAX_FILE_BYTES} bytes")
     try:
-        content = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+        content = yaml.load(data.decode("utf-8"), Loader=StrictLoader)  # noqa: S506 - a safe loader
         too_many = _values(content) > MAX_VALUES
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise AccountsFileError(f"cannot read accounts file {path}: {yaml_problem(error)}") from None

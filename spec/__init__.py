@@ -206,6 +206,23 @@ def _query_parameter(document: dict[str, Any], parameter: dict[str, Any]) -> tup
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last had won, silently), for the files a
+    person writes (an accounts file, a pace file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):  # a list or a mapping as a key: the schema refuses it
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> Any:
     """Read one of the package's own YAML files (the spec, the scenario catalogue, the control API's schemas)."""
     with open(path, encoding="utf-8") as handle:

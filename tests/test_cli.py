@@ -1086,6 +1086,18 @@ def test_several_workers_of_one_server_share_the_store_they_lock(tmp_path):
             assert post(served.url, "getprogress", {"TaskId": "0" * 32})["Header"]["Code"] == 110006
 
 
+def test_an_empty_home_is_not_taken_for_the_root_folder(monkeypatch):
+    """HOME= (an empty value) had put the default data directory at /.local/state/ivh-mock."""
+    import pwd
+
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    for home in ("", "relative"):
+        monkeypatch.setenv("HOME", home)
+        assert cli.default_data_dir() == os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".local", "state", "ivh-mock")
+    monkeypatch.setenv("HOME", "/somewhere")
+    assert cli.default_data_dir() == "/somewhere/.local/state/ivh-mock"
+
+
 def test_the_default_data_directory_is_the_users_state_directory(tmp_path):
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()

@@ -791,6 +791,10 @@ def test_a_bad_pace_file_stops_the_start_with_a_message(tmp_path, capsys):
     said = capsys.readouterr().err
     assert said.startswith(f"ivh-mock: --pace {bad}: not JSON or YAML: ") and said.count("\n") == 1, said
     assert "(line 3, column 1)" in said, said
+    bad.write_text('{"queue_seconds": 1, "queue_seconds": 2}')  # the last had won, where the accounts file refuses it
+    assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"ivh-mock: --pace {bad}: the key 'queue_seconds' is given twice (line 1, "
+                                       f"column 22)\n")
     bad.write_bytes(b'{"queue_seconds": 1, "note": "\xe9t\xe9"}')  # Latin-1, as an editor may save it
     assert cli.main(["serve", "--pace", str(bad), "--data-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"ivh-mock: --pace {bad}: not UTF-8 text, as JSON and YAML are\n"

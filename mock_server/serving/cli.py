@@ -9,6 +9,7 @@ import errno
 import functools
 import math
 import os
+import pwd
 import re
 import secrets
 import shlex
@@ -55,7 +56,11 @@ def default_data_dir() -> str:
     """Where an installed tool keeps its state: $XDG_STATE_HOME/ivh-mock, else ~/.local/state/ivh-mock."""
     state_home = os.environ.get("XDG_STATE_HOME", "")
     if not os.path.isabs(state_home):  # the XDG spec: a relative path is invalid and is ignored
-        state_home = os.path.join(os.path.expanduser("~"), ".local", "state")
+        home = os.environ.get("HOME", "")
+        if not os.path.isabs(home):  # unset, empty (it had made /.local/state/ivh-mock) or relative: the account's
+            with contextlib.suppress(KeyError):  # (a uid the password database does not know keeps what it had)
+                home = pwd.getpwuid(os.getuid()).pw_dir
+        state_home = os.path.join(home, ".local", "state")
     return os.path.join(state_home, "ivh-mock")
 
 
@@ -162,7 +167,9 @@ def _pace_file(path: str) -> object:
     except UnicodeDecodeError:
         raise PaceError(f"--pace {path}: not UTF-8 text, as JSON and YAML are") from None
     try:
-        pace = yaml.safe_load(text)  # JSON is YAML
+        pace = yaml.load(text, Loader=spec_module.StrictLoader)  # noqa: S506 - a safe loader; JSON is YAML
+    except yaml.constructor.ConstructorError as error:  # read, but one of its keys given twice
+        raise PaceError(f"--pace {path}: {spec_module.yaml_problem(error)}") from None
     except yaml.YAMLError as error:
         raise PaceError(f"--pace {path}: not JSON or YAML: {spec_module.yaml_problem(error)}") from None
     if not isinstance(pace, dict):  # a word in a file is no preset's name: say what a file is to hold
