@@ -38,7 +38,8 @@ def http_url_problem(url: str) -> str | None:
     return None
 
 
-_NOT_IN_A_PATH = re.compile(r"%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]")  # a bare '%', or past ASCII
+_NOT_IN_A_PATH = re.compile(r"%(?![0-9A-Fa-f]{2})|[^\x21-\x7e]|[\"<>\\^`{|}]")  # a bare '%', past ASCII, or
+# one of the characters RFC 3986 keeps out of every URL (`\"`, `<`, ...)
 
 
 def host_name_ok(host: str) -> bool:

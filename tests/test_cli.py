@@ -839,6 +839,10 @@ def test_a_timeout_of_no_time_is_a_usage_error(argv, capsys):
     ("--allow-host", "", "'' is not a host name, an IP address or *"),
     ("--allow-host", "bad host", "'bad host' is not a host name, an IP address or *"),
     ("--public-url", "http://a b", "'http://a b' holds a space or a control character"),
+    # each had been written into every URL the mock made from it
+    ("--public-url", "http://user:pw@127.0.0.1:1/", "'http://127.0.0.1:1/' holds user info (name:password@)"),
+    ("--public-url", 'http://h/<script>"x',
+     "'http://h/<script>\"x' holds in its path '<', which a URL percent-encodes"),
 ])
 def test_a_bad_option_value_is_named_with_its_rule(option, value, says, capsys):
     with pytest.raises(SystemExit) as stopped:

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "recording file) with the recorded answer, the rest as usual (see Validating the "
                                   "live API); one worker only",
                                   "none"))
-    serve.add_argument("--public-url", type=_http_url, default=None,
+    serve.add_argument("--public-url", type=_public_url, default=None,
                        help=_help("scheme://host[:port][/path] that MediaUrl, SubtitlesUrl and asset URLs point to "
                                   "(a path for a reverse proxy that passes requests on without it)",
                                   "the request's host"))
@@ -203,7 +203,7 @@ def _add_proxy_commands(commands) -> None:
     proxy.add_argument("--callback-relay", action="store_true",
                        help="replace CallbackUrl by the proxy's own URL, record each callback and forward it to the "
                             "app's URL (changes the submission; off by default)")
-    proxy.add_argument("--public-url", type=_http_url, default=None,
+    proxy.add_argument("--public-url", type=_public_url, default=None,
                        help="scheme://host[:port] the upstream reaches the proxy at, for --callback-relay "
                             "(default: http://HOST:PORT)")
     drift = commands.add_parser("drift", help="report what recordings (and contract suite reports) show against the "
@@ -253,6 +253,15 @@ def _http_url(text: str) -> str:
     problem = http_url_problem(text)
     if problem:
         raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _public_url(text: str) -> str:
+    """A --public-url: an http(s) URL without user info, which every MediaUrl and sample URL made from it would
+    carry (`http://user:pw@host` had been written into each)."""
+    if "@" in urlsplit(_http_url(text)).netloc:
+        raise argparse.ArgumentTypeError(f"{without_query(text)!r} holds user info (name:password@), which every URL "
+                                         f"the mock writes from it would carry; give the scheme, host, port and path")
     return text
 
 
