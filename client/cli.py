@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ivh_mock import __version__
-from ivh_mock.spec import deadline
+from ivh_mock.spec import deadline, jsontext
 
 from .api import DEFAULT_BASE_URL, DOWNLOAD_MAX_BYTES, MAX_RETRIES, MAX_SECONDS, Client, partial_file, written_to
 from .errors import (APIConnectionError, APIError, DownloadError, OutcomeUnknownError, TaskFailedError,
@@ -418,17 +418,8 @@ def _show(out: TextIO, progress: Progress, as_json: bool) -> None:
             print(f"  {label}: {_plain(value)}", file=out)
 
 
-# C0, DEL and C1: what a terminal may act on; and the bidirectional controls, which reorder what it shows (a
-# message holding U+202E reads backwards from there on)
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
-_ESCAPED_IN_JSON = re.compile(f"[\\x7f-\\x9f{_BIDI}]")  # json escapes C0 itself
-
-
-def _plain(text: object) -> str:
-    """`text` from a server or a URL, its control characters escaped (ESC as \\x1b, a line break as \\n): printed as
-    they are, a server's message could clear the terminal, retitle it or print a line of its own."""
-    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], str(text))
+_ESCAPED_IN_JSON = re.compile(f"[\\x7f-\\x9f{jsontext.BIDI}]")  # json escapes C0 itself
+_plain = jsontext.plain  # what a server or a URL says, its control characters escaped
 
 
 def _print_json(out: TextIO, value: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import jsonschema
 import yaml
 from ivh_mock.spec import StrictLoader, read_yaml, yaml_problem
-from ivh_mock.spec.jsontext import lone_surrogate
+from ivh_mock.spec.jsontext import lone_surrogate, plain
 
 from ivh_mock.spec.validation import BASE, cut
 
@@ -157,7 +157,9 @@ class Accounts:
         if self.strict:
             listed = self.listed()
             more = f", and {len(listed) - SHOWN_ACCOUNTS} more" if len(listed) > SHOWN_ACCOUNTS else ""
-            return (f"{len(listed)} account(s) from the accounts file: {', '.join(listed[:SHOWN_ACCOUNTS])}{more} "
+            shown = plain(", ".join(listed[:SHOWN_ACCOUNTS]))  # a control character in an appkey: escaped (an ESC
+            # had coloured the terminal, a line break written a line of its own into the banner)
+            return (f"{len(listed)} account(s) from the accounts file: {shown}{more} "
                     f"(and any account the store keeps settings for: PUT /__mock__/accounts/<appkey>)")
         return f"any appkey, accesstoken {self.defaults['accesstoken']!r}"
 

@@ -114,6 +114,18 @@ STRICT_NUMBERS: dict[str, Any] = {"parse_constant": _refuse_constant, "parse_flo
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# C0, DEL and C1: what a terminal may act on; and the bidirectional controls, which reorder what it shows (a
+# message holding U+202E reads backwards from there on)
+BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{BIDI}]")
+
+
+def plain(text: object) -> str:
+    """`text` another wrote (a server, a URL, a file), its control characters escaped (ESC as \\x1b, a line break as
+    \\n): printed as they are, a server's message could clear the terminal, retitle it or print a line of its own."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], str(text))
+
+
 def not_utf8(text: str) -> str | None:
     """Why a command-line argument or an environment variable is not text that can be sent or kept, or None: Python
     gives a byte that is not UTF-8 there (`$'\\xff'`) as a lone surrogate, which no request, answer or store can

@@ -274,3 +274,6 @@ def test_the_banner_names_the_first_accounts_of_a_long_file_and_what_else_strict
     said = Accounts({}, listed).describe()
     assert said.startswith("25 account(s) from the accounts file: k00, k01, ") and ", k19, and 5 more (" in said
     assert "k20" not in said and "PUT /__mock__/accounts/<appkey>" in said
+    # an appkey's control characters are escaped: an ESC had coloured the terminal, a line break forged a banner line
+    odd = Accounts({}, [{"appkey": "a\u202eb\x1b[31mRED\r\nfake line", "accesstoken": "t"}]).describe()
+    assert odd.startswith("1 account(s) from the accounts file: a\\u202eb\\x1b[31mRED\\r\\nfake line (and any")
