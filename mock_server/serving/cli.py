@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "none"))
     serve.add_argument("--public-url", type=_public_url, default=None,
                        help=_help("scheme://host[:port][/path] that MediaUrl, SubtitlesUrl and asset URLs point to "
-                                  "(a path for a reverse proxy that passes requests on without it)",
-                                  "the request's host"))
+                                  "(a path for a reverse proxy that passes requests on without it); no user info, "
+                                  "query or character a URL does not hold as it is", "the request's host"))
     serve.add_argument("--data-dir", default=None,
                        help=_help("where fetched media, uploads, rendered videos and the default store are kept",
                                   f"{DATA_DIR_SHOWN} (with --store memory, a temporary folder removed at the stop)"))
