@@ -812,6 +812,8 @@ def test_replay_refuses_a_directory_it_cannot_replay(tmp_path, capsys):
                      "--port", "0"]) == 2
     assert capsys.readouterr().err == (f"ivh-mock: --replay {tmp_path / 'latin'}: no recorded exchange in it to "
                                        f"replay (ivh-mock proxy --record writes ivh-proxy-*.jsonl)\n")
+    with pytest.raises(OSError, match="^not a directory of recordings, nor a regular file$"):  # had been said as
+        cli._replaying(Config(), "/dev/zero")  # "[Errno 20] Not a directory: '/dev/zero'"
 
 
 # -- what drift is given ------------------------------------------------------------------------------------------

@@ -624,6 +624,8 @@ def _replaying(config: Config, directory: str):
 
     if not os.path.exists(directory):  # a folder of recordings, or one recording file (as drift reads them)
         raise OSError("no such directory or file")
+    if not (os.path.isdir(directory) or os.path.isfile(directory)):  # a device, a FIFO: said as the other options say
+        raise OSError("not a directory of recordings, nor a regular file")  # it ("[Errno 20] Not a directory")
     index = ReplayIndex.from_dir(directory)
     left_out = (f"{len(index.skipped)} recorded exchange(s) cannot be answered again, the first: {index.skipped[0]}"
                 if index.skipped else "")
