@@ -566,6 +566,23 @@ def test_a_sqlite_database_from_before_the_journal_bounds_is_taken_over(tmp_path
     assert [e.request_id for e in store.journal()] == ["r2", "r3"]
 
 
+def test_a_sqlite_database_of_another_programs_is_refused_untouched(tmp_path):
+    """`--store sqlite:app.db` naming an app's own database had added the store's 25 tables to it and set its journal
+    to WAL."""
+    path = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE users (id INTEGER)")
+        db.commit()
+    before = path.read_bytes()
+    with pytest.raises(sqlite3.DatabaseError, match=r"^it is a database of another program's \(its tables: users\), "
+                                                    r"which ivh-mock would add its own to: give ivh-mock a database "
+                                                    r"file of its own$"):
+        open_store(f"sqlite:{path}")
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+    (tmp_path / "empty.db").touch()  # an empty file is a new database
+    open_store(f"sqlite:{tmp_path / 'empty.db'}").close()
+
+
 def test_a_sqlite_journal_from_before_the_counts_per_appkey_is_counted_when_opened(tmp_path):
     path = tmp_path / "journal.sqlite3"
     store = open_store(f"sqlite:{path}", JournalLimits(per_appkey=3))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -120,6 +122,7 @@ class SqliteStore:
             raise ValueError(f"sqlite: needs a file path, got {path!r} (for a store in memory use --store memory)")
         self.path = str(Path(path).resolve())
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _check_is_ours(self.path)
         self._limits = journal
         self._local = threading.local()
         # Each thread's connection and the thread, for close(). A connection is in a reference cycle (its statement
@@ -444,6 +447,25 @@ class SqliteStore:
         if ahead is not None:
             ahead["clock"] = text
         return state
+
+
+_TABLES = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))  # the store's own
+
+
+def _check_is_ours(path: str) -> None:
+    """Refuse a database of another program's (tables, none of them the store's), looked at read-only before anything
+    is written: its tables had been added to it, and its journal set to WAL."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)) as db:
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+    except sqlite3.Error:  # not a database, or unreadable: the store's own opening says so
+        return
+    if tables and not set(tables) & _TABLES:  # (one with any of them is the store's, of an earlier version perhaps)
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise sqlite3.DatabaseError(f"it is a database of another program's (its tables: {shown}), which ivh-mock "
+                                    f"would add its own to: give ivh-mock a database file of its own")
 
 
 def close_log(path: str) -> None:
