@@ -19,7 +19,7 @@ import requests
 from ivh_mock.spec import deadline, jsontext
 from ivh_mock.spec.signing import signed_query
 from ivh_mock.spec.urls import http_url_problem, quoted_queries_out, without_queries, without_query
-from ivh_mock.spec.validation import summarize
+from ivh_mock.spec.validation import json_type, summarize
 
 from ivh_mock import spec as spec_module
 
@@ -413,7 +413,7 @@ class Client:
             header = envelope.get("Header") if isinstance(envelope, dict) else None
             if not isinstance(header, dict):  # what is missing is said, not only shown cut at 200 characters
                 raise _NotEnvelope("no Header object" if isinstance(envelope, dict) else
-                                   f"a JSON {_json_kind(envelope)}, not an object")
+                                   f"a JSON {json_type(envelope)}, not an object")
             if "Code" not in header:
                 raise _NotEnvelope("Header.Code is missing")
             code = header["Code"]
@@ -566,11 +566,6 @@ def _read_at_most(response: requests.Response, limit: int, path: str) -> bytes:
             raise _NoVerdict(response.status_code, f"the answer from {path} is more than the {limit} bytes an answer "
                                                    f"of the API's takes")
     return bytes(body)
-
-
-def _json_kind(value: Any) -> str:
-    """JSON's name for the kind of a decoded value."""
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -285,7 +285,8 @@ def shown(value: Any) -> str:
         return cut(repr(value))
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """JSON Schema's name for the type of a decoded value (`integer`, `array`, ...)."""
     for name, kind in (("null", type(None)), ("boolean", bool), ("integer", int), ("number", float),
                        ("string", str), ("array", list), ("object", dict)):
         if isinstance(value, kind):
@@ -321,7 +322,7 @@ def _describe(error: ValidationError, root: str, code_for) -> Violation:
     elif keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         rule = f"must be of type {' or '.join(kinds)}"
-        received = "null" if instance is None else f"{_json_type(instance)} {shown(instance)}"
+        received = "null" if instance is None else f"{json_type(instance)} {shown(instance)}"
     elif keyword == "enum":
         rule = "must be one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in expected)
         received = shown(instance)
