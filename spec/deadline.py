@@ -20,7 +20,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -142,14 +142,14 @@ _watchdog = _Watchdog()
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold back the signals that stop a command (SIGINT, SIGTERM, SIGHUP) in this thread within the block, a step
-    that must not be cut in two; one that came meanwhile is raised after it. A thread started within keeps them held.
-    (Where there are no signal masks, Windows, nothing is held.)"""
+def signals_held(signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Hold back `signals`, by default those that stop a command, in this thread within the block, a step that must
+    not be cut in two; one that came meanwhile is raised after it. A thread started within keeps them held. (Where
+    there are no signal masks, Windows, nothing is held.)"""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
     try:
         yield
     finally:

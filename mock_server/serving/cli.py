@@ -26,6 +26,7 @@ import yaml
 
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
+from ivh_mock.spec import deadline
 from ivh_mock.spec.jsontext import not_utf8
 from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
@@ -483,11 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None  # its own, removed at the stop (they had piled up in the state directory, start after start)
         # made and removed by the master: a worker killed by a hurried stop could not remove one of its own. A stop
         # signal waits while it is made: one that came between the folder and the finalizer that removes it left it
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
-        try:
+        with deadline.signals_held(STOP_SIGNALS):
             scratch = tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     database = store.removeprefix("sqlite:") if store.startswith("sqlite:") else ""
     if database.startswith("//"):  # a URL's form: `sqlite://x.db` had made /x.db, at the root, under that banner
         print(f"ivh-mock: --store {store}: sqlite: takes a path, not a URL: sqlite:x.db (in this folder) or "
