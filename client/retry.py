@@ -76,8 +76,7 @@ def _timed_out_in_handshake(error: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, TimeoutError):
-            frames = traceback.extract_tb(seen.__traceback__)
-            return bool(frames) and frames[-1].name == "do_handshake"  # ssl.SSLSocket.do_handshake
+            return _raised_in_handshake(seen)
         seen = seen.__context__
     return False
 
@@ -92,5 +91,10 @@ def _handshake_failed(cause: object) -> bool:
         return False
     if isinstance(original, ssl.SSLCertVerificationError):  # verified in the handshake, and only there
         return True
-    frames = traceback.extract_tb(original.__traceback__)
-    return bool(frames) and frames[-1].name == "do_handshake"  # ssl.SSLSocket.do_handshake
+    return _raised_in_handshake(original)
+
+
+def _raised_in_handshake(error: BaseException) -> bool:
+    """Whether `error` was raised by ssl.SSLSocket.do_handshake itself."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].name == "do_handshake"
