@@ -1029,7 +1029,8 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
         unknown = _post(offline.base_url, "getprogress", {"Header": {}, "Payload": {"TaskId": "0" * 32}},
                         now=offline.now())
         assert unknown.json()["Header"]["Code"] == 110006 and "X-Ivh-Replayed" not in unknown.headers
-        deep = requests.post(f"{offline.base_url}{PATHS['getprogress']}?{signed_query('my-app', TOKEN, NOW)}",
+        query = signed_query("my-app", TOKEN, int(offline.now()))  # NOW may be minutes old by now: past the window
+        deep = requests.post(f"{offline.base_url}{PATHS['getprogress']}?{query}",
                              data=b"[" * 100_000, headers={"Content-Type": "application/json"}, timeout=10)
         assert (deep.status_code, deep.json()["Header"]["Code"]) == (200, 100003)  # the mock's own refusal
         assert "nests deeper than 32 levels" in deep.json()["Header"]["Message"]
