@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
-import os
 import tempfile
-from pathlib import Path
 from typing import Any, Mapping
 
 import orjson
@@ -34,7 +31,7 @@ from .media_in.intake import Intake
 from .media_out.render import Renderer
 from .routes import api, control, envelope, results
 from .routes.guard import host_url, sent_host
-from .store import JournalLimits, Store, StoreBusy, new_id, open_store
+from .store import JournalLimits, Store, new_id, open_store, outage_of
 from .store.base import STORAGE_FIELDS
 from .store.blobs import Blobs
 from .timbres import catalogue
@@ -264,22 +261,13 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
     def unexpected(exc: Exception):
         # a store that cannot be written in time (StoreBusy) or reached at all: not the mock's fault, and no
         # traceback helps; the message says what, the log says it in one line
-        outage = str(exc) if isinstance(exc, StoreBusy) else ctx.store.outage(exc) or _disk_full(exc)
+        outage = outage_of(ctx.store, exc)
         if outage:
             log.warning("%s %s answered -101000: %s", request.method, request.path, outage)
             return render(InternalError(f"internal error in ivh-mock: {outage}; retry"), InternalError.http_status)
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return render(InternalError("internal error in ivh-mock; the server log has the details"),
                       InternalError.http_status)
-
-
-def _disk_full(error: BaseException) -> str | None:
-    """What a write that found no room (a full disk or quota: an asset, a video being rendered) says, or None. It
-    had been a bare internal error and a traceback per request, as if the mock were at fault."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {Path(error.filename).name}" if isinstance(error.filename, str) else ""
-        return f"no space left on the disk of its data directory{where} ({os.strerror(error.errno)})"
-    return None
 
 
 _S3_CODES = {404: "NoSuchKey", 405: "MethodNotAllowed", 412: "PreconditionFailed", 413: "EntityTooLarge",

@@ -286,3 +286,54 @@ def test_a_sender_that_gives_up_on_a_slow_receiver_prints_nothing(capfd):
             sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bytes([1, 0, 0, 0, 0, 0, 0, 0]))  # reset
     time.sleep(0.4)  # the handler answers after its delay, to no one
     assert capfd.readouterr().err == ""
+
+
+def test_a_claim_the_store_could_not_make_holds_no_thread(mock, api, clock, receiver, monkeypatch, caplog):
+    """A claim that raised (the store locked by another program, or out of reach) kept a thread of its target's share
+    taken, and what the pass had claimed before it was never sent: after eight such passes the target got no
+    callback again, the store long back, until the mock was restarted."""
+    from ivh_mock.mock_server.store import StoreBusy
+
+    store = mock.extensions["ivh_mock"].store
+    claim, failures = store.claim_callback, []
+    first, second = (submit(api, text(CallbackUrl=receiver.url)) for _ in range(2))
+
+    def failing(task_id, lease_seconds):
+        if task_id == second and len(failures) < 12:  # more than the target's share (a quarter of 32 threads)
+            failures.append(task_id)
+            raise StoreBusy("the store is locked by another program")
+        return claim(task_id, lease_seconds)
+
+    monkeypatch.setattr(store, "claim_callback", failing)
+    clock.advance(60)
+    got = receiver.wait_for(2, timeout=4)  # the first within its lease (6 s) too: claimed, it is sent
+    assert sorted(entry["body"]["Payload"]["TaskId"] for entry in got) == sorted([first, second])
+    assert len(failures) == 12
+    # each failed pass had logged its traceback, every 50 ms for as long as the store was out: now a line as it
+    # begins and one as it ends
+    said = [record.getMessage() for record in caplog.records if record.name == "ivh_mock.callbacks"]
+    assert said == ["callback dispatch waits for the store: the store is locked by another program",
+                    "callback dispatch goes on: the store answers again"]
+
+
+def test_a_delivery_the_store_could_not_record_at_once_is_recorded_once_it_can_and_not_sent_again(
+        mock, api, clock, receiver, monkeypatch):
+    """A delivery whose record failed (the store out of reach for a moment) was left claimed and unrecorded: once
+    its lease lapsed the callback was POSTed again. Its record is now tried again while the lease holds."""
+    from ivh_mock.mock_server.store import StoreBusy
+
+    store = mock.extensions["ivh_mock"].store
+    record, failures = store.record_callback, []
+
+    def failing(attempt):
+        if len(failures) < 3:
+            failures.append(attempt.task_id)
+            raise StoreBusy("the store is locked by another program")
+        record(attempt)
+
+    monkeypatch.setattr(store, "record_callback", failing)
+    task_id = submit(api, text(CallbackUrl=receiver.url))
+    clock.advance(60)
+    log = _wait_for_log(mock, 1, timeout=4)  # tried every 0.5 s, within the claim's lease (6 s)
+    assert [attempt.task_id for attempt in log] == [task_id] and failures == [task_id] * 3
+    assert store.due_callbacks(clock.now() + 3600) == [] and len(receiver.received) == 1

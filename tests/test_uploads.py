@@ -377,3 +377,26 @@ def test_a_clock_move_with_every_wait_slot_taken_does_not_wait(monkeypatch):
         finally:
             mock.ctx.waits.release()
         assert took < 3 and answer["uploads_pending"] == 1 and held == [1]
+
+
+def test_an_upload_the_store_could_not_record_at_once_is_recorded_once_it_can_and_not_made_again(
+        s3, mock, client, monkeypatch):
+    """As for callbacks: an upload whose record failed (the store out for a moment) was PUT again once its claim's
+    lease lapsed. Its record is tried again while the lease holds."""
+    from ivh_mock.mock_server.store import StoreBusy
+
+    store = mock.app.extensions["ivh_mock"].store
+    record, failures = store.record_upload, []
+
+    def failing(outcome):
+        if len(failures) < 2:
+            failures.append(outcome.task_id)
+            raise StoreBusy("the store is locked by another program")
+        record(outcome)
+
+    monkeypatch.setattr(store, "record_upload", failing)
+    bucket = s3.bucket()
+    task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "again.mp4", "video/mp4")))
+    assert client.wait(task.task_id).succeeded and failures == [task.task_id] * 2
+    mock.advance(3600)
+    assert s3.puts("again.mp4") == [200]

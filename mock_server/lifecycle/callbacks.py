@@ -24,10 +24,10 @@ from urllib3.exceptions import LocationValueError
 
 from .. import deadline
 from ..media_out import results
-from ..store import CallbackAttempt, Task
+from ..store import CallbackAttempt, Task, outage_of
 from . import trajectory
 from .replies import read_some
-from .shares import Shares, target_of
+from .shares import Shares, record_made, target_of
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -66,6 +66,8 @@ class CallbackDispatcher:
     def stop(self) -> None:
         """Stop dispatching and wait for deliveries under way (each bounded by the callback timeout)."""
         self._stop.set()
+        if self.uploader is not None:  # its records waiting for the store give up now, not once this pool is done
+            self.uploader.stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
@@ -155,12 +157,15 @@ class CallbackDispatcher:
         attempt = CallbackAttempt(task_id=task.task_id, appkey=task.appkey, url=url, at=at, body=body,
                                   status=status, error=error, latency_ms=round((time.monotonic() - started) * 1000, 1),
                                   response_body=reply)
-        ctx.store.record_callback(attempt)
+        # the claim was taken as this began: its lease runs out a second after `until` at the latest
+        record_made(ctx.store, lambda: ctx.store.record_callback(attempt), started + self.lease_seconds - 1,
+                    self._stop, f"the callback of task {task.task_id}")
         return attempt
 
     def _run(self) -> None:
         ctx = self.ctx
         swept, next_due = time.monotonic(), float("-inf")
+        outage: str | None = None  # what the store said of itself as a pass failed, until one passes
         while not self._stop.is_set():
             try:
                 if self.uploader is not None:
@@ -171,7 +176,15 @@ class CallbackDispatcher:
                 if time.monotonic() - swept > SWEEP_EVERY_SECONDS and now >= next_due:
                     swept = time.monotonic()
                     next_due = results.sweep(ctx.store, ctx.blobs, now, ctx.spec.service["retentionSeconds"])
-            except Exception:  # keep dispatching whatever one pass met
-                log.exception("callback dispatch pass failed")
+                if outage is not None:
+                    log.warning("callback dispatch goes on: the store answers again")
+                    outage = None
+            except Exception as error:  # keep dispatching whatever one pass met
+                said = outage_of(ctx.store, error)
+                if said is None:
+                    log.exception("callback dispatch pass failed")
+                elif outage is None:  # a line as it begins, not a traceback every 50 ms for as long as it lasts
+                    log.warning("callback dispatch waits for the store: %s", said)
+                    outage = said
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from ..media_out import results
 from ..store import Task, UploadRecord
 from ..store.base import STORAGE_FIELDS
 from .replies import read_some
-from .shares import Shares, target_of
+from .shares import Shares, record_made, target_of
 from .speech import srt
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Uploader:
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
         self._shares = Shares(workers)  # uploads under way, by the video's storage host: a quarter each at most
+        self.stopping = threading.Event()  # set as the mock stops: a record waiting for the store gives up
 
     @property
     def lease_seconds(self) -> float:
@@ -68,7 +70,7 @@ class Uploader:
         """PUT each of the task's files to its URL and record the outcome, whatever happens; unless the video was
         not rendered in time (the mock's own backlog, no fault of the task's): then nothing is recorded, and the
         uploads are made again once the claim's lease lapses."""
-        ctx = self.ctx
+        ctx, started = self.ctx, time.monotonic()  # the claim was taken as this began
         try:
             files = self._put_all(task)
         except _NotRendered:
@@ -83,7 +85,8 @@ class Uploader:
         failed = [entry for entry in files if not _accepted(entry)]
         record = UploadRecord(task_id=task.task_id, appkey=task.appkey, at=ctx.clock.now(), ok=not failed,
                               files=files, fail_message="; ".join(_described(entry) for entry in failed))
-        ctx.store.record_upload(record)
+        record_made(ctx.store, lambda: ctx.store.record_upload(record), started + self.lease_seconds - 1,
+                    self.stopping, f"the uploads of task {task.task_id}")
         return record
 
     def _put_all(self, task: Task) -> list[dict[str, Any]]:
@@ -138,6 +141,7 @@ class Uploader:
         return outcome
 
     def stop(self) -> None:
+        self.stopping.set()
         self._pool.shutdown(wait=True)
 
 

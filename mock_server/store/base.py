@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import random
@@ -202,6 +203,18 @@ def planned(kept: Backlog | None, last: str, tasks: Callable[[], list[Task]], bu
 class StoreBusy(Exception):
     """The store could not be written in time: another program holds it (a SQLite database kept locked by another
     process). The message says what; nothing of the write was kept."""
+
+
+def outage_of(store: Store, error: BaseException) -> str | None:
+    """What `error` says of the store, or the disk, being unable to take a write or to answer: a database another
+    program keeps locked (StoreBusy), a store out of reach or out of memory (`Store.outage`), a full disk or quota;
+    in the words of an answer's message. None for any other error (the mock's own fault: a traceback helps)."""
+    if isinstance(error, StoreBusy):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):  # an asset, a video rendered
+        where = f" writing {os.path.basename(error.filename)}" if isinstance(error.filename, str) else ""
+        return f"no space left on the disk of its data directory{where} ({os.strerror(error.errno)})"
+    return store.outage(error)
 
 
 class StaleRead(Exception):
