@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -894,9 +895,10 @@ def test_a_redis_requests_connection_of_its_own_survives_a_script_flush_and_a_ki
 @pytest.mark.stores("redis")
 def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store, monkeypatch):
     """The connection breaks after Redis ran a request's write, before its answer came back. Sent again, the
-    journal entry would be kept twice, and a submission planned anew as a second task: the store says it is out of
-    reach instead (-101000, "retry"). A read is sent again, once."""
+    journal entry would be kept twice, and a submission planned anew as a second task: the store says instead that
+    the write may have been made (WriteUnsure). A read is sent again, once."""
     import redis
+    from ivh_mock.mock_server.store import WriteUnsure, outage_of
 
     store.add_task("app", lambda backlog_at: make_task("polled", seq=0), journal_entry)
     for at in (3, 4):  # this thread connected, and every script the test runs loaded (run alone, they were not)
@@ -917,9 +919,11 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
         return answer
 
     monkeypatch.setattr(connection, "read_response", read_response)
-    with pytest.raises(redis.ConnectionError), store.read_ahead("app", task_id="polled"):
+    with pytest.raises(WriteUnsure) as unsure, store.read_ahead("app", task_id="polled"):
         store.record(note(5, "app"))
     assert [entry.at for entry in store.journal("app")] == [1.0, 3.0, 4.0, 5.0]  # once
+    assert outage_of(store, unsure.value).endswith(
+        "cannot be reached (ConnectionError) after the request's write was sent to it: it may have been kept")
     assert store.outage(redis.ConnectionError()) is not None
     # `?max_connections=1` met under a few submissions at once: said as "cannot be reached", of a Redis that answers
     assert "has all its connections in use (max_connections in its URL" in store.outage(
@@ -929,6 +933,45 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
     with store.read_ahead("app", task_id="polled"):
         assert store.get_task("polled").task_id == "polled"
     assert lost == [1]
+
+
+@pytest.mark.stores("redis")
+def test_a_redis_submission_whose_answer_was_lost_says_it_may_have_been_kept_and_as_which_task(store_spec, clock,
+                                                                                                monkeypatch):
+    """Redis stalled (paused, swapping) past the socket's timeout as it ran a submission's write: the submission was
+    kept, and answered -101000 "... cannot be reached (TimeoutError); retry". A caller that did retry had a second
+    paid video. The answer now says that it may have been kept, as which task, and how to find out."""
+    import redis
+    from .test_lifecycle import submit, text
+
+    app = create_app({"background": False, "store": store_spec}, clock=clock)
+    api = in_process(app, clock)
+    submit(api, text())  # this thread's connection made, the write's script loaded
+    store = app.extensions["ivh_mock"].store
+    connection, sent = store._own.connection, []
+    real_send, real_read = connection.send_packed_command, connection.read_response
+
+    def send(commands, *args, **kwargs):
+        sent[:] = commands
+        return real_send(commands, *args, **kwargs)
+
+    def read_response(*args, **kwargs):
+        answer = real_read(*args, **kwargs)  # Redis ran it
+        if store._write_task.sha.encode() in b"".join(sent):
+            raise redis.TimeoutError("Timeout reading from socket")
+        return answer
+
+    monkeypatch.setattr(connection, "send_packed_command", send)
+    monkeypatch.setattr(connection, "read_response", read_response)
+    answer = api.call("phototovideonotrain", text())
+    kept = [task.task_id for task in store.tasks("test-app")][-1:]
+    assert answer.code == -101000 and kept and answer.message == (
+        f"internal error in ivh-mock: the Redis store at 127.0.0.1:{urlsplit(store.url).port} cannot be reached "
+        f"(TimeoutError) after the request's write was sent to it: it may have been kept, as task {kept[0]}: "
+        f"getprogress with that TaskId says whether it was (submit it again only if it was not)")
+    assert len(store.tasks("test-app")) == 2
+    monkeypatch.undo()
+    assert api.call("getprogress", {"TaskId": kept[0]}).code == 0
 
 
 @pytest.mark.stores("redis")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import (NEVER, Backlog, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Store, StoreBusy, Task,
-                   UploadRecord, new_id, outage_of)
+                   UploadRecord, WriteUnsure, new_id, outage_of)
 from .memory import MemoryStore
 
 
@@ -24,4 +24,5 @@ def open_store(spec: str, journal: JournalLimits = JournalLimits()) -> Store:
 
 
 __all__ = ["NEVER", "Backlog", "CallbackAttempt", "JournalEntry", "JournalLimits", "MemoryStore", "StaleRead", "Store",
-           "StoreBusy", "Task", "UploadRecord", "new_id", "open_store", "outage_of"]
+           "StoreBusy", "Task", "UploadRecord", "WriteUnsure", "new_id", "open_store",
+           "outage_of"]

@@ -205,11 +205,20 @@ class StoreBusy(Exception):
     process). The message says what; nothing of the write was kept."""
 
 
+class WriteUnsure(Exception):
+    """A write sent to the store whose answer was lost (a timeout, the connection broken as it answered): it may
+    have been made, so it is not sent again. `task_id` names the task a submission's write would have kept."""
+
+    def __init__(self, message: str, task_id: str | None = None):
+        super().__init__(message)
+        self.task_id = task_id
+
+
 def outage_of(store: Store, error: BaseException) -> str | None:
     """What `error` says of the store, or the disk, being unable to take a write or to answer: a database another
     program keeps locked (StoreBusy), a store out of reach or out of memory (`Store.outage`), a full disk or quota;
     in the words of an answer's message. None for any other error (the mock's own fault: a traceback helps)."""
-    if isinstance(error, StoreBusy):
+    if isinstance(error, (StoreBusy, WriteUnsure)):
         return str(error)
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):  # an asset, a video rendered
         where = f" writing {os.path.basename(error.filename)}" if isinstance(error.filename, str) else ""

@@ -23,8 +23,8 @@ import redis
 from ivh_mock.spec.jsontext import decoded
 
 from .base import (NEVER, Backlog, Build, CallbackAttempt, DecodedTasks, HoldingAhead, JournalEntry, JournalLimits,
-                   StaleRead, Task, UploadRecord, backlog_from, backlog_text, dumps, journal_text, kept_as_of, loads,
-                   planned, read_ahead_by)
+                   StaleRead, Task, UploadRecord, WriteUnsure, backlog_from, backlog_text, dumps, journal_text,
+                   kept_as_of, loads, planned, read_ahead_by)
 
 LOCK_SECONDS = 30  # an account lock (settings changes) expires by itself should its holder die
 LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's default is 0.1 s)
@@ -497,11 +497,15 @@ class RedisStore:
                     raise
                 reloaded = True
                 script.sha = self.redis.script_load(script.script)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.ConnectionError, redis.TimeoutError) as error:
                 connection.disconnect()  # connects again on the next send
                 # a write whose answer was lost may have been made: sent again, it would be made twice (the
-                # submission planned anew as another task, the journal entry kept twice), so it is not
-                if reconnected or (sent and script not in (self._read_ahead, self._read_account)):
+                # submission planned anew as another task, the journal entry kept twice), so it is not, and its
+                # answer says that it may have been made (one that said "retry" had a caller submit it twice)
+                if sent and script not in (self._read_ahead, self._read_account):
+                    raise WriteUnsure(f"{self.outage(error)} after the request's write was sent to it: it may "
+                                      f"have been kept") from None
+                if reconnected:
                     raise
                 reconnected = True
             except BaseException:
@@ -655,7 +659,11 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
         args = [clock or "", settings or "", length, last, store.prefix, task.task_id, appkey, text, media, due, owed,
                 kept]
         record_keys, record_args = store._record_call(journal(task)) if journal is not None else ([], [])
-        current = store._run(store._write_task, keys + record_keys, args + record_args)  # with the journal entry
+        try:
+            current = store._run(store._write_task, keys + record_keys, args + record_args)  # with its journal entry
+        except WriteUnsure as unsure:
+            raise WriteUnsure(f"{unsure}, as task {task.task_id}: getprogress with that TaskId says whether it was "
+                              f"(submit it again only if it was not)", task.task_id) from None
         if current == 1:
             store._saw_settings(appkey, settings)  # not the clock: another request may know a newer one
             account = store._saw_account(appkey, (task.task_id, length + 1, kept))
