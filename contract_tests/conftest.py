@@ -105,6 +105,9 @@ def target(request):
                     appkey=appkey, accesstoken=token, control_token=os.environ.get("IVH_MOCK_CONTROL_TOKEN"))
     # SIGTERM (a CI job's timeout, `timeout`) ends the run as Ctrl-C does, with this teardown: it had ended the
     # process at once, leaving a served mock's clock frozen hours ahead, in its store, for whatever ran next
+    refused = remote.hold_clock()  # another run that began since the preflight's look holds it
+    if refused is not None:
+        pytest.exit(f"{redact.url(base_url)} is a mock whose clock another run is steering: {refused}", returncode=4)
     main = threading.current_thread() is threading.main_thread()  # (only there can a handler be set)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     try:

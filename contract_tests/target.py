@@ -33,6 +33,9 @@ SUBMIT = "phototovideonotrain"
 # task fails on download instead of rendering a video.
 UNREACHABLE_PHOTO = "https://ivh-contract-probe.invalid/photo.jpg"
 ANSWER_SECONDS = 30  # how long a call waits for the target's answer
+# How long a run's hold on a mock's clock lasts past its last move, each of which holds it anew: two runs steering one
+# mock's clock had moved it under each other, and the second to end put back the clock frozen as it found it
+HOLD_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,9 @@ class Target:
         self._answered: dict[tuple[Any, ...], Answer | AssertionError] = {}
         # The target's clock as the suite found it, to put it back when the suite ends (restore_clock).
         self._clock_at_start = (start, time.time()) if start is not None else None
+        self.run_id = f"contract-suite-{uuid.uuid4().hex[:8]}"  # who holds a mock's clock while this run steers it
+        held = start.get("held") if start is not None else None
+        self.held_by = held if isinstance(held, dict) else None  # another run's hold, as the suite found the clock
 
     # -- time and identity ---------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -325,8 +331,22 @@ class Target:
         if not self.has_control:
             pytest.skip(f"{self.label} has no control API (/__mock__/): clock and scenarios cannot be steered")
 
+    def hold_clock(self) -> str | None:
+        """Hold a mock's clock for this run (the moves of any other are refused meanwhile); why it cannot, or None."""
+        if not self.has_control:
+            return None
+        try:
+            self._move({})
+        except AssertionError as refused:  # another run holds it
+            return str(refused)
+        return None
+
+    def _move(self, body: dict[str, Any]) -> Any:
+        """Move a mock's clock as `body` asks, holding it for this run HOLD_SECONDS more."""
+        return self._control("POST", "clock", {**body, "by": self.run_id, "hold": HOLD_SECONDS})
+
     def freeze(self) -> None:
-        self._frozen_at = self._control("POST", "clock", {"frozen": True})["now"]
+        self._frozen_at = self._move({"frozen": True})["now"]
 
     def restore_clock(self) -> None:
         """Put a mock's clock back as the suite found it: running with the time it had then plus the time since, or
@@ -335,11 +355,11 @@ class Target:
             return
         start, wall = self._clock_at_start
         when = start["now"] if start["frozen"] else start["now"] + (time.time() - wall)
-        self._control("POST", "clock", {"frozen": start["frozen"], "set": when})
+        self._control("POST", "clock", {"frozen": start["frozen"], "set": when, "by": self.run_id, "release": True})
         self._frozen_at = start["now"] if start["frozen"] else None
 
     def advance(self, seconds: float) -> None:
-        answer = self._control("POST", "clock", {"advance": seconds})
+        answer = self._move({"advance": seconds})
         if self._frozen_at is not None:
             self._frozen_at = answer["now"]
 
@@ -349,7 +369,7 @@ class Target:
 
     def set_clock(self, when: float) -> None:
         """Put the mock's clock at `when`, frozen or running as it was."""
-        answer = self._control("POST", "clock", {"set": when})
+        answer = self._move({"set": when})
         if self._frozen_at is not None:
             self._frozen_at = answer["now"]
 
@@ -375,16 +395,17 @@ class Target:
                 return None
             raise AssertionError(f"{self.label} could not be asked the control API's {method} {route}: "
                                  f"{redact.text(str(error))}{deadline.proxy_note(self.session, url, error)}") from None
-        value, is_json = parsed_body(response.content) if response.status_code in (200, 401) else (None, False)
-        answer = value if is_json else None
-        if response.status_code == 401:  # a mock's control API refuses a missing or wrong token in its own words
-            error = answer.get("error") if isinstance(answer, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            if probing and isinstance(message, str) and "control token" in message:
-                self.control_refused = message
-            answer = None
+        # a mock's control API refuses a missing or wrong token (401), or a clock another run holds (409), in its
+        # own words
+        value, is_json = parsed_body(response.content) if response.status_code in (200, 401, 409) else (None, False)
+        error = value.get("error") if is_json and isinstance(value, dict) else None
+        said = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else None
+        if response.status_code == 401 and probing and said is not None and "control token" in said:
+            self.control_refused = said
+        answer = value if is_json and response.status_code == 200 else None
         if answer is None and not probing:
-            raise AssertionError(f"control API {method} {route}: {response.status_code} {response.text[:300]}")
+            raise AssertionError(f"control API {method} {route}: {response.status_code} "
+                                 f"{said[:600] if said is not None else response.text[:300]}")
         return answer
 
 
@@ -427,6 +448,10 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
         return (f"{base_url} is a mock whose control API refused the suite: {target.control_refused}. "
                 + ("IVH_MOCK_CONTROL_TOKEN is set, but not to its --control-token" if control_token else
                    "Set IVH_MOCK_CONTROL_TOKEN to its --control-token"))
+    if target.held_by is not None:  # its moves would be refused: the first one failed its test, and so on
+        return (f"{base_url} is a mock whose clock another run is steering ({target.held_by['by']}, its hold lapsing "
+                f"at {target.held_by.get('iso')} unless it moves it again): run the suite once it has ended, or give "
+                f"each run a mock of its own")
     if target.has_control and parallel:  # each worker froze, moved and put back the one clock of the mock
         return (f"{base_url} is a served mock: the suite steers its one clock, which tests in parallel workers "
                 f"(-n) would move under each other; run the suite against it without -n")

@@ -27,6 +27,17 @@ class PastLatest(ValueError):
         super().__init__(f"the move would take the clock {to}past {latest:.0f}{shown}")
 
 
+class Held(Exception):
+    """The clock is held by another (`MovableClock.hold`): what was asked of it was refused, and nothing moved."""
+
+    def __init__(self, hold: dict[str, Any], now: float):
+        self.hold = hold
+        super().__init__(f"the clock is held by {hold['by']!r} for {max(hold['until'] - now, 0):.0f} s more (a "
+                         f"contract-suite run steering this mock holds it while it runs): wait for it to end, or give "
+                         f"each run a mock of its own; a hold whose run is gone is let go by a POST of "
+                         f'{{"by": <its holder>, "release": true}}, or lapses')
+
+
 def _number(value: object, finite: bool = False) -> bool:
     """Whether `value` is a real number that is not NaN (an int of any size, a float, a numpy number...) and, with
     `finite`, not infinite either."""
@@ -113,16 +124,46 @@ class MovableClock:
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the clock at the current time."""
-        self._update(lambda state: {"base": self._current(state), "anchor": self._source(), "frozen": frozen})
+        self._update(lambda state: {**state, "base": self._current(state), "anchor": self._source(), "frozen": frozen})
 
-    def restart(self) -> None:
+    def restart(self, let_go: bool = False) -> None:
         """Return to real time, as the clock started: running in step with it, or frozen at it for a clock made
-        frozen (the pytest fixtures')."""
+        frozen (the pytest fixtures'); with `let_go`, whoever held it holds it no more."""
         def restarted(state: dict[str, Any]) -> dict[str, Any]:
             now = self._source()
-            return {"base": now, "anchor": now, "frozen": self.starts_frozen}
+            kept = {} if let_go or "hold" not in state else {"hold": state["hold"]}
+            return {**kept, "base": now, "anchor": now, "frozen": self.starts_frozen}
 
         self._update(restarted)
+
+    # A hold: a run that steers the clock (the contract suite) keeps others from moving it under it. It is kept with
+    # the clock's state, so every worker and host sharing the store sees it, and lapses by real time.
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds the clock, and until when (`{"by": name, "until": Unix seconds of real time}`), or None."""
+        hold = self._load().get("hold")
+        return hold if hold is not None and hold["until"] > self._source() else None
+
+    def hold(self, by: str, seconds: float) -> None:
+        """Hold the clock for `by` for `seconds` of real time from now, or hold it longer; raise Held when another
+        holds it (checked and taken in one step: of two runs starting at once, one holds it)."""
+        def held(state: dict[str, Any]) -> dict[str, Any]:
+            self._check_holder(state, by)
+            return {**state, "hold": {"by": by, "until": self._source() + seconds}}
+
+        self._update(held)
+
+    def release(self, by: str) -> None:
+        """Let go of `by`'s hold; raise Held when another holds the clock."""
+        def released(state: dict[str, Any]) -> dict[str, Any]:
+            self._check_holder(state, by)
+            return {key: value for key, value in state.items() if key != "hold"}
+
+        self._update(released)
+
+    def _check_holder(self, state: dict[str, Any], by: str | None) -> None:
+        hold, now = state.get("hold"), self._source()
+        if hold is not None and hold["until"] > now and hold["by"] != by:
+            raise Held(hold, now)
 
 
 class VirtualClock(MovableClock):

@@ -322,6 +322,7 @@ def test_the_suite_puts_a_served_mocks_clock_back_as_it_found_it(frozen_at_start
                            "test_spoken_text_longer_than_60_seconds_fails")
         assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:]
         after = requests.get(clock, timeout=10).json()
+        assert "held" not in after  # let go of as it was put back
         # and without the accounts it made for its tests (ct-...), which had crowded the dashboard after each run
         accounts = requests.get(f"{served.url}/__mock__/accounts", timeout=10).json()["accounts"]
         assert [account["appkey"] for account in accounts if account["appkey"].startswith("ct-")] == []
@@ -451,17 +452,59 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
     assert drift.unwritable(tmp_path / "afile" / "sub") == "Not a directory"
     assert drift.unwritable(tmp_path / "taken") == "drift-report.json in it is a directory"
     assert drift.unwritable(tmp_path / "fresh" / "reports") is None and (tmp_path / "fresh" / "reports").is_dir()
-    with MockServer() as mock:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for name in ("drift-report.json", "drift-report.md"):
+        (earlier / name).write_text("an earlier run's")
+    with MockServer() as mock, MockServer() as held:
+        # another run steers its clock: each of this one's moves would be refused, test after test
+        requests.post(f"{held.base_url}/__mock__/clock", json={"by": "contract-suite-other", "hold": 600}, timeout=10)
+        said = preflight(held.base_url, "app", DEFAULT_TOKEN)
+        assert said.startswith(f"{held.base_url} is a mock whose clock another run is steering (contract-suite-other, "
+                               f"its hold lapsing at 20"), said
         for url, report_dir, extra, says in (
                 # a refused run makes no report folder (it had made one, empty)
                 (nowhere, tmp_path / "unmade", (), "could not be asked getprogress"),
                 ("", tmp_path / "unmade", (), "--ivh-base-url is empty"),
+                # refused, and an earlier run's report gone: it had stayed, to pass for this run's
+                (held.base_url, earlier, (), "whose clock another run is steering (contract-suite-other"),
+                (mock.base_url, "", (), "--ivh-report-dir is empty"),  # (an unset $REPORTS: the current folder)
                 # a report folder that is a file had been found at the end of the whole run, the report lost
                 (mock.base_url, tmp_path / "afile", (), "the drift report cannot be written there: it is a file"),
                 (nowhere, tmp_path / "unmade", ("--ivh-allow-spend", "-1"), "a number of submissions, 0 or more")):
             result = run_suite(url, report_dir, *extra, paths=("contract_tests/test_clock.py",))
             assert result.returncode == 4 and says in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
-    assert not (tmp_path / "unmade").exists()
+    assert not (tmp_path / "unmade").exists() and list(earlier.iterdir()) == []
+
+
+def test_of_two_runs_against_one_mock_the_second_is_refused_until_the_first_lets_go_of_its_clock():
+    """Two runs at once moved the one clock under each other, and the second to end put back the clock frozen as it
+    found it (by the first): the mock stayed frozen for good. A run holds the clock while it steers it: one that
+    begins meanwhile is refused (exit 4, naming the holder), and the first lets go as it puts the clock back."""
+    from ivh_mock.contract_tests.target import HOLD_SECONDS, SpendGuard, Target, remote_session
+    from ivh_mock.mock_server import MockServer
+
+    def run(url):
+        return Target(url, remote_session(), label=url, guard=SpendGuard(0), appkey="app", accesstoken=DEFAULT_TOKEN)
+
+    with MockServer() as mock:
+        clock = f"{mock.base_url}/__mock__/clock"
+        before = requests.get(clock, timeout=10).json()  # a fixture's mock: frozen
+        first, second = run(mock.base_url), run(mock.base_url)
+        assert first.hold_clock() is None
+        first.freeze()
+        first.advance(3600)
+        refused = second.hold_clock()
+        assert refused.startswith(f"control API POST clock: 409 the clock is held by {first.run_id!r} for "), refused
+        with pytest.raises(AssertionError, match="the clock is held by"):
+            second.advance(60)
+        held = requests.get(clock, timeout=10).json()
+        assert held["frozen"] is True and held["held"]["by"] == first.run_id
+        assert HOLD_SECONDS - 10 < held["held"]["until"] - time.time() <= HOLD_SECONDS
+        first.restore_clock()
+        after = requests.get(clock, timeout=10).json()
+        assert (after["frozen"], after["now"]) == (True, before["now"]) and "held" not in after
+        assert second.hold_clock() is None
 
 
 def test_a_test_that_needs_the_control_api_says_so_when_the_target_has_none(tmp_path):

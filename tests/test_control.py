@@ -373,6 +373,49 @@ def test_reset_of_everything_returns_the_clock_to_real_time_but_one_account_does
     assert view["real"] is True and view["frozen"] is False
 
 
+def test_a_clock_held_by_one_run_is_moved_by_no_other_until_it_lets_go_or_its_hold_lapses(stored):
+    """Two contract-suite runs against one served mock moved its clock under each other, and the second to end put
+    back the clock frozen as it had found it (frozen by the first): the mock stayed frozen, its tasks never
+    finished. A run holds the clock now; every other POST to it is refused, naming the holder."""
+    held = stored.post("/__mock__/clock", json={"by": "run-a", "hold": 600, "advance": 60, "frozen": True}).json
+    assert held["held"]["by"] == "run-a" and 590 < held["held"]["until"] - time.time() <= 600
+    assert stored.get("/__mock__/clock").json["held"] == held["held"]
+    for body in ({"advance": 10}, {"real": True}, {"by": "run-b", "hold": 600}, {"by": "run-b", "frozen": False},
+                 {"by": "run-b", "release": True}):
+        refused = stored.post("/__mock__/clock", json=body)
+        assert refused.status_code == 409, body
+        assert refused.json["error"]["message"].startswith("the clock is held by 'run-a' for 600 s more")
+    assert stored.get("/__mock__/clock").json["now"] == held["now"]  # nothing of them moved it
+    moved = stored.post("/__mock__/clock", json={"by": "run-a", "advance": 5, "hold": 1}).json  # the holder's own
+    assert moved["now"] == held["now"] + 5 and moved["held"]["until"] - time.time() <= 1
+    time.sleep(1.1)  # lapsed: anyone moves it, and another may hold it
+    assert "held" not in stored.get("/__mock__/clock").json
+    assert stored.post("/__mock__/clock", json={"by": "run-b", "hold": 600}).json["held"]["by"] == "run-b"
+    released = stored.post("/__mock__/clock", json={"by": "run-b", "real": True, "release": True}).json
+    assert "held" not in released and released["real"] is True
+    assert stored.post("/__mock__/clock", json={"advance": 1}).status_code == 200
+    # a hold whose run is gone goes with a reset of everything, as the clock's moves do
+    stored.post("/__mock__/clock", json={"by": "gone", "hold": 600})
+    stored.post("/__mock__/reset", json={"appkey": "test-app"})
+    assert stored.get("/__mock__/clock").json["held"]["by"] == "gone"
+    stored.post("/__mock__/reset")
+    assert "held" not in stored.get("/__mock__/clock").json
+
+
+@pytest.mark.stores("memory")
+@pytest.mark.parametrize("body, named", [
+    ({"hold": 60}, "body/hold needs body/by: who holds the clock"),
+    ({"release": True}, "body/release needs body/by: who holds the clock"),
+    ({"by": "", "hold": 60}, "body/by: is 0 characters long; it must have at least 1"),
+    ({"by": "a", "hold": 0}, "body/hold: 0 is less than the minimum of 1"),
+    ({"by": "a", "hold": 86401}, "body/hold: 86401 is greater than the maximum of 86400"),
+    ({"by": "a", "release": False}, "body/release: true was expected"),
+])
+def test_a_hold_names_who_holds_it_and_for_how_long(stored, body, named):
+    refused = stored.post("/__mock__/clock", json=body)
+    assert refused.status_code == 400 and named in refused.json["error"]["message"], refused.json
+
+
 def _meanwhile(action) -> None:
     """Run `action` on a thread of its own and wait for it: another client's request, under way meanwhile."""
     worker = threading.Thread(target=action)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from ivh_mock.client import Client, ParameterError
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, MockServer, debian_command
 
@@ -249,6 +250,12 @@ def test_the_clock_shows_how_far_it_is_from_real_time_and_returns_to_it(mock, pa
     page.click("#real-time-button")
     expect(page.locator("#clock-state")).to_have_text("real time")
     assert not mock.clock.frozen and abs(mock.now() - time.time()) < 5
+    # a contract-suite run holds it: the page says by whom, and a move from it is refused saying so (D89)
+    requests.post(f"{mock.base_url}/__mock__/clock", json={"by": "contract-suite-0a1b", "hold": 600}, timeout=10)
+    expect(page.locator("#clock-state")).to_have_text("real time, held by contract-suite-0a1b")
+    page.click("#advance-button")
+    expect(page.locator("#error")).to_contain_text("the clock is held by 'contract-suite-0a1b' for ")
+    assert abs(mock.now() - time.time()) < 5
 
 
 def test_odd_appkeys_long_ones_and_more_tasks_than_listed_keep_the_overview_whole(mock, page):

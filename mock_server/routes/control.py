@@ -25,7 +25,7 @@ from ivh_mock.spec.validation import cut
 
 from .. import deadline
 from ..accounts import SETTINGS_SCHEMA, SHOWN, pace_problem, schema_problem
-from ..clock import MovableClock
+from ..clock import Held, MovableClock
 from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, setting
 from ..store import Backlog
@@ -169,8 +169,9 @@ class _Routes:
         body = self._body(SCHEMAS["reset"], optional=True)
         everything = "appkey" not in body and isinstance(self.ctx.clock, MovableClock)
         if everything:  # the clock too returns to real time, before the store forgets: a submission written between
-            self.ctx.clock.restart()  # the two is forgotten, and one written after finds the clock moved since it
-            # read it, and plans again (the store's check), not on a clock ten days on that a reset had left behind
+            self.ctx.clock.restart(let_go=True)  # the two is forgotten, and one written after finds the clock moved
+            # since it read it, and plans again (the store's check), not on a clock ten days on that a reset had left
+            # behind; held by no one (a hold whose run is gone goes too)
         removed = self.ctx.store.tasks(body.get("appkey"))
         self.ctx.store.reset(body.get("appkey"))
         if everything:
@@ -186,6 +187,18 @@ class _Routes:
         clock = self.ctx.clock
         if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
+        by = body.get("by")
+        if by is None and ("hold" in body or "release" in body):
+            asked = "hold" if "hold" in body else "release"
+            raise ControlError(400, f"body/{asked} needs body/by: who holds the clock")
+        holder = clock.holder()  # moves by another than its holder are refused, whatever the body asks
+        if holder is not None and holder["by"] != by:
+            raise ControlError(409, str(Held(holder, clock.wall())))
+        try:
+            if "hold" in body:  # taken first, in one step with its check: of two runs starting at once, one holds it
+                clock.hold(by, body["hold"])
+        except Held as held:
+            raise ControlError(409, str(held)) from None
         latest = SCHEMAS["clock"]["properties"]["set"]["maximum"]
         if "advance" in body:  # from where the moves before it leave the clock (a `set` is within range already)
             start = body["set"] if "set" in body else clock.wall() if body.get("real") else clock.now()
@@ -200,6 +213,8 @@ class _Routes:
             clock.set(body["set"])
         if "advance" in body:  # checked above, from where the body's own moves leave the clock: a running clock
             clock.advance(body["advance"], math.inf)  # has moved on since, and a refusal now would follow them
+        if body.get("release"):
+            clock.release(by)
         self.dispatcher.wake()
         pending = self._settle()
         results.sweep(self.ctx)
@@ -355,8 +370,12 @@ def clock_view(clock) -> dict[str, Any]:
     now = clock.now()
     offset = round(now - clock.wall(), 3) + 0.0  # + 0.0: never -0.0
     frozen = getattr(clock, "frozen", False)
-    return {"now": now, "iso": iso_time(now), "frozen": frozen,
+    view = {"now": now, "iso": iso_time(now), "frozen": frozen,
             "offset": offset, "real": not frozen and abs(offset) < REAL_TIME_TOLERANCE}
+    holder = clock.holder() if isinstance(clock, MovableClock) else None
+    if holder is not None:  # only while held: a run steering it (the contract suite), and until when in real time
+        view["held"] = {**holder, "iso": iso_time(holder["until"])}
+    return view
 
 
 def _check_appkey(appkey: str, sent: str | None = None) -> None:

@@ -59,7 +59,9 @@ function span(seconds) {  // 21065 -> "5 h 51 min"
 function renderClock() {
   document.getElementById("clock-now").textContent = `${when(clock.now)} UTC`;
   const away = `${span(Math.abs(clock.offset))} ${clock.offset > 0 ? "ahead" : "behind"}`;
-  document.getElementById("clock-state").textContent = clock.frozen ? "frozen" : clock.real ? "real time" : away;
+  const state = clock.frozen ? "frozen" : clock.real ? "real time" : away;
+  // a run steering the clock (the contract suite) holds it: a move from here would be refused
+  document.getElementById("clock-state").textContent = clock.held ? `${state}, held by ${clock.held.by}` : state;
   document.getElementById("freeze-button").textContent = clock.frozen ? "Unfreeze" : "Freeze";
 }
 
