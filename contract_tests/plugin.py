@@ -12,6 +12,7 @@ Installing ivh-mock adds these options to every pytest run; they change nothing 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -79,6 +80,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if (config.getoption("--ivh-allow-spend") or 0) < 0:
         raise pytest.UsageError(f"--ivh-allow-spend {config.getoption('--ivh-allow-spend')}: a number of "
                                 f"submissions, 0 or more")
+    report_dir = config.getoption("--ivh-report-dir")
+    if suite and not report_dir:  # an unset $REPORTS: it had been the current folder
+        raise pytest.UsageError("--ivh-report-dir is empty: name the folder the drift report goes in (by default, "
+                                "reports)")
+    if suite and not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+        # the run's own controller (one process, or xdist's), as it starts, refused or not: an earlier run's report,
+        # of another target perhaps, had stayed to pass for this one's when this one wrote none (-x stopped it before
+        # its drift test, -k left that test out, the target was refused below); a collection alone (--co) runs
+        # nothing and leaves it
+        from ivh_mock.spec import drift
+
+        for name in (drift.JSON_NAME, drift.MARKDOWN_NAME):
+            with contextlib.suppress(OSError):  # no such folder, or no folder: said below, for a run that goes on
+                (Path(report_dir) / name).unlink(missing_ok=True)
     problem = _target_problem(config)
     if problem is not None:
         raise pytest.UsageError(problem)
@@ -86,16 +101,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # other run writes none: a file `reports` in an app's folder had stopped every run of its tests)
         from ivh_mock.spec import drift
 
-        problem = drift.unwritable(config.getoption("--ivh-report-dir"))
+        problem = drift.unwritable(report_dir)
         if problem is not None:
-            raise pytest.UsageError(f"--ivh-report-dir {config.getoption('--ivh-report-dir')}: the drift report "
-                                    f"cannot be written there: {problem}")
-        if not hasattr(config, "workerinput") and not config.getoption("collectonly"):  # the run's own controller
-            # (one process, or xdist's), as it starts: an earlier run's report, of another target perhaps, had stayed
-            # to pass for this one's when this one wrote none (-x stopped it before its drift test, -k left that test
-            # out); a collection alone (--co) runs nothing and leaves it
-            for name in (drift.JSON_NAME, drift.MARKDOWN_NAME):
-                (Path(config.getoption("--ivh-report-dir")) / name).unlink(missing_ok=True)
+            raise pytest.UsageError(f"--ivh-report-dir {report_dir}: the drift report cannot be written there: "
+                                    f"{problem}")
 
 
 def _profile_problem(name: str | None) -> str | None:
