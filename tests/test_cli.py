@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -865,6 +866,13 @@ def test_a_second_server_on_one_sqlite_store_refuses_naming_the_first(tmp_path):
         fourth = forked.mock_run(["serve", "--port", "0", "--data-dir", str(tmp_path / "other"), "--store",
                                   f"sqlite:{tmp_path / 'link.sqlite3'}"], timeout=30)
         assert fourth.returncode == 2 and f"pid {first.process.pid}" in fourth.stderr
+        # on its port too (a second `make serve`): it had waited 5 s for the port, then said "Address already in
+        # use", the server holding both unnamed
+        port = urlsplit(first.url).port
+        started = time.monotonic()
+        fifth = forked.mock_run(["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")], timeout=30)
+        assert fifth.returncode == 2 and f"pid {first.process.pid}, listening on {first.url}" in fifth.stderr
+        assert "waiting" not in fifth.stderr and time.monotonic() - started < 4, fifth.stderr
         first.kill()  # dies without cleaning up: the lock goes with it
     with ServeProcess(tmp_path / "data") as after:
         assert requests.get(f"{after.url}/__mock__/clock", timeout=10).status_code == 200

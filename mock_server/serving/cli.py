@@ -43,7 +43,7 @@ from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
 from ..store.sqlite import close_log
 from .dispatch import STALL_SECONDS, STOP_SECONDS
-from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner
+from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner, in_use
 from .server import STOP_SIGNALS, WAIT_SAID_SECONDS, Server, raise_open_files_limit
 from .streams import printed, say, standard_streams_open
 
@@ -502,8 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivh-mock: {why}", file=sys.stderr)
         return 2
     # what can be checked without making anything is checked first: a start refused later had left a data directory,
-    # a database and its owner file behind
-    problem = _check_port(args.host, args.port)
+    # a database and its owner file behind. A server holding the store first: it is likelier the one on the port too,
+    # which had been waited for 5 s and said as "Address already in use", the server holding it unnamed
+    problem = in_use(database) if database not in ("", ":memory:") else None
+    problem = problem or _check_port(args.host, args.port)
     if problem:
         print(f"ivh-mock: {problem}", file=sys.stderr)
         return 2

@@ -66,6 +66,23 @@ class StoreOwner:
         self._file.flush()
 
 
+def in_use(database: str) -> str | None:
+    """What says that a running server holds the store `database` (the message StoreOwner refuses with), looked at
+    without taking it or making any file; None when none does, or when the one the lock names is gone (its
+    workers are stopping: StoreOwner waits for them)."""
+    try:
+        file = open(f"{os.path.realpath(database)}.owner", encoding="utf-8")
+    except OSError:  # none yet, or not ours to read: StoreOwner says
+        return None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None  # no server holds it (the lock goes as this file closes)
+        except BlockingIOError:
+            holder = _read(file)
+    return None if _gone(holder.get("pid")) else _in_use_message(database, holder)
+
+
 def _read(file: IO[str]) -> dict[str, Any]:
     file.seek(0)
     try:
