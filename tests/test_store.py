@@ -135,6 +135,33 @@ def test_a_redis_store_out_of_reach_is_answered_naming_it_not_as_a_fault_of_the_
     assert settings.status_code == 500 and "cannot be reached" in settings.get_json()["error"]["message"]
 
 
+def test_a_redis_store_that_wants_a_password_says_so_and_how_to_give_it():
+    """A Redis with `requirepass` was said in its own words ("HELLO must be called with the client already
+    authenticated, otherwise the HELLO AUTH <user> <pass> option can be used ..."), and once serving, a password set
+    since was "cannot be reached (AuthenticationError)" of a Redis that answers."""
+    import redis
+    from ivh_mock.mock_server.serving.testing import RedisServer
+    from ivh_mock.mock_server.store import open_store
+
+    with RedisServer() as server:
+        store = open_store(f"{server.url}?prefix=pw")
+        redis.Redis.from_url(server.url).config_set("requirepass", "s3cret")
+        where = f"127.0.0.1:{server.port}"
+        for url, said in ((server.url, "asks for a password, which the store's URL does not give"),
+                          (server.url.replace("//", "//:wrong@"), "refuses the password the store's URL gives")):
+            with pytest.raises(ValueError) as refused:
+                open_store(url)
+            assert str(refused.value) == (f"the Redis store at {where} {said}: give its password there, "
+                                          f"redis://:PASSWORD@HOST:PORT/DB (or redis://USER:PASSWORD@...)")
+            assert "wrong" not in str(refused.value)
+        assert store.outage(redis.AuthenticationError("invalid username-password pair")).startswith(
+            f"the Redis store at {where} asks for a password")
+        right = open_store(server.url.replace("//", "//:s3cret@") + "?prefix=pw")  # the URL's password: it serves
+        assert right.tasks() == []
+        right.close()
+        store.close()
+
+
 def test_tasks_with_a_limit_are_the_newest_in_submission_order(store):
     for n in range(5):
         store.add_task("a" if n % 2 else "b", lambda backlog_at, n=n: make_task(f"t{n}", "a" if n % 2 else "b", seq=n))

@@ -163,6 +163,8 @@ class RedisStore:
         except (TypeError, ValueError) as error:  # an option redis-py does not take: `?foo=bar` had been a traceback
             said = f"query cannot be used ({', '.join(sorted(query))})" if query else "cannot be used"
             raise ValueError(f"the Redis store URL's {said}: {error}") from None
+        except redis.AuthenticationError:  # said in Redis's words: "HELLO must be called with the client already
+            raise ValueError(self._refused_password()) from None  # authenticated, otherwise the HELLO AUTH <user> ..."
         self._limits = journal
         # registered once; redis-py sends each by its SHA, loading it when Redis lacks it
         self._record = self.redis.register_script(RECORD)
@@ -516,14 +518,25 @@ class RedisStore:
         if not isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
                                   redis.exceptions.OutOfMemoryError)):
             return None
-        parts = urlsplit(self.url)  # not the URL itself: it may carry a password
-        where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+        where = self._where()
+        if isinstance(error, redis.AuthenticationError):  # it answers: its password changed (CONFIG SET requirepass)
+            return self._refused_password()
         if isinstance(error, redis.exceptions.OutOfMemoryError):  # its maxmemory reached, with no key to evict
             return f"the Redis store at {where} is out of memory (its maxmemory): nothing was written"
         if isinstance(error, redis.exceptions.MaxConnectionsError):  # reached, but its URL's bound was met
             return (f"the Redis store at {where} has all its connections in use (max_connections in its URL bounds "
                     f"them: leave it out)")
         return f"the Redis store at {where} cannot be reached ({type(error).__name__})"
+
+    def _where(self) -> str:
+        parts = urlsplit(self.url)  # not the URL itself: it may carry a password
+        return parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+
+    def _refused_password(self) -> str:
+        said = ("refuses the password the store's URL gives" if urlsplit(self.url).password is not None
+                else "asks for a password, which the store's URL does not give")
+        return (f"the Redis store at {self._where()} {said}: give its password there, redis://:PASSWORD@HOST:PORT/DB "
+                f"(or redis://USER:PASSWORD@...)")
 
     def clock_state(self) -> dict[str, Any] | None:
         ahead = self._ahead()
