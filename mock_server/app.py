@@ -31,7 +31,7 @@ from .media_in.intake import Intake
 from .media_out.render import Renderer
 from .routes import api, control, envelope, results
 from .routes.guard import host_url, sent_host
-from .store import JournalLimits, Store, WriteUnsure, new_id, open_store, outage_of
+from .store import JournalLimits, Store, new_id, open_store, outage_of
 from .store.base import STORAGE_FIELDS
 from .store.blobs import Blobs
 from .timbres import catalogue
@@ -264,8 +264,10 @@ def _register_error_handlers(app: Flask, ctx: MockContext) -> None:
         outage = outage_of(ctx.store, exc)
         if outage:
             log.warning("%s %s answered -101000: %s", request.method, request.path, outage)
-            advice = "" if isinstance(exc, WriteUnsure) and exc.task_id else "; retry"  # not a submission kept
-            return render(InternalError(f"internal error in ivh-mock: {outage}{advice}"), InternalError.http_status)
+            # "retry", but not for a submission that may have been kept, nor to a store that would refuse it the same
+            advice = getattr(exc, "advice", "retry")
+            return render(InternalError(f"internal error in ivh-mock: {outage}{'; ' + advice if advice else ''}"),
+                          InternalError.http_status)
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return render(InternalError("internal error in ivh-mock; the server log has the details"),
                       InternalError.http_status)

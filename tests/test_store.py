@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -721,6 +722,28 @@ def test_a_sqlite_store_locked_by_another_program_answers_at_once_saying_so(stor
         assert "locked by another program: nothing could be written for 0.5 s" in answer.message
     assert settings.status_code == 500 and "locked by another program" in settings.get_json()["error"]["message"]
     assert in_process(app, clock).call("getprogress", {"TaskId": submitted.payload["TaskId"]}).code == 0
+
+
+@pytest.mark.stores("sqlite")
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_sqlite_database_deleted_or_replaced_while_serving_is_said_not_written_to_unseen(store_spec, clock, how):
+    """Deleted under a running mock, the database went on taking every request (Code 0) into the file it held, which
+    no path led to any more: the next start found no task. Each write now says what happened, and writes nothing."""
+    app = create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
+    api = in_process(app, clock)
+    kept = api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
+    path = Path(store_spec.removeprefix("sqlite:"))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":  # another database moved into its place (a backup put back while serving)
+        sqlite3.connect(path).close()
+    for answer in (api.call("phototovideonotrain", TEXT_PAYLOAD), api.call("getprogress", {"TaskId": kept})):
+        assert (answer.status, answer.code) == (500, -101000)
+        assert answer.message == (f"internal error in ivh-mock: the SQLite store {path.name} was deleted or replaced "
+                                  f"while the mock served it: nothing was written; restart the mock, which opens the "
+                                  f"file now there (or makes a new one)")  # no "retry": it would meet the same
+    settings = app.test_client().put("/__mock__/accounts/other", json={"max_pending": 3})
+    assert settings.status_code == 500 and "was deleted or replaced" in settings.get_json()["error"]["message"]
 
 
 @pytest.mark.stores("sqlite")

@@ -212,6 +212,7 @@ class WriteUnsure(Exception):
     def __init__(self, message: str, task_id: str | None = None):
         super().__init__(message)
         self.task_id = task_id
+        self.advice = "" if task_id else "retry"  # the message says what to do about a submission that may be kept
 
 
 def outage_of(store: Store, error: BaseException) -> str | None:

@@ -148,6 +148,7 @@ class SqliteStore:
             if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
                 db.executescript(MIGRATE_JOURNAL)
             db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} {JOURNAL_SIZE} COMMIT;")  # counts and triggers together
+        self._file = _identity(self.path)  # the database file the connections hold, whatever is at its path later
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
@@ -175,6 +176,10 @@ class SqliteStore:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX)  # another worker holds it no longer than its own wait
             try:
+                if getattr(self, "_file", None) not in (None, _identity(self.path)):  # (None: still opening)
+                    raise StoreGone(f"the SQLite store {Path(self.path).name} was deleted or replaced while the mock "
+                                    f"served it: nothing was written; restart the mock, which opens the file now "
+                                    f"there (or makes a new one)")
                 yield
             except sqlite3.OperationalError as error:
                 if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code
@@ -414,6 +419,8 @@ class SqliteStore:
 
     def outage(self, error: BaseException) -> str | None:
         # a file: its lock held elsewhere is StoreBusy (D72); its disk full is SQLITE_FULL
+        if isinstance(error, StoreGone):
+            return str(error)
         if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
             return (f"the SQLite store {Path(self.path).name} is full (its disk, or its max_page_count): nothing was "
                     f"written")
@@ -447,6 +454,22 @@ class SqliteStore:
         if ahead is not None:
             ahead["clock"] = text
         return state
+
+
+class StoreGone(Exception):
+    """The database file was deleted, or another put in its place, while the store had it open: what was written to
+    the file it holds would be lost unseen (a restart finds the other file, or none)."""
+
+    advice = ""  # no "retry": it would meet the same, until a restart
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file at `path` (its device and inode), or None when there is none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 _TABLES = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))  # the store's own
@@ -503,7 +526,7 @@ def _checkpointing(store: weakref.ref[SqliteStore], due: threading.Event) -> Non
                     db = sqlite3.connect(owner.path, timeout=BUSY_SECONDS, isolation_level=None)
                     db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
                 owner._checkpoint(db)
-            except (sqlite3.Error, StoreBusy):  # e.g. a disk error: the writers' backstop checkpoints; connect anew
+            except (sqlite3.Error, StoreBusy, StoreGone):  # a disk error, say: connected anew next time
                 if db is not None:
                     db.close()
                     db = None
