@@ -74,10 +74,17 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
     aggregate, lifecycle, questions = Aggregate(), Lifecycle(max_tasks=10**9), Questions()
     upstreams: set[str] = set()
     count = answered = 0
+    moves: list[float] = []  # when the upstream's clock was moved or reset through the proxy (a mock's control API)
+    is_mock: bool | None = None  # what the recording says of the upstream: a mock's clock answered, or nothing
     for record in records:
         problem = _edited(record)
         if problem:  # taken as it was, its stored findings had made an answer of status 'abc' conform
             raise ValueError(f"the record at t={record['t']}: {problem}")
+        steered = _mock_clock(record)
+        if steered is not None:
+            is_mock = True
+            if steered:
+                moves.append(record["t"])
         count += 1
         answered += not record.get("error")
         if isinstance(record.get("upstream"), str) and record["upstream"]:
@@ -93,11 +100,29 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
         for finding in _follow(lifecycle, record):
             aggregate.add(finding.as_dict(), record)
         questions.take(record)
-    pace = calibrate.measure(lifecycle.tasks.values())
+    pace = calibrate.measure(lifecycle.tasks.values(), moved=moves)
     label = ", ".join(sorted(upstreams)) or "no traffic"
-    return drift.new_report(f"proxy recording of {label}", is_mock=False, findings=aggregate.findings(),
+    return drift.new_report(f"proxy recording of {label}", is_mock=is_mock, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
                             sources=[f"{count} recorded exchange(s), {answered} of them answered"])
+
+
+def _mock_clock(record: dict[str, Any]) -> bool | None:
+    """Of an exchange a mock's control API answered about its clock: whether it moved it (a POST to its clock, or a
+    reset of everything, answered 2xx). None for any other record: no sign of a mock."""
+    request, response = record.get("request") or {}, record.get("response") or {}
+    path, status = request.get("path"), response.get("status")
+    if record["kind"] != "exchange" or type(status) is not int or not 200 <= status < 300:
+        return None
+    if path == "/__mock__/clock":
+        body = response.get("body")
+        if not (isinstance(body, dict) and "now" in body and "frozen" in body):  # a gateway's 200 is no mock's
+            return None
+        return request.get("method") == "POST"
+    if path == "/__mock__/reset" and request.get("method") == "POST":
+        body = request.get("body")
+        return not (isinstance(body, dict) and "appkey" in body)  # one account's reset leaves the clock alone
+    return None
 
 
 def _edited(record: dict[str, Any]) -> str | None:
@@ -254,6 +279,8 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     if merged["pace"]:
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")
+        if merged["pace"].get("left_out"):  # the tasks a clock moved through the proxy spoiled
+            echo(f"pace: {merged['pace']['left_out']}")
         if merged["pace"].get("warning"):  # a suite report's pace (or an older proxy's) has none
             echo(f"pace warning: {merged['pace']['warning']}")
     echo(f"report: {json_path} and {md_path}")

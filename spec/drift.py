@@ -3,7 +3,7 @@ recording proxy saw), and read back by `ivh-mock drift` to merge both into one p
 
 A report is JSON (drift-report.json) with a Markdown twin (drift-report.md):
 
-    {"format": FORMAT, "target": "...", "is_mock": bool, "written": ISO time, "accepted_submissions": int | null,
+    {"format": FORMAT, "target": "...", "is_mock": bool | null, "written": ISO time, "accepted_submissions": int | null,
      "probes":   [{"decision", "question", "mock", "target", "verdict": "agree" | "differs" | NOT_RUN}],
      "findings": [{"kind", "operation", "subject", "detail", "count", "first_seen", "last_seen", "example"}],
      "answers":  [{"decision", "question", "answer", "count"}],
@@ -34,7 +34,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_report(target: str, *, is_mock: bool, accepted_submissions: int | None = None,
+def new_report(target: str, *, is_mock: bool | None, accepted_submissions: int | None = None,
                probes: Iterable[dict[str, Any]] = (), findings: Iterable[dict[str, Any]] = (),
                answers: Iterable[dict[str, Any]] = (), pace: dict[str, Any] | None = None,
                sources: Iterable[str] = ()) -> dict[str, Any]:
@@ -64,7 +64,7 @@ REPORT_SCHEMA = {
     "required": ["target", "is_mock", "probes"],
     "properties": {
         "target": {"type": "string"},
-        "is_mock": {"type": "boolean"},
+        "is_mock": {"type": ["boolean", "null"]},  # null: not known (a proxy's recording that shows no mock's clock)
         "accepted_submissions": {"type": ["integer", "null"], "minimum": 0},
         "probes": _rows(["decision", "question", "mock", "target", "verdict"], ["decision", "question", "verdict"]),
         "findings": _rows(["kind", "detail", "count", "first_seen", "last_seen"],
@@ -84,7 +84,7 @@ def read(path: str | Path) -> dict[str, Any]:
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path)
         raise ValueError(f"{path} is not a drift report: {where + ': ' if where else ''}{error.message}")
-    return new_report(data.get("target", str(path)), is_mock=bool(data.get("is_mock")),
+    return new_report(data.get("target", str(path)), is_mock=data.get("is_mock"),
                       accepted_submissions=data.get("accepted_submissions"), probes=data.get("probes", ()),
                       findings=data.get("findings", ()), answers=data.get("answers", ()), pace=data.get("pace"),
                       sources=data.get("sources") or [str(path)]) | {"written": data.get("written", "")}
@@ -105,7 +105,8 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
             kept["last_seen"] = max(kept["last_seen"], finding["last_seen"])
     targets = sorted({report["target"] for report in reports})
     accepted = [r["accepted_submissions"] for r in reports if r["accepted_submissions"] is not None]
-    return new_report(", ".join(targets), is_mock=bool(reports) and all(r["is_mock"] for r in reports),
+    known = [report["is_mock"] for report in reports if report["is_mock"] is not None]  # a recording may not know
+    return new_report(", ".join(targets), is_mock=all(known) if known else None,
                       accepted_submissions=sum(accepted) if accepted else None,
                       probes=_probes_of(reports),
                       findings=sorted(findings.values(),
@@ -194,7 +195,8 @@ def markdown(report: dict[str, Any]) -> str:
     """Return the report as Markdown: probes, findings (each with one example), answers, pace."""
     accepted = report["accepted_submissions"]
     lines = [f"# Drift report: {report['target']}", "",
-             f"Written {report['written']}; {'a mock' if report['is_mock'] else 'not a mock'}"
+             f"Written {report['written']}; "
+             f"{ {True: 'a mock', False: 'not a mock', None: 'not known to be a mock'}[report['is_mock']]}"
              + (f"; {accepted} submission(s) accepted during the run." if accepted is not None else ".")]
     if report["sources"]:
         lines += ["", "From: " + ", ".join(report["sources"]) + "."]

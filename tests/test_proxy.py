@@ -730,6 +730,39 @@ def test_calibration_recovers_the_mocks_own_pace_and_serve_reads_it(tmp_path):
                       "render_startup_seconds": 7.0}
 
 
+def test_calibration_leaves_out_a_task_polled_while_the_mocks_clock_was_moved_through_the_proxy(tmp_path):
+    """The contract suite run through a proxy in front of a mock moves the mock's clock by hours between polls: its
+    tasks had made the pace `--queue-seconds 0.015 --render-speed 0`, with no warning, over the app's own tasks. Those
+    are left out now and drift says so; a recording that saw the mock's clock says it was a mock."""
+    from ivh_mock.proxy import report as proxy_report
+    from ivh_mock.proxy.recorder import ordered_records
+
+    record = tmp_path / "rec"
+    with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
+        with ProxyServer(Proxy(mock.base_url, Recorder(record), warn=lambda text: None), port=0) as proxy:
+            payload = {**TEXT, "RefPhotoUrl": mock.sample("photo.jpg"), "InputSsml": "one two three four five"}
+            polled = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
+                           now=mock.now()).json()["Payload"]["TaskId"]
+            _poll_until_done(proxy.url, [polled], mock.now)  # the app's own: polled as time goes
+            steered = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
+                            now=mock.now()).json()["Payload"]["TaskId"]
+            assert requests.post(f"{proxy.url}/__mock__/clock", json={"advance": 3600}, timeout=10).ok
+            _poll_until_done(proxy.url, [steered], mock.now)  # done at its first poll, an hour on
+
+    status, out = _drift(record)
+    assert status == 0, out
+    report = json.loads((record / drift.JSON_NAME).read_text())
+    assert report["pace"]["tasks"] == 1 and report["is_mock"] is True, (report["pace"], report["is_mock"], out)
+    assert report["pace"]["queue_seconds"] == pytest.approx(TIMING["queue_seconds"], rel=0.2)
+    said = "1 task(s) left out, polled while the mock's clock was moved or reset through the proxy"
+    assert report["pace"]["left_out"] == said and f"pace: {said}" in out
+    # the same traffic without the control API's exchanges: nothing says whether the upstream was a mock
+    unsteered = [r for r in ordered_records(record) if not r["request"]["path"].startswith("/__mock__/")]
+    alone = proxy_report.analyse(unsteered, ordered=True)
+    assert alone["is_mock"] is None and "not known to be a mock" in drift.markdown(alone)
+    assert drift.merge([alone, drift.new_report("suite", is_mock=True)])["is_mock"] is True  # the suite's kept
+
+
 def test_calibration_leaves_out_a_task_whose_duration_no_video_has():
     """Two finished tasks with a Duration of 10**300 and 10**299 ms (JSON integers a strict reader takes) ended drift
     in an OverflowError traceback, exit 1, nothing written."""
@@ -963,7 +996,7 @@ def test_drift_names_where_it_cannot_write(tmp_path, capsys, monkeypatch):
     error = _drift_refusal(capsys, record, "--out", tmp_path / "file" / "below")
     assert f"cannot write the report into {tmp_path / 'file' / 'below'} (--out): Not a directory" in error
     pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
-    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails: pace)  # as if a task had been followed
+    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails, **_: pace)  # as if a task had been followed
     status, out = _drift(record, "--out", tmp_path / "out", "--pace-file", tmp_path / "file" / "pace.json")
     assert status == 2 and out == ""  # it had said "no findings: everything seen conforms", then refused
     error = capsys.readouterr().err
@@ -985,7 +1018,7 @@ def test_a_pace_file_named_as_one_of_drifts_own_inputs_or_reports_is_refused_and
     before = recording.read_bytes()
     (tmp_path / "suite.json").write_text(json.dumps({"target": "t", "is_mock": True, "probes": []}))
     pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
-    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails: pace)  # as if a task had been followed
+    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails, **_: pace)  # as if a task had been followed
     for named, what in ((recording, "a recording it reads"), (record / ".." / "rec" / recording.name, "a recording"),
                         (tmp_path / "suite.json", "a suite report it reads"),
                         (record / drift.JSON_NAME, "the report it writes"),
