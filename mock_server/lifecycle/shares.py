@@ -40,21 +40,14 @@ class Shares:
         self._turn = 0
         self._lock = threading.Lock()
 
-    def take(self, due: Iterable[Item], target: Callable[[Item], str],
-             claim: Callable[[Item], bool]) -> list[tuple[Item, str]]:
+    def _take_into(self, taken: list[tuple[Item, str]], due: Iterable[Item], target: Callable[[Item], str],
+                   claim: Callable[[Item], bool]) -> None:
         """Claim what of `due` the free threads can send now, none beyond a target's share: first the items of the
         targets with the fewest sends under way, then of the target served longest ago (a slow target's backlog
         waits behind a target it has not met, also when the slow target's threads have just come free).
-        `claim(item)` takes it in the store; return the (item, target) pairs claimed, each holding a thread until
-        `free(target)`."""
-        taken: list[tuple[Item, str]] = []
-        self._take_into(taken, due, target, claim)
-        return taken
-
-    def _take_into(self, taken: list[tuple[Item, str]], due: Iterable[Item], target: Callable[[Item], str],
-                   claim: Callable[[Item], bool]) -> None:
-        """`take`, adding each pair to `taken` as it is claimed: what was claimed before a claim raised (the store
-        out of reach) is there to be sent, and the one that raised holds no thread."""
+        `claim(item)` takes it in the store; each (item, target) pair claimed is added to `taken` as it is, holding a
+        thread until `free(target)`: what was claimed before a claim raised (the store out of reach) is there to be
+        sent, and the one that raised holds no thread."""
         targeted = [(item, target(item)) for item in due]  # outside the lock, which every send's end takes
         with self._lock:
             waiting = sorted(((self._busy[where], self._served.get(where, -1), order, item, where)
@@ -83,8 +76,8 @@ class Shares:
 
     def start(self, pool: Executor, due: Iterable[Item], target: Callable[[Item], str], claim: Callable[[Item], bool],
               work: Callable[[Item], Any], done: Callable[[], Any] = lambda: None) -> int:
-        """Claim what of `due` the free threads can send now (`take`) and run `work(item)` for each on `pool`; when it
-        ends, its thread is free again and `done()` is called. Return how many were started."""
+        """Claim what of `due` the free threads can send now (`_take_into`) and run `work(item)` for each on `pool`;
+        when it ends, its thread is free again and `done()` is called. Return how many were started."""
         taken: list[tuple[Item, str]] = []
         try:
             self._take_into(taken, due, target, claim)
