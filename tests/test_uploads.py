@@ -400,3 +400,23 @@ def test_an_upload_the_store_could_not_record_at_once_is_recorded_once_it_can_an
     assert client.wait(task.task_id).succeeded and failures == [task.task_id] * 2
     mock.advance(3600)
     assert s3.puts("again.mp4") == [200]
+
+
+def test_a_clock_moved_past_retention_keeps_the_files_of_tasks_whose_uploads_are_still_to_be_made(s3, mock, client,
+                                                                                                  monkeypatch):
+    """An app's expiry test moves the clock a week on at once: the files of tasks past their retention went, also
+    those of tasks whose uploads were still to be made, whose render then failed them 801015 "the file could not be
+    produced (FileNotFoundError)", a traceback in the log. Their files are kept until their uploads are recorded."""
+    from ivh_mock.mock_server.routes import control
+
+    monkeypatch.setattr(control, "SETTLE_SECONDS", 0.0)  # the move answers at once, its uploads still to be made
+    bucket = s3.bucket()
+    tasks = [client.phototovideonotrain(**text(InputSsml=f"{n} 你好，我是虚拟主播。",
+                                               VideoStorageS3Url=s3.put_url(bucket, f"week/{n}.mp4", "video/mp4")))
+             for n in range(3)]
+    moved = requests.post(f"{mock.base_url}/__mock__/clock", json={"advance": 8 * 86_400}, timeout=30).json()
+    assert moved["uploads_pending"] >= 1  # else nothing here was swept before its upload
+    for task in tasks:
+        result = client.wait(task.task_id)
+        assert result.succeeded, result
+    assert [s3.puts(f"week/{n}.mp4") for n in range(3)] == [[200]] * 3

@@ -77,6 +77,11 @@ def _refs(store: Store, now: float, retention_seconds: float) -> tuple[set, set,
         else:
             kept.update(_files(photo, audio, video))
             next_due = min(next_due, expires)
+    # a task whose uploads are still to be made renders and sends its files first: a clock moved a week on at once
+    # had taken them, and failed it 801015 ("the file could not be produced"); looked at again once they are made
+    for task in store.due_uploads(now, claimed=True):
+        kept.update(_files(task.photo, task.audio, task.video))
+        next_due = now
     return expired, kept, next_due
 
 
