@@ -529,14 +529,16 @@ def test_an_oversized_request_line_or_header_is_answered_without_an_html_page(se
     assert requests.get(f"{served.url}/__mock__/clock", timeout=10).status_code == 200
 
 
-def test_a_worker_that_dies_is_replaced_and_said_to_have_died(tmp_path):
-    """A worker the system killed (for its memory, say) was replaced without a word."""
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_a_worker_that_dies_is_replaced_and_said_to_have_died(tmp_path, store):
+    """A worker the system killed (for its memory, say) was replaced without a word; with the memory store, which it
+    held, by one that had none of its tasks, unsaid."""
     from .conftest import ServeProcess
 
     def worker(mock) -> int:
         return int(Path(f"/proc/{mock.process.pid}/task/{mock.process.pid}/children").read_text().split()[0])
 
-    with ServeProcess(tmp_path / "data") as mock:
+    with ServeProcess(tmp_path / "data", *(["--store", "memory"] if store == "memory" else [])) as mock:
         first = worker(mock)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -549,7 +551,9 @@ def test_a_worker_that_dies_is_replaced_and_said_to_have_died(tmp_path):
             time.sleep(0.2)
         assert worker(mock) != first
         assert requests.get(f"{mock.url}/__mock__/clock", timeout=5).status_code == 200
-        assert f"ivh-mock: worker {first} was killed by SIGKILL (out of memory?); starting another" in mock.errors()
+        said = f"ivh-mock: worker {first} was killed by SIGKILL (out of memory?); starting another"
+        lost = ": the memory store's tasks, journal, clock and account settings went with it: the new one starts empty"
+        assert said + (lost if store == "memory" else "") + "\n" in mock.errors()
 
 
 def test_the_reliability_page_is_written_from_its_raw_figures():

@@ -568,7 +568,10 @@ def main(argv: list[str] | None = None) -> int:
                     max_body_bytes=largest, hold_queue=_holds_queue(store),
                     largest_body=functools.partial(largest_body, config), on_stop=_stop_worker,
                     # a callback or an upload under way ends and is recorded, not sent again by the next start
-                    grace_seconds=stop_seconds(config))
+                    grace_seconds=stop_seconds(config),
+                    # its one worker held the store: one killed had been replaced by one with none, unsaid
+                    lost_with_a_worker=("the memory store's tasks, journal, clock and account settings went with "
+                                        "it: the new one starts empty") if store == "memory" else None)
     try:
         return server.run()
     finally:

@@ -91,13 +91,15 @@ class Server:
     def __init__(self, load: Callable[[], Any], bind: str, *, workers: int = 1, threads: int = 8,
                  ready: Callable[[int], None] | None = None, max_body_bytes: int = 128 * 1_048_576,
                  hold_queue: bool = True, largest_body: Callable[[str], int] | None = None,
-                 on_stop: Callable[[Any], None] | None = None, grace_seconds: float = GRACE_SECONDS):
+                 on_stop: Callable[[Any], None] | None = None, grace_seconds: float = GRACE_SECONDS,
+                 lost_with_a_worker: str | None = None):
         host, _, port = bind.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._load, self._workers, self._threads, self._ready = load, workers, threads, ready
         self._max_body_bytes, self._hold_queue, self._largest_body = max_body_bytes, hold_queue, largest_body
         self._on_stop, self._grace_seconds = on_stop, max(GRACE_SECONDS, grace_seconds)
         self._wakeup: tuple[int, ...] = ()  # the pipe signals wake the master's wait through (run)
+        self._lost = lost_with_a_worker  # what a worker that dies takes with it, said as it is replaced
 
     def run(self) -> int:
         """Serve until SIGTERM, SIGINT, SIGHUP or SIGQUIT; return the exit status (0 after a clean stop). Once the
@@ -175,7 +177,8 @@ class Server:
             if dead is None:
                 continue
             # said, with how it ended: one the system killed for its memory had been replaced unseen
-            say(f"ivh-mock: worker {pid} {_ended(status)}; starting another")
+            say(f"ivh-mock: worker {pid} {_ended(status)}; starting another"
+                + (f": {self._lost}" if self._lost else ""))
             started, slot = dead
             if shares is not None:
                 shares.clear(slot)
