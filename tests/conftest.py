@@ -321,6 +321,26 @@ def until(condition, seconds: float = 10, then=None, pause: float = 0.002) -> No
         time.sleep(pause)
 
 
+def locked_at_first(monkeypatch, store, method: str, times: int, when: Callable[[str], bool] = lambda task_id: True,
+                    ) -> list[str]:
+    """Make the store's `method` (one taking a task id or a record with one first) raise StoreBusy, as a database
+    another program keeps locked does, for its first `times` calls whose task id `when` holds for, then work; return
+    the task ids of the calls refused."""
+    from ivh_mock.mock_server.store import StoreBusy
+
+    real, refused = getattr(store, method), []
+
+    def locked(first, *args):
+        task_id = first if isinstance(first, str) else first.task_id
+        if len(refused) < times and when(task_id):
+            refused.append(task_id)
+            raise StoreBusy("the store is locked by another program")
+        return real(first, *args)
+
+    monkeypatch.setattr(store, method, locked)
+    return refused
+
+
 def in_process(app, clock: VirtualClock, **identity: str) -> Caller:
     """Return a Caller that sends through Flask's test client (no sockets)."""
     client = app.test_client()

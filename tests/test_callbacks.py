@@ -11,7 +11,7 @@ from ivh_mock.mock_server.serving.testing import CallbackReceiver as Receiver
 
 from ivh_mock import spec as spec_module
 
-from .conftest import RawServer, close_waits, in_process, serving, until
+from .conftest import RawServer, close_waits, in_process, locked_at_first, serving, until
 from .test_lifecycle import CONFIG, poll, submit, text
 
 SPEC = spec_module.load()
@@ -292,19 +292,10 @@ def test_a_claim_the_store_could_not_make_holds_no_thread(mock, api, clock, rece
     """A claim that raised (the store locked by another program, or out of reach) kept a thread of its target's share
     taken, and what the pass had claimed before it was never sent: after eight such passes the target got no
     callback again, the store long back, until the mock was restarted."""
-    from ivh_mock.mock_server.store import StoreBusy
-
-    store = mock.extensions["ivh_mock"].store
-    claim, failures = store.claim_callback, []
     first, second = (submit(api, text(CallbackUrl=receiver.url)) for _ in range(2))
-
-    def failing(task_id, lease_seconds):
-        if task_id == second and len(failures) < 12:  # more than the target's share (a quarter of 32 threads)
-            failures.append(task_id)
-            raise StoreBusy("the store is locked by another program")
-        return claim(task_id, lease_seconds)
-
-    monkeypatch.setattr(store, "claim_callback", failing)
+    # more than the target's share (a quarter of 32 threads)
+    failures = locked_at_first(monkeypatch, mock.extensions["ivh_mock"].store, "claim_callback", 12,
+                               lambda task_id: task_id == second)
     clock.advance(60)
     got = receiver.wait_for(2, timeout=4)  # the first within its lease (6 s) too: claimed, it is sent
     assert sorted(entry["body"]["Payload"]["TaskId"] for entry in got) == sorted([first, second])
@@ -320,18 +311,8 @@ def test_a_delivery_the_store_could_not_record_at_once_is_recorded_once_it_can_a
         mock, api, clock, receiver, monkeypatch):
     """A delivery whose record failed (the store out of reach for a moment) was left claimed and unrecorded: once
     its lease lapsed the callback was POSTed again. Its record is now tried again while the lease holds."""
-    from ivh_mock.mock_server.store import StoreBusy
-
     store = mock.extensions["ivh_mock"].store
-    record, failures = store.record_callback, []
-
-    def failing(attempt):
-        if len(failures) < 3:
-            failures.append(attempt.task_id)
-            raise StoreBusy("the store is locked by another program")
-        record(attempt)
-
-    monkeypatch.setattr(store, "record_callback", failing)
+    failures = locked_at_first(monkeypatch, store, "record_callback", 3)
     task_id = submit(api, text(CallbackUrl=receiver.url))
     clock.advance(60)
     log = _wait_for_log(mock, 1, timeout=4)  # tried every 0.5 s, within the claim's lease (6 s)

@@ -13,7 +13,7 @@ from ivh_mock.mock_server import MockServer, VirtualClock, create_app
 from ivh_mock.mock_server.serving.testing import CallbackReceiver, in_process_session
 from ivh_mock.spec.signing import signed_query
 
-from .conftest import AUDIO_PAYLOAD, T0, TIMING, RawServer, Redirector, close_waits
+from .conftest import AUDIO_PAYLOAD, T0, TIMING, RawServer, Redirector, close_waits, locked_at_first
 from .test_lifecycle import text
 
 FRAME_MS = 40  # the video's time base is 25 frames a second
@@ -383,18 +383,7 @@ def test_an_upload_the_store_could_not_record_at_once_is_recorded_once_it_can_an
         s3, mock, client, monkeypatch):
     """As for callbacks: an upload whose record failed (the store out for a moment) was PUT again once its claim's
     lease lapsed. Its record is tried again while the lease holds."""
-    from ivh_mock.mock_server.store import StoreBusy
-
-    store = mock.app.extensions["ivh_mock"].store
-    record, failures = store.record_upload, []
-
-    def failing(outcome):
-        if len(failures) < 2:
-            failures.append(outcome.task_id)
-            raise StoreBusy("the store is locked by another program")
-        record(outcome)
-
-    monkeypatch.setattr(store, "record_upload", failing)
+    failures = locked_at_first(monkeypatch, mock.app.extensions["ivh_mock"].store, "record_upload", 2)
     bucket = s3.bucket()
     task = client.phototovideonotrain(**text(VideoStorageS3Url=s3.put_url(bucket, "again.mp4", "video/mp4")))
     assert client.wait(task.task_id).succeeded and failures == [task.task_id] * 2
