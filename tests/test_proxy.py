@@ -688,6 +688,17 @@ def test_recordings_rotate_and_stay_within_their_bound(tmp_path):
 TIMING = {"queue_seconds": 1.0, "render_speed": 0.4, "render_startup_seconds": 0.5}
 
 
+REPLAYED = {**TEXT, "InputSsml": "one two three four five"}  # its RefPhotoUrl: the mock's sample
+
+
+def _submitted_through(proxy, mock) -> tuple[str, dict]:
+    """The TaskId and payload of a submission sent through `proxy` to `mock` (REPLAYED, its photo the mock's
+    sample)."""
+    payload = {**REPLAYED, "RefPhotoUrl": mock.sample("photo.jpg")}
+    return _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
+                 now=mock.now()).json()["Payload"]["TaskId"], payload
+
+
 def _poll_until_done(base, task_ids, now):
     finished = set()
     deadline = time.monotonic() + 30
@@ -740,12 +751,9 @@ def test_calibration_leaves_out_a_task_polled_while_the_mocks_clock_was_moved_th
     record = tmp_path / "rec"
     with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
         with ProxyServer(Proxy(mock.base_url, Recorder(record), warn=lambda text: None), port=0) as proxy:
-            payload = {**TEXT, "RefPhotoUrl": mock.sample("photo.jpg"), "InputSsml": "one two three four five"}
-            polled = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
-                           now=mock.now()).json()["Payload"]["TaskId"]
+            polled, _ = _submitted_through(proxy, mock)
             _poll_until_done(proxy.url, [polled], mock.now)  # the app's own: polled as time goes
-            steered = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
-                            now=mock.now()).json()["Payload"]["TaskId"]
+            steered, _ = _submitted_through(proxy, mock)
             assert requests.post(f"{proxy.url}/__mock__/clock", json={"advance": 3600}, timeout=10).ok
             _poll_until_done(proxy.url, [steered], mock.now)  # done at its first poll, an hour on
 
@@ -1035,9 +1043,7 @@ def test_replay_reproduces_a_recorded_trajectory_offline(tmp_path, capsys):
     record = tmp_path / "rec"
     with MockServer(TIMING, clock=VirtualClock(frozen=False)) as mock:
         with ProxyServer(Proxy(mock.base_url, Recorder(record), warn=lambda text: None), port=0) as proxy:
-            payload = {**TEXT, "RefPhotoUrl": mock.sample("photo.jpg"), "InputSsml": "one two three four five"}
-            task_id = _post(proxy.url, "phototovideonotrain", {"Header": {}, "Payload": payload},
-                            now=mock.now()).json()["Payload"]["TaskId"]
+            task_id, payload = _submitted_through(proxy, mock)
             _poll_until_done(proxy.url, [task_id], mock.now)
     index = ReplayIndex.from_dir(record)
     recorded = index.trajectories[task_id]
