@@ -507,6 +507,27 @@ def test_of_two_runs_against_one_mock_the_second_is_refused_until_the_first_lets
         assert second.hold_clock() is None
 
 
+def test_a_mock_from_before_holds_is_steered_without_one(monkeypatch):
+    """A served mock of an earlier version refuses the fields of a hold (400): the suite installed since had taken
+    that for another run holding its clock, and refused to run against it at all."""
+    from ivh_mock.contract_tests.target import SpendGuard, Target, remote_session
+    from ivh_mock.mock_server import MockServer
+    from ivh_mock.mock_server.routes import control
+
+    for field in ("by", "hold", "release"):  # as the control API was
+        monkeypatch.delitem(control.SCHEMAS["clock"]["properties"], field)
+    with MockServer() as mock:
+        run = Target(mock.base_url, remote_session(), label="older", guard=SpendGuard(0), appkey="app",
+                     accesstoken=DEFAULT_TOKEN)
+        before = run.clock_now()
+        assert run.hold_clock() is None
+        run.freeze()
+        run.advance(60)
+        assert run.clock_now() == before + 60
+        run.restore_clock()
+        assert run.clock_now() == before
+
+
 def test_a_test_that_needs_the_control_api_says_so_when_the_target_has_none(tmp_path):
     """Against a server without a control API and with no allowance, the lifecycle's state machine was skipped as
     "spend guard: 0 accepted of --ivh-allow-spend 0", as if an allowance would let it run."""
