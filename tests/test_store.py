@@ -729,21 +729,49 @@ def test_a_sqlite_store_locked_by_another_program_answers_at_once_saying_so(stor
 def test_a_sqlite_database_deleted_or_replaced_while_serving_is_said_not_written_to_unseen(store_spec, clock, how):
     """Deleted under a running mock, the database went on taking every request (Code 0) into the file it held, which
     no path led to any more: the next start found no task. Each write now says what happened, and writes nothing."""
+    from ivh_mock.mock_server.store.sqlite import close_log, file_identity
+
     app = create_app({**TIMING, "background": False, "store": store_spec}, clock=clock)
     api = in_process(app, clock)
     kept = api.call("phototovideonotrain", TEXT_PAYLOAD).payload["TaskId"]
     path = Path(store_spec.removeprefix("sqlite:"))
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    served = file_identity(str(path))
+    path.unlink()  # its log and index stay, which the connections hold
     if how == "replaced":  # another database moved into its place (a backup put back while serving)
-        sqlite3.connect(path).close()
+        with contextlib.closing(sqlite3.connect(path.with_name("other.sqlite3"))) as other:
+            other.execute("CREATE TABLE foo (x)")
+            other.executemany("INSERT INTO foo VALUES (?)", [(n,) for n in range(3000)])
+            other.commit()
+        path.with_name("other.sqlite3").rename(path)
+    said = (f"internal error in ivh-mock: the SQLite store {path.name} was deleted or replaced while the mock served "
+            f"it: nothing was written; stop the mock, and start it again on the file now there (or on none: it makes "
+            f"a new one)")  # no "retry": it would meet the same
     for answer in (api.call("phototovideonotrain", TEXT_PAYLOAD), api.call("getprogress", {"TaskId": kept})):
-        assert (answer.status, answer.code) == (500, -101000)
-        assert answer.message == (f"internal error in ivh-mock: the SQLite store {path.name} was deleted or replaced "
-                                  f"while the mock served it: nothing was written; restart the mock, which opens the "
-                                  f"file now there (or makes a new one)")  # no "retry": it would meet the same
+        assert (answer.status, answer.code, answer.message) == (500, -101000, said)
     settings = app.test_client().put("/__mock__/accounts/other", json={"max_pending": 3})
     assert settings.status_code == 500 and "was deleted or replaced" in settings.get_json()["error"]["message"]
+    # a thread with no connection yet (a worker's next request thread) reads nothing from the file now there, nor
+    # makes one: a new connection beside the held log had broken the reads of every other
+    elsewhere: list = []
+    reader = threading.Thread(target=lambda: elsewhere.append(in_process(app, clock).call("getprogress",
+                                                                                         {"TaskId": kept})))
+    reader.start()
+    reader.join(timeout=30)
+    assert (elsewhere[0].status, elsewhere[0].message) == (500, said)
+    assert api.call("getprogress", {"TaskId": kept}).message == said  # (its write, the journal entry)
+    assert path.exists() == (how == "replaced")
+    app.extensions["ivh_mock"].store.close()
+    # as the server does at its stop: the log SQLite leaves beside a file deleted or renamed while open is the served
+    # file's; read with it, the file moved in (or one made anew) had taken its pages, and lost its own tables
+    said = close_log(str(path), served)
+    assert said == (f"the SQLite store {path.name} was deleted or replaced while the mock served it: its log is kept "
+                    f"aside as {path.name}-wal.of-a-replaced-store and {path.name}-shm.of-a-replaced-store, which no "
+                    f"start reads")
+    assert not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    if how == "replaced":
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            assert other.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert other.execute("SELECT count(*) FROM foo").fetchone() == (3000,)
 
 
 @pytest.mark.stores("sqlite")
@@ -1331,7 +1359,7 @@ def test_a_log_its_writers_left_beside_a_sqlite_database_is_taken_in_by_closing_
     import subprocess
     import sys
 
-    from ivh_mock.mock_server.store.sqlite import close_log
+    from ivh_mock.mock_server.store.sqlite import close_log, file_identity
 
     path = tmp_path / "left.sqlite3"
     writer = ("import os, sqlite3, sys\n"
@@ -1350,14 +1378,15 @@ def test_a_log_its_writers_left_beside_a_sqlite_database_is_taken_in_by_closing_
             return db.execute("SELECT count(*) FROM t").fetchone()[0] if found else 0
 
     assert path.with_name("left.sqlite3-wal").exists() and rows_in_the_file_alone() == 0
-    close_log(str(path))
+    served = file_identity(str(path))
+    close_log(str(path), served)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.sqlite3", "left.sqlite3"]
     assert rows_in_the_file_alone() == 100
-    close_log(str(tmp_path / "gone.sqlite3"))  # a database that is not there is not made
+    close_log(str(tmp_path / "gone.sqlite3"), served)  # a database that is not there is not made
     assert not (tmp_path / "gone.sqlite3").exists()
     (tmp_path / "junk.sqlite3").write_bytes(b"no database" * 100)  # nor is a file that is none touched, or a folder
-    close_log(str(tmp_path / "junk.sqlite3"))
-    close_log(str(tmp_path))
+    close_log(str(tmp_path / "junk.sqlite3"), file_identity(str(tmp_path / "junk.sqlite3")))
+    close_log(str(tmp_path), served)
     assert (tmp_path / "junk.sqlite3").read_bytes() == b"no database" * 100
 
 

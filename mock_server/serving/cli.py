@@ -41,7 +41,7 @@ from ..pace import resolve as resolve_pace
 from ..routes.control import clock_view, iso_time
 from ..routes.guard import bracketed, is_loopback
 from ..store import StoreBusy
-from ..store.sqlite import close_log
+from ..store.sqlite import close_log, file_identity
 from .dispatch import STALL_SECONDS, STOP_SECONDS
 from .owner import ORPHANS_SECONDS, StoreInUse, StoreOwner, in_use
 from .server import STOP_SIGNALS, WAIT_SAID_SECONDS, Server, raise_open_files_limit
@@ -537,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         checked = create_app(dataclasses.replace(config, background=False))
         ctx = checked.extensions["ivh_mock"]
         clock = clock_view(ctx.clock)
+        served = file_identity(database) if owner is not None else None  # the file, whatever is at its path later
     except (StoreInUse, AccountsFileError, ValueError, OSError, sqlite3.Error, StoreBusy, *_redis_errors()) as error:
         _undo_start(owner, made, new_files)
         print(f"ivh-mock: {_start_failure(error, args, store, data_dir)}", file=sys.stderr)
@@ -576,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         return server.run()
     finally:
         if owner is not None:
-            close_log(database)  # the workers have ended: the last to close may have seen another still open
+            moved = close_log(database, served)  # the workers have ended: the last to close may have seen another
+            if moved:  # still open
+                say(f"ivh-mock: {moved}")
             owner.release()
         if scratch is not None:  # (a start refused earlier leaves it to the folder's own finalizer, at exit)
             scratch.cleanup()

@@ -148,12 +148,22 @@ class SqliteStore:
             if columns and "bytes" not in columns:  # a database from before the journal's bounds and accounts
                 db.executescript(MIGRATE_JOURNAL)
             db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} {JOURNAL_SIZE} COMMIT;")  # counts and triggers together
-        self._file = _identity(self.path)  # the database file the connections hold, whatever is at its path later
+        self._file = file_identity(self.path)  # the database file the connections hold, whatever is at its path later
+
+    def _check_file(self) -> None:
+        """Raise StoreGone when the file at the store's path is no longer the one it opened (None: still opening)."""
+        if getattr(self, "_file", None) not in (None, file_identity(self.path)):
+            raise StoreGone(f"the SQLite store {Path(self.path).name} was deleted or replaced while the mock served "
+                            f"it: nothing was written; stop the mock, and start it again on the file now there (or on "
+                            f"none: it makes a new one)")
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
         db = getattr(self._local, "db", None)
         if db is None:
+            # one made by the path once another file is there (or none) would open that file, or make one, beside
+            # the log of the file the other connections hold: the reads of every connection had broken
+            self._check_file()
             # used by this thread only; closed by the thread that closes the store once this one has ended
             db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False,
                                  factory=_Connection)
@@ -176,10 +186,7 @@ class SqliteStore:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX)  # another worker holds it no longer than its own wait
             try:
-                if getattr(self, "_file", None) not in (None, _identity(self.path)):  # (None: still opening)
-                    raise StoreGone(f"the SQLite store {Path(self.path).name} was deleted or replaced while the mock "
-                                    f"served it: nothing was written; restart the mock, which opens the file now "
-                                    f"there (or makes a new one)")
+                self._check_file()
                 yield
             except sqlite3.OperationalError as error:
                 if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code
@@ -456,6 +463,9 @@ class SqliteStore:
         return state
 
 
+STALE = ".of-a-replaced-store"  # the name's end of a log (and its index) moved aside by close_log
+
+
 class StoreGone(Exception):
     """The database file was deleted, or another put in its place, while the store had it open: what was written to
     the file it holds would be lost unseen (a restart finds the other file, or none)."""
@@ -463,7 +473,7 @@ class StoreGone(Exception):
     advice = ""  # no "retry": it would meet the same, until a restart
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     """The file at `path` (its device and inode), or None when there is none."""
     try:
         found = os.stat(path)
@@ -491,19 +501,32 @@ def _check_is_ours(path: str) -> None:
                                     f"would add its own to: give ivh-mock a database file of its own")
 
 
-def close_log(path: str) -> None:
+def close_log(path: str, identity: tuple[int, int] | None) -> str | None:
     """Open the database at `path` once more and close it, after every process serving from it has closed its own
     connections: the last connection to close copies the write-ahead log into the database and removes it with its
     index. Two workers closing at the same moment can each still see the other's connection and both leave the log
     beside the database, which alone then lacks what the log holds (a copy of the file, a backup). Does nothing where
-    the database is gone, or cannot be read; a connection still open elsewhere keeps the log, as it must."""
+    the database cannot be read; a connection still open elsewhere keeps the log, as it must.
+
+    Where the database is gone, or is not the file `identity` (file_identity) names, the log and index left beside
+    it are the served file's (SQLite removes none of a file deleted or renamed while open): opened with them, the file
+    now there (or one made anew) takes the served file's pages. They are moved aside; return what says so, or None."""
+    if file_identity(path) != identity:
+        moved = []
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):  # none left, or not ours to move: said by what it returns
+                os.rename(f"{path}{suffix}", f"{path}{suffix}{STALE}")
+                moved.append(f"{Path(path).name}{suffix}{STALE}")
+        return (f"the SQLite store {Path(path).name} was deleted or replaced while the mock served it: its log is "
+                f"kept aside as {' and '.join(moved)}, which no start reads" if moved else None)
     try:
-        if not Path(path).is_file():  # (sqlite3 would make an empty one)
-            return
+        if not Path(path).is_file():
+            return None
         with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads through the log, opening it
     except (OSError, sqlite3.Error):  # its folder gone unreadable, the file no database, a lock held elsewhere
         pass
+    return None
 
 
 def _real(value: float) -> float | None:
@@ -523,6 +546,7 @@ def _checkpointing(store: weakref.ref[SqliteStore], due: threading.Event) -> Non
                 return
             try:
                 if db is None:
+                    owner._check_file()  # (as `_db`)
                     db = sqlite3.connect(owner.path, timeout=BUSY_SECONDS, isolation_level=None)
                     db.execute("PRAGMA synchronous=NORMAL")  # a checkpoint syncs as the writers' would
                 owner._checkpoint(db)
