@@ -339,9 +339,11 @@ class Target:
         try:
             self._move({})
         except AssertionError as refused:
-            if not str(refused).startswith("control API POST clock: 400 "):  # another run holds it (409)
-                return str(refused)
-            self._holding = False  # a mock of a version before holds (D89), which refuses the fields: moved as is
+            if str(refused).startswith("control API POST clock: 409 the clock is held by "):  # another run's
+                return str(refused).removeprefix("control API POST clock: 409 ")
+            # a mock of a version before holds (D89), which refuses their fields (400), or whose clock cannot be
+            # moved at all (409, said by the tests that move it): steered as it comes, held by no one
+            self._holding = False
         return None
 
     def _move(self, body: dict[str, Any]) -> Any:
@@ -454,9 +456,10 @@ def preflight(base_url: str, appkey: str, accesstoken: str, control_token: str |
                 + ("IVH_MOCK_CONTROL_TOKEN is set, but not to its --control-token" if control_token else
                    "Set IVH_MOCK_CONTROL_TOKEN to its --control-token"))
     if target.held_by is not None:  # its moves would be refused: the first one failed its test, and so on
-        return (f"{base_url} is a mock whose clock another run is steering ({target.held_by['by']}, its hold lapsing "
-                f"at {target.held_by.get('iso')} unless it moves it again): run the suite once it has ended, or give "
-                f"each run a mock of its own")
+        return (f"{base_url} is a mock whose clock another run is steering ({target.held_by['by']!r}, its hold "
+                f"lapsing at {target.held_by.get('iso')} unless it moves it again): run the suite once it has ended, "
+                f"or give each run a mock of its own; a hold whose run was killed is let go by a POST to "
+                f"/__mock__/clock of {{\"by\": <its holder>, \"release\": true}}, or a reset of everything")
     if target.has_control and parallel:  # each worker froze, moved and put back the one clock of the mock
         return (f"{base_url} is a served mock: the suite steers its one clock, which tests in parallel workers "
                 f"(-n) would move under each other; run the suite against it without -n")

@@ -32,10 +32,26 @@ class Held(Exception):
 
     def __init__(self, hold: dict[str, Any], now: float):
         self.hold = hold
-        super().__init__(f"the clock is held by {hold['by']!r} for {max(hold['until'] - now, 0):.0f} s more (a "
-                         f"contract-suite run steering this mock holds it while it runs): wait for it to end, or give "
-                         f"each run a mock of its own; a hold whose run is gone is let go by a POST of "
-                         f'{{"by": <its holder>, "release": true}}, or lapses')
+        super().__init__(f"the clock is held by {hold['by']!r} for {max(math.ceil(hold['until'] - now), 1)} s more "
+                         f"(a run steering this mock, such as the contract suite, holds it while it runs): wait for it "
+                         f"to end, or give each run a mock of its own; a hold whose run is gone is let go by a POST of "
+                         f'{{"by": <its holder>, "release": true}} or a reset of everything, or lapses')
+
+
+# Who asks for the moves made in this context (the control API's `by`), held to a hold (`MovableClock.hold`) in the
+# same step as each move; unset, the moves are the process's own (the fixtures', a reset's) and no hold stops them.
+_MOVER: ContextVar[tuple[str | None] | None] = ContextVar("ivh_clock_mover", default=None)
+
+
+@contextlib.contextmanager
+def moved_by(by: str | None) -> Iterator[None]:
+    """Within the block, each move of a clock is refused (Held, nothing of that move made) when another than `by`
+    holds it, checked in the same step as the move: a hold taken meanwhile by another stops what follows."""
+    token = _MOVER.set((by,))
+    try:
+        yield
+    finally:
+        _MOVER.reset(token)
 
 
 def _number(value: object, finite: bool = False) -> bool:
@@ -83,6 +99,18 @@ class MovableClock:
         """Keep `change(state)` as the state, reading and writing it in one step; return it."""
         raise NotImplementedError
 
+    def _move(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """`_update` for a move, which `moved_by` holds to the clock's hold in the same step."""
+        mover = _MOVER.get()
+        if mover is None:
+            return self._update(change)
+
+        def checked(state: dict[str, Any]) -> dict[str, Any]:
+            self._check_holder(state, mover[0])
+            return change(state)
+
+        return self._update(checked)
+
     def _current(self, state: dict[str, Any]) -> float:
         return state["base"] if state["frozen"] else state["base"] + (self._source() - state["anchor"])
 
@@ -102,7 +130,7 @@ class MovableClock:
         if not (_number(when) and 0 <= when <= LATEST):
             raise ValueError(f"a clock is set to Unix seconds from 0 to {LATEST:.0f} (9999-12-31T23:59:59Z), "
                              f"got {when!r}")
-        self._update(lambda state: {**state, "base": float(when), "anchor": self._source()})
+        self._move(lambda state: {**state, "base": float(when), "anchor": self._source()})
 
     def advance(self, seconds: float, latest: float = LATEST) -> float:
         """Move forward by `seconds` and return the new time; raise PastLatest, moving nothing, when that would be
@@ -120,11 +148,11 @@ class MovableClock:
                 raise PastLatest(base, latest)
             return {**state, "base": base, "anchor": self._source()}
 
-        return self._update(advanced)["base"]
+        return self._move(advanced)["base"]
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or restart) the clock at the current time."""
-        self._update(lambda state: {**state, "base": self._current(state), "anchor": self._source(), "frozen": frozen})
+        self._move(lambda state: {**state, "base": self._current(state), "anchor": self._source(), "frozen": frozen})
 
     def restart(self, let_go: bool = False) -> None:
         """Return to real time, as the clock started: running in step with it, or frozen at it for a clock made
@@ -134,7 +162,7 @@ class MovableClock:
             kept = {} if let_go or "hold" not in state else {"hold": state["hold"]}
             return {**kept, "base": now, "anchor": now, "frozen": self.starts_frozen}
 
-        self._update(restarted)
+        self._move(restarted)
 
     # A hold: a run that steers the clock (the contract suite) keeps others from moving it under it. It is kept with
     # the clock's state, so every worker and host sharing the store sees it, and lapses by real time.
@@ -144,8 +172,9 @@ class MovableClock:
         return hold if hold is not None and hold["until"] > self._source() else None
 
     def hold(self, by: str, seconds: float) -> None:
-        """Hold the clock for `by` for `seconds` of real time from now, or hold it longer; raise Held when another
-        holds it (checked and taken in one step: of two runs starting at once, one holds it)."""
+        """Hold the clock for `by` until `seconds` of real time from now (a hold of its own already: until then, not
+        longer); raise Held when another holds it (checked and taken in one step: of two runs starting at once, one
+        holds it)."""
         def held(state: dict[str, Any]) -> dict[str, Any]:
             self._check_holder(state, by)
             return {**state, "hold": {"by": by, "until": self._source() + seconds}}

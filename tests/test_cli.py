@@ -622,6 +622,24 @@ def test_every_printable_ascii_character_may_be_in_the_control_token():
     assert f"X-Mock-Token: {token}" in shlex.split(line.split("back to real time: ", 1)[1])  # the command as printed
 
 
+@pytest.mark.parametrize("real", [False, True])
+def test_a_clock_held_in_the_store_is_said_at_the_start_with_a_command_the_hold_lets_through(real):
+    """Restarted with a hold kept in its store (D89), the banner said only "back to real time: curl ... {"real":
+    true}", which the hold refused (409)."""
+    from ivh_mock.mock_server import VirtualClock, create_app
+    from ivh_mock.mock_server.routes.control import clock_view
+
+    clock = VirtualClock(frozen=not real)
+    app = create_app({"background": False}, clock=clock)
+    control = app.test_client()
+    control.post("/__mock__/clock", json={"by": "it's a run", "hold": 300, **({} if real else {"advance": 3600})})
+    line = cli.describe_clock(clock_view(clock), "http://h:1", None)
+    assert "held by \"it's a run\" until 20" in line and line.count("as kept in the store") == 1
+    command = shlex.split(line.split("let go: " if real else "back to real time: ", 1)[1])
+    answer = control.post("/__mock__/clock", json=json.loads(command[-1]))  # as curl would send it
+    assert answer.status_code == 200 and "held" not in answer.json and abs(answer.json["offset"]) < 5  # back at it
+
+
 def test_a_busy_port_is_reported(server):
     url, _, _ = server
     port = url.rsplit(":", 1)[1]

@@ -460,14 +460,16 @@ def test_a_target_the_suite_cannot_run_against_is_refused_up_front_saying_why(tm
         # another run steers its clock: each of this one's moves would be refused, test after test
         requests.post(f"{held.base_url}/__mock__/clock", json={"by": "contract-suite-other", "hold": 600}, timeout=10)
         said = preflight(held.base_url, "app", DEFAULT_TOKEN)
-        assert said.startswith(f"{held.base_url} is a mock whose clock another run is steering (contract-suite-other, "
-                               f"its hold lapsing at 20"), said
+        assert said.startswith(f"{held.base_url} is a mock whose clock another run is steering ('contract-suite-"
+                               f"other', its hold lapsing at 20"), said
+        assert said.endswith('a POST to /__mock__/clock of {"by": <its holder>, "release": true}, or a reset of '
+                             'everything')
         for url, report_dir, extra, says in (
                 # a refused run makes no report folder (it had made one, empty)
                 (nowhere, tmp_path / "unmade", (), "could not be asked getprogress"),
                 ("", tmp_path / "unmade", (), "--ivh-base-url is empty"),
                 # refused, and an earlier run's report gone: it had stayed, to pass for this run's
-                (held.base_url, earlier, (), "whose clock another run is steering (contract-suite-other"),
+                (held.base_url, earlier, (), "whose clock another run is steering ('contract-suite-other'"),
                 (mock.base_url, "", (), "--ivh-report-dir is empty"),  # (an unset $REPORTS: the current folder)
                 # a report folder that is a file had been found at the end of the whole run, the report lost
                 (mock.base_url, tmp_path / "afile", (), "the drift report cannot be written there: it is a file"),
@@ -495,7 +497,7 @@ def test_of_two_runs_against_one_mock_the_second_is_refused_until_the_first_lets
         first.freeze()
         first.advance(3600)
         refused = second.hold_clock()
-        assert refused.startswith(f"control API POST clock: 409 the clock is held by {first.run_id!r} for "), refused
+        assert refused.startswith(f"the clock is held by {first.run_id!r} for "), refused
         with pytest.raises(AssertionError, match="the clock is held by"):
             second.advance(60)
         held = requests.get(clock, timeout=10).json()
@@ -505,6 +507,20 @@ def test_of_two_runs_against_one_mock_the_second_is_refused_until_the_first_lets
         after = requests.get(clock, timeout=10).json()
         assert (after["frozen"], after["now"]) == (True, before["now"]) and "held" not in after
         assert second.hold_clock() is None
+
+
+def test_a_mock_whose_clock_cannot_be_moved_is_no_mock_another_run_holds():
+    """A mock on the system's clock answers every move 409, "a clock that cannot be moved": the suite had said that
+    another run was steering it, and run nothing."""
+    from ivh_mock.contract_tests.target import SpendGuard, Target, remote_session
+    from ivh_mock.mock_server import MockServer, SystemClock
+
+    with MockServer(clock=SystemClock()) as mock:
+        run = Target(mock.base_url, remote_session(), label="system", guard=SpendGuard(0), appkey="app",
+                     accesstoken=DEFAULT_TOKEN)
+        assert run.hold_clock() is None
+        with pytest.raises(AssertionError, match="409 this mock runs on a clock that cannot be moved"):
+            run.advance(60)  # what the tests that move it say, each of its own
 
 
 def test_a_mock_from_before_holds_is_steered_without_one(monkeypatch):

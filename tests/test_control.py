@@ -394,12 +394,32 @@ def test_a_clock_held_by_one_run_is_moved_by_no_other_until_it_lets_go_or_its_ho
     released = stored.post("/__mock__/clock", json={"by": "run-b", "real": True, "release": True}).json
     assert "held" not in released and released["real"] is True
     assert stored.post("/__mock__/clock", json={"advance": 1}).status_code == 200
+    # a body refused takes no hold either: it had held the clock for its `by` all the same
+    past = stored.post("/__mock__/clock", json={"by": "run-c", "hold": 60, "advance": 253_402_300_000})
+    assert past.status_code == 400 and "held" not in stored.get("/__mock__/clock").json
     # a hold whose run is gone goes with a reset of everything, as the clock's moves do
     stored.post("/__mock__/clock", json={"by": "gone", "hold": 600})
     stored.post("/__mock__/reset", json={"appkey": "test-app"})
     assert stored.get("/__mock__/clock").json["held"]["by"] == "gone"
     stored.post("/__mock__/reset")
     assert "held" not in stored.get("/__mock__/clock").json
+
+
+def test_a_move_is_held_to_the_hold_in_the_same_step_and_the_processs_own_moves_are_not():
+    """The control API looked at the hold, then moved: a move sent as another run took the hold landed all the same.
+    Each move within `moved_by` is checked as it is made; the fixtures' own moves (no `by`) are not held."""
+    from ivh_mock.mock_server.clock import Held, moved_by
+
+    clock = VirtualClock(start=T0)
+    clock.hold("run-b", 60)
+    with moved_by("run-a"), pytest.raises(Held, match="the clock is held by 'run-b' for 60 s more"):
+        clock.advance(5)
+    with moved_by(None), pytest.raises(Held):
+        clock.freeze(False)
+    with moved_by("run-b"):
+        clock.advance(5)
+    clock.advance(5)  # the process's own (MockServer.advance): no hold stops it
+    assert clock.now() == T0 + 10 and clock.frozen
 
 
 @pytest.mark.stores("memory")

@@ -25,7 +25,7 @@ from ivh_mock.spec.validation import cut
 
 from .. import deadline
 from ..accounts import SETTINGS_SCHEMA, SHOWN, pace_problem, schema_problem
-from ..clock import Held, MovableClock
+from ..clock import Held, MovableClock, moved_by
 from ..lifecycle import trajectory, uploads
 from ..lifecycle.scenarios import CATALOGUE, ScenarioError, setting
 from ..store import Backlog
@@ -191,30 +191,29 @@ class _Routes:
         if by is None and ("hold" in body or "release" in body):
             asked = "hold" if "hold" in body else "release"
             raise ControlError(400, f"body/{asked} needs body/by: who holds the clock")
-        holder = clock.holder()  # moves by another than its holder are refused, whatever the body asks
-        if holder is not None and holder["by"] != by:
-            raise ControlError(409, str(Held(holder, clock.wall())))
-        try:
-            if "hold" in body:  # taken first, in one step with its check: of two runs starting at once, one holds it
-                clock.hold(by, body["hold"])
-        except Held as held:
-            raise ControlError(409, str(held)) from None
         latest = SCHEMAS["clock"]["properties"]["set"]["maximum"]
         if "advance" in body:  # from where the moves before it leave the clock (a `set` is within range already)
             start = body["set"] if "set" in body else clock.wall() if body.get("real") else clock.now()
-            if start + body["advance"] > latest:  # refused before any move of the body is made
+            if start + body["advance"] > latest:  # refused before any move of the body is made, or its hold taken
                 raise ControlError(400, f"body/advance: {body['advance']} would move the clock past {latest} "
                                         f"({iso_time(latest)}), the latest time it takes")
-        if body.get("real"):  # in this order, so that {"set": t, "frozen": true} stops at t exactly
-            clock.restart()
-        if "frozen" in body:
-            clock.freeze(body["frozen"])
-        if "set" in body:
-            clock.set(body["set"])
-        if "advance" in body:  # checked above, from where the body's own moves leave the clock: a running clock
-            clock.advance(body["advance"], math.inf)  # has moved on since, and a refusal now would follow them
-        if body.get("release"):
-            clock.release(by)
+        # each move refused while another than `by` holds the clock, checked in the same step as the move
+        with moved_by(by):
+            try:
+                if "hold" in body:  # taken first, in one step with its check: of two runs at once, one holds it
+                    clock.hold(by, body["hold"])
+                if body.get("real"):  # in this order, so that {"set": t, "frozen": true} stops at t exactly
+                    clock.restart()
+                if "frozen" in body:
+                    clock.freeze(body["frozen"])
+                if "set" in body:
+                    clock.set(body["set"])
+                if "advance" in body:  # checked above, from where the body's own moves leave the clock: a running
+                    clock.advance(body["advance"], math.inf)  # one has moved on since, a refusal now would follow
+                if body.get("release"):
+                    clock.release(by)
+            except Held as held:  # (another's hold taken between two moves of the body stops the rest)
+                raise ControlError(409, str(held)) from None
         self.dispatcher.wake()
         pending = self._settle()
         results.sweep(self.ctx)

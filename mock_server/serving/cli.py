@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import json
 import math
 import os
 import pwd
@@ -586,16 +587,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def describe_clock(view: dict[str, Any], url: str, token: str | None) -> str:
-    """The banner's clock line: "real time", or how the stored clock differs from it and how to bring it back."""
-    if view["real"]:
+    """The banner's clock line: "real time", or how the stored clock differs from it and how to bring it back; and
+    who holds it (D89) and until when, the command letting go of the hold too (any other move is refused)."""
+    held = view.get("held")
+    if view["real"] and not held:
         return "real time"
     offset = view["offset"]
     distance = f"{_duration(abs(offset))} {'ahead of' if offset > 0 else 'behind'} real time"
     when = iso_time(view["now"], "seconds") or "a time past the year 9999"
-    state = f"frozen at {when} ({distance})" if view["frozen"] else distance
+    state = "real time" if view["real"] else f"frozen at {when} ({distance})" if view["frozen"] else distance
+    if held:
+        state += f", held by {held['by']!r} until {iso_time(held['until'], 'seconds')} (a run that steers it)"
+    body = {"real": True, **({"by": held["by"], "release": True} if held else {})}
     auth = f" -H {shlex.quote(f'X-Mock-Token: {token}')}" if token else ""  # a token may hold a quote
-    return (f"{state}, as kept in the store; back to real time: curl -X POST {url}/__mock__/clock{auth} "
-            """-H 'Content-Type: application/json' -d '{"real": true}'""")
+    return (f"{state}, as kept in the store; {'let go' if view['real'] else 'back to real time'}: curl -X POST "
+            f"{url}/__mock__/clock{auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
 
 
 def _duration(seconds: float) -> str:
