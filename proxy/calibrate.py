@@ -105,8 +105,7 @@ def measure(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> dict[st
         steps += [after - before for before, after in pairwise(during) if after > before]
     if not making:
         return None
-    aside = (f"{left_out} task(s) left out, polled while the mock's clock was moved or reset through the proxy"
-             if left_out else None)
+    aside = _left_out(left_out)
     speed, startup = _fit(making)
     pace = {"queue_seconds": round(statistics.median(queue), 3), "render_speed": round(speed, 4),
             "render_startup_seconds": round(startup, 3), "tasks": len(making),
@@ -116,6 +115,20 @@ def measure(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> dict[st
             "poll_gap_median": round(statistics.median(gaps), 3)}
     sparse = _sparse(pace["poll_gap_median"], statistics.median(queue), statistics.median(s for _, s in making))
     return {**pace, **({"left_out": aside} if aside else {}), "warning": sparse}
+
+
+def unmeasured(trails: Iterable[TaskTrail], moved: Iterable[float]) -> str | None:
+    """Why `measure` found no pace in trails that had finished tasks, when each of them was left out for a clock
+    `moved` while it was polled (said, not left silent); else None."""
+    moved = sorted(moved)
+    spoiled = sum(1 for trail in trails if (changes := _changes(trail)) is not None
+                  and _moved_within(moved, changes["submitted"], trail.seen[-1][0]))
+    return _left_out(spoiled)
+
+
+def _left_out(count: int) -> str | None:
+    return (f"{count} task(s) left out, polled while the mock's clock was moved or reset through the proxy"
+            if count else None)
 
 
 def _moved_within(moved: list[float], start: float, end: float) -> bool:

@@ -104,7 +104,8 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
     label = ", ".join(sorted(upstreams)) or "no traffic"
     return drift.new_report(f"proxy recording of {label}", is_mock=is_mock, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
-                            sources=[f"{count} recorded exchange(s), {answered} of them answered"])
+                            sources=[f"{count} recorded exchange(s), {answered} of them answered"],
+                            pace_note=calibrate.unmeasured(lifecycle.tasks.values(), moves) if pace is None else None)
 
 
 def _mock_clock(record: dict[str, Any]) -> bool | None:
@@ -120,6 +121,8 @@ def _mock_clock(record: dict[str, Any]) -> bool | None:
             return None
         return request.get("method") == "POST"
     if path == "/__mock__/reset" and request.get("method") == "POST":
+        if not (isinstance(response.get("body"), dict) and "reset" in response["body"]):  # a mock's answer
+            return None
         body = request.get("body")
         return not (isinstance(body, dict) and "appkey" in body)  # one account's reset leaves the clock alone
     return None
@@ -276,6 +279,8 @@ def run(directory: str | Path, *, suite_reports: Iterable[str | Path] = (), out:
     echo(summary(merged))
     if unread:
         echo(f"  {unread}")
+    if not merged["pace"] and merged["pace_note"]:  # every task it had finished was left out
+        echo(f"pace: none measured: {merged['pace_note']}")
     if merged["pace"]:
         echo(f"pace: {calibrate.serve_options(merged['pace'])} (from {merged['pace']['tasks']} task(s)); "
              f"written to {target} for `ivh-mock serve --pace {target}`")

@@ -7,7 +7,7 @@ A report is JSON (drift-report.json) with a Markdown twin (drift-report.md):
      "probes":   [{"decision", "question", "mock", "target", "verdict": "agree" | "differs" | NOT_RUN}],
      "findings": [{"kind", "operation", "subject", "detail", "count", "first_seen", "last_seen", "example"}],
      "answers":  [{"decision", "question", "answer", "count"}],
-     "pace":     {"queue_seconds", "render_speed", "render_startup_seconds", ...} | null,
+     "pace":     {"queue_seconds", "render_speed", "render_startup_seconds", ...} | null, "pace_note": str | null,
      "sources":  [what was merged]}
 
 A probe row compares one decision of DECISIONS.md with the target; a finding is something the target did that the
@@ -37,11 +37,11 @@ def now_iso() -> str:
 def new_report(target: str, *, is_mock: bool | None, accepted_submissions: int | None = None,
                probes: Iterable[dict[str, Any]] = (), findings: Iterable[dict[str, Any]] = (),
                answers: Iterable[dict[str, Any]] = (), pace: dict[str, Any] | None = None,
-               sources: Iterable[str] = ()) -> dict[str, Any]:
-    """Return a report in the one format."""
+               sources: Iterable[str] = (), pace_note: str | None = None) -> dict[str, Any]:
+    """Return a report in the one format (`pace_note`: why there is no pace, where that is worth saying)."""
     return {"format": FORMAT, "target": target, "is_mock": is_mock, "written": now_iso(),
             "accepted_submissions": accepted_submissions, "probes": list(probes), "findings": list(findings),
-            "answers": list(answers), "pace": pace, "sources": list(sources)}
+            "answers": list(answers), "pace": pace, "pace_note": pace_note, "sources": list(sources)}
 
 
 def probe_row(decision: str, question: str, mock: str, target: str | None) -> dict[str, Any]:
@@ -71,6 +71,7 @@ REPORT_SCHEMA = {
                           ["kind", "detail", "first_seen", "last_seen"], count={"type": "integer", "minimum": 0}),
         "answers": _rows(["decision", "question", "answer"], ["decision", "question"]),
         "pace": {"type": ["object", "null"]},
+        "pace_note": {"type": ["string", "null"]},
         "sources": {"type": "array", "items": {"type": "string"}},
     },
 }
@@ -87,7 +88,8 @@ def read(path: str | Path) -> dict[str, Any]:
     return new_report(data.get("target", str(path)), is_mock=data.get("is_mock"),
                       accepted_submissions=data.get("accepted_submissions"), probes=data.get("probes", ()),
                       findings=data.get("findings", ()), answers=data.get("answers", ()), pace=data.get("pace"),
-                      sources=data.get("sources") or [str(path)]) | {"written": data.get("written", "")}
+                      sources=data.get("sources") or [str(path)],
+                      pace_note=data.get("pace_note")) | {"written": data.get("written", "")}
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,15 +107,19 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
             kept["last_seen"] = max(kept["last_seen"], finding["last_seen"])
     targets = sorted({report["target"] for report in reports})
     accepted = [r["accepted_submissions"] for r in reports if r["accepted_submissions"] is not None]
-    known = [report["is_mock"] for report in reports if report["is_mock"] is not None]  # a recording may not know
-    return new_report(", ".join(targets), is_mock=all(known) if known else None,
+    # a mock only when each report knows it is one (a recording may not know: the live API's, merged with a mock's
+    # suite report, had been called a mock); not one when any knows
+    said = {report["is_mock"] for report in reports}
+    is_mock = False if False in said else None if None in said or not said else True
+    return new_report(", ".join(targets), is_mock=is_mock,
                       accepted_submissions=sum(accepted) if accepted else None,
                       probes=_probes_of(reports),
                       findings=sorted(findings.values(),
                                       key=lambda f: (-f["count"], f["kind"], str(f.get("subject")))),
                       answers=[a for r in reports for a in r["answers"]],
                       pace=next((r["pace"] for r in reversed(reports) if r["pace"]), None),
-                      sources=[s for r in reports for s in r["sources"]])
+                      sources=[s for r in reports for s in r["sources"]],
+                      pace_note=next((r["pace_note"] for r in reports if r["pace_note"]), None))
 
 
 def _probes_of(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,4 +235,6 @@ def markdown(report: dict[str, Any]) -> str:
                   for a in report["answers"]]
     if report["pace"]:
         lines += ["", "## Pace", "", "```json", json.dumps(report["pace"], ensure_ascii=False, indent=2), "```"]
+    elif report["pace_note"]:
+        lines += ["", "## Pace", "", f"None measured: {report['pace_note']}."]
     return "\n".join(lines) + "\n"

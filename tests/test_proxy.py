@@ -768,7 +768,20 @@ def test_calibration_leaves_out_a_task_polled_while_the_mocks_clock_was_moved_th
     unsteered = [r for r in ordered_records(record) if not r["request"]["path"].startswith("/__mock__/")]
     alone = proxy_report.analyse(unsteered, ordered=True)
     assert alone["is_mock"] is None and "not known to be a mock" in drift.markdown(alone)
-    assert drift.merge([alone, drift.new_report("suite", is_mock=True)])["is_mock"] is True  # the suite's kept
+    # merged with a mock's suite report: the recording may be the live API's
+    assert drift.merge([alone, drift.new_report("suite", is_mock=True)])["is_mock"] is None
+    assert drift.merge([report, drift.new_report("suite", is_mock=True)])["is_mock"] is True
+    # every task it had finished polled across a move: no pace, said (it had said nothing of the pace at all)
+    [move] = [r for r in ordered_records(record) if r["request"]["path"] == "/__mock__/clock"]
+    polls = [r["t"] for r in ordered_records(record) if r["operation"] == "getprogress"]
+    none = proxy_report.analyse([*ordered_records(record), *({**move, "t": at} for at in polls)])  # a move each
+    said = "2 task(s) left out, polled while the mock's clock was moved or reset through the proxy"
+    assert none["pace"] is None and none["pace_note"] == said
+    assert f"None measured: {said}." in drift.markdown(none)
+    # a gateway that answers any path 200 says nothing of a mock, nor of a clock moved
+    gateway = [{**r, "response": {**r["response"], "body": "ok"}} if r["request"]["path"].startswith("/__mock__/")
+               else r for r in ordered_records(record)]
+    assert proxy_report.analyse(gateway)["is_mock"] is None
 
 
 def test_calibration_leaves_out_a_task_whose_duration_no_video_has():
