@@ -1001,7 +1001,7 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
         store.record(note(5, "app"))
     assert [entry.at for entry in store.journal("app")] == [1.0, 3.0, 4.0, 5.0]  # once
     assert outage_of(store, unsure.value).endswith(
-        "cannot be reached (ConnectionError) after the request's write was sent to it: it may have been kept")
+        "did not answer a write sent to it (ConnectionError): it may have been kept")
     assert store.outage(redis.ConnectionError()) is not None
     # `?max_connections=1` met under a few submissions at once: said as "cannot be reached", of a Redis that answers
     assert "has all its connections in use (max_connections in its URL" in store.outage(
@@ -1044,8 +1044,8 @@ def test_a_redis_submission_whose_answer_was_lost_says_it_may_have_been_kept_and
     answer = api.call("phototovideonotrain", text())
     kept = [task.task_id for task in store.tasks("test-app")][-1:]
     assert answer.code == -101000 and kept and answer.message == (
-        f"internal error in ivh-mock: the Redis store at 127.0.0.1:{urlsplit(store.url).port} cannot be reached "
-        f"(TimeoutError) after the request's write was sent to it: it may have been kept, as task {kept[0]}: "
+        f"internal error in ivh-mock: the Redis store at 127.0.0.1:{urlsplit(store.url).port} did not answer a "
+        f"write sent to it (TimeoutError): it may have been kept, as task {kept[0]}: "
         f"getprogress with that TaskId says whether it was (submit it again only if it was not)")
     assert len(store.tasks("test-app")) == 2
     monkeypatch.undo()

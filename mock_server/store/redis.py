@@ -505,8 +505,8 @@ class RedisStore:
                 # submission planned anew as another task, the journal entry kept twice), so it is not, and its
                 # answer says that it may have been made (one that said "retry" had a caller submit it twice)
                 if sent and script not in (self._read_ahead, self._read_account):
-                    raise WriteUnsure(f"{self.outage(error)} after the request's write was sent to it: it may "
-                                      f"have been kept") from None
+                    raise WriteUnsure(f"the Redis store at {self._where()} did not answer a write sent to it "
+                                      f"({type(error).__name__}): it may have been kept") from None
                 if reconnected:
                     raise
                 reconnected = True
