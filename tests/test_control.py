@@ -386,10 +386,8 @@ def test_a_clock_held_by_one_run_is_moved_by_no_other_until_it_lets_go_or_its_ho
         assert refused.status_code == 409, body
         assert refused.json["error"]["message"].startswith("the clock is held by 'run-a' for 600 s more")
     assert stored.get("/__mock__/clock").json["now"] == held["now"]  # nothing of them moved it
-    moved = stored.post("/__mock__/clock", json={"by": "run-a", "advance": 5, "hold": 1}).json  # the holder's own
-    assert moved["now"] == held["now"] + 5 and moved["held"]["until"] - time.time() <= 1
-    time.sleep(1.1)  # lapsed: anyone moves it, and another may hold it
-    assert "held" not in stored.get("/__mock__/clock").json
+    moved = stored.post("/__mock__/clock", json={"by": "run-a", "advance": 5, "release": True}).json  # its own
+    assert moved["now"] == held["now"] + 5 and "held" not in moved
     assert stored.post("/__mock__/clock", json={"by": "run-b", "hold": 600}).json["held"]["by"] == "run-b"
     released = stored.post("/__mock__/clock", json={"by": "run-b", "real": True, "release": True}).json
     assert "held" not in released and released["real"] is True
@@ -403,6 +401,25 @@ def test_a_clock_held_by_one_run_is_moved_by_no_other_until_it_lets_go_or_its_ho
     assert stored.get("/__mock__/clock").json["held"]["by"] == "gone"
     stored.post("/__mock__/reset")
     assert "held" not in stored.get("/__mock__/clock").json
+
+
+def test_a_hold_lapses_by_real_time_and_its_holder_sets_when():
+    from ivh_mock.mock_server.clock import Held, moved_by
+
+    now = [1_000.0]
+    clock = VirtualClock(start=T0, source=lambda: now[0])
+    clock.hold("run-a", 60)
+    clock.hold("run-a", 10)  # its own, sent again: until then, not longer (nor any other's)
+    assert clock.holder() == {"by": "run-a", "until": 1_010.0}
+    now[0] = 1_009.5
+    with moved_by("run-b"), pytest.raises(Held, match="for 1 s more"):  # its last second is no "0 s more"
+        clock.advance(5)
+    now[0] = 1_010.0  # lapsed: anyone moves it, and another may hold it
+    assert clock.holder() is None
+    with moved_by("run-b"):
+        clock.advance(5)
+        clock.hold("run-b", 60)
+    assert clock.holder()["by"] == "run-b"
 
 
 def test_a_move_is_held_to_the_hold_in_the_same_step_and_the_processs_own_moves_are_not():
