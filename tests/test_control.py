@@ -447,6 +447,9 @@ def test_a_move_is_held_to_the_hold_in_the_same_step_and_the_processs_own_moves_
     ({"by": "a", "hold": 0}, "body/hold: 0 is less than the minimum of 1"),
     ({"by": "a", "hold": 86401}, "body/hold: 86401 is greater than the maximum of 86400"),
     ({"by": "a", "release": False}, "body/release: true was expected"),
+    ({"by": "evil\u001b[31mRED\nsecond line", "hold": 60}, "body/by: 'evil\\x1b[31mRED\\nsecond line' is no name"),
+    ({"by": " \t", "hold": 60}, "printable characters, not only blanks"),
+    ({"by": "\u202egnp.exe", "hold": 60}, "is no name"),  # turned round as shown
 ])
 def test_a_hold_names_who_holds_it_and_for_how_long(stored, body, named):
     refused = stored.post("/__mock__/clock", json=body)

@@ -188,6 +188,8 @@ class _Routes:
         if not isinstance(clock, MovableClock):
             raise ControlError(409, "this mock runs on a clock that cannot be moved")
         by = body.get("by")
+        if by is not None and not (by.isprintable() and by.strip()):  # printed by the suite, the banner, the page
+            raise ControlError(400, f"body/by: {cut(by)!r} is no name: printable characters, not only blanks")
         if by is None and ("hold" in body or "release" in body):
             asked = "hold" if "hold" in body else "release"
             raise ControlError(400, f"body/{asked} needs body/by: who holds the clock")
