@@ -31,7 +31,7 @@ from urllib3.util.response import assert_header_parsing
 from ivh_mock import spec as spec_module
 from ivh_mock.spec import deadline, drift, jsontext
 from ivh_mock.spec.deadline import named_ca_bundle
-from ivh_mock.spec.urls import quoted_queries_out
+from ivh_mock.spec.urls import host_problem, quoted_queries_out
 from ivh_mock.spec.validation import ecma_pattern
 
 from . import redact
@@ -72,7 +72,7 @@ class Proxy:
 
     def __init__(self, upstream: str, recorder: Recorder | None, *, checker: ExchangeChecker | None = None,
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, callback_relay: bool = False,
-                 public_url: str | None = None, warn=None, clock=time.time):
+                 public_url: str | None = None, warn=None, clock=time.time, allowed_hosts: Iterable[str] = ()):
         self.upstream = upstream.rstrip("/")
         self.shown = redact.url(self.upstream)  # as records and messages name it: without its user info
         self.recorder, self.checker = recorder, checker or ExchangeChecker()
@@ -80,6 +80,9 @@ class Proxy:
         self.callback_relay, self.public_url = callback_relay, (public_url or "").rstrip("/")
         self.warn = warn if warn is not None else (lambda text: print(text, file=sys.stderr, flush=True))
         self.clock = clock
+        # the names a request to a mock's control API through the proxy may be sent to (D57): its --host, its
+        # --public-url's host and --allow-host; an address and localhost always
+        self.allowed_hosts = (*allowed_hosts, urlsplit(self.public_url).hostname or "")
         self.lifecycle = Lifecycle(keep_polls=1)  # live warnings compare with the last poll only: memory stays flat
         self._lock = threading.Lock()
         self._seen: set[tuple] = set()  # findings already warned about (each is printed once)
@@ -137,6 +140,10 @@ class Proxy:
         path = _target(target).path
         if self.callback_relay and path.startswith(CALLBACK_PREFIX):  # else it is the upstream's, as any path
             self._relay_callback(method, path[len(CALLBACK_PREFIX):], headers, body, responder, started)
+            return
+        rebound = _rebound(method, path, _header(headers, "host") or "", self.allowed_hosts)
+        if rebound:  # the upstream sees the upstream's own Host from the proxy, and would have let it through; no
+            _answer_own(responder, 403, "Forbidden", rebound)  # app's traffic, nothing the upstream did: not recorded
             return
         operation = self.checker.operation(method, path)
         forwarded = body
@@ -434,6 +441,21 @@ def _transfer_codings(headers: list[tuple[str, str]]) -> list[str]:
     """The transfer codings an answer names besides chunked (`gzip` of `Transfer-Encoding: gzip, chunked`)."""
     return [coding for coding in header_tokens(value for name, value in headers if name.lower() == "transfer-encoding")
             if coding != "chunked"]
+
+
+CONTROL_PREFIX = "/__mock__"  # a mock's control API (the upstream's, when it is a mock)
+OPEN_TO_ALL = (f"{CONTROL_PREFIX}/assets/", f"{CONTROL_PREFIX}/ui/")  # files a mock serves any page (D57)
+
+
+def _rebound(method: str, path: str, host: str, allowed: Iterable[str]) -> str | None:
+    """Why a request to a mock's control API through the proxy may come from a page DNS-rebound to the proxy's
+    address, or None: the mock refuses one sent to it by its Host, which the proxy replaces by the upstream's (and an
+    Origin naming the proxy by the upstream's with it); so the proxy asks what the mock would have."""
+    if not (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+        return None
+    if method in ("GET", "HEAD") and path.startswith(OPEN_TO_ALL):
+        return None
+    return host_problem(host, allowed, server="proxy")
 
 
 def _answer_own(responder: Responder, status: int, reason: str, message: str) -> None:

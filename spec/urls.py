@@ -3,10 +3,39 @@ one. Both refuse anything else with the same words."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from .validation import cut
+
+
+def host_name(host: str) -> str:
+    """Return the name part of a Host header ("example.test:8080" -> "example.test"; "[::1]:80" -> "::1")."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isascii() and port.isdigit() else host
+
+
+def host_problem(host: str, allowed: Iterable[str], server: str = "mock") -> str | None:
+    """Say why a request to the control API with this Host header may come from a DNS-rebound page, or None when it
+    is the `server`'s own (the mock's, or the recording proxy's in front of one): an IP address (a rebound page
+    carries its own name, never an address), `localhost` or a name under it (RFC 6761), or a name in `allowed` (the
+    bound host, --public-url's host, --allow-host; `*` allows any). DECISIONS.md D57."""
+    name = host_name(host).lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return None
+    except ValueError:
+        pass
+    names = {entry.lower().rstrip(".") for entry in allowed if entry}
+    if name == "localhost" or name.endswith(".localhost") or name in names or "*" in names:
+        return None
+    return (f"the control API answers only requests to the {server}'s own host names, not {name!r} (a page on "
+            f"another name could have rebound it to this address); start the {server} with --allow-host NAME to add "
+            f"one")
 
 
 def http_url_problem(url: str) -> str | None:

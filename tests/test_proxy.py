@@ -1485,6 +1485,43 @@ def test_a_page_the_proxy_served_writes_to_the_control_api_a_foreign_one_still_c
             assert advance("http://[evil").status_code == 403  # one urlsplit cannot read goes as sent
 
 
+def test_a_page_dns_rebound_to_the_proxy_reaches_no_control_route_of_the_mock_behind_it(tmp_path):
+    """The proxy sends the upstream's own Host (and an Origin naming the Host sent as the upstream's): a page on a
+    name rebound to the proxy's address could move the mock's clock and read its accounts' tokens, which the mock
+    refuses it sent directly (D57). The proxy asks what the mock would have."""
+    with MockServer() as mock:
+        proxy_of = Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None, allowed_hosts=("proxy.test",))
+        with ProxyServer(proxy_of, port=0) as proxy:
+            port = proxy.url.rsplit(":", 1)[1]
+
+            def ask(method: str, path: str, host: str, **more) -> requests.Response:
+                return requests.request(method, f"{proxy.url}{path}", headers={"Host": f"{host}:{port}",
+                                                                             "Origin": f"http://{host}:{port}"},
+                                        timeout=10, **more)
+
+            before = mock.now()
+            for method, path, more in (("POST", "/__mock__/clock", {"json": {"frozen": False}}),
+                                       ("GET", "/__mock__/accounts", {}), ("GET", "/__mock__/ui", {}),
+                                       ("PUT", "/__mock__/accounts/a", {"json": {"max_pending": 1}})):
+                refused = ask(method, path, "evil.example", **more)
+                assert refused.status_code == 403, (method, path, refused.text)
+                assert refused.json() == {"error": {"message": (
+                    "ivh-mock proxy: the control API answers only requests to the proxy's own host names, not "
+                    "'evil.example' (a page on another name could have rebound it to this address); start the "
+                    "proxy with --allow-host NAME to add one")}}
+            assert mock.clock.frozen and mock.now() == before
+            assert requests.get(f"{mock.base_url}/__mock__/accounts/a", timeout=10).json()["max_pending"] == 1000
+            assert ask("GET", "/__mock__/assets/samples/photo.jpg", "evil.example").status_code == 200  # open to all
+            # its own names: an address, localhost, --host, --public-url's and --allow-host's
+            for host in ("127.0.0.1", "localhost", "proxy.test"):
+                assert ask("POST", "/__mock__/clock", host, json={"advance": 1}).status_code == 200, host
+            # the API itself is no control route: the upstream judges it, whatever the Host
+            answer = requests.post(f"{proxy.url}{PATHS['getprogress']}?{signed_query('my-app', TOKEN, NOW)}",
+                                   data=b"{}", headers={"Host": "evil.example", "Content-Type": "application/json"},
+                                   timeout=10)
+            assert "Header" in answer.json()
+
+
 def test_the_default_upstream_is_the_live_api_of_the_profile():
     from ivh_mock import spec as spec_module
 

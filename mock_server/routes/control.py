@@ -21,6 +21,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from werkzeug.routing import PathConverter
 from ivh_mock.spec import mediatype, read_yaml
+from ivh_mock.spec.urls import host_problem
 from ivh_mock.spec.validation import cut
 
 from .. import deadline
@@ -115,7 +116,7 @@ class _Routes:
                         guard.host_url(request.environ)
                     except ValueError as refused:
                         raise ControlError(400, str(refused)) from None
-                    problem = (guard.host_problem(guard.sent_host(request.environ), allowed_hosts)
+                    problem = (host_problem(guard.sent_host(request.environ), allowed_hosts)
                                or guard.origin_problem(request.method, request.headers.get("Origin"),
                                                        (request.host_url, config.public_url)))
                     if problem:

@@ -13,6 +13,8 @@ import re
 from typing import Iterable
 from urllib.parse import urlsplit
 
+from ivh_mock.spec.urls import host_name
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -27,14 +29,6 @@ def is_loopback(host: str) -> bool:
 def bracketed(host: str) -> str:
     """A host to listen on as a URL writes it: an IPv6 address in brackets (`http://[::1]:8080`)."""
     return f"[{host}]" if ":" in host else host
-
-
-def host_name(host: str) -> str:
-    """Return the name part of a Host header ("example.test:8080" -> "example.test"; "[::1]:80" -> "::1")."""
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    name, colon, port = host.rpartition(":")
-    return name if colon and port.isascii() and port.isdigit() else host
 
 
 def host_url(environ: dict) -> str:
@@ -94,23 +88,6 @@ def _ipv6(text: str) -> bool:
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_][A-Za-z0-9_.-]*)(?::([0-9]{0,5}))?")
-
-
-def host_problem(host: str, allowed: Iterable[str]) -> str | None:
-    """Say why a request with this Host header may come from a DNS-rebound page, or None when it is the mock's own:
-    an IP address (a rebound page carries its own name, never an address), `localhost` or a name under it
-    (RFC 6761), or a name in `allowed` (the bound host, --public-url's host, --allow-host; `*` allows any)."""
-    name = host_name(host).lower().rstrip(".")
-    try:
-        ipaddress.ip_address(name)
-        return None
-    except ValueError:
-        pass
-    names = {entry.lower().rstrip(".") for entry in allowed if entry}
-    if name == "localhost" or name.endswith(".localhost") or name in names or "*" in names:
-        return None
-    return (f"the control API answers only requests to the mock's own host names, not {name!r} (a page on another "
-            "name could have rebound it to this address); start the mock with --allow-host NAME to add one")
 
 
 def origin_problem(method: str, origin: str | None, own: Iterable[str]) -> str | None:

@@ -208,6 +208,9 @@ def _add_proxy_commands(commands) -> None:
     proxy.add_argument("--public-url", type=_public_url, default=None,
                        help="scheme://host[:port] the upstream reaches the proxy at, for --callback-relay "
                             "(default: http://HOST:PORT)")
+    proxy.add_argument("--allow-host", metavar="NAME", type=_host_name, action="append", default=None,
+                       help="a host name a mock's control API answers to through the proxy besides IP addresses, "
+                            "localhost, --host and --public-url's host (repeatable; *: any)")
     drift = commands.add_parser("drift", help="report what recordings (and contract suite reports) show against the "
                                               "spec; exit 1 on any finding")
     drift.add_argument("recordings", metavar="DIR", help="a directory recorded by `ivh-mock proxy` (or one file)")
@@ -691,7 +694,8 @@ def _proxy(args: argparse.Namespace) -> int:
     host = bracketed(args.host)
     public = args.public_url or f"http://{host}:{args.port}"
     proxy = Proxy(upstream, recorder, connect_timeout=args.connect_timeout, read_timeout=args.timeout,
-                  callback_relay=args.callback_relay, public_url=public)
+                  callback_relay=args.callback_relay, public_url=public,
+                  allowed_hosts=(args.host, *(args.allow_host or ())))
     try:
         server = ProxyServer(proxy, args.host, args.port)
     except OSError as error:
