@@ -53,7 +53,8 @@ def host_url(environ: dict) -> str:
     return f"{scheme}://{name}" if port in ("", _DEFAULT_PORTS.get(scheme)) else f"{scheme}://{name}:{port}"
 
 
-NO_HOST = "the request has no Host header (HTTP/1.1 needs one; the URLs the mock answers with are built from it)"
+NO_HOST = ("the request has no Host header, which the mock needs whatever the HTTP version: the URLs it answers "
+           "with are built from it")
 
 
 def sent_host(environ: dict) -> str:
