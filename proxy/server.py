@@ -29,6 +29,11 @@ _BODY_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
+# A request (its head and body) has REQUEST_SECONDS to arrive from its first byte, and a second more for each MIN_RATE
+# bytes it has sent, as the mock's own server allows (D82): a head sent a byte every 15 s had held its thread for ever
+REQUEST_SECONDS = 20
+MIN_RATE = 500
+MAX_CONNECTIONS = 1000  # connections served at once (a thread each); one past it is answered 503 and closed
 ACCEPT_BACKOFF_SECONDS = 0.05  # how long the server waits to accept again when the process has no descriptor free
 
 
@@ -39,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.idle_seconds  # StreamRequestHandler puts it on the socket
         super().setup()
+        self.rfile.close()  # makefile's, unread: open, it would hold the socket open past its close
+        self.arrival = _Arrival(self.connection, self.server.idle_seconds)
+        self.rfile = io.BufferedReader(self.arrival)  # (reads the socket as makefile's did, each read timed)
         # the head and the body go out in separate writes: without this, Nagle's algorithm holds the body back
         # until the app's delayed ACK (40 ms)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -175,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        self.arrival.arrived()  # what follows is the answer's time: the idle timeout bounds each of its writes
         self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
@@ -247,6 +256,38 @@ _LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any but HTAB, in a header line without its line break
 
 
+class _Arrival(io.RawIOBase):
+    """The connection's reads, a request's each given what is left of its time to arrive (REQUEST_SECONDS from its
+    first byte, and a second per MIN_RATE bytes), at most the idle timeout; past it, TimeoutError, which ends the
+    connection as http.server ends an idle one. `arrived()` once a request is read whole: the next one's time starts
+    at its first byte."""
+
+    def __init__(self, connection: socket.socket, idle_seconds: float):
+        self.connection, self.idle_seconds = connection, idle_seconds
+        self.started: float | None = None
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.started is not None:
+            left = self.started + REQUEST_SECONDS + self.received / MIN_RATE - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"a request still arriving after {REQUEST_SECONDS} s and a second per {MIN_RATE} "
+                                   f"bytes")
+            self.connection.settimeout(min(self.idle_seconds, left))
+        count = self.connection.recv_into(buffer)
+        if count and self.started is None:
+            self.started = time.monotonic()
+        self.received += count
+        return count
+
+    def arrived(self) -> None:
+        self.started, self.received = None, 0
+        self.connection.settimeout(self.idle_seconds)
+
+
 def _shown(value: str) -> str:
     """A value as a refusal quotes it: escaped, and cut short."""
     return repr(value[:40]) + ("..." if len(value) > 40 else "")
@@ -316,6 +357,7 @@ class ProxyServer(ThreadingHTTPServer):
         self.stopping = False  # (close_idle): no new request is taken, each connection closes after its exchange
         self._connections: dict[_Handler, bool] = {}  # each open connection's handler: waiting for a request?
         self._guard = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)  # connections served at once
 
     @property
     def port(self) -> int:
@@ -373,6 +415,25 @@ class ProxyServer(ThreadingHTTPServer):
     def forget(self, handler: _Handler) -> None:
         with self._guard:
             self._connections.pop(handler, None)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection on a thread of its own, unless MAX_CONNECTIONS are served already: then answer it 503
+        and close it (a thread and up to a 32 MiB body per connection had no bound)."""
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                text = own_error(f"{MAX_CONNECTIONS} connections are served already; try again")
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                                % (len(text), text))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept the next connection. With no descriptor free (the process's limit), the connection stays queued

@@ -2350,3 +2350,55 @@ def test_drift_skips_records_whose_fields_are_of_other_types_and_does_not_blame_
     (tmp_path / "ivh-proxy-20260101.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*odd, good, left]))
     status, printed = _drift(tmp_path)
     assert status == 0 and "exchange-failed" not in printed, printed
+
+
+def test_a_request_dribbled_past_its_time_to_arrive_is_cut_off_and_its_thread_comes_free(tmp_path, monkeypatch):
+    """A head sent a byte every 15 s, under the 30 s idle timeout, held its thread for as long as it kept coming (300
+    of them, 300 threads). A request now has the mock's own time to arrive (D82), counted from its first byte; one
+    that came whole goes on, and its answer's writes are timed by the idle timeout again."""
+    from ivh_mock.proxy import server as proxy_server
+
+    monkeypatch.setattr(proxy_server, "REQUEST_SECONDS", 0.6, raising=False)
+    with MockServer() as mock, ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None),
+                                           port=0) as proxy:
+        dribbler = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        started, sent = time.monotonic(), 0
+        try:
+            for byte in b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + b"a" * 200:
+                dribbler.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.05)
+            pytest.fail("a request 10 s in the coming was still read")
+        except OSError:  # reset, or broken pipe: it was closed under the sender
+            pass
+        finally:
+            dribbler.close()
+        assert time.monotonic() - started < 3 and sent < 60, (time.monotonic() - started, sent)
+        # one that comes whole is answered, on a connection kept alive for the next
+        with requests.Session() as session:
+            for _ in range(2):
+                assert session.get(f"{proxy.url}/__mock__/clock", timeout=10).json()["frozen"] is True
+                time.sleep(0.7)  # past the time to arrive, between requests: the next one's time starts anew
+
+
+def test_a_connection_past_the_proxys_bound_is_answered_503_and_none_is_left_open(tmp_path, monkeypatch):
+    """Each connection holds a thread, and a body of up to 32 MiB: none were bounded. Past MAX_CONNECTIONS, a
+    connection is answered 503 and closed; every connection served closes its socket."""
+    from ivh_mock.proxy import server as proxy_server
+
+    monkeypatch.setattr(proxy_server, "MAX_CONNECTIONS", 2, raising=False)
+    before = len(os.listdir("/proc/self/fd"))
+    with MockServer() as mock, ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None),
+                                           port=0) as proxy:
+        held = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
+        time.sleep(0.2)  # both taken
+        third = requests.get(f"{proxy.url}/__mock__/clock", timeout=10)
+        assert third.status_code == 503 and third.headers["Retry-After"] == "1"
+        assert third.json() == {"error": {"message": "ivh-mock proxy: 2 connections are served already; try "
+                                                     "again"}}
+        for connection in held:
+            connection.close()
+        until(lambda: requests.get(f"{proxy.url}/__mock__/clock", timeout=10).status_code == 200, seconds=5)
+        for _ in range(30):
+            requests.get(f"{proxy.url}/__mock__/clock", timeout=10, headers={"Connection": "close"})
+    until(lambda: len(os.listdir("/proc/self/fd")) <= before + 2, seconds=5)  # (the test's own sessions aside)
