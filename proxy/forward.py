@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -20,7 +21,7 @@ import zlib
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 import urllib3
@@ -450,12 +451,16 @@ OPEN_TO_ALL = (f"{CONTROL_PREFIX}/assets/", f"{CONTROL_PREFIX}/ui/")  # files a 
 def _rebound(method: str, path: str, host: str, allowed: Iterable[str]) -> str | None:
     """Why a request to a mock's control API through the proxy may come from a page DNS-rebound to the proxy's
     address, or None: the mock refuses one sent to it by its Host, which the proxy replaces by the upstream's (and an
-    Origin naming the proxy by the upstream's with it); so the proxy asks what the mock would have."""
-    if not (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+    Origin naming the proxy by the upstream's with it); so the proxy asks what the mock would have. The path is read
+    as the mock routes it: percent-decoded (`/%5F%5Fmock%5F%5F/reset` had passed), its slashes merged."""
+    routed = re.sub("/{2,}", "/", unquote(path))
+    if not (routed == CONTROL_PREFIX or routed.startswith(CONTROL_PREFIX + "/")):
         return None
-    if method in ("GET", "HEAD") and path.startswith(OPEN_TO_ALL):
+    if method in ("GET", "HEAD") and routed.startswith(OPEN_TO_ALL):
         return None
-    return host_problem(host, allowed, server="proxy")
+    if not host.strip(" \t"):
+        return "the request has no Host header, which a request to the control API through the proxy needs"
+    return host_problem(host.strip(" \t"), allowed, server="proxy")  # (its blanks about a value are none of it)
 
 
 def _answer_own(responder: Responder, status: int, reason: str, message: str) -> None:

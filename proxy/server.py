@@ -278,7 +278,8 @@ class _Arrival(io.RawIOBase):
                                    f"bytes")
             self.connection.settimeout(min(self.idle_seconds, left))
         count = self.connection.recv_into(buffer)
-        if count and self.started is None:
+        # a client's CRLF after a body (RFC 9112 2.2) starts no request: left to the idle timeout, as the mock does
+        if count and self.started is None and bytes(memoryview(buffer)[:count]).strip(b"\r\n"):
             self.started = time.monotonic()
         self.received += count
         return count

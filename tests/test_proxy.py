@@ -1509,12 +1509,27 @@ def test_a_page_dns_rebound_to_the_proxy_reaches_no_control_route_of_the_mock_be
                     "ivh-mock proxy: the control API answers only requests to the proxy's own host names, not "
                     "'evil.example' (a page on another name could have rebound it to this address); start the "
                     "proxy with --allow-host NAME to add one")}}
+            # the path as the mock routes it: percent-decoded, slashes merged (sent as written: requests would
+            # decode %5F itself)
+            for path in (b"/%5F%5Fmock%5F%5F/reset", b"/%5f%5fmock__/clock", b"//__mock__//reset"):
+                with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+                    raw.sendall(b"POST %s HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: 2\r\nConnection: close\r\n\r\n{}" % path)
+                    answer = raw.makefile("rb").read()
+                assert answer.startswith(b"HTTP/1.1 403 "), (path, answer[:200])
             assert mock.clock.frozen and mock.now() == before
             assert requests.get(f"{mock.base_url}/__mock__/accounts/a", timeout=10).json()["max_pending"] == 1000
             assert ask("GET", "/__mock__/assets/samples/photo.jpg", "evil.example").status_code == 200  # open to all
             # its own names: an address, localhost, --host, --public-url's and --allow-host's
             for host in ("127.0.0.1", "localhost", "proxy.test"):
                 assert ask("POST", "/__mock__/clock", host, json={"advance": 1}).status_code == 200, host
+            spaced = requests.post(f"{proxy.url}/__mock__/clock", json={"advance": 1}, timeout=10,
+                                   headers={"Host": f"localhost:{port} "})  # (a value's blanks are none of it)
+            assert spaced.status_code == 200, spaced.text
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as bare:  # HTTP/1.0, no Host
+                bare.sendall(b"GET /__mock__/accounts HTTP/1.0\r\n\r\n")
+                answer = bare.makefile("rb").read()
+            assert answer.startswith(b"HTTP/1.1 403 ") and b"the request has no Host header" in answer, answer
             # the API itself is no control route: the upstream judges it, whatever the Host
             answer = requests.post(f"{proxy.url}{PATHS['getprogress']}?{signed_query('my-app', TOKEN, NOW)}",
                                    data=b"{}", headers={"Host": "evil.example", "Content-Type": "application/json"},
@@ -2374,6 +2389,26 @@ def test_a_request_dribbled_past_its_time_to_arrive_is_cut_off_and_its_thread_co
         finally:
             dribbler.close()
         assert time.monotonic() - started < 3 and sent < 60, (time.monotonic() - started, sent)
+        # a client's CRLF after a body, alone in its packet, starts no request: it is left to the idle timeout
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as kept:
+            reader = kept.makefile("rb")
+
+            def answered() -> bytes:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    assert line, f"the connection was closed after {head!r}"
+                    head += line
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                return head + reader.read(length)
+
+            kept.sendall(b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 16\r\n\r\n{\"advance\": 0.5}")
+            assert answered().startswith(b"HTTP/1.1 200 ")
+            kept.sendall(b"\r\n")
+            time.sleep(1.0)  # past the time to arrive, were the CRLF the start of a request
+            kept.sendall(b"GET /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert answered().startswith(b"HTTP/1.1 200 ")
         # one that comes whole is answered, on a connection kept alive for the next
         with requests.Session() as session:
             for _ in range(2):
