@@ -422,13 +422,18 @@ class ProxyServer(ThreadingHTTPServer):
         and close it (a thread and up to a 32 MiB body per connection had no bound)."""
         if not self._slots.acquire(blocking=False):
             with contextlib.suppress(OSError):
+                request.settimeout(1)  # (the accepting thread's: an app that takes none of it holds it no longer)
                 text = own_error(f"{MAX_CONNECTIONS} connections are served already; try again")
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                                 b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
                                 % (len(text), text))
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (none left to the process): its slot is not held
+            self._slots.release()
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
