@@ -84,6 +84,12 @@ def measure(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> dict[st
     """Return the pace the trails show (PACE_KEYS plus what they were measured from), or None without a finished
     task whose submission and polls were all recorded. A task during which the upstream's clock was `moved` (at those
     times: a mock's clock moved or reset through the proxy) is left out: its times are the moves', not the pace."""
+    return measured(trails, moved)[0]
+
+
+def measured(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> tuple[dict[str, Any] | None, str | None]:
+    """`measure`'s pace, and with no pace, why, when every finished task was left out for a clock `moved` while it
+    was polled (said, not left silent); else None."""
     queue, making, progress_moves, progress_values, steps, gaps = [], [], 0, 0, [], []
     moved, left_out = sorted(moved), 0
     for trail in trails:
@@ -103,9 +109,10 @@ def measure(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> dict[st
         progress_values += len(during)
         progress_moves += len(set(during)) > 1
         steps += [after - before for before, after in pairwise(during) if after > before]
+    aside = (f"{left_out} task(s) left out, polled while the mock's clock was moved or reset through the proxy"
+             if left_out else None)
     if not making:
-        return None
-    aside = _left_out(left_out)
+        return None, aside
     speed, startup = _fit(making)
     pace = {"queue_seconds": round(statistics.median(queue), 3), "render_speed": round(speed, 4),
             "render_startup_seconds": round(startup, 3), "tasks": len(making),
@@ -114,21 +121,7 @@ def measure(trails: Iterable[TaskTrail], moved: Iterable[float] = ()) -> dict[st
             "making_polls": progress_values, "progress_step_median": statistics.median(steps) if steps else None,
             "poll_gap_median": round(statistics.median(gaps), 3)}
     sparse = _sparse(pace["poll_gap_median"], statistics.median(queue), statistics.median(s for _, s in making))
-    return {**pace, **({"left_out": aside} if aside else {}), "warning": sparse}
-
-
-def unmeasured(trails: Iterable[TaskTrail], moved: Iterable[float]) -> str | None:
-    """Why `measure` found no pace in trails that had finished tasks, when each of them was left out for a clock
-    `moved` while it was polled (said, not left silent); else None."""
-    moved = sorted(moved)
-    spoiled = sum(1 for trail in trails if (changes := _changes(trail)) is not None
-                  and _moved_within(moved, changes["submitted"], trail.seen[-1][0]))
-    return _left_out(spoiled)
-
-
-def _left_out(count: int) -> str | None:
-    return (f"{count} task(s) left out, polled while the mock's clock was moved or reset through the proxy"
-            if count else None)
+    return {**pace, **({"left_out": aside} if aside else {}), "warning": sparse}, None
 
 
 def _moved_within(moved: list[float], start: float, end: float) -> bool:

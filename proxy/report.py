@@ -100,12 +100,11 @@ def analyse(records: Iterable[dict[str, Any]], ordered: bool = False) -> dict[st
         for finding in _follow(lifecycle, record):
             aggregate.add(finding.as_dict(), record)
         questions.take(record)
-    pace = calibrate.measure(lifecycle.tasks.values(), moved=moves)
+    pace, pace_note = calibrate.measured(lifecycle.tasks.values(), moved=moves)
     label = ", ".join(sorted(upstreams)) or "no traffic"
     return drift.new_report(f"proxy recording of {label}", is_mock=is_mock, findings=aggregate.findings(),
                             answers=questions.answers(lifecycle), pace=pace,
-                            sources=[f"{count} recorded exchange(s), {answered} of them answered"],
-                            pace_note=calibrate.unmeasured(lifecycle.tasks.values(), moves) if pace is None else None)
+                            sources=[f"{count} recorded exchange(s), {answered} of them answered"], pace_note=pace_note)
 
 
 def _mock_clock(record: dict[str, Any]) -> bool | None:

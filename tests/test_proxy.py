@@ -1017,7 +1017,8 @@ def test_drift_names_where_it_cannot_write(tmp_path, capsys, monkeypatch):
     error = _drift_refusal(capsys, record, "--out", tmp_path / "file" / "below")
     assert f"cannot write the report into {tmp_path / 'file' / 'below'} (--out): Not a directory" in error
     pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
-    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails, **_: pace)  # as if a task had been followed
+    # as if a task had been followed
+    monkeypatch.setattr(drift_report.calibrate, "measured", lambda trails, **_: (pace, None))
     status, out = _drift(record, "--out", tmp_path / "out", "--pace-file", tmp_path / "file" / "pace.json")
     assert status == 2 and out == ""  # it had said "no findings: everything seen conforms", then refused
     error = capsys.readouterr().err
@@ -1039,7 +1040,8 @@ def test_a_pace_file_named_as_one_of_drifts_own_inputs_or_reports_is_refused_and
     before = recording.read_bytes()
     (tmp_path / "suite.json").write_text(json.dumps({"target": "t", "is_mock": True, "probes": []}))
     pace = {"queue_seconds": 1.0, "render_speed": 0.2, "render_startup_seconds": 2.0, "tasks": 1}
-    monkeypatch.setattr(drift_report.calibrate, "measure", lambda trails, **_: pace)  # as if a task had been followed
+    # as if a task had been followed
+    monkeypatch.setattr(drift_report.calibrate, "measured", lambda trails, **_: (pace, None))
     for named, what in ((recording, "a recording it reads"), (record / ".." / "rec" / recording.name, "a recording"),
                         (tmp_path / "suite.json", "a suite report it reads"),
                         (record / drift.JSON_NAME, "the report it writes"),
