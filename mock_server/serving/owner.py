@@ -30,9 +30,7 @@ class StoreOwner:
     """Hold the flock of one SQLite database for the life of this process; `announce()` records where it listens."""
 
     def __init__(self, database: str, orphans_seconds: float = ORPHANS_SECONDS):
-        # beside the file the path leads to: a second server reaching the database through a link to it had taken a
-        # lock of its own beside the link, and shared the store unsaid
-        self.path = Path(f"{os.path.realpath(database)}.owner")
+        self.path = _owner_file(database)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(self.path, "a+", encoding="utf-8")
         deadline = time.monotonic() + max(ORPHANS_SECONDS, orphans_seconds)
@@ -71,7 +69,7 @@ def in_use(database: str) -> str | None:
     without taking it or making any file; None when none does, or when the one the lock names is gone (its
     workers are stopping: StoreOwner waits for them)."""
     try:
-        file = open(f"{os.path.realpath(database)}.owner", encoding="utf-8")
+        file = open(_owner_file(database), encoding="utf-8")
     except OSError:  # none yet, or not ours to read: StoreOwner says
         return None
     with file:
@@ -81,6 +79,12 @@ def in_use(database: str) -> str | None:
         except BlockingIOError:
             holder = _read(file)
     return None if _gone(holder.get("pid")) else _in_use_message(database, holder)
+
+
+def _owner_file(database: str) -> Path:
+    """The owner file of `database`: beside the file the path leads to (a second server reaching the database through
+    a link to it had taken a lock of its own beside the link, and shared the store unsaid)."""
+    return Path(f"{os.path.realpath(database)}.owner")
 
 
 def _read(file: IO[str]) -> dict[str, Any]:
