@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from ivh_mock.spec.deadline import arrival_due
+
 from .forward import Proxy, header_tokens, own_error
 
 # What the email package's parser says of a multipart Content-Type's headers read alone, without their body: no
@@ -29,10 +31,6 @@ _BODY_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
-# A request (its head and body) has REQUEST_SECONDS to arrive from its first byte, and a second more for each MIN_RATE
-# bytes it has sent, as the mock's own server allows (D82): a head sent a byte every 15 s had held its thread for ever
-REQUEST_SECONDS = 20
-MIN_RATE = 500
 MAX_CONNECTIONS = 1000  # connections served at once (a thread each); one past it is answered 503 and closed
 ACCEPT_BACKOFF_SECONDS = 0.05  # how long the server waits to accept again when the process has no descriptor free
 
@@ -257,10 +255,10 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any but HTAB, in a header
 
 
 class _Arrival(io.RawIOBase):
-    """The connection's reads, a request's each given what is left of its time to arrive (REQUEST_SECONDS from its
-    first byte, and a second per MIN_RATE bytes), at most the idle timeout; past it, TimeoutError, which ends the
-    connection as http.server ends an idle one. `arrived()` once a request is read whole: the next one's time starts
-    at its first byte."""
+    """The connection's reads, a request's each given what is left of its time to arrive (`arrival_due`, as the
+    mock's own server gives it, from its first byte: a head sent a byte every 15 s had held its thread for ever), at
+    most the idle timeout; past it, TimeoutError, which ends the connection as http.server ends an idle one.
+    `arrived()` once a request is read whole: the next one's time starts at its first byte."""
 
     def __init__(self, connection: socket.socket, idle_seconds: float):
         self.connection, self.idle_seconds = connection, idle_seconds
@@ -272,10 +270,9 @@ class _Arrival(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         if self.started is not None:
-            left = self.started + REQUEST_SECONDS + self.received / MIN_RATE - time.monotonic()
+            left = arrival_due(self.started, self.received) - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"a request still arriving after {REQUEST_SECONDS} s and a second per {MIN_RATE} "
-                                   f"bytes")
+                raise TimeoutError("a request still arriving past its time to arrive")
             self.connection.settimeout(min(self.idle_seconds, left))
         count = self.connection.recv_into(buffer)
         # a client's CRLF after a body (RFC 9112 2.2) starts no request: left to the idle timeout, as the mock does

@@ -30,6 +30,18 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
+# A request arriving at one of the project's servers (the mock's, the recording proxy's) may take REQUEST_SECONDS,
+# and a second more for each MIN_RATE bytes it has sent, as Apache's mod_reqtimeout allows (D82): each byte had put
+# off the idle timeout, and a head sent a byte every 20 s held its connection for days
+REQUEST_SECONDS = 20
+MIN_RATE = 500
+
+
+def arrival_due(started: float, received: int) -> float:
+    """When a request whose first byte came at `started` and which has sent `received` bytes is overdue (on the
+    clock `started` was read from)."""
+    return started + REQUEST_SECONDS + received / MIN_RATE
+
 _local = threading.local()
 
 

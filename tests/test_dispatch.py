@@ -618,7 +618,9 @@ def _hello(environ, start_response):
 def test_a_request_that_dawdles_past_its_time_is_closed(monkeypatch):
     """A head sent a byte at a time put off the idle timeout with each byte, so it held its connection (one of a
     worker's CONNECTIONS) as long as it went on: a request now has REQUEST_SECONDS, and a second per MIN_RATE bytes."""
-    monkeypatch.setattr(serving, "REQUEST_SECONDS", 1.0)
+    from ivh_mock.spec import deadline
+
+    monkeypatch.setattr(deadline, "REQUEST_SECONDS", 1.0)
     server, loop, url = _served(_hello, 1)
     server.adj.cleanup_interval = 0.1  # the upkeep that closes it (10 s in a worker)
     server.next_channel_cleanup = 0  # should the loop have set its next upkeep 10 s on already

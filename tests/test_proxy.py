@@ -2373,9 +2373,9 @@ def test_a_request_dribbled_past_its_time_to_arrive_is_cut_off_and_its_thread_co
     """A head sent a byte every 15 s, under the 30 s idle timeout, held its thread for as long as it kept coming (300
     of them, 300 threads). A request now has the mock's own time to arrive (D82), counted from its first byte; one
     that came whole goes on, and its answer's writes are timed by the idle timeout again."""
-    from ivh_mock.proxy import server as proxy_server
+    from ivh_mock.spec import deadline
 
-    monkeypatch.setattr(proxy_server, "REQUEST_SECONDS", 0.6, raising=False)
+    monkeypatch.setattr(deadline, "REQUEST_SECONDS", 0.6)
     with MockServer() as mock, ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None),
                                            port=0) as proxy:
         dribbler = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)

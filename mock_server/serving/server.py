@@ -37,6 +37,8 @@ from waitress.rfc7230 import CHUNK_EXT_RE, HEADER_FIELD_RE
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
+from ivh_mock.spec.deadline import arrival_due
+
 from ..errors import body_past
 from . import balance, collector, dispatch, unread
 from .streams import say
@@ -59,11 +61,6 @@ LINGER_BYTES = 4 * 1_048_576  # and how much of it at most
 FRAMING_BYTES = 65_536
 FRAMING_PER_BYTE = 8
 CHUNK_LINE_BYTES = 4096
-# A request (its head and body) may take REQUEST_SECONDS to arrive, and a second more for each MIN_RATE bytes it has
-# sent, as Apache's mod_reqtimeout allows: each byte had put off the idle timeout, and a head sent a byte every 20 s
-# held its connection (one of a worker's CONNECTIONS) for days
-REQUEST_SECONDS = 20
-MIN_RATE = 500
 # How long a worker leaves its listening socket alone when it has no file descriptor left for a new connection: the
 # connection stays queued, and the worker had polled the socket again at once, at 100% of a processor, serving nothing
 FULL_REST_SECONDS = 0.1
@@ -299,15 +296,15 @@ def waitress_server(app: Any, listener: socket.socket, *, threads: int, max_body
 
 
 def _due(request: Any) -> float | None:
-    """When a request still arriving is overdue, REQUEST_SECONDS and a second per MIN_RATE bytes after its start
-    (None: it is not arriving, or holds a blank line alone, which the idle timeout judges unless blank lines keep
+    """When a request still arriving is overdue (`arrival_due`: 20 s, and a second per 500 bytes, after its start;
+    None: it is not arriving, or holds a blank line alone, which the idle timeout judges unless blank lines keep
     coming)."""
     if request is None or request.completed or not isinstance(request, _Parser):
         return None
     if request.body_rcv is None and not request.header_plus.strip() and not request.counts_blanks:
         return None  # a client's CRLF after a body (RFC 9112 2.2): the next request may come as late as keep-alive lets
     arrived = request.header_bytes_received + request.body_bytes_received
-    return request.started + REQUEST_SECONDS + arrived / MIN_RATE
+    return arrival_due(request.started, arrived)
 
 
 def _run(server: Any, asked: list[int]) -> None:
