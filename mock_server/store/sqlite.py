@@ -264,8 +264,8 @@ class SqliteStore:
         return task
 
     def media_refs(self) -> list[tuple[float, str, str, str]]:
-        rows = self._db().execute("SELECT finish_at, photo, audio, video FROM tasks")
-        return [(NEVER if finish is None else finish, photo, audio, video) for finish, photo, audio, video in rows]
+        # the rows as SQLite makes them (NEVER for a task stuck in the queue's NULL), not remade one by one in Python
+        return self._db().execute("SELECT IFNULL(finish_at, ?), photo, audio, video FROM tasks", (NEVER,)).fetchall()
 
     def count_waiting(self, appkey: str, before_seq: int, now: float) -> int:
         return self._db().execute("SELECT COUNT(*) FROM tasks WHERE appkey = ? AND seq < ? "
