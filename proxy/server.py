@@ -30,6 +30,10 @@ from .forward import Proxy, header_tokens, own_error
 _BODY_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
+# The request bodies held at once, all connections together, each until its exchange ends: a body whose next piece
+# would take them past it is answered 503 (each connection could hold 32 MiB, 1000 of them)
+MAX_BODIES_HELD = 8 * MAX_REQUEST_BODY
+READ_PIECE = 65_536  # a body is held and read this much at a time
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
 MAX_CONNECTIONS = 1000  # connections served at once (a thread each); one past it is answered 503 and closed
 ACCEPT_BACKOFF_SECONDS = 0.05  # how long the server waits to accept again when the process has no descriptor free
@@ -178,11 +182,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not target.startswith("/"):  # absolute form (the app uses the proxy as an HTTP proxy): keep path + query
             parts = urlsplit(target)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        body = self._read_body()
-        if body is None:
-            return
-        self.arrival.arrived()  # what follows is the answer's time: the idle timeout bounds each of its writes
-        self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
+        try:
+            body = self._read_body()
+            if body is None:
+                return
+            self.arrival.arrived()  # what follows is the answer's time: the idle timeout bounds each of its writes
+            self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
+        finally:
+            self.server.let_go(self.held)
+            self.held = 0
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
@@ -192,8 +200,36 @@ class _Handler(BaseHTTPRequestHandler):
         kind, length = self._framing()
         if kind == "chunked":
             return self._read_chunks()
-        body = self.rfile.read(length) if length else b""
-        return body if len(body) == length else self._hung_up()
+        return self._read_held(length)
+
+    def _read_held(self, length: int) -> bytes | None:
+        """`length` bytes of the body, each piece held (`_hold`) before it is read: what a body holds is what came of
+        it, give or take a piece, not what its head or a chunk's size line announced (eight heads announcing 32 MiB
+        would have held every other body off). None if it was refused, or the app hung up."""
+        parts = []
+        while length:
+            piece = min(length, READ_PIECE)
+            if not self._hold(piece):
+                return None
+            parts.append(self.rfile.read(piece))
+            if len(parts[-1]) < piece:
+                return self._hung_up()
+            length -= piece
+        return b"".join(parts)
+
+    held = 0  # the bytes of the request's body this connection holds of the server's MAX_BODIES_HELD
+
+    def _hold(self, size: int) -> bool:
+        """Take `size` more bytes of the bodies the server holds for this request's body; if they are not free,
+        refuse it (503, nothing forwarded) and return False."""
+        if self.server.hold(size):
+            self.held += size
+            return True
+        bound = self.server.bodies_held
+        shown = f"{bound // 1_048_576} MiB" if bound % 1_048_576 == 0 else f"{bound} bytes"
+        self._refuse(503, f"the proxy holds as many request bodies as it takes at once ({shown} in all): nothing was "
+                          f"forwarded; send the request again", retry_after=1)
+        return False
 
     def _read_chunks(self) -> bytes | None:
         parts, size = [], 0
@@ -213,9 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
             size += length
             if size > MAX_REQUEST_BODY:
                 return self._refuse(413, "request body larger than 32 MiB")
-            parts.append(self.rfile.read(length))
+            chunk = self._read_held(length)
+            if chunk is None:
+                return None
+            parts.append(chunk)
             end = self.rfile.readline(3)
-            if len(parts[-1]) < length or not end:
+            if not end:
                 return self._hung_up()
             if end not in (b"\r\n", b"\n"):
                 return self._refuse(400, f"a chunk of {length} bytes is not followed by a line break")
@@ -223,13 +262,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _hung_up(self) -> None:
         self.close_connection = True
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, retry_after: int | None = None) -> None:
         """Answer the proxy's own refusal (nothing goes upstream) and close the connection, whose remaining bytes
         cannot be trusted to start a request."""
         text = own_error(message)
         if self.request_version == "HTTP/0.9":  # a request line too malformed to name a version still gets a head
             self.request_version = self.protocol_version
         self.send_response_only(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(text)))
         self.send_header("Connection", "close")
@@ -347,7 +388,7 @@ class ProxyServer(ThreadingHTTPServer):
     request_queue_size = 1024  # connections the kernel queues before they are taken (socketserver's default is 5)
 
     def __init__(self, proxy: Proxy, host: str = "127.0.0.1", port: int = 8081, *,
-                 idle_seconds: float = IDLE_SECONDS):
+                 idle_seconds: float = IDLE_SECONDS, bodies_held: int = MAX_BODIES_HELD):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self.proxy, self.idle_seconds = proxy, idle_seconds
@@ -356,6 +397,7 @@ class ProxyServer(ThreadingHTTPServer):
         self._connections: dict[_Handler, bool] = {}  # each open connection's handler: waiting for a request?
         self._guard = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)  # connections served at once
+        self.bodies_held, self._held = bodies_held, 0  # request body bytes held at once: the bound, and now
 
     @property
     def port(self) -> int:
@@ -413,6 +455,18 @@ class ProxyServer(ThreadingHTTPServer):
     def forget(self, handler: _Handler) -> None:
         with self._guard:
             self._connections.pop(handler, None)
+
+    def hold(self, size: int) -> bool:
+        """Take `size` bytes of the request bodies held at once (`bodies_held`), if they are free."""
+        with self._guard:
+            if self._held + size > self.bodies_held:
+                return False
+            self._held += size
+            return True
+
+    def let_go(self, size: int) -> None:
+        with self._guard:
+            self._held -= size
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve the connection on a thread of its own, unless MAX_CONNECTIONS are served already: then answer it 503

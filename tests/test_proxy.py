@@ -2439,3 +2439,57 @@ def test_a_connection_past_the_proxys_bound_is_answered_503_and_none_is_left_ope
         for _ in range(30):
             requests.get(f"{proxy.url}/__mock__/clock", timeout=10, headers={"Connection": "close"})
     until(lambda: len(os.listdir("/proc/self/fd")) <= before + 2, seconds=5)  # (the test's own sessions aside)
+
+
+def test_request_bodies_held_at_once_are_bounded_and_what_each_held_comes_free(tmp_path):
+    """Each of up to 1000 connections could hold a 32 MiB body at once (32 GiB). The bodies the proxy holds, each from
+    its head to its exchange's end, are bounded together (MAX_BODIES_HELD): one that would pass the bound is answered
+    503 before it is read, a chunked one as its chunks pass it; a body's share comes free once its exchange ends, or
+    its connection goes."""
+    def body(size: int) -> bytes:  # a control API body of `size` bytes that changes nothing
+        return b'{"frozen": true' + b" " * (size - 16) + b"}"
+
+    def head(size: int) -> bytes:
+        return (b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % size)
+
+    def post(proxy, size: int) -> requests.Response:
+        return requests.post(f"{proxy.url}/__mock__/clock", data=body(size), timeout=10,
+                             headers={"Content-Type": "application/json"})
+
+    with MockServer() as mock, ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None), port=0,
+                                           bodies_held=1000) as proxy:
+        first = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        first.sendall(head(900) + body(900)[:10])  # its head read, 900 bytes are held for it as its body comes
+        until(lambda: proxy._held == 900, seconds=5)
+        assert post(proxy, 200).status_code == 503
+        refused = post(proxy, 101)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert refused.json() == {"error": {"message": "ivh-mock proxy: the proxy holds as many request bodies as "
+                                                       "it takes at once (1000 bytes in all): nothing was forwarded; "
+                                                       "send the request again"}}
+        assert post(proxy, 100).status_code == 200  # what is left of the bound
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as chunked:
+            whole = body(150)
+            chunked.sendall(b"POST /__mock__/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
+                            % (60, whole[:60], 90, whole[60:]))  # 60 bytes fit, 60 + 90 do not
+            assert chunked.makefile("rb").readline().startswith(b"HTTP/1.1 503 ")
+        first.sendall(body(900)[10:])  # the first body whole: answered, and its 900 bytes come free as the exchange
+        assert first.makefile("rb").readline().startswith(b"HTTP/1.1 200 ")  # ends (recorded, after the answer)
+        until(lambda: post(proxy, 1000).status_code == 200, seconds=5)
+        until(lambda: proxy._held == 0, seconds=5)  # that exchange too has ended
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as gone:
+            gone.sendall(head(900) + body(900)[:10])
+            until(lambda: proxy._held == 900, seconds=5)
+        until(lambda: post(proxy, 1000).status_code == 200, seconds=5)  # an app that hung up mid-body held it
+        first.close()
+    assert proxy._held == 0
+    # what a body holds is what came of it, a piece (64 KiB) ahead, not what its head announced: eight heads announcing
+    # 32 MiB would have held every other body off
+    with MockServer() as mock, ProxyServer(Proxy(mock.base_url, Recorder(tmp_path), warn=lambda text: None), port=0,
+                                           bodies_held=100_000) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as announced:
+            announced.sendall(head(10_000_000) + b"{")
+            until(lambda: proxy._held == 65_536, seconds=5)
+            assert post(proxy, 40_000).status_code == 503 and post(proxy, 30_000).status_code == 200
