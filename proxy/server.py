@@ -31,9 +31,11 @@ _BODY_DEFECTS = (StartBoundaryNotFoundDefect, MultipartInvariantViolationDefect)
 
 MAX_REQUEST_BODY = 32 * 1_048_576  # a request body larger than this is refused (an API request is a few kB)
 # The request bodies held at once, all connections together, each until its exchange ends: a body whose next piece
-# would take them past it is answered 503 (each connection could hold 32 MiB, 1000 of them)
+# would take them past it is answered 503 (each connection could hold 32 MiB, 1000 of them). A body's first piece is
+# not counted: an API request (a few kB) is never refused for what other, larger bodies hold.
 MAX_BODIES_HELD = 8 * MAX_REQUEST_BODY
 READ_PIECE = 65_536  # a body is held and read this much at a time
+LINGER_SECONDS = 1.0  # after a refusal, how long what the app still sends is read and dropped before the close
 IDLE_SECONDS = 30  # a connection that sends nothing for this long (idle keep-alive included) is closed, as the mock's
 MAX_CONNECTIONS = 1000  # connections served at once (a thread each); one past it is answered 503 and closed
 ACCEPT_BACKOFF_SECONDS = 0.05  # how long the server waits to accept again when the process has no descriptor free
@@ -62,6 +64,22 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         self.server.forget(self)
         super().finish()
+        if self.linger:
+            self._linger()
+
+    linger = False  # whether the connection closes on a refusal: what the app still sends is read first (`_linger`)
+
+    def _linger(self) -> None:
+        """Read and drop what the app still sends, for LINGER_SECONDS at most, after a refusal and before the close:
+        closed with bytes of it unread, the connection was reset, and an app still sending its body got a broken
+        pipe or a reset instead of the refusal (http.client, for a body of a few MiB)."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)  # the answer ends here: the app reads it whole
+            until = time.monotonic() + LINGER_SECONDS
+            while (left := until - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(65_536):
+                    return
 
     def parse_request(self) -> bool:
         """http.server's own parse, given what it would misread made safe first. It splits the request line as
@@ -190,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.proxy.handle(self.command, target, list(self.headers.items()), body, _Responder(self))
         finally:
             self.server.let_go(self.held)
-            self.held = 0
+            self.held = self.received = 0
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
@@ -198,26 +216,33 @@ class _Handler(BaseHTTPRequestHandler):
         """The request's body, or None when the app hung up mid-body (or a chunk is malformed, which the proxy
         answers): nothing then goes upstream. Its framing was checked with the headers (`_framing`)."""
         kind, length = self._framing()
+        # one buffer for the whole body: a list of its parts, for a body sent in 2-byte chunks, took 30 times its size
+        body = bytearray()
         if kind == "chunked":
-            return self._read_chunks()
-        return self._read_held(length)
+            return self._read_chunks(body)
+        return bytes(body) if self._read_held(length or 0, body) else None
 
-    def _read_held(self, length: int) -> bytes | None:
-        """`length` bytes of the body, each piece held (`_hold`) before it is read: what a body holds is what came of
-        it, give or take a piece, not what its head or a chunk's size line announced (eight heads announcing 32 MiB
-        would have held every other body off). None if it was refused, or the app hung up."""
-        parts = []
+    def _read_held(self, length: int, body: bytearray) -> bool:
+        """Read `length` more bytes of the body onto `body`, each piece held (`_hold`) before it is read, past the
+        body's first: what a body holds is what came of it, give or take a piece, not what its head or a chunk's size
+        line announced (eight heads announcing 32 MiB would have held every other body off). False if it was refused,
+        or the app hung up."""
         while length:
             piece = min(length, READ_PIECE)
-            if not self._hold(piece):
-                return None
-            parts.append(self.rfile.read(piece))
-            if len(parts[-1]) < piece:
-                return self._hung_up()
+            counted = min(piece, self.received + piece - READ_PIECE)  # the first READ_PIECE bytes are not
+            if counted > 0 and not self._hold(counted):
+                return False
+            data = self.rfile.read(piece)
+            body += data
+            self.received += len(data)
+            if len(data) < piece:
+                self._hung_up()
+                return False
             length -= piece
-        return b"".join(parts)
+        return True
 
     held = 0  # the bytes of the request's body this connection holds of the server's MAX_BODIES_HELD
+    received = 0  # the bytes of the request's body read
 
     def _hold(self, size: int) -> bool:
         """Take `size` more bytes of the bodies the server holds for this request's body; if they are not free,
@@ -231,8 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
                           f"forwarded; send the request again", retry_after=1)
         return False
 
-    def _read_chunks(self) -> bytes | None:
-        parts, size = [], 0
+    def _read_chunks(self, body: bytearray) -> bytes | None:
+        size = 0
         while True:
             line = self.rfile.readline(1024)
             text = line.split(b";")[0].strip()
@@ -245,14 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
             if length == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
-                return b"".join(parts)
+                return bytes(body)
             size += length
             if size > MAX_REQUEST_BODY:
                 return self._refuse(413, "request body larger than 32 MiB")
-            chunk = self._read_held(length)
-            if chunk is None:
+            if not self._read_held(length, body):
                 return None
-            parts.append(chunk)
             end = self.rfile.readline(3)
             if not end:
                 return self._hung_up()
@@ -277,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(text)
-        self.close_connection = True
+        self.close_connection = self.linger = True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (a malformed request line, a line or headers too long, an unknown method) in
