@@ -27,7 +27,7 @@ from ..media_out import results
 from ..store import CallbackAttempt, Task, outage_of
 from . import trajectory
 from .replies import read_some
-from .shares import Shares, record_made, target_of
+from .shares import Backlog, Shares, record_made, target_of
 
 if TYPE_CHECKING:
     from ..context import MockContext
@@ -51,6 +51,7 @@ class CallbackDispatcher:
         self._threads = ctx.config.callback_workers
         self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="ivh-callback")
         self._shares = Shares(self._threads)  # deliveries under way, by target (scheme://host:port)
+        self._backlog = Backlog(self._due, lambda task: target_of(task.payload["CallbackUrl"]))
 
     @property
     def lease_seconds(self) -> float:
@@ -77,7 +78,10 @@ class CallbackDispatcher:
             self.uploader.stop()
 
     def wake(self) -> None:
-        """Look for due callbacks now (the clock was moved)."""
+        """Look for due callbacks and uploads now, in the store (the clock was moved)."""
+        self._backlog.stale()
+        if self.uploader is not None:
+            self.uploader.backlog.stale()
         self._wake.set()
 
     def delivered(self, timeout: float) -> bool:
@@ -124,9 +128,8 @@ class CallbackDispatcher:
         threads at most deliver to one target at once, and the targets with the fewest deliveries under way go first,
         so a slow target waits behind one that answers (lifecycle/shares.py)."""
         store, lease = self.ctx.store, self.lease_seconds
-        return self._shares.start(self._pool, self._due(), lambda task: target_of(task.payload["CallbackUrl"]),
-                                  lambda task: store.claim_callback(task.task_id, lease), self.deliver,
-                                  self._wake.set)  # a thread is free: look for callbacks left waiting for one
+        return self._shares.start(self._pool, self._backlog, lambda task: store.claim_callback(task.task_id, lease),
+                                  self.deliver, self._wake.set)  # a thread is free: take from the backlog again
 
     def deliver(self, task: Task) -> CallbackAttempt:
         """POST the task's callback once and record the attempt, whatever happens."""

@@ -27,7 +27,7 @@ from ..media_out import results
 from ..store import Task, UploadRecord
 from ..store.base import STORAGE_FIELDS
 from .replies import read_some
-from .shares import Shares, record_made, target_of
+from .shares import Backlog, Shares, record_made, target_of
 from .speech import srt
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class Uploader:
         self.ctx, self.limits = ctx, limits
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivh-upload")
         self._shares = Shares(workers)  # uploads under way, by the video's storage host: a quarter each at most
+        self.backlog = Backlog(lambda: ctx.store.due_uploads(ctx.clock.now()),
+                               lambda task: target_of(task.uploads[0][1]))
         self.stopping = threading.Event()  # set as the mock stops: a record waiting for the store gives up
 
     @property
@@ -58,9 +60,8 @@ class Uploader:
         storage hosts that hang, and was then claimed and sent again), and a slow storage host holds a quarter of the
         threads at most, its backlog waiting behind other hosts."""
         store, lease = self.ctx.store, self.lease_seconds
-        return self._shares.start(self._pool, store.due_uploads(self.ctx.clock.now()),
-                                  lambda task: target_of(task.uploads[0][1]),
-                                  lambda task: store.claim_upload(task.task_id, lease), self.upload)
+        return self._shares.start(self._pool, self.backlog, lambda task: store.claim_upload(task.task_id, lease),
+                                  self.upload)
 
     def pending(self) -> int:
         """How many tasks' uploads due by the mock's clock are still to be made or under way."""
