@@ -29,6 +29,7 @@ from .deadline import Waits
 from .media_in.fetch import Fetcher, Limits
 from .media_in.intake import Intake
 from .media_out.render import Renderer
+from .media_out.results import Retention
 from .routes import api, control, envelope, results
 from .routes.guard import host_url, sent_host
 from .store import JournalLimits, Store, new_id, open_store, outage_of
@@ -97,6 +98,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         intake=Intake(fetcher, assets, blobs, profile),
         assets=assets,
         renderer=Renderer(blobs, waits),
+        retention=Retention(store, blobs, contract.service["retentionSeconds"]),
         waits=waits,
     )
 

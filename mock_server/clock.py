@@ -100,16 +100,24 @@ class MovableClock:
         raise NotImplementedError
 
     def _move(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-        """`_update` for a move, which `moved_by` holds to the clock's hold in the same step."""
+        """`_update` for a move, which `moved_by` holds to the clock's hold in the same step, and which counts the
+        moves that took the clock back (`setbacks`)."""
         mover = _MOVER.get()
-        if mover is None:
-            return self._update(change)
 
-        def checked(state: dict[str, Any]) -> dict[str, Any]:
-            self._check_holder(state, mover[0])
-            return change(state)
+        def moved(state: dict[str, Any]) -> dict[str, Any]:
+            if mover is not None:
+                self._check_holder(state, mover[0])
+            new = change(state)
+            back = state.get("back", 0) + (self._current(new) < self._current(state))
+            return {**new, "back": back} if back else new
 
-        return self._update(checked)
+        return self._update(moved)
+
+    @property
+    def setbacks(self) -> int:
+        """How many moves took the clock back (kept with its state, so every worker sharing the store counts them):
+        what a sweep that remembers the time it read the tasks at checks (media_out.results.Retention)."""
+        return self._load().get("back", 0)
 
     def _current(self, state: dict[str, Any]) -> float:
         return state["base"] if state["frozen"] else state["base"] + (self._source() - state["anchor"])

@@ -15,6 +15,7 @@ from .deadline import Waits
 from .media_in.assets import AssetHost
 from .media_in.intake import Intake
 from .media_out.render import Renderer
+from .media_out.results import Retention
 from .store import Store
 from .store.blobs import Blobs
 
@@ -32,4 +33,5 @@ class MockContext:
     intake: Intake
     assets: AssetHost
     renderer: Renderer
+    retention: Retention  # the sweeps of files past their retention made at clock moves and resets
     waits: Waits | None = None  # the slots of requests that wait on something slow (deadline.holding)

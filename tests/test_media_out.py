@@ -15,7 +15,7 @@ import pytest
 from werkzeug.http import http_date
 from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.lifecycle import callbacks
-from ivh_mock.mock_server.media_out import render
+from ivh_mock.mock_server.media_out import render, results
 from ivh_mock.mock_server.routes import results as media
 from ivh_mock.mock_server.media_in.samples import portrait
 
@@ -365,13 +365,51 @@ def test_a_video_rendered_as_its_task_was_reset_is_not_kept(app, api, clock, mon
 
 def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
     ctx = app.extensions["ivh_mock"]
-    assert media.sweep(ctx) == clock.now() + RETENTION  # nothing stored: nothing can expire before that
+
+    def sweep() -> float:  # one that reads the tasks (not the control API's, which may skip: Retention)
+        return results.sweep(ctx.store, ctx.blobs, clock.now(), RETENTION)
+
+    assert sweep() == clock.now() + RETENTION  # nothing stored: nothing can expire before that
     finished(api, clock, TEXT_PAYLOAD)
     task = ctx.store.tasks()[0]
-    assert media.sweep(ctx) == task.finish_at + RETENTION
+    assert sweep() == task.finish_at + RETENTION
     clock.advance(RETENTION)
-    assert media.sweep(ctx) == clock.now() + RETENTION  # the task's files are gone; the next task finishes later
+    assert sweep() == clock.now() + RETENTION  # the task's files are gone; the next task finishes later
     assert not ctx.blobs.path("media", task.photo).exists()
+
+
+def test_a_clock_move_that_nothing_can_have_expired_by_reads_no_task(app, api, clock, monkeypatch):
+    """Each clock move and reset through the control API swept, and a sweep reads every stored task: 130 ms a move on
+    a SQLite store of 50,000. One that nothing can have expired by since the last sweep that read them is skipped; a
+    move back, a reset, a move to the next expiry, or a video on disk that no task kept then, reads them again."""
+    ctx = app.extensions["ivh_mock"]
+    control = app.test_client()
+    reads = []
+    media_refs = ctx.store.media_refs
+    monkeypatch.setattr(ctx.store, "media_refs", lambda: reads.append(clock.now()) or media_refs())
+
+    def move(body: dict) -> int:
+        reads.clear()
+        assert control.post("/__mock__/clock", json=body).status_code == 200
+        return len(reads)
+
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    task = ctx.store.tasks()[0]
+    assert move({"advance": 1}) == 1  # the first
+    assert move({"advance": 1}) == 0 and move({"advance": 3600}) == 0
+    assert control.get(path_of(report["MediaUrl"])).status_code == 200  # its video rendered: on disk, and kept
+    assert move({"advance": 1}) == 0 and ctx.blobs.names("videos") == [task.video]
+    assert move({"set": clock.now() - 10}) == 1  # back: a task accepted now can expire sooner than the last read said
+    assert move({"advance": 1}) == 0
+    ctx.blobs.put("videos", b"left", "b" * 64)  # a video no task keeps (a render that ended after its task's reset)
+    assert move({"advance": 1}) == 2 and "b" * 64 not in ctx.blobs.names("videos")  # (a sweep that deletes reads
+    # them a second time: Blobs.set_aside)
+    assert move({"set": task.finish_at + RETENTION - 1}) == 0  # not yet
+    assert move({"advance": 1}) == 2  # at its expiry: read, and its files go
+    assert not ctx.blobs.path("media", task.photo).exists() and ctx.blobs.names("videos") == []
+    for appkey, read in (("nobody", 0), (task.appkey, 1)):  # a reset that removes a task reads the others
+        reads.clear()
+        assert control.post("/__mock__/reset", json={"appkey": appkey}).status_code == 200 and len(reads) == read
 
 
 def test_the_background_sweep_deletes_files_once_they_can_have_expired(clock, store_spec, monkeypatch):

@@ -82,8 +82,9 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
 
 
 def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> float:
-    """Delete the files that only expired or `removed` tasks refer to (see media_out.results.sweep)."""
-    return results.sweep(ctx.store, ctx.blobs, ctx.clock.now(), ctx.spec.service["retentionSeconds"], removed)
+    """Delete the files that only expired or `removed` tasks refer to (see media_out.results.sweep), unless nothing
+    can have expired since the last sweep that read the tasks (media_out.results.Retention)."""
+    return ctx.retention.sweep(ctx.clock.now(), getattr(ctx.clock, "setbacks", None), removed)
 
 
 def _no_such_key() -> Response:
