@@ -22,6 +22,7 @@ from ivh_mock.mock_server import create_app
 from ivh_mock.mock_server.clock import PastLatest, StoredClock
 from ivh_mock.mock_server.store import (NEVER, CallbackAttempt, JournalEntry, JournalLimits, StaleRead, Task,
                                         UploadRecord, open_store)
+from ivh_mock.mock_server.store import sqlite as sqlite_store
 from ivh_mock.mock_server.store.base import dumps, journal_text, loads
 
 from .conftest import TEXT_PAYLOAD, TIMING, in_process, serving, until
@@ -308,6 +309,24 @@ def test_a_callback_is_due_once_finished_and_gone_once_sent(store):
     store.record_callback(attempt(task))
     assert store.callbacks("app") == [attempt(task)]
     assert store.claim_callback("t2", 60) is False  # no CallbackUrl: nothing to claim
+
+
+def test_the_delivery_log_gives_its_newest_entries_alone_oldest_first(store, monkeypatch):
+    """GET /__mock__/callbacks?limit=10 read the whole log (kept until a reset) and kept the last ten of it."""
+    tasks = [store.add_task(appkey, lambda backlog_at, n=n, appkey=appkey: make_task(
+        f"t{n}", appkey=appkey, seq=n, finish_at=float(10 + n))) for n, appkey in enumerate("abaab")]
+    for task in tasks:
+        store.record_callback(attempt(task))
+    assert [a.task_id for a in store.callbacks("a", limit=2)] == ["t2", "t3"]
+    assert [a.task_id for a in store.callbacks(limit=3)] == ["t2", "t3", "t4"]
+    assert [a.task_id for a in store.callbacks(limit=99)] == [a.task_id for a in store.callbacks()] == \
+        ["t0", "t1", "t2", "t3", "t4"]
+    if hasattr(store, "_db"):  # SQLite: what is read is what is given
+        decoded = []
+        real = sqlite_store.loads
+        monkeypatch.setattr(sqlite_store, "loads", lambda kind, text: decoded.append(kind) or real(kind, text))
+        store.callbacks(limit=2)
+        assert len(decoded) == 2
 
 
 def test_a_callback_sent_while_its_task_was_reset_stays_forgotten(store):

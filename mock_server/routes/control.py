@@ -274,7 +274,7 @@ class _Routes:
                 "scenario": task.scenario, "submitted_at": task.submitted_at}
 
     def callbacks(self):
-        attempts = self.ctx.store.callbacks(_listed_appkey())[-_limit():]
+        attempts = self.ctx.store.callbacks(_listed_appkey(), _limit())
         return jsonify({"callbacks": [dataclasses.asdict(a) for a in attempts]})
 
     def requests(self):

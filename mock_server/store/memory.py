@@ -120,11 +120,13 @@ class MemoryStore:
             self._unsent.discard(attempt.task_id)
             self._leases.pop(attempt.task_id, None)
 
-    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+    def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
         with self._lock:
             if appkey is not None:
-                return list(self._callbacks.get(appkey, ()))
-            return sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
+                attempts = self._callbacks.get(appkey, [])
+            else:
+                attempts = sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
+            return attempts[-limit:] if limit is not None else list(attempts)
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         return self._due(self._owed, self._upload_leases, now, claimed)

@@ -399,11 +399,13 @@ class RedisStore:
                 except redis.WatchError:
                     continue
 
-    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+    def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
         keys = [appkey] if appkey else self.appkeys()
+        first = 0 if limit is None else -limit  # each account's newest `limit`: the newest of all are among them
         attempts = [loads(CallbackAttempt, text) for key in keys
-                    for text in self.redis.lrange(self._key("callbacks", key), 0, -1)]
-        return attempts if appkey else sorted(attempts, key=lambda attempt: attempt.at)
+                    for text in self.redis.lrange(self._key("callbacks", key), first, -1)]
+        attempts = attempts if appkey else sorted(attempts, key=lambda attempt: attempt.at)
+        return attempts[-limit:] if limit is not None else attempts
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         ids = self.redis.zrangebyscore(self._key("owed"), "-inf", now)

@@ -344,12 +344,14 @@ class SqliteStore:
                        (attempt.appkey, attempt.at, dumps(attempt), attempt.task_id))
             db.execute("UPDATE tasks SET sent = 1 WHERE task_id = ?", (attempt.task_id,))
 
-    def callbacks(self, appkey: str | None = None) -> list[CallbackAttempt]:
+    def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
+        newest = -1 if limit is None else limit  # (SQLite's LIMIT -1: no limit)
         if appkey is None:
-            rows = self._db().execute("SELECT record FROM callbacks ORDER BY at, id")
+            rows = self._db().execute("SELECT record FROM callbacks ORDER BY at DESC, id DESC LIMIT ?", (newest,))
         else:
-            rows = self._db().execute("SELECT record FROM callbacks WHERE appkey = ? ORDER BY id", (appkey,))
-        return [loads(CallbackAttempt, row[0]) for row in rows]
+            rows = self._db().execute("SELECT record FROM callbacks WHERE appkey = ? ORDER BY id DESC LIMIT ?",
+                                      (appkey, newest))
+        return [loads(CallbackAttempt, row[0]) for row in rows][::-1]
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         rows = self._db().execute("SELECT t.record FROM uploads u JOIN tasks t ON t.task_id = u.task_id "
