@@ -101,23 +101,25 @@ class MovableClock:
 
     def _move(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
         """`_update` for a move, which `moved_by` holds to the clock's hold in the same step, and which counts the
-        moves that took the clock back (`setbacks`)."""
+        moves that took the clock back (`now_and_setbacks`)."""
         mover = _MOVER.get()
 
         def moved(state: dict[str, Any]) -> dict[str, Any]:
             if mover is not None:
                 self._check_holder(state, mover[0])
-            new = change(state)
-            back = state.get("back", 0) + (self._current(new) < self._current(state))
+            before = self._current(state)  # read first: a running clock read after the move had gone on since, and
+            new = change(state)  # a freeze (at the time it read) looked like a move back
+            back = state.get("back", 0) + (self._current(new) < before)
             return {**new, "back": back} if back else new
 
         return self._update(moved)
 
-    @property
-    def setbacks(self) -> int:
-        """How many moves took the clock back (kept with its state, so every worker sharing the store counts them):
-        what a sweep that remembers the time it read the tasks at checks (media_out.results.Retention)."""
-        return self._load().get("back", 0)
+    def now_and_setbacks(self) -> tuple[float, int]:
+        """The time, and how many moves took the clock back (kept with its state, so every worker sharing the store
+        counts them), from one read of the state: what a sweep that remembers the time it read the tasks at checks
+        (media_out.results.Retention)."""
+        state = self._load()
+        return self._current(state), state.get("back", 0)
 
     def _current(self, state: dict[str, Any]) -> float:
         return state["base"] if state["frozen"] else state["base"] + (self._source() - state["anchor"])

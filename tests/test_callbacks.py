@@ -189,6 +189,46 @@ def test_sending_a_backlog_of_callbacks_reads_the_store_once_not_once_per_callba
     assert len(reads) <= 2, len(reads)  # each pass had read them: about one read for each callback
 
 
+def test_a_backlog_slow_to_read_is_read_again_within_a_bound(monkeypatch):
+    """Read again no sooner than ten reads' time, a backlog of thousands (a read of 80 ms at 3,000 due) left what came
+    due meanwhile, as time ran or by another worker's move, waiting a second or more, the more the longer. Here a read
+    of 50 ms, and a bound of 0.2 s."""
+    from ivh_mock.mock_server.lifecycle import shares
+
+    monkeypatch.setattr(shares, "READ_AGAIN_LATEST", 0.2)
+    reads = []
+    backlog = shares.Backlog(lambda: reads.append(time.sleep(0.05)) or ["item"], lambda item: "target")
+    backlog.queues()
+    time.sleep(0.3)  # past the bound, not past ten reads' time
+    backlog.queues()
+    assert len(reads) == 2
+
+
+def test_a_callback_read_as_due_is_not_sent_once_the_clock_went_back_before_its_finish(clock, store_spec, receiver,
+                                                                                        monkeypatch):
+    """The backlog is read before the clock's last move, which another worker may have made, back: a callback read as
+    due was sent before its task finished on the mock's clock (reporting SUCCESS), and never again."""
+    from ivh_mock.mock_server.lifecycle import shares
+
+    monkeypatch.setattr(shares, "READ_AGAIN_SECONDS", 60)  # read again only when woken
+    monkeypatch.setattr(shares, "READ_AGAIN_LATEST", 60)
+    app = create_app({**CONFIG, "store": store_spec}, clock=clock)  # its dispatcher not started: passes made here
+    dispatcher = app.extensions["ivh_mock_dispatcher"]
+    try:
+        task_id = submit(in_process(app, clock), text(CallbackUrl=receiver.url))
+        clock.advance(60)
+        dispatcher.wake()  # read as due at the next pass
+        assert dispatcher._backlog.queues()  # (that pass's read)
+        clock.set(clock.now() - 60)  # back, as by another worker: no wake here
+        assert dispatcher.dispatch_due() == 0 and receiver.received == []
+        clock.advance(60)
+        dispatcher.wake()
+        assert dispatcher.dispatch_due() == 1
+        assert receiver.wait_for(1)[0]["body"]["Payload"]["TaskId"] == task_id
+    finally:
+        dispatcher.stop()
+
+
 def test_a_slow_target_delays_only_its_own_callbacks(clock, store_spec):
     """Slow targets once held every delivery thread, so another account's callback waited for them (1 s became
     31 s); now a target gets at most a quarter of the threads."""

@@ -13,7 +13,7 @@ from array import array
 import av
 import pytest
 from werkzeug.http import http_date
-from ivh_mock.mock_server import create_app
+from ivh_mock.mock_server import VirtualClock, create_app
 from ivh_mock.mock_server.lifecycle import callbacks
 from ivh_mock.mock_server.media_out import render, results
 from ivh_mock.mock_server.routes import results as media
@@ -376,6 +376,22 @@ def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
     clock.advance(RETENTION)
     assert sweep() == clock.now() + RETENTION  # the task's files are gone; the next task finishes later
     assert not ctx.blobs.path("media", task.photo).exists()
+
+
+def test_a_clock_counts_its_moves_back_and_nothing_else():
+    """What the sweep's skip relies on: a freeze of a running clock had been counted a move back (the time read after
+    the move had gone on), and a sweep that could be skipped read every task."""
+    clock = VirtualClock(frozen=False)
+    for move in (lambda: clock.freeze(True), lambda: clock.freeze(False), clock.restart, lambda: clock.advance(5)):
+        move()
+    assert clock.now_and_setbacks()[1] == 0
+    clock.set(clock.now() - 1)
+    clock.hold("a run", 60)
+    clock.release("a run")
+    clock.advance(1)
+    assert clock.now_and_setbacks()[1] == 1  # kept through a hold and its release, and moves on
+    clock.restart(let_go=True)  # back to real time from 4 s ahead: back again
+    assert clock.now_and_setbacks()[1] == 2
 
 
 def test_a_clock_move_that_nothing_can_have_expired_by_reads_no_task(app, api, clock, monkeypatch):

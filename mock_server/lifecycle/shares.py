@@ -19,6 +19,7 @@ RECORD_AGAIN_SECONDS = 0.5  # how often the record of a send made is tried again
 SHARE = 0.25  # of the pool's threads, the most that send to one target (scheme://host:port) at once
 SERVED_KEPT = 4096  # targets whose last turn is remembered; one forgotten goes first, as a new one does
 READ_AGAIN_SECONDS = 0.05  # a backlog is read again this soon at the soonest (and never sooner than ten reads' time)
+READ_AGAIN_LATEST = 1.0  # and this soon at the latest, however long a read takes
 Item = TypeVar("Item")
 
 
@@ -116,10 +117,11 @@ class Shares:
 class Backlog(Generic[Item]):
     """What a pool has to send, as last read from the store (`read()`, the items due), by target, each target's in
     the order read. It is read again when it is said to be out of date (`stale()`: the clock moved), and otherwise
-    once READ_AGAIN_SECONDS and ten times the last read's time have passed: a pass at every send's end takes from
-    what was read. Reading at each pass decoded every due task each time: 8,000 callbacks due at once took 157 s of
+    once READ_AGAIN_SECONDS and ten times the last read's time have passed (READ_AGAIN_LATEST at most: what comes due
+    as time runs, or by another worker's move, waits no longer): a pass at every send's end takes from what was
+    read. Reading at each pass decoded every due task each time: 8,000 callbacks due at once took 157 s of
     CPU to send, most of it in reads. An item sent meanwhile by another worker, or forgotten, is found so by its
-    claim."""
+    claim; one no longer due (the clock moved back) by the dispatcher's look at the clock before it."""
 
     def __init__(self, read: Callable[[], Iterable[Item]], target: Callable[[Item], str]):
         self._read, self._target = read, target
@@ -141,7 +143,7 @@ class Backlog(Generic[Item]):
                 queues.setdefault(self._target(item), deque()).append(item)
             self._queues = queues
             ended = time.monotonic()
-            self._next = ended + max(READ_AGAIN_SECONDS, 10 * (ended - started))
+            self._next = ended + min(max(READ_AGAIN_SECONDS, 10 * (ended - started)), READ_AGAIN_LATEST)
         return self._queues
 
 

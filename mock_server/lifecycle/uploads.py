@@ -59,9 +59,10 @@ class Uploader:
         claimed. As for callbacks (shares.py), a claim never waits in a queue while its lease runs out (it had, behind
         storage hosts that hang, and was then claimed and sent again), and a slow storage host holds a quarter of the
         threads at most, its backlog waiting behind other hosts."""
-        store, lease = self.ctx.store, self.lease_seconds
-        return self._shares.start(self._pool, self.backlog, lambda task: store.claim_upload(task.task_id, lease),
-                                  self.upload)
+        store, lease, clock = self.ctx.store, self.lease_seconds, self.ctx.clock
+        # due still: the backlog was read before the clock's last move, perhaps back by another worker
+        return self._shares.start(self._pool, self.backlog, lambda task: task.finish_at <= clock.now() and
+                                  store.claim_upload(task.task_id, lease), self.upload)
 
     def pending(self) -> int:
         """How many tasks' uploads due by the mock's clock are still to be made or under way."""

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 from flask import Flask, Response, request
 
 from ..lifecycle import trajectory
+from ..clock import MovableClock
 from ..lifecycle.speech import srt
 from ..media_out import results
 from ..store import new_id
@@ -84,7 +85,9 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
 def sweep(ctx: MockContext, removed: list[Task] | tuple[Task, ...] = ()) -> float:
     """Delete the files that only expired or `removed` tasks refer to (see media_out.results.sweep), unless nothing
     can have expired since the last sweep that read the tasks (media_out.results.Retention)."""
-    return ctx.retention.sweep(ctx.clock.now(), getattr(ctx.clock, "setbacks", None), removed)
+    clock = ctx.clock
+    now, setbacks = clock.now_and_setbacks() if isinstance(clock, MovableClock) else (clock.now(), None)
+    return ctx.retention.sweep(now, setbacks, removed)
 
 
 def _no_such_key() -> Response:
