@@ -378,6 +378,19 @@ def test_a_sweep_says_when_the_next_file_can_expire(app, api, clock):
     assert not ctx.blobs.path("media", task.photo).exists()
 
 
+def test_a_reset_of_everything_reads_the_names_of_the_files_not_every_task(app, api, clock, monkeypatch):
+    """A reset of everything decoded every task's record for the names of its files: 1.7 s on a SQLite store of
+    50,000 tasks. It reads the names alone (Store.media_refs), and the files go as before."""
+    ctx = app.extensions["ivh_mock"]
+    control = app.test_client()
+    _, report = finished(api, clock, TEXT_PAYLOAD)
+    assert control.get(path_of(report["MediaUrl"])).status_code == 200  # its video rendered
+    task = ctx.store.tasks()[0]
+    monkeypatch.setattr(ctx.store, "tasks", lambda *args, **kwargs: pytest.fail("every task's record was read"))
+    assert control.post("/__mock__/reset", json={}).status_code == 200
+    assert not ctx.blobs.path("media", task.photo).exists() and ctx.blobs.names("videos") == []
+
+
 def test_a_clock_counts_its_moves_back_and_nothing_else():
     """What the sweep's skip relies on: a freeze of a running clock had been counted a move back (the time read after
     the move had gone on), and a sweep that could be skipped read every task."""

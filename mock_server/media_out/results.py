@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 from PIL import Image
 
@@ -37,8 +37,22 @@ def job_of(blobs: Blobs, task: Task) -> Job:
     return job(task.payload, task.photo, size, task.audio, task.duration_ms, task.sentences)
 
 
+class Files(Protocol):
+    """The files a task refers to (a Task has them)."""
+    photo: str
+    audio: str
+    video: str
+
+
+class FilesOf(NamedTuple):
+    """The files of a task, its record not read (Store.media_refs)."""
+    photo: str
+    audio: str
+    video: str
+
+
 def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
-          removed: list[Task] | tuple[Task, ...] = (), kept_videos: set[str] | None = None) -> float:
+          removed: Sequence[Files] = (), kept_videos: set[str] | None = None) -> float:
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
     longer in the store, refer to, and every video no task refers to (a render that ended after its task was reset
     or removed wrote it, and nothing would ever have deleted it). Return when, on the mock's clock, the next file can
@@ -83,7 +97,7 @@ class Retention:
         self._last: tuple[Any, float, float, set[str]] | None = None  # setbacks, now, next expiry, videos kept
         self._lock = threading.Lock()
 
-    def sweep(self, now: float, setbacks: Any, removed: list[Task] | tuple[Task, ...] = ()) -> float:
+    def sweep(self, now: float, setbacks: Any, removed: Sequence[Files] = ()) -> float:
         """Sweep at `now` (`sweep`) unless nothing can have expired since the last sweep that read the tasks; return
         when the next file can expire."""
         with self._lock:
@@ -135,7 +149,7 @@ def _refs(store: Store, now: float, retention_seconds: float) -> tuple[Refs, Ref
     return expired, kept, next_due
 
 
-def _refs_of(tasks: Iterable[Task]) -> Refs:
+def _refs_of(tasks: Iterable[Files]) -> Refs:
     refs: Refs = {MEDIA: set(), VIDEOS: set()}
     for task in tasks:
         _add(refs, task.photo, task.audio, task.video)
