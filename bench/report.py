@@ -403,8 +403,8 @@ WHY = {
                  "later on 2026-11-29 on an AMD EPYC host after two rounds of work that added about a hundred tests "
                  "(2,096 against 1,999), took 220 s, 205 s of them the tests' (a run of the same tests in the "
                  "checkout, its bytecode compiled already, 188 s); a fresh clone of the final code soon after "
-                 "(one more test), timed by hand, 191 s, 176 s of them the tests': about the goal, on either side "
-                 "of it by the hour.",
+                 "(one more test), timed by hand, 191 s, 176 s of them the tests': over the goal in both, by 11 to 40 s "
+                 "as the machine's speed varies.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
