@@ -321,6 +321,11 @@ def test_the_delivery_log_gives_its_newest_entries_alone_oldest_first(store, mon
     assert [a.task_id for a in store.callbacks(limit=3)] == ["t2", "t3", "t4"]
     assert [a.task_id for a in store.callbacks(limit=99)] == [a.task_id for a in store.callbacks()] == \
         ["t0", "t1", "t2", "t3", "t4"]
+    # the newest by the mock's clock, whatever the order they were recorded in (the clock set back between): an
+    # account's last recorded are not its newest
+    late = store.add_task("b", lambda backlog_at: make_task("t5", appkey="b", seq=5, finish_at=5.0))
+    store.record_callback(attempt(late))
+    assert [a.task_id for a in store.callbacks(limit=1)] == ["t4"]
     if hasattr(store, "_db"):  # SQLite: what is read is what is given
         decoded = []
         real = sqlite_store.loads

@@ -127,9 +127,9 @@ class CallbackDispatcher:
         as there are free threads, so a claim never waits in a queue while its lease runs out; a quarter of the
         threads at most deliver to one target at once, and the targets with the fewest deliveries under way go first,
         so a slow target waits behind one that answers (lifecycle/shares.py)."""
-        store, lease, clock = self.ctx.store, self.lease_seconds, self.ctx.clock
+        store, lease, now = self.ctx.store, self.lease_seconds, self.ctx.clock.now()
         # due still: the backlog was read before the clock's last move, perhaps back by another worker
-        return self._shares.start(self._pool, self._backlog, lambda task: task.finish_at <= clock.now() and
+        return self._shares.start(self._pool, self._backlog, lambda task: task.finish_at <= now and
                                   store.claim_callback(task.task_id, lease),
                                   self.deliver, self._wake.set)  # a thread is free: take from the backlog again
 

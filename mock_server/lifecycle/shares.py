@@ -19,7 +19,7 @@ RECORD_AGAIN_SECONDS = 0.5  # how often the record of a send made is tried again
 SHARE = 0.25  # of the pool's threads, the most that send to one target (scheme://host:port) at once
 SERVED_KEPT = 4096  # targets whose last turn is remembered; one forgotten goes first, as a new one does
 READ_AGAIN_SECONDS = 0.05  # a backlog is read again this soon at the soonest (and never sooner than ten reads' time)
-READ_AGAIN_LATEST = 1.0  # and this soon at the latest, however long a read takes
+READ_AGAIN_LATEST = 1.0  # and this soon at the latest, unless a read takes half of it: then after two reads' time
 Item = TypeVar("Item")
 
 
@@ -143,7 +143,8 @@ class Backlog(Generic[Item]):
                 queues.setdefault(self._target(item), deque()).append(item)
             self._queues = queues
             ended = time.monotonic()
-            self._next = ended + min(max(READ_AGAIN_SECONDS, 10 * (ended - started)), READ_AGAIN_LATEST)
+            took = ended - started
+            self._next = ended + min(max(READ_AGAIN_SECONDS, 10 * took), max(READ_AGAIN_LATEST, 2 * took))
         return self._queues
 
 

@@ -59,9 +59,9 @@ class Uploader:
         claimed. As for callbacks (shares.py), a claim never waits in a queue while its lease runs out (it had, behind
         storage hosts that hang, and was then claimed and sent again), and a slow storage host holds a quarter of the
         threads at most, its backlog waiting behind other hosts."""
-        store, lease, clock = self.ctx.store, self.lease_seconds, self.ctx.clock
+        store, lease, now = self.ctx.store, self.lease_seconds, self.ctx.clock.now()
         # due still: the backlog was read before the clock's last move, perhaps back by another worker
-        return self._shares.start(self._pool, self.backlog, lambda task: task.finish_at <= clock.now() and
+        return self._shares.start(self._pool, self.backlog, lambda task: task.finish_at <= now and
                                   store.claim_upload(task.task_id, lease), self.upload)
 
     def pending(self) -> int:

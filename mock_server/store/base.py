@@ -469,8 +469,9 @@ class Store(Protocol):
         """Keep the outcome of a callback delivery and mark the task's callback sent, for good."""
 
     def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
-        """Return the delivery log of one appkey (or of all), oldest first: the newest `limit` entries of it, if
-        given (read alone: the log is kept until a reset, and a list of its last ten had read 50,000)."""
+        """Return the delivery log of one appkey (or of all), oldest first: the newest `limit` (1 or more) entries of
+        it, if given (read alone where the store can: the log is kept until a reset, and a list of its last ten had
+        read 50,000)."""
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         """Return tasks that owe uploads (`Task.uploads`), rendered by `now` (the mock's clock), whose outcome is not

@@ -400,11 +400,15 @@ class RedisStore:
                     continue
 
     def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
-        keys = [appkey] if appkey else self.appkeys()
-        first = 0 if limit is None else -limit  # each account's newest `limit`: the newest of all are among them
-        attempts = [loads(CallbackAttempt, text) for key in keys
-                    for text in self.redis.lrange(self._key("callbacks", key), first, -1)]
-        attempts = attempts if appkey else sorted(attempts, key=lambda attempt: attempt.at)
+        if appkey:  # one account's, in the order recorded: its newest `limit` are its last
+            first = 0 if limit is None else -limit
+            return [loads(CallbackAttempt, text)
+                    for text in self.redis.lrange(self._key("callbacks", appkey), first, -1)]
+        # of every account, by time: an account's last recorded are not its newest by the mock's clock (set back, or
+        # deliveries recorded out of the order they began), so each list is read whole
+        attempts = sorted((loads(CallbackAttempt, text) for key in self.appkeys()
+                           for text in self.redis.lrange(self._key("callbacks", key), 0, -1)),
+                          key=lambda attempt: attempt.at)
         return attempts[-limit:] if limit is not None else attempts
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
