@@ -397,6 +397,12 @@ def _enter(request: dict, output: list[int], first: str) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     tempfile.tempdir = None  # read from TMPDIR anew, as a new process would (the forking one may have read it)
+    configuration = sys.modules.get("hypothesis.configuration")
+    if configuration is not None:  # Hypothesis takes its folder (.hypothesis) in the folder it was imported in, once:
+        # the forking process's was a temporary one, gone since, and every run made it again (a folder left in the
+        # temporary directory by each run of the tests); this one's, as in a new process
+        setattr(configuration, "__hypothesis_home_directory_default", Path.cwd() / ".hypothesis")
+        configuration.set_hypothesis_home_dir(None)
     for fd, source in zip((0, 1, 2), (os.open(os.devnull, os.O_RDONLY), *output)):
         os.dup2(source, fd)
         os.close(source)

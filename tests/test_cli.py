@@ -113,6 +113,17 @@ def test_a_server_the_tests_fork_is_a_process_of_its_own_as_a_started_one_is(tmp
     assert (tmp_path / "data" / "ivh-mock.sqlite3").stat().st_size > 0
 
 
+def test_a_pytest_run_the_tests_fork_keeps_hypothesis_in_its_own_folder(tmp_path):
+    """Hypothesis takes its folder where it is imported, and the process forking pytest runs imports it in a
+    temporary folder, gone once it has: each run made it again, and left a folder in the temporary directory."""
+    (tmp_path / "test_where.py").write_text(
+        "from hypothesis.configuration import storage_directory\n"
+        "def test_where():\n    print('HOME', storage_directory().path)\n")
+    run = forked.run(["-q", "-s", "-p", "no:cacheprovider", "test_where.py"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout
+    assert f"HOME {tmp_path / '.hypothesis'}" in run.stdout
+
+
 def test_a_relative_sqlite_store_in_folders_not_made_yet_is_made_there(tmp_path):
     """`--store sqlite:new/deeper/db.sqlite3` (relative, its folders not there yet) held the start for good, at a
     whole core and before a word: looking for the outermost folder to make, it looked for the parent of "" for ever."""
