@@ -2492,6 +2492,7 @@ def test_request_bodies_held_at_once_are_bounded_and_what_each_held_comes_free(t
         first.close()
         until(lambda: proxy._held == 0, seconds=5)
         assert accepted(proxy, 1100)  # 100 free, and the bound
+        until(lambda: proxy._held == 0, seconds=5)  # (once its exchange has ended, just after its answer)
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as gone:
             gone.sendall(head(1100) + body(1100)[:1010])
             until(lambda: proxy._held == 1000, seconds=5)
