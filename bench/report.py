@@ -402,9 +402,9 @@ WHY = {
                  "is left is whole processes, each showing something the others do not. The run recorded above, "
                  "later on 2026-11-29 on an AMD EPYC host after two rounds of work that added about a hundred tests "
                  "(2,096 against 1,999), took 220 s, 205 s of them the tests' (a run of the same tests in the "
-                 "checkout, its bytecode compiled already, 188 s); a fresh clone of the final code soon after "
-                 "(one more test), timed by hand, 191 s, 176 s of them the tests': over the goal in both, by 11 to 40 s "
-                 "as the machine's speed varies.",
+                 "checkout, its bytecode compiled already, 188 s); fresh clones of that stop's last code, timed by "
+                 "hand, took 191, 188 and 177 s (163 to 176 s of them the tests'): at the goal, over or under it by "
+                 "the hour.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
