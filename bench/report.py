@@ -400,9 +400,9 @@ WHY = {
                  "the last (the loop at 0.73 to 1.11 s throughout); 178 s with all of them, at an hour of middling "
                  "speed (the loop at 0.88 and 0.86 s, where the 191 s of 2026-11-28 had it at 0.82 and 0.83). What "
                  "is left is whole processes, each showing something the others do not. The run recorded above, "
-                 "later on 2026-11-29 on an AMD EPYC host after two rounds of work that added about a hundred tests "
+                 "later on 2026-11-29 on an AMD EPYC host, with about a hundred tests more "
                  "(2,096 against 1,999), took 220 s, 205 s of them the tests' (a run of the same tests in the "
-                 "checkout, its bytecode compiled already, 188 s); fresh clones of that stop's last code, timed by "
+                 "checkout, its bytecode compiled already, 188 s); fresh clones of the day's last code, timed by "
                  "hand, took 191, 188 and 177 s (163 to 176 s of them the tests'): at the goal, over or under it by "
                  "the hour.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
