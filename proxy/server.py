@@ -229,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
         or the app hung up."""
         while length:
             piece = min(length, READ_PIECE)
-            counted = min(piece, self.received + piece - READ_PIECE)  # the first READ_PIECE bytes are not
+            counted = min(piece, self.received + piece - READ_PIECE)  # past the body's first READ_PIECE bytes
             if counted > 0 and not self._hold(counted):
                 return False
             data = self.rfile.read(piece)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from PIL import Image
 
@@ -37,27 +37,28 @@ def job_of(blobs: Blobs, task: Task) -> Job:
     return job(task.payload, task.photo, size, task.audio, task.duration_ms, task.sentences)
 
 
-class Files(Protocol):
-    """The files a task refers to (a Task has them)."""
-    photo: str
-    audio: str
-    video: str
-
-
 class FilesOf(NamedTuple):
-    """The files of a task, its record not read (Store.media_refs)."""
+    """The files of a task, its record not read (Store.media_refs): what a sweep needs of a removed task."""
     photo: str
     audio: str
     video: str
 
 
-def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
-          removed: Sequence[Files] = (), kept_videos: set[str] | None = None) -> float:
+Removed = Sequence[Task | FilesOf]  # the tasks a reset removed, or their files
+
+
+def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float, removed: Removed = ()) -> float:
     """Delete the files (inputs and rendered videos) that only tasks past their retention, or `removed` tasks no
     longer in the store, refer to, and every video no task refers to (a render that ended after its task was reset
     or removed wrote it, and nothing would ever have deleted it). Return when, on the mock's clock, the next file can
     expire: no sweep before then can delete anything (a task accepted later finishes later still, unless the clock is
-    set back). The videos the tasks kept are added to `kept_videos`, if given."""
+    set back)."""
+    return _swept(store, blobs, now, retention_seconds, removed)[0]
+
+
+def _swept(store: Store, blobs: Blobs, now: float, retention_seconds: float,
+           removed: Removed) -> tuple[float, set[str]]:
+    """`sweep`, returning also the videos the stored tasks keep."""
     gone = _refs_of(removed)
     expired, kept, next_due = _refs(store, now, retention_seconds)
     # every video on disk that no task keeps goes, an expired task's among them: one not on disk is gone already (a
@@ -65,9 +66,7 @@ def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
     candidates = {MEDIA: gone[MEDIA] | expired[MEDIA], VIDEOS: gone[VIDEOS].union(blobs.names(VIDEOS))}
     aside = [(kind, name) for kind in KINDS for name in candidates[kind] - kept[kind] if blobs.set_aside(kind, name)]
     if not aside:
-        if kept_videos is not None:
-            kept_videos.update(kept[VIDEOS])
-        return next_due
+        return next_due, kept[VIDEOS]
     # a submission may have stored a task that refers to one since the tasks were read (it took its media in, a file
     # kept already, before): read again, and put back what one refers to now (Blobs.set_aside)
     _, kept, next_due = _refs(store, now, retention_seconds)
@@ -79,9 +78,7 @@ def sweep(store: Store, blobs: Blobs, now: float, retention_seconds: float,
             deleted += blobs.drop_aside(kind, name)
     if deleted:
         log.info("retention: deleted %d files", deleted)
-    if kept_videos is not None:
-        kept_videos.update(kept[VIDEOS])
-    return next_due
+    return next_due, kept[VIDEOS]
 
 
 class Retention:
@@ -97,7 +94,7 @@ class Retention:
         self._last: tuple[Any, float, float, set[str]] | None = None  # setbacks, now, next expiry, videos kept
         self._lock = threading.Lock()
 
-    def sweep(self, now: float, setbacks: Any, removed: Sequence[Files] = ()) -> float:
+    def sweep(self, now: float, setbacks: Any, removed: Removed = ()) -> float:
         """Sweep at `now` (`sweep`) unless nothing can have expired since the last sweep that read the tasks; return
         when the next file can expire."""
         with self._lock:
@@ -105,8 +102,7 @@ class Retention:
         if not removed and last is not None and last[0] == setbacks and last[1] <= now < last[2] \
                 and last[3].issuperset(self.blobs.names(VIDEOS)):
             return last[2]
-        kept: set[str] = set()
-        next_due = sweep(self.store, self.blobs, now, self.retention_seconds, removed, kept_videos=kept)
+        next_due, kept = _swept(self.store, self.blobs, now, self.retention_seconds, removed)
         with self._lock:
             self._last = (setbacks, now, next_due, kept)
         return next_due
@@ -149,7 +145,7 @@ def _refs(store: Store, now: float, retention_seconds: float) -> tuple[Refs, Ref
     return expired, kept, next_due
 
 
-def _refs_of(tasks: Iterable[Files]) -> Refs:
+def _refs_of(tasks: Removed) -> Refs:
     refs: Refs = {MEDIA: set(), VIDEOS: set()}
     for task in tasks:
         _add(refs, task.photo, task.audio, task.video)

@@ -13,13 +13,13 @@ import os
 import re
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from flask import Flask, Response, request
 
-from ..lifecycle import trajectory
 from ..clock import MovableClock
+from ..lifecycle import trajectory
 from ..lifecycle.speech import srt
 from ..media_out import results
 from ..store import new_id
@@ -82,7 +82,7 @@ def _available(ctx: MockContext, task_id: str) -> Task | None:
     return task
 
 
-def sweep(ctx: MockContext, removed: Sequence[results.Files] = ()) -> float:
+def sweep(ctx: MockContext, removed: results.Removed = ()) -> float:
     """Delete the files that only expired or `removed` tasks refer to (see media_out.results.sweep), unless nothing
     can have expired since the last sweep that read the tasks (media_out.results.Retention)."""
     clock = ctx.clock
