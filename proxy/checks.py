@@ -215,7 +215,8 @@ class TaskTrail:
     """What was seen of one task, in order: (time, Status, Progress, ArrayCount, Duration, MediaUrl)."""
 
     task_id: str
-    submitted_at: float | None = None
+    submitted_at: float | None = None  # when its submission was answered
+    sent_at: float | None = None  # when its submission was sent (a clock moved from then on may have moved the task)
     seen: list[tuple[float, Any, Any, Any, Any, Any]] = field(default_factory=list)
     callback: dict[str, Any] | None = None
 
@@ -236,8 +237,9 @@ class Lifecycle:
             self.tasks[task_id] = TaskTrail(task_id)
         return self.tasks[task_id]
 
-    def submitted(self, task_id: str, at: float) -> None:
-        self.trail(task_id).submitted_at = at
+    def submitted(self, task_id: str, at: float, sent: float | None = None) -> None:
+        trail = self.trail(task_id)
+        trail.submitted_at, trail.sent_at = at, at if sent is None else sent
 
     def observe(self, task_id: str, payload: dict[str, Any], at: float) -> list[Finding]:
         """Take one successful getprogress answer of `task_id` and return what it breaks."""

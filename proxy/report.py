@@ -158,7 +158,7 @@ def _follow(lifecycle: Lifecycle, record: dict[str, Any]) -> list[Finding]:
     if task_id is None:
         return []
     if operation == "phototovideonotrain":
-        lifecycle.submitted(task_id, at + took)
+        lifecycle.submitted(task_id, at + took, sent=at)
         return []
     return lifecycle.observe(task_id, payload, at + took / 2)
 
