@@ -28,6 +28,12 @@ SHADOWS = {  # an app's own modules with the names the package used to install a
 }
 
 
+def uv(args: list[str], temp: Path, **kwargs) -> subprocess.CompletedProcess:
+    """Run uv with its temporary files in `temp`: a build leaves a lock file behind in the temporary folder, one
+    more in /tmp at every run of the tests."""
+    return subprocess.run([UV, *args], env={**os.environ, "TMPDIR": str(temp)}, **kwargs)
+
+
 def source_copy(tmp_path: Path) -> Path:
     """A copy of the project's sources to build from: a build writes into its source tree (build/, *.egg-info),
     so two builds of the checkout at once, from two test workers, would trip over each other."""
@@ -42,8 +48,8 @@ def source_copy(tmp_path: Path) -> Path:
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     source = source_copy(tmp_path_factory.mktemp("wheel-source"))
-    subprocess.run([UV, "build", "--wheel", "--quiet", "--out-dir", str(out), str(source)],
-                   check=True, capture_output=True, timeout=300)
+    uv(["build", "--wheel", "--quiet", "--out-dir", str(out), str(source)], tmp_path_factory.mktemp("uv"),
+       check=True, capture_output=True, timeout=300)
     return next(out.glob("ivh_mock-*.whl"))
 
 
@@ -55,8 +61,8 @@ def installed(wheel, tmp_path_factory):
     # without a pip of its own (installing one was a sixth of this fixture's time): uv installs into it, and, as
     # pip's --no-compile, leaves the tests to compile what they import, not every module of every dependency (D65)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    install = subprocess.run([UV, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                              f"{wheel}[contract]"], capture_output=True, text=True, timeout=600)
+    install = uv(["pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"{wheel}[contract]"],
+                 tmp_path_factory.mktemp("uv"), capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
     app = home / "app"
     for name, text in SHADOWS.items():
@@ -166,8 +172,8 @@ def test_the_suite_says_once_that_credentials_are_missing(installed):
 
 def test_the_layer_rules_hold_in_what_ships(wheel, tmp_path):
     site = tmp_path / "site"
-    subprocess.run([UV, "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], check=True,
-                   capture_output=True, timeout=300)
+    uv(["pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)], tmp_path, check=True,
+       capture_output=True, timeout=300)
     env = {**os.environ, "PYTHONPATH": str(site)}
     lint = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config",
                            str(ROOT / ".importlinter"), "--no-cache"], cwd=site, env=env, capture_output=True,
@@ -189,8 +195,8 @@ def test_the_layer_rules_hold_in_what_ships(wheel, tmp_path):
 
 
 def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
-    build = subprocess.run([UV, "build", "--sdist", "--quiet", "--out-dir", str(tmp_path), str(source_copy(tmp_path))],
-                           capture_output=True, text=True, timeout=300)
+    build = uv(["build", "--sdist", "--quiet", "--out-dir", str(tmp_path), str(source_copy(tmp_path))], tmp_path,
+               capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     [archive] = tmp_path.glob("ivh_mock-*.tar.gz")
     with tarfile.open(archive) as sdist:
@@ -201,10 +207,10 @@ def test_the_sdist_carries_what_its_own_tests_need(tmp_path):
         assert needed in names, f"{needed} missing from the sdist"
 
 
-def test_uv_lock_is_what_pyproject_toml_resolves_to():
+def test_uv_lock_is_what_pyproject_toml_resolves_to(tmp_path):
     """`make` installs .venv from uv.lock (D65); one that pyproject.toml has outgrown is resolved again at every fresh
     install, asking the package index about each package, which uv.lock is there to spare."""
-    check = subprocess.run([UV, "lock", "--locked", "--offline"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    check = uv(["lock", "--locked", "--offline"], tmp_path, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, f"uv.lock is out of date with pyproject.toml (run `uv lock`): {check.stderr[-2000:]}"
 
 
