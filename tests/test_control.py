@@ -534,6 +534,24 @@ def test_tasks_list_and_detail(api, control, clock):
     assert control.get("/__mock__/tasks/" + "0" * 32).status_code == 404
 
 
+def test_a_tasks_page_reads_its_delivery_alone(mock, api, control, clock, monkeypatch):
+    """It read its account's whole delivery log, kept until a reset, to find the one of its task."""
+    from dataclasses import asdict
+
+    from ivh_mock.mock_server.store import CallbackAttempt
+
+    task_id = submit(api, text(CallbackUrl="http://127.0.0.1:9/hook"))
+    other = submit(api, text(CallbackUrl="http://127.0.0.1:9/hook"))
+    clock.advance(60)
+    store = mock.extensions["ivh_mock"].store
+    deliveries = [CallbackAttempt(task_id=made, appkey="test-app", url="http://127.0.0.1:9/hook", at=clock.now(),
+                                  body={"Payload": {"TaskId": made}}, status=200) for made in (task_id, other)]
+    for delivery in deliveries:
+        store.record_callback(delivery)
+    monkeypatch.setattr(store, "callbacks", lambda *args, **kwargs: pytest.fail("read the account's whole log"))
+    assert control.get(f"/__mock__/tasks/{task_id}").json["callbacks"] == [asdict(deliveries[0])]
+
+
 def test_the_request_journal_shows_each_verdict(api, control):
     submit(api, text())
     api.call("phototovideonotrain", text(DriverType="Txt"))

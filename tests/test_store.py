@@ -334,6 +334,34 @@ def test_the_delivery_log_gives_its_newest_entries_alone_oldest_first(store, mon
         assert len(decoded) == 2
 
 
+def test_a_tasks_delivery_is_read_alone_and_forgotten_with_its_task(store, store_spec, monkeypatch):
+    """A task's page (GET /__mock__/tasks/<id>) read its account's whole delivery log for its one delivery: 50,000
+    of them decoded for each look at one task."""
+    tasks = [store.add_task(appkey, lambda backlog_at, n=n, appkey=appkey: make_task(
+        f"t{n}", appkey=appkey, seq=n, finish_at=float(10 + n))) for n, appkey in enumerate("abaa")]
+    for task in tasks[:3]:
+        store.record_callback(attempt(task))
+    assert [store.callback_of(task.task_id) for task in tasks] == [*map(attempt, tasks[:3]), None]
+    assert store.callback_of("nope") is None
+    again = replace(attempt(tasks[0]), status=500)  # a lapsed claim's holder recorded one as well
+    store.record_callback(again)
+    assert store.callback_of("t0") == again
+    if hasattr(store, "_db"):  # SQLite: the one record is what is decoded
+        decoded = []
+        real = sqlite_store.loads
+        monkeypatch.setattr(sqlite_store, "loads", lambda kind, text: decoded.append(kind) or real(kind, text))
+        assert store.callback_of("t2") == attempt(tasks[2]) and decoded == [CallbackAttempt]
+    if store_spec.startswith("redis"):  # a store whose logs were written before tasks kept their own delivery
+        store.redis.delete(*(store._key("callback", task.task_id) for task in tasks), store._key("callbacks-by-task"))
+        store.redis.delete(store._key("task", "t2"))  # a task gone: its entry is not taken up
+        reopened = open_store(store_spec)
+        assert [reopened.callback_of(task_id) for task_id in ("t0", "t1", "t2")] == [again, attempt(tasks[1]), None]
+    store.reset("a")
+    assert store.callback_of("t0") is None and store.callback_of("t1") == attempt(tasks[1])
+    store.reset()
+    assert store.callback_of("t1") is None
+
+
 def test_a_callback_sent_while_its_task_was_reset_stays_forgotten(store):
     """A callback delivered during a reset was recorded after it: the forgotten account came back in the listings,
     and on Redis its log survived every later reset (its appkey was in no set a reset reads)."""

@@ -33,9 +33,9 @@ LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's 
 SEEN_ACCOUNTS, SEEN_TASKS = 10_000, 1_000
 UNSEEN = object()  # what this process has not read yet: the clock's text, an account's settings
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
-SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes")
+SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes", "callbacks-by-task")
 ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
-TASK_KEYS = ("task", "lease", "upload", "upload-lease")
+TASK_KEYS = ("task", "lease", "upload", "upload-lease", "callback")
 # The journal: a list per appkey, `journal-order` names the appkey of every entry from the oldest, and
 # `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
 # KEYS: the appkey's list, journal-order, journal-bytes, appkeys; ARGV: entry, appkey, authenticated (1/0),
@@ -59,6 +59,25 @@ local function record(list, order, bytes, appkeys, entry, appkey, authenticated,
 end
 """
 RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))"
+# A task's delivery is kept under the task's own key (`callback:ID`) as well as in its account's log, so that a task's
+# page reads it alone (it had read the account's whole log). A store whose logs were written before (no
+# `callbacks-by-task` key) is given those keys once, in one script, as it is opened (again after a reset of
+# everything, which deletes that key: a task's key holds the last entry of its in the log, so that changes nothing).
+# KEYS: callbacks-by-task; ARGV: the prefix.
+INDEX_CALLBACKS = """
+if redis.call('SET', KEYS[1], '1', 'NX') == false then return 0 end
+local prefix, indexed = ARGV[1], 0
+for _, appkey in ipairs(redis.call('SMEMBERS', prefix .. 'appkeys')) do
+  for _, entry in ipairs(redis.call('LRANGE', prefix .. 'callbacks:' .. appkey, 0, -1)) do
+    local task_id = cjson.decode(entry)['task_id']
+    if type(task_id) == 'string' and redis.call('EXISTS', prefix .. 'task:' .. task_id) == 1 then
+      redis.call('SET', prefix .. 'callback:' .. task_id, entry)
+      indexed = indexed + 1
+    end
+  end
+end
+return indexed
+"""
 # A reset, in one script each, so that no request's write lands between what the reset reads and what it deletes (a
 # task written meanwhile would outlive its account's list and backlog: unseen by the account's quotas, its callback
 # never due). Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on
@@ -174,6 +193,7 @@ class RedisStore:
         self._read_ahead = self.redis.register_script(READ_AHEAD)
         self._write_task = self.redis.register_script(WRITE_TASK)
         self._record_checked = self.redis.register_script(RECORD_CHECKED)
+        self.redis.register_script(INDEX_CALLBACKS)(keys=[self._key("callbacks-by-task")], args=[self.prefix])
         # What this process last read or wrote of what API requests read ahead: the clock's text, each account's
         # settings' text and (newest task, number of tasks, backlog's text), each task's record. A request answers from
         # these; its write checks them (read_ahead).
@@ -368,9 +388,14 @@ class RedisStore:
     def record_callback(self, attempt: CallbackAttempt) -> None:
         # the log entry and "sent" land together, and only while the task is there: one reset meanwhile stays
         # forgotten (its log had survived every later reset, under an appkey no set a reset reads held)
-        self._while_task_is_there(attempt.task_id, lambda pipe: pipe.rpush(self._key("callbacks", attempt.appkey),
-                                                                           dumps(attempt)),
-                                  lambda pipe: pipe.zrem(self._key("due"), attempt.task_id))
+        # (and under the task's own key, which its page reads)
+        text = dumps(attempt)
+
+        def write(pipe: Any) -> None:
+            pipe.rpush(self._key("callbacks", attempt.appkey), text)
+            pipe.set(self._key("callback", attempt.task_id), text)
+
+        self._while_task_is_there(attempt.task_id, write, lambda pipe: pipe.zrem(self._key("due"), attempt.task_id))
 
     def _while_task_is_there(self, task_id: str, write: Callable[[Any], Any], anyway: Callable[[Any], Any]) -> None:
         """In one MULTI/EXEC, `write` if the task is stored, and `anyway`; made again should a reset (or anything)
@@ -410,6 +435,10 @@ class RedisStore:
                            for text in self.redis.lrange(self._key("callbacks", key), 0, -1)),
                           key=lambda attempt: attempt.at)
         return attempts[-limit:] if limit is not None else attempts
+
+    def callback_of(self, task_id: str) -> CallbackAttempt | None:
+        text = self.redis.get(self._key("callback", task_id))
+        return loads(CallbackAttempt, text) if text else None
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         ids = self.redis.zrangebyscore(self._key("owed"), "-inf", now)

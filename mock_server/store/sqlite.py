@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS accounts (appkey TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, at REAL NOT NULL,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS callbacks_by_account ON callbacks (appkey, id);
+CREATE INDEX IF NOT EXISTS callbacks_by_task ON callbacks (json_extract(record, '$.task_id'), id);
 CREATE TABLE IF NOT EXISTS settings (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, finish_at REAL,
     lease_until REAL NOT NULL DEFAULT 0, record TEXT);
@@ -352,6 +353,11 @@ class SqliteStore:
             rows = self._db().execute("SELECT record FROM callbacks WHERE appkey = ? ORDER BY id DESC LIMIT ?",
                                       (appkey, newest))
         return [loads(CallbackAttempt, row[0]) for row in rows][::-1]
+
+    def callback_of(self, task_id: str) -> CallbackAttempt | None:
+        row = self._db().execute("SELECT record FROM callbacks WHERE json_extract(record, '$.task_id') = ? "
+                                 "ORDER BY id DESC LIMIT 1", (task_id,)).fetchone()  # (callbacks_by_task)
+        return None if row is None else loads(CallbackAttempt, row[0])
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         rows = self._db().execute("SELECT t.record FROM uploads u JOIN tasks t ON t.task_id = u.task_id "
