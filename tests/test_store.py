@@ -354,6 +354,7 @@ def test_a_tasks_delivery_is_read_alone_and_forgotten_with_its_task(store, store
     if store_spec.startswith("redis"):  # a store whose logs were written before tasks kept their own delivery
         store.redis.delete(*(store._key("callback", task.task_id) for task in tasks), store._key("callbacks-by-task"))
         store.redis.delete(store._key("task", "t2"))  # a task gone: its entry is not taken up
+        store.redis.rpush(store._key("callbacks", "a"), "{not json", "[]")  # nor one that is no delivery
         reopened = open_store(store_spec)
         assert [reopened.callback_of(task_id) for task_id in ("t0", "t1", "t2")] == [again, attempt(tasks[1]), None]
     store.reset("a")

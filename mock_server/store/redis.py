@@ -69,7 +69,8 @@ if redis.call('SET', KEYS[1], '1', 'NX') == false then return 0 end
 local prefix, indexed = ARGV[1], 0
 for _, appkey in ipairs(redis.call('SMEMBERS', prefix .. 'appkeys')) do
   for _, entry in ipairs(redis.call('LRANGE', prefix .. 'callbacks:' .. appkey, 0, -1)) do
-    local task_id = cjson.decode(entry)['task_id']
+    local read, attempt = pcall(cjson.decode, entry)  -- (an entry cjson cannot read stays in the log alone)
+    local task_id = read and type(attempt) == 'table' and attempt['task_id']
     if type(task_id) == 'string' and redis.call('EXISTS', prefix .. 'task:' .. task_id) == 1 then
       redis.call('SET', prefix .. 'callback:' .. task_id, entry)
       indexed = indexed + 1
