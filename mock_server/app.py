@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 from typing import Any, Mapping
 
@@ -42,14 +43,15 @@ PATH_SHOWN = 200  # characters of a path that no route takes quoted in the answe
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store | str | None = None,
-               clock: Clock | None = None) -> Flask:
+               clock: Clock | None = None, scratch_in: str | os.PathLike[str] | None = None) -> Flask:
     """Build a mock: `config` (a Config or a mapping of its fields), a store (a Store, or its URL as `config.store`
     takes it: memory, sqlite:PATH, redis://...; default: `config.store`) and a clock
     (default: a StoredClock, kept in the store and running in step with real time, which the control API can freeze,
     set and advance for every worker sharing the store).
 
     With `config.background` (the default) a callback dispatcher thread runs; `stop_app(app)` stops it, as a stop
-    should, and removes the scratch folder the app made when no `data_dir` was given."""
+    should, and removes the scratch folder the app made when no `data_dir` was given (in `scratch_in`, else in the
+    system's temporary folder)."""
     if not isinstance(config, Config):
         config = Config.from_mapping(config)
     contract = spec_module.load(config.spec_dir)
@@ -71,7 +73,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None, *, store: Store
         profile = contract.profile(config.profile)
     except KeyError as error:
         raise ValueError(f"profile: {error.args[0]}") from None
-    scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", ignore_cleanup_errors=True)
+    scratch = None if config.data_dir else tempfile.TemporaryDirectory(prefix="ivh-mock-", dir=scratch_in,
+                                                                       ignore_cleanup_errors=True)
     try:  # a refused start leaves no scratch folder (a ResourceWarning, and the folder itself should the process die)
         blobs = Blobs(config.data_dir or scratch.name)
         if store is None or isinstance(store, str):  # a store's URL, as config.store and `ivh-mock serve --store` take

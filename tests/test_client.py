@@ -5,6 +5,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import sys
 import threading
@@ -1083,6 +1084,52 @@ def test_the_fixture_uploads_bytes_not_text(ivh_mock):
     with pytest.raises(TypeError, match="^upload takes the file's bytes, got str$"):
         ivh_mock.upload("not bytes", "x.jpg")
     assert ivh_mock.upload(bytearray(b"bytes"), "x.bin").endswith("/x.bin")
+
+
+def test_the_fixtures_scratch_folder_is_in_the_runs_temporary_folder(ivh_mock, tmp_path_factory):
+    """It was in the system's temporary folder, where a test process that died (a timeout's os._exit, a crashed
+    xdist worker) left it for good; pytest removes its runs' folders by itself."""
+    scratch = Path(ivh_mock.app.extensions["ivh_mock_scratch"].name)
+    assert scratch.parent == tmp_path_factory.getbasetemp() and scratch.name.startswith("ivh-mock-")
+
+
+def test_a_sigterm_handler_the_test_sets_outlives_the_fixtures_own():
+    """The fixture's teardown put SIGTERM back to its default, whatever the test had set meanwhile: an app's own
+    handler (its graceful stop) was gone for the rest of the run."""
+    from ivh_mock.mock_server.serving.pytest_plugin import _terminated_as_interrupted
+
+    def graceful(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with _terminated_as_interrupted():
+            assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler  # (the test's main thread)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        with _terminated_as_interrupted():
+            signal.signal(signal.SIGTERM, graceful)
+        assert signal.getsignal(signal.SIGTERM) is graceful
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stop_cut_short_still_ends_the_mocks_threads_and_removes_its_scratch_folder(monkeypatch):
+    """A test's timeout that fired while the stop waited for a callback's delivery (pytest-timeout's signal method
+    counts the teardown) left the dispatcher's threads running and the scratch folder in place to the end of the
+    process: the stop, marked done as it began, was never made again."""
+    mock = MockServer()
+    scratch = Path(mock.app.extensions["ivh_mock_scratch"].name)
+    dispatcher = mock.app.extensions["ivh_mock_dispatcher"]
+
+    def timed_out(seconds):
+        raise TimeoutError("the test's time ran out")
+
+    monkeypatch.setattr(dispatcher, "delivered", timed_out)
+    with pytest.raises(TimeoutError):
+        mock.stop()
+    assert not scratch.exists()
+    assert not [thread.name for thread in threading.enumerate() if thread.name == "ivh-callback-dispatcher"
+                and thread.is_alive()]
 
 
 def test_a_mock_stopped_while_answering_a_client_that_gave_up_leaves_no_scratch_folder(monkeypatch):

@@ -34,13 +34,23 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture
-def ivh_mock():
+def ivh_mock(request):
     """A fresh mock on a free loopback port (a `MockServer`: in-memory store, frozen virtual clock), stopped after
     the test: `base_url`, `advance(seconds)`, `now()`, `client(appkey)`, `tasks()`, `callbacks()`, `reset()`, ..."""
     from .testing import MockServer  # imported on use, so installing the plugin costs other test runs nothing
 
-    with _terminated_as_interrupted(), MockServer() as server:
+    with _terminated_as_interrupted(), MockServer(scratch_in=_base_temp(request)) as server:
         yield server
+
+
+def _base_temp(request) -> str | None:
+    """The run's temporary folder (pytest's basetemp, of which pytest keeps the last few runs'), for the mock's
+    scratch folder: a process that died in a test (a timeout's os._exit, a crashed xdist worker) had left it in the
+    system's temporary folder for good. None where pytest's tmp_path plugin is turned off (-p no:tmpdir)."""
+    try:
+        return str(request.getfixturevalue("tmp_path_factory").getbasetemp())
+    except pytest.FixtureLookupError:
+        return None
 
 
 @pytest.fixture
@@ -65,13 +75,14 @@ def ivh_callback_receiver():
 @contextlib.contextmanager
 def _terminated_as_interrupted() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does: pytest then tears the fixtures down. It had
-    killed the run where it stood, leaving the mock's scratch folder behind. A handler of the run's own stays, and
-    one can be set only in the main thread."""
+    killed the run where it stood, leaving the mock's scratch folder behind. A handler of the run's own stays, set
+    before the block or within it, and one can be set only in the main thread."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    finally:  # unless the test set one of its own meanwhile (an app's graceful stop), which stays
+        if signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -59,12 +59,12 @@ class MockServer:
     Use as a context manager, or call `stop()`. The inspection methods return what the control API returns."""
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, clock: VirtualClock | None = None,
-                 store: Store | None = None, host: str = "127.0.0.1"):
+                 store: Store | None = None, host: str = "127.0.0.1", scratch_in: str | os.PathLike[str] | None = None):
         self.clock = clock or VirtualClock(frozen=True)
         config = dict(config or {})
         if not is_loopback(host) and config.get("control_token") is None:
             config["control_token"] = secrets.token_urlsafe(18)  # beyond loopback it is never open, as with serve
-        self.app = create_app(config, store=store or MemoryStore(), clock=self.clock)
+        self.app = create_app(config, store=store or MemoryStore(), clock=self.clock, scratch_in=scratch_in)
         self.ctx = self.app.extensions["ivh_mock"]
         self._control = self.app.test_client()
         if self.ctx.config.control_token is not None:  # the inspection and control methods carry it
@@ -191,12 +191,14 @@ class MockServer:
         if self._stopped:
             return
         self._stopped = True
-        self._serving.stop()
-        # the requests under way end first (one whose client gave up goes on): one that wrote a file after its scratch
-        # folder was removed made the folder again, left behind, a file in it
-        self._serving.server.underway.wait(UNDERWAY_SECONDS)
-        self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds)
-        stop_app(self.app)
+        try:
+            self._serving.stop()
+            # the requests under way end first (one whose client gave up goes on): one that wrote a file after its
+            # scratch folder was removed made the folder again, left behind, a file in it
+            self._serving.server.underway.wait(UNDERWAY_SECONDS)
+            self.app.extensions["ivh_mock_dispatcher"].delivered(self.ctx.config.callback_timeout_seconds)
+        finally:  # a wait cut short (a test's timeout that fires in its teardown) had left the mock's threads running
+            stop_app(self.app)  # and its scratch folder in place to the end of the process, nobody to stop them
 
     def __enter__(self) -> MockServer:
         return self
