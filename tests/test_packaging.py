@@ -1,6 +1,7 @@
 """The package as users get it: a wheel with one import name, installed beside somebody else's app, its pytest
 plugins and contract suite working from any folder, and the layer rules of docs/ARCHITECTURE.md kept by what ships."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -306,6 +308,39 @@ def test_sigterm_during_a_test_of_the_fixture_stops_its_mock_and_removes_its_scr
     run = forked.run(["-q", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path, timeout=60)
     assert run.returncode == 2 and "KeyboardInterrupt" in run.stdout, (run.returncode, run.stdout[-3000:])
     assert not Path(note.read_text()).exists()
+
+
+def test_sigterm_to_an_xdist_runs_process_group_ends_it_as_ctrl_c_does(tmp_path):
+    """A CI job's timeout signals the whole process group: under pytest-xdist the controller, which runs no test and
+    so had no handler, died at once (exit status -15), and its workers, their tests interrupted, raised tracebacks at
+    a controller gone. Now the controller takes SIGTERM as Ctrl-C once a worker's mock serves."""
+    (tmp_path / "test_long.py").write_text(textwrap.dedent(f"""
+        import os, time
+
+        def test_long(ivh_mock, worker_id):
+            with open({str(tmp_path)!r} + "/scratch-" + worker_id, "w") as note:
+                note.write(ivh_mock.app.extensions["ivh_mock_scratch"].name)
+            time.sleep(60)
+
+        test_long_too = test_long
+    """), encoding="utf-8")
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", str(tmp_path)],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        notes = [tmp_path / "scratch-gw0", tmp_path / "scratch-gw1"]
+        deadline = time.monotonic() + 120
+        while not all(note.exists() and note.read_text() for note in notes):
+            assert time.monotonic() < deadline and run.poll() is None, run.stdout.read()[-3000:]
+            time.sleep(0.1)
+        os.killpg(run.pid, signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 2 and "KeyboardInterrupt" in out, (run.returncode, out[-3000:])
+    assert "Traceback" not in out and "cannot send" not in out, out[-3000:]
+    assert not [note.read_text() for note in notes if Path(note.read_text()).exists()]  # both mocks stopped
 
 
 def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):

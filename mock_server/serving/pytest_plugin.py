@@ -9,7 +9,8 @@ Each test gets its own server, so the fixtures work under pytest-xdist as they a
 `ivh_mock` never imports the mock (nor one whose tests that do are deselected, `-k`, `-m`); one that does imports it
 and reads the spec once, after collection, rather than in the first test's setup. While a test's mock serves,
 SIGTERM (a CI job's timeout) ends the run as Ctrl-C does, so that the mock is stopped and its scratch folder removed
-(unless the run has a SIGTERM handler of its own).
+(unless the run has a SIGTERM handler of its own); under pytest-xdist, the controller does likewise once a worker's
+mock has served.
 """
 
 from __future__ import annotations
@@ -21,6 +22,44 @@ import uuid
 from typing import Iterator
 
 import pytest
+
+
+SERVED = "ivh_mock_served"  # on the setup report of a test whose mock serves: a pytest-xdist worker's reach the run's
+# controlling process, which then takes SIGTERM as Ctrl-C too
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the run's own process (under xdist, the controller, which runs no test)
+        config.pluginmanager.register(_ControllerInterruptedBySigterm(), "ivh_mock_controller_sigterm")
+
+
+@pytest.hookimpl(hookwrapper=True)  # (the old style, which every pytest an app may have takes)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "setup" and "ivh_mock" in getattr(item, "fixturenames", ()) and hasattr(item.config, "workerinput"):
+        setattr(outcome.get_result(), SERVED, True)
+
+
+class _ControllerInterruptedBySigterm:
+    """Under pytest-xdist, SIGTERM to the controller (a CI job's timeout, alone or with its workers) killed it at
+    once (exit status -15): its workers, orphaned, served their mocks until their tests ended, and those of the
+    process group raised tracebacks at a controller gone. From the first test whose mock serves in a worker, the
+    controller takes SIGTERM as Ctrl-C (unless the run set a handler of its own): it stops its workers as Ctrl-C
+    does and ends the run with exit status 2."""
+
+    def __init__(self):
+        self.taken = False
+
+    def pytest_runtest_logreport(self, report):
+        if self.taken or not getattr(report, SERVED, False):
+            return
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            self.taken = True
+
+    def pytest_unconfigure(self, config):
+        if self.taken and signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken out what will not run
