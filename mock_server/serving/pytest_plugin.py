@@ -24,8 +24,9 @@ from typing import Iterator
 import pytest
 
 
-SERVED = "ivh_mock_served"  # on the setup report of a test whose mock serves: a pytest-xdist worker's reach the run's
-# controlling process, which then takes SIGTERM as Ctrl-C too
+# Set on the setup report of a test whose mock serves: a pytest-xdist worker's reports reach the controller, which
+# then takes SIGTERM as Ctrl-C too.
+SERVED = "ivh_mock_served"
 
 
 def pytest_configure(config):
