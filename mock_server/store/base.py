@@ -473,7 +473,7 @@ class Store(Protocol):
         it, if given (read alone where the store can: the log is kept until a reset, and a list of its last ten had
         read 50,000)."""
 
-    def callback_of(self, task_id: str) -> CallbackAttempt | None:
+    def callback_of(self, task: Task) -> CallbackAttempt | None:
         """Return the recorded delivery of a task's callback (the last, should a lapsed claim's holder have recorded
         one too), or None while there is none; read alone, not from its account's whole log (a task's page had read
         every delivery of its account)."""

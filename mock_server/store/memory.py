@@ -129,8 +129,8 @@ class MemoryStore:
                 attempts = sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
             return attempts[-limit:] if limit is not None else list(attempts)
 
-    def callback_of(self, task_id: str) -> CallbackAttempt | None:
-        return self._callback_of.get(task_id)
+    def callback_of(self, task: Task) -> CallbackAttempt | None:
+        return self._callback_of.get(task.task_id)
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         return self._due(self._owed, self._upload_leases, now, claimed)

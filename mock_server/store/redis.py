@@ -33,9 +33,9 @@ LOCK_POLL_SECONDS = 0.001  # how often a waiter retries a held lock (redis-py's 
 SEEN_ACCOUNTS, SEEN_TASKS = 10_000, 1_000
 UNSEEN = object()  # what this process has not read yet: the clock's text, an account's settings
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
-SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes", "callbacks-by-task")
+SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes", "callback-of")
 ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
-TASK_KEYS = ("task", "lease", "upload", "upload-lease", "callback")
+TASK_KEYS = ("task", "lease", "upload", "upload-lease")
 # The journal: a list per appkey, `journal-order` names the appkey of every entry from the oldest, and
 # `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
 # KEYS: the appkey's list, journal-order, journal-bytes, appkeys; ARGV: entry, appkey, authenticated (1/0),
@@ -59,26 +59,8 @@ local function record(list, order, bytes, appkeys, entry, appkey, authenticated,
 end
 """
 RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))"
-# A task's delivery is kept under the task's own key (`callback:ID`) as well as in its account's log, so that a task's
-# page reads it alone (it had read the account's whole log). A store whose logs were written before (no
-# `callbacks-by-task` key) is given those keys once, in one script, as it is opened (again after a reset of
-# everything, which deletes that key: a task's key holds the last entry of its in the log, so that changes nothing).
-# KEYS: callbacks-by-task; ARGV: the prefix.
-INDEX_CALLBACKS = """
-if redis.call('SET', KEYS[1], '1', 'NX') == false then return 0 end
-local prefix, indexed = ARGV[1], 0
-for _, appkey in ipairs(redis.call('SMEMBERS', prefix .. 'appkeys')) do
-  for _, entry in ipairs(redis.call('LRANGE', prefix .. 'callbacks:' .. appkey, 0, -1)) do
-    local read, attempt = pcall(cjson.decode, entry)  -- (an entry cjson cannot read stays in the log alone)
-    local task_id = read and type(attempt) == 'table' and attempt['task_id']
-    if type(task_id) == 'string' and redis.call('EXISTS', prefix .. 'task:' .. task_id) == 1 then
-      redis.call('SET', prefix .. 'callback:' .. task_id, entry)
-      indexed = indexed + 1
-    end
-  end
-end
-return indexed
-"""
+# A task's delivery is kept in `callback-of` (task id -> its log entry) as well as in its account's log, so that a
+# task's page reads it alone (it had read the account's whole log); a reset deletes it with the task, as `media`.
 # A reset, in one script each, so that no request's write lands between what the reset reads and what it deletes (a
 # task written meanwhile would outlive its account's list and backlog: unseen by the account's quotas, its callback
 # never due). Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on
@@ -110,6 +92,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', prefix .. 'due', id)
   redis.call('ZREM', prefix .. 'owed', id)
   redis.call('HDEL', prefix .. 'media', id)
+  redis.call('HDEL', prefix .. 'callback-of', id)
 end
 if #ids > 0 then  -- the list of all tasks, without the account's: read and written once, however many it had
   local kept = {}
@@ -194,7 +177,6 @@ class RedisStore:
         self._read_ahead = self.redis.register_script(READ_AHEAD)
         self._write_task = self.redis.register_script(WRITE_TASK)
         self._record_checked = self.redis.register_script(RECORD_CHECKED)
-        self.redis.register_script(INDEX_CALLBACKS)(keys=[self._key("callbacks-by-task")], args=[self.prefix])
         # What this process last read or wrote of what API requests read ahead: the clock's text, each account's
         # settings' text and (newest task, number of tasks, backlog's text), each task's record. A request answers from
         # these; its write checks them (read_ahead).
@@ -389,12 +371,12 @@ class RedisStore:
     def record_callback(self, attempt: CallbackAttempt) -> None:
         # the log entry and "sent" land together, and only while the task is there: one reset meanwhile stays
         # forgotten (its log had survived every later reset, under an appkey no set a reset reads held)
-        # (and under the task's own key, which its page reads)
+        # (and by the task's id, which its page reads)
         text = dumps(attempt)
 
         def write(pipe: Any) -> None:
             pipe.rpush(self._key("callbacks", attempt.appkey), text)
-            pipe.set(self._key("callback", attempt.task_id), text)
+            pipe.hset(self._key("callback-of"), attempt.task_id, text)
 
         self._while_task_is_there(attempt.task_id, write, lambda pipe: pipe.zrem(self._key("due"), attempt.task_id))
 
@@ -437,9 +419,20 @@ class RedisStore:
                           key=lambda attempt: attempt.at)
         return attempts[-limit:] if limit is not None else attempts
 
-    def callback_of(self, task_id: str) -> CallbackAttempt | None:
-        text = self.redis.get(self._key("callback", task_id))
-        return loads(CallbackAttempt, text) if text else None
+    def callback_of(self, task: Task) -> CallbackAttempt | None:
+        text = self.redis.hget(self._key("callback-of"), task.task_id)
+        if text is not None:
+            return loads(CallbackAttempt, text)
+        if not task.payload.get("CallbackUrl") or task.finish_at == NEVER \
+                or self.redis.zscore(self._key("due"), task.task_id) is not None:
+            return None  # no callback, or not sent yet
+        # sent, and recorded by a version of the mock that kept no entry by task (before this one, or beside it on
+        # the same Redis): its account's log has it
+        for text in reversed(self.redis.lrange(self._key("callbacks", task.appkey), 0, -1)):
+            attempt = loads(CallbackAttempt, text)
+            if attempt.task_id == task.task_id:
+                return attempt
+        return None
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         ids = self.redis.zrangebyscore(self._key("owed"), "-inf", now)

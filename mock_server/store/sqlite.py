@@ -354,9 +354,9 @@ class SqliteStore:
                                       (appkey, newest))
         return [loads(CallbackAttempt, row[0]) for row in rows][::-1]
 
-    def callback_of(self, task_id: str) -> CallbackAttempt | None:
+    def callback_of(self, task: Task) -> CallbackAttempt | None:
         row = self._db().execute("SELECT record FROM callbacks WHERE json_extract(record, '$.task_id') = ? "
-                                 "ORDER BY id DESC LIMIT 1", (task_id,)).fetchone()  # (callbacks_by_task)
+                                 "ORDER BY id DESC LIMIT 1", (task.task_id,)).fetchone()  # (callbacks_by_task)
         return None if row is None else loads(CallbackAttempt, row[0])
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
