@@ -548,8 +548,10 @@ def test_a_tasks_page_reads_its_delivery_alone(mock, api, control, clock, monkey
                                   body={"Payload": {"TaskId": made}}, status=200) for made in (task_id, other)]
     for delivery in deliveries:
         store.record_callback(delivery)
+    store.record_callback(replace(deliveries[0], status=500))  # a lapsed claim's holder delivered it as well
     monkeypatch.setattr(store, "callbacks", lambda *args, **kwargs: pytest.fail("read the account's whole log"))
-    assert control.get(f"/__mock__/tasks/{task_id}").json["callbacks"] == [asdict(deliveries[0])]
+    assert control.get(f"/__mock__/tasks/{task_id}").json["callbacks"] == [asdict(deliveries[0]),
+                                                                           {**asdict(deliveries[0]), "status": 500}]
 
 
 def test_the_request_journal_shows_each_verdict(api, control):

@@ -334,36 +334,51 @@ def test_the_delivery_log_gives_its_newest_entries_alone_oldest_first(store, mon
         assert len(decoded) == 2
 
 
-def test_a_tasks_delivery_is_read_alone_and_forgotten_with_its_task(store, store_spec, monkeypatch):
-    """A task's page (GET /__mock__/tasks/<id>) read its account's whole delivery log for its one delivery: 50,000
+def test_a_tasks_deliveries_are_read_alone_and_forgotten_with_it(store, store_spec, monkeypatch):
+    """A task's page (GET /__mock__/tasks/<id>) read its account's whole delivery log for its deliveries: 50,000
     of them decoded for each look at one task."""
     tasks = [store.add_task(appkey, lambda backlog_at, n=n, appkey=appkey: make_task(
         f"t{n}", appkey=appkey, seq=n, finish_at=float(10 + n))) for n, appkey in enumerate("abaa")]
     for task in tasks[:3]:
         store.record_callback(attempt(task))
-    assert [store.callback_of(task) for task in tasks] == [*map(attempt, tasks[:3]), None]
-    again = replace(attempt(tasks[0]), status=500)  # a lapsed claim's holder recorded one as well
+    assert [store.callbacks_of(task) for task in tasks] == [[attempt(task)] for task in tasks[:3]] + [[]]
+    again = replace(attempt(tasks[0]), status=500)  # a lapsed claim's holder recorded one as well: both are shown
     store.record_callback(again)
-    assert store.callback_of(tasks[0]) == again
-    if hasattr(store, "_db"):  # SQLite: the one record is what is decoded
+    assert store.callbacks_of(tasks[0]) == [attempt(tasks[0]), again]
+    if hasattr(store, "_db"):  # SQLite: what is decoded is the task's own
         decoded = []
         real = sqlite_store.loads
         monkeypatch.setattr(sqlite_store, "loads", lambda kind, text: decoded.append(kind) or real(kind, text))
-        assert store.callback_of(tasks[2]) == attempt(tasks[2]) and decoded == [CallbackAttempt]
+        assert store.callbacks_of(tasks[2]) == [attempt(tasks[2])] and decoded == [CallbackAttempt]
     if store_spec.startswith("redis"):
         # deliveries an older mock recorded (before this one, or beside it on the same Redis): in the log alone
         store.redis.hdel(store._key("callback-of"), "t0", "t2")
-        assert [store.callback_of(task) for task in tasks] == [again, *map(attempt, tasks[1:3]), None]
-        # a callback not sent yet is not looked for in the log
+        assert [store.callbacks_of(task) for task in tasks] == [[attempt(tasks[0]), again], [attempt(tasks[1])],
+                                                                 [attempt(tasks[2])], []]
+        # a callback not sent yet is not looked for in the log, nor one that never will be, nor none
         monkeypatch.setattr(store.redis, "lrange", lambda *args: pytest.fail("read the account's whole log"))
-        assert store.callback_of(tasks[3]) is None
-        assert store.callback_of(replace(tasks[3], finish_at=NEVER)) is None  # nor one that never will be
-        assert store.callback_of(replace(tasks[3], payload={"DriverType": "Text"})) is None  # nor one without
+        for unsent in (tasks[3], replace(tasks[3], finish_at=NEVER), replace(tasks[3], payload={"DriverType": "T"})):
+            assert store.callbacks_of(unsent) == []
         monkeypatch.undo()
     store.reset("a")
-    assert store.callback_of(tasks[0]) is None and store.callback_of(tasks[1]) == attempt(tasks[1])
+    assert store.callbacks_of(tasks[0]) == [] and store.callbacks_of(tasks[1]) == [attempt(tasks[1])]
     store.reset()
-    assert store.callback_of(tasks[1]) is None
+    assert store.callbacks_of(tasks[1]) == []
+
+
+def test_a_sqlite_store_opens_with_a_delivery_that_is_no_json(tmp_path):
+    """The index by task read every record of the delivery log as the store opened: one that is not JSON (a database
+    of another program's making) stopped the store from opening at all."""
+    path = tmp_path / "store.sqlite3"
+    sqlite_store.SqliteStore(str(path)).close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DROP INDEX callbacks_by_task_id")  # as a database from before it
+        db.execute("INSERT INTO callbacks (appkey, at, record) VALUES ('a', 1, '{not json')")
+    store = sqlite_store.SqliteStore(str(path))
+    task = store.add_task("a", lambda backlog_at: make_task("t1", appkey="a"))
+    store.record_callback(attempt(task))
+    assert store.callbacks_of(task) == [attempt(task)]
+    store.close()
 
 
 def test_a_callback_sent_while_its_task_was_reset_stays_forgotten(store):

@@ -266,7 +266,7 @@ class _Routes:
                      "render_seconds": task.render_seconds, "outcome": task.outcome, "fail_code": task.fail_code},
             "timeline": trajectory.timeline(task, now, upload),
             "progress": trajectory.report(self.ctx, task, now),
-            "callbacks": [dataclasses.asdict(a) for a in [self.ctx.store.callback_of(task)] if a is not None],
+            "callbacks": [dataclasses.asdict(a) for a in self.ctx.store.callbacks_of(task)],
             "uploads": _uploads_view(task, upload),
         })
 

@@ -473,10 +473,10 @@ class Store(Protocol):
         it, if given (read alone where the store can: the log is kept until a reset, and a list of its last ten had
         read 50,000)."""
 
-    def callback_of(self, task: Task) -> CallbackAttempt | None:
-        """Return the recorded delivery of a task's callback (the last, should a lapsed claim's holder have recorded
-        one too), or None while there is none; read alone, not from its account's whole log (a task's page had read
-        every delivery of its account)."""
+    def callbacks_of(self, task: Task) -> list[CallbackAttempt]:
+        """Return the recorded deliveries of a task's callback, oldest first: one, or two should a lapsed claim's
+        holder have recorded one too, and none before it is sent; read alone, not from its account's whole log (a
+        task's page had read every delivery of its account)."""
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         """Return tasks that owe uploads (`Task.uploads`), rendered by `now` (the mock's clock), whose outcome is not

@@ -117,7 +117,7 @@ class MemoryStore:
         with self._lock:
             if attempt.task_id in self._tasks:  # a task reset meanwhile stays forgotten, its account with it
                 self._callbacks.setdefault(attempt.appkey, []).append(attempt)
-                self._callback_of[attempt.task_id] = attempt
+                self._callbacks_of.setdefault(attempt.task_id, []).append(attempt)
             self._unsent.discard(attempt.task_id)
             self._leases.pop(attempt.task_id, None)
 
@@ -129,8 +129,8 @@ class MemoryStore:
                 attempts = sorted((a for attempts in self._callbacks.values() for a in attempts), key=lambda a: a.at)
             return attempts[-limit:] if limit is not None else list(attempts)
 
-    def callback_of(self, task: Task) -> CallbackAttempt | None:
-        return self._callback_of.get(task.task_id)
+    def callbacks_of(self, task: Task) -> list[CallbackAttempt]:
+        return list(self._callbacks_of.get(task.task_id, ()))
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         return self._due(self._owed, self._upload_leases, now, claimed)
@@ -195,7 +195,7 @@ class MemoryStore:
                 self._journal_bytes = 0
                 self._accounts: set[str] = set()  # appkeys that made an authenticated request
                 self._callbacks: dict[str, list[CallbackAttempt]] = {}
-                self._callback_of: dict[str, CallbackAttempt] = {}  # task -> the last entry of its account's log
+                self._callbacks_of: dict[str, list[CallbackAttempt]] = {}  # task -> its entries of the log
                 self._settings: dict[str, dict[str, Any]] = {}
                 self._unsent: set[str] = set()  # tasks whose callback is still to be sent
                 self._leases: dict[str, float] = {}  # task -> wall-clock time its callback's claim lapses
@@ -211,7 +211,7 @@ class MemoryStore:
                 self._owed.discard(task.task_id)
                 self._upload_leases.pop(task.task_id, None)
                 self._uploads.pop(task.task_id, None)
-                self._callback_of.pop(task.task_id, None)
+                self._callbacks_of.pop(task.task_id, None)
             for number in self._journal_of.pop(appkey, ()):
                 self._journal_bytes -= self._journal.pop(number)[2]
             self._accounts.discard(appkey)

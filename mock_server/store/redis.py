@@ -59,8 +59,20 @@ local function record(list, order, bytes, appkeys, entry, appkey, authenticated,
 end
 """
 RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(ARGV))"
-# A task's delivery is kept in `callback-of` (task id -> its log entry) as well as in its account's log, so that a
-# task's page reads it alone (it had read the account's whole log); a reset deletes it with the task, as `media`.
+# A task's deliveries are kept in `callback-of` (task id -> a JSON array of its log entries) as well as in its
+# account's log, so that a task's page reads them alone (it had read the account's whole log); a reset deletes them
+# with the task, as `media`. Both written, and "sent" (no longer `due`), in one script, and only while the task is
+# there: one reset meanwhile stays forgotten (its log had survived every later reset, under an appkey no set a reset
+# reads held). KEYS: the task, the account's log, callback-of, due; ARGV: the task's id, the entry.
+RECORD_CALLBACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  local kept = redis.call('HGET', KEYS[3], ARGV[1])
+  local all = kept and (string.sub(kept, 1, -2) .. ',' .. ARGV[2] .. ']') or ('[' .. ARGV[2] .. ']')
+  redis.call('HSET', KEYS[3], ARGV[1], all)
+end
+redis.call('ZREM', KEYS[4], ARGV[1])
+"""
 # A reset, in one script each, so that no request's write lands between what the reset reads and what it deletes (a
 # task written meanwhile would outlive its account's list and backlog: unseen by the account's quotas, its callback
 # never due). Keys are deleted by name, never by pattern: `ci:*` would also match the keys of a mock on
@@ -177,6 +189,7 @@ class RedisStore:
         self._read_ahead = self.redis.register_script(READ_AHEAD)
         self._write_task = self.redis.register_script(WRITE_TASK)
         self._record_checked = self.redis.register_script(RECORD_CHECKED)
+        self._record_callback = self.redis.register_script(RECORD_CALLBACK)
         # What this process last read or wrote of what API requests read ahead: the clock's text, each account's
         # settings' text and (newest task, number of tasks, backlog's text), each task's record. A request answers from
         # these; its write checks them (read_ahead).
@@ -369,16 +382,9 @@ class RedisStore:
         return True
 
     def record_callback(self, attempt: CallbackAttempt) -> None:
-        # the log entry and "sent" land together, and only while the task is there: one reset meanwhile stays
-        # forgotten (its log had survived every later reset, under an appkey no set a reset reads held)
-        # (and by the task's id, which its page reads)
-        text = dumps(attempt)
-
-        def write(pipe: Any) -> None:
-            pipe.rpush(self._key("callbacks", attempt.appkey), text)
-            pipe.hset(self._key("callback-of"), attempt.task_id, text)
-
-        self._while_task_is_there(attempt.task_id, write, lambda pipe: pipe.zrem(self._key("due"), attempt.task_id))
+        keys = [self._key("task", attempt.task_id), self._key("callbacks", attempt.appkey), self._key("callback-of"),
+                self._key("due")]
+        self._run(self._record_callback, keys, [attempt.task_id, dumps(attempt)])
 
     def _while_task_is_there(self, task_id: str, write: Callable[[Any], Any], anyway: Callable[[Any], Any]) -> None:
         """In one MULTI/EXEC, `write` if the task is stored, and `anyway`; made again should a reset (or anything)
@@ -419,20 +425,18 @@ class RedisStore:
                           key=lambda attempt: attempt.at)
         return attempts[-limit:] if limit is not None else attempts
 
-    def callback_of(self, task: Task) -> CallbackAttempt | None:
+    def callbacks_of(self, task: Task) -> list[CallbackAttempt]:
         text = self.redis.hget(self._key("callback-of"), task.task_id)
         if text is not None:
-            return loads(CallbackAttempt, text)
+            return [CallbackAttempt(**fields) for fields in decoded(text)]
         if not task.payload.get("CallbackUrl") or task.finish_at == NEVER \
                 or self.redis.zscore(self._key("due"), task.task_id) is not None:
-            return None  # no callback, or not sent yet
-        # sent, and recorded by a version of the mock that kept no entry by task (before this one, or beside it on
-        # the same Redis): its account's log has it
-        for text in reversed(self.redis.lrange(self._key("callbacks", task.appkey), 0, -1)):
-            attempt = loads(CallbackAttempt, text)
-            if attempt.task_id == task.task_id:
-                return attempt
-        return None
+            return []  # no callback, or not sent yet
+        # sent, and recorded by a mock of a version that kept no deliveries by task (before this one, or beside it on
+        # the same Redis): its account's log has them
+        log = self.redis.lrange(self._key("callbacks", task.appkey), 0, -1)
+        attempts = (loads(CallbackAttempt, text) for text in log)
+        return [attempt for attempt in attempts if attempt.task_id == task.task_id]
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         ids = self.redis.zrangebyscore(self._key("owed"), "-inf", now)

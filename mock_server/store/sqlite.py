@@ -25,7 +25,10 @@ from .base import (NEVER, Build, CallbackAttempt, DecodedTasks, HoldingAhead, Jo
                    StoreBusy, Task, UploadRecord, backlog_from, backlog_text, dumps, journal_text, loads, planned,
                    read_ahead_by, utf8_size)
 
-SCHEMA = """
+# A delivery's task, as `callbacks_of` reads it and its index keeps it: none for a record that is not JSON, which a
+# database of another program's making may hold (json_extract refused it, and the store did not open).
+CALLBACK_TASK = "(CASE WHEN json_valid(record) THEN json_extract(record, '$.task_id') END)"
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, seq INTEGER NOT NULL, start_at REAL, finish_at REAL,
     photo TEXT NOT NULL, audio TEXT NOT NULL, video TEXT NOT NULL,
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS accounts (appkey TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, appkey TEXT NOT NULL, at REAL NOT NULL,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS callbacks_by_account ON callbacks (appkey, id);
-CREATE INDEX IF NOT EXISTS callbacks_by_task ON callbacks (json_extract(record, '$.task_id'), id);
+CREATE INDEX IF NOT EXISTS callbacks_by_task_id ON callbacks ({CALLBACK_TASK}, id);
 CREATE TABLE IF NOT EXISTS settings (appkey TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS uploads (task_id TEXT PRIMARY KEY, appkey TEXT NOT NULL, finish_at REAL,
     lease_until REAL NOT NULL DEFAULT 0, record TEXT);
@@ -354,10 +357,10 @@ class SqliteStore:
                                       (appkey, newest))
         return [loads(CallbackAttempt, row[0]) for row in rows][::-1]
 
-    def callback_of(self, task: Task) -> CallbackAttempt | None:
-        row = self._db().execute("SELECT record FROM callbacks WHERE json_extract(record, '$.task_id') = ? "
-                                 "ORDER BY id DESC LIMIT 1", (task.task_id,)).fetchone()  # (callbacks_by_task)
-        return None if row is None else loads(CallbackAttempt, row[0])
+    def callbacks_of(self, task: Task) -> list[CallbackAttempt]:
+        rows = self._db().execute(f"SELECT record FROM callbacks WHERE {CALLBACK_TASK} = ? ORDER BY id",
+                                  (task.task_id,))  # (callbacks_by_task_id)
+        return [loads(CallbackAttempt, row[0]) for row in rows]
 
     def due_uploads(self, now: float, claimed: bool = False) -> list[Task]:
         rows = self._db().execute("SELECT t.record FROM uploads u JOIN tasks t ON t.task_id = u.task_id "
