@@ -1093,6 +1093,45 @@ def test_the_fixtures_scratch_folder_is_in_the_runs_temporary_folder(ivh_mock, t
     assert scratch.parent == tmp_path_factory.getbasetemp() and scratch.name.startswith("ivh-mock-")
 
 
+def test_the_fixtures_scratch_folder_is_the_systems_where_pytest_has_no_basetemp():
+    """A --basetemp pytest cannot make (read-only, or in a missing folder) failed every test of the fixture, where
+    only a test asking for tmp_path fails."""
+    from types import SimpleNamespace
+
+    from ivh_mock.mock_server.serving.pytest_plugin import _base_temp
+
+    def unmade():
+        raise FileNotFoundError(2, "No such file or directory", "missing/basetemp")
+
+    def looked_up(name):
+        assert name == "tmp_path_factory"
+        return SimpleNamespace(getbasetemp=unmade)
+
+    assert _base_temp(SimpleNamespace(getfixturevalue=looked_up)) is None
+
+
+def test_only_a_test_whose_mock_served_marks_its_reports_for_an_xdist_controller():
+    """A skipped test, or one whose setup failed before its mock started, named the fixture all the same: its report
+    told the controller a mock had served."""
+    from types import SimpleNamespace
+
+    from ivh_mock.mock_server.serving import pytest_plugin
+
+    def marked(item) -> bool:
+        report = SimpleNamespace()
+        wrapper = pytest_plugin.pytest_runtest_makereport(item, SimpleNamespace(when="setup"))
+        next(wrapper)
+        with contextlib.suppress(StopIteration):
+            wrapper.send(SimpleNamespace(get_result=lambda: report))
+        return getattr(report, pytest_plugin.SERVED, False)
+
+    worker = SimpleNamespace(workerinput={"workerid": "gw0"})
+    item = SimpleNamespace(config=worker, fixturenames=["ivh_mock"])
+    assert not marked(item)
+    setattr(item, pytest_plugin.SERVED, True)  # as the fixture sets it once its mock serves
+    assert marked(item) and not marked(SimpleNamespace(**{**vars(item), "config": SimpleNamespace()}))  # no worker
+
+
 def test_a_sigterm_handler_the_test_sets_outlives_the_fixtures_own():
     """The fixture's teardown put SIGTERM back to its default, whatever the test had set meanwhile: an app's own
     handler (its graceful stop) was gone for the rest of the run."""

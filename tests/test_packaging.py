@@ -343,6 +343,34 @@ def test_sigterm_to_an_xdist_runs_process_group_ends_it_as_ctrl_c_does(tmp_path)
     assert not [note.read_text() for note in notes if Path(note.read_text()).exists()]  # both mocks stopped
 
 
+def test_sigterm_to_an_xdist_controller_alone_ends_the_run_once_a_mock_asked_for_in_a_test_served(tmp_path):
+    """A mock a test asks for as it runs (request.getfixturevalue) marked nothing: the controller, signalled alone,
+    died at once (exit status -15), its worker left running its test."""
+    (tmp_path / "test_asked.py").write_text(textwrap.dedent(f"""
+        import time
+
+        def test_asks_for_a_mock(request):
+            assert request.getfixturevalue("ivh_mock").base_url
+
+        def test_long():
+            open({str(tmp_path / "started")!r}, "w").close()
+            time.sleep(60)
+    """), encoding="utf-8")
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-n",
+                            "1", str(tmp_path)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and run.poll() is None, run.stdout.read()[-3000:]
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 2 and "KeyboardInterrupt" in out and "1 passed" in out, (run.returncode, out[-3000:])
+
+
 def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):
     """Collecting the contract suite loaded its profile (25 examples, no deadline) for the whole session: an app's
     own tests, collected beside it, lost the profile their conftest had loaded."""

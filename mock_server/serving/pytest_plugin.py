@@ -24,8 +24,8 @@ from typing import Iterator
 import pytest
 
 
-# Set on the setup report of a test whose mock serves: a pytest-xdist worker's reports reach the controller, which
-# then takes SIGTERM as Ctrl-C too.
+# Set on a test (its node) once its mock serves, and on its reports from then on: a pytest-xdist worker's reports
+# reach the controller, which then takes SIGTERM as Ctrl-C too.
 SERVED = "ivh_mock_served"
 
 
@@ -37,16 +37,16 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)  # (the old style, which every pytest an app may have takes)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    if call.when == "setup" and "ivh_mock" in getattr(item, "fixturenames", ()) and hasattr(item.config, "workerinput"):
+    if getattr(item, SERVED, False) and hasattr(item.config, "workerinput"):
         setattr(outcome.get_result(), SERVED, True)
 
 
 class _ControllerInterruptedBySigterm:
     """Under pytest-xdist, SIGTERM to the controller (a CI job's timeout, alone or with its workers) killed it at
     once (exit status -15): its workers, orphaned, served their mocks until their tests ended, and those of the
-    process group raised tracebacks at a controller gone. From the first test whose mock serves in a worker, the
-    controller takes SIGTERM as Ctrl-C (unless the run set a handler of its own): it stops its workers as Ctrl-C
-    does and ends the run with exit status 2."""
+    process group raised tracebacks at a controller gone. From the first report of a test whose mock served in a
+    worker (its setup's, for a test that names the fixture), the controller takes SIGTERM as Ctrl-C (unless the run
+    set a handler of its own): it stops its workers as Ctrl-C does and ends the run with exit status 2."""
 
     def __init__(self):
         self.taken = False
@@ -80,16 +80,20 @@ def ivh_mock(request):
     from .testing import MockServer  # imported on use, so installing the plugin costs other test runs nothing
 
     with _terminated_as_interrupted(), MockServer(scratch_in=_base_temp(request)) as server:
+        # (set here, so that a test whose mock never started, skipped or failed to, says nothing of one served, and
+        # one that asks for it as it runs, request.getfixturevalue, says so too)
+        setattr(request.node, SERVED, True)
         yield server
 
 
 def _base_temp(request) -> str | None:
     """The run's temporary folder (pytest's basetemp, of which pytest keeps the last few runs'), for the mock's
     scratch folder: a process that died in a test (a timeout's os._exit, a crashed xdist worker) had left it in the
-    system's temporary folder for good. None where pytest's tmp_path plugin is turned off (-p no:tmpdir)."""
+    system's temporary folder for good. None (the system's temporary folder) where pytest's tmp_path plugin is turned
+    off (-p no:tmpdir), or its basetemp cannot be made (--basetemp on a read-only place, or in a missing folder)."""
     try:
         return str(request.getfixturevalue("tmp_path_factory").getbasetemp())
-    except pytest.FixtureLookupError:
+    except (pytest.FixtureLookupError, OSError):
         return None
 
 
