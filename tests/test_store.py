@@ -1085,33 +1085,6 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
 
 
 @pytest.mark.stores("redis")
-def test_a_redis_delivery_record_whose_answer_was_lost_is_made_again_and_kept_once(store, monkeypatch):
-    """A record whose answer was lost is made again until the store answers (`record_made`, else the callback is sent
-    again once its claim lapses): the delivery was kept twice, in the account's log and on the task's page."""
-    import redis
-    from ivh_mock.mock_server.lifecycle.shares import record_made
-
-    first, second = (store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n)) for n in (1, 2))
-    store.record_callback(attempt(first))  # this thread connected, the script loaded
-    connection = store._own.connection
-    real, lost = connection.read_response, []
-
-    def read_response(*args, **kwargs):
-        answer = real(*args, **kwargs)  # Redis ran it
-        if not lost:
-            lost.append(1)
-            raise redis.ConnectionError("Connection closed by server.")
-        return answer
-
-    monkeypatch.setattr(connection, "read_response", read_response)
-    assert record_made(store, lambda: store.record_callback(attempt(second)), time.monotonic() + 30,
-                       threading.Event(), "the callback of task t2")
-    assert lost == [1]
-    assert store.callbacks("app") == [attempt(first), attempt(second)] and store.callbacks_of(second) == [
-        attempt(second)]
-
-
-@pytest.mark.stores("redis")
 def test_a_redis_submission_whose_answer_was_lost_says_it_may_have_been_kept_and_as_which_task(store_spec, clock,
                                                                                                 monkeypatch):
     """Redis stalled (paused, swapping) past the socket's timeout as it ran a submission's write: the submission was

@@ -63,12 +63,11 @@ RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(AR
 # account's log, so that a task's page reads them alone (it had read the account's whole log); a reset deletes them
 # with the task, as `media`. Both written, and "sent" (no longer `due`), in one script, and only while the task is
 # there: one reset meanwhile stays forgotten (its log had survived every later reset, under an appkey no set a reset
-# reads held). An entry kept already is not kept again: a record whose answer was lost is made again (`record_made`).
-# KEYS: the task, the account's log, callback-of, due; ARGV: the task's id, the entry.
+# reads held). KEYS: the task, the account's log, callback-of, due; ARGV: the task's id, the entry.
 RECORD_CALLBACK = """
-local kept = redis.call('HGET', KEYS[3], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 and not (kept and string.find(kept, ARGV[2], 1, true)) then
+if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('RPUSH', KEYS[2], ARGV[2])
+  local kept = redis.call('HGET', KEYS[3], ARGV[1])
   local all = kept and (string.sub(kept, 1, -2) .. ',' .. ARGV[2] .. ']') or ('[' .. ARGV[2] .. ']')
   redis.call('HSET', KEYS[3], ARGV[1], all)
 end
