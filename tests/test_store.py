@@ -366,6 +366,15 @@ def test_a_tasks_deliveries_are_read_alone_and_forgotten_with_it(store, store_sp
     assert store.callbacks_of(tasks[1]) == []
 
 
+def test_two_deliveries_that_read_the_same_are_both_kept(store):
+    """On a frozen clock a second real delivery (a lapsed claim's holder sent it too) can read as the first: same
+    time, latency rounded alike, same answer. Both were sent, so both are shown."""
+    task = store.add_task("app", lambda backlog_at: make_task("t1"))
+    for _ in range(2):
+        store.record_callback(attempt(task))
+    assert store.callbacks_of(task) == [attempt(task)] * 2 and store.callbacks("app") == [attempt(task)] * 2
+
+
 def test_a_sqlite_store_opens_with_a_delivery_that_is_no_json(tmp_path):
     """The index by task read every record of the delivery log as the store opened: one that is not JSON (a database
     of another program's making) stopped the store from opening at all."""
