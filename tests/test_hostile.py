@@ -18,7 +18,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ivh_mock.mock_server import VirtualClock, create_app
+from ivh_mock.mock_server import VirtualClock, create_app, stop_app
 from ivh_mock.mock_server.routes import control, results
 from ivh_mock.spec.signing import signed_query
 
@@ -39,8 +39,13 @@ BOUNDED = settings(max_examples=EXAMPLES, deadline=None,
 
 @functools.cache
 def _rules() -> list[tuple[str, tuple[str, ...]]]:
+    """The app's routes, read as the module is collected: the app is stopped at once, its scratch folder with it (a
+    process that imported the module and ended by os._exit, as the run's first compiles them in one, had left it)."""
     app = create_app({"background": False})
-    return sorted({(rule.rule, tuple(sorted(rule.arguments))) for rule in app.url_map.iter_rules()})
+    try:
+        return sorted({(rule.rule, tuple(sorted(rule.arguments))) for rule in app.url_map.iter_rules()})
+    finally:
+        stop_app(app)
 
 
 def family(path: str) -> str:
