@@ -52,15 +52,12 @@ class _ControllerInterruptedBySigterm:
         self.taken = False
 
     def pytest_runtest_logreport(self, report):
-        if self.taken or not getattr(report, SERVED, False):
-            return
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            self.taken = True
+        if not self.taken and getattr(report, SERVED, False):
+            self.taken = _take_sigterm()
 
     def pytest_unconfigure(self, config):
-        if self.taken and signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.taken:
+            _give_sigterm_back()
 
 
 @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have taken out what will not run
@@ -121,12 +118,25 @@ def _terminated_as_interrupted() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does: pytest then tears the fixtures down. It had
     killed the run where it stood, leaving the mock's scratch folder behind. A handler of the run's own stays, set
     before the block or within it, and one can be set only in the main thread."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    taken = _take_sigterm()
     try:
         yield
-    finally:  # unless the test set one of its own meanwhile (an app's graceful stop), which stays
-        if signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    finally:
+        if taken:
+            _give_sigterm_back()
+
+
+def _take_sigterm() -> bool:
+    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does, unless the run has a handler of its own (or this is not
+    the main thread, the only one that can set one); return whether it did."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return True
+
+
+def _give_sigterm_back() -> None:
+    """Put SIGTERM's default back after `_take_sigterm`, unless a handler of the run's own was set meanwhile (an app's
+    graceful stop), which stays."""
+    if signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
