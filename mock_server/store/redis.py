@@ -143,6 +143,11 @@ return 1
 """
 
 
+def _ever_due(task: Task) -> bool:
+    """Whether the task's callback is ever due, kept in `due` until it is sent: it has a CallbackUrl and finishes."""
+    return bool(task.payload.get("CallbackUrl")) and task.finish_at != NEVER
+
+
 class RedisStore:
     def __init__(self, url: str, journal: JournalLimits = JournalLimits()):
         try:
@@ -429,8 +434,7 @@ class RedisStore:
         text = self.redis.hget(self._key("callback-of"), task.task_id)
         if text is not None:
             return [CallbackAttempt(**fields) for fields in decoded(text)]
-        if not task.payload.get("CallbackUrl") or task.finish_at == NEVER \
-                or self.redis.zscore(self._key("due"), task.task_id) is not None:
+        if not _ever_due(task) or self.redis.zscore(self._key("due"), task.task_id) is not None:
             return []  # no callback, or not sent yet
         # sent, and recorded by a mock of a version that kept no deliveries by task (before this one, or beside it on
         # the same Redis): its account's log has them
@@ -698,7 +702,7 @@ def _add_task_optimistically(store: RedisStore, appkey: str, build: Build,
     while True:
         last, length, kept = account
         task, backlog = planned(backlog_from(kept), last, lambda: store.tasks(appkey), build)
-        due = task.finish_at if task.payload.get("CallbackUrl") and task.finish_at != NEVER else ""
+        due = task.finish_at if _ever_due(task) else ""
         owed = task.finish_at if task.uploads and task.finish_at != NEVER else ""  # uploads to the caller's storage
         media = json.dumps([task.finish_at, task.photo, task.audio, task.video])
         text, kept = dumps(task), backlog_text(backlog)
