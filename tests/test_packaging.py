@@ -324,21 +324,10 @@ def test_sigterm_to_an_xdist_runs_process_group_ends_it_as_ctrl_c_does(tmp_path)
 
         test_long_too = test_long
     """), encoding="utf-8")
-    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", str(tmp_path)],
-                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        notes = [tmp_path / "scratch-gw0", tmp_path / "scratch-gw1"]
-        deadline = time.monotonic() + 120
-        while not all(note.exists() and note.read_text() for note in notes):
-            assert time.monotonic() < deadline and run.poll() is None, run.stdout.read()[-3000:]
-            time.sleep(0.1)
-        os.killpg(run.pid, signal.SIGTERM)
-        out, _ = run.communicate(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 2 and "KeyboardInterrupt" in out, (run.returncode, out[-3000:])
+    notes = [tmp_path / "scratch-gw0", tmp_path / "scratch-gw1"]
+    returncode, out = _xdist_run_signalled(["-n", "2", str(tmp_path)], tmp_path, lambda: all(
+        note.exists() and note.read_text() for note in notes), group=True)
+    assert returncode == 2 and "KeyboardInterrupt" in out, (returncode, out[-3000:])
     assert "Traceback" not in out and "cannot send" not in out, out[-3000:]
     assert not [note.read_text() for note in notes if Path(note.read_text()).exists()]  # both mocks stopped
 
@@ -356,19 +345,35 @@ def test_sigterm_to_an_xdist_controller_alone_ends_the_run_once_a_mock_asked_for
             open({str(tmp_path / "started")!r}, "w").close()
             time.sleep(60)
     """), encoding="utf-8")
-    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-n",
-                            "1", str(tmp_path)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    returncode, out = _xdist_run_signalled(["-p", "no:randomly", "-n", "1", str(tmp_path)], tmp_path,
+                                           (tmp_path / "started").exists, group=False)
+    assert returncode == 2 and "KeyboardInterrupt" in out and "1 passed" in out, (returncode, out[-3000:])
+
+
+def _xdist_run_signalled(args: list[str], cwd: Path, ready, group: bool) -> tuple[int, str]:
+    """Run `pytest -q *args` in `cwd` (Ctrl-C's default in it, whatever this process has), send it SIGTERM once
+    `ready()` (to its whole process group, as a CI runner does, or to it alone) and return its exit status and
+    output."""
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=group,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        while not (tmp_path / "started").exists():
+        while not ready():
             assert time.monotonic() < deadline and run.poll() is None, run.stdout.read()[-3000:]
             time.sleep(0.1)
-        run.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(run.pid, signal.SIGTERM)
+        else:
+            run.send_signal(signal.SIGTERM)
         out, _ = run.communicate(timeout=60)
     finally:
-        run.kill()
-    assert run.returncode == 2 and "KeyboardInterrupt" in out and "1 passed" in out, (run.returncode, out[-3000:])
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(run.pid, signal.SIGKILL)
+            else:
+                run.kill()
+    return run.returncode, out
 
 
 def test_the_suite_keeps_its_hypothesis_profile_to_itself(tmp_path):
