@@ -584,6 +584,32 @@ def test_requests_waiting_on_renders_are_bounded_so_they_never_hold_every_thread
     assert app.test_client().get(path_of(second["MediaUrl"])).status_code == 200
 
 
+def test_ctrl_c_while_a_data_directory_is_checked_leaves_no_file_in_it(tmp_path, monkeypatch):
+    """The check that the data directory can be written makes a file and removes it: Ctrl-C between the two left
+    it, so the start it stopped could not remove the data directory it had made."""
+    import signal
+    import tempfile
+    import threading
+
+    from ivh_mock.mock_server.store import blobs
+
+    real = tempfile.mkstemp
+
+    def then_interrupted(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # as Ctrl-C, to this thread
+        return made
+
+    monkeypatch.setattr(blobs.tempfile, "mkstemp", then_interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            blobs.Blobs(tmp_path / "data")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
 def test_a_start_deletes_what_a_writer_killed_mid_write_left_once_it_is_an_hour_old(tmp_path):
     """A worker killed with SIGKILL while it rendered or downloaded left `.tmp-*` files in the data directory, which
     no sweep and no restart removed. A start now drops those older than an hour: no write lasts that long, so one

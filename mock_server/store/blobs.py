@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from ivh_mock.spec.deadline import signals_held
 
 # A temporary file older than this was left by a writer that was killed (no download, upload or render lasts an hour)
 STALE_SECONDS = 3600
@@ -30,13 +31,15 @@ def digest(data: bytes) -> str:
 def _check_writable(folder: str) -> None:
     """Make and remove a file in `folder`, raising the OSError that names it when it cannot be written: a data
     directory the mock may not write (read-only, another user's) had started the server, whose first upload then
-    failed (-101000, a traceback in its log) and whose renders never landed."""
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, folder) from None
-    os.close(handle)
-    os.unlink(probe)
+    failed (-101000, a traceback in its log) and whose renders never landed. A stop signal waits while the file is
+    there: Ctrl-C between the two had left it, and with it the data directory a start undoes as far as it is empty."""
+    with signals_held():
+        try:
+            handle, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, folder) from None
+        os.close(handle)
+        os.unlink(probe)
 
 
 class Blobs:
