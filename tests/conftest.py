@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -120,16 +121,22 @@ def pytest_sessionstart(session):
 
     It keeps one core busy: a forked process takes the other end of the list meanwhile, the contract suite's modules
     and then this folder's from the last, and stops once this one has been through them all (a fresh clone's start
-    to its collection in 9.6 s where one process took 11.5: means of five runs each)."""
+    to its collection in 9.6 s where one process took 11.5: means of five runs each).
+
+    Hypothesis's text strategies are built from two tables of Unicode (the code points UTF-8 encodes, and each one's
+    category), which it computes the first time (about 2 s of CPU) and keeps in .hypothesis. In a fresh clone every
+    worker computed them side by side, and so did the contract suite's runs they started, until one of them had kept
+    them. They are computed here first, once (a few milliseconds once kept)."""
     config = session.config
-    if getattr(config, "workerinput", None) is not None or config.getoption("dist", "no") == "no" \
-            or sys.dont_write_bytecode:
+    if getattr(config, "workerinput", None) is not None or config.getoption("dist", "no") == "no":
         return
     from _pytest.assertion.rewrite import PYC_TAIL
     from _pytest.pathlib import import_path
 
     mine, suite = sorted(Path(__file__).parent.glob("test_*.py")), sorted(ROOT_DIR.glob("contract_tests/test_*.py"))
-    if all((path.parent / "__pycache__" / (path.stem + PYC_TAIL)).exists() for path in [*mine, *suite]):
+    if sys.dont_write_bytecode or all((path.parent / "__pycache__" / (path.stem + PYC_TAIL)).exists()
+                                      for path in [*mine, *suite]):
+        _unicode_tables()
         return
 
     def compiled(path: Path) -> None:
@@ -156,11 +163,21 @@ def pytest_sessionstart(session):
         finally:
             os._exit(0)
     os.close(done)
+    _unicode_tables()  # while the helper compiles
     for path in mine if helper > 0 else [*mine, *suite]:
         compiled(path)
     os.close(told)
     if helper > 0:
         os.waitpid(helper, 0)
+
+
+def _unicode_tables() -> None:
+    from hypothesis import strategies
+    from hypothesis.errors import HypothesisSideeffectWarning
+
+    with warnings.catch_warnings():  # Hypothesis warns of work done before its session starts: here on purpose
+        warnings.simplefilter("ignore", HypothesisSideeffectWarning)
+        strategies.text().validate()
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
