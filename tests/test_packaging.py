@@ -70,6 +70,11 @@ def installed(wheel, tmp_path_factory):
     for name, text in SHADOWS.items():
         (app / name).parent.mkdir(parents=True, exist_ok=True)
         (app / name).write_text(text, encoding="utf-8")
+    # Hypothesis's Unicode tables, as a folder where it ran before has them: computing them again (about 2 s of CPU)
+    # is Hypothesis's own first-run cost, and in this app folder the suite's run paid it in every run of the tests
+    tables = ROOT / ".hypothesis" / "unicode_data"  # kept there as `make test` starts (tests/conftest.py)
+    if tables.is_dir():
+        shutil.copytree(tables, app / ".hypothesis" / "unicode_data")
     (app / "tests").mkdir()
     (app / "tests" / "test_my_app.py").write_text((ROOT / "examples" / "test_my_app.py").read_text(encoding="utf-8"),
                                                   encoding="utf-8")
