@@ -408,7 +408,15 @@ WHY = {
                  "cores busy about nine tenths of it, the tests in the workers about 150 s of CPU (none over 6 s, "
                  "the median 15 ms, of which about 3 ms is pytest-xdist's own handling of a test), the pytest runs, "
                  "served mocks and commands they start about as much again, and each of the five workers some 4 s "
-                 "of CPU importing and collecting before the first test: no piece worth the 30 s a miss is by.",
+                 "of CPU importing and collecting before the first test: no piece worth the 30 s a miss is by. "
+                 "One was found since (D65): a fresh clone has no .hypothesis folder, so every worker, and the "
+                 "contract suite's runs they start, computed Hypothesis's Unicode tables side by side (about 2 s "
+                 "of CPU each) until one had kept them; the run's first process now computes them before the "
+                 "workers start. Whole runs without the folder: 364 s of CPU and 209 s before, 342 s and 197 s "
+                 "after; the fresh clone recorded above, 204 s. In one clone, its first `make test` took 210 s "
+                 "(361 s of CPU) and its second 189 s (331 s): the first process's start 5.9 s against 1.4 s and "
+                 "the first test at 16.8 s against 8.0 s (compiling what the run imports, about 1,850 modules, "
+                 "half of them before the first test), the tests' part 11 s longer.",
     "within": "a p99 is the slowest 1% of a few thousand calls, so one pause on the two cores the mock shares with "
               "the load generator (and redis-server) moves it, as does a checkpoint of SQLite's write-ahead log "
               "falling in one run and not the other. On 2026-11-26 four runs of the SQLite row measured 1.24x, "
