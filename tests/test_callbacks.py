@@ -377,14 +377,18 @@ def test_a_claim_the_store_could_not_make_holds_no_thread(mock, api, clock, rece
 def test_a_delivery_the_store_could_not_record_at_once_is_recorded_once_it_can_and_not_sent_again(
         mock, api, clock, receiver, monkeypatch):
     """A delivery whose record failed (the store out of reach for a moment) was left claimed and unrecorded: once
-    its lease lapsed the callback was POSTed again. Its record is now tried again while the lease holds."""
+    its lease lapsed the callback was POSTed again. Its record is now tried again while the lease holds, each try
+    naming the one delivery (a store that may have kept it already, its answer lost, keeps it once)."""
     from ivh_mock.mock_server.lifecycle import shares
 
     monkeypatch.setattr(shares, "RECORD_AGAIN_SECONDS", 0.05)  # (every half second, served)
     store = mock.extensions["ivh_mock"].store
     failures = locked_at_first(monkeypatch, store, "record_callback", 3)
+    tried, locked = [], store.record_callback
+    monkeypatch.setattr(store, "record_callback", lambda *args: tried.append(args[1:]) or locked(*args))
     task_id = submit(api, text(CallbackUrl=receiver.url))
     clock.advance(60)
     log = _wait_for_log(mock, 1, timeout=4)  # tried again and again, within the claim's lease (6 s)
     assert [attempt.task_id for attempt in log] == [task_id] and failures == [task_id] * 3
+    assert len(tried) == 4 and len(set(tried)) == 1 and tried[0][0]
     assert store.due_callbacks(clock.now() + 3600) == [] and len(receiver.received) == 1

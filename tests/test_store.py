@@ -1094,6 +1094,40 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
 
 
 @pytest.mark.stores("redis")
+def test_a_redis_delivery_whose_records_answer_was_lost_is_recorded_once(store_spec, store, monkeypatch):
+    """Redis ran a callback's record but its answer was lost (paused past the socket's timeout): the dispatcher
+    tries the record again while its claim holds, and the delivery was logged twice. Each try names its delivery, so
+    the second finds it kept; a second real delivery, the same in every field on a frozen clock, is still logged."""
+    import redis
+    from ivh_mock.mock_server.store import WriteUnsure
+
+    first, task = (store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n), journal_entry)
+                   for n in (1, 2))
+    store.record_callback(attempt(first), "d0")  # this thread connected, the script loaded
+    connection = store._own.connection
+    real, lost = connection.read_response, []
+
+    def read_response(*args, **kwargs):
+        answer = real(*args, **kwargs)  # Redis ran it
+        if not lost:
+            lost.append(1)
+            raise redis.ConnectionError("Connection closed by server.")
+        return answer
+
+    monkeypatch.setattr(connection, "read_response", read_response)
+    with pytest.raises(WriteUnsure):
+        store.record_callback(attempt(task), "d1")
+    store.record_callback(attempt(task), "d1")  # tried again, as record_made does
+    assert store.callbacks_of(task) == [attempt(task)] and store.callbacks("app") == [attempt(first), attempt(task)]
+    store.record_callback(attempt(task), "d2")  # a lapsed claim's holder delivered it too
+    assert store.callbacks_of(task) == [attempt(task)] * 2 and len(store.callbacks("app")) == 3
+    assert store.due_callbacks(1000.0) == []
+    assert 0 < store.redis.ttl(store._key("delivered", task.task_id)) <= 86400  # an older mock's reset leaves it
+    store.reset("app")
+    assert not store.redis.exists(store._key("delivered", task.task_id))
+
+
+@pytest.mark.stores("redis")
 def test_a_redis_submission_whose_answer_was_lost_says_it_may_have_been_kept_and_as_which_task(store_spec, clock,
                                                                                                 monkeypatch):
     """Redis stalled (paused, swapping) past the socket's timeout as it ran a submission's write: the submission was

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -162,8 +163,10 @@ class CallbackDispatcher:
         attempt = CallbackAttempt(task_id=task.task_id, appkey=task.appkey, url=url, at=at, body=body,
                                   status=status, error=error, latency_ms=round((time.monotonic() - started) * 1000, 1),
                                   response_body=reply)
-        # the claim was taken as this began: its lease runs out a second after `until` at the latest
-        record_made(ctx.store, lambda: ctx.store.record_callback(attempt), started + self.lease_seconds - 1,
+        # the claim was taken as this began: its lease runs out a second after `until` at the latest; every try of
+        # the record names the one delivery, which a store whose answer was lost may have kept already
+        delivery = uuid.uuid4().hex
+        record_made(ctx.store, lambda: ctx.store.record_callback(attempt, delivery), started + self.lease_seconds - 1,
                     self._stop, f"the callback of task {task.task_id}")
         return attempt
 

@@ -465,8 +465,10 @@ class Store(Protocol):
         callback is recorded (`record_callback`) nobody can claim it again; a claim whose holder died before recording
         lapses with its lease, so the callback is sent after a crash rather than lost."""
 
-    def record_callback(self, attempt: CallbackAttempt) -> None:
-        """Keep the outcome of a callback delivery and mark the task's callback sent, for good."""
+    def record_callback(self, attempt: CallbackAttempt, delivery: str | None = None) -> None:
+        """Keep the outcome of a callback delivery and mark the task's callback sent, for good. `delivery` names the
+        delivery (one id for every try of its record): a record the store may have kept already, its answer lost, is
+        kept once."""
 
     def callbacks(self, appkey: str | None = None, limit: int | None = None) -> list[CallbackAttempt]:
         """Return the delivery log of one appkey (or of all), oldest first: the newest `limit` (1 or more) entries of

@@ -113,7 +113,7 @@ class MemoryStore:
             leases[task_id] = wall + lease_seconds
             return True
 
-    def record_callback(self, attempt: CallbackAttempt) -> None:
+    def record_callback(self, attempt: CallbackAttempt, delivery: str | None = None) -> None:
         with self._lock:
             if attempt.task_id in self._tasks:  # a task reset meanwhile stays forgotten, its account with it
                 self._callbacks.setdefault(attempt.appkey, []).append(attempt)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import threading
+import uuid
 import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
@@ -35,7 +36,7 @@ UNSEEN = object()  # what this process has not read yet: the clock's text, an ac
 # Every key a reset deletes, by kind: of the whole mock (not the clock), of each appkey, of each task.
 SHARED_KEYS = ("all", "appkeys", "media", "due", "owed", "journal-order", "journal-bytes", "callback-of")
 ACCOUNT_KEYS = ("account", "backlog", "journal", "callbacks", "settings")
-TASK_KEYS = ("task", "lease", "upload", "upload-lease")
+TASK_KEYS = ("task", "lease", "upload", "upload-lease", "delivered")
 # The journal: a list per appkey, `journal-order` names the appkey of every entry from the oldest, and
 # `journal-bytes` counts their bytes. One script appends and drops the oldest beyond the bounds, atomically.
 # KEYS: the appkey's list, journal-order, journal-bytes, appkeys; ARGV: entry, appkey, authenticated (1/0),
@@ -63,9 +64,15 @@ RECORD = RECORD_FUNCTION + "record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], unpack(AR
 # account's log, so that a task's page reads them alone (it had read the account's whole log); a reset deletes them
 # with the task, as `media`. Both written, and "sent" (no longer `due`), in one script, and only while the task is
 # there: one reset meanwhile stays forgotten (its log had survived every later reset, under an appkey no set a reset
-# reads held). KEYS: the task, the account's log, callback-of, due; ARGV: the task's id, the entry.
+# reads held). Each delivery is recorded once: a record sent again because its answer was lost (Redis paused past the
+# socket's timeout as it ran the script) finds its delivery's id among the task's `delivered` ones, and keeps nothing.
+# Tries of one record are made while its claim holds (minutes): the ids are kept a day, so that an older mock's reset,
+# which does not know them, leaves none for good.
+# KEYS: the task, the account's log, callback-of, due, the task's delivered; ARGV: the task's id, the entry, the
+# delivery's id.
 RECORD_CALLBACK = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('SADD', KEYS[5], ARGV[3]) == 1 then
+  redis.call('EXPIRE', KEYS[5], 86400)
   redis.call('RPUSH', KEYS[2], ARGV[2])
   local kept = redis.call('HGET', KEYS[3], ARGV[1])
   local all = kept and (string.sub(kept, 1, -2) .. ',' .. ARGV[2] .. ']') or ('[' .. ARGV[2] .. ']')
@@ -386,10 +393,10 @@ class RedisStore:
             return False
         return True
 
-    def record_callback(self, attempt: CallbackAttempt) -> None:
+    def record_callback(self, attempt: CallbackAttempt, delivery: str | None = None) -> None:
         keys = [self._key("task", attempt.task_id), self._key("callbacks", attempt.appkey), self._key("callback-of"),
-                self._key("due")]
-        self._run(self._record_callback, keys, [attempt.task_id, dumps(attempt)])
+                self._key("due"), self._key("delivered", attempt.task_id)]
+        self._run(self._record_callback, keys, [attempt.task_id, dumps(attempt), delivery or uuid.uuid4().hex])
 
     def _while_task_is_there(self, task_id: str, write: Callable[[Any], Any], anyway: Callable[[Any], Any]) -> None:
         """In one MULTI/EXEC, `write` if the task is stored, and `anyway`; made again should a reset (or anything)

@@ -341,7 +341,7 @@ class SqliteStore:
         with self._writing() as db:
             return db.execute(update, (wall + lease_seconds, task_id, wall)).rowcount == 1
 
-    def record_callback(self, attempt: CallbackAttempt) -> None:
+    def record_callback(self, attempt: CallbackAttempt, delivery: str | None = None) -> None:
         with self._writing() as db:
             db.execute("INSERT INTO callbacks (appkey, at, record) SELECT ?, ?, ? WHERE EXISTS "
                        "(SELECT 1 FROM tasks WHERE task_id = ?)",  # a task reset meanwhile stays forgotten
