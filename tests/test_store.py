@@ -1050,6 +1050,25 @@ def test_a_redis_requests_connection_of_its_own_survives_a_script_flush_and_a_ki
     assert made and all(connection._sock is None for connection in made)
 
 
+def lose_the_next_answer(monkeypatch, store) -> list[int]:
+    """Break this thread's connection to Redis once Redis has run the next request sent on it, before its answer comes
+    back; return a list that holds a 1 once it has (clear it to lose the next one again)."""
+    import redis
+
+    connection = store._own.connection
+    real, lost = connection.read_response, []
+
+    def read_response(*args, **kwargs):
+        answer = real(*args, **kwargs)  # Redis ran it
+        if not lost:
+            lost.append(1)
+            raise redis.ConnectionError("Connection closed by server.")
+        return answer
+
+    monkeypatch.setattr(connection, "read_response", read_response)
+    return lost
+
+
 @pytest.mark.stores("redis")
 def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store, monkeypatch):
     """The connection breaks after Redis ran a request's write, before its answer came back. Sent again, the
@@ -1065,18 +1084,7 @@ def test_a_redis_write_whose_answer_was_lost_is_not_made_twice(store_spec, store
     store._tasks.clear()
     with store.read_ahead("app", task_id="polled"):  # read ahead once more: that script loaded too
         store.get_task("polled")
-    connection = store._own.connection
-    real = connection.read_response
-    lost = []
-
-    def read_response(*args, **kwargs):  # of this thread's connection only
-        answer = real(*args, **kwargs)  # Redis ran it
-        if not lost:
-            lost.append(1)
-            raise redis.ConnectionError("Connection closed by server.")
-        return answer
-
-    monkeypatch.setattr(connection, "read_response", read_response)
+    lost = lose_the_next_answer(monkeypatch, store)
     with pytest.raises(WriteUnsure) as unsure, store.read_ahead("app", task_id="polled"):
         store.record(note(5, "app"))
     assert [entry.at for entry in store.journal("app")] == [1.0, 3.0, 4.0, 5.0]  # once
@@ -1098,23 +1106,12 @@ def test_a_redis_delivery_whose_records_answer_was_lost_is_recorded_once(store_s
     """Redis ran a callback's record but its answer was lost (paused past the socket's timeout): the dispatcher
     tries the record again while its claim holds, and the delivery was logged twice. Each try names its delivery, so
     the second finds it kept; a second real delivery, the same in every field on a frozen clock, is still logged."""
-    import redis
     from ivh_mock.mock_server.store import WriteUnsure
 
     first, task = (store.add_task("app", lambda backlog_at, n=n: make_task(f"t{n}", seq=n), journal_entry)
                    for n in (1, 2))
     store.record_callback(attempt(first), "d0")  # this thread connected, the script loaded
-    connection = store._own.connection
-    real, lost = connection.read_response, []
-
-    def read_response(*args, **kwargs):
-        answer = real(*args, **kwargs)  # Redis ran it
-        if not lost:
-            lost.append(1)
-            raise redis.ConnectionError("Connection closed by server.")
-        return answer
-
-    monkeypatch.setattr(connection, "read_response", read_response)
+    lose_the_next_answer(monkeypatch, store)
     with pytest.raises(WriteUnsure):
         store.record_callback(attempt(task), "d1")
     store.record_callback(attempt(task), "d1")  # tried again, as record_made does
