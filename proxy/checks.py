@@ -93,8 +93,10 @@ class ExchangeChecker:
 
     # -- answers ---------------------------------------------------------------------------------------------
     def answer(self, operation_id: str, status: int, body: Any, body_is_json: bool,
-               verdict: RequestVerdict | None, content_type: str | None = JSON_MEDIA_TYPE) -> list[Finding]:
-        """Return what is wrong with an operation's answer, and with the request's fate under the spec."""
+               verdict: RequestVerdict | None, content_type: str | None = JSON_MEDIA_TYPE,
+               unreadable: tuple[str, str] | None = None) -> list[Finding]:
+        """Return what is wrong with an operation's answer, and with the request's fate under the spec.
+        `unreadable`: why a body that is no JSON object is not, as a subject and words, if known."""
         found: list[Finding] = []
 
         def add(kind: str, subject: str, detail: str) -> None:
@@ -102,7 +104,9 @@ class ExchangeChecker:
 
         found += self.status(operation_id, status)
         if not body_is_json or not isinstance(body, dict):
-            add("not-an-envelope", "body", "the answer is not a JSON {Header, Payload} envelope")
+            subject, why = unreadable or ("body", "")
+            add("not-an-envelope", subject,
+                "the answer is not a JSON {Header, Payload} envelope" + (why and ": " + why))
             return found
         if not is_json(content_type):  # an app's client may go by it: JSON sent as text/html is not read as JSON
             add("response-content-type", str(content_type)[:60], f"the answer is a JSON envelope, but its Content-Type "

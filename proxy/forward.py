@@ -9,6 +9,7 @@ forwarded to the app's URL.
 
 from __future__ import annotations
 
+import codecs
 import http.client
 import json
 import os
@@ -173,10 +174,15 @@ class Proxy:
                                           proxies=self._proxies)
         except requests.RequestException as error:
             status = 504 if isinstance(error, requests.Timeout) else 502
-            # an answer whose head urllib3 refuses (two Content-Lengths that differ) came, but cannot be passed on
-            what = ("answered with a head the proxy cannot read" if isinstance(error, requests.exceptions.InvalidHeader)
-                    else "broke off its answer's head" if any(isinstance(inner, deadline.IncompleteHead)
-                                                               for inner in _chain(error))
+            # an answer whose head urllib3 or http.client refuses (two Content-Lengths that differ, a header line
+            # past 64 KiB, over 100 header lines) came, but cannot be passed on: it was answered, all the same
+            chain = _chain(error)
+            what = ("broke off its answer's head" if any(isinstance(inner, deadline.IncompleteHead) for inner in chain)
+                    else "answered with a head the proxy cannot read"
+                    if isinstance(error, requests.exceptions.InvalidHeader) or any(
+                        isinstance(inner, http.client.HTTPException)
+                        and not isinstance(inner, (http.client.BadStatusLine, http.client.IncompleteRead))
+                        for inner in chain)
                     else "did not answer")
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
                         f"upstream {self.shown} {what}: {type(error).__name__} ({_cause(error)})")
@@ -194,7 +200,10 @@ class Proxy:
         try:
             # a chunked answer is passed on in chunks of its own: a Content-Length beside it is not to be trusted
             # (RFC 9112 6.3), and passed on it would end the app's answer early and start the next one with the rest
-            passed = [(name, value) for name, value in answer_headers if name.lower() not in HOP_BY_HOP
+            # (and the fields the answer's Connection header names are hop-by-hop as a request's are: RFC 9110 7.6.1)
+            hop = HOP_BY_HOP | set(header_tokens(value for name, value in answer_headers
+                                                 if name.lower() == "connection"))
+            passed = [(name, value) for name, value in answer_headers if name.lower() not in hop
                       and not (answer.raw.chunked and name.lower() == "content-length")]
             has_length = any(name.lower() == "content-length" for name, _ in passed)
             bodiless = method == "HEAD" or answer.status_code in (204, 304)
@@ -265,13 +274,14 @@ class Proxy:
             findings += self._dropped(record["response"], unparsed, operation)
         if answer is not None and error is None:
             status, answer_headers, data = answer
-            decoded = _decoded(data, answer_headers)
+            decoded, undecodable = _decoded(data, answer_headers)
             twice: list[str] = []  # the keys it gives twice in one object (of an answer that is JSON)
-            answer_json, answer_is_json = parsed_body(decoded, twice)
+            answer_json, answer_is_json = parsed_body(decoded, twice) if undecodable is None else (None, False)
             twice = twice if answer_is_json else []
-            # an answer giving a key twice is kept as text, as it came: as JSON it would hold one of the two
+            # an answer giving a key twice is kept as text, as it came: as JSON it would hold one of the two; one
+            # decoded is recorded decoded (a replay serves it so), its first 256 KiB of text where it is larger
             record["response"] = {"status": status, "headers": redact.headers(answer_headers),
-                                  **recorded_body(data, answer_json, answer_is_json and not twice,
+                                  **recorded_body(decoded, answer_json, answer_is_json and not twice,
                                                   verbatim=bool(twice))}
             findings += self._dropped(record["response"], unparsed, operation)
             codings = _transfer_codings(answer_headers)
@@ -284,8 +294,12 @@ class Proxy:
                                         f" twice in one object: readers differ on which counts (most keep the last, "
                                         f"some the first, some refuse the answer)", operation))
             encoding = (_header(answer_headers, "content-encoding") or "identity").lower()
+            if undecodable is not None:
+                findings.append(Finding("content-encoding", encoding[:40], f"{undecodable}: an app's client cannot "
+                                                                            f"read it", operation))
             unchecked = (f"the answer is encoded as {encoding[:40]!r}, which the proxy does not decode"
                          if encoding not in DECODED else  # brotli, zstd: no envelope it can read, none it can judge
+                         undecodable if undecodable is not None else
                          f"the answer is larger than {RECORDED_BODY_BYTES // 1024} KiB"
                          if max(len(data), len(decoded)) > RECORDED_BODY_BYTES else None)  # only its start was kept
             if unchecked:
@@ -297,7 +311,8 @@ class Proxy:
                                                request_json, request_is_json)
                 record["request"]["refused_by_spec"] = [redact.text(reason) for reason in verdict.reasons[:5]]
                 findings += self.checker.answer(operation, status, answer_json, answer_is_json, verdict,
-                                                _header(answer_headers, "content-type"))
+                                                _header(answer_headers, "content-type"),
+                                                None if isinstance(answer_json, dict) else _not_an_envelope(decoded))
                 self._follow(operation, request_json, answer_json, started)
         sent = redact.sent_secrets(query_pairs, headers, request_json)  # what the answer may echo, under any name
         findings = [replace(finding, subject=drift.scrubbed(finding.subject, sent),
@@ -564,17 +579,39 @@ _INFLATED = ("gzip", "x-gzip", "deflate")  # the Content-Encodings `_decoded` ta
 DECODED = ("identity", *_INFLATED)  # those an answer is checked under
 
 
-def _decoded(data: bytes, headers: list[tuple[str, str]]) -> bytes:
-    """Return the body without its Content-Encoding (gzip, deflate), for checking, and no more of it than a recorded
-    body holds (a small answer may inflate to gigabytes); passed through as sent."""
+def _decoded(data: bytes, headers: list[tuple[str, str]]) -> tuple[bytes, str | None]:
+    """Return the body without its Content-Encoding (gzip, deflate), for checking and recording, and no more of it
+    than a recorded body holds (a small answer may inflate to gigabytes), and None; passed through as sent. A body
+    that does not inflate as its Content-Encoding says is returned as it came, with what is wrong with it: the app's
+    client cannot read it either (it had been checked as the plain JSON it was, and found conforming)."""
     encoding = (_header(headers, "content-encoding") or "").lower()
-    if encoding in _INFLATED:
-        for wbits in (47, -15):  # gzip or zlib, then deflate without zlib's header, as urllib3 (the app's) reads it
-            try:
-                return zlib.decompressobj(wbits=wbits).decompress(data, RECORDED_BODY_BYTES + 1)
-            except zlib.error:
-                continue
-    return data
+    if encoding not in _INFLATED:
+        return data, None
+    for wbits in (47, -15):  # gzip or zlib, then deflate without zlib's header, as urllib3 (the app's) reads it
+        try:
+            return _inflated(data, wbits), None
+        except zlib.error:
+            continue
+    return data, f"the answer's Content-Encoding is {encoding}, but its body does not inflate as {encoding}"
+
+
+def _inflated(data: bytes, wbits: int) -> bytes:
+    """`data` inflated, member after member (gzip allows several one after another, and urllib3 reads them all: the
+    first alone had been taken for the whole answer, and the answer for no envelope), up to the recorded cap. What
+    follows the first member and does not inflate is left out, as urllib3 leaves it."""
+    inflated, rest, first = bytearray(), data, True
+    while rest and len(inflated) <= RECORDED_BODY_BYTES:
+        inflater = zlib.decompressobj(wbits=wbits)
+        try:
+            inflated += inflater.decompress(rest, RECORDED_BODY_BYTES + 1 - len(inflated))
+        except zlib.error:
+            if first:
+                raise
+            break
+        if not inflater.eof:  # cut short, or past the cap
+            break
+        rest, first = inflater.unused_data, False
+    return bytes(inflated)
 
 
 def parsed_body(data: bytes, duplicates: list[str] | None = None) -> tuple[Any, bool]:
@@ -612,6 +649,33 @@ def json_body(data: bytes, duplicates: list[str] | None = None) -> Any:
         return jsontext.loads(data.decode("utf-8"), JSON_DEPTH, strict=True, duplicates=duplicates)
     except ValueError:  # UnicodeDecodeError is one
         return NOT_JSON
+
+
+def _not_an_envelope(data: bytes) -> tuple[str, str]:
+    """Why an answer's body is no JSON object, as a finding's subject and words: each its own finding (one had stood
+    for all of them, so the proxy said nothing of any but the first, and named none)."""
+    if not data:
+        return "empty", "it has no body"
+    if data.startswith(codecs.BOM_UTF8):
+        return "byte order mark", ("it begins with a UTF-8 byte order mark, which a JSON text must not (RFC 8259 8.1): "
+                                   "many clients refuse it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8", "it is not UTF-8 (RFC 8259 8.1)"
+    try:
+        value = jsontext.loads(text, JSON_DEPTH, strict=True)
+    except json.JSONDecodeError as error:
+        if text.lstrip().startswith("<"):
+            return "markup", "it is markup (an HTML or XML page), not JSON"
+        return "not JSON", f"it is not JSON ({error.msg} at character {error.pos})"
+    except ValueError as error:  # JSON no strict reader takes
+        nesting = "nests deeper" in str(error)
+        return ("nesting" if nesting else "number"), (f"it {error}, which the proxy does not decode" if nesting else
+                                                      f"it holds a number no double holds ({error})")
+    kind = ("an array" if isinstance(value, list) else "a string" if isinstance(value, str) else "null"
+            if value is None else "a boolean" if isinstance(value, bool) else "a number")
+    return "not an object", f"it is JSON, but {kind}, not an object"
 
 
 def recorded_body(data: bytes, parsed: Any, is_json: bool, *, verbatim: bool = False) -> dict[str, Any]:

@@ -1753,7 +1753,8 @@ def test_an_answer_past_what_is_recorded_is_not_judged_from_its_start(tmp_path):
     from ivh_mock.proxy.forward import RECORDED_BODY_BYTES, _decoded
 
     bomb = gzip.compress(b" " * 50_000_000)
-    assert len(_decoded(bomb, [("Content-Encoding", "gzip")])) == RECORDED_BODY_BYTES + 1
+    inflated, undecodable = _decoded(bomb, [("Content-Encoding", "gzip")])
+    assert len(inflated) == RECORDED_BODY_BYTES + 1 and undecodable is None
     large = _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": "", '
                       '"Pad": "%s"}' % ("x" * 400_000))
     for folder, body, encoding in (("large", large, ()), ("bomb", bomb, ("Content-Encoding: gzip",))):
@@ -2202,6 +2203,93 @@ def test_an_answer_in_an_encoding_the_proxy_cannot_decode_is_not_judged_no_envel
     assert record["findings"] == [] and "encoded as 'br'" in record["response"]["unchecked"], record
 
 
+def _recorded_answer(tmp_path, answer: bytes) -> tuple[requests.Response, dict]:
+    """Send a getprogress through a proxy to an upstream that answers `answer` (as bytes on the wire); return what
+    the app got and the exchange's record."""
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            got = _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    return got, record
+
+
+def test_an_answer_in_gzip_members_one_after_another_is_read_whole(tmp_path):
+    """gzip allows several members one after another, and urllib3 (the app's requests) reads them all: the proxy
+    read the first alone, judged a valid answer `not-an-envelope` and recorded no body."""
+    import gzip
+
+    body = gzip.compress(PROGRESS_ANSWER[:50]) + gzip.compress(PROGRESS_ANSWER[50:])
+    got, record = _recorded_answer(tmp_path, _head("200 OK", "Content-Type: application/json", "Content-Encoding: "
+                                                   "gzip", f"Content-Length: {len(body)}") + body)
+    assert got.status_code == 200 and got.content == PROGRESS_ANSWER  # decoded by requests, as sent
+    assert record["findings"] == [] and record["response"]["body_format"] == "json", record
+    assert record["response"]["body"]["Payload"]["Status"] == "COMMIT"
+
+
+def test_an_answer_that_says_gzip_but_is_not_is_a_finding_not_a_conforming_answer(tmp_path):
+    """A plain envelope under `Content-Encoding: gzip`: the app's client cannot decode it (requests raises
+    ContentDecodingError), and the proxy had checked it as the JSON it was and found it conforming."""
+    answer = _head("200 OK", "Content-Type: application/json", "Content-Encoding: gzip",
+                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            with pytest.raises(requests.exceptions.ContentDecodingError):  # as the app reads it
+                _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert [(f["kind"], f["subject"]) for f in record["findings"]] == [("content-encoding", "gzip")], record
+    assert "does not inflate as gzip" in record["findings"][0]["detail"]
+    assert record["response"]["unchecked"].startswith("the answer's Content-Encoding is gzip, but its body does not")
+
+
+def test_a_compressed_answer_larger_than_what_is_recorded_keeps_its_first_part_decoded(tmp_path):
+    """A gzip answer inflating past 256 KiB was recorded with no text at all (as binary), where the same answer sent
+    plain keeps its first 256 KiB, as the README says."""
+    import gzip
+
+    from ivh_mock.proxy.forward import RECORDED_BODY_BYTES
+
+    large = _envelope('{"Status": "COMMIT", "Progress": 0, "ArrayCount": 0, "Duration": 0, "MediaUrl": "", '
+                      '"Pad": "%s"}' % ("x" * 400_000))
+    body = gzip.compress(large)
+    _, record = _recorded_answer(tmp_path, _head("200 OK", "Content-Type: application/json", "Content-Encoding: gzip",
+                                                 f"Content-Length: {len(body)}") + body)
+    response = record["response"]  # (redacted as text: its SessionID among others)
+    assert response["body_format"] == "text (cut)" and response["body"].startswith('{"Header": {"Code": 0')
+    assert response["body"].endswith("x" * (RECORDED_BODY_BYTES - len(large.split(b'"Pad": "')[0]) - 8))
+    assert record["findings"] == [] and response["unchecked"].startswith("the answer is larger than")
+
+
+def test_the_fields_an_answers_connection_header_names_are_not_passed_on(tmp_path):
+    """RFC 9110 7.6.1: a field an answer's Connection header names is hop-by-hop. The request's were dropped; the
+    answer's reached the app (an upstream's internal routing header)."""
+    got, _ = _recorded_answer(tmp_path, _head("200 OK", "Content-Type: application/json", "Connection: keep-alive, "
+                                              "X-Internal-Route", "X-Internal-Route: backend-7", "Keep-Alive: "
+                                              "timeout=5", "X-Kept: yes", f"Content-Length: {len(PROGRESS_ANSWER)}")
+                              + PROGRESS_ANSWER)
+    assert got.status_code == 200 and got.content == PROGRESS_ANSWER
+    assert "X-Internal-Route" not in got.headers and "Keep-Alive" not in got.headers and got.headers["X-Kept"] == "yes"
+
+
+@pytest.mark.parametrize("body, subject, says", [
+    (b"<html><body>502 Bad Gateway</body></html>", "markup", "it is markup (an HTML or XML page)"),
+    (b"\xef\xbb\xbf" + PROGRESS_ANSWER, "byte order mark", "begins with a UTF-8 byte order mark"),
+    (PROGRESS_ANSWER.replace(b'"Progress": 0', b'"Progress": NaN'), "number", "a number no double holds (NaN"),
+    (PROGRESS_ANSWER.replace(b'"Progress": 0', b'"Progress": 1' + b"0" * 400), "number", "a number no double holds"),
+    (PROGRESS_ANSWER.replace(b"COMMIT", b"\xff"), "not UTF-8", "it is not UTF-8"),
+    (b"[1, 2]", "not an object", "it is JSON, but an array"),
+    (b"", "empty", "it has no body"),
+], ids=["html", "bom", "nan", "huge-number", "latin1", "array", "empty"])
+def test_an_answer_that_is_no_envelope_says_why_each_cause_its_own_finding(body, subject, says, tmp_path):
+    """A gateway's HTML page, a byte order mark, NaN, a number past a double's, a body not UTF-8: each was the one
+    finding `not-an-envelope`/`body`, said once on stderr for all of them and naming none."""
+    _, record = _recorded_answer(tmp_path, _head("200 OK", "Content-Type: application/json",
+                                                 f"Content-Length: {len(body)}") + body)
+    (finding,) = [f for f in record["findings"] if f["kind"] == "not-an-envelope"]
+    assert finding["subject"] == subject and says in finding["detail"], finding
+
+
 def test_an_answer_in_raw_deflate_is_read_as_the_apps_client_reads_it(tmp_path):
     """`Content-Encoding: deflate` without zlib's header, which urllib3 (the app's requests) decodes: the proxy read
     only zlib's form and judged a valid answer `not-an-envelope`."""
@@ -2307,7 +2395,11 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
      "blank line)"),
     (b"HTTP/1.1 200 OK\r\n", False, 502, "broke off its answer's head: ConnectionError (IncompleteHead: the "
                                          "connection ended after 1 line(s), before the blank line)"),
-], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone"])
+    # a header line past http.client's 64 KiB: answered, which the 502 had said it was not
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n", False, 502,
+     "answered with a head the proxy cannot read: ConnectionError (LineTooLong: got more than 65536 bytes when reading "
+     "header line)"),
+], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone", "long-line"])
 def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
     """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike. An
     answer whose head broke off had reached the app as a 200 with no body."""
