@@ -50,8 +50,11 @@ def source_copy(tmp_path: Path) -> Path:
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     source = source_copy(tmp_path_factory.mktemp("wheel-source"))
-    uv(["build", "--wheel", "--quiet", "--out-dir", str(out), str(source)], tmp_path_factory.mktemp("uv"),
-       check=True, capture_output=True, timeout=300)
+    build = uv(["build", "--wheel", "--out-dir", str(out), str(source)], tmp_path_factory.mktemp("uv"),
+               check=True, capture_output=True, text=True, timeout=300)
+    # setuptools warns of a folder of data files it packages that the configuration does not name: a later one may
+    # leave it out (the dashboard's files had been in that case)
+    assert "absent from the `packages` configuration" not in build.stderr + build.stdout, build.stderr[-3000:]
     return next(out.glob("ivh_mock-*.whl"))
 
 
