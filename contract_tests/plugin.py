@@ -97,8 +97,9 @@ def pytest_configure(config: pytest.Config) -> None:
     problem = _target_problem(config)
     if problem is not None:
         raise pytest.UsageError(problem)
-    if suite:  # its report's folder made and tried now, not after the run, and only for a run that will go on (any
-        # other run writes none: a file `reports` in an app's folder had stopped every run of its tests)
+    if suite and not config.getoption("collectonly"):  # its report's folder made and tried now, not after the run,
+        # and only for a run that will go on to write one (no other does: a file `reports` in an app's folder had
+        # stopped every run of its tests, and `--co` had left an empty folder)
         from ivh_mock.spec import drift
 
         problem = drift.unwritable(report_dir)

@@ -176,6 +176,14 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_that_only_collects_makes_no_report_folder(tmp_path):
+    """`--co` runs nothing and writes no report, but had made the report's folder, empty, in the app's folder."""
+    result = forked.run(["contract_tests", "--co", "-q", "-p", "no:cacheprovider", "--ivh-report-dir",
+                         str(tmp_path / "unmade")], cwd=ROOT, timeout=300)
+    assert result.returncode == 0 and "test_clock" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not (tmp_path / "unmade").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ci", "default"])
 def test_the_suite_runs_under_any_hypothesis_profile(profile, tmp_path):
