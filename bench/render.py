@@ -8,6 +8,7 @@ video on the benchmark machine. Printed, not asserted: timings belong in a bench
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import tempfile
@@ -20,7 +21,9 @@ from ivh_mock.mock_server.media_in.samples import portrait
 REPEATS = 3
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # no options: an argument it does not take (`--help` among them) is answered, not taken for a run of a minute
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     photo = portrait(1080, 1600)
     width, height = 1080, 1600
     print(f"# render benchmark on {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from bench import load, report
 from bench.__main__ import running
 from bench.peers import ceiling_app
@@ -113,3 +114,13 @@ def _alive(pid: int) -> bool:
         return _state(pid) != "Z"
     except OSError:
         return False
+
+
+def test_the_render_benchmark_answers_help_without_rendering(capsys, monkeypatch):
+    """`python -m bench.render --help` ran the whole benchmark (a minute of renders), taking no option at all."""
+    from bench import render
+
+    monkeypatch.setattr(render, "portrait", lambda *args: pytest.fail("rendering began"))
+    with pytest.raises(SystemExit) as done:
+        render.main(["--help"])
+    assert done.value.code == 0 and "Render benchmark" in capsys.readouterr().out
