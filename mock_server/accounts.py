@@ -132,7 +132,7 @@ class Accounts:
             problem = pace_problem(entry, f"accounts file {path}, account {entry['appkey']!r}")
             if problem:
                 raise AccountsFileError(problem)
-            if "scenario" in entry:  # refused at start, not on each of the account's requests
+            if entry.get("scenario") is not None:  # refused at start, not on each of the account's requests
                 try:
                     entry["scenario"] = scenario(entry["scenario"])
                 except ValueError as error:
@@ -145,8 +145,10 @@ class Accounts:
         knows neither."""
         if self.strict and appkey not in self._listed and not overrides:
             return None
-        merged = {**self.defaults, **self._listed.get(appkey, {}), **(overrides or {}), "appkey": appkey}
-        return Account(**merged)
+        merged = dict(self.defaults)
+        for layer in (self._listed.get(appkey, {}), overrides or {}):  # a null scenario: the layer below's
+            merged.update((key, value) for key, value in layer.items() if not (key == "scenario" and value is None))
+        return Account(**{**merged, "appkey": appkey})
 
     def listed(self) -> list[str]:
         return sorted(self._listed)

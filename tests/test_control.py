@@ -608,6 +608,21 @@ def test_account_settings_change_behaviour(api, control, clock):
     assert account["balance_left_seconds"] == 360_000 - 2.0  # the failed task gave its 2 s back
 
 
+def test_an_accounts_scenario_set_to_null_goes_back_to_the_one_below(control, clock, tmp_path):
+    """`"pace": null` returned to the server's pace, but `"scenario": null` was refused (not a string): only a reset
+    gave an account the server's scenario back. Null is the accounts file's scenario, else the server's."""
+    control.put("/__mock__/accounts/test-app", json={"scenario": "content_safety"})
+    back = control.put("/__mock__/accounts/test-app", json={"scenario": None})
+    assert back.status_code == 200 and back.json["scenario"] == "success", back.json
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n  - {appkey: listed, accesstoken: t, scenario: content_safety}\n"
+                        "  - {appkey: unset, accesstoken: t, scenario: null}\n")
+    listed = create_app({**CONFIG, "accounts_file": str(accounts)}, clock=clock).test_client()
+    listed.put("/__mock__/accounts/listed", json={"scenario": "timeout"})
+    assert listed.put("/__mock__/accounts/listed", json={"scenario": None}).json["scenario"] == "content_safety"
+    assert listed.get("/__mock__/accounts/unset").json["scenario"] == "success"
+
+
 def test_a_minus_zero_setting_is_kept_as_zero(control):
     """`"hourly_package_seconds": -0.0` (a number the schema takes) was kept and shown as -0.0."""
     put = control.put("/__mock__/accounts/test-app", json={"hourly_package_seconds": -0.0,

@@ -316,7 +316,7 @@ class _Routes:
             raise ControlError(400, problem)
         if body.get("appkey", appkey) != appkey:
             raise ControlError(400, f"body appkey {body['appkey']!r} differs from the URL's {appkey!r}")
-        if "scenario" in body:
+        if body.get("scenario") is not None:  # (null: back to the server's, or the accounts file's)
             try:
                 body["scenario"] = setting(self.ctx.spec, body["scenario"])
             except ScenarioError as error:
