@@ -45,7 +45,7 @@ def _interned_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _parse(mimetype: str, charset: str | None, data: bytes, max_depth: int) -> Any:
     if mimetype != JSON_MIMETYPE:
         raise ParameterFormatError(
-            f"Content-Type must be application/json;charset=utf-8, got {mimetype or 'none'!r}"
+            f"Content-Type must be application/json (charset=utf-8, or none), got {mimetype or 'none'!r}"
         )
     problem = charset_problem(charset)
     if problem:
