@@ -180,9 +180,8 @@ class Proxy:
             what = ("broke off its answer's head" if any(isinstance(inner, deadline.IncompleteHead) for inner in chain)
                     else "answered with a head the proxy cannot read"
                     if isinstance(error, requests.exceptions.InvalidHeader) or any(
-                        isinstance(inner, http.client.HTTPException)
-                        and not isinstance(inner, (http.client.BadStatusLine, http.client.IncompleteRead))
-                        for inner in chain)
+                        isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException
+                        for inner in chain)  # (the latter http.client's "got more than 100 headers")
                     else "did not answer")
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
                         f"upstream {self.shown} {what}: {type(error).__name__} ({_cause(error)})")

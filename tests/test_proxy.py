@@ -2399,7 +2399,11 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n", False, 502,
      "answered with a head the proxy cannot read: ConnectionError (LineTooLong: got more than 65536 bytes when reading "
      "header line)"),
-], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone", "long-line"])
+    (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(120)) + b"Content-Length: 0\r\n\r\n",
+     False, 502, "answered with a head the proxy cannot read: ConnectionError (HTTPException: got more than 100 "
+                 "headers)"),
+], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone", "long-line",
+        "many-headers"])
 def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
     """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike. An
     answer whose head broke off had reached the app as a 200 with no body."""
