@@ -558,10 +558,15 @@ class ServeProcess:
             raise AssertionError(f"ivh-mock serve did not start: {self.banner!r} {self.process.stderr.read()}")
         self.url = match.group(1)
         self._logged: list[str] = []
-        self._readers = [threading.Thread(target=_drain, args=(stream, kept), daemon=True)
-                         for stream, kept in ((self.process.stdout, []), (self.process.stderr, self._logged))]
+        self._printed: list[str] = []  # what it printed after its banner's first BANNER_LINES lines
+        self._readers = [threading.Thread(target=_drain, args=(stream, kept), daemon=True) for stream, kept in
+                         ((self.process.stdout, self._printed), (self.process.stderr, self._logged))]
         for reader in self._readers:
             reader.start()
+
+    def printed(self) -> str:
+        """What the server wrote to stdout after the banner's first BANNER_LINES lines, so far."""
+        return "".join(self._printed)
 
     def errors(self) -> str:
         """What the server wrote to stderr so far (all of it once the process has exited)."""

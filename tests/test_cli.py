@@ -103,6 +103,10 @@ def test_a_server_the_tests_fork_is_a_process_of_its_own_as_a_started_one_is(tmp
         assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)  # and the pace file was read from there
         assert [path.name for path in tmp_path.iterdir() if path.name.startswith("ivh-mock-")]  # its scratch folder
         assert served.process.poll() is None
+        # the banner says the pace a pace file gave (it had not shown it at all)
+        until(lambda: served.printed())
+        assert served.printed() == ("  pace:        pace.yaml: 42 s in the queue, then a render of 2 s + 0.2 s a "
+                                    "second of video\n")
         with pytest.raises(subprocess.TimeoutExpired):
             served.process.wait(timeout=0.1)
         served.kill(signal.SIGKILL)

@@ -28,7 +28,7 @@ import yaml
 from ivh_mock import __version__
 from ivh_mock import spec as spec_module
 from ivh_mock.spec import deadline
-from ivh_mock.spec.jsontext import not_utf8
+from ivh_mock.spec.jsontext import not_utf8, plain
 from ivh_mock.spec.urls import host_name_ok, http_url_problem, without_query
 
 from ..accounts import SETTINGS_SCHEMA, Accounts, AccountsFileError, schema_problem
@@ -154,6 +154,18 @@ def timing_of(args: argparse.Namespace) -> dict[str, float]:
             message = str(error)
             raise PaceError(message if message.startswith("--pace ") else f"--pace {args.pace}: {message}") from None
     return {**base, **{name: value for name, value in given.items() if value is not None}}
+
+
+def _paced(args: argparse.Namespace) -> bool:
+    """Whether the pace was chosen (a preset or file other than the default, or a figure given)."""
+    return args.pace != DEFAULT_PACE or any(value is not None for value in (args.queue_seconds, args.render_speed,
+                                                                             args.render_startup))
+
+
+def _pace_shown(args: argparse.Namespace, timing: dict[str, float]) -> str:
+    """The banner's pace line: what was chosen, and the figures it comes to (a pace file's had not been shown)."""
+    return (f"{plain(args.pace)}: {timing['queue_seconds']:g} s in the queue, then a render of "
+            f"{timing['render_startup_seconds']:g} s + {timing['render_speed']:g} s a second of video")
 
 
 def _pace_file(path: str) -> object:
@@ -566,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"  store:       {_shown(store)}, {args.workers} worker(s) x {args.threads} threads",
                  f"  data:        {kept}",
                  f"  clock:       {describe_clock(clock, url, token)}",
+                 *([f"  pace:        {_pace_shown(args, timing)}"] if _paced(args) else []),
                  *([f"  replay:      {args.replay}"] if args.replay else [])], sys.stdout)
 
     largest = max(config.max_body_bytes, config.asset_max_bytes) + 65_536  # the app answers smaller excess itself
