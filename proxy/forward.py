@@ -43,6 +43,7 @@ from .recorder import Recorder
 # Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; Host names the upstream, not the proxy.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
               "trailer", "transfer-encoding", "upgrade", "host", "expect"}  # Expect: the proxy already answered 100
+END_TO_END = {"content-encoding", "content-type", "content-length"}  # an answer's, whatever its Connection names
 CALLBACK_PREFIX = "/__proxy__/callback/"
 APP_GONE = "the app took no more of the answer"  # how a record's error starts when the app, not the upstream, left
 RECORDED_BODY_BYTES = 256 * 1024  # more of a body than this is passed through but not recorded
@@ -180,8 +181,9 @@ class Proxy:
             what = ("broke off its answer's head" if any(isinstance(inner, deadline.IncompleteHead) for inner in chain)
                     else "answered with a head the proxy cannot read"
                     if isinstance(error, requests.exceptions.InvalidHeader) or any(
-                        isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException
-                        for inner in chain)  # (the latter http.client's "got more than 100 headers")
+                        isinstance(inner, http.client.LineTooLong) and "header line" in str(inner)
+                        or type(inner) is http.client.HTTPException  # http.client's "got more than 100 headers"
+                        for inner in chain)  # (a status line past 64 KiB is none: no HTTP answer began)
                     else "did not answer")
             _answer_own(responder, status, "Bad Gateway" if status == 502 else "Gateway Timeout",
                         f"upstream {self.shown} {what}: {type(error).__name__} ({_cause(error)})")
@@ -200,8 +202,10 @@ class Proxy:
             # a chunked answer is passed on in chunks of its own: a Content-Length beside it is not to be trusted
             # (RFC 9112 6.3), and passed on it would end the app's answer early and start the next one with the rest
             # (and the fields the answer's Connection header names are hop-by-hop as a request's are: RFC 9110 7.6.1)
+            # (but for those that say what the body is: named, the app had got gzip with no Content-Encoding, where
+            # the answer was judged decoded)
             hop = HOP_BY_HOP | set(header_tokens(value for name, value in answer_headers
-                                                 if name.lower() == "connection"))
+                                                 if name.lower() == "connection")) - END_TO_END
             passed = [(name, value) for name, value in answer_headers if name.lower() not in hop
                       and not (answer.raw.chunked and name.lower() == "content-length")]
             has_length = any(name.lower() == "content-length" for name, _ in passed)
@@ -586,18 +590,21 @@ def _decoded(data: bytes, headers: list[tuple[str, str]]) -> tuple[bytes, str | 
     encoding = (_header(headers, "content-encoding") or "").lower()
     if encoding not in _INFLATED:
         return data, None
-    for wbits in (47, -15):  # gzip or zlib, then deflate without zlib's header, as urllib3 (the app's) reads it
+    # as urllib3 (the app's requests) reads them: gzip as gzip alone, member after member; deflate as zlib's stream,
+    # else as one without zlib's header, one stream (it had been read either way, whatever the header said: the app
+    # could not decode what the proxy judged conforming)
+    for wbits in ((31,) if encoding != "deflate" else (15, -15)):
         try:
-            return _inflated(data, wbits), None
+            return _inflated(data, wbits, members=encoding != "deflate"), None
         except zlib.error:
             continue
     return data, f"the answer's Content-Encoding is {encoding}, but its body does not inflate as {encoding}"
 
 
-def _inflated(data: bytes, wbits: int) -> bytes:
-    """`data` inflated, member after member (gzip allows several one after another, and urllib3 reads them all: the
-    first alone had been taken for the whole answer, and the answer for no envelope), up to the recorded cap. What
-    follows the first member and does not inflate is left out, as urllib3 leaves it."""
+def _inflated(data: bytes, wbits: int, members: bool) -> bytes:
+    """`data` inflated, up to the recorded cap; with `members`, member after member (gzip allows several one after
+    another, and urllib3 reads them all: the first alone had been taken for the whole answer, and the answer for no
+    envelope). What follows the first member and does not inflate is left out, as urllib3 leaves it."""
     inflated, rest, first = bytearray(), data, True
     while rest and len(inflated) <= RECORDED_BODY_BYTES:
         inflater = zlib.decompressobj(wbits=wbits)
@@ -607,7 +614,7 @@ def _inflated(data: bytes, wbits: int) -> bytes:
             if first:
                 raise
             break
-        if not inflater.eof:  # cut short, or past the cap
+        if not (members and inflater.eof):  # one stream, cut short, or past the cap
             break
         rest, first = inflater.unused_data, False
     return bytes(inflated)

@@ -2227,20 +2227,44 @@ def test_an_answer_in_gzip_members_one_after_another_is_read_whole(tmp_path):
     assert record["response"]["body"]["Payload"]["Status"] == "COMMIT"
 
 
-def test_an_answer_that_says_gzip_but_is_not_is_a_finding_not_a_conforming_answer(tmp_path):
-    """A plain envelope under `Content-Encoding: gzip`: the app's client cannot decode it (requests raises
-    ContentDecodingError), and the proxy had checked it as the JSON it was and found it conforming."""
-    answer = _head("200 OK", "Content-Type: application/json", "Content-Encoding: gzip",
-                   f"Content-Length: {len(PROGRESS_ANSWER)}") + PROGRESS_ANSWER
+def _zlib(data: bytes, wbits: int) -> bytes:
+    import zlib
+
+    squeezer = zlib.compressobj(wbits=wbits)
+    return squeezer.compress(data) + squeezer.flush()
+
+
+@pytest.mark.parametrize("encoding, body", [
+    ("gzip", PROGRESS_ANSWER),  # plain
+    ("gzip", _zlib(PROGRESS_ANSWER, 15)),  # zlib's stream: urllib3 reads gzip as gzip alone
+    ("gzip", _zlib(PROGRESS_ANSWER, -15)),
+    ("deflate", _zlib(PROGRESS_ANSWER, 31)),  # gzip's: deflate is zlib's stream, or one without its header
+], ids=["plain", "zlib-as-gzip", "raw-deflate-as-gzip", "gzip-as-deflate"])
+def test_an_answer_that_does_not_inflate_as_it_says_is_a_finding_not_a_conforming_answer(encoding, body, tmp_path):
+    """A plain envelope under `Content-Encoding: gzip`, or one coded otherwise than it says: the app's client cannot
+    decode it (requests raises ContentDecodingError), and the proxy had checked it as the JSON it was (or read it
+    whichever way it inflated) and found it conforming."""
+    answer = _head("200 OK", "Content-Type: application/json", f"Content-Encoding: {encoding}",
+                   f"Content-Length: {len(body)}") + body
     with RawServer(answer) as upstream:
         with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
             with pytest.raises(requests.exceptions.ContentDecodingError):  # as the app reads it
                 _post(proxy.url, "getprogress", {"Header": {}, "Payload": {"TaskId": TASK}})
             proxy.proxy.drain()
     (record,) = read_records(tmp_path)
-    assert [(f["kind"], f["subject"]) for f in record["findings"]] == [("content-encoding", "gzip")], record
-    assert "does not inflate as gzip" in record["findings"][0]["detail"]
-    assert record["response"]["unchecked"].startswith("the answer's Content-Encoding is gzip, but its body does not")
+    assert [(f["kind"], f["subject"]) for f in record["findings"]] == [("content-encoding", encoding)], record
+    assert f"does not inflate as {encoding}" in record["findings"][0]["detail"]
+    assert record["response"]["unchecked"].startswith(f"the answer's Content-Encoding is {encoding}, but its body")
+
+
+def test_an_answer_in_deflate_streams_one_after_another_is_read_as_far_as_the_app_reads_it(tmp_path):
+    """urllib3 reads one deflate stream, and leaves what follows: the proxy had read on, and recorded as conforming
+    an envelope the app got a third of."""
+    body = _zlib(PROGRESS_ANSWER[:50], 15) + _zlib(PROGRESS_ANSWER[50:], 15)
+    got, record = _recorded_answer(tmp_path, _head("200 OK", "Content-Type: application/json", "Content-Encoding: "
+                                                   "deflate", f"Content-Length: {len(body)}") + body)
+    assert got.content == PROGRESS_ANSWER[:50]
+    assert [(f["kind"], f["subject"]) for f in record["findings"]] == [("not-an-envelope", "not JSON")], record
 
 
 def test_a_compressed_answer_larger_than_what_is_recorded_keeps_its_first_part_decoded(tmp_path):
@@ -2270,6 +2294,16 @@ def test_the_fields_an_answers_connection_header_names_are_not_passed_on(tmp_pat
                               + PROGRESS_ANSWER)
     assert got.status_code == 200 and got.content == PROGRESS_ANSWER
     assert "X-Internal-Route" not in got.headers and "Keep-Alive" not in got.headers and got.headers["X-Kept"] == "yes"
+    # but for the fields that say what the body is: the app had got gzip without its Content-Encoding, where the
+    # proxy judged the answer decoded
+    import gzip
+
+    body = gzip.compress(PROGRESS_ANSWER)
+    got, record = _recorded_answer(tmp_path / "named", _head("200 OK", "Content-Type: application/json",
+                                                             "Connection: keep-alive, Content-Encoding",
+                                                             "Content-Encoding: gzip", f"Content-Length: {len(body)}")
+                                   + body)
+    assert got.headers["Content-Encoding"] == "gzip" and got.content == PROGRESS_ANSWER and record["findings"] == []
 
 
 @pytest.mark.parametrize("body, subject, says", [
@@ -2396,14 +2430,16 @@ def test_a_proxy_out_of_descriptors_waits_for_one_without_keeping_a_core_busy(wr
     (b"HTTP/1.1 200 OK\r\n", False, 502, "broke off its answer's head: ConnectionError (IncompleteHead: the "
                                          "connection ended after 1 line(s), before the blank line)"),
     # a header line past http.client's 64 KiB: answered, which the 502 had said it was not
+    (b"X" * 70_000 + b"\r\n\r\n", False, 502, "did not answer: ConnectionError (LineTooLong: got more than 65536 "
+                                               "bytes when reading status line)"),  # no HTTP answer began
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n", False, 502,
      "answered with a head the proxy cannot read: ConnectionError (LineTooLong: got more than 65536 bytes when reading "
      "header line)"),
     (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(120)) + b"Content-Length: 0\r\n\r\n",
      False, 502, "answered with a head the proxy cannot read: ConnectionError (HTTPException: got more than 100 "
                  "headers)"),
-], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone", "long-line",
-        "many-headers"])
+], ids=["silent", "bad-status-line", "hung-up", "two-lengths", "head-cut-short", "status-line-alone",
+        "long-status-line", "long-line", "many-headers"])
 def test_an_upstream_that_gives_no_answer_is_named_for_what_it_did(answer, hang, status, says, tmp_path):
     """The app's 502 had named only requests' error class: a refusal, a reset and a bad status line read alike. An
     answer whose head broke off had reached the app as a 200 with no body."""
