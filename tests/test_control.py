@@ -614,6 +614,8 @@ def test_an_accounts_scenario_set_to_null_goes_back_to_the_one_below(control, cl
     control.put("/__mock__/accounts/test-app", json={"scenario": "content_safety"})
     back = control.put("/__mock__/accounts/test-app", json={"scenario": None})
     assert back.status_code == 200 and back.json["scenario"] == "success", back.json
+    # kept as the name it stands for: a mock of before sharing the store read a null scenario, and failed each request
+    assert control.application.extensions["ivh_mock"].store.account_settings("test-app")["scenario"] == "success"
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text("accounts:\n  - {appkey: listed, accesstoken: t, scenario: content_safety}\n"
                         "  - {appkey: unset, accesstoken: t, scenario: null}\n")

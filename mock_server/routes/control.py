@@ -316,7 +316,10 @@ class _Routes:
             raise ControlError(400, problem)
         if body.get("appkey", appkey) != appkey:
             raise ControlError(400, f"body appkey {body['appkey']!r} differs from the URL's {appkey!r}")
-        if body.get("scenario") is not None:  # (null: back to the server's, or the accounts file's)
+        if "scenario" in body and body["scenario"] is None:  # back to the accounts file's, else the server's: kept
+            below = self.ctx.accounts.get(appkey)  # as its name (a mock of before on the same store reads no null)
+            body["scenario"] = below.scenario if below is not None else self.ctx.accounts.defaults["scenario"]
+        elif "scenario" in body:
             try:
                 body["scenario"] = setting(self.ctx.spec, body["scenario"])
             except ScenarioError as error:
