@@ -84,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if suite and not report_dir:  # an unset $REPORTS: it had been the current folder
         raise pytest.UsageError("--ivh-report-dir is empty: name the folder the drift report goes in (by default, "
                                 "reports)")
-    if suite and not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+    if suite and not hasattr(config, "workerinput") and _runs_tests(config):
         # the run's own controller (one process, or xdist's), as it starts, refused or not: an earlier run's report,
         # of another target perhaps, had stayed to pass for this one's when this one wrote none (-x stopped it before
         # its drift test, -k left that test out, the target was refused below); a collection alone (--co) runs
@@ -97,9 +97,9 @@ def pytest_configure(config: pytest.Config) -> None:
     problem = _target_problem(config)
     if problem is not None:
         raise pytest.UsageError(problem)
-    if suite and not config.getoption("collectonly"):  # its report's folder made and tried now, not after the run,
-        # and only for a run that will go on to write one (no other does: a file `reports` in an app's folder had
-        # stopped every run of its tests, and `--co` had left an empty folder)
+    if suite and _runs_tests(config):  # its report's folder made and tried now, not after the run, and only for a
+        # run that will go on to write one (no other does: a file `reports` in an app's folder had stopped every run
+        # of its tests, and `--co`, `--fixtures` or `--markers` had left an empty folder)
         from ivh_mock.spec import drift
 
         problem = drift.unwritable(report_dir)
@@ -136,7 +136,7 @@ def _target_problem(config: pytest.Config) -> str | None:
     if not (appkey and token):
         return ("--ivh-base-url needs IVH_APPKEY and IVH_ACCESSTOKEN in the environment (the account to call the "
                 "server as); a served ivh-mock accepts any appkey with its --default-accesstoken")
-    if hasattr(config, "workerinput") or config.getoption("collectonly"):
+    if hasattr(config, "workerinput") or not _runs_tests(config):
         return None  # an xdist worker's controller looked already; a run that only collects sends nothing
     try:
         from .target import preflight
@@ -145,6 +145,13 @@ def _target_problem(config: pytest.Config) -> str | None:
     return preflight(base_url, appkey, token, os.environ.get("IVH_MOCK_CONTROL_TOKEN"),
                      parallel=_split(config.getoption("numprocesses", default=None)),
                      spend=config.getoption("--ivh-allow-spend") or 0)
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """Whether the run goes on to run tests: not one that only collects or lists (--co, --fixtures,
+    --fixtures-per-test, --markers)."""
+    return not any(config.getoption(name, default=False) for name in ("collectonly", "showfixtures",
+                                                                      "show_fixtures_per_test", "markers"))
 
 
 def _split(workers: object) -> bool:

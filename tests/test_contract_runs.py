@@ -176,12 +176,17 @@ def test_a_run_that_writes_no_drift_report_leaves_no_earlier_one(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_that_only_collects_makes_no_report_folder(tmp_path):
-    """`--co` runs nothing and writes no report, but had made the report's folder, empty, in the app's folder."""
-    result = forked.run(["contract_tests", "--co", "-q", "-p", "no:cacheprovider", "--ivh-report-dir",
-                         str(tmp_path / "unmade")], cwd=ROOT, timeout=300)
-    assert result.returncode == 0 and "test_clock" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
-    assert not (tmp_path / "unmade").exists()
+@pytest.mark.parametrize("only", ["--co", "--fixtures", "--markers"])
+def test_a_run_that_only_collects_or_lists_makes_no_report_folder_and_leaves_an_earlier_report(only, tmp_path):
+    """`--co` (or `--fixtures`, `--markers`) runs nothing and writes no report, but had made the report's folder,
+    empty, in the app's folder."""
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "drift-report.json").write_text("an earlier run's")
+    for folder in ("unmade", "earlier"):
+        result = forked.run(["contract_tests", only, "-q", "-p", "no:cacheprovider", "--ivh-report-dir",
+                             str(tmp_path / folder)], cwd=ROOT, timeout=300)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert not (tmp_path / "unmade").exists() and (tmp_path / "earlier" / "drift-report.json").exists()
 
 
 @pytest.mark.slow
