@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from ivh_mock import spec as spec_module
 from ivh_mock.spec.mediatype import JSON as JSON_MEDIA_TYPE, is_json
@@ -72,8 +73,9 @@ class ExchangeChecker:
         self.statuses = set(status["enum"])
 
     def operation(self, method: str, path: str) -> str | None:
-        """Return the operationId of a route, or None when it is no operation of the spec."""
-        op = self.by_route.get((method.upper(), path))
+        """Return the operationId of a route, or None when it is no operation of the spec. The path is read as the
+        mock routes it, percent-decoded (`get%70rogress` had been passed unchecked, and the mock answers it)."""
+        op = self.by_route.get((method.upper(), unquote(path)))
         return op.operation_id if op else None
 
     # -- requests --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from contextlib import redirect_stdout
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import hypothesis
 import pytest
@@ -2212,6 +2212,23 @@ def _recorded_answer(tmp_path, answer: bytes) -> tuple[requests.Response, dict]:
             proxy.proxy.drain()
     (record,) = read_records(tmp_path)
     return got, record
+
+
+def test_an_operation_whose_path_is_percent_encoded_is_checked_as_the_mock_routes_it(tmp_path):
+    """`get%70rogress` is getprogress to the mock (it routes the decoded path): the proxy matched the path as written,
+    and passed the exchange unchecked."""
+    answer = _head("200 OK", "Content-Type: application/json", "Content-Length: 2") + b"{}"
+    with RawServer(answer) as upstream:
+        with ProxyServer(Proxy(upstream.url, Recorder(tmp_path), warn=lambda text: None), port=0) as proxy:
+            app = http.client.HTTPConnection(urlsplit(proxy.url).netloc, timeout=10)  # (requests would decode %70)
+            app.request("POST", "/v2/ivh/videomaker/broadcastservice/get%70rogress", body=b"{}",
+                        headers={"Content-Type": "application/json"})
+            assert app.getresponse().status == 200
+            app.close()
+            proxy.proxy.drain()
+    (record,) = read_records(tmp_path)
+    assert record["operation"] == "getprogress" and record["request"]["path"].endswith("get%70rogress")
+    assert "response-schema" in {finding["kind"] for finding in record["findings"]}, record["findings"]
 
 
 def test_an_answer_in_gzip_members_one_after_another_is_read_whole(tmp_path):
