@@ -143,8 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
 def timing_of(args: argparse.Namespace) -> dict[str, float]:
     """The pace's three figures (a preset, or a pace file over the default preset), each replaced by its option
     when given; a pace that cannot be used raises PaceError naming what is allowed."""
-    given = {"queue_seconds": args.queue_seconds, "render_speed": args.render_speed,
-             "render_startup_seconds": args.render_startup}
     if args.pace in PRESETS:
         base = PRESETS[args.pace]
     else:
@@ -153,13 +151,19 @@ def timing_of(args: argparse.Namespace) -> dict[str, float]:
         except PaceError as error:
             message = str(error)
             raise PaceError(message if message.startswith("--pace ") else f"--pace {args.pace}: {message}") from None
-    return {**base, **{name: value for name, value in given.items() if value is not None}}
+    return {**base, **_figures_given(args)}
+
+
+def _figures_given(args: argparse.Namespace) -> dict[str, float]:
+    """The pace's figures given as options (--queue-seconds, --render-speed, --render-startup)."""
+    given = {"queue_seconds": args.queue_seconds, "render_speed": args.render_speed,
+             "render_startup_seconds": args.render_startup}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _paced(args: argparse.Namespace) -> bool:
     """Whether the pace was chosen (a preset or file other than the default, or a figure given)."""
-    return args.pace != DEFAULT_PACE or any(value is not None for value in (args.queue_seconds, args.render_speed,
-                                                                             args.render_startup))
+    return args.pace != DEFAULT_PACE or bool(_figures_given(args))
 
 
 def _pace_shown(args: argparse.Namespace, timing: dict[str, float]) -> str:
